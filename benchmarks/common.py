@@ -1,0 +1,51 @@
+"""Shared by every benchmark script: where results go and what is recorded with them.
+
+Each benchmark writes ``benchmarks/results/<name>.json`` holding the exact command, the machine, the
+date and package versions beside its figures, so every number quoted in the README can be traced.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+PACKAGES = ("ser-hf", "torch", "transformers", "datasets", "evaluate", "accelerate", "librosa",
+            "soundfile", "soxr", "scikit-learn", "numpy")
+
+
+def environment() -> dict:
+    """Machine, date and versions of the packages that matter for the figures."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "versions": versions,
+    }
+
+
+def write_result(name: str, results: dict) -> Path:
+    """Write ``results`` with :func:`environment` to ``benchmarks/results/<name>.json``."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps({**environment(), "results": results}, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path

@@ -1,0 +1,49 @@
+"""The ``ser-hf`` console script: a thin layer that parses arguments and calls library functions.
+
+Each command group lives in its own module exposing ``register(subparsers)``; the module adds its
+parser(s) with a one-line ``help`` and sets ``func`` to a function taking the parsed namespace and
+returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ser_hf.errors import SERError
+
+# Modules under ser_hf.cli, in the order their commands appear in `ser-hf --help`.
+COMMAND_MODULES = ("data",)
+
+DESCRIPTION = """\
+Speech emotion recognition with pretrained speech transformers, on the Hugging Face stack.
+
+Start with `ser-hf data summary --corpus urdu --data-dir PATH` to look at a corpus.
+Every command has its own --help with examples."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ser-hf", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"ser_hf.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except SERError as err:
+        print(f"ser-hf: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""``ser-hf data ...``: look at, download and split corpora."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ser_hf.corpora import CORPORA, download_corpus, load_corpus
+from ser_hf.corpora.summary import corpus_summary, format_summary
+from ser_hf.splits import class_counts, corpus_folds, leave_one_speaker_out, speaker_folds, speaker_split
+
+CORPUS_HELP = f"corpus name: {', '.join(CORPORA)}"
+EMOTIONS_HELP = "keep only these emotions: '4class', 'basic7', 'ravdess8' or a list like 'neutral,happy,sad,angry'"
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    """--corpus, --data-dir, --emotions, --speaker-pattern: shared by every command that loads a corpus."""
+    parser.add_argument("--corpus", required=True, choices=sorted(CORPORA), metavar="NAME", help=CORPUS_HELP)
+    parser.add_argument("--data-dir", required=True, metavar="DIR", help="folder holding the corpus (or a manifest file)")
+    parser.add_argument("--emotions", default=None, metavar="SET", help=EMOTIONS_HELP)
+    parser.add_argument("--speaker-pattern", default=None, metavar="REGEX",
+                        help="for --corpus folder: regex whose first group is the speaker id in a file name")
+
+
+def corpus_options(args: argparse.Namespace) -> dict:
+    return {"speaker_pattern": args.speaker_pattern} if args.speaker_pattern else {}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    data = subparsers.add_parser("data", help="inspect, download and split emotion corpora",
+                                 description="Inspect, download and split emotion corpora.")
+    commands = data.add_subparsers(title="data commands", metavar="COMMAND", required=True)
+
+    listing = commands.add_parser("list", help="list the supported corpora")
+    listing.set_defaults(func=run_list)
+
+    summary = commands.add_parser(
+        "summary", help="counts per emotion and speaker, hours, durations, unreadable files",
+        description="Summarise a corpus. Unreadable files are listed, never hidden.",
+        epilog="example: ser-hf data summary --corpus urdu --data-dir ../shared/data/urdu --json",
+    )
+    add_corpus_arguments(summary)
+    summary.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    summary.set_defaults(func=run_summary)
+
+    download = commands.add_parser(
+        "download", help="download a freely available corpus (urdu, ravdess, emodb)",
+        epilog="example: ser-hf data download --corpus ravdess --out ~/corpora/ravdess",
+    )
+    download.add_argument("--corpus", required=True, choices=sorted(CORPORA), metavar="NAME", help=CORPUS_HELP)
+    download.add_argument("--out", required=True, metavar="DIR", help="folder to download and unpack into")
+    download.set_defaults(func=run_download)
+
+    split = commands.add_parser(
+        "split", help="show speaker-independent folds and their class balance",
+        description="Make speaker-independent folds and print clips per emotion for each part.",
+        epilog="example: ser-hf data split --corpus urdu --data-dir ../shared/data/urdu --folds 5",
+    )
+    add_corpus_arguments(split)
+    how = split.add_mutually_exclusive_group()
+    how.add_argument("--folds", type=int, metavar="K", help="K folds grouped by speaker (default: the corpus protocol)")
+    how.add_argument("--loso", action="store_true", help="leave one speaker out")
+    how.add_argument("--holdout", action="store_true", help="one train/validation/test split (70/10/20 by clips)")
+    split.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default 0)")
+    split.add_argument("--json", action="store_true", help="print the folds' test speakers and counts as JSON")
+    split.set_defaults(func=run_split)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    for name, corpus in CORPORA.items():
+        downloadable = "downloadable" if corpus.download else ""
+        print(f"{name:10s} {downloadable:13s} {corpus.description}")
+    return 0
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    summary = corpus_summary(args.corpus, args.data_dir, emotions=args.emotions, **corpus_options(args))
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    print(f"{args.corpus} is in {download_corpus(args.corpus, args.out)}")
+    return 0
+
+
+def run_split(args: argparse.Namespace) -> int:
+    dataset = load_corpus(args.corpus, args.data_dir, emotions=args.emotions, **corpus_options(args))
+    if args.holdout:
+        splits = speaker_split(dataset, seed=args.seed)
+    elif args.loso:
+        splits = leave_one_speaker_out(dataset)
+    elif args.folds:
+        splits = speaker_folds(dataset, n_folds=args.folds, seed=args.seed)
+    else:
+        splits = corpus_folds(dataset, seed=args.seed)
+    table = class_counts(dataset, splits)
+    if args.json:
+        print(table.to_json(orient="index", indent=2))
+    else:
+        print(table.to_string())
+    return 0

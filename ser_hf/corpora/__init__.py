@@ -1,0 +1,128 @@
+"""Emotional-speech corpora as ``datasets.Dataset`` objects with one shape.
+
+Every corpus loads through :func:`load_corpus` into the same columns: ``audio`` (file path), ``label``
+(``ClassLabel`` over canonical emotion names), ``speaker``, ``gender``, ``duration`` (seconds),
+``corpus``, plus the corpus's own metadata (e.g. RAVDESS ``intensity``, IEMOCAP ``session``). Each
+corpus lives in its own module whose docstring gives description, URL, licence, citation, naming
+scheme and label mapping.
+
+Example:
+    >>> from ser_hf.corpora import load_corpus
+    >>> ds = load_corpus("ravdess", "../shared/data/ravdess", emotions="4class")  # doctest: +SKIP
+    >>> ds.features["label"].names  # doctest: +SKIP
+    ['neutral', 'happy', 'sad', 'angry']
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from ser_hf.corpora import crema_d, emodb, folder, iemocap, manifest, ravdess, savee, tess, urdu
+from ser_hf.corpora.base import (
+    BASE_COLUMNS,
+    Clip,
+    Corpus,
+    CorpusScan,
+    Problem,
+    check_directory,
+    report_problems,
+    scan_corpus,
+    to_dataset,
+    validate_dataset,
+)
+from ser_hf.errors import CorpusError, DownloadError
+
+#: Registry of corpus name -> :class:`Corpus`. Names are what ``--corpus`` accepts.
+CORPORA: dict[str, Corpus] = {
+    module.CORPUS.name: module.CORPUS
+    for module in (urdu, ravdess, emodb, crema_d, tess, savee, iemocap, folder, manifest)
+}
+
+__all__ = [
+    "BASE_COLUMNS", "CORPORA", "Clip", "Corpus", "CorpusScan", "Problem",
+    "download_corpus", "get_corpus", "load_corpus", "scan", "validate_dataset",
+]
+
+
+def get_corpus(name: str) -> Corpus:
+    """The registered corpus called ``name`` (raises :class:`CorpusError` listing the valid names)."""
+    if name not in CORPORA:
+        raise CorpusError(f"Unknown corpus {name!r}. Expected one of {sorted(CORPORA)}.")
+    return CORPORA[name]
+
+
+def _root(corpus: Corpus, data_dir: str | Path) -> Path:
+    if corpus.name == "manifest" and Path(data_dir).is_file():
+        return Path(os.path.abspath(Path(data_dir).expanduser()))  # a manifest may be passed as the file itself
+    return check_directory(data_dir, corpus.name)
+
+
+def scan(
+    name: str, data_dir: str | Path, *, check_audio: bool = True, label_map: Mapping[str, str] | None = None,
+    **options: Any,
+) -> CorpusScan:
+    """List a corpus's clips and unusable files without building a dataset (used by ``data summary``)."""
+    corpus = get_corpus(name)
+    if "label_map" in inspect.signature(corpus.list_clips).parameters:
+        options["label_map"] = label_map  # user corpora map raw folder/manifest labels themselves
+    return scan_corpus(corpus, _root(corpus, data_dir), check_audio=check_audio, **options)
+
+
+def load_corpus(
+    name: str,
+    data_dir: str | Path,
+    *,
+    emotions: str | Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+    strict: bool = True,
+    **options: Any,
+) -> datasets.Dataset:
+    """Load a corpus from a local directory into a ``datasets.Dataset`` with the uniform columns.
+
+    Args:
+        name: A registered corpus (see :data:`CORPORA`): ``urdu``, ``ravdess``, ``emodb``, ``crema_d``,
+            ``tess``, ``savee``, ``iemocap``, or ``folder`` / ``manifest`` for your own data.
+        data_dir: The corpus folder (for ``manifest``, the manifest file or its folder).
+        emotions: Keep only these emotions: a subset name (``"4class"``), a list or a comma-separated
+            string of emotion names. ``None`` keeps all the corpus has.
+        label_map: Merge or rename labels, e.g. ``{"excited": "happy"}``; for ``folder``/``manifest`` it
+            also maps your raw labels onto canonical emotions. Defaults to the corpus's own merges.
+        strict: Raise on the first pass if any file is unusable (bad name, unreadable, empty audio).
+            With ``False``, unusable files are skipped and every one is reported in a warning.
+        **options: Corpus-specific options (e.g. ``speaker_pattern`` for ``folder``).
+
+    Returns:
+        A ``datasets.Dataset``; its ``label`` is a ``ClassLabel`` whose names follow the canonical order.
+
+    Raises:
+        CorpusError: unknown corpus, missing/empty directory, unusable files (strict), no clips left.
+    """
+    corpus = get_corpus(name)
+    label_map = corpus.default_label_map if label_map is None else label_map
+    result = scan(name, data_dir, label_map=label_map, **options)
+    report_problems(result, strict)
+    return to_dataset(result, corpus, emotions=emotions, label_map=label_map)
+
+
+def download_corpus(name: str, target_dir: str | Path) -> Path:
+    """Download a freely available corpus (urdu, ravdess, emodb) into ``target_dir``; returns its folder.
+
+    Raises:
+        DownloadError: when the corpus is not freely downloadable, or the host cannot be reached.
+    """
+    corpus = get_corpus(name)
+    if corpus.download is None:
+        downloadable = sorted(n for n, c in CORPORA.items() if c.download is not None)
+        raise DownloadError(
+            f"Corpus {name!r} cannot be downloaded automatically (see its licence in ser_hf.corpora.{name}); "
+            f"get it from its URL by hand and pass the folder with --data-dir. Downloadable: {downloadable}."
+        )
+    target = Path(target_dir).expanduser()
+    target.mkdir(parents=True, exist_ok=True)
+    return corpus.download(target)

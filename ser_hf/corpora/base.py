@@ -1,0 +1,266 @@
+"""What every corpus loader shares: the :class:`Corpus` description, the scan of a directory into
+:class:`Clip` records, and the one conversion to a ``datasets.Dataset`` that every loader ends with.
+
+A corpus module only knows its naming scheme: it lists clips (or :class:`Problem` records for files it
+cannot interpret). Everything else -- checking the audio headers, label subsets and merges, strict or
+lenient handling of bad files, the uniform columns and their validation -- happens here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from ser_hf.audio import audio_info, is_audio_path
+from ser_hf.emotions import EMOTIONS, canonical_emotion, resolve_emotions, sort_emotions
+from ser_hf.errors import CorpusError, SERError
+
+logger = logging.getLogger(__name__)
+
+#: Columns every loaded corpus has, whatever its own metadata.
+BASE_COLUMNS = ("audio", "label", "speaker", "gender", "duration", "corpus")
+
+# Show this many problems in an error message; the rest are counted.
+_MAX_LISTED = 10
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One labelled recording found by a corpus scan (before its audio header is checked).
+
+    ``emotion`` is a canonical name; any other value (e.g. IEMOCAP's ``"xxx"``, no majority label) marks
+    a clip the corpus itself excludes, which the scan counts under that value instead of loading it.
+    """
+
+    path: str
+    emotion: str
+    speaker: str | None = None
+    gender: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file the loader could not use, and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass
+class CorpusScan:
+    """The result of scanning a corpus directory: usable clips, unusable files, and excluded labels."""
+
+    corpus: str
+    root: str
+    clips: list[Clip]
+    durations: list[float]
+    problems: list[Problem]
+    #: Clips deliberately left out by label (e.g. IEMOCAP's 'xxx', or outside an emotion subset).
+    excluded: Counter = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A registered corpus: how to list its clips, its own metadata columns, its folds and download.
+
+    Args:
+        name: Registry name, e.g. ``"ravdess"``.
+        list_clips: ``f(root, **options)`` yielding :class:`Clip` or :class:`Problem` records.
+        features: ``datasets`` features of the corpus's own metadata columns, or ``f(root)`` returning
+            them when they depend on the data (a manifest's extra columns).
+        fold_column: A metadata column whose values are the corpus-defined folds (e.g. IEMOCAP
+            ``session``), or ``None`` when the corpus defines none.
+        default_label_map: Label merges applied unless the caller passes its own ``label_map``.
+        download: ``f(target_dir) -> Path`` fetching the corpus, or ``None`` if it cannot be
+            downloaded freely.
+        doc: The module docstring (description, URL, licence, citation, naming, labels).
+    """
+
+    name: str
+    list_clips: Callable[..., Iterable[Clip | Problem]]
+    features: Mapping[str, datasets.Value] | Callable[[Path], Mapping[str, datasets.Value]]
+    fold_column: str | None = None
+    default_label_map: Mapping[str, str] = field(default_factory=dict)
+    download: Callable[[Path], Path] | None = None
+    doc: str = ""
+
+    def features_for(self, root: Path) -> Mapping[str, datasets.Value]:
+        return self.features(root) if callable(self.features) else self.features
+
+    @property
+    def description(self) -> str:
+        return self.doc.strip().splitlines()[0] if self.doc.strip() else self.name
+
+
+def check_directory(data_dir: str | Path, corpus: str) -> Path:
+    """Return ``data_dir`` as a Path after checking it is an existing, non-empty directory."""
+    root = Path(os.path.abspath(Path(data_dir).expanduser()))  # absolute paths keep caches valid from any cwd
+    fix = f"Pass the folder that holds the {corpus} corpus with --data-dir (or data_dir=...)."
+    if not root.exists():
+        raise CorpusError(f"Corpus directory {str(root)!r} does not exist. {fix}")
+    if not root.is_dir():
+        raise CorpusError(f"Corpus path {str(root)!r} is a file, expected a directory. {fix}")
+    if not any(root.iterdir()):
+        raise CorpusError(f"Corpus directory {str(root)!r} is empty. {fix}")
+    return root
+
+
+def iter_audio_files(root: Path) -> Iterator[Path]:
+    """All audio files under ``root`` (any extension libsndfile reads), sorted for reproducibility."""
+    return iter(sorted(path for path in root.rglob("*") if is_audio_path(path) and not path.name.startswith(".")))
+
+
+def clips_from_file_names(
+    root: Path, parse_name: Callable[[Path], Clip], scheme: str
+) -> Iterator[Clip | Problem]:
+    """Yield a :class:`Clip` per audio file whose name ``parse_name`` understands, a Problem otherwise.
+
+    ``parse_name`` raises :class:`CorpusError` (with the reason) for names outside the scheme.
+    """
+    found = False
+    for path in iter_audio_files(root):
+        found = True
+        try:
+            yield parse_name(path)
+        except CorpusError as err:
+            yield Problem(str(path), f"{err} Expected names like {scheme}.")
+    if not found:
+        raise CorpusError(
+            f"No audio files under {str(root)!r}. Expected files named like {scheme} "
+            f"(any extension libsndfile reads: .wav, .flac, ...). Check --data-dir."
+        )
+
+
+def normalize_gender(raw: str | None) -> str | None:
+    """``'M'``/``'male'`` -> ``'male'``, ``'F'``/``'female'`` -> ``'female'``, empty -> ``None``."""
+    if raw is None or not str(raw).strip():
+        return None
+    key = str(raw).strip().lower()
+    if key in ("m", "male", "man"):
+        return "male"
+    if key in ("f", "female", "woman"):
+        return "female"
+    raise CorpusError(f"Unknown gender {raw!r}; expected 'male'/'female' (or 'M'/'F'), or leave it empty.")
+
+
+def scan_corpus(corpus: Corpus, root: Path, *, check_audio: bool = True, **options: Any) -> CorpusScan:
+    """List a corpus's clips and read each audio header (duration; unreadable or empty files)."""
+    try:
+        items = list(corpus.list_clips(root, **options))
+    except TypeError as err:
+        raise CorpusError(f"Corpus {corpus.name!r} got an unexpected option: {err}.") from err
+    scan = CorpusScan(corpus.name, str(root), [], [], [p for p in items if isinstance(p, Problem)])
+    for clip in (c for c in items if isinstance(c, Clip)):
+        if clip.emotion not in EMOTIONS:
+            scan.excluded[clip.emotion] += 1
+            continue
+        try:
+            duration = audio_info(clip.path).duration if check_audio else float("nan")
+        except SERError as err:
+            scan.problems.append(Problem(clip.path, str(err)))
+            continue
+        scan.clips.append(clip)
+        scan.durations.append(duration)
+    return scan
+
+
+def report_problems(scan: CorpusScan, strict: bool) -> None:
+    """Raise (strict) or warn (lenient) about every file that could not be used. Never silent."""
+    if not scan.problems:
+        return
+    listed = "\n  ".join(str(p) for p in scan.problems[:_MAX_LISTED])
+    more = len(scan.problems) - _MAX_LISTED
+    listed += f"\n  ... and {more} more" if more > 0 else ""
+    header = f"{len(scan.problems)} file(s) in {scan.root!r} could not be used as {scan.corpus} clips:\n  {listed}"
+    if strict:
+        raise CorpusError(f"{header}\nFix or remove them, or load with strict=False (--lenient) to skip them.")
+    message = header + "\nThey were skipped (strict=False)."
+    for problem in scan.problems:
+        logger.warning("skipped %s", problem)
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def to_dataset(
+    scan: CorpusScan,
+    corpus: Corpus,
+    *,
+    emotions: str | Sequence[str] | None = None,
+    label_map: Mapping[str, str] | None = None,
+) -> datasets.Dataset:
+    """Apply label merges and the emotion subset, then build the uniform ``datasets.Dataset``."""
+    metadata_features = corpus.features_for(Path(scan.root))
+    merges = {canonical_emotion(k): canonical_emotion(v) for k, v in (label_map or {}).items() if k in EMOTIONS}
+    subset = resolve_emotions(emotions)
+    rows: dict[str, list] = {name: [] for name in (*BASE_COLUMNS, *metadata_features)}
+    kept = []
+    for clip, duration in zip(scan.clips, scan.durations):
+        emotion = merges.get(clip.emotion, clip.emotion)
+        if subset is not None and emotion not in subset:
+            scan.excluded[emotion] += 1
+            continue
+        kept.append(emotion)
+        for name, value in (("audio", clip.path), ("speaker", clip.speaker), ("gender", clip.gender),
+                            ("duration", duration), ("corpus", corpus.name)):
+            rows[name].append(value)
+        for name in metadata_features:
+            rows[name].append(clip.metadata.get(name))
+    if not kept:
+        raise CorpusError(
+            f"No {corpus.name} clips left in {scan.root!r} for emotions {list(subset or [])}: found labels "
+            f"{dict(Counter(c.emotion for c in scan.clips))}. Choose emotions the corpus has."
+        )
+    names = list(subset) if subset is not None else list(sort_emotions(kept))
+    rows["label"] = [names.index(e) for e in kept]
+    features = datasets.Features({
+        "audio": datasets.Value("string"),
+        "label": datasets.ClassLabel(names=names),
+        "speaker": datasets.Value("string"),
+        "gender": datasets.Value("string"),
+        "duration": datasets.Value("float32"),
+        "corpus": datasets.Value("string"),
+        **metadata_features,
+    })
+    dataset = datasets.Dataset.from_dict(rows, features=features)
+    validate_dataset(dataset, source=scan.root)
+    return dataset
+
+
+def validate_dataset(dataset: datasets.Dataset, source: str = "the dataset") -> None:
+    """Check the uniform shape every ser_hf corpus has; raise :class:`CorpusError` naming what is wrong.
+
+    Every loader ends with it; training and evaluation call it on user datasets too.
+    """
+    missing = [name for name in ("audio", "label", "speaker") if name not in dataset.column_names]
+    if missing:
+        raise CorpusError(
+            f"{source} lacks column(s) {missing}; found {sorted(dataset.column_names)}. Load corpora with "
+            f"ser_hf.corpora.load_corpus, or add the columns (speaker may be None when unknown)."
+        )
+    label = dataset.features["label"]
+    if not isinstance(label, datasets.ClassLabel):
+        raise CorpusError(
+            f"{source}: column 'label' must be a datasets.ClassLabel, found {type(label).__name__}. "
+            f"Use dataset.cast_column('label', ClassLabel(names=[...]))."
+        )
+    unknown = [name for name in label.names if name not in EMOTIONS]
+    if unknown:
+        raise CorpusError(
+            f"{source}: label names {unknown} are not canonical emotions {list(EMOTIONS)}. Map them with "
+            f"label_map=... when loading."
+        )
+    paths = dataset["audio"]
+    if len(set(paths)) != len(paths):
+        dupes = sorted(p for p, n in Counter(paths).items() if n > 1)[:_MAX_LISTED]
+        raise CorpusError(f"{source}: audio files listed more than once: {dupes}. Remove the duplicates.")

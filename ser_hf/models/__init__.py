@@ -1,0 +1,1 @@
+"""Pretrained speech backbones: the model factory, presets and conversion of offline weights."""

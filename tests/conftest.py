@@ -1,0 +1,32 @@
+"""Shared fixtures. The suite is offline: a Hub id must fail at once instead of retrying for ~48 s."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_corpus(name: str) -> Path:
+    """Path of a real corpus in ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"real corpus {name!r} not found at {path} (../shared/data beside the project)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def urdu_dir() -> Path:
+    return shared_corpus("urdu")
+
+
+@pytest.fixture(scope="session")
+def ravdess_dir() -> Path:
+    return shared_corpus("ravdess")

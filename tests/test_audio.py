@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser_hf.audio import (
+    AudioPreprocessor,
+    audio_info,
+    is_audio_path,
+    limit_duration,
+    load_audio,
+    normalize_loudness,
+    normalize_peak,
+    reduce_noise,
+    trim_silence,
+)
+from ser_hf.errors import AudioError
+from ser_hf.testing.corpora import write_tone
+
+SR = 16000
+
+
+def test_load_resamples_and_downmixes(tmp_path):
+    t = np.arange(44100) / 44100
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], axis=1) * 0.5
+    sf.write(tmp_path / "s.flac", stereo, 44100)
+    wave = load_audio(tmp_path / "s.flac", SR)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert abs(wave.size - SR) <= 1
+    assert np.max(np.abs(wave)) == pytest.approx(0.25, rel=0.05)  # the silent channel halves the mean
+
+
+@pytest.mark.parametrize("ext", [".wav", ".flac", ".ogg", ".mp3"])
+def test_formats_libsndfile_reads(tmp_path, ext):
+    path = write_tone(tmp_path / f"a{ext}", duration=0.5)
+    assert is_audio_path(path)
+    assert load_audio(path, SR).size == pytest.approx(8000, abs=1200)  # lossy codecs add padding
+
+
+def test_is_audio_path():
+    assert is_audio_path("x.WAV") and is_audio_path("a/b.flac")
+    assert not is_audio_path("notes.txt") and not is_audio_path("x.raw")
+
+
+def test_bad_files_are_named(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "junk.wav").write_bytes(b"not audio at all" * 10)
+    (tmp_path / "dir.wav").mkdir()
+    with pytest.raises(AudioError, match=r"empty.wav.*empty \(0 bytes\)"):
+        load_audio(tmp_path / "empty.wav")
+    with pytest.raises(AudioError, match=r"junk.wav.*libsndfile"):
+        audio_info(tmp_path / "junk.wav")
+    with pytest.raises(AudioError, match=r"dir.wav.*is a directory"):
+        load_audio(tmp_path / "dir.wav")
+    with pytest.raises(AudioError, match=r"missing.wav.*does not exist"):
+        load_audio(tmp_path / "missing.wav")
+
+
+def test_header_only_wav_and_nan_samples(tmp_path):
+    sf.write(tmp_path / "h.wav", np.zeros(0, dtype=np.float32), SR)
+    with pytest.raises(AudioError, match=r"h.wav.*(no samples|0 samples)"):
+        audio_info(tmp_path / "h.wav")
+    sf.write(tmp_path / "n.wav", np.array([0.0, np.nan, 0.1] * 100, dtype=np.float32), SR, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"n.wav.*NaN"):
+        load_audio(tmp_path / "n.wav")
+
+
+def test_trim_removes_leading_and_trailing_silence():
+    tone = 0.5 * np.sin(2 * np.pi * 200 * np.arange(SR) / SR).astype(np.float32)
+    wave = np.concatenate([np.zeros(SR), tone, np.zeros(SR)]).astype(np.float32)
+    trimmed = trim_silence(wave, top_db=30)
+    assert SR <= trimmed.size < 1.1 * SR
+    assert trim_silence(np.zeros(SR, dtype=np.float32)).size == SR  # silence is kept, not emptied
+
+
+def test_normalisation_levels():
+    wave = 0.1 * np.sin(2 * np.pi * 100 * np.arange(SR) / SR).astype(np.float32)
+    assert 20 * np.log10(np.max(np.abs(normalize_peak(wave, -3.0)))) == pytest.approx(-3.0, abs=1e-3)
+    rms = np.sqrt(np.mean(normalize_loudness(wave, -20.0) ** 2))
+    assert 20 * np.log10(rms) == pytest.approx(-20.0, abs=1e-3)
+    silence = np.zeros(100, dtype=np.float32)
+    assert not normalize_peak(silence).any() and not normalize_loudness(silence).any()
+
+
+def test_noise_reduction_lowers_noise_and_keeps_the_tone():
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * SR) / SR
+    tone = np.where(t > 1.0, 0.5 * np.sin(2 * np.pi * 300 * t), 0.0)  # first second: noise only
+    noisy = (tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    clean = reduce_noise(noisy, SR)
+    noise_before, noise_after = np.std(noisy[: SR // 2]), np.std(clean[: SR // 2])
+    assert noise_after < 0.3 * noise_before
+    assert np.std(clean[SR + 2000 :]) == pytest.approx(np.std(tone[SR + 2000 :]), rel=0.15)
+    with pytest.raises(AudioError, match="strength"):
+        reduce_noise(noisy, SR, strength=2.0)
+
+
+def test_duration_limits():
+    wave = np.ones(SR, dtype=np.float32)
+    assert limit_duration(wave, SR, max_duration=0.5).size == SR // 2
+    assert limit_duration(wave, SR, min_duration=2.0).size == 2 * SR
+
+
+def test_preprocessor_chain_and_fingerprint(tmp_path):
+    path = write_tone(tmp_path / "a.wav", duration=1.0, sampling_rate=22050)
+    prep = AudioPreprocessor(trim_db=40, denoise=0.5, normalize="peak", max_duration=0.5)
+    wave = prep(path)
+    assert wave.size == SR // 2 and np.max(np.abs(wave)) == pytest.approx(10 ** (-1 / 20), rel=1e-3)
+    array_wave = prep(sf.read(path, dtype="float32")[0], sampling_rate=22050)
+    np.testing.assert_allclose(array_wave, wave, atol=1e-6)
+    assert prep.fingerprint() == AudioPreprocessor(trim_db=40, denoise=0.5, normalize="peak",
+                                                   max_duration=0.5).fingerprint()
+    assert prep.fingerprint() != AudioPreprocessor().fingerprint()
+
+
+def test_preprocessor_rejects_bad_settings():
+    with pytest.raises(AudioError, match="normalize"):
+        AudioPreprocessor(normalize="rms")
+    with pytest.raises(AudioError, match="min_duration"):
+        AudioPreprocessor(min_duration=5, max_duration=1)
+    with pytest.raises(AudioError, match="sampling_rate"):
+        AudioPreprocessor()(np.zeros(10, dtype=np.float32))

@@ -278,3 +278,20 @@ class AudioPreprocessor:
         """A short stable hash of the settings, for cache keys."""
         blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_many(
+    paths: list[PathLike], sampling_rate: int = 16000, num_workers: int | None = None
+) -> list[np.ndarray]:
+    """:func:`load_audio` over many files on a thread pool (one thread per core by default).
+
+    Threads suffice: libsndfile (through cffi) and soxr release the GIL while they decode and
+    resample. Results keep the order of ``paths``; the first unreadable file raises its AudioError.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = num_workers or os.cpu_count() or 1
+    if workers == 1:
+        return [load_audio(path, sampling_rate) for path in paths]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda path: load_audio(path, sampling_rate), paths))

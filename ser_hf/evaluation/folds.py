@@ -1,0 +1,133 @@
+"""Cross-validation: combine per-fold :class:`EvaluationReport` objects into one summary.
+
+Two views, both reported because papers use both: the mean ± standard deviation of each metric over
+folds (how much results move from one held-out speaker group to the next), and the pooled metrics
+of the summed confusion matrix (every test utterance counted once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ser_hf.errors import EvaluationError
+from ser_hf.evaluation.metrics.core import SCALAR_METRICS, scores_from_confusion
+from ser_hf.evaluation.report import METRIC_TITLES, EvaluationReport, confusion_markdown, markdown_table, percent
+
+_PER_CLASS_KEYS = ("precision", "recall", "f1")
+
+
+def _summary(values: Sequence[float | None], ddof: int) -> dict[str, Any]:
+    # Undefined per-fold values (a class missing from a fold) are skipped, not counted as 0.
+    defined = np.array([v for v in values if v is not None], dtype=np.float64)
+    mean = float(defined.mean()) if defined.size else None
+    std = float(defined.std(ddof=ddof)) if defined.size > ddof else None
+    return {"mean": mean, "std": std, "values": list(values)}
+
+
+def _common(values: Sequence[Any]) -> Any:
+    return values[0] if len(set(values)) == 1 else None
+
+
+def aggregate_folds(reports: Sequence[EvaluationReport], ddof: int = 1) -> dict[str, Any]:
+    """Mean ± std over folds of every scalar metric, plus the pooled (summed) confusion matrix.
+
+    Args:
+        reports: One :class:`EvaluationReport` per fold, all with the same ``labels``.
+        ddof: Delta degrees of freedom of the std; 1 (default) is the sample std across folds, so a
+            single fold has ``std = None``.
+
+    Returns:
+        A JSON-able dict: ``num_folds``, ``labels``, ``model``, ``corpus`` (`None` when folds differ),
+        ``num_samples`` (total), ``folds`` (split names), ``metrics`` (name -> ``mean``, ``std``,
+        ``values``; UA, WA, macro-F1, weighted-F1, and ECE when every fold has it), ``per_class``
+        (class -> precision/recall/f1 -> the same summary), ``confusion_matrix`` (summed) and
+        ``pooled`` (UA, WA, macro-F1, weighted-F1 of the summed matrix).
+
+    Raises:
+        EvaluationError: No reports, or reports with different labels.
+
+    Example:
+        ```python
+        >>> summary = aggregate_folds([report_fold1, report_fold2, report_fold3])
+        >>> summary["metrics"]["unweighted_accuracy"]["mean"]
+        >>> print(folds_to_markdown(summary))
+        ```
+    """
+    reports = list(reports)
+    if not reports:
+        raise EvaluationError("`reports` is empty: pass one EvaluationReport per fold.")
+    labels = reports[0].labels
+    for index, report in enumerate(reports):
+        if report.labels != labels:
+            raise EvaluationError(
+                f"Fold {index} has labels {report.labels} but fold 0 has {labels}; every fold must be scored "
+                "with the same `label_names` in the same order."
+            )
+    names = list(SCALAR_METRICS)
+    if all(r.expected_calibration_error is not None for r in reports):
+        names.append("expected_calibration_error")
+    matrix = np.sum([np.asarray(r.confusion_matrix, dtype=np.int64) for r in reports], axis=0)
+    pooled = scores_from_confusion(matrix)
+    return {
+        "num_folds": len(reports),
+        "labels": list(labels),
+        "model": _common([r.model for r in reports]),
+        "corpus": _common([r.corpus for r in reports]),
+        "num_samples": int(sum(r.num_samples for r in reports)),
+        "folds": [r.split for r in reports],
+        "metrics": {name: _summary([getattr(r, name) for r in reports], ddof) for name in names},
+        "per_class": {
+            label: {key: _summary([r.per_class[label][key] for r in reports], ddof) for key in _PER_CLASS_KEYS}
+            for label in labels
+        },
+        "confusion_matrix": matrix.tolist(),
+        "pooled": {name: float(pooled[name]) for name in SCALAR_METRICS},
+    }
+
+
+def _mean_std(summary: dict[str, Any]) -> str:
+    if summary["mean"] is None:
+        return "n/a"
+    if summary["std"] is None:
+        return percent(summary["mean"])
+    return f"{percent(summary['mean'])} ± {percent(summary['std'])}"
+
+
+def folds_to_markdown(aggregate: dict[str, Any], heading_level: int = 2) -> str:
+    """Render :func:`aggregate_folds` output as Markdown: metrics table, per-class table, pooled matrix.
+
+    Args:
+        aggregate: The dict returned by :func:`aggregate_folds`.
+        heading_level: Level of the top heading.
+
+    Returns:
+        The Markdown text (values in %).
+    """
+    h = "#" * heading_level
+    title = " on ".join(x for x in (aggregate.get("model"), aggregate.get("corpus")) if x) or "model"
+    metric_rows = [
+        [
+            METRIC_TITLES.get(name, name),
+            _mean_std(summary),
+            percent(aggregate["pooled"][name]) if name in aggregate["pooled"] else "",
+            ", ".join(percent(v) for v in summary["values"]),
+        ]
+        for name, summary in aggregate["metrics"].items()
+    ]
+    class_rows = [
+        [label, *(_mean_std(aggregate["per_class"][label][key]) for key in _PER_CLASS_KEYS)]
+        for label in aggregate["labels"]
+    ]
+    parts = [
+        f"{h} Cross-validation: {title} ({aggregate['num_folds']} folds)",
+        markdown_table(["Metric", "Mean ± std (%)", "Pooled (%)", "Per fold (%)"], metric_rows),
+        f"N = {aggregate['num_samples']} examples over all folds. Pooled = metrics of the summed confusion matrix.",
+        f"{h}# Per class (mean ± std over folds)",
+        markdown_table(["Class", "Precision", "Recall", "F1"], class_rows),
+        f"{h}# Pooled confusion matrix (rows: reference, columns: predicted)",
+        confusion_markdown(aggregate["confusion_matrix"], aggregate["labels"]),
+    ]
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,363 @@
+"""`EvaluationReport`: everything a user quotes about one evaluation, in one JSON-able dataclass.
+
+UA first, then WA, macro-F1, weighted-F1, each with a bootstrap 95% interval; per-class scores; the
+confusion matrix; calibration when probabilities are given. The report renders itself as JSON,
+Markdown (for model cards and READMEs), a terminal table and PNG figures. Cross-validation folds are
+combined with :func:`ser_hf.evaluation.folds.aggregate_folds`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ser_hf.errors import EvaluationError
+from ser_hf.evaluation.bootstrap import CI_METRICS, bootstrap_confidence_intervals
+from ser_hf.evaluation.calibration import reliability_bins, validate_probabilities
+from ser_hf.evaluation.metrics.core import SCALAR_METRICS, as_label_ids, compute_scores, resolve_label_names
+
+METRIC_TITLES = {
+    "unweighted_accuracy": "UA (unweighted accuracy)",
+    "weighted_accuracy": "WA (weighted accuracy)",
+    "macro_f1": "Macro-F1",
+    "weighted_f1": "Weighted-F1",
+    "expected_calibration_error": "ECE",
+}
+"""Display names used in every table, so Markdown, terminal and cards read the same."""
+
+_REQUIRED_KEYS = (*SCALAR_METRICS, "per_class", "confusion_matrix", "labels", "num_samples")
+
+
+def percent(value: float | None) -> str:
+    """A fraction as a percentage with one decimal (``0.6253 -> "62.5"``), ``"n/a"`` for `None`."""
+    return "n/a" if value is None else f"{100.0 * value:.1f}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured Markdown table; the first column left-aligned, the rest right-aligned."""
+    lines = ["| " + " | ".join(str(h) for h in header) + " |"]
+    lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def confusion_markdown(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> str:
+    """The confusion matrix as a Markdown table, rows are references."""
+    rows = [[f"**{name}**", *row] for name, row in zip(labels, matrix, strict=True)]
+    return markdown_table(["reference \\ predicted", *labels], rows)
+
+
+def _bootstrap_fields(
+    references: np.ndarray,
+    predictions: Any,
+    num_labels: int,
+    groups: Sequence[Any] | None,
+    n_resamples: int,
+    confidence_level: float,
+    seed: int | None,
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """The report's ``confidence_intervals`` and ``bootstrap`` fields; empty when `n_resamples` is 0."""
+    if not n_resamples:
+        return {}, {}
+    intervals = bootstrap_confidence_intervals(
+        references,
+        predictions,
+        num_labels,
+        groups=groups,
+        n_resamples=n_resamples,
+        confidence_level=confidence_level,
+        seed=seed,
+    )
+    settings = {
+        "method": "percentile",
+        "n_resamples": int(n_resamples),
+        "confidence_level": float(confidence_level),
+        "seed": None if seed is None else int(seed),
+        "unit": "sample" if groups is None else "group",
+    }
+    return {name: list(bounds) for name, bounds in intervals.items()}, settings
+
+
+@dataclass
+class EvaluationReport:
+    """The evaluation of one model on one test set.
+
+    Build it with :meth:`from_predictions`; every field is plain data (JSON round-trips through
+    :meth:`to_json` / :meth:`from_json`). Scores are fractions in [0, 1]; tables show percentages.
+
+    Args:
+        unweighted_accuracy: UA, mean recall over the classes that have references.
+        weighted_accuracy: WA, plain accuracy.
+        macro_f1: Mean F1 over the classes present in references or predictions.
+        weighted_f1: F1 weighted by support.
+        per_class: Class name -> ``precision``, ``recall``, ``f1`` (`None` when undefined), ``support``.
+        confusion_matrix: Counts, rows are references, columns predictions, in ``labels`` order.
+        labels: Class names in id order.
+        num_samples: Number of test examples.
+        model: Model name or path.
+        corpus: Corpus name.
+        split: Split or fold name (``"test"``, ``"fold-3"``...).
+        confidence_intervals: Metric -> ``[low, high]`` bootstrap interval.
+        bootstrap: How the intervals were made: ``method``, ``n_resamples``, ``confidence_level``,
+            ``seed``, ``unit`` (``"sample"`` or ``"group"``).
+        expected_calibration_error: Top-label ECE when probabilities were given, else `None`.
+        calibration: Reliability bins (see :func:`~ser_hf.evaluation.calibration.reliability_bins`).
+        metadata: Anything else worth keeping (checkpoint, seed, date...).
+    """
+
+    unweighted_accuracy: float
+    weighted_accuracy: float
+    macro_f1: float
+    weighted_f1: float
+    per_class: dict[str, dict[str, Any]]
+    confusion_matrix: list[list[int]]
+    labels: list[str]
+    num_samples: int
+    model: str | None = None
+    corpus: str | None = None
+    split: str | None = None
+    confidence_intervals: dict[str, list[float]] = field(default_factory=dict)
+    bootstrap: dict[str, Any] = field(default_factory=dict)
+    expected_calibration_error: float | None = None
+    calibration: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    primary_metric: ClassVar[str] = "unweighted_accuracy"
+
+    @classmethod
+    def from_predictions(
+        cls,
+        references: Any,
+        predictions: Any = None,
+        *,
+        label_names: Sequence[str],
+        probabilities: Any = None,
+        groups: Sequence[Any] | None = None,
+        model: str | None = None,
+        corpus: str | None = None,
+        split: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        n_resamples: int = 1000,
+        confidence_level: float = 0.95,
+        seed: int | None = 0,
+        n_bins: int = 15,
+    ) -> EvaluationReport:
+        """Score predictions against references and build the report.
+
+        Args:
+            references: True class ids, length N.
+            predictions: Predicted class ids, length N; `None` to take ``argmax`` of `probabilities`.
+            label_names: Class names in id order (all of the model's classes).
+            probabilities: Optional ``(N, C)`` softmax outputs; enables calibration. ECE scores the
+                top class of each row, so it describes `predictions` only when they are that argmax.
+            groups: Optional speaker (or other cluster) id per example; the bootstrap then resamples
+                whole groups, which is more honest when a test set has few speakers.
+            model: Model name or path.
+            corpus: Corpus name.
+            split: Split or fold name.
+            metadata: Extra JSON-able facts to keep.
+            n_resamples: Bootstrap resamples; 0 skips the confidence intervals.
+            confidence_level: Coverage of the intervals.
+            seed: Bootstrap seed (fixed by default so a report is reproducible).
+            n_bins: Confidence bins for ECE and the reliability diagram.
+
+        Returns:
+            An :class:`EvaluationReport`.
+
+        Raises:
+            EvaluationError: Mismatched lengths, empty input, ids out of range, or probabilities of
+                the wrong shape or not summing to 1.
+
+        Example:
+            ```python
+            >>> report = EvaluationReport.from_predictions(
+            ...     [0, 1, 2, 2], [0, 1, 1, 2], label_names=["neutral", "happy", "sad"], model="tiny", corpus="demo"
+            ... )
+            >>> print(report.format_table())
+            >>> report.write("outputs/eval")
+            ```
+        """
+        if label_names is None:
+            raise EvaluationError("`label_names` is required: pass the model's class names in id order.")
+        names = resolve_label_names(label_names, None)
+        refs = as_label_ids(references, "references")
+        probs = None if probabilities is None else validate_probabilities(probabilities, refs.size, len(names))
+        if predictions is None:
+            if probs is None:
+                raise EvaluationError("Pass `predictions` (class ids) or `probabilities` (N x C) to build a report.")
+            predictions = probs.argmax(axis=1)
+        scores = compute_scores(refs, predictions, label_names=names)
+        calibration = None if probs is None else reliability_bins(probs, refs, n_bins=n_bins)
+        intervals, bootstrap = _bootstrap_fields(
+            refs, predictions, len(names), groups, n_resamples, confidence_level, seed
+        )
+        return cls(
+            **{key: scores[key] for key in _REQUIRED_KEYS},
+            model=model,
+            corpus=corpus,
+            split=split,
+            confidence_intervals=intervals,
+            bootstrap=bootstrap,
+            expected_calibration_error=None if calibration is None else calibration["expected_calibration_error"],
+            calibration=calibration,
+            metadata=dict(metadata or {}),
+        )
+
+    # ----------------------------------------------------------------- serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as plain JSON-able Python values."""
+        return asdict(self)
+
+    def to_json(self, path: str | Path | None = None, indent: int = 2) -> str:
+        """Serialise to JSON (strict: no NaN), and write it to `path` when given.
+
+        Args:
+            path: Optional file to write.
+            indent: JSON indentation.
+
+        Returns:
+            The JSON text.
+        """
+        # default=str: metadata often holds paths or dates; NaN is refused so the file stays valid JSON.
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=str)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvaluationReport:
+        """Rebuild a report from :meth:`to_dict` output (unknown keys are refused, not dropped)."""
+        missing = [key for key in _REQUIRED_KEYS if key not in data]
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if missing or unknown:
+            raise EvaluationError(
+                f"Not an EvaluationReport dict: missing keys {missing}, unknown keys {unknown}. "
+                "Pass the output of `EvaluationReport.to_dict()` or a `report.json` it wrote."
+            )
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> EvaluationReport:
+        """Load a report written by :meth:`to_json` or :meth:`write` (``report.json``)."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    # ----------------------------------------------------------------- rendering
+
+    @property
+    def title(self) -> str:
+        """``"<model> on <corpus> (<split>)"`` with whatever parts are known."""
+        text = self.model or "model"
+        if self.corpus:
+            text += f" on {self.corpus}"
+        return text + (f" ({self.split})" if self.split else "")
+
+    def _scalar_rows(self) -> list[list[str]]:
+        rows = []
+        for name in SCALAR_METRICS:
+            bounds = self.confidence_intervals.get(name)
+            ci = f"[{percent(bounds[0])}, {percent(bounds[1])}]" if bounds else ""
+            rows.append([METRIC_TITLES[name], percent(getattr(self, name)), ci])
+        if self.expected_calibration_error is not None:
+            n_bins = (self.calibration or {}).get("n_bins", "?")
+            rows.append([f"ECE ({n_bins} bins)", percent(self.expected_calibration_error), ""])
+        return rows
+
+    def _ci_level(self) -> int:
+        return round(100 * self.bootstrap.get("confidence_level", 0.95))
+
+    def _bootstrap_note(self) -> str:
+        if not self.confidence_intervals:
+            return "No confidence intervals were computed."
+        b = self.bootstrap
+        unit = "speakers/groups" if b.get("unit") == "group" else "utterances"
+        return (
+            f"{self._ci_level()}% CIs: percentile bootstrap, {b.get('n_resamples')} resamples over {unit} "
+            f"(seed {b.get('seed')})."
+        )
+
+    def to_markdown(self, heading_level: int = 2) -> str:
+        """Markdown: a UA/WA/F1 table with CIs, a per-class table and the confusion matrix.
+
+        Args:
+            heading_level: Level of the top heading (2 gives ``##``), to nest inside a model card.
+
+        Returns:
+            The Markdown text.
+        """
+        h = "#" * heading_level
+        per_class = [
+            [name, percent(v["precision"]), percent(v["recall"]), percent(v["f1"]), v["support"]]
+            for name, v in self.per_class.items()
+        ]
+        parts = [
+            f"{h} Evaluation: {self.title}",
+            markdown_table(["Metric", "Value (%)", f"{self._ci_level()}% CI (%)"], self._scalar_rows()),
+            f"N = {self.num_samples} examples, {len(self.labels)} classes. {self._bootstrap_note()} "
+            "UA averages recall over the classes present in the references.",
+            f"{h}# Per class",
+            markdown_table(["Class", "Precision", "Recall", "F1", "Support"], per_class),
+            f"{h}# Confusion matrix (rows: reference, columns: predicted)",
+            confusion_markdown(self.confusion_matrix, self.labels),
+        ]
+        return "\n\n".join(parts) + "\n"
+
+    def format_table(self) -> str:
+        """A compact plain-text summary for terminals: headline metrics, then per-class and confusion rows."""
+        head = []
+        for name, short in zip(SCALAR_METRICS, ("UA", "WA", "macro-F1", "weighted-F1"), strict=True):
+            bounds = self.confidence_intervals.get(name)
+            ci = f" [{percent(bounds[0])}-{percent(bounds[1])}]" if bounds else ""
+            head.append(f"{short} {percent(getattr(self, name))}{ci}")
+        if self.expected_calibration_error is not None:
+            head.append(f"ECE {percent(self.expected_calibration_error)}")
+        width = max(5, *(len(name) for name in self.labels))
+        short_names = [name[:5].rjust(5) for name in self.labels]
+        lines = [
+            f"{self.title}: N={self.num_samples}, {len(self.labels)} classes",
+            "  ".join(head),
+            f"{'class'.ljust(width)}  {'prec':>5} {'rec':>5} {'f1':>5} {'n':>5} | " + " ".join(short_names),
+        ]
+        for name, row in zip(self.labels, self.confusion_matrix, strict=True):
+            v = self.per_class[name]
+            scores = " ".join(percent(v[k]).rjust(5) for k in ("precision", "recall", "f1"))
+            lines.append(f"{name.ljust(width)}  {scores} {v['support']:>5} | " + " ".join(f"{c:>5}" for c in row))
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | Path, dpi: int = 120) -> dict[str, Path]:
+        """Write ``report.json``, ``report.md``, ``confusion_matrix.png``, ``per_class.png`` and, when
+        probabilities were given, ``reliability.png``.
+
+        Args:
+            out_dir: Directory to create (parents too) and write into.
+            dpi: Resolution of the figures.
+
+        Returns:
+            Kind (``json``, ``markdown``, ``confusion_matrix``, ``per_class``, ``reliability``) -> path.
+        """
+        # Imported here so that scoring (e.g. inside a Trainer) never loads matplotlib.
+        from ser_hf.evaluation.plots import plot_confusion_matrix, plot_per_class, plot_reliability, save_figure
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"json": out / "report.json", "markdown": out / "report.md"}
+        self.to_json(paths["json"])
+        paths["markdown"].write_text(self.to_markdown(), encoding="utf-8")
+        paths["confusion_matrix"] = save_figure(
+            plot_confusion_matrix(self.confusion_matrix, self.labels, title=self.title),
+            out / "confusion_matrix.png",
+            dpi,
+        )
+        paths["per_class"] = save_figure(plot_per_class(self.per_class, title=self.title), out / "per_class.png", dpi)
+        if self.calibration is not None:
+            paths["reliability"] = save_figure(plot_reliability(self.calibration), out / "reliability.png", dpi)
+        return paths
+
+
+__all__ = ["CI_METRICS", "METRIC_TITLES", "EvaluationReport", "confusion_markdown", "markdown_table", "percent"]

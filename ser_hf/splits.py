@@ -172,6 +172,13 @@ def predefined_split(dataset: datasets.Dataset, column: str = "split") -> datase
     return datasets.DatasetDict({name: dataset.select(rows) for name, rows in parts.items()})
 
 
+def add_validation(dataset: datasets.Dataset, fold: Fold, validation_size: float, seed: int = 0) -> Fold:
+    """The same fold with about ``validation_size`` of its training clips (whole speakers) held out."""
+    labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
+    train, validation = _holdout(fold.train, labels, groups, validation_size, seed)
+    return _checked(dataset, Fold(fold.name, train, fold.test, validation))
+
+
 def _checked(dataset: datasets.Dataset, fold: Fold) -> Fold:
     check_speaker_disjoint(dataset, fold.parts())
     return fold

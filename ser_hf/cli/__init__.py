@@ -2,7 +2,8 @@
 
 Each command group lives in its own module exposing ``register(subparsers)``; the module adds its
 parser(s) with a one-line ``help`` and sets ``func`` to a function taking the parsed namespace and
-returning an exit code.
+returning an exit code. Commands that set ``takes_overrides=True`` receive the arguments argparse
+does not know in ``args.overrides`` (recipes parse them with ``HfArgumentParser``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from ser_hf.errors import SERError
 
 # Modules under ser_hf.cli, in the order their commands appear in `ser-hf --help`.
-COMMAND_MODULES = ("data", "models")
+COMMAND_MODULES = ("demo", "data", "models", "train")
 
 DESCRIPTION = """\
 Speech emotion recognition with pretrained speech transformers, on the Hugging Face stack.
@@ -36,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         return int(args.func(args) or 0)

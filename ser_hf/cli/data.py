@@ -16,7 +16,8 @@ EMOTIONS_HELP = "keep only these emotions: '4class', 'basic7', 'ravdess8' or a l
 def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     """--corpus, --data-dir, --emotions, --speaker-pattern: shared by every command that loads a corpus."""
     parser.add_argument("--corpus", required=True, choices=sorted(CORPORA), metavar="NAME", help=CORPUS_HELP)
-    parser.add_argument("--data-dir", required=True, metavar="DIR", help="folder holding the corpus (or a manifest file)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="folder holding the corpus (or a manifest file); synthetic needs none")
     parser.add_argument("--emotions", default=None, metavar="SET", help=EMOTIONS_HELP)
     parser.add_argument("--speaker-pattern", default=None, metavar="REGEX",
                         help="for --corpus folder: regex whose first group is the speaker id in a file name")

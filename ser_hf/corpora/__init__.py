@@ -23,7 +23,7 @@ from typing import Any
 
 import datasets
 
-from ser_hf.corpora import crema_d, emodb, folder, iemocap, manifest, ravdess, savee, tess, urdu
+from ser_hf.corpora import crema_d, emodb, folder, iemocap, manifest, ravdess, savee, synthetic, tess, urdu
 from ser_hf.corpora.base import (
     BASE_COLUMNS,
     Clip,
@@ -41,7 +41,7 @@ from ser_hf.errors import CorpusError, DownloadError
 #: Registry of corpus name -> :class:`Corpus`. Names are what ``--corpus`` accepts.
 CORPORA: dict[str, Corpus] = {
     module.CORPUS.name: module.CORPUS
-    for module in (urdu, ravdess, emodb, crema_d, tess, savee, iemocap, folder, manifest)
+    for module in (urdu, ravdess, emodb, crema_d, tess, savee, iemocap, folder, manifest, synthetic)
 }
 
 __all__ = [
@@ -57,14 +57,20 @@ def get_corpus(name: str) -> Corpus:
     return CORPORA[name]
 
 
-def _root(corpus: Corpus, data_dir: str | Path) -> Path:
-    if corpus.name == "manifest" and Path(data_dir).is_file():
+def _root(corpus: Corpus, data_dir: str | Path | None) -> Path:
+    if data_dir is None:
+        if corpus.default_dir is None:
+            raise CorpusError(f"Corpus {corpus.name!r} needs a data directory: pass --data-dir (data_dir=...).")
+        data_dir = corpus.default_dir()
+    if corpus.prepare is not None:
+        corpus.prepare(Path(data_dir))
+    if corpus.name in ("manifest", "synthetic") and Path(data_dir).is_file():
         return Path(os.path.abspath(Path(data_dir).expanduser()))  # a manifest may be passed as the file itself
     return check_directory(data_dir, corpus.name)
 
 
 def scan(
-    name: str, data_dir: str | Path, *, check_audio: bool = True, label_map: Mapping[str, str] | None = None,
+    name: str, data_dir: str | Path | None, *, check_audio: bool = True, label_map: Mapping[str, str] | None = None,
     **options: Any,
 ) -> CorpusScan:
     """List a corpus's clips and unusable files without building a dataset (used by ``data summary``)."""
@@ -76,7 +82,7 @@ def scan(
 
 def load_corpus(
     name: str,
-    data_dir: str | Path,
+    data_dir: str | Path | None = None,
     *,
     emotions: str | Sequence[str] | None = None,
     label_map: Mapping[str, str] | None = None,
@@ -87,8 +93,10 @@ def load_corpus(
 
     Args:
         name: A registered corpus (see :data:`CORPORA`): ``urdu``, ``ravdess``, ``emodb``, ``crema_d``,
-            ``tess``, ``savee``, ``iemocap``, or ``folder`` / ``manifest`` for your own data.
-        data_dir: The corpus folder (for ``manifest``, the manifest file or its folder).
+            ``tess``, ``savee``, ``iemocap``, ``folder`` / ``manifest`` for your own data, or
+            ``synthetic`` (generated, for demos and tests).
+        data_dir: The corpus folder (for ``manifest``, the manifest file or its folder). Only
+            ``synthetic`` has a default (it generates its data there on first use).
         emotions: Keep only these emotions: a subset name (``"4class"``), a list or a comma-separated
             string of emotion names. ``None`` keeps all the corpus has.
         label_map: Merge or rename labels, e.g. ``{"excited": "happy"}``; for ``folder``/``manifest`` it

@@ -85,6 +85,8 @@ class Corpus:
         default_label_map: Label merges applied unless the caller passes its own ``label_map``.
         download: ``f(target_dir) -> Path`` fetching the corpus, or ``None`` if it cannot be
             downloaded freely.
+        prepare: ``f(data_dir)`` run before loading, for corpora that make their own data (synthetic).
+        default_dir: ``f() -> Path``, the folder used when no ``data_dir`` is given (synthetic only).
         doc: The module docstring (description, URL, licence, citation, naming, labels).
     """
 
@@ -94,6 +96,8 @@ class Corpus:
     fold_column: str | None = None
     default_label_map: Mapping[str, str] = field(default_factory=dict)
     download: Callable[[Path], Path] | None = None
+    prepare: Callable[[Path], None] | None = None
+    default_dir: Callable[[], Path] | None = None
     doc: str = ""
 
     def features_for(self, root: Path) -> Mapping[str, datasets.Value]:

@@ -1,0 +1,161 @@
+"""Per-layer, time-pooled hidden states of a frozen backbone, cached on disk.
+
+The frozen-probe mode runs the backbone once per clip and keeps, for every layer, the mean of its
+hidden states over the frames the classification head would pool. Each clip's ``(layers, hidden)``
+array is stored under a key made of the backbone's weights, the audio preprocessing and the clip's
+bytes, so a second run, every fold and every recipe that shares them reuse the work.
+
+Pooling mirrors ``*ForSequenceClassification`` / ``WhisperForAudioClassification`` exactly: the
+wav2vec2 family averages the frames of the unpadded clip (masked when the extractor gives an
+attention mask), Whisper averages every encoder position of its fixed-length (padded) input. That is
+what lets a head trained on the cache be saved as an ordinary checkpoint that predicts the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ser_hf.audio import AudioPreprocessor, audio_info
+from ser_hf.errors import ModelError
+
+logger = logging.getLogger(__name__)
+
+#: Architectures whose head is weighted layer sum -> projector -> mean pooling -> classifier.
+POOLABLE_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper")
+
+
+def default_cache_dir() -> Path:
+    """``$SER_HF_CACHE/embeddings`` or ``~/.cache/ser_hf/embeddings``."""
+    return Path(os.environ.get("SER_HF_CACHE", Path.home() / ".cache" / "ser_hf")) / "embeddings"
+
+
+def backbone_fingerprint(model: torch.nn.Module) -> str:
+    """A hash of the model's type, input length and every backbone weight (the head is left out)."""
+    digest = hashlib.sha256()
+    config = model.config
+    digest.update(f"{config.model_type}:{getattr(config, 'max_source_positions', '')}".encode())
+    for name, tensor in model.state_dict().items():
+        if name.split(".")[0] in ("projector", "classifier", "layer_weights"):
+            continue
+        digest.update(name.encode())
+        digest.update(tensor.detach().to(torch.float32).cpu().numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+def _file_key(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()[:32]
+
+
+def _encoder_hidden_states(model: torch.nn.Module, inputs: dict) -> tuple[torch.Tensor, ...]:
+    if model.config.model_type == "whisper":
+        return model.encoder(inputs["input_features"], output_hidden_states=True).hidden_states
+    base = getattr(model, model.base_model_prefix)
+    return base(inputs["input_values"], attention_mask=inputs.get("attention_mask"), output_hidden_states=True).hidden_states
+
+
+def _frame_mask(model: torch.nn.Module, inputs: dict, frames: int) -> torch.Tensor | None:
+    """Which output frames belong to each clip, as the HF head computes it (None: all frames count)."""
+    if model.config.model_type == "whisper" or inputs.get("attention_mask") is None:
+        return None
+    return model._get_feature_vector_attention_mask(frames, inputs["attention_mask"])
+
+
+@torch.inference_mode()
+def pool_batch(model: torch.nn.Module, feature_extractor, waves: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean hidden state of every layer for a batch of 16 kHz waves: ``(batch, layers, hidden)``."""
+    kwargs = {"sampling_rate": feature_extractor.sampling_rate, "return_tensors": "pt"}
+    if model.config.model_type != "whisper":
+        kwargs.update(padding=True, return_attention_mask=getattr(feature_extractor, "return_attention_mask", False))
+    inputs = feature_extractor(list(waves), **kwargs)
+    dtype = next(model.parameters()).dtype
+    inputs = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in inputs.items()}
+    stacked = torch.stack(_encoder_hidden_states(model, inputs), dim=1)  # (batch, layers, frames, hidden)
+    mask = _frame_mask(model, inputs, stacked.shape[2])
+    if mask is None:
+        pooled = stacked.mean(dim=2)
+    else:
+        weights = mask[:, None, :, None].to(stacked.dtype)
+        pooled = (stacked * weights).sum(dim=2) / weights.sum(dim=2)
+    return pooled.float().cpu().numpy()
+
+
+def _batches(lengths: Sequence[float], batch_size: int) -> list[list[int]]:
+    """Indices in batches of similar length (shortest first), so little compute goes to padding."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
+        np.save(handle, array, allow_pickle=False)
+    os.replace(handle.name, path)
+
+
+def pooled_hidden_states(
+    model: torch.nn.Module,
+    feature_extractor,
+    paths: Sequence[str],
+    *,
+    preprocessor: AudioPreprocessor | None = None,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> np.ndarray:
+    """Per-layer mean hidden states of every file, computed once and cached: ``(clips, layers, hidden)``.
+
+    Args:
+        model: An ``AutoModelForAudioClassification`` of a :data:`POOLABLE_MODEL_TYPES` architecture
+            (only its backbone runs).
+        feature_extractor: Its feature extractor (sets the input length for Whisper).
+        paths: Audio files.
+        preprocessor: Audio cleaning before the feature extractor; defaults to decode + resample only.
+        cache_dir: Where to keep the arrays (default :func:`default_cache_dir`).
+        batch_size: Clips per forward pass, grouped by length. Models without an attention mask (e.g.
+            wav2vec2-base) run one clip at a time, since padding would change their pooled states.
+
+    Returns:
+        A float32 array; row ``i`` belongs to ``paths[i]``.
+    """
+    if model.config.model_type not in POOLABLE_MODEL_TYPES:
+        raise ModelError(
+            f"The frozen probe needs a weighted-layer-sum head; model type {model.config.model_type!r} has none. "
+            f"Supported: {list(POOLABLE_MODEL_TYPES)}. Fine-tune it instead (mode: finetune)."
+        )
+    preprocessor = preprocessor or AudioPreprocessor(sampling_rate=feature_extractor.sampling_rate)
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    folder = root / backbone_fingerprint(model) / preprocessor.fingerprint()
+    targets = [folder / f"{_file_key(str(p))}.npy" for p in paths]
+    todo = [i for i, target in enumerate(targets) if not target.exists()]
+    logger.info("pooled hidden states: %d of %d clips cached in %s", len(paths) - len(todo), len(paths), folder)
+    if todo:
+        _compute_missing(model, feature_extractor, [paths[i] for i in todo], [targets[i] for i in todo],
+                         preprocessor, batch_size, progress)
+    return np.stack([np.load(target, allow_pickle=False) for target in targets])
+
+
+def _compute_missing(model, feature_extractor, paths, targets, preprocessor, batch_size, progress) -> None:
+    """Forward the clips batch by batch, decoding each batch just before it runs (bounded memory)."""
+    model.eval()
+    if model.config.model_type != "whisper" and not getattr(feature_extractor, "return_attention_mask", False):
+        batch_size = 1  # no attention mask: padding would leak into the pooled states (e.g. wav2vec2-base)
+    batches = _batches([audio_info(path).duration for path in paths], batch_size)
+    with tqdm(total=len(paths), desc="backbone forward", unit="clip", disable=not progress) as bar:
+        for batch in batches:
+            pooled = pool_batch(model, feature_extractor, [preprocessor(paths[i]) for i in batch])
+            for row, index in zip(pooled, batch):
+                _save_atomic(targets[index], row)
+            bar.update(len(batch))

@@ -1,0 +1,509 @@
+"""Build an emotion classifier from a pretrained speech backbone, and save it as a standard checkpoint.
+
+:func:`build_model` turns a checkpoint (a local directory or a Hub id) of one of
+:data:`SUPPORTED_MODEL_TYPES` into an ``AutoModelForAudioClassification`` with the emotion labels in its
+config (``id2label`` with int keys), plus the matching feature extractor. :class:`ModelOptions` holds the
+choices that differ between fine-tuning recipes (what to freeze, weighted layer sum, dropout,
+SpecAugment masking, Whisper's input length); every option that changes the model is written into its
+config, so a checkpoint saved by :func:`save_checkpoint` reloads with plain ``transformers`` and no
+custom code, e.g. in ``pipeline("audio-classification", model=DIR)``.
+
+Not every architecture has every knob; an option set for an architecture that cannot honour it raises
+:class:`~ser_hf.errors.ModelError` naming the option, the model type and what is supported, rather than
+being silently ignored.
+
+Whisper on short clips: HF's Whisper encoder only accepts 30 s of input (3000 mel frames). With
+``ModelOptions(max_source_positions=N)`` the encoder keeps its first N positional embeddings (50 per
+second of audio) and the feature extractor pads/truncates to N / 50 seconds, see
+:func:`set_whisper_max_source_positions`.
+
+Example:
+    >>> from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint
+    >>> options = ModelOptions(freeze_backbone=True, use_weighted_layer_sum=True)
+    >>> model, extractor = build_model("path/to/wavlm-base-plus", ["neutral", "happy", "sad", "angry"], options)  # doctest: +SKIP
+    >>> save_checkpoint(model, extractor, "out/wavlm-ser")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import transformers
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+from packaging.version import Version
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModelForAudioClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+    WhisperFeatureExtractor,
+)
+
+from ser_hf.emotions import EMOTIONS
+from ser_hf.errors import ModelError
+
+__all__ = [
+    "SUPPORTED_MODEL_TYPES",
+    "WHISPER_POSITIONS_PER_SECOND",
+    "ModelOptions",
+    "build_model",
+    "load_backbone_config",
+    "save_checkpoint",
+    "set_whisper_max_source_positions",
+    "whisper_positions_for",
+]
+
+logger = logging.getLogger(__name__)
+
+# Whisper's mel frames are 10 ms apart and its conv stem halves them: 50 encoder positions per second.
+WHISPER_POSITIONS_PER_SECOND = 50
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}
+# from_pretrained's argument was renamed torch_dtype -> dtype in transformers 4.56.
+_DTYPE_ARG = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+
+
+def _freeze(module: torch.nn.Module) -> None:
+    for param in module.parameters():
+        param.requires_grad = False
+
+
+@dataclass(frozen=True)
+class _Architecture:
+    """What one model family can do, and how its config names things."""
+
+    freeze_backbone: Callable[[PreTrainedModel], None]
+    # None: the architecture has no convolutional front end to freeze separately.
+    freeze_feature_encoder: Callable[[PreTrainedModel], None] | None
+    weighted_layer_sum: bool
+    spec_augment: bool
+    # ModelOptions field -> the config attribute holding that dropout in this family.
+    dropouts: dict[str, str]
+    # Whisper's fixed 30 s input can be cut (ModelOptions.max_source_positions).
+    variable_length: bool = False
+
+
+_WAV2VEC2_FAMILY = _Architecture(
+    freeze_backbone=lambda model: model.freeze_base_model(),
+    freeze_feature_encoder=lambda model: model.freeze_feature_encoder(),
+    weighted_layer_sum=True,
+    spec_augment=True,
+    dropouts={name: name for name in ("hidden_dropout", "attention_dropout", "activation_dropout",
+                                      "feat_proj_dropout", "layerdrop")},
+)
+
+_ARCHITECTURES: dict[str, _Architecture] = {
+    "wav2vec2": _WAV2VEC2_FAMILY,
+    "hubert": _WAV2VEC2_FAMILY,
+    "wavlm": _WAV2VEC2_FAMILY,
+    "data2vec-audio": _WAV2VEC2_FAMILY,
+    "whisper": _Architecture(
+        freeze_backbone=lambda model: model.freeze_encoder(),
+        # The two-conv stem plays the role of wav2vec2's CNN feature encoder (positions are never trained).
+        freeze_feature_encoder=lambda model: (_freeze(model.encoder.conv1), _freeze(model.encoder.conv2)),
+        weighted_layer_sum=True,
+        # WhisperForAudioClassification never calls the SpecAugment code (only WhisperModel does).
+        spec_augment=False,
+        dropouts={"hidden_dropout": "dropout", "attention_dropout": "attention_dropout",
+                  "activation_dropout": "activation_dropout", "layerdrop": "encoder_layerdrop"},
+        variable_length=True,
+    ),
+    "audio-spectrogram-transformer": _Architecture(
+        freeze_backbone=lambda model: _freeze(model.audio_spectrogram_transformer),
+        freeze_feature_encoder=None,
+        weighted_layer_sum=False,
+        spec_augment=False,
+        dropouts={"hidden_dropout": "hidden_dropout_prob", "attention_dropout": "attention_probs_dropout_prob"},
+    ),
+}
+
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(_ARCHITECTURES)
+"""``config.model_type`` values :func:`build_model` accepts."""
+_SUPPORTED = ", ".join(SUPPORTED_MODEL_TYPES)
+
+_MASK_FIELDS = ("mask_time_prob", "mask_time_length", "mask_feature_prob", "mask_feature_length")
+_DROPOUT_FIELDS = ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout", "layerdrop")
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass
+class ModelOptions:
+    """How to turn a pretrained backbone into a classifier. ``None`` keeps the checkpoint's own value.
+
+    Every field carries ``help`` metadata, so ``HfArgumentParser(ModelOptions)`` turns it into CLI flags.
+
+    Example:
+        >>> ModelOptions(freeze_backbone=True, max_source_positions=whisper_positions_for(8.0))
+        ... # doctest: +ELLIPSIS
+        ModelOptions(freeze_feature_encoder=None, freeze_backbone=True, ..., max_source_positions=400, dtype='float32')
+    """
+
+    freeze_feature_encoder: bool | None = field(default=None, metadata=_help(
+        "Freeze the convolutional front end (wav2vec2/HuBERT/WavLM/data2vec-audio CNN, Whisper's conv stem). "
+        "Default (None): freeze it where the architecture has one. AST has none: True is an error there."))
+    freeze_backbone: bool = field(default=False, metadata=_help(
+        "Freeze the whole pretrained encoder; only the layer weights, projector and classifier train. "
+        "The cheap mode for CPU training."))
+    use_weighted_layer_sum: bool | None = field(default=None, metadata=_help(
+        "Classify a learned softmax-weighted sum of all hidden layers instead of the last one "
+        "(not available for AST)."))
+    classifier_proj_size: int | None = field(default=None, metadata=_help(
+        "Size of the projection before mean pooling and the classifier (transformers default 256; not for AST)."))
+    hidden_dropout: float | None = field(default=None, metadata=_help(
+        "Dropout on hidden states (config hidden_dropout; Whisper: dropout; AST: hidden_dropout_prob)."))
+    attention_dropout: float | None = field(default=None, metadata=_help(
+        "Dropout on attention probabilities (AST: attention_probs_dropout_prob)."))
+    activation_dropout: float | None = field(default=None, metadata=_help(
+        "Dropout inside the feed-forward blocks (wav2vec2 family and Whisper)."))
+    feat_proj_dropout: float | None = field(default=None, metadata=_help(
+        "Dropout after the feature projection (wav2vec2 family only)."))
+    layerdrop: float | None = field(default=None, metadata=_help(
+        "Probability of skipping a whole transformer layer in training (Whisper: encoder_layerdrop; not AST)."))
+    mask_time_prob: float | None = field(default=None, metadata=_help(
+        "SpecAugment: share of time steps masked during training (wav2vec2 family only; 0 disables)."))
+    mask_time_length: int | None = field(default=None, metadata=_help(
+        "SpecAugment: length in frames (20 ms each) of every time mask (wav2vec2 family only)."))
+    mask_feature_prob: float | None = field(default=None, metadata=_help(
+        "SpecAugment: share of hidden channels masked during training (wav2vec2 family only; 0 disables)."))
+    mask_feature_length: int | None = field(default=None, metadata=_help(
+        "SpecAugment: width in channels of every feature mask (wav2vec2 family only)."))
+    max_source_positions: int | None = field(default=None, metadata=_help(
+        "Whisper only, variable-length mode: keep the first N encoder positions and pad/truncate audio to "
+        f"N/{WHISPER_POSITIONS_PER_SECOND} s instead of 30 s (N = 50 per second, a multiple of 50; "
+        "e.g. 500 for clips up to 10 s). Much faster on short clips, but the encoder was pretrained on 30 s "
+        "inputs: a frozen encoder may lose accuracy."))
+    dtype: str = field(default="float32", metadata=_help(
+        "Parameter dtype to load: float32 (training), float16, bfloat16 or auto (as stored)."))
+
+    def __post_init__(self) -> None:
+        for name in (*_DROPOUT_FIELDS, "mask_time_prob", "mask_feature_prob"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ModelError(f"ModelOptions.{name} must be a probability in [0, 1], got {value!r}.")
+        for name in ("classifier_proj_size", "mask_time_length", "mask_feature_length", "max_source_positions"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ModelError(f"ModelOptions.{name} must be a positive integer, got {value!r}.")
+        if self.max_source_positions is not None and self.max_source_positions % WHISPER_POSITIONS_PER_SECOND:
+            raise ModelError(
+                f"ModelOptions.max_source_positions must be a multiple of {WHISPER_POSITIONS_PER_SECOND} "
+                f"(whole seconds: the Whisper feature extractor pads to a whole number of seconds), got "
+                f"{self.max_source_positions}. Use whisper_positions_for(seconds), e.g. "
+                f"{math.ceil(self.max_source_positions / WHISPER_POSITIONS_PER_SECOND) * WHISPER_POSITIONS_PER_SECOND}."
+            )
+        if self.freeze_backbone and self.freeze_feature_encoder is False:
+            raise ModelError(
+                "ModelOptions: freeze_backbone=True freezes the feature encoder too, which contradicts "
+                "freeze_feature_encoder=False. Drop one of them."
+            )
+        if self.dtype not in _DTYPES:
+            raise ModelError(f"ModelOptions.dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}.")
+
+
+def whisper_positions_for(seconds: float) -> int:
+    """Whisper encoder positions covering ``seconds`` of audio, rounded up to a whole second.
+
+    Example:
+        >>> whisper_positions_for(3.2)
+        200
+    """
+    if seconds <= 0 or seconds > 30:
+        raise ModelError(f"whisper_positions_for: seconds must be in (0, 30] (Whisper's maximum), got {seconds}.")
+    return math.ceil(seconds) * WHISPER_POSITIONS_PER_SECOND
+
+
+def _config_from_directory(directory: Path) -> PretrainedConfig:
+    config_file = directory / "config.json"
+    if not config_file.is_file():
+        raise ModelError(
+            f"Checkpoint directory {str(directory)!r} has no config.json. Expected a directory written by "
+            f"save_pretrained() (config.json, model.safetensors, preprocessor_config.json); point to that "
+            f"directory, or for Whisper prepare a preset first (ser_hf.models.presets.prepare_preset)."
+        )
+    model_type = json.loads(config_file.read_text()).get("model_type")
+    if model_type not in _ARCHITECTURES:
+        raise ModelError(
+            f"Checkpoint {str(directory)!r}: config.json has model_type={model_type!r}, which ser_hf does not "
+            f"support. Supported model types: {_SUPPORTED}."
+        )
+    return AutoConfig.from_pretrained(directory)
+
+
+def load_backbone_config(checkpoint: str | os.PathLike) -> PretrainedConfig:
+    """Load and check the config of a checkpoint (local directory or Hub id).
+
+    Args:
+        checkpoint: A directory written by ``save_pretrained`` or a Hub id such as ``"facebook/wav2vec2-base"``
+            (which must already be in the local cache when offline).
+
+    Returns:
+        The checkpoint's config; its ``model_type`` is one of :data:`SUPPORTED_MODEL_TYPES`.
+
+    Raises:
+        ModelError: if the directory does not exist, has no ``config.json``, is not a valid Hub id, cannot be
+            fetched, or has an unsupported ``model_type``. The message lists the supported model types.
+    """
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        return _config_from_directory(path)
+    if path.exists():
+        raise ModelError(f"checkpoint {str(checkpoint)!r} is a file; pass the directory that holds config.json.")
+    try:
+        validate_repo_id(str(checkpoint))
+    except HFValidationError:
+        raise ModelError(
+            f"checkpoint {str(checkpoint)!r} is not an existing directory, nor a valid Hub id ('name' or "
+            f"'org/name'). Check the path. Supported model types: {_SUPPORTED}."
+        ) from None
+    try:
+        config = AutoConfig.from_pretrained(str(checkpoint))
+    except (OSError, ValueError) as err:
+        reason = " ".join(str(err).split())  # one line, so the message reads (and matches) as a whole
+        raise ModelError(
+            f"checkpoint {str(checkpoint)!r} is not a local directory and could not be loaded as a Hub id ({reason}). "
+            f"Offline, a Hub model must already be in the cache; otherwise download it on a connected machine "
+            f"and pass its directory. Supported model types: {_SUPPORTED}."
+        ) from err
+    if config.model_type not in _ARCHITECTURES:
+        raise ModelError(
+            f"checkpoint {str(checkpoint)!r} has model_type={config.model_type!r}, which ser_hf does not support. "
+            f"Supported model types: {_SUPPORTED}."
+        )
+    return config
+
+
+def _check_labels(labels: Sequence[str]) -> list[str]:
+    labels = list(labels) if not isinstance(labels, str) else [labels]
+    unknown = [label for label in labels if label not in EMOTIONS]
+    if unknown:
+        raise ModelError(
+            f"labels: {unknown} are not canonical emotion names. Expected names from {list(EMOTIONS)}; map raw "
+            f"labels with ser_hf.emotions.canonical_emotion() first."
+        )
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise ModelError(
+            f"labels must hold at least two distinct emotions, in the order of the dataset's label ids; got {labels}."
+        )
+    return labels
+
+
+def _supported_options(arch: _Architecture) -> list[str]:
+    names = ["freeze_backbone", "dtype", *arch.dropouts]
+    if arch.freeze_feature_encoder is not None:
+        names.append("freeze_feature_encoder")
+    if arch.weighted_layer_sum:
+        names += ["use_weighted_layer_sum", "classifier_proj_size"]
+    if arch.spec_augment:
+        names += list(_MASK_FIELDS)
+    if arch.variable_length:
+        names.append("max_source_positions")
+    return names
+
+
+def _check_supported(options: ModelOptions, model_type: str) -> None:
+    supported = _supported_options(_ARCHITECTURES[model_type])
+    for option in dataclasses.fields(ModelOptions):
+        value = getattr(options, option.name)
+        # False asks for nothing an architecture could fail to do, so it is accepted everywhere.
+        if value is None or value is False or option.name in supported:
+            continue
+        having = [name for name, other in _ARCHITECTURES.items() if option.name in _supported_options(other)]
+        raise ModelError(
+            f"ModelOptions.{option.name}={value!r} is not supported for model_type {model_type!r}. "
+            f"Options supported there: {sorted(supported)}. Architectures with {option.name}: {having}. "
+            f"Leave it unset (None) for this checkpoint."
+        )
+
+
+def _configure(config: PretrainedConfig, options: ModelOptions, labels: list[str]) -> None:
+    """Write labels and options into ``config``, so they survive save/load."""
+    arch = _ARCHITECTURES[config.model_type]
+    old_labels = list(config.id2label.values()) if config.id2label else []
+    if old_labels and not all(str(name).startswith("LABEL_") for name in old_labels) and old_labels != labels:
+        logger.warning(
+            "Checkpoint was fine-tuned for labels %s; building a head for %s. Layers whose shape matches are "
+            "loaded as they are, so the classifier starts from the old head.", old_labels, labels)
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {label: index for index, label in enumerate(labels)}
+    config.num_labels = len(labels)
+    for name, attribute in arch.dropouts.items():
+        if getattr(options, name) is not None:
+            setattr(config, attribute, getattr(options, name))
+    for name in ("use_weighted_layer_sum", "classifier_proj_size", *_MASK_FIELDS):
+        if getattr(options, name) is not None and hasattr(config, name):
+            setattr(config, name, getattr(options, name))
+    if arch.spec_augment and (options.mask_time_prob or options.mask_feature_prob):
+        # The wav2vec2 family masks only while apply_spec_augment is true (data2vec-audio: when absent).
+        config.apply_spec_augment = True
+    if arch.spec_augment and not hasattr(config, "mask_feature_min_masks"):
+        # WavLMConfig lacks this attribute that WavLM's feature masking reads (transformers 5.24), so
+        # training with mask_feature_prob > 0 crashed; 0 is the default of the sibling configs.
+        config.mask_feature_min_masks = 0
+
+
+def _load_feature_extractor(checkpoint: str | os.PathLike):
+    try:
+        return AutoFeatureExtractor.from_pretrained(str(checkpoint))
+    except (OSError, ValueError) as err:
+        raise ModelError(
+            f"checkpoint {str(checkpoint)!r} has no usable preprocessor_config.json ({err}). Save the backbone's "
+            f"feature extractor next to its weights, e.g. "
+            f"AutoFeatureExtractor.from_pretrained(ORIGINAL).save_pretrained({str(checkpoint)!r})."
+        ) from err
+
+
+def _check_whisper_lengths(config: PretrainedConfig, feature_extractor) -> None:
+    if config.model_type != "whisper":
+        return
+    expected = 2 * config.max_source_positions  # the stride-2 conv stem halves the mel frames
+    if getattr(feature_extractor, "nb_max_frames", None) != expected:
+        raise ModelError(
+            f"Whisper checkpoint mismatch: config.max_source_positions={config.max_source_positions} needs "
+            f"{expected} mel frames, but the feature extractor pads to {feature_extractor.nb_max_frames} "
+            f"(chunk_length={feature_extractor.chunk_length} s). Rebuild it with build_model(..., "
+            f"ModelOptions(max_source_positions={config.max_source_positions})) or fix chunk_length in "
+            f"preprocessor_config.json to {config.max_source_positions / WHISPER_POSITIONS_PER_SECOND:g}."
+        )
+
+
+def set_whisper_max_source_positions(model: PreTrainedModel, feature_extractor: WhisperFeatureExtractor,
+                                     max_source_positions: int) -> WhisperFeatureExtractor:
+    """Switch a ``WhisperForAudioClassification`` to inputs of ``max_source_positions / 50`` seconds, in place.
+
+    HF's Whisper encoder checks that its input has exactly ``2 * config.max_source_positions`` mel frames and
+    adds all its positional embeddings. Keeping the first N embeddings (they are sinusoidal, position by
+    position) and setting ``config.max_source_positions = N`` makes it accept N / 50 s of audio; the
+    returned feature extractor pads/truncates to that length. Its ``chunk_length`` is the field that counts:
+    ``WhisperFeatureExtractor.__init__`` recomputes ``n_samples`` (padding length in samples) and
+    ``nb_max_frames`` from it when the checkpoint is reloaded, so both are saved consistently.
+
+    Args:
+        model: A ``WhisperForAudioClassification``.
+        feature_extractor: Its ``WhisperFeatureExtractor`` (not modified).
+        max_source_positions: N, a multiple of 50, at most the model's current number of positions.
+
+    Returns:
+        A new feature extractor padding to N / 50 seconds.
+
+    Example:
+        >>> extractor = set_whisper_max_source_positions(model, extractor, 400)  # doctest: +SKIP
+        >>> extractor.chunk_length, extractor.nb_max_frames, model.config.max_source_positions  # doctest: +SKIP
+        (8, 800, 400)
+    """
+    encoder = model.encoder
+    current = encoder.embed_positions
+    per_second = WHISPER_POSITIONS_PER_SECOND
+    if not 0 < max_source_positions <= current.num_embeddings or max_source_positions % per_second:
+        raise ModelError(
+            f"max_source_positions={max_source_positions} must be a multiple of {per_second} between {per_second} "
+            f"and the checkpoint's {current.num_embeddings} positions ({current.num_embeddings / per_second:g} s): "
+            f"positions beyond those the encoder was trained with do not exist."
+        )
+    truncated = torch.nn.Embedding(max_source_positions, current.embedding_dim,
+                                   device=current.weight.device, dtype=current.weight.dtype)
+    with torch.no_grad():
+        truncated.weight.copy_(current.weight[:max_source_positions])
+    truncated.requires_grad_(False)  # Whisper never trains its positions (see WhisperEncoder.__init__)
+    encoder.embed_positions = truncated
+    encoder.max_source_positions = max_source_positions
+    model.config.max_source_positions = max_source_positions
+    settings = {**feature_extractor.to_dict(), "chunk_length": max_source_positions // per_second}
+    return WhisperFeatureExtractor.from_dict(settings)
+
+
+def _prepare_whisper(model: PreTrainedModel, feature_extractor, max_source_positions: int | None):
+    # WhisperEncoder.__init__ freezes the sinusoidal positions (transformers PR #26032), but from_pretrained
+    # replaces the parameter and loses the flag (seen with transformers 5.24): restore the intended state.
+    model.encoder.embed_positions.requires_grad_(False)
+    if max_source_positions is not None:
+        feature_extractor = set_whisper_max_source_positions(model, feature_extractor, max_source_positions)
+    _check_whisper_lengths(model.config, feature_extractor)
+    return feature_extractor
+
+
+def build_model(checkpoint: str | os.PathLike, labels: Sequence[str], options: ModelOptions | None = None):
+    """Build an emotion classifier and its feature extractor from a pretrained backbone.
+
+    Args:
+        checkpoint: Local directory or Hub id of a :data:`SUPPORTED_MODEL_TYPES` checkpoint (a bare encoder,
+            an ASR model or an earlier classifier: only the encoder weights are reused).
+        labels: Canonical emotion names in the order of the dataset's label ids, e.g.
+            ``["neutral", "happy", "sad", "angry"]``; becomes ``config.id2label`` / ``label2id``.
+        options: Freezing, head, dropout, masking and Whisper length choices; defaults to ``ModelOptions()``.
+
+    Returns:
+        ``(model, feature_extractor)``: an ``AutoModelForAudioClassification`` (head newly initialised) and
+        the feature extractor that prepares its input.
+
+    Raises:
+        ModelError: for a missing/unsupported checkpoint, non-canonical labels, or an option the architecture
+            does not support (the message names the option, the model type and what is supported).
+
+    Example:
+        >>> from ser_hf.testing.models import tiny_backbone
+        >>> path = tiny_backbone("whisper", "/tmp/tiny-whisper")  # doctest: +SKIP
+        >>> model, extractor = build_model(path, ["neutral", "angry"], ModelOptions(max_source_positions=200))  # doctest: +SKIP
+        >>> model.config.id2label  # doctest: +SKIP
+        {0: 'neutral', 1: 'angry'}
+    """
+    options = options if options is not None else ModelOptions()
+    labels = _check_labels(labels)
+    config = load_backbone_config(checkpoint)
+    _check_supported(options, config.model_type)
+    _configure(config, options, labels)
+    # ignore_mismatched_sizes: a previous classifier's head may have another number of labels or projector
+    # size; only head shapes can differ, since the body config comes unchanged from the same checkpoint.
+    model = AutoModelForAudioClassification.from_pretrained(
+        str(checkpoint), config=config, ignore_mismatched_sizes=True, **{_DTYPE_ARG: _DTYPES[options.dtype]}
+    )
+    feature_extractor = _load_feature_extractor(checkpoint)
+    if config.model_type == "whisper":
+        feature_extractor = _prepare_whisper(model, feature_extractor, options.max_source_positions)
+    arch = _ARCHITECTURES[config.model_type]
+    if options.freeze_backbone:
+        arch.freeze_backbone(model)
+    elif options.freeze_feature_encoder is not False and arch.freeze_feature_encoder is not None:
+        arch.freeze_feature_encoder(model)
+    return model, feature_extractor
+
+
+def save_checkpoint(model: PreTrainedModel, feature_extractor, out_dir: str | os.PathLike) -> Path:
+    """Save ``model`` (safetensors) and ``feature_extractor`` so that ``pipeline("audio-classification")`` loads them.
+
+    Args:
+        model: A model from :func:`build_model` (trained or not).
+        feature_extractor: Its feature extractor.
+        out_dir: Directory to write (created if missing).
+
+    Returns:
+        ``out_dir`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ModelError: if a Whisper model and its feature extractor disagree on the input length (the checkpoint
+            would not run), or if no safetensors weights were written.
+
+    Example:
+        >>> save_checkpoint(model, extractor, "out/ser-model")  # doctest: +SKIP
+        >>> from transformers import pipeline
+        >>> pipeline("audio-classification", model="out/ser-model")(wave)  # doctest: +SKIP
+    """
+    _check_whisper_lengths(model.config, feature_extractor)
+    out = Path(out_dir)
+    # safetensors needs no pickle to load; transformers 5 always writes it, 4.x needs the flag.
+    model.save_pretrained(out, safe_serialization=True)
+    feature_extractor.save_pretrained(out)
+    if not any(out.glob("*.safetensors")):
+        raise ModelError(f"save_checkpoint: no *.safetensors file was written to {str(out)!r}; check disk space.")
+    return out

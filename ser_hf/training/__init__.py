@@ -1,0 +1,1 @@
+"""Training: the frozen probe, the fine-tuning trainer, recipes and cross-validation."""

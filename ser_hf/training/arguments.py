@@ -1,0 +1,105 @@
+"""The three argument groups of every run: data, model and training, each a dataclass with help text.
+
+``HfArgumentParser((DataArguments, ModelArguments, SERTrainingArguments))`` turns them into command
+line flags; recipes are YAML files of the same keys (see :mod:`ser_hf.training.recipes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from ser_hf.audio import AudioPreprocessor
+from ser_hf.errors import SERError
+from ser_hf.models.factory import ModelOptions
+
+
+def _help(text: str, **extra) -> dict:
+    return {"help": text, **extra}
+
+
+@dataclass
+class DataArguments:
+    """Which corpus, which emotions, how it is split and how the audio is cleaned."""
+
+    corpus: str = field(default="synthetic", metadata=_help(
+        "Corpus name (urdu, ravdess, emodb, crema_d, tess, savee, iemocap, folder, manifest, synthetic)."))
+    data_dir: str | None = field(default=None, metadata=_help(
+        "Folder holding the corpus (a manifest file for 'manifest'); 'synthetic' generates one if empty."))
+    emotions: str | None = field(default=None, metadata=_help(
+        "Keep only these emotions: '4class', 'basic7', 'ravdess8' or a comma-separated list. Default: all."))
+    label_map: str | None = field(default=None, metadata=_help(
+        "Label merges or renames as 'from=to,from=to', e.g. 'excited=happy'. Default: the corpus's own."))
+    speaker_pattern: str | None = field(default=None, metadata=_help(
+        "For corpus 'folder': a regex whose first group is the speaker id in each file name."))
+    strict: bool = field(default=True, metadata=_help(
+        "Fail on unusable files; with --strict false they are skipped and every one is reported."))
+    num_folds: int = field(default=5, metadata=_help(
+        "Speaker-grouped folds for corpora without a protocol of their own (RAVDESS and IEMOCAP have one)."))
+    fold_seed: int = field(default=0, metadata=_help("Seed of the speaker-to-fold assignment."))
+    test_size: float = field(default=0.2, metadata=_help(
+        "'ser-hf train': share of clips (by whole speakers) held out for the final test report."))
+    validation_size: float = field(default=0.15, metadata=_help(
+        "Share of training clips (by whole speakers) held out for model selection and early stopping."))
+    trim_db: float | None = field(default=None, metadata=_help(
+        "Trim leading/trailing audio quieter than this many dB below the peak. Default: no trimming."))
+    denoise: float | None = field(default=None, metadata=_help(
+        "Stationary noise reduction strength in [0, 1]. Default: off."))
+    normalize: str | None = field(default=None, metadata=_help(
+        "Level normalisation: 'peak' or 'loudness' (RMS). Default: none.", choices=[None, "peak", "loudness"]))
+    max_duration: float | None = field(default=None, metadata=_help(
+        "Keep at most this many seconds of each clip. Default: whole clips."))
+
+    def label_map_dict(self) -> dict[str, str] | None:
+        """``label_map`` parsed from 'from=to,...' (``None`` when unset)."""
+        if not self.label_map:
+            return None
+        pairs = [item.split("=") for item in self.label_map.split(",") if item.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise SERError(f"label_map must look like 'excited=happy,joy=happy', got {self.label_map!r}.")
+        return {source.strip(): target.strip() for source, target in pairs}
+
+    def preprocessor(self, sampling_rate: int) -> AudioPreprocessor:
+        """The audio cleaning these arguments ask for, at the model's sampling rate."""
+        return AudioPreprocessor(sampling_rate=sampling_rate, trim_db=self.trim_db, denoise=self.denoise,
+                                 normalize=self.normalize, max_duration=self.max_duration)
+
+
+@dataclass
+class ModelArguments(ModelOptions):
+    """The backbone and how it is trained: the frozen probe or full fine-tuning."""
+
+    model_name_or_path: str = field(default="whisper-tiny.en", metadata=_help(
+        "A preset (whisper-tiny.en, whisper-base; see `ser-hf models list`), a local checkpoint directory "
+        "or a Hub id (e.g. facebook/wav2vec2-base)."))
+    mode: str = field(default="probe", metadata=_help(
+        "'probe': frozen backbone, cached pooled states, head trained in seconds (CPU friendly). "
+        "'finetune': train through the backbone with the Trainer (GPU recommended).",
+        choices=["probe", "finetune"]))
+
+
+@dataclass
+class SERTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` with SER defaults (select on unweighted accuracy) and the probe's settings."""
+
+    output_dir: str = field(default="outputs/ser-model", metadata=_help("Where checkpoints and reports go."))
+    metric_for_best_model: str = field(default="unweighted_accuracy", metadata=_help(
+        "Metric that picks the best checkpoint; unweighted accuracy (mean per-class recall) by default."))
+    greater_is_better: bool = field(default=True, metadata=_help("Whether a larger metric is better."))
+    report_to: str = field(default="none", metadata=_help("Experiment trackers to log to (none by default)."))
+    remove_unused_columns: bool = field(default=False, metadata=_help(
+        "Kept False: the audio path and speaker columns are needed by ser_hf's collator."))
+    class_weighted_loss: bool = field(default=True, metadata=_help(
+        "Weight the cross-entropy by inverse class frequency of the training data, so UA is what is optimised."))
+    embedding_cache_dir: str | None = field(default=None, metadata=_help(
+        "Probe: where pooled hidden states are cached (default $SER_HF_CACHE/embeddings or ~/.cache/ser_hf)."))
+    probe_projector_size: int = field(default=256, metadata=_help("Probe: size of the head's projector."))
+    probe_learning_rate: float = field(default=1e-3, metadata=_help("Probe: AdamW learning rate of the head."))
+    probe_weight_decay: float = field(default=1e-3, metadata=_help("Probe: AdamW weight decay of the head."))
+    probe_dropout: float = field(default=0.2, metadata=_help("Probe: dropout on the pooled input in training."))
+    probe_batch_size: int = field(default=32, metadata=_help("Probe: clips per optimiser step."))
+    probe_max_epochs: int = field(default=200, metadata=_help("Probe: most epochs over the cached features."))
+    probe_patience: int = field(default=30, metadata=_help(
+        "Probe: stop after this many epochs without a better validation UA."))
+    embedding_batch_size: int = field(default=8, metadata=_help("Probe: clips per backbone forward pass."))

@@ -1,0 +1,158 @@
+"""Runs made of the three argument groups: ``train`` (one speaker-independent split, a saved checkpoint
+and its test report) and ``cross_validate`` (the corpus's speaker-grouped folds, mean ± std and the
+pooled out-of-fold report).
+
+A *method* turns a backbone into a classifier with ``fit(train, validation)``, ``predict_proba(ds)``
+and ``save(dir)``: :class:`~ser_hf.training.probe.ProbeMethod` for the frozen probe and
+:class:`~ser_hf.training.finetune.FinetuneMethod` for full fine-tuning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+
+from ser_hf.corpora import load_corpus
+from ser_hf.errors import SERError
+from ser_hf.evaluation import EvaluationReport, aggregate_folds, folds_to_markdown
+from ser_hf.models.presets import resolve_model_path
+from ser_hf.splits import Fold, add_validation, corpus_folds, select_fold, speaker_split
+from ser_hf.training.arguments import DataArguments, ModelArguments, SERTrainingArguments
+from ser_hf.training.probe import ProbeMethod, ProbeSettings
+
+logger = logging.getLogger(__name__)
+
+#: Every supported backbone takes 16 kHz audio.
+SAMPLING_RATE = 16000
+
+
+@dataclass
+class Run:
+    """One experiment: what data, which model, how to train."""
+
+    data: DataArguments
+    model: ModelArguments
+    training: SERTrainingArguments
+
+    def settings(self) -> dict[str, Any]:
+        """The arguments as JSON-friendly dicts (recorded beside every result)."""
+        training = {k: v for k, v in self.training.to_dict().items() if not k.startswith("_")}
+        return {"data": asdict(self.data), "model": asdict(self.model), "training": training}
+
+
+def load_run_dataset(data: DataArguments) -> datasets.Dataset:
+    """The corpus the run's data arguments describe."""
+    if data.data_dir is None and data.corpus != "synthetic":
+        raise SERError(f"data_dir is not set: pass --data_dir with the folder of the {data.corpus!r} corpus.")
+    options = {"speaker_pattern": data.speaker_pattern} if data.speaker_pattern else {}
+    return load_corpus(data.corpus, data.data_dir, emotions=data.emotions, label_map=data.label_map_dict(),
+                       strict=data.strict, **options)
+
+
+def make_method(run: Run, labels: list[str], progress: bool = True):
+    """A fresh classifier for the run's mode (``probe`` or ``finetune``)."""
+    checkpoint = resolve_model_path(run.model.model_name_or_path)
+    preprocessor = run.data.preprocessor(SAMPLING_RATE)
+    if run.model.mode == "probe":
+        t = run.training
+        settings = ProbeSettings(projector_size=t.probe_projector_size, learning_rate=t.probe_learning_rate,
+                                 weight_decay=t.probe_weight_decay, dropout=t.probe_dropout,
+                                 batch_size=t.probe_batch_size, max_epochs=t.probe_max_epochs,
+                                 patience=t.probe_patience, class_weighted=t.class_weighted_loss, seed=t.seed)
+        return ProbeMethod(checkpoint, labels, run.model, settings, preprocessor=preprocessor,
+                           cache_dir=t.embedding_cache_dir, batch_size=t.embedding_batch_size, progress=progress)
+    if run.model.mode == "finetune":
+        from ser_hf.training.finetune import FinetuneMethod
+
+        return FinetuneMethod(checkpoint, labels, run.model, run.training, preprocessor=preprocessor)
+    raise SERError(f"mode must be 'probe' or 'finetune', got {run.model.mode!r}.")
+
+
+def _evaluate(run: Run, method, part: datasets.Dataset, split: str) -> tuple[EvaluationReport, np.ndarray]:
+    """The report of ``method`` on ``part`` (intervals resample whole speakers) and its probabilities."""
+    probabilities = method.predict_proba(part)
+    report = EvaluationReport.from_predictions(
+        np.asarray(part["label"]), probabilities=probabilities, label_names=method.labels,
+        groups=part["speaker"], model=run.model.model_name_or_path, corpus=run.data.corpus, split=split,
+        metadata={"mode": run.model.mode, "speakers": sorted(set(part["speaker"]))},
+    )
+    return report, probabilities
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    report: EvaluationReport | None
+
+
+def train(run: Run, progress: bool = True) -> TrainResult:
+    """Train on a speaker-independent split, save the checkpoint and, if a test part exists, its report.
+
+    The checkpoint goes to ``output_dir``; the test report to ``output_dir/eval``.
+    """
+    dataset = load_run_dataset(run.data)
+    split = speaker_split(dataset, test_size=run.data.test_size, validation_size=run.data.validation_size,
+                          seed=run.data.fold_seed)
+    labels = dataset.features["label"].names
+    method = make_method(run, labels, progress).fit(split["train"], split.get("validation"))
+    out = Path(run.training.output_dir)
+    checkpoint = method.save(out)
+    report = None
+    if "test" in split:
+        report, _ = _evaluate(run, method, split["test"], "test")
+        report.write(out / "eval")
+    (out / "ser_hf_run.json").write_text(json.dumps(run.settings(), indent=2, default=str) + "\n")
+    return TrainResult(checkpoint, report)
+
+
+@dataclass
+class CVResult:
+    folds: list[EvaluationReport]
+    aggregate: dict[str, Any]
+    pooled: EvaluationReport
+
+
+def _fold_with_validation(dataset: datasets.Dataset, fold: Fold, run: Run) -> Fold:
+    if run.data.validation_size <= 0:
+        return fold
+    return add_validation(dataset, fold, run.data.validation_size, seed=run.data.fold_seed)
+
+
+def cross_validate(run: Run, progress: bool = True) -> CVResult:
+    """Evaluate the run on the corpus's speaker-grouped folds.
+
+    Writes ``output_dir/cv/<fold>/`` (a report per fold), ``output_dir/cv/pooled/`` (all out-of-fold
+    predictions together, with speaker-level bootstrap intervals) and ``cv_summary.json`` / ``.md``.
+    """
+    dataset = load_run_dataset(run.data)
+    labels = dataset.features["label"].names
+    folds = corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed)
+    out = Path(run.training.output_dir) / "cv"
+    reports, refs, probs, speakers = [], [], [], []
+    for number, fold in enumerate(folds, start=1):
+        logger.info("fold %d/%d: %s", number, len(folds), fold.name)
+        parts = select_fold(dataset, _fold_with_validation(dataset, fold, run))
+        method = make_method(run, labels, progress).fit(parts["train"], parts.get("validation"))
+        report, probabilities = _evaluate(run, method, parts["test"], fold.name)
+        report.write(out / fold.name)
+        reports.append(report)
+        refs.append(np.asarray(parts["test"]["label"]))
+        probs.append(probabilities)
+        speakers += parts["test"]["speaker"]
+    pooled = EvaluationReport.from_predictions(
+        np.concatenate(refs), probabilities=np.concatenate(probs), label_names=labels, groups=speakers,
+        model=run.model.model_name_or_path, corpus=run.data.corpus, split="pooled out-of-fold",
+    )
+    pooled.write(out / "pooled")
+    aggregate = aggregate_folds(reports)
+    summary = {"folds": [f.name for f in folds], "aggregate": aggregate, "pooled": pooled.to_dict(),
+               "settings": run.settings()}
+    (out / "cv_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (out / "cv_summary.md").write_text(folds_to_markdown(aggregate) + "\n\n" + pooled.to_markdown() + "\n")
+    return CVResult(reports, aggregate, pooled)

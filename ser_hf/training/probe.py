@@ -1,0 +1,237 @@
+"""The frozen probe: train the standard HF head on cached pooled hidden states, in seconds.
+
+``*ForSequenceClassification`` and ``WhisperForAudioClassification`` with ``use_weighted_layer_sum``
+compute ``classifier(mean_t(projector(sum_l w_l h_lt)))``. The weighted sum, the projector and the
+classifier are affine, so they commute with the mean over frames: the head can be trained on the
+per-layer mean states from :mod:`ser_hf.models.embeddings` and copied into the full model, which then
+predicts exactly what the probe predicts.
+
+Inputs are standardised per hidden dimension (one mean and scale shared by all layers). Because the
+softmax layer weights sum to one, ``sum_l w_l (h_l - mu) / sigma = (sum_l w_l h_l - mu) / sigma``, so
+the standardisation folds exactly into the projector when the head is exported.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ser_hf.errors import SERError
+from ser_hf.evaluation.metrics.core import confusion_matrix, scores_from_confusion
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ProbeSettings:
+    """How the probe head is trained (the HF head's shapes come from ``projector_size``)."""
+
+    projector_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-3
+    dropout: float = 0.2
+    batch_size: int = 32
+    max_epochs: int = 200
+    patience: int = 30
+    class_weighted: bool = True
+    seed: int = 0
+
+
+class ProbeHead(nn.Module):
+    """The HF head (``layer_weights``, ``projector``, ``classifier``) on pooled states, with input scaling."""
+
+    def __init__(self, num_layers: int, hidden_size: int, projector_size: int, num_labels: int, dropout: float = 0.0):
+        super().__init__()
+        self.layer_weights = nn.Parameter(torch.ones(num_layers) / num_layers)  # as transformers initialises it
+        self.projector = nn.Linear(hidden_size, projector_size)
+        self.classifier = nn.Linear(projector_size, num_labels)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("mean", torch.zeros(hidden_size))
+        self.register_buffer("scale", torch.ones(hidden_size))
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(self.layer_weights, dim=-1)
+        summed = (pooled * weights[None, :, None]).sum(dim=1)
+        return self.classifier(self.projector(self.dropout((summed - self.mean) / self.scale)))
+
+    def folded_state(self) -> dict[str, torch.Tensor]:
+        """Parameters for the HF model, with the input scaling folded into the projector."""
+        weight = self.projector.weight / self.scale[None, :]
+        return {
+            "layer_weights": self.layer_weights.detach().clone(),
+            "projector.weight": weight.detach().clone(),
+            "projector.bias": (self.projector.bias - weight @ self.mean).detach().clone(),
+            "classifier.weight": self.classifier.weight.detach().clone(),
+            "classifier.bias": self.classifier.bias.detach().clone(),
+        }
+
+
+def class_weights(labels: np.ndarray, num_labels: int) -> torch.Tensor:
+    """Inverse-frequency weights (``n / (k * count)``), 0 for classes absent from training."""
+    counts = np.bincount(labels, minlength=num_labels).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(num_labels)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _check(features: np.ndarray, labels: np.ndarray, num_labels: int) -> None:
+    if features.ndim != 3 or len(features) != len(labels) or len(labels) == 0:
+        raise SERError(
+            f"Probe training expects features of shape (clips, layers, hidden) and one label per clip; got "
+            f"features {features.shape} and {len(labels)} labels."
+        )
+    if labels.min() < 0 or labels.max() >= num_labels:
+        raise SERError(f"Probe labels must be in [0, {num_labels}); found {labels.min()}..{labels.max()}.")
+
+
+def predict_logits(head: ProbeHead, features: np.ndarray) -> np.ndarray:
+    """Logits of the probe for pooled features ``(clips, layers, hidden)``."""
+    head.eval()
+    with torch.no_grad():
+        return head(torch.as_tensor(features, dtype=torch.float32)).numpy()
+
+
+def _unweighted_accuracy(head: ProbeHead, features: np.ndarray, labels: np.ndarray, num_labels: int) -> float:
+    predictions = predict_logits(head, features).argmax(axis=1)
+    return float(scores_from_confusion(confusion_matrix(labels, predictions, num_labels))["unweighted_accuracy"])
+
+
+def train_probe(
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_labels: int,
+    settings: ProbeSettings | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+) -> ProbeHead:
+    """Train the head on pooled features; with ``validation``, keep the epoch with the best UA.
+
+    Args:
+        features: ``(clips, layers, hidden)`` pooled states of the training clips.
+        labels: Their class ids.
+        num_labels: Number of classes.
+        settings: Optimiser and head settings.
+        validation: Optional ``(features, labels)`` of speaker-disjoint clips for early stopping.
+
+    Returns:
+        The trained :class:`ProbeHead` (in eval mode).
+    """
+    settings = settings or ProbeSettings()
+    labels = np.asarray(labels, dtype=np.int64)
+    _check(features, labels, num_labels)
+    torch.manual_seed(settings.seed)
+    head = ProbeHead(features.shape[1], features.shape[2], settings.projector_size, num_labels, settings.dropout)
+    x = torch.as_tensor(features, dtype=torch.float32)
+    y = torch.as_tensor(labels)
+    head.mean.copy_(x.mean(dim=(0, 1)))
+    head.scale.copy_(x.std(dim=(0, 1)).clamp_min(1e-5))
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(labels, num_labels) if settings.class_weighted else None)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    generator = torch.Generator().manual_seed(settings.seed)
+    best, best_state, since_best = -1.0, None, 0
+    for epochs_run in range(1, settings.max_epochs + 1):
+        head.train()
+        for batch in torch.randperm(len(y), generator=generator).split(settings.batch_size):
+            optimizer.zero_grad()
+            loss_fn(head(x[batch]), y[batch]).backward()
+            optimizer.step()
+        if validation is None:
+            continue
+        score = _unweighted_accuracy(head, *validation, num_labels)
+        if score > best:
+            best, best_state, since_best, best_epoch = score, copy.deepcopy(head.state_dict()), 0, epochs_run
+        else:
+            since_best += 1
+            if since_best >= settings.patience:
+                break
+    if best_state is not None:
+        head.load_state_dict(best_state)
+        logger.info("probe: best validation UA %.4f at epoch %d", best, best_epoch)
+    return head.eval()
+
+
+def load_head_into_model(head: ProbeHead, model: nn.Module) -> nn.Module:
+    """Copy the trained head into an ``AutoModelForAudioClassification`` built with the weighted layer sum."""
+    if not getattr(model.config, "use_weighted_layer_sum", False):
+        raise SERError("load_head_into_model: build the model with use_weighted_layer_sum=True.")
+    state = head.folded_state()
+    target = model.state_dict()
+    for name, value in state.items():
+        if target[name].shape != value.shape:
+            raise SERError(
+                f"Probe head {name} has shape {tuple(value.shape)} but the model expects {tuple(target[name].shape)}; "
+                f"build the model with classifier_proj_size={head.projector.out_features} and the same labels."
+            )
+    model.load_state_dict(state, strict=False)
+    return model
+
+
+def save_head(head: ProbeHead, path: Path) -> None:
+    """Save the probe head's tensors as safetensors (for reuse without the backbone)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(path))
+
+
+class ProbeMethod:
+    """Frozen backbone + cached pooled states + trained HF head, behind the fit/predict/save interface.
+
+    Args:
+        checkpoint: Backbone checkpoint (local directory or Hub id; presets resolved by the caller).
+        labels: Canonical emotion names in label-id order.
+        options: Model options; the probe forces ``freeze_backbone`` and ``use_weighted_layer_sum``.
+        settings: How the head is trained.
+        preprocessor: Audio cleaning applied before the feature extractor.
+        cache_dir: Where pooled states are cached (default: ``ser_hf.models.embeddings.default_cache_dir``).
+        batch_size: Clips per backbone forward pass.
+    """
+
+    def __init__(self, checkpoint, labels, options, settings: ProbeSettings, preprocessor=None,
+                 cache_dir=None, batch_size: int = 8, progress: bool = True):
+        from ser_hf.models.factory import build_model
+
+        options = dataclasses.replace(options, freeze_backbone=True, use_weighted_layer_sum=True,
+                                      classifier_proj_size=settings.projector_size)
+        self.labels = list(labels)
+        self.settings = settings
+        self.model, self.feature_extractor = build_model(checkpoint, self.labels, options)
+        self.preprocessor = preprocessor
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self.progress = progress
+        self.head: ProbeHead | None = None
+
+    def features(self, paths) -> np.ndarray:
+        from ser_hf.models.embeddings import pooled_hidden_states
+
+        return pooled_hidden_states(self.model, self.feature_extractor, list(paths), preprocessor=self.preprocessor,
+                                    cache_dir=self.cache_dir, batch_size=self.batch_size, progress=self.progress)
+
+    def fit(self, train, validation=None) -> ProbeMethod:
+        """Train the head on ``train`` (a dataset with ``audio`` and ``label``), early-stopping on ``validation``."""
+        held_out = None if validation is None else (self.features(validation["audio"]), np.asarray(validation["label"]))
+        self.head = train_probe(self.features(train["audio"]), np.asarray(train["label"]), len(self.labels),
+                                self.settings, held_out)
+        return self
+
+    def predict_proba(self, dataset) -> np.ndarray:
+        if self.head is None:
+            raise SERError("ProbeMethod.predict_proba: call fit() first.")
+        logits = torch.as_tensor(predict_logits(self.head, self.features(dataset["audio"])))
+        return torch.softmax(logits, dim=-1).numpy()
+
+    def save(self, out_dir) -> Path:
+        """Save an ordinary ``AutoModelForAudioClassification`` checkpoint holding the trained head."""
+        from ser_hf.models.factory import save_checkpoint
+
+        if self.head is None:
+            raise SERError("ProbeMethod.save: call fit() first.")
+        load_head_into_model(self.head, self.model)
+        return save_checkpoint(self.model, self.feature_extractor, out_dir)

@@ -1,0 +1,105 @@
+"""The frozen probe: cached pooled states, the head, and a saved checkpoint that predicts what the probe did."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import pipeline
+
+from ser_hf.audio import load_audio
+from ser_hf.corpora import load_corpus
+from ser_hf.errors import ModelError, SERError
+from ser_hf.models.embeddings import pooled_hidden_states
+from ser_hf.models.factory import ModelOptions, build_model
+from ser_hf.testing.corpora import make_corpus_tree
+from ser_hf.testing.models import tiny_backbone
+from ser_hf.training.probe import ProbeHead, ProbeMethod, ProbeSettings, class_weights, train_probe
+
+POOLABLE = ["wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = make_corpus_tree("urdu", tmp_path_factory.mktemp("urdu"), duration=0.4)
+    return load_corpus("urdu", root)
+
+
+@pytest.mark.parametrize("model_type", POOLABLE)
+def test_saved_probe_predicts_what_the_probe_predicts(tmp_path, corpus, model_type):
+    base = tiny_backbone(model_type, tmp_path / "base")
+    options = ModelOptions(max_source_positions=50) if model_type == "whisper" else ModelOptions()
+    labels = corpus.features["label"].names
+    method = ProbeMethod(base, labels, options, ProbeSettings(projector_size=8, max_epochs=5),
+                         cache_dir=tmp_path / "cache", progress=False)
+    method.fit(corpus.select(range(40)), corpus.select(range(40, 48)))
+    probabilities = method.predict_proba(corpus)
+    classify = pipeline("audio-classification", model=str(method.save(tmp_path / "model")))
+    for row in (0, 17, 47):
+        scores = {r["label"]: r["score"] for r in classify(load_audio(corpus[row]["audio"]), top_k=None)}
+        np.testing.assert_allclose([scores[name] for name in labels], probabilities[row], atol=1e-5)
+
+
+def test_pooled_states_are_cached_and_reused(tmp_path, corpus, monkeypatch):
+    model, extractor = build_model(tiny_backbone("wav2vec2", tmp_path / "base"), ["neutral", "angry"])
+    paths = corpus["audio"][:6]
+    first = pooled_hidden_states(model, extractor, paths, cache_dir=tmp_path / "cache", progress=False)
+    assert first.shape == (6, 3, 32)  # embeddings + 2 layers, hidden 32
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 6
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("the backbone ran although every clip was cached")
+
+    monkeypatch.setattr("ser_hf.models.embeddings.pool_batch", no_forward)
+    np.testing.assert_array_equal(first, pooled_hidden_states(model, extractor, paths, cache_dir=tmp_path / "cache"))
+
+
+def test_batched_pooling_equals_one_clip_at_a_time(tmp_path, corpus):
+    # WavLM's extractor returns an attention mask, so clips of different lengths share a batch.
+    model, extractor = build_model(tiny_backbone("wavlm", tmp_path / "base"), ["neutral", "angry"])
+    root = tmp_path / "clips"
+    from ser_hf.testing.corpora import write_tone
+
+    paths = [str(write_tone(root / f"{n}.wav", duration=0.3 + 0.1 * n, seed=n)) for n in range(4)]
+    batched = pooled_hidden_states(model, extractor, paths, cache_dir=tmp_path / "a", batch_size=4, progress=False)
+    single = pooled_hidden_states(model, extractor, paths, cache_dir=tmp_path / "b", batch_size=1, progress=False)
+    np.testing.assert_allclose(batched, single, atol=1e-4)
+
+
+def test_head_standardisation_folds_exactly():
+    torch.manual_seed(0)
+    head = ProbeHead(num_layers=3, hidden_size=5, projector_size=4, num_labels=2)
+    head.mean.copy_(torch.randn(5) * 3)
+    head.scale.copy_(torch.rand(5) + 0.5)
+    head.layer_weights.data = torch.randn(3)
+    x = torch.randn(7, 3, 5)
+    state = head.folded_state()
+    weights = torch.softmax(state["layer_weights"], dim=0)
+    summed = (x * weights[None, :, None]).sum(dim=1)
+    folded = (summed @ state["projector.weight"].T + state["projector.bias"]) @ state["classifier.weight"].T
+    torch.testing.assert_close(folded + state["classifier.bias"], head.eval()(x), atol=1e-5, rtol=1e-5)
+
+
+def test_probe_learns_a_separable_problem():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 40)
+    features = rng.normal(size=(120, 3, 6)).astype(np.float32)
+    features[:, 2, 0] += 3 * labels  # only layer 2 carries the class
+    settings = ProbeSettings(projector_size=4, max_epochs=60, dropout=0.0, learning_rate=1e-2)
+    head = train_probe(features, labels, 3, settings)
+    accuracy = (head(torch.as_tensor(features)).argmax(dim=1).numpy() == labels).mean()
+    assert accuracy > 0.9
+    assert torch.softmax(head.layer_weights, 0).argmax().item() == 2
+
+
+def test_class_weights_balance_and_skip_absent_classes():
+    weights = class_weights(np.array([0, 0, 0, 1]), 3)
+    assert weights.tolist() == pytest.approx([4 / 6, 2.0, 0.0])
+
+
+def test_bad_probe_input(tmp_path):
+    with pytest.raises(SERError, match=r"shape \(clips, layers, hidden\)"):
+        train_probe(np.zeros((4, 8)), np.zeros(4, dtype=int), 2)
+    with pytest.raises(SERError, match=r"labels must be in \[0, 2\)"):
+        train_probe(np.zeros((4, 2, 8)), np.array([0, 1, 2, 0]), 2)
+    model, extractor = build_model(tiny_backbone("audio-spectrogram-transformer", tmp_path / "ast"), ["neutral", "angry"])
+    with pytest.raises(ModelError, match=r"model type 'audio-spectrogram-transformer' has none.*finetune"):
+        pooled_hidden_states(model, extractor, [], cache_dir=tmp_path)

@@ -14,6 +14,8 @@ def test_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     for line in build_parser()._subparsers._group_actions[0].choices:
         assert line in out
+    for nested in ("data summary", "data split", "models prepare", "train", "cv", "demo"):
+        assert f"\n  {nested} " in out
 
 
 def test_python_dash_m_entry_point():

@@ -21,8 +21,8 @@ COMMAND_MODULES = ("demo", "data", "models", "train")
 DESCRIPTION = """\
 Speech emotion recognition with pretrained speech transformers, on the Hugging Face stack.
 
-Start with `ser-hf data summary --corpus urdu --data-dir PATH` to look at a corpus.
-Every command has its own --help with examples."""
+Start with `ser-hf demo` (offline, a few minutes on a CPU), then look at a real corpus with
+`ser-hf data summary --corpus urdu --data-dir PATH`. Every command has its own --help with examples."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"ser_hf.cli.{name}").register(subparsers)
+    parser.epilog = "all commands:\n" + "\n".join(f"  {name:24s} {purpose}" for name, purpose in _commands(subparsers))
     return parser
+
+
+def _commands(subparsers: argparse._SubParsersAction, prefix: str = "") -> list[tuple[str, str]]:
+    """(full command, one-line purpose) for every command, nested groups included."""
+    purposes = {action.dest: action.help for action in subparsers._choices_actions}
+    rows = []
+    for name, sub in subparsers.choices.items():
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            rows += _commands(nested[0], f"{prefix}{name} ")
+        else:
+            rows.append((f"{prefix}{name}", purposes.get(name) or ""))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ser_hf.audio import AudioPreprocessor, audio_info
 from ser_hf.errors import ModelError
+from ser_hf.inference.batch import batch_padding_is_exact
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +125,8 @@ def pooled_hidden_states(
         paths: Audio files.
         preprocessor: Audio cleaning before the feature extractor; defaults to decode + resample only.
         cache_dir: Where to keep the arrays (default :func:`default_cache_dir`).
-        batch_size: Clips per forward pass, grouped by length. Models without an attention mask (e.g.
-            wav2vec2-base) run one clip at a time, since padding would change their pooled states.
+        batch_size: Clips per forward pass, grouped by length. Models where padding could change the
+            result (no attention mask, a group-norm front end) run one clip at a time.
 
     Returns:
         A float32 array; row ``i`` belongs to ``paths[i]``.
@@ -150,8 +151,8 @@ def pooled_hidden_states(
 def _compute_missing(model, feature_extractor, paths, targets, preprocessor, batch_size, progress) -> None:
     """Forward the clips batch by batch, decoding each batch just before it runs (bounded memory)."""
     model.eval()
-    if model.config.model_type != "whisper" and not getattr(feature_extractor, "return_attention_mask", False):
-        batch_size = 1  # no attention mask: padding would leak into the pooled states (e.g. wav2vec2-base)
+    if not batch_padding_is_exact(model, feature_extractor):
+        batch_size = 1  # padding would leak into the pooled states (no mask, or a group-norm front end)
     batches = _batches([audio_info(path).duration for path in paths], batch_size)
     with tqdm(total=len(paths), desc="backbone forward", unit="clip", disable=not progress) as bar:
         for batch in batches:

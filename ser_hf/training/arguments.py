@@ -6,13 +6,16 @@ line flags; recipes are YAML files of the same keys (see :mod:`ser_hf.training.r
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
+import torch
 from transformers import TrainingArguments
 
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.errors import SERError
 from ser_hf.models.factory import ModelOptions
+from ser_hf.training.data import Augmentation
 
 
 def _help(text: str, **extra) -> dict:
@@ -81,7 +84,7 @@ class ModelArguments(ModelOptions):
 
 @dataclass
 class SERTrainingArguments(TrainingArguments):
-    """``TrainingArguments`` with SER defaults (select on unweighted accuracy) and the probe's settings."""
+    """``TrainingArguments`` with SER defaults (select on unweighted accuracy), the probe's and fine-tuning's settings."""
 
     output_dir: str = field(default="outputs/ser-model", metadata=_help("Where checkpoints and reports go."))
     metric_for_best_model: str = field(default="unweighted_accuracy", metadata=_help(
@@ -103,3 +106,50 @@ class SERTrainingArguments(TrainingArguments):
     probe_patience: int = field(default=30, metadata=_help(
         "Probe: stop after this many epochs without a better validation UA."))
     embedding_batch_size: int = field(default=8, metadata=_help("Probe: clips per backbone forward pass."))
+
+    # --- Fine-tuning (mode='finetune'); the probe ignores these ---
+    train_sampling_strategy: str = field(default="group_by_length", metadata=_help(
+        "Fine-tuning: 'group_by_length' (default: batches of similar duration, so dynamic padding wastes "
+        "little), 'random', 'sequential' or 'batch_rebalance'.",
+        choices=["random", "sequential", "group_by_length", "batch_rebalance"]))
+    length_column_name: str = field(default="duration", metadata=_help(
+        "Fine-tuning: the column with each clip's length for length grouping (every corpus has 'duration')."))
+    balanced_sampler: bool = field(default=False, metadata=_help(
+        "Fine-tuning: draw training clips with replacement, each class equally often (WeightedRandomSampler). "
+        "An alternative to class_weighted_loss; replaces length grouping."))
+    early_stopping_patience: int | None = field(default=None, metadata=_help(
+        "Fine-tuning: stop after this many evaluations without a better metric_for_best_model (UA). "
+        "Needs validation data. Default: train for all epochs."))
+    noise_snr_db: list[float] | None = field(default=None, metadata=_help(
+        "Fine-tuning augmentation: add white noise at an SNR (dB) drawn from 'low high', e.g. 10 30. Default: off."))
+    gain_db: list[float] | None = field(default=None, metadata=_help(
+        "Fine-tuning augmentation: random gain (dB) drawn from 'low high', e.g. -6 6. Default: off."))
+    speed_perturb: list[float] | None = field(default=None, metadata=_help(
+        "Fine-tuning augmentation: speed factors to choose from, e.g. 0.9 1.0 1.1 (changes tempo and pitch). "
+        "Default: off."))
+    pitch_shift_semitones: float | None = field(default=None, metadata=_help(
+        "Fine-tuning augmentation: shift pitch by up to this many semitones either way (librosa, slow). "
+        "Default: off."))
+    augment_probability: float = field(default=0.5, metadata=_help(
+        "Fine-tuning augmentation: chance that each configured augmentation is applied to a clip."))
+    use_lora: bool = field(default=False, metadata=_help(
+        "Fine-tuning: train LoRA adapters on the attention projections instead of all weights (needs peft: "
+        "pip install 'ser-hf[lora]'); they are merged into the saved checkpoint."))
+    lora_r: int = field(default=8, metadata=_help("LoRA: rank of the adapters."))
+    lora_alpha: int = field(default=16, metadata=_help("LoRA: scaling numerator (alpha / r scales the update)."))
+    lora_dropout: float = field(default=0.05, metadata=_help("LoRA: dropout on the adapter input."))
+    lora_target_modules: str = field(default="q_proj,k_proj,v_proj,out_proj", metadata=_help(
+        "LoRA: comma-separated module names that get adapters (attention projections of every supported model)."))
+
+    def __post_init__(self) -> None:
+        # Mixed precision needs a GPU: on a CPU-only machine fall back to float32 with a warning instead of
+        # crashing, so GPU recipes (fp16/bf16 on) also run on a laptop. use_cpu=True + bf16 asks for CPU bf16.
+        if not torch.cuda.is_available() and (self.fp16 or (self.bf16 and not self.use_cpu)):
+            warnings.warn(f"{'fp16' if self.fp16 else 'bf16'}=True needs a GPU and none is available: training in "
+                          f"float32 instead. Remove it from the recipe (or pass --use_cpu with bf16 for CPU bf16).",
+                          UserWarning, stacklevel=2)
+            self.fp16 = self.bf16 = False
+        if not torch.cuda.is_available():
+            self.dataloader_pin_memory = False  # pinned memory only speeds up copies to a GPU
+        Augmentation.from_args(self)  # checks the augmentation ranges now, not at the first batch
+        super().__post_init__()

@@ -18,6 +18,7 @@ from typing import Any
 import datasets
 import numpy as np
 
+from ser_hf.cards import card_from_run, write_model_card
 from ser_hf.corpora import load_corpus
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport, aggregate_folds, folds_to_markdown
@@ -91,10 +92,18 @@ class TrainResult:
     report: EvaluationReport | None
 
 
+def is_main_process() -> bool:
+    """False on every process but the first under ``accelerate launch`` (they must not write reports)."""
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
 def train(run: Run, progress: bool = True) -> TrainResult:
     """Train on a speaker-independent split, save the checkpoint and, if a test part exists, its report.
 
-    The checkpoint goes to ``output_dir``; the test report to ``output_dir/eval``.
+    The checkpoint goes to ``output_dir`` with its model card (``README.md``); the test report to
+    ``output_dir/eval``.
     """
     dataset = load_run_dataset(run.data)
     split = speaker_split(dataset, test_size=run.data.test_size, validation_size=run.data.validation_size,
@@ -103,11 +112,12 @@ def train(run: Run, progress: bool = True) -> TrainResult:
     method = make_method(run, labels, progress).fit(split["train"], split.get("validation"))
     out = Path(run.training.output_dir)
     checkpoint = method.save(out)
-    report = None
-    if "test" in split:
-        report, _ = _evaluate(run, method, split["test"], "test")
-        report.write(out / "eval")
-    (out / "ser_hf_run.json").write_text(json.dumps(run.settings(), indent=2, default=str) + "\n")
+    report = _evaluate(run, method, split["test"], "test")[0] if "test" in split else None
+    if is_main_process():
+        if report is not None:
+            report.write(out / "eval")
+        (out / "ser_hf_run.json").write_text(json.dumps(run.settings(), indent=2, default=str) + "\n")
+        write_model_card(checkpoint, card_from_run(run, split, report, checkpoint, method=method))
     return TrainResult(checkpoint, report)
 
 
@@ -140,7 +150,8 @@ def cross_validate(run: Run, progress: bool = True) -> CVResult:
         parts = select_fold(dataset, _fold_with_validation(dataset, fold, run))
         method = make_method(run, labels, progress).fit(parts["train"], parts.get("validation"))
         report, probabilities = _evaluate(run, method, parts["test"], fold.name)
-        report.write(out / fold.name)
+        if is_main_process():
+            report.write(out / fold.name)
         reports.append(report)
         refs.append(np.asarray(parts["test"]["label"]))
         probs.append(probabilities)
@@ -149,10 +160,11 @@ def cross_validate(run: Run, progress: bool = True) -> CVResult:
         np.concatenate(refs), probabilities=np.concatenate(probs), label_names=labels, groups=speakers,
         model=run.model.model_name_or_path, corpus=run.data.corpus, split="pooled out-of-fold",
     )
-    pooled.write(out / "pooled")
     aggregate = aggregate_folds(reports)
-    summary = {"folds": [f.name for f in folds], "aggregate": aggregate, "pooled": pooled.to_dict(),
-               "settings": run.settings()}
-    (out / "cv_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    (out / "cv_summary.md").write_text(folds_to_markdown(aggregate) + "\n\n" + pooled.to_markdown() + "\n")
+    if is_main_process():
+        pooled.write(out / "pooled")
+        summary = {"folds": [f.name for f in folds], "aggregate": aggregate, "pooled": pooled.to_dict(),
+                   "settings": run.settings()}
+        (out / "cv_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        (out / "cv_summary.md").write_text(folds_to_markdown(aggregate) + "\n\n" + pooled.to_markdown() + "\n")
     return CVResult(reports, aggregate, pooled)

@@ -121,7 +121,8 @@ def train_probe(
         validation: Optional ``(features, labels)`` of speaker-disjoint clips for early stopping.
 
     Returns:
-        The trained :class:`ProbeHead` (in eval mode).
+        The trained :class:`ProbeHead` (in eval mode); with ``validation`` its ``training_log`` lists the
+        validation UA of every epoch and ``best_epoch`` the one kept.
     """
     settings = settings or ProbeSettings()
     labels = np.asarray(labels, dtype=np.int64)
@@ -135,7 +136,7 @@ def train_probe(
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(labels, num_labels) if settings.class_weighted else None)
     optimizer = torch.optim.AdamW(head.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     generator = torch.Generator().manual_seed(settings.seed)
-    best, best_state, since_best = -1.0, None, 0
+    best, best_state, since_best, head.training_log, head.best_epoch = -1.0, None, 0, [], None
     for epochs_run in range(1, settings.max_epochs + 1):
         head.train()
         for batch in torch.randperm(len(y), generator=generator).split(settings.batch_size):
@@ -145,15 +146,16 @@ def train_probe(
         if validation is None:
             continue
         score = _unweighted_accuracy(head, *validation, num_labels)
+        head.training_log.append({"epoch": epochs_run, "validation UA": round(score, 4)})
         if score > best:
-            best, best_state, since_best, best_epoch = score, copy.deepcopy(head.state_dict()), 0, epochs_run
+            best, best_state, since_best, head.best_epoch = score, copy.deepcopy(head.state_dict()), 0, epochs_run
         else:
             since_best += 1
             if since_best >= settings.patience:
                 break
     if best_state is not None:
         head.load_state_dict(best_state)
-        logger.info("probe: best validation UA %.4f at epoch %d", best, best_epoch)
+        logger.info("probe: best validation UA %.4f at epoch %d", best, head.best_epoch)
     return head.eval()
 
 
@@ -226,6 +228,15 @@ class ProbeMethod:
             raise SERError("ProbeMethod.predict_proba: call fit() first.")
         logits = torch.as_tensor(predict_logits(self.head, self.features(dataset["audio"])))
         return torch.softmax(logits, dim=-1).numpy()
+
+    @property
+    def training_log(self) -> list[dict]:
+        """Validation UA per epoch of the last fit (empty without a validation part)."""
+        return getattr(self.head, "training_log", [])
+
+    @property
+    def best_epoch(self) -> int | None:
+        return getattr(self.head, "best_epoch", None)
 
     def save(self, out_dir) -> Path:
         """Save an ordinary ``AutoModelForAudioClassification`` checkpoint holding the trained head."""

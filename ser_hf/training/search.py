@@ -1,0 +1,119 @@
+"""Hyperparameter search for fine-tuning, with optuna through ``Trainer.hyperparameter_search``.
+
+Trials are scored on a validation split that is speaker-disjoint from both the training clips and the test
+clips of :func:`~ser_hf.splits.speaker_split` (the same split ``ser-hf train`` makes with the same seed), so
+the test speakers never influence the chosen hyperparameters. The objective is the validation UA.
+
+Needs optuna (``pip install 'ser-hf[search]'``).
+
+Example:
+    >>> from ser_hf.training.recipes import parse_run
+    >>> from ser_hf.training.search import hyperparameter_search
+    >>> run = parse_run("recipes/urdu/wav2vec2-base-finetune.yaml")  # doctest: +SKIP
+    >>> best = hyperparameter_search(run, n_trials=20)  # doctest: +SKIP
+    >>> best.hyperparameters  # doctest: +SKIP
+    {'learning_rate': 4.1e-05, 'warmup_steps': 0.1, 'weight_decay': 0.01, 'per_device_train_batch_size': 8}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers.trainer_utils import BestRun
+
+from ser_hf.errors import SERError
+from ser_hf.models.presets import resolve_model_path
+from ser_hf.splits import speaker_split
+from ser_hf.training.experiment import SAMPLING_RATE, Run, load_run_dataset
+
+__all__ = ["default_hp_space", "hyperparameter_search"]
+
+OBJECTIVE = "eval_unweighted_accuracy"
+
+
+def default_hp_space(trial) -> dict[str, Any]:
+    """The search space used when none is given: learning rate, warmup, weight decay and batch size.
+
+    Args:
+        trial: An ``optuna.Trial``.
+
+    Returns:
+        ``TrainingArguments`` field -> value for this trial.
+    """
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 5e-6, 2e-4, log=True),
+        "warmup_steps": trial.suggest_categorical("warmup_steps", [0.0, 0.05, 0.1, 0.2]),  # < 1: share of steps
+        "weight_decay": trial.suggest_categorical("weight_decay", [0.0, 0.01, 0.1]),
+        "per_device_train_batch_size": trial.suggest_categorical("per_device_train_batch_size", [4, 8, 16]),
+    }
+
+
+def _objective(metrics: dict[str, float]) -> float:
+    if OBJECTIVE not in metrics:
+        raise SERError(f"hyperparameter_search: the evaluation returned no {OBJECTIVE!r} (got {sorted(metrics)}).")
+    return metrics[OBJECTIVE]
+
+
+def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any], dict[str, Any]] | None = None,
+                          seed: int | None = None, **study_kwargs: Any) -> BestRun:
+    """Search fine-tuning hyperparameters of ``run`` with optuna, maximising validation UA.
+
+    Args:
+        run: The run (data, model, training arguments); ``run.model.mode`` must be ``"finetune"`` and
+            ``run.data.validation_size`` > 0. ``output_dir`` receives the trials' checkpoints and
+            ``hp_search.json`` with the best trial.
+        n_trials: Number of trials.
+        hp_space: ``trial -> {TrainingArguments field: value}``; default :func:`default_hp_space`.
+        seed: Seed of optuna's TPE sampler (default: ``run.training.seed``), so a search can be repeated.
+        **study_kwargs: Passed to ``optuna.create_study`` / ``Study.optimize`` (e.g. ``timeout``, ``pruner``).
+
+    Returns:
+        transformers' ``BestRun`` (``run_id``, ``objective`` = best validation UA, ``hyperparameters``).
+
+    Raises:
+        SERError: if optuna is not installed, the mode is not ``finetune``, or there is no validation split.
+    """
+    if importlib.util.find_spec("optuna") is None:
+        raise SERError("hyperparameter_search needs optuna, which is not installed: pip install 'ser-hf[search]' "
+                       "(or pip install 'optuna>=3').")
+    import optuna
+
+    from ser_hf.training.finetune import FinetuneMethod
+
+    if run.model.mode != "finetune":
+        raise SERError(f"hyperparameter_search tunes fine-tuning: set mode='finetune' (got {run.model.mode!r}).")
+    if not run.data.validation_size > 0:
+        raise SERError(f"hyperparameter_search scores trials on a validation split: set validation_size > 0 "
+                       f"(got {run.data.validation_size}).")
+    dataset = load_run_dataset(run.data)
+    split = speaker_split(dataset, test_size=run.data.test_size, validation_size=run.data.validation_size,
+                          seed=run.data.fold_seed)
+    if "validation" not in split:
+        raise SERError(f"hyperparameter_search: the corpus has too few speakers for a validation split "
+                       f"(validation_size={run.data.validation_size}); it needs at least 3 speakers.")
+    labels = dataset.features["label"].names
+    training = dataclasses.replace(run.training, output_dir=str(Path(run.training.output_dir) / "hp_search"))
+    method = FinetuneMethod(resolve_model_path(run.model.model_name_or_path), labels, run.model, training,
+                            preprocessor=run.data.preprocessor(SAMPLING_RATE))
+    trainer = method.make_trainer(split["train"], split["validation"], model_init=lambda trial: method.build()[0])
+    sampler = optuna.samplers.TPESampler(seed=run.training.seed if seed is None else seed)
+    best = trainer.hyperparameter_search(hp_space=hp_space or default_hp_space, compute_objective=_objective,
+                                         n_trials=n_trials, direction="maximize", backend="optuna",
+                                         sampler=sampler, **study_kwargs)
+    _write_record(Path(run.training.output_dir), best, n_trials, split)
+    return best
+
+
+def _write_record(out: Path, best: BestRun, n_trials: int, split) -> None:
+    """``hp_search.json``: the best trial and which speakers scored it (never the test speakers)."""
+    record = {"objective": OBJECTIVE, "n_trials": n_trials,
+              "best_run": {"run_id": best.run_id, "objective": best.objective, "hyperparameters": best.hyperparameters},
+              "validation_speakers": sorted(set(split["validation"]["speaker"])),
+              "test_speakers_held_out": sorted(set(split["test"]["speaker"])) if "test" in split else []}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "hp_search.json").write_text(json.dumps(record, indent=2, default=str) + "\n")

@@ -1,0 +1,294 @@
+"""``SERTrainer``: a thin ``transformers.Trainer`` for emotion classifiers.
+
+It forces only what SER fine-tuning needs and leaves everything else to ``TrainingArguments``:
+
+- ``remove_unused_columns=False``: the collator needs the ``audio`` path column the model never sees;
+- class-weighted cross-entropy from the training label distribution (``class_weighted_loss``);
+- training batches from :meth:`AudioCollator.for_training <ser_hf.training.data.AudioCollator.for_training>`
+  (random crops, augmentation), evaluation batches from the plain collator (whole clips);
+- samplers: length-grouped batches on the ``duration`` column (``train_sampling_strategy="group_by_length"``),
+  or class-balanced sampling (``balanced_sampler``); evaluation in order of duration (little padding);
+- SER metrics (UA first) always, merged with a user ``compute_metrics``;
+- early stopping on ``metric_for_best_model`` (UA) with ``early_stopping_patience``.
+
+Mixed precision falls back to float32 on CPU (see ``SERTrainingArguments``); activation (gradient)
+checkpointing, resuming and best-checkpoint selection are the Trainer's own. :func:`apply_lora` wraps a model in peft LoRA adapters.
+
+Example:
+    >>> trainer = SERTrainer(model=model, args=args, train_dataset=train, eval_dataset=validation,
+    ...                      data_collator=AudioCollator(extractor))  # doctest: +SKIP
+    >>> trainer.train()  # doctest: +SKIP
+    >>> trainer.evaluate()["eval_unweighted_accuracy"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Sampler, WeightedRandomSampler
+from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer
+from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
+
+from ser_hf.errors import SERError
+from ser_hf.evaluation.metrics import make_compute_metrics
+from ser_hf.training.probe import class_weights
+
+__all__ = ["SERTrainer", "apply_lora", "check_resume_checkpoint", "merge_lora", "resolve_resume_checkpoint"]
+
+logger = logging.getLogger(__name__)
+
+
+class _EarlyStopping(EarlyStoppingCallback):
+    """``EarlyStoppingCallback`` whose patience counter restarts with every fresh ``train()``.
+
+    The stock callback keeps its counter across ``train()`` calls, so hyperparameter-search trials would
+    inherit the previous trial's impatience; a resumed run keeps the counter restored from its checkpoint.
+    """
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step == 0:
+            self.early_stopping_patience_counter = 0
+        return super().on_train_begin(args, state, control, **kwargs)
+
+
+class _OrderedSampler(Sampler):
+    """Yields a fixed index order (evaluation sorted by duration)."""
+
+    def __init__(self, order: Sequence[int]):
+        self.order = list(order)
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def _forced(args):
+    if args.remove_unused_columns:
+        # The audio path column must reach the collator, though the model's forward never takes it.
+        return dataclasses.replace(args, remove_unused_columns=False)
+    return args
+
+
+def _check_columns(dataset, name: str, required: Sequence[str]) -> None:
+    if dataset is None:
+        return
+    if len(dataset) == 0:
+        raise SERError(f"SERTrainer: {name} is empty (0 clips). Check the split sizes or the corpus filter.")
+    missing = [column for column in required if column not in dataset.column_names]
+    if missing:
+        raise SERError(f"SERTrainer: {name} lacks column(s) {missing}; found {sorted(dataset.column_names)}. "
+                       f"Load it with ser_hf.corpora.load_corpus (audio paths and label ids).")
+
+
+class SERTrainer(Trainer):
+    """``Trainer`` for ``AutoModelForAudioClassification`` on datasets of audio paths and label ids.
+
+    Args:
+        model: The classifier (or pass ``model_init`` for hyperparameter search).
+        args: :class:`~ser_hf.training.arguments.SERTrainingArguments` (plain ``TrainingArguments`` work too,
+            with the SER fields at their defaults).
+        data_collator: The evaluation collator, usually :class:`~ser_hf.training.data.AudioCollator`.
+        train_dataset: Rows with ``audio`` and ``label`` (and ``duration`` for length grouping).
+        eval_dataset: Validation rows, speaker-disjoint from training.
+        class_names: Emotion names in label-id order; default: the model's ``id2label``.
+        train_data_collator: The training collator; default ``data_collator.for_training()`` when it exists.
+        compute_metrics: Extra metrics; merged after the SER metrics (UA first), which win on name clashes.
+        callbacks: More callbacks; an early-stopping callback is added when ``early_stopping_patience`` is set.
+        **kwargs: Passed to ``transformers.Trainer`` (``model_init``, ``processing_class``, ...).
+    """
+
+    REQUIRED_COLUMNS = ("audio", "label")
+    # compute_loss returns a per-batch mean, so the Trainer divides it by the gradient accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, model=None, args=None, data_collator=None, train_dataset=None, eval_dataset=None, *,
+                 class_names: Sequence[str] | None = None, train_data_collator=None,
+                 compute_metrics: Callable[[Any], dict[str, float]] | None = None, callbacks=None, **kwargs):
+        if args is None:
+            raise SERError("SERTrainer needs args=SERTrainingArguments(output_dir=...).")
+        args = _forced(args)
+        _check_columns(train_dataset, "train_dataset", self.REQUIRED_COLUMNS)
+        _check_columns(eval_dataset, "eval_dataset", self.REQUIRED_COLUMNS)
+        callbacks = list(callbacks or [])
+        patience = getattr(args, "early_stopping_patience", None)
+        if patience and args.eval_strategy != IntervalStrategy.NO:
+            callbacks.append(_EarlyStopping(early_stopping_patience=patience))
+        elif patience:
+            warnings.warn("early_stopping_patience is set but eval_strategy is 'no' (no validation data?): "
+                          "training runs for all epochs. Set eval_strategy/save_strategy to 'epoch'.",
+                          UserWarning, stacklevel=2)
+        super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
+                         eval_dataset=eval_dataset, callbacks=callbacks, **kwargs)
+        base = self.accelerator.unwrap_model(self.model)
+        self.class_names = list(class_names) if class_names is not None else [
+            base.config.id2label[i] for i in range(base.config.num_labels)]
+        self.compute_metrics = self._merged_metrics(compute_metrics)
+        if train_data_collator is None and hasattr(data_collator, "for_training"):
+            train_data_collator = data_collator.for_training()
+        self.train_data_collator = train_data_collator or self.data_collator
+        self.class_weights = self._class_weights()
+
+    def _merged_metrics(self, user: Callable | None) -> Callable[[Any], dict[str, float]]:
+        ser = make_compute_metrics(self.class_names)
+
+        def compute_metrics(eval_pred) -> dict[str, float]:
+            metrics = ser(eval_pred)
+            extra = user(eval_pred) if user is not None else {}
+            return {**metrics, **{k: v for k, v in extra.items() if k not in metrics}}
+
+        return compute_metrics
+
+    def _class_weights(self) -> torch.Tensor | None:
+        if self.train_dataset is None:
+            return None
+        labels = np.asarray(self.train_dataset["label"], dtype=np.int64)
+        counts = np.bincount(labels, minlength=len(self.class_names))
+        missing = [name for name, count in zip(self.class_names, counts) if count == 0]
+        if missing:
+            warnings.warn(f"No training clips of class(es) {missing} (of {self.class_names}): the model cannot learn "
+                          f"them and their recall will be 0. Use speaker-grouped folds stratified by emotion, or drop "
+                          f"the class with --emotions.", UserWarning, stacklevel=3)
+        if not getattr(self.args, "class_weighted_loss", False):
+            return None
+        return class_weights(labels, len(self.class_names))
+
+    def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: torch.Tensor | int | None = None):
+        """Cross-entropy, weighted by inverse training class frequency when ``class_weighted_loss`` is on."""
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
+        loss = nn.functional.cross_entropy(logits.float(), labels, weight=weight)
+        return (loss, outputs) if return_outputs else loss
+
+    def _lengths(self, dataset) -> list[float]:
+        column = self.args.length_column_name
+        if column not in dataset.column_names:
+            raise SERError(f"train_sampling_strategy='group_by_length' needs a {column!r} column of clip lengths; "
+                           f"found {sorted(dataset.column_names)}. Add it with "
+                           f"ser_hf.training.data.with_durations(dataset) or set length_column_name.")
+        return np.asarray(dataset[column], dtype=np.float64).tolist()
+
+    def _get_train_sampler(self, train_dataset=None) -> Sampler | None:
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        if getattr(self.args, "balanced_sampler", False):
+            labels = np.asarray(dataset["label"], dtype=np.int64)
+            weights = 1.0 / np.bincount(labels)[labels]
+            return WeightedRandomSampler(weights.tolist(), num_samples=len(labels), replacement=True,
+                                         generator=torch.Generator().manual_seed(seed))
+        if self.args.train_sampling_strategy == "group_by_length":
+            # Lengths as a plain list: datasets >= 4 returns a lazy Column, slow to index one by one.
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=self._lengths(dataset))
+        return super()._get_train_sampler(train_dataset)
+
+    def _get_eval_sampler(self, eval_dataset) -> Sampler | None:
+        if eval_dataset is not None and self.args.length_column_name in getattr(eval_dataset, "column_names", ()):
+            return _OrderedSampler(np.argsort(self._lengths(eval_dataset), kind="stable").tolist())
+        return super()._get_eval_sampler(eval_dataset)
+
+    def get_train_dataloader(self):
+        """The training DataLoader, built with the training collator (crops, augmentation)."""
+        eval_collator, self.data_collator = self.data_collator, self.train_data_collator
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.data_collator = eval_collator
+
+
+def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | Path) -> str | None:
+    """The checkpoint folder ``resume_from_checkpoint`` names: a path, or ``true``/``last`` for the newest one."""
+    if value is None or value is False or str(value).lower() in ("", "false", "none"):
+        return None
+    if value is True or str(value).lower() in ("true", "last"):
+        last = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+        if last is None:
+            raise SERError(f"resume_from_checkpoint={value!r}: there is no checkpoint-* folder in {str(output_dir)!r} "
+                           f"to resume from. Train without it first, or pass a checkpoint folder's path.")
+        return last
+    if not Path(value).is_dir():
+        raise SERError(f"resume_from_checkpoint {str(value)!r} is not a directory. Pass a checkpoint-N folder written "
+                       f"by an earlier run (or 'last' for the newest one in its output_dir).")
+    return str(value)
+
+
+_ARCHITECTURE_KEYS = ("model_type", "hidden_size", "d_model", "num_hidden_layers", "encoder_layers",
+                      "use_weighted_layer_sum", "classifier_proj_size", "max_source_positions")
+
+
+def check_resume_checkpoint(checkpoint: str | Path, model: PreTrainedModel) -> None:
+    """Raise :class:`SERError` if ``checkpoint`` was written for another architecture or other labels."""
+    folder = Path(checkpoint)
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        if (folder / "adapter_config.json").is_file():
+            return  # LoRA adapters: peft checks their shapes when loading
+        raise SERError(f"resume_from_checkpoint {str(folder)!r} has no config.json; expected a checkpoint-N folder "
+                       f"written by the Trainer of this run.")
+    saved = json.loads(config_file.read_text())
+    current = model.config.to_dict()
+    differences = [f"{key}: checkpoint {saved.get(key)!r}, model {current.get(key)!r}" for key in _ARCHITECTURE_KEYS
+                   if (key in saved or key in current) and saved.get(key) != current.get(key)]
+    saved_labels = [saved.get("id2label", {}).get(str(i)) for i in range(len(saved.get("id2label", {})))]
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if saved_labels != labels:
+        differences.append(f"labels: checkpoint {saved_labels}, model {labels}")
+    if differences:
+        raise SERError(f"resume_from_checkpoint {str(folder)!r} belongs to another model ({'; '.join(differences)}). "
+                       f"Resume only from a checkpoint of the same model_name_or_path, options and emotions, or "
+                       f"drop resume_from_checkpoint to start afresh.")
+
+
+def apply_lora(model: PreTrainedModel, args) -> nn.Module:
+    """Wrap ``model`` in peft LoRA adapters on ``args.lora_target_modules``; the head trains fully.
+
+    Raises:
+        SERError: if peft is not installed, or a target module does not exist in the model.
+    """
+    try:
+        import peft
+    except ImportError:
+        raise SERError("use_lora=True needs the peft package, which is not installed. Install it with "
+                       "pip install 'ser-hf[lora]' (or pip install 'peft>=0.11'), or set use_lora false.") from None
+    targets = [name.strip() for name in args.lora_target_modules.split(",") if name.strip()]
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    unknown = [name for name in targets if name not in present]
+    if unknown:
+        raise SERError(f"lora_target_modules {unknown} do not exist in {model.config.model_type}; linear layers "
+                       f"there include {sorted(n for n, m in _linear_names(model))[:12]}.")
+    head = [name for name, _ in model.named_children() if name in ("projector", "classifier")]
+    config = peft.LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                             target_modules=targets, modules_to_save=head)
+    wrapped = peft.get_peft_model(model, config)
+    if getattr(model.config, "use_weighted_layer_sum", False):
+        model.layer_weights.requires_grad_(True)  # a bare parameter, not a module peft could keep trainable
+    return wrapped
+
+
+def _linear_names(model: nn.Module):
+    seen = set()
+    for name, module in model.named_modules():
+        short = name.rsplit(".", 1)[-1]
+        if isinstance(module, nn.Linear) and short not in seen:
+            seen.add(short)
+            yield short, module
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Fold LoRA adapters into the base weights (a plain model for ``save_pretrained``); others pass through."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model

@@ -1,0 +1,176 @@
+"""Batch prediction (parity with the HF pipeline) and `ser-hf evaluate`, incl. cross-corpus label mapping."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from transformers import Wav2Vec2FeatureExtractor, pipeline
+
+from ser_hf.audio import load_audio
+from ser_hf.cli import evaluate as evaluate_cli
+from ser_hf.errors import SERError
+from ser_hf.evaluation.run import evaluate_checkpoint, map_labels, notes_markdown, parse_label_map
+from ser_hf.inference.batch import batch_padding_is_exact, load_classifier, predict_proba
+from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint
+from ser_hf.testing.corpora import make_corpus_tree, write_tone
+from ser_hf.testing.models import tiny_backbone
+
+FOUR = ["neutral", "happy", "sad", "angry"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny models on 2 shared cores: a second intra-op thread only adds waiting (measured 20x slower).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _checkpoint(tmp, name, model_type="wav2vec2", labels=FOUR, options=None, mask=False, **config):
+    backbone = tiny_backbone(model_type, tmp / f"{name}-backbone", **config)
+    if mask:  # like wav2vec2-large-lv60: layer-normed front end and an attention mask
+        Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=True,
+                                 return_attention_mask=True).save_pretrained(backbone)
+    model, extractor = build_model(backbone, labels, options)
+    return save_checkpoint(model, extractor, tmp / name)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("evaluate")
+    return {
+        "tmp": tmp,
+        "model": _checkpoint(tmp, "four"),
+        "ravdess": make_corpus_tree("ravdess", tmp / "ravdess"),
+        "urdu": make_corpus_tree("urdu", tmp / "urdu"),
+    }
+
+
+def run_cli(argv):
+    parser = argparse.ArgumentParser(prog="ser-hf")
+    evaluate_cli.register(parser.add_subparsers(required=True))
+    args = parser.parse_args(["evaluate", *argv])
+    return args.func(args)
+
+
+@pytest.mark.parametrize("model_type, mask, batched", [
+    ("wav2vec2", False, False), ("wav2vec2", True, True), ("whisper", False, True),
+], ids=["wav2vec2-no-mask", "wav2vec2-mask", "whisper"])
+def test_predict_proba_equals_the_pipeline(tmp_path, model_type, mask, batched):
+    config = {"feat_extract_norm": "layer"} if mask else {}
+    options = ModelOptions(max_source_positions=100) if model_type == "whisper" else None
+    directory = _checkpoint(tmp_path, "model", model_type, options=options, mask=mask, **config)
+    # Different lengths (batches need padding) and rates (resampled by load_audio like the reference).
+    clips = [write_tone(tmp_path / f"c{i}.wav", duration=0.3 + 0.2 * i, frequency=150 + 30 * i, seed=i,
+                        sampling_rate=22050 if i % 2 else 16000) for i in range(5)]
+    probabilities, labels = predict_proba(directory, clips, batch_size=3, progress=False)
+    assert batch_padding_is_exact(*load_classifier(directory)) is batched
+    classify = pipeline("audio-classification", model=str(directory))
+    for row, clip in zip(probabilities, clips):
+        scores = {r["label"]: r["score"] for r in classify(load_audio(clip), top_k=None)}
+        np.testing.assert_allclose(row, [scores[label] for label in labels], atol=1e-5)
+    assert labels == FOUR
+
+
+def test_cross_corpus_counts_unmapped_labels(setup, capsys):
+    out = setup["tmp"] / "on-ravdess"
+    assert run_cli(["--model", str(setup["model"]), "--corpus", "ravdess", "--data-dir", str(setup["ravdess"]),
+                    "--out", str(out), "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["labels"] == FOUR and report["num_samples"] == 64  # 4 shared emotions x 8 actors x 2
+    assert report["metadata"]["unmapped"] == {"calm": 16, "fearful": 16, "disgust": 16, "surprised": 16}
+    assert report["metadata"]["clips_in_split"] == 128
+    assert report["bootstrap"]["unit"] == "group" and "unweighted_accuracy" in report["confidence_intervals"]
+    for key in ("weighted_accuracy", "macro_f1", "per_class", "confusion_matrix", "model", "corpus"):
+        assert key in report
+    for name in ("report.md", "confusion_matrix.png", "per_class.png", "reliability.png"):
+        assert (out / name).is_file()
+    assert "calm | none: 16 clips not scored" in (out / "report.md").read_text()
+    printed = capsys.readouterr().out
+    assert "UA" in printed and "unmapped (not scored, no model class): calm 16, fearful 16" in printed
+
+
+def _evaluate(setup, corpus="ravdess", model=None, **kwargs):
+    # The library function behind the command, without the figures (rendering them dominates the runtime).
+    return evaluate_checkpoint(model or setup["model"], corpus, setup[corpus], progress=False, **kwargs)
+
+
+def test_label_map_sends_calm_to_neutral(setup):
+    report = _evaluate(setup, label_map="calm=neutral", n_resamples=100)
+    assert report.num_samples == 80 and report.per_class["neutral"]["support"] == 32
+    assert "calm" not in report.metadata["unmapped"] and report.metadata["label_mapping"]["calm"] == "neutral"
+
+
+def test_model_classes_missing_from_the_corpus_stay_in_the_matrix(setup):
+    report = _evaluate(setup, emotions="neutral,happy", n_resamples=0)
+    assert len(report.confusion_matrix) == 4 and report.metadata["model_classes_without_references"] == ["sad", "angry"]
+    recalls = [report.per_class[name]["recall"] for name in ("neutral", "happy")]
+    assert report.unweighted_accuracy == pytest.approx(np.mean(recalls))
+    assert report.per_class["sad"]["support"] == 0 and report.metadata["unmapped"] == {}
+    assert "Model classes absent from this evaluation set: sad, angry" in notes_markdown(report)
+
+
+def test_splits_are_speaker_independent_parts(setup):
+    fold = _evaluate(setup, split="fold:2", n_resamples=0)
+    assert fold.metadata["speakers"] == ["05", "06"] and fold.split == "fold:2"  # RAVDESS fold 2: actors 5-8
+    test = _evaluate(setup, split="test", n_resamples=0).metadata
+    assert 0 < len(test["speakers"]) < 8 and "speaker_split(test_size=0.2, seed=0)" in test["split_description"]
+
+
+def test_a_model_trained_on_the_corpus_is_scored_on_its_held_out_speakers(setup):
+    model = setup["tmp"] / "trained-on-urdu"
+    shutil.copytree(setup["model"], model)
+    (model / "ser_hf_run.json").write_text(json.dumps({"data": {"corpus": "urdu", "max_duration": 5.0}}))
+    (model / "eval").mkdir()
+    (model / "eval" / "report.json").write_text(json.dumps({"metadata": {"speakers": ["SF2", "SM5"]}}))
+    held_out = _evaluate(setup, "urdu", model, split="test", n_resamples=0).metadata
+    assert held_out["speakers"] == ["SF2", "SM5"] and held_out["warnings"] == []
+    assert held_out["preprocessing"]["max_duration"] == 5.0  # the training-time cleaning is applied
+    report = _evaluate(setup, "urdu", model, n_resamples=0)
+    assert "4 of the 6 evaluated speakers were in its training data" in report.metadata["warnings"][0]
+    assert "**Warning:** this model was trained on 'urdu'" in notes_markdown(report)
+
+
+def test_label_map_parsing_and_matching():
+    assert parse_label_map(" calm = neutral ,surprised=happy,") == {"calm": "neutral", "surprised": "happy"}
+    mapping = map_labels(["neutral", "calm", "happy"], ["neu", "hap", "sad", "ang"], {"calm": "neu"})
+    assert mapping.mapping == {"neutral": "neu", "calm": "neu", "happy": "hap"} and mapping.unmapped == []
+    with pytest.raises(SERError, match=r"--label-map item 'calm:neutral' is not 'corpus_label=model_label'"):
+        parse_label_map("calm:neutral")
+    with pytest.raises(SERError, match=r"--label-map value 'bored' \(for 'calm'\) is not one of the model's classes"):
+        map_labels(["neutral", "calm"], FOUR, {"calm": "bored"})
+    with pytest.raises(SERError, match=r"--label-map key 'joyful' is not a label of the evaluated corpus"):
+        map_labels(["neutral", "calm"], FOUR, {"joyful": "happy"})
+
+
+def test_bad_inputs_fail_clearly(setup, tmp_path):
+    common = ["--corpus", "urdu", "--data-dir", str(setup["urdu"]), "--out", str(tmp_path / "out"), "--no-progress"]
+    with pytest.raises(SERError, match=r"model directory '.*nowhere' does not exist"):
+        run_cli(["--model", str(tmp_path / "nowhere"), *common])
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    for name in ("config.json", "preprocessor_config.json"):
+        shutil.copy(setup["model"] / name, pickled / name)
+    (pickled / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(SERError, match=r"has no \*\.safetensors weights \(found \[.*'pytorch_model.bin'"):
+        run_cli(["--model", str(pickled), *common])
+    with pytest.raises(SERError, match=r"--label-map item 'calm' is not 'corpus_label=model_label'"):
+        run_cli(["--model", str(setup["model"]), "--label-map", "calm", *common])
+    with pytest.raises(SERError, match=r"fold 9 does not exist; this corpus has 5 folds"):
+        run_cli(["--model", str(setup["model"]), "--split", "fold:9", *common])
+    with pytest.raises(SERError, match=r"--split must be 'all', 'test' or 'fold:N'.*found 'train'"):
+        run_cli(["--model", str(setup["model"]), "--split", "train", *common])
+
+
+def test_no_shared_label_is_a_clear_error(setup, tmp_path):
+    other = _checkpoint(tmp_path, "calm-fear", labels=["calm", "fearful"])
+    with pytest.raises(SERError, match=r"No label of the corpus \(\['neutral', 'happy', 'sad', 'angry'\]\) has a "
+                                       r"counterpart among the model's classes \(\['calm', 'fearful'\]\)"):
+        run_cli(["--model", str(other), "--corpus", "urdu", "--data-dir", str(setup["urdu"]),
+                 "--out", str(tmp_path / "out")])

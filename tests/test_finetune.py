@@ -1,0 +1,297 @@
+"""Fine-tuning: the data pipeline, SERTrainer, FinetuneMethod, `ser-hf train/cv --mode finetune`, search, bad input.
+
+Tiny random models on tiny synthetic corpus trees: predictions mean nothing, only plumbing is tested.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from transformers import EarlyStoppingCallback, TrainingArguments, pipeline
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from ser_hf.audio import AudioPreprocessor, load_audio
+from ser_hf.cli import main
+from ser_hf.corpora import load_corpus
+from ser_hf.errors import AudioError, SERError
+from ser_hf.models.factory import ModelOptions, build_model
+from ser_hf.splits import speaker_split
+from ser_hf.testing.corpora import make_corpus_tree, write_tone
+from ser_hf.testing.models import tiny_backbone
+from ser_hf.training.arguments import SERTrainingArguments
+from ser_hf.training.data import AudioCollator, Augmentation, add_noise, apply_gain, change_speed, shift_pitch
+from ser_hf.training.finetune import FinetuneMethod, check_split
+from ser_hf.training.trainer import SERTrainer, apply_lora
+
+LABELS = ["neutral", "happy", "sad", "angry"]
+# transformers 5.x renamed gradient_checkpointing (now a deprecated alias) to activation_checkpointing.
+CHECKPOINTING = ("--activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+                 else "--gradient_checkpointing")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny models gain nothing from intra-op threads, and on a shared 2-core machine OpenMP's spinning
+    # threads made each training step several times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("finetune")
+    corpus = make_corpus_tree("urdu", tmp / "urdu", duration=0.4)
+    return {"tmp": tmp, "corpus": corpus, "dataset": load_corpus("urdu", corpus),
+            "wav2vec2": tiny_backbone("wav2vec2", tmp / "tiny-wav2vec2"),
+            "whisper": tiny_backbone("whisper", tmp / "tiny-whisper")}
+
+
+@pytest.fixture(scope="module")
+def split(assets):
+    return speaker_split(assets["dataset"], test_size=0.2, validation_size=0.2, seed=0)
+
+
+def _args(tmp_path, **values) -> SERTrainingArguments:
+    defaults = {"output_dir": str(tmp_path), "num_train_epochs": 1, "per_device_train_batch_size": 8,
+                "learning_rate": 1e-3, "disable_tqdm": True, "logging_steps": 1, "seed": 0}
+    return SERTrainingArguments(**{**defaults, **values})
+
+
+def _tones(tmp_path, durations) -> list[str]:
+    return [str(write_tone(tmp_path / f"tone{i}.wav", duration=d, seed=i)) for i, d in enumerate(durations)]
+
+
+# --- data pipeline -----------------------------------------------------------------------------------
+
+def test_collator_pads_to_the_longest_clip_of_each_batch(assets, tmp_path):
+    _, extractor = build_model(assets["wav2vec2"], LABELS)
+    paths = _tones(tmp_path, [0.3, 0.5, 0.8])
+    collator = AudioCollator(extractor)
+    batch = collator([{"audio": p, "label": i} for i, p in enumerate(paths)])
+    assert batch["input_values"].shape == (3, 12800) and batch["labels"].tolist() == [0, 1, 2]
+    assert "attention_mask" not in batch  # wav2vec2-base style extractors: padding zeros, no mask
+    assert torch.all(batch["input_values"][0, 4800:] == 0) and batch["input_values"][0, :4800].std() > 0.5
+    assert collator([{"audio": p} for p in paths[:2]])["input_values"].shape == (2, 8000)  # no labels at prediction
+    extractor.return_attention_mask = True
+    masked = AudioCollator(extractor)([{"audio": p} for p in paths])
+    assert masked["attention_mask"].sum(dim=1).tolist() == [4800, 8000, 12800]
+
+
+def test_whisper_collator_pads_to_the_variable_length_input(assets, tmp_path):
+    _, extractor = build_model(assets["whisper"], LABELS, ModelOptions(max_source_positions=50))
+    batch = AudioCollator(extractor)([{"audio": p, "label": 0} for p in _tones(tmp_path, [0.3, 1.7])])
+    assert batch["input_features"].shape == (2, 80, 100)  # 1 s = 100 mel frames, not 30 s = 3000
+
+
+def test_training_collator_crops_and_augments_reproducibly(assets, tmp_path):
+    _, extractor = build_model(assets["wav2vec2"], LABELS)
+    rows = [{"audio": p, "label": 0} for p in _tones(tmp_path, [0.8, 0.2])]
+    augmentation = Augmentation(noise_snr_db=(10, 20), gain_db=(-6, 6), speed_perturb=(0.9, 1.1), probability=1.0)
+    plain = AudioCollator(extractor, AudioPreprocessor(), max_duration=0.5)
+    train = dataclasses.replace(plain, augmentation=augmentation, seed=3).for_training()
+    assert plain(rows)["input_values"].shape == (2, 12800)  # evaluation: whole clips
+    first = train(rows)["input_values"]
+    assert first.shape[1] <= 8000  # random 0.5 s windows, whatever the speed factor
+    again = dataclasses.replace(plain, augmentation=augmentation, seed=3).for_training()(rows)["input_values"]
+    other = dataclasses.replace(plain, augmentation=augmentation, seed=4).for_training()(rows)["input_values"]
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert not torch.equal(first, train(rows)["input_values"])  # the next epoch draws new changes
+
+
+def test_augmentation_steps_keep_the_shape_rules():
+    rng = np.random.default_rng(0)
+    wave = (0.1 * np.sin(np.linspace(0, 2000, 16000))).astype(np.float32)
+    assert np.allclose(np.abs(apply_gain(wave, 6.0)).max(), 0.1 * 10 ** (6 / 20), rtol=1e-3)
+    noisy = add_noise(wave, 20.0, rng)
+    snr = 10 * np.log10(np.mean(wave**2) / np.mean((noisy - wave) ** 2))
+    assert noisy.shape == wave.shape and noisy.dtype == np.float32 and abs(snr - 20) < 0.5
+    assert abs(change_speed(wave, 1.1, 16000).size - 16000 / 1.1) <= 2
+    shifted = shift_pitch(wave, 2.0, 16000)
+    assert shifted.shape == wave.shape and not np.allclose(shifted, wave)
+    with pytest.raises(SERError, match=r"noise_snr_db must be two numbers 'low high' with low <= high"):
+        Augmentation(noise_snr_db=(30, 10))
+    with pytest.raises(SERError, match=r"speed_perturb must list speed factors in \[0.5, 2\]"):
+        SERTrainingArguments(output_dir="x", speed_perturb=[3.0])
+
+
+def test_a_bad_audio_file_in_training_is_named(assets, tmp_path):
+    _, extractor = build_model(assets["wav2vec2"], LABELS)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wave file")
+    with pytest.raises(AudioError, match=r"broken\.wav"):
+        AudioCollator(extractor).for_training()([{"audio": str(broken), "label": 0}])
+
+
+# --- SERTrainer ----------------------------------------------------------------------------------------
+
+def _trainer(assets, tmp_path, train, validation=None, **values) -> SERTrainer:
+    model, extractor = build_model(assets["wav2vec2"], LABELS)
+    return SERTrainer(model=model, args=_args(tmp_path, **values), data_collator=AudioCollator(extractor),
+                      train_dataset=train, eval_dataset=validation, class_names=LABELS)
+
+
+def test_trainer_forces_its_settings_weights_classes_and_stops_early(assets, split, tmp_path):
+    skewed = split["train"].select([i for i, label in enumerate(split["train"]["label"]) if label != 1 or i % 3 == 0])
+    trainer = _trainer(assets, tmp_path, skewed, split["validation"], remove_unused_columns=True,
+                       eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
+                       early_stopping_patience=2)
+    assert trainer.args.remove_unused_columns is False
+    assert any(isinstance(cb, EarlyStoppingCallback) for cb in trainer.callback_handler.callbacks)
+    counts = np.bincount(skewed["label"], minlength=4)
+    assert np.allclose(trainer.class_weights.numpy(), counts.sum() / (4 * counts), rtol=1e-6)
+    assert trainer.class_weights[1] > trainer.class_weights[0]  # the rarer class weighs more
+    assert isinstance(trainer._get_train_sampler(), LengthGroupedSampler)
+    assert _trainer(assets, tmp_path, skewed, class_weighted_loss=False).class_weights is None
+    without_angry = split["train"].filter(lambda row: row["label"] != 3)
+    with pytest.warns(UserWarning, match=r"No training clips of class\(es\) \['angry'\]"):
+        _trainer(assets, tmp_path, without_angry)
+
+
+def test_balanced_sampler_draws_classes_equally(assets, split, tmp_path):
+    skewed = split["train"].select([i for i, label in enumerate(split["train"]["label"]) if label != 1 or i % 4 == 0])
+    trainer = _trainer(assets, tmp_path, skewed, balanced_sampler=True)
+    drawn = np.asarray(skewed["label"])[list(trainer._get_train_sampler())]
+    assert isinstance(trainer._get_train_sampler(), torch.utils.data.WeightedRandomSampler)
+    assert len(drawn) == len(skewed) and np.bincount(drawn, minlength=4).min() > 0
+    with pytest.raises(SERError, match=r"needs a 'duration' column of clip lengths"):
+        _trainer(assets, tmp_path, skewed.remove_columns("duration"))._get_train_sampler()
+
+
+def test_mixed_precision_falls_back_to_float32_on_cpu(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: fp16 is honoured")
+    with pytest.warns(UserWarning, match=r"fp16=True needs a GPU and none is available: training in float32"):
+        args = SERTrainingArguments(output_dir=str(tmp_path), fp16=True)
+    assert args.fp16 is False
+
+
+# --- FinetuneMethod ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fitted(assets, split, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fitted")
+    args = _args(out, num_train_epochs=2, noise_snr_db=[10, 30], gain_db=[-6, 6], early_stopping_patience=5)
+    method = FinetuneMethod(assets["wav2vec2"], LABELS, ModelOptions(), args, AudioPreprocessor(max_duration=0.3))
+    return method.fit(split["train"], split["validation"]), out
+
+
+def test_finetune_saves_a_checkpoint_that_pipeline_agrees_with(fitted, split, tmp_path):
+    method, _ = fitted
+    assert method.trainer.args.load_best_model_at_end and method.trainer.args.eval_strategy == "epoch"
+    assert method.trainer.state.best_metric is not None  # the best epoch by validation UA was kept
+    path = method.save(tmp_path / "model")
+    assert (path / "model.safetensors").exists()
+    probabilities = method.predict_proba(split["test"])
+    assert probabilities.shape == (len(split["test"]), 4) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    classify = pipeline("audio-classification", model=str(path))
+    for audio, row in zip(split["test"]["audio"], probabilities):
+        scores = {r["label"]: r["score"] for r in classify(load_audio(audio), top_k=4)}
+        assert max(scores, key=scores.get) == LABELS[int(row.argmax())]
+        assert np.allclose([scores[label] for label in LABELS], row, atol=1e-4)
+
+
+def test_resume_from_checkpoint_continues_the_same_fold(assets, split, fitted):
+    _, out = fitted
+    folder = next((out / "checkpoints").iterdir())
+    first, last = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    first_written = (first / "trainer_state.json").stat().st_mtime_ns
+    args = _args(out, num_train_epochs=3, resume_from_checkpoint="last")
+    method = FinetuneMethod(assets["wav2vec2"], LABELS, ModelOptions(), args).fit(split["train"], split["validation"])
+    steps_per_epoch = int(last.name.split("-")[1]) // 2
+    assert method.trainer.state.global_step == 3 * steps_per_epoch
+    assert (first / "trainer_state.json").stat().st_mtime_ns == first_written  # epochs 1-2 were not redone
+
+
+def test_resume_from_another_models_checkpoint_is_a_clear_error(assets, split, tmp_path):
+    other, _ = build_model(assets["whisper"], LABELS, ModelOptions(max_source_positions=50))
+    other.save_pretrained(tmp_path / "checkpoint-5")
+    args = _args(tmp_path, resume_from_checkpoint=str(tmp_path / "checkpoint-5"))
+    method = FinetuneMethod(assets["wav2vec2"], LABELS, ModelOptions(), args)
+    with pytest.raises(SERError, match=r"belongs to another model \(model_type: checkpoint 'whisper', model 'wav2vec2'"):
+        method.fit(split["train"])
+    with pytest.raises(SERError, match=r"no checkpoint-\* folder in .* to resume from"):
+        FinetuneMethod(assets["wav2vec2"], LABELS, ModelOptions(),
+                       _args(tmp_path / "fresh", resume_from_checkpoint="last")).fit(split["train"])
+
+
+def test_bad_splits_are_clear_errors(assets, split, tmp_path):
+    method = FinetuneMethod(assets["wav2vec2"], LABELS, ModelOptions(), _args(tmp_path))
+    with pytest.raises(SERError, match=r"The train split is empty \(0 clips\)"):
+        method.fit(split["train"].select([]))
+    surprised = split["test"].cast_column("label", datasets.ClassLabel(names=["neutral", "happy", "surprised", "angry"]))
+    with pytest.raises(SERError, match=r"label\(s\) \['surprised'\] that the model does not know"):
+        method.predict_proba(surprised)
+    reordered = split["test"].cast_column("label", datasets.ClassLabel(names=["happy", "neutral", "sad", "angry"]))
+    with pytest.raises(SERError, match=r"numbers its labels differently.*align_labels_with_mapping"):
+        check_split(reordered, "validation", LABELS)
+
+
+def test_lora_needs_peft_and_merges_into_a_plain_checkpoint(assets, split, tmp_path, monkeypatch):
+    model, _ = build_model(assets["wav2vec2"], LABELS)
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "peft", None)
+        with pytest.raises(SERError, match=r"use_lora=True needs the peft package.*ser-hf\[lora\]"):
+            apply_lora(model, _args(tmp_path, use_lora=True))
+    pytest.importorskip("peft", reason="peft is optional (pip install 'ser-hf[lora]')")
+    with pytest.warns(UserWarning, match=r"use_weighted_layer_sum=True cannot train with layerdrop=0.1"):
+        method = FinetuneMethod(assets["wav2vec2"], LABELS, ModelOptions(use_weighted_layer_sum=True),
+                                _args(tmp_path, use_lora=True, lora_r=4))
+    assert method.model.config.layerdrop == 0.0
+    path = method.fit(split["train"]).save(tmp_path / "lora-model")
+    from safetensors import safe_open
+
+    with safe_open(str(path / "model.safetensors"), "pt") as weights:
+        assert not [key for key in weights.keys() if "lora" in key]
+    assert pipeline("audio-classification", model=str(path))(load_audio(split["test"]["audio"][0]))
+
+
+# --- through the CLI and cross-validation ----------------------------------------------------------------
+
+def test_ser_hf_train_finetunes_whisper_in_variable_length_mode(assets, tmp_path, capsys):
+    out = tmp_path / "whisper"
+    argv = ["train", "--corpus", "urdu", "--data_dir", str(assets["corpus"]), "--model_name_or_path",
+            str(assets["whisper"]), "--mode", "finetune", "--max_source_positions", "50", "--num_train_epochs", "2",
+            "--learning_rate", "1e-3", "--disable_tqdm", "true", "--speed_perturb", "0.9", "1.1",
+            "--output_dir", str(out)]
+    assert main(argv) == 0
+    assert "checkpoint:" in capsys.readouterr().out
+    report = json.loads((out / "eval" / "report.json").read_text())
+    assert report["metadata"]["mode"] == "finetune" and report["num_samples"] > 0
+    classify = pipeline("audio-classification", model=str(out))
+    assert classify.feature_extractor.chunk_length == 1  # the saved extractor keeps the 1 s input
+    assert {r["label"] for r in classify(load_audio(next(assets["corpus"].rglob("*.wav"))))} == set(LABELS)
+
+
+def test_cross_validate_finetunes_every_fold(assets, tmp_path, capsys):
+    out = tmp_path / "cv"
+    argv = ["cv", "--corpus", "urdu", "--data_dir", str(assets["corpus"]), "--model_name_or_path",
+            str(assets["wav2vec2"]), "--mode", "finetune", "--num_folds", "2", "--num_train_epochs", "1",
+            CHECKPOINTING, "true", "--disable_tqdm", "true", "--output_dir", str(out)]
+    assert main(argv) == 0
+    summary = json.loads((out / "cv" / "cv_summary.json").read_text())
+    assert summary["folds"] == ["fold1", "fold2"] and summary["pooled"]["num_samples"] == 48
+    assert len(list((out / "checkpoints").iterdir())) == 2  # one checkpoint folder per fold
+
+
+def test_hyperparameter_search_scores_on_speaker_disjoint_validation(assets, tmp_path):
+    pytest.importorskip("optuna", reason="optuna is optional (pip install 'ser-hf[search]')")
+    from ser_hf.training.recipes import parse_run
+    from ser_hf.training.search import hyperparameter_search
+
+    run = parse_run(None, ["--corpus", "urdu", "--data_dir", str(assets["corpus"]), "--model_name_or_path",
+                           str(assets["wav2vec2"]), "--mode", "finetune", "--num_train_epochs", "1",
+                           "--eval_strategy", "epoch", "--save_strategy", "no", "--disable_tqdm", "true",
+                           "--output_dir", str(tmp_path)])
+    best = hyperparameter_search(run, n_trials=2)
+    assert set(best.hyperparameters) == {"learning_rate", "warmup_steps", "weight_decay", "per_device_train_batch_size"}
+    assert 0 <= best.objective <= 1
+    record = json.loads((tmp_path / "hp_search.json").read_text())
+    assert record["validation_speakers"] and not set(record["validation_speakers"]) & set(record["test_speakers_held_out"])

@@ -81,3 +81,17 @@ def test_cv_reports_every_fold_and_the_pooled_predictions(setup, capsys):
 def test_missing_corpus_is_a_clear_error(tmp_path, capsys):
     code = main(["train", "--corpus", "urdu", "--data_dir", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path)])
     assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_recipe_script_in_the_transformers_examples_style(setup, tmp_path):
+    import subprocess
+    import sys
+
+    _, common = setup
+    script = Path(__file__).resolve().parents[1] / "recipes" / "run_ser.py"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("mode: probe\nprobe_max_epochs: 3\n")
+    done = subprocess.run([sys.executable, str(script), str(recipe), *common, "--output_dir", str(tmp_path / "m")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "checkpoint:" in done.stdout and (tmp_path / "m" / "README.md").exists()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from ser_hf.evaluation.bootstrap import CI_METRICS, bootstrap_confidence_intervals
 from ser_hf.evaluation.calibration import expected_calibration_error, reliability_bins
-from ser_hf.evaluation.folds import aggregate_folds, folds_to_markdown
+from ser_hf.evaluation.folds import aggregate_folds, folds_to_markdown, summarise_folds, write_cv_summary
 from ser_hf.evaluation.metrics import (
     SCALAR_METRICS,
     SER_METRIC_PATH,
@@ -48,4 +48,6 @@ __all__ = [
     "load_ser_metric",
     "make_compute_metrics",
     "reliability_bins",
+    "summarise_folds",
+    "write_cv_summary",
 ]

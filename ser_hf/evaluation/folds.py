@@ -7,7 +7,10 @@ of the summed confusion matrix (every test utterance counted once).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -131,3 +134,53 @@ def folds_to_markdown(aggregate: dict[str, Any], heading_level: int = 2) -> str:
         confusion_markdown(aggregate["confusion_matrix"], aggregate["labels"]),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def summarise_folds(
+    reports: Sequence[EvaluationReport],
+    references: Sequence[np.ndarray],
+    probabilities: Sequence[np.ndarray],
+    speakers: Sequence[str],
+    label_names: Sequence[str],
+    *,
+    model: str | None,
+    corpus: str | None,
+) -> tuple[dict[str, Any], EvaluationReport]:
+    """Mean ± std over folds and the pooled out-of-fold report (bootstrap intervals resample speakers).
+
+    Args:
+        reports: One report per fold, in fold order.
+        references: Per fold, the test class ids.
+        probabilities: Per fold, the ``(n_test, C)`` probabilities (predictions are their argmax).
+        speakers: The speaker of every out-of-fold row, in the concatenated order.
+        label_names: Class names in id order.
+        model: Model name for the pooled report.
+        corpus: Corpus name for the pooled report.
+
+    Returns:
+        ``(aggregate_folds(reports), pooled report)``.
+    """
+    pooled = EvaluationReport.from_predictions(
+        np.concatenate(references), probabilities=np.concatenate(probabilities), label_names=list(label_names),
+        groups=list(speakers), model=model, corpus=corpus, split="pooled out-of-fold",
+    )
+    return aggregate_folds(reports), pooled
+
+
+def write_cv_summary(
+    out_dir: str | os.PathLike, aggregate: dict[str, Any], pooled: EvaluationReport, settings: Mapping[str, Any]
+) -> None:
+    """Write ``pooled/`` (the pooled report), ``cv_summary.json`` and ``cv_summary.md`` into ``out_dir``.
+
+    Args:
+        out_dir: The ``cv`` folder (per-fold reports go beside, written by the caller).
+        aggregate: :func:`~ser_hf.evaluation.aggregate_folds` output.
+        pooled: The pooled out-of-fold report.
+        settings: JSON-able description of the run.
+    """
+    out = Path(out_dir)
+    pooled.write(out / "pooled")
+    summary = {"folds": aggregate["folds"], "aggregate": aggregate, "pooled": pooled.to_dict(),
+               "settings": dict(settings)}
+    (out / "cv_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (out / "cv_summary.md").write_text(folds_to_markdown(aggregate) + "\n\n" + pooled.to_markdown() + "\n")

@@ -21,7 +21,7 @@ import numpy as np
 from ser_hf.cards import card_from_run, write_model_card
 from ser_hf.corpora import load_corpus
 from ser_hf.errors import SERError
-from ser_hf.evaluation import EvaluationReport, aggregate_folds, folds_to_markdown
+from ser_hf.evaluation import EvaluationReport, summarise_folds, write_cv_summary
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.splits import Fold, add_validation, corpus_folds, select_fold, speaker_split
 from ser_hf.training.arguments import DataArguments, ModelArguments, SERTrainingArguments
@@ -156,15 +156,8 @@ def cross_validate(run: Run, progress: bool = True) -> CVResult:
         refs.append(np.asarray(parts["test"]["label"]))
         probs.append(probabilities)
         speakers += parts["test"]["speaker"]
-    pooled = EvaluationReport.from_predictions(
-        np.concatenate(refs), probabilities=np.concatenate(probs), label_names=labels, groups=speakers,
-        model=run.model.model_name_or_path, corpus=run.data.corpus, split="pooled out-of-fold",
-    )
-    aggregate = aggregate_folds(reports)
+    aggregate, pooled = summarise_folds(reports, refs, probs, speakers, labels,
+                                        model=run.model.model_name_or_path, corpus=run.data.corpus)
     if is_main_process():
-        pooled.write(out / "pooled")
-        summary = {"folds": [f.name for f in folds], "aggregate": aggregate, "pooled": pooled.to_dict(),
-                   "settings": run.settings()}
-        (out / "cv_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        (out / "cv_summary.md").write_text(folds_to_markdown(aggregate) + "\n\n" + pooled.to_markdown() + "\n")
+        write_cv_summary(out, aggregate, pooled, run.settings())
     return CVResult(reports, aggregate, pooled)

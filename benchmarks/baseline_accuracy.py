@@ -1,0 +1,98 @@
+"""Classic-feature baseline accuracy on the shared corpora, with the transformer path's protocols.
+
+For each configuration: :func:`ser_hf.baseline.crossval.cross_validate_baseline` (URDU: 5 speaker-grouped
+folds; RAVDESS: 6 folds of 4 actors) with the default 532 classic features, hyperparameters tuned by
+3 speaker-grouped inner folds of each fold's training actors (scoring UA), reporting UA/WA/macro-F1 as
+mean ± std over folds and the pooled out-of-fold UA/WA/macro-F1 with speaker-level bootstrap intervals,
+plus wall time (feature extraction timed apart: cached features are reused across runs). The output has
+the same shape as ``probe_accuracy.json`` so the two can be read side by side.
+
+    .venv/bin/python benchmarks/baseline_accuracy.py
+    .venv/bin/python benchmarks/baseline_accuracy.py --configs urdu:svm ravdess/4class:logreg --jobs 2
+    (a config is corpus[/emotions]:classifier; classifiers: svm, logreg, forest, mlp)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from common import RESULTS_DIR, SHARED_DATA, write_result
+
+from ser_hf.baseline.crossval import cross_validate_baseline
+from ser_hf.baseline.extraction import extract_dataset_features
+from ser_hf.baseline.features import FeatureConfig
+from ser_hf.corpora import load_corpus
+
+DEFAULT_CONFIGS = ("urdu:svm", "urdu:logreg", "ravdess:svm", "ravdess:logreg", "ravdess/4class:svm",
+                   "ravdess/4class:logreg")
+METRICS = ("unweighted_accuracy", "weighted_accuracy", "macro_f1")
+
+
+def run_config(spec: str, cache_dir: str, output_root: str, jobs: int, workers: int) -> dict:
+    corpus_part, classifier = spec.split(":")
+    corpus, _, emotions = corpus_part.partition("/")
+    dataset = load_corpus(corpus, SHARED_DATA / corpus, emotions=emotions or None)
+    config = FeatureConfig()
+    start = time.perf_counter()
+    matrix = extract_dataset_features(dataset["audio"], config, cache_dir=cache_dir, num_workers=workers,
+                                      progress=False)
+    feature_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    result = cross_validate_baseline(
+        dataset, classifier, features=matrix.features, feature_config=config, n_jobs=jobs,
+        out_dir=Path(output_root) / spec.replace("/", "-").replace(":", "_"),
+    )
+    seconds = time.perf_counter() - start
+    pooled = result.pooled
+    return {
+        "config": spec,
+        "classifier": classifier,
+        "clips": len(dataset),
+        "speakers": len(set(dataset["speaker"])),
+        "feature_dim": int(matrix.features.shape[1]),
+        "feature_config": config.fingerprint(),
+        "feature_seconds": round(feature_seconds, 1),
+        "feature_cache_hits": matrix.cache_hits,
+        "seconds": round(seconds, 1),
+        "folds": len(result.folds),
+        "inner_folds": result.settings["baseline"]["inner_folds"],
+        "param_grid": result.settings["baseline"]["param_grid"],
+        "best_params": {r.split: f.best_params for r, f in zip(result.folds, result.fits)},
+        "mean_std": {k: result.aggregate["metrics"][k] for k in METRICS},
+        "pooled": {
+            **{k: getattr(pooled, k) for k in METRICS},
+            "confidence_intervals": pooled.confidence_intervals,
+            "confusion_matrix": pooled.confusion_matrix,
+            "labels": pooled.labels,
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS))
+    parser.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "ser_hf" / "features"),
+                        help="feature cache (reused across runs; feature_cache_hits records how much)")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel grid-search fits")
+    parser.add_argument("--workers", type=int, default=2, help="feature extraction processes")
+    parser.add_argument("--name", default="baseline_accuracy", help="result file name (benchmarks/results/NAME.json)")
+    args = parser.parse_args()
+    previous = RESULTS_DIR / f"{args.name}.json"
+    rows = {r["config"]: r for r in json.loads(previous.read_text())["results"]["runs"]} if previous.exists() else {}
+    output_root = tempfile.mkdtemp(prefix="ser_hf_bench_baseline_")
+    for spec in args.configs:
+        rows[spec] = run_config(spec, args.cache_dir, output_root, args.jobs, args.workers)
+        row = rows[spec]
+        ua = row["mean_std"]["unweighted_accuracy"]
+        print(f"{spec}: UA {100 * ua['mean']:.1f} ± {100 * ua['std']:.1f} over folds, pooled "
+              f"{100 * row['pooled']['unweighted_accuracy']:.1f} {row['pooled']['confidence_intervals']['unweighted_accuracy']}"
+              f" ({row['seconds']} s + {row['feature_seconds']} s features)", flush=True)
+        write_result(args.name, {"runs": list(rows.values())})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The model card (``README.md``) of a saved classic baseline.
+
+Tables are formatted here in Python; the Hub metadata header is built with ``huggingface_hub.ModelCardData``
+(``library_name: sklearn``, the ``skops`` tag), so the folder can be pushed to the Hub as is. The card says
+what the features and classifier are, the hyperparameters the inner cross-validation chose, the
+speaker-independent cross-validation results with their confidence intervals (when given), how to load the
+model safely, and its limitations.
+
+Example:
+    ```python
+    >>> from ser_hf.baseline.card import baseline_card
+    >>> print(baseline_card(model, cv_result))
+    ```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ser_hf.evaluation import folds_to_markdown
+from ser_hf.evaluation.report import markdown_table, percent
+
+if TYPE_CHECKING:
+    from ser_hf.baseline.crossval import BaselineCVResult
+    from ser_hf.baseline.persistence import BaselineModel
+
+__all__ = ["baseline_card", "write_baseline_card"]
+
+_FEATURE_GROUPS = {
+    "mfcc": "MFCCs with deltas", "chroma": "chroma", "mel": "log-mel bands", "contrast": "spectral contrast",
+    "tonnetz": "tonnetz", "zcr": "zero-crossing rate", "rms": "RMS level (dB)",
+    "spectral": "spectral centroid, bandwidth, roll-off, flatness", "pitch": "F0 (YIN/pYIN) and voiced fraction",
+    "voice_quality": "jitter- and shimmer-like perturbation",
+}
+
+_LIMITATIONS = """\
+- **Acted, corpus-bound speech.** It was trained on one corpus's speakers, language, microphones and
+  recording rooms. Hand-crafted spectral and prosodic statistics shift with the channel (microphone,
+  codec, noise, level), so expect lower accuracy on other recordings; evaluate on your own data first.
+- **Few speakers.** Cross-validation folds hold a handful of speakers each, so the intervals above are
+  wide and per-fold scores vary a lot; the pooled interval resamples whole speakers for that reason.
+- **Categorical emotions only**, from the label set above; no neutral/"other" rejection. Probabilities
+  come from the classifier (Platt-calibrated for the SVM) and are only roughly calibrated (see ECE).
+- **A baseline.** It exists to put pretrained speech transformers in context, not for decisions about
+  people: emotion recognition from voice is unreliable across cultures, ages and health conditions.
+- **Loading.** Load it with `ser_hf.baseline.persistence.load_baseline`, which trusts only the scikit-learn types
+  the baseline needs; never with pickle or `trusted=True` on files from others."""
+
+
+def _feature_rows(model: BaselineModel) -> list[list[Any]]:
+    config, prep = model.feature_config, model.preprocessor
+    groups = "; ".join(_FEATURE_GROUPS[g] for g in config.groups)
+    cleaning = {k: v for k, v in dataclasses.asdict(prep).items() if k != "sampling_rate" and v is not None}
+    return [
+        ["Feature groups", groups],
+        ["Statistics over frames", ", ".join(config.stats)],
+        ["Dimensions", model.num_features],
+        ["Sampling rate", f"{config.sampling_rate} Hz"],
+        ["Frames", f"{config.frame_ms:g} ms window, {config.hop_ms:g} ms hop"],
+        ["MFCCs", f"{config.n_mfcc} from {config.n_mels} mel bands, delta order {config.mfcc_delta_order}"],
+        ["Pitch", f"{config.pitch_method}, {config.f0_min:g}-{config.f0_max:g} Hz"],
+        ["Audio preprocessing", ", ".join(f"{k}={v}" for k, v in cleaning.items()) or "decode and resample only"],
+    ]
+
+
+def _classifier_section(model: BaselineModel) -> str:
+    steps = " → ".join(type(step).__name__ for _, step in model.pipeline.steps)
+    facts = model.metadata
+    grid = facts.get("grid", [])
+    rows = [[", ".join(f"{k}={v}" for k, v in point["params"].items()), percent(point["mean"]),
+             percent(point["std"])] for point in grid]
+    parts = [
+        f"scikit-learn pipeline: `{steps}` (`{model.classifier}`). Best hyperparameters, chosen by grid search "
+        f"scored with UA (balanced accuracy) over {facts.get('inner_folds', '?')} speaker-grouped inner folds "
+        f"of the training speakers: `{model.best_params}` (inner-CV UA "
+        f"{percent(facts.get('inner_cv_unweighted_accuracy'))}%).",
+    ]
+    if rows:
+        parts.append(markdown_table(["Grid point", "Inner UA (%)", "Std (%)"], rows))
+    return "\n\n".join(parts)
+
+
+def _data_section(model: BaselineModel) -> str:
+    facts = model.metadata
+    counts = facts.get("label_counts", {})
+    table = markdown_table(["Emotion", "Clips"], [[name, counts.get(name, "?")] for name in model.labels])
+    return (f"Corpus: **{facts.get('corpus') or 'unknown'}**, {facts.get('num_clips', '?')} clips from "
+            f"{facts.get('num_speakers', '?')} speakers (all used for the final model).\n\n{table}")
+
+
+def _evaluation_section(cv: BaselineCVResult | None) -> str:
+    if cv is None:
+        return ("No cross-validation results were given when this model was saved. Run "
+                "`ser-hf baseline ... --save-model` to evaluate and save in one go.")
+    folds = cv.aggregate["folds"]
+    protocol = (
+        f"Speaker-independent protocol: {len(folds)} outer folds ({', '.join(str(f) for f in folds)}); no "
+        f"speaker is in both the training and test part of a fold. Within each fold, hyperparameters were "
+        f"chosen by speaker-grouped inner cross-validation on the training speakers only, then the model was "
+        f"refit on them and scored on the held-out speakers. The final model repeats that procedure on all "
+        f"clips, so these figures estimate its accuracy on new speakers of the same corpus."
+    )
+    return "\n\n".join([protocol, folds_to_markdown(cv.aggregate, heading_level=3).strip(),
+                        cv.pooled.to_markdown(heading_level=3).strip()])
+
+
+def _usage(directory: str) -> str:
+    return (
+        "```python\n"
+        "from ser_hf.baseline.persistence import load_baseline\n\n"
+        f"model = load_baseline({directory!r})  # skops, trusting only the baseline's types\n"
+        "model.predict([\"clip.wav\"])          # emotion names\n"
+        "model.predict_proba([\"clip.wav\"])    # probabilities, columns in model.labels order\n"
+        "```"
+    )
+
+
+def baseline_card(model: BaselineModel, cv: BaselineCVResult | None = None, directory: str = "MODEL_DIR") -> str:
+    """The model card of ``model`` as Markdown with a Hub metadata header.
+
+    Args:
+        model: The trained baseline.
+        cv: Its cross-validation result (same settings), reported with confidence intervals.
+        directory: The folder name shown in the usage example.
+
+    Returns:
+        The card text.
+    """
+    from huggingface_hub import ModelCardData
+
+    corpus = model.metadata.get("corpus") or "unknown corpus"
+    header = ModelCardData(
+        library_name="sklearn", pipeline_tag="audio-classification",
+        tags=["ser_hf", "speech-emotion-recognition", "skops", "baseline", model.classifier or "sklearn"],
+    ).to_yaml()
+    parts = [
+        f"---\n{header}\n---",
+        f"# Classic-feature {model.classifier} baseline for speech emotion recognition ({corpus})",
+        f"Predicts one of {len(model.labels)} emotions ({', '.join(model.labels)}) from a clip's hand-crafted "
+        f"acoustic features with a scikit-learn classifier. Made with ser_hf (`ser-hf baseline`) as a reference "
+        f"point for its speech-transformer models.",
+        "## Features", markdown_table(["Setting", "Value"], _feature_rows(model)),
+        "## Classifier", _classifier_section(model),
+        "## Training data", _data_section(model),
+        "## Evaluation", _evaluation_section(cv),
+        "## How to use", _usage(directory),
+        "## Limitations", _LIMITATIONS,
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_baseline_card(
+    directory: str | os.PathLike, model: BaselineModel, cv: BaselineCVResult | None = None
+) -> Path:
+    """Write :func:`baseline_card` to ``directory/README.md`` and return the path."""
+    path = Path(directory) / "README.md"
+    path.write_text(baseline_card(model, cv, directory=str(directory)), encoding="utf-8")
+    return path

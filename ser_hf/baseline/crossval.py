@@ -1,0 +1,235 @@
+"""Speaker-independent cross-validation of the classic baseline, reported exactly like the transformer path.
+
+:func:`cross_validate_baseline` extracts (cached) features once, then for each outer fold of
+:func:`ser_hf.splits.corpus_folds` (RAVDESS: 6 folds of 4 actors; URDU and corpora without a protocol:
+speaker-grouped folds) tunes a classifier by speaker-grouped inner CV on the training speakers only
+(:func:`~ser_hf.baseline.classifiers.fit_classifier`) and scores the unseen test speakers. Reports are
+:class:`~ser_hf.evaluation.EvaluationReport` per fold, pooled out-of-fold with speaker-level bootstrap
+intervals, and :func:`~ser_hf.evaluation.aggregate_folds`, written to the same files as
+:func:`ser_hf.training.experiment.cross_validate` (``cv/<fold>/``, ``cv/pooled/``, ``cv/cv_summary.json``,
+``cv/cv_summary.md``) by :func:`summarise_folds` and :func:`write_cv_summary`, which know nothing of
+the model and can serve every path.
+
+Example:
+    ```python
+    >>> from ser_hf.corpora import load_corpus
+    >>> from ser_hf.baseline.crossval import cross_validate_baseline
+    >>> ds = load_corpus("urdu", "../shared/data/urdu")
+    >>> result = cross_validate_baseline(ds, "svm", cache_dir="~/.cache/ser_hf/features", out_dir="outputs/urdu-svm")
+    >>> result.aggregate["metrics"]["unweighted_accuracy"]["mean"], result.pooled.confidence_intervals
+    ```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+
+from ser_hf.audio import AudioPreprocessor
+from ser_hf.baseline.classifiers import (
+    FittedClassifier,
+    default_param_grid,
+    fit_classifier,
+    get_classifier,
+    probabilities_for,
+)
+from ser_hf.baseline.extraction import extract_dataset_features
+from ser_hf.baseline.features import FeatureConfig
+from ser_hf.errors import SERError
+from ser_hf.evaluation import EvaluationReport
+from ser_hf.evaluation.folds import summarise_folds, write_cv_summary
+from ser_hf.splits import Fold, corpus_folds, speakers_of
+
+__all__ = [
+    "BaselineCVResult", "baseline_settings", "corpus_name", "cross_validate_baseline", "dataset_features",
+    "summarise_folds", "write_cv_summary",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def dataset_features(
+    dataset: datasets.Dataset,
+    feature_config: FeatureConfig | None = None,
+    *,
+    preprocessor: AudioPreprocessor | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    num_workers: int | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """The classic feature matrix of a corpus, one row per dataset row, from the cached parallel extractor.
+
+    Args:
+        dataset: A corpus whose ``audio`` column holds file paths.
+        feature_config: Feature settings; ``None`` means ``FeatureConfig()``.
+        preprocessor: Audio cleaning before extraction (part of the cache key).
+        cache_dir: Feature cache folder; ``None`` disables caching.
+        num_workers: Extraction processes; ``None`` uses every core.
+        progress: Show a progress bar.
+
+    Returns:
+        A ``(len(dataset), d)`` float32 array.
+    """
+    matrix = extract_dataset_features(
+        dataset["audio"], feature_config, preprocessor=preprocessor, cache_dir=cache_dir,
+        num_workers=num_workers, strict=True, progress=progress,
+    )
+    return matrix.features
+
+
+@dataclass
+class BaselineCVResult:
+    """Cross-validation of a baseline classifier: the transformer path's ``CVResult`` fields, plus more.
+
+    Args:
+        folds: One :class:`EvaluationReport` per outer fold.
+        aggregate: :func:`~ser_hf.evaluation.aggregate_folds` of the fold reports.
+        pooled: The report of all out-of-fold predictions together (speaker-level bootstrap CIs).
+        fits: Per fold, the tuned :class:`~ser_hf.baseline.classifiers.FittedClassifier`.
+        features: The ``(n, d)`` feature matrix of the whole dataset (reusable for a final fit).
+        settings: What was run (data, classifier, grid, inner folds, seed, features, preprocessing).
+    """
+
+    folds: list[EvaluationReport]
+    aggregate: dict[str, Any]
+    pooled: EvaluationReport
+    fits: list[FittedClassifier]
+    features: np.ndarray
+    settings: dict[str, Any]
+
+
+def corpus_name(dataset: datasets.Dataset) -> str | None:
+    """The dataset's ``corpus`` value when it has exactly one, else ``None``."""
+    names = set(dataset["corpus"]) if "corpus" in dataset.column_names else set()
+    return names.pop() if len(names) == 1 else None
+
+
+def baseline_settings(
+    dataset: datasets.Dataset,
+    classifier: str,
+    feature_config: FeatureConfig,
+    *,
+    param_grid: Mapping[str, Sequence[Any]] | None = None,
+    inner_folds: int = 3,
+    seed: int = 0,
+    preprocessor: AudioPreprocessor | None = None,
+) -> dict[str, Any]:
+    """JSON-able description of a baseline run, recorded beside its results and in its model card."""
+    grid = param_grid if param_grid is not None else default_param_grid(classifier)
+    return {
+        "data": {"corpus": corpus_name(dataset), "labels": dataset.features["label"].names,
+                 "num_clips": len(dataset), "num_speakers": len(set(dataset["speaker"]))},
+        "baseline": {"classifier": classifier, "description": get_classifier(classifier).description,
+                     "param_grid": {k.removeprefix("clf__"): list(v) for k, v in grid.items()},
+                     "inner_folds": inner_folds, "seed": seed, "scoring": "balanced_accuracy (UA)"},
+        "features": dataclasses.asdict(feature_config),
+        "preprocessor": dataclasses.asdict(preprocessor or AudioPreprocessor(feature_config.sampling_rate)),
+    }
+
+
+def _fold_report(
+    fitted: FittedClassifier, probabilities: np.ndarray, test: datasets.Dataset, split: str, names: list[str]
+) -> EvaluationReport:
+    return EvaluationReport.from_predictions(
+        np.asarray(test["label"]), probabilities=probabilities, label_names=names, groups=test["speaker"],
+        model=f"baseline-{fitted.classifier}", corpus=corpus_name(test), split=split,
+        metadata={"mode": "baseline", "speakers": sorted(set(test["speaker"])), "best_params": fitted.best_params,
+                  "inner_cv_unweighted_accuracy": fitted.inner_score},
+    )
+
+
+def _checked_features(features: np.ndarray | None, dataset: datasets.Dataset, extract: dict) -> np.ndarray:
+    if features is None:
+        return dataset_features(dataset, **extract)
+    if len(features) != len(dataset):
+        raise SERError(
+            f"`features` has {len(features)} rows but the dataset has {len(dataset)} clips; pass one row per "
+            f"clip in dataset order, or features=None to extract them."
+        )
+    return np.asarray(features)
+
+
+def cross_validate_baseline(
+    dataset: datasets.Dataset,
+    classifier: str = "svm",
+    *,
+    folds: Sequence[Fold] | None = None,
+    n_folds: int = 5,
+    feature_config: FeatureConfig | None = None,
+    features: np.ndarray | None = None,
+    preprocessor: AudioPreprocessor | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    param_grid: Mapping[str, Sequence[Any]] | None = None,
+    inner_folds: int = 3,
+    seed: int = 0,
+    n_jobs: int = 1,
+    num_workers: int | None = None,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> BaselineCVResult:
+    """Cross-validate a classic-feature classifier on speaker-independent folds.
+
+    Args:
+        dataset: A corpus from :func:`ser_hf.corpora.load_corpus` (``audio``, ``label``, ``speaker``).
+        classifier: ``svm``, ``logreg``, ``forest`` or ``mlp``.
+        folds: Outer folds; ``None`` uses :func:`ser_hf.splits.corpus_folds` (the transformer path's).
+        n_folds: Folds for corpora without their own protocol (URDU: 5).
+        feature_config: Feature settings; ``None`` means ``FeatureConfig()``.
+        features: Precomputed ``(len(dataset), d)`` features (skips extraction).
+        preprocessor: Audio cleaning before feature extraction.
+        cache_dir: Feature cache folder (``None``: no cache).
+        param_grid: Grid to search; ``None`` uses :func:`~ser_hf.baseline.classifiers.default_param_grid`.
+        inner_folds: Speaker-grouped inner folds of each grid search.
+        seed: Seed of the folds, inner folds and classifiers.
+        n_jobs: Parallel fits in each grid search.
+        num_workers: Feature extraction processes (``None``: all cores).
+        out_dir: If given, reports go to ``out_dir/cv/`` as with ``ser_hf.training.experiment.cross_validate``.
+        progress: Show the feature extraction progress bar.
+
+    Returns:
+        A :class:`BaselineCVResult`.
+
+    Raises:
+        SERError: unknown classifier, or ``features`` of the wrong length.
+        SplitError: too few speakers for the outer folds, or training speakers for the inner folds.
+
+    Example:
+        ```python
+        >>> result = cross_validate_baseline(ds, "logreg", cache_dir="feature_cache", out_dir="outputs/urdu-logreg")
+        >>> print(folds_to_markdown(result.aggregate)); print(result.pooled.format_table())
+        ```
+    """
+    get_classifier(classifier)  # fail on a bad name before extracting any feature
+    config = feature_config or FeatureConfig()
+    folds = list(folds) if folds is not None else corpus_folds(dataset, n_folds=n_folds, seed=seed)
+    speakers, labels, names = speakers_of(dataset), np.asarray(dataset["label"]), dataset.features["label"].names
+    extract = dict(feature_config=config, preprocessor=preprocessor, cache_dir=cache_dir, num_workers=num_workers,
+                   progress=progress)
+    features = _checked_features(features, dataset, extract)
+    reports, fits, refs, probs = [], [], [], []
+    for number, fold in enumerate(folds, start=1):
+        logger.info("fold %d/%d: %s", number, len(folds), fold.name)
+        fitted = fit_classifier(features[fold.train], labels[fold.train], speakers[fold.train], classifier,
+                                param_grid=param_grid, inner_folds=inner_folds, seed=seed, n_jobs=n_jobs)
+        probs.append(probabilities_for(fitted.pipeline, features[fold.test], len(names)))
+        reports.append(_fold_report(fitted, probs[-1], dataset.select(fold.test), fold.name, names))
+        fits.append(fitted)
+        refs.append(labels[fold.test])
+        if out_dir is not None:
+            reports[-1].write(Path(out_dir) / "cv" / fold.name)
+    test_speakers = np.concatenate([speakers[fold.test] for fold in folds]).tolist()
+    aggregate, pooled = summarise_folds(reports, refs, probs, test_speakers, names,
+                                        model=f"baseline-{classifier}", corpus=corpus_name(dataset))
+    settings = baseline_settings(dataset, classifier, config, param_grid=param_grid, inner_folds=inner_folds,
+                                 seed=seed, preprocessor=preprocessor)
+    if out_dir is not None:
+        write_cv_summary(Path(out_dir) / "cv", aggregate, pooled, settings)
+    return BaselineCVResult(reports, aggregate, pooled, fits, features, settings)

@@ -1,0 +1,363 @@
+"""A trained classic baseline as one object: features + scaler + classifier + label names, saved with skops.
+
+:class:`BaselineModel` predicts emotion names from audio files or waveforms (``predict``) and class
+probabilities (``predict_proba``), computing the classic features with the exact :class:`FeatureConfig`
+and :class:`~ser_hf.audio.AudioPreprocessor` it was trained with. :func:`train_baseline` fits one on a
+whole corpus (hyperparameters by speaker-grouped inner CV).
+
+A saved model is a folder:
+
+- ``model.skops`` - the scikit-learn pipeline in the `skops <https://skops.readthedocs.io>`_ format, which,
+  unlike pickle, runs no code on load and refuses object types nobody trusted;
+- ``baseline_config.json`` - label names, feature and preprocessing settings, classifier, hyperparameters,
+  versions;
+- ``README.md`` - the model card (:mod:`ser_hf.baseline.card`).
+
+:func:`load_baseline` loads it trusting only :data:`TRUSTED_TYPES` (the scikit-learn internals the four
+baseline pipelines contain, beyond those skops trusts by default) plus any types the caller names;
+anything else in the file is refused with its type names, never loaded with ``trusted=True``.
+
+Example:
+    ```python
+    >>> from ser_hf.baseline.persistence import BaselineModel, train_baseline
+    >>> model = train_baseline(dataset, "svm", cache_dir="feature_cache")
+    >>> model.save("outputs/urdu-svm")
+    >>> model = BaselineModel.from_pretrained("outputs/urdu-svm")
+    >>> model.predict(["clip1.wav", "clip2.wav"])
+    ['angry', 'neutral']
+    ```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from ser_hf.audio import AudioPreprocessor
+from ser_hf.baseline.classifiers import fit_classifier, probabilities_for
+from ser_hf.baseline.crossval import corpus_name, dataset_features
+from ser_hf.baseline.features import FEATURES_VERSION, FeatureConfig, extract_features, feature_names
+from ser_hf.errors import AudioError, ModelError
+from ser_hf.splits import speakers_of
+
+__all__ = ["CONFIG_NAME", "MODEL_NAME", "TRUSTED_TYPES", "BaselineModel", "load_baseline", "train_baseline"]
+
+MODEL_NAME = "model.skops"
+CONFIG_NAME = "baseline_config.json"
+_FORMAT = "ser_hf-baseline"
+_FORMAT_VERSION = 1
+
+#: Types the baseline pipelines hold that skops does not trust by default (it trusts scikit-learn's public
+#: estimators and plain numpy/Python containers already): the calibrated SVM's internals, the forest's
+#: trees and the MLP's optimiser state.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.tree._tree.Tree",
+)
+
+AudioInput = str | os.PathLike | np.ndarray
+
+
+@dataclass
+class BaselineModel:
+    """A fitted classic-feature classifier with everything needed to predict from audio.
+
+    Args:
+        pipeline: Fitted scikit-learn pipeline trained on class ids ``0 .. len(labels) - 1``.
+        labels: Emotion names in class-id order.
+        feature_config: The feature settings the pipeline was trained on.
+        preprocessor: The audio cleaning applied before feature extraction.
+        classifier: Classifier name (``svm``, ``logreg``, ``forest``, ``mlp``).
+        best_params: Hyperparameters chosen by the inner cross-validation.
+        metadata: Facts about training (corpus, clips, speakers, inner-CV UA...), kept in the config file.
+
+    Example:
+        ```python
+        >>> model = BaselineModel.from_pretrained("outputs/urdu-svm")
+        >>> model.predict_proba([wave], sampling_rate=16000).round(2)
+        array([[0.05, 0.1 , 0.8 , 0.05]])
+        ```
+    """
+
+    pipeline: Pipeline
+    labels: list[str]
+    feature_config: FeatureConfig = field(default_factory=FeatureConfig)
+    preprocessor: AudioPreprocessor | None = None
+    classifier: str | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.labels = list(self.labels)
+        if self.preprocessor is None:
+            self.preprocessor = AudioPreprocessor(sampling_rate=self.feature_config.sampling_rate)
+        if self.preprocessor.sampling_rate != self.feature_config.sampling_rate:
+            raise ModelError(
+                f"BaselineModel: preprocessor.sampling_rate ({self.preprocessor.sampling_rate} Hz) differs from "
+                f"feature_config.sampling_rate ({self.feature_config.sampling_rate} Hz); use one rate for both."
+            )
+
+    @property
+    def num_features(self) -> int:
+        """Length of the feature vector the pipeline expects."""
+        return len(feature_names(self.feature_config))
+
+    def featurize(self, inputs: AudioInput | Sequence[AudioInput], sampling_rate: int | None = None) -> np.ndarray:
+        """Feature matrix of audio files and/or waveforms.
+
+        Args:
+            inputs: A path, a 1-D waveform, or a list of them.
+            sampling_rate: Rate of the waveforms (Hz); ``None`` means ``feature_config.sampling_rate``.
+                Files are decoded and resampled by the preprocessor.
+
+        Returns:
+            ``(n_inputs, num_features)`` float32 array.
+        """
+        items = _as_items(inputs)
+        rate = sampling_rate or self.feature_config.sampling_rate
+        rows = [
+            extract_features(
+                self.preprocessor(item, sampling_rate=rate if isinstance(item, np.ndarray) else None),
+                self.feature_config,
+            )
+            for item in items
+        ]
+        return np.stack(rows) if rows else np.zeros((0, self.num_features), np.float32)
+
+    def predict_proba_features(self, features: np.ndarray) -> np.ndarray:
+        """``(n, len(labels))`` probabilities of precomputed feature rows (from :meth:`featurize`)."""
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or features.shape[1] != self.num_features:
+            raise ModelError(
+                f"predict_proba_features: expected an (n, {self.num_features}) feature matrix for this model's "
+                f"FeatureConfig, got shape {features.shape}; compute it with BaselineModel.featurize."
+            )
+        if not len(features):  # scikit-learn refuses empty input; an empty batch has empty output
+            return np.zeros((0, len(self.labels)))
+        return probabilities_for(self.pipeline, features, len(self.labels))
+
+    def predict_proba(self, inputs: AudioInput | Sequence[AudioInput], sampling_rate: int | None = None) -> np.ndarray:
+        """Class probabilities (columns in :attr:`labels` order) of audio files and/or waveforms.
+
+        Args:
+            inputs: A path, a 1-D waveform, or a list of them.
+            sampling_rate: Rate of the waveforms; ``None`` means ``feature_config.sampling_rate``.
+
+        Returns:
+            ``(n_inputs, len(labels))`` array whose rows sum to 1.
+        """
+        return self.predict_proba_features(self.featurize(inputs, sampling_rate))
+
+    def predict(self, inputs: AudioInput | Sequence[AudioInput], sampling_rate: int | None = None) -> list[str]:
+        """The most probable emotion name of each input (the argmax of :meth:`predict_proba`)."""
+        return [self.labels[i] for i in self.predict_proba(inputs, sampling_rate).argmax(axis=1)]
+
+    def config(self) -> dict[str, Any]:
+        """What ``baseline_config.json`` holds."""
+        versions = {name: _version(name) for name in ("ser-hf", "scikit-learn", "skops", "librosa", "numpy")}
+        return {
+            "format": _FORMAT, "format_version": _FORMAT_VERSION, "labels": self.labels,
+            "classifier": self.classifier, "best_params": self.best_params,
+            "features_version": FEATURES_VERSION, "num_features": self.num_features,
+            "feature_config": dataclasses.asdict(self.feature_config),
+            "preprocessor": dataclasses.asdict(self.preprocessor), "metadata": self.metadata, "versions": versions,
+        }
+
+    def save(self, directory: str | os.PathLike, cv: Any = None) -> Path:
+        """Write ``model.skops``, ``baseline_config.json`` and the model card ``README.md``.
+
+        Args:
+            directory: Folder to create (parents too) and write into.
+            cv: Optional :class:`~ser_hf.baseline.crossval.BaselineCVResult` of the same settings, whose
+                results the card reports.
+
+        Returns:
+            The folder.
+        """
+        import skops.io
+
+        from ser_hf.baseline.card import write_baseline_card
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        skops.io.dump(self.pipeline, out / MODEL_NAME)
+        (out / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2, default=str) + "\n", encoding="utf-8")
+        write_baseline_card(out, self, cv)
+        return out
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, trusted: Sequence[str] = ()) -> BaselineModel:
+        """Load a folder written by :meth:`save`; see :func:`load_baseline`."""
+        return load_baseline(directory, trusted=trusted)
+
+
+def _as_items(inputs: Any) -> list[Any]:
+    if isinstance(inputs, (str, os.PathLike)):
+        return [inputs]
+    if isinstance(inputs, np.ndarray):
+        if inputs.ndim != 1:
+            raise AudioError(
+                f"BaselineModel: a single waveform must be 1-D, got shape {inputs.shape}. Pass a list of 1-D "
+                f"waveforms (or of paths) for a batch, or use predict_proba_features for a feature matrix."
+            )
+        return [inputs]
+    if isinstance(inputs, Sequence):
+        return list(inputs)
+    raise AudioError(
+        f"BaselineModel: expected a path, a 1-D numpy waveform or a list of them, got {type(inputs).__name__}."
+    )
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    path = folder / CONFIG_NAME
+    if not (folder / MODEL_NAME).is_file() or not path.is_file():
+        found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else "no such folder"
+        raise ModelError(
+            f"{str(folder)!r} is not a saved baseline: expected {MODEL_NAME} and {CONFIG_NAME}, found {found}. "
+            f"Save one with BaselineModel.save or `ser-hf baseline ... --save-model`."
+        )
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if config.get("format") != _FORMAT or config.get("format_version") != _FORMAT_VERSION:
+        raise ModelError(
+            f"{str(path)!r}: expected format {_FORMAT!r} version {_FORMAT_VERSION}, found "
+            f"{config.get('format')!r} version {config.get('format_version')!r}; re-save it with this ser_hf."
+        )
+    if config["features_version"] != FEATURES_VERSION:
+        raise ModelError(
+            f"{str(path)!r} was trained on features version {config['features_version']}, but this ser_hf computes "
+            f"version {FEATURES_VERSION}, so its inputs would differ; retrain it with this ser_hf."
+        )
+    saved, here = config.get("versions", {}).get("scikit-learn"), _version("scikit-learn")
+    if saved != here:
+        warnings.warn(f"{str(path)!r} was saved with scikit-learn {saved}; this is {here}. Predictions may differ; "
+                      f"retrain if they look wrong.", UserWarning, stacklevel=3)
+    return config
+
+
+def _load_pipeline(path: Path, trusted: Sequence[str]) -> Pipeline:
+    import skops.io
+
+    if isinstance(trusted, (bool, str)):
+        raise ModelError(
+            f"load_baseline(trusted={trusted!r}): pass a list of type names (e.g. "
+            f"['sklearn.tree._tree.Tree']); trusting everything is not supported."
+        )
+    found = skops.io.get_untrusted_types(file=path)
+    refused = sorted(set(found) - set(TRUSTED_TYPES) - set(trusted))
+    if refused:
+        raise ModelError(
+            f"{str(path)!r} contains untrusted types {refused}; the baseline trusts only {list(TRUSTED_TYPES)}. "
+            f"If you made this file and audited those types, pass them: load_baseline(..., trusted={refused})."
+        )
+    pipeline = skops.io.load(path, trusted=list(found))
+    if not hasattr(pipeline, "predict_proba") or not hasattr(pipeline, "classes_"):
+        raise ModelError(f"{str(path)!r} holds a {type(pipeline).__name__}, not a fitted classifier pipeline.")
+    return pipeline
+
+
+def load_baseline(directory: str | os.PathLike, trusted: Sequence[str] = ()) -> BaselineModel:
+    """Load a :class:`BaselineModel` saved by :meth:`BaselineModel.save`, without unpickling arbitrary code.
+
+    Args:
+        directory: The saved folder.
+        trusted: Extra type names to trust beyond :data:`TRUSTED_TYPES` (only for files you made yourself,
+            e.g. with a custom ``param_grid`` that uses another MLP solver). ``True`` is refused.
+
+    Returns:
+        The :class:`BaselineModel`.
+
+    Raises:
+        ModelError: not a saved baseline, another format or features version, untrusted types in the file.
+
+    Example:
+        ```python
+        >>> model = load_baseline("outputs/urdu-svm")
+        >>> model.labels
+        ['neutral', 'happy', 'sad', 'angry']
+        ```
+    """
+    folder = Path(directory).expanduser()
+    config = _read_config(folder)
+    pipeline = _load_pipeline(folder / MODEL_NAME, trusted)
+    if not set(pipeline.classes_.astype(int)) <= set(range(len(config["labels"]))):
+        raise ModelError(
+            f"{str(folder)!r}: the classifier's classes {pipeline.classes_.tolist()} do not index the "
+            f"{len(config['labels'])} labels {config['labels']} in {CONFIG_NAME}; the files do not belong together."
+        )
+    return BaselineModel(
+        pipeline=pipeline, labels=config["labels"], feature_config=FeatureConfig(**config["feature_config"]),
+        preprocessor=AudioPreprocessor(**config["preprocessor"]), classifier=config.get("classifier"),
+        best_params=config.get("best_params", {}), metadata=config.get("metadata", {}),
+    )
+
+
+def train_baseline(
+    dataset: datasets.Dataset,
+    classifier: str = "svm",
+    *,
+    features: np.ndarray | None = None,
+    feature_config: FeatureConfig | None = None,
+    preprocessor: AudioPreprocessor | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    param_grid: Mapping[str, Sequence[Any]] | None = None,
+    inner_folds: int = 3,
+    seed: int = 0,
+    n_jobs: int = 1,
+    num_workers: int | None = None,
+    progress: bool = True,
+) -> BaselineModel:
+    """Fit a baseline on every clip of ``dataset`` (hyperparameters by speaker-grouped inner CV).
+
+    Estimate how well it generalises with :func:`~ser_hf.baseline.crossval.cross_validate_baseline` on the
+    same settings: that scores this exact procedure on unseen speakers.
+
+    Args:
+        dataset: The training corpus (all of it, or a train part).
+        classifier: ``svm``, ``logreg``, ``forest`` or ``mlp``.
+        features: Precomputed features, one row per clip (e.g. ``BaselineCVResult.features``).
+        feature_config: Feature settings; ``None`` means ``FeatureConfig()``.
+        preprocessor: Audio cleaning before feature extraction.
+        cache_dir: Feature cache folder.
+        param_grid: Grid to search; ``None`` uses the classifier's default grid.
+        inner_folds: Speaker-grouped inner folds.
+        seed: Seed of the inner folds and the classifier.
+        n_jobs: Parallel fits in the grid search.
+        num_workers: Feature extraction processes.
+        progress: Show the feature extraction progress bar.
+
+    Returns:
+        The fitted :class:`BaselineModel`.
+    """
+    config = feature_config or FeatureConfig()
+    if features is None:
+        features = dataset_features(dataset, config, preprocessor=preprocessor, cache_dir=cache_dir,
+                                    num_workers=num_workers, progress=progress)
+    speakers, labels = speakers_of(dataset), np.asarray(dataset["label"])
+    fitted = fit_classifier(np.asarray(features), labels, speakers, classifier, param_grid=param_grid,
+                            inner_folds=inner_folds, seed=seed, n_jobs=n_jobs)
+    names = dataset.features["label"].names
+    facts = {"corpus": corpus_name(dataset), "num_clips": len(dataset), "num_speakers": len(set(speakers)),
+             "label_counts": dict(zip(names, np.bincount(labels, minlength=len(names)).tolist())),
+             "inner_folds": inner_folds, "inner_cv_unweighted_accuracy": fitted.inner_score, "seed": seed,
+             "grid": fitted.grid}
+    return BaselineModel(fitted.pipeline, names, config, preprocessor, classifier, fitted.best_params, facts)

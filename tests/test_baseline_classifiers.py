@@ -1,0 +1,214 @@
+"""The classic baseline: speaker-grouped tuning, reports, skops persistence, CLI, and clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.pipeline import Pipeline
+
+from ser_hf.audio import load_audio
+from ser_hf.baseline import FeatureConfig
+from ser_hf.baseline.classifiers import (
+    CLASSIFIERS,
+    default_param_grid,
+    fit_classifier,
+    inner_speaker_splits,
+    make_pipeline,
+)
+from ser_hf.baseline.crossval import cross_validate_baseline, dataset_features
+from ser_hf.baseline.persistence import TRUSTED_TYPES, BaselineModel, load_baseline, train_baseline
+from ser_hf.cli import baseline as baseline_cli
+from ser_hf.corpora import load_corpus
+from ser_hf.errors import ModelError, SERError, SplitError
+from ser_hf.testing.corpora import make_corpus_tree
+from ser_hf.testing.synthetic import make_synthetic_corpus
+
+# A small feature set keeps extraction well under a second per dozen clips.
+CONFIG = FeatureConfig(groups=("mfcc", "rms", "spectral", "pitch"), n_mfcc=13, mfcc_delta_order=1,
+                       stats=("mean", "std"))
+# One grid point per classifier (plus one two-point grid) keeps each fit in milliseconds.
+SMALL_GRIDS = {"svm": {"C": [1.0]}, "logreg": {"C": [0.01, 0.1]}, "forest": {"n_estimators": [20]},
+               "mlp": {"hidden_layer_sizes": [(16,)]}}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """6 synthetic speakers x 4 emotions x 4 clips (learnable) and their features."""
+    root = make_synthetic_corpus(tmp_path_factory.mktemp("synthetic"), n_speakers=6,
+                                 clips_per_speaker_per_emotion=4)
+    dataset = load_corpus("manifest", root)
+    return dataset, dataset_features(dataset, CONFIG, num_workers=0, progress=False)
+
+
+def _speakers_in(dataset, rows) -> set[str]:
+    return set(np.asarray(dataset["speaker"], dtype=object)[rows])
+
+
+def test_inner_splits_never_mix_speakers(corpus):
+    dataset, features = corpus
+    labels, speakers = np.asarray(dataset["label"]), np.asarray(dataset["speaker"], dtype=object)
+    splits = inner_speaker_splits(labels, speakers, n_splits=3, seed=1)
+    for train, test in splits:
+        assert not set(speakers[train]) & set(speakers[test])
+    assert set().union(*(set(speakers[test]) for _, test in splits)) == set(speakers)
+    fitted = fit_classifier(features, labels, speakers, "logreg", param_grid=SMALL_GRIDS["logreg"], inner_folds=3)
+    assert len(fitted.inner_speakers) == 3 and len(fitted.grid) == 2
+    for split in fitted.inner_speakers:
+        assert not set(split["train"]) & set(split["test"])
+        assert set(split["train"]) | set(split["test"]) == set(speakers)
+
+
+def test_cross_validation_tunes_on_training_speakers_only(corpus):
+    dataset, features = corpus
+    result = cross_validate_baseline(dataset, "logreg", n_folds=3, features=features,
+                                     param_grid=SMALL_GRIDS["logreg"], inner_folds=2)
+    assert len(result.folds) == len(result.fits) == 3
+    tested = set()
+    for report, fitted in zip(result.folds, result.fits):
+        test_speakers = set(report.metadata["speakers"])
+        inner = set().union(*(set(s["train"]) | set(s["test"]) for s in fitted.inner_speakers))
+        assert not inner & test_speakers, "the inner search saw a test speaker"
+        assert inner | test_speakers == set(dataset["speaker"])
+        for split in fitted.inner_speakers:
+            assert not set(split["train"]) & set(split["test"])
+        tested |= test_speakers
+    assert tested == set(dataset["speaker"])
+    # The synthetic corpus is learnable: well above the 25% chance level on unseen speakers.
+    assert result.pooled.unweighted_accuracy > 0.5
+
+
+def test_reports_are_written_like_the_transformer_path(corpus, tmp_path):
+    dataset, features = corpus
+    result = cross_validate_baseline(dataset, "svm", n_folds=3, features=features, param_grid=SMALL_GRIDS["svm"],
+                                     inner_folds=2, out_dir=tmp_path)
+    cv = tmp_path / "cv"
+    for part in ("fold1", "fold2", "fold3", "pooled"):
+        assert {"report.json", "report.md", "confusion_matrix.png", "per_class.png", "reliability.png"} <= {
+            p.name for p in (cv / part).iterdir()}
+    summary = json.loads((cv / "cv_summary.json").read_text())
+    assert set(summary) == {"folds", "aggregate", "pooled", "settings"}
+    assert summary["folds"] == ["fold1", "fold2", "fold3"]
+    assert list(summary["aggregate"]["metrics"])[0] == "unweighted_accuracy"
+    assert set(summary["pooled"]["confidence_intervals"]) >= {"unweighted_accuracy", "weighted_accuracy", "macro_f1"}
+    assert summary["pooled"]["bootstrap"]["unit"] == "group"
+    assert summary["settings"]["baseline"]["classifier"] == "svm"
+    assert summary["pooled"]["num_samples"] == len(dataset)
+    fold = json.loads((cv / "fold1" / "report.json").read_text())
+    assert fold["model"] == "baseline-svm" and fold["metadata"]["best_params"] == {"C": 1.0}
+    assert result.pooled.expected_calibration_error is not None
+    assert "Cross-validation: baseline-svm" in (cv / "cv_summary.md").read_text()
+
+
+@pytest.mark.parametrize("classifier", sorted(CLASSIFIERS))
+def test_skops_round_trip_predicts_the_same(corpus, tmp_path, classifier):
+    dataset, features = corpus
+    model = train_baseline(dataset, classifier, features=features, feature_config=CONFIG,
+                           param_grid=SMALL_GRIDS[classifier], inner_folds=2)
+    model.save(tmp_path)
+    loaded = load_baseline(tmp_path)
+    paths = dataset["audio"][:4]
+    expected = model.predict_proba(paths)
+    np.testing.assert_allclose(loaded.predict_proba_features(loaded.featurize(paths)), expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(expected.sum(axis=1), 1.0, rtol=1e-6)
+    assert loaded.predict(paths) == model.predict(paths)
+    assert set(loaded.predict(paths)) <= set(dataset.features["label"].names)
+    assert loaded.labels == dataset.features["label"].names and loaded.feature_config == CONFIG
+    # A waveform at the model's rate gives what its file gives; other rates are resampled first.
+    wave = load_audio(paths[0], CONFIG.sampling_rate)
+    np.testing.assert_allclose(loaded.predict_proba(wave), expected[:1], rtol=1e-6, atol=1e-9)
+    assert loaded.predict_proba([resample_poly(wave, 2, 1).astype(np.float32)], sampling_rate=32000).shape == (1, 4)
+    card = (tmp_path / "README.md").read_text()
+    for text in ("library_name: sklearn", "## Features", "## Classifier", "Best hyperparameters",
+                 "## Limitations", "load_baseline"):
+        assert text in card
+
+
+def test_card_reports_cross_validation(corpus, tmp_path):
+    dataset, features = corpus
+    result = cross_validate_baseline(dataset, "logreg", n_folds=3, features=features,
+                                     param_grid=SMALL_GRIDS["logreg"], inner_folds=2)
+    model = train_baseline(dataset, "logreg", features=features, feature_config=CONFIG,
+                           param_grid=SMALL_GRIDS["logreg"], inner_folds=2)
+    model.save(tmp_path, cv=result)
+    card = (tmp_path / "README.md").read_text()
+    for text in ("Speaker-independent protocol: 3 outer folds", "95% CI", "Pooled (%)", "UA (unweighted accuracy)"):
+        assert text in card
+
+
+class Shady(BaseEstimator, TransformerMixin):
+    """A transformer skops does not know: loading it could run arbitrary code, so it must be refused."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X
+
+
+def test_loading_refuses_untrusted_types(corpus, tmp_path):
+    dataset, features = corpus
+    pipeline = Pipeline([("shady", Shady()), *make_pipeline("logreg").steps]).fit(features, dataset["label"])
+    BaselineModel(pipeline, dataset.features["label"].names, CONFIG, classifier="logreg").save(tmp_path)
+    with pytest.raises(ModelError, match=r"untrusted types \[.*Shady'\]"):
+        load_baseline(tmp_path)
+    with pytest.raises(ModelError, match="trusting everything is not supported"):
+        load_baseline(tmp_path, trusted=True)
+    assert "sklearn.tree._tree.Tree" in TRUSTED_TYPES
+
+
+def test_load_errors_name_the_problem(tmp_path):
+    with pytest.raises(ModelError, match="is not a saved baseline: expected model.skops"):
+        load_baseline(tmp_path)
+
+
+def test_unknown_classifier_is_a_clear_error(corpus):
+    dataset, features = corpus
+    with pytest.raises(SERError, match=r"Unknown classifier 'xgboost'.*\['forest', 'logreg', 'mlp', 'svm'\]"):
+        cross_validate_baseline(dataset, "xgboost", features=features)
+    with pytest.raises(SERError, match="Unknown classifier"):
+        default_param_grid("svc")
+
+
+def test_too_few_speakers_are_clear_errors(corpus):
+    dataset, features = corpus
+    with pytest.raises(SplitError, match="Cannot make 10 speaker-grouped folds from 6 speakers"):
+        cross_validate_baseline(dataset, "logreg", n_folds=10, features=features)
+    # 3 outer folds leave 4 training speakers: 5 inner folds cannot be made from them.
+    with pytest.raises(SplitError, match=r"inner_folds=5 .* found 4 .*Use 2 <= inner_folds <= 4"):
+        cross_validate_baseline(dataset, "logreg", n_folds=3, features=features, inner_folds=5)
+
+
+def test_wrong_inputs_are_clear_errors(corpus):
+    dataset, features = corpus
+    with pytest.raises(SERError, match="`features` has 3 rows but the dataset has 96 clips"):
+        cross_validate_baseline(dataset, "logreg", n_folds=3, features=features[:3])
+    model = train_baseline(dataset, "logreg", features=features, feature_config=CONFIG,
+                           param_grid={"C": [0.1]}, inner_folds=2)
+    with pytest.raises(ModelError, match=r"expected an \(n, \d+\) feature matrix"):
+        model.predict_proba_features(np.zeros((2, 5)))
+    with pytest.raises(SERError, match="a single waveform must be 1-D"):
+        model.predict(np.zeros((2, 16000), dtype=np.float32))
+
+
+def test_cli_cross_validates_and_saves(tmp_path, capsys):
+    # A tiny URDU-named tree (6 speakers x 4 emotions x 2 short tones): the CLI extracts the full feature set.
+    root = make_corpus_tree("urdu", tmp_path / "urdu")
+    parser = argparse.ArgumentParser()
+    baseline_cli.register(parser.add_subparsers())
+    args = parser.parse_args([
+        "baseline", "--corpus", "urdu", "--data-dir", str(root), "--classifier", "logreg", "--folds", "3",
+        "--inner-folds", "2", "--out", str(tmp_path / "out"), "--save-model", "--cache-dir", str(tmp_path / "cache"),
+        "--workers", "1",
+    ])
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.index("UA (unweighted accuracy)") < printed.index("WA (weighted accuracy)")
+    assert "pooled out-of-fold" in printed and "best hyperparameters per fold" in printed
+    assert json.loads((tmp_path / "out" / "cv" / "cv_summary.json").read_text())["folds"] == ["fold1", "fold2", "fold3"]
+    model = load_baseline(tmp_path / "out")
+    assert model.num_features == 532 and len(model.predict([next(root.rglob("*.wav"))])) == 1

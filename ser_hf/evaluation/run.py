@@ -345,7 +345,7 @@ def format_notes(report: EvaluationReport) -> str:
         listing = ", ".join(f"{label} {count}" for label, count in unmapped.items())
         lines.append(f"unmapped (not scored, no model class): {listing} ({sum(unmapped.values())} clips)")
     if meta.get("model_classes_without_references"):
-        lines.append(f"model classes absent from the corpus: {', '.join(meta['model_classes_without_references'])}")
+        lines.append(f"model classes absent from the evaluated clips (left out of UA): {', '.join(meta['model_classes_without_references'])}")
     return "\n".join(lines + [f"warning: {text}" for text in meta.get("warnings", [])])
 
 

@@ -19,25 +19,42 @@ def _mean_std(summary: dict) -> str:
     return f"{_pct(summary['mean'])} ± {_pct(std)}" if std is not None else _pct(summary["mean"])
 
 
-def probe_table() -> str:
-    data = json.loads((RESULTS_DIR / "probe_accuracy.json").read_text())
-    lines = [
-        "| corpus (classes) | backbone, input | UA mean ± std over folds | WA | macro-F1 | pooled UA [95% CI] | time (s) |",
+def _row(corpus: str, system: str, run: dict) -> str:
+    classes = len(run["pooled"]["labels"])
+    low, high = run["pooled"]["confidence_intervals"]["unweighted_accuracy"]
+    m = run["mean_std"]
+    return (
+        f"| {corpus.split('/')[0]} ({classes}) | {system} | {_mean_std(m['unweighted_accuracy'])} | "
+        f"{_mean_std(m['weighted_accuracy'])} | {_mean_std(m['macro_f1'])} | "
+        f"{_pct(run['pooled']['unweighted_accuracy'])} [{_pct(low)}-{_pct(high)}] | {run['seconds']:.0f} |"
+    )
+
+
+def _system(config: str) -> tuple[str, str]:
+    """(corpus, system) from 'corpus:model:positions' (probe) or 'corpus:classifier' (baseline)."""
+    parts = config.split(":")
+    if len(parts) == 3:
+        cut = "30 s padding" if parts[2] == "0" else f"{int(parts[2]) // 50} s input"
+        return parts[0], f"{parts[1]} probe, {cut}"
+    return parts[0], f"librosa features + {parts[1]}"
+
+
+def accuracy_table(*names: str) -> str:
+    """One table of every run in the given result files, sorted by corpus."""
+    header = [
+        "| corpus (classes) | system | UA mean ± std over folds | WA | macro-F1 | pooled UA [95% CI] | time (s) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for run in data["results"]["runs"]:
-        corpus, model, positions = run["config"].split(":")
-        classes = len(run["pooled"]["labels"])
-        cut = "30 s padding" if positions == "0" else f"{int(positions) // 50} s input"
-        low, high = run["pooled"]["confidence_intervals"]["unweighted_accuracy"]
-        m = run["mean_std"]
-        lines.append(
-            f"| {corpus.split('/')[0]} ({classes}) | {model}, {cut} | {_mean_std(m['unweighted_accuracy'])} | "
-            f"{_mean_std(m['weighted_accuracy'])} | {_mean_std(m['macro_f1'])} | "
-            f"{_pct(run['pooled']['unweighted_accuracy'])} [{_pct(low)}-{_pct(high)}] | {run['seconds']:.0f} |"
-        )
-    return f"<!-- from benchmarks/results/probe_accuracy.json ({data['date']}, {data['machine']['cpu_count']} CPU cores) -->\n" + "\n".join(lines)
+    rows, sources = [], []
+    for name in names:
+        data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+        sources.append(f"{name}.json ({data['date']})")
+        for run in data["results"]["runs"]:
+            corpus, system = _system(run["config"])
+            rows.append((corpus, len(run["pooled"]["labels"]), _row(corpus, system, run)))
+    rows.sort(key=lambda row: (row[0].split("/")[0], -row[1]))
+    return f"<!-- from benchmarks/results/{', '.join(sources)} -->\n" + "\n".join(header + [r[2] for r in rows])
 
 
 if __name__ == "__main__":
-    print(probe_table())
+    print(accuracy_table("probe_accuracy", "baseline_accuracy"))

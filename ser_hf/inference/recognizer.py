@@ -1,0 +1,417 @@
+"""A high-level emotion recognizer: clips, long recordings with voice-activity gating, and live streams.
+
+:class:`EmotionRecognizer` wraps any ``AutoModelForAudioClassification`` checkpoint (a ser_hf output
+directory, a preset or a Hub id). It reuses :func:`ser_hf.inference.batch.predict_proba` for batching
+(clips sorted by length, padded only where padding is exact), so a clip scores exactly as
+``pipeline("audio-classification", model=DIR)`` scores it. When ``ser_hf_run.json`` lies beside the
+checkpoint, the audio cleaning recorded at training time (trim, denoise, normalise, crop) is applied
+to every clip, every window of a long recording and every window of a stream.
+
+Long recordings are cut into windows of ``window`` seconds every ``hop`` seconds; the last window is
+aligned with the end of the recording so no audio is left out. A window whose RMS level lies more than
+``-vad_threshold_db`` dB below the recording's peak sample is treated as silence and not scored. A
+stream produces the same windows as soon as their last sample arrives (:meth:`RecognizerStream.push`)
+and the end-aligned tail window on :meth:`RecognizerStream.flush`; since a stream cannot know its
+future, its reference peak is the peak *so far*.
+
+Example:
+    ```python
+    >>> from ser_hf.inference.recognizer import EmotionRecognizer
+    >>> recognizer = EmotionRecognizer.from_pretrained("outputs/rav4")
+    >>> recognizer.predict("clip.wav", top_k=2)
+    {'label': 'angry', 'score': 0.81, 'scores': {'angry': 0.81, 'happy': 0.11}}
+    >>> result = recognizer.predict_long("interview.wav", window=3.0, hop=1.0)
+    >>> result["timeline"][0]
+    {'start': 0.0, 'end': 3.0, 'label': 'neutral', 'score': 0.64, 'scores': {...}}
+    >>> stream = recognizer.stream(window=3.0, hop=1.0)
+    >>> for chunk in microphone_chunks():  # 1-D float32 arrays at 16 kHz
+    ...     for window in stream.push(chunk):
+    ...         print(window["start"], window["label"])
+    ```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from ser_hf.audio import AudioPreprocessor, load_audio, resample, to_mono
+from ser_hf.errors import AudioError, SERError
+from ser_hf.inference.batch import load_classifier, model_labels, predict_proba
+
+__all__ = ["EmotionRecognizer", "RecognizerStream", "window_level_db"]
+
+#: One input: a file path, a 1-D array at the model's rate, or ``(array, sampling_rate)``.
+RecognizerInput = Union[str, "os.PathLike[str]", np.ndarray, tuple]
+
+DEFAULT_VAD_THRESHOLD_DB = -40.0
+_SILENCE_DB = -200.0
+
+
+def window_level_db(wave: np.ndarray) -> float:
+    """RMS level of ``wave`` in dB full scale, floored at -200 dB (digital silence)."""
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
+    return 20.0 * np.log10(max(rms, 10 ** (_SILENCE_DB / 20)))
+
+
+def _peak_db(wave: np.ndarray) -> float:
+    return 20.0 * np.log10(max(float(np.max(np.abs(wave))) if wave.size else 0.0, 1e-10))
+
+
+def _check_windowing(window: float, hop: float) -> None:
+    if not window > 0:
+        raise SERError(f"window must be a positive number of seconds, got {window}; e.g. window=3.0.")
+    if not 0 < hop <= window:
+        raise SERError(
+            f"hop must be in (0, window={window}] seconds, got {hop}; windows would overlap by window - hop, "
+            f"so e.g. hop=1.0 for window=3.0."
+        )
+
+
+def _window_spans(n_samples: int, win: int, hop: int) -> list[tuple[int, int]]:
+    """Sample spans of the windows of a recording: every ``hop`` samples, then one end-aligned tail window."""
+    if n_samples <= win:
+        return [(0, n_samples)]
+    spans = [(start, start + win) for start in range(0, n_samples - win + 1, hop)]
+    if spans[-1][1] < n_samples:
+        spans.append((n_samples - win, n_samples))
+    return spans
+
+
+def _load_run_preprocessor(model_dir: Path, sampling_rate: int) -> AudioPreprocessor | None:
+    """The preprocessing ``ser-hf train`` recorded in ``MODEL/ser_hf_run.json`` (None if none)."""
+    # Reuse the evaluation's reader so inference and evaluation can never disagree.
+    from ser_hf.evaluation.run import _preprocessor, _training_record
+
+    if not (model_dir / "ser_hf_run.json").is_file():
+        return None
+    try:
+        record = _training_record(model_dir)
+    except json.JSONDecodeError as err:
+        raise SERError(
+            f"{model_dir / 'ser_hf_run.json'} is not valid JSON ({err}); expected the file `ser-hf train` writes. "
+            f"Restore it, or pass preprocessor=None to EmotionRecognizer.from_pretrained to ignore it."
+        ) from err
+    return _preprocessor(record.get("data", {}), sampling_rate)
+
+
+class EmotionRecognizer:
+    """Emotion predictions for clips, long recordings and streams, from one audio-classification checkpoint.
+
+    Args:
+        model: A loaded ``AutoModelForAudioClassification`` (eval mode).
+        feature_extractor: Its feature extractor.
+        preprocessor: Audio cleaning applied to every clip or window before the extractor, at the
+            extractor's rate (``None``: decode and resample only, as the HF pipeline does).
+        batch_size: Clips (or windows) per forward pass.
+
+    Use :meth:`from_pretrained` rather than the constructor.
+    """
+
+    def __init__(self, model: Any, feature_extractor: Any, preprocessor: AudioPreprocessor | None = None,
+                 batch_size: int = 8) -> None:
+        self.model = model
+        self.feature_extractor = feature_extractor
+        self.sampling_rate = int(feature_extractor.sampling_rate)
+        if preprocessor is not None and preprocessor.sampling_rate != self.sampling_rate:
+            raise SERError(
+                f"preprocessor.sampling_rate is {preprocessor.sampling_rate} Hz but the model expects "
+                f"{self.sampling_rate} Hz; build it with AudioPreprocessor(sampling_rate={self.sampling_rate}, ...)."
+            )
+        self.preprocessor = preprocessor
+        self.batch_size = batch_size
+        self.labels = model_labels(model)
+
+    @classmethod
+    def from_pretrained(cls, model: str | os.PathLike, *, preprocessor: AudioPreprocessor | None | str = "auto",
+                        device: str | torch.device | None = None, batch_size: int = 8) -> EmotionRecognizer:
+        """Load a recognizer from a checkpoint directory, a preset name or a Hub id.
+
+        Args:
+            model: A checkpoint directory, a preset (see ``ser-hf models list``) or a Hub id ``owner/name``.
+            preprocessor: ``"auto"`` (default) applies what ``ser_hf_run.json`` beside the checkpoint
+                records; ``None`` decodes and resamples only; or an explicit :class:`AudioPreprocessor`.
+            device: Where to run the model (default CPU).
+            batch_size: Clips per forward pass.
+
+        Returns:
+            An :class:`EmotionRecognizer`.
+
+        Raises:
+            ModelError: for an unknown name or an unusable checkpoint (the message names it and the fix).
+
+        Example:
+            ```python
+            >>> recognizer = EmotionRecognizer.from_pretrained("outputs/rav4")
+            >>> recognizer.labels
+            ['neutral', 'happy', 'sad', 'angry']
+            ```
+        """
+        from ser_hf.models.presets import resolve_model_path
+
+        resolved = resolve_model_path(model)
+        loaded, feature_extractor = load_classifier(resolved, device=device)
+        if isinstance(preprocessor, str):
+            if preprocessor != "auto":
+                raise SERError(f"preprocessor must be 'auto', None or an AudioPreprocessor, got {preprocessor!r}.")
+            path = Path(resolved)
+            preprocessor = (_load_run_preprocessor(path, int(feature_extractor.sampling_rate))
+                            if path.is_dir() else None)
+        return cls(loaded, feature_extractor, preprocessor=preprocessor, batch_size=batch_size)
+
+    # ----------------------------------------------------------------------------------------- loading
+
+    def load(self, item: RecognizerInput) -> np.ndarray:
+        """Decode (or take) one input as a 1-D float32 array at the model's rate, preprocessing applied.
+
+        Raises:
+            AudioError: for an unreadable file or an array that is empty, not 1-D/2-D, or not finite.
+        """
+        return self.prepare(self.load_raw(item))
+
+    def load_raw(self, item: RecognizerInput) -> np.ndarray:
+        """Decode (or take) one input as a 1-D float32 array at the model's rate, without preprocessing."""
+        if isinstance(item, (str, os.PathLike)):
+            return load_audio(item, self.sampling_rate)
+        if isinstance(item, tuple):
+            if len(item) != 2 or not isinstance(item[0], np.ndarray):
+                raise AudioError(f"a tuple input must be (array, sampling_rate), got a tuple of {len(item)} items.")
+            wave, rate = item
+        elif isinstance(item, np.ndarray):
+            wave, rate = item, self.sampling_rate
+        else:
+            raise AudioError(
+                f"expected an audio file path, a 1-D array at {self.sampling_rate} Hz or (array, sampling_rate); "
+                f"got {type(item).__name__}."
+            )
+        if wave.ndim not in (1, 2) or wave.size == 0:
+            raise AudioError(f"expected a non-empty 1-D audio array (or frames x channels), got shape {wave.shape}.")
+        wave = resample(to_mono(np.asarray(wave, dtype=np.float32)), int(rate), self.sampling_rate)
+        if not np.isfinite(wave).all():
+            raise AudioError("the audio array holds NaN or infinite samples; clean or drop it.")
+        return wave
+
+    def prepare(self, wave: np.ndarray) -> np.ndarray:
+        """Apply the checkpoint's preprocessing (if any) to a 1-D array at the model's rate."""
+        if self.preprocessor is None:
+            return wave
+        return self.preprocessor(wave, sampling_rate=self.sampling_rate)
+
+    # -------------------------------------------------------------------------------------- prediction
+
+    def predict_waves(self, waves: Sequence[np.ndarray], progress: bool = False) -> np.ndarray:
+        """Probabilities ``(len(waves), num_labels)`` of ready arrays (model rate, preprocessing done)."""
+        if not waves:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        probabilities, _ = predict_proba(self.model, list(waves), feature_extractor=self.feature_extractor,
+                                         batch_size=self.batch_size, progress=progress)
+        return probabilities
+
+    def result(self, probabilities: np.ndarray, top_k: int | None = None) -> dict[str, Any]:
+        """``{"label", "score", "scores"}`` from one probability row; ``scores`` holds the top_k, best first."""
+        order = np.argsort(-probabilities, kind="stable")[: top_k or len(self.labels)]
+        scores = {self.labels[i]: float(probabilities[i]) for i in order}
+        return {"label": self.labels[order[0]], "score": float(probabilities[order[0]]), "scores": scores}
+
+    def predict(self, inputs: RecognizerInput | Sequence[RecognizerInput], top_k: int | None = None,
+                progress: bool = False) -> dict[str, Any] | list[dict[str, Any]]:
+        """Predict the emotion of one clip or a list of clips.
+
+        Args:
+            inputs: A file path, a 1-D float array at the model's rate (16 kHz), ``(array, sampling_rate)``
+                (resampled with soxr), or a list of these.
+            top_k: Keep only the ``top_k`` most probable emotions in ``scores`` (default: all).
+            progress: Show a progress bar.
+
+        Returns:
+            ``{"label", "score", "scores": {emotion: probability}}`` (``scores`` sorted, best first), or a
+            list of them, in input order, for a list input.
+
+        Raises:
+            AudioError: naming the file or array that cannot be used.
+
+        Example:
+            ```python
+            >>> recognizer.predict(["a.wav", (wave_44k, 44100)], top_k=1)
+            [{'label': 'sad', 'score': 0.7, 'scores': {'sad': 0.7}}, {'label': 'happy', ...}]
+            ```
+        """
+        if top_k is not None and top_k < 1:
+            raise SERError(f"top_k must be a positive integer or None, got {top_k}.")
+        single = not isinstance(inputs, list)
+        items = [inputs] if single else inputs
+        probabilities = self.predict_waves([self.load(item) for item in items], progress=progress)
+        results = [self.result(row, top_k) for row in probabilities]
+        return results[0] if single else results
+
+    def predict_long(self, wave_or_path: RecognizerInput, window: float = 3.0, hop: float = 1.0,
+                     vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB,
+                     top_k: int | None = None) -> dict[str, Any]:
+        """Emotions over time in a long recording, with silent windows gated out.
+
+        Args:
+            wave_or_path: A file path, a 1-D array at the model's rate, or ``(array, sampling_rate)``.
+            window: Window length in seconds.
+            hop: Seconds between window starts (``hop < window`` overlaps them).
+            vad_threshold_db: Skip windows whose RMS level is more than this many dB below the recording's
+                peak sample (a negative number, e.g. -40); ``None`` scores every window.
+            top_k: Emotions kept in each window's ``scores`` (default: all).
+
+        Returns:
+            ``{"timeline": [{"start", "end", "label", "score", "scores"}], "skipped": [[start, end], ...],
+            "overall": {"label", "score", "scores"} or None, "duration": seconds}``. ``overall`` averages
+            the voiced windows' probabilities weighted by their durations (``None`` if all were silent).
+        """
+        _check_windowing(window, hop)
+        # Preprocess each window, not the recording: training-time cropping or trimming is per clip.
+        wave = self.load_raw(wave_or_path)
+        win, step = self._samples(window), self._samples(hop)
+        peak = _peak_db(wave)
+        windows = [(s, e, wave[s:e]) for s, e in _window_spans(wave.size, win, step)]
+        voiced, skipped = self._gate(windows, peak, vad_threshold_db)
+        probabilities = self.predict_waves([self.prepare(w) for _, _, w in voiced])
+        timeline = [self._window_result(s, e, row, top_k) for (s, e, _), row in zip(voiced, probabilities)]
+        overall = None
+        if len(voiced):
+            weights = np.array([e - s for s, e, _ in voiced], dtype=np.float64)
+            overall = self.result((weights @ probabilities.astype(np.float64)) / weights.sum(), top_k)
+        rate = self.sampling_rate
+        return {"timeline": timeline, "skipped": [[s / rate, e / rate] for s, e, _ in skipped],
+                "overall": overall, "duration": wave.size / rate}
+
+    def stream(self, window: float = 3.0, hop: float = 1.0,
+               vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB, top_k: int | None = None,
+               sampling_rate: int | None = None) -> RecognizerStream:
+        """Start a stream: push audio chunks, get each window's result as soon as it is complete.
+
+        Args:
+            window, hop, vad_threshold_db, top_k: As in :meth:`predict_long`.
+            sampling_rate: Rate of the pushed chunks (default: the model's rate); other rates are
+                resampled on the fly with a streaming soxr resampler.
+
+        Returns:
+            A :class:`RecognizerStream`.
+        """
+        return RecognizerStream(self, window=window, hop=hop, vad_threshold_db=vad_threshold_db, top_k=top_k,
+                                sampling_rate=sampling_rate)
+
+    # ---------------------------------------------------------------------------------------- helpers
+
+    def _samples(self, seconds: float) -> int:
+        return max(1, int(round(seconds * self.sampling_rate)))
+
+    def _gate(self, windows: list, peak_db: float, threshold: float | None) -> tuple[list, list]:
+        if threshold is None:
+            return windows, []
+        voiced, skipped = [], []
+        for item in windows:
+            level = window_level_db(item[2])
+            # Digital silence is never voiced, even in an all-silent recording (where it equals the peak).
+            (voiced if level >= peak_db + threshold and level > _SILENCE_DB else skipped).append(item)
+        return voiced, skipped
+
+    def _window_result(self, start: int, end: int, row: np.ndarray, top_k: int | None) -> dict[str, Any]:
+        window = {"start": start / self.sampling_rate, "end": end / self.sampling_rate}
+        return {**window, **self.result(row, top_k)}
+
+
+class RecognizerStream:
+    """Incremental windowed predictions over pushed audio chunks, with a bounded buffer.
+
+    Made by :meth:`EmotionRecognizer.stream`. The buffer holds at most one window plus the chunk being
+    pushed, however long the stream runs. Windows are the same as :meth:`EmotionRecognizer.predict_long`
+    makes on the whole audio (the end-aligned tail window comes from :meth:`flush`); gating compares each
+    window with the peak sample heard so far.
+    """
+
+    def __init__(self, recognizer: EmotionRecognizer, window: float, hop: float,
+                 vad_threshold_db: float | None, top_k: int | None, sampling_rate: int | None) -> None:
+        _check_windowing(window, hop)
+        self.recognizer = recognizer
+        self.win, self.hop = recognizer._samples(window), recognizer._samples(hop)
+        self.vad_threshold_db, self.top_k = vad_threshold_db, top_k
+        rate = sampling_rate or recognizer.sampling_rate
+        self._resampler = None
+        if rate != recognizer.sampling_rate:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(rate, recognizer.sampling_rate, 1, dtype="float32", quality="HQ")
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._offset = 0  # stream position (in samples) of self._buffer[0]
+        self._next = 0  # start of the next window to emit
+        self._peak = 0.0
+        self._closed = False
+
+    @property
+    def received(self) -> int:
+        """Samples received so far, at the model's rate."""
+        return self._offset + self._buffer.size
+
+    def push(self, chunk: np.ndarray) -> list[dict[str, Any]]:
+        """Add audio; return the results of the windows this chunk completed (voiced ones only).
+
+        Args:
+            chunk: 1-D float samples (at the stream's ``sampling_rate``), any length.
+
+        Returns:
+            ``[{"start", "end", "label", "score", "scores"}]`` in time order; empty when no window completed
+            or every completed window was silent.
+        """
+        if self._closed:
+            raise SERError("this stream was flushed; start a new one with recognizer.stream(...).")
+        chunk = np.asarray(chunk, dtype=np.float32)
+        if chunk.ndim != 1:
+            raise AudioError(f"stream.push expects a 1-D array of samples, got shape {chunk.shape}.")
+        if not np.isfinite(chunk).all():
+            raise AudioError("stream.push: the chunk holds NaN or infinite samples.")
+        if self._resampler is not None:
+            chunk = self._resampler.resample_chunk(chunk)
+        return self._append(chunk)
+
+    def flush(self) -> list[dict[str, Any]]:
+        """End the stream: return the end-aligned tail window (or the whole audio if shorter than a window)."""
+        if self._closed:
+            return []
+        results = []
+        if self._resampler is not None:
+            results = self._append(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        self._closed = True
+        total = self.received
+        if total == 0:
+            spans = []
+        elif total <= self.win:
+            spans = [(0, total)] if self._next == 0 else []
+        else:
+            spans = [(total - self.win, total)] if self._next - self.hop + self.win < total else []
+        return results + self._score(spans)
+
+    def _append(self, samples: np.ndarray) -> list[dict[str, Any]]:
+        self._buffer = np.concatenate([self._buffer, samples.astype(np.float32, copy=False)])
+        if samples.size:
+            self._peak = max(self._peak, float(np.max(np.abs(samples))))
+        spans = []
+        while self._next + self.win <= self.received:
+            spans.append((self._next, self._next + self.win))
+            self._next += self.hop
+        results = self._score(spans)
+        # Keep what the next window (or the end-aligned tail window) still needs: at most one window.
+        keep_from = min(self._next, self.received - self.win)
+        if keep_from > self._offset:
+            self._buffer = self._buffer[keep_from - self._offset:]
+            self._offset = keep_from
+        return results
+
+    def _score(self, spans: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        if not spans:
+            return []
+        recognizer = self.recognizer
+        windows = [(s, e, self._buffer[s - self._offset: e - self._offset]) for s, e in spans]
+        voiced, _ = recognizer._gate(windows, 20.0 * np.log10(max(self._peak, 1e-10)), self.vad_threshold_db)
+        probabilities = recognizer.predict_waves([recognizer.prepare(w) for _, _, w in voiced])
+        return [recognizer._window_result(s, e, row, self.top_k) for (s, e, _), row in zip(voiced, probabilities)]

@@ -1,0 +1,134 @@
+"""`ser-hf predict` / predict_files: inputs, error records, resumable JSONL and CSV outputs."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+
+import pytest
+import torch
+
+from ser_hf.cli import predict as predict_cli
+from ser_hf.errors import SERError
+from ser_hf.inference.jobs import expand_inputs, predict_files
+from ser_hf.models.factory import build_model, save_checkpoint
+from ser_hf.testing.corpora import write_tone
+from ser_hf.testing.models import tiny_backbone
+
+FOUR = ["neutral", "happy", "sad", "angry"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("predict")
+    model, extractor = build_model(tiny_backbone("wav2vec2", tmp / "backbone"), FOUR)
+    audio = tmp / "audio"
+    good = [write_tone(audio / name, duration=0.5, frequency=freq, seed=i)
+            for i, (name, freq) in enumerate([("a.wav", 200), ("sub/b.wav", 300), ("sub/deep/c.flac", 400)])]
+    corrupt = audio / "sub" / "broken.wav"
+    corrupt.write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really audio")
+    (audio / "notes.txt").write_text("not audio, ignored in folders")
+    return {"model": save_checkpoint(model, extractor, tmp / "model"), "audio": audio,
+            "good": [str(p) for p in good], "corrupt": str(corrupt)}
+
+
+def run_cli(argv):
+    parser = argparse.ArgumentParser(prog="ser-hf")
+    predict_cli.register(parser.add_subparsers(required=True))
+    args = parser.parse_args(["predict", *argv])
+    return args.func(args)
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_folder_with_corrupt_file(setup, tmp_path, capsys):
+    out = tmp_path / "predictions.jsonl"
+    assert run_cli(["--model", str(setup["model"]), str(setup["audio"]), "--out", str(out), "--no-progress",
+                    "--top-k", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary == {"out": str(out), "inputs": 4, "skipped": 0, "predicted": 3, "errors": 1}
+    records = {record["path"]: record for record in _jsonl(out)}
+    assert sorted(records) == sorted(setup["good"] + [setup["corrupt"]])
+    assert set(records[setup["corrupt"]]) == {"path", "error"} and "broken.wav" in records[setup["corrupt"]]["error"]
+    for path in setup["good"]:
+        assert records[path]["label"] in FOUR and len(records[path]["scores"]) == 2
+
+
+def test_rerun_after_completion_adds_nothing(setup, tmp_path):
+    out = tmp_path / "p.jsonl"
+    predict_files(setup["model"], [setup["audio"]], out, progress=False)
+    before = out.read_bytes()
+    summary = predict_files(setup["model"], [setup["audio"]], out, progress=False)
+    assert summary["skipped"] == 4 and summary["predicted"] == 0
+    assert out.read_bytes() == before
+
+
+def test_rerun_after_torn_write_completes_once(setup, tmp_path):
+    out = tmp_path / "p.jsonl"
+    predict_files(setup["model"], [setup["audio"]], out, progress=False, chunk_size=1)
+    full = _jsonl(out)
+    data = out.read_bytes()
+    cut = data.index(b"\n", data.index(b"\n") + 1) + 15  # two whole lines, then the start of the third
+    out.write_bytes(data[:cut])
+    summary = predict_files(setup["model"], [setup["audio"]], out, progress=False, chunk_size=1)
+    assert summary["skipped"] == 2 and summary["predicted"] + summary["errors"] == 2
+    resumed = _jsonl(out)
+    assert sorted(r["path"] for r in resumed) == sorted(r["path"] for r in full)
+    by_path = {r["path"]: r for r in full}
+    for record in resumed:
+        assert record.keys() == by_path[record["path"]].keys()
+        if "scores" in record:
+            assert record["scores"] == pytest.approx(by_path[record["path"]]["scores"], abs=1e-6)
+
+
+def test_csv_output_resumes_without_duplicates(setup, tmp_path):
+    out = tmp_path / "p.csv"
+    predict_files(setup["model"], setup["good"][:2], out, progress=False)
+    predict_files(setup["model"], [setup["audio"]], out, progress=False)
+    with out.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["path"] for r in rows) == sorted(setup["good"] + [setup["corrupt"]])
+    assert list(rows[0]) == ["path", "label", "score", "error"] + [f"prob_{label}" for label in FOUR]
+    broken = next(r for r in rows if r["path"] == setup["corrupt"])
+    assert broken["error"] and not broken["label"]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_manifest_glob_and_missing_inputs(setup, tmp_path):
+    manifest = setup["audio"] / "manifest.csv"
+    manifest.write_text("path,label\na.wav,happy\nsub/b.wav,sad\n")
+    pattern = str(setup["audio"] / "**" / "*.flac")
+    missing = str(tmp_path / "gone.wav")
+    paths = expand_inputs([manifest, pattern, setup["good"][0], missing])
+    assert paths == [setup["good"][0], setup["good"][1], setup["good"][2], os.path.abspath(missing)]
+    out = tmp_path / "p.jsonl"
+    predict_files(setup["model"], [manifest, pattern, missing], out, progress=False)
+    records = {r["path"]: r for r in _jsonl(out)}
+    assert "does not exist" in records[os.path.abspath(missing)]["error"]
+    manifest.unlink()
+
+
+def test_input_errors(setup, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,label\na.wav,sad\n")
+    with pytest.raises(SERError, match=r"has no 'path' column \(found \['file', 'label'\]\)"):
+        expand_inputs([bad])
+    with pytest.raises(SERError, match="matches no file"):
+        expand_inputs([str(tmp_path / "*.wav")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SERError, match="holds no audio files"):
+        expand_inputs([tmp_path / "empty"])
+    with pytest.raises(SERError, match="batch_size must be a positive integer"):
+        predict_files(setup["model"], setup["good"], tmp_path / "x.jsonl", batch_size=0)

@@ -356,7 +356,7 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str,
     return paths
 
 
-def _training_record(model_dir: Path) -> dict[str, Any]:
+def training_record(model_dir: Path) -> dict[str, Any]:
     """What ``ser-hf train`` recorded beside the checkpoint: its settings and held-out speakers (or {})."""
     record: dict[str, Any] = {}
     run_file, report_file = model_dir / "ser_hf_run.json", model_dir / "eval" / "report.json"
@@ -367,7 +367,7 @@ def _training_record(model_dir: Path) -> dict[str, Any]:
     return record
 
 
-def _preprocessor(data_settings: Mapping[str, Any], sampling_rate: int):
+def recorded_preprocessor(data_settings: Mapping[str, Any], sampling_rate: int):
     """The audio cleaning the model was trained with (None when it used none: plain decoding)."""
     from ser_hf.training.arguments import DataArguments
 
@@ -437,7 +437,7 @@ def evaluate_checkpoint(
     from ser_hf.inference.batch import load_classifier
 
     model, feature_extractor = load_classifier(model_dir)  # fail on a bad checkpoint before reading audio
-    record = _training_record(Path(model_dir))
+    record = training_record(Path(model_dir))
     dataset = load_corpus(corpus, data_dir, emotions=emotions, **dict(corpus_options or {}))
     same_corpus = record.get("data", {}).get("corpus") == corpus
     part, description = select_split(dataset, split, seed=seed, test_size=test_size, num_folds=num_folds,
@@ -445,7 +445,7 @@ def evaluate_checkpoint(
     warnings = _leak_warnings(record, corpus, part["speaker"])
     for text in warnings:
         logger.warning(text)
-    preprocessor = _preprocessor(record.get("data", {}), feature_extractor.sampling_rate)
+    preprocessor = recorded_preprocessor(record.get("data", {}), feature_extractor.sampling_rate)
     facts = {"split_description": description, "warnings": warnings, "emotions": emotions,
              "preprocessing": None if preprocessor is None else dataclasses.asdict(preprocessor)}
     report = evaluate_model(model, part, label_map=label_map, feature_extractor=feature_extractor,

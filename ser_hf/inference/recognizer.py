@@ -87,18 +87,18 @@ def _window_spans(n_samples: int, win: int, hop: int) -> list[tuple[int, int]]:
 def _load_run_preprocessor(model_dir: Path, sampling_rate: int) -> AudioPreprocessor | None:
     """The preprocessing ``ser-hf train`` recorded in ``MODEL/ser_hf_run.json`` (None if none)."""
     # Reuse the evaluation's reader so inference and evaluation can never disagree.
-    from ser_hf.evaluation.run import _preprocessor, _training_record
+    from ser_hf.evaluation.run import recorded_preprocessor, training_record
 
     if not (model_dir / "ser_hf_run.json").is_file():
         return None
     try:
-        record = _training_record(model_dir)
+        record = training_record(model_dir)
     except json.JSONDecodeError as err:
         raise SERError(
             f"{model_dir / 'ser_hf_run.json'} is not valid JSON ({err}); expected the file `ser-hf train` writes. "
             f"Restore it, or pass preprocessor=None to EmotionRecognizer.from_pretrained to ignore it."
         ) from err
-    return _preprocessor(record.get("data", {}), sampling_rate)
+    return recorded_preprocessor(record.get("data", {}), sampling_rate)
 
 
 class EmotionRecognizer:

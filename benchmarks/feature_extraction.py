@@ -14,8 +14,8 @@ times, in one run and on the same files, after a numba warm-up:
 - ``ser_hf_cached``: a second call on the now warm cache;
 - ``threads_vs_processes``: the extractor's worker function on a thread pool and on a process pool
   (why the extractor uses processes);
-- ``per_file_ms``: mean cost per file of decoding and of each feature group (each including its own
-  STFT), and of the notebook's steps.
+- ``per_file_ms``: mean CPU milliseconds per file of decoding and of each feature group (each including
+  its own STFT), and of the notebook's steps.
 
 The two extractors do not compute the same features (ours: 532 values with frame statistics, pitch
 and voice quality; the notebook: 193 means), so ``ratio_parallel_vs_notebook`` is the end-to-end
@@ -204,11 +204,13 @@ def _notebook_per_file_ms(files: list[str]) -> dict:
 
 
 def _mean_ms(run, n: int) -> float:
-    start = time.perf_counter()
-    with warnings.catch_warnings():  # the notebook's CQT warns on short inputs; counted in _notebook_loop
-        warnings.simplefilter("ignore")
+    """Mean CPU milliseconds per file of ``run()``: CPU time, unlike wall time, barely moves when other jobs
+    share the cores (BLAS is held to one thread so CPU time is not inflated by spinning BLAS threads)."""
+    with _extraction._limit_blas_threads(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the notebook's CQT warns on short inputs; counted in _notebook_loop
+        start = time.process_time()
         run()
-    return round((time.perf_counter() - start) * 1000 / n, 2)
+        return round((time.process_time() - start) * 1000 / n, 2)
 
 
 def _ser_hf(files: list[str], config: FeatureConfig, **kwargs) -> dict:
@@ -316,7 +318,7 @@ def main() -> None:
     parser.add_argument("--notebook-max-files", type=int, default=400, help="0 = every file (slow: ~0.4 s/file)")
     parser.add_argument("--breakdown-files", type=int, default=40, help="files for the per-step cost breakdown")
     parser.add_argument("--pool-files", type=int, default=100, help="files for threads vs processes")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating parallel/sequential rounds per corpus")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating parallel/sequential rounds per corpus")
     parser.add_argument("--wait-quiet", type=float, default=60.0, help="max s to wait for low CPU pressure per timing")
     args = parser.parse_args()
     config = FeatureConfig()

@@ -30,3 +30,15 @@ def urdu_dir() -> Path:
 @pytest.fixture(scope="session")
 def ravdess_dir() -> Path:
     return shared_corpus("ravdess")
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """One intra-op thread for tiny models: on a shared 2-core machine a second thread only adds waiting
+    (spinning OpenMP threads made tiny training steps several times slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from transformers import Wav2Vec2FeatureExtractor, pipeline
 
 from ser_hf.audio import load_audio
@@ -23,13 +22,7 @@ from ser_hf.testing.models import tiny_backbone
 FOUR = ["neutral", "happy", "sad", "angry"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models on 2 shared cores: a second intra-op thread only adds waiting (measured 20x slower).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _checkpoint(tmp, name, model_type="wav2vec2", labels=FOUR, options=None, mask=False, **config):

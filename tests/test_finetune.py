@@ -35,14 +35,7 @@ CHECKPOINTING = ("--activation_checkpointing" if "activation_checkpointing" in T
                  else "--gradient_checkpointing")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models gain nothing from intra-op threads, and on a shared 2-core machine OpenMP's spinning
-    # threads made each training step several times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import json
 import os
 
 import pytest
-import torch
 
 from ser_hf.cli import predict as predict_cli
 from ser_hf.errors import SERError
@@ -20,12 +19,7 @@ from ser_hf.testing.models import tiny_backbone
 FOUR = ["neutral", "happy", "sad", "angry"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

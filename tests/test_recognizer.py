@@ -8,7 +8,6 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from transformers import pipeline
 
 from ser_hf.audio import AudioPreprocessor, load_audio, resample
@@ -22,13 +21,7 @@ FOUR = ["neutral", "happy", "sad", "angry"]
 RATE = 16000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models on 2 shared cores: a second intra-op thread only adds waiting.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

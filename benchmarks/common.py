@@ -14,11 +14,20 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# SER_HF_RESULTS_DIR redirects results (e.g. to the folder a GPU machine sends back).
+RESULTS_DIR = Path(os.environ.get("SER_HF_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
+# The shared corpora beside the checkout; SER_HF_SHARED_DATA points elsewhere (e.g. a copy on a GPU machine).
+SHARED_DATA = Path(os.environ.get("SER_HF_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 PACKAGES = ("ser-hf", "torch", "transformers", "datasets", "evaluate", "accelerate", "librosa",
             "soundfile", "soxr", "scikit-learn", "numpy")
+
+
+def _accelerator() -> str | None:
+    """The CUDA device's name, or None on a CPU-only machine."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
 def environment() -> dict:
@@ -37,6 +46,7 @@ def environment() -> dict:
             "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
+            "accelerator": _accelerator(),
         },
         "versions": versions,
     }

@@ -1,7 +1,7 @@
 """Fine-tuning throughput: ser_hf's training path against the transformers example's configuration.
 
-Same model (the whisper-tiny.en preset, real OpenAI weights), same data (URDU clips, 1-3 s), same machine,
-same batch size, learning rate and optimiser; what differs is the data path:
+Same model (the whisper-tiny.en preset, real OpenAI weights), same data (URDU clips, 1-3 s, by default), same
+machine, same batch size, learning rate and optimiser; what differs is the data path:
 
 - ``example``: the configuration of transformers' ``examples/pytorch/audio-classification/
   run_audio_classification.py``: clips randomly subsampled to ``max_length_seconds`` (20 s, so whole URDU
@@ -14,7 +14,9 @@ same batch size, learning rate and optimiser; what differs is the data path:
 
 Throughput: ``--warmup`` steps, then ``--steps`` timed steps (step end to step end, so decoding, feature
 extraction, forward, backward and the optimiser all count). Training samples/s are given by wall clock and by
-CPU time of this process: the machine is shared, and CPU seconds are hardly inflated by other jobs.
+CPU time of this process: the machine is shared, and CPU seconds are hardly inflated by other jobs. On a GPU
+(used automatically when CUDA is available; ``--bf16`` for mixed precision) only the wall-clock figure means
+anything, and ``--dataloader-workers`` decode and extract features beside the training loop.
 
 Accuracy (``--budget-cpu-s`` > 0): each path then trains on the speaker-independent training part of URDU
 for the same CPU-time budget and is scored (UA) on clips of held-out speakers. With a budget of minutes on a
@@ -23,6 +25,9 @@ CPU this is a smoke-scale comparison of what each path achieves for equal comput
 Usage:
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/finetune_throughput.py
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/finetune_throughput.py --steps 3 --budget-cpu-s 0
+    # on a GPU machine:
+    python benchmarks/finetune_throughput.py --corpus ravdess --clips 512 --batch-size 32 --warmup 3 --steps 10 \
+        --budget-cpu-s 0 --bf16 --dataloader-workers 8 --name finetune_throughput_gpu
 """
 
 from __future__ import annotations
@@ -105,7 +110,8 @@ def example_collate(extractor):
 def _arguments(out: Path, args: argparse.Namespace, **values) -> SERTrainingArguments:
     common = {"output_dir": str(out), "per_device_train_batch_size": args.batch_size, "learning_rate": args.lr,
               "lr_scheduler_type": "constant", "save_strategy": "no", "eval_strategy": "no", "report_to": "none",
-              "disable_tqdm": True, "logging_strategy": "no", "seed": 0, "dataloader_num_workers": 0}
+              "disable_tqdm": True, "logging_strategy": "no", "seed": 0,
+              "dataloader_num_workers": args.dataloader_workers, "bf16": args.bf16}
     return SERTrainingArguments(**{**common, **values})
 
 
@@ -181,7 +187,11 @@ def _sample(dataset: datasets.Dataset, count: int, seed: int) -> datasets.Datase
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", type=int, default=64, help="URDU clips for the throughput runs")
+    parser.add_argument("--corpus", default="urdu", help="shared corpus for the throughput runs (urdu or ravdess)")
+    parser.add_argument("--clips", type=int, default=64, help="clips for the throughput runs")
+    parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
+    parser.add_argument("--dataloader-workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--name", default="finetune_throughput", help="result file name")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--steps", type=int, default=4, help="timed steps")
@@ -190,11 +200,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-clips", type=int, default=64, help="held-out-speaker clips scored for UA")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    dataset = load_corpus("urdu", SHARED_DATA / "urdu")
+    dataset = load_corpus(args.corpus, SHARED_DATA / args.corpus)
     labels = dataset.features["label"].names
     checkpoint = Path(resolve_model_path("whisper-tiny.en"))
     clips = _sample(dataset, args.clips, seed=0)
-    results = {"model": "whisper-tiny.en preset (OpenAI weights)", "torch_threads": torch.get_num_threads(),
+    results = {"model": "whisper-tiny.en preset (OpenAI weights)", "corpus": args.corpus,
+               "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+               "bf16": args.bf16, "dataloader_workers": args.dataloader_workers, "torch_threads": torch.get_num_threads(),
                "batch_size": args.batch_size, "learning_rate": args.lr,
                "clips": {"count": len(clips), "seconds_min": round(min(clips["duration"]), 2),
                          "seconds_mean": round(float(np.mean(clips["duration"])), 2),
@@ -212,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
                                    "test_speakers": sorted(set(split["test"]["speaker"]))}
             for path in ("ser_hf", "example"):
                 results["accuracy"][path] = accuracy(path, checkpoint, labels, split, Path(tmp) / f"ua-{path}", args)
-    write_result("finetune_throughput", results)
+    write_result(args.name, results)
 
 
 if __name__ == "__main__":

@@ -95,3 +95,13 @@ def test_recipe_script_in_the_transformers_examples_style(setup, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "checkpoint:" in done.stdout and (tmp_path / "m" / "README.md").exists()
+
+
+def test_cross_validate_reports_each_fold_as_it_finishes(setup):
+    from ser_hf.training.experiment import cross_validate
+
+    tmp, common = setup
+    run = parse_run(None, [*common, "--num_folds", "2", "--output_dir", str(tmp / "cv-callback")])
+    seen = []
+    result = cross_validate(run, progress=False, on_fold=lambda report: seen.append(report.split))
+    assert seen == ["fold1", "fold2"] == [report.split for report in result.folds]

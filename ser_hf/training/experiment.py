@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -134,11 +135,13 @@ def _fold_with_validation(dataset: datasets.Dataset, fold: Fold, run: Run) -> Fo
     return add_validation(dataset, fold, run.data.validation_size, seed=run.data.fold_seed)
 
 
-def cross_validate(run: Run, progress: bool = True) -> CVResult:
+def cross_validate(run: Run, progress: bool = True,
+                   on_fold: Callable[[EvaluationReport], None] | None = None) -> CVResult:
     """Evaluate the run on the corpus's speaker-grouped folds.
 
     Writes ``output_dir/cv/<fold>/`` (a report per fold), ``output_dir/cv/pooled/`` (all out-of-fold
     predictions together, with speaker-level bootstrap intervals) and ``cv_summary.json`` / ``.md``.
+    ``on_fold`` is called with each fold's report as soon as it exists (long runs can save partial results).
     """
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
@@ -153,6 +156,8 @@ def cross_validate(run: Run, progress: bool = True) -> CVResult:
         if is_main_process():
             report.write(out / fold.name)
         reports.append(report)
+        if on_fold is not None:
+            on_fold(report)
         refs.append(np.asarray(parts["test"]["label"]))
         probs.append(probabilities)
         speakers += parts["test"]["speaker"]

@@ -57,6 +57,29 @@ class AudioInfo:
         return self.frames / self.sampling_rate
 
 
+#: Shortest audio accepted as one emotion clip (seconds). wav2vec2-family encoders need 400 samples (25 ms
+#: at 16 kHz) for their first frame and fail on less; a tenth of a second is shorter than any syllable.
+MIN_CLIP_DURATION = 0.1
+#: Longest audio accepted as one emotion clip (seconds). Emotion corpora hold clips of seconds (IEMOCAP's
+#: longest turn: ~35 s); a clip-level model's attention grows with the square of the length, so an hour
+#: scored as one clip exhausts memory. Longer recordings are scored in windows
+#: (:meth:`ser_hf.inference.recognizer.EmotionRecognizer.predict_long`).
+MAX_CLIP_DURATION = 300.0
+
+
+#: Sampling rates a file may declare (Hz). A header can claim any rate; at 1 Hz, resampling a 1 MB file to
+#: 16 kHz would allocate 16000 times its samples. No microphone or speech corpus lies outside these bounds.
+MIN_SAMPLING_RATE, MAX_SAMPLING_RATE = 1000, 384_000
+
+
+def _check_rate(path: Path, rate: int) -> None:
+    if not MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE:
+        raise AudioError(
+            f"Audio file {str(path)!r} declares a sampling rate of {rate} Hz; expected {MIN_SAMPLING_RATE} to "
+            f"{MAX_SAMPLING_RATE} Hz. Its header is probably corrupt: re-export it (e.g. at 16000 Hz)."
+        )
+
+
 def _check_is_file(path: Path) -> None:
     if not path.exists():
         raise AudioError(f"Audio file {str(path)!r} does not exist. Check the path or the corpus --data-dir.")
@@ -64,16 +87,26 @@ def _check_is_file(path: Path) -> None:
         raise AudioError(
             f"Audio path {str(path)!r} is a directory, expected an audio file. Pass the files inside it instead."
         )
+    if not path.is_file():
+        # A FIFO or device named like audio: opening it for reading could block forever.
+        raise AudioError(
+            f"Audio path {str(path)!r} is not a regular file (a FIFO, socket or device). Pass an audio file instead."
+        )
     if path.stat().st_size == 0:
         raise AudioError(f"Audio file {str(path)!r} is empty (0 bytes). Re-export or remove it.")
+    if not os.access(path, os.R_OK):
+        raise AudioError(
+            f"Audio file {str(path)!r} cannot be read (permission denied). Fix its permissions, e.g. `chmod a+r FILE`."
+        )
 
 
 def audio_info(path: PathLike) -> AudioInfo:
     """Read the header of an audio file.
 
     Raises:
-        AudioError: if the file is missing, a directory, empty, not audio libsndfile reads, or holds no
-            samples. The message names the file.
+        AudioError: if the file is missing, a directory or another non-regular file (FIFO, device), empty,
+            unreadable, not audio libsndfile reads, holds no samples or declares an implausible sampling rate.
+            The message names the file.
     """
     path = Path(path)
     _check_is_file(path)
@@ -86,14 +119,55 @@ def audio_info(path: PathLike) -> AudioInfo:
         ) from err
     if info.frames <= 0:
         raise AudioError(f"Audio file {str(path)!r} has a header but no samples. Re-export or remove it.")
+    _check_rate(path, int(info.samplerate))
     return AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames), str(info.subtype))
+
+
+def check_clip_duration(
+    audio: PathLike | AudioInfo,
+    min_duration: float | None = MIN_CLIP_DURATION,
+    max_duration: float | None = MAX_CLIP_DURATION,
+) -> AudioInfo:
+    """Check, from the header alone, that a file's length suits one emotion clip.
+
+    Args:
+        audio: A file, or its :class:`AudioInfo`.
+        min_duration: Shortest accepted duration in seconds (``None``: no minimum).
+        max_duration: Longest accepted duration in seconds (``None``: no maximum).
+
+    Returns:
+        The file's :class:`AudioInfo`.
+
+    Raises:
+        AudioError: naming the file, if it is unreadable (see :func:`audio_info`), too short or too long.
+
+    Example:
+        >>> check_clip_duration("interview.wav")  # doctest: +SKIP
+        Traceback (most recent call last):
+        ser_hf.errors.AudioError: Audio file 'interview.wav' is too long for one emotion clip: 3600.0 s, ...
+    """
+    info = audio if isinstance(audio, AudioInfo) else audio_info(audio)
+    seconds = info.duration
+    if min_duration is not None and seconds < min_duration:
+        raise AudioError(
+            f"Audio file {info.path!r} is too short for an emotion clip: {seconds * 1000:.0f} ms, expected at least "
+            f"{min_duration * 1000:.0f} ms (speech encoders need 25 ms for one frame). Remove it, or pad it."
+        )
+    if max_duration is not None and seconds > max_duration:
+        raise AudioError(
+            f"Audio file {info.path!r} is too long for one emotion clip: {seconds:.1f} s, expected at most "
+            f"{max_duration:g} s. Cut it into utterances, or score it in windows with "
+            f"EmotionRecognizer.predict_long."
+        )
+    return info
 
 
 def decode(path: PathLike) -> tuple[np.ndarray, int]:
     """Decode a file to a ``(frames, channels)`` float32 array and its sampling rate.
 
     Raises:
-        AudioError: naming the file, if it cannot be decoded, is empty or holds NaN/Inf samples.
+        AudioError: naming the file, if it cannot be decoded, is empty, declares an implausible sampling
+            rate (outside :data:`MIN_SAMPLING_RATE` .. :data:`MAX_SAMPLING_RATE`) or holds NaN/Inf samples.
     """
     path = Path(path)
     _check_is_file(path)
@@ -106,6 +180,7 @@ def decode(path: PathLike) -> tuple[np.ndarray, int]:
         ) from err
     if wave.shape[0] == 0:
         raise AudioError(f"Audio file {str(path)!r} decodes to 0 samples. Re-export or remove it.")
+    _check_rate(path, int(rate))
     if not np.isfinite(wave).all():
         raise AudioError(
             f"Audio file {str(path)!r} contains NaN or infinite samples. Re-export it from the source recording."
@@ -126,9 +201,20 @@ def resample(wave: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
 
 
 def load_audio(path: PathLike, sampling_rate: int = 16000) -> np.ndarray:
-    """Decode, downmix and resample a file to a 1-D float32 array at ``sampling_rate``."""
-    wave, rate = decode(path)
-    return resample(to_mono(wave), rate, sampling_rate)
+    """Decode, downmix and resample a file to a 1-D float32 array at ``sampling_rate``.
+
+    Raises:
+        AudioError: naming the file, as :func:`decode` does, or when it is so short that resampling leaves
+            no sample (e.g. one frame at 32 kHz resampled to 16 kHz).
+    """
+    decoded, rate = decode(path)
+    wave = resample(to_mono(decoded), rate, sampling_rate)
+    if wave.size == 0:
+        raise AudioError(
+            f"Audio file {str(Path(path))!r} is too short to use: its {len(decoded)} frame(s) at {rate} Hz leave no "
+            f"sample at {sampling_rate} Hz. Remove it, or re-export a longer clip."
+        )
+    return wave
 
 
 def trim_silence(wave: np.ndarray, top_db: float = 30.0, frame_length: int = 1024, hop_length: int = 256) -> np.ndarray:

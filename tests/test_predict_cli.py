@@ -52,7 +52,7 @@ def test_folder_with_corrupt_file(setup, tmp_path, capsys):
     assert run_cli(["--model", str(setup["model"]), str(setup["audio"]), "--out", str(out), "--no-progress",
                     "--top-k", "2"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary == {"out": str(out), "inputs": 4, "skipped": 0, "predicted": 3, "errors": 1}
+    assert summary == {"out": str(out), "inputs": 4, "skipped": 0, "predicted": 3, "errors": 1, "error_records": 1}
     records = {record["path"]: record for record in _jsonl(out)}
     assert sorted(records) == sorted(setup["good"] + [setup["corrupt"]])
     assert set(records[setup["corrupt"]]) == {"path", "error"} and "broken.wav" in records[setup["corrupt"]]["error"]
@@ -126,3 +126,17 @@ def test_input_errors(setup, tmp_path):
         expand_inputs([tmp_path / "empty"])
     with pytest.raises(SERError, match="batch_size must be a positive integer"):
         predict_files(setup["model"], setup["good"], tmp_path / "x.jsonl", batch_size=0)
+
+
+def test_fail_on_error_sets_the_exit_status_also_on_a_rerun(setup, tmp_path, capsys):
+    out = tmp_path / "p.jsonl"
+    argv = ["--model", str(setup["model"]), str(setup["audio"]), "--out", str(out), "--no-progress", "--chunk-size", "2"]
+    assert run_cli([*argv, "--fail-on-error"]) == 1
+    assert "1 of 4 input(s) could not be decoded or scored" in capsys.readouterr().err
+    assert run_cli([*argv, "--fail-on-error"]) == 1  # the error record comes from the earlier run
+    assert json.loads(capsys.readouterr().out)["error_records"] == 1
+    assert run_cli(argv) == 0  # without the flag, error records are data
+    assert "could not be decoded" in capsys.readouterr().err
+    good = ["--model", str(setup["model"]), *setup["good"], "--out", str(tmp_path / "good.csv"), "--no-progress"]
+    assert run_cli([*good, "--fail-on-error"]) == 0
+    assert "could not be decoded" not in capsys.readouterr().err

@@ -98,6 +98,8 @@ class _FeatureCache:
 
     def entry(self, audio_path: str) -> Path | None:
         """Where the vector of ``audio_path`` lives; ``None`` if the file cannot be read (it fails later)."""
+        if not os.path.isfile(audio_path):
+            return None  # a FIFO named like audio would block the hash's open() forever
         try:
             digest = file_digest(audio_path)
         except OSError:

@@ -34,6 +34,7 @@ import dataclasses
 import json
 import os
 import warnings
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -262,7 +263,13 @@ def _load_pipeline(path: Path, trusted: Sequence[str]) -> Pipeline:
             f"load_baseline(trusted={trusted!r}): pass a list of type names (e.g. "
             f"['sklearn.tree._tree.Tree']); trusting everything is not supported."
         )
-    found = skops.io.get_untrusted_types(file=path)
+    try:
+        found = skops.io.get_untrusted_types(file=path)
+    except (zipfile.BadZipFile, KeyError, ValueError) as err:  # ValueError covers a corrupt schema.json
+        raise ModelError(
+            f"{str(path)!r} is not a skops file ({type(err).__name__}: {err}); a pickle renamed to {MODEL_NAME} is "
+            f"refused too, since unpickling can run code. Save the model again with BaselineModel.save."
+        ) from err
     refused = sorted(set(found) - set(TRUSTED_TYPES) - set(trusted))
     if refused:
         raise ModelError(
@@ -287,7 +294,8 @@ def load_baseline(directory: str | os.PathLike, trusted: Sequence[str] = ()) -> 
         The :class:`BaselineModel`.
 
     Raises:
-        ModelError: not a saved baseline, another format or features version, untrusted types in the file.
+        ModelError: not a saved baseline, another format or features version, ``model.skops`` not a skops file
+            (e.g. a pickle), untrusted types in the file.
 
     Example:
         ```python

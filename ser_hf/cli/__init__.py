@@ -16,7 +16,7 @@ import sys
 from ser_hf.errors import SERError
 
 # Modules under ser_hf.cli, in the order their commands appear in `ser-hf --help`.
-COMMAND_MODULES = ("demo", "data", "models", "train", "evaluate", "predict", "push", "baseline")
+COMMAND_MODULES = ("demo", "data", "models", "train", "evaluate", "predict", "serve", "export", "push", "baseline")
 
 DESCRIPTION = """\
 Speech emotion recognition with pretrained speech transformers, on the Hugging Face stack.

@@ -1,25 +1,48 @@
-"""``ser-hf predict``: emotions of many audio files into a JSONL or CSV file, resumable."""
+"""``ser-hf predict``: emotions of many audio files into a JSONL or CSV file, resumable, data-parallel.
+
+Example:
+    ```bash
+    ser-hf predict --model outputs/rav4 recordings/ --out predictions.jsonl --fail-on-error
+    accelerate launch --multi_gpu --num_processes 2 -m ser_hf predict --model outputs/rav4 recordings/ --out p.jsonl
+    ```
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ser_hf.inference.jobs import FORMATS, predict_files
+
+#: Exit status of a job that finished but recorded unreadable files, with --fail-on-error (2 is a usage error).
+EXIT_ERROR_RECORDS = 1
 
 EPILOG = """\
 examples:
   ser-hf predict --model outputs/rav4 recordings/ --out predictions.jsonl
   ser-hf predict --model outputs/rav4 'calls/**/*.flac' manifest.csv --out predictions.csv --top-k 2
+  accelerate launch --multi_gpu --num_processes 4 -m ser_hf predict --model outputs/rav4 recordings/ --out p.jsonl
 
 Inputs are files, folders (searched recursively for audio), glob patterns (quote them) and manifest
 CSVs with a 'path' column. Run the same command again to resume: files already in --out are skipped.
-A file that cannot be decoded is written as {"path", "error"} and the job goes on."""
+A file that cannot be decoded is written as {"path", "error"} and the job goes on.
+
+Scale-out: under `accelerate launch` (or torchrun) with several processes, each process predicts a
+block of the files into OUT.shard-<rank>-of-<world> beside --out, and the main process merges the
+shards into --out in input order and removes them. Two CPU processes without a GPU:
+  CUDA_VISIBLE_DEVICES= accelerate launch --multi_gpu --num_processes 2 -m ser_hf predict ...
+(`accelerate launch --cpu --num_processes 2` starts only one process.) A rerun with any number of
+processes skips what --out and leftover shards hold. Across machines --out must be on a shared filesystem.
+
+exit status: 0 when the job finished, even if some files became error records (they are data: the
+summary line counts them in "errors" and "error_records"); with --fail-on-error, 1 if any input's
+record is an error (from this run or an earlier one); 2 for bad arguments or inputs."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "predict", help="predict the emotion of audio files into a JSONL/CSV file (resumable)",
+        "predict", help="predict the emotion of audio files into a JSONL/CSV file (resumable, data-parallel)",
         description="Predict the emotion of every input audio file with a checkpoint, preset or Hub model.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -31,12 +54,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="output format (default: csv for a .csv --out, else jsonl)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="clips per forward pass (default 8)")
     parser.add_argument("--top-k", type=int, default=None, metavar="K", help="emotions kept per file (default: all)")
+    parser.add_argument("--chunk-size", type=int, default=64, metavar="N",
+                        help="files predicted between two writes of the output: at most this much work is lost "
+                             "to a crash (default 64)")
+    parser.add_argument("--fail-on-error", action="store_true",
+                        help=f"exit with status {EXIT_ERROR_RECORDS} if any input could not be decoded or scored "
+                             f"(for CI); the output is written all the same")
+    parser.add_argument("--device", default=None, metavar="DEVICE",
+                        help="where one process runs the model: cpu (default), cuda, cuda:1, mps; under "
+                             "accelerate launch each process uses the device accelerate assigns")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> int:
     summary = predict_files(args.model, args.inputs, args.out, format=args.format, batch_size=args.batch_size,
-                            top_k=args.top_k, progress=not args.no_progress)
+                            top_k=args.top_k, chunk_size=args.chunk_size, progress=not args.no_progress,
+                            device=args.device)
+    if summary.get("process_index", 0) != 0:
+        return 0  # the main process reports the whole job
     print(json.dumps(summary))
-    return 0  # unreadable files are error records in --out, counted in the summary
+    if summary["error_records"]:
+        print(f"ser-hf predict: {summary['error_records']} of {summary['inputs']} input(s) could not be decoded or "
+              f"scored; their records in {args.out} hold the reason in 'error'.", file=sys.stderr)
+        if args.fail_on_error:
+            return EXIT_ERROR_RECORDS
+    return 0

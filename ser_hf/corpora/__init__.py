@@ -23,6 +23,7 @@ from typing import Any
 
 import datasets
 
+from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION
 from ser_hf.corpora import crema_d, emodb, folder, iemocap, manifest, ravdess, savee, synthetic, tess, urdu
 from ser_hf.corpora.base import (
     BASE_COLUMNS,
@@ -70,10 +71,14 @@ def _root(corpus: Corpus, data_dir: str | Path | None) -> Path:
 
 
 def scan(
-    name: str, data_dir: str | Path | None, *, check_audio: bool = True, label_map: Mapping[str, str] | None = None,
+    name: str, data_dir: str | Path | None, *, check_audio: bool | str = True, label_map: Mapping[str, str] | None = None,
     **options: Any,
 ) -> CorpusScan:
-    """List a corpus's clips and unusable files without building a dataset (used by ``data summary``)."""
+    """List a corpus's clips and unusable files without building a dataset (used by ``data summary``).
+
+    ``check_audio``, ``min_clip_duration`` and ``max_clip_duration`` are those of
+    :func:`~ser_hf.corpora.base.scan_corpus`; other options go to the corpus.
+    """
     corpus = get_corpus(name)
     if "label_map" in inspect.signature(corpus.list_clips).parameters:
         options["label_map"] = label_map  # user corpora map raw folder/manifest labels themselves
@@ -87,6 +92,9 @@ def load_corpus(
     emotions: str | Sequence[str] | None = None,
     label_map: Mapping[str, str] | None = None,
     strict: bool = True,
+    check_audio: bool | str | None = None,
+    min_clip_duration: float | None = MIN_CLIP_DURATION,
+    max_clip_duration: float | None = MAX_CLIP_DURATION,
     **options: Any,
 ) -> datasets.Dataset:
     """Load a corpus from a local directory into a ``datasets.Dataset`` with the uniform columns.
@@ -101,19 +109,33 @@ def load_corpus(
             string of emotion names. ``None`` keeps all the corpus has.
         label_map: Merge or rename labels, e.g. ``{"excited": "happy"}``; for ``folder``/``manifest`` it
             also maps your raw labels onto canonical emotions. Defaults to the corpus's own merges.
-        strict: Raise on the first pass if any file is unusable (bad name, unreadable, empty audio).
-            With ``False``, unusable files are skipped and every one is reported in a warning.
+        strict: Raise on the first pass if any file is unusable (bad name, unreadable, empty audio, too
+            short or too long for a clip). With ``False``, unusable files are skipped and every one is
+            reported in a warning (and logged).
+        check_audio: ``"header"``: read every file's header; ``"decode"``: also decode every clip (~2 ms
+            each), which catches files whose header reads but whose samples do not (a cut-off FLAC, NaN
+            samples). Default: ``"decode"`` with ``strict=False``, so that a lenient job never meets an
+            unusable file later, and ``"header"`` with ``strict=True``, where such a file stops the job
+            when it is decoded, with an :class:`~ser_hf.errors.AudioError` naming it.
+        min_clip_duration: Shortest clip accepted, in seconds (default :data:`ser_hf.audio.MIN_CLIP_DURATION`,
+            0.1 s: encoders need 25 ms for one frame); ``None`` accepts any length.
+        max_clip_duration: Longest clip accepted, in seconds (default :data:`ser_hf.audio.MAX_CLIP_DURATION`,
+            300 s); ``None`` accepts any length.
         **options: Corpus-specific options (e.g. ``speaker_pattern`` for ``folder``).
 
     Returns:
         A ``datasets.Dataset``; its ``label`` is a ``ClassLabel`` whose names follow the canonical order.
 
     Raises:
-        CorpusError: unknown corpus, missing/empty directory, unusable files (strict), no clips left.
+        CorpusError: unknown corpus, missing/empty directory, unusable files (strict; every one is listed),
+            no clips left.
     """
     corpus = get_corpus(name)
     label_map = corpus.default_label_map if label_map is None else label_map
-    result = scan(name, data_dir, label_map=label_map, **options)
+    if check_audio is None:
+        check_audio = "header" if strict else "decode"
+    result = scan(name, data_dir, label_map=label_map, check_audio=check_audio, min_clip_duration=min_clip_duration,
+                  max_clip_duration=max_clip_duration, **options)
     report_problems(result, strict)
     return to_dataset(result, corpus, emotions=emotions, label_map=label_map)
 

@@ -15,11 +15,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import datasets
 
-from ser_hf.audio import audio_info, is_audio_path
+from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, check_clip_duration, decode, is_audio_path
 from ser_hf.emotions import EMOTIONS, canonical_emotion, resolve_emotions, sort_emotions
 from ser_hf.errors import CorpusError, SERError
 
@@ -159,8 +159,39 @@ def normalize_gender(raw: str | None) -> str | None:
     raise CorpusError(f"Unknown gender {raw!r}; expected 'male'/'female' (or 'M'/'F'), or leave it empty.")
 
 
-def scan_corpus(corpus: Corpus, root: Path, *, check_audio: bool = True, **options: Any) -> CorpusScan:
-    """List a corpus's clips and read each audio header (duration; unreadable or empty files)."""
+def _check_clip(path: str, check_audio: bool | str, min_duration: float | None, max_duration: float | None) -> float:
+    """The clip's duration after the checks ``check_audio`` asks for; raises SERError naming the file."""
+    if not check_audio:
+        return float("nan")
+    info = check_clip_duration(path, min_duration, max_duration)
+    if check_audio == "decode":
+        decode(path)  # the header can be fine while the samples are corrupt, NaN or cut off
+    return info.duration
+
+
+def scan_corpus(
+    corpus: Corpus,
+    root: Path,
+    *,
+    check_audio: bool | Literal["header", "decode"] = True,
+    min_clip_duration: float | None = MIN_CLIP_DURATION,
+    max_clip_duration: float | None = MAX_CLIP_DURATION,
+    **options: Any,
+) -> CorpusScan:
+    """List a corpus's clips and check each one's audio.
+
+    Args:
+        corpus: The corpus.
+        root: Its folder.
+        check_audio: ``True`` or ``"header"``: read each header (duration; unreadable, empty, too short or too
+            long files become problems); ``"decode"``: also decode every clip (~2 ms each), which catches
+            files whose header reads but whose samples do not (cut-off FLAC, NaN samples); ``False``: no check.
+        min_clip_duration: Clips shorter than this (seconds) are problems; ``None`` accepts any length.
+        max_clip_duration: Clips longer than this (seconds) are problems; ``None`` accepts any length.
+        **options: The corpus's own options.
+    """
+    if check_audio not in (True, False, "header", "decode"):
+        raise CorpusError(f"check_audio must be True, False, 'header' or 'decode', got {check_audio!r}.")
     try:
         items = list(corpus.list_clips(root, **options))
     except TypeError as err:
@@ -171,7 +202,7 @@ def scan_corpus(corpus: Corpus, root: Path, *, check_audio: bool = True, **optio
             scan.excluded[clip.emotion] += 1
             continue
         try:
-            duration = audio_info(clip.path).duration if check_audio else float("nan")
+            duration = _check_clip(clip.path, check_audio, min_clip_duration, max_clip_duration)
         except SERError as err:
             scan.problems.append(Problem(clip.path, str(err)))
             continue
@@ -189,7 +220,9 @@ def report_problems(scan: CorpusScan, strict: bool) -> None:
     listed += f"\n  ... and {more} more" if more > 0 else ""
     header = f"{len(scan.problems)} file(s) in {scan.root!r} could not be used as {scan.corpus} clips:\n  {listed}"
     if strict:
-        raise CorpusError(f"{header}\nFix or remove them, or load with strict=False (--lenient) to skip them.")
+        raise CorpusError(
+            f"{header}\nFix or remove them, or load with strict=False (`ser-hf train ... --strict false`) to skip them."
+        )
     message = header + "\nThey were skipped (strict=False)."
     for problem in scan.problems:
         logger.warning("skipped %s", problem)

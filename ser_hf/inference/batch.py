@@ -17,6 +17,8 @@ padded only where padding cannot change a result:
 
 Audio is decoded with :func:`ser_hf.audio.load_audio` (soundfile + soxr) at the extractor's rate, so
 neither ffmpeg nor torchaudio is needed. Only safetensors weights are loaded and no remote code runs.
+A directory written by ``ser-hf export-onnx`` (or one ``.onnx`` file in it) loads as an
+:class:`~ser_hf.inference.onnx_runtime.OnnxAudioClassifier` and is batched by the same rules.
 
 Example:
     ```python
@@ -45,6 +47,7 @@ from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, 
 
 from ser_hf.audio import AudioPreprocessor, audio_info, load_audio
 from ser_hf.errors import ModelError
+from ser_hf.inference.onnx_runtime import OnnxAudioClassifier, is_onnx_export, load_onnx_classifier
 
 __all__ = ["FIXED_LENGTH_MODEL_TYPES", "batch_padding_is_exact", "load_classifier", "model_labels", "predict_proba"]
 
@@ -99,11 +102,13 @@ def load_classifier(model_dir: str | os.PathLike, device: str | torch.device | N
 
     Args:
         model_dir: A checkpoint directory (``config.json``, ``*.safetensors``, ``preprocessor_config.json``),
-            or a Hub id ``owner/name`` already in the local cache (offline) or reachable.
+            a Hub id ``owner/name`` already in the local cache (offline) or reachable, or an ONNX export
+            (a ``ser-hf export-onnx`` directory, or one ``.onnx`` file in it, e.g. ``model.int8.onnx``).
         device: Where to put the model (default: CPU).
 
     Returns:
-        ``(model, feature_extractor)``, the model in eval mode.
+        ``(model, feature_extractor)``, the model in eval mode (an
+        :class:`~ser_hf.inference.onnx_runtime.OnnxAudioClassifier` for an ONNX export).
 
     Raises:
         ModelError: missing directory or files, pickle-only weights, or a config that is not an
@@ -116,13 +121,16 @@ def load_classifier(model_dir: str | os.PathLike, device: str | torch.device | N
     """
     text = os.fspath(model_dir)
     path = Path(text).expanduser()
+    if is_onnx_export(path):
+        return load_onnx_classifier(path, device=device)
     if path.exists() or not _is_hub_id(text):
         _check_directory(path)
         text = str(path)
     try:
-        # use_safetensors=True: never unpickle weights; trust_remote_code stays at its default (False).
-        model = AutoModelForAudioClassification.from_pretrained(text, use_safetensors=True)
-        feature_extractor = AutoFeatureExtractor.from_pretrained(text)
+        # use_safetensors=True: never unpickle weights. trust_remote_code=False, explicitly: its default (None)
+        # asks on stdin whether to run a checkpoint's own code, and a "y" from a pipe would run it.
+        model = AutoModelForAudioClassification.from_pretrained(text, use_safetensors=True, trust_remote_code=False)
+        feature_extractor = AutoFeatureExtractor.from_pretrained(text, trust_remote_code=False)
     except (OSError, ValueError) as err:
         reason = " ".join(str(err).split())
         raise ModelError(
@@ -133,7 +141,7 @@ def load_classifier(model_dir: str | os.PathLike, device: str | torch.device | N
     return model.to(device or "cpu").eval(), feature_extractor
 
 
-def model_labels(model: PreTrainedModel) -> list[str]:
+def model_labels(model: PreTrainedModel | OnnxAudioClassifier) -> list[str]:
     """The model's class names in id order (``config.id2label``)."""
     id2label = model.config.id2label
     return [str(id2label[index]) for index in range(model.config.num_labels)]
@@ -180,7 +188,7 @@ def _features(feature_extractor, waves: list[np.ndarray], model: PreTrainedModel
     else:
         inputs = feature_extractor(waves, sampling_rate=rate, padding=True, return_attention_mask=True,
                                    return_tensors="pt")
-    dtype = next(model.parameters()).dtype
+    dtype = model.dtype
     return {key: value.to(model.device, dtype=dtype if value.is_floating_point() else value.dtype)
             for key, value in inputs.items()}
 
@@ -195,7 +203,7 @@ def _check_single_label(model: PreTrainedModel) -> None:
 
 
 def _resolve(model_dir_or_model: Any, feature_extractor: Any) -> tuple[PreTrainedModel, Any]:
-    if not isinstance(model_dir_or_model, PreTrainedModel):
+    if not isinstance(model_dir_or_model, (PreTrainedModel, OnnxAudioClassifier)):
         return load_classifier(model_dir_or_model)
     model = model_dir_or_model
     if feature_extractor is None:
@@ -206,7 +214,7 @@ def _resolve(model_dir_or_model: Any, feature_extractor: Any) -> tuple[PreTraine
                 f"({source!r}) is not a directory to load one from. Pass feature_extractor=AutoFeatureExtractor"
                 ".from_pretrained(DIR)."
             )
-        feature_extractor = AutoFeatureExtractor.from_pretrained(source)
+        feature_extractor = AutoFeatureExtractor.from_pretrained(source, trust_remote_code=False)
     return model.eval(), feature_extractor
 
 
@@ -223,8 +231,8 @@ def predict_proba(
     """Class probabilities of every clip, as ``pipeline("audio-classification")`` computes them, in batches.
 
     Args:
-        model_dir_or_model: A checkpoint directory (see :func:`load_classifier`) or a loaded
-            ``AutoModelForAudioClassification``.
+        model_dir_or_model: A checkpoint directory or ONNX export (see :func:`load_classifier`), or a loaded
+            ``AutoModelForAudioClassification`` or :class:`~ser_hf.inference.onnx_runtime.OnnxAudioClassifier`.
         paths: Audio files (any format libsndfile reads, any rate: resampled with soxr), or 1-D float
             arrays already at the feature extractor's rate (16 kHz for every supported backbone).
         feature_extractor: The model's feature extractor, when a model object is passed (default: loaded

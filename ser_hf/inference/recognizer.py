@@ -1,7 +1,8 @@
 """A high-level emotion recognizer: clips, long recordings with voice-activity gating, and live streams.
 
 :class:`EmotionRecognizer` wraps any ``AutoModelForAudioClassification`` checkpoint (a ser_hf output
-directory, a preset or a Hub id). It reuses :func:`ser_hf.inference.batch.predict_proba` for batching
+directory, a preset or a Hub id) or its ONNX export (a ``ser-hf export-onnx`` directory, run by
+onnxruntime). It reuses :func:`ser_hf.inference.batch.predict_proba` for batching
 (clips sorted by length, padded only where padding is exact), so a clip scores exactly as
 ``pipeline("audio-classification", model=DIR)`` scores it. When ``ser_hf_run.json`` lies beside the
 checkpoint, the audio cleaning recorded at training time (trim, denoise, normalise, crop) is applied
@@ -20,6 +21,8 @@ Example:
     >>> recognizer = EmotionRecognizer.from_pretrained("outputs/rav4")
     >>> recognizer.predict("clip.wav", top_k=2)
     {'label': 'angry', 'score': 0.81, 'scores': {'angry': 0.81, 'happy': 0.11}}
+    >>> onnx = EmotionRecognizer.from_pretrained("exports/rav4")  # `ser-hf export-onnx --model outputs/rav4 ...`
+    >>> int8 = EmotionRecognizer.from_pretrained("exports/rav4/model.int8.onnx")
     >>> result = recognizer.predict_long("interview.wav", window=3.0, hop=1.0)
     >>> result["timeline"][0]
     {'start': 0.0, 'end': 3.0, 'label': 'neutral', 'score': 0.64, 'scores': {...}}
@@ -41,9 +44,18 @@ from typing import Any, Union
 import numpy as np
 import torch
 
-from ser_hf.audio import AudioPreprocessor, load_audio, resample, to_mono
+from ser_hf.audio import (
+    MAX_CLIP_DURATION,
+    MIN_CLIP_DURATION,
+    AudioPreprocessor,
+    check_clip_duration,
+    load_audio,
+    resample,
+    to_mono,
+)
 from ser_hf.errors import AudioError, SERError
 from ser_hf.inference.batch import load_classifier, model_labels, predict_proba
+from ser_hf.inference.onnx_runtime import is_onnx_export
 
 __all__ = ["EmotionRecognizer", "RecognizerStream", "window_level_db"]
 
@@ -105,7 +117,8 @@ class EmotionRecognizer:
     """Emotion predictions for clips, long recordings and streams, from one audio-classification checkpoint.
 
     Args:
-        model: A loaded ``AutoModelForAudioClassification`` (eval mode).
+        model: A loaded ``AutoModelForAudioClassification`` (eval mode), or an
+            :class:`~ser_hf.inference.onnx_runtime.OnnxAudioClassifier`.
         feature_extractor: Its feature extractor.
         preprocessor: Audio cleaning applied to every clip or window before the extractor, at the
             extractor's rate (``None``: decode and resample only, as the HF pipeline does).
@@ -131,13 +144,15 @@ class EmotionRecognizer:
     @classmethod
     def from_pretrained(cls, model: str | os.PathLike, *, preprocessor: AudioPreprocessor | None | str = "auto",
                         device: str | torch.device | None = None, batch_size: int = 8) -> EmotionRecognizer:
-        """Load a recognizer from a checkpoint directory, a preset name or a Hub id.
+        """Load a recognizer from a checkpoint directory, a preset name, a Hub id or an ONNX export.
 
         Args:
-            model: A checkpoint directory, a preset (see ``ser-hf models list``) or a Hub id ``owner/name``.
+            model: A checkpoint directory, a preset (see ``ser-hf models list``), a Hub id ``owner/name``, or
+                an ONNX export: a ``ser-hf export-onnx`` directory (``model.onnx``, run by onnxruntime) or one
+                ``.onnx`` file in it (e.g. ``model.int8.onnx``).
             preprocessor: ``"auto"`` (default) applies what ``ser_hf_run.json`` beside the checkpoint
                 records; ``None`` decodes and resamples only; or an explicit :class:`AudioPreprocessor`.
-            device: Where to run the model (default CPU).
+            device: Where to run the model (default CPU; ``"cuda"`` for ONNX needs onnxruntime-gpu).
             batch_size: Clips per forward pass.
 
         Returns:
@@ -155,12 +170,14 @@ class EmotionRecognizer:
         """
         from ser_hf.models.presets import resolve_model_path
 
-        resolved = resolve_model_path(model)
+        # A .onnx file is neither a preset nor a checkpoint directory; load_classifier takes it as it is.
+        resolved = os.fspath(model) if is_onnx_export(model) else resolve_model_path(model)
         loaded, feature_extractor = load_classifier(resolved, device=device)
         if isinstance(preprocessor, str):
             if preprocessor != "auto":
                 raise SERError(f"preprocessor must be 'auto', None or an AudioPreprocessor, got {preprocessor!r}.")
-            path = Path(resolved)
+            path = Path(resolved).expanduser()
+            path = path.parent if path.is_file() else path  # ser_hf_run.json lies beside an exported .onnx file
             preprocessor = (_load_run_preprocessor(path, int(feature_extractor.sampling_rate))
                             if path.is_dir() else None)
         return cls(loaded, feature_extractor, preprocessor=preprocessor, batch_size=batch_size)
@@ -168,12 +185,24 @@ class EmotionRecognizer:
     # ----------------------------------------------------------------------------------------- loading
 
     def load(self, item: RecognizerInput) -> np.ndarray:
-        """Decode (or take) one input as a 1-D float32 array at the model's rate, preprocessing applied.
+        """Decode (or take) one input as one clip: a 1-D float32 array at the model's rate, preprocessing applied.
 
         Raises:
-            AudioError: for an unreadable file or an array that is empty, not 1-D/2-D, or not finite.
+            AudioError: for an unreadable file; an array that is empty, not 1-D/2-D, or not finite; or a clip
+                outside :data:`~ser_hf.audio.MIN_CLIP_DURATION` .. :data:`~ser_hf.audio.MAX_CLIP_DURATION`
+                (too short for the encoder's first frame, or so long that it belongs in :meth:`predict_long`).
         """
-        return self.prepare(self.load_raw(item))
+        if isinstance(item, (str, os.PathLike)):
+            check_clip_duration(item)  # from the header: an hour-long file is refused before it is decoded
+            return self.prepare(self.load_raw(item))
+        wave = self.load_raw(item)
+        seconds = wave.size / self.sampling_rate
+        if not MIN_CLIP_DURATION <= seconds <= MAX_CLIP_DURATION:
+            raise AudioError(
+                f"the audio array lasts {seconds:.3f} s; one clip must last {MIN_CLIP_DURATION:g} to "
+                f"{MAX_CLIP_DURATION:g} s. Pad a short clip, or score a long recording with predict_long."
+            )
+        return self.prepare(wave)
 
     def load_raw(self, item: RecognizerInput) -> np.ndarray:
         """Decode (or take) one input as a 1-D float32 array at the model's rate, without preprocessing."""

@@ -238,7 +238,7 @@ def _config_from_directory(directory: Path) -> PretrainedConfig:
             f"Checkpoint {str(directory)!r}: config.json has model_type={model_type!r}, which ser_hf does not "
             f"support. Supported model types: {_SUPPORTED}."
         )
-    return AutoConfig.from_pretrained(directory)
+    return AutoConfig.from_pretrained(directory, trust_remote_code=False)
 
 
 def load_backbone_config(checkpoint: str | os.PathLike) -> PretrainedConfig:
@@ -268,7 +268,9 @@ def load_backbone_config(checkpoint: str | os.PathLike) -> PretrainedConfig:
             f"'org/name'). Check the path. Supported model types: {_SUPPORTED}."
         ) from None
     try:
-        config = AutoConfig.from_pretrained(str(checkpoint))
+        # trust_remote_code=False, not the default None: with None, transformers asks on stdin whether to run a
+        # checkpoint's custom code, and a "y" (or a piped one) would run it.
+        config = AutoConfig.from_pretrained(str(checkpoint), trust_remote_code=False)
     except (OSError, ValueError) as err:
         reason = " ".join(str(err).split())  # one line, so the message reads (and matches) as a whole
         raise ModelError(
@@ -355,7 +357,7 @@ def _configure(config: PretrainedConfig, options: ModelOptions, labels: list[str
 
 def _load_feature_extractor(checkpoint: str | os.PathLike):
     try:
-        return AutoFeatureExtractor.from_pretrained(str(checkpoint))
+        return AutoFeatureExtractor.from_pretrained(str(checkpoint), trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise ModelError(
             f"checkpoint {str(checkpoint)!r} has no usable preprocessor_config.json ({err}). Save the backbone's "
@@ -433,6 +435,31 @@ def _prepare_whisper(model: PreTrainedModel, feature_extractor, max_source_posit
     return feature_extractor
 
 
+def _load_weights(checkpoint: str | os.PathLike, config: PretrainedConfig, options: ModelOptions) -> PreTrainedModel:
+    """The backbone's weights from safetensors only: pickle files (``pytorch_model.bin``) can run code on load."""
+    path = Path(checkpoint).expanduser()
+    if path.is_dir() and not any(path.glob("*.safetensors")):
+        found = sorted(p.name for p in path.iterdir())
+        raise ModelError(
+            f"Checkpoint {str(path)!r} has no *.safetensors weights (found {found}). ser_hf loads only safetensors, "
+            f"which need no pickle. Convert a checkpoint you trust once with "
+            f"`AutoModel.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)`."
+        )
+    try:
+        # ignore_mismatched_sizes: a previous classifier's head may have another number of labels or projector
+        # size; only head shapes can differ, since the body config comes unchanged from the same checkpoint.
+        return AutoModelForAudioClassification.from_pretrained(
+            str(checkpoint), config=config, ignore_mismatched_sizes=True, use_safetensors=True,
+            trust_remote_code=False, **{_DTYPE_ARG: _DTYPES[options.dtype]},
+        )
+    except OSError as err:
+        reason = " ".join(str(err).split())
+        raise ModelError(
+            f"Checkpoint {str(checkpoint)!r}: no usable safetensors weights ({reason}). ser_hf loads only safetensors; "
+            f"pass a checkpoint that has model.safetensors."
+        ) from err
+
+
 def build_model(checkpoint: str | os.PathLike, labels: Sequence[str], options: ModelOptions | None = None):
     """Build an emotion classifier and its feature extractor from a pretrained backbone.
 
@@ -448,8 +475,10 @@ def build_model(checkpoint: str | os.PathLike, labels: Sequence[str], options: M
         the feature extractor that prepares its input.
 
     Raises:
-        ModelError: for a missing/unsupported checkpoint, non-canonical labels, or an option the architecture
-            does not support (the message names the option, the model type and what is supported).
+        ModelError: for a missing/unsupported checkpoint, one without safetensors weights (pickle files are
+            never loaded), non-canonical labels, or an option the architecture does not support (the message
+            names the option, the model type and what is supported). Custom code a checkpoint ships
+            (``auto_map``) is never run.
 
     Example:
         >>> from ser_hf.testing.models import tiny_backbone
@@ -463,11 +492,7 @@ def build_model(checkpoint: str | os.PathLike, labels: Sequence[str], options: M
     config = load_backbone_config(checkpoint)
     _check_supported(options, config.model_type)
     _configure(config, options, labels)
-    # ignore_mismatched_sizes: a previous classifier's head may have another number of labels or projector
-    # size; only head shapes can differ, since the body config comes unchanged from the same checkpoint.
-    model = AutoModelForAudioClassification.from_pretrained(
-        str(checkpoint), config=config, ignore_mismatched_sizes=True, **{_DTYPE_ARG: _DTYPES[options.dtype]}
-    )
+    model = _load_weights(checkpoint, config, options)
     feature_extractor = _load_feature_extractor(checkpoint)
     if config.model_type == "whisper":
         feature_extractor = _prepare_whisper(model, feature_extractor, options.max_source_positions)

@@ -31,6 +31,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
+from transformers import set_seed
 from transformers.trainer_utils import IntervalStrategy
 
 from ser_hf.audio import AudioPreprocessor
@@ -147,6 +148,9 @@ class FinetuneMethod:
 
     def build(self):
         """A fresh ``(model, feature_extractor)`` from the checkpoint, with LoRA adapters if asked for."""
+        # The new head's initial weights come from the global RNG: seed it, or the same run started in another
+        # process state (after other work, or as the reference of a resumed run) trains another model.
+        set_seed(self.args.seed)
         model, extractor = build_model(self.checkpoint, self.labels, self.options)
         _keep_every_layer(model)
         if self.args.use_lora:

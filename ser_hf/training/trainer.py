@@ -36,8 +36,8 @@ import torch
 from torch import nn
 from torch.utils.data import Sampler, WeightedRandomSampler
 from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer
-from transformers.trainer_pt_utils import LengthGroupedSampler
-from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
+from transformers.trainer_utils import IntervalStrategy
 
 from ser_hf.errors import SERError
 from ser_hf.evaluation.metrics import make_compute_metrics
@@ -72,6 +72,47 @@ class _OrderedSampler(Sampler):
 
     def __len__(self) -> int:
         return len(self.order)
+
+
+class _EpochSeeded:
+    """A sampler mixin whose draws are a function of ``(seed, epoch)`` only.
+
+    The Trainer calls ``set_epoch`` before every epoch. A sampler drawing from the global torch RNG (or from
+    one generator that runs on across epochs) cannot replay an epoch: resuming mid-epoch creates the epoch's
+    iterator before the checkpoint's RNG state is restored, so the resumed run saw another order of clips.
+    """
+
+    seed: int = 0
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed + self.epoch)
+
+
+class _LengthGroupedSampler(_EpochSeeded, LengthGroupedSampler):
+    """``LengthGroupedSampler`` whose shuffle is replayed exactly when training resumes from a checkpoint."""
+
+    def __init__(self, batch_size: int, lengths: list[float], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed = seed
+
+    def __iter__(self):
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=self._generator()))
+
+
+class _BalancedSampler(_EpochSeeded, WeightedRandomSampler):
+    """Class-balanced draws with replacement, replayed exactly when training resumes from a checkpoint."""
+
+    def __init__(self, weights: list[float], seed: int):
+        super().__init__(weights, num_samples=len(weights), replacement=True)
+        self.seed = seed
+
+    def __iter__(self):
+        self.generator = self._generator()
+        return super().__iter__()
 
 
 def _forced(args):
@@ -189,12 +230,11 @@ class SERTrainer(Trainer):
         if getattr(self.args, "balanced_sampler", False):
             labels = np.asarray(dataset["label"], dtype=np.int64)
             weights = 1.0 / np.bincount(labels)[labels]
-            return WeightedRandomSampler(weights.tolist(), num_samples=len(labels), replacement=True,
-                                         generator=torch.Generator().manual_seed(seed))
+            return _BalancedSampler(weights.tolist(), seed)
         if self.args.train_sampling_strategy == "group_by_length":
             # Lengths as a plain list: datasets >= 4 returns a lazy Column, slow to index one by one.
-            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                                        lengths=self._lengths(dataset))
+            return _LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                         lengths=self._lengths(dataset), seed=seed)
         return super()._get_train_sampler(train_dataset)
 
     def _get_eval_sampler(self, eval_dataset) -> Sampler | None:
@@ -216,7 +256,7 @@ def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | Path) 
     if value is None or value is False or str(value).lower() in ("", "false", "none"):
         return None
     if value is True or str(value).lower() in ("true", "last"):
-        last = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+        last = _last_complete_checkpoint(Path(output_dir))
         if last is None:
             raise SERError(f"resume_from_checkpoint={value!r}: there is no checkpoint-* folder in {str(output_dir)!r} "
                            f"to resume from. Train without it first, or pass a checkpoint folder's path.")
@@ -225,6 +265,22 @@ def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | Path) 
         raise SERError(f"resume_from_checkpoint {str(value)!r} is not a directory. Pass a checkpoint-N folder written "
                        f"by an earlier run (or 'last' for the newest one in its output_dir).")
     return str(value)
+
+
+def _last_complete_checkpoint(output_dir: Path) -> str | None:
+    """The newest ``checkpoint-N`` folder the Trainer finished writing (None if there is none).
+
+    The Trainer writes a checkpoint in place and ``trainer_state.json`` last, so a run killed while saving
+    leaves a newest folder without it (or with it cut short); resuming from that one would fail.
+    """
+    folders = [p for p in output_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    for folder in sorted(folders, key=lambda p: int(p.name.split("-", 1)[1]), reverse=True):
+        try:
+            json.loads((folder / "trainer_state.json").read_text())
+            return str(folder)
+        except (OSError, ValueError):
+            logger.warning("%s was not completely written (killed while saving?); trying an earlier checkpoint.", folder)
+    return None
 
 
 _ARCHITECTURE_KEYS = ("model_type", "hidden_size", "d_model", "num_hidden_layers", "encoder_layers",

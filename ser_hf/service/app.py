@@ -1,0 +1,288 @@
+"""The FastAPI app: HTTP prediction endpoints, the live WebSocket and the web page, around one recognizer.
+
+| endpoint               | what it does                                                                      |
+|------------------------|-----------------------------------------------------------------------------------|
+| ``GET /``              | the web page (record, upload, live mode)                                          |
+| ``GET /health``        | status, model name, labels, load and the limits a client must respect             |
+| ``GET /labels``        | the emotions the model predicts                                                   |
+| ``POST /predict``      | one uploaded file (multipart field ``file``); long audio also gets a timeline     |
+| ``POST /predict/pcm``  | a raw little-endian PCM body (``?sampling_rate=&dtype=int16|float32&channels=``)  |
+| ``POST /predict/batch``| several files (multipart field ``files``), one prediction each                    |
+| ``WS /stream``         | live audio in, one JSON result per window out (see :mod:`ser_hf.service.live`)    |
+| ``GET /docs``          | the OpenAPI documentation (``/openapi.json`` is the schema)                       |
+
+Bad requests get a 4xx with ``{"detail": "what was wrong and how to fix it"}``: 400 empty, 413 too
+many bytes or seconds, 415 not audio, 422 unusable audio or parameters, 503 with ``Retry-After`` when
+the queue is full. Only a bug in the server gives a 500. Audio is decoded from the request bytes in
+memory; no endpoint takes a path.
+
+Example:
+    ```python
+    >>> from ser_hf.inference.recognizer import EmotionRecognizer
+    >>> from ser_hf.service import ServiceSettings, create_app
+    >>> app = create_app(EmotionRecognizer.from_pretrained("outputs/rav4"), ServiceSettings(max_duration=120))
+    >>> import uvicorn; uvicorn.run(app, host="127.0.0.1", port=8000)  # or: ser-hf serve --model outputs/rav4
+    ```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, File, Query, Request, UploadFile, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from ser_hf.errors import AudioError
+from ser_hf.service.decoding import PCM_DTYPES, RequestError, decode_pcm, decode_upload
+from ser_hf.service.limits import BodyLimitMiddleware
+from ser_hf.service.live import serve_stream
+from ser_hf.service.runner import Admission, ModelRunner
+from ser_hf.service.schemas import BatchResponse, ErrorResponse, Health, Labels, Prediction
+from ser_hf.service.settings import ServiceSettings
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(str(resources.files("ser_hf.service") / "static"))
+
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 413, 415, 422, 503)}
+
+# Query parameters shared by the prediction endpoints.
+_TOP_K = Query(None, ge=1, le=1000, description="Keep the top_k most probable emotions in `scores` (default: all).")
+_TIMELINE = Query(None, description="true: windows over time; false: one prediction for the whole clip; "
+                                    "default: a timeline when the audio is longer than the server's timeline_after.")
+_WINDOW = Query(3.0, ge=0.5, le=30.0, description="Timeline window length in seconds.")
+_HOP = Query(1.0, ge=0.1, le=30.0, description="Seconds between timeline window starts (at most `window`).")
+_FILE = File(..., description="An audio file: WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF.")
+_FILES = File(..., description="Audio files (repeat the multipart field `files`).")
+
+
+class _Service:
+    """What the endpoints share: the recognizer, the limits, the scheduler and the counters."""
+
+    def __init__(self, recognizer: Any, settings: ServiceSettings, model_name: str) -> None:
+        self.recognizer, self.settings, self.model_name = recognizer, settings, model_name
+        self.runner = ModelRunner(recognizer, settings)
+        self.admission: Admission | None = None  # made in the lifespan: asyncio objects belong to a loop
+        self.state = {"streams": 0}
+
+    def slot(self):
+        if self.admission is None:
+            raise RuntimeError("the app's lifespan did not run; serve it with uvicorn or use TestClient as a context.")
+        return self.admission.slot()
+
+    def wants_timeline(self, timeline: bool | None, duration: float, window: float, hop: float) -> bool:
+        settings = self.settings
+        if hop > window:
+            raise RequestError(422, f"hop={hop:g} is longer than window={window:g}; windows would leave gaps. "
+                                    f"Use hop <= window, e.g. window=3&hop=1.")
+        if timeline is None:
+            timeline = duration > settings.timeline_after
+        if not timeline and duration > settings.max_clip_seconds:
+            raise RequestError(413, f"the audio is {duration:.1f} s long; one clip is scored whole only up to "
+                                    f"{settings.max_clip_seconds:g} s. Ask for a timeline (timeline=true, or leave "
+                                    f"timeline out) or cut the audio.")
+        if timeline and duration / hop > settings.max_windows:
+            raise RequestError(422, f"a timeline of {duration:.1f} s with hop={hop:g} s needs {int(duration / hop)} "
+                                    f"windows, more than this server's {settings.max_windows}; use a larger hop.")
+        return timeline
+
+    async def predict(self, wave: np.ndarray, rate: int, top_k: int | None, timeline: bool | None,
+                      window: float, hop: float, filename: str | None = None) -> Prediction:
+        recognizer = self.recognizer
+        duration = wave.size / rate
+        try:
+            if self.wants_timeline(timeline, duration, window, hop):
+                result = await self.runner.call(recognizer.predict_long, (wave, rate), window=window, hop=hop,
+                                                top_k=top_k)
+                overall = result["overall"] or {"label": None, "score": None, "scores": {}}
+                return Prediction(**overall, duration=duration, filename=filename, timeline=result["timeline"],
+                                  skipped=result["skipped"])
+            prepared = await run_in_threadpool(recognizer.load, (wave, rate))
+        except AudioError as err:
+            raise RequestError(422, str(err)) from err
+        row = await self.runner.predict_clip(prepared)
+        return Prediction(**recognizer.result(row, top_k), duration=duration, filename=filename)
+
+    def health(self) -> Health:
+        admission = self.admission
+        return Health(status="ok", model=self.model_name, labels=self.recognizer.labels,
+                      sampling_rate=self.recognizer.sampling_rate, active=admission.active if admission else 0,
+                      waiting=admission.waiting if admission else 0, streams=self.state["streams"],
+                      forward_passes=self.runner.batches, batched_clips=self.runner.batched_clips,
+                      limits=self.settings.public())
+
+
+def _validation_message(err: RequestValidationError) -> str:
+    parts = []
+    for problem in err.errors():
+        where = [str(p) for p in problem.get("loc", ()) if p not in ("body", "query")]
+        name = ".".join(where) or "request"
+        parts.append(f"{name}: {problem.get('msg', 'invalid')}")
+    message = "; ".join(parts)
+    if any(p.get("loc", ())[:1] == ("body",) for p in err.errors()):
+        message += (". Upload audio as multipart/form-data: field 'file' for POST /predict (curl -F file=@clip.wav), "
+                    "repeated field 'files' for POST /predict/batch.")
+    return message
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, err: RequestError) -> JSONResponse:
+        return JSONResponse({"detail": err.detail}, status_code=err.status, headers=err.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_message(err)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, err: Exception) -> JSONResponse:
+        # A bug, not a bad request: logged with its traceback (Starlette re-raises it), answered as a 500.
+        return JSONResponse({"detail": "internal server error; the failure was logged on the server."},
+                            status_code=500)
+
+
+async def _read_upload(upload: UploadFile, settings: ServiceSettings) -> bytes:
+    # The middleware capped the whole body; a file within it can still exceed the per-file cap.
+    data = await upload.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        raise RequestError(413, f"file {upload.filename!r:.80} has more than {settings.max_upload_bytes} bytes; this "
+                                f"server accepts at most {settings.max_upload_bytes} bytes per file. Send a shorter "
+                                f"or compressed (FLAC, OGG) file.")
+    return data
+
+
+def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
+    settings = service.settings
+
+    @app.post("/predict", response_model=Prediction, responses=_ERRORS, tags=["predict"])
+    async def predict(file: UploadFile = _FILE,
+                      top_k: int | None = _TOP_K, timeline: bool | None = _TIMELINE,
+                      window: float = _WINDOW, hop: float = _HOP) -> Prediction:
+        """Predict the emotion of one uploaded audio file (multipart field `file`)."""
+        async with service.slot():
+            data = await _read_upload(file, settings)
+            wave, rate = await run_in_threadpool(decode_upload, data, file.filename, settings)
+            return await service.predict(wave, rate, top_k, timeline, window, hop, filename=file.filename)
+
+    @app.post("/predict/pcm", response_model=Prediction, responses=_ERRORS, tags=["predict"],
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+    async def predict_pcm(request: Request,
+                          sampling_rate: int = Query(..., description="Samples per second of the body, e.g. 16000."),
+                          dtype: str = Query("int16", description=f"Sample type, little-endian: {sorted(PCM_DTYPES)}."),
+                          channels: int = Query(1, ge=1, le=8, description="Interleaved channels (averaged to mono)."),
+                          top_k: int | None = _TOP_K, timeline: bool | None = _TIMELINE,
+                          window: float = _WINDOW, hop: float = _HOP) -> Prediction:
+        """Predict the emotion of raw PCM samples sent as the request body (`application/octet-stream`)."""
+        if request.headers.get("content-type", "").startswith("multipart/"):
+            raise RequestError(415, "POST /predict/pcm takes raw samples as the body (application/octet-stream); "
+                                    "upload files to POST /predict instead.")
+        async with service.slot():
+            data = await request.body()
+            wave = await run_in_threadpool(decode_pcm, data, sampling_rate, dtype, channels, settings)
+            return await service.predict(wave, sampling_rate, top_k, timeline, window, hop)
+
+    @app.post("/predict/batch", response_model=BatchResponse, responses=_ERRORS, tags=["predict"])
+    async def predict_batch(files: list[UploadFile] = _FILES,
+                            top_k: int | None = _TOP_K) -> BatchResponse:
+        """Predict the emotion of several files in one request (one whole-clip prediction each).
+
+        The batch is all or nothing: one unusable file makes the request fail with a 4xx naming it.
+        """
+        if len(files) > settings.max_batch_files:
+            raise RequestError(413, f"{len(files)} files in one batch; this server accepts at most "
+                                    f"{settings.max_batch_files}. Split them into several requests.")
+        async with service.slot():
+            clips = []
+            for index, upload in enumerate(files):
+                try:
+                    data = await _read_upload(upload, settings)
+                    wave, rate = await run_in_threadpool(decode_upload, data, upload.filename, settings)
+                    if wave.size / rate > settings.max_clip_seconds:
+                        raise RequestError(413, f"{upload.filename!r:.80} is {wave.size / rate:.1f} s long; a batch "
+                                                f"scores each file whole, up to {settings.max_clip_seconds:g} s. Send "
+                                                f"it alone to POST /predict for a timeline, or cut it.")
+                    clips.append((upload.filename, wave.size / rate, await run_in_threadpool(
+                        service.recognizer.load, (wave, rate))))
+                except RequestError as err:
+                    raise RequestError(err.status, f"files[{index}]: {err.detail}", err.headers) from err
+                except AudioError as err:
+                    raise RequestError(422, f"files[{index}] ({upload.filename!r:.80}): {err}") from err
+            rows = await service.runner.predict_clips([wave for _, _, wave in clips])
+        results = [Prediction(**service.recognizer.result(row, top_k), duration=duration, filename=name)
+                   for (name, duration, _), row in zip(clips, rows)]
+        return BatchResponse(results=results)
+
+
+def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_name: str | None = None) -> FastAPI:
+    """Build the service around one shared recognizer.
+
+    Args:
+        recognizer: An :class:`~ser_hf.inference.recognizer.EmotionRecognizer` (shared by every request).
+        settings: Limits and scheduling (default: :class:`ServiceSettings` defaults).
+        model_name: Name shown by ``/health`` (default: the last part of the model's ``name_or_path``;
+            never a full server path).
+
+    Returns:
+        A FastAPI app; serve it with uvicorn (``ser-hf serve`` does) or test it with ``TestClient(app)``
+        used as a context manager (the lifespan starts the model threads).
+
+    Example:
+        ```python
+        >>> with TestClient(create_app(recognizer)) as client:
+        ...     client.post("/predict", files={"file": open("clip.wav", "rb")}).json()["label"]
+        'happy'
+        ```
+    """
+    settings = settings or ServiceSettings()
+    name = model_name or Path(str(getattr(recognizer.model, "name_or_path", "") or "model")).name
+    service = _Service(recognizer, settings, name)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service.admission = Admission(settings.max_concurrent, settings.max_queued, settings.queue_timeout)
+        await service.runner.start()
+        try:
+            yield
+        finally:
+            await service.runner.stop()
+
+    app = FastAPI(title="ser_hf speech emotion recognition", lifespan=lifespan,
+                  description="Predict emotions in speech: upload files or raw PCM, or stream live audio over "
+                              "the /stream WebSocket. The web page is at /.")
+    app.state.service = service
+    app.add_middleware(BodyLimitMiddleware,
+                       limit_for=lambda path: settings.max_request_bytes(batch=path.rstrip("/").endswith("/batch")))
+    _add_error_handlers(app)
+    _add_prediction_routes(app, service)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse((STATIC_DIR / "index.html").read_text(encoding="utf-8"))
+
+    @app.get("/health", response_model=Health, tags=["service"])
+    async def health() -> Health:
+        """Status, model, labels, current load and the limits a client must respect."""
+        return service.health()
+
+    @app.get("/labels", response_model=Labels, tags=["service"])
+    async def labels() -> Labels:
+        """The emotions the model predicts, in its output order."""
+        return Labels(labels=recognizer.labels)
+
+    @app.websocket("/stream")
+    async def stream(ws: WebSocket) -> None:
+        await serve_stream(ws, recognizer, service.runner, settings, service.state)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

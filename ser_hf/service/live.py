@@ -1,0 +1,211 @@
+"""The ``/stream`` WebSocket: live audio in, one JSON result per window out, as soon as it is complete.
+
+Protocol (client -> server, then server -> client):
+
+1. A text frame with a JSON object: ``{"sampling_rate": 48000, "dtype": "float32"}`` and optionally
+   ``"channels"`` (default 1, interleaved), ``"window"`` / ``"hop"`` (seconds, default 3 / 1),
+   ``"top_k"`` and ``"vad_threshold_db"`` (default -40; null scores silent windows too).
+   The server answers ``{"type": "ready", "labels", "sampling_rate", "window", "hop"}``.
+2. Binary frames of little-endian PCM samples, any length up to the frame limit. For every window
+   completed the server sends ``{"type": "window", "start", "end", "label", "score", "scores"}``
+   (silent windows are skipped).
+3. A text frame ``{"type": "end"}``: the server scores the end-aligned tail window, sends it, then
+   ``{"type": "done", "seconds": received}`` and closes with code 1000.
+
+On a bad message the server sends ``{"type": "error", "detail": ...}`` and closes with 1003 (unusable
+data), 1008 (a limit), 1009 (a frame too big), 1013 (too many streams: retry later) or 1011 (a server
+bug). The stream's buffer holds at most one window (see
+:class:`~ser_hf.inference.recognizer.RecognizerStream`), and frames are read one at a time, so a client
+sending faster than the model scores is slowed down by TCP rather than filling the server's memory.
+
+Example (Python client with the ``websockets`` package):
+    ```python
+    >>> async with websockets.connect("ws://127.0.0.1:8000/stream") as ws:
+    ...     await ws.send(json.dumps({"sampling_rate": 16000, "dtype": "int16"}))
+    ...     ready = json.loads(await ws.recv())
+    ...     await ws.send(pcm_bytes)
+    ...     await ws.send(json.dumps({"type": "end"}))
+    ...     async for message in ws:
+    ...         print(json.loads(message))
+    ```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from ser_hf.errors import AudioError
+from ser_hf.service.decoding import PCM_DTYPES, RequestError, check_rate, pcm_to_float
+from ser_hf.service.runner import ModelRunner
+from ser_hf.service.settings import ServiceSettings
+
+__all__ = ["StreamConfig", "parse_config", "serve_stream"]
+
+logger = logging.getLogger(__name__)
+
+_CONFIG_KEYS = {"type", "sampling_rate", "dtype", "channels", "window", "hop", "top_k", "vad_threshold_db"}
+
+
+class _Close(Exception):
+    """End the stream: tell the client ``detail`` and close with ``code``."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+class StreamConfig:
+    """The validated first message of a stream."""
+
+    def __init__(self, sampling_rate: int, dtype: str, channels: int, window: float, hop: float,
+                 top_k: int | None, vad_threshold_db: float | None) -> None:
+        self.sampling_rate, self.dtype, self.channels = sampling_rate, dtype, channels
+        self.window, self.hop, self.top_k, self.vad_threshold_db = window, hop, top_k, vad_threshold_db
+
+
+def _number(config: dict, key: str, default: Any, low: float, high: float, integer: bool = False) -> Any:
+    value = config.get(key, default)
+    if value is None and default is None:
+        return None
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or not (isinstance(value, int) or math.isfinite(value)) or not low <= value <= high:
+        kind = "an integer" if integer else "a number"
+        raise _Close(1003, f"config {key!r} must be {kind} from {low:g} to {high:g}, got {value!r}.")
+    return value
+
+
+def parse_config(text: str) -> StreamConfig:
+    """Validate the first (text) message of a stream.
+
+    Raises:
+        _Close: 1003 with a message naming the key, the expected value and what was found.
+    """
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError:
+        config = None
+    if not isinstance(config, dict):
+        raise _Close(1003, 'the first message must be a JSON object like {"sampling_rate": 48000, "dtype": "float32"}.')
+    unknown = sorted(set(config) - _CONFIG_KEYS)
+    if unknown:
+        raise _Close(1003, f"unknown config keys {unknown}; expected some of {sorted(_CONFIG_KEYS - {'type'})}.")
+    if "sampling_rate" not in config:
+        raise _Close(1003, 'config needs "sampling_rate" (Hz of the PCM you will send), e.g. {"sampling_rate": 48000}.')
+    rate = _number(config, "sampling_rate", None, 1, 10**9, integer=True)
+    try:
+        check_rate(rate, "the stream")
+    except RequestError as err:
+        raise _Close(1003, err.detail) from None
+    dtype = config.get("dtype", "float32")
+    if dtype not in PCM_DTYPES:
+        raise _Close(1003, f"config 'dtype' must be one of {sorted(PCM_DTYPES)} (little-endian), got {dtype!r}.")
+    channels = _number(config, "channels", 1, 1, 8, integer=True)
+    window = _number(config, "window", 3.0, 0.5, 30.0)
+    hop = _number(config, "hop", 1.0, 0.1, window)
+    top_k = _number(config, "top_k", None, 1, 1000, integer=True)
+    vad = _number(config, "vad_threshold_db", -40.0, -200.0, 0.0)
+    return StreamConfig(rate, dtype, channels, float(window), float(hop), top_k, vad)
+
+
+async def _receive(ws: WebSocket, settings: ServiceSettings) -> dict | None:
+    try:
+        message = await asyncio.wait_for(ws.receive(), settings.stream_idle_timeout)
+    except asyncio.TimeoutError:
+        raise _Close(1008, f"no message for {settings.stream_idle_timeout:g} s; the stream was closed as idle.") from None
+    return None if message["type"] == "websocket.disconnect" else message
+
+
+async def _stream_audio(ws: WebSocket, config: StreamConfig, recognizer: Any, runner: ModelRunner,
+                        settings: ServiceSettings) -> None:
+    stream = recognizer.stream(window=config.window, hop=config.hop, vad_threshold_db=config.vad_threshold_db,
+                               top_k=config.top_k, sampling_rate=config.sampling_rate)
+    await ws.send_json({"type": "ready", "labels": recognizer.labels, "sampling_rate": recognizer.sampling_rate,
+                        "window": config.window, "hop": config.hop})
+    received = 0
+    while (message := await _receive(ws, settings)) is not None:
+        if message.get("bytes") is not None:
+            data = message["bytes"]
+            if len(data) > settings.max_frame_bytes:
+                raise _Close(1009, f"a frame of {len(data)} bytes is over the {settings.max_frame_bytes}-byte limit; "
+                                   f"send smaller chunks (e.g. 100 ms of audio).")
+            try:
+                chunk = pcm_to_float(data, config.dtype, config.channels, "a binary frame")
+            except RequestError as err:
+                raise _Close(1003, err.detail) from None
+            received += chunk.size
+            if received / config.sampling_rate > settings.max_stream_seconds:
+                raise _Close(1008, f"the stream passed the {settings.max_stream_seconds:g}-second limit; start a new one.")
+            try:
+                results = await runner.call(stream.push, chunk)
+            except AudioError as err:
+                raise _Close(1003, str(err)) from None
+            for result in results:
+                await ws.send_json({"type": "window", **result})
+            continue
+        text = message.get("text") or ""
+        try:
+            command = json.loads(text)
+        except json.JSONDecodeError:
+            command = None
+        if command != {"type": "end"}:
+            raise _Close(1003, f'expected binary PCM frames or the text {{"type": "end"}}, got text {text[:80]!r}.')
+        # Audio shorter than the model's minimum would fail in the encoder: end without a tail window.
+        too_short = received < settings.min_duration * config.sampling_rate
+        for result in [] if too_short else await runner.call(stream.flush):
+            await ws.send_json({"type": "window", **result})
+        await ws.send_json({"type": "done", "seconds": received / config.sampling_rate})
+        await ws.close(1000)
+        return
+
+
+async def serve_stream(ws: WebSocket, recognizer: Any, runner: ModelRunner, settings: ServiceSettings,
+                       state: dict[str, int]) -> None:
+    """Run one ``/stream`` connection to its end (see the module docstring for the protocol).
+
+    Args:
+        ws: The connection (not yet accepted).
+        recognizer: The shared recognizer.
+        runner: Where model calls run.
+        settings: Limits (``max_streams``, ``max_frame_bytes``, ``max_stream_seconds``, ``stream_idle_timeout``).
+        state: Shared counters; ``state["streams"]`` counts open streams.
+    """
+    await ws.accept()
+    if state["streams"] >= settings.max_streams:
+        await _close(ws, 1013, f"{state['streams']} live streams are open, the limit is {settings.max_streams}; "
+                               f"retry later.")
+        return
+    state["streams"] += 1
+    try:
+        first = await _receive(ws, settings)
+        if first is None:
+            return
+        if first.get("text") is None:
+            raise _Close(1003, 'the first message must be a text JSON config like {"sampling_rate": 48000}.')
+        await _stream_audio(ws, parse_config(first["text"]), recognizer, runner, settings)
+    except _Close as close:
+        await _close(ws, close.code, close.detail)
+    except WebSocketDisconnect:
+        pass
+    except Exception:
+        logger.exception("live stream failed")
+        await _close(ws, 1011, "internal server error; the failure was logged on the server.")
+        raise
+    finally:
+        state["streams"] -= 1
+
+
+async def _close(ws: WebSocket, code: int, detail: str) -> None:
+    if ws.application_state != WebSocketState.CONNECTED or ws.client_state != WebSocketState.CONNECTED:
+        return
+    try:
+        await ws.send_json({"type": "error", "detail": detail})
+        # A close reason is limited to 123 bytes; the full message went in the error frame.
+        await ws.close(code, reason=detail.encode()[:120].decode(errors="ignore"))
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # the client left first

@@ -1,0 +1,125 @@
+"""Run ``ser-hf serve`` in a child process on a free loopback port, for end-to-end tests and benchmarks.
+
+A real server (uvicorn, real sockets, the real CLI) is what browsers, load tests and latency figures
+need; a child process also lets the caller measure the server's own memory. The server listens on
+127.0.0.1 only and is stopped (terminate, then kill) when the ``with`` block ends.
+
+Example:
+    ```python
+    >>> from ser_hf.service.testing import running_server
+    >>> with running_server("outputs/rav4", "--max-duration", "30") as server:
+    ...     httpx.get(server.url + "/health").json()["status"]
+    'ok'
+    ```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ServerProcess", "free_port", "peak_rss_bytes", "running_server"]
+
+
+@dataclass
+class ServerProcess:
+    """A running server: its base URL (``http://127.0.0.1:PORT``), process and log file."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url[len("http"):]
+
+    def output(self) -> str:
+        """What the server printed so far (uvicorn's log, tracebacks)."""
+        return self.log.read_text(errors="replace")
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def peak_rss_bytes(pid: int) -> int | None:
+    """The peak resident memory of a process so far (Linux ``VmHWM``), or None where /proc has no such field."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ser-hf serve exited with code {process.returncode} before answering:\n"
+                               f"{log.read_text(errors='replace')[-4000:]}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"ser-hf serve did not answer /health within {timeout:g} s:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+@contextlib.contextmanager
+def running_server(model: str | os.PathLike, *args: str, timeout: float = 120.0,
+                   env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """Start ``ser-hf serve --model MODEL ARGS...`` on 127.0.0.1 and a free port; stop it afterwards.
+
+    Args:
+        model: What ``--model`` gets.
+        *args: More ``ser-hf serve`` flags, e.g. ``"--max-duration", "30"``.
+        timeout: Seconds to wait for ``/health`` to answer (loading torch and the model takes a few).
+        env: Extra environment variables for the server (e.g. ``{"OMP_NUM_THREADS": "1"}``).
+
+    Yields:
+        A :class:`ServerProcess`.
+
+    Raises:
+        RuntimeError: if the server exits or does not answer in time (with the end of its log).
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="ser-hf-serve-") as tmp:
+        log = Path(tmp) / "server.log"
+        command = [sys.executable, "-m", "ser_hf", "serve", "--model", os.fspath(model), "--host", "127.0.0.1",
+                   "--port", str(port), "--log-level", "warning", *args]
+        with open(log, "wb") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                       env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+        server = ServerProcess(url, process, log)
+        try:
+            _wait_until_up(url, process, log, timeout)
+            yield server
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)

@@ -1,0 +1,342 @@
+"""ONNX export and the onnxruntime backend: files, parity with PyTorch, recognizer equality, int8, errors, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from transformers import SEWConfig, Wav2Vec2FeatureExtractor
+
+from ser_hf.cli import main as cli_main
+from ser_hf.errors import ModelError
+from ser_hf.inference import onnx as onnx_export_module
+from ser_hf.inference.batch import batch_padding_is_exact, load_classifier
+from ser_hf.inference.jobs import predict_files
+from ser_hf.inference.onnx import export_onnx
+from ser_hf.inference.onnx_parity import parity
+from ser_hf.inference.onnx_runtime import OnnxAudioClassifier, load_onnx_classifier
+from ser_hf.inference.recognizer import EmotionRecognizer
+from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint
+from ser_hf.testing.corpora import write_tone
+from ser_hf.testing.models import tiny_backbone
+
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install 'ser-hf[onnx]'")
+
+FOUR = ["neutral", "happy", "sad", "angry"]
+RATE = 16000
+TOLERANCE = 1e-4
+CLIP_SECONDS = (0.6, 1.3, 2.2, 3.4)
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+
+def _voice(seconds: float, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    wave = 0.3 * np.sin(2 * np.pi * (180 + 40 * seed) * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    return (wave + 0.01 * np.random.default_rng(seed).standard_normal(t.size)).astype(np.float32)
+
+
+def _clips() -> list[np.ndarray]:
+    return [_voice(seconds, seed) for seed, seconds in enumerate(CLIP_SECONDS)]
+
+
+@pytest.fixture(scope="module")
+def masked(tmp_path_factory):
+    """wav2vec2 with a per-frame normalised front end and an attention mask: batches padded by length.
+
+    Exported through the CLI with --quantize int8; the checkpoint records peak normalisation in ser_hf_run.json.
+    """
+    tmp = tmp_path_factory.mktemp("onnx_masked")
+    model, extractor = build_model(tiny_backbone("wav2vec2", tmp / "backbone", feat_extract_norm="layer"), FOUR)
+    extractor = Wav2Vec2FeatureExtractor.from_dict({**extractor.to_dict(), "return_attention_mask": True})
+    checkpoint = save_checkpoint(model, extractor, tmp / "model")
+    (checkpoint / "ser_hf_run.json").write_text(json.dumps({"data": {"normalize": "peak", "corpus": "urdu"}}))
+    out = tmp / "export"
+    assert cli_main(["export-onnx", "--model", str(checkpoint), "--out", str(out), "--quantize", "int8"]) == 0
+    return {"checkpoint": checkpoint, "export": out}
+
+
+@pytest.fixture(scope="module")
+def whisper(tmp_path_factory):
+    """Tiny Whisper cut to 2 s (max_source_positions=100): fixed-length input features."""
+    tmp = tmp_path_factory.mktemp("onnx_whisper")
+    model, extractor = build_model(tiny_backbone("whisper", tmp / "backbone"), FOUR,
+                                   ModelOptions(max_source_positions=100))
+    checkpoint = save_checkpoint(model, extractor, tmp / "model")
+    out = tmp / "export"
+    record = export_onnx(checkpoint, out)
+    return {"checkpoint": checkpoint, "export": out, "record": record}
+
+
+def _max_logit_diff(checkpoint, export, waves: list[np.ndarray]) -> float:
+    """Max abs logit difference of torch and onnxruntime on one padded batch of ``waves``."""
+    model, extractor = load_classifier(checkpoint)
+    onnx_model, onnx_extractor = load_classifier(export)
+    assert isinstance(onnx_model, OnnxAudioClassifier) and onnx_extractor.to_dict() == extractor.to_dict()
+    options = {"padding": True, "return_attention_mask": True} if "attention_mask" in onnx_model.input_names else {}
+    features = extractor(waves, sampling_rate=RATE, return_tensors="pt", **options)
+    with torch.no_grad():
+        expected = model(**features).logits
+    got = onnx_model(**features).logits
+    assert got.shape == (len(waves), len(FOUR))
+    return float((got - expected).abs().max())
+
+
+def _assert_recognizers_agree(checkpoint, export) -> None:
+    """predict (batched), predict_long and stream give the same probabilities from torch and from ONNX."""
+    torch_rec, onnx_rec = EmotionRecognizer.from_pretrained(checkpoint), EmotionRecognizer.from_pretrained(export)
+    assert onnx_rec.labels == torch_rec.labels == FOUR
+    assert onnx_rec.preprocessor == torch_rec.preprocessor
+    assert onnx_rec.predict_waves(_clips()) == pytest.approx(torch_rec.predict_waves(_clips()), abs=TOLERANCE)
+    long = np.concatenate([_voice(3.0, 1), np.zeros(2 * RATE, np.float32), _voice(2.5, 2)])
+    expected = torch_rec.predict_long(long, window=2.0, hop=1.0)
+    got = onnx_rec.predict_long(long, window=2.0, hop=1.0)
+    assert [(w["start"], w["end"]) for w in got["timeline"]] == [(w["start"], w["end"]) for w in expected["timeline"]]
+    assert got["skipped"] == expected["skipped"] and got["skipped"]
+    for mine, theirs in zip(got["timeline"] + [got["overall"]], expected["timeline"] + [expected["overall"]]):
+        assert mine["scores"] == pytest.approx(theirs["scores"], abs=TOLERANCE)
+    stream = onnx_rec.stream(window=2.0, hop=1.0)
+    streamed = [w for start in range(0, long.size, 5000) for w in stream.push(long[start: start + 5000])]
+    streamed += stream.flush()
+    assert [(w["start"], w["end"]) for w in streamed] == [(w["start"], w["end"]) for w in expected["timeline"]]
+    for mine, theirs in zip(streamed, expected["timeline"]):
+        assert mine["scores"] == pytest.approx(theirs["scores"], abs=TOLERANCE)
+
+
+# ------------------------------------------------------------------------------------------ export directory
+
+
+def test_export_directory_is_self_describing(masked):
+    out = masked["export"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "model.int8.onnx", "model.onnx", "preprocessor_config.json", "ser_hf_export.json",
+        "ser_hf_run.json"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {str(i): label for i, label in enumerate(FOUR)}
+    assert config["label2id"] == {label: i for i, label in enumerate(FOUR)}
+    assert (out / "ser_hf_run.json").read_text() == (masked["checkpoint"] / "ser_hf_run.json").read_text()
+    record = json.loads((out / "ser_hf_export.json").read_text())
+    assert record["model_type"] == "wav2vec2" and record["opset"] == 18 and record["source"] == str(masked["checkpoint"])
+    assert {"torch", "onnxruntime", "onnx", "transformers"} <= set(record["versions"])
+    assert [(i["name"], i["shape"]) for i in record["inputs"]] == [
+        ("input_values", ["batch", "time"]), ("attention_mask", ["batch", "time"])]
+    assert record["outputs"] == [{"name": "logits", "type": "tensor(float)", "shape": ["batch", 4]}]
+    assert record["dynamic_axes"]["attention_mask"] == {"0": "batch", "1": "time"}
+    assert record["parity"]["max_abs_logit_diff"] <= TOLERANCE and record["parity"]["tolerance"] == TOLERANCE
+    assert record["parity"]["passed"] == "within tolerance" and "float64_reference" not in record["parity"]
+    assert record["quantization"]["weight_type"] == "QInt8"
+    assert record["files"]["model.int8.onnx"] == (out / "model.int8.onnx").stat().st_size
+    assert not list(out.glob(".export-*"))  # the staging directory is gone
+
+
+def test_parity_batched_wav2vec2(masked):
+    assert _max_logit_diff(masked["checkpoint"], masked["export"], _clips()) <= TOLERANCE
+    # The dynamic time axis also takes a length the export never saw, alone.
+    assert _max_logit_diff(masked["checkpoint"], masked["export"], [_voice(5.3)]) <= TOLERANCE
+
+
+def test_recognizer_from_onnx_matches_torch_wav2vec2(masked):
+    model, extractor = load_classifier(masked["export"])
+    assert batch_padding_is_exact(model, extractor)  # same batching rule as the torch checkpoint
+    _assert_recognizers_agree(masked["checkpoint"], masked["export"])
+
+
+def test_int8_file_loads_smaller_and_close(masked):
+    exact = EmotionRecognizer.from_pretrained(masked["export"])
+    int8 = EmotionRecognizer.from_pretrained(masked["export"] / "model.int8.onnx")
+    assert int8.model.onnx_file.name == "model.int8.onnx" and int8.preprocessor == exact.preprocessor
+    assert int8.predict_waves(_clips()) == pytest.approx(exact.predict_waves(_clips()), abs=1e-2)
+    assert (masked["export"] / "model.int8.onnx").stat().st_size < (masked["export"] / "model.onnx").stat().st_size
+
+
+def test_predict_files_with_an_export(masked, tmp_path):
+    clip = write_tone(tmp_path / "a.wav", duration=1.0)
+    out = tmp_path / "predictions.jsonl"
+    summary = predict_files(masked["export"], [str(clip)], out, progress=False)
+    assert summary["predicted"] == 1
+    record = json.loads(out.read_text())
+    expected = EmotionRecognizer.from_pretrained(masked["checkpoint"]).predict(str(clip))
+    assert record["scores"] == pytest.approx(expected["scores"], abs=TOLERANCE)
+
+
+def test_whisper_parity_and_recognizer(whisper):
+    record = whisper["record"]
+    assert record["inputs"] == [{"name": "input_features", "type": "tensor(float)", "shape": ["batch", 80, 200]}]
+    assert record["dynamic_axes"] == {"input_features": {"0": "batch"}}
+    assert "quantization" not in record and not (whisper["export"] / "model.int8.onnx").exists()
+    assert _max_logit_diff(whisper["checkpoint"], whisper["export"], _clips()) <= TOLERANCE
+    _assert_recognizers_agree(whisper["checkpoint"], whisper["export"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_type", ["hubert", "wavlm", "data2vec-audio", "audio-spectrogram-transformer"])
+def test_other_architectures(model_type, tmp_path):
+    # One layer: tracing time grows with the number of operations, and one layer exercises them all.
+    model, extractor = build_model(tiny_backbone(model_type, tmp_path / "backbone", num_hidden_layers=1), FOUR)
+    checkpoint = save_checkpoint(model, extractor, tmp_path / "model")
+    record = export_onnx(checkpoint, tmp_path / "export")
+    assert record["parity"]["max_abs_logit_diff"] <= TOLERANCE
+    assert [i["name"] for i in record["inputs"]] == ["input_values"]  # these extractors return no mask
+    time_axis = model_type != "audio-spectrogram-transformer"
+    assert record["dynamic_axes"]["input_values"] == ({"0": "batch", "1": "time"} if time_axis else {"0": "batch"})
+    torch_rec = EmotionRecognizer.from_pretrained(checkpoint)
+    onnx_rec = EmotionRecognizer.from_pretrained(tmp_path / "export")
+    assert onnx_rec.predict_waves(_clips()) == pytest.approx(torch_rec.predict_waves(_clips()), abs=TOLERANCE)
+    if time_axis:
+        # Without a mask input, a padded batch would be scored with padding as signal: refused, not guessed.
+        features = extractor([_voice(0.5), _voice(1.0)], sampling_rate=RATE, padding=True, return_attention_mask=True,
+                             return_tensors="pt")
+        with pytest.raises(ModelError, match="exported without an attention_mask input"):
+            onnx_rec.model(**features)
+
+
+@pytest.mark.slow
+def test_real_whisper_tiny_en(tmp_path):
+    from ser_hf.models.presets import resolve_model_path
+
+    model, extractor = build_model(resolve_model_path("whisper-tiny.en"), FOUR, ModelOptions(max_source_positions=150))
+    checkpoint = save_checkpoint(model, extractor, tmp_path / "model")
+    record = export_onnx(checkpoint, tmp_path / "export", quantize="int8")
+    assert record["inputs"][0]["shape"] == ["batch", 80, 300]
+    assert record["parity"]["max_abs_logit_diff"] <= TOLERANCE
+    # 4 x smaller weights for the MatMuls: the int8 file is well under half the float32 one.
+    assert record["files"]["model.int8.onnx"] < 0.5 * record["files"]["model.onnx"]
+    assert _max_logit_diff(checkpoint, tmp_path / "export", _clips()) <= TOLERANCE
+    torch_rec = EmotionRecognizer.from_pretrained(checkpoint)
+    onnx_rec = EmotionRecognizer.from_pretrained(tmp_path / "export")
+    assert onnx_rec.predict_waves(_clips()) == pytest.approx(torch_rec.predict_waves(_clips()), abs=TOLERANCE)
+
+
+# -------------------------------------------------------------------------------------------------- errors
+
+
+@pytest.fixture
+def reuse_trace(whisper, monkeypatch):
+    """Skip the (slow) tracing in tests of what happens around it: copy the fixture's traced Whisper graph."""
+    def copy_traced(model, axes, example, path, opset):
+        shutil.copyfile(whisper["export"] / "model.onnx", path)
+
+    monkeypatch.setattr(onnx_export_module, "_trace", copy_traced)
+
+
+def test_overwrite_keeps_other_files_and_removes_stale_ones(whisper, reuse_trace, tmp_path):
+    out = shutil.copytree(whisper["export"], tmp_path / "export")
+    (out / "notes.txt").write_text("mine")
+    (out / "model.int8.onnx").write_bytes(b"stale")
+    with pytest.raises(ModelError, match=r"output directory .* is not empty \(found \['config.json'.*--overwrite"):
+        export_onnx(whisper["checkpoint"], out)
+    export_onnx(whisper["checkpoint"], out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine" and not (out / "model.int8.onnx").exists()
+    assert EmotionRecognizer.from_pretrained(out).labels == FOUR
+
+
+def test_parity_failure_writes_nothing(whisper, reuse_trace, tmp_path, monkeypatch):
+    def off_by_half(*args, **kwargs):
+        return {"max_abs_logit_diff": 0.5, "max_abs_prob_diff": 0.1, "tolerance": 1e-4, "batches_seconds": [[1.0]],
+                "float64_reference": {"torch_fp32_vs_fp64": 1e-6, "onnx_vs_fp64": 0.5}, "passed": False}
+
+    monkeypatch.setattr(onnx_export_module, "parity", off_by_half)
+    out = tmp_path / "export"
+    with pytest.raises(ModelError, match=r"does not match PyTorch: max abs logit difference 0.5 > tolerance 0.0001 "
+                                         r".*onnxruntime is 0.5 off where PyTorch float32 is 1e-06"):
+        export_onnx(whisper["checkpoint"], out)
+    assert list(out.iterdir()) == []
+
+
+class _LargeLogits(torch.nn.Module):
+    """Logits in the tens of thousands: float32 rounding alone moves them by more than 1e-4."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = torch.nn.Linear(64, 4)
+        with torch.no_grad():
+            self.linear.weight.mul_(3000.0)
+
+    def forward(self, input_values):
+        return SimpleNamespace(logits=self.linear(input_values))
+
+
+class _Float64Backend:
+    """A stand-in for onnxruntime that computes in float64 (plus an optional error)."""
+
+    def __init__(self, model, error=0.0):
+        self.model, self.error = model, error
+
+    def __call__(self, input_values):
+        with torch.no_grad():
+            exact = torch.nn.functional.linear(input_values.double(), self.model.linear.weight.double(),
+                                               self.model.linear.bias.double())
+        return SimpleNamespace(logits=(exact + self.error).float())
+
+
+def test_parity_float64_referee_for_large_logits():
+    model = _LargeLogits()
+    batches = [{"input_values": torch.randn(3, 64, generator=torch.Generator().manual_seed(seed))} for seed in range(2)]
+    accurate = parity(model, _Float64Backend(model), batches, TOLERANCE)
+    assert accurate["max_abs_logit_diff"] > TOLERANCE  # PyTorch float32 itself is that far off
+    reference = accurate["float64_reference"]
+    assert reference["onnx_vs_fp64"] < reference["torch_fp32_vs_fp64"]
+    assert accurate["passed"] == "as close to float64 as PyTorch float32"
+    wrong = parity(model, _Float64Backend(model, error=0.05), batches, TOLERANCE)
+    assert wrong["passed"] is False
+    with torch.no_grad():
+        assert parity(model, model, batches, TOLERANCE)["passed"] == "within tolerance"
+
+
+def test_input_errors(whisper, tmp_path):
+    with pytest.raises(ModelError, match=r"--model .*missing is not a directory"):
+        export_onnx(tmp_path / "missing", tmp_path / "out")
+    with pytest.raises(ModelError, match="is already an ONNX export; pass the PyTorch checkpoint"):
+        export_onnx(whisper["export"], tmp_path / "out")
+    with pytest.raises(ModelError, match="is the checkpoint directory itself"):
+        export_onnx(whisper["checkpoint"], whisper["checkpoint"], overwrite=True)
+    with pytest.raises(ModelError, match=r"quantize must be None or one of \['int8'\], got 'int4'"):
+        export_onnx(whisper["checkpoint"], tmp_path / "out", quantize="int4")
+    SEWConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32).save_pretrained(
+        tmp_path / "sew")
+    with pytest.raises(ModelError, match=r"model_type='sew', which ONNX export does not support; supported: wav2vec2"):
+        export_onnx(tmp_path / "sew", tmp_path / "out")
+
+
+def test_loading_errors(whisper, tmp_path):
+    broken = shutil.copytree(whisper["export"], tmp_path / "broken")
+    (broken / "preprocessor_config.json").unlink()
+    with pytest.raises(ModelError, match=r"has no preprocessor_config.json .*the feature extractor live"):
+        load_onnx_classifier(broken)
+    with pytest.raises(ModelError, match="does not exist; pass the directory `ser-hf export-onnx` wrote"):
+        load_onnx_classifier(tmp_path / "nothing.onnx")
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(ModelError, match=r"device='cuda'.*install onnxruntime-gpu"):
+            OnnxAudioClassifier(whisper["export"] / "model.onnx", device="cuda")
+
+
+def test_onnxruntime_missing_says_how_to_install(whisper, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` raise ImportError
+    with pytest.raises(ModelError, match=r"onnxruntime is not installed.*pip install 'ser-hf\[onnx\]'"):
+        export_onnx(whisper["checkpoint"], tmp_path / "out")
+    with pytest.raises(ModelError, match=r"pip install 'ser-hf\[onnx\]'"):
+        EmotionRecognizer.from_pretrained(whisper["export"])
+
+
+def test_cli_errors_exit_2_with_the_message(tmp_path, capsys):
+    assert cli_main(["export-onnx", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 2
+    assert "missing is not a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["export-onnx", "--model", "x", "--out", "y", "--quantize", "int4"])
+    assert "invalid choice: 'int4'" in capsys.readouterr().err
+
+
+def test_cli_help_teaches(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["export-onnx", "--help"])
+    text = capsys.readouterr().out
+    assert "ser-hf export-onnx --model outputs/rav4 --out exports/rav4 --quantize int8" in text
+    assert "1e-4" in text and "pip install 'ser-hf[onnx]'" in text

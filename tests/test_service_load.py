@@ -1,0 +1,56 @@
+"""The service under load, on loopback: 8 concurrent clients x 200 requests mixing valid and invalid input.
+
+A real ``ser-hf serve`` child process with a tiny model: no 5xx, every invalid request gets its 4xx,
+every valid one a 200, and the server's memory stays flat once warmed up. Latency figures of the same
+run (and with a real Whisper encoder) are recorded by ``benchmarks/service_latency.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the service needs the serve extra: pip install 'ser-hf[serve]'")
+pytest.importorskip("psutil", reason="memory is sampled with psutil (serve extra)")
+
+from ser_hf.models.factory import build_model, save_checkpoint  # noqa: E402
+from ser_hf.service.loadtest import mixed_cases, run_load  # noqa: E402
+from ser_hf.service.testing import running_server  # noqa: E402
+from ser_hf.testing.models import tiny_backbone  # noqa: E402
+
+FOUR = ["neutral", "happy", "sad", "angry"]
+MAX_UPLOAD = 256 * 1024
+MAX_DURATION = 12.0
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("load")
+    model, extractor = build_model(tiny_backbone("wav2vec2", tmp / "backbone"), FOUR)
+    checkpoint = save_checkpoint(model, extractor, tmp / "model")
+    flags = ("--max-upload-mb", str(MAX_UPLOAD / 2**20), "--max-duration", str(MAX_DURATION), "--max-concurrent", "8")
+    # One torch thread: the 2 cores are shared by the server, the 8 clients and other work.
+    with running_server(checkpoint, *flags, env={"OMP_NUM_THREADS": "1"}) as server:
+        yield server
+
+
+def test_8_clients_x_200_mixed_requests(server):
+    cases = mixed_cases(MAX_UPLOAD, MAX_DURATION)
+    assert sum(c.valid for c in cases) >= 7 and sum(not c.valid for c in cases) >= 12
+    started = time.monotonic()
+    report = run_load(server.url, cases, clients=8, requests_per_client=200, server_pid=server.pid)
+    summary = report.summary()
+    print(json.dumps(summary, indent=2))
+    assert summary["requests"] == 1600
+    assert report.server_errors == [], report.server_errors[:5]
+    assert report.unexpected == [], report.unexpected[:10]
+    names = {name for name, *_ in report.results}
+    assert names == {case.name for case in cases}  # every kind of request was sent, valid and invalid
+    # Memory: after the first quarter (allocator pools, lazy imports, caches), growth stays small.
+    assert report.rss_growth() < 48 * 2**20, summary
+    assert "Traceback" not in server.output()
+    assert time.monotonic() - started < 120

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import yaml
 from common import RESULTS_DIR
 
 
@@ -39,6 +40,18 @@ def _system(config: str) -> tuple[str, str]:
     return parts[0], f"librosa features + {parts[1]}"
 
 
+def _finetune_run(data: dict) -> dict:
+    """A finetune_accuracy.py result as a run row: corpus and system from its recipe and overrides."""
+    result = data["results"]
+    recipe = yaml.safe_load((RESULTS_DIR.parents[1] / result["recipe"]).read_text())
+    settings = {**recipe, **result["overrides"]}
+    accelerator = data["machine"].get("accelerator") or "CPU"
+    precision = ", bf16" if settings.get("bf16") else ""
+    system = (f"{settings['model_name_or_path']} fine-tuned, lr {float(settings['learning_rate']):g}, "
+              f"{int(settings['max_source_positions']) // 50} s input ({accelerator}{precision})")
+    return {**result, "config": None, "corpus": settings["corpus"], "system": system}
+
+
 def accuracy_table(*names: str) -> str:
     """One table of every run in the given result files, sorted by corpus."""
     header = [
@@ -49,12 +62,14 @@ def accuracy_table(*names: str) -> str:
     for name in names:
         data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
         sources.append(f"{name}.json ({data['date']})")
-        for run in data["results"]["runs"]:
-            corpus, system = _system(run["config"])
+        runs = data["results"]["runs"] if "runs" in data["results"] else [_finetune_run(data)]
+        for run in runs:
+            corpus, system = (run["corpus"], run["system"]) if run["config"] is None else _system(run["config"])
             rows.append((corpus, len(run["pooled"]["labels"]), _row(corpus, system, run)))
     rows.sort(key=lambda row: (row[0].split("/")[0], -row[1]))
     return f"<!-- from benchmarks/results/{', '.join(sources)} -->\n" + "\n".join(header + [r[2] for r in rows])
 
 
 if __name__ == "__main__":
-    print(accuracy_table("probe_accuracy", "baseline_accuracy"))
+    print(accuracy_table("probe_accuracy", "finetune_accuracy_ravdess8_gpu", "finetune_accuracy_ravdess8_gpu_lr5e-5",
+                         "finetune_accuracy_ravdess4_gpu", "baseline_accuracy"))

@@ -54,3 +54,13 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
     assert err.startswith("ser-hf: error: Corpus directory") and "Traceback" not in err
     assert main(["data", "download", "--corpus", "tess", "--out", str(tmp_path)]) == 2
     assert "cannot be downloaded automatically" in capsys.readouterr().err
+
+
+def test_train_help_lists_the_recipe_keys(capsys):
+    from ser_hf.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    printed = capsys.readouterr().out
+    assert "keys (in the recipe or as --key value)" in printed
+    assert "probe_projector_size" in printed and "example: ser-hf train" in printed

@@ -140,3 +140,10 @@ def test_fail_on_error_sets_the_exit_status_also_on_a_rerun(setup, tmp_path, cap
     good = ["--model", str(setup["model"]), *setup["good"], "--out", str(tmp_path / "good.csv"), "--no-progress"]
     assert run_cli([*good, "--fail-on-error"]) == 0
     assert "could not be decoded" not in capsys.readouterr().err
+
+
+def test_cli_format_choices_match_the_jobs_formats():
+    from ser_hf.cli.predict import FORMAT_CHOICES
+    from ser_hf.inference.jobs import FORMATS
+
+    assert FORMAT_CHOICES == FORMATS

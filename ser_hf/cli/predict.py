@@ -13,7 +13,9 @@ import argparse
 import json
 import sys
 
-from ser_hf.inference.jobs import FORMATS, predict_files
+# ser_hf.inference.jobs.FORMATS, spelled out: importing jobs pulls in torch and transformers (seconds), which
+# every `ser-hf` command would pay while building its parser. tests/test_predict_cli.py checks they agree.
+FORMAT_CHOICES = ("jsonl", "csv")
 
 #: Exit status of a job that finished but recorded unreadable files, with --fail-on-error (2 is a usage error).
 EXIT_ERROR_RECORDS = 1
@@ -50,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="checkpoint directory, preset name (see `ser-hf models list`) or Hub id")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders, glob patterns or manifest CSVs")
     parser.add_argument("--out", required=True, metavar="FILE", help="output file; rerun with the same file to resume")
-    parser.add_argument("--format", choices=FORMATS, default=None,
+    parser.add_argument("--format", choices=FORMAT_CHOICES, default=None,
                         help="output format (default: csv for a .csv --out, else jsonl)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="clips per forward pass (default 8)")
     parser.add_argument("--top-k", type=int, default=None, metavar="K", help="emotions kept per file (default: all)")
@@ -68,6 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from ser_hf.inference.jobs import predict_files
+
     summary = predict_files(args.model, args.inputs, args.out, format=args.format, batch_size=args.batch_size,
                             top_k=args.top_k, chunk_size=args.chunk_size, progress=not args.no_progress,
                             device=args.device)

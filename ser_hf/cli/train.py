@@ -4,18 +4,36 @@ from __future__ import annotations
 
 import argparse
 
-from ser_hf.training.recipes import own_keys, parse_run
 
-KEYS_EPILOG = "keys (in the recipe or as --key value):\n" + "\n".join(
-    f"  {group}: {', '.join(names)}" for group, names in own_keys().items()
-)
+def _keys_epilog() -> str:
+    from ser_hf.training.recipes import own_keys
+
+    return "keys (in the recipe or as --key value):\n" + "\n".join(
+        f"  {group}: {', '.join(names)}" for group, names in own_keys().items()
+    )
+
+
+def _with_keys_in_help(parser: argparse.ArgumentParser, example: str) -> None:
+    """List the recipe keys in --help, computing them only when help is shown.
+
+    The keys come from the training argument dataclasses, whose import (transformers' Trainer, peft) takes
+    seconds; every other ``ser-hf`` command builds this parser too and must not pay for it.
+    """
+    format_help = parser.format_help
+
+    def format_help_with_keys() -> str:
+        parser.epilog = f"example: {example}\n\n{_keys_epilog()}"
+        return format_help()
+
+    parser.format_help = format_help_with_keys
 
 
 def _add(subparsers, name: str, help_text: str, example: str, func) -> None:
     parser = subparsers.add_parser(
         name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
-        epilog=f"example: {example}\n\n{KEYS_EPILOG}", formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _with_keys_in_help(parser, example)
     parser.usage = f"ser-hf {name} [RECIPE.yaml] [--key value ...]"
     # The recipe and its --key value overrides are parsed by HfArgumentParser, not here (see cli.main).
     parser.set_defaults(func=func, takes_overrides=True)
@@ -38,6 +56,7 @@ def _split_recipe(args: argparse.Namespace) -> tuple[str | None, list[str]]:
 
 def run_train(args: argparse.Namespace) -> int:
     from ser_hf.training.experiment import train
+    from ser_hf.training.recipes import parse_run
 
     recipe, overrides = _split_recipe(args)
     result = train(parse_run(recipe, overrides))
@@ -50,6 +69,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_cv(args: argparse.Namespace) -> int:
     from ser_hf.evaluation import folds_to_markdown
     from ser_hf.training.experiment import cross_validate
+    from ser_hf.training.recipes import parse_run
 
     recipe, overrides = _split_recipe(args)
     run = parse_run(recipe, overrides)

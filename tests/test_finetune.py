@@ -288,3 +288,16 @@ def test_hyperparameter_search_scores_on_speaker_disjoint_validation(assets, tmp
     assert 0 <= best.objective <= 1
     record = json.loads((tmp_path / "hp_search.json").read_text())
     assert record["validation_speakers"] and not set(record["validation_speakers"]) & set(record["test_speakers_held_out"])
+
+
+def test_search_command_writes_the_best_trial(assets, tmp_path, capsys):
+    pytest.importorskip("optuna", reason="optuna is optional (pip install 'ser-hf[search]')")
+    argv = ["search", "--trials", "2", "--corpus", "urdu", "--data_dir", str(assets["corpus"]),
+            "--model_name_or_path", str(assets["wav2vec2"]), "--mode", "finetune", "--num_train_epochs", "1",
+            "--eval_strategy", "epoch", "--save_strategy", "no", "--disable_tqdm", "true", "--output_dir", str(tmp_path)]
+    assert main(argv) == 0
+    # The Trainer prints its own metric dicts on stdout too; the command's summary is the JSON line.
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith('{"validation_unweighted_accuracy"'))
+    printed = json.loads(line)
+    assert 0 <= printed["validation_unweighted_accuracy"] <= 1 and "learning_rate" in printed["hyperparameters"]
+    assert json.loads((tmp_path / "hp_search.json").read_text())["n_trials"] == 2

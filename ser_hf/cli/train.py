@@ -28,7 +28,7 @@ def _with_keys_in_help(parser: argparse.ArgumentParser, example: str) -> None:
     parser.format_help = format_help_with_keys
 
 
-def _add(subparsers, name: str, help_text: str, example: str, func) -> None:
+def _add(subparsers, name: str, help_text: str, example: str, func) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -37,6 +37,7 @@ def _add(subparsers, name: str, help_text: str, example: str, func) -> None:
     parser.usage = f"ser-hf {name} [RECIPE.yaml] [--key value ...]"
     # The recipe and its --key value overrides are parsed by HfArgumentParser, not here (see cli.main).
     parser.set_defaults(func=func, takes_overrides=True)
+    return parser
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
          "ser-hf train recipes/urdu/whisper-base-probe.yaml --output_dir outputs/urdu", run_train)
     _add(subparsers, "cv", "cross-validate a recipe on the corpus's speaker-grouped folds",
          "ser-hf cv recipes/urdu/whisper-base-probe.yaml --data_dir ../shared/data/urdu", run_cv)
+    search = _add(subparsers, "search",
+                  "search fine-tuning hyperparameters (optuna) on a validation split disjoint from the test speakers",
+                  "ser-hf search recipes/urdu/wav2vec2-base-finetune.yaml --trials 20", run_search)
+    search.usage = "ser-hf search [RECIPE.yaml] [--trials N] [--key value ...]"
+    search.add_argument("--trials", type=int, default=20, metavar="N",
+                        help="optuna trials, each a fine-tuning run scored by validation UA (default 20); the "
+                             "search space is learning rate, warmup, weight decay and batch size")
 
 
 def _split_recipe(args: argparse.Namespace) -> tuple[str | None, list[str]]:
@@ -77,4 +85,18 @@ def run_cv(args: argparse.Namespace) -> int:
     print(folds_to_markdown(result.aggregate))
     print(result.pooled.format_table())
     print(f"reports: {run.training.output_dir}/cv")
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    import json
+
+    from ser_hf.training.recipes import parse_run
+    from ser_hf.training.search import hyperparameter_search
+
+    recipe, overrides = _split_recipe(args)
+    run = parse_run(recipe, overrides)
+    best = hyperparameter_search(run, n_trials=args.trials)
+    print(json.dumps({"validation_unweighted_accuracy": best.objective, "hyperparameters": best.hyperparameters}))
+    print(f"record: {run.training.output_dir}/hp_search.json  (train with the best values as --key value overrides)")
     return 0

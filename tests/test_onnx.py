@@ -340,3 +340,11 @@ def test_cli_help_teaches(capsys):
     text = capsys.readouterr().out
     assert "ser-hf export-onnx --model outputs/rav4 --out exports/rav4 --quantize int8" in text
     assert "1e-4" in text and "pip install 'ser-hf[onnx]'" in text
+
+
+def test_cli_constants_match_the_export_module():
+    from ser_hf.cli import export as cli
+    from ser_hf.inference import onnx
+
+    assert (cli.ONNX_MODEL_TYPES, cli.DEFAULT_OPSET, cli.QUANTIZE_CHOICES) == (
+        onnx.ONNX_MODEL_TYPES, onnx.DEFAULT_OPSET, onnx.QUANTIZE_CHOICES)

@@ -39,9 +39,14 @@ in Python:
   EmotionRecognizer.from_pretrained("exports/rav4").predict("clip.wav")"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from ser_hf.inference.onnx import DEFAULT_OPSET, ONNX_MODEL_TYPES, QUANTIZE_CHOICES
+# ser_hf.inference.onnx's constants, spelled out: importing that module pulls in torch (seconds), which every
+# `ser-hf` command would pay while building its parser. tests/test_onnx.py checks they agree.
+ONNX_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper", "audio-spectrogram-transformer")
+DEFAULT_OPSET = 18
+QUANTIZE_CHOICES = ("int8",)
 
+
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export-onnx", help="export a checkpoint to ONNX (verified against PyTorch; optional int8)",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -13,9 +13,8 @@ from transformers import pipeline
 from ser_hf.audio import AudioPreprocessor, load_audio, resample
 from ser_hf.errors import SERError
 from ser_hf.inference.recognizer import EmotionRecognizer
-from ser_hf.models.factory import build_model, save_checkpoint
 from ser_hf.testing.corpora import write_tone
-from ser_hf.testing.models import tiny_backbone
+from ser_hf.testing.models import tiny_classifier
 
 FOUR = ["neutral", "happy", "sad", "angry"]
 RATE = 16000
@@ -26,9 +25,7 @@ pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("recognizer")
-    model, extractor = build_model(tiny_backbone("wav2vec2", tmp / "backbone"), FOUR)
-    return save_checkpoint(model, extractor, tmp / "model")
+    return tiny_classifier("wav2vec2", tmp_path_factory.mktemp("recognizer"), FOUR)
 
 
 @pytest.fixture(scope="module")

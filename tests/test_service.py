@@ -21,11 +21,10 @@ from starlette.websockets import WebSocketDisconnect  # noqa: E402
 from ser_hf.cli import main  # noqa: E402
 from ser_hf.errors import SERError  # noqa: E402
 from ser_hf.inference.recognizer import EmotionRecognizer  # noqa: E402
-from ser_hf.models.factory import build_model, save_checkpoint  # noqa: E402
 from ser_hf.service import ServiceSettings, create_app  # noqa: E402
 from ser_hf.service.decoding import RequestError  # noqa: E402
 from ser_hf.service.runner import Admission, ModelRunner  # noqa: E402
-from ser_hf.testing.models import tiny_backbone  # noqa: E402
+from ser_hf.testing.models import tiny_classifier  # noqa: E402
 
 FOUR = ["neutral", "happy", "sad", "angry"]
 RATE = 16000
@@ -38,9 +37,7 @@ pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("service")
-    model, extractor = build_model(tiny_backbone("wav2vec2", tmp / "backbone"), FOUR)
-    return save_checkpoint(model, extractor, tmp / "model")
+    return tiny_classifier("wav2vec2", tmp_path_factory.mktemp("service"), FOUR)
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,9 @@ import pytest
 pytest.importorskip("fastapi", reason="the service needs the serve extra: pip install 'ser-hf[serve]'")
 pytest.importorskip("psutil", reason="memory is sampled with psutil (serve extra)")
 
-from ser_hf.models.factory import build_model, save_checkpoint  # noqa: E402
 from ser_hf.service.loadtest import mixed_cases, run_load  # noqa: E402
 from ser_hf.service.testing import running_server  # noqa: E402
-from ser_hf.testing.models import tiny_backbone  # noqa: E402
+from ser_hf.testing.models import tiny_classifier  # noqa: E402
 
 FOUR = ["neutral", "happy", "sad", "angry"]
 MAX_UPLOAD = 256 * 1024
@@ -30,8 +29,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("load")
-    model, extractor = build_model(tiny_backbone("wav2vec2", tmp / "backbone"), FOUR)
-    checkpoint = save_checkpoint(model, extractor, tmp / "model")
+    checkpoint = tiny_classifier("wav2vec2", tmp, FOUR)
     flags = ("--max-upload-mb", str(MAX_UPLOAD / 2**20), "--max-duration", str(MAX_DURATION), "--max-concurrent", "8")
     # One torch thread: the 2 cores are shared by the server, the 8 clients and other work.
     with running_server(checkpoint, *flags, env={"OMP_NUM_THREADS": "1"}) as server:

@@ -165,3 +165,22 @@ def tiny_backbone(model_type: str, out_dir: str | os.PathLike, *, seed: int = 0,
     model.save_pretrained(out, safe_serialization=True)
     _feature_extractor(config).save_pretrained(out)
     return out
+
+
+def tiny_classifier(model_type: str, out_dir: str | os.PathLike, labels: list[str], *, seed: int = 0) -> Path:
+    """Save a tiny random audio-classification checkpoint: :func:`tiny_backbone` plus a head for ``labels``.
+
+    The checkpoint is what ``ser-hf train`` saves (``build_model`` + ``save_checkpoint``), so it loads in
+    ``pipeline("audio-classification")``, ``EmotionRecognizer``, ``ser-hf predict`` and ``ser-hf serve``.
+
+    Returns:
+        ``out_dir / "model"``; the backbone is written to ``out_dir / "backbone"``.
+
+    Example:
+        >>> path = tiny_classifier("wav2vec2", "/tmp/tiny", ["neutral", "happy", "sad", "angry"])  # doctest: +SKIP
+    """
+    from ser_hf.models.factory import build_model, save_checkpoint
+
+    out = Path(out_dir)
+    model, extractor = build_model(tiny_backbone(model_type, out / "backbone", seed=seed), labels)
+    return save_checkpoint(model, extractor, out / "model")

@@ -12,7 +12,6 @@ import csv
 import json
 import logging
 import re
-import time
 import tracemalloc
 
 import numpy as np
@@ -149,17 +148,15 @@ def test_clip_duration_limits(world):
 
 
 @pytest.mark.slow
-def test_one_hour_clip_decodes_in_bounded_time_and_memory(world):
+def test_one_hour_clip_decodes_in_bounded_memory(world):
     case = next(c for c in world["cases"] if c.name == "one_hour")
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         wave = load_audio(case.path)
-        seconds, (_, peak) = time.perf_counter() - start, tracemalloc.get_traced_memory()
+        _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert wave.size == 3600 * 16000 and np.isfinite(wave[::16000]).all()
-    assert seconds < 30  # ~2 s on an idle core
     assert peak < 2.2 * wave.nbytes  # the 230 MB output plus at most the 8 kHz float32 decode
     with pytest.raises(AudioError, match=r"one_hour\.wav' is too long for one emotion clip: 3600\.0 s, expected "
                                          r"at most 300 s\. .*predict_long"):

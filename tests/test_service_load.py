@@ -8,7 +8,6 @@ run (and with a real Whisper encoder) are recorded by ``benchmarks/service_laten
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -39,7 +38,6 @@ def server(tmp_path_factory):
 def test_8_clients_x_200_mixed_requests(server):
     cases = mixed_cases(MAX_UPLOAD, MAX_DURATION)
     assert sum(c.valid for c in cases) >= 7 and sum(not c.valid for c in cases) >= 12
-    started = time.monotonic()
     report = run_load(server.url, cases, clients=8, requests_per_client=200, server_pid=server.pid)
     summary = report.summary()
     print(json.dumps(summary, indent=2))
@@ -51,4 +49,3 @@ def test_8_clients_x_200_mixed_requests(server):
     # Memory: after the first quarter (allocator pools, lazy imports, caches), growth stays small.
     assert report.rss_growth() < 48 * 2**20, summary
     assert "Traceback" not in server.output()
-    assert time.monotonic() - started < 120

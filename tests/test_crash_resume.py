@@ -6,8 +6,8 @@
   test_predict_sharded.py.
 - train: fine-tuning in a subprocess is killed once a random number of checkpoints exist; the rerun with
   ``--resume_from_checkpoint last`` (after a checkpoint left half-written, as a kill while saving leaves it)
-  ends with bit-identical weights, training losses and test metrics to an uninterrupted run. Random crops
-  and augmentation are left off: their draws are not restored on resume (see the report of this test).
+  ends with bit-identical weights, training losses and test metrics to an uninterrupted run, with random
+  crops, augmentation and two DataLoader workers on.
 """
 
 from __future__ import annotations
@@ -119,7 +119,9 @@ def train_setup(tmp_path_factory):
     argv = ["train", "--corpus", "synthetic", "--data_dir", str(corpus),
             "--model_name_or_path", str(tiny_backbone("wav2vec2", tmp / "backbone")), "--mode", "finetune",
             "--validation_size", "0", "--max_steps", "24", "--save_steps", "3", "--logging_steps", "3",
-            "--per_device_train_batch_size", "8", "--learning_rate", "1e-3", "--seed", "3", "--disable_tqdm", "true"]
+            "--per_device_train_batch_size", "8", "--learning_rate", "1e-3", "--seed", "3", "--disable_tqdm", "true",
+            "--max_duration", "0.6", "--speed_perturb", "0.9", "1.0", "1.1", "--noise_snr_db", "10", "30",
+            "--gain_db", "-6", "6", "--augment_probability", "0.7", "--dataloader_num_workers", "2"]
     return {"tmp": tmp, "argv": argv}
 
 

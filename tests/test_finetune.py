@@ -96,6 +96,10 @@ def test_training_collator_crops_and_augments_reproducibly(assets, tmp_path):
     again = dataclasses.replace(plain, augmentation=augmentation, seed=3).for_training()(rows)["input_values"]
     other = dataclasses.replace(plain, augmentation=augmentation, seed=4).for_training()(rows)["input_values"]
     assert torch.equal(first, again) and not torch.equal(first, other)
+    assert torch.equal(first, train(rows)["input_values"])  # draws depend on (seed, epoch, clip), not on call order
+    alone = train(rows[1:])["input_values"][0]  # a clip draws the same changes in any batch
+    assert torch.equal(first[1, : alone.numel()], alone)
+    train.set_epoch(1)
     assert not torch.equal(first, train(rows)["input_values"])  # the next epoch draws new changes
 
 
@@ -146,6 +150,18 @@ def test_trainer_forces_its_settings_weights_classes_and_stops_early(assets, spl
     without_angry = split["train"].filter(lambda row: row["label"] != 3)
     with pytest.warns(UserWarning, match=r"No training clips of class\(es\) \['angry'\]"):
         _trainer(assets, tmp_path, without_angry)
+    with pytest.warns(UserWarning, match=r"dataloader_persistent_workers keeps each worker's copy"):
+        _trainer(assets, tmp_path, skewed, dataloader_num_workers=1, dataloader_persistent_workers=True)
+
+
+def test_trainer_tells_the_training_collator_each_epoch(assets, split, tmp_path):
+    seen = []
+    trainer = _trainer(assets, tmp_path, split["train"].shuffle(seed=0).select(range(16)), num_train_epochs=3,
+                       per_device_train_batch_size=4)
+    collator = trainer.train_data_collator
+    collator.set_epoch = lambda epoch: seen.append(epoch)  # records what the Trainer announces
+    trainer.train()
+    assert seen == [0, 1, 2]
 
 
 def test_balanced_sampler_draws_classes_equally(assets, split, tmp_path):

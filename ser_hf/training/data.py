@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,8 +174,9 @@ class AudioCollator:
         max_duration: Training only: a random window of this many seconds of each clip.
         augmentation: Training only: waveform augmentation.
         train: Whether this is the training collator (crop and augment) or the evaluation one (whole clips).
-        seed: Base seed of the augmentation; mixed with the DataLoader worker's seed (new every epoch) and the
-            process rank, so workers, epochs and processes draw different but reproducible changes.
+        seed: Base seed of the crops and augmentation. Each clip's draws are a function of ``(seed, epoch, clip,
+            process rank)`` only (see :meth:`clip_rng`), so every epoch draws new changes, and a run resumed from a
+            checkpoint, with any number of DataLoader workers, replays exactly the draws of an uninterrupted one.
         audio_column: Column with file paths (or ``{"array", "sampling_rate"}`` dicts).
         label_column: Column with class ids; absent at prediction time.
     """
@@ -187,8 +189,8 @@ class AudioCollator:
     seed: int = 0
     audio_column: str = "audio"
     label_column: str = "label"
-    _rng: np.random.Generator | None = field(default=None, init=False, repr=False, compare=False)
-    _rng_key: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    #: The training epoch (set by SERTrainer before each epoch's DataLoader iterator is created).
+    epoch: int = field(default=0, init=False, compare=False)
 
     def __post_init__(self) -> None:
         rate = self.sampling_rate
@@ -208,16 +210,20 @@ class AudioCollator:
         """A copy that crops and augments (the Trainer's training DataLoader uses it)."""
         return dataclasses.replace(self, train=True)
 
-    def rng(self) -> np.random.Generator:
-        """The augmentation generator, re-seeded whenever a new DataLoader worker (or epoch's worker) uses it."""
-        worker = torch.utils.data.get_worker_info()
-        # torch.initial_seed() differs per worker and per epoch (DataLoader draws a new base seed each time).
-        key = (torch.initial_seed(), worker.id if worker is not None else -1)
-        if self._rng is None or self._rng_key != key:
-            rank = int(os.environ.get("RANK", "0"))
-            self._rng = np.random.default_rng([self.seed, key[0], key[1] + 1, rank])
-            self._rng_key = key
-        return self._rng
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the crops and augmentation of ``epoch`` (the Trainer's epochs count from 0)."""
+        self.epoch = int(epoch)
+
+    def clip_rng(self, audio: Any) -> np.random.Generator:
+        """The generator of one clip's crop and augmentation in the current epoch.
+
+        Keyed on ``(seed, epoch, clip, rank)`` rather than drawn from one generator that runs on: a resumed run
+        skips the batches it already trained on without collating them, and DataLoader workers each hold a
+        copy of the collator, so a running generator could not replay the draws. A clip that a sampler
+        draws twice in one epoch (the balanced sampler samples with replacement) gets the same changes twice.
+        """
+        rank = int(os.environ.get("RANK", "0"))
+        return np.random.default_rng([self.seed, self.epoch, _clip_key(audio), rank])
 
     def load(self, audio: Any) -> np.ndarray:
         """Decode and clean one clip (a path or an ``{"array", "sampling_rate"}`` dict); AudioError names the file."""
@@ -230,8 +236,7 @@ class AudioCollator:
                              f"Load the corpus with ser_hf.corpora.load_corpus (paths) or cast Audio(decode=False).")
         return self.preprocessor(audio)
 
-    def _training_wave(self, wave: np.ndarray) -> np.ndarray:
-        rng = self.rng()
+    def _training_wave(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         speed = self.augmentation.draw_speed(rng) if self.augmentation else 1.0
         if self.max_duration is not None:
             # Crop speed * window samples, so the clip lasts max_duration after the speed change.
@@ -263,11 +268,19 @@ class AudioCollator:
             raise SERError("AudioCollator got an empty batch.")
         waves = [self.load(row[self.audio_column]) for row in rows]
         if self.train:
-            waves = [self._training_wave(wave) for wave in waves]
+            waves = [self._training_wave(wave, self.clip_rng(row[self.audio_column])) for wave, row in zip(waves, rows)]
         batch = self.extract(waves)
         if self.label_column in rows[0] and rows[0][self.label_column] is not None:
             batch["labels"] = torch.tensor([int(row[self.label_column]) for row in rows], dtype=torch.long)
         return batch
+
+
+def _clip_key(audio: Any) -> int:
+    """A stable 32-bit id of a clip: its path, or the bytes of an in-memory array."""
+    if isinstance(audio, dict):
+        audio = audio.get("path") if audio.get("array") is None else np.ascontiguousarray(audio["array"]).tobytes()
+    data = audio if isinstance(audio, bytes) else os.fsencode(audio)
+    return zlib.crc32(data)
 
 
 def with_durations(dataset: datasets.Dataset, audio_column: str = "audio", column: str = "duration") -> datasets.Dataset:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Sampler, WeightedRandomSampler
-from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer
+from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 from transformers.trainer_utils import IntervalStrategy
 
@@ -59,6 +60,21 @@ class _EarlyStopping(EarlyStoppingCallback):
         if state.global_step == 0:
             self.early_stopping_patience_counter = 0
         return super().on_train_begin(args, state, control, **kwargs)
+
+
+class _CollatorEpoch(TrainerCallback):
+    """Tells the training collator which epoch begins, so its crops and augmentation are drawn per epoch.
+
+    ``on_epoch_begin`` runs before the epoch's DataLoader iterator (and so its workers' copies of the
+    collator) is created. A resumed run restores ``state.epoch`` from the checkpoint (e.g. 1.33 in the
+    second epoch), so its first epoch gets the right number too.
+    """
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.collator.set_epoch(math.floor(state.epoch + 1e-6))
 
 
 class _OrderedSampler(Sampler):
@@ -179,6 +195,12 @@ class SERTrainer(Trainer):
         if train_data_collator is None and hasattr(data_collator, "for_training"):
             train_data_collator = data_collator.for_training()
         self.train_data_collator = train_data_collator or self.data_collator
+        if hasattr(self.train_data_collator, "set_epoch"):
+            self.add_callback(_CollatorEpoch(self.train_data_collator))
+            if args.dataloader_persistent_workers and args.dataloader_num_workers > 0:
+                warnings.warn("dataloader_persistent_workers keeps each worker's copy of the training collator from "
+                              "the first epoch: every epoch then draws the same crops and augmentation. Leave it off.",
+                              UserWarning, stacklevel=2)
         self.class_weights = self._class_weights()
 
     def _merged_metrics(self, user: Callable | None) -> Callable[[Any], dict[str, float]]:

@@ -59,3 +59,23 @@ def write_result(name: str, results: dict) -> Path:
     path.write_text(json.dumps({**environment(), "results": results}, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def report_scores(report) -> dict:
+    """The figures of an :class:`~ser_hf.evaluation.EvaluationReport` that results record."""
+    return {
+        "unweighted_accuracy": report.unweighted_accuracy,
+        "weighted_accuracy": report.weighted_accuracy,
+        "macro_f1": report.macro_f1,
+        "confidence_intervals": report.confidence_intervals,
+        "num_samples": report.num_samples,
+        "labels": report.labels,
+        "confusion_matrix": report.confusion_matrix,
+    }
+
+
+def cv_scores(cv) -> dict:
+    """Mean ± std over folds and the pooled out-of-fold scores of a ``cross_validate`` result."""
+    metrics = cv.aggregate["metrics"]
+    return {"mean_std": {k: metrics[k] for k in ("unweighted_accuracy", "weighted_accuracy", "macro_f1")},
+            "pooled": report_scores(cv.pooled)}

@@ -13,23 +13,11 @@ import argparse
 import tempfile
 import time
 
-from common import SHARED_DATA, write_result
+from common import SHARED_DATA, report_scores, write_result
 
 from ser_hf.evaluation.run import evaluate_checkpoint
 from ser_hf.training.experiment import train
 from ser_hf.training.recipes import parse_run
-
-
-def _scores(report) -> dict:
-    return {
-        "unweighted_accuracy": report.unweighted_accuracy,
-        "weighted_accuracy": report.weighted_accuracy,
-        "macro_f1": report.macro_f1,
-        "confidence_intervals": report.confidence_intervals,
-        "num_samples": report.num_samples,
-        "labels": report.labels,
-        "confusion_matrix": report.confusion_matrix,
-    }
 
 
 def main() -> None:
@@ -52,9 +40,9 @@ def main() -> None:
     write_result(f"cross_corpus_{args.source}_to_{args.target}", {
         "model": args.model, "max_source_positions": args.positions, "mode": "probe",
         "train": {"corpus": args.source, "emotions": "4class", "seconds": round(train_seconds, 1),
-                  "in_corpus_test": _scores(trained.report)},
+                  "in_corpus_test": report_scores(trained.report)},
         "evaluate": {"corpus": args.target, "seconds": round(time.perf_counter() - start, 1),
-                     "unmapped": target.metadata.get("unmapped"), **_scores(target)},
+                     "unmapped": target.metadata.get("unmapped"), **report_scores(target)},
     })
 
 

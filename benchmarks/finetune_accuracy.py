@@ -17,7 +17,7 @@ import tempfile
 import time
 
 import yaml
-from common import SHARED_DATA, write_result
+from common import SHARED_DATA, cv_scores, write_result
 
 from ser_hf.training.experiment import cross_validate
 from ser_hf.training.recipes import parse_run
@@ -62,14 +62,7 @@ def main(argv: list[str] | None = None) -> None:
             write_result(args.name, results)
 
         cv = cross_validate(run, progress=False, on_fold=save_fold)
-    pooled = cv.pooled
-    results.update({
-        "seconds": round(time.perf_counter() - start, 1),
-        "mean_std": {k: cv.aggregate["metrics"][k] for k in ("unweighted_accuracy", "weighted_accuracy", "macro_f1")},
-        "pooled": {"unweighted_accuracy": pooled.unweighted_accuracy, "weighted_accuracy": pooled.weighted_accuracy,
-                   "macro_f1": pooled.macro_f1, "confidence_intervals": pooled.confidence_intervals,
-                   "confusion_matrix": pooled.confusion_matrix, "labels": pooled.labels},
-    })
+    results.update({"seconds": round(time.perf_counter() - start, 1), **cv_scores(cv)})
     results.pop("seconds_so_far", None)
     write_result(args.name, results)
 

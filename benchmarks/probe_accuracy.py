@@ -16,7 +16,7 @@ import json
 import tempfile
 import time
 
-from common import RESULTS_DIR, SHARED_DATA, write_result
+from common import RESULTS_DIR, SHARED_DATA, cv_scores, write_result
 
 from ser_hf.training.experiment import cross_validate
 from ser_hf.training.recipes import parse_run
@@ -33,21 +33,7 @@ def run_config(spec: str, cache_dir: str | None, output_root: str) -> dict:
     start = time.perf_counter()
     result = cross_validate(run, progress=False)
     seconds = time.perf_counter() - start
-    pooled = result.pooled
-    return {
-        "config": spec,
-        "seconds": round(seconds, 1),
-        "folds": len(result.folds),
-        "mean_std": {k: result.aggregate["metrics"][k] for k in ("unweighted_accuracy", "weighted_accuracy", "macro_f1")},
-        "pooled": {
-            "unweighted_accuracy": pooled.unweighted_accuracy,
-            "weighted_accuracy": pooled.weighted_accuracy,
-            "macro_f1": pooled.macro_f1,
-            "confidence_intervals": pooled.confidence_intervals,
-            "confusion_matrix": pooled.confusion_matrix,
-            "labels": pooled.labels,
-        },
-    }
+    return {"config": spec, "seconds": round(seconds, 1), "folds": len(result.folds), **cv_scores(result)}
 
 
 def main() -> None:

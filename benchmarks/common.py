@@ -52,6 +52,12 @@ def environment() -> dict:
     }
 
 
+def provenance() -> dict:
+    """Command and date of this run, for a row that a result file accumulates across several runs."""
+    env = environment()
+    return {"command": env["command"], "date": env["date"]}
+
+
 def write_result(name: str, results: dict) -> Path:
     """Write ``results`` with :func:`environment` to ``benchmarks/results/<name>.json``."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

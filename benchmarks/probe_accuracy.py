@@ -16,20 +16,23 @@ import json
 import tempfile
 import time
 
-from common import RESULTS_DIR, SHARED_DATA, cv_scores, write_result
+from common import RESULTS_DIR, SHARED_DATA, cv_scores, provenance, write_result
 
 from ser_hf.training.experiment import cross_validate
 from ser_hf.training.recipes import parse_run
 
 
-def run_config(spec: str, cache_dir: str | None, output_root: str) -> dict:
+def probe_run(spec: str, cache_dir: str | None, output_dir: str):
+    """The probe run a config names ('corpus[/emotions]:model:max_source_positions')."""
     corpus_part, model, positions = spec.split(":")
     corpus, _, emotions = corpus_part.partition("/")
-    run = parse_run(
-        None, corpus=corpus, data_dir=str(SHARED_DATA / corpus), emotions=emotions or None,
-        model_name_or_path=model, mode="probe", max_source_positions=int(positions) or None,
-        embedding_cache_dir=cache_dir, output_dir=f"{output_root}/{spec.replace('/', '-').replace(':', '_')}",
-    )
+    return parse_run(None, corpus=corpus, data_dir=str(SHARED_DATA / corpus), emotions=emotions or None,
+                     model_name_or_path=model, mode="probe", max_source_positions=int(positions) or None,
+                     embedding_cache_dir=cache_dir, output_dir=output_dir)
+
+
+def run_config(spec: str, cache_dir: str | None, output_root: str) -> dict:
+    run = probe_run(spec, cache_dir, f"{output_root}/{spec.replace('/', '-').replace(':', '_')}")
     start = time.perf_counter()
     result = cross_validate(run, progress=False)
     seconds = time.perf_counter() - start
@@ -46,7 +49,7 @@ def main() -> None:
     previous = RESULTS_DIR / f"{args.name}.json"
     rows = {r["config"]: r for r in json.loads(previous.read_text())["results"]["runs"]} if previous.exists() else {}
     for spec in args.configs:
-        rows[spec] = run_config(spec, cache, tempfile.mkdtemp(prefix="ser_hf_bench_out_"))
+        rows[spec] = {**run_config(spec, cache, tempfile.mkdtemp(prefix="ser_hf_bench_out_")), **provenance()}
         print(json.dumps(rows[spec]["pooled"]["unweighted_accuracy"]), spec, rows[spec]["seconds"], "s", flush=True)
         write_result(args.name, {"fresh_cache": args.fresh_cache, "runs": list(rows.values())})
 

@@ -71,5 +71,5 @@ def accuracy_table(*names: str) -> str:
 
 
 if __name__ == "__main__":
-    print(accuracy_table("probe_accuracy", "finetune_accuracy_ravdess8_gpu", "finetune_accuracy_ravdess8_gpu_lr5e-5",
-                         "finetune_accuracy_ravdess4_gpu", "baseline_accuracy"))
+    print(accuracy_table("probe_accuracy", "reference_probe", "finetune_accuracy_ravdess8_gpu",
+                         "finetune_accuracy_ravdess8_gpu_lr5e-5", "finetune_accuracy_ravdess4_gpu", "baseline_accuracy"))

@@ -12,7 +12,7 @@ from transformers import Wav2Vec2FeatureExtractor, pipeline
 
 from ser_hf.audio import load_audio
 from ser_hf.cli import evaluate as evaluate_cli
-from ser_hf.errors import SERError
+from ser_hf.errors import CorpusError, SERError
 from ser_hf.evaluation.run import evaluate_checkpoint, map_labels, notes_markdown, parse_label_map
 from ser_hf.inference.batch import batch_padding_is_exact, load_classifier, predict_proba
 from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint
@@ -167,3 +167,27 @@ def test_no_shared_label_is_a_clear_error(setup, tmp_path):
                                        r"counterpart among the model's classes \(\['calm', 'fearful'\]\)"):
         run_cli(["--model", str(other), "--corpus", "urdu", "--data-dir", str(setup["urdu"]),
                  "--out", str(tmp_path / "out")])
+
+
+def test_skip_bad_files_evaluates_the_rest_and_names_what_it_skipped(setup, tmp_path):
+    root = shutil.copytree(setup["ravdess"], tmp_path / "ravdess")
+    (root / "Actor_02" / "03-01-01-01-01-02-02.wav").write_bytes(b"")  # an empty file in the naming scheme
+    argv = ["--model", str(setup["model"]), "--corpus", "ravdess", "--data-dir", str(root), "--no-progress",
+            "--n-resamples", "0"]
+    with pytest.raises(CorpusError, match=r"(?s)03-01-01-01-01-02-02\.wav.*strict=False"):
+        run_cli([*argv, "--out", str(tmp_path / "strict")])
+    with pytest.warns(UserWarning, match=r"(?s)1 file\(s\).*03-01-01-01-01-02-02\.wav.*empty.*skipped"):
+        assert run_cli([*argv, "--out", str(tmp_path / "lenient"), "--skip-bad-files"]) == 0
+    assert json.loads((tmp_path / "lenient" / "report.json").read_text())["metadata"]["clips_in_split"] == 128
+
+
+@pytest.mark.parametrize("command", [["evaluate", "--model", "m", "--out", "o"], ["baseline", "--out", "o"],
+                                     ["data", "split"]])
+def test_every_command_that_loads_a_corpus_can_skip_bad_files(command):
+    from ser_hf.cli import build_parser
+    from ser_hf.cli.data import corpus_options
+
+    parser = build_parser()
+    strict = parser.parse_args([*command, "--corpus", "ravdess"])
+    lenient = parser.parse_args([*command, "--corpus", "ravdess", "--skip-bad-files"])
+    assert "strict" not in corpus_options(strict) and corpus_options(lenient)["strict"] is False

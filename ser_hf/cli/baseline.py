@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from ser_hf.cli.data import add_corpus_arguments, corpus_options
+from ser_hf.cli.data import add_corpus_arguments, add_skip_bad_files_argument, corpus_options
 
 CLASSIFIER_NAMES = ("svm", "logreg", "forest", "mlp")
 
@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_corpus_arguments(parser)
+    add_skip_bad_files_argument(parser)
     parser.add_argument("--classifier", default="svm", choices=CLASSIFIER_NAMES, help="classifier (default svm)")
     parser.add_argument("--folds", type=int, default=5, metavar="K",
                         help="speaker-grouped folds for corpora without their own protocol (default 5; RAVDESS "

@@ -23,8 +23,19 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
                         help="for --corpus folder: regex whose first group is the speaker id in a file name")
 
 
+def add_skip_bad_files_argument(parser: argparse.ArgumentParser) -> None:
+    """--skip-bad-files: the lenient loading of ``load_corpus(strict=False)`` for commands that load a corpus."""
+    parser.add_argument("--skip-bad-files", action="store_true",
+                        help="skip unusable audio files (unreadable, empty, NaN, too short or too long), each one "
+                             "named in a warning, instead of stopping at the first (ser-hf train: --strict false)")
+
+
 def corpus_options(args: argparse.Namespace) -> dict:
-    return {"speaker_pattern": args.speaker_pattern} if args.speaker_pattern else {}
+    """The load_corpus options the shared corpus arguments ask for."""
+    options = {"speaker_pattern": args.speaker_pattern} if args.speaker_pattern else {}
+    if getattr(args, "skip_bad_files", False):
+        options["strict"] = False
+    return options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example: ser-hf data split --corpus urdu --data-dir ../shared/data/urdu --folds 5",
     )
     add_corpus_arguments(split)
+    add_skip_bad_files_argument(split)
     how = split.add_mutually_exclusive_group()
     how.add_argument("--folds", type=int, metavar="K", help="K folds grouped by speaker (default: the corpus protocol)")
     how.add_argument("--loso", action="store_true", help="leave one speaker out")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ser_hf.cli.data import add_corpus_arguments, corpus_options
+from ser_hf.cli.data import add_corpus_arguments, add_skip_bad_files_argument, corpus_options
 
 DESCRIPTION = """\
 Evaluate a saved checkpoint on a corpus and write report.json, report.md, confusion_matrix.png and
@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, metavar="DIR",
                         help="checkpoint directory (config.json, *.safetensors, preprocessor_config.json)")
     add_corpus_arguments(parser)
+    add_skip_bad_files_argument(parser)
     parser.add_argument("--split", default="all", metavar="SPLIT", help="all (default), test or fold:N (see above)")
     parser.add_argument("--label-map", default=None, metavar="FROM=TO,...",
                         help="send corpus labels to model classes, e.g. 'calm=neutral,surprised=happy'")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 EPILOG = """\
 examples:
@@ -17,6 +18,11 @@ examples:
 Endpoints: / (web page), /health, /labels, /predict, /predict/pcm, /predict/batch, /stream (WebSocket),
 /docs (OpenAPI). Bad requests get a 4xx with {"detail": ...}; a full queue gets 503 with Retry-After.
 Needs the serve extra: pip install 'ser-hf[serve]'."""
+
+
+#: ServiceSettings fields that ``ser-hf serve`` exposes as flags (``--max-duration`` ...), with their metavars.
+SETTINGS_FLAGS = {"max_duration": "SECONDS", "max_concurrent": "N", "max_queued": "N", "queue_timeout": "SECONDS",
+                  "max_batch_files": "N", "max_streams": "N", "micro_batch": "N", "model_workers": "N"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,23 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     parser.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_bytes / MIB, metavar="MB",
                         help=f"largest file or PCM body accepted (default {defaults.max_upload_bytes / MIB:g} MiB)")
-    parser.add_argument("--max-duration", type=float, default=defaults.max_duration, metavar="SECONDS",
-                        help=f"longest audio accepted per file (default {defaults.max_duration:g} s)")
-    parser.add_argument("--max-concurrent", type=int, default=defaults.max_concurrent, metavar="N",
-                        help=f"requests decoded and scored at once (default {defaults.max_concurrent})")
-    parser.add_argument("--max-queued", type=int, default=defaults.max_queued, metavar="N",
-                        help=f"requests waiting for a slot before 503 (default {defaults.max_queued})")
-    parser.add_argument("--queue-timeout", type=float, default=defaults.queue_timeout, metavar="SECONDS",
-                        help=f"longest wait for a slot before 503 (default {defaults.queue_timeout:g} s)")
-    parser.add_argument("--max-batch-files", type=int, default=defaults.max_batch_files, metavar="N",
-                        help=f"files per /predict/batch request (default {defaults.max_batch_files})")
-    parser.add_argument("--max-streams", type=int, default=defaults.max_streams, metavar="N",
-                        help=f"live WebSocket streams at once (default {defaults.max_streams})")
-    parser.add_argument("--micro-batch", type=int, default=defaults.micro_batch, metavar="N",
-                        help=f"concurrent clips scored in one forward pass (default {defaults.micro_batch}: each alone; on "
-                             f"CPU batching measured no faster; try 8 on a GPU)")
-    parser.add_argument("--model-workers", type=int, default=defaults.model_workers, metavar="N",
-                        help=f"threads running the model (default {defaults.model_workers})")
+    for name, metavar in SETTINGS_FLAGS.items():
+        # Help text and default come from ServiceSettings itself, so the flag and the library never disagree.
+        spec = next(f for f in dataclasses.fields(ServiceSettings) if f.name == name)
+        default = getattr(defaults, name)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default, metavar=metavar,
+                            help=f"{spec.metadata['help']} (default {default:g})")
     parser.add_argument("--device", default=None, help="where the model runs: cpu (default) or e.g. cuda")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="torch threads (default: one per core; fewer help on a machine shared with other work)")
@@ -73,12 +68,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from ser_hf.service.server import serve
     from ser_hf.service.settings import MIB, ServiceSettings
 
-    settings = ServiceSettings(
-        max_upload_bytes=int(args.max_upload_mb * MIB), max_duration=args.max_duration,
-        max_concurrent=args.max_concurrent, max_queued=args.max_queued, queue_timeout=args.queue_timeout,
-        max_batch_files=args.max_batch_files, max_streams=args.max_streams, micro_batch=args.micro_batch,
-        model_workers=args.model_workers,
-    )
+    settings = ServiceSettings(max_upload_bytes=int(args.max_upload_mb * MIB),
+                               **{name: getattr(args, name) for name in SETTINGS_FLAGS})
     if args.threads is not None and args.threads < 1:
         raise SERError(f"--threads must be a positive integer, got {args.threads}.")
     serve(args.model, host=args.host, port=args.port, settings=settings, log_level=args.log_level,

@@ -34,6 +34,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import transformers
@@ -51,6 +52,7 @@ from transformers import (
 
 from ser_hf.emotions import EMOTIONS
 from ser_hf.errors import ModelError
+from ser_hf.ranges import COUNT, PROBABILITY, Range, check_ranges
 
 __all__ = [
     "SUPPORTED_MODEL_TYPES",
@@ -131,7 +133,8 @@ SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(_ARCHITECTURES)
 _SUPPORTED = ", ".join(SUPPORTED_MODEL_TYPES)
 
 _MASK_FIELDS = ("mask_time_prob", "mask_time_length", "mask_feature_prob", "mask_feature_length")
-_DROPOUT_FIELDS = ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout", "layerdrop")
+# Head sizes allocate hidden_size x size weights: a typo like 2560000 must fail here, not after gigabytes.
+LAYER_SIZE = Range(1, 65536, integer=True, noun="a positive integer")
 
 
 def _help(text: str) -> dict:
@@ -187,15 +190,17 @@ class ModelOptions:
     dtype: str = field(default="float32", metadata=_help(
         "Parameter dtype to load: float32 (training), float16, bfloat16 or auto (as stored)."))
 
+    #: What each numeric option accepts; :func:`ser_hf.ranges.check_ranges` checks them in ``__post_init__``
+    #: (kept out of the field metadata, which ``HfArgumentParser`` passes on to argparse).
+    RANGES: ClassVar[dict[str, Range]] = {
+        **dict.fromkeys(("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout",
+                         "layerdrop", "mask_time_prob", "mask_feature_prob"), PROBABILITY),
+        "mask_time_length": COUNT, "mask_feature_length": COUNT, "max_source_positions": COUNT,
+        "classifier_proj_size": LAYER_SIZE,
+    }
+
     def __post_init__(self) -> None:
-        for name in (*_DROPOUT_FIELDS, "mask_time_prob", "mask_feature_prob"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise ModelError(f"ModelOptions.{name} must be a probability in [0, 1], got {value!r}.")
-        for name in ("classifier_proj_size", "mask_time_length", "mask_feature_length", "max_source_positions"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ModelError(f"ModelOptions.{name} must be a positive integer, got {value!r}.")
+        check_ranges(self, error=ModelError)
         if self.max_source_positions is not None and self.max_source_positions % WHISPER_POSITIONS_PER_SECOND:
             raise ModelError(
                 f"ModelOptions.max_source_positions must be a multiple of {WHISPER_POSITIONS_PER_SECOND} "

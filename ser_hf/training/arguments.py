@@ -8,18 +8,51 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from transformers import TrainingArguments
 
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.errors import SERError
-from ser_hf.models.factory import ModelOptions
+from ser_hf.models.factory import LAYER_SIZE, ModelOptions
+from ser_hf.ranges import (
+    COUNT,
+    FINITE,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    PROBABILITY,
+    SEED,
+    SHARE,
+    Range,
+    check_ranges,
+)
 from ser_hf.training.data import Augmentation
 
 
 def _help(text: str, **extra) -> dict:
     return {"help": text, **extra}
+
+
+FOLDS = Range(2, integer=True, noun="an integer")
+UNIT = Range(0, 1, noun="a number")
+BETA = Range(0, 1, high_open=True, noun="a number")
+
+#: Ranges of the numeric fields SERTrainingArguments inherits from transformers' TrainingArguments. Fields a
+#: transformers version lacks are skipped.
+TRAINING_RANGES: dict[str, Range] = {
+    "learning_rate": POSITIVE, "num_train_epochs": POSITIVE, "max_steps": Range(-1, integer=True),
+    "warmup_steps": NON_NEGATIVE, "warmup_ratio": UNIT, "weight_decay": NON_NEGATIVE,
+    "adam_beta1": BETA, "adam_beta2": BETA, "adam_epsilon": NON_NEGATIVE, "max_grad_norm": NON_NEGATIVE,
+    "label_smoothing_factor": PROBABILITY, "neftune_noise_alpha": NON_NEGATIVE,
+    "per_device_train_batch_size": COUNT, "per_device_eval_batch_size": COUNT,
+    "gradient_accumulation_steps": COUNT, "eval_accumulation_steps": COUNT, "torch_empty_cache_steps": COUNT,
+    "logging_steps": POSITIVE, "eval_steps": POSITIVE, "save_steps": POSITIVE, "eval_delay": NON_NEGATIVE,
+    "save_total_limit": NON_NEGATIVE_INT, "seed": SEED, "data_seed": SEED, "dataloader_num_workers": NON_NEGATIVE_INT,
+    "dataloader_prefetch_factor": COUNT, "ddp_bucket_cap_mb": COUNT, "ddp_timeout": COUNT,
+    "local_rank": Range(-1, integer=True),
+}
 
 
 @dataclass
@@ -53,6 +86,15 @@ class DataArguments:
         "Level normalisation: 'peak' or 'loudness' (RMS). Default: none.", choices=[None, "peak", "loudness"]))
     max_duration: float | None = field(default=None, metadata=_help(
         "Keep at most this many seconds of each clip. Default: whole clips."))
+
+    #: What each numeric field accepts (see :mod:`ser_hf.ranges`), checked in ``__post_init__``.
+    RANGES: ClassVar[dict[str, Range]] = {
+        "num_folds": FOLDS, "fold_seed": SEED, "test_size": SHARE, "validation_size": SHARE,
+        "trim_db": POSITIVE, "denoise": UNIT, "max_duration": POSITIVE,
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
     def label_map_dict(self) -> dict[str, str] | None:
         """``label_map`` parsed from 'from=to,...' (``None`` when unset)."""
@@ -141,7 +183,18 @@ class SERTrainingArguments(TrainingArguments):
     lora_target_modules: str = field(default="q_proj,k_proj,v_proj,out_proj", metadata=_help(
         "LoRA: comma-separated module names that get adapters (attention projections of every supported model)."))
 
+    #: What each numeric field accepts (see :mod:`ser_hf.ranges`), checked first thing in ``__post_init__``.
+    RANGES: ClassVar[dict[str, Range]] = {
+        **TRAINING_RANGES,
+        "probe_projector_size": LAYER_SIZE, "probe_learning_rate": POSITIVE, "probe_weight_decay": NON_NEGATIVE,
+        "probe_dropout": PROBABILITY, "probe_batch_size": COUNT, "probe_max_epochs": COUNT, "probe_patience": COUNT,
+        "embedding_batch_size": COUNT, "early_stopping_patience": COUNT, "noise_snr_db": FINITE, "gain_db": FINITE,
+        "speed_perturb": POSITIVE, "pitch_shift_semitones": NON_NEGATIVE, "augment_probability": PROBABILITY,
+        "lora_r": COUNT, "lora_alpha": COUNT, "lora_dropout": PROBABILITY,
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(self)  # before anything reads a value: a NaN must not get further
         # Mixed precision needs a GPU: on a CPU-only machine fall back to float32 with a warning instead of
         # crashing, so GPU recipes (fp16/bf16 on) also run on a laptop. use_cpu=True + bf16 asks for CPU bf16.
         if not torch.cuda.is_available() and (self.fp16 or (self.bf16 and not self.use_cpu)):

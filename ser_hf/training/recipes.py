@@ -14,9 +14,13 @@ Example recipe (``recipes/urdu/whisper-base-probe.yaml``)::
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
-from collections.abc import Sequence
+import json
+import math
+from collections.abc import Hashable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +59,143 @@ def _unknown_key_error(unknown: Sequence[str], source: str) -> SERError:
     )
 
 
+#: Recipes are a few hundred bytes; a larger file is a mistake (or hostile) and is refused before parsing.
+MAX_RECIPE_BYTES = 1 << 20
+#: Values a recipe may hold once YAML aliases are expanded. Real recipes have under a hundred; nested aliases
+#: (the "billion laughs" file) grow exponentially and are stopped here, while still being composed.
+MAX_RECIPE_VALUES = 10_000
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys and caps how many values aliases expand to."""
+
+    def __init__(self, stream: str, source: str) -> None:
+        super().__init__(stream)
+        self.source = source
+        self._sizes: dict[int, int] = {}  # id(node) -> number of values it stands for, aliases expanded
+
+    def compose_node(self, parent, index):
+        is_alias = self.check_event(yaml.AliasEvent)
+        line = self.peek_event().start_mark.line + 1
+        node = super().compose_node(parent, index)
+        if is_alias:
+            size = self._sizes.get(id(node))
+            if size is None:
+                raise SERError(f"Recipe {self.source}, line {line}: an alias refers to a value that contains it "
+                               f"(a recursive structure). Recipes are flat 'key: value' files; write the value out.")
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else (
+                [item for pair in node.value for item in pair] if isinstance(node, yaml.MappingNode) else [])
+            size = 1 + sum(self._sizes[id(child)] for child in children)
+            self._sizes[id(node)] = size
+        if size > MAX_RECIPE_VALUES:
+            raise SERError(
+                f"Recipe {self.source}, line {line}: YAML aliases (*name) expand to more than {MAX_RECIPE_VALUES} "
+                f"values, so the file is refused before it is expanded (nested aliases grow exponentially). "
+                f"Recipes are flat 'key: value' files; write the values out instead of using anchors and aliases."
+            )
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue  # '<<: *base' merges are explicit overrides, not duplicates
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            if isinstance(key, Hashable) and key in seen:
+                raise SERError(
+                    f"Recipe {self.source}: key {key!r} appears twice (lines {seen[key]} and {line}); YAML would "
+                    f"silently keep the last value. Keep one of them."
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _json_object(source: str):
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise SERError(f"Recipe {source}: key(s) {repeated} appear more than once; JSON would silently keep the "
+                           f"last value. Keep one of each.")
+        return dict(pairs)
+
+    return build
+
+
+def _parse(text: str, path: Path) -> Any:
+    source = str(path)
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text, object_pairs_hook=_json_object(source))
+        loader = _RecipeLoader(text, source)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except (yaml.YAMLError, json.JSONDecodeError) as err:
+        reason = " ".join(str(err).split())
+        raise SERError(f"Recipe {source} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'} "
+                       f"({reason}). Fix the line it names.") from None
+    except RecursionError:
+        raise SERError(f"Recipe {source} nests values too deeply to parse; recipes are flat 'key: value' files.") from None
+
+
+def _check_values(values: dict, source: str) -> None:
+    for key, value in values.items():
+        if not isinstance(key, str):
+            raise SERError(f"Recipe {source}: key {key!r} is not text ({type(key).__name__}); keys are argument names "
+                           f"such as learning_rate.")
+        items = value if isinstance(value, list) else [value]
+        if not all(item is None or isinstance(item, (str, int, float, bool)) for item in items):
+            raise SERError(
+                f"Recipe {source}: {key} holds a {type(value).__name__} with nested values ({str(value)[:80]}); a "
+                f"recipe value is a single value or a flat list, e.g. 'gain_db: [-6, 6]'."
+            )
+        if isinstance(value, list) and any(isinstance(item, float) and not math.isfinite(item) for item in items):
+            # Checked here, not by the field's range: argparse would take '-inf' in a list for a flag.
+            raise SERError(f"{key} must hold finite numbers, got {value!r}. Set in recipe {source}: change it there.")
+
+
 def read_recipe(path: str | Path) -> dict[str, Any]:
-    """The key/value mapping of a YAML (or JSON) recipe file."""
+    """The key/value mapping of a YAML (or JSON, by its ``.json`` suffix) recipe file.
+
+    Raises:
+        SERError: naming the file, for a missing, oversized or unparsable file, a key given twice, YAML aliases
+            that expand to more than :data:`MAX_RECIPE_VALUES` values, or a value that is not a single value
+            or a flat list.
+    """
     path = Path(path)
     if not path.is_file():
         raise SERError(f"Recipe {str(path)!r} does not exist. Pass a YAML file such as recipes/urdu/whisper-base-probe.yaml.")
-    values = yaml.safe_load(path.read_text()) or {}
+    size = path.stat().st_size
+    if size > MAX_RECIPE_BYTES:
+        raise SERError(f"Recipe {path} is {size} bytes; recipes are small key: value files (at most "
+                       f"{MAX_RECIPE_BYTES} bytes). Check that this is the file you meant.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise SERError(f"Recipe {path} is not UTF-8 text ({err}); save it as UTF-8.") from None
+    values = _parse(text, path)
+    values = {} if values is None else values
     if not isinstance(values, dict):
         raise SERError(f"Recipe {str(path)!r} must be a mapping of keys to values, found {type(values).__name__}.")
+    _check_values(values, str(path))
     return values
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _list_item(value: Any) -> str:
+    text = _text(value)
+    if isinstance(value, float) and math.isfinite(value) and text.startswith("-"):
+        # argparse reads '-1e-05' as an unknown flag, not a number; '-0.00001' it reads as a number.
+        text = format(Decimal(text), "f")
+    return text
 
 
 def _as_flags(values: dict[str, Any]) -> list[str]:
@@ -71,17 +203,38 @@ def _as_flags(values: dict[str, Any]) -> list[str]:
     for key, value in values.items():
         if value is None:
             continue  # YAML null: keep the default
-        if isinstance(value, bool):
-            value = str(value).lower()
-        flags += [f"--{key}", *map(str, value)] if isinstance(value, list) else [f"--{key}", str(value)]
+        if isinstance(value, list):
+            flags += [f"--{key}", *map(_list_item, value)]
+        else:
+            flags.append(f"--{key}={_text(value)}")  # '=': values such as -1e-5 or -inf stay values
     return flags
+
+
+def _flag_key(item: str) -> str:
+    return item.lstrip("-").split("=", 1)[0].replace("-", "_")
+
+
+def _origin(key: str, recipe: str | Path | None, overrides: Sequence[str], values: dict[str, Any]) -> str:
+    """Where the value of ``key`` that won came from (keywords override flags, which override the recipe)."""
+    if key in values:
+        return f"the keyword argument {key}="
+    if any(item.startswith("--") and _flag_key(item) == key for item in overrides):
+        return f"the command line (--{key})"
+    if recipe is not None:
+        return f"recipe {recipe}"
+    return "the defaults"
 
 
 def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), **values: Any) -> Run:
     """Build a :class:`Run` from a recipe file, then ``--key value`` overrides, then keyword values.
 
+    Every value is checked where it is parsed: types, and the range each field declares
+    (:mod:`ser_hf.ranges`; e.g. epochs >= 1, probabilities in [0, 1], no NaN or infinite floats).
+
     Raises:
-        SERError: for unknown keys (listing the valid ones) or a missing recipe file.
+        SERError: for unknown keys (listing the valid ones), a missing or malformed recipe file (see
+            :func:`read_recipe`), or a value of the wrong type or out of range; the message names the key,
+            the value, what is allowed and where the value was set (recipe file, command line, keyword).
     """
     from_file = read_recipe(recipe) if recipe else {}
     for source, mapping in ((f"recipe {recipe}", from_file), ("the keyword arguments", values)):
@@ -89,10 +242,34 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
         if unknown:
             raise _unknown_key_error(unknown, source)
     argv = _as_flags(from_file) + list(overrides) + _as_flags(values)
-    parser = HfArgumentParser(ARGUMENT_GROUPS)
+    # exit_on_error=False: a bad value raises ArgumentError (answered below) instead of exiting the process.
+    parser = HfArgumentParser(ARGUMENT_GROUPS, exit_on_error=False)
     parser.allow_abbrev = False  # a typo like --num_fold must not silently mean --num_folds
-    data, model, training, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    try:
+        data, model, training, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    except argparse.ArgumentError as err:
+        key = _flag_key((err.argument_name or "").split("/")[0])
+        raise SERError(f"{key}: {err.message} (set in {_origin(key, recipe, overrides, values)}); expected "
+                       f"{_kind(key)}.") from None
+    except SERError as err:
+        key = getattr(err, "field", None)
+        if key is None:
+            raise
+        raise type(err)(f"{err} Set in {_origin(key, recipe, overrides, values)}: change it there.") from None
+    except ValueError as err:  # transformers' own consistency checks in TrainingArguments.__post_init__
+        where = f"recipe {recipe} and the command line" if recipe else "the command line"
+        raise SERError(f"Invalid training arguments ({' '.join(str(err).split())}). Fix them in {where}.") from None
     if remaining:
         flags = [item.lstrip("-").replace("-", "_") for item in remaining if item.startswith("--")]
         raise _unknown_key_error(flags or remaining, "the command line")
     return Run(data, model, training)
+
+
+def _kind(key: str) -> str:
+    for group in ARGUMENT_GROUPS:
+        for item in dataclasses.fields(group):
+            if item.name == key:
+                choices = item.metadata.get("choices")
+                kind = getattr(item.type, "__name__", str(item.type)).replace(" | None", "")
+                return f"one of {[c for c in choices if c is not None]}" if choices else kind
+    return "another value"

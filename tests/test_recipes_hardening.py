@@ -1,0 +1,191 @@
+"""Hostile and mistaken recipes: alias bombs, duplicate keys, out-of-range or non-finite numbers, wrong types.
+
+Every one must fail at parse time with a :class:`SERError` that names the key, the value, what is allowed and
+where the value was set, never with a traceback, a hang or a run that saves an untrained model as a success.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import typing
+
+import pytest
+
+from ser_hf.errors import ModelError, SERError
+from ser_hf.models.factory import ModelOptions
+from ser_hf.ranges import Range, ranges_of
+from ser_hf.training.arguments import DataArguments, ModelArguments, SERTrainingArguments
+from ser_hf.training.recipes import MAX_RECIPE_VALUES, parse_run, read_recipe
+
+GROUPS = (DataArguments, ModelArguments, SERTrainingArguments)
+
+
+def _write(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# --- YAML aliases --------------------------------------------------------------------------------------
+
+def _laughs(levels: int, width: int = 9) -> str:
+    lines = [f"a0: &a0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("levels,width", [(9, 9), (40, 2), (4, 300)])
+def test_nested_aliases_are_refused_before_they_expand(tmp_path, levels, width):
+    recipe = _write(tmp_path, "laughs.yaml", _laughs(levels, width))
+    assert recipe.stat().st_size < 8000
+    start = time.perf_counter()
+    with pytest.raises(SERError, match=rf"laughs\.yaml, line \d+: YAML aliases \(\*name\) expand to more than "
+                                       rf"{MAX_RECIPE_VALUES} values"):
+        parse_run(recipe)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_a_recursive_alias_is_refused(tmp_path):
+    recipe = _write(tmp_path, "loop.yaml", "gain_db: &g [1, *g]\n")
+    with pytest.raises(SERError, match=r"loop\.yaml, line 1: an alias refers to a value that contains it"):
+        read_recipe(recipe)
+
+
+def test_a_few_aliases_still_work(tmp_path):
+    recipe = _write(tmp_path, "ok.yaml", "gain_db: &g [-6, 6]\nnoise_snr_db: *g\n")
+    assert parse_run(recipe).training.noise_snr_db == [-6.0, 6.0]
+
+
+# --- duplicate keys, structure -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,text,pattern", [
+    ("dup.yaml", "corpus: urdu\nlearning_rate: 0.1\nlearning_rate: 0.2\n",
+     r"dup\.yaml: key 'learning_rate' appears twice \(lines 2 and 3\)"),
+    ("dup.yaml", "corpus: urdu\ncorpus: ravdess\n", r"key 'corpus' appears twice \(lines 1 and 2\)"),
+    ("dup.json", '{"corpus": "urdu", "num_folds": 3, "num_folds": 4}', r"dup\.json: key\(s\) \['num_folds'\] appear more"),
+])
+def test_duplicate_keys_are_refused(tmp_path, name, text, pattern):
+    with pytest.raises(SERError, match=pattern):
+        parse_run(_write(tmp_path, name, text))
+
+
+@pytest.mark.parametrize("text,pattern", [
+    ("gain_db: {low: 1}\n", r"gain_db holds a dict with nested values"),
+    ("gain_db: [[1, 2], 3]\n", r"gain_db holds a list with nested values"),
+    ("1: 2\n", r"key 1 is not text \(int\)"),
+    ("corpus: [urdu\n", r"is not valid YAML \(.*line"),
+    ("[" * 50000 + "]" * 50000, r"nests values too deeply"),
+    ("- corpus\n- urdu\n", r"must be a mapping of keys to values, found list"),
+])
+def test_malformed_recipes_name_the_file(tmp_path, text, pattern):
+    with pytest.raises(SERError, match=pattern):
+        parse_run(_write(tmp_path, "bad.yaml", text))
+
+
+def test_an_oversized_recipe_is_refused_unread(tmp_path):
+    recipe = _write(tmp_path, "big.yaml", "# padding\n" * 200_000)
+    with pytest.raises(SERError, match=r"big\.yaml is \d+ bytes; recipes are small"):
+        read_recipe(recipe)
+
+
+# --- numeric ranges ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,key,shown", [
+    ("probe_max_epochs: -5\n", "probe_max_epochs", r"a positive integer \(>= 1\), got -5"),
+    ("probe_patience: 0\n", "probe_patience", r"a positive integer \(>= 1\), got 0"),
+    ("learning_rate: .nan\n", "learning_rate", r"a positive number \(> 0\), got nan"),
+    ("learning_rate: -.inf\n", "learning_rate", r"a positive number \(> 0\), got -inf"),
+    ("probe_learning_rate: 0\n", "probe_learning_rate", r"a positive number \(> 0\), got 0\.0"),
+    ("weight_decay: -1.0e-5\n", "weight_decay", r"a non-negative number \(>= 0\), got -1e-05"),
+    ("augment_probability: 1.5\n", "augment_probability", r"a probability in \[0, 1\], got 1\.5"),
+    ("test_size: 1.0\n", "test_size", r"a share in \[0, 1\), got 1\.0"),
+    ("num_folds: 1\n", "num_folds", r"an integer \(>= 2\), got 1"),
+    ("seed: -1\n", "seed", r"a seed \(an integer\) in \[0, 4294967295\], got -1"),
+    ("hidden_dropout: 2\n", "hidden_dropout", r"a probability in \[0, 1\], got 2\.0"),
+    ("classifier_proj_size: 100000000\n", "classifier_proj_size", r"a positive integer in \[1, 65536\], got 100000000"),
+    ("per_device_train_batch_size: 0\n", "per_device_train_batch_size", r"a positive integer \(>= 1\), got 0"),
+    ("max_duration: -3\n", "max_duration", r"a positive number \(> 0\), got -3\.0"),
+])
+def test_out_of_range_recipe_values_name_key_value_range_and_file(tmp_path, text, key, shown):
+    recipe = _write(tmp_path, "r.yaml", text)
+    with pytest.raises(SERError, match=rf"\.{key} must be {shown}\. Set in recipe .*r\.yaml: change it there"):
+        parse_run(recipe)
+
+
+def test_non_finite_list_items_are_refused(tmp_path):
+    with pytest.raises(SERError, match=r"gain_db must hold finite numbers, got \[-6, -inf\]\. Set in recipe .*r\.yaml"):
+        parse_run(_write(tmp_path, "r.yaml", "gain_db: [-6, -.inf]\n"))
+
+
+def test_negative_numbers_in_exponent_notation_parse(tmp_path):
+    run = parse_run(_write(tmp_path, "r.yaml", "gain_db: [-1.0e-5, 6]\nnoise_snr_db: [-1.0e+1, 30]\n"))
+    assert run.training.gain_db == [-1e-5, 6.0] and run.training.noise_snr_db == [-10.0, 30.0]
+
+
+def test_command_line_and_keyword_values_are_checked_and_named(tmp_path):
+    recipe = _write(tmp_path, "r.yaml", "probe_max_epochs: 10\n")
+    with pytest.raises(SERError, match=r"probe_max_epochs must be .*got -1\. Set in the command line \(--probe_max_epochs\)"):
+        parse_run(recipe, ["--probe_max_epochs", "-1"])
+    with pytest.raises(SERError, match=r"learning_rate must be .*got nan\. Set in the command line \(--learning_rate\)"):
+        parse_run(None, ["--learning-rate=nan"])
+    with pytest.raises(SERError, match=r"probe_dropout must be a probability .*got -0\.5\. Set in the keyword argument"):
+        parse_run(recipe, probe_dropout=-0.5)
+    with pytest.raises(ModelError, match=r"ModelArguments\.mask_time_prob must be a probability .* Set in the command"):
+        parse_run(None, ["--mask_time_prob", "inf"])
+
+
+@pytest.mark.parametrize("text,pattern", [
+    ("probe_max_epochs: many\n", r"probe_max_epochs: invalid int value: 'many' \(set in recipe .*r\.yaml\); expected int"),
+    ("probe_batch_size: true\n", r"probe_batch_size: invalid int value: 'true'"),
+    ("mode: train\n", r"mode: invalid choice: 'train'.*expected one of \['probe', 'finetune'\]"),
+])
+def test_wrong_types_raise_instead_of_exiting(tmp_path, text, pattern):
+    with pytest.raises(SERError, match=pattern):
+        parse_run(_write(tmp_path, "r.yaml", text))
+
+
+def test_transformers_own_checks_become_errors_naming_the_recipe(tmp_path):
+    recipe = _write(tmp_path, "r.yaml", "eval_strategy: steps\nsave_strategy: epoch\nload_best_model_at_end: true\n")
+    with pytest.raises(SERError, match=r"Invalid training arguments \(.*load_best_model_at_end.*\)\. Fix them in recipe"):
+        parse_run(recipe)
+
+
+def _numeric(cls, name: str) -> bool:
+    hint = typing.get_type_hints(cls)[name]
+    args = typing.get_args(hint) or (hint,)
+    flat = [typing.get_args(a)[0] if typing.get_origin(a) is list else a for a in args]
+    return any(a in (int, float) for a in flat)
+
+
+@pytest.mark.parametrize("cls", GROUPS, ids=lambda c: c.__name__)
+def test_every_numeric_field_declares_its_range(cls):
+    inherited = {f.name for f in dataclasses.fields(SERTrainingArguments.__mro__[1])} if cls is SERTrainingArguments else set()
+    own = [f.name for f in dataclasses.fields(cls) if f.name not in inherited and _numeric(cls, f.name)]
+    assert own, "no numeric fields found: the type inspection broke"
+    assert sorted(set(own) - set(ranges_of(cls))) == []
+
+
+def _outside(allowed: Range):
+    if allowed.low is not None:
+        return allowed.low if allowed.low_open else allowed.low - 1
+    if allowed.high is not None:
+        return allowed.high if allowed.high_open else allowed.high + 1
+    return math.nan
+
+
+@pytest.mark.parametrize("cls,name,allowed", [(cls, name, allowed) for cls in (*GROUPS, ModelOptions)
+                                              for name, allowed in ranges_of(cls).items()
+                                              if name in {f.name for f in dataclasses.fields(cls)}],
+                         ids=lambda v: getattr(v, "__name__", v if isinstance(v, str) else ""))
+def test_each_declared_range_is_enforced_on_direct_construction(cls, name, allowed):
+    value = _outside(allowed)
+    is_list = "list" in str(typing.get_type_hints(cls)[name])
+    with pytest.raises(SERError, match=rf"{cls.__name__}\.{name} must be .*, got "):
+        cls(**{name: [value] if is_list else value})
+
+
+def test_defaults_are_in_range():
+    for cls in (*GROUPS, ModelOptions):
+        cls()

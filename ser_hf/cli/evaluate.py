@@ -28,6 +28,7 @@ EPILOG = """\
 examples:
   ser-hf evaluate --model outputs/urdu --corpus urdu --data-dir ../shared/data/urdu --split test --out outputs/urdu/eval-test
   ser-hf evaluate --model outputs/rav4 --corpus urdu --data-dir ../shared/data/urdu --out outputs/rav4-on-urdu
+  ser-hf evaluate --model emotion-whisper-base-ravdess8 --corpus ravdess --data-dir ../shared/data/ravdess --out outputs/eval
   ser-hf evaluate --model outputs/urdu --corpus ravdess --data-dir ../shared/data/ravdess \\
       --label-map calm=neutral --out outputs/urdu-on-ravdess"""
 
@@ -37,8 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="score a saved model on a corpus (speaker-independent parts, cross-corpus label mapping)",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, metavar="DIR",
-                        help="checkpoint directory (config.json, *.safetensors, preprocessor_config.json)")
+    parser.add_argument("--model", required=True, metavar="MODEL",
+                        help="checkpoint directory (config.json, *.safetensors, preprocessor_config.json), ONNX "
+                             "export, or a released model name (e.g. emotion-whisper-base; see `ser-hf models list`)")
     add_corpus_arguments(parser)
     add_skip_bad_files_argument(parser)
     parser.add_argument("--split", default="all", metavar="SPLIT", help="all (default), test or fold:N (see above)")
@@ -59,10 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from ser_hf.evaluation.run import evaluate_checkpoint, format_notes, parse_label_map
+    from ser_hf.models.presets import resolve_model_argument
 
     label_map = parse_label_map(args.label_map)  # a syntax error fails before any model or audio is loaded
     report = evaluate_checkpoint(
-        args.model, args.corpus, args.data_dir, emotions=args.emotions, split=args.split, label_map=label_map,
+        resolve_model_argument(args.model), args.corpus, args.data_dir, emotions=args.emotions, split=args.split,
+        label_map=label_map,
         seed=args.seed, test_size=args.test_size, num_folds=args.num_folds, out_dir=args.out,
         corpus_options=corpus_options(args), batch_size=args.batch_size, n_resamples=args.n_resamples,
         progress=not args.no_progress,

@@ -31,6 +31,7 @@ EPILOG = """\
 examples:
   ser-hf export-onnx --model outputs/rav4 --out exports/rav4
   ser-hf export-onnx --model outputs/rav4 --out exports/rav4 --quantize int8 --overwrite
+  ser-hf export-onnx --model emotion-whisper-base --out exports/emotion-whisper-base
   ser-hf predict --model exports/rav4 recordings/ --out predictions.jsonl
   ser-hf predict --model exports/rav4/model.int8.onnx recordings/ --out predictions-int8.jsonl
 
@@ -51,9 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export-onnx", help="export a checkpoint to ONNX (verified against PyTorch; optional int8)",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, metavar="DIR",
+    parser.add_argument("--model", required=True, metavar="MODEL",
                         help=f"checkpoint directory (config.json, *.safetensors, preprocessor_config.json) of "
-                             f"{', '.join(ONNX_MODEL_TYPES)}")
+                             f"{', '.join(ONNX_MODEL_TYPES)}, or a released model name (e.g. emotion-whisper-base)")
     parser.add_argument("--out", required=True, metavar="DIR", help="directory to write (new or empty)")
     parser.add_argument("--quantize", choices=QUANTIZE_CHOICES, default=None,
                         help="also write model.int8.onnx, dynamically quantised")
@@ -66,8 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     from ser_hf.inference.onnx import export_onnx
+    from ser_hf.models.presets import resolve_model_argument
 
-    record = export_onnx(args.model, args.out, quantize=args.quantize, opset=args.opset, overwrite=args.overwrite)
+    record = export_onnx(resolve_model_argument(args.model), args.out, quantize=args.quantize, opset=args.opset,
+                         overwrite=args.overwrite)
     summary = {"out": args.out, "files": record["files"], "inputs": record["inputs"],
                "max_abs_logit_diff": record["parity"]["max_abs_logit_diff"]}
     if "quantization" in record:

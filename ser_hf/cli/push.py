@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 DESCRIPTION = """\
-Upload a checkpoint folder to a Hugging Face Hub model repo (created if missing).
+Upload a checkpoint folder, or a model ser_hf ships (see `ser-hf models list`), to a Hugging Face Hub
+model repo (created if missing). A released model is prepared first and uploaded with its model card.
 
 The folder is checked first: config.json, *.safetensors, preprocessor_config.json and README.md (the
 model card `ser-hf train` writes) must be there, and pickle files (*.bin, *.pt, ...) are refused.
@@ -14,6 +15,7 @@ The Trainer's intermediate checkpoint-*/ folders and runs/ logs are never upload
 EPILOG = """\
 examples:
   ser-hf push --model outputs/rav4 --repo-id me/whisper-base-ser-ravdess --private
+  ser-hf push --model emotion-whisper-base --repo-id me/emotion-whisper-base
   ser-hf push --model outputs/urdu --repo-id my-org/ser-urdu --exclude training_args.bin
 
 The token comes from --token, else HF_TOKEN, else `hf auth login`; prefer the last two, since a
@@ -22,10 +24,11 @@ command-line token shows in the shell history and the process list."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "push", help="upload a checkpoint with its model card and figures to the Hugging Face Hub",
+        "push", help="upload a checkpoint or a released model with its model card to the Hugging Face Hub",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, metavar="DIR", help="checkpoint folder to upload")
+    parser.add_argument("--model", required=True, metavar="MODEL",
+                        help="checkpoint folder, or a released model name (e.g. emotion-whisper-base)")
     parser.add_argument("--repo-id", required=True, metavar="NAME", help="Hub repo, 'user/name' or 'org/name'")
     parser.add_argument("--private", action="store_true", help="create the repo as private")
     parser.add_argument("--token", default=None, metavar="TOKEN", help="Hub token with write access (see below)")
@@ -37,9 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_push(args: argparse.Namespace) -> int:
-    from ser_hf.hub import push_to_hub
+    from ser_hf.hub import push_model
 
-    url = push_to_hub(args.model, args.repo_id, private=args.private, token=args.token,
-                      commit_message=args.commit_message, exclude=args.exclude, revision=args.revision)
+    url = push_model(args.model, args.repo_id, private=args.private, token=args.token,
+                     commit_message=args.commit_message, exclude=args.exclude, revision=args.revision)
     print(f"pushed {args.model} to {args.repo_id}: {url}")
     return 0

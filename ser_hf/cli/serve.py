@@ -7,7 +7,8 @@ import dataclasses
 
 EPILOG = """\
 examples:
-  ser-hf serve --model outputs/rav4                      # then open http://127.0.0.1:8000/
+  ser-hf serve                                           # the shipped emotion-whisper-base, http://127.0.0.1:8000/
+  ser-hf serve --model outputs/rav4                      # your own checkpoint
   ser-hf serve --model outputs/rav4 --host 0.0.0.0 --port 9000 --max-upload-mb 10 --max-duration 120
 
   curl -F file=@clip.wav http://127.0.0.1:8000/predict
@@ -19,6 +20,9 @@ Endpoints: / (web page), /health, /labels, /predict, /predict/pcm, /predict/batc
 /docs (OpenAPI). Bad requests get a 4xx with {"detail": ...}; a full queue gets 503 with Retry-After.
 Needs the serve extra: pip install 'ser-hf[serve]'."""
 
+
+#: What `ser-hf serve` serves without --model: the ready-made 4-emotion model shipped with ser_hf.
+DEFAULT_MODEL = "emotion-whisper-base"
 
 #: ServiceSettings fields that ``ser-hf serve`` exposes as flags (``--max-duration`` ...), with their metavars.
 SETTINGS_FLAGS = {"max_duration": "SECONDS", "max_concurrent": "N", "max_queued": "N", "queue_timeout": "SECONDS",
@@ -35,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "WebSocket, and use the web page at / to record from the microphone.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, metavar="MODEL",
-                        help="checkpoint directory, preset name (see `ser-hf models list`) or Hub id")
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL",
+                        help=f"checkpoint directory, released model name (see `ser-hf models list`) or Hub id "
+                             f"(default: {DEFAULT_MODEL}, shipped with ser_hf; non-commercial use only)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0: the network)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")

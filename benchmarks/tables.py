@@ -1,14 +1,20 @@
 """Render the README's result tables from benchmarks/results/*.json (never type a figure by hand).
 
     .venv/bin/python benchmarks/tables.py            # prints Markdown to paste into README.md
+    .venv/bin/python benchmarks/tables.py --readme   # fills the released-models section of README.md in place
 """
 
 from __future__ import annotations
 
 import json
+import sys
 
 import yaml
 from common import RESULTS_DIR
+
+README = RESULTS_DIR.parents[1] / "README.md"
+RELEASED_BEGIN = "<!-- released-models:begin (benchmarks/tables.py --readme fills this from benchmarks/results/release_models.json) -->"
+RELEASED_END = "<!-- released-models:end -->"
 
 
 def _pct(value: float | None) -> str:
@@ -70,6 +76,54 @@ def accuracy_table(*names: str) -> str:
     return f"<!-- from benchmarks/results/{', '.join(sources)} -->\n" + "\n".join(header + [r[2] for r in rows])
 
 
+def _licence(corpora: list[str]) -> str:
+    terms = ["non-commercial (RAVDESS: CC BY-NC-SA 4.0)"] if "ravdess" in corpora else []
+    return "; ".join(terms + (["URDU: research use only"] if "urdu" in corpora else []))
+
+
+def released_models_table(name: str = "release_models") -> str:
+    """The released models' speaker-independent CV scores (pooled and per corpus), from their result file."""
+    path = RESULTS_DIR / f"{name}.json"
+    if not path.is_file():
+        return ("*Not measured yet: `benchmarks/release_models.py --write` trains the shipped heads and writes "
+                "`benchmarks/results/release_models.json`; `benchmarks/tables.py --readme` then fills this table.*")
+    data = json.loads(path.read_text())
+    header = [
+        "| model | classes | trained on (all clips) | CV UA, pooled [95% CI] | WA | macro-F1 | UA per corpus | use |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows = []
+    for run in sorted(data["results"]["runs"], key=lambda run: run["name"]):
+        pooled = run["pooled"]
+        low, high = pooled["confidence_intervals"]["unweighted_accuracy"]
+        per_corpus = ", ".join(f"{corpus.upper()} {_pct(scores['unweighted_accuracy'])}"
+                               for corpus, scores in run["per_corpus"].items())
+        rows.append(
+            f"| `{run['name']}` | {len(pooled['labels'])}: {', '.join(pooled['labels'])} | "
+            f"{' + '.join(c.upper() for c in run['corpora'])} ({run['clips']} clips) | "
+            f"{_pct(pooled['unweighted_accuracy'])} [{_pct(low)}-{_pct(high)}] | {_pct(pooled['weighted_accuracy'])} | "
+            f"{_pct(pooled['macro_f1'])} | {per_corpus} | {_licence(run['corpora'])} |"
+        )
+    return f"<!-- from benchmarks/results/{name}.json ({data['date']}) -->\n" + "\n".join(header + rows)
+
+
+def fill_readme(readme=README) -> str:
+    """Replace the released-models table between its markers in README.md; returns the table."""
+    text = readme.read_text()
+    if RELEASED_BEGIN not in text or RELEASED_END not in text:
+        raise SystemExit(f"{readme}: markers {RELEASED_BEGIN!r} ... {RELEASED_END!r} not found.")
+    head, rest = text.split(RELEASED_BEGIN, 1)
+    _, tail = rest.split(RELEASED_END, 1)
+    table = released_models_table()
+    readme.write_text(f"{head}{RELEASED_BEGIN}\n{table}\n{RELEASED_END}{tail}")
+    return table
+
+
 if __name__ == "__main__":
+    if "--readme" in sys.argv[1:]:
+        print(fill_readme())
+        sys.exit(0)
     print(accuracy_table("probe_accuracy", "reference_probe", "finetune_accuracy_ravdess8_gpu",
                          "finetune_accuracy_ravdess8_gpu_lr5e-5", "finetune_accuracy_ravdess4_gpu", "baseline_accuracy"))
+    print()
+    print(released_models_table())

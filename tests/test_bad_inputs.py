@@ -327,7 +327,8 @@ def test_baseline_cross_validation_on_a_lenient_corpus(world, tmp_path):
 # --- ser-hf predict ------------------------------------------------------------------------------------
 
 def _records(path):
-    lines = path.read_text(encoding="utf-8").splitlines()
+    header, *lines = path.read_text(encoding="utf-8").splitlines()
+    assert "ser_hf_predictions" in json.loads(header)
     return {record["path"]: record for record in map(json.loads, lines)}, len(lines)
 
 

@@ -16,7 +16,7 @@ from ser_hf.cli import main as cli_main
 from ser_hf.errors import ModelError
 from ser_hf.inference import onnx as onnx_export_module
 from ser_hf.inference.batch import batch_padding_is_exact, load_classifier
-from ser_hf.inference.jobs import predict_files
+from ser_hf.inference.jobs import predict_files, read_records
 from ser_hf.inference.onnx import export_onnx
 from ser_hf.inference.onnx_parity import parity
 from ser_hf.inference.onnx_runtime import OnnxAudioClassifier, load_onnx_classifier
@@ -159,7 +159,7 @@ def test_predict_files_with_an_export(masked, tmp_path):
     out = tmp_path / "predictions.jsonl"
     summary = predict_files(masked["export"], [str(clip)], out, progress=False)
     assert summary["predicted"] == 1
-    record = json.loads(out.read_text())
+    (record,) = read_records(out)
     expected = EmotionRecognizer.from_pretrained(masked["checkpoint"]).predict(str(clip))
     assert record["scores"] == pytest.approx(expected["scores"], abs=TOLERANCE)
 

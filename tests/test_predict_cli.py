@@ -44,7 +44,9 @@ def run_cli(argv):
 
 
 def _jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    header, *records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert header["ser_hf_predictions"] == 1 and header["job"]["tool"] == "ser-hf predict"
+    return records
 
 
 def test_folder_with_corrupt_file(setup, tmp_path, capsys):
@@ -74,7 +76,8 @@ def test_rerun_after_torn_write_completes_once(setup, tmp_path):
     predict_files(setup["model"], [setup["audio"]], out, progress=False, chunk_size=1)
     full = _jsonl(out)
     data = out.read_bytes()
-    cut = data.index(b"\n", data.index(b"\n") + 1) + 15  # two whole lines, then the start of the third
+    newlines = [i for i, byte in enumerate(data) if byte == ord("\n")]
+    cut = newlines[2] + 15  # the header and two whole records, then the start of the third
     out.write_bytes(data[:cut])
     summary = predict_files(setup["model"], [setup["audio"]], out, progress=False, chunk_size=1)
     assert summary["skipped"] == 2 and summary["predicted"] + summary["errors"] == 2
@@ -94,7 +97,7 @@ def test_csv_output_resumes_without_duplicates(setup, tmp_path):
     with out.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted(r["path"] for r in rows) == sorted(setup["good"] + [setup["corrupt"]])
-    assert list(rows[0]) == ["path", "label", "score", "error"] + [f"prob_{label}" for label in FOUR]
+    assert list(rows[0]) == ["path", "label", "score", "error"] + [f"prob_{label}" for label in FOUR] + ["path_base64"]
     broken = next(r for r in rows if r["path"] == setup["corrupt"])
     assert broken["error"] and not broken["label"]
     assert not list(tmp_path.glob(".*.tmp"))

@@ -28,7 +28,11 @@ examples:
 
 Inputs are files, folders (searched recursively for audio), glob patterns (quote them) and manifest
 CSVs with a 'path' column. Run the same command again to resume: files already in --out are skipped.
-A file that cannot be decoded is written as {"path", "error"} and the job goes on.
+A file that cannot be decoded (or whose scores are not finite) is written as {"path", "error"} and the
+job goes on. --out must be a new file or an earlier output of ser-hf predict (a JSONL output starts
+with a {"ser_hf_predictions": 1, ...} header line): any other existing file, and any input, is refused
+and left as it was. A file name that is not UTF-8 is recorded with its bytes as \\xNN in "path" and
+exactly, base64-encoded, in "path_base64".
 
 Scale-out: under `accelerate launch` (or torchrun) with several processes, each process predicts a
 block of the files into OUT.shard-<rank>-of-<world> beside --out, and the main process merges the
@@ -71,6 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from ser_hf.inference.jobs import predict_files
+    from ser_hf.paths import display_path
 
     summary = predict_files(args.model, args.inputs, args.out, format=args.format, batch_size=args.batch_size,
                             top_k=args.top_k, chunk_size=args.chunk_size, progress=not args.no_progress,
@@ -80,7 +85,7 @@ def run_predict(args: argparse.Namespace) -> int:
     print(json.dumps(summary))
     if summary["error_records"]:
         print(f"ser-hf predict: {summary['error_records']} of {summary['inputs']} input(s) could not be decoded or "
-              f"scored; their records in {args.out} hold the reason in 'error'.", file=sys.stderr)
+              f"scored; their records in {display_path(args.out)} hold the reason in 'error'.", file=sys.stderr)
         if args.fail_on_error:
             return EXIT_ERROR_RECORDS
     return 0

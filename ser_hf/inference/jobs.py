@@ -5,6 +5,13 @@ patterns, manifest CSVs with a ``path`` column), skips every file the output alr
 predicts the rest in chunks with an :class:`~ser_hf.inference.recognizer.EmotionRecognizer`. A file that
 cannot be decoded or scored becomes an error record ``{"path", "error"}`` and the job goes on.
 
+Only ser_hf's own outputs are resumed (:mod:`ser_hf.inference.outputs`): a JSONL output starts with a
+``{"ser_hf_predictions": 1, "job": ...}`` header line, a CSV output has exactly ser_hf's columns. Any other
+existing file given as ``out`` is refused and left as it was, as is an ``out`` that is one of the inputs
+(compared through symlinks and hard links); folders and glob patterns never pick up the output, its shards
+or its temporary file. A full disk or an unwritable folder gives an error naming the file; what was written
+before stays.
+
 Crash safety, so a rerun after a kill or a crash finishes the job exactly once per file:
 
 - **JSONL** (default): each chunk's complete records are appended, flushed and ``fsync``-ed. A kill
@@ -12,10 +19,12 @@ Crash safety, so a rerun after a kill or a crash finishes the job exactly once p
   cut off (the file is truncated to the last complete line) and its files are predicted again.
 - **CSV**: a CSV cannot be appended safely with a header, so every chunk rewrites the whole file into
   a temporary file beside it (fsync-ed) and swaps it in with ``os.replace``, which is atomic: the file
-  is always the old or the new complete table. Columns: ``path, label, score, error`` and one
-  probability column per emotion (``prob_<emotion>``, blank outside ``top_k``).
+  is always the old or the new complete table. Columns: ``path, label, score, error``, one probability
+  column per emotion (``prob_<emotion>``, blank outside ``top_k``) and ``path_base64``.
 
-Records are keyed by absolute path (``os.path.abspath``, symlinks not resolved).
+Records are keyed by absolute path (``os.path.abspath``, symlinks not resolved). A file name that is not
+UTF-8 is recorded like any other (``path`` shows its undecodable bytes as ``\\xNN``, ``path_base64`` holds
+them exactly; see :mod:`ser_hf.paths`), and a resumed job recognises it by those bytes.
 
 Scale-out: under ``accelerate launch`` (or ``torchrun``) with several processes, on GPUs, CPU processes or
 several machines, the files still to do are cut into one contiguous block per process. Each process
@@ -40,13 +49,10 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import glob
-import io
-import json
+import contextlib
+import errno
 import os
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,208 +60,75 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ser_hf.audio import is_audio_path
 from ser_hf.errors import SERError
+from ser_hf.inference.inputs import expand_inputs
+from ser_hf.inference.outputs import (
+    FORMATS,
+    append_jsonl,
+    check_output_path,
+    format_for,
+    job_header,
+    prepare_jsonl,
+    prepare_shards,
+    read_records,
+    read_shards,
+    record_key,
+    shard_files,
+    shard_path,
+    temporary_file,
+    write_csv,
+    write_jsonl,
+)
 from ser_hf.inference.recognizer import EmotionRecognizer
+from ser_hf.paths import display_path, path_fields, printable
 
 __all__ = ["FORMATS", "expand_inputs", "predict_files", "read_records", "shard_files"]
 
-FORMATS = ("jsonl", "csv")
-_GLOB_CHARS = set("*?[")
-_BASE_COLUMNS = ["path", "label", "score", "error"]
 # Environment variables through which torchrun/accelerate launch (WORLD_SIZE) or MPI announce several processes.
 _WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 
-# ------------------------------------------------------------------------------------------------ inputs
-
-def _manifest_paths(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if "path" not in (reader.fieldnames or []):
-            raise SERError(
-                f"manifest {str(path)!r} has no 'path' column (found {sorted(reader.fieldnames or [])}); "
-                f"expected a CSV whose 'path' column lists audio files (relative to the manifest's folder)."
-            )
-        rows = [row["path"] for row in reader if (row.get("path") or "").strip()]
-    return [os.path.abspath(path.parent / row.strip()) for row in rows]
-
-
-def _directory_paths(path: Path) -> list[str]:
-    # Everything named like audio but a folder: a dangling link or a FIFO gets an error record, not silence.
-    found = sorted(os.path.abspath(p) for p in path.rglob("*") if not p.is_dir() and is_audio_path(p))
-    if not found:
-        raise SERError(
-            f"input directory {str(path)!r} holds no audio files (searched recursively for extensions such as "
-            f".wav, .flac, .mp3, .ogg); pass a folder of recordings or the files themselves."
-        )
-    return found
-
-
-def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[str]:
-    """Absolute paths of the audio files the inputs name, in order, each once.
-
-    Args:
-        inputs: Files, directories (searched recursively for audio extensions), glob patterns
-            (``**`` recurses) and manifest CSVs (``*.csv`` with a ``path`` column; relative paths are
-            taken from the manifest's folder). A file that does not exist is kept: it becomes an error record.
-
-    Raises:
-        SERError: for a glob that matches nothing, a directory without audio, or a manifest without ``path``.
-    """
-    paths: list[str] = []
-    for item in inputs:
-        text = os.fspath(item)
-        path = Path(text).expanduser()
-        if path.is_dir():
-            paths += _directory_paths(path)
-        elif path.suffix.lower() == ".csv" and path.is_file():
-            paths += _manifest_paths(path)
-        elif not path.exists() and _GLOB_CHARS & set(text):
-            matches = sorted(m for m in glob.glob(str(path), recursive=True) if os.path.isfile(m))
-            if not matches:
-                raise SERError(f"input pattern {text!r} matches no file; check the pattern or quote it in the shell.")
-            paths += [os.path.abspath(m) for m in matches]
-        else:
-            paths.append(os.path.abspath(path))
-    return list(dict.fromkeys(paths))
-
 
 # ------------------------------------------------------------------------------------------------ output
-
-def _format_for(out: Path, format: str | None) -> str:
-    chosen = format or ("csv" if out.suffix.lower() == ".csv" else "jsonl")
-    if chosen not in FORMATS:
-        raise SERError(f"format must be one of {list(FORMATS)}, got {chosen!r}; e.g. --format jsonl.")
-    return chosen
-
-
-def _read_jsonl(out: Path) -> list[dict[str, Any]]:
-    """Complete records of a JSONL output; a torn last line (a killed write) is cut off the file."""
-    data = out.read_bytes()
-    records, good_end, position = [], 0, 0
-    for line in data.splitlines(keepends=True):
-        end = position + len(line)
-        if not line.endswith(b"\n"):
-            break  # torn: the write was cut before its newline
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            if end == len(data):
-                break  # torn mid-record, newline included by chance: dropped like the above
-            raise SERError(
-                f"output {str(out)!r} has an unreadable line at byte {position} that is not the last one; it was "
-                f"not written by ser-hf predict. Pass another --out or remove the file."
-            ) from None
-        if isinstance(record, dict) and "path" in record:
-            records.append(record)
-        good_end = position = end
-    if good_end < len(data):
-        with out.open("r+b") as handle:
-            handle.truncate(good_end)
-            handle.flush()
-            os.fsync(handle.fileno())
-    return records
-
-
-def _read_csv(out: Path) -> list[dict[str, Any]]:
-    with out.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if "path" not in (reader.fieldnames or []):
-            raise SERError(
-                f"output {str(out)!r} is a CSV without a 'path' column (found {sorted(reader.fieldnames or [])}); "
-                f"it was not written by ser-hf predict. Pass another --out or remove the file."
-            )
-        return list(reader)
-
-
-def read_records(out: str | os.PathLike, format: str | None = None) -> list[dict[str, Any]]:
-    """The records an earlier (possibly interrupted) run wrote to ``out`` ([] when it does not exist)."""
-    out = Path(out)
-    if not out.is_file():
-        return []
-    return _read_csv(out) if _format_for(out, format) == "csv" else _read_jsonl(out)
-
-
-def _append_jsonl(out: Path, records: Sequence[dict[str, Any]]) -> None:
-    blob = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records).encode("utf-8")
-    with out.open("ab") as handle:
-        handle.write(blob)  # one write per chunk: a kill tears at most the last line
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
-    if "scores" not in record:
-        return record  # already a row (read back from a CSV output)
-    row = {key: record.get(key, "") for key in _BASE_COLUMNS}
-    row.update({f"prob_{label}": value for label, value in record.get("scores", {}).items()})
-    return row
-
-
-def _temporary(out: Path) -> Path:
-    return out.with_name(f".{out.name}.tmp")
-
-
-def _replace_atomically(out: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``out``, fsync it, and swap it in (``os.replace`` is atomic)."""
-    temporary = _temporary(out)
-    with temporary.open("w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, out)
-
-
-def _rewrite_csv(out: Path, rows: list[dict[str, Any]], labels: Sequence[str]) -> None:
-    columns = _BASE_COLUMNS + [f"prob_{label}" for label in labels]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", restval="")
-    writer.writeheader()
-    writer.writerows(_csv_row(row) for row in rows)
-    _replace_atomically(out, buffer.getvalue())
-
 
 def _is_error(record: dict[str, Any]) -> bool:
     return bool(record.get("error"))  # JSONL: key present; CSV: non-empty cell
 
 
-# ------------------------------------------------------------------------------------------------ shards
-
-def _shard_path(out: Path, rank: int, world: int) -> Path:
-    return out.with_name(f"{out.name}.shard-{rank}-of-{world}")
-
-
-def shard_files(out: str | os.PathLike) -> list[Path]:
-    """The shard files of ``out`` that processes of a multi-process run wrote and no merge has removed yet.
-
-    Example:
-        ```python
-        >>> shard_files("predictions.jsonl")  # after a 2-process run was killed
-        [PosixPath('predictions.jsonl.shard-0-of-2'), PosixPath('predictions.jsonl.shard-1-of-2')]
-        ```
-    """
-    out = Path(out)
-    pattern = re.compile(rf"{re.escape(out.name)}\.shard-\d+-of-\d+")
-    if not out.parent.is_dir():
-        return []
-    return sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name) and p.is_file())
+@contextlib.contextmanager
+def _writing(out: Path, kept: Callable[[], str]) -> Iterator[None]:
+    """Turn an OSError while writing the output (full disk, no permission) into an SERError naming it."""
+    try:
+        yield
+    except OSError as err:
+        name = display_path(err.filename) if err.filename else display_path(out)
+        reason = printable(err.strerror or str(err))
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise SERError(f"the disk is full: writing {name!r} failed ({reason}). {kept()} Free some space (or "
+                           f"choose --out on another disk) and run the same command again: it resumes.") from err
+        raise SERError(f"cannot write the output {name!r} ({reason}). {kept()} Choose --out in a folder you can "
+                       f"write to.") from err
 
 
-def _read_shards(out: Path) -> list[dict[str, Any]]:
-    """Records of every shard file of ``out`` (a torn last line, from a kill, is cut off its shard)."""
-    return [record for shard in shard_files(out) for record in _read_jsonl(shard)]
+def _check_writable(out: Path) -> None:
+    """Fail before the model loads, not after the first chunk: create the folder, try the output and its temp file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        with out.open("ab"):  # opening to append changes nothing
+            pass
+    temporary_file(out).unlink()  # CSV outputs and merges are written beside it, then swapped in
 
 
 def _in_input_order(records: Iterable[dict[str, Any]], paths: Sequence[str]) -> list[dict[str, Any]]:
     """One record per path (the first seen wins), inputs in input order after any records of other files."""
     unique: dict[str, dict[str, Any]] = {}
     for record in records:
-        unique.setdefault(os.path.abspath(record["path"]), record)
+        unique.setdefault(record_key(record), record)
     index = {path: i for i, path in enumerate(paths)}
-    return sorted(unique.values(), key=lambda record: index.get(os.path.abspath(record["path"]), -1))
+    return sorted(unique.values(), key=lambda record: index.get(record_key(record), -1))
 
 
-def _merge_shards(out: Path, chosen: str, paths: Sequence[str], labels: Callable[[], Sequence[str]]) -> list[dict]:
+def _merge_shards(out: Path, chosen: str, paths: Sequence[str], labels: Callable[[], Sequence[str]],
+                  header: dict[str, Any]) -> list[dict]:
     """Merge ``out`` and its shards into ``out`` (atomically, input order, each file once); remove the shards.
 
     ``labels`` gives the model's emotions for the CSV's ``prob_*`` columns (called for CSV only).
@@ -264,13 +137,14 @@ def _merge_shards(out: Path, chosen: str, paths: Sequence[str], labels: Callable
     Returns the merged records.
     """
     shards = shard_files(out)
-    merged = _in_input_order(read_records(out, chosen) + _read_shards(out), paths)
-    if chosen == "csv":
-        _rewrite_csv(out, merged, labels())
-    else:
-        _replace_atomically(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in merged))
-    for shard in shards:
-        shard.unlink()
+    merged = _in_input_order(read_records(out, chosen) + read_shards(out), paths)
+    with _writing(out, lambda: f"{display_path(out)!r} and the shard files are as they were; the next run merges them."):
+        if chosen == "csv":
+            write_csv(out, merged, labels())
+        else:
+            write_jsonl(out, merged, header)
+        for shard in shards:
+            shard.unlink()
     return merged
 
 
@@ -323,28 +197,41 @@ def _block(items: Sequence[str], rank: int, world: int) -> list[str]:
 # ------------------------------------------------------------------------------------------------ job
 
 def _error_reason(err: Exception) -> str:
-    return " ".join(f"{type(err).__name__}: {err}".split())
+    return printable(" ".join(f"{type(err).__name__}: {err}".split()))
+
+
+def _error_record(path: str, err: Exception) -> dict[str, Any]:
+    return {**path_fields(path), "error": _error_reason(err)}
 
 
 def _predict_chunk(recognizer: EmotionRecognizer, paths: Sequence[str], top_k: int | None) -> list[dict[str, Any]]:
-    """Records for ``paths`` in order: a prediction, or ``{"path", "error"}`` for a file that failed."""
+    """Records for ``paths`` in order: a prediction, or ``{"path", "error"}`` for a file that failed.
+
+    A file whose model output is not finite (NaN probabilities) gets an error record, never a prediction:
+    :meth:`EmotionRecognizer.result` refuses such a row.
+    """
     records: dict[str, dict[str, Any]] = {}
     waves: dict[str, np.ndarray] = {}
     for path in paths:
         try:
             waves[path] = recognizer.load(path)
         except (SERError, OSError, RuntimeError) as err:
-            records[path] = {"path": path, "error": _error_reason(err)}
+            records[path] = _error_record(path, err)
     try:
-        rows = recognizer.predict_waves(list(waves.values()))
-        records.update({path: {"path": path, **recognizer.result(row, top_k)} for path, row in zip(waves, rows)})
+        rows = dict(zip(waves, recognizer.predict_waves(list(waves.values()))))
     except (SERError, RuntimeError):
         # One clip (e.g. shorter than the model's receptive field) broke the batch: score one by one.
+        rows = {}
         for path, wave in waves.items():
             try:
-                records[path] = {"path": path, **recognizer.result(recognizer.predict_waves([wave])[0], top_k)}
+                rows[path] = recognizer.predict_waves([wave])[0]
             except (SERError, RuntimeError) as err:
-                records[path] = {"path": path, "error": _error_reason(err)}
+                records[path] = _error_record(path, err)
+    for path, row in rows.items():
+        try:
+            records[path] = {**path_fields(path), **recognizer.result(row, top_k)}
+        except SERError as err:
+            records[path] = _error_record(path, err)
     return [records[path] for path in paths]
 
 
@@ -374,7 +261,13 @@ def _check_settings(chunk_size: int, batch_size: int, top_k: int | None) -> None
 
 def _error_records(records: Iterable[dict[str, Any]], paths: Sequence[str]) -> int:
     wanted = set(paths)
-    return sum(_is_error(record) for record in records if os.path.abspath(record["path"]) in wanted)
+    return sum(_is_error(record) for record in records if record_key(record) in wanted)
+
+
+def _model_name(model: str | os.PathLike | EmotionRecognizer) -> str:
+    if isinstance(model, EmotionRecognizer):
+        model = getattr(model.model, "name_or_path", "") or type(model.model).__name__
+    return display_path(model)
 
 
 def predict_files(
@@ -427,75 +320,90 @@ def predict_files(
         ```
     """
     out = Path(out)
-    chosen = _format_for(out, format)
+    chosen = format_for(out, format)
     _check_settings(chunk_size, batch_size, top_k)
-    paths = expand_inputs(inputs)
+    check_output_path(out)
+    paths = expand_inputs(inputs, output=out)
+    header = job_header(_model_name(model))
     processes = _processes()
     if processes.world > 1:
-        return _predict_sharded(model, paths, out, chosen, processes, batch_size=batch_size, top_k=top_k,
+        return _predict_sharded(model, paths, out, chosen, processes, header, batch_size=batch_size, top_k=top_k,
                                 chunk_size=chunk_size, progress=progress)
-    existing = read_records(out, chosen)
-    leftovers = _read_shards(out)  # a killed multi-process run's work counts as done
-    done = {os.path.abspath(record["path"]) for record in existing + leftovers}
+    existing = read_records(out, chosen)  # refuses a file ser-hf predict did not write, before changing anything
+    leftovers = read_shards(out)  # a killed multi-process run's work counts as done
+    done = {record_key(record) for record in existing + leftovers}
     todo = [path for path in paths if path not in done]
-    summary = {"out": str(out), "inputs": len(paths), "skipped": len(paths) - len(todo), "predicted": 0, "errors": 0}
+    summary = {"out": display_path(out), "inputs": len(paths), "skipped": len(paths) - len(todo), "predicted": 0,
+               "errors": 0}
     recognizer, new = None, []
     if todo:
+        with _writing(out, lambda: "Nothing was changed."):
+            _check_writable(out)
+            if chosen == "jsonl":
+                prepare_jsonl(out, header)  # cut a torn last line (a kill); give an older output its header
         recognizer = _load(model, batch_size, device)
-        out.parent.mkdir(parents=True, exist_ok=True)
         rows = list(existing) if chosen == "csv" else []
 
         def write(records: list[dict]) -> None:
+            kept = f"The {len(existing) + len(new)} record(s) written before are kept in it."
+            with _writing(out, lambda: kept):
+                if chosen == "jsonl":
+                    append_jsonl(out, records, header)
+                else:
+                    write_csv(out, rows + records, recognizer.labels)
+                    rows.extend(records)
             new.extend(records)
-            if chosen == "jsonl":
-                _append_jsonl(out, records)
-            else:
-                rows.extend(_csv_row(record) for record in records)
-                _rewrite_csv(out, rows, recognizer.labels)
 
         with tqdm(total=len(paths), initial=len(paths) - len(todo), desc="predict", unit="file",
                   disable=not progress) as bar:
             summary["errors"] = _predict_into(recognizer, todo, write, top_k, chunk_size, bar)
         summary["predicted"] = len(todo) - summary["errors"]
     if leftovers:
-        _merge_shards(out, chosen, paths, lambda: (recognizer or _load(model, batch_size)).labels)
+        _merge_shards(out, chosen, paths, lambda: (recognizer or _load(model, batch_size)).labels, header)
     return {**summary, "error_records": _error_records(existing + leftovers + new, paths)}
 
 
-def _predict_sharded(model, paths: list[str], out: Path, chosen: str, processes: _Processes, *, batch_size: int,
-                     top_k: int | None, chunk_size: int, progress: bool) -> dict[str, Any]:
+def _predict_sharded(model, paths: list[str], out: Path, chosen: str, processes: _Processes, header: dict, *,
+                     batch_size: int, top_k: int | None, chunk_size: int, progress: bool) -> dict[str, Any]:
     """One process's part of a multi-process job (see :func:`predict_files`)."""
     if processes.is_main:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        # Only the main process cuts torn last lines (of OUT and leftover shards), before anyone reads them.
-        read_records(out, chosen)
-        _read_shards(out)
+        # Only the main process changes OUT and leftover shards (cuts torn last lines, after checking they are
+        # ser_hf's), before anyone reads them.
+        with _writing(out, lambda: "Nothing was changed."):
+            _check_writable(out)
+            if chosen == "jsonl":
+                prepare_jsonl(out, header)
+            prepare_shards(out, header)
     processes.barrier()
-    done = {os.path.abspath(record["path"]) for record in read_records(out, chosen) + _read_shards(out)}
+    done = {record_key(record) for record in read_records(out, chosen) + read_shards(out)}
     todo = [path for path in paths if path not in done]
     # Every process must have read OUT and the shards before any appends to a shard: all need the same todo.
     processes.barrier()
     block = _block(todo, processes.rank, processes.world)
-    shard = _shard_path(out, processes.rank, processes.world)
+    shard = shard_path(out, processes.rank, processes.world)
     errors, recognizer = 0, None
     if block:
         recognizer = _load(model, batch_size, device=processes.device)
+
+        def write(records: list[dict]) -> None:
+            with _writing(shard, lambda: "The records written before are kept in it."):
+                append_jsonl(shard, records, {**header, "job": {**header["job"], "shard": shard.name}})
+
         with tqdm(total=len(block), desc=f"predict (main of {processes.world} processes)", unit="file",
                   disable=not (progress and processes.is_main)) as bar:
-            errors = _predict_into(recognizer, block, lambda records: _append_jsonl(shard, records), top_k,
-                                   chunk_size, bar)
+            errors = _predict_into(recognizer, block, write, top_k, chunk_size, bar)
     processes.barrier()
-    summary = {"out": str(out), "inputs": len(paths), "skipped": len(paths) - len(todo),
+    summary = {"out": display_path(out), "inputs": len(paths), "skipped": len(paths) - len(todo),
                "predicted": len(block) - errors, "errors": errors, "error_records": errors}
     if processes.is_main:
-        missing = [str(_shard_path(out, rank, processes.world)) for rank in range(processes.world)
-                   if _block(todo, rank, processes.world) and not _shard_path(out, rank, processes.world).is_file()]
+        missing = [display_path(shard_path(out, rank, processes.world)) for rank in range(processes.world)
+                   if _block(todo, rank, processes.world) and not shard_path(out, rank, processes.world).is_file()]
         if missing:
             raise SERError(f"shard file(s) {missing} of other processes are missing; every process must see the "
-                           f"folder of --out {str(out)!r} (across machines, put it on a shared filesystem).")
-        merged = _merge_shards(out, chosen, paths, lambda: (recognizer or _load(model, batch_size)).labels)
+                           f"folder of --out {display_path(out)!r} (across machines, put it on a shared filesystem).")
+        merged = _merge_shards(out, chosen, paths, lambda: (recognizer or _load(model, batch_size)).labels, header)
         wanted = set(todo)
-        new = [record for record in merged if os.path.abspath(record["path"]) in wanted]
+        new = [record for record in merged if record_key(record) in wanted]
         summary.update(predicted=len(new) - sum(map(_is_error, new)), errors=sum(map(_is_error, new)),
                        error_records=_error_records(merged, paths))
     processes.barrier()  # the job is complete, OUT merged, when any process returns

@@ -1,0 +1,202 @@
+"""The audio files a ``ser-hf predict`` job's inputs name: files, folders, glob patterns and manifest CSVs.
+
+Folders and ``**`` patterns are walked with :func:`ser_hf.paths.walk_files`, which follows symlinked
+folders but enters each real folder once, so a symlink loop cannot hang the expansion. Patterns without
+``**`` go to :func:`glob.glob`, which reads one folder level per pattern part and so always ends.
+
+The job's own output is never an input: an input named explicitly (a file, or a manifest row) that is the
+output (the same file, through a symlink or a hard link too) is refused; the output, its shards and its
+temporary file found in a folder or by a pattern are left out.
+
+Example:
+    ```python
+    >>> expand_inputs(["recordings/", "extra/**/*.flac", "list.csv"], output="predictions.jsonl")
+    ['/abs/recordings/a.wav', '/abs/extra/x/b.flac', '/abs/c.wav']
+    ```
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import functools
+import glob
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from ser_hf.audio import is_audio_path
+from ser_hf.errors import SERError
+from ser_hf.paths import display_path, walk_files
+
+__all__ = ["OutputFiles", "expand_inputs", "glob_files"]
+
+_GLOB_CHARS = set("*?[")
+
+
+class OutputFiles:
+    """Recognises a job's output ``out``, its shards ``OUT.shard-R-of-W`` and its temporary files ``.OUT.*.tmp``.
+
+    By name in the output's (real) folder, whether or not they exist yet, and by identity (device and
+    inode, so through symlinks and hard links) for those that exist.
+    """
+
+    def __init__(self, out: str | os.PathLike) -> None:
+        out = Path(os.path.abspath(Path(out).expanduser()))
+        self.out = out
+        self.folder = os.path.realpath(out.parent)
+        name = re.escape(out.name)
+        self.pattern = re.compile(rf"{name}|{name}\.shard-\d+-of-\d+|\.{name}(\..*)?\.tmp", re.DOTALL)
+        self.ids: set[tuple[int, int]] = set()
+        candidates = [out]
+        if out.parent.is_dir():
+            candidates += [p for p in out.parent.iterdir() if self.pattern.fullmatch(p.name)]
+        for path in candidates:
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            self.ids.add((info.st_dev, info.st_ino))
+
+    def __contains__(self, path: str | os.PathLike) -> bool:
+        text = os.fspath(path)
+        name = os.path.basename(text)
+        if self.pattern.fullmatch(name) and os.path.realpath(os.path.dirname(os.path.abspath(text))) == self.folder:
+            return True
+        if not self.ids:
+            return False
+        try:
+            info = os.stat(text)
+        except OSError:
+            return False
+        return (info.st_dev, info.st_ino) in self.ids
+
+
+def _refuse_output(item: str, outputs: OutputFiles) -> SERError:
+    return SERError(
+        f"input {display_path(item)!r} is the output file --out {display_path(outputs.out)!r} (or one of its "
+        f"shards or temporary files; compared through symlinks and hard links): predicting into it would overwrite "
+        f"an input. Choose another --out, outside the inputs."
+    )
+
+
+def _manifest_paths(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if "path" not in (reader.fieldnames or []):
+                raise SERError(
+                    f"manifest {display_path(path)!r} has no 'path' column (found {sorted(reader.fieldnames or [])}); "
+                    f"expected a CSV whose 'path' column lists audio files (relative to the manifest's folder)."
+                )
+            rows = [row["path"] for row in reader if (row.get("path") or "").strip()]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise SERError(f"manifest {display_path(path)!r} is not a readable UTF-8 CSV ({err}); expected a CSV "
+                       f"with a 'path' column listing audio files.") from err
+    return [os.path.abspath(path.parent / row.strip()) for row in rows]
+
+
+def _directory_paths(path: Path, outputs: OutputFiles | None) -> list[str]:
+    # Everything named like audio but a folder: a dangling link or a FIFO gets an error record, not silence.
+    found = sorted(os.path.abspath(p) for p in walk_files(path) if is_audio_path(p))
+    found = [p for p in found if outputs is None or p not in outputs]
+    if not found:
+        raise SERError(
+            f"input directory {display_path(path)!r} holds no audio files (searched recursively for extensions such "
+            f"as .wav, .flac, .mp3, .ogg); pass a folder of recordings or the files themselves."
+        )
+    return found
+
+
+def _match_parts(patterns: Sequence[str], names: Sequence[str]) -> bool:
+    """Whether path components ``names`` match pattern components, ``**`` standing for any number of them.
+
+    As :func:`glob.glob` does, wildcards match no name starting with a dot unless the pattern part does.
+    """
+
+    @functools.cache
+    def match(i: int, j: int) -> bool:
+        if i == len(patterns):
+            return j == len(names)
+        pattern = patterns[i]
+        if pattern == "**":
+            return match(i + 1, j) or (j < len(names) and not names[j].startswith(".") and match(i, j + 1))
+        if j == len(names):
+            return False
+        name = names[j]
+        if not glob.has_magic(pattern):
+            return name == pattern and match(i + 1, j + 1)
+        if name.startswith(".") and not pattern.startswith("."):
+            return False
+        return fnmatch.fnmatchcase(name, pattern) and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+def glob_files(pattern: str) -> list[str]:
+    """Files (not folders) matching a glob pattern, sorted; ``**`` matches any number of folders.
+
+    A pattern with ``**`` is matched against a walk of its fixed leading folder (:func:`ser_hf.paths.walk_files`,
+    safe from symlink loops); others go to :func:`glob.glob`.
+    """
+    parts = pattern.split(os.sep)
+    if "**" not in parts:
+        return sorted(m for m in glob.glob(pattern) if os.path.isfile(m))
+    fixed = 0
+    while fixed < len(parts) and not glob.has_magic(parts[fixed]):
+        fixed += 1
+    root = os.sep.join(parts[:fixed]) or (os.sep if pattern.startswith(os.sep) else os.curdir)
+    if not os.path.isdir(root):
+        return []
+    rest = parts[fixed:]
+    matches = []
+    for path in walk_files(root):
+        names = os.path.relpath(path, root).split(os.sep)
+        if _match_parts(tuple(rest), tuple(names)) and os.path.isfile(path):
+            matches.append(os.path.join(root, *names) if fixed else os.path.join(*names))
+    return sorted(matches)
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike], output: str | os.PathLike | None = None) -> list[str]:
+    """Absolute paths of the audio files the inputs name, in order, each once.
+
+    Args:
+        inputs: Files, directories (searched recursively for audio extensions; symlinked folders are followed,
+            each real folder once), glob patterns (``**`` recurses, with the same loop safety) and manifest CSVs
+            (``*.csv`` with a ``path`` column; relative paths are taken from the manifest's folder). A file that
+            does not exist is kept: it becomes an error record.
+        output: The job's output file: left out of what folders and patterns find (with its shards and
+            temporary file), refused when named explicitly.
+
+    Raises:
+        SERError: for a glob that matches nothing, a directory without audio, a manifest without ``path``, or
+            an explicit input that is ``output``.
+    """
+    outputs = OutputFiles(output) if output is not None else None
+    paths: list[str] = []
+    for item in inputs:
+        text = os.fspath(item)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            paths += _directory_paths(path, outputs)
+        elif path.suffix.lower() == ".csv" and path.is_file():
+            if outputs is not None and path in outputs:
+                raise _refuse_output(text, outputs)
+            listed = _manifest_paths(path)
+            for row in listed:
+                if outputs is not None and row in outputs:
+                    raise _refuse_output(f"{row} (listed in {text})", outputs)
+            paths += listed
+        elif not path.exists() and _GLOB_CHARS & set(text):
+            matches = [m for m in glob_files(str(path)) if outputs is None or m not in outputs]
+            if not matches:
+                left_out = " (but the output file --out)" if outputs is not None else ""
+                raise SERError(f"input pattern {display_path(text)!r} matches no file{left_out}; check the pattern or "
+                               f"quote it in the shell.")
+            paths += [os.path.abspath(m) for m in matches]
+        else:
+            if outputs is not None and path in outputs:
+                raise _refuse_output(text, outputs)
+            paths.append(os.path.abspath(path))
+    return list(dict.fromkeys(paths))

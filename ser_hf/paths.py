@@ -1,0 +1,126 @@
+"""File paths as text, for names that are not UTF-8, and recursive walks that survive symlink loops.
+
+On Linux a file name is any bytes. Python decodes a name that is not UTF-8 with ``surrogateescape``
+(``b"\\xff\\xfe.wav"`` becomes ``"\\udcff\\udcfe.wav"``); such a str opens the file, but writing it to a
+UTF-8 file or stream raises ``UnicodeEncodeError``. ser_hf writes every path in one scheme:
+
+- **Display** (:func:`display_path`, :func:`printable`): the bytes that are not UTF-8 as ``\\xNN`` escapes
+  (``"\\\\xff\\\\xfe.wav"``, i.e. a backslash, ``x``, ``f``, ``f``, ...). UTF-8 names, non-ASCII ones included,
+  are unchanged. Used in messages, warnings, logs, summaries and the ``path`` field of records.
+- **Lossless** (:func:`path_fields`, :func:`record_path`): a record of a name that is not UTF-8 also holds
+  ``path_base64``, the base64 of the name's raw bytes; :func:`record_path` turns the record back into the
+  path that opens the file (``path_base64`` wins over ``path`` when present). A file really named with a
+  backslash and ``xff`` has no ``path_base64``, so the two never collide.
+
+:func:`walk_files` lists the files under a folder, following symlinked folders but entering each real
+folder once (keyed by device and inode), so a link to a parent folder cannot make it loop.
+
+Example:
+    ```python
+    >>> import os
+    >>> name = os.fsdecode(b"/data/\\xff\\xfe.wav")
+    >>> path_fields(name)
+    {'path': '/data/\\\\xff\\\\xfe.wav', 'path_base64': 'L2RhdGEv//4ud2F2'}
+    >>> record_path(path_fields(name)) == name
+    True
+    ```
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ser_hf.errors import SERError
+
+__all__ = ["display_path", "is_utf8", "path_fields", "printable", "record_path", "walk_files"]
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (False for names decoded with ``surrogateescape``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """``text`` with what cannot be written as UTF-8 shown as escapes (``\\xff`` for an undecodable byte)."""
+    if is_utf8(text):
+        return text
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte (e.g. from a JSON "\\ud800")
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def display_path(path: str | bytes | os.PathLike) -> str:
+    """A path as text that can be written anywhere (see the module docstring)."""
+    return printable(os.fsdecode(path))
+
+
+def path_fields(path: str | bytes | os.PathLike) -> dict[str, str]:
+    """``{"path": display}``, plus ``"path_base64"`` (the raw bytes) when the name is not UTF-8."""
+    text = os.fsdecode(path)
+    if is_utf8(text):
+        return {"path": text}
+    return {"path": printable(text), "path_base64": base64.b64encode(os.fsencode(text)).decode("ascii")}
+
+
+def record_path(record: Mapping[str, Any]) -> str:
+    """The path a record written with :func:`path_fields` names (lossless for names that are not UTF-8).
+
+    Raises:
+        SERError: when ``path_base64`` is not valid base64.
+    """
+    encoded = record.get("path_base64")
+    if not encoded:  # absent, or an empty CSV cell
+        return record["path"]
+    try:
+        return os.fsdecode(base64.b64decode(str(encoded), validate=True))
+    except (binascii.Error, ValueError) as err:
+        raise SERError(f"record of {printable(str(record.get('path')))!r} has an invalid path_base64 "
+                       f"{printable(str(encoded))[:80]!r} ({err}); expected the base64 of the file name's bytes.") from err
+
+
+def walk_files(root: str | os.PathLike) -> Iterator[str]:
+    """Every entry under ``root`` that is not a folder (files, links to files, dangling links, FIFOs).
+
+    Symlinked folders are followed, but each real folder (device, inode) is entered once: a link back to
+    a parent, or two links to one folder, end the walk instead of looping (``glob.glob("**")`` follows
+    links without such a check: with two links to a parent in a folder it runs for ever, its memory
+    growing). Symlinked folders are entered after every folder reached without a link, so a folder that
+    lies under ``root`` is listed under its own path. Folders that cannot be listed are skipped. Paths are
+    ``root`` joined with the names found, in sorted order within each folder.
+    """
+    seen: set[tuple[int, int]] = set()
+    pending, linked = [os.fspath(root)], []
+    while pending or linked:
+        folder = pending.pop() if pending else linked.pop(0)
+        try:
+            info = os.stat(folder)
+            if (info.st_dev, info.st_ino) in seen:
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            with os.scandir(folder) as entries:
+                found = sorted(entries, key=lambda entry: entry.name)
+        except OSError:
+            continue
+        folders = []
+        for entry in found:
+            try:
+                is_folder = entry.is_dir()  # follows a link; False for a dangling or looping one
+            except OSError:
+                is_folder = False
+            if not is_folder:
+                yield entry.path
+            elif entry.is_symlink():
+                linked.append(entry.path)
+            else:
+                folders.append(entry.path)
+        pending += reversed(folders)

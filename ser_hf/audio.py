@@ -26,6 +26,7 @@ import soundfile as sf
 import soxr
 
 from ser_hf.errors import AudioError
+from ser_hf.paths import display_path, is_utf8
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -75,28 +76,65 @@ MIN_SAMPLING_RATE, MAX_SAMPLING_RATE = 1000, 384_000
 def _check_rate(path: Path, rate: int) -> None:
     if not MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE:
         raise AudioError(
-            f"Audio file {str(path)!r} declares a sampling rate of {rate} Hz; expected {MIN_SAMPLING_RATE} to "
+            f"Audio file {display_path(path)!r} declares a sampling rate of {rate} Hz; expected {MIN_SAMPLING_RATE} to "
             f"{MAX_SAMPLING_RATE} Hz. Its header is probably corrupt: re-export it (e.g. at 16000 Hz)."
         )
 
 
+#: Largest absolute sample accepted after decoding (full scale is 1.0). Integer PCM decodes within [-1, 1);
+#: float files may go beyond it (headroom of a mix: the bad-input corpus's float_overrange clip peaks at
+#: 4.0, +12 dB) but nothing recorded lies 80 dB over full scale. Far beyond (3e38 in a float WAV, 4e18 in a
+#: 64-bit file) the feature extractors' float32 mean and variance overflow and the model answers NaN. The
+#: recognizer refuses non-finite outputs in any case (EmotionRecognizer.result); refusing the samples here
+#: as well is the first line of defence because only the decoder knows the file: lenient corpus loading,
+#: which decodes every clip, then skips the file and names it, and batch jobs get an error naming it.
+MAX_ABS_SAMPLE = 1e4
+
+
+def check_samples(wave: np.ndarray, what: str) -> None:
+    """Refuse decoded samples that are NaN, infinite, or beyond :data:`MAX_ABS_SAMPLE`.
+
+    Args:
+        wave: Decoded samples (any shape).
+        what: What they are, for the message, e.g. ``"Audio file 'a.wav'"``.
+
+    Raises:
+        AudioError: naming ``what`` and the fix.
+    """
+    if not np.isfinite(wave).all():
+        raise AudioError(f"{what} contains NaN or infinite samples. Re-export it from the source recording.")
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    if peak > MAX_ABS_SAMPLE:
+        raise AudioError(
+            f"{what} has samples as large as {peak:.3g}, where full scale is 1.0 (at most {MAX_ABS_SAMPLE:g} is "
+            f"accepted); its data is corrupt or not audio. Re-export it from the source recording, scaled to [-1, 1]."
+        )
+
+
+def _soundfile_name(path: Path) -> str | bytes:
+    # soundfile encodes a str name as UTF-8, which fails for a name that is not UTF-8 (decoded with
+    # surrogateescape); its raw bytes open it. UTF-8 names stay str, so libsndfile's messages read as before.
+    text = os.fspath(path)
+    return text if is_utf8(text) else os.fsencode(text)
+
+
 def _check_is_file(path: Path) -> None:
     if not path.exists():
-        raise AudioError(f"Audio file {str(path)!r} does not exist. Check the path or the corpus --data-dir.")
+        raise AudioError(f"Audio file {display_path(path)!r} does not exist. Check the path or the corpus --data-dir.")
     if path.is_dir():
         raise AudioError(
-            f"Audio path {str(path)!r} is a directory, expected an audio file. Pass the files inside it instead."
+            f"Audio path {display_path(path)!r} is a directory, expected an audio file. Pass the files inside it instead."
         )
     if not path.is_file():
         # A FIFO or device named like audio: opening it for reading could block forever.
         raise AudioError(
-            f"Audio path {str(path)!r} is not a regular file (a FIFO, socket or device). Pass an audio file instead."
+            f"Audio path {display_path(path)!r} is not a regular file (a FIFO, socket or device). Pass an audio file instead."
         )
     if path.stat().st_size == 0:
-        raise AudioError(f"Audio file {str(path)!r} is empty (0 bytes). Re-export or remove it.")
+        raise AudioError(f"Audio file {display_path(path)!r} is empty (0 bytes). Re-export or remove it.")
     if not os.access(path, os.R_OK):
         raise AudioError(
-            f"Audio file {str(path)!r} cannot be read (permission denied). Fix its permissions, e.g. `chmod a+r FILE`."
+            f"Audio file {display_path(path)!r} cannot be read (permission denied). Fix its permissions, e.g. `chmod a+r FILE`."
         )
 
 
@@ -111,14 +149,14 @@ def audio_info(path: PathLike) -> AudioInfo:
     path = Path(path)
     _check_is_file(path)
     try:
-        info = sf.info(str(path))
+        info = sf.info(_soundfile_name(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise AudioError(
-            f"Cannot read {str(path)!r} as audio ({err}). Expected a format libsndfile decodes "
+            f"Cannot read {display_path(path)!r} as audio ({err}). Expected a format libsndfile decodes "
             f"(WAV, FLAC, OGG, MP3, AIFF, ...); convert the file, e.g. `ffmpeg -i IN -ar 16000 OUT.wav`."
         ) from err
     if info.frames <= 0:
-        raise AudioError(f"Audio file {str(path)!r} has a header but no samples. Re-export or remove it.")
+        raise AudioError(f"Audio file {display_path(path)!r} has a header but no samples. Re-export or remove it.")
     _check_rate(path, int(info.samplerate))
     return AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames), str(info.subtype))
 
@@ -150,12 +188,12 @@ def check_clip_duration(
     seconds = info.duration
     if min_duration is not None and seconds < min_duration:
         raise AudioError(
-            f"Audio file {info.path!r} is too short for an emotion clip: {seconds * 1000:.0f} ms, expected at least "
+            f"Audio file {display_path(info.path)!r} is too short for an emotion clip: {seconds * 1000:.0f} ms, expected at least "
             f"{min_duration * 1000:.0f} ms (speech encoders need 25 ms for one frame). Remove it, or pad it."
         )
     if max_duration is not None and seconds > max_duration:
         raise AudioError(
-            f"Audio file {info.path!r} is too long for one emotion clip: {seconds:.1f} s, expected at most "
+            f"Audio file {display_path(info.path)!r} is too long for one emotion clip: {seconds:.1f} s, expected at most "
             f"{max_duration:g} s. Cut it into utterances, or score it in windows with "
             f"EmotionRecognizer.predict_long."
         )
@@ -172,19 +210,16 @@ def decode(path: PathLike) -> tuple[np.ndarray, int]:
     path = Path(path)
     _check_is_file(path)
     try:
-        wave, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        wave, rate = sf.read(_soundfile_name(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
         raise AudioError(
-            f"Cannot decode {str(path)!r} ({err}). Expected a complete file in a format libsndfile reads "
+            f"Cannot decode {display_path(path)!r} ({err}). Expected a complete file in a format libsndfile reads "
             f"(WAV, FLAC, OGG, MP3, ...); re-export or convert it."
         ) from err
     if wave.shape[0] == 0:
-        raise AudioError(f"Audio file {str(path)!r} decodes to 0 samples. Re-export or remove it.")
+        raise AudioError(f"Audio file {display_path(path)!r} decodes to 0 samples. Re-export or remove it.")
     _check_rate(path, int(rate))
-    if not np.isfinite(wave).all():
-        raise AudioError(
-            f"Audio file {str(path)!r} contains NaN or infinite samples. Re-export it from the source recording."
-        )
+    check_samples(wave, f"Audio file {display_path(path)!r}")
     return wave, int(rate)
 
 
@@ -211,7 +246,7 @@ def load_audio(path: PathLike, sampling_rate: int = 16000) -> np.ndarray:
     wave = resample(to_mono(decoded), rate, sampling_rate)
     if wave.size == 0:
         raise AudioError(
-            f"Audio file {str(Path(path))!r} is too short to use: its {len(decoded)} frame(s) at {rate} Hz leave no "
+            f"Audio file {display_path(path)!r} is too short to use: its {len(decoded)} frame(s) at {rate} Hz leave no "
             f"sample at {sampling_rate} Hz. Remove it, or re-export a longer clip."
         )
     return wave

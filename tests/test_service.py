@@ -412,6 +412,65 @@ def test_stream_limits(recognizer):
             assert _collect(ws) == [{"type": "done", "seconds": pytest.approx(0.01)}]
 
 
+# ------------------------------------------------------------------------- absurd samples, NaN outputs
+
+
+def _raw_messages(ws) -> list[str]:
+    """The text frames of a stream up to its "done" or "error", unparsed: NaN must never be in them."""
+    texts = []
+    while True:
+        texts.append(ws.receive_text())
+        if json.loads(texts[-1])["type"] in ("done", "error"):
+            return texts
+
+
+def test_absurd_samples_get_a_422_not_a_nan_score(client):
+    huge = voice(1.0)
+    huge[::100] = 3e38
+    assert_error(upload(client, wav_bytes(huge, subtype="FLOAT"), name="huge.wav"), 422, "'huge.wav'",
+                 "samples as large as 3e+38")
+    assert_error(client.post("/predict/pcm", content=huge.astype("<f4").tobytes(),
+                             params={"sampling_rate": RATE, "dtype": "float32"}), 422, "samples as large as 3e+38")
+    files = [("files", ("ok.wav", wav_bytes(voice(1.0)), "a")), ("files", ("huge.wav", wav_bytes(huge, subtype="FLOAT"), "a"))]
+    assert_error(client.post("/predict/batch", files=files), 422, "files[1]", "samples as large as")
+    error, code = _stream_error(client, '{"sampling_rate": 16000, "dtype": "float32"}', huge.astype("<f4").tobytes())
+    assert error["type"] == "error" and "samples as large as 3e+38" in error["detail"] and code == 1003
+
+
+def test_a_non_finite_model_output_is_a_422_never_a_200(client, recognizer, monkeypatch):
+    real = recognizer.predict_waves
+
+    def predict_waves(waves, progress=False):  # NaN for loud clips, as a real model answers 3e38 samples
+        rows = np.array(real(waves, progress), dtype=np.float32)
+        rows[[float(np.abs(w).max()) > 0.6 for w in waves]] = np.nan
+        return rows
+
+    monkeypatch.setattr(recognizer, "predict_waves", predict_waves)
+    quiet, loud = voice(1.0, seed=1), np.clip(voice(1.0, seed=2) * 2, -0.99, 0.99)
+    assert upload(client, wav_bytes(quiet)).status_code == 200  # batch-mates of a NaN clip are unaffected
+    assert_error(upload(client, wav_bytes(loud), name="loud.wav"), 422, "'loud.wav'", "not finite")
+    assert_error(upload(client, wav_bytes(loud), name="loud.wav", timeline="true", window=0.5, hop=0.5), 422,
+                 "not finite")
+    assert_error(client.post("/predict/pcm", content=loud.astype("<f4").tobytes(),
+                             params={"sampling_rate": RATE, "dtype": "float32"}), 422, "not finite")
+    files = [("files", ("quiet.wav", wav_bytes(quiet), "a")), ("files", ("loud.wav", wav_bytes(loud), "a"))]
+    assert_error(client.post("/predict/batch", files=files), 422, "files[1] ('loud.wav')", "not finite")
+    for seconds in (2.5, 0.7):  # a window completed by a frame; the tail window scored on "end"
+        with client.websocket_connect("/stream") as ws:
+            ws.send_text('{"sampling_rate": 16000, "dtype": "float32", "window": 1.0, "hop": 1.0}')
+            assert ws.receive_json()["type"] == "ready"
+            pcm = np.resize(loud, int(seconds * RATE)).astype("<f4")
+            for start in range(0, pcm.size, RATE // 2):
+                ws.send_bytes(pcm[start:start + RATE // 2].tobytes())
+            ws.send_text('{"type": "end"}')
+            texts = _raw_messages(ws)
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_text()
+        for text in texts:  # strict JSON: a bare NaN (what send_json writes for a NaN score) raises here
+            json.loads(text, parse_constant=lambda constant: pytest.fail(f"{constant} in {text}"))
+        assert json.loads(texts[-1])["type"] == "error" and "not finite" in texts[-1] and closed.value.code == 1003
+
+
 # ------------------------------------------------------------------------------- bad-audio corpus
 
 

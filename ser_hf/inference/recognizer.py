@@ -56,6 +56,7 @@ from ser_hf.audio import (
 from ser_hf.errors import AudioError, SERError
 from ser_hf.inference.batch import load_classifier, model_labels, predict_proba
 from ser_hf.inference.onnx_runtime import is_onnx_export
+from ser_hf.paths import display_path
 
 __all__ = ["EmotionRecognizer", "RecognizerStream", "window_level_db"]
 
@@ -74,6 +75,12 @@ def window_level_db(wave: np.ndarray) -> float:
 
 def _peak_db(wave: np.ndarray) -> float:
     return 20.0 * np.log10(max(float(np.max(np.abs(wave))) if wave.size else 0.0, 1e-10))
+
+
+def _describe(item: RecognizerInput, index: int, single: bool) -> str:
+    if isinstance(item, (str, os.PathLike)):
+        return f"Audio file {display_path(item)!r}"
+    return "the audio array" if single else f"the audio array at index {index}"
 
 
 def _check_windowing(window: float, hop: float) -> None:
@@ -235,7 +242,11 @@ class EmotionRecognizer:
     # -------------------------------------------------------------------------------------- prediction
 
     def predict_waves(self, waves: Sequence[np.ndarray], progress: bool = False) -> np.ndarray:
-        """Probabilities ``(len(waves), num_labels)`` of ready arrays (model rate, preprocessing done)."""
+        """Probabilities ``(len(waves), num_labels)`` of ready arrays (model rate, preprocessing done).
+
+        A row is returned as the model gave it, non-finite ones included, so that one bad clip cannot fail the
+        others of its batch (the service batches clips of different requests); :meth:`result` refuses such a row.
+        """
         if not waves:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         probabilities, _ = predict_proba(self.model, list(waves), feature_extractor=self.feature_extractor,
@@ -243,7 +254,22 @@ class EmotionRecognizer:
         return probabilities
 
     def result(self, probabilities: np.ndarray, top_k: int | None = None) -> dict[str, Any]:
-        """``{"label", "score", "scores"}`` from one probability row; ``scores`` holds the top_k, best first."""
+        """``{"label", "score", "scores"}`` from one probability row; ``scores`` holds the top_k, best first.
+
+        Every prediction passes here, so this is where a non-finite output is stopped: it would be NaN in JSON
+        (invalid), ``null`` in a response, or a label chosen among NaNs.
+
+        Raises:
+            AudioError: when the row holds NaN or infinite values (e.g. samples so large that the feature
+                extractor's normalisation overflowed).
+        """
+        probabilities = np.asarray(probabilities)
+        if not np.isfinite(probabilities).all():
+            raise AudioError(
+                "the model's output for this audio is not finite (NaN or infinite probabilities), so it has no "
+                "prediction; its samples are probably absurdly large or otherwise unusable. Check the recording "
+                "(samples are expected within [-1, 1])."
+            )
         order = np.argsort(-probabilities, kind="stable")[: top_k or len(self.labels)]
         scores = {self.labels[i]: float(probabilities[i]) for i in order}
         return {"label": self.labels[order[0]], "score": float(probabilities[order[0]]), "scores": scores}
@@ -276,7 +302,12 @@ class EmotionRecognizer:
         single = not isinstance(inputs, list)
         items = [inputs] if single else inputs
         probabilities = self.predict_waves([self.load(item) for item in items], progress=progress)
-        results = [self.result(row, top_k) for row in probabilities]
+        results = []
+        for index, (item, row) in enumerate(zip(items, probabilities)):
+            try:
+                results.append(self.result(row, top_k))
+            except AudioError as err:
+                raise AudioError(f"{_describe(item, index, single)}: {err}") from None
         return results[0] if single else results
 
     def predict_long(self, wave_or_path: RecognizerInput, window: float = 3.0, hop: float = 1.0,
@@ -305,11 +336,14 @@ class EmotionRecognizer:
         windows = [(s, e, wave[s:e]) for s, e in _window_spans(wave.size, win, step)]
         voiced, skipped = self._gate(windows, peak, vad_threshold_db)
         probabilities = self.predict_waves([self.prepare(w) for _, _, w in voiced])
-        timeline = [self._window_result(s, e, row, top_k) for (s, e, _), row in zip(voiced, probabilities)]
-        overall = None
-        if len(voiced):
-            weights = np.array([e - s for s, e, _ in voiced], dtype=np.float64)
-            overall = self.result((weights @ probabilities.astype(np.float64)) / weights.sum(), top_k)
+        try:
+            timeline = [self._window_result(s, e, row, top_k) for (s, e, _), row in zip(voiced, probabilities)]
+            overall = None
+            if len(voiced):
+                weights = np.array([e - s for s, e, _ in voiced], dtype=np.float64)
+                overall = self.result((weights @ probabilities.astype(np.float64)) / weights.sum(), top_k)
+        except AudioError as err:
+            raise AudioError(f"{_describe(wave_or_path, 0, True)}: {err}") from None
         rate = self.sampling_rate
         return {"timeline": timeline, "skipped": [[s / rate, e / rate] for s, e, _ in skipped],
                 "overall": overall, "duration": wave.size / rate}

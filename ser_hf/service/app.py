@@ -108,10 +108,11 @@ class _Service:
                 return Prediction(**overall, duration=duration, filename=filename, timeline=result["timeline"],
                                   skipped=result["skipped"])
             prepared = await run_in_threadpool(recognizer.load, (wave, rate))
+            row = await self.runner.predict_clip(prepared)
+            # result() refuses a non-finite output: a 422 naming the upload, never a 200 with a null score.
+            return Prediction(**recognizer.result(row, top_k), duration=duration, filename=filename)
         except AudioError as err:
-            raise RequestError(422, str(err)) from err
-        row = await self.runner.predict_clip(prepared)
-        return Prediction(**recognizer.result(row, top_k), duration=duration, filename=filename)
+            raise RequestError(422, _named(filename, err)) from err
 
     def health(self) -> Health:
         admission = self.admission
@@ -120,6 +121,11 @@ class _Service:
                       waiting=admission.waiting if admission else 0, streams=self.state["streams"],
                       forward_passes=self.runner.batches, batched_clips=self.runner.batched_clips,
                       limits=self.settings.public())
+
+
+def _named(filename: str | None, err: AudioError) -> str:
+    # The recognizer's messages say "the audio array" (it decodes from memory): say which upload it was.
+    return f"{'file ' + repr(filename)[:82] if filename else 'the audio'}: {err}"
 
 
 def _validation_message(err: RequestValidationError) -> str:
@@ -219,8 +225,12 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
                 except AudioError as err:
                     raise RequestError(422, f"files[{index}] ({upload.filename!r:.80}): {err}") from err
             rows = await service.runner.predict_clips([wave for _, _, wave in clips])
-        results = [Prediction(**service.recognizer.result(row, top_k), duration=duration, filename=name)
-                   for (name, duration, _), row in zip(clips, rows)]
+        results = []
+        for index, ((name, duration, _), row) in enumerate(zip(clips, rows)):
+            try:
+                results.append(Prediction(**service.recognizer.result(row, top_k), duration=duration, filename=name))
+            except AudioError as err:
+                raise RequestError(422, f"files[{index}] ({name!r:.80}): {err}") from err
         return BatchResponse(results=results)
 
 

@@ -25,6 +25,7 @@ import re
 import numpy as np
 import soundfile as sf
 
+from ser_hf.audio import MAX_ABS_SAMPLE
 from ser_hf.service.settings import ServiceSettings
 
 __all__ = ["PCM_DTYPES", "RequestError", "check_rate", "decode_pcm", "decode_upload", "pcm_to_float"]
@@ -95,6 +96,11 @@ def _check_size(size: int, settings: ServiceSettings, what: str) -> None:
 def _check_finite(wave: np.ndarray, what: str) -> None:
     if not np.isfinite(wave).all():
         raise RequestError(422, f"{what} holds NaN or infinite samples; send finite samples (floats in [-1, 1]).")
+    # Finite but absurd samples (3e38) make the model answer NaN: refused as the file decoder refuses them.
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    if peak > MAX_ABS_SAMPLE:
+        raise RequestError(422, f"{what} has samples as large as {peak:.3g}, where full scale is 1.0 (at most "
+                                f"{MAX_ABS_SAMPLE:g} is accepted); send samples scaled to [-1, 1].")
 
 
 def decode_upload(data: bytes, filename: str | None, settings: ServiceSettings) -> tuple[np.ndarray, int]:
@@ -110,7 +116,7 @@ def decode_upload(data: bytes, filename: str | None, settings: ServiceSettings) 
 
     Raises:
         RequestError: 400 (empty), 413 (too many bytes or seconds), 415 (not audio), 422 (no samples,
-            damaged, NaN samples or an absurd sampling rate).
+            damaged, NaN or absurdly large samples, or an absurd sampling rate).
     """
     what = f"file {_name(filename)}"
     _check_size(len(data), settings, what)

@@ -113,6 +113,12 @@ def parse_config(text: str) -> StreamConfig:
     return StreamConfig(rate, dtype, channels, float(window), float(hop), top_k, vad)
 
 
+async def _send(ws: WebSocket, message: dict[str, Any]) -> None:
+    # Strict JSON (send_json would write a NaN as the bare word NaN, which JSON parsers reject): a non-finite
+    # number here is a server bug, reported as such (1011) instead of reaching the client.
+    await ws.send_text(json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False))
+
+
 async def _receive(ws: WebSocket, settings: ServiceSettings) -> dict | None:
     try:
         message = await asyncio.wait_for(ws.receive(), settings.stream_idle_timeout)
@@ -125,7 +131,7 @@ async def _stream_audio(ws: WebSocket, config: StreamConfig, recognizer: Any, ru
                         settings: ServiceSettings) -> None:
     stream = recognizer.stream(window=config.window, hop=config.hop, vad_threshold_db=config.vad_threshold_db,
                                top_k=config.top_k, sampling_rate=config.sampling_rate)
-    await ws.send_json({"type": "ready", "labels": recognizer.labels, "sampling_rate": recognizer.sampling_rate,
+    await _send(ws, {"type": "ready", "labels": recognizer.labels, "sampling_rate": recognizer.sampling_rate,
                         "window": config.window, "hop": config.hop})
     received = 0
     while (message := await _receive(ws, settings)) is not None:
@@ -143,10 +149,10 @@ async def _stream_audio(ws: WebSocket, config: StreamConfig, recognizer: Any, ru
                 raise _Close(1008, f"the stream passed the {settings.max_stream_seconds:g}-second limit; start a new one.")
             try:
                 results = await runner.call(stream.push, chunk)
-            except AudioError as err:
+            except AudioError as err:  # also a window whose model output was not finite (result() refuses it)
                 raise _Close(1003, str(err)) from None
             for result in results:
-                await ws.send_json({"type": "window", **result})
+                await _send(ws, {"type": "window", **result})
             continue
         text = message.get("text") or ""
         try:
@@ -157,9 +163,13 @@ async def _stream_audio(ws: WebSocket, config: StreamConfig, recognizer: Any, ru
             raise _Close(1003, f'expected binary PCM frames or the text {{"type": "end"}}, got text {text[:80]!r}.')
         # Audio shorter than the model's minimum would fail in the encoder: end without a tail window.
         too_short = received < settings.min_duration * config.sampling_rate
-        for result in [] if too_short else await runner.call(stream.flush):
-            await ws.send_json({"type": "window", **result})
-        await ws.send_json({"type": "done", "seconds": received / config.sampling_rate})
+        try:
+            results = [] if too_short else await runner.call(stream.flush)
+        except AudioError as err:
+            raise _Close(1003, str(err)) from None
+        for result in results:
+            await _send(ws, {"type": "window", **result})
+        await _send(ws, {"type": "done", "seconds": received / config.sampling_rate})
         await ws.close(1000)
         return
 
@@ -204,7 +214,7 @@ async def _close(ws: WebSocket, code: int, detail: str) -> None:
     if ws.application_state != WebSocketState.CONNECTED or ws.client_state != WebSocketState.CONNECTED:
         return
     try:
-        await ws.send_json({"type": "error", "detail": detail})
+        await _send(ws, {"type": "error", "detail": detail})
         # A close reason is limited to 123 bytes; the full message went in the error frame.
         await ws.close(code, reason=detail.encode()[:120].decode(errors="ignore"))
     except (WebSocketDisconnect, RuntimeError):

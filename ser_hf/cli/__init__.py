@@ -14,6 +14,7 @@ import logging
 import sys
 
 from ser_hf.errors import SERError
+from ser_hf.paths import printable
 
 # Modules under ser_hf.cli, in the order their commands appear in `ser-hf --help`.
 COMMAND_MODULES = ("demo", "data", "models", "train", "evaluate", "predict", "serve", "export", "push", "baseline")
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SERError as err:
-        print(f"ser-hf: error: {err}", file=sys.stderr)
+        print(f"ser-hf: error: {printable(str(err))}", file=sys.stderr)  # a file name that is not UTF-8 too
         return 2
 
 

@@ -7,6 +7,7 @@ import json
 
 from ser_hf.corpora import CORPORA, download_corpus, load_corpus
 from ser_hf.corpora.summary import corpus_summary, format_summary
+from ser_hf.paths import display_path
 from ser_hf.splits import class_counts, corpus_folds, leave_one_speaker_out, speaker_folds, speaker_split
 
 CORPUS_HELP = f"corpus name: {', '.join(CORPORA)}"
@@ -93,7 +94,7 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    print(f"{args.corpus} is in {download_corpus(args.corpus, args.out)}")
+    print(f"{args.corpus} is in {display_path(download_corpus(args.corpus, args.out))}")
     return 0
 
 

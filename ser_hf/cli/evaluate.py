@@ -62,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     from ser_hf.evaluation.run import evaluate_checkpoint, format_notes, parse_label_map
     from ser_hf.models.presets import resolve_model_argument
+    from ser_hf.paths import display_path
 
     label_map = parse_label_map(args.label_map)  # a syntax error fails before any model or audio is loaded
     report = evaluate_checkpoint(
@@ -75,5 +76,5 @@ def run_evaluate(args: argparse.Namespace) -> int:
     notes = format_notes(report)
     if notes:
         print(notes)
-    print(f"reports: {args.out} (report.json, report.md, confusion_matrix.png, per_class.png)")
+    print(f"reports: {display_path(args.out)} (report.json, report.md, confusion_matrix.png, per_class.png)")
     return 0

@@ -22,6 +22,7 @@ import datasets
 from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, check_clip_duration, decode, is_audio_path
 from ser_hf.emotions import EMOTIONS, canonical_emotion, resolve_emotions, sort_emotions
 from ser_hf.errors import CorpusError, SERError
+from ser_hf.paths import display_path, is_utf8, printable
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ BASE_COLUMNS = ("audio", "label", "speaker", "gender", "duration", "corpus")
 
 # Show this many problems in an error message; the rest are counted.
 _MAX_LISTED = 10
+# A datasets column is Arrow UTF-8 text: a name that is not UTF-8 (surrogate-escaped by Python) cannot be stored.
+_NOT_UTF8 = ("its file name is not valid UTF-8, and a datasets column holds UTF-8 text only. Rename it to UTF-8 "
+             "(e.g. `convmv -f latin1 -t utf8 --notest FILE`).")
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+        return f"{display_path(self.path)}: {printable(self.reason)}"  # printable even for names that are not UTF-8
 
 
 @dataclass
@@ -200,6 +204,9 @@ def scan_corpus(
     for clip in (c for c in items if isinstance(c, Clip)):
         if clip.emotion not in EMOTIONS:
             scan.excluded[clip.emotion] += 1
+            continue
+        if not is_utf8(clip.path):
+            scan.problems.append(Problem(clip.path, _NOT_UTF8))
             continue
         try:
             duration = _check_clip(clip.path, check_audio, min_clip_duration, max_clip_duration)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ser_hf.corpora import get_corpus, scan
 from ser_hf.corpora.base import to_dataset
+from ser_hf.paths import display_path, path_fields, printable
 
 
 def corpus_summary(
@@ -27,7 +28,8 @@ def corpus_summary(
         A JSON-serialisable dict with ``corpus``, ``data_dir``, ``num_clips``, ``num_speakers``,
         ``labels`` (emotion -> count), ``speakers`` (speaker -> count), ``genders``, ``hours``,
         ``duration_seconds`` (min/median/max/mean), ``unreadable`` (path and reason of each file that
-        could not be used) and ``excluded`` (label -> count of clips left out by label).
+        could not be used; a name that is not UTF-8 is shown with ``\\xNN`` escapes and also given exactly in
+        ``path_base64``, see :mod:`ser_hf.paths`) and ``excluded`` (label -> count of clips left out by label).
     """
     corpus = get_corpus(name)
     label_map = corpus.default_label_map if label_map is None else label_map
@@ -38,7 +40,7 @@ def corpus_summary(
     labels = Counter(names[i] for i in dataset["label"])
     return {
         "corpus": name,
-        "data_dir": result.root,
+        "data_dir": display_path(result.root),
         "num_clips": len(dataset),
         "num_speakers": len({s for s in dataset["speaker"] if s}),
         "labels": {emotion: labels[emotion] for emotion in names},
@@ -51,7 +53,8 @@ def corpus_summary(
             "max": round(float(durations.max()), 3),
             "mean": round(float(durations.mean()), 3),
         },
-        "unreadable": [{"path": p.path, "reason": p.reason} for p in result.problems],
+        # Paths as ser_hf.paths writes them: printable, with path_base64 for a name that is not UTF-8.
+        "unreadable": [{**path_fields(p.path), "reason": printable(p.reason)} for p in result.problems],
         "excluded": dict(result.excluded),
     }
 

@@ -467,7 +467,7 @@ def test_a_non_finite_model_output_is_a_422_never_a_200(client, recognizer, monk
             with pytest.raises(WebSocketDisconnect) as closed:
                 ws.receive_text()
         for text in texts:  # strict JSON: a bare NaN (what send_json writes for a NaN score) raises here
-            json.loads(text, parse_constant=lambda constant: pytest.fail(f"{constant} in {text}"))
+            json.loads(text, parse_constant=lambda constant: pytest.fail(f"bare {constant} in a stream message"))
         assert json.loads(texts[-1])["type"] == "error" and "not finite" in texts[-1] and closed.value.code == 1003
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import logging
 import os
 import re
@@ -66,7 +65,7 @@ def run_inputs(root: Path, include_long: bool) -> tuple[list, dict]:
     from ser_hf.baseline.features import FeatureConfig
     from ser_hf.corpora import load_corpus
     from ser_hf.evaluation.run import evaluate_checkpoint
-    from ser_hf.inference.jobs import predict_files
+    from ser_hf.inference.jobs import predict_files, read_records
     from ser_hf.models.factory import build_model, save_checkpoint
     from ser_hf.testing.bad_audio import make_bad_inputs
     from ser_hf.testing.corpora import make_corpus_tree
@@ -158,7 +157,7 @@ def run_inputs(root: Path, include_long: bool) -> tuple[list, dict]:
     inputs = [case for case in quick if case.name != "directory"]
     out = root / "predictions.jsonl"
     predict_files(checkpoint, [str(c.path) for c in inputs], out, progress=False)
-    records = {r["path"]: r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+    records = {r["path"]: r for r in read_records(out)}
     for case in inputs:
         record = records[str(case.path)]
         error = record.get("error")

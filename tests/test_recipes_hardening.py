@@ -31,8 +31,9 @@ def _write(tmp_path, name: str, text: str):
 # --- YAML aliases --------------------------------------------------------------------------------------
 
 def _laughs(levels: int, width: int = 9) -> str:
-    lines = [f"a0: &a0 [{', '.join(['lol'] * width)}]"]
-    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+    """One valid key whose list nests aliases ``levels`` deep: ``width ** levels`` values once expanded."""
+    lines = ["gain_db:", f"  - &a0 [{', '.join(['1'] * width)}]"]
+    lines += [f"  - &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
     return "\n".join(lines) + "\n"
 
 

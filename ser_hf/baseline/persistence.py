@@ -33,6 +33,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
+import typing
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -50,6 +52,8 @@ from ser_hf.baseline.classifiers import fit_classifier, probabilities_for
 from ser_hf.baseline.crossval import corpus_name, dataset_features
 from ser_hf.baseline.features import FEATURES_VERSION, FeatureConfig, extract_features, feature_names
 from ser_hf.errors import AudioError, ModelError
+from ser_hf.models.checkpoint_check import MAX_LABELS, read_json
+from ser_hf.ranges import Range, check_value
 from ser_hf.splits import speakers_of
 
 __all__ = ["CONFIG_NAME", "MODEL_NAME", "TRUSTED_TYPES", "BaselineModel", "load_baseline", "train_baseline"]
@@ -229,6 +233,74 @@ def _version(name: str) -> str | None:
         return None
 
 
+_FIX = "Save the model again with BaselineModel.save (or `ser-hf baseline ... --save-model`), or restore the file."
+
+#: Bounds on settings read back from baseline_config.json. The dataclasses accept anything consistent, but an
+#: edited file must not make prediction allocate a billion mel bands or resample to a terahertz.
+SETTING_LIMITS: dict[str, Range] = {
+    "sampling_rate": Range(1000, 384000, integer=True), "frame_ms": Range(1, 1000), "hop_ms": Range(0.1, 1000),
+    "n_fft": Range(16, 65536, integer=True), "n_mfcc": Range(1, 256, integer=True),
+    "mfcc_delta_order": Range(0, 2, integer=True), "delta_width": Range(3, 99, integer=True),
+    "n_mels": Range(1, 512, integer=True), "contrast_bands": Range(1, 16, integer=True),
+    "contrast_fmin": Range(1, 192000), "f0_min": Range(1, 192000), "f0_max": Range(1, 192000),
+    "pitch_frame_ms": Range(1, 1000), "voicing_threshold": Range(0, 1), "voicing_db": Range(0, 400),
+    "trim_db": Range(0, 400, low_open=True), "denoise": Range(0, 1), "target_dbfs": Range(-400, 0),
+    "min_duration": Range(0, 3600), "max_duration": Range(0, 3600, low_open=True),
+}
+
+
+def _is_a(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a FeatureConfig / AudioPreprocessor annotation (lists stand for tuples)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_a(value, option) for option in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin is tuple:
+        return isinstance(value, (list, str)) and all(isinstance(item, str) for item in value)
+    if hint is type(None):
+        return value is None
+    if isinstance(value, bool) or hint is bool:
+        return isinstance(value, bool) and hint is bool
+    return isinstance(value, hint) or (hint is float and isinstance(value, int))
+
+
+def _settings(cls: type, values: Any, path: Path, key: str):
+    """``cls(**values)`` for a settings dataclass read from ``path``, every field's type and bounds checked."""
+    if not isinstance(values, dict):
+        raise ModelError(f"{str(path)!r}: {key} must be an object, found {type(values).__name__}. {_FIX}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise ModelError(f"{str(path)!r}: {key} has unknown settings {unknown}; expected some of {sorted(hints)}. {_FIX}")
+    for name, value in values.items():
+        if not _is_a(value, hints[name]):
+            hint = hints[name]
+            kind = str(hint).replace("typing.", "") if typing.get_origin(hint) else hint.__name__
+            raise ModelError(f"{str(path)!r}: {key}.{name} is {value!r}, expected {kind}. {_FIX}")
+        try:
+            check_value(f"{key}.{name}", value, SETTING_LIMITS.get(name), ModelError)
+        except ModelError as err:
+            raise ModelError(f"{str(path)!r}: {err} {_FIX}") from None
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:  # the dataclasses' own consistency checks (AudioError is a ValueError)
+        raise ModelError(f"{str(path)!r}: {key} is inconsistent ({err}). {_FIX}") from None
+
+
+def _check_fields(config: dict[str, Any], path: Path) -> None:
+    labels = config.get("labels")
+    if (not isinstance(labels, list) or not 2 <= len(labels) <= MAX_LABELS
+            or not all(isinstance(label, str) and label for label in labels) or len(set(labels)) != len(labels)):
+        raise ModelError(f"{str(path)!r}: labels must be a list of at least two distinct names, found "
+                         f"{str(labels)[:200]}. {_FIX}")
+    expected = {"classifier": (str, type(None)), "best_params": dict, "metadata": dict, "num_features": int,
+                "features_version": int}
+    for key, kind in expected.items():
+        if key in config and (not isinstance(config[key], kind) or isinstance(config[key], bool)):
+            raise ModelError(f"{str(path)!r}: {key} is {str(config[key])[:100]!r}, of the wrong type. {_FIX}")
+
+
 def _read_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG_NAME
     if not (folder / MODEL_NAME).is_file() or not path.is_file():
@@ -237,22 +309,44 @@ def _read_config(folder: Path) -> dict[str, Any]:
             f"{str(folder)!r} is not a saved baseline: expected {MODEL_NAME} and {CONFIG_NAME}, found {found}. "
             f"Save one with BaselineModel.save or `ser-hf baseline ... --save-model`."
         )
-    config = json.loads(path.read_text(encoding="utf-8"))
+    config = read_json(path, fix=_FIX)
     if config.get("format") != _FORMAT or config.get("format_version") != _FORMAT_VERSION:
         raise ModelError(
             f"{str(path)!r}: expected format {_FORMAT!r} version {_FORMAT_VERSION}, found "
             f"{config.get('format')!r} version {config.get('format_version')!r}; re-save it with this ser_hf."
         )
-    if config["features_version"] != FEATURES_VERSION:
+    if config.get("features_version") != FEATURES_VERSION:
         raise ModelError(
-            f"{str(path)!r} was trained on features version {config['features_version']}, but this ser_hf computes "
-            f"version {FEATURES_VERSION}, so its inputs would differ; retrain it with this ser_hf."
+            f"{str(path)!r} was trained on features version {config.get('features_version')!r}, but this ser_hf "
+            f"computes version {FEATURES_VERSION}, so its inputs would differ; retrain it with this ser_hf."
         )
+    _check_fields(config, path)
     saved, here = config.get("versions", {}).get("scikit-learn"), _version("scikit-learn")
     if saved != here:
         warnings.warn(f"{str(path)!r} was saved with scikit-learn {saved}; this is {here}. Predictions may differ; "
                       f"retrain if they look wrong.", UserWarning, stacklevel=3)
     return config
+
+
+#: A skops file is a zip archive whose members skops reads whole; one that inflates far beyond its size is a
+#: zip bomb. skops stores (does not compress) by default, so real files inflate by ~1x.
+MAX_INFLATION = 100
+_MIN_INFLATED_LIMIT = 256 * 2**20
+
+
+def _check_archive(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip: _load_pipeline's skops check names the problem
+    inflated = sum(member.file_size for member in members)
+    limit = max(_MIN_INFLATED_LIMIT, MAX_INFLATION * path.stat().st_size)
+    if inflated > limit or len(members) > 1_000_000:
+        raise ModelError(
+            f"{str(path)!r} is a {path.stat().st_size}-byte archive of {len(members)} members that would inflate to "
+            f"{inflated} bytes (at most {limit} accepted): not a model skops writes. {_FIX}"
+        )
 
 
 def _load_pipeline(path: Path, trusted: Sequence[str]) -> Pipeline:
@@ -263,6 +357,7 @@ def _load_pipeline(path: Path, trusted: Sequence[str]) -> Pipeline:
             f"load_baseline(trusted={trusted!r}): pass a list of type names (e.g. "
             f"['sklearn.tree._tree.Tree']); trusting everything is not supported."
         )
+    _check_archive(path)
     try:
         found = skops.io.get_untrusted_types(file=path)
     except (zipfile.BadZipFile, KeyError, ValueError) as err:  # ValueError covers a corrupt schema.json
@@ -306,17 +401,30 @@ def load_baseline(directory: str | os.PathLike, trusted: Sequence[str] = ()) -> 
     """
     folder = Path(directory).expanduser()
     config = _read_config(folder)
+    path = folder / CONFIG_NAME
+    feature_config = _settings(FeatureConfig, config.get("feature_config"), path, "feature_config")
+    preprocessor = _settings(AudioPreprocessor, config.get("preprocessor"), path, "preprocessor")
     pipeline = _load_pipeline(folder / MODEL_NAME, trusted)
     if not set(pipeline.classes_.astype(int)) <= set(range(len(config["labels"]))):
         raise ModelError(
             f"{str(folder)!r}: the classifier's classes {pipeline.classes_.tolist()} do not index the "
             f"{len(config['labels'])} labels {config['labels']} in {CONFIG_NAME}; the files do not belong together."
         )
-    return BaselineModel(
-        pipeline=pipeline, labels=config["labels"], feature_config=FeatureConfig(**config["feature_config"]),
-        preprocessor=AudioPreprocessor(**config["preprocessor"]), classifier=config.get("classifier"),
-        best_params=config.get("best_params", {}), metadata=config.get("metadata", {}),
-    )
+    width = len(feature_names(feature_config))
+    expected = {config.get("num_features", width), getattr(pipeline, "n_features_in_", width)}
+    if expected != {width}:
+        raise ModelError(
+            f"{str(folder)!r}: feature_config in {CONFIG_NAME} gives {width} features, but num_features and the "
+            f"classifier expect {sorted(expected - {width})}; the files do not belong together. {_FIX}"
+        )
+    try:
+        return BaselineModel(
+            pipeline=pipeline, labels=config["labels"], feature_config=feature_config, preprocessor=preprocessor,
+            classifier=config.get("classifier"), best_params=config.get("best_params", {}),
+            metadata=config.get("metadata", {}),
+        )
+    except ModelError as err:
+        raise ModelError(f"{str(path)!r}: {err} {_FIX}") from None
 
 
 def train_baseline(

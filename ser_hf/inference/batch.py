@@ -48,6 +48,7 @@ from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, 
 from ser_hf.audio import AudioPreprocessor, audio_info, load_audio
 from ser_hf.errors import ModelError
 from ser_hf.inference.onnx_runtime import OnnxAudioClassifier, is_onnx_export, load_onnx_classifier
+from ser_hf.models.checkpoint_check import check_checkpoint, check_loading_info
 
 __all__ = ["FIXED_LENGTH_MODEL_TYPES", "batch_padding_is_exact", "load_classifier", "model_labels", "predict_proba"]
 
@@ -111,8 +112,11 @@ def load_classifier(model_dir: str | os.PathLike, device: str | torch.device | N
         :class:`~ser_hf.inference.onnx_runtime.OnnxAudioClassifier` for an ONNX export).
 
     Raises:
-        ModelError: missing directory or files, pickle-only weights, or a config that is not an
-            audio-classification model; the message names the directory and the fix.
+        ModelError: missing directory or files, pickle-only weights, a config that is not an
+            audio-classification model, or files that do not fit together (see
+            :func:`ser_hf.models.checkpoint_check.check_checkpoint`: a missing head, a config describing
+            another model, labels that do not match the classifier, a corrupt safetensors header); the
+            message names the directory and the fix.
 
     Example:
         ```python
@@ -126,10 +130,13 @@ def load_classifier(model_dir: str | os.PathLike, device: str | torch.device | N
     if path.exists() or not _is_hub_id(text):
         _check_directory(path)
         text = str(path)
+    # Config against weights header before anything is allocated: no random head, no config-sized allocation.
+    check_checkpoint(text)
     try:
         # use_safetensors=True: never unpickle weights. trust_remote_code=False, explicitly: its default (None)
         # asks on stdin whether to run a checkpoint's own code, and a "y" from a pipe would run it.
-        model = AutoModelForAudioClassification.from_pretrained(text, use_safetensors=True, trust_remote_code=False)
+        model, info = AutoModelForAudioClassification.from_pretrained(
+            text, use_safetensors=True, trust_remote_code=False, output_loading_info=True)
         feature_extractor = AutoFeatureExtractor.from_pretrained(text, trust_remote_code=False)
     except (OSError, ValueError) as err:
         reason = " ".join(str(err).split())
@@ -138,6 +145,7 @@ def load_classifier(model_dir: str | os.PathLike, device: str | torch.device | N
             f"({reason}). Pass a directory saved by ser_hf (save_checkpoint) or by an "
             f"AutoModelForAudioClassification; offline, a Hub id must already be in the local cache."
         ) from err
+    check_loading_info(text, info)
     return model.to(device or "cpu").eval(), feature_extractor
 
 

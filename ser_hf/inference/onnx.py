@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig
 
 from ser_hf.errors import ModelError
 from ser_hf.inference.onnx_parity import check_batches, features, logits, max_differences, parity, voiced_clips
@@ -59,6 +58,7 @@ from ser_hf.inference.onnx_runtime import (
     is_onnx_export,
     require_onnxruntime,
 )
+from ser_hf.models.checkpoint_check import load_config
 
 __all__ = ["DEFAULT_OPSET", "ONNX_MODEL_TYPES", "PARITY_TOLERANCE", "QUANTIZE_CHOICES", "export_onnx", "quantize_int8"]
 
@@ -110,7 +110,7 @@ def _dynamic_axes(model_type: str, feature_extractor: Any) -> dict[str, dict[int
 
 
 def _check_supported(model_dir: Path) -> str:
-    config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=False)  # config.json only: fail before loading any weights
+    config = load_config(model_dir)  # config.json only, checked as JSON first: fail before loading any weights
     if config.model_type not in ONNX_MODEL_TYPES:
         raise ModelError(
             f"{model_dir / 'config.json'} has model_type={config.model_type!r}, which ONNX export does not support; "

@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoFeatureExtractor
+from transformers import AutoFeatureExtractor
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ser_hf.errors import ModelError
+from ser_hf.models.checkpoint_check import load_config
 
 __all__ = [
     "EXPORT_RECORD",
@@ -108,7 +109,7 @@ class OnnxAudioClassifier:
         onnxruntime = require_onnxruntime()
         self.onnx_file = Path(onnx_file)
         self.name_or_path = str(self.onnx_file.parent)
-        self.config = AutoConfig.from_pretrained(self.name_or_path, trust_remote_code=False)
+        self.config = load_config(self.name_or_path)  # JSON and labels checked before transformers reads it
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = num_threads or torch.get_num_threads()
         try:
@@ -119,6 +120,13 @@ class OnnxAudioClassifier:
                 f"{self.onnx_file} could not be loaded by onnxruntime {onnxruntime.__version__} ({err}). Export it "
                 f"again with `ser-hf export-onnx`, or upgrade onnxruntime if the file needs a newer opset."
             ) from err
+        classes = self.session.get_outputs()[0].shape[-1]
+        if isinstance(classes, int) and classes != self.config.num_labels:
+            raise ModelError(
+                f"{self.onnx_file} outputs {classes} logits per clip, but {self.onnx_file.parent / 'config.json'} names "
+                f"{self.config.num_labels} classes (id2label). The files come from different exports: export again "
+                f"with `ser-hf export-onnx`, or restore the config.json written with this model."
+            )
         inputs = self.session.get_inputs()
         self.input_names = [item.name for item in inputs]
         self._dtypes = {item.name: _ORT_DTYPES.get(item.type, np.float32) for item in inputs}

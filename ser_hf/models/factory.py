@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -52,6 +51,14 @@ from transformers import (
 
 from ser_hf.emotions import EMOTIONS
 from ser_hf.errors import ModelError
+from ser_hf.models.checkpoint_check import (
+    CONFIG_ERRORS,
+    check_checkpoint,
+    check_config_file,
+    check_loading_info,
+    checkpoint_directory,
+    load_config,
+)
 from ser_hf.ranges import COUNT, PROBABILITY, Range, check_ranges
 
 __all__ = [
@@ -237,13 +244,14 @@ def _config_from_directory(directory: Path) -> PretrainedConfig:
             f"save_pretrained() (config.json, model.safetensors, preprocessor_config.json); point to that "
             f"directory, or for Whisper prepare a preset first (ser_hf.models.presets.prepare_preset)."
         )
-    model_type = json.loads(config_file.read_text()).get("model_type")
+    # Checked as JSON first: transformers would build an id2label dict of any num_labels, and crash on bad JSON.
+    model_type = check_config_file(directory, labels=False).get("model_type")
     if model_type not in _ARCHITECTURES:
         raise ModelError(
             f"Checkpoint {str(directory)!r}: config.json has model_type={model_type!r}, which ser_hf does not "
             f"support. Supported model types: {_SUPPORTED}."
         )
-    return AutoConfig.from_pretrained(directory, trust_remote_code=False)
+    return load_config(directory, labels=False)
 
 
 def load_backbone_config(checkpoint: str | os.PathLike) -> PretrainedConfig:
@@ -272,11 +280,14 @@ def load_backbone_config(checkpoint: str | os.PathLike) -> PretrainedConfig:
             f"checkpoint {str(checkpoint)!r} is not an existing directory, nor a valid Hub id ('name' or "
             f"'org/name'). Check the path. Supported model types: {_SUPPORTED}."
         ) from None
+    snapshot = checkpoint_directory(checkpoint)
+    if snapshot is not None:
+        check_config_file(snapshot, labels=False)
     try:
         # trust_remote_code=False, not the default None: with None, transformers asks on stdin whether to run a
         # checkpoint's custom code, and a "y" (or a piped one) would run it.
         config = AutoConfig.from_pretrained(str(checkpoint), trust_remote_code=False)
-    except (OSError, ValueError) as err:
+    except CONFIG_ERRORS as err:
         reason = " ".join(str(err).split())  # one line, so the message reads (and matches) as a whole
         raise ModelError(
             f"checkpoint {str(checkpoint)!r} is not a local directory and could not be loaded as a Hub id ({reason}). "
@@ -450,12 +461,14 @@ def _load_weights(checkpoint: str | os.PathLike, config: PretrainedConfig, optio
             f"which need no pickle. Convert a checkpoint you trust once with "
             f"`AutoModel.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)`."
         )
+    # Before anything is allocated: the (possibly edited) config must describe the weights on disk.
+    check_checkpoint(checkpoint, config=config, backbone=True)
     try:
         # ignore_mismatched_sizes: a previous classifier's head may have another number of labels or projector
-        # size; only head shapes can differ, since the body config comes unchanged from the same checkpoint.
-        return AutoModelForAudioClassification.from_pretrained(
+        # size; check_loading_info refuses any other layer that would be left random.
+        model, info = AutoModelForAudioClassification.from_pretrained(
             str(checkpoint), config=config, ignore_mismatched_sizes=True, use_safetensors=True,
-            trust_remote_code=False, **{_DTYPE_ARG: _DTYPES[options.dtype]},
+            trust_remote_code=False, output_loading_info=True, **{_DTYPE_ARG: _DTYPES[options.dtype]},
         )
     except OSError as err:
         reason = " ".join(str(err).split())
@@ -463,6 +476,8 @@ def _load_weights(checkpoint: str | os.PathLike, config: PretrainedConfig, optio
             f"Checkpoint {str(checkpoint)!r}: no usable safetensors weights ({reason}). ser_hf loads only safetensors; "
             f"pass a checkpoint that has model.safetensors."
         ) from err
+    check_loading_info(checkpoint, info, backbone=True)
+    return model
 
 
 def build_model(checkpoint: str | os.PathLike, labels: Sequence[str], options: ModelOptions | None = None):

@@ -1,0 +1,501 @@
+"""Check a checkpoint's files against each other before any weights are allocated, and after loading.
+
+A damaged or edited checkpoint must fail with a :class:`~ser_hf.errors.ModelError` naming the file and the
+fix, never load wrongly:
+
+- weights missing from ``model.safetensors`` (a classifier without ``classifier.weight`` / ``projector.*``)
+  would be initialised at random by ``from_pretrained``: a model that predicts different labels each run;
+- a ``config.json`` edit (``encoder_layers: 4000``, a huge ``hidden_size`` or ``num_labels``) would make
+  ``from_pretrained`` allocate the model it describes, tens of GB, before noticing the weights do not fit;
+- a truncated ``model.safetensors``, or one whose 8-byte header length claims gigabytes, reaches the parser;
+- labels that do not match the classifier (``id2label`` with 8 names, a 4-row classifier; ids 0 and 5 only).
+
+:func:`check_checkpoint` runs before ``from_pretrained``. It reads only ``config.json`` and the safetensors
+*header* (bounded in size, every tensor's dtype, shape and byte range checked against the file size), then
+builds the model the config describes on PyTorch's ``meta`` device (shapes without memory; construction is
+stopped once it registers more tensors than the file holds, so ``encoder_layers: 4000`` stops after a few
+layers) and compares: the config must not describe more parameters than the file holds, tensors found under
+the same name must have the same shape, and a classifier's head tensors must all be there.
+:func:`check_loading_info` runs after ``from_pretrained(..., output_loading_info=True)`` and refuses any
+weight it reports missing or mismatched (only a new head may be, when a backbone is built).
+:func:`read_json` reads every JSON file beside a model (bounded size, duplicate keys refused).
+
+Example:
+    >>> from ser_hf.models.checkpoint_check import check_checkpoint, safetensors_header
+    >>> check_checkpoint("outputs/rav4")  # doctest: +SKIP
+    >>> safetensors_header("outputs/rav4/model.safetensors")["classifier.weight"].shape  # doctest: +SKIP
+    (4, 256)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ser_hf.errors import ModelError
+
+try:  # transformers 5 configs are strict dataclasses: a wrong type in config.json raises this
+    from huggingface_hub.errors import StrictDataclassError
+except ImportError:  # older huggingface_hub
+    StrictDataclassError = TypeError
+
+__all__ = [
+    "CONFIG_ERRORS",
+    "HEAD_MODULES",
+    "MAX_HEADER_BYTES",
+    "MAX_JSON_BYTES",
+    "MAX_LABELS",
+    "TensorInfo",
+    "check_checkpoint",
+    "check_config_file",
+    "check_loading_info",
+    "checkpoint_directory",
+    "load_config",
+    "checkpoint_tensors",
+    "read_json",
+    "safetensors_header",
+]
+
+WEIGHTS_NAME = "model.safetensors"
+INDEX_NAME = "model.safetensors.index.json"
+#: safetensors' own limit on the JSON header; a length field beyond it (or beyond the file) is refused unread.
+MAX_HEADER_BYTES = 100_000_000
+#: config.json, preprocessor_config.json, ser_hf_run.json...: a few KB each; id2label of AudioSet is ~30 KB.
+MAX_JSON_BYTES = 4 * 2**20
+#: More classes than any audio classification task has; transformers builds id2label for num_labels up front.
+MAX_LABELS = 10_000
+#: Top-level names of the classification head every supported architecture adds to its backbone.
+HEAD_MODULES = ("projector", "classifier", "layer_weights")
+# SpecAugment's learned mask vector: a backbone saved with masking off lacks it, and the classifier creates it.
+_NEW_IN_CLASSIFIER = ("masked_spec_embed",)
+# safetensors dtype -> bits per element (sub-byte float formats included, as the format defines them).
+_DTYPE_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E4M3": 8, "F8_E5M2": 8, "F8_E8M0": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+    "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64,
+    "C64": 64,
+}
+#: What ``AutoConfig.from_pretrained`` raises for a config.json it cannot use (bad values, types, custom code).
+CONFIG_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, StrictDataclassError)
+_RESAVE = ("save it again with ser_hf.models.factory.save_checkpoint (or `ser-hf train`), or restore the file from "
+           "where it came")
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor as a safetensors header describes it."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    file: str
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+# --- JSON --------------------------------------------------------------------------------------------------
+
+def _unique_keys(path: Path):
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) != len(keys):
+            repeated = sorted({key for key in keys if keys.count(key) > 1})
+            raise ModelError(f"{path}: key(s) {repeated} appear more than once; JSON readers would silently keep "
+                             f"one of them. Keep one of each.")
+        return dict(pairs)
+
+    return build
+
+
+def read_json(path: str | os.PathLike, *, fix: str, max_bytes: int = MAX_JSON_BYTES, data: bytes | None = None) -> dict:
+    """A JSON object from ``path``: size bounded, valid UTF-8 JSON, no duplicate keys, an object at the top.
+
+    Args:
+        path: The file (also named in errors when ``data`` is given).
+        fix: What the user should do when the file is unusable, ending the error message.
+        max_bytes: Largest accepted file.
+        data: The file's bytes, when already read.
+
+    Raises:
+        ModelError: naming the file, what is wrong with it, and ``fix``.
+    """
+    path = Path(path)
+    size = len(data) if data is not None else path.stat().st_size
+    if size > max_bytes:
+        raise ModelError(f"{path} is {size} bytes, more than the {max_bytes} a settings file can need. {fix}")
+    try:
+        text = (data if data is not None else path.read_bytes()).decode("utf-8")
+        value = json.loads(text, object_pairs_hook=_unique_keys(path))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"{path} is not valid JSON ({err}). {fix}") from None
+    except RecursionError:
+        raise ModelError(f"{path} nests values too deeply to be a settings file. {fix}") from None
+    if not isinstance(value, dict):
+        raise ModelError(f"{path} must hold a JSON object, found {type(value).__name__}. {fix}")
+    return value
+
+
+# --- safetensors headers -----------------------------------------------------------------------------------
+
+def _tensor(path: Path, name: str, entry: Any, data_size: int) -> tuple[TensorInfo, int, int]:
+    where = f"{path}: tensor {name!r}"
+    if not isinstance(entry, dict) or set(entry) - {"dtype", "shape", "data_offsets"}:
+        raise ModelError(f"{where} is described by {entry!r}, not {{dtype, shape, data_offsets}}. The file is corrupt: "
+                         f"{_RESAVE}.")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in _DTYPE_BITS:
+        raise ModelError(f"{where} has dtype {dtype!r}; safetensors dtypes are {sorted(_DTYPE_BITS)}. {_RESAVE}.")
+    if not isinstance(shape, list) or not all(type(dim) is int and dim >= 0 for dim in shape):
+        raise ModelError(f"{where} has shape {shape!r}; expected a list of non-negative integers. {_RESAVE}.")
+    if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1]):
+        raise ModelError(f"{where} has data_offsets {offsets!r}; expected [begin, end] with 0 <= begin <= end. "
+                         f"{_RESAVE}.")
+    begin, end = offsets
+    if end > data_size:
+        raise ModelError(
+            f"{path} is truncated: tensor {name!r} ends at byte {end} of the data, but the file holds only "
+            f"{data_size} bytes of data. The download or copy was cut short: fetch or copy it again."
+        )
+    info = TensorInfo(dtype, tuple(shape), str(path))
+    if info.numel * _DTYPE_BITS[dtype] != (end - begin) * 8:
+        raise ModelError(f"{where}: shape {shape} of {dtype} needs {info.numel * _DTYPE_BITS[dtype] / 8:g} bytes but "
+                         f"its offsets span {end - begin}. The file is corrupt: {_RESAVE}.")
+    return info, begin, end
+
+
+def safetensors_header(path: str | os.PathLike) -> dict[str, TensorInfo]:
+    """Read and check the header of a safetensors file, without reading any tensor data.
+
+    The 8-byte little-endian header length must fit the file and :data:`MAX_HEADER_BYTES`; the header must be a
+    JSON object (no duplicate keys) whose tensors have known dtypes, non-negative shapes, and byte ranges that
+    match their size and tile the data section exactly, as the safetensors format requires.
+
+    Returns:
+        Tensor name -> :class:`TensorInfo` (``__metadata__`` left out).
+
+    Raises:
+        ModelError: naming the file and what is wrong (truncated, oversized header, corrupt entry).
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise ModelError(f"{path} is {size} bytes, too short for a safetensors file (an 8-byte header length "
+                             f"comes first). It is truncated or empty: fetch or copy it again.")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > min(MAX_HEADER_BYTES, size - 8):
+            limit = "safetensors' limit" if length > MAX_HEADER_BYTES else "the file's size"
+            raise ModelError(
+                f"{path} claims a {length}-byte header, beyond {limit} ({min(MAX_HEADER_BYTES, size - 8)} bytes); "
+                f"it is truncated or not a safetensors file: {_RESAVE}."
+            )
+        header = read_json(path, fix=f"The safetensors header is corrupt: {_RESAVE}.", max_bytes=MAX_HEADER_BYTES,
+                           data=handle.read(length))
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ModelError(f"{path}: __metadata__ must map names to strings, found {metadata!r}. {_RESAVE}.")
+    data_size = size - 8 - length
+    tensors, spans = {}, []
+    for name, entry in header.items():
+        tensors[name], begin, end = _tensor(path, name, entry, data_size)
+        spans.append((begin, end, name))
+    position = 0
+    for begin, end, name in sorted(spans):
+        if begin != position:
+            raise ModelError(f"{path}: tensor {name!r} starts at byte {begin} of the data, expected {position} (tensors "
+                             f"overlap or leave gaps). The file is corrupt: {_RESAVE}.")
+        position = end
+    if position != data_size:
+        raise ModelError(f"{path}: its tensors cover {position} bytes but the data section holds {data_size}. The file "
+                         f"is corrupt: {_RESAVE}.")
+    return tensors
+
+
+def checkpoint_tensors(directory: str | os.PathLike) -> dict[str, TensorInfo]:
+    """Every tensor of a checkpoint directory: ``model.safetensors``, or the shards its index names.
+
+    Raises:
+        ModelError: no safetensors weights, a bad index (a shard outside the directory, missing, or lacking a
+            tensor the index maps to it), or a bad header (see :func:`safetensors_header`).
+    """
+    directory = Path(directory)
+    if (directory / WEIGHTS_NAME).is_file():
+        return safetensors_header(directory / WEIGHTS_NAME)
+    index_file = directory / INDEX_NAME
+    if not index_file.is_file():
+        found = sorted(p.name for p in directory.iterdir())
+        raise ModelError(f"checkpoint {str(directory)!r} has neither {WEIGHTS_NAME} nor {INDEX_NAME} (found {found}). "
+                         f"Save the model with save_pretrained(DIR, safe_serialization=True).")
+    weight_map = read_json(index_file, fix=f"Restore {INDEX_NAME} from where the checkpoint came.").get("weight_map")
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise ModelError(f"{index_file}: weight_map must map tensor names to shard file names, found "
+                         f"{str(weight_map)[:200]}. Restore the file from where the checkpoint came.")
+    tensors: dict[str, TensorInfo] = {}
+    for shard in sorted(set(weight_map.values())):
+        if Path(shard).name != shard or not shard.endswith(".safetensors") or not (directory / shard).is_file():
+            raise ModelError(f"{index_file} names shard {shard!r}, which is not a .safetensors file in "
+                             f"{str(directory)!r}. Restore the missing shard, or the index.")
+        tensors.update(safetensors_header(directory / shard))
+    absent = sorted(name for name, shard in weight_map.items()
+                    if name not in tensors or tensors[name].file != str(directory / shard))
+    if absent:
+        raise ModelError(f"{index_file} maps {absent[:5]} to shards that do not hold them. The checkpoint is "
+                         f"incomplete: {_RESAVE}.")
+    return tensors
+
+
+# --- config.json -------------------------------------------------------------------------------------------
+
+def _check_labels(config: Mapping[str, Any], path: Path) -> None:
+    id2label = config.get("id2label")
+    if id2label is None:
+        return
+    fix = ("config.json and the classifier must describe the same classes: restore the config.json saved with "
+           "these weights, or number the labels 0 .. N-1 in the classifier's row order")
+    ids = sorted(int(key) for key in id2label if str(key).isdecimal())
+    if len(ids) != len(id2label) or ids != list(range(len(ids))):
+        raise ModelError(f"{path}: id2label has keys {sorted(id2label, key=str)[:20]}; expected every class id "
+                         f"0 .. {len(id2label) - 1} exactly once. {fix}.")
+    names = list(id2label.values())
+    if not all(isinstance(name, str) and name.strip() for name in names) or len(set(names)) != len(names):
+        raise ModelError(f"{path}: id2label names must be distinct non-empty strings, found {names[:20]}. {fix}.")
+    if config.get("num_labels", len(ids)) != len(ids):
+        raise ModelError(f"{path}: num_labels is {config['num_labels']} but id2label names {len(ids)} classes. {fix}.")
+
+
+def check_config_file(directory: str | os.PathLike, *, labels: bool = True) -> dict[str, Any]:
+    """Check ``config.json`` as JSON, before transformers builds anything from it.
+
+    Args:
+        directory: The checkpoint directory.
+        labels: Also check that ``id2label`` numbers its classes 0 .. N-1 with distinct names, matching
+            ``num_labels`` (a classifier's labels; a backbone's are replaced when a head is built).
+
+    Returns:
+        The parsed config.
+
+    Raises:
+        ModelError: an oversized or invalid file, ``num_labels`` / ``id2label`` beyond :data:`MAX_LABELS` (transformers
+            would build a dict of that many entries), or (with ``labels``) sparse, duplicate or mismatched labels.
+    """
+    path = Path(directory) / "config.json"
+    config = read_json(path, fix="Restore the config.json saved with these weights.")
+    count, id2label = config.get("num_labels"), config.get("id2label")
+    if count is not None and (type(count) is not int or not 1 <= count <= MAX_LABELS):
+        raise ModelError(f"{path}: num_labels is {count!r}; expected an integer from 1 to {MAX_LABELS}. Restore the "
+                         f"config.json saved with these weights.")
+    if id2label is not None and (not isinstance(id2label, dict) or not 1 <= len(id2label) <= MAX_LABELS):
+        raise ModelError(f"{path}: id2label must map 1 to {MAX_LABELS} class ids to names, found "
+                         f"{str(id2label)[:200]}. Restore the config.json saved with these weights.")
+    if labels:
+        _check_labels(config, path)
+    return config
+
+
+# --- comparing a config with its weights -------------------------------------------------------------------
+
+class _TooManyTensors(Exception):
+    pass
+
+
+def _expected_shapes(config, limit: int) -> tuple[dict[str, tuple[int, ...]], str]:
+    """State-dict shapes of the classifier ``config`` describes, built on the meta device (no memory)."""
+    from transformers import AutoModelForAudioClassification
+
+    owner, registered = threading.get_ident(), 0
+
+    def count(*_: Any) -> None:
+        nonlocal registered
+        if threading.get_ident() == owner:
+            registered += 1
+            if registered > limit:
+                raise _TooManyTensors
+
+    hooks = [torch.nn.modules.module.register_module_parameter_registration_hook(count),
+             torch.nn.modules.module.register_module_buffer_registration_hook(count)]
+    try:
+        with torch.device("meta"):
+            model = AutoModelForAudioClassification.from_config(config, trust_remote_code=False)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}, model.base_model_prefix
+
+
+def _size_fields(config) -> str:
+    names = ("num_hidden_layers", "encoder_layers", "hidden_size", "d_model", "intermediate_size", "encoder_ffn_dim",
+             "num_labels", "classifier_proj_size", "vocab_size")
+    return ", ".join(f"{name}={getattr(config, name)}" for name in names if hasattr(config, name))
+
+
+def _build(config, tensors: Mapping[str, TensorInfo], where: str) -> tuple[dict[str, tuple[int, ...]], str]:
+    try:
+        return _expected_shapes(config, limit=2 * len(tensors) + 64)
+    except _TooManyTensors:
+        raise ModelError(
+            f"{where}: config.json describes a model of more than {2 * len(tensors) + 64} tensors, but the weights "
+            f"hold {len(tensors)} ({_size_fields(config)}). config.json was edited or belongs to another "
+            f"checkpoint; nothing was allocated. Restore the config.json saved with these weights."
+        ) from None
+    except (TypeError, ValueError, RuntimeError, AttributeError, KeyError, IndexError, OverflowError,
+            ZeroDivisionError) as err:
+        raise ModelError(f"{where}: config.json does not describe a buildable audio classifier "
+                         f"({type(err).__name__}: {' '.join(str(err).split())[:300]}). Restore the config.json "
+                         f"saved with these weights.") from None
+
+
+def _in_file(name: str, tensors: Mapping[str, TensorInfo], prefix: str) -> TensorInfo | None:
+    """The file's tensor for model parameter ``name``, under the prefixes backbones are saved with."""
+    bare = name[len(prefix) + 1:] if name.startswith(prefix + ".") else name
+    for candidate in (name, bare, f"{prefix}.{name}", f"model.{name}"):
+        if candidate in tensors:
+            return tensors[candidate]
+    return None
+
+
+def _is_head(name: str) -> bool:
+    return name.split(".", 1)[0] in HEAD_MODULES
+
+
+def _compare(expected: Mapping[str, tuple[int, ...]], prefix: str, tensors: Mapping[str, TensorInfo],
+             backbone: bool, config, where: str) -> None:
+    needed = {name: shape for name, shape in expected.items()
+              if not (backbone and (_is_head(name) or name.rsplit(".", 1)[-1] in _NEW_IN_CLASSIFIER))}
+    missing = sorted(name for name in needed if _is_head(name) and name not in tensors)
+    if missing:
+        raise ModelError(
+            f"{where}: the weights lack the classification head {missing}. Loaded anyway, these layers would be "
+            f"random, and the model would predict different labels on every run. The checkpoint is incomplete: "
+            f"{_RESAVE}."
+        )
+    mismatch = next((_mismatch(name, needed[name], found, config) for name in sorted(needed, key=_is_body)
+                     if (found := _in_file(name, tensors, prefix)) is not None and found.shape != needed[name]), None)
+    need, have = sum(math.prod(s) for s in needed.values()), sum(t.numel for t in tensors.values())
+    # A grossly oversized config gets the size message; a near miss (e.g. labels) the precise shape message.
+    if need > have and (mismatch is None or need > 2 * have):
+        raise ModelError(
+            f"{where}: config.json describes {need:,} parameters ({need * 4 / 2**30:.2f} GiB in float32), but the "
+            f"weights hold {have:,} ({_size_fields(config)}). config.json was edited, or the weights are "
+            f"incomplete or another model's; nothing was allocated. Restore the files saved together."
+        )
+    if mismatch:
+        raise ModelError(f"{where}: {mismatch} config.json and the weights do not belong together: restore the "
+                         f"config.json saved with these weights.")
+
+
+def _is_body(name: str) -> bool:
+    return not _is_head(name)
+
+
+def _mismatch(name: str, shape: tuple[int, ...], found: TensorInfo, config) -> str:
+    labels = f"; id2label names {config.num_labels} classes" if _is_head(name) else ""
+    return (f"config.json implies {name} of shape {list(shape)}, but {Path(found.file).name} holds "
+            f"{list(found.shape)} ({_size_fields(config)}{labels}).")
+
+
+def checkpoint_directory(checkpoint: str | os.PathLike) -> Path | None:
+    """The local directory of ``checkpoint``: itself, or a Hub id's cached snapshot (fetched when online).
+
+    Returns ``None`` when a Hub id cannot be resolved; ``from_pretrained`` then reports why.
+    """
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        return path
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        snapshot = Path(hf_hub_download(str(checkpoint), "config.json")).parent
+        try:
+            hf_hub_download(str(checkpoint), WEIGHTS_NAME)
+        except EntryNotFoundError:
+            index = read_json(hf_hub_download(str(checkpoint), INDEX_NAME), fix="Report it to the model's authors.")
+            for shard in sorted(set((index.get("weight_map") or {}).values())):
+                hf_hub_download(str(checkpoint), str(shard))
+    except (OSError, ValueError, EntryNotFoundError):
+        return None
+    return snapshot
+
+
+def load_config(directory: str | os.PathLike, *, labels: bool = True):
+    """``AutoConfig`` of a checkpoint directory, after :func:`check_config_file`; never runs custom code.
+
+    Raises:
+        ModelError: anything :func:`check_config_file` refuses, or a config transformers cannot use (a value of the
+            wrong type, an unknown or custom ``model_type``), naming the file.
+    """
+    from transformers import AutoConfig
+
+    check_config_file(directory, labels=labels)
+    try:
+        return AutoConfig.from_pretrained(str(directory), trust_remote_code=False)
+    except CONFIG_ERRORS as err:
+        raise ModelError(f"{Path(directory) / 'config.json'} cannot be used ({' '.join(str(err).split())[:500]}). "
+                         f"Restore the config.json saved with these weights.") from None
+
+
+def check_checkpoint(checkpoint: str | os.PathLike, *, config=None, backbone: bool = False) -> None:
+    """Check a checkpoint's config against its safetensors header, before ``from_pretrained`` allocates anything.
+
+    Args:
+        checkpoint: A checkpoint directory, or a Hub id (its cached snapshot is checked).
+        config: The config the model will be built from (``build_model`` passes the backbone's config with the
+            new labels and options). Default: the checkpoint's ``config.json``, whose labels are checked too.
+        backbone: The weights are a backbone for a new head: the head may be absent or of another shape.
+
+    Raises:
+        ModelError: a bad safetensors header, a config describing a model larger than the weights or of other
+            shapes, labels that do not match the classifier, or (not ``backbone``) a missing head tensor. The
+            message names the file and the fix.
+    """
+    directory = checkpoint_directory(checkpoint)
+    if directory is None:
+        return
+    tensors = checkpoint_tensors(directory)
+    if config is None:
+        config = load_config(directory, labels=not backbone)
+    where = f"checkpoint {str(directory)!r}"
+    expected, prefix = _build(config, tensors, where)
+    _compare(expected, prefix, tensors, backbone, config, where)
+
+
+def _names(entries: Iterable[Any]) -> list[str]:
+    # transformers lists mismatched keys as names (5.x) or as (name, old shape, new shape) tuples (4.x).
+    return sorted(entry[0] if isinstance(entry, tuple) else str(entry) for entry in entries or ())
+
+
+def check_loading_info(checkpoint: str | os.PathLike, info: Mapping[str, Any], *, backbone: bool = False) -> None:
+    """Refuse a model ``from_pretrained`` completed with random weights (its ``output_loading_info``).
+
+    Args:
+        checkpoint: The checkpoint, for the message.
+        info: The loading info (``missing_keys``, ``mismatched_keys``, ``error_msgs``).
+        backbone: A new head was built on a backbone: its head (and SpecAugment's mask vector) may be new.
+
+    Raises:
+        ModelError: listing the weights that were not in the file or had another shape.
+    """
+    def kept(names: list[str]) -> list[str]:
+        return [n for n in names if not (backbone and (_is_head(n) or n.rsplit(".", 1)[-1] in _NEW_IN_CLASSIFIER))]
+
+    missing, mismatched = kept(_names(info.get("missing_keys"))), kept(_names(info.get("mismatched_keys")))
+    errors = [" ".join(str(e).split()) for e in info.get("error_msgs") or ()]
+    if missing or mismatched or errors:
+        problems = "; ".join(part for part in (
+            f"missing from the weights: {missing[:8]}{' ...' if len(missing) > 8 else ''}" if missing else "",
+            f"of another shape: {mismatched[:8]}" if mismatched else "", "; ".join(errors[:3])) if part)
+        raise ModelError(
+            f"checkpoint {str(checkpoint)!r} loaded with layers that would be random ({problems}). The weights do "
+            f"not match config.json's architecture: {_RESAVE}."
+        )

@@ -103,3 +103,65 @@ def test_bad_probe_input(tmp_path):
     model, extractor = build_model(tiny_backbone("audio-spectrogram-transformer", tmp_path / "ast"), ["neutral", "angry"])
     with pytest.raises(ModelError, match=r"model type 'audio-spectrogram-transformer' has none.*finetune"):
         pooled_hidden_states(model, extractor, [], cache_dir=tmp_path)
+
+
+def _layered_problem(seed=0, clips_per_speaker=12, speakers=6):
+    """Three classes, each shifting its own dimension of layer 2 only; speakers with their own offsets."""
+    rng = np.random.default_rng(seed)
+    labels = np.tile(np.repeat([0, 1, 2], clips_per_speaker // 3), speakers)
+    who = np.repeat([f"s{n}" for n in range(speakers)], clips_per_speaker)
+    features = rng.normal(size=(len(labels), 3, 6))
+    features[np.arange(len(labels)), 2, labels] += 4
+    features += 0.3 * rng.normal(size=(speakers, 1, 6)).repeat(clips_per_speaker, axis=0)
+    return features.astype(np.float32), labels, who
+
+
+def test_linear_fit_learns_from_the_informative_layers():
+    from ser_hf.training.probe import fit_linear_head
+
+    features, labels, speakers = _layered_problem()
+    head = fit_linear_head(features, labels, speakers, 3, ProbeSettings(projector_size=4))
+    accuracy = (head(torch.as_tensor(features)).argmax(dim=1).numpy() == labels).mean()
+    assert accuracy > 0.9
+    assert head.fit_record["layer_mix"] in ("balanced-top", "balanced", "uniform")
+    assert head.fit_record["inner_folds"] == 4
+    assert 0.0 <= head.fit_record["inner_ua"] <= 1.0
+
+
+def test_linear_fit_folds_exactly_into_the_head():
+    from ser_hf.training.linear_probe import fit_linear
+
+    features, labels, speakers = _layered_problem(seed=1)
+    fit, _ = fit_linear(features, labels, speakers, 3)
+    from ser_hf.training.linear_probe import load_into_head
+
+    head = ProbeHead(3, 6, projector_size=5, num_labels=3)
+    load_into_head(fit, head)
+    np.testing.assert_allclose(head.eval()(torch.as_tensor(features)).detach().numpy(), fit.logits(features),
+                               atol=1e-4, rtol=1e-4)
+
+
+def test_linear_fit_without_speakers_to_group_warns(caplog):
+    from ser_hf.training.probe import fit_linear_head
+
+    features, labels, _ = _layered_problem()
+    with caplog.at_level("WARNING"):
+        fit_linear_head(features, labels, ["one"] * len(labels), 3, ProbeSettings(projector_size=4))
+    assert "one speaker" in caplog.text
+
+
+def test_linear_fit_needs_a_projector_as_wide_as_the_labels():
+    from ser_hf.training.probe import fit_linear_head
+
+    features, labels, speakers = _layered_problem()
+    with pytest.raises(SERError, match=r"probe_projector_size >= the number of emotions \(3\)"):
+        fit_linear_head(features, labels, speakers, 3, ProbeSettings(projector_size=2))
+
+
+def test_gradient_fit_stays_available(tmp_path, corpus):
+    base = tiny_backbone("wav2vec2", tmp_path / "base")
+    settings = ProbeSettings(fit="gradient", projector_size=8, max_epochs=3)
+    method = ProbeMethod(base, corpus.features["label"].names, ModelOptions(), settings,
+                         cache_dir=tmp_path / "cache", progress=False)
+    method.fit(corpus.select(range(40)), corpus.select(range(40, 48)))
+    assert method.fit_record is None and len(method.training_log) >= 1

@@ -18,7 +18,6 @@ from ser_hf.errors import SERError
 from ser_hf.models.factory import LAYER_SIZE, ModelOptions
 from ser_hf.ranges import (
     COUNT,
-    FINITE,
     NON_NEGATIVE,
     NON_NEGATIVE_INT,
     POSITIVE,
@@ -38,6 +37,9 @@ def _help(text: str, **extra) -> dict:
 FOLDS = Range(2, integer=True, noun="an integer")
 UNIT = Range(0, 1, noun="a number")
 BETA = Range(0, 1, high_open=True, noun="a number")
+DECIBELS = Range(-120, 120, noun="a level in dB")
+# Upper bounds where a typo would spawn or allocate without limit (processes, prefetched batches, adapters).
+WORKERS = Range(0, 256, integer=True, noun="an integer")
 
 #: Ranges of the numeric fields SERTrainingArguments inherits from transformers' TrainingArguments. Fields a
 #: transformers version lacks are skipped.
@@ -49,8 +51,8 @@ TRAINING_RANGES: dict[str, Range] = {
     "per_device_train_batch_size": COUNT, "per_device_eval_batch_size": COUNT,
     "gradient_accumulation_steps": COUNT, "eval_accumulation_steps": COUNT, "torch_empty_cache_steps": COUNT,
     "logging_steps": POSITIVE, "eval_steps": POSITIVE, "save_steps": POSITIVE, "eval_delay": NON_NEGATIVE,
-    "save_total_limit": NON_NEGATIVE_INT, "seed": SEED, "data_seed": SEED, "dataloader_num_workers": NON_NEGATIVE_INT,
-    "dataloader_prefetch_factor": COUNT, "ddp_bucket_cap_mb": COUNT, "ddp_timeout": COUNT,
+    "save_total_limit": NON_NEGATIVE_INT, "seed": SEED, "data_seed": SEED, "dataloader_num_workers": WORKERS,
+    "dataloader_prefetch_factor": Range(1, 1024, integer=True), "ddp_bucket_cap_mb": COUNT, "ddp_timeout": COUNT,
     "local_rank": Range(-1, integer=True),
 }
 
@@ -139,6 +141,13 @@ class SERTrainingArguments(TrainingArguments):
         "Weight the cross-entropy by inverse class frequency of the training data, so UA is what is optimised."))
     embedding_cache_dir: str | None = field(default=None, metadata=_help(
         "Probe: where pooled hidden states are cached (default $SER_HF_CACHE/embeddings or ~/.cache/ser_hf)."))
+    probe_fit: str = field(default="linear", metadata=_help(
+        "Probe: how the head is fitted. 'linear' (default): class-balanced ridge on a layer mix, mix and strength "
+        "chosen by speaker-grouped inner CV on the training speakers, refit on all of them (validation speakers "
+        "included). 'gradient': AdamW on the whole head with early stopping on the validation speakers.",
+        choices=["linear", "gradient"]))
+    probe_inner_folds: int = field(default=4, metadata=_help(
+        "Probe, linear fit: speaker-grouped folds of the inner CV that picks the layer mix and ridge strength."))
     probe_projector_size: int = field(default=256, metadata=_help("Probe: size of the head's projector."))
     probe_learning_rate: float = field(default=1e-3, metadata=_help("Probe: AdamW learning rate of the head."))
     probe_weight_decay: float = field(default=1e-3, metadata=_help("Probe: AdamW weight decay of the head."))
@@ -187,10 +196,11 @@ class SERTrainingArguments(TrainingArguments):
     RANGES: ClassVar[dict[str, Range]] = {
         **TRAINING_RANGES,
         "probe_projector_size": LAYER_SIZE, "probe_learning_rate": POSITIVE, "probe_weight_decay": NON_NEGATIVE,
-        "probe_dropout": PROBABILITY, "probe_batch_size": COUNT, "probe_max_epochs": COUNT, "probe_patience": COUNT,
-        "embedding_batch_size": COUNT, "early_stopping_patience": COUNT, "noise_snr_db": FINITE, "gain_db": FINITE,
-        "speed_perturb": POSITIVE, "pitch_shift_semitones": NON_NEGATIVE, "augment_probability": PROBABILITY,
-        "lora_r": COUNT, "lora_alpha": COUNT, "lora_dropout": PROBABILITY,
+        "probe_dropout": PROBABILITY, "probe_batch_size": COUNT, "probe_inner_folds": Range(2, integer=True, noun="an integer"), "probe_max_epochs": COUNT, "probe_patience": COUNT,
+        "embedding_batch_size": COUNT, "early_stopping_patience": COUNT, "noise_snr_db": DECIBELS, "gain_db": DECIBELS,
+        "speed_perturb": Range(0.5, 2, noun="a speed factor"), "pitch_shift_semitones": Range(0, 12),
+        "augment_probability": PROBABILITY, "lora_r": Range(1, 1024, integer=True, noun="a rank"), "lora_alpha": COUNT,
+        "lora_dropout": PROBABILITY,
     }
 
     def __post_init__(self) -> None:

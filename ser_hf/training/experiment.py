@@ -63,7 +63,8 @@ def make_method(run: Run, labels: list[str], progress: bool = True):
     preprocessor = run.data.preprocessor(SAMPLING_RATE)
     if run.model.mode == "probe":
         t = run.training
-        settings = ProbeSettings(projector_size=t.probe_projector_size, learning_rate=t.probe_learning_rate,
+        settings = ProbeSettings(fit=t.probe_fit, inner_folds=t.probe_inner_folds,
+                                 projector_size=t.probe_projector_size, learning_rate=t.probe_learning_rate,
                                  weight_decay=t.probe_weight_decay, dropout=t.probe_dropout,
                                  batch_size=t.probe_batch_size, max_epochs=t.probe_max_epochs,
                                  patience=t.probe_patience, class_weighted=t.class_weighted_loss, seed=t.seed)

@@ -31,8 +31,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ProbeSettings:
-    """How the probe head is trained (the HF head's shapes come from ``projector_size``)."""
+    """How the probe head is trained (the HF head's shapes come from ``projector_size``).
 
+    ``fit="linear"`` (default) fits the head in closed form (:mod:`ser_hf.training.linear_probe`) and uses
+    only ``projector_size``, ``inner_folds`` and ``seed``; ``fit="gradient"`` trains it with AdamW and
+    early stopping, using the other fields.
+    """
+
+    fit: str = "linear"
+    inner_folds: int = 4
     projector_size: int = 256
     learning_rate: float = 1e-3
     weight_decay: float = 1e-3
@@ -159,6 +166,22 @@ def train_probe(
     return head.eval()
 
 
+def fit_linear_head(features: np.ndarray, labels: np.ndarray, speakers, num_labels: int,
+                    settings: ProbeSettings | None = None) -> ProbeHead:
+    """The head holding :func:`ser_hf.training.linear_probe.fit_linear` (its choice in ``head.fit_record``)."""
+    from ser_hf.training.linear_probe import fit_linear, load_into_head
+
+    settings = settings or ProbeSettings()
+    labels = np.asarray(labels, dtype=np.int64)
+    _check(features, labels, num_labels)
+    head = ProbeHead(features.shape[1], features.shape[2], settings.projector_size, num_labels)
+    fit, head.fit_record = fit_linear(features, labels, speakers, num_labels, inner_folds=settings.inner_folds,
+                                      seed=settings.seed)
+    load_into_head(fit, head)
+    head.training_log, head.best_epoch = [], None
+    return head.eval()
+
+
 def load_head_into_model(head: ProbeHead, model: nn.Module) -> nn.Module:
     """Copy the trained head into an ``AutoModelForAudioClassification`` built with the weighted layer sum."""
     if not getattr(model.config, "use_weighted_layer_sum", False):
@@ -217,7 +240,20 @@ class ProbeMethod:
                                     cache_dir=self.cache_dir, batch_size=self.batch_size, progress=self.progress)
 
     def fit(self, train, validation=None) -> ProbeMethod:
-        """Train the head on ``train`` (a dataset with ``audio`` and ``label``), early-stopping on ``validation``."""
+        """Fit the head on ``train`` (a dataset with ``audio``, ``label`` and ``speaker``).
+
+        The linear fit learns from ``validation`` too (it picks its settings by inner speaker CV, so held-out
+        speakers would be wasted); the gradient fit early-stops on it.
+        """
+        if self.settings.fit == "linear":
+            parts = [train] if validation is None else [train, validation]
+            features = np.concatenate([self.features(part["audio"]) for part in parts])
+            labels = np.concatenate([np.asarray(part["label"]) for part in parts])
+            speakers = np.concatenate([np.asarray(part["speaker"], dtype=object) for part in parts])
+            self.head = fit_linear_head(features, labels, speakers, len(self.labels), self.settings)
+            return self
+        if self.settings.fit != "gradient":
+            raise SERError(f"probe fit must be 'linear' or 'gradient', got {self.settings.fit!r}.")
         held_out = None if validation is None else (self.features(validation["audio"]), np.asarray(validation["label"]))
         self.head = train_probe(self.features(train["audio"]), np.asarray(train["label"]), len(self.labels),
                                 self.settings, held_out)
@@ -237,6 +273,11 @@ class ProbeMethod:
     @property
     def best_epoch(self) -> int | None:
         return getattr(self.head, "best_epoch", None)
+
+    @property
+    def fit_record(self) -> dict | None:
+        """What the linear fit chose (layer mix, ridge strength, inner-CV UA); None for the gradient fit."""
+        return getattr(self.head, "fit_record", None)
 
     def save(self, out_dir) -> Path:
         """Save an ordinary ``AutoModelForAudioClassification`` checkpoint holding the trained head."""

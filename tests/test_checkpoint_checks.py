@@ -139,6 +139,26 @@ def test_missing_body_weights_are_refused(made, tmp_path):
         build_model(backbone, FOUR)
 
 
+def _rename_tensor(folder: Path, old: str, new: str) -> Path:
+    tensors = load_file(folder / "model.safetensors")
+    tensors[new] = tensors.pop(old)
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+def test_a_weight_stored_under_another_name_is_refused_after_loading(made, tmp_path):
+    # Same size on disk, so only transformers' loading report shows the layer would be random.
+    path = _rename_tensor(_copy(made, "wav2vec2", tmp_path / "renamed"),
+                          "wav2vec2.encoder.layers.1.attention.k_proj.weight", "unused.k_proj.weight")
+    with pytest.raises(ModelError, match=r"renamed' loaded with layers that would be random \(missing from the "
+                                         r"weights: \['wav2vec2\.encoder\.layers\.1\.attention\.k_proj\.weight'\]"):
+        load_classifier(path)
+    backbone = _rename_tensor(_copy(made, "wav2vec2-backbone", tmp_path / "backbone"),
+                              "encoder.layers.1.attention.k_proj.weight", "unused.k_proj.weight")
+    with pytest.raises(ModelError, match=r"backbone' loaded with layers that would be random"):
+        build_model(backbone, FOUR)
+
+
 # --- config.json edits ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("model_type,edit,pattern", [
@@ -230,18 +250,59 @@ def test_onnx_exports_check_their_labels_before_running_anything(made, tmp_path)
         load_onnx_classifier(export)
 
 
-def test_an_onnx_graph_with_another_number_of_classes_is_refused(made, tmp_path):
+def _fake_export(made, folder: Path, classes: int) -> Path:
+    """An export directory whose model.onnx passes its input through as ``classes`` logits."""
     onnx = pytest.importorskip("onnx")
-    export = tmp_path / "export"
-    export.mkdir()
+    folder.mkdir()
     for name in ("config.json", "preprocessor_config.json"):
-        shutil.copyfile(made["wav2vec2"] / name, export / name)
-    graph = onnx.helper.make_graph(  # logits = input: 3 classes, where config.json names 4
+        shutil.copyfile(made["wav2vec2"] / name, folder / name)
+    graph = onnx.helper.make_graph(
         [onnx.helper.make_node("Identity", ["input_values"], ["logits"])], "g",
-        [onnx.helper.make_tensor_value_info("input_values", onnx.TensorProto.FLOAT, ["batch", 3])],
-        [onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", 3])])
-    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]), export / "model.onnx")
+        [onnx.helper.make_tensor_value_info("input_values", onnx.TensorProto.FLOAT, ["batch", classes])],
+        [onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", classes])])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]), folder / "model.onnx")
+    return folder
+
+
+def test_an_onnx_graph_with_another_number_of_classes_is_refused(made, tmp_path):
+    export = _fake_export(made, tmp_path / "export", classes=3)
     with pytest.raises(ModelError, match=r"model\.onnx outputs 3 logits per clip, but .*config\.json names 4 classes"):
+        load_onnx_classifier(export)
+    assert load_onnx_classifier(_fake_export(made, tmp_path / "fine", classes=4))[0].config.num_labels == 4
+
+
+# --- preprocessor_config.json --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model_type,edit,pattern", [
+    ("whisper", {"n_fft": 2**30}, r"n_fft must be an integer in \[16, 65536\], got 1073741824"),
+    ("whisper", {"feature_size": 10**7}, r"feature_size must be an integer in \[1, 4096\], got 10000000"),
+    ("whisper", {"chunk_length": 10**6}, r"chunk_length must be an integer in \[1, 30\], got 1000000"),
+    ("whisper", {"hop_length": 0}, r"hop_length must be an integer in \[1, 65536\], got 0"),
+    ("whisper", {"chunk_length": 10}, r"pads audio to 1000 mel frames, but config\.json's max_source_positions=1500 "
+                                      r"needs 3000: every clip would fail"),
+    ("wav2vec2", {"sampling_rate": 10**12}, r"sampling_rate must be an integer in \[1000, 384000\]"),
+    ("wav2vec2", {"sampling_rate": "16000"}, r"sampling_rate must be an integer in \[1000, 384000\], got '16000'"),
+    ("wav2vec2", {"padding_value": float("nan")}, r"padding_value must be a finite number, got nan"),
+])
+def test_preprocessor_settings_that_would_allocate_without_bound_are_refused(made, tmp_path, no_allocation,
+                                                                             model_type, edit, pattern):
+    path = _copy(made, model_type, tmp_path / "model")
+    settings = json.loads((path / "preprocessor_config.json").read_text())
+    (path / "preprocessor_config.json").write_text(json.dumps({**settings, **edit}))
+    with pytest.raises(ModelError, match=r"preprocessor_config\.json: .*" + pattern):
+        load_classifier(path)
+
+
+def test_preprocessor_settings_are_checked_for_backbones_and_onnx_exports(made, tmp_path):
+    backbone = _copy(made, "whisper-backbone", tmp_path / "backbone")
+    settings = json.loads((backbone / "preprocessor_config.json").read_text())
+    (backbone / "preprocessor_config.json").write_text(json.dumps({**settings, "n_fft": 2**30}))
+    with pytest.raises(ModelError, match=r"backbone/preprocessor_config\.json: n_fft must be"):
+        build_model(backbone, FOUR)
+    export = _fake_export(made, tmp_path / "export", classes=4)
+    (export / "preprocessor_config.json").write_text(json.dumps({"feature_extractor_type": "ASTFeatureExtractor",
+                                                                  "num_mel_bins": 10**8}))
+    with pytest.raises(ModelError, match=r"export/preprocessor_config\.json: num_mel_bins must be"):
         load_onnx_classifier(export)
 
 
@@ -400,6 +461,7 @@ def _baseline_variant(baseline: Path, tmp_path: Path, edit) -> Path:
                                                           r"Optional\[Literal\['peak', 'loudness'\]\]"),
     (lambda c: c["preprocessor"].update(sampling_rate=8000), r"preprocessor\.sampling_rate \(8000 Hz\) differs"),
     (lambda c: c.update(num_features=3), r"but num_features and the classifier expect \[3\]"),
+    (lambda c: c.update(versions=["1.0"]), r"versions is .*, of the wrong type"),
 ])
 def test_a_broken_baseline_config_is_named(baseline, tmp_path, edit, pattern):
     with pytest.raises(ModelError, match=pattern):

@@ -79,6 +79,8 @@ def test_duplicate_keys_are_refused(tmp_path, name, text, pattern):
     ("corpus: [urdu\n", r"is not valid YAML \(.*line"),
     ("[" * 50000 + "]" * 50000, r"nests values too deeply"),
     ("- corpus\n- urdu\n", r"must be a mapping of keys to values, found list"),
+    ("corpus: !!python/object/apply:os.system ['true']\n", r"is not valid YAML \(could not determine a constructor"),
+    ("corpus: \"\\xff\"\ndata_dir: [\n", r"is not valid YAML"),
 ])
 def test_malformed_recipes_name_the_file(tmp_path, text, pattern):
     with pytest.raises(SERError, match=pattern):

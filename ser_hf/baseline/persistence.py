@@ -295,7 +295,7 @@ def _check_fields(config: dict[str, Any], path: Path) -> None:
         raise ModelError(f"{str(path)!r}: labels must be a list of at least two distinct names, found "
                          f"{str(labels)[:200]}. {_FIX}")
     expected = {"classifier": (str, type(None)), "best_params": dict, "metadata": dict, "num_features": int,
-                "features_version": int}
+                "features_version": int, "versions": dict}
     for key, kind in expected.items():
         if key in config and (not isinstance(config[key], kind) or isinstance(config[key], bool)):
             raise ModelError(f"{str(path)!r}: {key} is {str(config[key])[:100]!r}, of the wrong type. {_FIX}")

@@ -33,7 +33,7 @@ from transformers import AutoFeatureExtractor
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ser_hf.errors import ModelError
-from ser_hf.models.checkpoint_check import load_config
+from ser_hf.models.checkpoint_check import check_preprocessor_file, load_config
 
 __all__ = [
     "EXPORT_RECORD",
@@ -203,4 +203,5 @@ def load_onnx_classifier(path: str | os.PathLike, device: str | torch.device | N
     """
     onnx_file = _locate(Path(path).expanduser())
     model = OnnxAudioClassifier(onnx_file, device=device, num_threads=num_threads)
+    check_preprocessor_file(onnx_file.parent)  # bounded before the extractor builds its filter bank
     return model, AutoFeatureExtractor.from_pretrained(str(onnx_file.parent), trust_remote_code=False)

@@ -34,6 +34,7 @@ import math
 import os
 import struct
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from typing import Any
 import torch
 
 from ser_hf.errors import ModelError
+from ser_hf.ranges import FINITE, Range, check_value
 
 try:  # transformers 5 configs are strict dataclasses: a wrong type in config.json raises this
     from huggingface_hub.errors import StrictDataclassError
@@ -57,6 +59,7 @@ __all__ = [
     "TensorInfo",
     "check_checkpoint",
     "check_config_file",
+    "check_preprocessor_file",
     "check_loading_info",
     "checkpoint_directory",
     "load_config",
@@ -75,6 +78,17 @@ MAX_JSON_BYTES = 4 * 2**20
 MAX_LABELS = 10_000
 #: Top-level names of the classification head every supported architecture adds to its backbone.
 HEAD_MODULES = ("projector", "classifier", "layer_weights")
+#: Bounds on preprocessor_config.json values that size what the feature extractor allocates when it is built
+#: (Whisper's and AST's mel filter banks hold n_fft / 2 x feature_size values) or for every clip (Whisper pads
+#: each one to chunk_length seconds). Values a real extractor uses lie far inside them.
+PREPROCESSOR_LIMITS: dict[str, Range] = {
+    "sampling_rate": Range(1000, 384000, integer=True), "feature_size": Range(1, 4096, integer=True),
+    "num_mel_bins": Range(1, 4096, integer=True), "n_fft": Range(16, 65536, integer=True),
+    "hop_length": Range(1, 65536, integer=True), "chunk_length": Range(1, 30, integer=True),
+    "n_samples": Range(1, 30 * 384000, integer=True), "nb_max_frames": Range(1, 10**6, integer=True),
+    "max_length": Range(1, 10**5, integer=True), "padding_value": FINITE, "mean": FINITE, "std": FINITE,
+    "dither": Range(0, 1),
+}
 # SpecAugment's learned mask vector: a backbone saved with masking off lacks it, and the classifier creates it.
 _NEW_IN_CLASSIFIER = ("masked_spec_embed",)
 # safetensors dtype -> bits per element (sub-byte float formats included, as the format defines them).
@@ -106,12 +120,12 @@ class TensorInfo:
 
 def _unique_keys(path: Path):
     def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in pairs]
-        if len(set(keys)) != len(keys):
-            repeated = sorted({key for key in keys if keys.count(key) > 1})
+        value = dict(pairs)
+        if len(value) != len(pairs):
+            repeated = sorted(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)[:20]
             raise ModelError(f"{path}: key(s) {repeated} appear more than once; JSON readers would silently keep "
                              f"one of them. Keep one of each.")
-        return dict(pairs)
+        return value
 
     return build
 
@@ -303,6 +317,43 @@ def check_config_file(directory: str | os.PathLike, *, labels: bool = True) -> d
     return config
 
 
+def check_preprocessor_file(directory: str | os.PathLike) -> dict[str, Any]:
+    """Check ``preprocessor_config.json`` (if present) before transformers builds the feature extractor from it.
+
+    Returns:
+        The parsed settings (``{}`` when the file is absent: loaders report a missing extractor themselves).
+
+    Raises:
+        ModelError: an oversized or invalid file, or a value outside :data:`PREPROCESSOR_LIMITS` (e.g. an ``n_fft``
+            whose filter bank would take hundreds of GB), naming the file and the fix.
+    """
+    path = Path(directory) / "preprocessor_config.json"
+    if not path.is_file():
+        return {}
+    fix = "Restore the preprocessor_config.json saved with the model (feature_extractor.save_pretrained(DIR))."
+    settings = read_json(path, fix=fix)
+    for name, allowed in PREPROCESSOR_LIMITS.items():
+        try:
+            check_value(name, settings.get(name), allowed, ModelError)
+        except ModelError as err:
+            raise ModelError(f"{path}: {err} {fix}") from None
+    return settings
+
+
+def _check_whisper_input(config, settings: Mapping[str, Any], directory: Path) -> None:
+    """A Whisper classifier's extractor must pad to the 2 x max_source_positions mel frames its encoder accepts."""
+    if config.model_type != "whisper" or not settings:
+        return
+    frames = settings.get("chunk_length", 30) * settings.get("sampling_rate", 16000) // settings.get("hop_length", 160)
+    if frames != 2 * config.max_source_positions:
+        raise ModelError(
+            f"{directory / 'preprocessor_config.json'}: pads audio to {frames} mel frames, but config.json's "
+            f"max_source_positions={config.max_source_positions} needs {2 * config.max_source_positions}: every clip "
+            f"would fail. Set chunk_length to {config.max_source_positions / 50:g} there, or restore both files "
+            f"saved together."
+        )
+
+
 # --- comparing a config with its weights -------------------------------------------------------------------
 
 class _TooManyTensors(Exception):
@@ -456,15 +507,19 @@ def check_checkpoint(checkpoint: str | os.PathLike, *, config=None, backbone: bo
 
     Raises:
         ModelError: a bad safetensors header, a config describing a model larger than the weights or of other
-            shapes, labels that do not match the classifier, or (not ``backbone``) a missing head tensor. The
-            message names the file and the fix.
+            shapes, labels that do not match the classifier, a preprocessor_config.json out of bounds (or, for a
+            Whisper classifier, padding to another length than its encoder takes), or (not ``backbone``) a
+            missing head tensor. The message names the file and the fix.
     """
     directory = checkpoint_directory(checkpoint)
     if directory is None:
         return
     tensors = checkpoint_tensors(directory)
+    settings = check_preprocessor_file(directory)
     if config is None:
         config = load_config(directory, labels=not backbone)
+    if not backbone:
+        _check_whisper_input(config, settings, directory)
     where = f"checkpoint {str(directory)!r}"
     expected, prefix = _build(config, tensors, where)
     _compare(expected, prefix, tensors, backbone, config, where)

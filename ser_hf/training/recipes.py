@@ -19,6 +19,7 @@ import dataclasses
 import difflib
 import json
 import math
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -115,12 +116,12 @@ class _RecipeLoader(yaml.SafeLoader):
 
 def _json_object(source: str):
     def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in pairs]
-        repeated = sorted({key for key in keys if keys.count(key) > 1})
-        if repeated:
+        value = dict(pairs)
+        if len(value) != len(pairs):
+            repeated = sorted(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)[:20]
             raise SERError(f"Recipe {source}: key(s) {repeated} appear more than once; JSON would silently keep the "
                            f"last value. Keep one of each.")
-        return dict(pairs)
+        return value
 
     return build
 

@@ -141,6 +141,13 @@ class SERTrainingArguments(TrainingArguments):
         "Weight the cross-entropy by inverse class frequency of the training data, so UA is what is optimised."))
     embedding_cache_dir: str | None = field(default=None, metadata=_help(
         "Probe: where pooled hidden states are cached (default $SER_HF_CACHE/embeddings or ~/.cache/ser_hf)."))
+    probe_fit: str = field(default="linear", metadata=_help(
+        "Probe: how the head is fitted. 'linear' (default): class-balanced ridge on a layer mix, mix and strength "
+        "chosen by speaker-grouped inner CV on the training speakers, refit on all of them (validation speakers "
+        "included). 'gradient': AdamW on the whole head with early stopping on the validation speakers.",
+        choices=["linear", "gradient"]))
+    probe_inner_folds: int = field(default=4, metadata=_help(
+        "Probe, linear fit: speaker-grouped folds of the inner CV that picks the layer mix and ridge strength."))
     probe_projector_size: int = field(default=256, metadata=_help("Probe: size of the head's projector."))
     probe_learning_rate: float = field(default=1e-3, metadata=_help("Probe: AdamW learning rate of the head."))
     probe_weight_decay: float = field(default=1e-3, metadata=_help("Probe: AdamW weight decay of the head."))
@@ -189,7 +196,7 @@ class SERTrainingArguments(TrainingArguments):
     RANGES: ClassVar[dict[str, Range]] = {
         **TRAINING_RANGES,
         "probe_projector_size": LAYER_SIZE, "probe_learning_rate": POSITIVE, "probe_weight_decay": NON_NEGATIVE,
-        "probe_dropout": PROBABILITY, "probe_batch_size": COUNT, "probe_max_epochs": COUNT, "probe_patience": COUNT,
+        "probe_dropout": PROBABILITY, "probe_batch_size": COUNT, "probe_inner_folds": Range(2, integer=True, noun="an integer"), "probe_max_epochs": COUNT, "probe_patience": COUNT,
         "embedding_batch_size": COUNT, "early_stopping_patience": COUNT, "noise_snr_db": DECIBELS, "gain_db": DECIBELS,
         "speed_perturb": Range(0.5, 2, noun="a speed factor"), "pitch_shift_semitones": Range(0, 12),
         "augment_probability": PROBABILITY, "lora_r": Range(1, 1024, integer=True, noun="a rank"), "lora_alpha": COUNT,

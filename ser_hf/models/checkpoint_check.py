@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -377,7 +378,8 @@ def _expected_shapes(config, limit: int) -> tuple[dict[str, tuple[int, ...]], st
              torch.nn.modules.module.register_module_buffer_registration_hook(count)]
     try:
         with torch.device("meta"):
-            model = AutoModelForAudioClassification.from_config(config, trust_remote_code=False)
+            # A copy: from_config may set attributes (attention implementation, dtype) the real load should choose.
+            model = AutoModelForAudioClassification.from_config(copy.deepcopy(config), trust_remote_code=False)
     finally:
         for hook in hooks:
             hook.remove()

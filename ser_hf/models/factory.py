@@ -497,8 +497,10 @@ def build_model(checkpoint: str | os.PathLike, labels: Sequence[str], options: M
     Raises:
         ModelError: for a missing/unsupported checkpoint, one without safetensors weights (pickle files are
             never loaded), non-canonical labels, or an option the architecture does not support (the message
-            names the option, the model type and what is supported). Custom code a checkpoint ships
-            (``auto_map``) is never run.
+            names the option, the model type and what is supported), or files that do not fit together (a
+            corrupt safetensors header, a config.json describing another model than the weights, a backbone
+            layer the weights lack; see :mod:`ser_hf.models.checkpoint_check`), before anything large is
+            allocated. Custom code a checkpoint ships (``auto_map``) is never run.
 
     Example:
         >>> from ser_hf.testing.models import tiny_backbone

@@ -148,6 +148,10 @@ class SERTrainingArguments(TrainingArguments):
         choices=["linear", "gradient"]))
     probe_inner_folds: int = field(default=4, metadata=_help(
         "Probe, linear fit: speaker-grouped folds of the inner CV that picks the layer mix and ridge strength."))
+    probe_speaker_adaptation: bool = field(default=False, metadata=_help(
+        "Probe, linear fit: also fit the speaker-adaptive head (each speaker's emotion-mix-aware offset removed), "
+        "saved beside the standard checkpoint for EmotionRecognizer.enroll; 'ser-hf cv' then adds speaker-adaptive "
+        "rows for 1, 3, 5, 10, 20, all and neutral-only enrollment clips."))
     probe_projector_size: int = field(default=256, metadata=_help("Probe: size of the head's projector."))
     probe_learning_rate: float = field(default=1e-3, metadata=_help("Probe: AdamW learning rate of the head."))
     probe_weight_decay: float = field(default=1e-3, metadata=_help("Probe: AdamW weight decay of the head."))

@@ -64,6 +64,7 @@ def make_method(run: Run, labels: list[str], progress: bool = True):
     if run.model.mode == "probe":
         t = run.training
         settings = ProbeSettings(fit=t.probe_fit, inner_folds=t.probe_inner_folds,
+                                 speaker_adaptation=t.probe_speaker_adaptation,
                                  projector_size=t.probe_projector_size, learning_rate=t.probe_learning_rate,
                                  weight_decay=t.probe_weight_decay, dropout=t.probe_dropout,
                                  batch_size=t.probe_batch_size, max_epochs=t.probe_max_epochs,
@@ -128,6 +129,35 @@ class CVResult:
     folds: list[EvaluationReport]
     aggregate: dict[str, Any]
     pooled: EvaluationReport
+    #: Speaker-adaptive rows (one per enrollment setting) when the probe was fitted with speaker adaptation.
+    speaker_adaptive: list[dict[str, Any]] | None = None
+
+
+def _collect_speaker_adaptive(collected: dict, method, test: datasets.Dataset, labels: list[str], seed: int) -> None:
+    """Score the fold's test speakers under every enrollment setting (see ser_hf.training.speaker_adaptation)."""
+    from ser_hf.training.speaker_adaptation import collect_enrollment, enrollment_predictions
+
+    references = np.asarray(test["label"])
+    predictions = enrollment_predictions(method.adaptive, method.features(test["audio"]), references,
+                                         test["speaker"], neutral_label=labels.index("neutral")
+                                         if "neutral" in labels else None, seed=seed)
+    collect_enrollment(collected, predictions, references, test["speaker"])
+
+
+def _write_speaker_adaptive(out: Path, rows: list[dict[str, Any]]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "speaker_adaptive.json").write_text(json.dumps(rows, indent=2) + "\n")
+    lines = ["| enrollment | speaker-adaptive UA [95% CI] | global head, same clips | gain | clips | fallback speakers |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        low, high = row["confidence_interval"] or (float("nan"), float("nan"))
+        lines.append(f"| {row['enrollment']} | {100 * row['unweighted_accuracy']:.1f} [{100 * low:.1f}-{100 * high:.1f}] "
+                     f"| {100 * row['global_unweighted_accuracy_same_clips']:.1f} | {100 * row['gain']:+.1f} "
+                     f"| {row['clips_scored']} | {row['fallback_speakers']} of {row['speakers']} |")
+    (out / "speaker_adaptive.md").write_text(
+        "# Speaker-adaptive rows (not the standard headline)\n\nEnrollment clips are the test speaker's own, "
+        "unlabelled, drawn at random with the fold seed and never scored (except 'all', which is transductive).\n\n"
+        + "\n".join(lines) + "\n")
 
 
 def _fold_with_validation(dataset: datasets.Dataset, fold: Fold, run: Run) -> Fold:
@@ -148,12 +178,14 @@ def cross_validate(run: Run, progress: bool = True,
     labels = dataset.features["label"].names
     folds = corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed)
     out = Path(run.training.output_dir) / "cv"
-    reports, refs, probs, speakers = [], [], [], []
+    reports, refs, probs, speakers, adaptive = [], [], [], [], {}
     for number, fold in enumerate(folds, start=1):
         logger.info("fold %d/%d: %s", number, len(folds), fold.name)
         parts = select_fold(dataset, _fold_with_validation(dataset, fold, run))
         method = make_method(run, labels, progress).fit(parts["train"], parts.get("validation"))
         report, probabilities = _evaluate(run, method, parts["test"], fold.name)
+        if getattr(method, "adaptive", None) is not None:
+            _collect_speaker_adaptive(adaptive, method, parts["test"], labels, run.data.fold_seed)
         if is_main_process():
             report.write(out / fold.name)
         reports.append(report)
@@ -164,6 +196,13 @@ def cross_validate(run: Run, progress: bool = True,
         speakers += parts["test"]["speaker"]
     aggregate, pooled = summarise_folds(reports, refs, probs, speakers, labels,
                                         model=run.model.model_name_or_path, corpus=run.data.corpus)
+    rows = None
+    if adaptive:
+        from ser_hf.training.speaker_adaptation import summarise_enrollment
+
+        rows = summarise_enrollment(adaptive, labels, model=run.model.model_name_or_path, corpus=run.data.corpus)
     if is_main_process():
         write_cv_summary(out, aggregate, pooled, run.settings())
-    return CVResult(reports, aggregate, pooled)
+        if rows is not None:
+            _write_speaker_adaptive(out, rows)
+    return CVResult(reports, aggregate, pooled, rows)

@@ -164,11 +164,8 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
             candidates.append((_pooled_ua(labels, scores[index].argmax(axis=1), num_labels), name, alpha,
                                scores[index]))
     best_ua, best_mix, best_alpha, best_scores = max(candidates, key=lambda c: c[0])
-    mix = layer_mixes(features)[best_mix]
-    mixed = np.einsum("nlh,l->nh", features, mix)
-    mean, scale = _standardise(mixed)
-    ((weight, bias),) = ridge_path((mixed - mean) / scale, labels, num_labels, alphas=(best_alpha,))
-    fit = LinearFit(mix, mean, scale, weight, bias, _temperature(best_scores, labels, num_labels))
+    fit = fit_chosen(features, labels, num_labels, best_mix, best_alpha)
+    fit.temperature = _temperature(best_scores, labels, num_labels)
     record = {"fit": "linear", "layer_mix": best_mix, "ridge_alpha": best_alpha, "inner_ua": round(best_ua, 4),
               "temperature": round(fit.temperature, 4), "inner_folds": len(folds),
               "candidates": [{"layer_mix": n, "ridge_alpha": a, "inner_ua": round(u, 4)} for u, n, a, _ in candidates]}
@@ -176,23 +173,60 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
     return fit, record
 
 
+def fit_chosen(features: np.ndarray, labels: np.ndarray, num_labels: int, mix_name: str, alpha: float) -> LinearFit:
+    """Refit a chosen mix and ridge strength on every clip (temperature 1)."""
+    mix = layer_mixes(features)[mix_name]
+    mixed = np.einsum("nlh,l->nh", features, mix)
+    mean, scale = _standardise(mixed)
+    ((weight, bias),) = ridge_path((mixed - mean) / scale, labels, num_labels, alphas=(alpha,))
+    return LinearFit(mix, mean, scale, weight, bias)
+
+
+def head_logits(tensors: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
+    """What the standard HF head with these tensors computes from pooled ``(clips, layers, hidden)`` states."""
+    logits = np.asarray(tensors["layer_weights"], dtype=np.float64)
+    mix = np.exp(logits - logits.max())
+    mixed = np.einsum("nlh,l->nh", features, mix / mix.sum())
+    projected = mixed @ np.asarray(tensors["projector.weight"]).T + tensors["projector.bias"]
+    return projected @ np.asarray(tensors["classifier.weight"]).T + tensors["classifier.bias"]
+
+
 def load_into_head(fit: LinearFit, head) -> None:
-    """Write ``fit`` into a :class:`~ser_hf.training.probe.ProbeHead` so it computes the same logits."""
+    """Write ``fit`` into a :class:`~ser_hf.training.probe.ProbeHead` so it computes the same logits.
+
+    The head keeps its own standardisation buffers at identity: everything is in :func:`head_tensors`.
+    """
+    load_tensors_into_head(head_tensors(fit, head.projector.out_features), head)
+
+
+def load_tensors_into_head(tensors: dict[str, np.ndarray], head) -> None:
+    """Copy standard head tensors (already folded) into a ProbeHead, its standardisation set to identity."""
+    with torch.no_grad():
+        head.mean.zero_()
+        head.scale.fill_(1.0)
+        for name, value in tensors.items():
+            head.get_parameter(name).copy_(torch.as_tensor(value, dtype=torch.float32))
+
+
+def head_tensors(fit: LinearFit, projector_size: int) -> dict[str, np.ndarray]:
+    """The standard HF head's tensors (``layer_weights``, ``projector.*``, ``classifier.*``) computing ``fit``.
+
+    Standardisation and temperature are folded into the projector, so these load into an
+    ``AutoModelForAudioClassification`` built with ``use_weighted_layer_sum`` as they are.
+    """
     num_labels, hidden = fit.weight.shape
-    projector_size = head.projector.out_features
     if projector_size < num_labels:
         raise SERError(f"The linear probe needs probe_projector_size >= the number of emotions ({num_labels}); "
                        f"got {projector_size}. Raise probe_projector_size.")
-    with torch.no_grad():
-        logits = np.where(fit.mix > 0, np.log(np.maximum(fit.mix, 1e-300)), _ABSENT_LAYER_LOGIT)
-        head.layer_weights.copy_(torch.as_tensor(logits, dtype=torch.float32))
-        head.mean.copy_(torch.as_tensor(fit.mean, dtype=torch.float32))
-        head.scale.copy_(torch.as_tensor(fit.scale, dtype=torch.float32))
-        projector = np.zeros((projector_size, hidden))
-        projector[:num_labels] = fit.temperature * fit.weight
-        projector_bias = np.zeros(projector_size)
-        projector_bias[:num_labels] = fit.temperature * fit.bias
-        head.projector.weight.copy_(torch.as_tensor(projector, dtype=torch.float32))
-        head.projector.bias.copy_(torch.as_tensor(projector_bias, dtype=torch.float32))
-        head.classifier.weight.copy_(torch.eye(num_labels, projector_size))
-        head.classifier.bias.zero_()
+    weight = fit.temperature * fit.weight / fit.scale[None, :]
+    projector = np.zeros((projector_size, hidden))
+    projector[:num_labels] = weight
+    projector_bias = np.zeros(projector_size)
+    projector_bias[:num_labels] = fit.temperature * fit.bias - weight @ fit.mean
+    return {
+        "layer_weights": np.where(fit.mix > 0, np.log(np.maximum(fit.mix, 1e-300)), _ABSENT_LAYER_LOGIT),
+        "projector.weight": projector,
+        "projector.bias": projector_bias,
+        "classifier.weight": np.eye(num_labels, projector_size),
+        "classifier.bias": np.zeros(num_labels),
+    }

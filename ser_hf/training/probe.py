@@ -40,6 +40,7 @@ class ProbeSettings:
 
     fit: str = "linear"
     inner_folds: int = 4
+    speaker_adaptation: bool = False
     projector_size: int = 256
     learning_rate: float = 1e-3
     weight_decay: float = 1e-3
@@ -232,6 +233,7 @@ class ProbeMethod:
         self.batch_size = batch_size
         self.progress = progress
         self.head: ProbeHead | None = None
+        self.adaptive = None  # an AdaptiveProbe after fit() with settings.speaker_adaptation
 
     def features(self, paths) -> np.ndarray:
         from ser_hf.models.embeddings import pooled_hidden_states
@@ -250,8 +252,24 @@ class ProbeMethod:
             features = np.concatenate([self.features(part["audio"]) for part in parts])
             labels = np.concatenate([np.asarray(part["label"]) for part in parts])
             speakers = np.concatenate([np.asarray(part["speaker"], dtype=object) for part in parts])
-            self.head = fit_linear_head(features, labels, speakers, len(self.labels), self.settings)
+            if not self.settings.speaker_adaptation:
+                self.head = fit_linear_head(features, labels, speakers, len(self.labels), self.settings)
+                return self
+            from ser_hf.training.linear_probe import load_tensors_into_head
+            from ser_hf.training.speaker_adaptation import fit_adaptive_probe
+
+            _check(features, np.asarray(labels, dtype=np.int64), len(self.labels))
+            self.adaptive = fit_adaptive_probe(features, labels, speakers, len(self.labels),
+                                               projector_size=self.settings.projector_size,
+                                               inner_folds=self.settings.inner_folds, seed=self.settings.seed)
+            self.head = ProbeHead(features.shape[1], features.shape[2], self.settings.projector_size, len(self.labels))
+            load_tensors_into_head(self.adaptive.global_head, self.head)
+            self.head.fit_record = {**self.adaptive.record["global"], "speaker_adaptation": self.adaptive.record}
+            self.head.training_log, self.head.best_epoch = [], None
+            self.head.eval()
             return self
+        if self.settings.speaker_adaptation:
+            raise SERError("probe_speaker_adaptation needs probe_fit: linear.")
         if self.settings.fit != "gradient":
             raise SERError(f"probe fit must be 'linear' or 'gradient', got {self.settings.fit!r}.")
         held_out = None if validation is None else (self.features(validation["audio"]), np.asarray(validation["label"]))
@@ -286,4 +304,9 @@ class ProbeMethod:
         if self.head is None:
             raise SERError("ProbeMethod.save: call fit() first.")
         load_head_into_model(self.head, self.model)
-        return save_checkpoint(self.model, self.feature_extractor, out_dir)
+        checkpoint = save_checkpoint(self.model, self.feature_extractor, out_dir)
+        if self.adaptive is not None:
+            from ser_hf.training.speaker_adaptation import save_adaptation
+
+            save_adaptation(self.adaptive, checkpoint)
+        return checkpoint

@@ -1,0 +1,95 @@
+"""One accuracy benchmark: every method on the shared corpora's speaker-grouped folds, in one result file.
+
+For each configuration (``corpus[/emotions]:model:max_source_positions``, 0 = Whisper's 30 s padding) it
+runs, on the same folds as ``ser-hf cv`` and ``reference_probe.py`` (URDU 5 speaker-grouped folds,
+RAVDESS 6 folds of 4 actors):
+
+- ``probe`` - the default probe recipe exactly as ``ser-hf cv`` runs it (``cross_validate``): the linear
+  fit, a standard ``pipeline()`` checkpoint per fold;
+- ``probe-gradient`` - the previous gradient-trained head (``probe_fit: gradient``), with ``--gradient``;
+- ``speaker-adaptive (enrollment N)`` - the same probe with ``probe_speaker_adaptation: true``: one row
+  per enrollment setting, with the global head's UA on the very same clips beside it (these rows are
+  never the standard headline);
+- ``reference`` - logistic regression on all layers' concatenated states (not a checkpoint), copied with
+  its provenance from ``results/reference_probe.json`` when that file has the configuration.
+
+Each row has pooled UA with its 95% speaker-bootstrap interval, mean ± std over folds, WA, macro-F1,
+the confusion matrix, seconds and the command/date. The linear fit is deterministic (closed form, seeded
+inner folds), so one seed is reported; the gradient head is run with three seeds.
+
+    .venv/bin/python benchmarks/accuracy.py --configs urdu:whisper-tiny.en:0 ravdess:whisper-base:300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+from common import RESULTS_DIR, cv_scores, provenance, write_result
+from probe_accuracy import probe_run
+
+from ser_hf.training.experiment import cross_validate
+
+
+def _cv_row(spec: str, method: str, **overrides) -> tuple[dict, object]:
+    run = probe_run(spec, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_accuracy_"))
+    for key, value in overrides.items():
+        setattr(run.training, key, value)
+    start = time.perf_counter()
+    result = cross_validate(run, progress=False)
+    row = {"config": spec, "method": method, "seconds": round(time.perf_counter() - start, 1),
+           "folds": len(result.folds), **cv_scores(result), **provenance()}
+    return row, result
+
+
+def _reference_row(spec: str) -> dict | None:
+    path = RESULTS_DIR / "reference_probe.json"
+    if not path.exists():
+        return None
+    for run in json.loads(path.read_text())["results"]["runs"]:
+        if run["spec"] == spec:
+            return {"config": spec, "method": "reference", "source": "results/reference_probe.json",
+                    **{k: run[k] for k in ("mean_std", "pooled", "seconds", "command", "date")}}
+    return None
+
+
+def run_config(spec: str, gradient: bool) -> list[dict]:
+    rows = []
+    probe, _ = _cv_row(spec, "probe")
+    rows.append(probe)
+    adaptive, result = _cv_row(spec, "probe + speaker adaptation", probe_speaker_adaptation=True)
+    adaptive["speaker_adaptive"] = result.speaker_adaptive
+    rows.append(adaptive)
+    if gradient:
+        for seed in (0, 1, 2):
+            row, _ = _cv_row(spec, f"probe-gradient seed {seed}", probe_fit="gradient", seed=seed)
+            rows.append(row)
+    reference = _reference_row(spec)
+    if reference is not None:
+        rows.append(reference)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", required=True, help="corpus[/emotions]:model:max_source_positions")
+    parser.add_argument("--gradient", action="store_true", help="also run the gradient-trained head (3 seeds)")
+    parser.add_argument("--name", default="accuracy", help="result file name (benchmarks/results/NAME.json)")
+    args = parser.parse_args()
+    previous = RESULTS_DIR / f"{args.name}.json"
+    rows = {(r["config"], r["method"]): r for r in json.loads(previous.read_text())["results"]["rows"]} \
+        if previous.exists() else {}
+    for spec in args.configs:
+        for row in run_config(spec, args.gradient):
+            rows[(row["config"], row["method"])] = row
+            print(f"{row['pooled']['unweighted_accuracy']:.4f}", spec, row["method"], flush=True)
+            for adaptive in row.get("speaker_adaptive") or []:
+                print(f"    enrollment {adaptive['enrollment']}: {adaptive['unweighted_accuracy']:.4f} "
+                      f"(global on same clips {adaptive['global_unweighted_accuracy_same_clips']:.4f})", flush=True)
+        write_result(args.name, {"rows": list(rows.values())})
+
+
+if __name__ == "__main__":
+    main()

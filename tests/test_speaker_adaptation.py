@@ -1,0 +1,141 @@
+"""Speaker-adaptive probe: the emotion-mix-aware offset, the fallback rule, folding, files and CV rows."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ser_hf.errors import ModelError, SERError
+from ser_hf.training.linear_probe import head_logits
+from ser_hf.training.speaker_adaptation import (
+    class_means,
+    enrollment_predictions,
+    fit_adaptive_probe,
+    load_adaptation,
+    save_adaptation,
+    speaker_offset,
+)
+
+LABELS = 3
+
+
+def voices(seed=0, speakers=12, clips=12, voice=3.0, emotion=1.5, single_emotion=False):
+    """Pooled states ``(clips, 2 layers, 8)``: a strong per-speaker voice plus a weaker emotion direction.
+
+    With ``single_emotion`` every speaker speaks one emotion only (as in URDU).
+    """
+    rng = np.random.default_rng(seed)
+    directions = rng.normal(size=(LABELS, 8))
+    features, labels, who = [], [], []
+    for s in range(speakers):
+        offset = voice * rng.normal(size=8)
+        for c in range(clips):
+            label = s % LABELS if single_emotion else c % LABELS
+            features.append(offset + emotion * directions[label] + rng.normal(size=8))
+            labels.append(label)
+            who.append(f"s{s}")
+    features = np.repeat(np.asarray(features)[:, None, :], 2, axis=1) + 0.1 * rng.normal(size=(len(labels), 2, 8))
+    return features, np.asarray(labels), np.asarray(who, dtype=object)
+
+
+def test_the_offset_keeps_the_emotion_of_a_single_emotion_speaker():
+    features, labels, _ = voices()
+    means = class_means(features, labels, LABELS)
+    angry = features[labels == 2][:6]
+    one_hot = np.eye(LABELS)[np.full(len(angry), 2)]
+    offset = speaker_offset(angry, one_hot, means, shrink=0)
+    # Plain centring would subtract the anger too; the offset leaves the anger (class mean 2) in place.
+    np.testing.assert_allclose((angry - offset).mean(axis=0), means[2], atol=1e-9)
+
+
+def test_shrinkage_pulls_few_clips_towards_no_offset():
+    features, labels, _ = voices()
+    means = class_means(features, labels, LABELS)
+    one_hot = np.eye(LABELS)[labels[:2]]
+    full = speaker_offset(features[:2], one_hot, means, shrink=0)
+    np.testing.assert_allclose(speaker_offset(features[:2], one_hot, means, shrink=2), full / 2)
+
+
+def test_adaptation_helps_when_voices_dominate():
+    features, labels, speakers = voices()
+    train, test = np.isin(speakers, [f"s{n}" for n in range(8)]), np.isin(speakers, [f"s{n}" for n in range(8, 12)])
+    probe = fit_adaptive_probe(features[train], labels[train], speakers[train], LABELS, projector_size=4)
+    assert probe.enabled, probe.record
+    rows = enrollment_predictions(probe, features[test], labels[test], speakers[test], settings=(5, "all"))
+    for setting in ("5", "all"):
+        result = rows[setting]
+        truth = labels[test][result["rows"]]
+        assert (result["adaptive"] == truth).mean() > (result["global"] == truth).mean() + 0.1
+        assert result["fallback_speakers"] == 0
+
+
+def test_adaptation_switches_itself_off_where_it_cannot_help():
+    # Single-emotion speakers whose voice is the only cue: the inner check sees no gain and says so.
+    features, labels, speakers = voices(single_emotion=True, emotion=0.0, voice=3.0, speakers=12)
+    probe = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4)
+    if probe.enabled:  # then it must not have been worse than the global head by more than the margin
+        check = probe.record["inner_check"]
+        assert check["adaptive_ua"] >= check["global_ua"] - 0.01
+    else:
+        assert "adaptation scored" in probe.record["reason"]
+        with pytest.raises(SERError, match="speaker adaptation is off for this model"):
+            probe.enroll(features[:5])
+        rows = enrollment_predictions(probe, features, labels, speakers, settings=(5,))
+        assert rows["5"]["fallback_speakers"] == rows["5"]["speakers"]
+
+
+def test_too_few_enrollment_clips_fall_back_to_the_global_head():
+    features, labels, speakers = voices()
+    probe = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4)
+    with pytest.raises(SERError, match="at least 3 clips"):
+        probe.enroll(features[:2])
+    rows = enrollment_predictions(probe, features, labels, speakers, settings=(1,))
+    assert rows["1"]["fallback_speakers"] == 12
+    np.testing.assert_array_equal(rows["1"]["adaptive"], rows["1"]["global"])
+
+
+def test_a_speakers_offset_folds_into_a_standard_head():
+    features, labels, speakers = voices()
+    probe = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=5)
+    offset = probe.enroll(features[:9])
+    np.testing.assert_allclose(head_logits(probe.speaker_head(offset), features[9:20]),
+                               probe.logits(features[9:20], offset), atol=1e-8)
+
+
+def test_adaptation_files_round_trip_and_refuse_another_model(tmp_path):
+    features, labels, speakers = voices()
+    probe = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4)
+    save_adaptation(probe, tmp_path)
+    loaded = load_adaptation(tmp_path, probe.global_head)
+    offset = loaded.enroll(features[:9])
+    np.testing.assert_allclose(loaded.logits(features[9:20], offset), probe.logits(features[9:20], offset),
+                               atol=1e-4)
+    other = {k: v[..., :-1] if k == "projector.weight" else v for k, v in probe.global_head.items()}
+    with pytest.raises(ModelError, match="does not fit the checkpoint beside it"):
+        load_adaptation(tmp_path, other)
+    (tmp_path / "speaker_adaptation.json").write_text("{not json")
+    with pytest.raises(ModelError, match="cannot be read"):
+        load_adaptation(tmp_path, probe.global_head)
+    with pytest.raises(ModelError, match="has no speaker adaptation"):
+        load_adaptation(tmp_path / "elsewhere", probe.global_head)
+
+
+def test_cv_adds_speaker_adaptive_rows_beside_the_standard_ones(tmp_path):
+    from ser_hf.testing.corpora import make_corpus_tree
+    from ser_hf.testing.models import tiny_backbone
+    from ser_hf.training.experiment import cross_validate
+    from ser_hf.training.recipes import parse_run
+
+    corpus = make_corpus_tree("urdu", tmp_path / "urdu", duration=0.4)
+    run = parse_run(None, corpus="urdu", data_dir=str(corpus), model_name_or_path=str(tiny_backbone(
+        "whisper", tmp_path / "tiny")), max_source_positions=50, probe_projector_size=8, num_folds=3,
+        probe_speaker_adaptation=True, embedding_cache_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / "cv"))
+    result = cross_validate(run, progress=False)
+    settings = [row["enrollment"] for row in result.speaker_adaptive]
+    assert settings == ["1", "3", "5", "all", "neutral"]  # 8 clips per speaker: 10 and 20 leave none to score
+    for row in result.speaker_adaptive:
+        assert row["clips_scored"] > 0 and "global_unweighted_accuracy_same_clips" in row
+    written = json.loads((tmp_path / "cv" / "cv" / "speaker_adaptive.json").read_text())
+    assert [row["enrollment"] for row in written] == settings
+    assert "not the standard headline" in (tmp_path / "cv" / "cv" / "speaker_adaptive.md").read_text()
+    assert result.pooled.num_samples == 48  # the standard row is unchanged: every clip once

@@ -147,6 +147,8 @@ class EmotionRecognizer:
         self.preprocessor = preprocessor
         self.batch_size = batch_size
         self.labels = model_labels(model)
+        self.checkpoint_dir: Path | None = None  # set by from_pretrained; speaker adaptation files live there
+        self._enrollments = None
 
     @classmethod
     def from_pretrained(cls, model: str | os.PathLike, *, preprocessor: AudioPreprocessor | None | str = "auto",
@@ -187,7 +189,9 @@ class EmotionRecognizer:
             path = path.parent if path.is_file() else path  # ser_hf_run.json lies beside an exported .onnx file
             preprocessor = (_load_run_preprocessor(path, int(feature_extractor.sampling_rate))
                             if path.is_dir() else None)
-        return cls(loaded, feature_extractor, preprocessor=preprocessor, batch_size=batch_size)
+        recognizer = cls(loaded, feature_extractor, preprocessor=preprocessor, batch_size=batch_size)
+        recognizer.checkpoint_dir = Path(resolved).expanduser() if Path(resolved).expanduser().is_dir() else None
+        return recognizer
 
     # ----------------------------------------------------------------------------------------- loading
 
@@ -275,7 +279,7 @@ class EmotionRecognizer:
         return {"label": self.labels[order[0]], "score": float(probabilities[order[0]]), "scores": scores}
 
     def predict(self, inputs: RecognizerInput | Sequence[RecognizerInput], top_k: int | None = None,
-                progress: bool = False) -> dict[str, Any] | list[dict[str, Any]]:
+                progress: bool = False, speaker: str | None = None) -> dict[str, Any] | list[dict[str, Any]]:
         """Predict the emotion of one clip or a list of clips.
 
         Args:
@@ -283,6 +287,8 @@ class EmotionRecognizer:
                 (resampled with soxr), or a list of these.
             top_k: Keep only the ``top_k`` most probable emotions in ``scores`` (default: all).
             progress: Show a progress bar.
+            speaker: An enrolled speaker (see :meth:`enroll`): their clips are scored by the speaker-adaptive
+                head; the result then also says ``speaker`` and ``adapted`` (False: the global head scored it).
 
         Returns:
             ``{"label", "score", "scores": {emotion: probability}}`` (``scores`` sorted, best first), or a
@@ -301,14 +307,71 @@ class EmotionRecognizer:
             raise SERError(f"top_k must be a positive integer or None, got {top_k}.")
         single = not isinstance(inputs, list)
         items = [inputs] if single else inputs
-        probabilities = self.predict_waves([self.load(item) for item in items], progress=progress)
+        waves = [self.load(item) for item in items]
+        if speaker is None:
+            probabilities = self.predict_waves(waves, progress=progress)
+        else:
+            enrollments = self.enrollments
+            probabilities = enrollments.probabilities(speaker, enrollments.pooled(waves, self.batch_size))
         results = []
         for index, (item, row) in enumerate(zip(items, probabilities)):
             try:
                 results.append(self.result(row, top_k))
             except AudioError as err:
                 raise AudioError(f"{_describe(item, index, single)}: {err}") from None
+        if speaker is not None:
+            adapted = self.enrollments.summary(speaker)["adapted"]
+            results = [{**result, "speaker": str(speaker), "adapted": adapted} for result in results]
         return results[0] if single else results
+
+    # -------------------------------------------------------------------------------- speaker adaptation
+
+    @property
+    def enrollments(self):
+        """The :class:`~ser_hf.inference.speakers.SpeakerEnrollments` of this checkpoint (loaded on first use).
+
+        Raises:
+            ModelError: when the checkpoint has no speaker adaptation files or is an ONNX export.
+        """
+        if self._enrollments is None:
+            from ser_hf.inference.speakers import SpeakerEnrollments
+
+            if self.checkpoint_dir is None:
+                raise SERError("speaker adaptation needs a recognizer loaded with from_pretrained(checkpoint_dir).")
+            self._enrollments = SpeakerEnrollments(self.model, self.feature_extractor, self.checkpoint_dir)
+        return self._enrollments
+
+    def enroll(self, speaker: str, clips: Sequence[RecognizerInput]) -> dict[str, Any]:
+        """Learn a speaker's voice offset from their unlabelled clips (any emotions, ideally 10 or more).
+
+        Returns:
+            ``{"speaker", "clips", "adapted", "reason"?}``: ``adapted`` is False (with the reason, also logged as
+            a warning) when the speaker has too few clips or the model's adaptation is off; their clips are then
+            scored by the global head.
+
+        Example:
+            ```python
+            >>> recognizer.enroll("alice", ["alice/01.wav", "alice/02.wav", "alice/03.wav"])
+            {'speaker': 'alice', 'clips': 3, 'adapted': True}
+            >>> recognizer.predict("alice/04.wav", speaker="alice")["label"]
+            'happy'
+            ```
+        """
+        waves = [self.load(clip) for clip in clips]
+        enrollments = self.enrollments
+        return enrollments.enroll(speaker, enrollments.pooled(waves, self.batch_size))
+
+    def save_enrollments(self, path: str | os.PathLike) -> Path:
+        """Save every enrolled speaker to ``path.json`` + ``path.safetensors`` (no pickle)."""
+        return self.enrollments.save(path)
+
+    def load_enrollments(self, path: str | os.PathLike) -> list[str]:
+        """Load enrollments saved by :meth:`save_enrollments` with this model; returns the speaker ids."""
+        return self.enrollments.load(path)
+
+    def save_speaker_model(self, speaker: str, out_dir: str | os.PathLike) -> Path:
+        """Save a standard checkpoint that scores like ``predict(..., speaker=speaker)``, for ``pipeline()``."""
+        return self.enrollments.save_speaker_model(speaker, out_dir)
 
     def predict_long(self, wave_or_path: RecognizerInput, window: float = 3.0, hop: float = 1.0,
                      vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB,

@@ -160,3 +160,19 @@ def _compute_missing(model, feature_extractor, paths, targets, preprocessor, bat
             for row, index in zip(pooled, batch):
                 _save_atomic(targets[index], row)
             bar.update(len(batch))
+
+
+def pool_waves(model: torch.nn.Module, feature_extractor, waves: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
+    """:func:`pool_batch` over many ready 16 kHz waves, batched by length where padding is exact: ``(n, L, H)``."""
+    if model.config.model_type not in POOLABLE_MODEL_TYPES:
+        raise ModelError(f"Pooled states need a weighted-layer-sum head; model type {model.config.model_type!r} has "
+                         f"none. Supported: {list(POOLABLE_MODEL_TYPES)}.")
+    if not waves:
+        return np.zeros((0, 0, 0), dtype=np.float32)
+    model.eval()
+    size = batch_size if batch_padding_is_exact(model, feature_extractor) else 1
+    pooled: list[np.ndarray | None] = [None] * len(waves)
+    for batch in _batches([len(wave) for wave in waves], size):
+        for row, index in zip(pool_batch(model, feature_extractor, [waves[i] for i in batch]), batch):
+            pooled[index] = row
+    return np.stack(pooled)

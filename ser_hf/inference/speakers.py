@@ -1,0 +1,181 @@
+"""Speaker enrollment for :class:`~ser_hf.inference.recognizer.EmotionRecognizer`.
+
+A probe checkpoint trained with ``probe_speaker_adaptation: true`` carries, beside its standard head,
+``speaker_adaptation.safetensors/json`` (see :mod:`ser_hf.training.speaker_adaptation`). Enrolling a
+speaker runs the encoder on their unlabelled clips, estimates their emotion-mix-aware offset, and from
+then on that speaker's clips are scored by the adaptive head with the offset removed. Everything is
+computed from the same pooled encoder states the standard head uses, and
+:meth:`SpeakerEnrollments.speaker_head` gives the standard head tensors that compute it, so a
+speaker-specific model can be saved as an ordinary ``pipeline()`` checkpoint.
+
+Where adaptation cannot help (it was switched off in training, or a speaker has fewer clips than the
+minimum), the speaker is kept on the global head, and the enrollment says so (``adapted: False`` and a
+``reason``); predictions say which head scored them.
+
+Enrollments are saved as ``<name>.safetensors`` (offsets) + ``<name>.json`` (speaker ids, clip counts,
+and a fingerprint of the adaptation they belong to), never as a pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ser_hf.errors import ModelError, SERError
+
+logger = logging.getLogger(__name__)
+
+HEAD_TENSORS = ("layer_weights", "projector.weight", "projector.bias", "classifier.weight", "classifier.bias")
+
+
+def model_head(model) -> dict[str, np.ndarray]:
+    """The standard head's tensors of a loaded ``AutoModelForAudioClassification`` (float64 numpy)."""
+    state = model.state_dict()
+    missing = [name for name in HEAD_TENSORS if name not in state]
+    if missing:
+        raise ModelError(f"speaker adaptation needs a weighted-layer-sum head; the model lacks {missing}. "
+                         f"Use a probe checkpoint trained with probe_speaker_adaptation: true.")
+    return {name: state[name].detach().cpu().double().numpy() for name in HEAD_TENSORS}
+
+
+def _fingerprint(checkpoint: Path) -> str:
+    from ser_hf.training.speaker_adaptation import ADAPTATION_WEIGHTS
+
+    return hashlib.sha256((checkpoint / ADAPTATION_WEIGHTS).read_bytes()).hexdigest()[:20]
+
+
+class SpeakerEnrollments:
+    """Enrolled speakers of one adaptive checkpoint: their offsets, and scoring with them.
+
+    Args:
+        model: The loaded PyTorch classifier (ONNX exports hold no pooled states).
+        feature_extractor: Its feature extractor.
+        checkpoint: The checkpoint directory holding the adaptation files.
+    """
+
+    def __init__(self, model, feature_extractor, checkpoint: str | os.PathLike):
+        from ser_hf.training.speaker_adaptation import load_adaptation
+
+        if not hasattr(model, "state_dict"):
+            raise ModelError("speaker adaptation needs the PyTorch checkpoint, not an ONNX export: load the "
+                             "checkpoint directory the export was made from.")
+        self.model = model
+        self.feature_extractor = feature_extractor
+        self.checkpoint = Path(checkpoint)
+        self.adaptation = load_adaptation(self.checkpoint, model_head(model))
+        self.fingerprint = _fingerprint(self.checkpoint)
+        self.speakers: dict[str, dict[str, Any]] = {}
+
+    def pooled(self, waves, batch_size: int = 8) -> np.ndarray:
+        from ser_hf.models.embeddings import pool_waves
+
+        return pool_waves(self.model, self.feature_extractor, list(waves), batch_size).astype(np.float64)
+
+    def enroll(self, speaker: str, pooled: np.ndarray) -> dict[str, Any]:
+        """Enroll ``speaker`` from the pooled states of their clips; falls back to the global head when it must."""
+        speaker = str(speaker)
+        entry: dict[str, Any] = {"speaker": speaker, "clips": int(len(pooled)), "adapted": False, "offset": None}
+        if not self.adaptation.enabled:
+            entry["reason"] = f"speaker adaptation is off for this model ({self.adaptation.record.get('reason')})"
+        elif len(pooled) < self.adaptation.min_clips:
+            entry["reason"] = (f"{len(pooled)} clip(s) enrolled, fewer than the {self.adaptation.min_clips} "
+                               f"adaptation needs")
+        else:
+            entry.update(adapted=True, offset=self.adaptation.enroll(pooled))
+        if not entry["adapted"]:
+            logger.warning("speaker %r: using the global model: %s", speaker, entry["reason"])
+        self.speakers[speaker] = entry
+        return self.summary(speaker)
+
+    def summary(self, speaker: str) -> dict[str, Any]:
+        entry = self._entry(speaker)
+        return {k: v for k, v in entry.items() if k != "offset"}
+
+    def _entry(self, speaker: str) -> dict[str, Any]:
+        if str(speaker) not in self.speakers:
+            raise SERError(f"speaker {str(speaker)!r} is not enrolled (enrolled: {sorted(self.speakers)}); call "
+                           f"enroll({str(speaker)!r}, clips) first, or predict without a speaker.")
+        return self.speakers[str(speaker)]
+
+    def probabilities(self, speaker: str, pooled: np.ndarray) -> np.ndarray:
+        """Softmax probabilities of ``pooled`` clips for an enrolled speaker."""
+        logits = self.adaptation.logits(pooled, self._entry(speaker)["offset"])
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def speaker_head(self, speaker: str) -> dict[str, np.ndarray]:
+        """Standard head tensors scoring like :meth:`probabilities` for ``speaker`` (the global head if not adapted)."""
+        entry = self._entry(speaker)
+        return self.adaptation.speaker_head(entry["offset"]) if entry["adapted"] else self.adaptation.global_head
+
+    def save_speaker_model(self, speaker: str, out_dir: str | os.PathLike) -> Path:
+        """A standard checkpoint whose head is :meth:`speaker_head` (same backbone, same preprocessing record)."""
+        import copy
+        import shutil
+
+        import torch
+
+        from ser_hf.models.factory import save_checkpoint
+
+        model = copy.deepcopy(self.model)
+        state = {name: torch.as_tensor(np.asarray(value), dtype=torch.float32)
+                 for name, value in self.speaker_head(speaker).items()}
+        model.load_state_dict(state, strict=False)
+        out = save_checkpoint(model, self.feature_extractor, out_dir)
+        if (self.checkpoint / "ser_hf_run.json").is_file():
+            shutil.copyfile(self.checkpoint / "ser_hf_run.json", out / "ser_hf_run.json")
+        return out
+
+    # ------------------------------------------------------------------------------------------- files
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``path.safetensors`` (offsets) and ``path.json`` (ids, counts, model fingerprint)."""
+        from safetensors.numpy import save_file
+
+        base = Path(path).with_suffix("")
+        tensors, speakers = {}, []
+        for index, entry in enumerate(self.speakers.values()):
+            record = {k: v for k, v in entry.items() if k != "offset"}
+            if entry["adapted"]:
+                record["tensor"] = f"offset.{index}"
+                tensors[record["tensor"]] = np.ascontiguousarray(entry["offset"], dtype=np.float32)
+            speakers.append(record)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors or {"empty": np.zeros(1, dtype=np.float32)}, str(base.with_suffix(".safetensors")))
+        document = {"format": 1, "adaptation": self.fingerprint, "speakers": speakers}
+        base.with_suffix(".json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        return base.with_suffix(".json")
+
+    def load(self, path: str | os.PathLike) -> list[str]:
+        """Add the enrollments saved at ``path`` (``.json`` + ``.safetensors``); returns the speaker ids."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        base = Path(path).with_suffix("")
+        try:
+            document = json.loads(base.with_suffix(".json").read_text(encoding="utf-8"))
+            tensors = load_file(str(base.with_suffix(".safetensors")))
+            speakers = list(document["speakers"])
+            adaptation = document["adaptation"]
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as error:
+            raise SERError(f"enrollments {str(base)!r}.json/.safetensors cannot be read ({error}); enroll the "
+                           f"speakers again.") from error
+        if adaptation != self.fingerprint:
+            raise SERError(f"enrollments {str(base)!r} were made with another model (adaptation {adaptation}, this "
+                           f"model {self.fingerprint}); enroll the speakers again with this model.")
+        expected = self.adaptation.means.shape[1:]
+        for record in speakers:
+            offset = tensors.get(record.get("tensor", "")) if record.get("adapted") else None
+            if record.get("adapted") and (offset is None or offset.shape != expected or not np.isfinite(offset).all()):
+                raise SERError(f"enrollments {str(base)!r}: speaker {record.get('speaker')!r} has no usable offset "
+                               f"(expected shape {expected}); enroll the speakers again.")
+            self.speakers[str(record["speaker"])] = {**{k: v for k, v in record.items() if k != "tensor"},
+                                                     "offset": None if offset is None else offset.astype(np.float64)}
+        return [str(record["speaker"]) for record in speakers]

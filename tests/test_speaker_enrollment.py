@@ -1,0 +1,101 @@
+"""EmotionRecognizer.enroll / predict(speaker=...): files, fallbacks, and a speaker model pipeline() loads."""
+
+import numpy as np
+import pytest
+from transformers import pipeline
+
+from ser_hf.audio import load_audio
+from ser_hf.corpora import load_corpus
+from ser_hf.errors import ModelError, SERError
+from ser_hf.inference.recognizer import EmotionRecognizer
+from ser_hf.models.factory import ModelOptions
+from ser_hf.testing.corpora import make_corpus_tree
+from ser_hf.testing.models import tiny_backbone
+from ser_hf.training.probe import ProbeMethod, ProbeSettings
+
+
+@pytest.fixture(scope="module")
+def adaptive(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("adaptive")
+    corpus = load_corpus("urdu", make_corpus_tree("urdu", tmp / "urdu", duration=0.4))
+    settings = ProbeSettings(projector_size=8, speaker_adaptation=True)
+    method = ProbeMethod(tiny_backbone("whisper", tmp / "base"), corpus.features["label"].names,
+                         ModelOptions(max_source_positions=50), settings, cache_dir=tmp / "cache", progress=False)
+    method.fit(corpus)
+    method.adaptive.enabled = True  # tiny random models cannot show a gain; the fallback rule is tested elsewhere
+    checkpoint = method.save(tmp / "model")
+    from ser_hf.training.speaker_adaptation import save_adaptation
+
+    save_adaptation(method.adaptive, checkpoint)
+    return corpus, checkpoint, tmp
+
+
+def _clips(corpus, speaker):
+    return [row["audio"] for row in corpus if row["speaker"] == speaker]
+
+
+def test_enroll_then_predict_with_the_speaker(adaptive):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    clips = _clips(corpus, "SM1")
+    assert recognizer.enroll("SM1", clips[:4]) == {"speaker": "SM1", "clips": 4, "adapted": True}
+    results = recognizer.predict(clips[4:], speaker="SM1")
+    assert all(r["speaker"] == "SM1" and r["adapted"] for r in results)
+    assert all(abs(sum(r["scores"].values()) - 1) < 1e-5 for r in results)
+    plain = recognizer.predict(clips[4:])
+    assert all("speaker" not in r for r in plain)
+
+
+def test_a_speaker_model_is_a_standard_checkpoint_that_scores_the_same(adaptive):
+    corpus, checkpoint, tmp = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    clips = _clips(corpus, "SF2")
+    recognizer.enroll("SF2", clips[:5])
+    expected = recognizer.predict(clips[5], speaker="SF2")["scores"]
+    classify = pipeline("audio-classification", model=str(recognizer.save_speaker_model("SF2", tmp / "sf2")))
+    got = {r["label"]: r["score"] for r in classify(load_audio(clips[5]), top_k=None)}
+    np.testing.assert_allclose([got[k] for k in expected], list(expected.values()), atol=1e-5)
+
+
+def test_enrollments_round_trip_and_belong_to_their_model(adaptive, tmp_path):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SM3", _clips(corpus, "SM3")[:4])
+    recognizer.enroll("SF4", _clips(corpus, "SF4")[:2])  # too few: kept on the global head
+    saved = recognizer.save_enrollments(tmp_path / "people")
+    assert saved.suffix == ".json" and (tmp_path / "people.safetensors").exists()
+    fresh = EmotionRecognizer.from_pretrained(checkpoint)
+    assert fresh.load_enrollments(tmp_path / "people") == ["SM3", "SF4"]
+    clip = _clips(corpus, "SM3")[5]
+    assert fresh.predict(clip, speaker="SM3")["scores"] == pytest.approx(
+        recognizer.predict(clip, speaker="SM3")["scores"], abs=1e-6)  # offsets are stored as float32
+    assert fresh.predict(clip, speaker="SF4")["adapted"] is False
+    document = (tmp_path / "people.json").read_text()
+    (tmp_path / "people.json").write_text(document.replace('"adaptation": "', '"adaptation": "x'))
+    with pytest.raises(SERError, match="made with another model"):
+        EmotionRecognizer.from_pretrained(checkpoint).load_enrollments(tmp_path / "people")
+
+
+def test_too_few_clips_fall_back_and_say_so(adaptive, caplog):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    with caplog.at_level("WARNING"):
+        summary = recognizer.enroll("SM5", _clips(corpus, "SM5")[:2])
+    assert summary["adapted"] is False and "fewer than the 3" in summary["reason"]
+    assert "using the global model" in caplog.text
+    clip = _clips(corpus, "SM5")[3]
+    assert recognizer.predict(clip, speaker="SM5")["scores"] == pytest.approx(recognizer.predict(clip)["scores"], abs=1e-5)
+
+
+def test_unknown_speaker_and_models_without_adaptation(adaptive, tmp_path):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    with pytest.raises(SERError, match=r"speaker 'nobody' is not enrolled \(enrolled: \[\]\)"):
+        recognizer.predict(_clips(corpus, "SM1")[0], speaker="nobody")
+    import shutil
+
+    plain = tmp_path / "plain"
+    shutil.copytree(checkpoint, plain)
+    (plain / "speaker_adaptation.json").unlink()
+    with pytest.raises(ModelError, match="has no speaker adaptation"):
+        EmotionRecognizer.from_pretrained(plain).enroll("SM1", _clips(corpus, "SM1")[:4])

@@ -99,3 +99,38 @@ def test_unknown_speaker_and_models_without_adaptation(adaptive, tmp_path):
     (plain / "speaker_adaptation.json").unlink()
     with pytest.raises(ModelError, match="has no speaker adaptation"):
         EmotionRecognizer.from_pretrained(plain).enroll("SM1", _clips(corpus, "SM1")[:4])
+
+
+def test_predict_job_enrolls_each_speaker_from_the_paths(adaptive, tmp_path):
+    from ser_hf.inference.jobs import predict_files, read_records
+
+    corpus, checkpoint, tmp = adaptive
+    out = tmp_path / "p.jsonl"
+    summary = predict_files(checkpoint, [str(tmp / "urdu")], out, speaker_pattern=r"/(S[MF]\d)_", progress=False)
+    records = read_records(out)
+    assert summary["predicted"] == len(records) == 48
+    assert {r["speaker"] for r in records} == {"SM1", "SF2", "SM3", "SF4", "SM5", "SF6"}
+    assert all(r["adapted"] for r in records)
+    # The same job again skips everything; a fresh job with a manifest column gives the same scores.
+    assert predict_files(checkpoint, [str(tmp / "urdu")], out, speaker_pattern=r"/(S[MF]\d)_",
+                         progress=False)["skipped"] == 48
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,who\n" + "".join(f"{r['path']},{r['speaker']}\n" for r in records))
+    again = read_records(tmp_path / "q.jsonl") if predict_files(
+        checkpoint, [str(manifest)], tmp_path / "q.jsonl", speaker_column="who", progress=False) else []
+    by_path = {r["path"]: r["scores"] for r in records}
+    for record in again:
+        assert record["scores"] == pytest.approx(by_path[record["path"]], abs=1e-9)
+
+
+def test_predict_job_speaker_options_are_checked(adaptive, tmp_path):
+    from ser_hf.inference.jobs import predict_files
+
+    _, checkpoint, tmp = adaptive
+    with pytest.raises(SERError, match="not a valid regular expression"):
+        predict_files(checkpoint, [str(tmp / "urdu")], tmp_path / "p.jsonl", speaker_pattern="(", progress=False)
+    with pytest.raises(SERError, match="exactly one of --speaker-pattern"):
+        predict_files(checkpoint, [str(tmp / "urdu")], tmp_path / "p.jsonl", speaker_pattern="x",
+                      speaker_column="y", progress=False)
+    with pytest.raises(SERError, match="needs manifest CSV inputs"):
+        predict_files(checkpoint, [str(tmp / "urdu")], tmp_path / "p.jsonl", speaker_column="who", progress=False)

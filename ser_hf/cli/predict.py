@@ -41,6 +41,13 @@ shards into --out in input order and removes them. Two CPU processes without a G
 (`accelerate launch --cpu --num_processes 2` starts only one process.) A rerun with any number of
 processes skips what --out and leftover shards hold. Across machines --out must be on a shared filesystem.
 
+Speaker-adaptive jobs (a model trained with probe_speaker_adaptation: true): --speaker-pattern or
+--speaker-column groups the inputs by speaker; each speaker is enrolled from all of their clips in the
+job (unlabelled), then their clips are scored with their voice offset removed. JSONL records gain
+"speaker" and "adapted" (false: too few clips, or adaptation off for this model; the global model
+scored it). Files with no speaker are scored by the global model.
+  ser-hf predict --model outputs/rav8-adaptive ../shared/data/ravdess --speaker-pattern 'Actor_(\\d+)' --out p.jsonl
+
 exit status: 0 when the job finished, even if some files became error records (they are data: the
 summary line counts them in "errors" and "error_records"); with --fail-on-error, 1 if any input's
 record is an error (from this run or an earlier one); 2 for bad arguments or inputs."""
@@ -69,6 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, metavar="DEVICE",
                         help="where one process runs the model: cpu (default), cuda, cuda:1, mps; under "
                              "accelerate launch each process uses the device accelerate assigns")
+    parser.add_argument("--speaker-pattern", metavar="REGEX", default=None,
+                        help="speaker-adaptive: a regex whose first group in each path names the speaker, e.g. "
+                             "'Actor_(\\d+)'; each speaker is enrolled from all their clips in the job, then scored "
+                             "(needs a model trained with probe_speaker_adaptation)")
+    parser.add_argument("--speaker-column", metavar="COLUMN", default=None,
+                        help="speaker-adaptive: the column of the manifest CSV inputs that names each clip's speaker")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run_predict)
 
@@ -79,7 +92,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
     summary = predict_files(args.model, args.inputs, args.out, format=args.format, batch_size=args.batch_size,
                             top_k=args.top_k, chunk_size=args.chunk_size, progress=not args.no_progress,
-                            device=args.device)
+                            device=args.device, speaker_pattern=args.speaker_pattern,
+                            speaker_column=args.speaker_column)
     if summary.get("process_index", 0) != 0:
         return 0  # the main process reports the whole job
     print(json.dumps(summary))

@@ -200,3 +200,49 @@ def expand_inputs(inputs: Iterable[str | os.PathLike], output: str | os.PathLike
                 raise _refuse_output(text, outputs)
             paths.append(os.path.abspath(path))
     return list(dict.fromkeys(paths))
+
+
+def speakers_of(paths: Sequence[str], inputs: Iterable[str | os.PathLike], *, pattern: str | None = None,
+                column: str | None = None) -> dict[str, str | None]:
+    """The speaker of every path: a regex's first group (or whole match) on the path, or a manifest column.
+
+    Args:
+        paths: The expanded inputs.
+        inputs: The inputs as given (manifest CSVs among them are read for ``column``).
+        pattern: A regular expression searched in each path, e.g. ``'Actor_(\\d+)'``.
+        column: A column of the manifest CSVs naming each row's speaker.
+
+    Returns:
+        ``{path: speaker}``; None where the pattern does not match or the column is empty (those files are
+        scored by the global head).
+
+    Raises:
+        SERError: for both or neither option, a pattern that does not compile, or a manifest without ``column``.
+    """
+    if (pattern is None) == (column is None):
+        raise SERError("give exactly one of --speaker-pattern (a regex on each path) or --speaker-column (a column "
+                       "of the manifest CSVs).")
+    if pattern is not None:
+        try:
+            regex = re.compile(pattern)
+        except re.error as err:
+            raise SERError(f"--speaker-pattern {pattern!r} is not a valid regular expression ({err}).") from err
+        found = {path: regex.search(path) for path in paths}
+        return {path: (m.group(1) if m and m.groups() else m.group(0) if m else None) for path, m in found.items()}
+    speakers: dict[str, str | None] = {}
+    for item in inputs:
+        manifest = Path(os.fspath(item)).expanduser()
+        if manifest.suffix.lower() != ".csv" or not manifest.is_file():
+            continue
+        with manifest.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if column not in (reader.fieldnames or []):
+                raise SERError(f"manifest {display_path(manifest)!r} has no {column!r} column (found "
+                               f"{sorted(reader.fieldnames or [])}); pass --speaker-column with one of them.")
+            for row in reader:
+                if (row.get("path") or "").strip():
+                    path = os.path.abspath(manifest.parent / row["path"].strip())
+                    speakers[path] = (row.get(column) or "").strip() or None
+    if not speakers:
+        raise SERError(f"--speaker-column {column!r} needs manifest CSV inputs (with 'path' and {column!r} columns).")
+    return {path: speakers.get(path) for path in paths}

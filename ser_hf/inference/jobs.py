@@ -61,7 +61,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ser_hf.errors import SERError
-from ser_hf.inference.inputs import expand_inputs
+from ser_hf.inference.inputs import expand_inputs, speakers_of
 from ser_hf.inference.outputs import (
     FORMATS,
     append_jsonl,
@@ -247,6 +247,49 @@ def _predict_into(recognizer: EmotionRecognizer, todo: Sequence[str], write: Cal
     return errors
 
 
+def _predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], todo: Sequence[str],
+                        speakers: dict[str, str | None], write: Callable[[list[dict]], None], top_k: int | None,
+                        bar: tqdm) -> int:
+    """Speaker-adaptive job: enroll each speaker from all their clips in the job, then score their clips.
+
+    Enrollment uses every clip of the speaker in the job (done ones too), so a resumed job computes the very
+    same offset; each clip's pooled states serve both enrollment and scoring (one encoder pass per clip).
+    Files without a speaker are scored by the global head. Records gain ``speaker`` and ``adapted``.
+    """
+    enrollments, errors, pending = recognizer.enrollments, 0, set(todo)
+    groups: dict[str | None, list[str]] = {}
+    for path in paths:
+        groups.setdefault(speakers.get(path), []).append(path)
+    for speaker, members in groups.items():
+        if not pending.intersection(members):
+            continue
+        records, waves = {}, {}
+        for path in members:
+            try:
+                waves[path] = recognizer.load(path)
+            except (SERError, OSError, RuntimeError) as err:
+                records[path] = _error_record(path, err)
+        pooled = dict(zip(waves, enrollments.pooled(list(waves.values()), recognizer.batch_size))) if waves else {}
+        if speaker is not None:
+            enrollments.enroll(speaker, np.stack(list(pooled.values())) if pooled else np.zeros((0,)))
+        for path, states in pooled.items():
+            if path not in pending:
+                continue
+            row = (enrollments.probabilities(speaker, states[None]) if speaker is not None else
+                   recognizer.predict_waves([waves[path]]))[0]
+            try:
+                adapted = speaker is not None and enrollments.summary(speaker)["adapted"]
+                records[path] = {**path_fields(path), **recognizer.result(row, top_k), "speaker": speaker,
+                                 "adapted": adapted}
+            except SERError as err:
+                records[path] = _error_record(path, err)
+        chunk = [records[path] for path in members if path in pending]
+        errors += sum(_is_error(record) for record in chunk)
+        write(chunk)
+        bar.update(len(chunk))
+    return errors
+
+
 def _load(model: str | os.PathLike | EmotionRecognizer, batch_size: int, device: Any = None) -> EmotionRecognizer:
     recognizer = model if isinstance(model, EmotionRecognizer) else EmotionRecognizer.from_pretrained(model, device=device)
     recognizer.batch_size = batch_size
@@ -281,6 +324,8 @@ def predict_files(
     chunk_size: int = 64,
     progress: bool = True,
     device: str | None = None,
+    speaker_pattern: str | None = None,
+    speaker_column: str | None = None,
 ) -> dict[str, Any]:
     """Predict the emotion of every input file into ``out``, resuming where an earlier run stopped.
 
@@ -300,6 +345,10 @@ def predict_files(
         progress: Show a tqdm progress bar (on the main process only).
         device: Where a single process runs the model (default CPU; e.g. ``"cuda"``). Under ``accelerate
             launch`` each process takes the device accelerate gives it (its own GPU, or the CPU).
+        speaker_pattern: Speaker-adaptive job: a regex whose first group (or whole match) in each path names
+            the speaker; each speaker is enrolled from all their clips in the job, then scored (needs a
+            checkpoint trained with ``probe_speaker_adaptation``; single process only).
+        speaker_column: The same, with speakers from this column of the manifest CSV inputs.
 
     Returns:
         ``{"out", "inputs", "skipped", "predicted", "errors", "error_records"}``: counts of this run
@@ -326,6 +375,12 @@ def predict_files(
     paths = expand_inputs(inputs, output=out)
     header = job_header(_model_name(model))
     processes = _processes()
+    speakers = None
+    if speaker_pattern is not None or speaker_column is not None:
+        speakers = speakers_of(paths, inputs, pattern=speaker_pattern, column=speaker_column)
+        if processes.world > 1:
+            raise SERError("speaker-adaptive prediction (--speaker-pattern/--speaker-column) runs in one process: "
+                           "every clip of a speaker is needed to enroll them. Run it without accelerate launch.")
     if processes.world > 1:
         return _predict_sharded(model, paths, out, chosen, processes, header, batch_size=batch_size, top_k=top_k,
                                 chunk_size=chunk_size, progress=progress)
@@ -356,7 +411,10 @@ def predict_files(
 
         with tqdm(total=len(paths), initial=len(paths) - len(todo), desc="predict", unit="file",
                   disable=not progress) as bar:
-            summary["errors"] = _predict_into(recognizer, todo, write, top_k, chunk_size, bar)
+            if speakers is None:
+                summary["errors"] = _predict_into(recognizer, todo, write, top_k, chunk_size, bar)
+            else:
+                summary["errors"] = _predict_by_speaker(recognizer, paths, todo, speakers, write, top_k, bar)
         summary["predicted"] = len(todo) - summary["errors"]
     if leftovers:
         _merge_shards(out, chosen, paths, lambda: (recognizer or _load(model, batch_size)).labels, header)

@@ -134,3 +134,16 @@ def test_predict_job_speaker_options_are_checked(adaptive, tmp_path):
                       speaker_column="y", progress=False)
     with pytest.raises(SERError, match="needs manifest CSV inputs"):
         predict_files(checkpoint, [str(tmp / "urdu")], tmp_path / "p.jsonl", speaker_column="who", progress=False)
+
+
+def test_a_stream_adapts_online_once_it_has_heard_enough(adaptive):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    audio = np.concatenate([load_audio(clip) for clip in _clips(corpus, "SM1")])
+    stream = recognizer.stream(window=0.4, hop=0.4, vad_threshold_db=None, adapt=True)
+    step = int(0.4 * 16000)
+    results = [r for start in range(0, len(audio), step) for r in stream.push(audio[start:start + step])]
+    assert [r["adapted"] for r in results[:2]] == [False, False]  # fewer windows than enrollment needs
+    assert all(r["adapted"] for r in results[3:])
+    plain = recognizer.stream(window=0.4, hop=0.4, vad_threshold_db=None)
+    assert all("adapted" not in r for r in plain.push(audio))

@@ -413,19 +413,23 @@ class EmotionRecognizer:
 
     def stream(self, window: float = 3.0, hop: float = 1.0,
                vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB, top_k: int | None = None,
-               sampling_rate: int | None = None) -> RecognizerStream:
+               sampling_rate: int | None = None, adapt: bool = False) -> RecognizerStream:
         """Start a stream: push audio chunks, get each window's result as soon as it is complete.
 
         Args:
             window, hop, vad_threshold_db, top_k: As in :meth:`predict_long`.
             sampling_rate: Rate of the pushed chunks (default: the model's rate); other rates are
                 resampled on the fly with a streaming soxr resampler.
+            adapt: Adapt to the (one) speaker of the stream online: every voiced window so far (the last
+                :data:`~ser_hf.inference.speakers.STREAM_WINDOWS`) enrolls them; until there are enough
+                windows, and on models without speaker adaptation files, the global head scores
+                (results say ``adapted``).
 
         Returns:
             A :class:`RecognizerStream`.
         """
         return RecognizerStream(self, window=window, hop=hop, vad_threshold_db=vad_threshold_db, top_k=top_k,
-                                sampling_rate=sampling_rate)
+                                sampling_rate=sampling_rate, adapt=adapt)
 
     # ---------------------------------------------------------------------------------------- helpers
 
@@ -457,8 +461,14 @@ class RecognizerStream:
     """
 
     def __init__(self, recognizer: EmotionRecognizer, window: float, hop: float,
-                 vad_threshold_db: float | None, top_k: int | None, sampling_rate: int | None) -> None:
+                 vad_threshold_db: float | None, top_k: int | None, sampling_rate: int | None,
+                 adapt: bool = False) -> None:
         _check_windowing(window, hop)
+        self._online = None
+        if adapt:
+            from ser_hf.inference.speakers import OnlineSpeaker
+
+            self._online = OnlineSpeaker(recognizer.enrollments)
         self.recognizer = recognizer
         self.win, self.hop = recognizer._samples(window), recognizer._samples(hop)
         self.vad_threshold_db, self.top_k = vad_threshold_db, top_k
@@ -539,5 +549,10 @@ class RecognizerStream:
         recognizer = self.recognizer
         windows = [(s, e, self._buffer[s - self._offset: e - self._offset]) for s, e in spans]
         voiced, _ = recognizer._gate(windows, 20.0 * np.log10(max(self._peak, 1e-10)), self.vad_threshold_db)
-        probabilities = recognizer.predict_waves([recognizer.prepare(w) for _, _, w in voiced])
-        return [recognizer._window_result(s, e, row, self.top_k) for (s, e, _), row in zip(voiced, probabilities)]
+        waves = [recognizer.prepare(w) for _, _, w in voiced]
+        if self._online is None:
+            probabilities = recognizer.predict_waves(waves)
+            return [recognizer._window_result(s, e, row, self.top_k) for (s, e, _), row in zip(voiced, probabilities)]
+        probabilities, adapted = self._online.score(waves, recognizer.batch_size)
+        return [{**recognizer._window_result(s, e, row, self.top_k), "adapted": adapted}
+                for (s, e, _), row in zip(voiced, probabilities)]

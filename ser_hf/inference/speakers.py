@@ -179,3 +179,27 @@ class SpeakerEnrollments:
             self.speakers[str(record["speaker"])] = {**{k: v for k, v in record.items() if k != "tensor"},
                                                      "offset": None if offset is None else offset.astype(np.float64)}
         return [str(record["speaker"]) for record in speakers]
+
+
+#: Voiced windows a stream keeps to estimate its speaker's offset online (a bounded, recent memory).
+STREAM_WINDOWS = 60
+
+
+class OnlineSpeaker:
+    """A stream's speaker, enrolled online from the voiced windows heard so far (the last :data:`STREAM_WINDOWS`)."""
+
+    def __init__(self, enrollments: SpeakerEnrollments):
+        self.enrollments = enrollments
+        self.pooled: list[np.ndarray] = []
+
+    def score(self, waves, batch_size: int = 8) -> tuple[np.ndarray, bool]:
+        """Probabilities of new windows, with the offset re-estimated from every window kept, and whether adapted."""
+        adaptation = self.enrollments.adaptation
+        pooled = self.enrollments.pooled(waves, batch_size)
+        self.pooled = (self.pooled + list(pooled))[-STREAM_WINDOWS:]
+        offset = None
+        if adaptation.enabled and len(self.pooled) >= adaptation.min_clips:
+            offset = adaptation.enroll(np.stack(self.pooled))
+        logits = adaptation.logits(pooled, offset)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True), offset is not None

@@ -57,16 +57,29 @@ TRAINING_RANGES: dict[str, Range] = {
 }
 
 
+#: The label set of a multi-corpus run unless ``emotions`` says otherwise: the four emotions every corpus has.
+MULTI_CORPUS_EMOTIONS = "4class"
+
+
+def _items(text: str) -> list[str]:
+    """The non-empty items of a comma-separated setting, stripped."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 @dataclass
 class DataArguments:
     """Which corpus, which emotions, how it is split and how the audio is cleaned."""
 
     corpus: str = field(default="synthetic", metadata=_help(
-        "Corpus name (urdu, ravdess, emodb, crema_d, tess, savee, iemocap, folder, manifest, synthetic)."))
+        "Corpus name (urdu, ravdess, emodb, crema_d, tess, savee, iemocap, folder, manifest, synthetic), or several "
+        "comma-separated (e.g. 'urdu,ravdess'; a YAML list in a recipe) for one model trained on all of them: "
+        "speakers are prefixed by their corpus and folds are taken within each corpus."))
     data_dir: str | None = field(default=None, metadata=_help(
-        "Folder holding the corpus (a manifest file for 'manifest'); 'synthetic' generates one if empty."))
+        "Folder holding the corpus (a manifest file for 'manifest'); 'synthetic' generates one if empty. With "
+        "several corpora, one folder per corpus, comma-separated in the same order (or a YAML list)."))
     emotions: str | None = field(default=None, metadata=_help(
-        "Keep only these emotions: '4class', 'basic7', 'ravdess8' or a comma-separated list. Default: all."))
+        "Keep only these emotions: '4class', 'basic7', 'ravdess8' or a comma-separated list. Default: all; with "
+        "several corpora '4class' (neutral, happy, sad, angry: the label set the corpora share)."))
     label_map: str | None = field(default=None, metadata=_help(
         "Label merges or renames as 'from=to,from=to', e.g. 'excited=happy'. Default: the corpus's own."))
     speaker_pattern: str | None = field(default=None, metadata=_help(
@@ -97,6 +110,40 @@ class DataArguments:
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        if self.is_multi_corpus():
+            self.emotions = self.emotions or MULTI_CORPUS_EMOTIONS
+            if self.data_dir is not None:
+                self.sources()  # a count mismatch fails at parse time, naming both settings
+
+    def corpora(self) -> list[str]:
+        """The corpus names (one for a single-corpus run)."""
+        return _items(self.corpus)
+
+    def is_multi_corpus(self) -> bool:
+        """Whether ``corpus`` names several corpora."""
+        return len(self.corpora()) > 1
+
+    def sources(self) -> dict[str, str]:
+        """Corpus name -> its folder, pairing the comma-separated ``corpus`` and ``data_dir`` in order.
+
+        Raises:
+            SERError: ``data_dir`` is unset, the two lists differ in length, or a corpus is named twice.
+        """
+        corpora, folders = self.corpora(), _items(self.data_dir or "")
+        if not folders:
+            raise SERError(f"data_dir is not set: pass --data_dir with one folder per corpus of corpus={self.corpus!r}.")
+        if len(folders) != len(corpora):
+            error = SERError(
+                f"corpus names {len(corpora)} corpora ({corpora}) but data_dir names {len(folders)} folders "
+                f"({folders}); give one folder per corpus, comma-separated in the same order, e.g. "
+                f"corpus: urdu,ravdess with data_dir: data/urdu,data/ravdess."
+            )
+            error.field = "data_dir"  # lets parse_run say where the value came from
+            raise error
+        repeated = sorted({name for name in corpora if corpora.count(name) > 1})
+        if repeated:
+            raise SERError(f"corpus names {repeated} more than once ({self.corpus!r}); name each corpus once.")
+        return dict(zip(corpora, folders))
 
     def label_map_dict(self) -> dict[str, str] | None:
         """``label_map`` parsed from 'from=to,...' (``None`` when unset)."""

@@ -10,6 +10,9 @@ Example recipe (``recipes/urdu/whisper-base-probe.yaml``)::
     model_name_or_path: whisper-base
     mode: probe
     output_dir: outputs/urdu/whisper-base-probe
+
+Comma-separated settings (``corpus``, ``data_dir``, ``emotions``, ``lora_target_modules``) also take a YAML
+list, joined with commas: ``corpus: [urdu, ravdess]`` with ``data_dir: [data/urdu, data/ravdess]``.
 """
 
 from __future__ import annotations
@@ -199,12 +202,27 @@ def _list_item(value: Any) -> str:
     return text
 
 
+#: Text settings that hold comma-separated items: a YAML list for one of them is joined with commas
+#: (``corpus: [urdu, ravdess]`` is ``corpus: urdu,ravdess``).
+COMMA_SEPARATED_KEYS = frozenset({"corpus", "data_dir", "emotions", "lora_target_modules"})
+
+
+def _joined(key: str, value: list) -> str:
+    items = [_text(item) for item in value]
+    if any("," in item for item in items):
+        raise SERError(f"{key}: the list {value!r} has an item with a comma; {key} items are joined with commas, so "
+                       f"an item cannot hold one (rename the folder, or use a symlink without a comma).")
+    return ",".join(items)
+
+
 def _as_flags(values: dict[str, Any]) -> list[str]:
     flags = []
     for key, value in values.items():
         if value is None:
             continue  # YAML null: keep the default
-        if isinstance(value, list):
+        if isinstance(value, list) and key in COMMA_SEPARATED_KEYS:
+            flags.append(f"--{key}={_joined(key, value)}")
+        elif isinstance(value, list):
             flags += [f"--{key}", *map(_list_item, value)]
         else:
             flags.append(f"--{key}={_text(value)}")  # '=': values such as -1e-5 or -inf stay values

@@ -9,7 +9,8 @@ concatenates them. Every column of every corpus is kept: a corpus's own metadata
 :func:`combined_folds` keeps each corpus's own protocol: fold *i* tests fold *i* of every corpus that has
 one (URDU: 5 speaker-grouped folds; RAVDESS: its 6 folds of 4 actors), so every clip is tested exactly
 once, by a model that never heard its speaker, and per-corpus scores come from the same folds as a
-single-corpus run.
+single-corpus run. :func:`combined_speaker_split` does the same for one train/validation/test split: each
+corpus is split by speaker on its own, so every corpus has its share in every part.
 
 Example:
     ```python
@@ -33,9 +34,9 @@ import numpy as np
 
 from ser_hf.corpora import load_corpus, validate_dataset
 from ser_hf.errors import CorpusError
-from ser_hf.splits import Fold, check_speaker_disjoint, corpus_folds
+from ser_hf.splits import Fold, check_speaker_disjoint, corpus_folds, speaker_split
 
-__all__ = ["SPEAKER_SEPARATOR", "combined_folds", "load_combined"]
+__all__ = ["SPEAKER_SEPARATOR", "combined_folds", "combined_speaker_split", "leave_one_corpus_out_folds", "load_combined"]
 
 #: Between the corpus name and the corpus's own speaker id in the combined ``speaker`` column.
 SPEAKER_SEPARATOR = "/"
@@ -109,15 +110,8 @@ def combined_folds(dataset: datasets.Dataset, n_folds: int = 5, seed: int = 0) -
     Raises:
         CorpusError: without a ``corpus`` column.
     """
-    if "corpus" not in dataset.column_names:
-        raise CorpusError(
-            f"combined_folds needs a 'corpus' column (found {sorted(dataset.column_names)}); build the dataset "
-            f"with ser_hf.corpora.combined.load_combined."
-        )
-    corpora = np.asarray(dataset["corpus"], dtype=object)
     tests: list[list[np.ndarray]] = []
-    for corpus in dict.fromkeys(corpora):
-        rows = np.flatnonzero(corpora == corpus)
+    for rows in _corpus_rows(dataset, "combined_folds").values():
         for number, fold in enumerate(corpus_folds(dataset.select(rows), n_folds=n_folds, seed=seed)):
             if number == len(tests):
                 tests.append([])
@@ -130,3 +124,70 @@ def combined_folds(dataset: datasets.Dataset, n_folds: int = 5, seed: int = 0) -
         check_speaker_disjoint(dataset, fold.parts())
         folds.append(fold)
     return folds
+
+
+def leave_one_corpus_out_folds(dataset: datasets.Dataset) -> list[Fold]:
+    """One fold per corpus, named after it: trained on every other corpus, tested on all of this one.
+
+    Args:
+        dataset: From :func:`load_combined` (needs the ``corpus`` column).
+
+    Returns:
+        One :class:`~ser_hf.splits.Fold` per corpus, in the dataset's corpus order.
+
+    Raises:
+        CorpusError: without a ``corpus`` column, or with fewer than two corpora.
+    """
+    rows_by_corpus = _corpus_rows(dataset, "leave_one_corpus_out_folds")
+    if len(rows_by_corpus) < 2:
+        raise CorpusError(
+            f"leave-one-corpus-out needs at least two corpora, found {sorted(rows_by_corpus)}; name several, e.g. "
+            f"corpus: urdu,ravdess."
+        )
+    everything = np.arange(len(dataset))
+    folds = []
+    for corpus, rows in rows_by_corpus.items():
+        fold = Fold(corpus, np.setdiff1d(everything, rows), rows)
+        check_speaker_disjoint(dataset, fold.parts())
+        folds.append(fold)
+    return folds
+
+
+def _corpus_rows(dataset: datasets.Dataset, caller: str) -> dict[str, np.ndarray]:
+    """Row indices of each corpus, in order of first appearance."""
+    if "corpus" not in dataset.column_names:
+        raise CorpusError(
+            f"{caller} needs a 'corpus' column (found {sorted(dataset.column_names)}); build the dataset "
+            f"with ser_hf.corpora.combined.load_combined."
+        )
+    corpora = np.asarray(dataset["corpus"], dtype=object)
+    return {corpus: np.flatnonzero(corpora == corpus) for corpus in dict.fromkeys(corpora)}
+
+
+def combined_speaker_split(
+    dataset: datasets.Dataset, test_size: float = 0.2, validation_size: float = 0.1, seed: int = 0
+) -> datasets.DatasetDict:
+    """One speaker-independent train/validation/test split of a combined dataset, made within each corpus.
+
+    Each corpus is split with :func:`~ser_hf.splits.speaker_split` (about ``test_size`` of its clips, by whole
+    speakers, for test; ``validation_size`` for validation), and the parts are concatenated corpus by corpus,
+    so a small corpus is not left out of the test part by chance.
+
+    Args:
+        dataset: From :func:`load_combined` (needs the ``corpus`` column).
+        test_size: Share of each corpus's clips held out for test.
+        validation_size: Share of each corpus's clips held out for validation.
+        seed: Seed of every corpus's split.
+
+    Returns:
+        A ``DatasetDict`` with the non-empty parts among ``train``, ``validation`` and ``test``.
+
+    Raises:
+        CorpusError: without a ``corpus`` column.
+        SplitError: a corpus with too few speakers for the parts asked for.
+    """
+    parts: dict[str, list[datasets.Dataset]] = {}
+    for rows in _corpus_rows(dataset, "combined_speaker_split").values():
+        for name, part in speaker_split(dataset.select(rows), test_size, validation_size, seed).items():
+            parts.setdefault(name, []).append(part)
+    return datasets.DatasetDict({name: datasets.concatenate_datasets(pieces) for name, pieces in parts.items()})

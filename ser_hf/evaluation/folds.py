@@ -167,8 +167,61 @@ def summarise_folds(
     return aggregate_folds(reports), pooled
 
 
+def reports_by_group(
+    references: np.ndarray,
+    probabilities: np.ndarray,
+    speakers: Sequence[str],
+    groups: Sequence[str],
+    label_names: Sequence[str],
+    *,
+    model: str | None,
+    split: str,
+) -> dict[str, EvaluationReport]:
+    """One report per group (e.g. per corpus) of the same predictions, intervals resampling speakers.
+
+    Args:
+        references: Class ids of every row.
+        probabilities: ``(n, C)`` probabilities of every row.
+        speakers: The speaker of every row.
+        groups: The group of every row (its corpus); each report's ``corpus`` is the group's name.
+        label_names: Class names in id order.
+        model: Model name for the reports.
+        split: Split name for the reports (e.g. ``"pooled out-of-fold"``).
+
+    Returns:
+        Group -> its :class:`EvaluationReport`, in order of first appearance.
+    """
+    groups, speakers = np.asarray(groups, dtype=object), np.asarray(speakers, dtype=object)
+    reports = {}
+    for group in dict.fromkeys(groups):
+        rows = np.flatnonzero(groups == group)
+        reports[group] = EvaluationReport.from_predictions(
+            references[rows], probabilities=probabilities[rows], label_names=list(label_names),
+            groups=list(speakers[rows]), model=model, corpus=group, split=split,
+            metadata={"speakers": sorted(set(speakers[rows]))},
+        )
+    return reports
+
+
+def corpus_rows_markdown(reports: Mapping[str, EvaluationReport], heading: str, note: str) -> str:
+    """A Markdown section with one row per corpus: UA with its interval, WA, macro-F1 and clips (in %)."""
+    rows = []
+    for name, report in reports.items():
+        low, high = report.confidence_intervals.get("unweighted_accuracy") or (None, None)
+        interval = "" if low is None else f"{percent(low)}-{percent(high)}"
+        speakers = report.metadata.get("speakers")
+        rows.append([name, percent(report.unweighted_accuracy), interval, percent(report.weighted_accuracy),
+                     percent(report.macro_f1), report.num_samples, len(speakers) if speakers else ""])
+    table = markdown_table(["Corpus", "UA (%)", "UA 95% CI", "WA (%)", "Macro-F1 (%)", "Clips", "Speakers"], rows)
+    return f"## {heading}\n\n{note}\n\n{table}\n"
+
+
 def write_cv_summary(
-    out_dir: str | os.PathLike, aggregate: dict[str, Any], pooled: EvaluationReport, settings: Mapping[str, Any]
+    out_dir: str | os.PathLike,
+    aggregate: dict[str, Any],
+    pooled: EvaluationReport,
+    settings: Mapping[str, Any],
+    per_corpus: Mapping[str, EvaluationReport] | None = None,
 ) -> None:
     """Write ``pooled/`` (the pooled report), ``cv_summary.json`` and ``cv_summary.md`` into ``out_dir``.
 
@@ -177,10 +230,21 @@ def write_cv_summary(
         aggregate: :func:`~ser_hf.evaluation.aggregate_folds` output.
         pooled: The pooled out-of-fold report.
         settings: JSON-able description of the run.
+        per_corpus: For a multi-corpus run, the pooled out-of-fold report of each corpus's clips; written to
+            ``per_corpus/<corpus>/``, to ``cv_summary.json`` (``per_corpus``) and as a table in ``cv_summary.md``.
     """
     out = Path(out_dir)
     pooled.write(out / "pooled")
     summary = {"folds": aggregate["folds"], "aggregate": aggregate, "pooled": pooled.to_dict(),
                "settings": dict(settings)}
+    markdown = folds_to_markdown(aggregate) + "\n\n" + pooled.to_markdown() + "\n"
+    if per_corpus:
+        for name, report in per_corpus.items():
+            report.write(out / "per_corpus" / name)
+        summary["per_corpus"] = {name: report.to_dict() for name, report in per_corpus.items()}
+        markdown += "\n" + corpus_rows_markdown(
+            per_corpus, "In-corpus UA per corpus",
+            "The pooled out-of-fold predictions of each corpus's clips (folds within each corpus; the model of a "
+            "fold was trained on every corpus's training speakers). Intervals resample whole speakers.")
     (out / "cv_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    (out / "cv_summary.md").write_text(folds_to_markdown(aggregate) + "\n\n" + pooled.to_markdown() + "\n")
+    (out / "cv_summary.md").write_text(markdown)

@@ -280,12 +280,15 @@ class SERModelCardData(CardData):
         self.mode = run.model.mode
         self.model_id = self.model_id or getattr(run.training, "hub_model_id", None)
         self.emotions = run.data.emotions
-        self.corpora = [_corpus_facts(run.data.corpus)]
+        names = run.data.corpora()
+        self.corpora = [_corpus_facts(name) for name in names]
         self.hyperparameters = non_default_hyperparameters(run)
         if self.language is None:
-            self.language = CORPUS_LANGUAGES.get(run.data.corpus)
+            languages = list(dict.fromkeys(CORPUS_LANGUAGES[name] for name in names if name in CORPUS_LANGUAGES))
+            self.language = languages[0] if len(languages) == 1 else languages or None
+        within = " within each corpus (`ser_hf.corpora.combined.combined_speaker_split`)" if len(names) > 1 else ""
         self.split_protocol = (
-            f"Speaker-independent hold-out (`ser_hf.splits.speaker_split`): whole speakers are held out for the "
+            f"Speaker-independent hold-out (`ser_hf.splits.speaker_split`){within}: whole speakers are held out for the "
             f"test part (about {run.data.test_size:.0%} of the clips) and for validation (about "
             f"{run.data.validation_size:.0%}), stratified by emotion, seed {run.data.fold_seed}. No speaker is in "
             f"two parts, so the test scores are for voices the model never heard."

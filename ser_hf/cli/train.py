@@ -43,8 +43,13 @@ def _add(subparsers, name: str, help_text: str, example: str, func) -> argparse.
 def register(subparsers: argparse._SubParsersAction) -> None:
     _add(subparsers, "train", "train a model on a speaker-independent split and save the checkpoint",
          "ser-hf train recipes/urdu/whisper-base-probe.yaml --output_dir outputs/urdu", run_train)
-    _add(subparsers, "cv", "cross-validate a recipe on the corpus's speaker-grouped folds",
-         "ser-hf cv recipes/urdu/whisper-base-probe.yaml --data_dir ../shared/data/urdu", run_cv)
+    cv = _add(subparsers, "cv", "cross-validate a recipe on the corpus's speaker-grouped folds",
+              "ser-hf cv recipes/urdu/whisper-base-probe.yaml --data_dir ../shared/data/urdu", run_cv)
+    cv.usage = "ser-hf cv [RECIPE.yaml] [--leave-one-corpus-out] [--key value ...]"
+    cv.add_argument("--leave-one-corpus-out", "--leave_one_corpus_out", action="store_true",
+                    help="several corpora (--corpus urdu,ravdess --data_dir A,B): after the in-corpus folds, also "
+                         "train on all corpora but one and test on the one left out, one row per corpus "
+                         "(reports in OUTPUT_DIR/leave_one_corpus_out)")
     search = _add(subparsers, "search",
                   "search fine-tuning hyperparameters (optuna) on a validation split disjoint from the test speakers",
                   "ser-hf search recipes/urdu/wav2vec2-base-finetune.yaml --trials 20", run_search)
@@ -76,15 +81,28 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_cv(args: argparse.Namespace) -> int:
     from ser_hf.evaluation import folds_to_markdown
-    from ser_hf.training.experiment import cross_validate
+    from ser_hf.evaluation.folds import corpus_rows_markdown
+    from ser_hf.training.experiment import (
+        cross_validate,
+        leave_one_corpus_out,
+        leave_one_corpus_out_markdown,
+        require_several_corpora,
+    )
     from ser_hf.training.recipes import parse_run
 
     recipe, overrides = _split_recipe(args)
     run = parse_run(recipe, overrides)
+    if args.leave_one_corpus_out:
+        require_several_corpora(run, "--leave-one-corpus-out")  # before the folds' work, not after
     result = cross_validate(run)
     print(folds_to_markdown(result.aggregate))
     print(result.pooled.format_table())
+    if result.per_corpus:
+        print(corpus_rows_markdown(result.per_corpus, "In-corpus UA per corpus", "Pooled out-of-fold, per corpus."))
     print(f"reports: {run.training.output_dir}/cv")
+    if args.leave_one_corpus_out:
+        print(leave_one_corpus_out_markdown(leave_one_corpus_out(run)))
+        print(f"reports: {run.training.output_dir}/leave_one_corpus_out")
     return 0
 
 

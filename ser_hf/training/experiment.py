@@ -2,6 +2,11 @@
 and its test report) and ``cross_validate`` (the corpus's speaker-grouped folds, mean ± std and the
 pooled out-of-fold report).
 
+A run may name several corpora (``corpus: urdu,ravdess``): they are loaded as one dataset
+(:mod:`ser_hf.corpora.combined`: speakers prefixed by corpus, a ``corpus`` column), split within each
+corpus, and ``cross_validate`` adds each corpus's in-corpus pooled scores; :func:`leave_one_corpus_out`
+trains on all corpora but one and tests on the one left out.
+
 A *method* turns a backbone into a classifier with ``fit(train, validation)``, ``predict_proba(ds)``
 and ``save(dir)``: :class:`~ser_hf.training.probe.ProbeMethod` for the frozen probe and
 :class:`~ser_hf.training.finetune.FinetuneMethod` for full fine-tuning.
@@ -21,8 +26,10 @@ import numpy as np
 
 from ser_hf.cards import card_from_run, write_model_card
 from ser_hf.corpora import load_corpus
+from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leave_one_corpus_out_folds, load_combined
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport, summarise_folds, write_cv_summary
+from ser_hf.evaluation.folds import corpus_rows_markdown, reports_by_group
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.splits import Fold, add_validation, corpus_folds, select_fold, speaker_split
 from ser_hf.training.arguments import DataArguments, ModelArguments, SERTrainingArguments
@@ -49,12 +56,21 @@ class Run:
 
 
 def load_run_dataset(data: DataArguments) -> datasets.Dataset:
-    """The corpus the run's data arguments describe."""
+    """The corpus the run's data arguments describe; several corpora as one dataset (``load_combined``)."""
+    options = {"speaker_pattern": data.speaker_pattern} if data.speaker_pattern else {}
+    if data.is_multi_corpus():
+        return load_combined(data.sources(), emotions=data.emotions, label_map=data.label_map_dict(),
+                             strict=data.strict, **options)
     if data.data_dir is None and data.corpus != "synthetic":
         raise SERError(f"data_dir is not set: pass --data_dir with the folder of the {data.corpus!r} corpus.")
-    options = {"speaker_pattern": data.speaker_pattern} if data.speaker_pattern else {}
     return load_corpus(data.corpus, data.data_dir, emotions=data.emotions, label_map=data.label_map_dict(),
                        strict=data.strict, **options)
+
+
+def run_folds(run: Run, dataset: datasets.Dataset) -> list[Fold]:
+    """The run's speaker-grouped folds: the corpus's own protocol, within each corpus for several corpora."""
+    make = combined_folds if run.data.is_multi_corpus() else corpus_folds
+    return make(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed)
 
 
 def make_method(run: Run, labels: list[str], progress: bool = True):
@@ -78,12 +94,13 @@ def make_method(run: Run, labels: list[str], progress: bool = True):
     raise SERError(f"mode must be 'probe' or 'finetune', got {run.model.mode!r}.")
 
 
-def _evaluate(run: Run, method, part: datasets.Dataset, split: str) -> tuple[EvaluationReport, np.ndarray]:
+def _evaluate(run: Run, method, part: datasets.Dataset, split: str,
+              corpus: str | None = None) -> tuple[EvaluationReport, np.ndarray]:
     """The report of ``method`` on ``part`` (intervals resample whole speakers) and its probabilities."""
     probabilities = method.predict_proba(part)
     report = EvaluationReport.from_predictions(
         np.asarray(part["label"]), probabilities=probabilities, label_names=method.labels,
-        groups=part["speaker"], model=run.model.model_name_or_path, corpus=run.data.corpus, split=split,
+        groups=part["speaker"], model=run.model.model_name_or_path, corpus=corpus or run.data.corpus, split=split,
         metadata={"mode": run.model.mode, "speakers": sorted(set(part["speaker"]))},
     )
     return report, probabilities
@@ -106,11 +123,13 @@ def train(run: Run, progress: bool = True) -> TrainResult:
     """Train on a speaker-independent split, save the checkpoint and, if a test part exists, its report.
 
     The checkpoint goes to ``output_dir`` with its model card (``README.md``); the test report to
-    ``output_dir/eval``.
+    ``output_dir/eval``. With several corpora each corpus is split by speaker on its own
+    (:func:`~ser_hf.corpora.combined.combined_speaker_split`), so every part holds every corpus.
     """
     dataset = load_run_dataset(run.data)
-    split = speaker_split(dataset, test_size=run.data.test_size, validation_size=run.data.validation_size,
-                          seed=run.data.fold_seed)
+    make_split = combined_speaker_split if run.data.is_multi_corpus() else speaker_split
+    split = make_split(dataset, test_size=run.data.test_size, validation_size=run.data.validation_size,
+                       seed=run.data.fold_seed)
     labels = dataset.features["label"].names
     method = make_method(run, labels, progress).fit(split["train"], split.get("validation"))
     out = Path(run.training.output_dir)
@@ -131,6 +150,8 @@ class CVResult:
     pooled: EvaluationReport
     #: Speaker-adaptive rows (one per enrollment setting) when the probe was fitted with speaker adaptation.
     speaker_adaptive: list[dict[str, Any]] | None = None
+    #: Several corpora: corpus -> the pooled out-of-fold report of that corpus's clips (in-corpus UA).
+    per_corpus: dict[str, EvaluationReport] | None = None
 
 
 def _collect_speaker_adaptive(collected: dict, method, test: datasets.Dataset, labels: list[str], seed: int) -> None:
@@ -166,6 +187,15 @@ def _fold_with_validation(dataset: datasets.Dataset, fold: Fold, run: Run) -> Fo
     return add_validation(dataset, fold, run.data.validation_size, seed=run.data.fold_seed)
 
 
+def _fit_fold(run: Run, dataset: datasets.Dataset, fold: Fold, labels: list[str], progress: bool,
+              corpus: str | None = None):
+    """Fit a fresh method on the fold's training part and score its test part: (method, test, report, probabilities)."""
+    parts = select_fold(dataset, _fold_with_validation(dataset, fold, run))
+    method = make_method(run, labels, progress).fit(parts["train"], parts.get("validation"))
+    report, probabilities = _evaluate(run, method, parts["test"], fold.name, corpus=corpus)
+    return method, parts["test"], report, probabilities
+
+
 def cross_validate(run: Run, progress: bool = True,
                    on_fold: Callable[[EvaluationReport], None] | None = None) -> CVResult:
     """Evaluate the run on the corpus's speaker-grouped folds.
@@ -173,36 +203,98 @@ def cross_validate(run: Run, progress: bool = True,
     Writes ``output_dir/cv/<fold>/`` (a report per fold), ``output_dir/cv/pooled/`` (all out-of-fold
     predictions together, with speaker-level bootstrap intervals) and ``cv_summary.json`` / ``.md``.
     ``on_fold`` is called with each fold's report as soon as it exists (long runs can save partial results).
+
+    With several corpora the folds are taken within each corpus (fold *i* tests fold *i* of every corpus:
+    :func:`~ser_hf.corpora.combined.combined_folds`), and each corpus's out-of-fold predictions are also
+    scored on their own (``CVResult.per_corpus``, ``cv/per_corpus/<corpus>/`` and the summary).
     """
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
-    folds = corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed)
+    folds = run_folds(run, dataset)
     out = Path(run.training.output_dir) / "cv"
-    reports, refs, probs, speakers, adaptive = [], [], [], [], {}
+    reports, refs, probs, speakers, corpora, adaptive = [], [], [], [], [], {}
     for number, fold in enumerate(folds, start=1):
         logger.info("fold %d/%d: %s", number, len(folds), fold.name)
-        parts = select_fold(dataset, _fold_with_validation(dataset, fold, run))
-        method = make_method(run, labels, progress).fit(parts["train"], parts.get("validation"))
-        report, probabilities = _evaluate(run, method, parts["test"], fold.name)
+        method, test, report, probabilities = _fit_fold(run, dataset, fold, labels, progress)
         if getattr(method, "adaptive", None) is not None:
-            _collect_speaker_adaptive(adaptive, method, parts["test"], labels, run.data.fold_seed)
+            _collect_speaker_adaptive(adaptive, method, test, labels, run.data.fold_seed)
         if is_main_process():
             report.write(out / fold.name)
         reports.append(report)
         if on_fold is not None:
             on_fold(report)
-        refs.append(np.asarray(parts["test"]["label"]))
+        refs.append(np.asarray(test["label"]))
         probs.append(probabilities)
-        speakers += parts["test"]["speaker"]
-    aggregate, pooled = summarise_folds(reports, refs, probs, speakers, labels,
-                                        model=run.model.model_name_or_path, corpus=run.data.corpus)
+        speakers += test["speaker"]
+        corpora += test["corpus"] if run.data.is_multi_corpus() else []
+    model = run.model.model_name_or_path
+    aggregate, pooled = summarise_folds(reports, refs, probs, speakers, labels, model=model, corpus=run.data.corpus)
+    per_corpus = reports_by_group(np.concatenate(refs), np.concatenate(probs), speakers, corpora, labels,
+                                  model=model, split="pooled out-of-fold") if corpora else None
     rows = None
     if adaptive:
         from ser_hf.training.speaker_adaptation import summarise_enrollment
 
-        rows = summarise_enrollment(adaptive, labels, model=run.model.model_name_or_path, corpus=run.data.corpus)
+        rows = summarise_enrollment(adaptive, labels, model=model, corpus=run.data.corpus)
     if is_main_process():
-        write_cv_summary(out, aggregate, pooled, run.settings())
+        write_cv_summary(out, aggregate, pooled, run.settings(), per_corpus=per_corpus)
         if rows is not None:
             _write_speaker_adaptive(out, rows)
-    return CVResult(reports, aggregate, pooled, rows)
+    return CVResult(reports, aggregate, pooled, rows, per_corpus)
+
+
+def require_several_corpora(run: Run, what: str) -> None:
+    """Raise :class:`SERError` naming ``what`` unless the run names several corpora."""
+    if not run.data.is_multi_corpus():
+        raise SERError(f"{what} needs several corpora, but corpus is {run.data.corpus!r}; name them comma-separated "
+                       f"with one folder each, e.g. --corpus urdu,ravdess --data_dir data/urdu,data/ravdess.")
+
+
+def leave_one_corpus_out(run: Run, progress: bool = True) -> dict[str, EvaluationReport]:
+    """Cross-corpus scores of a multi-corpus run: train on every corpus but one, test on all of that one.
+
+    One model per corpus of ``corpus`` (fitted as in ``cross_validate``, validation speakers taken from the
+    training corpora); its test report is the held-out corpus's clips, intervals resampling whole speakers.
+    Writes ``output_dir/leave_one_corpus_out/<corpus>/`` (a report per held-out corpus) and
+    ``leave_one_corpus_out.json`` / ``.md`` there.
+
+    Args:
+        run: A run whose ``corpus`` names at least two corpora.
+        progress: Show feature-extraction progress bars.
+
+    Returns:
+        Held-out corpus -> the report of the model trained on the others, in the run's corpus order.
+
+    Raises:
+        SERError: when the run names a single corpus.
+
+    Example:
+        ```python
+        >>> run = parse_run(None, corpus="urdu,ravdess", data_dir="data/urdu,data/ravdess")
+        >>> {corpus: report.unweighted_accuracy for corpus, report in leave_one_corpus_out(run).items()}
+        ```
+    """
+    require_several_corpora(run, "leave_one_corpus_out")
+    dataset = load_run_dataset(run.data)
+    labels = dataset.features["label"].names
+    out = Path(run.training.output_dir) / "leave_one_corpus_out"
+    reports = {}
+    for fold in leave_one_corpus_out_folds(dataset):
+        logger.info("leave one corpus out: testing on %s", fold.name)
+        reports[fold.name] = _fit_fold(run, dataset, fold, labels, progress, corpus=fold.name)[2]
+    if is_main_process():
+        for corpus, report in reports.items():
+            report.write(out / corpus)
+        summary = {"reports": {corpus: report.to_dict() for corpus, report in reports.items()},
+                   "settings": run.settings()}
+        (out / "leave_one_corpus_out.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        (out / "leave_one_corpus_out.md").write_text(leave_one_corpus_out_markdown(reports))
+    return reports
+
+
+def leave_one_corpus_out_markdown(reports: dict[str, EvaluationReport]) -> str:
+    """The leave-one-corpus-out rows as a Markdown section (one row per held-out corpus)."""
+    return corpus_rows_markdown(
+        reports, "Leave one corpus out",
+        "Each row: a model trained on every other corpus, tested on all of this one (no clip, speaker or "
+        "recording setup of the test corpus in training). Intervals resample whole speakers.")

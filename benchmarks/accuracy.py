@@ -13,11 +13,17 @@ RAVDESS 6 folds of 4 actors):
 - ``reference`` - logistic regression on all layers' concatenated states (not a checkpoint), copied with
   its provenance from ``results/reference_probe.json`` when that file has the configuration.
 
+A configuration may join corpora with ``+`` (``urdu+ravdess/4class:whisper-base:300``, emotions default
+``4class``): one model on all of them (``corpus: urdu,ravdess``). Its rows are ``probe`` (folds within each
+corpus; pooled UA and, under ``per_corpus``, each corpus's in-corpus pooled UA with its interval) and one
+``leave one corpus out (test C)`` row per corpus (trained on the other corpora, tested on all of C).
+
 Each row has pooled UA with its 95% speaker-bootstrap interval, mean ± std over folds, WA, macro-F1,
 the confusion matrix, seconds and the command/date. The linear fit is deterministic (closed form, seeded
 inner folds), so one seed is reported; the gradient head is run with three seeds.
 
     .venv/bin/python benchmarks/accuracy.py --configs urdu:whisper-tiny.en:0 ravdess:whisper-base:300
+    .venv/bin/python benchmarks/accuracy.py --configs urdu+ravdess/4class:whisper-base:300 --name accuracy_multicorpus
 """
 
 from __future__ import annotations
@@ -27,14 +33,31 @@ import json
 import tempfile
 import time
 
-from common import RESULTS_DIR, cv_scores, provenance, write_result
+from common import RESULTS_DIR, SHARED_DATA, cv_scores, provenance, report_scores, write_result
 from probe_accuracy import probe_run
 
-from ser_hf.training.experiment import cross_validate
+from ser_hf.training.experiment import cross_validate, leave_one_corpus_out
+from ser_hf.training.recipes import parse_run
+
+
+def multi_corpus_run(spec: str, output_dir: str):
+    """The probe run of a multi-corpus config ('a+b[/emotions]:model:max_source_positions')."""
+    corpus_part, model, positions = spec.split(":")
+    names, _, emotions = corpus_part.partition("/")
+    corpora = names.split("+")
+    return parse_run(None, corpus=",".join(corpora), data_dir=",".join(str(SHARED_DATA / c) for c in corpora),
+                     emotions=emotions or None, model_name_or_path=model, mode="probe",
+                     max_source_positions=int(positions) or None, output_dir=output_dir)
+
+
+def _is_multi_corpus(spec: str) -> bool:
+    return "+" in spec.split(":")[0]
 
 
 def _cv_row(spec: str, method: str, **overrides) -> tuple[dict, object]:
-    run = probe_run(spec, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_accuracy_"))
+    output_dir = tempfile.mkdtemp(prefix="ser_hf_accuracy_")
+    run = multi_corpus_run(spec, output_dir) if _is_multi_corpus(spec) else \
+        probe_run(spec, cache_dir=None, output_dir=output_dir)
     for key, value in overrides.items():
         setattr(run.training, key, value)
     start = time.perf_counter()
@@ -55,7 +78,25 @@ def _reference_row(spec: str) -> dict | None:
     return None
 
 
+def multi_corpus_rows(spec: str) -> list[dict]:
+    """The probe row (pooled and per-corpus in-corpus UA) and one leave-one-corpus-out row per corpus."""
+    probe, result = _cv_row(spec, "probe")
+    probe["per_corpus"] = {corpus: report_scores(report) for corpus, report in result.per_corpus.items()}
+    rows = [probe]
+    run = multi_corpus_run(spec, tempfile.mkdtemp(prefix="ser_hf_accuracy_loco_"))
+    start = time.perf_counter()
+    reports = leave_one_corpus_out(run, progress=False)
+    seconds = round(time.perf_counter() - start, 1)
+    for corpus, report in reports.items():
+        rows.append({"config": spec, "method": f"leave one corpus out (test {corpus})", "test_corpus": corpus,
+                     "train_corpora": [c for c in reports if c != corpus], "seconds_all_corpora": seconds,
+                     "pooled": report_scores(report), **provenance()})
+    return rows
+
+
 def run_config(spec: str, gradient: bool) -> list[dict]:
+    if _is_multi_corpus(spec):
+        return multi_corpus_rows(spec)
     rows = []
     probe, _ = _cv_row(spec, "probe")
     rows.append(probe)
@@ -74,7 +115,8 @@ def run_config(spec: str, gradient: bool) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", required=True, help="corpus[/emotions]:model:max_source_positions")
+    parser.add_argument("--configs", nargs="+", required=True,
+                        help="corpus[/emotions]:model:max_source_positions; corpora joined by + for one multi-corpus model")
     parser.add_argument("--gradient", action="store_true", help="also run the gradient-trained head (3 seeds)")
     parser.add_argument("--name", default="accuracy", help="result file name (benchmarks/results/NAME.json)")
     args = parser.parse_args()
@@ -85,6 +127,8 @@ def main() -> None:
         for row in run_config(spec, args.gradient):
             rows[(row["config"], row["method"])] = row
             print(f"{row['pooled']['unweighted_accuracy']:.4f}", spec, row["method"], flush=True)
+            for corpus, scores in (row.get("per_corpus") or {}).items():
+                print(f"    {corpus} (in-corpus): {scores['unweighted_accuracy']:.4f}", flush=True)
             for adaptive in row.get("speaker_adaptive") or []:
                 print(f"    enrollment {adaptive['enrollment']}: {adaptive['unweighted_accuracy']:.4f} "
                       f"(global on same clips {adaptive['global_unweighted_accuracy_same_clips']:.4f})", flush=True)

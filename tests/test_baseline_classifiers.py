@@ -168,7 +168,7 @@ def test_load_errors_name_the_problem(tmp_path):
 
 def test_unknown_classifier_is_a_clear_error(corpus):
     dataset, features = corpus
-    with pytest.raises(SERError, match=r"Unknown classifier 'xgboost'.*\['forest', 'logreg', 'mlp', 'svm'\]"):
+    with pytest.raises(SERError, match=r"Unknown classifier 'xgboost'.*\['cnn', 'forest', 'logreg', 'lstm', 'mlp', 'svm'\]"):
         cross_validate_baseline(dataset, "xgboost", features=features)
     with pytest.raises(SERError, match="Unknown classifier"):
         default_param_grid("svc")

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ser_hf.baseline.classifiers import NEURAL_CLASSIFIERS
 from ser_hf.evaluation import folds_to_markdown
 from ser_hf.evaluation.report import markdown_table, percent
 
@@ -48,6 +49,59 @@ _LIMITATIONS = """\
   people: emotion recognition from voice is unreliable across cultures, ages and health conditions.
 - **Loading.** Load it with `ser_hf.baseline.persistence.load_baseline`, which trusts only the scikit-learn types
   the baseline needs; never with pickle or `trusted=True` on files from others."""
+
+_NEURAL_LOADING = """- **Loading.** Load it with `ser_hf.baseline.persistence.load_baseline`, which checks the settings and every
+  tensor's name, shape and dtype in `model.safetensors` against the network they describe before reading
+  any weight (safetensors holds plain tensors and runs no code on load)."""
+
+
+def _is_neural(model: BaselineModel) -> bool:
+    return model.classifier in NEURAL_CLASSIFIERS
+
+
+def _limitations(model: BaselineModel) -> str:
+    if not _is_neural(model):
+        return _LIMITATIONS
+    text = _LIMITATIONS.replace("Hand-crafted spectral and prosodic statistics shift", "Spectrogram and MFCC inputs shift")
+    text = text.replace("Probabilities\n  come from the classifier (Platt-calibrated for the SVM) and are only roughly calibrated",
+                        "Probabilities\n  are the network's softmax, not calibrated")
+    return text.split("- **Loading.**")[0] + _NEURAL_LOADING
+
+
+def _sequence_rows(model: BaselineModel) -> list[list[Any]]:
+    config, prep, network = model.feature_config, model.preprocessor, model.pipeline.config
+    inputs = {"mel": f"{config.n_mels} log-mel bands (dB)",
+              "mfcc": f"{config.n_mfcc} MFCCs from {config.n_mels} mel bands, delta order {config.mfcc_delta_order}"}
+    cleaning = {k: v for k, v in dataclasses.asdict(prep).items() if k != "sampling_rate" and v is not None}
+    normalisation = {"global": "per dimension, mean and std over every frame of the training clips",
+                     "utterance": "per dimension, mean and std of each clip"}[network.normalization]
+    return [
+        ["Input", "; ".join(inputs[g] for g in config.groups) + f" ({model.num_features} values per frame)"],
+        ["Sampling rate", f"{config.sampling_rate} Hz"],
+        ["Frames", f"{config.frame_ms:g} ms window, {config.hop_ms:g} ms hop"],
+        ["Normalisation", normalisation],
+        ["Audio preprocessing", ", ".join(f"{k}={v}" for k, v in cleaning.items()) or "decode and resample only"],
+    ]
+
+
+def _network_section(model: BaselineModel) -> str:
+    network, facts = model.pipeline.config, model.metadata
+    settings = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(network).items()
+                         if k not in ("architecture", "num_threads"))
+    history = facts.get("history", [])
+    rows = [[h["epoch"], f"{h['train_loss']:.3f}", f"{h['validation_loss']:.3f}", percent(h["validation_ua"])]
+            for h in history]
+    parts = [
+        f"PyTorch, trained from scratch: {NEURAL_CLASSIFIERS[model.classifier]}; "
+        f"{model.pipeline.num_parameters():,} weights. Settings: `{settings}`.",
+        f"Class-weighted cross-entropy (UA is the metric), AdamW, length-grouped padded batches with masks. "
+        f"Early stopping on UA of held-out training speakers ({', '.join(facts.get('validation_speakers', []))}): "
+        f"best epoch {model.best_params.get('best_epoch', '?')} of {model.best_params.get('epochs_run', '?')} "
+        f"(validation UA {percent(facts.get('validation_unweighted_accuracy'))}%); its weights are the model's.",
+    ]
+    if rows:
+        parts.append(markdown_table(["Epoch", "Train loss", "Validation loss", "Validation UA (%)"], rows))
+    return "\n\n".join(parts)
 
 
 def _feature_rows(model: BaselineModel) -> list[list[Any]]:
@@ -88,30 +142,42 @@ def _data_section(model: BaselineModel) -> str:
     counts = facts.get("label_counts", {})
     table = markdown_table(["Emotion", "Clips"], [[name, counts.get(name, "?")] for name in model.labels])
     return (f"Corpus: **{facts.get('corpus') or 'unknown'}**, {facts.get('num_clips', '?')} clips from "
-            f"{facts.get('num_speakers', '?')} speakers (all used for the final model).\n\n{table}")
+            f"{facts.get('num_speakers', '?')} speakers ({_use(model)}).\n\n{table}")
 
 
-def _evaluation_section(cv: BaselineCVResult | None) -> str:
+def _use(model: BaselineModel) -> str:
+    if _is_neural(model):
+        return "all used for the final model: the validation speakers named above for early stopping only"
+    return "all used for the final model"
+
+
+def _evaluation_section(cv: BaselineCVResult | None, neural: bool = False) -> str:
     if cv is None:
         return ("No cross-validation results were given when this model was saved. Run "
                 "`ser-hf baseline ... --save-model` to evaluate and save in one go.")
     folds = cv.aggregate["folds"]
+    within = (
+        "the network was trained on the training speakers, early-stopped on a speaker-disjoint part of them, "
+        "and scored on the held-out speakers" if neural else
+        "hyperparameters were chosen by speaker-grouped inner cross-validation on the training speakers only, "
+        "then the model was refit on them and scored on the held-out speakers"
+    )
     protocol = (
         f"Speaker-independent protocol: {len(folds)} outer folds ({', '.join(str(f) for f in folds)}); no "
-        f"speaker is in both the training and test part of a fold. Within each fold, hyperparameters were "
-        f"chosen by speaker-grouped inner cross-validation on the training speakers only, then the model was "
-        f"refit on them and scored on the held-out speakers. The final model repeats that procedure on all "
-        f"clips, so these figures estimate its accuracy on new speakers of the same corpus."
+        f"speaker is in both the training and test part of a fold. Within each fold, {within}. The final model "
+        f"repeats that procedure on all clips, so these figures estimate its accuracy on new speakers of the "
+        f"same corpus."
     )
     return "\n\n".join([protocol, folds_to_markdown(cv.aggregate, heading_level=3).strip(),
                         cv.pooled.to_markdown(heading_level=3).strip()])
 
 
-def _usage(directory: str) -> str:
+def _usage(directory: str, neural: bool = False) -> str:
+    how = "safetensors, checked against its config" if neural else "skops, trusting only the baseline's types"
     return (
         "```python\n"
         "from ser_hf.baseline.persistence import load_baseline\n\n"
-        f"model = load_baseline({directory!r})  # skops, trusting only the baseline's types\n"
+        f"model = load_baseline({directory!r})  # {how}\n"
         "model.predict([\"clip.wav\"])          # emotion names\n"
         "model.predict_proba([\"clip.wav\"])    # probabilities, columns in model.labels order\n"
         "```"
@@ -132,22 +198,26 @@ def baseline_card(model: BaselineModel, cv: BaselineCVResult | None = None, dire
     from huggingface_hub import ModelCardData
 
     corpus = model.metadata.get("corpus") or "unknown corpus"
+    neural = _is_neural(model)
     header = ModelCardData(
-        library_name="sklearn", pipeline_tag="audio-classification",
-        tags=["ser_hf", "speech-emotion-recognition", "skops", "baseline", model.classifier or "sklearn"],
+        library_name="pytorch" if neural else "sklearn", pipeline_tag="audio-classification",
+        tags=["ser_hf", "speech-emotion-recognition", "safetensors" if neural else "skops", "baseline",
+              model.classifier or "sklearn"],
     ).to_yaml()
+    what = ("a small network trained from scratch on its frame sequence" if neural else
+            "a clip's hand-crafted acoustic features with a scikit-learn classifier")
     parts = [
         f"---\n{header}\n---",
-        f"# Classic-feature {model.classifier} baseline for speech emotion recognition ({corpus})",
-        f"Predicts one of {len(model.labels)} emotions ({', '.join(model.labels)}) from a clip's hand-crafted "
-        f"acoustic features with a scikit-learn classifier. Made with ser_hf (`ser-hf baseline`) as a reference "
-        f"point for its speech-transformer models.",
-        "## Features", markdown_table(["Setting", "Value"], _feature_rows(model)),
-        "## Classifier", _classifier_section(model),
+        f"# {'Neural' if neural else 'Classic-feature'} {model.classifier} baseline for speech emotion recognition "
+        f"({corpus})",
+        f"Predicts one of {len(model.labels)} emotions ({', '.join(model.labels)}) from {what}. Made with ser_hf "
+        f"(`ser-hf baseline`) as a reference point for its speech-transformer models.",
+        "## Features", markdown_table(["Setting", "Value"], _sequence_rows(model) if neural else _feature_rows(model)),
+        "## Network" if neural else "## Classifier", _network_section(model) if neural else _classifier_section(model),
         "## Training data", _data_section(model),
-        "## Evaluation", _evaluation_section(cv),
-        "## How to use", _usage(directory),
-        "## Limitations", _LIMITATIONS,
+        "## Evaluation", _evaluation_section(cv, neural),
+        "## How to use", _usage(directory, neural),
+        "## Limitations", _limitations(model),
     ]
     return "\n\n".join(parts) + "\n"
 

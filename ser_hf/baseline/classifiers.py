@@ -45,8 +45,9 @@ from threadpoolctl import threadpool_limits
 from ser_hf.errors import SERError, SplitError
 
 __all__ = [
-    "CLASSIFIERS", "ClassifierSpec", "FittedClassifier", "default_param_grid", "fit_classifier",
-    "get_classifier", "inner_speaker_splits", "make_pipeline", "probabilities_for",
+    "CLASSIFIERS", "NEURAL_CLASSIFIERS", "ClassifierSpec", "FittedClassifier", "check_classifier",
+    "classifier_description", "default_param_grid", "fit_classifier", "get_classifier", "inner_speaker_splits",
+    "is_neural", "make_pipeline", "probabilities_for",
 ]
 
 
@@ -90,12 +91,42 @@ CLASSIFIERS: dict[str, ClassifierSpec] = {
 }
 
 
-def get_classifier(classifier: str) -> ClassifierSpec:
-    """The :class:`ClassifierSpec` called ``classifier``; a clear error listing the names otherwise."""
-    if classifier not in CLASSIFIERS:
+#: The neural baselines (:mod:`ser_hf.baseline.neural`), trained from scratch on frame sequences with torch.
+#: Named here, without importing torch, so every baseline entry point knows all the names.
+NEURAL_CLASSIFIERS: dict[str, str] = {
+    "cnn": "small 2-D CNN on log-mel spectrograms (4 conv blocks, global average pooling), trained from scratch",
+    "lstm": "2-layer BiLSTM on MFCC + delta sequences (masked mean pooling), trained from scratch",
+}
+
+
+def check_classifier(classifier: str) -> str:
+    """``classifier`` if it names a baseline (scikit-learn or neural); a clear error listing the names otherwise."""
+    if classifier not in CLASSIFIERS and classifier not in NEURAL_CLASSIFIERS:
         raise SERError(
             f"Unknown classifier {classifier!r} (argument `classifier` / --classifier). "
-            f"Expected one of {sorted(CLASSIFIERS)}."
+            f"Expected one of {sorted([*CLASSIFIERS, *NEURAL_CLASSIFIERS])}."
+        )
+    return classifier
+
+
+def is_neural(classifier: str) -> bool:
+    """Whether ``classifier`` is one of the neural baselines (``cnn``, ``lstm``); raises for unknown names."""
+    return check_classifier(classifier) in NEURAL_CLASSIFIERS
+
+
+def classifier_description(classifier: str) -> str:
+    """One line saying what ``classifier`` is."""
+    if is_neural(classifier):
+        return NEURAL_CLASSIFIERS[classifier]
+    return CLASSIFIERS[classifier].description
+
+
+def get_classifier(classifier: str) -> ClassifierSpec:
+    """The :class:`ClassifierSpec` of a scikit-learn baseline; a clear error listing the names otherwise."""
+    if is_neural(classifier):
+        raise SERError(
+            f"Classifier {classifier!r} is a neural baseline (ser_hf.baseline.neural), not a scikit-learn pipeline: "
+            f"it has no grid and no make_pipeline. Use cross_validate_baseline / train_baseline, which handle both."
         )
     return CLASSIFIERS[classifier]
 

@@ -3,7 +3,9 @@
 :func:`cross_validate_baseline` extracts (cached) features once, then for each outer fold of
 :func:`ser_hf.splits.corpus_folds` (RAVDESS: 6 folds of 4 actors; URDU and corpora without a protocol:
 speaker-grouped folds) tunes a classifier by speaker-grouped inner CV on the training speakers only
-(:func:`~ser_hf.baseline.classifiers.fit_classifier`) and scores the unseen test speakers. Reports are
+(:func:`~ser_hf.baseline.classifiers.fit_classifier`) and scores the unseen test speakers. The neural
+baselines (``cnn``, ``lstm``: :mod:`ser_hf.baseline.neural`) take cached frame sequences instead, and
+instead of a grid search they early-stop on a speaker-disjoint part of each fold's training speakers. Reports are
 :class:`~ser_hf.evaluation.EvaluationReport` per fold, pooled out-of-fold with speaker-level bootstrap
 intervals, and :func:`~ser_hf.evaluation.aggregate_folds`, written to the same files as
 :func:`ser_hf.training.experiment.cross_validate` (``cv/<fold>/``, ``cv/pooled/``, ``cv/cv_summary.json``,
@@ -36,13 +38,15 @@ import numpy as np
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.baseline.classifiers import (
     FittedClassifier,
+    classifier_description,
     default_param_grid,
     fit_classifier,
-    get_classifier,
+    is_neural,
     probabilities_for,
 )
-from ser_hf.baseline.extraction import extract_dataset_features
+from ser_hf.baseline.extraction import extract_dataset_features, extract_dataset_sequences
 from ser_hf.baseline.features import FeatureConfig
+from ser_hf.baseline.sequences import sequence_config
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport
 from ser_hf.evaluation.folds import summarise_folds, write_cv_summary
@@ -50,7 +54,7 @@ from ser_hf.splits import Fold, corpus_folds, speakers_of
 
 __all__ = [
     "BaselineCVResult", "baseline_settings", "corpus_name", "cross_validate_baseline", "dataset_features",
-    "summarise_folds", "write_cv_summary",
+    "dataset_sequences", "default_feature_config", "summarise_folds", "write_cv_summary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,6 +89,28 @@ def dataset_features(
     return matrix.features
 
 
+def dataset_sequences(
+    dataset: datasets.Dataset,
+    feature_config: FeatureConfig,
+    *,
+    preprocessor: AudioPreprocessor | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    num_workers: int | None = None,
+    progress: bool = True,
+) -> list[np.ndarray]:
+    """The frame sequences of a corpus (neural baselines), one ``(frames, dims)`` array per dataset row, cached."""
+    sequences = extract_dataset_sequences(
+        dataset["audio"], feature_config, preprocessor=preprocessor, cache_dir=cache_dir, num_workers=num_workers,
+        strict=True, progress=progress,
+    )
+    return sequences.sequences
+
+
+def default_feature_config(classifier: str) -> FeatureConfig:
+    """What a classifier learns from by default: the 532 classic features, or a neural baseline's sequences."""
+    return sequence_config(classifier) if is_neural(classifier) else FeatureConfig()
+
+
 @dataclass
 class BaselineCVResult:
     """Cross-validation of a baseline classifier: the transformer path's ``CVResult`` fields, plus more.
@@ -93,16 +119,18 @@ class BaselineCVResult:
         folds: One :class:`EvaluationReport` per outer fold.
         aggregate: :func:`~ser_hf.evaluation.aggregate_folds` of the fold reports.
         pooled: The report of all out-of-fold predictions together (speaker-level bootstrap CIs).
-        fits: Per fold, the tuned :class:`~ser_hf.baseline.classifiers.FittedClassifier`.
-        features: The ``(n, d)`` feature matrix of the whole dataset (reusable for a final fit).
+        fits: Per fold, the tuned :class:`~ser_hf.baseline.classifiers.FittedClassifier` (neural baselines:
+            :class:`~ser_hf.baseline.neural.FittedNeural`).
+        features: The ``(n, d)`` feature matrix of the whole dataset (reusable for a final fit); for the
+            neural baselines, the list of frame sequences.
         settings: What was run (data, classifier, grid, inner folds, seed, features, preprocessing).
     """
 
     folds: list[EvaluationReport]
     aggregate: dict[str, Any]
     pooled: EvaluationReport
-    fits: list[FittedClassifier]
-    features: np.ndarray
+    fits: list[Any]
+    features: np.ndarray | list[np.ndarray]
     settings: dict[str, Any]
 
 
@@ -121,15 +149,25 @@ def baseline_settings(
     inner_folds: int = 3,
     seed: int = 0,
     preprocessor: AudioPreprocessor | None = None,
+    neural_config: Any = None,
 ) -> dict[str, Any]:
     """JSON-able description of a baseline run, recorded beside its results and in its model card."""
-    grid = param_grid if param_grid is not None else default_param_grid(classifier)
+    baseline = {"classifier": classifier, "description": classifier_description(classifier)}
+    if is_neural(classifier):
+        from ser_hf.baseline.neural import resolve_neural_config
+
+        config = resolve_neural_config(classifier, neural_config)
+        baseline |= {"param_grid": {}, "inner_folds": None, "neural": dataclasses.asdict(config),
+                     "validation": f"about {config.validation_size:g} of each fold's training speakers held out "
+                                   f"(speaker-grouped) for early stopping on UA"}
+    else:
+        grid = param_grid if param_grid is not None else default_param_grid(classifier)
+        baseline |= {"param_grid": {k.removeprefix("clf__"): list(v) for k, v in grid.items()},
+                     "inner_folds": inner_folds}
     return {
         "data": {"corpus": corpus_name(dataset), "labels": dataset.features["label"].names,
                  "num_clips": len(dataset), "num_speakers": len(set(dataset["speaker"]))},
-        "baseline": {"classifier": classifier, "description": get_classifier(classifier).description,
-                     "param_grid": {k.removeprefix("clf__"): list(v) for k, v in grid.items()},
-                     "inner_folds": inner_folds, "seed": seed, "scoring": "balanced_accuracy (UA)"},
+        "baseline": {**baseline, "seed": seed, "scoring": "balanced_accuracy (UA)"},
         "features": dataclasses.asdict(feature_config),
         "preprocessor": dataclasses.asdict(preprocessor or AudioPreprocessor(feature_config.sampling_rate)),
     }
@@ -138,23 +176,46 @@ def baseline_settings(
 def _fold_report(
     fitted: FittedClassifier, probabilities: np.ndarray, test: datasets.Dataset, split: str, names: list[str]
 ) -> EvaluationReport:
+    score = "validation_unweighted_accuracy" if is_neural(fitted.classifier) else "inner_cv_unweighted_accuracy"
     return EvaluationReport.from_predictions(
         np.asarray(test["label"]), probabilities=probabilities, label_names=names, groups=test["speaker"],
         model=f"baseline-{fitted.classifier}", corpus=corpus_name(test), split=split,
         metadata={"mode": "baseline", "speakers": sorted(set(test["speaker"])), "best_params": fitted.best_params,
-                  "inner_cv_unweighted_accuracy": fitted.inner_score},
+                  score: fitted.inner_score},
     )
 
 
-def _checked_features(features: np.ndarray | None, dataset: datasets.Dataset, extract: dict) -> np.ndarray:
+def _checked_features(
+    features: np.ndarray | list[np.ndarray] | None, dataset: datasets.Dataset, extract: dict, neural: bool
+) -> np.ndarray | list[np.ndarray]:
     if features is None:
-        return dataset_features(dataset, **extract)
+        return (dataset_sequences if neural else dataset_features)(dataset, **extract)
     if len(features) != len(dataset):
         raise SERError(
             f"`features` has {len(features)} rows but the dataset has {len(dataset)} clips; pass one row per "
             f"clip in dataset order, or features=None to extract them."
         )
-    return np.asarray(features)
+    return list(features) if neural else np.asarray(features)
+
+
+def _fold_fitter(classifier: str, features, labels: np.ndarray, speakers: np.ndarray, num_labels: int, **options):
+    """``fit(train rows, test rows) -> (fitted, test probabilities)`` for a scikit-learn or a neural baseline."""
+    if is_neural(classifier):
+        from ser_hf.baseline.neural import fit_neural
+
+        def fit_sequences(train: np.ndarray, test: np.ndarray):
+            fitted = fit_neural([features[i] for i in train], labels[train], speakers[train], classifier,
+                                num_labels=num_labels, config=options["neural_config"], seed=options["seed"])
+            return fitted, fitted.model.predict_proba([features[i] for i in test])
+
+        return fit_sequences
+    options.pop("neural_config")
+
+    def fit_matrix(train: np.ndarray, test: np.ndarray):
+        fitted = fit_classifier(features[train], labels[train], speakers[train], classifier, **options)
+        return fitted, probabilities_for(fitted.pipeline, features[test], num_labels)
+
+    return fit_matrix
 
 
 def cross_validate_baseline(
@@ -164,7 +225,7 @@ def cross_validate_baseline(
     folds: Sequence[Fold] | None = None,
     n_folds: int = 5,
     feature_config: FeatureConfig | None = None,
-    features: np.ndarray | None = None,
+    features: np.ndarray | list[np.ndarray] | None = None,
     preprocessor: AudioPreprocessor | None = None,
     cache_dir: str | os.PathLike | None = None,
     param_grid: Mapping[str, Sequence[Any]] | None = None,
@@ -174,16 +235,19 @@ def cross_validate_baseline(
     num_workers: int | None = None,
     out_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    neural_config: Any = None,
 ) -> BaselineCVResult:
-    """Cross-validate a classic-feature classifier on speaker-independent folds.
+    """Cross-validate a baseline classifier on speaker-independent folds.
 
     Args:
         dataset: A corpus from :func:`ser_hf.corpora.load_corpus` (``audio``, ``label``, ``speaker``).
-        classifier: ``svm``, ``logreg``, ``forest`` or ``mlp``.
+        classifier: ``svm``, ``logreg``, ``forest``, ``mlp`` (classic features) or ``cnn``, ``lstm``
+            (frame sequences, :mod:`ser_hf.baseline.neural`).
         folds: Outer folds; ``None`` uses :func:`ser_hf.splits.corpus_folds` (the transformer path's).
         n_folds: Folds for corpora without their own protocol (URDU: 5).
-        feature_config: Feature settings; ``None`` means ``FeatureConfig()``.
-        features: Precomputed ``(len(dataset), d)`` features (skips extraction).
+        feature_config: Feature settings; ``None`` means :func:`default_feature_config` of the classifier.
+        features: Precomputed ``(len(dataset), d)`` features, or for ``cnn``/``lstm`` one sequence per clip
+            (skips extraction).
         preprocessor: Audio cleaning before feature extraction.
         cache_dir: Feature cache folder (``None``: no cache).
         param_grid: Grid to search; ``None`` uses :func:`~ser_hf.baseline.classifiers.default_param_grid`.
@@ -193,6 +257,7 @@ def cross_validate_baseline(
         num_workers: Feature extraction processes (``None``: all cores).
         out_dir: If given, reports go to ``out_dir/cv/`` as with ``ser_hf.training.experiment.cross_validate``.
         progress: Show the feature extraction progress bar.
+        neural_config: :class:`~ser_hf.baseline.neural.NeuralConfig` of ``cnn``/``lstm`` (``None``: defaults).
 
     Returns:
         A :class:`BaselineCVResult`.
@@ -207,19 +272,26 @@ def cross_validate_baseline(
         >>> print(folds_to_markdown(result.aggregate)); print(result.pooled.format_table())
         ```
     """
-    get_classifier(classifier)  # fail on a bad name before extracting any feature
-    config = feature_config or FeatureConfig()
+    config = feature_config or default_feature_config(classifier)  # fails on a bad name before extracting
+    neural = is_neural(classifier)
+    if neural:
+        from ser_hf.baseline.neural import resolve_neural_config
+        from ser_hf.baseline.sequences import check_sequence_config
+
+        neural_config = resolve_neural_config(classifier, neural_config)
+        check_sequence_config(config)
     folds = list(folds) if folds is not None else corpus_folds(dataset, n_folds=n_folds, seed=seed)
     speakers, labels, names = speakers_of(dataset), np.asarray(dataset["label"]), dataset.features["label"].names
     extract = dict(feature_config=config, preprocessor=preprocessor, cache_dir=cache_dir, num_workers=num_workers,
                    progress=progress)
-    features = _checked_features(features, dataset, extract)
+    features = _checked_features(features, dataset, extract, neural)
+    fit = _fold_fitter(classifier, features, labels, speakers, len(names), param_grid=param_grid,
+                       inner_folds=inner_folds, seed=seed, n_jobs=n_jobs, neural_config=neural_config)
     reports, fits, refs, probs = [], [], [], []
     for number, fold in enumerate(folds, start=1):
         logger.info("fold %d/%d: %s", number, len(folds), fold.name)
-        fitted = fit_classifier(features[fold.train], labels[fold.train], speakers[fold.train], classifier,
-                                param_grid=param_grid, inner_folds=inner_folds, seed=seed, n_jobs=n_jobs)
-        probs.append(probabilities_for(fitted.pipeline, features[fold.test], len(names)))
+        fitted, probabilities = fit(fold.train, fold.test)
+        probs.append(probabilities)
         reports.append(_fold_report(fitted, probs[-1], dataset.select(fold.test), fold.name, names))
         fits.append(fitted)
         refs.append(labels[fold.test])
@@ -229,7 +301,7 @@ def cross_validate_baseline(
     aggregate, pooled = summarise_folds(reports, refs, probs, test_speakers, names,
                                         model=f"baseline-{classifier}", corpus=corpus_name(dataset))
     settings = baseline_settings(dataset, classifier, config, param_grid=param_grid, inner_folds=inner_folds,
-                                 seed=seed, preprocessor=preprocessor)
+                                 seed=seed, preprocessor=preprocessor, neural_config=neural_config)
     if out_dir is not None:
         write_cv_summary(Path(out_dir) / "cv", aggregate, pooled, settings)
     return BaselineCVResult(reports, aggregate, pooled, fits, features, settings)

@@ -1,7 +1,8 @@
 """Classic features for many files: a process pool, a progress bar and an on-disk cache.
 
 The cache stores one ``.npy`` per file (written atomically, read with ``allow_pickle=False``) under
-``<cache_dir>/features-<key>/``, where the key combines the :class:`FeatureConfig` fingerprint, the
+``<cache_dir>/features-<key>/`` (frame sequences for the neural baselines, :func:`extract_dataset_sequences`:
+``<cache_dir>/sequences-<key>/``), where the key combines the :class:`FeatureConfig` fingerprint, the
 :class:`~ser_hf.audio.AudioPreprocessor` fingerprint and the librosa version, and each file is named
 by the SHA-256 of the audio file's bytes. Content hashing rather than path + size + mtime: hashing a
 50 KB FLAC costs ~0.1 ms against ~25 ms to extract its features, and it stays correct when corpora are
@@ -25,7 +26,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -36,7 +37,12 @@ import numpy as np
 
 from ser_hf.audio import AudioPreprocessor, PathLike
 from ser_hf.baseline.features import FeatureConfig, extract_features, feature_names
+from ser_hf.baseline.sequences import check_sequence_config, extract_sequence, sequence_names
 from ser_hf.errors import AudioError
+
+#: Computes one clip's array from its preprocessed waveform: :func:`extract_features` (a vector) or
+#: :func:`~ser_hf.baseline.sequences.extract_sequence` (frames x dims). Module-level, so workers can receive it.
+Extractor = Callable[[np.ndarray, FeatureConfig], np.ndarray]
 
 
 @dataclass
@@ -61,6 +67,28 @@ class FeatureMatrix:
         return len(self.paths)
 
 
+@dataclass
+class FeatureSequences:
+    """Frame sequences of a list of files (the neural baselines' input).
+
+    Args:
+        sequences: One ``(n_frames, n_dims)`` float32 array per file that succeeded.
+        names: Column names (:func:`~ser_hf.baseline.sequences.sequence_names`).
+        paths: The file of each sequence, in the input order.
+        failures: ``(path, reason)`` of each file that could not be used (only with ``strict=False``).
+        cache_hits: How many sequences came from the cache.
+    """
+
+    sequences: list[np.ndarray]
+    names: list[str]
+    paths: list[str]
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    cache_hits: int = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
 def file_digest(path: PathLike, chunk_size: int = 1 << 20) -> str:
     """SHA-256 hex digest of a file's bytes (``hashlib.file_digest`` needs Python 3.11)."""
     digest = hashlib.sha256()
@@ -71,19 +99,24 @@ def file_digest(path: PathLike, chunk_size: int = 1 << 20) -> str:
 
 
 class _FeatureCache:
-    """One ``.npy`` per audio file, under a folder named by everything that changes the vectors."""
+    """One ``.npy`` per audio file, under a folder named by everything that changes the vectors.
 
-    def __init__(self, root: PathLike, config: FeatureConfig, preprocessor: AudioPreprocessor, names: list[str]):
+    ``kind`` is ``"features"`` (one vector per file) or ``"sequences"`` (a frames x dims array per file); each
+    kind has its own folders, and the vectors' keys are those of caches written before sequences existed.
+    """
+
+    def __init__(self, root: PathLike, config: FeatureConfig, preprocessor: AudioPreprocessor, names: list[str],
+                 kind: str = "features"):
         settings = {
             "feature_config": asdict(config),
             "preprocessor": asdict(preprocessor),
             "librosa": metadata.version("librosa"),
         }
-        blob = json.dumps(
-            [config.fingerprint(), preprocessor.fingerprint(), settings["librosa"]], sort_keys=True
-        ).encode()
-        self.dir = Path(root) / f"features-{hashlib.sha256(blob).hexdigest()[:16]}"
+        key = [config.fingerprint(), preprocessor.fingerprint(), settings["librosa"]]
+        blob = json.dumps(key if kind == "features" else [*key, kind], sort_keys=True).encode()
+        self.dir = Path(root) / f"{kind}-{hashlib.sha256(blob).hexdigest()[:16]}"
         self.dim = len(names)
+        self.ndim = 1 if kind == "features" else 2
         self._warned = False
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -114,7 +147,8 @@ class _FeatureCache:
             vector = np.load(entry, allow_pickle=False)
         except (OSError, ValueError):
             return None
-        ok = vector.shape == (self.dim,) and vector.dtype == np.float32 and np.isfinite(vector).all()
+        ok = (vector.ndim == self.ndim and vector.shape[-1] == self.dim and vector.shape[0] > 0
+              and vector.dtype == np.float32 and np.isfinite(vector).all())
         return vector if ok else None
 
     def save(self, entry: Path | None, vector: np.ndarray) -> None:
@@ -150,11 +184,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _extract_file(
-    path: str, config: FeatureConfig, preprocessor: AudioPreprocessor
+    path: str, config: FeatureConfig, preprocessor: AudioPreprocessor, extract: Extractor = extract_features
 ) -> tuple[np.ndarray | None, str | None]:
     """Decode and featurise one file; problems come back as a message naming the file, never raised."""
     try:
-        return extract_features(preprocessor(path), config), None
+        return extract(preprocessor(path), config), None
     except AudioError as err:
         message = str(err)
         return None, message if path in message else f"{path!r}: {message}"
@@ -176,10 +210,10 @@ def _init_worker() -> None:
     _limit_blas_threads()  # applies on creation and lasts for the worker's life
 
 
-def _warm_up(config: FeatureConfig) -> None:
+def _warm_up(config: FeatureConfig, extract: Extractor = extract_features) -> None:
     """Run librosa's numba code once, so forked workers inherit it compiled instead of each loading it."""
     noise = np.random.default_rng(0).standard_normal(config.min_samples() * 2).astype(np.float32) * 0.01
-    extract_features(noise, config)
+    extract(noise, config)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -197,19 +231,21 @@ class _Runner:
     """
 
     def __init__(
-        self, paths: list[str], todo: list[int], config: FeatureConfig, preprocessor: AudioPreprocessor, workers: int
+        self, paths: list[str], todo: list[int], config: FeatureConfig, preprocessor: AudioPreprocessor, workers: int,
+        extract: Extractor = extract_features,
     ):
         self.paths, self.todo, self.config, self.preprocessor = paths, todo, config, preprocessor
-        self.workers = workers
+        self.workers, self.extract = workers, extract
         self.executor: ProcessPoolExecutor | None = None
         self.futures: dict = {}
 
     def __enter__(self) -> _Runner:
         if self.workers > 1:
-            _warm_up(self.config)
+            _warm_up(self.config, self.extract)
             self.executor = ProcessPoolExecutor(self.workers, mp_context=_pool_context(), initializer=_init_worker)
             self.futures = {
-                self.executor.submit(_extract_file, self.paths[i], self.config, self.preprocessor): i for i in self.todo
+                self.executor.submit(_extract_file, self.paths[i], self.config, self.preprocessor, self.extract): i
+                for i in self.todo
             }
         return self
 
@@ -217,7 +253,7 @@ class _Runner:
         if self.executor is None:
             with _limit_blas_threads():
                 for index in self.todo:
-                    yield (index, *_extract_file(self.paths[index], self.config, self.preprocessor))
+                    yield (index, *_extract_file(self.paths[index], self.config, self.preprocessor, self.extract))
             return
         for future in as_completed(self.futures):
             yield (self.futures[future], *future.result())
@@ -281,43 +317,12 @@ def extract_dataset_features(
         >>> matrix.features.shape, matrix.failures  # doctest: +SKIP
         ((399, 532), [('bad.flac', "Cannot decode 'bad.flac' (...)")])
     """
-    from tqdm import tqdm
-
-    if isinstance(paths, (str, os.PathLike)):
-        raise ValueError(
-            f"extract_dataset_features(paths=...) expects a list of audio files, got the single path {paths!r}; "
-            f"wrap it in a list."
-        )
-    if num_workers is not None and num_workers < 0:
-        raise ValueError(f"extract_dataset_features(num_workers={num_workers}): use None (all cores), 0/1 or more.")
     config = config or FeatureConfig()
-    preprocessor = _check_preprocessor(preprocessor, config)
-    paths = [os.fspath(path) for path in paths]
     names = feature_names(config)
-    cache = _FeatureCache(Path(cache_dir).expanduser(), config, preprocessor, names) if cache_dir else None
-    entries = [cache.entry(path) for path in paths] if cache else [None] * len(paths)
-    vectors = [cache.load(entry) for entry in entries] if cache else [None] * len(paths)
-    todo = [i for i, vector in enumerate(vectors) if vector is None]
-    workers = _default_workers(len(todo)) if num_workers is None else min(num_workers, max(1, len(todo)))
-    errors: dict[int, str] = {}
-    progress_bar = dict(
-        total=len(paths), initial=len(paths) - len(todo), disable=not progress, unit="file", desc="features"
+    paths, vectors, errors, hits = _extract_all(
+        "extract_dataset_features", paths, config, preprocessor, names, cache_dir=cache_dir, num_workers=num_workers,
+        strict=strict, progress=progress, kind="features", extract=extract_features,
     )
-    # The runner forks its workers before tqdm starts its monitor thread.
-    with _Runner(paths, todo, config, preprocessor, workers) as runner, tqdm(**progress_bar) as bar:
-        for index, vector, error in runner:
-            bar.update()
-            if error is not None and strict:
-                raise AudioError(
-                    f"{error} (strict=True stops at the first unusable file; pass strict=False to skip such "
-                    f"files and list them in FeatureMatrix.failures)"
-                )
-            if error is not None:
-                errors[index] = error
-            else:
-                vectors[index] = vector
-                if cache is not None:
-                    cache.save(entries[index], vector)
     kept = [i for i in range(len(paths)) if i not in errors]
     features = np.stack([vectors[i] for i in kept]) if kept else np.zeros((0, len(names)), np.float32)
     return FeatureMatrix(
@@ -325,5 +330,90 @@ def extract_dataset_features(
         names=names,
         paths=[paths[i] for i in kept],
         failures=[(paths[i], errors[i]) for i in sorted(errors)],
-        cache_hits=len(paths) - len(todo),
+        cache_hits=hits,
     )
+
+
+def extract_dataset_sequences(
+    paths: Sequence[PathLike],
+    config: FeatureConfig,
+    *,
+    preprocessor: AudioPreprocessor | None = None,
+    cache_dir: PathLike | None = None,
+    num_workers: int | None = None,
+    strict: bool = True,
+    progress: bool = True,
+) -> FeatureSequences:
+    """Frame sequences (:func:`~ser_hf.baseline.sequences.extract_sequence`) of many files, in parallel and cached.
+
+    Same workers, cache rules and errors as :func:`extract_dataset_features`; the cache holds one
+    ``(n_frames, n_dims)`` array per file under ``<cache_dir>/sequences-<key>/``.
+
+    Args:
+        paths: Audio files.
+        config: Sequence settings (:func:`~ser_hf.baseline.sequences.sequence_config`).
+        preprocessor: How files are decoded and cleaned (part of the cache key).
+        cache_dir: Cache folder; ``None`` disables caching.
+        num_workers: Worker processes; ``None`` uses every available core, 0 or 1 runs in this process.
+        strict: ``True`` raises on the first unusable file; ``False`` skips it and lists it in ``failures``.
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        A :class:`FeatureSequences` whose sequences follow the order of ``paths``.
+
+    Example:
+        >>> seqs = extract_dataset_sequences(paths, sequence_config("cnn"), cache_dir="cache")  # doctest: +SKIP
+        >>> seqs.sequences[0].shape  # doctest: +SKIP
+        (241, 64)
+    """
+    names = sequence_names(check_sequence_config(config))
+    paths, arrays, errors, hits = _extract_all(
+        "extract_dataset_sequences", paths, config, preprocessor, names, cache_dir=cache_dir,
+        num_workers=num_workers, strict=strict, progress=progress, kind="sequences", extract=extract_sequence,
+    )
+    kept = [i for i in range(len(paths)) if i not in errors]
+    return FeatureSequences(
+        sequences=[arrays[i] for i in kept], names=names, paths=[paths[i] for i in kept],
+        failures=[(paths[i], errors[i]) for i in sorted(errors)], cache_hits=hits,
+    )
+
+
+def _extract_all(
+    caller: str, paths: Sequence[PathLike], config: FeatureConfig, preprocessor: AudioPreprocessor | None,
+    names: list[str], *, cache_dir: PathLike | None, num_workers: int | None, strict: bool, progress: bool,
+    kind: str, extract: Extractor,
+) -> tuple[list[str], list[np.ndarray | None], dict[int, str], int]:
+    """Cache look-ups, then the pool for the rest: ``(paths, arrays, errors by index, cache hits)``."""
+    from tqdm import tqdm
+
+    if isinstance(paths, (str, os.PathLike)):
+        raise ValueError(
+            f"{caller}(paths=...) expects a list of audio files, got the single path {paths!r}; wrap it in a list."
+        )
+    if num_workers is not None and num_workers < 0:
+        raise ValueError(f"{caller}(num_workers={num_workers}): use None (all cores), 0/1 or more.")
+    preprocessor = _check_preprocessor(preprocessor, config)
+    paths = [os.fspath(path) for path in paths]
+    cache = _FeatureCache(Path(cache_dir).expanduser(), config, preprocessor, names, kind) if cache_dir else None
+    entries = [cache.entry(path) for path in paths] if cache else [None] * len(paths)
+    arrays = [cache.load(entry) for entry in entries] if cache else [None] * len(paths)
+    todo = [i for i, array in enumerate(arrays) if array is None]
+    workers = _default_workers(len(todo)) if num_workers is None else min(num_workers, max(1, len(todo)))
+    errors: dict[int, str] = {}
+    progress_bar = dict(total=len(paths), initial=len(paths) - len(todo), disable=not progress, unit="file", desc=kind)
+    # The runner forks its workers before tqdm starts its monitor thread.
+    with _Runner(paths, todo, config, preprocessor, workers, extract) as runner, tqdm(**progress_bar) as bar:
+        for index, array, error in runner:
+            bar.update()
+            if error is not None and strict:
+                raise AudioError(
+                    f"{error} (strict=True stops at the first unusable file; pass strict=False to skip such "
+                    f"files and list them in {'FeatureMatrix' if kind == 'features' else 'FeatureSequences'}.failures)"
+                )
+            if error is not None:
+                errors[index] = error
+            else:
+                arrays[index] = array
+                if cache is not None:
+                    cache.save(entries[index], array)
+    return paths, arrays, errors, len(paths) - len(todo)

@@ -485,3 +485,30 @@ def extract_features(
         bad = [name for name, value in zip(feature_names(config), vector) if not np.isfinite(value)]
         raise RuntimeError(f"extract_features produced non-finite values for {bad[:10]}; please report it.")
     return vector
+
+
+def spectral_frames(
+    wave: np.ndarray, config: FeatureConfig, *, sampling_rate: int | None = None
+) -> dict[str, np.ndarray]:
+    """The frame-level tracks behind the ``mel`` and ``mfcc`` groups, before any statistics.
+
+    The neural baselines (:mod:`ser_hf.baseline.sequences`) learn from these frames instead of their
+    statistics; computing them here keeps one definition of the log-mel and MFCC analysis.
+
+    Args:
+        wave: 1-D float waveform at ``config.sampling_rate`` (zero-padded to ``config.min_samples()``).
+        config: Settings; only the ``mel`` and ``mfcc`` groups in ``config.groups`` are computed.
+        sampling_rate: If given, checked against ``config.sampling_rate``.
+
+    Returns:
+        ``{"mel": (n_mels, n_frames), "mfcc": (n_mfcc * (1 + mfcc_delta_order), n_frames)}`` for the groups
+        asked for, rows named as in :func:`track_names`.
+    """
+    wave = _check_wave(wave, config, sampling_rate)
+    tracks = _spectral_tracks(wave, dataclasses.replace(config, groups=("mfcc", "mel")))
+    return {group: tracks[group] for group in config.groups if group in ("mel", "mfcc")}
+
+
+def track_names(group: str, config: FeatureConfig | None = None) -> list[str]:
+    """Names of a group's frame-level tracks (``logmel_00``, ``mfcc_03``, ``delta_mfcc_03``, ...)."""
+    return _track_names(group, config or FeatureConfig())

@@ -13,6 +13,10 @@ A saved model is a folder:
   versions;
 - ``README.md`` - the model card (:mod:`ser_hf.baseline.card`).
 
+The neural baselines (``cnn``, ``lstm``) save ``model.safetensors`` in place of ``model.skops``, with the same
+``baseline_config.json`` (plus their ``neural`` settings); :func:`load_baseline` and :func:`train_baseline`
+handle them too, through :mod:`ser_hf.baseline.neural_model`.
+
 :func:`load_baseline` loads it trusting only :data:`TRUSTED_TYPES` (the scikit-learn internals the four
 baseline pipelines contain, beyond those skops trusts by default) plus any types the caller names;
 anything else in the file is refused with its type names, never loaded with ``trusted=True``.
@@ -48,7 +52,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from ser_hf.audio import AudioPreprocessor
-from ser_hf.baseline.classifiers import fit_classifier, probabilities_for
+from ser_hf.baseline.classifiers import NEURAL_CLASSIFIERS, fit_classifier, is_neural, probabilities_for
 from ser_hf.baseline.crossval import corpus_name, dataset_features
 from ser_hf.baseline.features import FEATURES_VERSION, FeatureConfig, extract_features, feature_names
 from ser_hf.errors import AudioError, ModelError
@@ -60,6 +64,7 @@ __all__ = ["CONFIG_NAME", "MODEL_NAME", "TRUSTED_TYPES", "BaselineModel", "load_
 
 MODEL_NAME = "model.skops"
 CONFIG_NAME = "baseline_config.json"
+_NEURAL_WEIGHTS = "model.safetensors"  # ser_hf.baseline.neural_model.WEIGHTS_NAME, named here without torch
 _FORMAT = "ser_hf-baseline"
 _FORMAT_VERSION = 1
 
@@ -199,6 +204,7 @@ class BaselineModel:
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         skops.io.dump(self.pipeline, out / MODEL_NAME)
+        (out / _NEURAL_WEIGHTS).unlink(missing_ok=True)  # a neural model saved here before no longer applies
         (out / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2, default=str) + "\n", encoding="utf-8")
         write_baseline_card(out, self, cv)
         return out
@@ -301,15 +307,36 @@ def _check_fields(config: dict[str, Any], path: Path) -> None:
             raise ModelError(f"{str(path)!r}: {key} is {str(config[key])[:100]!r}, of the wrong type. {_FIX}")
 
 
+def _model_file(folder: Path) -> str:
+    """The model file a saved baseline's config names: ``model.skops``, or ``model.safetensors`` for cnn/lstm."""
+    path = folder / CONFIG_NAME
+    if path.is_file() and ((folder / _NEURAL_WEIGHTS).is_file() and not (folder / MODEL_NAME).is_file()):
+        config = read_json(path, fix=_FIX)
+        return _NEURAL_WEIGHTS if _names_neural(config) else MODEL_NAME
+    return MODEL_NAME
+
+
+def _names_neural(config: dict[str, Any]) -> bool:
+    classifier = config.get("classifier")
+    return isinstance(classifier, str) and classifier in NEURAL_CLASSIFIERS
+
+
 def _read_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG_NAME
-    if not (folder / MODEL_NAME).is_file() or not path.is_file():
+    model_file = _model_file(folder) if folder.is_dir() else MODEL_NAME
+    if not (folder / model_file).is_file() or not path.is_file():
         found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else "no such folder"
         raise ModelError(
-            f"{str(folder)!r} is not a saved baseline: expected {MODEL_NAME} and {CONFIG_NAME}, found {found}. "
-            f"Save one with BaselineModel.save or `ser-hf baseline ... --save-model`."
+            f"{str(folder)!r} is not a saved baseline: expected {MODEL_NAME} (cnn/lstm: {_NEURAL_WEIGHTS}) and "
+            f"{CONFIG_NAME}, found {found}. Save one with BaselineModel.save or `ser-hf baseline ... --save-model`."
         )
     config = read_json(path, fix=_FIX)
+    if _names_neural(config) != (model_file == _NEURAL_WEIGHTS):
+        raise ModelError(
+            f"{str(path)!r} names classifier {config.get('classifier')!r}, whose model file is "
+            f"{_NEURAL_WEIGHTS if model_file == MODEL_NAME else MODEL_NAME}, but the folder holds {model_file}; "
+            f"the files do not belong together. {_FIX}"
+        )
     if config.get("format") != _FORMAT or config.get("format_version") != _FORMAT_VERSION:
         raise ModelError(
             f"{str(path)!r}: expected format {_FORMAT!r} version {_FORMAT_VERSION}, found "
@@ -321,9 +348,10 @@ def _read_config(folder: Path) -> dict[str, Any]:
             f"computes version {FEATURES_VERSION}, so its inputs would differ; retrain it with this ser_hf."
         )
     _check_fields(config, path)
-    saved, here = config.get("versions", {}).get("scikit-learn"), _version("scikit-learn")
+    library = "torch" if model_file == _NEURAL_WEIGHTS else "scikit-learn"
+    saved, here = config.get("versions", {}).get(library), _version(library)
     if saved != here:
-        warnings.warn(f"{str(path)!r} was saved with scikit-learn {saved}; this is {here}. Predictions may differ; "
+        warnings.warn(f"{str(path)!r} was saved with {library} {saved}; this is {here}. Predictions may differ; "
                       f"retrain if they look wrong.", UserWarning, stacklevel=3)
     return config
 
@@ -404,6 +432,10 @@ def load_baseline(directory: str | os.PathLike, trusted: Sequence[str] = ()) -> 
     path = folder / CONFIG_NAME
     feature_config = _settings(FeatureConfig, config.get("feature_config"), path, "feature_config")
     preprocessor = _settings(AudioPreprocessor, config.get("preprocessor"), path, "preprocessor")
+    if _names_neural(config):
+        from ser_hf.baseline.neural_model import load_neural_baseline
+
+        return load_neural_baseline(folder, config, feature_config, preprocessor)
     pipeline = _load_pipeline(folder / MODEL_NAME, trusted)
     if not set(pipeline.classes_.astype(int)) <= set(range(len(config["labels"]))):
         raise ModelError(
@@ -441,6 +473,7 @@ def train_baseline(
     n_jobs: int = 1,
     num_workers: int | None = None,
     progress: bool = True,
+    neural_config: Any = None,
 ) -> BaselineModel:
     """Fit a baseline on every clip of ``dataset`` (hyperparameters by speaker-grouped inner CV).
 
@@ -449,7 +482,8 @@ def train_baseline(
 
     Args:
         dataset: The training corpus (all of it, or a train part).
-        classifier: ``svm``, ``logreg``, ``forest`` or ``mlp``.
+        classifier: ``svm``, ``logreg``, ``forest``, ``mlp``, or the neural ``cnn`` and ``lstm``
+            (:func:`~ser_hf.baseline.neural_model.train_neural_baseline`: early stopping, no grid).
         features: Precomputed features, one row per clip (e.g. ``BaselineCVResult.features``).
         feature_config: Feature settings; ``None`` means ``FeatureConfig()``.
         preprocessor: Audio cleaning before feature extraction.
@@ -460,10 +494,18 @@ def train_baseline(
         n_jobs: Parallel fits in the grid search.
         num_workers: Feature extraction processes.
         progress: Show the feature extraction progress bar.
+        neural_config: :class:`~ser_hf.baseline.neural.NeuralConfig` of ``cnn``/``lstm``.
 
     Returns:
-        The fitted :class:`BaselineModel`.
+        The fitted :class:`BaselineModel` (a :class:`~ser_hf.baseline.neural_model.NeuralBaselineModel` for
+        ``cnn``/``lstm``).
     """
+    if is_neural(classifier):
+        from ser_hf.baseline.neural_model import train_neural_baseline
+
+        return train_neural_baseline(dataset, classifier, features=features, feature_config=feature_config,
+                                     preprocessor=preprocessor, cache_dir=cache_dir, neural_config=neural_config,
+                                     seed=seed, num_workers=num_workers, progress=progress)
     config = feature_config or FeatureConfig()
     if features is None:
         features = dataset_features(dataset, config, preprocessor=preprocessor, cache_dir=cache_dir,

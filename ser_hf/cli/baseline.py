@@ -1,4 +1,4 @@
-"""``ser-hf baseline``: cross-validate (and optionally save) the classic-feature scikit-learn baseline."""
+"""``ser-hf baseline``: cross-validate (and optionally save) the classic-feature and neural baselines."""
 
 from __future__ import annotations
 
@@ -7,14 +7,19 @@ import os
 from pathlib import Path
 
 from ser_hf.cli.data import add_corpus_arguments, add_skip_bad_files_argument, corpus_options
+from ser_hf.errors import SERError
 
-CLASSIFIER_NAMES = ("svm", "logreg", "forest", "mlp")
+CLASSIFIER_NAMES = ("svm", "logreg", "forest", "mlp", "cnn", "lstm")
 
 EPILOG = """\
 examples:
   ser-hf baseline --corpus urdu --data-dir ../shared/data/urdu --classifier svm --out outputs/urdu-svm
   ser-hf baseline --corpus ravdess --data-dir ../shared/data/ravdess --emotions 4class --classifier logreg \\
       --out outputs/rav4-logreg --save-model
+  ser-hf baseline --corpus urdu --data-dir ../shared/data/urdu --classifier cnn --out outputs/urdu-cnn --save-model
+
+cnn (log-mel spectrogram CNN) and lstm (BiLSTM on MFCCs + deltas) are trained from scratch with torch on frame
+sequences, early-stopped on held-out training speakers instead of a grid search; they save model.safetensors.
 
 Reports go to OUT/cv/ (per fold, pooled out-of-fold with speaker-level 95% CIs, cv_summary.json/.md), the
 same files as `ser-hf cv`. With --save-model the classifier is refit on every clip and saved to OUT
@@ -28,9 +33,10 @@ def default_cache_dir() -> Path:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "baseline", help="cross-validate a classic-feature scikit-learn baseline (SVM, logreg, forest, MLP)",
+        "baseline", help="cross-validate a baseline: classic features + SVM/logreg/forest/MLP, or a CNN/BiLSTM",
         description="Classic acoustic features (MFCC, pitch, spectral...) + a scikit-learn classifier, tuned by "
-                    "speaker-grouped inner cross-validation and scored on the corpus's speaker-independent folds.",
+                    "speaker-grouped inner cross-validation, or a small CNN/BiLSTM trained from scratch on "
+                    "log-mel/MFCC frames; scored on the corpus's speaker-independent folds.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_corpus_arguments(parser)
@@ -49,14 +55,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     parser.add_argument("--seed", type=int, default=0, help="seed of the folds and classifiers (default 0)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel grid-search fits (default 1)")
+    parser.add_argument("--epochs", type=int, default=None, metavar="N",
+                        help="cnn/lstm: most training epochs (default 30; early stopping usually ends sooner)")
+    parser.add_argument("--patience", type=int, default=None, metavar="N",
+                        help="cnn/lstm: epochs without a better validation UA before stopping (default 6)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="feature extraction processes (default: all cores)")
     parser.set_defaults(func=run_baseline)
 
 
 def _best_params_lines(result) -> list[str]:
-    return [f"  {report.split}: {fit.best_params} (inner UA {100 * fit.inner_score:.1f})"
+    score = "validation UA" if result.settings["baseline"].get("neural") else "inner UA"
+    return [f"  {report.split}: {fit.best_params} ({score} {100 * fit.inner_score:.1f})"
             for report, fit in zip(result.folds, result.fits)]
+
+
+def _neural_config(args: argparse.Namespace):
+    """The NeuralConfig the flags ask for (``None``: defaults); refuses the flags for scikit-learn classifiers."""
+    overrides = {name: value for name, value in (("max_epochs", args.epochs), ("patience", args.patience))
+                 if value is not None}
+    if args.classifier not in ("cnn", "lstm"):
+        if overrides:
+            raise SERError(f"--epochs and --patience apply to --classifier cnn or lstm only, not {args.classifier!r}; "
+                           f"drop them or choose a neural classifier.")
+        return None
+    from ser_hf.baseline.neural import NeuralConfig
+
+    return NeuralConfig(architecture=args.classifier, **overrides)
 
 
 def run_baseline(args: argparse.Namespace) -> int:
@@ -69,7 +94,7 @@ def run_baseline(args: argparse.Namespace) -> int:
     dataset = load_corpus(args.corpus, args.data_dir, emotions=args.emotions, **corpus_options(args))
     cache = None if args.no_cache else Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
     options = dict(cache_dir=cache, inner_folds=args.inner_folds, seed=args.seed, n_jobs=args.jobs,
-                   num_workers=args.workers)
+                   num_workers=args.workers, neural_config=_neural_config(args))
     result = cross_validate_baseline(dataset, args.classifier, n_folds=args.folds, out_dir=args.out, **options)
     print(folds_to_markdown(result.aggregate))
     print(result.pooled.format_table())

@@ -1,0 +1,524 @@
+"""Neural baselines trained from scratch: a small CNN on log-mel spectrograms and a BiLSTM on MFCC sequences.
+
+The seed project named three model families for speech emotion recognition: SVMs, RNNs and CNNs. The
+SVM lives in :mod:`ser_hf.baseline.classifiers`; this module adds the other two, CPU-sized, as reference
+points for the pretrained transformers (which they are expected to trail):
+
+- ``cnn``: 64-band log-mel spectrogram as a one-channel image; 4 blocks of 3x3 convolution, batch norm,
+  ReLU and 2x2 max pooling (8, 16, 32, 64 channels); mean over frequency, masked mean over the valid
+  time steps; dropout; linear. About 25k weights.
+- ``lstm``: 20 MFCCs + deltas + delta-deltas; pairs of frames stacked (20 ms steps, half the recurrent
+  work); a 2-layer bidirectional LSTM (64 units each way) over packed sequences, so padding never enters
+  the recurrence; masked mean over the valid steps; dropout; linear. About 195k weights.
+
+Training (:func:`fit_neural`): batches are grouped by length (sorted with a little jitter, then shuffled)
+and padded to their longest clip, with the true lengths passed along as a mask; long training clips are
+randomly cropped to ``max_train_frames`` (3 s), clips are scored whole. Loss is cross-entropy with
+balanced class weights, since UA is the metric; AdamW; optional SpecAugment-style masking (one band of
+up to 8 bins and one stretch of up to 20 frames per clip). About ``validation_size`` of the *training
+speakers* (speaker-grouped, emotion-stratified, the same splitter as the scikit-learn inner CV) is held
+out for early stopping on validation UA; the weights of the best epoch are kept. Seeds fix the split,
+the initial weights, the batches and the masks.
+
+Normalisation is per dimension over every frame of the training part ("global", the default) rather
+than per utterance: per-utterance mean and variance normalisation would remove each clip's overall
+level and spectral balance, and loudness is one of the strongest cues of arousal (angry and happy are
+louder than sad). The statistics are buffers of the model, saved with its weights. ``normalization =
+"utterance"`` is available for recordings whose channel varies more than their speakers do.
+
+Example:
+    ```python
+    >>> from ser_hf.baseline.neural import NeuralConfig, fit_neural
+    >>> fitted = fit_neural(sequences, labels, speakers, "cnn", config=NeuralConfig(max_epochs=20))
+    >>> fitted.best_params, fitted.inner_score  # best epoch, validation UA
+    >>> fitted.model.predict_proba(test_sequences).argmax(axis=1)
+    ```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import math
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from sklearn.metrics import balanced_accuracy_score
+from torch import nn
+
+from ser_hf.baseline.classifiers import NEURAL_CLASSIFIERS, inner_speaker_splits
+from ser_hf.errors import SERError, SplitError
+from ser_hf.ranges import COUNT, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, Range, check_ranges
+
+__all__ = ["FittedNeural", "NeuralConfig", "SequenceClassifier", "SequenceNet", "fit_neural"]
+
+
+@dataclass(frozen=True)
+class NeuralConfig:
+    """Architecture and training settings of a neural baseline (defaults sized for 2 CPU cores).
+
+    Args:
+        architecture: ``cnn`` or ``lstm``.
+        base_channels: CNN: channels of the first block, doubled in each following block.
+        conv_blocks: CNN: conv + batch norm + ReLU + 2x2 pooling blocks; inputs need at least
+            ``2 ** conv_blocks`` feature dimensions.
+        hidden_size: LSTM: units per direction.
+        lstm_layers: LSTM: stacked bidirectional layers.
+        frame_stacking: LSTM: consecutive frames concatenated into one step (1 = none).
+        dropout: Dropout before the output layer (and between LSTM layers).
+        learning_rate: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        batch_size: Clips per batch (training and prediction).
+        max_epochs: Most passes over the training clips.
+        patience: Stop after this many epochs without a better validation UA.
+        validation_size: Share of the training speakers held out for early stopping.
+        max_train_frames: Training clips longer than this are randomly cropped to it (frames of 10 ms).
+        spec_augment: Mask one random band and one random stretch of each training clip.
+        freq_mask_width: Widest masked band (feature dimensions).
+        time_mask_width: Longest masked stretch (frames; at most a fifth of the clip).
+        normalization: ``global`` (training-set statistics per dimension) or ``utterance`` (per clip).
+        num_threads: torch threads while training and predicting; ``None`` uses the cores this process may
+            run on. One by default: these networks are small, and on 2 cores shared with other jobs, 2 threads
+            made an epoch 4-8x slower than 1 (threads spin waiting for each other; the scikit-learn path
+            limits BLAS to one thread for the same reason).
+
+    Example:
+        >>> NeuralConfig(architecture="lstm", max_epochs=10).hidden_size
+        64
+    """
+
+    architecture: Literal["cnn", "lstm"] = "cnn"
+    base_channels: int = 8
+    conv_blocks: int = 4
+    hidden_size: int = 64
+    lstm_layers: int = 2
+    frame_stacking: int = 2
+    dropout: float = 0.3
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-2
+    batch_size: int = 32
+    max_epochs: int = 30
+    patience: int = 6
+    validation_size: float = 0.2
+    max_train_frames: int = 300
+    spec_augment: bool = True
+    freq_mask_width: int = 8
+    time_mask_width: int = 20
+    normalization: Literal["global", "utterance"] = "global"
+    num_threads: int | None = 1
+
+    RANGES: ClassVar[dict[str, Range]] = {
+        "base_channels": Range(1, 64, integer=True), "conv_blocks": Range(1, 6, integer=True),
+        "hidden_size": Range(1, 512, integer=True), "lstm_layers": Range(1, 4, integer=True),
+        "frame_stacking": Range(1, 8, integer=True), "dropout": Range(0, 1, high_open=True),
+        "learning_rate": POSITIVE, "weight_decay": NON_NEGATIVE, "batch_size": Range(1, 4096, integer=True),
+        "max_epochs": Range(1, 10000, integer=True), "patience": COUNT,
+        "validation_size": Range(0, 0.5, low_open=True, noun="a share of the training speakers"),
+        "max_train_frames": Range(16, 100000, integer=True), "freq_mask_width": NON_NEGATIVE_INT,
+        "time_mask_width": NON_NEGATIVE_INT, "num_threads": Range(1, 1024, integer=True),
+    }
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("architecture", ("cnn", "lstm")), ("normalization", ("global", "utterance"))):
+            if getattr(self, name) not in allowed:
+                raise SERError(f"NeuralConfig.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}.")
+        if not isinstance(self.spec_augment, bool):
+            raise SERError(f"NeuralConfig.spec_augment must be true or false, got {self.spec_augment!r}.")
+        check_ranges(self)
+
+    @property
+    def reduction(self) -> int:
+        """How many input frames make one step of the body's output (the CNN's pooling, the LSTM's stacking)."""
+        return 2**self.conv_blocks if self.architecture == "cnn" else self.frame_stacking
+
+
+class _ConvNet(nn.Module):
+    """Conv blocks over (frequency, time), mean over frequency, masked mean over time, linear.
+
+    Padded frames are zeroed again after every block, so a clip scores the same alone or padded in a batch.
+    """
+
+    def __init__(self, input_dim: int, num_labels: int, config: NeuralConfig):
+        super().__init__()
+        blocks: list[nn.Module] = []
+        channels = 1
+        for block in range(config.conv_blocks):
+            out = config.base_channels * 2**block
+            blocks.append(nn.Sequential(nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),
+                                        nn.ReLU(), nn.MaxPool2d(2)))
+            channels = out
+        self.blocks = nn.ModuleList(blocks)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(channels, num_labels)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        hidden = x.transpose(1, 2).unsqueeze(1)  # (batch, 1, dims, frames)
+        for block in self.blocks:
+            lengths = torch.div(lengths, 2, rounding_mode="floor")
+            hidden = block(hidden)
+            hidden = hidden * _mask(lengths, hidden.shape[-1])[:, None, None, :].to(hidden.dtype)
+        steps = lengths.clamp(min=1)
+        return self.head(self.dropout(_masked_mean(hidden.mean(dim=2).transpose(1, 2), steps)))
+
+
+class _RecurrentNet(nn.Module):
+    """Stacked frames, bidirectional LSTM layers, masked mean over steps, linear.
+
+    Each layer runs one LSTM forwards and one over every clip reversed *within its own length*, so the
+    backward direction starts at the clip's last real frame, never in padding: the result is exact, like
+    packed sequences, without their cost on CPU (2-5x slower here).
+    """
+
+    def __init__(self, input_dim: int, num_labels: int, config: NeuralConfig):
+        super().__init__()
+        self.stacking = config.frame_stacking
+        sizes = [input_dim * self.stacking] + [2 * config.hidden_size] * (config.lstm_layers - 1)
+        self.forwards = nn.ModuleList(nn.LSTM(size, config.hidden_size, batch_first=True) for size in sizes)
+        self.backwards = nn.ModuleList(nn.LSTM(size, config.hidden_size, batch_first=True) for size in sizes)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(2 * config.hidden_size, num_labels)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        batch, frames, dims = x.shape
+        x = nn.functional.pad(x, (0, 0, 0, (-frames) % self.stacking))
+        hidden = x.reshape(batch, x.shape[1] // self.stacking, dims * self.stacking)
+        steps = torch.div(lengths + self.stacking - 1, self.stacking, rounding_mode="floor")
+        for layer, (forward, backward) in enumerate(zip(self.forwards, self.backwards)):
+            if layer:
+                hidden = self.dropout(hidden)
+            reverse = _reversal(steps, hidden.shape[1])
+            backward_out = backward(_gather_steps(hidden, reverse))[0]
+            hidden = torch.cat([forward(hidden)[0], _gather_steps(backward_out, reverse)], dim=-1)
+        return self.head(self.dropout(_masked_mean(hidden, steps)))
+
+
+def _reversal(lengths: torch.Tensor, size: int) -> torch.Tensor:
+    """Per row, the step order that reverses its first ``lengths`` steps and leaves the padding in place."""
+    steps = torch.arange(size)[None, :].expand(len(lengths), size)
+    return torch.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)
+
+
+def _gather_steps(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    return x.gather(1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def _mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def _masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` (batch, steps, dims) over each row's first ``lengths`` steps."""
+    mask = _mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
+    return (x * mask).sum(dim=1) / lengths.clamp(min=1).unsqueeze(-1).to(x.dtype)
+
+
+class SequenceNet(nn.Module):
+    """A whole neural baseline: input normalisation (buffers), CNN or BiLSTM body, linear head.
+
+    ``forward(x, lengths)`` takes zero-padded frames ``(batch, frames, input_dim)`` and the true length of
+    each clip, and returns ``(batch, num_labels)`` logits. Its ``state_dict`` is what the model saves.
+    """
+
+    def __init__(self, input_dim: int, num_labels: int, config: NeuralConfig):
+        super().__init__()
+        if config.architecture == "cnn" and input_dim < 2**config.conv_blocks:
+            raise SERError(
+                f"The CNN's {config.conv_blocks} pooling blocks halve the feature axis {config.conv_blocks} times, "
+                f"so it needs at least {2 ** config.conv_blocks} dimensions per frame; the input has {input_dim}. "
+                f"Use more mel bands (e.g. sequence_config('cnn', n_mels=64)) or fewer conv_blocks."
+            )
+        self.config, self.input_dim, self.num_labels = config, input_dim, num_labels
+        self.register_buffer("mean", torch.zeros(input_dim))
+        self.register_buffer("std", torch.ones(input_dim))
+        body = _ConvNet if config.architecture == "cnn" else _RecurrentNet
+        self.body = body(input_dim, num_labels, config)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = _mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
+        if self.config.normalization == "global":
+            x = (x - self.mean) / self.std
+        else:
+            mean = _masked_mean(x, lengths).unsqueeze(1)
+            std = _masked_mean((x - mean) ** 2, lengths).unsqueeze(1).clamp(min=1e-6).sqrt()
+            x = (x - mean) / std
+        x = x * mask
+        if self.training and self.config.spec_augment:
+            x = _spec_augment(x, lengths, self.config)
+        return self.body(x, lengths)
+
+
+def _spec_augment(x: torch.Tensor, lengths: torch.Tensor, config: NeuralConfig) -> torch.Tensor:
+    """Zero (the normalised mean) one random band and one random stretch of frames in each clip."""
+    batch, frames, dims = x.shape
+    width = torch.randint(0, min(config.freq_mask_width, dims) + 1, (batch,))
+    low = (torch.rand(batch) * (dims - width + 1)).long()
+    band = torch.arange(dims)[None, :]
+    band = (band >= low[:, None]) & (band < (low + width)[:, None])
+    span = torch.minimum(torch.randint(0, config.time_mask_width + 1, (batch,)), lengths // 5)
+    start = (torch.rand(batch) * (lengths - span + 1)).long()
+    stretch = torch.arange(frames)[None, :]
+    stretch = (stretch >= start[:, None]) & (stretch < (start + span)[:, None])
+    return x.masked_fill(band[:, None, :] | stretch[:, :, None], 0.0)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run with ``count`` torch threads (``None``: the cores this process may use), restored afterwards."""
+    before = torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(count or cores)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Row positions grouped by length; with ``rng``, lengths get +-10% jitter and the batch order is shuffled."""
+    keys = lengths * rng.uniform(0.9, 1.1, len(lengths)) if rng is not None else lengths
+    order = np.argsort(keys, kind="stable")
+    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))] if rng is not None else batches
+
+
+def _collate(
+    sequences: Sequence[np.ndarray], rows: np.ndarray, min_frames: int, max_frames: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-padded ``(batch, frames, dims)`` tensor of the rows (randomly cropped to ``max_frames``) and lengths."""
+    parts = []
+    for row in rows:
+        frames = sequences[row]
+        if max_frames is not None and len(frames) > max_frames:
+            start = int(rng.integers(0, len(frames) - max_frames + 1)) if rng is not None else 0
+            frames = frames[start:start + max_frames]
+        parts.append(frames)
+    lengths = [len(part) for part in parts]
+    batch = np.zeros((len(parts), max(max(lengths), min_frames), parts[0].shape[1]), dtype=np.float32)
+    for i, part in enumerate(parts):
+        batch[i, : len(part)] = part
+    return torch.from_numpy(batch), torch.tensor(lengths, dtype=torch.long)
+
+
+class SequenceClassifier:
+    """A :class:`SequenceNet` with the scikit-learn-like surface the baseline code uses.
+
+    Args:
+        network: The network (put in evaluation mode).
+
+    Example:
+        >>> clf = SequenceClassifier.build(64, 4, NeuralConfig())
+        >>> clf.predict_proba([np.zeros((120, 64), np.float32)]).shape
+        (1, 4)
+    """
+
+    def __init__(self, network: SequenceNet):
+        self.network = network.eval()
+
+    @classmethod
+    def build(cls, input_dim: int, num_labels: int, config: NeuralConfig) -> SequenceClassifier:
+        """An untrained classifier (e.g. to load weights into)."""
+        return cls(SequenceNet(input_dim, num_labels, config))
+
+    @property
+    def config(self) -> NeuralConfig:
+        return self.network.config
+
+    @property
+    def input_dim(self) -> int:
+        return self.network.input_dim
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """Class ids ``0 .. num_labels - 1`` (the network always scores every label)."""
+        return np.arange(self.network.num_labels)
+
+    def num_parameters(self) -> int:
+        """Trainable weights."""
+        return sum(p.numel() for p in self.network.parameters())
+
+    def predict_proba(self, sequences: Sequence[np.ndarray]) -> np.ndarray:
+        """``(n, num_labels)`` softmax probabilities of whole clips (float64 rows summing to 1)."""
+        if not len(sequences):
+            return np.zeros((0, self.network.num_labels))
+        lengths = np.array([len(s) for s in sequences])
+        probabilities = np.zeros((len(sequences), self.network.num_labels))
+        self.network.eval()
+        with torch_threads(self.config.num_threads), torch.inference_mode():
+            for rows in _batches(lengths, self.config.batch_size):
+                x, lens = _collate(sequences, rows, self.config.reduction)
+                probabilities[rows] = torch.softmax(self.network(x, lens).double(), dim=-1).numpy()
+        return probabilities
+
+
+@dataclass
+class FittedNeural:
+    """A neural baseline trained on one set of speakers, shaped like :class:`~ser_hf.baseline.classifiers.FittedClassifier`.
+
+    Args:
+        classifier: ``cnn`` or ``lstm``.
+        model: The trained :class:`SequenceClassifier` (weights of the best validation epoch).
+        best_params: ``best_epoch`` and ``epochs_run``.
+        inner_score: Validation UA at the best epoch (on held-out training speakers).
+        inner_speakers: One entry: the sorted ``train`` speakers and the ``test`` (validation) speakers.
+        grid: Always empty (no grid search), kept so reports treat every baseline alike.
+        history: Per epoch: ``epoch``, ``train_loss``, ``validation_loss``, ``validation_ua``.
+    """
+
+    classifier: str
+    model: SequenceClassifier
+    best_params: dict[str, Any]
+    inner_score: float
+    inner_speakers: list[dict[str, list[str]]]
+    grid: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def resolve_neural_config(classifier: str, config: NeuralConfig | None = None) -> NeuralConfig:
+    """``config`` (default ``NeuralConfig()``) with ``architecture`` set to ``classifier``."""
+    if classifier not in NEURAL_CLASSIFIERS:
+        raise SERError(f"{classifier!r} is not a neural baseline; expected one of {sorted(NEURAL_CLASSIFIERS)}.")
+    config = config or NeuralConfig()
+    if not isinstance(config, NeuralConfig):
+        raise SERError(f"neural_config must be a NeuralConfig, got {type(config).__name__}.")
+    return dataclasses.replace(config, architecture=classifier)
+
+
+def _checked_sequences(sequences: Sequence[np.ndarray], labels: np.ndarray) -> int:
+    """The common frame width; clear errors for ragged widths, empty clips, NaN, or a length mismatch."""
+    if len(sequences) != len(labels) or not len(sequences):
+        raise SERError(f"fit_neural: got {len(sequences)} sequences and {len(labels)} labels; pass one "
+                       f"(frames, dims) array per labelled clip.")
+    widths = {s.shape[1] if getattr(s, "ndim", 0) == 2 and len(s) else None for s in sequences}
+    if len(widths) != 1 or None in widths:
+        raise SERError(f"fit_neural: every sequence must be a non-empty (frames, dims) array of one width; found "
+                       f"widths {sorted(widths, key=str)}. Compute them with extract_dataset_sequences.")
+    if not all(np.isfinite(s).all() for s in sequences):
+        raise SERError("fit_neural: some sequences hold NaN or infinite values.")
+    return widths.pop()
+
+
+def _validation_split(labels: np.ndarray, speakers: np.ndarray, share: float, seed: int) -> tuple:
+    n_speakers = len(set(speakers))
+    if n_speakers < 2:
+        raise SplitError(f"The neural baselines hold out training speakers for early stopping, so they need at least "
+                         f"2 training speakers; found {n_speakers} ({sorted(set(speakers))}).")
+    return inner_speaker_splits(labels, speakers, min(n_speakers, max(2, round(1 / share))), seed)[0]
+
+
+def _frame_statistics(sequences: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and standard deviation over every frame (float64 sums; std floored at 1e-3)."""
+    count = sum(len(s) for s in sequences)
+    total = sum(s.sum(axis=0, dtype=np.float64) for s in sequences)
+    mean = total / count
+    var = sum(((s - mean) ** 2).sum(axis=0) for s in sequences) / count
+    return torch.tensor(mean, dtype=torch.float32), torch.tensor(np.sqrt(np.maximum(var, 1e-6)), dtype=torch.float32)
+
+
+def _class_weights(labels: np.ndarray, num_labels: int) -> torch.Tensor:
+    """Balanced weights ``n / (k * count)`` of the classes present (absent classes get 1, unused)."""
+    counts = np.bincount(labels, minlength=num_labels).astype(np.float64)
+    present = counts > 0
+    weights = np.ones(num_labels)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _train_epoch(net: SequenceNet, sequences, rows: np.ndarray, labels: np.ndarray, loss_fn, optimizer,
+                 rng: np.random.Generator) -> float:
+    config, total = net.config, 0.0
+    net.train()
+    lengths = np.array([min(len(sequences[r]), config.max_train_frames) for r in rows])
+    for batch in _batches(lengths, config.batch_size, rng):
+        x, lens = _collate(sequences, rows[batch], config.reduction, config.max_train_frames, rng)
+        loss = loss_fn(net(x, lens), torch.as_tensor(labels[rows[batch]], dtype=torch.long))
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        optimizer.step()
+        total += loss.item() * len(batch)
+    return total / len(rows)
+
+
+def _validate(model: SequenceClassifier, sequences, rows: np.ndarray, labels: np.ndarray,
+              weights: torch.Tensor) -> tuple[float, float]:
+    """Validation UA and class-weighted cross-entropy."""
+    probabilities = model.predict_proba([sequences[r] for r in rows])
+    targets = labels[rows]
+    log_p = np.log(np.clip(probabilities[np.arange(len(rows)), targets], 1e-12, None))
+    w = weights.numpy()[targets]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        ua = balanced_accuracy_score(targets, probabilities.argmax(axis=1))
+    return float(ua), float(-(w * log_p).sum() / w.sum())
+
+
+def fit_neural(
+    sequences: Sequence[np.ndarray],
+    labels: np.ndarray,
+    speakers: Sequence[str],
+    classifier: str = "cnn",
+    *,
+    num_labels: int | None = None,
+    config: NeuralConfig | None = None,
+    seed: int = 0,
+) -> FittedNeural:
+    """Train a CNN or BiLSTM from scratch, early-stopped on held-out training speakers.
+
+    Args:
+        sequences: One ``(frames, dims)`` float32 array per clip (:func:`~ser_hf.baseline.extraction.extract_dataset_sequences`).
+        labels: Class id per clip.
+        speakers: Speaker per clip; about ``config.validation_size`` of them are held out for early stopping.
+        classifier: ``cnn`` or ``lstm`` (sets ``config.architecture``).
+        num_labels: Output classes (default ``max(labels) + 1``); classes absent here still get a column.
+        config: Architecture and training settings; ``None`` means ``NeuralConfig()``.
+        seed: Seed of the validation split, weights, batches, crops and masks.
+
+    Returns:
+        A :class:`FittedNeural` holding the best epoch's weights.
+
+    Raises:
+        SERError: mismatched or malformed sequences, bad settings. SplitError: fewer than 2 speakers.
+
+    Example:
+        >>> fitted = fit_neural(seqs, y, speakers, "lstm", config=NeuralConfig(max_epochs=5))  # doctest: +SKIP
+        >>> fitted.best_params  # doctest: +SKIP
+        {'best_epoch': 4, 'epochs_run': 5}
+    """
+    config = resolve_neural_config(classifier, config)
+    labels, speakers = np.asarray(labels, dtype=np.int64), np.asarray(speakers, dtype=object)
+    dim = _checked_sequences(sequences, labels)
+    num_labels = num_labels or int(labels.max()) + 1
+    train, validation = _validation_split(labels, speakers, config.validation_size, seed)
+    with torch_threads(config.num_threads):
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        model = SequenceClassifier.build(dim, num_labels, config)
+        net = model.network
+        net.mean, net.std = _frame_statistics([sequences[r] for r in train])
+        weights = _class_weights(labels[train], num_labels)
+        loss_fn = nn.CrossEntropyLoss(weight=weights)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        best, best_state, history = (-math.inf, -math.inf, 0), None, []
+        for epoch in range(1, config.max_epochs + 1):
+            train_loss = _train_epoch(net, sequences, train, labels, loss_fn, optimizer, rng)
+            ua, loss = _validate(model, sequences, validation, labels, weights)
+            history.append({"epoch": epoch, "train_loss": train_loss, "validation_loss": loss, "validation_ua": ua})
+            if (ua, -loss) > best[:2]:
+                best, best_state = (ua, -loss, epoch), copy.deepcopy(net.state_dict())
+            elif epoch - best[2] >= config.patience:
+                break
+        net.load_state_dict(best_state)
+    net.eval()
+    return FittedNeural(
+        classifier=classifier, model=model, best_params={"best_epoch": best[2], "epochs_run": len(history)},
+        inner_score=float(best[0]),
+        inner_speakers=[{"train": sorted(set(speakers[train])), "test": sorted(set(speakers[validation]))}],
+        history=history,
+    )

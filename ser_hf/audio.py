@@ -16,7 +16,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Union
@@ -158,6 +160,7 @@ def audio_info(path: PathLike) -> AudioInfo:
     if info.frames <= 0:
         raise AudioError(f"Audio file {display_path(path)!r} has a header but no samples. Re-export or remove it.")
     _check_rate(path, int(info.samplerate))
+    _check_channels(path, int(info.channels))
     return AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames), str(info.subtype))
 
 
@@ -203,6 +206,9 @@ def check_clip_duration(
 def decode(path: PathLike) -> tuple[np.ndarray, int]:
     """Decode a file to a ``(frames, channels)`` float32 array and its sampling rate.
 
+    Every channel of every frame is held at once: use :func:`load_audio`, which decodes in blocks, where only
+    the mono result is needed.
+
     Raises:
         AudioError: naming the file, if it cannot be decoded, is empty, declares an implausible sampling
             rate (outside :data:`MIN_SAMPLING_RATE` .. :data:`MAX_SAMPLING_RATE`) or holds NaN/Inf samples.
@@ -212,15 +218,114 @@ def decode(path: PathLike) -> tuple[np.ndarray, int]:
     try:
         wave, rate = sf.read(_soundfile_name(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
-        raise AudioError(
-            f"Cannot decode {display_path(path)!r} ({err}). Expected a complete file in a format libsndfile reads "
-            f"(WAV, FLAC, OGG, MP3, ...); re-export or convert it."
-        ) from err
+        raise _decode_error(path, err) from err
     if wave.shape[0] == 0:
         raise AudioError(f"Audio file {display_path(path)!r} decodes to 0 samples. Re-export or remove it.")
     _check_rate(path, int(rate))
     check_samples(wave, f"Audio file {display_path(path)!r}")
     return wave, int(rate)
+
+
+def _decode_error(path: Path, err: Exception) -> AudioError:
+    return AudioError(
+        f"Cannot decode {display_path(path)!r} ({err}). Expected a complete file in a format libsndfile reads "
+        f"(WAV, FLAC, OGG, MP3, ...); re-export or convert it."
+    )
+
+
+#: Most channels a file may declare. Speech models take mono; no microphone array a speech corpus uses has
+#: more, and a header that claims more (libsndfile accepts up to 1024) is corrupt or hostile.
+MAX_CHANNELS = 64
+
+#: Bytes of float32 samples (all channels) decoded at a time. Decoding runs block by block, each block downmixed
+#: and resampled before the next is read, so a file takes its mono output plus about one block of memory,
+#: whatever its sampling rate, channel count or compression ratio (a 200 KB FLAC can hold 60 s of 8-channel
+#: audio at 384 kHz: 737 MB as float32).
+DECODE_BLOCK_BYTES = 2 * 2**20
+
+
+def _check_channels(path: Path, channels: int) -> None:
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(
+            f"Audio file {display_path(path)!r} declares {channels} channels; expected 1 to {MAX_CHANNELS}. Its "
+            f"header is probably corrupt: re-export it (mono is what the models use)."
+        )
+
+
+class MonoDecoder:
+    """Collects blocks of ``(frames, channels)`` float32 samples into one mono array, resampled on the fly.
+
+    Each block is checked, averaged over its channels and fed to a streaming soxr resampler (bit-identical to
+    :func:`resample` on the whole signal), so only the mono output grows; a block is dropped once added.
+
+    Args:
+        rate: Sampling rate of the blocks.
+        target_rate: Rate of the output (``None``: keep ``rate``).
+        what: What the samples are, for messages (e.g. ``"Audio file 'a.wav'"``).
+        check: Called on every block before it is used (default :func:`check_samples`).
+
+    Example:
+        >>> decoder = MonoDecoder(48000, 16000, "the upload")
+        >>> decoder.add(np.zeros((4800, 2), np.float32))
+        >>> decoder.finish().shape
+        (1600,)
+    """
+
+    def __init__(self, rate: int, target_rate: int | None, what: str,
+                 check: Callable[[np.ndarray, str], None] = check_samples) -> None:
+        self.what, self.check = what, check
+        target = rate if target_rate is None else int(target_rate)
+        self._resampler = None if target == rate else soxr.ResampleStream(rate, target, 1, dtype="float32",
+                                                                         quality="HQ")
+        self._parts: list[np.ndarray] = []
+        self.frames = 0
+
+    def add(self, block: np.ndarray) -> None:
+        """Add ``(frames, channels)`` float32 samples (a 1-D array is one channel)."""
+        block = block.reshape(len(block), -1)
+        self.check(block, self.what)
+        self.frames += block.shape[0]
+        mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+        self._parts.append(mono if self._resampler is None else self._resampler.resample_chunk(mono))
+
+    def finish(self) -> np.ndarray:
+        """The mono output (float32, 1-D); the decoder cannot be used afterwards."""
+        if self._resampler is not None:
+            self._parts.append(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        parts, self._parts = self._parts, []
+        if not parts:
+            return np.zeros(0, np.float32)
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+def read_mono(sound: sf.SoundFile, what: str, sampling_rate: int | None = None, max_frames: int | None = None,
+              check: Callable[[np.ndarray, str], None] = check_samples) -> tuple[np.ndarray, int]:
+    """Decode an open file block by block to one mono float32 array (see :class:`MonoDecoder`).
+
+    Args:
+        sound: An open :class:`soundfile.SoundFile` (from a path or a :class:`io.BytesIO`).
+        what: What it is, for messages.
+        sampling_rate: Output rate (``None``: the file's own).
+        max_frames: Stop after this many frames of the file (``None``: read to the end).
+        check: Called on every decoded block (default :func:`check_samples`).
+
+    Returns:
+        ``(wave, frames_read)``: the mono output and how many frames of the file were decoded.
+
+    Raises:
+        soundfile.LibsndfileError: when the file's data cannot be decoded (callers name the file);
+            whatever ``check`` raises.
+    """
+    decoder = MonoDecoder(int(sound.samplerate), sampling_rate, what, check)
+    block = max(1024, DECODE_BLOCK_BYTES // (4 * max(1, sound.channels)))
+    while max_frames is None or decoder.frames < max_frames:
+        want = block if max_frames is None else min(block, max_frames - decoder.frames)
+        data = sound.read(frames=want, dtype="float32", always_2d=True)
+        if data.shape[0]:
+            decoder.add(data)
+        if data.shape[0] < want:
+            break
+    return decoder.finish(), decoder.frames
 
 
 def to_mono(wave: np.ndarray) -> np.ndarray:
@@ -235,18 +340,46 @@ def resample(wave: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
     return soxr.resample(wave, orig_rate, target_rate, quality="HQ").astype(np.float32, copy=False)
 
 
-def load_audio(path: PathLike, sampling_rate: int = 16000) -> np.ndarray:
+def load_audio(path: PathLike, sampling_rate: int = 16000, max_duration: float | None = None) -> np.ndarray:
     """Decode, downmix and resample a file to a 1-D float32 array at ``sampling_rate``.
 
+    The header (rate, channels) is checked first, then the file is decoded in blocks of about
+    :data:`DECODE_BLOCK_BYTES`, each downmixed and resampled before the next is read: memory holds the output
+    and one block, never every channel of the whole file.
+
+    Args:
+        path: The audio file.
+        sampling_rate: Output rate in Hz.
+        max_duration: Keep only the first this many seconds; the rest of the file is not decoded (the
+            output equals the full file's, cut at ``round(max_duration * sampling_rate)`` samples).
+
     Raises:
-        AudioError: naming the file, as :func:`decode` does, or when it is so short that resampling leaves
-            no sample (e.g. one frame at 32 kHz resampled to 16 kHz).
+        AudioError: naming the file, as :func:`decode` does, when it declares more than :data:`MAX_CHANNELS`
+            channels, or when it is so short that resampling leaves no sample (e.g. one frame at 32 kHz
+            resampled to 16 kHz).
     """
-    decoded, rate = decode(path)
-    wave = resample(to_mono(decoded), rate, sampling_rate)
+    path = Path(path)
+    _check_is_file(path)
+    what = f"Audio file {display_path(path)!r}"
+    try:
+        with sf.SoundFile(_soundfile_name(path)) as sound:
+            rate = int(sound.samplerate)
+            _check_rate(path, rate)
+            _check_channels(path, int(sound.channels))
+            # A margin past the cut, longer than the resampler's filter, so the samples kept are exact.
+            max_frames = None if max_duration is None else math.ceil(max_duration * rate) + rate // 10 + 64
+            wave, frames = read_mono(sound, what, sampling_rate, max_frames)
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
+        raise _decode_error(path, err) from err
+    if frames == 0:
+        raise AudioError(f"Audio file {display_path(path)!r} decodes to 0 samples. Re-export or remove it.")
+    if max_duration is not None:
+        wave = wave[: int(round(max_duration * sampling_rate))]
     if wave.size == 0:
         raise AudioError(
-            f"Audio file {display_path(path)!r} is too short to use: its {len(decoded)} frame(s) at {rate} Hz leave no "
+            f"Audio file {display_path(path)!r} is too short to use: its {frames} frame(s) at {rate} Hz leave no "
             f"sample at {sampling_rate} Hz. Remove it, or re-export a longer clip."
         )
     return wave
@@ -382,7 +515,9 @@ class AudioPreprocessor:
             if wave.size == 0 or not np.isfinite(wave).all():
                 raise AudioError("AudioPreprocessor: the array is empty or holds NaN/Inf samples.")
         else:
-            wave = load_audio(audio, self.sampling_rate)
+            # Without trimming, what is kept is known before decoding: the rest of the file is never decoded.
+            wave = load_audio(audio, self.sampling_rate, max_duration=None if self.trim_db is not None else
+                              self.max_duration)
         if self.trim_db is not None:
             wave = trim_silence(wave, self.trim_db)
         # Crop before the costly steps and before normalising, so the level is set on what is kept.

@@ -119,3 +119,52 @@ def test_preprocessor_rejects_bad_settings():
         AudioPreprocessor(min_duration=5, max_duration=1)
     with pytest.raises(AudioError, match="sampling_rate"):
         AudioPreprocessor()(np.zeros(10, dtype=np.float32))
+
+
+# ----------------------------------------------------------------- decompression bombs (issue 18)
+
+
+def _write_blocks(path, rate: int, channels: int, seconds: int, format: str = "FLAC") -> None:
+    """Silence written a second at a time: a few KB of FLAC holding many MB of samples."""
+    with sf.SoundFile(path, "w", samplerate=rate, channels=channels, format=format) as sound:
+        for _ in range(seconds):
+            sound.write(np.zeros((rate, channels), np.float32))
+
+
+def test_a_small_file_of_many_channels_at_a_high_rate_decodes_in_blocks(tmp_path):
+    import tracemalloc
+
+    from ser_hf.audio import DECODE_BLOCK_BYTES
+
+    path = tmp_path / "bomb.flac"
+    _write_blocks(path, 96000, 8, 6)  # ~20 KB on disk, 18.4 MB as float32 frames x channels
+    full = 6 * 96000 * 8 * 4
+    tracemalloc.start()
+    try:
+        wave = load_audio(path, SR)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert wave.shape == (6 * SR,) and path.stat().st_size < full / 50
+    # The mono 16 kHz output (384 KB) and about a block; decoding it whole held every channel (18.4 MB).
+    assert peak < 2 * DECODE_BLOCK_BYTES + 4 * wave.nbytes < full / 3, peak
+
+
+def test_block_decoding_equals_decoding_whole_and_cuts_exactly(tmp_path):
+    from ser_hf.audio import decode, resample, to_mono
+
+    rng = np.random.default_rng(0)
+    for rate, channels, name in ((44100, 2, "a.wav"), (192000, 6, "b.flac"), (22050, 1, "c.ogg")):
+        sf.write(tmp_path / name, (0.1 * rng.standard_normal((int(rate * 2.3), channels))).astype(np.float32), rate)
+        whole = resample(to_mono(decode(tmp_path / name)[0]), rate, SR)
+        np.testing.assert_array_equal(load_audio(tmp_path / name, SR), whole)
+        for seconds in (0.5, 1.25, 9.0):
+            np.testing.assert_array_equal(load_audio(tmp_path / name, SR, max_duration=seconds),
+                                          whole[: int(round(seconds * SR))])
+
+
+def test_a_header_with_too_many_channels_is_refused_before_decoding(tmp_path):
+    sf.write(tmp_path / "many.wav", np.zeros((160, 65), np.float32), SR)
+    for read in (load_audio, audio_info):
+        with pytest.raises(AudioError, match=r"many.wav.*declares 65 channels; expected 1 to 64"):
+            read(tmp_path / "many.wav")

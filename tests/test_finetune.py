@@ -317,3 +317,35 @@ def test_search_command_writes_the_best_trial(assets, tmp_path, capsys):
     printed = json.loads(line)
     assert 0 <= printed["validation_unweighted_accuracy"] <= 1 and "learning_rate" in printed["hyperparameters"]
     assert json.loads((tmp_path / "hp_search.json").read_text())["n_trials"] == 2
+
+
+# --- layer-wise learning rates and the probe-initialised head ------------------------------------------
+
+def test_layer_lr_decay_gives_lower_layers_smaller_rates(assets, split, tmp_path):
+    from ser_hf.training.trainer import layerwise_parameter_groups
+
+    model, _ = build_model(assets["whisper"], LABELS, ModelOptions(max_source_positions=50))
+    groups = layerwise_parameter_groups(model, 1e-3, 0.5, 0.01)
+    rate = {id(p): g["lr"] for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert rate[id(named["classifier.weight"])] == pytest.approx(1e-3)
+    assert rate[id(named["encoder.layers.1.fc1.weight"])] == pytest.approx(1e-3 * 0.5)
+    assert rate[id(named["encoder.layers.0.fc1.weight"])] == pytest.approx(1e-3 * 0.25)
+    assert rate[id(named["encoder.layer_norm.weight"])] == pytest.approx(1e-3 * 0.5)  # the top layer's norm
+    assert sum(len(g["params"]) for g in groups) == sum(p.requires_grad for p in model.parameters())
+    trainer = _trainer(assets, tmp_path, split["train"], layer_lr_decay=0.5)
+    trainer.create_optimizer()
+    assert len({g["lr"] for g in trainer.optimizer.param_groups}) >= 4
+    with pytest.raises(SERError, match="layer_lr_decay"):
+        _args(tmp_path, layer_lr_decay=1.5)
+
+
+def test_head_init_from_the_probe_starts_fine_tuning_from_a_fitted_head(assets, split, tmp_path):
+    options = ModelOptions(max_source_positions=50, use_weighted_layer_sum=True)
+    method = FinetuneMethod(assets["whisper"], LABELS, options, _args(tmp_path, head_init="probe"))
+    before = method.model.classifier.weight.detach().clone()
+    method.init_head_from_probe(split["train"])
+    assert not torch.equal(before, method.model.classifier.weight)
+    with pytest.raises(SERError, match="head_init: probe needs use_weighted_layer_sum"):
+        FinetuneMethod(assets["whisper"], LABELS, ModelOptions(max_source_positions=50),
+                       _args(tmp_path, head_init="probe")).init_head_from_probe(split["train"])

@@ -234,6 +234,13 @@ class SERTrainingArguments(TrainingArguments):
         "Default: off."))
     augment_probability: float = field(default=0.5, metadata=_help(
         "Fine-tuning augmentation: chance that each configured augmentation is applied to a clip."))
+    layer_lr_decay: float | None = field(default=None, metadata=_help(
+        "Fine-tuning: layer-wise learning-rate decay; encoder layer i of L learns at learning_rate * decay^(L - i), "
+        "the head at learning_rate (e.g. 0.8). Default: one rate for all."))
+    head_init: str | None = field(default=None, metadata=_help(
+        "Fine-tuning: 'probe' starts from the probe's linear head fitted on the frozen backbone's pooled states "
+        "of the training clips (two-stage training; needs use_weighted_layer_sum). Default: a random head.",
+        choices=[None, "probe"]))
     use_lora: bool = field(default=False, metadata=_help(
         "Fine-tuning: train LoRA adapters on the attention projections instead of all weights (needs peft: "
         "pip install 'ser-hf[lora]'); they are merged into the saved checkpoint."))
@@ -249,7 +256,8 @@ class SERTrainingArguments(TrainingArguments):
         "probe_projector_size": LAYER_SIZE, "probe_learning_rate": POSITIVE, "probe_weight_decay": NON_NEGATIVE,
         "probe_dropout": PROBABILITY, "probe_batch_size": COUNT, "probe_inner_folds": Range(2, integer=True, noun="an integer"), "probe_max_epochs": COUNT, "probe_patience": COUNT,
         "embedding_batch_size": COUNT, "early_stopping_patience": COUNT, "noise_snr_db": DECIBELS, "gain_db": DECIBELS,
-        "speed_perturb": Range(0.5, 2, noun="a speed factor"), "pitch_shift_semitones": Range(0, 12),
+        "speed_perturb": Range(0.5, 2, noun="a speed factor"),
+        "layer_lr_decay": Range(0, 1, low_open=True, noun="a decay factor"), "pitch_shift_semitones": Range(0, 12),
         "augment_probability": PROBABILITY, "lora_r": Range(1, 1024, integer=True, noun="a rank"), "lora_alpha": COUNT,
         "lora_dropout": PROBABILITY,
     }

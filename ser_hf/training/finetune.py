@@ -195,6 +195,8 @@ class FinetuneMethod:
             SERError: for an empty split, labels the model does not know, or a ``resume_from_checkpoint`` of
                 another model.
         """
+        if getattr(self.args, "head_init", None) == "probe":
+            self.init_head_from_probe(train)
         trainer = self.make_trainer(train, validation)
         resume = resolve_resume_checkpoint(self.args.resume_from_checkpoint, trainer.args.output_dir)
         if resume is not None:
@@ -202,6 +204,26 @@ class FinetuneMethod:
         trainer.train(resume_from_checkpoint=resume)
         self.trainer, self.model = trainer, trainer.model
         return self
+
+    def init_head_from_probe(self, train: datasets.Dataset) -> None:
+        """Stage one of two-stage fine-tuning: the probe's linear head on the still-frozen backbone's states.
+
+        The encoder then starts training under a head that already separates the emotions, instead of
+        back-propagating a random head's gradients into it during the first epochs.
+        """
+        from ser_hf.models.embeddings import pool_waves
+        from ser_hf.training.probe import ProbeSettings, fit_linear_head, load_head_into_model
+
+        if not getattr(self.model.config, "use_weighted_layer_sum", False) or self.args.use_lora:
+            raise SERError("head_init: probe needs use_weighted_layer_sum: true (the probe's head mixes every layer) "
+                           "and no LoRA; set use_weighted_layer_sum: true or drop head_init.")
+        check_split(train, "train", self.labels)
+        waves = [self.preprocessor(path) for path in train["audio"]]
+        features = pool_waves(self.model, self.feature_extractor, waves, self.args.per_device_eval_batch_size)
+        settings = ProbeSettings(projector_size=self.model.projector.out_features, seed=self.args.seed)
+        head = fit_linear_head(features, np.asarray(train["label"]), train["speaker"], len(self.labels), settings)
+        load_head_into_model(head, self.model)
+        logger.info("head initialised from the probe: %s", head.fit_record)
 
     def predict_proba(self, dataset: datasets.Dataset) -> np.ndarray:
         """Class probabilities ``(clips, labels)`` of whole clips, batched in order of duration (little padding)."""

@@ -27,6 +27,7 @@ import dataclasses
 import json
 import logging
 import math
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -203,6 +204,23 @@ class SERTrainer(Trainer):
                               UserWarning, stacklevel=2)
         self.class_weights = self._class_weights()
 
+    def create_optimizer(self, model=None):
+        """The usual optimizer, with layer-wise learning-rate decay when ``layer_lr_decay`` is set.
+
+        Layer ``i`` of ``L`` encoder layers learns at ``learning_rate * decay ** (L - i)``, the embeddings and
+        front end at ``decay ** (L + 1)``, the head at the full rate: the lower layers, which hold the most
+        general features, move least (as in BEiT/ELECTRA fine-tuning).
+        """
+        decay = getattr(self.args, "layer_lr_decay", None)
+        if decay is None or self.optimizer is not None:
+            return super().create_optimizer(model) if model is not None else super().create_optimizer()
+        model = self.model if model is None else model
+        groups = layerwise_parameter_groups(model, self.args.learning_rate, decay, self.args.weight_decay)
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+        optimizer_kwargs.pop("lr", None)
+        self.optimizer = optimizer_cls(groups, lr=self.args.learning_rate, **optimizer_kwargs)
+        return self.optimizer
+
     def _merged_metrics(self, user: Callable | None) -> Callable[[Any], dict[str, float]]:
         ser = make_compute_metrics(self.class_names)
 
@@ -271,6 +289,36 @@ class SERTrainer(Trainer):
             return super().get_train_dataloader()
         finally:
             self.data_collator = eval_collator
+
+
+_LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
+
+
+def layerwise_parameter_groups(model: nn.Module, learning_rate: float, decay: float, weight_decay: float) -> list[dict]:
+    """Optimizer groups with layer-wise learning-rate decay (see :meth:`SERTrainer.create_optimizer`).
+
+    Encoder layers are found by their ``...layers.<i>.`` (wav2vec2 family, Whisper) or ``...layer.<i>.`` (AST)
+    names; head parameters (``projector``, ``classifier``, ``layer_weights``) keep the full rate; everything else
+    in the backbone (embeddings, convolutional front end, final norms) gets the lowest rate, except final
+    norm (``encoder.layer_norm``), which gets the top layer's rate. Biases and norms get no weight decay.
+    """
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    indices = [int(m.group(1)) for name, _ in named if (m := _LAYER_INDEX.search(name))]
+    depth = max(indices) + 1 if indices else 0
+    groups: dict[tuple[float, float], list] = {}
+    for name, parameter in named:
+        match = _LAYER_INDEX.search(name)
+        if name.split(".")[0] in ("projector", "classifier", "layer_weights"):
+            scale = 1.0
+        elif match:
+            scale = decay ** (depth - int(match.group(1)))
+        elif "encoder.layer_norm." in name:
+            scale = decay  # the encoder's final norm sits on top of the last layer
+        else:
+            scale = decay ** (depth + 1)
+        no_decay = parameter.ndim < 2 or "norm" in name
+        groups.setdefault((scale, 0.0 if no_decay else weight_decay), []).append(parameter)
+    return [{"params": params, "lr": learning_rate * scale, "weight_decay": wd} for (scale, wd), params in groups.items()]
 
 
 def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | Path) -> str | None:

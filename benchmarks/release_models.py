@@ -13,18 +13,25 @@ length) this script:
    ``method.head.folded_state()``.
 
 With ``--write`` it replaces the committed heads and records (``ser_hf/models/released_heads/<name>/``) and the
-result file ``benchmarks/results/release_models.json``. Without it, it retrains into a temporary folder and
-compares with the committed files: data fingerprint, labels, CV scores (within ``--tolerance``), and the top
-labels the committed and retrained heads give every training clip; it prints which differ and exits 1 if any
-does (result: ``benchmarks/results/release_models_check.json``).
+result file ``benchmarks/results/release_models.json``. The records compare each model with single-corpus probes
+of the same recipe and with Whisper's 30 s padding, read from ``benchmarks/results/release_references.json``
+(``--references`` measures them: :func:`reference_configs`) and the speed benchmarks' result files.
+Without ``--write``, it retrains into a temporary folder and compares with the committed files: data
+fingerprint, labels, CV scores (within ``--tolerance``), and the top labels the committed and retrained heads
+give every training clip; it prints which differ and exits 1 if any does (result:
+``benchmarks/results/release_models_check.json``).
 
+    .venv/bin/python benchmarks/release_models.py --references                     # the probes they are compared with
     .venv/bin/python benchmarks/release_models.py --write                          # all models
     .venv/bin/python benchmarks/release_models.py --models emotion-whisper-base    # check one against its files
     .venv/bin/python benchmarks/release_models.py --models emotion-whisper-base --positions emotion-whisper-base=0
         # score another input length (0: Whisper's 30 s padding) without writing anything
 
 A model's input length is ``max_source_positions`` in its ``ReleaseSpec``: to ship another one, change it
-there and run ``--write`` (the tests check that a committed record matches its spec).
+there and run ``--write`` (the tests check that a committed record matches its spec). All three ship 6 s input
+(300): Whisper's 30 s padding scores higher on URDU but lower on RAVDESS, is 5-7x slower per clip, and
+streaming and ``ser-hf serve`` (which use these models by default) would not keep up in real time with it on 2
+CPU cores; :func:`input_length_evidence` writes the figures into every record.
 
 Features are cached (``~/.cache/ser_hf/embeddings``): the first run computes them (RAVDESS + URDU with
 whisper-base at 6 s input: several minutes on 2 cores), later runs take seconds per fold.
@@ -64,6 +71,12 @@ from ser_hf.training.recipes import own_keys, parse_run
 
 RESULT_NAME = "release_models"
 CROSS_CORPUS = "cross_corpus_ravdess_to_urdu"
+#: Single-corpus linear probes of the released recipes (``--references``): what each corpus scores alone, and
+#: URDU with Whisper's 30 s padding.
+REFERENCES = "release_references"
+#: The earlier (gradient-head) probe results: RAVDESS 8 classes with 6 s input and with 30 s padding.
+PROBE_ACCURACY = "probe_accuracy"
+SHIPPED_POSITIONS = 300
 #: Largest change of a CV score (fraction) still counted as run-to-run noise when checking a retrain.
 DEFAULT_TOLERANCE = 0.02
 
@@ -171,17 +184,148 @@ def _cross_corpus_limitation() -> list[str]:
     ]
 
 
-def _limitations(spec: ReleaseSpec) -> list[str]:
+def _limitations(spec: ReleaseSpec, input_length: dict, comparison: dict) -> list[str]:
     seconds = "30" if spec.max_source_positions is None else f"{spec.max_source_positions // 50}"
+    why = f" Why not longer: {input_length['decision']}" if input_length.get("decision") else ""
     items = [
         f"**Input length.** The model hears at most the first {seconds} s of a clip (Whisper "
         f"`max_source_positions` {spec.max_source_positions or 1500}); for longer recordings use "
-        f"`EmotionRecognizer.predict_long` (sliding windows).",
+        f"`EmotionRecognizer.predict_long` (sliding windows).{why}",
     ]
     if "ravdess" in spec.corpora:
         items.append("**Acted speech.** RAVDESS is 24 North American actors reading two fixed sentences; its share of "
                      "the training data is acted, prototypical emotion.")
+    items += _comparison_limitation(spec, comparison)
+    items.append("**No speaker adaptation shipped.** The head is speaker-independent; the speaker-adaptive probe "
+                 "(`probe_speaker_adaptation`, `speaker_adaptation.safetensors`) is not shipped with the released "
+                 "models yet.")
     return items + _cross_corpus_limitation()
+
+
+def _config(corpus: str, emotions: str | None, backbone: str, positions: int | None) -> str:
+    """A probe_accuracy.py config ('corpus[/emotions]:model:max_source_positions', 0 = 30 s padding)."""
+    return f"{corpus}{'/' + emotions if emotions else ''}:{backbone}:{positions or 0}"
+
+
+def reference_configs() -> list[str]:
+    """The single-corpus probes the records compare with: every corpus of a multi-corpus model alone (same
+    backbone, emotions and input length), and URDU with Whisper's 30 s padding for both backbones."""
+    configs = []
+    for spec in RELEASES.values():
+        if len(spec.corpora) > 1:
+            configs += [_config(c, spec.emotions, spec.backbone, spec.max_source_positions) for c in spec.corpora]
+            configs.append(_config("urdu", spec.emotions, spec.backbone, None))
+    return list(dict.fromkeys(configs))
+
+
+def _runs(name: str) -> dict[str, dict]:
+    """The rows of a probe result file by config ({} when it is missing)."""
+    path = RESULTS_DIR / f"{name}.json"
+    if not path.is_file():
+        return {}
+    return {row["config"]: row for row in json.loads(path.read_text())["results"]["runs"] if row.get("config")}
+
+
+def _ua(row: dict | None) -> float | None:
+    return None if row is None else row["pooled"]["unweighted_accuracy"]
+
+
+def _speed_ratios() -> list[float]:
+    """How many times more clips per second 6 s input processes than 30 s padding (inference_throughput.json)."""
+    path = RESULTS_DIR / "inference_throughput.json"
+    if not path.is_file():
+        return []
+    checkpoints = json.loads(path.read_text())["results"]["checkpoints"]
+    short, padded = checkpoints.get("short_6s", {}), checkpoints.get("pad_30s", {})
+    return sorted(short[way]["clips_per_second"] / padded[way]["clips_per_second"]
+                  for way in ("ser_hf predict_files", "pipeline loop") if way in short and way in padded)
+
+
+def _streaming_rtf_30s() -> tuple[list[float], int | None]:
+    """Real-time factors of streaming with 30 s padding (streaming_rtf.json; above 1: falls behind), and the
+    machine's CPU count."""
+    path = RESULTS_DIR / "streaming_rtf.json"
+    if not path.is_file():
+        return [], None
+    results = json.loads(path.read_text())["results"]
+    return sorted(entry["real_time_factor"] for model in results["models"].values() for entry in model.values()
+                  if isinstance(entry, dict) and entry.get("max_source_positions") == 1500), results.get("cpu_count")
+
+
+def input_length_evidence(spec: ReleaseSpec) -> dict[str, Any]:
+    """Why the model ships 6 s input rather than Whisper's 30 s padding, with the figures and their files.
+
+    Returns:
+        ``{"max_source_positions", "seconds", "decision", "evidence"}``; ``decision`` is one paragraph of
+        Markdown (the record's limitations, the card and the README say it), ``None`` for another length.
+    """
+    seconds = 30 if spec.max_source_positions is None else spec.max_source_positions / 50
+    result = {"max_source_positions": spec.max_source_positions, "seconds": seconds, "decision": None, "evidence": {}}
+    if spec.max_source_positions != SHIPPED_POSITIONS:
+        return result
+    references, gradient = _runs(REFERENCES), _runs(PROBE_ACCURACY)
+    urdu = {backbone: (_ua(references.get(_config("urdu", "4class", backbone, None))),
+                       _ua(references.get(_config("urdu", "4class", backbone, SHIPPED_POSITIONS))))
+            for backbone in ("whisper-tiny.en", "whisper-base")}
+    urdu = {backbone: pair for backbone, pair in urdu.items() if None not in pair}
+    ravdess = (_ua(gradient.get(_config("ravdess", None, "whisper-base", None))),
+               _ua(gradient.get(_config("ravdess", None, "whisper-base", SHIPPED_POSITIONS))))
+    speed, (rtf, cpus) = _speed_ratios(), _streaming_rtf_30s()
+    evidence = {
+        "urdu_linear_probe_ua_30s_vs_6s": {b: list(pair) for b, pair in urdu.items()},
+        "ravdess8_whisper_base_gradient_probe_ua_30s_vs_6s": list(ravdess) if None not in ravdess else None,
+        "clips_per_second_6s_over_30s": speed,
+        "streaming_real_time_factor_30s": rtf,
+        "sources": [f"benchmarks/results/{name}.json" for name in
+                    (REFERENCES, PROBE_ACCURACY, "inference_throughput", "streaming_rtf")],
+    }
+    accuracy, clauses = [], []
+    if urdu:
+        pairs = ", ".join(f"{b} {100 * padded:.1f} vs {100 * short:.1f}" for b, (padded, short) in urdu.items())
+        accuracy.append(f"higher on URDU (URDU-only linear probe, speaker-independent CV, UA with 30 s padding vs 6 s "
+                        f"input: {pairs}; `{REFERENCES}.json`)")
+    if None not in ravdess:
+        accuracy.append(f"lower on RAVDESS (whisper-base, 8 classes, with the earlier gradient-trained head: "
+                        f"{100 * ravdess[0]:.1f} vs {100 * ravdess[1]:.1f}; `{PROBE_ACCURACY}.json`)")
+    if accuracy:
+        clauses.append("scores " + " but ".join(accuracy))
+    if speed:
+        clauses.append(f"is {min(speed):.1f}-{max(speed):.1f}x slower per clip (`inference_throughput.json`)")
+    if rtf:
+        clauses.append(f"makes streaming need {min(rtf):.2f}-{max(rtf):.2f} s of compute per second of audio on "
+                       f"{cpus or 'a few'} CPU cores (`streaming_rtf.json`), so `ser-hf serve` and streaming, which use "
+                       f"these models by default, would not keep up in real time")
+    if clauses:
+        joined = ", ".join(clauses[:-1]) + (", and " if len(clauses) > 1 else "") + clauses[-1]
+        result["decision"] = f"Whisper's usual 30 s padding {joined}."
+    result["evidence"] = evidence
+    return result
+
+
+def single_corpus_comparison(spec: ReleaseSpec, cv: dict) -> dict[str, dict[str, float]]:
+    """For a multi-corpus model: each corpus's UA in its CV beside a probe trained on that corpus alone."""
+    if len(spec.corpora) < 2:
+        return {}
+    references = _runs(REFERENCES)
+    rows = {}
+    for corpus in spec.corpora:
+        alone = _ua(references.get(_config(corpus, spec.emotions, spec.backbone, spec.max_source_positions)))
+        if alone is not None:
+            rows[corpus] = {"combined": cv["per_corpus"][corpus]["unweighted_accuracy"], "alone": alone}
+    return rows
+
+
+def _comparison_limitation(spec: ReleaseSpec, comparison: dict) -> list[str]:
+    worse = {corpus: row for corpus, row in comparison.items() if row["alone"] - row["combined"] > 0.02}
+    if not worse:
+        return []
+    parts = ", ".join(f"{corpus.upper()} {100 * row['combined']:.1f} vs {100 * row['alone']:.1f}"
+                      for corpus, row in worse.items())
+    return [f"**Training on {' + '.join(c.upper() for c in spec.corpora)} costs accuracy on "
+            f"{' and '.join(c.upper() for c in worse)}** (speaker-independent CV UA of this model on that corpus's "
+            f"clips vs a probe of the same recipe trained on that corpus alone: {parts}; "
+            f"`benchmarks/results/{REFERENCES}.json`). For speech like one corpus, a model trained on it alone "
+            f"(`ser-hf train --corpus ...`) does better."]
 
 
 def train_release(spec: ReleaseSpec, data_root: Path, out_dir: Path | None, cache_dir: str | None = None) -> dict:
@@ -196,6 +340,7 @@ def train_release(spec: ReleaseSpec, data_root: Path, out_dir: Path | None, cach
     run = release_run(spec, data_root, tempfile.mkdtemp(prefix="ser_hf_release_"), cache_dir)
     cv = cross_validate_release(spec, run, dataset, release_folds(spec, dataset))
     method, head = fit_release(run, dataset)
+    input_length, comparison = input_length_evidence(spec), single_corpus_comparison(spec, cv)
     env = environment()
     scores = {"source": f"benchmarks/results/{RESULT_NAME}.json", "date": env["date"], "protocol": _protocol(spec), **cv}
     fields = {
@@ -206,15 +351,18 @@ def train_release(spec: ReleaseSpec, data_root: Path, out_dir: Path | None, cach
                      "method": _method_facts(method), "fitted_on": "every clip of the training data, no validation part",
                      "command": env["command"], "versions": env["versions"]},
         "data": {"corpora": list(spec.corpora), **fingerprint},
-        "scores": scores,
-        "limitations": _limitations(spec),
+        "scores": {**scores, "single_corpus_probes": comparison},
+        "input_length": input_length,
+        "speaker_adaptation": "not shipped: the released heads are speaker-independent",
+        "limitations": _limitations(spec, input_length, comparison),
     }
     folder = write_release(spec, head, fields, directory=out_dir)
     record = json.loads((folder / "record.json").read_text())
     return {"name": spec.name, "backbone": spec.backbone, "corpora": list(spec.corpora), "emotions": spec.emotions,
             "max_source_positions": spec.max_source_positions, "seconds": round(time.perf_counter() - start, 1),
             "clips": fingerprint["clips"], "data_sha256": fingerprint["sha256"], "head_sha256": record["head"]["sha256"],
-            "folder": _display(folder), **cv, "_method": method, "_dataset": dataset, "_folder": folder}
+            "folder": _display(folder), **cv, "single_corpus_probes": comparison, "input_length": input_length,
+            "_method": method, "_dataset": dataset, "_folder": folder}
 
 
 def _display(path: Path) -> str:
@@ -274,6 +422,19 @@ def _positions(items: list[str]) -> dict[str, int | None]:
     return {name: int(value) or None for name, value in pairs}
 
 
+def write_references(cache_dir: str | None = None) -> Path:
+    """Cross-validate every :func:`reference_configs` probe (probe_accuracy.py's protocol) into REFERENCES."""
+    from common import provenance
+    from probe_accuracy import run_config
+
+    rows = {}
+    for config in reference_configs():
+        rows[config] = {**run_config(config, cache_dir, tempfile.mkdtemp(prefix="ser_hf_release_ref_")), **provenance()}
+        print(f"{config}: pooled UA {100 * _ua(rows[config]):.1f}", flush=True)
+    return write_result(REFERENCES, {"purpose": "single-corpus linear probes the released models' records compare with",
+                                     "runs": list(rows.values())})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=sorted(RELEASES), choices=sorted(RELEASES), metavar="NAME")
@@ -284,7 +445,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                         help="largest score change (fraction) counted as noise when checking (default 0.02)")
     parser.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/ser_hf/embeddings)")
+    parser.add_argument("--references", action="store_true",
+                        help=f"measure the single-corpus probes the records compare with ({REFERENCES}.json) and exit")
     args = parser.parse_args(argv)
+    if args.references:
+        write_references(args.cache_dir)
+        return 0
     positions = _positions(args.positions)
     name = RESULT_NAME if args.write else f"{RESULT_NAME}_check"
     previous = RESULTS_DIR / f"{name}.json"

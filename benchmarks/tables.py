@@ -104,7 +104,26 @@ def released_models_table(name: str = "release_models") -> str:
             f"{_pct(pooled['unweighted_accuracy'])} [{_pct(low)}-{_pct(high)}] | {_pct(pooled['weighted_accuracy'])} | "
             f"{_pct(pooled['macro_f1'])} | {per_corpus} | {_licence(run['corpora'])} |"
         )
-    return f"<!-- from benchmarks/results/{name}.json ({data['date']}) -->\n" + "\n".join(header + rows)
+    notes = _released_notes(data["results"]["runs"])
+    return f"<!-- from benchmarks/results/{name}.json ({data['date']}) -->\n" + "\n".join(header + rows) + notes
+
+
+def _released_notes(runs: list[dict]) -> str:
+    """The input-length decision and what training on several corpora costs each, as recorded with the runs."""
+    decisions = list(dict.fromkeys(run["input_length"]["decision"] for run in runs
+                                   if (run.get("input_length") or {}).get("decision")))
+    costs = [f"`{run['name']}` " + ", ".join(f"{corpus.upper()} {_pct(row['combined'])} vs {_pct(row['alone'])}"
+                                             for corpus, row in run["single_corpus_probes"].items())
+             for run in sorted(runs, key=lambda run: run["name"]) if run.get("single_corpus_probes")]
+    seconds = sorted({run["input_length"]["seconds"] for run in runs if run.get("input_length")})
+    length = f": {', '.join(f'{s:g}' for s in seconds)} s" if seconds else ""
+    notes = [f"**Input length{length}.** {decision}" for decision in decisions]
+    if costs:
+        notes.append("**One model for both corpora costs accuracy on each** (UA per corpus above vs a probe of the "
+                     "same recipe trained on that corpus alone, `benchmarks/results/release_references.json`): "
+                     f"{'; '.join(costs)}. It still does far better on the other corpus than a model trained on one "
+                     "(see the cross-corpus drop below); for speech like one corpus, train on that corpus alone.")
+    return "".join(f"\n\n{note}" for note in notes)
 
 
 def fill_readme(readme=README) -> str:

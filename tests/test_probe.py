@@ -165,3 +165,30 @@ def test_gradient_fit_stays_available(tmp_path, corpus):
                          cache_dir=tmp_path / "cache", progress=False)
     method.fit(corpus.select(range(40)), corpus.select(range(40, 48)))
     assert method.fit_record is None and len(method.training_log) >= 1
+
+
+def test_the_frozen_forward_in_bfloat16_stays_close_and_is_cached_apart(tmp_path, corpus):
+    base = tiny_backbone("wav2vec2", tmp_path / "base")
+    labels = corpus.features["label"].names
+    paths = corpus["audio"][:6]
+    full = ProbeMethod(base, labels, ModelOptions(), ProbeSettings(projector_size=8), cache_dir=tmp_path / "c",
+                       progress=False, device="cpu")
+    half = ProbeMethod(base, labels, ModelOptions(), ProbeSettings(projector_size=8), cache_dir=tmp_path / "c",
+                       progress=False, device="cpu", dtype="bfloat16")
+    reference, low = full.features(paths), half.features(paths)
+    assert len({p.parent.parent.name for p in (tmp_path / "c").rglob("*.npy")}) == 2  # two backbone keys
+    scale = np.abs(reference).max()
+    assert np.abs(low - reference).max() < 0.05 * scale  # bfloat16 keeps ~3 significant digits
+    assert next(full.model.parameters()).dtype == torch.float32  # the saved model stays float32
+
+
+def test_devices_are_resolved_or_refused():
+    from ser_hf.models.embeddings import resolve_device
+
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match=r"device 'cuda:3' is not available here \(available: \['cpu'"):
+            resolve_device("cuda:3")
+    with pytest.raises(ModelError, match="is not a device name"):
+        resolve_device("gpu-please")

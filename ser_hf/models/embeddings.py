@@ -39,11 +39,46 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SER_HF_CACHE", Path.home() / ".cache" / "ser_hf")) / "embeddings"
 
 
+#: Precisions the frozen forward may run in (``embedding_dtype``); float32 is the reference.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` (or None): the CUDA GPU, else Apple's MPS, else the CPU; otherwise the named device, checked.
+
+    Raises:
+        ModelError: for a device that does not exist here (the message lists what does).
+    """
+    if spec is None or str(spec) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, TypeError) as err:
+        raise ModelError(f"device {spec!r} is not a device name; use auto, cpu, cuda, cuda:N or mps.") from err
+    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ModelError(f"device {spec!r} is not available here (available: {available}); use auto or cpu.")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelError(f"device 'mps' is not available here (available: {available}); use auto or cpu.")
+    return device
+
+
 def backbone_fingerprint(model: torch.nn.Module) -> str:
-    """A hash of the model's type, input length and every backbone weight (the head is left out)."""
+    """A hash of the model's type, input length, precision and every backbone weight (the head is left out).
+
+    float32 models keep the key they always had; another precision adds its name, so bfloat16 features never
+    answer for float32 ones.
+    """
     digest = hashlib.sha256()
     config = model.config
     digest.update(f"{config.model_type}:{getattr(config, 'max_source_positions', '')}".encode())
+    dtype = next(model.parameters()).dtype
+    if dtype != torch.float32:
+        digest.update(f"dtype:{dtype}".encode())
     for name, tensor in model.state_dict().items():
         if name.split(".")[0] in ("projector", "classifier", "layer_weights"):
             continue
@@ -81,8 +116,9 @@ def pool_batch(model: torch.nn.Module, feature_extractor, waves: Sequence[np.nda
     if model.config.model_type != "whisper":
         kwargs.update(padding=True, return_attention_mask=getattr(feature_extractor, "return_attention_mask", False))
     inputs = feature_extractor(list(waves), **kwargs)
-    dtype = next(model.parameters()).dtype
-    inputs = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in inputs.items()}
+    parameter = next(model.parameters())
+    inputs = {k: (v.to(parameter.device, parameter.dtype) if v.is_floating_point() else v.to(parameter.device))
+              for k, v in inputs.items()}
     stacked = torch.stack(_encoder_hidden_states(model, inputs), dim=1)  # (batch, layers, frames, hidden)
     mask = _frame_mask(model, inputs, stacked.shape[2])
     if mask is None:

@@ -208,6 +208,12 @@ class SERTrainingArguments(TrainingArguments):
     probe_patience: int = field(default=30, metadata=_help(
         "Probe: stop after this many epochs without a better validation UA."))
     embedding_batch_size: int = field(default=8, metadata=_help("Probe: clips per backbone forward pass."))
+    embedding_device: str = field(default="auto", metadata=_help(
+        "Probe and partial fine-tuning: where the frozen forward runs: auto (the GPU when there is one, else the "
+        "CPU), cpu, cuda, cuda:N or mps."))
+    embedding_dtype: str = field(default="float32", metadata=_help(
+        "Probe: precision of the frozen forward: float32 (reference), bfloat16 or float16 (GPU). Cached apart "
+        "from float32 features.", choices=["float32", "bfloat16", "float16"]))
 
     # --- Fine-tuning (mode='finetune'); the probe ignores these ---
     train_sampling_strategy: str = field(default="group_by_length", metadata=_help(

@@ -86,7 +86,8 @@ def make_method(run: Run, labels: list[str], progress: bool = True):
                                  batch_size=t.probe_batch_size, max_epochs=t.probe_max_epochs,
                                  patience=t.probe_patience, class_weighted=t.class_weighted_loss, seed=t.seed)
         return ProbeMethod(checkpoint, labels, run.model, settings, preprocessor=preprocessor,
-                           cache_dir=t.embedding_cache_dir, batch_size=t.embedding_batch_size, progress=progress)
+                           cache_dir=t.embedding_cache_dir, batch_size=t.embedding_batch_size, progress=progress,
+                           device=t.embedding_device, dtype=t.embedding_dtype)
     if run.model.mode == "finetune":
         from ser_hf.training.finetune import FinetuneMethod
 

@@ -220,7 +220,8 @@ class ProbeMethod:
     """
 
     def __init__(self, checkpoint, labels, options, settings: ProbeSettings, preprocessor=None,
-                 cache_dir=None, batch_size: int = 8, progress: bool = True):
+                 cache_dir=None, batch_size: int = 8, progress: bool = True, device: str | None = "auto",
+                 dtype: str = "float32"):
         from ser_hf.models.factory import build_model
 
         options = dataclasses.replace(options, freeze_backbone=True, use_weighted_layer_sum=True,
@@ -232,13 +233,33 @@ class ProbeMethod:
         self.cache_dir = cache_dir
         self.batch_size = batch_size
         self.progress = progress
+        self.device, self.dtype = device, dtype
+        self._encoder = None  # the model on the feature device and precision, made on first use
         self.head: ProbeHead | None = None
         self.adaptive = None  # an AdaptiveProbe after fit() with settings.speaker_adaptation
+
+    def encoder(self):
+        """The backbone for feature extraction: the model itself on a float32 CPU run, else a moved copy.
+
+        The saved checkpoint always comes from ``self.model`` (float32, CPU), whatever ran the frozen forward.
+        """
+        if self._encoder is None:
+            from ser_hf.models.embeddings import DTYPES, resolve_device
+
+            if self.dtype not in DTYPES:
+                raise SERError(f"embedding_dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}.")
+            device, dtype = resolve_device(self.device), DTYPES[self.dtype]
+            if device.type == "cpu" and dtype == torch.float32:
+                self._encoder = self.model
+            else:
+                self._encoder = copy.deepcopy(self.model).to(device=device, dtype=dtype)
+            logger.info("probe features: %s, %s", device, self.dtype)
+        return self._encoder
 
     def features(self, paths) -> np.ndarray:
         from ser_hf.models.embeddings import pooled_hidden_states
 
-        return pooled_hidden_states(self.model, self.feature_extractor, list(paths), preprocessor=self.preprocessor,
+        return pooled_hidden_states(self.encoder(), self.feature_extractor, list(paths), preprocessor=self.preprocessor,
                                     cache_dir=self.cache_dir, batch_size=self.batch_size, progress=self.progress)
 
     def fit(self, train, validation=None) -> ProbeMethod:

@@ -10,6 +10,7 @@ RAVDESS 6 folds of 4 actors):
 - ``speaker-adaptive (enrollment N)`` - the same probe with ``probe_speaker_adaptation: true``: one row
   per enrollment setting, with the global head's UA on the very same clips beside it (these rows are
   never the standard headline);
+- ``probe, bfloat16 frozen forward`` - the probe with the backbone run in bfloat16, with ``--bfloat16``;
 - ``reference`` - logistic regression on all layers' concatenated states (not a checkpoint), copied with
   its provenance from ``results/reference_probe.json`` when that file has the configuration.
 
@@ -94,7 +95,7 @@ def multi_corpus_rows(spec: str) -> list[dict]:
     return rows
 
 
-def run_config(spec: str, gradient: bool) -> list[dict]:
+def run_config(spec: str, gradient: bool, bfloat16: bool = False) -> list[dict]:
     if _is_multi_corpus(spec):
         return multi_corpus_rows(spec)
     rows = []
@@ -107,6 +108,9 @@ def run_config(spec: str, gradient: bool) -> list[dict]:
         for seed in (0, 1, 2):
             row, _ = _cv_row(spec, f"probe-gradient seed {seed}", probe_fit="gradient", seed=seed)
             rows.append(row)
+    if bfloat16:
+        row, _ = _cv_row(spec, "probe, bfloat16 frozen forward", embedding_dtype="bfloat16")
+        rows.append(row)
     reference = _reference_row(spec)
     if reference is not None:
         rows.append(reference)
@@ -118,13 +122,15 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", required=True,
                         help="corpus[/emotions]:model:max_source_positions; corpora joined by + for one multi-corpus model")
     parser.add_argument("--gradient", action="store_true", help="also run the gradient-trained head (3 seeds)")
+    parser.add_argument("--bfloat16", action="store_true",
+                        help="also run the probe with its frozen forward in bfloat16 (embedding_dtype)")
     parser.add_argument("--name", default="accuracy", help="result file name (benchmarks/results/NAME.json)")
     args = parser.parse_args()
     previous = RESULTS_DIR / f"{args.name}.json"
     rows = {(r["config"], r["method"]): r for r in json.loads(previous.read_text())["results"]["rows"]} \
         if previous.exists() else {}
     for spec in args.configs:
-        for row in run_config(spec, args.gradient):
+        for row in run_config(spec, args.gradient, args.bfloat16):
             rows[(row["config"], row["method"])] = row
             print(f"{row['pooled']['unweighted_accuracy']:.4f}", spec, row["method"], flush=True)
             for corpus, scores in (row.get("per_corpus") or {}).items():

@@ -126,6 +126,71 @@ def _released_notes(runs: list[dict]) -> str:
     return "".join(f"\n\n{note}" for note in notes)
 
 
+ACCURACY_BEGIN = "<!-- accuracy:begin (benchmarks/tables.py --readme fills this from benchmarks/results/accuracy.json) -->"
+ACCURACY_END = "<!-- accuracy:end -->"
+
+
+def _ci(scores: dict) -> str:
+    low, high = scores["confidence_intervals"]["unweighted_accuracy"]
+    return f"{_pct(scores['unweighted_accuracy'])} [{_pct(low)}-{_pct(high)}]"
+
+
+def _old_probe(config: str) -> str:
+    """The gradient-trained head's pooled UA for a config, from probe_accuracy.json (the previous default)."""
+    runs = json.loads((RESULTS_DIR / "probe_accuracy.json").read_text())["results"]["runs"]
+    return next((_pct(run["pooled"]["unweighted_accuracy"]) for run in runs if run["config"] == config), "not run")
+
+
+def accuracy_tables(name: str = "accuracy") -> str:
+    """The standard-checkpoint table (probe vs reference vs the old head) and the speaker-adaptive table."""
+    data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+    rows = {(row["config"], row["method"]): row for row in data["results"]["rows"]}
+    configs = list(dict.fromkeys(config for config, _ in rows))
+    standard = [
+        "| corpus (classes) | backbone, input | probe (default, standard checkpoint): pooled UA [95% CI] | "
+        "UA mean ± std over folds | reference (LR on all layers, not a checkpoint) | previous gradient head | "
+        "time (s) |",
+        "|---|---|---|---|---|---|---|"]
+    adaptive = [
+        "| corpus (classes) | backbone, input | enrollment clips per test speaker | speaker-adaptive UA [95% CI] | "
+        "global head, same clips | gain | speakers falling back |",
+        "|---|---|---|---|---|---|---|"]
+    for config in configs:
+        probe = rows.get((config, "probe"))
+        if probe is None:
+            continue
+        corpus, system = _system(config)
+        backbone = system.replace(" probe", "")
+        reference = rows.get((config, "reference"))
+        label = f"{corpus.split('/')[0]} ({len(probe['pooled']['labels'])})"
+        standard.append(f"| {label} | {backbone} | {_ci(probe['pooled'])} | "
+                        f"{_mean_std(probe['mean_std']['unweighted_accuracy'])} | "
+                        f"{_ci(reference['pooled']) if reference else 'not run'} | {_old_probe(config)} | "
+                        f"{probe['seconds']:.0f} |")
+        for row in (rows.get((config, "probe + speaker adaptation")) or {}).get("speaker_adaptive") or []:
+            low, high = row["confidence_interval"]
+            adaptive.append(f"| {label} | {backbone} | {row['enrollment']} | {_pct(row['unweighted_accuracy'])} "
+                            f"[{_pct(low)}-{_pct(high)}] | {_pct(row['global_unweighted_accuracy_same_clips'])} | "
+                            f"{100 * row['gain']:+.1f} | {row['fallback_speakers']} of {row['speakers']} |")
+    source = f"<!-- from benchmarks/results/{name}.json ({data['date']}) -->"
+    return "\n".join([source, *standard, "", "Speaker-adaptive rows (not the standard headline):", "", *adaptive])
+
+
+def _fill(text: str, begin: str, end: str, table: str) -> str:
+    if begin not in text or end not in text:
+        raise SystemExit(f"README.md: markers {begin!r} ... {end!r} not found.")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{table}\n{end}{tail}"
+
+
+def fill_accuracy(readme=README) -> str:
+    """Replace the accuracy tables between their markers in README.md; returns them."""
+    table = accuracy_tables()
+    readme.write_text(_fill(readme.read_text(), ACCURACY_BEGIN, ACCURACY_END, table))
+    return table
+
+
 def fill_readme(readme=README) -> str:
     """Replace the released-models table between its markers in README.md; returns the table."""
     text = readme.read_text()
@@ -141,6 +206,8 @@ def fill_readme(readme=README) -> str:
 if __name__ == "__main__":
     if "--readme" in sys.argv[1:]:
         print(fill_readme())
+        if (RESULTS_DIR / "accuracy.json").is_file():
+            print(fill_accuracy())
         sys.exit(0)
     print(accuracy_table("probe_accuracy", "reference_probe", "finetune_accuracy_ravdess8_gpu",
                          "finetune_accuracy_ravdess8_gpu_lr5e-5", "finetune_accuracy_ravdess4_gpu", "baseline_accuracy"))

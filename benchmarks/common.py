@@ -47,6 +47,8 @@ def environment() -> dict:
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
             "accelerator": _accelerator(),
+            # 1, 5 and 15 minute load averages when the result was written: timings from a busy machine say so.
+            "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         },
         "versions": versions,
     }

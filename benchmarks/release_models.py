@@ -406,6 +406,7 @@ def compare_release(spec: ReleaseSpec, row: dict, tolerance: float) -> list[str]
         new_top = head_logits(load_head(folder / "head.safetensors"), pooled).argmax(axis=1)
         agreement = float((old_top == new_top).mean())
         row["top_label_agreement"] = agreement
+        row["head_identical"] = row["head_sha256"] == committed["head"]["sha256"]
         if agreement < 1 - tolerance:
             problems.append(f"top labels on the training clips agree on {100 * agreement:.1f}% only")
     return problems
@@ -470,7 +471,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{model}: pooled UA {100 * _pooled_ua(row):.1f} ({row['seconds']:.0f} s)", flush=True)
         write_result(name, {"tolerance": args.tolerance, "runs": list(rows.values())})
     for model, problems in differing.items():
-        print(f"{model}: " + ("matches the committed head within noise" if not problems else "DIFFERS: " + "; ".join(problems)))
+        row = rows.get(model, {})
+        same = (f" (head bit-identical, SHA-256 {row['head_sha256'][:12]})" if row.get("head_identical")
+                else f" (top labels on the training clips agree on {100 * row['top_label_agreement']:.1f}%)"
+                if "top_label_agreement" in row else "")
+        print(f"{model}: " + (f"matches the committed head within noise{same}" if not problems
+                              else "DIFFERS: " + "; ".join(problems)))
     return 1 if any(differing.values()) else 0
 
 

@@ -211,6 +211,13 @@ def test_prepare_reuses_the_cache_and_rebuilds_a_stale_one(tiny):
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []  # no temporary leftovers
 
 
+def test_the_same_head_always_gives_the_same_file(backbone, tmp_path):
+    """safetensors writes metadata in hash-map order: a head file must not depend on it (retrains compare SHA-256s)."""
+    digests = {file_sha256(write_release(_spec(backbone, tmp_path / str(i)), _head(), FIELDS) / "head.safetensors")
+               for i in range(4)}
+    assert len(digests) == 1
+
+
 def test_tampered_head_fails_its_checksum(tiny, backbone, tmp_path, monkeypatch):
     folder = tmp_path / "copy"
     shutil.copytree(tiny.folder, folder)

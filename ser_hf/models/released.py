@@ -5,7 +5,8 @@ weighted-layer-sum classifier trained on the real corpora by ``benchmarks/releas
 package data, ``ser_hf/models/released_heads/<name>/``:
 
 - ``head.safetensors``: exactly the head tensors of ``WhisperForAudioClassification`` with
-  ``use_weighted_layer_sum=True`` (:data:`HEAD_TENSORS`), a few hundred KB;
+  ``use_weighted_layer_sum=True`` (:data:`HEAD_TENSORS`), a few hundred KB; the same tensors always give the
+  same bytes, so a retrain that reproduces the head reproduces its SHA-256;
 - ``record.json``: how it was made and what it scores: labels, backbone preset and its weights'
   SHA-256, ``max_source_positions``, ``classifier_proj_size``, audio preprocessing, the recipe, a
   fingerprint of the training data, the ser_hf version, the head's SHA-256, licences, languages, and the
@@ -339,7 +340,9 @@ def write_release(name_or_spec: str | ReleaseSpec, head_state: Mapping[str, Any]
     folder = Path(directory) if directory is not None else spec.folder
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {name: head_state[name].detach().cpu().float().contiguous() for name in HEAD_TENSORS}
-    save_file(tensors, str(folder / HEAD_FILE), metadata={"format": "pt", "ser_hf_released_model": spec.name})
+    # One metadata key only: safetensors writes metadata in hash-map order, so two keys would make the same
+    # tensors give files (and SHA-256s) that differ from one run to the next. The record names the model.
+    save_file(tensors, str(folder / HEAD_FILE), metadata={"format": "pt"})
     preset = PRESETS.get(spec.backbone)
     record = {
         "format": RECORD_FORMAT, "name": spec.name, "summary": spec.summary, **dict(fields),

@@ -17,7 +17,24 @@ examples:
        'http://127.0.0.1:8000/predict/pcm?sampling_rate=16000&dtype=int16'
 
 Endpoints: / (web page), /health, /labels, /predict, /predict/pcm, /predict/batch, /stream (WebSocket),
-/docs (OpenAPI). Bad requests get a 4xx with {"detail": ...}; a full queue gets 503 with Retry-After.
+/docs (OpenAPI). Bad requests get a 4xx with {"detail": ...}; every refusal for load (queue, decoding or
+body budget, connections) is a JSON 503 with Retry-After.
+
+Access (for a server other machines reach):
+  python -c 'import secrets; print(secrets.token_urlsafe(32))' > key.txt
+  ser-hf serve --host 0.0.0.0 --api-key-file key.txt --allowed-origin https://app.example.com
+  curl -H "Authorization: Bearer $(cat key.txt)" -F file=@clip.wav http://HOST:8000/predict
+With a key (--api-key-file, $SER_HF_API_KEY or --api-key; a flag is visible to other users in `ps`), every
+endpoint but /health and the web page's files needs 'Authorization: Bearer KEY' or 'X-API-Key: KEY' (401
+without); the page at / asks for the key once and keeps it for the browser tab. Browser requests (every
+WebSocket and POST) from another site's page are refused (403) unless its origin is given with
+--allowed-origin. Serving a non-loopback --host without a key logs a warning. The key travels in clear
+over http: put a reverse proxy with TLS in front.
+
+Slow and heavy clients: a request body must arrive within --body-timeout (408), headers within
+--header-timeout, idle keep-alive connections close after --keep-alive-timeout; past --max-connections idle
+connections are closed first. Decoding is capped per request (--max-decode-mb, 413) and for the whole
+process (--decode-budget-mb, 503), as are request bodies held at once (--body-budget-mb, 503).
 Needs the serve extra: pip install 'ser-hf[serve]'."""
 
 
@@ -26,7 +43,12 @@ DEFAULT_MODEL = "emotion-whisper-base"
 
 #: ServiceSettings fields that ``ser-hf serve`` exposes as flags (``--max-duration`` ...), with their metavars.
 SETTINGS_FLAGS = {"max_duration": "SECONDS", "max_concurrent": "N", "max_queued": "N", "queue_timeout": "SECONDS",
-                  "max_batch_files": "N", "max_streams": "N", "micro_batch": "N", "model_workers": "N"}
+                  "max_batch_files": "N", "max_streams": "N", "micro_batch": "N", "model_workers": "N",
+                  "max_channels": "N", "body_timeout": "SECONDS", "header_timeout": "SECONDS",
+                  "keep_alive_timeout": "SECONDS", "max_connections": "N", "stream_idle_timeout": "SECONDS"}
+#: ServiceSettings byte sizes that ``ser-hf serve`` takes in MiB: field -> flag.
+MIB_FLAGS = {"max_upload_bytes": "max-upload-mb", "max_decoded_bytes": "max-decode-mb",
+             "decode_budget_bytes": "decode-budget-mb", "body_budget_bytes": "body-budget-mb"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,14 +67,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0: the network)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
-    parser.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_bytes / MIB, metavar="MB",
-                        help=f"largest file or PCM body accepted (default {defaults.max_upload_bytes / MIB:g} MiB)")
+    for name, flag in MIB_FLAGS.items():
+        spec = next(f for f in dataclasses.fields(ServiceSettings) if f.name == name)
+        default = getattr(defaults, name) / MIB
+        parser.add_argument(f"--{flag}", type=float, default=default, metavar="MB",
+                            help=f"{spec.metadata['help']} In MiB (default {default:g} MiB).")
     for name, metavar in SETTINGS_FLAGS.items():
         # Help text and default come from ServiceSettings itself, so the flag and the library never disagree.
         spec = next(f for f in dataclasses.fields(ServiceSettings) if f.name == name)
         default = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default, metavar=metavar,
                             help=f"{spec.metadata['help']} (default {default:g})")
+    access = parser.add_argument_group("access control (see below)")
+    access.add_argument("--api-key", default=None, metavar="KEY",
+                        help="key every endpoint but /health and the web page requires (8-256 printable ASCII "
+                             "characters); prefer --api-key-file or $SER_HF_API_KEY, which `ps` does not show")
+    access.add_argument("--api-key-file", default=None, metavar="FILE", help="read the key from the first line of FILE")
+    access.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                        help="a browser origin (scheme://host[:port]) allowed besides the server's own, for "
+                             "/stream and POSTs; repeatable; * allows any (default: same origin only)")
     parser.add_argument("--device", default=None, help="where the model runs: cpu (default) or e.g. cuda")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="torch threads (default: one per core; fewer help on a machine shared with other work)")
@@ -70,13 +103,16 @@ def run_serve(args: argparse.Namespace) -> int:
     if missing:
         raise SERError(f"`ser-hf serve` needs {', '.join(missing)}, which are not installed; install the serve extra: "
                        f"pip install 'ser-hf[serve]'.")
+    from ser_hf.service.access import AccessPolicy, resolve_api_key
     from ser_hf.service.server import serve
     from ser_hf.service.settings import MIB, ServiceSettings
 
-    settings = ServiceSettings(max_upload_bytes=int(args.max_upload_mb * MIB),
-                               **{name: getattr(args, name) for name in SETTINGS_FLAGS})
+    sizes = {name: int(getattr(args, flag.replace("-", "_")) * MIB) for name, flag in MIB_FLAGS.items()}
+    settings = ServiceSettings(**sizes, **{name: getattr(args, name) for name in SETTINGS_FLAGS})
     if args.threads is not None and args.threads < 1:
         raise SERError(f"--threads must be a positive integer, got {args.threads}.")
+    access = AccessPolicy(api_key=resolve_api_key(args.api_key, args.api_key_file),
+                          allowed_origins=tuple(args.allowed_origin))
     serve(args.model, host=args.host, port=args.port, settings=settings, log_level=args.log_level,
-          device=args.device, threads=args.threads)
+          device=args.device, threads=args.threads, access=access)
     return 0

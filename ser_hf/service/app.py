@@ -11,10 +11,16 @@
 | ``WS /stream``         | live audio in, one JSON result per window out (see :mod:`ser_hf.service.live`)    |
 | ``GET /docs``          | the OpenAPI documentation (``/openapi.json`` is the schema)                       |
 
-Bad requests get a 4xx with ``{"detail": "what was wrong and how to fix it"}``: 400 empty, 413 too
-many bytes or seconds, 415 not audio, 422 unusable audio or parameters, 503 with ``Retry-After`` when
-the queue is full. Only a bug in the server gives a 500. Audio is decoded from the request bytes in
-memory; no endpoint takes a path.
+Bad requests get a 4xx with ``{"detail": "what was wrong and how to fix it"}``: 400 empty, 401 no or
+a wrong API key, 403 an origin not allowed, 408 a body too slow to arrive, 413 too many bytes, seconds
+or samples to decode, 415 not audio, 422 unusable audio or parameters; every refusal for load (queue,
+decoding or body budget, connections) is a 503 with ``Retry-After``. Only a bug in the server gives a
+500. Audio is decoded from the request bytes in memory; no endpoint takes a path.
+
+A request's order of work keeps slow or heavy clients from holding what others need: its body is
+received (within ``body_timeout``, charged to the body budget) before anything else; the file's header
+is checked and the samples decoding will produce are reserved from the decoding budget; only then does
+it wait for a model slot, decode (in blocks, straight to the model's rate) and score.
 
 Example:
     ```python
@@ -39,9 +45,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
 
 from ser_hf.errors import AudioError
-from ser_hf.service.decoding import PCM_DTYPES, RequestError, decode_pcm, decode_upload
+from ser_hf.service.access import AccessMiddleware, AccessPolicy
+from ser_hf.service.budget import RETRY_AFTER, ByteBudget
+from ser_hf.service.decoding import (
+    DECODE_HINT,
+    PCM_DTYPES,
+    RequestError,
+    UploadHeader,
+    check_pcm,
+    decode_pcm,
+    decode_upload,
+    megabytes,
+    pcm_decoded_bytes,
+    read_header,
+)
 from ser_hf.service.limits import BodyLimitMiddleware
 from ser_hf.service.live import serve_stream
 from ser_hf.service.runner import Admission, ModelRunner
@@ -54,7 +74,7 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(str(resources.files("ser_hf.service") / "static"))
 
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 413, 415, 422, 503)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 408, 413, 415, 422, 503)}
 
 # Query parameters shared by the prediction endpoints.
 _TOP_K = Query(None, ge=1, le=1000, description="Keep the top_k most probable emotions in `scores` (default: all).")
@@ -69,9 +89,13 @@ _FILES = File(..., description="Audio files (repeat the multipart field `files`)
 class _Service:
     """What the endpoints share: the recognizer, the limits, the scheduler and the counters."""
 
-    def __init__(self, recognizer: Any, settings: ServiceSettings, model_name: str) -> None:
-        self.recognizer, self.settings, self.model_name = recognizer, settings, model_name
+    def __init__(self, recognizer: Any, settings: ServiceSettings, model_name: str, access: AccessPolicy) -> None:
+        self.recognizer, self.settings, self.model_name, self.access = recognizer, settings, model_name, access
         self.runner = ModelRunner(recognizer, settings)
+        self.decode_budget = ByteBudget("decoding", settings.decode_budget_bytes, settings.max_decoded_bytes,
+                                        RETRY_AFTER)
+        self.body_budget = ByteBudget("request bodies", settings.body_budget_bytes, settings.body_budget_bytes,
+                                      RETRY_AFTER)
         self.admission: Admission | None = None  # made in the lifespan: asyncio objects belong to a loop
         self.state = {"streams": 0}
 
@@ -120,7 +144,11 @@ class _Service:
                       sampling_rate=self.recognizer.sampling_rate, active=admission.active if admission else 0,
                       waiting=admission.waiting if admission else 0, streams=self.state["streams"],
                       forward_passes=self.runner.batches, batched_clips=self.runner.batched_clips,
-                      limits=self.settings.public())
+                      limits=self.settings.public(), api_key_required=self.access.key_required)
+
+    def reserve(self, nbytes: int, what: str):
+        """Hold ``nbytes`` of the decoding budget for one request (413 / 503 with Retry-After when it cannot)."""
+        return self.decode_budget.reserve(nbytes, what, DECODE_HINT)
 
 
 def _named(filename: str | None, err: AudioError) -> str:
@@ -169,16 +197,21 @@ async def _read_upload(upload: UploadFile, settings: ServiceSettings) -> bytes:
 
 def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
     settings = service.settings
+    model_rate = int(service.recognizer.sampling_rate)
 
     @app.post("/predict", response_model=Prediction, responses=_ERRORS, tags=["predict"])
     async def predict(file: UploadFile = _FILE,
                       top_k: int | None = _TOP_K, timeline: bool | None = _TIMELINE,
                       window: float = _WINDOW, hop: float = _HOP) -> Prediction:
         """Predict the emotion of one uploaded audio file (multipart field `file`)."""
-        async with service.slot():
-            data = await _read_upload(file, settings)
-            wave, rate = await run_in_threadpool(decode_upload, data, file.filename, settings)
-            return await service.predict(wave, rate, top_k, timeline, window, hop, filename=file.filename)
+        data = await _read_upload(file, settings)  # the body arrived before the endpoint ran (within body_timeout)
+        header = await run_in_threadpool(read_header, data, file.filename, settings)
+        timeline = service.wants_timeline(timeline, header.duration, window, hop)
+        seconds = settings.max_duration if timeline else settings.max_clip_seconds
+        with service.reserve(header.decoded_bytes(seconds), header.describe(seconds)):
+            async with service.slot():
+                wave, rate = await run_in_threadpool(decode_upload, data, file.filename, settings, model_rate, seconds)
+                return await service.predict(wave, rate, top_k, timeline, window, hop, filename=file.filename)
 
     @app.post("/predict/pcm", response_model=Prediction, responses=_ERRORS, tags=["predict"],
               openapi_extra={"requestBody": {"required": True, "content": {
@@ -193,10 +226,15 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
         if request.headers.get("content-type", "").startswith("multipart/"):
             raise RequestError(415, "POST /predict/pcm takes raw samples as the body (application/octet-stream); "
                                     "upload files to POST /predict instead.")
-        async with service.slot():
-            data = await request.body()
-            wave = await run_in_threadpool(decode_pcm, data, sampling_rate, dtype, channels, settings)
-            return await service.predict(wave, sampling_rate, top_k, timeline, window, hop)
+        # The body first, outside any model slot: a slow sender holds no slot, and at most body_timeout seconds.
+        data = await request.body()
+        frames = check_pcm(data, sampling_rate, dtype, channels, settings)
+        timeline = service.wants_timeline(timeline, frames / sampling_rate, window, hop)
+        decoded = pcm_decoded_bytes(len(data), dtype)
+        with service.reserve(decoded, f"the PCM body decodes to {megabytes(decoded)} of samples (float32)"):
+            async with service.slot():
+                wave = await run_in_threadpool(decode_pcm, data, sampling_rate, dtype, channels, settings, model_rate)
+                return await service.predict(wave, model_rate, top_k, timeline, window, hop)
 
     @app.post("/predict/batch", response_model=BatchResponse, responses=_ERRORS, tags=["predict"])
     async def predict_batch(files: list[UploadFile] = _FILES,
@@ -208,23 +246,14 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
         if len(files) > settings.max_batch_files:
             raise RequestError(413, f"{len(files)} files in one batch; this server accepts at most "
                                     f"{settings.max_batch_files}. Split them into several requests.")
-        async with service.slot():
-            clips = []
-            for index, upload in enumerate(files):
-                try:
-                    data = await _read_upload(upload, settings)
-                    wave, rate = await run_in_threadpool(decode_upload, data, upload.filename, settings)
-                    if wave.size / rate > settings.max_clip_seconds:
-                        raise RequestError(413, f"{upload.filename!r:.80} is {wave.size / rate:.1f} s long; a batch "
-                                                f"scores each file whole, up to {settings.max_clip_seconds:g} s. Send "
-                                                f"it alone to POST /predict for a timeline, or cut it.")
-                    clips.append((upload.filename, wave.size / rate, await run_in_threadpool(
-                        service.recognizer.load, (wave, rate))))
-                except RequestError as err:
-                    raise RequestError(err.status, f"files[{index}]: {err.detail}", err.headers) from err
-                except AudioError as err:
-                    raise RequestError(422, f"files[{index}] ({upload.filename!r:.80}): {err}") from err
-            rows = await service.runner.predict_clips([wave for _, _, wave in clips])
+        uploads = [(upload, *await _batch_header(upload, index, settings)) for index, upload in enumerate(files)]
+        seconds = settings.max_clip_seconds
+        decoded = sum(header.decoded_bytes(seconds) for _, _, header in uploads)
+        with service.reserve(decoded, f"the {len(files)} files decode to {megabytes(decoded)} of samples (float32)"):
+            async with service.slot():
+                clips = [await _batch_clip(service, upload, data, index, model_rate)
+                         for index, (upload, data, _) in enumerate(uploads)]
+                rows = await service.runner.predict_clips([wave for _, _, wave in clips])
         results = []
         for index, ((name, duration, _), row) in enumerate(zip(clips, rows)):
             try:
@@ -234,7 +263,35 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
         return BatchResponse(results=results)
 
 
-def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_name: str | None = None) -> FastAPI:
+async def _batch_header(upload: UploadFile, index: int, settings: ServiceSettings) -> tuple[bytes, UploadHeader]:
+    """Read and check one file of a batch from its header; errors name it as ``files[index]``."""
+    try:
+        data = await _read_upload(upload, settings)
+        header = await run_in_threadpool(read_header, data, upload.filename, settings)
+        if header.duration > settings.max_clip_seconds:
+            raise RequestError(413, f"{upload.filename!r:.80} is {header.duration:.1f} s long; a batch scores each "
+                                    f"file whole, up to {settings.max_clip_seconds:g} s. Send it alone to POST "
+                                    f"/predict for a timeline, or cut it.")
+    except RequestError as err:
+        raise RequestError(err.status, f"files[{index}]: {err.detail}", err.headers) from err
+    return data, header
+
+
+async def _batch_clip(service: _Service, upload: UploadFile, data: bytes, index: int,
+                      model_rate: int) -> tuple[str | None, float, np.ndarray]:
+    """Decode and prepare one file of a batch: ``(filename, seconds, wave)``."""
+    try:
+        wave, rate = await run_in_threadpool(decode_upload, data, upload.filename, service.settings, model_rate,
+                                             service.settings.max_clip_seconds)
+        return upload.filename, wave.size / rate, await run_in_threadpool(service.recognizer.load, (wave, rate))
+    except RequestError as err:
+        raise RequestError(err.status, f"files[{index}]: {err.detail}", err.headers) from err
+    except AudioError as err:
+        raise RequestError(422, f"files[{index}] ({upload.filename!r:.80}): {err}") from err
+
+
+def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_name: str | None = None,
+               access: AccessPolicy | None = None) -> FastAPI:
     """Build the service around one shared recognizer.
 
     Args:
@@ -242,6 +299,7 @@ def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_n
         settings: Limits and scheduling (default: :class:`ServiceSettings` defaults).
         model_name: Name shown by ``/health`` (default: the last part of the model's ``name_or_path``;
             never a full server path).
+        access: API key and allowed origins (default: no key; browsers only from the server's own origin).
 
     Returns:
         A FastAPI app; serve it with uvicorn (``ser-hf serve`` does) or test it with ``TestClient(app)``
@@ -256,7 +314,8 @@ def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_n
     """
     settings = settings or ServiceSettings()
     name = model_name or Path(str(getattr(recognizer.model, "name_or_path", "") or "model")).name
-    service = _Service(recognizer, settings, name)
+    access = access or AccessPolicy()
+    service = _Service(recognizer, settings, name, access)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -271,8 +330,7 @@ def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_n
                   description="Predict emotions in speech: upload files or raw PCM, or stream live audio over "
                               "the /stream WebSocket. The web page is at /.")
     app.state.service = service
-    app.add_middleware(BodyLimitMiddleware,
-                       limit_for=lambda path: settings.max_request_bytes(batch=path.rstrip("/").endswith("/batch")))
+    _add_middleware(app, service)
     _add_error_handlers(app)
     _add_prediction_routes(app, service)
 
@@ -292,7 +350,20 @@ def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_n
 
     @app.websocket("/stream")
     async def stream(ws: WebSocket) -> None:
+        """Live audio in, one result per window out (protocol: :mod:`ser_hf.service.live`)."""
         await serve_stream(ws, recognizer, service.runner, settings, service.state)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _add_middleware(app: FastAPI, service: _Service) -> None:
+    # Added innermost first: CORS answers preflights, then origin and key, then the body bounds.
+    settings = service.settings
+    app.add_middleware(BodyLimitMiddleware, timeout=settings.body_timeout, budget=service.body_budget,
+                       limit_for=lambda path: settings.max_request_bytes(batch=path.rstrip("/").endswith("/batch")))
+    app.add_middleware(AccessMiddleware, policy=service.access)
+    foreign = [origin for origin in service.access.allowed_origins if origin != "null"]
+    if foreign:
+        app.add_middleware(CORSMiddleware, allow_origins=foreign, allow_methods=["GET", "POST"], max_age=600,
+                           allow_headers=["authorization", "x-api-key", "content-type"])

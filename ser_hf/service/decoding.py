@@ -4,8 +4,10 @@ Uploaded files are decoded with soundfile from a :class:`io.BytesIO` (never from
 and raw PCM bodies with :func:`numpy.frombuffer`. Every check that can fail because of what the client
 sent raises :class:`RequestError` with the HTTP status and a message that says what was wrong and how to
 fix it; the app turns it into ``{"detail": message}``. The header is checked before the samples are
-decoded, and decoding stops one frame past the duration limit, so a small compressed file cannot make
-the server decode hours of audio.
+decoded (duration, rate, channels: the app also reserves the bytes decoding will produce from it), and
+decoding runs in blocks, each downmixed and resampled before the next is read, stopping one frame past
+the duration limit: a small compressed file of many channels at a high rate cannot make the server hold
+every channel of minutes of audio.
 
 Example:
     ```python
@@ -21,14 +23,16 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
 
-from ser_hf.audio import MAX_ABS_SAMPLE
+from ser_hf.audio import DECODE_BLOCK_BYTES, MAX_ABS_SAMPLE, MonoDecoder, read_mono
 from ser_hf.service.settings import ServiceSettings
 
-__all__ = ["PCM_DTYPES", "RequestError", "check_rate", "decode_pcm", "decode_upload", "pcm_to_float"]
+__all__ = ["DECODE_HINT", "PCM_DTYPES", "RequestError", "UploadHeader", "check_pcm", "check_rate", "decode_pcm", "decode_upload",
+           "megabytes", "pcm_decoded_bytes", "pcm_to_float", "read_header"]
 
 #: Raw sample formats accepted by ``POST /predict/pcm`` and the ``/stream`` WebSocket (little-endian).
 PCM_DTYPES = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
@@ -103,20 +107,45 @@ def _check_finite(wave: np.ndarray, what: str) -> None:
                                 f"{MAX_ABS_SAMPLE:g} is accepted); send samples scaled to [-1, 1].")
 
 
-def decode_upload(data: bytes, filename: str | None, settings: ServiceSettings) -> tuple[np.ndarray, int]:
-    """Decode an uploaded audio file to mono float32 at its own sampling rate.
+@dataclass(frozen=True)
+class UploadHeader:
+    """What an uploaded file's header says, checked: enough to decide what to decode and what it will cost."""
 
-    Args:
-        data: The file's bytes.
-        filename: The name the client gave (used in messages only, never opened).
-        settings: The limits to enforce.
+    what: str
+    rate: int
+    channels: int
+    frames: int
 
-    Returns:
-        ``(wave, sampling_rate)``: a 1-D float32 array and its rate.
+    @property
+    def duration(self) -> float:
+        return self.frames / self.rate
+
+    def decoded_bytes(self, max_seconds: float | None = None) -> int:
+        """Bytes of float32 samples decoding (up to ``max_seconds``) produces: frames x channels x 4."""
+        frames = self.frames if max_seconds is None else min(self.frames, int(max_seconds * self.rate) + 1)
+        return frames * self.channels * 4
+
+    def describe(self, max_seconds: float | None = None) -> str:
+        return (f"{self.what} decodes to {megabytes(self.decoded_bytes(max_seconds))} of samples "
+                f"({self.duration:.1f} s x {self.channels} channels at {self.rate} Hz, float32)")
+
+
+#: How a client sends less to decode, for 413 messages.
+DECODE_HINT = ("Send mono audio at 16 kHz (e.g. `ffmpeg -i IN -ac 1 -ar 16000 OUT.flac`), or a shorter part "
+               "(or start the server with a larger --max-decode-mb).")
+
+
+def megabytes(nbytes: float) -> str:
+    """``"737 MB"``: bytes as megabytes (10^6) for messages."""
+    return f"{nbytes / 1e6:.0f} MB" if nbytes >= 1e6 else f"{nbytes / 1e6:.2f} MB"
+
+
+def read_header(data: bytes, filename: str | None, settings: ServiceSettings) -> UploadHeader:
+    """Check an uploaded file from its header alone, before anything is decoded.
 
     Raises:
-        RequestError: 400 (empty), 413 (too many bytes or seconds), 415 (not audio), 422 (no samples,
-            damaged, NaN or absurdly large samples, or an absurd sampling rate).
+        RequestError: 400 (empty), 413 (too many bytes or seconds), 415 (not audio), 422 (no samples, too
+            many channels or an absurd sampling rate).
     """
     what = f"file {_name(filename)}"
     _check_size(len(data), settings, what)
@@ -127,20 +156,71 @@ def decode_upload(data: bytes, filename: str | None, settings: ServiceSettings) 
     if info.frames <= 0 or info.channels <= 0:
         raise RequestError(422, f"{what} has an audio header but no samples; re-export the recording.")
     check_rate(int(info.samplerate), what)
+    if info.channels > settings.max_channels:
+        raise RequestError(422, f"{what} has {info.channels} channels; this server accepts at most "
+                                f"{settings.max_channels}. Downmix it (e.g. `ffmpeg -i IN -ac 1 OUT.flac`).")
     _check_duration(int(info.frames), int(info.samplerate), settings, what)
-    max_frames = int(settings.max_duration * info.samplerate) + 1
+    return UploadHeader(what, int(info.samplerate), int(info.channels), int(info.frames))
+
+
+def decode_upload(data: bytes, filename: str | None, settings: ServiceSettings, sampling_rate: int | None = None,
+                  max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode an uploaded audio file to mono float32, in blocks (see :func:`ser_hf.audio.read_mono`).
+
+    The header is checked first (:func:`read_header`); decoding then reads blocks of all channels, downmixes
+    and resamples each before the next, and stops one frame past the duration limit, so a small compressed
+    file of many channels at a high rate costs its mono output plus one block of memory.
+
+    Args:
+        data: The file's bytes.
+        filename: The name the client gave (used in messages only, never opened).
+        settings: The limits to enforce.
+        sampling_rate: Resample to this rate while decoding (``None``: keep the file's rate).
+        max_seconds: Decode at most this many seconds (``None``: ``settings.max_duration``); longer gets 413.
+
+    Returns:
+        ``(wave, rate)``: a 1-D float32 array and its rate (``sampling_rate`` when given).
+
+    Raises:
+        RequestError: as :func:`read_header`, and 422 (damaged, NaN or absurdly large samples).
+    """
+    header = read_header(data, filename, settings)
+    what, rate = header.what, header.rate
+    limit = settings.max_duration if max_seconds is None else min(max_seconds, settings.max_duration)
+    if header.duration > limit:
+        raise RequestError(413, f"{what} is {header.duration:.1f} s long; at most {limit:g} s are used here. Cut it.")
     try:
-        # frames=: never decode more than the limit allows, whatever the header claimed.
-        wave, rate = sf.read(io.BytesIO(data), frames=max_frames, dtype="float32", always_2d=True)
+        with sf.SoundFile(io.BytesIO(data)) as sound:
+            # max_frames: never decode more than the limit allows, whatever the header claimed.
+            wave, frames = read_mono(sound, what, sampling_rate, int(limit * rate) + 1, check=_check_finite)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as err:
         raise RequestError(422, f"{what} is damaged: its samples could not be decoded ({_reason(err)}). "
                                 f"Re-export or convert it.") from err
-    if wave.shape[0] == 0:
+    if frames == 0 or wave.size == 0:
         raise RequestError(422, f"{what} decodes to 0 samples; re-export the recording.")
-    _check_duration(wave.shape[0], int(rate), settings, what)
-    mono = wave.mean(axis=1, dtype=np.float32) if wave.shape[1] > 1 else wave[:, 0]
-    _check_finite(mono, what)
-    return np.ascontiguousarray(mono), int(rate)
+    _check_duration(frames, rate, settings, what)
+    if frames / rate > limit:
+        raise RequestError(413, f"{what} decodes to more than {limit:g} s; at most {limit:g} s are used here. Cut it.")
+    return wave, int(sampling_rate or rate)
+
+
+def pcm_decoded_bytes(size: int, dtype: str) -> int:
+    """Bytes of float32 samples a PCM body of ``size`` bytes converts to (all channels)."""
+    return size // PCM_DTYPES[dtype].itemsize * 4 if dtype in PCM_DTYPES else 0
+
+
+def _pcm_samples(data: bytes, dtype: str, channels: int, what: str) -> np.ndarray:
+    if dtype not in PCM_DTYPES:
+        raise RequestError(422, f"dtype={dtype!r} is not supported; use one of {sorted(PCM_DTYPES)} (little-endian).")
+    frame = PCM_DTYPES[dtype].itemsize * channels
+    if len(data) % frame:
+        raise RequestError(422, f"{what} has {len(data)} bytes, not a whole number of {channels}-channel {dtype} frames "
+                                f"({frame} bytes each); send complete frames (check dtype and channels).")
+    return np.frombuffer(data, dtype=PCM_DTYPES[dtype]).reshape(-1, channels)
+
+
+def _to_float(samples: np.ndarray) -> np.ndarray:
+    return samples.astype(np.float32) / 32768.0 if samples.dtype.kind == "i" else samples.astype(np.float32)
 
 
 def pcm_to_float(data: bytes, dtype: str, channels: int, what: str) -> np.ndarray:
@@ -149,23 +229,28 @@ def pcm_to_float(data: bytes, dtype: str, channels: int, what: str) -> np.ndarra
     Raises:
         RequestError: 422 for an unknown dtype, a length that is not whole frames, or NaN samples.
     """
-    if dtype not in PCM_DTYPES:
-        raise RequestError(422, f"dtype={dtype!r} is not supported; use one of {sorted(PCM_DTYPES)} (little-endian).")
-    frame = PCM_DTYPES[dtype].itemsize * channels
-    if len(data) % frame:
-        raise RequestError(422, f"{what} has {len(data)} bytes, not a whole number of {channels}-channel {dtype} frames "
-                                f"({frame} bytes each); send complete frames (check dtype and channels).")
-    samples = np.frombuffer(data, dtype=PCM_DTYPES[dtype])
-    wave = samples.astype(np.float32) / 32768.0 if dtype == "int16" else samples.astype(np.float32)
-    if channels > 1:
-        wave = wave.reshape(-1, channels).mean(axis=1, dtype=np.float32)
+    wave = _to_float(_pcm_samples(data, dtype, channels, what))
     _check_finite(wave, what)
-    return wave
+    return wave[:, 0].copy() if channels == 1 else wave.mean(axis=1, dtype=np.float32)
+
+
+def check_pcm(data: bytes, sampling_rate: int, dtype: str, channels: int, settings: ServiceSettings) -> int:
+    """Check a raw PCM body without converting it; returns its number of frames.
+
+    Raises:
+        RequestError: 400 (empty), 413 (too many bytes or seconds), 422 (bad dtype or rate, partial frames).
+    """
+    what = "the PCM body"
+    _check_size(len(data), settings, what)
+    check_rate(sampling_rate, what)
+    frames = _pcm_samples(data, dtype, channels, what).shape[0]
+    _check_duration(frames, sampling_rate, settings, what)
+    return frames
 
 
 def decode_pcm(data: bytes, sampling_rate: int, dtype: str, channels: int,
-               settings: ServiceSettings) -> np.ndarray:
-    """Decode a raw PCM request body to mono float32 at ``sampling_rate``.
+               settings: ServiceSettings, target_rate: int | None = None) -> np.ndarray:
+    """Decode a raw PCM request body to mono float32, in blocks, at ``target_rate`` (default ``sampling_rate``).
 
     Args:
         data: Interleaved little-endian samples.
@@ -173,6 +258,7 @@ def decode_pcm(data: bytes, sampling_rate: int, dtype: str, channels: int,
         dtype: ``"int16"`` or ``"float32"``.
         channels: Number of interleaved channels (averaged to mono).
         settings: The limits to enforce.
+        target_rate: Resample to this rate while converting (``None``: keep ``sampling_rate``).
 
     Returns:
         A 1-D float32 array.
@@ -181,8 +267,10 @@ def decode_pcm(data: bytes, sampling_rate: int, dtype: str, channels: int,
         RequestError: 400 (empty), 413 (too many bytes or seconds), 422 (bad dtype/rate, partial frames, NaN).
     """
     what = "the PCM body"
-    _check_size(len(data), settings, what)
-    check_rate(sampling_rate, what)
-    wave = pcm_to_float(data, dtype, channels, what)
-    _check_duration(wave.size, sampling_rate, settings, what)
-    return wave
+    check_pcm(data, sampling_rate, dtype, channels, settings)
+    samples = _pcm_samples(data, dtype, channels, what)
+    decoder = MonoDecoder(sampling_rate, target_rate, what, check=_check_finite)
+    block = max(1024, DECODE_BLOCK_BYTES // (4 * channels))
+    for start in range(0, samples.shape[0], block):
+        decoder.add(_to_float(samples[start:start + block]))
+    return decoder.finish()

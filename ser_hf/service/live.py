@@ -13,8 +13,11 @@ Protocol (client -> server, then server -> client):
    ``{"type": "done", "seconds": received}`` and closes with code 1000.
 
 On a bad message the server sends ``{"type": "error", "detail": ...}`` and closes with 1003 (unusable
-data), 1008 (a limit), 1009 (a frame too big), 1013 (too many streams: retry later) or 1011 (a server
-bug). The stream's buffer holds at most one window (see
+data, JSON nested too deeply), 1008 (a limit: stream length, a text message over 4096 characters, no audio
+for ``stream_idle_timeout`` seconds, or a client that reads nothing; or no/a wrong API key), 1009 (a frame
+too big), 1013 (too
+many streams: retry later) or 1011 (a server bug). Only audio keeps a stream open, by its own length (see
+:class:`IdleClock`): empty frames, pings and the time the server spends scoring do not. The stream's buffer holds at most one window (see
 :class:`~ser_hf.inference.recognizer.RecognizerStream`), and frames are read one at a time, so a client
 sending faster than the model scores is slowed down by TCP rather than filling the server's memory.
 
@@ -41,13 +44,17 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ser_hf.errors import AudioError
+from ser_hf.service.access import STREAM_PROTOCOL
 from ser_hf.service.decoding import PCM_DTYPES, RequestError, check_rate, pcm_to_float
 from ser_hf.service.runner import ModelRunner
 from ser_hf.service.settings import ServiceSettings
 
-__all__ = ["StreamConfig", "parse_config", "serve_stream"]
+__all__ = ["MAX_TEXT_CHARS", "IdleClock", "StreamConfig", "parse_config", "serve_stream"]
 
 logger = logging.getLogger(__name__)
+
+# Seconds to deliver the closing error message and close frame to a client that may not be reading.
+_CLOSE_TIMEOUT = 5.0
 
 _CONFIG_KEYS = {"type", "sampling_rate", "dtype", "channels", "window", "hop", "top_k", "vad_threshold_db"}
 
@@ -80,16 +87,66 @@ def _number(config: dict, key: str, default: Any, low: float, high: float, integ
     return value
 
 
+#: Longest text message read as JSON (a config or the end command): a few hundred bytes in practice.
+MAX_TEXT_CHARS = 4096
+
+
+#: Deepest JSON nesting read: a config is one flat object.
+MAX_NESTING = 4
+
+
+def _nesting(text: str) -> int:
+    """How deeply brackets nest in a JSON text (outside strings), found without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _json(text: str) -> Any:
+    """Parse a text message, or None when it is not JSON. Too long, too deeply nested and integers of
+    thousands of digits (which make the parser raise RecursionError or ValueError) are refused with reasons."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise _Close(1008, f"a text message of {len(text)} characters is over the {MAX_TEXT_CHARS}-character limit; "
+                           f"send the config or the end command alone.")
+    depth = _nesting(text)
+    if depth > MAX_NESTING:
+        raise _Close(1003, f"the text message is JSON nested {depth} levels deep; send a flat JSON object like "
+                           '{"sampling_rate": 48000}.')
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    except RecursionError:
+        raise _Close(1003, "the text message is JSON nested too deeply; send a flat JSON object like "
+                           '{"sampling_rate": 48000}.') from None
+    except ValueError as err:  # e.g. an integer of more digits than Python converts
+        raise _Close(1003, f"the text message is not usable JSON ({str(err)[:80]}); send a flat JSON object like "
+                           '{"sampling_rate": 48000}.') from None
+
+
 def parse_config(text: str) -> StreamConfig:
     """Validate the first (text) message of a stream.
 
     Raises:
-        _Close: 1003 with a message naming the key, the expected value and what was found.
+        _Close: 1003 with a message naming the key, the expected value and what was found (1008 for a
+            message over :data:`MAX_TEXT_CHARS`).
     """
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError:
-        config = None
+    config = _json(text)
     if not isinstance(config, dict):
         raise _Close(1003, 'the first message must be a JSON object like {"sampling_rate": 48000, "dtype": "float32"}.')
     unknown = sorted(set(config) - _CONFIG_KEYS)
@@ -113,28 +170,59 @@ def parse_config(text: str) -> StreamConfig:
     return StreamConfig(rate, dtype, channels, float(window), float(hop), top_k, vad)
 
 
-async def _send(ws: WebSocket, message: dict[str, Any]) -> None:
+async def _send(ws: WebSocket, message: dict[str, Any], timeout: float) -> None:
     # Strict JSON (send_json would write a NaN as the bare word NaN, which JSON parsers reject): a non-finite
     # number here is a server bug, reported as such (1011) instead of reaching the client.
-    await ws.send_text(json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False))
-
-
-async def _receive(ws: WebSocket, settings: ServiceSettings) -> dict | None:
-    try:
-        message = await asyncio.wait_for(ws.receive(), settings.stream_idle_timeout)
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:  # a client that stops reading fills the socket's buffer: it may not hold its stream slot for that
+        await asyncio.wait_for(ws.send_text(text), timeout)
     except asyncio.TimeoutError:
-        raise _Close(1008, f"no message for {settings.stream_idle_timeout:g} s; the stream was closed as idle.") from None
+        raise _Close(1008, f"the client read nothing for {timeout:g} s; the stream was closed.") from None
+
+
+class IdleClock:
+    """How long a stream may still wait for audio: audio keeps it open, by its own length.
+
+    An allowance of ``limit`` seconds drains while the server waits for the client (not while it scores) and
+    is refilled by the seconds of audio received, up to ``limit``. A live microphone (one second of audio per
+    second) keeps it full; a paused client, empty frames, one sample now and then, text or pings drain it.
+
+    Args:
+        limit: The allowance in seconds (``stream_idle_timeout``).
+    """
+
+    def __init__(self, limit: float) -> None:
+        self.limit = self.left = limit
+
+    def waited(self, seconds: float) -> None:
+        self.left -= seconds
+
+    def audio(self, seconds: float) -> None:
+        self.left = min(self.limit, self.left + seconds)
+
+
+async def _receive(ws: WebSocket, settings: ServiceSettings, clock: IdleClock) -> dict | None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        message = await asyncio.wait_for(ws.receive(), max(0.0, clock.left))
+    except asyncio.TimeoutError:
+        raise _Close(1008, f"no audio for {settings.stream_idle_timeout:g} s (empty frames do not count); the stream "
+                           f"was closed as idle.") from None
+    finally:
+        clock.waited(loop.time() - start)
     return None if message["type"] == "websocket.disconnect" else message
 
 
 async def _stream_audio(ws: WebSocket, config: StreamConfig, recognizer: Any, runner: ModelRunner,
-                        settings: ServiceSettings) -> None:
+                        settings: ServiceSettings, clock: IdleClock) -> None:
     stream = recognizer.stream(window=config.window, hop=config.hop, vad_threshold_db=config.vad_threshold_db,
                                top_k=config.top_k, sampling_rate=config.sampling_rate)
+    timeout = settings.stream_idle_timeout
     await _send(ws, {"type": "ready", "labels": recognizer.labels, "sampling_rate": recognizer.sampling_rate,
-                        "window": config.window, "hop": config.hop})
+                     "window": config.window, "hop": config.hop}, timeout)
     received = 0
-    while (message := await _receive(ws, settings)) is not None:
+    while (message := await _receive(ws, settings, clock)) is not None:
         if message.get("bytes") is not None:
             data = message["bytes"]
             if len(data) > settings.max_frame_bytes:
@@ -145,6 +233,7 @@ async def _stream_audio(ws: WebSocket, config: StreamConfig, recognizer: Any, ru
             except RequestError as err:
                 raise _Close(1003, err.detail) from None
             received += chunk.size
+            clock.audio(chunk.size / config.sampling_rate)
             if received / config.sampling_rate > settings.max_stream_seconds:
                 raise _Close(1008, f"the stream passed the {settings.max_stream_seconds:g}-second limit; start a new one.")
             try:
@@ -152,13 +241,10 @@ async def _stream_audio(ws: WebSocket, config: StreamConfig, recognizer: Any, ru
             except AudioError as err:  # also a window whose model output was not finite (result() refuses it)
                 raise _Close(1003, str(err)) from None
             for result in results:
-                await _send(ws, {"type": "window", **result})
+                await _send(ws, {"type": "window", **result}, timeout)
             continue
         text = message.get("text") or ""
-        try:
-            command = json.loads(text)
-        except json.JSONDecodeError:
-            command = None
+        command = _json(text)
         if command != {"type": "end"}:
             raise _Close(1003, f'expected binary PCM frames or the text {{"type": "end"}}, got text {text[:80]!r}.')
         # Audio shorter than the model's minimum would fail in the encoder: end without a tail window.
@@ -168,8 +254,8 @@ async def _stream_audio(ws: WebSocket, config: StreamConfig, recognizer: Any, ru
         except AudioError as err:
             raise _Close(1003, str(err)) from None
         for result in results:
-            await _send(ws, {"type": "window", **result})
-        await _send(ws, {"type": "done", "seconds": received / config.sampling_rate})
+            await _send(ws, {"type": "window", **result}, timeout)
+        await _send(ws, {"type": "done", "seconds": received / config.sampling_rate}, timeout)
         await ws.close(1000)
         return
 
@@ -185,19 +271,22 @@ async def serve_stream(ws: WebSocket, recognizer: Any, runner: ModelRunner, sett
         settings: Limits (``max_streams``, ``max_frame_bytes``, ``max_stream_seconds``, ``stream_idle_timeout``).
         state: Shared counters; ``state["streams"]`` counts open streams.
     """
-    await ws.accept()
+    # The web page offers the "ser-hf" subprotocol (next to its key, see ser_hf.service.access): a browser
+    # fails the handshake unless the server selects one of those it offered.
+    await ws.accept(subprotocol=STREAM_PROTOCOL if STREAM_PROTOCOL in ws.scope.get("subprotocols", []) else None)
     if state["streams"] >= settings.max_streams:
         await _close(ws, 1013, f"{state['streams']} live streams are open, the limit is {settings.max_streams}; "
                                f"retry later.")
         return
     state["streams"] += 1
+    clock = IdleClock(settings.stream_idle_timeout)
     try:
-        first = await _receive(ws, settings)
+        first = await _receive(ws, settings, clock)
         if first is None:
             return
         if first.get("text") is None:
             raise _Close(1003, 'the first message must be a text JSON config like {"sampling_rate": 48000}.')
-        await _stream_audio(ws, parse_config(first["text"]), recognizer, runner, settings)
+        await _stream_audio(ws, parse_config(first["text"]), recognizer, runner, settings, clock)
     except _Close as close:
         await _close(ws, close.code, close.detail)
     except WebSocketDisconnect:
@@ -214,8 +303,8 @@ async def _close(ws: WebSocket, code: int, detail: str) -> None:
     if ws.application_state != WebSocketState.CONNECTED or ws.client_state != WebSocketState.CONNECTED:
         return
     try:
-        await _send(ws, {"type": "error", "detail": detail})
+        await _send(ws, {"type": "error", "detail": detail}, _CLOSE_TIMEOUT)
         # A close reason is limited to 123 bytes; the full message went in the error frame.
-        await ws.close(code, reason=detail.encode()[:120].decode(errors="ignore"))
-    except (WebSocketDisconnect, RuntimeError):
-        pass  # the client left first
+        await asyncio.wait_for(ws.close(code, reason=detail.encode()[:120].decode(errors="ignore")), _CLOSE_TIMEOUT)
+    except (WebSocketDisconnect, RuntimeError, _Close, asyncio.TimeoutError):
+        pass  # the client left first, or reads nothing: uvicorn's ping timeout ends the connection

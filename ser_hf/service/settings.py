@@ -1,8 +1,10 @@
 """Limits and behaviour of the HTTP service, in one dataclass that ``ser-hf serve`` fills from its flags.
 
 Every limit protects the one shared model from a single client: uploads are capped in bytes *before*
-they are read, decoded audio is capped in seconds, model work runs in a small thread pool behind a
-bounded admission queue, and live streams are capped in number, frame size and length.
+they are read and must arrive within a deadline, decoding is capped in seconds and in bytes of samples
+(per request and for the whole process), model work runs in a small thread pool behind a bounded
+admission queue, connections are capped in number and time, and live streams are capped in number,
+frame size, length and idle time.
 
 Example:
     ```python
@@ -41,7 +43,7 @@ class ServiceSettings:
     """
 
     max_upload_bytes: int = field(default=25 * MIB, metadata=_help(
-        "Largest audio file (or raw PCM body) accepted, in bytes; larger requests get 413 before being read."))
+        "Largest audio file (or raw PCM body) accepted; larger requests get 413 before being read."))
     max_duration: float = field(default=600.0, metadata=_help(
         "Longest audio accepted, in seconds (per file); longer audio gets 413."))
     min_duration: float = field(default=0.1, metadata=_help(
@@ -70,12 +72,38 @@ class ServiceSettings:
     max_frame_bytes: int = field(default=1 * MIB, metadata=_help("Largest binary WebSocket frame of PCM, in bytes."))
     max_stream_seconds: float = field(default=3600.0, metadata=_help("Longest live stream, in seconds of audio."))
     stream_idle_timeout: float = field(default=60.0, metadata=_help(
-        "Seconds a live stream may stay silent (no message) before the server closes it."))
+        "Seconds a live stream may go without audio before the server closes it (1008). Only audio counts, by its "
+        "own length: empty frames, pings and time the server spends scoring do not keep a stream open."))
+    max_channels: int = field(default=8, metadata=_help(
+        "Most channels an uploaded file may have (7.1 surround has 8); more gets 422 before decoding."))
+    max_decoded_bytes: int = field(default=256 * MIB, metadata=_help(
+        "Most bytes of samples one request may decode: frames x channels x 4 (float32) at the file's own rate, "
+        "all files of a batch together, read from the headers before decoding; more gets 413. Decoding runs in "
+        "blocks, so memory holds only the mono 16 kHz result and one block."))
+    decode_budget_bytes: int = field(default=1024 * MIB, metadata=_help(
+        "Most bytes of samples (counted as for --max-decode-mb) all requests may be decoding or holding at once; "
+        "a request that would pass it gets 503 with Retry-After."))
+    body_budget_bytes: int = field(default=1024 * MIB, metadata=_help(
+        "Most request-body bytes held at once over all requests, in memory or spooled to temporary files; a "
+        "request that would pass it gets 503 with Retry-After."))
+    body_timeout: float = field(default=60.0, metadata=_help(
+        "Seconds a client has to send a whole request body once its headers arrived; a slower upload gets 408 and "
+        "its connection is closed (a 25 MiB file needs about 430 KB/s)."))
+    header_timeout: float = field(default=10.0, metadata=_help(
+        "Seconds a connection has to send a request's headers, after connecting or after the previous response; "
+        "a connection idle or half-sent for longer is closed."))
+    keep_alive_timeout: float = field(default=5.0, metadata=_help(
+        "Seconds an idle keep-alive connection stays open between requests (uvicorn's timeout_keep_alive)."))
+    max_connections: int = field(default=256, metadata=_help(
+        "Open connections (HTTP and WebSocket) the server keeps. Past it, the oldest connections with no request "
+        "in progress (idle, or headers half-sent) are closed; when none is, the new one gets 503 with Retry-After."))
 
     def __post_init__(self) -> None:
         positive = ("max_upload_bytes", "min_duration", "max_duration", "max_clip_seconds", "timeline_after", "max_windows",
                     "max_batch_files", "max_concurrent", "queue_timeout", "model_workers", "micro_batch",
-                    "max_streams", "max_frame_bytes", "max_stream_seconds", "stream_idle_timeout")
+                    "max_streams", "max_frame_bytes", "max_stream_seconds", "stream_idle_timeout", "max_channels",
+                    "max_decoded_bytes", "decode_budget_bytes", "body_budget_bytes", "body_timeout", "header_timeout",
+                    "keep_alive_timeout", "max_connections")
         for name in positive:
             value = getattr(self, name)
             if not value > 0:
@@ -96,5 +124,5 @@ class ServiceSettings:
     def public(self) -> dict[str, Any]:
         """The limits a client needs to know (shown by ``GET /health`` and used by the web page)."""
         names = ("max_upload_bytes", "min_duration", "max_duration", "max_clip_seconds", "timeline_after", "max_batch_files",
-                 "max_frame_bytes", "max_stream_seconds")
+                 "max_frame_bytes", "max_stream_seconds", "max_channels", "max_decoded_bytes", "body_timeout")
         return {name: getattr(self, name) for name in names}

@@ -21,14 +21,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ServerProcess", "free_port", "peak_rss_bytes", "running_server"]
+__all__ = ["ServerProcess", "free_port", "peak_rss_bytes", "running_server", "serving_in_thread"]
 
 
 @dataclass
@@ -123,3 +125,40 @@ def running_server(model: str | os.PathLike, *args: str, timeout: float = 120.0,
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+
+
+@contextlib.contextmanager
+def serving_in_thread(app: Any, settings: Any = None, log_level: str = "warning") -> Iterator[str]:
+    """Serve an ASGI ``app`` with uvicorn in a thread of this process, as ``ser-hf serve`` would; yield its URL.
+
+    The uvicorn options are :func:`ser_hf.service.server.uvicorn_options` for ``settings`` (connection guards,
+    keep-alive timeout), so connection-level limits can be tested in-process with a model already loaded.
+
+    Example:
+        ```python
+        >>> with serving_in_thread(create_app(recognizer, settings), settings) as url:
+        ...     httpx.get(url + "/health").status_code
+        200
+        ```
+    """
+    import uvicorn
+
+    from ser_hf.service.server import uvicorn_options
+    from ser_hf.service.settings import ServiceSettings
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, lifespan="on",
+                            **uvicorn_options(settings or ServiceSettings()))
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn did not start on port {port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)

@@ -517,9 +517,13 @@ def card_from_run(
 def _release_protocol(record: Mapping[str, Any], titles: Sequence[str]) -> str:
     data = record.get("data", {})
     scores = record.get("scores", {})
+    fit = ((record.get("training", {}).get("method") or {}).get("settings") or {}).get("fit")
+    how = {"linear": " by the probe's closed-form linear fit (class-balanced ridge regression on a mix of the "
+                     "encoder's layers, mix and strength chosen by speaker-grouped inner cross-validation)",
+           "gradient": " by gradient steps on the pooled states"}.get(fit, "")
     return (
         f"The shipped head was trained on every clip of {' and '.join(titles)} ({data.get('clips', '?')} clips, "
-        f"{data.get('speakers', '?')} speakers; emotions `{record.get('emotions')}`), with the backbone frozen. "
+        f"{data.get('speakers', '?')} speakers; emotions `{record.get('emotions')}`){how}, with the backbone frozen. "
         f"The data fingerprint (SHA-256 over every clip's path, file hash, label and speaker) is "
         f"`{data.get('sha256', 'not recorded')}`. The scores below are those of the same recipe in "
         f"speaker-independent cross-validation ({scores.get('protocol', 'protocol not recorded')}), from "

@@ -524,4 +524,5 @@ def test_shipped_model_loads_in_pipeline_on_the_real_preset(name, real_cache, mo
     assert abs(sum(s["score"] for s in scores) - 1) < 1e-4
     card = (Path(path) / "README.md").read_text()  # the card says the scores, the input length and why
     assert record["input_length"]["decision"] in card and "No speaker adaptation shipped" in card
+    assert "by the probe's closed-form linear fit" in card
     assert f"{100 * record['scores']['pooled']['unweighted_accuracy']:.1f}" in card

@@ -56,3 +56,29 @@ def test_two_process_finetuning_saves_one_loadable_checkpoint(tmp_path):
     assert json.loads(states[-1].read_text())["global_step"] == math.ceil(math.ceil(len(train) / batch) / 2)
     classify = pipeline("audio-classification", model=str(out))
     assert {r["label"] for r in classify(load_audio(next(corpus.rglob("*.wav"))))} == {"neutral", "happy", "sad", "angry"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with the gloo backend is needed for multi-process CPU work")
+def test_two_process_probe_cv_splits_the_feature_cache_and_matches_one_process(tmp_path):
+    from ser_hf.training.experiment import cross_validate
+    from ser_hf.training.recipes import parse_run
+
+    corpus = make_corpus_tree("urdu", tmp_path / "urdu", duration=0.4)
+    backbone = tiny_backbone("whisper", tmp_path / "tiny-whisper")
+    common = ["--corpus", "urdu", "--data_dir", str(corpus), "--model_name_or_path", str(backbone),
+              "--max_source_positions", "50", "--probe_projector_size", "8", "--num_folds", "2"]
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()),
+               "-m", "ser_hf", "cv", *common, "--use_cpu", "true", "--embedding_cache_dir", str(tmp_path / "shared-cache"),
+               "--output_dir", str(tmp_path / "two")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert len(list((tmp_path / "shared-cache").rglob("*.npy"))) == 48  # every clip cached once, by one of them
+    two = json.loads((tmp_path / "two" / "cv" / "cv_summary.json").read_text())
+    single = cross_validate(parse_run(None, [*common, "--embedding_cache_dir", str(tmp_path / "own-cache"),
+                                             "--output_dir", str(tmp_path / "one")]), progress=False)
+    assert two["pooled"]["unweighted_accuracy"] == pytest.approx(single.pooled.unweighted_accuracy, abs=1e-9)

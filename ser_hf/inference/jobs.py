@@ -53,7 +53,6 @@ import contextlib
 import errno
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +80,10 @@ from ser_hf.inference.outputs import (
 )
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.paths import display_path, path_fields, printable
+from ser_hf.processes import Processes, launched_processes
 
 __all__ = ["FORMATS", "expand_inputs", "predict_files", "read_records", "shard_files"]
 
-# Environment variables through which torchrun/accelerate launch (WORLD_SIZE) or MPI announce several processes.
-_WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 
 
 # ------------------------------------------------------------------------------------------------ output
@@ -149,43 +147,6 @@ def _merge_shards(out: Path, chosen: str, paths: Sequence[str], labels: Callable
 
 
 # ------------------------------------------------------------------------------------------------ processes
-
-@dataclass
-class _Processes:
-    """This process's place in the job: rank, number of processes, device, and a barrier."""
-
-    rank: int = 0
-    world: int = 1
-    device: Any = None
-    barrier: Callable[[], None] = lambda: None
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def _processes() -> _Processes:
-    """The processes ``accelerate launch``/``torchrun`` started (one :class:`_Processes` when run plainly).
-
-    A plain run touches no distributed state, so single-process jobs behave as they always did.
-    """
-    from accelerate.utils import get_int_from_env
-
-    launched = get_int_from_env(list(_WORLD_SIZE_VARIABLES), 1)
-    if launched <= 1:
-        return _Processes()
-    import torch
-    from accelerate import PartialState
-
-    # Without cpu=True a launch with no visible GPU leaves every process believing it is alone (all would
-    # write OUT); with it, accelerate joins them over gloo.
-    state = PartialState(cpu=not torch.cuda.is_available())
-    if state.num_processes != launched:
-        raise SERError(f"{launched} processes were launched but accelerate joined {state.num_processes} (was "
-                       f"PartialState created earlier in this process with other settings?); every process would "
-                       f"write the output alone. Start ser-hf predict with accelerate launch or torchrun directly.")
-    return _Processes(state.process_index, state.num_processes, state.device, state.wait_for_everyone)
-
 
 def _block(items: Sequence[str], rank: int, world: int) -> list[str]:
     """Contiguous block ``rank`` of ``world`` (sizes differ by at most one, the larger ones first)."""
@@ -374,7 +335,7 @@ def predict_files(
     check_output_path(out)
     paths = expand_inputs(inputs, output=out)
     header = job_header(_model_name(model))
-    processes = _processes()
+    processes = launched_processes()
     speakers = None
     if speaker_pattern is not None or speaker_column is not None:
         speakers = speakers_of(paths, inputs, pattern=speaker_pattern, column=speaker_column)
@@ -421,7 +382,7 @@ def predict_files(
     return {**summary, "error_records": _error_records(existing + leftovers + new, paths)}
 
 
-def _predict_sharded(model, paths: list[str], out: Path, chosen: str, processes: _Processes, header: dict, *,
+def _predict_sharded(model, paths: list[str], out: Path, chosen: str, processes: Processes, header: dict, *,
                      batch_size: int, top_k: int | None, chunk_size: int, progress: bool) -> dict[str, Any]:
     """One process's part of a multi-process job (see :func:`predict_files`)."""
     if processes.is_main:

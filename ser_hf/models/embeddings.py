@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from ser_hf.audio import AudioPreprocessor, audio_info
 from ser_hf.errors import ModelError
 from ser_hf.inference.batch import batch_padding_is_exact
+from ser_hf.processes import launched_processes
 
 logger = logging.getLogger(__name__)
 
@@ -178,9 +179,20 @@ def pooled_hidden_states(
     targets = [folder / f"{_file_key(str(p))}.npy" for p in paths]
     todo = [i for i, target in enumerate(targets) if not target.exists()]
     logger.info("pooled hidden states: %d of %d clips cached in %s", len(paths) - len(todo), len(paths), folder)
+    # Under accelerate launch / torchrun every process computes its share of the missing clips and writes
+    # them atomically into the shared cache; after the barrier every process reads them all.
+    processes = launched_processes()
+    mine = processes.share(todo)
+    if mine:
+        _compute_missing(model, feature_extractor, [paths[i] for i in mine], [targets[i] for i in mine],
+                         preprocessor, batch_size, progress and processes.is_main)
     if todo:
-        _compute_missing(model, feature_extractor, [paths[i] for i in todo], [targets[i] for i in todo],
-                         preprocessor, batch_size, progress)
+        processes.barrier()
+    missing = [str(targets[i]) for i in todo if not targets[i].exists()]
+    if missing:
+        raise ModelError(f"{len(missing)} cached pooled state(s) are missing after every process finished, e.g. "
+                         f"{missing[0]}; with several processes (or machines) the cache folder {str(folder)!r} must "
+                         f"be shared by all of them (embedding_cache_dir on a shared filesystem).")
     return np.stack([np.load(target, allow_pickle=False) for target in targets])
 
 

@@ -115,9 +115,9 @@ class TrainResult:
 
 def is_main_process() -> bool:
     """False on every process but the first under ``accelerate launch`` (they must not write reports)."""
-    from accelerate import PartialState
+    from ser_hf.processes import launched_processes
 
-    return PartialState().is_main_process
+    return launched_processes().is_main
 
 
 def train(run: Run, progress: bool = True) -> TrainResult:

@@ -248,7 +248,12 @@ class ProbeMethod:
 
             if self.dtype not in DTYPES:
                 raise SERError(f"embedding_dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}.")
-            device, dtype = resolve_device(self.device), DTYPES[self.dtype]
+            from ser_hf.processes import launched_processes
+
+            processes = launched_processes()
+            # Several launched processes: each takes the device accelerate gave it (its own GPU).
+            auto = self.device in (None, "auto") and processes.world > 1 and processes.device is not None
+            device, dtype = (processes.device if auto else resolve_device(self.device)), DTYPES[self.dtype]
             if device.type == "cpu" and dtype == torch.float32:
                 self._encoder = self.model
             else:
@@ -324,10 +329,16 @@ class ProbeMethod:
 
         if self.head is None:
             raise SERError("ProbeMethod.save: call fit() first.")
-        load_head_into_model(self.head, self.model)
-        checkpoint = save_checkpoint(self.model, self.feature_extractor, out_dir)
-        if self.adaptive is not None:
-            from ser_hf.training.speaker_adaptation import save_adaptation
+        from ser_hf.processes import launched_processes
 
-            save_adaptation(self.adaptive, checkpoint)
+        load_head_into_model(self.head, self.model)
+        processes = launched_processes()
+        checkpoint = Path(out_dir)
+        if processes.is_main:  # every process fitted the same head; one writes it
+            checkpoint = save_checkpoint(self.model, self.feature_extractor, out_dir)
+            if self.adaptive is not None:
+                from ser_hf.training.speaker_adaptation import save_adaptation
+
+                save_adaptation(self.adaptive, checkpoint)
+        processes.barrier()
         return checkpoint

@@ -1,0 +1,56 @@
+"""Which processes run this job: one when run plainly, several under ``accelerate launch`` or ``torchrun``.
+
+Data-parallel work (``ser-hf predict`` shards, the probe's feature cache) splits its items by
+:class:`Processes`; a plain run touches no distributed state, so single-process work behaves as it
+always did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ser_hf.errors import SERError
+
+# Environment variables through which torchrun/accelerate launch (WORLD_SIZE) or MPI announce several processes.
+WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+@dataclass
+class Processes:
+    """This process's place in the job: rank, number of processes, device, and a barrier."""
+
+    rank: int = 0
+    world: int = 1
+    device: Any = None
+    barrier: Callable[[], None] = lambda: None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, items: Sequence) -> list:
+        """This process's items: every ``world``-th one from ``rank`` (so similar items spread evenly)."""
+        return list(items[self.rank::self.world])
+
+
+def launched_processes() -> Processes:
+    """The processes ``accelerate launch``/``torchrun`` started (one :class:`Processes` when run plainly)."""
+    from accelerate.utils import get_int_from_env
+
+    launched = get_int_from_env(list(WORLD_SIZE_VARIABLES), 1)
+    if launched <= 1:
+        return Processes()
+    import torch
+    from accelerate import PartialState
+
+    # Without cpu=True a launch with no visible GPU leaves every process believing it is alone (all would
+    # write the same files); with it, accelerate joins them over gloo.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    if state.num_processes != launched:
+        raise SERError(f"{launched} processes were launched but accelerate joined {state.num_processes} (was "
+                       f"PartialState created earlier in this process with other settings?); every process would "
+                       f"work alone. Start the command with accelerate launch or torchrun directly; for several CPU "
+                       f"processes of ser-hf train/cv pass --use_cpu true.")
+    return Processes(state.process_index, state.num_processes, state.device, state.wait_for_everyone)

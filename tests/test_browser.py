@@ -171,3 +171,33 @@ def test_live_mode_streams_microphone_over_websocket(browser, server):
 def test_server_log_has_no_tracebacks(server, browser):
     # Runs last in this module: whatever the page did, the server never failed.
     assert "Traceback" not in server.output()
+
+
+KEY = "browser-test-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def keyed_server(files):
+    with running_server(files["model"], env={"OMP_NUM_THREADS": "1", "SER_HF_API_KEY": KEY}) as server:
+        yield server
+
+
+def test_page_asks_for_the_api_key_and_uses_it_for_uploads_and_live_mode(browser, keyed_server, files):
+    browser.get(keyed_server.url + "/")
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "key-panel").is_displayed())
+    browser.find_element(By.ID, "key").send_keys("a-wrong-key-123")
+    browser.find_element(By.ID, "key-save").click()
+    _upload(browser, files["clip"])
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "key-panel").is_displayed())
+    assert "API key is wrong" in browser.find_element(By.ID, "key-message").text and not _bars(browser)
+    browser.find_element(By.ID, "key").send_keys(KEY)
+    browser.find_element(By.ID, "key-save").click()
+    _upload(browser, files["clip"])
+    WebDriverWait(browser, WAIT).until(lambda d: len(_bars(d)) == 4)
+    assert browser.execute_script("return sessionStorage.getItem('ser-hf-api-key')") == KEY
+    browser.find_element(By.ID, "live-start").click()  # the key goes to /stream as a subprotocol
+    WebDriverWait(browser, WAIT).until(lambda d: int(d.find_element(By.ID, "live-count").text) >= 1)
+    browser.find_element(By.ID, "live-stop").click()
+    WebDriverWait(browser, WAIT).until(lambda d: "Live stream ended" in d.find_element(By.ID, "status").text)
+    assert not browser.find_element(By.ID, "error").text
+    assert "Traceback" not in keyed_server.output()

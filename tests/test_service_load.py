@@ -49,3 +49,39 @@ def test_8_clients_x_200_mixed_requests(server):
     # Memory: after the first quarter (allocator pools, lazy imports, caches), growth stays small.
     assert report.rss_growth() < 48 * 2**20, summary
     assert "Traceback" not in server.output()
+
+
+SLOW_CLIENTS = {"idle": 60, "half_headers": 30, "slow_pcm_body": 8, "stalled_batch": 2, "ws_empty": 4}
+
+
+@pytest.fixture(scope="module")
+def guarded_server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("slow")
+    checkpoint = tiny_classifier("wav2vec2", tmp, FOUR)
+    flags = ("--max-upload-mb", str(MAX_UPLOAD / 2**20), "--max-duration", str(MAX_DURATION), "--max-concurrent", "8",
+             "--header-timeout", "2", "--body-timeout", "2", "--stream-idle-timeout", "2")
+    with running_server(checkpoint, *flags, env={"OMP_NUM_THREADS": "1"}) as server:
+        yield server
+
+
+def test_8_clients_beside_100_slow_and_stalled_connections(guarded_server):
+    """Before: 8 slow PCM bodies took every model slot, ~90 idle connections made every answer a plain-text 503,
+    a stalled batch held its temporary file, a stream fed empty frames held its slot forever."""
+    cases = mixed_cases(MAX_UPLOAD, MAX_DURATION)
+    report = run_load(guarded_server.url, cases, clients=8, requests_per_client=120, server_pid=guarded_server.pid,
+                      slow_clients=SLOW_CLIENTS)
+    summary = report.summary()
+    print(json.dumps(summary, indent=2))
+    assert report.server_errors == [], report.server_errors[:5]
+    assert report.unexpected == [], report.unexpected[:10]  # /health and every valid request answered as usual
+    slow = summary["slow_clients"]
+    assert set(slow) == set(SLOW_CLIENTS)
+    expected = {"idle": "closed", "half_headers": "closed", "slow_pcm_body": "408", "stalled_batch": "408",
+                "ws_empty": "close 1008"}
+    for kind, answer in expected.items():
+        # Every kind was dropped by the server, again and again while the load ran, with its documented answer.
+        ended = slow[kind]["answers"].get(answer, 0)
+        assert ended >= SLOW_CLIENTS[kind], (kind, slow[kind])
+        assert set(slow[kind]["answers"]) <= {answer, "open at the end"}, (kind, slow[kind])
+    log = guarded_server.output()
+    assert "Traceback" not in log and "ERROR" not in log

@@ -7,8 +7,10 @@ response is checked against the status its case expects; latencies are recorded 
 server's resident memory is sampled while the load runs.
 
 :func:`mixed_cases` builds the standard mix (valid uploads, PCM, batches, timelines, health checks,
-and a dozen kinds of bad request) from a server's limits. ``tests/test_service_load.py`` asserts on the
-:class:`LoadReport`; ``benchmarks/service_latency.py`` records it.
+and a dozen kinds of bad request) from a server's limits. With ``slow_clients``, a crowd of idle,
+half-sent, slow and stalled connections (:mod:`ser_hf.service.slowclients`) runs beside them.
+``tests/test_service_load.py`` asserts on the :class:`LoadReport`; ``benchmarks/service_latency.py``
+records it.
 
 Example:
     ```python
@@ -149,12 +151,20 @@ class LoadReport:
         wall_seconds: Time from the first request to the last response.
         rss: ``(requests completed, server RSS in bytes)`` samples taken while the load ran.
         peak_rss: The server's peak RSS (``VmHWM``) at the end, if known.
+        slow: ``(kind, seconds held, answer)`` per connection of the slow clients, if any ran.
     """
 
     results: list[tuple[str, int, int | str, float]] = field(default_factory=list)
     wall_seconds: float = 0.0
     rss: list[tuple[int, int]] = field(default_factory=list)
     peak_rss: int | None = None
+    slow: list[tuple[str, float, str]] = field(default_factory=list)
+
+    def slow_summary(self) -> dict[str, Any]:
+        """Per slow-client kind (see :mod:`ser_hf.service.slowclients`): connections, answers, longest hold."""
+        from ser_hf.service.slowclients import summarise
+
+        return summarise(self.slow)
 
     @property
     def unexpected(self) -> list[tuple[str, int, int | str]]:
@@ -202,6 +212,7 @@ class LoadReport:
             "rss_mib_end": round(self.rss[-1][1] / mib, 1) if self.rss else None,
             "rss_mib_growth_after_warmup": round(self.rss_growth() / mib, 1),
             "peak_rss_mib": round(self.peak_rss / mib, 1) if self.peak_rss else None,
+            **({"slow_clients": self.slow_summary()} if self.slow else {}),
         }
 
 
@@ -235,18 +246,25 @@ async def _sample_rss(pid: int, report: LoadReport, every: float, stop: asyncio.
 
 
 async def _run(url: str, cases: list[LoadCase], clients: int, requests_per_client: int, server_pid: int | None,
-               timeout: float, sample_every: float) -> LoadReport:
+               timeout: float, sample_every: float, slow_clients: dict[str, int] | None) -> LoadReport:
+    from ser_hf.service.slowclients import run_slow_clients
     from ser_hf.service.testing import peak_rss_bytes
 
     report = LoadReport()
     stop = asyncio.Event()
     sampler = asyncio.create_task(_sample_rss(server_pid, report, sample_every, stop)) if server_pid else None
+    slow = (asyncio.create_task(run_slow_clients(url, slow_clients, stop, lambda *r: report.slow.append(r)))
+            if slow_clients else None)
+    if slow is not None:
+        await asyncio.sleep(1.0)  # the slow clients settle in before the ordinary ones start
     start = time.perf_counter()
     # Client k starts k/clients of the way through the cases: all kinds of request overlap from the start.
     await asyncio.gather(*(_client(url, cases, k * len(cases) // clients, requests_per_client, report, timeout)
                            for k in range(clients)))
     report.wall_seconds = time.perf_counter() - start
     stop.set()
+    if slow is not None:
+        await slow
     if sampler is not None:
         await sampler
         report.peak_rss = peak_rss_bytes(server_pid)
@@ -255,7 +273,7 @@ async def _run(url: str, cases: list[LoadCase], clients: int, requests_per_clien
 
 def run_load(url: str, cases: list[LoadCase], clients: int = 8, requests_per_client: int = 200,
              server_pid: int | None = None, timeout: float = 60.0, sample_every: float = 0.25,
-             warmup: Callable[[], None] | None = None) -> LoadReport:
+             warmup: Callable[[], None] | None = None, slow_clients: dict[str, int] | None = None) -> LoadReport:
     """Send ``clients`` x ``requests_per_client`` requests concurrently and report what came back.
 
     Args:
@@ -267,10 +285,13 @@ def run_load(url: str, cases: list[LoadCase], clients: int = 8, requests_per_cli
         timeout: Seconds a single request may take before it counts as failed.
         sample_every: Seconds between memory samples.
         warmup: Called before the load starts (e.g. to send a first request that loads lazy code).
+        slow_clients: How many slow clients of each kind (:data:`ser_hf.service.slowclients.SLOW_KINDS`) stay
+            connected while the load runs, reconnecting whenever the server drops them (None: none).
 
     Returns:
         A :class:`LoadReport`.
     """
     if warmup is not None:
         warmup()
-    return asyncio.run(_run(url, cases, clients, requests_per_client, server_pid, timeout, sample_every))
+    return asyncio.run(_run(url, cases, clients, requests_per_client, server_pid, timeout, sample_every,
+                            slow_clients))

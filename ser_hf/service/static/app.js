@@ -9,6 +9,34 @@ const $ = (id) => document.getElementById(id);
 
 function setStatus(text) { $("status").textContent = text; }
 
+// API key (servers started with one): asked once, kept in sessionStorage (this tab only, never in a URL),
+// sent as the X-API-Key header, and to the WebSocket as a subprotocol (browsers cannot set its headers).
+const KEY_STORE = "ser-hf-api-key";
+function apiKey() { return sessionStorage.getItem(KEY_STORE) || ""; }
+function keyHeaders(headers) { return apiKey() ? { ...headers, "X-API-Key": apiKey() } : headers; }
+function streamProtocols() {
+  const key = apiKey();
+  if (!key) return ["ser-hf"];
+  const encoded = btoa(String.fromCharCode(...new TextEncoder().encode(key)))
+    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return ["ser-hf", "ser-hf.key." + encoded];
+}
+function askForKey(message) {
+  $("key-message").textContent = message;
+  $("key-panel").hidden = false;
+  $("key").focus();
+}
+function saveKey(event) {
+  event.preventDefault();
+  const key = $("key").value.trim();
+  if (!key) return;
+  sessionStorage.setItem(KEY_STORE, key);
+  $("key").value = "";
+  $("key-panel").hidden = true;
+  showError("");
+  setStatus("API key saved for this tab.");
+}
+
 function showError(text) {
   $("error").textContent = text;
   $("error").hidden = !text;
@@ -127,12 +155,18 @@ async function postForPrediction(url, body, headers, source) {
   showError("");
   let response;
   try {
-    response = await fetch(url, { method: "POST", body, headers });
+    response = await fetch(url, { method: "POST", body, headers: keyHeaders(headers) });
   } catch (err) {
     showError("The server could not be reached: " + err);
     return;
   }
   const payload = await response.json().catch(() => ({ detail: response.statusText }));
+  if (response.status === 401) {
+    sessionStorage.removeItem(KEY_STORE);
+    setStatus("");
+    askForKey(`The server refused the request: ${payload.detail} Enter the key, then try again.`);
+    return;
+  }
   if (!response.ok) {
     setStatus("");
     showError(`${response.status}: ${payload.detail}`);
@@ -241,6 +275,10 @@ function liveMessage(event) {
     setStatus(`Live stream ended after ${message.seconds.toFixed(1)} s.`);
   } else if (message.type === "error") {
     showError("Live: " + message.detail);
+    if (/API key/.test(message.detail)) {
+      sessionStorage.removeItem(KEY_STORE);
+      askForKey("Live mode needs the API key: enter it, then start live mode again.");
+    }
   }
 }
 
@@ -260,7 +298,7 @@ async function startLive() {
     showError("Cannot start live mode: " + err.message);
     return;
   }
-  live.socket = new WebSocket(`${scheme}://${location.host}/stream`);
+  live.socket = new WebSocket(`${scheme}://${location.host}/stream`, streamProtocols());
   live.socket.binaryType = "arraybuffer";
   live.socket.onopen = () => live.socket.send(JSON.stringify({ sampling_rate: live.mic.rate, dtype: "float32",
     window: 3.0, hop: 1.0 }));
@@ -297,11 +335,13 @@ async function loadInfo() {
     $("model-info").textContent = `Model “${health.model}” predicts ${health.labels.join(", ")}. ` +
       `Up to ${(health.limits.max_upload_bytes / 1048576).toFixed(0)} MiB and ${health.limits.max_duration} s per file.`;
     $("timeline-after").textContent = String(health.limits.timeline_after);
+    if (health.api_key_required && !apiKey()) askForKey("This server needs an API key. It is kept for this browser tab only.");
   } catch (err) {
     $("model-info").textContent = "Model information unavailable: " + err;
   }
 }
 
+$("key-form").addEventListener("submit", saveKey);
 $("upload-form").addEventListener("submit", upload);
 $("record").addEventListener("click", startRecording);
 $("record-stop").addEventListener("click", stopRecording);

@@ -67,6 +67,7 @@ from ser_hf.service.live import serve_stream
 from ser_hf.service.runner import Admission, ModelRunner
 from ser_hf.service.schemas import BatchResponse, ErrorResponse, Health, Labels, Prediction
 from ser_hf.service.settings import ServiceSettings
+from ser_hf.service.speakers import add_speaker_routes, enrolled, score_for_speaker
 
 __all__ = ["create_app"]
 
@@ -84,6 +85,8 @@ _WINDOW = Query(3.0, ge=0.5, le=30.0, description="Timeline window length in sec
 _HOP = Query(1.0, ge=0.1, le=30.0, description="Seconds between timeline window starts (at most `window`).")
 _FILE = File(..., description="An audio file: WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF.")
 _FILES = File(..., description="Audio files (repeat the multipart field `files`).")
+_SPEAKER = Query(None, description="An enrolled speaker (POST /speakers/{id}/enroll): score with their voice "
+                                   "offset removed (models trained with probe_speaker_adaptation).")
 
 
 class _Service:
@@ -121,9 +124,11 @@ class _Service:
         return timeline
 
     async def predict(self, wave: np.ndarray, rate: int, top_k: int | None, timeline: bool | None,
-                      window: float, hop: float, filename: str | None = None) -> Prediction:
+                      window: float, hop: float, filename: str | None = None, speaker: str | None = None) -> Prediction:
         recognizer = self.recognizer
         duration = wave.size / rate
+        if speaker is not None:
+            return await self.predict_for_speaker(wave, rate, top_k, timeline, filename, speaker)
         try:
             if self.wants_timeline(timeline, duration, window, hop):
                 result = await self.runner.call(recognizer.predict_long, (wave, rate), window=window, hop=hop,
@@ -135,6 +140,22 @@ class _Service:
             row = await self.runner.predict_clip(prepared)
             # result() refuses a non-finite output: a 422 naming the upload, never a 200 with a null score.
             return Prediction(**recognizer.result(row, top_k), duration=duration, filename=filename)
+        except AudioError as err:
+            raise RequestError(422, _named(filename, err)) from err
+
+    async def predict_for_speaker(self, wave: np.ndarray, rate: int, top_k: int | None, timeline: bool | None,
+                                  filename: str | None, speaker: str) -> Prediction:
+        """One whole clip scored for an enrolled speaker (speaker-adaptive head, or the global one if not adapted)."""
+        registry = enrolled(self, speaker)
+        if timeline:
+            raise RequestError(422, "speaker-adaptive prediction scores whole clips: leave timeline out or false, "
+                                    "or drop speaker= for a timeline.")
+        duration = wave.size / rate
+        try:
+            prepared = await run_in_threadpool(self.recognizer.load, (wave, rate))
+            row = await self.runner.call(score_for_speaker, self, speaker, prepared)
+            return Prediction(**self.recognizer.result(row, top_k), duration=duration, filename=filename,
+                              speaker=speaker, adapted=registry.summary(speaker)["adapted"])
         except AudioError as err:
             raise RequestError(422, _named(filename, err)) from err
 
@@ -202,7 +223,7 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
     @app.post("/predict", response_model=Prediction, responses=_ERRORS, tags=["predict"])
     async def predict(file: UploadFile = _FILE,
                       top_k: int | None = _TOP_K, timeline: bool | None = _TIMELINE,
-                      window: float = _WINDOW, hop: float = _HOP) -> Prediction:
+                      window: float = _WINDOW, hop: float = _HOP, speaker: str | None = _SPEAKER) -> Prediction:
         """Predict the emotion of one uploaded audio file (multipart field `file`)."""
         data = await _read_upload(file, settings)  # the body arrived before the endpoint ran (within body_timeout)
         header = await run_in_threadpool(read_header, data, file.filename, settings)
@@ -211,7 +232,8 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
         with service.reserve(header.decoded_bytes(seconds), header.describe(seconds)):
             async with service.slot():
                 wave, rate = await run_in_threadpool(decode_upload, data, file.filename, settings, model_rate, seconds)
-                return await service.predict(wave, rate, top_k, timeline, window, hop, filename=file.filename)
+                return await service.predict(wave, rate, top_k, timeline, window, hop, filename=file.filename,
+                                             speaker=speaker)
 
     @app.post("/predict/pcm", response_model=Prediction, responses=_ERRORS, tags=["predict"],
               openapi_extra={"requestBody": {"required": True, "content": {
@@ -221,7 +243,8 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
                           dtype: str = Query("int16", description=f"Sample type, little-endian: {sorted(PCM_DTYPES)}."),
                           channels: int = Query(1, ge=1, le=8, description="Interleaved channels (averaged to mono)."),
                           top_k: int | None = _TOP_K, timeline: bool | None = _TIMELINE,
-                          window: float = _WINDOW, hop: float = _HOP) -> Prediction:
+                          window: float = _WINDOW, hop: float = _HOP,
+                          speaker: str | None = _SPEAKER) -> Prediction:
         """Predict the emotion of raw PCM samples sent as the request body (`application/octet-stream`)."""
         if request.headers.get("content-type", "").startswith("multipart/"):
             raise RequestError(415, "POST /predict/pcm takes raw samples as the body (application/octet-stream); "
@@ -234,7 +257,7 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
         with service.reserve(decoded, f"the PCM body decodes to {megabytes(decoded)} of samples (float32)"):
             async with service.slot():
                 wave = await run_in_threadpool(decode_pcm, data, sampling_rate, dtype, channels, settings, model_rate)
-                return await service.predict(wave, model_rate, top_k, timeline, window, hop)
+                return await service.predict(wave, model_rate, top_k, timeline, window, hop, speaker=speaker)
 
     @app.post("/predict/batch", response_model=BatchResponse, responses=_ERRORS, tags=["predict"])
     async def predict_batch(files: list[UploadFile] = _FILES,
@@ -243,17 +266,8 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
 
         The batch is all or nothing: one unusable file makes the request fail with a 4xx naming it.
         """
-        if len(files) > settings.max_batch_files:
-            raise RequestError(413, f"{len(files)} files in one batch; this server accepts at most "
-                                    f"{settings.max_batch_files}. Split them into several requests.")
-        uploads = [(upload, *await _batch_header(upload, index, settings)) for index, upload in enumerate(files)]
-        seconds = settings.max_clip_seconds
-        decoded = sum(header.decoded_bytes(seconds) for _, _, header in uploads)
-        with service.reserve(decoded, f"the {len(files)} files decode to {megabytes(decoded)} of samples (float32)"):
-            async with service.slot():
-                clips = [await _batch_clip(service, upload, data, index, model_rate)
-                         for index, (upload, data, _) in enumerate(uploads)]
-                rows = await service.runner.predict_clips([wave for _, _, wave in clips])
+        async with _read_clips(service, files) as clips:
+            rows = await service.runner.predict_clips([wave for _, _, wave in clips])
         results = []
         for index, ((name, duration, _), row) in enumerate(zip(clips, rows)):
             try:
@@ -261,6 +275,24 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
             except AudioError as err:
                 raise RequestError(422, f"files[{index}] ({name!r:.80}): {err}") from err
         return BatchResponse(results=results)
+
+
+@contextlib.asynccontextmanager
+async def _read_clips(service: _Service, files: list[UploadFile]):
+    """Decode and prepare several uploads within the batch limits, holding their decoding budget and a model slot.
+
+    Yields ``[(filename, seconds, wave)]``; one unusable file fails the request with a 4xx naming it.
+    """
+    settings, model_rate = service.settings, int(service.recognizer.sampling_rate)
+    if len(files) > settings.max_batch_files:
+        raise RequestError(413, f"{len(files)} files in one request; this server accepts at most "
+                                f"{settings.max_batch_files}. Split them into several requests.")
+    uploads = [(upload, *await _batch_header(upload, index, settings)) for index, upload in enumerate(files)]
+    decoded = sum(header.decoded_bytes(settings.max_clip_seconds) for _, _, header in uploads)
+    with service.reserve(decoded, f"the {len(files)} files decode to {megabytes(decoded)} of samples (float32)"):
+        async with service.slot():
+            yield [await _batch_clip(service, upload, data, index, model_rate)
+                   for index, (upload, data, _) in enumerate(uploads)]
 
 
 async def _batch_header(upload: UploadFile, index: int, settings: ServiceSettings) -> tuple[bytes, UploadHeader]:
@@ -333,6 +365,12 @@ def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_n
     _add_middleware(app, service)
     _add_error_handlers(app)
     _add_prediction_routes(app, service)
+
+    async def read_clips(files: list[UploadFile]) -> list[np.ndarray]:
+        async with _read_clips(service, files) as clips:
+            return [wave for _, _, wave in clips]
+
+    add_speaker_routes(app, service, read_clips)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:

@@ -36,6 +36,9 @@ class Prediction(BaseModel):
         default=None, description="Windows over time (long audio, or timeline=true); silent windows are left out.")
     skipped: list[list[float]] | None = Field(
         default=None, description="[start, end] of the windows skipped as silence (timeline only).")
+    speaker: str | None = Field(default=None, description="The enrolled speaker it was scored for (speaker=).")
+    adapted: bool | None = Field(default=None, description="With speaker=: whether the speaker-adaptive head "
+                                                           "scored it (false: the global head; too few clips).")
 
 
 class BatchResponse(BaseModel):

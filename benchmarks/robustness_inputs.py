@@ -5,7 +5,11 @@ case of :func:`ser_hf.testing.bad_audio.make_bad_inputs`, one column per entry p
 figures. A cell is what the entry point did; ``✓`` marks the documented outcome (decoded with the
 documented conversion, or an error that names the file), ``✗`` anything else.
 
-    .venv/bin/python benchmarks/robustness_inputs.py [--no-long] [--fuzz-examples N]
+    .venv/bin/python benchmarks/robustness_inputs.py [--no-long] [--fuzz-examples N] [--only-bombs]
+
+It also builds three decompression bombs (``BOMBS``: small FLAC/OGG files of 8 channels at 192-384 kHz) and
+measures the peak memory of decoding each (whole, the old way; by ``load_audio``; by the service's decoder),
+each in a fresh process, and what a running ``ser-hf serve`` answers to 4 of them at once.
 """
 
 from __future__ import annotations
@@ -185,6 +189,130 @@ def run_inputs(root: Path, include_long: bool) -> tuple[list, dict]:
                   "predict_lines": len(records), "predict_inputs": len(inputs)}
 
 
+# Decompression bombs: small compressed files of many channels at a high rate (name, format, subtype, rate,
+# channels, seconds, what it shows).
+BOMBS = [
+    ("flac_384k_8ch_60s", "FLAC", "PCM_16", 384000, 8, 60, "the issue's bomb"),
+    ("ogg_192k_8ch_60s", "OGG", "VORBIS", 192000, 8, 60, "OGG/Vorbis (libvorbis writes at most 192 kHz)"),
+    ("flac_384k_8ch_20s", "FLAC", "PCM_16", 384000, 8, 20, "under the service's decode cap: decoded"),
+]
+
+# Run in a fresh interpreter per measurement; the peak RSS (VmHWM, reset through /proc/self/clear_refs after the
+# imports) then belongs to that decode alone. tracemalloc sees numpy's allocations, not libsndfile's or soxr's.
+_MEASURE = r"""
+import json, sys, time, tracemalloc
+import numpy as np, soundfile as sf
+from ser_hf.audio import load_audio
+from ser_hf.service.decoding import decode_upload
+from ser_hf.service.settings import ServiceSettings
+mode, path = sys.argv[1], sys.argv[2]
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+data = open(path, "rb").read()
+before = status("VmRSS")
+with open("/proc/self/clear_refs", "w") as refs:  # reset the peak (VmHWM) to the current RSS
+    refs.write("5")
+tracemalloc.start()
+start = time.perf_counter()
+if mode == "whole":  # what ser_hf did before: every channel of the whole file as float32
+    wave, rate = sf.read(path, dtype="float32", always_2d=True)
+    wave = wave.mean(axis=1, dtype=np.float32)
+elif mode == "load_audio":  # ser-hf predict, EmotionRecognizer.load, the corpus loaders
+    wave = load_audio(path, 16000)
+else:  # the service's decoder, were the request admitted
+    wave = decode_upload(data, "bomb", ServiceSettings(max_duration=600), 16000)[0]
+seconds = time.perf_counter() - start
+traced = tracemalloc.get_traced_memory()[1]
+grown = status("VmHWM") - before
+print(json.dumps({"seconds": round(seconds, 2), "traced_peak_mb": round(traced / 1e6, 1),
+                  "rss_growth_mb": round(grown / 1e6, 1), "output_mb": round(wave.nbytes / 1e6, 1)}))
+"""
+
+
+def _write_bomb(path: Path, format: str, subtype: str, rate: int, channels: int, seconds: int) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    with sf.SoundFile(path, "w", samplerate=rate, channels=channels, format=format, subtype=subtype) as sound:
+        for _ in range(seconds):
+            sound.write(np.zeros((rate, channels), np.float32))
+
+
+def _measure(mode: str, path: Path) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _MEASURE, mode, str(path)], capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _server_round(url: str, pid: int, path: Path, concurrent: int) -> dict:
+    """``concurrent`` simultaneous uploads of one bomb: the answers and the server's peak RSS growth."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from ser_hf.service.testing import peak_rss_bytes
+
+    data = path.read_bytes()
+    before = peak_rss_bytes(pid) or 0
+
+    def post(_: int) -> httpx.Response:
+        return httpx.post(url + "/predict", files={"file": (path.name, data)}, timeout=300)
+
+    with ThreadPoolExecutor(concurrent) as pool:
+        answers = list(pool.map(post, range(concurrent)))
+    return {"statuses": [r.status_code for r in answers], "detail": answers[0].json().get("detail"),
+            "server_peak_rss_growth_mb": round(((peak_rss_bytes(pid) or 0) - before) / 1e6, 1)}
+
+
+def run_bombs(root: Path, concurrent: int = 4) -> list[dict]:
+    """Each bomb decoded whole (the old way), by load_audio and by the service's decoder, each in a fresh
+    process; then ``concurrent`` simultaneous uploads to a running ``ser-hf serve`` (default limits)."""
+    import httpx
+
+    from ser_hf.service.testing import running_server
+    from ser_hf.testing.models import tiny_classifier
+
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, format, subtype, rate, channels, seconds, note in BOMBS:
+        path = root / f"{name}.{format.lower()}"
+        _write_bomb(path, format, subtype, rate, channels, seconds)
+        rows.append({"name": name, "note": note, "file_kb": round(path.stat().st_size / 1e3, 1),
+                     "float32_mb": round(rate * channels * seconds * 4 / 1e6, 1), "path": path,
+                     **{mode: _measure(mode, path) for mode in ("whole", "load_audio", "service")}})
+    checkpoint = tiny_classifier("wav2vec2", root / "bomb-model", ["neutral", "happy", "sad", "angry"])
+    with running_server(checkpoint, env={"OMP_NUM_THREADS": "1"}) as server:
+        warm = root / "warm.wav"
+        _write_bomb(warm, "WAV", "PCM_16", 16000, 1, 1)
+        httpx.post(server.url + "/predict", files={"file": ("warm.wav", warm.read_bytes())}, timeout=300)
+        for row in rows:
+            row["server"] = _server_round(server.url, server.pid, row.pop("path"), concurrent)
+    return rows
+
+
+def bombs_markdown(rows: list[dict], concurrent: int = 4) -> str:
+    lines = ["| bomb | file | as float32 | decoded whole (before): peak RSS | `load_audio`: peak RSS / numpy peak | "
+             f"service decoder: peak RSS / numpy peak | {concurrent} uploads at once to `ser-hf serve` |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        server = row["server"]
+        statuses = ", ".join(f"{n} x {code}" for code, n in sorted(
+            {code: server["statuses"].count(code) for code in server["statuses"]}.items()))
+        lines.append(
+            f"| {row['name']} ({row['note']}) | {row['file_kb']:.0f} KB | {row['float32_mb']:.0f} MB | "
+            f"{row['whole']['rss_growth_mb']:.0f} MB | {row['load_audio']['rss_growth_mb']:.1f} MB / "
+            f"{row['load_audio']['traced_peak_mb']:.1f} MB | {row['service']['rss_growth_mb']:.1f} MB / "
+            f"{row['service']['traced_peak_mb']:.1f} MB | {statuses}; server peak RSS +"
+            f"{server['server_peak_rss_growth_mb']:.0f} MB |")
+    return "\n".join(lines)
+
+
 def run_fuzz(examples: int) -> dict:
     """The hypothesis strategies of tests/test_fuzz_audio.py, called directly with ``examples`` each."""
     os.environ["SER_HF_FUZZ_EXAMPLES"] = str(examples)
@@ -243,13 +371,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-long", action="store_true", help="leave out the one-hour clip")
     parser.add_argument("--fuzz-examples", type=int, default=500, help="hypothesis examples per strategy (500)")
+    parser.add_argument("--only-bombs", action="store_true", help="run the decompression bombs only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ser_hf_robustness_") as tmp:
-        rows, extra = run_inputs(Path(tmp), include_long=not args.no_long)
+        bombs = run_bombs(Path(tmp) / "bombs")
+        rows, extra = ([], {}) if args.only_bombs else run_inputs(Path(tmp), include_long=not args.no_long)
+    bomb_table = bombs_markdown(bombs)
+    if args.only_bombs:
+        write_result("robustness_bombs", {"bombs": bombs, "markdown": bomb_table})
+        print(bomb_table)
+        return
     fuzz = run_fuzz(args.fuzz_examples)
     table = markdown(rows, extra, fuzz)
-    write_result("robustness_inputs", {"inputs": rows, **extra, "fuzz": fuzz, "markdown": table})
+    write_result("robustness_inputs", {"inputs": rows, **extra, "fuzz": fuzz, "markdown": table, "bombs": bombs,
+                                       "bombs_markdown": bomb_table})
     print(table)
+    print()
+    print(bomb_table)
 
 
 if __name__ == "__main__":

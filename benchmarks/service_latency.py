@@ -7,6 +7,11 @@ Two sections, each against a real ``ser-hf serve`` child process (uvicorn, real 
   (:func:`ser_hf.service.loadtest.mixed_cases`). Records status counts, 5xx count (must be 0),
   latency p50/p95 (all, valid, invalid), requests/s and the server's memory (start, end, growth after
   the first quarter, peak).
+- ``slow_clients`` (issue 18): the same mixed load, alone and then beside 104 connections that try to hold
+  the server (60 idle, 30 with half-sent headers, 8 slow PCM bodies, 2 stalled batch uploads, 4 WebSocket
+  streams fed empty frames; :mod:`ser_hf.service.slowclients`), with 2 s header, body and stream-idle
+  timeouts. Records both latencies, the statuses, and per slow kind what the server answered and how long
+  it held each connection at most.
 - ``whisper_tiny_en``: the real OpenAI Whisper tiny.en encoder (preset ``whisper-tiny.en``) with a
   randomly initialised 4-emotion head (latency does not depend on the head's weights), serving 3.5 s
   WAV uploads. Two servers run side by side, micro-batching on (``--micro-batch 8``) and off
@@ -21,12 +26,14 @@ shared, so figures from a busy machine are slower than the service is.
 Usage:
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/service_latency.py
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/service_latency.py --sections mixed_load --requests 50
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/service_latency.py --sections slow_clients --requests 100
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -35,7 +42,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+from common import RESULTS_DIR, provenance, write_result  # noqa: E402
 
 from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint, whisper_positions_for  # noqa: E402
 from ser_hf.service.loadtest import mixed_cases, run_load, valid_cases  # noqa: E402
@@ -69,6 +76,36 @@ def mixed_load(args: argparse.Namespace, tmp: Path) -> dict:
         "cases": {case.name: case.expect for case in cases},
         "load_average_before": load_before, "load_average_after": _load_average(),
         **report.summary(),
+    }
+
+
+#: The slow-client crowd of tests/test_service_load.py (see ser_hf.service.slowclients).
+SLOW_CLIENTS = {"idle": 60, "half_headers": 30, "slow_pcm_body": 8, "stalled_batch": 2, "ws_empty": 4}
+SLOW_FLAGS = ("--header-timeout", "2", "--body-timeout", "2", "--stream-idle-timeout", "2")
+
+
+def slow_clients(args: argparse.Namespace, tmp: Path) -> dict:
+    """The mixed load alone, then beside 104 slow, stalled and idle connections, on one server (tiny model)."""
+    from ser_hf.testing.models import tiny_backbone
+
+    model, extractor = build_model(tiny_backbone("wav2vec2", tmp / "slow-backbone"), LABELS)
+    checkpoint = save_checkpoint(model, extractor, tmp / "slow-model")
+    flags = ("--max-upload-mb", str(MAX_UPLOAD / 2**20), "--max-duration", str(MAX_DURATION), *SLOW_FLAGS)
+    cases = mixed_cases(MAX_UPLOAD, MAX_DURATION)
+    runs = {}
+    with running_server(checkpoint, *flags, env={"OMP_NUM_THREADS": "1"}) as server:
+        for name, crowd in (("alone", None), ("beside_slow_clients", SLOW_CLIENTS)):
+            load_before = _load_average()
+            report = run_load(server.url, cases, clients=args.clients, requests_per_client=args.requests,
+                              server_pid=server.pid, slow_clients=crowd)
+            runs[name] = {"load_average_before": load_before, "load_average_after": _load_average(),
+                          **report.summary()}
+        log = server.output()
+    return {
+        "model": "tiny random wav2vec2 (hidden 32, 2 layers) + 4-emotion head",
+        "server": f"ser-hf serve {' '.join(flags)} (OMP_NUM_THREADS=1)",
+        "clients": args.clients, "requests_per_client": args.requests, "slow_clients": SLOW_CLIENTS,
+        "server_log_tracebacks": log.count("Traceback"), **runs,
     }
 
 
@@ -143,7 +180,7 @@ def whisper_tiny_en(args: argparse.Namespace, tmp: Path) -> dict:
     return section
 
 
-SECTIONS = {"mixed_load": mixed_load, "whisper_tiny_en": whisper_tiny_en}
+SECTIONS = {"mixed_load": mixed_load, "slow_clients": slow_clients, "whisper_tiny_en": whisper_tiny_en}
 
 
 def main() -> None:
@@ -159,10 +196,18 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results = {"note": "2-core machines shared with other work: see load_average_* beside each figure."}
+    # Sections not run now keep their figures from the last run, each with the command and date that made it.
+    previous = RESULTS_DIR / "service_latency.json"
+    if previous.is_file():
+        old = json.loads(previous.read_text())
+        kept = {name: {"provenance": section.get("provenance") or {"command": old.get("command"),
+                                                                     "date": old.get("date")}, **section}
+                for name, section in old.get("results", {}).items() if name in SECTIONS and name not in args.sections}
+        results.update(kept)
     with tempfile.TemporaryDirectory(prefix="ser-hf-service-bench-") as tmp:
         for name in args.sections:
             print(f"== {name}", flush=True)
-            results[name] = SECTIONS[name](args, Path(tmp))
+            results[name] = {"provenance": provenance(), **SECTIONS[name](args, Path(tmp))}
     write_result("service_latency", results)
 
 

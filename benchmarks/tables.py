@@ -173,7 +173,14 @@ def accuracy_tables(name: str = "accuracy") -> str:
                             f"[{_pct(low)}-{_pct(high)}] | {_pct(row['global_unweighted_accuracy_same_clips'])} | "
                             f"{100 * row['gain']:+.1f} | {row['fallback_speakers']} of {row['speakers']} |")
     source = f"<!-- from benchmarks/results/{name}.json ({data['date']}) -->"
-    return "\n".join([source, *standard, "", "Speaker-adaptive rows (not the standard headline):", "", *adaptive])
+    precision = [f"{_system(config)[0]} ({_system(config)[1].replace(' probe', '')}): bfloat16 "
+                 f"{_pct(row['pooled']['unweighted_accuracy'])} vs float32 "
+                 f"{_pct(rows[(config, 'probe')]['pooled']['unweighted_accuracy'])} pooled UA"
+                 for (config, method), row in rows.items()
+                 if method == "probe, bfloat16 frozen forward" and (config, "probe") in rows]
+    notes = ["", "Frozen forward in bfloat16 (`embedding_dtype: bfloat16`), same folds: " + "; ".join(precision) + "."]
+    return "\n".join([source, *standard, *(notes if precision else []), "",
+                      "Speaker-adaptive rows (not the standard headline):", "", *adaptive])
 
 
 def _fill(text: str, begin: str, end: str, table: str) -> str:

@@ -360,10 +360,15 @@ def test_a_client_that_goes_away_mid_body_is_one_info_line(recognizer, caplog, p
     ('{"sampling_rate": 16000, "dtype": [[[[[[[[[["int16"]]]]]]]]]]}', 1003, "nested 11 levels deep"),
     ("[" * 200_000, 1008, "over the 4096-character limit"),
     ('{"sampling_rate": ' + "9" * 5000 + "}", 1008, "over the 4096-character limit"),
+    ('{"sampling_rate": 16000, "dtype": ["int16"]}', 1003, "config 'dtype' must be one of"),
+    ('{"sampling_rate": 16000, "dtype": {"int16": 1}}', 1003, "config 'dtype' must be one of"),
+    ('{"sampling_rate": [16000], "window": {"s": 3}}', 1003, "config 'sampling_rate' must be an integer"),
 ])
 def test_hostile_json_on_the_stream_closes_with_a_reason(recognizer, text, code, fragment):
+    # Malformed messages are refused as the config and as a later command; config-shaped ones as the config.
+    prefixes = [()] if "config" in fragment else [(), ('{"sampling_rate": 16000}',)]
     with TestClient(create_app(recognizer, ServiceSettings())) as client:
-        for prefix in ((), ('{"sampling_rate": 16000}',)):  # as the config, and as a later command
+        for prefix in prefixes:
             with client.websocket_connect("/stream") as ws:
                 for message in prefix:
                     ws.send_text(message)

@@ -160,7 +160,7 @@ def parse_config(text: str) -> StreamConfig:
     except RequestError as err:
         raise _Close(1003, err.detail) from None
     dtype = config.get("dtype", "float32")
-    if dtype not in PCM_DTYPES:
+    if not isinstance(dtype, str) or dtype not in PCM_DTYPES:  # a list or object here is unhashable
         raise _Close(1003, f"config 'dtype' must be one of {sorted(PCM_DTYPES)} (little-endian), got {dtype!r}.")
     channels = _number(config, "channels", 1, 1, 8, integer=True)
     window = _number(config, "window", 3.0, 0.5, 30.0)

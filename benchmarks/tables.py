@@ -157,8 +157,8 @@ def accuracy_tables(name: str = "accuracy") -> str:
         "|---|---|---|---|---|---|---|"]
     for config in configs:
         probe = rows.get((config, "probe"))
-        if probe is None:
-            continue
+        if probe is None or probe.get("per_corpus"):
+            continue  # multi-corpus rows get their own table
         corpus, system = _system(config)
         backbone = system.replace(" probe", "")
         reference = rows.get((config, "reference"))
@@ -178,6 +178,15 @@ def accuracy_tables(name: str = "accuracy") -> str:
                  f"{_pct(rows[(config, 'probe')]['pooled']['unweighted_accuracy'])} pooled UA"
                  for (config, method), row in rows.items()
                  if method == "probe, bfloat16 frozen forward" and (config, "probe") in rows]
+    multi = [f"| {_system(config)[1].replace(' probe', '')} | {_ci(row['pooled'])} | "
+             + ", ".join(f"{corpus.upper()} {_ci(scores)}" for corpus, scores in row["per_corpus"].items()) + " | "
+             + ", ".join(f"{other['test_corpus'].upper()} {_ci(other['pooled'])}"
+                         for (c, m), other in rows.items() if c == config and m.startswith("leave one corpus out"))
+             + " |" for (config, method), row in rows.items() if method == "probe" and row.get("per_corpus")]
+    if multi:
+        standard += ["", "One model trained on URDU + RAVDESS (4 classes, folds within each corpus):", "",
+                     "| backbone, input | pooled UA [95% CI] | in-corpus UA per corpus | "
+                     "leave one corpus out (trained on the other corpus) |", "|---|---|---|---|", *multi]
     notes = ["", "Frozen forward in bfloat16 (`embedding_dtype: bfloat16`), same folds: " + "; ".join(precision) + "."]
     return "\n".join([source, *standard, *(notes if precision else []), "",
                       "Speaker-adaptive rows (not the standard headline):", "", *adaptive])

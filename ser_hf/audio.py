@@ -272,13 +272,26 @@ class MonoDecoder:
     """
 
     def __init__(self, rate: int, target_rate: int | None, what: str,
-                 check: Callable[[np.ndarray, str], None] = check_samples) -> None:
+                 check: Callable[[np.ndarray, str], None] = check_samples, expected_frames: int | None = None) -> None:
         self.what, self.check = what, check
         target = rate if target_rate is None else int(target_rate)
         self._resampler = None if target == rate else soxr.ResampleStream(rate, target, 1, dtype="float32",
                                                                          quality="HQ")
-        self._parts: list[np.ndarray] = []
+        # The output is written into one array sized from the header, so it is never held twice (parts and
+        # their concatenation); it grows if the file holds more than its header said.
+        size = 0 if expected_frames is None else math.ceil(expected_frames * target / rate) + 16
+        self._out = np.empty(size, np.float32)
+        self._size = 0
         self.frames = 0
+
+    def _append(self, samples: np.ndarray) -> None:
+        end = self._size + samples.size
+        if end > self._out.size:
+            grown = np.empty(max(end, 2 * self._out.size), np.float32)
+            grown[: self._size] = self._out[: self._size]
+            self._out = grown
+        self._out[self._size:end] = samples
+        self._size = end
 
     def add(self, block: np.ndarray) -> None:
         """Add ``(frames, channels)`` float32 samples (a 1-D array is one channel)."""
@@ -286,16 +299,15 @@ class MonoDecoder:
         self.check(block, self.what)
         self.frames += block.shape[0]
         mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
-        self._parts.append(mono if self._resampler is None else self._resampler.resample_chunk(mono))
+        self._append(mono if self._resampler is None else self._resampler.resample_chunk(mono))
 
     def finish(self) -> np.ndarray:
         """The mono output (float32, 1-D); the decoder cannot be used afterwards."""
         if self._resampler is not None:
-            self._parts.append(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
-        parts, self._parts = self._parts, []
-        if not parts:
-            return np.zeros(0, np.float32)
-        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+            self._append(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        out, self._out = self._out, np.empty(0, np.float32)
+        # A small overshoot of the header's estimate stays in place; a large one (a header that lied) is copied.
+        return out[: self._size] if out.size - self._size <= 64 else out[: self._size].copy()
 
 
 def read_mono(sound: sf.SoundFile, what: str, sampling_rate: int | None = None, max_frames: int | None = None,
@@ -316,7 +328,9 @@ def read_mono(sound: sf.SoundFile, what: str, sampling_rate: int | None = None, 
         soundfile.LibsndfileError: when the file's data cannot be decoded (callers name the file);
             whatever ``check`` raises.
     """
-    decoder = MonoDecoder(int(sound.samplerate), sampling_rate, what, check)
+    known = sound.frames if 0 < sound.frames < 2**40 else None  # libsndfile's "unknown" is a huge count
+    expected = known if max_frames is None else min(known or max_frames, max_frames)
+    decoder = MonoDecoder(int(sound.samplerate), sampling_rate, what, check, expected_frames=expected)
     block = max(1024, DECODE_BLOCK_BYTES // (4 * max(1, sound.channels)))
     while max_frames is None or decoder.frames < max_frames:
         want = block if max_frames is None else min(block, max_frames - decoder.frames)

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -451,6 +452,24 @@ def _prepare_whisper(model: PreTrainedModel, feature_extractor, max_source_posit
     return feature_extractor
 
 
+@contextlib.contextmanager
+def _quiet_load_report():
+    """Raise transformers' model-loading loggers to ERROR for the duration (unless debugging is on)."""
+    names = ("transformers.modeling_utils", "transformers.utils.loading_report")
+    loggers = [logging.getLogger(name) for name in names]
+    if logger.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    levels = [each.level for each in loggers]
+    for each in loggers:
+        each.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for each, level in zip(loggers, levels):
+            each.setLevel(level)
+
+
 def _load_weights(checkpoint: str | os.PathLike, config: PretrainedConfig, options: ModelOptions) -> PreTrainedModel:
     """The backbone's weights from safetensors only: pickle files (``pytorch_model.bin``) can run code on load."""
     path = Path(checkpoint).expanduser()
@@ -465,11 +484,14 @@ def _load_weights(checkpoint: str | os.PathLike, config: PretrainedConfig, optio
     check_checkpoint(checkpoint, config=config, backbone=True)
     try:
         # ignore_mismatched_sizes: a previous classifier's head may have another number of labels or projector
-        # size; check_loading_info refuses any other layer that would be left random.
-        model, info = AutoModelForAudioClassification.from_pretrained(
-            str(checkpoint), config=config, ignore_mismatched_sizes=True, use_safetensors=True,
-            trust_remote_code=False, output_loading_info=True, **{_DTYPE_ARG: _DTYPES[options.dtype]},
-        )
+        # size; check_loading_info refuses any other layer that would be left random. transformers' "LOAD REPORT"
+        # table (a warning listing the new head as MISSING on every build) is kept for debug logging: the new
+        # head is the point of building a classifier, and check_loading_info judges the same information.
+        with _quiet_load_report():
+            model, info = AutoModelForAudioClassification.from_pretrained(
+                str(checkpoint), config=config, ignore_mismatched_sizes=True, use_safetensors=True,
+                trust_remote_code=False, output_loading_info=True, **{_DTYPE_ARG: _DTYPES[options.dtype]},
+            )
     except OSError as err:
         reason = " ".join(str(err).split())
         raise ModelError(

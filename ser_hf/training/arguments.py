@@ -162,15 +162,23 @@ class DataArguments:
 
 @dataclass
 class ModelArguments(ModelOptions):
-    """The backbone and how it is trained: the frozen probe or full fine-tuning."""
+    """The backbone and how it is trained: the frozen probe, full fine-tuning or partial fine-tuning."""
 
     model_name_or_path: str = field(default="whisper-tiny.en", metadata=_help(
         "A preset (whisper-tiny.en, whisper-base; see `ser-hf models list`), a local checkpoint directory "
         "or a Hub id (e.g. facebook/wav2vec2-base)."))
     mode: str = field(default="probe", metadata=_help(
         "'probe': frozen backbone, cached pooled states, head trained in seconds (CPU friendly). "
-        "'finetune': train through the backbone with the Trainer (GPU recommended).",
-        choices=["probe", "finetune"]))
+        "'finetune': train through the backbone with the Trainer (GPU recommended). "
+        "'partial': the frozen lower encoder runs once and the input of the top train_top_layers layers is "
+        "cached on disk (float16); those layers and the head train with the Trainer (CPU feasible for 1-2 layers).",
+        choices=["probe", "finetune", "partial"]))
+    train_top_layers: int = field(default=1, metadata=_help(
+        "Partial fine-tuning (mode: partial): how many top encoder layers train, from 1 to the model's number of "
+        "layers (whisper-base: 6); the layers below stay frozen and run once per clip."))
+
+    #: What each numeric field accepts beyond ModelOptions' (the upper bound of train_top_layers is the model's).
+    RANGES: ClassVar[dict[str, Range]] = {"train_top_layers": COUNT}
 
 
 @dataclass
@@ -187,7 +195,8 @@ class SERTrainingArguments(TrainingArguments):
     class_weighted_loss: bool = field(default=True, metadata=_help(
         "Weight the cross-entropy by inverse class frequency of the training data, so UA is what is optimised."))
     embedding_cache_dir: str | None = field(default=None, metadata=_help(
-        "Probe: where pooled hidden states are cached (default $SER_HF_CACHE/embeddings or ~/.cache/ser_hf)."))
+        "Probe and partial fine-tuning: where pooled hidden states and layer inputs are cached (default "
+        "$SER_HF_CACHE/embeddings or ~/.cache/ser_hf)."))
     probe_fit: str = field(default="linear", metadata=_help(
         "Probe: how the head is fitted. 'linear' (default): class-balanced ridge on a layer mix, mix and strength "
         "chosen by speaker-grouped inner CV on the training speakers, refit on all of them (validation speakers "
@@ -207,7 +216,8 @@ class SERTrainingArguments(TrainingArguments):
     probe_max_epochs: int = field(default=200, metadata=_help("Probe: most epochs over the cached features."))
     probe_patience: int = field(default=30, metadata=_help(
         "Probe: stop after this many epochs without a better validation UA."))
-    embedding_batch_size: int = field(default=8, metadata=_help("Probe: clips per backbone forward pass."))
+    embedding_batch_size: int = field(default=8, metadata=_help(
+        "Probe and partial fine-tuning: clips per frozen backbone forward pass."))
     embedding_device: str = field(default="auto", metadata=_help(
         "Probe and partial fine-tuning: where the frozen forward runs: auto (the GPU when there is one, else the "
         "CPU), cpu, cuda, cuda:N or mps."))
@@ -245,7 +255,8 @@ class SERTrainingArguments(TrainingArguments):
         "the head at learning_rate (e.g. 0.8). Default: one rate for all."))
     head_init: str | None = field(default=None, metadata=_help(
         "Fine-tuning: 'probe' starts from the probe's linear head fitted on the frozen backbone's pooled states "
-        "of the training clips (two-stage training; needs use_weighted_layer_sum). Default: a random head.",
+        "of the training clips (two-stage training; needs use_weighted_layer_sum). Partial fine-tuning: the same fit "
+        "on the pooled states the head starts from. Default: a random head.",
         choices=[None, "probe"]))
     use_lora: bool = field(default=False, metadata=_help(
         "Fine-tuning: train LoRA adapters on the attention projections instead of all weights (needs peft: "
@@ -256,6 +267,21 @@ class SERTrainingArguments(TrainingArguments):
     lora_target_modules: str = field(default="q_proj,k_proj,v_proj,out_proj", metadata=_help(
         "LoRA: comma-separated module names that get adapters (attention projections of every supported model)."))
 
+    # --- Partial fine-tuning (mode='partial'): augmentation of the cached layer inputs ---
+    partial_mask_time_prob: float = field(default=0.05, metadata=_help(
+        "Partial fine-tuning: SpecAugment-style time masking of the cached layer inputs in training: about this "
+        "share of each clip's frames is set to zero, in spans of partial_mask_time_length (0 disables)."))
+    partial_mask_time_length: int = field(default=10, metadata=_help(
+        "Partial fine-tuning: frames per time mask (20 ms each)."))
+    partial_mask_feature_prob: float = field(default=0.0, metadata=_help(
+        "Partial fine-tuning: share of hidden channels set to zero in training, in bands of "
+        "partial_mask_feature_length (0 disables)."))
+    partial_mask_feature_length: int = field(default=16, metadata=_help(
+        "Partial fine-tuning: channels per feature mask."))
+    partial_mixup_alpha: float | None = field(default=None, metadata=_help(
+        "Partial fine-tuning: mixup of cached states and labels within each training batch, the weight drawn from "
+        "Beta(alpha, alpha) (e.g. 0.4). Default: off."))
+
     #: What each numeric field accepts (see :mod:`ser_hf.ranges`), checked first thing in ``__post_init__``.
     RANGES: ClassVar[dict[str, Range]] = {
         **TRAINING_RANGES,
@@ -265,7 +291,8 @@ class SERTrainingArguments(TrainingArguments):
         "speed_perturb": Range(0.5, 2, noun="a speed factor"),
         "layer_lr_decay": Range(0, 1, low_open=True, noun="a decay factor"), "pitch_shift_semitones": Range(0, 12),
         "augment_probability": PROBABILITY, "lora_r": Range(1, 1024, integer=True, noun="a rank"), "lora_alpha": COUNT,
-        "lora_dropout": PROBABILITY,
+        "lora_dropout": PROBABILITY, "partial_mask_time_prob": PROBABILITY, "partial_mask_time_length": COUNT,
+        "partial_mask_feature_prob": PROBABILITY, "partial_mask_feature_length": COUNT, "partial_mixup_alpha": POSITIVE,
     }
 
     def __post_init__(self) -> None:

@@ -74,7 +74,7 @@ def run_folds(run: Run, dataset: datasets.Dataset) -> list[Fold]:
 
 
 def make_method(run: Run, labels: list[str], progress: bool = True):
-    """A fresh classifier for the run's mode (``probe`` or ``finetune``)."""
+    """A fresh classifier for the run's mode (``probe``, ``finetune`` or ``partial``)."""
     checkpoint = resolve_model_path(run.model.model_name_or_path)
     preprocessor = run.data.preprocessor(SAMPLING_RATE)
     if run.model.mode == "probe":
@@ -92,7 +92,14 @@ def make_method(run: Run, labels: list[str], progress: bool = True):
         from ser_hf.training.finetune import FinetuneMethod
 
         return FinetuneMethod(checkpoint, labels, run.model, run.training, preprocessor=preprocessor)
-    raise SERError(f"mode must be 'probe' or 'finetune', got {run.model.mode!r}.")
+    if run.model.mode == "partial":
+        from ser_hf.training.partial import PartialMethod
+
+        t = run.training
+        return PartialMethod(checkpoint, labels, run.model, t, preprocessor=preprocessor,
+                             cache_dir=t.embedding_cache_dir, batch_size=t.embedding_batch_size, progress=progress,
+                             device=t.embedding_device, dtype=t.embedding_dtype)
+    raise SERError(f"mode must be 'probe', 'finetune' or 'partial', got {run.model.mode!r}.")
 
 
 def _evaluate(run: Run, method, part: datasets.Dataset, split: str,

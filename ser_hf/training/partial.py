@@ -1,0 +1,509 @@
+"""Partial fine-tuning: the top ``k`` encoder layers and the head train on cached inputs of layer ``L - k``.
+
+The frozen lower encoder runs once per clip. Its output, the input of layer ``L - k`` (Whisper: positional
+embeddings already added; wav2vec2 family: after the positional convolution), is cached on disk in float16,
+keyed like the probe's pooled states (backbone fingerprint, preprocessing, clip bytes) plus the layer. Then
+:class:`TopLayers` (copies of the top ``k`` layers, the final layer norm where the architecture has one, and
+the HF head) trains with :class:`~ser_hf.training.trainer.SERTrainer`: class-weighted loss, early stopping on
+validation UA, SpecAugment-style time and channel masking of the cached states, optional mixup. The trained
+weights are copied back into the full ``AutoModelForAudioClassification``, saved as an ordinary checkpoint.
+
+The head sees exactly what the HF model computes. With ``use_weighted_layer_sum`` (the default here, as for
+the probe) it mixes every hidden state: the lower ones are frozen, so their per-clip means are cached beside
+the layer input (the weighted sum, projector and classifier are affine, so they commute with the mean over
+frames); the top ones come from the training layers. That keeps the middle layers the probe finds best for
+emotion, and lets ``head_init: probe`` start from the probe's linear head exactly. ``use_weighted_layer_sum:
+false`` reads the last hidden state only.
+
+Supported: Whisper and the wav2vec2 family (wav2vec2, HuBERT, data2vec-audio), both layer-norm placements.
+WavLM is refused (its layers pass on a relative position bias computed in the first layer).
+
+Example:
+    >>> method = PartialMethod("path/to/whisper-base", ["neutral", "happy", "sad", "angry"],
+    ...                        ModelArguments(max_source_positions=300, train_top_layers=1),
+    ...                        SERTrainingArguments(output_dir="out", num_train_epochs=10))  # doctest: +SKIP
+    >>> method.fit(split["train"], split["validation"]).save("out")  # doctest: +SKIP
+    >>> method.cache_report["bytes"], method.training_report["seconds_per_epoch"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import os
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from torch import nn
+from transformers import set_seed
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from ser_hf.audio import AudioPreprocessor
+from ser_hf.errors import ModelError, SERError
+from ser_hf.models.embeddings import DTYPES, backbone_fingerprint, resolve_device
+from ser_hf.models.factory import build_model, save_checkpoint
+from ser_hf.models.layer_inputs import (
+    CachedInputs,
+    encoder_of,
+    encoder_path,
+    final_norm,
+    forward_to_layer,
+    layer_inputs,
+)
+from ser_hf.training.data import with_durations
+from ser_hf.training.finetune import check_split
+from ser_hf.training.trainer import SERTrainer
+
+__all__ = ["PARTIAL_MODEL_TYPES", "PartialMethod", "PartialTrainer", "StateCollator", "StateMasking", "TopLayers",
+           "first_trained_layer"]
+
+logger = logging.getLogger(__name__)
+
+#: Architectures whose top layers can train on a cached layer input.
+PARTIAL_MODEL_TYPES = ("whisper", "wav2vec2", "hubert", "data2vec-audio")
+_REFUSED = {
+    "wavlm": "its layers pass on a relative position bias that the first layer computes, which a cached layer "
+             "input does not hold",
+    "audio-spectrogram-transformer": "ser_hf does not split its encoder",
+}
+
+
+# --- which layers train -----------------------------------------------------------------------------
+
+
+def first_trained_layer(model: nn.Module, top_layers: int) -> int:
+    """Index ``L - k`` of the lowest layer that trains; raises :class:`SERError` for an unsupported model or ``k``."""
+    model_type = model.config.model_type
+    if model_type not in PARTIAL_MODEL_TYPES:
+        reason = _REFUSED.get(model_type, "it is not supported")
+        raise ModelError(f"mode: partial cannot split model type {model_type!r}: {reason}. Supported: "
+                         f"{list(PARTIAL_MODEL_TYPES)}. Use mode: finetune or mode: probe for it.")
+    depth = len(encoder_of(model).layers)
+    if not isinstance(top_layers, int) or not 1 <= top_layers <= depth:
+        raise SERError(f"train_top_layers must be between 1 and the model's number of encoder layers ({depth} for "
+                       f"this {model_type} checkpoint), got {top_layers!r}. Set train_top_layers to 1..{depth}.")
+    return depth - top_layers
+
+
+# --- the trainable top ------------------------------------------------------------------------------
+
+
+def _pool(hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return hidden.mean(dim=1)
+    weights = mask[:, :, None].to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+
+
+class TopLayers(nn.Module):
+    """Copies of the top encoder layers, the final norm and the HF head, on cached inputs of the lowest of them.
+
+    Args:
+        model: The full classifier (only copied from).
+        layer: Index of the first trained layer (``L - k``).
+        last_entry_normed: With the weighted layer sum: whether the model's last hidden state in the sum is
+            taken after the final norm (transformers' choice differs by architecture and version; see
+            :meth:`PartialMethod.top_layers`).
+    """
+
+    def __init__(self, model: nn.Module, layer: int, last_entry_normed: bool = True):
+        super().__init__()
+        self.config = model.config
+        self.layer = layer
+        self.encoder_path = encoder_path(model)
+        self.layers = copy.deepcopy(encoder_of(model).layers[layer:])
+        norm = final_norm(model)
+        self.final_norm = copy.deepcopy(norm) if norm is not None else None
+        self.weighted = bool(getattr(model.config, "use_weighted_layer_sum", False))
+        if self.weighted:
+            self.layer_weights = nn.Parameter(model.layer_weights.detach().clone())
+        self.projector = copy.deepcopy(model.projector)
+        self.classifier = copy.deepcopy(model.classifier)
+        self.last_entry_normed = last_entry_normed
+        self.requires_grad_(True)
+
+    def pooled_features(self, states: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                        lower: torch.Tensor | None = None) -> torch.Tensor:
+        """What the head pools, per clip: ``(batch, L + 1, hidden)`` with the weighted sum, else ``(batch, 1, hidden)``."""
+        hidden, mask = states, attention_mask
+        extended = None
+        if mask is not None and self.config.model_type != "whisper":  # Whisper's encoder takes no mask
+            extended = create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=mask)
+        entries = []
+        for layer in self.layers:
+            hidden = layer(hidden, attention_mask=extended)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+            entries.append(hidden)
+        last = self.final_norm(hidden) if self.final_norm is not None else hidden
+        if not self.weighted:
+            return _pool(last, mask)[:, None]
+        if lower is None:
+            raise SERError("TopLayers with the weighted layer sum needs the pooled lower states (lower=...).")
+        entries[-1] = last if self.last_entry_normed else hidden
+        top = torch.stack([_pool(entry, mask) for entry in entries], dim=1)
+        return torch.cat([lower.to(top.dtype), top], dim=1)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from :meth:`pooled_features` (the HF head, with the mean over frames moved before it)."""
+        if self.weighted:
+            weights = torch.softmax(self.layer_weights, dim=-1)
+            features = (features * weights[None, :, None]).sum(dim=1)
+        else:
+            features = features[:, 0]
+        return self.classifier(self.projector(features))
+
+    def forward(self, states: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                lower: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> SequenceClassifierOutput:
+        # labels are in the signature so that the Trainer evaluates the loss; SERTrainer.compute_loss computes it.
+        return SequenceClassifierOutput(logits=self.head(self.pooled_features(states, attention_mask, lower)))
+
+    def model_state(self) -> dict[str, torch.Tensor]:
+        """These weights under the full model's parameter names."""
+        prefix, out = self.encoder_path, {}
+        for name, tensor in self.state_dict().items():
+            if name.startswith("layers."):
+                index, rest = name[len("layers."):].split(".", 1)
+                name = f"{prefix}.layers.{self.layer + int(index)}.{rest}"
+            elif name.startswith("final_norm."):
+                name = f"{prefix}.layer_norm.{name[len('final_norm.'):]}"
+            out[name] = tensor.detach().to("cpu", torch.float32)
+        return out
+
+    def load_into(self, model: nn.Module) -> nn.Module:
+        """Copy the trained layers, norm and head into the full model (in place)."""
+        state, target = self.model_state(), model.state_dict()
+        wrong = [name for name, value in state.items() if name not in target or target[name].shape != value.shape]
+        if wrong:
+            raise ModelError(f"TopLayers.load_into: the model has no parameter(s) {wrong[:3]} of these shapes; load "
+                             f"into the model the TopLayers was built from.")
+        model.load_state_dict(state, strict=False)
+        return model
+
+
+# --- batches of cached states -------------------------------------------------------------------------
+
+
+@dataclass
+class StateMasking:
+    """SpecAugment-style masking of cached states: time spans and channel bands set to zero.
+
+    Each clip gets ``int(prob * size / length + u)`` masks (``u`` uniform in [0, 1)), as wav2vec2's SpecAugment
+    draws them, on its own frames only.
+    """
+
+    time_prob: float = 0.05
+    time_length: int = 10
+    feature_prob: float = 0.0
+    feature_length: int = 16
+
+    def __call__(self, states: np.ndarray, rng: np.random.Generator) -> None:
+        for axis, prob, length in ((0, self.time_prob, self.time_length), (1, self.feature_prob, self.feature_length)):
+            size = states.shape[axis]
+            if prob <= 0 or size == 0:
+                continue
+            width = min(length, size)
+            for _ in range(int(prob * size / width + rng.random())):
+                start = int(rng.integers(0, size - width + 1))
+                if axis == 0:
+                    states[start:start + width] = 0
+                else:
+                    states[:, start:start + width] = 0
+
+
+@dataclass
+class StateCollator:
+    """Batches of cached states, zero-padded with a frame mask where lengths differ; masking/mixup in training.
+
+    Args:
+        store: Audio path -> ``(states, lower)`` of that clip (``lower`` None without the weighted sum).
+        masking: Training-time masking of the states (None: off).
+        mixup_alpha: Training-time mixup within the batch, weights drawn from Beta(alpha, alpha) (None: off).
+        seed: Draws depend on ``(seed, epoch, the batch's clips)`` only.
+    """
+
+    store: dict[str, tuple[np.ndarray, np.ndarray | None]]
+    masking: StateMasking | None = None
+    mixup_alpha: float | None = None
+    seed: int = 0
+    train: bool = False
+    epoch: int = 0
+
+    def for_training(self) -> StateCollator:
+        return dataclasses.replace(self, train=True)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        paths = [str(row["audio"]) for row in rows]
+        unknown = [path for path in paths if path not in self.store]
+        if unknown:
+            raise SERError(f"StateCollator: no cached states for {unknown[:2]}; compute them with layer_inputs first.")
+        items = [self.store[path] for path in paths]
+        lengths = [state.shape[0] for state, _ in items]
+        states = np.zeros((len(rows), max(lengths), items[0][0].shape[1]), dtype=np.float32)
+        rng = np.random.default_rng([self.seed, self.epoch, zlib.crc32("\n".join(paths).encode()),
+                                     int(os.environ.get("RANK", "0"))]) if self.train else None
+        for row, ((state, _), length) in enumerate(zip(items, lengths)):
+            states[row, :length] = state
+            if rng is not None and self.masking is not None:
+                self.masking(states[row, :length], rng)
+        mask = np.arange(states.shape[1])[None, :] < np.asarray(lengths)[:, None]
+        lower = np.stack([low for _, low in items]).astype(np.float32) if items[0][1] is not None else None
+        batch: dict[str, torch.Tensor] = {}
+        if "label" in rows[0] and rows[0]["label"] is not None:
+            batch["labels"] = torch.tensor([int(row["label"]) for row in rows], dtype=torch.long)
+        if rng is not None and self.mixup_alpha and len(rows) > 1:
+            weight, other = rng.beta(self.mixup_alpha, self.mixup_alpha, size=len(rows)), rng.permutation(len(rows))
+            states = weight[:, None, None] * states + (1 - weight[:, None, None]) * states[other]
+            lower = None if lower is None else weight[:, None, None] * lower + (1 - weight[:, None, None]) * lower[other]
+            mask = mask | mask[other]
+            batch["mix_labels"], batch["mix_weight"] = batch["labels"][other], torch.tensor(weight, dtype=torch.float32)
+        batch["states"] = torch.from_numpy(np.ascontiguousarray(states, dtype=np.float32))
+        if not mask.all():
+            batch["attention_mask"] = torch.from_numpy(mask)
+        if lower is not None:
+            batch["lower"] = torch.from_numpy(np.ascontiguousarray(lower, dtype=np.float32))
+        return batch
+
+
+class PartialTrainer(SERTrainer):
+    """:class:`SERTrainer` whose loss also takes mixed batches (``mix_labels``, ``mix_weight`` from the collator)."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        other, weight = inputs.pop("mix_labels", None), inputs.pop("mix_weight", None)
+        if other is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        logits = outputs["logits"].float()
+        classes = None if self.class_weights is None else self.class_weights.to(logits.device)
+        ce = nn.functional.cross_entropy
+        # Class-weighted mean of the two targets' losses, normalised like cross_entropy's weighted mean.
+        losses = weight * ce(logits, labels, weight=classes, reduction="none") + \
+            (1 - weight) * ce(logits, other, weight=classes, reduction="none")
+        norm = weight.new_ones(len(labels)) if classes is None else weight * classes[labels] + (1 - weight) * classes[other]
+        loss = losses.sum() / norm.sum()
+        return (loss, outputs) if return_outputs else loss
+
+
+# --- the method -------------------------------------------------------------------------------------
+
+
+class PartialMethod:
+    """Partial fine-tuning behind the ``fit`` / ``predict_proba`` / ``save`` interface (``mode: partial``).
+
+    Args:
+        checkpoint: Backbone checkpoint (local directory or Hub id; presets resolved by the caller).
+        labels: Canonical emotion names in label-id order.
+        model_options: :class:`~ser_hf.training.arguments.ModelArguments` (or ``ModelOptions``);
+            ``use_weighted_layer_sum`` unset means on, as for the probe.
+        training_args: :class:`~ser_hf.training.arguments.SERTrainingArguments` (epochs, learning rate, batch
+            sizes, early stopping, ``partial_mask_*``, ``partial_mixup_alpha``, ``head_init``).
+        top_layers: ``k``, the number of top encoder layers that train (default ``model_options.train_top_layers``).
+        preprocessor: Audio cleaning before the feature extractor (part of the cache key).
+        cache_dir: Root of the layer-input cache (default: the probe's ``embedding_cache_dir`` default).
+        batch_size: Clips per frozen forward pass.
+        progress: Progress bars while caching.
+        device: Where the frozen forward runs (``auto``: the GPU when there is one); training goes where the
+            Trainer puts it (the GPU when there is one).
+        dtype: Precision of the frozen forward (float32, bfloat16, float16); cached apart from float32.
+
+    Attributes:
+        cache_report: Clips cached, clips computed in this method, seconds spent computing them, bytes on disk.
+        training_report: Epochs run, training seconds, seconds per epoch, best validation UA.
+        trainer: The :class:`PartialTrainer` of the last :meth:`fit`.
+
+    Raises:
+        SERError: ``train_top_layers`` outside 1..L (the message names L), an unsupported architecture, or
+            ``use_lora`` / ``resume_from_checkpoint`` (not available in this mode).
+    """
+
+    def __init__(self, checkpoint, labels: Sequence[str], model_options, training_args, top_layers: int | None = None,
+                 preprocessor: AudioPreprocessor | None = None, cache_dir=None, batch_size: int = 8,
+                 progress: bool = True, device: str | None = "auto", dtype: str = "float32"):
+        if getattr(training_args, "use_lora", False):
+            raise SERError("use_lora is for mode: finetune; mode: partial trains the top layers' own weights. "
+                           "Set use_lora: false or mode: finetune.")
+        if getattr(training_args, "resume_from_checkpoint", None) not in (None, False, "", "false", "none"):
+            raise SERError("resume_from_checkpoint is not available with mode: partial: rerun instead (the cached "
+                           "layer inputs make the frozen part free the second time).")
+        self.labels = list(labels)
+        self.args = training_args
+        self.top_layers = top_layers if top_layers is not None else getattr(model_options, "train_top_layers", 1)
+        weighted = model_options.use_weighted_layer_sum
+        options = dataclasses.replace(model_options, use_weighted_layer_sum=True if weighted is None else weighted)
+        set_seed(training_args.seed)  # the new head's initial weights come from the global RNG
+        self.model, self.feature_extractor = build_model(checkpoint, self.labels, options)
+        self.model.requires_grad_(False)
+        if self.model.config.use_weighted_layer_sum:
+            # from_pretrained leaves this new parameter uninitialised (transformers 5.25): start from equal weights.
+            with torch.no_grad():
+                self.model.layer_weights.fill_(1.0 / self.model.layer_weights.numel())
+        self.layer = first_trained_layer(self.model, self.top_layers)
+        self.preprocessor = preprocessor or AudioPreprocessor(sampling_rate=self.feature_extractor.sampling_rate)
+        self.cache_dir, self.batch_size, self.progress = cache_dir, batch_size, progress
+        self.device, self.dtype = device, dtype
+        self._encoder, self._fingerprint, self._sizes = None, None, {}
+        self.top: TopLayers | None = None
+        self.trainer: PartialTrainer | None = None
+        self.cache_report: dict[str, Any] = {"clips": 0, "computed": 0, "seconds": 0.0, "bytes": 0, "folder": None}
+        self.training_report: dict[str, Any] = {}
+        self.head_fit_record: dict | None = None
+
+    def encoder(self) -> nn.Module:
+        """The model for the frozen forward: itself on a float32 CPU run, else a moved copy (fingerprinted once)."""
+        if self._encoder is None:
+            if self.dtype not in DTYPES:
+                raise SERError(f"embedding_dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}.")
+            device, dtype = resolve_device(self.device), DTYPES[self.dtype]
+            cpu32 = device.type == "cpu" and dtype == torch.float32
+            self._encoder = self.model if cpu32 else copy.deepcopy(self.model).to(device=device, dtype=dtype)
+            # Once, before training: the copied-back top layers must not change the key (they never change the input).
+            self._fingerprint = backbone_fingerprint(self._encoder)
+            logger.info("partial: frozen forward on %s (%s), layers %d.. train", device, self.dtype, self.layer)
+        return self._encoder
+
+    def inputs(self, paths: Sequence[str]) -> CachedInputs:
+        """The cached inputs of the first trained layer for ``paths`` (computed where missing; see ``cache_report``)."""
+        cached = layer_inputs(self.encoder(), self.feature_extractor, list(paths), self.layer,
+                              fingerprint=self._fingerprint, preprocessor=self.preprocessor, cache_dir=self.cache_dir,
+                              batch_size=self.batch_size, progress=self.progress)
+        self._sizes.update(zip(map(str, paths), cached.sizes))
+        report = self.cache_report
+        report.update(clips=len(self._sizes), bytes=sum(self._sizes.values()), folder=str(cached.folder))
+        report["computed"] += cached.computed
+        report["seconds"] = round(report["seconds"] + cached.seconds, 2)
+        return cached
+
+    def store(self, dataset: datasets.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+        """Audio path -> (states, pooled lower states or None) for the collator."""
+        paths = [str(path) for path in dataset["audio"]]
+        cached = self.inputs(paths)
+        lower = cached.lower if self.model.config.use_weighted_layer_sum else [None] * len(paths)
+        return dict(zip(paths, zip(cached.states, lower)))
+
+    def build_top(self) -> TopLayers:
+        """:class:`TopLayers` for this model, checked against the full model's logits on a probe clip.
+
+        Which hidden state the weighted sum takes last (before or after the final norm) differs between
+        architectures and transformers versions; the variant that reproduces the model is kept.
+        """
+        rate = self.feature_extractor.sampling_rate
+        wave = (0.1 * np.random.default_rng(0).standard_normal(rate)).astype(np.float32)
+        self.model.eval()
+        with torch.no_grad():
+            expected = self.model(**self.feature_extractor([wave], sampling_rate=rate, return_tensors="pt")).logits
+        (state, lower), = forward_to_layer(self.model, self.feature_extractor, [wave], self.layer)
+        variants = [True, False] if self.model.config.use_weighted_layer_sum and final_norm(self.model) else [True]
+        for normed in variants:
+            top = TopLayers(self.model, self.layer, last_entry_normed=normed).eval()
+            with torch.no_grad():
+                logits = top(torch.from_numpy(state)[None], lower=torch.from_numpy(lower)[None]).logits
+            if torch.allclose(logits, expected, atol=1e-4 * max(1.0, float(expected.abs().max())), rtol=1e-4):
+                return top
+        raise ModelError(f"mode: partial could not reproduce {self.model.config.model_type}'s output from the input "
+                         f"of layer {self.layer} (transformers changed how its encoder computes?). Use mode: finetune.")
+
+    def fit(self, train: datasets.Dataset, validation: datasets.Dataset | None = None) -> PartialMethod:
+        """Cache the layer inputs of ``train`` (and ``validation``), then train the top layers and head on them.
+
+        With ``validation``, evaluate every epoch and keep the best UA (early stopping with
+        ``early_stopping_patience``). The full model holds the trained weights afterwards.
+        """
+        from ser_hf.training.finetune import FinetuneMethod
+
+        check_split(train, "train", self.labels)
+        if validation is not None:
+            check_split(validation, "validation", self.labels)
+        self.top = self.build_top()
+        store = self.store(train)
+        if validation is not None:
+            store.update(self.store(validation))
+        if getattr(self.args, "head_init", None) == "probe":
+            self.init_head_from_probe(train, store)
+        args = self.args
+        masking = StateMasking(args.partial_mask_time_prob, args.partial_mask_time_length,
+                               args.partial_mask_feature_prob, args.partial_mask_feature_length)
+        collator = StateCollator(store, masking=masking, mixup_alpha=args.partial_mixup_alpha, seed=args.seed)
+        # The same output folder and evaluation switches as full fine-tuning (it only reads self.args).
+        training_args = FinetuneMethod.training_arguments(self, train, validation is not None)
+        set_seed(args.seed)
+        trainer = PartialTrainer(model=self.top, args=training_args, data_collator=collator,
+                                 train_dataset=with_durations(train),
+                                 eval_dataset=None if validation is None else with_durations(validation),
+                                 class_names=self.labels)
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+        self.trainer, self.top = trainer, trainer.model
+        self.top.load_into(self.model)
+        epochs = float(trainer.state.epoch or 0)
+        self.training_report = {
+            "epochs": round(epochs, 2), "seconds": round(seconds, 1),
+            "seconds_per_epoch": round(seconds / epochs, 2) if epochs else None,
+            "best_validation_ua": trainer.state.best_metric, "device": str(trainer.args.device),
+            "trainable_parameters": sum(p.numel() for p in self.top.parameters()),
+        }
+        logger.info("partial: %s", self.training_report)
+        return self
+
+    def init_head_from_probe(self, train: datasets.Dataset, store) -> None:
+        """``head_init: probe``: the probe's linear head, fitted on the pooled states the head starts from."""
+        from ser_hf.training.probe import ProbeSettings, fit_linear_head
+
+        features = self._batched(train["audio"], store, lambda batch: self.top.pooled_features(**batch))
+        settings = ProbeSettings(projector_size=self.top.projector.out_features, seed=self.args.seed)
+        head = fit_linear_head(features, np.asarray(train["label"]), train["speaker"], len(self.labels), settings)
+        state = head.folded_state()
+        with torch.no_grad():
+            for name in ("projector.weight", "projector.bias", "classifier.weight", "classifier.bias"):
+                self.top.get_parameter(name).copy_(state[name])
+            if self.top.weighted:
+                self.top.layer_weights.copy_(state["layer_weights"])
+        self.head_fit_record = head.fit_record
+        logger.info("partial: head initialised from the probe: %s", head.fit_record)
+
+    def _batched(self, paths, store, run) -> np.ndarray:
+        """``run`` over eval batches of cached states (ordered by length), rows back in the order of ``paths``."""
+        paths = [str(path) for path in paths]
+        collate, top = StateCollator(store), self.top.eval()
+        device = next(top.parameters()).device
+        order = np.argsort([store[path][0].shape[0] for path in paths], kind="stable")
+        size, results = self.args.per_device_eval_batch_size, [None] * len(paths)
+        with torch.no_grad():
+            for start in range(0, len(order), size):
+                rows = order[start:start + size]
+                batch = collate([{"audio": paths[i]} for i in rows])
+                output = run({k: v.to(device) for k, v in batch.items()}).float().cpu().numpy()
+                for row, value in zip(rows, output):
+                    results[row] = value
+        return np.stack(results)
+
+    def predict_proba(self, dataset: datasets.Dataset) -> np.ndarray:
+        """Class probabilities ``(clips, labels)`` from the cached layer inputs (computed where missing)."""
+        if self.top is None:
+            raise SERError("PartialMethod.predict_proba: call fit() first.")
+        check_split(dataset, "prediction", self.labels, need_labels=False)
+        logits = self._batched(dataset["audio"], self.store(dataset), lambda batch: self.top(**batch).logits)
+        return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+
+    def save(self, out_dir) -> Path:
+        """Save the full model with the trained layers and head: an ordinary ``AutoModelForAudioClassification``."""
+        if self.trainer is None:
+            raise SERError("PartialMethod.save: call fit() first.")
+        out = Path(out_dir)
+        if self.trainer.args.should_save:
+            save_checkpoint(self.model, self.feature_extractor, out)
+        self.trainer.accelerator.wait_for_everyone()
+        return out

@@ -142,7 +142,7 @@ def test_command_line_and_keyword_values_are_checked_and_named(tmp_path):
 @pytest.mark.parametrize("text,pattern", [
     ("probe_max_epochs: many\n", r"probe_max_epochs: invalid int value: 'many' \(set in recipe .*r\.yaml\); expected int"),
     ("probe_batch_size: true\n", r"probe_batch_size: invalid int value: 'true'"),
-    ("mode: train\n", r"mode: invalid choice: 'train'.*expected one of \['probe', 'finetune'\]"),
+    ("mode: train\n", r"mode: invalid choice: 'train'.*expected one of \['probe', 'finetune', 'partial'\]"),
 ])
 def test_wrong_types_raise_instead_of_exiting(tmp_path, text, pattern):
     with pytest.raises(SERError, match=pattern):

@@ -37,12 +37,19 @@ def _row(corpus: str, system: str, run: dict) -> str:
     )
 
 
+#: The neural baselines' rows: networks trained from scratch on frame sequences, not librosa statistics.
+NEURAL_SYSTEMS = {"cnn": "CNN on 64 log-mel bands, trained from scratch",
+                  "lstm": "BiLSTM on 20 MFCCs + deltas, trained from scratch"}
+
+
 def _system(config: str) -> tuple[str, str]:
     """(corpus, system) from 'corpus:model:positions' (probe) or 'corpus:classifier' (baseline)."""
     parts = config.split(":")
     if len(parts) == 3:
         cut = "30 s padding" if parts[2] == "0" else f"{int(parts[2]) // 50} s input"
         return parts[0], f"{parts[1]} probe, {cut}"
+    if parts[1] in NEURAL_SYSTEMS:
+        return parts[0], NEURAL_SYSTEMS[parts[1]]
     return parts[0], f"librosa features + {parts[1]}"
 
 

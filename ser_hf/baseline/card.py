@@ -86,13 +86,15 @@ def _sequence_rows(model: BaselineModel) -> list[list[Any]]:
 
 def _network_section(model: BaselineModel) -> str:
     network, facts = model.pipeline.config, model.metadata
+    other = ("hidden_size", "lstm_layers", "frame_stacking") if network.architecture == "cnn" else (
+        "base_channels", "conv_blocks")
     settings = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(network).items()
-                         if k not in ("architecture", "num_threads"))
+                         if k not in ("architecture", "num_threads", *other))
     history = facts.get("history", [])
     rows = [[h["epoch"], f"{h['train_loss']:.3f}", f"{h['validation_loss']:.3f}", percent(h["validation_ua"])]
             for h in history]
     parts = [
-        f"PyTorch, trained from scratch: {NEURAL_CLASSIFIERS[model.classifier]}; "
+        f"PyTorch: {NEURAL_CLASSIFIERS[model.classifier]}; "
         f"{model.pipeline.num_parameters():,} weights. Settings: `{settings}`.",
         f"Class-weighted cross-entropy (UA is the metric), AdamW, length-grouped padded batches with masks. "
         f"Early stopping on UA of held-out training speakers ({', '.join(facts.get('validation_speakers', []))}): "

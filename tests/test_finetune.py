@@ -115,8 +115,10 @@ def test_augmentation_steps_keep_the_shape_rules():
     assert shifted.shape == wave.shape and not np.allclose(shifted, wave)
     with pytest.raises(SERError, match=r"noise_snr_db must be two numbers 'low high' with low <= high"):
         Augmentation(noise_snr_db=(30, 10))
-    with pytest.raises(SERError, match=r"speed_perturb must list speed factors in \[0.5, 2\]"):
+    with pytest.raises(SERError, match=r"speed_perturb must be a speed factor in \[0.5, 2\], got \[3.0\]"):
         SERTrainingArguments(output_dir="x", speed_perturb=[3.0])
+    with pytest.raises(SERError, match=r"speed_perturb must list speed factors in \[0.5, 2\]"):
+        Augmentation(speed_perturb=(3.0,))
 
 
 def test_a_bad_audio_file_in_training_is_named(assets, tmp_path):

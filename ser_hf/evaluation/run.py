@@ -375,6 +375,12 @@ def _matches(value: Any, hint: Any) -> bool:
     return any(isinstance(value, option) for option in allowed if isinstance(option, type) and option is not bool)
 
 
+def _type_name(hint: Any) -> str:
+    """``float | None`` for a resolved annotation (``field.type`` is no guide: HfArgumentParser rewrites it)."""
+    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return " | ".join("None" if option is type(None) else getattr(option, "__name__", str(option)) for option in allowed)
+
+
 def _data_settings(data: Any, path: Path) -> dict[str, Any]:
     """The ``data`` section of ser_hf_run.json, its known fields checked for type, choices and range."""
     from ser_hf.training.arguments import DataArguments
@@ -388,7 +394,7 @@ def _data_settings(data: Any, path: Path) -> dict[str, Any]:
             continue
         value, choices = data[item.name], item.metadata.get("choices")
         if not _matches(value, hints[item.name]) or (choices and value not in choices):
-            expected = f"one of {choices}" if choices else str(item.type)
+            expected = f"one of {choices}" if choices else _type_name(hints[item.name])
             raise ModelError(f"{path}: data.{item.name} is {value!r}; expected {expected}. {_RUN_FIX}")
         known[item.name] = value
     try:

@@ -33,7 +33,7 @@ from ser_hf.models.layer_inputs import forward_to_layer
 from ser_hf.training.experiment import _fit_fold, load_run_dataset, run_folds
 from ser_hf.training.recipes import parse_run
 
-DEFAULT_RECIPE = "recipes/ravdess/whisper-base-partial.yaml"
+DEFAULT_RECIPE = str(Path(__file__).resolve().parents[1] / "recipes" / "ravdess" / "whisper-base-partial.yaml")
 
 
 def _overrides(pairs: list[str]) -> dict:

@@ -155,6 +155,7 @@ def test_early_stopping_on_validation_ua(assets, tmp_path):
                      early_stopping_patience=1, partial_mask_time_prob=0.0)
     method.fit(split["train"], split["validation"])
     assert method.training_report["epochs"] == 2  # no better validation UA after the first epoch
+    assert method.training_report["kept"] == "starting point"  # epoch 0 counts: training never beat it
     assert method.trainer.args.load_best_model_at_end and method.trainer.args.metric_for_best_model == \
         "unweighted_accuracy"
 
@@ -217,3 +218,22 @@ def test_the_ravdess_partial_recipe_parses():
     run = parse_run(Path(__file__).resolve().parents[1] / "recipes" / "ravdess" / "whisper-base-partial.yaml")
     assert (run.model.mode, run.model.train_top_layers, run.model.max_source_positions) == ("partial", 1, 300)
     assert run.training.early_stopping_patience and run.training.class_weighted_loss
+
+
+def test_the_starting_point_is_kept_when_no_epoch_beats_it_on_validation(assets, tmp_path, monkeypatch):
+    split = assets["split"]
+    method = _method(assets, tmp_path, "wav2vec2", head_init="probe", learning_rate=1e-2)
+    starting_point = PartialMethod._starting_point
+
+    def unbeatable(trainer):
+        value, state = starting_point(trainer)
+        return 1.0, state  # no epoch can reach a validation UA above 1
+
+    monkeypatch.setattr(PartialMethod, "_starting_point", staticmethod(unbeatable))
+    method.fit(split["train"], split["validation"])
+    assert method.training_report["kept"] == "starting point" and method.training_report["starting_validation_ua"] == 1
+    initial = _method(assets, tmp_path, "wav2vec2", head_init="probe")
+    initial.top = initial.build_top()
+    initial.init_head_from_probe(split["train"], initial.store(split["train"]))
+    for name, value in initial.top.state_dict().items():
+        torch.testing.assert_close(method.top.state_dict()[name], value)

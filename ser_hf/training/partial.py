@@ -2,7 +2,8 @@
 
 The frozen lower encoder runs once per clip. Its output, the input of layer ``L - k`` (Whisper: positional
 embeddings already added; wav2vec2 family: after the positional convolution), is cached on disk in float16,
-keyed like the probe's pooled states (backbone fingerprint, preprocessing, clip bytes) plus the layer. Then
+keyed like the probe's pooled states (backbone fingerprint, preprocessing, clip bytes) plus the layer
+(:mod:`ser_hf.models.layer_inputs`). Then
 :class:`TopLayers` (copies of the top ``k`` layers, the final layer norm where the architecture has one, and
 the HF head) trains with :class:`~ser_hf.training.trainer.SERTrainer`: class-weighted loss, early stopping on
 validation UA, SpecAugment-style time and channel masking of the cached states, optional mixup. The trained
@@ -112,7 +113,7 @@ class TopLayers(nn.Module):
         layer: Index of the first trained layer (``L - k``).
         last_entry_normed: With the weighted layer sum: whether the model's last hidden state in the sum is
             taken after the final norm (transformers' choice differs by architecture and version; see
-            :meth:`PartialMethod.top_layers`).
+            :meth:`PartialMethod.build_top`).
     """
 
     def __init__(self, model: nn.Module, layer: int, last_entry_normed: bool = True):
@@ -431,6 +432,7 @@ class PartialMethod:
         if validation is not None:
             store.update(self.store(validation))
         if getattr(self.args, "head_init", None) == "probe":
+            self.top.to(self.args.device)  # where the Trainer will put it: the GPU when there is one
             self.init_head_from_probe(train, store)
         args = self.args
         masking = StateMasking(args.partial_mask_time_prob, args.partial_mask_time_length,
@@ -443,20 +445,41 @@ class PartialMethod:
                                  train_dataset=with_durations(train),
                                  eval_dataset=None if validation is None else with_durations(validation),
                                  class_names=self.labels)
+        initial = self._starting_point(trainer) if validation is not None else None
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
         self.trainer, self.top = trainer, trainer.model
+        kept = "best epoch" if validation is not None else "last epoch"
+        if initial is not None and not self._better(trainer.state.best_metric, initial[0]):
+            # No epoch beat the starting point on validation: keep it (early stopping counts it as epoch 0).
+            self.top.load_state_dict(initial[1])
+            kept = "starting point"
+            logger.warning("partial: no epoch beat the starting point's validation %s (%.4f); keeping it.",
+                           trainer.args.metric_for_best_model, initial[0])
         self.top.load_into(self.model)
         epochs = float(trainer.state.epoch or 0)
         self.training_report = {
             "epochs": round(epochs, 2), "seconds": round(seconds, 1),
             "seconds_per_epoch": round(seconds / epochs, 2) if epochs else None,
-            "best_validation_ua": trainer.state.best_metric, "device": str(trainer.args.device),
+            "starting_validation_ua": None if initial is None else initial[0],
+            "best_validation_ua": trainer.state.best_metric, "kept": kept, "device": str(trainer.args.device),
             "trainable_parameters": sum(p.numel() for p in self.top.parameters()),
         }
         logger.info("partial: %s", self.training_report)
         return self
+
+    @staticmethod
+    def _starting_point(trainer: PartialTrainer) -> tuple[float, dict[str, torch.Tensor]]:
+        """The validation metric of the untrained top (e.g. the probe's head) and a copy of its weights."""
+        metric = trainer.args.metric_for_best_model
+        value = trainer.evaluate()[metric if metric.startswith("eval_") else f"eval_{metric}"]
+        return value, {name: tensor.detach().clone() for name, tensor in trainer.model.state_dict().items()}
+
+    def _better(self, value: float | None, than: float) -> bool:
+        if value is None:
+            return False
+        return value > than if self.trainer.args.greater_is_better else value < than
 
     def init_head_from_probe(self, train: datasets.Dataset, store) -> None:
         """``head_init: probe``: the probe's linear head, fitted on the pooled states the head starts from."""

@@ -105,10 +105,9 @@ class SpeakerEnrollments:
 
     def probabilities(self, speaker: str, pooled: np.ndarray) -> np.ndarray:
         """Softmax probabilities of ``pooled`` clips for an enrolled speaker."""
-        logits = self.adaptation.logits(pooled, self._entry(speaker)["offset"])
-        logits = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        from ser_hf.training.linear_probe import softmax
+
+        return softmax(self.adaptation.logits(pooled, self._entry(speaker)["offset"]))
 
     def speaker_head(self, speaker: str) -> dict[str, np.ndarray]:
         """Standard head tensors scoring like :meth:`probabilities` for ``speaker`` (the global head if not adapted)."""
@@ -200,6 +199,6 @@ class OnlineSpeaker:
         offset = None
         if adaptation.enabled and len(self.pooled) >= adaptation.min_clips:
             offset = adaptation.enroll(np.stack(self.pooled))
-        logits = adaptation.logits(pooled, offset)
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return exp / exp.sum(axis=1, keepdims=True), offset is not None
+        from ser_hf.training.linear_probe import softmax
+
+        return softmax(adaptation.logits(pooled, offset)), offset is not None

@@ -182,11 +182,22 @@ def fit_chosen(features: np.ndarray, labels: np.ndarray, num_labels: int, mix_na
     return LinearFit(mix, mean, scale, weight, bias)
 
 
-def head_logits(tensors: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
-    """What the standard HF head with these tensors computes from pooled ``(clips, layers, hidden)`` states."""
+def head_mix(tensors: dict[str, np.ndarray]) -> np.ndarray:
+    """The convex layer mix a standard head's ``layer_weights`` encode (their softmax)."""
     logits = np.asarray(tensors["layer_weights"], dtype=np.float64)
     mix = np.exp(logits - logits.max())
-    mixed = np.einsum("nlh,l->nh", features, mix / mix.sum())
+    return mix / mix.sum()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``(clips, labels)`` logits."""
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def head_logits(tensors: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
+    """What the standard HF head with these tensors computes from pooled ``(clips, layers, hidden)`` states."""
+    mixed = np.einsum("nlh,l->nh", features, head_mix(tensors))
     projected = mixed @ np.asarray(tensors["projector.weight"]).T + tensors["projector.bias"]
     return projected @ np.asarray(tensors["classifier.weight"]).T + tensors["classifier.bias"]
 

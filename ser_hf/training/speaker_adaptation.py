@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_hf.errors import ModelError, SERError
-from ser_hf.training.linear_probe import fit_chosen, fit_linear, head_logits, head_tensors
+from ser_hf.training.linear_probe import fit_chosen, fit_linear, head_logits, head_mix, head_tensors, softmax
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +41,6 @@ SHRINK_CLIPS = 5.0
 MIN_ENROLLMENT_CLIPS = 3
 #: Rounds of (posteriors -> offset) at enrollment.
 ENROLLMENT_ROUNDS = 2
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def class_means(features: np.ndarray, labels: np.ndarray, num_labels: int) -> np.ndarray:
@@ -110,19 +104,17 @@ class AdaptiveProbe:
         ``P (sum_l w_l h_l) + (b - P sum_l w_l o_l)``; so a speaker-specific model is an ordinary checkpoint.
         """
         head = dict(self.adaptive_head)
-        logits = np.asarray(head["layer_weights"], dtype=np.float64)
-        mix = np.exp(logits - logits.max())
-        shift = np.einsum("lh,l->h", offset, mix / mix.sum())
+        shift = np.einsum("lh,l->h", offset, head_mix(head))
         head["projector.bias"] = np.asarray(head["projector.bias"]) - np.asarray(head["projector.weight"]) @ shift
         return head
 
 
 def estimate_offset(features, global_head, adaptive_head, means, shrink=SHRINK_CLIPS) -> np.ndarray:
     """Posteriors from the global head, then rounds of (offset, posteriors of the adaptive head)."""
-    posteriors = _softmax(head_logits(global_head, features))
+    posteriors = softmax(head_logits(global_head, features))
     for _ in range(ENROLLMENT_ROUNDS):
         offset = speaker_offset(features, posteriors, means, shrink)
-        posteriors = _softmax(head_logits(adaptive_head, features - offset))
+        posteriors = softmax(head_logits(adaptive_head, features - offset))
     return offset
 
 

@@ -82,6 +82,8 @@ def test_8_clients_beside_100_slow_and_stalled_connections(guarded_server):
         # Every kind was dropped by the server, again and again while the load ran, with its documented answer.
         ended = slow[kind]["answers"].get(answer, 0)
         assert ended >= SLOW_CLIENTS[kind], (kind, slow[kind])
-        assert set(slow[kind]["answers"]) <= {answer, "open at the end"}, (kind, slow[kind])
+        # A body sender may meet the RST that the server's close provokes instead of reading its 408 (TCP).
+        allowed = {answer, "open at the end"} | ({"reset"} if answer == "408" else set())
+        assert set(slow[kind]["answers"]) <= allowed, (kind, slow[kind])
     log = guarded_server.output()
     assert "Traceback" not in log and "ERROR" not in log

@@ -7,9 +7,13 @@ a steady crowd of them next to the ordinary clients of :func:`ser_hf.service.loa
 |-------------------|----------------------------------------------------------------------------------|------------------------|
 | ``idle``          | connects and sends nothing                                                       | closed (header timeout)|
 | ``half_headers``  | sends half a request line and headers, then nothing                               | closed (header timeout)|
-| ``slow_pcm_body`` | ``POST /predict/pcm`` headers for 1 s of audio, then 16 bytes every 0.5 s         | 408 (body timeout)     |
+| ``slow_pcm_body`` | ``POST /predict/pcm`` headers for 1 s of audio, then 16 bytes every 0.5 s         | 408 (body timeout)*    |
 | ``stalled_batch`` | ``POST /predict/batch`` of 4 MB (declared), half of it sent at once, then nothing  | 408 (body timeout)     |
 | ``ws_empty``      | opens ``/stream``, sends its config, then an empty binary frame every 0.2 s       | close 1008 (no audio)  |
+
+\* A client that is still sending when the server answers 408 and closes may instead see ``"reset"``: the
+kernel answers bytes that reach a closed socket with a TCP RST, which can discard the 408 before it is
+read. Both mean the server ended the connection; an answer that was read before the reset is reported.
 
 Example:
     ```python
@@ -65,11 +69,11 @@ def _answer(data: bytes) -> str:
 async def _raw_once(host: str, port: int, kind: str, stop: asyncio.Event, tick: float) -> str:
     opening, trickle = _opening(kind)
     reader, writer = await asyncio.open_connection(host, port)
+    received = b""
     try:
         if opening:
             writer.write(opening)
             await writer.drain()
-        received = b""
         while not stop.is_set():
             try:
                 chunk = await asyncio.wait_for(reader.read(65536), tick)
@@ -83,7 +87,8 @@ async def _raw_once(host: str, port: int, kind: str, stop: asyncio.Event, tick: 
             received += chunk
         return "open at the end"
     except (ConnectionError, OSError):
-        return "reset"
+        # The server's answer may have arrived before the RST that its close provoked.
+        return _answer(received) if received else "reset"
     finally:
         writer.close()
 

@@ -179,7 +179,7 @@ def _fold_report(
     score = "validation_unweighted_accuracy" if is_neural(fitted.classifier) else "inner_cv_unweighted_accuracy"
     return EvaluationReport.from_predictions(
         np.asarray(test["label"]), probabilities=probabilities, label_names=names, groups=test["speaker"],
-        model=f"baseline-{fitted.classifier}", corpus=corpus_name(test), split=split,
+        genders=test["gender"] if "gender" in test.column_names else None, model=f"baseline-{fitted.classifier}", corpus=corpus_name(test), split=split,
         metadata={"mode": "baseline", "speakers": sorted(set(test["speaker"])), "best_params": fitted.best_params,
                   score: fitted.inner_score},
     )
@@ -298,8 +298,11 @@ def cross_validate_baseline(
         if out_dir is not None:
             reports[-1].write(Path(out_dir) / "cv" / fold.name)
     test_speakers = np.concatenate([speakers[fold.test] for fold in folds]).tolist()
+    genders = dataset["gender"] if "gender" in dataset.column_names else None
     aggregate, pooled = summarise_folds(reports, refs, probs, test_speakers, names,
-                                        model=f"baseline-{classifier}", corpus=corpus_name(dataset))
+                                        model=f"baseline-{classifier}", corpus=corpus_name(dataset),
+                                        genders=None if genders is None else [genders[i] for fold in folds
+                                                                              for i in fold.test])
     settings = baseline_settings(dataset, classifier, config, param_grid=param_grid, inner_folds=inner_folds,
                                  seed=seed, preprocessor=preprocessor, neural_config=neural_config)
     if out_dir is not None:

@@ -34,6 +34,12 @@ def _common(values: Sequence[Any]) -> Any:
     return values[0] if len(set(values)) == 1 else None
 
 
+def _metric(report: EvaluationReport, name: str) -> float | None:
+    if name == "expected_calibration_error_before_scaling":
+        return report.temperature_scaling["expected_calibration_error_before"]
+    return getattr(report, name)
+
+
 def aggregate_folds(reports: Sequence[EvaluationReport], ddof: int = 1) -> dict[str, Any]:
     """Mean ± std over folds of every scalar metric, plus the pooled (summed) confusion matrix.
 
@@ -45,7 +51,8 @@ def aggregate_folds(reports: Sequence[EvaluationReport], ddof: int = 1) -> dict[
     Returns:
         A JSON-able dict: ``num_folds``, ``labels``, ``model``, ``corpus`` (`None` when folds differ),
         ``num_samples`` (total), ``folds`` (split names), ``metrics`` (name -> ``mean``, ``std``,
-        ``values``; UA, WA, macro-F1, weighted-F1, and ECE when every fold has it), ``per_class``
+        ``values``; UA, WA, macro-F1, weighted-F1, ECE when every fold has it, and the ECE before
+        temperature scaling when every fold's model had a temperature), ``per_class``
         (class -> precision/recall/f1 -> the same summary), ``confusion_matrix`` (summed) and
         ``pooled`` (UA, WA, macro-F1, weighted-F1 of the summed matrix).
 
@@ -72,6 +79,8 @@ def aggregate_folds(reports: Sequence[EvaluationReport], ddof: int = 1) -> dict[
     names = list(SCALAR_METRICS)
     if all(r.expected_calibration_error is not None for r in reports):
         names.append("expected_calibration_error")
+    if all(r.temperature_scaling is not None for r in reports):
+        names.append("expected_calibration_error_before_scaling")
     matrix = np.sum([np.asarray(r.confusion_matrix, dtype=np.int64) for r in reports], axis=0)
     pooled = scores_from_confusion(matrix)
     return {
@@ -81,7 +90,7 @@ def aggregate_folds(reports: Sequence[EvaluationReport], ddof: int = 1) -> dict[
         "corpus": _common([r.corpus for r in reports]),
         "num_samples": int(sum(r.num_samples for r in reports)),
         "folds": [r.split for r in reports],
-        "metrics": {name: _summary([getattr(r, name) for r in reports], ddof) for name in names},
+        "metrics": {name: _summary([_metric(r, name) for r in reports], ddof) for name in names},
         "per_class": {
             label: {key: _summary([r.per_class[label][key] for r in reports], ddof) for key in _PER_CLASS_KEYS}
             for label in labels
@@ -145,6 +154,7 @@ def summarise_folds(
     *,
     model: str | None,
     corpus: str | None,
+    genders: Sequence[str | None] | None = None,
 ) -> tuple[dict[str, Any], EvaluationReport]:
     """Mean ± std over folds and the pooled out-of-fold report (bootstrap intervals resample speakers).
 
@@ -156,13 +166,15 @@ def summarise_folds(
         label_names: Class names in id order.
         model: Model name for the pooled report.
         corpus: Corpus name for the pooled report.
+        genders: The gender of every out-of-fold row (``None`` where unknown), for the per-gender scores.
 
     Returns:
         ``(aggregate_folds(reports), pooled report)``.
     """
     pooled = EvaluationReport.from_predictions(
         np.concatenate(references), probabilities=np.concatenate(probabilities), label_names=list(label_names),
-        groups=list(speakers), model=model, corpus=corpus, split="pooled out-of-fold",
+        groups=list(speakers), genders=None if genders is None else list(genders), model=model, corpus=corpus,
+        split="pooled out-of-fold",
     )
     return aggregate_folds(reports), pooled
 

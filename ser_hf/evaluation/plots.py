@@ -1,4 +1,4 @@
-"""Figures for evaluation reports: confusion matrices, per-class scores, reliability diagram.
+"""Figures for evaluation reports: confusion matrices, per-class scores, UA per speaker, reliability diagram.
 
 Built with matplotlib's object API (``matplotlib.figure.Figure``), never ``pyplot``: no backend is
 selected, no global state is touched and no window opens, so importing or calling this module is safe
@@ -143,6 +143,41 @@ def plot_reliability(calibration: Mapping[str, Any], title: str | None = None) -
     ax_count.bar(centers, calibration["bin_count"], width, color="gray", edgecolor="black")
     ax_count.set_xlabel("Confidence (top-label probability)")
     ax_count.set_ylabel("Count")
+    return fig
+
+
+_GENDER_COLOURS = {"female": "tab:orange", "male": "tab:blue"}
+
+
+def plot_speakers(by_speaker: Mapping[str, Any], title: str | None = None) -> Figure:
+    """UA of every speaker as bars grouped and coloured by gender, with each gender's UA as a line.
+
+    Args:
+        by_speaker: The dict from :func:`ser_hf.evaluation.breakdown.speaker_breakdown`
+            (:attr:`EvaluationReport.by_speaker`).
+        title: Figure title.
+
+    Returns:
+        A ``matplotlib.figure.Figure``; speakers of unknown gender are grey and the legend says so.
+    """
+    rows = sorted(by_speaker["speakers"], key=lambda r: (r["gender"], -(r["unweighted_accuracy"] or 0.0)))
+    fig = Figure(figsize=(max(5.0, 0.45 * len(rows) + 2.0), 4.0), layout="constrained")
+    ax = fig.subplots()
+    colours = [_GENDER_COLOURS.get(r["gender"], "tab:gray") for r in rows]
+    ax.bar(np.arange(len(rows)), [r["unweighted_accuracy"] or 0.0 for r in rows], color=colours)
+    for gender, summary in by_speaker["genders"].items():
+        positions = [i for i, r in enumerate(rows) if r["gender"] == gender]
+        if positions and summary["unweighted_accuracy"] is not None:
+            ax.hlines(summary["unweighted_accuracy"], positions[0] - 0.4, positions[-1] + 0.4, linestyles="--",
+                      colors="black", label=f"{gender}: UA {100 * summary['unweighted_accuracy']:.1f}% "
+                                            f"({summary['num_speakers']} speakers)")
+    ax.set_xticks(np.arange(len(rows)), labels=[f"{r['speaker']}\n(n={r['num_samples']})" for r in rows],
+                  rotation=90 if len(rows) > 12 else 0, fontsize=7)
+    ax.set_ylim(0.0, 1.05)
+    ax.set_ylabel("UA of the speaker's clips")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False, fontsize=8)
+    ax.set_title(title or "UA per speaker")
     return fig
 
 

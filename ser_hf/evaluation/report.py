@@ -1,7 +1,9 @@
 """`EvaluationReport`: everything a user quotes about one evaluation, in one JSON-able dataclass.
 
 UA first, then WA, macro-F1, weighted-F1, each with a bootstrap 95% interval; per-class scores; the
-confusion matrix; calibration when probabilities are given. The report renders itself as JSON,
+confusion matrix; calibration when probabilities are given (and ECE before and after temperature
+scaling when the model's temperature is given); with speaker ids, scores per speaker and per gender
+(:mod:`ser_hf.evaluation.breakdown`). The report renders itself as JSON,
 Markdown (for model cards and READMEs), a terminal table and PNG figures. Cross-validation folds are
 combined with :func:`ser_hf.evaluation.folds.aggregate_folds`.
 """
@@ -18,8 +20,15 @@ import numpy as np
 
 from ser_hf.errors import EvaluationError
 from ser_hf.evaluation.bootstrap import CI_METRICS, bootstrap_confidence_intervals
-from ser_hf.evaluation.calibration import reliability_bins, validate_probabilities
+from ser_hf.evaluation.breakdown import breakdown_lines, breakdown_markdown, speaker_breakdown
+from ser_hf.evaluation.calibration import (
+    expected_calibration_error,
+    reliability_bins,
+    uncalibrated,
+    validate_probabilities,
+)
 from ser_hf.evaluation.metrics.core import SCALAR_METRICS, as_label_ids, compute_scores, resolve_label_names
+from ser_hf.evaluation.tables import markdown_table, percent
 
 METRIC_TITLES = {
     "unweighted_accuracy": "UA (unweighted accuracy)",
@@ -27,23 +36,11 @@ METRIC_TITLES = {
     "macro_f1": "Macro-F1",
     "weighted_f1": "Weighted-F1",
     "expected_calibration_error": "ECE",
+    "expected_calibration_error_before_scaling": "ECE before temperature scaling",
 }
 """Display names used in every table, so Markdown, terminal and cards read the same."""
 
 _REQUIRED_KEYS = (*SCALAR_METRICS, "per_class", "confusion_matrix", "labels", "num_samples")
-
-
-def percent(value: float | None) -> str:
-    """A fraction as a percentage with one decimal (``0.6253 -> "62.5"``), ``"n/a"`` for `None`."""
-    return "n/a" if value is None else f"{100.0 * value:.1f}"
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-flavoured Markdown table; the first column left-aligned, the rest right-aligned."""
-    lines = ["| " + " | ".join(str(h) for h in header) + " |"]
-    lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def confusion_markdown(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> str:
@@ -83,6 +80,17 @@ def _bootstrap_fields(
     return {name: list(bounds) for name, bounds in intervals.items()}, settings
 
 
+def _temperature_scaling(probabilities: np.ndarray, references: np.ndarray, temperature: float, n_bins: int,
+                         calibration: dict[str, Any]) -> dict[str, float]:
+    """ECE of the same clips with the temperature taken back out, beside the calibrated ECE."""
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise EvaluationError(f"`temperature` must be a positive number (the T folded into the classifier), "
+                              f"found {temperature!r}.")
+    before = expected_calibration_error(uncalibrated(probabilities, temperature), references, n_bins)
+    return {"temperature": float(temperature), "expected_calibration_error_before": before,
+            "expected_calibration_error_after": calibration["expected_calibration_error"]}
+
+
 @dataclass
 class EvaluationReport:
     """The evaluation of one model on one test set.
@@ -108,6 +116,10 @@ class EvaluationReport:
         expected_calibration_error: Top-label ECE when probabilities were given, else `None`.
         calibration: Reliability bins (see :func:`~ser_hf.evaluation.calibration.reliability_bins`).
         metadata: Anything else worth keeping (checkpoint, seed, date...).
+        by_speaker: Scores per speaker and per gender, the gender gap and the worst speakers
+            (:func:`~ser_hf.evaluation.breakdown.speaker_breakdown`), when speaker ids were given.
+        temperature_scaling: ``temperature`` folded into the model and the test ECE before and after it
+            (``expected_calibration_error_before`` / ``_after``), when the temperature was given.
     """
 
     unweighted_accuracy: float
@@ -126,6 +138,8 @@ class EvaluationReport:
     expected_calibration_error: float | None = None
     calibration: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    by_speaker: dict[str, Any] | None = None
+    temperature_scaling: dict[str, float] | None = None
 
     primary_metric: ClassVar[str] = "unweighted_accuracy"
 
@@ -138,6 +152,8 @@ class EvaluationReport:
         label_names: Sequence[str],
         probabilities: Any = None,
         groups: Sequence[Any] | None = None,
+        genders: Sequence[Any] | None = None,
+        temperature: float | None = None,
         model: str | None = None,
         corpus: str | None = None,
         split: str | None = None,
@@ -155,8 +171,12 @@ class EvaluationReport:
             label_names: Class names in id order (all of the model's classes).
             probabilities: Optional ``(N, C)`` softmax outputs; enables calibration. ECE scores the
                 top class of each row, so it describes `predictions` only when they are that argmax.
-            groups: Optional speaker (or other cluster) id per example; the bootstrap then resamples
-                whole groups, which is more honest when a test set has few speakers.
+            groups: Optional speaker id per example; the bootstrap then resamples whole speakers, which
+                is more honest when a test set has few speakers, and the report gains scores per speaker
+                (and per gender with `genders`).
+            genders: Optional gender per example (``None`` where unknown; never guessed); needs `groups`.
+            temperature: The temperature folded into the model's classifier (``config.ser_hf_calibration``);
+                with `probabilities`, the report gives the ECE before scaling too.
             model: Model name or path.
             corpus: Corpus name.
             split: Split or fold name.
@@ -196,6 +216,12 @@ class EvaluationReport:
         intervals, bootstrap = _bootstrap_fields(
             refs, predictions, len(names), groups, n_resamples, confidence_level, seed
         )
+        if genders is not None and groups is None:
+            raise EvaluationError("`genders` needs `groups` (the speaker of every example): per-gender intervals "
+                                  "resample whole speakers. Pass both, or neither.")
+        by_speaker = None if groups is None else speaker_breakdown(
+            refs, as_label_ids(predictions, "predictions"), names, groups, genders,
+            n_resamples=n_resamples, confidence_level=confidence_level, seed=seed)
         return cls(
             **{key: scores[key] for key in _REQUIRED_KEYS},
             model=model,
@@ -206,6 +232,9 @@ class EvaluationReport:
             expected_calibration_error=None if calibration is None else calibration["expected_calibration_error"],
             calibration=calibration,
             metadata=dict(metadata or {}),
+            by_speaker=by_speaker,
+            temperature_scaling=None if probs is None or temperature is None
+            else _temperature_scaling(probs, refs, temperature, n_bins, calibration),
         )
 
     # ----------------------------------------------------------------- serialisation
@@ -267,6 +296,9 @@ class EvaluationReport:
         if self.expected_calibration_error is not None:
             n_bins = (self.calibration or {}).get("n_bins", "?")
             rows.append([f"ECE ({n_bins} bins)", percent(self.expected_calibration_error), ""])
+        if self.temperature_scaling is not None:
+            rows.append([f"ECE before temperature scaling (T = {self.temperature_scaling['temperature']:.3g})",
+                         percent(self.temperature_scaling["expected_calibration_error_before"]), ""])
         return rows
 
     def _ci_level(self) -> int:
@@ -282,11 +314,13 @@ class EvaluationReport:
             f"(seed {b.get('seed')})."
         )
 
-    def to_markdown(self, heading_level: int = 2) -> str:
-        """Markdown: a UA/WA/F1 table with CIs, a per-class table and the confusion matrix.
+    def to_markdown(self, heading_level: int = 2, by_speaker: bool = True) -> str:
+        """Markdown: a UA/WA/F1 table with CIs, a per-class table, the confusion matrix and, with speakers,
+        the scores per gender and speaker.
 
         Args:
             heading_level: Level of the top heading (2 gives ``##``), to nest inside a model card.
+            by_speaker: Add the per-speaker and per-gender section (a model card places its own).
 
         Returns:
             The Markdown text.
@@ -306,6 +340,8 @@ class EvaluationReport:
             f"{h}# Confusion matrix (rows: reference, columns: predicted)",
             confusion_markdown(self.confusion_matrix, self.labels),
         ]
+        if by_speaker and self.by_speaker is not None:
+            parts.append(breakdown_markdown(self.by_speaker, self.labels, heading_level + 1))
         return "\n\n".join(parts) + "\n"
 
     def format_table(self) -> str:
@@ -316,7 +352,9 @@ class EvaluationReport:
             ci = f" [{percent(bounds[0])}-{percent(bounds[1])}]" if bounds else ""
             head.append(f"{short} {percent(getattr(self, name))}{ci}")
         if self.expected_calibration_error is not None:
-            head.append(f"ECE {percent(self.expected_calibration_error)}")
+            before = (self.temperature_scaling or {}).get("expected_calibration_error_before")
+            head.append(f"ECE {percent(self.expected_calibration_error)}"
+                        + ("" if before is None else f" (before T-scaling {percent(before)})"))
         width = max(5, *(len(name) for name in self.labels))
         short_names = [name[:5].rjust(5) for name in self.labels]
         lines = [
@@ -328,21 +366,27 @@ class EvaluationReport:
             v = self.per_class[name]
             scores = " ".join(percent(v[k]).rjust(5) for k in ("precision", "recall", "f1"))
             lines.append(f"{name.ljust(width)}  {scores} {v['support']:>5} | " + " ".join(f"{c:>5}" for c in row))
-        return "\n".join(lines)
+        return "\n".join(lines + (breakdown_lines(self.by_speaker) if self.by_speaker is not None else []))
 
     def write(self, out_dir: str | Path, dpi: int = 120) -> dict[str, Path]:
-        """Write ``report.json``, ``report.md``, ``confusion_matrix.png``, ``per_class.png`` and, when
-        probabilities were given, ``reliability.png``.
+        """Write ``report.json``, ``report.md``, ``confusion_matrix.png``, ``per_class.png``, ``speakers.png``
+        (UA per speaker, by gender) when speakers were given and ``reliability.png`` when probabilities were.
 
         Args:
             out_dir: Directory to create (parents too) and write into.
             dpi: Resolution of the figures.
 
         Returns:
-            Kind (``json``, ``markdown``, ``confusion_matrix``, ``per_class``, ``reliability``) -> path.
+            Kind (``json``, ``markdown``, ``confusion_matrix``, ``per_class``, ``speakers``, ``reliability``) -> path.
         """
         # Imported here so that scoring (e.g. inside a Trainer) never loads matplotlib.
-        from ser_hf.evaluation.plots import plot_confusion_matrix, plot_per_class, plot_reliability, save_figure
+        from ser_hf.evaluation.plots import (
+            plot_confusion_matrix,
+            plot_per_class,
+            plot_reliability,
+            plot_speakers,
+            save_figure,
+        )
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -355,6 +399,8 @@ class EvaluationReport:
             dpi,
         )
         paths["per_class"] = save_figure(plot_per_class(self.per_class, title=self.title), out / "per_class.png", dpi)
+        if self.by_speaker is not None:
+            paths["speakers"] = save_figure(plot_speakers(self.by_speaker, title=self.title), out / "speakers.png", dpi)
         if self.calibration is not None:
             paths["reliability"] = save_figure(plot_reliability(self.calibration), out / "reliability.png", dpi)
         return paths

@@ -240,6 +240,18 @@ def _groups(part: datasets.Dataset) -> list[str] | None:
     return speakers if speakers and all(speakers) else None
 
 
+def _genders(part: datasets.Dataset, groups: list[str] | None) -> list[str | None] | None:
+    # Per-gender scores resample speakers, so they need both columns; a missing gender stays unknown.
+    return part["gender"] if groups is not None and "gender" in part.column_names else None
+
+
+def model_temperature(model: Any) -> float | None:
+    """The temperature ser_hf folded into a model's classifier (``config.ser_hf_calibration``), or None."""
+    record = getattr(model.config, "ser_hf_calibration", None)
+    value = record.get("temperature") if isinstance(record, dict) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
 def evaluate_model(
     model: Any,
     dataset: datasets.Dataset,
@@ -271,7 +283,9 @@ def evaluate_model(
 
     Returns:
         An :class:`EvaluationReport` over the model's classes; ``metadata`` holds ``label_mapping``,
-        ``unmapped`` (corpus label -> clips not scored), ``model_classes_without_references`` and ``speakers``.
+        ``unmapped`` (corpus label -> clips not scored), ``model_classes_without_references`` and ``speakers``;
+        ``by_speaker`` the scores per speaker and gender (from the ``gender`` column); ``temperature_scaling``
+        the ECE before and after the temperature the model carries (``config.ser_hf_calibration``).
 
     Example:
         ```python
@@ -310,8 +324,10 @@ def evaluate_model(
         "speakers": sorted(set(part["speaker"])) if "speaker" in part.column_names else [],
         **dict(metadata or {}),
     }
+    groups = _groups(part)
     return EvaluationReport.from_predictions(
-        references, probabilities=probabilities, label_names=labels, groups=_groups(part),
+        references, probabilities=probabilities, label_names=labels, groups=groups, genders=_genders(part, groups),
+        temperature=model_temperature(loaded),
         model=model_name or (str(model) if isinstance(model, (str, os.PathLike)) else loaded.name_or_path),
         corpus=", ".join(sorted(set(part["corpus"]))) if "corpus" in part.column_names else None,
         split=split, metadata=facts, n_resamples=n_resamples,

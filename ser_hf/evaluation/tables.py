@@ -1,0 +1,26 @@
+"""Number and table formatting shared by every rendered report (Markdown tables, percentages)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["markdown_table", "percent", "percent_range"]
+
+
+def percent(value: float | None) -> str:
+    """A fraction as a percentage with one decimal (``0.6253 -> "62.5"``), ``"n/a"`` for `None`."""
+    return "n/a" if value is None else f"{100.0 * value:.1f}"
+
+
+def percent_range(bounds: Sequence[float] | None) -> str:
+    """An interval of fractions as ``"52.1-70.3"``; empty text for `None`."""
+    return "" if not bounds else f"{percent(bounds[0])}-{percent(bounds[1])}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured Markdown table; the first column left-aligned, the rest right-aligned."""
+    lines = ["| " + " | ".join(str(h) for h in header) + " |"]
+    lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -23,6 +23,14 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from ser_hf.errors import SplitError
 
+#: How a run's parts were made, as reports, run records and cards name it.
+SPEAKER_INDEPENDENT = "speaker-independent"
+RANDOM_SPLIT = "random split (speakers may overlap)"
+# Speaker id given to each clip of data without speakers when a random split is allowed: one "speaker" per clip
+# turns every speaker-grouped splitter into a clip-level stratified one, and the bootstrap into a clip-level one.
+# The prefix is how split_kind recognises such data after any select or concatenation.
+_CLIP_SPEAKER_PREFIX = "random-split-clip-"
+
 
 @dataclass(frozen=True)
 class Fold:
@@ -51,6 +59,19 @@ def speakers_of(dataset: datasets.Dataset) -> np.ndarray:
             f"For a 'folder' corpus pass speaker_pattern=..., for a manifest fill its 'speaker' column."
         )
     return speakers
+
+
+def clips_as_speakers(dataset: datasets.Dataset) -> datasets.Dataset:
+    """The dataset with each clip as its own speaker, for a random split of data whose speakers are unknown."""
+    ids = [f"{_CLIP_SPEAKER_PREFIX}{row}" for row in range(len(dataset))]
+    return dataset.remove_columns("speaker").add_column("speaker", ids, feature=datasets.Value("string"))
+
+
+def split_kind(dataset: datasets.Dataset) -> str:
+    """:data:`RANDOM_SPLIT` for clips made their own speakers by :func:`clips_as_speakers`, else :data:`SPEAKER_INDEPENDENT`."""
+    speakers = dataset["speaker"] if "speaker" in dataset.column_names else []
+    random = bool(speakers) and all(str(s).startswith(_CLIP_SPEAKER_PREFIX) for s in speakers)
+    return RANDOM_SPLIT if random else SPEAKER_INDEPENDENT
 
 
 def check_speaker_disjoint(dataset: datasets.Dataset, parts: Mapping[str, np.ndarray]) -> None:
@@ -104,6 +125,26 @@ def speaker_split(
     rest, test = _holdout(rows, labels, groups, test_size, seed)
     train, validation = _holdout(rest, labels, groups, validation_size / max(1e-9, 1 - test_size), seed + 1)
     return select_fold(dataset, Fold("split", train, test, validation))
+
+
+def split_with_test(
+    dataset: datasets.Dataset, test: np.ndarray, validation_size: float = 0.1, seed: int = 0
+) -> datasets.DatasetDict:
+    """Train/validation/test with a given test part (e.g. a dataset's own test split); validation speakers are
+    held out of the other rows as in :func:`speaker_split`.
+
+    Raises:
+        SplitError: when a test speaker also has clips outside the test part.
+    """
+    labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
+    rest = np.setdiff1d(np.arange(len(dataset)), test)
+    shared = sorted(set(groups[rest]) & set(groups[np.asarray(test, dtype=np.int64)]))
+    if shared:
+        raise SplitError(f"{len(shared)} speaker(s) of the test part also speak in the training rows (e.g. "
+                         f"{shared[:5]}), so its scores would not be speaker-independent. Use a test split of other "
+                         f"speakers, or leave the test split unset to hold speakers out of the training rows.")
+    train, validation = _holdout(rest, labels, groups, validation_size, seed + 1)
+    return select_fold(dataset, Fold("split", train, np.asarray(test, dtype=np.int64), validation))
 
 
 def speaker_folds(

@@ -14,14 +14,40 @@ CORPUS_HELP = f"corpus name: {', '.join(CORPORA)}"
 EMOTIONS_HELP = "keep only these emotions: '4class', 'basic7', 'ravdess8' or a list like 'neutral,happy,sad,angry'"
 
 
-def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
-    """--corpus, --data-dir, --emotions, --speaker-pattern: shared by every command that loads a corpus."""
-    parser.add_argument("--corpus", required=True, choices=sorted(CORPORA), metavar="NAME", help=CORPUS_HELP)
+def add_corpus_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """--corpus, --data-dir, --emotions, --speaker-pattern: shared by every command that loads a corpus.
+
+    ``required=False`` where ``--dataset_name`` (:func:`add_dataset_arguments`) may stand in for ``--corpus``.
+    """
+    parser.add_argument("--corpus", required=required, choices=sorted(CORPORA), metavar="NAME",
+                        help=CORPUS_HELP + ("" if required else " (or --dataset_name)"))
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="folder holding the corpus (or a manifest file); synthetic needs none")
     parser.add_argument("--emotions", default=None, metavar="SET", help=EMOTIONS_HELP)
     parser.add_argument("--speaker-pattern", default=None, metavar="REGEX",
                         help="for --corpus folder: regex whose first group is the speaker id in a file name")
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """--dataset_name and the flags that name its split and columns (as `ser-hf train` and `cv` take them)."""
+    group = parser.add_argument_group("a Hugging Face `datasets` dataset instead of a corpus")
+    group.add_argument("--dataset_name", metavar="NAME", default=None,
+                       help="a Hub id, a save_to_disk folder, a folder (or file) of parquet/arrow tables, or an "
+                            "audiofolder directory; audio cells (embedded bytes or paths) are decoded by ser_hf")
+    group.add_argument("--dataset_config_name", metavar="CONFIG", default=None, help="the dataset's configuration")
+    group.add_argument("--eval_split_name", metavar="SPLIT", default="validation",
+                       help="the dataset split to use (default validation, as transformers' examples)")
+    for role, default in (("audio", "audio"), ("label", "label"), ("speaker", "speaker"), ("gender", "gender")):
+        group.add_argument(f"--{role}_column_name", metavar="COLUMN", default=default,
+                           help=f"the column holding the {role} (default {default})")
+
+
+def dataset_source(args: argparse.Namespace):
+    """The :class:`~ser_hf.corpora.hf_dataset.DatasetSource` that :func:`add_dataset_arguments`' flags describe."""
+    from ser_hf.corpora.hf_dataset import DatasetSource
+
+    return DatasetSource(args.dataset_name, args.dataset_config_name, args.audio_column_name, args.label_column_name,
+                         args.speaker_column_name, args.gender_column_name)
 
 
 def add_skip_bad_files_argument(parser: argparse.ArgumentParser) -> None:

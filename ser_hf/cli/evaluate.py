@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ser_hf.cli.data import add_corpus_arguments, add_skip_bad_files_argument, corpus_options
+from ser_hf.cli.data import (
+    add_corpus_arguments,
+    add_dataset_arguments,
+    add_skip_bad_files_argument,
+    corpus_options,
+    dataset_source,
+)
 
 DESCRIPTION = """\
 Evaluate a saved checkpoint on a corpus and write report.json, report.md, confusion_matrix.png and
@@ -22,7 +28,10 @@ their column in the confusion matrix and are left out of UA.
            ser_hf.splits.speaker_split with --test-size and --seed (stratified on the loaded emotions).
   fold:N   the test speakers of fold N (1-based) of the corpus protocol (ser_hf.splits.corpus_folds:
            RAVDESS's six 4-actor folds, IEMOCAP's sessions, else --num-folds folds grouped by speaker).
-A model evaluated on the corpus it was trained on warns about every evaluated speaker it was trained on."""
+A model evaluated on the corpus it was trained on warns about every evaluated speaker it was trained on.
+
+Instead of --corpus, --dataset_name scores a Hugging Face `datasets` dataset (its --eval_split_name split);
+there --label-map (or --label_map) renames the dataset's raw labels as they are loaded, e.g. 'joy=happy,0=neutral'."""
 
 EPILOG = """\
 examples:
@@ -30,7 +39,9 @@ examples:
   ser-hf evaluate --model outputs/rav4 --corpus urdu --data-dir ../shared/data/urdu --out outputs/rav4-on-urdu
   ser-hf evaluate --model emotion-whisper-base-ravdess8 --corpus ravdess --data-dir ../shared/data/ravdess --out outputs/eval
   ser-hf evaluate --model outputs/urdu --corpus ravdess --data-dir ../shared/data/ravdess \\
-      --label-map calm=neutral --out outputs/urdu-on-ravdess"""
+      --label-map calm=neutral --out outputs/urdu-on-ravdess
+  ser-hf evaluate --model outputs/urdu --dataset_name my_parquet_dir --eval_split_name test \
+      --label_column_name emotion --speaker_column_name actor --out outputs/urdu-on-mine"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,10 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, metavar="MODEL",
                         help="checkpoint directory (config.json, *.safetensors, preprocessor_config.json), ONNX "
                              "export, or a released model name (e.g. emotion-whisper-base; see `ser-hf models list`)")
-    add_corpus_arguments(parser)
+    add_corpus_arguments(parser, required=False)
+    add_dataset_arguments(parser)
     add_skip_bad_files_argument(parser)
     parser.add_argument("--split", default="all", metavar="SPLIT", help="all (default), test or fold:N (see above)")
-    parser.add_argument("--label-map", default=None, metavar="FROM=TO,...",
+    parser.add_argument("--label-map", "--label_map", default=None, metavar="FROM=TO,...",
                         help="send corpus labels to model classes, e.g. 'calm=neutral,surprised=happy'")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.json, report.md and figures")
     parser.add_argument("--seed", type=int, default=0, help="seed of --split test / fold:N (default 0, as ser-hf train)")
@@ -60,16 +72,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from ser_hf.errors import SERError
     from ser_hf.evaluation.run import evaluate_checkpoint, format_notes, parse_label_map
     from ser_hf.models.presets import resolve_model_argument
     from ser_hf.paths import display_path
 
     label_map = parse_label_map(args.label_map)  # a syntax error fails before any model or audio is loaded
+    corpus, options = args.corpus, corpus_options(args)
+    if (corpus is None) == (args.dataset_name is None):
+        raise SERError("ser-hf evaluate needs either --corpus NAME (with --data-dir) or --dataset_name NAME, not "
+                       f"{'both' if corpus else 'neither'}.")
+    if corpus is None:
+        # A dataset's raw labels are renamed as it loads; they then meet the model's classes by emotion name.
+        corpus, options, label_map = dataset_source(args), {**options, "splits": [args.eval_split_name],
+                                                            "label_map": label_map}, None
     report = evaluate_checkpoint(
-        resolve_model_argument(args.model), args.corpus, args.data_dir, emotions=args.emotions, split=args.split,
+        resolve_model_argument(args.model), corpus, args.data_dir, emotions=args.emotions, split=args.split,
         label_map=label_map,
         seed=args.seed, test_size=args.test_size, num_folds=args.num_folds, out_dir=args.out,
-        corpus_options=corpus_options(args), batch_size=args.batch_size, n_resamples=args.n_resamples,
+        corpus_options=options, batch_size=args.batch_size, n_resamples=args.n_resamples,
         progress=not args.no_progress,
     )
     print(report.format_table())

@@ -37,6 +37,7 @@ from ser_hf.corpora.base import (
     to_dataset,
     validate_dataset,
 )
+from ser_hf.corpora.hf_dataset import DatasetSource, load_dataset_corpus
 from ser_hf.errors import CorpusError, DownloadError
 
 #: Registry of corpus name -> :class:`Corpus`. Names are what ``--corpus`` accepts.
@@ -46,7 +47,7 @@ CORPORA: dict[str, Corpus] = {
 }
 
 __all__ = [
-    "BASE_COLUMNS", "CORPORA", "Clip", "Corpus", "CorpusScan", "Problem",
+    "BASE_COLUMNS", "CORPORA", "Clip", "Corpus", "CorpusScan", "DatasetSource", "Problem",
     "download_corpus", "get_corpus", "load_corpus", "scan", "validate_dataset",
 ]
 
@@ -86,7 +87,7 @@ def scan(
 
 
 def load_corpus(
-    name: str,
+    name: str | DatasetSource,
     data_dir: str | Path | None = None,
     *,
     emotions: str | Sequence[str] | None = None,
@@ -102,7 +103,9 @@ def load_corpus(
     Args:
         name: A registered corpus (see :data:`CORPORA`): ``urdu``, ``ravdess``, ``emodb``, ``crema_d``,
             ``tess``, ``savee``, ``iemocap``, ``folder`` / ``manifest`` for your own data, or
-            ``synthetic`` (generated, for demos and tests).
+            ``synthetic`` (generated, for demos and tests); or a
+            :class:`~ser_hf.corpora.hf_dataset.DatasetSource` for a Hugging Face ``datasets`` dataset (then
+            ``data_dir`` is unused and ``splits=[...]`` names the splits to load, default ``["train"]``).
         data_dir: The corpus folder (for ``manifest``, the manifest file or its folder). Only
             ``synthetic`` has a default (it generates its data there on first use).
         emotions: Keep only these emotions: a subset name (``"4class"``), a list or a comma-separated
@@ -130,10 +133,13 @@ def load_corpus(
         CorpusError: unknown corpus, missing/empty directory, unusable files (strict; every one is listed),
             no clips left.
     """
-    corpus = get_corpus(name)
-    label_map = corpus.default_label_map if label_map is None else label_map
     if check_audio is None:
         check_audio = "header" if strict else "decode"
+    if isinstance(name, DatasetSource):
+        return load_dataset_corpus(name, emotions=emotions, label_map=label_map, strict=strict, check_audio=check_audio,
+                                   min_clip_duration=min_clip_duration, max_clip_duration=max_clip_duration, **options)
+    corpus = get_corpus(name)
+    label_map = corpus.default_label_map if label_map is None else label_map
     result = scan(name, data_dir, label_map=label_map, check_audio=check_audio, min_clip_duration=min_clip_duration,
                   max_clip_duration=max_clip_duration, **options)
     report_problems(result, strict)

@@ -102,6 +102,32 @@ class DataArguments:
     max_duration: float | None = field(default=None, metadata=_help(
         "Keep at most this many seconds of each clip. Default: whole clips."))
 
+    # --- A Hugging Face `datasets` dataset instead of a corpus (see ser_hf.corpora.hf_dataset) ---
+    dataset_name: str | None = field(default=None, metadata=_help(
+        "Your own data as a `datasets` dataset instead of corpus/data_dir: a Hub id, a save_to_disk folder, a folder "
+        "(or file) of parquet/arrow tables, or an audiofolder directory. Audio is read undecoded (embedded bytes or "
+        "paths) and decoded by ser_hf."))
+    dataset_config_name: str | None = field(default=None, metadata=_help(
+        "The dataset's configuration name, for datasets that have several."))
+    train_split_name: str = field(default="train", metadata=_help(
+        "The dataset split trained on: 'ser-hf train' holds speakers out of it for test and validation (unless "
+        "eval_split_name is set), 'ser-hf cv' makes its folds from it."))
+    eval_split_name: str | None = field(default=None, metadata=_help(
+        "'ser-hf train': use this dataset split as the test part instead of holding speakers out of the training "
+        "split; it must share no speaker with the training split. Default: none."))
+    audio_column_name: str = field(default="audio", metadata=_help(
+        "The dataset column holding the audio (embedded bytes or paths)."))
+    label_column_name: str = field(default="label", metadata=_help(
+        "The dataset column holding the emotion labels (ClassLabel ids or strings; map unknown ones with label_map)."))
+    speaker_column_name: str | None = field(default="speaker", metadata=_help(
+        "The dataset column holding speaker ids (absent: speakers unknown, see allow_random_split)."))
+    gender_column_name: str | None = field(default="gender", metadata=_help(
+        "The dataset column holding genders (male/female/M/F; absent: unknown)."))
+    allow_random_split: bool = field(default=False, metadata=_help(
+        "A dataset without speaker ids: split its clips at random (stratified by emotion) instead of refusing. "
+        "Reports and cards then say 'random split (speakers may overlap)': test voices may also be in training, so "
+        "the scores are optimistic."))
+
     #: What each numeric field accepts (see :mod:`ser_hf.ranges`), checked in ``__post_init__``.
     RANGES: ClassVar[dict[str, Range]] = {
         "num_folds": FOLDS, "fold_seed": SEED, "test_size": SHARE, "validation_size": SHARE,
@@ -110,14 +136,19 @@ class DataArguments:
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        if self.dataset_name is not None:
+            if self.corpus not in ("synthetic", self.dataset_name) or self.data_dir is not None:
+                raise SERError(f"dataset_name ({self.dataset_name!r}) replaces corpus and data_dir, but corpus="
+                               f"{self.corpus!r} and data_dir={self.data_dir!r} are set too; pass only one of them.")
+            self.corpus = self.dataset_name  # reports, records and cards name the dataset as the run's data
         if self.is_multi_corpus():
             self.emotions = self.emotions or MULTI_CORPUS_EMOTIONS
             if self.data_dir is not None:
                 self.sources()  # a count mismatch fails at parse time, naming both settings
 
     def corpora(self) -> list[str]:
-        """The corpus names (one for a single-corpus run)."""
-        return _items(self.corpus)
+        """The registered corpus names (one for a single-corpus run; none for a ``datasets`` dataset)."""
+        return [] if self.dataset_name is not None else _items(self.corpus)
 
     def is_multi_corpus(self) -> bool:
         """Whether ``corpus`` names several corpora."""
@@ -153,6 +184,13 @@ class DataArguments:
         if any(len(pair) != 2 for pair in pairs):
             raise SERError(f"label_map must look like 'excited=happy,joy=happy', got {self.label_map!r}.")
         return {source.strip(): target.strip() for source, target in pairs}
+
+    def dataset_source(self):
+        """The :class:`~ser_hf.corpora.hf_dataset.DatasetSource` that ``dataset_name`` and the column names describe."""
+        from ser_hf.corpora.hf_dataset import DatasetSource
+
+        return DatasetSource(self.dataset_name, self.dataset_config_name, self.audio_column_name,
+                             self.label_column_name, self.speaker_column_name, self.gender_column_name)
 
     def preprocessor(self, sampling_rate: int) -> AudioPreprocessor:
         """The audio cleaning these arguments ask for, at the model's sampling rate."""

@@ -31,7 +31,16 @@ from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport, summarise_folds, write_cv_summary
 from ser_hf.evaluation.folds import corpus_rows_markdown, reports_by_group
 from ser_hf.models.presets import resolve_model_path
-from ser_hf.splits import Fold, add_validation, corpus_folds, select_fold, speaker_split
+from ser_hf.splits import (
+    Fold,
+    add_validation,
+    clips_as_speakers,
+    corpus_folds,
+    select_fold,
+    speaker_split,
+    split_kind,
+    split_with_test,
+)
 from ser_hf.training.arguments import DataArguments, ModelArguments, SERTrainingArguments
 from ser_hf.training.probe import ProbeMethod, ProbeSettings
 
@@ -49,14 +58,42 @@ class Run:
     model: ModelArguments
     training: SERTrainingArguments
 
-    def settings(self) -> dict[str, Any]:
-        """The arguments as JSON-friendly dicts (recorded beside every result)."""
+    def settings(self, dataset: datasets.Dataset | None = None) -> dict[str, Any]:
+        """The arguments as JSON-friendly dicts (recorded beside every result); with the run's ``dataset``, also
+        ``split_kind``: how its parts were made (:data:`ser_hf.splits.SPEAKER_INDEPENDENT` or ``RANDOM_SPLIT``)."""
         training = {k: v for k, v in self.training.to_dict().items() if not k.startswith("_")}
-        return {"data": asdict(self.data), "model": asdict(self.model), "training": training}
+        kind = {} if dataset is None else {"split_kind": split_kind(dataset)}
+        return {"data": asdict(self.data), "model": asdict(self.model), "training": training, **kind}
 
 
-def load_run_dataset(data: DataArguments) -> datasets.Dataset:
-    """The corpus the run's data arguments describe; several corpora as one dataset (``load_combined``)."""
+def _load_dataset_run(data: DataArguments, include_eval: bool) -> datasets.Dataset:
+    """The run's ``datasets`` dataset; without speaker ids, clips as their own speakers if a random split is allowed."""
+    splits = [data.train_split_name]
+    if include_eval and data.eval_split_name not in (None, data.train_split_name):
+        splits.append(data.eval_split_name)
+    dataset = load_corpus(data.dataset_source(), splits=splits, emotions=data.emotions,
+                          label_map=data.label_map_dict(), strict=data.strict)
+    if any(dataset["speaker"]):
+        return dataset
+    if not data.allow_random_split:
+        raise SERError(
+            f"dataset {data.dataset_name!r} has no speaker ids (speaker_column_name={data.speaker_column_name!r} is "
+            f"absent or empty), so no split can keep test voices out of training. Name the column that holds speaker "
+            f"ids with --speaker_column_name, or pass --allow_random_split to split clips at random (reports and the "
+            f"model card then say 'random split (speakers may overlap)')."
+        )
+    logger.warning("dataset %r has no speaker ids: random split (speakers may overlap)", data.dataset_name)
+    return clips_as_speakers(dataset)
+
+
+def load_run_dataset(data: DataArguments, include_eval: bool = False) -> datasets.Dataset:
+    """The corpus the run's data arguments describe; several corpora as one dataset (``load_combined``).
+
+    For a ``datasets`` dataset (``dataset_name``): its training split, and with ``include_eval`` also its
+    ``eval_split_name`` split (the ``split`` column tells them apart).
+    """
+    if data.dataset_name is not None:
+        return _load_dataset_run(data, include_eval)
     options = {"speaker_pattern": data.speaker_pattern} if data.speaker_pattern else {}
     if data.is_multi_corpus():
         return load_combined(data.sources(), emotions=data.emotions, label_map=data.label_map_dict(),
@@ -109,9 +146,19 @@ def _evaluate(run: Run, method, part: datasets.Dataset, split: str,
     report = EvaluationReport.from_predictions(
         np.asarray(part["label"]), probabilities=probabilities, label_names=method.labels,
         groups=part["speaker"], model=run.model.model_name_or_path, corpus=corpus or run.data.corpus, split=split,
-        metadata={"mode": run.model.mode, "speakers": sorted(set(part["speaker"]))},
+        metadata={"mode": run.model.mode, "speakers": sorted(set(part["speaker"])), "split_kind": split_kind(part)},
     )
     return report, probabilities
+
+
+def _train_split(run: Run, dataset: datasets.Dataset) -> datasets.DatasetDict:
+    """``train``'s parts: speakers held out of the data, or a dataset's own ``eval_split_name`` split as the test part."""
+    data = run.data
+    if data.dataset_name is not None and data.eval_split_name not in (None, data.train_split_name):
+        test = np.flatnonzero(np.asarray(dataset["split"]) == data.eval_split_name)
+        return split_with_test(dataset, test, validation_size=data.validation_size, seed=data.fold_seed)
+    make_split = combined_speaker_split if data.is_multi_corpus() else speaker_split
+    return make_split(dataset, test_size=data.test_size, validation_size=data.validation_size, seed=data.fold_seed)
 
 
 @dataclass
@@ -134,10 +181,8 @@ def train(run: Run, progress: bool = True) -> TrainResult:
     ``output_dir/eval``. With several corpora each corpus is split by speaker on its own
     (:func:`~ser_hf.corpora.combined.combined_speaker_split`), so every part holds every corpus.
     """
-    dataset = load_run_dataset(run.data)
-    make_split = combined_speaker_split if run.data.is_multi_corpus() else speaker_split
-    split = make_split(dataset, test_size=run.data.test_size, validation_size=run.data.validation_size,
-                       seed=run.data.fold_seed)
+    dataset = load_run_dataset(run.data, include_eval=True)
+    split = _train_split(run, dataset)
     labels = dataset.features["label"].names
     method = make_method(run, labels, progress).fit(split["train"], split.get("validation"))
     out = Path(run.training.output_dir)
@@ -146,7 +191,7 @@ def train(run: Run, progress: bool = True) -> TrainResult:
     if is_main_process():
         if report is not None:
             report.write(out / "eval")
-        (out / "ser_hf_run.json").write_text(json.dumps(run.settings(), indent=2, default=str) + "\n")
+        (out / "ser_hf_run.json").write_text(json.dumps(run.settings(dataset), indent=2, default=str) + "\n")
         write_model_card(checkpoint, card_from_run(run, split, report, checkpoint, method=method))
     return TrainResult(checkpoint, report)
 
@@ -237,6 +282,7 @@ def cross_validate(run: Run, progress: bool = True,
         corpora += test["corpus"] if run.data.is_multi_corpus() else []
     model = run.model.model_name_or_path
     aggregate, pooled = summarise_folds(reports, refs, probs, speakers, labels, model=model, corpus=run.data.corpus)
+    pooled.metadata["split_kind"] = split_kind(dataset)
     per_corpus = reports_by_group(np.concatenate(refs), np.concatenate(probs), speakers, corpora, labels,
                                   model=model, split="pooled out-of-fold") if corpora else None
     rows = None
@@ -245,7 +291,7 @@ def cross_validate(run: Run, progress: bool = True,
 
         rows = summarise_enrollment(adaptive, labels, model=model, corpus=run.data.corpus)
     if is_main_process():
-        write_cv_summary(out, aggregate, pooled, run.settings(), per_corpus=per_corpus)
+        write_cv_summary(out, aggregate, pooled, run.settings(dataset), per_corpus=per_corpus)
         if rows is not None:
             _write_speaker_adaptive(out, rows)
     return CVResult(reports, aggregate, pooled, rows, per_corpus)

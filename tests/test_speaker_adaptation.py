@@ -48,6 +48,31 @@ def test_the_offset_keeps_the_emotion_of_a_single_emotion_speaker():
     np.testing.assert_allclose((angry - offset).mean(axis=0), means[2], atol=1e-9)
 
 
+def test_the_speaker_mean_offset_removes_everything_but_the_class_balanced_centre():
+    features, labels, _ = voices()
+    means = class_means(features, labels, LABELS)
+    speaker = features[:9]  # 3 clips of each emotion
+    offset = speaker_offset(speaker, None, means, shrink=0, estimator="speaker mean")
+    np.testing.assert_allclose((speaker - offset).mean(axis=0), means.mean(axis=0), atol=1e-9)
+    with pytest.raises(SERError, match="unknown speaker offset estimator 'median'"):
+        speaker_offset(speaker, None, means, estimator="median")
+
+
+def test_the_inner_check_picks_the_estimator_that_suits_the_corpus():
+    # Speakers who cover every emotion evenly: the plain speaker mean is the better estimate of the voice.
+    features, labels, speakers = voices(speakers=16)
+    balanced = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4)
+    by_estimator = balanced.record["inner_check"]["adaptive_ua_by_estimator"]
+    assert set(by_estimator) == {"emotion-mix-aware", "speaker mean"}
+    assert balanced.estimator == max(by_estimator, key=by_estimator.get) == balanced.record["estimator"]
+    # Single-emotion speakers (URDU): the speaker mean erases the emotion, so it must not be chosen.
+    features, labels, speakers = voices(speakers=16, single_emotion=True)
+    skewed = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4)
+    check = skewed.record["inner_check"]["adaptive_ua_by_estimator"]
+    assert check["speaker mean"] < check["emotion-mix-aware"], check
+    assert skewed.estimator == "emotion-mix-aware"
+
+
 def test_shrinkage_pulls_few_clips_towards_no_offset():
     features, labels, _ = voices()
     means = class_means(features, labels, LABELS)
@@ -113,6 +138,15 @@ def test_adaptation_files_round_trip_and_refuse_another_model(tmp_path):
     other = {k: v[..., :-1] if k == "projector.weight" else v for k, v in probe.global_head.items()}
     with pytest.raises(ModelError, match="does not fit the checkpoint beside it"):
         load_adaptation(tmp_path, other)
+    record = json.loads((tmp_path / "speaker_adaptation.json").read_text())
+    assert record["estimator"] == probe.estimator
+    record["estimator"] = "median"
+    (tmp_path / "speaker_adaptation.json").write_text(json.dumps(record))
+    with pytest.raises(ModelError, match="names the offset estimator 'median'"):
+        load_adaptation(tmp_path, probe.global_head)
+    del record["estimator"]  # written before the estimator was chosen: the emotion-mix-aware offset
+    (tmp_path / "speaker_adaptation.json").write_text(json.dumps(record))
+    assert load_adaptation(tmp_path, probe.global_head).estimator == "emotion-mix-aware"
     (tmp_path / "speaker_adaptation.json").write_text("{not json")
     with pytest.raises(ModelError, match="cannot be read"):
         load_adaptation(tmp_path, probe.global_head)
@@ -135,6 +169,8 @@ def test_cv_adds_speaker_adaptive_rows_beside_the_standard_ones(tmp_path):
     assert settings == ["1", "3", "5", "all", "neutral"]  # 8 clips per speaker: 10 and 20 leave none to score
     for row in result.speaker_adaptive:
         assert row["clips_scored"] > 0 and "global_unweighted_accuracy_same_clips" in row
+        assert len(row["offset_estimator_by_fold"]) == 3
+        assert set(row["offset_estimator_by_fold"]) <= {"emotion-mix-aware", "speaker mean", "off"}
     written = json.loads((tmp_path / "cv" / "cv" / "speaker_adaptive.json").read_text())
     assert [row["enrollment"] for row in written] == settings
     assert "not the standard headline" in (tmp_path / "cv" / "cv" / "speaker_adaptive.md").read_text()

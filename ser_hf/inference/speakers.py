@@ -2,9 +2,9 @@
 
 A probe checkpoint trained with ``probe_speaker_adaptation: true`` carries, beside its standard head,
 ``speaker_adaptation.safetensors/json`` (see :mod:`ser_hf.training.speaker_adaptation`). Enrolling a
-speaker runs the encoder on their unlabelled clips, estimates their emotion-mix-aware offset, and from
-then on that speaker's clips are scored by the adaptive head with the offset removed. Everything is
-computed from the same pooled encoder states the standard head uses, and
+speaker runs the encoder on their unlabelled clips, estimates their offset (with the estimator the
+model chose in training), and from then on that speaker's clips are scored by the adaptive head with
+the offset removed. Everything is computed from the same pooled encoder states the standard head uses, and
 :meth:`SpeakerEnrollments.speaker_head` gives the standard head tensors that compute it, so a
 speaker-specific model can be saved as an ordinary ``pipeline()`` checkpoint.
 

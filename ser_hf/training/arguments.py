@@ -243,7 +243,8 @@ class SERTrainingArguments(TrainingArguments):
     probe_inner_folds: int = field(default=4, metadata=_help(
         "Probe, linear fit: speaker-grouped folds of the inner CV that picks the layer mix and ridge strength."))
     probe_speaker_adaptation: bool = field(default=False, metadata=_help(
-        "Probe, linear fit: also fit the speaker-adaptive head (each speaker's emotion-mix-aware offset removed), "
+        "Probe, linear fit: also fit the speaker-adaptive head (each speaker's offset removed; the inner CV picks "
+        "the emotion-mix-aware or the speaker-mean estimator), "
         "saved beside the standard checkpoint for EmotionRecognizer.enroll; 'ser-hf cv' then adds speaker-adaptive "
         "rows for 1, 3, 5, 10, 20, all and neutral-only enrollment clips."))
     probe_projector_size: int = field(default=256, metadata=_help("Probe: size of the head's projector."))

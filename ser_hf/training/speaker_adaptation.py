@@ -1,23 +1,33 @@
-"""Speaker-adaptive probe: remove each speaker's own offset from the pooled states, emotion-mix-aware.
+"""Speaker-adaptive probe: remove each speaker's own offset from the pooled states.
 
 Pooled encoder states carry the speaker as much as the emotion. Standardising each speaker's states
 with that speaker's own mean and spread (z-scoring) gains 8-10 UA on RAVDESS, whose actors all speak
 every emotion in equal measure, and falls to chance on URDU, whose speakers are nearly single-emotion:
 the statistics of a skewed emotion mix *are* the emotion, and subtracting them erases it.
 
-The estimator here removes only what the emotions do not explain. With global class means ``m_k``
-(per layer, from the training speakers) and a speaker's clips ``x_i`` with class posteriors ``p_i``
-(true labels for training speakers, the model's posteriors at enrollment), the speaker's offset is the
-mean residual, shrunk towards zero when the speaker has few clips::
+Two offset estimators, one chosen per model by an inner speaker-grouped CV on the training speakers
+(:data:`ESTIMATORS`). With global class means ``m_k`` (per layer, from the training speakers), their
+class-balanced centre ``c = mean_k m_k``, and a speaker's clips ``x_i`` with class posteriors ``p_i`` (true
+labels for training speakers, the model's posteriors at enrollment), each shrunk towards zero when the
+speaker has few clips::
 
-    offset = n / (n + k) * mean_i (x_i - sum_c p_ic m_c)
+    emotion-mix-aware:  offset = n / (n + k) * mean_i (x_i - sum_c p_ic m_c)
+    speaker mean:       offset = n / (n + k) * (mean_i x_i - c)
 
-A speaker who only ever sounds angry keeps the anger (it is explained by ``m_angry``) and loses only
-the voice. At enrollment the posteriors come first from the global head, then from the adaptive head on
-the adapted states (a few rounds). Only a mean is removed, never a spread: estimating a per-dimension
-spread from a handful of clips was measured to hurt (5 clips, RAVDESS), and an offset is an affine map
-that folds into the standard head's projector bias (:func:`speaker_head_state`), so a speaker-specific
-model is still an ordinary ``pipeline()`` checkpoint.
+The emotion-mix-aware offset removes only what the emotions do not explain: a speaker who only ever
+sounds angry keeps the anger (explained by ``m_angry``) and loses only the voice; at enrollment the
+posteriors come first from the global head, then from the adaptive head on the adapted states (a few
+rounds). It survives single-emotion speakers, but every posterior error that a voice causes is kept in
+the offset. The speaker mean trusts that a speaker's clips cover the emotions evenly: better when they
+do (RAVDESS, whisper-base, 6 s: 82.6 against 80.3 UA with every clip enrolled, measured outside the
+package), ruinous when they do not (URDU: 47.5 against 85.3). The training corpus decides, through
+the inner check with 10 random enrollment clips per held-out speaker; a tie goes to the
+emotion-mix-aware offset, which is safer for a user who enrolls mostly neutral clips.
+
+Only a mean is removed, never a spread: a per-dimension spread from a handful of clips was measured to
+hurt (5 clips, RAVDESS), emotion-mix-aware spreads did not help either (RAVDESS all clips 80.1), and an
+offset is an affine map that folds into the standard head's projector bias (:meth:`AdaptiveProbe.speaker_head`),
+so a speaker-specific model is still an ordinary ``pipeline()`` checkpoint.
 """
 
 from __future__ import annotations
@@ -41,6 +51,8 @@ SHRINK_CLIPS = 5.0
 MIN_ENROLLMENT_CLIPS = 3
 #: Rounds of (posteriors -> offset) at enrollment.
 ENROLLMENT_ROUNDS = 2
+#: The offset estimators the inner check chooses from (see the module docstring), the safer one first.
+ESTIMATORS = ("emotion-mix-aware", "speaker mean")
 
 
 def class_means(features: np.ndarray, labels: np.ndarray, num_labels: int) -> np.ndarray:
@@ -53,9 +65,17 @@ def class_means(features: np.ndarray, labels: np.ndarray, num_labels: int) -> np
 
 
 def speaker_offset(features: np.ndarray, posteriors: np.ndarray, means: np.ndarray,
-                   shrink: float = SHRINK_CLIPS) -> np.ndarray:
-    """The emotion-mix-aware offset ``(layers, hidden)`` of one speaker's clips (see the module docstring)."""
-    explained = np.einsum("nk,klh->nlh", posteriors, means)
+                   shrink: float = SHRINK_CLIPS, estimator: str = ESTIMATORS[0]) -> np.ndarray:
+    """One speaker's offset ``(layers, hidden)`` by ``estimator`` (see the module docstring).
+
+    ``posteriors`` are only read by the emotion-mix-aware estimator.
+    """
+    if estimator == "emotion-mix-aware":
+        explained = np.einsum("nk,klh->nlh", posteriors, means)
+    elif estimator == "speaker mean":
+        explained = means.mean(axis=0)  # the class-balanced centre: a speaker covering every emotion evenly
+    else:
+        raise SERError(f"unknown speaker offset estimator {estimator!r}; expected one of {list(ESTIMATORS)}")
     n = len(features)
     return (n / (n + shrink)) * (features - explained).mean(axis=0)
 
@@ -78,6 +98,7 @@ class AdaptiveProbe:
     min_clips: int = MIN_ENROLLMENT_CLIPS
     enabled: bool = True
     record: dict = field(default_factory=dict)
+    estimator: str = ESTIMATORS[0]
 
     def enroll(self, features: np.ndarray) -> np.ndarray:
         """A speaker's offset ``(layers, hidden)`` from the pooled states of their (unlabelled) clips."""
@@ -88,7 +109,8 @@ class AdaptiveProbe:
         if len(features) < self.min_clips:
             raise SERError(f"enrollment needs at least {self.min_clips} clips of the speaker, got {len(features)}; "
                            f"predict without a speaker (the global model) or enroll more clips.")
-        return estimate_offset(features, self.global_head, self.adaptive_head, self.means, self.shrink)
+        return estimate_offset(features, self.global_head, self.adaptive_head, self.means, self.shrink,
+                               self.estimator)
 
     def logits(self, features: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
         """The adaptive head's logits for a speaker's offset; the global head's when ``offset`` is None."""
@@ -109,23 +131,29 @@ class AdaptiveProbe:
         return head
 
 
-def estimate_offset(features, global_head, adaptive_head, means, shrink=SHRINK_CLIPS) -> np.ndarray:
-    """Posteriors from the global head, then rounds of (offset, posteriors of the adaptive head)."""
+def estimate_offset(features, global_head, adaptive_head, means, shrink=SHRINK_CLIPS,
+                    estimator: str = ESTIMATORS[0]) -> np.ndarray:
+    """Posteriors from the global head, then rounds of (offset, posteriors of the adaptive head).
+
+    The speaker mean reads no posteriors, so it needs no rounds.
+    """
+    if estimator != "emotion-mix-aware":
+        return speaker_offset(features, None, means, shrink, estimator)
     posteriors = softmax(head_logits(global_head, features))
     for _ in range(ENROLLMENT_ROUNDS):
-        offset = speaker_offset(features, posteriors, means, shrink)
+        offset = speaker_offset(features, posteriors, means, shrink, estimator)
         posteriors = softmax(head_logits(adaptive_head, features - offset))
     return offset
 
 
 def adapt_training_speakers(features: np.ndarray, labels: np.ndarray, speakers: np.ndarray, means: np.ndarray,
-                            shrink: float = SHRINK_CLIPS) -> np.ndarray:
+                            shrink: float = SHRINK_CLIPS, estimator: str = ESTIMATORS[0]) -> np.ndarray:
     """Every training clip minus its speaker's offset (posteriors = the true labels)."""
     one_hot = np.eye(len(means))[labels]
     adapted = np.array(features, dtype=np.float64)
     for speaker in np.unique(speakers):
         rows = speakers == speaker
-        adapted[rows] -= speaker_offset(adapted[rows], one_hot[rows], means, shrink)
+        adapted[rows] -= speaker_offset(adapted[rows], one_hot[rows], means, shrink, estimator)
     return adapted
 
 
@@ -146,65 +174,77 @@ def _refit(features, labels, num_labels, record) -> dict[str, np.ndarray]:
     return head_tensors(fit, num_labels)
 
 
-def _inner_check(features, labels, speakers, num_labels, global_record, adaptive_record, shrink, inner_folds, seed):
-    """Inner speaker-grouped CV: global head vs adaptive head with 10 random enrollment clips per speaker."""
+def _inner_check(features, labels, speakers, num_labels, global_record, adaptive_records, shrink, inner_folds, seed):
+    """Inner speaker-grouped CV: the global head, and the adaptive head of each estimator in ``adaptive_records``,
+    with 10 random enrollment clips per held-out speaker (the same clips for all); their pooled UAs."""
     from ser_hf.training.linear_probe import _inner_folds, _pooled_ua
 
     rng = np.random.default_rng(seed)
-    references, global_pred, adaptive_pred = [], [], []
+    references, global_pred = [], []
+    adaptive_pred = {estimator: [] for estimator in adaptive_records}
     for train, held_out in _inner_folds(labels, speakers, inner_folds, seed):
         means = class_means(features[train], labels[train], num_labels)
         global_head = _refit(features[train], labels[train], num_labels, global_record)
-        adapted = adapt_training_speakers(features[train], labels[train], speakers[train], means, shrink)
-        adaptive_head = _refit(adapted, labels[train], num_labels, adaptive_record)
+        adaptive_heads = {
+            estimator: _refit(adapt_training_speakers(features[train], labels[train], speakers[train], means, shrink,
+                                                      estimator), labels[train], num_labels, record)
+            for estimator, record in adaptive_records.items()}
         for speaker in np.unique(speakers[held_out]):
             rows = held_out[speakers[held_out] == speaker]
             enrolled = rng.permutation(rows)[:CHECK_ENROLLMENT_CLIPS]
             scored = np.setdiff1d(rows, enrolled) if len(rows) > CHECK_ENROLLMENT_CLIPS else rows
             references.append(labels[scored])
             global_pred.append(head_logits(global_head, features[scored]).argmax(axis=1))
-            if len(enrolled) < MIN_ENROLLMENT_CLIPS:
-                adaptive_pred.append(global_pred[-1])
-                continue
-            offset = estimate_offset(features[enrolled], global_head, adaptive_head, means, shrink)
-            adaptive_pred.append(head_logits(adaptive_head, features[scored] - offset).argmax(axis=1))
+            for estimator, adaptive_head in adaptive_heads.items():
+                if len(enrolled) < MIN_ENROLLMENT_CLIPS:
+                    adaptive_pred[estimator].append(global_pred[-1])
+                    continue
+                offset = estimate_offset(features[enrolled], global_head, adaptive_head, means, shrink, estimator)
+                adaptive_pred[estimator].append(head_logits(adaptive_head, features[scored] - offset).argmax(axis=1))
     references = np.concatenate(references)
     return (_pooled_ua(references, np.concatenate(global_pred), num_labels),
-            _pooled_ua(references, np.concatenate(adaptive_pred), num_labels))
+            {estimator: _pooled_ua(references, np.concatenate(predictions), num_labels)
+             for estimator, predictions in adaptive_pred.items()})
 
 
 def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_labels: int, *,
                        projector_size: int, inner_folds: int = 4, seed: int = 0,
-                       shrink: float = SHRINK_CLIPS) -> AdaptiveProbe:
-    """Fit the global and the speaker-adaptive head (each by :func:`fit_linear`'s inner CV), check the gain.
+                       shrink: float = SHRINK_CLIPS, estimators=ESTIMATORS) -> AdaptiveProbe:
+    """Fit the global head and one adaptive head per offset estimator (each by :func:`fit_linear`'s inner CV).
 
-    Adaptation stays on only if, in an inner speaker-grouped CV on the training speakers with
-    :data:`CHECK_ENROLLMENT_CLIPS` random enrollment clips per held-out speaker, it is not worse than the
-    global head by more than :data:`CHECK_MARGIN`.
+    An inner speaker-grouped CV on the training speakers, with :data:`CHECK_ENROLLMENT_CLIPS` random
+    enrollment clips per held-out speaker, picks the estimator (ties: the first of ``estimators``) and
+    keeps adaptation on only if it is not worse than the global head by more than :data:`CHECK_MARGIN`.
     """
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     speakers = np.asarray(speakers, dtype=object)
     global_fit, global_record = fit_linear(features, labels, speakers, num_labels, inner_folds=inner_folds, seed=seed)
     means = class_means(features, labels, num_labels)
-    adapted = adapt_training_speakers(features, labels, speakers, means, shrink)
-    adaptive_fit, adaptive_record = fit_linear(adapted, labels, speakers, num_labels, inner_folds=inner_folds,
-                                               seed=seed)
-    global_ua, adaptive_ua = _inner_check(features, labels, speakers, num_labels, global_record, adaptive_record,
-                                          shrink, inner_folds, seed)
+    adaptive_fits, adaptive_records = {}, {}
+    for estimator in estimators:
+        adapted = adapt_training_speakers(features, labels, speakers, means, shrink, estimator)
+        adaptive_fits[estimator], adaptive_records[estimator] = fit_linear(
+            adapted, labels, speakers, num_labels, inner_folds=inner_folds, seed=seed)
+    global_ua, adaptive_uas = _inner_check(features, labels, speakers, num_labels, global_record, adaptive_records,
+                                           shrink, inner_folds, seed)
+    estimator = max(estimators, key=lambda name: adaptive_uas[name])  # max keeps the first of equals
+    adaptive_ua = adaptive_uas[estimator]
     enabled = adaptive_ua >= global_ua - CHECK_MARGIN
-    record = {"estimator": "emotion-mix-aware mean offset", "shrink_clips": shrink,
+    record = {"estimator": estimator, "shrink_clips": shrink,
               "min_enrollment_clips": MIN_ENROLLMENT_CLIPS, "enrollment_rounds": ENROLLMENT_ROUNDS,
               "inner_check": {"enrollment_clips": CHECK_ENROLLMENT_CLIPS, "global_ua": round(global_ua, 4),
-                              "adaptive_ua": round(adaptive_ua, 4)},
+                              "adaptive_ua": round(adaptive_ua, 4),
+                              "adaptive_ua_by_estimator": {k: round(v, 4) for k, v in adaptive_uas.items()}},
               "global": {k: v for k, v in global_record.items() if k != "candidates"},
-              "adaptive": {k: v for k, v in adaptive_record.items() if k != "candidates"}}
+              "adaptive": {k: v for k, v in adaptive_records[estimator].items() if k != "candidates"}}
     if not enabled:
         record["reason"] = (f"in the inner CV on the training speakers, adaptation scored {adaptive_ua:.3f} UA "
                             f"against {global_ua:.3f} without it")
         logger.warning("speaker adaptation switched off: %s", record["reason"])
-    return AdaptiveProbe(head_tensors(global_fit, projector_size), head_tensors(adaptive_fit, projector_size),
-                         means, shrink, enabled=enabled, record=record)
+    logger.info("speaker adaptation: %s offset, inner UA %.4f (global %.4f)", estimator, adaptive_ua, global_ua)
+    return AdaptiveProbe(head_tensors(global_fit, projector_size), head_tensors(adaptive_fits[estimator], projector_size),
+                         means, shrink, enabled=enabled, record=record, estimator=estimator)
 
 
 #: The enrollment settings ``ser-hf cv`` reports: numbers of random clips, every clip, neutral clips only.
@@ -233,8 +273,8 @@ def enrollment_predictions(probe: AdaptiveProbe, features: np.ndarray, labels: n
     or a model whose adaptation is off, is scored by the global head and counted as a fallback.
 
     Returns:
-        ``{setting: {"rows", "adaptive", "global", "fallback_speakers", "speakers"}}`` with row indices
-        into ``features`` and predicted class ids.
+        ``{setting: {"rows", "adaptive", "global", "fallback_speakers", "speakers", "estimator"}}`` with row
+        indices into ``features``, predicted class ids, and the offset estimator used ("off": none).
     """
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -258,7 +298,8 @@ def enrollment_predictions(probe: AdaptiveProbe, features: np.ndarray, labels: n
         results[str(setting)] = {
             "rows": rows, "adaptive": np.concatenate(adaptive) if adaptive else rows,
             "global": probe.logits(features[rows]).argmax(axis=1) if len(rows) else rows,
-            "fallback_speakers": fallback, "speakers": len(scored_rows)}
+            "fallback_speakers": fallback, "speakers": len(scored_rows),
+            "estimator": probe.estimator if probe.enabled else "off"}
     return results
 
 
@@ -276,7 +317,7 @@ def save_adaptation(probe: AdaptiveProbe, checkpoint: str | os.PathLike) -> Path
     tensors["class_means"] = probe.means.astype(np.float32)
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(folder / ADAPTATION_WEIGHTS))
     record = {"format": 1, "shrink_clips": probe.shrink, "min_enrollment_clips": probe.min_clips,
-              "enabled": probe.enabled, "record": probe.record}
+              "estimator": probe.estimator, "enabled": probe.enabled, "record": probe.record}
     (folder / ADAPTATION_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return folder / ADAPTATION_WEIGHTS
 
@@ -304,9 +345,13 @@ def load_adaptation(checkpoint: str | os.PathLike, global_head: dict[str, np.nda
         tensors = load_file(str(folder / ADAPTATION_WEIGHTS))
         shrink, min_clips, enabled = float(record["shrink_clips"]), int(record["min_enrollment_clips"]), \
             bool(record["enabled"])
-    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as error:
+        estimator = record.get("estimator", ESTIMATORS[0])  # files written before the choice existed
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, SafetensorError) as error:
         raise ModelError(f"{str(folder / ADAPTATION_RECORD)!r} or its weights cannot be read ({error}); retrain "
                          f"with probe_speaker_adaptation: true or delete both files.") from error
+    if estimator not in ESTIMATORS:
+        raise ModelError(f"{str(folder / ADAPTATION_RECORD)!r} names the offset estimator {estimator!r}; this "
+                         f"version knows {list(ESTIMATORS)}. Upgrade ser_hf or retrain the adaptation.")
     adaptive = {k.removeprefix("adaptive."): v.astype(np.float64) for k, v in tensors.items()
                 if k.startswith("adaptive.")}
     means = tensors.get("class_means")
@@ -321,7 +366,7 @@ def load_adaptation(checkpoint: str | os.PathLike, global_head: dict[str, np.nda
     if not np.isfinite(means).all() or not all(np.isfinite(v).all() for v in adaptive.values()):
         raise ModelError(f"{str(folder / ADAPTATION_WEIGHTS)!r} holds NaN or infinite values; retrain it.")
     return AdaptiveProbe(global_head, adaptive, means.astype(np.float64), shrink, min_clips, enabled,
-                         record.get("record", {}))
+                         record.get("record", {}), estimator)
 
 
 def summarise_enrollment(collected: dict, label_names, *, model: str | None, corpus: str | None) -> list[dict]:
@@ -329,12 +374,12 @@ def summarise_enrollment(collected: dict, label_names, *, model: str | None, cor
 
     Args:
         collected: ``{setting: {"references", "adaptive", "global", "speakers", "fallback_speakers",
-            "test_speakers"}}`` accumulated over the CV folds (lists of arrays, counts).
+            "test_speakers", "estimators"}}`` accumulated over the CV folds (lists of arrays, counts, names).
         label_names: Class names in id order.
 
     Returns:
         Rows with the adaptive UA and its interval, the global head's UA on the very same clips, the gain,
-        the clips scored and the speakers that fell back to the global head.
+        the clips scored, the speakers that fell back to the global head and each fold's offset estimator.
     """
     from ser_hf.evaluation import EvaluationReport
 
@@ -362,6 +407,7 @@ def summarise_enrollment(collected: dict, label_names, *, model: str | None, cor
             "clips_scored": int(len(references)),
             "speakers": int(parts["test_speakers"]),
             "fallback_speakers": int(parts["fallback_speakers"]),
+            "offset_estimator_by_fold": list(parts.get("estimators", [])),
             "confusion_matrix": adaptive.confusion_matrix,
         })
     return rows
@@ -372,10 +418,11 @@ def collect_enrollment(collected: dict, predictions: dict, references: np.ndarra
     speakers = np.asarray(speakers, dtype=object)
     for setting, result in predictions.items():
         parts = collected.setdefault(setting, {"references": [], "adaptive": [], "global": [], "speakers": [],
-                                               "fallback_speakers": 0, "test_speakers": 0})
+                                               "fallback_speakers": 0, "test_speakers": 0, "estimators": []})
         parts["references"].append(references[result["rows"]])
         parts["adaptive"].append(result["adaptive"])
         parts["global"].append(result["global"])
         parts["speakers"].append(speakers[result["rows"]])
         parts["fallback_speakers"] += result["fallback_speakers"]
         parts["test_speakers"] += result["speakers"]
+        parts["estimators"].append(result["estimator"])

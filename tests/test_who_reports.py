@@ -169,3 +169,18 @@ def test_baseline_cv_reports_show_who(tmp_path):
         assert report.by_speaker is not None and report.by_speaker["gender_note"] is None
     expected = {speaker: "male" if speaker.startswith("SM") else "female" for speaker in dataset["speaker"]}
     assert {row["speaker"]: row["gender"] for row in result.pooled.by_speaker["speakers"]} == expected
+
+
+def test_a_random_split_has_no_speakers_to_report(tmp_path):
+    import datasets
+
+    from ser_hf.splits import clips_as_speakers
+
+    refs, preds, _, genders = _clips()
+    ids = clips_as_speakers(datasets.Dataset.from_dict({"speaker": [""] * len(refs), "label": refs}))["speaker"]
+    report = EvaluationReport.from_predictions(refs, preds, label_names=LABELS, groups=ids, genders=genders,
+                                               n_resamples=20)
+    assert report.by_speaker["speakers"] == [] and report.by_speaker["genders"] == {}
+    assert "Speakers are not recorded for these clips (random split)" in report.to_markdown()
+    assert "speakers: not recorded (random split)" in report.format_table()
+    assert "speakers" not in report.write(tmp_path)

@@ -169,7 +169,8 @@ def speaker_breakdown(
         ``num_samples``, ``unweighted_accuracy``, ``confidence_interval``, ``recall``,
         ``recall_intervals``; intervals are `None` for a gender with one speaker), ``gender_gap``
         (`None` unless both female and male clips are present), ``worst_speakers``, ``gender_note``
-        (`None` when every clip has a gender) and ``bootstrap_unit`` (``"speaker"``).
+        (`None` when every clip has a gender), ``speaker_note`` (set, with everything else empty, when the
+        speakers are the per-clip ids of a random split) and ``bootstrap_unit`` (``"speaker"``).
 
     Raises:
         EvaluationError: when `speakers` or `genders` do not hold one value per clip.
@@ -190,6 +191,13 @@ def speaker_breakdown(
             "speaker per clip."
         )
     gender_ids = normalise_genders(genders, refs.size)
+    # Imported here: ser_hf.splits loads pandas and scikit-learn, which scoring inside a Trainer never needs.
+    from ser_hf.splits import _CLIP_SPEAKER_PREFIX  # the ids a random split gives clips without a speaker
+
+    if speaker_ids.size and all(s.startswith(_CLIP_SPEAKER_PREFIX) for s in speaker_ids):
+        return {"speakers": [], "genders": {}, "gender_gap": None, "worst_speakers": [], "gender_note": None,
+                "speaker_note": "Speakers are not recorded for these clips (random split), so there are no per-speaker "
+                                "or per-gender scores.", "bootstrap_unit": "speaker"}
     names = list(label_names)
     tail = 100.0 * (1.0 - confidence_level) / 2.0
     rows = _speaker_rows(refs, preds, len(names), speaker_ids, gender_ids)
@@ -203,6 +211,7 @@ def speaker_breakdown(
         "gender_gap": _gap(gender_rows, resampled, tail),
         "worst_speakers": [row["speaker"] for row in ranked[: min(worst, max(len(ranked) - 1, 0))]],
         "gender_note": _gender_note(gender_ids),
+        "speaker_note": None,
         "bootstrap_unit": "speaker",
     }
 
@@ -246,15 +255,16 @@ def breakdown_markdown(who: dict[str, Any], labels: Sequence[str], heading_level
     h = "#" * heading_level
     parts = [f"{h} Per speaker and gender",
              "Intervals resample whole speakers within each gender; with few speakers they are wide."]
-    if who.get("gender_note"):
-        parts.append(f"**{who['gender_note']}**")
+    for note in (who.get("speaker_note"), who.get("gender_note")):
+        if note:
+            parts.append(f"**{note}**")
     parts += _gender_markdown(who, labels, heading_level + 1)
     if who["worst_speakers"]:
         by_name = {row["speaker"]: row for row in who["speakers"]}
         worst = ", ".join(f"{s} ({percent(by_name[s]['unweighted_accuracy'])} UA, {by_name[s]['num_samples']} clips)"
                           for s in who["worst_speakers"])
         parts.append(f"Worst speakers: {worst}.")
-    if every_speaker:
+    if every_speaker and who["speakers"]:
         rows = [[row["speaker"], row["gender"], row["num_samples"], percent(row["unweighted_accuracy"]),
                  percent(row["weighted_accuracy"])] for row in who["speakers"]]
         parts += [f"{h}# Per speaker", markdown_table(["Speaker", "Gender", "Clips", "UA (%)", "WA (%)"], rows)]
@@ -272,6 +282,8 @@ def breakdown_lines(who: dict[str, Any]) -> list[str]:
         if gap is not None and gap["difference"] is not None:
             text += f"  gap {100.0 * gap['difference']:+.1f}"
         lines = [text]
+    elif who.get("speaker_note"):
+        lines = ["speakers: not recorded (random split)"]
     else:
         lines = ["gender: not recorded"]
     by_name = {row["speaker"]: row for row in who["speakers"]}

@@ -399,7 +399,7 @@ class EvaluationReport:
             dpi,
         )
         paths["per_class"] = save_figure(plot_per_class(self.per_class, title=self.title), out / "per_class.png", dpi)
-        if self.by_speaker is not None:
+        if self.by_speaker is not None and self.by_speaker["speakers"]:
             paths["speakers"] = save_figure(plot_speakers(self.by_speaker, title=self.title), out / "speakers.png", dpi)
         if self.calibration is not None:
             paths["reliability"] = save_figure(plot_reliability(self.calibration), out / "reliability.png", dpi)

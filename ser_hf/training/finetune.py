@@ -144,6 +144,8 @@ class FinetuneMethod:
         self.collator = AudioCollator(self.feature_extractor, self.preprocessor, max_duration=self.max_duration,
                                       augmentation=Augmentation.from_args(training_args), seed=training_args.seed)
         self.trainer: SERTrainer | None = None
+        #: Temperature scaling fitted on the validation speakers by the last fit (None without validation).
+        self.calibration: dict | None = None
         self._warn_whisper_crop()
 
     def build(self):
@@ -203,6 +205,10 @@ class FinetuneMethod:
             check_resume_checkpoint(resume, trainer.accelerator.unwrap_model(trainer.model))
         trainer.train(resume_from_checkpoint=resume)
         self.trainer, self.model = trainer, trainer.model
+        if validation is not None:
+            # Temperature scaling on the validation speakers, folded into the classifier: pipeline() scores
+            # of the saved checkpoint are the calibrated ones (the argmax, so every accuracy, is unchanged).
+            self.calibration = trainer.calibrate()
         return self
 
     def init_head_from_probe(self, train: datasets.Dataset) -> None:

@@ -361,6 +361,8 @@ class PartialMethod:
         self.cache_report: dict[str, Any] = {"clips": 0, "computed": 0, "seconds": 0.0, "bytes": 0, "folder": None}
         self.training_report: dict[str, Any] = {}
         self.head_fit_record: dict | None = None
+        #: Temperature scaling fitted on the validation speakers by the last fit (None without validation).
+        self.calibration: dict | None = None
 
     def encoder(self) -> nn.Module:
         """The model for the frozen forward: itself on a float32 CPU run, else a moved copy (fingerprinted once)."""
@@ -457,6 +459,9 @@ class PartialMethod:
             kept = "starting point"
             logger.warning("partial: no epoch beat the starting point's validation %s (%.4f); keeping it.",
                            trainer.args.metric_for_best_model, initial[0])
+        if validation is not None:
+            # Folded into the head before it is copied into the model, which shares its config (the record).
+            self.calibration = trainer.calibrate()
         self.top.load_into(self.model)
         epochs = float(trainer.state.epoch or 0)
         self.training_report = {

@@ -301,6 +301,12 @@ class ProbeMethod:
         held_out = None if validation is None else (self.features(validation["audio"]), np.asarray(validation["label"]))
         self.head = train_probe(self.features(train["audio"]), np.asarray(train["label"]), len(self.labels),
                                 self.settings, held_out)
+        if held_out is not None:
+            from ser_hf.evaluation.calibration import calibrate_classifier
+
+            # The same validation speakers that chose the epoch fit the temperature folded into the head.
+            self.head.calibration = calibrate_classifier(self.head, predict_logits(self.head, held_out[0]),
+                                                         held_out[1], validation["speaker"])
         return self
 
     def predict_proba(self, dataset) -> np.ndarray:
@@ -319,6 +325,19 @@ class ProbeMethod:
         return getattr(self.head, "best_epoch", None)
 
     @property
+    def calibration(self) -> dict | None:
+        """The softmax temperature folded into the head: ``temperature`` (logits are divided by it) and
+        ``fitted_on``; the gradient fit adds the validation ECE before and after. None when none was fitted."""
+        record = getattr(self.head, "calibration", None)
+        if record is not None:
+            return record
+        multiplier = (self.fit_record or {}).get("temperature")  # the linear fit multiplies its scores by it
+        if not multiplier:
+            return None
+        return {"temperature": 1.0 / float(multiplier),
+                "fitted_on": "speaker-grouped inner out-of-fold scores of the training speakers (linear fit)"}
+
+    @property
     def fit_record(self) -> dict | None:
         """What the linear fit chose (layer mix, ridge strength, inner-CV UA); None for the gradient fit."""
         return getattr(self.head, "fit_record", None)
@@ -332,6 +351,8 @@ class ProbeMethod:
         from ser_hf.processes import launched_processes
 
         load_head_into_model(self.head, self.model)
+        if self.calibration is not None:
+            self.model.config.ser_hf_calibration = self.calibration  # `ser-hf evaluate` reports ECE before/after
         processes = launched_processes()
         checkpoint = Path(out_dir)
         if processes.is_main:  # every process fitted the same head; one writes it

@@ -9,7 +9,8 @@ It forces only what SER fine-tuning needs and leaves everything else to ``Traini
 - samplers: length-grouped batches on the ``duration`` column (``train_sampling_strategy="group_by_length"``),
   or class-balanced sampling (``balanced_sampler``); evaluation in order of duration (little padding);
 - SER metrics (UA first) always, merged with a user ``compute_metrics``;
-- early stopping on ``metric_for_best_model`` (UA) with ``early_stopping_patience``.
+- early stopping on ``metric_for_best_model`` (UA) with ``early_stopping_patience``;
+- :meth:`SERTrainer.calibrate`: temperature scaling on the validation speakers, folded into the classifier.
 
 Mixed precision falls back to float32 on CPU (see ``SERTrainingArguments``); activation (gradient)
 checkpointing, resuming and best-checkpoint selection are the Trainer's own. :func:`apply_lora` wraps a model in peft LoRA adapters.
@@ -203,6 +204,29 @@ class SERTrainer(Trainer):
                               "the first epoch: every epoch then draws the same crops and augmentation. Leave it off.",
                               UserWarning, stacklevel=2)
         self.class_weights = self._class_weights()
+
+    def calibrate(self, eval_dataset=None) -> dict[str, Any]:
+        """Fit a softmax temperature on ``eval_dataset`` (default: the validation set) and fold it into the head.
+
+        The classifier's weight and bias are divided by T (:func:`~ser_hf.evaluation.calibration.calibrate_classifier`),
+        so the saved checkpoint's ``pipeline()`` scores are calibrated with no extra code; the record goes to
+        ``config.ser_hf_calibration`` and is returned (temperature, validation ECE before and after, clips).
+
+        Raises:
+            SERError: when there is no validation data to fit on.
+        """
+        from ser_hf.evaluation.calibration import calibrate_classifier
+
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None:
+            raise SERError("SERTrainer.calibrate needs held-out clips: pass eval_dataset (validation speakers), "
+                           "never the test speakers.")
+        output = self.predict(dataset, metric_key_prefix="calibration")
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        speakers = dataset["speaker"] if "speaker" in dataset.column_names else None
+        record = calibrate_classifier(self.accelerator.unwrap_model(self.model), logits, output.label_ids, speakers)
+        logger.info("temperature scaling: %s", record)
+        return record
 
     def create_optimizer(self, model=None):
         """The usual optimizer, with layer-wise learning-rate decay when ``layer_lr_decay`` is set.

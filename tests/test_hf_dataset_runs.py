@@ -7,7 +7,8 @@ import pytest
 from ser_hf.cli import main
 from ser_hf.errors import SERError
 from ser_hf.splits import RANDOM_SPLIT, SPEAKER_INDEPENDENT
-from ser_hf.testing.hf_datasets import make_emotion_dataset
+from ser_hf.inference.outputs import read_records
+from ser_hf.testing.hf_datasets import emotion_rows, make_emotion_dataset, to_dataset
 from ser_hf.testing.models import tiny_backbone
 from ser_hf.training.experiment import train
 from ser_hf.training.recipes import parse_run
@@ -29,12 +30,20 @@ def audio_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SER_HF_CACHE", str(tmp_path / "ser_hf_cache"))
 
 
-def test_train_on_parquet_shards_with_their_own_test_split(setup, single_torch_thread):
+@pytest.fixture(scope="module")
+def trained(setup):
+    """A model trained on parquet shards whose own test split (speakers 5 and 6) is the test part."""
     tmp, common = setup
     root = make_emotion_dataset(tmp / "pq", layout="parquet", class_labels=True, test_split=True)
     out = tmp / "model"
     assert main(["train", *common, "--dataset_name", str(root), *COLUMNS, "--eval_split_name", "test",
                  "--output_dir", str(out)]) == 0
+    return root, out
+
+
+def test_train_on_parquet_shards_with_their_own_test_split(setup, trained, single_torch_thread):
+    tmp, _ = setup
+    root, out = trained
     report = json.loads((out / "eval" / "report.json").read_text())
     assert report["corpus"] == str(root) and report["num_samples"] == 8  # the test split: speakers 5 and 6
     assert report["metadata"]["speakers"] == ["spk5", "spk6"]
@@ -83,3 +92,26 @@ def test_dataset_name_replaces_corpus(setup):
         parse_run(None, ["--dataset_name", "x", "--corpus", "urdu"])
     run = parse_run(None, ["--dataset_name", "x"])
     assert run.data.corpus == "x" and run.data.corpora() == []
+
+
+def test_predict_over_a_dataset_writes_one_record_per_row_and_resumes(setup, trained, tmp_path, capsys):
+    rows = emotion_rows(n_speakers=2)
+    rows["audio"][1] = dict(rows["audio"][0])  # two rows with the same bytes: still two records
+    rows["audio"][3] = {"bytes": b"not audio at all" * 8, "path": None}
+    to_dataset(rows).save_to_disk(str(tmp_path / "d"))
+    out = tmp_path / "p.jsonl"
+    args = ["predict", "--model", str(trained[1]), "--dataset_name", str(tmp_path / "d"), "--eval_split_name", "train",
+            "--out", str(out), "--no-progress", "--chunk-size", "3"]
+    assert main(args) == 0
+    records = read_records(out)
+    assert [r["row"] for r in records] == list(range(8)) and {r["split"] for r in records} == {"train"}
+    assert "Cannot read" in records[3]["error"] and "label" in records[1]
+    assert sum("error" in r for r in records) == 1
+    assert main(args) == 0  # a rerun finds every row done
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["skipped"] == 8
+    assert len(read_records(out)) == 8
+
+
+def test_predict_needs_files_or_a_dataset(capsys):
+    assert main(["predict", "--model", "m", "--out", "o.jsonl"]) == 2
+    assert "needs input files (INPUT ...) or --dataset_name NAME, not neither" in capsys.readouterr().err

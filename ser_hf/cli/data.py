@@ -28,8 +28,9 @@ def add_corpus_arguments(parser: argparse.ArgumentParser, required: bool = True)
                         help="for --corpus folder: regex whose first group is the speaker id in a file name")
 
 
-def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
-    """--dataset_name and the flags that name its split and columns (as `ser-hf train` and `cv` take them)."""
+def add_dataset_arguments(parser: argparse.ArgumentParser,
+                          columns: tuple[str, ...] = ("audio", "label", "speaker", "gender")) -> None:
+    """--dataset_name and the flags that name its split and ``columns`` (as `ser-hf train` and `cv` take them)."""
     group = parser.add_argument_group("a Hugging Face `datasets` dataset instead of a corpus")
     group.add_argument("--dataset_name", metavar="NAME", default=None,
                        help="a Hub id, a save_to_disk folder, a folder (or file) of parquet/arrow tables, or an "
@@ -37,9 +38,10 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dataset_config_name", metavar="CONFIG", default=None, help="the dataset's configuration")
     group.add_argument("--eval_split_name", metavar="SPLIT", default="validation",
                        help="the dataset split to use (default validation, as transformers' examples)")
-    for role, default in (("audio", "audio"), ("label", "label"), ("speaker", "speaker"), ("gender", "gender")):
-        group.add_argument(f"--{role}_column_name", metavar="COLUMN", default=default,
-                           help=f"the column holding the {role} (default {default})")
+    for role in ("audio", "label", "speaker", "gender"):
+        # Flags a command does not show still get their default, so dataset_source reads every one.
+        group.add_argument(f"--{role}_column_name", metavar="COLUMN", default=role,
+                           help=f"the column holding the {role} (default {role})" if role in columns else argparse.SUPPRESS)
 
 
 def dataset_source(args: argparse.Namespace):

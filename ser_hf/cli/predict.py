@@ -13,6 +13,8 @@ import argparse
 import json
 import sys
 
+from ser_hf.cli.data import add_dataset_arguments, dataset_source
+
 # ser_hf.inference.jobs.FORMATS, spelled out: importing jobs pulls in torch and transformers (seconds), which
 # every `ser-hf` command would pay while building its parser. tests/test_predict_cli.py checks they agree.
 FORMAT_CHOICES = ("jsonl", "csv")
@@ -48,6 +50,13 @@ job (unlabelled), then their clips are scored with their voice offset removed. J
 scored it). Files with no speaker are scored by the global model.
   ser-hf predict --model outputs/rav8-adaptive ../shared/data/ravdess --speaker-pattern 'Actor_(\\d+)' --out p.jsonl
 
+A `datasets` dataset instead of files: --dataset_name (a Hub id, a save_to_disk folder, parquet/arrow
+tables or an audiofolder directory) predicts every row of its --eval_split_name split (default validation).
+Each row gets one file of its own under $SER_HF_CACHE/datasets/ (embedded bytes written once; a path cell
+linked), so the job keeps exactly one record per row and a rerun resumes; JSONL records start with
+"dataset", "split" and "row". A cell that is not audio becomes that row's error record.
+  ser-hf predict --model outputs/rav4 --dataset_name my_parquet_dir --eval_split_name test --out p.jsonl
+
 exit status: 0 when the job finished, even if some files became error records (they are data: the
 summary line counts them in "errors" and "error_records"); with --fail-on-error, 1 if any input's
 record is an error (from this run or an earlier one); 2 for bad arguments or inputs."""
@@ -61,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", required=True, metavar="MODEL",
                         help="checkpoint directory, preset name (see `ser-hf models list`) or Hub id")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders, glob patterns or manifest CSVs")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
+                        help="audio files, folders, glob patterns or manifest CSVs (or --dataset_name instead)")
     parser.add_argument("--out", required=True, metavar="FILE", help="output file; rerun with the same file to resume")
     parser.add_argument("--format", choices=FORMAT_CHOICES, default=None,
                         help="output format (default: csv for a .csv --out, else jsonl)")
@@ -83,17 +93,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--speaker-column", metavar="COLUMN", default=None,
                         help="speaker-adaptive: the column of the manifest CSV inputs that names each clip's speaker")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_dataset_arguments(parser, columns=("audio",))
     parser.set_defaults(func=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from ser_hf.errors import SERError
     from ser_hf.inference.jobs import predict_files
     from ser_hf.paths import display_path
 
-    summary = predict_files(args.model, args.inputs, args.out, format=args.format, batch_size=args.batch_size,
+    inputs, fields = args.inputs, None
+    if bool(inputs) == (args.dataset_name is not None):
+        raise SERError("ser-hf predict needs input files (INPUT ...) or --dataset_name NAME, not "
+                       f"{'both' if inputs else 'neither'}.")
+    if args.dataset_name is not None:
+        from ser_hf.corpora.hf_dataset import row_files
+
+        fields = row_files(dataset_source(args), args.eval_split_name)
+        inputs = list(fields)
+    summary = predict_files(args.model, inputs, args.out, format=args.format, batch_size=args.batch_size,
                             top_k=args.top_k, chunk_size=args.chunk_size, progress=not args.no_progress,
                             device=args.device, speaker_pattern=args.speaker_pattern,
-                            speaker_column=args.speaker_column)
+                            speaker_column=args.speaker_column, record_fields=fields)
     if summary.get("process_index", 0) != 0:
         return 0  # the main process reports the whole job
     print(json.dumps(summary))

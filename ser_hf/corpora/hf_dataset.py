@@ -127,7 +127,8 @@ def select_split(parts: Mapping[str, Any], split: str, source: DatasetSource):
 
 def cache_root() -> Path:
     """``$SER_HF_CACHE`` or ``~/.cache/ser_hf`` (where embedded audio is written)."""
-    return Path(os.environ.get("SER_HF_CACHE", Path.home() / ".cache" / "ser_hf"))
+    # Absolute: prediction jobs key their records by absolute path.
+    return Path(os.path.abspath(os.environ.get("SER_HF_CACHE", Path.home() / ".cache" / "ser_hf")))
 
 
 class AudioCells:
@@ -153,14 +154,39 @@ class AudioCells:
         raise CorpusError(f"the audio cell is {found}; expected embedded audio bytes or a path "
                           f"(an Audio(decode=False) cell: {{'bytes': ..., 'path': ...}}).")
 
-    def _resolve(self, text: str) -> str:
+    def _locate(self, text: str) -> Path:
         path = Path(text).expanduser()
-        if not path.is_absolute() and self.base is not None:
-            path = self.base / path
+        return Path(os.path.abspath(self.base / path if not path.is_absolute() and self.base is not None else path))
+
+    def _resolve(self, text: str) -> str:
+        path = self._locate(text)
         if not path.is_file():
             raise CorpusError(f"the audio cell names the file {text!r}, which does not exist (searched "
                               f"{str(path)!r}); embed the audio bytes, or fix the path.")
-        return os.path.abspath(path)
+        return str(path)
+
+    def row_file(self, row: int, cell: Any) -> str:
+        """A file of this row alone, whatever its cell holds, so a job keyed by file keeps one record per row.
+
+        Embedded bytes are written as they are (``.bin`` when they are not audio), a path becomes a link to its
+        file (even a missing one), an empty cell an empty file: decoding the file then says what is wrong,
+        and a prediction job records that as the row's error instead of stopping.
+        """
+        stem = self.folder / f"{row:09d}"
+        if isinstance(cell, Mapping) and cell.get("bytes"):
+            try:
+                return self._write(row, bytes(cell["bytes"]), cell.get("path"))
+            except CorpusError:
+                return self._store(stem.with_suffix(".bin"), bytes(cell["bytes"]))
+        text = cell if isinstance(cell, str) else cell.get("path") if isinstance(cell, Mapping) else None
+        if not text:
+            return self._store(stem.with_suffix(".empty"), b"")
+        target, link = self._locate(text), stem.with_suffix(Path(text).suffix.lower() or ".audio")
+        if not (link.is_symlink() and os.readlink(link) == str(target)):
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.unlink(missing_ok=True)
+            link.symlink_to(target)
+        return str(link)
 
     def _write(self, row: int, data: bytes, name: str | None) -> str:
         try:
@@ -170,7 +196,10 @@ class AudioCells:
             raise CorpusError(f"the embedded audio bytes ({len(data)} bytes) cannot be read as audio ({reason}); "
                               f"expected a WAV, FLAC, OGG or MP3 file's bytes. Re-encode or drop this row.") from err
         suffix = Path(name).suffix.lower() if name and is_audio_path(name) else _FORMAT_SUFFIXES.get(kind, ".wav")
-        target = self.folder / f"{row:09d}{suffix}"
+        return self._store(self.folder / f"{row:09d}{suffix}", data)
+
+    @staticmethod
+    def _store(target: Path, data: bytes) -> str:
         if not (target.is_file() and target.stat().st_size == len(data)):
             target.parent.mkdir(parents=True, exist_ok=True)
             # Written beside and renamed, so a killed load never leaves a half file that a rerun would reuse.
@@ -276,3 +305,18 @@ def load_dataset_corpus(
     scan.problems = [Problem(places.get(problem.path, problem.path), problem.reason) for problem in scan.problems]
     report_problems(scan, strict)
     return to_dataset(scan, corpus, emotions=emotions, label_map=label_map)
+
+
+def row_files(source: DatasetSource, split: str) -> dict[str, dict[str, Any]]:
+    """One file per row of a split (see :meth:`AudioCells.row_file`) -> that row's ``{"dataset", "split", "row"}``.
+
+    What ``ser-hf predict --dataset_name`` predicts: the job keys its records by file, so each row gets exactly
+    one record, and a rerun finds the same files and resumes. Labels, speakers and other columns are not read.
+
+    Raises:
+        CorpusError: an unknown dataset, split or audio column.
+    """
+    part = select_split(open_dataset(source), split, source)
+    cells = audio_cells(source, split, part)
+    return {cells.row_file(row, example[source.audio_column]): {"dataset": source.name, "split": split, "row": row}
+            for row, example in enumerate(part.select_columns([source.audio_column]))}

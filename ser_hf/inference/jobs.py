@@ -52,7 +52,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +251,13 @@ def _predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], tod
     return errors
 
 
+def _with_fields(record_fields: Mapping[str, Mapping[str, Any]] | None) -> Callable[[list[dict]], list[dict]]:
+    """Adds each input's own fields (a dataset row's ``split`` and ``row``) to its records before they are written."""
+    if not record_fields:
+        return lambda records: records
+    return lambda records: [{**record_fields.get(record_key(record), {}), **record} for record in records]
+
+
 def _load(model: str | os.PathLike | EmotionRecognizer, batch_size: int, device: Any = None) -> EmotionRecognizer:
     recognizer = model if isinstance(model, EmotionRecognizer) else EmotionRecognizer.from_pretrained(model, device=device)
     recognizer.batch_size = batch_size
@@ -287,6 +294,7 @@ def predict_files(
     device: str | None = None,
     speaker_pattern: str | None = None,
     speaker_column: str | None = None,
+    record_fields: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Predict the emotion of every input file into ``out``, resuming where an earlier run stopped.
 
@@ -310,6 +318,8 @@ def predict_files(
             the speaker; each speaker is enrolled from all their clips in the job, then scored (needs a
             checkpoint trained with ``probe_speaker_adaptation``; single process only).
         speaker_column: The same, with speakers from this column of the manifest CSV inputs.
+        record_fields: Absolute input path -> fields its JSONL record starts with (``ser-hf predict
+            --dataset_name`` gives each row's file its ``dataset``, ``split`` and ``row``; CSV keeps its columns).
 
     Returns:
         ``{"out", "inputs", "skipped", "predicted", "errors", "error_records"}``: counts of this run
@@ -344,14 +354,14 @@ def predict_files(
                            "every clip of a speaker is needed to enroll them. Run it without accelerate launch.")
     if processes.world > 1:
         return _predict_sharded(model, paths, out, chosen, processes, header, batch_size=batch_size, top_k=top_k,
-                                chunk_size=chunk_size, progress=progress)
+                                chunk_size=chunk_size, progress=progress, fields=_with_fields(record_fields))
     existing = read_records(out, chosen)  # refuses a file ser-hf predict did not write, before changing anything
     leftovers = read_shards(out)  # a killed multi-process run's work counts as done
     done = {record_key(record) for record in existing + leftovers}
     todo = [path for path in paths if path not in done]
     summary = {"out": display_path(out), "inputs": len(paths), "skipped": len(paths) - len(todo), "predicted": 0,
                "errors": 0}
-    recognizer, new = None, []
+    recognizer, new, fields = None, [], _with_fields(record_fields)
     if todo:
         with _writing(out, lambda: "Nothing was changed."):
             _check_writable(out)
@@ -361,6 +371,7 @@ def predict_files(
         rows = list(existing) if chosen == "csv" else []
 
         def write(records: list[dict]) -> None:
+            records = fields(records)
             kept = f"The {len(existing) + len(new)} record(s) written before are kept in it."
             with _writing(out, lambda: kept):
                 if chosen == "jsonl":
@@ -383,7 +394,8 @@ def predict_files(
 
 
 def _predict_sharded(model, paths: list[str], out: Path, chosen: str, processes: Processes, header: dict, *,
-                     batch_size: int, top_k: int | None, chunk_size: int, progress: bool) -> dict[str, Any]:
+                     batch_size: int, top_k: int | None, chunk_size: int, progress: bool,
+                     fields: Callable[[list[dict]], list[dict]]) -> dict[str, Any]:
     """One process's part of a multi-process job (see :func:`predict_files`)."""
     if processes.is_main:
         # Only the main process changes OUT and leftover shards (cuts torn last lines, after checking they are
@@ -406,7 +418,7 @@ def _predict_sharded(model, paths: list[str], out: Path, chosen: str, processes:
 
         def write(records: list[dict]) -> None:
             with _writing(shard, lambda: "The records written before are kept in it."):
-                append_jsonl(shard, records, {**header, "job": {**header["job"], "shard": shard.name}})
+                append_jsonl(shard, fields(records), {**header, "job": {**header["job"], "shard": shard.name}})
 
         with tqdm(total=len(block), desc=f"predict (main of {processes.world} processes)", unit="file",
                   disable=not (progress and processes.is_main)) as bar:

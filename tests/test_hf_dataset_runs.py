@@ -115,3 +115,14 @@ def test_predict_over_a_dataset_writes_one_record_per_row_and_resumes(setup, tra
 def test_predict_needs_files_or_a_dataset(capsys):
     assert main(["predict", "--model", "m", "--out", "o.jsonl"]) == 2
     assert "needs input files (INPUT ...) or --dataset_name NAME, not neither" in capsys.readouterr().err
+
+
+def test_search_fine_tunes_on_a_dataset(setup, tmp_path, capsys):
+    pytest.importorskip("optuna", reason="optuna is optional (pip install 'ser-hf[search]')")
+    root = make_emotion_dataset(tmp_path / "d", class_labels=True, format="FLAC")
+    backbone = tiny_backbone("wav2vec2", tmp_path / "tiny-wav2vec2")
+    assert main(["search", "--trials", "1", "--dataset_name", str(root), *COLUMNS, "--model_name_or_path",
+                 str(backbone), "--mode", "finetune", "--num_train_epochs", "1", "--eval_strategy", "epoch",
+                 "--save_strategy", "no", "--disable_tqdm", "true", "--output_dir", str(tmp_path / "out")]) == 0
+    record = json.loads((tmp_path / "out" / "hp_search.json").read_text())
+    assert record["validation_speakers"] and not set(record["validation_speakers"]) & set(record["test_speakers_held_out"])

@@ -38,11 +38,13 @@ from huggingface_hub import CardData, EvalResult, ModelCard, ModelCardData
 
 import ser_hf
 from ser_hf.errors import SERError
+from ser_hf.evaluation.breakdown import breakdown_markdown
 from ser_hf.evaluation.report import METRIC_TITLES, EvaluationReport, markdown_table, percent
 
 __all__ = [
     "SERModelCardData", "card_from_release", "card_from_run", "corpus_doc_field", "non_default_hyperparameters", "template_path",
-    "training_log_from_log_history", "training_log_from_trainer_state", "training_log_of", "write_model_card",
+    "training_log_from_log_history", "training_log_from_trainer_state", "training_log_of", "update_model_card",
+    "validate_license", "write_model_card",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,6 +82,26 @@ _INDEX_METRICS = (
 )
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+#: The card's data beside README.md, so a card can be rendered again with other user fields (licence...).
+CARD_DATA_FILE = "ser_hf_card.json"
+
+_LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+
+
+def validate_license(license: str | None, argument: str = "--license") -> str | None:
+    """Check that ``license`` looks like a Hub licence id (``cc-by-nc-sa-4.0``, ``apache-2.0``, ``other``).
+
+    Raises:
+        SERError: for a licence written in words or with capitals (``"CC BY 4.0"``), naming the argument.
+    """
+    if license is None or _LICENSE_ID.match(license):
+        return license
+    raise SERError(
+        f"{argument} {license!r} is not a Hub licence id; expected a lowercase id such as 'cc-by-nc-sa-4.0', "
+        f"'apache-2.0', 'mit' or 'other' (the list: https://huggingface.co/docs/hub/repositories-licenses). Check "
+        f"that the training corpora's licences allow it."
+    )
 
 SER_HF_CITATION = """@software{ser_hf,
   title = {ser\\_hf: speech emotion recognition by transfer learning on pretrained speech transformers},
@@ -135,15 +157,18 @@ def _corpus_facts(name: str) -> dict[str, str | None]:
     }
 
 
-def _base_model_id(name_or_path: str | None) -> str | None:
-    """A Hub id for the ``base_model`` metadata, or None for local checkpoints (the Hub rejects paths)."""
-    if not name_or_path:
-        return None
-    if name_or_path in PRESET_HUB_IDS:
-        return PRESET_HUB_IDS[name_or_path]
-    if Path(name_or_path).expanduser().exists() or not _HUB_ID.match(name_or_path):
+def _hub_id(name_or_path: str | None) -> str | None:
+    """``name_or_path`` when it is a Hub repo id (``owner/name``), None for a local path or anything else."""
+    if not name_or_path or Path(name_or_path).expanduser().exists() or not _HUB_ID.match(name_or_path):
         return None
     return name_or_path
+
+
+def _base_model_id(name_or_path: str | None) -> str | None:
+    """A Hub id for the ``base_model`` metadata, or None for local checkpoints (the Hub rejects paths)."""
+    if name_or_path in PRESET_HUB_IDS:
+        return PRESET_HUB_IDS[name_or_path]
+    return _hub_id(name_or_path)
 
 
 def _changed(values: Mapping[str, Any], defaults: Mapping[str, Any], group: str) -> list[dict[str, Any]]:
@@ -263,6 +288,8 @@ class SERModelCardData(CardData):
     best_epoch: float | int | None = field(default=None, init=False)
     report: dict[str, Any] | None = field(default=None, init=False)
     confusion_matrix_image: str | None = field(default=None, init=False)
+    speakers_image: str | None = field(default=None, init=False)
+    calibration: dict[str, Any] | None = field(default=None, init=False)
 
     # Filled for the models ser_hf ships (see card_from_release).
     released_name: str | None = field(default=None, init=False)
@@ -283,6 +310,11 @@ class SERModelCardData(CardData):
         names = run.data.corpora()
         self.corpora = [_corpus_facts(name) for name in names]
         self.hyperparameters = non_default_hyperparameters(run)
+        source = getattr(run.data, "dataset_name", None)  # a `datasets` dataset instead of a corpus
+        if _hub_id(source) and not self.datasets:
+            self.datasets = [source]  # the Hub links the model to the dataset's page
+        if source and not self.dataset_name:
+            self.dataset_name = source if _hub_id(source) else Path(source).name
         if self.language is None:
             languages = list(dict.fromkeys(CORPUS_LANGUAGES[name] for name in names if name in CORPUS_LANGUAGES))
             self.language = languages[0] if len(languages) == 1 else languages or None
@@ -311,6 +343,10 @@ class SERModelCardData(CardData):
         self.labels = [id2label[key] for key in sorted(id2label, key=int)]
         if (directory / "eval" / "confusion_matrix.png").is_file():
             self.confusion_matrix_image = "eval/confusion_matrix.png"
+        if (directory / "eval" / "speakers.png").is_file():
+            self.speakers_image = "eval/speakers.png"
+        if isinstance(config.get("ser_hf_calibration"), dict):
+            self.calibration = config["ser_hf_calibration"]
         if not self.training_log:
             self.set_training_log(*training_log_from_trainer_state(directory))
 
@@ -320,8 +356,15 @@ class SERModelCardData(CardData):
         self.best_epoch = best_epoch
 
     def set_evaluation(self, report: EvaluationReport) -> None:
-        """Record the test report (scores, intervals, per class, confusion matrix)."""
+        """Record the test report (scores, intervals, per class, confusion matrix, per speaker and gender)."""
         self.report = report.to_dict()
+        from ser_hf.splits import RANDOM_SPLIT
+
+        if report.metadata.get("split_kind") == RANDOM_SPLIT:
+            self.split_protocol = (
+                "Random split (speakers may overlap): the data has no speaker ids, so test clips were drawn at random "
+                "(stratified by emotion) and the same voices may be in training and test. The test scores are "
+                "optimistic for voices the model never heard.")
 
     # ----------------------------------------------------------------- rendering
 
@@ -368,15 +411,33 @@ class SERModelCardData(CardData):
                 for name, scores in self.per_corpus_scores.items()]
         return markdown_table(["Corpus", "UA", "UA 95% CI", "WA", "Macro-F1", "Clips"], rows) if rows else ""
 
+    def _calibration_text(self, report: EvaluationReport | None) -> str:
+        scaling = report.temperature_scaling if report else None
+        record = self.calibration or scaling
+        if not record:
+            return ""
+        where = f", fitted on {record['fitted_on']}" if record.get("fitted_on") else ""
+        text = (f"The scores are temperature-scaled: the logits are divided by T = {record['temperature']:.3g}{where}, "
+                "folded into the classifier's weights, so `pipeline()` returns calibrated scores with no extra code "
+                "(the predicted class, and every accuracy, is the same as without it).")
+        if scaling:
+            text += (f" Expected calibration error on the test speakers: {percent(scaling['expected_calibration_error_before'])}% "
+                     f"before, {percent(scaling['expected_calibration_error_after'])}% after.")
+        elif record.get("expected_calibration_error_before") is not None:
+            text += (f" Expected calibration error on those clips: {percent(record['expected_calibration_error_before'])}% "
+                     f"before, {percent(record['expected_calibration_error_after'])}% after.")
+        return text
+
     def eval_results(self) -> list[EvalResult]:
         """The test scores as ``huggingface_hub.EvalResult`` objects (fractions in [0, 1])."""
         if not self.report:
             return []
-        corpus = self.corpora[0] if self.corpora else {"name": "unknown", "title": "unknown"}
+        corpus = self.corpora[0] if self.corpora else {"name": self.dataset_name or "unknown"}
         return [
             EvalResult(
                 task_type="audio-classification", task_name="Speech Emotion Recognition",
-                dataset_type=corpus["name"], dataset_name=self.corpus_title, dataset_config=self.emotions,
+                # A Hub dataset id links the result to the dataset's page; a local corpus keeps its ser_hf name.
+                dataset_type=self.datasets[0] if self.datasets else corpus["name"], dataset_name=self.corpus_title, dataset_config=self.emotions,
                 dataset_split=self.report.get("split") or "test", metric_type=metric_type,
                 metric_value=round(float(self.report[key]), 4), metric_name=METRIC_TITLES[key], metric_args=args,
             )
@@ -411,7 +472,10 @@ class SERModelCardData(CardData):
             "hyperparameters_table": self._hyperparameter_table(),
             "training_log_table": self._training_log_table(),
             "per_corpus_table": self._per_corpus_table(),
-            "evaluation_markdown": report.to_markdown(heading_level=3) if report else "",
+            "evaluation_markdown": report.to_markdown(heading_level=3, by_speaker=False) if report else "",
+            "who_markdown": breakdown_markdown(report.by_speaker, report.labels, 3, every_speaker=False)
+            if report and report.by_speaker else "",
+            "calibration_text": self._calibration_text(report),
             "corpus_citations": [c["citation"] for c in self.corpora if c.get("citation")],
             "ser_hf_citation": SER_HF_CITATION,
             "versions": _versions(),
@@ -466,11 +530,50 @@ def write_model_card(
         )
     if card_data.architecture is None:
         card_data.set_checkpoint(directory)
+    validate_license(card_data.license, "license")
     card = ModelCard.from_template(card_data, template_path=str(template or template_path()))
     ModelCard(card.content)  # the Hub's own parser: raises if the YAML header or model-index is invalid
     path = directory / "README.md"
     path.write_text(card.content, encoding="utf-8")
+    fields = {f.name: getattr(card_data, f.name) for f in dataclasses.fields(card_data)}
+    (directory / CARD_DATA_FILE).write_text(json.dumps(fields, indent=2, default=str) + "\n", encoding="utf-8")
     return path
+
+
+def update_model_card(checkpoint_dir: str | os.PathLike, **user_fields: Any) -> Path:
+    """Render a checkpoint's card again with other user fields (e.g. ``license``), from its ``ser_hf_card.json``.
+
+    ``ser-hf train --license`` and ``ser-hf push --license`` use it; every fact training recorded stays.
+
+    Args:
+        checkpoint_dir: A checkpoint directory whose card :func:`write_model_card` wrote.
+        **user_fields: :class:`SERModelCardData` user fields to set (``license``, ``language``, ``model_id``...).
+
+    Returns:
+        The path of the rewritten ``README.md``.
+
+    Raises:
+        SERError: no ``ser_hf_card.json`` (a card not written by ser_hf, or an older one), or an unknown field.
+    """
+    directory = Path(checkpoint_dir)
+    source = directory / CARD_DATA_FILE
+    if not source.is_file():
+        raise SERError(
+            f"{str(directory)!r} has no {CARD_DATA_FILE}, the card data ser_hf writes beside README.md since this "
+            f"version; found {sorted(p.name for p in directory.iterdir()) if directory.is_dir() else 'no folder'}. "
+            f"Train again, or set the field in README.md's YAML header by hand."
+        )
+    saved = json.loads(source.read_text(encoding="utf-8"))
+    settable = {f.name for f in dataclasses.fields(SERModelCardData) if f.init}
+    unknown = sorted(set(user_fields) - settable)
+    if unknown:
+        raise SERError(f"update_model_card: unknown card field(s) {unknown}; choose from {sorted(settable)}.")
+    card = SERModelCardData(**{**{k: v for k, v in saved.items() if k in settable}, **user_fields})
+    known = {f.name for f in dataclasses.fields(SERModelCardData)}
+    for name, value in saved.items():
+        if name in known and name not in settable:
+            setattr(card, name, value)
+    return write_model_card(directory, card)
 
 
 def card_from_run(

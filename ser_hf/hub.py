@@ -72,6 +72,13 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _check_repo_id(repo_id: str) -> None:
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise HubError(f"--repo-id {repo_id!r} is not a valid Hub repo id ({err}); expected 'user/name'.") from None
+
+
 def _check_online(repo_id: str) -> None:
     if _offline():
         raise HubError(
@@ -148,10 +155,7 @@ def push_to_hub(
         HubError: an incomplete folder, an invalid repo id, offline mode, an unreachable Hub, or a
             refusal (bad token, no write access); the message says which and what to do.
     """
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as err:
-        raise HubError(f"--repo-id {repo_id!r} is not a valid Hub repo id ({err}); expected 'user/name'.") from None
+    _check_repo_id(repo_id)
     files = check_push_folder(model_dir, exclude)
     _check_online(repo_id)
     api = HfApi(token=token)
@@ -179,6 +183,7 @@ def push_model(
     repo_id: str,
     *,
     cache_dir: str | os.PathLike | None = None,
+    license: str | None = None,
     **kwargs,
 ) -> str:
     """Upload a checkpoint folder, or a released model by name, to a Hub repo.
@@ -189,6 +194,8 @@ def push_model(
             its usage snippet names ``repo_id``.
         repo_id: ``"user/name"`` or ``"org/name"`` (created if missing).
         cache_dir: The models cache for released models.
+        license: A Hub licence id to write into a checkpoint folder's card first
+            (:func:`ser_hf.cards.update_model_card`); a released model keeps the licence of its training data.
         **kwargs: :func:`push_to_hub` options (``private``, ``token``, ``commit_message``, ``exclude``, ``revision``).
 
     Returns:
@@ -198,26 +205,35 @@ def push_model(
         HubError: a preset name (a backbone without an emotion head or card), or any :func:`push_to_hub` error.
         ModelError: a released model that cannot be prepared (head checksum, backbone not installed...).
     """
+    from ser_hf.cards import update_model_card, validate_license
     from ser_hf.models.presets import PRESETS
     from ser_hf.models.released import RELEASES, prepare_released, read_record, write_release_card
 
+    validate_license(license)
     text = os.fspath(model)
     if Path(text).expanduser().is_dir() or text not in {*RELEASES, *PRESETS}:
+        if license is not None and Path(text).expanduser().is_dir():
+            _check_repo_id(repo_id)  # before rewriting the card of a push that cannot happen
+            _check_online(repo_id)
+            update_model_card(text, license=license)
         return push_to_hub(text, repo_id, **kwargs)
     if text in PRESETS:
         raise HubError(
             f"--model {text!r} is a backbone preset (a pretrained encoder without an emotion head or model card), not "
             f"an emotion model. Push a released model ({sorted(RELEASES)}) or a checkpoint `ser-hf train` wrote."
         )
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as err:
-        raise HubError(f"--repo-id {repo_id!r} is not a valid Hub repo id ({err}); expected 'user/name'.") from None
+    record = read_record(text)
+    if license is not None and license != record.get("licence"):
+        raise HubError(
+            f"--license {license!r} for the released model {text!r}: its licence is {record.get('licence')!r}, set "
+            f"by its training data ({record.get('licence_note')}). Leave --license out."
+        )
+    _check_repo_id(repo_id)
     _check_online(repo_id)  # before building the checkpoint, which takes seconds
     prepared = prepare_released(text, cache_dir=cache_dir)
     with tempfile.TemporaryDirectory(prefix=f"ser_hf_push_{text}_") as tmp:
         staged = Path(tmp) / text
         shutil.copytree(prepared, staged)
-        write_release_card(staged, read_record(text), model_id=repo_id)
+        write_release_card(staged, record, model_id=repo_id)
         kwargs.setdefault("commit_message", f"Upload {text} (ser_hf released emotion model)")
         return push_to_hub(staged, repo_id, **kwargs)

@@ -17,6 +17,7 @@ examples:
   ser-hf push --model outputs/rav4 --repo-id me/whisper-base-ser-ravdess --private
   ser-hf push --model emotion-whisper-base --repo-id me/emotion-whisper-base
   ser-hf push --model outputs/urdu --repo-id my-org/ser-urdu --exclude training_args.bin
+  ser-hf push --model outputs/rav4 --repo-id me/ser-rav4 --license cc-by-nc-sa-4.0
 
 The token comes from --token, else HF_TOKEN, else `hf auth login`; prefer the last two, since a
 command-line token shows in the shell history and the process list."""
@@ -36,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                         help="leave matching files out (repeatable), e.g. training_args.bin")
     parser.add_argument("--revision", default=None, metavar="BRANCH", help="branch to push to (default: main)")
+    parser.add_argument("--license", default=None, metavar="ID",
+                        help="set the model's licence (a Hub licence id, e.g. cc-by-nc-sa-4.0) in the card before "
+                             "uploading; the folder's README.md is rewritten. Released models keep their data's licence")
     parser.set_defaults(func=run_push)
 
 
@@ -43,6 +47,7 @@ def run_push(args: argparse.Namespace) -> int:
     from ser_hf.hub import push_model
 
     url = push_model(args.model, args.repo_id, private=args.private, token=args.token,
-                     commit_message=args.commit_message, exclude=args.exclude, revision=args.revision)
+                     commit_message=args.commit_message, exclude=args.exclude, revision=args.revision,
+                     license=args.license)
     print(f"pushed {args.model} to {args.repo_id}: {url}")
     return 0

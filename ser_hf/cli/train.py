@@ -41,8 +41,13 @@ def _add(subparsers, name: str, help_text: str, example: str, func) -> argparse.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    _add(subparsers, "train", "train a model on a speaker-independent split and save the checkpoint",
-         "ser-hf train recipes/urdu/whisper-base-probe.yaml --output_dir outputs/urdu", run_train)
+    train = _add(subparsers, "train", "train a model on a speaker-independent split and save the checkpoint",
+                 "ser-hf train recipes/urdu/whisper-base-probe.yaml --output_dir outputs/urdu --license cc-by-nc-sa-4.0",
+                 run_train)
+    train.usage = "ser-hf train [RECIPE.yaml] [--license ID] [--key value ...]"
+    train.add_argument("--license", default=None, metavar="ID",
+                       help="the model's licence as a Hub licence id (e.g. cc-by-nc-sa-4.0, apache-2.0, other), written "
+                            "into the model card's metadata and text; check the training corpora's licences")
     cv = _add(subparsers, "cv", "cross-validate a recipe on the corpus's speaker-grouped folds",
               "ser-hf cv recipes/urdu/whisper-base-probe.yaml --data_dir ../shared/data/urdu", run_cv)
     cv.usage = "ser-hf cv [RECIPE.yaml] [--leave-one-corpus-out] [--key value ...]"
@@ -68,11 +73,15 @@ def _split_recipe(args: argparse.Namespace) -> tuple[str | None, list[str]]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ser_hf.training.experiment import train
+    from ser_hf.cards import update_model_card, validate_license
+    from ser_hf.training.experiment import is_main_process, train
     from ser_hf.training.recipes import parse_run
 
+    validate_license(args.license)  # before the training, not after
     recipe, overrides = _split_recipe(args)
     result = train(parse_run(recipe, overrides))
+    if args.license and is_main_process():
+        update_model_card(result.checkpoint, license=args.license)
     if result.report is not None:
         print(result.report.format_table())
     print(f"checkpoint: {result.checkpoint}  (load it with transformers.pipeline('audio-classification', model=...))")

@@ -119,6 +119,9 @@ def test_weighted_layer_sum(backbones, tmp_path, model_type):
     model, extractor = build_model(backbones[model_type], LABELS, options)
     assert model.layer_weights.shape == (model.config.num_hidden_layers + 1,)
     assert model.layer_weights.requires_grad and model.projector.out_features == 8
+    # A new head starts from the uniform mix (transformers 5.25 left it as uninitialised memory).
+    layers = model.config.num_hidden_layers + 1
+    torch.testing.assert_close(model.layer_weights.detach(), torch.full((layers,), 1.0 / layers))
     out = save_checkpoint(model, extractor, tmp_path / "ser")
     saved = json.loads((out / "config.json").read_text())
     assert saved["use_weighted_layer_sum"] is True and saved["classifier_proj_size"] == 8

@@ -499,7 +499,22 @@ def _load_weights(checkpoint: str | os.PathLike, config: PretrainedConfig, optio
             f"pass a checkpoint that has model.safetensors."
         ) from err
     check_loading_info(checkpoint, info, backbone=True)
+    _start_new_layer_weights_uniform(model, info)
     return model
+
+
+def _start_new_layer_weights_uniform(model: PreTrainedModel, info: dict) -> None:
+    """Give a newly created ``layer_weights`` the uniform mix its model's ``__init__`` intends (1/L each).
+
+    transformers 5.25 allocates new parameters on the meta device and re-initialises them with
+    ``_init_weights``, which does not know ``layer_weights``: it was left as uninitialised memory (values
+    like -9e8 were seen), so the weighted layer sum of a fresh head started from an arbitrary layer.
+    """
+    weights = getattr(model, "layer_weights", None)
+    new = set(info.get("missing_keys") or ()) | {entry[0] for entry in info.get("mismatched_keys") or ()}
+    if isinstance(weights, torch.nn.Parameter) and "layer_weights" in new:
+        with torch.no_grad():
+            weights.fill_(1.0 / weights.numel())
 
 
 def build_model(checkpoint: str | os.PathLike, labels: Sequence[str], options: ModelOptions | None = None):

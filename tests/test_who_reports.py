@@ -31,7 +31,7 @@ def _clips():
 
 def test_per_speaker_and_per_gender_scores_match_hand_counts():
     refs, preds, speakers, genders = _clips()
-    who = speaker_breakdown(refs, preds, LABELS, speakers, genders, n_resamples=0)
+    who = speaker_breakdown(refs, preds, LABELS, speakers, genders, n_resamples=0, min_clips=1)
     rows = {row["speaker"]: row for row in who["speakers"]}
     assert rows["a"] == {"speaker": "a", "gender": "female", "num_samples": 4, "unweighted_accuracy": 1.0,
                          "weighted_accuracy": 1.0}
@@ -47,6 +47,10 @@ def test_per_speaker_and_per_gender_scores_match_hand_counts():
     assert who["gender_gap"]["difference"] == pytest.approx(0.75 - 0.8125)
     assert who["worst_speakers"] == ["c", "b", "a"]  # c and b tie on UA: the lower WA first
     assert who["gender_note"] is None and who["bootstrap_unit"] == "speaker"
+    # A speaker with too few clips is not ranked: one wrong clip is no evidence.
+    few = speaker_breakdown(np.append(refs, 0), np.append(preds, 1), LABELS, [*speakers, "e"], [*genders, None],
+                            n_resamples=0, min_clips=2)
+    assert "e" not in few["worst_speakers"] and {r["speaker"]: r["unweighted_accuracy"] for r in few["speakers"]}["e"] == 0
 
 
 def test_gender_intervals_resample_whole_speakers():
@@ -106,12 +110,12 @@ def test_report_renders_saves_and_plots_who(tmp_path):
                                                model="tiny", corpus="demo", split="test", n_resamples=100)
     markdown = report.to_markdown()
     for text in ("### Per speaker and gender", "#### Per gender", "| female | 2 | 8 | 75.0 |", "Gender gap, "
-                 "UA(female) - UA(male): -6.2 points", "Worst speakers: c (50.0 UA, 4 clips), b (50.0 UA, 4 clips)",
+                 "UA(female) - UA(male): -6.2 points", "if any): c (50.0 UA, 4 clips), b (50.0 UA, 4 clips)",
                  "#### Per speaker", "| a | female | 4 | 100.0 | 100.0 |"):
         assert text in markdown
     assert "### Per speaker" not in report.to_markdown(by_speaker=False)
     table = report.format_table()
-    assert "female UA 75.0 [" in table and "gap -6.2" in table and "worst speakers: c 50.0, b 50.0, a 100.0" in table
+    assert "female UA 75.0 [" in table and "gap -6.2" in table and "worst speakers: c 50.0 (n=4), b 50.0 (n=4), a 100.0 (n=4)" in table
     paths = report.write(tmp_path)
     assert paths["speakers"] == tmp_path / "speakers.png"
     with Image.open(paths["speakers"]) as image:

@@ -35,6 +35,8 @@ _SPELLINGS = {"m": "male", "male": "male", "man": "male", "f": "female", "female
 
 #: Speakers listed as the worst (lowest UA first).
 WORST_SPEAKERS = 3
+#: Clips a speaker needs to be ranked among the worst: one or two clips give a UA of 0 or 100 by chance.
+WORST_MIN_CLIPS = 5
 
 
 def normalise_genders(genders: Sequence[Any] | None, num_samples: int) -> np.ndarray:
@@ -149,6 +151,7 @@ def speaker_breakdown(
     confidence_level: float = 0.95,
     seed: int | None = 0,
     worst: int = WORST_SPEAKERS,
+    min_clips: int = WORST_MIN_CLIPS,
 ) -> dict[str, Any]:
     """Scores per speaker and per gender of one set of predictions, with speaker-bootstrap intervals.
 
@@ -162,6 +165,7 @@ def speaker_breakdown(
         confidence_level: Coverage of the intervals.
         seed: Bootstrap seed.
         worst: How many of the lowest-UA speakers to list (ties broken by WA); never every speaker.
+        min_clips: Only speakers with at least this many clips are ranked (all of them when none has).
 
     Returns:
         A JSON-able dict: ``speakers`` (rows of ``speaker``, ``gender``, ``num_samples``,
@@ -204,6 +208,7 @@ def speaker_breakdown(
     gender_rows, resampled = _gender_rows(refs, preds, len(names), names, speaker_ids, gender_ids,
                                           int(n_resamples), tail, seed)
     scored = [row for row in rows if row["unweighted_accuracy"] is not None]
+    scored = [row for row in scored if row["num_samples"] >= min_clips] or scored
     ranked = sorted(scored, key=lambda row: (row["unweighted_accuracy"], row["weighted_accuracy"], row["speaker"]))
     return {
         "speakers": rows,
@@ -263,7 +268,7 @@ def breakdown_markdown(who: dict[str, Any], labels: Sequence[str], heading_level
         by_name = {row["speaker"]: row for row in who["speakers"]}
         worst = ", ".join(f"{s} ({percent(by_name[s]['unweighted_accuracy'])} UA, {by_name[s]['num_samples']} clips)"
                           for s in who["worst_speakers"])
-        parts.append(f"Worst speakers: {worst}.")
+        parts.append(f"Worst speakers (lowest UA among those with at least {WORST_MIN_CLIPS} clips, if any): {worst}.")
     if every_speaker and who["speakers"]:
         rows = [[row["speaker"], row["gender"], row["num_samples"], percent(row["unweighted_accuracy"]),
                  percent(row["weighted_accuracy"])] for row in who["speakers"]]
@@ -289,5 +294,6 @@ def breakdown_lines(who: dict[str, Any]) -> list[str]:
     by_name = {row["speaker"]: row for row in who["speakers"]}
     if who["worst_speakers"]:
         lines.append("worst speakers: " + ", ".join(
-            f"{s} {percent(by_name[s]['unweighted_accuracy'])}" for s in who["worst_speakers"]))
+            f"{s} {percent(by_name[s]['unweighted_accuracy'])} (n={by_name[s]['num_samples']})"
+            for s in who["worst_speakers"]))
     return lines

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
@@ -396,6 +397,34 @@ def load_audio(path: PathLike, sampling_rate: int = 16000, max_duration: float |
             f"Audio file {display_path(path)!r} is too short to use: its {frames} frame(s) at {rate} Hz leave no "
             f"sample at {sampling_rate} Hz. Remove it, or re-export a longer clip."
         )
+    return wave
+
+
+def load_audio_bytes(data: bytes, sampling_rate: int = 16000, what: str = "The embedded audio") -> np.ndarray:
+    """:func:`load_audio` for a file's bytes held in memory (a ``datasets`` ``Audio(decode=False)`` cell).
+
+    Args:
+        data: The bytes of a WAV, FLAC, OGG, MP3... file.
+        sampling_rate: Output rate in Hz.
+        what: What the bytes are, for messages (e.g. ``"Row 17 of split 'train'"``).
+
+    Raises:
+        AudioError: naming ``what``, when the bytes are not audio, declare an implausible rate or channel count,
+            hold NaN/Inf samples or decode to nothing.
+    """
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as sound:
+            _check_rate(Path(what), int(sound.samplerate))
+            _check_channels(Path(what), int(sound.channels))
+            wave, frames = read_mono(sound, what, sampling_rate)
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as err:
+        reason = getattr(err, "error_string", err)  # soundfile's own text names an anonymous BytesIO object
+        raise AudioError(f"{what} ({len(data)} bytes) cannot be decoded ({reason}). Expected the bytes of a WAV, "
+                         f"FLAC, OGG or MP3 file; re-encode it.") from err
+    if frames == 0 or wave.size == 0:
+        raise AudioError(f"{what} decodes to 0 samples at {sampling_rate} Hz. Re-encode it, or drop it.")
     return wave
 
 

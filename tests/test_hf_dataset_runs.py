@@ -6,8 +6,8 @@ import pytest
 
 from ser_hf.cli import main
 from ser_hf.errors import SERError
-from ser_hf.splits import RANDOM_SPLIT, SPEAKER_INDEPENDENT
 from ser_hf.inference.outputs import read_records
+from ser_hf.splits import RANDOM_SPLIT, SPEAKER_INDEPENDENT
 from ser_hf.testing.hf_datasets import emotion_rows, make_emotion_dataset, to_dataset
 from ser_hf.testing.models import tiny_backbone
 from ser_hf.training.experiment import train

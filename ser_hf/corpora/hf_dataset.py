@@ -154,12 +154,13 @@ class AudioCells:
         raise CorpusError(f"the audio cell is {found}; expected embedded audio bytes or a path "
                           f"(an Audio(decode=False) cell: {{'bytes': ..., 'path': ...}}).")
 
-    def _locate(self, text: str) -> Path:
+    def locate(self, text: str) -> Path:
+        """Where a path cell points: relative paths are taken from the local dataset's folder."""
         path = Path(text).expanduser()
         return Path(os.path.abspath(self.base / path if not path.is_absolute() and self.base is not None else path))
 
     def _resolve(self, text: str) -> str:
-        path = self._locate(text)
+        path = self.locate(text)
         if not path.is_file():
             raise CorpusError(f"the audio cell names the file {text!r}, which does not exist (searched "
                               f"{str(path)!r}); embed the audio bytes, or fix the path.")
@@ -181,11 +182,14 @@ class AudioCells:
         text = cell if isinstance(cell, str) else cell.get("path") if isinstance(cell, Mapping) else None
         if not text:
             return self._store(stem.with_suffix(".empty"), b"")
-        target, link = self._locate(text), stem.with_suffix(Path(text).suffix.lower() or ".audio")
+        target, link = self.locate(text), stem.with_suffix(Path(text).suffix.lower() or ".audio")
         if not (link.is_symlink() and os.readlink(link) == str(target)):
             link.parent.mkdir(parents=True, exist_ok=True)
             link.unlink(missing_ok=True)
-            link.symlink_to(target)
+            try:
+                link.symlink_to(target)
+            except FileExistsError:  # another process of the same job (accelerate launch) made it meanwhile
+                pass
         return str(link)
 
     def _write(self, row: int, data: bytes, name: str | None) -> str:
@@ -217,7 +221,7 @@ def audio_cells(source: DatasetSource, split: str, part: Any) -> AudioCells:
     return AudioCells(folder, base=local.resolve() if local.is_dir() else None)
 
 
-def _class_name(value: Any, feature: Any) -> str | None:
+def cell_text(value: Any, feature: Any) -> str | None:
     """A cell as text: a ``ClassLabel`` id as its name; ``None``/``""``/-1 (ClassLabel's "no label") as None."""
     if value is None or value == "" or (isinstance(feature, datasets.ClassLabel) and value == -1):
         return None
@@ -248,13 +252,13 @@ def dataset_clips(source: DatasetSource, split: str, part: datasets.Dataset, lab
         where = f"dataset {source.name!r} split {split!r} row {row}"
         try:
             path = cells.path(row, example[source.audio_column])
-            label = _class_name(example[source.label_column], features[source.label_column])
+            label = cell_text(example[source.label_column], features[source.label_column])
             if label is None:
                 raise CorpusError(f"the label cell ({source.label_column!r}) is empty; label the row or drop it.")
             places[path] = where
             yield Clip(path=path, emotion=raw_label_to_emotion(label, label_map),
-                       speaker=_class_name(example.get(source.speaker_column), features.get(source.speaker_column)),
-                       gender=normalize_gender(_class_name(example.get(source.gender_column),
+                       speaker=cell_text(example.get(source.speaker_column), features.get(source.speaker_column)),
+                       gender=normalize_gender(cell_text(example.get(source.gender_column),
                                                            features.get(source.gender_column))),
                        metadata={"split": split, "row": row})
         except CorpusError as err:

@@ -127,6 +127,10 @@ class DataArguments:
         "A dataset without speaker ids: split its clips at random (stratified by emotion) instead of refusing. "
         "Reports and cards then say 'random split (speakers may overlap)': test voices may also be in training, so "
         "the scores are optimistic."))
+    streaming: bool = field(default=False, metadata=_help(
+        "'ser-hf train --mode finetune' on dataset_name: read the training split as an IterableDataset, shard by "
+        "shard (bounded memory; under accelerate launch each process reads its own shards). Needs max_steps; the "
+        "label set comes from emotions or the label column's ClassLabel; eval_split_name, if set, is the test part."))
 
     #: What each numeric field accepts (see :mod:`ser_hf.ranges`), checked in ``__post_init__``.
     RANGES: ClassVar[dict[str, Range]] = {

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from transformers import Wav2Vec2FeatureExtractor
 
-from ser_hf.audio import AudioPreprocessor, audio_info, resample
+from ser_hf.audio import AudioPreprocessor, audio_info, load_audio_bytes, resample
 from ser_hf.errors import AudioError, SERError
 
 __all__ = ["AudioCollator", "Augmentation", "add_noise", "apply_gain", "change_speed", "random_crop",
@@ -226,10 +226,14 @@ class AudioCollator:
         return np.random.default_rng([self.seed, self.epoch, _clip_key(audio), rank])
 
     def load(self, audio: Any) -> np.ndarray:
-        """Decode and clean one clip (a path or an ``{"array", "sampling_rate"}`` dict); AudioError names the file."""
+        """Decode and clean one clip (a path, an ``{"array", "sampling_rate"}`` dict or an ``Audio(decode=False)`` cell
+        ``{"bytes", "path"}``); AudioError names the file."""
         if isinstance(audio, dict):
             if audio.get("array") is not None:
                 return self.preprocessor(np.asarray(audio["array"], dtype=np.float32), audio["sampling_rate"])
+            if audio.get("bytes"):  # an Audio(decode=False) cell of a streamed dataset: decoded here, not by torchcodec
+                what = f"The embedded audio {audio.get('path') or ''}".rstrip()
+                return self.preprocessor(load_audio_bytes(audio["bytes"], self.sampling_rate, what), self.sampling_rate)
             audio = audio.get("path")
         if not isinstance(audio, (str, os.PathLike)):
             raise AudioError(f"Column {self.audio_column!r} must hold file paths, got {type(audio).__name__}. "
@@ -276,9 +280,12 @@ class AudioCollator:
 
 
 def _clip_key(audio: Any) -> int:
-    """A stable 32-bit id of a clip: its path, or the bytes of an in-memory array."""
+    """A stable 32-bit id of a clip: its path, or the bytes of an in-memory array or file."""
     if isinstance(audio, dict):
-        audio = audio.get("path") if audio.get("array") is None else np.ascontiguousarray(audio["array"]).tobytes()
+        if audio.get("array") is not None:
+            audio = np.ascontiguousarray(audio["array"]).tobytes()
+        else:
+            audio = bytes(audio["bytes"]) if audio.get("bytes") else audio.get("path")
     data = audio if isinstance(audio, bytes) else os.fsencode(audio)
     return zlib.crc32(data)
 

@@ -91,7 +91,13 @@ def load_run_dataset(data: DataArguments, include_eval: bool = False) -> dataset
 
     For a ``datasets`` dataset (``dataset_name``): its training split, and with ``include_eval`` also its
     ``eval_split_name`` split (the ``split`` column tells them apart).
+
+    Raises:
+        SERError: with ``streaming``, which only ``train`` (fine-tuning) reads, through its own path.
     """
+    if data.streaming:
+        raise SERError("--streaming is for 'ser-hf train --mode finetune' (fine-tuning reads the stream once, step "
+                       "by step); cross-validation, search and the probe need the whole split: drop --streaming.")
     if data.dataset_name is not None:
         return _load_dataset_run(data, include_eval)
     options = {"speaker_pattern": data.speaker_pattern} if data.speaker_pattern else {}
@@ -181,6 +187,10 @@ def train(run: Run, progress: bool = True) -> TrainResult:
     ``output_dir/eval``. With several corpora each corpus is split by speaker on its own
     (:func:`~ser_hf.corpora.combined.combined_speaker_split`), so every part holds every corpus.
     """
+    if run.data.streaming:
+        from ser_hf.training.streaming import train_streaming
+
+        return train_streaming(run, progress)
     dataset = load_run_dataset(run.data, include_eval=True)
     split = _train_split(run, dataset)
     labels = dataset.features["label"].names

@@ -1,0 +1,164 @@
+"""Fine-tuning on a streamed ``datasets`` dataset (``--streaming``): the training split is an ``IterableDataset``
+read shard by shard, so memory holds a shuffle buffer and a few batches, never the dataset.
+
+- Rows keep their ``Audio(decode=False)`` cells: the collator decodes embedded bytes in memory (or reads a
+  path); nothing is written to disk.
+- Labels go through the emotion vocabulary and ``label_map`` row by row, so the label set must be known before
+  the first row: ``emotions`` (e.g. ``4class``), or the names of a ``ClassLabel`` label column.
+- Several processes (``accelerate launch``): each reads its own shards. The Trainer hands the training
+  DataLoader to accelerate's ``prepare``, which, with ``dispatch_batches`` off (set here), gives each process
+  ``IterableDataset.shard(num_processes, rank)`` -- what ``datasets.distributed.split_dataset_by_node`` does --
+  or, with fewer shards than processes, every ``num_processes``-th batch. The stream is deliberately *not*
+  split with ``split_dataset_by_node`` first: ``prepare`` would shard each process's part once more and drop
+  data. (With ``dispatch_batches`` on, the default for iterable data, the main process alone would read.)
+- A stream has no length: ``max_steps`` says how long to train. The class-weighted loss, length grouping and
+  balanced sampling need the whole split and are off; there is no validation split (no model selection).
+- ``eval_split_name``, if set, is loaded as usual (bounded) and scored as the test part. Whether its speakers
+  also speak in the training split is not checked while streaming; the report says so in ``split_kind``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from ser_hf.cards import card_from_run, write_model_card
+from ser_hf.corpora import load_corpus
+from ser_hf.corpora.folder import raw_label_to_emotion
+from ser_hf.corpora.hf_dataset import audio_cells, cell_text, open_dataset, select_split
+from ser_hf.emotions import resolve_emotions, sort_emotions
+from ser_hf.errors import CorpusError, SERError
+from ser_hf.models.presets import resolve_model_path
+from ser_hf.training.arguments import DataArguments
+from ser_hf.training.finetune import FinetuneMethod
+from ser_hf.training.trainer import SERTrainer
+
+logger = logging.getLogger(__name__)
+
+#: ``split_kind`` of a streamed run: its parts are the dataset's own splits, not checked for shared speakers.
+STREAMED_SPLIT = "the dataset's own train/test splits (speaker overlap not checked while streaming)"
+#: Rows held for shuffling (a larger buffer mixes better and holds more clips in memory).
+SHUFFLE_BUFFER = 1000
+
+
+def stream_labels(data: DataArguments, part: Any) -> list[str]:
+    """The model's emotions for a stream: ``emotions``, else the label column's ``ClassLabel`` names mapped.
+
+    Raises:
+        SERError: string labels and no ``emotions`` (the label set would need a pass over the whole split).
+    """
+    subset = resolve_emotions(data.emotions)
+    if subset is not None:
+        return list(subset)
+    feature = (part.features or {}).get(data.label_column_name)
+    if isinstance(feature, datasets.ClassLabel):
+        return list(sort_emotions(raw_label_to_emotion(name, data.label_map_dict()) for name in feature.names))
+    raise SERError(f"--streaming: the label column {data.label_column_name!r} holds strings, so its label set is "
+                   f"unknown until the whole split is read. Pass --emotions (e.g. 4class, or neutral,happy,sad,angry), "
+                   f"or store the labels as a ClassLabel.")
+
+
+def training_stream(data: DataArguments, labels: list[str], seed: int) -> datasets.IterableDataset:
+    """The training split as an ``IterableDataset`` of ``{"audio": cell, "label": id}``, shuffled with ``seed``.
+
+    Rows whose emotion is not among ``labels`` are left out (an emotion subset); a row whose label is unknown
+    raises :class:`~ser_hf.errors.CorpusError` naming it when it is read.
+    """
+    source, split = data.dataset_source(), data.train_split_name
+    part = select_split(open_dataset(source, streaming=True), split, source)
+    feature = (part.features or {}).get(source.label_column)
+    cells, ids, label_map = audio_cells(source, split, part), {name: i for i, name in enumerate(labels)}, data.label_map_dict()
+
+    def to_row(example: dict[str, Any], index: int) -> dict[str, Any]:
+        try:
+            text = cell_text(example[source.label_column], feature)
+            emotion = None if text is None else raw_label_to_emotion(text, label_map)
+        except CorpusError as err:
+            raise CorpusError(f"dataset {source.name!r} split {split!r} row {index} (counted in the stream): {err}") from err
+        audio = example[source.audio_column]
+        path = audio if isinstance(audio, str) else None if audio is None or audio.get("bytes") else audio.get("path")
+        if path:  # a relative path is relative to the local dataset's folder, wherever the job runs
+            audio = {"bytes": None, "path": str(cells.locate(path))}
+        return {"audio": audio, "label": ids.get(emotion, -1)}
+
+    stream = part.select_columns([source.audio_column, source.label_column]).map(to_row, with_indices=True)
+    stream = stream.remove_columns([c for c in (source.audio_column, source.label_column) if c not in ("audio", "label")])
+    return stream.filter(lambda row: row["label"] >= 0).shuffle(seed=seed, buffer_size=SHUFFLE_BUFFER)
+
+
+class StreamingFinetuneMethod(FinetuneMethod):
+    """:class:`~ser_hf.training.finetune.FinetuneMethod` whose ``fit`` reads an ``IterableDataset``."""
+
+    def stream_arguments(self, data: DataArguments):
+        """The run's arguments for a stream: a checkpoint folder per dataset split, no evaluation, no dispatching."""
+        args = self.args
+        if args.max_steps is None or args.max_steps <= 0:
+            raise SERError("--streaming needs --max_steps N (optimizer steps): a stream has no length, so epochs "
+                           "cannot be counted.")
+        if args.class_weighted_loss:
+            warnings.warn("--streaming: class_weighted_loss needs the label counts of the whole split; training "
+                          "with an unweighted loss.", UserWarning, stacklevel=3)
+        digest = hashlib.sha256(f"{data.dataset_name}\0{data.train_split_name}".encode()).hexdigest()[:10]
+        return dataclasses.replace(
+            args, output_dir=str(Path(args.output_dir) / "checkpoints" / f"stream-{digest}"), eval_strategy="no",
+            load_best_model_at_end=False, accelerator_config=dataclasses.replace(args.accelerator_config,
+                                                                                 dispatch_batches=False))
+
+    def fit_stream(self, stream: datasets.IterableDataset, data: DataArguments) -> StreamingFinetuneMethod:
+        """Fine-tune for ``max_steps`` steps on ``stream`` (see the module docstring)."""
+        trainer = SERTrainer(model=self.model, args=self.stream_arguments(data), data_collator=self.collator,
+                             processing_class=self.feature_extractor, class_names=self.labels)
+        # Given after construction: SERTrainer's column checks and class weights need a length the stream lacks.
+        trainer.train_dataset, trainer.class_weights = stream, None
+        rank, world = trainer.args.process_index, trainer.args.world_size
+        if world > 1:  # what accelerate's prepare does with dispatch_batches off (see the module docstring)
+            own = stream.shard(num_shards=world, index=rank).n_shards if stream.n_shards >= world else stream.n_shards
+            logger.warning("streaming: process %d of %d reads %d of the stream's %d shards%s", rank, world, own,
+                           stream.n_shards, "" if stream.n_shards >= world else f" and keeps one batch in {world}")
+        trainer.train()
+        self.trainer, self.model = trainer, trainer.model
+        return self
+
+
+def train_streaming(run, progress: bool = True):
+    """``ser-hf train --streaming``: fine-tune on the streamed training split, save, score ``eval_split_name``.
+
+    Returns:
+        A :class:`~ser_hf.training.experiment.TrainResult` (``report`` is None without ``eval_split_name``).
+
+    Raises:
+        SERError: without ``dataset_name``, in a mode other than ``finetune``, or without ``max_steps``.
+    """
+    from ser_hf.training.experiment import SAMPLING_RATE, TrainResult, _evaluate, is_main_process
+
+    data = run.data
+    if data.dataset_name is None or run.model.mode != "finetune":
+        raise SERError(f"--streaming streams a `datasets` dataset into fine-tuning: set --dataset_name and --mode "
+                       f"finetune (got dataset_name={data.dataset_name!r}, mode={run.model.mode!r}).")
+    source = data.dataset_source()
+    labels = stream_labels(data, select_split(open_dataset(source, streaming=True), data.train_split_name, source))
+    method = StreamingFinetuneMethod(resolve_model_path(run.model.model_name_or_path), labels, run.model,
+                                     run.training, preprocessor=data.preprocessor(SAMPLING_RATE))
+    method.fit_stream(training_stream(data, labels, run.training.seed), data)
+    out = Path(run.training.output_dir)
+    checkpoint = method.save(out)
+    parts, report = {}, None
+    if data.eval_split_name not in (None, data.train_split_name):
+        parts["test"] = load_corpus(source, splits=[data.eval_split_name], emotions=labels,
+                                    label_map=data.label_map_dict(), strict=data.strict)
+        report = _evaluate(run, method, parts["test"], "test")[0]
+        report.metadata["split_kind"] = STREAMED_SPLIT
+    if is_main_process():
+        if report is not None:
+            report.write(out / "eval")
+        record = {**run.settings(), "split_kind": STREAMED_SPLIT}
+        (out / "ser_hf_run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+        write_model_card(checkpoint, card_from_run(run, parts, report, checkpoint, method=method))
+    return TrainResult(checkpoint, report)

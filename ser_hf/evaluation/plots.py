@@ -150,7 +150,8 @@ _GENDER_COLOURS = {"female": "tab:orange", "male": "tab:blue"}
 
 
 def plot_speakers(by_speaker: Mapping[str, Any], title: str | None = None) -> Figure:
-    """UA of every speaker as bars grouped and coloured by gender, with each gender's UA as a line.
+    """UA of every speaker as bars grouped and coloured by gender, with each gender's UA as a line (the UA of
+    all that gender's clips together, not the mean of its speakers' UAs).
 
     Args:
         by_speaker: The dict from :func:`ser_hf.evaluation.breakdown.speaker_breakdown`
@@ -169,8 +170,8 @@ def plot_speakers(by_speaker: Mapping[str, Any], title: str | None = None) -> Fi
         positions = [i for i, r in enumerate(rows) if r["gender"] == gender]
         if positions and summary["unweighted_accuracy"] is not None:
             ax.hlines(summary["unweighted_accuracy"], positions[0] - 0.4, positions[-1] + 0.4, linestyles="--",
-                      colors="black", label=f"{gender}: UA {100 * summary['unweighted_accuracy']:.1f}% "
-                                            f"({summary['num_speakers']} speakers)")
+                      colors="black", label=f"{gender}, all {summary['num_samples']} clips together: UA "
+                                            f"{100 * summary['unweighted_accuracy']:.1f}% ({summary['num_speakers']} speakers)")
     ax.set_xticks(np.arange(len(rows)), labels=[f"{r['speaker']}\n(n={r['num_samples']})" for r in rows],
                   rotation=90 if len(rows) > 12 else 0, fontsize=7)
     ax.set_ylim(0.0, 1.05)

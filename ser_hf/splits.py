@@ -196,7 +196,9 @@ def corpus_folds(dataset: datasets.Dataset, n_folds: int = 5, seed: int = 0) -> 
 
     names = set(dataset["corpus"]) if "corpus" in dataset.column_names else set()
     corpus = CORPORA.get(names.pop()) if len(names) == 1 else None
-    if corpus is not None and corpus.fold_column is not None:
+    # The column check keeps a `datasets` dataset that happens to be named like a corpus (a folder called
+    # 'ravdess') on speaker-grouped folds: only the corpus's own loader makes its fold column.
+    if corpus is not None and corpus.fold_column is not None and corpus.fold_column in dataset.column_names:
         return predefined_folds(dataset, corpus.fold_column)
     return speaker_folds(dataset, n_folds=n_folds, seed=seed)
 

@@ -6,6 +6,7 @@ import pytest
 from ser_hf.corpora import DatasetSource, load_corpus
 from ser_hf.errors import CorpusError
 from ser_hf.models.embeddings import _file_key
+from ser_hf.splits import corpus_folds
 from ser_hf.testing.hf_datasets import EMOTIONS, audio_bytes, emotion_rows, make_emotion_dataset, to_dataset
 
 SOURCE = {"label_column": "emotion", "speaker_column": "actor", "gender_column": "sex"}
@@ -114,3 +115,11 @@ def test_relative_paths_resolve_against_the_dataset_folder(tmp_path):
     with pytest.warns(UserWarning):
         ds = load_corpus(DatasetSource(str(tmp_path / "d")), strict=False)
     assert ds["audio"] == [str(tmp_path / "d" / "clips" / "a.wav")]
+
+
+def test_a_dataset_named_like_a_corpus_gets_speaker_grouped_folds(tmp_path, monkeypatch):
+    make_emotion_dataset(tmp_path / "ravdess")
+    monkeypatch.chdir(tmp_path)
+    ds = load_corpus(DatasetSource("ravdess", **SOURCE))  # not the RAVDESS loader: no 'fold' column
+    assert ds["corpus"][0] == "ravdess"
+    assert [fold.name for fold in corpus_folds(ds, n_folds=3)] == ["fold1", "fold2", "fold3"]

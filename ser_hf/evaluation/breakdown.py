@@ -107,7 +107,7 @@ def _gender_rows(refs, preds, num_labels, label_names, speakers, genders, n_resa
             "confidence_interval": None, "recall_intervals": {},
         }
         if n_resamples and row["num_speakers"] > 1:
-            # One seeded stream per gender, so adding clips of one gender never moves another's interval.
+            # One seeded stream per gender: each gender's speakers are resampled on their own (stratified).
             rng = np.random.default_rng(None if seed is None else [seed, index])
             scores = scores_from_confusion(
                 bootstrap_confusions(refs[mask], preds[mask], num_labels, n_resamples, rng, speakers[mask]))

@@ -416,6 +416,8 @@ class SERModelCardData(CardData):
         record = self.calibration or scaling
         if not record:
             return ""
+        if record.get("skipped"):
+            return f"The scores are not temperature-scaled: {record['skipped']} ({record.get('fitted_on')})."
         where = f", fitted on {record['fitted_on']}" if record.get("fitted_on") else ""
         text = (f"The scores are temperature-scaled: the logits are divided by T = {record['temperature']:.3g}{where}, "
                 "folded into the classifier's weights, so `pipeline()` returns calibrated scores with no extra code "

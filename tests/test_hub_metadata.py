@@ -102,6 +102,17 @@ def test_the_card_shows_who_and_the_calibration(trained):
             f"{100 * scaling['expected_calibration_error_after']:.1f}% after") in text
 
 
+def test_a_skipped_temperature_is_said(trained, tmp_path):
+    from ser_hf.cards import SERModelCardData
+
+    card = SERModelCardData()
+    card.calibration = {"temperature": 1.0, "fitted_on": "validation speakers: 9 clips, 2 speakers",
+                        "skipped": "these clips cannot tell the temperature (none is misclassified, ...)"}
+    assert card._calibration_text(None) == ("The scores are not temperature-scaled: these clips cannot tell the "
+                                            "temperature (none is misclassified, ...) (validation speakers: 9 clips, "
+                                            "2 speakers).")
+
+
 def test_update_model_card_sets_the_licence_and_keeps_the_rest(trained):
     run, splits, report, checkpoint = trained
     write_model_card(checkpoint, card_from_run(run, splits, report, checkpoint, model_id="me/ser-urdu"))

@@ -152,3 +152,22 @@ def test_calibrate_needs_held_out_clips(assets, tmp_path):
                          train_dataset=assets["split"]["train"])
     with pytest.raises(SERError, match=r"SERTrainer.calibrate needs held-out clips: pass eval_dataset"):
         trainer.calibrate()
+
+
+def test_a_temperature_the_clips_cannot_tell_is_not_folded():
+    from ser_hf.evaluation.calibration import calibrate_classifier
+
+    head = torch.nn.Module()
+    head.classifier = torch.nn.Linear(3, 2)
+    weight = head.classifier.weight.detach().clone()
+    separable = np.array([[3.0, -3.0], [2.0, -1.0], [-2.0, 2.0], [-1.0, 3.0]])  # every clip right: T -> 0
+    record = calibrate_classifier(head, separable, [0, 0, 1, 1], ["a", "a", "b", "b"])
+    assert record["temperature"] == 1.0 and "none is misclassified" in record["skipped"]
+    assert record["expected_calibration_error_before"] == record["expected_calibration_error_after"]
+    torch.testing.assert_close(head.classifier.weight, weight)
+    record = calibrate_classifier(head, separable * 4, [0, 1, 1, 0], None)  # half wrong: T = 20, flatten
+    assert "skipped" in record and record["fitted_on"] == "validation speakers: 4 clips"
+    noisy = np.array([[3.0, -3.0], [2.0, -1.0], [-2.0, 2.0], [1.0, -1.0]])
+    record = calibrate_classifier(head, noisy, [0, 0, 1, 1], ["a", "a", "b", "b"])
+    assert "skipped" not in record and 1.0 < record["temperature"] < 20.0
+    torch.testing.assert_close(head.classifier.weight, weight / record["temperature"])

@@ -18,6 +18,7 @@ with no extra code. :func:`uncalibrated` recovers the probabilities before scali
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,8 @@ from scipy.optimize import minimize_scalar
 
 from ser_hf.errors import EvaluationError
 from ser_hf.evaluation.metrics.core import as_label_ids
+
+logger = logging.getLogger(__name__)
 
 # Softmax outputs saved in float16 sum to 1 only to about 1e-3.
 _SUM_TOLERANCE = 1e-3
@@ -277,7 +280,9 @@ def calibrate_classifier(model: Any, logits: Any, references: Any, speakers: Any
         source: What the clips are, for the record (``"validation speakers"``).
 
     Returns:
-        :func:`temperature_record` plus ``fitted_on`` (e.g. ``"validation speakers: 48 clips, 2 speakers"``).
+        :func:`temperature_record` plus ``fitted_on`` (e.g. ``"validation speakers: 48 clips, 2 speakers"``);
+        when the clips cannot tell T (none is misclassified, or the fit is at a bound of
+        :data:`TEMPERATURE_RANGE`), T = 1 is kept and ``skipped`` says why.
 
     Example:
         ```python
@@ -286,10 +291,19 @@ def calibrate_classifier(model: Any, logits: Any, references: Any, speakers: Any
         ```
     """
     temperature = fit_temperature(logits, references)
-    record = temperature_record(logits, references, temperature)
+    low, high = TEMPERATURE_RANGE
+    # With no error the likelihood keeps improving as T -> 0, and at a bound it was still improving: such a T
+    # says nothing about new speakers (T = 0.05 would make every score ~1), so none is folded.
+    scores, refs = np.asarray(logits, dtype=np.float64), as_label_ids(references, "references")
+    at_bound = bool(np.all(scores.argmax(axis=1) == refs)) or not low * 1.01 < temperature < high * 0.99
+    record = temperature_record(logits, references, 1.0 if at_bound else temperature)
     clips = f"{record['num_samples']} clips" + ("" if speakers is None else f", {len(set(speakers))} speakers")
     record["fitted_on"] = f"{source}: {clips}"
-    fold_temperature(model, temperature)
+    if at_bound:
+        record["skipped"] = (f"these clips cannot tell the temperature (none is misclassified, or the best T, "
+                             f"{temperature:.3g}, is at a bound of {low}-{high}), so T = 1 is kept")
+        logger.warning("temperature scaling skipped: %s", record["skipped"])
+    fold_temperature(model, record["temperature"])
     config = getattr(model, "config", None)
     if config is not None:
         config.ser_hf_calibration = dict(record)

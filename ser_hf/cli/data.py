@@ -29,9 +29,10 @@ def add_corpus_arguments(parser: argparse.ArgumentParser, required: bool = True)
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser,
-                          columns: tuple[str, ...] = ("audio", "label", "speaker", "gender")) -> None:
+                          columns: tuple[str, ...] = ("audio", "label", "speaker", "gender"),
+                          instead_of: str = "a corpus") -> None:
     """--dataset_name and the flags that name its split and ``columns`` (as `ser-hf train` and `cv` take them)."""
-    group = parser.add_argument_group("a Hugging Face `datasets` dataset instead of a corpus")
+    group = parser.add_argument_group(f"a Hugging Face `datasets` dataset instead of {instead_of}")
     group.add_argument("--dataset_name", metavar="NAME", default=None,
                        help="a Hub id, a save_to_disk folder, a folder (or file) of parquet/arrow tables, or an "
                             "audiofolder directory; audio cells (embedded bytes or paths) are decoded by ser_hf")

@@ -93,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--speaker-column", metavar="COLUMN", default=None,
                         help="speaker-adaptive: the column of the manifest CSV inputs that names each clip's speaker")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_dataset_arguments(parser, columns=("audio",))
+    add_dataset_arguments(parser, columns=("audio",), instead_of="input files")
     parser.set_defaults(func=run_predict)
 
 

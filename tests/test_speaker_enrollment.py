@@ -147,3 +147,64 @@ def test_a_stream_adapts_online_once_it_has_heard_enough(adaptive):
     assert all(r["adapted"] for r in results[3:])
     plain = recognizer.stream(window=0.4, hop=0.4, vad_threshold_db=None)
     assert all("adapted" not in r for r in plain.push(audio))
+
+
+def _windows_as_clips(recognizer, audio, windows, speaker):
+    pieces = [audio[round(w["start"] * 16000): round(w["end"] * 16000)] for w in windows]
+    return recognizer.predict(pieces, speaker=speaker)
+
+
+def test_a_timeline_for_a_speaker_scores_each_window_as_their_clips(adaptive):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SM3", _clips(corpus, "SM3")[:4])
+    recognizer.enroll("SF4", _clips(corpus, "SF4")[:2])  # too few: the global head, and the result says why
+    audio = np.concatenate([load_audio(clip) for clip in _clips(corpus, "SM3")[4:8]])
+    result = recognizer.predict_long(audio, window=0.5, hop=0.25, speaker="SM3")
+    assert (result["speaker"], result["adapted"], "reason" in result) == ("SM3", True, False)
+    expected = _windows_as_clips(recognizer, audio, result["timeline"], "SM3")
+    assert len(result["timeline"]) == 6 and all(w["adapted"] for w in result["timeline"])
+    for window, clip in zip(result["timeline"], expected):
+        assert window["scores"] == pytest.approx(clip["scores"], abs=1e-5)
+    fallback = recognizer.predict_long(audio, window=0.5, hop=0.25, speaker="SF4")
+    assert fallback["adapted"] is False and "fewer than the 3" in fallback["reason"]
+    assert not any(w["adapted"] for w in fallback["timeline"])
+    assert fallback["overall"]["scores"] == pytest.approx(recognizer.predict_long(audio, window=0.5, hop=0.25)
+                                                          ["overall"]["scores"], abs=1e-5)
+    with pytest.raises(SERError, match="speaker 'nobody' is not enrolled"):
+        recognizer.predict_long(audio, speaker="nobody")
+
+
+def test_a_stream_for_an_enrolled_speaker_is_adapted_from_its_first_window(adaptive):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SM1", _clips(corpus, "SM1")[:4])
+    audio = np.concatenate([load_audio(clip) for clip in _clips(corpus, "SM1")[4:8]])
+    stream = recognizer.stream(window=0.4, hop=0.4, vad_threshold_db=None, speaker="SM1")
+    recognizer.enrollments.speakers.clear()  # the stream took the enrollment when it started
+    results = stream.push(audio[:8000]) + stream.push(audio[8000:]) + stream.flush()
+    recognizer.enroll("SM1", _clips(corpus, "SM1")[:4])
+    assert len(results) == 4 and all(r["adapted"] for r in results)
+    for window, clip in zip(results, _windows_as_clips(recognizer, audio, results, "SM1"), strict=True):
+        assert window["scores"] == pytest.approx(clip["scores"], abs=1e-5)
+
+
+def test_stream_speaker_options_are_checked_when_it_starts(adaptive):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    with pytest.raises(SERError, match="speaker 'nobody' is not enrolled"):
+        recognizer.stream(speaker="nobody")
+    recognizer.enroll("SM1", _clips(corpus, "SM1")[:4])
+    with pytest.raises(SERError, match=r"adapt=True and speaker='SM1' cannot be combined"):
+        recognizer.stream(adapt=True, speaker="SM1")
+
+
+def test_an_adapting_stream_skips_silence(adaptive):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    voice = np.concatenate([load_audio(clip) for clip in _clips(corpus, "SF2")[:4]])
+    stream = recognizer.stream(window=0.4, hop=0.4, adapt=True)  # silence gated out: no window to score
+    audio = np.concatenate([voice[:6400], np.zeros(6400, np.float32), voice[6400:]])
+    results = [r for start in range(0, audio.size, 6400) for r in stream.push(audio[start:start + 6400])]
+    assert [r["start"] for r in results] == [0.0, 0.8, 1.2, 1.6]
+    assert [r["adapted"] for r in results] == [False, False, True, True]

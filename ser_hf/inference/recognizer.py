@@ -307,21 +307,17 @@ class EmotionRecognizer:
             raise SERError(f"top_k must be a positive integer or None, got {top_k}.")
         single = not isinstance(inputs, list)
         items = [inputs] if single else inputs
+        scorer = self._speaker_scorer(speaker)  # an unknown speaker fails before any decoding
         waves = [self.load(item) for item in items]
-        if speaker is None:
-            probabilities = self.predict_waves(waves, progress=progress)
-        else:
-            enrollments = self.enrollments
-            probabilities = enrollments.probabilities(speaker, enrollments.pooled(waves, self.batch_size))
+        probabilities, extra = self._probabilities(waves, scorer, progress=progress)
         results = []
         for index, (item, row) in enumerate(zip(items, probabilities)):
             try:
                 results.append(self.result(row, top_k))
             except AudioError as err:
                 raise AudioError(f"{_describe(item, index, single)}: {err}") from None
-        if speaker is not None:
-            adapted = self.enrollments.summary(speaker)["adapted"]
-            results = [{**result, "speaker": str(speaker), "adapted": adapted} for result in results]
+        if scorer is not None:
+            results = [{**result, "speaker": str(speaker), **extra} for result in results]
         return results[0] if single else results
 
     # -------------------------------------------------------------------------------- speaker adaptation
@@ -375,7 +371,7 @@ class EmotionRecognizer:
 
     def predict_long(self, wave_or_path: RecognizerInput, window: float = 3.0, hop: float = 1.0,
                      vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB,
-                     top_k: int | None = None) -> dict[str, Any]:
+                     top_k: int | None = None, speaker: str | None = None) -> dict[str, Any]:
         """Emotions over time in a long recording, with silent windows gated out.
 
         Args:
@@ -385,22 +381,34 @@ class EmotionRecognizer:
             vad_threshold_db: Skip windows whose RMS level is more than this many dB below the recording's
                 peak sample (a negative number, e.g. -40); ``None`` scores every window.
             top_k: Emotions kept in each window's ``scores`` (default: all).
+            speaker: An enrolled speaker (see :meth:`enroll`): every window is scored as
+                ``predict(window, speaker=speaker)`` scores it, and says ``adapted``.
 
         Returns:
             ``{"timeline": [{"start", "end", "label", "score", "scores"}], "skipped": [[start, end], ...],
             "overall": {"label", "score", "scores"} or None, "duration": seconds}``. ``overall`` averages
             the voiced windows' probabilities weighted by their durations (``None`` if all were silent).
+            With ``speaker``, also ``"speaker"``, ``"adapted"`` and, when not adapted (the global head
+            scored), ``"reason"``.
+
+        Example:
+            ```python
+            >>> recognizer.enroll("alice", ["alice/01.wav", "alice/02.wav", "alice/03.wav"])
+            >>> result = recognizer.predict_long("alice/interview.wav", speaker="alice")
+            >>> result["adapted"], result["timeline"][0]["adapted"]
+            (True, True)
+            ```
         """
         _check_windowing(window, hop)
+        scorer = self._speaker_scorer(speaker)
         # Preprocess each window, not the recording: training-time cropping or trimming is per clip.
         wave = self.load_raw(wave_or_path)
         win, step = self._samples(window), self._samples(hop)
         peak = _peak_db(wave)
         windows = [(s, e, wave[s:e]) for s, e in _window_spans(wave.size, win, step)]
         voiced, skipped = self._gate(windows, peak, vad_threshold_db)
-        probabilities = self.predict_waves([self.prepare(w) for _, _, w in voiced])
         try:
-            timeline = [self._window_result(s, e, row, top_k) for (s, e, _), row in zip(voiced, probabilities)]
+            probabilities, timeline = self._score_windows(voiced, scorer, top_k)
             overall = None
             if len(voiced):
                 weights = np.array([e - s for s, e, _ in voiced], dtype=np.float64)
@@ -408,12 +416,16 @@ class EmotionRecognizer:
         except AudioError as err:
             raise AudioError(f"{_describe(wave_or_path, 0, True)}: {err}") from None
         rate = self.sampling_rate
-        return {"timeline": timeline, "skipped": [[s / rate, e / rate] for s, e, _ in skipped],
-                "overall": overall, "duration": wave.size / rate}
+        result = {"timeline": timeline, "skipped": [[s / rate, e / rate] for s, e, _ in skipped],
+                  "overall": overall, "duration": wave.size / rate}
+        if scorer is not None:
+            result.update({k: v for k, v in scorer.summary.items() if k != "clips"})
+        return result
 
     def stream(self, window: float = 3.0, hop: float = 1.0,
                vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB, top_k: int | None = None,
-               sampling_rate: int | None = None, adapt: bool = False) -> RecognizerStream:
+               sampling_rate: int | None = None, adapt: bool = False,
+               speaker: str | None = None) -> RecognizerStream:
         """Start a stream: push audio chunks, get each window's result as soon as it is complete.
 
         Args:
@@ -422,14 +434,20 @@ class EmotionRecognizer:
                 resampled on the fly with a streaming soxr resampler.
             adapt: Adapt to the (one) speaker of the stream online: every voiced window so far (the last
                 :data:`~ser_hf.inference.speakers.STREAM_WINDOWS`) enrolls them; until there are enough
-                windows, and on models without speaker adaptation files, the global head scores
-                (results say ``adapted``).
+                windows, and when the model's adaptation is off, the global head scores (results say
+                ``adapted``). Needs a checkpoint with speaker adaptation files.
+            speaker: An enrolled speaker (see :meth:`enroll`): every window is scored with their offset, as
+                enrolled when the stream starts (results say ``adapted``). Not together with ``adapt``.
 
         Returns:
             A :class:`RecognizerStream`.
+
+        Raises:
+            SERError: for ``adapt`` together with ``speaker``, or a speaker who is not enrolled.
+            ModelError: for ``adapt`` or ``speaker`` on a model without speaker adaptation files.
         """
         return RecognizerStream(self, window=window, hop=hop, vad_threshold_db=vad_threshold_db, top_k=top_k,
-                                sampling_rate=sampling_rate, adapt=adapt)
+                                sampling_rate=sampling_rate, adapt=adapt, speaker=speaker)
 
     # ---------------------------------------------------------------------------------------- helpers
 
@@ -450,6 +468,31 @@ class EmotionRecognizer:
         window = {"start": start / self.sampling_rate, "end": end / self.sampling_rate}
         return {**window, **self.result(row, top_k)}
 
+    def _speaker_scorer(self, speaker: str | None = None, adapt: bool = False):
+        """What scores for a speaker: an enrolled one, a stream's own learnt online, or None (the global head)."""
+        from ser_hf.inference.speakers import EnrolledSpeaker, OnlineSpeaker
+
+        if adapt and speaker is not None:
+            raise SERError(f"adapt=True and speaker={speaker!r} cannot be combined: adapt learns the stream's own "
+                           f"speaker online, speaker uses an enrolled speaker's offset from the start. Pass one.")
+        if adapt:
+            return OnlineSpeaker(self.enrollments)
+        return None if speaker is None else EnrolledSpeaker(self.enrollments, str(speaker))
+
+    def _probabilities(self, waves: list[np.ndarray], scorer: Any,
+                       progress: bool = False) -> tuple[np.ndarray, dict[str, bool]]:
+        """Probabilities of ready waves, by ``scorer`` (then with ``{"adapted": ...}``) or the global head."""
+        if scorer is None or not waves:  # pooling nothing has no shape to score
+            return self.predict_waves(waves, progress=progress), {}
+        probabilities, adapted = scorer.score(waves, self.batch_size)
+        return probabilities, {"adapted": adapted}
+
+    def _score_windows(self, voiced: list, scorer: Any, top_k: int | None) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Probabilities and results of voiced ``(start, end, samples)`` windows, preprocessed one by one."""
+        probabilities, extra = self._probabilities([self.prepare(w) for _, _, w in voiced], scorer)
+        results = [{**self._window_result(s, e, row, top_k), **extra} for (s, e, _), row in zip(voiced, probabilities)]
+        return probabilities, results
+
 
 class RecognizerStream:
     """Incremental windowed predictions over pushed audio chunks, with a bounded buffer.
@@ -462,13 +505,9 @@ class RecognizerStream:
 
     def __init__(self, recognizer: EmotionRecognizer, window: float, hop: float,
                  vad_threshold_db: float | None, top_k: int | None, sampling_rate: int | None,
-                 adapt: bool = False) -> None:
+                 adapt: bool = False, speaker: str | None = None) -> None:
         _check_windowing(window, hop)
-        self._online = None
-        if adapt:
-            from ser_hf.inference.speakers import OnlineSpeaker
-
-            self._online = OnlineSpeaker(recognizer.enrollments)
+        self._speaker = recognizer._speaker_scorer(speaker, adapt)
         self.recognizer = recognizer
         self.win, self.hop = recognizer._samples(window), recognizer._samples(hop)
         self.vad_threshold_db, self.top_k = vad_threshold_db, top_k
@@ -496,8 +535,8 @@ class RecognizerStream:
             chunk: 1-D float samples (at the stream's ``sampling_rate``), any length.
 
         Returns:
-            ``[{"start", "end", "label", "score", "scores"}]`` in time order; empty when no window completed
-            or every completed window was silent.
+            ``[{"start", "end", "label", "score", "scores"}]`` in time order (plus ``"adapted"`` for a stream
+            with ``adapt`` or ``speaker``); empty when no window completed or every completed window was silent.
         """
         if self._closed:
             raise SERError("this stream was flushed; start a new one with recognizer.stream(...).")
@@ -549,10 +588,4 @@ class RecognizerStream:
         recognizer = self.recognizer
         windows = [(s, e, self._buffer[s - self._offset: e - self._offset]) for s, e in spans]
         voiced, _ = recognizer._gate(windows, 20.0 * np.log10(max(self._peak, 1e-10)), self.vad_threshold_db)
-        waves = [recognizer.prepare(w) for _, _, w in voiced]
-        if self._online is None:
-            probabilities = recognizer.predict_waves(waves)
-            return [recognizer._window_result(s, e, row, self.top_k) for (s, e, _), row in zip(voiced, probabilities)]
-        probabilities, adapted = self._online.score(waves, recognizer.batch_size)
-        return [{**recognizer._window_result(s, e, row, self.top_k), "adapted": adapted}
-                for (s, e, _), row in zip(voiced, probabilities)]
+        return recognizer._score_windows(voiced, self._speaker, self.top_k)[1]

@@ -180,6 +180,29 @@ class SpeakerEnrollments:
         return [str(record["speaker"]) for record in speakers]
 
 
+class EnrolledSpeaker:
+    """An enrolled speaker scoring windows of a timeline or a stream with their offset from the first window.
+
+    The enrollment is taken as it is when this is made, so forgetting or re-enrolling the speaker meanwhile
+    (e.g. ``DELETE /speakers/{id}`` in the service) cannot change or break a stream under way.
+
+    Raises:
+        SERError: when ``speaker`` is not enrolled.
+    """
+
+    def __init__(self, enrollments: SpeakerEnrollments, speaker: str):
+        self.enrollments = enrollments
+        self.summary = enrollments.summary(speaker)
+        self.offset = enrollments._entry(speaker)["offset"]
+
+    def score(self, waves, batch_size: int = 8) -> tuple[np.ndarray, bool]:
+        """Probabilities of windows (the global head's when the speaker is not adapted), and whether adapted."""
+        from ser_hf.training.linear_probe import softmax
+
+        pooled = self.enrollments.pooled(waves, batch_size)
+        return softmax(self.enrollments.adaptation.logits(pooled, self.offset)), self.summary["adapted"]
+
+
 #: Voiced windows a stream keeps to estimate its speaker's offset online (a bounded, recent memory).
 STREAM_WINDOWS = 60
 

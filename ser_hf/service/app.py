@@ -47,7 +47,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
-from ser_hf.errors import AudioError
+from ser_hf.errors import AudioError, SERError
 from ser_hf.service.access import AccessMiddleware, AccessPolicy
 from ser_hf.service.budget import RETRY_AFTER, ByteBudget
 from ser_hf.service.decoding import (
@@ -67,7 +67,7 @@ from ser_hf.service.live import serve_stream
 from ser_hf.service.runner import Admission, ModelRunner
 from ser_hf.service.schemas import BatchResponse, ErrorResponse, Health, Labels, Prediction
 from ser_hf.service.settings import ServiceSettings
-from ser_hf.service.speakers import add_speaker_routes, enrolled, score_for_speaker
+from ser_hf.service.speakers import add_speaker_routes, enrolled, score_for_speaker, speaker_fields
 
 __all__ = ["create_app"]
 
@@ -85,8 +85,9 @@ _WINDOW = Query(3.0, ge=0.5, le=30.0, description="Timeline window length in sec
 _HOP = Query(1.0, ge=0.1, le=30.0, description="Seconds between timeline window starts (at most `window`).")
 _FILE = File(..., description="An audio file: WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF.")
 _FILES = File(..., description="Audio files (repeat the multipart field `files`).")
-_SPEAKER = Query(None, description="An enrolled speaker (POST /speakers/{id}/enroll): score with their voice "
-                                   "offset removed (models trained with probe_speaker_adaptation).")
+_SPEAKER = Query(None, description="An enrolled speaker (POST /speakers/{id}/enroll): score the clip, or every "
+                                   "window of a timeline, with their voice offset removed (models trained with "
+                                   "probe_speaker_adaptation).")
 
 
 class _Service:
@@ -127,37 +128,26 @@ class _Service:
                       window: float, hop: float, filename: str | None = None, speaker: str | None = None) -> Prediction:
         recognizer = self.recognizer
         duration = wave.size / rate
-        if speaker is not None:
-            return await self.predict_for_speaker(wave, rate, top_k, timeline, filename, speaker)
+        # A speaker's clip or timeline is scored by their adaptive head; 404/409 before any scoring.
+        fields = {} if speaker is None else speaker_fields(recognizer, speaker)
         try:
             if self.wants_timeline(timeline, duration, window, hop):
                 result = await self.runner.call(recognizer.predict_long, (wave, rate), window=window, hop=hop,
-                                                top_k=top_k)
+                                                top_k=top_k, speaker=speaker)
                 overall = result["overall"] or {"label": None, "score": None, "scores": {}}
                 return Prediction(**overall, duration=duration, filename=filename, timeline=result["timeline"],
-                                  skipped=result["skipped"])
+                                  skipped=result["skipped"], **fields)
             prepared = await run_in_threadpool(recognizer.load, (wave, rate))
-            row = await self.runner.predict_clip(prepared)
+            row = await (self.runner.predict_clip(prepared) if speaker is None else
+                         self.runner.call(score_for_speaker, recognizer, speaker, prepared))
             # result() refuses a non-finite output: a 422 naming the upload, never a 200 with a null score.
-            return Prediction(**recognizer.result(row, top_k), duration=duration, filename=filename)
+            return Prediction(**recognizer.result(row, top_k), duration=duration, filename=filename, **fields)
         except AudioError as err:
             raise RequestError(422, _named(filename, err)) from err
-
-    async def predict_for_speaker(self, wave: np.ndarray, rate: int, top_k: int | None, timeline: bool | None,
-                                  filename: str | None, speaker: str) -> Prediction:
-        """One whole clip scored for an enrolled speaker (speaker-adaptive head, or the global one if not adapted)."""
-        registry = enrolled(self, speaker)
-        if timeline:
-            raise RequestError(422, "speaker-adaptive prediction scores whole clips: leave timeline out or false, "
-                                    "or drop speaker= for a timeline.")
-        duration = wave.size / rate
-        try:
-            prepared = await run_in_threadpool(self.recognizer.load, (wave, rate))
-            row = await self.runner.call(score_for_speaker, self, speaker, prepared)
-            return Prediction(**self.recognizer.result(row, top_k), duration=duration, filename=filename,
-                              speaker=speaker, adapted=registry.summary(speaker)["adapted"])
-        except AudioError as err:
-            raise RequestError(422, _named(filename, err)) from err
+        except SERError:
+            if speaker is not None:  # forgotten (DELETE /speakers/{id}) while this request waited: the same 404
+                enrolled(recognizer, speaker)
+            raise
 
     def health(self) -> Health:
         admission = self.admission

@@ -4,16 +4,22 @@ Protocol (client -> server, then server -> client):
 
 1. A text frame with a JSON object: ``{"sampling_rate": 48000, "dtype": "float32"}`` and optionally
    ``"channels"`` (default 1, interleaved), ``"window"`` / ``"hop"`` (seconds, default 3 / 1),
-   ``"top_k"`` and ``"vad_threshold_db"`` (default -40; null scores silent windows too).
-   The server answers ``{"type": "ready", "labels", "sampling_rate", "window", "hop"}``.
+   ``"top_k"`` and ``"vad_threshold_db"`` (default -40; null scores silent windows too). On a model trained
+   with ``probe_speaker_adaptation``, one of ``"speaker": ID`` (a speaker enrolled with
+   ``POST /speakers/{id}/enroll``: their offset, as enrolled when the stream starts, from the first window)
+   or ``"adapt": true`` (the stream's own speaker, learnt online from its voiced windows, as
+   ``recognizer.stream(adapt=True)``; the first windows, fewer than enrollment needs, get the global head).
+   The server answers ``{"type": "ready", "labels", "sampling_rate", "window", "hop"}``, plus
+   ``"speaker", "adapted"`` (and ``"reason"`` when not adapted) or ``"adapt": true``.
 2. Binary frames of little-endian PCM samples, any length up to the frame limit. For every window
    completed the server sends ``{"type": "window", "start", "end", "label", "score", "scores"}``
-   (silent windows are skipped).
+   (silent windows are skipped), plus ``"adapted"`` with ``"speaker"`` or ``"adapt"``.
 3. A text frame ``{"type": "end"}``: the server scores the end-aligned tail window, sends it, then
    ``{"type": "done", "seconds": received}`` and closes with code 1000.
 
 On a bad message the server sends ``{"type": "error", "detail": ...}`` and closes with 1003 (unusable
-data, JSON nested too deeply), 1008 (a limit: stream length, a text message over 4096 characters, no audio
+data, JSON nested too deeply; a speaker who is not enrolled; ``speaker`` or ``adapt`` on a model without
+speaker adaptation, as ``POST /predict?speaker=`` refuses it with a 409), 1008 (a limit: stream length, a text message over 4096 characters, no audio
 for ``stream_idle_timeout`` seconds, or a client that reads nothing; or no/a wrong API key), 1009 (a frame
 too big), 1013 (too
 many streams: retry later) or 1011 (a server bug). Only audio keeps a stream open, by its own length (see
@@ -48,6 +54,7 @@ from ser_hf.service.access import STREAM_PROTOCOL
 from ser_hf.service.decoding import PCM_DTYPES, RequestError, check_rate, pcm_to_float
 from ser_hf.service.runner import ModelRunner
 from ser_hf.service.settings import ServiceSettings
+from ser_hf.service.speakers import check_speaker_id, enrollments, speaker_fields
 
 __all__ = ["MAX_TEXT_CHARS", "IdleClock", "StreamConfig", "parse_config", "serve_stream"]
 
@@ -56,7 +63,8 @@ logger = logging.getLogger(__name__)
 # Seconds to deliver the closing error message and close frame to a client that may not be reading.
 _CLOSE_TIMEOUT = 5.0
 
-_CONFIG_KEYS = {"type", "sampling_rate", "dtype", "channels", "window", "hop", "top_k", "vad_threshold_db"}
+_CONFIG_KEYS = {"type", "sampling_rate", "dtype", "channels", "window", "hop", "top_k", "vad_threshold_db", "speaker",
+                "adapt"}
 
 
 class _Close(Exception):
@@ -71,9 +79,11 @@ class StreamConfig:
     """The validated first message of a stream."""
 
     def __init__(self, sampling_rate: int, dtype: str, channels: int, window: float, hop: float,
-                 top_k: int | None, vad_threshold_db: float | None) -> None:
+                 top_k: int | None, vad_threshold_db: float | None, speaker: str | None = None,
+                 adapt: bool = False) -> None:
         self.sampling_rate, self.dtype, self.channels = sampling_rate, dtype, channels
         self.window, self.hop, self.top_k, self.vad_threshold_db = window, hop, top_k, vad_threshold_db
+        self.speaker, self.adapt = speaker, adapt
 
 
 def _number(config: dict, key: str, default: Any, low: float, high: float, integer: bool = False) -> Any:
@@ -167,7 +177,41 @@ def parse_config(text: str) -> StreamConfig:
     hop = _number(config, "hop", 1.0, 0.1, window)
     top_k = _number(config, "top_k", None, 1, 1000, integer=True)
     vad = _number(config, "vad_threshold_db", -40.0, -200.0, 0.0)
-    return StreamConfig(rate, dtype, channels, float(window), float(hop), top_k, vad)
+    speaker, adapt = _speaker_config(config)
+    return StreamConfig(rate, dtype, channels, float(window), float(hop), top_k, vad, speaker, adapt)
+
+
+def _speaker_config(config: dict) -> tuple[str | None, bool]:
+    """The ``speaker`` and ``adapt`` keys, checked for shape; whether the model and speaker allow them is checked
+    when the stream opens (:func:`_speaker_mode`)."""
+    speaker, adapt = config.get("speaker"), config.get("adapt", False)
+    if speaker is not None:
+        if not isinstance(speaker, str):
+            raise _Close(1003, f"config 'speaker' must be the id of an enrolled speaker (a string), got {speaker!r}.")
+        try:
+            check_speaker_id(speaker)
+        except RequestError as err:
+            raise _Close(1003, f"config 'speaker': {err.detail}") from None
+    if not isinstance(adapt, bool):
+        raise _Close(1003, f"config 'adapt' must be true or false, got {adapt!r}.")
+    if adapt and speaker is not None:
+        raise _Close(1003, f"config 'speaker' ({speaker!r}) and 'adapt' cannot be combined: 'speaker' scores with an "
+                           f"enrolled speaker's offset from the first window, 'adapt' learns the stream's own speaker "
+                           f"online. Send one of them.")
+    return speaker, adapt
+
+
+def _speaker_mode(config: StreamConfig, recognizer: Any) -> dict[str, Any]:
+    """What the ready message says about speaker adaptation; 1003 for an unknown speaker or a model without it."""
+    try:
+        if config.speaker is not None:
+            return speaker_fields(recognizer, config.speaker)
+        if config.adapt:
+            enrollments(recognizer)
+            return {"adapt": True}
+    except RequestError as err:  # the same words as POST /predict?speaker= (its 404 / 409)
+        raise _Close(1003, err.detail) from None
+    return {}
 
 
 async def _send(ws: WebSocket, message: dict[str, Any], timeout: float) -> None:
@@ -216,11 +260,14 @@ async def _receive(ws: WebSocket, settings: ServiceSettings, clock: IdleClock) -
 
 async def _stream_audio(ws: WebSocket, config: StreamConfig, recognizer: Any, runner: ModelRunner,
                         settings: ServiceSettings, clock: IdleClock) -> None:
+    # No await between the check and the stream's start: the speaker cannot be forgotten in between.
+    mode = _speaker_mode(config, recognizer)
     stream = recognizer.stream(window=config.window, hop=config.hop, vad_threshold_db=config.vad_threshold_db,
-                               top_k=config.top_k, sampling_rate=config.sampling_rate)
+                               top_k=config.top_k, sampling_rate=config.sampling_rate, adapt=config.adapt,
+                               speaker=config.speaker)
     timeout = settings.stream_idle_timeout
     await _send(ws, {"type": "ready", "labels": recognizer.labels, "sampling_rate": recognizer.sampling_rate,
-                     "window": config.window, "hop": config.hop}, timeout)
+                     "window": config.window, "hop": config.hop, **mode}, timeout)
     received = 0
     while (message := await _receive(ws, settings, clock)) is not None:
         if message.get("bytes") is not None:

@@ -22,6 +22,8 @@ class Window(BaseModel):
     label: str = Field(description="Most probable emotion.")
     score: float = Field(description="Its probability.")
     scores: dict[str, float] = Field(description="Probabilities, best first (the top_k best when top_k is given).")
+    adapted: bool | None = Field(default=None, description="With a speaker (speaker=, or a stream's 'speaker' or "
+                                                           "'adapt'): whether the speaker-adaptive head scored it.")
 
 
 class Prediction(BaseModel):
@@ -39,6 +41,8 @@ class Prediction(BaseModel):
     speaker: str | None = Field(default=None, description="The enrolled speaker it was scored for (speaker=).")
     adapted: bool | None = Field(default=None, description="With speaker=: whether the speaker-adaptive head "
                                                            "scored it (false: the global head; too few clips).")
+    reason: str | None = Field(default=None, description="With speaker= and adapted false: why the global head "
+                                                         "scored it.")
 
 
 class BatchResponse(BaseModel):

@@ -2,8 +2,9 @@
 
 Works with a checkpoint trained with ``probe_speaker_adaptation: true`` (see
 :mod:`ser_hf.inference.speakers`). A client enrolls a speaker with a few of their unlabelled clips, then
-adds ``speaker=ID`` to ``POST /predict``; the answer says ``speaker`` and ``adapted`` (false when the
-speaker had too few clips or adaptation is off for the model: the global head scored it). Enrollments live
+adds ``speaker=ID`` to ``POST /predict`` (whole clips and timelines) or ``"speaker": ID`` to a ``/stream``
+config; the answer says ``speaker`` and ``adapted`` (false, with the ``reason``, when the speaker had too few
+clips or adaptation is off for the model: the global head scored it). Enrollments live
 in the server's memory, at most :data:`MAX_SPEAKERS` of them (the oldest is dropped first); they are lost
 on restart. Every endpoint is behind the API key when the server has one.
 """
@@ -47,26 +48,37 @@ def check_speaker_id(speaker: str) -> str:
     return speaker
 
 
-def enrollments(service: Any):
+def enrollments(recognizer: Any):
     """The recognizer's enrollments, or a 409 saying why this model cannot adapt to speakers."""
     try:
-        return service.recognizer.enrollments
+        return recognizer.enrollments
     except (ModelError, SERError) as err:
         raise RequestError(409, f"this model has no speaker adaptation ({err})") from err
 
 
-def enrolled(service: Any, speaker: str):
+def enrolled(recognizer: Any, speaker: str):
     """The enrollments, after checking that ``speaker`` is enrolled (404 otherwise)."""
-    registry = enrollments(service)
+    registry = enrollments(recognizer)
     if check_speaker_id(speaker) not in registry.speakers:
         raise RequestError(404, f"speaker {speaker!r} is not enrolled; POST clips of theirs to "
                                 f"/speakers/{speaker}/enroll first (GET /speakers lists the enrolled ones).")
     return registry
 
 
-def score_for_speaker(service: Any, speaker: str, wave) -> Any:
+def speaker_fields(recognizer: Any, speaker: str) -> dict[str, Any]:
+    """``speaker``, ``adapted`` and (when not adapted) ``reason`` for an answer scored for an enrolled speaker.
+
+    Raises:
+        RequestError: 404 for a speaker who is not enrolled, 409 for a model without speaker adaptation.
+    """
+    summary = enrolled(recognizer, speaker).summary(speaker)
+    return {"speaker": speaker, "adapted": summary["adapted"],
+            **({"reason": summary["reason"]} if summary.get("reason") else {})}
+
+
+def score_for_speaker(recognizer: Any, speaker: str, wave) -> Any:
     """Probabilities of one prepared clip for an enrolled speaker (run on a model thread)."""
-    registry = service.recognizer.enrollments
+    registry = recognizer.enrollments
     return registry.probabilities(speaker, registry.pooled([wave]))[0]
 
 
@@ -81,7 +93,7 @@ def add_speaker_routes(app: FastAPI, service: Any, read_clips) -> None:
     @app.post("/speakers/{speaker}/enroll", response_model=Enrollment, tags=["speakers"])
     async def enroll(files: list[UploadFile], speaker: str = _id) -> Enrollment:
         """Enroll a speaker from their unlabelled clips (multipart field `files`, 3 or more, any emotions)."""
-        registry = enrollments(service)
+        registry = enrollments(service.recognizer)
         check_speaker_id(speaker)
         waves = await read_clips(files)
         pooled = await service.runner.call(registry.pooled, waves)
@@ -93,13 +105,13 @@ def add_speaker_routes(app: FastAPI, service: Any, read_clips) -> None:
     @app.get("/speakers", response_model=Speakers, tags=["speakers"])
     async def speakers() -> Speakers:
         """The enrolled speakers."""
-        registry = enrollments(service)
+        registry = enrollments(service.recognizer)
         return Speakers(speakers=[Enrollment(**registry.summary(s)) for s in registry.speakers])
 
     @app.delete("/speakers/{speaker}", response_model=Enrollment, tags=["speakers"])
     async def forget(speaker: str = _id) -> Enrollment:
         """Forget an enrolled speaker."""
-        registry = enrolled(service, speaker)
+        registry = enrolled(service.recognizer, speaker)
         summary = registry.summary(speaker)
         del registry.speakers[speaker]
         return Enrollment(**summary)

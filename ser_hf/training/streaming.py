@@ -83,10 +83,17 @@ def training_stream(data: DataArguments, labels: list[str], seed: int) -> datase
         except CorpusError as err:
             raise CorpusError(f"dataset {source.name!r} split {split!r} row {index} (counted in the stream): {err}") from err
         audio = example[source.audio_column]
-        path = audio if isinstance(audio, str) else None if audio is None or audio.get("bytes") else audio.get("path")
-        if path:  # a relative path is relative to the local dataset's folder, wherever the job runs
-            audio = {"bytes": None, "path": str(cells.locate(path))}
-        return {"audio": audio, "label": ids.get(emotion, -1)}
+        if isinstance(audio, dict) and audio.get("bytes"):
+            # The cell's name is only a label for embedded bytes: make it name the row for decoding errors.
+            name = f" ({audio['path']})" if audio.get("path") else ""
+            return {"audio": {"bytes": audio["bytes"], "path": f"of split {split!r} row {index}{name}"},
+                    "label": ids.get(emotion, -1)}
+        path = audio if isinstance(audio, str) else audio.get("path") if isinstance(audio, dict) else None
+        if not path:
+            raise CorpusError(f"dataset {source.name!r} split {split!r} row {index} (counted in the stream): the "
+                              f"audio cell is empty; expected embedded audio bytes or a path.")
+        # A relative path is relative to the local dataset's folder, wherever the job runs.
+        return {"audio": {"bytes": None, "path": str(cells.locate(path))}, "label": ids.get(emotion, -1)}
 
     stream = part.select_columns([source.audio_column, source.label_column]).map(to_row, with_indices=True)
     stream = stream.remove_columns([c for c in (source.audio_column, source.label_column) if c not in ("audio", "label")])

@@ -123,3 +123,15 @@ def test_a_dataset_named_like_a_corpus_gets_speaker_grouped_folds(tmp_path, monk
     ds = load_corpus(DatasetSource("ravdess", **SOURCE))  # not the RAVDESS loader: no 'fold' column
     assert ds["corpus"][0] == "ravdess"
     assert [fold.name for fold in corpus_folds(ds, n_folds=3)] == ["fold1", "fold2", "fold3"]
+
+
+def test_integer_labels_without_class_names_go_through_label_map(tmp_path):
+    rows = emotion_rows(n_speakers=2)
+    rows["emotion"] = [EMOTIONS.index(e) for e in rows["emotion"]]
+    table = datasets.Dataset.from_dict(rows).cast_column("audio", datasets.Audio(decode=False))
+    table.save_to_disk(str(tmp_path / "d"))
+    source = DatasetSource(str(tmp_path / "d"), **SOURCE)
+    with pytest.raises(CorpusError, match=r"row 0: Unknown emotion label '0'.*label_map=\{'0': '<canonical name>'\}"):
+        load_corpus(source)
+    ds = load_corpus(source, label_map=dict(zip("0123", EMOTIONS)))
+    assert ds.features["label"].int2str(ds["label"])[:4] == list(EMOTIONS)

@@ -188,3 +188,15 @@ def test_a_random_split_has_no_speakers_to_report(tmp_path):
     assert "Speakers are not recorded for these clips (random split)" in report.to_markdown()
     assert "speakers: not recorded (random split)" in report.format_table()
     assert "speakers" not in report.write(tmp_path)
+
+
+def test_per_corpus_reports_carry_genders():
+    from ser_hf.evaluation.folds import reports_by_group
+
+    refs, preds, speakers, genders = _clips()
+    probs = np.eye(4)[preds] * 0.9 + 0.025
+    corpora = ["x"] * 8 + ["y"] * 8
+    reports = reports_by_group(refs, probs, speakers, corpora, LABELS, model="m", split="pooled", genders=genders)
+    assert set(reports["x"].by_speaker["genders"]) == {"female"} and set(reports["y"].by_speaker["genders"]) == {"male"}
+    assert reports_by_group(refs, probs, speakers, corpora, LABELS, model="m", split="p")["x"].by_speaker[
+        "gender_note"].startswith("Gender is not recorded")

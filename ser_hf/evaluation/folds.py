@@ -188,6 +188,7 @@ def reports_by_group(
     *,
     model: str | None,
     split: str,
+    genders: Sequence[str | None] | None = None,
 ) -> dict[str, EvaluationReport]:
     """One report per group (e.g. per corpus) of the same predictions, intervals resampling speakers.
 
@@ -199,17 +200,20 @@ def reports_by_group(
         label_names: Class names in id order.
         model: Model name for the reports.
         split: Split name for the reports (e.g. ``"pooled out-of-fold"``).
+        genders: The gender of every row (``None`` where unknown), for each report's per-gender scores.
 
     Returns:
         Group -> its :class:`EvaluationReport`, in order of first appearance.
     """
     groups, speakers = np.asarray(groups, dtype=object), np.asarray(speakers, dtype=object)
+    gender_array = None if genders is None else np.asarray(genders, dtype=object)
     reports = {}
     for group in dict.fromkeys(groups):
         rows = np.flatnonzero(groups == group)
         reports[group] = EvaluationReport.from_predictions(
             references[rows], probabilities=probabilities[rows], label_names=list(label_names),
-            groups=list(speakers[rows]), model=model, corpus=group, split=split,
+            groups=list(speakers[rows]), genders=None if gender_array is None else list(gender_array[rows]),
+            model=model, corpus=group, split=split,
             metadata={"speakers": sorted(set(speakers[rows]))},
         )
     return reports

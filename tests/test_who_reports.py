@@ -200,3 +200,13 @@ def test_per_corpus_reports_carry_genders():
     assert set(reports["x"].by_speaker["genders"]) == {"female"} and set(reports["y"].by_speaker["genders"]) == {"male"}
     assert reports_by_group(refs, probs, speakers, corpora, LABELS, model="m", split="p")["x"].by_speaker[
         "gender_note"].startswith("Gender is not recorded")
+
+
+def test_evaluate_command_lists_the_speakers_figure(ravdess, tmp_path, capsys):
+    from ser_hf.cli import main
+
+    assert main(["evaluate", "--model", str(ravdess["model"]), "--corpus", "ravdess", "--data-dir",
+                 str(ravdess["corpus"]), "--out", str(tmp_path), "--no-progress", "--n-resamples", "20"]) == 0
+    printed = capsys.readouterr().out
+    assert "female UA" in printed and "male UA" in printed and "worst speakers:" in printed
+    assert "per_class.png, speakers.png, reliability.png)" in printed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ser_hf.cli.data import (
     add_corpus_arguments,
@@ -97,5 +98,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     notes = format_notes(report)
     if notes:
         print(notes)
-    print(f"reports: {display_path(args.out)} (report.json, report.md, confusion_matrix.png, per_class.png)")
+    written = [name for name in ("report.json", "report.md", "confusion_matrix.png", "per_class.png", "speakers.png",
+                                 "reliability.png") if (Path(args.out) / name).is_file()]
+    print(f"reports: {display_path(args.out)} ({', '.join(written)})")
     return 0

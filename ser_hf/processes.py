@@ -34,6 +34,18 @@ class Processes:
         """This process's items: every ``world``-th one from ``rank`` (so similar items spread evenly)."""
         return list(items[self.rank::self.world])
 
+    def missing_share(self, targets: Sequence) -> tuple[list[int], list[int]]:
+        """Indices of the ``targets`` (paths) not yet written, and this process's share of them.
+
+        Every process must split the same list, so nobody may write a target before all have looked:
+        a process that lists the cache after a faster one started filling it would split a shorter
+        list, and some clips would fall between the shares. The barrier after the listing prevents it.
+        """
+        todo = [i for i, target in enumerate(targets) if not target.exists()]
+        if self.world > 1:
+            self.barrier()
+        return todo, self.share(todo)
+
 
 def launched_processes() -> Processes:
     """The processes ``accelerate launch``/``torchrun`` started (one :class:`Processes` when run plainly)."""

@@ -177,12 +177,11 @@ def pooled_hidden_states(
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     folder = root / backbone_fingerprint(model) / preprocessor.fingerprint()
     targets = [folder / f"{_file_key(str(p))}.npy" for p in paths]
-    todo = [i for i, target in enumerate(targets) if not target.exists()]
-    logger.info("pooled hidden states: %d of %d clips cached in %s", len(paths) - len(todo), len(paths), folder)
     # Under accelerate launch / torchrun every process computes its share of the missing clips and writes
     # them atomically into the shared cache; after the barrier every process reads them all.
     processes = launched_processes()
-    mine = processes.share(todo)
+    todo, mine = processes.missing_share(targets)
+    logger.info("pooled hidden states: %d of %d clips cached in %s", len(paths) - len(todo), len(paths), folder)
     if mine:
         _compute_missing(model, feature_extractor, [paths[i] for i in mine], [targets[i] for i in mine],
                          preprocessor, batch_size, progress and processes.is_main)

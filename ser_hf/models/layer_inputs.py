@@ -150,10 +150,9 @@ def layer_inputs(model: nn.Module, feature_extractor, paths: Sequence[str], laye
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     folder = root / (fingerprint or backbone_fingerprint(model)) / preprocessor.fingerprint() / f"layer-{layer}-input"
     targets = [folder / f"{_file_key(str(p))}.npy" for p in paths]
-    todo = [i for i, target in enumerate(targets) if not target.exists()]
-    logger.info("layer %d inputs: %d of %d clips cached in %s", layer, len(paths) - len(todo), len(paths), folder)
     processes, start = launched_processes(), time.perf_counter()
-    mine = processes.share(todo)
+    todo, mine = processes.missing_share(targets)
+    logger.info("layer %d inputs: %d of %d clips cached in %s", layer, len(paths) - len(todo), len(paths), folder)
     if mine:
         model.eval()
         size = batch_size if batch_padding_is_exact(model, feature_extractor) else 1

@@ -1,4 +1,4 @@
-"""Slow and stalling clients, for load tests: connections that try to hold the service without using it.
+r"""Slow and stalling clients, for load tests: connections that try to hold the service without using it.
 
 Each kind reconnects as soon as the server drops it, for as long as the load runs, so the server meets
 a steady crowd of them next to the ordinary clients of :func:`ser_hf.service.loadtest.run_load`:

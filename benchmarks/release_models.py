@@ -68,6 +68,14 @@ from ser_hf.models.released import (
 from ser_hf.splits import corpus_folds
 from ser_hf.training.experiment import make_method
 from ser_hf.training.recipes import own_keys, parse_run
+from ser_hf.training.speaker_adaptation import (
+    ADAPTATION_RECORD,
+    ADAPTATION_WEIGHTS,
+    collect_enrollment,
+    enrollment_predictions,
+    save_adaptation,
+    summarise_enrollment,
+)
 
 RESULT_NAME = "release_models"
 CROSS_CORPUS = "cross_corpus_ravdess_to_urdu"
@@ -77,6 +85,8 @@ REFERENCES = "release_references"
 #: The earlier (gradient-head) probe results: RAVDESS 8 classes with 6 s input and with 30 s padding.
 PROBE_ACCURACY = "probe_accuracy"
 SHIPPED_POSITIONS = 300
+#: Enrollment settings scored in each released model's CV (random clips per test speaker, all, neutral only).
+ENROLLMENT = (3, 10, "all", "neutral")
 #: Largest change of a CV score (fraction) still counted as run-to-run noise when checking a retrain.
 DEFAULT_TOLERANCE = 0.02
 
@@ -99,10 +109,11 @@ def release_folds(spec: ReleaseSpec, dataset):
 
 
 def release_run(spec: ReleaseSpec, data_root: Path, output_dir: str, cache_dir: str | None = None):
-    """The probe run of a released model: its backbone, emotions and input length, default head fit."""
+    """The probe run of a released model: its backbone, emotions and input length, default head fit, and the
+    speaker-adaptive head beside it (which leaves the standard head as it is)."""
     return parse_run(None, corpus="+".join(spec.corpora), data_dir=str(data_root), emotions=spec.emotions,
                      model_name_or_path=spec.backbone, mode="probe", max_source_positions=spec.max_source_positions,
-                     embedding_cache_dir=cache_dir, output_dir=output_dir)
+                     probe_speaker_adaptation=True, embedding_cache_dir=cache_dir, output_dir=output_dir)
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -111,11 +122,16 @@ def release_run(spec: ReleaseSpec, data_root: Path, output_dir: str, cache_dir: 
 def cross_validate_release(spec: ReleaseSpec, run, dataset, folds) -> dict[str, Any]:
     """Pooled and per-corpus out-of-fold scores of the recipe; each fold fitted like the shipped head."""
     labels = dataset.features["label"].names
-    reports, refs, probs, speakers, corpora = [], [], [], [], []
+    neutral = labels.index("neutral") if "neutral" in labels else None
+    reports, refs, probs, speakers, corpora, enrollment = [], [], [], [], [], {}
     for number, fold in enumerate(folds, start=1):
         train, test = dataset.select(fold.train), dataset.select(fold.test)
         method = make_method(run, labels, progress=False).fit(train)
         probabilities = method.predict_proba(test)
+        references = np.asarray(test["label"])
+        collect_enrollment(enrollment, enrollment_predictions(
+            method.adaptive, method.features(test["audio"]), references, test["speaker"], settings=ENROLLMENT,
+            neutral_label=neutral, seed=run.data.fold_seed), references, test["speaker"])
         reports.append(EvaluationReport.from_predictions(
             np.asarray(test["label"]), probabilities=probabilities, label_names=labels, groups=test["speaker"],
             model=spec.name, corpus=run.data.corpus, split=fold.name))
@@ -133,8 +149,10 @@ def cross_validate_release(spec: ReleaseSpec, run, dataset, folds) -> dict[str, 
             all_refs[rows], probabilities=all_probs[rows], label_names=labels,
             groups=[speakers[i] for i in rows], model=spec.name, corpus=corpus, split="pooled out-of-fold"))
     scores = cv_scores(SimpleNamespace(aggregate=aggregate, pooled=pooled))
+    adaptive = [{k: v for k, v in row.items() if k != "confusion_matrix"}
+                for row in summarise_enrollment(enrollment, labels, model=spec.name, corpus=run.data.corpus)]
     return {**scores, "pooled_report": pooled.to_dict(), "per_corpus": per_corpus, "folds": len(folds),
-            "fold_names": [fold.name for fold in folds]}
+            "fold_names": [fold.name for fold in folds], "speaker_adaptive": adaptive}
 
 
 def fit_release(run, dataset):
@@ -184,7 +202,7 @@ def _cross_corpus_limitation() -> list[str]:
     ]
 
 
-def _limitations(spec: ReleaseSpec, input_length: dict, comparison: dict) -> list[str]:
+def _limitations(spec: ReleaseSpec, input_length: dict, comparison: dict, cv: dict) -> list[str]:
     seconds = "30" if spec.max_source_positions is None else f"{spec.max_source_positions // 50}"
     why = f" Why not longer: {input_length['decision']}" if input_length.get("decision") else ""
     items = [
@@ -196,10 +214,21 @@ def _limitations(spec: ReleaseSpec, input_length: dict, comparison: dict) -> lis
         items.append("**Acted speech.** RAVDESS is 24 North American actors reading two fixed sentences; its share of "
                      "the training data is acted, prototypical emotion.")
     items += _comparison_limitation(spec, comparison)
-    items.append("**No speaker adaptation shipped.** The head is speaker-independent; the speaker-adaptive probe "
-                 "(`probe_speaker_adaptation`, `speaker_adaptation.safetensors`) is not shipped with the released "
-                 "models yet.")
+    items.append(_adaptation_limitation(cv))
     return items + _cross_corpus_limitation()
+
+
+def _adaptation_limitation(cv: dict) -> str:
+    """What enrolling a speaker is measured to do for this recipe (the CV's speaker-adaptive rows)."""
+    rows = {row["enrollment"]: row for row in cv.get("speaker_adaptive", [])}
+    figures = "; ".join(
+        f"{label}: {100 * rows[key]['unweighted_accuracy']:.1f} UA vs {100 * rows[key]['global_unweighted_accuracy_same_clips']:.1f} "
+        f"without ({rows[key]['fallback_speakers']} of {rows[key]['speakers']} speakers fell back)"
+        for key, label in (("10", "10 random clips enrolled"), ("all", "all clips, transductive"),
+                           ("neutral", "up to 10 neutral clips")) if key in rows)
+    return ("**Speaker adaptation is measured, not guaranteed.** `EmotionRecognizer.enroll` / `ser-hf predict "
+            "--speaker-pattern` remove a speaker's offset estimated from their unlabelled clips; in this recipe's "
+            f"speaker-independent CV (same folds): {figures}. Enrollment clips that are all one emotion can hurt.")
 
 
 def _config(corpus: str, emotions: str | None, backbone: str, positions: int | None) -> str:
@@ -353,8 +382,8 @@ def train_release(spec: ReleaseSpec, data_root: Path, out_dir: Path | None, cach
         "data": {"corpora": list(spec.corpora), **fingerprint},
         "scores": {**scores, "single_corpus_probes": comparison},
         "input_length": input_length,
-        "speaker_adaptation": "not shipped: the released heads are speaker-independent",
-        "limitations": _limitations(spec, input_length, comparison),
+        "speaker_adaptation": _ship_adaptation(method.adaptive, out_dir or spec.folder),
+        "limitations": _limitations(spec, input_length, comparison, cv),
     }
     folder = write_release(spec, head, fields, directory=out_dir)
     record = json.loads((folder / "record.json").read_text())
@@ -363,6 +392,15 @@ def train_release(spec: ReleaseSpec, data_root: Path, out_dir: Path | None, cach
             "clips": fingerprint["clips"], "data_sha256": fingerprint["sha256"], "head_sha256": record["head"]["sha256"],
             "folder": _display(folder), **cv, "single_corpus_probes": comparison, "input_length": input_length,
             "_method": method, "_dataset": dataset, "_folder": folder}
+
+
+def _ship_adaptation(adaptive, folder: Path) -> dict[str, Any]:
+    """Write the speaker-adaptive probe beside the head: the record entry that names its files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_adaptation(adaptive, folder)
+    return {"files": [ADAPTATION_WEIGHTS, ADAPTATION_RECORD], "enabled": adaptive.enabled,
+            "estimator": adaptive.estimator, "inner_check": adaptive.record.get("inner_check"),
+            "cv_rows": f"scores.speaker_adaptive (benchmarks/results/{RESULT_NAME}.json)"}
 
 
 def _display(path: Path) -> str:

@@ -130,7 +130,32 @@ def _released_notes(runs: list[dict]) -> str:
                      "same recipe trained on that corpus alone, `benchmarks/results/release_references.json`): "
                      f"{'; '.join(costs)}. It still does far better on the other corpus than a model trained on one "
                      "(see the cross-corpus drop below); for speech like one corpus, train on that corpus alone.")
-    return "".join(f"\n\n{note}" for note in notes)
+    adaptive = _released_adaptive(runs)
+    return "".join(f"\n\n{note}" for note in notes) + (f"\n\n{adaptive}" if adaptive else "")
+
+
+#: Enrollment settings shown for the shipped models' speaker adaptation (release_models.py measures these).
+RELEASED_ADAPTIVE_COLUMNS = (("3", "3 clips"), ("10", "10 clips"), ("all", "all clips"),
+                             ("neutral", "10 neutral clips"))
+
+
+def _released_adaptive(runs: list[dict]) -> str:
+    """Each shipped model's speaker adaptation in the same CV, per enrollment setting (empty if not measured)."""
+    rows = []
+    for run in sorted(runs, key=lambda run: run["name"]):
+        settings = {row["enrollment"]: row for row in run.get("speaker_adaptive") or []}
+        if settings:
+            rows.append(f"| `{run['name']}` | {_estimators(settings)} | "
+                        + " | ".join(_adaptive_cell(settings.get(key)) for key, _ in RELEASED_ADAPTIVE_COLUMNS) + " |")
+    if not rows:
+        return ""
+    return "\n".join([
+        "**Speaker adaptation ships with every model** (`recognizer.enroll(speaker, clips)`, see Speaker-adaptive below): the same CV with "
+        "unlabelled clips of each test speaker enrolled. Each cell: pooled UA [95% CI], the gain over the "
+        "standard head on the very same clips, and how many test speakers fell back to it (the fold's inner check "
+        "switched adaptation off, or too few clips); enrollment clips are never scored, except \"all\".", "",
+        "| model | offset estimator (folds) | " + " | ".join(label for _, label in RELEASED_ADAPTIVE_COLUMNS) + " |",
+        "|---|---|" + "---|" * len(RELEASED_ADAPTIVE_COLUMNS), *rows])
 
 
 ACCURACY_BEGIN = "<!-- accuracy:begin (benchmarks/tables.py --readme fills this from benchmarks/results/accuracy.json) -->"
@@ -159,9 +184,9 @@ def accuracy_tables(name: str = "accuracy") -> str:
         "time (s) |",
         "|---|---|---|---|---|---|---|"]
     adaptive = [
-        "| corpus (classes) | backbone, input | enrollment clips per test speaker | speaker-adaptive UA [95% CI] | "
-        "global head, same clips | gain | speakers falling back |",
-        "|---|---|---|---|---|---|---|"]
+        "| corpus (classes) | backbone, input | offset estimator (folds) | "
+        + " | ".join(label for _, label in ADAPTIVE_COLUMNS) + " |",
+        "|---|---|---|" + "---|" * len(ADAPTIVE_COLUMNS)]
     for config in configs:
         probe = rows.get((config, "probe"))
         if probe is None or probe.get("per_corpus"):
@@ -174,11 +199,11 @@ def accuracy_tables(name: str = "accuracy") -> str:
                         f"{_mean_std(probe['mean_std']['unweighted_accuracy'])} | "
                         f"{_ci(reference['pooled']) if reference else 'not run'} | {_old_probe(config)} | "
                         f"{probe['seconds']:.0f} |")
-        for row in (rows.get((config, "probe + speaker adaptation")) or {}).get("speaker_adaptive") or []:
-            low, high = row["confidence_interval"]
-            adaptive.append(f"| {label} | {backbone} | {row['enrollment']} | {_pct(row['unweighted_accuracy'])} "
-                            f"[{_pct(low)}-{_pct(high)}] | {_pct(row['global_unweighted_accuracy_same_clips'])} | "
-                            f"{100 * row['gain']:+.1f} | {row['fallback_speakers']} of {row['speakers']} |")
+        settings = {row["enrollment"]: row for row in
+                    (rows.get((config, "probe + speaker adaptation")) or {}).get("speaker_adaptive") or []}
+        if settings:
+            adaptive.append(f"| {label} | {backbone} | {_estimators(settings)} | "
+                            + " | ".join(_adaptive_cell(settings.get(key)) for key, _ in ADAPTIVE_COLUMNS) + " |")
     source = f"<!-- from benchmarks/results/{name}.json ({data['date']}) -->"
     precision = [f"{_system(config)[0]} ({_system(config)[1].replace(' probe', '')}): bfloat16 "
                  f"{_pct(row['pooled']['unweighted_accuracy'])} vs float32 "
@@ -195,8 +220,35 @@ def accuracy_tables(name: str = "accuracy") -> str:
                      "| backbone, input | pooled UA [95% CI] | in-corpus UA per corpus | "
                      "leave one corpus out (trained on the other corpus) |", "|---|---|---|---|", *multi]
     notes = ["", "Frozen forward in bfloat16 (`embedding_dtype: bfloat16`), same folds: " + "; ".join(precision) + "."]
+    legend = ("Each cell: speaker-adaptive pooled UA [95% CI], then the gain over the global head on the very same "
+              "clips, and how many test speakers fell back to the global head (too few clips, or adaptation off). "
+              "Enrollment clips are drawn at random per test speaker and never scored, except \"all\" "
+              "(transductive).")
     return "\n".join([source, *standard, *(notes if precision else []), "",
-                      "Speaker-adaptive rows (not the standard headline):", "", *adaptive])
+                      "Speaker-adaptive rows (not the standard headline):", "", legend, "", *adaptive])
+
+
+#: Enrollment settings shown in the README's speaker-adaptive table (the result file has 1 to 20 clips).
+ADAPTIVE_COLUMNS = (("3", "3 clips"), ("10", "10 clips"), ("20", "20 clips"), ("all", "all clips"),
+                    ("neutral", "10 neutral clips"))
+
+
+def _adaptive_cell(row: dict | None) -> str:
+    if row is None:
+        return "not run"
+    low, high = row["confidence_interval"]
+    fallback = f", {row['fallback_speakers']}/{row['speakers']} fell back" if row["fallback_speakers"] else ""
+    return (f"{_pct(row['unweighted_accuracy'])} [{_pct(low)}-{_pct(high)}] "
+            f"({100 * row['gain']:+.1f}{fallback})")
+
+
+def _estimators(settings: dict) -> str:
+    """The offset estimator each fold chose, counted (e.g. 'speaker mean x6'); 'off' = adaptation switched off."""
+    chosen = next(iter(settings.values())).get("offset_estimator_by_fold")
+    if not chosen:
+        return "emotion-mix-aware (before the choice existed)"
+    counts = {name: chosen.count(name) for name in dict.fromkeys(chosen)}
+    return ", ".join(f"{name} x{count}" for name, count in counts.items())
 
 
 def _fill(text: str, begin: str, end: str, table: str) -> str:

@@ -411,6 +411,18 @@ def test_release_script_trains_writes_and_checks_against_the_committed_head(
     assert row["pooled"]["unweighted_accuracy"] == record["scores"]["pooled"]["unweighted_accuracy"]
     pipeline_path = prepare_released(NAME)  # the trained head builds like a shipped one
     assert (pipeline_path / "README.md").is_file()
+    # The speaker-adaptive probe ships beside the head, checksummed, and lands beside the built checkpoint.
+    adaptation = record["speaker_adaptation"]
+    assert adaptation["files"] == ["speaker_adaptation.safetensors", "speaker_adaptation.json"]
+    assert adaptation["estimator"] in ("emotion-mix-aware", "speaker mean")
+    for name in adaptation["files"]:
+        assert file_sha256(spec.folder / name) == adaptation["sha256"][name] == file_sha256(pipeline_path / name)
+    assert {r["enrollment"] for r in row["speaker_adaptive"]} >= {"3", "all"}
+    assert any(item.startswith("**Speaker adaptation is measured, not guaranteed.**") for item in record["limitations"])
+    from ser_hf.inference.recognizer import EmotionRecognizer
+
+    enrollment = EmotionRecognizer.from_pretrained(NAME).enroll("s1", sorted(map(str, (trees / "urdu").rglob("*.wav")))[:4])
+    assert enrollment["clips"] == 4 and "adapted" in enrollment
     import tables  # the README table is rendered from the result file
 
     readme = tmp_path / "README.md"
@@ -421,6 +433,9 @@ def test_release_script_trains_writes_and_checks_against_the_committed_head(
     assert "placeholder" not in text and text.startswith("intro\n") and text.endswith("rest\n")
     assert f"| `{NAME}` | 4: neutral, happy, sad, angry | URDU + RAVDESS (112 clips) | {ua} [" in text
     assert "non-commercial (RAVDESS: CC BY-NC-SA 4.0); URDU: research use only" in text
+    adaptive_ua = f"{100 * row['speaker_adaptive'][0]['unweighted_accuracy']:.1f} ["
+    assert "**Speaker adaptation ships with every model**" in text
+    assert re.search(rf"\| `{NAME}` \| [^|]+ \| {re.escape(adaptive_ua)}", text)
 
     assert release_script.main(common) == 0  # a retrain matches the committed head
     assert f"{NAME}: matches the committed head within noise" in capsys.readouterr().out
@@ -428,6 +443,9 @@ def test_release_script_trains_writes_and_checks_against_the_committed_head(
     spec.record_path.write_text(json.dumps(record))
     assert release_script.main(common) == 1
     assert re.search(r"emotion-tiny: DIFFERS: pooled UA: \d+\.\d committed", capsys.readouterr().out)
+    (spec.folder / "speaker_adaptation.json").write_text("{}")  # tampered with after the record was written
+    with pytest.raises(ModelError, match=r"speaker_adaptation\.json has SHA-256 [0-9a-f]{64}, but its record"):
+        prepare_released(NAME, force=True)
 
 
 def test_head_logits_match_the_checkpoint(tiny):
@@ -471,7 +489,7 @@ def test_every_released_model_is_shipped_and_listed_with_its_score():
         assert 0.25 < status.cv_unweighted_accuracy <= 1
 
 
-def test_shipped_records_say_why_6_s_input_and_that_adaptation_is_not_shipped():
+def test_shipped_records_say_why_6_s_input_and_what_speaker_adaptation_does():
     for name, spec in RELEASES.items():
         record = read_record(_shipped(name))
         assert record["model"]["max_source_positions"] == spec.max_source_positions == 300
@@ -479,8 +497,10 @@ def test_shipped_records_say_why_6_s_input_and_that_adaptation_is_not_shipped():
         assert "30 s padding" in decision and "URDU" in decision and "RAVDESS" in decision, decision
         assert "real time" in decision and "streaming_rtf.json" in decision, decision
         assert any(item.startswith("**Input length.**") and decision in item for item in record["limitations"])
-        assert any(item.startswith("**No speaker adaptation shipped.**") for item in record["limitations"])
-        assert not any(path.name.startswith("speaker_adaptation") for path in spec.folder.iterdir())
+        assert any(item.startswith("**Speaker adaptation is measured, not guaranteed.**")
+                   for item in record["limitations"])
+        assert [p.name for p in released.verify_adaptation(spec, record)] == record["speaker_adaptation"]["files"]
+        assert {row["enrollment"] for row in record["scores"]["speaker_adaptive"]} == {"3", "10", "all", "neutral"}
 
 
 @pytest.mark.parametrize("name", sorted(RELEASES))
@@ -523,6 +543,7 @@ def test_shipped_model_loads_in_pipeline_on_the_real_preset(name, real_cache, mo
     assert sorted(s["label"] for s in scores) == sorted(record["labels"])
     assert abs(sum(s["score"] for s in scores) - 1) < 1e-4
     card = (Path(path) / "README.md").read_text()  # the card says the scores, the input length and why
-    assert record["input_length"]["decision"] in card and "No speaker adaptation shipped" in card
+    assert record["input_length"]["decision"] in card and "Speaker adaptation is measured" in card
+    assert (Path(path) / "speaker_adaptation.safetensors").is_file()
     assert "by the probe's closed-form linear fit" in card
     assert f"{100 * record['scores']['pooled']['unweighted_accuracy']:.1f}" in card

@@ -11,6 +11,9 @@ package data, ``ser_hf/models/released_heads/<name>/``:
   SHA-256, ``max_source_positions``, ``classifier_proj_size``, audio preprocessing, the recipe, a
   fingerprint of the training data, the ser_hf version, the head's SHA-256, licences, languages, and the
   speaker-independent CV scores copied from ``benchmarks/results/release_models.json``.
+- ``speaker_adaptation.safetensors`` + ``.json`` (optional): the speaker-adaptive head and class means of
+  :mod:`ser_hf.training.speaker_adaptation`, their SHA-256s in the record, so ``EmotionRecognizer.enroll``
+  and ``ser-hf predict --speaker-pattern`` adapt a released model to a speaker's voice.
 
 :func:`prepare_released` checks the head against its SHA-256, builds the preset backbone with the head
 into a standard checkpoint in the models cache (``$SER_HF_CACHE/models/<name>``, written atomically
@@ -43,6 +46,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,6 +329,8 @@ def write_release(name_or_spec: str | ReleaseSpec, head_state: Mapping[str, Any]
         head_state: The head tensors (:data:`HEAD_TENSORS`, e.g. ``ProbeHead.folded_state()``).
         fields: What the training knows: ``labels``, ``preprocessing``, ``training`` (recipe, method),
             ``data`` (fingerprint, counts), ``scores`` (CV scores and their result file), ``limitations``.
+            ``speaker_adaptation`` may name, under ``files``, files the caller already wrote into the folder
+            (the speaker-adaptive probe): their SHA-256s are recorded, and :func:`prepare_released` ships them.
         directory: Write here instead of the spec's folder (e.g. a retrain to compare).
 
     Returns:
@@ -359,8 +365,34 @@ def write_release(name_or_spec: str | ReleaseSpec, head_state: Mapping[str, Any]
         "ser_hf_version": ser_hf.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    shipped = record.get("speaker_adaptation")
+    if isinstance(shipped, Mapping):
+        record["speaker_adaptation"] = {**shipped, "sha256": {name: file_sha256(folder / name)
+                                                              for name in shipped.get("files", ())}}
     (folder / RECORD_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
     return folder
+
+
+def verify_adaptation(spec: ReleaseSpec, record: Mapping[str, Any]) -> list[Path]:
+    """The shipped speaker adaptation files of a released model, checked against its record (none: ``[]``).
+
+    Raises:
+        ModelError: a file missing or modified since the record was written.
+    """
+    shipped = record.get("speaker_adaptation")
+    if not isinstance(shipped, Mapping):  # older records: a sentence saying none is shipped
+        return []
+    paths = []
+    for name, expected in shipped.get("sha256", {}).items():
+        path = spec.folder / name
+        found = file_sha256(path) if path.is_file() else "missing"
+        if found != expected:
+            raise ModelError(
+                f"released model {spec.name!r}: {path} has SHA-256 {found}, but its record ({RECORD_FILE}) says "
+                f"{expected}. Reinstall ser_hf (pip install --force-reinstall ser-hf) or retrain it with "
+                f"benchmarks/release_models.py --write.")
+        paths.append(path)
+    return paths
 
 
 def _is_ready(out: Path, record: Mapping[str, Any]) -> bool:
@@ -372,7 +404,13 @@ def _is_ready(out: Path, record: Mapping[str, Any]) -> bool:
         built = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
-    return built.get("head_sha256") == record["head"]["sha256"] and built.get("backbone") == record["backbone"]
+    return (built.get("head_sha256") == record["head"]["sha256"] and built.get("backbone") == record["backbone"]
+            and built.get("speaker_adaptation") == _adaptation_hashes(record))
+
+
+def _adaptation_hashes(record: Mapping[str, Any]) -> dict[str, str] | None:
+    shipped = record.get("speaker_adaptation")
+    return dict(shipped["sha256"]) if isinstance(shipped, Mapping) else None
 
 
 def _backbone_checkpoint(spec: ReleaseSpec, record: Mapping[str, Any], cache_dir) -> str:
@@ -466,6 +504,7 @@ def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, forc
     """
     spec = get_release(name)
     record, head = verify_head(spec)
+    adaptation = verify_adaptation(spec, record)
     out = models_cache_dir(cache_dir) / spec.name
     if not force and _is_ready(out, record):
         return out
@@ -479,8 +518,10 @@ def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, forc
             save_checkpoint(model, extractor, tmp)
             (tmp / RUN_FILE).write_text(json.dumps(_run_settings(record), indent=2, default=str) + "\n", encoding="utf-8")
             write_release_card(tmp, record)
+            for path in adaptation:  # beside the standard checkpoint, as a trained adaptive probe leaves them
+                shutil.copyfile(path, tmp / path.name)
             marker = {"name": spec.name, "head_sha256": record["head"]["sha256"], "backbone": record["backbone"],
-                      "ser_hf_version": ser_hf.__version__}
+                      "speaker_adaptation": _adaptation_hashes(record), "ser_hf_version": ser_hf.__version__}
             (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     except ModelError:
         if _is_ready(out, record):  # another process (e.g. an `accelerate launch` rank) built it meanwhile

@@ -151,7 +151,9 @@ def _evaluate(run: Run, method, part: datasets.Dataset, split: str,
     probabilities = method.predict_proba(part)
     report = EvaluationReport.from_predictions(
         np.asarray(part["label"]), probabilities=probabilities, label_names=method.labels,
-        groups=part["speaker"], model=run.model.model_name_or_path, corpus=corpus or run.data.corpus, split=split,
+        groups=part["speaker"], genders=part["gender"] if "gender" in part.column_names else None,
+        temperature=(getattr(method, "calibration", None) or {}).get("temperature"),
+        model=run.model.model_name_or_path, corpus=corpus or run.data.corpus, split=split,
         metadata={"mode": run.model.mode, "speakers": sorted(set(part["speaker"])), "split_kind": split_kind(part)},
     )
     return report, probabilities
@@ -275,7 +277,7 @@ def cross_validate(run: Run, progress: bool = True,
     labels = dataset.features["label"].names
     folds = run_folds(run, dataset)
     out = Path(run.training.output_dir) / "cv"
-    reports, refs, probs, speakers, corpora, adaptive = [], [], [], [], [], {}
+    reports, refs, probs, speakers, genders, corpora, adaptive = [], [], [], [], [], [], {}
     for number, fold in enumerate(folds, start=1):
         logger.info("fold %d/%d: %s", number, len(folds), fold.name)
         method, test, report, probabilities = _fit_fold(run, dataset, fold, labels, progress)
@@ -289,12 +291,14 @@ def cross_validate(run: Run, progress: bool = True,
         refs.append(np.asarray(test["label"]))
         probs.append(probabilities)
         speakers += test["speaker"]
+        genders += test["gender"] if "gender" in test.column_names else [None] * len(test)
         corpora += test["corpus"] if run.data.is_multi_corpus() else []
     model = run.model.model_name_or_path
-    aggregate, pooled = summarise_folds(reports, refs, probs, speakers, labels, model=model, corpus=run.data.corpus)
+    aggregate, pooled = summarise_folds(reports, refs, probs, speakers, labels, model=model, corpus=run.data.corpus,
+                                        genders=genders)
     pooled.metadata["split_kind"] = split_kind(dataset)
     per_corpus = reports_by_group(np.concatenate(refs), np.concatenate(probs), speakers, corpora, labels,
-                                  model=model, split="pooled out-of-fold") if corpora else None
+                                  model=model, split="pooled out-of-fold", genders=genders) if corpora else None
     rows = None
     if adaptive:
         from ser_hf.training.speaker_adaptation import summarise_enrollment

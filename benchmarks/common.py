@@ -2,17 +2,30 @@
 
 Each benchmark writes ``benchmarks/results/<name>.json`` holding the exact command, the machine, the
 date and package versions beside its figures, so every number quoted in the README can be traced.
+
+CPU timings come from shared machines, so every timing benchmark does the same four things with the
+helpers at the end of this module: it waits (bounded) for the machine to go quiet
+(:func:`wait_for_idle`), times the methods it compares in interleaved rounds so that a load change hits
+all of them (:func:`time_interleaved`), reports min and median over at least 3 repeats
+(:func:`summarize`) with speed-ups from both (:func:`speedup`), and records the conditions: the idle
+wait's outcome, the load average before and after, the repeats (:func:`timing_conditions`).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
 import platform
+import statistics
 import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 # SER_HF_RESULTS_DIR redirects results (e.g. to the folder a GPU machine sends back).
 RESULTS_DIR = Path(os.environ.get("SER_HF_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
@@ -48,16 +61,16 @@ def environment() -> dict:
             "python": platform.python_version(),
             "accelerator": _accelerator(),
             # 1, 5 and 15 minute load averages when the result was written: timings from a busy machine say so.
-            "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+            "load_average": load_average(),
         },
         "versions": versions,
     }
 
 
 def provenance() -> dict:
-    """Command and date of this run, for a row that a result file accumulates across several runs."""
+    """Command, date and load average of this run, for a row that a result file accumulates across runs."""
     env = environment()
-    return {"command": env["command"], "date": env["date"]}
+    return {"command": env["command"], "date": env["date"], "load_average": env["machine"]["load_average"]}
 
 
 def write_result(name: str, results: dict) -> Path:
@@ -87,3 +100,158 @@ def cv_scores(cv) -> dict:
     metrics = cv.aggregate["metrics"]
     return {"mean_std": {k: metrics[k] for k in ("unweighted_accuracy", "weighted_accuracy", "macro_f1")},
             "pooled": report_scores(cv.pooled)}
+
+
+# ------------------------------------------------------------------------------------------ timing on shared CPUs
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages, rounded to 0.01; None where the platform has none."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def _one_minute_load() -> float | None:
+    loads = load_average()
+    return loads[0] if loads else None
+
+
+def default_max_load() -> float:
+    """A quarter of the cores busy (0.5 on the 2-core development machines) still counts as idle."""
+    return 0.25 * (os.cpu_count() or 1)
+
+
+def wait_for_idle(max_load: float | None = None, timeout: float = 120.0, poll: float = 5.0, *,
+                  read_load: Callable[[], float | None] = _one_minute_load,
+                  sleep: Callable[[float], Any] = time.sleep,
+                  clock: Callable[[], float] = time.monotonic) -> dict:
+    """Wait at most ``timeout`` s for the 1-minute load average to fall to ``max_load`` or below.
+
+    A benchmark that waits in vain still runs: the record says so, and the load averages recorded beside
+    the figures tell how busy the machine was.
+
+    Args:
+        max_load: the highest load that counts as idle (default :func:`default_max_load`).
+        timeout: seconds to wait at most; 0 reads the load once and does not wait.
+        poll: seconds between readings.
+        read_load: the reading (default: the 1-minute load average; None where unavailable, which ends
+            the wait at once).
+        sleep, clock: for tests.
+
+    Returns:
+        ``{"idle": bool or None (no reading), "waited_s", "max_load", "timeout_s", "load_first", "load_last"}``.
+
+    Example:
+        >>> wait_for_idle(max_load=1e9, timeout=0)["idle"] in (True, None)
+        True
+    """
+    max_load = default_max_load() if max_load is None else max_load
+    start = clock()
+    first = load = read_load()
+    while load is not None and load > max_load and clock() - start + poll <= timeout:
+        sleep(poll)
+        load = read_load()
+    return {"idle": None if load is None else load <= max_load, "waited_s": round(clock() - start, 1),
+            "max_load": max_load, "timeout_s": timeout, "load_first": first, "load_last": load}
+
+
+def summarize(values: Sequence[float], digits: int = 4) -> dict:
+    """Min, median and max of repeated measurements, with every value (in the order measured).
+
+    Example:
+        >>> summarize([3.0, 1.0, 2.0])
+        {'min': 1.0, 'median': 2.0, 'max': 3.0, 'runs': [3.0, 1.0, 2.0]}
+    """
+    if not values:
+        raise ValueError("summarize() needs at least one measurement; got none (were 0 repeats asked for?).")
+    return {"min": round(min(values), digits), "median": round(statistics.median(values), digits),
+            "max": round(max(values), digits), "runs": [round(value, digits) for value in values]}
+
+
+def time_interleaved(jobs: dict[str, Callable[[], Any]], repeats: int = 3, warmup: int = 1, *,
+                     clock: Callable[[], float] = time.perf_counter,
+                     cpu_clock: Callable[[], float] = time.process_time) -> tuple[dict[str, dict], dict[str, Any]]:
+    """Time every job ``repeats`` times in interleaved rounds, after ``warmup`` untimed rounds.
+
+    Each round runs every job once, in reverse order every other round: a load change from other jobs
+    on the machine hits every method alike, and no method always runs first (or right after another).
+
+    Args:
+        jobs: name -> a callable taking no arguments.
+        repeats: timed rounds.
+        warmup: untimed rounds first (first-call allocation, numba compilation, caches).
+        clock, cpu_clock: wall and CPU clocks (CPU time of this process: hardly inflated by other jobs).
+
+    Returns:
+        Per job ``{"seconds": summarize(wall), "cpu_seconds": summarize(cpu)}``, and each job's last return value.
+
+    Example:
+        >>> times, outputs = time_interleaved({"sum": lambda: sum(range(1000)), "max": lambda: max(range(1000))})
+        >>> len(times["sum"]["seconds"]["runs"]), outputs["max"]
+        (3, 999)
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"time_interleaved() needs repeats >= 1 and warmup >= 0; got repeats={repeats}, "
+                         f"warmup={warmup}.")
+    names, outputs = list(jobs), {}
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(warmup + repeats):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            started, cpu_started = clock(), cpu_clock()
+            outputs[name] = jobs[name]()
+            if round_ >= warmup:
+                wall[name].append(clock() - started)
+                cpu[name].append(cpu_clock() - cpu_started)
+    return {name: {"seconds": summarize(wall[name]), "cpu_seconds": summarize(cpu[name])} for name in names}, outputs
+
+
+def speedup(baseline: dict, candidate: dict, digits: int = 2) -> dict:
+    """How many times less time ``candidate`` took than ``baseline``, from the medians and from the minimums.
+
+    Args:
+        baseline, candidate: :func:`summarize` records of times (seconds, or seconds per item).
+
+    Example:
+        >>> speedup(summarize([4.0, 6.0, 5.0]), summarize([1.0, 2.0, 2.5]))
+        {'median': 2.5, 'min': 4.0}
+    """
+    return {"median": round(baseline["median"] / candidate["median"], digits),
+            "min": round(baseline["min"] / candidate["min"], digits)}
+
+
+def add_timing_arguments(parser: argparse.ArgumentParser, repeats: int = 3) -> None:
+    """``--repeats`` (alias ``--rounds``), ``--max-load`` and ``--idle-timeout``, read by :func:`timing_conditions`."""
+    group = parser.add_argument_group("timing on a shared machine")
+    group.add_argument("--repeats", "--rounds", dest="repeats", type=int, default=repeats,
+                       help=f"timed repeats of each measurement; min and median are reported (default {repeats})")
+    group.add_argument("--max-load", type=float, default=None,
+                       help="1-minute load average that counts as idle (default: a quarter of the cores)")
+    group.add_argument("--idle-timeout", type=float, default=120.0,
+                       help="seconds to wait at most for that load before timing anyway (default 120; 0: no wait)")
+
+
+@contextlib.contextmanager
+def timing_conditions(args: argparse.Namespace, repeat: str, **wait_options) -> Iterator[dict]:
+    """Wait for an idle machine, then yield the record of the conditions; the load after is added on exit.
+
+    Args:
+        args: parsed arguments of :func:`add_timing_arguments`.
+        repeat: what one repeat is, for the record (e.g. "one pass over the clips per method, interleaved").
+        wait_options: passed to :func:`wait_for_idle` (``read_load``, ``sleep``, ``clock``, ``poll``).
+
+    Example:
+        >>> parser = argparse.ArgumentParser(); add_timing_arguments(parser)
+        >>> with timing_conditions(parser.parse_args(["--idle-timeout", "0"]), "one call") as conditions:
+        ...     pass  # doctest: +ELLIPSIS
+        idle wait: ...
+        >>> sorted(conditions)
+        ['idle_wait', 'load_average_after', 'load_average_before', 'repeat', 'repeats']
+    """
+    if args.repeats < 3:
+        print(f"warning: --repeats {args.repeats}: fewer than 3 repeats, min and median say little", file=sys.stderr)
+    idle = wait_for_idle(args.max_load, args.idle_timeout, **wait_options)
+    print(f"idle wait: {'idle' if idle['idle'] else 'not idle'} after {idle['waited_s']} s "
+          f"(1-minute load {idle['load_last']}, threshold {idle['max_load']})", flush=True)
+    record = {"repeats": args.repeats, "repeat": repeat, "idle_wait": idle, "load_average_before": load_average()}
+    yield record
+    record["load_average_after"] = load_average()

@@ -40,6 +40,7 @@ import ser_hf
 from ser_hf.errors import SERError
 from ser_hf.evaluation.breakdown import breakdown_markdown
 from ser_hf.evaluation.report import METRIC_TITLES, EvaluationReport, markdown_table, percent
+from ser_hf.evaluation.robustness import card_markdown
 
 __all__ = [
     "SERModelCardData", "card_from_release", "card_from_run", "corpus_doc_field", "non_default_hyperparameters", "template_path",
@@ -290,6 +291,8 @@ class SERModelCardData(CardData):
     confusion_matrix_image: str | None = field(default=None, init=False)
     speakers_image: str | None = field(default=None, init=False)
     calibration: dict[str, Any] | None = field(default=None, init=False)
+    #: Scores under degraded audio (``ser-hf evaluate --perturb --update-card``, robustness.card_record).
+    robustness: dict[str, Any] | None = field(default=None, init=False)
 
     # Filled for the models ser_hf ships (see card_from_release).
     released_name: str | None = field(default=None, init=False)
@@ -478,6 +481,7 @@ class SERModelCardData(CardData):
             "who_markdown": breakdown_markdown(report.by_speaker, report.labels, 3, every_speaker=False)
             if report and report.by_speaker else "",
             "calibration_text": self._calibration_text(report),
+            "robustness_markdown": card_markdown(self.robustness) if self.robustness else "",
             "corpus_citations": [c["citation"] for c in self.corpora if c.get("citation")],
             "ser_hf_citation": SER_HF_CITATION,
             "versions": _versions(),

@@ -32,7 +32,19 @@ their column in the confusion matrix and are left out of UA.
 A model evaluated on the corpus it was trained on warns about every evaluated speaker it was trained on.
 
 Instead of --corpus, --dataset_name scores a Hugging Face `datasets` dataset (its --eval_split_name split);
-there --label-map (or --label_map) renames the dataset's raw labels as they are loaded, e.g. 'joy=happy,0=neutral'."""
+there --label-map (or --label_map) renames the dataset's raw labels as they are loaded, e.g. 'joy=happy,0=neutral'.
+
+--perturb also scores the same clips degraded, one row per condition (UA, WA, macro-F1, UA 95% interval over
+speakers, change in UA vs clean with a paired interval) in report.json ("robustness"), report.md and the
+summary. Conditions are comma-separated, each KIND or KIND:NAME=VALUE[:NAME=VALUE]:
+  noise:snr=DB                 white noise at that SNR (over the whole clip)
+  babble:snr=DB[:talkers=6]    speech-shaped, syllabically modulated noise of several virtual talkers
+  telephone[:low=300:high=3400]  through 8 kHz, band-passed to 300-3400 Hz
+  gain:db=DB                   level change, no clipping
+  reverb:rt60=S[:drr=0]        synthetic room: direct path + exponentially decaying noise tail
+  resample:rate=HZ             down to HZ and back up
+Random draws are seeded per condition and clip (--perturb-seed); predictions are cached per model, condition and
+clip ($SER_HF_CACHE/perturbations), so a rerun computes nothing. --update-card adds the table to MODEL's card."""
 
 EPILOG = """\
 examples:
@@ -42,7 +54,10 @@ examples:
   ser-hf evaluate --model outputs/urdu --corpus ravdess --data-dir ../shared/data/ravdess \\
       --label-map calm=neutral --out outputs/urdu-on-ravdess
   ser-hf evaluate --model outputs/urdu --dataset_name my_parquet_dir --eval_split_name test \
-      --label_column_name emotion --speaker_column_name actor --out outputs/urdu-on-mine"""
+      --label_column_name emotion --speaker_column_name actor --out outputs/urdu-on-mine
+  ser-hf evaluate --model outputs/rav4 --corpus ravdess --data-dir ../shared/data/ravdess --split test \
+      --perturb 'noise:snr=20,noise:snr=5,babble:snr=10,telephone,gain:db=-20,reverb:rt60=0.6,resample:rate=8000' \
+      --out outputs/rav4-degraded"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,16 +84,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n-resamples", type=int, default=1000,
                         help="bootstrap resamples for the 95%% intervals; 0 skips them (default 1000)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    group = parser.add_argument_group("degraded audio")
+    group.add_argument("--perturb", default=None, metavar="LIST",
+                       help="also score the clips degraded, e.g. 'noise:snr=10,babble:snr=5,telephone,gain:db=-20,"
+                            "reverb:rt60=0.6,resample:rate=8000' (see above)")
+    group.add_argument("--perturb-seed", type=int, default=0, help="seed of the noise and room draws (default 0)")
+    group.add_argument("--perturb-cache-dir", default=None, metavar="DIR",
+                       help="prediction cache (default $SER_HF_CACHE/perturbations or ~/.cache/ser_hf/perturbations)")
+    group.add_argument("--update-card", action="store_true",
+                       help="add the degraded-audio table to MODEL's model card (README.md beside the checkpoint)")
     parser.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from ser_hf.errors import SERError
+    from ser_hf.evaluation.robustness import PerturbationSettings, add_to_model_card, card_data_file
     from ser_hf.evaluation.run import evaluate_checkpoint, format_notes, parse_label_map
     from ser_hf.models.presets import resolve_model_argument
     from ser_hf.paths import display_path
 
     label_map = parse_label_map(args.label_map)  # a syntax error fails before any model or audio is loaded
+    perturb = PerturbationSettings.from_spec(args.perturb, args.perturb_seed, args.perturb_cache_dir)
+    if args.update_card and not perturb.conditions:
+        raise SERError("--update-card adds the degraded-audio table to the model card, so it needs --perturb LIST, "
+                       "e.g. --perturb 'noise:snr=10,telephone'.")
     corpus, options = args.corpus, corpus_options(args)
     if (corpus is None) == (args.dataset_name is None):
         raise SERError("ser-hf evaluate needs either --corpus NAME (with --data-dir) or --dataset_name NAME, not "
@@ -87,12 +116,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
         # A dataset's raw labels are renamed as it loads; they then meet the model's classes by emotion name.
         corpus, options, label_map = dataset_source(args), {**options, "splits": [args.eval_split_name],
                                                             "label_map": label_map}, None
+    model = resolve_model_argument(args.model)
+    if args.update_card:
+        card_data_file(model)  # a checkpoint without card data fails now, not after every clip is scored
     report = evaluate_checkpoint(
-        resolve_model_argument(args.model), corpus, args.data_dir, emotions=args.emotions, split=args.split,
+        model, corpus, args.data_dir, emotions=args.emotions, split=args.split,
         label_map=label_map,
         seed=args.seed, test_size=args.test_size, num_folds=args.num_folds, out_dir=args.out,
         corpus_options=options, batch_size=args.batch_size, n_resamples=args.n_resamples,
-        progress=not args.no_progress,
+        progress=not args.no_progress, perturb=perturb,
     )
     print(report.format_table())
     notes = format_notes(report)
@@ -101,4 +133,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     written = [name for name in ("report.json", "report.md", "confusion_matrix.png", "per_class.png", "speakers.png",
                                  "reliability.png") if (Path(args.out) / name).is_file()]
     print(f"reports: {display_path(args.out)} ({', '.join(written)})")
+    if args.update_card:
+        print(f"model card: {display_path(add_to_model_card(model, report))}")
     return 0

@@ -120,6 +120,8 @@ class EvaluationReport:
             (:func:`~ser_hf.evaluation.breakdown.speaker_breakdown`), when speaker ids were given.
         temperature_scaling: ``temperature`` folded into the model and the test ECE before and after it
             (``expected_calibration_error_before`` / ``_after``), when the temperature was given.
+        robustness: The same clips scored under degraded audio (``ser-hf evaluate --perturb``): one row per
+            condition, clean first (:func:`~ser_hf.evaluation.robustness.score_under_perturbations`).
     """
 
     unweighted_accuracy: float
@@ -140,6 +142,7 @@ class EvaluationReport:
     metadata: dict[str, Any] = field(default_factory=dict)
     by_speaker: dict[str, Any] | None = None
     temperature_scaling: dict[str, float] | None = None
+    robustness: dict[str, Any] | None = None
 
     primary_metric: ClassVar[str] = "unweighted_accuracy"
 
@@ -342,6 +345,10 @@ class EvaluationReport:
         ]
         if by_speaker and self.by_speaker is not None:
             parts.append(breakdown_markdown(self.by_speaker, self.labels, heading_level + 1))
+        if self.robustness:
+            from ser_hf.evaluation.robustness import robustness_markdown
+
+            parts.append(robustness_markdown(self.robustness, heading_level + 1).rstrip("\n"))
         return "\n\n".join(parts) + "\n"
 
     def format_table(self) -> str:
@@ -366,7 +373,13 @@ class EvaluationReport:
             v = self.per_class[name]
             scores = " ".join(percent(v[k]).rjust(5) for k in ("precision", "recall", "f1"))
             lines.append(f"{name.ljust(width)}  {scores} {v['support']:>5} | " + " ".join(f"{c:>5}" for c in row))
-        return "\n".join(lines + (breakdown_lines(self.by_speaker) if self.by_speaker is not None else []))
+        if self.by_speaker is not None:
+            lines += breakdown_lines(self.by_speaker)
+        if self.robustness:
+            from ser_hf.evaluation.robustness import robustness_lines
+
+            lines += robustness_lines(self.robustness)
+        return "\n".join(lines)
 
     def write(self, out_dir: str | Path, dpi: int = 120) -> dict[str, Path]:
         """Write ``report.json``, ``report.md``, ``confusion_matrix.png``, ``per_class.png``, ``speakers.png``

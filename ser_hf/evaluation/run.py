@@ -42,6 +42,7 @@ from ser_hf.corpora import load_corpus
 from ser_hf.emotions import canonical_emotion
 from ser_hf.errors import EvaluationError, ModelError, SERError
 from ser_hf.evaluation.report import EvaluationReport, markdown_table
+from ser_hf.evaluation.robustness import PerturbationSettings, score_under_perturbations
 from ser_hf.models.checkpoint_check import read_json
 
 __all__ = [
@@ -265,6 +266,7 @@ def evaluate_model(
     split: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     progress: bool = True,
+    perturb: PerturbationSettings | str | None = None,
 ) -> EvaluationReport:
     """Score a checkpoint on a corpus dataset, mapping the corpus's labels onto the model's classes.
 
@@ -280,9 +282,12 @@ def evaluate_model(
         split: Split name written in the report.
         metadata: Extra facts kept in the report's metadata.
         progress: Show a progress bar.
+        perturb: Also score the clips under degraded audio: a :class:`~ser_hf.evaluation.robustness.PerturbationSettings`
+            or a spec such as ``"noise:snr=10,telephone"`` (seed 0); predictions are cached.
 
     Returns:
-        An :class:`EvaluationReport` over the model's classes; ``metadata`` holds ``label_mapping``,
+        An :class:`EvaluationReport` over the model's classes; ``robustness`` the rows per degradation with
+        ``perturb``; ``metadata`` holds ``label_mapping``,
         ``unmapped`` (corpus label -> clips not scored), ``model_classes_without_references`` and ``speakers``;
         ``by_speaker`` the scores per speaker and gender (from the ``gender`` column); ``temperature_scaling``
         the ECE before and after the temperature the model carries (``config.ser_hf_calibration``).
@@ -312,9 +317,19 @@ def evaluate_model(
             f"{dict(unmapped)}; the model's classes: {mapping.model_labels}). Pass --label-map, or another --split."
         )
     part = dataset.select(rows)
-    probabilities, labels = predict_proba(loaded, part["audio"], feature_extractor=feature_extractor,
-                                          preprocessor=preprocessor, batch_size=batch_size, progress=progress)
     references = np.array([to_model[i] for i in corpus_ids[rows]], dtype=np.int64)
+    groups = _groups(part)
+    if isinstance(perturb, str):
+        perturb = PerturbationSettings.from_spec(perturb, argument="perturb")
+    robustness = None
+    if perturb is not None and perturb.conditions:  # the clean predictions go through the same cache, so a rerun computes nothing
+        probabilities, robustness = score_under_perturbations(
+            loaded, part["audio"], references, perturb, feature_extractor=feature_extractor, preprocessor=preprocessor,
+            groups=groups, batch_size=batch_size, n_resamples=n_resamples, progress=progress)
+        labels = model_labels(loaded)
+    else:
+        probabilities, labels = predict_proba(loaded, part["audio"], feature_extractor=feature_extractor,
+                                              preprocessor=preprocessor, batch_size=batch_size, progress=progress)
     present = set(references.tolist())
     facts = {
         "label_mapping": mapping.mapping,
@@ -324,14 +339,15 @@ def evaluate_model(
         "speakers": sorted(set(part["speaker"])) if "speaker" in part.column_names else [],
         **dict(metadata or {}),
     }
-    groups = _groups(part)
-    return EvaluationReport.from_predictions(
+    report = EvaluationReport.from_predictions(
         references, probabilities=probabilities, label_names=labels, groups=groups, genders=_genders(part, groups),
         temperature=model_temperature(loaded),
         model=model_name or (str(model) if isinstance(model, (str, os.PathLike)) else loaded.name_or_path),
         corpus=", ".join(sorted(set(part["corpus"]))) if "corpus" in part.column_names else None,
         split=split, metadata=facts, n_resamples=n_resamples,
     )
+    report.robustness = robustness
+    return report
 
 
 def notes_markdown(report: EvaluationReport, heading_level: int = 2) -> str:
@@ -507,7 +523,7 @@ def evaluate_checkpoint(
         num_folds: Folds for ``fold:N`` on corpora without their own protocol.
         out_dir: Where to write ``report.json``, ``report.md`` and the figures (nothing written if None).
         corpus_options: Extra :func:`~ser_hf.corpora.load_corpus` options (e.g. ``speaker_pattern``).
-        **kwargs: Passed to :func:`evaluate_model` (``batch_size``, ``n_resamples``, ``progress``).
+        **kwargs: Passed to :func:`evaluate_model` (``batch_size``, ``n_resamples``, ``progress``, ``perturb``).
 
     Returns:
         The :class:`EvaluationReport` (metadata: ``split_description``, ``warnings``, label mapping...).

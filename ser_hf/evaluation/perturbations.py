@@ -1,0 +1,396 @@
+"""Named, seeded audio degradations, parsed from a compact spec, for scoring a model on degraded clips.
+
+``ser-hf evaluate --perturb SPEC`` scores the same clips clean and under every condition of SPEC
+(:mod:`ser_hf.evaluation.robustness`). The grammar::
+
+    SPEC      := CONDITION ("," CONDITION)*
+    CONDITION := KIND (":" NAME "=" NUMBER)*
+
+for example ``"noise:snr=20,noise:snr=5,babble:snr=10,telephone,gain:db=-20,reverb:rt60=0.6,resample:rate=8000"``.
+
+============  ==========================  ===============================================================
+kind          parameters                  what it does
+============  ==========================  ===============================================================
+``noise``     ``snr`` (dB)                adds white Gaussian noise at that SNR
+``babble``    ``snr`` (dB), ``talkers=6`` adds babble-like noise at that SNR (see :func:`babble_noise`)
+``telephone`` ``low=300``, ``high=3400``  resamples to 8 kHz, band-passes low-high Hz, resamples back
+``gain``      ``db``                      multiplies the samples by ``10 ** (db / 20)`` (no clipping)
+``reverb``    ``rt60`` (s), ``drr=0``     convolves with a synthetic room response (see :func:`add_reverb`)
+``resample``  ``rate`` (Hz)               resamples down to ``rate`` and back (loses all above rate / 2)
+============  ==========================  ===============================================================
+
+SNR is the ratio of the clip's mean power to the added noise's mean power over the whole clip, pauses
+included, so within speech it is a little higher. A silent clip is left unchanged by ``noise`` and
+``babble`` (its SNR is undefined).
+
+Every random draw of a condition on a clip comes from a generator seeded with the run's seed, the
+condition's full key (kind and every parameter, defaults included) and the clip's key (the content hash
+of its audio, :func:`ser_hf.evaluation.robustness.clip_keys`): a clip is degraded the same way whatever
+the order of the clips, the batch size, the other clips evaluated or the process.
+
+Example:
+    ```python
+    >>> conditions = parse_perturbations("noise:snr=10,telephone")
+    >>> [c.name for c in conditions]
+    ['noise:snr=10', 'telephone']
+    >>> noisy = conditions[0].apply(wave, 16000, seed=0, clip_key="abc")
+    ```
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ser_hf.audio import resample
+from ser_hf.errors import EvaluationError
+
+__all__ = [
+    "KINDS", "Perturbation", "add_reverb", "babble_noise", "mix_at_snr", "parse_perturbations", "perturbation_rng",
+    "speech_shaped_noise", "telephone_band",
+]
+
+#: Bumped whenever a degradation's algorithm changes, so predictions cached for the old one are not reused.
+ALGORITHM_VERSION = 1
+
+TELEPHONE_RATE = 8000
+_EXAMPLE = "e.g. --perturb 'noise:snr=20,babble:snr=10,telephone,gain:db=-20,reverb:rt60=0.6,resample:rate=8000'"
+
+
+# ----------------------------------------------------------------------------- the degradations
+
+
+def mix_at_snr(wave: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """``wave`` plus ``noise`` scaled so that mean(wave²) / mean(scaled noise²) is ``snr_db`` dB.
+
+    A silent wave (or silent noise) is returned unchanged: there is no level to set the noise against.
+    """
+    signal_power = float(np.mean(np.square(wave, dtype=np.float64)))
+    noise_power = float(np.mean(np.square(noise, dtype=np.float64)))
+    if signal_power == 0.0 or noise_power == 0.0:
+        return wave.astype(np.float32, copy=True)
+    scale = math.sqrt(signal_power / (noise_power * 10.0 ** (snr_db / 10.0)))
+    return (wave + scale * noise).astype(np.float32)
+
+
+def _white(wave: np.ndarray, sampling_rate: int, rng: np.random.Generator, snr: float) -> np.ndarray:
+    return mix_at_snr(wave, rng.standard_normal(wave.size), snr)
+
+
+def _speech_spectrum(frequencies: np.ndarray) -> np.ndarray:
+    """Amplitude of a long-term average speech spectrum: flat 100-500 Hz, -6 dB/octave above, -12 below."""
+    f = np.maximum(frequencies, 1e-3)
+    power = np.where(f > 500.0, (500.0 / f) ** 2, 1.0) * np.where(f < 100.0, (f / 100.0) ** 4, 1.0)
+    return np.sqrt(power)
+
+
+def speech_shaped_noise(size: int, sampling_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise with the spectrum of :func:`_speech_spectrum` (stationary, unit variance)."""
+    spectrum = np.fft.rfft(rng.standard_normal(size)) * _speech_spectrum(np.fft.rfftfreq(size, 1.0 / sampling_rate))
+    noise = np.fft.irfft(spectrum, n=size)
+    return noise / max(float(np.std(noise)), 1e-12)
+
+
+def _syllabic_envelope(size: int, sampling_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A log-normal amplitude envelope that changes at about the syllable rate (a 250 ms Hann smoother)."""
+    control = 100  # envelope values per second, interpolated to the audio rate
+    frames = int(size * control / sampling_rate) + 2
+    smoothed = np.convolve(rng.standard_normal(frames + 24), np.hanning(25), mode="valid")
+    smoothed = (smoothed - smoothed.mean()) / max(float(smoothed.std()), 1e-12)
+    return np.interp(np.arange(size) * control / sampling_rate, np.arange(frames), np.exp(smoothed[:frames]))
+
+
+def babble_noise(size: int, sampling_rate: int, rng: np.random.Generator, talkers: int = 6) -> np.ndarray:
+    """Babble-like noise: ``talkers`` virtual talkers of speech-shaped, syllabically modulated noise, summed.
+
+    Each talker is Gaussian noise shaped to a long-term average speech spectrum (flat 100-500 Hz, falling
+    6 dB per octave above 500 Hz and 12 dB per octave below 100 Hz) and multiplied by its own log-normal
+    envelope smoothed over 250 ms, so its level rises and falls at the syllable rate as a voice does. It
+    has babble's spectrum and modulation but no words. Real clips of the evaluation set are deliberately
+    not used: a clip's degradation would then depend on which other clips are evaluated, and could mix
+    in the same speakers' emotional speech.
+    """
+    total = np.zeros(size)
+    for _ in range(talkers):
+        voice = speech_shaped_noise(size, sampling_rate, rng) * _syllabic_envelope(size, sampling_rate, rng)
+        total += voice / max(float(np.sqrt(np.mean(voice**2))), 1e-12)
+    return total
+
+
+def _babble(wave: np.ndarray, sampling_rate: int, rng: np.random.Generator, snr: float, talkers: float) -> np.ndarray:
+    return mix_at_snr(wave, babble_noise(wave.size, sampling_rate, rng, int(talkers)), snr)
+
+
+def _fit_length(wave: np.ndarray, size: int) -> np.ndarray:
+    """Cut or zero-pad to ``size`` samples (a round trip through another rate can gain or lose one)."""
+    return wave[:size] if wave.size >= size else np.pad(wave, (0, size - wave.size))
+
+
+@functools.lru_cache(maxsize=8)
+def _telephone_taps(low: float, high: float) -> np.ndarray:
+    from scipy import signal  # imported on use: scipy.signal takes a second to import
+
+    # Linear phase, 65 dB stop band, 50 Hz transitions centred 25 Hz outside the pass band.
+    numtaps, beta = signal.kaiserord(65.0, 50.0 / (TELEPHONE_RATE / 2))
+    numtaps += 1 - numtaps % 2  # a band-pass FIR needs an odd length
+    return signal.firwin(numtaps, [low - 25.0, high + 25.0], pass_zero=False, fs=TELEPHONE_RATE,
+                         window=("kaiser", beta))
+
+
+def telephone_band(wave: np.ndarray, sampling_rate: int, low: float = 300.0, high: float = 3400.0) -> np.ndarray:
+    """A telephone channel: resample to 8 kHz, keep ``low``-``high`` Hz, resample back to ``sampling_rate``.
+
+    The band-pass is a linear-phase Kaiser FIR (65 dB stop band; transitions of 50 Hz, from ``low`` - 50 to
+    ``low`` and from ``high`` to ``high`` + 50 Hz), applied without delay. No codec is simulated.
+    """
+    from scipy import signal
+
+    narrow = resample(wave.astype(np.float32), sampling_rate, TELEPHONE_RATE)
+    narrow = signal.fftconvolve(narrow, _telephone_taps(float(low), float(high)), mode="same").astype(np.float32)
+    return _fit_length(resample(narrow, TELEPHONE_RATE, sampling_rate), wave.size).astype(np.float32)
+
+
+def _telephone(wave: np.ndarray, sampling_rate: int, rng: np.random.Generator, low: float, high: float) -> np.ndarray:
+    return telephone_band(wave, sampling_rate, low, high)
+
+
+def _gain(wave: np.ndarray, sampling_rate: int, rng: np.random.Generator, db: float) -> np.ndarray:
+    return (wave * np.float32(10.0 ** (db / 20.0))).astype(np.float32)
+
+
+def room_response(sampling_rate: int, rt60: float, drr: float, rng: np.random.Generator) -> np.ndarray:
+    """A synthetic room impulse response: a unit direct path, then Gaussian noise whose level falls by 60 dB
+    in ``rt60`` seconds, scaled so that direct / tail energy is ``drr`` dB; ``rt60`` seconds long."""
+    length = max(2, int(round(rt60 * sampling_rate)))
+    time = np.arange(1, length) / sampling_rate
+    tail = rng.standard_normal(length - 1) * 10.0 ** (-3.0 * time / rt60)
+    tail *= math.sqrt(10.0 ** (-drr / 10.0) / float(np.sum(tail**2)))
+    return np.concatenate([[1.0], tail])
+
+
+def add_reverb(wave: np.ndarray, sampling_rate: int, rng: np.random.Generator, rt60: float,
+               drr: float = 0.0) -> np.ndarray:
+    """Convolve with :func:`room_response`, keep the clip's length and its RMS level (gain is its own condition)."""
+    from scipy import signal
+
+    wet = signal.fftconvolve(wave.astype(np.float64), room_response(sampling_rate, rt60, drr, rng))[: wave.size]
+    before, after = float(np.sqrt(np.mean(wave.astype(np.float64) ** 2))), float(np.sqrt(np.mean(wet**2)))
+    return (wet * (before / after) if after > 0 else wet).astype(np.float32)
+
+
+def _resample(wave: np.ndarray, sampling_rate: int, rng: np.random.Generator, rate: float) -> np.ndarray:
+    low = resample(wave.astype(np.float32), sampling_rate, int(rate))
+    return _fit_length(resample(low, int(rate), sampling_rate), wave.size).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of a kind: its range and unit, and its default (None: required)."""
+
+    name: str
+    unit: str
+    low: float
+    high: float
+    default: float | None = None
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of degradation: ``function(wave, sampling_rate, rng, **parameters)`` and how to describe it."""
+
+    name: str
+    parameters: tuple[Parameter, ...]
+    function: Callable[..., np.ndarray]
+    describe: Callable[..., str]
+    example: str
+    random: bool = True  # whether it draws from the generator (the seed then matters)
+
+    def usage(self) -> str:
+        if not self.parameters:
+            return f"'{self.name}' takes no parameters"
+        names = ", ".join(f"{p.name} ({p.unit}, {p.low:g} to {p.high:g}"
+                          + (")" if p.default is None else f", default {p.default:g})") for p in self.parameters)
+        return f"'{self.name}' takes {names}, e.g. '{self.example}'"
+
+
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (
+    Kind("noise", (Parameter("snr", "dB", -20, 60),), _white,
+         lambda snr: f"white noise, SNR {snr:g} dB", "noise:snr=10"),
+    Kind("babble", (Parameter("snr", "dB", -20, 60), Parameter("talkers", "voices", 1, 32, 6, integer=True)), _babble,
+         lambda snr, talkers: f"babble-like noise ({talkers:g} talkers), SNR {snr:g} dB", "babble:snr=10"),
+    Kind("telephone", (Parameter("low", "Hz", 100, 1000, 300), Parameter("high", "Hz", 2000, 3900, 3400)), _telephone,
+         lambda low, high: f"telephone band {low:g}-{high:g} Hz at 8 kHz", "telephone", random=False),
+    Kind("gain", (Parameter("db", "dB", -60, 40),), _gain, lambda db: f"gain {db:+g} dB (no clipping)", "gain:db=-20",
+         random=False),
+    Kind("reverb", (Parameter("rt60", "s", 0.05, 5), Parameter("drr", "dB", -20, 30, 0)), add_reverb,
+         lambda rt60, drr: f"synthetic room, RT60 {rt60:g} s, direct-to-reverberant {drr:g} dB", "reverb:rt60=0.6"),
+    Kind("resample", (Parameter("rate", "Hz", 1000, 48000, integer=True),), _resample,
+         lambda rate: f"resampled through {rate:g} Hz", "resample:rate=8000", random=False),
+)}
+"""Every kind of degradation, by the name the spec uses."""
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """One degradation condition: a kind and the value of every one of its parameters.
+
+    Args:
+        kind: A name of :data:`KINDS`.
+        params: ``(name, value)`` for every parameter of the kind, in the kind's order, defaults included.
+    """
+
+    kind: str
+    params: tuple[tuple[str, float], ...]
+
+    @property
+    def name(self) -> str:
+        """The condition as a spec item: required parameters and those set away from their default."""
+        defaults = {p.name: p.default for p in KINDS[self.kind].parameters}
+        shown = [f"{name}={_number(value)}" for name, value in self.params if defaults[name] != value]
+        return ":".join([self.kind, *shown])
+
+    @property
+    def key(self) -> str:
+        """Kind, every parameter and the algorithm version: what seeds and cache folders are keyed on."""
+        return f"v{ALGORITHM_VERSION}:" + ":".join([self.kind, *(f"{n}={_number(v)}" for n, v in self.params)])
+
+    @property
+    def random(self) -> bool:
+        """Whether the condition draws noise or a room response (its result then depends on the seed)."""
+        return KINDS[self.kind].random
+
+    def description(self) -> str:
+        """Plain words, e.g. ``"white noise, SNR 10 dB"``."""
+        return KINDS[self.kind].describe(**dict(self.params))
+
+    def check_sampling_rate(self, sampling_rate: int, argument: str = "--perturb") -> None:
+        """Raise when the condition cannot degrade audio at the model's rate (it would change nothing)."""
+        values = dict(self.params)
+        if self.kind == "resample" and values["rate"] >= sampling_rate:
+            raise EvaluationError(
+                f"{argument}: {self.name!r} does not lower the rate: the model's audio is {sampling_rate} Hz. "
+                f"Use a rate below {sampling_rate}, e.g. 'resample:rate=8000'.")
+        if self.kind == "telephone" and sampling_rate < TELEPHONE_RATE:
+            raise EvaluationError(f"{argument}: 'telephone' needs audio of at least {TELEPHONE_RATE} Hz; the model's "
+                                  f"is {sampling_rate} Hz. Drop 'telephone' from {argument}.")
+
+    def apply(self, wave: np.ndarray, sampling_rate: int, *, seed: int = 0, clip_key: str = "") -> np.ndarray:
+        """The degraded clip: float32, as long as ``wave``, at ``sampling_rate``.
+
+        Args:
+            wave: A mono float clip.
+            sampling_rate: Its rate in Hz.
+            seed: The run's seed.
+            clip_key: What identifies the clip (its content hash), so each clip gets its own draws.
+        """
+        self.check_sampling_rate(sampling_rate)
+        rng = perturbation_rng(self, seed, clip_key)
+        wave = np.asarray(wave, dtype=np.float32)
+        return KINDS[self.kind].function(wave, sampling_rate, rng, **dict(self.params))
+
+
+def perturbation_rng(perturbation: Perturbation, seed: int, clip_key: str) -> np.random.Generator:
+    """The generator of one (condition, clip) pair: a hash of the seed, the condition's key and the clip's key."""
+    digest = hashlib.sha256(f"{int(seed)}|{perturbation.key}|{clip_key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def _fail(argument: str, item: str, problem: str, fix: str) -> EvaluationError:
+    return EvaluationError(f"{argument}: in {item!r}, {problem}. {fix}")
+
+
+def _value(argument: str, item: str, kind: Kind, pair: str) -> tuple[Parameter, float]:
+    name, sep, text = (part.strip() for part in pair.partition("="))
+    if not sep:
+        raise _fail(argument, item, f"parameter {pair!r} is not NAME=VALUE", kind.usage() + ".")
+    parameter = next((p for p in kind.parameters if p.name == name.lower()), None)
+    if parameter is None:
+        known = [p.name for p in kind.parameters]
+        raise _fail(argument, item, f"{name!r} is not a parameter of '{kind.name}' (it has {known})", kind.usage() + ".")
+    try:
+        value = float(text)
+    except ValueError:
+        raise _fail(argument, item, f"{name}={text!r} is not a number", kind.usage() + ".") from None
+    if not math.isfinite(value) or not parameter.low <= value <= parameter.high:
+        raise _fail(argument, item, f"{name} must be between {parameter.low:g} and {parameter.high:g} "
+                    f"{parameter.unit}, found {text}", kind.usage() + ".")
+    if parameter.integer and not value.is_integer():
+        raise _fail(argument, item, f"{name} must be a whole number, found {text}", kind.usage() + ".")
+    return parameter, value
+
+
+def parse_condition(item: str, argument: str = "--perturb") -> Perturbation:
+    """One spec item, ``KIND`` or ``KIND:NAME=VALUE[:NAME=VALUE]``, as a :class:`Perturbation`.
+
+    Raises:
+        EvaluationError: an unknown kind or parameter, a value that is not a number or out of range, a
+            parameter given twice or missing; the message names ``argument``, the item and the fix.
+    """
+    head, *pairs = item.split(":")
+    kind = KINDS.get(head.strip().lower())
+    if kind is None:
+        if head.strip().lower() == "clean":
+            raise _fail(argument, item, "'clean' is not a degradation", "The clean clips are always scored; list only "
+                        f"degradations, {_EXAMPLE}.")
+        raise _fail(argument, item, f"{head.strip()!r} is not a kind of degradation; expected one of {sorted(KINDS)}",
+                    f"Write KIND or KIND:NAME=VALUE, {_EXAMPLE}.")
+    values: dict[str, float] = {}
+    for pair in pairs:
+        parameter, value = _value(argument, item, kind, pair)
+        if parameter.name in values:
+            raise _fail(argument, item, f"{parameter.name} is given twice", "Keep one value.")
+        values[parameter.name] = value
+    missing = [p.name for p in kind.parameters if p.default is None and p.name not in values]
+    if missing:
+        raise _fail(argument, item, f"'{kind.name}' needs {', '.join(missing)}", kind.usage() + ".")
+    return Perturbation(kind.name, tuple((p.name, values.get(p.name, p.default)) for p in kind.parameters))
+
+
+def parse_perturbations(text: str | None, argument: str = "--perturb") -> list[Perturbation]:
+    """Parse a spec, ``"noise:snr=20,telephone,..."``, into conditions in the order given.
+
+    Args:
+        text: The spec (see the module docstring); None or blank gives no conditions.
+        argument: The option name quoted in errors.
+
+    Returns:
+        The conditions, each once.
+
+    Raises:
+        EvaluationError: a malformed item (see :func:`parse_condition`), an empty item or a condition
+            listed twice.
+
+    Example:
+        ```python
+        >>> [c.name for c in parse_perturbations("babble:snr=5:talkers=6, reverb:rt60=0.6:drr=-3")]
+        ['babble:snr=5', 'reverb:rt60=0.6:drr=-3']
+        ```
+    """
+    if text is None or not text.strip():
+        return []
+    conditions: list[Perturbation] = []
+    for item in text.split(","):
+        if not item.strip():
+            raise EvaluationError(f"{argument}: {text!r} has an empty condition (two commas, or a comma at an end). "
+                                  f"Separate conditions with single commas, {_EXAMPLE}.")
+        condition = parse_condition(item.strip(), argument)
+        if condition in conditions:
+            raise EvaluationError(f"{argument}: {condition.name!r} is listed twice in {text!r}; keep one.")
+        conditions.append(condition)
+    return conditions

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -62,5 +63,10 @@ def test_train_help_lists_the_recipe_keys(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     printed = capsys.readouterr().out
-    assert "keys (in the recipe or as --key value)" in printed
+    assert "keys (in the recipe as key: value, or on the command line as --key value)" in printed
     assert "probe_projector_size" in printed and "example: ser-hf train" in printed
+    # each key with its own help text and default, not just its name
+    assert re.search(r"\n  probe_inner_folds +\S[^(]*\(default: \d+\)", printed)
+    from ser_hf.training.recipes import own_keys
+
+    assert all(re.search(rf"\n  {key} +\S", printed) for keys in own_keys().values() for key in keys)

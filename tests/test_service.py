@@ -93,7 +93,11 @@ def test_health_labels_page_and_docs(client):
     assert client.get("/static/%2e%2e/settings.py").status_code == 404
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/predict", "/predict/pcm", "/predict/batch", "/health", "/labels"} <= set(paths)
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "SwaggerUIBundle" in docs.text
+    assert "http" not in docs.text  # every script and style from the service itself: /docs works offline
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert client.get(f"/static/docs/{asset}").status_code == 200
 
 
 def test_predict_file_matches_recognizer(client, recognizer):

@@ -384,7 +384,7 @@ def _extract_all(
     kind: str, extract: Extractor,
 ) -> tuple[list[str], list[np.ndarray | None], dict[int, str], int]:
     """Cache look-ups, then the pool for the rest: ``(paths, arrays, errors by index, cache hits)``."""
-    from tqdm import tqdm
+    from ser_hf.progress import progress_bar
 
     if isinstance(paths, (str, os.PathLike)):
         raise ValueError(
@@ -400,9 +400,9 @@ def _extract_all(
     todo = [i for i, array in enumerate(arrays) if array is None]
     workers = _default_workers(len(todo)) if num_workers is None else min(num_workers, max(1, len(todo)))
     errors: dict[int, str] = {}
-    progress_bar = dict(total=len(paths), initial=len(paths) - len(todo), disable=not progress, unit="file", desc=kind)
     # The runner forks its workers before tqdm starts its monitor thread.
-    with _Runner(paths, todo, config, preprocessor, workers, extract) as runner, tqdm(**progress_bar) as bar:
+    with _Runner(paths, todo, config, preprocessor, workers, extract) as runner, \
+            progress_bar(progress, total=len(paths), initial=len(paths) - len(todo), unit="file", desc=kind) as bar:
         for index, array, error in runner:
             bar.update()
             if error is not None and strict:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
+from ser_hf import __version__
+from ser_hf.cli.output import console, verbosity
 from ser_hf.errors import SERError
 from ser_hf.paths import printable
 
@@ -25,17 +26,72 @@ Speech emotion recognition with pretrained speech transformers, on the Hugging F
 Start with `ser-hf demo` (offline, a few minutes on a CPU), then look at a real corpus with
 `ser-hf data summary --corpus urdu --data-dir PATH`. Every command has its own --help with examples."""
 
+CONVENTIONS = """conventions:
+  Every long flag may be spelt with - or _ (--data-dir or --data_dir); --help shows the - form.
+  -q/--quiet and -v/--verbose go before or after the command. Progress bars show on a terminal only.
+
+exit status:
+  0    done
+  1    the job finished but some inputs failed (ser-hf predict --fail-on-error)
+  2    usage or input error (the message says what was expected and how to fix it)
+  130  interrupted (Ctrl-C); resumable jobs continue where they stopped when rerun"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ser-hf", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"ser-hf {__version__}")
+    _add_talk_flags(parser, default=False)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"ser_hf.cli.{name}").register(subparsers)
-    parser.epilog = "all commands:\n" + "\n".join(f"  {name:24s} {purpose}" for name, purpose in _commands(subparsers))
+    for command in _leaf_parsers(subparsers):
+        _add_talk_flags(command, default=argparse.SUPPRESS)  # also after the command: ser-hf predict ... -q
+    parser.epilog = ("all commands:\n" + "\n".join(f"  {name:24s} {purpose}" for name, purpose in _commands(subparsers))
+                     + "\n\n" + CONVENTIONS)
+    _both_spellings(parser)
     return parser
+
+
+def _add_talk_flags(parser: argparse.ArgumentParser, default) -> None:
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_true", default=default,
+                      help="only warnings and errors; no progress bars")
+    talk.add_argument("-v", "--verbose", action="store_true", default=default,
+                      help="debug messages, and everything the libraries log (transformers load reports, ...)")
+
+
+def _leaf_parsers(subparsers: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    leaves = []
+    for sub in subparsers.choices.values():
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        leaves += _leaf_parsers(nested[0]) if nested else [sub]
+    return leaves
+
+
+def _both_spellings(parser: argparse.ArgumentParser) -> None:
+    """Accept every long flag with - or _ between words; help shows the - form only.
+
+    Recipe keys are spelt with _ (they are dataclass fields, as in transformers' examples) and the other
+    flags with -, so users mix them up; one spelling in help and both accepted ends that.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _both_spellings(sub)
+            continue
+        spellings = [flag for flag in action.option_strings if flag.startswith("--")]
+        if not spellings:
+            continue
+        shown = [flag for flag in action.option_strings if not flag.startswith("--")]
+        for flag in spellings:
+            dashed = "--" + flag[2:].replace("_", "-")
+            if dashed not in shown:
+                shown.append(dashed)
+            for alias in (dashed, "--" + flag[2:].replace("-", "_")):
+                parser._option_string_actions.setdefault(alias, action)
+        action.option_strings = shown
 
 
 def _commands(subparsers: argparse._SubParsersAction, prefix: str = "") -> list[tuple[str, str]]:
@@ -57,12 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "takes_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        return int(args.func(args) or 0)
-    except SERError as err:
-        print(f"ser-hf: error: {printable(str(err))}", file=sys.stderr)  # a file name that is not UTF-8 too
-        return 2
+    with console(verbosity(args.quiet, args.verbose)):
+        try:
+            return int(args.func(args) or 0)
+        except SERError as err:
+            print(f"ser-hf: error: {printable(str(err))}", file=sys.stderr)  # a file name that is not UTF-8 too
+            return 2
+        except KeyboardInterrupt:
+            print("ser-hf: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

@@ -6,11 +6,22 @@ import argparse
 
 
 def _keys_epilog() -> str:
-    from ser_hf.training.recipes import own_keys
+    """Every ser_hf recipe key with its default and help text, by group (as HfArgumentParser would show)."""
+    import dataclasses
+    import textwrap
 
-    return "keys (in the recipe or as --key value):\n" + "\n".join(
-        f"  {group}: {', '.join(names)}" for group, names in own_keys().items()
-    )
+    from ser_hf.training.recipes import own_fields
+
+    lines = ["keys (in the recipe as key: value, or on the command line as --key value):"]
+    for group, fields in own_fields().items():
+        lines.append(f"\n {group}:")
+        for field in fields:
+            default = field.default if field.default is not dataclasses.MISSING else None
+            shown = f" (default: {default})" if default not in (None, "") else ""
+            text = (field.metadata.get("help") or "").strip() + shown
+            lines.append(textwrap.fill(text, width=100, initial_indent=f"  {field.name:28s} ",
+                                       subsequent_indent=" " * 31))
+    return "\n".join(lines)
 
 
 def _with_keys_in_help(parser: argparse.ArgumentParser, example: str) -> None:

@@ -11,9 +11,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from ser_hf.errors import DownloadError
+from ser_hf.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ def download_file(url: str, target: Path, *, sha256: str | None = None, timeout:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {target.name}") as bar:
+            with progress_bar(total=total, unit="B", unit_scale=True, desc=f"download {target.name}") as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))

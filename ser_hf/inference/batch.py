@@ -42,13 +42,13 @@ import numpy as np
 import torch
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
-from tqdm.auto import tqdm
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, PreTrainedModel
 
 from ser_hf.audio import AudioPreprocessor, audio_info, load_audio
 from ser_hf.errors import ModelError
 from ser_hf.inference.onnx_runtime import OnnxAudioClassifier, is_onnx_export, load_onnx_classifier
 from ser_hf.models.checkpoint_check import check_checkpoint, check_loading_info
+from ser_hf.progress import progress_bar
 
 __all__ = ["FIXED_LENGTH_MODEL_TYPES", "batch_padding_is_exact", "load_classifier", "model_labels", "predict_proba"]
 
@@ -273,7 +273,7 @@ def predict_proba(
     size = batch_size if batch_padding_is_exact(model, feature_extractor) else 1
     order = sorted(range(len(paths)), key=lambda i: _duration(paths[i], rate))
     probabilities = np.zeros((len(paths), model.config.num_labels), dtype=np.float32)
-    with tqdm(total=len(paths), desc="predict", unit="clip", disable=not progress) as bar:
+    with progress_bar(progress, total=len(paths), desc="predict", unit="clip") as bar:
         for start in range(0, len(order), size):
             batch = order[start : start + size]
             inputs = _features(feature_extractor, [_load(paths[i], rate, preprocessor) for i in batch], model)

@@ -57,7 +57,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ser_hf.errors import SERError
 from ser_hf.inference.inputs import expand_inputs, speakers_of
@@ -81,6 +80,7 @@ from ser_hf.inference.outputs import (
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.paths import display_path, path_fields, printable
 from ser_hf.processes import Processes, launched_processes
+from ser_hf.progress import progress_bar
 
 __all__ = ["FORMATS", "expand_inputs", "predict_files", "read_records", "shard_files"]
 
@@ -197,7 +197,7 @@ def _predict_chunk(recognizer: EmotionRecognizer, paths: Sequence[str], top_k: i
 
 
 def _predict_into(recognizer: EmotionRecognizer, todo: Sequence[str], write: Callable[[list[dict]], None],
-                  top_k: int | None, chunk_size: int, bar: tqdm) -> int:
+                  top_k: int | None, chunk_size: int, bar) -> int:
     """Predict ``todo`` chunk by chunk, handing each chunk's records to ``write``; returns the error count."""
     errors = 0
     for start in range(0, len(todo), chunk_size):
@@ -210,7 +210,7 @@ def _predict_into(recognizer: EmotionRecognizer, todo: Sequence[str], write: Cal
 
 def _predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], todo: Sequence[str],
                         speakers: dict[str, str | None], write: Callable[[list[dict]], None], top_k: int | None,
-                        bar: tqdm) -> int:
+                        bar) -> int:
     """Speaker-adaptive job: enroll each speaker from all their clips in the job, then score their clips.
 
     Enrollment uses every clip of the speaker in the job (done ones too), so a resumed job computes the very
@@ -381,8 +381,8 @@ def predict_files(
                     rows.extend(records)
             new.extend(records)
 
-        with tqdm(total=len(paths), initial=len(paths) - len(todo), desc="predict", unit="file",
-                  disable=not progress) as bar:
+        with progress_bar(progress, total=len(paths), initial=len(paths) - len(todo), desc="predict",
+                          unit="file") as bar:
             if speakers is None:
                 summary["errors"] = _predict_into(recognizer, todo, write, top_k, chunk_size, bar)
             else:
@@ -420,8 +420,8 @@ def _predict_sharded(model, paths: list[str], out: Path, chosen: str, processes:
             with _writing(shard, lambda: "The records written before are kept in it."):
                 append_jsonl(shard, fields(records), {**header, "job": {**header["job"], "shard": shard.name}})
 
-        with tqdm(total=len(block), desc=f"predict (main of {processes.world} processes)", unit="file",
-                  disable=not (progress and processes.is_main)) as bar:
+        with progress_bar(progress and processes.is_main, total=len(block),
+                          desc=f"predict (main of {processes.world} processes)", unit="file") as bar:
             errors = _predict_into(recognizer, block, write, top_k, chunk_size, bar)
     processes.barrier()
     summary = {"out": display_path(out), "inputs": len(paths), "skipped": len(paths) - len(todo),

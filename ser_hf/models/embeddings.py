@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ser_hf.audio import AudioPreprocessor, audio_info
 from ser_hf.errors import ModelError
 from ser_hf.inference.batch import batch_padding_is_exact
 from ser_hf.processes import launched_processes
+from ser_hf.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def _compute_missing(model, feature_extractor, paths, targets, preprocessor, bat
     if not batch_padding_is_exact(model, feature_extractor):
         batch_size = 1  # padding would leak into the pooled states (no mask, or a group-norm front end)
     batches = _batches([audio_info(path).duration for path in paths], batch_size)
-    with tqdm(total=len(paths), desc="backbone forward", unit="clip", disable=not progress) as bar:
+    with progress_bar(progress, total=len(paths), desc="backbone forward", unit="clip") as bar:
         for batch in batches:
             pooled = pool_batch(model, feature_extractor, [preprocessor(paths[i]) for i in batch])
             for row, index in zip(pooled, batch):

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ser_hf.audio import AudioPreprocessor, audio_info
 from ser_hf.errors import ModelError
@@ -39,6 +38,7 @@ from ser_hf.models.embeddings import (
     default_cache_dir,
 )
 from ser_hf.processes import launched_processes
+from ser_hf.progress import progress_bar
 
 __all__ = ["CachedInputs", "encoder_of", "encoder_path", "final_norm", "forward_to_layer", "layer_inputs"]
 
@@ -157,7 +157,7 @@ def layer_inputs(model: nn.Module, feature_extractor, paths: Sequence[str], laye
         model.eval()
         size = batch_size if batch_padding_is_exact(model, feature_extractor) else 1
         batches = _batches([audio_info(paths[i]).duration for i in mine], size)
-        with tqdm(total=len(mine), desc=f"layer {layer} inputs", unit="clip", disable=not progress) as bar:
+        with progress_bar(progress, total=len(mine), desc=f"layer {layer} inputs", unit="clip") as bar:
             for batch in batches:
                 waves = [preprocessor(paths[mine[j]]) for j in batch]
                 for (state, lower), j in zip(forward_to_layer(model, feature_extractor, waves, layer), batch):

@@ -348,7 +348,7 @@ def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_n
         finally:
             await service.runner.stop()
 
-    app = FastAPI(title="ser_hf speech emotion recognition", lifespan=lifespan,
+    app = FastAPI(title="ser_hf speech emotion recognition", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Predict emotions in speech: upload files or raw PCM, or stream live audio over "
                               "the /stream WebSocket. The web page is at /.")
     app.state.service = service
@@ -381,8 +381,28 @@ def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_n
         """Live audio in, one result per window out (protocol: :mod:`ser_hf.service.live`)."""
         await serve_stream(ws, recognizer, service.runner, settings, service.state)
 
+    _add_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs``, its scripts served from the swagger-ui-bundle package (no CDN: works offline)."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        swagger_ui_path = None
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        if swagger_ui_path is None:
+            return HTMLResponse("<p>The interactive API page needs the swagger-ui-bundle package: "
+                                "<code>pip install 'ser-hf[serve]'</code>. The OpenAPI schema is at "
+                                "<a href='/openapi.json'>/openapi.json</a>.</p>")
+        return HTMLResponse((STATIC_DIR / "docs.html").read_text(encoding="utf-8"))
+
+    if swagger_ui_path is not None:  # before /static, which would otherwise answer these paths with 404
+        app.mount("/static/docs", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
 
 
 def _add_middleware(app: FastAPI, service: _Service) -> None:

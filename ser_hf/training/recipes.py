@@ -38,15 +38,23 @@ from ser_hf.training.experiment import Run
 ARGUMENT_GROUPS = (DataArguments, ModelArguments, SERTrainingArguments)
 
 
-def own_keys() -> dict[str, list[str]]:
-    """The keys ser_hf adds, by group (training also takes every ``TrainingArguments`` field)."""
+def own_fields() -> dict[str, list[dataclasses.Field]]:
+    """The recipe keys ser_hf adds, as dataclass fields (with their help), by group.
+
+    Training also takes every ``TrainingArguments`` field.
+    """
     inherited = {f.name for f in dataclasses.fields(TrainingArguments)}
-    training = [f.name for f in dataclasses.fields(SERTrainingArguments) if f.name not in inherited]
     return {
-        "data": [f.name for f in dataclasses.fields(DataArguments)],
-        "model": [f.name for f in dataclasses.fields(ModelArguments)],
-        "training (besides every transformers TrainingArguments field)": training,
+        "data": list(dataclasses.fields(DataArguments)),
+        "model": list(dataclasses.fields(ModelArguments)),
+        "training (besides every transformers TrainingArguments field)":
+            [f for f in dataclasses.fields(SERTrainingArguments) if f.name not in inherited],
     }
+
+
+def own_keys() -> dict[str, list[str]]:
+    """The names of :func:`own_fields`, by group."""
+    return {group: [f.name for f in fields] for group, fields in own_fields().items()}
 
 
 def valid_keys() -> set[str]:

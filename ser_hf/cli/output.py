@@ -1,0 +1,95 @@
+"""What ``ser-hf`` prints besides results: log levels, progress bars and third-party noise.
+
+Three levels, as in pip and git:
+
+- ``-q``: warnings and errors only, no progress bars;
+- default: ser_hf's own progress messages, progress bars on a terminal only (a log file or a pipe gets
+  none), and quiet libraries: no transformers "LOAD REPORT" table for every newly initialised head, no
+  matplotlib font messages, no library deprecation warnings;
+- ``-v``: ser_hf's debug messages and everything the libraries say.
+
+The settings are undone when the command returns, so calling :func:`ser_hf.cli.main` from Python (or a
+test) leaves the process as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+
+QUIET, NORMAL, VERBOSE = -1, 0, 1
+
+#: Environment switches that turn off the progress bars of tqdm (the Trainer's too), datasets and the Hub client.
+PROGRESS_OFF = {"TQDM_DISABLE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+def verbosity(quiet: bool, verbose: bool) -> int:
+    return QUIET if quiet else VERBOSE if verbose else NORMAL
+
+
+@contextlib.contextmanager
+def console(level: int, stream=None) -> Iterator[None]:
+    """Configure logging, progress bars and library warnings for one command; restore them afterwards."""
+    stream = stream or sys.stderr
+    root, own = logging.getLogger(), logging.getLogger("ser_hf")
+    saved_levels = root.level, own.level
+    saved_env = {name: os.environ.get(name) for name in PROGRESS_OFF}
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root.addHandler(handler)
+    # The root level filters third-party loggers; ser_hf's own logger passes its INFO messages through.
+    root.setLevel(logging.INFO if level == VERBOSE else logging.WARNING)
+    own.setLevel({QUIET: logging.WARNING, NORMAL: logging.INFO, VERBOSE: logging.DEBUG}[level])
+    if level == QUIET or not _is_terminal(stream):
+        os.environ.update(PROGRESS_OFF)
+    with warnings.catch_warnings(), _transformers_verbosity(level):
+        if level != VERBOSE:
+            for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+                warnings.filterwarnings("ignore", category=category)
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(saved_levels[0])
+            own.setLevel(saved_levels[1])
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def _is_terminal(stream) -> bool:
+    return bool(getattr(stream, "isatty", None) and stream.isatty())
+
+
+@contextlib.contextmanager
+def _transformers_verbosity(level: int) -> Iterator[None]:
+    """transformers logs through its own handler (not the root's): set its level, before or after import.
+
+    A ``TRANSFORMERS_VERBOSITY`` the user set wins.
+    """
+    if os.environ.get("TRANSFORMERS_VERBOSITY"):
+        yield
+        return
+    wanted = logging.INFO if level == VERBOSE else logging.ERROR
+    os.environ["TRANSFORMERS_VERBOSITY"] = logging.getLevelName(wanted).lower()  # read when transformers is imported
+    saved = _hf_logging().get_verbosity() if "transformers" in sys.modules else logging.WARNING
+    if "transformers" in sys.modules:
+        _hf_logging().set_verbosity(wanted)
+    try:
+        yield
+    finally:
+        os.environ.pop("TRANSFORMERS_VERBOSITY", None)
+        if "transformers" in sys.modules:  # imported before or during the command
+            _hf_logging().set_verbosity(saved)
+
+
+def _hf_logging():
+    from transformers.utils import logging as hf_logging
+
+    return hf_logging

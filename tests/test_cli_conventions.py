@@ -1,0 +1,125 @@
+"""The console conventions of ``ser-hf``: --version, -q/-v, both flag spellings, exit codes, quiet libraries."""
+
+import argparse
+import io
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ser_hf import __version__
+from ser_hf.cli import build_parser, main
+from ser_hf.cli.output import NORMAL, QUIET, VERBOSE, console
+from ser_hf.progress import progress_bar
+from ser_hf.testing.corpora import make_corpus_tree
+
+
+def _leaves(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _leaves(sub)
+            return
+    yield parser
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"ser-hf {__version__}"
+
+
+def test_every_long_flag_takes_both_spellings_and_help_shows_the_dashed_one():
+    checked = 0
+    for parser in _leaves(build_parser()):
+        for action in parser._actions:
+            for flag in action.option_strings:
+                if not flag.startswith("--") or ("-" not in flag[2:] and "_" not in flag[2:]):
+                    continue
+                assert "_" not in flag, f"{parser.prog}: help shows {flag}"
+                underscored = "--" + flag[2:].replace("-", "_")
+                assert parser._option_string_actions[underscored] is action
+                checked += 1
+    assert checked > 50
+
+
+def test_both_spellings_run_the_same_command(tmp_path, capsys):
+    root = make_corpus_tree("urdu", tmp_path)
+    assert main(["data", "summary", "--corpus", "urdu", "--data_dir", str(root), "--json"]) == 0
+    underscored = capsys.readouterr().out
+    assert main(["data", "summary", "--corpus", "urdu", "--data-dir", str(root), "--json"]) == 0
+    assert capsys.readouterr().out == underscored
+
+
+def test_exit_codes(monkeypatch, capsys):
+    assert main(["data", "summary", "--corpus", "urdu", "--data-dir", "/nonexistent/folder"]) == 2
+    assert "ser-hf: error:" in capsys.readouterr().err
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ser_hf.cli.data.run_list", interrupted)
+    assert main(["data", "list"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["-q", "-v", "data", "list"])
+    assert stop.value.code == 2
+    help_text = build_parser().format_help()
+    assert "exit status:" in help_text and "130" in help_text
+
+
+def _logged(level: int) -> str:
+    stream = io.StringIO()
+    with console(level, stream):
+        logging.getLogger("ser_hf.training").info("own progress message")
+        logging.getLogger("ser_hf.training").debug("own debug message")
+        logging.getLogger("matplotlib.font_manager").info("generated new fontManager")
+        logging.getLogger("ser_hf.training").warning("own warning")
+    return stream.getvalue()
+
+
+def test_levels_quiet_normal_verbose():
+    quiet, normal, verbose = _logged(QUIET), _logged(NORMAL), _logged(VERBOSE)
+    assert "own warning" in quiet and "own progress message" not in quiet
+    assert "own progress message" in normal and "fontManager" not in normal and "own debug" not in normal
+    assert "own debug message" in verbose and "fontManager" in verbose
+
+
+def test_transformers_warnings_only_with_verbose():
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    load_report = hf_logging.get_logger("transformers.modeling_utils")  # where the LOAD REPORT table comes from
+    for level, shown in ((NORMAL, False), (QUIET, False), (VERBOSE, True)):
+        with console(level, io.StringIO()):
+            assert load_report.isEnabledFor(logging.WARNING) is shown
+    assert hf_logging.get_verbosity() == before  # restored: main() called from Python leaves no trace
+
+
+def test_transformers_is_quiet_when_first_imported_during_a_command():
+    # The CLI imports transformers lazily, inside the command: the level must hold then too.
+    code = ("import io, logging; from ser_hf.cli.output import console, NORMAL\n"
+            "with console(NORMAL, io.StringIO()):\n"
+            "    from transformers.utils import logging as hf\n"
+            "    print(hf.get_logger('transformers.modeling_utils').isEnabledFor(logging.WARNING))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={k: v for k, v in os.environ.items() if k != "TRANSFORMERS_VERBOSITY"})
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_progress_bars_only_where_someone_watches(monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert not progress_bar(True, total=2, file=Terminal()).disable
+    assert progress_bar(True, total=2, file=io.StringIO()).disable  # a pipe or log file
+    assert progress_bar(False, total=2, file=Terminal()).disable
+    with console(QUIET, io.StringIO()):
+        assert os.environ["TQDM_DISABLE"] == "1"
+        assert progress_bar(True, total=2, file=Terminal()).disable
+    assert "TQDM_DISABLE" not in os.environ

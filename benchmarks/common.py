@@ -6,7 +6,7 @@ date and package versions beside its figures, so every number quoted in the READ
 CPU timings come from shared machines, so every timing benchmark does the same four things with the
 helpers at the end of this module: it waits (bounded) for the machine to go quiet
 (:func:`wait_for_idle`), times the methods it compares in interleaved rounds so that a load change hits
-all of them (:func:`time_interleaved`), reports min and median over at least 3 repeats
+all of them (:func:`time_interleaved`, or :func:`interleaved` where a method times itself), reports min and median over at least 3 repeats
 (:func:`summarize`) with speed-ups from both (:func:`speedup`), and records the conditions: the idle
 wait's outcome, the load average before and after, the repeats (:func:`timing_conditions`).
 """
@@ -167,13 +167,27 @@ def summarize(values: Sequence[float], digits: int = 4) -> dict:
             "max": round(max(values), digits), "runs": [round(value, digits) for value in values]}
 
 
+def interleaved(names: Sequence[str], rounds: int) -> Iterator[tuple[int, str]]:
+    """``(round, name)`` for every name in every round, in reverse order every other round.
+
+    A load change from other jobs on the machine then hits every method alike, and no method always runs
+    first (or right after another).
+
+    Example:
+        >>> list(interleaved(["a", "b"], 2))
+        [(0, 'a'), (0, 'b'), (1, 'b'), (1, 'a')]
+    """
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            yield round_, name
+
+
 def time_interleaved(jobs: dict[str, Callable[[], Any]], repeats: int = 3, warmup: int = 1, *,
                      clock: Callable[[], float] = time.perf_counter,
                      cpu_clock: Callable[[], float] = time.process_time) -> tuple[dict[str, dict], dict[str, Any]]:
     """Time every job ``repeats`` times in interleaved rounds, after ``warmup`` untimed rounds.
 
-    Each round runs every job once, in reverse order every other round: a load change from other jobs
-    on the machine hits every method alike, and no method always runs first (or right after another).
+    Each round runs every job once, in the order of :func:`interleaved`.
 
     Args:
         jobs: name -> a callable taking no arguments.
@@ -195,13 +209,12 @@ def time_interleaved(jobs: dict[str, Callable[[], Any]], repeats: int = 3, warmu
     names, outputs = list(jobs), {}
     wall: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, list[float]] = {name: [] for name in names}
-    for round_ in range(warmup + repeats):
-        for name in names if round_ % 2 == 0 else names[::-1]:
-            started, cpu_started = clock(), cpu_clock()
-            outputs[name] = jobs[name]()
-            if round_ >= warmup:
-                wall[name].append(clock() - started)
-                cpu[name].append(cpu_clock() - cpu_started)
+    for round_, name in interleaved(names, warmup + repeats):
+        started, cpu_started = clock(), cpu_clock()
+        outputs[name] = jobs[name]()
+        if round_ >= warmup:
+            wall[name].append(clock() - started)
+            cpu[name].append(cpu_clock() - cpu_started)
     return {name: {"seconds": summarize(wall[name]), "cpu_seconds": summarize(cpu[name])} for name in names}, outputs
 
 
@@ -226,7 +239,7 @@ def add_timing_arguments(parser: argparse.ArgumentParser, repeats: int = 3) -> N
                        help=f"timed repeats of each measurement; min and median are reported (default {repeats})")
     group.add_argument("--max-load", type=float, default=None,
                        help="1-minute load average that counts as idle (default: a quarter of the cores)")
-    group.add_argument("--idle-timeout", type=float, default=120.0,
+    group.add_argument("--idle-timeout", "--wait-quiet", dest="idle_timeout", type=float, default=120.0,
                        help="seconds to wait at most for that load before timing anyway (default 120; 0: no wait)")
 
 

@@ -23,18 +23,20 @@ gain of switching, not a like-for-like kernel comparison.
 
 Shared machines: other jobs may use the cores, and with the kernel's autogroup scheduling each session
 gets an equal CPU share under contention whatever its number of processes, which hides any parallel
-speed-up. So each timing first waits (up to ``--wait-quiet`` s) for low CPU pressure, records the load
-and CPU pressure around it and the CPU time per file (unaffected by waiting for the CPU), parallel and
-sequential alternate over ``--rounds`` rounds, and ratios use each mode's best round.
+speed-up. So the run first waits (up to ``--idle-timeout`` s) for the 1-minute load average to fall, records
+the load average before and after, and the CPU time per file (hardly inflated by other jobs); the compared
+methods alternate over ``--repeats`` rounds, with min and median per method and ratios from both
+(``benchmarks/common.py``).
 
 Usage:
     .venv/bin/python benchmarks/feature_extraction.py
-    .venv/bin/python benchmarks/feature_extraction.py --corpora urdu --notebook-max-files 0
+    .venv/bin/python benchmarks/feature_extraction.py --corpora urdu --notebook-max-files 0 --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import resource
 import sys
@@ -47,7 +49,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, write_result  # noqa: E402
+from common import (  # noqa: E402
+    SHARED_DATA,
+    add_timing_arguments,
+    speedup,
+    summarize,
+    time_interleaved,
+    timing_conditions,
+    write_result,
+)
 
 from ser_hf.audio import AudioPreprocessor, load_audio  # noqa: E402
 from ser_hf.baseline import FeatureConfig, extract_dataset_features, extract_features  # noqa: E402
@@ -68,75 +78,29 @@ def notebook_extract_feature(file_name: str) -> np.ndarray:
     return np.hstack([mfccs, chroma, mel, contrast, tonnetz])
 
 
-def _cpu_times() -> tuple[float, float] | None:
-    try:
-        fields = [float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return fields[3] + fields[4], sum(fields)  # idle + iowait, total
-
-
-def _idle_fraction(interval: float = 2.0) -> float | None:
-    """Share of the machine's CPU time left idle over ``interval`` s (Linux /proc/stat; None elsewhere)."""
-    first = _cpu_times()
-    time.sleep(interval)
-    second = _cpu_times()
-    if first is None or second is None or second[1] <= first[1]:
-        return None
-    return round((second[0] - first[0]) / (second[1] - first[1]), 3)
-
-
-def _load() -> dict:
-    """Load average, CPU pressure (PSI: share of the last 10 s some task waited) and the idle share."""
-    load = {"loadavg_1min": round(os.getloadavg()[0], 2), "idle_fraction": _idle_fraction(1.0)}
-    try:
-        some = Path("/proc/pressure/cpu").read_text().split("\n")[0]
-        load["cpu_pressure_avg10"] = float(some.split("avg10=")[1].split()[0])
-    except (OSError, IndexError, ValueError):
-        pass
-    return load
-
-
 def _cpu_seconds() -> float:
     """CPU time of this process and of its finished children (the pool's workers, once shut down)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _wait_quiet(max_wait: float) -> float:
-    """Wait (up to ``max_wait`` s) until other jobs leave the cores idle; returns the seconds waited.
+def _timed(files: dict[str, list[str]], jobs: dict, repeats: int) -> dict:
+    """``jobs`` timed in interleaved rounds: per method seconds and CPU ms per file (min/median) and files/s.
 
-    Idle time, not CPU pressure: one foreign job on one of 2 cores leaves pressure at 0 but halves
-    what a 2-process pool can get.
+    CPU time includes the pool's workers (reaped inside each call), so it is the work done, wherever it ran.
     """
-    start = time.perf_counter()
-    while time.perf_counter() - start < max_wait and (_idle_fraction() or 1.0) < 0.9:
-        pass
-    return round(time.perf_counter() - start, 1)
-
-
-def _timed(label: str, n_files: int, run, max_wait: float = 0.0) -> dict:
-    """Run ``run()`` once: wall-clock files/s, CPU ms per file, and the machine's load around it."""
-    waited = _wait_quiet(max_wait)
-    before, cpu = _load(), _cpu_seconds()
-    start = time.perf_counter()
-    extra = run()
-    seconds = time.perf_counter() - start
-    result = {
-        "files": n_files,
-        "seconds": round(seconds, 2),
-        "files_per_s": round(n_files / seconds, 2),
-        "cpu_ms_per_file": round((_cpu_seconds() - cpu) * 1000 / n_files, 1),
-        "load_before": before,
-        "load_after": _load(),
-        "waited_for_quiet_s": waited,
-        **(extra if isinstance(extra, dict) else {}),
-    }
-    print(
-        f"  {label:24s} {result['files_per_s']:8.2f} files/s  ({n_files} files, {seconds:.1f} s, load {before})",
-        flush=True,
-    )
-    return result
+    times, outputs = time_interleaved(jobs, repeats, warmup=0, cpu_clock=_cpu_seconds)
+    results = {}
+    for name, timed in times.items():
+        count = len(files[name])
+        per_file = summarize([seconds / count for seconds in timed["seconds"]["runs"]], 5)
+        results[name] = {"files": count, **timed, "seconds_per_file": per_file,
+                         "files_per_s": round(1 / per_file["median"], 2),
+                         "cpu_ms_per_file": summarize([c * 1000 / count for c in timed["cpu_seconds"]["runs"]], 1),
+                         **(outputs[name] if isinstance(outputs[name], dict) else {})}
+        print(f"  {name:24s} {results[name]['files_per_s']:8.2f} files/s (median of {repeats}, {count} files)",
+              flush=True)
+    return results
 
 
 def _notebook_loop(files: list[str]) -> dict:
@@ -156,21 +120,15 @@ def _process_pool_map(args: tuple, workers: int) -> None:
         list(pool.map(_extraction._extract_file, *args, chunksize=4))
 
 
-def _pool_comparison(files: list[str], config: FeatureConfig, workers: int, max_wait: float) -> dict:
+def _pool_comparison(files: list[str], config: FeatureConfig, workers: int, repeats: int) -> dict:
     """The extractor's worker function on threads vs processes (fork), BLAS limited to 1 thread in both."""
     prep = AudioPreprocessor(sampling_rate=config.sampling_rate)
     args = ([str(p) for p in files], [config] * len(files), [prep] * len(files))
-    results = {}
-    with _extraction._limit_blas_threads():
-        results["sequential"] = _timed(
-            "sequential", len(files), lambda: list(map(_extraction._extract_file, *args)), max_wait
-        )
-        with ThreadPoolExecutor(workers) as pool:
-            results["threads"] = _timed(
-                "threads", len(files), lambda: list(pool.map(_extraction._extract_file, *args)), max_wait
-            )
-    results["processes"] = _timed("processes", len(files), lambda: _process_pool_map(args, workers), max_wait)
-    return results
+    with _extraction._limit_blas_threads(), ThreadPoolExecutor(workers) as pool:
+        jobs = {"sequential": lambda: list(map(_extraction._extract_file, *args)),
+                "threads": lambda: list(pool.map(_extraction._extract_file, *args)),
+                "processes": lambda: _process_pool_map(args, workers)}
+        return _timed(dict.fromkeys(jobs, files), jobs, repeats)
 
 
 def _per_file_ms(files: list[str], config: FeatureConfig) -> dict:
@@ -225,53 +183,33 @@ def _subset(files: list, limit: int) -> list:
     return [files[round(i * len(files) / limit)] for i in range(limit)]
 
 
-def _compare_ser_hf(files: list[str], config: FeatureConfig, args: argparse.Namespace) -> dict:
-    """Parallel (cold cache) and sequential runs, alternating order each round; then one warm-cache run.
-
-    Other jobs may share the cores, so each mode gets several rounds and the ratios use the best one
-    (the least disturbed), as ``timeit`` does.
-    """
-    runs: dict[str, list[dict]] = {"ser_hf_parallel": [], "ser_hf_sequential": []}
+def _compare(files: list[str], notebook_files: list[str], config: FeatureConfig, repeats: int) -> dict:
+    """ser_hf parallel (a new, cold cache each round), ser_hf sequential and the notebook loop, interleaved;
+    then the warm cache of the first parallel round."""
     with tempfile.TemporaryDirectory() as root:
-        for round_ in range(args.rounds):
-            modes = ["ser_hf_parallel", "ser_hf_sequential"][:: 1 if round_ % 2 == 0 else -1]
-            for mode in modes:
-                kwargs = (
-                    {"cache_dir": Path(root) / f"cache{round_}"} if mode == "ser_hf_parallel" else {"num_workers": 1}
-                )
-                runs[mode].append(
-                    _timed(
-                        f"{mode} #{round_ + 1}",
-                        len(files),
-                        lambda kwargs=kwargs: _ser_hf(files, config, **kwargs),
-                        args.wait_quiet,
-                    )
-                )
-        cached = _timed(
-            "ser_hf cached (warm)", len(files), lambda: _ser_hf(files, config, cache_dir=Path(root) / "cache0")
-        )
-    return {**runs, "ser_hf_cached": cached}
+        caches = (Path(root) / f"cache{i}" for i in itertools.count())
+        jobs = {"ser_hf_parallel": lambda: _ser_hf(files, config, cache_dir=next(caches)),
+                "ser_hf_sequential": lambda: _ser_hf(files, config, num_workers=1),
+                "notebook": lambda: _notebook_loop(notebook_files)}
+        results = _timed({"ser_hf_parallel": files, "ser_hf_sequential": files, "notebook": notebook_files}, jobs,
+                         repeats)
+        warm = {"ser_hf_cached": lambda: _ser_hf(files, config, cache_dir=Path(root) / "cache0")}
+        results.update(_timed({"ser_hf_cached": files}, warm, repeats))
+    return results
 
 
 def bench_corpus(name: str, args: argparse.Namespace, config: FeatureConfig) -> dict:
     files = _subset(sorted(str(p) for p in (SHARED_DATA / name).rglob("*.flac")), args.max_files)
     print(f"{name}: {len(files)} files", flush=True)
-    result: dict = {"files": len(files), **_compare_ser_hf(files, config, args)}
     notebook_files = _subset(files, args.notebook_max_files)
-    result["notebook"] = _timed(
-        "notebook sequential", len(notebook_files), lambda: _notebook_loop(notebook_files), args.wait_quiet
-    )
+    result: dict = {"files": len(files), **_compare(files, notebook_files, config, args.repeats)}
     result["notebook"]["subset"] = (
         "all files" if notebook_files == files else f"every {len(files) / len(notebook_files):.1f}th file"
     )
+    per_file = {key: result[key]["seconds_per_file"] for key in ("notebook", "ser_hf_parallel", "ser_hf_sequential")}
     for key in ("ser_hf_parallel", "ser_hf_sequential"):
-        best = max(run["files_per_s"] for run in result[key])
-        result[f"ratio_{key.removeprefix('ser_hf_')}_vs_notebook"] = round(best / result["notebook"]["files_per_s"], 2)
-    result["parallel_speedup"] = round(
-        max(run["files_per_s"] for run in result["ser_hf_parallel"])
-        / max(run["files_per_s"] for run in result["ser_hf_sequential"]),
-        2,
-    )
+        result[f"ratio_{key.removeprefix('ser_hf_')}_vs_notebook"] = speedup(per_file["notebook"], per_file[key])
+    result["parallel_speedup"] = speedup(per_file["ser_hf_sequential"], per_file["ser_hf_parallel"])
     sample = _subset(files, args.breakdown_files)
     result["per_file_ms"] = {
         "files": len(sample),
@@ -279,28 +217,9 @@ def bench_corpus(name: str, args: argparse.Namespace, config: FeatureConfig) -> 
         "notebook": _notebook_per_file_ms(sample),
     }
     result["threads_vs_processes"] = _pool_comparison(
-        _subset(files, args.pool_files), config, _extraction._default_workers(2), args.wait_quiet
+        _subset(files, args.pool_files), config, _extraction._default_workers(2), args.repeats
     )
     return result
-
-
-def _collect(node: object, key: str) -> list[float]:
-    if isinstance(node, dict):
-        found = [node[key]] if node.get(key) is not None else []
-        return found + [x for value in node.values() for x in _collect(value, key)]
-    return [x for value in node for x in _collect(value, key)] if isinstance(node, list) else []
-
-
-def _noise_note(results: dict) -> str:
-    idle = _collect(results, "idle_fraction")
-    if not idle:
-        return "Idle share not available on this platform; see the load averages."
-    busy = sum(x < 0.9 for x in idle)
-    return (
-        f"Idle CPU share measured just before/after each timing ranged {min(idle)}-{max(idle)}; {busy} of "
-        f"{len(idle)} readings were below 0.9 (other jobs on the cores; each reading is taken while this "
-        f"benchmark sleeps, so it measures the other jobs only)."
-    )
 
 
 def warm_up(config: FeatureConfig, path: str) -> None:
@@ -318,8 +237,7 @@ def main() -> None:
     parser.add_argument("--notebook-max-files", type=int, default=400, help="0 = every file (slow: ~0.4 s/file)")
     parser.add_argument("--breakdown-files", type=int, default=40, help="files for the per-step cost breakdown")
     parser.add_argument("--pool-files", type=int, default=100, help="files for threads vs processes")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating parallel/sequential rounds per corpus")
-    parser.add_argument("--wait-quiet", type=float, default=60.0, help="max s to wait for low CPU pressure per timing")
+    add_timing_arguments(parser)
     args = parser.parse_args()
     config = FeatureConfig()
     missing = [name for name in args.corpora if not (SHARED_DATA / name).is_dir()]
@@ -331,9 +249,10 @@ def main() -> None:
         "n_features": len(extract_features(np.zeros(1, np.float32), config)),
         "cpu_count": os.cpu_count(),
     }
-    for name in args.corpora:
-        results[name] = bench_corpus(name, args, config)
-    results["noise"] = _noise_note(results)
+    with timing_conditions(args, "one extraction of the files per method, methods interleaved") as conditions:
+        for name in args.corpora:
+            results[name] = bench_corpus(name, args, config)
+    results["timing"] = conditions
     write_result("feature_extraction", results)
 
 

@@ -12,9 +12,12 @@ machine, same batch size, learning rate and optimiser; what differs is the data 
   mode (``max_source_positions`` covering the longest clip, here 3 s), batches grouped by duration and
   padded to their longest clip (for Whisper: to the fixed 3 s input), class-weighted loss. No augmentation.
 
-Throughput: ``--warmup`` steps, then ``--steps`` timed steps (step end to step end, so decoding, feature
-extraction, forward, backward and the optimiser all count). Training samples/s are given by wall clock and by
-CPU time of this process: the machine is shared, and CPU seconds are hardly inflated by other jobs. On a GPU
+Throughput: ``--repeats`` rounds, the two paths in alternating order (a fresh trainer each time), each
+``--warmup`` steps, then ``--steps`` timed steps (step end to step end, so decoding, feature extraction,
+forward, backward and the optimiser all count); min and median seconds per training sample over the rounds,
+speed-ups from both (``benchmarks/common.py``; the run first waits for an idle machine and records the load
+average before and after). Given by wall clock and by CPU time of this process: the machine is shared, and
+CPU seconds are hardly inflated by other jobs. On a GPU
 (used automatically when CUDA is available; ``--bf16`` for mixed precision) only the wall-clock figure means
 anything, and ``--dataloader-workers`` decode and extract features beside the training loop.
 
@@ -33,7 +36,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import resource
 import sys
@@ -47,7 +49,16 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, write_result  # noqa: E402
+from common import (  # noqa: E402
+    SHARED_DATA,
+    add_timing_arguments,
+    interleaved,
+    load_average,
+    speedup,
+    summarize,
+    timing_conditions,
+    write_result,
+)
 
 from ser_hf.audio import load_audio  # noqa: E402
 from ser_hf.corpora import load_corpus  # noqa: E402
@@ -64,10 +75,6 @@ EXAMPLE_MAX_LENGTH_SECONDS = 20.0  # run_audio_classification.py's default
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _load() -> float:
-    return round(os.getloadavg()[0], 2)
 
 
 class StepClock(TrainerCallback):
@@ -130,21 +137,35 @@ def make_trainer(path: str, checkpoint: Path, labels, train, out: Path, args, cl
     return trainer, method
 
 
-def throughput(path: str, checkpoint: Path, labels, clips, out: Path, args) -> dict:
-    """Training samples/s of ``path`` over ``args.steps`` steps after ``args.warmup`` steps."""
+def _timed_steps(path: str, checkpoint: Path, labels, clips, out: Path, args) -> dict:
+    """Wall and CPU seconds of ``args.steps`` steps of ``path`` after ``args.warmup`` steps, with a fresh trainer."""
     clock = StepClock()
-    trainer, _ = make_trainer(path, checkpoint, labels, clips, out, args, clock,
-                              max_steps=args.warmup + args.steps)
-    load_before = _load()
+    trainer, _ = make_trainer(path, checkpoint, labels, clips, out, args, clock, max_steps=args.warmup + args.steps)
     trainer.train()
     (wall0, cpu0), (wall1, cpu1) = clock.marks[args.warmup - 1], clock.marks[-1]
+    return {"wall_s": wall1 - wall0, "cpu_s": cpu1 - cpu0}
+
+
+def throughput(checkpoint: Path, labels, clips, out: Path, args) -> dict:
+    """Seconds per training sample of both paths over ``args.repeats`` interleaved rounds, and the speed-up."""
     samples = args.steps * args.batch_size
-    result = {"timed_steps": args.steps, "samples": samples, "wall_s": round(wall1 - wall0, 2),
-              "cpu_s": round(cpu1 - cpu0, 2), "samples_per_s_wall": round(samples / (wall1 - wall0), 3),
-              "samples_per_cpu_s": round(samples / (cpu1 - cpu0), 3),
-              "load_average_1min": {"before": load_before, "after": _load()}}
-    print(f"  {path:8s} {result['samples_per_s_wall']:7.3f} samples/s wall, {result['samples_per_cpu_s']:7.3f} "
-          f"per CPU-s ({samples} samples, load {load_before})", flush=True)
+    runs: dict[str, list[dict]] = {"example": [], "ser_hf": []}
+    for round_, path in interleaved(list(runs), args.repeats):
+        runs[path].append(_timed_steps(path, checkpoint, labels, clips, out / f"{path}-{round_}", args))
+        print(f"  round {round_ + 1} {path:8s} {samples / runs[path][-1]['wall_s']:7.3f} samples/s wall "
+              f"({samples} samples, load {load_average()})", flush=True)
+    result = {}
+    for path, timed in runs.items():
+        wall = summarize([run["wall_s"] / samples for run in timed])
+        cpu = summarize([run["cpu_s"] / samples for run in timed])
+        result[path] = {"timed_steps": args.steps, "samples": samples, "seconds_per_sample": wall,
+                        "cpu_seconds_per_sample": cpu, "samples_per_s_wall": round(1 / wall["median"], 3),
+                        "samples_per_cpu_s": round(1 / cpu["median"], 3)}
+    result["speedup"] = {
+        "samples_per_s_wall": speedup(result["example"]["seconds_per_sample"], result["ser_hf"]["seconds_per_sample"]),
+        "samples_per_cpu_s": speedup(result["example"]["cpu_seconds_per_sample"],
+                                     result["ser_hf"]["cpu_seconds_per_sample"]),
+    }
     return result
 
 
@@ -194,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="finetune_throughput", help="result file name")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-    parser.add_argument("--steps", type=int, default=4, help="timed steps")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
+    add_timing_arguments(parser)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--budget-cpu-s", type=float, default=150.0, help="CPU seconds of training per path for UA; 0: skip")
     parser.add_argument("--test-clips", type=int, default=64, help="held-out-speaker clips scored for UA")
@@ -211,12 +233,13 @@ def main(argv: list[str] | None = None) -> None:
                "clips": {"count": len(clips), "seconds_min": round(min(clips["duration"]), 2),
                          "seconds_mean": round(float(np.mean(clips["duration"])), 2),
                          "seconds_max": round(max(clips["duration"]), 2)},
-               "throughput": {}}
+               "throughput": None}
     with tempfile.TemporaryDirectory() as tmp:
-        for path in ("example", "ser_hf"):
-            results["throughput"][path] = throughput(path, checkpoint, labels, clips, Path(tmp) / path, args)
-        results["speedup"] = {key: round(results["throughput"]["ser_hf"][key] / results["throughput"]["example"][key], 2)
-                              for key in ("samples_per_s_wall", "samples_per_cpu_s")}
+        with timing_conditions(args, "--steps training steps per path after --warmup steps, a fresh trainer per "
+                                     "round, the paths in alternating order") as conditions:
+            results["throughput"] = throughput(checkpoint, labels, clips, Path(tmp), args)
+        results["speedup"] = results["throughput"].pop("speedup")
+        results["timing"] = conditions
         if args.budget_cpu_s > 0:
             split = speaker_split(dataset, test_size=0.2, validation_size=0.0, seed=0)
             split["test"] = _sample(split["test"], args.test_clips, seed=1)

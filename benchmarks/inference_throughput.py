@@ -16,8 +16,10 @@ Two checkpoints built from the ``whisper-tiny.en`` preset (the real OpenAI encod
   benchmarks/whisper_short_clips.py and README.)
 
 Timing: per checkpoint, one subprocess loads both, warms each up on 8 clips, then runs them over the same
-clips in alternating blocks of 64 (ser_hf's chunk size), so load from other jobs on a shared machine
-hits both alike; model loading is not timed. Peak RSS (``ru_maxrss``): a separate subprocess per method
+clips in alternating blocks of at most 64 clips (ser_hf's chunk size) and at least ``--repeats`` blocks, so
+load from other jobs on a shared machine hits both alike; each block is one repeat: min and median seconds
+per block, speed-ups from both (``benchmarks/common.py``; the run first waits for an idle machine and
+records the load average before and after). Model loading is not timed. Peak RSS (``ru_maxrss``): a separate subprocess per method
 over 72 clips (ser_hf's memory is bounded by its 64-clip chunk, the pipeline's by one clip). The 30 s-padded
 runs take about 0.5 s per clip on 2 cores, so they use a fixed random subset (``--subset``, seed 0); the
 ``short_6s`` runs use the whole corpus unless ``--limit`` is given.
@@ -31,17 +33,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, write_result  # noqa: E402
+from common import (  # noqa: E402
+    SHARED_DATA,
+    add_timing_arguments,
+    load_average,
+    speedup,
+    time_interleaved,
+    timing_conditions,
+    write_result,
+)
 
 LABELS = ["neutral", "happy", "sad", "angry"]
 CHECKPOINTS = {"pad_30s": None, "short_6s": 300}  # max_source_positions (None: the preset's 1500)
@@ -117,8 +127,28 @@ def _rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
+def blocks_of(files: list[str], block: int, repeats: int) -> list[list[str]]:
+    """``files`` in consecutive blocks of equal size (to one clip), at most ``block`` clips, at least ``repeats`` blocks."""
+    count = min(len(files), max(repeats, math.ceil(len(files) / block)))
+    bounds = [round(i * len(files) / count) for i in range(count + 1)]
+    return [files[start:end] for start, end in zip(bounds, bounds[1:])]
+
+
+def _block_by_block(runner, blocks: list[list[str]]):
+    """A job for ``time_interleaved``: each call runs ``runner`` on the next block and checks every clip was done."""
+    pending = iter(blocks)
+
+    def run() -> None:
+        block = next(pending)
+        done = runner(block)
+        if done != len(block):
+            raise RuntimeError(f"{type(runner).__name__} predicted {done} of {len(block)} clips")
+
+    return run
+
+
 def worker(args: argparse.Namespace) -> dict:
-    """Time the methods over the same files in blocks of ``--block`` clips, alternating which goes first.
+    """Time the methods over the same files block by block, alternating which goes first.
 
     Load from other jobs changes over minutes; alternating blocks spreads it evenly over both methods.
     With one method only, report its peak RSS (the process holds nothing else).
@@ -129,23 +159,18 @@ def worker(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     files = json.loads(Path(args.files).read_text())
     methods = args.method or list(METHODS)
+    blocks = blocks_of(files, args.block, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         runners = {name: METHODS[name](args.checkpoint, args.batch_size, Path(tmp), args.device) for name in methods}
         for runner in runners.values():
             runner.warm_up(files[:WARMUP])
-        totals = {name: {"seconds": 0.0, "cpu_seconds": 0.0, "clips": 0} for name in methods}
-        for number, start in enumerate(range(0, len(files), args.block)):
-            block = files[start: start + args.block]
-            for name in (methods if number % 2 == 0 else methods[::-1]):
-                wall, cpu = time.perf_counter(), time.process_time()
-                done = runners[name](block)
-                totals[name]["seconds"] += time.perf_counter() - wall
-                totals[name]["cpu_seconds"] += time.process_time() - cpu
-                totals[name]["clips"] += len(block)
-                assert done == len(block), (name, done)
-    figures = {name: {"clips": t["clips"], "seconds": round(t["seconds"], 2),
-                      "clips_per_second": round(t["clips"] / t["seconds"], 3), "cpu_seconds": round(t["cpu_seconds"], 2)}
-               for name, t in totals.items()}
+        times, _ = time_interleaved({name: _block_by_block(runner, blocks) for name, runner in runners.items()},
+                                    repeats=len(blocks), warmup=0)
+    clips_per_block = len(files) / len(blocks)
+    figures = {name: {"clips": len(files), "blocks": len(blocks), "seconds_per_block": t["seconds"],
+                      "cpu_seconds_per_block": t["cpu_seconds"], "seconds": round(sum(t["seconds"]["runs"]), 2),
+                      "clips_per_second": round(clips_per_block / t["seconds"]["median"], 3)}
+               for name, t in times.items()}
     result = {"methods": figures, "torch_threads": torch.get_num_threads()}
     if len(methods) == 1:
         result["peak_rss_mib"] = _rss_mib()
@@ -158,13 +183,14 @@ def run_worker(checkpoint: str, files: list[str], args: argparse.Namespace, work
     listing = workdir / f"files-{len(files)}.json"
     listing.write_text(json.dumps(files))
     command = [sys.executable, __file__, "--worker", "--checkpoint", checkpoint, "--files", str(listing),
-               "--batch-size", str(args.batch_size), "--block", str(args.block), "--threads", str(args.threads)]
+               "--batch-size", str(args.batch_size), "--block", str(args.block), "--threads", str(args.threads),
+               "--repeats", str(args.repeats)]
     command += (["--method", method] if method else []) + (["--device", args.device] if args.device else [])
-    load = round(os.getloadavg()[0], 2)
+    load = load_average()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"worker failed: {' '.join(command)}\n{result.stderr[-3000:]}")
-    return {**json.loads(result.stdout.strip().splitlines()[-1]), "load_average_1min_before": load}
+    return {**json.loads(result.stdout.strip().splitlines()[-1]), "load_average_before": load}
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -175,12 +201,33 @@ def _seconds_of_audio(files: list[str]) -> float:
     return round(sum(soundfile.info(path).duration for path in files), 1)
 
 
+def _measure(name: str, checkpoint: dict, clips: list[str], files: list[str], args: argparse.Namespace,
+             workdir: Path) -> dict:
+    """Both methods on one checkpoint: timing in one worker, then peak memory in one worker per method."""
+    entry = {**{k: v for k, v in checkpoint.items() if k != "path"},
+             "clips": len(clips), "audio_seconds": _seconds_of_audio(clips),
+             "clip_set": ("all of RAVDESS" if clips == files else f"first {len(clips)} of RAVDESS" if name == "short_6s"
+                          else f"fixed random subset (seed 0) of the {len(files)} RAVDESS clips")}
+    timing = run_worker(checkpoint["path"], clips, args, workdir)
+    entry.update(timing["methods"])
+    entry["speedup"] = speedup(entry["pipeline loop"]["seconds_per_block"],
+                               entry["ser_hf predict_files"]["seconds_per_block"])
+    entry["timing_load_average_before"] = timing["load_average_before"]
+    entry["torch_threads"] = timing["torch_threads"]
+    for method in METHODS:  # peak memory: one method per process
+        rss = run_worker(checkpoint["path"], clips[: args.rss_clips], args, workdir, method)
+        entry[method]["peak_rss_mib"] = rss["peak_rss_mib"]
+    print(f"{name}: {json.dumps(entry)}", flush=True)
+    return entry
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subset", type=int, default=200, help="clips for the 30 s-padded runs (default 200)")
     parser.add_argument("--limit", type=int, default=None, help="clips for the short_6s runs (default: all)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--block", type=int, default=64, help="clips per alternation block (ser_hf's chunk size)")
+    parser.add_argument("--block", type=int, default=64, help="most clips per alternation block (ser_hf's chunk size)")
+    add_timing_arguments(parser)
     parser.add_argument("--rss-clips", type=int, default=72, help="clips of each peak-memory run (one method)")
     parser.add_argument("--device", default=None, help="e.g. cuda (default: CPU, as ser-hf predict)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
@@ -198,33 +245,20 @@ def main(argv: list[str] | None = None) -> None:
     subset = sorted(random.Random(0).sample(files, args.subset))
     clip_sets = {"pad_30s": subset, "short_6s": files[: args.limit]}
     results = {"batch_size": args.batch_size, "block": args.block, "cpu_count": os.cpu_count(),
-               "cpus_usable": len(os.sched_getaffinity(0)), "device": args.device or "cpu",
-               "load_average_1min_start": round(os.getloadavg()[0], 2), "checkpoints": {}}
+               "cpus_usable": len(os.sched_getaffinity(0)), "device": args.device or "cpu", "checkpoints": {}}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         checkpoints = build_checkpoints(workdir)
-        for name, clips in clip_sets.items():
-            entry = {**{k: v for k, v in checkpoints[name].items() if k != "path"},
-                     "clips": len(clips), "audio_seconds": _seconds_of_audio(clips),
-                     "clip_set": ("all of RAVDESS" if clips == files else f"first {len(clips)} of RAVDESS" if name == "short_6s"
-                                  else f"fixed random subset (seed 0) of the {len(files)} RAVDESS clips")}
-            timing = run_worker(checkpoints[name]["path"], clips, args, workdir)
-            entry.update(timing["methods"])
-            entry["speedup"] = round(entry["ser_hf predict_files"]["clips_per_second"]
-                                     / entry["pipeline loop"]["clips_per_second"], 2)
-            entry["timing_load_average_1min_before"] = timing["load_average_1min_before"]
-            entry["torch_threads"] = timing["torch_threads"]
-            for method in METHODS:  # peak memory: one method per process
-                rss = run_worker(checkpoints[name]["path"], clips[: args.rss_clips], args, workdir, method)
-                entry[method]["peak_rss_mib"] = rss["peak_rss_mib"]
-            print(f"{name}: {json.dumps(entry)}", flush=True)
-            results["checkpoints"][name] = entry
+        with timing_conditions(args, "one block of clips per method, methods alternating, in a worker process; "
+                                     "at least --repeats blocks per checkpoint") as conditions:
+            for name, clips in clip_sets.items():
+                results["checkpoints"][name] = _measure(name, checkpoints[name], clips, files, args, workdir)
+    results["timing"] = conditions
     pad, short = results["checkpoints"]["pad_30s"], results["checkpoints"]["short_6s"]
     # Different clip sets (a random subset vs all clips of the same corpus): compared per clip.
     results["speedup_ser_hf_short_6s_vs_pipeline_pad_30s"] = round(
         short["ser_hf predict_files"]["clips_per_second"] / pad["pipeline loop"]["clips_per_second"], 2)
     results["weights"] = "OpenAI whisper tiny.en encoder (preset whisper-tiny.en), random 4-emotion head (seed 0)"
-    results["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     results["note"] = ("2-core development machine shared with other jobs: see the load averages; both methods "
                        "of a checkpoint ran in one process in alternating blocks, so a load change hits both.")
     write_result(args.name, results)

@@ -5,8 +5,9 @@ Trains the RAVDESS whisper-tiny.en probe recipe (``recipes/ravdess/whisper-tiny.
 ``ser_hf.training.experiment.train``, exports the checkpoint with ``export_onnx(..., quantize="int8")`` and
 scores the held-out speakers of that run (``speaker_split``, the speakers ``ser-hf evaluate --split test``
 uses) with each backend through ``EmotionRecognizer``: UA (macro recall), WA, top-label agreement with
-PyTorch, max abs probability difference, clips/s (model time only: audio decoded once beforehand; best of
-``--rounds`` interleaved rounds, since the machine is shared) and file sizes. For comparison it also scores
+PyTorch, max abs probability difference, clips/s (model time only: audio decoded once beforehand; min and
+median of ``--repeats`` interleaved rounds after a warm-up, since the machine is shared; ``benchmarks/common.py``)
+and file sizes. For comparison it also scores
 onnxruntime's default dynamic quantisation (per tensor, full 8-bit range), which ``export_onnx`` does not use.
 
     .venv/bin/python benchmarks/onnx_export.py                      # 8 emotions, every held-out clip
@@ -17,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import SHARED_DATA, write_result
+from common import SHARED_DATA, add_timing_arguments, speedup, time_interleaved, timing_conditions, write_result
 
 from ser_hf.evaluation import EvaluationReport
 from ser_hf.inference.onnx import export_onnx
@@ -68,17 +68,13 @@ def _score(probabilities: np.ndarray, part, labels: list[str]) -> dict:
     return {"unweighted_accuracy": report.unweighted_accuracy, "weighted_accuracy": report.weighted_accuracy}
 
 
-def _time_backends(recognizers: dict, waves: list[np.ndarray], rounds: int) -> tuple[dict, dict]:
-    """Probabilities and best seconds per backend, rounds interleaved so that load spikes hit all of them."""
-    probabilities, seconds = {}, {name: float("inf") for name in recognizers}
+def _time_backends(recognizers: dict, waves: list[np.ndarray], repeats: int) -> tuple[dict, dict]:
+    """Probabilities and seconds (min/median) per backend, rounds interleaved so that load spikes hit all of them."""
     for recognizer in recognizers.values():
         recognizer.predict_waves(waves[:8])  # warm-up: first-call allocations, onnxruntime arena
-    for _ in range(rounds):
-        for name, recognizer in recognizers.items():
-            start = time.perf_counter()
-            probabilities[name] = recognizer.predict_waves(waves)
-            seconds[name] = min(seconds[name], time.perf_counter() - start)
-    return probabilities, seconds
+    jobs = {name: (lambda r=recognizer: r.predict_waves(waves)) for name, recognizer in recognizers.items()}
+    times, probabilities = time_interleaved(jobs, repeats, warmup=0)
+    return probabilities, times
 
 
 def main() -> None:
@@ -86,10 +82,9 @@ def main() -> None:
     parser.add_argument("--emotions", default=None, help="label subset, e.g. 4class (default: all 8 RAVDESS emotions)")
     parser.add_argument("--positions", type=int, default=300, help="Whisper max_source_positions (default 300 = 6 s)")
     parser.add_argument("--max-clips", type=int, default=0, help="score only the first N held-out clips (0: all)")
-    parser.add_argument("--rounds", type=int, default=2, help="timing rounds per backend; the best is kept")
     parser.add_argument("--batch-size", type=int, default=8)
+    add_timing_arguments(parser)
     args = parser.parse_args()
-    load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="ser_hf_onnx_bench_"))
     run, trained, train_seconds = _train_probe(tmp, args.emotions, args.positions)
     start = time.perf_counter()
@@ -105,7 +100,8 @@ def main() -> None:
                "onnx_int8_per_tensor_8bit": plain_int8}
     recognizers = {name: EmotionRecognizer.from_pretrained(path, batch_size=args.batch_size) for name, path in sources.items()}
     waves = [recognizers["torch_fp32"].load(path) for path in part["audio"]]
-    probabilities, seconds = _time_backends(recognizers, waves, args.rounds)
+    with timing_conditions(args, "one pass over the pre-decoded clips per backend, backends interleaved") as conditions:
+        probabilities, times = _time_backends(recognizers, waves, args.repeats)
     reference = probabilities["torch_fp32"]
     backends = {}
     for name, probs in probabilities.items():
@@ -113,8 +109,9 @@ def main() -> None:
             **_score(probs, part, labels),
             "top_label_agreement_with_torch": float(np.mean(probs.argmax(1) == reference.argmax(1))),
             "max_abs_prob_diff_vs_torch": float(np.abs(probs - reference).max()),
-            "clips_per_second": len(waves) / seconds[name],
-            "seconds": seconds[name],
+            "clips_per_second": round(len(waves) / times[name]["seconds"]["median"], 2),
+            **times[name],
+            "speedup_vs_torch": speedup(times["torch_fp32"]["seconds"], times[name]["seconds"]),
         }
     sizes = {"model.safetensors": (trained.checkpoint / "model.safetensors").stat().st_size, **record["files"],
              plain_int8.name: plain_int8.stat().st_size}
@@ -124,9 +121,9 @@ def main() -> None:
             "max_source_positions": args.positions, "corpus": "ravdess", "emotions": args.emotions or "all 8",
             "labels": labels, "held_out_speakers": held_out, "clips": len(waves),
             "clip_limit": args.max_clips or None, "batch_size": args.batch_size,
-            "threads": torch.get_num_threads(), "timing": f"best of {args.rounds} interleaved rounds, audio pre-decoded",
-            "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+            "threads": torch.get_num_threads(),
         },
+        "timing": conditions,
         "train_seconds": train_seconds,
         "probe_test_report_ua": trained.report.unweighted_accuracy,
         "export_seconds": export_seconds,

@@ -15,13 +15,16 @@ Two sections, each against a real ``ser-hf serve`` child process (uvicorn, real 
 - ``whisper_tiny_en``: the real OpenAI Whisper tiny.en encoder (preset ``whisper-tiny.en``) with a
   randomly initialised 4-emotion head (latency does not depend on the head's weights), serving 3.5 s
   WAV uploads. Two servers run side by side, micro-batching on (``--micro-batch 8``) and off
-  (``--micro-batch 1``), and are measured in interleaved rounds with 1 client (a lone request's latency)
-  and 8 concurrent clients; the best round of each is the headline, every round is kept. Done for Whisper
-  cut to 8 s of positions (the fast variable-length mode) and padded to 30 s (what the probe recipes
-  train with).
+  (``--micro-batch 1``), and are measured in ``--rounds`` interleaved rounds (alternating which server
+  goes first) with 1 client (a lone request's latency) and 8 concurrent clients; min and median over the
+  rounds of p50/p95 latency and requests/s, every round kept, and micro-batching's speed-up in seconds per
+  request from the medians and from the minimums. Done for Whisper cut to 8 s of positions (the fast
+  variable-length mode) and padded to 30 s (what the probe recipes train with).
 
-The machine's load average is recorded beside the figures: the development machines' 2 cores are
-shared, so figures from a busy machine are slower than the service is.
+Every run records the load average before and after it, and ``whisper_tiny_en`` first waits (bounded) for
+an idle machine (``benchmarks/common.py``): the development machines' 2 cores are shared, so figures from a
+busy machine are slower than the service is. The two load tests are single long runs (their percentiles are
+over every request), not repeated.
 
 Usage:
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/service_latency.py
@@ -42,7 +45,17 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, provenance, write_result  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS_DIR,
+    add_timing_arguments,
+    interleaved,
+    load_average,
+    provenance,
+    speedup,
+    summarize,
+    timing_conditions,
+    write_result,
+)
 
 from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint, whisper_positions_for  # noqa: E402
 from ser_hf.service.loadtest import mixed_cases, run_load, valid_cases  # noqa: E402
@@ -54,10 +67,6 @@ MAX_DURATION = 12.0
 CLIP_SECONDS = 3.5
 
 
-def _load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 def mixed_load(args: argparse.Namespace, tmp: Path) -> dict:
     from ser_hf.testing.models import tiny_backbone
 
@@ -66,7 +75,7 @@ def mixed_load(args: argparse.Namespace, tmp: Path) -> dict:
     flags = ("--max-upload-mb", str(MAX_UPLOAD / 2**20), "--max-duration", str(MAX_DURATION))
     cases = mixed_cases(MAX_UPLOAD, MAX_DURATION)
     with running_server(checkpoint, *flags, env={"OMP_NUM_THREADS": "1"}) as server:
-        load_before = _load_average()
+        load_before = load_average()
         report = run_load(server.url, cases, clients=args.clients, requests_per_client=args.requests,
                           server_pid=server.pid)
     return {
@@ -74,7 +83,7 @@ def mixed_load(args: argparse.Namespace, tmp: Path) -> dict:
         "server": f"ser-hf serve {' '.join(flags)} (OMP_NUM_THREADS=1)",
         "clients": args.clients, "requests_per_client": args.requests,
         "cases": {case.name: case.expect for case in cases},
-        "load_average_before": load_before, "load_average_after": _load_average(),
+        "load_average_before": load_before, "load_average_after": load_average(),
         **report.summary(),
     }
 
@@ -95,10 +104,10 @@ def slow_clients(args: argparse.Namespace, tmp: Path) -> dict:
     runs = {}
     with running_server(checkpoint, *flags, env={"OMP_NUM_THREADS": "1"}) as server:
         for name, crowd in (("alone", None), ("beside_slow_clients", SLOW_CLIENTS)):
-            load_before = _load_average()
+            load_before = load_average()
             report = run_load(server.url, cases, clients=args.clients, requests_per_client=args.requests,
                               server_pid=server.pid, slow_clients=crowd)
-            runs[name] = {"load_average_before": load_before, "load_average_after": _load_average(),
+            runs[name] = {"load_average_before": load_before, "load_average_after": load_average(),
                           **report.summary()}
         log = server.output()
     return {
@@ -118,19 +127,23 @@ def _whisper_checkpoint(tmp: Path, seconds: int | None) -> Path:
 
 
 def _run(server, cases: list, clients: int, requests: int) -> dict:
-    load_before = _load_average()
+    load_before = load_average()
     report = run_load(server.url, cases, clients=clients, requests_per_client=requests, server_pid=server.pid,
                       timeout=300)
     summary = report.summary()
     return {"clients": clients, "requests": summary["requests"], "server_errors": summary["server_errors"],
             "unexpected": summary["unexpected"], "latency_ms": summary["latency_ms"],
             "requests_per_second": summary["requests_per_second"], "load_average_before": load_before,
-            "load_average_after": _load_average()}
+            "load_average_after": load_average()}
 
 
-def _best(rounds: list[dict]) -> dict:
-    # The machine is shared: the round with the best throughput is the least disturbed one.
-    return max(rounds, key=lambda r: r["requests_per_second"] or 0)
+def _over_rounds(rounds: list[dict]) -> dict:
+    """Min and median over the rounds of p50/p95 latency, requests/s and seconds per request; every round."""
+    rates = [r["requests_per_second"] for r in rounds]
+    return {"latency_ms_p50": summarize([r["latency_ms"]["p50"] for r in rounds], 1),
+            "latency_ms_p95": summarize([r["latency_ms"]["p95"] for r in rounds], 1),
+            "requests_per_second": summarize(rates, 2),
+            "seconds_per_request": summarize([1 / rate for rate in rates], 4), "rounds": rounds}
 
 
 def _compare_micro_batching(checkpoint: Path, clients: int, requests: int, rounds: int) -> dict:
@@ -143,20 +156,22 @@ def _compare_micro_batching(checkpoint: Path, clients: int, requests: int, round
                    for mode, flag in modes.items()}
         for server in servers.values():  # warm-up: first-call costs stay out of the figures
             httpx.post(server.url + "/predict", files=cases[0].request["files"], timeout=300)
-        for round_ in range(rounds):
-            for mode, server in servers.items():
-                for n, count in ((1, max(3, requests // 2)), (clients, requests)):
-                    print(f"  round {round_ + 1}/{rounds} {mode} clients={n}", flush=True)
-                    runs[mode][f"clients_{n}"].append(_run(server, cases, n, count))
+        for round_, mode in interleaved(list(servers), rounds):
+            for n, count in ((1, max(3, requests // 2)), (clients, requests)):
+                print(f"  round {round_ + 1}/{rounds} {mode} clients={n}", flush=True)
+                runs[mode][f"clients_{n}"].append(_run(servers[mode], cases, n, count))
         out = {}
         for mode, server in servers.items():
             health = httpx.get(server.url + "/health").json()
             passes, clips = health["forward_passes"], health["batched_clips"]
             out[mode] = {
-                **{key: {"best_round": _best(rounds_), "rounds": rounds_} for key, rounds_ in runs[mode].items()},
+                **{key: _over_rounds(rounds_) for key, rounds_ in runs[mode].items()},
                 "mean_forward_batch": round(clips / passes, 2) if passes else None,
                 "peak_rss_mib": round((peak_rss_bytes(server.pid) or 0) / 2**20, 1),
             }
+    out["micro_batch_8_speedup"] = {key: speedup(out["micro_batch_1"][key]["seconds_per_request"],
+                                                 out["micro_batch_8"][key]["seconds_per_request"])
+                                    for key in runs["micro_batch_1"]}
     return out
 
 
@@ -169,15 +184,18 @@ def whisper_tiny_en(args: argparse.Namespace, tmp: Path) -> dict:
         "request": f"POST /predict with a {CLIP_SECONDS} s 16 kHz 16-bit mono WAV; each client sends its requests "
                    f"one after another",
         "torch_threads": torch.get_num_threads(),
-        "rounds": args.rounds,
-        "headline": "best_round of each configuration (the machine is shared; every round is kept)",
+        "rounds": args.repeats,
+        "headline": "min and median over the rounds of each configuration (the machine is shared; every round is kept)",
     }
-    for seconds in args.whisper_seconds:
-        checkpoint = _whisper_checkpoint(tmp, seconds if seconds != 30 else None)
-        requests = args.whisper_requests if seconds != 30 else max(2, args.whisper_requests // 3)
-        print(f"== whisper-tiny.en, input {seconds} s", flush=True)
-        section[f"input_{seconds}s"] = _compare_micro_batching(checkpoint, args.clients, requests, args.rounds)
-    return section
+    checkpoints = {seconds: _whisper_checkpoint(tmp, seconds if seconds != 30 else None)
+                   for seconds in args.whisper_seconds}
+    with timing_conditions(args, f"one round of 1 then {args.clients} clients per server, servers in alternating "
+                                 "order") as conditions:
+        for seconds, checkpoint in checkpoints.items():
+            requests = args.whisper_requests if seconds != 30 else max(2, args.whisper_requests // 3)
+            print(f"== whisper-tiny.en, input {seconds} s", flush=True)
+            section[f"input_{seconds}s"] = _compare_micro_batching(checkpoint, args.clients, requests, args.repeats)
+    return {**section, "timing": conditions}
 
 
 SECTIONS = {"mixed_load": mixed_load, "slow_clients": slow_clients, "whisper_tiny_en": whisper_tiny_en}
@@ -190,7 +208,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per client in mixed_load")
     parser.add_argument("--whisper-requests", type=int, default=6,
                         help="requests per client for Whisper cut to 8 s (a third of it for 30 s padding)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds per Whisper setting")
+    add_timing_arguments(parser)  # --repeats (--rounds): interleaved measurement rounds per Whisper setting
     parser.add_argument("--whisper-seconds", type=int, nargs="+", default=[8, 30],
                         help="Whisper input lengths to measure (positions cut to N s; 30 = the full padding)")
     args = parser.parse_args()

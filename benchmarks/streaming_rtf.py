@@ -18,7 +18,9 @@ as two checkpoints:
 Each (model, checkpoint, torch threads) runs in its own subprocess, so its peak RSS (``ru_maxrss``) is its
 own: 2 threads (the 2-core machine) and 1 thread (what is left when another job holds a core: with 2
 threads and a busy second core, torch's waiting threads slow every window down several times). Each
-streams the audio ``--repeats`` times after a warm-up and reports the fastest run (all are listed).
+streams the audio ``--repeats`` times after a warm-up and reports min and median over the runs (all are
+listed; window latencies pooled over all runs). The run first waits for an idle machine and records the load
+average before and after (``benchmarks/common.py``).
 
 Usage:
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/streaming_rtf.py
@@ -41,7 +43,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, write_result  # noqa: E402
+from common import (  # noqa: E402
+    SHARED_DATA,
+    add_timing_arguments,
+    load_average,
+    summarize,
+    timing_conditions,
+    write_result,
+)
 
 LABELS = ["neutral", "happy", "sad", "angry"]
 RATE = 16000
@@ -123,10 +132,7 @@ def _stream_once(recognizer, audio: np.ndarray, args: argparse.Namespace) -> dic
 
 
 def worker(args: argparse.Namespace) -> None:
-    """Stream the speech through one checkpoint ``--repeats`` times; print the best run's figures as JSON.
-
-    The best run is the one least disturbed by other jobs on a shared machine; all runs are listed.
-    """
+    """Stream the speech through one checkpoint ``--repeats`` times; print min/median figures as JSON."""
     import torch
 
     from ser_hf.inference.recognizer import EmotionRecognizer, _window_spans
@@ -136,21 +142,31 @@ def worker(args: argparse.Namespace) -> None:
     audio = speech(args.seconds)
     _stream_once(recognizer, audio[: 5 * RATE], args)  # warm-up: one-off allocation and kernel selection
     runs = [_stream_once(recognizer, audio, args) for _ in range(args.repeats)]
-    best = min(runs, key=lambda run: run["busy"])
     duration = audio.size / RATE
     spans = len(_window_spans(audio.size, recognizer._samples(args.window), recognizer._samples(args.hop)))
-    latencies = best["latencies"]
+    latencies = [latency for run in runs for latency in run["latencies"]]
     print(json.dumps({
-        "audio_seconds": round(duration, 2), "processing_seconds": round(best["busy"], 3),
-        "real_time_factor": round(best["busy"] / duration, 4),
-        "real_time_factor_runs": [round(run["busy"] / duration, 4) for run in runs],
-        "cpu_seconds": round(best["cpu"], 2), "cpu_real_time_factor": round(best["cpu"] / duration, 4),
-        "windows_scored": best["windows"], "windows_gated_as_silence": spans - best["windows"],
+        "audio_seconds": round(duration, 2), "processing_seconds": summarize([run["busy"] for run in runs], 3),
+        "real_time_factor": summarize([run["busy"] / duration for run in runs]),
+        "cpu_real_time_factor": summarize([run["cpu"] / duration for run in runs]),
+        "windows_scored": runs[0]["windows"], "windows_gated_as_silence": spans - runs[0]["windows"],
         "window_latency_s": {"median": round(statistics.median(latencies), 4),
                              "p95": round(float(np.percentile(latencies, 95)), 4), "max": round(max(latencies), 4)},
         "torch_threads": torch.get_num_threads(),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # KiB on Linux
     }))
+
+
+def _measure(checkpoint: Path, threads: int, settings: dict, positions: int | None) -> dict:
+    """One setting's worker process: its figures and the load average when it started."""
+    command = [sys.executable, __file__, "--worker", "--checkpoint", str(checkpoint), f"--threads={threads}",
+               *[f"--{k}={v}" for k, v in settings.items()]]
+    load = load_average()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"worker failed: {' '.join(command)}\n{done.stderr[-3000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"max_source_positions": positions or 1500, **figures, "load_average_before": load}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -162,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk", type=float, default=0.1, help="seconds of audio per push")
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1],
                         help="torch thread counts to measure (default 2, the 2-core machine, and 1)")
-    parser.add_argument("--repeats", type=int, default=2, help="streams per setting; the fastest is reported")
+    add_timing_arguments(parser)
     parser.add_argument("--name", default="streaming_rtf", help="result file name (benchmarks/results/NAME.json)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
@@ -173,29 +189,23 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = {k: getattr(args, k) for k in ("seconds", "window", "hop", "chunk", "repeats")}
     results = {"settings": settings, "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
-               "models": {},
-               "load_average_1min_start": round(os.getloadavg()[0], 2)}
+               "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
+        checkpoints = {}
         for model in args.models:
             encoder, weights = backbone(model, Path(tmp))
             results["models"][model] = {"weights": weights}
             for name, positions in CHECKPOINTS.items():
-                checkpoint = build_checkpoint(encoder, positions, Path(tmp) / f"{model}-{name}")
+                checkpoints[model, name] = build_checkpoint(encoder, positions, Path(tmp) / f"{model}-{name}")
+        with timing_conditions(args, "one stream of the audio per setting, after a 5 s warm-up stream, in one "
+                                     "process per setting (settings not interleaved)") as conditions:
+            for (model, name), checkpoint in checkpoints.items():
                 for threads in args.threads:
                     key = f"{name}, {threads} thread{'s' if threads > 1 else ''}"
-                    command = [sys.executable, __file__, "--worker", "--checkpoint", str(checkpoint),
-                               f"--threads={threads}", *[f"--{k}={v}" for k, v in settings.items()]]
-                    load = round(os.getloadavg()[0], 2)
-                    done = subprocess.run(command, capture_output=True, text=True, check=False)
-                    if done.returncode != 0:
-                        raise SystemExit(f"worker failed: {' '.join(command)}\n{done.stderr[-3000:]}")
-                    figures = json.loads(done.stdout.strip().splitlines()[-1])
-                    entry = {"max_source_positions": positions or 1500, **figures, "load_average_1min_before": load}
-                    results["models"][model][key] = entry
-                    print(f"whisper-{model} {key}: RTF {entry['real_time_factor']} (runs {entry['real_time_factor_runs']}), "
-                          f"peak RSS {entry['peak_rss_mib']} MiB, load {load}", flush=True)
+                    results["models"][model][key] = _measure(checkpoint, threads, settings, CHECKPOINTS[name])
+                    print(f"whisper-{model} {key}: {json.dumps(results['models'][model][key])}", flush=True)
+    results["timing"] = conditions
     results["head"] = "random 4-emotion head (seed 0): costs what a trained one costs"
-    results["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     results["note"] = ("2-core development machine, possibly shared with other jobs: see the load averages. "
                        "cpu_real_time_factor (CPU time of the process / audio) is less disturbed by other jobs.")
     write_result(args.name, results)

@@ -5,7 +5,8 @@ factory's variable-length mode (``ModelOptions(max_source_positions=N)``, N = 50
 first N positional embeddings and pads to N / 50 s instead. This script measures what that saves on
 CPU: time per batch of 8 RAVDESS clips (3-5 s) for a frozen forward pass, with feature extraction timed
 separately. The same clips go through every mode; after one warm-up round the modes are timed in
-interleaved rounds, and the best round is the headline figure (the machine may be shared).
+``--repeats`` interleaved rounds (``benchmarks/common.py``: min and median per mode, speed-ups from both;
+the run first waits for an idle machine and records the load average before and after).
 
 Weights: the real OpenAI Whisper from ``ser_hf.models.presets.prepare_preset("whisper-<name>")`` (converted
 from the pip-installed faster-whisper packages, see ENVIRONMENT.md); if that is unavailable, a randomly
@@ -26,19 +27,23 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import random
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, write_result  # noqa: E402
+from common import (  # noqa: E402
+    SHARED_DATA,
+    add_timing_arguments,
+    speedup,
+    time_interleaved,
+    timing_conditions,
+    write_result,
+)
 
 from ser_hf.audio import load_audio  # noqa: E402
 from ser_hf.errors import SERError  # noqa: E402
@@ -90,30 +95,6 @@ def resolve_checkpoint(name: str, workdir: Path) -> tuple[Path, str]:
     return path, f"OpenAI whisper {name} (ser_hf preset whisper-{name}, converted from {source})"
 
 
-def _summary(runs: list[tuple[float, float]]) -> dict:
-    # min wall time is the figure least disturbed by other jobs on the machine; CPU time (all threads of
-    # this process) is hardly inflated by them at all, so it shows whether a slow run was contention.
-    wall = [w for w, _ in runs]
-    return {"min_s": round(min(wall), 4), "median_s": round(statistics.median(wall), 4),
-            "runs_s": [round(w, 4) for w in wall], "cpu_runs_s": [round(c, 4) for _, c in runs]}
-
-
-def _time_interleaved(jobs: dict, repeats: int) -> dict[str, list[tuple[float, float]]]:
-    """Run every job once to warm up, then ``repeats`` rounds of all jobs in turn.
-
-    Interleaving spreads any slowdown from other processes over every mode instead of one.
-    """
-    for job in jobs.values():
-        job()
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in jobs}
-    for _ in range(repeats):
-        for name, job in jobs.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            job()
-            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    return times
-
-
 def timing_section(checkpoint: Path, clips: list, args: argparse.Namespace) -> dict:
     """Time feature extraction and the frozen forward pass of one batch in every mode."""
     waves = [wave for _, wave in clips]
@@ -125,9 +106,9 @@ def timing_section(checkpoint: Path, clips: list, args: argparse.Namespace) -> d
         model, extractor = build_model(checkpoint, LABELS, options)
         built[mode] = (model.eval(), extractor, extractor(waves, sampling_rate=16000, return_tensors="pt"))
     with torch.inference_mode():
-        forward = _time_interleaved({mode: (lambda m=m, f=f: m(**f)) for mode, (m, _, f) in built.items()},
-                                    args.repeats)
-    features = _time_interleaved(
+        forward, _ = time_interleaved({mode: (lambda m=m, f=f: m(**f)) for mode, (m, _, f) in built.items()},
+                                      args.repeats)
+    features, _ = time_interleaved(
         {mode: (lambda e=e: e(waves, sampling_rate=16000, return_tensors="pt")) for mode, (_, e, _) in built.items()},
         args.repeats)
     results = {}
@@ -136,12 +117,12 @@ def timing_section(checkpoint: Path, clips: list, args: argparse.Namespace) -> d
             "max_source_positions": model.config.max_source_positions,
             "padded_seconds": extractor.chunk_length,
             "mel_frames": int(inputs["input_features"].shape[-1]),
-            "forward": _summary(forward[mode]),
-            "feature_extraction": _summary(features[mode]),
-            "forward_speedup_vs_30s": round(min(forward["pad_30s"])[0] / min(forward[mode])[0], 2),
+            "forward": forward[mode],
+            "feature_extraction": features[mode],
+            "forward_speedup_vs_30s": speedup(forward["pad_30s"]["seconds"], forward[mode]["seconds"]),
         }
-        print(f"  {mode}: forward {results[mode]['forward']['min_s']:.3f} s/batch (best of {args.repeats}), "
-              f"x{results[mode]['forward_speedup_vs_30s']} vs 30 s")
+        print(f"  {mode}: forward {forward[mode]['seconds']['median']:.3f} s/batch (median of {args.repeats}), "
+              f"x{results[mode]['forward_speedup_vs_30s']['median']} vs 30 s")
     return results
 
 
@@ -152,11 +133,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["base", "tiny.en"], choices=sorted(MODELS))
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds after one warm-up round")
+    add_timing_arguments(parser)
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=sorted(SECTIONS))
     args = parser.parse_args(argv)
 
-    load_before = round(os.getloadavg()[0], 2)
     clips = load_clips(args.batch_size)
     results = {
         "batch": [{"file": name, "seconds": round(len(wave) / 16000, 3)} for name, wave in clips],
@@ -164,15 +144,15 @@ def main(argv: list[str] | None = None) -> None:
         "models": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models:
-            checkpoint, weights = resolve_checkpoint(name, Path(tmp))
-            print(f"[{name}] {weights}")
-            entry = {"weights": weights}
-            for section in args.sections:
-                entry[section] = SECTIONS[section](checkpoint, clips, args)
-            results["models"][name] = entry
-    # Other jobs on a 2-core machine slow every mode alike but inflate absolute times: record the load.
-    results["load_average_1min"] = {"before": load_before, "after": round(os.getloadavg()[0], 2)}
+        checkpoints = {name: resolve_checkpoint(name, Path(tmp)) for name in args.models}
+        with timing_conditions(args, "one batch per mode, modes interleaved, after one warm-up round") as conditions:
+            for name, (checkpoint, weights) in checkpoints.items():
+                print(f"[{name}] {weights}")
+                entry = {"weights": weights}
+                for section in args.sections:
+                    entry[section] = SECTIONS[section](checkpoint, clips, args)
+                results["models"][name] = entry
+    results["timing"] = conditions
     write_result("whisper_short_clips", results)
 
 

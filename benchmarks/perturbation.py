@@ -1,0 +1,155 @@
+"""Accuracy under degraded audio on speakers the model never heard: ``ser-hf evaluate --perturb``'s figures.
+
+Protocol: the frozen-probe recipe (default: ``recipes/ravdess/whisper-tiny.en-probe.yaml``, 6 s input) is
+fitted exactly as ``ser-hf cv`` fits its first fold: on every RAVDESS actor outside fold 1 (validation actors
+drawn from those), and saved as a standard checkpoint with its run record and its held-out test report. Then
+``evaluate_checkpoint(..., split="fold:1", perturb=...)`` scores the fold's 4 actors clean and under every
+condition; the script checks that no evaluated speaker was in training. None of the shipped models can be
+used this way: each was trained on every RAVDESS (and URDU) actor.
+
+It evaluates twice: the first pass fills the prediction cache (an empty one under a temporary folder), the
+second reads it, and both wall times are recorded with the machine's load average.
+
+    .venv/bin/python benchmarks/perturbation.py                 # writes benchmarks/results/perturbation.json
+    .venv/bin/python benchmarks/perturbation.py --readme        # fills README.md's table from that file only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from common import RESULTS_DIR, SHARED_DATA, write_result
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ravdess" / "whisper-tiny.en-probe.yaml"
+CONDITIONS = ("noise:snr=20,noise:snr=10,noise:snr=5,noise:snr=0,babble:snr=10,babble:snr=5,babble:snr=0,telephone,"
+              "gain:db=-20,reverb:rt60=0.3,reverb:rt60=0.6,reverb:rt60=1.2,resample:rate=8000")
+README = RESULTS_DIR.parents[1] / "README.md"
+BEGIN = "<!-- perturbation:begin (benchmarks/perturbation.py --readme fills this from benchmarks/results/perturbation.json) -->"
+END = "<!-- perturbation:end -->"
+
+
+def fit_fold_one(recipe: Path, emotions: str | None, out: Path) -> tuple[Path, list[str], list[str]]:
+    """Fit the recipe on the actors outside fold 1, as `ser-hf cv` does; save it with its record and test report."""
+    from ser_hf.splits import add_validation, select_fold
+    from ser_hf.training.experiment import _evaluate, load_run_dataset, make_method, run_folds
+    from ser_hf.training.recipes import parse_run
+
+    run = parse_run(recipe, data_dir=str(SHARED_DATA / "ravdess"), emotions=emotions, output_dir=str(out))
+    dataset = load_run_dataset(run.data)
+    fold = run_folds(run, dataset)[0]
+    if run.data.validation_size > 0:
+        fold = add_validation(dataset, fold, run.data.validation_size, seed=run.data.fold_seed)
+    parts = select_fold(dataset, fold)
+    labels = dataset.features["label"].names
+    method = make_method(run, labels, progress=False).fit(parts["train"], parts.get("validation"))
+    checkpoint = method.save(out)
+    # What `ser-hf train` leaves beside a checkpoint: evaluate reads the audio cleaning and the held-out speakers.
+    (out / "ser_hf_run.json").write_text(json.dumps(run.settings(dataset), indent=2, default=str) + "\n")
+    _evaluate(run, method, parts["test"], fold.name)[0].write(out / "eval")
+    seen = sorted(set(parts["train"]["speaker"]) | set(parts["validation"]["speaker"] if "validation" in parts else []))
+    return checkpoint, sorted(set(parts["test"]["speaker"])), seen
+
+
+def evaluate(checkpoint: Path, emotions: str | None, spec: str, cache: Path, out: Path) -> tuple[object, float]:
+    from ser_hf.evaluation.robustness import PerturbationSettings
+    from ser_hf.evaluation.run import evaluate_checkpoint
+
+    start = time.perf_counter()
+    report = evaluate_checkpoint(checkpoint, "ravdess", SHARED_DATA / "ravdess", emotions=emotions, split="fold:1",
+                                 out_dir=out, progress=False, perturb=PerturbationSettings.from_spec(spec, 0, cache))
+    return report, time.perf_counter() - start
+
+
+def run_benchmark(recipe: Path, emotions: str | None, spec: str) -> dict:
+    import torch
+
+    work = Path(tempfile.mkdtemp(prefix="ser_hf_perturbation_"))
+    start = time.perf_counter()
+    checkpoint, tested, seen = fit_fold_one(recipe, emotions, work / "model")
+    fit_seconds = time.perf_counter() - start
+    if set(tested) & set(seen):
+        raise SystemExit(f"speakers both trained on and tested: {sorted(set(tested) & set(seen))}")
+    report, first = evaluate(checkpoint, emotions, spec, work / "cache", work / "eval")
+    again, cached = evaluate(checkpoint, emotions, spec, work / "cache", work / "eval-again")
+    if report.metadata.get("warnings") or sorted(report.metadata["speakers"]) != tested:
+        raise SystemExit(f"evaluated speakers {report.metadata['speakers']} are not the held-out {tested}: "
+                         f"{report.metadata.get('warnings')}")
+    if again.robustness["conditions"] != report.robustness["conditions"]:
+        raise SystemExit("the cached rerun scored differently")
+    held_out = json.loads((checkpoint / "eval" / "report.json").read_text())
+    return {
+        "recipe": str(recipe.relative_to(RESULTS_DIR.parents[1])), "emotions": emotions or "all",
+        "protocol": "fit on RAVDESS actors outside fold 1 (as ser-hf cv's first fold), evaluated on fold 1's actors",
+        "test_speakers": tested, "training_speakers": seen, "perturb": spec, "seed": report.robustness["seed"],
+        "labels": report.labels, "num_samples": report.num_samples, "torch_threads": torch.get_num_threads(),
+        "clean_ua_probe_path": held_out["unweighted_accuracy"],
+        "rows": report.robustness["conditions"], "bootstrap": report.robustness["bootstrap"],
+        "seconds": {"fit": round(fit_seconds, 1), "evaluate_uncached": round(first, 1),
+                    "evaluate_cached": round(cached, 1)},
+        "predictions": {"computed_first_pass": report.robustness["cache"]["predictions_computed"],
+                        "reused_second_pass": again.robustness["cache"]["predictions_reused"]},
+    }
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def readme_table(name: str = "perturbation") -> str:
+    """The README's table, from the result file alone."""
+    data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+    result = data["results"]
+    lines = [f"<!-- from benchmarks/results/{name}.json ({data['date']}) -->",
+             "| condition | what | UA [95% CI] | WA | macro-F1 | UA change vs clean [95% CI] |", "|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        low, high = row["confidence_interval"]
+        change = "" if row["condition"] == "clean" else (
+            f"{100 * row['ua_change']:+.1f} [{100 * row['ua_change_interval'][0]:+.1f}, "
+            f"{100 * row['ua_change_interval'][1]:+.1f}]")
+        lines.append(f"| `{row['condition']}` | {row['description']} | {_pct(row['unweighted_accuracy'])} "
+                     f"[{_pct(low)}-{_pct(high)}] | {_pct(row['weighted_accuracy'])} | {_pct(row['macro_f1'])} | "
+                     f"{change} |")
+    seconds, load = result["seconds"], data["machine"]["load_average"]
+    lines += ["", f"{result['num_samples']} clips of actors {', '.join(result['test_speakers'])} "
+              f"({len(result['labels'])} classes), {result['recipe']} fitted on the other "
+              f"{len(result['training_speakers'])} actors; 95% intervals resample whole actors (the change: paired). "
+              f"Scoring the clips clean and under {len(result['rows']) - 1} conditions "
+              f"({result['predictions']['computed_first_pass']} predictions) took {seconds['evaluate_uncached']:.0f} s with an empty "
+              f"prediction cache and {seconds['evaluate_cached']:.0f} s from the cache ({data['machine']['cpu_count']} "
+              f"cores, load average {load[0]:.1f} when written)."]
+    return "\n".join(lines)
+
+
+def fill_readme() -> str:
+    text, table = README.read_text(), readme_table()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"README.md: markers {BEGIN!r} ... {END!r} not found.")
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    README.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", type=Path, default=RECIPE)
+    parser.add_argument("--emotions", default=None, help="e.g. 4class (default: every RAVDESS emotion)")
+    parser.add_argument("--perturb", default=CONDITIONS)
+    parser.add_argument("--readme", action="store_true", help="only fill README.md from the result file")
+    args = parser.parse_args()
+    if args.readme:
+        print(fill_readme())
+        return
+    write_result("perturbation", run_benchmark(args.recipe.resolve(), args.emotions, args.perturb))
+    print(readme_table())
+
+
+if __name__ == "__main__":
+    main()

@@ -37,15 +37,15 @@ from typing import Any
 from huggingface_hub import CardData, EvalResult, ModelCard, ModelCardData
 
 import ser_hf
-from ser_hf.errors import SERError
+from ser_hf.errors import EvaluationError, SERError
 from ser_hf.evaluation.breakdown import breakdown_markdown
 from ser_hf.evaluation.report import METRIC_TITLES, EvaluationReport, markdown_table, percent
-from ser_hf.evaluation.robustness import card_markdown
+from ser_hf.evaluation.robustness import card_markdown, card_record
 
 __all__ = [
     "SERModelCardData", "card_from_release", "card_from_run", "corpus_doc_field", "non_default_hyperparameters", "template_path",
     "training_log_from_log_history", "training_log_from_trainer_state", "training_log_of", "update_model_card",
-    "validate_license", "write_model_card",
+    "validate_license", "write_model_card", "add_to_model_card", "card_data_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -685,3 +685,32 @@ def card_from_release(record: Mapping[str, Any], **user_fields: Any) -> SERModel
     card.licence_note = record.get("licence_note")
     card.limitations = list(record.get("limitations", []))
     return card
+
+
+def card_data_file(checkpoint_dir: str | os.PathLike) -> Path:
+    """The checkpoint's ``ser_hf_card.json``, which its card is rendered from.
+
+    Raises:
+        EvaluationError: the directory has none (a checkpoint not trained or prepared by ser_hf, an ONNX file).
+    """
+    source = Path(checkpoint_dir) / CARD_DATA_FILE
+    if not source.is_file():
+        raise EvaluationError(
+            f"--update-card: {str(checkpoint_dir)!r} has no {CARD_DATA_FILE} (the card data `ser-hf train` and "
+            f"`ser-hf models prepare` write beside README.md), so its card cannot be rendered again. Drop "
+            f"--update-card; the table is in the report's report.md.")
+    return source
+
+
+def add_to_model_card(checkpoint_dir: str | os.PathLike, report: Any) -> Path:
+    """Put the report's degraded-audio table into the checkpoint's model card (``README.md``), rendered again
+    from its ``ser_hf_card.json`` with every other fact kept.
+
+    Raises:
+        EvaluationError: the report has no robustness section, or the directory has no ``ser_hf_card.json``.
+    """
+    source = card_data_file(checkpoint_dir)
+    saved = json.loads(source.read_text(encoding="utf-8"))
+    saved["robustness"] = card_record(report)
+    source.write_text(json.dumps(saved, indent=2, default=str) + "\n", encoding="utf-8")
+    return update_model_card(checkpoint_dir)

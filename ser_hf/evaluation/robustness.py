@@ -37,16 +37,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ser_hf.errors import EvaluationError
 from ser_hf.evaluation.bootstrap import bootstrap_confusions
 from ser_hf.evaluation.metrics.core import compute_scores, scores_from_confusion
 from ser_hf.evaluation.perturbations import Perturbation, parse_perturbations
 from ser_hf.evaluation.tables import markdown_table, percent, percent_range
+from ser_hf.progress import progress_bar
 
 __all__ = [
-    "PerturbationSettings", "add_to_model_card", "card_data_file", "card_markdown", "card_record", "clip_keys", "default_cache_dir",
+    "PerturbationSettings", "card_markdown", "card_record", "clip_keys", "default_cache_dir",
     "model_fingerprint", "robustness_lines", "robustness_markdown", "robustness_rows", "score_under_perturbations",
 ]
 
@@ -175,7 +175,7 @@ class _Predictor:
         self.computed, self.reused = self.computed + len(missing), self.reused + len(keys) - len(missing)
         name = CLEAN if condition is None else condition.name
         logger.info("%s: %d of %d clips cached in %s", name, len(keys) - len(missing), len(keys), folder)
-        with tqdm(total=len(missing), desc=name, unit="clip", disable=not self.progress or not missing) as bar:
+        with progress_bar(self.progress and bool(missing), total=len(missing), desc=name, unit="clip") as bar:
             for start in range(0, len(missing), _CHUNK):
                 rows = missing[start : start + _CHUNK]
                 probabilities, _ = predict_proba(
@@ -375,36 +375,3 @@ def card_markdown(record: Mapping[str, Any]) -> str:
     where += "."
     warnings = "".join(f"\n\n**Warning:** {text}" for text in record.get("warnings") or [])
     return f"{where}{warnings}\n\n{robustness_markdown(record, heading_level=None)}"
-
-
-def card_data_file(checkpoint_dir: str | os.PathLike) -> Path:
-    """The checkpoint's ``ser_hf_card.json``, which its card is rendered from.
-
-    Raises:
-        EvaluationError: the directory has none (a checkpoint not trained or prepared by ser_hf, an ONNX file).
-    """
-    from ser_hf.cards import CARD_DATA_FILE
-
-    source = Path(checkpoint_dir) / CARD_DATA_FILE
-    if not source.is_file():
-        raise EvaluationError(
-            f"--update-card: {str(checkpoint_dir)!r} has no {CARD_DATA_FILE} (the card data `ser-hf train` and "
-            f"`ser-hf models prepare` write beside README.md), so its card cannot be rendered again. Drop "
-            f"--update-card; the table is in the report's report.md.")
-    return source
-
-
-def add_to_model_card(checkpoint_dir: str | os.PathLike, report: Any) -> Path:
-    """Put the report's degraded-audio table into the checkpoint's model card (``README.md``), rendered again
-    from its ``ser_hf_card.json`` with every other fact kept.
-
-    Raises:
-        EvaluationError: the report has no robustness section, or the directory has no ``ser_hf_card.json``.
-    """
-    from ser_hf.cards import update_model_card
-
-    source = card_data_file(checkpoint_dir)
-    saved = json.loads(source.read_text(encoding="utf-8"))
-    saved["robustness"] = card_record(report)
-    source.write_text(json.dumps(saved, indent=2, default=str) + "\n", encoding="utf-8")
-    return update_model_card(checkpoint_dir)

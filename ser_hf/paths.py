@@ -88,8 +88,10 @@ def record_path(record: Mapping[str, Any]) -> str:
                        f"{printable(str(encoded))[:80]!r} ({err}); expected the base64 of the file name's bytes.") from err
 
 
-def walk_files(root: str | os.PathLike) -> Iterator[str]:
+def walk_files(root: str | os.PathLike, max_depth: int | None = None) -> Iterator[str]:
     """Every entry under ``root`` that is not a folder (files, links to files, dangling links, FIFOs).
+
+    ``max_depth`` limits how many folders deep below ``root`` the walk goes (0: ``root``'s own entries only).
 
     Symlinked folders are followed, but each real folder (device, inode) is entered once: a link back to
     a parent, or two links to one folder, end the walk instead of looping (``glob.glob("**")`` follows
@@ -99,9 +101,11 @@ def walk_files(root: str | os.PathLike) -> Iterator[str]:
     ``root`` joined with the names found, in sorted order within each folder.
     """
     seen: set[tuple[int, int]] = set()
-    pending, linked = [os.fspath(root)], []
+    root = os.fspath(root)
+    pending, linked = [root], []
     while pending or linked:
         folder = pending.pop() if pending else linked.pop(0)
+        deeper = max_depth is None or _depth(root, folder) < max_depth
         try:
             info = os.stat(folder)
             if (info.st_dev, info.st_ino) in seen:
@@ -119,8 +123,16 @@ def walk_files(root: str | os.PathLike) -> Iterator[str]:
                 is_folder = False
             if not is_folder:
                 yield entry.path
+            elif not deeper:
+                continue
             elif entry.is_symlink():
                 linked.append(entry.path)
             else:
                 folders.append(entry.path)
         pending += reversed(folders)
+
+
+def _depth(root: str, folder: str) -> int:
+    """How many folders ``folder`` (a path the walk built from ``root``) lies below ``root``."""
+    relative = os.path.relpath(folder, root)
+    return 0 if relative == os.curdir else relative.count(os.sep) + 1

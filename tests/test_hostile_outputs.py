@@ -342,6 +342,21 @@ def test_globs_and_folders_through_symlink_loops_end(tmp_path):
     assert sorted(p for p in walk_files(root) if p.endswith("z.wav")) == [str(root / "a" / "b" / "z.wav")]
 
 
+def test_globs_without_double_star_do_not_multiply_through_symlink_loops(tmp_path):
+    # Four links back to their own folder: glob.glob("*/*/.../*.wav") lists the one file 4^depth times.
+    root = tmp_path / "loops"
+    real = write_tone(root / "b.wav", duration=0.2)
+    write_tone(root / "sub" / "c.wav", duration=0.2)
+    for name in "abcd":
+        os.symlink(".", root / name)
+    deep = str(root / os.path.join(*["*"] * 9) / "*.wav")
+    assert _finishes(lambda: glob_files(deep), seconds=10) == []  # every level is a real folder already entered
+    assert glob_files(str(root / "*.wav")) == [str(real)]
+    assert glob_files(str(root / "*" / "*.wav")) == [str(root / "sub" / "c.wav")]
+    assert _finishes(lambda: expand_inputs([str(root / "*.wav"), str(root / "*" / "*.wav")])) == [
+        str(real), str(root / "sub" / "c.wav")]
+
+
 def test_corpus_scans_through_symlink_loops_end(tmp_path):
     from ser_hf.corpora.base import iter_audio_files
 

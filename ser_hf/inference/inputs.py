@@ -137,21 +137,24 @@ def _match_parts(patterns: Sequence[str], names: Sequence[str]) -> bool:
 def glob_files(pattern: str) -> list[str]:
     """Files (not folders) matching a glob pattern, sorted; ``**`` matches any number of folders.
 
-    A pattern with ``**`` is matched against a walk of its fixed leading folder (:func:`ser_hf.paths.walk_files`,
-    safe from symlink loops); others go to :func:`glob.glob`.
+    Every pattern is matched against a walk of its fixed leading folder (:func:`ser_hf.paths.walk_files`:
+    each real folder entered once), no deeper than the pattern reaches. :func:`glob.glob` follows symlinked
+    folders without such a check, so with links back to a parent even ``*/*/*/*.wav`` (no ``**``) lists the
+    same files 4^n times over.
     """
     parts = pattern.split(os.sep)
-    if "**" not in parts:
-        return sorted(m for m in glob.glob(pattern) if os.path.isfile(m))
     fixed = 0
     while fixed < len(parts) and not glob.has_magic(parts[fixed]):
         fixed += 1
     root = os.sep.join(parts[:fixed]) or (os.sep if pattern.startswith(os.sep) else os.curdir)
+    rest = parts[fixed:]
+    if not rest:  # nothing to match: the path itself
+        return [pattern] if os.path.isfile(pattern) else []
     if not os.path.isdir(root):
         return []
-    rest = parts[fixed:]
+    depth = None if "**" in rest else len(rest) - 1
     matches = []
-    for path in walk_files(root):
+    for path in walk_files(root, max_depth=depth):
         names = os.path.relpath(path, root).split(os.sep)
         if _match_parts(tuple(rest), tuple(names)) and os.path.isfile(path):
             matches.append(os.path.join(root, *names) if fixed else os.path.join(*names))

@@ -154,7 +154,7 @@ def _released_adaptive(runs: list[dict]) -> str:
         "unlabelled clips of each test speaker enrolled. Each cell: pooled UA [95% CI], the gain over the "
         "standard head on the very same clips, and how many test speakers fell back to it (the fold's inner check "
         "switched adaptation off, or too few clips); enrollment clips are never scored, except \"all\".", "",
-        "| model | offset estimator (folds) | " + " | ".join(label for _, label in RELEASED_ADAPTIVE_COLUMNS) + " |",
+        "| model | offset estimator, enrollment shrinkage k (folds) | " + " | ".join(label for _, label in RELEASED_ADAPTIVE_COLUMNS) + " |",
         "|---|---|" + "---|" * len(RELEASED_ADAPTIVE_COLUMNS), *rows])
 
 
@@ -184,7 +184,7 @@ def accuracy_tables(name: str = "accuracy") -> str:
         "time (s) |",
         "|---|---|---|---|---|---|---|"]
     adaptive = [
-        "| corpus (classes) | backbone, input | offset estimator (folds) | "
+        "| corpus (classes) | backbone, input | offset estimator, enrollment shrinkage k (folds) | "
         + " | ".join(label for _, label in ADAPTIVE_COLUMNS) + " |",
         "|---|---|---|" + "---|" * len(ADAPTIVE_COLUMNS)]
     for config in configs:
@@ -243,12 +243,16 @@ def _adaptive_cell(row: dict | None) -> str:
 
 
 def _estimators(settings: dict) -> str:
-    """The offset estimator each fold chose, counted (e.g. 'speaker mean x6'); 'off' = adaptation switched off."""
-    chosen = next(iter(settings.values())).get("offset_estimator_by_fold")
+    """The offset estimator (and enrollment shrinkage k) each fold chose, counted: e.g. 'speaker mean, k=2 x5'."""
+    row = next(iter(settings.values()))
+    chosen = row.get("offset_estimator_by_fold")
     if not chosen:
         return "emotion-mix-aware (before the choice existed)"
-    counts = {name: chosen.count(name) for name in dict.fromkeys(chosen)}
-    return ", ".join(f"{name} x{count}" for name, count in counts.items())
+    shrinks = row.get("enrollment_shrink_by_fold") or [None] * len(chosen)
+    labels = [name if name == "off" or shrink is None else f"{name}, k={shrink:g}"
+              for name, shrink in zip(chosen, shrinks)]
+    counts = {label: labels.count(label) for label in dict.fromkeys(labels)}
+    return "; ".join(f"{label} x{count}" for label, count in counts.items())
 
 
 def _fill(text: str, begin: str, end: str, table: str) -> str:

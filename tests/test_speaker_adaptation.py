@@ -8,8 +8,11 @@ import pytest
 from ser_hf.errors import ModelError, SERError
 from ser_hf.training.linear_probe import head_logits
 from ser_hf.training.speaker_adaptation import (
+    ESTIMATORS,
+    SHRINK_CHOICES,
     class_means,
     enrollment_predictions,
+    estimate_offset,
     fit_adaptive_probe,
     load_adaptation,
     save_adaptation,
@@ -71,6 +74,24 @@ def test_the_inner_check_picks_the_estimator_that_suits_the_corpus():
     check = skewed.record["inner_check"]["adaptive_ua_by_estimator"]
     assert check["speaker mean"] < check["emotion-mix-aware"], check
     assert skewed.estimator == "emotion-mix-aware"
+
+
+def test_the_inner_check_picks_the_enrollment_shrinkage_with_the_estimator():
+    features, labels, speakers = voices(speakers=16)
+    probe = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4)
+    choices = probe.record["inner_check"]["adaptive_ua_by_choice"]
+    assert {(c["estimator"], c["shrink_clips"]) for c in choices} == {
+        (name, k) for name in ESTIMATORS for k in SHRINK_CHOICES}
+    best = max(choices, key=lambda c: c["ua"])
+    assert (probe.estimator, probe.shrink) == (best["estimator"], best["shrink_clips"])
+    assert probe.record["shrink_clips"] == probe.shrink
+    assert probe.record["inner_check"]["enrollment_clips"] == [3, 10]
+    # A single choice is taken as given; the enrollment uses it.
+    fixed = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4, shrinks=(7.0,))
+    assert fixed.shrink == 7.0
+    clips = features[speakers == speakers[0]][:4]
+    expected = estimate_offset(clips, fixed.global_head, fixed.adaptive_head, fixed.means, 7.0, fixed.estimator)
+    np.testing.assert_allclose(fixed.enroll(clips), expected)
 
 
 def test_shrinkage_pulls_few_clips_towards_no_offset():
@@ -171,6 +192,8 @@ def test_cv_adds_speaker_adaptive_rows_beside_the_standard_ones(tmp_path):
         assert row["clips_scored"] > 0 and "global_unweighted_accuracy_same_clips" in row
         assert len(row["offset_estimator_by_fold"]) == 3
         assert set(row["offset_estimator_by_fold"]) <= {"emotion-mix-aware", "speaker mean", "off"}
+        assert len(row["enrollment_shrink_by_fold"]) == 3
+        assert set(row["enrollment_shrink_by_fold"]) <= {*SHRINK_CHOICES, None}
     written = json.loads((tmp_path / "cv" / "cv" / "speaker_adaptive.json").read_text())
     assert [row["enrollment"] for row in written] == settings
     assert "not the standard headline" in (tmp_path / "cv" / "cv" / "speaker_adaptive.md").read_text()

@@ -32,6 +32,7 @@ from huggingface_hub import HfApi, ModelCard, constants
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
+from ser_hf.checkpoint import CHECKPOINT_FILES
 from ser_hf.errors import SERError
 
 __all__ = ["DEFAULT_EXCLUDE", "PICKLE_SUFFIXES", "HubError", "check_push_folder", "push_model", "push_to_hub"]
@@ -44,9 +45,7 @@ DEFAULT_EXCLUDE = ("checkpoint-*/*", "runs/*", ".git/*", ".cache/*", "__pycache_
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 
 _REQUIRED = {
-    "config.json": "save the model with save_pretrained (ser_hf.models.factory.save_checkpoint)",
-    "*.safetensors": "save the weights as safetensors: model.save_pretrained(DIR, safe_serialization=True)",
-    "preprocessor_config.json": "save the feature extractor beside the weights: feature_extractor.save_pretrained(DIR)",
+    **CHECKPOINT_FILES,
     "README.md": "write the model card: ser_hf.cards.write_model_card(DIR, card_from_run(...))",
 }
 

@@ -120,6 +120,10 @@ NON_NEGATIVE_INT = Range(0, integer=True, noun="a non-negative integer")
 """Worker counts and other integers where 0 means none: >= 0."""
 SEED = Range(0, 2**32 - 1, integer=True, noun="a seed (an integer)")
 """Random seeds: numpy accepts 0 .. 2**32 - 1."""
+UNIT = Range(0, 1, noun="a number")
+"""Strengths and ratios: [0, 1]."""
+FOLDS = Range(2, integer=True, noun="an integer")
+"""Numbers of folds: integers >= 2."""
 FINITE = Range()
 """Any finite number (e.g. an SNR or gain in dB, which may be negative)."""
 

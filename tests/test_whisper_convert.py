@@ -26,7 +26,7 @@ from transformers import (
 )
 
 from ser_hf.errors import ModelError
-from ser_hf.models import presets
+from ser_hf.models import backbones
 from ser_hf.models.presets import (
     PRESETS,
     Preset,
@@ -327,7 +327,7 @@ def test_cli_list_prepare_convert(fake_preset, tiny_ct2, tmp_path, capsys):
 
 def _require_wheel(name: str) -> None:
     preset = get_preset(name)
-    if presets._missing_modules(preset):
+    if backbones.missing_modules(preset):
         pytest.skip(f"{name} weights not installed: {preset.install_command}")
 
 
@@ -338,7 +338,7 @@ def tiny_en(tmp_path_factory) -> Path:
 
 
 def _module_dir(module: str) -> Path:
-    return presets._module_dir(module)
+    return backbones._module_dir(module)
 
 
 def test_tiny_en_config_and_size(tiny_en):

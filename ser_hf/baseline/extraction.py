@@ -24,7 +24,6 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_hf._io import atomic_write_bytes, file_sha256
 from ser_hf.audio import AudioPreprocessor, PathLike
 from ser_hf.baseline.features import FeatureConfig, extract_features, feature_names
 from ser_hf.baseline.sequences import check_sequence_config, extract_sequence, sequence_names
@@ -89,13 +89,8 @@ class FeatureSequences:
         return len(self.paths)
 
 
-def file_digest(path: PathLike, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file's bytes (``hashlib.file_digest`` needs Python 3.11)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+#: The name :func:`ser_hf._io.file_sha256` had here.
+file_digest = file_sha256
 
 
 class _FeatureCache:
@@ -122,7 +117,7 @@ class _FeatureCache:
             self.dir.mkdir(parents=True, exist_ok=True)
             manifest = self.dir / "manifest.json"
             if not manifest.exists():  # for humans: what the vectors in this folder mean
-                _atomic_write(manifest, json.dumps({**settings, "names": names}, indent=1).encode())
+                atomic_write_bytes(manifest, json.dumps({**settings, "names": names}, indent=1).encode())
         except OSError as err:
             raise ValueError(
                 f"extract_dataset_features(cache_dir={str(root)!r}): cannot create the cache folder ({err}). "
@@ -134,7 +129,7 @@ class _FeatureCache:
         if not os.path.isfile(audio_path):
             return None  # a FIFO named like audio would block the hash's open() forever
         try:
-            digest = file_digest(audio_path)
+            digest = file_sha256(audio_path)
         except OSError:
             return None
         return self.dir / digest[:2] / f"{digest}.npy"
@@ -159,7 +154,7 @@ class _FeatureCache:
         np.save(buffer, vector, allow_pickle=False)
         try:
             entry.parent.mkdir(exist_ok=True)
-            _atomic_write(entry, buffer.getvalue())
+            atomic_write_bytes(entry, buffer.getvalue())
         except OSError as err:
             if not self._warned:
                 warnings.warn(
@@ -168,19 +163,6 @@ class _FeatureCache:
                     stacklevel=3,
                 )
                 self._warned = True
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and a rename, so readers (other processes sharing the
-    cache) see either no file or the complete one, never a half-written file."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def _extract_file(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
+from ser_hf._io import cache_root
 from ser_hf.cli.data import add_corpus_arguments, add_skip_bad_files_argument, corpus_options
 from ser_hf.errors import SERError
 
@@ -28,7 +28,7 @@ same files as `ser-hf cv`. With --save-model the classifier is refit on every cl
 
 def default_cache_dir() -> Path:
     """``$SER_HF_CACHE/features`` or ``~/.cache/ser_hf/features``: shared by every baseline run."""
-    return Path(os.environ.get("SER_HF_CACHE", Path.home() / ".cache" / "ser_hf")) / "features"
+    return cache_root() / "features"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import tempfile
@@ -11,6 +10,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from ser_hf._io import file_sha256
 from ser_hf.errors import DownloadError
 from ser_hf.progress import progress_bar
 
@@ -45,15 +45,6 @@ def download_file(url: str, target: Path, *, sha256: str | None = None, timeout:
             raise DownloadError(f"{url} downloaded with SHA-256 {digest}, expected {sha256}. Retry the download.")
     partial.replace(target)
     return target
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download_and_extract(url: str, target_dir: str | Path, archive_name: str, *, sha256: str | None = None) -> Path:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import datasets
 import soundfile as sf
 
+from ser_hf import _io
 from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, is_audio_path
 from ser_hf.corpora.audiofolder import is_audiofolder, read_audiofolder
 from ser_hf.corpora.base import Clip, Corpus, Problem, normalize_gender, report_problems, scan_corpus, to_dataset
@@ -128,7 +128,7 @@ def select_split(parts: Mapping[str, Any], split: str, source: DatasetSource):
 def cache_root() -> Path:
     """``$SER_HF_CACHE`` or ``~/.cache/ser_hf`` (where embedded audio is written)."""
     # Absolute: prediction jobs key their records by absolute path.
-    return Path(os.path.abspath(os.environ.get("SER_HF_CACHE", Path.home() / ".cache" / "ser_hf")))
+    return Path(os.path.abspath(_io.cache_root()))
 
 
 class AudioCells:
@@ -207,9 +207,7 @@ class AudioCells:
         if not (target.is_file() and target.stat().st_size == len(data)):
             target.parent.mkdir(parents=True, exist_ok=True)
             # Written beside and renamed, so a killed load never leaves a half file that a rerun would reuse.
-            with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as handle:
-                handle.write(data)
-            os.replace(handle.name, target)
+            _io.atomic_write_bytes(target, data)
         return str(target)
 
 

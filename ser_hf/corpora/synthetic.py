@@ -3,7 +3,7 @@
 - What: speech-like voiced signals (harmonic sources through formant filters, fricative-like noise)
   from 8 synthetic speakers (alternating genders), 4 emotions x 6 clips each (192 clips, 1.5-3 s),
   whose emotions differ, relative to each speaker's baseline and with overlapping distributions, in
-  pitch level and range, tempo, loudness and spectral tilt (harmonic sources through formant filters). See :mod:`ser_hf.testing.synthetic`.
+  pitch level and range, tempo, loudness and spectral tilt (harmonic sources through formant filters). See :mod:`ser_hf.corpora.synthetic_speech`.
 - Why: the built-in default of ``ser-hf demo`` and of tests, on machines with no corpus and no
   network. Its accuracies say nothing about real emotion recognition; never report them as such.
 - Licence: generated data, no restrictions. No citation.
@@ -15,20 +15,21 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from ser_hf._io import cache_root
 from ser_hf.corpora import manifest
 from ser_hf.corpora.base import Corpus
 
 
 def default_dir() -> Path:
-    return Path(os.environ.get("SER_HF_CACHE", Path.home() / ".cache" / "ser_hf")) / "synthetic"
+    return cache_root() / "synthetic"
 
 
 def prepare(data_dir: Path) -> None:
     """Generate the default synthetic corpus in ``data_dir`` unless it is already there."""
-    from ser_hf.testing.synthetic import make_synthetic_corpus
+    # Imported here: the generator needs scipy.signal, which listing a corpus does not.
+    from ser_hf.corpora.synthetic_speech import make_synthetic_corpus
 
     make_synthetic_corpus(data_dir)
 

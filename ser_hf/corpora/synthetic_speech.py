@@ -1,4 +1,5 @@
-"""A small, learnable, *synthetic* emotional-speech corpus: the built-in default for demos and tests.
+"""The generator of the ``synthetic`` corpus (:mod:`ser_hf.corpora.synthetic`): a small, learnable, *synthetic*
+emotional-speech corpus, the built-in default for demos and tests (also importable as ``ser_hf.testing.synthetic``).
 
 This is a stand-in, not a benchmark. No human spoke these clips and no listener labelled them: each clip
 is synthesised from acoustic cues the literature associates with each emotion (e.g. Banse & Scherer 1996;
@@ -22,7 +23,7 @@ With the defaults (8 speakers x 4 emotions x 6 clips), MFCC/F0/RMS statistics an
 reach about 0.7-0.8 unweighted accuracy on speaker-independent folds: learnable, not trivial.
 
 Example:
-    >>> from ser_hf.testing.synthetic import make_synthetic_corpus
+    >>> from ser_hf.corpora.synthetic_speech import make_synthetic_corpus
     >>> from ser_hf.corpora import load_corpus
     >>> root = make_synthetic_corpus("/tmp/ser_hf_synthetic")  # doctest: +SKIP
     >>> ds = load_corpus("manifest", root)  # doctest: +SKIP

@@ -45,50 +45,16 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, PreTrainedModel
 
 from ser_hf.audio import AudioPreprocessor, audio_info, load_audio
+from ser_hf.checkpoint import check_checkpoint_dir
 from ser_hf.errors import ModelError
 from ser_hf.inference.onnx_runtime import OnnxAudioClassifier, is_onnx_export, load_onnx_classifier
+from ser_hf.models.architecture import FIXED_LENGTH_MODEL_TYPES, batch_padding_is_exact
 from ser_hf.models.checkpoint_check import check_checkpoint, check_loading_info
 from ser_hf.progress import progress_bar
 
 __all__ = ["FIXED_LENGTH_MODEL_TYPES", "batch_padding_is_exact", "load_classifier", "model_labels", "predict_proba"]
 
-#: Architectures whose feature extractor pads or cuts every clip to one length (30 s or ``chunk_length``
-#: for Whisper, ``max_length`` frames for AST): batching them never changes a prediction.
-FIXED_LENGTH_MODEL_TYPES = ("whisper", "audio-spectrogram-transformer")
-
-# Architectures that zero padded frames before their single positional convolution and mask them in
-# attention and pooling. data2vec-audio is left out on purpose: its stack of positional convolutions
-# lets padding leak into the last real frames (measured: probabilities move by ~1e-2).
-_MASKED_PADDING_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")
-
 AudioInput = Union[str, "os.PathLike[str]", np.ndarray]
-
-_CHECKPOINT_FILES = "config.json, model.safetensors and preprocessor_config.json"
-
-
-def _check_directory(path: Path) -> None:
-    if not path.exists():
-        raise ModelError(
-            f"model directory {str(path)!r} does not exist. Pass a checkpoint directory written by save_pretrained "
-            f"({_CHECKPOINT_FILES}), e.g. the output_dir of `ser-hf train`."
-        )
-    if not path.is_dir():
-        raise ModelError(f"model {str(path)!r} is a file; pass the directory that holds {_CHECKPOINT_FILES}.")
-    found = sorted(p.name for p in path.iterdir())
-    if not (path / "config.json").is_file():
-        raise ModelError(f"model directory {str(path)!r} has no config.json (found {found}); expected {_CHECKPOINT_FILES}.")
-    if not any(path.glob("*.safetensors")):
-        raise ModelError(
-            f"model directory {str(path)!r} has no *.safetensors weights (found {found}). ser_hf loads only "
-            f"safetensors, which need no pickle. Convert a trusted pickle checkpoint once with "
-            f"`AutoModelForAudioClassification.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)`."
-        )
-    if not (path / "preprocessor_config.json").is_file():
-        raise ModelError(
-            f"model directory {str(path)!r} has no preprocessor_config.json (found {found}). Save the feature "
-            f"extractor beside the weights: `feature_extractor.save_pretrained(DIR)`."
-        )
-
 
 def _is_hub_id(text: str) -> bool:
     try:
@@ -128,7 +94,7 @@ def load_classifier(model_dir: str | os.PathLike, device: str | torch.device | N
     if is_onnx_export(path):
         return load_onnx_classifier(path, device=device)
     if path.exists() or not _is_hub_id(text):
-        _check_directory(path)
+        check_checkpoint_dir(path)
         text = str(path)
     # Config against weights header before anything is allocated: no random head, no config-sized allocation.
     check_checkpoint(text)
@@ -153,24 +119,6 @@ def model_labels(model: PreTrainedModel | OnnxAudioClassifier) -> list[str]:
     """The model's class names in id order (``config.id2label``)."""
     id2label = model.config.id2label
     return [str(id2label[index]) for index in range(model.config.num_labels)]
-
-
-def batch_padding_is_exact(model: PreTrainedModel, feature_extractor) -> bool:
-    """Whether clips of different lengths can share a batch without changing any prediction.
-
-    True for fixed-length extractors (Whisper, AST), and for wav2vec2/HuBERT/WavLM when the extractor
-    returns an attention mask and the front end normalises each frame separately. False otherwise, and
-    for unknown architectures: those run one clip at a time, which is always exact.
-    """
-    config = model.config
-    if config.model_type in FIXED_LENGTH_MODEL_TYPES:
-        return True
-    if config.model_type not in _MASKED_PADDING_MODEL_TYPES:
-        return False
-    if not getattr(feature_extractor, "return_attention_mask", False):
-        return False  # without a mask the model would see the padding as signal
-    # GroupNorm in the first conv layer averages over time, so padded zeros would shift its statistics.
-    return getattr(config, "feat_extract_norm", "group") == "layer"
 
 
 def _duration(item: AudioInput, sampling_rate: int) -> float:

@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from ser_hf._io import temporary_file
 from ser_hf.errors import SERError
 from ser_hf.inference.inputs import expand_inputs, speakers_of
 from ser_hf.inference.outputs import (
@@ -73,7 +74,6 @@ from ser_hf.inference.outputs import (
     record_key,
     shard_files,
     shard_path,
-    temporary_file,
     write_csv,
     write_jsonl,
 )

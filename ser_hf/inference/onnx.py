@@ -48,6 +48,7 @@ from typing import Any
 
 import torch
 
+from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import ModelError
 from ser_hf.inference.onnx_parity import check_batches, features, logits, max_differences, parity, voiced_clips
 from ser_hf.inference.onnx_runtime import (
@@ -70,7 +71,7 @@ QUANTIZE_CHOICES = ("int8",)
 
 # Files an export writes; --overwrite removes exactly these from the output directory, nothing else.
 _EXPORT_FILES = (MODEL_FILE, MODEL_FILE + ".data", INT8_FILE, "config.json", "preprocessor_config.json",
-                 "ser_hf_run.json", EXPORT_RECORD)
+                 RUN_RECORD, EXPORT_RECORD)
 _QUANTIZED_OPS = ("MatMul", "Gemm")
 _VERSIONED = ("ser-hf", "torch", "transformers", "onnx", "onnxscript", "onnxruntime")
 
@@ -238,8 +239,8 @@ def _write_export(model, feature_extractor, model_type: str, model_dir: Path, tm
     _trace(model, axes, example, tmp / MODEL_FILE, opset)
     model.config.save_pretrained(tmp)
     feature_extractor.save_pretrained(tmp)
-    if (model_dir / "ser_hf_run.json").is_file():
-        shutil.copyfile(model_dir / "ser_hf_run.json", tmp / "ser_hf_run.json")
+    if (model_dir / RUN_RECORD).is_file():
+        shutil.copyfile(model_dir / RUN_RECORD, tmp / RUN_RECORD)
     onnx_model = OnnxAudioClassifier(tmp / MODEL_FILE)
     batches = check_batches(feature_extractor, axes)
     measured = parity(model, onnx_model, batches, tolerance)

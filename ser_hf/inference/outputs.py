@@ -27,12 +27,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ser_hf._io import atomic_write_bytes
 from ser_hf.errors import SERError
 from ser_hf.paths import display_path, record_path
 
@@ -226,33 +226,11 @@ def read_records(out: str | os.PathLike, format: str | None = None) -> list[dict
 
 # ------------------------------------------------------------------------------------------------ writing
 
-def temporary_file(out: Path) -> Path:
-    """A new, empty temporary file beside ``out`` (``.OUT.<random>.tmp``): a unique name, so no file of the
-    user's that happens to be called like it is ever overwritten."""
-    handle, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(handle)
-    return Path(name)
-
-
 def _json_lines(records: Iterable[dict[str, Any]]) -> bytes:
     # allow_nan=False: a NaN score raises here instead of becoming invalid JSON in the file. backslashreplace:
     # text that escaped ser_hf.paths.printable still cannot stop the job.
     text = "".join(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n" for record in records)
     return text.encode("utf-8", "backslashreplace")
-
-
-def _replace_atomically(out: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``out``, fsync it, and swap it in (``os.replace`` is atomic)."""
-    temporary = temporary_file(out)
-    try:
-        with temporary.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, out)
-    except BaseException:
-        temporary.unlink(missing_ok=True)  # a full disk must not be left fuller
-        raise
 
 
 def _truncate(path: Path, size: int) -> None:
@@ -270,7 +248,7 @@ def append_jsonl(path: Path, records: Sequence[dict[str, Any]], header: dict[str
     blob = _json_lines(records)
     size = path.stat().st_size if path.exists() else 0
     if size == 0:
-        _replace_atomically(path, _json_lines([header]) + blob)
+        atomic_write_bytes(path, _json_lines([header]) + blob, fsync=True)
         return
     try:
         with path.open("ab") as handle:
@@ -284,7 +262,7 @@ def append_jsonl(path: Path, records: Sequence[dict[str, Any]], header: dict[str
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]], header: dict[str, Any]) -> None:
     """Write a whole JSONL output atomically."""
-    _replace_atomically(path, _json_lines([header, *records]))
+    atomic_write_bytes(path, _json_lines([header, *records]), fsync=True)
 
 
 def prepare_jsonl(path: Path, header: dict[str, Any], role: str = "--out") -> None:
@@ -324,7 +302,7 @@ def write_csv(out: Path, rows: Iterable[dict[str, Any]], labels: Sequence[str]) 
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", restval="")
     writer.writeheader()
     writer.writerows(csv_row(row) for row in rows)
-    _replace_atomically(out, buffer.getvalue().encode("utf-8", "backslashreplace"))
+    atomic_write_bytes(out, buffer.getvalue().encode("utf-8", "backslashreplace"), fsync=True)
 
 
 # ------------------------------------------------------------------------------------------------ shards

@@ -53,6 +53,7 @@ from ser_hf.audio import (
     resample,
     to_mono,
 )
+from ser_hf.checkpoint import RUN_RECORD, read_run_record, recorded_preprocessor
 from ser_hf.errors import AudioError, SERError
 from ser_hf.inference.batch import load_classifier, model_labels, predict_proba
 from ser_hf.inference.onnx_runtime import is_onnx_export
@@ -105,16 +106,13 @@ def _window_spans(n_samples: int, win: int, hop: int) -> list[tuple[int, int]]:
 
 def _load_run_preprocessor(model_dir: Path, sampling_rate: int) -> AudioPreprocessor | None:
     """The preprocessing ``ser-hf train`` recorded in ``MODEL/ser_hf_run.json`` (None if none)."""
-    # Reuse the evaluation's reader so inference and evaluation can never disagree.
-    from ser_hf.evaluation.run import recorded_preprocessor, training_record
-
-    if not (model_dir / "ser_hf_run.json").is_file():
+    if not (model_dir / RUN_RECORD).is_file():
         return None
     try:
-        record = training_record(model_dir)
+        record = read_run_record(model_dir)
     except json.JSONDecodeError as err:
         raise SERError(
-            f"{model_dir / 'ser_hf_run.json'} is not valid JSON ({err}); expected the file `ser-hf train` writes. "
+            f"{model_dir / RUN_RECORD} is not valid JSON ({err}); expected the file `ser-hf train` writes. "
             f"Restore it, or pass preprocessor=None to EmotionRecognizer.from_pretrained to ignore it."
         ) from err
     return recorded_preprocessor(record.get("data", {}), sampling_rate)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import ModelError, SERError
 
 logger = logging.getLogger(__name__)
@@ -128,8 +129,8 @@ class SpeakerEnrollments:
                  for name, value in self.speaker_head(speaker).items()}
         model.load_state_dict(state, strict=False)
         out = save_checkpoint(model, self.feature_extractor, out_dir)
-        if (self.checkpoint / "ser_hf_run.json").is_file():
-            shutil.copyfile(self.checkpoint / "ser_hf_run.json", out / "ser_hf_run.json")
+        if (self.checkpoint / RUN_RECORD).is_file():
+            shutil.copyfile(self.checkpoint / RUN_RECORD, out / RUN_RECORD)
         return out
 
     # ------------------------------------------------------------------------------------------- files

@@ -18,7 +18,8 @@ layers) and compares: the config must not describe more parameters than the file
 the same name must have the same shape, and a classifier's head tensors must all be there.
 :func:`check_loading_info` runs after ``from_pretrained(..., output_loading_info=True)`` and refuses any
 weight it reports missing or mismatched (only a new head may be, when a backbone is built).
-:func:`read_json` reads every JSON file beside a model (bounded size, duplicate keys refused).
+:func:`~ser_hf._io.read_json` (importable from here too) reads every JSON file beside a model (bounded size, duplicate
+keys refused).
 
 Example:
     >>> from ser_hf.models.checkpoint_check import check_checkpoint, safetensors_header
@@ -30,12 +31,10 @@ Example:
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import struct
 import threading
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from typing import Any
 
 import torch
 
+from ser_hf._io import MAX_JSON_BYTES, read_json
 from ser_hf.errors import ModelError
 from ser_hf.ranges import FINITE, Range, check_value
 
@@ -73,8 +73,6 @@ WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
 #: safetensors' own limit on the JSON header; a length field beyond it (or beyond the file) is refused unread.
 MAX_HEADER_BYTES = 100_000_000
-#: config.json, preprocessor_config.json, ser_hf_run.json...: a few KB each; id2label of AudioSet is ~30 KB.
-MAX_JSON_BYTES = 4 * 2**20
 #: More classes than any audio classification task has; transformers builds id2label for num_labels up front.
 MAX_LABELS = 10_000
 #: Top-level names of the classification head every supported architecture adds to its backbone.
@@ -115,48 +113,6 @@ class TensorInfo:
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
-
-
-# --- JSON --------------------------------------------------------------------------------------------------
-
-def _unique_keys(path: Path):
-    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        value = dict(pairs)
-        if len(value) != len(pairs):
-            repeated = sorted(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)[:20]
-            raise ModelError(f"{path}: key(s) {repeated} appear more than once; JSON readers would silently keep "
-                             f"one of them. Keep one of each.")
-        return value
-
-    return build
-
-
-def read_json(path: str | os.PathLike, *, fix: str, max_bytes: int = MAX_JSON_BYTES, data: bytes | None = None) -> dict:
-    """A JSON object from ``path``: size bounded, valid UTF-8 JSON, no duplicate keys, an object at the top.
-
-    Args:
-        path: The file (also named in errors when ``data`` is given).
-        fix: What the user should do when the file is unusable, ending the error message.
-        max_bytes: Largest accepted file.
-        data: The file's bytes, when already read.
-
-    Raises:
-        ModelError: naming the file, what is wrong with it, and ``fix``.
-    """
-    path = Path(path)
-    size = len(data) if data is not None else path.stat().st_size
-    if size > max_bytes:
-        raise ModelError(f"{path} is {size} bytes, more than the {max_bytes} a settings file can need. {fix}")
-    try:
-        text = (data if data is not None else path.read_bytes()).decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_unique_keys(path))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelError(f"{path} is not valid JSON ({err}). {fix}") from None
-    except RecursionError:
-        raise ModelError(f"{path} nests values too deeply to be a settings file. {fix}") from None
-    if not isinstance(value, dict):
-        raise ModelError(f"{path} must hold a JSON object, found {type(value).__name__}. {fix}")
-    return value
 
 
 # --- safetensors headers -----------------------------------------------------------------------------------

@@ -14,30 +14,26 @@ what lets a head trained on the cache be saved as an ordinary checkpoint that pr
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ser_hf._io import atomic_write_bytes, cache_root, file_sha256
 from ser_hf.audio import AudioPreprocessor, audio_info
 from ser_hf.errors import ModelError
-from ser_hf.inference.batch import batch_padding_is_exact
+from ser_hf.models.architecture import POOLABLE_MODEL_TYPES, batch_padding_is_exact
 from ser_hf.processes import launched_processes
 from ser_hf.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
-#: Architectures whose head is weighted layer sum -> projector -> mean pooling -> classifier.
-POOLABLE_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper")
-
-
 def default_cache_dir() -> Path:
     """``$SER_HF_CACHE/embeddings`` or ``~/.cache/ser_hf/embeddings``."""
-    return Path(os.environ.get("SER_HF_CACHE", Path.home() / ".cache" / "ser_hf")) / "embeddings"
+    return cache_root() / "embeddings"
 
 
 #: Precisions the frozen forward may run in (``embedding_dtype``); float32 is the reference.
@@ -89,11 +85,7 @@ def backbone_fingerprint(model: torch.nn.Module) -> str:
 
 
 def _file_key(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()[:32]
+    return file_sha256(path)[:32]
 
 
 def _encoder_hidden_states(model: torch.nn.Module, inputs: dict) -> tuple[torch.Tensor, ...]:
@@ -138,9 +130,9 @@ def _batches(lengths: Sequence[float], batch_size: int) -> list[list[int]]:
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-        np.save(handle, array, allow_pickle=False)
-    os.replace(handle.name, path)
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def pooled_hidden_states(

@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -52,6 +52,7 @@ from transformers import (
 
 from ser_hf.emotions import EMOTIONS
 from ser_hf.errors import ModelError
+from ser_hf.models.architecture import ARCHITECTURES, SUPPORTED_MODEL_TYPES, Architecture
 from ser_hf.models.checkpoint_check import (
     CONFIG_ERRORS,
     check_checkpoint,
@@ -82,62 +83,6 @@ _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch
 _DTYPE_ARG = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
 
 
-def _freeze(module: torch.nn.Module) -> None:
-    for param in module.parameters():
-        param.requires_grad = False
-
-
-@dataclass(frozen=True)
-class _Architecture:
-    """What one model family can do, and how its config names things."""
-
-    freeze_backbone: Callable[[PreTrainedModel], None]
-    # None: the architecture has no convolutional front end to freeze separately.
-    freeze_feature_encoder: Callable[[PreTrainedModel], None] | None
-    weighted_layer_sum: bool
-    spec_augment: bool
-    # ModelOptions field -> the config attribute holding that dropout in this family.
-    dropouts: dict[str, str]
-    # Whisper's fixed 30 s input can be cut (ModelOptions.max_source_positions).
-    variable_length: bool = False
-
-
-_WAV2VEC2_FAMILY = _Architecture(
-    freeze_backbone=lambda model: model.freeze_base_model(),
-    freeze_feature_encoder=lambda model: model.freeze_feature_encoder(),
-    weighted_layer_sum=True,
-    spec_augment=True,
-    dropouts={name: name for name in ("hidden_dropout", "attention_dropout", "activation_dropout",
-                                      "feat_proj_dropout", "layerdrop")},
-)
-
-_ARCHITECTURES: dict[str, _Architecture] = {
-    "wav2vec2": _WAV2VEC2_FAMILY,
-    "hubert": _WAV2VEC2_FAMILY,
-    "wavlm": _WAV2VEC2_FAMILY,
-    "data2vec-audio": _WAV2VEC2_FAMILY,
-    "whisper": _Architecture(
-        freeze_backbone=lambda model: model.freeze_encoder(),
-        # The two-conv stem plays the role of wav2vec2's CNN feature encoder (positions are never trained).
-        freeze_feature_encoder=lambda model: (_freeze(model.encoder.conv1), _freeze(model.encoder.conv2)),
-        weighted_layer_sum=True,
-        # WhisperForAudioClassification never calls the SpecAugment code (only WhisperModel does).
-        spec_augment=False,
-        dropouts={"hidden_dropout": "dropout", "attention_dropout": "attention_dropout",
-                  "activation_dropout": "activation_dropout", "layerdrop": "encoder_layerdrop"},
-        variable_length=True,
-    ),
-    "audio-spectrogram-transformer": _Architecture(
-        freeze_backbone=lambda model: _freeze(model.audio_spectrogram_transformer),
-        freeze_feature_encoder=None,
-        weighted_layer_sum=False,
-        spec_augment=False,
-        dropouts={"hidden_dropout": "hidden_dropout_prob", "attention_dropout": "attention_probs_dropout_prob"},
-    ),
-}
-
-SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(_ARCHITECTURES)
-"""``config.model_type`` values :func:`build_model` accepts."""
 _SUPPORTED = ", ".join(SUPPORTED_MODEL_TYPES)
 
 _MASK_FIELDS = ("mask_time_prob", "mask_time_length", "mask_feature_prob", "mask_feature_length")
@@ -247,7 +192,7 @@ def _config_from_directory(directory: Path) -> PretrainedConfig:
         )
     # Checked as JSON first: transformers would build an id2label dict of any num_labels, and crash on bad JSON.
     model_type = check_config_file(directory, labels=False).get("model_type")
-    if model_type not in _ARCHITECTURES:
+    if model_type not in ARCHITECTURES:
         raise ModelError(
             f"Checkpoint {str(directory)!r}: config.json has model_type={model_type!r}, which ser_hf does not "
             f"support. Supported model types: {_SUPPORTED}."
@@ -295,7 +240,7 @@ def load_backbone_config(checkpoint: str | os.PathLike) -> PretrainedConfig:
             f"Offline, a Hub model must already be in the cache; otherwise download it on a connected machine "
             f"and pass its directory. Supported model types: {_SUPPORTED}."
         ) from err
-    if config.model_type not in _ARCHITECTURES:
+    if config.model_type not in ARCHITECTURES:
         raise ModelError(
             f"checkpoint {str(checkpoint)!r} has model_type={config.model_type!r}, which ser_hf does not support. "
             f"Supported model types: {_SUPPORTED}."
@@ -318,7 +263,7 @@ def _check_labels(labels: Sequence[str]) -> list[str]:
     return labels
 
 
-def _supported_options(arch: _Architecture) -> list[str]:
+def _supported_options(arch: Architecture) -> list[str]:
     names = ["freeze_backbone", "dtype", *arch.dropouts]
     if arch.freeze_feature_encoder is not None:
         names.append("freeze_feature_encoder")
@@ -332,13 +277,13 @@ def _supported_options(arch: _Architecture) -> list[str]:
 
 
 def _check_supported(options: ModelOptions, model_type: str) -> None:
-    supported = _supported_options(_ARCHITECTURES[model_type])
+    supported = _supported_options(ARCHITECTURES[model_type])
     for option in dataclasses.fields(ModelOptions):
         value = getattr(options, option.name)
         # False asks for nothing an architecture could fail to do, so it is accepted everywhere.
         if value is None or value is False or option.name in supported:
             continue
-        having = [name for name, other in _ARCHITECTURES.items() if option.name in _supported_options(other)]
+        having = [name for name, other in ARCHITECTURES.items() if option.name in _supported_options(other)]
         raise ModelError(
             f"ModelOptions.{option.name}={value!r} is not supported for model_type {model_type!r}. "
             f"Options supported there: {sorted(supported)}. Architectures with {option.name}: {having}. "
@@ -348,7 +293,7 @@ def _check_supported(options: ModelOptions, model_type: str) -> None:
 
 def _configure(config: PretrainedConfig, options: ModelOptions, labels: list[str]) -> None:
     """Write labels and options into ``config``, so they survive save/load."""
-    arch = _ARCHITECTURES[config.model_type]
+    arch = ARCHITECTURES[config.model_type]
     old_labels = list(config.id2label.values()) if config.id2label else []
     if old_labels and not all(str(name).startswith("LABEL_") for name in old_labels) and old_labels != labels:
         logger.warning(
@@ -555,7 +500,7 @@ def build_model(checkpoint: str | os.PathLike, labels: Sequence[str], options: M
     feature_extractor = _load_feature_extractor(checkpoint)
     if config.model_type == "whisper":
         feature_extractor = _prepare_whisper(model, feature_extractor, options.max_source_positions)
-    arch = _ARCHITECTURES[config.model_type]
+    arch = ARCHITECTURES[config.model_type]
     if options.freeze_backbone:
         arch.freeze_backbone(model)
     elif options.freeze_feature_encoder is not False and arch.freeze_feature_encoder is not None:

@@ -27,7 +27,7 @@ from torch import nn
 
 from ser_hf.audio import AudioPreprocessor, audio_info
 from ser_hf.errors import ModelError
-from ser_hf.inference.batch import batch_padding_is_exact
+from ser_hf.models.architecture import batch_padding_is_exact
 from ser_hf.models.embeddings import (
     _batches,
     _encoder_hidden_states,

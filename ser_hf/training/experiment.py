@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import datasets
 import numpy as np
 
 from ser_hf.cards import card_from_run, write_model_card
+from ser_hf.checkpoint import write_run_record
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leave_one_corpus_out_folds, load_combined
 from ser_hf.errors import SERError
@@ -41,29 +42,14 @@ from ser_hf.splits import (
     split_kind,
     split_with_test,
 )
-from ser_hf.training.arguments import DataArguments, ModelArguments, SERTrainingArguments
+from ser_hf.training.arguments import DataArguments
 from ser_hf.training.probe import ProbeMethod, ProbeSettings
+from ser_hf.training.run import SAMPLING_RATE, Run, TrainResult, evaluate_method, is_main_process
 
 logger = logging.getLogger(__name__)
 
-#: Every supported backbone takes 16 kHz audio.
-SAMPLING_RATE = 16000
-
-
-@dataclass
-class Run:
-    """One experiment: what data, which model, how to train."""
-
-    data: DataArguments
-    model: ModelArguments
-    training: SERTrainingArguments
-
-    def settings(self, dataset: datasets.Dataset | None = None) -> dict[str, Any]:
-        """The arguments as JSON-friendly dicts (recorded beside every result); with the run's ``dataset``, also
-        ``split_kind``: how its parts were made (:data:`ser_hf.splits.SPEAKER_INDEPENDENT` or ``RANDOM_SPLIT``)."""
-        training = {k: v for k, v in self.training.to_dict().items() if not k.startswith("_")}
-        kind = {} if dataset is None else {"split_kind": split_kind(dataset)}
-        return {"data": asdict(self.data), "model": asdict(self.model), "training": training, **kind}
+#: The name :func:`~ser_hf.training.run.evaluate_method` had here (benchmarks import it).
+_evaluate = evaluate_method
 
 
 def _load_dataset_run(data: DataArguments, include_eval: bool) -> datasets.Dataset:
@@ -145,20 +131,6 @@ def make_method(run: Run, labels: list[str], progress: bool = True):
     raise SERError(f"mode must be 'probe', 'finetune' or 'partial', got {run.model.mode!r}.")
 
 
-def _evaluate(run: Run, method, part: datasets.Dataset, split: str,
-              corpus: str | None = None) -> tuple[EvaluationReport, np.ndarray]:
-    """The report of ``method`` on ``part`` (intervals resample whole speakers) and its probabilities."""
-    probabilities = method.predict_proba(part)
-    report = EvaluationReport.from_predictions(
-        np.asarray(part["label"]), probabilities=probabilities, label_names=method.labels,
-        groups=part["speaker"], genders=part["gender"] if "gender" in part.column_names else None,
-        temperature=(getattr(method, "calibration", None) or {}).get("temperature"),
-        model=run.model.model_name_or_path, corpus=corpus or run.data.corpus, split=split,
-        metadata={"mode": run.model.mode, "speakers": sorted(set(part["speaker"])), "split_kind": split_kind(part)},
-    )
-    return report, probabilities
-
-
 def _train_split(run: Run, dataset: datasets.Dataset) -> datasets.DatasetDict:
     """``train``'s parts: speakers held out of the data, or a dataset's own ``eval_split_name`` split as the test part."""
     data = run.data
@@ -169,19 +141,6 @@ def _train_split(run: Run, dataset: datasets.Dataset) -> datasets.DatasetDict:
     return make_split(dataset, test_size=data.test_size, validation_size=data.validation_size, seed=data.fold_seed)
 
 
-@dataclass
-class TrainResult:
-    checkpoint: Path
-    report: EvaluationReport | None
-
-
-def is_main_process() -> bool:
-    """False on every process but the first under ``accelerate launch`` (they must not write reports)."""
-    from ser_hf.processes import launched_processes
-
-    return launched_processes().is_main
-
-
 def train(run: Run, progress: bool = True) -> TrainResult:
     """Train on a speaker-independent split, save the checkpoint and, if a test part exists, its report.
 
@@ -190,7 +149,7 @@ def train(run: Run, progress: bool = True) -> TrainResult:
     (:func:`~ser_hf.corpora.combined.combined_speaker_split`), so every part holds every corpus.
     """
     if run.data.streaming:
-        from ser_hf.training.streaming import train_streaming
+        from ser_hf.training.streaming import train_streaming  # only streamed runs pay for the Trainer's import
 
         return train_streaming(run, progress)
     dataset = load_run_dataset(run.data, include_eval=True)
@@ -199,11 +158,11 @@ def train(run: Run, progress: bool = True) -> TrainResult:
     method = make_method(run, labels, progress).fit(split["train"], split.get("validation"))
     out = Path(run.training.output_dir)
     checkpoint = method.save(out)
-    report = _evaluate(run, method, split["test"], "test")[0] if "test" in split else None
+    report = evaluate_method(run, method, split["test"], "test")[0] if "test" in split else None
     if is_main_process():
         if report is not None:
             report.write(out / "eval")
-        (out / "ser_hf_run.json").write_text(json.dumps(run.settings(dataset), indent=2, default=str) + "\n")
+        write_run_record(out, run.settings(dataset))
         write_model_card(checkpoint, card_from_run(run, split, report, checkpoint, method=method))
     return TrainResult(checkpoint, report)
 
@@ -257,7 +216,7 @@ def _fit_fold(run: Run, dataset: datasets.Dataset, fold: Fold, labels: list[str]
     """Fit a fresh method on the fold's training part and score its test part: (method, test, report, probabilities)."""
     parts = select_fold(dataset, _fold_with_validation(dataset, fold, run))
     method = make_method(run, labels, progress).fit(parts["train"], parts.get("validation"))
-    report, probabilities = _evaluate(run, method, parts["test"], fold.name, corpus=corpus)
+    report, probabilities = evaluate_method(run, method, parts["test"], fold.name, corpus=corpus)
     return method, parts["test"], report, probabilities
 
 

@@ -33,7 +33,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from ser_hf.errors import SERError
 from ser_hf.training.arguments import DataArguments, ModelArguments, SERTrainingArguments
-from ser_hf.training.experiment import Run
+from ser_hf.training.run import Run
 
 ARGUMENT_GROUPS = (DataArguments, ModelArguments, SERTrainingArguments)
 

@@ -29,7 +29,8 @@ from transformers.trainer_utils import BestRun
 from ser_hf.errors import SERError
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.splits import speaker_split
-from ser_hf.training.experiment import SAMPLING_RATE, Run, load_run_dataset
+from ser_hf.training.experiment import load_run_dataset
+from ser_hf.training.run import SAMPLING_RATE, Run
 
 __all__ = ["default_hp_space", "hyperparameter_search"]
 

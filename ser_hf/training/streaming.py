@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import datasets
 
 from ser_hf.cards import card_from_run, write_model_card
+from ser_hf.checkpoint import write_run_record
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.folder import raw_label_to_emotion
 from ser_hf.corpora.hf_dataset import audio_cells, cell_text, open_dataset, select_split
@@ -38,6 +38,7 @@ from ser_hf.errors import CorpusError, SERError
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.training.arguments import DataArguments
 from ser_hf.training.finetune import FinetuneMethod
+from ser_hf.training.run import SAMPLING_RATE, Run, TrainResult, evaluate_method, is_main_process
 from ser_hf.training.trainer import SERTrainer
 
 logger = logging.getLogger(__name__)
@@ -134,17 +135,15 @@ class StreamingFinetuneMethod(FinetuneMethod):
         return self
 
 
-def train_streaming(run, progress: bool = True):
+def train_streaming(run: Run, progress: bool = True) -> TrainResult:
     """``ser-hf train --streaming``: fine-tune on the streamed training split, save, score ``eval_split_name``.
 
     Returns:
-        A :class:`~ser_hf.training.experiment.TrainResult` (``report`` is None without ``eval_split_name``).
+        A :class:`~ser_hf.training.run.TrainResult` (``report`` is None without ``eval_split_name``).
 
     Raises:
         SERError: without ``dataset_name``, in a mode other than ``finetune``, or without ``max_steps``.
     """
-    from ser_hf.training.experiment import SAMPLING_RATE, TrainResult, _evaluate, is_main_process
-
     data = run.data
     if data.dataset_name is None or run.model.mode != "finetune":
         raise SERError(f"--streaming streams a `datasets` dataset into fine-tuning: set --dataset_name and --mode "
@@ -160,12 +159,11 @@ def train_streaming(run, progress: bool = True):
     if data.eval_split_name not in (None, data.train_split_name):
         parts["test"] = load_corpus(source, splits=[data.eval_split_name], emotions=labels,
                                     label_map=data.label_map_dict(), strict=data.strict)
-        report = _evaluate(run, method, parts["test"], "test")[0]
+        report = evaluate_method(run, method, parts["test"], "test")[0]
         report.metadata["split_kind"] = STREAMED_SPLIT
     if is_main_process():
         if report is not None:
             report.write(out / "eval")
-        record = {**run.settings(), "split_kind": STREAMED_SPLIT}
-        (out / "ser_hf_run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+        write_run_record(out, {**run.settings(), "split_kind": STREAMED_SPLIT})
         write_model_card(checkpoint, card_from_run(run, parts, report, checkpoint, method=method))
     return TrainResult(checkpoint, report)

@@ -1,0 +1,137 @@
+"""Small file helpers every layer shares: atomic writes, file digests and the cache root.
+
+- :func:`atomic_write_bytes` (and ``_text``, ``_json``): the data goes to a temporary file beside the target and is
+  renamed over it (``os.replace`` is atomic), so a reader (another process sharing a cache, a rerun after a crash)
+  sees either the old file or the complete new one, never half a file.
+- :func:`file_sha256`: the SHA-256 of a file's bytes, read in 1 MiB blocks (``hashlib.file_digest`` needs 3.11).
+- :func:`read_json`: a settings file read defensively (size bounded, valid UTF-8 JSON, no repeated keys, an object).
+- :func:`cache_root`: where ser_hf caches what it computes (``$SER_HF_CACHE``, else ``~/.cache/ser_hf``); each
+  cache is a folder under it (``embeddings``, ``features``, ``datasets``, ``synthetic``, ...).
+
+Example:
+    ```python
+    >>> from ser_hf._io import atomic_write_json, cache_root, file_sha256
+    >>> path = atomic_write_json(cache_root() / "note.json", {"ok": True})
+    >>> len(file_sha256(path))
+    64
+    ```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ser_hf.errors import ModelError
+
+__all__ = ["CACHE_ENV", "MAX_JSON_BYTES", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "cache_root",
+           "file_sha256", "read_json", "temporary_file"]
+
+#: The environment variable that moves every ser_hf cache.
+CACHE_ENV = "SER_HF_CACHE"
+#: config.json, preprocessor_config.json, ser_hf_run.json...: a few KB each; id2label of AudioSet is ~30 KB.
+MAX_JSON_BYTES = 4 * 2**20
+
+
+def cache_root() -> Path:
+    """``$SER_HF_CACHE``, else ``~/.cache/ser_hf``: the folder every ser_hf cache lives under (not created)."""
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "ser_hf"))
+
+
+def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file's bytes, read in blocks of ``chunk_size``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def temporary_file(out: str | os.PathLike) -> Path:
+    """A new, empty temporary file beside ``out`` (``.OUT.<random>.tmp``): a unique name, so no file of the
+    user's that happens to be called like it is ever overwritten."""
+    out = Path(out)
+    handle, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(handle)
+    return Path(name)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = False) -> Path:
+    """Write ``data`` to ``path`` through a temporary file beside it and a rename.
+
+    Args:
+        path: The file to write (its folder must exist).
+        data: The bytes.
+        fsync: Flush the bytes to disk before the rename (for outputs that must survive a power cut, not caches).
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    temporary = temporary_file(path)
+    try:
+        with temporary.open("wb") as handle:
+            handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a full disk must not be left fuller
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "utf-8", fsync: bool = False) -> Path:
+    """:func:`atomic_write_bytes` of ``text`` encoded."""
+    return atomic_write_bytes(path, text.encode(encoding), fsync=fsync)
+
+
+def atomic_write_json(path: str | os.PathLike, value: Any, *, fsync: bool = False, **dumps: Any) -> Path:
+    """:func:`atomic_write_bytes` of ``json.dumps(value, **dumps)`` and a newline."""
+    return atomic_write_text(path, json.dumps(value, **dumps) + "\n", fsync=fsync)
+
+
+def _unique_keys(path: Path):
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        value = dict(pairs)
+        if len(value) != len(pairs):
+            repeated = sorted(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)[:20]
+            raise ModelError(f"{path}: key(s) {repeated} appear more than once; JSON readers would silently keep "
+                             f"one of them. Keep one of each.")
+        return value
+
+    return build
+
+
+def read_json(path: str | os.PathLike, *, fix: str, max_bytes: int = MAX_JSON_BYTES, data: bytes | None = None) -> dict:
+    """A JSON object from ``path``: size bounded, valid UTF-8 JSON, no duplicate keys, an object at the top.
+
+    Args:
+        path: The file (also named in errors when ``data`` is given).
+        fix: What the user should do when the file is unusable, ending the error message.
+        max_bytes: Largest accepted file.
+        data: The file's bytes, when already read.
+
+    Raises:
+        ModelError: naming the file, what is wrong with it, and ``fix``.
+    """
+    path = Path(path)
+    size = len(data) if data is not None else path.stat().st_size
+    if size > max_bytes:
+        raise ModelError(f"{path} is {size} bytes, more than the {max_bytes} a settings file can need. {fix}")
+    try:
+        text = (data if data is not None else path.read_bytes()).decode("utf-8")
+        value = json.loads(text, object_pairs_hook=_unique_keys(path))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"{path} is not valid JSON ({err}). {fix}") from None
+    except RecursionError:
+        raise ModelError(f"{path} nests values too deeply to be a settings file. {fix}") from None
+    if not isinstance(value, dict):
+        raise ModelError(f"{path} must hold a JSON object, found {type(value).__name__}. {fix}")
+    return value

@@ -1,0 +1,65 @@
+"""One run and what every way of training shares: the arguments (:class:`Run`), the result
+(:class:`TrainResult`), scoring a trained method on a part (:func:`evaluate_method`) and who writes files under
+``accelerate launch`` (:func:`is_main_process`).
+
+:mod:`ser_hf.training.experiment` (in-memory datasets) and :mod:`ser_hf.training.streaming` (a streamed split)
+both build on these; neither imports the other's internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+
+from ser_hf.evaluation import EvaluationReport
+from ser_hf.processes import launched_processes
+from ser_hf.splits import split_kind
+from ser_hf.training.arguments import DataArguments, ModelArguments, SERTrainingArguments
+
+#: Every supported backbone takes 16 kHz audio.
+SAMPLING_RATE = 16000
+
+
+@dataclass
+class Run:
+    """One experiment: what data, which model, how to train."""
+
+    data: DataArguments
+    model: ModelArguments
+    training: SERTrainingArguments
+
+    def settings(self, dataset: datasets.Dataset | None = None) -> dict[str, Any]:
+        """The arguments as JSON-friendly dicts (recorded beside every result); with the run's ``dataset``, also
+        ``split_kind``: how its parts were made (:data:`ser_hf.splits.SPEAKER_INDEPENDENT` or ``RANDOM_SPLIT``)."""
+        training = {k: v for k, v in self.training.to_dict().items() if not k.startswith("_")}
+        kind = {} if dataset is None else {"split_kind": split_kind(dataset)}
+        return {"data": asdict(self.data), "model": asdict(self.model), "training": training, **kind}
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    report: EvaluationReport | None
+
+
+def is_main_process() -> bool:
+    """False on every process but the first under ``accelerate launch`` (they must not write reports)."""
+    return launched_processes().is_main
+
+
+def evaluate_method(run: Run, method, part: datasets.Dataset, split: str,
+                    corpus: str | None = None) -> tuple[EvaluationReport, np.ndarray]:
+    """The report of ``method`` on ``part`` (intervals resample whole speakers) and its probabilities."""
+    probabilities = method.predict_proba(part)
+    report = EvaluationReport.from_predictions(
+        np.asarray(part["label"]), probabilities=probabilities, label_names=method.labels,
+        groups=part["speaker"], genders=part["gender"] if "gender" in part.column_names else None,
+        temperature=(getattr(method, "calibration", None) or {}).get("temperature"),
+        model=run.model.model_name_or_path, corpus=corpus or run.data.corpus, split=split,
+        metadata={"mode": run.model.mode, "speakers": sorted(set(part["speaker"])), "split_kind": split_kind(part)},
+    )
+    return report, probabilities

@@ -24,13 +24,14 @@ import json
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ser_hf.errors import ModelError
 
 __all__ = ["CACHE_ENV", "MAX_JSON_BYTES", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "cache_root",
-           "file_sha256", "read_json", "temporary_file"]
+           "file_sha256", "read_json", "temporary_file", "unique_keys"]
 
 #: The environment variable that moves every ser_hf cache.
 CACHE_ENV = "SER_HF_CACHE"
@@ -97,13 +98,13 @@ def atomic_write_json(path: str | os.PathLike, value: Any, *, fsync: bool = Fals
     return atomic_write_text(path, json.dumps(value, **dumps) + "\n", fsync=fsync)
 
 
-def _unique_keys(path: Path):
+def unique_keys(error: Callable[[list[str]], Exception]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """A ``json.loads`` ``object_pairs_hook`` that raises ``error(repeated keys)`` for an object with a key twice
+    (plain ``json`` would silently keep the last value)."""
     def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         value = dict(pairs)
         if len(value) != len(pairs):
-            repeated = sorted(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)[:20]
-            raise ModelError(f"{path}: key(s) {repeated} appear more than once; JSON readers would silently keep "
-                             f"one of them. Keep one of each.")
+            raise error(sorted(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)[:20])
         return value
 
     return build
@@ -127,7 +128,9 @@ def read_json(path: str | os.PathLike, *, fix: str, max_bytes: int = MAX_JSON_BY
         raise ModelError(f"{path} is {size} bytes, more than the {max_bytes} a settings file can need. {fix}")
     try:
         text = (data if data is not None else path.read_bytes()).decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_unique_keys(path))
+        value = json.loads(text, object_pairs_hook=unique_keys(lambda repeated: ModelError(
+            f"{path}: key(s) {repeated} appear more than once; JSON readers would silently keep one of them. "
+            f"Keep one of each.")))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ModelError(f"{path} is not valid JSON ({err}). {fix}") from None
     except RecursionError:

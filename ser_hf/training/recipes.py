@@ -22,7 +22,6 @@ import dataclasses
 import difflib
 import json
 import math
-from collections import Counter
 from collections.abc import Hashable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from ser_hf._io import unique_keys
 from ser_hf.errors import SERError
 from ser_hf.training.arguments import DataArguments, ModelArguments, SERTrainingArguments
 from ser_hf.training.run import Run
@@ -126,15 +126,9 @@ class _RecipeLoader(yaml.SafeLoader):
 
 
 def _json_object(source: str):
-    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        value = dict(pairs)
-        if len(value) != len(pairs):
-            repeated = sorted(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)[:20]
-            raise SERError(f"Recipe {source}: key(s) {repeated} appear more than once; JSON would silently keep the "
-                           f"last value. Keep one of each.")
-        return value
-
-    return build
+    return unique_keys(lambda repeated: SERError(
+        f"Recipe {source}: key(s) {repeated} appear more than once; JSON would silently keep the last value. "
+        f"Keep one of each."))
 
 
 def _parse(text: str, path: Path) -> Any:

@@ -113,14 +113,16 @@ def test_skops_round_trip_predicts_the_same(corpus, tmp_path, classifier):
     loaded = load_baseline(tmp_path)
     paths = dataset["audio"][:4]
     expected = model.predict_proba(paths)
-    np.testing.assert_allclose(loaded.predict_proba_features(loaded.featurize(paths)), expected, rtol=1e-6, atol=1e-9)
+    # Features are extracted again in float32 (summation order may differ with the thread count); the MLP
+    # amplifies that to ~1e-6 relative, while a model that did not round-trip differs by orders more.
+    np.testing.assert_allclose(loaded.predict_proba_features(loaded.featurize(paths)), expected, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(expected.sum(axis=1), 1.0, rtol=1e-6)
     assert loaded.predict(paths) == model.predict(paths)
     assert set(loaded.predict(paths)) <= set(dataset.features["label"].names)
     assert loaded.labels == dataset.features["label"].names and loaded.feature_config == CONFIG
     # A waveform at the model's rate gives what its file gives; other rates are resampled first.
     wave = load_audio(paths[0], CONFIG.sampling_rate)
-    np.testing.assert_allclose(loaded.predict_proba(wave), expected[:1], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(loaded.predict_proba(wave), expected[:1], rtol=1e-5, atol=1e-9)
     assert loaded.predict_proba([resample_poly(wave, 2, 1).astype(np.float32)], sampling_rate=32000).shape == (1, 4)
     card = (tmp_path / "README.md").read_text()
     for text in ("library_name: sklearn", "## Features", "## Classifier", "Best hyperparameters",

@@ -10,6 +10,8 @@ ONNX runtime loader, ``ser_hf_run.json`` (``training_record``) and saved baselin
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import struct
 import time
@@ -157,6 +159,26 @@ def test_a_weight_stored_under_another_name_is_refused_after_loading(made, tmp_p
                               "encoder.layers.1.attention.k_proj.weight", "unused.k_proj.weight")
     with pytest.raises(ModelError, match=r"backbone' loaded with layers that would be random"):
         build_model(backbone, FOUR)
+
+
+@pytest.mark.parametrize("model_type,edit,unused", [
+    ("whisper", {"encoder_layers": 1}, "encoder.layers.1."),  # as "use_weighted_layer_sum: false" on a shipped
+                                                               # model: loaded "fine", predicted another emotion
+    ("wav2vec2", {"num_hidden_layers": 1}, "wav2vec2.encoder.layers.1."),  # one layer of the file silently dropped
+])
+def test_config_edits_that_leave_stored_weights_unused_are_refused(made, tmp_path, model_type, edit, unused):
+    path = _edit_config(_copy(made, model_type, tmp_path / "edited"), **edit)
+    for load in (load_classifier, EmotionRecognizer.from_pretrained):
+        with pytest.raises(ModelError, match=rf"edited' loaded with layers that would be random \(in the weights but "
+                                             rf"unused by config\.json's model: \[.*'{re.escape(unused)}"):
+            load(path)
+
+
+def test_a_checkpoint_folder_whose_name_is_not_utf8_is_named_not_a_traceback(made, tmp_path):
+    folder = os.fsdecode(os.fsencode(str(tmp_path)) + b"/mod\xffel")
+    shutil.copytree(made["wav2vec2"], folder)
+    with pytest.raises(ModelError, match=r"mod\\xffel': its path is not valid UTF-8.*Rename the folder"):
+        load_classifier(folder)
 
 
 # --- config.json edits ---------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from ser_hf.errors import ModelError
 from ser_hf.inference.onnx_runtime import OnnxAudioClassifier, is_onnx_export, load_onnx_classifier
 from ser_hf.models.architecture import FIXED_LENGTH_MODEL_TYPES, batch_padding_is_exact
 from ser_hf.models.checkpoint_check import check_checkpoint, check_loading_info
+from ser_hf.paths import printable
 from ser_hf.progress import progress_bar
 
 __all__ = ["FIXED_LENGTH_MODEL_TYPES", "batch_padding_is_exact", "load_classifier", "model_labels", "predict_proba"]
@@ -94,6 +95,7 @@ def load_classifier(model_dir: str | os.PathLike, device: str | torch.device | N
     if is_onnx_export(path):
         return load_onnx_classifier(path, device=device)
     if path.exists() or not _is_hub_id(text):
+        _require_utf8_path(str(path))
         check_checkpoint_dir(path)
         text = str(path)
     # Config against weights header before anything is allocated: no random head, no config-sized allocation.
@@ -113,6 +115,16 @@ def load_classifier(model_dir: str | os.PathLike, device: str | torch.device | N
         ) from err
     check_loading_info(text, info)
     return model.to(device or "cpu").eval(), feature_extractor
+
+
+def _require_utf8_path(text: str) -> None:
+    """safetensors and the tokenizer/feature-extractor loaders open files by UTF-8 path only."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ModelError(
+            f"checkpoint folder '{printable(text)}': its path is not valid UTF-8, and safetensors cannot open files "
+            f"by such a path. Rename the folder (or a parent) to a UTF-8 name, or move the checkpoint.") from None
 
 
 def model_labels(model: PreTrainedModel | OnnxAudioClassifier) -> list[str]:

@@ -493,20 +493,26 @@ def check_loading_info(checkpoint: str | os.PathLike, info: Mapping[str, Any], *
 
     Args:
         checkpoint: The checkpoint, for the message.
-        info: The loading info (``missing_keys``, ``mismatched_keys``, ``error_msgs``).
-        backbone: A new head was built on a backbone: its head (and SpecAugment's mask vector) may be new.
+        info: The loading info (``missing_keys``, ``unexpected_keys``, ``mismatched_keys``, ``error_msgs``).
+        backbone: A new head was built on a backbone: its head (and SpecAugment's mask vector) may be new, and
+            weights the classifier does not use (a pretraining head, Whisper's decoder) are expected.
 
     Raises:
-        ModelError: listing the weights that were not in the file or had another shape.
+        ModelError: listing the weights that were not in the file or had another shape, and, for a saved
+            classifier, weights in the file that the model would ignore (a config edit such as
+            ``use_weighted_layer_sum: false`` or one layer fewer loads "fine" and predicts something else).
     """
     def kept(names: list[str]) -> list[str]:
         return [n for n in names if not (backbone and (_is_head(n) or n.rsplit(".", 1)[-1] in _NEW_IN_CLASSIFIER))]
 
     missing, mismatched = kept(_names(info.get("missing_keys"))), kept(_names(info.get("mismatched_keys")))
+    unused = [] if backbone else _names(info.get("unexpected_keys"))
     errors = [" ".join(str(e).split()) for e in info.get("error_msgs") or ()]
-    if missing or mismatched or errors:
+    if missing or mismatched or unused or errors:
         problems = "; ".join(part for part in (
             f"missing from the weights: {missing[:8]}{' ...' if len(missing) > 8 else ''}" if missing else "",
+            f"in the weights but unused by config.json's model: {unused[:8]}{' ...' if len(unused) > 8 else ''}"
+            if unused else "",
             f"of another shape: {mismatched[:8]}" if mismatched else "", "; ".join(errors[:3])) if part)
         raise ModelError(
             f"checkpoint {str(checkpoint)!r} loaded with layers that would be random ({problems}). The weights do "

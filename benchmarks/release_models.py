@@ -123,7 +123,7 @@ def cross_validate_release(spec: ReleaseSpec, run, dataset, folds) -> dict[str, 
     """Pooled and per-corpus out-of-fold scores of the recipe; each fold fitted like the shipped head."""
     labels = dataset.features["label"].names
     neutral = labels.index("neutral") if "neutral" in labels else None
-    reports, refs, probs, speakers, corpora, enrollment = [], [], [], [], [], {}
+    reports, refs, probs, speakers, genders, corpora, enrollment = [], [], [], [], [], [], {}
     for number, fold in enumerate(folds, start=1):
         train, test = dataset.select(fold.train), dataset.select(fold.test)
         method = make_method(run, labels, progress=False).fit(train)
@@ -132,22 +132,26 @@ def cross_validate_release(spec: ReleaseSpec, run, dataset, folds) -> dict[str, 
         collect_enrollment(enrollment, enrollment_predictions(
             method.adaptive, method.features(test["audio"]), references, test["speaker"], settings=ENROLLMENT,
             neutral_label=neutral, seed=run.data.fold_seed), references, test["speaker"])
+        fold_genders = test["gender"] if "gender" in test.column_names else [None] * len(test)
         reports.append(EvaluationReport.from_predictions(
             np.asarray(test["label"]), probabilities=probabilities, label_names=labels, groups=test["speaker"],
-            model=spec.name, corpus=run.data.corpus, split=fold.name))
+            genders=fold_genders, model=spec.name, corpus=run.data.corpus, split=fold.name))
         refs.append(np.asarray(test["label"]))
         probs.append(probabilities)
         speakers += test["speaker"]
+        genders += fold_genders
         corpora += test["corpus"]
         print(f"  {spec.name} {fold.name} ({number}/{len(folds)}): UA {reports[-1].unweighted_accuracy:.3f}", flush=True)
-    aggregate, pooled = summarise_folds(reports, refs, probs, speakers, labels, model=spec.name, corpus=run.data.corpus)
+    aggregate, pooled = summarise_folds(reports, refs, probs, speakers, labels, model=spec.name, corpus=run.data.corpus,
+                                        genders=genders)
     all_refs, all_probs, corpora = np.concatenate(refs), np.concatenate(probs), np.asarray(corpora, dtype=object)
     per_corpus = {}
     for corpus in spec.corpora:
         rows = np.flatnonzero(corpora == corpus)
         per_corpus[corpus] = report_scores(EvaluationReport.from_predictions(
             all_refs[rows], probabilities=all_probs[rows], label_names=labels,
-            groups=[speakers[i] for i in rows], model=spec.name, corpus=corpus, split="pooled out-of-fold"))
+            groups=[speakers[i] for i in rows], genders=[genders[i] for i in rows], model=spec.name, corpus=corpus,
+            split="pooled out-of-fold"))
     scores = cv_scores(SimpleNamespace(aggregate=aggregate, pooled=pooled))
     adaptive = [{k: v for k, v in row.items() if k != "confusion_matrix"}
                 for row in summarise_enrollment(enrollment, labels, model=spec.name, corpus=run.data.corpus)]

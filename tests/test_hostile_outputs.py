@@ -311,6 +311,22 @@ def test_data_summary_and_lenient_evaluate_name_files_that_are_not_utf8(setup, t
     assert report["metadata"]["clips_in_split"] == len(good)  # every clip but the two bad ones
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_an_output_of_another_models_job_is_refused_not_mixed(setup, audio, tmp_path, suffix):
+    out = tmp_path / f"mix{suffix}"
+    predict_files(setup["model"], audio[:1], out, progress=False)
+    before = out.read_bytes()
+    other = tiny_classifier("wav2vec2", tmp_path / "other", ["neutral", "happy", "sad", "angry", "fearful"])
+    pattern = (r"holds predictions of model '.*hostile.*model'.*this job runs '.*other.*model'" if suffix == ".jsonl" else
+               r"holds predictions over the emotions \['neutral', 'happy', 'sad', 'angry'\].*predicts .*'fearful'")
+    with pytest.raises(SERError, match=pattern + r".*mix two models' records.*Choose another --out"):
+        predict_files(other, audio, out, progress=False)
+    assert out.read_bytes() == before  # nothing written, nothing cut
+    # The same model reached by another path (a moved working folder) still resumes.
+    summary = predict_files(os.path.relpath(setup["model"]), audio, out, progress=False)
+    assert summary["skipped"] == 1 and summary["predicted"] == 2
+
+
 # ------------------------------------------------------------------------------ 3. symlink loops
 
 def _loops(tmp_path):

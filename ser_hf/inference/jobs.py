@@ -65,6 +65,7 @@ from ser_hf.inference.outputs import (
     FORMATS,
     append_jsonl,
     check_output_path,
+    check_same_job,
     format_for,
     job_header,
     prepare_jsonl,
@@ -281,6 +282,14 @@ def _model_name(model: str | os.PathLike | EmotionRecognizer) -> str:
     return display_path(model)
 
 
+def _model_id(model: str | os.PathLike | EmotionRecognizer) -> str:
+    """Which model a job ran, the same from any working folder: a checkpoint's real path, else its name."""
+    if isinstance(model, EmotionRecognizer):
+        model = getattr(model.model, "name_or_path", "") or type(model.model).__name__
+    text = os.fspath(model)
+    return os.path.realpath(text) if os.path.exists(text) else text
+
+
 def predict_files(
     model: str | os.PathLike | EmotionRecognizer,
     inputs: Iterable[str | os.PathLike],
@@ -344,7 +353,8 @@ def predict_files(
     _check_settings(chunk_size, batch_size, top_k)
     check_output_path(out)
     paths = expand_inputs(inputs, output=out)
-    header = job_header(_model_name(model))
+    header = job_header(_model_name(model), model_id=_model_id(model))
+    check_same_job(out, chosen, header["job"])  # before anything changes; CSV labels once the model loads
     processes = launched_processes()
     speakers = None
     if speaker_pattern is not None or speaker_column is not None:
@@ -368,6 +378,7 @@ def predict_files(
             if chosen == "jsonl":
                 prepare_jsonl(out, header)  # cut a torn last line (a kill); give an older output its header
         recognizer = _load(model, batch_size, device)
+        check_same_job(out, chosen, header["job"], recognizer.labels)
         rows = list(existing) if chosen == "csv" else []
 
         def write(records: list[dict]) -> None:

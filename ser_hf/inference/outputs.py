@@ -36,7 +36,7 @@ from ser_hf._io import atomic_write_bytes
 from ser_hf.errors import SERError
 from ser_hf.paths import display_path, record_path
 
-__all__ = ["FORMATS", "HEADER_KEY", "check_output_path", "format_for", "job_header", "read_records", "record_key",
+__all__ = ["FORMATS", "HEADER_KEY", "check_output_path", "check_same_job", "format_for", "job_header", "read_records", "record_key",
            "shard_files"]
 
 FORMATS = ("jsonl", "csv")
@@ -222,6 +222,39 @@ def read_records(out: str | os.PathLike, format: str | None = None) -> list[dict
     if not _check_is_file(out, "--out"):
         return []
     return _read_csv(out) if format_for(out, format) == "csv" else _scan_jsonl(out).records
+
+
+def check_same_job(out: Path, format: str, job: dict[str, Any], labels: Sequence[str] | None = None) -> None:
+    """Refuse to resume an output that another model's job wrote: its records and the new ones would mix.
+
+    A JSONL output's header names its model (``model_id``: a checkpoint's real path, the same from any working
+    folder; outputs written before it by the displayed name); a CSV has one ``prob_`` column per emotion of the
+    model that wrote it, compared with ``labels`` once the model is loaded.
+
+    Args:
+        job: This job's header ``job`` entry (:func:`job_header`).
+
+    Raises:
+        SERError: naming both models (or label sets) and the fix.
+    """
+    if not out.is_file() or out.stat().st_size == 0:
+        return
+    name = display_path(out)
+    if format == "jsonl":
+        written = (_scan_jsonl(out).header or {}).get("job") or {}
+        key = "model_id" if "model_id" in written else "model"
+        if key in written and written[key] != job.get(key):
+            raise SERError(f"--out {name!r} holds predictions of model {written.get('model')!r} (its header line); "
+                           f"this job runs {job.get('model')!r}. Resuming would mix two models' records in one file. "
+                           f"Choose another --out, or delete {name!r} to start over.")
+    elif labels is not None:
+        with out.open(newline="", encoding="utf-8") as handle:
+            columns = next(csv.reader(handle), [])
+        written = [c[len("prob_"):] for c in columns if c.startswith("prob_")]
+        if written != list(labels):
+            raise SERError(f"--out {name!r} holds predictions over the emotions {written} (its prob_ columns); this "
+                           f"job's model predicts {list(labels)}. Resuming would mix two models' records in one file. "
+                           f"Choose another --out, or delete {name!r} to start over.")
 
 
 # ------------------------------------------------------------------------------------------------ writing

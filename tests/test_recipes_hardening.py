@@ -48,6 +48,19 @@ def test_nested_aliases_are_refused_before_they_expand(tmp_path, levels, width):
     assert time.perf_counter() - start < 2.0
 
 
+def test_aliases_of_long_strings_are_refused_before_they_expand(tmp_path):
+    # Under the value count (9,000 aliases), but 9,000 x 12 KB of text: 4.4 GB of memory before the fix.
+    long = "x" * 12_000
+    text = f"run_name: &s {long}\nlabel_map: [" + ", ".join(["*s"] * 9_000) + "]\n"
+    recipe = _write(tmp_path, "strings.yaml", text)
+    assert recipe.stat().st_size < 200_000
+    start = time.perf_counter()
+    with pytest.raises(SERError, match=r"strings\.yaml, line \d+: YAML aliases \(\*name\) expand to more than "
+                                       r"\d+ characters of text"):
+        parse_run(recipe)
+    assert time.perf_counter() - start < 2.0
+
+
 def test_a_recursive_alias_is_refused(tmp_path):
     recipe = _write(tmp_path, "loop.yaml", "gain_db: &g [1, *g]\n")
     with pytest.raises(SERError, match=r"loop\.yaml, line 1: an alias refers to a value that contains it"):

@@ -76,6 +76,9 @@ MAX_RECIPE_BYTES = 1 << 20
 #: Values a recipe may hold once YAML aliases are expanded. Real recipes have under a hundred; nested aliases
 #: (the "billion laughs" file) grow exponentially and are stopped here, while still being composed.
 MAX_RECIPE_VALUES = 10_000
+#: Characters of text a recipe may hold once aliases are expanded: a few long strings repeated by aliases stay
+#: under the value count but expand to gigabytes (a 132 KB file reached 4.4 GB).
+MAX_RECIPE_EXPANDED_CHARS = MAX_RECIPE_BYTES
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -86,7 +89,8 @@ class _RecipeLoader(yaml.SafeLoader):
     def __init__(self, stream: str, source: str) -> None:
         super().__init__(stream)
         self.source = source
-        self._sizes: dict[int, int] = {}  # id(node) -> number of values it stands for, aliases expanded
+        # id(node) -> (values, characters) it stands for, aliases expanded
+        self._sizes: dict[int, tuple[int, int]] = {}
 
     def compose_node(self, parent, index):
         is_alias = self.check_event(yaml.AliasEvent)
@@ -100,12 +104,17 @@ class _RecipeLoader(yaml.SafeLoader):
         else:
             children = node.value if isinstance(node, yaml.SequenceNode) else (
                 [item for pair in node.value for item in pair] if isinstance(node, yaml.MappingNode) else [])
-            size = 1 + sum(self._sizes[id(child)] for child in children)
+            sizes = [self._sizes[id(child)] for child in children]
+            text = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
+            size = (1 + sum(values for values, _ in sizes), text + sum(chars for _, chars in sizes))
             self._sizes[id(node)] = size
-        if size > MAX_RECIPE_VALUES:
+        values, chars = size
+        if values > MAX_RECIPE_VALUES or chars > MAX_RECIPE_EXPANDED_CHARS:
+            what = (f"more than {MAX_RECIPE_VALUES} values" if values > MAX_RECIPE_VALUES else
+                    f"more than {MAX_RECIPE_EXPANDED_CHARS} characters of text")
             raise SERError(
-                f"Recipe {self.source}, line {line}: YAML aliases (*name) expand to more than {MAX_RECIPE_VALUES} "
-                f"values, so the file is refused before it is expanded (nested aliases grow exponentially). "
+                f"Recipe {self.source}, line {line}: YAML aliases (*name) expand to {what}, so the file is refused "
+                f"before it is expanded (aliases of aliases grow exponentially, aliases of long strings too). "
                 f"Recipes are flat 'key: value' files; write the values out instead of using anchors and aliases."
             )
         return node

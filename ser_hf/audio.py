@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import io
 import json
@@ -123,6 +124,17 @@ def _soundfile_name(path: Path) -> str | bytes:
 
 def _check_is_file(path: Path) -> None:
     if not path.exists():
+        if path.is_symlink():  # exists() follows the link: a dangling or looping one is not "missing"
+            try:
+                path.resolve(strict=True)
+                problem = "cannot be followed"
+            except RuntimeError:
+                problem = "loops (it leads back to itself)"
+            except OSError as err:
+                problem = ("loops (it leads back to itself)" if err.errno == errno.ELOOP else
+                           f"points to {display_path(os.readlink(path))!r}, which does not exist")
+            raise AudioError(f"Audio file {display_path(path)!r} is a symbolic link that {problem}. Point it at an "
+                             f"audio file or remove it.")
         raise AudioError(f"Audio file {display_path(path)!r} does not exist. Check the path or the corpus --data-dir.")
     if path.is_dir():
         raise AudioError(

@@ -355,6 +355,8 @@ def test_globs_and_folders_through_symlink_loops_end(tmp_path):
     assert _finishes(lambda: glob_files(str(root / "a" / "**" / "z.wav"))) == [str(root / "a" / "b" / "z.wav")]
     found = _finishes(lambda: expand_inputs([root]))
     assert sorted(found) == sorted(files + [str(root / "loop.wav")])  # the looping link: an error record later
+    with pytest.raises(AudioError, match=r"loop\.wav' is a symbolic link that loops"):
+        load_audio(root / "loop.wav")
     assert sorted(p for p in walk_files(root) if p.endswith("z.wav")) == [str(root / "a" / "b" / "z.wav")]
 
 

@@ -194,6 +194,7 @@ def test_a_checkpoint_folder_whose_name_is_not_utf8_is_named_not_a_traceback(mad
     ("wav2vec2", {"intermediate_size": 16}, r"implies wav2vec2\.encoder\.layers\.0\.feed_forward\.intermediate_dense"
                                             r"\.weight of shape \[16, 32\], but model\.safetensors holds \[64, 32\]"),
     ("wav2vec2", {"hidden_size": "32"}, r"config\.json cannot be used \(.*hidden_size"),
+    ("whisper", {"max_source_positions": -5}, r"max_source_positions=-5, expected 1-1500"),
 ])
 def test_config_edits_are_refused_before_anything_is_allocated(made, tmp_path, no_allocation, model_type, edit,
                                                                 pattern):

@@ -301,6 +301,10 @@ def _check_whisper_input(config, settings: Mapping[str, Any], directory: Path) -
     """A Whisper classifier's extractor must pad to the 2 x max_source_positions mel frames its encoder accepts."""
     if config.model_type != "whisper" or not settings:
         return
+    if not 1 <= config.max_source_positions <= 1500:
+        raise ModelError(
+            f"{directory / 'config.json'}: max_source_positions={config.max_source_positions}, expected 1-1500 (50 "
+            f"encoder positions per second of audio, Whisper's 30 s at most). Restore config.json as it was saved.")
     frames = settings.get("chunk_length", 30) * settings.get("sampling_rate", 16000) // settings.get("hop_length", 160)
     if frames != 2 * config.max_source_positions:
         raise ModelError(

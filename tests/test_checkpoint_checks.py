@@ -3,7 +3,7 @@ large allocation, and never load with random layers.
 
 Covers the checks of :mod:`ser_hf.models.checkpoint_check` through every loader that uses them: ``load_classifier``
 (and so ``EmotionRecognizer``, ``ser-hf predict/evaluate/serve``, ONNX export), ``build_model`` (backbones), the
-ONNX runtime loader, ``ser_hf_run.json`` (``training_record``) and saved baselines (``baseline_config.json``,
+ONNX runtime loader, ``ser_hf_run.json`` (``read_run_record``) and saved baselines (``baseline_config.json``,
 ``model.skops``).
 """
 
@@ -27,8 +27,8 @@ from transformers import AutoModelForAudioClassification
 
 from ser_hf.baseline.features import FeatureConfig, feature_names
 from ser_hf.baseline.persistence import CONFIG_NAME, MODEL_NAME, BaselineModel, load_baseline
+from ser_hf.checkpoint import read_run_record as training_record
 from ser_hf.errors import ModelError
-from ser_hf.evaluation.run import training_record
 from ser_hf.inference.batch import load_classifier
 from ser_hf.inference.onnx_runtime import load_onnx_classifier
 from ser_hf.inference.recognizer import EmotionRecognizer

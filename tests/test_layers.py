@@ -39,7 +39,6 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {
     ("ser_hf.models.released", "ser_hf.cards"): "preparing a released model writes its model card",
     ("ser_hf.inference.speakers", "ser_hf.training.speaker_adaptation"): "the adaptation file format lives with its training",
     ("ser_hf.inference.speakers", "ser_hf.training.linear_probe"): "softmax",
-    ("ser_hf.evaluation.run", "ser_hf.training.arguments"): "training_record still has its own copy of ser_hf.checkpoint",
 }
 
 #: Circles that are known and still to be broken: the sorted modules of each.

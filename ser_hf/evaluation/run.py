@@ -27,8 +27,6 @@ import dataclasses
 import logging
 import os
 import re
-import types
-import typing
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,12 +36,12 @@ from typing import Any
 import datasets
 import numpy as np
 
+from ser_hf.checkpoint import read_run_record, recorded_preprocessor
 from ser_hf.corpora import load_corpus
 from ser_hf.emotions import canonical_emotion
-from ser_hf.errors import EvaluationError, ModelError, SERError
+from ser_hf.errors import EvaluationError, SERError
 from ser_hf.evaluation.report import EvaluationReport, markdown_table
 from ser_hf.evaluation.robustness import PerturbationSettings, score_under_perturbations
-from ser_hf.models.checkpoint_check import read_json
 
 __all__ = [
     "LabelMapping", "evaluate_checkpoint", "evaluate_model", "format_notes", "map_labels", "notes_markdown",
@@ -390,90 +388,6 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str,
     return paths
 
 
-RUN_FILE = "ser_hf_run.json"
-_RUN_FIX = (f"Restore the {RUN_FILE} that `ser-hf train` wrote beside the weights, or delete it to use the model "
-            f"without its recorded audio cleaning (EmotionRecognizer.from_pretrained(..., preprocessor=None) ignores it).")
-
-
-def _matches(value: Any, hint: Any) -> bool:
-    """Whether a JSON value has the type a DataArguments annotation names (int is a float; bool is neither)."""
-    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    if value is None:
-        return type(None) in allowed
-    if isinstance(value, bool):
-        return bool in allowed
-    if isinstance(value, int) and float in allowed:
-        return True
-    return any(isinstance(value, option) for option in allowed if isinstance(option, type) and option is not bool)
-
-
-def _type_name(hint: Any) -> str:
-    """``float | None`` for a resolved annotation (``field.type`` is no guide: HfArgumentParser rewrites it)."""
-    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    return " | ".join("None" if option is type(None) else getattr(option, "__name__", str(option)) for option in allowed)
-
-
-def _data_settings(data: Any, path: Path) -> dict[str, Any]:
-    """The ``data`` section of ser_hf_run.json, its known fields checked for type, choices and range."""
-    from ser_hf.training.arguments import DataArguments
-
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: 'data' must be an object of data arguments, found {type(data).__name__}. {_RUN_FIX}")
-    hints = typing.get_type_hints(DataArguments)
-    known = {}
-    for item in dataclasses.fields(DataArguments):
-        if item.name not in data:
-            continue
-        value, choices = data[item.name], item.metadata.get("choices")
-        if not _matches(value, hints[item.name]) or (choices and value not in choices):
-            expected = f"one of {choices}" if choices else _type_name(hints[item.name])
-            raise ModelError(f"{path}: data.{item.name} is {value!r}; expected {expected}. {_RUN_FIX}")
-        known[item.name] = value
-    try:
-        DataArguments(**known)  # the ranges every data argument declares
-    except SERError as err:
-        raise ModelError(f"{path}: {err} {_RUN_FIX}") from None
-    return known
-
-
-def _held_out_speakers(report_file: Path) -> list[str] | None:
-    fix = "Restore it, or delete it to evaluate without the speakers held out in training."
-    metadata = read_json(report_file, fix=fix, max_bytes=64 * 2**20).get("metadata", {})
-    speakers = metadata.get("speakers") if isinstance(metadata, dict) else None
-    if speakers is not None and not (isinstance(speakers, list) and all(isinstance(s, str) for s in speakers)):
-        raise ModelError(f"{report_file}: metadata.speakers must be a list of speaker ids, found "
-                         f"{str(speakers)[:100]}. {fix}")
-    return speakers
-
-
-def training_record(model_dir: Path) -> dict[str, Any]:
-    """What ``ser-hf train`` recorded beside the checkpoint: its settings and held-out speakers (or {}).
-
-    Raises:
-        ModelError: ``ser_hf_run.json`` or ``eval/report.json`` cannot be used: not JSON, not an object, or a data
-            setting of the wrong type, outside its choices or out of range (the message names the file, the
-            field, the value and the fix), so a bad record fails when the model is loaded, not on every clip.
-    """
-    record: dict[str, Any] = {}
-    run_file, report_file = Path(model_dir) / RUN_FILE, Path(model_dir) / "eval" / "report.json"
-    if run_file.is_file():
-        record["data"] = _data_settings(read_json(run_file, fix=_RUN_FIX).get("data", {}), run_file)
-    if report_file.is_file():
-        record["test_speakers"] = _held_out_speakers(report_file)
-    return record
-
-
-def recorded_preprocessor(data_settings: Mapping[str, Any], sampling_rate: int):
-    """The audio cleaning the model was trained with (None when it used none: plain decoding)."""
-    from ser_hf.training.arguments import DataArguments
-
-    known = {f.name for f in dataclasses.fields(DataArguments)}
-    data = DataArguments(**{k: v for k, v in data_settings.items() if k in known})
-    if all(getattr(data, name) is None for name in ("trim_db", "denoise", "normalize", "max_duration")):
-        return None
-    return data.preprocessor(sampling_rate)
-
-
 def _leak_warnings(record: Mapping[str, Any], corpus: str, evaluated: Sequence[str]) -> list[str]:
     if record.get("data", {}).get("corpus") != corpus:
         return []
@@ -533,7 +447,7 @@ def evaluate_checkpoint(
     from ser_hf.inference.batch import load_classifier
 
     model, feature_extractor = load_classifier(model_dir)  # fail on a bad checkpoint before reading audio
-    record = training_record(Path(model_dir))
+    record = read_run_record(Path(model_dir))
     dataset = load_corpus(corpus, data_dir, emotions=emotions, **dict(corpus_options or {}))
     same_corpus = record.get("data", {}).get("corpus") == corpus
     part, description = select_split(dataset, split, seed=seed, test_size=test_size, num_folds=num_folds,

@@ -241,7 +241,7 @@ def check_same_job(out: Path, format: str, job: dict[str, Any], labels: Sequence
         return
     name = display_path(out)
     if format == "jsonl":
-        written = (_scan_jsonl(out).header or {}).get("job") or {}
+        written = (_first_line_header(out) or {}).get("job") or {}
         key = "model_id" if "model_id" in written else "model"
         if key in written and written[key] != job.get(key):
             raise SERError(f"--out {name!r} holds predictions of model {written.get('model')!r} (its header line); "
@@ -255,6 +255,17 @@ def check_same_job(out: Path, format: str, job: dict[str, Any], labels: Sequence
             raise SERError(f"--out {name!r} holds predictions over the emotions {written} (its prob_ columns); this "
                            f"job's model predicts {list(labels)}. Resuming would mix two models' records in one file. "
                            f"Choose another --out, or delete {name!r} to start over.")
+
+
+def _first_line_header(path: Path) -> dict[str, Any] | None:
+    """The header line of a JSONL output, read alone (the records are read once, by :func:`read_records`)."""
+    with path.open("rb") as handle:
+        first = handle.readline(1 << 20)
+    try:
+        value = json.loads(first)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and HEADER_KEY in value else None
 
 
 # ------------------------------------------------------------------------------------------------ writing

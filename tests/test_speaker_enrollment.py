@@ -208,3 +208,51 @@ def test_an_adapting_stream_skips_silence(adaptive):
     results = [r for start in range(0, audio.size, 6400) for r in stream.push(audio[start:start + 6400])]
     assert [r["start"] for r in results] == [0.0, 0.8, 1.2, 1.6]
     assert [r["adapted"] for r in results] == [False, False, True, True]
+
+
+def test_speaker_ids_and_files_that_are_not_utf8_are_shown_as_escapes(adaptive, tmp_path, monkeypatch):
+    """A speaker taken from a file name with byte 0xff reads 'spk\\xff' everywhere (was: 'spk\\udcff')."""
+    import io
+    import json
+    import os
+    import shutil
+    import sys
+
+    from ser_hf.cli import main
+    from ser_hf.inference.jobs import read_records
+
+    corpus, checkpoint, _ = adaptive
+    folder = os.path.join(os.fsencode(str(tmp_path)), b"dir\xfe")
+    os.makedirs(folder)
+    for index, clip in enumerate(_clips(corpus, "SM1")[:2]):  # two clips: too few, so the fallback warning
+        shutil.copyfile(clip, os.path.join(folder, b"spk\xff_%d.wav" % index))
+    err = io.BytesIO()  # a real UTF-8 terminal's stderr (strict), not pytest's forgiving capture
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(err, encoding="utf-8", errors="strict", write_through=True))
+    out = tmp_path / "p.jsonl"
+    assert main(["predict", "--model", str(checkpoint), os.fsdecode(folder), "--speaker-pattern", "(spk[^_]*)_",
+                 "--out", str(out), "--no-progress"]) == 0
+    stderr = err.getvalue().decode("utf-8")
+    assert "speaker 'spk\\\\xff': using the global model: 2 clip(s) enrolled" in stderr and "udc" not in stderr
+    records = read_records(out)
+    assert [r["speaker"] for r in records] == ["spk\\xff"] * 2 and not any(r["adapted"] for r in records)
+    assert "udc" not in out.read_text(encoding="utf-8")
+
+    odd = os.fsdecode(b"spk\xff")
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll(odd, _clips(corpus, "SM1")[:4])
+    with pytest.raises(SERError, match=r"speaker 'x\\\\xfe' is not enrolled \(enrolled: \['spk\\\\xff'\]\)") as raised:
+        recognizer.predict(_clips(corpus, "SM1")[5], speaker=os.fsdecode(b"x\xfe"))
+    assert "udc" not in str(raised.value)
+    saved = recognizer.save_enrollments(tmp_path / "people")  # the id is kept exactly (a \\udcff JSON escape)
+    assert EmotionRecognizer.from_pretrained(checkpoint).load_enrollments(saved) == [odd]
+    document = json.loads(saved.read_text(encoding="utf-8"))
+    document["speakers"][0]["tensor"] = "missing"
+    saved.write_text(json.dumps(document))
+    with pytest.raises(SERError, match=r"people'?: speaker 'spk\\\\xff' has no usable offset") as raised:
+        EmotionRecognizer.from_pretrained(checkpoint).load_enrollments(saved)
+    assert "udc" not in str(raised.value)
+    from ser_hf.training.speaker_adaptation import load_adaptation
+
+    with pytest.raises(ModelError, match=r"dir\\\\xfe' has no speaker adaptation") as raised:
+        load_adaptation(os.fsdecode(folder), {})
+    assert "udc" not in str(raised.value)

@@ -46,8 +46,9 @@ processes skips what --out and leftover shards hold. Across machines --out must 
 Speaker-adaptive jobs (a model trained with probe_speaker_adaptation: true): --speaker-pattern or
 --speaker-column groups the inputs by speaker; each speaker is enrolled from all of their clips in the
 job (unlabelled), then their clips are scored with their voice offset removed. JSONL records gain
-"speaker" and "adapted" (false: too few clips, or adaptation off for this model; the global model
-scored it). Files with no speaker are scored by the global model.
+"speaker" (bytes that are not UTF-8 as \\xNN, as in "path") and "adapted" (false: too few clips, or
+adaptation off for this model; the global model scored it). Files with no speaker are scored by the
+global model.
   ser-hf predict --model outputs/rav8-adaptive ../shared/data/ravdess --speaker-pattern 'Actor_(\\d+)' --out p.jsonl
 
 A `datasets` dataset instead of files: --dataset_name (a Hub id, a save_to_disk folder, parquet/arrow

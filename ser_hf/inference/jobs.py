@@ -241,7 +241,8 @@ def _predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], tod
                    recognizer.predict_waves([waves[path]]))[0]
             try:
                 adapted = speaker is not None and enrollments.summary(speaker)["adapted"]
-                records[path] = {**path_fields(path), **recognizer.result(row, top_k), "speaker": speaker,
+                shown = None if speaker is None else printable(speaker)  # a name's bytes as \xNN, like "path"
+                records[path] = {**path_fields(path), **recognizer.result(row, top_k), "speaker": shown,
                                  "adapted": adapted}
             except SERError as err:
                 records[path] = _error_record(path, err)

@@ -29,6 +29,7 @@ import numpy as np
 
 from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import ModelError, SERError
+from ser_hf.paths import display_path, is_utf8, printable
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class SpeakerEnrollments:
         else:
             entry.update(adapted=True, offset=self.adaptation.enroll(pooled))
         if not entry["adapted"]:
-            logger.warning("speaker %r: using the global model: %s", speaker, entry["reason"])
+            logger.warning("speaker %r: using the global model: %s", printable(speaker), entry["reason"])
         self.speakers[speaker] = entry
         return self.summary(speaker)
 
@@ -100,8 +101,10 @@ class SpeakerEnrollments:
 
     def _entry(self, speaker: str) -> dict[str, Any]:
         if str(speaker) not in self.speakers:
-            raise SERError(f"speaker {str(speaker)!r} is not enrolled (enrolled: {sorted(self.speakers)}); call "
-                           f"enroll({str(speaker)!r}, clips) first, or predict without a speaker.")
+            shown = printable(str(speaker))
+            enrolled = [printable(name) for name in sorted(self.speakers)]
+            raise SERError(f"speaker {shown!r} is not enrolled (enrolled: {enrolled}); call "
+                           f"enroll({shown!r}, clips) first, or predict without a speaker.")
         return self.speakers[str(speaker)]
 
     def probabilities(self, speaker: str, pooled: np.ndarray) -> np.ndarray:
@@ -150,7 +153,10 @@ class SpeakerEnrollments:
         base.parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors or {"empty": np.zeros(1, dtype=np.float32)}, str(base.with_suffix(".safetensors")))
         document = {"format": 1, "adaptation": self.fingerprint, "speakers": speakers}
-        base.with_suffix(".json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(document, indent=2, ensure_ascii=False)
+        if not is_utf8(text):  # an id from a file name that is not UTF-8: \udcNN escapes, read back exactly
+            text = json.dumps(document, indent=2)
+        base.with_suffix(".json").write_text(text + "\n", encoding="utf-8")
         return base.with_suffix(".json")
 
     def load(self, path: str | os.PathLike) -> list[str]:
@@ -165,16 +171,17 @@ class SpeakerEnrollments:
             speakers = list(document["speakers"])
             adaptation = document["adaptation"]
         except (OSError, ValueError, KeyError, TypeError, SafetensorError) as error:
-            raise SERError(f"enrollments {str(base)!r}.json/.safetensors cannot be read ({error}); enroll the "
+            raise SERError(f"enrollments {display_path(base)!r}.json/.safetensors cannot be read ({error}); enroll the "
                            f"speakers again.") from error
         if adaptation != self.fingerprint:
-            raise SERError(f"enrollments {str(base)!r} were made with another model (adaptation {adaptation}, this "
-                           f"model {self.fingerprint}); enroll the speakers again with this model.")
+            raise SERError(f"enrollments {display_path(base)!r} were made with another model (adaptation "
+                           f"{adaptation}, this model {self.fingerprint}); enroll the speakers again with this model.")
         expected = self.adaptation.means.shape[1:]
         for record in speakers:
             offset = tensors.get(record.get("tensor", "")) if record.get("adapted") else None
             if record.get("adapted") and (offset is None or offset.shape != expected or not np.isfinite(offset).all()):
-                raise SERError(f"enrollments {str(base)!r}: speaker {record.get('speaker')!r} has no usable offset "
+                speaker = printable(str(record.get("speaker")))
+                raise SERError(f"enrollments {display_path(base)!r}: speaker {speaker!r} has no usable offset "
                                f"(expected shape {expected}); enroll the speakers again.")
             self.speakers[str(record["speaker"])] = {**{k: v for k, v in record.items() if k != "tensor"},
                                                      "offset": None if offset is None else offset.astype(np.float64)}

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_hf.errors import ModelError, SERError
+from ser_hf.paths import display_path
 from ser_hf.training.linear_probe import fit_chosen, fit_linear, head_logits, head_mix, head_tensors, softmax
 
 logger = logging.getLogger(__name__)
@@ -371,8 +372,9 @@ def load_adaptation(checkpoint: str | os.PathLike, global_head: dict[str, np.nda
 
     folder = Path(checkpoint)
     if not has_adaptation(folder):
-        raise ModelError(f"{str(folder)!r} has no speaker adaptation ({ADAPTATION_WEIGHTS} + {ADAPTATION_RECORD}); "
-                         f"train it with probe_speaker_adaptation: true (mode: probe), or predict without a speaker.")
+        raise ModelError(f"{display_path(folder)!r} has no speaker adaptation ({ADAPTATION_WEIGHTS} + "
+                         f"{ADAPTATION_RECORD}); train it with probe_speaker_adaptation: true (mode: probe), or "
+                         f"predict without a speaker.")
     try:
         record = json.loads((folder / ADAPTATION_RECORD).read_text(encoding="utf-8"))
         tensors = load_file(str(folder / ADAPTATION_WEIGHTS))
@@ -380,10 +382,10 @@ def load_adaptation(checkpoint: str | os.PathLike, global_head: dict[str, np.nda
             bool(record["enabled"])
         estimator = record.get("estimator", ESTIMATORS[0])  # files written before the choice existed
     except (OSError, ValueError, KeyError, TypeError, AttributeError, SafetensorError) as error:
-        raise ModelError(f"{str(folder / ADAPTATION_RECORD)!r} or its weights cannot be read ({error}); retrain "
-                         f"with probe_speaker_adaptation: true or delete both files.") from error
+        raise ModelError(f"{display_path(folder / ADAPTATION_RECORD)!r} or its weights cannot be read ({error}); "
+                         f"retrain with probe_speaker_adaptation: true or delete both files.") from error
     if estimator not in ESTIMATORS:
-        raise ModelError(f"{str(folder / ADAPTATION_RECORD)!r} names the offset estimator {estimator!r}; this "
+        raise ModelError(f"{display_path(folder / ADAPTATION_RECORD)!r} names the offset estimator {estimator!r}; this "
                          f"version knows {list(ESTIMATORS)}. Upgrade ser_hf or retrain the adaptation.")
     adaptive = {k.removeprefix("adaptive."): v.astype(np.float64) for k, v in tensors.items()
                 if k.startswith("adaptive.")}
@@ -393,11 +395,12 @@ def load_adaptation(checkpoint: str | os.PathLike, global_head: dict[str, np.nda
     num_labels, layers = expected["classifier.weight"][0], expected["layer_weights"][0]
     hidden = expected["projector.weight"][1]
     if found != expected or means is None or means.shape != (num_labels, layers, hidden):
-        raise ModelError(f"{str(folder / ADAPTATION_WEIGHTS)!r} does not fit the checkpoint beside it (head shapes "
-                         f"{found}, class means {None if means is None else means.shape}; the checkpoint needs "
-                         f"{expected} and ({num_labels}, {layers}, {hidden})); it belongs to another model: retrain.")
+        raise ModelError(f"{display_path(folder / ADAPTATION_WEIGHTS)!r} does not fit the checkpoint beside it "
+                         f"(head shapes {found}, class means {None if means is None else means.shape}; the "
+                         f"checkpoint needs {expected} and ({num_labels}, {layers}, {hidden})); it belongs to another "
+                         f"model: retrain.")
     if not np.isfinite(means).all() or not all(np.isfinite(v).all() for v in adaptive.values()):
-        raise ModelError(f"{str(folder / ADAPTATION_WEIGHTS)!r} holds NaN or infinite values; retrain it.")
+        raise ModelError(f"{display_path(folder / ADAPTATION_WEIGHTS)!r} holds NaN or infinite values; retrain it.")
     return AdaptiveProbe(global_head, adaptive, means.astype(np.float64), shrink, min_clips, enabled,
                          record.get("record", {}), estimator)
 

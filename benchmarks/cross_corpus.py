@@ -15,7 +15,7 @@ import time
 
 from common import SHARED_DATA, report_scores, write_result
 
-from ser_hf.evaluation.run import evaluate_checkpoint
+from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
 from ser_hf.training.experiment import train
 from ser_hf.training.recipes import parse_run
 

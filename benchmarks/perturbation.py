@@ -58,8 +58,8 @@ def fit_fold_one(recipe: Path, emotions: str | None, out: Path) -> tuple[Path, l
 
 
 def evaluate(checkpoint: Path, emotions: str | None, spec: str, cache: Path, out: Path) -> tuple[object, float]:
+    from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
     from ser_hf.evaluation.robustness import PerturbationSettings
-    from ser_hf.evaluation.run import evaluate_checkpoint
 
     start = time.perf_counter()
     report = evaluate_checkpoint(checkpoint, "ravdess", SHARED_DATA / "ravdess", emotions=emotions, split="fold:1",

@@ -28,7 +28,7 @@ from probe_accuracy import probe_run
 from tqdm.auto import tqdm
 
 from ser_hf.evaluation.metrics.core import confusion_matrix, scores_from_confusion
-from ser_hf.models.embeddings import pool_batch
+from ser_hf.models.pooling import pool_batch
 from ser_hf.splits import add_validation, corpus_folds
 from ser_hf.training.data import Augmentation
 from ser_hf.training.experiment import SAMPLING_RATE, load_run_dataset, make_method

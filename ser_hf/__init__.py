@@ -35,7 +35,7 @@ PUBLIC_API = {
     "build_model": "ser_hf.models.factory",
     "save_checkpoint": "ser_hf.models.factory",
     # evaluate
-    "evaluate_checkpoint": "ser_hf.evaluation.run",
+    "evaluate_checkpoint": "ser_hf.evaluation.corpus_eval",
     "EvaluationReport": "ser_hf.evaluation.report",
     # errors
     "SERError": "ser_hf.errors",

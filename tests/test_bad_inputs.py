@@ -25,7 +25,7 @@ from ser_hf.baseline.features import FeatureConfig
 from ser_hf.cli import main
 from ser_hf.corpora import load_corpus, scan
 from ser_hf.errors import AudioError, CorpusError
-from ser_hf.evaluation.run import evaluate_checkpoint
+from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
 from ser_hf.models.factory import build_model, save_checkpoint
 from ser_hf.testing.bad_audio import BadInput, make_bad_inputs
 from ser_hf.testing.corpora import make_corpus_tree, write_tone

@@ -21,7 +21,7 @@ from ser_hf.baseline.classifiers import (
     make_pipeline,
 )
 from ser_hf.baseline.crossval import cross_validate_baseline, dataset_features
-from ser_hf.baseline.persistence import TRUSTED_TYPES, BaselineModel, load_baseline, train_baseline
+from ser_hf.baseline.model import TRUSTED_TYPES, BaselineModel, load_baseline, train_baseline
 from ser_hf.cli import baseline as baseline_cli
 from ser_hf.corpora import load_corpus
 from ser_hf.errors import ModelError, SERError, SplitError

@@ -13,9 +13,9 @@ from ser_hf.audio import load_audio
 from ser_hf.baseline.crossval import cross_validate_baseline, dataset_sequences
 from ser_hf.baseline.extraction import extract_dataset_sequences
 from ser_hf.baseline.features import FeatureConfig
+from ser_hf.baseline.model import CONFIG_NAME, MODEL_NAME, load_baseline, train_baseline
 from ser_hf.baseline.neural import NeuralConfig, SequenceClassifier, fit_neural
 from ser_hf.baseline.neural_model import WEIGHTS_NAME, NeuralBaselineModel
-from ser_hf.baseline.persistence import CONFIG_NAME, MODEL_NAME, load_baseline, train_baseline
 from ser_hf.baseline.sequences import extract_sequence, sequence_config, sequence_names
 from ser_hf.cli import baseline as baseline_cli
 from ser_hf.corpora import load_corpus

@@ -26,11 +26,11 @@ from sklearn.pipeline import Pipeline
 from transformers import AutoModelForAudioClassification
 
 from ser_hf.baseline.features import FeatureConfig, feature_names
-from ser_hf.baseline.persistence import CONFIG_NAME, MODEL_NAME, BaselineModel, load_baseline
+from ser_hf.baseline.model import CONFIG_NAME, MODEL_NAME, BaselineModel, load_baseline
 from ser_hf.checkpoint import read_run_record as training_record
 from ser_hf.errors import ModelError
-from ser_hf.inference.batch import load_classifier
 from ser_hf.inference.onnx_runtime import load_onnx_classifier
+from ser_hf.inference.predict import load_classifier
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.models.checkpoint_check import check_checkpoint, safetensors_header
 from ser_hf.models.factory import build_model

@@ -5,7 +5,7 @@ import pytest
 
 from ser_hf.corpora import DatasetSource, load_corpus
 from ser_hf.errors import CorpusError
-from ser_hf.models.embeddings import _file_key
+from ser_hf.models.pooling import _file_key
 from ser_hf.splits import corpus_folds
 from ser_hf.testing.hf_datasets import EMOTIONS, audio_bytes, emotion_rows, make_emotion_dataset, to_dataset
 

@@ -15,11 +15,11 @@ from transformers import SEWConfig, Wav2Vec2FeatureExtractor
 from ser_hf.cli import main as cli_main
 from ser_hf.errors import ModelError
 from ser_hf.inference import onnx as onnx_export_module
-from ser_hf.inference.batch import batch_padding_is_exact, load_classifier
 from ser_hf.inference.jobs import predict_files, read_records
 from ser_hf.inference.onnx import export_onnx
 from ser_hf.inference.onnx_parity import parity
 from ser_hf.inference.onnx_runtime import OnnxAudioClassifier, load_onnx_classifier
+from ser_hf.inference.predict import batch_padding_is_exact, load_classifier
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint
 from ser_hf.testing.corpora import write_tone

@@ -18,9 +18,9 @@ from ser_hf.audio import AudioPreprocessor, load_audio
 from ser_hf.cli import main
 from ser_hf.corpora import load_corpus
 from ser_hf.errors import ModelError, SERError
-from ser_hf.models.embeddings import backbone_fingerprint
 from ser_hf.models.factory import build_model
 from ser_hf.models.layer_inputs import forward_to_layer, layer_inputs
+from ser_hf.models.pooling import backbone_fingerprint
 from ser_hf.splits import speaker_split
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone

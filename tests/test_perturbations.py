@@ -14,7 +14,7 @@ from ser_hf.cli import evaluate as evaluate_cli
 from ser_hf.errors import EvaluationError, SERError
 from ser_hf.evaluation.perturbations import parse_perturbations
 from ser_hf.evaluation.robustness import PerturbationSettings, robustness_rows, score_under_perturbations
-from ser_hf.inference.batch import load_classifier
+from ser_hf.inference.predict import load_classifier
 from ser_hf.models.factory import build_model, save_checkpoint
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.hf_datasets import make_emotion_dataset

@@ -8,8 +8,8 @@ from transformers import pipeline
 from ser_hf.audio import load_audio
 from ser_hf.corpora import load_corpus
 from ser_hf.errors import ModelError, SERError
-from ser_hf.models.embeddings import pooled_hidden_states
 from ser_hf.models.factory import ModelOptions, build_model
+from ser_hf.models.pooling import pooled_hidden_states
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone
 from ser_hf.training.probe import ProbeHead, ProbeMethod, ProbeSettings, class_weights, train_probe
@@ -48,7 +48,7 @@ def test_pooled_states_are_cached_and_reused(tmp_path, corpus, monkeypatch):
     def no_forward(*args, **kwargs):
         raise AssertionError("the backbone ran although every clip was cached")
 
-    monkeypatch.setattr("ser_hf.models.embeddings.pool_batch", no_forward)
+    monkeypatch.setattr("ser_hf.models.pooling.pool_batch", no_forward)
     np.testing.assert_array_equal(first, pooled_hidden_states(model, extractor, paths, cache_dir=tmp_path / "cache"))
 
 
@@ -183,7 +183,7 @@ def test_the_frozen_forward_in_bfloat16_stays_close_and_is_cached_apart(tmp_path
 
 
 def test_devices_are_resolved_or_refused():
-    from ser_hf.models.embeddings import resolve_device
+    from ser_hf.models.pooling import resolve_device
 
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")
     assert resolve_device("cpu") == torch.device("cpu")

@@ -450,7 +450,7 @@ def test_release_script_trains_writes_and_checks_against_the_committed_head(
 
 def test_head_logits_match_the_checkpoint(tiny):
     """The comparison the script makes on pooled states is what the full checkpoint predicts."""
-    from ser_hf.inference.batch import load_classifier
+    from ser_hf.inference.predict import load_classifier
 
     model, extractor = load_classifier(prepare_released(NAME))
     waves = [np.random.default_rng(i).normal(0, 0.1, 16000).astype(np.float32) for i in range(2)]

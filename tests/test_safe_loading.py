@@ -23,9 +23,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from ser_hf.baseline.persistence import MODEL_NAME, BaselineModel, load_baseline
+from ser_hf.baseline.model import MODEL_NAME, BaselineModel, load_baseline
 from ser_hf.errors import ModelError
-from ser_hf.inference.batch import load_classifier
+from ser_hf.inference.predict import load_classifier
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.models.factory import build_model, load_backbone_config, save_checkpoint
 from ser_hf.testing.models import tiny_backbone

@@ -14,7 +14,7 @@ from ser_hf.corpora import load_corpus
 from ser_hf.errors import EvaluationError, SERError
 from ser_hf.evaluation import EvaluationReport, expected_calibration_error
 from ser_hf.evaluation.calibration import fit_temperature, fold_temperature, uncalibrated
-from ser_hf.evaluation.run import evaluate_checkpoint
+from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
 from ser_hf.models.factory import ModelOptions, build_model
 from ser_hf.splits import speaker_split
 from ser_hf.testing.corpora import make_corpus_tree

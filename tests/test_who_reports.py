@@ -12,7 +12,7 @@ from ser_hf.corpora import load_corpus
 from ser_hf.errors import EvaluationError
 from ser_hf.evaluation import EvaluationReport, summarise_folds
 from ser_hf.evaluation.breakdown import normalise_genders, speaker_breakdown
-from ser_hf.evaluation.run import evaluate_checkpoint
+from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
 from ser_hf.models.factory import build_model, save_checkpoint
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone

@@ -28,7 +28,7 @@ from ser_hf.baseline.features import (
     feature_names,
     frame_stats,
 )
-from ser_hf.baseline.persistence import BaselineModel, load_baseline, train_baseline
+from ser_hf.baseline.model import BaselineModel, load_baseline, train_baseline
 from ser_hf.baseline.sequences import extract_sequence, sequence_config, sequence_names
 
 __all__ = [

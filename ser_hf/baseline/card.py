@@ -26,7 +26,7 @@ from ser_hf.evaluation.report import markdown_table, percent
 
 if TYPE_CHECKING:
     from ser_hf.baseline.crossval import BaselineCVResult
-    from ser_hf.baseline.persistence import BaselineModel
+    from ser_hf.baseline.model import BaselineModel
 
 __all__ = ["baseline_card", "write_baseline_card"]
 
@@ -47,10 +47,10 @@ _LIMITATIONS = """\
   come from the classifier (Platt-calibrated for the SVM) and are only roughly calibrated (see ECE).
 - **A baseline.** It exists to put pretrained speech transformers in context, not for decisions about
   people: emotion recognition from voice is unreliable across cultures, ages and health conditions.
-- **Loading.** Load it with `ser_hf.baseline.persistence.load_baseline`, which trusts only the scikit-learn types
+- **Loading.** Load it with `ser_hf.baseline.model.load_baseline`, which trusts only the scikit-learn types
   the baseline needs; never with pickle or `trusted=True` on files from others."""
 
-_NEURAL_LOADING = """- **Loading.** Load it with `ser_hf.baseline.persistence.load_baseline`, which checks the settings and every
+_NEURAL_LOADING = """- **Loading.** Load it with `ser_hf.baseline.model.load_baseline`, which checks the settings and every
   tensor's name, shape and dtype in `model.safetensors` against the network they describe before reading
   any weight (safetensors holds plain tensors and runs no code on load)."""
 
@@ -178,7 +178,7 @@ def _usage(directory: str, neural: bool = False) -> str:
     how = "safetensors, checked against its config" if neural else "skops, trusting only the baseline's types"
     return (
         "```python\n"
-        "from ser_hf.baseline.persistence import load_baseline\n\n"
+        "from ser_hf.baseline.model import load_baseline\n\n"
         f"model = load_baseline({directory!r})  # {how}\n"
         "model.predict([\"clip.wav\"])          # emotion names\n"
         "model.predict_proba([\"clip.wav\"])    # probabilities, columns in model.labels order\n"

@@ -1,4 +1,4 @@
-"""A trained neural baseline (``cnn``, ``lstm``) as a :class:`~ser_hf.baseline.persistence.BaselineModel`.
+"""A trained neural baseline (``cnn``, ``lstm``) as a :class:`~ser_hf.baseline.model.BaselineModel`.
 
 :class:`NeuralBaselineModel` predicts from audio files and waveforms exactly like the scikit-learn
 baselines (``predict``, ``predict_proba``, ``featurize``, ``save``), computing frame sequences with the
@@ -10,13 +10,13 @@ settings it was trained on. A saved neural baseline is a folder:
   :class:`~ser_hf.baseline.neural.NeuralConfig`, which fixes the architecture);
 - ``README.md`` - the model card.
 
-:func:`~ser_hf.baseline.persistence.load_baseline` loads either kind. For a neural one it checks the
+:func:`~ser_hf.baseline.model.load_baseline` loads either kind. For a neural one it checks the
 settings (types and ranges), builds the network on the ``meta`` device (no memory) and compares every
 tensor name, shape and dtype with the safetensors header before reading any weight.
 
 Example:
     ```python
-    >>> from ser_hf.baseline.persistence import load_baseline, train_baseline
+    >>> from ser_hf.baseline.model import load_baseline, train_baseline
     >>> model = train_baseline(dataset, "cnn", cache_dir="feature_cache")
     >>> model.save("outputs/urdu-cnn")
     >>> load_baseline("outputs/urdu-cnn").predict(["clip.wav"])
@@ -40,8 +40,7 @@ import torch
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.baseline.crossval import corpus_name, dataset_sequences
 from ser_hf.baseline.features import FeatureConfig
-from ser_hf.baseline.neural import NeuralConfig, SequenceClassifier, SequenceNet, fit_neural, resolve_neural_config
-from ser_hf.baseline.persistence import (
+from ser_hf.baseline.model import (
     _FIX,
     CONFIG_NAME,
     MODEL_NAME,
@@ -51,6 +50,7 @@ from ser_hf.baseline.persistence import (
     _settings,
     _version,
 )
+from ser_hf.baseline.neural import NeuralConfig, SequenceClassifier, SequenceNet, fit_neural, resolve_neural_config
 from ser_hf.baseline.sequences import check_sequence_config, extract_sequence, sequence_config, sequence_names
 from ser_hf.errors import ModelError, SERError
 from ser_hf.models.checkpoint_check import safetensors_header
@@ -67,7 +67,7 @@ class NeuralBaselineModel(BaselineModel):
     """A trained CNN or BiLSTM baseline; ``pipeline`` is its :class:`~ser_hf.baseline.neural.SequenceClassifier`.
 
     ``feature_config`` describes the frame sequence (:func:`~ser_hf.baseline.sequences.sequence_config`);
-    every other field means what it means for :class:`~ser_hf.baseline.persistence.BaselineModel`.
+    every other field means what it means for :class:`~ser_hf.baseline.model.BaselineModel`.
     """
 
     def __post_init__(self) -> None:
@@ -169,7 +169,7 @@ def _check_weights(folder: Path, expected: dict[str, torch.Tensor]) -> None:
 def load_neural_baseline(
     folder: Path, config: dict[str, Any], feature_config: FeatureConfig, preprocessor: AudioPreprocessor
 ) -> NeuralBaselineModel:
-    """The neural part of :func:`~ser_hf.baseline.persistence.load_baseline` (config already read and checked)."""
+    """The neural part of :func:`~ser_hf.baseline.model.load_baseline` (config already read and checked)."""
     path = folder / CONFIG_NAME
     settings = _neural_settings(config, path)
     try:

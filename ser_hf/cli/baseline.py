@@ -23,7 +23,7 @@ sequences, early-stopped on held-out training speakers instead of a grid search;
 
 Reports go to OUT/cv/ (per fold, pooled out-of-fold with speaker-level 95% CIs, cv_summary.json/.md), the
 same files as `ser-hf cv`. With --save-model the classifier is refit on every clip and saved to OUT
-(model.skops, baseline_config.json, README.md model card); load it with ser_hf.baseline.persistence.load_baseline."""
+(model.skops, baseline_config.json, README.md model card); load it with ser_hf.baseline.model.load_baseline."""
 
 
 def default_cache_dir() -> Path:
@@ -87,7 +87,7 @@ def _neural_config(args: argparse.Namespace):
 def run_baseline(args: argparse.Namespace) -> int:
     """Load the corpus, cross-validate, print the tables, write the reports and optionally save the model."""
     from ser_hf.baseline.crossval import cross_validate_baseline
-    from ser_hf.baseline.persistence import train_baseline
+    from ser_hf.baseline.model import train_baseline
     from ser_hf.corpora import load_corpus
     from ser_hf.evaluation import folds_to_markdown
 
@@ -104,5 +104,5 @@ def run_baseline(args: argparse.Namespace) -> int:
         options.pop("cache_dir")
         model = train_baseline(dataset, args.classifier, features=result.features, **options)
         model.save(args.out, cv=result)
-        print(f"model: {args.out}  (best {model.best_params}; load it with ser_hf.baseline.persistence.load_baseline)")
+        print(f"model: {args.out}  (best {model.best_params}; load it with ser_hf.baseline.model.load_baseline)")
     return 0

@@ -17,7 +17,7 @@ subset of the clips reuses them (default ``$SER_HF_CACHE/perturbations`` or ``~/
 
 Example:
     ```python
-    >>> from ser_hf.evaluation.run import evaluate_checkpoint
+    >>> from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
     >>> report = evaluate_checkpoint("outputs/rav4", "ravdess", "data/ravdess", split="fold:1",
     ...                              perturb=PerturbationSettings.from_spec("noise:snr=10,telephone"))
     >>> [(row["condition"], row["unweighted_accuracy"]) for row in report.robustness["conditions"]]
@@ -167,7 +167,7 @@ class _Predictor:
 
     def probabilities(self, audio: Sequence[Any], keys: Sequence[str], condition: Perturbation | None) -> np.ndarray:
         """``(len(audio), num_labels)`` probabilities; only clips missing from the cache run through the model."""
-        from ser_hf.inference.batch import predict_proba
+        from ser_hf.inference.predict import predict_proba
 
         folder = self._folder(condition)
         targets = [folder / f"{key}.npy" for key in keys]
@@ -278,7 +278,7 @@ def score_under_perturbations(
         ``conditions`` (:func:`robustness_rows`, clean first), ``bootstrap`` and ``cache`` (folder, predictions
         computed and reused by this call).
     """
-    from ser_hf.inference.batch import model_labels
+    from ser_hf.inference.predict import model_labels
 
     for condition in settings.conditions:
         condition.check_sampling_rate(feature_extractor.sampling_rate)

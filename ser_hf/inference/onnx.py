@@ -224,7 +224,7 @@ def _versions() -> dict[str, str | None]:
 
 
 def _load_checkpoint(model_dir: Path) -> tuple[torch.nn.Module, Any]:
-    from ser_hf.inference.batch import load_classifier
+    from ser_hf.inference.predict import load_classifier
 
     model, feature_extractor = load_classifier(model_dir)
     # onnxruntime's CPU kernels are float32; a float16/bfloat16 checkpoint is exported (and checked) in float32.

@@ -6,7 +6,7 @@
 ``ser_hf_export.json`` (opset, versions, inputs, the parity measured at export time).
 
 :class:`OnnxAudioClassifier` wraps an ``onnxruntime.InferenceSession`` so that it quacks like the slice of
-``AutoModelForAudioClassification`` that :func:`ser_hf.inference.batch.predict_proba` uses: ``config``,
+``AutoModelForAudioClassification`` that :func:`ser_hf.inference.predict.predict_proba` uses: ``config``,
 ``device``, ``dtype``, ``eval()`` and ``model(**features).logits``. Everything else (decoding, preprocessing,
 batching by length, padding only where exact) is shared with the PyTorch path, so an ONNX export predicts
 what its checkpoint predicts. Only JSON and ONNX files are read: no pickle, no remote code.

@@ -2,7 +2,7 @@
 
 :class:`EmotionRecognizer` wraps any ``AutoModelForAudioClassification`` checkpoint (a ser_hf output
 directory, a preset or a Hub id) or its ONNX export (a ``ser-hf export-onnx`` directory, run by
-onnxruntime). It reuses :func:`ser_hf.inference.batch.predict_proba` for batching
+onnxruntime). It reuses :func:`ser_hf.inference.predict.predict_proba` for batching
 (clips sorted by length, padded only where padding is exact), so a clip scores exactly as
 ``pipeline("audio-classification", model=DIR)`` scores it. When ``ser_hf_run.json`` lies beside the
 checkpoint, the audio cleaning recorded at training time (trim, denoise, normalise, crop) is applied
@@ -55,8 +55,8 @@ from ser_hf.audio import (
 )
 from ser_hf.checkpoint import RUN_RECORD, read_run_record, recorded_preprocessor
 from ser_hf.errors import AudioError, SERError
-from ser_hf.inference.batch import load_classifier, model_labels, predict_proba
 from ser_hf.inference.onnx_runtime import is_onnx_export
+from ser_hf.inference.predict import load_classifier, model_labels, predict_proba
 from ser_hf.paths import display_path
 
 __all__ = ["EmotionRecognizer", "RecognizerStream", "window_level_db"]

@@ -4,7 +4,7 @@ batch predictor all go by.
 - :data:`ARCHITECTURES`: per ``config.model_type``, how to freeze it, whether it has a weighted layer sum and
   SpecAugment, what its dropouts are called, whether its input length can be cut (Whisper).
 - :data:`POOLABLE_MODEL_TYPES`: heads that are weighted layer sum -> projector -> mean pooling -> classifier, so
-  pooled states can be cached (:mod:`ser_hf.models.embeddings`).
+  pooled states can be cached (:mod:`ser_hf.models.pooling`).
 - :func:`batch_padding_is_exact`: whether clips of different lengths can share a batch without changing any
   prediction (:data:`FIXED_LENGTH_MODEL_TYPES`, :data:`MASKED_PADDING_MODEL_TYPES`).
 

@@ -3,7 +3,7 @@
 For a Whisper or wav2vec2-family classifier, :func:`layer_inputs` runs the encoder up to layer ``i`` once per
 clip (a hook on layer ``i`` stops the forward there) and caches what enters it, in float16, with the mean of
 hidden states ``0..i`` over the clip's frames (what a weighted-layer-sum head reads from the frozen layers).
-Keys extend the probe's pooled cache (:mod:`ser_hf.models.embeddings`): backbone fingerprint, preprocessing
+Keys extend the probe's pooled cache (:mod:`ser_hf.models.pooling`): backbone fingerprint, preprocessing
 and clip bytes, plus the layer. :mod:`ser_hf.training.partial` trains the layers above on them.
 
 Example:
@@ -28,7 +28,7 @@ from torch import nn
 from ser_hf.audio import AudioPreprocessor, audio_info
 from ser_hf.errors import ModelError
 from ser_hf.models.architecture import batch_padding_is_exact
-from ser_hf.models.embeddings import (
+from ser_hf.models.pooling import (
     _batches,
     _encoder_hidden_states,
     _file_key,
@@ -139,7 +139,7 @@ def layer_inputs(model: nn.Module, feature_extractor, paths: Sequence[str], laye
         layer: Index of the layer whose input is cached (``L - k``).
         fingerprint: The backbone's fingerprint, if already known (default: computed from ``model``).
         preprocessor: Audio cleaning before the feature extractor; defaults to decode + resample only.
-        cache_dir: Root of the cache (default :func:`~ser_hf.models.embeddings.default_cache_dir`).
+        cache_dir: Root of the cache (default :func:`~ser_hf.models.pooling.default_cache_dir`).
         batch_size: Clips per forward pass (1 where padding would change the states).
         progress: Show a progress bar while computing.
 

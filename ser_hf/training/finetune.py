@@ -217,7 +217,7 @@ class FinetuneMethod:
         The encoder then starts training under a head that already separates the emotions, instead of
         back-propagating a random head's gradients into it during the first epochs.
         """
-        from ser_hf.models.embeddings import pool_waves
+        from ser_hf.models.pooling import pool_waves
         from ser_hf.training.probe import ProbeSettings, fit_linear_head, load_head_into_model
 
         if not getattr(self.model.config, "use_weighted_layer_sum", False) or self.args.use_lora:

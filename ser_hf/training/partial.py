@@ -50,7 +50,6 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.errors import ModelError, SERError
-from ser_hf.models.embeddings import DTYPES, backbone_fingerprint, resolve_device
 from ser_hf.models.factory import build_model, save_checkpoint
 from ser_hf.models.layer_inputs import (
     CachedInputs,
@@ -60,6 +59,7 @@ from ser_hf.models.layer_inputs import (
     forward_to_layer,
     layer_inputs,
 )
+from ser_hf.models.pooling import DTYPES, backbone_fingerprint, resolve_device
 from ser_hf.training.data import with_durations
 from ser_hf.training.finetune import check_split
 from ser_hf.training.trainer import SERTrainer

@@ -3,7 +3,7 @@
 ``*ForSequenceClassification`` and ``WhisperForAudioClassification`` with ``use_weighted_layer_sum``
 compute ``classifier(mean_t(projector(sum_l w_l h_lt)))``. The weighted sum, the projector and the
 classifier are affine, so they commute with the mean over frames: the head can be trained on the
-per-layer mean states from :mod:`ser_hf.models.embeddings` and copied into the full model, which then
+per-layer mean states from :mod:`ser_hf.models.pooling` and copied into the full model, which then
 predicts exactly what the probe predicts.
 
 Inputs are standardised per hidden dimension (one mean and scale shared by all layers). Because the
@@ -215,7 +215,7 @@ class ProbeMethod:
         options: Model options; the probe forces ``freeze_backbone`` and ``use_weighted_layer_sum``.
         settings: How the head is trained.
         preprocessor: Audio cleaning applied before the feature extractor.
-        cache_dir: Where pooled states are cached (default: ``ser_hf.models.embeddings.default_cache_dir``).
+        cache_dir: Where pooled states are cached (default: ``ser_hf.models.pooling.default_cache_dir``).
         batch_size: Clips per backbone forward pass.
     """
 
@@ -244,7 +244,7 @@ class ProbeMethod:
         The saved checkpoint always comes from ``self.model`` (float32, CPU), whatever ran the frozen forward.
         """
         if self._encoder is None:
-            from ser_hf.models.embeddings import DTYPES, resolve_device
+            from ser_hf.models.pooling import DTYPES, resolve_device
 
             if self.dtype not in DTYPES:
                 raise SERError(f"embedding_dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}.")
@@ -262,7 +262,7 @@ class ProbeMethod:
         return self._encoder
 
     def features(self, paths) -> np.ndarray:
-        from ser_hf.models.embeddings import pooled_hidden_states
+        from ser_hf.models.pooling import pooled_hidden_states
 
         return pooled_hidden_states(self.encoder(), self.feature_extractor, list(paths), preprocessor=self.preprocessor,
                                     cache_dir=self.cache_dir, batch_size=self.batch_size, progress=self.progress)

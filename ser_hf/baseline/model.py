@@ -1,0 +1,521 @@
+"""A trained classic baseline as one object: features + scaler + classifier + label names, saved with skops.
+
+:class:`BaselineModel` predicts emotion names from audio files or waveforms (``predict``) and class
+probabilities (``predict_proba``), computing the classic features with the exact :class:`FeatureConfig`
+and :class:`~ser_hf.audio.AudioPreprocessor` it was trained with. :func:`train_baseline` fits one on a
+whole corpus (hyperparameters by speaker-grouped inner CV).
+
+A saved model is a folder:
+
+- ``model.skops`` - the scikit-learn pipeline in the `skops <https://skops.readthedocs.io>`_ format, which,
+  unlike pickle, runs no code on load and refuses object types nobody trusted;
+- ``baseline_config.json`` - label names, feature and preprocessing settings, classifier, hyperparameters,
+  versions;
+- ``README.md`` - the model card (:mod:`ser_hf.baseline.card`).
+
+The neural baselines (``cnn``, ``lstm``) save ``model.safetensors`` in place of ``model.skops``, with the same
+``baseline_config.json`` (plus their ``neural`` settings); :func:`load_baseline` and :func:`train_baseline`
+handle them too, through :mod:`ser_hf.baseline.neural_model`.
+
+:func:`load_baseline` loads it trusting only :data:`TRUSTED_TYPES` (the scikit-learn internals the four
+baseline pipelines contain, beyond those skops trusts by default) plus any types the caller names;
+anything else in the file is refused with its type names, never loaded with ``trusted=True``.
+
+Example:
+    ```python
+    >>> from ser_hf.baseline.model import BaselineModel, train_baseline
+    >>> model = train_baseline(dataset, "svm", cache_dir="feature_cache")
+    >>> model.save("outputs/urdu-svm")
+    >>> model = BaselineModel.from_pretrained("outputs/urdu-svm")
+    >>> model.predict(["clip1.wav", "clip2.wav"])
+    ['angry', 'neutral']
+    ```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+import warnings
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from ser_hf.audio import AudioPreprocessor
+from ser_hf.baseline.classifiers import NEURAL_CLASSIFIERS, fit_classifier, is_neural, probabilities_for
+from ser_hf.baseline.crossval import corpus_name, dataset_features
+from ser_hf.baseline.features import FEATURES_VERSION, FeatureConfig, extract_features, feature_names
+from ser_hf.errors import AudioError, ModelError
+from ser_hf.models.checkpoint_check import MAX_LABELS, read_json
+from ser_hf.ranges import Range, check_value
+from ser_hf.splits import speakers_of
+
+__all__ = ["CONFIG_NAME", "MODEL_NAME", "TRUSTED_TYPES", "BaselineModel", "load_baseline", "train_baseline"]
+
+MODEL_NAME = "model.skops"
+CONFIG_NAME = "baseline_config.json"
+_NEURAL_WEIGHTS = "model.safetensors"  # ser_hf.baseline.neural_model.WEIGHTS_NAME, named here without torch
+_FORMAT = "ser_hf-baseline"
+_FORMAT_VERSION = 1
+
+#: Types the baseline pipelines hold that skops does not trust by default (it trusts scikit-learn's public
+#: estimators and plain numpy/Python containers already): the calibrated SVM's internals, the forest's
+#: trees and the MLP's optimiser state.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.tree._tree.Tree",
+)
+
+AudioInput = str | os.PathLike | np.ndarray
+
+
+@dataclass
+class BaselineModel:
+    """A fitted classic-feature classifier with everything needed to predict from audio.
+
+    Args:
+        pipeline: Fitted scikit-learn pipeline trained on class ids ``0 .. len(labels) - 1``.
+        labels: Emotion names in class-id order.
+        feature_config: The feature settings the pipeline was trained on.
+        preprocessor: The audio cleaning applied before feature extraction.
+        classifier: Classifier name (``svm``, ``logreg``, ``forest``, ``mlp``).
+        best_params: Hyperparameters chosen by the inner cross-validation.
+        metadata: Facts about training (corpus, clips, speakers, inner-CV UA...), kept in the config file.
+
+    Example:
+        ```python
+        >>> model = BaselineModel.from_pretrained("outputs/urdu-svm")
+        >>> model.predict_proba([wave], sampling_rate=16000).round(2)
+        array([[0.05, 0.1 , 0.8 , 0.05]])
+        ```
+    """
+
+    pipeline: Pipeline
+    labels: list[str]
+    feature_config: FeatureConfig = field(default_factory=FeatureConfig)
+    preprocessor: AudioPreprocessor | None = None
+    classifier: str | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.labels = list(self.labels)
+        if self.preprocessor is None:
+            self.preprocessor = AudioPreprocessor(sampling_rate=self.feature_config.sampling_rate)
+        if self.preprocessor.sampling_rate != self.feature_config.sampling_rate:
+            raise ModelError(
+                f"BaselineModel: preprocessor.sampling_rate ({self.preprocessor.sampling_rate} Hz) differs from "
+                f"feature_config.sampling_rate ({self.feature_config.sampling_rate} Hz); use one rate for both."
+            )
+
+    @property
+    def num_features(self) -> int:
+        """Length of the feature vector the pipeline expects."""
+        return len(feature_names(self.feature_config))
+
+    def featurize(self, inputs: AudioInput | Sequence[AudioInput], sampling_rate: int | None = None) -> np.ndarray:
+        """Feature matrix of audio files and/or waveforms.
+
+        Args:
+            inputs: A path, a 1-D waveform, or a list of them.
+            sampling_rate: Rate of the waveforms (Hz); ``None`` means ``feature_config.sampling_rate``.
+                Files are decoded and resampled by the preprocessor.
+
+        Returns:
+            ``(n_inputs, num_features)`` float32 array.
+        """
+        items = _as_items(inputs)
+        rate = sampling_rate or self.feature_config.sampling_rate
+        rows = [
+            extract_features(
+                self.preprocessor(item, sampling_rate=rate if isinstance(item, np.ndarray) else None),
+                self.feature_config,
+            )
+            for item in items
+        ]
+        return np.stack(rows) if rows else np.zeros((0, self.num_features), np.float32)
+
+    def predict_proba_features(self, features: np.ndarray) -> np.ndarray:
+        """``(n, len(labels))`` probabilities of precomputed feature rows (from :meth:`featurize`)."""
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or features.shape[1] != self.num_features:
+            raise ModelError(
+                f"predict_proba_features: expected an (n, {self.num_features}) feature matrix for this model's "
+                f"FeatureConfig, got shape {features.shape}; compute it with BaselineModel.featurize."
+            )
+        if not len(features):  # scikit-learn refuses empty input; an empty batch has empty output
+            return np.zeros((0, len(self.labels)))
+        return probabilities_for(self.pipeline, features, len(self.labels))
+
+    def predict_proba(self, inputs: AudioInput | Sequence[AudioInput], sampling_rate: int | None = None) -> np.ndarray:
+        """Class probabilities (columns in :attr:`labels` order) of audio files and/or waveforms.
+
+        Args:
+            inputs: A path, a 1-D waveform, or a list of them.
+            sampling_rate: Rate of the waveforms; ``None`` means ``feature_config.sampling_rate``.
+
+        Returns:
+            ``(n_inputs, len(labels))`` array whose rows sum to 1.
+        """
+        return self.predict_proba_features(self.featurize(inputs, sampling_rate))
+
+    def predict(self, inputs: AudioInput | Sequence[AudioInput], sampling_rate: int | None = None) -> list[str]:
+        """The most probable emotion name of each input (the argmax of :meth:`predict_proba`)."""
+        return [self.labels[i] for i in self.predict_proba(inputs, sampling_rate).argmax(axis=1)]
+
+    def config(self) -> dict[str, Any]:
+        """What ``baseline_config.json`` holds."""
+        versions = {name: _version(name) for name in ("ser-hf", "scikit-learn", "skops", "librosa", "numpy")}
+        return {
+            "format": _FORMAT, "format_version": _FORMAT_VERSION, "labels": self.labels,
+            "classifier": self.classifier, "best_params": self.best_params,
+            "features_version": FEATURES_VERSION, "num_features": self.num_features,
+            "feature_config": dataclasses.asdict(self.feature_config),
+            "preprocessor": dataclasses.asdict(self.preprocessor), "metadata": self.metadata, "versions": versions,
+        }
+
+    def save(self, directory: str | os.PathLike, cv: Any = None) -> Path:
+        """Write ``model.skops``, ``baseline_config.json`` and the model card ``README.md``.
+
+        Args:
+            directory: Folder to create (parents too) and write into.
+            cv: Optional :class:`~ser_hf.baseline.crossval.BaselineCVResult` of the same settings, whose
+                results the card reports.
+
+        Returns:
+            The folder.
+        """
+        import skops.io
+
+        from ser_hf.baseline.card import write_baseline_card
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        skops.io.dump(self.pipeline, out / MODEL_NAME)
+        (out / _NEURAL_WEIGHTS).unlink(missing_ok=True)  # a neural model saved here before no longer applies
+        (out / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2, default=str) + "\n", encoding="utf-8")
+        write_baseline_card(out, self, cv)
+        return out
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, trusted: Sequence[str] = ()) -> BaselineModel:
+        """Load a folder written by :meth:`save`; see :func:`load_baseline`."""
+        return load_baseline(directory, trusted=trusted)
+
+
+def _as_items(inputs: Any) -> list[Any]:
+    if isinstance(inputs, (str, os.PathLike)):
+        return [inputs]
+    if isinstance(inputs, np.ndarray):
+        if inputs.ndim != 1:
+            raise AudioError(
+                f"BaselineModel: a single waveform must be 1-D, got shape {inputs.shape}. Pass a list of 1-D "
+                f"waveforms (or of paths) for a batch, or use predict_proba_features for a feature matrix."
+            )
+        return [inputs]
+    if isinstance(inputs, Sequence):
+        return list(inputs)
+    raise AudioError(
+        f"BaselineModel: expected a path, a 1-D numpy waveform or a list of them, got {type(inputs).__name__}."
+    )
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+_FIX = "Save the model again with BaselineModel.save (or `ser-hf baseline ... --save-model`), or restore the file."
+
+#: Bounds on settings read back from baseline_config.json. The dataclasses accept anything consistent, but an
+#: edited file must not make prediction allocate a billion mel bands or resample to a terahertz.
+SETTING_LIMITS: dict[str, Range] = {
+    "sampling_rate": Range(1000, 384000, integer=True), "frame_ms": Range(1, 1000), "hop_ms": Range(0.1, 1000),
+    "n_fft": Range(16, 65536, integer=True), "n_mfcc": Range(1, 256, integer=True),
+    "mfcc_delta_order": Range(0, 2, integer=True), "delta_width": Range(3, 99, integer=True),
+    "n_mels": Range(1, 512, integer=True), "contrast_bands": Range(1, 16, integer=True),
+    "contrast_fmin": Range(1, 192000), "f0_min": Range(1, 192000), "f0_max": Range(1, 192000),
+    "pitch_frame_ms": Range(1, 1000), "voicing_threshold": Range(0, 1), "voicing_db": Range(0, 400),
+    "trim_db": Range(0, 400, low_open=True), "denoise": Range(0, 1), "target_dbfs": Range(-400, 0),
+    "min_duration": Range(0, 3600), "max_duration": Range(0, 3600, low_open=True),
+}
+
+
+def _is_a(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a FeatureConfig / AudioPreprocessor annotation (lists stand for tuples)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_a(value, option) for option in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin is tuple:
+        return isinstance(value, (list, str)) and all(isinstance(item, str) for item in value)
+    if hint is type(None):
+        return value is None
+    if isinstance(value, bool) or hint is bool:
+        return isinstance(value, bool) and hint is bool
+    return isinstance(value, hint) or (hint is float and isinstance(value, int))
+
+
+def _settings(cls: type, values: Any, path: Path, key: str):
+    """``cls(**values)`` for a settings dataclass read from ``path``, every field's type and bounds checked."""
+    if not isinstance(values, dict):
+        raise ModelError(f"{str(path)!r}: {key} must be an object, found {type(values).__name__}. {_FIX}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise ModelError(f"{str(path)!r}: {key} has unknown settings {unknown}; expected some of {sorted(hints)}. {_FIX}")
+    for name, value in values.items():
+        if not _is_a(value, hints[name]):
+            hint = hints[name]
+            kind = str(hint).replace("typing.", "") if typing.get_origin(hint) else hint.__name__
+            raise ModelError(f"{str(path)!r}: {key}.{name} is {value!r}, expected {kind}. {_FIX}")
+        try:
+            check_value(f"{key}.{name}", value, SETTING_LIMITS.get(name), ModelError)
+        except ModelError as err:
+            raise ModelError(f"{str(path)!r}: {err} {_FIX}") from None
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:  # the dataclasses' own consistency checks (AudioError is a ValueError)
+        raise ModelError(f"{str(path)!r}: {key} is inconsistent ({err}). {_FIX}") from None
+
+
+def _check_fields(config: dict[str, Any], path: Path) -> None:
+    labels = config.get("labels")
+    if (not isinstance(labels, list) or not 2 <= len(labels) <= MAX_LABELS
+            or not all(isinstance(label, str) and label for label in labels) or len(set(labels)) != len(labels)):
+        raise ModelError(f"{str(path)!r}: labels must be a list of at least two distinct names, found "
+                         f"{str(labels)[:200]}. {_FIX}")
+    expected = {"classifier": (str, type(None)), "best_params": dict, "metadata": dict, "num_features": int,
+                "features_version": int, "versions": dict}
+    for key, kind in expected.items():
+        if key in config and (not isinstance(config[key], kind) or isinstance(config[key], bool)):
+            raise ModelError(f"{str(path)!r}: {key} is {str(config[key])[:100]!r}, of the wrong type. {_FIX}")
+
+
+def _model_file(folder: Path) -> str:
+    """The model file a saved baseline's config names: ``model.skops``, or ``model.safetensors`` for cnn/lstm."""
+    path = folder / CONFIG_NAME
+    if path.is_file() and ((folder / _NEURAL_WEIGHTS).is_file() and not (folder / MODEL_NAME).is_file()):
+        config = read_json(path, fix=_FIX)
+        return _NEURAL_WEIGHTS if _names_neural(config) else MODEL_NAME
+    return MODEL_NAME
+
+
+def _names_neural(config: dict[str, Any]) -> bool:
+    classifier = config.get("classifier")
+    return isinstance(classifier, str) and classifier in NEURAL_CLASSIFIERS
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    path = folder / CONFIG_NAME
+    model_file = _model_file(folder) if folder.is_dir() else MODEL_NAME
+    if not (folder / model_file).is_file() or not path.is_file():
+        found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else "no such folder"
+        raise ModelError(
+            f"{str(folder)!r} is not a saved baseline: expected {MODEL_NAME} (cnn/lstm: {_NEURAL_WEIGHTS}) and "
+            f"{CONFIG_NAME}, found {found}. Save one with BaselineModel.save or `ser-hf baseline ... --save-model`."
+        )
+    config = read_json(path, fix=_FIX)
+    if _names_neural(config) != (model_file == _NEURAL_WEIGHTS):
+        raise ModelError(
+            f"{str(path)!r} names classifier {config.get('classifier')!r}, whose model file is "
+            f"{_NEURAL_WEIGHTS if model_file == MODEL_NAME else MODEL_NAME}, but the folder holds {model_file}; "
+            f"the files do not belong together. {_FIX}"
+        )
+    if config.get("format") != _FORMAT or config.get("format_version") != _FORMAT_VERSION:
+        raise ModelError(
+            f"{str(path)!r}: expected format {_FORMAT!r} version {_FORMAT_VERSION}, found "
+            f"{config.get('format')!r} version {config.get('format_version')!r}; re-save it with this ser_hf."
+        )
+    if config.get("features_version") != FEATURES_VERSION:
+        raise ModelError(
+            f"{str(path)!r} was trained on features version {config.get('features_version')!r}, but this ser_hf "
+            f"computes version {FEATURES_VERSION}, so its inputs would differ; retrain it with this ser_hf."
+        )
+    _check_fields(config, path)
+    library = "torch" if model_file == _NEURAL_WEIGHTS else "scikit-learn"
+    saved, here = config.get("versions", {}).get(library), _version(library)
+    if saved != here:
+        warnings.warn(f"{str(path)!r} was saved with {library} {saved}; this is {here}. Predictions may differ; "
+                      f"retrain if they look wrong.", UserWarning, stacklevel=3)
+    return config
+
+
+#: A skops file is a zip archive whose members skops reads whole; one that inflates far beyond its size is a
+#: zip bomb. skops stores (does not compress) by default, so real files inflate by ~1x.
+MAX_INFLATION = 100
+_MIN_INFLATED_LIMIT = 256 * 2**20
+
+
+def _check_archive(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip: _load_pipeline's skops check names the problem
+    inflated = sum(member.file_size for member in members)
+    limit = max(_MIN_INFLATED_LIMIT, MAX_INFLATION * path.stat().st_size)
+    if inflated > limit or len(members) > 1_000_000:
+        raise ModelError(
+            f"{str(path)!r} is a {path.stat().st_size}-byte archive of {len(members)} members that would inflate to "
+            f"{inflated} bytes (at most {limit} accepted): not a model skops writes. {_FIX}"
+        )
+
+
+def _load_pipeline(path: Path, trusted: Sequence[str]) -> Pipeline:
+    import skops.io
+
+    if isinstance(trusted, (bool, str)):
+        raise ModelError(
+            f"load_baseline(trusted={trusted!r}): pass a list of type names (e.g. "
+            f"['sklearn.tree._tree.Tree']); trusting everything is not supported."
+        )
+    _check_archive(path)
+    try:
+        found = skops.io.get_untrusted_types(file=path)
+    except (zipfile.BadZipFile, KeyError, ValueError) as err:  # ValueError covers a corrupt schema.json
+        raise ModelError(
+            f"{str(path)!r} is not a skops file ({type(err).__name__}: {err}); a pickle renamed to {MODEL_NAME} is "
+            f"refused too, since unpickling can run code. Save the model again with BaselineModel.save."
+        ) from err
+    refused = sorted(set(found) - set(TRUSTED_TYPES) - set(trusted))
+    if refused:
+        raise ModelError(
+            f"{str(path)!r} contains untrusted types {refused}; the baseline trusts only {list(TRUSTED_TYPES)}. "
+            f"If you made this file and audited those types, pass them: load_baseline(..., trusted={refused})."
+        )
+    pipeline = skops.io.load(path, trusted=list(found))
+    if not hasattr(pipeline, "predict_proba") or not hasattr(pipeline, "classes_"):
+        raise ModelError(f"{str(path)!r} holds a {type(pipeline).__name__}, not a fitted classifier pipeline.")
+    return pipeline
+
+
+def load_baseline(directory: str | os.PathLike, trusted: Sequence[str] = ()) -> BaselineModel:
+    """Load a :class:`BaselineModel` saved by :meth:`BaselineModel.save`, without unpickling arbitrary code.
+
+    Args:
+        directory: The saved folder.
+        trusted: Extra type names to trust beyond :data:`TRUSTED_TYPES` (only for files you made yourself,
+            e.g. with a custom ``param_grid`` that uses another MLP solver). ``True`` is refused.
+
+    Returns:
+        The :class:`BaselineModel`.
+
+    Raises:
+        ModelError: not a saved baseline, another format or features version, ``model.skops`` not a skops file
+            (e.g. a pickle), untrusted types in the file.
+
+    Example:
+        ```python
+        >>> model = load_baseline("outputs/urdu-svm")
+        >>> model.labels
+        ['neutral', 'happy', 'sad', 'angry']
+        ```
+    """
+    folder = Path(directory).expanduser()
+    config = _read_config(folder)
+    path = folder / CONFIG_NAME
+    feature_config = _settings(FeatureConfig, config.get("feature_config"), path, "feature_config")
+    preprocessor = _settings(AudioPreprocessor, config.get("preprocessor"), path, "preprocessor")
+    if _names_neural(config):
+        from ser_hf.baseline.neural_model import load_neural_baseline
+
+        return load_neural_baseline(folder, config, feature_config, preprocessor)
+    pipeline = _load_pipeline(folder / MODEL_NAME, trusted)
+    if not set(pipeline.classes_.astype(int)) <= set(range(len(config["labels"]))):
+        raise ModelError(
+            f"{str(folder)!r}: the classifier's classes {pipeline.classes_.tolist()} do not index the "
+            f"{len(config['labels'])} labels {config['labels']} in {CONFIG_NAME}; the files do not belong together."
+        )
+    width = len(feature_names(feature_config))
+    expected = {config.get("num_features", width), getattr(pipeline, "n_features_in_", width)}
+    if expected != {width}:
+        raise ModelError(
+            f"{str(folder)!r}: feature_config in {CONFIG_NAME} gives {width} features, but num_features and the "
+            f"classifier expect {sorted(expected - {width})}; the files do not belong together. {_FIX}"
+        )
+    try:
+        return BaselineModel(
+            pipeline=pipeline, labels=config["labels"], feature_config=feature_config, preprocessor=preprocessor,
+            classifier=config.get("classifier"), best_params=config.get("best_params", {}),
+            metadata=config.get("metadata", {}),
+        )
+    except ModelError as err:
+        raise ModelError(f"{str(path)!r}: {err} {_FIX}") from None
+
+
+def train_baseline(
+    dataset: datasets.Dataset,
+    classifier: str = "svm",
+    *,
+    features: np.ndarray | None = None,
+    feature_config: FeatureConfig | None = None,
+    preprocessor: AudioPreprocessor | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    param_grid: Mapping[str, Sequence[Any]] | None = None,
+    inner_folds: int = 3,
+    seed: int = 0,
+    n_jobs: int = 1,
+    num_workers: int | None = None,
+    progress: bool = True,
+    neural_config: Any = None,
+) -> BaselineModel:
+    """Fit a baseline on every clip of ``dataset`` (hyperparameters by speaker-grouped inner CV).
+
+    Estimate how well it generalises with :func:`~ser_hf.baseline.crossval.cross_validate_baseline` on the
+    same settings: that scores this exact procedure on unseen speakers.
+
+    Args:
+        dataset: The training corpus (all of it, or a train part).
+        classifier: ``svm``, ``logreg``, ``forest``, ``mlp``, or the neural ``cnn`` and ``lstm``
+            (:func:`~ser_hf.baseline.neural_model.train_neural_baseline`: early stopping, no grid).
+        features: Precomputed features, one row per clip (e.g. ``BaselineCVResult.features``).
+        feature_config: Feature settings; ``None`` means ``FeatureConfig()``.
+        preprocessor: Audio cleaning before feature extraction.
+        cache_dir: Feature cache folder.
+        param_grid: Grid to search; ``None`` uses the classifier's default grid.
+        inner_folds: Speaker-grouped inner folds.
+        seed: Seed of the inner folds and the classifier.
+        n_jobs: Parallel fits in the grid search.
+        num_workers: Feature extraction processes.
+        progress: Show the feature extraction progress bar.
+        neural_config: :class:`~ser_hf.baseline.neural.NeuralConfig` of ``cnn``/``lstm``.
+
+    Returns:
+        The fitted :class:`BaselineModel` (a :class:`~ser_hf.baseline.neural_model.NeuralBaselineModel` for
+        ``cnn``/``lstm``).
+    """
+    if is_neural(classifier):
+        from ser_hf.baseline.neural_model import train_neural_baseline
+
+        return train_neural_baseline(dataset, classifier, features=features, feature_config=feature_config,
+                                     preprocessor=preprocessor, cache_dir=cache_dir, neural_config=neural_config,
+                                     seed=seed, num_workers=num_workers, progress=progress)
+    config = feature_config or FeatureConfig()
+    if features is None:
+        features = dataset_features(dataset, config, preprocessor=preprocessor, cache_dir=cache_dir,
+                                    num_workers=num_workers, progress=progress)
+    speakers, labels = speakers_of(dataset), np.asarray(dataset["label"])
+    fitted = fit_classifier(np.asarray(features), labels, speakers, classifier, param_grid=param_grid,
+                            inner_folds=inner_folds, seed=seed, n_jobs=n_jobs)
+    names = dataset.features["label"].names
+    facts = {"corpus": corpus_name(dataset), "num_clips": len(dataset), "num_speakers": len(set(speakers)),
+             "label_counts": dict(zip(names, np.bincount(labels, minlength=len(names)).tolist())),
+             "inner_folds": inner_folds, "inner_cv_unweighted_accuracy": fitted.inner_score, "seed": seed,
+             "grid": fitted.grid}
+    return BaselineModel(fitted.pipeline, names, config, preprocessor, classifier, fitted.best_params, facts)

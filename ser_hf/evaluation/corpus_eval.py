@@ -1,0 +1,465 @@
+"""Evaluate a saved checkpoint on a corpus, on its own label set or across corpora.
+
+A model's classes (``config.id2label``) and a corpus's labels rarely coincide: a 4-class model tested on
+RAVDESS (8 emotions), a RAVDESS model tested on URDU. :func:`map_labels` matches them explicitly: every
+corpus label goes to the model class of the same canonical emotion, or to the class a ``label_map``
+names (``{"calm": "neutral"}``). Clips whose label has no counterpart are counted per label and
+reported (``metadata["unmapped"]`` in ``report.json``, a table in ``report.md``, the terminal), never
+silently dropped; model classes the corpus lacks stay in the confusion matrix and are left out of UA
+(UA averages recall over the classes that have references, see :mod:`ser_hf.evaluation.metrics.core`).
+
+:func:`evaluate_checkpoint` is what ``ser-hf evaluate`` runs: load the corpus, pick a speaker-independent
+part (:func:`select_split`), predict with :func:`ser_hf.inference.predict.predict_proba`, score with
+speaker-level bootstrap intervals and write the report with :meth:`EvaluationReport.write`.
+
+Example:
+    ```python
+    >>> from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
+    >>> report = evaluate_checkpoint("outputs/rav4", "urdu", "../shared/data/urdu", out_dir="outputs/rav4-on-urdu")
+    >>> report.metadata["unmapped"]
+    {}
+    ```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+
+from ser_hf.checkpoint import read_run_record, recorded_preprocessor
+from ser_hf.corpora import load_corpus
+from ser_hf.emotions import canonical_emotion
+from ser_hf.errors import EvaluationError, SERError
+from ser_hf.evaluation.report import EvaluationReport, markdown_table
+from ser_hf.evaluation.robustness import PerturbationSettings, score_under_perturbations
+
+__all__ = [
+    "LabelMapping", "evaluate_checkpoint", "evaluate_model", "format_notes", "map_labels", "notes_markdown",
+    "parse_label_map", "select_split", "write_evaluation",
+]
+
+logger = logging.getLogger(__name__)
+
+_PAIR = re.compile(r"^\s*([^=,\s][^=,]*?)\s*=\s*([^=,\s][^=,]*?)\s*$")
+
+
+def parse_label_map(text: str | None) -> dict[str, str]:
+    """Parse ``--label-map`` text, ``"calm=neutral,surprised=happy"``, into ``{corpus label: model label}``.
+
+    Raises:
+        EvaluationError: for an item that is not ``from=to`` or a corpus label given twice.
+
+    Example:
+        ```python
+        >>> parse_label_map("calm=neutral, surprised = happy")
+        {'calm': 'neutral', 'surprised': 'happy'}
+        ```
+    """
+    mapping: dict[str, str] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        match = _PAIR.match(item)
+        if match is None:
+            raise EvaluationError(
+                f"--label-map item {item.strip()!r} is not 'corpus_label=model_label'. Expected comma-separated "
+                f"pairs such as 'calm=neutral,surprised=happy'; found {text!r}."
+            )
+        source, target = match.groups()
+        if source in mapping and mapping[source] != target:
+            raise EvaluationError(f"--label-map maps {source!r} twice ({mapping[source]!r} and {target!r}); keep one.")
+        mapping[source] = target
+    return mapping
+
+
+def _canonical(name: str) -> str | None:
+    try:
+        return canonical_emotion(name)
+    except SERError:
+        return None  # e.g. 'LABEL_0': only an explicit label_map can reach it
+
+
+@dataclass(frozen=True)
+class LabelMapping:
+    """How a corpus's labels meet a model's classes.
+
+    Args:
+        corpus_labels: The corpus's label names (``ClassLabel`` order).
+        model_labels: The model's class names (``config.id2label`` order).
+        mapping: Corpus label -> model class, for every corpus label that has a counterpart.
+        unmapped: Corpus labels without a counterpart, in corpus order.
+    """
+
+    corpus_labels: list[str]
+    model_labels: list[str]
+    mapping: dict[str, str]
+    unmapped: list[str]
+
+    def model_ids(self) -> dict[int, int]:
+        """Corpus label id -> model class id, for the mapped labels."""
+        return {self.corpus_labels.index(c): self.model_labels.index(m) for c, m in self.mapping.items()}
+
+
+def _find_model_label(target: str, model_labels: Sequence[str]) -> str | None:
+    for name in model_labels:
+        if name == target:
+            return name
+    canonical = _canonical(target)
+    matches = [name for name in model_labels if canonical is not None and _canonical(name) == canonical]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _check_label_map(label_map: Mapping[str, str], corpus_labels: Sequence[str], model_labels: Sequence[str]) -> dict:
+    resolved = {}
+    for source, target in label_map.items():
+        key = source if source in corpus_labels else _canonical(source)
+        if key not in corpus_labels:
+            raise EvaluationError(
+                f"--label-map key {source!r} is not a label of the evaluated corpus; its labels are "
+                f"{list(corpus_labels)}. Map corpus labels to model classes, e.g. 'calm=neutral'."
+            )
+        if _find_model_label(target, model_labels) is None:
+            raise EvaluationError(
+                f"--label-map value {target!r} (for {source!r}) is not one of the model's classes "
+                f"{list(model_labels)}. Map corpus labels to model classes, e.g. '{key}={model_labels[0]}'."
+            )
+        resolved[key] = target
+    return resolved
+
+
+def map_labels(
+    corpus_labels: Sequence[str], model_labels: Sequence[str], label_map: Mapping[str, str] | None = None
+) -> LabelMapping:
+    """Match corpus labels to model classes: same canonical emotion, or as ``label_map`` says.
+
+    Args:
+        corpus_labels: The corpus's label names.
+        model_labels: The model's class names (canonical ser_hf names, or spellings such as ``"ang"``).
+        label_map: Corpus label -> model class, overriding the match by name (``{"calm": "neutral"}``).
+
+    Returns:
+        A :class:`LabelMapping`.
+
+    Raises:
+        EvaluationError: a ``label_map`` key that is not a corpus label or value that is not a model
+            class, or no corpus label with any counterpart among the model's classes.
+
+    Example:
+        ```python
+        >>> m = map_labels(["neutral", "calm", "happy"], ["neutral", "happy", "sad", "angry"], {"calm": "neutral"})
+        >>> m.mapping, m.unmapped
+        ({'neutral': 'neutral', 'calm': 'neutral', 'happy': 'happy'}, [])
+        ```
+    """
+    corpus_labels, model_labels = [str(x) for x in corpus_labels], [str(x) for x in model_labels]
+    explicit = _check_label_map(label_map or {}, corpus_labels, model_labels)
+    mapping, unmapped = {}, []
+    for label in corpus_labels:
+        target = _find_model_label(explicit.get(label, label), model_labels)
+        if target is None:
+            unmapped.append(label)
+        else:
+            mapping[label] = target
+    if not mapping:
+        raise EvaluationError(
+            f"No label of the corpus ({corpus_labels}) has a counterpart among the model's classes "
+            f"({model_labels}), so nothing can be scored. Pass --label-map corpus_label=model_label,... "
+            f"(label_map={{...}}), or evaluate on a corpus that shares emotions with the model."
+        )
+    return LabelMapping(corpus_labels, model_labels, mapping, unmapped)
+
+
+def select_split(
+    dataset: datasets.Dataset, split: str = "all", *, seed: int = 0, test_size: float = 0.2, num_folds: int = 5,
+    speakers: Sequence[str] | None = None,
+) -> tuple[datasets.Dataset, str]:
+    """A speaker-independent part of a corpus to evaluate on.
+
+    Args:
+        dataset: The corpus.
+        split: ``"all"``; ``"test"``: the test part of :func:`ser_hf.splits.speaker_split` (``test_size``,
+            ``seed``), or exactly ``speakers`` when given; ``"fold:N"``: the test speakers of fold N
+            (1-based) of :func:`ser_hf.splits.corpus_folds` (RAVDESS's actor folds, IEMOCAP's sessions,
+            otherwise ``num_folds`` speaker-grouped folds with ``seed``).
+        seed: Seed of the speaker assignment.
+        test_size: Share of clips (whole speakers) in ``test``.
+        num_folds: Folds for corpora without a protocol of their own.
+        speakers: For ``"test"``: the held-out speakers recorded at training time.
+
+    Returns:
+        ``(part, description)``.
+
+    Raises:
+        EvaluationError: an unknown split, or a fold number out of range.
+    """
+    from ser_hf.splits import corpus_folds, speaker_split
+
+    if split == "all":
+        return dataset, f"all {len(dataset)} clips"
+    if split == "test" and speakers:
+        keep = set(speakers)
+        part = dataset.select([i for i, speaker in enumerate(dataset["speaker"]) if speaker in keep])
+        if len(part) == 0:
+            raise EvaluationError(
+                f"--split test: none of the held-out speakers recorded with the model ({sorted(keep)}) is in this "
+                f"corpus. Check --data-dir, or use --split all."
+            )
+        return part, f"test: the {len(keep)} speakers held out when this model was trained"
+    if split == "test":
+        part = speaker_split(dataset, test_size=test_size, validation_size=0.0, seed=seed)["test"]
+        return part, f"test: speaker_split(test_size={test_size}, seed={seed}), {len(set(part['speaker']))} speakers"
+    match = re.fullmatch(r"fold:?(\d+)", split)
+    if match is None:
+        raise EvaluationError(f"--split must be 'all', 'test' or 'fold:N' (e.g. 'fold:1'), found {split!r}.")
+    folds = corpus_folds(dataset, n_folds=num_folds, seed=seed)
+    number = int(match[1])
+    if not 1 <= number <= len(folds):
+        raise EvaluationError(
+            f"--split {split!r}: fold {number} does not exist; this corpus has {len(folds)} folds "
+            f"({[f.name for f in folds]}), so use fold:1 .. fold:{len(folds)}."
+        )
+    fold = folds[number - 1]
+    part = dataset.select(fold.test)
+    return part, f"{fold.name}: test speakers of fold {number}/{len(folds)} ({len(set(part['speaker']))} speakers)"
+
+
+def _groups(part: datasets.Dataset) -> list[str] | None:
+    speakers = part["speaker"] if "speaker" in part.column_names else []
+    # Without a speaker for every clip the bootstrap falls back to utterances (recorded in the report).
+    return speakers if speakers and all(speakers) else None
+
+
+def _genders(part: datasets.Dataset, groups: list[str] | None) -> list[str | None] | None:
+    # Per-gender scores resample speakers, so they need both columns; a missing gender stays unknown.
+    return part["gender"] if groups is not None and "gender" in part.column_names else None
+
+
+def model_temperature(model: Any) -> float | None:
+    """The temperature ser_hf folded into a model's classifier (``config.ser_hf_calibration``), or None."""
+    record = getattr(model.config, "ser_hf_calibration", None)
+    value = record.get("temperature") if isinstance(record, dict) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
+def evaluate_model(
+    model: Any,
+    dataset: datasets.Dataset,
+    *,
+    label_map: Mapping[str, str] | None = None,
+    feature_extractor: Any = None,
+    preprocessor: Any = None,
+    batch_size: int = 8,
+    n_resamples: int = 1000,
+    model_name: str | None = None,
+    split: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    perturb: PerturbationSettings | str | None = None,
+) -> EvaluationReport:
+    """Score a checkpoint on a corpus dataset, mapping the corpus's labels onto the model's classes.
+
+    Args:
+        model: A checkpoint directory or a loaded ``AutoModelForAudioClassification``.
+        dataset: A ser_hf corpus (``audio`` paths, ``label`` ``ClassLabel``, ``speaker``).
+        label_map: Corpus label -> model class (see :func:`map_labels`).
+        feature_extractor: With a model object: its feature extractor.
+        preprocessor: Audio cleaning before the extractor (an :class:`~ser_hf.audio.AudioPreprocessor`).
+        batch_size: Clips per forward pass.
+        n_resamples: Bootstrap resamples for the intervals (whole speakers are resampled); 0 skips them.
+        model_name: Name written in the report (default: the directory).
+        split: Split name written in the report.
+        metadata: Extra facts kept in the report's metadata.
+        progress: Show a progress bar.
+        perturb: Also score the clips under degraded audio: a :class:`~ser_hf.evaluation.robustness.PerturbationSettings`
+            or a spec such as ``"noise:snr=10,telephone"`` (seed 0); predictions are cached.
+
+    Returns:
+        An :class:`EvaluationReport` over the model's classes; ``robustness`` the rows per degradation with
+        ``perturb``; ``metadata`` holds ``label_mapping``,
+        ``unmapped`` (corpus label -> clips not scored), ``model_classes_without_references`` and ``speakers``;
+        ``by_speaker`` the scores per speaker and gender (from the ``gender`` column); ``temperature_scaling``
+        the ECE before and after the temperature the model carries (``config.ser_hf_calibration``).
+
+    Example:
+        ```python
+        >>> report = evaluate_model("outputs/rav4", load_corpus("ravdess", "data/ravdess"), label_map={"calm": "neutral"})
+        >>> report.metadata["unmapped"]
+        {'fearful': 192, 'disgust': 192, 'surprised': 192}
+        ```
+    """
+    from ser_hf.inference.predict import load_classifier, model_labels, predict_proba
+
+    if not isinstance(model, (str, os.PathLike)):
+        loaded = model
+    else:
+        loaded, feature_extractor = load_classifier(model)
+    mapping = map_labels(dataset.features["label"].names, model_labels(loaded), label_map)
+    to_model = mapping.model_ids()
+    corpus_ids = np.asarray(dataset["label"])
+    rows = np.flatnonzero(np.isin(corpus_ids, list(to_model)))
+    names = dataset.features["label"].names
+    unmapped = Counter(names[i] for i in corpus_ids if i not in to_model)
+    if rows.size == 0:
+        raise EvaluationError(
+            f"None of the {len(dataset)} clips to evaluate has a label the model knows (their labels: "
+            f"{dict(unmapped)}; the model's classes: {mapping.model_labels}). Pass --label-map, or another --split."
+        )
+    part = dataset.select(rows)
+    references = np.array([to_model[i] for i in corpus_ids[rows]], dtype=np.int64)
+    groups = _groups(part)
+    if isinstance(perturb, str):
+        perturb = PerturbationSettings.from_spec(perturb, argument="perturb")
+    robustness = None
+    if perturb is not None and perturb.conditions:  # the clean predictions go through the same cache, so a rerun computes nothing
+        probabilities, robustness = score_under_perturbations(
+            loaded, part["audio"], references, perturb, feature_extractor=feature_extractor, preprocessor=preprocessor,
+            groups=groups, batch_size=batch_size, n_resamples=n_resamples, progress=progress)
+        labels = model_labels(loaded)
+    else:
+        probabilities, labels = predict_proba(loaded, part["audio"], feature_extractor=feature_extractor,
+                                              preprocessor=preprocessor, batch_size=batch_size, progress=progress)
+    present = set(references.tolist())
+    facts = {
+        "label_mapping": mapping.mapping,
+        "unmapped": {label: unmapped[label] for label in mapping.unmapped if unmapped[label]},
+        "model_classes_without_references": [name for i, name in enumerate(labels) if i not in present],
+        "clips_in_split": len(dataset),
+        "speakers": sorted(set(part["speaker"])) if "speaker" in part.column_names else [],
+        **dict(metadata or {}),
+    }
+    report = EvaluationReport.from_predictions(
+        references, probabilities=probabilities, label_names=labels, groups=groups, genders=_genders(part, groups),
+        temperature=model_temperature(loaded),
+        model=model_name or (str(model) if isinstance(model, (str, os.PathLike)) else loaded.name_or_path),
+        corpus=", ".join(sorted(set(part["corpus"]))) if "corpus" in part.column_names else None,
+        split=split, metadata=facts, n_resamples=n_resamples,
+    )
+    report.robustness = robustness
+    return report
+
+
+def notes_markdown(report: EvaluationReport, heading_level: int = 2) -> str:
+    """Markdown for what the standard report leaves out: split, label mapping, unmapped clips, warnings."""
+    meta, h = report.metadata, "#" * heading_level
+    mapping, unmapped = meta.get("label_mapping", {}), meta.get("unmapped", {})
+    rows = [[corpus, model] for corpus, model in mapping.items()]
+    rows += [[label, f"none: {count} clips not scored"] for label, count in unmapped.items()]
+    table = markdown_table(["Corpus label", "Model class"], rows).replace("---:", ":---")  # text: left-aligned
+    parts = [f"{h} Labels: corpus -> model", table]
+    if meta.get("model_classes_without_references"):
+        parts.append(
+            f"Model classes absent from this evaluation set: {', '.join(meta['model_classes_without_references'])}. "
+            "They keep their column in the confusion matrix (predictions into them are errors) and are left out "
+            "of UA, which averages recall over the classes with references."
+        )
+    if meta.get("split_description"):
+        parts.append(f"Split: {meta['split_description']}.")
+    parts += [f"**Warning:** {text}" for text in meta.get("warnings", [])]
+    return "\n\n".join(parts) + "\n"
+
+
+def format_notes(report: EvaluationReport) -> str:
+    """Plain-text lines for the terminal: split, unmapped clips and warnings."""
+    meta = report.metadata
+    lines = [f"split: {meta['split_description']}"] if meta.get("split_description") else []
+    unmapped = meta.get("unmapped", {})
+    if unmapped:
+        listing = ", ".join(f"{label} {count}" for label, count in unmapped.items())
+        lines.append(f"unmapped (not scored, no model class): {listing} ({sum(unmapped.values())} clips)")
+    if meta.get("model_classes_without_references"):
+        lines.append(f"model classes absent from the evaluated clips (left out of UA): {', '.join(meta['model_classes_without_references'])}")
+    return "\n".join(lines + [f"warning: {text}" for text in meta.get("warnings", [])])
+
+
+def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str, Path]:
+    """:meth:`EvaluationReport.write`, with the label mapping and warnings added to ``report.md``."""
+    paths = report.write(out_dir)
+    paths["markdown"].write_text(report.to_markdown() + "\n" + notes_markdown(report), encoding="utf-8")
+    return paths
+
+
+def _leak_warnings(record: Mapping[str, Any], corpus: str, evaluated: Sequence[str]) -> list[str]:
+    if record.get("data", {}).get("corpus") != corpus:
+        return []
+    held_out = record.get("test_speakers")
+    if not held_out:
+        return [f"this model was trained on {corpus!r} and its held-out speakers are unknown (no eval/report.json): "
+                "the evaluated speakers may include training speakers."]
+    seen = sorted(set(evaluated) - set(held_out))
+    if not seen:
+        return []
+    return [f"this model was trained on {corpus!r}: {len(seen)} of the {len(set(evaluated))} evaluated speakers "
+            f"were in its training data ({', '.join(seen[:10])}{', ...' if len(seen) > 10 else ''}). "
+            "Use --split test to score only the speakers it never heard."]
+
+
+def evaluate_checkpoint(
+    model_dir: str | os.PathLike,
+    corpus: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    emotions: str | Sequence[str] | None = None,
+    split: str = "all",
+    label_map: Mapping[str, str] | str | None = None,
+    seed: int = 0,
+    test_size: float = 0.2,
+    num_folds: int = 5,
+    out_dir: str | os.PathLike | None = None,
+    corpus_options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> EvaluationReport:
+    """Load a corpus, pick a speaker-independent part, evaluate a checkpoint on it and write the report.
+
+    When the checkpoint was trained by ``ser-hf train`` on the same corpus, ``split="test"`` uses exactly
+    the speakers that were held out then (from ``MODEL/eval/report.json``), and the report warns about
+    any evaluated speaker that was in the training data. The audio cleaning recorded in
+    ``MODEL/ser_hf_run.json`` (trim, denoise, normalise, crop) is applied as in training.
+
+    Args:
+        model_dir: The checkpoint directory.
+        corpus: A registered corpus name (see :data:`ser_hf.corpora.CORPORA`).
+        data_dir: The corpus folder.
+        emotions: Keep only these corpus emotions (``"4class"``, a list...).
+        split: ``"all"``, ``"test"`` or ``"fold:N"`` (see :func:`select_split`).
+        label_map: Corpus label -> model class, as a dict or ``"calm=neutral,..."`` text.
+        seed: Seed of ``test`` / ``fold:N``.
+        test_size: Share of clips (whole speakers) in ``test``.
+        num_folds: Folds for ``fold:N`` on corpora without their own protocol.
+        out_dir: Where to write ``report.json``, ``report.md`` and the figures (nothing written if None).
+        corpus_options: Extra :func:`~ser_hf.corpora.load_corpus` options (e.g. ``speaker_pattern``).
+        **kwargs: Passed to :func:`evaluate_model` (``batch_size``, ``n_resamples``, ``progress``, ``perturb``).
+
+    Returns:
+        The :class:`EvaluationReport` (metadata: ``split_description``, ``warnings``, label mapping...).
+    """
+    if isinstance(label_map, str):
+        label_map = parse_label_map(label_map)
+    from ser_hf.inference.predict import load_classifier
+
+    model, feature_extractor = load_classifier(model_dir)  # fail on a bad checkpoint before reading audio
+    record = read_run_record(Path(model_dir))
+    dataset = load_corpus(corpus, data_dir, emotions=emotions, **dict(corpus_options or {}))
+    same_corpus = record.get("data", {}).get("corpus") == corpus
+    part, description = select_split(dataset, split, seed=seed, test_size=test_size, num_folds=num_folds,
+                                     speakers=record.get("test_speakers") if same_corpus else None)
+    warnings = _leak_warnings(record, corpus, part["speaker"])
+    for text in warnings:
+        logger.warning(text)
+    preprocessor = recorded_preprocessor(record.get("data", {}), feature_extractor.sampling_rate)
+    facts = {"split_description": description, "warnings": warnings, "emotions": emotions,
+             "preprocessing": None if preprocessor is None else dataclasses.asdict(preprocessor)}
+    report = evaluate_model(model, part, label_map=label_map, feature_extractor=feature_extractor,
+                            preprocessor=preprocessor, model_name=str(model_dir), split=split, metadata=facts, **kwargs)
+    if out_dir is not None:
+        write_evaluation(report, out_dir)
+    return report

@@ -460,6 +460,68 @@ def test_api_key_sources_and_checks(tmp_path, monkeypatch):
     assert KEY not in repr(AccessPolicy(api_key=KEY))
 
 
+def test_wrong_keys_are_limited_per_client_address(recognizer, caplog):
+    access = AccessPolicy(api_key=KEY, max_key_failures=3, key_failure_window=60)
+    app = create_app(recognizer, access=access)
+    right, wrong = {"X-API-Key": KEY}, {"X-API-Key": KEY + "x"}
+    with TestClient(app, client=("203.0.113.7", 4000)) as guesser, \
+            TestClient(app, client=("198.51.100.2", 4001)) as user, caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            assert_error(guesser.get("/labels", headers=wrong), 401, "wrong")
+        assert_error(guesser.get("/labels"), 401, "needs an API key")  # a missing key is not a guess
+        assert guesser.get("/labels", headers=right).status_code == 200
+        assert_error(guesser.get("/labels", headers={"Authorization": "Bearer nope-nope-nope"}), 401, "wrong")
+        for headers in (wrong, right, {}):  # refused without the key being checked, even the right one
+            refused = assert_error(guesser.get("/labels", headers=headers), 429,
+                                   "too many wrong API keys from this address (3 within 60 s)")
+            assert 55 <= int(guesser.get("/labels").headers["retry-after"]) <= 60, refused
+        with guesser.websocket_connect("/stream", headers=right) as ws:
+            assert "too many wrong API keys" in ws.receive_json()["detail"]
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_json()
+            assert closed.value.code == 1013
+        assert guesser.get("/health").status_code == 200 and guesser.get("/").status_code == 200
+        # Another address is not affected, its own wrong keys count for it alone, its success resets nothing.
+        for _ in range(2):
+            assert_error(user.get("/labels", headers=wrong), 401, "wrong")
+        assert user.get("/labels", headers=right).status_code == 200
+        assert user.post("/predict", files={"file": ("a.wav", encoded(voice(0.5)))}, headers=right).status_code == 200
+        assert guesser.get("/labels", headers=right).status_code == 429
+    warnings = [r.getMessage() for r in caplog.records if r.name == "ser_hf.service.access"]
+    assert warnings == ["3 wrong API keys from 203.0.113.7 within 60 s: its requests get 429 for up to 60 s"]
+    with TestClient(create_app(recognizer, access=AccessPolicy(api_key=KEY, max_key_failures=0))) as client:
+        assert all(client.get("/labels", headers=wrong).status_code == 401 for _ in range(30))  # 0: no limit
+    with TestClient(create_app(recognizer)) as client:  # no key: nothing to guess, nothing counted
+        assert client.get("/labels", headers=wrong).status_code == 200
+
+
+def test_the_key_failure_limiter_slides_forgets_and_is_bounded():
+    from ser_hf.service.access import KeyFailureLimiter
+
+    now = [0.0]
+    limiter = KeyFailureLimiter(3, 10.0, max_clients=100, clock=lambda: now[0])
+    assert [limiter.failed("a") for now[0] in (0.0, 1.0, 2.0)] == [False, False, True]
+    assert limiter.retry_after("a") == 8.0 and limiter.retry_after("b") is None
+    now[0] = 9.5
+    assert limiter.retry_after("a") == 0.5
+    now[0] = 10.0
+    assert limiter.retry_after("a") is None  # the first failure left the window: one more try
+    assert limiter.failed("a") is True and limiter.retry_after("a") == 1.0  # 1, 2, 10 are within 10 s
+    for index in range(1000):  # addresses that fail once each: the oldest are forgotten
+        limiter.failed(f"10.0.{index // 256}.{index % 256}")
+    assert len(limiter) == 100 and limiter.retry_after("a") is None and "a" not in limiter._failures
+    now[0] = 100.0
+    limiter.failed("c")  # every earlier failure expired: dropped
+    assert len(limiter) == 1
+    with pytest.raises(SERError, match=r"--max-key-failures must be an integer from 0 to 1,000, got -1"):
+        AccessPolicy(api_key=KEY, max_key_failures=-1)
+    for window in (0, float("nan"), 1e9, "60"):
+        with pytest.raises(SERError, match="--key-failure-window must be a number of seconds from 1 to 86,400"):
+            AccessPolicy(api_key=KEY, key_failure_window=window)
+    with pytest.raises(SERError, match="max_tracked_clients must be an integer"):
+        AccessPolicy(max_tracked_clients=0)
+
+
 def test_cli_serve_passes_access_and_limits(monkeypatch, checkpoint, tmp_path, capsys):
     captured = {}
     monkeypatch.setattr("ser_hf.service.server.serve", lambda model, **kw: captured.update(model=model, **kw))
@@ -470,12 +532,18 @@ def test_cli_serve_passes_access_and_limits(monkeypatch, checkpoint, tmp_path, c
     access, settings = captured["access"], captured["settings"]
     assert access.api_key == KEY and access.allowed_origins == ("https://a.example", "http://localhost:3000")
     assert settings.body_timeout == 9 and settings.max_decoded_bytes == 64 * 2**20 and settings.max_connections == 32
+    assert (access.max_key_failures, access.key_failure_window) == (10, 60.0)  # the defaults
+    assert main(["serve", "--model", str(checkpoint), "--max-key-failures", "4", "--key-failure-window", "30"]) == 0
+    assert (captured["access"].max_key_failures, captured["access"].key_failure_window) == (4, 30.0)
+    assert main(["serve", "--model", str(checkpoint), "--key-failure-window", "0"]) == 2
+    assert "--key-failure-window must be a number of seconds from 1" in capsys.readouterr().err
     assert main(["serve", "--model", str(checkpoint), "--api-key", "short"]) == 2
     assert "8 to 256 printable ASCII" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     text = capsys.readouterr().out
-    for flag in ("--api-key-file", "--allowed-origin", "SER_HF_API_KEY", "X-API-Key", "--body-timeout"):
+    for flag in ("--api-key-file", "--allowed-origin", "SER_HF_API_KEY", "X-API-Key", "--body-timeout",
+                 "--max-key-failures", "--key-failure-window"):
         assert flag in text
 
 

@@ -29,7 +29,10 @@ endpoint but /health and the web page's files needs 'Authorization: Bearer KEY' 
 without); the page at / asks for the key once and keeps it for the browser tab. Browser requests (every
 WebSocket and POST) from another site's page are refused (403) unless its origin is given with
 --allowed-origin. Serving a non-loopback --host without a key logs a warning. The key travels in clear
-over http: put a reverse proxy with TLS in front.
+over http: put a reverse proxy with TLS in front. A client address that sends --max-key-failures wrong
+keys (10) within --key-failure-window seconds (60) gets 429 with Retry-After, its key not checked, until
+the oldest of them leaves the window (behind a proxy, uvicorn takes the address from X-Forwarded-For
+only when the proxy is trusted: FORWARDED_ALLOW_IPS, 127.0.0.1 by default).
 
 Slow and heavy clients: a request body must arrive within --body-timeout (408), headers within
 --header-timeout, idle keep-alive connections close after --keep-alive-timeout; past --max-connections idle
@@ -83,6 +86,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="key every endpoint but /health and the web page requires (8-256 printable ASCII "
                              "characters); prefer --api-key-file or $SER_HF_API_KEY, which `ps` does not show")
     access.add_argument("--api-key-file", default=None, metavar="FILE", help="read the key from the first line of FILE")
+    access.add_argument("--max-key-failures", type=int, default=10, metavar="N",
+                        help="wrong API keys one client address may send within --key-failure-window before its "
+                             "requests get 429 with Retry-After, the key unchecked (default 10; 0: no limit)")
+    access.add_argument("--key-failure-window", type=float, default=60.0, metavar="SECONDS",
+                        help="the window over which wrong keys are counted (default 60)")
     access.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                         help="a browser origin (scheme://host[:port]) allowed besides the server's own, for "
                              "/stream and POSTs; repeatable; * allows any (default: same origin only)")
@@ -112,7 +120,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise SERError(f"--threads must be a positive integer, got {args.threads}.")
     access = AccessPolicy(api_key=resolve_api_key(args.api_key, args.api_key_file),
-                          allowed_origins=tuple(args.allowed_origin))
+                          allowed_origins=tuple(args.allowed_origin), max_key_failures=args.max_key_failures,
+                          key_failure_window=args.key_failure_window)
     serve(args.model, host=args.host, port=args.port, settings=settings, log_level=args.log_level,
           device=args.device, threads=args.threads, access=access)
     return 0

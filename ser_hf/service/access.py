@@ -6,6 +6,12 @@
   ``/stream`` also takes the key as a subprotocol, ``ser-hf.key.<base64url(KEY)>`` offered next to ``ser-hf``
   (what the web page does: it asks for the key once and keeps it in ``sessionStorage``). Keys are compared
   as SHA-256 digests with :func:`hmac.compare_digest`; they never appear in URLs, so never in access logs.
+- **Wrong keys** are limited per client address (:class:`KeyFailureLimiter`): after ``max_key_failures``
+  wrong keys (10) within ``key_failure_window`` seconds (60), that address gets 429 ``{"detail": ...}`` with
+  ``Retry-After`` (a WebSocket: closed with 1013), its key not even checked, until the oldest of those
+  failures is older than the window. A missing key is not a guess and is not counted; a right key resets
+  nothing, for no one. At most ``max_tracked_clients`` addresses (10,000) are remembered, those that failed
+  longest ago forgotten first, so the memory is bounded.
 - **Origins**: a browser request that carries an ``Origin`` header (every WebSocket, every POST) is refused
   (403) unless that origin is the server's own (the ``Host`` the request was sent to) or in
   ``allowed_origins`` (``--allowed-origin``; ``*`` allows any). Another site's page therefore cannot drive
@@ -25,8 +31,12 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
+import math
 import os
 import re
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +46,10 @@ from urllib.parse import urlsplit
 from ser_hf.errors import SERError
 from ser_hf.service.limits import json_response
 
-__all__ = ["API_KEY_ENV", "KEY_PROTOCOL", "STREAM_PROTOCOL", "AccessMiddleware", "AccessPolicy", "resolve_api_key"]
+__all__ = ["API_KEY_ENV", "KEY_PROTOCOL", "STREAM_PROTOCOL", "AccessMiddleware", "AccessPolicy", "KeyFailureLimiter",
+           "resolve_api_key"]
+
+logger = logging.getLogger(__name__)
 
 #: Environment variable ``ser-hf serve`` reads the key from when no flag gives one.
 API_KEY_ENV = "SER_HF_API_KEY"
@@ -55,10 +68,18 @@ class AccessPolicy:
         api_key: The key clients must send (``None``: no key needed). 8-256 printable ASCII characters.
         allowed_origins: Browser origins allowed besides the server's own, as ``scheme://host[:port]``;
             ``"*"`` allows every origin.
+        max_key_failures: Wrong keys a client address may send within ``key_failure_window`` before it gets
+            429 (0 to 1000; 0: no limit).
+        key_failure_window: The window, in seconds, over which wrong keys are counted (1 to 86400).
+        max_tracked_clients: Client addresses whose wrong keys are remembered (1 to 1,000,000); past it, those
+            that failed longest ago are forgotten.
     """
 
     api_key: str | None = field(default=None, repr=False)
     allowed_origins: tuple[str, ...] = ()
+    max_key_failures: int = 10
+    key_failure_window: float = 60.0
+    max_tracked_clients: int = 10_000
 
     def __post_init__(self) -> None:
         if self.api_key is not None and not _KEY_PATTERN.fullmatch(self.api_key):
@@ -67,6 +88,16 @@ class AccessPolicy:
                            f"`python -c 'import secrets; print(secrets.token_urlsafe(32))'`.")
         origins = tuple(_normalise_origin(origin) for origin in self.allowed_origins)
         object.__setattr__(self, "allowed_origins", origins)
+        for name, flag, low, high in (("max_key_failures", "--max-key-failures", 0, 1000),
+                                      ("key_failure_window", "--key-failure-window", 1, 86400),
+                                      ("max_tracked_clients", "max_tracked_clients", 1, 1_000_000)):
+            value = getattr(self, name)
+            integer = name != "key_failure_window"
+            if (isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
+                    or not math.isfinite(value) or not low <= value <= high):
+                kind = "an integer" if integer else "a number of seconds"
+                raise SERError(f"{flag} must be {kind} from {low} to {high:,}, got {value!r}; e.g. "
+                               f"{flag} {getattr(AccessPolicy, name)}.")
 
     @property
     def key_required(self) -> bool:
@@ -123,6 +154,61 @@ def resolve_api_key(api_key: str | None = None, api_key_file: str | os.PathLike 
     return (environ if environ is not None else os.environ).get(API_KEY_ENV) or None
 
 
+class KeyFailureLimiter:
+    """Wrong API keys per client address in a sliding window (see the module docstring).
+
+    Each address keeps the times of its last ``max_failures`` wrong keys; while all of them lie within
+    ``window`` seconds, :meth:`retry_after` says how long until the oldest leaves it. Addresses are kept in
+    the order of their last failure, so those that failed longest ago are dropped first: expired ones on
+    every failure, the oldest ones once more than ``max_clients`` are kept.
+
+    Args:
+        max_failures: Wrong keys allowed within ``window`` (0: no limit).
+        window: Seconds over which they are counted.
+        max_clients: Addresses remembered at most.
+        clock: Monotonic seconds (tests pass their own).
+    """
+
+    def __init__(self, max_failures: int, window: float, max_clients: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_failures, self.window, self.max_clients, self.clock = max_failures, window, max_clients, clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+    def retry_after(self, client: str) -> float | None:
+        """Seconds until ``client`` may send a key again; None when it may now."""
+        times = self._failures.get(client)
+        if not self.max_failures or times is None or len(times) < self.max_failures:
+            return None
+        wait = times[0] + self.window - self.clock()
+        return wait if wait > 0 else None
+
+    def failed(self, client: str) -> bool:
+        """Count a wrong key from ``client``; True when this one reaches the limit."""
+        if not self.max_failures:
+            return False
+        now = self.clock()
+        times = self._failures.pop(client, None) or deque(maxlen=self.max_failures)
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        times.append(now)
+        self._failures[client] = times
+        while self._failures:
+            oldest = next(iter(self._failures.values()))
+            if len(self._failures) <= self.max_clients and oldest[-1] > now - self.window:
+                break
+            self._failures.popitem(last=False)
+        return len(times) == self.max_failures
+
+
+def _client(scope: dict[str, Any]) -> str:
+    """The client's address (behind a proxy that $FORWARDED_ALLOW_IPS trusts, uvicorn puts the real one there)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
     for key, value in scope.get("headers", []):
         if key == name:
@@ -147,7 +233,8 @@ def _given_key(scope: dict[str, Any]) -> bytes | None:
 
 
 class AccessMiddleware:
-    """Refuse requests from origins not allowed (403) and, when a key is set, requests without it (401).
+    """Refuse requests from origins not allowed (403) and, when a key is set, requests without it (401), and
+    every request needing a key from an address that sent too many wrong ones (429).
 
     Args:
         app: The ASGI app to wrap.
@@ -156,6 +243,8 @@ class AccessMiddleware:
 
     def __init__(self, app: Callable, policy: AccessPolicy) -> None:
         self.app, self.policy = app, policy
+        self.failures = KeyFailureLimiter(policy.max_key_failures, policy.key_failure_window,
+                                          policy.max_tracked_clients)
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -168,10 +257,30 @@ class AccessMiddleware:
             await self._refuse_origin(scope, receive, send, origin.decode("latin-1"))
             return
         public = scope["type"] == "http" and (scope["path"] in _PUBLIC_PATHS or scope["path"].startswith("/static/"))
-        if not public and not self.policy.key_matches(_given_key(scope)):
-            await self._refuse_key(scope, receive, send)
-            return
+        if not public and self.policy.key_required:
+            client = _client(scope)
+            wait = self.failures.retry_after(client)
+            if wait is not None:  # the key is not even compared: guessing goes no faster by sending more
+                await self._refuse_guesser(scope, receive, send, wait)
+                return
+            given = _given_key(scope)
+            if not self.policy.key_matches(given):
+                if given is not None and self.failures.failed(client):
+                    logger.warning("%d wrong API keys from %s within %g s: its requests get 429 for up to %g s",
+                                   self.policy.max_key_failures, client[:100], self.policy.key_failure_window,
+                                   self.policy.key_failure_window)
+                await self._refuse_key(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+    async def _refuse_guesser(self, scope: dict[str, Any], receive: Callable, send: Callable, wait: float) -> None:
+        seconds = max(1, math.ceil(wait))
+        detail = (f"too many wrong API keys from this address ({self.policy.max_key_failures} within "
+                  f"{self.policy.key_failure_window:g} s); try again in {seconds} s with the right key.")
+        if scope["type"] == "http":
+            await json_response(send, 429, detail, {"Retry-After": str(seconds)})
+            return
+        await self._close_stream(scope, receive, send, 1013, detail)  # 1013: try again later
 
     async def _refuse_origin(self, scope: dict[str, Any], receive: Callable, send: Callable, origin: str) -> None:
         if scope["type"] == "websocket":
@@ -187,8 +296,12 @@ class AccessMiddleware:
         if scope["type"] == "http":
             await json_response(send, 401, detail, {"WWW-Authenticate": "Bearer"})
             return
+        await self._close_stream(scope, receive, send, 1008, detail)
+
+    @staticmethod
+    async def _close_stream(scope: dict[str, Any], receive: Callable, send: Callable, code: int, detail: str) -> None:
         await receive()  # websocket.connect; accepted so that the client can read why it is closed
         chosen = STREAM_PROTOCOL if STREAM_PROTOCOL in scope.get("subprotocols", []) else None
         await send({"type": "websocket.accept", "subprotocol": chosen})
         await send({"type": "websocket.send", "text": json.dumps({"type": "error", "detail": detail})})
-        await send({"type": "websocket.close", "code": 1008, "reason": detail[:120]})
+        await send({"type": "websocket.close", "code": code, "reason": detail[:120]})

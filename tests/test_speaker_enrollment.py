@@ -84,7 +84,10 @@ def test_too_few_clips_fall_back_and_say_so(adaptive, caplog):
     assert summary["adapted"] is False and "fewer than the 3" in summary["reason"]
     assert "using the global model" in caplog.text
     clip = _clips(corpus, "SM5")[3]
-    assert recognizer.predict(clip, speaker="SM5")["scores"] == pytest.approx(recognizer.predict(clip)["scores"], abs=1e-5)
+    fallback = recognizer.predict(clip, speaker="SM5")
+    assert fallback["scores"] == pytest.approx(recognizer.predict(clip)["scores"], abs=1e-5)
+    assert (fallback["speaker"], fallback["adapted"]) == ("SM5", False)
+    assert fallback["reason"] == summary["reason"]  # the caller of predict learns why, not only the log
 
 
 def test_unknown_speaker_and_models_without_adaptation(adaptive, tmp_path):

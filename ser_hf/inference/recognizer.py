@@ -286,7 +286,8 @@ class EmotionRecognizer:
             top_k: Keep only the ``top_k`` most probable emotions in ``scores`` (default: all).
             progress: Show a progress bar.
             speaker: An enrolled speaker (see :meth:`enroll`): their clips are scored by the speaker-adaptive
-                head; the result then also says ``speaker`` and ``adapted`` (False: the global head scored it).
+                head; the result then also says ``speaker`` and ``adapted`` (False: the global head scored it,
+                and ``reason`` says why, e.g. too few enrollment clips).
 
         Returns:
             ``{"label", "score", "scores": {emotion: probability}}`` (``scores`` sorted, best first), or a
@@ -315,7 +316,8 @@ class EmotionRecognizer:
             except AudioError as err:
                 raise AudioError(f"{_describe(item, index, single)}: {err}") from None
         if scorer is not None:
-            results = [{**result, "speaker": str(speaker), **extra} for result in results]
+            said = {k: v for k, v in scorer.summary.items() if k != "clips"}  # speaker, adapted, reason
+            results = [{**result, **said, **extra} for result in results]
         return results[0] if single else results
 
     # -------------------------------------------------------------------------------- speaker adaptation

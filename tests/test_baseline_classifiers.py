@@ -111,6 +111,7 @@ def test_skops_round_trip_predicts_the_same(corpus, tmp_path, classifier):
                            param_grid=SMALL_GRIDS[classifier], inner_folds=2)
     model.save(tmp_path)
     loaded = load_baseline(tmp_path)
+    assert type(loaded) is type(BaselineModel.from_pretrained(tmp_path)) is BaselineModel
     paths = dataset["audio"][:4]
     expected = model.predict_proba(paths)
     # Features are extracted again in float32 (summation order may differ with the thread count); the MLP

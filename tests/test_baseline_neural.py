@@ -13,7 +13,7 @@ from ser_hf.audio import load_audio
 from ser_hf.baseline.crossval import cross_validate_baseline, dataset_sequences
 from ser_hf.baseline.extraction import extract_dataset_sequences
 from ser_hf.baseline.features import FeatureConfig
-from ser_hf.baseline.model import CONFIG_NAME, MODEL_NAME, load_baseline, train_baseline
+from ser_hf.baseline.model import CONFIG_NAME, MODEL_NAME, BaselineModel, load_baseline, train_baseline
 from ser_hf.baseline.neural import NeuralConfig, SequenceClassifier, fit_neural
 from ser_hf.baseline.neural_model import WEIGHTS_NAME, NeuralBaselineModel
 from ser_hf.baseline.sequences import extract_sequence, sequence_config, sequence_names
@@ -146,6 +146,14 @@ def _saved(corpus, tmp_path):
     dataset, sequences = corpus
     train_baseline(dataset, "cnn", features=sequences["cnn"], neural_config=QUICK).save(tmp_path)
     return json.loads((tmp_path / CONFIG_NAME).read_text())
+
+
+def test_each_model_class_loads_its_own_kind(corpus, tmp_path):
+    _saved(corpus, tmp_path)
+    assert isinstance(NeuralBaselineModel.from_pretrained(tmp_path), NeuralBaselineModel)
+    with pytest.raises(ModelError, match=r"holds a neural baseline \(cnn\), not a classic one; load it with "
+                                         r"ser_hf\.baseline\.load_baseline"):
+        BaselineModel.from_pretrained(tmp_path)
 
 
 def test_loading_refuses_files_that_do_not_belong_together(corpus, tmp_path):

@@ -42,10 +42,7 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {
 }
 
 #: Circles that are known and still to be broken: the sorted modules of each.
-KNOWN_CIRCLES: set[tuple[str, ...]] = {
-    # BaselineModel.from_pretrained/save dispatch to the torch baselines and the card, which build on BaselineModel.
-    ("ser_hf.baseline.card", "ser_hf.baseline.model", "ser_hf.baseline.neural_model"),
-}
+KNOWN_CIRCLES: set[tuple[str, ...]] = set()
 
 
 def _module_name(path: Path) -> str:

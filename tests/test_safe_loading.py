@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from ser_hf.baseline.model import MODEL_NAME, BaselineModel, load_baseline
 from ser_hf.errors import ModelError
@@ -219,6 +219,15 @@ def _saved_baseline(folder: Path, first_step) -> Path:
     pipeline = Pipeline([("first", first_step), ("clf", LogisticRegression())]).fit(features, labels)
     BaselineModel(pipeline, FOUR, classifier="logreg").save(folder)
     return folder
+
+
+def test_the_neural_class_refuses_a_classic_folder(tmp_path):
+    folder = _saved_baseline(tmp_path / "logreg", StandardScaler())
+    from ser_hf.baseline.neural_model import NeuralBaselineModel
+
+    with pytest.raises(ModelError, match=r"holds a classic baseline \(logreg\), not a neural one; load it with "
+                                         r"ser_hf\.baseline\.load_baseline"):
+        NeuralBaselineModel.from_pretrained(folder)
 
 
 def test_skops_refuses_an_untrusted_estimator_without_building_it(tmp_path, sentinel):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ser_hf.baseline.classifiers import NEURAL_CLASSIFIERS
 from ser_hf.evaluation import folds_to_markdown
@@ -26,9 +26,25 @@ from ser_hf.evaluation.report import markdown_table, percent
 
 if TYPE_CHECKING:
     from ser_hf.baseline.crossval import BaselineCVResult
-    from ser_hf.baseline.model import BaselineModel
 
-__all__ = ["baseline_card", "write_baseline_card"]
+__all__ = ["TrainedBaseline", "baseline_card", "write_baseline_card"]
+
+
+class TrainedBaseline(Protocol):
+    """What a card reads of a trained baseline (:class:`~ser_hf.baseline.classic_model.BaselineModel` or
+    its neural kind). Named here, not imported, because the models write their own cards."""
+
+    pipeline: Any
+    labels: list[str]
+    feature_config: Any
+    preprocessor: Any
+    classifier: str | None
+    best_params: dict[str, Any]
+    metadata: dict[str, Any]
+
+    @property
+    def num_features(self) -> int: ...
+
 
 _FEATURE_GROUPS = {
     "mfcc": "MFCCs with deltas", "chroma": "chroma", "mel": "log-mel bands", "contrast": "spectral contrast",
@@ -55,11 +71,11 @@ _NEURAL_LOADING = """- **Loading.** Load it with `ser_hf.baseline.model.load_bas
   any weight (safetensors holds plain tensors and runs no code on load)."""
 
 
-def _is_neural(model: BaselineModel) -> bool:
+def _is_neural(model: TrainedBaseline) -> bool:
     return model.classifier in NEURAL_CLASSIFIERS
 
 
-def _limitations(model: BaselineModel) -> str:
+def _limitations(model: TrainedBaseline) -> str:
     if not _is_neural(model):
         return _LIMITATIONS
     text = _LIMITATIONS.replace("Hand-crafted spectral and prosodic statistics shift", "Spectrogram and MFCC inputs shift")
@@ -68,7 +84,7 @@ def _limitations(model: BaselineModel) -> str:
     return text.split("- **Loading.**")[0] + _NEURAL_LOADING
 
 
-def _sequence_rows(model: BaselineModel) -> list[list[Any]]:
+def _sequence_rows(model: TrainedBaseline) -> list[list[Any]]:
     config, prep, network = model.feature_config, model.preprocessor, model.pipeline.config
     inputs = {"mel": f"{config.n_mels} log-mel bands (dB)",
               "mfcc": f"{config.n_mfcc} MFCCs from {config.n_mels} mel bands, delta order {config.mfcc_delta_order}"}
@@ -84,7 +100,7 @@ def _sequence_rows(model: BaselineModel) -> list[list[Any]]:
     ]
 
 
-def _network_section(model: BaselineModel) -> str:
+def _network_section(model: TrainedBaseline) -> str:
     network, facts = model.pipeline.config, model.metadata
     other = ("hidden_size", "lstm_layers", "frame_stacking") if network.architecture == "cnn" else (
         "base_channels", "conv_blocks")
@@ -106,7 +122,7 @@ def _network_section(model: BaselineModel) -> str:
     return "\n\n".join(parts)
 
 
-def _feature_rows(model: BaselineModel) -> list[list[Any]]:
+def _feature_rows(model: TrainedBaseline) -> list[list[Any]]:
     config, prep = model.feature_config, model.preprocessor
     groups = "; ".join(_FEATURE_GROUPS[g] for g in config.groups)
     cleaning = {k: v for k, v in dataclasses.asdict(prep).items() if k != "sampling_rate" and v is not None}
@@ -122,7 +138,7 @@ def _feature_rows(model: BaselineModel) -> list[list[Any]]:
     ]
 
 
-def _classifier_section(model: BaselineModel) -> str:
+def _classifier_section(model: TrainedBaseline) -> str:
     steps = " → ".join(type(step).__name__ for _, step in model.pipeline.steps)
     facts = model.metadata
     grid = facts.get("grid", [])
@@ -139,7 +155,7 @@ def _classifier_section(model: BaselineModel) -> str:
     return "\n\n".join(parts)
 
 
-def _data_section(model: BaselineModel) -> str:
+def _data_section(model: TrainedBaseline) -> str:
     facts = model.metadata
     counts = facts.get("label_counts", {})
     table = markdown_table(["Emotion", "Clips"], [[name, counts.get(name, "?")] for name in model.labels])
@@ -147,7 +163,7 @@ def _data_section(model: BaselineModel) -> str:
             f"{facts.get('num_speakers', '?')} speakers ({_use(model)}).\n\n{table}")
 
 
-def _use(model: BaselineModel) -> str:
+def _use(model: TrainedBaseline) -> str:
     if _is_neural(model):
         return "all used for the final model: the validation speakers named above for early stopping only"
     return "all used for the final model"
@@ -186,7 +202,7 @@ def _usage(directory: str, neural: bool = False) -> str:
     )
 
 
-def baseline_card(model: BaselineModel, cv: BaselineCVResult | None = None, directory: str = "MODEL_DIR") -> str:
+def baseline_card(model: TrainedBaseline, cv: BaselineCVResult | None = None, directory: str = "MODEL_DIR") -> str:
     """The model card of ``model`` as Markdown with a Hub metadata header.
 
     Args:
@@ -225,7 +241,7 @@ def baseline_card(model: BaselineModel, cv: BaselineCVResult | None = None, dire
 
 
 def write_baseline_card(
-    directory: str | os.PathLike, model: BaselineModel, cv: BaselineCVResult | None = None
+    directory: str | os.PathLike, model: TrainedBaseline, cv: BaselineCVResult | None = None
 ) -> Path:
     """Write :func:`baseline_card` to ``directory/README.md`` and return the path."""
     path = Path(directory) / "README.md"

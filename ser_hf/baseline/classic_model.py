@@ -2,8 +2,9 @@
 
 :class:`BaselineModel` predicts emotion names from audio files or waveforms (``predict``) and class
 probabilities (``predict_proba``), computing the classic features with the exact :class:`FeatureConfig`
-and :class:`~ser_hf.audio.AudioPreprocessor` it was trained with. :func:`train_baseline` fits one on a
-whole corpus (hyperparameters by speaker-grouped inner CV).
+and :class:`~ser_hf.audio.AudioPreprocessor` it was trained with. It is also the base of the neural
+baselines (:class:`~ser_hf.baseline.neural_model.NeuralBaselineModel`), which share its fields, its config
+file and its checks of that file (:func:`read_saved_settings`).
 
 A saved model is a folder:
 
@@ -14,18 +15,16 @@ A saved model is a folder:
 - ``README.md`` - the model card (:mod:`ser_hf.baseline.card`).
 
 The neural baselines (``cnn``, ``lstm``) save ``model.safetensors`` in place of ``model.skops``, with the same
-``baseline_config.json`` (plus their ``neural`` settings); :func:`load_baseline` and :func:`train_baseline`
-handle them too, through :mod:`ser_hf.baseline.neural_model`.
+``baseline_config.json`` (plus their ``neural`` settings).
 
-:func:`load_baseline` loads it trusting only :data:`TRUSTED_TYPES` (the scikit-learn internals the four
-baseline pipelines contain, beyond those skops trusts by default) plus any types the caller names;
-anything else in the file is refused with its type names, never loaded with ``trusted=True``.
+:meth:`BaselineModel.from_pretrained` loads a classic one trusting only :data:`TRUSTED_TYPES` (the
+scikit-learn internals the four baseline pipelines contain, beyond those skops trusts by default) plus any
+types the caller names; anything else in the file is refused with its type names, never loaded with
+``trusted=True``. Training, and loading a folder of either kind, is :mod:`ser_hf.baseline.model`'s.
 
 Example:
     ```python
-    >>> from ser_hf.baseline.model import BaselineModel, train_baseline
-    >>> model = train_baseline(dataset, "svm", cache_dir="feature_cache")
-    >>> model.save("outputs/urdu-svm")
+    >>> from ser_hf.baseline.classic_model import BaselineModel
     >>> model = BaselineModel.from_pretrained("outputs/urdu-svm")
     >>> model.predict(["clip1.wav", "clip2.wav"])
     ['angry', 'neutral']
@@ -41,26 +40,26 @@ import types
 import typing
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import datasets
 import numpy as np
 from sklearn.pipeline import Pipeline
 
 from ser_hf.audio import AudioPreprocessor
-from ser_hf.baseline.classifiers import NEURAL_CLASSIFIERS, fit_classifier, is_neural, probabilities_for
-from ser_hf.baseline.crossval import corpus_name, dataset_features
+from ser_hf.baseline.classifiers import NEURAL_CLASSIFIERS, probabilities_for
 from ser_hf.baseline.features import FEATURES_VERSION, FeatureConfig, extract_features, feature_names
 from ser_hf.errors import AudioError, ModelError
 from ser_hf.models.checkpoint_check import MAX_LABELS, read_json
 from ser_hf.ranges import Range, check_value
-from ser_hf.splits import speakers_of
 
-__all__ = ["CONFIG_NAME", "MODEL_NAME", "TRUSTED_TYPES", "BaselineModel", "load_baseline", "train_baseline"]
+__all__ = [
+    "CONFIG_NAME", "MODEL_NAME", "TRUSTED_TYPES", "BaselineModel", "load_classic_baseline", "names_neural",
+    "read_saved_settings",
+]
 
 MODEL_NAME = "model.skops"
 CONFIG_NAME = "baseline_config.json"
@@ -211,8 +210,28 @@ class BaselineModel:
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, trusted: Sequence[str] = ()) -> BaselineModel:
-        """Load a folder written by :meth:`save`; see :func:`load_baseline`."""
-        return load_baseline(directory, trusted=trusted)
+        """Load a classic baseline folder written by :meth:`save`, without unpickling arbitrary code.
+
+        :func:`ser_hf.baseline.load_baseline` loads a folder of either kind; this method only the classic kind
+        (a neural folder is refused with that fix).
+
+        Args:
+            directory: The saved folder.
+            trusted: Extra type names to trust beyond :data:`TRUSTED_TYPES` (only for files you made yourself,
+                e.g. with a custom ``param_grid`` that uses another MLP solver). ``True`` is refused.
+
+        Raises:
+            ModelError: not a saved classic baseline, another format or features version, ``model.skops`` not a
+                skops file (e.g. a pickle), untrusted types in the file.
+        """
+        folder = Path(directory).expanduser()
+        config, feature_config, preprocessor = read_saved_settings(folder)
+        if names_neural(config):
+            raise ModelError(
+                f"{str(folder)!r} holds a neural baseline ({config['classifier']}), not a classic one; load it with "
+                f"ser_hf.baseline.load_baseline (either kind) or NeuralBaselineModel.from_pretrained."
+            )
+        return load_classic_baseline(folder, config, feature_config, preprocessor, trusted)
 
 
 def _as_items(inputs: Any) -> list[Any]:
@@ -312,11 +331,11 @@ def _model_file(folder: Path) -> str:
     path = folder / CONFIG_NAME
     if path.is_file() and ((folder / _NEURAL_WEIGHTS).is_file() and not (folder / MODEL_NAME).is_file()):
         config = read_json(path, fix=_FIX)
-        return _NEURAL_WEIGHTS if _names_neural(config) else MODEL_NAME
+        return _NEURAL_WEIGHTS if names_neural(config) else MODEL_NAME
     return MODEL_NAME
 
 
-def _names_neural(config: dict[str, Any]) -> bool:
+def names_neural(config: dict[str, Any]) -> bool:
     classifier = config.get("classifier")
     return isinstance(classifier, str) and classifier in NEURAL_CLASSIFIERS
 
@@ -331,7 +350,7 @@ def _read_config(folder: Path) -> dict[str, Any]:
             f"{CONFIG_NAME}, found {found}. Save one with BaselineModel.save or `ser-hf baseline ... --save-model`."
         )
     config = read_json(path, fix=_FIX)
-    if _names_neural(config) != (model_file == _NEURAL_WEIGHTS):
+    if names_neural(config) != (model_file == _NEURAL_WEIGHTS):
         raise ModelError(
             f"{str(path)!r} names classifier {config.get('classifier')!r}, whose model file is "
             f"{_NEURAL_WEIGHTS if model_file == MODEL_NAME else MODEL_NAME}, but the folder holds {model_file}; "
@@ -352,7 +371,7 @@ def _read_config(folder: Path) -> dict[str, Any]:
     saved, here = config.get("versions", {}).get(library), _version(library)
     if saved != here:
         warnings.warn(f"{str(path)!r} was saved with {library} {saved}; this is {here}. Predictions may differ; "
-                      f"retrain if they look wrong.", UserWarning, stacklevel=3)
+                      f"retrain if they look wrong.", UserWarning, stacklevel=4)
     return config
 
 
@@ -405,37 +424,29 @@ def _load_pipeline(path: Path, trusted: Sequence[str]) -> Pipeline:
     return pipeline
 
 
-def load_baseline(directory: str | os.PathLike, trusted: Sequence[str] = ()) -> BaselineModel:
-    """Load a :class:`BaselineModel` saved by :meth:`BaselineModel.save`, without unpickling arbitrary code.
-
-    Args:
-        directory: The saved folder.
-        trusted: Extra type names to trust beyond :data:`TRUSTED_TYPES` (only for files you made yourself,
-            e.g. with a custom ``param_grid`` that uses another MLP solver). ``True`` is refused.
+def read_saved_settings(folder: Path) -> tuple[dict[str, Any], FeatureConfig, AudioPreprocessor]:
+    """The checked ``baseline_config.json`` of a saved baseline folder of either kind, with its settings.
 
     Returns:
-        The :class:`BaselineModel`.
+        ``(config, feature_config, preprocessor)``: the config, and its feature and preprocessing settings
+        with every field's type and bounds checked.
 
     Raises:
-        ModelError: not a saved baseline, another format or features version, ``model.skops`` not a skops file
-            (e.g. a pickle), untrusted types in the file.
-
-    Example:
-        ```python
-        >>> model = load_baseline("outputs/urdu-svm")
-        >>> model.labels
-        ['neutral', 'happy', 'sad', 'angry']
-        ```
+        ModelError: not a saved baseline, another format or features version, settings out of range.
     """
-    folder = Path(directory).expanduser()
     config = _read_config(folder)
     path = folder / CONFIG_NAME
     feature_config = _settings(FeatureConfig, config.get("feature_config"), path, "feature_config")
     preprocessor = _settings(AudioPreprocessor, config.get("preprocessor"), path, "preprocessor")
-    if _names_neural(config):
-        from ser_hf.baseline.neural_model import load_neural_baseline
+    return config, feature_config, preprocessor
 
-        return load_neural_baseline(folder, config, feature_config, preprocessor)
+
+def load_classic_baseline(
+    folder: Path, config: dict[str, Any], feature_config: FeatureConfig, preprocessor: AudioPreprocessor,
+    trusted: Sequence[str] = (),
+) -> BaselineModel:
+    """The classic part of :func:`~ser_hf.baseline.model.load_baseline` (config read by :func:`read_saved_settings`)."""
+    path = folder / CONFIG_NAME
     pipeline = _load_pipeline(folder / MODEL_NAME, trusted)
     if not set(pipeline.classes_.astype(int)) <= set(range(len(config["labels"]))):
         raise ModelError(
@@ -457,65 +468,3 @@ def load_baseline(directory: str | os.PathLike, trusted: Sequence[str] = ()) -> 
         )
     except ModelError as err:
         raise ModelError(f"{str(path)!r}: {err} {_FIX}") from None
-
-
-def train_baseline(
-    dataset: datasets.Dataset,
-    classifier: str = "svm",
-    *,
-    features: np.ndarray | None = None,
-    feature_config: FeatureConfig | None = None,
-    preprocessor: AudioPreprocessor | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    param_grid: Mapping[str, Sequence[Any]] | None = None,
-    inner_folds: int = 3,
-    seed: int = 0,
-    n_jobs: int = 1,
-    num_workers: int | None = None,
-    progress: bool = True,
-    neural_config: Any = None,
-) -> BaselineModel:
-    """Fit a baseline on every clip of ``dataset`` (hyperparameters by speaker-grouped inner CV).
-
-    Estimate how well it generalises with :func:`~ser_hf.baseline.crossval.cross_validate_baseline` on the
-    same settings: that scores this exact procedure on unseen speakers.
-
-    Args:
-        dataset: The training corpus (all of it, or a train part).
-        classifier: ``svm``, ``logreg``, ``forest``, ``mlp``, or the neural ``cnn`` and ``lstm``
-            (:func:`~ser_hf.baseline.neural_model.train_neural_baseline`: early stopping, no grid).
-        features: Precomputed features, one row per clip (e.g. ``BaselineCVResult.features``).
-        feature_config: Feature settings; ``None`` means ``FeatureConfig()``.
-        preprocessor: Audio cleaning before feature extraction.
-        cache_dir: Feature cache folder.
-        param_grid: Grid to search; ``None`` uses the classifier's default grid.
-        inner_folds: Speaker-grouped inner folds.
-        seed: Seed of the inner folds and the classifier.
-        n_jobs: Parallel fits in the grid search.
-        num_workers: Feature extraction processes.
-        progress: Show the feature extraction progress bar.
-        neural_config: :class:`~ser_hf.baseline.neural.NeuralConfig` of ``cnn``/``lstm``.
-
-    Returns:
-        The fitted :class:`BaselineModel` (a :class:`~ser_hf.baseline.neural_model.NeuralBaselineModel` for
-        ``cnn``/``lstm``).
-    """
-    if is_neural(classifier):
-        from ser_hf.baseline.neural_model import train_neural_baseline
-
-        return train_neural_baseline(dataset, classifier, features=features, feature_config=feature_config,
-                                     preprocessor=preprocessor, cache_dir=cache_dir, neural_config=neural_config,
-                                     seed=seed, num_workers=num_workers, progress=progress)
-    config = feature_config or FeatureConfig()
-    if features is None:
-        features = dataset_features(dataset, config, preprocessor=preprocessor, cache_dir=cache_dir,
-                                    num_workers=num_workers, progress=progress)
-    speakers, labels = speakers_of(dataset), np.asarray(dataset["label"])
-    fitted = fit_classifier(np.asarray(features), labels, speakers, classifier, param_grid=param_grid,
-                            inner_folds=inner_folds, seed=seed, n_jobs=n_jobs)
-    names = dataset.features["label"].names
-    facts = {"corpus": corpus_name(dataset), "num_clips": len(dataset), "num_speakers": len(set(speakers)),
-             "label_counts": dict(zip(names, np.bincount(labels, minlength=len(names)).tolist())),
-             "inner_folds": inner_folds, "inner_cv_unweighted_accuracy": fitted.inner_score, "seed": seed,
-             "grid": fitted.grid}
-    return BaselineModel(fitted.pipeline, names, config, preprocessor, classifier, fitted.best_params, facts)

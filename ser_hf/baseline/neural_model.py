@@ -1,4 +1,4 @@
-"""A trained neural baseline (``cnn``, ``lstm``) as a :class:`~ser_hf.baseline.model.BaselineModel`.
+"""A trained neural baseline (``cnn``, ``lstm``) as a :class:`~ser_hf.baseline.classic_model.BaselineModel`.
 
 :class:`NeuralBaselineModel` predicts from audio files and waveforms exactly like the scikit-learn
 baselines (``predict``, ``predict_proba``, ``featurize``, ``save``), computing frame sequences with the
@@ -10,7 +10,8 @@ settings it was trained on. A saved neural baseline is a folder:
   :class:`~ser_hf.baseline.neural.NeuralConfig`, which fixes the architecture);
 - ``README.md`` - the model card.
 
-:func:`~ser_hf.baseline.model.load_baseline` loads either kind. For a neural one it checks the
+:func:`~ser_hf.baseline.model.load_baseline` loads either kind (and :meth:`NeuralBaselineModel.from_pretrained`
+this kind only). For a neural one it checks the
 settings (types and ranges), builds the network on the ``meta`` device (no memory) and compares every
 tensor name, shape and dtype with the safetensors header before reading any weight.
 
@@ -38,9 +39,7 @@ import numpy as np
 import torch
 
 from ser_hf.audio import AudioPreprocessor
-from ser_hf.baseline.crossval import corpus_name, dataset_sequences
-from ser_hf.baseline.features import FeatureConfig
-from ser_hf.baseline.model import (
+from ser_hf.baseline.classic_model import (
     _FIX,
     CONFIG_NAME,
     MODEL_NAME,
@@ -49,7 +48,11 @@ from ser_hf.baseline.model import (
     _as_items,
     _settings,
     _version,
+    names_neural,
+    read_saved_settings,
 )
+from ser_hf.baseline.crossval import corpus_name, dataset_sequences
+from ser_hf.baseline.features import FeatureConfig
 from ser_hf.baseline.neural import NeuralConfig, SequenceClassifier, SequenceNet, fit_neural, resolve_neural_config
 from ser_hf.baseline.sequences import check_sequence_config, extract_sequence, sequence_config, sequence_names
 from ser_hf.errors import ModelError, SERError
@@ -67,7 +70,7 @@ class NeuralBaselineModel(BaselineModel):
     """A trained CNN or BiLSTM baseline; ``pipeline`` is its :class:`~ser_hf.baseline.neural.SequenceClassifier`.
 
     ``feature_config`` describes the frame sequence (:func:`~ser_hf.baseline.sequences.sequence_config`);
-    every other field means what it means for :class:`~ser_hf.baseline.model.BaselineModel`.
+    every other field means what it means for :class:`~ser_hf.baseline.classic_model.BaselineModel`.
     """
 
     def __post_init__(self) -> None:
@@ -136,6 +139,25 @@ class NeuralBaselineModel(BaselineModel):
         (out / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2, default=str) + "\n", encoding="utf-8")
         write_baseline_card(out, self, cv)
         return out
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, trusted: Sequence[str] = ()) -> NeuralBaselineModel:
+        """Load a neural baseline folder written by :meth:`save` (``trusted`` is for classic folders and unused).
+
+        :func:`ser_hf.baseline.load_baseline` loads a folder of either kind; this method only the neural kind
+        (a classic folder is refused with that fix).
+
+        Raises:
+            ModelError: not a saved neural baseline, settings out of range, weights that do not fit the network.
+        """
+        folder = Path(directory).expanduser()
+        config, feature_config, preprocessor = read_saved_settings(folder)
+        if not names_neural(config):
+            raise ModelError(
+                f"{str(folder)!r} holds a classic baseline ({config.get('classifier')}), not a neural one; load it "
+                f"with ser_hf.baseline.load_baseline (either kind) or BaselineModel.from_pretrained."
+            )
+        return load_neural_baseline(folder, config, feature_config, preprocessor)
 
 
 def _neural_settings(config: dict[str, Any], path: Path) -> NeuralConfig:

@@ -201,3 +201,35 @@ def test_page_asks_for_the_api_key_and_uses_it_for_uploads_and_live_mode(browser
     WebDriverWait(browser, WAIT).until(lambda d: "Live stream ended" in d.find_element(By.ID, "status").text)
     assert not browser.find_element(By.ID, "error").text
     assert "Traceback" not in keyed_server.output()
+
+
+@pytest.fixture(scope="module")
+def adaptive_server(tmp_path_factory):
+    from ser_hf.corpora import load_corpus
+    from ser_hf.models.factory import ModelOptions
+    from ser_hf.testing.corpora import make_corpus_tree
+    from ser_hf.training.probe import ProbeMethod, ProbeSettings
+
+    tmp = tmp_path_factory.mktemp("adaptive")
+    corpus = load_corpus("urdu", make_corpus_tree("urdu", tmp / "urdu", duration=0.4))
+    method = ProbeMethod(tiny_backbone("whisper", tmp / "base"), corpus.features["label"].names,
+                         ModelOptions(max_source_positions=50), ProbeSettings(projector_size=8, speaker_adaptation=True),
+                         cache_dir=tmp / "cache", progress=False)
+    method.fit(corpus)
+    method.adaptive.enabled = True  # a tiny random model shows no gain; the fallback rule is tested elsewhere
+    with running_server(method.save(tmp / "model"), env={"OMP_NUM_THREADS": "1"}) as server:
+        yield server
+
+
+def test_live_mode_adapts_to_the_voice_on_a_model_that_can(browser, adaptive_server, server):
+    browser.get(adaptive_server.url + "/")
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "live-adapt-option").is_displayed())
+    assert browser.find_element(By.ID, "live-adapt").is_selected()  # on by default where the model can adapt
+    browser.find_element(By.ID, "live-start").click()
+    # Online adaptation starts once 3 voiced windows are heard (3 s, then one window a second).
+    WebDriverWait(browser, WAIT).until(lambda d: "adapted to your voice" in d.find_element(By.ID, "status").text)
+    browser.find_element(By.ID, "live-stop").click()
+    WebDriverWait(browser, WAIT).until(lambda d: "Live stream ended" in d.find_element(By.ID, "status").text)
+    assert not browser.find_element(By.ID, "error").text
+    _open(browser, server)  # a model without speaker adaptation: no such option
+    assert not browser.find_element(By.ID, "live-adapt-option").is_displayed()

@@ -252,3 +252,10 @@ def test_stream_speaker_options_need_an_adaptive_model(setup, config):
         detail, code = _refused(client, config)
         assert "this model has no speaker adaptation" in detail and code == 1003
         assert client.get("/health").json()["streams"] == 0
+
+
+def test_health_says_whether_the_model_adapts_to_speakers(setup):
+    checkpoint, plain, _ = setup
+    for model, expected in ((checkpoint, True), (plain, False)):
+        with TestClient(create_app(EmotionRecognizer.from_pretrained(model))) as client:
+            assert client.get("/health").json()["speaker_adaptation"] is expected

@@ -67,7 +67,7 @@ from ser_hf.service.live import serve_stream
 from ser_hf.service.runner import Admission, ModelRunner
 from ser_hf.service.schemas import BatchResponse, ErrorResponse, Health, Labels, Prediction
 from ser_hf.service.settings import ServiceSettings
-from ser_hf.service.speakers import add_speaker_routes, enrolled, score_for_speaker, speaker_fields
+from ser_hf.service.speakers import add_speaker_routes, can_adapt, enrolled, score_for_speaker, speaker_fields
 
 __all__ = ["create_app"]
 
@@ -102,6 +102,7 @@ class _Service:
                                       RETRY_AFTER)
         self.admission: Admission | None = None  # made in the lifespan: asyncio objects belong to a loop
         self.state = {"streams": 0}
+        self.speaker_adaptation = can_adapt(recognizer)  # loads the adaptation files once, at start
 
     def slot(self):
         if self.admission is None:
@@ -155,7 +156,8 @@ class _Service:
                       sampling_rate=self.recognizer.sampling_rate, active=admission.active if admission else 0,
                       waiting=admission.waiting if admission else 0, streams=self.state["streams"],
                       forward_passes=self.runner.batches, batched_clips=self.runner.batched_clips,
-                      limits=self.settings.public(), api_key_required=self.access.key_required)
+                      limits=self.settings.public(), speaker_adaptation=self.speaker_adaptation,
+                      api_key_required=self.access.key_required)
 
     def reserve(self, nbytes: int, what: str):
         """Hold ``nbytes`` of the decoding budget for one request (413 / 503 with Retry-After when it cannot)."""

@@ -66,6 +66,8 @@ class Health(BaseModel):
     forward_passes: int = Field(description="Forward passes the micro-batcher made so far.")
     batched_clips: int = Field(description="Single clips scored by those passes (clips / passes = mean batch).")
     limits: dict[str, int | float] = Field(description="Limits a client must respect (bytes, seconds, files).")
+    speaker_adaptation: bool = Field(default=False, description="Whether the model adapts to a speaker: enrollment "
+                                     "(/speakers), ?speaker= and a stream's 'speaker' or 'adapt'.")
     api_key_required: bool = Field(default=False, description="Whether every endpoint but /health and the web page "
                                    "needs an API key (header 'Authorization: Bearer KEY' or 'X-API-Key: KEY').")
 

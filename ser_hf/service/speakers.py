@@ -56,6 +56,15 @@ def enrollments(recognizer: Any):
         raise RequestError(409, f"this model has no speaker adaptation ({err})") from err
 
 
+def can_adapt(recognizer: Any) -> bool:
+    """Whether the recognizer's model has speaker adaptation (enrollment, ``?speaker=``, a stream's ``adapt``)."""
+    try:
+        recognizer.enrollments
+    except (ModelError, SERError, AttributeError):
+        return False
+    return True
+
+
 def enrolled(recognizer: Any, speaker: str):
     """The enrollments, after checking that ``speaker`` is enrolled (404 otherwise)."""
     registry = enrollments(recognizer)

@@ -4,7 +4,7 @@
 
 const PALETTE = ["#2f6fdd", "#e0562b", "#2a9d5b", "#8e44ad", "#d4a21c", "#17a2b8", "#c0392b", "#6c757d",
   "#ff7f50", "#556b2f", "#ad1457", "#00897b"];
-const state = { labels: [], limits: {}, colors: {}, live: null, recorder: null };
+const state = { labels: [], limits: {}, colors: {}, live: null, recorder: null, speakerAdaptation: false };
 const $ = (id) => document.getElementById(id);
 
 function setStatus(text) { $("status").textContent = text; }
@@ -260,7 +260,7 @@ function liveMessage(event) {
   const message = JSON.parse(event.data);
   if (message.type === "ready") {
     live.ready = true;
-    setStatus("Live: listening…");
+    setStatus(message.adapt ? "Live: listening, learning your voice…" : "Live: listening…");
     live.pending.forEach((chunk) => live.socket.send(chunk.buffer));
     live.pending = [];
   } else if (message.type === "window") {
@@ -270,7 +270,10 @@ function liveMessage(event) {
     $("result-source").textContent = "· live";
     renderBars(message.scores, message.label);
     renderTimeline(live.windows, message.end);
-    setStatus(`Live: window ${message.start.toFixed(1)}–${message.end.toFixed(1)} s`);
+    // With adapt, each window says whether the speaker-adaptive head scored it.
+    const voice = message.adapted === undefined ? "" :
+      (message.adapted ? " · adapted to your voice" : " · learning your voice");
+    setStatus(`Live: window ${message.start.toFixed(1)}–${message.end.toFixed(1)} s${voice}`);
   } else if (message.type === "done") {
     setStatus(`Live stream ended after ${message.seconds.toFixed(1)} s.`);
   } else if (message.type === "error") {
@@ -300,8 +303,9 @@ async function startLive() {
   }
   live.socket = new WebSocket(`${scheme}://${location.host}/stream`, streamProtocols());
   live.socket.binaryType = "arraybuffer";
-  live.socket.onopen = () => live.socket.send(JSON.stringify({ sampling_rate: live.mic.rate, dtype: "float32",
-    window: 3.0, hop: 1.0 }));
+  const config = { sampling_rate: live.mic.rate, dtype: "float32", window: 3.0, hop: 1.0 };
+  if (state.speakerAdaptation && $("live-adapt").checked) config.adapt = true;
+  live.socket.onopen = () => live.socket.send(JSON.stringify(config));
   live.socket.onmessage = liveMessage;
   live.socket.onclose = (event) => {
     if (event.code !== 1000 && event.code !== 1005 && state.live === live) {
@@ -335,6 +339,8 @@ async function loadInfo() {
     $("model-info").textContent = `Model “${health.model}” predicts ${health.labels.join(", ")}. ` +
       `Up to ${(health.limits.max_upload_bytes / 1048576).toFixed(0)} MiB and ${health.limits.max_duration} s per file.`;
     $("timeline-after").textContent = String(health.limits.timeline_after);
+    state.speakerAdaptation = Boolean(health.speaker_adaptation);
+    $("live-adapt-option").hidden = !state.speakerAdaptation;
     if (health.api_key_required && !apiKey()) askForKey("This server needs an API key. It is kept for this browser tab only.");
   } catch (err) {
     $("model-info").textContent = "Model information unavailable: " + err;

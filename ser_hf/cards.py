@@ -43,7 +43,7 @@ from ser_hf.evaluation.report import METRIC_TITLES, EvaluationReport, markdown_t
 from ser_hf.evaluation.robustness import card_markdown, card_record
 
 __all__ = [
-    "SERModelCardData", "card_from_release", "card_from_run", "corpus_doc_field", "non_default_hyperparameters", "template_path",
+    "SERModelCardData", "card_from_release", "card_from_run", "non_default_hyperparameters", "template_path",
     "training_log_from_log_history", "training_log_from_trainer_state", "training_log_of", "update_model_card",
     "validate_license", "write_model_card", "add_to_model_card", "card_data_file",
 ]
@@ -51,10 +51,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TEMPLATE_NAME = "ser_model_card_template.md"
-
-#: Language (ISO 639-1) of each corpus's speech, for the card's ``language`` when the user sets none.
-CORPUS_LANGUAGES = {"urdu": "ur", "ravdess": "en", "emodb": "de", "crema_d": "en", "tess": "en", "savee": "en",
-                    "iemocap": "en"}
 
 #: Names of those languages, for the card's text.
 LANGUAGE_NAMES = {"ur": "Urdu", "en": "English", "de": "German"}
@@ -131,30 +127,15 @@ def template_path() -> Path:
     )
 
 
-def corpus_doc_field(doc: str, name: str) -> str | None:
-    """One ``- Name: ...`` bullet of a corpus module docstring (continuation lines joined), or None.
-
-    Example:
-        ```python
-        >>> corpus_doc_field("- Licence: CC BY 4.0\\n- URL: https://x", "Licence")
-        'CC BY 4.0'
-        ```
-    """
-    match = re.search(rf"^- {re.escape(name)}: (.*?)(?=^- |^\S|\Z)", doc, flags=re.M | re.S)
-    return " ".join(match[1].split()) if match else None
-
-
 def _corpus_facts(name: str) -> dict[str, str | None]:
     from ser_hf.corpora import get_corpus
 
     corpus = get_corpus(name)
     title, _, description = corpus.description.partition(": ")
-    url = corpus_doc_field(corpus.doc, "URL")
     return {
         "name": name, "title": title if description else name,
         "description": (description or corpus.description).rstrip("."),
-        "url": url.split()[0] if url else None,  # the bullet may go on with notes after the address
-        "licence": corpus_doc_field(corpus.doc, "Licence"), "citation": corpus_doc_field(corpus.doc, "Citation"),
+        "url": corpus.url, "licence": corpus.licence, "citation": corpus.citation,
     }
 
 
@@ -319,7 +300,9 @@ class SERModelCardData(CardData):
         if source and not self.dataset_name:
             self.dataset_name = source if _hub_id(source) else Path(source).name
         if self.language is None:
-            languages = list(dict.fromkeys(CORPUS_LANGUAGES[name] for name in names if name in CORPUS_LANGUAGES))
+            from ser_hf.corpora import corpus_languages
+
+            languages = corpus_languages(names)
             self.language = languages[0] if len(languages) == 1 else languages or None
         within = " within each corpus (`ser_hf.corpora.combined.combined_speaker_split`)" if len(names) > 1 else ""
         self.split_protocol = (

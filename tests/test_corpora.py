@@ -1,11 +1,12 @@
 """Every loader on a synthetic tree with its real naming scheme, and every kind of bad input."""
 
+import re
 from collections import Counter
 
 import datasets
 import pytest
 
-from ser_hf.corpora import BASE_COLUMNS, CORPORA, load_corpus, validate_dataset
+from ser_hf.corpora import BASE_COLUMNS, CORPORA, corpus_languages, load_corpus, validate_dataset
 from ser_hf.emotions import EMOTIONS
 from ser_hf.errors import CorpusError
 from ser_hf.testing.corpora import make_corpus_tree, write_tone
@@ -27,6 +28,29 @@ EXPECTED = {
 
 def test_every_registered_corpus_has_a_synthetic_layout():
     assert set(CORPORA) - {"synthetic"} == set(EXPECTED)  # synthetic makes its own data
+
+
+#: The published corpora: everything but the user's own data (folder, manifest) and the generated one.
+PUBLISHED = sorted(set(CORPORA) - {"folder", "manifest", "synthetic"})
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_each_published_corpus_names_its_url_licence_citation_and_language(name):
+    corpus = CORPORA[name]
+    assert re.fullmatch(r"https?://\S+", corpus.url) and re.fullmatch(r"[a-z]{2}", corpus.language)
+    assert corpus.licence and corpus.citation
+    doc = " ".join(corpus.doc.split())  # the module docstring says the same to people, in its bullets
+    for value in (corpus.url, corpus.licence, corpus.citation):
+        assert value in doc
+
+
+def test_own_and_generated_data_claim_no_source():
+    for name in ("folder", "manifest", "synthetic"):
+        corpus = CORPORA[name]
+        assert corpus.url is corpus.citation is corpus.language is None
+    assert CORPORA["synthetic"].licence == "generated data, no restrictions."
+    assert CORPORA["folder"].licence is CORPORA["manifest"].licence is None  # their data's own licence applies
+    assert corpus_languages(["urdu", "ravdess", "tess", "emodb", "manifest"]) == ["ur", "en", "de"]
 
 
 @pytest.mark.parametrize("corpus", sorted(EXPECTED))

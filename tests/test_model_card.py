@@ -12,7 +12,6 @@ from huggingface_hub import ModelCard
 from ser_hf.cards import (
     SERModelCardData,
     card_from_run,
-    corpus_doc_field,
     non_default_hyperparameters,
     template_path,
     write_model_card,
@@ -136,5 +135,3 @@ def test_bad_inputs_and_helpers(tmp_path):
     with pytest.raises(SERError, match=r"write_model_card: '.*' has no config.json; pass the checkpoint directory"):
         write_model_card(tmp_path, SERModelCardData())
     assert template_path().name == "ser_model_card_template.md" and template_path().is_file()
-    doc = "Title.\n\n- URL: https://x.org (the zip)\n- Citation: A. Author,\n  \"Paper\", 2020.\n- Labels: a\n"
-    assert corpus_doc_field(doc, "Citation") == 'A. Author, "Paper", 2020.' and corpus_doc_field(doc, "Licence") is None

@@ -113,6 +113,10 @@ def run_list(args: argparse.Namespace) -> int:
     for name, corpus in CORPORA.items():
         downloadable = "downloadable" if corpus.download else ""
         print(f"{name:10s} {downloadable:13s} {corpus.description}")
+        facts = ([f"language {corpus.language}"] if corpus.language else []) + (
+            [f"licence: {corpus.licence}"] if corpus.licence else [])
+        if facts:
+            print(f"{'':24s} {'; '.join(facts)}")
     return 0
 
 

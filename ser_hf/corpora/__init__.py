@@ -4,7 +4,7 @@ Every corpus loads through :func:`load_corpus` into the same columns: ``audio`` 
 (``ClassLabel`` over canonical emotion names), ``speaker``, ``gender``, ``duration`` (seconds),
 ``corpus``, plus the corpus's own metadata (e.g. RAVDESS ``intensity``, IEMOCAP ``session``). Each
 corpus lives in its own module whose docstring gives description, URL, licence, citation, naming
-scheme and label mapping.
+scheme and label mapping; its :class:`Corpus` holds the URL, licence, citation and language as fields.
 
 Example:
     >>> from ser_hf.corpora import load_corpus
@@ -48,7 +48,7 @@ CORPORA: dict[str, Corpus] = {
 
 __all__ = [
     "BASE_COLUMNS", "CORPORA", "Clip", "Corpus", "CorpusScan", "DatasetSource", "Problem",
-    "download_corpus", "get_corpus", "load_corpus", "scan", "validate_dataset",
+    "corpus_languages", "download_corpus", "get_corpus", "load_corpus", "scan", "validate_dataset",
 ]
 
 
@@ -57,6 +57,18 @@ def get_corpus(name: str) -> Corpus:
     if name not in CORPORA:
         raise CorpusError(f"Unknown corpus {name!r}. Expected one of {sorted(CORPORA)}.")
     return CORPORA[name]
+
+
+def corpus_languages(names: Sequence[str]) -> list[str]:
+    """The languages (ISO 639-1) of the named corpora's speech, each once and in order; unknown ones left out.
+
+    Example:
+        ```python
+        >>> corpus_languages(["urdu", "ravdess", "tess", "manifest"])
+        ['ur', 'en']
+        ```
+    """
+    return list(dict.fromkeys(language for name in names if (language := get_corpus(name).language)))
 
 
 def _root(corpus: Corpus, data_dir: str | Path | None) -> Path:

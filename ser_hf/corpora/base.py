@@ -77,7 +77,8 @@ class CorpusScan:
 
 @dataclass(frozen=True)
 class Corpus:
-    """A registered corpus: how to list its clips, its own metadata columns, its folds and download.
+    """A registered corpus: how to list its clips, its own metadata columns, its folds, download and the facts a
+    model card quotes (URL, licence, citation, language).
 
     Args:
         name: Registry name, e.g. ``"ravdess"``.
@@ -91,7 +92,13 @@ class Corpus:
             downloaded freely.
         prepare: ``f(data_dir)`` run before loading, for corpora that make their own data (synthetic).
         default_dir: ``f() -> Path``, the folder used when no ``data_dir`` is given (synthetic only).
-        doc: The module docstring (description, URL, licence, citation, naming, labels).
+        url: Where the corpus is published (the address only), or ``None`` (your own data).
+        licence: The terms the corpus is released under, in words (model cards list them), or ``None``
+            when unknown (your own data: its licence applies).
+        citation: The paper to cite, or ``None``.
+        language: ISO 639-1 code of the speech (``"en"``), the model card's default ``language``; ``None``
+            when unknown or not speech.
+        doc: The module docstring (description, URL, licence, citation, naming, labels), for people.
     """
 
     name: str
@@ -102,6 +109,10 @@ class Corpus:
     download: Callable[[Path], Path] | None = None
     prepare: Callable[[Path], None] | None = None
     default_dir: Callable[[], Path] | None = None
+    url: str | None = None
+    licence: str | None = None
+    citation: str | None = None
+    language: str | None = None
     doc: str = ""
 
     def features_for(self, root: Path) -> Mapping[str, datasets.Value]:

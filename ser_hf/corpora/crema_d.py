@@ -60,5 +60,12 @@ CORPUS = Corpus(
     name="crema_d",
     list_clips=list_clips,
     features={"sentence": datasets.Value("string"), "intensity": datasets.Value("string")},
+    url="https://github.com/CheyneyComputerScience/CREMA-D",
+    licence="Open Database License (ODbL) v1.0; contents under the Database Contents License.",
+    citation=(
+        'H. Cao, D. G. Cooper, M. K. Keutmann, R. C. Gur, A. Nenkova, R. Verma, "CREMA-D: Crowd-sourced '
+        'Emotional Multimodal Actors Dataset", IEEE Trans. Affective Computing 5(4), 2014.'
+    ),
+    language="en",
     doc=__doc__,
 )

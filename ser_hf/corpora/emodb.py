@@ -63,5 +63,12 @@ CORPUS = Corpus(
     list_clips=list_clips,
     features={"text": datasets.Value("string"), "version": datasets.Value("string")},
     download=download,
+    url="http://emodb.bilderbar.info/",
+    licence="free for research; cite the paper below.",
+    citation=(
+        'F. Burkhardt, A. Paeschke, M. Rolfes, W. Sendlmeier, B. Weiss, "A Database of German Emotional '
+        'Speech", Interspeech 2005.'
+    ),
+    language="de",
     doc=__doc__,
 )

@@ -91,5 +91,12 @@ CORPUS = Corpus(
     },
     fold_column="session",
     default_label_map={"excited": "happy"},
+    url="https://sail.usc.edu/iemocap/",
+    licence="the USC IEMOCAP release agreement (research only, no redistribution).",
+    citation=(
+        'C. Busso et al., "IEMOCAP: Interactive emotional dyadic motion capture database", Language Resources '
+        "and Evaluation 42(4), 2008."
+    ),
+    language="en",
     doc=__doc__,
 )

@@ -80,5 +80,12 @@ CORPUS = Corpus(
     },
     fold_column="fold",
     download=download,
+    url="https://zenodo.org/records/1188976",
+    licence="CC BY-NC-SA 4.0 (non-commercial use, attribution, share-alike).",
+    citation=(
+        'S. R. Livingstone, F. A. Russo (2018), "The Ryerson Audio-Visual Database of Emotional Speech and '
+        'Song (RAVDESS)", PLoS ONE 13(5): e0196391.'
+    ),
+    language="en",
     doc=__doc__,
 )

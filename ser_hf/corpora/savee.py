@@ -48,4 +48,13 @@ def list_clips(root: Path):
     return clips_from_file_names(root, parse_name, SCHEME)
 
 
-CORPUS = Corpus(name="savee", list_clips=list_clips, features={"sentence": datasets.Value("int32")}, doc=__doc__)
+CORPUS = Corpus(
+    name="savee",
+    list_clips=list_clips,
+    features={"sentence": datasets.Value("int32")},
+    url="http://kahlan.eps.surrey.ac.uk/savee/",
+    licence="free for research use (registration).",
+    citation='S. Haq, P. J. B. Jackson, "Speaker-Dependent Audio-Visual Emotion Recognition", AVSP 2009.',
+    language="en",
+    doc=__doc__,
+)

@@ -40,5 +40,6 @@ CORPUS = Corpus(
     features=manifest.manifest_features,
     prepare=prepare,
     default_dir=default_dir,
+    licence="generated data, no restrictions.",
     doc=__doc__,
 )

@@ -43,4 +43,16 @@ def list_clips(root: Path):
     return clips_from_file_names(root, parse_name, SCHEME)
 
 
-CORPUS = Corpus(name="tess", list_clips=list_clips, features={"word": datasets.Value("string")}, doc=__doc__)
+CORPUS = Corpus(
+    name="tess",
+    list_clips=list_clips,
+    features={"word": datasets.Value("string")},
+    url="https://tspace.library.utoronto.ca/handle/1807/24487",
+    licence="CC BY-NC-ND 4.0.",
+    citation=(
+        'M. K. Pichora-Fuller, K. Dupuis, "Toronto emotional speech set (TESS)", Scholars Portal Dataverse, '
+        "2020, doi:10.5683/SP2/E8H2MF."
+    ),
+    language="en",
+    doc=__doc__,
+)

@@ -66,5 +66,12 @@ CORPUS = Corpus(
     list_clips=list_clips,
     features={"file_number": datasets.Value("int32")},
     download=download,
+    url="https://github.com/siddiquelatif/URDU-Dataset",
+    licence="research use only (stated by the authors).",
+    citation=(
+        'S. Latif, A. Qayyum, M. Usman, J. Qadir, "Cross Lingual Speech Emotion Recognition: Urdu vs. Western '
+        'Languages", FIT 2018, arXiv:1812.10411.'
+    ),
+    language="ur",
     doc=__doc__,
 )

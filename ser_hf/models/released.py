@@ -329,7 +329,7 @@ def write_release(name_or_spec: str | ReleaseSpec, head_state: Mapping[str, Any]
     """
     from safetensors.torch import save_file
 
-    from ser_hf.cards import CORPUS_LANGUAGES
+    from ser_hf.corpora import corpus_languages
 
     spec = _spec(name_or_spec)
     if set(head_state) != set(HEAD_TENSORS):
@@ -352,7 +352,7 @@ def write_release(name_or_spec: str | ReleaseSpec, head_state: Mapping[str, Any]
         "head": {"file": HEAD_FILE, "sha256": file_sha256(folder / HEAD_FILE),
                  "tensors": {name: list(value.shape) for name, value in tensors.items()}},
         "licence": spec.licence, "licence_note": spec.licence_note,
-        "languages": sorted({CORPUS_LANGUAGES[c] for c in spec.corpora if c in CORPUS_LANGUAGES}),
+        "languages": sorted(corpus_languages(spec.corpora)),
         "ser_hf_version": ser_hf.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

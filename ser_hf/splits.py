@@ -1,5 +1,7 @@
 """Speaker-independent splits: no speaker is ever in two parts of a split.
 
+This is where splits are imported from; the code lives in :mod:`ser_hf.corpora.splits`, beside the corpus
+registry that :func:`corpus_folds` asks for a corpus's own protocol (RAVDESS's actor folds, IEMOCAP's sessions).
 All splits are reproducible from a seed, stratified by emotion as far as the speaker groups allow
 (scikit-learn's ``StratifiedGroupKFold``), and checked for speaker overlap before they are returned.
 
@@ -13,243 +15,28 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from ser_hf.corpora.splits import (
+    RANDOM_SPLIT,
+    SPEAKER_INDEPENDENT,
+    Fold,
+    add_validation,
+    check_speaker_disjoint,
+    class_counts,
+    clips_as_speakers,
+    corpus_folds,
+    leave_one_speaker_out,
+    predefined_folds,
+    predefined_split,
+    select_fold,
+    speaker_folds,
+    speaker_split,
+    speakers_of,
+    split_kind,
+    split_with_test,
+)
 
-import datasets
-import numpy as np
-import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
-
-from ser_hf.errors import SplitError
-
-#: How a run's parts were made, as reports, run records and cards name it.
-SPEAKER_INDEPENDENT = "speaker-independent"
-RANDOM_SPLIT = "random split (speakers may overlap)"
-# Speaker id given to each clip of data without speakers when a random split is allowed: one "speaker" per clip
-# turns every speaker-grouped splitter into a clip-level stratified one, and the bootstrap into a clip-level one.
-# The prefix is how split_kind recognises such data after any select or concatenation.
-_CLIP_SPEAKER_PREFIX = "random-split-clip-"
-
-
-@dataclass(frozen=True)
-class Fold:
-    """Row indices of one fold: train on ``train`` (early-stop on ``validation``), test on ``test``."""
-
-    name: str
-    train: np.ndarray
-    test: np.ndarray
-    validation: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-
-    def parts(self) -> dict[str, np.ndarray]:
-        """The non-empty parts by name, in train/validation/test order."""
-        parts = {"train": self.train, "validation": self.validation, "test": self.test}
-        return {name: rows for name, rows in parts.items() if len(rows)}
-
-
-def speakers_of(dataset: datasets.Dataset) -> np.ndarray:
-    """The ``speaker`` column as an array; raises :class:`SplitError` if any speaker is unknown."""
-    if "speaker" not in dataset.column_names:
-        raise SplitError("The dataset has no 'speaker' column; speaker-independent splits need one.")
-    speakers = np.asarray(dataset["speaker"], dtype=object)
-    unknown = int(sum(s is None or s == "" for s in speakers))
-    if unknown:
-        raise SplitError(
-            f"{unknown} of {len(speakers)} clips have no speaker, so a speaker-independent split is impossible. "
-            f"For a 'folder' corpus pass speaker_pattern=..., for a manifest fill its 'speaker' column."
-        )
-    return speakers
-
-
-def clips_as_speakers(dataset: datasets.Dataset) -> datasets.Dataset:
-    """The dataset with each clip as its own speaker, for a random split of data whose speakers are unknown."""
-    ids = [f"{_CLIP_SPEAKER_PREFIX}{row}" for row in range(len(dataset))]
-    return dataset.remove_columns("speaker").add_column("speaker", ids, feature=datasets.Value("string"))
-
-
-def split_kind(dataset: datasets.Dataset) -> str:
-    """:data:`RANDOM_SPLIT` for clips made their own speakers by :func:`clips_as_speakers`, else :data:`SPEAKER_INDEPENDENT`."""
-    speakers = dataset["speaker"] if "speaker" in dataset.column_names else []
-    random = bool(speakers) and all(str(s).startswith(_CLIP_SPEAKER_PREFIX) for s in speakers)
-    return RANDOM_SPLIT if random else SPEAKER_INDEPENDENT
-
-
-def check_speaker_disjoint(dataset: datasets.Dataset, parts: Mapping[str, np.ndarray]) -> None:
-    """Raise :class:`SplitError` if any speaker appears in two of ``parts`` (name -> row indices)."""
-    speakers = speakers_of(dataset)
-    seen: dict[str, str] = {}
-    for name, rows in parts.items():
-        for speaker in sorted(set(speakers[np.asarray(rows, dtype=np.int64)])):
-            if speaker in seen and seen[speaker] != name:
-                raise SplitError(f"Speaker {speaker!r} is in both {seen[speaker]!r} and {name!r}: the split leaks.")
-            seen[speaker] = name
-
-
-def _grouped_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
-    """Test-row positions of ``n_folds`` speaker-grouped, emotion-stratified folds."""
-    n_groups = len(set(groups))
-    if n_folds < 2 or n_folds > n_groups:
-        raise SplitError(
-            f"Cannot make {n_folds} speaker-grouped folds from {n_groups} speakers; choose 2 <= folds <= {n_groups}."
-        )
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    return [test for _, test in splitter.split(np.zeros(len(labels)), labels, groups)]
-
-
-def _holdout(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> tuple:
-    """Split ``rows`` into (kept, held out) with about ``fraction`` of them held out, by speaker."""
-    if fraction <= 0:
-        return rows, np.zeros(0, dtype=np.int64)
-    n_folds = max(2, round(1 / fraction))
-    n_groups = len(set(groups[rows]))
-    if n_groups < 2:
-        raise SplitError(f"Only {n_groups} speaker left; a held-out part needs at least 2 speakers.")
-    held = _grouped_folds(labels[rows], groups[rows], min(n_folds, n_groups), seed)[0]
-    mask = np.zeros(len(rows), dtype=bool)
-    mask[held] = True
-    return rows[~mask], rows[mask]
-
-
-def speaker_split(
-    dataset: datasets.Dataset, test_size: float = 0.2, validation_size: float = 0.1, seed: int = 0
-) -> datasets.DatasetDict:
-    """One speaker-independent train/validation/test split, stratified by emotion.
-
-    Sizes are fractions of clips, met as closely as whole speakers allow.
-    """
-    for name, value in (("test_size", test_size), ("validation_size", validation_size)):
-        if not 0 <= value < 1:
-            raise SplitError(f"{name} must be a fraction in [0, 1), got {value}.")
-    labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
-    rows = np.arange(len(dataset))
-    rest, test = _holdout(rows, labels, groups, test_size, seed)
-    train, validation = _holdout(rest, labels, groups, validation_size / max(1e-9, 1 - test_size), seed + 1)
-    return select_fold(dataset, Fold("split", train, test, validation))
-
-
-def split_with_test(
-    dataset: datasets.Dataset, test: np.ndarray, validation_size: float = 0.1, seed: int = 0
-) -> datasets.DatasetDict:
-    """Train/validation/test with a given test part (e.g. a dataset's own test split); validation speakers are
-    held out of the other rows as in :func:`speaker_split`.
-
-    Raises:
-        SplitError: when a test speaker also has clips outside the test part.
-    """
-    labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
-    rest = np.setdiff1d(np.arange(len(dataset)), test)
-    shared = sorted(set(groups[rest]) & set(groups[np.asarray(test, dtype=np.int64)]))
-    if shared:
-        raise SplitError(f"{len(shared)} speaker(s) of the test part also speak in the training rows (e.g. "
-                         f"{shared[:5]}), so its scores would not be speaker-independent. Use a test split of other "
-                         f"speakers, or leave the test split unset to hold speakers out of the training rows.")
-    train, validation = _holdout(rest, labels, groups, validation_size, seed + 1)
-    return select_fold(dataset, Fold("split", train, np.asarray(test, dtype=np.int64), validation))
-
-
-def speaker_folds(
-    dataset: datasets.Dataset, n_folds: int = 5, seed: int = 0, validation_size: float = 0.0
-) -> list[Fold]:
-    """K folds grouped by speaker and stratified by emotion; each fold's test speakers are unseen in training.
-
-    Args:
-        n_folds: Number of folds (2 .. number of speakers).
-        seed: Seed of the shuffle; the same seed gives the same folds.
-        validation_size: If > 0, also hold out about this fraction of each fold's training clips (by
-            speaker) for model selection, so the test fold is never used for early stopping.
-    """
-    labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
-    folds = []
-    for number, test in enumerate(_grouped_folds(labels, groups, n_folds, seed), start=1):
-        train = np.setdiff1d(np.arange(len(dataset)), test)
-        train, validation = _holdout(train, labels, groups, validation_size, seed + number)
-        folds.append(_checked(dataset, Fold(f"fold{number}", train, test, validation)))
-    return folds
-
-
-def leave_one_speaker_out(dataset: datasets.Dataset) -> list[Fold]:
-    """One fold per speaker, tested on that speaker alone."""
-    groups = speakers_of(dataset)
-    rows = np.arange(len(dataset))
-    return [
-        _checked(dataset, Fold(f"speaker_{speaker}", rows[groups != speaker], rows[groups == speaker]))
-        for speaker in sorted(set(groups))
-    ]
-
-
-def predefined_folds(dataset: datasets.Dataset, column: str) -> list[Fold]:
-    """One fold per value of ``column`` (e.g. RAVDESS ``fold``, IEMOCAP ``session``), tested on that value."""
-    if column not in dataset.column_names:
-        raise SplitError(f"Column {column!r} is missing; found {sorted(dataset.column_names)}.")
-    values = np.asarray(dataset[column], dtype=object)
-    rows = np.arange(len(dataset))
-    return [
-        _checked(dataset, Fold(f"{column}{value}", rows[values != value], rows[values == value]))
-        for value in sorted(set(values))
-    ]
-
-
-def corpus_folds(dataset: datasets.Dataset, n_folds: int = 5, seed: int = 0) -> list[Fold]:
-    """The corpus's own protocol: its defined folds (RAVDESS 6 x 4 actors, IEMOCAP sessions) if it has
-    them, otherwise ``n_folds`` speaker-grouped folds."""
-    from ser_hf.corpora import CORPORA  # imported here: splits must not depend on the corpus registry
-
-    names = set(dataset["corpus"]) if "corpus" in dataset.column_names else set()
-    corpus = CORPORA.get(names.pop()) if len(names) == 1 else None
-    # The column check keeps a `datasets` dataset that happens to be named like a corpus (a folder called
-    # 'ravdess') on speaker-grouped folds: only the corpus's own loader makes its fold column.
-    if corpus is not None and corpus.fold_column is not None and corpus.fold_column in dataset.column_names:
-        return predefined_folds(dataset, corpus.fold_column)
-    return speaker_folds(dataset, n_folds=n_folds, seed=seed)
-
-
-def predefined_split(dataset: datasets.Dataset, column: str = "split") -> datasets.DatasetDict:
-    """Split by a column of split names (a manifest's ``split``), checking speakers do not overlap."""
-    if column not in dataset.column_names:
-        raise SplitError(f"Column {column!r} is missing; found {sorted(dataset.column_names)}.")
-    values = np.asarray(dataset[column], dtype=object)
-    if any(v is None or v == "" for v in values):
-        raise SplitError(f"Some clips have an empty {column!r}; fill it (train/validation/test) for every row.")
-    parts = {name: np.flatnonzero(values == name) for name in sorted(set(values))}
-    check_speaker_disjoint(dataset, parts)
-    return datasets.DatasetDict({name: dataset.select(rows) for name, rows in parts.items()})
-
-
-def add_validation(dataset: datasets.Dataset, fold: Fold, validation_size: float, seed: int = 0) -> Fold:
-    """The same fold with about ``validation_size`` of its training clips (whole speakers) held out."""
-    labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
-    train, validation = _holdout(fold.train, labels, groups, validation_size, seed)
-    return _checked(dataset, Fold(fold.name, train, fold.test, validation))
-
-
-def _checked(dataset: datasets.Dataset, fold: Fold) -> Fold:
-    check_speaker_disjoint(dataset, fold.parts())
-    return fold
-
-
-def select_fold(dataset: datasets.Dataset, fold: Fold) -> datasets.DatasetDict:
-    """The fold's parts as a ``DatasetDict`` (after checking their speakers are disjoint)."""
-    _checked(dataset, fold)
-    return datasets.DatasetDict({name: dataset.select(rows) for name, rows in fold.parts().items()})
-
-
-def class_counts(dataset: datasets.Dataset, splits: Sequence[Fold] | datasets.DatasetDict) -> pd.DataFrame:
-    """A table of clips per emotion (columns) for every part of every fold (rows), with speaker counts.
-
-    Example output for one fold::
-
-                         neutral  happy  sad  angry  total  speakers
-        fold1/train           80     80   80     80    320        23
-        fold1/test            20     20   20     20     80         6
-    """
-    names = dataset.features["label"].names
-    rows = {}
-    if isinstance(splits, datasets.DatasetDict):
-        parts = {name: (np.asarray(part["label"]), part["speaker"]) for name, part in splits.items()}
-    else:
-        labels, speakers = np.asarray(dataset["label"]), np.asarray(dataset["speaker"], dtype=object)
-        parts = {f"{f.name}/{p}": (labels[r], speakers[r]) for f in splits for p, r in f.parts().items()}
-    for name, (labels, speakers) in parts.items():
-        counts = np.bincount(labels, minlength=len(names))
-        rows[name] = {**dict(zip(names, counts.tolist())), "total": int(counts.sum()), "speakers": len(set(speakers))}
-    return pd.DataFrame.from_dict(rows, orient="index")
+__all__ = [
+    "RANDOM_SPLIT", "SPEAKER_INDEPENDENT", "Fold", "add_validation", "check_speaker_disjoint", "class_counts",
+    "clips_as_speakers", "corpus_folds", "leave_one_speaker_out", "predefined_folds", "predefined_split", "select_fold",
+    "speaker_folds", "speaker_split", "speakers_of", "split_kind", "split_with_test",
+]

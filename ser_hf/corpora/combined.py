@@ -33,8 +33,8 @@ import datasets
 import numpy as np
 
 from ser_hf.corpora import load_corpus, validate_dataset
+from ser_hf.corpora.splits import Fold, check_speaker_disjoint, corpus_folds, speaker_split
 from ser_hf.errors import CorpusError
-from ser_hf.splits import Fold, check_speaker_disjoint, corpus_folds, speaker_split
 
 __all__ = ["SPEAKER_SEPARATOR", "combined_folds", "combined_speaker_split", "leave_one_corpus_out_folds", "load_combined"]
 

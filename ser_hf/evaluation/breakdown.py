@@ -195,8 +195,8 @@ def speaker_breakdown(
             "speaker per clip."
         )
     gender_ids = normalise_genders(genders, refs.size)
-    # Imported here: ser_hf.splits loads pandas and scikit-learn, which scoring inside a Trainer never needs.
-    from ser_hf.splits import _CLIP_SPEAKER_PREFIX  # the ids a random split gives clips without a speaker
+    # Imported here: the splits load pandas, scikit-learn and the corpora, which scoring inside a Trainer never needs.
+    from ser_hf.corpora.splits import _CLIP_SPEAKER_PREFIX  # the ids a random split gives clips without a speaker
 
     if speaker_ids.size and all(s.startswith(_CLIP_SPEAKER_PREFIX) for s in speaker_ids):
         return {"speakers": [], "genders": {}, "gender_gap": None, "worst_speakers": [], "gender_note": None,

@@ -104,13 +104,14 @@ def test_the_card_shows_who_and_the_calibration(trained):
 
 def test_a_skipped_temperature_is_said(trained, tmp_path):
     from ser_hf.cards import SERModelCardData
+    from ser_hf.cards.tables import calibration_text
 
     card = SERModelCardData()
     card.calibration = {"temperature": 1.0, "fitted_on": "validation speakers: 9 clips, 2 speakers",
                         "skipped": "these clips cannot tell the temperature (none is misclassified, ...)"}
-    assert card._calibration_text(None) == ("The scores are not temperature-scaled: these clips cannot tell the "
-                                            "temperature (none is misclassified, ...) (validation speakers: 9 clips, "
-                                            "2 speakers).")
+    expected = ("The scores are not temperature-scaled: these clips cannot tell the temperature (none is "
+                "misclassified, ...) (validation speakers: 9 clips, 2 speakers).")
+    assert calibration_text(card.calibration, None) == expected == card.to_dict()["calibration_text"]
 
 
 def test_update_model_card_sets_the_licence_and_keeps_the_rest(trained):

@@ -1,0 +1,167 @@
+"""A model card on disk: ``README.md`` rendered from the one Jinja template, and ``ser_hf_card.json`` beside it.
+
+:func:`write_model_card` renders ``model_cards/ser_model_card_template.md`` with
+``huggingface_hub.ModelCard.from_template`` into ``README.md`` beside the checkpoint, checks the result with the
+Hub's own parser and keeps the card's data in ``ser_hf_card.json``, from which :func:`update_model_card` renders
+it again with other user fields (a licence, a Hub id) and :func:`add_to_model_card` with a robustness table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import ModelCard
+
+from ser_hf.cards.data import SERModelCardData
+from ser_hf.errors import EvaluationError, SERError
+from ser_hf.evaluation.robustness import card_record
+
+__all__ = [
+    "CARD_DATA_FILE", "TEMPLATE_NAME", "add_to_model_card", "card_data_file", "template_path", "update_model_card",
+    "validate_license", "write_model_card",
+]
+
+TEMPLATE_NAME = "ser_model_card_template.md"
+
+#: The card's data beside README.md, so a card can be rendered again with other user fields (licence...).
+CARD_DATA_FILE = "ser_hf_card.json"
+
+_LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+
+
+def validate_license(license: str | None, argument: str = "--license") -> str | None:
+    """Check that ``license`` looks like a Hub licence id (``cc-by-nc-sa-4.0``, ``apache-2.0``, ``other``).
+
+    Raises:
+        SERError: for a licence written in words or with capitals (``"CC BY 4.0"``), naming the argument.
+    """
+    if license is None or _LICENSE_ID.match(license):
+        return license
+    raise SERError(
+        f"{argument} {license!r} is not a Hub licence id; expected a lowercase id such as 'cc-by-nc-sa-4.0', "
+        f"'apache-2.0', 'mit' or 'other' (the list: https://huggingface.co/docs/hub/repositories-licenses). Check "
+        f"that the training corpora's licences allow it."
+    )
+
+
+def template_path() -> Path:
+    """The card template: the packaged copy (``ser_hf/model_cards/``) or the source tree's ``model_cards/``.
+
+    Raises:
+        SERError: when neither exists (a broken install); the message names both places.
+    """
+    packaged = resources.files("ser_hf").joinpath("model_cards").joinpath(TEMPLATE_NAME)
+    if packaged.is_file():
+        return Path(str(packaged))
+    source = Path(__file__).resolve().parents[2] / "model_cards" / TEMPLATE_NAME
+    if source.is_file():
+        return source
+    raise SERError(
+        f"Model card template {TEMPLATE_NAME} not found in the installed package ({packaged}) nor in the source "
+        f"tree ({source}). Reinstall ser_hf, or pass template_path= to write_model_card."
+    )
+
+
+def write_model_card(
+    checkpoint_dir: str | os.PathLike, card_data: SERModelCardData, template: str | os.PathLike | None = None
+) -> Path:
+    """Render the card into ``README.md`` beside the checkpoint and check its metadata parses.
+
+    Args:
+        checkpoint_dir: The checkpoint directory (``config.json`` inside).
+        card_data: The filled :class:`SERModelCardData`; its checkpoint facts are read here if not yet set.
+        template: Another Jinja template (default: :func:`template_path`).
+
+    Returns:
+        The path of the written ``README.md``.
+
+    Raises:
+        SERError: when ``checkpoint_dir`` holds no ``config.json``.
+    """
+    directory = Path(checkpoint_dir)
+    if not (directory / "config.json").is_file():
+        raise SERError(
+            f"write_model_card: {str(directory)!r} has no config.json; pass the checkpoint directory (the "
+            f"output_dir of `ser-hf train`)."
+        )
+    if card_data.architecture is None:
+        card_data.set_checkpoint(directory)
+    validate_license(card_data.license, "license")
+    card = ModelCard.from_template(card_data, template_path=str(template or template_path()))
+    ModelCard(card.content)  # the Hub's own parser: raises if the YAML header or model-index is invalid
+    path = directory / "README.md"
+    path.write_text(card.content, encoding="utf-8")
+    fields = {f.name: getattr(card_data, f.name) for f in dataclasses.fields(card_data)}
+    (directory / CARD_DATA_FILE).write_text(json.dumps(fields, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def update_model_card(checkpoint_dir: str | os.PathLike, **user_fields: Any) -> Path:
+    """Render a checkpoint's card again with other user fields (e.g. ``license``), from its ``ser_hf_card.json``.
+
+    ``ser-hf train --license`` and ``ser-hf push --license`` use it; every fact training recorded stays.
+
+    Args:
+        checkpoint_dir: A checkpoint directory whose card :func:`write_model_card` wrote.
+        **user_fields: :class:`SERModelCardData` user fields to set (``license``, ``language``, ``model_id``...).
+
+    Returns:
+        The path of the rewritten ``README.md``.
+
+    Raises:
+        SERError: no ``ser_hf_card.json`` (a card not written by ser_hf, or an older one), or an unknown field.
+    """
+    directory = Path(checkpoint_dir)
+    source = directory / CARD_DATA_FILE
+    if not source.is_file():
+        raise SERError(
+            f"{str(directory)!r} has no {CARD_DATA_FILE}, the card data ser_hf writes beside README.md since this "
+            f"version; found {sorted(p.name for p in directory.iterdir()) if directory.is_dir() else 'no folder'}. "
+            f"Train again, or set the field in README.md's YAML header by hand."
+        )
+    saved = json.loads(source.read_text(encoding="utf-8"))
+    settable = {f.name for f in dataclasses.fields(SERModelCardData) if f.init}
+    unknown = sorted(set(user_fields) - settable)
+    if unknown:
+        raise SERError(f"update_model_card: unknown card field(s) {unknown}; choose from {sorted(settable)}.")
+    card = SERModelCardData(**{**{k: v for k, v in saved.items() if k in settable}, **user_fields})
+    known = {f.name for f in dataclasses.fields(SERModelCardData)}
+    for name, value in saved.items():
+        if name in known and name not in settable:
+            setattr(card, name, value)
+    return write_model_card(directory, card)
+
+
+def card_data_file(checkpoint_dir: str | os.PathLike) -> Path:
+    """The checkpoint's ``ser_hf_card.json``, which its card is rendered from.
+
+    Raises:
+        EvaluationError: the directory has none (a checkpoint not trained or prepared by ser_hf, an ONNX file).
+    """
+    source = Path(checkpoint_dir) / CARD_DATA_FILE
+    if not source.is_file():
+        raise EvaluationError(
+            f"--update-card: {str(checkpoint_dir)!r} has no {CARD_DATA_FILE} (the card data `ser-hf train` and "
+            f"`ser-hf models prepare` write beside README.md), so its card cannot be rendered again. Drop "
+            f"--update-card; the table is in the report's report.md.")
+    return source
+
+
+def add_to_model_card(checkpoint_dir: str | os.PathLike, report: Any) -> Path:
+    """Put the report's degraded-audio table into the checkpoint's model card (``README.md``), rendered again
+    from its ``ser_hf_card.json`` with every other fact kept.
+
+    Raises:
+        EvaluationError: the report has no robustness section, or the directory has no ``ser_hf_card.json``.
+    """
+    source = card_data_file(checkpoint_dir)
+    saved = json.loads(source.read_text(encoding="utf-8"))
+    saved["robustness"] = card_record(report)
+    source.write_text(json.dumps(saved, indent=2, default=str) + "\n", encoding="utf-8")
+    return update_model_card(checkpoint_dir)

@@ -9,8 +9,9 @@ instead of a grid search they early-stop on a speaker-disjoint part of each fold
 :class:`~ser_hf.evaluation.EvaluationReport` per fold, pooled out-of-fold with speaker-level bootstrap
 intervals, and :func:`~ser_hf.evaluation.aggregate_folds`, written to the same files as
 :func:`ser_hf.training.experiment.cross_validate` (``cv/<fold>/``, ``cv/pooled/``, ``cv/cv_summary.json``,
-``cv/cv_summary.md``) by :func:`summarise_folds` and :func:`write_cv_summary`, which know nothing of
-the model and can serve every path.
+``cv/cv_summary.md``) through the same out-of-fold loop
+(:func:`~ser_hf.evaluation.folds.cross_validate_folds`) and :func:`write_cv_summary`, which know nothing of
+the model and serve every path.
 
 Example:
     ```python
@@ -25,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,15 +49,13 @@ from ser_hf.baseline.features import FeatureConfig
 from ser_hf.baseline.sequences import sequence_config
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport
-from ser_hf.evaluation.folds import summarise_folds, write_cv_summary
+from ser_hf.evaluation.folds import FoldResult, cross_validate_folds, summarise_folds, write_cv_summary
 from ser_hf.splits import Fold, corpus_folds, speakers_of
 
 __all__ = [
     "BaselineCVResult", "baseline_settings", "corpus_name", "cross_validate_baseline", "dataset_features",
     "dataset_sequences", "default_feature_config", "summarise_folds", "write_cv_summary",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 def dataset_features(
@@ -287,22 +285,17 @@ def cross_validate_baseline(
     features = _checked_features(features, dataset, extract, neural)
     fit = _fold_fitter(classifier, features, labels, speakers, len(names), param_grid=param_grid,
                        inner_folds=inner_folds, seed=seed, n_jobs=n_jobs, neural_config=neural_config)
-    reports, fits, refs, probs = [], [], [], []
-    for number, fold in enumerate(folds, start=1):
-        logger.info("fold %d/%d: %s", number, len(folds), fold.name)
+    def fit_fold(fold: Fold) -> FoldResult:
         fitted, probabilities = fit(fold.train, fold.test)
-        probs.append(probabilities)
-        reports.append(_fold_report(fitted, probs[-1], dataset.select(fold.test), fold.name, names))
-        fits.append(fitted)
-        refs.append(labels[fold.test])
-        if out_dir is not None:
-            reports[-1].write(Path(out_dir) / "cv" / fold.name)
-    test_speakers = np.concatenate([speakers[fold.test] for fold in folds]).tolist()
+        report = _fold_report(fitted, probabilities, dataset.select(fold.test), fold.name, names)
+        return FoldResult(report, probabilities, fitted)
+
     genders = dataset["gender"] if "gender" in dataset.column_names else None
-    aggregate, pooled = summarise_folds(reports, refs, probs, test_speakers, names,
-                                        model=f"baseline-{classifier}", corpus=corpus_name(dataset),
-                                        genders=None if genders is None else [genders[i] for fold in folds
-                                                                              for i in fold.test])
+    result = cross_validate_folds(folds, fit_fold, references=labels, speakers=speakers, label_names=names,
+                                  model=f"baseline-{classifier}", corpus=corpus_name(dataset), genders=genders,
+                                  out_dir=None if out_dir is None else Path(out_dir) / "cv")
+    reports, aggregate, pooled = result.reports, result.aggregate, result.pooled
+    fits = [fold.fitted for fold in result.folds]
     settings = baseline_settings(dataset, classifier, config, param_grid=param_grid, inner_folds=inner_folds,
                                  seed=seed, preprocessor=preprocessor, neural_config=neural_config)
     if out_dir is not None:

@@ -1,4 +1,9 @@
-"""Cross-validation: combine per-fold :class:`EvaluationReport` objects into one summary.
+"""Cross-validation: the one out-of-fold loop, and the summary of its per-fold :class:`EvaluationReport` objects.
+
+:func:`cross_validate_folds` is the loop every cross-validation in ser_hf runs (the transformer path's
+``ser-hf cv``, the classic baselines, the benchmarks' reference models): fit on each fold's training part,
+score its test part, write and report each fold as it ends, then summarise. What is fitted is the caller's
+(a closure from a :class:`~ser_hf.splits.Fold` to a :class:`FoldResult`).
 
 Two views, both reported because papers use both: the mean ± standard deviation of each metric over
 folds (how much results move from one held-out speaker group to the next), and the pooled metrics
@@ -8,16 +13,23 @@ of the summed confusion matrix (every test utterance counted once).
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ser_hf.errors import EvaluationError
 from ser_hf.evaluation.metrics.core import SCALAR_METRICS, scores_from_confusion
 from ser_hf.evaluation.report import METRIC_TITLES, EvaluationReport, confusion_markdown, markdown_table, percent
+
+if TYPE_CHECKING:
+    from ser_hf.splits import Fold
+
+logger = logging.getLogger(__name__)
 
 _PER_CLASS_KEYS = ("precision", "recall", "f1")
 
@@ -264,3 +276,76 @@ def write_cv_summary(
             "fold was trained on every corpus's training speakers). Intervals resample whole speakers.")
     (out / "cv_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     (out / "cv_summary.md").write_text(markdown)
+
+
+@dataclass
+class FoldResult:
+    """What fitting and scoring one fold gives :func:`cross_validate_folds`."""
+
+    report: EvaluationReport  # the fold's test report
+    probabilities: np.ndarray  # (n_test, C), in the fold's test order
+    fitted: Any = None  # whatever the caller wants back per fold (a model, a chosen setting)
+
+
+@dataclass
+class OutOfFold:
+    """Every fold's result, the mean ± std over folds and the pooled out-of-fold report."""
+
+    folds: list[FoldResult]
+    aggregate: dict[str, Any]
+    pooled: EvaluationReport
+    rows: np.ndarray  # the dataset rows of the pooled predictions, in pooled order
+    probabilities: np.ndarray  # (n, C) pooled probabilities
+
+    @property
+    def reports(self) -> list[EvaluationReport]:
+        return [fold.report for fold in self.folds]
+
+
+def cross_validate_folds(
+    folds: Sequence[Fold],
+    fit_fold: Callable[[Fold], FoldResult],
+    *,
+    references: np.ndarray,
+    speakers: Sequence[str],
+    label_names: Sequence[str],
+    model: str | None,
+    corpus: str | None,
+    genders: Sequence[str | None] | None = None,
+    out_dir: str | os.PathLike | None = None,
+    on_fold: Callable[[EvaluationReport], None] | None = None,
+) -> OutOfFold:
+    """The out-of-fold loop: ``fit_fold`` each fold in turn, then pool every test prediction.
+
+    Args:
+        folds: Speaker-grouped folds over one dataset's rows (each test row in exactly one fold).
+        fit_fold: Fits on a fold's training (and validation) rows, scores its test rows.
+        references: Class id of every dataset row.
+        speakers: Speaker of every dataset row (the pooled intervals resample whole speakers).
+        label_names: Class names in id order.
+        model: Model name for the pooled report.
+        corpus: Corpus name for the pooled report.
+        genders: Gender of every dataset row (``None`` where unknown), for per-gender scores.
+        out_dir: If given, each fold's report is written to ``out_dir/<fold name>/`` as soon as it ends.
+        on_fold: Called with each fold's report as soon as it exists (long runs can save partial results).
+
+    Returns:
+        An :class:`OutOfFold`.
+    """
+    references = np.asarray(references)
+    speakers = np.asarray(speakers, dtype=object)
+    results = []
+    for number, fold in enumerate(folds, start=1):
+        logger.info("fold %d/%d: %s", number, len(folds), fold.name)
+        result = fit_fold(fold)
+        if out_dir is not None:
+            result.report.write(Path(out_dir) / fold.name)
+        if on_fold is not None:
+            on_fold(result.report)
+        results.append(result)
+    rows = np.concatenate([np.asarray(fold.test, dtype=np.int64) for fold in folds])
+    gender_rows = None if genders is None else [genders[i] for i in rows]
+    aggregate, pooled = summarise_folds([r.report for r in results], [references[f.test] for f in folds],
+                                        [r.probabilities for r in results], speakers[rows].tolist(), label_names,
+                                        model=model, corpus=corpus, genders=gender_rows)
+    return OutOfFold(results, aggregate, pooled, rows, np.concatenate([r.probabilities for r in results]))

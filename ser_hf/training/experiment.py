@@ -29,8 +29,8 @@ from ser_hf.checkpoint import write_run_record
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leave_one_corpus_out_folds, load_combined
 from ser_hf.errors import SERError
-from ser_hf.evaluation import EvaluationReport, summarise_folds, write_cv_summary
-from ser_hf.evaluation.folds import corpus_rows_markdown, reports_by_group
+from ser_hf.evaluation import EvaluationReport, write_cv_summary
+from ser_hf.evaluation.folds import FoldResult, corpus_rows_markdown, cross_validate_folds, reports_by_group
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.splits import (
     Fold,
@@ -234,40 +234,40 @@ def cross_validate(run: Run, progress: bool = True,
     """
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
-    folds = run_folds(run, dataset)
     out = Path(run.training.output_dir) / "cv"
-    reports, refs, probs, speakers, genders, corpora, adaptive = [], [], [], [], [], [], {}
-    for number, fold in enumerate(folds, start=1):
-        logger.info("fold %d/%d: %s", number, len(folds), fold.name)
+    adaptive: dict = {}
+
+    def fit_fold(fold: Fold) -> FoldResult:
         method, test, report, probabilities = _fit_fold(run, dataset, fold, labels, progress)
         if getattr(method, "adaptive", None) is not None:
             _collect_speaker_adaptive(adaptive, method, test, labels, run.data.fold_seed)
-        if is_main_process():
-            report.write(out / fold.name)
-        reports.append(report)
-        if on_fold is not None:
-            on_fold(report)
-        refs.append(np.asarray(test["label"]))
-        probs.append(probabilities)
-        speakers += test["speaker"]
-        genders += test["gender"] if "gender" in test.column_names else [None] * len(test)
-        corpora += test["corpus"] if run.data.is_multi_corpus() else []
+        return FoldResult(report, probabilities)
+
     model = run.model.model_name_or_path
-    aggregate, pooled = summarise_folds(reports, refs, probs, speakers, labels, model=model, corpus=run.data.corpus,
-                                        genders=genders)
+    genders = dataset["gender"] if "gender" in dataset.column_names else [None] * len(dataset)
+    result = cross_validate_folds(run_folds(run, dataset), fit_fold, references=np.asarray(dataset["label"]),
+                                  speakers=dataset["speaker"], label_names=labels, model=model,
+                                  corpus=run.data.corpus, genders=genders,
+                                  out_dir=out if is_main_process() else None, on_fold=on_fold)
+    reports, aggregate, pooled = result.reports, result.aggregate, result.pooled
     pooled.metadata["split_kind"] = split_kind(dataset)
-    per_corpus = reports_by_group(np.concatenate(refs), np.concatenate(probs), speakers, corpora, labels,
-                                  model=model, split="pooled out-of-fold", genders=genders) if corpora else None
-    rows = None
+    per_corpus = None
+    if run.data.is_multi_corpus():
+        rows = result.rows  # the pooled order
+        per_corpus = reports_by_group(np.asarray(dataset["label"])[rows], result.probabilities,
+                                      np.asarray(dataset["speaker"], dtype=object)[rows].tolist(),
+                                      np.asarray(dataset["corpus"], dtype=object)[rows].tolist(), labels,
+                                      model=model, split="pooled out-of-fold", genders=[genders[i] for i in rows])
+    adaptive_rows = None
     if adaptive:
         from ser_hf.training.speaker_adaptation import summarise_enrollment
 
-        rows = summarise_enrollment(adaptive, labels, model=model, corpus=run.data.corpus)
+        adaptive_rows = summarise_enrollment(adaptive, labels, model=model, corpus=run.data.corpus)
     if is_main_process():
         write_cv_summary(out, aggregate, pooled, run.settings(dataset), per_corpus=per_corpus)
-        if rows is not None:
-            _write_speaker_adaptive(out, rows)
-    return CVResult(reports, aggregate, pooled, rows, per_corpus)
+        if adaptive_rows is not None:
+            _write_speaker_adaptive(out, adaptive_rows)
+    return CVResult(reports, aggregate, pooled, adaptive_rows, per_corpus)
 
 
 def require_several_corpora(run: Run, what: str) -> None:

@@ -27,11 +27,13 @@ from common import write_result
 from probe_accuracy import probe_run
 from tqdm.auto import tqdm
 
-from ser_hf.evaluation.metrics.core import confusion_matrix, scores_from_confusion
+from ser_hf.evaluation import EvaluationReport
+from ser_hf.evaluation.folds import FoldResult, cross_validate_folds
 from ser_hf.models.pooling import pool_batch
-from ser_hf.splits import add_validation, corpus_folds
+from ser_hf.splits import Fold, add_validation, corpus_folds
 from ser_hf.training.data import Augmentation
 from ser_hf.training.experiment import SAMPLING_RATE, load_run_dataset, make_method
+from ser_hf.training.linear_probe import softmax
 from ser_hf.training.probe import predict_logits, train_probe
 
 SEEDS = (0, 1, 2)
@@ -91,15 +93,24 @@ def main() -> None:
     variants = {**{f"standard, seed {seed}": standard(seed) for seed in SEEDS},
                 "refit on train+validation": refit,
                 **{f"augmented copies ({len(copies)}), seed {seed}": augmented(seed) for seed in SEEDS}}
+    speakers = np.asarray(dataset["speaker"], dtype=object)
+
+    def scored(fit):
+        def fit_fold(fold: Fold) -> FoldResult:
+            probabilities = softmax(predict_logits(fit(fold), features[fold.test]).astype(np.float64))
+            report = EvaluationReport.from_predictions(classes[fold.test], probabilities=probabilities,
+                                                       label_names=labels, groups=speakers[fold.test], split=fold.name)
+            return FoldResult(report, probabilities)
+        return fit_fold
+
     results = {"config": args.config, "augmentation": dataclasses.asdict(AUGMENTATION), "variants": {}}
     for name, fit in variants.items():
-        start, predictions = time.perf_counter(), np.zeros(len(classes), dtype=np.int64)
-        for fold in folds:
-            predictions[fold.test] = predict_logits(fit(fold), features[fold.test]).argmax(axis=1)
-        scores = scores_from_confusion(confusion_matrix(classes, predictions, len(labels)))
-        results["variants"][name] = {"pooled_unweighted_accuracy": float(scores["unweighted_accuracy"]),
+        start = time.perf_counter()
+        result = cross_validate_folds(folds, scored(fit), references=classes, speakers=speakers, label_names=labels,
+                                      model=run.model.model_name_or_path, corpus=run.data.corpus)
+        results["variants"][name] = {"pooled_unweighted_accuracy": float(result.pooled.unweighted_accuracy),
                                      "seconds": round(time.perf_counter() - start, 1)}
-        print(f"{name}: pooled UA {scores['unweighted_accuracy']:.4f}", flush=True)
+        print(f"{name}: pooled UA {result.pooled.unweighted_accuracy:.4f}", flush=True)
         write_result(args.name, results)
 
 

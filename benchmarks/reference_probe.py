@@ -31,8 +31,9 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ser_hf.evaluation import EvaluationReport, summarise_folds
-from ser_hf.splits import corpus_folds
+from ser_hf.evaluation import EvaluationReport
+from ser_hf.evaluation.folds import FoldResult, cross_validate_folds
+from ser_hf.splits import Fold, corpus_folds
 from ser_hf.training.experiment import CVResult, load_run_dataset, make_method
 
 C_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1.0)
@@ -54,26 +55,27 @@ def run_config(spec: str) -> dict:
     start = time.perf_counter()
     features = make_method(run, labels, progress=False).features(dataset["audio"])
     classes, speakers = np.asarray(dataset["label"]), np.asarray(dataset["speaker"])
-    reports, refs, probs, test_speakers, chosen = [], [], [], [], []
-    for fold in corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed):
+    name = run.model.model_name_or_path
+
+    def fit_fold(fold: Fold) -> FoldResult:
         train = np.concatenate([fold.train, fold.validation])
         model = fit_reference(features[train], classes[train], speakers[train], seed=run.data.fold_seed)
-        chosen.append(float(model[-1].C_[0]))
         probabilities = model.predict_proba(features[fold.test].reshape(len(fold.test), -1))
-        reports.append(EvaluationReport.from_predictions(
+        report = EvaluationReport.from_predictions(
             classes[fold.test], probabilities=probabilities, label_names=labels, groups=speakers[fold.test],
-            model=run.model.model_name_or_path, corpus=run.data.corpus, split=fold.name))
-        refs.append(classes[fold.test])
-        probs.append(probabilities)
-        test_speakers += speakers[fold.test].tolist()
-    aggregate, pooled = summarise_folds(reports, refs, probs, test_speakers, labels,
-                                        model=run.model.model_name_or_path, corpus=run.data.corpus)
+            model=name, corpus=run.data.corpus, split=fold.name)
+        return FoldResult(report, probabilities, float(model[-1].C_[0]))
+
+    result = cross_validate_folds(corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed),
+                                  fit_fold, references=classes, speakers=speakers, label_names=labels, model=name,
+                                  corpus=run.data.corpus)
     corpus, model, positions = spec.split(":")
     cut = "30 s padding" if positions == "0" else f"{int(positions) // 50} s input"
-    return {"config": None, "corpus": corpus, "spec": spec, "chosen_C": chosen,
+    return {"config": None, "corpus": corpus, "spec": spec,
             "system": f"{model}, reference: logistic regression on all layers' states (not a checkpoint), {cut}",
-            "seconds": round(time.perf_counter() - start, 1), "folds": len(reports),
-            **cv_scores(CVResult(reports, aggregate, pooled))}
+            "chosen_C": [fold.fitted for fold in result.folds],
+            "seconds": round(time.perf_counter() - start, 1), "folds": len(result.folds),
+            **cv_scores(CVResult(result.reports, result.aggregate, result.pooled))}
 
 
 def main() -> None:

@@ -55,7 +55,8 @@ from common import RESULTS_DIR, SHARED_DATA, cv_scores, environment, report_scor
 from ser_hf.cards import non_default_hyperparameters, training_log_of
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, load_combined
-from ser_hf.evaluation import EvaluationReport, summarise_folds
+from ser_hf.evaluation import EvaluationReport
+from ser_hf.evaluation.folds import FoldResult, cross_validate_folds
 from ser_hf.models.released import (
     RELEASES,
     ReleaseSpec,
@@ -65,7 +66,7 @@ from ser_hf.models.released import (
     read_record,
     write_release,
 )
-from ser_hf.splits import corpus_folds
+from ser_hf.splits import Fold, corpus_folds
 from ser_hf.training.experiment import make_method
 from ser_hf.training.recipes import own_keys, parse_run
 from ser_hf.training.speaker_adaptation import (
@@ -123,8 +124,9 @@ def cross_validate_release(spec: ReleaseSpec, run, dataset, folds) -> dict[str, 
     """Pooled and per-corpus out-of-fold scores of the recipe; each fold fitted like the shipped head."""
     labels = dataset.features["label"].names
     neutral = labels.index("neutral") if "neutral" in labels else None
-    reports, refs, probs, speakers, genders, corpora, enrollment = [], [], [], [], [], [], {}
-    for number, fold in enumerate(folds, start=1):
+    enrollment: dict = {}
+
+    def fit_fold(fold: Fold) -> FoldResult:
         train, test = dataset.select(fold.train), dataset.select(fold.test)
         method = make_method(run, labels, progress=False).fit(train)
         probabilities = method.predict_proba(test)
@@ -132,26 +134,26 @@ def cross_validate_release(spec: ReleaseSpec, run, dataset, folds) -> dict[str, 
         collect_enrollment(enrollment, enrollment_predictions(
             method.adaptive, method.features(test["audio"]), references, test["speaker"], settings=ENROLLMENT,
             neutral_label=neutral, seed=run.data.fold_seed), references, test["speaker"])
-        fold_genders = test["gender"] if "gender" in test.column_names else [None] * len(test)
-        reports.append(EvaluationReport.from_predictions(
-            np.asarray(test["label"]), probabilities=probabilities, label_names=labels, groups=test["speaker"],
-            genders=fold_genders, model=spec.name, corpus=run.data.corpus, split=fold.name))
-        refs.append(np.asarray(test["label"]))
-        probs.append(probabilities)
-        speakers += test["speaker"]
-        genders += fold_genders
-        corpora += test["corpus"]
-        print(f"  {spec.name} {fold.name} ({number}/{len(folds)}): UA {reports[-1].unweighted_accuracy:.3f}", flush=True)
-    aggregate, pooled = summarise_folds(reports, refs, probs, speakers, labels, model=spec.name, corpus=run.data.corpus,
-                                        genders=genders)
-    all_refs, all_probs, corpora = np.concatenate(refs), np.concatenate(probs), np.asarray(corpora, dtype=object)
+        report = EvaluationReport.from_predictions(
+            references, probabilities=probabilities, label_names=labels, groups=test["speaker"],
+            genders=[genders[i] for i in fold.test], model=spec.name, corpus=run.data.corpus, split=fold.name)
+        print(f"  {spec.name} {fold.name}: UA {report.unweighted_accuracy:.3f}", flush=True)
+        return FoldResult(report, probabilities)
+
+    genders = dataset["gender"] if "gender" in dataset.column_names else [None] * len(dataset)
+    result = cross_validate_folds(folds, fit_fold, references=np.asarray(dataset["label"]), speakers=dataset["speaker"],
+                                  label_names=labels, model=spec.name, corpus=run.data.corpus, genders=genders)
+    aggregate, pooled, rows = result.aggregate, result.pooled, result.rows
+    corpora = np.asarray(dataset["corpus"], dtype=object)[rows]
+    speakers = np.asarray(dataset["speaker"], dtype=object)[rows]
+    pooled_genders = [genders[i] for i in rows]
     per_corpus = {}
     for corpus in spec.corpora:
-        rows = np.flatnonzero(corpora == corpus)
+        mine = np.flatnonzero(corpora == corpus)
         per_corpus[corpus] = report_scores(EvaluationReport.from_predictions(
-            all_refs[rows], probabilities=all_probs[rows], label_names=labels,
-            groups=[speakers[i] for i in rows], genders=[genders[i] for i in rows], model=spec.name, corpus=corpus,
-            split="pooled out-of-fold"))
+            np.asarray(dataset["label"])[rows][mine], probabilities=result.probabilities[mine], label_names=labels,
+            groups=speakers[mine].tolist(), genders=[pooled_genders[i] for i in mine], model=spec.name,
+            corpus=corpus, split="pooled out-of-fold"))
     scores = cv_scores(SimpleNamespace(aggregate=aggregate, pooled=pooled))
     adaptive = [{k: v for k, v in row.items() if k != "confusion_matrix"}
                 for row in summarise_enrollment(enrollment, labels, model=spec.name, corpus=run.data.corpus)]

@@ -42,3 +42,22 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_adaptive_checkpoint(tmp_path_factory):
+    """``(corpus, checkpoint)``: a tiny Whisper probe with speaker adaptation, fitted on a synthetic URDU tree."""
+    from ser_hf.corpora import load_corpus
+    from ser_hf.models.factory import ModelOptions
+    from ser_hf.testing.corpora import make_corpus_tree
+    from ser_hf.testing.models import tiny_backbone
+    from ser_hf.training.probe import ProbeMethod, ProbeSettings
+
+    tmp = tmp_path_factory.mktemp("adaptive")
+    corpus = load_corpus("urdu", make_corpus_tree("urdu", tmp / "urdu", duration=0.4))
+    method = ProbeMethod(tiny_backbone("whisper", tmp / "base"), corpus.features["label"].names,
+                         ModelOptions(max_source_positions=50), ProbeSettings(projector_size=8, speaker_adaptation=True),
+                         cache_dir=tmp / "cache", progress=False)
+    method.fit(corpus)
+    method.adaptive.enabled = True  # a tiny random model shows no gain; the fallback rule is tested elsewhere
+    return corpus, method.save(tmp / "model")

@@ -204,20 +204,8 @@ def test_page_asks_for_the_api_key_and_uses_it_for_uploads_and_live_mode(browser
 
 
 @pytest.fixture(scope="module")
-def adaptive_server(tmp_path_factory):
-    from ser_hf.corpora import load_corpus
-    from ser_hf.models.factory import ModelOptions
-    from ser_hf.testing.corpora import make_corpus_tree
-    from ser_hf.training.probe import ProbeMethod, ProbeSettings
-
-    tmp = tmp_path_factory.mktemp("adaptive")
-    corpus = load_corpus("urdu", make_corpus_tree("urdu", tmp / "urdu", duration=0.4))
-    method = ProbeMethod(tiny_backbone("whisper", tmp / "base"), corpus.features["label"].names,
-                         ModelOptions(max_source_positions=50), ProbeSettings(projector_size=8, speaker_adaptation=True),
-                         cache_dir=tmp / "cache", progress=False)
-    method.fit(corpus)
-    method.adaptive.enabled = True  # a tiny random model shows no gain; the fallback rule is tested elsewhere
-    with running_server(method.save(tmp / "model"), env={"OMP_NUM_THREADS": "1"}) as server:
+def adaptive_server(tiny_adaptive_checkpoint):
+    with running_server(tiny_adaptive_checkpoint[1], env={"OMP_NUM_THREADS": "1"}) as server:
         yield server
 
 

@@ -11,26 +11,17 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from ser_hf.audio import load_audio
-from ser_hf.corpora import load_corpus
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint
 from ser_hf.service import ServiceSettings
 from ser_hf.service.app import create_app
-from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone
-from ser_hf.training.probe import ProbeMethod, ProbeSettings
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_adaptive_checkpoint):
     tmp = tmp_path_factory.mktemp("speakers")
-    corpus = load_corpus("urdu", make_corpus_tree("urdu", tmp / "urdu", duration=0.4))
-    method = ProbeMethod(tiny_backbone("whisper", tmp / "base"), corpus.features["label"].names,
-                         ModelOptions(max_source_positions=50), ProbeSettings(projector_size=8, speaker_adaptation=True),
-                         cache_dir=tmp / "cache", progress=False)
-    method.fit(corpus)
-    method.adaptive.enabled = True  # a tiny random model shows no gain; the fallback rule is tested elsewhere
-    checkpoint = method.save(tmp / "model")
+    corpus, checkpoint = tiny_adaptive_checkpoint
     plain_model, extractor = build_model(tiny_backbone("whisper", tmp / "base2"), corpus.features["label"].names,
                                          ModelOptions(max_source_positions=50))
     plain = save_checkpoint(plain_model, extractor, tmp / "plain")

@@ -5,11 +5,20 @@ case of :func:`ser_hf.testing.bad_audio.make_bad_inputs`, one column per entry p
 figures. A cell is what the entry point did; ``✓`` marks the documented outcome (decoded with the
 documented conversion, or an error that names the file), ``✗`` anything else.
 
-    .venv/bin/python benchmarks/robustness_inputs.py [--no-long] [--fuzz-examples N] [--only-bombs]
+    .venv/bin/python benchmarks/robustness_inputs.py [--no-long] [--fuzz-examples N] [--only-bombs] [--only-hostile]
+
+The figures in ROBUSTNESS.md come from ``.venv/bin/python benchmarks/robustness_inputs.py --fuzz-examples 2000``
+(3-4 minutes on 2 shared cores).
 
 It also builds three decompression bombs (``BOMBS``: small FLAC/OGG files of 8 channels at 192-384 kHz) and
 measures the peak memory of decoding each (whole, the old way; by ``load_audio``; by the service's decoder),
 each in a fresh process, and what a running ``ser-hf serve`` answers to 4 of them at once.
+
+Section ``hostile`` (:mod:`robustness_hostile`, under a minute): file names that are not UTF-8 or are
+hostile through ``ser-hf predict`` (JSONL, CSV), ``data summary`` and ``evaluate --skip-bad-files``; ``--out``
+pointing at files it must not touch; broken checkpoints and baselines (error, whether it names the folder,
+peak RSS of the failed load); recipe bombs (error, time, peak RSS). ``--only-hostile`` runs it alone into
+``results/robustness_hostile.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common import write_result
+from robustness_hostile import hostile_markdown, run_hostile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -68,7 +78,10 @@ def run_inputs(root: Path, include_long: bool) -> tuple[list, dict]:
     from ser_hf.baseline.extraction import extract_dataset_features
     from ser_hf.baseline.features import FeatureConfig
     from ser_hf.corpora import load_corpus
-    from ser_hf.evaluation.run import evaluate_checkpoint
+    try:  # renamed from ser_hf.evaluation.run (issue 19.1)
+        from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
+    except ImportError:
+        from ser_hf.evaluation.run import evaluate_checkpoint
     from ser_hf.inference.jobs import predict_files, read_records
     from ser_hf.models.factory import build_model, save_checkpoint
     from ser_hf.testing.bad_audio import make_bad_inputs
@@ -372,10 +385,20 @@ def main() -> None:
     parser.add_argument("--no-long", action="store_true", help="leave out the one-hour clip")
     parser.add_argument("--fuzz-examples", type=int, default=500, help="hypothesis examples per strategy (500)")
     parser.add_argument("--only-bombs", action="store_true", help="run the decompression bombs only")
+    parser.add_argument("--only-hostile", action="store_true",
+                        help="run the hostile names, --out, checkpoint and recipe section only")
     args = parser.parse_args()
+    if args.only_hostile:
+        with tempfile.TemporaryDirectory(prefix="ser_hf_robustness_") as tmp:
+            hostile = run_hostile(Path(tmp) / "hostile")
+        tables = hostile_markdown(hostile)
+        write_result("robustness_hostile", {"hostile": hostile, "hostile_markdown": tables})
+        print("\n\n".join(tables.values()))
+        return
     with tempfile.TemporaryDirectory(prefix="ser_hf_robustness_") as tmp:
         bombs = run_bombs(Path(tmp) / "bombs")
         rows, extra = ([], {}) if args.only_bombs else run_inputs(Path(tmp), include_long=not args.no_long)
+        hostile = None if args.only_bombs else run_hostile(Path(tmp) / "hostile")
     bomb_table = bombs_markdown(bombs)
     if args.only_bombs:
         write_result("robustness_bombs", {"bombs": bombs, "markdown": bomb_table})
@@ -383,11 +406,14 @@ def main() -> None:
         return
     fuzz = run_fuzz(args.fuzz_examples)
     table = markdown(rows, extra, fuzz)
+    tables = hostile_markdown(hostile)
     write_result("robustness_inputs", {"inputs": rows, **extra, "fuzz": fuzz, "markdown": table, "bombs": bombs,
-                                       "bombs_markdown": bomb_table})
+                                       "bombs_markdown": bomb_table, "hostile": hostile, "hostile_markdown": tables})
     print(table)
     print()
     print(bomb_table)
+    print()
+    print("\n\n".join(tables.values()))
 
 
 if __name__ == "__main__":

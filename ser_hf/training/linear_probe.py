@@ -5,10 +5,9 @@ The standard HF head computes ``classifier(projector(sum_l w_l h_l))`` on the fr
 standardised states. Such a model has a closed-form fit, so instead of gradient steps with early
 stopping on a few validation speakers, this module:
 
-1. scores every layer alone (ridge, best strength, the same inner CV) and builds candidate layer mixes
-   that weight each layer by ``exp(its inner UA / T)`` divided by its typical scale (so no layer
-   dominates the sum because its states are larger); the temperature ``T`` runs from "mostly the best
-   layers" to "every layer that is nearly as good" (:data:`LAYER_MIX_TEMPERATURES`);
+1. builds a few candidate layer mixes: ``uniform``; ``balanced`` (each layer weighted by the inverse of
+   its typical scale, so no layer dominates the sum because its states are larger); ``balanced-top``
+   (the same over the upper half of the layers, where emotion lives in most speech encoders);
 2. fits class-balanced ridge regression on one-vs-rest targets (+1/-1), every regularisation strength
    of :data:`RIDGE_ALPHAS` at once from one SVD;
 3. picks the mix and strength with the best pooled UA in a speaker-grouped inner CV on the training
@@ -19,11 +18,6 @@ stopping on a few validation speakers, this module:
 
 Ridge was chosen over multinomial logistic regression and shrinkage LDA on the same mixes after a
 comparison on the shared corpora's folds (ridge was as good or better and 10-50x faster to select).
-The layer-score mixes replaced fixed ones (uniform; balanced, i.e. these weights with every layer
-scoring alike; balanced over the upper half of the layers) after the same comparison: see the ``probe``
-rows of ``benchmarks/results/accuracy.json`` before and after this change. The "reference" row (logistic
-regression on every layer concatenated, each layer with its own weights) is beyond what the standard
-head can represent; scoring the layers is how the mix gets closer to it.
 """
 
 from __future__ import annotations
@@ -42,26 +36,19 @@ logger = logging.getLogger(__name__)
 RIDGE_ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
 #: Softmax temperatures tried on the inner out-of-fold scores.
 TEMPERATURES = tuple(np.geomspace(0.1, 100.0, 61))
-#: Temperatures of the layer-score mixes (:func:`layer_mixes`): at 0.02 a layer 5 UA points behind the best
-#: keeps 8% of its weight, at 0.05 37%.
-LAYER_MIX_TEMPERATURES = (0.02, 0.05)
 #: A softmax logit this low gives a weight of exactly 0 in float32: how a mix leaves a layer out.
 _ABSENT_LAYER_LOGIT = -1e4
 
 
-def layer_mixes(features: np.ndarray, layer_ua: np.ndarray) -> dict[str, np.ndarray]:
-    """Candidate convex layer mixes for ``(clips, layers, hidden)`` features (each sums to 1).
-
-    ``layer_ua`` is each layer's inner-CV UA alone (:func:`layer_scores`); a layer's weight is
-    ``exp((ua - best ua) / T)`` over its typical scale, for each ``T`` in :data:`LAYER_MIX_TEMPERATURES`.
-    """
+def layer_mixes(features: np.ndarray) -> dict[str, np.ndarray]:
+    """Candidate convex layer mixes for ``(clips, layers, hidden)`` features (each sums to 1)."""
+    layers = features.shape[1]
     spread = np.sqrt(features.var(axis=0).mean(axis=1)) + 1e-8  # typical scale of each layer
-    layer_ua = np.asarray(layer_ua, dtype=np.float64)
-    mixes = {}
-    for temperature in LAYER_MIX_TEMPERATURES:
-        mix = np.exp((layer_ua - layer_ua.max()) / temperature) / spread
-        mixes[f"layer-ua T={temperature:g}"] = mix / mix.sum()
-    return mixes
+    balanced = 1.0 / spread
+    top = balanced.copy()
+    top[: layers // 2] = 0.0
+    mixes = {"uniform": np.ones(layers), "balanced": balanced, "balanced-top": top}
+    return {name: mix / mix.sum() for name, mix in mixes.items()}
 
 
 @dataclass
@@ -144,25 +131,6 @@ def _temperature(scores: np.ndarray, labels: np.ndarray, num_labels: int) -> flo
     return best
 
 
-def _inner_scores(mixed: np.ndarray, labels: np.ndarray, num_labels: int, folds) -> np.ndarray:
-    """Out-of-fold ridge scores ``(alphas, clips, labels)`` of ``(clips, hidden)`` states, every alpha."""
-    scores = np.zeros((len(RIDGE_ALPHAS), len(labels), num_labels))
-    for train, held_out in folds:
-        mean, scale = _standardise(mixed[train])
-        path = ridge_path((mixed[train] - mean) / scale, labels[train], num_labels)
-        z = (mixed[held_out] - mean) / scale
-        for index, (weight, bias) in enumerate(path):
-            scores[index, held_out] = z @ weight.T + bias
-    return scores
-
-
-def layer_scores(features: np.ndarray, labels: np.ndarray, num_labels: int, folds) -> np.ndarray:
-    """Each layer's inner-CV pooled UA on its own (ridge, the best of :data:`RIDGE_ALPHAS`)."""
-    return np.array([max(_pooled_ua(labels, scores.argmax(axis=1), num_labels)
-                         for scores in _inner_scores(features[:, layer], labels, num_labels, folds))
-                     for layer in range(features.shape[1])])
-
-
 def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: int, *,
                inner_folds: int = 4, seed: int = 0) -> tuple[LinearFit, dict]:
     """Choose mix and ridge strength by speaker-grouped inner CV, then refit on every clip.
@@ -176,35 +144,38 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
         seed: Seed of the inner fold assignment.
 
     Returns:
-        The fitted :class:`LinearFit` and a record of the choice (mix name and weights, alpha, each
-        layer's inner UA alone, the inner UA of every candidate).
+        The fitted :class:`LinearFit` and a record of the choice (mix, alpha, inner UA of every candidate).
     """
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     speakers = np.asarray(speakers, dtype=object)
     folds = _inner_folds(labels, speakers, inner_folds, seed)
-    layer_ua = layer_scores(features, labels, num_labels, folds)
     candidates = []
-    for name, mix in layer_mixes(features, layer_ua).items():
-        scores = _inner_scores(np.einsum("nlh,l->nh", features, mix), labels, num_labels, folds)
+    for name, mix in layer_mixes(features).items():
+        mixed = np.einsum("nlh,l->nh", features, mix)
+        scores = np.zeros((len(RIDGE_ALPHAS), len(labels), num_labels))
+        for train, held_out in folds:
+            mean, scale = _standardise(mixed[train])
+            path = ridge_path((mixed[train] - mean) / scale, labels[train], num_labels)
+            z = (mixed[held_out] - mean) / scale
+            for index, (weight, bias) in enumerate(path):
+                scores[index, held_out] = z @ weight.T + bias
         for index, alpha in enumerate(RIDGE_ALPHAS):
-            candidates.append((_pooled_ua(labels, scores[index].argmax(axis=1), num_labels), name, mix, alpha,
+            candidates.append((_pooled_ua(labels, scores[index].argmax(axis=1), num_labels), name, alpha,
                                scores[index]))
-    best_ua, best_name, best_mix, best_alpha, best_scores = max(candidates, key=lambda c: c[0])
+    best_ua, best_mix, best_alpha, best_scores = max(candidates, key=lambda c: c[0])
     fit = fit_chosen(features, labels, num_labels, best_mix, best_alpha)
     fit.temperature = _temperature(best_scores, labels, num_labels)
-    record = {"fit": "linear", "layer_mix": best_name, "layer_weights": best_mix.tolist(),
-              "layer_inner_ua": [round(float(u), 4) for u in layer_ua], "ridge_alpha": best_alpha,
-              "inner_ua": round(best_ua, 4), "temperature": round(fit.temperature, 4), "inner_folds": len(folds),
-              "candidates": [{"layer_mix": n, "ridge_alpha": a, "inner_ua": round(u, 4)}
-                             for u, n, _, a, _ in candidates]}
-    logger.info("linear probe: mix %s, alpha %g, inner UA %.4f", best_name, best_alpha, best_ua)
+    record = {"fit": "linear", "layer_mix": best_mix, "ridge_alpha": best_alpha, "inner_ua": round(best_ua, 4),
+              "temperature": round(fit.temperature, 4), "inner_folds": len(folds),
+              "candidates": [{"layer_mix": n, "ridge_alpha": a, "inner_ua": round(u, 4)} for u, n, a, _ in candidates]}
+    logger.info("linear probe: mix %s, alpha %g, inner UA %.4f", best_mix, best_alpha, best_ua)
     return fit, record
 
 
-def fit_chosen(features: np.ndarray, labels: np.ndarray, num_labels: int, mix: np.ndarray, alpha: float) -> LinearFit:
-    """Refit a chosen layer mix (weights summing to 1) and ridge strength on every clip (temperature 1)."""
-    mix = np.asarray(mix, dtype=np.float64)
+def fit_chosen(features: np.ndarray, labels: np.ndarray, num_labels: int, mix_name: str, alpha: float) -> LinearFit:
+    """Refit a chosen mix and ridge strength on every clip (temperature 1)."""
+    mix = layer_mixes(features)[mix_name]
     mixed = np.einsum("nlh,l->nh", features, mix)
     mean, scale = _standardise(mixed)
     ((weight, bias),) = ridge_path((mixed - mean) / scale, labels, num_labels, alphas=(alpha,))

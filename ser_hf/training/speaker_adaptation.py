@@ -182,7 +182,7 @@ def _refit(features, labels, num_labels, record) -> dict[str, np.ndarray]:
     The temperature matters here: enrollment weighs class means by the posteriors, and untempered
     ridge scores give near-uniform posteriors, which would turn the offset into the plain speaker mean.
     """
-    fit = fit_chosen(features, labels, num_labels, record["layer_weights"], record["ridge_alpha"])
+    fit = fit_chosen(features, labels, num_labels, record["layer_mix"], record["ridge_alpha"])
     fit.temperature = record["temperature"]
     return head_tensors(fit, num_labels)
 

@@ -1,9 +1,9 @@
 """The probe's default fit: a regularised linear model on a fixed layer mix, chosen by inner speaker CV.
 
 The standard HF head computes ``classifier(projector(sum_l w_l h_l))`` on the frame-mean states (see
-:mod:`ser_hf.training.probe`): with a fixed convex mix ``w`` it is exactly a linear model on the mixed,
-standardised states. Such a model has a closed-form fit, so instead of gradient steps with early
-stopping on a few validation speakers, this module:
+:mod:`ser_hf.training.probe`; :mod:`ser_hf.models.linear_head` evaluates it in numpy): with a fixed convex
+mix ``w`` it is exactly a linear model on the mixed, standardised states. Such a model has a closed-form fit, so
+instead of gradient steps with early stopping on a few validation speakers, this module:
 
 1. builds a few candidate layer mixes: ``uniform``; ``balanced`` (each layer weighted by the inverse of
    its typical scale, so no layer dominates the sum because its states are larger); ``balanced-top``
@@ -18,6 +18,9 @@ stopping on a few validation speakers, this module:
 
 Ridge was chosen over multinomial logistic regression and shrinkage LDA on the same mixes after a
 comparison on the shared corpora's folds (ridge was as good or better and 10-50x faster to select).
+
+What a head computes from its tensors (:func:`head_mix`, :func:`head_logits`, :func:`softmax`) lives in
+:mod:`ser_hf.models.linear_head`, below training, and is re-exported here so its old import path keeps working.
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ import numpy as np
 import torch
 
 from ser_hf.errors import SERError
+from ser_hf.models.linear_head import head_logits, head_mix, softmax
+
+__all__ = [
+    "RIDGE_ALPHAS", "TEMPERATURES", "LinearFit", "fit_chosen", "fit_linear", "head_logits", "head_mix", "head_tensors",
+    "layer_mixes", "load_into_head", "load_tensors_into_head", "ridge_path", "softmax",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -180,26 +189,6 @@ def fit_chosen(features: np.ndarray, labels: np.ndarray, num_labels: int, mix_na
     mean, scale = _standardise(mixed)
     ((weight, bias),) = ridge_path((mixed - mean) / scale, labels, num_labels, alphas=(alpha,))
     return LinearFit(mix, mean, scale, weight, bias)
-
-
-def head_mix(tensors: dict[str, np.ndarray]) -> np.ndarray:
-    """The convex layer mix a standard head's ``layer_weights`` encode (their softmax)."""
-    logits = np.asarray(tensors["layer_weights"], dtype=np.float64)
-    mix = np.exp(logits - logits.max())
-    return mix / mix.sum()
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of ``(clips, labels)`` logits."""
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def head_logits(tensors: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
-    """What the standard HF head with these tensors computes from pooled ``(clips, layers, hidden)`` states."""
-    mixed = np.einsum("nlh,l->nh", features, head_mix(tensors))
-    projected = mixed @ np.asarray(tensors["projector.weight"]).T + tensors["projector.bias"]
-    return projected @ np.asarray(tensors["classifier.weight"]).T + tensors["classifier.bias"]
 
 
 def load_into_head(fit: LinearFit, head) -> None:

@@ -1,67 +1,66 @@
-"""Speaker-adaptive probe: remove each speaker's own offset from the pooled states.
+"""Fitting the speaker-adaptive probe: its two heads, the choice of offset estimator and shrinkage, and its CV rows.
 
-Pooled encoder states carry the speaker as much as the emotion. Standardising each speaker's states
-with that speaker's own mean and spread (z-scoring) gains 8-10 UA on RAVDESS, whose actors all speak
-every emotion in equal measure, and falls to chance on URDU, whose speakers are nearly single-emotion:
-the statistics of a skewed emotion mix *are* the emotion, and subtracting them erases it.
+What a speaker-adaptive model computes at prediction, the two offset estimators and why only an offset is removed
+are explained with that code, in :mod:`ser_hf.models.adaptive_head`, which also reads and writes the adaptation's
+files. This module fits it (:func:`fit_adaptive_probe`): the global head, and one adaptive head per estimator on the
+training speakers' states minus their own offsets (the true labels as posteriors, shrinkage :data:`SHRINK_CLIPS`),
+each by :func:`~ser_hf.training.linear_probe.fit_linear`'s inner CV.
 
-Two offset estimators, one chosen per model by an inner speaker-grouped CV on the training speakers
-(:data:`ESTIMATORS`). With global class means ``m_k`` (per layer, from the training speakers), their
-class-balanced centre ``c = mean_k m_k``, and a speaker's clips ``x_i`` with class posteriors ``p_i`` (true
-labels for training speakers, the model's posteriors at enrollment), each shrunk towards zero when the
-speaker has few clips (``k`` = 5 clips for training speakers; at enrollment ``k`` is chosen with the
-estimator, :data:`SHRINK_CHOICES`)::
+Which estimator suits a model is the training corpus's to say (the emotion-mix-aware offset survives single-emotion
+speakers; the speaker mean is better when every speaker covers the emotions evenly and ruinous when not), through an
+inner speaker-grouped check on the training speakers with 3 and with 10 random enrollment clips per held-out speaker
+(:data:`CHECK_ENROLLMENT_SIZES`); a tie goes to the emotion-mix-aware offset, which is safer for a user who enrolls
+mostly neutral clips, and to the stronger shrinkage. How much to trust a few clips is also the corpus's to say
+(:data:`SHRINK_CHOICES`): no shrinkage (k = 0) fell below the global head with 3 clips on RAVDESS (whisper-base,
+measured outside the package: 74.4 against 75.6), while against a fixed k = 5 the chosen k (mostly 2) moved the four
+RAVDESS rows of ``benchmarks/accuracy.py`` by +0.85 UA on average with 10 clips and +0.2 with 3 (same folds and clips;
+within their intervals). Adaptation is switched off when the check finds it worse than the global head by more than
+:data:`CHECK_MARGIN`.
 
-    emotion-mix-aware:  offset = n / (n + k) * mean_i (x_i - sum_c p_ic m_c)
-    speaker mean:       offset = n / (n + k) * (mean_i x_i - c)
+:func:`enrollment_predictions`, :func:`collect_enrollment` and :func:`summarise_enrollment` score the test speakers of
+a cross-validation under each enrollment setting (:data:`ENROLLMENT_SETTINGS`) for ``ser-hf cv``.
 
-The emotion-mix-aware offset removes only what the emotions do not explain: a speaker who only ever
-sounds angry keeps the anger (explained by ``m_angry``) and loses only the voice; at enrollment the
-posteriors come first from the global head, then from the adaptive head on the adapted states (a few
-rounds). It survives single-emotion speakers, but every posterior error that a voice causes is kept in
-the offset. The speaker mean trusts that a speaker's clips cover the emotions evenly: better when they
-do (RAVDESS, whisper-base, 6 s: 82.6 against 80.3 UA with every clip enrolled, measured outside the
-package), ruinous when they do not (URDU: 47.5 against 85.3). The training corpus decides, through
-the inner check with 3 and with 10 random enrollment clips per held-out speaker; a tie goes to the
-emotion-mix-aware offset, which is safer for a user who enrolls mostly neutral clips, and to the stronger
-shrinkage. How much to trust a few clips is also the corpus's to say: no shrinkage (k = 0) fell below the
-global head with 3 clips on RAVDESS (whisper-base, measured outside the package: 74.4 against 75.6), while
-against a fixed k = 5 the chosen k (mostly 2) moved the four RAVDESS rows of ``benchmarks/accuracy.py`` by
-+0.85 UA on average with 10 clips and +0.2 with 3 (same folds and clips; within their intervals).
-
-Only a mean is removed, never a spread: a per-dimension spread from a handful of clips was measured to
-hurt (5 clips, RAVDESS), emotion-mix-aware spreads did not help either (RAVDESS all clips 80.1), and an
-offset is an affine map that folds into the standard head's projector bias (:meth:`AdaptiveProbe.speaker_head`),
-so a speaker-specific model is still an ordinary ``pipeline()`` checkpoint.
+The prediction-time names (:class:`AdaptiveProbe`, :func:`speaker_offset`, :func:`estimate_offset`, their constants
+and the file functions) come from :mod:`ser_hf.models.adaptive_head` and are re-exported here, so their old import
+path keeps working.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from ser_hf.errors import ModelError, SERError
-from ser_hf.paths import display_path
-from ser_hf.training.linear_probe import fit_chosen, fit_linear, head_logits, head_mix, head_tensors, softmax
+from ser_hf.models.adaptive_head import (
+    ADAPTATION_RECORD,
+    ADAPTATION_WEIGHTS,
+    ENROLLMENT_ROUNDS,
+    ESTIMATORS,
+    MIN_ENROLLMENT_CLIPS,
+    SHRINK_CLIPS,
+    AdaptiveProbe,
+    estimate_offset,
+    has_adaptation,
+    load_adaptation,
+    save_adaptation,
+    speaker_offset,
+)
+from ser_hf.models.linear_head import head_logits
+from ser_hf.training.linear_probe import fit_chosen, fit_linear, head_tensors
+
+__all__ = [
+    "ADAPTATION_RECORD", "ADAPTATION_WEIGHTS", "CHECK_ENROLLMENT_CLIPS", "CHECK_ENROLLMENT_SIZES", "CHECK_MARGIN",
+    "ENROLLMENT_ROUNDS", "ENROLLMENT_SETTINGS", "ESTIMATORS", "MIN_ENROLLMENT_CLIPS", "SHRINK_CHOICES", "SHRINK_CLIPS",
+    "AdaptiveProbe", "adapt_training_speakers", "class_means", "collect_enrollment", "enrollment_predictions",
+    "estimate_offset", "fit_adaptive_probe", "has_adaptation", "load_adaptation", "save_adaptation", "speaker_offset",
+    "summarise_enrollment",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Shrinkage towards "no offset": the offset of a speaker with n clips is scaled by n / (n + k). Training
-#: speakers (tens of clips each) use SHRINK_CLIPS; at enrollment the inner check picks k from SHRINK_CHOICES.
-SHRINK_CLIPS = 5.0
-#: The enrollment shrinkage the inner check chooses from, the most cautious first (it wins ties).
+#: The enrollment shrinkage (k of :data:`SHRINK_CLIPS`) the inner check chooses from, the most cautious first (it
+#: wins ties).
 SHRINK_CHOICES = (10.0, 5.0, 2.0)
-#: Fewer enrollment clips than this: the global head is used (and the caller is told).
-MIN_ENROLLMENT_CLIPS = 3
-#: Rounds of (posteriors -> offset) at enrollment.
-ENROLLMENT_ROUNDS = 2
-#: The offset estimators the inner check chooses from (see the module docstring), the safer one first.
-ESTIMATORS = ("emotion-mix-aware", "speaker mean")
 
 
 def class_means(features: np.ndarray, labels: np.ndarray, num_labels: int) -> np.ndarray:
@@ -71,88 +70,6 @@ def class_means(features: np.ndarray, labels: np.ndarray, num_labels: int) -> np
         if np.any(labels == k):
             means[k] = features[labels == k].mean(axis=0)
     return means
-
-
-def speaker_offset(features: np.ndarray, posteriors: np.ndarray, means: np.ndarray,
-                   shrink: float = SHRINK_CLIPS, estimator: str = ESTIMATORS[0]) -> np.ndarray:
-    """One speaker's offset ``(layers, hidden)`` by ``estimator`` (see the module docstring).
-
-    ``posteriors`` are only read by the emotion-mix-aware estimator.
-    """
-    if estimator == "emotion-mix-aware":
-        explained = np.einsum("nk,klh->nlh", posteriors, means)
-    elif estimator == "speaker mean":
-        explained = means.mean(axis=0)  # the class-balanced centre: a speaker covering every emotion evenly
-    else:
-        raise SERError(f"unknown speaker offset estimator {estimator!r}; expected one of {list(ESTIMATORS)}")
-    n = len(features)
-    return (n / (n + shrink)) * (features - explained).mean(axis=0)
-
-
-@dataclass
-class AdaptiveProbe:
-    """Everything enrollment needs, as plain arrays: two standard heads, the class means, the shrinkage.
-
-    ``global_head`` is what the checkpoint itself holds (no enrollment); ``adaptive_head`` was trained on
-    speaker-adapted states and is used with a speaker's offset. Both are dicts of the HF head's tensors
-    (see :func:`~ser_hf.training.linear_probe.head_tensors`). ``enabled`` is False when the inner CV on the
-    training speakers found that adaptation does not help (``record["reason"]`` says why); enrollment then
-    refuses, and callers use the global head.
-    """
-
-    global_head: dict[str, np.ndarray]
-    adaptive_head: dict[str, np.ndarray]
-    means: np.ndarray  # (labels, layers, hidden) class means of the training speakers
-    shrink: float = SHRINK_CLIPS
-    min_clips: int = MIN_ENROLLMENT_CLIPS
-    enabled: bool = True
-    record: dict = field(default_factory=dict)
-    estimator: str = ESTIMATORS[0]
-
-    def enroll(self, features: np.ndarray) -> np.ndarray:
-        """A speaker's offset ``(layers, hidden)`` from the pooled states of their (unlabelled) clips."""
-        if not self.enabled:
-            raise SERError(f"speaker adaptation is off for this model: {self.record.get('reason', 'disabled')}. "
-                           f"Predict without a speaker.")
-        features = np.asarray(features, dtype=np.float64)
-        if len(features) < self.min_clips:
-            raise SERError(f"enrollment needs at least {self.min_clips} clips of the speaker, got {len(features)}; "
-                           f"predict without a speaker (the global model) or enroll more clips.")
-        return estimate_offset(features, self.global_head, self.adaptive_head, self.means, self.shrink,
-                               self.estimator)
-
-    def logits(self, features: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
-        """The adaptive head's logits for a speaker's offset; the global head's when ``offset`` is None."""
-        features = np.asarray(features, dtype=np.float64)
-        if offset is None:
-            return head_logits(self.global_head, features)
-        return head_logits(self.adaptive_head, features - offset)
-
-    def speaker_head(self, offset: np.ndarray) -> dict[str, np.ndarray]:
-        """The standard head tensors that compute :meth:`logits` for one speaker's offset.
-
-        The offset only moves the projector's bias: ``P (sum_l w_l (h_l - o_l)) + b`` is
-        ``P (sum_l w_l h_l) + (b - P sum_l w_l o_l)``; so a speaker-specific model is an ordinary checkpoint.
-        """
-        head = dict(self.adaptive_head)
-        shift = np.einsum("lh,l->h", offset, head_mix(head))
-        head["projector.bias"] = np.asarray(head["projector.bias"]) - np.asarray(head["projector.weight"]) @ shift
-        return head
-
-
-def estimate_offset(features, global_head, adaptive_head, means, shrink=SHRINK_CLIPS,
-                    estimator: str = ESTIMATORS[0]) -> np.ndarray:
-    """Posteriors from the global head, then rounds of (offset, posteriors of the adaptive head).
-
-    The speaker mean reads no posteriors, so it needs no rounds.
-    """
-    if estimator != "emotion-mix-aware":
-        return speaker_offset(features, None, means, shrink, estimator)
-    posteriors = softmax(head_logits(global_head, features))
-    for _ in range(ENROLLMENT_ROUNDS):
-        offset = speaker_offset(features, posteriors, means, shrink, estimator)
-        posteriors = softmax(head_logits(adaptive_head, features - offset))
-    return offset
 
 
 def adapt_training_speakers(features: np.ndarray, labels: np.ndarray, speakers: np.ndarray, means: np.ndarray,
@@ -335,74 +252,6 @@ def enrollment_predictions(probe: AdaptiveProbe, features: np.ndarray, labels: n
             "estimator": probe.estimator if probe.enabled else "off",
             "shrink_clips": probe.shrink if probe.enabled else None}
     return results
-
-
-#: Files beside a checkpoint that make it speaker-adaptive (the checkpoint itself stays standard).
-ADAPTATION_WEIGHTS = "speaker_adaptation.safetensors"
-ADAPTATION_RECORD = "speaker_adaptation.json"
-
-
-def save_adaptation(probe: AdaptiveProbe, checkpoint: str | os.PathLike) -> Path:
-    """Write the adaptive head, class means and settings beside ``checkpoint`` (safetensors + JSON)."""
-    from safetensors.numpy import save_file
-
-    folder = Path(checkpoint)
-    tensors = {f"adaptive.{k}": np.asarray(v, dtype=np.float32) for k, v in probe.adaptive_head.items()}
-    tensors["class_means"] = probe.means.astype(np.float32)
-    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(folder / ADAPTATION_WEIGHTS))
-    record = {"format": 1, "shrink_clips": probe.shrink, "min_enrollment_clips": probe.min_clips,
-              "estimator": probe.estimator, "enabled": probe.enabled, "record": probe.record}
-    (folder / ADAPTATION_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    return folder / ADAPTATION_WEIGHTS
-
-
-def has_adaptation(checkpoint: str | os.PathLike) -> bool:
-    folder = Path(checkpoint)
-    return (folder / ADAPTATION_WEIGHTS).is_file() and (folder / ADAPTATION_RECORD).is_file()
-
-
-def load_adaptation(checkpoint: str | os.PathLike, global_head: dict[str, np.ndarray]) -> AdaptiveProbe:
-    """The :class:`AdaptiveProbe` saved beside ``checkpoint``; ``global_head`` comes from the checkpoint's own head.
-
-    Raises:
-        ModelError: for missing, malformed or mismatched files (named, with the fix).
-    """
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    folder = Path(checkpoint)
-    if not has_adaptation(folder):
-        raise ModelError(f"{display_path(folder)!r} has no speaker adaptation ({ADAPTATION_WEIGHTS} + "
-                         f"{ADAPTATION_RECORD}); train it with probe_speaker_adaptation: true (mode: probe), or "
-                         f"predict without a speaker.")
-    try:
-        record = json.loads((folder / ADAPTATION_RECORD).read_text(encoding="utf-8"))
-        tensors = load_file(str(folder / ADAPTATION_WEIGHTS))
-        shrink, min_clips, enabled = float(record["shrink_clips"]), int(record["min_enrollment_clips"]), \
-            bool(record["enabled"])
-        estimator = record.get("estimator", ESTIMATORS[0])  # files written before the choice existed
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, SafetensorError) as error:
-        raise ModelError(f"{display_path(folder / ADAPTATION_RECORD)!r} or its weights cannot be read ({error}); "
-                         f"retrain with probe_speaker_adaptation: true or delete both files.") from error
-    if estimator not in ESTIMATORS:
-        raise ModelError(f"{display_path(folder / ADAPTATION_RECORD)!r} names the offset estimator {estimator!r}; this "
-                         f"version knows {list(ESTIMATORS)}. Upgrade ser_hf or retrain the adaptation.")
-    adaptive = {k.removeprefix("adaptive."): v.astype(np.float64) for k, v in tensors.items()
-                if k.startswith("adaptive.")}
-    means = tensors.get("class_means")
-    expected = {name: np.shape(value) for name, value in global_head.items()}
-    found = {name: np.shape(value) for name, value in adaptive.items()}
-    num_labels, layers = expected["classifier.weight"][0], expected["layer_weights"][0]
-    hidden = expected["projector.weight"][1]
-    if found != expected or means is None or means.shape != (num_labels, layers, hidden):
-        raise ModelError(f"{display_path(folder / ADAPTATION_WEIGHTS)!r} does not fit the checkpoint beside it "
-                         f"(head shapes {found}, class means {None if means is None else means.shape}; the "
-                         f"checkpoint needs {expected} and ({num_labels}, {layers}, {hidden})); it belongs to another "
-                         f"model: retrain.")
-    if not np.isfinite(means).all() or not all(np.isfinite(v).all() for v in adaptive.values()):
-        raise ModelError(f"{display_path(folder / ADAPTATION_WEIGHTS)!r} holds NaN or infinite values; retrain it.")
-    return AdaptiveProbe(global_head, adaptive, means.astype(np.float64), shrink, min_clips, enabled,
-                         record.get("record", {}), estimator)
 
 
 def summarise_enrollment(collected: dict, label_names, *, model: str | None, corpus: str | None) -> list[dict]:

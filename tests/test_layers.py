@@ -36,8 +36,6 @@ FLOORS: list[tuple[str, ...]] = [
 #: Upward imports that are known and still to be removed: (importing module, imported module) -> why it is left.
 KNOWN_UPWARD: dict[tuple[str, str], str] = {
     ("ser_hf.models.released", "ser_hf.cards"): "preparing a released model writes its model card",
-    ("ser_hf.inference.speakers", "ser_hf.training.speaker_adaptation"): "the adaptation file format lives with its training",
-    ("ser_hf.inference.speakers", "ser_hf.training.linear_probe"): "softmax",
 }
 
 #: Circles that are known and still to be broken: the sorted modules of each.

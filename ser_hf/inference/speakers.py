@@ -1,7 +1,7 @@
 """Speaker enrollment for :class:`~ser_hf.inference.recognizer.EmotionRecognizer`.
 
 A probe checkpoint trained with ``probe_speaker_adaptation: true`` carries, beside its standard head,
-``speaker_adaptation.safetensors/json`` (see :mod:`ser_hf.training.speaker_adaptation`). Enrolling a
+``speaker_adaptation.safetensors/json`` (see :mod:`ser_hf.models.adaptive_head`). Enrolling a
 speaker runs the encoder on their unlabelled clips, estimates their offset (with the estimator the
 model chose in training), and from then on that speaker's clips are scored by the adaptive head with
 the offset removed. Everything is computed from the same pooled encoder states the standard head uses, and
@@ -29,6 +29,8 @@ import numpy as np
 
 from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import ModelError, SERError
+from ser_hf.models.adaptive_head import ADAPTATION_WEIGHTS, load_adaptation
+from ser_hf.models.linear_head import softmax
 from ser_hf.paths import display_path, is_utf8, printable
 
 logger = logging.getLogger(__name__)
@@ -47,8 +49,6 @@ def model_head(model) -> dict[str, np.ndarray]:
 
 
 def _fingerprint(checkpoint: Path) -> str:
-    from ser_hf.training.speaker_adaptation import ADAPTATION_WEIGHTS
-
     return hashlib.sha256((checkpoint / ADAPTATION_WEIGHTS).read_bytes()).hexdigest()[:20]
 
 
@@ -62,8 +62,6 @@ class SpeakerEnrollments:
     """
 
     def __init__(self, model, feature_extractor, checkpoint: str | os.PathLike):
-        from ser_hf.training.speaker_adaptation import load_adaptation
-
         if not hasattr(model, "state_dict"):
             raise ModelError("speaker adaptation needs the PyTorch checkpoint, not an ONNX export: load the "
                              "checkpoint directory the export was made from.")
@@ -109,8 +107,6 @@ class SpeakerEnrollments:
 
     def probabilities(self, speaker: str, pooled: np.ndarray) -> np.ndarray:
         """Softmax probabilities of ``pooled`` clips for an enrolled speaker."""
-        from ser_hf.training.linear_probe import softmax
-
         return softmax(self.adaptation.logits(pooled, self._entry(speaker)["offset"]))
 
     def speaker_head(self, speaker: str) -> dict[str, np.ndarray]:
@@ -205,8 +201,6 @@ class EnrolledSpeaker:
 
     def score(self, waves, batch_size: int = 8) -> tuple[np.ndarray, bool]:
         """Probabilities of windows (the global head's when the speaker is not adapted), and whether adapted."""
-        from ser_hf.training.linear_probe import softmax
-
         pooled = self.enrollments.pooled(waves, batch_size)
         return softmax(self.enrollments.adaptation.logits(pooled, self.offset)), self.summary["adapted"]
 
@@ -230,6 +224,4 @@ class OnlineSpeaker:
         offset = None
         if adaptation.enabled and len(self.pooled) >= adaptation.min_clips:
             offset = adaptation.enroll(np.stack(self.pooled))
-        from ser_hf.training.linear_probe import softmax
-
         return softmax(adaptation.logits(pooled, offset)), offset is not None

@@ -175,12 +175,13 @@ def _protocol(spec: ReleaseSpec) -> str:
 
 
 def _recipe(run) -> dict[str, Any]:
-    """The run's data and model settings, and ser_hf's own training keys (no paths)."""
+    """The run's data, model and probe settings, and ser_hf's own training keys (no paths)."""
     training = run.training.to_dict()
     own = next(keys for group, keys in own_keys().items() if group.startswith("training"))
     data = {**dataclasses.asdict(run.data), "data_dir": None}
+    probe = {key: value for key, value in dataclasses.asdict(run.probe).items() if key != "embedding_cache_dir"}
     return {"data": data, "model": dataclasses.asdict(run.model),
-            "training": {key: training.get(key) for key in own if key != "embedding_cache_dir"}}
+            "training": {key: training.get(key) for key in own}, "probe": probe}
 
 
 def _method_facts(method) -> dict[str, Any]:

@@ -70,3 +70,5 @@ def test_train_help_lists_the_recipe_keys(capsys):
     from ser_hf.training.recipes import own_keys
 
     assert all(re.search(rf"\n  {key} +\S", printed) for keys in own_keys().values() for key in keys)
+    # the probe's keys under their own group, after the Trainer's
+    assert re.search(r"\n training \(besides[^\n]*\n(.|\n)*\n probe:\n  probe_fit ", printed)

@@ -95,7 +95,7 @@ def test_only_non_default_hyperparameters_are_listed(trained):
     assert set(changed) == {"max_source_positions", "probe_max_epochs"}  # paths and the base model are not listed
     assert (changed["probe_max_epochs"]["value"], changed["probe_max_epochs"]["default"]) == (50, 200)
     text = write_model_card(checkpoint, card_from_run(run, splits, report, checkpoint)).read_text()
-    assert "| `probe_max_epochs` | training | 50 | 200 |" in text
+    assert "| `probe_max_epochs` | probe | 50 | 200 |" in text
     assert "`learning_rate`" not in text and "`output_dir`" not in text and "`data_dir`" not in text
 
 

@@ -16,10 +16,10 @@ import pytest
 from ser_hf.errors import ModelError, SERError
 from ser_hf.models.factory import ModelOptions
 from ser_hf.ranges import Range, ranges_of
-from ser_hf.training.arguments import DataArguments, ModelArguments, SERTrainingArguments
+from ser_hf.training.arguments import DataArguments, ModelArguments, ProbeArguments, SERTrainingArguments
 from ser_hf.training.recipes import MAX_RECIPE_VALUES, parse_run, read_recipe
 
-GROUPS = (DataArguments, ModelArguments, SERTrainingArguments)
+GROUPS = (DataArguments, ModelArguments, SERTrainingArguments, ProbeArguments)
 
 
 def _write(tmp_path, name: str, text: str):

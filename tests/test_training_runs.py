@@ -1,5 +1,6 @@
 """Recipes, `ser-hf train` and `ser-hf cv` end to end, on synthetic corpus trees and tiny models."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from ser_hf.cli import main
 from ser_hf.errors import SERError
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone
+from ser_hf.training.arguments import ProbeArguments, SERTrainingArguments
 from ser_hf.training.recipes import parse_run
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").rglob("*.yaml"))
@@ -39,7 +41,33 @@ def test_recipe_values_and_overrides(tmp_path):
     recipe.write_text("corpus: ravdess\nnum_folds: 3\nlearning_rate: 0.001\nfreeze_backbone: true\n")
     run = parse_run(recipe, ["--num_folds", "4"], probe_max_epochs=7)
     assert (run.data.corpus, run.data.num_folds, run.training.learning_rate) == ("ravdess", 4, 0.001)
-    assert run.model.freeze_backbone is True and run.training.probe_max_epochs == 7
+    assert run.model.freeze_backbone is True and run.probe.probe_max_epochs == 7
+
+
+PROBE_KEYS = {"probe_fit", "probe_inner_folds", "probe_speaker_adaptation", "probe_projector_size", "probe_learning_rate",
+              "probe_weight_decay", "probe_dropout", "probe_batch_size", "probe_max_epochs", "probe_patience",
+              "embedding_cache_dir", "embedding_batch_size", "embedding_device", "embedding_dtype"}
+
+
+def test_probe_settings_are_a_group_of_their_own(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("corpus: urdu\nmode: probe\nprobe_fit: gradient\nprobe_max_epochs: 12\nembedding_dtype: bfloat16\n"
+                      "learning_rate: 0.01\n")
+    run = parse_run(recipe, ["--probe_patience", "5", "--embedding_batch_size", "4"], probe_dropout=0.1)
+    assert isinstance(run.probe, ProbeArguments)
+    assert (run.probe.probe_fit, run.probe.probe_max_epochs, run.probe.embedding_dtype) == ("gradient", 12, "bfloat16")
+    assert (run.probe.probe_patience, run.probe.embedding_batch_size, run.probe.probe_dropout) == (5, 4, 0.1)
+    assert run.training.learning_rate == 0.01  # the Trainer's keys stay in the training group
+    assert {f.name for f in dataclasses.fields(ProbeArguments)} == PROBE_KEYS
+    assert PROBE_KEYS.isdisjoint(f.name for f in dataclasses.fields(SERTrainingArguments))
+    assert not any(hasattr(run.training, key) for key in PROBE_KEYS)
+    with pytest.raises(AttributeError, match=r"moved to ProbeArguments, read and set it as run\.probe\.probe_fit"):
+        run.training.probe_fit = "linear"  # was a field: setting it now must not pass silently
+    settings = run.probe.settings(class_weighted=run.training.class_weighted_loss, seed=run.training.seed)
+    assert (settings.fit, settings.max_epochs, settings.patience, settings.dropout) == ("gradient", 12, 5, 0.1)
+    assert (settings.class_weighted, settings.seed) == (True, run.training.seed)
+    recorded = run.settings()
+    assert recorded["probe"]["probe_fit"] == "gradient" and PROBE_KEYS.isdisjoint(recorded["training"])
 
 
 def test_unknown_keys_list_the_valid_ones(tmp_path):

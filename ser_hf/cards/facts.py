@@ -75,7 +75,7 @@ def non_default_hyperparameters(run: Any) -> list[dict[str, Any]]:
     logging settings never are.
 
     Returns:
-        Rows ``{"group", "name", "value", "default"}`` for the data, model and training groups.
+        Rows ``{"group", "name", "value", "default"}`` for the data, model, training and probe groups.
     """
     rows = []
     for group, arguments in (("data", run.data), ("model", run.model)):
@@ -83,6 +83,7 @@ def non_default_hyperparameters(run: Any) -> list[dict[str, Any]]:
         rows += _changed(dataclasses.asdict(arguments), defaults, group)
     training_defaults = type(run.training)(output_dir=run.training.output_dir).to_dict()
     rows += _changed(run.training.to_dict(), training_defaults, "training")
+    rows += _changed(dataclasses.asdict(run.probe), dataclasses.asdict(type(run.probe)()), "probe")
     return rows
 
 

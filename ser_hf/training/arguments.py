@@ -1,17 +1,20 @@
-"""The three argument groups of every run: data, model and training, each a dataclass with help text.
+"""The four argument groups of every run: data, model, training and probe, each a dataclass with help text.
 
 The data group, :class:`~ser_hf.data_arguments.DataArguments`, is defined on its own (it needs nothing of
-training) and importable from here too.
+training) and importable from here too. Training (:class:`SERTrainingArguments`) is what the Trainer reads
+(fine-tuning, partial fine-tuning); the frozen probe, which never runs the Trainer, has its own group
+(:class:`ProbeArguments`).
 
-``HfArgumentParser((DataArguments, ModelArguments, SERTrainingArguments))`` turns them into command
-line flags; recipes are YAML files of the same keys (see :mod:`ser_hf.training.recipes`).
+``HfArgumentParser((DataArguments, ModelArguments, SERTrainingArguments, ProbeArguments))`` turns them into
+command line flags; recipes are YAML files of the same keys (see :mod:`ser_hf.training.recipes`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from transformers import TrainingArguments
@@ -31,8 +34,9 @@ from ser_hf.ranges import (
     check_ranges,
 )
 from ser_hf.training.data import Augmentation
+from ser_hf.training.probe import ProbeSettings
 
-__all__ = ["TRAINING_RANGES", "DataArguments", "ModelArguments", "SERTrainingArguments"]
+__all__ = ["TRAINING_RANGES", "DataArguments", "ModelArguments", "ProbeArguments", "SERTrainingArguments"]
 
 
 BETA = Range(0, 1, high_open=True, noun="a number")
@@ -78,21 +82,20 @@ class ModelArguments(ModelOptions):
 
 
 @dataclass
-class SERTrainingArguments(TrainingArguments):
-    """``TrainingArguments`` with SER defaults (select on unweighted accuracy), the probe's and fine-tuning's settings."""
+class ProbeArguments:
+    """The frozen probe's settings (``mode: probe``) and those of the frozen forward it runs once per clip.
 
-    output_dir: str = field(default="outputs/ser-model", metadata=_help("Where checkpoints and reports go."))
-    metric_for_best_model: str = field(default="unweighted_accuracy", metadata=_help(
-        "Metric that picks the best checkpoint; unweighted accuracy (mean per-class recall) by default."))
-    greater_is_better: bool = field(default=True, metadata=_help("Whether a larger metric is better."))
-    report_to: str = field(default="none", metadata=_help("Experiment trackers to log to (none by default)."))
-    remove_unused_columns: bool = field(default=False, metadata=_help(
-        "Kept False: the audio path and speaker columns are needed by ser_hf's collator."))
-    class_weighted_loss: bool = field(default=True, metadata=_help(
-        "Weight the cross-entropy by inverse class frequency of the training data, so UA is what is optimised."))
-    embedding_cache_dir: str | None = field(default=None, metadata=_help(
-        "Probe and partial fine-tuning: where pooled hidden states and layer inputs are cached (default "
-        "$SER_HF_CACHE/embeddings or ~/.cache/ser_hf)."))
+    The probe never runs the Trainer, so its settings are a group of their own rather than ``TrainingArguments``
+    fields; the recipe keys and flags are the fields' names (``probe_fit``, ``--embedding_device``...). Partial
+    fine-tuning runs the same frozen forward below its trained layers and reads the ``embedding_*`` settings too.
+
+    Example:
+        ```python
+        >>> ProbeArguments(probe_fit="gradient", probe_max_epochs=50).settings(seed=1).max_epochs
+        50
+        ```
+    """
+
     probe_fit: str = field(default="linear", metadata=_help(
         "Probe: how the head is fitted. 'linear' (default): class-balanced ridge on a layer mix, mix and strength "
         "chosen by speaker-grouped inner CV on the training speakers, refit on all of them (validation speakers "
@@ -113,6 +116,11 @@ class SERTrainingArguments(TrainingArguments):
     probe_max_epochs: int = field(default=200, metadata=_help("Probe: most epochs over the cached features."))
     probe_patience: int = field(default=30, metadata=_help(
         "Probe: stop after this many epochs without a better validation UA."))
+
+    # --- The frozen forward: the probe's, and partial fine-tuning's below its trained layers ---
+    embedding_cache_dir: str | None = field(default=None, metadata=_help(
+        "Probe and partial fine-tuning: where pooled hidden states and layer inputs are cached (default "
+        "$SER_HF_CACHE/embeddings or ~/.cache/ser_hf)."))
     embedding_batch_size: int = field(default=8, metadata=_help(
         "Probe and partial fine-tuning: clips per frozen backbone forward pass."))
     embedding_device: str = field(default="auto", metadata=_help(
@@ -122,7 +130,56 @@ class SERTrainingArguments(TrainingArguments):
         "Probe: precision of the frozen forward: float32 (reference), bfloat16 or float16 (GPU). Cached apart "
         "from float32 features.", choices=["float32", "bfloat16", "float16"]))
 
-    # --- Fine-tuning (mode='finetune'); the probe ignores these ---
+
+    #: What each numeric field accepts (see :mod:`ser_hf.ranges`), checked first thing in ``__post_init__``.
+    RANGES: ClassVar[dict[str, Range]] = {
+        "probe_projector_size": LAYER_SIZE, "probe_learning_rate": POSITIVE, "probe_weight_decay": NON_NEGATIVE,
+        "probe_dropout": PROBABILITY, "probe_batch_size": COUNT, "probe_inner_folds": Range(2, integer=True, noun="an integer"),
+        "probe_max_epochs": COUNT, "probe_patience": COUNT, "embedding_batch_size": COUNT,
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+
+    def settings(self, *, class_weighted: bool = True, seed: int = 0) -> ProbeSettings:
+        """The :class:`~ser_hf.training.probe.ProbeSettings` the probe is fitted with.
+
+        Args:
+            class_weighted: Weight classes by inverse frequency (the run's ``class_weighted_loss``).
+            seed: The run's ``seed``.
+        """
+        return ProbeSettings(
+            fit=self.probe_fit, inner_folds=self.probe_inner_folds, speaker_adaptation=self.probe_speaker_adaptation,
+            projector_size=self.probe_projector_size, learning_rate=self.probe_learning_rate,
+            weight_decay=self.probe_weight_decay, dropout=self.probe_dropout, batch_size=self.probe_batch_size,
+            max_epochs=self.probe_max_epochs, patience=self.probe_patience, class_weighted=class_weighted, seed=seed,
+        )
+
+    def frozen_forward(self) -> dict[str, Any]:
+        """How the frozen backbone runs: the ``cache_dir``, ``batch_size``, ``device`` and ``dtype`` keyword
+        arguments of :class:`~ser_hf.training.probe.ProbeMethod` and :class:`~ser_hf.training.partial.PartialMethod`."""
+        return {"cache_dir": self.embedding_cache_dir, "batch_size": self.embedding_batch_size,
+                "device": self.embedding_device, "dtype": self.embedding_dtype}
+
+
+@dataclass
+class SERTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` with SER defaults (select on unweighted accuracy) and fine-tuning's settings.
+
+    The probe's settings are :class:`ProbeArguments`.
+    """
+
+    output_dir: str = field(default="outputs/ser-model", metadata=_help("Where checkpoints and reports go."))
+    metric_for_best_model: str = field(default="unweighted_accuracy", metadata=_help(
+        "Metric that picks the best checkpoint; unweighted accuracy (mean per-class recall) by default."))
+    greater_is_better: bool = field(default=True, metadata=_help("Whether a larger metric is better."))
+    report_to: str = field(default="none", metadata=_help("Experiment trackers to log to (none by default)."))
+    remove_unused_columns: bool = field(default=False, metadata=_help(
+        "Kept False: the audio path and speaker columns are needed by ser_hf's collator."))
+    class_weighted_loss: bool = field(default=True, metadata=_help(
+        "Weight the cross-entropy by inverse class frequency of the training data, so UA is what is optimised."))
+
+    # --- Fine-tuning (mode='finetune') ---
     train_sampling_strategy: str = field(default="group_by_length", metadata=_help(
         "Fine-tuning: 'group_by_length' (default: batches of similar duration, so dynamic padding wastes "
         "little), 'random', 'sequential' or 'batch_rebalance'.",
@@ -182,9 +239,7 @@ class SERTrainingArguments(TrainingArguments):
     #: What each numeric field accepts (see :mod:`ser_hf.ranges`), checked first thing in ``__post_init__``.
     RANGES: ClassVar[dict[str, Range]] = {
         **TRAINING_RANGES,
-        "probe_projector_size": LAYER_SIZE, "probe_learning_rate": POSITIVE, "probe_weight_decay": NON_NEGATIVE,
-        "probe_dropout": PROBABILITY, "probe_batch_size": COUNT, "probe_inner_folds": Range(2, integer=True, noun="an integer"), "probe_max_epochs": COUNT, "probe_patience": COUNT,
-        "embedding_batch_size": COUNT, "early_stopping_patience": COUNT, "noise_snr_db": DECIBELS, "gain_db": DECIBELS,
+        "early_stopping_patience": COUNT, "noise_snr_db": DECIBELS, "gain_db": DECIBELS,
         "speed_perturb": Range(0.5, 2, noun="a speed factor"),
         "layer_lr_decay": Range(0, 1, low_open=True, noun="a decay factor"), "pitch_shift_semitones": Range(0, 12),
         "augment_probability": PROBABILITY, "lora_r": Range(1, 1024, integer=True, noun="a rank"), "lora_alpha": COUNT,
@@ -205,3 +260,19 @@ class SERTrainingArguments(TrainingArguments):
             self.dataloader_pin_memory = False  # pinned memory only speeds up copies to a GPU
         Augmentation.from_args(self)  # checks the augmentation ranges now, not at the first batch
         super().__post_init__()
+
+
+def _moved_to_probe_arguments(name: str) -> property:
+    def refuse(self, *_):
+        raise AttributeError(
+            f"SERTrainingArguments has no {name!r}: the probe's settings moved to ProbeArguments, read and set it as "
+            f"run.probe.{name} (the recipe key and the --{name} flag are unchanged).")
+
+    return property(refuse, refuse)
+
+
+# The probe's settings were SERTrainingArguments fields before they got a group of their own: setting one on the
+# training arguments (setattr(run.training, "probe_fit", ...)) must fail, not add an attribute that nothing reads.
+for _field in dataclasses.fields(ProbeArguments):
+    setattr(SERTrainingArguments, _field.name, _moved_to_probe_arguments(_field.name))
+del _field

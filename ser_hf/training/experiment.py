@@ -1,4 +1,4 @@
-"""Runs made of the three argument groups: ``train`` (one speaker-independent split, a saved checkpoint
+"""Runs made of the four argument groups: ``train`` (one speaker-independent split, a saved checkpoint
 and its test report) and ``cross_validate`` (the corpus's speaker-grouped folds, mean ± std and the
 pooled out-of-fold report).
 
@@ -43,7 +43,7 @@ from ser_hf.splits import (
     split_with_test,
 )
 from ser_hf.training.arguments import DataArguments
-from ser_hf.training.probe import ProbeMethod, ProbeSettings
+from ser_hf.training.probe import ProbeMethod
 from ser_hf.training.run import SAMPLING_RATE, Run, TrainResult, evaluate_method, is_main_process
 
 logger = logging.getLogger(__name__)
@@ -107,16 +107,9 @@ def make_method(run: Run, labels: list[str], progress: bool = True):
     checkpoint = resolve_model_path(run.model.model_name_or_path)
     preprocessor = run.data.preprocessor(SAMPLING_RATE)
     if run.model.mode == "probe":
-        t = run.training
-        settings = ProbeSettings(fit=t.probe_fit, inner_folds=t.probe_inner_folds,
-                                 speaker_adaptation=t.probe_speaker_adaptation,
-                                 projector_size=t.probe_projector_size, learning_rate=t.probe_learning_rate,
-                                 weight_decay=t.probe_weight_decay, dropout=t.probe_dropout,
-                                 batch_size=t.probe_batch_size, max_epochs=t.probe_max_epochs,
-                                 patience=t.probe_patience, class_weighted=t.class_weighted_loss, seed=t.seed)
-        return ProbeMethod(checkpoint, labels, run.model, settings, preprocessor=preprocessor,
-                           cache_dir=t.embedding_cache_dir, batch_size=t.embedding_batch_size, progress=progress,
-                           device=t.embedding_device, dtype=t.embedding_dtype)
+        settings = run.probe.settings(class_weighted=run.training.class_weighted_loss, seed=run.training.seed)
+        return ProbeMethod(checkpoint, labels, run.model, settings, preprocessor=preprocessor, progress=progress,
+                           **run.probe.frozen_forward())
     if run.model.mode == "finetune":
         from ser_hf.training.finetune import FinetuneMethod
 
@@ -124,10 +117,8 @@ def make_method(run: Run, labels: list[str], progress: bool = True):
     if run.model.mode == "partial":
         from ser_hf.training.partial import PartialMethod
 
-        t = run.training
-        return PartialMethod(checkpoint, labels, run.model, t, preprocessor=preprocessor,
-                             cache_dir=t.embedding_cache_dir, batch_size=t.embedding_batch_size, progress=progress,
-                             device=t.embedding_device, dtype=t.embedding_dtype)
+        return PartialMethod(checkpoint, labels, run.model, run.training, preprocessor=preprocessor, progress=progress,
+                             **run.probe.frozen_forward())
     raise SERError(f"mode must be 'probe', 'finetune' or 'partial', got {run.model.mode!r}.")
 
 

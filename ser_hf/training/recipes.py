@@ -32,10 +32,11 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from ser_hf._io import unique_keys
 from ser_hf.errors import SERError
-from ser_hf.training.arguments import DataArguments, ModelArguments, SERTrainingArguments
+from ser_hf.training.arguments import DataArguments, ModelArguments, ProbeArguments, SERTrainingArguments
 from ser_hf.training.run import Run
 
-ARGUMENT_GROUPS = (DataArguments, ModelArguments, SERTrainingArguments)
+#: The run's argument groups, in the order ``HfArgumentParser`` returns them (see :class:`~ser_hf.training.run.Run`).
+ARGUMENT_GROUPS = (DataArguments, ModelArguments, SERTrainingArguments, ProbeArguments)
 
 
 def own_fields() -> dict[str, list[dataclasses.Field]]:
@@ -49,6 +50,7 @@ def own_fields() -> dict[str, list[dataclasses.Field]]:
         "model": list(dataclasses.fields(ModelArguments)),
         "training (besides every transformers TrainingArguments field)":
             [f for f in dataclasses.fields(SERTrainingArguments) if f.name not in inherited],
+        "probe": list(dataclasses.fields(ProbeArguments)),
     }
 
 
@@ -276,7 +278,8 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
     parser = HfArgumentParser(ARGUMENT_GROUPS, exit_on_error=False)
     parser.allow_abbrev = False  # a typo like --num_fold must not silently mean --num_folds
     try:
-        data, model, training, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+        data, model, training, probe, remaining = parser.parse_args_into_dataclasses(
+            args=argv, return_remaining_strings=True)
     except argparse.ArgumentError as err:
         key = _flag_key((err.argument_name or "").split("/")[0])
         raise SERError(f"{key}: {err.message} (set in {_origin(key, recipe, overrides, values)}); expected "
@@ -292,7 +295,7 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
     if remaining:
         flags = [item.lstrip("-").replace("-", "_") for item in remaining if item.startswith("--")]
         raise _unknown_key_error(flags or remaining, "the command line")
-    return Run(data, model, training)
+    return Run(data, model, training, probe)
 
 
 def _kind(key: str) -> str:

@@ -8,7 +8,7 @@ both build on these; neither imports the other's internals.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 from ser_hf.evaluation import EvaluationReport
 from ser_hf.processes import launched_processes
 from ser_hf.splits import split_kind
-from ser_hf.training.arguments import DataArguments, ModelArguments, SERTrainingArguments
+from ser_hf.training.arguments import DataArguments, ModelArguments, ProbeArguments, SERTrainingArguments
 
 #: Every supported backbone takes 16 kHz audio.
 SAMPLING_RATE = 16000
@@ -26,18 +26,20 @@ SAMPLING_RATE = 16000
 
 @dataclass
 class Run:
-    """One experiment: what data, which model, how to train."""
+    """One experiment: what data, which model, how to train (the Trainer's settings, and the probe's)."""
 
     data: DataArguments
     model: ModelArguments
     training: SERTrainingArguments
+    probe: ProbeArguments = field(default_factory=ProbeArguments)
 
     def settings(self, dataset: datasets.Dataset | None = None) -> dict[str, Any]:
         """The arguments as JSON-friendly dicts (recorded beside every result); with the run's ``dataset``, also
         ``split_kind``: how its parts were made (:data:`ser_hf.splits.SPEAKER_INDEPENDENT` or ``RANDOM_SPLIT``)."""
         training = {k: v for k, v in self.training.to_dict().items() if not k.startswith("_")}
         kind = {} if dataset is None else {"split_kind": split_kind(dataset)}
-        return {"data": asdict(self.data), "model": asdict(self.model), "training": training, **kind}
+        return {"data": asdict(self.data), "model": asdict(self.model), "training": training,
+                "probe": asdict(self.probe), **kind}
 
 
 @dataclass

@@ -34,8 +34,8 @@ from ser_hf.data_arguments import DataArguments
 from ser_hf.errors import ModelError, SERError
 
 __all__ = [
-    "CHECKPOINT_FILES", "RUN_RECORD", "check_checkpoint_dir", "read_run_record", "recorded_preprocessor",
-    "write_run_record",
+    "CARD_DATA_FILE", "CHECKPOINT_FILES", "MODEL_CARD", "RUN_RECORD", "check_checkpoint_dir", "read_run_record",
+    "recorded_preprocessor", "write_run_record",
 ]
 
 #: The files (patterns) a checkpoint folder needs to load, each with how to make it.
@@ -48,6 +48,10 @@ _LISTED = "config.json, model.safetensors and preprocessor_config.json"
 
 #: The run record's file name, beside the weights.
 RUN_RECORD = "ser_hf_run.json"
+#: The model card beside the weights, and the card data it is rendered from (:mod:`ser_hf.cards` writes both; a
+#: released model ships them beside its head).
+MODEL_CARD = "README.md"
+CARD_DATA_FILE = "ser_hf_card.json"
 _RUN_FIX = (f"Restore the {RUN_RECORD} that `ser-hf train` wrote beside the weights, or delete it to use the model "
             f"without its recorded audio cleaning (EmotionRecognizer.from_pretrained(..., preprocessor=None) ignores it).")
 #: The fields of the record's ``data`` section that make the audio cleaning.

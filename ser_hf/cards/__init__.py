@@ -3,7 +3,8 @@
 :class:`SERModelCardData` (:mod:`~ser_hf.cards.data`) holds what a card says, filled by :func:`card_from_run` or
 :func:`card_from_release` from facts gathered in :mod:`~ser_hf.cards.facts`; :mod:`~ser_hf.cards.tables` formats
 every table in Python; :func:`write_model_card` (:mod:`~ser_hf.cards.files`) renders the template into
-``README.md`` beside the checkpoint.
+``README.md`` beside the checkpoint. A released model's card is rendered once, at release time, and shipped
+beside its head (:mod:`~ser_hf.cards.release`).
 
 Example:
     ```python
@@ -16,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from ser_hf.cards.data import SER_HF_CITATION, SERModelCardData, card_from_release, card_from_run
+from ser_hf.cards.data import SER_HF_CITATION, SERModelCardData, card_from_release, card_from_run, ser_hf_citation
 from ser_hf.cards.facts import (
     PRESET_HUB_IDS,
     non_default_hyperparameters,
@@ -29,6 +30,8 @@ from ser_hf.cards.files import (
     TEMPLATE_NAME,
     add_to_model_card,
     card_data_file,
+    render_model_card,
+    save_model_card,
     template_path,
     update_model_card,
     validate_license,
@@ -39,6 +42,6 @@ from ser_hf.cards.tables import LANGUAGE_NAMES
 __all__ = [
     "CARD_DATA_FILE", "LANGUAGE_NAMES", "PRESET_HUB_IDS", "SER_HF_CITATION", "TEMPLATE_NAME", "SERModelCardData",
     "add_to_model_card", "card_data_file", "card_from_release", "card_from_run", "non_default_hyperparameters",
-    "template_path", "training_log_from_log_history", "training_log_from_trainer_state", "training_log_of",
-    "update_model_card", "validate_license", "write_model_card",
+    "render_model_card", "save_model_card", "ser_hf_citation", "template_path", "training_log_from_log_history",
+    "training_log_from_trainer_state", "training_log_of", "update_model_card", "validate_license", "write_model_card",
 ]

@@ -46,7 +46,7 @@ from ser_hf.evaluation.breakdown import breakdown_markdown
 from ser_hf.evaluation.report import METRIC_TITLES, EvaluationReport
 from ser_hf.evaluation.robustness import card_markdown
 
-__all__ = ["SER_HF_CITATION", "SERModelCardData", "card_from_release", "card_from_run"]
+__all__ = ["SER_HF_CITATION", "SERModelCardData", "card_from_release", "card_from_run", "ser_hf_citation"]
 
 _MODES = {
     "probe": "frozen pretrained encoder; only the classification head (layer weights, projector, classifier) "
@@ -61,13 +61,18 @@ _INDEX_METRICS = (
     ("macro_f1", "f1", {"average": "macro"}),
 )
 
-SER_HF_CITATION = """@software{ser_hf,
+def ser_hf_citation(version: str = ser_hf.__version__) -> str:
+    """The BibTeX entry a card asks users to cite, for ser_hf ``version``."""
+    return """@software{ser_hf,
   title = {ser\\_hf: speech emotion recognition by transfer learning on pretrained speech transformers},
   author = {{ser\\_hf developers}},
   year = {2026},
   version = {VERSION},
   url = {https://github.com/ser-hf/ser_hf}
-}""".replace("VERSION", ser_hf.__version__)
+}""".replace("VERSION", version)
+
+
+SER_HF_CITATION = ser_hf_citation()
 
 
 @dataclass
@@ -122,6 +127,8 @@ class SERModelCardData(CardData):
     evaluation_intro: str | None = field(default=None, init=False)
     per_corpus_scores: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
     limitations: list[str] = field(default_factory=list, init=False)
+    #: The versions the model was trained with (a released model's record), quoted instead of this process's.
+    framework_versions: dict[str, str] = field(default_factory=dict, init=False)
 
     # ----------------------------------------------------------------- filled by training
 
@@ -256,8 +263,8 @@ class SERModelCardData(CardData):
             "calibration_text": calibration_text(self.calibration, report),
             "robustness_markdown": card_markdown(self.robustness) if self.robustness else "",
             "corpus_citations": [c["citation"] for c in self.corpora if c.get("citation")],
-            "ser_hf_citation": SER_HF_CITATION,
-            "versions": versions(),
+            "ser_hf_citation": ser_hf_citation(self.framework_versions.get("ser-hf", ser_hf.__version__)),
+            "versions": versions(self.framework_versions),
         }
 
     def to_yaml(self, line_break: str | None = None, original_order: list[str] | None = None) -> str:
@@ -366,4 +373,8 @@ def card_from_release(record: Mapping[str, Any], **user_fields: Any) -> SERModel
     card.released_name = record["name"]
     card.licence_note = record.get("licence_note")
     card.limitations = list(record.get("limitations", []))
+    # The record says all the checkpoint would (architecture, classes) and what it was trained with: the card is
+    # rendered from the record alone, once, when the model is released (ser_hf.cards.release).
+    card.architecture, card.labels = record["model"]["model_type"], list(record["labels"])
+    card.framework_versions = dict(record.get("training", {}).get("versions") or {})
     return card

@@ -19,18 +19,19 @@ from typing import Any
 from huggingface_hub import ModelCard
 
 from ser_hf.cards.data import SERModelCardData
+from ser_hf.checkpoint import CARD_DATA_FILE, MODEL_CARD
 from ser_hf.errors import EvaluationError, SERError
 from ser_hf.evaluation.robustness import card_record
 
 __all__ = [
-    "CARD_DATA_FILE", "TEMPLATE_NAME", "add_to_model_card", "card_data_file", "template_path", "update_model_card",
-    "validate_license", "write_model_card",
+    "CARD_DATA_FILE", "TEMPLATE_NAME", "add_to_model_card", "card_data_file", "render_model_card", "save_model_card",
+    "template_path", "update_model_card", "validate_license", "write_model_card",
 ]
 
 TEMPLATE_NAME = "ser_model_card_template.md"
 
-#: The card's data beside README.md, so a card can be rendered again with other user fields (licence...).
-CARD_DATA_FILE = "ser_hf_card.json"
+# CARD_DATA_FILE (ser_hf_card.json): the card's data beside README.md, so a card can be rendered again with other
+# user fields (licence...). Named in ser_hf.checkpoint, which says what a checkpoint folder holds.
 
 _LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 
@@ -92,11 +93,34 @@ def write_model_card(
         )
     if card_data.architecture is None:
         card_data.set_checkpoint(directory)
+    return save_model_card(directory, card_data, template)
+
+
+def render_model_card(card_data: SERModelCardData, template: str | os.PathLike | None = None) -> str:
+    """The text of ``README.md``: the template rendered with ``card_data``, its metadata checked by the Hub's parser.
+
+    Raises:
+        SERError: a licence that is not a Hub licence id.
+    """
     validate_license(card_data.license, "license")
     card = ModelCard.from_template(card_data, template_path=str(template or template_path()))
     ModelCard(card.content)  # the Hub's own parser: raises if the YAML header or model-index is invalid
-    path = directory / "README.md"
-    path.write_text(card.content, encoding="utf-8")
+    return card.content
+
+
+def save_model_card(directory: str | os.PathLike, card_data: SERModelCardData,
+                    template: str | os.PathLike | None = None) -> Path:
+    """Write ``README.md`` (:func:`render_model_card`) and ``ser_hf_card.json`` into ``directory`` as they are.
+
+    Unlike :func:`write_model_card` it reads no checkpoint: the card's facts must be set (a released model's
+    card, rendered from its record before any checkpoint is built).
+
+    Returns:
+        The path of the written ``README.md``.
+    """
+    directory = Path(directory)
+    path = directory / MODEL_CARD
+    path.write_text(render_model_card(card_data, template), encoding="utf-8")
     fields = {f.name: getattr(card_data, f.name) for f in dataclasses.fields(card_data)}
     (directory / CARD_DATA_FILE).write_text(json.dumps(fields, indent=2, default=str) + "\n", encoding="utf-8")
     return path

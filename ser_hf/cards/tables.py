@@ -108,8 +108,11 @@ def calibration_text(calibration: Mapping[str, Any] | None, report: EvaluationRe
     return text
 
 
-def versions() -> str:
-    """The versions of ser_hf and the libraries it ran on, as a Markdown list."""
+def versions(recorded: Mapping[str, str] | None = None) -> str:
+    """The versions of ser_hf and the libraries it ran on, as a Markdown list: those ``recorded`` when the model
+    was trained (a released model's record), else those of this process."""
+    if recorded:
+        return "\n".join(f"- {name} {version}" for name, version in recorded.items())
     import datasets
     import huggingface_hub
     import torch

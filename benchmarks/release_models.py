@@ -12,8 +12,10 @@ length) this script:
    .fit(dataset)``: whatever the probe's default fit is when it runs, with no validation part) and takes
    ``method.head.folded_state()``.
 
-With ``--write`` it replaces the committed heads and records (``ser_hf/models/released_heads/<name>/``) and the
-result file ``benchmarks/results/release_models.json``. The records compare each model with single-corpus probes
+With ``--write`` it replaces the committed heads, records and model cards (``ser_hf/models/released_heads/<name>/``)
+and the result file ``benchmarks/results/release_models.json``. ``--cards`` only renders the model cards again
+from the committed records (``README.md`` + ``ser_hf_card.json``, their SHA-256s into the record), without
+training or data: after a change to the card template or to the code that fills it (a test fails until then). The records compare each model with single-corpus probes
 of the same recipe and with Whisper's 30 s padding, read from ``benchmarks/results/release_references.json``
 (``--references`` measures them: :func:`reference_configs`) and the speed benchmarks' result files.
 Without ``--write``, it retrains into a temporary folder and compares with the committed files: data
@@ -23,6 +25,7 @@ give every training clip; it prints which differ and exits 1 if any does (result
 
     .venv/bin/python benchmarks/release_models.py --references                     # the probes they are compared with
     .venv/bin/python benchmarks/release_models.py --write                          # all models
+    .venv/bin/python benchmarks/release_models.py --cards                          # cards only, from the records
     .venv/bin/python benchmarks/release_models.py --models emotion-whisper-base    # check one against its files
     .venv/bin/python benchmarks/release_models.py --models emotion-whisper-base --positions emotion-whisper-base=0
         # score another input length (0: Whisper's 30 s padding) without writing anything
@@ -53,6 +56,7 @@ import numpy as np
 from common import RESULTS_DIR, SHARED_DATA, cv_scores, environment, report_scores, write_result
 
 from ser_hf.cards import non_default_hyperparameters, training_log_of
+from ser_hf.cards.release import ship_release_card
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, load_combined
 from ser_hf.evaluation import EvaluationReport
@@ -395,6 +399,7 @@ def train_release(spec: ReleaseSpec, data_root: Path, out_dir: Path | None, cach
         "limitations": _limitations(spec, input_length, comparison, cv),
     }
     folder = write_release(spec, head, fields, directory=out_dir)
+    ship_release_card(spec, folder)
     record = json.loads((folder / "record.json").read_text())
     return {"name": spec.name, "backbone": spec.backbone, "corpora": list(spec.corpora), "emotions": spec.emotions,
             "max_source_positions": spec.max_source_positions, "seconds": round(time.perf_counter() - start, 1),
@@ -495,9 +500,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/ser_hf/embeddings)")
     parser.add_argument("--references", action="store_true",
                         help=f"measure the single-corpus probes the records compare with ({REFERENCES}.json) and exit")
+    parser.add_argument("--cards", action="store_true",
+                        help="render the model cards of the committed records again (no training, no data) and exit")
     args = parser.parse_args(argv)
     if args.references:
         write_references(args.cache_dir)
+        return 0
+    if args.cards:
+        for model in args.models:
+            print(f"{model}: {_display(ship_release_card(model))}")
         return 0
     positions = _positions(args.positions)
     name = RESULT_NAME if args.write else f"{RESULT_NAME}_check"

@@ -205,8 +205,9 @@ def push_model(
         ModelError: a released model that cannot be prepared (head checksum, backbone not installed...).
     """
     from ser_hf.cards import update_model_card, validate_license
+    from ser_hf.cards.release import write_release_card
     from ser_hf.models.presets import PRESETS
-    from ser_hf.models.released import RELEASES, prepare_released, read_record, write_release_card
+    from ser_hf.models.released import RELEASES, prepare_released, read_record
 
     validate_license(license)
     text = os.fspath(model)

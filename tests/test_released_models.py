@@ -2,9 +2,9 @@
 release script, and the real shipped heads.
 
 Most tests use a tiny released model: a temporary registry entry pointing at a tiny random Whisper backbone
-and a random head written by ``write_release``, so they never need the real weights. The last tests check
-the heads committed in ``ser_hf/models/released_heads/`` (a missing one fails: a packaging bug) and build them
-on the real presets (skipped, with the reason, only when the preset wheels are not installed).
+and a random head written by ``write_release`` with its card, so they never need the real weights. The last
+tests check the heads and cards committed in ``ser_hf/models/released_heads/`` (a missing one fails: a packaging
+bug) and build them on the real presets (skipped, with the reason, only when the preset wheels are not installed).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import soundfile as sf
 import torch
 from huggingface_hub import HfApi, ModelCard, constants
 
+from ser_hf.cards.release import ship_release_card, write_release_card
 from ser_hf.cli import main as cli_main
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, load_combined
@@ -32,6 +33,7 @@ from ser_hf.hub import HubError, check_push_folder, push_model
 from ser_hf.models import backbones, released
 from ser_hf.models.presets import PRESETS, resolve_model_argument, resolve_model_path
 from ser_hf.models.released import (
+    CARD_FILES,
     HEAD_TENSORS,
     MARKER_FILE,
     RELEASES,
@@ -43,6 +45,7 @@ from ser_hf.models.released import (
     load_head,
     prepare_released,
     read_record,
+    verify_card,
     verify_head,
     write_release,
 )
@@ -96,12 +99,17 @@ def _spec(backbone_dir, folder: Path, name: str = NAME, **changes) -> ReleaseSpe
     return ReleaseSpec(**{**values, **changes})
 
 
+def _release(spec: ReleaseSpec, head: dict, fields: dict = FIELDS) -> ReleaseSpec:
+    """Write a released model as the script does: head and record, then the card rendered from the record."""
+    write_release(spec, head, fields)
+    ship_release_card(spec)
+    return spec
+
+
 @pytest.fixture(scope="module")
 def shipped(backbone, tmp_path_factory) -> ReleaseSpec:
-    """A tiny released model as the script writes it: head + record in a package-like folder."""
-    spec = _spec(backbone, tmp_path_factory.mktemp("released") / NAME)
-    write_release(spec, _head(), FIELDS)
-    return spec
+    """A tiny released model as the script writes it: head, record and card in a package-like folder."""
+    return _release(_spec(backbone, tmp_path_factory.mktemp("released") / NAME), _head())
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +206,28 @@ def test_card_says_scores_data_licence_and_limitations(tiny):
         assert text in card.content, text
 
 
+def test_prepare_copies_the_shipped_card_and_checks_it(tiny, backbone, tmp_path, monkeypatch):
+    path = prepare_released(NAME)
+    for name in CARD_FILES:  # copied as shipped, not rendered again
+        assert (path / name).read_bytes() == (tiny.folder / name).read_bytes()
+    assert [p.name for p in verify_card(tiny, read_record(tiny))] == list(CARD_FILES)
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny.folder, folder)
+    monkeypatch.setitem(RELEASES, NAME, _spec(backbone, folder))
+    monkeypatch.setenv("SER_HF_CACHE", str(tmp_path / "cache"))
+    (folder / "README.md").write_text((folder / "README.md").read_text() + "edited\n")
+    with pytest.raises(ModelError, match=r"README\.md has SHA-256 [0-9a-f]{64}, but its record \(record\.json\) says "
+                                         r"[0-9a-f]{64}\. .*release_models\.py --cards --models emotion-tiny"):
+        prepare_released(NAME)
+    record = json.loads((folder / "record.json").read_text())
+    del record["card"]  # a release stopped after its head, before its card
+    (folder / "record.json").write_text(json.dumps(record))
+    with pytest.raises(ModelError, match=r"'emotion-tiny': its record .* names no model card \['README.md', "
+                                         r"'ser_hf_card.json'\]\. Render it from the record with `python "
+                                         r"benchmarks/release_models.py --cards --models emotion-tiny`"):
+        prepare_released(NAME)
+
+
 def test_prepare_reuses_the_cache_and_rebuilds_a_stale_one(tiny):
     path = prepare_released(NAME)
     stamp = (path / MARKER_FILE).stat().st_mtime_ns
@@ -235,16 +265,14 @@ def test_head_not_shipped_and_head_for_another_backbone(backbone, tmp_path, monk
     monkeypatch.setitem(RELEASES, NAME, _spec(backbone, tmp_path / "empty"))
     with pytest.raises(ModelError, match=r"\['head.safetensors', 'record.json'\] missing .*benchmarks/release_models.py --write"):
         prepare_released(NAME)
-    spec = _spec(backbone, tmp_path / "wide")
-    write_release(spec, _head(hidden=64), FIELDS)
+    spec = _release(_spec(backbone, tmp_path / "wide"), _head(hidden=64))
     monkeypatch.setitem(RELEASES, NAME, spec)
     with pytest.raises(ModelError, match=r"head shapes do not fit .*'projector.weight': \(\[16, 64\], \[16, 32\]\)"):
         prepare_released(NAME)
 
 
 def test_missing_backbone_wheel_names_the_package(backbone, tmp_path, monkeypatch):
-    spec = _spec(backbone, tmp_path / "base", backbone="whisper-base")
-    write_release(spec, _head(), FIELDS)
+    spec = _release(_spec(backbone, tmp_path / "base", backbone="whisper-base"), _head())
     monkeypatch.setitem(RELEASES, NAME, spec)
     monkeypatch.setattr(backbones, "_module_dir", lambda module: None)
     with pytest.raises(ModelError, match=r"runs on the whisper-base preset, whose weights are not installed. Install them "
@@ -448,6 +476,19 @@ def test_release_script_trains_writes_and_checks_against_the_committed_head(
         prepare_released(NAME, force=True)
 
 
+def test_release_script_renders_the_cards_from_the_records_without_training(release_script, backbone, tmp_path,
+                                                                          monkeypatch, capsys):
+    spec = _spec(backbone, tmp_path / "package" / NAME)
+    write_release(spec, _head(), FIELDS)  # a head and record without their card
+    monkeypatch.setitem(RELEASES, NAME, spec)
+    assert not (spec.folder / "README.md").exists()
+    assert release_script.main(["--models", NAME, "--cards", "--data-root", str(tmp_path / "no-data")]) == 0
+    assert str(spec.folder / "README.md") in capsys.readouterr().out
+    record = read_record(spec)
+    assert [p.name for p in verify_card(spec, record)] == list(CARD_FILES)
+    assert "ser_hf-released" in ModelCard.load(spec.folder / "README.md").data.tags
+
+
 def test_head_logits_match_the_checkpoint(tiny):
     """The comparison the script makes on pooled states is what the full checkpoint predicts."""
     from ser_hf.inference.predict import load_classifier
@@ -518,6 +559,21 @@ def test_shipped_head_matches_its_record_and_the_committed_result(name):
     assert rows[name]["head_sha256"] == record["head"]["sha256"]
     assert rows[name]["pooled"]["unweighted_accuracy"] == record["scores"]["pooled"]["unweighted_accuracy"]
     assert os.path.getsize(head) < 2_000_000  # a head is a few hundred KB
+
+
+@pytest.mark.parametrize("name", sorted(RELEASES))
+def test_shipped_card_is_what_the_renderer_makes_from_the_committed_record(name, tmp_path):
+    """A card is rendered once, at release time: it must not drift from its record, the template or the code."""
+    spec = _shipped(name)
+    record = read_record(name)
+    verify_card(spec, record)  # the files are those the record names
+    write_release_card(tmp_path, record)
+    for file in CARD_FILES:
+        assert (tmp_path / file).read_text() == (spec.folder / file).read_text(), (
+            f"{name}: the shipped {file} differs from what ser_hf.cards renders from its record now; render the "
+            f"cards again with `python benchmarks/release_models.py --cards` and commit them")
+    card = (spec.folder / "README.md").read_text()
+    assert f"- ser-hf {record['ser_hf_version']}" in card and record["input_length"]["decision"] in card
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,14 @@ package data, ``ser_hf/models/released_heads/<name>/``:
 - ``speaker_adaptation.safetensors`` + ``.json`` (optional): the speaker-adaptive head and class means of
   :mod:`ser_hf.training.speaker_adaptation`, their SHA-256s in the record, so ``EmotionRecognizer.enroll``
   and ``ser-hf predict --speaker-pattern`` adapt a released model to a speaker's voice.
+- ``README.md`` + ``ser_hf_card.json``: the model card, rendered from the record when the model is released
+  (:mod:`ser_hf.cards.release`; ``benchmarks/release_models.py --cards`` renders it again without training),
+  their SHA-256s in the record under ``card``.
 
 :func:`prepare_released` checks the head against its SHA-256, builds the preset backbone with the head
 into a standard checkpoint in the models cache (``$SER_HF_CACHE/models/<name>``, written atomically
-like the presets), with its model card and the ``ser_hf_run.json`` that records the preprocessing.
+like the presets), with the ``ser_hf_run.json`` that records the preprocessing, and copies the shipped card
+beside it (checked against its SHA-256s).
 Every name is accepted wherever a model is (``resolve_model_path``): ``EmotionRecognizer``,
 ``ser-hf predict/evaluate/serve/export-onnx/push --model NAME``.
 
@@ -56,16 +60,17 @@ import numpy as np
 
 import ser_hf
 from ser_hf._io import file_sha256
-from ser_hf.checkpoint import write_run_record
+from ser_hf.checkpoint import CARD_DATA_FILE, MODEL_CARD, write_run_record
 from ser_hf.emotions import resolve_emotions
 from ser_hf.errors import ModelError
 from ser_hf.models.backbones import PRESETS, checkpoint_location, missing_modules, models_cache_dir, prepare_preset
 from ser_hf.models.whisper_convert import atomic_directory
 
 __all__ = [
-    "HEAD_FILE", "HEAD_TENSORS", "RECORD_FILE", "RELEASED_DIR", "RELEASES", "ReleaseSpec", "ReleaseStatus",
-    "data_fingerprint", "file_sha256", "get_release", "head_logits", "list_released", "load_head",
-    "prepare_released", "read_record", "released_names", "scores_summary", "verify_head", "write_release", "write_release_card",
+    "CARD_FILES", "HEAD_FILE", "HEAD_TENSORS", "RECORD_FILE", "RELEASED_DIR", "RELEASES", "ReleaseSpec",
+    "ReleaseStatus", "data_fingerprint", "file_sha256", "get_release", "head_logits", "list_released", "load_head",
+    "prepare_released", "read_record", "record_card", "released_names", "scores_summary", "verify_adaptation",
+    "verify_card", "verify_head", "write_release",
 ]
 
 logger = logging.getLogger(__name__)
@@ -79,6 +84,8 @@ MARKER_FILE = "ser_hf_release.json"
 RECORD_FORMAT = 1
 #: What a head file holds: the parameters ``load_head_into_model`` copies into the classifier.
 HEAD_TENSORS = ("layer_weights", "projector.weight", "projector.bias", "classifier.weight", "classifier.bias")
+#: The shipped model card: ``README.md`` and the card data it is rendered from (written by ser_hf.cards.release).
+CARD_FILES = (MODEL_CARD, CARD_DATA_FILE)
 
 _NON_COMMERCIAL = (
     "Non-commercial use only: trained on RAVDESS, which is licensed CC BY-NC-SA 4.0 (attribution, non-commercial, "
@@ -325,7 +332,8 @@ def write_release(name_or_spec: str | ReleaseSpec, head_state: Mapping[str, Any]
         directory: Write here instead of the spec's folder (e.g. a retrain to compare).
 
     Returns:
-        The folder written (``head.safetensors`` + ``record.json``).
+        The folder written (``head.safetensors`` + ``record.json``). The card is not written here (cards sit
+        above models): render it next with :func:`ser_hf.cards.release.ship_release_card`.
     """
     from safetensors.torch import save_file
 
@@ -360,8 +368,41 @@ def write_release(name_or_spec: str | ReleaseSpec, head_state: Mapping[str, Any]
     if isinstance(shipped, Mapping):
         record["speaker_adaptation"] = {**shipped, "sha256": {name: file_sha256(folder / name)
                                                               for name in shipped.get("files", ())}}
-    (folder / RECORD_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    _write_record(folder, record)
     return folder
+
+
+def _write_record(folder: Path, record: Mapping[str, Any]) -> None:
+    (folder / RECORD_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def record_card(folder: str | os.PathLike) -> dict[str, Any]:
+    """Record the SHA-256s of the card files (:data:`CARD_FILES`) in the folder's ``record.json``.
+
+    :func:`ser_hf.cards.release.ship_release_card` calls it after rendering the card; the card does not read the
+    ``card`` entry, so rendering it again from the updated record gives the same files.
+
+    Returns:
+        The record as written.
+    """
+    folder = Path(folder)
+    record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
+    record["card"] = {"files": list(CARD_FILES), "sha256": {name: file_sha256(folder / name) for name in CARD_FILES}}
+    _write_record(folder, record)
+    return record
+
+
+def _verify_shipped(spec: ReleaseSpec, section: Mapping[str, Any], fix: str) -> list[Path]:
+    paths = []
+    for name, expected in section.get("sha256", {}).items():
+        path = spec.folder / name
+        found = file_sha256(path) if path.is_file() else "missing"
+        if found != expected:
+            raise ModelError(
+                f"released model {spec.name!r}: {path} has SHA-256 {found}, but its record ({RECORD_FILE}) says "
+                f"{expected}. Reinstall ser_hf (pip install --force-reinstall ser-hf) or {fix}.")
+        paths.append(path)
+    return paths
 
 
 def verify_adaptation(spec: ReleaseSpec, record: Mapping[str, Any]) -> list[Path]:
@@ -373,17 +414,24 @@ def verify_adaptation(spec: ReleaseSpec, record: Mapping[str, Any]) -> list[Path
     shipped = record.get("speaker_adaptation")
     if not isinstance(shipped, Mapping):  # older records: a sentence saying none is shipped
         return []
-    paths = []
-    for name, expected in shipped.get("sha256", {}).items():
-        path = spec.folder / name
-        found = file_sha256(path) if path.is_file() else "missing"
-        if found != expected:
-            raise ModelError(
-                f"released model {spec.name!r}: {path} has SHA-256 {found}, but its record ({RECORD_FILE}) says "
-                f"{expected}. Reinstall ser_hf (pip install --force-reinstall ser-hf) or retrain it with "
-                f"benchmarks/release_models.py --write.")
-        paths.append(path)
-    return paths
+    return _verify_shipped(spec, shipped, "retrain it with benchmarks/release_models.py --write")
+
+
+def verify_card(spec: ReleaseSpec, record: Mapping[str, Any]) -> list[Path]:
+    """The shipped card files of a released model (:data:`CARD_FILES`), checked against its record.
+
+    Raises:
+        ModelError: the record names no card (rendered after the head, so a release stopped between the two), or a
+            card file missing or modified since the record was written.
+    """
+    shipped = record.get("card")
+    if not isinstance(shipped, Mapping) or set(shipped.get("sha256", {})) != set(CARD_FILES):
+        raise ModelError(
+            f"released model {spec.name!r}: its record ({spec.record_path}) names no model card {list(CARD_FILES)}. "
+            f"Render it from the record with `python benchmarks/release_models.py --cards --models {spec.name}`, or "
+            f"reinstall ser_hf (pip install --force-reinstall ser-hf).")
+    return _verify_shipped(spec, shipped, f"render the card again with `python benchmarks/release_models.py "
+                                          f"--cards --models {spec.name}`")
 
 
 def _is_ready(out: Path, record: Mapping[str, Any]) -> bool:
@@ -396,11 +444,12 @@ def _is_ready(out: Path, record: Mapping[str, Any]) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     return (built.get("head_sha256") == record["head"]["sha256"] and built.get("backbone") == record["backbone"]
-            and built.get("speaker_adaptation") == _adaptation_hashes(record))
+            and built.get("speaker_adaptation") == _hashes(record, "speaker_adaptation")
+            and built.get("card") == _hashes(record, "card"))
 
 
-def _adaptation_hashes(record: Mapping[str, Any]) -> dict[str, str] | None:
-    shipped = record.get("speaker_adaptation")
+def _hashes(record: Mapping[str, Any], section: str) -> dict[str, str] | None:
+    shipped = record.get(section)
     return dict(shipped["sha256"]) if isinstance(shipped, Mapping) else None
 
 
@@ -462,19 +511,13 @@ def _run_settings(record: Mapping[str, Any]) -> dict[str, Any]:
                                "ser_hf_version": record.get("ser_hf_version")}}
 
 
-def write_release_card(directory: str | os.PathLike, record: Mapping[str, Any], model_id: str | None = None) -> Path:
-    """Render a released model's card into ``directory/README.md`` (see :func:`ser_hf.cards.card_from_release`)."""
-    from ser_hf.cards import card_from_release, write_model_card
-
-    return write_model_card(directory, card_from_release(record, model_id=model_id))
-
-
 def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
     """Returns the standard checkpoint of released model ``name``, building it on first use.
 
-    The head is checked against its record's SHA-256 first; then the backbone preset is prepared (its
-    own SHA-256 checked), the head loaded into it, and the checkpoint with its card and
-    ``ser_hf_run.json`` written to a temporary directory that is renamed into place. A later call
+    The head, and the shipped card and speaker adaptation files, are checked against their record's SHA-256s
+    first; then the backbone preset is prepared (its own SHA-256 checked), the head loaded into it, and the
+    checkpoint with ``ser_hf_run.json`` and copies of the shipped files written to a temporary directory that is
+    renamed into place. A later call
     returns the cached directory when it was built from the same head and backbone.
 
     Args:
@@ -486,7 +529,7 @@ def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, forc
         The checkpoint directory; ``pipeline("audio-classification", model=str(path))`` loads it.
 
     Raises:
-        ModelError: unknown name (with the closest match), head not shipped, head checksum mismatch,
+        ModelError: unknown name (with the closest match), head or card not shipped, a checksum mismatch,
             backbone wheel not installed (naming the pip command), or a head that does not fit.
 
     Example:
@@ -497,7 +540,7 @@ def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, forc
     """
     spec = get_release(name)
     record, head = verify_head(spec)
-    adaptation = verify_adaptation(spec, record)
+    shipped = [*verify_adaptation(spec, record), *verify_card(spec, record)]
     out = models_cache_dir(cache_dir) / spec.name
     if not force and _is_ready(out, record):
         return out
@@ -510,11 +553,11 @@ def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, forc
         with atomic_directory(out, overwrite=out.exists()) as tmp:
             save_checkpoint(model, extractor, tmp)
             write_run_record(tmp, _run_settings(record))
-            write_release_card(tmp, record)
-            for path in adaptation:  # beside the standard checkpoint, as a trained adaptive probe leaves them
+            for path in shipped:  # the card, and the adaptation files where a trained adaptive probe leaves them
                 shutil.copyfile(path, tmp / path.name)
             marker = {"name": spec.name, "head_sha256": record["head"]["sha256"], "backbone": record["backbone"],
-                      "speaker_adaptation": _adaptation_hashes(record), "ser_hf_version": ser_hf.__version__}
+                      "speaker_adaptation": _hashes(record, "speaker_adaptation"), "card": _hashes(record, "card"),
+                      "ser_hf_version": ser_hf.__version__}
             (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     except ModelError:
         if _is_ready(out, record):  # another process (e.g. an `accelerate launch` rank) built it meanwhile

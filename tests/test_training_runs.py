@@ -92,6 +92,20 @@ def test_train_saves_a_pipeline_checkpoint_and_a_report(setup, capsys):
     assert (out / "model.safetensors").exists() and (out / "ser_hf_run.json").exists()
     result = pipeline("audio-classification", model=str(out))(load_audio(next((tmp / "urdu").rglob("*.wav"))))
     assert {r["label"] for r in result} <= {"neutral", "happy", "sad", "angry"}
+    record = json.loads((out / "ser_hf_run.json").read_text())  # the probe's settings recorded as their own group
+    assert record["probe"]["probe_max_epochs"] == 5 and PROBE_KEYS.isdisjoint(record["training"])
+
+
+def test_run_records_written_before_the_probe_group_still_load(tmp_path):
+    """Records from before ProbeArguments hold the probe's keys under training; loading reads only data."""
+    from ser_hf.checkpoint import read_run_record, recorded_preprocessor
+
+    old = {"data": {"corpus": "urdu", "normalize": "peak"}, "model": {"mode": "probe"},
+           "training": {"output_dir": "out", "probe_fit": "linear", "probe_max_epochs": 200,
+                        "embedding_cache_dir": None, "embedding_dtype": "float32"}}
+    (tmp_path / "ser_hf_run.json").write_text(json.dumps(old))
+    record = read_run_record(tmp_path)
+    assert record["data"]["normalize"] == "peak" and recorded_preprocessor(record["data"], 16000) is not None
 
 
 def test_cv_reports_every_fold_and_the_pooled_predictions(setup, capsys):

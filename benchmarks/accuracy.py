@@ -59,8 +59,8 @@ def _cv_row(spec: str, method: str, **overrides) -> tuple[dict, object]:
     output_dir = tempfile.mkdtemp(prefix="ser_hf_accuracy_")
     run = multi_corpus_run(spec, output_dir) if _is_multi_corpus(spec) else \
         probe_run(spec, cache_dir=None, output_dir=output_dir)
-    for key, value in overrides.items():
-        setattr(run.training, key, value)
+    for key, value in overrides.items():  # probe_* and embedding_* keys live in the probe's own group
+        setattr(run.probe if hasattr(run.probe, key) else run.training, key, value)
     start = time.perf_counter()
     result = cross_validate(run, progress=False)
     row = {"config": spec, "method": method, "seconds": round(time.perf_counter() - start, 1),

@@ -36,6 +36,7 @@ from ser_hf.models.pooling import (
     _save_atomic,
     backbone_fingerprint,
     default_cache_dir,
+    encoder_inputs,
 )
 from ser_hf.processes import launched_processes
 from ser_hf.progress import progress_bar
@@ -71,13 +72,7 @@ def forward_to_layer(model: nn.Module, feature_extractor, waves: Sequence[np.nda
                      layer: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per clip: the input of ``layer`` over its own frames ``(frames, hidden)`` and the mean of hidden states
     ``0..layer`` over those frames ``(layer + 1, hidden)`` (the HF head's ``hidden_states[0..layer]``)."""
-    kwargs = {"sampling_rate": feature_extractor.sampling_rate, "return_tensors": "pt"}
-    if model.config.model_type != "whisper":
-        kwargs.update(padding=True, return_attention_mask=getattr(feature_extractor, "return_attention_mask", False))
-    inputs = feature_extractor(list(waves), **kwargs)
-    parameter = next(model.parameters())
-    inputs = {k: (v.to(parameter.device, parameter.dtype) if v.is_floating_point() else v.to(parameter.device))
-              for k, v in inputs.items()}
+    inputs = encoder_inputs(model, feature_extractor, waves)
     seen: list[torch.Tensor] = []
 
     def grab(module, args, kwargs):

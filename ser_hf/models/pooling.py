@@ -102,16 +102,25 @@ def _frame_mask(model: torch.nn.Module, inputs: dict, frames: int) -> torch.Tens
     return model._get_feature_vector_attention_mask(frames, inputs["attention_mask"])
 
 
-@torch.inference_mode()
-def pool_batch(model: torch.nn.Module, feature_extractor, waves: Sequence[np.ndarray]) -> np.ndarray:
-    """Mean hidden state of every layer for a batch of 16 kHz waves: ``(batch, layers, hidden)``."""
+def encoder_inputs(model: torch.nn.Module, feature_extractor, waves: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+    """A batch of 16 kHz waves as the model's inputs, on its device and in its precision.
+
+    Whisper's extractor makes its fixed-length log-mel itself; other encoders get raw audio padded to the
+    longest clip, with an attention mask where their extractor makes one.
+    """
     kwargs = {"sampling_rate": feature_extractor.sampling_rate, "return_tensors": "pt"}
     if model.config.model_type != "whisper":
         kwargs.update(padding=True, return_attention_mask=getattr(feature_extractor, "return_attention_mask", False))
     inputs = feature_extractor(list(waves), **kwargs)
     parameter = next(model.parameters())
-    inputs = {k: (v.to(parameter.device, parameter.dtype) if v.is_floating_point() else v.to(parameter.device))
-              for k, v in inputs.items()}
+    return {k: (v.to(parameter.device, parameter.dtype) if v.is_floating_point() else v.to(parameter.device))
+            for k, v in inputs.items()}
+
+
+@torch.inference_mode()
+def pool_batch(model: torch.nn.Module, feature_extractor, waves: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean hidden state of every layer for a batch of 16 kHz waves: ``(batch, layers, hidden)``."""
+    inputs = encoder_inputs(model, feature_extractor, waves)
     stacked = torch.stack(_encoder_hidden_states(model, inputs), dim=1)  # (batch, layers, frames, hidden)
     mask = _frame_mask(model, inputs, stacked.shape[2])
     if mask is None:

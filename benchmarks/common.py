@@ -67,6 +67,19 @@ def environment() -> dict:
     }
 
 
+def parse_overrides(pairs: list[str]) -> dict:
+    """``--set key=value`` strings to a dict, values parsed as YAML (``true``, ``1e-5``, ``[15, 35]``)."""
+    import yaml
+
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        values[key] = yaml.safe_load(value)
+    return values
+
+
 def provenance() -> dict:
     """Command, date and load average of this run, for a row that a result file accumulates across runs."""
     env = environment()

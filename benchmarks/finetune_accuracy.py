@@ -17,21 +17,10 @@ import tempfile
 import time
 
 import yaml
-from common import SHARED_DATA, cv_scores, write_result
+from common import SHARED_DATA, cv_scores, parse_overrides, write_result
 
 from ser_hf.training.experiment import cross_validate
 from ser_hf.training.recipes import parse_run
-
-
-def _overrides(pairs: list[str]) -> dict:
-    """``key=value`` strings to a dict, values parsed as YAML (``true``, ``1e-5``, ``[15, 35]``)."""
-    values = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
-        values[key] = yaml.safe_load(value)
-    return values
 
 
 def _fold_row(report) -> dict:
@@ -46,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="override a recipe value (repeatable)")
     parser.add_argument("--name", default="finetune_accuracy", help="result file name (benchmarks/results/NAME.json)")
     args = parser.parse_args(argv)
-    overrides = _overrides(args.overrides)
+    overrides = parse_overrides(args.overrides)
     with tempfile.TemporaryDirectory() as tmp:
         recipe = yaml.safe_load(open(args.recipe))
         # The recipe's data_dir is relative to a checkout beside ../shared; the benchmark reads SHARED_DATA.

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from common import SHARED_DATA, write_result
+from common import SHARED_DATA, parse_overrides, write_result
 from transformers import pipeline
 
 from ser_hf.audio import load_audio
@@ -34,16 +34,6 @@ from ser_hf.training.experiment import _fit_fold, load_run_dataset, run_folds
 from ser_hf.training.recipes import parse_run
 
 DEFAULT_RECIPE = str(Path(__file__).resolve().parents[1] / "recipes" / "ravdess" / "whisper-base-partial.yaml")
-
-
-def _overrides(pairs: list[str]) -> dict:
-    values = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
-        values[key] = yaml.safe_load(value)
-    return values
 
 
 def _scores(report) -> dict:
@@ -77,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parity-clips", type=int, default=3, help="test clips checked against pipeline()")
     parser.add_argument("--name", default="partial_finetune", help="result file name (benchmarks/results/NAME.json)")
     args = parser.parse_args(argv)
-    overrides = _overrides(args.overrides)
+    overrides = parse_overrides(args.overrides)
     load_before = [round(x, 2) for x in os.getloadavg()]
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"uptime before: {uptime}", flush=True)

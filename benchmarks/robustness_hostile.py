@@ -273,7 +273,7 @@ elif kind == "baseline":
     try:
         from ser_hf.baseline.model import load_baseline as load
     except ImportError:
-        from ser_hf.baseline.persistence import load_baseline as load
+        from ser_hf.baseline.model import load_baseline as load
     import skops.io, sklearn.linear_model, sklearn.pipeline
 else:
     import yaml, transformers
@@ -388,7 +388,7 @@ def _baseline(root: Path) -> Path:
     try:
         from ser_hf.baseline.model import BaselineModel
     except ImportError:
-        from ser_hf.baseline.persistence import BaselineModel
+        from ser_hf.baseline.model import BaselineModel
 
     width = len(feature_names(FeatureConfig()))
     rng = np.random.default_rng(0)
@@ -418,7 +418,7 @@ def run_checkpoints(root: Path, sources: dict[str, Path]) -> list[dict]:
     try:
         from ser_hf.baseline.model import CONFIG_NAME
     except ImportError:
-        from ser_hf.baseline.persistence import CONFIG_NAME
+        from ser_hf.baseline.model import CONFIG_NAME
 
     classifiers = []
     for name, source, what, edit in CHECKPOINTS:

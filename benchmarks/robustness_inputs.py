@@ -78,10 +78,7 @@ def run_inputs(root: Path, include_long: bool) -> tuple[list, dict]:
     from ser_hf.baseline.extraction import extract_dataset_features
     from ser_hf.baseline.features import FeatureConfig
     from ser_hf.corpora import load_corpus
-    try:  # renamed from ser_hf.evaluation.run (issue 19.1)
-        from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
-    except ImportError:
-        from ser_hf.evaluation.run import evaluate_checkpoint
+    from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
     from ser_hf.inference.jobs import predict_files, read_records
     from ser_hf.models.factory import build_model, save_checkpoint
     from ser_hf.testing.bad_audio import make_bad_inputs

@@ -13,6 +13,7 @@ from ser_hf.cards import (
     SERModelCardData,
     card_from_run,
     non_default_hyperparameters,
+    render_model_card,
     template_path,
     write_model_card,
 )
@@ -135,3 +136,13 @@ def test_bad_inputs_and_helpers(tmp_path):
     with pytest.raises(SERError, match=r"write_model_card: '.*' has no config.json; pass the checkpoint directory"):
         write_model_card(tmp_path, SERModelCardData())
     assert template_path().name == "ser_model_card_template.md" and template_path().is_file()
+
+
+@pytest.mark.parametrize(("mode", "says"), [("probe", "frozen pretrained encoder"), ("finetune", "end to end"),
+                                            ("partial", "top `train_top_layers` encoder layers")])
+def test_card_says_how_each_training_mode_trained(trained, mode, says):
+    run, splits, report, checkpoint = trained
+    card = card_from_run(run, splits, report, checkpoint)
+    card.mode = mode
+    training_line = next(line for line in render_model_card(card).splitlines() if line.startswith("- **Training:**"))
+    assert says in training_line and "not recorded" not in training_line

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ser_hf.errors import ModelError, SERError
-from ser_hf.training.linear_probe import head_logits
+from ser_hf.models.linear_head import head_logits
 from ser_hf.training.speaker_adaptation import (
     ESTIMATORS,
     SHRINK_CHOICES,

@@ -52,6 +52,9 @@ _MODES = {
     "probe": "frozen pretrained encoder; only the classification head (layer weights, projector, classifier) "
              "was trained, on pooled hidden states (SUPERB-style probe)",
     "finetune": "fine-tuned end to end with the transformers Trainer",
+    "partial": "partially fine-tuned: the lower encoder layers stayed frozen (their output was computed once and "
+               "cached); the top `train_top_layers` encoder layers (1 unless the hyperparameters below say otherwise) "
+               "and the classification head were trained with the transformers Trainer",
 }
 
 # The metrics written into model-index: (report field, Hub metric type, extra metric args).

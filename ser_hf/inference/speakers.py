@@ -73,7 +73,7 @@ class SpeakerEnrollments:
         self.speakers: dict[str, dict[str, Any]] = {}
 
     def pooled(self, waves, batch_size: int = 8) -> np.ndarray:
-        from ser_hf.models.embeddings import pool_waves
+        from ser_hf.models.pooling import pool_waves
 
         return pool_waves(self.model, self.feature_extractor, list(waves), batch_size).astype(np.float64)
 

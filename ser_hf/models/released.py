@@ -12,7 +12,7 @@ package data, ``ser_hf/models/released_heads/<name>/``:
   fingerprint of the training data, the ser_hf version, the head's SHA-256, licences, languages, and the
   speaker-independent CV scores copied from ``benchmarks/results/release_models.json``.
 - ``speaker_adaptation.safetensors`` + ``.json`` (optional): the speaker-adaptive head and class means of
-  :mod:`ser_hf.training.speaker_adaptation`, their SHA-256s in the record, so ``EmotionRecognizer.enroll``
+  :mod:`ser_hf.models.adaptive_head`, their SHA-256s in the record, so ``EmotionRecognizer.enroll``
   and ``ser-hf predict --speaker-pattern`` adapt a released model to a speaker's voice.
 - ``README.md`` + ``ser_hf_card.json``: the model card, rendered from the record when the model is released
   (:mod:`ser_hf.cards.release`; ``benchmarks/release_models.py --cards`` renders it again without training),

@@ -141,6 +141,22 @@ def test_linear_fit_folds_exactly_into_the_head():
                                atol=1e-4, rtol=1e-4)
 
 
+def test_ridge_path_falls_back_when_the_fast_svd_does_not_converge(monkeypatch):
+    from ser_hf.training import linear_probe
+
+    rng = np.random.default_rng(0)
+    z, labels = rng.normal(size=(40, 6)), np.arange(40) % 3
+    expected = linear_probe.ridge_path(z, labels, 3)
+
+    def fails(*args, **kwargs):
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(np.linalg, "svd", fails)  # what LAPACK's gesdd does on some rank-deficient inputs
+    for (weight, bias), (want_weight, want_bias) in zip(linear_probe.ridge_path(z, labels, 3), expected):
+        np.testing.assert_allclose(weight, want_weight, atol=1e-10)
+        np.testing.assert_allclose(bias, want_bias, atol=1e-10)
+
+
 def test_linear_fit_without_speakers_to_group_warns(caplog):
     from ser_hf.training.probe import fit_linear_head
 

@@ -94,13 +94,24 @@ def ridge_path(z: np.ndarray, labels: np.ndarray, num_labels: int, alphas=RIDGE_
     z_mean = sample @ z / total
     t_mean = sample @ targets / total
     root = np.sqrt(sample)[:, None]
-    u, s, vt = np.linalg.svd((z - z_mean) * root, full_matrices=False)
+    u, s, vt = _svd((z - z_mean) * root)
     projected = u.T @ ((targets - t_mean) * root)
     path = []
     for alpha in alphas:
         weight = (vt.T @ ((s / (s**2 + alpha))[:, None] * projected)).T  # (labels, hidden)
         path.append((weight, t_mean - weight @ z_mean))
     return path
+
+
+def _svd(matrix: np.ndarray):
+    """Thin SVD; LAPACK's fast divide-and-conquer driver can fail to converge on rank-deficient inputs (seen
+    on states with directions projected out), so the slower QR-iteration driver is the fallback."""
+    try:
+        return np.linalg.svd(matrix, full_matrices=False)
+    except np.linalg.LinAlgError:
+        import scipy.linalg
+
+        return scipy.linalg.svd(matrix, full_matrices=False, lapack_driver="gesvd")
 
 
 def _standardise(mixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

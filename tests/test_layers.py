@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "ser_hf"
 
-#: The floors, bottom first. A unit is a top-level module (``ser_hf/audio.py``) or a sub-package (``ser_hf/models/``);
+#: The floors, bottom first. A unit is a top-level module (``ser_hf/paths.py``) or a sub-package (``ser_hf/models/``);
 #: a unit may import units on its own floor or below, never above.
 FLOORS: list[tuple[str, ...]] = [
     ("errors", "progress", "_io"),

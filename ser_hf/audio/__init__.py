@@ -1,0 +1,87 @@
+"""Decoding and cleaning audio, with soundfile and soxr only (no ffmpeg, torchaudio or torchcodec).
+
+- :mod:`ser_hf.audio.decode` - reading files: which paths are audio, header checks (sampling rate, channels,
+  clip duration, sample range) and decoding to one mono float32 array at the model's rate, in blocks
+  (:func:`load_audio`, :func:`load_audio_bytes`, :class:`MonoDecoder`).
+- :mod:`ser_hf.audio.clean` - cleaning decoded arrays: trim silence, reduce noise, normalise the level,
+  crop and pad, chained in a fixed order by :class:`AudioPreprocessor` (with a
+  :meth:`~AudioPreprocessor.fingerprint` caches key on); :func:`load_many` decodes many files on threads.
+
+Every name of both is importable from here, as ``from ser_hf.audio import X``. The attribute
+``ser_hf.audio.decode`` is the function :func:`decode`, not the submodule: reach the submodule with
+``from ser_hf.audio.decode import X`` or ``importlib.import_module("ser_hf.audio.decode")``
+(``import ser_hf.audio.decode as m`` binds the function).
+
+Example:
+    >>> from ser_hf.audio import AudioPreprocessor
+    >>> prep = AudioPreprocessor(sampling_rate=16000, trim_db=30, normalize="peak")
+    >>> wave = prep("clip.wav")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from ser_hf.audio.clean import (
+    AudioPreprocessor,
+    limit_duration,
+    load_many,
+    normalize_loudness,
+    normalize_peak,
+    reduce_noise,
+    trim_silence,
+)
+from ser_hf.audio.decode import (
+    AUDIO_EXTENSIONS,
+    DECODE_BLOCK_BYTES,
+    MAX_ABS_SAMPLE,
+    MAX_CHANNELS,
+    MAX_CLIP_DURATION,
+    MAX_SAMPLING_RATE,
+    MIN_CLIP_DURATION,
+    MIN_SAMPLING_RATE,
+    AudioInfo,
+    MonoDecoder,
+    PathLike,
+    audio_info,
+    check_clip_duration,
+    check_samples,
+    decode,
+    is_audio_path,
+    load_audio,
+    load_audio_bytes,
+    read_mono,
+    resample,
+    to_mono,
+)
+
+__all__ = [
+    # ser_hf.audio.decode
+    "AUDIO_EXTENSIONS",
+    "DECODE_BLOCK_BYTES",
+    "MAX_ABS_SAMPLE",
+    "MAX_CHANNELS",
+    "MAX_CLIP_DURATION",
+    "MAX_SAMPLING_RATE",
+    "MIN_CLIP_DURATION",
+    "MIN_SAMPLING_RATE",
+    "AudioInfo",
+    "MonoDecoder",
+    "PathLike",
+    "audio_info",
+    "check_clip_duration",
+    "check_samples",
+    "decode",
+    "is_audio_path",
+    "load_audio",
+    "load_audio_bytes",
+    "read_mono",
+    "resample",
+    "to_mono",
+    # ser_hf.audio.clean
+    "AudioPreprocessor",
+    "limit_duration",
+    "load_many",
+    "normalize_loudness",
+    "normalize_peak",
+    "reduce_noise",
+    "trim_silence",
+]

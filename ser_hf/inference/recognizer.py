@@ -8,12 +8,12 @@ onnxruntime). It reuses :func:`ser_hf.inference.predict.predict_proba` for batch
 checkpoint, the audio cleaning recorded at training time (trim, denoise, normalise, crop) is applied
 to every clip, every window of a long recording and every window of a stream.
 
-Long recordings are cut into windows of ``window`` seconds every ``hop`` seconds; the last window is
-aligned with the end of the recording so no audio is left out. A window whose RMS level lies more than
-``-vad_threshold_db`` dB below the recording's peak sample is treated as silence and not scored. A
-stream produces the same windows as soon as their last sample arrives (:meth:`RecognizerStream.push`)
-and the end-aligned tail window on :meth:`RecognizerStream.flush`; since a stream cannot know its
-future, its reference peak is the peak *so far*.
+Long recordings are cut into windows of ``window`` seconds every ``hop`` seconds (the last one aligned with the
+end), and a window more than ``-vad_threshold_db`` dB below the recording's peak sample is treated as silence and
+not scored. How windows are cut and gated, and the live :class:`~ser_hf.inference.streaming.RecognizerStream` that
+:meth:`EmotionRecognizer.stream` returns, live in :mod:`ser_hf.inference.streaming`; this module owns the
+recognizer (loading, clips, speakers, scoring windows) and re-exports ``RecognizerStream`` and
+``window_level_db``, so that their old import path still works.
 
 Example:
     ```python
@@ -57,6 +57,15 @@ from ser_hf.checkpoint import RUN_RECORD, read_run_record, recorded_preprocessor
 from ser_hf.errors import AudioError, SERError
 from ser_hf.inference.onnx_runtime import is_onnx_export
 from ser_hf.inference.predict import load_classifier, model_labels, predict_proba
+from ser_hf.inference.streaming import (  # re-exported: these names were defined here until they moved
+    _SILENCE_DB,
+    DEFAULT_VAD_THRESHOLD_DB,
+    RecognizerStream,
+    _check_windowing,
+    _peak_db,
+    _window_spans,
+    window_level_db,
+)
 from ser_hf.paths import display_path
 
 __all__ = ["EmotionRecognizer", "RecognizerStream", "window_level_db"]
@@ -64,44 +73,11 @@ __all__ = ["EmotionRecognizer", "RecognizerStream", "window_level_db"]
 #: One input: a file path, a 1-D array at the model's rate, or ``(array, sampling_rate)``.
 RecognizerInput = Union[str, "os.PathLike[str]", np.ndarray, tuple]
 
-DEFAULT_VAD_THRESHOLD_DB = -40.0
-_SILENCE_DB = -200.0
-
-
-def window_level_db(wave: np.ndarray) -> float:
-    """RMS level of ``wave`` in dB full scale, floored at -200 dB (digital silence)."""
-    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
-    return 20.0 * np.log10(max(rms, 10 ** (_SILENCE_DB / 20)))
-
-
-def _peak_db(wave: np.ndarray) -> float:
-    return 20.0 * np.log10(max(float(np.max(np.abs(wave))) if wave.size else 0.0, 1e-10))
-
 
 def _describe(item: RecognizerInput, index: int, single: bool) -> str:
     if isinstance(item, (str, os.PathLike)):
         return f"Audio file {display_path(item)!r}"
     return "the audio array" if single else f"the audio array at index {index}"
-
-
-def _check_windowing(window: float, hop: float) -> None:
-    if not window > 0:
-        raise SERError(f"window must be a positive number of seconds, got {window}; e.g. window=3.0.")
-    if not 0 < hop <= window:
-        raise SERError(
-            f"hop must be in (0, window={window}] seconds, got {hop}; windows would overlap by window - hop, "
-            f"so e.g. hop=1.0 for window=3.0."
-        )
-
-
-def _window_spans(n_samples: int, win: int, hop: int) -> list[tuple[int, int]]:
-    """Sample spans of the windows of a recording: every ``hop`` samples, then one end-aligned tail window."""
-    if n_samples <= win:
-        return [(0, n_samples)]
-    spans = [(start, start + win) for start in range(0, n_samples - win + 1, hop)]
-    if spans[-1][1] < n_samples:
-        spans.append((n_samples - win, n_samples))
-    return spans
 
 
 def _load_run_preprocessor(model_dir: Path, sampling_rate: int) -> AudioPreprocessor | None:
@@ -492,100 +468,3 @@ class EmotionRecognizer:
         probabilities, extra = self._probabilities([self.prepare(w) for _, _, w in voiced], scorer)
         results = [{**self._window_result(s, e, row, top_k), **extra} for (s, e, _), row in zip(voiced, probabilities)]
         return probabilities, results
-
-
-class RecognizerStream:
-    """Incremental windowed predictions over pushed audio chunks, with a bounded buffer.
-
-    Made by :meth:`EmotionRecognizer.stream`. The buffer holds at most one window plus the chunk being
-    pushed, however long the stream runs. Windows are the same as :meth:`EmotionRecognizer.predict_long`
-    makes on the whole audio (the end-aligned tail window comes from :meth:`flush`); gating compares each
-    window with the peak sample heard so far.
-    """
-
-    def __init__(self, recognizer: EmotionRecognizer, window: float, hop: float,
-                 vad_threshold_db: float | None, top_k: int | None, sampling_rate: int | None,
-                 adapt: bool = False, speaker: str | None = None) -> None:
-        _check_windowing(window, hop)
-        self._speaker = recognizer._speaker_scorer(speaker, adapt)
-        self.recognizer = recognizer
-        self.win, self.hop = recognizer._samples(window), recognizer._samples(hop)
-        self.vad_threshold_db, self.top_k = vad_threshold_db, top_k
-        rate = sampling_rate or recognizer.sampling_rate
-        self._resampler = None
-        if rate != recognizer.sampling_rate:
-            import soxr
-
-            self._resampler = soxr.ResampleStream(rate, recognizer.sampling_rate, 1, dtype="float32", quality="HQ")
-        self._buffer = np.zeros(0, dtype=np.float32)
-        self._offset = 0  # stream position (in samples) of self._buffer[0]
-        self._next = 0  # start of the next window to emit
-        self._peak = 0.0
-        self._closed = False
-
-    @property
-    def received(self) -> int:
-        """Samples received so far, at the model's rate."""
-        return self._offset + self._buffer.size
-
-    def push(self, chunk: np.ndarray) -> list[dict[str, Any]]:
-        """Add audio; return the results of the windows this chunk completed (voiced ones only).
-
-        Args:
-            chunk: 1-D float samples (at the stream's ``sampling_rate``), any length.
-
-        Returns:
-            ``[{"start", "end", "label", "score", "scores"}]`` in time order (plus ``"adapted"`` for a stream
-            with ``adapt`` or ``speaker``); empty when no window completed or every completed window was silent.
-        """
-        if self._closed:
-            raise SERError("this stream was flushed; start a new one with recognizer.stream(...).")
-        chunk = np.asarray(chunk, dtype=np.float32)
-        if chunk.ndim != 1:
-            raise AudioError(f"stream.push expects a 1-D array of samples, got shape {chunk.shape}.")
-        if not np.isfinite(chunk).all():
-            raise AudioError("stream.push: the chunk holds NaN or infinite samples.")
-        if self._resampler is not None:
-            chunk = self._resampler.resample_chunk(chunk)
-        return self._append(chunk)
-
-    def flush(self) -> list[dict[str, Any]]:
-        """End the stream: return the end-aligned tail window (or the whole audio if shorter than a window)."""
-        if self._closed:
-            return []
-        results = []
-        if self._resampler is not None:
-            results = self._append(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
-        self._closed = True
-        total = self.received
-        if total == 0:
-            spans = []
-        elif total <= self.win:
-            spans = [(0, total)] if self._next == 0 else []
-        else:
-            spans = [(total - self.win, total)] if self._next - self.hop + self.win < total else []
-        return results + self._score(spans)
-
-    def _append(self, samples: np.ndarray) -> list[dict[str, Any]]:
-        self._buffer = np.concatenate([self._buffer, samples.astype(np.float32, copy=False)])
-        if samples.size:
-            self._peak = max(self._peak, float(np.max(np.abs(samples))))
-        spans = []
-        while self._next + self.win <= self.received:
-            spans.append((self._next, self._next + self.win))
-            self._next += self.hop
-        results = self._score(spans)
-        # Keep what the next window (or the end-aligned tail window) still needs: at most one window.
-        keep_from = min(self._next, self.received - self.win)
-        if keep_from > self._offset:
-            self._buffer = self._buffer[keep_from - self._offset:]
-            self._offset = keep_from
-        return results
-
-    def _score(self, spans: list[tuple[int, int]]) -> list[dict[str, Any]]:
-        if not spans:
-            return []
-        recognizer = self.recognizer
-        windows = [(s, e, self._buffer[s - self._offset: e - self._offset]) for s, e in spans]
-        voiced, _ = recognizer._gate(windows, 20.0 * np.log10(max(self._peak, 1e-10)), self.vad_threshold_db)
-        return recognizer._score_windows(voiced, self._speaker, self.top_k)[1]

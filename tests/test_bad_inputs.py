@@ -9,7 +9,6 @@ The one-hour clip is marked slow; each of its tests still takes seconds.
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import logging
 import re
@@ -127,9 +126,7 @@ def test_documented_conversions(world):
 def test_an_unreadable_file_is_named(world, monkeypatch):
     """Root reads mode-000 files anyway, so the permission check is exercised by pretending it fails."""
     case = next(c for c in world["cases"] if c.name == "reference")
-    # The check runs in ser_hf.audio.decode; import_module gives that module (the attribute ser_hf.audio.decode is
-    # the function decode, so the dotted string "ser_hf.audio.decode.os.access" would not resolve).
-    monkeypatch.setattr(importlib.import_module("ser_hf.audio.decode").os, "access", lambda path, mode: False)
+    monkeypatch.setattr("ser_hf.audio.decoding.os.access", lambda path, mode: False)  # where the check runs
     with pytest.raises(AudioError, match=r"reference\.wav' cannot be read \(permission denied\)"):
         load_audio(case.path)
 

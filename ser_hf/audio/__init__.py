@@ -1,16 +1,13 @@
 """Decoding and cleaning audio, with soundfile and soxr only (no ffmpeg, torchaudio or torchcodec).
 
-- :mod:`ser_hf.audio.decode` - reading files: which paths are audio, header checks (sampling rate, channels,
+- :mod:`ser_hf.audio.decoding` - reading files: which paths are audio, header checks (sampling rate, channels,
   clip duration, sample range) and decoding to one mono float32 array at the model's rate, in blocks
   (:func:`load_audio`, :func:`load_audio_bytes`, :class:`MonoDecoder`).
 - :mod:`ser_hf.audio.clean` - cleaning decoded arrays: trim silence, reduce noise, normalise the level,
   crop and pad, chained in a fixed order by :class:`AudioPreprocessor` (with a
   :meth:`~AudioPreprocessor.fingerprint` caches key on); :func:`load_many` decodes many files on threads.
 
-Every name of both is importable from here, as ``from ser_hf.audio import X``. The attribute
-``ser_hf.audio.decode`` is the function :func:`decode`, not the submodule: reach the submodule with
-``from ser_hf.audio.decode import X`` or ``importlib.import_module("ser_hf.audio.decode")``
-(``import ser_hf.audio.decode as m`` binds the function).
+Every name of both is importable from here, as ``from ser_hf.audio import X``.
 
 Example:
     >>> from ser_hf.audio import AudioPreprocessor
@@ -29,7 +26,7 @@ from ser_hf.audio.clean import (
     reduce_noise,
     trim_silence,
 )
-from ser_hf.audio.decode import (
+from ser_hf.audio.decoding import (
     AUDIO_EXTENSIONS,
     DECODE_BLOCK_BYTES,
     MAX_ABS_SAMPLE,
@@ -54,7 +51,7 @@ from ser_hf.audio.decode import (
 )
 
 __all__ = [
-    # ser_hf.audio.decode
+    # ser_hf.audio.decoding
     "AUDIO_EXTENSIONS",
     "DECODE_BLOCK_BYTES",
     "MAX_ABS_SAMPLE",

@@ -1,7 +1,7 @@
 """Cleaning decoded audio: silence trimming, noise reduction, level normalisation and duration limits.
 
 The building blocks are plain functions on 1-D float32 arrays; :class:`AudioPreprocessor` chains them
-after decoding (:mod:`ser_hf.audio.decode`) in a fixed order (decode -> mono -> resample -> trim -> crop
+after decoding (:mod:`ser_hf.audio.decoding`) in a fixed order (decode -> mono -> resample -> trim -> crop
 to max duration -> denoise -> normalise -> pad to min duration) and has a
 :meth:`~AudioPreprocessor.fingerprint` so caches can key on the exact preprocessing. :func:`load_many`
 decodes many files on a thread pool.
@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from ser_hf.audio.decode import PathLike, load_audio, resample, to_mono
+from ser_hf.audio.decoding import PathLike, load_audio, resample, to_mono
 from ser_hf.errors import AudioError
 
 

@@ -24,7 +24,7 @@ for ``stream_idle_timeout`` seconds, or a client that reads nothing; or no/a wro
 too big), 1013 (too
 many streams: retry later) or 1011 (a server bug). Only audio keeps a stream open, by its own length (see
 :class:`IdleClock`): empty frames, pings and the time the server spends scoring do not. The stream's buffer holds at most one window (see
-:class:`~ser_hf.inference.recognizer.RecognizerStream`), and frames are read one at a time, so a client
+:class:`~ser_hf.inference.streaming.RecognizerStream`), and frames are read one at a time, so a client
 sending faster than the model scores is slowed down by TCP rather than filling the server's memory.
 
 Example (Python client with the ``websockets`` package):

@@ -43,6 +43,21 @@ def _accelerator() -> str | None:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
+def gpu_peak_mib(reset: bool = False) -> float | None:
+    """The most GPU memory torch held in this process since the last reset, in MiB; None without CUDA.
+
+    ``reset=True`` starts a new measurement (and returns None): call it before the part to measure.
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    if reset:
+        torch.cuda.reset_peak_memory_stats()
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
 def environment() -> dict:
     """Machine, date and versions of the packages that matter for the figures."""
     versions = {}

@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     SHARED_DATA,
     add_timing_arguments,
+    gpu_peak_mib,
     interleaved,
     load_average,
     speedup,
@@ -140,10 +141,11 @@ def make_trainer(path: str, checkpoint: Path, labels, train, out: Path, args, cl
 def _timed_steps(path: str, checkpoint: Path, labels, clips, out: Path, args) -> dict:
     """Wall and CPU seconds of ``args.steps`` steps of ``path`` after ``args.warmup`` steps, with a fresh trainer."""
     clock = StepClock()
+    gpu_peak_mib(reset=True)
     trainer, _ = make_trainer(path, checkpoint, labels, clips, out, args, clock, max_steps=args.warmup + args.steps)
     trainer.train()
     (wall0, cpu0), (wall1, cpu1) = clock.marks[args.warmup - 1], clock.marks[-1]
-    return {"wall_s": wall1 - wall0, "cpu_s": cpu1 - cpu0}
+    return {"wall_s": wall1 - wall0, "cpu_s": cpu1 - cpu0, "peak_gpu_mib": gpu_peak_mib()}
 
 
 def throughput(checkpoint: Path, labels, clips, out: Path, args) -> dict:
@@ -160,7 +162,8 @@ def throughput(checkpoint: Path, labels, clips, out: Path, args) -> dict:
         cpu = summarize([run["cpu_s"] / samples for run in timed])
         result[path] = {"timed_steps": args.steps, "samples": samples, "seconds_per_sample": wall,
                         "cpu_seconds_per_sample": cpu, "samples_per_s_wall": round(1 / wall["median"], 3),
-                        "samples_per_cpu_s": round(1 / cpu["median"], 3)}
+                        "samples_per_cpu_s": round(1 / cpu["median"], 3),
+                        "peak_gpu_mib": max((run["peak_gpu_mib"] or 0 for run in timed), default=0) or None}
     result["speedup"] = {
         "samples_per_s_wall": speedup(result["example"]["seconds_per_sample"], result["ser_hf"]["seconds_per_sample"]),
         "samples_per_cpu_s": speedup(result["example"]["cpu_seconds_per_sample"],

@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     SHARED_DATA,
     add_timing_arguments,
+    gpu_peak_mib,
     load_average,
     speedup,
     time_interleaved,
@@ -174,6 +175,7 @@ def worker(args: argparse.Namespace) -> dict:
     result = {"methods": figures, "torch_threads": torch.get_num_threads()}
     if len(methods) == 1:
         result["peak_rss_mib"] = _rss_mib()
+        result["peak_gpu_mib"] = gpu_peak_mib()  # None on CPU
     print(json.dumps(result))
     return result
 

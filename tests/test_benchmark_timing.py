@@ -197,3 +197,21 @@ def test_committed_timing_records_hold_at_least_3_repeats_and_both_load_averages
         assert record["repeats"] >= 3, path.name
         assert {"load_average_before", "load_average_after"} <= set(record), path.name
         assert record["idle_wait"]["idle"] in (True, False, None), path.name
+
+
+def test_gpu_peak_memory_is_none_without_cuda(common, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert common.gpu_peak_mib(reset=True) is None and common.gpu_peak_mib() is None
+
+
+def test_gpu_peak_memory_is_read_in_mib_after_a_reset(common, monkeypatch):
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: calls.append("reset"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 3 * 2**20 + 2**19)
+    assert common.gpu_peak_mib(reset=True) is None and calls == ["reset"]
+    assert common.gpu_peak_mib() == 3.5

@@ -59,7 +59,7 @@ def enrollments(recognizer: Any):
 def can_adapt(recognizer: Any) -> bool:
     """Whether the recognizer's model has speaker adaptation (enrollment, ``?speaker=``, a stream's ``adapt``)."""
     try:
-        recognizer.enrollments
+        _ = recognizer.enrollments  # the property raises when the model has no adaptation
     except (ModelError, SERError, AttributeError):
         return False
     return True

@@ -110,6 +110,24 @@ def write_result(name: str, results: dict) -> Path:
     return path
 
 
+def run_configs(description: str, default_name: str, run_config: Callable[[str], dict], key: str = "config") -> None:
+    """The ``main()`` of a benchmark scored per configuration (``--configs`` ``corpus[/emotions]:model:positions``).
+
+    Each configuration's row, with its :func:`provenance`, replaces that configuration's row (found by ``key``) in
+    ``benchmarks/results/NAME.json`` and the file is written after every configuration, so a later run can add or
+    redo one configuration and an interrupted run keeps what it finished.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--configs", nargs="+", required=True, help="corpus[/emotions]:model:max_source_positions")
+    parser.add_argument("--name", default=default_name, help="result file name (benchmarks/results/NAME.json)")
+    args = parser.parse_args()
+    previous = RESULTS_DIR / f"{args.name}.json"
+    rows = {r[key]: r for r in json.loads(previous.read_text())["results"]["runs"]} if previous.exists() else {}
+    for spec in args.configs:
+        rows[spec] = {**run_config(spec), **provenance()}
+        write_result(args.name, {"runs": list(rows.values())})
+
+
 def report_scores(report) -> dict:
     """The figures of an :class:`~ser_hf.evaluation.EvaluationReport` that results record."""
     return {

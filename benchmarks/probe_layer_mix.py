@@ -20,13 +20,11 @@ were not (see the result file), so the probe kept the fixed mixes.
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 
 import numpy as np
-from common import RESULTS_DIR, provenance, write_result
+from common import run_configs
 from probe_accuracy import probe_run
 
 from ser_hf.evaluation import EvaluationReport
@@ -119,15 +117,7 @@ def run_config(spec: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", required=True, help="corpus[/emotions]:model:max_source_positions")
-    parser.add_argument("--name", default="probe_layer_mix", help="result file name (benchmarks/results/NAME.json)")
-    args = parser.parse_args()
-    previous = RESULTS_DIR / f"{args.name}.json"
-    rows = {r["config"]: r for r in json.loads(previous.read_text())["results"]["runs"]} if previous.exists() else {}
-    for spec in args.configs:
-        rows[spec] = {**run_config(spec), **provenance()}
-        write_result(args.name, {"runs": list(rows.values())})
+    run_configs(__doc__.splitlines()[0], "probe_layer_mix", run_config)
 
 
 if __name__ == "__main__":

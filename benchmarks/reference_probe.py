@@ -18,13 +18,11 @@ This script scores that reference on the very features and speaker-grouped folds
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 
 import numpy as np
-from common import RESULTS_DIR, cv_scores, provenance, write_result
+from common import cv_scores, run_configs
 from probe_accuracy import probe_run
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedGroupKFold
@@ -69,6 +67,7 @@ def run_config(spec: str) -> dict:
     result = cross_validate_folds(corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed),
                                   fit_fold, references=classes, speakers=speakers, label_names=labels, model=name,
                                   corpus=run.data.corpus)
+    print(f"{result.pooled.unweighted_accuracy:.4f}", spec, f"{time.perf_counter() - start:.1f} s", flush=True)
     corpus, model, positions = spec.split(":")
     cut = "30 s padding" if positions == "0" else f"{int(positions) // 50} s input"
     return {"config": None, "corpus": corpus, "spec": spec,
@@ -79,16 +78,7 @@ def run_config(spec: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", required=True, help="corpus[/emotions]:model:max_source_positions")
-    parser.add_argument("--name", default="reference_probe", help="result file name (benchmarks/results/NAME.json)")
-    args = parser.parse_args()
-    previous = RESULTS_DIR / f"{args.name}.json"
-    rows = {r["spec"]: r for r in json.loads(previous.read_text())["results"]["runs"]} if previous.exists() else {}
-    for spec in args.configs:
-        rows[spec] = {**run_config(spec), **provenance()}
-        print(json.dumps(rows[spec]["pooled"]["unweighted_accuracy"]), spec, rows[spec]["seconds"], "s", flush=True)
-        write_result(args.name, {"runs": list(rows.values())})
+    run_configs(__doc__.splitlines()[0], "reference_probe", run_config, key="spec")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from common import run_configs
@@ -85,30 +88,53 @@ def fit(features: np.ndarray, labels: np.ndarray, speakers: np.ndarray, num_labe
     return linear_probe.LinearFit(mix, mean, scale, weight, bias)
 
 
-def run_config(spec: str) -> dict:
-    run = probe_run(spec, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_layer_mix_"))
+@dataclass
+class CachedStates:
+    """One configuration's cached pooled states ``(clips, layers, hidden)``, labels, speakers and outer folds."""
+
+    run: Any
+    labels: list[str]
+    features: np.ndarray
+    classes: np.ndarray
+    speakers: np.ndarray
+    folds: list[Fold]
+
+
+def cached_states(spec: str) -> CachedStates:
+    """The probe's pooled states of a configuration (from ser_hf's feature cache) and ``accuracy.py``'s outer folds."""
+    run = probe_run(spec, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_cached_states_"))
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     features = np.asarray(make_method(run, labels, progress=False).features(dataset["audio"]), dtype=np.float64)
-    classes, speakers = np.asarray(dataset["label"]), np.asarray(dataset["speaker"], dtype=object)
-    folds = corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed)
+    return CachedStates(run, labels, features, np.asarray(dataset["label"]),
+                        np.asarray(dataset["speaker"], dtype=object),
+                        corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed))
+
+
+def outer_pooled_ua(data: CachedStates, fit_rows: Callable[[np.ndarray], linear_probe.LinearFit]) -> float:
+    """Pooled UA over the outer folds of the linear model ``fit_rows(training rows)`` fits on each fold."""
+    def fit_fold(fold: Fold) -> FoldResult:
+        model = fit_rows(np.concatenate([fold.train, fold.validation]))
+        probabilities = linear_probe.softmax(model.logits(data.features[fold.test]))
+        report = EvaluationReport.from_predictions(data.classes[fold.test], probabilities=probabilities,
+                                                   label_names=data.labels, groups=data.speakers[fold.test],
+                                                   split=fold.name)
+        return FoldResult(report, probabilities)
+
+    result = cross_validate_folds(data.folds, fit_fold, references=data.classes, speakers=data.speakers,
+                                  label_names=data.labels, model=data.run.model.model_name_or_path,
+                                  corpus=data.run.data.corpus)
+    return float(result.pooled.unweighted_accuracy)
+
+
+def run_config(spec: str) -> dict:
+    data = cached_states(spec)
     row = {"config": spec, "seeds": list(SEEDS), "candidates": {}}
     start = time.perf_counter()
     for candidates in ("layer-score", "fixed"):
-        uas = []
-        for seed in SEEDS:
-            def fit_fold(fold: Fold, candidates=candidates, seed=seed) -> FoldResult:
-                train = np.concatenate([fold.train, fold.validation])
-                model = fit(features[train], classes[train], speakers[train], len(labels), candidates, seed)
-                probabilities = linear_probe.softmax(model.logits(features[fold.test]))
-                report = EvaluationReport.from_predictions(classes[fold.test], probabilities=probabilities,
-                                                           label_names=labels, groups=speakers[fold.test],
-                                                           split=fold.name)
-                return FoldResult(report, probabilities)
-
-            result = cross_validate_folds(folds, fit_fold, references=classes, speakers=speakers, label_names=labels,
-                                          model=run.model.model_name_or_path, corpus=run.data.corpus)
-            uas.append(float(result.pooled.unweighted_accuracy))
+        uas = [outer_pooled_ua(data, lambda train, candidates=candidates, seed=seed: fit(
+                   data.features[train], data.classes[train], data.speakers[train], len(data.labels), candidates, seed))
+               for seed in SEEDS]
         row["candidates"][candidates] = {"pooled_unweighted_accuracy_by_seed": uas, "mean": float(np.mean(uas)),
                                          "std": float(np.std(uas, ddof=1)), "min": min(uas), "max": max(uas)}
         print(spec, candidates, f"mean {np.mean(uas):.4f} by seed {np.round(uas, 4).tolist()}", flush=True)

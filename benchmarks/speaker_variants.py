@@ -25,19 +25,14 @@ Both are scored on the probe's own cached pooled states and the outer folds of `
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 
 import numpy as np
 from common import run_configs
-from probe_accuracy import probe_run
+from probe_layer_mix import CachedStates, cached_states, outer_pooled_ua
 
-from ser_hf.evaluation import EvaluationReport
-from ser_hf.evaluation.folds import FoldResult, cross_validate_folds
 from ser_hf.models.adaptive_head import speaker_offset
-from ser_hf.splits import Fold, corpus_folds
 from ser_hf.training import linear_probe
-from ser_hf.training.experiment import load_run_dataset, make_method
 from ser_hf.training.speaker_adaptation import class_means, enrollment_predictions, fit_adaptive_probe
 
 #: Voice directions the inner CV may project out (0: none, the shipped fit).
@@ -94,26 +89,21 @@ def projected_fit(features: np.ndarray, labels: np.ndarray, speakers: np.ndarray
                                                                     "inner_ua": round(ua, 4)}
 
 
-def projection_rows(features, classes, speakers, labels, folds, run) -> dict:
+def projection_rows(data: CachedStates) -> dict:
     rows = {}
     for variant, ranks in (("shipped (no projection)", (0,)), ("voice-direction projection", RANKS)):
         uas, chosen = [], []
         for seed in SEEDS:
-            def fit_fold(fold: Fold, ranks=ranks, seed=seed, chosen=chosen) -> FoldResult:
-                train = np.concatenate([fold.train, fold.validation])
-                fit, record = projected_fit(features[train], classes[train], speakers[train], len(labels), ranks, seed)
+            def fit_rows(train, ranks=ranks, seed=seed, chosen=chosen) -> linear_probe.LinearFit:
+                fit, record = projected_fit(data.features[train], data.classes[train], data.speakers[train],
+                                            len(data.labels), ranks, seed)
                 chosen.append(record["rank"])
-                probabilities = linear_probe.softmax(fit.logits(features[fold.test]))
-                return FoldResult(EvaluationReport.from_predictions(
-                    classes[fold.test], probabilities=probabilities, label_names=labels, groups=speakers[fold.test],
-                    split=fold.name), probabilities)
+                return fit
 
-            result = cross_validate_folds(folds, fit_fold, references=classes, speakers=speakers, label_names=labels,
-                                          model=run.model.model_name_or_path, corpus=run.data.corpus)
-            uas.append(float(result.pooled.unweighted_accuracy))
+            uas.append(outer_pooled_ua(data, fit_rows))
         rows[variant] = {"pooled_unweighted_accuracy_by_seed": uas, "mean": float(np.mean(uas)),
                          "min": min(uas), "max": max(uas), "ranks_chosen_by_fold": chosen}
-        print(run.data.corpus, variant, f"mean {np.mean(uas):.4f} by seed {np.round(uas, 4).tolist()}", flush=True)
+        print(data.run.data.corpus, variant, f"mean {np.mean(uas):.4f} by seed {np.round(uas, 4).tolist()}", flush=True)
     return rows
 
 
@@ -136,11 +126,12 @@ def matched_adaptive(probe, features: np.ndarray, labels: np.ndarray, speakers: 
     return dataclasses.replace(probe, adaptive_head=linear_probe.head_tensors(fit, projector_size))
 
 
-def adaptation_rows(features, classes, speakers, labels, folds) -> dict:
+def adaptation_rows(data: CachedStates) -> dict:
     """Pooled UA of both adaptive heads for every enrollment setting and draw (the same clips for both), and of the
     standard head on those clips (with many clips enrolled, few of a speaker's clips are left to score)."""
+    features, classes, speakers, labels = data.features, data.classes, data.speakers, data.labels
     parts = {}  # (variant, setting, seed) -> (references, predictions)
-    for index, fold in enumerate(folds):
+    for index, fold in enumerate(data.folds):
         train = np.concatenate([fold.train, fold.validation])
         shipped = fit_adaptive_probe(features[train], classes[train], speakers[train], len(labels),
                                      projector_size=len(labels))
@@ -171,16 +162,10 @@ def adaptation_rows(features, classes, speakers, labels, folds) -> dict:
 
 
 def run_config(spec: str) -> dict:
-    run = probe_run(spec, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_speaker_variants_"))
-    dataset = load_run_dataset(run.data)
-    labels = dataset.features["label"].names
-    features = np.asarray(make_method(run, labels, progress=False).features(dataset["audio"]), dtype=np.float64)
-    classes, speakers = np.asarray(dataset["label"]), np.asarray(dataset["speaker"], dtype=object)
-    folds = corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed)
+    data = cached_states(spec)
     start = time.perf_counter()
-    row = {"config": spec, "seeds": list(SEEDS),
-           "standard_head": projection_rows(features, classes, speakers, labels, folds, run),
-           "adaptive_head": adaptation_rows(features, classes, speakers, labels, folds)}
+    row = {"config": spec, "seeds": list(SEEDS), "standard_head": projection_rows(data),
+           "adaptive_head": adaptation_rows(data)}
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row
 

@@ -163,7 +163,7 @@ def throughput(checkpoint: Path, labels, clips, out: Path, args) -> dict:
         result[path] = {"timed_steps": args.steps, "samples": samples, "seconds_per_sample": wall,
                         "cpu_seconds_per_sample": cpu, "samples_per_s_wall": round(1 / wall["median"], 3),
                         "samples_per_cpu_s": round(1 / cpu["median"], 3),
-                        "peak_gpu_mib": max((run["peak_gpu_mib"] or 0 for run in timed), default=0) or None}
+                        "peak_gpu_mib": max((run["peak_gpu_mib"] for run in timed if run["peak_gpu_mib"]), default=None)}
     result["speedup"] = {
         "samples_per_s_wall": speedup(result["example"]["seconds_per_sample"], result["ser_hf"]["seconds_per_sample"]),
         "samples_per_cpu_s": speedup(result["example"]["cpu_seconds_per_sample"],

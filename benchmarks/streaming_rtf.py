@@ -135,7 +135,8 @@ def worker(args: argparse.Namespace) -> None:
     """Stream the speech through one checkpoint ``--repeats`` times; print min/median figures as JSON."""
     import torch
 
-    from ser_hf.inference.recognizer import EmotionRecognizer, _window_spans
+    from ser_hf.inference.recognizer import EmotionRecognizer
+    from ser_hf.inference.streaming import _window_spans, window_samples
 
     torch.set_num_threads(args.threads[0])
     recognizer = EmotionRecognizer.from_pretrained(args.checkpoint)
@@ -143,7 +144,8 @@ def worker(args: argparse.Namespace) -> None:
     _stream_once(recognizer, audio[: 5 * RATE], args)  # warm-up: one-off allocation and kernel selection
     runs = [_stream_once(recognizer, audio, args) for _ in range(args.repeats)]
     duration = audio.size / RATE
-    spans = len(_window_spans(audio.size, recognizer._samples(args.window), recognizer._samples(args.hop)))
+    rate = recognizer.sampling_rate
+    spans = len(_window_spans(audio.size, window_samples(args.window, rate), window_samples(args.hop, rate)))
     latencies = [latency for run in runs for latency in run["latencies"]]
     print(json.dumps({
         "audio_seconds": round(duration, 2), "processing_seconds": summarize([run["busy"] for run in runs], 3),

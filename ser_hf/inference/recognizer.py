@@ -57,14 +57,15 @@ from ser_hf.checkpoint import RUN_RECORD, read_run_record, recorded_preprocessor
 from ser_hf.errors import AudioError, SERError
 from ser_hf.inference.onnx_runtime import is_onnx_export
 from ser_hf.inference.predict import load_classifier, model_labels, predict_proba
-from ser_hf.inference.streaming import (  # re-exported: these names were defined here until they moved
-    _SILENCE_DB,
+from ser_hf.inference.streaming import (  # RecognizerStream and window_level_db also keep their old import path here
     DEFAULT_VAD_THRESHOLD_DB,
     RecognizerStream,
     _check_windowing,
     _peak_db,
     _window_spans,
+    gate_windows,
     window_level_db,
+    window_samples,
 )
 from ser_hf.paths import display_path
 
@@ -379,10 +380,9 @@ class EmotionRecognizer:
         scorer = self._speaker_scorer(speaker)
         # Preprocess each window, not the recording: training-time cropping or trimming is per clip.
         wave = self.load_raw(wave_or_path)
-        win, step = self._samples(window), self._samples(hop)
-        peak = _peak_db(wave)
+        win, step = window_samples(window, self.sampling_rate), window_samples(hop, self.sampling_rate)
         windows = [(s, e, wave[s:e]) for s, e in _window_spans(wave.size, win, step)]
-        voiced, skipped = self._gate(windows, peak, vad_threshold_db)
+        voiced, skipped = gate_windows(windows, _peak_db(wave), vad_threshold_db)
         try:
             probabilities, timeline = self._score_windows(voiced, scorer, top_k)
             overall = None
@@ -426,19 +426,6 @@ class EmotionRecognizer:
                                 sampling_rate=sampling_rate, adapt=adapt, speaker=speaker)
 
     # ---------------------------------------------------------------------------------------- helpers
-
-    def _samples(self, seconds: float) -> int:
-        return max(1, int(round(seconds * self.sampling_rate)))
-
-    def _gate(self, windows: list, peak_db: float, threshold: float | None) -> tuple[list, list]:
-        if threshold is None:
-            return windows, []
-        voiced, skipped = [], []
-        for item in windows:
-            level = window_level_db(item[2])
-            # Digital silence is never voiced, even in an all-silent recording (where it equals the peak).
-            (voiced if level >= peak_db + threshold and level > _SILENCE_DB else skipped).append(item)
-        return voiced, skipped
 
     def _window_result(self, start: int, end: int, row: np.ndarray, top_k: int | None) -> dict[str, Any]:
         window = {"start": start / self.sampling_rate, "end": end / self.sampling_rate}

@@ -21,7 +21,8 @@ import numpy as np
 
 from ser_hf.errors import AudioError, SERError
 
-__all__ = ["DEFAULT_VAD_THRESHOLD_DB", "RecognizerStream", "WindowScorer", "window_level_db"]
+__all__ = ["DEFAULT_VAD_THRESHOLD_DB", "RecognizerStream", "WindowScorer", "gate_windows", "window_level_db",
+           "window_samples"]
 
 #: Default gate: windows more than 40 dB below the peak sample are silence.
 DEFAULT_VAD_THRESHOLD_DB = -40.0
@@ -34,8 +35,30 @@ def window_level_db(wave: np.ndarray) -> float:
     return 20.0 * np.log10(max(rms, 10 ** (_SILENCE_DB / 20)))
 
 
+def _amplitude_db(amplitude: float) -> float:
+    return 20.0 * np.log10(max(amplitude, 1e-10))
+
+
 def _peak_db(wave: np.ndarray) -> float:
-    return 20.0 * np.log10(max(float(np.max(np.abs(wave))) if wave.size else 0.0, 1e-10))
+    return _amplitude_db(float(np.max(np.abs(wave))) if wave.size else 0.0)
+
+
+def window_samples(seconds: float, sampling_rate: int) -> int:
+    """A window length or hop in samples (at least one)."""
+    return max(1, int(round(seconds * sampling_rate)))
+
+
+def gate_windows(windows: list, peak_db: float, threshold: float | None) -> tuple[list, list]:
+    """Split ``(start, end, samples)`` windows into (voiced, skipped): skipped lie more than ``-threshold`` dB below
+    ``peak_db``; ``threshold=None`` keeps every window."""
+    if threshold is None:
+        return windows, []
+    voiced, skipped = [], []
+    for item in windows:
+        level = window_level_db(item[2])
+        # Digital silence is never voiced, even in an all-silent recording (where it equals the peak).
+        (voiced if level >= peak_db + threshold and level > _SILENCE_DB else skipped).append(item)
+    return voiced, skipped
 
 
 def _check_windowing(window: float, hop: float) -> None:
@@ -63,11 +86,7 @@ class WindowScorer(Protocol):
 
     sampling_rate: int
 
-    def _samples(self, seconds: float) -> int: ...
-
     def _speaker_scorer(self, speaker: str | None = None, adapt: bool = False) -> Any: ...
-
-    def _gate(self, windows: list, peak_db: float, threshold: float | None) -> tuple[list, list]: ...
 
     def _score_windows(self, voiced: list, scorer: Any,
                        top_k: int | None) -> tuple[np.ndarray, list[dict[str, Any]]]: ...
@@ -88,7 +107,8 @@ class RecognizerStream:
         _check_windowing(window, hop)
         self._speaker = recognizer._speaker_scorer(speaker, adapt)
         self.recognizer = recognizer
-        self.win, self.hop = recognizer._samples(window), recognizer._samples(hop)
+        self.win = window_samples(window, recognizer.sampling_rate)
+        self.hop = window_samples(hop, recognizer.sampling_rate)
         self.vad_threshold_db, self.top_k = vad_threshold_db, top_k
         rate = sampling_rate or recognizer.sampling_rate
         self._resampler = None
@@ -166,5 +186,5 @@ class RecognizerStream:
             return []
         recognizer = self.recognizer
         windows = [(s, e, self._buffer[s - self._offset: e - self._offset]) for s, e in spans]
-        voiced, _ = recognizer._gate(windows, 20.0 * np.log10(max(self._peak, 1e-10)), self.vad_threshold_db)
+        voiced, _ = gate_windows(windows, _amplitude_db(self._peak), self.vad_threshold_db)
         return recognizer._score_windows(voiced, self._speaker, self.top_k)[1]

@@ -12,10 +12,8 @@ Not every architecture has every knob; an option set for an architecture that ca
 :class:`~ser_hf.errors.ModelError` naming the option, the model type and what is supported, rather than
 being silently ignored.
 
-Whisper on short clips: HF's Whisper encoder only accepts 30 s of input (3000 mel frames). With
-``ModelOptions(max_source_positions=N)`` the encoder keeps its first N positional embeddings (50 per
-second of audio) and the feature extractor pads/truncates to N / 50 seconds, see
-:func:`set_whisper_max_source_positions`.
+Whisper on short clips: ``ModelOptions(max_source_positions=N)`` keeps N / 50 seconds of input, see
+:mod:`ser_hf.models.whisper_lengths` (its names are re-exported here).
 
 Example:
     >>> from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint
@@ -47,7 +45,6 @@ from transformers import (
     AutoModelForAudioClassification,
     PretrainedConfig,
     PreTrainedModel,
-    WhisperFeatureExtractor,
 )
 
 from ser_hf.emotions import EMOTIONS
@@ -60,6 +57,13 @@ from ser_hf.models.checkpoint_check import (
     check_loading_info,
     checkpoint_directory,
     load_config,
+)
+from ser_hf.models.whisper_lengths import (
+    WHISPER_POSITIONS_PER_SECOND,
+    check_whisper_lengths,
+    prepare_whisper,
+    set_whisper_max_source_positions,
+    whisper_positions_for,
 )
 from ser_hf.ranges import COUNT, PROBABILITY, Range, check_ranges
 
@@ -76,8 +80,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Whisper's mel frames are 10 ms apart and its conv stem halves them: 50 encoder positions per second.
-WHISPER_POSITIONS_PER_SECOND = 50
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}
 # from_pretrained's argument was renamed torch_dtype -> dtype in transformers 4.56.
 _DTYPE_ARG = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
@@ -168,18 +170,6 @@ class ModelOptions:
             )
         if self.dtype not in _DTYPES:
             raise ModelError(f"ModelOptions.dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}.")
-
-
-def whisper_positions_for(seconds: float) -> int:
-    """Whisper encoder positions covering ``seconds`` of audio, rounded up to a whole second.
-
-    Example:
-        >>> whisper_positions_for(3.2)
-        200
-    """
-    if seconds <= 0 or seconds > 30:
-        raise ModelError(f"whisper_positions_for: seconds must be in (0, 30] (Whisper's maximum), got {seconds}.")
-    return math.ceil(seconds) * WHISPER_POSITIONS_PER_SECOND
 
 
 def _config_from_directory(directory: Path) -> PretrainedConfig:
@@ -328,75 +318,6 @@ def _load_feature_extractor(checkpoint: str | os.PathLike):
         ) from err
 
 
-def _check_whisper_lengths(config: PretrainedConfig, feature_extractor) -> None:
-    if config.model_type != "whisper":
-        return
-    expected = 2 * config.max_source_positions  # the stride-2 conv stem halves the mel frames
-    if getattr(feature_extractor, "nb_max_frames", None) != expected:
-        raise ModelError(
-            f"Whisper checkpoint mismatch: config.max_source_positions={config.max_source_positions} needs "
-            f"{expected} mel frames, but the feature extractor pads to {feature_extractor.nb_max_frames} "
-            f"(chunk_length={feature_extractor.chunk_length} s). Rebuild it with build_model(..., "
-            f"ModelOptions(max_source_positions={config.max_source_positions})) or fix chunk_length in "
-            f"preprocessor_config.json to {config.max_source_positions / WHISPER_POSITIONS_PER_SECOND:g}."
-        )
-
-
-def set_whisper_max_source_positions(model: PreTrainedModel, feature_extractor: WhisperFeatureExtractor,
-                                     max_source_positions: int) -> WhisperFeatureExtractor:
-    """Switch a ``WhisperForAudioClassification`` to inputs of ``max_source_positions / 50`` seconds, in place.
-
-    HF's Whisper encoder checks that its input has exactly ``2 * config.max_source_positions`` mel frames and
-    adds all its positional embeddings. Keeping the first N embeddings (they are sinusoidal, position by
-    position) and setting ``config.max_source_positions = N`` makes it accept N / 50 s of audio; the
-    returned feature extractor pads/truncates to that length. Its ``chunk_length`` is the field that counts:
-    ``WhisperFeatureExtractor.__init__`` recomputes ``n_samples`` (padding length in samples) and
-    ``nb_max_frames`` from it when the checkpoint is reloaded, so both are saved consistently.
-
-    Args:
-        model: A ``WhisperForAudioClassification``.
-        feature_extractor: Its ``WhisperFeatureExtractor`` (not modified).
-        max_source_positions: N, a multiple of 50, at most the model's current number of positions.
-
-    Returns:
-        A new feature extractor padding to N / 50 seconds.
-
-    Example:
-        >>> extractor = set_whisper_max_source_positions(model, extractor, 400)  # doctest: +SKIP
-        >>> extractor.chunk_length, extractor.nb_max_frames, model.config.max_source_positions  # doctest: +SKIP
-        (8, 800, 400)
-    """
-    encoder = model.encoder
-    current = encoder.embed_positions
-    per_second = WHISPER_POSITIONS_PER_SECOND
-    if not 0 < max_source_positions <= current.num_embeddings or max_source_positions % per_second:
-        raise ModelError(
-            f"max_source_positions={max_source_positions} must be a multiple of {per_second} between {per_second} "
-            f"and the checkpoint's {current.num_embeddings} positions ({current.num_embeddings / per_second:g} s): "
-            f"positions beyond those the encoder was trained with do not exist."
-        )
-    truncated = torch.nn.Embedding(max_source_positions, current.embedding_dim,
-                                   device=current.weight.device, dtype=current.weight.dtype)
-    with torch.no_grad():
-        truncated.weight.copy_(current.weight[:max_source_positions])
-    truncated.requires_grad_(False)  # Whisper never trains its positions (see WhisperEncoder.__init__)
-    encoder.embed_positions = truncated
-    encoder.max_source_positions = max_source_positions
-    model.config.max_source_positions = max_source_positions
-    settings = {**feature_extractor.to_dict(), "chunk_length": max_source_positions // per_second}
-    return WhisperFeatureExtractor.from_dict(settings)
-
-
-def _prepare_whisper(model: PreTrainedModel, feature_extractor, max_source_positions: int | None):
-    # WhisperEncoder.__init__ freezes the sinusoidal positions (transformers PR #26032), but from_pretrained
-    # replaces the parameter and loses the flag (seen with transformers 5.24): restore the intended state.
-    model.encoder.embed_positions.requires_grad_(False)
-    if max_source_positions is not None:
-        feature_extractor = set_whisper_max_source_positions(model, feature_extractor, max_source_positions)
-    _check_whisper_lengths(model.config, feature_extractor)
-    return feature_extractor
-
-
 @contextlib.contextmanager
 def _quiet_load_report():
     """Raise transformers' model-loading loggers to ERROR for the duration (unless debugging is on)."""
@@ -499,7 +420,7 @@ def build_model(checkpoint: str | os.PathLike, labels: Sequence[str], options: M
     model = _load_weights(checkpoint, config, options)
     feature_extractor = _load_feature_extractor(checkpoint)
     if config.model_type == "whisper":
-        feature_extractor = _prepare_whisper(model, feature_extractor, options.max_source_positions)
+        feature_extractor = prepare_whisper(model, feature_extractor, options.max_source_positions)
     arch = ARCHITECTURES[config.model_type]
     if options.freeze_backbone:
         arch.freeze_backbone(model)
@@ -528,7 +449,7 @@ def save_checkpoint(model: PreTrainedModel, feature_extractor, out_dir: str | os
         >>> from transformers import pipeline
         >>> pipeline("audio-classification", model="out/ser-model")(wave)  # doctest: +SKIP
     """
-    _check_whisper_lengths(model.config, feature_extractor)
+    check_whisper_lengths(model.config, feature_extractor)
     out = Path(out_dir)
     # safetensors needs no pickle to load; transformers 5 always writes it, 4.x needs the flag.
     model.save_pretrained(out, safe_serialization=True)

@@ -20,7 +20,7 @@ PUBLIC_API = {
     # recognise emotions
     "EmotionRecognizer": "ser_hf.inference.recognizer",
     "predict_files": "ser_hf.inference.jobs",
-    "prepare_released": "ser_hf.models.released",
+    "prepare_released": "ser_hf.models.released_checkpoint",
     # data
     "load_corpus": "ser_hf.corpora",
     "get_corpus": "ser_hf.corpora",

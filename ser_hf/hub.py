@@ -6,7 +6,7 @@ model card whose metadata the Hub accepts, no pickle files), then calls ``huggin
 the fix; offline (``HF_HUB_OFFLINE=1``) it fails at once, before any request is attempted.
 
 :func:`push_model` also takes the name of a model ser_hf ships (``emotion-whisper-base``...): it is
-prepared (:func:`ser_hf.models.released.prepare_released`) and uploaded with its card, whose usage
+prepared (:func:`ser_hf.models.released_checkpoint.prepare_released`) and uploaded with its card, whose usage
 snippet then names the Hub repo.
 
 Example:
@@ -207,7 +207,8 @@ def push_model(
     from ser_hf.cards import update_model_card, validate_license
     from ser_hf.cards.release import write_release_card
     from ser_hf.models.presets import PRESETS
-    from ser_hf.models.released import RELEASES, prepare_released, read_record
+    from ser_hf.models.released import RELEASES, read_record
+    from ser_hf.models.released_checkpoint import prepare_released
 
     validate_license(license)
     text = os.fspath(model)

@@ -30,25 +30,23 @@ from ser_hf.corpora.combined import combined_folds, load_combined
 from ser_hf.errors import CorpusError, ModelError
 from ser_hf.evaluation import EvaluationReport
 from ser_hf.hub import HubError, check_push_folder, push_model
-from ser_hf.models import backbones, released
+from ser_hf.models import backbones, released, released_checkpoint
 from ser_hf.models.presets import PRESETS, resolve_model_argument, resolve_model_path
 from ser_hf.models.released import (
     CARD_FILES,
     HEAD_TENSORS,
-    MARKER_FILE,
     RELEASES,
     ReleaseSpec,
     file_sha256,
     get_release,
     head_logits,
-    list_released,
     load_head,
-    prepare_released,
     read_record,
     verify_card,
     verify_head,
     write_release,
 )
+from ser_hf.models.released_checkpoint import MARKER_FILE, list_released, prepare_released
 from ser_hf.splits import check_speaker_disjoint, corpus_folds
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone
@@ -398,7 +396,7 @@ def test_push_refuses_a_backbone_preset_and_fails_offline_before_building(tiny, 
     with pytest.raises(HubError, match=r"'whisper-base' is a backbone preset .*not an emotion model"):
         push_model("whisper-base", "me/x")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(released, "prepare_released", lambda *a, **k: pytest.fail("built before the offline check"))
+    monkeypatch.setattr(released_checkpoint, "prepare_released", lambda *a, **k: pytest.fail("built before the offline check"))
     with pytest.raises(HubError, match="offline mode is on"):
         push_model(NAME, "me/x")
 

@@ -4,7 +4,7 @@ A released model (:mod:`ser_hf.models.released`) is package data: its head, its 
 (``README.md`` and the ``ser_hf_card.json`` it is rendered from). The card is made from the record alone
 (:func:`~ser_hf.cards.data.card_from_release`), so ``benchmarks/release_models.py`` renders it when it writes a
 head (``--write``), or again from the committed records without training (``--cards``);
-:func:`~ser_hf.models.released.prepare_released` copies it into the checkpoint it builds, checked against the
+:func:`~ser_hf.models.released_checkpoint.prepare_released` copies it into the checkpoint it builds, checked against the
 SHA-256s in the record, and never renders a card itself. A test renders every shipped card again and compares,
 so a card cannot drift from its record, the template or the code that fills it.
 

@@ -7,7 +7,8 @@ import difflib
 import time
 
 from ser_hf.models.presets import PRESETS, available_model_names, list_presets, models_cache_dir
-from ser_hf.models.released import RELEASES, list_released
+from ser_hf.models.released import RELEASES
+from ser_hf.models.released_checkpoint import list_released
 
 DESCRIPTION = """\
 Models that work without the Hugging Face Hub.
@@ -116,7 +117,7 @@ def _yes(flag: bool) -> str:
 
 def run_prepare(args: argparse.Namespace) -> int:
     from ser_hf.models.presets import prepare_preset
-    from ser_hf.models.released import prepare_released
+    from ser_hf.models.released_checkpoint import prepare_released
 
     start = time.perf_counter()
     prepare = prepare_released if args.name in RELEASES else prepare_preset

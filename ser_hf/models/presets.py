@@ -35,7 +35,8 @@ from ser_hf.models.backbones import (
     models_cache_dir,
     prepare_preset,
 )
-from ser_hf.models.released import RELEASES, prepare_released
+from ser_hf.models.released import RELEASES
+from ser_hf.models.released_checkpoint import prepare_released
 
 __all__ = [
     "CACHE_ENV", "PRESETS", "Preset", "PresetStatus", "available_model_names", "get_preset", "list_presets",
@@ -67,7 +68,7 @@ def resolve_model_path(name_or_path: str | os.PathLike, cache_dir: str | os.Path
         ModelError: For an unknown name (listing presets and released models, with the closest match), a
             missing directory, a directory that is not a transformers checkpoint (e.g. a faster-whisper
             directory still to convert), or any :func:`prepare_preset` /
-            :func:`~ser_hf.models.released.prepare_released` error.
+            :func:`~ser_hf.models.released_checkpoint.prepare_released` error.
 
     Example:
         ```python

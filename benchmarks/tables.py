@@ -1,7 +1,7 @@
 """Render the README's result tables from benchmarks/results/*.json (never type a figure by hand).
 
     .venv/bin/python benchmarks/tables.py            # prints Markdown to paste into README.md
-    .venv/bin/python benchmarks/tables.py --readme   # fills the released-models section of README.md in place
+    .venv/bin/python benchmarks/tables.py --readme   # fills the released-models, accuracy and input-length tables of README.md in place
 """
 
 from __future__ import annotations
@@ -272,13 +272,44 @@ def fill_accuracy(readme=README) -> str:
 
 def fill_readme(readme=README) -> str:
     """Replace the released-models table between its markers in README.md; returns the table."""
-    text = readme.read_text()
-    if RELEASED_BEGIN not in text or RELEASED_END not in text:
-        raise SystemExit(f"{readme}: markers {RELEASED_BEGIN!r} ... {RELEASED_END!r} not found.")
-    head, rest = text.split(RELEASED_BEGIN, 1)
-    _, tail = rest.split(RELEASED_END, 1)
     table = released_models_table()
-    readme.write_text(f"{head}{RELEASED_BEGIN}\n{table}\n{RELEASED_END}{tail}")
+    readme.write_text(_fill(readme.read_text(), RELEASED_BEGIN, RELEASED_END, table))
+    return table
+
+
+INPUT_LENGTH_BEGIN = ("<!-- input-length:begin (benchmarks/tables.py --readme fills this from "
+                      "benchmarks/results/input_length.json) -->")
+INPUT_LENGTH_END = "<!-- input-length:end -->"
+
+
+def input_length_table(name: str = "input_length") -> str:
+    """Pooled UA of each Whisper input length over several fold assignments (``benchmarks/input_length.py``)."""
+    data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+    lines = [f"<!-- from benchmarks/results/{name}.json -->",
+             "| corpus (classes) | backbone | input | pooled UA, mean of the fold assignments (range) | vs the first "
+             "length: mean difference (range), assignments better / worse |",
+             "|---|---|---|---|---|"]
+    for run in data["results"]["runs"]:
+        corpus = f"{run['corpus'].split('/')[0]} ({len(run['labels'])})"
+        for length in run["lengths"]:
+            values, change = length["pooled_ua_by_assignment"], length["difference_to_first"]
+            versus = "(first)" if length is run["lengths"][0] else (
+                f"{100 * change['mean']:+.1f} ({100 * change['min']:+.1f} to {100 * change['max']:+.1f}), "
+                f"{change['assignments_better']} / {change['assignments_worse']}")
+            lines.append(f"| {corpus} | {run['model']} | {length['seconds']:g} s | {_pct(length['mean'])} "
+                         f"({_pct(min(values))}-{_pct(max(values))}) | {versus} |")
+    lines.append("")
+    lines.append("Length chosen per shared fold by the training speakers' own inner CV instead: " + "; ".join(
+        f"{run['corpus'].split('/')[0]} {run['model']} {_pct(run['inner_cv_choice']['pooled_ua_shared_folds'])} "
+        f"(chose {', '.join(str(int(c['positions']) or 1500) for c in run['inner_cv_choice']['per_fold'])} positions)"
+        for run in data["results"]["runs"]) + ".")
+    return "\n".join(lines)
+
+
+def fill_input_length(readme=README) -> str:
+    """Replace the input-length table between its markers in README.md; returns it."""
+    table = input_length_table()
+    readme.write_text(_fill(readme.read_text(), INPUT_LENGTH_BEGIN, INPUT_LENGTH_END, table))
     return table
 
 
@@ -287,6 +318,8 @@ if __name__ == "__main__":
         print(fill_readme())
         if (RESULTS_DIR / "accuracy.json").is_file():
             print(fill_accuracy())
+        if (RESULTS_DIR / "input_length.json").is_file():
+            print(fill_input_length())
         sys.exit(0)
     print(accuracy_table("probe_accuracy", "reference_probe", "finetune_accuracy_ravdess8_gpu",
                          "finetune_accuracy_ravdess8_gpu_lr5e-5", "finetune_accuracy_ravdess4_gpu", "baseline_accuracy"))

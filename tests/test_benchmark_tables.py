@@ -1,0 +1,63 @@
+"""README tables rendered from benchmark result files (``benchmarks/tables.py``): figures come from the file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def tables(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setenv("SER_HF_RESULTS_DIR", str(tmp_path / "results"))
+    for module in ("common", "tables"):
+        sys.modules.pop(module, None)
+    import tables
+
+    yield tables
+    for module in ("common", "tables"):
+        sys.modules.pop(module, None)
+
+
+def _length(seconds, values, first):
+    differences = [v - f for v, f in zip(values, first)]
+    return {"seconds": seconds, "max_source_positions": int(seconds * 50), "pooled_ua_by_assignment": values,
+            "pooled_ua_shared_folds": values[0], "mean": sum(values) / len(values), "std": 0.0,
+            "difference_to_first": {"mean": sum(differences) / len(differences), "min": min(differences),
+                                    "max": max(differences),
+                                    "assignments_better": sum(d > 0 for d in differences),
+                                    "assignments_worse": sum(d < 0 for d in differences)}}
+
+
+def test_input_length_table_renders_every_length_from_the_result_file(tables, tmp_path):
+    first, other = [0.80, 0.78, 0.79], [0.83, 0.82, 0.78]
+    run = {"corpus": "urdu", "model": "whisper-tiny.en", "labels": ["neutral", "happy", "sad", "angry"],
+           "lengths": [_length(30.0, first, first), _length(10.0, other, first)],
+           "inner_cv_choice": {"pooled_ua_shared_folds": 0.775,
+                               "per_fold": [{"positions": "0"}, {"positions": "500"}]}}
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "input_length.json").write_text(json.dumps({"results": {"runs": [run]}}))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{tables.INPUT_LENGTH_BEGIN}\nold table\n{tables.INPUT_LENGTH_END}\nrest\n")
+
+    text = tables.fill_input_length(readme)
+
+    assert "| urdu (4) | whisper-tiny.en | 30 s | 79.0 (78.0-80.0) | (first) |" in text
+    # 10 s: mean 81.0, two assignments better (+3.0, +4.0), one worse (-1.0).
+    assert "| urdu (4) | whisper-tiny.en | 10 s | 81.0 (78.0-83.0) | +2.0 (-1.0 to +4.0), 2 / 1 |" in text
+    assert "urdu whisper-tiny.en 77.5 (chose 1500, 500 positions)" in text
+    written = readme.read_text()
+    assert "old table" not in written and written.startswith("intro\n") and written.endswith("rest\n")
+
+
+def test_filling_a_readme_without_the_markers_fails_and_names_them(tables, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers here\n")
+    with pytest.raises(SystemExit, match="input-length:begin"):
+        tables._fill(readme.read_text(), tables.INPUT_LENGTH_BEGIN, tables.INPUT_LENGTH_END, "table")

@@ -300,7 +300,8 @@ def input_length_table(name: str = "input_length") -> str:
                          f"({_pct(min(values))}-{_pct(max(values))}) | {versus} |")
     lines.append("")
     lines.append("Length chosen per shared fold by the training speakers' own inner CV instead: " + "; ".join(
-        f"{run['corpus'].split('/')[0]} {run['model']} {_pct(run['inner_cv_choice']['pooled_ua_shared_folds'])} "
+        f"{run['corpus'].split('/')[0]} ({len(run['labels'])}) {run['model']} "
+        f"{_pct(run['inner_cv_choice']['pooled_ua_shared_folds'])} "
         f"(chose {', '.join(str(int(c['positions']) or 1500) for c in run['inner_cv_choice']['per_fold'])} positions)"
         for run in data["results"]["runs"]) + ".")
     return "\n".join(lines)

@@ -51,7 +51,7 @@ def test_input_length_table_renders_every_length_from_the_result_file(tables, tm
     assert "| urdu (4) | whisper-tiny.en | 30 s | 79.0 (78.0-80.0) | (first) |" in text
     # 10 s: mean 81.0, two assignments better (+3.0, +4.0), one worse (-1.0).
     assert "| urdu (4) | whisper-tiny.en | 10 s | 81.0 (78.0-83.0) | +2.0 (-1.0 to +4.0), 2 / 1 |" in text
-    assert "urdu whisper-tiny.en 77.5 (chose 1500, 500 positions)" in text
+    assert "urdu (4) whisper-tiny.en 77.5 (chose 1500, 500 positions)" in text
     written = readme.read_text()
     assert "old table" not in written and written.startswith("intro\n") and written.endswith("rest\n")
 

@@ -1,8 +1,8 @@
 """Whisper's input length for a frozen-encoder probe, compared over several speaker-to-fold assignments.
 
 How many seconds Whisper's encoder sees (``max_source_positions``, 50 per second; clips are zero-padded to it)
-changes its pooled states, and one fold assignment is too noisy to choose it by: on URDU's 38 speakers the
-pooled UA of neighbouring lengths moves by 2-4 points between assignments. So every length of a configuration
+changes its pooled states, and one fold assignment is too noisy to choose it by: on URDU's 29 speakers the
+pooled UA of one length moves by up to 5.5 points between assignments. So every length of a configuration
 is scored with the probe's linear fit (``training.linear_probe.fit_linear``, as ``ser-hf cv`` fits the default
 probe) on the same cached states over:
 

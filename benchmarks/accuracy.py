@@ -20,8 +20,9 @@ corpus; pooled UA and, under ``per_corpus``, each corpus's in-corpus pooled UA w
 ``leave one corpus out (test C)`` row per corpus (trained on the other corpora, tested on all of C).
 
 Each row has pooled UA with its 95% speaker-bootstrap interval, mean ± std over folds, WA, macro-F1,
-the confusion matrix, seconds and the command/date. The linear fit is deterministic (closed form, seeded
-inner folds), so one seed is reported; the gradient head is run with three seeds.
+the confusion matrix, seconds and the command/date. The linear fit is deterministic (closed form, inner
+folds seeded with the recipes' ``seed: 0``, so ``ser-hf cv RECIPE`` reproduces a probe row), so one seed is
+reported; the gradient head is run with three seeds.
 
     .venv/bin/python benchmarks/accuracy.py --configs urdu:whisper-tiny.en:0 ravdess:whisper-base:300
     .venv/bin/python benchmarks/accuracy.py --configs urdu+ravdess/4class:whisper-base:300 --name accuracy_multicorpus
@@ -34,7 +35,7 @@ import json
 import tempfile
 import time
 
-from common import RESULTS_DIR, SHARED_DATA, cv_scores, provenance, report_scores, write_result
+from common import RECIPE_SEED, RESULTS_DIR, SHARED_DATA, cv_scores, provenance, report_scores, write_result
 from probe_accuracy import probe_run
 
 from ser_hf.training.experiment import cross_validate, leave_one_corpus_out
@@ -48,7 +49,7 @@ def multi_corpus_run(spec: str, output_dir: str):
     corpora = names.split("+")
     return parse_run(None, corpus=",".join(corpora), data_dir=",".join(str(SHARED_DATA / c) for c in corpora),
                      emotions=emotions or None, model_name_or_path=model, mode="probe",
-                     max_source_positions=int(positions) or None, output_dir=output_dir)
+                     max_source_positions=int(positions) or None, output_dir=output_dir, seed=RECIPE_SEED)
 
 
 def _is_multi_corpus(spec: str) -> bool:

@@ -16,7 +16,7 @@ import json
 import tempfile
 import time
 
-from common import RESULTS_DIR, SHARED_DATA, cv_scores, provenance, write_result
+from common import RECIPE_SEED, RESULTS_DIR, SHARED_DATA, cv_scores, provenance, write_result
 
 from ser_hf.training.experiment import cross_validate
 from ser_hf.training.recipes import parse_run
@@ -28,7 +28,7 @@ def probe_run(spec: str, cache_dir: str | None, output_dir: str):
     corpus, _, emotions = corpus_part.partition("/")
     return parse_run(None, corpus=corpus, data_dir=str(SHARED_DATA / corpus), emotions=emotions or None,
                      model_name_or_path=model, mode="probe", max_source_positions=int(positions) or None,
-                     embedding_cache_dir=cache_dir, output_dir=output_dir)
+                     embedding_cache_dir=cache_dir, output_dir=output_dir, seed=RECIPE_SEED)
 
 
 def run_config(spec: str, cache_dir: str | None, output_root: str) -> dict:

@@ -31,16 +31,12 @@ from common import run_configs
 from probe_accuracy import probe_run
 
 from ser_hf.splits import corpus_folds, speaker_folds
+from ser_hf.training import linear_probe
 from ser_hf.training.experiment import load_run_dataset, make_method
 from ser_hf.training.linear_probe import fit_linear
 
 ASSIGNMENTS = 5
 INNER_SEEDS = (0, 1, 2)
-
-
-def _pooled_ua(references: np.ndarray, predictions: np.ndarray, num_labels: int) -> float:
-    return float(np.mean([np.mean(predictions[references == k] == k) for k in range(num_labels)
-                          if np.any(references == k)]))
 
 
 def _seconds(positions: str) -> float:
@@ -51,65 +47,69 @@ def run_config(spec: str) -> dict:
     corpus_part, model, lengths = spec.split(":")
     lengths = lengths.split(",")
     start = time.perf_counter()
-    features = {}
-    for positions in lengths:
-        run = probe_run(f"{corpus_part}:{model}:{positions}", cache_dir=None,
-                        output_dir=tempfile.mkdtemp(prefix="ser_hf_input_length_"))
-        dataset = load_run_dataset(run.data)
-        labels = dataset.features["label"].names
-        features[positions] = np.asarray(make_method(run, labels, progress=False).features(dataset["audio"]),
-                                         dtype=np.float64)
+    runs = {positions: probe_run(f"{corpus_part}:{model}:{positions}", cache_dir=None,
+                                 output_dir=tempfile.mkdtemp(prefix="ser_hf_input_length_"))
+            for positions in lengths}
+    data = runs[lengths[0]].data
+    dataset = load_run_dataset(data)  # the same clips for every length: only the model's input differs
+    labels = dataset.features["label"].names
+    features = {positions: np.asarray(make_method(run, labels, progress=False).features(dataset["audio"]),
+                                      dtype=np.float64)
+                for positions, run in runs.items()}
     classes = np.asarray(dataset["label"])
     speakers = np.asarray(dataset["speaker"], dtype=object)
-    shared = corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed)
+    shared = corpus_folds(dataset, n_folds=data.num_folds, seed=data.fold_seed)
     assignments = [shared] + [speaker_folds(dataset, n_folds=len(shared), seed=seed) for seed in range(1, ASSIGNMENTS)]
 
+    def fit(positions: str, fold, seed: int):
+        train = np.concatenate([fold.train, fold.validation])
+        return fit_linear(features[positions][train], classes[train], speakers[train], len(labels), seed=seed)
+
+    def pooled_ua(folds, predictions: list[np.ndarray]) -> float:  # the UA the probe's own choice maximises
+        references = np.concatenate([classes[fold.test] for fold in folds])
+        return linear_probe._pooled_ua(references, np.concatenate(predictions), len(labels))
+
     by_length = {positions: [] for positions in lengths}
-    nested = {"choices": [], "predictions": [], "references": []}
+    shared_predictions = {}  # positions -> fold name -> test predictions on the shared folds
+    inner_ua = {fold.name: {} for fold in shared}  # the training speakers' own view of each length
     for index, folds in enumerate(assignments):
         for positions in lengths:
-            predictions, references = [], []
+            predictions = []
             for fold in folds:
-                train = np.concatenate([fold.train, fold.validation])
-                fits = [fit_linear(features[positions][train], classes[train], speakers[train], len(labels), seed=seed)
-                        for seed in (INNER_SEEDS if index == 0 else INNER_SEEDS[:1])]
-                predictions.append(fits[0][0].logits(features[positions][fold.test]).argmax(axis=1))
-                references.append(classes[fold.test])
+                head, record = fit(positions, fold, INNER_SEEDS[0])
+                predictions.append(head.logits(features[positions][fold.test]).argmax(axis=1))
                 if index == 0:
-                    nested.setdefault("inner", {}).setdefault(fold.name, {})[positions] = \
-                        float(np.mean([record["inner_ua"] for _, record in fits]))
-                    nested.setdefault("test", {}).setdefault(fold.name, {})[positions] = predictions[-1]
-            by_length[positions].append(_pooled_ua(np.concatenate(references), np.concatenate(predictions),
-                                                   len(labels)))
+                    inner_ua[fold.name][positions] = float(np.mean(
+                        [record["inner_ua"], *(fit(positions, fold, seed)[1]["inner_ua"] for seed in INNER_SEEDS[1:])]))
+            by_length[positions].append(pooled_ua(folds, predictions))
+            if index == 0:
+                shared_predictions[positions] = {fold.name: p for fold, p in zip(folds, predictions)}
         print(spec, f"assignment {index}:", {p: round(v[-1], 4) for p, v in by_length.items()}, flush=True)
-    for fold in shared:
-        inner = nested["inner"][fold.name]
-        choice = max(lengths, key=lambda positions: inner[positions])  # ties: the earlier (recipe's) length
-        nested["choices"].append({"fold": fold.name, "positions": choice, "inner_ua": inner})
-        nested["predictions"].append(nested["test"][fold.name][choice])
-        nested["references"].append(classes[fold.test])
+    # Ties go to the earlier length in the list, the recipe's.
+    choices = [{"fold": fold.name, "positions": max(lengths, key=inner_ua[fold.name].get), "inner_ua": inner_ua[fold.name]}
+               for fold in shared]
+    chosen_ua = pooled_ua(shared, [shared_predictions[choice["positions"]][choice["fold"]] for choice in choices])
 
     baseline = np.asarray(by_length[lengths[0]])
     rows = []
     for positions in lengths:
         values = np.asarray(by_length[positions])
+        change = values - baseline
         rows.append({
             "max_source_positions": int(positions) or 1500, "seconds": _seconds(positions),
             "pooled_ua_shared_folds": float(values[0]),
             "pooled_ua_by_assignment": [float(v) for v in values],
             "mean": float(values.mean()), "std": float(values.std(ddof=1)),
-            "difference_to_first": {"mean": float((values - baseline).mean()),
-                                    "min": float((values - baseline).min()), "max": float((values - baseline).max()),
-                                    "assignments_better": int(np.sum(values > baseline)),
-                                    "assignments_worse": int(np.sum(values < baseline))},
+            "difference_to_first": {"mean": float(change.mean()), "min": float(change.min()),
+                                    "max": float(change.max()), "assignments_better": int(np.sum(change > 0)),
+                                    "assignments_worse": int(np.sum(change < 0))},
         })
-    chosen_ua = _pooled_ua(np.concatenate(nested["references"]), np.concatenate(nested["predictions"]), len(labels))
     return {
         "config": spec, "corpus": corpus_part, "model": model, "labels": labels, "clips": len(classes),
         "speakers": len(set(speakers)), "folds_per_assignment": len(shared), "assignments": ASSIGNMENTS,
         "fit": "training.linear_probe.fit_linear (the default probe's fit) on train + validation speakers",
         "lengths": rows,
-        "inner_cv_choice": {"per_fold": nested["choices"], "pooled_ua_shared_folds": chosen_ua,
+        "inner_cv_choice": {"per_fold": choices, "pooled_ua_shared_folds": chosen_ua,
                             "inner_seeds": list(INNER_SEEDS)},
         "seconds": round(time.perf_counter() - start, 1),
     }

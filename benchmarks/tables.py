@@ -263,18 +263,20 @@ def _fill(text: str, begin: str, end: str, table: str) -> str:
     return f"{head}{begin}\n{table}\n{end}{tail}"
 
 
+def _fill_file(readme, begin: str, end: str, table: str) -> str:
+    """Write ``table`` between the markers ``begin`` and ``end`` of the file ``readme``; returns the table."""
+    readme.write_text(_fill(readme.read_text(), begin, end, table))
+    return table
+
+
 def fill_accuracy(readme=README) -> str:
     """Replace the accuracy tables between their markers in README.md; returns them."""
-    table = accuracy_tables()
-    readme.write_text(_fill(readme.read_text(), ACCURACY_BEGIN, ACCURACY_END, table))
-    return table
+    return _fill_file(readme, ACCURACY_BEGIN, ACCURACY_END, accuracy_tables())
 
 
 def fill_readme(readme=README) -> str:
     """Replace the released-models table between its markers in README.md; returns the table."""
-    table = released_models_table()
-    readme.write_text(_fill(readme.read_text(), RELEASED_BEGIN, RELEASED_END, table))
-    return table
+    return _fill_file(readme, RELEASED_BEGIN, RELEASED_END, released_models_table())
 
 
 INPUT_LENGTH_BEGIN = ("<!-- input-length:begin (benchmarks/tables.py --readme fills this from "
@@ -289,19 +291,20 @@ def input_length_table(name: str = "input_length") -> str:
              "| corpus (classes) | backbone | input | pooled UA, mean of the fold assignments (range) | vs the first "
              "length: mean difference (range), assignments better / worse |",
              "|---|---|---|---|---|"]
+    def corpus(run: dict) -> str:
+        return f"{run['corpus'].split('/')[0]} ({len(run['labels'])})"
+
     for run in data["results"]["runs"]:
-        corpus = f"{run['corpus'].split('/')[0]} ({len(run['labels'])})"
         for length in run["lengths"]:
             values, change = length["pooled_ua_by_assignment"], length["difference_to_first"]
             versus = "(first)" if length is run["lengths"][0] else (
                 f"{100 * change['mean']:+.1f} ({100 * change['min']:+.1f} to {100 * change['max']:+.1f}), "
                 f"{change['assignments_better']} / {change['assignments_worse']}")
-            lines.append(f"| {corpus} | {run['model']} | {length['seconds']:g} s | {_pct(length['mean'])} "
+            lines.append(f"| {corpus(run)} | {run['model']} | {length['seconds']:g} s | {_pct(length['mean'])} "
                          f"({_pct(min(values))}-{_pct(max(values))}) | {versus} |")
     lines.append("")
     lines.append("Length chosen per shared fold by the training speakers' own inner CV instead: " + "; ".join(
-        f"{run['corpus'].split('/')[0]} ({len(run['labels'])}) {run['model']} "
-        f"{_pct(run['inner_cv_choice']['pooled_ua_shared_folds'])} "
+        f"{corpus(run)} {run['model']} {_pct(run['inner_cv_choice']['pooled_ua_shared_folds'])} "
         f"(chose {', '.join(str(int(c['positions']) or 1500) for c in run['inner_cv_choice']['per_fold'])} positions)"
         for run in data["results"]["runs"]) + ".")
     return "\n".join(lines)
@@ -309,9 +312,7 @@ def input_length_table(name: str = "input_length") -> str:
 
 def fill_input_length(readme=README) -> str:
     """Replace the input-length table between its markers in README.md; returns it."""
-    table = input_length_table()
-    readme.write_text(_fill(readme.read_text(), INPUT_LENGTH_BEGIN, INPUT_LENGTH_END, table))
-    return table
+    return _fill_file(readme, INPUT_LENGTH_BEGIN, INPUT_LENGTH_END, input_length_table())
 
 
 if __name__ == "__main__":

@@ -408,12 +408,12 @@ def test_push_refuses_a_backbone_preset_and_fails_offline_before_building(tiny, 
 def release_script(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     monkeypatch.setenv("SER_HF_RESULTS_DIR", str(tmp_path / "results"))
-    for module in ("common", "release_models", "tables"):
+    for module in ("common", "release_evidence", "release_models", "tables"):
         sys.modules.pop(module, None)
     import release_models
 
     yield release_models
-    for module in ("common", "release_models", "tables"):
+    for module in ("common", "release_evidence", "release_models", "tables"):
         sys.modules.pop(module, None)
 
 

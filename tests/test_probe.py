@@ -174,6 +174,63 @@ def test_linear_fit_needs_a_projector_as_wide_as_the_labels():
         fit_linear_head(features, labels, speakers, 3, ProbeSettings(projector_size=2))
 
 
+def _voiced(seed, speakers, clips, voice):
+    """Three classes, each raising two dimensions; every speaker's voice shifts dimension 0 by +-``voice``."""
+    rng = np.random.default_rng(seed)
+    labels = np.tile(np.arange(3), speakers * clips // 3)
+    who = np.repeat([f"{seed}-{n}" for n in range(speakers)], clips)
+    features = rng.normal(size=(len(labels), 2, 6))
+    features[np.arange(len(labels)), :, labels] += 2.0
+    features[np.arange(len(labels)), :, labels + 3] += 2.0
+    features[:, :, 0] += voice * rng.choice([-1, 1], size=speakers).repeat(clips)[:, None]
+    return features, labels, who
+
+
+def test_training_copies_teach_the_fit_what_a_voice_change_does():
+    from ser_hf.training.linear_probe import fit_linear
+
+    # The training speakers share one voice; the test speakers' voices move dimension 0, which class 0 also
+    # raises. Copies with dimension 0 moved both ways teach the fit to lean on class 0's other dimension.
+    features, labels, speakers = _voiced(0, speakers=8, clips=12, voice=0.0)
+    copies = [features + np.array([shift, 0, 0, 0, 0, 0]) for shift in (-3.0, 3.0)]
+    test, test_labels, _ = _voiced(1, speakers=8, clips=12, voice=3.0)
+    plain, plain_record = fit_linear(features, labels, speakers, 3)
+    copied, copied_record = fit_linear(features, labels, speakers, 3, copies=copies)
+    accuracy = {name: (fit.logits(test).argmax(axis=1) == test_labels).mean()
+                for name, fit in (("plain", plain), ("copied", copied))}
+    assert accuracy["copied"] > accuracy["plain"] + 0.1, accuracy
+    assert (plain_record["copies"], copied_record["copies"]) == (0, 2)
+    with pytest.raises(SERError, match=r"training copy 1 has states shaped \(95, 2, 6\), but the clips' states are "
+                                       r"\(96, 2, 6\)"):
+        fit_linear(features, labels, speakers, 3, copies=[copies[0], copies[1][1:]])
+
+
+def test_speed_copies_are_cached_apart_and_the_checkpoint_stays_standard(tmp_path, corpus):
+    base = tiny_backbone("whisper", tmp_path / "base")
+    labels = corpus.features["label"].names
+    method = ProbeMethod(base, labels, ModelOptions(max_source_positions=50),
+                         ProbeSettings(projector_size=8, speed_copies=(0.9, 1.1)), cache_dir=tmp_path / "cache",
+                         progress=False)
+    method.fit(corpus.select(range(40)), corpus.select(range(40, 48)))
+    assert method.fit_record["copies"] == 2
+    preprocessors = {path.parent.name for path in (tmp_path / "cache").rglob("*.npy")}
+    assert len(preprocessors) == 3 and sum(name.endswith(("-speed0.9", "-speed1.1")) for name in preprocessors) == 2
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 3 * 48  # every clip, and each of its two copies
+    paths = corpus["audio"][:4]
+    slower, faster = method.speed_copies(paths)
+    assert not np.allclose(slower, method.features(paths)) and not np.allclose(slower, faster)
+    probabilities = method.predict_proba(corpus.select(range(3)))
+    classify = pipeline("audio-classification", model=str(method.save(tmp_path / "model")))
+    for row in range(3):
+        scores = {r["label"]: r["score"] for r in classify(load_audio(corpus[row]["audio"]), top_k=None)}
+        np.testing.assert_allclose([scores[name] for name in labels], probabilities[row], atol=1e-5)
+    gradient = ProbeMethod(base, labels, ModelOptions(max_source_positions=50),
+                           ProbeSettings(fit="gradient", projector_size=8, speed_copies=(0.9,)),
+                           cache_dir=tmp_path / "cache", progress=False)
+    with pytest.raises(SERError, match="probe_speed_copies needs probe_fit: linear"):
+        gradient.fit(corpus.select(range(40)), corpus.select(range(40, 48)))
+
+
 def test_gradient_fit_stays_available(tmp_path, corpus):
     base = tiny_backbone("wav2vec2", tmp_path / "base")
     settings = ProbeSettings(fit="gradient", projector_size=8, max_epochs=3)

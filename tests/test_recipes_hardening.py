@@ -130,6 +130,16 @@ def test_out_of_range_recipe_values_name_key_value_range_and_file(tmp_path, text
         parse_run(recipe)
 
 
+@pytest.mark.parametrize("text,pattern", [
+    ("probe_speed_copies: [0.9, 3]\n", r"probe_speed_copies must be a speed factor in \[0\.5, 2\], got \[0\.9, 3\.0\]\. Set in recipe .*r\.yaml"),
+    ("probe_speed_copies: [1.0, 1.1]\n", r"probe_speed_copies must list distinct speed factors other than 1 .*got \[1\.0, 1\.1\]\. Set in recipe .*r\.yaml"),
+    ("probe_speed_copies: [0.9, 0.9]\n", r"probe_speed_copies must list distinct speed factors .*got \[0\.9, 0\.9\]"),
+])
+def test_bad_probe_speed_copies_are_refused(tmp_path, text, pattern):
+    with pytest.raises(SERError, match=pattern):
+        parse_run(_write(tmp_path, "r.yaml", text))
+
+
 def test_non_finite_list_items_are_refused(tmp_path):
     with pytest.raises(SERError, match=r"gain_db must hold finite numbers, got \[-6, -inf\]\. Set in recipe .*r\.yaml"):
         parse_run(_write(tmp_path, "r.yaml", "gain_db: [-6, -.inf]\n"))

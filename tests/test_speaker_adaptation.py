@@ -115,6 +115,17 @@ def test_adaptation_helps_when_voices_dominate():
         assert result["fallback_speakers"] == 0
 
 
+def test_every_head_of_the_adaptive_probe_trains_on_the_copies_too():
+    features, labels, speakers = voices(speakers=8)
+    copies = [features + shift for shift in (-0.5, 0.5)]
+    plain = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4)
+    copied = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4, copies=copies)
+    assert (copied.record["global"]["copies"], copied.record["adaptive"]["copies"]) == (2, 2)
+    assert plain.record["global"]["copies"] == 0
+    for head in ("global_head", "adaptive_head"):
+        assert not np.allclose(getattr(plain, head)["projector.weight"], getattr(copied, head)["projector.weight"])
+
+
 def test_adaptation_switches_itself_off_where_it_cannot_help():
     # Single-emotion speakers whose voice is the only cue: the inner check sees no gain and says so.
     features, labels, speakers = voices(single_emotion=True, emotion=0.0, voice=3.0, speakers=12)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from ser_hf.audio.clean import (
     AudioPreprocessor,
+    SpeedChanged,
+    change_speed,
     limit_duration,
     load_many,
     normalize_loudness,
@@ -75,6 +77,8 @@ __all__ = [
     "to_mono",
     # ser_hf.audio.clean
     "AudioPreprocessor",
+    "SpeedChanged",
+    "change_speed",
     "limit_duration",
     "load_many",
     "normalize_loudness",

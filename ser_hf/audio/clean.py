@@ -178,6 +178,41 @@ class AudioPreprocessor:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def change_speed(wave: np.ndarray, factor: float, sampling_rate: int) -> np.ndarray:
+    """Kaldi-style speed perturbation: play ``factor`` times faster (tempo and pitch together) by resampling."""
+    if factor == 1.0:
+        return wave
+    return resample(wave, sampling_rate, int(round(sampling_rate / factor)))
+
+
+@dataclass(frozen=True)
+class SpeedChanged:
+    """A preprocessor whose output plays ``factor`` times faster: the probe's speed-perturbed training copies.
+
+    It has the preprocessor interface the pooled-state cache needs (call on a path or an array, and a
+    :meth:`fingerprint` that names the factor, so copies are cached apart from the clips themselves).
+
+    Example:
+        >>> import numpy as np
+        >>> SpeedChanged(AudioPreprocessor(), 1.25)(np.zeros(16000, dtype=np.float32), sampling_rate=16000).size
+        12800
+    """
+
+    base: AudioPreprocessor
+    factor: float
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.factor <= 2.0:
+            raise AudioError(f"SpeedChanged(factor=...) must be a speed factor in [0.5, 2], got {self.factor}.")
+
+    def __call__(self, audio: PathLike | np.ndarray, sampling_rate: int | None = None) -> np.ndarray:
+        return change_speed(self.base(audio, sampling_rate), self.factor, self.base.sampling_rate)
+
+    def fingerprint(self) -> str:
+        """The base preprocessor's fingerprint with the factor appended."""
+        return f"{self.base.fingerprint()}-speed{self.factor:g}"
+
+
 def load_many(
     paths: list[PathLike], sampling_rate: int = 16000, num_workers: int | None = None
 ) -> list[np.ndarray]:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from transformers import Wav2Vec2FeatureExtractor
 
-from ser_hf.audio import AudioPreprocessor, audio_info, load_audio_bytes, resample
+from ser_hf.audio import AudioPreprocessor, audio_info, change_speed, load_audio_bytes  # change_speed: re-exported
 from ser_hf.errors import AudioError, SERError
 
 __all__ = ["AudioCollator", "Augmentation", "add_noise", "apply_gain", "change_speed", "random_crop",
@@ -62,13 +62,6 @@ def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.n
         return wave
     noise = rng.standard_normal(wave.size) * math.sqrt(power / 10 ** (snr_db / 10))
     return (wave + noise).astype(np.float32)
-
-
-def change_speed(wave: np.ndarray, factor: float, sampling_rate: int) -> np.ndarray:
-    """Kaldi-style speed perturbation: play ``factor`` times faster (tempo and pitch together) by resampling."""
-    if factor == 1.0:
-        return wave
-    return resample(wave, sampling_rate, int(round(sampling_rate / factor)))
 
 
 def shift_pitch(wave: np.ndarray, semitones: float, sampling_rate: int) -> np.ndarray:

@@ -152,7 +152,7 @@ def _temperature(scores: np.ndarray, labels: np.ndarray, num_labels: int) -> flo
 
 
 def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: int, *,
-               inner_folds: int = 4, seed: int = 0) -> tuple[LinearFit, dict]:
+               inner_folds: int = 4, seed: int = 0, copies=()) -> tuple[LinearFit, dict]:
     """Choose mix and ridge strength by speaker-grouped inner CV, then refit on every clip.
 
     Args:
@@ -162,6 +162,10 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
         num_labels: Number of classes.
         inner_folds: Folds of the inner CV (fewer when there are fewer speakers).
         seed: Seed of the inner fold assignment.
+        copies: Extra training states of the same clips, each shaped like ``features`` (row ``i`` is clip
+            ``i`` altered, e.g. played faster: see :func:`~ser_hf.training.probe.ProbeMethod.speed_copies`).
+            They are trained on beside their clips, always in the same inner fold, and never scored: the inner
+            CV's UA is that of the unaltered held-out clips, as a user's clips are.
 
     Returns:
         The fitted :class:`LinearFit` and a record of the choice (mix, alpha, inner UA of every candidate).
@@ -169,14 +173,17 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     speakers = np.asarray(speakers, dtype=object)
+    copies = _check_copies(copies, features)
     folds = _inner_folds(labels, speakers, inner_folds, seed)
     candidates = []
     for name, mix in layer_mixes(features).items():
         mixed = np.einsum("nlh,l->nh", features, mix)
+        mixed_copies = [np.einsum("nlh,l->nh", copy, mix) for copy in copies]
         scores = np.zeros((len(RIDGE_ALPHAS), len(labels), num_labels))
         for train, held_out in folds:
-            mean, scale = _standardise(mixed[train])
-            path = ridge_path((mixed[train] - mean) / scale, labels[train], num_labels)
+            trained = np.concatenate([mixed[train], *(copy[train] for copy in mixed_copies)])
+            mean, scale = _standardise(trained)
+            path = ridge_path((trained - mean) / scale, np.tile(labels[train], 1 + len(copies)), num_labels)
             z = (mixed[held_out] - mean) / scale
             for index, (weight, bias) in enumerate(path):
                 scores[index, held_out] = z @ weight.T + bias
@@ -184,22 +191,37 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
             candidates.append((_pooled_ua(labels, scores[index].argmax(axis=1), num_labels), name, alpha,
                                scores[index]))
     best_ua, best_mix, best_alpha, best_scores = max(candidates, key=lambda c: c[0])
-    fit = fit_chosen(features, labels, num_labels, best_mix, best_alpha)
+    fit = fit_chosen(features, labels, num_labels, best_mix, best_alpha, copies=copies)
     fit.temperature = _temperature(best_scores, labels, num_labels)
     record = {"fit": "linear", "layer_mix": best_mix, "ridge_alpha": best_alpha, "inner_ua": round(best_ua, 4),
-              "temperature": round(fit.temperature, 4), "inner_folds": len(folds),
+              "temperature": round(fit.temperature, 4), "inner_folds": len(folds), "copies": len(copies),
               "candidates": [{"layer_mix": n, "ridge_alpha": a, "inner_ua": round(u, 4)} for u, n, a, _ in candidates]}
     logger.info("linear probe: mix %s, alpha %g, inner UA %.4f", best_mix, best_alpha, best_ua)
     return fit, record
 
 
-def fit_chosen(features: np.ndarray, labels: np.ndarray, num_labels: int, mix_name: str, alpha: float) -> LinearFit:
-    """Refit a chosen mix and ridge strength on every clip (temperature 1)."""
+def fit_chosen(features: np.ndarray, labels: np.ndarray, num_labels: int, mix_name: str, alpha: float,
+               copies=()) -> LinearFit:
+    """Refit a chosen mix and ridge strength on every clip and its ``copies`` (temperature 1).
+
+    The mix is built from the clips' own states, so copies change the weights, never which layers are mixed.
+    """
+    copies = _check_copies(copies, features)
     mix = layer_mixes(features)[mix_name]
-    mixed = np.einsum("nlh,l->nh", features, mix)
+    mixed = np.einsum("nlh,l->nh", np.concatenate([features, *copies]), mix)
     mean, scale = _standardise(mixed)
-    ((weight, bias),) = ridge_path((mixed - mean) / scale, labels, num_labels, alphas=(alpha,))
+    ((weight, bias),) = ridge_path((mixed - mean) / scale, np.tile(labels, 1 + len(copies)), num_labels,
+                                   alphas=(alpha,))
     return LinearFit(mix, mean, scale, weight, bias)
+
+
+def _check_copies(copies, features: np.ndarray) -> list[np.ndarray]:
+    copies = [np.asarray(copy, dtype=np.float64) for copy in copies]
+    for index, copy in enumerate(copies):
+        if copy.shape != features.shape:
+            raise SERError(f"linear probe: training copy {index} has states shaped {copy.shape}, but the clips' "
+                           f"states are {features.shape}; every copy needs one row per clip, in the clips' order.")
+    return copies
 
 
 def load_into_head(fit: LinearFit, head) -> None:

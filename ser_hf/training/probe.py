@@ -34,13 +34,14 @@ class ProbeSettings:
     """How the probe head is trained (the HF head's shapes come from ``projector_size``).
 
     ``fit="linear"`` (default) fits the head in closed form (:mod:`ser_hf.training.linear_probe`) and uses
-    only ``projector_size``, ``inner_folds`` and ``seed``; ``fit="gradient"`` trains it with AdamW and
-    early stopping, using the other fields.
+    only ``projector_size``, ``inner_folds``, ``speaker_adaptation``, ``speed_copies`` and ``seed``;
+    ``fit="gradient"`` trains it with AdamW and early stopping, using the other fields.
     """
 
     fit: str = "linear"
     inner_folds: int = 4
     speaker_adaptation: bool = False
+    speed_copies: tuple[float, ...] = ()
     projector_size: int = 256
     learning_rate: float = 1e-3
     weight_decay: float = 1e-3
@@ -168,8 +169,9 @@ def train_probe(
 
 
 def fit_linear_head(features: np.ndarray, labels: np.ndarray, speakers, num_labels: int,
-                    settings: ProbeSettings | None = None) -> ProbeHead:
-    """The head holding :func:`ser_hf.training.linear_probe.fit_linear` (its choice in ``head.fit_record``)."""
+                    settings: ProbeSettings | None = None, copies=()) -> ProbeHead:
+    """The head holding :func:`ser_hf.training.linear_probe.fit_linear` (its choice in ``head.fit_record``);
+    ``copies`` are altered states of the same clips it also trains on (see ``fit_linear``)."""
     from ser_hf.training.linear_probe import fit_linear, load_into_head
 
     settings = settings or ProbeSettings()
@@ -177,7 +179,7 @@ def fit_linear_head(features: np.ndarray, labels: np.ndarray, speakers, num_labe
     _check(features, labels, num_labels)
     head = ProbeHead(features.shape[1], features.shape[2], settings.projector_size, num_labels)
     fit, head.fit_record = fit_linear(features, labels, speakers, num_labels, inner_folds=settings.inner_folds,
-                                      seed=settings.seed)
+                                      seed=settings.seed, copies=copies)
     load_into_head(fit, head)
     head.training_log, head.best_epoch = [], None
     return head.eval()
@@ -267,6 +269,21 @@ class ProbeMethod:
         return pooled_hidden_states(self.encoder(), self.feature_extractor, list(paths), preprocessor=self.preprocessor,
                                     cache_dir=self.cache_dir, batch_size=self.batch_size, progress=self.progress)
 
+    def speed_copies(self, paths) -> list[np.ndarray]:
+        """The pooled states of every file played faster, one array per ``settings.speed_copies`` factor.
+
+        Kaldi-style speed perturbation after the run's own preprocessing; each factor is cached apart from the
+        clips' own states (the preprocessor's fingerprint names the factor).
+        """
+        from ser_hf.audio import AudioPreprocessor, SpeedChanged
+        from ser_hf.models.pooling import pooled_hidden_states
+
+        base = self.preprocessor or AudioPreprocessor(sampling_rate=self.feature_extractor.sampling_rate)
+        return [pooled_hidden_states(self.encoder(), self.feature_extractor, list(paths),
+                                     preprocessor=SpeedChanged(base, factor), cache_dir=self.cache_dir,
+                                     batch_size=self.batch_size, progress=self.progress)
+                for factor in self.settings.speed_copies]
+
     def fit(self, train, validation=None) -> ProbeMethod:
         """Fit the head on ``train`` (a dataset with ``audio``, ``label`` and ``speaker``).
 
@@ -278,8 +295,9 @@ class ProbeMethod:
             features = np.concatenate([self.features(part["audio"]) for part in parts])
             labels = np.concatenate([np.asarray(part["label"]) for part in parts])
             speakers = np.concatenate([np.asarray(part["speaker"], dtype=object) for part in parts])
+            copies = [np.concatenate(states) for states in zip(*(self.speed_copies(part["audio"]) for part in parts))]
             if not self.settings.speaker_adaptation:
-                self.head = fit_linear_head(features, labels, speakers, len(self.labels), self.settings)
+                self.head = fit_linear_head(features, labels, speakers, len(self.labels), self.settings, copies)
                 return self
             from ser_hf.training.linear_probe import load_tensors_into_head
             from ser_hf.training.speaker_adaptation import fit_adaptive_probe
@@ -287,7 +305,8 @@ class ProbeMethod:
             _check(features, np.asarray(labels, dtype=np.int64), len(self.labels))
             self.adaptive = fit_adaptive_probe(features, labels, speakers, len(self.labels),
                                                projector_size=self.settings.projector_size,
-                                               inner_folds=self.settings.inner_folds, seed=self.settings.seed)
+                                               inner_folds=self.settings.inner_folds, seed=self.settings.seed,
+                                               copies=copies)
             self.head = ProbeHead(features.shape[1], features.shape[2], self.settings.projector_size, len(self.labels))
             load_tensors_into_head(self.adaptive.global_head, self.head)
             self.head.fit_record = {**self.adaptive.record["global"], "speaker_adaptation": self.adaptive.record}
@@ -296,6 +315,8 @@ class ProbeMethod:
             return self
         if self.settings.speaker_adaptation:
             raise SERError("probe_speaker_adaptation needs probe_fit: linear.")
+        if self.settings.speed_copies:
+            raise SERError("probe_speed_copies needs probe_fit: linear.")
         if self.settings.fit != "gradient":
             raise SERError(f"probe fit must be 'linear' or 'gradient', got {self.settings.fit!r}.")
         held_out = None if validation is None else (self.features(validation["audio"]), np.asarray(validation["label"]))

@@ -93,19 +93,19 @@ CHECK_ENROLLMENT_SIZES = (3, CHECK_ENROLLMENT_CLIPS)
 CHECK_MARGIN = 0.01
 
 
-def _refit(features, labels, num_labels, record) -> dict[str, np.ndarray]:
-    """The head of an earlier choice (mix, strength and temperature) refitted on other clips.
+def _refit(features, labels, num_labels, record, copies=()) -> dict[str, np.ndarray]:
+    """The head of an earlier choice (mix, strength and temperature) refitted on other clips (and their copies).
 
     The temperature matters here: enrollment weighs class means by the posteriors, and untempered
     ridge scores give near-uniform posteriors, which would turn the offset into the plain speaker mean.
     """
-    fit = fit_chosen(features, labels, num_labels, record["layer_mix"], record["ridge_alpha"])
+    fit = fit_chosen(features, labels, num_labels, record["layer_mix"], record["ridge_alpha"], copies=copies)
     fit.temperature = record["temperature"]
     return head_tensors(fit, num_labels)
 
 
 def _inner_check(features, labels, speakers, num_labels, global_record, adaptive_records, shrinks, inner_folds,
-                 seed) -> tuple[float, dict[tuple[str, float], float]]:
+                 seed, copies=()) -> tuple[float, dict[tuple[str, float], float]]:
     """Inner speaker-grouped CV on the training speakers: the global head's pooled UA, and that of every
     (estimator, enrollment shrinkage) pair, each the mean over :data:`CHECK_ENROLLMENT_SIZES` random
     enrollment clips per held-out speaker (the same clips for every pair; the global head scores the same
@@ -119,11 +119,13 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
     adaptive_pred = {(choice, size): [] for choice in choices for size in CHECK_ENROLLMENT_SIZES}
     for train, held_out in _inner_folds(labels, speakers, inner_folds, seed):
         means = class_means(features[train], labels[train], num_labels)
-        global_head = _refit(features[train], labels[train], num_labels, global_record)
-        adaptive_heads = {
-            estimator: _refit(adapt_training_speakers(features[train], labels[train], speakers[train], means,
-                                                      SHRINK_CLIPS, estimator), labels[train], num_labels, record)
-            for estimator, record in adaptive_records.items()}
+        global_head = _refit(features[train], labels[train], num_labels, global_record,
+                             [copy[train] for copy in copies])
+        adaptive_heads = {}
+        for estimator, record in adaptive_records.items():
+            adapted, adapted_copies = _adapted(features[train], [copy[train] for copy in copies], labels[train],
+                                               speakers[train], means, estimator)
+            adaptive_heads[estimator] = _refit(adapted, labels[train], num_labels, record, adapted_copies)
         for speaker in np.unique(speakers[held_out]):
             rows = held_out[speakers[held_out] == speaker]
             order = rng.permutation(rows)
@@ -150,10 +152,20 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
              for choice in choices})
 
 
+def _adapted(features, copies, labels, speakers, means, estimator) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The clips and each of their copies minus their speaker's offset, every copy with its own offset (a sped-up
+    copy is another voice of the same speaker; the class means are the clips')."""
+    return (adapt_training_speakers(features, labels, speakers, means, SHRINK_CLIPS, estimator),
+            [adapt_training_speakers(copy, labels, speakers, means, SHRINK_CLIPS, estimator) for copy in copies])
+
+
 def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_labels: int, *,
                        projector_size: int, inner_folds: int = 4, seed: int = 0,
-                       shrinks=SHRINK_CHOICES, estimators=ESTIMATORS) -> AdaptiveProbe:
+                       shrinks=SHRINK_CHOICES, estimators=ESTIMATORS, copies=()) -> AdaptiveProbe:
     """Fit the global head and one adaptive head per offset estimator (each by :func:`fit_linear`'s inner CV).
+
+    ``copies`` (altered states of the same clips, e.g. sped up) are trained on beside the clips by every head,
+    as in :func:`fit_linear`; the inner check scores unaltered clips only.
 
     An inner speaker-grouped CV on the training speakers, enrolling :data:`CHECK_ENROLLMENT_SIZES` random
     clips per held-out speaker, picks the estimator and the enrollment shrinkage (ties: the first of
@@ -163,15 +175,17 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     speakers = np.asarray(speakers, dtype=object)
-    global_fit, global_record = fit_linear(features, labels, speakers, num_labels, inner_folds=inner_folds, seed=seed)
+    copies = [np.asarray(copy, dtype=np.float64) for copy in copies]
+    global_fit, global_record = fit_linear(features, labels, speakers, num_labels, inner_folds=inner_folds, seed=seed,
+                                           copies=copies)
     means = class_means(features, labels, num_labels)
     adaptive_fits, adaptive_records = {}, {}
     for estimator in estimators:
-        adapted = adapt_training_speakers(features, labels, speakers, means, SHRINK_CLIPS, estimator)
+        adapted, adapted_copies = _adapted(features, copies, labels, speakers, means, estimator)
         adaptive_fits[estimator], adaptive_records[estimator] = fit_linear(
-            adapted, labels, speakers, num_labels, inner_folds=inner_folds, seed=seed)
+            adapted, labels, speakers, num_labels, inner_folds=inner_folds, seed=seed, copies=adapted_copies)
     global_ua, adaptive_uas = _inner_check(features, labels, speakers, num_labels, global_record, adaptive_records,
-                                           tuple(shrinks), inner_folds, seed)
+                                           tuple(shrinks), inner_folds, seed, copies)
     estimator, shrink = max(adaptive_uas, key=adaptive_uas.__getitem__)  # max keeps the first of equals
     adaptive_ua = adaptive_uas[estimator, shrink]
     best_by_estimator = {name: max(ua for (other, _), ua in adaptive_uas.items() if other == name)

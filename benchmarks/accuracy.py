@@ -1,7 +1,7 @@
 """One accuracy benchmark: every method on the shared corpora's speaker-grouped folds, in one result file.
 
-For each configuration (``corpus[/emotions]:model:max_source_positions``, 0 = Whisper's 30 s padding) it
-runs, on the same folds as ``ser-hf cv`` and ``reference_probe.py`` (URDU 5 speaker-grouped folds,
+For each configuration (``corpus[/emotions]:model:max_source_positions[:speed factors]``, 0 = Whisper's 30 s
+padding; the speed factors, e.g. ``0.9,1.1``, set ``probe_speed_copies``) it runs, on the same folds as ``ser-hf cv`` and ``reference_probe.py`` (URDU 5 speaker-grouped folds,
 RAVDESS 6 folds of 4 actors):
 
 - ``probe`` - the default probe recipe exactly as ``ser-hf cv`` runs it (``cross_validate``): the linear
@@ -70,11 +70,13 @@ def _cv_row(spec: str, method: str, **overrides) -> tuple[dict, object]:
 
 
 def _reference_row(spec: str) -> dict | None:
+    """The reference's row for the config's corpus, model and input (it has no training copies)."""
     path = RESULTS_DIR / "reference_probe.json"
     if not path.exists():
         return None
+    features = ":".join(spec.split(":")[:3])
     for run in json.loads(path.read_text())["results"]["runs"]:
-        if run["spec"] == spec:
+        if run["spec"] == features:
             return {"config": spec, "method": "reference", "source": "results/reference_probe.json",
                     **{k: run[k] for k in ("mean_std", "pooled", "seconds", "command", "date")}}
     return None
@@ -121,7 +123,8 @@ def run_config(spec: str, gradient: bool, bfloat16: bool = False) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", required=True,
-                        help="corpus[/emotions]:model:max_source_positions; corpora joined by + for one multi-corpus model")
+                        help="corpus[/emotions]:model:max_source_positions[:speed factors]; corpora joined by + for one "
+                             "multi-corpus model")
     parser.add_argument("--gradient", action="store_true", help="also run the gradient-trained head (3 seeds)")
     parser.add_argument("--bfloat16", action="store_true",
                         help="also run the probe with its frozen forward in bfloat16 (embedding_dtype)")

@@ -45,8 +45,10 @@ NEURAL_SYSTEMS = {"cnn": "CNN on 64 log-mel bands, trained from scratch",
 def _system(config: str) -> tuple[str, str]:
     """(corpus, system) from 'corpus:model:positions' (probe) or 'corpus:classifier' (baseline)."""
     parts = config.split(":")
-    if len(parts) == 3:
+    if len(parts) in (3, 4):
         cut = "30 s padding" if parts[2] == "0" else f"{int(parts[2]) // 50} s input"
+        if len(parts) == 4:  # probe_speed_copies
+            cut += ", speed copies " + " and ".join(f"{float(f):g}x" for f in parts[3].split(","))
         return parts[0], f"{parts[1]} probe, {cut}"
     if parts[1] in NEURAL_SYSTEMS:
         return parts[0], NEURAL_SYSTEMS[parts[1]]
@@ -284,6 +286,20 @@ INPUT_LENGTH_BEGIN = ("<!-- input-length:begin (benchmarks/tables.py --readme fi
 INPUT_LENGTH_END = "<!-- input-length:end -->"
 
 
+def _assignments_corpus(run: dict) -> str:
+    return f"{run['corpus'].split('/')[0]} ({len(run['labels'])})"
+
+
+def _variant_line(run: dict, label: str, row: dict, first: bool) -> str:
+    """One variant of a ``variant_comparison`` run: its mean pooled UA over the assignments and its change."""
+    values, change = row["pooled_ua_by_assignment"], row["difference_to_first"]
+    versus = "(first)" if first else (
+        f"{100 * change['mean']:+.1f} ({100 * change['min']:+.1f} to {100 * change['max']:+.1f}), "
+        f"{change['assignments_better']} / {change['assignments_worse']}")
+    return (f"| {_assignments_corpus(run)} | {run['model']} | {label} | {_pct(row['mean'])} "
+            f"({_pct(min(values))}-{_pct(max(values))}) | {versus} |")
+
+
 def input_length_table(name: str = "input_length") -> str:
     """Pooled UA of each Whisper input length over several fold assignments (``benchmarks/input_length.py``)."""
     data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
@@ -291,28 +307,55 @@ def input_length_table(name: str = "input_length") -> str:
              "| corpus (classes) | backbone | input | pooled UA, mean of the fold assignments (range) | vs the first "
              "length: mean difference (range), assignments better / worse |",
              "|---|---|---|---|---|"]
-    def corpus(run: dict) -> str:
-        return f"{run['corpus'].split('/')[0]} ({len(run['labels'])})"
-
     for run in data["results"]["runs"]:
         for length in run["lengths"]:
-            values, change = length["pooled_ua_by_assignment"], length["difference_to_first"]
-            versus = "(first)" if length is run["lengths"][0] else (
-                f"{100 * change['mean']:+.1f} ({100 * change['min']:+.1f} to {100 * change['max']:+.1f}), "
-                f"{change['assignments_better']} / {change['assignments_worse']}")
-            lines.append(f"| {corpus(run)} | {run['model']} | {length['seconds']:g} s | {_pct(length['mean'])} "
-                         f"({_pct(min(values))}-{_pct(max(values))}) | {versus} |")
+            lines.append(_variant_line(run, f"{length['seconds']:g} s", length, length is run["lengths"][0]))
     lines.append("")
     lines.append("Length chosen per shared fold by the training speakers' own inner CV instead: " + "; ".join(
-        f"{corpus(run)} {run['model']} {_pct(run['inner_cv_choice']['pooled_ua_shared_folds'])} "
+        f"{_assignments_corpus(run)} {run['model']} {_pct(run['inner_cv_choice']['pooled_ua_shared_folds'])} "
         f"(chose {', '.join(str(int(c['positions']) or 1500) for c in run['inner_cv_choice']['per_fold'])} positions)"
         for run in data["results"]["runs"]) + ".")
+    return "\n".join(lines)
+
+
+SPEED_COPIES_BEGIN = ("<!-- speed-copies:begin (benchmarks/tables.py --readme fills this from "
+                      "benchmarks/results/speed_copies.json) -->")
+SPEED_COPIES_END = "<!-- speed-copies:end -->"
+
+
+def speed_copies_table(name: str = "speed_copies") -> str:
+    """Pooled UA without and with speed-perturbed training copies over several fold assignments
+    (``benchmarks/speed_copies.py``)."""
+    data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+    lines = [f"<!-- from benchmarks/results/{name}.json -->",
+             "| corpus (classes) | backbone, input | training copies | pooled UA, mean of the fold assignments (range) | "
+             "vs no copies: mean difference (range), assignments better / worse |",
+             "|---|---|---|---|---|"]
+
+    def label(variant: str) -> str:
+        return "none" if variant == "none" else ", ".join(f"{float(f):g}x speed" for f in variant.split(","))
+
+    for run in data["results"]["runs"]:
+        seconds = run["max_source_positions"] / 50
+        for index, (variant, row) in enumerate(run["rows"].items()):
+            line = _variant_line(run, label(variant), row, index == 0)
+            lines.append(line.replace(f"| {run['model']} |", f"| {run['model']}, {seconds:g} s input |", 1))
+    lines.append("")
+    lines.append("Chosen per shared fold by the training speakers' own inner CV instead: " + "; ".join(
+        f"{_assignments_corpus(run)} {run['model']} {_pct(run['inner_cv_choice']['pooled_ua_shared_folds'])} "
+        f"(copies in {sum(c['variant'] != 'none' for c in run['inner_cv_choice']['per_fold'])} of "
+        f"{len(run['inner_cv_choice']['per_fold'])} folds)" for run in data["results"]["runs"]) + ".")
     return "\n".join(lines)
 
 
 def fill_input_length(readme=README) -> str:
     """Replace the input-length table between its markers in README.md; returns it."""
     return _fill_file(readme, INPUT_LENGTH_BEGIN, INPUT_LENGTH_END, input_length_table())
+
+
+def fill_speed_copies(readme=README) -> str:
+    """Replace the speed-copies table between its markers in README.md; returns it."""
+    return _fill_file(readme, SPEED_COPIES_BEGIN, SPEED_COPIES_END, speed_copies_table())
 
 
 if __name__ == "__main__":
@@ -322,6 +365,8 @@ if __name__ == "__main__":
             print(fill_accuracy())
         if (RESULTS_DIR / "input_length.json").is_file():
             print(fill_input_length())
+        if (RESULTS_DIR / "speed_copies.json").is_file():
+            print(fill_speed_copies())
         sys.exit(0)
     print(accuracy_table("probe_accuracy", "reference_probe", "finetune_accuracy_ravdess8_gpu",
                          "finetune_accuracy_ravdess8_gpu_lr5e-5", "finetune_accuracy_ravdess4_gpu", "baseline_accuracy"))

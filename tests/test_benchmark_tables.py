@@ -56,6 +56,27 @@ def test_input_length_table_renders_every_length_from_the_result_file(tables, tm
     assert "old table" not in written and written.startswith("intro\n") and written.endswith("rest\n")
 
 
+def test_speed_copies_table_renders_both_variants_from_the_result_file(tables, tmp_path):
+    none, copied = [0.75, 0.76, 0.74], [0.77, 0.75, 0.76]
+    rows = {"none": _length(6.0, none, none), "0.9,1.1": _length(6.0, copied, none)}
+    run = {"corpus": "ravdess", "model": "whisper-base", "max_source_positions": 300, "labels": list("abcdefgh"),
+           "rows": rows, "inner_cv_choice": {"pooled_ua_shared_folds": 0.7612,
+                                             "per_fold": [{"variant": "none"}, {"variant": "0.9,1.1"}]}}
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "speed_copies.json").write_text(json.dumps({"results": {"runs": [run]}}))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{tables.SPEED_COPIES_BEGIN}\n{tables.SPEED_COPIES_END}\n")
+
+    text = tables.fill_speed_copies(readme)
+
+    assert "| ravdess (8) | whisper-base, 6 s input | none | 75.0 (74.0-76.0) | (first) |" in text
+    # mean 76.0; +2.0, -1.0, +2.0 against no copies.
+    assert ("| ravdess (8) | whisper-base, 6 s input | 0.9x speed, 1.1x speed | 76.0 (75.0-77.0) | "
+            "+1.0 (-1.0 to +2.0), 2 / 1 |") in text
+    assert "ravdess (8) whisper-base 76.1 (copies in 1 of 2 folds)" in text
+
+
 def test_filling_a_readme_without_the_markers_fails_and_names_them(tables, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")

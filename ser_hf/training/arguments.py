@@ -112,8 +112,8 @@ class ProbeArguments:
     probe_speed_copies: list[float] | None = field(default=None, metadata=_help(
         "Probe, linear fit: also train on a copy of every training clip played this many times faster, one copy "
         "per factor, e.g. 0.9 1.1 (Kaldi-style speed perturbation: tempo and pitch change together, like another "
-        "voice). The copies' frozen states are cached like the clips'; the inner CV scores, and the test clips "
-        "are, unaltered clips. Costs one more frozen forward per factor. Default: off."))
+        "voice). The copies' frozen states are cached like the clips'; only unaltered clips are scored, in the inner "
+        "CV and in testing. Costs one more frozen forward per factor. Default: off."))
     probe_projector_size: int = field(default=256, metadata=_help("Probe: size of the head's projector."))
     probe_learning_rate: float = field(default=1e-3, metadata=_help("Probe: AdamW learning rate of the head."))
     probe_weight_decay: float = field(default=1e-3, metadata=_help("Probe: AdamW weight decay of the head."))

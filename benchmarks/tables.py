@@ -180,8 +180,11 @@ def accuracy_tables(name: str = "accuracy") -> str:
     data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
     rows = {(row["config"], row["method"]): row for row in data["results"]["rows"]}
     configs = list(dict.fromkeys(config for config, _ in rows))
+    # A configuration with training copies ('corpus:model:positions:factors') follows the one without them.
+    bases = list(dict.fromkeys(":".join(config.split(":")[:3]) for config in configs))
+    configs.sort(key=lambda config: (bases.index(":".join(config.split(":")[:3])), config.count(":")))
     standard = [
-        "| corpus (classes) | backbone, input | probe (default, standard checkpoint): pooled UA [95% CI] | "
+        "| corpus (classes) | backbone, input | probe (linear fit, standard checkpoint): pooled UA [95% CI] | "
         "UA mean ± std over folds | reference (LR on all layers, not a checkpoint) | previous gradient head | "
         "time (s) |",
         "|---|---|---|---|---|---|---|"]

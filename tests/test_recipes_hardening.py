@@ -138,6 +138,16 @@ def test_speed_copies_must_be_distinct_and_not_the_clip_itself(tmp_path):
             parse_run(_write(tmp_path, "r.yaml", f"probe_speed_copies: {factors}\n"))
 
 
+def test_speed_copies_outside_the_probe_are_named_as_ignored(tmp_path, caplog):
+    recipe = _write(tmp_path, "r.yaml", "mode: probe\nprobe_speed_copies: [0.9, 1.1]\n")
+    with caplog.at_level("WARNING", logger="ser_hf.training.recipes"):
+        parse_run(recipe)
+        assert caplog.text == ""
+        parse_run(recipe, ["--mode", "finetune"])
+    assert "probe_speed_copies (set in recipe" in caplog.text and "mode: finetune ignores it" in caplog.text
+    assert "set speed_perturb" in caplog.text
+
+
 def test_non_finite_list_items_are_refused(tmp_path):
     with pytest.raises(SERError, match=r"gain_db must hold finite numbers, got \[-6, -inf\]\. Set in recipe .*r\.yaml"):
         parse_run(_write(tmp_path, "r.yaml", "gain_db: [-6, -.inf]\n"))

@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+import logging
 import math
 from collections.abc import Hashable, Sequence
 from decimal import Decimal
@@ -34,6 +35,8 @@ from ser_hf._io import unique_keys
 from ser_hf.errors import SERError
 from ser_hf.training.arguments import DataArguments, ModelArguments, ProbeArguments, SERTrainingArguments
 from ser_hf.training.run import Run
+
+logger = logging.getLogger(__name__)
 
 #: The run's argument groups, in the order ``HfArgumentParser`` returns them (see :class:`~ser_hf.training.run.Run`).
 ARGUMENT_GROUPS = (DataArguments, ModelArguments, SERTrainingArguments, ProbeArguments)
@@ -295,6 +298,13 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
     if remaining:
         flags = [item.lstrip("-").replace("-", "_") for item in remaining if item.startswith("--")]
         raise _unknown_key_error(flags or remaining, "the command line")
+    if model.mode != "probe" and probe.probe_speed_copies:
+        # Not an error: switching a probe recipe to another mode with --mode is a normal thing to do.
+        instead = ("to augment fine-tuning with speed changes, set speed_perturb (e.g. 0.9 1.0 1.1)"
+                   if model.mode == "finetune" else
+                   "partial fine-tuning trains on cached layer inputs, which its partial_mask_* settings augment")
+        logger.warning("probe_speed_copies (set in %s) trains the frozen probe only; mode: %s ignores it (%s).",
+                       _origin("probe_speed_copies", recipe, overrides, values), model.mode, instead)
     return Run(data, model, training, probe)
 
 

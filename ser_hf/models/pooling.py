@@ -153,6 +153,7 @@ def pooled_hidden_states(
     cache_dir: str | Path | None = None,
     batch_size: int = 8,
     progress: bool = True,
+    desc: str = "backbone forward",
 ) -> np.ndarray:
     """Per-layer mean hidden states of every file, computed once and cached: ``(clips, layers, hidden)``.
 
@@ -165,6 +166,8 @@ def pooled_hidden_states(
         cache_dir: Where to keep the arrays (default :func:`default_cache_dir`).
         batch_size: Clips per forward pass, grouped by length. Models where padding could change the
             result (no attention mask, a group-norm front end) run one clip at a time.
+        progress: Show a progress bar while clips are computed.
+        desc: The progress bar's label.
 
     Returns:
         A float32 array; row ``i`` belongs to ``paths[i]``.
@@ -185,7 +188,7 @@ def pooled_hidden_states(
     logger.info("pooled hidden states: %d of %d clips cached in %s", len(paths) - len(todo), len(paths), folder)
     if mine:
         _compute_missing(model, feature_extractor, [paths[i] for i in mine], [targets[i] for i in mine],
-                         preprocessor, batch_size, progress and processes.is_main)
+                         preprocessor, batch_size, progress and processes.is_main, desc)
     if todo:
         processes.barrier()
     missing = [str(targets[i]) for i in todo if not targets[i].exists()]
@@ -196,13 +199,13 @@ def pooled_hidden_states(
     return np.stack([np.load(target, allow_pickle=False) for target in targets])
 
 
-def _compute_missing(model, feature_extractor, paths, targets, preprocessor, batch_size, progress) -> None:
+def _compute_missing(model, feature_extractor, paths, targets, preprocessor, batch_size, progress, desc) -> None:
     """Forward the clips batch by batch, decoding each batch just before it runs (bounded memory)."""
     model.eval()
     if not batch_padding_is_exact(model, feature_extractor):
         batch_size = 1  # padding would leak into the pooled states (no mask, or a group-norm front end)
     batches = _batches([audio_info(path).duration for path in paths], batch_size)
-    with progress_bar(progress, total=len(paths), desc="backbone forward", unit="clip") as bar:
+    with progress_bar(progress, total=len(paths), desc=desc, unit="clip") as bar:
         for batch in batches:
             pooled = pool_batch(model, feature_extractor, [preprocessor(paths[i]) for i in batch])
             for row, index in zip(pooled, batch):

@@ -281,7 +281,8 @@ class ProbeMethod:
         base = self.preprocessor or AudioPreprocessor(sampling_rate=self.feature_extractor.sampling_rate)
         return [pooled_hidden_states(self.encoder(), self.feature_extractor, list(paths),
                                      preprocessor=SpeedChanged(base, factor), cache_dir=self.cache_dir,
-                                     batch_size=self.batch_size, progress=self.progress)
+                                     batch_size=self.batch_size, progress=self.progress,
+                                     desc=f"backbone forward, {factor:g}x speed copies")
                 for factor in self.settings.speed_copies]
 
     def fit(self, train, validation=None) -> ProbeMethod:

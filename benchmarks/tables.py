@@ -338,16 +338,22 @@ def speed_copies_table(name: str = "speed_copies") -> str:
     def label(variant: str) -> str:
         return "none" if variant == "none" else ", ".join(f"{float(f):g}x speed" for f in variant.split(","))
 
+    # Runs of the same corpus, backbone and input share their "none" row (same states, same folds): shown once.
+    groups: dict[tuple, list[dict]] = {}
     for run in data["results"]["runs"]:
-        seconds = run["max_source_positions"] / 50
-        for index, (variant, row) in enumerate(run["rows"].items()):
-            line = _variant_line(run, label(variant), row, index == 0)
-            lines.append(line.replace(f"| {run['model']} |", f"| {run['model']}, {seconds:g} s input |", 1))
+        groups.setdefault((run["corpus"], run["model"], run["max_source_positions"]), []).append(run)
+    for runs in groups.values():
+        for index, run in enumerate(runs):
+            seconds = run["max_source_positions"] / 50
+            for variant, row in list(run["rows"].items())[(1 if index else 0):]:
+                line = _variant_line(run, label(variant), row, variant == "none")
+                lines.append(line.replace(f"| {run['model']} |", f"| {run['model']}, {seconds:g} s input |", 1))
     lines.append("")
     lines.append("Chosen per shared fold by the training speakers' own inner CV instead: " + "; ".join(
-        f"{_assignments_corpus(run)} {run['model']} {_pct(run['inner_cv_choice']['pooled_ua_shared_folds'])} "
+        f"{_assignments_corpus(run)} {run['model']} with {label(list(run['rows'])[1])} "
+        f"{_pct(run['inner_cv_choice']['pooled_ua_shared_folds'])} "
         f"(copies in {sum(c['variant'] != 'none' for c in run['inner_cv_choice']['per_fold'])} of "
-        f"{len(run['inner_cv_choice']['per_fold'])} folds)" for run in data["results"]["runs"]) + ".")
+        f"{len(run['inner_cv_choice']['per_fold'])} folds)" for runs in groups.values() for run in runs) + ".")
     return "\n".join(lines)
 
 

@@ -74,7 +74,13 @@ def test_speed_copies_table_renders_both_variants_from_the_result_file(tables, t
     # mean 76.0; +2.0, -1.0, +2.0 against no copies.
     assert ("| ravdess (8) | whisper-base, 6 s input | 0.9x speed, 1.1x speed | 76.0 (75.0-77.0) | "
             "+1.0 (-1.0 to +2.0), 2 / 1 |") in text
-    assert "ravdess (8) whisper-base 76.1 (copies in 1 of 2 folds)" in text
+    assert "ravdess (8) whisper-base with 0.9x speed, 1.1x speed 76.1 (copies in 1 of 2 folds)" in text
+    # A second factor set of the same corpus, backbone and input shares the first one's "none" row.
+    more = {**run, "rows": {"none": rows["none"], "0.8,1.2": _length(6.0, [0.74, 0.76, 0.75], none)}}
+    (results / "speed_copies.json").write_text(json.dumps({"results": {"runs": [run, more]}}))
+    text = tables.speed_copies_table()
+    assert text.count("| none |") == 1
+    assert "| ravdess (8) | whisper-base, 6 s input | 0.8x speed, 1.2x speed | 75.0 (74.0-76.0) | +0.0" in text
 
 
 def test_filling_a_readme_without_the_markers_fails_and_names_them(tables, tmp_path):

@@ -16,6 +16,10 @@ instead of gradient steps with early stopping on a few validation speakers, this
 4. folds mix, standardisation, weights and temperature into the head: ``layer_weights = log w``,
    projector rows ``0..K-1`` carry the linear model, the classifier picks them out.
 
+Training copies of the clips (speed-perturbed ones with ``probe_speed_copies``) join the rows every fit trains on,
+in the same inner fold as their clip, and never the rows that are scored: the inner CV's UA is that of unaltered
+clips, as a user's clips are.
+
 Ridge was chosen over multinomial logistic regression and shrinkage LDA on the same mixes after a
 comparison on the shared corpora's folds (ridge was as good or better and 10-50x faster to select).
 

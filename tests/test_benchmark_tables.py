@@ -34,15 +34,20 @@ def _length(seconds, values, first):
                                     "assignments_worse": sum(d < 0 for d in differences)}}
 
 
+def _write_runs(tmp_path, name, runs):
+    """A result file holding ``runs``, where the ``tables`` fixture's results folder is."""
+    results = tmp_path / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps({"results": {"runs": runs}}))
+
+
 def test_input_length_table_renders_every_length_from_the_result_file(tables, tmp_path):
     first, other = [0.80, 0.78, 0.79], [0.83, 0.82, 0.78]
     run = {"corpus": "urdu", "model": "whisper-tiny.en", "labels": ["neutral", "happy", "sad", "angry"],
            "lengths": [_length(30.0, first, first), _length(10.0, other, first)],
            "inner_cv_choice": {"pooled_ua_shared_folds": 0.775,
                                "per_fold": [{"positions": "0"}, {"positions": "500"}]}}
-    results = tmp_path / "results"
-    results.mkdir()
-    (results / "input_length.json").write_text(json.dumps({"results": {"runs": [run]}}))
+    _write_runs(tmp_path, "input_length", [run])
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{tables.INPUT_LENGTH_BEGIN}\nold table\n{tables.INPUT_LENGTH_END}\nrest\n")
 
@@ -62,9 +67,7 @@ def test_speed_copies_table_renders_both_variants_from_the_result_file(tables, t
     run = {"corpus": "ravdess", "model": "whisper-base", "max_source_positions": 300, "labels": list("abcdefgh"),
            "rows": rows, "inner_cv_choice": {"pooled_ua_shared_folds": 0.7612,
                                              "per_fold": [{"variant": "none"}, {"variant": "0.9,1.1"}]}}
-    results = tmp_path / "results"
-    results.mkdir()
-    (results / "speed_copies.json").write_text(json.dumps({"results": {"runs": [run]}}))
+    _write_runs(tmp_path, "speed_copies", [run])
     readme = tmp_path / "README.md"
     readme.write_text(f"{tables.SPEED_COPIES_BEGIN}\n{tables.SPEED_COPIES_END}\n")
 
@@ -77,7 +80,7 @@ def test_speed_copies_table_renders_both_variants_from_the_result_file(tables, t
     assert "ravdess (8) whisper-base with 0.9x speed, 1.1x speed 76.1 (copies in 1 of 2 folds)" in text
     # A second factor set of the same corpus, backbone and input shares the first one's "none" row.
     more = {**run, "rows": {"none": rows["none"], "0.8,1.2": _length(6.0, [0.74, 0.76, 0.75], none)}}
-    (results / "speed_copies.json").write_text(json.dumps({"results": {"runs": [run, more]}}))
+    _write_runs(tmp_path, "speed_copies", [run, more])
     text = tables.speed_copies_table()
     assert text.count("| none |") == 1
     assert "| ravdess (8) | whisper-base, 6 s input | 0.8x speed, 1.2x speed | 75.0 (74.0-76.0) | +0.0" in text

@@ -1,8 +1,8 @@
 """One accuracy benchmark: every method on the shared corpora's speaker-grouped folds, in one result file.
 
 For each configuration (``corpus[/emotions]:model:max_source_positions[:speed factors]``, 0 = Whisper's 30 s
-padding; the speed factors, e.g. ``0.9,1.1``, set ``probe_speed_copies``) it runs, on the same folds as ``ser-hf cv`` and ``reference_probe.py`` (URDU 5 speaker-grouped folds,
-RAVDESS 6 folds of 4 actors):
+padding; the speed factors, e.g. ``0.9,1.1``, set ``probe_speed_copies``) it runs, on the same folds as
+``ser-hf cv`` and ``reference_probe.py`` (URDU 5 speaker-grouped folds, RAVDESS 6 folds of 4 actors):
 
 - ``probe`` - the default probe recipe exactly as ``ser-hf cv`` runs it (``cross_validate``): the linear
   fit, a standard ``pipeline()`` checkpoint per fold;

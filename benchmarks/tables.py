@@ -1,7 +1,8 @@
 """Render the README's result tables from benchmarks/results/*.json (never type a figure by hand).
 
     .venv/bin/python benchmarks/tables.py            # prints Markdown to paste into README.md
-    .venv/bin/python benchmarks/tables.py --readme   # fills the released-models, accuracy and input-length tables of README.md in place
+    .venv/bin/python benchmarks/tables.py --readme   # fills README.md's tables in place: released models,
+                                                     # accuracy, input length, speed copies
 """
 
 from __future__ import annotations
@@ -293,13 +294,14 @@ def _assignments_corpus(run: dict) -> str:
     return f"{run['corpus'].split('/')[0]} ({len(run['labels'])})"
 
 
-def _variant_line(run: dict, label: str, row: dict, first: bool) -> str:
-    """One variant of a ``variant_comparison`` run: its mean pooled UA over the assignments and its change."""
+def _variant_line(run: dict, label: str, row: dict, first: bool, backbone: str | None = None) -> str:
+    """One variant of a ``variant_comparison`` run: its mean pooled UA over the assignments and its change
+    (``backbone`` names the backbone column; default: the run's model)."""
     values, change = row["pooled_ua_by_assignment"], row["difference_to_first"]
     versus = "(first)" if first else (
         f"{100 * change['mean']:+.1f} ({100 * change['min']:+.1f} to {100 * change['max']:+.1f}), "
         f"{change['assignments_better']} / {change['assignments_worse']}")
-    return (f"| {_assignments_corpus(run)} | {run['model']} | {label} | {_pct(row['mean'])} "
+    return (f"| {_assignments_corpus(run)} | {backbone or run['model']} | {label} | {_pct(row['mean'])} "
             f"({_pct(min(values))}-{_pct(max(values))}) | {versus} |")
 
 
@@ -344,10 +346,9 @@ def speed_copies_table(name: str = "speed_copies") -> str:
         groups.setdefault((run["corpus"], run["model"], run["max_source_positions"]), []).append(run)
     for runs in groups.values():
         for index, run in enumerate(runs):
-            seconds = run["max_source_positions"] / 50
+            backbone = f"{run['model']}, {run['max_source_positions'] / 50:g} s input"
             for variant, row in list(run["rows"].items())[(1 if index else 0):]:
-                line = _variant_line(run, label(variant), row, variant == "none")
-                lines.append(line.replace(f"| {run['model']} |", f"| {run['model']}, {seconds:g} s input |", 1))
+                lines.append(_variant_line(run, label(variant), row, variant == "none", backbone))
     lines.append("")
     lines.append("Chosen per shared fold by the training speakers' own inner CV instead: " + "; ".join(
         f"{_assignments_corpus(run)} {run['model']} with {label(list(run['rows'])[1])} "

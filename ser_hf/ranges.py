@@ -122,6 +122,8 @@ SEED = Range(0, 2**32 - 1, integer=True, noun="a seed (an integer)")
 """Random seeds: numpy accepts 0 .. 2**32 - 1."""
 UNIT = Range(0, 1, noun="a number")
 """Strengths and ratios: [0, 1]."""
+SPEED_FACTOR = Range(0.5, 2, noun="a speed factor")
+"""Speed perturbation (audio played this many times faster): [0.5, 2]."""
 FOLDS = Range(2, integer=True, noun="an integer")
 """Numbers of folds: integers >= 2."""
 FINITE = Range()

@@ -25,6 +25,7 @@ import numpy as np
 
 from ser_hf.audio.decoding import PathLike, load_audio, resample, to_mono
 from ser_hf.errors import AudioError
+from ser_hf.ranges import SPEED_FACTOR
 
 
 def trim_silence(wave: np.ndarray, top_db: float = 30.0, frame_length: int = 1024, hop_length: int = 256) -> np.ndarray:
@@ -202,8 +203,8 @@ class SpeedChanged:
     factor: float
 
     def __post_init__(self) -> None:
-        if not 0.5 <= self.factor <= 2.0:
-            raise AudioError(f"SpeedChanged(factor=...) must be a speed factor in [0.5, 2], got {self.factor}.")
+        if self.factor not in SPEED_FACTOR:
+            raise AudioError(f"SpeedChanged(factor=...) must be {SPEED_FACTOR}, got {self.factor}.")
 
     def __call__(self, audio: PathLike | np.ndarray, sampling_rate: int | None = None) -> np.ndarray:
         return change_speed(self.base(audio, sampling_rate), self.factor, self.base.sampling_rate)

@@ -30,6 +30,7 @@ from ser_hf.ranges import (
     POSITIVE,
     PROBABILITY,
     SEED,
+    SPEED_FACTOR,
     UNIT,
     Range,
     check_ranges,
@@ -141,7 +142,7 @@ class ProbeArguments:
     RANGES: ClassVar[dict[str, Range]] = {
         "probe_projector_size": LAYER_SIZE, "probe_learning_rate": POSITIVE, "probe_weight_decay": NON_NEGATIVE,
         "probe_dropout": PROBABILITY, "probe_batch_size": COUNT, "probe_inner_folds": Range(2, integer=True, noun="an integer"),
-        "probe_speed_copies": Range(0.5, 2, noun="a speed factor"),
+        "probe_speed_copies": SPEED_FACTOR,
         "probe_max_epochs": COUNT, "probe_patience": COUNT, "embedding_batch_size": COUNT,
     }
 
@@ -254,7 +255,7 @@ class SERTrainingArguments(TrainingArguments):
     RANGES: ClassVar[dict[str, Range]] = {
         **TRAINING_RANGES,
         "early_stopping_patience": COUNT, "noise_snr_db": DECIBELS, "gain_db": DECIBELS,
-        "speed_perturb": Range(0.5, 2, noun="a speed factor"),
+        "speed_perturb": SPEED_FACTOR,
         "layer_lr_decay": Range(0, 1, low_open=True, noun="a decay factor"), "pitch_shift_semitones": Range(0, 12),
         "augment_probability": PROBABILITY, "lora_r": Range(1, 1024, integer=True, noun="a rank"), "lora_alpha": COUNT,
         "lora_dropout": PROBABILITY, "partial_mask_time_prob": PROBABILITY, "partial_mask_time_length": COUNT,

@@ -37,6 +37,7 @@ from transformers import Wav2Vec2FeatureExtractor
 
 from ser_hf.audio import AudioPreprocessor, audio_info, change_speed, load_audio_bytes  # change_speed: re-exported
 from ser_hf.errors import AudioError, SERError
+from ser_hf.ranges import SPEED_FACTOR
 
 __all__ = ["AudioCollator", "Augmentation", "add_noise", "apply_gain", "change_speed", "random_crop",
            "shift_pitch", "with_durations"]
@@ -115,7 +116,7 @@ class Augmentation:
         self.gain_db = _range("gain_db", self.gain_db)
         if self.speed_perturb is not None:
             self.speed_perturb = tuple(float(f) for f in self.speed_perturb)
-            if not self.speed_perturb or not all(0.5 <= f <= 2.0 for f in self.speed_perturb):
+            if not self.speed_perturb or not all(f in SPEED_FACTOR for f in self.speed_perturb):
                 raise SERError(f"speed_perturb must list speed factors in [0.5, 2] (e.g. 0.9 1.0 1.1), "
                                f"got {list(self.speed_perturb)}.")
         if self.pitch_shift_semitones is not None and not 0 <= self.pitch_shift_semitones <= 12:

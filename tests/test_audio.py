@@ -168,3 +168,17 @@ def test_a_header_with_too_many_channels_is_refused_before_decoding(tmp_path):
     for read in (load_audio, audio_info):
         with pytest.raises(AudioError, match=r"many.wav.*declares 65 channels; expected 1 to 64"):
             read(tmp_path / "many.wav")
+
+
+def test_speed_changed_copies_play_faster_and_refuse_impossible_factors(tmp_path):
+    from ser_hf.audio import AudioPreprocessor, SpeedChanged
+
+    path = write_tone(tmp_path / "tone.wav", duration=1.0)
+    base = AudioPreprocessor()
+    faster = SpeedChanged(base, 1.25)
+    assert abs(faster(path).size - base(path).size / 1.25) <= 2
+    assert faster.fingerprint() == f"{base.fingerprint()}-speed1.25" != SpeedChanged(base, 0.8).fingerprint()
+    for factor in (0.0, 3.0, float("nan")):
+        with pytest.raises(AudioError, match=r"SpeedChanged\(factor=\.\.\.\) must be a speed factor in \[0\.5, 2\], "
+                                             rf"got {factor}"):
+            SpeedChanged(base, factor)

@@ -17,7 +17,7 @@ Both are scored on the probe's own cached pooled states and the outer folds of `
   noisier; here the adaptive head is refitted on states minus offsets from :data:`MATCHED_CLIPS` random clips
   of the speaker (:data:`MATCHED_DRAWS` draws per speaker, stacked), with the estimator and shrinkage the
   shipped fit chose. Both heads score the same random enrollment clips (3 and 10 per test speaker, scored on
-  the speaker's other clips, and all clips transductively), drawn with each of :data:`SEEDS`.
+  the speaker's other clips, and all clips transductively), one draw with each of :data:`SEEDS`.
 
     .venv/bin/python benchmarks/speaker_variants.py --configs urdu:whisper-tiny.en:0 ravdess:whisper-base:300
 """
@@ -140,7 +140,7 @@ def adaptation_rows(data: CachedStates) -> dict:
                                (f"enrollment-matched ({MATCHED_CLIPS} clips)", matched)):
             for seed in SEEDS:
                 predictions = enrollment_predictions(probe, features[fold.test], classes[fold.test],
-                                                     speakers[fold.test], settings=ENROLLMENT, seed=seed)
+                                                     speakers[fold.test], settings=ENROLLMENT, seed=seed, draws=1)
                 for setting, result in predictions.items():
                     references, predicted = parts.setdefault((variant, setting, seed), ([], []))
                     references.append(classes[fold.test][result["rows"]])

@@ -8,15 +8,18 @@ import pytest
 from ser_hf.errors import ModelError, SERError
 from ser_hf.models.linear_head import head_logits
 from ser_hf.training.speaker_adaptation import (
+    ENROLLMENT_DRAWS,
     ESTIMATORS,
     SHRINK_CHOICES,
     class_means,
+    collect_enrollment,
     enrollment_predictions,
     estimate_offset,
     fit_adaptive_probe,
     load_adaptation,
     save_adaptation,
     speaker_offset,
+    summarise_enrollment,
 )
 
 LABELS = 3
@@ -115,6 +118,29 @@ def test_adaptation_helps_when_voices_dominate():
         assert result["fallback_speakers"] == 0
 
 
+def test_a_random_enrollment_row_pools_several_draws_and_all_clips_are_enrolled_once():
+    features, labels, speakers = voices()
+    test = np.isin(speakers, [f"s{n}" for n in range(8, 12)])
+    probe = fit_adaptive_probe(features[~test], labels[~test], speakers[~test], LABELS, projector_size=4)
+    one, three = (enrollment_predictions(probe, features[test], labels[test], speakers[test], settings=(5, "all"),
+                                         draws=draws) for draws in (1, 3))
+    assert (one["5"]["draws"], three["5"]["draws"], three["all"]["draws"]) == (1, 3, 1)
+    per_draw = 4 * (12 - 5)  # each draw scores every clip of the 4 speakers that it did not enroll
+    assert len(one["5"]["rows"]) == per_draw and len(three["5"]["rows"]) == 3 * per_draw
+    draws = three["5"]["rows"].reshape(3, per_draw)
+    assert not np.array_equal(np.sort(draws[0]), np.sort(draws[1]))  # another draw enrolls other clips
+    assert (three["5"]["speakers"], three["5"]["fallback_speakers"]) == (4, 0)  # speakers counted once
+    np.testing.assert_array_equal(three["all"]["rows"], one["all"]["rows"])
+    collected = {}
+    collect_enrollment(collected, three, labels[test], speakers[test])
+    row, _ = summarise_enrollment(collected, ["a", "b", "c"], model=None, corpus=None)
+    assert (row["enrollment"], row["enrollment_draws"], row["clips_scored"]) == ("5", 3, per_draw)
+    assert "pooled over 3 random draws" in row["protocol"]
+    for draws in (0, 1.5, True):
+        with pytest.raises(SERError, match=f"enrollment draws must be a whole number >= 1, got {draws!r}"):
+            enrollment_predictions(probe, features[test], labels[test], speakers[test], draws=draws)
+
+
 def test_every_head_of_the_adaptive_probe_trains_on_the_copies_too():
     features, labels, speakers = voices(speakers=8)
     copies = [features + shift for shift in (-0.5, 0.5)]
@@ -205,7 +231,9 @@ def test_cv_adds_speaker_adaptive_rows_beside_the_standard_ones(tmp_path):
         assert set(row["offset_estimator_by_fold"]) <= {"emotion-mix-aware", "speaker mean", "off"}
         assert len(row["enrollment_shrink_by_fold"]) == 3
         assert set(row["enrollment_shrink_by_fold"]) <= {*SHRINK_CHOICES, None}
+        assert row["enrollment_draws"] == (1 if row["enrollment"] == "all" else ENROLLMENT_DRAWS)
     written = json.loads((tmp_path / "cv" / "cv" / "speaker_adaptive.json").read_text())
     assert [row["enrollment"] for row in written] == settings
-    assert "not the standard headline" in (tmp_path / "cv" / "cv" / "speaker_adaptive.md").read_text()
+    table = (tmp_path / "cv" / "cv" / "speaker_adaptive.md").read_text()
+    assert "not the standard headline" in table and f"each random row pools {ENROLLMENT_DRAWS} draws" in table
     assert result.pooled.num_samples == 48  # the standard row is unchanged: every clip once

@@ -181,6 +181,8 @@ def _collect_speaker_adaptive(collected: dict, method, test: datasets.Dataset, l
 
 
 def _write_speaker_adaptive(out: Path, rows: list[dict[str, Any]]) -> None:
+    from ser_hf.training.speaker_adaptation import ENROLLMENT_DRAWS
+
     out.mkdir(parents=True, exist_ok=True)
     (out / "speaker_adaptive.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = ["| enrollment | speaker-adaptive UA [95% CI] | global head, same clips | gain | clips | fallback speakers |",
@@ -192,7 +194,8 @@ def _write_speaker_adaptive(out: Path, rows: list[dict[str, Any]]) -> None:
                      f"| {row['clips_scored']} | {row['fallback_speakers']} of {row['speakers']} |")
     (out / "speaker_adaptive.md").write_text(
         "# Speaker-adaptive rows (not the standard headline)\n\nEnrollment clips are the test speaker's own, "
-        "unlabelled, drawn at random with the fold seed and never scored (except 'all', which is transductive).\n\n"
+        "unlabelled, drawn at random with the fold seed and never scored (except 'all', which is transductive); "
+        f"each random row pools {ENROLLMENT_DRAWS} draws, and its clips are those scored per draw.\n\n"
         + "\n".join(lines) + "\n")
 
 

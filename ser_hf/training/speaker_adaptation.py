@@ -31,6 +31,7 @@ import logging
 
 import numpy as np
 
+from ser_hf.errors import SERError
 from ser_hf.models.adaptive_head import (
     ADAPTATION_RECORD,
     ADAPTATION_WEIGHTS,
@@ -50,7 +51,7 @@ from ser_hf.training.linear_probe import fit_chosen, fit_linear, head_tensors
 
 __all__ = [
     "ADAPTATION_RECORD", "ADAPTATION_WEIGHTS", "CHECK_ENROLLMENT_CLIPS", "CHECK_ENROLLMENT_SIZES", "CHECK_MARGIN",
-    "ENROLLMENT_ROUNDS", "ENROLLMENT_SETTINGS", "ESTIMATORS", "MIN_ENROLLMENT_CLIPS", "SHRINK_CHOICES", "SHRINK_CLIPS",
+    "ENROLLMENT_DRAWS", "ENROLLMENT_ROUNDS", "ENROLLMENT_SETTINGS", "ESTIMATORS", "MIN_ENROLLMENT_CLIPS", "SHRINK_CHOICES", "SHRINK_CLIPS",
     "AdaptiveProbe", "adapt_training_speakers", "class_means", "collect_enrollment", "enrollment_predictions",
     "estimate_offset", "fit_adaptive_probe", "has_adaptation", "load_adaptation", "save_adaptation", "speaker_offset",
     "summarise_enrollment",
@@ -212,6 +213,10 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
 
 #: The enrollment settings ``ser-hf cv`` reports: numbers of random clips, every clip, neutral clips only.
 ENROLLMENT_SETTINGS = (1, 3, 5, 10, 20, "all", "neutral")
+#: Random enrollment draws per test speaker that a random setting's row pools. Which clips one draw enrolls moves
+#: the 10-clip RAVDESS-8 row by more than a point (78.7 to 81.4 over three draws, ``speaker_variants.json``), so
+#: a row pools several draws: every draw scores the speaker's clips it did not enroll. "all" is drawn once.
+ENROLLMENT_DRAWS = 5
 
 
 def _enrollment(rows: np.ndarray, labels: np.ndarray, setting, neutral_label: int | None, rng) -> tuple:
@@ -227,42 +232,51 @@ def _enrollment(rows: np.ndarray, labels: np.ndarray, setting, neutral_label: in
 
 
 def enrollment_predictions(probe: AdaptiveProbe, features: np.ndarray, labels: np.ndarray, speakers,
-                           settings=ENROLLMENT_SETTINGS, neutral_label: int | None = None, seed: int = 0) -> dict:
+                           settings=ENROLLMENT_SETTINGS, neutral_label: int | None = None, seed: int = 0,
+                           draws: int = ENROLLMENT_DRAWS) -> dict:
     """Predictions of the test speakers' clips under each enrollment setting, with the global head's beside them.
 
-    For each setting and test speaker, enrollment clips are drawn at random (seeded) and the speaker's
-    *other* clips are scored ('all' scores every clip, transductively; 'neutral' enrolls up to
-    :data:`CHECK_ENROLLMENT_CLIPS` neutral clips). A speaker with fewer enrollment clips than the minimum,
-    or a model whose adaptation is off, is scored by the global head and counted as a fallback.
+    For each setting, test speaker and each of ``draws`` draws, enrollment clips are drawn at random (seeded)
+    and the speaker's *other* clips are scored ('all' enrolls and scores every clip, transductively, once;
+    'neutral' enrolls up to :data:`CHECK_ENROLLMENT_CLIPS` neutral clips). A setting's predictions are those of
+    all its draws, one after the other, so a clip is scored once per draw that did not enroll it. A speaker with
+    fewer enrollment clips than the minimum, or a model whose adaptation is off, is scored by the global head
+    and counted as a fallback (once, whatever the draws).
 
     Returns:
-        ``{setting: {"rows", "adaptive", "global", "fallback_speakers", "speakers", "estimator",
-        "shrink_clips"}}`` with row indices into ``features``, predicted class ids, the offset estimator used
-        ("off": none) and its enrollment shrinkage.
+        ``{setting: {"rows", "adaptive", "global", "fallback_speakers", "speakers", "draws", "estimator",
+        "shrink_clips"}}`` with row indices into ``features`` (repeated across draws), predicted class ids, the
+        offset estimator used ("off": none) and its enrollment shrinkage.
     """
+    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
+        raise SERError(f"enrollment draws must be a whole number >= 1, got {draws!r}.")
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     speakers = np.asarray(speakers, dtype=object)
     rng = np.random.default_rng(seed)
     results = {}
     for setting in settings:
-        scored_rows, adaptive, fallback = [], [], 0
-        for speaker in sorted(set(speakers.tolist())):
-            enrolled, scored = _enrollment(np.flatnonzero(speakers == speaker), labels, setting, neutral_label, rng)
-            if len(scored) == 0:
-                continue
-            scored_rows.append(scored)
-            if not probe.enabled or len(enrolled) < probe.min_clips:
-                fallback += 1
-                adaptive.append(probe.logits(features[scored]).argmax(axis=1))
-                continue
-            offset = probe.enroll(features[enrolled])
-            adaptive.append(probe.logits(features[scored], offset).argmax(axis=1))
+        setting_draws = 1 if setting == "all" else int(draws)
+        scored_rows, adaptive, fallback, scored_speakers = [], [], set(), set()
+        for _ in range(setting_draws):
+            for speaker in sorted(set(speakers.tolist())):
+                enrolled, scored = _enrollment(np.flatnonzero(speakers == speaker), labels, setting, neutral_label,
+                                               rng)
+                if len(scored) == 0:
+                    continue
+                scored_rows.append(scored)
+                scored_speakers.add(speaker)
+                if not probe.enabled or len(enrolled) < probe.min_clips:
+                    fallback.add(speaker)
+                    adaptive.append(probe.logits(features[scored]).argmax(axis=1))
+                    continue
+                offset = probe.enroll(features[enrolled])
+                adaptive.append(probe.logits(features[scored], offset).argmax(axis=1))
         rows = np.concatenate(scored_rows) if scored_rows else np.zeros(0, dtype=np.int64)
         results[str(setting)] = {
             "rows": rows, "adaptive": np.concatenate(adaptive) if adaptive else rows,
             "global": probe.logits(features[rows]).argmax(axis=1) if len(rows) else rows,
-            "fallback_speakers": fallback, "speakers": len(scored_rows),
+            "fallback_speakers": len(fallback), "speakers": len(scored_speakers), "draws": setting_draws,
             "estimator": probe.estimator if probe.enabled else "off",
             "shrink_clips": probe.shrink if probe.enabled else None}
     return results
@@ -273,13 +287,14 @@ def summarise_enrollment(collected: dict, label_names, *, model: str | None, cor
 
     Args:
         collected: ``{setting: {"references", "adaptive", "global", "speakers", "fallback_speakers",
-            "test_speakers", "estimators", "shrinks"}}`` accumulated over the CV folds (lists of arrays, counts,
-            names, shrinkage in clips).
+            "test_speakers", "estimators", "shrinks", "draws"}}`` accumulated over the CV folds (lists of arrays,
+            counts, names, shrinkage in clips, enrollment draws pooled).
         label_names: Class names in id order.
 
     Returns:
-        Rows with the adaptive UA and its interval, the global head's UA on the very same clips, the gain,
-        the clips scored, the speakers that fell back to the global head and each fold's offset estimator and
+        Rows with the adaptive UA and its interval (over all draws; the speaker bootstrap resamples a speaker
+        with every draw of theirs), the global head's UA on the very same clips, the gain, the clips scored per
+        draw, the draws, the speakers that fell back to the global head and each fold's offset estimator and
         enrollment shrinkage.
     """
     from ser_hf.evaluation import EvaluationReport
@@ -294,18 +309,22 @@ def summarise_enrollment(collected: dict, label_names, *, model: str | None, cor
             references, np.concatenate(parts[name]), label_names=label_names, groups=groups, model=model,
             corpus=corpus, split=f"speaker-adaptive, enrollment {setting}") for name in ("adaptive", "global")}
         adaptive, global_ = reports["adaptive"], reports["global"]
+        draws = int(parts.get("draws", 1))
+        pooled = f", pooled over {draws} random draws" if draws > 1 else ""
         rows.append({
             "enrollment": setting,
             "protocol": ("every clip of the test speaker, unlabelled, is enrolled and scored (transductive)"
                          if setting == "all" else
-                         "up to 10 random neutral clips of the test speaker enrolled; the others scored"
+                         f"up to 10 random neutral clips of the test speaker enrolled; the others scored{pooled}"
                          if setting == "neutral" else
-                         f"{setting} random clips of the test speaker enrolled; the speaker's other clips scored"),
+                         f"{setting} random clips of the test speaker enrolled; the speaker's other clips "
+                         f"scored{pooled}"),
+            "enrollment_draws": draws,
             "unweighted_accuracy": adaptive.unweighted_accuracy,
             "confidence_interval": adaptive.confidence_intervals.get("unweighted_accuracy"),
             "global_unweighted_accuracy_same_clips": global_.unweighted_accuracy,
             "gain": adaptive.unweighted_accuracy - global_.unweighted_accuracy,
-            "clips_scored": int(len(references)),
+            "clips_scored": int(len(references)) // draws,  # per draw (each draw scores as many clips)
             "speakers": int(parts["test_speakers"]),
             "fallback_speakers": int(parts["fallback_speakers"]),
             "offset_estimator_by_fold": list(parts.get("estimators", [])),
@@ -321,7 +340,7 @@ def collect_enrollment(collected: dict, predictions: dict, references: np.ndarra
     for setting, result in predictions.items():
         parts = collected.setdefault(setting, {"references": [], "adaptive": [], "global": [], "speakers": [],
                                                "fallback_speakers": 0, "test_speakers": 0, "estimators": [],
-                                               "shrinks": []})
+                                               "shrinks": [], "draws": result.get("draws", 1)})
         parts["references"].append(references[result["rows"]])
         parts["adaptive"].append(result["adaptive"])
         parts["global"].append(result["global"])

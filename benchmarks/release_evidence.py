@@ -63,9 +63,12 @@ def _adaptation_limitation(cv: dict) -> str:
         f"without ({rows[key]['fallback_speakers']} of {rows[key]['speakers']} speakers fell back)"
         for key, label in (("10", "10 random clips enrolled"), ("all", "all clips, transductive"),
                            ("neutral", "up to 10 neutral clips")) if key in rows)
+    draws = max((row.get("enrollment_draws", 1) for key, row in rows.items() if key != "all"), default=1)
+    pooled = f", random clips pooled over {draws} draws per speaker" if draws > 1 else ""
     return ("**Speaker adaptation is measured, not guaranteed.** `EmotionRecognizer.enroll` / `ser-hf predict "
             "--speaker-pattern` remove a speaker's offset estimated from their unlabelled clips; in this recipe's "
-            f"speaker-independent CV (same folds): {figures}. Enrollment clips that are all one emotion can hurt.")
+            f"speaker-independent CV (same folds{pooled}): {figures}. Enrollment clips that are all one emotion can "
+            "hurt.")
 
 
 def _config(corpus: str, emotions: str | None, backbone: str, positions: int | None) -> str:

@@ -156,7 +156,8 @@ def _released_adaptive(runs: list[dict]) -> str:
         "**Speaker adaptation ships with every model** (`recognizer.enroll(speaker, clips)`, see Speaker-adaptive below): the same CV with "
         "unlabelled clips of each test speaker enrolled. Each cell: pooled UA [95% CI], the gain over the "
         "standard head on the very same clips, and how many test speakers fell back to it (the fold's inner check "
-        "switched adaptation off, or too few clips); enrollment clips are never scored, except \"all\".", "",
+        "switched adaptation off, or too few clips); enrollment clips are never scored, except \"all\"."
+        + _draws_sentence([row for run in runs for row in run.get("speaker_adaptive") or []]), "",
         "| model | offset estimator, enrollment shrinkage k (folds) | " + " | ".join(label for _, label in RELEASED_ADAPTIVE_COLUMNS) + " |",
         "|---|---|" + "---|" * len(RELEASED_ADAPTIVE_COLUMNS), *rows])
 
@@ -226,10 +227,12 @@ def accuracy_tables(name: str = "accuracy") -> str:
                      "| backbone, input | pooled UA [95% CI] | in-corpus UA per corpus | "
                      "leave one corpus out (trained on the other corpus) |", "|---|---|---|---|", *multi]
     notes = ["", "Frozen forward in bfloat16 (`embedding_dtype: bfloat16`), same folds: " + "; ".join(precision) + "."]
+    adaptive_rows = [row for (_, method), measured in rows.items() if method == "probe + speaker adaptation"
+                     for row in measured.get("speaker_adaptive") or []]
     legend = ("Each cell: speaker-adaptive pooled UA [95% CI], then the gain over the global head on the very same "
               "clips, and how many test speakers fell back to the global head (too few clips, or adaptation off). "
               "Enrollment clips are drawn at random per test speaker and never scored, except \"all\" "
-              "(transductive).")
+              "(transductive)." + _draws_sentence(adaptive_rows))
     return "\n".join([source, *standard, *(notes if precision else []), "",
                       "Speaker-adaptive rows (not the standard headline):", "", legend, "", *adaptive])
 
@@ -237,6 +240,16 @@ def accuracy_tables(name: str = "accuracy") -> str:
 #: Enrollment settings shown in the README's speaker-adaptive table (the result file has 1 to 20 clips).
 ADAPTIVE_COLUMNS = (("3", "3 clips"), ("10", "10 clips"), ("20", "20 clips"), ("all", "all clips"),
                     ("neutral", "10 neutral clips"))
+
+
+def _draws_sentence(adaptive_rows: list[dict]) -> str:
+    """How many enrollment draws a random setting's cell pools (rows measured before draws were pooled had one)."""
+    draws = sorted({row.get("enrollment_draws", 1) for row in adaptive_rows if row["enrollment"] != "all"})
+    if draws == [1] or not draws:
+        return ""
+    counts = " or ".join(str(n) for n in draws)
+    return (f" A cell of random clips pools {counts} draws of them per test speaker (each draw scores the clips it "
+            "did not enroll), so which clips one draw happens to pick moves it less.")
 
 
 def _adaptive_cell(row: dict | None) -> str:

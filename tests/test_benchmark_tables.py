@@ -91,3 +91,11 @@ def test_filling_a_readme_without_the_markers_fails_and_names_them(tables, tmp_p
     readme.write_text("no markers here\n")
     with pytest.raises(SystemExit, match="input-length:begin"):
         tables._fill(readme.read_text(), tables.INPUT_LENGTH_BEGIN, tables.INPUT_LENGTH_END, "table")
+
+
+def test_the_speaker_adaptive_legend_says_how_many_enrollment_draws_a_cell_pools(tables):
+    rows = [{"enrollment": "10", "enrollment_draws": 5}, {"enrollment": "all", "enrollment_draws": 1}]
+    assert "pools 5 draws of them per test speaker" in tables._draws_sentence(rows)
+    # Rows measured with one draw (or before draws were recorded) say nothing about draws.
+    assert tables._draws_sentence([{"enrollment": "10"}, {"enrollment": "all", "enrollment_draws": 1}]) == ""
+    assert "pools 1 or 5 draws" in tables._draws_sentence([{"enrollment": "3"}, *rows])

@@ -1,0 +1,140 @@
+"""Speaker standardisation (a speaker's spread as well as their offset), tried for issue 15 and not adopted.
+
+The speaker-adaptive probe ser_hf ships removes only each speaker's *offset* (``models/adaptive_head.py`` says why).
+Removing their spread too (z-scoring every speaker's pooled states with that speaker's own mean and per-dimension
+spread) was measured outside the package at 81.9 UA with 10 enrollment clips on RAVDESS-8. This script measures it
+inside, against what ships, on the probe's own cached states, training copies and outer folds
+(``benchmarks/accuracy.py``'s: URDU 5 speaker-grouped folds, RAVDESS 6 folds of 4 actors):
+
+- ``shipped``: ``fit_adaptive_probe`` (offset only; estimator, shrinkage and on/off chosen by its inner check);
+- ``speaker z-score, spread shrinkage k``: on the layer mix the global fit chose (standardised on the training
+  speakers), each speaker's states minus their mean, divided by their spread, the spread's variance shrunk towards
+  the training speakers' pooled within-speaker variance as ``(n var + k pooled) / (n + k)`` (a few clips give a
+  noisy spread); training speakers (and each of their speed copies) use all their clips; the linear probe's
+  fit (``fit_linear``) on the result. A per-speaker affine map on the mixed states, so it would still fold into a
+  standard head.
+
+Every variant scores the very same enrollment draws: :data:`ENROLLMENT` random clips per test speaker (scored on
+the speaker's other clips, :data:`DRAWS` draws pooled) and all clips (transductive). The global head's UA on the
+same clips is beside them.
+
+    .venv/bin/python benchmarks/speaker_spread.py --configs ravdess:whisper-base:300:0.9,1.1 urdu:whisper-tiny.en:500
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import numpy as np
+from common import run_configs
+from probe_accuracy import probe_run
+
+from ser_hf.splits import corpus_folds
+from ser_hf.training import linear_probe
+from ser_hf.training.experiment import load_run_dataset, make_method
+from ser_hf.training.speaker_adaptation import _enrollment, fit_adaptive_probe
+
+#: Spread shrinkage strengths (in clips) of the z-score variant.
+SPREAD_SHRINKS = (5.0, 30.0)
+ENROLLMENT = (3, 10, "all")
+DRAWS = 5
+GLOBAL, SHIPPED = "global head, same clips", "shipped (offset only)"
+
+
+def speaker_stats(states: np.ndarray, pooled_variance: np.ndarray, shrink: float) -> tuple[np.ndarray, np.ndarray]:
+    """A speaker's mean and spread, the spread's variance shrunk towards ``pooled_variance`` by ``shrink`` clips."""
+    n = len(states)
+    variance = states.var(axis=0) if n > 1 else np.zeros(states.shape[1])
+    return states.mean(axis=0), np.sqrt((n * variance + shrink * pooled_variance) / (n + shrink))
+
+
+def standardised_by_speaker(states: np.ndarray, speakers: np.ndarray, pooled_variance: np.ndarray,
+                            shrink: float) -> np.ndarray:
+    out = np.empty_like(states)
+    for speaker in np.unique(speakers):
+        rows = speakers == speaker
+        mean, spread = speaker_stats(states[rows], pooled_variance, shrink)
+        out[rows] = (states[rows] - mean) / spread
+    return out
+
+
+class SpreadVariant:
+    """The z-score variant fitted on one fold's training speakers."""
+
+    def __init__(self, features, copies, labels, speakers, num_labels, shrink, global_record):
+        self.mix = linear_probe.layer_mixes(features)[global_record["layer_mix"]]
+        mixed = self._mixed(features)
+        self.mean, self.scale = linear_probe._standardise(mixed)
+        z = (mixed - self.mean) / self.scale
+        self.pooled = np.mean([z[speakers == speaker].var(axis=0) for speaker in np.unique(speakers)], axis=0)
+        self.shrink = shrink
+        adapted = [standardised_by_speaker(part, speakers, self.pooled, shrink)[:, None, :]
+                   for part in (z, *((self._mixed(copy) - self.mean) / self.scale for copy in copies))]
+        self.fit, _ = linear_probe.fit_linear(adapted[0], labels, speakers, num_labels, copies=adapted[1:])
+
+    def _mixed(self, features):
+        return np.einsum("nlh,l->nh", features, self.mix)
+
+    def predict(self, enrolled, scored) -> np.ndarray:
+        mean, spread = speaker_stats((self._mixed(enrolled) - self.mean) / self.scale, self.pooled, self.shrink)
+        z = ((self._mixed(scored) - self.mean) / self.scale - mean) / spread
+        return self.fit.logits(z[:, None, :]).argmax(axis=1)
+
+
+def run_config(spec: str) -> dict:
+    start = time.perf_counter()
+    run = probe_run(spec, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_speaker_spread_"))
+    dataset = load_run_dataset(run.data)
+    labels = dataset.features["label"].names
+    method = make_method(run, labels, progress=False)
+    features = np.asarray(method.features(dataset["audio"]), dtype=np.float64)
+    copies = [np.asarray(copy, dtype=np.float64) for copy in method.speed_copies(dataset["audio"])]
+    classes = np.asarray(dataset["label"])
+    speakers = np.asarray(dataset["speaker"], dtype=object)
+    parts: dict = {}  # (variant, setting) -> (references, predictions)
+
+    def add(variant, setting, references, predicted):
+        stored = parts.setdefault((variant, str(setting)), ([], []))
+        stored[0].append(references)
+        stored[1].append(predicted)
+
+    chosen = []
+    for fold in corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed):
+        train = np.concatenate([fold.train, fold.validation])
+        train_copies = [copy[train] for copy in copies]
+        shipped = fit_adaptive_probe(features[train], classes[train], speakers[train], len(labels),
+                                     projector_size=len(labels), copies=train_copies)
+        chosen.append(shipped.estimator if shipped.enabled else "off")
+        variants = {f"speaker z-score, spread shrinkage k={k:g}": SpreadVariant(
+            features[train], train_copies, classes[train], speakers[train], len(labels), k,
+            shipped.record["global"]) for k in SPREAD_SHRINKS}
+        rng = np.random.default_rng(run.data.fold_seed)
+        for setting in ENROLLMENT:
+            for _ in range(1 if setting == "all" else DRAWS):
+                for speaker in sorted(set(speakers[fold.test].tolist())):
+                    enrolled, scored = _enrollment(fold.test[speakers[fold.test] == speaker], classes, setting, None,
+                                                   rng)
+                    if len(scored) == 0:
+                        continue
+                    references = classes[scored]
+                    add(GLOBAL, setting, references, shipped.logits(features[scored]).argmax(axis=1))
+                    offset = shipped.enroll(features[enrolled]) if shipped.enabled and \
+                        len(enrolled) >= shipped.min_clips else None
+                    add(SHIPPED, setting, references, shipped.logits(features[scored], offset).argmax(axis=1))
+                    for name, variant in variants.items():
+                        add(name, setting, references, variant.predict(features[enrolled], features[scored]))
+        print(f"  {spec} {fold.name}: shipped {chosen[-1]}", flush=True)
+    rows: dict = {}
+    for (variant, setting), (references, predicted) in parts.items():
+        ua = linear_probe._pooled_ua(np.concatenate(references), np.concatenate(predicted), len(labels))
+        rows.setdefault(variant, {})[setting] = ua
+    for variant, by_setting in rows.items():
+        print(spec, variant, {s: round(100 * ua, 1) for s, ua in by_setting.items()}, flush=True)
+    return {"config": spec, "labels": labels, "speed_factors": list(method.settings.speed_copies),
+            "enrollment_draws": DRAWS, "shipped_estimator_by_fold": chosen,
+            "pooled_unweighted_accuracy": rows, "seconds": round(time.perf_counter() - start, 1)}
+
+
+if __name__ == "__main__":
+    run_configs(__doc__.splitlines()[0], "speaker_spread", run_config)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -90,7 +90,9 @@ def fit(features: np.ndarray, labels: np.ndarray, speakers: np.ndarray, num_labe
 
 @dataclass
 class CachedStates:
-    """One configuration's cached pooled states ``(clips, layers, hidden)``, labels, speakers and outer folds."""
+    """One configuration's cached pooled states ``(clips, layers, hidden)``, labels, speakers and outer folds, the
+    dataset they come from, and the states of its speed-perturbed training copies (none unless the config's fourth
+    field names speed factors)."""
 
     run: Any
     labels: list[str]
@@ -98,17 +100,24 @@ class CachedStates:
     classes: np.ndarray
     speakers: np.ndarray
     folds: list[Fold]
+    dataset: Any = None
+    copies: list[np.ndarray] = field(default_factory=list)
+    speed_factors: list[float] = field(default_factory=list)
 
 
 def cached_states(spec: str) -> CachedStates:
-    """The probe's pooled states of a configuration (from ser_hf's feature cache) and ``accuracy.py``'s outer folds."""
+    """The probe's pooled states of a configuration (from ser_hf's feature cache), those of its training copies
+    (``ProbeMethod.speed_copies``, the code ``ser-hf cv`` trains them with) and ``accuracy.py``'s outer folds."""
     run = probe_run(spec, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_cached_states_"))
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
-    features = np.asarray(make_method(run, labels, progress=False).features(dataset["audio"]), dtype=np.float64)
+    method = make_method(run, labels, progress=False)
+    features = np.asarray(method.features(dataset["audio"]), dtype=np.float64)
+    copies = [np.asarray(copy, dtype=np.float64) for copy in method.speed_copies(dataset["audio"])]
     return CachedStates(run, labels, features, np.asarray(dataset["label"]),
                         np.asarray(dataset["speaker"], dtype=object),
-                        corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed))
+                        corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed), dataset, copies,
+                        list(method.settings.speed_copies))
 
 
 def outer_pooled_ua(data: CachedStates, fit_rows: Callable[[np.ndarray], linear_probe.LinearFit]) -> float:

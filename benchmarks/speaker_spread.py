@@ -23,16 +23,13 @@ same clips is beside them.
 
 from __future__ import annotations
 
-import tempfile
 import time
 
 import numpy as np
 from common import run_configs
-from probe_accuracy import probe_run
+from probe_layer_mix import cached_states
 
-from ser_hf.splits import corpus_folds
 from ser_hf.training import linear_probe
-from ser_hf.training.experiment import load_run_dataset, make_method
 from ser_hf.training.speaker_adaptation import _enrollment, fit_adaptive_probe
 
 #: Spread shrinkage strengths (in clips) of the z-score variant.
@@ -84,14 +81,8 @@ class SpreadVariant:
 
 def run_config(spec: str) -> dict:
     start = time.perf_counter()
-    run = probe_run(spec, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_speaker_spread_"))
-    dataset = load_run_dataset(run.data)
-    labels = dataset.features["label"].names
-    method = make_method(run, labels, progress=False)
-    features = np.asarray(method.features(dataset["audio"]), dtype=np.float64)
-    copies = [np.asarray(copy, dtype=np.float64) for copy in method.speed_copies(dataset["audio"])]
-    classes = np.asarray(dataset["label"])
-    speakers = np.asarray(dataset["speaker"], dtype=object)
+    data = cached_states(spec)
+    labels, features, copies, classes, speakers = data.labels, data.features, data.copies, data.classes, data.speakers
     parts: dict = {}  # (variant, setting) -> (references, predictions)
 
     def add(variant, setting, references, predicted):
@@ -100,7 +91,7 @@ def run_config(spec: str) -> dict:
         stored[1].append(predicted)
 
     chosen = []
-    for fold in corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed):
+    for fold in data.folds:
         train = np.concatenate([fold.train, fold.validation])
         train_copies = [copy[train] for copy in copies]
         shipped = fit_adaptive_probe(features[train], classes[train], speakers[train], len(labels),
@@ -109,7 +100,7 @@ def run_config(spec: str) -> dict:
         variants = {f"speaker z-score, spread shrinkage k={k:g}": SpreadVariant(
             features[train], train_copies, classes[train], speakers[train], len(labels), k,
             shipped.record["global"]) for k in SPREAD_SHRINKS}
-        rng = np.random.default_rng(run.data.fold_seed)
+        rng = np.random.default_rng(data.run.data.fold_seed)
         for setting in ENROLLMENT:
             for _ in range(1 if setting == "all" else DRAWS):
                 for speaker in sorted(set(speakers[fold.test].tolist())):
@@ -131,7 +122,7 @@ def run_config(spec: str) -> dict:
         rows.setdefault(variant, {})[setting] = ua
     for variant, by_setting in rows.items():
         print(spec, variant, {s: round(100 * ua, 1) for s, ua in by_setting.items()}, flush=True)
-    return {"config": spec, "labels": labels, "speed_factors": list(method.settings.speed_copies),
+    return {"config": spec, "labels": labels, "speed_factors": data.speed_factors,
             "enrollment_draws": DRAWS, "shipped_estimator_by_fold": chosen,
             "pooled_unweighted_accuracy": rows, "seconds": round(time.perf_counter() - start, 1)}
 

@@ -15,30 +15,21 @@ Usage (``corpus[/emotions]:model:max_source_positions:factors``)::
 
 from __future__ import annotations
 
-import tempfile
 import time
 
-import numpy as np
 from common import run_configs
-from probe_accuracy import probe_run
+from probe_layer_mix import cached_states
 from variant_comparison import Variant, compare_variants
-
-from ser_hf.training.experiment import load_run_dataset, make_method
 
 
 def run_config(spec: str) -> dict:
     corpus, model, positions, factors = spec.split(":")
     start = time.perf_counter()
-    run = probe_run(spec, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_speed_copies_"))
-    dataset = load_run_dataset(run.data)
-    labels = dataset.features["label"].names
-    method = make_method(run, labels, progress=False)
-    features = np.asarray(method.features(dataset["audio"]), dtype=np.float64)
-    copies = [np.asarray(copy, dtype=np.float64) for copy in method.speed_copies(dataset["audio"])]
-    compared = compare_variants(spec, dataset, run.data, {"none": Variant(features), factors: Variant(features, copies)})
+    data = cached_states(spec)
+    compared = compare_variants(spec, data.dataset, data.run.data,
+                                {"none": Variant(data.features), factors: Variant(data.features, data.copies)})
     return {"config": spec, "corpus": corpus, "model": model, "max_source_positions": int(positions) or 1500,
-            "speed_factors": list(method.settings.speed_copies), **compared,
-            "seconds": round(time.perf_counter() - start, 1)}
+            "speed_factors": data.speed_factors, **compared, "seconds": round(time.perf_counter() - start, 1)}
 
 
 if __name__ == "__main__":

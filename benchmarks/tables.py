@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 
 import yaml
 from common import RESULTS_DIR
@@ -318,13 +319,18 @@ def _variant_line(run: dict, label: str, row: dict, first: bool, backbone: str |
             f"({_pct(min(values))}-{_pct(max(values))}) | {versus} |")
 
 
+def _variant_table_start(name: str, backbone: str, variant: str, first: str) -> tuple[dict, list[str]]:
+    """A ``variant_comparison`` result file and the opening lines of its table (source, header, rule)."""
+    data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+    return data, [f"<!-- from benchmarks/results/{name}.json -->",
+                  f"| corpus (classes) | {backbone} | {variant} | pooled UA, mean of the fold assignments (range) | "
+                  f"vs {first}: mean difference (range), assignments better / worse |",
+                  "|---|---|---|---|---|"]
+
+
 def input_length_table(name: str = "input_length") -> str:
     """Pooled UA of each Whisper input length over several fold assignments (``benchmarks/input_length.py``)."""
-    data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
-    lines = [f"<!-- from benchmarks/results/{name}.json -->",
-             "| corpus (classes) | backbone | input | pooled UA, mean of the fold assignments (range) | vs the first "
-             "length: mean difference (range), assignments better / worse |",
-             "|---|---|---|---|---|"]
+    data, lines = _variant_table_start(name, "backbone", "input", "the first length")
     for run in data["results"]["runs"]:
         for length in run["lengths"]:
             lines.append(_variant_line(run, f"{length['seconds']:g} s", length, length is run["lengths"][0]))
@@ -344,11 +350,7 @@ SPEED_COPIES_END = "<!-- speed-copies:end -->"
 def speed_copies_table(name: str = "speed_copies") -> str:
     """Pooled UA without and with speed-perturbed training copies over several fold assignments
     (``benchmarks/speed_copies.py``)."""
-    data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
-    lines = [f"<!-- from benchmarks/results/{name}.json -->",
-             "| corpus (classes) | backbone, input | training copies | pooled UA, mean of the fold assignments (range) | "
-             "vs no copies: mean difference (range), assignments better / worse |",
-             "|---|---|---|---|---|"]
+    data, lines = _variant_table_start(name, "backbone, input", "training copies", "no copies")
 
     def label(variant: str) -> str:
         return "none" if variant == "none" else ", ".join(f"{float(f):g}x speed" for f in variant.split(","))
@@ -371,6 +373,36 @@ def speed_copies_table(name: str = "speed_copies") -> str:
     return "\n".join(lines)
 
 
+AUDIO_VARIANTS_BEGIN = ("<!-- audio-variants:begin (benchmarks/tables.py --readme fills this from "
+                        "benchmarks/results/probe_audio_variants.json) -->")
+AUDIO_VARIANTS_END = "<!-- audio-variants:end -->"
+
+
+def audio_variants_table(name: str = "probe_audio_variants") -> str:
+    """Pooled UA of the other audio changes tried for the probe over several fold assignments
+    (``benchmarks/probe_audio_variants.py``), each against the recipe's input without copies."""
+    data, lines = _variant_table_start(name, "backbone, input", "what the probe learns from", "none")
+    for run in data["results"]["runs"]:
+        corpus, model, positions = run["config"].split(":")
+        named = {**run, "corpus": corpus, "model": model}
+        backbone = f"{model}, {int(positions) / 50:g} s input"
+        for index, (variant, row) in enumerate(run["rows"].items()):
+            lines.append(_variant_line(named, variant, row, index == 0, backbone))
+    lines.append("")
+    lines.append("Chosen per shared fold by the training speakers' own inner CV instead: " + "; ".join(
+        f"{_assignments_corpus({**run, 'corpus': run['config'].split(':')[0]})} {run['config'].split(':')[1]} "
+        f"{_pct(run['inner_cv_choice']['pooled_ua_shared_folds'])} (chose "
+        + ", ".join(f"{variant} x{count}" for variant, count in Counter(
+            c["variant"] for c in run["inner_cv_choice"]["per_fold"]).most_common()) + ")"
+        for run in data["results"]["runs"]) + ".")
+    return "\n".join(lines)
+
+
+def fill_audio_variants(readme=README) -> str:
+    """Replace the audio-variants table between its markers in README.md; returns it."""
+    return _fill_file(readme, AUDIO_VARIANTS_BEGIN, AUDIO_VARIANTS_END, audio_variants_table())
+
+
 def fill_input_length(readme=README) -> str:
     """Replace the input-length table between its markers in README.md; returns it."""
     return _fill_file(readme, INPUT_LENGTH_BEGIN, INPUT_LENGTH_END, input_length_table())
@@ -390,6 +422,8 @@ if __name__ == "__main__":
             print(fill_input_length())
         if (RESULTS_DIR / "speed_copies.json").is_file():
             print(fill_speed_copies())
+        if (RESULTS_DIR / "probe_audio_variants.json").is_file():
+            print(fill_audio_variants())
         sys.exit(0)
     print(accuracy_table("probe_accuracy", "reference_probe", "finetune_accuracy_ravdess8_gpu",
                          "finetune_accuracy_ravdess8_gpu_lr5e-5", "finetune_accuracy_ravdess4_gpu", "baseline_accuracy"))

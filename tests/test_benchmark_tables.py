@@ -34,6 +34,13 @@ def _length(seconds, values, first):
                                     "assignments_worse": sum(d < 0 for d in differences)}}
 
 
+def _filled(tmp_path, begin, end, fill):
+    """``fill`` run on a README holding only the markers ``begin`` and ``end``: the text it put between them."""
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{begin}\n{end}\n")
+    return fill(readme)
+
+
 def _write_runs(tmp_path, name, runs):
     """A result file holding ``runs``, where the ``tables`` fixture's results folder is."""
     results = tmp_path / "results"
@@ -68,10 +75,8 @@ def test_speed_copies_table_renders_both_variants_from_the_result_file(tables, t
            "rows": rows, "inner_cv_choice": {"pooled_ua_shared_folds": 0.7612,
                                              "per_fold": [{"variant": "none"}, {"variant": "0.9,1.1"}]}}
     _write_runs(tmp_path, "speed_copies", [run])
-    readme = tmp_path / "README.md"
-    readme.write_text(f"{tables.SPEED_COPIES_BEGIN}\n{tables.SPEED_COPIES_END}\n")
 
-    text = tables.fill_speed_copies(readme)
+    text = _filled(tmp_path, tables.SPEED_COPIES_BEGIN, tables.SPEED_COPIES_END, tables.fill_speed_copies)
 
     assert "| ravdess (8) | whisper-base, 6 s input | none | 75.0 (74.0-76.0) | (first) |" in text
     # mean 76.0; +2.0, -1.0, +2.0 against no copies.
@@ -84,6 +89,23 @@ def test_speed_copies_table_renders_both_variants_from_the_result_file(tables, t
     text = tables.speed_copies_table()
     assert text.count("| none |") == 1
     assert "| ravdess (8) | whisper-base, 6 s input | 0.8x speed, 1.2x speed | 75.0 (74.0-76.0) | +0.0" in text
+
+
+def test_audio_variants_table_renders_every_variant_against_none(tables, tmp_path):
+    none, pitch = [0.72, 0.73, 0.71], [0.70, 0.71, 0.72]
+    run = {"config": "ravdess/4class:whisper-tiny.en:300", "labels": list("abcd"),
+           "rows": {"none": _length(6.0, none, none), "pitch copies": _length(6.0, pitch, none)},
+           "inner_cv_choice": {"pooled_ua_shared_folds": 0.7212, "per_fold": [
+               {"variant": "none"}, {"variant": "pitch copies"}, {"variant": "none"}]}}
+    _write_runs(tmp_path, "probe_audio_variants", [run])
+
+    text = _filled(tmp_path, tables.AUDIO_VARIANTS_BEGIN, tables.AUDIO_VARIANTS_END, tables.fill_audio_variants)
+
+    assert "| ravdess (4) | whisper-tiny.en, 6 s input | none | 72.0 (71.0-73.0) | (first) |" in text
+    # -2.0, -2.0, +1.0 against none.
+    assert ("| ravdess (4) | whisper-tiny.en, 6 s input | pitch copies | 71.0 (70.0-72.0) | "
+            "-1.0 (-2.0 to +1.0), 1 / 2 |") in text
+    assert "ravdess (4) whisper-tiny.en 72.1 (chose none x2, pitch copies x1)" in text
 
 
 def test_filling_a_readme_without_the_markers_fails_and_names_them(tables, tmp_path):

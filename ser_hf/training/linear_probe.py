@@ -40,7 +40,7 @@ from ser_hf.models.linear_head import head_logits, head_mix, softmax
 
 __all__ = [
     "RIDGE_ALPHAS", "TEMPERATURES", "LinearFit", "fit_chosen", "fit_linear", "head_logits", "head_mix", "head_tensors",
-    "layer_mixes", "load_into_head", "load_tensors_into_head", "ridge_path", "softmax",
+    "inner_candidates", "layer_mixes", "load_into_head", "load_tensors_into_head", "ridge_path", "softmax",
 ]
 
 logger = logging.getLogger(__name__)
@@ -179,6 +179,23 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
     speakers = np.asarray(speakers, dtype=object)
     copies = _check_copies(copies, features)
     folds = _inner_folds(labels, speakers, inner_folds, seed)
+    candidates = inner_candidates(features, labels, num_labels, folds, copies)
+    best_ua, best_mix, best_alpha, best_scores = max(candidates, key=lambda c: c[0])
+    fit = fit_chosen(features, labels, num_labels, best_mix, best_alpha, copies=copies)
+    fit.temperature = _temperature(best_scores, labels, num_labels)
+    record = {"fit": "linear", "layer_mix": best_mix, "ridge_alpha": best_alpha, "inner_ua": round(best_ua, 4),
+              "temperature": round(fit.temperature, 4), "inner_folds": len(folds), "copies": len(copies),
+              "candidates": [{"layer_mix": n, "ridge_alpha": a, "inner_ua": round(u, 4)} for u, n, a, _ in candidates]}
+    logger.info("linear probe: mix %s, alpha %g, inner UA %.4f", best_mix, best_alpha, best_ua)
+    return fit, record
+
+
+def inner_candidates(features: np.ndarray, labels: np.ndarray, num_labels: int, folds, copies=()) -> list[tuple]:
+    """Every (layer mix, ridge strength) scored by the inner CV ``folds``: ``(pooled UA, mix name, alpha,
+    out-of-fold scores)`` in mix then alpha order (the first of equal UAs is the one :func:`fit_linear` keeps).
+
+    ``copies`` join the training rows of their clip's inner fold and are never scored.
+    """
     candidates = []
     for name, mix in layer_mixes(features).items():
         mixed = np.einsum("nlh,l->nh", features, mix)
@@ -194,14 +211,7 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
         for index, alpha in enumerate(RIDGE_ALPHAS):
             candidates.append((_pooled_ua(labels, scores[index].argmax(axis=1), num_labels), name, alpha,
                                scores[index]))
-    best_ua, best_mix, best_alpha, best_scores = max(candidates, key=lambda c: c[0])
-    fit = fit_chosen(features, labels, num_labels, best_mix, best_alpha, copies=copies)
-    fit.temperature = _temperature(best_scores, labels, num_labels)
-    record = {"fit": "linear", "layer_mix": best_mix, "ridge_alpha": best_alpha, "inner_ua": round(best_ua, 4),
-              "temperature": round(fit.temperature, 4), "inner_folds": len(folds), "copies": len(copies),
-              "candidates": [{"layer_mix": n, "ridge_alpha": a, "inner_ua": round(u, 4)} for u, n, a, _ in candidates]}
-    logger.info("linear probe: mix %s, alpha %g, inner UA %.4f", best_mix, best_alpha, best_ua)
-    return fit, record
+    return candidates
 
 
 def fit_chosen(features: np.ndarray, labels: np.ndarray, num_labels: int, mix_name: str, alpha: float,

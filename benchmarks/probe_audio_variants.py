@@ -23,13 +23,13 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from common import RECIPE_SEED, SHARED_DATA, run_configs
+from common import run_configs
+from probe_accuracy import probe_run
+from probe_layer_mix import cached_states
 from variant_comparison import Variant, compare_variants
 
 from ser_hf.audio import AudioPreprocessor
-from ser_hf.models.pooling import pooled_hidden_states
 from ser_hf.training.experiment import load_run_dataset, make_method
-from ser_hf.training.recipes import parse_run
 
 SPEED_FACTORS = (0.9, 1.1)
 PITCH_STEPS = (-1.5, 1.5)
@@ -54,41 +54,30 @@ class PitchShifted:
         return f"{self.base.fingerprint()}-pitch{self.steps:g}"
 
 
-def probe_method(corpus_part: str, model: str, positions: int, **overrides):
-    corpus, _, emotions = corpus_part.partition("/")
-    run = parse_run(None, corpus=corpus, data_dir=str(SHARED_DATA / corpus), emotions=emotions or None,
-                    model_name_or_path=model, mode="probe", max_source_positions=positions,
-                    output_dir=tempfile.mkdtemp(prefix="ser_hf_audio_variants_"), seed=RECIPE_SEED, **overrides)
+def states(spec: str, **overrides) -> np.ndarray:
+    """The pooled states of the config's clips with recipe ``overrides`` (e.g. ``trim_db``)."""
+    run = probe_run(spec, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_audio_variants_"), **overrides)
     dataset = load_run_dataset(run.data)
-    return run, dataset, make_method(run, dataset.features["label"].names, progress=False)
-
-
-def states(method, dataset) -> np.ndarray:
+    method = make_method(run, dataset.features["label"].names, progress=False)
     return np.asarray(method.features(dataset["audio"]), dtype=np.float64)
 
 
 def run_config(spec: str) -> dict:
     corpus_part, model, positions = spec.split(":")
     start = time.perf_counter()
-    run, dataset, method = probe_method(corpus_part, model, int(positions), probe_speed_copies=list(SPEED_FACTORS))
-    clips = states(method, dataset)
-    speed = [np.asarray(copy, dtype=np.float64) for copy in method.speed_copies(dataset["audio"])]
-    base = method.preprocessor or AudioPreprocessor(sampling_rate=method.feature_extractor.sampling_rate)
-    pitch = [np.asarray(pooled_hidden_states(method.encoder(), method.feature_extractor, list(dataset["audio"]),
-                                             preprocessor=PitchShifted(base, steps), cache_dir=method.cache_dir,
-                                             batch_size=method.batch_size, progress=False), dtype=np.float64)
-             for steps in PITCH_STEPS]
-    _, trimmed_dataset, trimmed = probe_method(corpus_part, model, int(positions), trim_db=TRIM_DB)
-    _, short_dataset, short = probe_method(corpus_part, model, SHORT_POSITIONS)
+    data = cached_states(f"{spec}:{','.join(f'{factor:g}' for factor in SPEED_FACTORS)}")
+    method = make_method(data.run, data.labels, progress=False)
+    pitch = [np.asarray(method.features(data.dataset["audio"], PitchShifted(method.base_preprocessor(), steps)),
+                        dtype=np.float64) for steps in PITCH_STEPS]
     variants = {
-        "none": Variant(clips),
-        "pitch copies": Variant(clips, pitch),
-        "speed + pitch copies": Variant(clips, speed + pitch),
-        "speed copies": Variant(clips, speed),
-        f"trimmed {TRIM_DB:g} dB": Variant(states(trimmed, trimmed_dataset)),
-        f"{SHORT_POSITIONS // 50} s input": Variant(states(short, short_dataset)),
+        "none": Variant(data.features),
+        "pitch copies": Variant(data.features, pitch),
+        "speed + pitch copies": Variant(data.features, data.copies + pitch),
+        "speed copies": Variant(data.features, data.copies),
+        f"trimmed {TRIM_DB:g} dB": Variant(states(spec, trim_db=TRIM_DB)),
+        f"{SHORT_POSITIONS // 50} s input": Variant(states(f"{corpus_part}:{model}:{SHORT_POSITIONS}")),
     }
-    compared = compare_variants(spec, dataset, run.data, variants)
+    compared = compare_variants(spec, data.dataset, data.run.data, variants)
     return {"config": spec, "speed_factors": list(SPEED_FACTORS), "pitch_steps": list(PITCH_STEPS),
             "trim_db": TRIM_DB, "short_max_source_positions": SHORT_POSITIONS, **compared,
             "seconds": round(time.perf_counter() - start, 1)}

@@ -382,19 +382,20 @@ def audio_variants_table(name: str = "probe_audio_variants") -> str:
     """Pooled UA of the other audio changes tried for the probe over several fold assignments
     (``benchmarks/probe_audio_variants.py``), each against the recipe's input without copies."""
     data, lines = _variant_table_start(name, "backbone, input", "what the probe learns from", "none")
-    for run in data["results"]["runs"]:
-        corpus, model, positions = run["config"].split(":")
-        named = {**run, "corpus": corpus, "model": model}
-        backbone = f"{model}, {int(positions) / 50:g} s input"
+    # The rows name their config only; _variant_line reads corpus and model.
+    runs = [{**run, "corpus": run["config"].split(":")[0], "model": run["config"].split(":")[1]}
+            for run in data["results"]["runs"]]
+    for run in runs:
+        backbone = f"{run['model']}, {int(run['config'].split(':')[2]) / 50:g} s input"
         for index, (variant, row) in enumerate(run["rows"].items()):
-            lines.append(_variant_line(named, variant, row, index == 0, backbone))
+            lines.append(_variant_line(run, variant, row, index == 0, backbone))
     lines.append("")
     lines.append("Chosen per shared fold by the training speakers' own inner CV instead: " + "; ".join(
-        f"{_assignments_corpus({**run, 'corpus': run['config'].split(':')[0]})} {run['config'].split(':')[1]} "
+        f"{_assignments_corpus(run)} {run['model']} "
         f"{_pct(run['inner_cv_choice']['pooled_ua_shared_folds'])} (chose "
         + ", ".join(f"{variant} x{count}" for variant, count in Counter(
             c["variant"] for c in run["inner_cv_choice"]["per_fold"]).most_common()) + ")"
-        for run in data["results"]["runs"]) + ".")
+        for run in runs) + ".")
     return "\n".join(lines)
 
 

@@ -263,11 +263,20 @@ class ProbeMethod:
             logger.info("probe features: %s, %s", device, self.dtype)
         return self._encoder
 
-    def features(self, paths) -> np.ndarray:
+    def features(self, paths, preprocessor=None, desc: str = "backbone forward") -> np.ndarray:
+        """The cached pooled states of ``paths``, through the run's preprocessor or another one (an altered copy of
+        it, e.g. :class:`~ser_hf.audio.SpeedChanged`, whose fingerprint keeps its states apart in the cache)."""
         from ser_hf.models.pooling import pooled_hidden_states
 
-        return pooled_hidden_states(self.encoder(), self.feature_extractor, list(paths), preprocessor=self.preprocessor,
-                                    cache_dir=self.cache_dir, batch_size=self.batch_size, progress=self.progress)
+        return pooled_hidden_states(self.encoder(), self.feature_extractor, list(paths),
+                                    preprocessor=preprocessor or self.preprocessor, cache_dir=self.cache_dir,
+                                    batch_size=self.batch_size, progress=self.progress, desc=desc)
+
+    def base_preprocessor(self):
+        """The run's preprocessor, or the plain one at the feature extractor's rate: what altered copies start from."""
+        from ser_hf.audio import AudioPreprocessor
+
+        return self.preprocessor or AudioPreprocessor(sampling_rate=self.feature_extractor.sampling_rate)
 
     def speed_copies(self, paths) -> list[np.ndarray]:
         """The pooled states of every file played faster, one array per ``settings.speed_copies`` factor.
@@ -275,14 +284,10 @@ class ProbeMethod:
         Kaldi-style speed perturbation after the run's own preprocessing; each factor is cached apart from the
         clips' own states (the preprocessor's fingerprint names the factor).
         """
-        from ser_hf.audio import AudioPreprocessor, SpeedChanged
-        from ser_hf.models.pooling import pooled_hidden_states
+        from ser_hf.audio import SpeedChanged
 
-        base = self.preprocessor or AudioPreprocessor(sampling_rate=self.feature_extractor.sampling_rate)
-        return [pooled_hidden_states(self.encoder(), self.feature_extractor, list(paths),
-                                     preprocessor=SpeedChanged(base, factor), cache_dir=self.cache_dir,
-                                     batch_size=self.batch_size, progress=self.progress,
-                                     desc=f"backbone forward, {factor:g}x speed copies")
+        return [self.features(paths, SpeedChanged(self.base_preprocessor(), factor),
+                              desc=f"backbone forward, {factor:g}x speed copies")
                 for factor in self.settings.speed_copies]
 
     def fit(self, train, validation=None) -> ProbeMethod:

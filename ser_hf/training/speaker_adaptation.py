@@ -254,14 +254,14 @@ def enrollment_predictions(probe: AdaptiveProbe, features: np.ndarray, labels: n
     labels = np.asarray(labels, dtype=np.int64)
     speakers = np.asarray(speakers, dtype=object)
     rng = np.random.default_rng(seed)
+    rows_by_speaker = {speaker: np.flatnonzero(speakers == speaker) for speaker in sorted(set(speakers.tolist()))}
     results = {}
     for setting in settings:
         setting_draws = 1 if setting == "all" else int(draws)
         scored_rows, adaptive, fallback, scored_speakers = [], [], set(), set()
         for _ in range(setting_draws):
-            for speaker in sorted(set(speakers.tolist())):
-                enrolled, scored = _enrollment(np.flatnonzero(speakers == speaker), labels, setting, neutral_label,
-                                               rng)
+            for speaker, speaker_rows in rows_by_speaker.items():
+                enrolled, scored = _enrollment(speaker_rows, labels, setting, neutral_label, rng)
                 if len(scored) == 0:
                     continue
                 scored_rows.append(scored)

@@ -92,6 +92,12 @@ def _licence(corpora: list[str]) -> str:
     return "; ".join(terms + (["URDU: research use only"] if "urdu" in corpora else []))
 
 
+def _copies(run: dict) -> str:
+    """', with 0.9x and 1.1x speed copies' when the head also learned from training copies (probe_speed_copies)."""
+    factors = run.get("speed_copies") or []
+    return f", with {' and '.join(f'{factor:g}x' for factor in factors)} speed copies" if factors else ""
+
+
 def released_models_table(name: str = "release_models") -> str:
     """The released models' speaker-independent CV scores (pooled and per corpus), from their result file."""
     path = RESULTS_DIR / f"{name}.json"
@@ -111,7 +117,7 @@ def released_models_table(name: str = "release_models") -> str:
                                for corpus, scores in run["per_corpus"].items())
         rows.append(
             f"| `{run['name']}` | {len(pooled['labels'])}: {', '.join(pooled['labels'])} | "
-            f"{' + '.join(c.upper() for c in run['corpora'])} ({run['clips']} clips) | "
+            f"{' + '.join(c.upper() for c in run['corpora'])} ({run['clips']} clips{_copies(run)}) | "
             f"{_pct(pooled['unweighted_accuracy'])} [{_pct(low)}-{_pct(high)}] | {_pct(pooled['weighted_accuracy'])} | "
             f"{_pct(pooled['macro_f1'])} | {per_corpus} | {_licence(run['corpora'])} |"
         )
@@ -222,7 +228,7 @@ def accuracy_tables(name: str = "accuracy") -> str:
              + ", ".join(f"{corpus.upper()} {_ci(scores)}" for corpus, scores in row["per_corpus"].items()) + " | "
              + ", ".join(f"{other['test_corpus'].upper()} {_ci(other['pooled'])}"
                          for (c, m), other in rows.items() if c == config and m.startswith("leave one corpus out"))
-             + " |" for (config, method), row in rows.items() if method == "probe" and row.get("per_corpus")]
+             + " |" for config in configs if (row := rows.get((config, "probe"))) and row.get("per_corpus")]
     if multi:
         standard += ["", "One model trained on URDU + RAVDESS (4 classes, folds within each corpus):", "",
                      "| backbone, input | pooled UA [95% CI] | in-corpus UA per corpus | "

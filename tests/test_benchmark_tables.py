@@ -121,3 +121,9 @@ def test_the_speaker_adaptive_legend_says_how_many_enrollment_draws_a_cell_pools
     # Rows measured with one draw (or before draws were recorded) say nothing about draws.
     assert tables._draws_sentence([{"enrollment": "10"}, {"enrollment": "all", "enrollment_draws": 1}]) == ""
     assert "pools 1 or 5 draws" in tables._draws_sentence([{"enrollment": "3"}, *rows])
+
+
+def test_the_released_models_table_says_which_heads_learned_from_speed_copies(tables):
+    assert tables._copies({"speed_copies": [0.9, 1.1]}) == ", with 0.9x and 1.1x speed copies"
+    # Models without copies, and rows written before the field existed, say nothing.
+    assert tables._copies({"speed_copies": []}) == tables._copies({}) == ""

@@ -476,6 +476,13 @@ def test_release_script_trains_writes_and_checks_against_the_committed_head(
         prepare_released(NAME, force=True)
 
 
+def test_release_run_trains_on_the_specs_speed_copies_and_none_by_default(release_script, backbone, tmp_path):
+    copies = release_script.release_run(_spec(backbone, tmp_path, speed_copies=(0.9, 1.1)), tmp_path, str(tmp_path / "a"))
+    plain = release_script.release_run(_spec(backbone, tmp_path), tmp_path, str(tmp_path / "b"))
+    assert copies.probe.probe_speed_copies == [0.9, 1.1] and plain.probe.probe_speed_copies is None
+    assert copies.probe.probe_speaker_adaptation and copies.model.max_source_positions == 100
+
+
 def test_release_script_renders_the_cards_from_the_records_without_training(release_script, backbone, tmp_path,
                                                                           monkeypatch, capsys):
     spec = _spec(backbone, tmp_path / "package" / NAME)
@@ -554,6 +561,7 @@ def test_shipped_head_matches_its_record_and_the_committed_result(name):
     assert record["backbone"]["source_sha256"] == PRESETS[spec.backbone].sha256
     assert record["model"]["max_source_positions"] == spec.max_source_positions
     assert record["data"]["corpora"] == list(spec.corpora) and record["licence"] == spec.licence
+    assert record["training"]["recipe"]["probe"]["probe_speed_copies"] == (list(spec.speed_copies) or None)
     source = Path(__file__).resolve().parents[1] / record["scores"]["source"]
     rows = {row["name"]: row for row in json.loads(source.read_text())["results"]["runs"]}
     assert rows[name]["head_sha256"] == record["head"]["sha256"]

@@ -101,6 +101,12 @@ class ReleaseSpec:
         licence: The model's licence id (Hub metadata).
         licence_note: The terms in words, shown by ``models list``, the card and the README.
         directory: Where its head and record live (default: the package data folder).
+        speed_copies: Speed factors of the training copies its head also learns from (``probe_speed_copies``;
+            empty: none). The RAVDESS-only model uses its corpus's probe recipe's 0.9x and 1.1x (they gain on
+            RAVDESS 8-class and the training speakers' inner CV picks them in every fold:
+            ``benchmarks/results/speed_copies.json``); the URDU + RAVDESS models none (copies cost URDU alone
+            about a point in the same file, and ``benchmarks/results/accuracy_multicorpus.json`` scores the
+            combined models with them).
     """
 
     name: str
@@ -112,6 +118,7 @@ class ReleaseSpec:
     licence: str
     licence_note: str
     directory: Path | None = None
+    speed_copies: tuple[float, ...] = ()
 
     @property
     def folder(self) -> Path:
@@ -148,6 +155,7 @@ RELEASES: dict[str, ReleaseSpec] = {
             summary="the 8 RAVDESS emotions (acted English); Whisper base, 6 s input",
             licence="cc-by-nc-sa-4.0",
             licence_note=f"{_NON_COMMERCIAL}.",
+            speed_copies=(0.9, 1.1),
         ),
         ReleaseSpec(
             name="emotion-whisper-tiny.en",

@@ -25,7 +25,8 @@ folds seeded with the recipes' ``seed: 0``, so ``ser-hf cv RECIPE`` reproduces a
 reported; the gradient head is run with three seeds.
 
     .venv/bin/python benchmarks/accuracy.py --configs urdu:whisper-tiny.en:0 ravdess:whisper-base:300
-    .venv/bin/python benchmarks/accuracy.py --configs urdu+ravdess/4class:whisper-base:300 --name accuracy_multicorpus
+    .venv/bin/python benchmarks/accuracy.py --configs urdu+ravdess/4class:whisper-base:300
+    .venv/bin/python benchmarks/accuracy.py --configs urdu+ravdess/4class:whisper-tiny.en:300:0.9,1.1  # with copies
 """
 
 from __future__ import annotations
@@ -43,13 +44,14 @@ from ser_hf.training.recipes import parse_run
 
 
 def multi_corpus_run(spec: str, output_dir: str):
-    """The probe run of a multi-corpus config ('a+b[/emotions]:model:max_source_positions')."""
-    corpus_part, model, positions = spec.split(":")
+    """The probe run of a multi-corpus config ('a+b[/emotions]:model:max_source_positions[:speed factors]')."""
+    corpus_part, model, positions, *speeds = spec.split(":")
     names, _, emotions = corpus_part.partition("/")
     corpora = names.split("+")
+    copies = {"probe_speed_copies": [float(f) for f in speeds[0].split(",")]} if speeds else {}
     return parse_run(None, corpus=",".join(corpora), data_dir=",".join(str(SHARED_DATA / c) for c in corpora),
                      emotions=emotions or None, model_name_or_path=model, mode="probe",
-                     max_source_positions=int(positions) or None, output_dir=output_dir, seed=RECIPE_SEED)
+                     max_source_positions=int(positions) or None, output_dir=output_dir, seed=RECIPE_SEED, **copies)
 
 
 def _is_multi_corpus(spec: str) -> bool:

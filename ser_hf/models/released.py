@@ -105,7 +105,7 @@ class ReleaseSpec:
             empty: none). The RAVDESS-only model uses its corpus's probe recipe's 0.9x and 1.1x (they gain on
             RAVDESS 8-class and the training speakers' inner CV picks them in every fold:
             ``benchmarks/results/speed_copies.json``); the URDU + RAVDESS models none (copies cost URDU alone
-            about a point in the same file, and ``benchmarks/results/accuracy_multicorpus.json`` scores the
+            about a point in the same file, and ``benchmarks/results/accuracy.json`` scores the
             combined models with them).
     """
 

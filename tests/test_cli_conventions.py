@@ -123,3 +123,22 @@ def test_progress_bars_only_where_someone_watches(monkeypatch):
         assert os.environ["TQDM_DISABLE"] == "1"
         assert progress_bar(True, total=2, file=Terminal()).disable
     assert "TQDM_DISABLE" not in os.environ
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["predict", "--model", "m", "", "--out", "p.jsonl"], "an input argument"),
+    (["predict", "--model", "m", "a.wav", "--out", ""], "argument --out"),
+    (["predict", "--model", "m", "a.wav", "--out="], "argument --out"),
+    (["predict", "--model", "", "a.wav", "--out", "p.jsonl"], "argument --model"),
+    (["cv", ""], "an input argument"),
+    (["evaluate", "--model", "m", "--data-dir", "", "--out", "r"], "argument --data-dir"),
+])
+def test_an_empty_argument_is_refused_before_anything_runs(argv, named, tmp_path, monkeypatch, capsys):
+    """To the path functions "" is the current folder: `ser-hf predict $UNSET` would score every recording under
+    it, `ser-hf cv $UNSET` would run the defaults and write outputs/ there."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and f"{named} is an empty string" in err and "leave it out" in err, err
+    assert list(tmp_path.iterdir()) == []  # nothing written, nothing scored

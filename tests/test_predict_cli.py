@@ -150,3 +150,13 @@ def test_cli_format_choices_match_the_jobs_formats():
     from ser_hf.inference.jobs import FORMATS
 
     assert FORMAT_CHOICES == FORMATS
+
+
+def test_an_empty_input_or_output_is_refused_not_taken_for_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_tone(tmp_path / "a.wav", 1.0)  # what "" would have scored
+    with pytest.raises(SERError, match=r"an input is an empty string; expected a file, folder, glob"):
+        expand_inputs(["a.wav", ""])
+    with pytest.raises(SERError, match=r"out is an empty string; expected the output file"):
+        predict_files("unused-model", ["a.wav"], "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav"]

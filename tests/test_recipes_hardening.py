@@ -223,3 +223,9 @@ def test_each_declared_range_is_enforced_on_direct_construction(cls, name, allow
 def test_defaults_are_in_range():
     for cls in (*GROUPS, ModelOptions):
         cls()
+
+
+def test_an_empty_recipe_path_is_refused_not_taken_for_the_defaults():
+    with pytest.raises(SERError, match=r"The recipe path is an empty string\. Pass a YAML file"):
+        parse_run("")
+    assert parse_run(None).model.mode  # no recipe at all still means the defaults

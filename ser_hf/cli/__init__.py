@@ -107,8 +107,29 @@ def _commands(subparsers: argparse._SubParsersAction, prefix: str = "") -> list[
     return rows
 
 
+def empty_argument(argv: list[str]) -> str | None:
+    """The argument whose value is an empty string (``--out ""``, ``--out=``, ``""`` as an input), if any.
+
+    No ser-hf argument means anything when empty, and to the path functions "" is the current folder: a shell
+    variable that expanded to nothing would make ``ser-hf predict $FILES`` score the whole folder, or ``ser-hf cv
+    $RECIPE`` run the defaults.
+    """
+    for index, token in enumerate(argv):
+        if token == "":
+            before = argv[index - 1] if index else ""
+            return f"argument {before}" if before.startswith("-") and "=" not in before else "an input argument"
+        if token.startswith("--") and token.endswith("="):
+            return f"argument {token[:-1]}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    empty = empty_argument(argv)
+    if empty is not None:
+        parser.error(f"{empty} is an empty string (a shell variable that expanded to nothing?); give it a value "
+                     f"or leave it out.")
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "takes_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

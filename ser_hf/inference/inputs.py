@@ -173,13 +173,16 @@ def expand_inputs(inputs: Iterable[str | os.PathLike], output: str | os.PathLike
             temporary file), refused when named explicitly.
 
     Raises:
-        SERError: for a glob that matches nothing, a directory without audio, a manifest without ``path``, or
-            an explicit input that is ``output``.
+        SERError: for an empty input, a glob that matches nothing, a directory without audio, a manifest without
+            ``path``, or an explicit input that is ``output``.
     """
     outputs = OutputFiles(output) if output is not None else None
     paths: list[str] = []
     for item in inputs:
         text = os.fspath(item)
+        if not text:  # Path("") is the current folder: every recording under it would be scored
+            raise SERError("an input is an empty string; expected a file, folder, glob pattern or manifest CSV "
+                           "('.' for the current folder).")
         path = Path(text).expanduser()
         if path.is_dir():
             paths += _directory_paths(path, outputs)

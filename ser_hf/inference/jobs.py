@@ -349,6 +349,8 @@ def predict_files(
         0
         ```
     """
+    if not os.fspath(out):  # Path("") is the current folder
+        raise SERError("out is an empty string; expected the output file, e.g. predictions.jsonl.")
     out = Path(out)
     chosen = format_for(out, format)
     _check_settings(chunk_size, batch_size, top_k)

@@ -77,6 +77,9 @@ def resolve_model_path(name_or_path: str | os.PathLike, cache_dir: str | os.Path
         ```
     """
     text = os.fspath(name_or_path)
+    if not text:  # Path("") is the current folder, which would then be loaded as a checkpoint
+        raise ModelError("the model is an empty string; expected a preset or released model name, a checkpoint "
+                         "directory or a Hub id. See `ser-hf models list`.")
     if text in PRESETS:
         return str(prepare_preset(text, cache_dir=cache_dir))
     if text in RELEASES:
@@ -108,6 +111,8 @@ def resolve_model_argument(value: str | os.PathLike, cache_dir: str | os.PathLik
         ```
     """
     text = os.fspath(value)
+    if not text:
+        return resolve_model_path(text, cache_dir=cache_dir)  # refused there, with the same message
     if os.sep in text or text.startswith((".", "~")) or Path(text).expanduser().exists() or HUB_ID.match(text):
         return text
     return resolve_model_path(text, cache_dir=cache_dir)

@@ -23,6 +23,7 @@ import difflib
 import json
 import logging
 import math
+import os
 from collections.abc import Hashable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -187,6 +188,9 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
             that expand to more than :data:`MAX_RECIPE_VALUES` values, or a value that is not a single value
             or a flat list.
     """
+    if not os.fspath(path):  # Path("") is the current folder, and "" must not quietly mean "the defaults"
+        raise SERError("The recipe path is an empty string. Pass a YAML file such as "
+                       "recipes/urdu/whisper-base-probe.yaml, or no recipe for the defaults.")
     path = Path(path)
     if not path.is_file():
         raise SERError(f"Recipe {str(path)!r} does not exist. Pass a YAML file such as recipes/urdu/whisper-base-probe.yaml.")
@@ -271,7 +275,7 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
             :func:`read_recipe`), or a value of the wrong type or out of range; the message names the key,
             the value, what is allowed and where the value was set (recipe file, command line, keyword).
     """
-    from_file = read_recipe(recipe) if recipe else {}
+    from_file = read_recipe(recipe) if recipe is not None else {}
     for source, mapping in ((f"recipe {recipe}", from_file), ("the keyword arguments", values)):
         unknown = sorted(set(mapping) - valid_keys())
         if unknown:

@@ -20,6 +20,8 @@ CROSS_CORPUS = "cross_corpus_ravdess_to_urdu"
 REFERENCES = "release_references"
 #: The earlier (gradient-head) probe results: RAVDESS 8 classes with 6 s input and with 30 s padding.
 PROBE_ACCURACY = "probe_accuracy"
+#: Every input length scored with the default probe's fit over several fold assignments (``input_length.py``).
+INPUT_LENGTH = "input_length"
 SHIPPED_POSITIONS = 300
 
 
@@ -41,7 +43,8 @@ def _cross_corpus_limitation() -> list[str]:
 
 def _limitations(spec: ReleaseSpec, input_length: dict, comparison: dict, cv: dict) -> list[str]:
     seconds = "30" if spec.max_source_positions is None else f"{spec.max_source_positions // 50}"
-    why = f" Why not longer: {input_length['decision']}" if input_length.get("decision") else ""
+    question = "Why not longer" if spec.max_source_positions == SHIPPED_POSITIONS else "Why this length"
+    why = f" {question}: {input_length['decision']}" if input_length.get("decision") else ""
     items = [
         f"**Input length.** The model hears at most the first {seconds} s of a clip (Whisper "
         f"`max_source_positions` {spec.max_source_positions or 1500}); for longer recordings use "
@@ -133,7 +136,7 @@ def input_length_evidence(spec: ReleaseSpec) -> dict[str, Any]:
     seconds = 30 if spec.max_source_positions is None else spec.max_source_positions / 50
     result = {"max_source_positions": spec.max_source_positions, "seconds": seconds, "decision": None, "evidence": {}}
     if spec.max_source_positions != SHIPPED_POSITIONS:
-        return result
+        return {**result, **_measured_length(spec)}
     references, gradient = _runs(REFERENCES), _runs(PROBE_ACCURACY)
     urdu = {backbone: (_ua(references.get(_config("urdu", "4class", backbone, None))),
                        _ua(references.get(_config("urdu", "4class", backbone, SHIPPED_POSITIONS))))
@@ -173,6 +176,38 @@ def input_length_evidence(spec: ReleaseSpec) -> dict[str, Any]:
         result["decision"] = f"Whisper's usual 30 s padding {joined}."
     result["evidence"] = evidence
     return result
+
+
+def _measured_length(spec: ReleaseSpec) -> dict[str, Any]:
+    """A one-corpus model whose input length ``input_length.py`` chose: every length's mean pooled UA over the fold
+    assignments, the shipped one first (empty when the file has no row for the model's corpus and backbone)."""
+    path = RESULTS_DIR / f"{INPUT_LENGTH}.json"
+    if len(spec.corpora) != 1 or not path.is_file():
+        return {}
+    positions = spec.max_source_positions or 1500
+    for run in json.loads(path.read_text())["results"]["runs"]:
+        lengths = {row["max_source_positions"]: row for row in run["lengths"]}
+        if run["corpus"] != spec.corpora[0] or run["model"] != spec.backbone or positions not in lengths:
+            continue
+        shipped = lengths[positions]
+
+        def name(length: int) -> str:
+            return "30 s padding" if length == 1500 else f"{length / 50:g} s"
+
+        others = ", ".join(f"{name(length)} {100 * row['mean']:.1f}" for length, row in
+                           sorted(lengths.items(), key=lambda item: -item[1]["mean"]) if length != positions)
+        rank = ("the most of the lengths measured" if shipped["mean"] >= max(row["mean"] for row in lengths.values())
+                else "below the best length measured")
+        first = run["lengths"][0]["max_source_positions"]  # difference_to_first compares with this length
+        against = (f"; better than {name(first)} in {shipped['difference_to_first']['assignments_better']} of "
+                   f"{run['assignments']} assignments" if first != positions else "")
+        decision = (f"on {spec.corpora[0].upper()}, {spec.backbone}'s probe (the default linear fit) scores "
+                    f"{100 * shipped['mean']:.1f} mean pooled UA at {name(positions)} over {run['assignments']} "
+                    f"speaker-grouped fold assignments, {rank} ({others}{against}; `{INPUT_LENGTH}.json`).")
+        return {"decision": decision[0].upper() + decision[1:],
+                "evidence": {"mean_pooled_ua_by_length": {name(length): row["mean"] for length, row in lengths.items()},
+                             "assignments": run["assignments"], "sources": [f"benchmarks/results/{INPUT_LENGTH}.json"]}}
+    return {}
 
 
 def single_corpus_comparison(spec: ReleaseSpec, cv: dict) -> dict[str, dict[str, float]]:

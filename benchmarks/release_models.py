@@ -31,10 +31,11 @@ give every training clip; it prints which differ and exits 1 if any does (result
         # score another input length (0: Whisper's 30 s padding) without writing anything
 
 A model's input length is ``max_source_positions`` in its ``ReleaseSpec``: to ship another one, change it
-there and run ``--write`` (the tests check that a committed record matches its spec). All three ship 6 s input
-(300): Whisper's 30 s padding scores higher on URDU but lower on RAVDESS, is several times slower per clip, and
-streaming and ``ser-hf serve`` (which use these models by default) would fall behind real time with it on 2 CPU
-cores when another job holds one; :func:`input_length_evidence` writes the figures into every record.
+there and run ``--write`` (the tests check that a committed record matches its spec). The models with RAVDESS
+ship 6 s input (300): Whisper's 30 s padding scores higher on URDU but lower on RAVDESS, is several times slower per
+clip, and streaming and ``ser-hf serve`` (which use these models by default) would fall behind real time with it on
+2 CPU cores when another job holds one. The URDU-only model ships 10 s (500), the length ``input_length.py``
+measured best for its corpus and backbone. :func:`input_length_evidence` writes the figures into every record.
 
 Features are cached (``~/.cache/ser_hf/embeddings``): the first run computes them (RAVDESS + URDU with
 whisper-base at 6 s input: several minutes on 2 cores), later runs take seconds per fold.

@@ -125,21 +125,36 @@ def released_models_table(name: str = "release_models") -> str:
     return f"<!-- from benchmarks/results/{name}.json ({data['date']}) -->\n" + "\n".join(header + rows) + notes
 
 
+def _length_note(decision: str, runs: list[dict]) -> str:
+    """'**Input length: 6 s** (`model`, ...). why': one note per decision, naming the models it is about."""
+    seconds = ", ".join(f"{s:g}" for s in sorted({run["input_length"]["seconds"] for run in runs}))
+    names = ", ".join(f"`{run['name']}`" for run in runs)
+    return f"**Input length: {seconds} s** ({names}). {decision}"
+
+
+def _one_corpus_models(runs: list[dict]) -> str:
+    """' (shipped: `a` for URDU, ...), or train one' naming the released one-corpus models (or ', trained with ser_hf')."""
+    shipped = [f"`{run['name']}` for {run['corpora'][0].upper()}" for run in sorted(runs, key=lambda run: run["name"])
+               if len(run.get("corpora") or []) == 1]
+    return f" (shipped: {', '.join(shipped)}), or train one" if shipped else ", trained with ser_hf"
+
+
 def _released_notes(runs: list[dict]) -> str:
     """The input-length decision and what training on several corpora costs each, as recorded with the runs."""
-    decisions = list(dict.fromkeys(run["input_length"]["decision"] for run in runs
-                                   if (run.get("input_length") or {}).get("decision")))
+    by_decision: dict[str, list[dict]] = {}
+    for run in sorted(runs, key=lambda run: run["name"]):
+        if (run.get("input_length") or {}).get("decision"):
+            by_decision.setdefault(run["input_length"]["decision"], []).append(run)
     costs = [f"`{run['name']}` " + ", ".join(f"{corpus.upper()} {_pct(row['combined'])} vs {_pct(row['alone'])}"
                                              for corpus, row in run["single_corpus_probes"].items())
              for run in sorted(runs, key=lambda run: run["name"]) if run.get("single_corpus_probes")]
-    seconds = sorted({run["input_length"]["seconds"] for run in runs if run.get("input_length")})
-    length = f": {', '.join(f'{s:g}' for s in seconds)} s" if seconds else ""
-    notes = [f"**Input length{length}.** {decision}" for decision in decisions]
+    notes = [_length_note(decision, same) for decision, same in by_decision.items()]
     if costs:
         notes.append("**One model for both corpora costs accuracy on each** (UA per corpus above vs a probe of the "
                      "same recipe trained on that corpus alone, `benchmarks/results/release_references.json`): "
                      f"{'; '.join(costs)}. It still does far better on the other corpus than a model trained on one "
-                     "(see the cross-corpus drop below); for speech like one corpus, train on that corpus alone.")
+                     "(see the cross-corpus drop below); for speech like one corpus, use a model trained on that corpus "
+                     f"alone{_one_corpus_models(runs)}.")
     adaptive = _released_adaptive(runs)
     return "".join(f"\n\n{note}" for note in notes) + (f"\n\n{adaptive}" if adaptive else "")
 

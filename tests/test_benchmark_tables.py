@@ -127,3 +127,10 @@ def test_the_released_models_table_says_which_heads_learned_from_speed_copies(ta
     assert tables._copies({"speed_copies": [0.9, 1.1]}) == ", with 0.9x and 1.1x speed copies"
     # Models without copies, and rows written before the field existed, say nothing.
     assert tables._copies({"speed_copies": []}) == tables._copies({}) == ""
+
+
+def test_the_released_notes_point_from_the_combined_models_to_the_one_corpus_ones(tables):
+    runs = [{"name": "b-urdu", "corpora": ["urdu"]}, {"name": "a-both", "corpora": ["urdu", "ravdess"]},
+            {"name": "a-rav", "corpora": ["ravdess"]}]
+    assert tables._one_corpus_models(runs) == " (shipped: `a-rav` for RAVDESS, `b-urdu` for URDU), or train one"
+    assert tables._one_corpus_models(runs[1:2]) == ", trained with ser_hf"

@@ -294,6 +294,9 @@ def test_unknown_names_list_the_models_and_the_closest_match(tmp_path):
         resolve_model_argument("emotion-whisper-tiny")
     assert resolve_model_argument(str(tmp_path / "x.onnx")) == str(tmp_path / "x.onnx")  # paths: the loader checks them
     assert resolve_model_argument("me/model") == "me/model"
+    for resolve in (resolve_model_path, resolve_model_argument):  # "" is not the current folder's checkpoint
+        with pytest.raises(ModelError, match=r"the model is an empty string; expected a preset or released model"):
+            resolve("")
 
 
 # ----------------------------------------------------------------------------------------------- one name everywhere
@@ -476,6 +479,33 @@ def test_release_script_trains_writes_and_checks_against_the_committed_head(
         prepare_released(NAME, force=True)
 
 
+def test_a_one_corpus_model_says_why_its_input_length_from_the_input_length_benchmark(release_script, backbone,
+                                                                                       tmp_path):
+    def length(positions, mean, better):
+        return {"max_source_positions": positions, "mean": mean, "difference_to_first": {"assignments_better": better}}
+
+    runs = [{"corpus": "urdu", "model": str(backbone), "assignments": 5,
+             "lengths": [length(1500, 0.70, 0), length(300, 0.66, 0), length(500, 0.75, 4)]}]
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "input_length.json").write_text(json.dumps({"results": {"runs": runs}}))
+    evidence = sys.modules["release_evidence"].input_length_evidence
+    shipped = evidence(_spec(backbone, tmp_path, corpora=("urdu",), max_source_positions=500))
+    assert shipped["decision"] == (
+        f"On URDU, {backbone}'s probe (the default linear fit) scores 75.0 mean pooled UA at 10 s over 5 speaker-grouped "
+        "fold assignments, the most of the lengths measured (30 s padding 70.0, 6 s 66.0; better than 30 s padding in "
+        "4 of 5 assignments; `input_length.json`).")
+    assert shipped["evidence"]["mean_pooled_ua_by_length"] == {"30 s padding": 0.70, "6 s": 0.66, "10 s": 0.75}
+    padded = evidence(_spec(backbone, tmp_path, corpora=("urdu",), max_source_positions=None))["decision"]
+    assert "70.0 mean pooled UA at 30 s padding" in padded and "below the best length measured" in padded
+    assert "better than" not in padded  # the differences are to 30 s padding itself
+    # No row for the length, corpus or backbone, or several corpora: no decision rather than a wrong one.
+    for changes in ({"corpora": ("urdu",), "max_source_positions": 750},
+                    {"corpora": ("ravdess",), "max_source_positions": 500},
+                    {"corpora": ("urdu",), "max_source_positions": 500, "backbone": "whisper-base"},
+                    {"corpora": ("urdu", "ravdess"), "max_source_positions": 500}):
+        assert evidence(_spec(backbone, tmp_path, **changes))["decision"] is None, changes
+
+
 def test_release_run_trains_on_the_specs_speed_copies_and_none_by_default(release_script, backbone, tmp_path):
     copies = release_script.release_run(_spec(backbone, tmp_path, speed_copies=(0.9, 1.1)), tmp_path, str(tmp_path / "a"))
     plain = release_script.release_run(_spec(backbone, tmp_path), tmp_path, str(tmp_path / "b"))
@@ -537,14 +567,20 @@ def test_every_released_model_is_shipped_and_listed_with_its_score():
         assert 0.25 < status.cv_unweighted_accuracy <= 1
 
 
-def test_shipped_records_say_why_6_s_input_and_what_speaker_adaptation_does():
+def test_shipped_records_say_why_their_input_length_and_what_speaker_adaptation_does():
     for name, spec in RELEASES.items():
         record = read_record(_shipped(name))
-        assert record["model"]["max_source_positions"] == spec.max_source_positions == 300
+        assert record["model"]["max_source_positions"] == spec.max_source_positions
         decision = record["input_length"]["decision"]
-        assert "30 s padding" in decision and "URDU" in decision and "RAVDESS" in decision, decision
-        assert "real time" in decision and "streaming_rtf.json" in decision, decision
-        assert any(item.startswith("**Input length.**") and decision in item for item in record["limitations"])
+        if spec.max_source_positions == 300:  # 6 s, the default: why not Whisper's 30 s padding
+            assert "30 s padding" in decision and "URDU" in decision and "RAVDESS" in decision, decision
+            assert "real time" in decision and "streaming_rtf.json" in decision, decision
+            why = "Why not longer: "
+        else:  # a one-corpus model at the length input_length.py measured best for it
+            assert f"at {spec.max_source_positions / 50:g} s over 5" in decision and "input_length.json" in decision
+            assert "the most of the lengths measured" in decision, decision
+            why = "Why this length: "
+        assert any(item.startswith("**Input length.**") and why + decision in item for item in record["limitations"])
         assert any(item.startswith("**Speaker adaptation is measured, not guaranteed.**")
                    for item in record["limitations"])
         assert [p.name for p in released.verify_adaptation(spec, record)] == record["speaker_adaptation"]["files"]

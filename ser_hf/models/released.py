@@ -158,6 +158,16 @@ RELEASES: dict[str, ReleaseSpec] = {
             speed_copies=(0.9, 1.1),
         ),
         ReleaseSpec(
+            name="emotion-whisper-tiny.en-urdu",
+            backbone="whisper-tiny.en",
+            corpora=("urdu",),
+            emotions="4class",
+            max_source_positions=500,
+            summary="4 emotions in Urdu speech, from URDU alone; Whisper tiny.en, 10 s input",
+            licence="other",
+            licence_note="Research use only: trained on URDU, which its authors release for research use only.",
+        ),
+        ReleaseSpec(
             name="emotion-whisper-tiny.en",
             backbone="whisper-tiny.en",
             corpora=("urdu", "ravdess"),

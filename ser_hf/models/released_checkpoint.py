@@ -224,7 +224,8 @@ def list_released(cache_dir: str | os.PathLike | None = None) -> list[ReleaseSta
     Example:
         ```python
         >>> [(s.name, s.shipped) for s in list_released()]  # doctest: +SKIP
-        [('emotion-whisper-base', True), ('emotion-whisper-base-ravdess8', True), ('emotion-whisper-tiny.en', True)]
+        [('emotion-whisper-base', True), ('emotion-whisper-base-ravdess8', True), ('emotion-whisper-tiny.en', True),
+         ('emotion-whisper-tiny.en-urdu', True)]
         ```
     """
     statuses = []

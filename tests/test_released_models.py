@@ -605,6 +605,22 @@ def test_shipped_head_matches_its_record_and_the_committed_result(name):
     assert os.path.getsize(head) < 2_000_000  # a head is a few hundred KB
 
 
+def test_a_model_under_terms_no_hub_licence_id_fits_names_them_in_its_card():
+    """The Hub asks for ``license_name`` and ``license_link`` beside ``license: other``."""
+    others = [spec for spec in RELEASES.values() if spec.licence == "other"]
+    assert others  # emotion-whisper-tiny.en-urdu: URDU is for research use only
+    for spec in others:
+        assert spec.licence_name and spec.licence_link.startswith("https://"), spec.name
+        record = read_record(spec.name)
+        assert (record["licence_name"], record["licence_link"]) == (spec.licence_name, spec.licence_link)
+        card = ModelCard.load(spec.folder / "README.md").data
+        assert (card.license, card.license_name, card.license_link) == ("other", spec.licence_name, spec.licence_link)
+    for spec in RELEASES.values():  # a Hub licence id needs neither
+        if spec.licence != "other":
+            assert "licence_name" not in read_record(spec.name)
+            assert ModelCard.load(spec.folder / "README.md").data.get("license_name") is None
+
+
 @pytest.mark.parametrize("name", sorted(RELEASES))
 def test_shipped_card_is_what_the_renderer_makes_from_the_committed_record(name, tmp_path):
     """A card is rendered once, at release time: it must not drift from its record, the template or the code."""

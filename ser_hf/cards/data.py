@@ -85,6 +85,8 @@ class SERModelCardData(CardData):
     Args:
         language: Language code(s) of the speech, e.g. ``"en"``; default: the training corpus's language.
         license: The model's licence id, e.g. ``"cc-by-nc-sa-4.0"``. Check the training corpora's licences.
+        license_name: With ``license="other"``: an id for the licence, e.g. ``"urdu-research-only"`` (Hub metadata).
+        license_link: With ``license="other"``: a URL (or ``LICENSE`` in the repo) where its terms are.
         model_name: A pretty name, e.g. ``"whisper-base probe on RAVDESS (4 emotions)"``; default built
             from the base model and corpus.
         model_id: The Hub repo id the model is pushed to (``"user/name"``), used in the usage snippet.
@@ -97,6 +99,8 @@ class SERModelCardData(CardData):
     # Set by the user.
     language: str | list[str] | None = None
     license: str | None = None
+    license_name: str | None = None
+    license_link: str | None = None
     model_name: str | None = None
     model_id: str | None = None
     tags: list[str] = field(default_factory=lambda: ["ser_hf", "speech-emotion-recognition", "audio-classification"])
@@ -236,7 +240,8 @@ class SERModelCardData(CardData):
         """The YAML header as ``huggingface_hub.ModelCardData`` (``model-index`` from :meth:`eval_results`)."""
         results = self.eval_results()
         return ModelCardData(
-            language=self.language, license=self.license, library_name="transformers",
+            language=self.language, license=self.license, license_name=self.license_name,
+            license_link=self.license_link, library_name="transformers",
             pipeline_tag="audio-classification", tags=list(self.tags), datasets=self.datasets,
             base_model=self.base_model, metrics=[m for _, m, _ in _INDEX_METRICS] if results else None,
             model_name=self.pretty_name() if results else None, eval_results=results or None,
@@ -352,7 +357,8 @@ def card_from_release(record: Mapping[str, Any], **user_fields: Any) -> SERModel
     titles = [c["title"] for c in corpora]
     user_fields = {key: value for key, value in user_fields.items() if value is not None}
     card = SERModelCardData(**{
-        "license": record.get("licence"), "language": record.get("languages") or None,
+        "license": record.get("licence"), "license_name": record.get("licence_name"),
+        "license_link": record.get("licence_link"), "language": record.get("languages") or None,
         "model_name": f"{record['name']}: {backbone} probe, {len(record['labels'])} emotions, {' + '.join(titles)}",
         "dataset_name": " + ".join(titles), **user_fields,
     })

@@ -100,6 +100,8 @@ class ReleaseSpec:
         summary: One line for ``ser-hf models list``.
         licence: The model's licence id (Hub metadata).
         licence_note: The terms in words, shown by ``models list``, the card and the README.
+        licence_name: With ``licence="other"`` (no Hub licence id fits): an id for the terms (Hub ``license_name``).
+        licence_link: With ``licence="other"``: where the terms are (Hub ``license_link``).
         directory: Where its head and record live (default: the package data folder).
         speed_copies: Speed factors of the training copies its head also learns from (``probe_speed_copies``;
             empty: none). The RAVDESS-only model uses its corpus's probe recipe's 0.9x and 1.1x (they gain on
@@ -119,6 +121,8 @@ class ReleaseSpec:
     licence_note: str
     directory: Path | None = None
     speed_copies: tuple[float, ...] = ()
+    licence_name: str | None = None
+    licence_link: str | None = None
 
     @property
     def folder(self) -> Path:
@@ -166,6 +170,8 @@ RELEASES: dict[str, ReleaseSpec] = {
             summary="4 emotions in Urdu speech, from URDU alone; Whisper tiny.en, 10 s input",
             licence="other",
             licence_note="Research use only: trained on URDU, which its authors release for research use only.",
+            licence_name="urdu-research-only",
+            licence_link="https://github.com/siddiquelatif/URDU-Dataset",
         ),
         ReleaseSpec(
             name="emotion-whisper-tiny.en",
@@ -337,6 +343,7 @@ def write_release(name_or_spec: str | ReleaseSpec, head_state: Mapping[str, Any]
         "head": {"file": HEAD_FILE, "sha256": file_sha256(folder / HEAD_FILE),
                  "tensors": {name: list(value.shape) for name, value in tensors.items()}},
         "licence": spec.licence, "licence_note": spec.licence_note,
+        **({"licence_name": spec.licence_name, "licence_link": spec.licence_link} if spec.licence == "other" else {}),
         "languages": sorted(corpus_languages(spec.corpora)),
         "ser_hf_version": ser_hf.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -179,8 +179,9 @@ def input_length_evidence(spec: ReleaseSpec) -> dict[str, Any]:
 
 
 def _measured_length(spec: ReleaseSpec) -> dict[str, Any]:
-    """A one-corpus model whose input length ``input_length.py`` chose: every length's mean pooled UA over the fold
-    assignments, the shipped one first (empty when the file has no row for the model's corpus and backbone)."""
+    """Why a one-corpus model has the input length it ships: the decision and evidence from ``input_length.py``'s
+    row for its corpus and backbone (every length's mean pooled UA over the fold assignments); empty when the file
+    has no such row with the shipped length."""
     path = RESULTS_DIR / f"{INPUT_LENGTH}.json"
     if len(spec.corpora) != 1 or not path.is_file():
         return {}

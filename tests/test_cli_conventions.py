@@ -131,6 +131,7 @@ def test_progress_bars_only_where_someone_watches(monkeypatch):
     (["predict", "--model", "m", "a.wav", "--out="], "argument --out"),
     (["predict", "--model", "", "a.wav", "--out", "p.jsonl"], "argument --model"),
     (["cv", ""], "an input argument"),
+    (["predict", "--model", "m", "-v", "", "--out", "p.jsonl"], "an input argument"),  # -v takes no value
     (["evaluate", "--model", "m", "--data-dir", "", "--out", "r"], "argument --data-dir"),
 ])
 def test_an_empty_argument_is_refused_before_anything_runs(argv, named, tmp_path, monkeypatch, capsys):

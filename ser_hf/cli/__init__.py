@@ -107,17 +107,30 @@ def _commands(subparsers: argparse._SubParsersAction, prefix: str = "") -> list[
     return rows
 
 
-def empty_argument(argv: list[str]) -> str | None:
+def _switches(parser: argparse.ArgumentParser) -> set[str]:
+    """The flags that take no value (``-v``, ``--force``...), in the parser and every sub-command."""
+    flags = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags |= _switches(sub)
+        elif action.nargs == 0:
+            flags.update(action.option_strings)
+    return flags
+
+
+def empty_argument(argv: list[str], switches: set[str] = frozenset()) -> str | None:
     """The argument whose value is an empty string (``--out ""``, ``--out=``, ``""`` as an input), if any.
 
     No ser-hf argument means anything when empty, and to the path functions "" is the current folder: a shell
     variable that expanded to nothing would make ``ser-hf predict $FILES`` score the whole folder, or ``ser-hf cv
-    $RECIPE`` run the defaults.
+    $RECIPE`` run the defaults. ``switches`` (flags that take no value) are not what an empty token after them is for.
     """
     for index, token in enumerate(argv):
         if token == "":
             before = argv[index - 1] if index else ""
-            return f"argument {before}" if before.startswith("-") and "=" not in before else "an input argument"
+            takes_value = before.startswith("-") and "=" not in before and before not in switches
+            return f"argument {before}" if takes_value else "an input argument"
         if token.startswith("--") and token.endswith("="):
             return f"argument {token[:-1]}"
     return None
@@ -126,7 +139,7 @@ def empty_argument(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    empty = empty_argument(argv)
+    empty = empty_argument(argv, _switches(parser))
     if empty is not None:
         parser.error(f"{empty} is an empty string (a shell variable that expanded to nothing?); give it a value "
                      f"or leave it out.")

@@ -183,6 +183,8 @@ def push_model(
     *,
     cache_dir: str | os.PathLike | None = None,
     license: str | None = None,
+    license_name: str | None = None,
+    license_link: str | None = None,
     **kwargs,
 ) -> str:
     """Upload a checkpoint folder, or a released model by name, to a Hub repo.
@@ -195,6 +197,8 @@ def push_model(
         cache_dir: The models cache for released models.
         license: A Hub licence id to write into a checkpoint folder's card first
             (:func:`ser_hf.cards.update_model_card`); a released model keeps the licence of its training data.
+        license_name: With ``license="other"``: an id for the terms (the card's ``license_name``).
+        license_link: With ``license="other"``: where the terms are, a URL or ``LICENSE`` (``license_link``).
         **kwargs: :func:`push_to_hub` options (``private``, ``token``, ``commit_message``, ``exclude``, ``revision``).
 
     Returns:
@@ -204,19 +208,22 @@ def push_model(
         HubError: a preset name (a backbone without an emotion head or card), or any :func:`push_to_hub` error.
         ModelError: a released model that cannot be prepared (head checksum, backbone not installed...).
     """
-    from ser_hf.cards import update_model_card, validate_license
+    from ser_hf.cards import update_model_card, validate_license, validate_license_terms
     from ser_hf.cards.release import write_release_card
     from ser_hf.models.presets import PRESETS
     from ser_hf.models.released import RELEASES, read_record
     from ser_hf.models.released_checkpoint import prepare_released
 
     validate_license(license)
+    validate_license_terms(license, license_name, license_link)
+    terms = {key: value for key, value in (("license", license), ("license_name", license_name),
+                                           ("license_link", license_link)) if value is not None}
     text = os.fspath(model)
     if Path(text).expanduser().is_dir() or text not in {*RELEASES, *PRESETS}:
-        if license is not None and Path(text).expanduser().is_dir():
+        if terms and Path(text).expanduser().is_dir():
             _check_repo_id(repo_id)  # before rewriting the card of a push that cannot happen
             _check_online(repo_id)
-            update_model_card(text, license=license)
+            update_model_card(text, **terms)
         return push_to_hub(text, repo_id, **kwargs)
     if text in PRESETS:
         raise HubError(
@@ -224,6 +231,10 @@ def push_model(
             f"an emotion model. Push a released model ({sorted(RELEASES)}) or a checkpoint `ser-hf train` wrote."
         )
     record = read_record(text)
+    for key, value in (("name", license_name), ("link", license_link)):
+        if value is not None and value != record.get(f"licence_{key}"):
+            raise HubError(f"--license-{key} {value!r} for the released model {text!r}: its licence terms are set by "
+                           f"its training data ({record.get('licence_note')}). Leave --license-{key} out.")
     if license is not None and license != record.get("licence"):
         raise HubError(
             f"--license {license!r} for the released model {text!r}: its licence is {record.get('licence')!r}, set "

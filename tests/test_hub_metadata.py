@@ -12,7 +12,14 @@ import pytest
 import yaml
 from huggingface_hub import ModelCard
 
-from ser_hf.cards import CARD_DATA_FILE, card_from_run, update_model_card, validate_license, write_model_card
+from ser_hf.cards import (
+    CARD_DATA_FILE,
+    card_from_run,
+    update_model_card,
+    validate_license,
+    validate_license_terms,
+    write_model_card,
+)
 from ser_hf.cli import main
 from ser_hf.corpora import load_corpus
 from ser_hf.errors import SERError
@@ -137,6 +144,30 @@ def test_licences_must_be_hub_ids(bad):
         validate_license(bad)
 
 
+def test_terms_no_hub_licence_id_fits_go_with_other_and_reach_the_cards_metadata(trained):
+    run, splits, report, checkpoint = trained
+    write_model_card(checkpoint, card_from_run(run, splits, report, checkpoint))
+    path = update_model_card(checkpoint, license="other", license_name="urdu-research-only",
+                             license_link="https://github.com/siddiquelatif/URDU-Dataset")
+    data = ModelCard.load(path).data
+    assert (data.license, data.license_name, data.license_link) == (
+        "other", "urdu-research-only", "https://github.com/siddiquelatif/URDU-Dataset")
+    assert validate_license_terms("other", "x-1.0", "LICENSE") is None  # a file in the repo is a link too
+    with pytest.raises(SERError, match=r"--license-name and --license-link describe terms that no Hub licence id "
+                                       r"fits, so they go with --license other \(got --license 'mit'\)"):
+        validate_license_terms("mit", "x", "LICENSE")
+    with pytest.raises(SERError, match=r"--license-name 'Research Only' is not an id; expected lowercase"):
+        validate_license_terms("other", "Research Only", None)
+    with pytest.raises(SERError, match=r"--license-link 'see the paper' is neither an http\(s\) URL nor a file"):
+        validate_license_terms("other", None, "see the paper")
+    with pytest.raises(SERError, match=r"license_name describe terms .* go with license other \(got license 'mit'\)"):
+        update_model_card(checkpoint, license="mit", license_name="x")  # in Python too
+    update_model_card(checkpoint, language="ur")  # other fields keep the terms
+    assert ModelCard.load(path).data.license_name == "urdu-research-only"
+    data = ModelCard.load(update_model_card(checkpoint, license="mit")).data  # another licence id drops them
+    assert (data.license, data.get("license_name"), data.get("license_link")) == ("mit", None, None)
+
+
 @pytest.mark.usefixtures("single_torch_thread")
 def test_train_takes_a_licence(tmp_path, capsys):
     corpus = make_corpus_tree("urdu", tmp_path / "urdu", duration=0.3)
@@ -151,6 +182,14 @@ def test_train_takes_a_licence(tmp_path, capsys):
     card = ModelCard.load(out / "README.md")
     assert card.data.license == "cc-by-nc-sa-4.0" and "**Licence:** cc-by-nc-sa-4.0" in card.text
     assert {r.metric_type for r in card.data.eval_results} == {"unweighted_accuracy", "accuracy", "f1"}
+    assert main(["train", *common, "--output_dir", str(tmp_path / "bad2"), "--license-name", "x"]) == 2
+    assert "--license-name describe terms that no Hub licence id fits" in capsys.readouterr().err
+    assert not (tmp_path / "bad2").exists()
+    out = tmp_path / "other"
+    assert main(["train", *common, "--output_dir", str(out), "--license", "other", "--license-name", "my-terms",
+                 "--license-link", "https://example.org/terms"]) == 0
+    data = ModelCard.load(out / "README.md").data
+    assert (data.license, data.license_name, data.license_link) == ("other", "my-terms", "https://example.org/terms")
 
 
 def test_push_with_a_licence_offline_leaves_the_card_alone(trained, monkeypatch):
@@ -166,6 +205,12 @@ def test_push_with_a_licence_offline_leaves_the_card_alone(trained, monkeypatch)
         push_model("emotion-whisper-base", "me/emotion", license="mit")
     with pytest.raises(SERError, match=r"--license 'MIT' is not a Hub licence id"):
         push_model(checkpoint, "me/ser-urdu", license="MIT")
+    with pytest.raises(SERError, match=r"--license-link describe terms that no Hub licence id fits"):
+        push_model(checkpoint, "me/ser-urdu", license="mit", license_link="LICENSE")
+    with pytest.raises(HubError, match=r"--license-name 'mine' for the released model 'emotion-whisper-tiny.en-urdu': "
+                                       r"its licence terms are set by its training data"):
+        push_model("emotion-whisper-tiny.en-urdu", "me/emotion", license="other", license_name="mine")
+    assert (checkpoint / "README.md").read_text() == before
 
 
 def test_the_metric_module_has_a_metric_card():

@@ -35,6 +35,7 @@ from ser_hf.cards.files import (
     template_path,
     update_model_card,
     validate_license,
+    validate_license_terms,
     write_model_card,
 )
 from ser_hf.cards.tables import LANGUAGE_NAMES
@@ -43,5 +44,6 @@ __all__ = [
     "CARD_DATA_FILE", "LANGUAGE_NAMES", "PRESET_HUB_IDS", "SER_HF_CITATION", "TEMPLATE_NAME", "SERModelCardData",
     "add_to_model_card", "card_data_file", "card_from_release", "card_from_run", "non_default_hyperparameters",
     "render_model_card", "save_model_card", "ser_hf_citation", "template_path", "training_log_from_log_history",
-    "training_log_from_trainer_state", "training_log_of", "update_model_card", "validate_license", "write_model_card",
+    "training_log_from_trainer_state", "training_log_of", "update_model_card", "validate_license",
+    "validate_license_terms", "write_model_card",
 ]

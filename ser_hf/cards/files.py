@@ -25,7 +25,7 @@ from ser_hf.evaluation.robustness import card_record
 
 __all__ = [
     "CARD_DATA_FILE", "TEMPLATE_NAME", "add_to_model_card", "card_data_file", "render_model_card", "save_model_card",
-    "template_path", "update_model_card", "validate_license", "write_model_card",
+    "template_path", "update_model_card", "validate_license", "validate_license_terms", "write_model_card",
 ]
 
 TEMPLATE_NAME = "ser_model_card_template.md"
@@ -49,6 +49,32 @@ def validate_license(license: str | None, argument: str = "--license") -> str | 
         f"'apache-2.0', 'mit' or 'other' (the list: https://huggingface.co/docs/hub/repositories-licenses). Check "
         f"that the training corpora's licences allow it."
     )
+
+
+_LICENSE_LINK = re.compile(r"^(https?://\S+|[A-Za-z0-9_.-]+)$")
+
+
+def validate_license_terms(license: str | None, name: str | None, link: str | None,
+                           arguments: tuple[str, str, str] = ("--license", "--license-name", "--license-link")) -> None:
+    """Check a licence that no Hub licence id fits: ``license="other"`` with an id for the terms and where they are
+    (the Hub's ``license_name`` and ``license_link``); ``arguments`` name the three in messages.
+
+    Raises:
+        SERError: a name or link without ``license="other"``, a name that is not a lowercase id, or a link that is
+            neither an http(s) URL nor a file name in the repo (``LICENSE``).
+    """
+    licence_argument, name_argument, link_argument = arguments
+    given = [argument for argument, value in ((name_argument, name), (link_argument, link)) if value is not None]
+    if given and license != "other":
+        raise SERError(f"{' and '.join(given)} describe terms that no Hub licence id fits, so they go with "
+                       f"{licence_argument} other (got {licence_argument} {license!r}); with a Hub licence id, leave "
+                       f"them out.")
+    if name is not None and not _LICENSE_ID.match(name):
+        raise SERError(f"{name_argument} {name!r} is not an id; expected lowercase letters, digits, '.', '+' or '-', "
+                       f"e.g. 'urdu-research-only'.")
+    if link is not None and not _LICENSE_LINK.match(link):
+        raise SERError(f"{link_argument} {link!r} is neither an http(s) URL nor a file name in the repo; expected e.g. "
+                       f"https://example.org/terms or LICENSE.")
 
 
 def template_path() -> Path:
@@ -100,9 +126,11 @@ def render_model_card(card_data: SERModelCardData, template: str | os.PathLike |
     """The text of ``README.md``: the template rendered with ``card_data``, its metadata checked by the Hub's parser.
 
     Raises:
-        SERError: a licence that is not a Hub licence id.
+        SERError: a licence that is not a Hub licence id, or licence terms :func:`validate_license_terms` refuses.
     """
     validate_license(card_data.license, "license")
+    validate_license_terms(card_data.license, card_data.license_name, card_data.license_link,
+                           ("license", "license_name", "license_link"))
     card = ModelCard.from_template(card_data, template_path=str(template or template_path()))
     ModelCard(card.content)  # the Hub's own parser: raises if the YAML header or model-index is invalid
     return card.content
@@ -154,7 +182,11 @@ def update_model_card(checkpoint_dir: str | os.PathLike, **user_fields: Any) -> 
     unknown = sorted(set(user_fields) - settable)
     if unknown:
         raise SERError(f"update_model_card: unknown card field(s) {unknown}; choose from {sorted(settable)}.")
-    card = SERModelCardData(**{**{k: v for k, v in saved.items() if k in settable}, **user_fields})
+    kept = {k: v for k, v in saved.items() if k in settable}
+    if user_fields.get("license", "other") != "other":  # another licence id: the terms of the old "other" go with it
+        for key in ("license_name", "license_link"):
+            kept.pop(key, None)
+    card = SERModelCardData(**{**kept, **user_fields})
     known = {f.name for f in dataclasses.fields(SERModelCardData)}
     for name, value in saved.items():
         if name in known and name not in settable:

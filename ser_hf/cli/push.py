@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ser_hf.cli.licence import add_license_arguments, license_fields
+
 DESCRIPTION = """\
 Upload a checkpoint folder, or a model ser_hf ships (see `ser-hf models list`), to a Hugging Face Hub
 model repo (created if missing). A released model is prepared first and uploaded with its model card.
@@ -37,9 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                         help="leave matching files out (repeatable), e.g. training_args.bin")
     parser.add_argument("--revision", default=None, metavar="BRANCH", help="branch to push to (default: main)")
-    parser.add_argument("--license", default=None, metavar="ID",
-                        help="set the model's licence (a Hub licence id, e.g. cc-by-nc-sa-4.0) in the card before "
-                             "uploading; the folder's README.md is rewritten. Released models keep their data's licence")
+    add_license_arguments(parser, "set the model's licence (a Hub licence id, e.g. cc-by-nc-sa-4.0) in the card before "
+                                  "uploading; the folder's README.md is rewritten. Released models keep their data's "
+                                  "licence")
     parser.set_defaults(func=run_push)
 
 
@@ -48,6 +50,6 @@ def run_push(args: argparse.Namespace) -> int:
 
     url = push_model(args.model, args.repo_id, private=args.private, token=args.token,
                      commit_message=args.commit_message, exclude=args.exclude, revision=args.revision,
-                     license=args.license)
+                     **license_fields(args))
     print(f"pushed {args.model} to {args.repo_id}: {url}")
     return 0

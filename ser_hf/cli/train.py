@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ser_hf.cli.licence import add_license_arguments, license_fields
+
 
 def _keys_epilog() -> str:
     """Every ser_hf recipe key with its default and help text, by group (as HfArgumentParser would show)."""
@@ -55,10 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = _add(subparsers, "train", "train a model on a speaker-independent split and save the checkpoint",
                  "ser-hf train recipes/urdu/whisper-base-probe.yaml --output_dir outputs/urdu --license cc-by-nc-sa-4.0",
                  run_train)
-    train.usage = "ser-hf train [RECIPE.yaml] [--license ID] [--key value ...]"
-    train.add_argument("--license", default=None, metavar="ID",
-                       help="the model's licence as a Hub licence id (e.g. cc-by-nc-sa-4.0, apache-2.0, other), written "
-                            "into the model card's metadata and text; check the training corpora's licences")
+    train.usage = "ser-hf train [RECIPE.yaml] [--license ID [--license-name ID --license-link URL]] [--key value ...]"
+    add_license_arguments(train, "the model's licence as a Hub licence id (e.g. cc-by-nc-sa-4.0, apache-2.0, other), "
+                                 "written into the model card's metadata and text; check the training corpora's "
+                                 "licences")
     cv = _add(subparsers, "cv", "cross-validate a recipe on the corpus's speaker-grouped folds",
               "ser-hf cv recipes/urdu/whisper-base-probe.yaml --data_dir ../shared/data/urdu", run_cv)
     cv.usage = "ser-hf cv [RECIPE.yaml] [--leave-one-corpus-out] [--key value ...]"
@@ -84,15 +86,15 @@ def _split_recipe(args: argparse.Namespace) -> tuple[str | None, list[str]]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ser_hf.cards import update_model_card, validate_license
+    from ser_hf.cards import update_model_card
     from ser_hf.training.experiment import is_main_process, train
     from ser_hf.training.recipes import parse_run
 
-    validate_license(args.license)  # before the training, not after
+    terms = license_fields(args)  # checked before the training, not after
     recipe, overrides = _split_recipe(args)
     result = train(parse_run(recipe, overrides))
-    if args.license and is_main_process():
-        update_model_card(result.checkpoint, license=args.license)
+    if terms and is_main_process():
+        update_model_card(result.checkpoint, **terms)
     if result.report is not None:
         print(result.report.format_table())
     print(f"checkpoint: {result.checkpoint}  (load it with transformers.pipeline('audio-classification', model=...))")

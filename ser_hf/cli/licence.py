@@ -1,0 +1,32 @@
+"""The licence arguments ``ser-hf train`` and ``ser-hf push`` share: a Hub licence id, or ``other`` with its terms."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_license_arguments(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--license ID``, and ``--license-name`` / ``--license-link`` for terms no Hub licence id fits."""
+    parser.add_argument("--license", default=None, metavar="ID", help=help)
+    parser.add_argument("--license-name", default=None, metavar="ID",
+                        help="with --license other: an id for the terms, e.g. urdu-research-only (the card's "
+                             "license_name, which the Hub shows)")
+    parser.add_argument("--license-link", default=None, metavar="URL",
+                        help="with --license other: where the terms are, an http(s) URL or a file in the repo such as "
+                             "LICENSE (the card's license_link)")
+
+
+def license_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The model-card fields the arguments set (none given: empty), checked first.
+
+    Raises:
+        SERError: naming the argument, for a licence that is not a Hub licence id or terms given without
+            ``--license other`` (see :func:`ser_hf.cards.validate_license_terms`).
+    """
+    from ser_hf.cards import validate_license, validate_license_terms
+
+    validate_license(args.license)
+    validate_license_terms(args.license, args.license_name, args.license_link)
+    fields = {"license": args.license, "license_name": args.license_name, "license_link": args.license_link}
+    return {key: value for key, value in fields.items() if value is not None}

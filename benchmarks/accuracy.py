@@ -37,7 +37,7 @@ import tempfile
 import time
 
 from common import RECIPE_SEED, RESULTS_DIR, SHARED_DATA, cv_scores, provenance, report_scores, write_result
-from probe_accuracy import probe_run
+from probe_accuracy import probe_run, speed_copy_keys
 
 from ser_hf.training.experiment import cross_validate, leave_one_corpus_out
 from ser_hf.training.recipes import parse_run
@@ -48,10 +48,10 @@ def multi_corpus_run(spec: str, output_dir: str):
     corpus_part, model, positions, *speeds = spec.split(":")
     names, _, emotions = corpus_part.partition("/")
     corpora = names.split("+")
-    copies = {"probe_speed_copies": [float(f) for f in speeds[0].split(",")]} if speeds else {}
     return parse_run(None, corpus=",".join(corpora), data_dir=",".join(str(SHARED_DATA / c) for c in corpora),
                      emotions=emotions or None, model_name_or_path=model, mode="probe",
-                     max_source_positions=int(positions) or None, output_dir=output_dir, seed=RECIPE_SEED, **copies)
+                     max_source_positions=int(positions) or None, output_dir=output_dir, seed=RECIPE_SEED,
+                     **speed_copy_keys(speeds))
 
 
 def _is_multi_corpus(spec: str) -> bool:

@@ -22,6 +22,11 @@ from ser_hf.training.experiment import cross_validate
 from ser_hf.training.recipes import parse_run
 
 
+def speed_copy_keys(speeds: list[str]) -> dict:
+    """The recipe key a config's optional speed-factor field sets (``['0.9,1.1']``), none when it is absent."""
+    return {"probe_speed_copies": [float(f) for f in speeds[0].split(",")]} if speeds else {}
+
+
 def probe_run(spec: str, cache_dir: str | None, output_dir: str, **overrides):
     """The probe run a config names ('corpus[/emotions]:model:max_source_positions[:speed factors]').
 
@@ -30,10 +35,9 @@ def probe_run(spec: str, cache_dir: str | None, output_dir: str, **overrides):
     """
     corpus_part, model, positions, *speeds = spec.split(":")
     corpus, _, emotions = corpus_part.partition("/")
-    copies = {"probe_speed_copies": [float(f) for f in speeds[0].split(",")]} if speeds else {}
     return parse_run(None, corpus=corpus, data_dir=str(SHARED_DATA / corpus), emotions=emotions or None,
                      model_name_or_path=model, mode="probe", max_source_positions=int(positions) or None,
-                     embedding_cache_dir=cache_dir, output_dir=output_dir, seed=RECIPE_SEED, **copies, **overrides)
+                     embedding_cache_dir=cache_dir, output_dir=output_dir, seed=RECIPE_SEED, **speed_copy_keys(speeds), **overrides)
 
 
 def run_config(spec: str, cache_dir: str | None, output_root: str) -> dict:

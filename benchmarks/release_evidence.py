@@ -178,6 +178,14 @@ def input_length_evidence(spec: ReleaseSpec) -> dict[str, Any]:
     return result
 
 
+#: Whisper's encoder positions with its usual 30 s padding (50 per second).
+WHISPER_POSITIONS = 1500
+
+
+def _length_name(positions: int) -> str:
+    return "30 s padding" if positions == WHISPER_POSITIONS else f"{positions / 50:g} s"
+
+
 def _measured_length(spec: ReleaseSpec) -> dict[str, Any]:
     """Why a one-corpus model has the input length it ships: the decision and evidence from ``input_length.py``'s
     row for its corpus and backbone (every length's mean pooled UA over the fold assignments); empty when the file
@@ -185,29 +193,28 @@ def _measured_length(spec: ReleaseSpec) -> dict[str, Any]:
     path = RESULTS_DIR / f"{INPUT_LENGTH}.json"
     if len(spec.corpora) != 1 or not path.is_file():
         return {}
-    positions = spec.max_source_positions or 1500
+    positions = spec.max_source_positions or WHISPER_POSITIONS
     for run in json.loads(path.read_text())["results"]["runs"]:
         lengths = {row["max_source_positions"]: row for row in run["lengths"]}
         if run["corpus"] != spec.corpora[0] or run["model"] != spec.backbone or positions not in lengths:
             continue
         shipped = lengths[positions]
-
-        def name(length: int) -> str:
-            return "30 s padding" if length == 1500 else f"{length / 50:g} s"
-
-        others = ", ".join(f"{name(length)} {100 * row['mean']:.1f}" for length, row in
+        others = ", ".join(f"{_length_name(length)} {100 * row['mean']:.1f}" for length, row in
                            sorted(lengths.items(), key=lambda item: -item[1]["mean"]) if length != positions)
         rank = ("the most of the lengths measured" if shipped["mean"] >= max(row["mean"] for row in lengths.values())
                 else "below the best length measured")
         first = run["lengths"][0]["max_source_positions"]  # difference_to_first compares with this length
-        against = (f"; better than {name(first)} in {shipped['difference_to_first']['assignments_better']} of "
-                   f"{run['assignments']} assignments" if first != positions else "")
-        decision = (f"on {spec.corpora[0].upper()}, {spec.backbone}'s probe (the default linear fit) scores "
-                    f"{100 * shipped['mean']:.1f} mean pooled UA at {name(positions)} over {run['assignments']} "
-                    f"speaker-grouped fold assignments, {rank} ({others}{against}; `{INPUT_LENGTH}.json`).")
-        return {"decision": decision[0].upper() + decision[1:],
-                "evidence": {"mean_pooled_ua_by_length": {name(length): row["mean"] for length, row in lengths.items()},
-                             "assignments": run["assignments"], "sources": [f"benchmarks/results/{INPUT_LENGTH}.json"]}}
+        better = shipped["difference_to_first"]["assignments_better"]
+        against = (f"; better than {_length_name(first)} in {better} of {run['assignments']} assignments"
+                   if first != positions else "")
+        decision = (f"On {spec.corpora[0].upper()}, {spec.backbone}'s probe (the default linear fit) scores "
+                    f"{100 * shipped['mean']:.1f} mean pooled UA at {_length_name(positions)} over "
+                    f"{run['assignments']} speaker-grouped fold assignments, {rank} ({others}{against}; "
+                    f"`{INPUT_LENGTH}.json`).")
+        by_length = {_length_name(length): row["mean"] for length, row in lengths.items()}
+        return {"decision": decision,
+                "evidence": {"mean_pooled_ua_by_length": by_length, "assignments": run["assignments"],
+                             "sources": [f"benchmarks/results/{INPUT_LENGTH}.json"]}}
     return {}
 
 

@@ -141,13 +141,14 @@ def _one_corpus_models(runs: list[dict]) -> str:
 
 def _released_notes(runs: list[dict]) -> str:
     """The input-length decision and what training on several corpora costs each, as recorded with the runs."""
+    runs = sorted(runs, key=lambda run: run["name"])
     by_decision: dict[str, list[dict]] = {}
-    for run in sorted(runs, key=lambda run: run["name"]):
+    for run in runs:
         if (run.get("input_length") or {}).get("decision"):
             by_decision.setdefault(run["input_length"]["decision"], []).append(run)
     costs = [f"`{run['name']}` " + ", ".join(f"{corpus.upper()} {_pct(row['combined'])} vs {_pct(row['alone'])}"
                                              for corpus, row in run["single_corpus_probes"].items())
-             for run in sorted(runs, key=lambda run: run["name"]) if run.get("single_corpus_probes")]
+             for run in runs if run.get("single_corpus_probes")]
     notes = [_length_note(decision, same) for decision, same in by_decision.items()]
     if costs:
         notes.append("**One model for both corpora costs accuracy on each** (UA per corpus above vs a probe of the "
@@ -167,7 +168,7 @@ RELEASED_ADAPTIVE_COLUMNS = (("3", "3 clips"), ("10", "10 clips"), ("all", "all 
 def _released_adaptive(runs: list[dict]) -> str:
     """Each shipped model's speaker adaptation in the same CV, per enrollment setting (empty if not measured)."""
     rows = []
-    for run in sorted(runs, key=lambda run: run["name"]):
+    for run in runs:  # sorted by name (_released_notes)
         settings = {row["enrollment"]: row for row in run.get("speaker_adaptive") or []}
         if settings:
             rows.append(f"| `{run['name']}` | {_estimators(settings)} | "

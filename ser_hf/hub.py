@@ -208,16 +208,13 @@ def push_model(
         HubError: a preset name (a backbone without an emotion head or card), or any :func:`push_to_hub` error.
         ModelError: a released model that cannot be prepared (head checksum, backbone not installed...).
     """
-    from ser_hf.cards import update_model_card, validate_license, validate_license_terms
+    from ser_hf.cards import license_card_fields, update_model_card
     from ser_hf.cards.release import write_release_card
     from ser_hf.models.presets import PRESETS
     from ser_hf.models.released import RELEASES, read_record
     from ser_hf.models.released_checkpoint import prepare_released
 
-    validate_license(license)
-    validate_license_terms(license, license_name, license_link)
-    terms = {key: value for key, value in (("license", license), ("license_name", license_name),
-                                           ("license_link", license_link)) if value is not None}
+    terms = license_card_fields(license, license_name, license_link)
     text = os.fspath(model)
     if Path(text).expanduser().is_dir() or text not in {*RELEASES, *PRESETS}:
         if terms and Path(text).expanduser().is_dir():

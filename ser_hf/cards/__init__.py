@@ -30,6 +30,7 @@ from ser_hf.cards.files import (
     TEMPLATE_NAME,
     add_to_model_card,
     card_data_file,
+    license_card_fields,
     render_model_card,
     save_model_card,
     template_path,
@@ -42,8 +43,8 @@ from ser_hf.cards.tables import LANGUAGE_NAMES
 
 __all__ = [
     "CARD_DATA_FILE", "LANGUAGE_NAMES", "PRESET_HUB_IDS", "SER_HF_CITATION", "TEMPLATE_NAME", "SERModelCardData",
-    "add_to_model_card", "card_data_file", "card_from_release", "card_from_run", "non_default_hyperparameters",
-    "render_model_card", "save_model_card", "ser_hf_citation", "template_path", "training_log_from_log_history",
+    "add_to_model_card", "card_data_file", "card_from_release", "card_from_run", "license_card_fields",
+    "non_default_hyperparameters", "render_model_card", "save_model_card", "ser_hf_citation", "template_path", "training_log_from_log_history",
     "training_log_from_trainer_state", "training_log_of", "update_model_card", "validate_license",
     "validate_license_terms", "write_model_card",
 ]

@@ -25,7 +25,7 @@ from ser_hf.evaluation.robustness import card_record
 
 __all__ = [
     "CARD_DATA_FILE", "TEMPLATE_NAME", "add_to_model_card", "card_data_file", "render_model_card", "save_model_card",
-    "template_path", "update_model_card", "validate_license", "validate_license_terms", "write_model_card",
+    "license_card_fields", "template_path", "update_model_card", "validate_license", "validate_license_terms", "write_model_card",
 ]
 
 TEMPLATE_NAME = "ser_model_card_template.md"
@@ -75,6 +75,19 @@ def validate_license_terms(license: str | None, name: str | None, link: str | No
     if link is not None and not _LICENSE_LINK.match(link):
         raise SERError(f"{link_argument} {link!r} is neither an http(s) URL nor a file name in the repo; expected e.g. "
                        f"https://example.org/terms or LICENSE.")
+
+
+def license_card_fields(license: str | None, license_name: str | None = None,
+                        license_link: str | None = None) -> dict[str, str]:
+    """The card fields a licence sets (the ones given), checked first: ``{"license": ..., "license_name": ...}``.
+
+    Raises:
+        SERError: see :func:`validate_license` and :func:`validate_license_terms` (messages name the CLI flags).
+    """
+    validate_license(license)
+    validate_license_terms(license, license_name, license_link)
+    fields = {"license": license, "license_name": license_name, "license_link": license_link}
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def template_path() -> Path:

@@ -22,11 +22,8 @@ def license_fields(args: argparse.Namespace) -> dict[str, Any]:
 
     Raises:
         SERError: naming the argument, for a licence that is not a Hub licence id or terms given without
-            ``--license other`` (see :func:`ser_hf.cards.validate_license_terms`).
+            ``--license other`` (see :func:`ser_hf.cards.license_card_fields`).
     """
-    from ser_hf.cards import validate_license, validate_license_terms
+    from ser_hf.cards import license_card_fields
 
-    validate_license(args.license)
-    validate_license_terms(args.license, args.license_name, args.license_link)
-    fields = {"license": args.license, "license_name": args.license_name, "license_link": args.license_link}
-    return {key: value for key, value in fields.items() if value is not None}
+    return license_card_fields(args.license, args.license_name, args.license_link)

@@ -1,7 +1,8 @@
 """One accuracy benchmark: every method on the shared corpora's speaker-grouped folds, in one result file.
 
-For each configuration (``corpus[/emotions]:model:max_source_positions[:speed factors]``, 0 = Whisper's 30 s
-padding; the speed factors, e.g. ``0.9,1.1``, set ``probe_speed_copies``) it runs, on the same folds as
+For each configuration (``corpus[/emotions]:model:max_source_positions[:speed factors[:noise SNRs]]``, 0 =
+Whisper's 30 s padding; the speed factors, e.g. ``0.9,1.1``, set ``probe_speed_copies``, the SNRs in dB, e.g.
+``20``, ``probe_noise_copies``) it runs, on the same folds as
 ``ser-hf cv`` and ``reference_probe.py`` (URDU 5 speaker-grouped folds, RAVDESS 6 folds of 4 actors):
 
 - ``probe`` - the default probe recipe exactly as ``ser-hf cv`` runs it (``cross_validate``): the linear
@@ -37,21 +38,22 @@ import tempfile
 import time
 
 from common import RECIPE_SEED, RESULTS_DIR, SHARED_DATA, cv_scores, provenance, report_scores, write_result
-from probe_accuracy import probe_run, speed_copy_keys
+from probe_accuracy import copy_keys, probe_run
 
 from ser_hf.training.experiment import cross_validate, leave_one_corpus_out
 from ser_hf.training.recipes import parse_run
 
 
 def multi_corpus_run(spec: str, output_dir: str):
-    """The probe run of a multi-corpus config ('a+b[/emotions]:model:max_source_positions[:speed factors]')."""
-    corpus_part, model, positions, *speeds = spec.split(":")
+    """The probe run of a multi-corpus config ('a+b[/emotions]:model:max_source_positions[:speed factors[:noise
+    SNRs]]')."""
+    corpus_part, model, positions, *copies = spec.split(":")
     names, _, emotions = corpus_part.partition("/")
     corpora = names.split("+")
     return parse_run(None, corpus=",".join(corpora), data_dir=",".join(str(SHARED_DATA / c) for c in corpora),
                      emotions=emotions or None, model_name_or_path=model, mode="probe",
                      max_source_positions=int(positions) or None, output_dir=output_dir, seed=RECIPE_SEED,
-                     **speed_copy_keys(speeds))
+                     **copy_keys(copies))
 
 
 def _is_multi_corpus(spec: str) -> bool:
@@ -125,8 +127,8 @@ def run_config(spec: str, gradient: bool, bfloat16: bool = False) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", required=True,
-                        help="corpus[/emotions]:model:max_source_positions[:speed factors]; corpora joined by + for one "
-                             "multi-corpus model")
+                        help="corpus[/emotions]:model:max_source_positions[:speed factors[:noise SNRs]]; corpora joined "
+                             "by + for one multi-corpus model")
     parser.add_argument("--gradient", action="store_true", help="also run the gradient-trained head (3 seeds)")
     parser.add_argument("--bfloat16", action="store_true",
                         help="also run the probe with its frozen forward in bfloat16 (embedding_dtype)")

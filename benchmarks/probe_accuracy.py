@@ -22,22 +22,24 @@ from ser_hf.training.experiment import cross_validate
 from ser_hf.training.recipes import parse_run
 
 
-def speed_copy_keys(speeds: list[str]) -> dict:
-    """The recipe key a config's optional speed-factor field sets (``['0.9,1.1']``), none when it is absent."""
-    return {"probe_speed_copies": [float(f) for f in speeds[0].split(",")]} if speeds else {}
+def copy_keys(fields: list[str]) -> dict:
+    """The recipe keys a config's optional training-copy fields set: speed factors, then noise SNRs in dB
+    (``['0.9,1.1', '20']``); a missing or empty field sets none."""
+    keys = ("probe_speed_copies", "probe_noise_copies")
+    return {key: [float(value) for value in field.split(",")] for key, field in zip(keys, fields) if field}
 
 
 def probe_run(spec: str, cache_dir: str | None, output_dir: str, **overrides):
-    """The probe run a config names ('corpus[/emotions]:model:max_source_positions[:speed factors]').
+    """The probe run a config names ('corpus[/emotions]:model:max_source_positions[:speed factors[:noise SNRs]]').
 
-    The optional fourth field lists ``probe_speed_copies`` (e.g. ``0.9,1.1``); ``overrides`` are further recipe
-    keys (e.g. ``trim_db=30``).
+    The optional fourth field lists ``probe_speed_copies`` (e.g. ``0.9,1.1``), the fifth ``probe_noise_copies``
+    (e.g. ``20``); ``overrides`` are further recipe keys (e.g. ``trim_db=30``).
     """
-    corpus_part, model, positions, *speeds = spec.split(":")
+    corpus_part, model, positions, *copies = spec.split(":")
     corpus, _, emotions = corpus_part.partition("/")
     return parse_run(None, corpus=corpus, data_dir=str(SHARED_DATA / corpus), emotions=emotions or None,
                      model_name_or_path=model, mode="probe", max_source_positions=int(positions) or None,
-                     embedding_cache_dir=cache_dir, output_dir=output_dir, seed=RECIPE_SEED, **speed_copy_keys(speeds), **overrides)
+                     embedding_cache_dir=cache_dir, output_dir=output_dir, seed=RECIPE_SEED, **copy_keys(copies), **overrides)
 
 
 def run_config(spec: str, cache_dir: str | None, output_root: str) -> dict:

@@ -118,7 +118,8 @@ def release_folds(spec: ReleaseSpec, dataset):
 def release_run(spec: ReleaseSpec, data_root: Path, output_dir: str, cache_dir: str | None = None):
     """The probe run of a released model: its backbone, emotions, input length and training copies, default head
     fit, and the speaker-adaptive head beside it (which leaves the standard head as it is)."""
-    copies = {"probe_speed_copies": list(spec.speed_copies)} if spec.speed_copies else {}
+    copies = {key: list(values) for key, values in (("probe_speed_copies", spec.speed_copies),
+                                                    ("probe_noise_copies", spec.noise_copies)) if values}
     return parse_run(None, corpus="+".join(spec.corpora), data_dir=str(data_root), emotions=spec.emotions,
                      model_name_or_path=spec.backbone, mode="probe", max_source_positions=spec.max_source_positions,
                      probe_speaker_adaptation=True, embedding_cache_dir=cache_dir, output_dir=output_dir, **copies)
@@ -233,6 +234,7 @@ def train_release(spec: ReleaseSpec, data_root: Path, out_dir: Path | None, cach
     record = json.loads((folder / "record.json").read_text())
     return {"name": spec.name, "backbone": spec.backbone, "corpora": list(spec.corpora), "emotions": spec.emotions,
             "max_source_positions": spec.max_source_positions, "speed_copies": list(spec.speed_copies),
+            "noise_copies": list(spec.noise_copies),
             "seconds": round(time.perf_counter() - start, 1),
             "clips": fingerprint["clips"], "data_sha256": fingerprint["sha256"], "head_sha256": record["head"]["sha256"],
             "folder": _display(folder), **cv, "single_corpus_probes": comparison, "input_length": input_length,

@@ -47,10 +47,12 @@ NEURAL_SYSTEMS = {"cnn": "CNN on 64 log-mel bands, trained from scratch",
 def _system(config: str) -> tuple[str, str]:
     """(corpus, system) from 'corpus:model:positions' (probe) or 'corpus:classifier' (baseline)."""
     parts = config.split(":")
-    if len(parts) in (3, 4):
+    if len(parts) in (3, 4, 5):
         cut = "30 s padding" if parts[2] == "0" else f"{int(parts[2]) // 50} s input"
-        if len(parts) == 4:  # probe_speed_copies
+        if len(parts) >= 4 and parts[3]:  # probe_speed_copies
             cut += ", speed copies " + " and ".join(f"{float(f):g}x" for f in parts[3].split(","))
+        if len(parts) == 5:  # probe_noise_copies
+            cut += ", noise copies at " + " and ".join(f"{float(snr):g} dB SNR" for snr in parts[4].split(","))
         return parts[0], f"{parts[1]} probe, {cut}"
     if parts[1] in NEURAL_SYSTEMS:
         return parts[0], NEURAL_SYSTEMS[parts[1]]
@@ -93,9 +95,12 @@ def _licence(corpora: list[str]) -> str:
 
 
 def _copies(run: dict) -> str:
-    """', with 0.9x and 1.1x speed copies' when the head also learned from training copies (probe_speed_copies)."""
-    factors = run.get("speed_copies") or []
-    return f", with {' and '.join(f'{factor:g}x' for factor in factors)} speed copies" if factors else ""
+    """', with 0.9x and 1.1x speed copies' (and ', and 20 dB noise copies') when the head also learned from
+    training copies (probe_speed_copies, probe_noise_copies)."""
+    factors, snrs = run.get("speed_copies") or [], run.get("noise_copies") or []
+    kinds = ([f"{' and '.join(f'{factor:g}x' for factor in factors)} speed copies"] if factors else []) + (
+        [f"{' and '.join(f'{snr:g} dB' for snr in snrs)} noise copies"] if snrs else [])
+    return f", with {' and '.join(kinds)}" if kinds else ""
 
 
 def released_models_table(name: str = "release_models") -> str:
@@ -400,23 +405,24 @@ AUDIO_VARIANTS_BEGIN = ("<!-- audio-variants:begin (benchmarks/tables.py --readm
 AUDIO_VARIANTS_END = "<!-- audio-variants:end -->"
 
 
-def audio_variants_table(name: str = "probe_audio_variants") -> str:
-    """Pooled UA of the other audio changes tried for the probe over several fold assignments
-    (``benchmarks/probe_audio_variants.py``), each against the recipe's input without copies."""
-    data, lines = _variant_table_start(name, "backbone, input", "what the probe learns from", "none")
+def audio_variants_table(name: str = "probe_audio_variants", first: str = "none") -> str:
+    """Pooled UA of changes to what the probe learns from over several fold assignments, each against the first
+    variant of its config: the other audio changes tried (``benchmarks/probe_audio_variants.py``) or the noise
+    and gain copies (``benchmarks/noise_copies.py``, ``name="noise_copies"``)."""
+    data, lines = _variant_table_start(name, "backbone, input", "what the probe learns from", first)
     # The rows name their config only; _variant_line reads corpus and model.
     runs = [{**run, "corpus": run["config"].split(":")[0], "model": run["config"].split(":")[1]}
             for run in data["results"]["runs"]]
     for run in runs:
         backbone = f"{run['model']}, {int(run['config'].split(':')[2]) / 50:g} s input"
         for index, (variant, row) in enumerate(run["rows"].items()):
-            lines.append(_variant_line(run, variant, row, index == 0, backbone))
+            lines.append(_variant_line(run, variant.removeprefix("none + "), row, index == 0, backbone))
     lines.append("")
     lines.append("Chosen per shared fold by the training speakers' own inner CV instead: " + "; ".join(
         f"{_assignments_corpus(run)} {run['model']} "
         f"{_pct(run['inner_cv_choice']['pooled_ua_shared_folds'])} (chose "
         + ", ".join(f"{variant} x{count}" for variant, count in Counter(
-            c["variant"] for c in run["inner_cv_choice"]["per_fold"]).most_common()) + ")"
+            c["variant"].removeprefix("none + ") for c in run["inner_cv_choice"]["per_fold"]).most_common()) + ")"
         for run in runs) + ".")
     return "\n".join(lines)
 
@@ -424,6 +430,16 @@ def audio_variants_table(name: str = "probe_audio_variants") -> str:
 def fill_audio_variants(readme=README) -> str:
     """Replace the audio-variants table between its markers in README.md; returns it."""
     return _fill_file(readme, AUDIO_VARIANTS_BEGIN, AUDIO_VARIANTS_END, audio_variants_table())
+
+
+NOISE_COPIES_BEGIN = ("<!-- noise-copies:begin (benchmarks/tables.py --readme fills this from "
+                      "benchmarks/results/noise_copies.json) -->")
+NOISE_COPIES_END = "<!-- noise-copies:end -->"
+
+
+def fill_noise_copies(readme=README) -> str:
+    """Replace the noise-copies table between its markers in README.md; returns it."""
+    return _fill_file(readme, NOISE_COPIES_BEGIN, NOISE_COPIES_END, audio_variants_table("noise_copies", first="the recipe's own copies (first row)"))
 
 
 def fill_input_length(readme=README) -> str:
@@ -447,6 +463,8 @@ if __name__ == "__main__":
             print(fill_speed_copies())
         if (RESULTS_DIR / "probe_audio_variants.json").is_file():
             print(fill_audio_variants())
+        if (RESULTS_DIR / "noise_copies.json").is_file():
+            print(fill_noise_copies())
         sys.exit(0)
     print(accuracy_table("probe_accuracy", "reference_probe", "finetune_accuracy_ravdess8_gpu",
                          "finetune_accuracy_ravdess8_gpu_lr5e-5", "finetune_accuracy_ravdess4_gpu", "baseline_accuracy"))

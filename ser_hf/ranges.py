@@ -124,6 +124,8 @@ UNIT = Range(0, 1, noun="a number")
 """Strengths and ratios: [0, 1]."""
 SPEED_FACTOR = Range(0.5, 2, noun="a speed factor")
 """Speed perturbation (audio played this many times faster): [0.5, 2]."""
+NOISE_SNR = Range(0, 60, noun="a signal-to-noise ratio in dB")
+"""Noise copies' signal-to-noise ratio: [0, 60] dB (0: as loud as the speech; 60: inaudible)."""
 FOLDS = Range(2, integer=True, noun="an integer")
 """Numbers of folds: integers >= 2."""
 FINITE = Range()

@@ -182,3 +182,25 @@ def test_speed_changed_copies_play_faster_and_refuse_impossible_factors(tmp_path
         with pytest.raises(AudioError, match=r"SpeedChanged\(factor=\.\.\.\) must be a speed factor in \[0\.5, 2\], "
                                              rf"got {factor}"):
             SpeedChanged(base, factor)
+
+
+def test_noise_added_copies_have_their_snr_the_same_noise_each_time_and_refuse_impossible_snrs(tmp_path):
+    from ser_hf.audio import AudioPreprocessor, NoiseAdded
+
+    path = write_tone(tmp_path / "tone.wav", duration=1.0)
+    base = AudioPreprocessor()
+    clean, noisy = base(path), NoiseAdded(base, 20)(path)
+    assert noisy.dtype == np.float32 and noisy.size == clean.size
+    assert 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean((noisy - clean).astype(np.float64) ** 2)) \
+        == pytest.approx(20, abs=0.3)
+    np.testing.assert_array_equal(noisy, NoiseAdded(base, 20)(path))  # cached states stay valid
+    other = write_tone(tmp_path / "other.wav", duration=1.0, frequency=330.0)
+    assert not np.allclose(NoiseAdded(base, 20)(other) - base(other), noisy - clean)  # noise differs between clips
+    assert NoiseAdded(base, 20).fingerprint() == f"{base.fingerprint()}-noise20" != NoiseAdded(base, 10).fingerprint()
+    silence = np.zeros(16000, dtype=np.float32)
+    np.testing.assert_array_equal(NoiseAdded(base, 20)(silence, sampling_rate=16000), silence)
+    for snr in (-1.0, 61.0, float("nan")):
+        with pytest.raises(AudioError, match=r"NoiseAdded\(snr_db=\.\.\.\) must be a signal-to-noise ratio in dB "
+                                             rf"in \[0, 60\], got {snr}"):
+            NoiseAdded(base, snr)
+

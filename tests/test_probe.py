@@ -205,20 +205,22 @@ def test_training_copies_teach_the_fit_what_a_voice_change_does():
         fit_linear(features, labels, speakers, 3, copies=[copies[0], copies[1][1:]])
 
 
-def test_speed_copies_are_cached_apart_and_the_checkpoint_stays_standard(tmp_path, corpus):
+def test_speed_and_noise_copies_are_cached_apart_and_the_checkpoint_stays_standard(tmp_path, corpus):
     base = tiny_backbone("whisper", tmp_path / "base")
     labels = corpus.features["label"].names
     method = ProbeMethod(base, labels, ModelOptions(max_source_positions=50),
-                         ProbeSettings(projector_size=8, speed_copies=(0.9, 1.1)), cache_dir=tmp_path / "cache",
-                         progress=False)
+                         ProbeSettings(projector_size=8, speed_copies=(0.9, 1.1), noise_copies=(20,)),
+                         cache_dir=tmp_path / "cache", progress=False)
     method.fit(corpus.select(range(40)), corpus.select(range(40, 48)))
-    assert method.fit_record["copies"] == 2
+    assert method.fit_record["copies"] == 3
     preprocessors = {path.parent.name for path in (tmp_path / "cache").rglob("*.npy")}
-    assert len(preprocessors) == 3 and sum(name.endswith(("-speed0.9", "-speed1.1")) for name in preprocessors) == 2
-    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 3 * 48  # every clip, and each of its two copies
+    assert len(preprocessors) == 4
+    assert sum(name.endswith(("-speed0.9", "-speed1.1", "-noise20")) for name in preprocessors) == 3
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 4 * 48  # every clip, and each of its three copies
     paths = corpus["audio"][:4]
-    slower, faster = method.speed_copies(paths)
-    assert not np.allclose(slower, method.features(paths)) and not np.allclose(slower, faster)
+    slower, faster, noisy = method.training_copies(paths)
+    clips = method.features(paths)
+    assert not np.allclose(slower, clips) and not np.allclose(slower, faster) and not np.allclose(noisy, clips)
     probabilities = method.predict_proba(corpus.select(range(3)))
     classify = pipeline("audio-classification", model=str(method.save(tmp_path / "model")))
     for row in range(3):
@@ -228,6 +230,9 @@ def test_speed_copies_are_cached_apart_and_the_checkpoint_stays_standard(tmp_pat
                            ProbeSettings(fit="gradient", projector_size=8, speed_copies=(0.9,)),
                            cache_dir=tmp_path / "cache", progress=False)
     with pytest.raises(SERError, match="probe_speed_copies needs probe_fit: linear"):
+        gradient.fit(corpus.select(range(40)), corpus.select(range(40, 48)))
+    gradient.settings = ProbeSettings(fit="gradient", projector_size=8, noise_copies=(20,))
+    with pytest.raises(SERError, match="probe_noise_copies needs probe_fit: linear"):
         gradient.fit(corpus.select(range(40)), corpus.select(range(40, 48)))
 
 

@@ -124,6 +124,8 @@ def test_an_oversized_recipe_is_refused_unread(tmp_path):
     ("per_device_train_batch_size: 0\n", "per_device_train_batch_size", r"a positive integer \(>= 1\), got 0"),
     ("max_duration: -3\n", "max_duration", r"a positive number \(> 0\), got -3\.0"),
     ("probe_speed_copies: [0.9, 3]\n", "probe_speed_copies", r"a speed factor in \[0\.5, 2\], got \[0\.9, 3\.0\]"),
+    ("probe_noise_copies: [20, -5]\n", "probe_noise_copies",
+     r"a signal-to-noise ratio in dB in \[0, 60\], got \[20\.0, -5\.0\]"),
 ])
 def test_out_of_range_recipe_values_name_key_value_range_and_file(tmp_path, text, key, shown):
     recipe = _write(tmp_path, "r.yaml", text)
@@ -136,16 +138,20 @@ def test_speed_copies_must_be_distinct_and_not_the_clip_itself(tmp_path):
         with pytest.raises(SERError, match=r"probe_speed_copies must list distinct speed factors other than 1 .*got "
                                            r"\[.*\]\. Set in recipe .*r\.yaml"):
             parse_run(_write(tmp_path, "r.yaml", f"probe_speed_copies: {factors}\n"))
+    with pytest.raises(SERError, match=r"probe_noise_copies must list distinct SNRs in dB, e\.g\. 20; got \[20\.0, 20\.0\]\. "
+                                       r"Set in recipe .*r\.yaml"):
+        parse_run(_write(tmp_path, "r.yaml", "probe_noise_copies: [20, 20]\n"))
 
 
 def test_speed_copies_outside_the_probe_are_named_as_ignored(tmp_path, caplog):
-    recipe = _write(tmp_path, "r.yaml", "mode: probe\nprobe_speed_copies: [0.9, 1.1]\n")
+    recipe = _write(tmp_path, "r.yaml", "mode: probe\nprobe_speed_copies: [0.9, 1.1]\nprobe_noise_copies: [20]\n")
     with caplog.at_level("WARNING", logger="ser_hf.training.recipes"):
         parse_run(recipe)
         assert caplog.text == ""
         parse_run(recipe, ["--mode", "finetune"])
     assert "probe_speed_copies (set in recipe" in caplog.text and "mode: finetune ignores it" in caplog.text
     assert "set speed_perturb" in caplog.text
+    assert "probe_noise_copies (set in recipe" in caplog.text and "set noise_snr_db" in caplog.text
 
 
 def test_non_finite_list_items_are_refused(tmp_path):

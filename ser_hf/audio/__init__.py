@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from ser_hf.audio.clean import (
     AudioPreprocessor,
+    NoiseAdded,
     SpeedChanged,
+    add_noise,
     change_speed,
     limit_duration,
     load_many,
@@ -77,7 +79,9 @@ __all__ = [
     "to_mono",
     # ser_hf.audio.clean
     "AudioPreprocessor",
+    "NoiseAdded",
     "SpeedChanged",
+    "add_noise",
     "change_speed",
     "limit_duration",
     "load_many",

@@ -17,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
+import zlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,7 +27,7 @@ import numpy as np
 
 from ser_hf.audio.decoding import PathLike, load_audio, resample, to_mono
 from ser_hf.errors import AudioError
-from ser_hf.ranges import SPEED_FACTOR
+from ser_hf.ranges import NOISE_SNR, SPEED_FACTOR
 
 
 def trim_silence(wave: np.ndarray, top_db: float = 30.0, frame_length: int = 1024, hop_length: int = 256) -> np.ndarray:
@@ -212,6 +214,47 @@ class SpeedChanged:
     def fingerprint(self) -> str:
         """The base preprocessor's fingerprint with the factor appended."""
         return f"{self.base.fingerprint()}-speed{self.factor:g}"
+
+
+def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Add white Gaussian noise at ``snr_db`` dB below the clip's mean power (silence is left unchanged)."""
+    power = float(np.mean(np.square(wave, dtype=np.float64)))
+    if power <= 1e-12:
+        return wave
+    noise = rng.standard_normal(wave.size) * math.sqrt(power / 10 ** (snr_db / 10))
+    return (wave + noise).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class NoiseAdded:
+    """A preprocessor whose output has white noise ``snr_db`` dB below the clip's power: the probe's noisy copies.
+
+    The noise is drawn from a generator seeded by the clip's samples, so a clip always gets the same noise (its
+    cached states stay valid) and different clips get different noise. Like :class:`SpeedChanged`, its
+    :meth:`fingerprint` names the SNR, so the copies are cached apart from the clips themselves.
+
+    Example:
+        >>> import numpy as np
+        >>> wave = np.sin(np.arange(16000, dtype=np.float32) / 10)
+        >>> noisy = NoiseAdded(AudioPreprocessor(), 20)(wave, sampling_rate=16000)
+        >>> round(10 * np.log10(np.mean(wave ** 2) / np.mean((noisy - wave) ** 2)))
+        20
+    """
+
+    base: AudioPreprocessor
+    snr_db: float
+
+    def __post_init__(self) -> None:
+        if self.snr_db not in NOISE_SNR:
+            raise AudioError(f"NoiseAdded(snr_db=...) must be {NOISE_SNR}, got {self.snr_db}.")
+
+    def __call__(self, audio: PathLike | np.ndarray, sampling_rate: int | None = None) -> np.ndarray:
+        wave = self.base(audio, sampling_rate)
+        return add_noise(wave, self.snr_db, np.random.default_rng(zlib.crc32(wave.tobytes())))
+
+    def fingerprint(self) -> str:
+        """The base preprocessor's fingerprint with the SNR appended."""
+        return f"{self.base.fingerprint()}-noise{self.snr_db:g}"
 
 
 def load_many(

@@ -109,6 +109,10 @@ class ReleaseSpec:
             ``benchmarks/results/speed_copies.json``); the URDU + RAVDESS models none (copies cost URDU alone
             about a point in the same file, and ``benchmarks/results/accuracy.json`` scores the
             combined models with them).
+        noise_copies: SNRs (dB) of the noisy training copies its head also learns from (``probe_noise_copies``;
+            empty: none). The RAVDESS-only model uses its corpus's probe recipe's 20 dB
+            (``benchmarks/results/noise_copies.json``); the models with URDU none (noise copies cost URDU alone
+            in the same file).
     """
 
     name: str
@@ -121,6 +125,7 @@ class ReleaseSpec:
     licence_note: str
     directory: Path | None = None
     speed_copies: tuple[float, ...] = ()
+    noise_copies: tuple[float, ...] = ()
     licence_name: str | None = None
     licence_link: str | None = None
 

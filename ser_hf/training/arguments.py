@@ -25,6 +25,7 @@ from ser_hf.errors import SERError
 from ser_hf.models.factory import LAYER_SIZE, ModelOptions
 from ser_hf.ranges import (
     COUNT,
+    NOISE_SNR,
     NON_NEGATIVE,
     NON_NEGATIVE_INT,
     POSITIVE,
@@ -115,6 +116,10 @@ class ProbeArguments:
         "per factor, e.g. 0.9 1.1 (Kaldi-style speed perturbation: tempo and pitch change together, like another "
         "voice). The copies' frozen states are cached like the clips'; only unaltered clips are scored, in the inner "
         "CV and in testing. Costs one more frozen forward per factor. Default: off."))
+    probe_noise_copies: list[float] | None = field(default=None, metadata=_help(
+        "Probe, linear fit: also train on a copy of every training clip with white noise this many dB below its "
+        "power, one copy per SNR, e.g. 20 (the same noise for a clip every time, so its states cache like the "
+        "clips'). Only unaltered clips are scored. Costs one more frozen forward per SNR. Default: off."))
     probe_projector_size: int = field(default=256, metadata=_help("Probe: size of the head's projector."))
     probe_learning_rate: float = field(default=1e-3, metadata=_help("Probe: AdamW learning rate of the head."))
     probe_weight_decay: float = field(default=1e-3, metadata=_help("Probe: AdamW weight decay of the head."))
@@ -142,18 +147,21 @@ class ProbeArguments:
     RANGES: ClassVar[dict[str, Range]] = {
         "probe_projector_size": LAYER_SIZE, "probe_learning_rate": POSITIVE, "probe_weight_decay": NON_NEGATIVE,
         "probe_dropout": PROBABILITY, "probe_batch_size": COUNT, "probe_inner_folds": Range(2, integer=True, noun="an integer"),
-        "probe_speed_copies": SPEED_FACTOR,
+        "probe_speed_copies": SPEED_FACTOR, "probe_noise_copies": NOISE_SNR,
         "probe_max_epochs": COUNT, "probe_patience": COUNT, "embedding_batch_size": COUNT,
     }
 
     def __post_init__(self) -> None:
         check_ranges(self)
-        factors = self.probe_speed_copies or []
-        if 1.0 in factors or len(set(factors)) < len(factors):
-            error = SERError(f"probe_speed_copies must list distinct speed factors other than 1 (a copy at speed 1 "
-                             f"is the clip itself), e.g. 0.9 1.1; got {factors}.")
-            error.field = "probe_speed_copies"  # so the caller can say where it was set (see ser_hf.ranges)
-            raise error
+        factors, snrs = self.probe_speed_copies or [], self.probe_noise_copies or []
+        for key, values, wrong, example in (
+                ("probe_speed_copies", factors, 1.0 in factors, "speed factors other than 1 (a copy at speed 1 is "
+                                                                  "the clip itself), e.g. 0.9 1.1"),
+                ("probe_noise_copies", snrs, False, "SNRs in dB, e.g. 20")):
+            if wrong or len(set(values)) < len(values):
+                error = SERError(f"{key} must list distinct {example}; got {values}.")
+                error.field = key  # so the caller can say where it was set (see ser_hf.ranges)
+                raise error
 
     def settings(self, *, class_weighted: bool = True, seed: int = 0) -> ProbeSettings:
         """The :class:`~ser_hf.training.probe.ProbeSettings` the probe is fitted with.
@@ -165,6 +173,7 @@ class ProbeArguments:
         return ProbeSettings(
             fit=self.probe_fit, inner_folds=self.probe_inner_folds, speaker_adaptation=self.probe_speaker_adaptation,
             speed_copies=tuple(float(f) for f in self.probe_speed_copies or ()),
+            noise_copies=tuple(float(snr) for snr in self.probe_noise_copies or ()),
             projector_size=self.probe_projector_size, learning_rate=self.probe_learning_rate,
             weight_decay=self.probe_weight_decay, dropout=self.probe_dropout, batch_size=self.probe_batch_size,
             max_epochs=self.probe_max_epochs, patience=self.probe_patience, class_weighted=class_weighted, seed=seed,

@@ -35,7 +35,9 @@ import numpy as np
 import torch
 from transformers import Wav2Vec2FeatureExtractor
 
-from ser_hf.audio import AudioPreprocessor, audio_info, change_speed, load_audio_bytes  # change_speed: re-exported
+from ser_hf.audio import (  # add_noise and change_speed: re-exported
+    AudioPreprocessor, add_noise, audio_info, change_speed, load_audio_bytes,
+)
 from ser_hf.errors import AudioError, SERError
 from ser_hf.ranges import SPEED_FACTOR
 
@@ -54,15 +56,6 @@ def random_crop(wave: np.ndarray, length: int, rng: np.random.Generator) -> np.n
 def apply_gain(wave: np.ndarray, gain_db: float) -> np.ndarray:
     """Scale by ``gain_db`` decibels."""
     return (wave * np.float32(10 ** (gain_db / 20))).astype(np.float32, copy=False)
-
-
-def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Add white Gaussian noise at ``snr_db`` dB below the clip's mean power (silence is left unchanged)."""
-    power = float(np.mean(np.square(wave, dtype=np.float64)))
-    if power <= 1e-12:
-        return wave
-    noise = rng.standard_normal(wave.size) * math.sqrt(power / 10 ** (snr_db / 10))
-    return (wave + noise).astype(np.float32)
 
 
 def shift_pitch(wave: np.ndarray, semitones: float, sampling_rate: int) -> np.ndarray:

@@ -34,7 +34,8 @@ class ProbeSettings:
     """How the probe head is trained (the HF head's shapes come from ``projector_size``).
 
     ``fit="linear"`` (default) fits the head in closed form (:mod:`ser_hf.training.linear_probe`) and uses
-    only ``projector_size``, ``inner_folds``, ``speaker_adaptation``, ``speed_copies`` and ``seed``;
+    only ``projector_size``, ``inner_folds``, ``speaker_adaptation``, ``speed_copies``, ``noise_copies`` and
+    ``seed``;
     ``fit="gradient"`` trains it with AdamW and early stopping, using the other fields.
     """
 
@@ -42,6 +43,7 @@ class ProbeSettings:
     inner_folds: int = 4
     speaker_adaptation: bool = False
     speed_copies: tuple[float, ...] = ()
+    noise_copies: tuple[float, ...] = ()
     projector_size: int = 256
     learning_rate: float = 1e-3
     weight_decay: float = 1e-3
@@ -290,6 +292,20 @@ class ProbeMethod:
                               desc=f"backbone forward, {factor:g}x speed copies")
                 for factor in self.settings.speed_copies]
 
+    def noise_copies(self, paths) -> list[np.ndarray]:
+        """The pooled states of every file with white noise added, one array per ``settings.noise_copies`` SNR
+        (dB), cached apart from the clips' own states like the speed copies."""
+        from ser_hf.audio import NoiseAdded
+
+        return [self.features(paths, NoiseAdded(self.base_preprocessor(), snr),
+                              desc=f"backbone forward, {snr:g} dB noise copies")
+                for snr in self.settings.noise_copies]
+
+    def training_copies(self, paths) -> list[np.ndarray]:
+        """Every training copy's pooled states (speed copies, then noise copies): what the linear fit also learns
+        from (see :func:`~ser_hf.training.linear_probe.fit_linear`)."""
+        return self.speed_copies(paths) + self.noise_copies(paths)
+
     def fit(self, train, validation=None) -> ProbeMethod:
         """Fit the head on ``train`` (a dataset with ``audio``, ``label`` and ``speaker``).
 
@@ -301,7 +317,7 @@ class ProbeMethod:
             features = np.concatenate([self.features(part["audio"]) for part in parts])
             labels = np.concatenate([np.asarray(part["label"]) for part in parts])
             speakers = np.concatenate([np.asarray(part["speaker"], dtype=object) for part in parts])
-            copies = [np.concatenate(states) for states in zip(*(self.speed_copies(part["audio"]) for part in parts))]
+            copies = [np.concatenate(states) for states in zip(*(self.training_copies(part["audio"]) for part in parts))]
             if not self.settings.speaker_adaptation:
                 self.head = fit_linear_head(features, labels, speakers, len(self.labels), self.settings, copies)
                 return self
@@ -321,8 +337,9 @@ class ProbeMethod:
             return self
         if self.settings.speaker_adaptation:
             raise SERError("probe_speaker_adaptation needs probe_fit: linear.")
-        if self.settings.speed_copies:
-            raise SERError("probe_speed_copies needs probe_fit: linear.")
+        for key, copies in (("speed", self.settings.speed_copies), ("noise", self.settings.noise_copies)):
+            if copies:
+                raise SERError(f"probe_{key}_copies needs probe_fit: linear.")
         if self.settings.fit != "gradient":
             raise SERError(f"probe fit must be 'linear' or 'gradient', got {self.settings.fit!r}.")
         held_out = None if validation is None else (self.features(validation["audio"]), np.asarray(validation["label"]))

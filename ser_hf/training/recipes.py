@@ -302,13 +302,14 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
     if remaining:
         flags = [item.lstrip("-").replace("-", "_") for item in remaining if item.startswith("--")]
         raise _unknown_key_error(flags or remaining, "the command line")
-    if model.mode != "probe" and probe.probe_speed_copies:
-        # Not an error: switching a probe recipe to another mode with --mode is a normal thing to do.
-        instead = ("to augment fine-tuning with speed changes, set speed_perturb (e.g. 0.9 1.0 1.1)"
-                   if model.mode == "finetune" else
-                   "partial fine-tuning trains on cached layer inputs, which its partial_mask_* settings augment")
-        logger.warning("probe_speed_copies (set in %s) trains the frozen probe only; mode: %s ignores it (%s).",
-                       _origin("probe_speed_copies", recipe, overrides, values), model.mode, instead)
+    for key, instead in (("probe_speed_copies", "speed_perturb (e.g. 0.9 1.0 1.1)"),
+                         ("probe_noise_copies", "noise_snr_db (e.g. 10 30)")):
+        if model.mode != "probe" and getattr(probe, key):
+            # Not an error: switching a probe recipe to another mode with --mode is a normal thing to do.
+            instead = (f"to augment fine-tuning the same way, set {instead}" if model.mode == "finetune" else
+                       "partial fine-tuning trains on cached layer inputs, which its partial_mask_* settings augment")
+            logger.warning("%s (set in %s) trains the frozen probe only; mode: %s ignores it (%s).",
+                           key, _origin(key, recipe, overrides, values), model.mode, instead)
     return Run(data, model, training, probe)
 
 

@@ -165,6 +165,7 @@ RELEASES: dict[str, ReleaseSpec] = {
             licence="cc-by-nc-sa-4.0",
             licence_note=f"{_NON_COMMERCIAL}.",
             speed_copies=(0.9, 1.1),
+            noise_copies=(20.0,),
         ),
         ReleaseSpec(
             name="emotion-whisper-tiny.en-urdu",

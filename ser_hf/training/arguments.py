@@ -153,13 +153,13 @@ class ProbeArguments:
 
     def __post_init__(self) -> None:
         check_ranges(self)
-        factors, snrs = self.probe_speed_copies or [], self.probe_noise_copies or []
-        for key, values, wrong, example in (
-                ("probe_speed_copies", factors, 1.0 in factors, "speed factors other than 1 (a copy at speed 1 is "
-                                                                  "the clip itself), e.g. 0.9 1.1"),
-                ("probe_noise_copies", snrs, False, "SNRs in dB, e.g. 20")):
-            if wrong or len(set(values)) < len(values):
-                error = SERError(f"{key} must list distinct {example}; got {values}.")
+        # A copy list must not repeat itself, and a speed copy at 1.0 would be the clip itself.
+        for key, what in (("probe_speed_copies", "speed factors other than 1 (a copy at speed 1 is the clip itself), "
+                                                 "e.g. 0.9 1.1"),
+                          ("probe_noise_copies", "SNRs in dB, e.g. 20")):
+            values = getattr(self, key) or []
+            if len(set(values)) < len(values) or (key == "probe_speed_copies" and 1.0 in values):
+                error = SERError(f"{key} must list distinct {what}; got {values}.")
                 error.field = key  # so the caller can say where it was set (see ser_hf.ranges)
                 raise error
 

@@ -107,13 +107,13 @@ class CachedStates:
 
 def cached_states(spec: str) -> CachedStates:
     """The probe's pooled states of a configuration (from ser_hf's feature cache), those of its training copies
-    (``ProbeMethod.speed_copies``, the code ``ser-hf cv`` trains them with) and ``accuracy.py``'s outer folds."""
+    (``ProbeMethod.training_copies``, the code ``ser-hf cv`` trains them with) and ``accuracy.py``'s outer folds."""
     run = probe_run(spec, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_cached_states_"))
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     method = make_method(run, labels, progress=False)
     features = np.asarray(method.features(dataset["audio"]), dtype=np.float64)
-    copies = [np.asarray(copy, dtype=np.float64) for copy in method.speed_copies(dataset["audio"])]
+    copies = [np.asarray(copy, dtype=np.float64) for copy in method.training_copies(dataset["audio"])]
     return CachedStates(run, labels, features, np.asarray(dataset["label"]),
                         np.asarray(dataset["speaker"], dtype=object),
                         corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed), dataset, copies,

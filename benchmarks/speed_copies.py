@@ -6,7 +6,7 @@ the inner CV's held-out clips stay unaltered. Whether that helps is a property o
 is about the size of what one fold assignment moves, so ``variant_comparison.compare_variants`` scores the probe
 without copies (first, the baseline) and with them, on the same cached states, over the shared folds and 4 more
 assignments, and records what the training speakers' own inner CV would choose. The copies' states come from
-``ProbeMethod.speed_copies``, the code ``ser-hf cv`` trains them with.
+``ProbeMethod.training_copies``, the code ``ser-hf cv`` trains them with.
 
 Usage (``corpus[/emotions]:model:max_source_positions:factors``)::
 

@@ -36,7 +36,11 @@ import torch
 from transformers import Wav2Vec2FeatureExtractor
 
 from ser_hf.audio import (  # add_noise and change_speed: re-exported
-    AudioPreprocessor, add_noise, audio_info, change_speed, load_audio_bytes,
+    AudioPreprocessor,
+    add_noise,
+    audio_info,
+    change_speed,
+    load_audio_bytes,
 )
 from ser_hf.errors import AudioError, SERError
 from ser_hf.ranges import SPEED_FACTOR

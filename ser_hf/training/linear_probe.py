@@ -16,9 +16,9 @@ instead of gradient steps with early stopping on a few validation speakers, this
 4. folds mix, standardisation, weights and temperature into the head: ``layer_weights = log w``,
    projector rows ``0..K-1`` carry the linear model, the classifier picks them out.
 
-Training copies of the clips (speed-perturbed ones with ``probe_speed_copies``) join the rows every fit trains on,
-in the same inner fold as their clip, and never the rows that are scored: the inner CV's UA is that of unaltered
-clips, as a user's clips are.
+Training copies of the clips (speed-perturbed or noisy ones: ``probe_speed_copies``, ``probe_noise_copies``) join
+the rows every fit trains on, in the same inner fold as their clip, and never the rows that are scored: the inner
+CV's UA is that of unaltered clips, as a user's clips are.
 
 Ridge was chosen over multinomial logistic regression and shrinkage LDA on the same mixes after a
 comparison on the shared corpora's folds (ridge was as good or better and 10-50x faster to select).
@@ -167,7 +167,7 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
         inner_folds: Folds of the inner CV (fewer when there are fewer speakers).
         seed: Seed of the inner fold assignment.
         copies: Extra training states of the same clips, each shaped like ``features`` (row ``i`` is clip
-            ``i`` altered, e.g. played faster: see :func:`~ser_hf.training.probe.ProbeMethod.speed_copies`).
+            ``i`` altered, e.g. played faster: see :meth:`~ser_hf.training.probe.ProbeMethod.training_copies`).
             They are trained on beside their clips, always in the same inner fold, and never scored: the inner
             CV's UA is that of the unaltered held-out clips, as a user's clips are.
 

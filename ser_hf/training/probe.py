@@ -280,31 +280,19 @@ class ProbeMethod:
 
         return self.preprocessor or AudioPreprocessor(sampling_rate=self.feature_extractor.sampling_rate)
 
-    def speed_copies(self, paths) -> list[np.ndarray]:
-        """The pooled states of every file played faster, one array per ``settings.speed_copies`` factor.
-
-        Kaldi-style speed perturbation after the run's own preprocessing; each factor is cached apart from the
-        clips' own states (the preprocessor's fingerprint names the factor).
-        """
-        from ser_hf.audio import SpeedChanged
-
-        return [self.features(paths, SpeedChanged(self.base_preprocessor(), factor),
-                              desc=f"backbone forward, {factor:g}x speed copies")
-                for factor in self.settings.speed_copies]
-
-    def noise_copies(self, paths) -> list[np.ndarray]:
-        """The pooled states of every file with white noise added, one array per ``settings.noise_copies`` SNR
-        (dB), cached apart from the clips' own states like the speed copies."""
-        from ser_hf.audio import NoiseAdded
-
-        return [self.features(paths, NoiseAdded(self.base_preprocessor(), snr),
-                              desc=f"backbone forward, {snr:g} dB noise copies")
-                for snr in self.settings.noise_copies]
-
     def training_copies(self, paths) -> list[np.ndarray]:
-        """Every training copy's pooled states (speed copies, then noise copies): what the linear fit also learns
-        from (see :func:`~ser_hf.training.linear_probe.fit_linear`)."""
-        return self.speed_copies(paths) + self.noise_copies(paths)
+        """The pooled states of every file's training copies, one array per copy: played faster by each
+        ``settings.speed_copies`` factor (Kaldi-style speed perturbation), then with white noise at each
+        ``settings.noise_copies`` SNR. What the linear fit also learns from (see
+        :func:`~ser_hf.training.linear_probe.fit_linear`); each copy is made after the run's own preprocessing and
+        cached apart from the clips' states (its preprocessor's fingerprint names the factor or SNR)."""
+        from ser_hf.audio import NoiseAdded, SpeedChanged
+
+        base = self.base_preprocessor()
+        copies = ([(SpeedChanged(base, factor), f"{factor:g}x speed") for factor in self.settings.speed_copies]
+                  + [(NoiseAdded(base, snr), f"{snr:g} dB noise") for snr in self.settings.noise_copies])
+        return [self.features(paths, preprocessor, desc=f"backbone forward, {name} copies")
+                for preprocessor, name in copies]
 
     def fit(self, train, validation=None) -> ProbeMethod:
         """Fit the head on ``train`` (a dataset with ``audio``, ``label`` and ``speaker``).

@@ -5,12 +5,15 @@ same per-fold step (``ser_hf.training.experiment._fit_fold``), so each fold's me
 keeps the first N folds (the whole protocol takes hours on a 2-core machine). On every fold it records UA,
 WA and macro-F1, the layer-input cache's size and the time to fill it (from an empty cache unless
 ``--cache-dir``), seconds per training epoch (validation included), the best validation UA, the frozen
-probe's UA on the same fold (default linear fit, its usual cache) and how closely
+probe's UA on the same fold (default linear fit with the recipe's ``probe_*`` copies and inner folds, the ones
+``head_init: probe`` starts from; its usual cache) and how closely
 ``pipeline("audio-classification")`` on the saved checkpoint reproduces the partial model on a few test clips.
 The machine's load averages before the run are stored beside those ``write_result`` records at the end.
 
     .venv/bin/python benchmarks/partial_finetune.py --folds 1
     .venv/bin/python benchmarks/partial_finetune.py recipes/ravdess/whisper-base-partial.yaml --set train_top_layers=2
+    .venv/bin/python benchmarks/partial_finetune.py --folds 1 --set "probe_speed_copies=[0.9, 1.1]" \
+        --set "probe_noise_copies=[20]" --name partial_finetune_copies
 """
 
 from __future__ import annotations
@@ -76,10 +79,14 @@ def main(argv: list[str] | None = None) -> None:
         cache = args.cache_dir or f"{tmp}/cache"
         run = parse_run(args.recipe, **{"data_dir": str(SHARED_DATA / recipe["corpus"]), "output_dir": f"{tmp}/run",
                                         "embedding_cache_dir": cache, **overrides})
-        # The probe on the same folds: default linear fit, its usual pooled-state cache.
+        # The probe on the same folds: default linear fit with the recipe's probe settings (the training copies
+        # head_init: probe also fits with), its usual pooled-state cache.
         probe = parse_run(None, corpus=run.data.corpus, data_dir=run.data.data_dir, emotions=run.data.emotions,
                           model_name_or_path=run.model.model_name_or_path, mode="probe",
-                          max_source_positions=run.model.max_source_positions, output_dir=f"{tmp}/probe")
+                          max_source_positions=run.model.max_source_positions, output_dir=f"{tmp}/probe",
+                          probe_inner_folds=run.probe.probe_inner_folds,
+                          probe_speed_copies=run.probe.probe_speed_copies,
+                          probe_noise_copies=run.probe.probe_noise_copies)
         dataset = load_run_dataset(run.data)
         labels = dataset.features["label"].names
         folds = run_folds(run, dataset)

@@ -26,7 +26,10 @@ from ser_hf.testing.corpora import make_corpus_tree, write_tone
 from ser_hf.testing.models import tiny_backbone
 from ser_hf.training.arguments import SERTrainingArguments
 from ser_hf.training.data import AudioCollator, Augmentation, add_noise, apply_gain, change_speed, shift_pitch
+from ser_hf.training.experiment import make_method
 from ser_hf.training.finetune import FinetuneMethod, check_split
+from ser_hf.training.probe import ProbeSettings
+from ser_hf.training.recipes import parse_run
 from ser_hf.training.trainer import SERTrainer, apply_lora
 
 LABELS = ["neutral", "happy", "sad", "angry"]
@@ -294,7 +297,6 @@ def test_cross_validate_finetunes_every_fold(assets, tmp_path, capsys):
 
 def test_hyperparameter_search_scores_on_speaker_disjoint_validation(assets, tmp_path):
     pytest.importorskip("optuna", reason="optuna is optional (pip install 'ser-hf[search]')")
-    from ser_hf.training.recipes import parse_run
     from ser_hf.training.search import hyperparameter_search
 
     run = parse_run(None, ["--corpus", "urdu", "--data_dir", str(assets["corpus"]), "--model_name_or_path",
@@ -348,6 +350,19 @@ def test_head_init_from_the_probe_starts_fine_tuning_from_a_fitted_head(assets, 
     before = method.model.classifier.weight.detach().clone()
     method.init_head_from_probe(split["train"])
     assert not torch.equal(before, method.model.classifier.weight)
+    assert method.head_fit_record["copies"] == 0
+    # With a probe recipe's settings, the starting head also learns from its training copies.
+    copied = FinetuneMethod(assets["whisper"], LABELS, options, _args(tmp_path, head_init="probe"),
+                            warm_start=ProbeSettings(speed_copies=(1.1,), noise_copies=(20.0,), inner_folds=2))
+    copied.init_head_from_probe(split["train"])
+    assert copied.head_fit_record["copies"] == 2 and copied.head_fit_record["inner_folds"] <= 2
+    assert not torch.equal(method.model.projector.weight, copied.model.projector.weight)  # the linear model lives there
+    run = parse_run(None, ["--corpus", "urdu", "--data_dir", str(assets["corpus"]), "--model_name_or_path",
+                           str(assets["whisper"]), "--mode", "finetune", "--head_init", "probe",
+                           "--probe_speed_copies", "0.9", "1.1", "--probe_noise_copies", "20", "--probe_inner_folds", "3",
+                           "--output_dir", str(tmp_path)])
+    settings = make_method(run, LABELS).warm_start  # what ser-hf train and cv build
+    assert (settings.speed_copies, settings.noise_copies, settings.inner_folds) == ((0.9, 1.1), (20.0,), 3)
     with pytest.raises(SERError, match="head_init: probe needs use_weighted_layer_sum"):
         FinetuneMethod(assets["whisper"], LABELS, ModelOptions(max_source_positions=50),
                        _args(tmp_path, head_init="probe")).init_head_from_probe(split["train"])

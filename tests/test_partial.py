@@ -26,6 +26,7 @@ from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone
 from ser_hf.training.arguments import ModelArguments, SERTrainingArguments
 from ser_hf.training.partial import PartialMethod, PartialTrainer, StateCollator, StateMasking
+from ser_hf.training.probe import ProbeSettings
 from ser_hf.training.recipes import parse_run
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -239,3 +240,18 @@ def test_the_starting_point_is_kept_when_no_epoch_beats_it_on_validation(assets,
     for name, value in initial.top.state_dict().items():
         expected = value / temperature if name.startswith("classifier.") else value
         torch.testing.assert_close(method.top.state_dict()[name], expected)
+
+
+def test_head_init_from_the_probe_trains_on_the_probe_recipes_copies(assets, tmp_path):
+    """The starting head is the probe recipe's fit: its copies' layer inputs are cached apart and trained on."""
+    split = assets["split"]
+    plain = _method(assets, tmp_path, "wav2vec2", head_init="probe")
+    copied = _method(assets, tmp_path, "wav2vec2", head_init="probe")
+    copied.warm_start = ProbeSettings(speed_copies=(1.1,), noise_copies=(20.0,), inner_folds=2)
+    for method in (plain, copied):
+        method.top = method.build_top()
+        method.init_head_from_probe(split["train"], method.store(split["train"]))
+    assert (plain.head_fit_record["copies"], copied.head_fit_record["copies"]) == (0, 2)
+    assert copied.head_fit_record["inner_folds"] <= 2
+    assert copied.cache_report["clips"] == 3 * len(split["train"])  # each clip and its two copies
+    assert not torch.equal(plain.top.projector.weight, copied.top.projector.weight)  # the linear model lives there

@@ -149,9 +149,13 @@ def test_speed_copies_outside_the_probe_are_named_as_ignored(tmp_path, caplog):
         parse_run(recipe)
         assert caplog.text == ""
         parse_run(recipe, ["--mode", "finetune"])
-    assert "probe_speed_copies (set in recipe" in caplog.text and "mode: finetune ignores it" in caplog.text
+    assert "probe_speed_copies (set in recipe" in caplog.text and "mode: finetune without head_init: probe ignores it" in caplog.text
     assert "set speed_perturb" in caplog.text
     assert "probe_noise_copies (set in recipe" in caplog.text and "set noise_snr_db" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ser_hf.training.recipes"):
+        parse_run(recipe, ["--mode", "finetune", "--head_init", "probe"])  # its starting head uses them
+    assert caplog.text == ""
 
 
 def test_non_finite_list_items_are_refused(tmp_path):

@@ -36,6 +36,15 @@ def test_every_recipe_parses(recipe):
     assert run.training.metric_for_best_model == "unweighted_accuracy"
 
 
+def test_the_two_stage_recipe_starts_from_the_probe_recipes_head():
+    folder = Path(__file__).resolve().parents[1] / "recipes" / "ravdess"
+    two_stage, probe = (parse_run(folder / name) for name in ("whisper-base-finetune-two-stage.yaml",
+                                                              "whisper-base-probe.yaml"))
+    assert two_stage.training.head_init == "probe"
+    for key in ("probe_inner_folds", "probe_speed_copies", "probe_noise_copies"):
+        assert getattr(two_stage.probe, key) == getattr(probe.probe, key), key
+
+
 def test_recipe_values_and_overrides(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("corpus: ravdess\nnum_folds: 3\nlearning_rate: 0.001\nfreeze_backbone: true\n")

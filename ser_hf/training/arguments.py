@@ -115,11 +115,12 @@ class ProbeArguments:
         "Probe, linear fit: also train on a copy of every training clip played this many times faster, one copy "
         "per factor, e.g. 0.9 1.1 (Kaldi-style speed perturbation: tempo and pitch change together, like another "
         "voice). The copies' frozen states are cached like the clips'; only unaltered clips are scored, in the inner "
-        "CV and in testing. Costs one more frozen forward per factor. Default: off."))
+        "CV and in testing. Costs one more frozen forward per factor. Also used by head_init: probe. Default: off."))
     probe_noise_copies: list[float] | None = field(default=None, metadata=_help(
         "Probe, linear fit: also train on a copy of every training clip with white noise this many dB below its "
         "power, one copy per SNR, e.g. 20 (the same noise for a clip every time, so its states cache like the "
-        "clips'). Only unaltered clips are scored. Costs one more frozen forward per SNR. Default: off."))
+        "clips'). Only unaltered clips are scored. Costs one more frozen forward per SNR. Also used by head_init: "
+        "probe. Default: off."))
     probe_projector_size: int = field(default=256, metadata=_help("Probe: size of the head's projector."))
     probe_learning_rate: float = field(default=1e-3, metadata=_help("Probe: AdamW learning rate of the head."))
     probe_weight_decay: float = field(default=1e-3, metadata=_help("Probe: AdamW weight decay of the head."))
@@ -233,8 +234,9 @@ class SERTrainingArguments(TrainingArguments):
         "the head at learning_rate (e.g. 0.8). Default: one rate for all."))
     head_init: str | None = field(default=None, metadata=_help(
         "Fine-tuning: 'probe' starts from the probe's linear head fitted on the frozen backbone's pooled states "
-        "of the training clips (two-stage training; needs use_weighted_layer_sum). Partial fine-tuning: the same fit "
-        "on the pooled states the head starts from. Default: a random head.",
+        "of the training clips (two-stage training; needs use_weighted_layer_sum), with the probe_inner_folds, "
+        "probe_speed_copies and probe_noise_copies of a probe recipe. Partial fine-tuning: the same fit on the pooled "
+        "states the head starts from. Default: a random head.",
         choices=[None, "probe"]))
     use_lora: bool = field(default=False, metadata=_help(
         "Fine-tuning: train LoRA adapters on the attention projections instead of all weights (needs peft: "

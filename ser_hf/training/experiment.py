@@ -106,19 +106,21 @@ def make_method(run: Run, labels: list[str], progress: bool = True):
     """A fresh classifier for the run's mode (``probe``, ``finetune`` or ``partial``)."""
     checkpoint = resolve_model_path(run.model.model_name_or_path)
     preprocessor = run.data.preprocessor(SAMPLING_RATE)
+    # The probe's settings; fine-tuning's ``head_init: probe`` fits its starting head with them too.
+    settings = run.probe.settings(class_weighted=run.training.class_weighted_loss, seed=run.training.seed)
     if run.model.mode == "probe":
-        settings = run.probe.settings(class_weighted=run.training.class_weighted_loss, seed=run.training.seed)
         return ProbeMethod(checkpoint, labels, run.model, settings, preprocessor=preprocessor, progress=progress,
                            **run.probe.frozen_forward())
     if run.model.mode == "finetune":
         from ser_hf.training.finetune import FinetuneMethod
 
-        return FinetuneMethod(checkpoint, labels, run.model, run.training, preprocessor=preprocessor)
+        return FinetuneMethod(checkpoint, labels, run.model, run.training, preprocessor=preprocessor,
+                              warm_start=settings)
     if run.model.mode == "partial":
         from ser_hf.training.partial import PartialMethod
 
         return PartialMethod(checkpoint, labels, run.model, run.training, preprocessor=preprocessor, progress=progress,
-                             **run.probe.frozen_forward())
+                             warm_start=settings, **run.probe.frozen_forward())
     raise SERError(f"mode must be 'probe', 'finetune' or 'partial', got {run.model.mode!r}.")
 
 

@@ -38,6 +38,7 @@ from ser_hf.audio import AudioPreprocessor
 from ser_hf.errors import SERError
 from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint
 from ser_hf.training.data import AudioCollator, Augmentation, with_durations
+from ser_hf.training.probe import ProbeSettings
 from ser_hf.training.trainer import (
     SERTrainer,
     apply_lora,
@@ -124,6 +125,9 @@ class FinetuneMethod:
         training_args: :class:`~ser_hf.training.arguments.SERTrainingArguments`.
         preprocessor: Audio cleaning. Its ``max_duration`` becomes a *random* crop in training; evaluation and
             prediction use whole clips.
+        warm_start: How ``head_init: probe`` fits its head (:class:`~ser_hf.training.probe.ProbeSettings`; the
+            run's ``probe_inner_folds``, ``probe_speed_copies`` and ``probe_noise_copies``). Default: the default
+            linear probe without copies.
 
     Attributes:
         labels: The emotion names, as in ``model.config.id2label``.
@@ -132,8 +136,9 @@ class FinetuneMethod:
     """
 
     def __init__(self, checkpoint, labels: Sequence[str], model_options: ModelOptions, training_args,
-                 preprocessor: AudioPreprocessor | None = None):
+                 preprocessor: AudioPreprocessor | None = None, warm_start: ProbeSettings | None = None):
         self.checkpoint = str(checkpoint)
+        self.warm_start = warm_start
         self.labels = list(labels)
         self.options = model_options
         self.args = training_args
@@ -146,6 +151,8 @@ class FinetuneMethod:
         self.trainer: SERTrainer | None = None
         #: Temperature scaling fitted on the validation speakers by the last fit (None without validation).
         self.calibration: dict | None = None
+        #: The choice of ``head_init: probe``'s linear fit (None without it).
+        self.head_fit_record: dict | None = None
         self._warn_whisper_crop()
 
     def build(self):
@@ -215,20 +222,25 @@ class FinetuneMethod:
         """Stage one of two-stage fine-tuning: the probe's linear head on the still-frozen backbone's states.
 
         The encoder then starts training under a head that already separates the emotions, instead of
-        back-propagating a random head's gradients into it during the first epochs.
+        back-propagating a random head's gradients into it during the first epochs. The head is the one the
+        probe recipe would fit (``warm_start``): its inner folds, and its training copies of the clips.
         """
         from ser_hf.models.pooling import pool_waves
-        from ser_hf.training.probe import ProbeSettings, fit_linear_head, load_head_into_model
+        from ser_hf.training.probe import fit_linear_head, load_head_into_model, warm_start_settings
 
         if not getattr(self.model.config, "use_weighted_layer_sum", False) or self.args.use_lora:
             raise SERError("head_init: probe needs use_weighted_layer_sum: true (the probe's head mixes every layer) "
                            "and no LoRA; set use_weighted_layer_sum: true or drop head_init.")
         check_split(train, "train", self.labels)
-        waves = [self.preprocessor(path) for path in train["audio"]]
-        features = pool_waves(self.model, self.feature_extractor, waves, self.args.per_device_eval_batch_size)
-        settings = ProbeSettings(projector_size=self.model.projector.out_features, seed=self.args.seed)
-        head = fit_linear_head(features, np.asarray(train["label"]), train["speaker"], len(self.labels), settings)
+        settings = warm_start_settings(self.warm_start, self.model.projector.out_features, self.args.seed)
+        paths = list(train["audio"])
+        preprocessors = [self.preprocessor, *(copy for copy, _ in settings.copy_preprocessors(self.preprocessor))]
+        features, *copies = [pool_waves(self.model, self.feature_extractor, [preprocessor(path) for path in paths],
+                                        self.args.per_device_eval_batch_size) for preprocessor in preprocessors]
+        head = fit_linear_head(features, np.asarray(train["label"]), train["speaker"], len(self.labels), settings,
+                               copies)
         load_head_into_model(head, self.model)
+        self.head_fit_record = head.fit_record
         logger.info("head initialised from the probe: %s", head.fit_record)
 
     def predict_proba(self, dataset: datasets.Dataset) -> np.ndarray:

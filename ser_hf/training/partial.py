@@ -58,6 +58,7 @@ from ser_hf.models.layer_inputs import (
 from ser_hf.models.pooling import DTYPES, backbone_fingerprint, resolve_device
 from ser_hf.training.data import with_durations
 from ser_hf.training.finetune import check_split
+from ser_hf.training.probe import ProbeSettings
 from ser_hf.training.top_layers import PARTIAL_MODEL_TYPES, TopLayers, first_trained_layer
 from ser_hf.training.trainer import SERTrainer
 
@@ -195,9 +196,12 @@ class PartialMethod:
         device: Where the frozen forward runs (``auto``: the GPU when there is one); training goes where the
             Trainer puts it (the GPU when there is one).
         dtype: Precision of the frozen forward (float32, bfloat16, float16); cached apart from float32.
+        warm_start: How ``head_init: probe`` fits the starting head (:class:`~ser_hf.training.probe.ProbeSettings`:
+            the run's ``probe_inner_folds``, ``probe_speed_copies``, ``probe_noise_copies``; copies' layer inputs
+            are cached too). Default: the default linear probe without copies.
 
     Attributes:
-        cache_report: Clips cached, clips computed in this method, seconds spent computing them, bytes on disk.
+        cache_report: Clips (and training copies) cached, clips computed in this method, seconds spent computing them, bytes on disk.
         training_report: Epochs run, training seconds, seconds per epoch, best validation UA.
         trainer: The :class:`PartialTrainer` of the last :meth:`fit`.
 
@@ -208,7 +212,8 @@ class PartialMethod:
 
     def __init__(self, checkpoint, labels: Sequence[str], model_options, training_args, top_layers: int | None = None,
                  preprocessor: AudioPreprocessor | None = None, cache_dir=None, batch_size: int = 8,
-                 progress: bool = True, device: str | None = "auto", dtype: str = "float32"):
+                 progress: bool = True, device: str | None = "auto", dtype: str = "float32",
+                 warm_start: ProbeSettings | None = None):
         if getattr(training_args, "use_lora", False):
             raise SERError("use_lora is for mode: finetune; mode: partial trains the top layers' own weights. "
                            "Set use_lora: false or mode: finetune.")
@@ -217,6 +222,7 @@ class PartialMethod:
                            "layer inputs make the frozen part free the second time).")
         self.labels = list(labels)
         self.args = training_args
+        self.warm_start = warm_start
         self.top_layers = top_layers if top_layers is not None else getattr(model_options, "train_top_layers", 1)
         weighted = model_options.use_weighted_layer_sum
         options = dataclasses.replace(model_options, use_weighted_layer_sum=True if weighted is None else weighted)
@@ -253,22 +259,24 @@ class PartialMethod:
             logger.info("partial: frozen forward on %s (%s), layers %d.. train", device, self.dtype, self.layer)
         return self._encoder
 
-    def inputs(self, paths: Sequence[str]) -> CachedInputs:
-        """The cached inputs of the first trained layer for ``paths`` (computed where missing; see ``cache_report``)."""
+    def inputs(self, paths: Sequence[str], preprocessor=None) -> CachedInputs:
+        """The cached inputs of the first trained layer for ``paths`` (computed where missing; see ``cache_report``),
+        made with ``preprocessor`` (default: the run's; a training copy's one caches apart)."""
+        preprocessor = preprocessor or self.preprocessor
         cached = layer_inputs(self.encoder(), self.feature_extractor, list(paths), self.layer,
-                              fingerprint=self._fingerprint, preprocessor=self.preprocessor, cache_dir=self.cache_dir,
+                              fingerprint=self._fingerprint, preprocessor=preprocessor, cache_dir=self.cache_dir,
                               batch_size=self.batch_size, progress=self.progress)
-        self._sizes.update(zip(map(str, paths), cached.sizes))
+        self._sizes.update(((preprocessor.fingerprint(), str(path)), size) for path, size in zip(paths, cached.sizes))
         report = self.cache_report
         report.update(clips=len(self._sizes), bytes=sum(self._sizes.values()), folder=str(cached.folder))
         report["computed"] += cached.computed
         report["seconds"] = round(report["seconds"] + cached.seconds, 2)
         return cached
 
-    def store(self, dataset: datasets.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-        """Audio path -> (states, pooled lower states or None) for the collator."""
+    def store(self, dataset: datasets.Dataset, preprocessor=None) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+        """Audio path -> (states, pooled lower states or None) for the collator (``preprocessor``: see :meth:`inputs`)."""
         paths = [str(path) for path in dataset["audio"]]
-        cached = self.inputs(paths)
+        cached = self.inputs(paths, preprocessor)
         lower = cached.lower if self.model.config.use_weighted_layer_sum else [None] * len(paths)
         return dict(zip(paths, zip(cached.states, lower)))
 
@@ -363,12 +371,16 @@ class PartialMethod:
         return value > than if self.trainer.args.greater_is_better else value < than
 
     def init_head_from_probe(self, train: datasets.Dataset, store) -> None:
-        """``head_init: probe``: the probe's linear head, fitted on the pooled states the head starts from."""
-        from ser_hf.training.probe import ProbeSettings, fit_linear_head
+        """``head_init: probe``: the probe's linear head, fitted on the pooled states the head starts from (and on
+        those of the probe recipe's training copies of the clips, ``warm_start``)."""
+        from ser_hf.training.probe import fit_linear_head, warm_start_settings
 
-        features = self._batched(train["audio"], store, lambda batch: self.top.pooled_features(**batch))
-        settings = ProbeSettings(projector_size=self.top.projector.out_features, seed=self.args.seed)
-        head = fit_linear_head(features, np.asarray(train["label"]), train["speaker"], len(self.labels), settings)
+        settings = warm_start_settings(self.warm_start, self.top.projector.out_features, self.args.seed)
+        stores = [store, *(self.store(train, copy) for copy, _ in settings.copy_preprocessors(self.preprocessor))]
+        features, *copies = [self._batched(train["audio"], states, lambda batch: self.top.pooled_features(**batch))
+                             for states in stores]
+        head = fit_linear_head(features, np.asarray(train["label"]), train["speaker"], len(self.labels), settings,
+                               copies)
         state = head.folded_state()
         with torch.no_grad():
             for name in ("projector.weight", "projector.bias", "classifier.weight", "classifier.bias"):

@@ -18,6 +18,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,6 +54,23 @@ class ProbeSettings:
     patience: int = 30
     class_weighted: bool = True
     seed: int = 0
+
+    def copy_preprocessors(self, base) -> list[tuple[Any, str]]:
+        """``(preprocessor, name)`` of every training copy, made from ``base`` (the run's own preprocessing): played
+        faster by each ``speed_copies`` factor (Kaldi-style speed perturbation), then with white noise at each
+        ``noise_copies`` SNR. Each preprocessor's fingerprint names its factor or SNR, so copies cache apart."""
+        from ser_hf.audio import NoiseAdded, SpeedChanged
+
+        return ([(SpeedChanged(base, factor), f"{factor:g}x speed") for factor in self.speed_copies]
+                + [(NoiseAdded(base, snr), f"{snr:g} dB noise") for snr in self.noise_copies])
+
+
+def warm_start_settings(settings: ProbeSettings | None, projector_size: int, seed: int) -> ProbeSettings:
+    """How ``head_init: probe`` fits the head fine-tuning starts from: the run's probe settings (inner folds,
+    training copies; the default ones when None) with the model's projector size, and always the linear fit of one
+    global head (a starting point has no use for the gradient fit or for speaker adaptation)."""
+    return dataclasses.replace(settings or ProbeSettings(seed=seed), projector_size=projector_size, fit="linear",
+                               speaker_adaptation=False)
 
 
 class ProbeHead(nn.Module):
@@ -281,18 +299,12 @@ class ProbeMethod:
         return self.preprocessor or AudioPreprocessor(sampling_rate=self.feature_extractor.sampling_rate)
 
     def training_copies(self, paths) -> list[np.ndarray]:
-        """The pooled states of every file's training copies, one array per copy: played faster by each
-        ``settings.speed_copies`` factor (Kaldi-style speed perturbation), then with white noise at each
-        ``settings.noise_copies`` SNR. What the linear fit also learns from (see
+        """The pooled states of every file's training copies, one array per copy
+        (:meth:`ProbeSettings.copy_preprocessors`): what the linear fit also learns from (see
         :func:`~ser_hf.training.linear_probe.fit_linear`); each copy is made after the run's own preprocessing and
-        cached apart from the clips' states (its preprocessor's fingerprint names the factor or SNR)."""
-        from ser_hf.audio import NoiseAdded, SpeedChanged
-
-        base = self.base_preprocessor()
-        copies = ([(SpeedChanged(base, factor), f"{factor:g}x speed") for factor in self.settings.speed_copies]
-                  + [(NoiseAdded(base, snr), f"{snr:g} dB noise") for snr in self.settings.noise_copies])
+        cached apart from the clips' states."""
         return [self.features(paths, preprocessor, desc=f"backbone forward, {name} copies")
-                for preprocessor, name in copies]
+                for preprocessor, name in self.settings.copy_preprocessors(self.base_preprocessor())]
 
     def fit(self, train, validation=None) -> ProbeMethod:
         """Fit the head on ``train`` (a dataset with ``audio``, ``label`` and ``speaker``).

@@ -304,12 +304,13 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
         raise _unknown_key_error(flags or remaining, "the command line")
     for key, finetune_setting in (("probe_speed_copies", "speed_perturb (e.g. 0.9 1.0 1.1)"),
                                   ("probe_noise_copies", "noise_snr_db (e.g. 10 30)")):
-        if model.mode != "probe" and getattr(probe, key):
+        if model.mode != "probe" and getattr(probe, key) and training.head_init != "probe":
             # Not an error: switching a probe recipe to another mode with --mode is a normal thing to do.
             instead = (f"to augment fine-tuning the same way, set {finetune_setting}" if model.mode == "finetune"
                        else "partial fine-tuning trains on cached layer inputs, which its partial_mask_* settings "
                             "augment")
-            logger.warning("%s (set in %s) trains the frozen probe only; mode: %s ignores it (%s).",
+            logger.warning("%s (set in %s) trains the frozen probe and the starting head of head_init: probe; "
+                           "mode: %s without head_init: probe ignores it (%s).",
                            key, _origin(key, recipe, overrides, values), model.mode, instead)
     return Run(data, model, training, probe)
 

@@ -122,8 +122,11 @@ def test_input_errors(setup, tmp_path):
     bad.write_text("file,label\na.wav,sad\n")
     with pytest.raises(SERError, match=r"has no 'path' column \(found \['file', 'label'\]\)"):
         expand_inputs([bad])
-    with pytest.raises(SERError, match="matches no file"):
-        expand_inputs([str(tmp_path / "*.wav")])
+    with pytest.raises(SERError, match=r"matches no file; check the pattern"):
+        expand_inputs([str(tmp_path / "*.wav")], output=tmp_path / "p.jsonl")  # no mention of --out: it is not there
+    (tmp_path / "p.jsonl").write_text("")
+    with pytest.raises(SERError, match=r"matches only the output file --out, never read as an input"):
+        expand_inputs([str(tmp_path / "*.jsonl")], output=tmp_path / "p.jsonl")
     (tmp_path / "empty").mkdir()
     with pytest.raises(SERError, match="holds no audio files"):
         expand_inputs([tmp_path / "empty"])

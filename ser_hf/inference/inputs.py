@@ -195,10 +195,11 @@ def expand_inputs(inputs: Iterable[str | os.PathLike], output: str | os.PathLike
                     raise _refuse_output(f"{row} (listed in {text})", outputs)
             paths += listed
         elif not path.exists() and _GLOB_CHARS & set(text):
-            matches = [m for m in glob_files(str(path)) if outputs is None or m not in outputs]
+            found = glob_files(str(path))
+            matches = [m for m in found if outputs is None or m not in outputs]
             if not matches:
-                left_out = " (but the output file --out)" if outputs is not None else ""
-                raise SERError(f"input pattern {display_path(text)!r} matches no file{left_out}; check the pattern or "
+                what = "only the output file --out, never read as an input" if found else "no file"
+                raise SERError(f"input pattern {display_path(text)!r} matches {what}; check the pattern or "
                                f"quote it in the shell.")
             paths += [os.path.abspath(m) for m in matches]
         else:

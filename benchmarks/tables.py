@@ -405,11 +405,14 @@ AUDIO_VARIANTS_BEGIN = ("<!-- audio-variants:begin (benchmarks/tables.py --readm
 AUDIO_VARIANTS_END = "<!-- audio-variants:end -->"
 
 
-def audio_variants_table(name: str = "probe_audio_variants", first: str = "none") -> str:
-    """Pooled UA of changes to what the probe learns from over several fold assignments, each against the first
-    variant of its config: the other audio changes tried (``benchmarks/probe_audio_variants.py``) or the noise
-    and gain copies (``benchmarks/noise_copies.py``, ``name="noise_copies"``)."""
-    data, lines = _variant_table_start(name, "backbone, input", "what the probe learns from", first)
+def audio_variants_table(name: str = "probe_audio_variants", first: str = "none",
+                         what: str = "what the probe learns from") -> str:
+    """Pooled UA of changes to the probe over several fold assignments, each against the first variant of its
+    config: the other audio changes tried (``benchmarks/probe_audio_variants.py``), the noise and gain copies
+    (``benchmarks/noise_copies.py``, ``name="noise_copies"``) or the layer mixes (``benchmarks/layer_mixes.py``,
+    ``name="layer_mixes"``, whose runs are assignments x inner seeds and have no inner-CV choice); ``what`` heads
+    the variants' column."""
+    data, lines = _variant_table_start(name, "backbone, input", what, first)
     # The rows name their config only; _variant_line reads corpus and model.
     runs = [{**run, "corpus": run["config"].split(":")[0], "model": run["config"].split(":")[1]}
             for run in data["results"]["runs"]]
@@ -417,6 +420,8 @@ def audio_variants_table(name: str = "probe_audio_variants", first: str = "none"
         backbone = f"{run['model']}, {int(run['config'].split(':')[2]) / 50:g} s input"
         for index, (variant, row) in enumerate(run["rows"].items()):
             lines.append(_variant_line(run, variant.removeprefix("none + "), row, index == 0, backbone))
+    if not all("inner_cv_choice" in run for run in runs):
+        return "\n".join(lines)
     lines.append("")
     lines.append("Chosen per shared fold by the training speakers' own inner CV instead: " + "; ".join(
         f"{_assignments_corpus(run)} {run['model']} "
@@ -442,6 +447,17 @@ def fill_noise_copies(readme=README) -> str:
     return _fill_file(readme, NOISE_COPIES_BEGIN, NOISE_COPIES_END, audio_variants_table("noise_copies", first="the recipe's own copies (first row)"))
 
 
+LAYER_MIXES_BEGIN = ("<!-- layer-mixes:begin (benchmarks/tables.py --readme fills this from "
+                     "benchmarks/results/layer_mixes.json) -->")
+LAYER_MIXES_END = "<!-- layer-mixes:end -->"
+
+
+def fill_layer_mixes(readme=README) -> str:
+    """Replace the layer-mixes table between its markers in README.md; returns it."""
+    return _fill_file(readme, LAYER_MIXES_BEGIN, LAYER_MIXES_END, audio_variants_table(
+        "layer_mixes", first="the default mixes (first row)", what="layer mixes the inner CV chooses from"))
+
+
 def fill_input_length(readme=README) -> str:
     """Replace the input-length table between its markers in README.md; returns it."""
     return _fill_file(readme, INPUT_LENGTH_BEGIN, INPUT_LENGTH_END, input_length_table())
@@ -465,6 +481,8 @@ if __name__ == "__main__":
             print(fill_audio_variants())
         if (RESULTS_DIR / "noise_copies.json").is_file():
             print(fill_noise_copies())
+        if (RESULTS_DIR / "layer_mixes.json").is_file():
+            print(fill_layer_mixes())
         sys.exit(0)
     print(accuracy_table("probe_accuracy", "reference_probe", "finetune_accuracy_ravdess8_gpu",
                          "finetune_accuracy_ravdess8_gpu_lr5e-5", "finetune_accuracy_ravdess4_gpu", "baseline_accuracy"))

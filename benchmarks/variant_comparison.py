@@ -24,7 +24,7 @@ import numpy as np
 
 from ser_hf.splits import corpus_folds, speaker_folds
 from ser_hf.training import linear_probe
-from ser_hf.training.linear_probe import fit_linear
+from ser_hf.training.linear_probe import DEFAULT_LAYER_MIXES, fit_linear
 
 ASSIGNMENTS = 5
 INNER_SEEDS = (0, 1, 2)
@@ -32,15 +32,18 @@ INNER_SEEDS = (0, 1, 2)
 
 @dataclass
 class Variant:
-    """One way of training the probe: the clips' pooled states (also what its test clips are scored on) and
-    any training copies of them (see ``fit_linear``)."""
+    """One way of training the probe: the clips' pooled states (also what its test clips are scored on), any
+    training copies of them and the layer mixes its fit chooses from (see ``fit_linear``)."""
 
     features: np.ndarray
     copies: list[np.ndarray] = field(default_factory=list)
+    mixes: tuple[str, ...] = DEFAULT_LAYER_MIXES
 
 
-def compare_variants(spec: str, dataset, data, variants: dict[str, Variant]) -> dict:
-    """Every variant's pooled UA over the assignments, its difference to the first, and the inner-CV choice."""
+def compare_variants(spec: str, dataset, data, variants: dict[str, Variant], inner_seed: int = INNER_SEEDS[0],
+                     choose: bool = True) -> dict:
+    """Every variant's pooled UA over the assignments (each fit's inner CV seeded with ``inner_seed``), its
+    difference to the first, and (``choose``) the inner-CV choice between the variants."""
     labels = dataset.features["label"].names
     classes = np.asarray(dataset["label"])
     speakers = np.asarray(dataset["speaker"], dtype=object)
@@ -52,7 +55,7 @@ def compare_variants(spec: str, dataset, data, variants: dict[str, Variant]) -> 
         train = np.concatenate([fold.train, fold.validation])
         variant = variants[name]
         return fit_linear(variant.features[train], classes[train], speakers[train], len(labels), seed=seed,
-                          copies=[copy[train] for copy in variant.copies])
+                          copies=[copy[train] for copy in variant.copies], mixes=variant.mixes)
 
     def pooled_ua(folds, predictions: list[np.ndarray]) -> float:  # the UA the probe's own choice maximises
         references = np.concatenate([classes[fold.test] for fold in folds])
@@ -65,19 +68,34 @@ def compare_variants(spec: str, dataset, data, variants: dict[str, Variant]) -> 
         for name in names:
             predictions = []
             for fold in folds:
-                head, record = fit(name, fold, INNER_SEEDS[0])
+                head, record = fit(name, fold, inner_seed)
                 predictions.append(head.logits(variants[name].features[fold.test]).argmax(axis=1))
-                if index == 0:
+                if index == 0 and choose:
                     inner_ua[fold.name][name] = float(np.mean(
                         [record["inner_ua"], *(fit(name, fold, seed)[1]["inner_ua"] for seed in INNER_SEEDS[1:])]))
             by_variant[name].append(pooled_ua(folds, predictions))
             if index == 0:
                 shared_predictions[name] = {fold.name: p for fold, p in zip(folds, predictions)}
         print(spec, f"assignment {index}:", {n: round(v[-1], 4) for n, v in by_variant.items()}, flush=True)
-    choices = [{"fold": fold.name, "variant": max(names, key=inner_ua[fold.name].get), "inner_ua": inner_ua[fold.name]}
-               for fold in shared]
-    chosen_ua = pooled_ua(shared, [shared_predictions[choice["variant"]][choice["fold"]] for choice in choices])
+    if choose:
+        choices = [{"fold": fold.name, "variant": max(names, key=inner_ua[fold.name].get),
+                    "inner_ua": inner_ua[fold.name]} for fold in shared]
+        chosen_ua = pooled_ua(shared, [shared_predictions[choice["variant"]][choice["fold"]] for choice in choices])
 
+    return {
+        "labels": labels, "clips": len(classes), "speakers": len(set(speakers)), "folds_per_assignment": len(shared),
+        "assignments": ASSIGNMENTS,
+        "fit": "training.linear_probe.fit_linear (the default probe's fit) on train + validation speakers",
+        "rows": variant_rows(by_variant), "inner_seed": inner_seed,
+        **({"inner_cv_choice": {"per_fold": choices, "pooled_ua_shared_folds": chosen_ua,
+                                "inner_seeds": list(INNER_SEEDS)}} if choose else {}),
+    }
+
+
+def variant_rows(by_variant: dict[str, list[float]]) -> dict[str, dict]:
+    """Each variant's pooled UAs (one per run: fold assignment, or assignment and inner seed), their mean and
+    range, and the paired differences to the first variant's runs."""
+    names = list(by_variant)
     baseline = np.asarray(by_variant[names[0]])
     rows = {}
     for name in names:
@@ -91,10 +109,4 @@ def compare_variants(spec: str, dataset, data, variants: dict[str, Variant]) -> 
                                     "max": float(change.max()), "assignments_better": int(np.sum(change > 0)),
                                     "assignments_worse": int(np.sum(change < 0))},
         }
-    return {
-        "labels": labels, "clips": len(classes), "speakers": len(set(speakers)), "folds_per_assignment": len(shared),
-        "assignments": ASSIGNMENTS,
-        "fit": "training.linear_probe.fit_linear (the default probe's fit) on train + validation speakers",
-        "rows": rows,
-        "inner_cv_choice": {"per_fold": choices, "pooled_ua_shared_folds": chosen_ua, "inner_seeds": list(INNER_SEEDS)},
-    }
+    return rows

@@ -108,6 +108,23 @@ def test_audio_variants_table_renders_every_variant_against_none(tables, tmp_pat
     assert "ravdess (4) whisper-tiny.en 72.1 (chose none x2, pitch copies x1)" in text
 
 
+def test_layer_mixes_table_renders_the_candidate_sets_against_the_default(tables, tmp_path):
+    default, bottom = [0.80, 0.78, 0.79], [0.82, 0.79, 0.78]
+    run = {"config": "urdu:whisper-tiny.en:500", "labels": list("abcd"),
+           "rows": {"default mixes": _length(10.0, default, default),
+                    "default mixes + balanced-bottom": _length(10.0, bottom, default)}}
+    _write_runs(tmp_path, "layer_mixes", [run])
+
+    text = _filled(tmp_path, tables.LAYER_MIXES_BEGIN, tables.LAYER_MIXES_END, tables.fill_layer_mixes)
+
+    assert "| layer mixes the inner CV chooses from |" in text
+    assert "| urdu (4) | whisper-tiny.en, 10 s input | default mixes | 79.0 (78.0-80.0) | (first) |" in text
+    # +2.0, +1.0, -1.0 against the default mixes.
+    assert ("| urdu (4) | whisper-tiny.en, 10 s input | default mixes + balanced-bottom | 79.7 (78.0-82.0) | "
+            "+0.7 (-1.0 to +2.0), 2 / 1 |") in text
+    assert "inner CV instead" not in text  # a candidate set's choice is no variant's choice
+
+
 def test_filling_a_readme_without_the_markers_fails_and_names_them(tables, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")

@@ -128,6 +128,31 @@ def test_linear_fit_learns_from_the_informative_layers():
     assert 0.0 <= head.fit_record["inner_ua"] <= 1.0
 
 
+def test_the_bottom_layer_mix_is_a_candidate_only_when_asked_for():
+    from ser_hf.training.linear_probe import DEFAULT_LAYER_MIXES, layer_mixes
+    from ser_hf.training.probe import fit_linear_head
+
+    features, labels, speakers = _layered_problem(seed=2)
+    # The emotion in the lowest layer only, the upper two layers drowned in speaker-independent noise.
+    rng = np.random.default_rng(3)
+    features = features[:, ::-1].copy()
+    features[:, 1:] += 6 * rng.normal(size=features[:, 1:].shape)
+    mixes = layer_mixes(features)
+    assert list(mixes) == ["uniform", "balanced", "balanced-top", "balanced-bottom"]
+    assert mixes["balanced-bottom"][2] == 0 and mixes["balanced-top"][0] == 0  # 3 layers: the middle one in both
+    assert list(layer_mixes(features, ("balanced-bottom", "uniform"))) == ["uniform", "balanced-bottom"]
+    with pytest.raises(SERError, match=r"layer mixes must be some of .*got \['bottom'\]"):
+        layer_mixes(features, ("bottom",))
+    default = fit_linear_head(features, labels, speakers, 3, ProbeSettings(projector_size=4))
+    assert default.fit_record["layer_mix"] in DEFAULT_LAYER_MIXES
+    asked = fit_linear_head(features, labels, speakers, 3,
+                            ProbeSettings(projector_size=4, layer_mixes=(*DEFAULT_LAYER_MIXES, "balanced-bottom")))
+    assert asked.fit_record["layer_mix"] == "balanced-bottom"
+    assert asked.fit_record["inner_ua"] > default.fit_record["inner_ua"]
+    weights = torch.softmax(asked.layer_weights.detach(), dim=0)
+    assert float(weights[2]) == 0.0 and float(weights[:2].sum()) == pytest.approx(1.0)  # the top layer left out
+
+
 def test_linear_fit_folds_exactly_into_the_head():
     from ser_hf.training.linear_probe import fit_linear
 

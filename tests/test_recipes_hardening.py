@@ -158,6 +158,21 @@ def test_speed_copies_outside_the_probe_are_named_as_ignored(tmp_path, caplog):
     assert caplog.text == ""
 
 
+def test_layer_mixes_must_be_known_distinct_names(tmp_path):
+    run = parse_run(_write(tmp_path, "r.yaml", "probe_layer_mixes: [balanced, balanced-bottom]\n"))
+    assert run.probe.settings().layer_mixes == ("balanced", "balanced-bottom")
+    assert parse_run(_write(tmp_path, "r.yaml", "corpus: urdu\n")).probe.settings().layer_mixes == (
+        "uniform", "balanced", "balanced-top")
+    with pytest.raises(SERError, match=r"probe_layer_mixes must name one or more of \['uniform', 'balanced', "
+                                       r"'balanced-top', 'balanced-bottom'\]; got \['balanced', 'bottom'\] "
+                                       r"\(\['bottom'\] unknown\)\. Set in recipe .*r\.yaml"):
+        parse_run(_write(tmp_path, "r.yaml", "probe_layer_mixes: [balanced, bottom]\n"))
+    with pytest.raises(SERError, match=r"probe_layer_mixes must list distinct layer mixes.*Set in the command line"):
+        parse_run(None, ["--probe_layer_mixes", "uniform", "uniform"])
+    with pytest.raises(SERError, match=r"probe_layer_mixes: expected at least one argument"):
+        parse_run(_write(tmp_path, "r.yaml", "probe_layer_mixes: []\n"))
+
+
 def test_non_finite_list_items_are_refused(tmp_path):
     with pytest.raises(SERError, match=r"gain_db must hold finite numbers, got \[-6, -inf\]\. Set in recipe .*r\.yaml"):
         parse_run(_write(tmp_path, "r.yaml", "gain_db: [-6, -.inf]\n"))

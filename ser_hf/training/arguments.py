@@ -37,6 +37,7 @@ from ser_hf.ranges import (
     check_ranges,
 )
 from ser_hf.training.data import Augmentation
+from ser_hf.training.linear_probe import DEFAULT_LAYER_MIXES, LAYER_MIXES
 from ser_hf.training.probe import ProbeSettings
 
 __all__ = ["TRAINING_RANGES", "DataArguments", "ModelArguments", "ProbeArguments", "SERTrainingArguments"]
@@ -106,6 +107,11 @@ class ProbeArguments:
         choices=["linear", "gradient"]))
     probe_inner_folds: int = field(default=4, metadata=_help(
         "Probe, linear fit: speaker-grouped folds of the inner CV that picks the layer mix and ridge strength."))
+    probe_layer_mixes: list[str] | None = field(default=None, metadata=_help(
+        "Probe, linear fit: the layer mixes the inner CV chooses from, of uniform, balanced (each layer over its "
+        "typical scale), balanced-top (the same over the upper half of the layers) and balanced-bottom (over the "
+        "lower half: the more acoustic states, e.g. for speech far from the encoder's training data). Also used by "
+        "head_init: probe. Default: uniform balanced balanced-top."))
     probe_speaker_adaptation: bool = field(default=False, metadata=_help(
         "Probe, linear fit: also fit the speaker-adaptive head (each speaker's offset removed; the inner CV picks "
         "the emotion-mix-aware or the speaker-mean estimator), "
@@ -154,14 +160,22 @@ class ProbeArguments:
 
     def __post_init__(self) -> None:
         check_ranges(self)
-        # A copy list must not repeat itself, and a speed copy at 1.0 would be the clip itself.
+        mixes = self.probe_layer_mixes
+        if mixes is not None and (not mixes or not set(mixes) <= set(LAYER_MIXES)):
+            unknown = [name for name in mixes if name not in LAYER_MIXES]
+            error = SERError(f"probe_layer_mixes must name one or more of {list(LAYER_MIXES)}; got {mixes}"
+                             + (f" ({unknown} unknown)." if unknown else "."))
+            error.field = "probe_layer_mixes"  # so the caller can say where it was set (see ser_hf.ranges)
+            raise error
+        # A list must not repeat itself, and a speed copy at 1.0 would be the clip itself.
         for key, what in (("probe_speed_copies", "speed factors other than 1 (a copy at speed 1 is the clip itself), "
                                                  "e.g. 0.9 1.1"),
-                          ("probe_noise_copies", "SNRs in dB, e.g. 20")):
+                          ("probe_noise_copies", "SNRs in dB, e.g. 20"),
+                          ("probe_layer_mixes", "layer mixes, e.g. balanced balanced-bottom")):
             values = getattr(self, key) or []
             if len(set(values)) < len(values) or (key == "probe_speed_copies" and 1.0 in values):
                 error = SERError(f"{key} must list distinct {what}; got {values}.")
-                error.field = key  # so the caller can say where it was set (see ser_hf.ranges)
+                error.field = key
                 raise error
 
     def settings(self, *, class_weighted: bool = True, seed: int = 0) -> ProbeSettings:
@@ -173,6 +187,7 @@ class ProbeArguments:
         """
         return ProbeSettings(
             fit=self.probe_fit, inner_folds=self.probe_inner_folds, speaker_adaptation=self.probe_speaker_adaptation,
+            layer_mixes=tuple(self.probe_layer_mixes or DEFAULT_LAYER_MIXES),
             speed_copies=tuple(float(f) for f in self.probe_speed_copies or ()),
             noise_copies=tuple(float(snr) for snr in self.probe_noise_copies or ()),
             projector_size=self.probe_projector_size, learning_rate=self.probe_learning_rate,

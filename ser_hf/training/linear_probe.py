@@ -5,9 +5,12 @@ The standard HF head computes ``classifier(projector(sum_l w_l h_l))`` on the fr
 mix ``w`` it is exactly a linear model on the mixed, standardised states. Such a model has a closed-form fit, so
 instead of gradient steps with early stopping on a few validation speakers, this module:
 
-1. builds a few candidate layer mixes: ``uniform``; ``balanced`` (each layer weighted by the inverse of
-   its typical scale, so no layer dominates the sum because its states are larger); ``balanced-top``
-   (the same over the upper half of the layers, where emotion lives in most speech encoders);
+1. builds a few candidate layer mixes (:data:`DEFAULT_LAYER_MIXES`): ``uniform``; ``balanced`` (each layer
+   weighted by the inverse of its typical scale, so no layer dominates the sum because its states are larger);
+   ``balanced-top`` (the same over the upper half of the layers, where emotion lives in most speech encoders);
+   and, where a recipe asks for it (``probe_layer_mixes``), ``balanced-bottom`` (the same over the lower half:
+   the more acoustic states, for speech far from what the encoder learnt, e.g. Urdu through the English-only
+   whisper-tiny.en; not a default: ``benchmarks/layer_mixes.py`` finds it helping some configurations only);
 2. fits class-balanced ridge regression on one-vs-rest targets (+1/-1), every regularisation strength
    of :data:`RIDGE_ALPHAS` at once from one SVD;
 3. picks the mix and strength with the best pooled UA in a speaker-grouped inner CV on the training
@@ -39,7 +42,7 @@ from ser_hf.errors import SERError
 from ser_hf.models.linear_head import head_logits, head_mix, softmax
 
 __all__ = [
-    "RIDGE_ALPHAS", "TEMPERATURES", "LinearFit", "fit_chosen", "fit_linear", "head_logits", "head_mix", "head_tensors",
+    "DEFAULT_LAYER_MIXES", "LAYER_MIXES", "RIDGE_ALPHAS", "TEMPERATURES", "LinearFit", "fit_chosen", "fit_linear", "head_logits", "head_mix", "head_tensors",
     "inner_candidates", "layer_mixes", "load_into_head", "load_tensors_into_head", "ridge_path", "softmax",
 ]
 
@@ -53,15 +56,26 @@ TEMPERATURES = tuple(np.geomspace(0.1, 100.0, 61))
 _ABSENT_LAYER_LOGIT = -1e4
 
 
-def layer_mixes(features: np.ndarray) -> dict[str, np.ndarray]:
-    """Candidate convex layer mixes for ``(clips, layers, hidden)`` features (each sums to 1)."""
+#: Every layer mix a fit can choose from, in the order the inner CV scores them (the first of equal UAs wins).
+LAYER_MIXES = ("uniform", "balanced", "balanced-top", "balanced-bottom")
+#: The mixes the inner CV chooses from unless a recipe names others (``probe_layer_mixes``).
+DEFAULT_LAYER_MIXES = ("uniform", "balanced", "balanced-top")
+
+
+def layer_mixes(features: np.ndarray, names=LAYER_MIXES) -> dict[str, np.ndarray]:
+    """The convex layer mixes ``names`` (of :data:`LAYER_MIXES`, in its order) for ``(clips, layers, hidden)``
+    features, each summing to 1. The top half starts at layer ``layers // 2``, the bottom half ends with it."""
+    unknown = sorted(set(names) - set(LAYER_MIXES))
+    if unknown or not names:
+        raise SERError(f"layer mixes must be some of {list(LAYER_MIXES)}; got {list(names)}.")
     layers = features.shape[1]
     spread = np.sqrt(features.var(axis=0).mean(axis=1)) + 1e-8  # typical scale of each layer
     balanced = 1.0 / spread
-    top = balanced.copy()
+    top, bottom = balanced.copy(), balanced.copy()
     top[: layers // 2] = 0.0
-    mixes = {"uniform": np.ones(layers), "balanced": balanced, "balanced-top": top}
-    return {name: mix / mix.sum() for name, mix in mixes.items()}
+    bottom[(layers + 1) // 2:] = 0.0  # odd counts share the middle layer with the top half
+    mixes = {"uniform": np.ones(layers), "balanced": balanced, "balanced-top": top, "balanced-bottom": bottom}
+    return {name: mixes[name] / mixes[name].sum() for name in LAYER_MIXES if name in names}
 
 
 @dataclass
@@ -156,7 +170,7 @@ def _temperature(scores: np.ndarray, labels: np.ndarray, num_labels: int) -> flo
 
 
 def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: int, *,
-               inner_folds: int = 4, seed: int = 0, copies=()) -> tuple[LinearFit, dict]:
+               inner_folds: int = 4, seed: int = 0, copies=(), mixes=DEFAULT_LAYER_MIXES) -> tuple[LinearFit, dict]:
     """Choose mix and ridge strength by speaker-grouped inner CV, then refit on every clip.
 
     Args:
@@ -170,6 +184,7 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
             ``i`` altered, e.g. played faster: see :meth:`~ser_hf.training.probe.ProbeMethod.training_copies`).
             They are trained on beside their clips, always in the same inner fold, and never scored: the inner
             CV's UA is that of the unaltered held-out clips, as a user's clips are.
+        mixes: The layer mixes to choose from (names of :data:`LAYER_MIXES`).
 
     Returns:
         The fitted :class:`LinearFit` and a record of the choice (mix, alpha, inner UA of every candidate).
@@ -179,7 +194,7 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
     speakers = np.asarray(speakers, dtype=object)
     copies = _check_copies(copies, features)
     folds = _inner_folds(labels, speakers, inner_folds, seed)
-    candidates = inner_candidates(features, labels, num_labels, folds, copies)
+    candidates = inner_candidates(features, labels, num_labels, folds, copies, mixes)
     best_ua, best_mix, best_alpha, best_scores = max(candidates, key=lambda c: c[0])
     fit = fit_chosen(features, labels, num_labels, best_mix, best_alpha, copies=copies)
     fit.temperature = _temperature(best_scores, labels, num_labels)
@@ -190,14 +205,15 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
     return fit, record
 
 
-def inner_candidates(features: np.ndarray, labels: np.ndarray, num_labels: int, folds, copies=()) -> list[tuple]:
-    """Every (layer mix, ridge strength) scored by the inner CV ``folds``: ``(pooled UA, mix name, alpha,
-    out-of-fold scores)`` in mix then alpha order (the first of equal UAs is the one :func:`fit_linear` keeps).
+def inner_candidates(features: np.ndarray, labels: np.ndarray, num_labels: int, folds, copies=(),
+                     mixes=DEFAULT_LAYER_MIXES) -> list[tuple]:
+    """Every (layer mix of ``mixes``, ridge strength) scored by the inner CV ``folds``: ``(pooled UA, mix name,
+    alpha, out-of-fold scores)`` in mix then alpha order (the first of equal UAs is the one :func:`fit_linear` keeps).
 
     ``copies`` join the training rows of their clip's inner fold and are never scored.
     """
     candidates = []
-    for name, mix in layer_mixes(features).items():
+    for name, mix in layer_mixes(features, mixes).items():
         mixed = np.einsum("nlh,l->nh", features, mix)
         mixed_copies = [np.einsum("nlh,l->nh", copy, mix) for copy in copies]
         scores = np.zeros((len(RIDGE_ALPHAS), len(labels), num_labels))

@@ -26,6 +26,7 @@ from torch import nn
 
 from ser_hf.errors import SERError
 from ser_hf.evaluation.metrics.core import confusion_matrix, scores_from_confusion
+from ser_hf.training.linear_probe import DEFAULT_LAYER_MIXES
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +36,14 @@ class ProbeSettings:
     """How the probe head is trained (the HF head's shapes come from ``projector_size``).
 
     ``fit="linear"`` (default) fits the head in closed form (:mod:`ser_hf.training.linear_probe`) and uses
-    only ``projector_size``, ``inner_folds``, ``speaker_adaptation``, ``speed_copies``, ``noise_copies`` and
-    ``seed``;
+    only ``projector_size``, ``inner_folds``, ``layer_mixes``, ``speaker_adaptation``, ``speed_copies``,
+    ``noise_copies`` and ``seed``;
     ``fit="gradient"`` trains it with AdamW and early stopping, using the other fields.
     """
 
     fit: str = "linear"
     inner_folds: int = 4
+    layer_mixes: tuple[str, ...] = DEFAULT_LAYER_MIXES
     speaker_adaptation: bool = False
     speed_copies: tuple[float, ...] = ()
     noise_copies: tuple[float, ...] = ()
@@ -66,8 +68,8 @@ class ProbeSettings:
 
 
 def warm_start_settings(settings: ProbeSettings | None, projector_size: int, seed: int) -> ProbeSettings:
-    """How ``head_init: probe`` fits the head fine-tuning starts from: the run's probe settings (inner folds,
-    training copies; the default ones when None) with the model's projector size, and always the linear fit of one
+    """How ``head_init: probe`` fits the head fine-tuning starts from: the run's probe settings (inner folds, layer
+    mixes, training copies; the default ones when None) with the model's projector size, and always the linear fit of one
     global head (a starting point has no use for the gradient fit or for speaker adaptation)."""
     return dataclasses.replace(settings or ProbeSettings(seed=seed), projector_size=projector_size, fit="linear",
                                speaker_adaptation=False)
@@ -199,7 +201,7 @@ def fit_linear_head(features: np.ndarray, labels: np.ndarray, speakers, num_labe
     _check(features, labels, num_labels)
     head = ProbeHead(features.shape[1], features.shape[2], settings.projector_size, num_labels)
     fit, head.fit_record = fit_linear(features, labels, speakers, num_labels, inner_folds=settings.inner_folds,
-                                      seed=settings.seed, copies=copies)
+                                      seed=settings.seed, copies=copies, mixes=settings.layer_mixes)
     load_into_head(fit, head)
     head.training_log, head.best_epoch = [], None
     return head.eval()
@@ -328,7 +330,7 @@ class ProbeMethod:
             self.adaptive = fit_adaptive_probe(features, labels, speakers, len(self.labels),
                                                projector_size=self.settings.projector_size,
                                                inner_folds=self.settings.inner_folds, seed=self.settings.seed,
-                                               copies=copies)
+                                               copies=copies, mixes=self.settings.layer_mixes)
             self.head = ProbeHead(features.shape[1], features.shape[2], self.settings.projector_size, len(self.labels))
             load_tensors_into_head(self.adaptive.global_head, self.head)
             self.head.fit_record = {**self.adaptive.record["global"], "speaker_adaptation": self.adaptive.record}

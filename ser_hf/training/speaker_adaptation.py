@@ -47,7 +47,7 @@ from ser_hf.models.adaptive_head import (
     speaker_offset,
 )
 from ser_hf.models.linear_head import head_logits
-from ser_hf.training.linear_probe import fit_chosen, fit_linear, head_tensors
+from ser_hf.training.linear_probe import DEFAULT_LAYER_MIXES, fit_chosen, fit_linear, head_tensors
 
 __all__ = [
     "ADAPTATION_RECORD", "ADAPTATION_WEIGHTS", "CHECK_ENROLLMENT_CLIPS", "CHECK_ENROLLMENT_SIZES", "CHECK_MARGIN",
@@ -162,11 +162,13 @@ def _adapted(features, copies, labels, speakers, means, estimator) -> tuple[np.n
 
 def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_labels: int, *,
                        projector_size: int, inner_folds: int = 4, seed: int = 0,
-                       shrinks=SHRINK_CHOICES, estimators=ESTIMATORS, copies=()) -> AdaptiveProbe:
+                       shrinks=SHRINK_CHOICES, estimators=ESTIMATORS, copies=(),
+                       mixes=DEFAULT_LAYER_MIXES) -> AdaptiveProbe:
     """Fit the global head and one adaptive head per offset estimator (each by :func:`fit_linear`'s inner CV).
 
     ``copies`` (altered states of the same clips, e.g. sped up) are trained on beside the clips by every head,
-    as in :func:`fit_linear`; the inner check scores unaltered clips only.
+    as in :func:`fit_linear`; the inner check scores unaltered clips only. Every head chooses its layer mix from
+    ``mixes``.
 
     An inner speaker-grouped CV on the training speakers, enrolling :data:`CHECK_ENROLLMENT_SIZES` random
     clips per held-out speaker, picks the estimator and the enrollment shrinkage (ties: the first of
@@ -178,13 +180,14 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
     speakers = np.asarray(speakers, dtype=object)
     copies = [np.asarray(copy, dtype=np.float64) for copy in copies]
     global_fit, global_record = fit_linear(features, labels, speakers, num_labels, inner_folds=inner_folds, seed=seed,
-                                           copies=copies)
+                                           copies=copies, mixes=mixes)
     means = class_means(features, labels, num_labels)
     adaptive_fits, adaptive_records = {}, {}
     for estimator in estimators:
         adapted, adapted_copies = _adapted(features, copies, labels, speakers, means, estimator)
         adaptive_fits[estimator], adaptive_records[estimator] = fit_linear(
-            adapted, labels, speakers, num_labels, inner_folds=inner_folds, seed=seed, copies=adapted_copies)
+            adapted, labels, speakers, num_labels, inner_folds=inner_folds, seed=seed, copies=adapted_copies,
+            mixes=mixes)
     global_ua, adaptive_uas = _inner_check(features, labels, speakers, num_labels, global_record, adaptive_records,
                                            tuple(shrinks), inner_folds, seed, copies)
     estimator, shrink = max(adaptive_uas, key=adaptive_uas.__getitem__)  # max keeps the first of equals

@@ -44,11 +44,16 @@ NEURAL_SYSTEMS = {"cnn": "CNN on 64 log-mel bands, trained from scratch",
                   "lstm": "BiLSTM on 20 MFCCs + deltas, trained from scratch"}
 
 
+def _input_label(positions: str | int) -> str:
+    """A Whisper input length as the tables name it: '6 s input', or '30 s padding' for 0 (Whisper's own)."""
+    return "30 s padding" if int(positions) == 0 else f"{int(positions) / 50:g} s input"
+
+
 def _system(config: str) -> tuple[str, str]:
     """(corpus, system) from 'corpus:model:positions' (probe) or 'corpus:classifier' (baseline)."""
     parts = config.split(":")
     if len(parts) in (3, 4, 5):
-        cut = "30 s padding" if parts[2] == "0" else f"{int(parts[2]) // 50} s input"
+        cut = _input_label(parts[2])
         if len(parts) >= 4 and parts[3]:  # probe_speed_copies
             cut += ", speed copies " + " and ".join(f"{float(f):g}x" for f in parts[3].split(","))
         if len(parts) == 5:  # probe_noise_copies
@@ -417,7 +422,7 @@ def audio_variants_table(name: str = "probe_audio_variants", first: str = "none"
     runs = [{**run, "corpus": run["config"].split(":")[0], "model": run["config"].split(":")[1]}
             for run in data["results"]["runs"]]
     for run in runs:
-        backbone = f"{run['model']}, {int(run['config'].split(':')[2]) / 50:g} s input"
+        backbone = f"{run['model']}, {_input_label(run['config'].split(':')[2])}"
         for index, (variant, row) in enumerate(run["rows"].items()):
             lines.append(_variant_line(run, variant.removeprefix("none + "), row, index == 0, backbone))
     if not all("inner_cv_choice" in run for run in runs):

@@ -123,6 +123,8 @@ def test_layer_mixes_table_renders_the_candidate_sets_against_the_default(tables
     assert ("| urdu (4) | whisper-tiny.en, 10 s input | default mixes + balanced-bottom | 79.7 (78.0-82.0) | "
             "+0.7 (-1.0 to +2.0), 2 / 1 |") in text
     assert "inner CV instead" not in text  # a candidate set's choice is no variant's choice
+    _write_runs(tmp_path, "layer_mixes", [{**run, "config": "urdu:whisper-tiny.en:0"}])
+    assert "| urdu (4) | whisper-tiny.en, 30 s padding | default mixes |" in tables.fill_layer_mixes(tmp_path / "README.md")
 
 
 def test_filling_a_readme_without_the_markers_fails_and_names_them(tables, tmp_path):

@@ -360,9 +360,10 @@ def test_head_init_from_the_probe_starts_fine_tuning_from_a_fitted_head(assets, 
     run = parse_run(None, ["--corpus", "urdu", "--data_dir", str(assets["corpus"]), "--model_name_or_path",
                            str(assets["whisper"]), "--mode", "finetune", "--head_init", "probe",
                            "--probe_speed_copies", "0.9", "1.1", "--probe_noise_copies", "20", "--probe_inner_folds", "3",
-                           "--output_dir", str(tmp_path)])
+                           "--probe_layer_mixes", "balanced", "balanced-bottom", "--output_dir", str(tmp_path)])
     settings = make_method(run, LABELS).warm_start  # what ser-hf train and cv build
     assert (settings.speed_copies, settings.noise_copies, settings.inner_folds) == ((0.9, 1.1), (20.0,), 3)
+    assert settings.layer_mixes == ("balanced", "balanced-bottom")
     with pytest.raises(SERError, match="head_init: probe needs use_weighted_layer_sum"):
         FinetuneMethod(assets["whisper"], LABELS, ModelOptions(max_source_positions=50),
                        _args(tmp_path, head_init="probe")).init_head_from_probe(split["train"])

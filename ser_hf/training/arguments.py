@@ -250,7 +250,7 @@ class SERTrainingArguments(TrainingArguments):
     head_init: str | None = field(default=None, metadata=_help(
         "Fine-tuning: 'probe' starts from the probe's linear head fitted on the frozen backbone's pooled states "
         "of the training clips (two-stage training; needs use_weighted_layer_sum), with the probe_inner_folds, "
-        "probe_speed_copies and probe_noise_copies of a probe recipe. Partial fine-tuning: the same fit on the pooled "
+        "probe_layer_mixes, probe_speed_copies and probe_noise_copies of a probe recipe. Partial fine-tuning: the same fit on the pooled "
         "states the head starts from. Default: a random head.",
         choices=[None, "probe"]))
     use_lora: bool = field(default=False, metadata=_help(

@@ -126,8 +126,8 @@ class FinetuneMethod:
         preprocessor: Audio cleaning. Its ``max_duration`` becomes a *random* crop in training; evaluation and
             prediction use whole clips.
         warm_start: How ``head_init: probe`` fits its head (:class:`~ser_hf.training.probe.ProbeSettings`; the
-            run's ``probe_inner_folds``, ``probe_speed_copies`` and ``probe_noise_copies``). Default: the default
-            linear probe without copies.
+            run's ``probe_inner_folds``, ``probe_layer_mixes``, ``probe_speed_copies`` and ``probe_noise_copies``).
+            Default: the default linear probe without copies.
 
     Attributes:
         labels: The emotion names, as in ``model.config.id2label``.
@@ -223,7 +223,7 @@ class FinetuneMethod:
 
         The encoder then starts training under a head that already separates the emotions, instead of
         back-propagating a random head's gradients into it during the first epochs. The head is the one the
-        probe recipe would fit (``warm_start``): its inner folds, and its training copies of the clips.
+        probe recipe would fit (``warm_start``): its inner folds, layer mixes and training copies of the clips.
         """
         from ser_hf.models.pooling import pool_waves
         from ser_hf.training.probe import fit_linear_head, load_head_into_model, warm_start_settings

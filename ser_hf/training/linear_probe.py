@@ -42,7 +42,8 @@ from ser_hf.errors import SERError
 from ser_hf.models.linear_head import head_logits, head_mix, softmax
 
 __all__ = [
-    "DEFAULT_LAYER_MIXES", "LAYER_MIXES", "RIDGE_ALPHAS", "TEMPERATURES", "LinearFit", "fit_chosen", "fit_linear", "head_logits", "head_mix", "head_tensors",
+    "DEFAULT_LAYER_MIXES", "LAYER_MIXES", "RIDGE_ALPHAS", "TEMPERATURES", "LinearFit", "fit_chosen", "fit_linear",
+    "head_logits", "head_mix", "head_tensors",
     "inner_candidates", "layer_mixes", "load_into_head", "load_tensors_into_head", "ridge_path", "softmax",
 ]
 

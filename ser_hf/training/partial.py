@@ -197,11 +197,12 @@ class PartialMethod:
             Trainer puts it (the GPU when there is one).
         dtype: Precision of the frozen forward (float32, bfloat16, float16); cached apart from float32.
         warm_start: How ``head_init: probe`` fits the starting head (:class:`~ser_hf.training.probe.ProbeSettings`:
-            the run's ``probe_inner_folds``, ``probe_speed_copies``, ``probe_noise_copies``; copies' layer inputs
-            are cached too). Default: the default linear probe without copies.
+            the run's ``probe_inner_folds``, ``probe_layer_mixes``, ``probe_speed_copies``, ``probe_noise_copies``;
+            copies' layer inputs are cached too). Default: the default linear probe without copies.
 
     Attributes:
-        cache_report: Clips (and training copies) cached, clips computed in this method, seconds spent computing them, bytes on disk.
+        cache_report: Clips (and training copies) cached, clips computed in this method, seconds spent computing
+            them, bytes on disk.
         training_report: Epochs run, training seconds, seconds per epoch, best validation UA.
         trainer: The :class:`PartialTrainer` of the last :meth:`fit`.
 

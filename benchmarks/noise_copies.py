@@ -24,7 +24,6 @@ from probe_layer_mix import cached_states
 from variant_comparison import Variant, compare_variants
 
 from ser_hf.audio import AudioPreprocessor, NoiseAdded
-from ser_hf.training.experiment import make_method
 
 NOISE_SNR_DB = 20.0
 GAIN_DB = (-6.0, 6.0)
@@ -47,7 +46,7 @@ class GainChanged:
 def run_config(spec: str) -> dict:
     start = time.perf_counter()
     data = cached_states(spec)
-    method = make_method(data.run, data.labels, progress=False)
+    method = data.method
 
     def states(preprocessor) -> np.ndarray:
         return np.asarray(method.features(data.dataset["audio"], preprocessor), dtype=np.float64)

@@ -66,7 +66,7 @@ def run_config(spec: str) -> dict:
     corpus_part, model, positions = spec.split(":")
     start = time.perf_counter()
     data = cached_states(f"{spec}:{','.join(f'{factor:g}' for factor in SPEED_FACTORS)}")
-    method = make_method(data.run, data.labels, progress=False)
+    method = data.method
     pitch = [np.asarray(method.features(data.dataset["audio"], PitchShifted(method.base_preprocessor(), steps)),
                         dtype=np.float64) for steps in PITCH_STEPS]
     variants = {

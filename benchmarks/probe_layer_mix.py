@@ -91,8 +91,8 @@ def fit(features: np.ndarray, labels: np.ndarray, speakers: np.ndarray, num_labe
 @dataclass
 class CachedStates:
     """One configuration's cached pooled states ``(clips, layers, hidden)``, labels, speakers and outer folds, the
-    dataset they come from, and the states of its speed-perturbed training copies (none unless the config's fourth
-    field names speed factors)."""
+    dataset they come from, the states of its training copies (none unless the config names speed factors or noise
+    SNRs) and the probe method that computed them (for states of other preprocessing, from the same backbone)."""
 
     run: Any
     labels: list[str]
@@ -103,6 +103,7 @@ class CachedStates:
     dataset: Any = None
     copies: list[np.ndarray] = field(default_factory=list)
     speed_factors: list[float] = field(default_factory=list)
+    method: Any = None
 
 
 def cached_states(spec: str) -> CachedStates:
@@ -117,7 +118,7 @@ def cached_states(spec: str) -> CachedStates:
     return CachedStates(run, labels, features, np.asarray(dataset["label"]),
                         np.asarray(dataset["speaker"], dtype=object),
                         corpus_folds(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed), dataset, copies,
-                        list(method.settings.speed_copies))
+                        list(method.settings.speed_copies), method)
 
 
 def outer_pooled_ua(data: CachedStates, fit_rows: Callable[[np.ndarray], linear_probe.LinearFit]) -> float:

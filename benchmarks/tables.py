@@ -72,7 +72,7 @@ def _finetune_run(data: dict) -> dict:
     accelerator = data["machine"].get("accelerator") or "CPU"
     precision = ", bf16" if settings.get("bf16") else ""
     system = (f"{settings['model_name_or_path']} fine-tuned, lr {float(settings['learning_rate']):g}, "
-              f"{int(settings['max_source_positions']) // 50} s input ({accelerator}{precision})")
+              f"{_input_label(settings['max_source_positions'])} ({accelerator}{precision})")
     return {**result, "config": None, "corpus": settings["corpus"], "system": system}
 
 
@@ -449,7 +449,8 @@ NOISE_COPIES_END = "<!-- noise-copies:end -->"
 
 def fill_noise_copies(readme=README) -> str:
     """Replace the noise-copies table between its markers in README.md; returns it."""
-    return _fill_file(readme, NOISE_COPIES_BEGIN, NOISE_COPIES_END, audio_variants_table("noise_copies", first="the recipe's own copies (first row)"))
+    return _fill_file(readme, NOISE_COPIES_BEGIN, NOISE_COPIES_END,
+                      audio_variants_table("noise_copies", first="the recipe's own copies (first row)"))
 
 
 LAYER_MIXES_BEGIN = ("<!-- layer-mixes:begin (benchmarks/tables.py --readme fills this from "

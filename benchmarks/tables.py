@@ -474,6 +474,38 @@ def fill_speed_copies(readme=README) -> str:
     return _fill_file(readme, SPEED_COPIES_BEGIN, SPEED_COPIES_END, speed_copies_table())
 
 
+CORPUS_BALANCE_BEGIN = ("<!-- corpus-balance:begin (benchmarks/tables.py --readme fills this from "
+                        "benchmarks/results/corpus_balance.json) -->")
+CORPUS_BALANCE_END = "<!-- corpus-balance:end -->"
+
+
+def corpus_balance_table(name: str = "corpus_balance") -> str:
+    """A multi-corpus probe's two fits over several fold assignments (``benchmarks/corpus_balance.py``): pooled UA
+    and each corpus's in-corpus UA, each against the first fit."""
+    data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+    lines = [f"<!-- from benchmarks/results/{name}.json -->",
+             "| corpora (classes) | backbone, input | fit | pooled UA, mean of the fold assignments (range) | "
+             "vs the first fit: mean difference (range), assignments better / worse | in-corpus UA (vs the first fit) |",
+             "|---|---|---|---|---|---|"]
+    for run in data["results"]["runs"]:
+        corpora = " + ".join(run["corpora"])
+        backbone = f"{run['model']}, {_input_label(run['config'].split(':')[2])}"
+        pooled = run["rows"]["pooled"]
+        for index, (fit, row) in enumerate(pooled.items()):
+            line = _variant_line({**run, "corpus": corpora}, fit, row, index == 0, backbone)
+            per_corpus = ", ".join(
+                f"{corpus} {_pct(run['rows'][corpus][fit]['mean'])}"
+                + ("" if index == 0 else f" ({100 * run['rows'][corpus][fit]['difference_to_first']['mean']:+.1f})")
+                for corpus in (*run["corpora"], "mean of corpora"))
+            lines.append(f"{line} {per_corpus} |")
+    return "\n".join(lines)
+
+
+def fill_corpus_balance(readme=README) -> str:
+    """Replace the corpus-balance table between its markers in README.md; returns it."""
+    return _fill_file(readme, CORPUS_BALANCE_BEGIN, CORPUS_BALANCE_END, corpus_balance_table())
+
+
 if __name__ == "__main__":
     if "--readme" in sys.argv[1:]:
         print(fill_readme())
@@ -489,6 +521,8 @@ if __name__ == "__main__":
             print(fill_noise_copies())
         if (RESULTS_DIR / "layer_mixes.json").is_file():
             print(fill_layer_mixes())
+        if (RESULTS_DIR / "corpus_balance.json").is_file():
+            print(fill_corpus_balance())
         sys.exit(0)
     print(accuracy_table("probe_accuracy", "reference_probe", "finetune_accuracy_ravdess8_gpu",
                          "finetune_accuracy_ravdess8_gpu_lr5e-5", "finetune_accuracy_ravdess4_gpu", "baseline_accuracy"))

@@ -127,6 +127,26 @@ def test_layer_mixes_table_renders_the_candidate_sets_against_the_default(tables
     assert "| urdu (4) | whisper-tiny.en, 30 s padding | default mixes |" in tables.fill_layer_mixes(tmp_path / "README.md")
 
 
+def test_corpus_balance_table_renders_pooled_and_in_corpus_ua_against_the_first_fit(tables, tmp_path):
+    fits = ("emotions balanced over all clips", "every corpus counts the same")
+
+    def rows(first, second):
+        return {fits[0]: _length(6.0, first, first), fits[1]: _length(6.0, second, first)}
+
+    run = {"config": "urdu+ravdess/4class:whisper-base:300", "model": "whisper-base", "corpora": ["ravdess", "urdu"],
+           "labels": list("abcd"),
+           "rows": {"pooled": rows([0.73, 0.74], [0.76, 0.75]), "ravdess": rows([0.80, 0.81], [0.79, 0.80]),
+                    "urdu": rows([0.62, 0.63], [0.70, 0.69]), "mean of corpora": rows([0.71, 0.72], [0.745, 0.745])}}
+    _write_runs(tmp_path, "corpus_balance", [run])
+
+    text = _filled(tmp_path, tables.CORPUS_BALANCE_BEGIN, tables.CORPUS_BALANCE_END, tables.fill_corpus_balance)
+
+    assert ("| ravdess + urdu (4) | whisper-base, 6 s input | emotions balanced over all clips | 73.5 (73.0-74.0) | "
+            "(first) | ravdess 80.5, urdu 62.5, mean of corpora 71.5 |") in text
+    assert ("| ravdess + urdu (4) | whisper-base, 6 s input | every corpus counts the same | 75.5 (75.0-76.0) | "
+            "+2.0 (+1.0 to +3.0), 2 / 0 | ravdess 79.5 (-1.0), urdu 69.5 (+7.0), mean of corpora 74.5 (+3.0) |") in text
+
+
 def test_filling_a_readme_without_the_markers_fails_and_names_them(tables, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")

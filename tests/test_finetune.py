@@ -344,6 +344,13 @@ def test_layer_lr_decay_gives_lower_layers_smaller_rates(assets, split, tmp_path
         _args(tmp_path, layer_lr_decay=1.5)
 
 
+def _two_corpora(dataset):
+    """``dataset`` with its speakers split between two corpora, 'a' and 'b'."""
+    speakers = sorted(set(dataset["speaker"]))
+    first = set(speakers[: len(speakers) // 2])
+    return dataset.map(lambda speaker: {"corpus": "a" if speaker in first else "b"}, input_columns="speaker")
+
+
 def test_head_init_from_the_probe_starts_fine_tuning_from_a_fitted_head(assets, split, tmp_path):
     options = ModelOptions(max_source_positions=50, use_weighted_layer_sum=True)
     method = FinetuneMethod(assets["whisper"], LABELS, options, _args(tmp_path, head_init="probe"))
@@ -357,6 +364,11 @@ def test_head_init_from_the_probe_starts_fine_tuning_from_a_fitted_head(assets, 
     copied.init_head_from_probe(split["train"])
     assert copied.head_fit_record["copies"] == 2 and copied.head_fit_record["inner_folds"] <= 2
     assert not torch.equal(method.model.projector.weight, copied.model.projector.weight)  # the linear model lives there
+    # Trained on two corpora, the starting head counts each the same, as the probe does.
+    two = _two_corpora(split["train"])
+    both = FinetuneMethod(assets["whisper"], LABELS, options, _args(tmp_path, head_init="probe"))
+    both.init_head_from_probe(two)
+    assert both.head_fit_record["balanced_corpora"] == ["a", "b"]
     run = parse_run(None, ["--corpus", "urdu", "--data_dir", str(assets["corpus"]), "--model_name_or_path",
                            str(assets["whisper"]), "--mode", "finetune", "--head_init", "probe",
                            "--probe_speed_copies", "0.9", "1.1", "--probe_noise_copies", "20", "--probe_inner_folds", "3",

@@ -123,3 +123,20 @@ def test_train_splits_each_corpus_and_the_card_lists_every_corpus(setup):
     card = (out / "README.md").read_text()
     for text in ("URDU", "RAVDESS", "research use only", "CC BY-NC-SA 4.0", "within each corpus", "- ur\n", "- en\n"):
         assert text in card, text
+
+
+def test_the_probe_on_several_corpora_counts_every_corpus_the_same(setup):
+    from ser_hf.training.experiment import make_method
+
+    _, common = setup
+    run = parse_run(None, [*common, "--probe_inner_folds", "2"])
+    dataset = load_run_dataset(run.data)
+    method = make_method(run, dataset.features["label"].names, progress=False).fit(dataset)
+    assert method.fit_record["balanced_corpora"] == ["ravdess", "urdu"]
+    single = dataset.filter(lambda corpus: corpus == "urdu", input_columns="corpus")
+    method = make_method(run, dataset.features["label"].names, progress=False).fit(single)
+    assert "balanced_corpora" not in method.fit_record  # one corpus: emotions balanced over its clips, as ever
+    run = parse_run(None, [*common, "--probe_inner_folds", "2", "--probe_speaker_adaptation", "true"])
+    adaptive = make_method(run, dataset.features["label"].names, progress=False).fit(dataset).adaptive
+    assert adaptive.record["global"]["balanced_corpora"] == ["ravdess", "urdu"]
+    assert adaptive.record["adaptive"]["balanced_corpora"] == ["ravdess", "urdu"]

@@ -254,4 +254,12 @@ def test_head_init_from_the_probe_trains_on_the_probe_recipes_copies(assets, tmp
     assert (plain.head_fit_record["copies"], copied.head_fit_record["copies"]) == (0, 2)
     assert copied.head_fit_record["inner_folds"] <= 2
     assert copied.cache_report["clips"] == 3 * len(split["train"])  # each clip and its two copies
+    # Trained on two corpora, the starting head counts each the same, as the probe does.
+    speakers = sorted(set(split["train"]["speaker"]))
+    two = split["train"].map(lambda speaker: {"corpus": "a" if speaker in speakers[: len(speakers) // 2] else "b"},
+                             input_columns="speaker")
+    both = _method(assets, tmp_path, "wav2vec2", head_init="probe")
+    both.top = both.build_top()
+    both.init_head_from_probe(two, both.store(two))
+    assert both.head_fit_record["balanced_corpora"] == ["a", "b"]
     assert not torch.equal(plain.top.projector.weight, copied.top.projector.weight)  # the linear model lives there

@@ -166,6 +166,59 @@ def test_linear_fit_folds_exactly_into_the_head():
                                atol=1e-4, rtol=1e-4)
 
 
+def _two_corpora(seed: int = 0, large: int = 400, small: int = 40):
+    """A large corpus whose emotion lies on dimension 0 and a small one whose emotion lies on dimension 1, each
+    corpus's other dimension noise: one linear model can serve both, if the small corpus weighs enough."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for corpus, clips, signal, speakers in (("big", large, 0, 8), ("small", small, 1, 4)):
+        labels = np.arange(clips) % 2
+        features = rng.normal(size=(clips, 1, 2))
+        features[:, 0, signal] = np.where(labels == 1, 1.0, -1.0) + 0.3 * rng.normal(size=clips)
+        who = np.array([f"{corpus}/s{n % speakers}" for n in range(clips)], dtype=object)
+        parts.append((features, labels, who, np.array([corpus] * clips, dtype=object)))
+    return [np.concatenate(arrays) for arrays in zip(*parts)]
+
+
+def test_balanced_weights_give_every_corpus_and_emotion_the_same_total():
+    from ser_hf.training.linear_probe import _balanced_weights
+
+    labels = np.array([0, 0, 0, 1, 0, 1, 1, 1, 1, 1])
+    corpora = np.array(["a"] * 4 + ["b"] * 6, dtype=object)
+    weights = _balanced_weights(labels, 2, corpora)
+    totals = {(c, k): weights[(corpora == c) & (labels == k)].sum() for c in "ab" for k in (0, 1)}
+    assert all(total == pytest.approx(len(labels) / 4) for total in totals.values()), totals
+    np.testing.assert_allclose(_balanced_weights(labels, 2, np.array(["a"] * 10)), _balanced_weights(labels, 2))
+
+
+def test_a_fit_on_several_corpora_counts_every_corpus_the_same():
+    from ser_hf.training.linear_probe import _inner_folds, _pooled_ua, fit_linear, inner_candidates
+
+    features, labels, speakers, corpora = _two_corpora()
+    plain, plain_record = fit_linear(features, labels, speakers, 2)
+    balanced, record = fit_linear(features, labels, speakers, 2, corpora=corpora)
+    assert record["balanced_corpora"] == ["big", "small"] and "balanced_corpora" not in plain_record
+    fresh, fresh_labels, _, fresh_corpora = _two_corpora(seed=1)
+    small = fresh_corpora == "small"
+
+    def small_ua(fit):
+        return _pooled_ua(fresh_labels[small], fit.logits(fresh[small]).argmax(axis=1), 2)
+
+    assert small_ua(balanced) > small_ua(plain) + 0.05  # the small corpus is no longer drowned out
+    # The inner CV scores the mean of the corpora's UAs.
+    folds = _inner_folds(labels, speakers, 4, 0)
+    for ua, _, _, scores in inner_candidates(features, labels, 2, folds, corpora=corpora)[:3]:
+        predicted = scores.argmax(axis=1)
+        assert ua == pytest.approx(np.mean([_pooled_ua(labels[corpora == c], predicted[corpora == c], 2)
+                                            for c in ("big", "small")]))
+    # One corpus named is the plain fit, exactly.
+    one, one_record = fit_linear(features, labels, speakers, 2, corpora=["big"] * len(labels))
+    np.testing.assert_array_equal(one.weight, plain.weight)
+    assert one_record == plain_record
+    with pytest.raises(SERError, match=r"corpora must name the corpus of each of the 440 clips; got 3"):
+        fit_linear(features, labels, speakers, 2, corpora=["big", "small", "big"])
+
+
 def test_ridge_path_falls_back_when_the_fast_svd_does_not_converge(monkeypatch):
     from ser_hf.training import linear_probe
 

@@ -226,7 +226,7 @@ class FinetuneMethod:
         probe recipe would fit (``warm_start``): its inner folds, layer mixes and training copies of the clips.
         """
         from ser_hf.models.pooling import pool_waves
-        from ser_hf.training.probe import fit_linear_head, load_head_into_model, warm_start_settings
+        from ser_hf.training.probe import clip_corpora, fit_linear_head, load_head_into_model, warm_start_settings
 
         if not getattr(self.model.config, "use_weighted_layer_sum", False) or self.args.use_lora:
             raise SERError("head_init: probe needs use_weighted_layer_sum: true (the probe's head mixes every layer) "
@@ -238,7 +238,7 @@ class FinetuneMethod:
         features, *copies = [pool_waves(self.model, self.feature_extractor, [preprocessor(path) for path in paths],
                                         self.args.per_device_eval_batch_size) for preprocessor in preprocessors]
         head = fit_linear_head(features, np.asarray(train["label"]), train["speaker"], len(self.labels), settings,
-                               copies)
+                               copies, clip_corpora(train))
         load_head_into_model(head, self.model)
         self.head_fit_record = head.fit_record
         logger.info("head initialised from the probe: %s", head.fit_record)

@@ -23,6 +23,12 @@ Training copies of the clips (speed-perturbed or noisy ones: ``probe_speed_copie
 the rows every fit trains on, in the same inner fold as their clip, and never the rows that are scored: the inner
 CV's UA is that of unaltered clips, as a user's clips are.
 
+Trained on several corpora at once (``corpus: [urdu, ravdess]``), every corpus counts the same: each (corpus,
+emotion) cell gets the same total weight in the fit, and the inner CV scores the mean of the corpora's pooled UAs.
+Balancing emotions over the pooled clips instead gave the larger corpus more say in the fit and in the choice of
+mix and strength: in the URDU + RAVDESS models it cost URDU 7.0 (whisper-base) and 5.4 (whisper-tiny.en) points of
+in-corpus UA, on average over 5 fold assignments (``benchmarks/corpus_balance.py``).
+
 Ridge was chosen over multinomial logistic regression and shrinkage LDA on the same mixes after a
 comparison on the shared corpora's folds (ridge was as good or better and 10-50x faster to select).
 
@@ -42,8 +48,8 @@ from ser_hf.errors import SERError
 from ser_hf.models.linear_head import head_logits, head_mix, softmax
 
 __all__ = [
-    "DEFAULT_LAYER_MIXES", "LAYER_MIXES", "RIDGE_ALPHAS", "TEMPERATURES", "LinearFit", "fit_chosen", "fit_linear",
-    "head_logits", "head_mix", "head_tensors",
+    "DEFAULT_LAYER_MIXES", "LAYER_MIXES", "RIDGE_ALPHAS", "TEMPERATURES", "LinearFit", "corpora_to_balance",
+    "fit_chosen", "fit_linear", "head_logits", "head_mix", "head_tensors",
     "inner_candidates", "layer_mixes", "load_into_head", "load_tensors_into_head", "ridge_path", "softmax",
 ]
 
@@ -95,19 +101,40 @@ class LinearFit:
         return self.temperature * (z @ self.weight.T + self.bias)
 
 
-def _balanced_weights(labels: np.ndarray, num_labels: int) -> np.ndarray:
-    counts = np.bincount(labels, minlength=num_labels).astype(np.float64)
-    present = counts > 0
-    return len(labels) / (present.sum() * counts[labels])
+def _balanced_weights(labels: np.ndarray, num_labels: int, corpora: np.ndarray | None = None) -> np.ndarray:
+    """Sample weights giving every emotion (of every corpus, when ``corpora`` names each clip's) the same total,
+    summing to the number of clips."""
+    cells = labels if corpora is None else np.unique(corpora, return_inverse=True)[1] * num_labels + labels
+    counts = np.bincount(cells).astype(np.float64)
+    return len(labels) / (np.count_nonzero(counts) * counts[cells])
 
 
-def ridge_path(z: np.ndarray, labels: np.ndarray, num_labels: int, alphas=RIDGE_ALPHAS):
+def corpora_to_balance(corpora, clips: int) -> np.ndarray | None:
+    """Each clip's corpus as an array, or None when the clips come from one corpus (or none is named)."""
+    if corpora is None:
+        return None
+    corpora = np.asarray(corpora, dtype=object)
+    if corpora.shape != (clips,):
+        raise SERError(f"linear probe: corpora must name the corpus of each of the {clips} clips; got "
+                       f"{corpora.shape[0] if corpora.ndim else 'one value'}.")
+    return corpora if len(set(corpora.tolist())) > 1 else None
+
+
+def _inner_ua(labels: np.ndarray, predictions: np.ndarray, num_labels: int, corpora: np.ndarray | None) -> float:
+    """What the inner CV maximises: the pooled UA, or the mean of the corpora's pooled UAs."""
+    if corpora is None:
+        return _pooled_ua(labels, predictions, num_labels)
+    return float(np.mean([_pooled_ua(labels[corpora == corpus], predictions[corpora == corpus], num_labels)
+                          for corpus in sorted(set(corpora.tolist()))]))
+
+
+def ridge_path(z: np.ndarray, labels: np.ndarray, num_labels: int, alphas=RIDGE_ALPHAS, corpora=None):
     """Class-balanced ridge on +1/-1 targets for every alpha: a list of ``(weight, bias)``.
 
     The intercept is not penalised (features are centred with the sample weights first); one SVD
-    serves every alpha.
+    serves every alpha. With ``corpora`` (each row's corpus), every (corpus, emotion) cell weighs the same.
     """
-    sample = _balanced_weights(labels, num_labels)
+    sample = _balanced_weights(labels, num_labels, corpora)
     targets = np.where(np.eye(num_labels)[labels] > 0, 1.0, -1.0)
     total = sample.sum()
     z_mean = sample @ z / total
@@ -156,9 +183,9 @@ def _inner_folds(labels: np.ndarray, speakers: np.ndarray, folds: int, seed: int
     return list(splitter.split(np.zeros(len(labels)), labels))
 
 
-def _temperature(scores: np.ndarray, labels: np.ndarray, num_labels: int) -> float:
+def _temperature(scores: np.ndarray, labels: np.ndarray, num_labels: int, corpora=None) -> float:
     """The softmax temperature with the lowest class-balanced log loss on out-of-fold scores."""
-    weights = _balanced_weights(labels, num_labels)
+    weights = _balanced_weights(labels, num_labels, corpora)
     best, best_loss = 1.0, np.inf
     for temperature in TEMPERATURES:
         logits = temperature * scores
@@ -171,7 +198,8 @@ def _temperature(scores: np.ndarray, labels: np.ndarray, num_labels: int) -> flo
 
 
 def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: int, *,
-               inner_folds: int = 4, seed: int = 0, copies=(), mixes=DEFAULT_LAYER_MIXES) -> tuple[LinearFit, dict]:
+               inner_folds: int = 4, seed: int = 0, copies=(), mixes=DEFAULT_LAYER_MIXES,
+               corpora=None) -> tuple[LinearFit, dict]:
     """Choose mix and ridge strength by speaker-grouped inner CV, then refit on every clip.
 
     Args:
@@ -186,6 +214,8 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
             They are trained on beside their clips, always in the same inner fold, and never scored: the inner
             CV's UA is that of the unaltered held-out clips, as a user's clips are.
         mixes: The layer mixes to choose from (names of :data:`LAYER_MIXES`).
+        corpora: The corpus of every clip, or None. Clips of several corpora make every corpus count the same
+            (see the module docstring): in the fit's weights and in the inner CV's score.
 
     Returns:
         The fitted :class:`LinearFit` and a record of the choice (mix, alpha, inner UA of every candidate).
@@ -194,25 +224,29 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
     labels = np.asarray(labels, dtype=np.int64)
     speakers = np.asarray(speakers, dtype=object)
     copies = _check_copies(copies, features)
+    corpora = corpora_to_balance(corpora, len(labels))
     folds = _inner_folds(labels, speakers, inner_folds, seed)
-    candidates = inner_candidates(features, labels, num_labels, folds, copies, mixes)
+    candidates = inner_candidates(features, labels, num_labels, folds, copies, mixes, corpora)
     best_ua, best_mix, best_alpha, best_scores = max(candidates, key=lambda c: c[0])
-    fit = fit_chosen(features, labels, num_labels, best_mix, best_alpha, copies=copies)
-    fit.temperature = _temperature(best_scores, labels, num_labels)
+    fit = fit_chosen(features, labels, num_labels, best_mix, best_alpha, copies=copies, corpora=corpora)
+    fit.temperature = _temperature(best_scores, labels, num_labels, corpora)
     record = {"fit": "linear", "layer_mix": best_mix, "ridge_alpha": best_alpha, "inner_ua": round(best_ua, 4),
               "temperature": round(fit.temperature, 4), "inner_folds": len(folds), "copies": len(copies),
+              **({"balanced_corpora": sorted(set(corpora.tolist()))} if corpora is not None else {}),
               "candidates": [{"layer_mix": n, "ridge_alpha": a, "inner_ua": round(u, 4)} for u, n, a, _ in candidates]}
     logger.info("linear probe: mix %s, alpha %g, inner UA %.4f", best_mix, best_alpha, best_ua)
     return fit, record
 
 
 def inner_candidates(features: np.ndarray, labels: np.ndarray, num_labels: int, folds, copies=(),
-                     mixes=DEFAULT_LAYER_MIXES) -> list[tuple]:
+                     mixes=DEFAULT_LAYER_MIXES, corpora=None) -> list[tuple]:
     """Every (layer mix of ``mixes``, ridge strength) scored by the inner CV ``folds``: ``(pooled UA, mix name,
     alpha, out-of-fold scores)`` in mix then alpha order (the first of equal UAs is the one :func:`fit_linear` keeps).
 
-    ``copies`` join the training rows of their clip's inner fold and are never scored.
+    ``copies`` join the training rows of their clip's inner fold and are never scored. With ``corpora`` (several
+    corpora, see :func:`fit_linear`) the UA is the mean of the corpora's pooled UAs.
     """
+    corpora = corpora_to_balance(corpora, len(labels))
     candidates = []
     for name, mix in layer_mixes(features, mixes).items():
         mixed = np.einsum("nlh,l->nh", features, mix)
@@ -221,28 +255,32 @@ def inner_candidates(features: np.ndarray, labels: np.ndarray, num_labels: int, 
         for train, held_out in folds:
             trained = np.concatenate([mixed[train], *(copy[train] for copy in mixed_copies)])
             mean, scale = _standardise(trained)
-            path = ridge_path((trained - mean) / scale, np.tile(labels[train], 1 + len(copies)), num_labels)
+            path = ridge_path((trained - mean) / scale, np.tile(labels[train], 1 + len(copies)), num_labels,
+                              corpora=None if corpora is None else np.tile(corpora[train], 1 + len(copies)))
             z = (mixed[held_out] - mean) / scale
             for index, (weight, bias) in enumerate(path):
                 scores[index, held_out] = z @ weight.T + bias
         for index, alpha in enumerate(RIDGE_ALPHAS):
-            candidates.append((_pooled_ua(labels, scores[index].argmax(axis=1), num_labels), name, alpha,
+            candidates.append((_inner_ua(labels, scores[index].argmax(axis=1), num_labels, corpora), name, alpha,
                                scores[index]))
     return candidates
 
 
 def fit_chosen(features: np.ndarray, labels: np.ndarray, num_labels: int, mix_name: str, alpha: float,
-               copies=()) -> LinearFit:
-    """Refit a chosen mix and ridge strength on every clip and its ``copies`` (temperature 1).
+               copies=(), corpora=None) -> LinearFit:
+    """Refit a chosen mix and ridge strength on every clip and its ``copies`` (temperature 1; ``corpora`` as in
+    :func:`fit_linear`).
 
     The mix is built from the clips' own states, so copies change the weights, never which layers are mixed.
     """
     copies = _check_copies(copies, features)
+    corpora = corpora_to_balance(corpora, len(labels))
     mix = layer_mixes(features)[mix_name]
     mixed = np.einsum("nlh,l->nh", np.concatenate([features, *copies]), mix)
     mean, scale = _standardise(mixed)
     ((weight, bias),) = ridge_path((mixed - mean) / scale, np.tile(labels, 1 + len(copies)), num_labels,
-                                   alphas=(alpha,))
+                                   alphas=(alpha,),
+                                   corpora=None if corpora is None else np.tile(corpora, 1 + len(copies)))
     return LinearFit(mix, mean, scale, weight, bias)
 
 

@@ -374,14 +374,14 @@ class PartialMethod:
     def init_head_from_probe(self, train: datasets.Dataset, store) -> None:
         """``head_init: probe``: the probe's linear head, fitted on the pooled states the head starts from (and on
         those of the probe recipe's training copies of the clips, ``warm_start``)."""
-        from ser_hf.training.probe import fit_linear_head, warm_start_settings
+        from ser_hf.training.probe import clip_corpora, fit_linear_head, warm_start_settings
 
         settings = warm_start_settings(self.warm_start, self.top.projector.out_features, self.args.seed)
         stores = [store, *(self.store(train, copy) for copy, _ in settings.copy_preprocessors(self.preprocessor))]
         features, *copies = [self._batched(train["audio"], states, lambda batch: self.top.pooled_features(**batch))
                              for states in stores]
         head = fit_linear_head(features, np.asarray(train["label"]), train["speaker"], len(self.labels), settings,
-                               copies)
+                               copies, clip_corpora(train))
         state = head.folded_state()
         with torch.no_grad():
             for name in ("projector.weight", "projector.bias", "classifier.weight", "classifier.bias"):

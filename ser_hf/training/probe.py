@@ -190,10 +190,19 @@ def train_probe(
     return head.eval()
 
 
+def clip_corpora(*parts) -> np.ndarray | None:
+    """The ``corpus`` of every clip of the dataset ``parts``, in order (None when a part has no such column): what
+    lets a fit on several corpora count each the same (see :func:`~ser_hf.training.linear_probe.fit_linear`)."""
+    if not all("corpus" in part.column_names for part in parts):
+        return None
+    return np.concatenate([np.asarray(part["corpus"], dtype=object) for part in parts])
+
+
 def fit_linear_head(features: np.ndarray, labels: np.ndarray, speakers, num_labels: int,
-                    settings: ProbeSettings | None = None, copies=()) -> ProbeHead:
+                    settings: ProbeSettings | None = None, copies=(), corpora=None) -> ProbeHead:
     """The head holding :func:`ser_hf.training.linear_probe.fit_linear` (its choice in ``head.fit_record``);
-    ``copies`` are altered states of the same clips it also trains on (see ``fit_linear``)."""
+    ``copies`` are altered states of the same clips it also trains on, ``corpora`` the clips' corpora (see
+    ``fit_linear``)."""
     from ser_hf.training.linear_probe import fit_linear, load_into_head
 
     settings = settings or ProbeSettings()
@@ -201,7 +210,7 @@ def fit_linear_head(features: np.ndarray, labels: np.ndarray, speakers, num_labe
     _check(features, labels, num_labels)
     head = ProbeHead(features.shape[1], features.shape[2], settings.projector_size, num_labels)
     fit, head.fit_record = fit_linear(features, labels, speakers, num_labels, inner_folds=settings.inner_folds,
-                                      seed=settings.seed, copies=copies, mixes=settings.layer_mixes)
+                                      seed=settings.seed, copies=copies, mixes=settings.layer_mixes, corpora=corpora)
     load_into_head(fit, head)
     head.training_log, head.best_epoch = [], None
     return head.eval()
@@ -320,8 +329,10 @@ class ProbeMethod:
             labels = np.concatenate([np.asarray(part["label"]) for part in parts])
             speakers = np.concatenate([np.asarray(part["speaker"], dtype=object) for part in parts])
             copies = [np.concatenate(states) for states in zip(*(self.training_copies(part["audio"]) for part in parts))]
+            corpora = clip_corpora(*parts)
             if not self.settings.speaker_adaptation:
-                self.head = fit_linear_head(features, labels, speakers, len(self.labels), self.settings, copies)
+                self.head = fit_linear_head(features, labels, speakers, len(self.labels), self.settings, copies,
+                                            corpora)
                 return self
             from ser_hf.training.linear_probe import load_tensors_into_head
             from ser_hf.training.speaker_adaptation import fit_adaptive_probe
@@ -330,7 +341,7 @@ class ProbeMethod:
             self.adaptive = fit_adaptive_probe(features, labels, speakers, len(self.labels),
                                                projector_size=self.settings.projector_size,
                                                inner_folds=self.settings.inner_folds, seed=self.settings.seed,
-                                               copies=copies, mixes=self.settings.layer_mixes)
+                                               copies=copies, mixes=self.settings.layer_mixes, corpora=corpora)
             self.head = ProbeHead(features.shape[1], features.shape[2], self.settings.projector_size, len(self.labels))
             load_tensors_into_head(self.adaptive.global_head, self.head)
             self.head.fit_record = {**self.adaptive.record["global"], "speaker_adaptation": self.adaptive.record}

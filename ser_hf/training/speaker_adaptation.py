@@ -47,7 +47,13 @@ from ser_hf.models.adaptive_head import (
     speaker_offset,
 )
 from ser_hf.models.linear_head import head_logits
-from ser_hf.training.linear_probe import DEFAULT_LAYER_MIXES, fit_chosen, fit_linear, head_tensors
+from ser_hf.training.linear_probe import (
+    DEFAULT_LAYER_MIXES,
+    corpora_to_balance,
+    fit_chosen,
+    fit_linear,
+    head_tensors,
+)
 
 __all__ = [
     "ADAPTATION_RECORD", "ADAPTATION_WEIGHTS", "CHECK_ENROLLMENT_CLIPS", "CHECK_ENROLLMENT_SIZES", "CHECK_MARGIN",
@@ -94,39 +100,44 @@ CHECK_ENROLLMENT_SIZES = (3, CHECK_ENROLLMENT_CLIPS)
 CHECK_MARGIN = 0.01
 
 
-def _refit(features, labels, num_labels, record, copies=()) -> dict[str, np.ndarray]:
+def _refit(features, labels, num_labels, record, copies=(), corpora=None) -> dict[str, np.ndarray]:
     """The head of an earlier choice (mix, strength and temperature) refitted on other clips (and their copies).
 
     The temperature matters here: enrollment weighs class means by the posteriors, and untempered
     ridge scores give near-uniform posteriors, which would turn the offset into the plain speaker mean.
     """
-    fit = fit_chosen(features, labels, num_labels, record["layer_mix"], record["ridge_alpha"], copies=copies)
+    fit = fit_chosen(features, labels, num_labels, record["layer_mix"], record["ridge_alpha"], copies=copies,
+                     corpora=corpora)
     fit.temperature = record["temperature"]
     return head_tensors(fit, num_labels)
 
 
 def _inner_check(features, labels, speakers, num_labels, global_record, adaptive_records, shrinks, inner_folds,
-                 seed, copies=()) -> tuple[float, dict[tuple[str, float], float]]:
+                 seed, copies=(), corpora=None) -> tuple[float, dict[tuple[str, float], float]]:
     """Inner speaker-grouped CV on the training speakers: the global head's pooled UA, and that of every
     (estimator, enrollment shrinkage) pair, each the mean over :data:`CHECK_ENROLLMENT_SIZES` random
     enrollment clips per held-out speaker (the same clips for every pair; the global head scores the same
-    clips as the adaptive ones)."""
-    from ser_hf.training.linear_probe import _inner_folds, _pooled_ua
+    clips as the adaptive ones). With ``corpora`` (several), UAs and fits count every corpus the same, as
+    :func:`~ser_hf.training.linear_probe.fit_linear` does."""
+    from ser_hf.training.linear_probe import _inner_folds, _inner_ua
 
     rng = np.random.default_rng(seed)
     choices = [(estimator, shrink) for estimator in adaptive_records for shrink in shrinks]
     references = {size: [] for size in CHECK_ENROLLMENT_SIZES}
+    scored_corpora = {size: [] for size in CHECK_ENROLLMENT_SIZES}
     global_pred = {size: [] for size in CHECK_ENROLLMENT_SIZES}
     adaptive_pred = {(choice, size): [] for choice in choices for size in CHECK_ENROLLMENT_SIZES}
     for train, held_out in _inner_folds(labels, speakers, inner_folds, seed):
         means = class_means(features[train], labels[train], num_labels)
+        train_corpora = None if corpora is None else corpora[train]
         global_head = _refit(features[train], labels[train], num_labels, global_record,
-                             [copy[train] for copy in copies])
+                             [copy[train] for copy in copies], train_corpora)
         adaptive_heads = {}
         for estimator, record in adaptive_records.items():
             adapted, adapted_copies = _adapted(features[train], [copy[train] for copy in copies], labels[train],
                                                speakers[train], means, estimator)
-            adaptive_heads[estimator] = _refit(adapted, labels[train], num_labels, record, adapted_copies)
+            adaptive_heads[estimator] = _refit(adapted, labels[train], num_labels, record, adapted_copies,
+                                               train_corpora)
         for speaker in np.unique(speakers[held_out]):
             rows = held_out[speakers[held_out] == speaker]
             order = rng.permutation(rows)
@@ -134,6 +145,7 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
                 enrolled = order[:size]
                 scored = np.setdiff1d(rows, enrolled) if len(rows) > size else rows
                 references[size].append(labels[scored])
+                scored_corpora[size].append(np.zeros(len(scored), dtype=object) if corpora is None else corpora[scored])
                 global_pred[size].append(head_logits(global_head, features[scored]).argmax(axis=1))
                 for estimator, shrink in choices:
                     if len(enrolled) < MIN_ENROLLMENT_CLIPS:
@@ -145,7 +157,8 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
                     adaptive_pred[(estimator, shrink), size].append(predicted)
 
     def mean_ua(predictions_by_size) -> float:
-        return float(np.mean([_pooled_ua(np.concatenate(references[size]), np.concatenate(predictions), num_labels)
+        return float(np.mean([_inner_ua(np.concatenate(references[size]), np.concatenate(predictions), num_labels,
+                                        None if corpora is None else np.concatenate(scored_corpora[size]))
                               for size, predictions in predictions_by_size.items()]))
 
     return (mean_ua(global_pred),
@@ -163,12 +176,12 @@ def _adapted(features, copies, labels, speakers, means, estimator) -> tuple[np.n
 def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_labels: int, *,
                        projector_size: int, inner_folds: int = 4, seed: int = 0,
                        shrinks=SHRINK_CHOICES, estimators=ESTIMATORS, copies=(),
-                       mixes=DEFAULT_LAYER_MIXES) -> AdaptiveProbe:
+                       mixes=DEFAULT_LAYER_MIXES, corpora=None) -> AdaptiveProbe:
     """Fit the global head and one adaptive head per offset estimator (each by :func:`fit_linear`'s inner CV).
 
     ``copies`` (altered states of the same clips, e.g. sped up) are trained on beside the clips by every head,
     as in :func:`fit_linear`; the inner check scores unaltered clips only. Every head chooses its layer mix from
-    ``mixes``.
+    ``mixes``. ``corpora`` (each clip's corpus) makes every corpus count the same, in every fit and in the check.
 
     An inner speaker-grouped CV on the training speakers, enrolling :data:`CHECK_ENROLLMENT_SIZES` random
     clips per held-out speaker, picks the estimator and the enrollment shrinkage (ties: the first of
@@ -179,17 +192,18 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
     labels = np.asarray(labels, dtype=np.int64)
     speakers = np.asarray(speakers, dtype=object)
     copies = [np.asarray(copy, dtype=np.float64) for copy in copies]
+    corpora = corpora_to_balance(corpora, len(labels))
     global_fit, global_record = fit_linear(features, labels, speakers, num_labels, inner_folds=inner_folds, seed=seed,
-                                           copies=copies, mixes=mixes)
+                                           copies=copies, mixes=mixes, corpora=corpora)
     means = class_means(features, labels, num_labels)
     adaptive_fits, adaptive_records = {}, {}
     for estimator in estimators:
         adapted, adapted_copies = _adapted(features, copies, labels, speakers, means, estimator)
         adaptive_fits[estimator], adaptive_records[estimator] = fit_linear(
             adapted, labels, speakers, num_labels, inner_folds=inner_folds, seed=seed, copies=adapted_copies,
-            mixes=mixes)
+            mixes=mixes, corpora=corpora)
     global_ua, adaptive_uas = _inner_check(features, labels, speakers, num_labels, global_record, adaptive_records,
-                                           tuple(shrinks), inner_folds, seed, copies)
+                                           tuple(shrinks), inner_folds, seed, copies, corpora)
     estimator, shrink = max(adaptive_uas, key=adaptive_uas.__getitem__)  # max keeps the first of equals
     adaptive_ua = adaptive_uas[estimator, shrink]
     best_by_estimator = {name: max(ua for (other, _), ua in adaptive_uas.items() if other == name)

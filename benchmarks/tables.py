@@ -49,16 +49,23 @@ def _input_label(positions: str | int) -> str:
     return "30 s padding" if int(positions) == 0 else f"{int(positions) / 50:g} s input"
 
 
+def _probe_input(config: str) -> str:
+    """What a probe config ('corpus:model:positions[:speed factors[:noise SNRs]]') learns from: '6 s input, speed
+    copies 0.9x and 1.1x, noise copies at 20 dB SNR'."""
+    parts = config.split(":")
+    cut = _input_label(parts[2])
+    if len(parts) >= 4 and parts[3]:  # probe_speed_copies
+        cut += ", speed copies " + " and ".join(f"{float(f):g}x" for f in parts[3].split(","))
+    if len(parts) == 5:  # probe_noise_copies
+        cut += ", noise copies at " + " and ".join(f"{float(snr):g} dB SNR" for snr in parts[4].split(","))
+    return cut
+
+
 def _system(config: str) -> tuple[str, str]:
     """(corpus, system) from 'corpus:model:positions' (probe) or 'corpus:classifier' (baseline)."""
     parts = config.split(":")
     if len(parts) in (3, 4, 5):
-        cut = _input_label(parts[2])
-        if len(parts) >= 4 and parts[3]:  # probe_speed_copies
-            cut += ", speed copies " + " and ".join(f"{float(f):g}x" for f in parts[3].split(","))
-        if len(parts) == 5:  # probe_noise_copies
-            cut += ", noise copies at " + " and ".join(f"{float(snr):g} dB SNR" for snr in parts[4].split(","))
-        return parts[0], f"{parts[1]} probe, {cut}"
+        return parts[0], f"{parts[1]} probe, {_probe_input(config)}"
     if parts[1] in NEURAL_SYSTEMS:
         return parts[0], NEURAL_SYSTEMS[parts[1]]
     return parts[0], f"librosa features + {parts[1]}"
@@ -489,7 +496,7 @@ def corpus_balance_table(name: str = "corpus_balance") -> str:
              "|---|---|---|---|---|---|"]
     for run in data["results"]["runs"]:
         corpora = " + ".join(run["corpora"])
-        backbone = f"{run['model']}, {_input_label(run['config'].split(':')[2])}"
+        backbone = f"{run['model']}, {_probe_input(run['config'])}"
         pooled = run["rows"]["pooled"]
         for index, (fit, row) in enumerate(pooled.items()):
             line = _variant_line({**run, "corpus": corpora}, fit, row, index == 0, backbone)

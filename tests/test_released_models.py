@@ -634,6 +634,10 @@ def test_shipped_card_is_what_the_renderer_makes_from_the_committed_record(name,
             f"cards again with `python benchmarks/release_models.py --cards` and commit them")
     card = (spec.folder / "README.md").read_text()
     assert f"- ser-hf {record['ser_hf_version']}" in card and record["input_length"]["decision"] in card
+    # How the head was fitted: a model of several corpora counts each the same.
+    several = len(spec.corpora) > 1
+    assert ("every corpus and emotion weighing the same" in card) is several
+    assert ("class-balanced, mix and strength" in card) is not several
 
 
 @pytest.fixture(scope="module")

@@ -324,8 +324,11 @@ def _release_protocol(record: Mapping[str, Any], titles: Sequence[str]) -> str:
     data = record.get("data", {})
     scores = record.get("scores", {})
     fit = ((record.get("training", {}).get("method") or {}).get("settings") or {}).get("fit")
-    how = {"linear": " by the probe's closed-form linear fit (class-balanced ridge regression on a mix of the "
-                     "encoder's layers, mix and strength chosen by speaker-grouped inner cross-validation)",
+    balance = ("every corpus and emotion weighing the same, mix and strength chosen by speaker-grouped inner "
+               "cross-validation on the mean of the corpora's UAs" if len(titles) > 1 else
+               "class-balanced, mix and strength chosen by speaker-grouped inner cross-validation")
+    how = {"linear": f" by the probe's closed-form linear fit (ridge regression on a mix of the encoder's layers, "
+                     f"{balance})",
            "gradient": " by gradient steps on the pooled states"}.get(fit, "")
     return (
         f"The shipped head was trained on every clip of {' and '.join(titles)} ({data.get('clips', '?')} clips, "

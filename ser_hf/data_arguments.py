@@ -39,7 +39,8 @@ class DataArguments:
     corpus: str = field(default="synthetic", metadata=help_metadata(
         "Corpus name (urdu, ravdess, emodb, crema_d, tess, savee, iemocap, folder, manifest, synthetic), or several "
         "comma-separated (e.g. 'urdu,ravdess'; a YAML list in a recipe) for one model trained on all of them: "
-        "speakers are prefixed by their corpus and folds are taken within each corpus."))
+        "speakers are prefixed by their corpus, folds are taken within each corpus, and the probe's linear fit "
+        "counts every corpus the same."))
     data_dir: str | None = field(default=None, metadata=help_metadata(
         "Folder holding the corpus (a manifest file for 'manifest'); 'synthetic' generates one if empty. With "
         "several corpora, one folder per corpus, comma-separated in the same order (or a YAML list)."))

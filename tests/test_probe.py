@@ -217,6 +217,12 @@ def test_a_fit_on_several_corpora_counts_every_corpus_the_same():
     assert one_record == plain_record
     with pytest.raises(SERError, match=r"corpora must name the corpus of each of the 440 clips; got 3"):
         fit_linear(features, labels, speakers, 2, corpora=["big", "small", "big"])
+    # A dataset's corpus column may hold None or numbers: they name corpora too, and give the same fit.
+    for names in ([None, "x"], [0, 1]):
+        other, other_record = fit_linear(features, labels, speakers, 2,
+                                         corpora=np.where(corpora == "big", names[0], names[1]))
+        np.testing.assert_array_equal(other.weight, balanced.weight)
+        assert other_record["balanced_corpora"] == sorted(str(name) for name in names)
 
 
 def test_ridge_path_falls_back_when_the_fast_svd_does_not_converge(monkeypatch):

@@ -104,7 +104,8 @@ class LinearFit:
 def _balanced_weights(labels: np.ndarray, num_labels: int, corpora: np.ndarray | None = None) -> np.ndarray:
     """Sample weights giving every emotion (of every corpus, when ``corpora`` names each clip's) the same total,
     summing to the number of clips."""
-    cells = labels if corpora is None else np.unique(corpora, return_inverse=True)[1] * num_labels + labels
+    cells = labels if corpora is None else \
+        np.unique(np.asarray(corpora).astype(str), return_inverse=True)[1].reshape(-1) * num_labels + labels
     counts = np.bincount(cells).astype(np.float64)
     return len(labels) / (np.count_nonzero(counts) * counts[cells])
 
@@ -117,6 +118,7 @@ def corpora_to_balance(corpora, clips: int) -> np.ndarray | None:
     if corpora.shape != (clips,):
         raise SERError(f"linear probe: corpora must name the corpus of each of the {clips} clips; got "
                        f"{corpora.shape[0] if corpora.ndim else 'one value'}.")
+    corpora = np.array([str(corpus) for corpus in corpora], dtype=object)  # None or numbers are names too
     return corpora if len(set(corpora.tolist())) > 1 else None
 
 

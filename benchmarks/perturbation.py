@@ -8,7 +8,9 @@ condition; the script checks that no evaluated speaker was in training. None of 
 used this way: each was trained on every RAVDESS (and URDU) actor.
 
 It evaluates twice: the first pass fills the prediction cache (an empty one under a temporary folder), the
-second reads it, and both wall times are recorded with the machine's load average.
+second reads it, and both wall times are recorded with the machine's load average. Then it fits the same recipe
+without its training copies (``probe_speed_copies`` and ``probe_noise_copies`` emptied) and scores it on the same
+clips and conditions, so the table says what the copies buy under each condition.
 
     .venv/bin/python benchmarks/perturbation.py                 # writes benchmarks/results/perturbation.json
     .venv/bin/python benchmarks/perturbation.py --readme        # fills README.md's table from that file only
@@ -35,13 +37,18 @@ BEGIN = "<!-- perturbation:begin (benchmarks/perturbation.py --readme fills this
 END = "<!-- perturbation:end -->"
 
 
-def fit_fold_one(recipe: Path, emotions: str | None, out: Path) -> tuple[Path, list[str], list[str]]:
-    """Fit the recipe on the actors outside fold 1, as `ser-hf cv` does; save it with its record and test report."""
+#: What fits the recipe without its training copies.
+WITHOUT_COPIES = {"probe_speed_copies": [], "probe_noise_copies": []}
+
+
+def fit_fold_one(recipe: Path, emotions: str | None, out: Path, **overrides) -> tuple[Path, list[str], list[str]]:
+    """Fit the recipe (with any ``overrides`` of its keys) on the actors outside fold 1, as `ser-hf cv` does; save it
+    with its record and test report."""
     from ser_hf.splits import add_validation, select_fold
     from ser_hf.training.experiment import _evaluate, load_run_dataset, make_method, run_folds
     from ser_hf.training.recipes import parse_run
 
-    run = parse_run(recipe, data_dir=str(SHARED_DATA / "ravdess"), emotions=emotions, output_dir=str(out))
+    run = parse_run(recipe, data_dir=str(SHARED_DATA / "ravdess"), emotions=emotions, output_dir=str(out), **overrides)
     dataset = load_run_dataset(run.data)
     fold = run_folds(run, dataset)[0]
     if run.data.validation_size > 0:
@@ -84,6 +91,10 @@ def run_benchmark(recipe: Path, emotions: str | None, spec: str) -> dict:
     if again.robustness["conditions"] != report.robustness["conditions"]:
         raise SystemExit("the cached rerun scored differently")
     held_out = json.loads((checkpoint / "eval" / "report.json").read_text())
+    plain, plain_tested, _ = fit_fold_one(recipe, emotions, work / "model-without-copies", **WITHOUT_COPIES)
+    without, _ = evaluate(plain, emotions, spec, work / "cache", work / "eval-without-copies")
+    if plain_tested != tested or without.num_samples != report.num_samples:
+        raise SystemExit("the recipe without copies was scored on other clips")
     return {
         "recipe": str(recipe.relative_to(RESULTS_DIR.parents[1])), "emotions": emotions or "all",
         "protocol": "fit on RAVDESS actors outside fold 1 (as ser-hf cv's first fold), evaluated on fold 1's actors",
@@ -95,6 +106,7 @@ def run_benchmark(recipe: Path, emotions: str | None, spec: str) -> dict:
                     "evaluate_cached": round(cached, 1)},
         "predictions": {"computed_first_pass": report.robustness["cache"]["predictions_computed"],
                         "reused_second_pass": again.robustness["cache"]["predictions_reused"]},
+        "without_copies": {"overrides": WITHOUT_COPIES, "rows": without.robustness["conditions"]},
     }
 
 
@@ -106,16 +118,23 @@ def readme_table(name: str = "perturbation") -> str:
     """The README's table, from the result file alone."""
     data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
     result = data["results"]
+    without = {row["condition"]: row for row in (result.get("without_copies") or {}).get("rows", [])}
     lines = [f"<!-- from benchmarks/results/{name}.json ({data['date']}) -->",
-             "| condition | what | UA [95% CI] | WA | macro-F1 | UA change vs clean [95% CI] |", "|---|---|---|---|---|---|"]
+             "| condition | what | UA [95% CI] | WA | macro-F1 | UA change vs clean [95% CI] |"
+             + (" without the recipe's training copies: UA (change vs clean) |" if without else ""),
+             "|---|---|---|---|---|---|" + ("---|" if without else "")]
     for row in result["rows"]:
         low, high = row["confidence_interval"]
         change = "" if row["condition"] == "clean" else (
             f"{100 * row['ua_change']:+.1f} [{100 * row['ua_change_interval'][0]:+.1f}, "
             f"{100 * row['ua_change_interval'][1]:+.1f}]")
+        plain = without.get(row["condition"])
+        plain_cell = "" if not without else (" n/a |" if plain is None else (
+            f" {_pct(plain['unweighted_accuracy'])}"
+            + ("" if row["condition"] == "clean" else f" ({100 * plain['ua_change']:+.1f})") + " |"))
         lines.append(f"| `{row['condition']}` | {row['description']} | {_pct(row['unweighted_accuracy'])} "
                      f"[{_pct(low)}-{_pct(high)}] | {_pct(row['weighted_accuracy'])} | {_pct(row['macro_f1'])} | "
-                     f"{change} |")
+                     f"{change} |{plain_cell}")
     seconds, load = result["seconds"], data["machine"]["load_average"]
     lines += ["", f"{result['num_samples']} clips of actors {', '.join(result['test_speakers'])} "
               f"({len(result['labels'])} classes), {result['recipe']} fitted on the other "

@@ -147,6 +147,35 @@ def test_corpus_balance_table_renders_pooled_and_in_corpus_ua_against_the_first_
             "+2.0 (+1.0 to +3.0), 2 / 0 | ravdess 79.5 (-1.0), urdu 69.5 (+7.0), mean of corpora 74.5 (+3.0) |") in text
 
 
+def test_perturbation_table_puts_the_recipe_without_its_copies_beside_it(tables, tmp_path):
+    sys.modules.pop("perturbation", None)
+    import perturbation
+
+    def row(condition, ua, change):
+        return {"condition": condition, "description": condition, "unweighted_accuracy": ua, "weighted_accuracy": ua,
+                "macro_f1": ua, "confidence_interval": [ua - 0.05, ua + 0.05], "ua_change": change,
+                "ua_change_interval": [change - 0.02, change + 0.02]}
+
+    result = {"rows": [row("clean", 0.80, 0.0), row("noise:snr=20", 0.70, -0.10)], "labels": list("abcd"),
+              "num_samples": 240, "test_speakers": ["01", "02"], "training_speakers": ["03"] * 20,
+              "recipe": "recipes/ravdess/whisper-tiny.en-probe.yaml", "seconds": {"evaluate_uncached": 700,
+                                                                                  "evaluate_cached": 2},
+              "predictions": {"computed_first_pass": 480},
+              "without_copies": {"rows": [row("clean", 0.78, 0.0), row("noise:snr=20", 0.50, -0.28)]}}
+    (tmp_path / "results").mkdir(exist_ok=True)
+    (tmp_path / "results" / "perturbation.json").write_text(json.dumps(
+        {"date": "today", "machine": {"load_average": [1.0], "cpu_count": 2}, "results": result}))
+    text = perturbation.readme_table()
+    assert "| without the recipe's training copies: UA (change vs clean) |" in text
+    assert "| `clean` | clean | 80.0 [75.0-85.0] | 80.0 | 80.0 |  | 78.0 |" in text
+    assert "| `noise:snr=20` | noise:snr=20 | 70.0 [65.0-75.0] | 70.0 | 70.0 | -10.0 [-12.0, -8.0] | 50.0 (-28.0) |" in text
+    del result["without_copies"]  # an older result file: no such column
+    (tmp_path / "results" / "perturbation.json").write_text(json.dumps(
+        {"date": "today", "machine": {"load_average": [1.0], "cpu_count": 2}, "results": result}))
+    assert "without the recipe" not in perturbation.readme_table()
+    sys.modules.pop("perturbation", None)
+
+
 def test_filling_a_readme_without_the_markers_fails_and_names_them(tables, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")

@@ -125,6 +125,7 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
     choices = [(estimator, shrink) for estimator in adaptive_records for shrink in shrinks]
     references = {size: [] for size in CHECK_ENROLLMENT_SIZES}
     scored_corpora = {size: [] for size in CHECK_ENROLLMENT_SIZES}
+    clip_corpora = np.zeros(len(labels), dtype=object) if corpora is None else corpora  # one corpus: the pooled UA
     global_pred = {size: [] for size in CHECK_ENROLLMENT_SIZES}
     adaptive_pred = {(choice, size): [] for choice in choices for size in CHECK_ENROLLMENT_SIZES}
     for train, held_out in _inner_folds(labels, speakers, inner_folds, seed):
@@ -145,7 +146,7 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
                 enrolled = order[:size]
                 scored = np.setdiff1d(rows, enrolled) if len(rows) > size else rows
                 references[size].append(labels[scored])
-                scored_corpora[size].append(np.zeros(len(scored), dtype=object) if corpora is None else corpora[scored])
+                scored_corpora[size].append(clip_corpora[scored])
                 global_pred[size].append(head_logits(global_head, features[scored]).argmax(axis=1))
                 for estimator, shrink in choices:
                     if len(enrolled) < MIN_ENROLLMENT_CLIPS:
@@ -158,7 +159,7 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
 
     def mean_ua(predictions_by_size) -> float:
         return float(np.mean([_inner_ua(np.concatenate(references[size]), np.concatenate(predictions), num_labels,
-                                        None if corpora is None else np.concatenate(scored_corpora[size]))
+                                        np.concatenate(scored_corpora[size]))
                               for size, predictions in predictions_by_size.items()]))
 
     return (mean_ua(global_pred),

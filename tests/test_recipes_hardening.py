@@ -143,6 +143,29 @@ def test_speed_copies_must_be_distinct_and_not_the_clip_itself(tmp_path):
         parse_run(_write(tmp_path, "r.yaml", "probe_noise_copies: [20, 20]\n"))
 
 
+def test_a_recipes_copies_can_be_turned_off_with_none(tmp_path):
+    recipe = _write(tmp_path, "r.yaml", "mode: probe\nprobe_speed_copies: [0.9, 1.1]\nprobe_noise_copies: [20]\n")
+
+    def copies(*overrides, **values):
+        run = parse_run(recipe, list(overrides), **values)
+        return run.probe.probe_speed_copies, run.probe.probe_noise_copies
+
+    assert copies() == ([0.9, 1.1], [20.0])
+    assert copies("--probe_speed_copies", "none") == (None, [20.0])
+    assert copies("--probe_speed_copies=None", "--probe_noise_copies", "NONE") == (None, None)
+    assert copies(probe_noise_copies=[]) == ([0.9, 1.1], None)  # an empty list in Python or YAML: off
+    assert copies(probe_speed_copies="none") == (None, [20.0])
+    assert copies("--probe_speed_copies", "none", "--probe_speed_copies", "0.8") == ([0.8], [20.0])  # the last wins
+    assert copies("--probe_speed_copies", "0.8", "--probe_speed_copies", "none") == (None, [20.0])
+    assert parse_run(_write(tmp_path, "e.yaml", "probe_noise_copies: []\n")).probe.probe_noise_copies is None
+    assert parse_run(recipe, ["--probe_speed_copies", "none"]).probe.settings().speed_copies == ()
+    with pytest.raises(SERError, match=r"probe_speed_copies: 'none' turns it off and stands alone; got \['none', "
+                                       r"'0\.9'\]"):
+        copies("--probe_speed_copies", "none", "0.9")
+    with pytest.raises(SERError, match=r"probe_layer_mixes: expected at least one argument"):  # it cannot be off
+        parse_run(recipe, probe_layer_mixes=[])
+
+
 def test_speed_copies_outside_the_probe_are_named_as_ignored(tmp_path, caplog):
     recipe = _write(tmp_path, "r.yaml", "mode: probe\nprobe_speed_copies: [0.9, 1.1]\nprobe_noise_copies: [20]\n")
     with caplog.at_level("WARNING", logger="ser_hf.training.recipes"):

@@ -227,6 +227,39 @@ def _list_item(value: Any) -> str:
 COMMA_SEPARATED_KEYS = frozenset({"corpus", "data_dir", "emotions", "lora_target_modules"})
 
 
+#: List settings a recipe may turn on that the command line (or a keyword, or an empty YAML list) can turn off
+#: again: ``--probe_speed_copies none``.
+CLEARABLE_KEYS = frozenset({"probe_speed_copies", "probe_noise_copies"})
+NONE = "none"
+
+
+def _cleared(argv: list[str]) -> list[str]:
+    """``argv`` without any clearable list whose last setting is ``none`` (it falls back to its default: off).
+
+    A flag's values are the items after it up to the next ``--flag`` (``--key=value`` holds its own)."""
+    segments: list[list[str]] = []
+    for item in argv:
+        if item.startswith("--") or not segments:
+            segments.append([item])
+        else:
+            segments[-1].append(item)
+
+    def values(segment: list[str]) -> list[str]:
+        head, _, inline = segment[0].partition("=")
+        return ([inline] if "=" in segment[0] else []) + segment[1:]
+
+    last = {_flag_key(segment[0]): segment for segment in segments if _flag_key(segment[0]) in CLEARABLE_KEYS}
+    for key, segment in last.items():
+        given = [value.lower() for value in values(segment)]
+        if NONE in given and given != [NONE]:
+            raise SERError(f"{key}: '{NONE}' turns it off and stands alone; got {values(segment)}. Give either "
+                           f"'{NONE}' or the values.")
+    # A clearable key keeps only its last setting (the one that wins), and none at all when that says 'none'.
+    kept = [segment for segment in segments if _flag_key(segment[0]) not in last or (
+        segment is last[_flag_key(segment[0])] and [v.lower() for v in values(segment)] != [NONE])]
+    return [item for segment in kept for item in segment]
+
+
 def _joined(key: str, value: list) -> str:
     items = [_text(item) for item in value]
     if any("," in item for item in items):
@@ -242,6 +275,8 @@ def _as_flags(values: dict[str, Any]) -> list[str]:
             continue  # YAML null: keep the default
         if isinstance(value, list) and key in COMMA_SEPARATED_KEYS:
             flags.append(f"--{key}={_joined(key, value)}")
+        elif key in CLEARABLE_KEYS and value in ([], NONE):
+            flags += [f"--{key}", NONE]  # an empty list turns the setting off
         elif isinstance(value, list):
             flags += [f"--{key}", *map(_list_item, value)]
         else:
@@ -280,7 +315,7 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
         unknown = sorted(set(mapping) - valid_keys())
         if unknown:
             raise _unknown_key_error(unknown, source)
-    argv = _as_flags(from_file) + list(overrides) + _as_flags(values)
+    argv = _cleared(_as_flags(from_file) + list(overrides) + _as_flags(values))
     # exit_on_error=False: a bad value raises ArgumentError (answered below) instead of exiting the process.
     parser = HfArgumentParser(ARGUMENT_GROUPS, exit_on_error=False)
     parser.allow_abbrev = False  # a typo like --num_fold must not silently mean --num_folds

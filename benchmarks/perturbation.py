@@ -14,6 +14,8 @@ clips and conditions, so the table says what the copies buy under each condition
 
     .venv/bin/python benchmarks/perturbation.py                 # writes benchmarks/results/perturbation.json
     .venv/bin/python benchmarks/perturbation.py --readme        # fills README.md's table from that file only
+    .venv/bin/python benchmarks/perturbation.py --recipe recipes/ravdess/whisper-base-probe.yaml --emotions 4class \
+        --name perturbation_whisper_base_4class                 # another recipe, into another file
 """
 
 from __future__ import annotations
@@ -37,18 +39,29 @@ BEGIN = "<!-- perturbation:begin (benchmarks/perturbation.py --readme fills this
 END = "<!-- perturbation:end -->"
 
 
-#: What fits the recipe without its training copies.
-WITHOUT_COPIES = {"probe_speed_copies": [], "probe_noise_copies": []}
+#: The recipe keys of its training copies, left out for the comparison.
+COPY_KEYS = ("probe_speed_copies", "probe_noise_copies")
 
 
-def fit_fold_one(recipe: Path, emotions: str | None, out: Path, **overrides) -> tuple[Path, list[str], list[str]]:
-    """Fit the recipe (with any ``overrides`` of its keys) on the actors outside fold 1, as `ser-hf cv` does; save it
-    with its record and test report."""
+def without_copies(recipe: Path, folder: Path) -> Path:
+    """A copy of ``recipe`` without its training copies (a recipe's list cannot be emptied by an override)."""
+    import yaml
+
+    from ser_hf.training.recipes import read_recipe
+
+    folder.mkdir(parents=True, exist_ok=True)
+    plain = folder / recipe.name
+    plain.write_text(yaml.safe_dump({k: v for k, v in read_recipe(recipe).items() if k not in COPY_KEYS}))
+    return plain
+
+
+def fit_fold_one(recipe: Path, emotions: str | None, out: Path) -> tuple[Path, list[str], list[str]]:
+    """Fit the recipe on the actors outside fold 1, as `ser-hf cv` does; save it with its record and test report."""
     from ser_hf.splits import add_validation, select_fold
     from ser_hf.training.experiment import _evaluate, load_run_dataset, make_method, run_folds
     from ser_hf.training.recipes import parse_run
 
-    run = parse_run(recipe, data_dir=str(SHARED_DATA / "ravdess"), emotions=emotions, output_dir=str(out), **overrides)
+    run = parse_run(recipe, data_dir=str(SHARED_DATA / "ravdess"), emotions=emotions, output_dir=str(out))
     dataset = load_run_dataset(run.data)
     fold = run_folds(run, dataset)[0]
     if run.data.validation_size > 0:
@@ -77,6 +90,8 @@ def evaluate(checkpoint: Path, emotions: str | None, spec: str, cache: Path, out
 def run_benchmark(recipe: Path, emotions: str | None, spec: str) -> dict:
     import torch
 
+    from ser_hf.training.recipes import read_recipe
+
     work = Path(tempfile.mkdtemp(prefix="ser_hf_perturbation_"))
     start = time.perf_counter()
     checkpoint, tested, seen = fit_fold_one(recipe, emotions, work / "model")
@@ -91,7 +106,8 @@ def run_benchmark(recipe: Path, emotions: str | None, spec: str) -> dict:
     if again.robustness["conditions"] != report.robustness["conditions"]:
         raise SystemExit("the cached rerun scored differently")
     held_out = json.loads((checkpoint / "eval" / "report.json").read_text())
-    plain, plain_tested, _ = fit_fold_one(recipe, emotions, work / "model-without-copies", **WITHOUT_COPIES)
+    plain, plain_tested, _ = fit_fold_one(without_copies(recipe, work / "recipe"), emotions,
+                                          work / "model-without-copies")
     without, _ = evaluate(plain, emotions, spec, work / "cache", work / "eval-without-copies")
     if plain_tested != tested or without.num_samples != report.num_samples:
         raise SystemExit("the recipe without copies was scored on other clips")
@@ -106,7 +122,8 @@ def run_benchmark(recipe: Path, emotions: str | None, spec: str) -> dict:
                     "evaluate_cached": round(cached, 1)},
         "predictions": {"computed_first_pass": report.robustness["cache"]["predictions_computed"],
                         "reused_second_pass": again.robustness["cache"]["predictions_reused"]},
-        "without_copies": {"overrides": WITHOUT_COPIES, "rows": without.robustness["conditions"]},
+        "without_copies": {"left_out": {key: read_recipe(recipe).get(key) for key in COPY_KEYS},
+                           "rows": without.robustness["conditions"]},
     }
 
 
@@ -161,13 +178,15 @@ def main() -> None:
     parser.add_argument("--recipe", type=Path, default=RECIPE)
     parser.add_argument("--emotions", default=None, help="e.g. 4class (default: every RAVDESS emotion)")
     parser.add_argument("--perturb", default=CONDITIONS)
+    parser.add_argument("--name", default="perturbation",
+                        help="result file (benchmarks/results/NAME.json); README.md's table is the default one's")
     parser.add_argument("--readme", action="store_true", help="only fill README.md from the result file")
     args = parser.parse_args()
     if args.readme:
         print(fill_readme())
         return
-    write_result("perturbation", run_benchmark(args.recipe.resolve(), args.emotions, args.perturb))
-    print(readme_table())
+    write_result(args.name, run_benchmark(args.recipe.resolve(), args.emotions, args.perturb))
+    print(readme_table(args.name))
 
 
 if __name__ == "__main__":

@@ -106,13 +106,14 @@ class ReleaseSpec:
         speed_copies: Speed factors of the training copies its head also learns from (``probe_speed_copies``;
             empty: none). The RAVDESS-only model uses its corpus's probe recipe's 0.9x and 1.1x (they gain on
             RAVDESS 8-class and the training speakers' inner CV picks them in every fold:
-            ``benchmarks/results/speed_copies.json``); the URDU + RAVDESS models none (copies cost URDU alone
-            about a point in the same file, and ``benchmarks/results/accuracy.json`` scores the
-            combined models with them).
+            ``benchmarks/results/speed_copies.json``); the URDU + RAVDESS models none (with every corpus counting
+            the same, speed copies cost both backbones over 5 fold assignments: ``corpus_balance.json``).
         noise_copies: SNRs (dB) of the noisy training copies its head also learns from (``probe_noise_copies``;
             empty: none). The RAVDESS-only model uses its corpus's probe recipe's 20 dB
-            (``benchmarks/results/noise_copies.json``); the models with URDU none (noise copies cost URDU alone
-            in the same file).
+            (``benchmarks/results/noise_copies.json``); so does ``emotion-whisper-base`` (URDU + RAVDESS: +1.1
+            pooled UA over 5 fold assignments, RAVDESS +2.1, URDU -1.0, ``corpus_balance.json``); the
+            whisper-tiny.en models none (they cost URDU alone 1.6 in ``noise_copies.json``, and the URDU + RAVDESS
+            one 0.3 pooled in ``corpus_balance.json``).
     """
 
     name: str
@@ -154,6 +155,7 @@ RELEASES: dict[str, ReleaseSpec] = {
             summary="4 emotions (neutral, happy, sad, angry) from URDU + RAVDESS; Whisper base, 6 s input",
             licence="cc-by-nc-sa-4.0",
             licence_note=f"{_NON_COMMERCIAL}; URDU is for research use only, as its authors state.",
+            noise_copies=(20.0,),
         ),
         ReleaseSpec(
             name="emotion-whisper-base-ravdess8",

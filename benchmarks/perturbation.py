@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS_DIR, SHARED_DATA, write_result
+from common import RESULTS_DIR, SHARED_DATA, parse_overrides, write_result
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -39,29 +39,19 @@ BEGIN = "<!-- perturbation:begin (benchmarks/perturbation.py --readme fills this
 END = "<!-- perturbation:end -->"
 
 
-#: The recipe keys of its training copies, left out for the comparison.
-COPY_KEYS = ("probe_speed_copies", "probe_noise_copies")
+#: The recipe's training copies, turned off for the comparison.
+WITHOUT_COPIES = {"probe_speed_copies": "none", "probe_noise_copies": "none"}
 
 
-def without_copies(recipe: Path, folder: Path) -> Path:
-    """A copy of ``recipe`` without its training copies (a recipe's list cannot be emptied by an override)."""
-    import yaml
-
-    from ser_hf.training.recipes import read_recipe
-
-    folder.mkdir(parents=True, exist_ok=True)
-    plain = folder / recipe.name
-    plain.write_text(yaml.safe_dump({k: v for k, v in read_recipe(recipe).items() if k not in COPY_KEYS}))
-    return plain
-
-
-def fit_fold_one(recipe: Path, emotions: str | None, out: Path) -> tuple[Path, list[str], list[str]]:
-    """Fit the recipe on the actors outside fold 1, as `ser-hf cv` does; save it with its record and test report."""
+def fit_fold_one(recipe: Path, emotions: str | None, out: Path, **overrides) -> tuple[Path, list[str], list[str]]:
+    """Fit the recipe (with ``overrides`` of its keys) on the actors outside fold 1, as `ser-hf cv` does; save it
+    with its record and test report."""
     from ser_hf.splits import add_validation, select_fold
     from ser_hf.training.experiment import _evaluate, load_run_dataset, make_method, run_folds
     from ser_hf.training.recipes import parse_run
 
-    run = parse_run(recipe, data_dir=str(SHARED_DATA / "ravdess"), emotions=emotions, output_dir=str(out))
+    run = parse_run(recipe, data_dir=str(SHARED_DATA / "ravdess"), emotions=emotions, output_dir=str(out),
+                    **overrides)
     dataset = load_run_dataset(run.data)
     fold = run_folds(run, dataset)[0]
     if run.data.validation_size > 0:
@@ -87,14 +77,16 @@ def evaluate(checkpoint: Path, emotions: str | None, spec: str, cache: Path, out
     return report, time.perf_counter() - start
 
 
-def run_benchmark(recipe: Path, emotions: str | None, spec: str) -> dict:
+def run_benchmark(recipe: Path, emotions: str | None, spec: str, overrides: dict | None = None) -> dict:
     import torch
 
-    from ser_hf.training.recipes import read_recipe
+    from ser_hf.training.recipes import parse_run
 
+    overrides = overrides or {}
+    fitted = parse_run(recipe, **overrides)  # what the recipe's copies are, to record what the comparison leaves out
     work = Path(tempfile.mkdtemp(prefix="ser_hf_perturbation_"))
     start = time.perf_counter()
-    checkpoint, tested, seen = fit_fold_one(recipe, emotions, work / "model")
+    checkpoint, tested, seen = fit_fold_one(recipe, emotions, work / "model", **overrides)
     fit_seconds = time.perf_counter() - start
     if set(tested) & set(seen):
         raise SystemExit(f"speakers both trained on and tested: {sorted(set(tested) & set(seen))}")
@@ -106,13 +98,14 @@ def run_benchmark(recipe: Path, emotions: str | None, spec: str) -> dict:
     if again.robustness["conditions"] != report.robustness["conditions"]:
         raise SystemExit("the cached rerun scored differently")
     held_out = json.loads((checkpoint / "eval" / "report.json").read_text())
-    plain, plain_tested, _ = fit_fold_one(without_copies(recipe, work / "recipe"), emotions,
-                                          work / "model-without-copies")
+    plain, plain_tested, _ = fit_fold_one(recipe, emotions, work / "model-without-copies",
+                                          **{**overrides, **WITHOUT_COPIES})
     without, _ = evaluate(plain, emotions, spec, work / "cache", work / "eval-without-copies")
     if plain_tested != tested or without.num_samples != report.num_samples:
         raise SystemExit("the recipe without copies was scored on other clips")
     return {
         "recipe": str(recipe.relative_to(RESULTS_DIR.parents[1])), "emotions": emotions or "all",
+        "overrides": overrides,
         "protocol": "fit on RAVDESS actors outside fold 1 (as ser-hf cv's first fold), evaluated on fold 1's actors",
         "test_speakers": tested, "training_speakers": seen, "perturb": spec, "seed": report.robustness["seed"],
         "labels": report.labels, "num_samples": report.num_samples, "torch_threads": torch.get_num_threads(),
@@ -122,7 +115,7 @@ def run_benchmark(recipe: Path, emotions: str | None, spec: str) -> dict:
                     "evaluate_cached": round(cached, 1)},
         "predictions": {"computed_first_pass": report.robustness["cache"]["predictions_computed"],
                         "reused_second_pass": again.robustness["cache"]["predictions_reused"]},
-        "without_copies": {"left_out": {key: read_recipe(recipe).get(key) for key in COPY_KEYS},
+        "without_copies": {"left_out": {key: getattr(fitted.probe, key) for key in WITHOUT_COPIES},
                            "rows": without.robustness["conditions"]},
     }
 
@@ -153,8 +146,9 @@ def readme_table(name: str = "perturbation") -> str:
                      f"[{_pct(low)}-{_pct(high)}] | {_pct(row['weighted_accuracy'])} | {_pct(row['macro_f1'])} | "
                      f"{change} |{plain_cell}")
     seconds, load = result["seconds"], data["machine"]["load_average"]
+    changed = "".join(f" with {key}: {value}" for key, value in (result.get("overrides") or {}).items())
     lines += ["", f"{result['num_samples']} clips of actors {', '.join(result['test_speakers'])} "
-              f"({len(result['labels'])} classes), {result['recipe']} fitted on the other "
+              f"({len(result['labels'])} classes), {result['recipe']}{changed} fitted on the other "
               f"{len(result['training_speakers'])} actors; 95% intervals resample whole actors (the change: paired). "
               f"Scoring the clips clean and under {len(result['rows']) - 1} conditions "
               f"({result['predictions']['computed_first_pass']} predictions) took {seconds['evaluate_uncached']:.0f} s with an empty "
@@ -178,6 +172,8 @@ def main() -> None:
     parser.add_argument("--recipe", type=Path, default=RECIPE)
     parser.add_argument("--emotions", default=None, help="e.g. 4class (default: every RAVDESS emotion)")
     parser.add_argument("--perturb", default=CONDITIONS)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe value (repeatable), e.g. probe_speed_copies=none")
     parser.add_argument("--name", default="perturbation",
                         help="result file (benchmarks/results/NAME.json); README.md's table is the default one's")
     parser.add_argument("--readme", action="store_true", help="only fill README.md from the result file")
@@ -185,7 +181,8 @@ def main() -> None:
     if args.readme:
         print(fill_readme())
         return
-    write_result(args.name, run_benchmark(args.recipe.resolve(), args.emotions, args.perturb))
+    write_result(args.name, run_benchmark(args.recipe.resolve(), args.emotions, args.perturb,
+                                          parse_overrides(args.overrides)))
     print(readme_table(args.name))
 
 

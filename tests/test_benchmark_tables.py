@@ -169,6 +169,11 @@ def test_perturbation_table_puts_the_recipe_without_its_copies_beside_it(tables,
     assert "| without the recipe's training copies: UA (change vs clean) |" in text
     assert "| `clean` | clean | 80.0 [75.0-85.0] | 80.0 | 80.0 |  | 78.0 |" in text
     assert "| `noise:snr=20` | noise:snr=20 | 70.0 [65.0-75.0] | 70.0 | 70.0 | -10.0 [-12.0, -8.0] | 50.0 (-28.0) |" in text
+    assert "whisper-tiny.en-probe.yaml fitted on the other" in text
+    result["overrides"] = {"probe_speed_copies": "none"}  # --set probe_speed_copies=none
+    (tmp_path / "results" / "perturbation.json").write_text(json.dumps(
+        {"date": "today", "machine": {"load_average": [1.0], "cpu_count": 2}, "results": result}))
+    assert "whisper-tiny.en-probe.yaml with probe_speed_copies: none fitted on the other" in perturbation.readme_table()
     del result["without_copies"]  # an older result file: no such column
     (tmp_path / "results" / "perturbation.json").write_text(json.dumps(
         {"date": "today", "machine": {"load_average": [1.0], "cpu_count": 2}, "results": result}))

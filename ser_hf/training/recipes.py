@@ -245,18 +245,22 @@ def _cleared(argv: list[str]) -> list[str]:
             segments[-1].append(item)
 
     def values(segment: list[str]) -> list[str]:
-        head, _, inline = segment[0].partition("=")
-        return ([inline] if "=" in segment[0] else []) + segment[1:]
+        _, equals, inline = segment[0].partition("=")
+        return ([inline] if equals else []) + segment[1:]
 
     last = {_flag_key(segment[0]): segment for segment in segments if _flag_key(segment[0]) in CLEARABLE_KEYS}
+    off = set()
     for key, segment in last.items():
         given = [value.lower() for value in values(segment)]
         if NONE in given and given != [NONE]:
             raise SERError(f"{key}: '{NONE}' turns it off and stands alone; got {values(segment)}. Give either "
                            f"'{NONE}' or the values.")
+        if given == [NONE]:
+            off.add(key)
     # A clearable key keeps only its last setting (the one that wins), and none at all when that says 'none'.
-    kept = [segment for segment in segments if _flag_key(segment[0]) not in last or (
-        segment is last[_flag_key(segment[0])] and [v.lower() for v in values(segment)] != [NONE])]
+    kept = [segment for segment in segments
+            if _flag_key(segment[0]) not in last or (segment is last[_flag_key(segment[0])] and
+                                                     _flag_key(segment[0]) not in off)]
     return [item for segment in kept for item in segment]
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from accuracy import multi_corpus_run
@@ -45,51 +47,76 @@ def _scores(references, predictions, corpora, corpus_names, num_labels) -> dict[
             "mean of corpora": float(np.mean(list(per_corpus.values())))}
 
 
-def run_config(spec: str) -> dict:
+@dataclass
+class MultiCorpusStates:
+    """A multi-corpus config's cached states, labels, speakers and corpora, its dataset and run, and the probe
+    settings of its recipe."""
+
+    run: Any
+    dataset: Any
+    settings: Any
+    labels: list[str]
+    features: np.ndarray
+    copies: list[np.ndarray]
+    classes: np.ndarray
+    speakers: np.ndarray
+    corpora: np.ndarray
+
+
+def linear_predictions(data: MultiCorpusStates, variant: str, fold) -> tuple[np.ndarray, dict]:
+    """The linear fit of ``variant`` on the fold's training speakers: test predictions and the fit's choice."""
+    train = np.concatenate([fold.train, fold.validation])
+    settings = data.settings
+    fit, record = linear_probe.fit_linear(
+        data.features[train], data.classes[train], data.speakers[train], len(data.labels), seed=settings.seed,
+        inner_folds=settings.inner_folds, mixes=settings.layer_mixes,
+        copies=[] if variant == WITHOUT_COPIES else [copy[train] for copy in data.copies],
+        corpora=None if variant == VARIANTS[0] else data.corpora[train])
+    return fit.logits(data.features[fold.test]).argmax(axis=1), \
+        {"layer_mix": record["layer_mix"], "ridge_alpha": record["ridge_alpha"]}
+
+
+def run_config(spec: str, predict=linear_predictions, fit_name: str = "training.linear_probe.fit_linear on train + "
+               "validation speakers, with and without corpora=", variants=None) -> dict:
+    """Score the ``variants`` of ``predict`` (``(states, variant, fold) -> (test predictions, record)``) on ``spec``
+    (default: :data:`VARIANTS`, and the new fit without copies for a config with training copies)."""
     start = time.perf_counter()
     run = multi_corpus_run(spec, tempfile.mkdtemp(prefix="ser_hf_corpus_balance_"))
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     method = make_method(run, labels, progress=False)
-    settings = method.settings
-    features = np.asarray(method.features(dataset["audio"]), dtype=np.float64)
-    copies = [np.asarray(copy, dtype=np.float64) for copy in method.training_copies(dataset["audio"])]
-    classes = np.asarray(dataset["label"])
-    speakers = np.asarray(dataset["speaker"], dtype=object)
-    corpora = np.asarray(dataset["corpus"], dtype=object)
-    corpus_names = sorted(set(corpora.tolist()))
+    data = MultiCorpusStates(
+        run, dataset, method.settings, labels, np.asarray(method.features(dataset["audio"]), dtype=np.float64),
+        [np.asarray(copy, dtype=np.float64) for copy in method.training_copies(dataset["audio"])],
+        np.asarray(dataset["label"]), np.asarray(dataset["speaker"], dtype=object),
+        np.asarray(dataset["corpus"], dtype=object))
+    corpus_names = sorted(set(data.corpora.tolist()))
     shared = run_folds(run, dataset)
     assignments = [shared] + [speaker_folds(dataset, n_folds=len(shared), seed=seed) for seed in range(1, ASSIGNMENTS)]
     by_metric: dict[str, dict[str, list[float]]] = {}
-    variants = (*VARIANTS, WITHOUT_COPIES) if copies else VARIANTS
+    variants = variants or ((*VARIANTS, WITHOUT_COPIES) if data.copies else VARIANTS)
     choices = {variant: [] for variant in variants}
     for index, folds in enumerate(assignments):
         for variant in variants:
             predictions = []
             for fold in folds:
-                train = np.concatenate([fold.train, fold.validation])
-                fit, record = linear_probe.fit_linear(
-                    features[train], classes[train], speakers[train], len(labels), seed=settings.seed,
-                    inner_folds=settings.inner_folds, mixes=settings.layer_mixes,
-                    copies=[] if variant == WITHOUT_COPIES else [copy[train] for copy in copies],
-                    corpora=None if variant == VARIANTS[0] else corpora[train])
-                predictions.append(fit.logits(features[fold.test]).argmax(axis=1))
+                predicted, record = predict(data, variant, fold)
+                predictions.append(predicted)
                 if index == 0:
-                    choices[variant].append({"fold": fold.name, "layer_mix": record["layer_mix"],
-                                             "ridge_alpha": record["ridge_alpha"]})
+                    choices[variant].append({"fold": fold.name, **record})
             tested = np.concatenate([fold.test for fold in folds])
-            scores = _scores(classes[tested], np.concatenate(predictions), corpora[tested], corpus_names, len(labels))
+            scores = _scores(data.classes[tested], np.concatenate(predictions), data.corpora[tested], corpus_names,
+                             len(labels))
             for metric, value in scores.items():
                 by_metric.setdefault(metric, {name: [] for name in variants})[variant].append(value)
         print(spec, f"assignment {index}:",
               {variant: {m: round(100 * v[variant][-1], 1) for m, v in by_metric.items()} for variant in variants},
               flush=True)
     return {"config": spec, "model": run.model.model_name_or_path, "corpora": corpus_names, "labels": labels,
-            "clips": len(classes), "speakers": len(set(speakers.tolist())), "assignments": ASSIGNMENTS,
-            "folds_per_assignment": len(shared), "inner_seed": settings.seed,
-            "speed_factors": list(settings.speed_copies), "noise_snrs": list(settings.noise_copies),
-            "fit": "training.linear_probe.fit_linear on train + validation speakers, with and without corpora=",
-            "rows": {metric: variant_rows(values) for metric, values in by_metric.items()},
+            "clips": len(data.classes), "speakers": len(set(data.speakers.tolist())), "assignments": ASSIGNMENTS,
+            "folds_per_assignment": len(shared), "inner_seed": data.settings.seed,
+            "speed_factors": list(data.settings.speed_copies), "noise_snrs": list(data.settings.noise_copies),
+            "fit": fit_name, "rows": {metric: variant_rows(values) for metric, values in by_metric.items()},
             "shared_folds_choices": choices, "seconds": round(time.perf_counter() - start, 1)}
 
 

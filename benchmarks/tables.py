@@ -513,6 +513,18 @@ def fill_corpus_balance(readme=README) -> str:
     return _fill_file(readme, CORPUS_BALANCE_BEGIN, CORPUS_BALANCE_END, corpus_balance_table())
 
 
+GRADIENT_CORPUS_BALANCE_BEGIN = ("<!-- gradient-corpus-balance:begin (benchmarks/tables.py --readme fills this from "
+                                 "benchmarks/results/gradient_corpus_balance.json) -->")
+GRADIENT_CORPUS_BALANCE_END = "<!-- gradient-corpus-balance:end -->"
+
+
+def fill_gradient_corpus_balance(readme=README) -> str:
+    """Replace the gradient probe's corpus-balance table (``benchmarks/gradient_corpus_balance.py``) between its
+    markers in README.md; returns it."""
+    return _fill_file(readme, GRADIENT_CORPUS_BALANCE_BEGIN, GRADIENT_CORPUS_BALANCE_END,
+                      corpus_balance_table("gradient_corpus_balance"))
+
+
 if __name__ == "__main__":
     if "--readme" in sys.argv[1:]:
         print(fill_readme())
@@ -530,6 +542,8 @@ if __name__ == "__main__":
             print(fill_layer_mixes())
         if (RESULTS_DIR / "corpus_balance.json").is_file():
             print(fill_corpus_balance())
+        if (RESULTS_DIR / "gradient_corpus_balance.json").is_file():
+            print(fill_gradient_corpus_balance())
         sys.exit(0)
     print(accuracy_table("probe_accuracy", "reference_probe", "finetune_accuracy_ravdess8_gpu",
                          "finetune_accuracy_ravdess8_gpu_lr5e-5", "finetune_accuracy_ravdess4_gpu", "baseline_accuracy"))

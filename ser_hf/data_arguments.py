@@ -39,8 +39,9 @@ class DataArguments:
     corpus: str = field(default="synthetic", metadata=help_metadata(
         "Corpus name (urdu, ravdess, emodb, crema_d, tess, savee, iemocap, folder, manifest, synthetic), or several "
         "comma-separated (e.g. 'urdu,ravdess'; a YAML list in a recipe) for one model trained on all of them: "
-        "speakers are prefixed by their corpus, folds are taken within each corpus, and the probe's linear fit "
-        "counts every corpus the same."))
+        "speakers are prefixed by their corpus, folds are taken within each corpus, and training counts every "
+        "corpus the same (each corpus's emotions weigh equally: in the probe's fit and inner CV, the gradient "
+        "probe's loss and early stopping, and fine-tuning's class-weighted loss and balanced sampler)."))
     data_dir: str | None = field(default=None, metadata=help_metadata(
         "Folder holding the corpus (a manifest file for 'manifest'); 'synthetic' generates one if empty. With "
         "several corpora, one folder per corpus, comma-separated in the same order (or a YAML list)."))

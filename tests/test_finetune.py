@@ -179,6 +179,70 @@ def test_balanced_sampler_draws_classes_equally(assets, split, tmp_path):
         _trainer(assets, tmp_path, skewed.remove_columns("duration"))._get_train_sampler()
 
 
+def _small_and_large_corpora(train):
+    """``train`` as clips of two corpora: every fourth clip from a small corpus, the rest from a large one."""
+    return train.remove_columns("corpus").add_column("corpus", ["small" if i % 4 == 0 else "large"
+                                                                 for i in range(len(train))])
+
+
+def test_trainer_weighs_every_corpus_and_emotion_alike_for_several_corpora(assets, split, tmp_path):
+    from ser_hf.training.data import LOSS_WEIGHT_COLUMN
+    from ser_hf.training.linear_probe import balanced_weights
+
+    train = _small_and_large_corpora(split["train"])
+    trainer = _trainer(assets, tmp_path, train)
+    weights = np.asarray(trainer.train_dataset[LOSS_WEIGHT_COLUMN])
+    labels, corpora = np.asarray(train["label"]), np.asarray(train["corpus"])
+    np.testing.assert_allclose(weights, balanced_weights(labels, 4, corpora), rtol=1e-6)
+    cells = {(c, k): weights[(corpora == c) & (labels == k)].sum() for c in ("small", "large") for k in range(4)
+             if np.any((corpora == c) & (labels == k))}
+    np.testing.assert_allclose(list(cells.values()), len(train) / len(cells), rtol=1e-6)  # every cell the same
+    # The training batches carry the weights, and the loss is their weighted mean of the clips' losses.
+    rows = [trainer.train_dataset[i] for i in range(4)]
+    batch = trainer.train_data_collator(rows)
+    np.testing.assert_allclose(batch["loss_weights"].numpy(), weights[:4], rtol=1e-6)
+    model = trainer.model.eval()
+    with torch.no_grad():
+        loss = trainer.compute_loss(model, batch)
+        logits = model(input_values=batch["input_values"]).logits
+    losses = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
+    torch.testing.assert_close(loss, (batch["loss_weights"] * losses).sum() / batch["loss_weights"].sum())
+    # One corpus, no class weighting, or the user's own weights: no column is added (theirs is used as given).
+    assert LOSS_WEIGHT_COLUMN not in _trainer(assets, tmp_path, split["train"]).train_dataset.column_names
+    assert LOSS_WEIGHT_COLUMN not in _trainer(assets, tmp_path, train.map(lambda row: {"corpus": "one"})
+                                              ).train_dataset.column_names
+    assert LOSS_WEIGHT_COLUMN not in _trainer(assets, tmp_path, train,
+                                              class_weighted_loss=False).train_dataset.column_names
+    own = train.add_column(LOSS_WEIGHT_COLUMN, [2.0] * len(train))
+    assert _trainer(assets, tmp_path, own).train_dataset[LOSS_WEIGHT_COLUMN] == [2.0] * len(train)
+
+
+def test_class_weighted_loss_without_loss_weights_is_torch_weighted_cross_entropy(assets, split, tmp_path):
+    trainer = _trainer(assets, tmp_path, split["train"])
+    batch = trainer.train_data_collator([split["train"][i] for i in range(6)])
+    assert "loss_weights" not in batch
+    model = trainer.model.eval()
+    with torch.no_grad():
+        loss = trainer.compute_loss(model, batch)
+        logits = model(input_values=batch["input_values"]).logits
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, batch["labels"],
+                                                                         weight=trainer.class_weights))
+
+
+def test_balanced_sampler_draws_every_corpus_and_emotion_alike(assets, split, tmp_path):
+    train = _small_and_large_corpora(split["train"])
+    sampler = _trainer(assets, tmp_path, train, balanced_sampler=True)._get_train_sampler()
+    labels, corpora = np.asarray(train["label"]), np.asarray(train["corpus"])
+    weights = np.asarray(sampler.weights, dtype=np.float64)
+    small = corpora == "small"
+    assert set(labels[small]) == set(labels[~small])  # (both corpora hold every emotion the split has)
+    # The small corpus holds a quarter of the clips but gets half of the draws.
+    np.testing.assert_allclose(weights[small].sum() / weights.sum(), 0.5, rtol=1e-6)
+    for corpus in (small, ~small):
+        totals = [weights[corpus & (labels == k)].sum() for k in range(4) if np.any(corpus & (labels == k))]
+        np.testing.assert_allclose(totals, totals[0], rtol=1e-6)
+
+
 def test_mixed_precision_falls_back_to_float32_on_cpu(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: fp16 is honoured")

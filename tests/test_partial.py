@@ -198,6 +198,28 @@ def test_mixup_loss_is_the_weighted_cross_entropy_of_both_targets(assets, tmp_pa
                                            "mix_weight": torch.ones(3)})
     expected = torch.nn.functional.cross_entropy(states, labels, weight=trainer.class_weights)
     torch.testing.assert_close(loss, expected)
+    # Per-clip loss weights (several corpora) replace the class weights, each target with its own clip's weight.
+    own, mixed_in, mix = torch.tensor([1.0, 2.0, 0.5]), torch.tensor([2.0, 0.5, 1.0]), torch.tensor([0.7, 0.4, 1.0])
+    loss = trainer.compute_loss(Logits(), {"states": states, "labels": labels, "mix_labels": other, "mix_weight": mix,
+                                           "loss_weights": own, "mix_loss_weights": mixed_in})
+    ce = torch.nn.functional.cross_entropy
+    losses = mix * own * ce(states, labels, reduction="none") + \
+        (1 - mix) * mixed_in * ce(states, other, reduction="none")
+    expected = losses.sum() / (mix * own + (1 - mix) * mixed_in).sum()
+    torch.testing.assert_close(loss, expected)
+
+
+def test_state_collator_carries_loss_weights_and_mixes_them_with_the_clips(assets):
+    store = {f"{i}.wav": (np.full((4, 3), float(i), dtype=np.float32), None) for i in range(4)}
+    rows = [{"audio": f"{i}.wav", "label": i % 2, "loss_weight": float(i + 1)} for i in range(4)]
+    batch = StateCollator(store)(rows)
+    np.testing.assert_allclose(batch["loss_weights"].numpy(), [1, 2, 3, 4])
+    mixed = StateCollator(store, mixup_alpha=0.4, seed=0).for_training()(rows)
+    # Clip i's states are all i, so a mixed row's value tells which clip was mixed in; its weight travels with it.
+    lam, value = mixed["mix_weight"].numpy(), mixed["states"][:, 0, 0].numpy()
+    partner = np.rint((value - lam * np.arange(4)) / (1 - lam)).astype(int)
+    np.testing.assert_array_equal(mixed["mix_labels"].numpy(), partner % 2)
+    np.testing.assert_allclose(mixed["mix_loss_weights"].numpy(), partner + 1.0)
 
 
 def test_cv_and_train_run_mode_partial_from_the_command_line(assets, tmp_path, capsys):

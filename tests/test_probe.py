@@ -12,7 +12,7 @@ from ser_hf.models.factory import ModelOptions, build_model
 from ser_hf.models.pooling import pooled_hidden_states
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone
-from ser_hf.training.probe import ProbeHead, ProbeMethod, ProbeSettings, class_weights, train_probe
+from ser_hf.training.probe import ProbeHead, ProbeMethod, ProbeSettings, class_weights, predict_logits, train_probe
 
 POOLABLE = ["wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper"]
 
@@ -181,14 +181,14 @@ def _two_corpora(seed: int = 0, large: int = 400, small: int = 40):
 
 
 def test_balanced_weights_give_every_corpus_and_emotion_the_same_total():
-    from ser_hf.training.linear_probe import _balanced_weights
+    from ser_hf.training.linear_probe import balanced_weights
 
     labels = np.array([0, 0, 0, 1, 0, 1, 1, 1, 1, 1])
     corpora = np.array(["a"] * 4 + ["b"] * 6, dtype=object)
-    weights = _balanced_weights(labels, 2, corpora)
+    weights = balanced_weights(labels, 2, corpora)
     totals = {(c, k): weights[(corpora == c) & (labels == k)].sum() for c in "ab" for k in (0, 1)}
     assert all(total == pytest.approx(len(labels) / 4) for total in totals.values()), totals
-    np.testing.assert_allclose(_balanced_weights(labels, 2, np.array(["a"] * 10)), _balanced_weights(labels, 2))
+    np.testing.assert_allclose(balanced_weights(labels, 2, np.array(["a"] * 10)), balanced_weights(labels, 2))
 
 
 def test_a_fit_on_several_corpora_counts_every_corpus_the_same():
@@ -223,6 +223,32 @@ def test_a_fit_on_several_corpora_counts_every_corpus_the_same():
                                          corpora=np.where(corpora == "big", names[0], names[1]))
         np.testing.assert_array_equal(other.weight, balanced.weight)
         assert other_record["balanced_corpora"] == sorted(str(name) for name in names)
+
+
+def test_the_gradient_fit_on_several_corpora_counts_every_corpus_the_same():
+    from ser_hf.training.linear_probe import _pooled_ua, corpus_balanced_ua
+
+    features, labels, _, corpora = _two_corpora()
+    fresh, fresh_labels, _, fresh_corpora = _two_corpora(seed=1)
+    settings = ProbeSettings(fit="gradient", projector_size=4, max_epochs=40, dropout=0.0, learning_rate=1e-2)
+    plain = train_probe(features, labels, 2, settings)
+    balanced = train_probe(features, labels, 2, settings, corpora=corpora)
+    small = fresh_corpora == "small"
+
+    def small_ua(head):
+        return _pooled_ua(fresh_labels[small], predict_logits(head, fresh[small]).argmax(axis=1), 2)
+
+    assert small_ua(balanced) > small_ua(plain) + 0.05  # the small corpus is no longer drowned out
+    one = train_probe(features, labels, 2, settings, corpora=["big"] * len(labels))  # one corpus: the plain fit
+    for name, tensor in plain.state_dict().items():
+        torch.testing.assert_close(one.state_dict()[name], tensor, rtol=0, atol=0)
+    # Early stopping scores the mean of the validation corpora's UAs.
+    stopped = train_probe(features, labels, 2, settings, validation=(fresh, fresh_labels),
+                          validation_corpora=fresh_corpora, corpora=corpora)
+    kept = stopped.training_log[stopped.best_epoch - 1]["validation UA"]
+    predicted = predict_logits(stopped, fresh).argmax(axis=1)
+    assert kept == pytest.approx(corpus_balanced_ua(fresh_labels, predicted, 2, fresh_corpora), abs=1e-4)
+    assert kept == max(entry["validation UA"] for entry in stopped.training_log)
 
 
 def test_ridge_path_falls_back_when_the_fast_svd_does_not_converge(monkeypatch):

@@ -209,7 +209,11 @@ class SpeedChanged:
             raise AudioError(f"SpeedChanged(factor=...) must be {SPEED_FACTOR}, got {self.factor}.")
 
     def __call__(self, audio: PathLike | np.ndarray, sampling_rate: int | None = None) -> np.ndarray:
-        return change_speed(self.base(audio, sampling_rate), self.factor, self.base.sampling_rate)
+        return self.alter(self.base(audio, sampling_rate))
+
+    def alter(self, wave: np.ndarray) -> np.ndarray:
+        """The copy of an already preprocessed wave (at the base's rate): what test-time copies apply."""
+        return change_speed(wave, self.factor, self.base.sampling_rate)
 
     def fingerprint(self) -> str:
         """The base preprocessor's fingerprint with the factor appended."""
@@ -249,12 +253,24 @@ class NoiseAdded:
             raise AudioError(f"NoiseAdded(snr_db=...) must be {NOISE_SNR}, got {self.snr_db}.")
 
     def __call__(self, audio: PathLike | np.ndarray, sampling_rate: int | None = None) -> np.ndarray:
-        wave = self.base(audio, sampling_rate)
+        return self.alter(self.base(audio, sampling_rate))
+
+    def alter(self, wave: np.ndarray) -> np.ndarray:
+        """The copy of an already preprocessed wave (at the base's rate): what test-time copies apply."""
         return add_noise(wave, self.snr_db, np.random.default_rng(zlib.crc32(wave.tobytes())))
 
     def fingerprint(self) -> str:
         """The base preprocessor's fingerprint with the SNR appended."""
         return f"{self.base.fingerprint()}-noise{self.snr_db:g}"
+
+
+def clip_copies(base: AudioPreprocessor, speed_factors=(), noise_snrs=()) -> list[tuple[SpeedChanged | NoiseAdded, str]]:
+    """``(preprocessor, name)`` of every altered copy of a clip, made from ``base`` (the run's own preprocessing):
+    played faster by each of ``speed_factors`` (Kaldi-style speed perturbation), then with white noise at each of
+    ``noise_snrs`` dB. The probe trains on these copies (``probe_speed_copies``, ``probe_noise_copies``), and
+    test-time copies average a model's scores over the same ones (``EmotionRecognizer(test_time_copies=...)``)."""
+    return ([(SpeedChanged(base, float(factor)), f"{float(factor):g}x speed") for factor in speed_factors]
+            + [(NoiseAdded(base, float(snr)), f"{float(snr):g} dB noise") for snr in noise_snrs])
 
 
 def load_many(

@@ -218,7 +218,9 @@ class SERTrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata=_help(
         "Kept False: the audio path and speaker columns are needed by ser_hf's collator."))
     class_weighted_loss: bool = field(default=True, metadata=_help(
-        "Weight the cross-entropy by inverse class frequency of the training data, so UA is what is optimised."))
+        "Weight the cross-entropy by inverse class frequency of the training data, so UA is what is optimised. "
+        "With several corpora every (corpus, emotion) cell weighs the same instead (a 'loss_weight' column; a "
+        "dataset's own 'loss_weight' column is used as given)."))
 
     # --- Fine-tuning (mode='finetune') ---
     train_sampling_strategy: str = field(default="group_by_length", metadata=_help(
@@ -228,7 +230,8 @@ class SERTrainingArguments(TrainingArguments):
     length_column_name: str = field(default="duration", metadata=_help(
         "Fine-tuning: the column with each clip's length for length grouping (every corpus has 'duration')."))
     balanced_sampler: bool = field(default=False, metadata=_help(
-        "Fine-tuning: draw training clips with replacement, each class equally often (WeightedRandomSampler). "
+        "Fine-tuning: draw training clips with replacement, each class (of each corpus, with several) equally "
+        "often (WeightedRandomSampler). "
         "An alternative to class_weighted_loss; replaces length grouping."))
     early_stopping_patience: int | None = field(default=None, metadata=_help(
         "Fine-tuning: stop after this many evaluations without a better metric_for_best_model (UA). "

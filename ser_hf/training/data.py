@@ -7,6 +7,8 @@ so decoding and augmentation run in the ``DataLoader`` workers and nothing is ca
 - Training (:meth:`AudioCollator.for_training`): a random window of ``max_duration`` seconds per clip, then
   the :class:`Augmentation` steps (speed perturbation, pitch shift, gain, additive noise), each optional.
 - Evaluation: whole clips, no randomness.
+- Loss weights: a ``loss_weight`` column (:data:`LOSS_WEIGHT_COLUMN`) reaches the batch as ``loss_weights``;
+  :class:`~ser_hf.training.trainer.SERTrainer` adds it to a training set of several corpora.
 - Padding: wav2vec2-style extractors pad to the longest clip of the batch (with an attention mask where the
   checkpoint's extractor returns one); Whisper and AST extractors pad or truncate to their fixed length, which
   Whisper's variable-length mode (``ModelOptions.max_source_positions``) makes short.
@@ -153,6 +155,18 @@ class Augmentation:
         return wave
 
 
+#: A dataset column of per-clip loss weights. :class:`~ser_hf.training.trainer.SERTrainer` adds it to a training set of
+#: several corpora (every (corpus, emotion) cell then weighs the same); a user's own column is used as given.
+LOSS_WEIGHT_COLUMN = "loss_weight"
+
+
+def loss_weights(rows: list[dict[str, Any]]) -> torch.Tensor | None:
+    """The rows' :data:`LOSS_WEIGHT_COLUMN` values as a float tensor, or None when the rows have none."""
+    if rows[0].get(LOSS_WEIGHT_COLUMN) is None:
+        return None
+    return torch.tensor([float(row[LOSS_WEIGHT_COLUMN]) for row in rows], dtype=torch.float32)
+
+
 @dataclass
 class AudioCollator:
     """Turns dataset rows (``audio`` path, ``label`` id) into a padded batch for an audio classifier.
@@ -267,6 +281,8 @@ class AudioCollator:
         batch = self.extract(waves)
         if self.label_column in rows[0] and rows[0][self.label_column] is not None:
             batch["labels"] = torch.tensor([int(row[self.label_column]) for row in rows], dtype=torch.long)
+            if (weights := loss_weights(rows)) is not None:
+                batch["loss_weights"] = weights
         return batch
 
 

@@ -48,8 +48,8 @@ from ser_hf.errors import SERError
 from ser_hf.models.linear_head import head_logits, head_mix, softmax
 
 __all__ = [
-    "DEFAULT_LAYER_MIXES", "LAYER_MIXES", "RIDGE_ALPHAS", "TEMPERATURES", "LinearFit", "corpora_to_balance",
-    "fit_chosen", "fit_linear", "head_logits", "head_mix", "head_tensors",
+    "DEFAULT_LAYER_MIXES", "LAYER_MIXES", "RIDGE_ALPHAS", "TEMPERATURES", "LinearFit", "balanced_weights",
+    "corpora_to_balance", "corpus_balanced_ua", "fit_chosen", "fit_linear", "head_logits", "head_mix", "head_tensors",
     "inner_candidates", "layer_mixes", "load_into_head", "load_tensors_into_head", "ridge_path", "softmax",
 ]
 
@@ -101,9 +101,10 @@ class LinearFit:
         return self.temperature * (z @ self.weight.T + self.bias)
 
 
-def _balanced_weights(labels: np.ndarray, num_labels: int, corpora: np.ndarray | None = None) -> np.ndarray:
+def balanced_weights(labels: np.ndarray, num_labels: int, corpora: np.ndarray | None = None) -> np.ndarray:
     """Sample weights giving every emotion (of every corpus, when ``corpora`` names each clip's) the same total,
-    summing to the number of clips."""
+    summing to the number of clips: the linear fit's weights, and the loss weights of every other training mode
+    (the gradient probe, :class:`~ser_hf.training.trainer.SERTrainer`), so all count corpora and emotions alike."""
     cells = labels if corpora is None else \
         np.unique(np.asarray(corpora).astype(str), return_inverse=True)[1].reshape(-1) * num_labels + labels
     counts = np.bincount(cells).astype(np.float64)
@@ -116,14 +117,16 @@ def corpora_to_balance(corpora, clips: int) -> np.ndarray | None:
         return None
     corpora = np.asarray(corpora, dtype=object)
     if corpora.shape != (clips,):
-        raise SERError(f"linear probe: corpora must name the corpus of each of the {clips} clips; got "
+        raise SERError(f"corpora must name the corpus of each of the {clips} clips; got "
                        f"{corpora.shape[0] if corpora.ndim else 'one value'}.")
     corpora = np.array([str(corpus) for corpus in corpora], dtype=object)  # None or numbers are names too
     return corpora if len(set(corpora.tolist())) > 1 else None
 
 
-def _inner_ua(labels: np.ndarray, predictions: np.ndarray, num_labels: int, corpora: np.ndarray | None) -> float:
-    """What the inner CV maximises: the pooled UA, or the mean of the corpora's pooled UAs."""
+def corpus_balanced_ua(labels: np.ndarray, predictions: np.ndarray, num_labels: int,
+                       corpora: np.ndarray | None) -> float:
+    """The pooled UA, or with ``corpora`` (several) the mean of the corpora's pooled UAs: what the inner CV
+    maximises, and the gradient probe's early-stopping score."""
     if corpora is None:
         return _pooled_ua(labels, predictions, num_labels)
     return float(np.mean([_pooled_ua(labels[corpora == corpus], predictions[corpora == corpus], num_labels)
@@ -136,7 +139,7 @@ def ridge_path(z: np.ndarray, labels: np.ndarray, num_labels: int, alphas=RIDGE_
     The intercept is not penalised (features are centred with the sample weights first); one SVD
     serves every alpha. With ``corpora`` (each row's corpus), every (corpus, emotion) cell weighs the same.
     """
-    sample = _balanced_weights(labels, num_labels, corpora)
+    sample = balanced_weights(labels, num_labels, corpora)
     targets = np.where(np.eye(num_labels)[labels] > 0, 1.0, -1.0)
     total = sample.sum()
     z_mean = sample @ z / total
@@ -187,7 +190,7 @@ def _inner_folds(labels: np.ndarray, speakers: np.ndarray, folds: int, seed: int
 
 def _temperature(scores: np.ndarray, labels: np.ndarray, num_labels: int, corpora=None) -> float:
     """The softmax temperature with the lowest class-balanced log loss on out-of-fold scores."""
-    weights = _balanced_weights(labels, num_labels, corpora)
+    weights = balanced_weights(labels, num_labels, corpora)
     best, best_loss = 1.0, np.inf
     for temperature in TEMPERATURES:
         logits = temperature * scores
@@ -263,8 +266,8 @@ def inner_candidates(features: np.ndarray, labels: np.ndarray, num_labels: int, 
             for index, (weight, bias) in enumerate(path):
                 scores[index, held_out] = z @ weight.T + bias
         for index, alpha in enumerate(RIDGE_ALPHAS):
-            candidates.append((_inner_ua(labels, scores[index].argmax(axis=1), num_labels, corpora), name, alpha,
-                               scores[index]))
+            ua = corpus_balanced_ua(labels, scores[index].argmax(axis=1), num_labels, corpora)
+            candidates.append((ua, name, alpha, scores[index]))
     return candidates
 
 

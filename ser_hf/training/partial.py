@@ -56,7 +56,7 @@ from ser_hf.models.layer_inputs import (
     layer_inputs,
 )
 from ser_hf.models.pooling import DTYPES, backbone_fingerprint, resolve_device
-from ser_hf.training.data import with_durations
+from ser_hf.training.data import loss_weights, with_durations
 from ser_hf.training.finetune import check_split
 from ser_hf.training.probe import ProbeSettings
 from ser_hf.training.top_layers import PARTIAL_MODEL_TYPES, TopLayers, first_trained_layer
@@ -140,12 +140,16 @@ class StateCollator:
         batch: dict[str, torch.Tensor] = {}
         if "label" in rows[0] and rows[0]["label"] is not None:
             batch["labels"] = torch.tensor([int(row["label"]) for row in rows], dtype=torch.long)
+            if (weights := loss_weights(rows)) is not None:
+                batch["loss_weights"] = weights
         if rng is not None and self.mixup_alpha and len(rows) > 1:
             weight, other = rng.beta(self.mixup_alpha, self.mixup_alpha, size=len(rows)), rng.permutation(len(rows))
             states = weight[:, None, None] * states + (1 - weight[:, None, None]) * states[other]
             lower = None if lower is None else weight[:, None, None] * lower + (1 - weight[:, None, None]) * lower[other]
             mask = mask | mask[other]
             batch["mix_labels"], batch["mix_weight"] = batch["labels"][other], torch.tensor(weight, dtype=torch.float32)
+            if "loss_weights" in batch:
+                batch["mix_loss_weights"] = batch["loss_weights"][other]
         batch["states"] = torch.from_numpy(np.ascontiguousarray(states, dtype=np.float32))
         if not mask.all():
             batch["attention_mask"] = torch.from_numpy(mask)
@@ -155,23 +159,29 @@ class StateCollator:
 
 
 class PartialTrainer(SERTrainer):
-    """:class:`SERTrainer` whose loss also takes mixed batches (``mix_labels``, ``mix_weight`` from the collator)."""
+    """:class:`SERTrainer` whose loss also takes mixed batches (``mix_labels``, ``mix_weight`` and, with loss
+    weights, ``mix_loss_weights`` from the collator)."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
         other, weight = inputs.pop("mix_labels", None), inputs.pop("mix_weight", None)
+        other_weights = inputs.pop("mix_loss_weights", None)
         if other is None:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs.pop("labels")
+        own_weights = inputs.pop("loss_weights", None)
         outputs = model(**inputs)
         logits = outputs["logits"].float()
-        classes = None if self.class_weights is None else self.class_weights.to(logits.device)
+        ones = weight.new_ones(len(labels))
+        own = self._clip_weights(labels, own_weights)
+        own = ones if own is None else own
+        mixed_in = self._clip_weights(other, other_weights)
+        mixed_in = ones if mixed_in is None else mixed_in
         ce = nn.functional.cross_entropy
-        # Class-weighted mean of the two targets' losses, normalised like cross_entropy's weighted mean.
-        losses = weight * ce(logits, labels, weight=classes, reduction="none") + \
-            (1 - weight) * ce(logits, other, weight=classes, reduction="none")
-        norm = weight.new_ones(len(labels)) if classes is None else weight * classes[labels] + (1 - weight) * classes[other]
-        loss = losses.sum() / norm.sum()
+        # Weighted mean of the two targets' losses, each with its clip's weight, normalised like the unmixed loss.
+        losses = weight * own * ce(logits, labels, reduction="none") + \
+            (1 - weight) * mixed_in * ce(logits, other, reduction="none")
+        loss = losses.sum() / (weight * own + (1 - weight) * mixed_in).sum()
         return (loss, outputs) if return_outputs else loss
 
 

@@ -25,8 +25,7 @@ import torch
 from torch import nn
 
 from ser_hf.errors import SERError
-from ser_hf.evaluation.metrics.core import confusion_matrix, scores_from_confusion
-from ser_hf.training.linear_probe import DEFAULT_LAYER_MIXES
+from ser_hf.training.linear_probe import DEFAULT_LAYER_MIXES, balanced_weights, corpora_to_balance, corpus_balanced_ua
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +60,9 @@ class ProbeSettings:
         """``(preprocessor, name)`` of every training copy, made from ``base`` (the run's own preprocessing): played
         faster by each ``speed_copies`` factor (Kaldi-style speed perturbation), then with white noise at each
         ``noise_copies`` SNR. Each preprocessor's fingerprint names its factor or SNR, so copies cache apart."""
-        from ser_hf.audio import NoiseAdded, SpeedChanged
+        from ser_hf.audio import clip_copies
 
-        return ([(SpeedChanged(base, factor), f"{factor:g}x speed") for factor in self.speed_copies]
-                + [(NoiseAdded(base, snr), f"{snr:g} dB noise") for snr in self.noise_copies])
+        return clip_copies(base, self.speed_copies, self.noise_copies)
 
 
 def warm_start_settings(settings: ProbeSettings | None, projector_size: int, seed: int) -> ProbeSettings:
@@ -130,9 +128,13 @@ def predict_logits(head: ProbeHead, features: np.ndarray) -> np.ndarray:
         return head(torch.as_tensor(features, dtype=torch.float32)).numpy()
 
 
-def _unweighted_accuracy(head: ProbeHead, features: np.ndarray, labels: np.ndarray, num_labels: int) -> float:
-    predictions = predict_logits(head, features).argmax(axis=1)
-    return float(scores_from_confusion(confusion_matrix(labels, predictions, num_labels))["unweighted_accuracy"])
+def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy averaged with per-clip ``weights`` (plain mean without): ``sum w_i l_i / sum w_i``, which with
+    ``weights = class_weights[labels]`` is exactly ``cross_entropy(..., weight=class_weights)``."""
+    if weights is None:
+        return nn.functional.cross_entropy(logits, labels)
+    losses = nn.functional.cross_entropy(logits, labels, reduction="none")
+    return (weights * losses).sum() / weights.sum()
 
 
 def train_probe(
@@ -141,6 +143,8 @@ def train_probe(
     num_labels: int,
     settings: ProbeSettings | None = None,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
+    corpora=None,
+    validation_corpora=None,
 ) -> ProbeHead:
     """Train the head on pooled features; with ``validation``, keep the epoch with the best UA.
 
@@ -150,6 +154,10 @@ def train_probe(
         num_labels: Number of classes.
         settings: Optimiser and head settings.
         validation: Optional ``(features, labels)`` of speaker-disjoint clips for early stopping.
+        corpora: The corpus of every training clip, or None. Clips of several corpora make every (corpus,
+            emotion) cell weigh the same in the loss (with ``class_weighted``), as in the linear fit.
+        validation_corpora: The corpus of every validation clip: with several, early stopping scores the mean
+            of the corpora's UAs.
 
     Returns:
         The trained :class:`ProbeHead` (in eval mode); with ``validation`` its ``training_log`` lists the
@@ -158,13 +166,17 @@ def train_probe(
     settings = settings or ProbeSettings()
     labels = np.asarray(labels, dtype=np.int64)
     _check(features, labels, num_labels)
+    corpora = corpora_to_balance(corpora, len(labels))
     torch.manual_seed(settings.seed)
     head = ProbeHead(features.shape[1], features.shape[2], settings.projector_size, num_labels, settings.dropout)
     x = torch.as_tensor(features, dtype=torch.float32)
     y = torch.as_tensor(labels)
     head.mean.copy_(x.mean(dim=(0, 1)))
     head.scale.copy_(x.std(dim=(0, 1)).clamp_min(1e-5))
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights(labels, num_labels) if settings.class_weighted else None)
+    weights = torch.as_tensor(balanced_weights(labels, num_labels, corpora), dtype=torch.float32) \
+        if settings.class_weighted else None
+    if validation is not None:
+        validation_corpora = corpora_to_balance(validation_corpora, len(validation[1]))
     optimizer = torch.optim.AdamW(head.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     generator = torch.Generator().manual_seed(settings.seed)
     best, best_state, since_best, head.training_log, head.best_epoch = -1.0, None, 0, [], None
@@ -172,11 +184,12 @@ def train_probe(
         head.train()
         for batch in torch.randperm(len(y), generator=generator).split(settings.batch_size):
             optimizer.zero_grad()
-            loss_fn(head(x[batch]), y[batch]).backward()
+            weighted_cross_entropy(head(x[batch]), y[batch], None if weights is None else weights[batch]).backward()
             optimizer.step()
         if validation is None:
             continue
-        score = _unweighted_accuracy(head, *validation, num_labels)
+        predictions = predict_logits(head, validation[0]).argmax(axis=1)
+        score = corpus_balanced_ua(np.asarray(validation[1]), predictions, num_labels, validation_corpora)
         head.training_log.append({"epoch": epochs_run, "validation UA": round(score, 4)})
         if score > best:
             best, best_state, since_best, head.best_epoch = score, copy.deepcopy(head.state_dict()), 0, epochs_run
@@ -357,7 +370,8 @@ class ProbeMethod:
             raise SERError(f"probe fit must be 'linear' or 'gradient', got {self.settings.fit!r}.")
         held_out = None if validation is None else (self.features(validation["audio"]), np.asarray(validation["label"]))
         self.head = train_probe(self.features(train["audio"]), np.asarray(train["label"]), len(self.labels),
-                                self.settings, held_out)
+                                self.settings, held_out, corpora=clip_corpora(train),
+                                validation_corpora=None if validation is None else clip_corpora(validation))
         if held_out is not None:
             from ser_hf.evaluation.calibration import calibrate_classifier
 

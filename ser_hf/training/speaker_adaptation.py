@@ -119,7 +119,7 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
     enrollment clips per held-out speaker (the same clips for every pair; the global head scores the same
     clips as the adaptive ones). With ``corpora`` (several), UAs and fits count every corpus the same, as
     :func:`~ser_hf.training.linear_probe.fit_linear` does."""
-    from ser_hf.training.linear_probe import _inner_folds, _inner_ua
+    from ser_hf.training.linear_probe import _inner_folds, corpus_balanced_ua
 
     rng = np.random.default_rng(seed)
     choices = [(estimator, shrink) for estimator in adaptive_records for shrink in shrinks]
@@ -158,8 +158,8 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
                     adaptive_pred[(estimator, shrink), size].append(predicted)
 
     def mean_ua(predictions_by_size) -> float:
-        return float(np.mean([_inner_ua(np.concatenate(references[size]), np.concatenate(predictions), num_labels,
-                                        np.concatenate(scored_corpora[size]))
+        return float(np.mean([corpus_balanced_ua(np.concatenate(references[size]), np.concatenate(predictions),
+                                                 num_labels, np.concatenate(scored_corpora[size]))
                               for size, predictions in predictions_by_size.items()]))
 
     return (mean_ua(global_pred),

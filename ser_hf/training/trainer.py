@@ -3,11 +3,14 @@
 It forces only what SER fine-tuning needs and leaves everything else to ``TrainingArguments``:
 
 - ``remove_unused_columns=False``: the collator needs the ``audio`` path column the model never sees;
-- class-weighted cross-entropy from the training label distribution (``class_weighted_loss``);
+- class-weighted cross-entropy from the training label distribution (``class_weighted_loss``); on a training set of
+  several corpora (a ``corpus`` column) every (corpus, emotion) cell weighs the same instead, as in the linear
+  probe's fit, through a per-clip ``loss_weight`` column (a user's own column is used as given);
 - training batches from :meth:`AudioCollator.for_training <ser_hf.training.data.AudioCollator.for_training>`
   (random crops, augmentation), evaluation batches from the plain collator (whole clips);
 - samplers: length-grouped batches on the ``duration`` column (``train_sampling_strategy="group_by_length"``),
-  or class-balanced sampling (``balanced_sampler``); evaluation in order of duration (little padding);
+  or class-balanced sampling (``balanced_sampler``, over (corpus, emotion) cells for several corpora); evaluation in
+  order of duration (little padding);
 - SER metrics (UA first) always, merged with a user ``compute_metrics``;
 - early stopping on ``metric_for_best_model`` (UA) with ``early_stopping_patience``;
 - :meth:`SERTrainer.calibrate`: temperature scaling on the validation speakers, folded into the classifier.
@@ -44,7 +47,9 @@ from transformers.trainer_utils import IntervalStrategy
 
 from ser_hf.errors import SERError
 from ser_hf.evaluation.metrics import make_compute_metrics
-from ser_hf.training.probe import class_weights
+from ser_hf.training.data import LOSS_WEIGHT_COLUMN
+from ser_hf.training.linear_probe import balanced_weights, corpora_to_balance
+from ser_hf.training.probe import class_weights, weighted_cross_entropy
 
 __all__ = ["SERTrainer", "apply_lora", "check_resume_checkpoint", "merge_lora", "resolve_resume_checkpoint"]
 
@@ -204,6 +209,7 @@ class SERTrainer(Trainer):
                               "the first epoch: every epoch then draws the same crops and augmentation. Leave it off.",
                               UserWarning, stacklevel=2)
         self.class_weights = self._class_weights()
+        self.train_dataset = self._with_corpus_weights(self.train_dataset)
 
     def calibrate(self, eval_dataset=None) -> dict[str, Any]:
         """Fit a softmax temperature on ``eval_dataset`` (default: the validation set) and fold it into the head.
@@ -269,15 +275,37 @@ class SERTrainer(Trainer):
             return None
         return class_weights(labels, len(self.class_names))
 
+    def _with_corpus_weights(self, dataset):
+        """``dataset`` with a :data:`~ser_hf.training.data.LOSS_WEIGHT_COLUMN` when the loss is class-weighted and
+        the clips come from several corpora: every (corpus, emotion) cell then weighs the same, so the larger
+        corpus does not drive training (as in the linear probe's fit). A column already there is kept."""
+        if (dataset is None or not getattr(self.args, "class_weighted_loss", False)
+                or LOSS_WEIGHT_COLUMN in dataset.column_names or "corpus" not in dataset.column_names):
+            return dataset
+        corpora = corpora_to_balance(dataset["corpus"], len(dataset))
+        if corpora is None:
+            return dataset
+        weights = balanced_weights(np.asarray(dataset["label"], dtype=np.int64), len(self.class_names), corpora)
+        logger.info("SERTrainer: %d corpora in the training set; every (corpus, emotion) cell weighs the same in "
+                    "the loss", len(set(corpora.tolist())))
+        return dataset.add_column(LOSS_WEIGHT_COLUMN, weights.tolist())
+
+    def _clip_weights(self, labels: torch.Tensor, given: torch.Tensor | None) -> torch.Tensor | None:
+        """Each clip's loss weight: the batch's ``loss_weights`` when given, else its label's class weight."""
+        if given is not None:
+            return given.to(device=labels.device, dtype=torch.float32)
+        return None if self.class_weights is None else self.class_weights.to(labels.device)[labels]
+
     def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: torch.Tensor | int | None = None):
-        """Cross-entropy, weighted by inverse training class frequency when ``class_weighted_loss`` is on."""
+        """Cross-entropy averaged with each clip's loss weight (the batch's ``loss_weights``, else inverse training
+        class frequency when ``class_weighted_loss`` is on)."""
         inputs = dict(inputs)
         labels = inputs.pop("labels")
+        weights = self._clip_weights(labels, inputs.pop("loss_weights", None))
         outputs = model(**inputs)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
-        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
-        loss = nn.functional.cross_entropy(logits.float(), labels, weight=weight)
+        loss = weighted_cross_entropy(logits.float(), labels, weights)
         return (loss, outputs) if return_outputs else loss
 
     def _lengths(self, dataset) -> list[float]:
@@ -293,8 +321,8 @@ class SERTrainer(Trainer):
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         if getattr(self.args, "balanced_sampler", False):
             labels = np.asarray(dataset["label"], dtype=np.int64)
-            weights = 1.0 / np.bincount(labels)[labels]
-            return _BalancedSampler(weights.tolist(), seed)
+            corpora = corpora_to_balance(dataset["corpus"], len(labels)) if "corpus" in dataset.column_names else None
+            return _BalancedSampler(balanced_weights(labels, len(self.class_names), corpora).tolist(), seed)
         if self.args.train_sampling_strategy == "group_by_length":
             # Lengths as a plain list: datasets >= 4 returns a lazy Column, slow to index one by one.
             return _LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,

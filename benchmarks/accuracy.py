@@ -102,12 +102,14 @@ def multi_corpus_rows(spec: str) -> list[dict]:
     return rows
 
 
-def run_config(spec: str, gradient: bool, bfloat16: bool = False) -> list[dict]:
+def run_config(spec: str, gradient: bool, bfloat16: bool = False, probe_only: bool = False) -> list[dict]:
     if _is_multi_corpus(spec):
         return multi_corpus_rows(spec)
     rows = []
     probe, _ = _cv_row(spec, "probe")
     rows.append(probe)
+    if probe_only:
+        return rows
     adaptive, result = _cv_row(spec, "probe + speaker adaptation", probe_speaker_adaptation=True)
     adaptive["speaker_adaptive"] = result.speaker_adaptive
     rows.append(adaptive)
@@ -132,15 +134,19 @@ def main() -> None:
     parser.add_argument("--gradient", action="store_true", help="also run the gradient-trained head (3 seeds)")
     parser.add_argument("--bfloat16", action="store_true",
                         help="also run the probe with its frozen forward in bfloat16 (embedding_dtype)")
+    parser.add_argument("--probe-only", action="store_true",
+                        help="run only the probe row of single-corpus configs (the file keeps their other rows)")
     parser.add_argument("--name", default="accuracy", help="result file name (benchmarks/results/NAME.json)")
     args = parser.parse_args()
     previous = RESULTS_DIR / f"{args.name}.json"
     rows = {(r["config"], r["method"]): r for r in json.loads(previous.read_text())["results"]["rows"]} \
         if previous.exists() else {}
     for spec in args.configs:
-        for row in run_config(spec, args.gradient, args.bfloat16):
+        for row in run_config(spec, args.gradient, args.bfloat16, args.probe_only):
             rows[(row["config"], row["method"])] = row
             print(f"{row['pooled']['unweighted_accuracy']:.4f}", spec, row["method"], flush=True)
+            if "test_time_copies" in row:
+                print(f"    with test-time copies: {row['test_time_copies']['unweighted_accuracy']:.4f}", flush=True)
             for corpus, scores in (row.get("per_corpus") or {}).items():
                 print(f"    {corpus} (in-corpus): {scores['unweighted_accuracy']:.4f}", flush=True)
             for adaptive in row.get("speaker_adaptive") or []:

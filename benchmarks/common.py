@@ -147,8 +147,10 @@ def report_scores(report) -> dict:
 def cv_scores(cv) -> dict:
     """Mean ± std over folds and the pooled out-of-fold scores of a ``cross_validate`` result."""
     metrics = cv.aggregate["metrics"]
+    copies = getattr(cv, "test_time_copies", None)
     return {"mean_std": {k: metrics[k] for k in ("unweighted_accuracy", "weighted_accuracy", "macro_f1")},
-            "pooled": report_scores(cv.pooled)}
+            "pooled": report_scores(cv.pooled),
+            **({"test_time_copies": report_scores(copies)} if copies is not None else {})}
 
 
 # ------------------------------------------------------------------------------------------ timing on shared CPUs

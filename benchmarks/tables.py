@@ -266,6 +266,15 @@ def accuracy_tables(name: str = "accuracy") -> str:
         standard += ["", "One model trained on URDU + RAVDESS (4 classes, folds within each corpus):", "",
                      "| backbone, input | pooled UA [95% CI] | in-corpus UA per corpus | "
                      "leave one corpus out (trained on the other corpus) |", "|---|---|---|---|", *multi]
+    copies = [f"| {_system(config)[0].split('/')[0]} ({len(row['pooled']['labels'])}) | "
+              f"{_system(config)[1].replace(' probe', '')} | {_ci(row['pooled'])} | {_ci(row['test_time_copies'])} | "
+              f"{100 * (row['test_time_copies']['unweighted_accuracy'] - row['pooled']['unweighted_accuracy']):+.1f} |"
+              for config in configs if (row := rows.get((config, "probe"))) and row.get("test_time_copies")]
+    if copies:
+        standard += ["", "The same probes with test-time copies (`ser-hf predict --test-time-copies`: each clip scored "
+                     "with the copies its probe trained on; not what `pipeline()` gives):", "",
+                     "| corpus (classes) | backbone, input | the clip alone (as above) | with test-time copies | "
+                     "difference |", "|---|---|---|---|---|", *copies]
     notes = ["", "Frozen forward in bfloat16 (`embedding_dtype: bfloat16`), same folds: " + "; ".join(precision) + "."]
     adaptive_rows = [row for (_, method), measured in rows.items() if method == "probe + speaker adaptation"
                      for row in measured.get("speaker_adaptive") or []]
@@ -486,13 +495,15 @@ CORPUS_BALANCE_BEGIN = ("<!-- corpus-balance:begin (benchmarks/tables.py --readm
 CORPUS_BALANCE_END = "<!-- corpus-balance:end -->"
 
 
-def corpus_balance_table(name: str = "corpus_balance") -> str:
-    """A multi-corpus probe's two fits over several fold assignments (``benchmarks/corpus_balance.py``): pooled UA
-    and each corpus's in-corpus UA, each against the first fit."""
+def corpus_balance_table(name: str = "corpus_balance", variant: str = "fit") -> str:
+    """Variants over several fold assignments, scored per corpus (``benchmarks/corpus_balance.py`` and the scripts
+    built on it, whose variants the column ``variant`` names): pooled UA and, for several corpora, each corpus's
+    in-corpus UA, each against the first variant."""
     data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
     lines = [f"<!-- from benchmarks/results/{name}.json -->",
-             "| corpora (classes) | backbone, input | fit | pooled UA, mean of the fold assignments (range) | "
-             "vs the first fit: mean difference (range), assignments better / worse | in-corpus UA (vs the first fit) |",
+             f"| corpora (classes) | backbone, input | {variant} | pooled UA, mean of the fold assignments (range) | "
+             f"vs the first {variant}: mean difference (range), assignments better / worse | "
+             f"in-corpus UA (vs the first {variant}) |",
              "|---|---|---|---|---|---|"]
     for run in data["results"]["runs"]:
         corpora = " + ".join(run["corpora"])
@@ -503,7 +514,7 @@ def corpus_balance_table(name: str = "corpus_balance") -> str:
             per_corpus = ", ".join(
                 f"{corpus} {_pct(run['rows'][corpus][fit]['mean'])}"
                 + ("" if index == 0 else f" ({100 * run['rows'][corpus][fit]['difference_to_first']['mean']:+.1f})")
-                for corpus in (*run["corpora"], "mean of corpora"))
+                for corpus in (*run["corpora"], "mean of corpora")) if len(run["corpora"]) > 1 else "(one corpus)"
             lines.append(f"{line} {per_corpus} |")
     return "\n".join(lines)
 
@@ -525,6 +536,17 @@ def fill_gradient_corpus_balance(readme=README) -> str:
                       corpus_balance_table("gradient_corpus_balance"))
 
 
+TEST_TIME_COPIES_BEGIN = ("<!-- test-time-copies:begin (benchmarks/tables.py --readme fills this from "
+                          "benchmarks/results/test_time_copies.json) -->")
+TEST_TIME_COPIES_END = "<!-- test-time-copies:end -->"
+
+
+def fill_test_time_copies(readme=README) -> str:
+    """Replace the test-time copies table (``benchmarks/test_time_copies.py``) between its markers in README.md."""
+    return _fill_file(readme, TEST_TIME_COPIES_BEGIN, TEST_TIME_COPIES_END,
+                      corpus_balance_table("test_time_copies", variant="scored"))
+
+
 if __name__ == "__main__":
     if "--readme" in sys.argv[1:]:
         print(fill_readme())
@@ -544,6 +566,8 @@ if __name__ == "__main__":
             print(fill_corpus_balance())
         if (RESULTS_DIR / "gradient_corpus_balance.json").is_file():
             print(fill_gradient_corpus_balance())
+        if (RESULTS_DIR / "test_time_copies.json").is_file():
+            print(fill_test_time_copies())
         sys.exit(0)
     print(accuracy_table("probe_accuracy", "reference_probe", "finetune_accuracy_ravdess8_gpu",
                          "finetune_accuracy_ravdess8_gpu_lr5e-5", "finetune_accuracy_ravdess4_gpu", "baseline_accuracy"))

@@ -32,10 +32,11 @@ from ser_hf._io import read_json
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.data_arguments import DataArguments
 from ser_hf.errors import ModelError, SERError
+from ser_hf.ranges import NOISE_SNR, SPEED_FACTOR
 
 __all__ = [
     "CARD_DATA_FILE", "CHECKPOINT_FILES", "MODEL_CARD", "RUN_RECORD", "check_checkpoint_dir", "read_run_record",
-    "recorded_preprocessor", "write_run_record",
+    "recorded_preprocessor", "recorded_training_copies", "write_run_record",
 ]
 
 #: The files (patterns) a checkpoint folder needs to load, each with how to make it.
@@ -171,6 +172,31 @@ def read_run_record(model_dir: str | os.PathLike) -> dict[str, Any]:
     if report_file.is_file():
         record["test_speakers"] = _held_out_speakers(report_file)
     return record
+
+
+def recorded_training_copies(model_dir: str | os.PathLike) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The altered copies of every clip the model's probe trained on: ``(speed factors, noise SNRs in dB)`` from its
+    record's ``probe`` section (``probe_speed_copies``, ``probe_noise_copies``); both empty without them.
+
+    Raises:
+        ModelError: the record cannot be used, or holds a copy setting that is not a list of numbers in range (the
+            message names the file, the field, the value and the fix).
+    """
+    run_file = Path(model_dir) / RUN_RECORD
+    if not run_file.is_file():
+        return (), ()
+    probe = read_json(run_file, fix=_RUN_FIX).get("probe") or {}
+    if not isinstance(probe, dict):
+        raise ModelError(f"{run_file}: 'probe' must be an object of probe arguments, found {type(probe).__name__}. "
+                         f"{_RUN_FIX}")
+    copies = []
+    for key, allowed in (("probe_speed_copies", SPEED_FACTOR), ("probe_noise_copies", NOISE_SNR)):
+        values = probe.get(key) or []
+        if not isinstance(values, list) or not all(value in allowed for value in values):
+            raise ModelError(f"{run_file}: probe.{key} is {str(values)[:100]}; expected a list of {allowed}. "
+                             f"{_RUN_FIX}")
+        copies.append(tuple(float(v) for v in values))
+    return copies[0], copies[1]
 
 
 def recorded_preprocessor(data_settings: Mapping[str, Any], sampling_rate: int) -> AudioPreprocessor | None:

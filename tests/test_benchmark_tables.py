@@ -147,6 +147,40 @@ def test_corpus_balance_table_renders_pooled_and_in_corpus_ua_against_the_first_
             "+2.0 (+1.0 to +3.0), 2 / 0 | ravdess 79.5 (-1.0), urdu 69.5 (+7.0), mean of corpora 74.5 (+3.0) |") in text
 
 
+def test_test_time_copies_table_names_what_is_scored_and_skips_corpora_for_one(tables, tmp_path):
+    scored = ("the clip alone", "the clip and its training copies")
+    rows = {scored[0]: _length(6.0, [0.77, 0.76], [0.77, 0.76]), scored[1]: _length(6.0, [0.78, 0.78], [0.77, 0.76])}
+    run = {"config": "ravdess:whisper-base:300:0.9,1.1:20", "model": "whisper-base", "corpora": ["ravdess"],
+           "labels": list("abcdefgh"), "rows": {"pooled": rows, "ravdess": rows, "mean of corpora": rows}}
+    _write_runs(tmp_path, "test_time_copies", [run])
+
+    text = _filled(tmp_path, tables.TEST_TIME_COPIES_BEGIN, tables.TEST_TIME_COPIES_END, tables.fill_test_time_copies)
+
+    assert "| corpora (classes) | backbone, input | scored | pooled UA" in text and "vs the first scored" in text
+    assert ("| ravdess (8) | whisper-base, 6 s input, speed copies 0.9x and 1.1x, noise copies at 20 dB SNR | the clip "
+            "and its training copies | 78.0 (78.0-78.0) | +1.5 (+1.0 to +2.0), 2 / 0 | (one corpus) |") in text
+
+
+def test_the_accuracy_tables_add_test_time_copies_only_where_a_probe_row_has_them(tables, tmp_path):
+    def scores(ua):
+        return {"unweighted_accuracy": ua, "confidence_intervals": {"unweighted_accuracy": [ua - 0.04, ua + 0.04]},
+                "labels": list("abcdefgh")}
+
+    probe = {"method": "probe", "seconds": 10.0, "pooled": scores(0.77),
+             "mean_std": {"unweighted_accuracy": {"mean": 0.77, "std": 0.06}}}
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "probe_accuracy.json").write_text(json.dumps({"results": {"runs": []}}))
+    (results / "accuracy.json").write_text(json.dumps({"date": "today", "results": {"rows": [
+        {**probe, "config": "ravdess:whisper-base:300"},
+        {**probe, "config": "ravdess:whisper-base:300:0.9,1.1:20", "test_time_copies": scores(0.785)}]}}))
+    text = tables.accuracy_tables()
+    assert "The same probes with test-time copies" in text
+    assert ("| ravdess (8) | whisper-base, 6 s input, speed copies 0.9x and 1.1x, noise copies at 20 dB SNR | "
+            "77.0 [73.0-81.0] | 78.5 [74.5-82.5] | +1.5 |") in text
+    assert text.count("| ravdess (8) | whisper-base, 6 s input | 77.0") == 1  # no copies: no test-time row
+
+
 def test_perturbation_table_puts_the_recipe_without_its_copies_beside_it(tables, tmp_path):
     sys.modules.pop("perturbation", None)
     import perturbation

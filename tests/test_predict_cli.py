@@ -163,3 +163,34 @@ def test_an_empty_input_or_output_is_refused_not_taken_for_the_current_folder(tm
     with pytest.raises(SERError, match=r"out is an empty string; expected the output file"):
         predict_files("unused-model", ["a.wav"], "")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav"]
+
+
+def test_test_time_copies_are_recorded_and_never_mixed_with_plain_scores(setup, tmp_path, capsys):
+    import shutil
+
+    from ser_hf.inference.recognizer import EmotionRecognizer
+
+    model = shutil.copytree(setup["model"], tmp_path / "model")
+    (model / "ser_hf_run.json").write_text(json.dumps({"data": {}, "probe": {"probe_speed_copies": [0.9, 1.1]}}))
+    out = tmp_path / "p.jsonl"
+    assert run_cli(["--model", str(model), *setup["good"][:2], "--out", str(out), "--no-progress",
+                    "--test-time-copies"]) == 0
+    header = json.loads(out.read_text().splitlines()[0])
+    assert header["job"]["test_time_copies"] is True
+    recognizer = EmotionRecognizer.from_pretrained(model, test_time_copies=True)
+    records = {record["path"]: record for record in _jsonl(out)}
+    for path in setup["good"][:2]:
+        assert records[path]["scores"] == pytest.approx(recognizer.predict(path)["scores"], abs=1e-6)
+    with pytest.raises(SERError, match=r"holds predictions made with test-time copies .*this job runs without them"):
+        predict_files(model, setup["good"], out, progress=False)
+    plain = tmp_path / "plain.jsonl"
+    predict_files(model, setup["good"][:1], plain, progress=False)
+    with pytest.raises(SERError, match=r"made without test-time copies .*this job runs with them"):
+        predict_files(model, setup["good"], plain, progress=False, test_time_copies=True)
+    summary = predict_files(model, setup["good"], out, progress=False, test_time_copies=True)  # same job: resumes
+    assert summary["skipped"] == 2 and summary["predicted"] == 1
+    with pytest.raises(SERError, match=r"cannot be combined"):
+        predict_files(model, setup["good"], tmp_path / "s.jsonl", progress=False, test_time_copies=True,
+                      speaker_pattern=r"(\w)\.")
+    with pytest.raises(SERError, match=r"a loaded EmotionRecognizer keeps its own"):
+        predict_files(recognizer, setup["good"], tmp_path / "r.jsonl", progress=False, test_time_copies=True)

@@ -336,6 +336,15 @@ def test_speed_and_noise_copies_are_cached_apart_and_the_checkpoint_stays_standa
     for row in range(3):
         scores = {r["label"]: r["score"] for r in classify(load_audio(corpus[row]["audio"]), top_k=None)}
         np.testing.assert_allclose([scores[name] for name in labels], probabilities[row], atol=1e-5)
+    # Test-time copies: the cached copies' scores are what the saved checkpoint gives through the recognizer.
+    from ser_hf.inference.recognizer import EmotionRecognizer
+
+    with_copies = method.predict_proba_with_copies(corpus.select(range(3)))
+    assert not np.allclose(with_copies, probabilities, atol=1e-4)
+    recognizer = EmotionRecognizer.from_pretrained(tmp_path / "model",
+                                                   test_time_copies={"speed": [0.9, 1.1], "noise": [20]})
+    for row, result in enumerate(recognizer.predict(corpus["audio"][:3])):
+        np.testing.assert_allclose([result["scores"][name] for name in labels], with_copies[row], atol=1e-5)
     gradient = ProbeMethod(base, labels, ModelOptions(max_source_positions=50),
                            ProbeSettings(fit="gradient", projector_size=8, speed_copies=(0.9,)),
                            cache_dir=tmp_path / "cache", progress=False)

@@ -167,3 +167,62 @@ def test_bad_inputs_name_the_problem(recognizer, tmp_path):
         recognizer.predict(3)
     with pytest.raises(SERError, match="unknown model"):
         EmotionRecognizer.from_pretrained("no-such-model")
+
+
+def _manual_copies_scores(checkpoint, wave: np.ndarray) -> np.ndarray:
+    """Softmax of the mean of the model's logits over the clip, its 0.9x/1.1x copies and its 20 dB noisy copy."""
+    import torch
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    from ser_hf.audio import NoiseAdded, SpeedChanged
+
+    model = AutoModelForAudioClassification.from_pretrained(checkpoint).eval()
+    extractor = AutoFeatureExtractor.from_pretrained(checkpoint)
+    base = AudioPreprocessor(sampling_rate=RATE)
+    versions = [wave, SpeedChanged(base, 0.9)(wave, RATE), SpeedChanged(base, 1.1)(wave, RATE),
+                NoiseAdded(base, 20)(wave, RATE)]
+    with torch.no_grad():
+        logits = [model(**extractor(v, sampling_rate=RATE, return_tensors="pt")).logits[0].numpy() for v in versions]
+    mean = np.mean(logits, axis=0)
+    return np.exp(mean - mean.max()) / np.exp(mean - mean.max()).sum()
+
+
+def test_test_time_copies_average_the_clip_and_its_copies(checkpoint, recognizer, tmp_path):
+    copies = {"speed": [0.9, 1.1], "noise": [20]}
+    with_copies = EmotionRecognizer.from_pretrained(checkpoint, test_time_copies=copies)
+    assert with_copies.test_time_copies == ["0.9x speed", "1.1x speed", "20 dB noise"]
+    wave = _voice(1.2, seed=5)
+    scores = with_copies.predict(wave)["scores"]
+    expected = _manual_copies_scores(checkpoint, wave)
+    assert [scores[label] for label in FOUR] == pytest.approx(expected.tolist(), abs=1e-5)
+    assert with_copies.predict(wave) == with_copies.predict(wave)  # the noise is seeded by the clip
+    assert scores != pytest.approx(recognizer.predict(wave)["scores"], abs=1e-6)  # off by default: pipeline scores
+    assert recognizer.test_time_copies == []
+    long = with_copies.predict_long(_long_with_silent_middle(), window=3.0, hop=3.0)  # windows get copies too
+    assert long["timeline"] and all(row["label"] in FOUR for row in long["timeline"])
+    # True: the copies the checkpoint's probe trained on, from its run record.
+    trained = shutil.copytree(checkpoint, tmp_path / "trained")
+    (trained / "ser_hf_run.json").write_text(json.dumps(
+        {"data": {}, "probe": {"probe_speed_copies": [0.9, 1.1], "probe_noise_copies": [20.0]}}))
+    recorded = EmotionRecognizer.from_pretrained(trained, test_time_copies=True)
+    assert recorded.test_time_copies == with_copies.test_time_copies
+    assert recorded.predict(wave)["scores"] == pytest.approx(scores, abs=1e-6)
+
+
+def test_test_time_copies_refuse_what_cannot_work(checkpoint, tmp_path):
+    from ser_hf.errors import ModelError
+
+    with pytest.raises(SERError, match=r"records no training copies .*Name the copies instead"):
+        EmotionRecognizer.from_pretrained(checkpoint, test_time_copies=True)
+    for bad, match in (({"speed": [5]}, r"test_time_copies\['speed'\] must be a list of"),
+                       ({"noise": "20"}, r"test_time_copies\['noise'\] must be a list of"),
+                       ({"pitch": [1]}, r"must map 'speed' and/or 'noise'"), ([0.9], r"must map")):
+        with pytest.raises(SERError, match=match):
+            EmotionRecognizer.from_pretrained(checkpoint, test_time_copies=bad)
+    trained = shutil.copytree(checkpoint, tmp_path / "trained")
+    (trained / "ser_hf_run.json").write_text(json.dumps({"data": {}, "probe": {"probe_speed_copies": [0.9, "x"]}}))
+    with pytest.raises(ModelError, match=r"ser_hf_run.json: probe.probe_speed_copies is \[0.9, 'x'\]; expected a list"):
+        EmotionRecognizer.from_pretrained(trained, test_time_copies=True)
+    with_copies = EmotionRecognizer.from_pretrained(checkpoint, test_time_copies={"speed": [1.1]})
+    with pytest.raises(SERError, match="test-time copies .1.1x speed. and speaker adaptation cannot be combined"):
+        with_copies.predict(_voice(1.0), speaker="alice")

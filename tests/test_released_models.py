@@ -24,6 +24,7 @@ import torch
 from huggingface_hub import HfApi, ModelCard, constants
 
 from ser_hf.cards.release import ship_release_card, write_release_card
+from ser_hf.checkpoint import recorded_training_copies
 from ser_hf.cli import main as cli_main
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, load_combined
@@ -70,7 +71,8 @@ POOLED = EvaluationReport.from_predictions(
 FIELDS = {
     "labels": LABELS,
     "preprocessing": {"sampling_rate": 16000, "trim_db": None, "denoise": None, "normalize": None, "max_duration": None},
-    "training": {"recipe": {"data": {"corpus": "urdu+ravdess", "emotions": "4class", "trim_db": None}, "model": {}},
+    "training": {"recipe": {"data": {"corpus": "urdu+ravdess", "emotions": "4class", "trim_db": None}, "model": {},
+                            "probe": {"probe_speed_copies": [], "probe_noise_copies": [20.0]}},
                  "non_default_settings": [{"group": "model", "name": "max_source_positions", "value": 100,
                                            "default": None}]},
     "data": {"corpora": ["urdu", "ravdess"], "sha256": "ab" * 32, "clips": 8, "speakers": 4,
@@ -188,6 +190,7 @@ def test_prepare_builds_a_standard_checkpoint_that_pipeline_loads(tiny, cache):
     assert classify.model.config.max_source_positions == 100 and classify.feature_extractor.chunk_length == 2
     run = json.loads((path / "ser_hf_run.json").read_text())
     assert run["data"]["emotions"] == "4class" and run["released_model"]["head_sha256"] == file_sha256(tiny.head_path)
+    assert recorded_training_copies(path) == ((), (20.0,))  # what test_time_copies=True scores each clip with
     check_push_folder(path)  # complete, pickle-free, card metadata the Hub accepts
 
 
@@ -234,6 +237,10 @@ def test_prepare_reuses_the_cache_and_rebuilds_a_stale_one(tiny):
     (path / MARKER_FILE).write_text(json.dumps({**marker, "head_sha256": "0" * 64}))  # built from another head
     assert prepare_released(NAME) == path
     assert json.loads((path / MARKER_FILE).read_text())["head_sha256"] == file_sha256(tiny.head_path)
+    del marker["run_record"]  # built by an older ser_hf, whose run record held less
+    (path / MARKER_FILE).write_text(json.dumps(marker))
+    assert prepare_released(NAME) == path and "probe" in json.loads((path / "ser_hf_run.json").read_text())
+    assert "run_record" in json.loads((path / MARKER_FILE).read_text())
     (path / "model.safetensors").unlink()  # half-deleted cache entry
     assert (prepare_released(NAME) / "model.safetensors").is_file()
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []  # no temporary leftovers

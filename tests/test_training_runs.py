@@ -130,6 +130,27 @@ def test_cv_reports_every_fold_and_the_pooled_predictions(setup, capsys):
         assert (out / "cv" / fold / "confusion_matrix.png").exists()
 
 
+def test_cv_of_a_probe_with_copies_also_scores_test_time_copies_apart_from_the_headline(setup, capsys):
+    from ser_hf.training.experiment import cross_validate
+    from ser_hf.training.recipes import parse_run
+
+    tmp, common = setup
+    out = tmp / "cv-copies"
+    assert main(["cv", *common, "--num_folds", "3", "--probe_speed_copies", "0.9", "1.1",
+                 "--output_dir", str(out)]) == 0
+    assert "With test-time copies (not the headline)" in capsys.readouterr().out
+    summary = json.loads((out / "cv" / "cv_summary.json").read_text())
+    copies = summary["test_time_copies"]
+    assert copies["num_samples"] == summary["pooled"]["num_samples"] == 48  # the same clips, each once
+    assert "test-time copies" in copies["split"] and "test-time copies" not in summary["pooled"]["split"]
+    assert (out / "cv" / "test_time_copies" / "confusion_matrix.png").exists()
+    assert "## With test-time copies (not the headline)" in (out / "cv" / "cv_summary.md").read_text()
+    plain = cross_validate(parse_run(None, [*common, "--num_folds", "3", "--output_dir", str(tmp / "cv-plain")]),
+                           progress=False)
+    assert plain.test_time_copies is None  # no copies trained on, none to score with
+    assert "test_time_copies" not in json.loads((tmp / "cv-plain" / "cv" / "cv_summary.json").read_text())
+
+
 def test_missing_corpus_is_a_clear_error(tmp_path, capsys):
     code = main(["train", "--corpus", "urdu", "--data_dir", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path)])
     assert code == 2 and "does not exist" in capsys.readouterr().err

@@ -93,6 +93,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(needs a model trained with probe_speaker_adaptation)")
     parser.add_argument("--speaker-column", metavar="COLUMN", default=None,
                         help="speaker-adaptive: the column of the manifest CSV inputs that names each clip's speaker")
+    parser.add_argument("--test-time-copies", action="store_true",
+                        help="also score each file played 0.9x/1.1x as fast, or with light noise: the copies the "
+                             "model's probe trained on (probe_speed_copies, probe_noise_copies), log-probabilities "
+                             "averaged. 1 + copies times slower; measured +0.4 to +1.8 UA on RAVDESS and -1.2 on "
+                             "URDU (README, 'Test-time copies'): check it with ser-hf cv, whose summary reports it. "
+                             "Not with --speaker-pattern/--speaker-column")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_dataset_arguments(parser, columns=("audio",), instead_of="input files")
     parser.set_defaults(func=run_predict)
@@ -115,7 +121,8 @@ def run_predict(args: argparse.Namespace) -> int:
     summary = predict_files(args.model, inputs, args.out, format=args.format, batch_size=args.batch_size,
                             top_k=args.top_k, chunk_size=args.chunk_size, progress=not args.no_progress,
                             device=args.device, speaker_pattern=args.speaker_pattern,
-                            speaker_column=args.speaker_column, record_fields=fields)
+                            speaker_column=args.speaker_column, record_fields=fields,
+                            test_time_copies=args.test_time_copies)
     if summary.get("process_index", 0) != 0:
         return 0  # the main process reports the whole job
     print(json.dumps(summary))

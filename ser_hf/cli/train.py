@@ -121,6 +121,11 @@ def run_cv(args: argparse.Namespace) -> int:
     print(result.pooled.format_table())
     if result.per_corpus:
         print(corpus_rows_markdown(result.per_corpus, "In-corpus UA per corpus", "Pooled out-of-fold, per corpus."))
+    if result.test_time_copies is not None:
+        from ser_hf.evaluation.folds import TEST_TIME_COPIES_NOTE, TEST_TIME_COPIES_TITLE
+
+        print(f"{TEST_TIME_COPIES_TITLE}: {TEST_TIME_COPIES_NOTE}")
+        print(result.test_time_copies.format_table())
     print(f"reports: {run.training.output_dir}/cv")
     if args.leave_one_corpus_out:
         print(leave_one_corpus_out_markdown(leave_one_corpus_out(run)))

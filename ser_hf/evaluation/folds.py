@@ -244,12 +244,21 @@ def corpus_rows_markdown(reports: Mapping[str, EvaluationReport], heading: str, 
     return f"## {heading}\n\n{note}\n\n{table}\n"
 
 
+#: How a cv summary names the scores of clips scored with their training copies, and what it says of them.
+TEST_TIME_COPIES_TITLE = "With test-time copies (not the headline)"
+TEST_TIME_COPIES_NOTE = ("Every test clip scored together with the copies the probe trained on (log-probabilities "
+                         "averaged), as `ser-hf predict --test-time-copies` and "
+                         "`EmotionRecognizer(test_time_copies=True)` score it; `pipeline()` scores the clip alone, as "
+                         "in the headline above. Same folds and models.")
+
+
 def write_cv_summary(
     out_dir: str | os.PathLike,
     aggregate: dict[str, Any],
     pooled: EvaluationReport,
     settings: Mapping[str, Any],
     per_corpus: Mapping[str, EvaluationReport] | None = None,
+    test_time_copies: EvaluationReport | None = None,
 ) -> None:
     """Write ``pooled/`` (the pooled report), ``cv_summary.json`` and ``cv_summary.md`` into ``out_dir``.
 
@@ -260,6 +269,8 @@ def write_cv_summary(
         settings: JSON-able description of the run.
         per_corpus: For a multi-corpus run, the pooled out-of-fold report of each corpus's clips; written to
             ``per_corpus/<corpus>/``, to ``cv_summary.json`` (``per_corpus``) and as a table in ``cv_summary.md``.
+        test_time_copies: The pooled report of the clips scored with their training copies; written to
+            ``test_time_copies/``, ``cv_summary.json`` (``test_time_copies``) and its own section of ``cv_summary.md``.
     """
     out = Path(out_dir)
     pooled.write(out / "pooled")
@@ -274,6 +285,11 @@ def write_cv_summary(
             per_corpus, "In-corpus UA per corpus",
             "The pooled out-of-fold predictions of each corpus's clips (folds within each corpus; the model of a "
             "fold was trained on every corpus's training speakers). Intervals resample whole speakers.")
+    if test_time_copies is not None:
+        test_time_copies.write(out / "test_time_copies")
+        summary["test_time_copies"] = test_time_copies.to_dict()
+        markdown += (f"\n## {TEST_TIME_COPIES_TITLE}\n\n{TEST_TIME_COPIES_NOTE}\n\n"
+                     + test_time_copies.to_markdown() + "\n")
     (out / "cv_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     (out / "cv_summary.md").write_text(markdown)
 

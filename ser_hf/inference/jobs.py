@@ -260,8 +260,10 @@ def _with_fields(record_fields: Mapping[str, Mapping[str, Any]] | None) -> Calla
     return lambda records: [{**record_fields.get(record_key(record), {}), **record} for record in records]
 
 
-def _load(model: str | os.PathLike | EmotionRecognizer, batch_size: int, device: Any = None) -> EmotionRecognizer:
-    recognizer = model if isinstance(model, EmotionRecognizer) else EmotionRecognizer.from_pretrained(model, device=device)
+def _load(model: str | os.PathLike | EmotionRecognizer, batch_size: int, device: Any = None,
+          test_time_copies: bool = False) -> EmotionRecognizer:
+    recognizer = model if isinstance(model, EmotionRecognizer) else \
+        EmotionRecognizer.from_pretrained(model, device=device, test_time_copies=test_time_copies)
     recognizer.batch_size = batch_size
     return recognizer
 
@@ -305,6 +307,7 @@ def predict_files(
     speaker_pattern: str | None = None,
     speaker_column: str | None = None,
     record_fields: Mapping[str, Mapping[str, Any]] | None = None,
+    test_time_copies: bool = False,
 ) -> dict[str, Any]:
     """Predict the emotion of every input file into ``out``, resuming where an earlier run stopped.
 
@@ -330,6 +333,9 @@ def predict_files(
         speaker_column: The same, with speakers from this column of the manifest CSV inputs.
         record_fields: Absolute input path -> fields its JSONL record starts with (``ser-hf predict
             --dataset_name`` gives each row's file its ``dataset``, ``split`` and ``row``; CSV keeps its columns).
+        test_time_copies: Score every clip with the copies the model's probe trained on too (see
+            :meth:`EmotionRecognizer.from_pretrained`); for a loaded recognizer, build it with them instead. The
+            JSONL header records it, and a job is not resumed with the other setting.
 
     Returns:
         ``{"out", "inputs", "skipped", "predicted", "errors", "error_records"}``: counts of this run
@@ -356,18 +362,27 @@ def predict_files(
     _check_settings(chunk_size, batch_size, top_k)
     check_output_path(out)
     paths = expand_inputs(inputs, output=out)
-    header = job_header(_model_name(model), model_id=_model_id(model))
+    if test_time_copies and isinstance(model, EmotionRecognizer):
+        raise SERError("test_time_copies=True needs a model path or name; a loaded EmotionRecognizer keeps its own "
+                       "(build it with EmotionRecognizer.from_pretrained(..., test_time_copies=True)).")
+    copies = bool(test_time_copies or (isinstance(model, EmotionRecognizer) and model.test_time_copies))
+    header = job_header(_model_name(model), model_id=_model_id(model), **({"test_time_copies": True} if copies else {}))
     check_same_job(out, chosen, header["job"])  # before anything changes; CSV labels once the model loads
     processes = launched_processes()
     speakers = None
     if speaker_pattern is not None or speaker_column is not None:
+        if copies:
+            raise SERError("test-time copies (--test-time-copies) and speaker-adaptive prediction (--speaker-pattern/"
+                           "--speaker-column) cannot be combined: a speaker's offset is learnt from the clips alone. "
+                           "Run one or the other.")
         speakers = speakers_of(paths, inputs, pattern=speaker_pattern, column=speaker_column)
         if processes.world > 1:
             raise SERError("speaker-adaptive prediction (--speaker-pattern/--speaker-column) runs in one process: "
                            "every clip of a speaker is needed to enroll them. Run it without accelerate launch.")
     if processes.world > 1:
         return _predict_sharded(model, paths, out, chosen, processes, header, batch_size=batch_size, top_k=top_k,
-                                chunk_size=chunk_size, progress=progress, fields=_with_fields(record_fields))
+                                chunk_size=chunk_size, progress=progress, fields=_with_fields(record_fields),
+                                test_time_copies=test_time_copies)
     existing = read_records(out, chosen)  # refuses a file ser-hf predict did not write, before changing anything
     leftovers = read_shards(out)  # a killed multi-process run's work counts as done
     done = {record_key(record) for record in existing + leftovers}
@@ -380,7 +395,7 @@ def predict_files(
             _check_writable(out)
             if chosen == "jsonl":
                 prepare_jsonl(out, header)  # cut a torn last line (a kill); give an older output its header
-        recognizer = _load(model, batch_size, device)
+        recognizer = _load(model, batch_size, device, test_time_copies)
         check_same_job(out, chosen, header["job"], recognizer.labels)
         rows = list(existing) if chosen == "csv" else []
 
@@ -409,7 +424,7 @@ def predict_files(
 
 def _predict_sharded(model, paths: list[str], out: Path, chosen: str, processes: Processes, header: dict, *,
                      batch_size: int, top_k: int | None, chunk_size: int, progress: bool,
-                     fields: Callable[[list[dict]], list[dict]]) -> dict[str, Any]:
+                     fields: Callable[[list[dict]], list[dict]], test_time_copies: bool = False) -> dict[str, Any]:
     """One process's part of a multi-process job (see :func:`predict_files`)."""
     if processes.is_main:
         # Only the main process changes OUT and leftover shards (cuts torn last lines, after checking they are
@@ -428,7 +443,7 @@ def _predict_sharded(model, paths: list[str], out: Path, chosen: str, processes:
     shard = shard_path(out, processes.rank, processes.world)
     errors, recognizer = 0, None
     if block:
-        recognizer = _load(model, batch_size, device=processes.device)
+        recognizer = _load(model, batch_size, device=processes.device, test_time_copies=test_time_copies)
 
         def write(records: list[dict]) -> None:
             with _writing(shard, lambda: "The records written before are kept in it."):

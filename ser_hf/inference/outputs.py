@@ -247,6 +247,12 @@ def check_same_job(out: Path, format: str, job: dict[str, Any], labels: Sequence
             raise SERError(f"--out {name!r} holds predictions of model {written.get('model')!r} (its header line); "
                            f"this job runs {job.get('model')!r}. Resuming would mix two models' records in one file. "
                            f"Choose another --out, or delete {name!r} to start over.")
+        if key in written and written.get("test_time_copies", False) != job.get("test_time_copies", False):
+            said = "with" if written.get("test_time_copies") else "without"
+            raise SERError(f"--out {name!r} holds predictions made {said} test-time copies (its header line); this "
+                           f"job runs {'without' if said == 'with' else 'with'} them. Resuming would mix two kinds of "
+                           f"scores in one file. Run it {said} --test-time-copies, choose another --out, or delete "
+                           f"{name!r} to start over.")
     elif labels is not None:
         with out.open(newline="", encoding="utf-8") as handle:
             columns = next(csv.reader(handle), [])

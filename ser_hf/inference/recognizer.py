@@ -49,11 +49,12 @@ from ser_hf.audio import (
     MIN_CLIP_DURATION,
     AudioPreprocessor,
     check_clip_duration,
+    clip_copies,
     load_audio,
     resample,
     to_mono,
 )
-from ser_hf.checkpoint import RUN_RECORD, read_run_record, recorded_preprocessor
+from ser_hf.checkpoint import RUN_RECORD, read_run_record, recorded_preprocessor, recorded_training_copies
 from ser_hf.errors import AudioError, SERError
 from ser_hf.inference.onnx_runtime import is_onnx_export
 from ser_hf.inference.predict import load_classifier, model_labels, predict_proba
@@ -95,6 +96,40 @@ def _load_run_preprocessor(model_dir: Path, sampling_rate: int) -> AudioPreproce
     return recorded_preprocessor(record.get("data", {}), sampling_rate)
 
 
+#: The smallest probability whose log test-time copies average (a float32 softmax underflows to 0 only for a logit
+#: gap above ~87, far beyond any calibrated head's).
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+def _copies(test_time_copies: Any, sampling_rate: int) -> list[tuple[Any, str]]:
+    """The ``(copy, name)`` pairs ``test_time_copies`` (``{"speed": [...], "noise": [...]}`` or None) asks for."""
+    from ser_hf.ranges import NOISE_SNR, SPEED_FACTOR
+
+    if not test_time_copies:
+        return []
+    if not isinstance(test_time_copies, dict) or set(test_time_copies) - {"speed", "noise"}:
+        raise SERError(f"test_time_copies must map 'speed' and/or 'noise' to lists of numbers, e.g. "
+                       f"{{'speed': [0.9, 1.1], 'noise': [20]}}; got {str(test_time_copies)[:100]}.")
+    for key, allowed in (("speed", SPEED_FACTOR), ("noise", NOISE_SNR)):
+        values = test_time_copies.get(key) or []
+        if not isinstance(values, (list, tuple)) or not all(value in allowed for value in values):
+            raise SERError(f"test_time_copies[{key!r}] must be a list of {allowed}; got {str(values)[:100]}.")
+    return clip_copies(AudioPreprocessor(sampling_rate=sampling_rate), test_time_copies.get("speed") or (),
+                       test_time_copies.get("noise") or ())
+
+
+def _recorded_copies(model: str | os.PathLike, resolved: str) -> dict[str, tuple[float, ...]]:
+    """The training copies the checkpoint's run record names, for ``test_time_copies=True``."""
+    path = Path(resolved).expanduser()
+    speeds, snrs = recorded_training_copies(path.parent if path.is_file() else path)
+    if not speeds and not snrs:
+        raise SERError(f"test_time_copies=True: {display_path(model)!r} records no training copies (its probe trained "
+                       f"without probe_speed_copies or probe_noise_copies, or {RUN_RECORD} is missing), so there "
+                       f"is nothing to score besides the clip. Name the copies instead, e.g. "
+                       f"test_time_copies={{'speed': [0.9, 1.1]}}, or leave them off.")
+    return {"speed": speeds, "noise": snrs}
+
+
 class EmotionRecognizer:
     """Emotion predictions for clips, long recordings and streams, from one audio-classification checkpoint.
 
@@ -105,12 +140,18 @@ class EmotionRecognizer:
         preprocessor: Audio cleaning applied to every clip or window before the extractor, at the
             extractor's rate (``None``: decode and resample only, as the HF pipeline does).
         batch_size: Clips (or windows) per forward pass.
+        test_time_copies: Also score altered copies of every clip (and window of a long recording or stream)
+            and average the log-probabilities:
+            ``{"speed": [0.9, 1.1], "noise": [20]}`` plays each clip 0.9x and 1.1x as fast and adds white noise
+            20 dB below it (as the probe's training copies; noise seeded by the clip, so predictions repeat).
+            Each copy costs one more forward pass. Off (None) by default: then a clip scores exactly as
+            ``pipeline()`` scores it. Not combined with speaker adaptation.
 
     Use :meth:`from_pretrained` rather than the constructor.
     """
 
     def __init__(self, model: Any, feature_extractor: Any, preprocessor: AudioPreprocessor | None = None,
-                 batch_size: int = 8) -> None:
+                 batch_size: int = 8, test_time_copies: dict[str, Sequence[float]] | None = None) -> None:
         self.model = model
         self.feature_extractor = feature_extractor
         self.sampling_rate = int(feature_extractor.sampling_rate)
@@ -122,12 +163,19 @@ class EmotionRecognizer:
         self.preprocessor = preprocessor
         self.batch_size = batch_size
         self.labels = model_labels(model)
+        self._copies = _copies(test_time_copies, self.sampling_rate)
         self.checkpoint_dir: Path | None = None  # set by from_pretrained; speaker adaptation files live there
         self._enrollments = None
 
+    @property
+    def test_time_copies(self) -> list[str]:
+        """The names of the copies every clip is scored with besides itself (empty: the clip alone)."""
+        return [name for _, name in self._copies]
+
     @classmethod
     def from_pretrained(cls, model: str | os.PathLike, *, preprocessor: AudioPreprocessor | None | str = "auto",
-                        device: str | torch.device | None = None, batch_size: int = 8) -> EmotionRecognizer:
+                        device: str | torch.device | None = None, batch_size: int = 8,
+                        test_time_copies: bool | dict[str, Sequence[float]] | None = False) -> EmotionRecognizer:
         """Load a recognizer from a checkpoint directory, a preset name, a Hub id or an ONNX export.
 
         Args:
@@ -138,6 +186,9 @@ class EmotionRecognizer:
                 records; ``None`` decodes and resamples only; or an explicit :class:`AudioPreprocessor`.
             device: Where to run the model (default CPU; ``"cuda"`` for ONNX needs onnxruntime-gpu).
             batch_size: Clips per forward pass.
+            test_time_copies: ``True`` scores every clip with the copies the model's probe trained on too (its
+                ``probe_speed_copies`` and ``probe_noise_copies``, from ``ser_hf_run.json``), averaging their
+                log-probabilities; or name the copies (see :class:`EmotionRecognizer`). Off by default.
 
         Returns:
             An :class:`EmotionRecognizer`.
@@ -164,7 +215,10 @@ class EmotionRecognizer:
             path = path.parent if path.is_file() else path  # ser_hf_run.json lies beside an exported .onnx file
             preprocessor = (_load_run_preprocessor(path, int(feature_extractor.sampling_rate))
                             if path.is_dir() else None)
-        recognizer = cls(loaded, feature_extractor, preprocessor=preprocessor, batch_size=batch_size)
+        if test_time_copies is True:
+            test_time_copies = _recorded_copies(model, resolved)
+        recognizer = cls(loaded, feature_extractor, preprocessor=preprocessor, batch_size=batch_size,
+                         test_time_copies=test_time_copies or None)
         recognizer.checkpoint_dir = Path(resolved).expanduser() if Path(resolved).expanduser().is_dir() else None
         return recognizer
 
@@ -228,7 +282,20 @@ class EmotionRecognizer:
         """
         if not waves:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        probabilities, _ = predict_proba(self.model, list(waves), feature_extractor=self.feature_extractor,
+        probabilities = self._forward(list(waves), progress)
+        if not self._copies:
+            return probabilities
+        # The mean of the versions' log-probabilities: for a linear head, the head on the mean of their states.
+        # (A non-finite row stays non-finite, so result() still refuses it.)
+        log_sum = np.log(np.maximum(probabilities, _TINY))
+        for copy, _ in self._copies:
+            log_sum += np.log(np.maximum(self._forward([copy.alter(wave) for wave in waves], progress), _TINY))
+        mean = log_sum / (1 + len(self._copies))
+        exp = np.exp(mean - mean.max(axis=1, keepdims=True))
+        return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def _forward(self, waves: list[np.ndarray], progress: bool) -> np.ndarray:
+        probabilities, _ = predict_proba(self.model, waves, feature_extractor=self.feature_extractor,
                                          batch_size=self.batch_size, progress=progress)
         return probabilities
 
@@ -438,6 +505,10 @@ class EmotionRecognizer:
         if adapt and speaker is not None:
             raise SERError(f"adapt=True and speaker={speaker!r} cannot be combined: adapt learns the stream's own "
                            f"speaker online, speaker uses an enrolled speaker's offset from the start. Pass one.")
+        if self._copies and (adapt or speaker is not None):
+            raise SERError(f"test-time copies ({', '.join(self.test_time_copies)}) and speaker adaptation cannot be "
+                           f"combined: the speaker's offset is learnt from the clips alone. Use one: a recognizer "
+                           f"without test_time_copies for speaker={speaker!r}/adapt=True.")
         if adapt:
             return OnlineSpeaker(self.enrollments)
         return None if speaker is None else EnrolledSpeaker(self.enrollments, str(speaker))

@@ -87,7 +87,9 @@ class ReleaseStatus:
 
 
 def _is_ready(out: Path, record: Mapping[str, Any]) -> bool:
-    """A prepared checkpoint is ready when its marker names the shipped head's SHA-256 and its files exist."""
+    """A prepared checkpoint is ready when its marker names the shipped head's SHA-256 (and the shipped files' and
+    the run record it was built with: a cache from an older ser_hf that wrote less is built again) and its files
+    exist."""
     marker = out / MARKER_FILE
     if not all((out / name).is_file() for name in (MARKER_FILE, "config.json", "model.safetensors", "README.md")):
         return False
@@ -97,7 +99,7 @@ def _is_ready(out: Path, record: Mapping[str, Any]) -> bool:
         return False
     return (built.get("head_sha256") == record["head"]["sha256"] and built.get("backbone") == record["backbone"]
             and built.get("speaker_adaptation") == _hashes(record, "speaker_adaptation")
-            and built.get("card") == _hashes(record, "card"))
+            and built.get("card") == _hashes(record, "card") and built.get("run_record") == _run_settings(record))
 
 
 def _hashes(record: Mapping[str, Any], section: str) -> dict[str, str] | None:
@@ -158,7 +160,7 @@ def _build(spec: ReleaseSpec, record: Mapping[str, Any], backbone: str, tensors)
 def _run_settings(record: Mapping[str, Any]) -> dict[str, Any]:
     """What ``ser_hf_run.json`` holds: the recipe's data (preprocessing) and model settings, and the release."""
     recipe = record.get("training", {}).get("recipe", {})
-    return {"data": recipe.get("data", {}), "model": recipe.get("model", {}),
+    return {"data": recipe.get("data", {}), "model": recipe.get("model", {}), "probe": recipe.get("probe", {}),
             "released_model": {"name": record["name"], "head_sha256": record["head"]["sha256"],
                                "ser_hf_version": record.get("ser_hf_version")}}
 
@@ -209,6 +211,7 @@ def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, forc
                 shutil.copyfile(path, tmp / path.name)
             marker = {"name": spec.name, "head_sha256": record["head"]["sha256"], "backbone": record["backbone"],
                       "speaker_adaptation": _hashes(record, "speaker_adaptation"), "card": _hashes(record, "card"),
+                      "run_record": _run_settings(record),
                       "ser_hf_version": ser_hf.__version__}
             (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     except ModelError:

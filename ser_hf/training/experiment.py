@@ -169,6 +169,9 @@ class CVResult:
     speaker_adaptive: list[dict[str, Any]] | None = None
     #: Several corpora: corpus -> the pooled out-of-fold report of that corpus's clips (in-corpus UA).
     per_corpus: dict[str, EvaluationReport] | None = None
+    #: A probe with training copies: the pooled report of every clip scored with its copies too (what
+    #: ``ser-hf predict --test-time-copies`` gives; not what ``pipeline()`` gives, so never the headline).
+    test_time_copies: EvaluationReport | None = None
 
 
 def _collect_speaker_adaptive(collected: dict, method, test: datasets.Dataset, labels: list[str], seed: int) -> None:
@@ -227,16 +230,23 @@ def cross_validate(run: Run, progress: bool = True,
     With several corpora the folds are taken within each corpus (fold *i* tests fold *i* of every corpus:
     :func:`~ser_hf.corpora.combined.combined_folds`), and each corpus's out-of-fold predictions are also
     scored on their own (``CVResult.per_corpus``, ``cv/per_corpus/<corpus>/`` and the summary).
+
+    A probe with training copies is also scored with each test clip's copies (``CVResult.test_time_copies``,
+    ``cv/test_time_copies/`` and a separate section of the summary: not the headline, which is what ``pipeline()``
+    gives the saved checkpoints).
     """
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     out = Path(run.training.output_dir) / "cv"
     adaptive: dict = {}
+    with_copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # fold name -> (test rows, probabilities)
 
     def fit_fold(fold: Fold) -> FoldResult:
         method, test, report, probabilities = _fit_fold(run, dataset, fold, labels, progress)
         if getattr(method, "adaptive", None) is not None:
             _collect_speaker_adaptive(adaptive, method, test, labels, run.data.fold_seed)
+        if getattr(method, "has_training_copies", False) and getattr(method.settings, "fit", None) == "linear":
+            with_copies[fold.name] = (fold.test, method.predict_proba_with_copies(test))
         return FoldResult(report, probabilities)
 
     model = run.model.model_name_or_path
@@ -254,16 +264,25 @@ def cross_validate(run: Run, progress: bool = True,
                                       np.asarray(dataset["speaker"], dtype=object)[rows].tolist(),
                                       np.asarray(dataset["corpus"], dtype=object)[rows].tolist(), labels,
                                       model=model, split="pooled out-of-fold", genders=[genders[i] for i in rows])
+    copies_report = None
+    if with_copies:
+        rows = np.concatenate([rows for rows, _ in with_copies.values()])
+        copies_report = EvaluationReport.from_predictions(
+            np.asarray(dataset["label"])[rows], label_names=labels,
+            probabilities=np.concatenate([probabilities for _, probabilities in with_copies.values()]),
+            groups=np.asarray(dataset["speaker"], dtype=object)[rows].tolist(), model=model, corpus=run.data.corpus,
+            split="pooled out-of-fold, each clip scored with its training copies (test-time copies)")
     adaptive_rows = None
     if adaptive:
         from ser_hf.training.speaker_adaptation import summarise_enrollment
 
         adaptive_rows = summarise_enrollment(adaptive, labels, model=model, corpus=run.data.corpus)
     if is_main_process():
-        write_cv_summary(out, aggregate, pooled, run.settings(dataset), per_corpus=per_corpus)
+        write_cv_summary(out, aggregate, pooled, run.settings(dataset), per_corpus=per_corpus,
+                         test_time_copies=copies_report)
         if adaptive_rows is not None:
             _write_speaker_adaptive(out, adaptive_rows)
-    return CVResult(reports, aggregate, pooled, adaptive_rows, per_corpus)
+    return CVResult(reports, aggregate, pooled, adaptive_rows, per_corpus, copies_report)
 
 
 def require_several_corpora(run: Run, what: str) -> None:

@@ -387,6 +387,26 @@ class ProbeMethod:
         return torch.softmax(logits, dim=-1).numpy()
 
     @property
+    def has_training_copies(self) -> bool:
+        return bool(self.settings.speed_copies or self.settings.noise_copies)
+
+    def predict_proba_with_copies(self, dataset) -> np.ndarray:
+        """Probabilities from each clip and its training copies, log-probabilities averaged: what the saved
+        checkpoint gives through ``EmotionRecognizer(test_time_copies=True)`` (``ser-hf predict --test-time-copies``).
+
+        Raises:
+            SERError: before fit(), or when the probe trained on no copies.
+        """
+        if self.head is None or not self.has_training_copies:
+            raise SERError("ProbeMethod.predict_proba_with_copies needs a fitted probe with training copies "
+                           "(probe_speed_copies or probe_noise_copies).")
+        paths = dataset["audio"]
+        versions = [self.features(paths), *self.training_copies(paths)]
+        log_probs = torch.stack([torch.log_softmax(torch.as_tensor(predict_logits(self.head, states)), dim=-1)
+                                 for states in versions])
+        return torch.softmax(log_probs.mean(dim=0), dim=-1).numpy()
+
+    @property
     def training_log(self) -> list[dict]:
         """Validation UA per epoch of the last fit (empty without a validation part)."""
         return getattr(self.head, "training_log", [])

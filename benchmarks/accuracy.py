@@ -112,6 +112,8 @@ def run_config(spec: str, gradient: bool, bfloat16: bool = False, probe_only: bo
         return rows
     adaptive, result = _cv_row(spec, "probe + speaker adaptation", probe_speaker_adaptation=True)
     adaptive["speaker_adaptive"] = result.speaker_adaptive
+    if result.speaker_adaptive_test_time_copies:
+        adaptive["speaker_adaptive_test_time_copies"] = result.speaker_adaptive_test_time_copies
     rows.append(adaptive)
     if gradient:
         for seed in (0, 1, 2):
@@ -149,9 +151,11 @@ def main() -> None:
                 print(f"    with test-time copies: {row['test_time_copies']['unweighted_accuracy']:.4f}", flush=True)
             for corpus, scores in (row.get("per_corpus") or {}).items():
                 print(f"    {corpus} (in-corpus): {scores['unweighted_accuracy']:.4f}", flush=True)
-            for adaptive in row.get("speaker_adaptive") or []:
-                print(f"    enrollment {adaptive['enrollment']}: {adaptive['unweighted_accuracy']:.4f} "
-                      f"(global on same clips {adaptive['global_unweighted_accuracy_same_clips']:.4f})", flush=True)
+            for key, copies in (("speaker_adaptive", ""), ("speaker_adaptive_test_time_copies", " with copies")):
+                for adaptive in row.get(key) or []:
+                    print(f"    enrollment {adaptive['enrollment']}{copies}: {adaptive['unweighted_accuracy']:.4f} "
+                          f"(global on same clips {adaptive['global_unweighted_accuracy_same_clips']:.4f})",
+                          flush=True)
         write_result(args.name, {"rows": list(rows.values())})
 
 

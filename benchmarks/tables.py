@@ -246,11 +246,12 @@ def accuracy_tables(name: str = "accuracy") -> str:
                         f"{_mean_std(probe['mean_std']['unweighted_accuracy'])} | "
                         f"{_ci(reference['pooled']) if reference else 'not run'} | {_old_probe(config)} | "
                         f"{probe['seconds']:.0f} |")
-        settings = {row["enrollment"]: row for row in
-                    (rows.get((config, "probe + speaker adaptation")) or {}).get("speaker_adaptive") or []}
-        if settings:
-            adaptive.append(f"| {label} | {backbone} | {_estimators(settings)} | "
-                            + " | ".join(_adaptive_cell(settings.get(key)) for key, _ in ADAPTIVE_COLUMNS) + " |")
+        measured = rows.get((config, "probe + speaker adaptation")) or {}
+        for key, suffix in (("speaker_adaptive", ""), ("speaker_adaptive_test_time_copies", ", with test-time copies")):
+            settings = {row["enrollment"]: row for row in measured.get(key) or []}
+            if settings:
+                adaptive.append(f"| {label} | {backbone}{suffix} | {_estimators(settings)} | "
+                                + " | ".join(_adaptive_cell(settings.get(k)) for k, _ in ADAPTIVE_COLUMNS) + " |")
     source = f"<!-- from benchmarks/results/{name}.json ({data['date']}) -->"
     precision = [f"{_system(config)[0]} ({_system(config)[1].replace(' probe', '')}): bfloat16 "
                  f"{_pct(row['pooled']['unweighted_accuracy'])} vs float32 "
@@ -281,7 +282,10 @@ def accuracy_tables(name: str = "accuracy") -> str:
     legend = ("Each cell: speaker-adaptive pooled UA [95% CI], then the gain over the global head on the very same "
               "clips, and how many test speakers fell back to the global head (too few clips, or adaptation off). "
               "Enrollment clips are drawn at random per test speaker and never scored, except \"all\" "
-              "(transductive)." + _draws_sentence(adaptive_rows))
+              "(transductive)." + _draws_sentence(adaptive_rows)
+              + (" Rows \"with test-time copies\" score every clip with its training copies too (each copy with its own "
+                 "offset), on the same enrollment draws; their gain is over the global head with the same copies."
+                 if any(measured.get("speaker_adaptive_test_time_copies") for measured in rows.values()) else ""))
     return "\n".join([source, *standard, *(notes if precision else []), "",
                       "Speaker-adaptive rows (not the standard headline):", "", legend, "", *adaptive])
 

@@ -189,8 +189,5 @@ def test_test_time_copies_are_recorded_and_never_mixed_with_plain_scores(setup, 
         predict_files(model, setup["good"], plain, progress=False, test_time_copies=True)
     summary = predict_files(model, setup["good"], out, progress=False, test_time_copies=True)  # same job: resumes
     assert summary["skipped"] == 2 and summary["predicted"] == 1
-    with pytest.raises(SERError, match=r"cannot be combined"):
-        predict_files(model, setup["good"], tmp_path / "s.jsonl", progress=False, test_time_copies=True,
-                      speaker_pattern=r"(\w)\.")
     with pytest.raises(SERError, match=r"a loaded EmotionRecognizer keeps its own"):
         predict_files(recognizer, setup["good"], tmp_path / "r.jsonl", progress=False, test_time_copies=True)

@@ -223,6 +223,3 @@ def test_test_time_copies_refuse_what_cannot_work(checkpoint, tmp_path):
     (trained / "ser_hf_run.json").write_text(json.dumps({"data": {}, "probe": {"probe_speed_copies": [0.9, "x"]}}))
     with pytest.raises(ModelError, match=r"ser_hf_run.json: probe.probe_speed_copies is \[0.9, 'x'\]; expected a list"):
         EmotionRecognizer.from_pretrained(trained, test_time_copies=True)
-    with_copies = EmotionRecognizer.from_pretrained(checkpoint, test_time_copies={"speed": [1.1]})
-    with pytest.raises(SERError, match="test-time copies .1.1x speed. and speaker adaptation cannot be combined"):
-        with_copies.predict(_voice(1.0), speaker="alice")

@@ -259,3 +259,75 @@ def test_speaker_ids_and_files_that_are_not_utf8_are_shown_as_escapes(adaptive, 
     with pytest.raises(ModelError, match=r"dir\\\\xfe' has no speaker adaptation") as raised:
         load_adaptation(os.fsdecode(folder), {})
     assert "udc" not in str(raised.value)
+
+
+COPIES = {"speed": [0.9, 1.1]}
+
+
+def test_test_time_copies_give_every_copy_its_own_offset(adaptive, tmp_path):
+    from ser_hf.audio import AudioPreprocessor, SpeedChanged
+    from ser_hf.models.linear_head import log_softmax, softmax
+
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint, test_time_copies=COPIES)
+    clips = _clips(corpus, "SM1")
+    summary = recognizer.enroll("SM1", clips[:4])
+    assert summary == {"speaker": "SM1", "clips": 4, "adapted": True, "copies": ["0.9x speed", "1.1x speed"]}
+    results = recognizer.predict(clips[4:6], speaker="SM1")
+    assert all(r["adapted"] for r in results)
+    # By hand: each version (the clip, its 0.9x and 1.1x copies) with the offset of the same version of the
+    # enrolled clips; the versions' mean log-probability.
+    enrollments, base = recognizer.enrollments, AudioPreprocessor(sampling_rate=16000)
+    versions = [lambda w: w, SpeedChanged(base, 0.9).alter, SpeedChanged(base, 1.1).alter]
+    enrolled = [load_audio(clip) for clip in clips[:4]]
+    scored = [load_audio(clip) for clip in clips[4:6]]
+    total = 0.0
+    for alter in versions:
+        offset = enrollments.adaptation.enroll(enrollments.pooled([alter(w) for w in enrolled]))
+        total = total + log_softmax(enrollments.adaptation.logits(enrollments.pooled([alter(w) for w in scored]),
+                                                                  offset))
+    expected = softmax(total / 3)
+    labels = corpus.features["label"].names
+    for row, result in enumerate(results):
+        np.testing.assert_allclose([result["scores"][name] for name in labels], expected[row], atol=1e-5)
+    # Saved and loaded with the copies' offsets; enrolled without copies, a speaker cannot be scored with them.
+    recognizer.save_enrollments(tmp_path / "with")
+    fresh = EmotionRecognizer.from_pretrained(checkpoint, test_time_copies=COPIES)
+    assert fresh.load_enrollments(tmp_path / "with") == ["SM1"]
+    assert fresh.predict(clips[4], speaker="SM1")["scores"] == pytest.approx(results[0]["scores"], abs=1e-5)
+    plain = EmotionRecognizer.from_pretrained(checkpoint)
+    plain.enroll("SM1", clips[:4])
+    plain.save_enrollments(tmp_path / "without")
+    fresh.load_enrollments(tmp_path / "without")
+    with pytest.raises(SERError, match=r"speaker 'SM1' was enrolled without the test-time copies \['0.9x speed', "
+                                       r"'1.1x speed'\] \(with none\); enroll 'SM1' again"):
+        fresh.predict(clips[4], speaker="SM1")
+    plain.load_enrollments(tmp_path / "with")  # copies' offsets a recognizer without copies does not use
+    assert plain.predict(clips[4], speaker="SM1")["adapted"] is True
+    # A stream adapting online keeps every version's windows.
+    audio = np.concatenate([load_audio(clip) for clip in clips])
+    stream = recognizer.stream(window=0.4, hop=0.4, vad_threshold_db=None, adapt=True)
+    step = int(0.4 * 16000)
+    windows = [w for start in range(0, len(audio), step) for w in stream.push(audio[start:start + step])]
+    assert [w["adapted"] for w in windows[:2]] == [False, False] and all(w["adapted"] for w in windows[3:])
+
+
+def test_a_predict_job_with_speakers_and_test_time_copies(adaptive, tmp_path):
+    import json
+    import shutil
+
+    from ser_hf.inference.jobs import predict_files, read_records
+
+    corpus, checkpoint, tmp = adaptive
+    model = shutil.copytree(checkpoint, tmp_path / "model")
+    (model / "ser_hf_run.json").write_text(json.dumps({"data": {}, "probe": {"probe_speed_copies": [0.9, 1.1]}}))
+    out = tmp_path / "p.jsonl"
+    summary = predict_files(model, [str(tmp / "urdu")], out, speaker_pattern=r"/(S[MF]\d)_", progress=False,
+                            test_time_copies=True)
+    records = {record["path"]: record for record in read_records(out)}
+    assert summary["predicted"] == len(records) == 48 and all(r["adapted"] for r in records.values())
+    recognizer = EmotionRecognizer.from_pretrained(model, test_time_copies=True)
+    clips = _clips(corpus, "SF2")
+    recognizer.enroll("SF2", clips)  # the job enrolls each speaker from all their clips
+    for clip, result in zip(clips, recognizer.predict(clips, speaker="SF2")):
+        assert records[str(clip)]["scores"] == pytest.approx(result["scores"], abs=1e-5)

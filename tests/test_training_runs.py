@@ -148,6 +148,17 @@ def test_cv_of_a_probe_with_copies_also_scores_test_time_copies_apart_from_the_h
     plain = cross_validate(parse_run(None, [*common, "--num_folds", "3", "--output_dir", str(tmp / "cv-plain")]),
                            progress=False)
     assert plain.test_time_copies is None  # no copies trained on, none to score with
+    # Speaker-adaptive: its rows again with test-time copies, on the same enrollment draws, marked apart.
+    adaptive = cross_validate(parse_run(None, [*common, "--num_folds", "3", "--probe_speed_copies", "1.1",
+                                               "--probe_speaker_adaptation", "true",
+                                               "--output_dir", str(tmp / "cv-adaptive")]), progress=False)
+    rows = json.loads((tmp / "cv-adaptive" / "cv" / "speaker_adaptive.json").read_text())
+    marked = [row for row in rows if row.get("test_time_copies")]
+    assert [row["enrollment"] for row in marked] == [row["enrollment"] for row in adaptive.speaker_adaptive]
+    assert len(rows) == 2 * len(marked) and adaptive.speaker_adaptive_test_time_copies is not None
+    assert [row["clips_scored"] for row in marked] == [row["clips_scored"] for row in adaptive.speaker_adaptive]
+    assert "## With test-time copies" in (tmp / "cv-adaptive" / "cv" / "speaker_adaptive.md").read_text()
+    assert plain.speaker_adaptive_test_time_copies is None
     assert "test_time_copies" not in json.loads((tmp / "cv-plain" / "cv" / "cv_summary.json").read_text())
 
 

@@ -98,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "model's probe trained on (probe_speed_copies, probe_noise_copies), log-probabilities "
                              "averaged. 1 + copies times slower; measured +0.4 to +1.8 UA on RAVDESS and -1.2 on "
                              "URDU (README, 'Test-time copies'): check it with ser-hf cv, whose summary reports it. "
-                             "Not with --speaker-pattern/--speaker-column")
+                             "With --speaker-pattern/--speaker-column each copy gets its own speaker offset")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_dataset_arguments(parser, columns=("audio",), instead_of="input files")
     parser.set_defaults(func=run_predict)

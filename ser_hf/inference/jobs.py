@@ -231,13 +231,15 @@ def _predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], tod
                 waves[path] = recognizer.load(path)
             except (SERError, OSError, RuntimeError) as err:
                 records[path] = _error_record(path, err)
-        pooled = dict(zip(waves, enrollments.pooled(list(waves.values()), recognizer.batch_size))) if waves else {}
+        # The pooled states of every clip, then of each of its test-time copies (none without them).
+        versions = enrollments.versions(list(waves.values()), recognizer.batch_size) if waves else []
         if speaker is not None:
-            enrollments.enroll(speaker, np.stack(list(pooled.values())) if pooled else np.zeros((0,)))
-        for path, states in pooled.items():
+            enrollments.enroll(speaker, versions[0] if versions else np.zeros((0,)), versions[1:])
+        for index, path in enumerate(waves):
             if path not in pending:
                 continue
-            row = (enrollments.probabilities(speaker, states[None]) if speaker is not None else
+            clip, *copies = [states[index:index + 1] for states in versions]
+            row = (enrollments.probabilities(speaker, clip, copies) if speaker is not None else
                    recognizer.predict_waves([waves[path]]))[0]
             try:
                 adapted = speaker is not None and enrollments.summary(speaker)["adapted"]
@@ -371,10 +373,6 @@ def predict_files(
     processes = launched_processes()
     speakers = None
     if speaker_pattern is not None or speaker_column is not None:
-        if copies:
-            raise SERError("test-time copies (--test-time-copies) and speaker-adaptive prediction (--speaker-pattern/"
-                           "--speaker-column) cannot be combined: a speaker's offset is learnt from the clips alone. "
-                           "Run one or the other.")
         speakers = speakers_of(paths, inputs, pattern=speaker_pattern, column=speaker_column)
         if processes.world > 1:
             raise SERError("speaker-adaptive prediction (--speaker-pattern/--speaker-column) runs in one process: "

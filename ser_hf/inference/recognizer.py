@@ -145,7 +145,8 @@ class EmotionRecognizer:
             ``{"speed": [0.9, 1.1], "noise": [20]}`` plays each clip 0.9x and 1.1x as fast and adds white noise
             20 dB below it (as the probe's training copies; noise seeded by the clip, so predictions repeat).
             Each copy costs one more forward pass. Off (None) by default: then a clip scores exactly as
-            ``pipeline()`` scores it. Not combined with speaker adaptation.
+            ``pipeline()`` scores it. With speaker adaptation, each copy gets its own offset from the same copy of
+            the speaker's enrollment clips (enroll with the same copies you predict with).
 
     Use :meth:`from_pretrained` rather than the constructor.
     """
@@ -378,7 +379,8 @@ class EmotionRecognizer:
 
             if self.checkpoint_dir is None:
                 raise SERError("speaker adaptation needs a recognizer loaded with from_pretrained(checkpoint_dir).")
-            self._enrollments = SpeakerEnrollments(self.model, self.feature_extractor, self.checkpoint_dir)
+            self._enrollments = SpeakerEnrollments(self.model, self.feature_extractor, self.checkpoint_dir,
+                                                   copies=self._copies)
         return self._enrollments
 
     def enroll(self, speaker: str, clips: Sequence[RecognizerInput]) -> dict[str, Any]:
@@ -398,8 +400,8 @@ class EmotionRecognizer:
             ```
         """
         waves = [self.load(clip) for clip in clips]
-        enrollments = self.enrollments
-        return enrollments.enroll(speaker, enrollments.pooled(waves, self.batch_size))
+        clips_states, *copies_states = self.enrollments.versions(waves, self.batch_size)
+        return self.enrollments.enroll(speaker, clips_states, copies_states)
 
     def save_enrollments(self, path: str | os.PathLike) -> Path:
         """Save every enrolled speaker to ``path.json`` + ``path.safetensors`` (no pickle)."""
@@ -505,10 +507,6 @@ class EmotionRecognizer:
         if adapt and speaker is not None:
             raise SERError(f"adapt=True and speaker={speaker!r} cannot be combined: adapt learns the stream's own "
                            f"speaker online, speaker uses an enrolled speaker's offset from the start. Pass one.")
-        if self._copies and (adapt or speaker is not None):
-            raise SERError(f"test-time copies ({', '.join(self.test_time_copies)}) and speaker adaptation cannot be "
-                           f"combined: the speaker's offset is learnt from the clips alone. Use one: a recognizer "
-                           f"without test_time_copies for speaker={speaker!r}/adapt=True.")
         if adapt:
             return OnlineSpeaker(self.enrollments)
         return None if speaker is None else EnrolledSpeaker(self.enrollments, str(speaker))

@@ -14,6 +14,10 @@ minimum), the speaker is kept on the global head, and the enrollment says so (``
 
 Enrollments are saved as ``<name>.safetensors`` (offsets) + ``<name>.json`` (speaker ids, clip counts,
 and a fingerprint of the adaptation they belong to), never as a pickle.
+
+With test-time copies (``EmotionRecognizer(test_time_copies=...)``), every version of a clip (the clip, then each
+copy) has its own offset, enrolled from the same version of the speaker's clips, and a clip's probabilities are the
+softmax of its versions' mean log-probability, each version with its offset.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import numpy as np
 from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import ModelError, SERError
 from ser_hf.models.adaptive_head import ADAPTATION_WEIGHTS, load_adaptation
-from ser_hf.models.linear_head import softmax
+from ser_hf.models.linear_head import log_softmax, softmax
 from ser_hf.paths import display_path, is_utf8, printable
 
 logger = logging.getLogger(__name__)
@@ -48,6 +52,15 @@ def model_head(model) -> dict[str, np.ndarray]:
     return {name: state[name].detach().cpu().double().numpy() for name in HEAD_TENSORS}
 
 
+def _probabilities(adaptation, versions: list[np.ndarray], offsets: list) -> np.ndarray:
+    """Softmax of the mean log-probability of the versions (the clips, then each copy), each with its offset
+    (None: the global head); one version is scored as it is."""
+    if len(versions) == 1:
+        return softmax(adaptation.logits(versions[0], offsets[0]))
+    total = sum(log_softmax(adaptation.logits(states, offset)) for states, offset in zip(versions, offsets))
+    return softmax(total / len(versions))
+
+
 def _fingerprint(checkpoint: Path) -> str:
     return hashlib.sha256((checkpoint / ADAPTATION_WEIGHTS).read_bytes()).hexdigest()[:20]
 
@@ -59,9 +72,10 @@ class SpeakerEnrollments:
         model: The loaded PyTorch classifier (ONNX exports hold no pooled states).
         feature_extractor: Its feature extractor.
         checkpoint: The checkpoint directory holding the adaptation files.
+        copies: The recognizer's test-time copies (``(copy, name)`` pairs): enrolled and scored too.
     """
 
-    def __init__(self, model, feature_extractor, checkpoint: str | os.PathLike):
+    def __init__(self, model, feature_extractor, checkpoint: str | os.PathLike, copies=()):
         if not hasattr(model, "state_dict"):
             raise ModelError("speaker adaptation needs the PyTorch checkpoint, not an ONNX export: load the "
                              "checkpoint directory the export was made from.")
@@ -71,14 +85,26 @@ class SpeakerEnrollments:
         self.adaptation = load_adaptation(self.checkpoint, model_head(model))
         self.fingerprint = _fingerprint(self.checkpoint)
         self.speakers: dict[str, dict[str, Any]] = {}
+        self.copies = list(copies)
+
+    @property
+    def copy_names(self) -> list[str]:
+        return [name for _, name in self.copies]
 
     def pooled(self, waves, batch_size: int = 8) -> np.ndarray:
         from ser_hf.models.pooling import pool_waves
 
         return pool_waves(self.model, self.feature_extractor, list(waves), batch_size).astype(np.float64)
 
-    def enroll(self, speaker: str, pooled: np.ndarray) -> dict[str, Any]:
-        """Enroll ``speaker`` from the pooled states of their clips; falls back to the global head when it must."""
+    def versions(self, waves, batch_size: int = 8) -> list[np.ndarray]:
+        """Pooled states of ``waves``, then of each test-time copy of them (just the first without copies)."""
+        waves = list(waves)
+        return [self.pooled(waves, batch_size),
+                *(self.pooled([copy.alter(wave) for wave in waves], batch_size) for copy, _ in self.copies)]
+
+    def enroll(self, speaker: str, pooled: np.ndarray, copies: list[np.ndarray] | None = None) -> dict[str, Any]:
+        """Enroll ``speaker`` from the pooled states of their clips (and of each test-time copy of them, as
+        :meth:`versions` gives them); falls back to the global head when it must."""
         speaker = str(speaker)
         entry: dict[str, Any] = {"speaker": speaker, "clips": int(len(pooled)), "adapted": False, "offset": None}
         if not self.adaptation.enabled:
@@ -88,6 +114,8 @@ class SpeakerEnrollments:
                                f"adaptation needs")
         else:
             entry.update(adapted=True, offset=self.adaptation.enroll(pooled))
+            if copies:
+                entry.update(copies=self.copy_names, copy_offsets=[self.adaptation.enroll(copy) for copy in copies])
         if not entry["adapted"]:
             logger.warning("speaker %r: using the global model: %s", printable(speaker), entry["reason"])
         self.speakers[speaker] = entry
@@ -95,7 +123,7 @@ class SpeakerEnrollments:
 
     def summary(self, speaker: str) -> dict[str, Any]:
         entry = self._entry(speaker)
-        return {k: v for k, v in entry.items() if k != "offset"}
+        return {k: v for k, v in entry.items() if k not in ("offset", "copy_offsets")}
 
     def _entry(self, speaker: str) -> dict[str, Any]:
         if str(speaker) not in self.speakers:
@@ -105,9 +133,27 @@ class SpeakerEnrollments:
                            f"enroll({shown!r}, clips) first, or predict without a speaker.")
         return self.speakers[str(speaker)]
 
-    def probabilities(self, speaker: str, pooled: np.ndarray) -> np.ndarray:
-        """Softmax probabilities of ``pooled`` clips for an enrolled speaker."""
-        return softmax(self.adaptation.logits(pooled, self._entry(speaker)["offset"]))
+    def probabilities(self, speaker: str, pooled: np.ndarray, copies: list[np.ndarray] | None = None) -> np.ndarray:
+        """Softmax probabilities of ``pooled`` clips for an enrolled speaker (with ``copies``, the pooled states of
+        each test-time copy of them, averaged as the module docstring says)."""
+        return _probabilities(self.adaptation, [pooled, *(copies or [])], self.offsets(speaker, bool(copies)))
+
+    def offsets(self, speaker: str, copies: bool) -> list:
+        """The speaker's offset (None: the global head), then with ``copies`` each test-time copy's.
+
+        Raises:
+            SERError: for a speaker not enrolled, or enrolled without this recognizer's test-time copies.
+        """
+        entry = self._entry(speaker)
+        if not copies:
+            return [entry["offset"]]
+        if not entry["adapted"]:
+            return [None] * (1 + len(self.copies))
+        if entry.get("copies") != self.copy_names or entry.get("copy_offsets") is None:
+            shown = printable(str(speaker))
+            raise SERError(f"speaker {shown!r} was enrolled without the test-time copies {self.copy_names} (with "
+                           f"{entry.get('copies') or 'none'}); enroll {shown!r} again with this recognizer.")
+        return [entry["offset"], *entry["copy_offsets"]]
 
     def speaker_head(self, speaker: str) -> dict[str, np.ndarray]:
         """Standard head tensors scoring like :meth:`probabilities` for ``speaker`` (the global head if not adapted)."""
@@ -141,10 +187,12 @@ class SpeakerEnrollments:
         base = Path(path).with_suffix("")
         tensors, speakers = {}, []
         for index, entry in enumerate(self.speakers.values()):
-            record = {k: v for k, v in entry.items() if k != "offset"}
+            record = {k: v for k, v in entry.items() if k not in ("offset", "copy_offsets")}
             if entry["adapted"]:
                 record["tensor"] = f"offset.{index}"
                 tensors[record["tensor"]] = np.ascontiguousarray(entry["offset"], dtype=np.float32)
+                for number, offset in enumerate(entry.get("copy_offsets") or []):
+                    tensors[f"offset.{index}.copy.{number}"] = np.ascontiguousarray(offset, dtype=np.float32)
             speakers.append(record)
         base.parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors or {"empty": np.zeros(1, dtype=np.float32)}, str(base.with_suffix(".safetensors")))
@@ -174,13 +222,18 @@ class SpeakerEnrollments:
                            f"{adaptation}, this model {self.fingerprint}); enroll the speakers again with this model.")
         expected = self.adaptation.means.shape[1:]
         for record in speakers:
-            offset = tensors.get(record.get("tensor", "")) if record.get("adapted") else None
-            if record.get("adapted") and (offset is None or offset.shape != expected or not np.isfinite(offset).all()):
+            name = record.get("tensor", "")
+            offsets = [tensors.get(name)] if record.get("adapted") else []
+            offsets += [tensors.get(f"{name}.copy.{number}") for number in range(len(record.get("copies") or []))]
+            if any(offset is None or offset.shape != expected or not np.isfinite(offset).all() for offset in offsets):
                 speaker = printable(str(record.get("speaker")))
                 raise SERError(f"enrollments {display_path(base)!r}: speaker {speaker!r} has no usable offset "
                                f"(expected shape {expected}); enroll the speakers again.")
-            self.speakers[str(record["speaker"])] = {**{k: v for k, v in record.items() if k != "tensor"},
-                                                     "offset": None if offset is None else offset.astype(np.float64)}
+            entry = {k: v for k, v in record.items() if k != "tensor"}
+            entry["offset"] = offsets[0].astype(np.float64) if offsets else None
+            if record.get("copies") and offsets:
+                entry["copy_offsets"] = [offset.astype(np.float64) for offset in offsets[1:]]
+            self.speakers[str(record["speaker"])] = entry
         return [str(record["speaker"]) for record in speakers]
 
 
@@ -197,12 +250,12 @@ class EnrolledSpeaker:
     def __init__(self, enrollments: SpeakerEnrollments, speaker: str):
         self.enrollments = enrollments
         self.summary = enrollments.summary(speaker)
-        self.offset = enrollments._entry(speaker)["offset"]
+        self.offsets = enrollments.offsets(speaker, bool(enrollments.copies))
 
     def score(self, waves, batch_size: int = 8) -> tuple[np.ndarray, bool]:
         """Probabilities of windows (the global head's when the speaker is not adapted), and whether adapted."""
-        pooled = self.enrollments.pooled(waves, batch_size)
-        return softmax(self.enrollments.adaptation.logits(pooled, self.offset)), self.summary["adapted"]
+        versions = self.enrollments.versions(waves, batch_size)
+        return _probabilities(self.enrollments.adaptation, versions, self.offsets), self.summary["adapted"]
 
 
 #: Voiced windows a stream keeps to estimate its speaker's offset online (a bounded, recent memory).
@@ -214,14 +267,13 @@ class OnlineSpeaker:
 
     def __init__(self, enrollments: SpeakerEnrollments):
         self.enrollments = enrollments
-        self.pooled: list[np.ndarray] = []
+        self.kept: list[list[np.ndarray]] = [[] for _ in range(1 + len(enrollments.copies))]  # per version
 
     def score(self, waves, batch_size: int = 8) -> tuple[np.ndarray, bool]:
         """Probabilities of new windows, with the offset re-estimated from every window kept, and whether adapted."""
         adaptation = self.enrollments.adaptation
-        pooled = self.enrollments.pooled(waves, batch_size)
-        self.pooled = (self.pooled + list(pooled))[-STREAM_WINDOWS:]
-        offset = None
-        if adaptation.enabled and len(self.pooled) >= adaptation.min_clips:
-            offset = adaptation.enroll(np.stack(self.pooled))
-        return softmax(adaptation.logits(pooled, offset)), offset is not None
+        versions = self.enrollments.versions(waves, batch_size)
+        self.kept = [(kept + list(states))[-STREAM_WINDOWS:] for kept, states in zip(self.kept, versions)]
+        adapted = adaptation.enabled and len(self.kept[0]) >= adaptation.min_clips
+        offsets = [adaptation.enroll(np.stack(kept)) if adapted else None for kept in self.kept]
+        return _probabilities(adaptation, versions, offsets), adapted

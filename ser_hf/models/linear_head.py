@@ -36,6 +36,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of ``(clips, labels)`` logits: what test-time copies average over a clip's versions."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
 def head_logits(tensors: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
     """What the standard HF head with these tensors computes from pooled ``(clips, layers, hidden)`` states."""
     mixed = np.einsum("nlh,l->nh", features, head_mix(tensors))

@@ -169,27 +169,28 @@ class CVResult:
     speaker_adaptive: list[dict[str, Any]] | None = None
     #: Several corpora: corpus -> the pooled out-of-fold report of that corpus's clips (in-corpus UA).
     per_corpus: dict[str, EvaluationReport] | None = None
+    #: A speaker-adaptive probe with training copies: its rows with every clip scored with its copies too.
+    speaker_adaptive_test_time_copies: list[dict[str, Any]] | None = None
     #: A probe with training copies: the pooled report of every clip scored with its copies too (what
     #: ``ser-hf predict --test-time-copies`` gives; not what ``pipeline()`` gives, so never the headline).
     test_time_copies: EvaluationReport | None = None
 
 
-def _collect_speaker_adaptive(collected: dict, method, test: datasets.Dataset, labels: list[str], seed: int) -> None:
-    """Score the fold's test speakers under every enrollment setting (see ser_hf.training.speaker_adaptation)."""
+def _collect_speaker_adaptive(collected: dict, method, test: datasets.Dataset, labels: list[str], seed: int,
+                              copies: bool = False) -> None:
+    """Score the fold's test speakers under every enrollment setting (see ser_hf.training.speaker_adaptation);
+    with ``copies``, each clip with its training copies too (the same enrollment draws)."""
     from ser_hf.training.speaker_adaptation import collect_enrollment, enrollment_predictions
 
     references = np.asarray(test["label"])
     predictions = enrollment_predictions(method.adaptive, method.features(test["audio"]), references,
                                          test["speaker"], neutral_label=labels.index("neutral")
-                                         if "neutral" in labels else None, seed=seed)
+                                         if "neutral" in labels else None, seed=seed,
+                                         copies=method.training_copies(test["audio"]) if copies else ())
     collect_enrollment(collected, predictions, references, test["speaker"])
 
 
-def _write_speaker_adaptive(out: Path, rows: list[dict[str, Any]]) -> None:
-    from ser_hf.training.speaker_adaptation import ENROLLMENT_DRAWS
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "speaker_adaptive.json").write_text(json.dumps(rows, indent=2) + "\n")
+def _adaptive_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| enrollment | speaker-adaptive UA [95% CI] | global head, same clips | gain | clips | fallback speakers |",
              "|---|---|---|---|---|---|"]
     for row in rows:
@@ -197,11 +198,25 @@ def _write_speaker_adaptive(out: Path, rows: list[dict[str, Any]]) -> None:
         lines.append(f"| {row['enrollment']} | {100 * row['unweighted_accuracy']:.1f} [{100 * low:.1f}-{100 * high:.1f}] "
                      f"| {100 * row['global_unweighted_accuracy_same_clips']:.1f} | {100 * row['gain']:+.1f} "
                      f"| {row['clips_scored']} | {row['fallback_speakers']} of {row['speakers']} |")
+    return lines
+
+
+def _write_speaker_adaptive(out: Path, rows: list[dict[str, Any]],
+                            with_copies: list[dict[str, Any]] | None = None) -> None:
+    from ser_hf.training.speaker_adaptation import ENROLLMENT_DRAWS
+
+    out.mkdir(parents=True, exist_ok=True)
+    marked = [{**row, "test_time_copies": True} for row in with_copies or []]
+    (out / "speaker_adaptive.json").write_text(json.dumps(rows + marked, indent=2) + "\n")
+    copies_section = "" if not with_copies else (
+        "\n## With test-time copies\n\nThe same enrollment draws; every clip scored with its training copies too, "
+        "each version with its own offset from the enrolled clips' same version (`ser-hf predict --test-time-copies "
+        "--speaker-pattern ...`).\n\n" + "\n".join(_adaptive_table(with_copies)) + "\n")
     (out / "speaker_adaptive.md").write_text(
         "# Speaker-adaptive rows (not the standard headline)\n\nEnrollment clips are the test speaker's own, "
         "unlabelled, drawn at random with the fold seed and never scored (except 'all', which is transductive); "
         f"each random row pools {ENROLLMENT_DRAWS} draws, and its clips are those scored per draw.\n\n"
-        + "\n".join(lines) + "\n")
+        + "\n".join(_adaptive_table(rows)) + "\n" + copies_section)
 
 
 def _fold_with_validation(dataset: datasets.Dataset, fold: Fold, run: Run) -> Fold:
@@ -239,13 +254,17 @@ def cross_validate(run: Run, progress: bool = True,
     labels = dataset.features["label"].names
     out = Path(run.training.output_dir) / "cv"
     adaptive: dict = {}
+    adaptive_copies: dict = {}
     with_copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # fold name -> (test rows, probabilities)
 
     def fit_fold(fold: Fold) -> FoldResult:
         method, test, report, probabilities = _fit_fold(run, dataset, fold, labels, progress)
+        copies = getattr(method, "has_training_copies", False) and getattr(method.settings, "fit", None) == "linear"
         if getattr(method, "adaptive", None) is not None:
             _collect_speaker_adaptive(adaptive, method, test, labels, run.data.fold_seed)
-        if getattr(method, "has_training_copies", False) and getattr(method.settings, "fit", None) == "linear":
+            if copies:
+                _collect_speaker_adaptive(adaptive_copies, method, test, labels, run.data.fold_seed, copies=True)
+        if copies:
             with_copies[fold.name] = (fold.test, method.predict_proba_with_copies(test))
         return FoldResult(report, probabilities)
 
@@ -272,17 +291,20 @@ def cross_validate(run: Run, progress: bool = True,
             probabilities=np.concatenate([probabilities for _, probabilities in with_copies.values()]),
             groups=np.asarray(dataset["speaker"], dtype=object)[rows].tolist(), model=model, corpus=run.data.corpus,
             split="pooled out-of-fold, each clip scored with its training copies (test-time copies)")
-    adaptive_rows = None
+    adaptive_rows = adaptive_copies_rows = None
     if adaptive:
         from ser_hf.training.speaker_adaptation import summarise_enrollment
 
         adaptive_rows = summarise_enrollment(adaptive, labels, model=model, corpus=run.data.corpus)
+        if adaptive_copies:
+            adaptive_copies_rows = summarise_enrollment(adaptive_copies, labels, model=model, corpus=run.data.corpus)
     if is_main_process():
         write_cv_summary(out, aggregate, pooled, run.settings(dataset), per_corpus=per_corpus,
                          test_time_copies=copies_report)
         if adaptive_rows is not None:
-            _write_speaker_adaptive(out, adaptive_rows)
-    return CVResult(reports, aggregate, pooled, adaptive_rows, per_corpus, copies_report)
+            _write_speaker_adaptive(out, adaptive_rows, adaptive_copies_rows)
+    return CVResult(reports, aggregate, pooled, speaker_adaptive=adaptive_rows, per_corpus=per_corpus,
+                    speaker_adaptive_test_time_copies=adaptive_copies_rows, test_time_copies=copies_report)
 
 
 def require_several_corpora(run: Run, what: str) -> None:

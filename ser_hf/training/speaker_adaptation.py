@@ -46,7 +46,7 @@ from ser_hf.models.adaptive_head import (
     save_adaptation,
     speaker_offset,
 )
-from ser_hf.models.linear_head import head_logits
+from ser_hf.models.linear_head import head_logits, log_softmax
 from ser_hf.training.linear_probe import (
     DEFAULT_LAYER_MIXES,
     corpora_to_balance,
@@ -251,7 +251,7 @@ def _enrollment(rows: np.ndarray, labels: np.ndarray, setting, neutral_label: in
 
 def enrollment_predictions(probe: AdaptiveProbe, features: np.ndarray, labels: np.ndarray, speakers,
                            settings=ENROLLMENT_SETTINGS, neutral_label: int | None = None, seed: int = 0,
-                           draws: int = ENROLLMENT_DRAWS) -> dict:
+                           draws: int = ENROLLMENT_DRAWS, copies=()) -> dict:
     """Predictions of the test speakers' clips under each enrollment setting, with the global head's beside them.
 
     For each setting, test speaker and each of ``draws`` draws, enrollment clips are drawn at random (seeded)
@@ -260,6 +260,10 @@ def enrollment_predictions(probe: AdaptiveProbe, features: np.ndarray, labels: n
     all its draws, one after the other, so a clip is scored once per draw that did not enroll it. A speaker with
     fewer enrollment clips than the minimum, or a model whose adaptation is off, is scored by the global head
     and counted as a fallback (once, whatever the draws).
+
+    With ``copies`` (the states of every clip's training copies, each shaped like ``features``), every clip is
+    scored with its copies too (test-time copies): each version with its own offset, enrolled from the same
+    clips' version, and the versions' log-probabilities summed. The same ``seed`` draws the same clips as without.
 
     Returns:
         ``{setting: {"rows", "adaptive", "global", "fallback_speakers", "speakers", "draws", "estimator",
@@ -271,6 +275,16 @@ def enrollment_predictions(probe: AdaptiveProbe, features: np.ndarray, labels: n
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     speakers = np.asarray(speakers, dtype=object)
+    versions = [features, *(np.asarray(copy, dtype=np.float64) for copy in copies)]
+
+    def predicted(rows: np.ndarray, enrolled: np.ndarray | None = None) -> np.ndarray:
+        """Classes of ``rows`` by the adaptive head (offsets from ``enrolled``) or, without, the global head."""
+        total = 0.0
+        for states in versions:
+            offset = None if enrolled is None else probe.enroll(states[enrolled])
+            total = total + log_softmax(probe.logits(states[rows], offset))
+        return np.asarray(total).argmax(axis=1)
+
     rng = np.random.default_rng(seed)
     rows_by_speaker = {speaker: np.flatnonzero(speakers == speaker) for speaker in sorted(set(speakers.tolist()))}
     results = {}
@@ -286,14 +300,13 @@ def enrollment_predictions(probe: AdaptiveProbe, features: np.ndarray, labels: n
                 scored_speakers.add(speaker)
                 if not probe.enabled or len(enrolled) < probe.min_clips:
                     fallback.add(speaker)
-                    adaptive.append(probe.logits(features[scored]).argmax(axis=1))
+                    adaptive.append(predicted(scored))
                     continue
-                offset = probe.enroll(features[enrolled])
-                adaptive.append(probe.logits(features[scored], offset).argmax(axis=1))
+                adaptive.append(predicted(scored, enrolled))
         rows = np.concatenate(scored_rows) if scored_rows else np.zeros(0, dtype=np.int64)
         results[str(setting)] = {
             "rows": rows, "adaptive": np.concatenate(adaptive) if adaptive else rows,
-            "global": probe.logits(features[rows]).argmax(axis=1) if len(rows) else rows,
+            "global": predicted(rows) if len(rows) else rows,
             "fallback_speakers": len(fallback), "speakers": len(scored_speakers), "draws": setting_draws,
             "estimator": probe.estimator if probe.enabled else "off",
             "shrink_clips": probe.shrink if probe.enabled else None}

@@ -68,6 +68,7 @@ from ser_hf.inference.streaming import (  # RecognizerStream and window_level_db
     window_level_db,
     window_samples,
 )
+from ser_hf.models.linear_head import mean_log_probability
 from ser_hf.paths import display_path
 
 __all__ = ["EmotionRecognizer", "RecognizerStream", "window_level_db"]
@@ -101,7 +102,7 @@ def _load_run_preprocessor(model_dir: Path, sampling_rate: int) -> AudioPreproce
 _TINY = float(np.finfo(np.float32).tiny)
 
 
-def _copies(test_time_copies: Any, sampling_rate: int) -> list[tuple[Any, str]]:
+def _parse_copies(test_time_copies: Any, sampling_rate: int) -> list[tuple[Any, str]]:
     """The ``(copy, name)`` pairs ``test_time_copies`` (``{"speed": [...], "noise": [...]}`` or None) asks for."""
     from ser_hf.ranges import NOISE_SNR, SPEED_FACTOR
 
@@ -164,7 +165,7 @@ class EmotionRecognizer:
         self.preprocessor = preprocessor
         self.batch_size = batch_size
         self.labels = model_labels(model)
-        self._copies = _copies(test_time_copies, self.sampling_rate)
+        self._copies = _parse_copies(test_time_copies, self.sampling_rate)
         self.checkpoint_dir: Path | None = None  # set by from_pretrained; speaker adaptation files live there
         self._enrollments = None
 
@@ -286,14 +287,10 @@ class EmotionRecognizer:
         probabilities = self._forward(list(waves), progress)
         if not self._copies:
             return probabilities
-        # The mean of the versions' log-probabilities: for a linear head, the head on the mean of their states.
-        # (A non-finite row stays non-finite, so result() still refuses it.)
-        log_sum = np.log(np.maximum(probabilities, _TINY))
-        for copy, _ in self._copies:
-            log_sum += np.log(np.maximum(self._forward([copy.alter(wave) for wave in waves], progress), _TINY))
-        mean = log_sum / (1 + len(self._copies))
-        exp = np.exp(mean - mean.max(axis=1, keepdims=True))
-        return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+        # A non-finite row stays non-finite, so result() still refuses it.
+        versions = [probabilities, *(self._forward([copy.alter(wave) for wave in waves], progress)
+                                     for copy, _ in self._copies)]
+        return mean_log_probability([np.log(np.maximum(p, _TINY)) for p in versions]).astype(np.float32)
 
     def _forward(self, waves: list[np.ndarray], progress: bool) -> np.ndarray:
         probabilities, _ = predict_proba(self.model, waves, feature_extractor=self.feature_extractor,

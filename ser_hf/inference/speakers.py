@@ -34,7 +34,7 @@ import numpy as np
 from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import ModelError, SERError
 from ser_hf.models.adaptive_head import ADAPTATION_WEIGHTS, load_adaptation
-from ser_hf.models.linear_head import log_softmax, softmax
+from ser_hf.models.linear_head import log_softmax, mean_log_probability
 from ser_hf.paths import display_path, is_utf8, printable
 
 logger = logging.getLogger(__name__)
@@ -53,12 +53,9 @@ def model_head(model) -> dict[str, np.ndarray]:
 
 
 def _probabilities(adaptation, versions: list[np.ndarray], offsets: list) -> np.ndarray:
-    """Softmax of the mean log-probability of the versions (the clips, then each copy), each with its offset
-    (None: the global head); one version is scored as it is."""
-    if len(versions) == 1:
-        return softmax(adaptation.logits(versions[0], offsets[0]))
-    total = sum(log_softmax(adaptation.logits(states, offset)) for states, offset in zip(versions, offsets))
-    return softmax(total / len(versions))
+    """Probabilities from the versions (the clips, then each copy), each with its offset (None: the global head)."""
+    return mean_log_probability([log_softmax(adaptation.logits(states, offset))
+                                 for states, offset in zip(versions, offsets)])
 
 
 def _fingerprint(checkpoint: Path) -> str:

@@ -42,6 +42,12 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
+def mean_log_probability(log_probabilities) -> np.ndarray:
+    """Probabilities from several versions of the same clips (a clip and its test-time copies): the softmax of
+    their mean log-probability. For a linear head this is the head on the mean of the versions' states."""
+    return softmax(sum(log_probabilities) / len(log_probabilities))
+
+
 def head_logits(tensors: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
     """What the standard HF head with these tensors computes from pooled ``(clips, layers, hidden)`` states."""
     mixed = np.einsum("nlh,l->nh", features, head_mix(tensors))

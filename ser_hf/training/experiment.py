@@ -177,16 +177,15 @@ class CVResult:
 
 
 def _collect_speaker_adaptive(collected: dict, method, test: datasets.Dataset, labels: list[str], seed: int,
-                              copies: bool = False) -> None:
-    """Score the fold's test speakers under every enrollment setting (see ser_hf.training.speaker_adaptation);
-    with ``copies``, each clip with its training copies too (the same enrollment draws)."""
+                              states: np.ndarray, copies=()) -> None:
+    """Score the fold's test speakers (pooled ``states``) under every enrollment setting (see
+    ser_hf.training.speaker_adaptation); with ``copies`` (their states), each clip with its copies too."""
     from ser_hf.training.speaker_adaptation import collect_enrollment, enrollment_predictions
 
     references = np.asarray(test["label"])
-    predictions = enrollment_predictions(method.adaptive, method.features(test["audio"]), references,
-                                         test["speaker"], neutral_label=labels.index("neutral")
-                                         if "neutral" in labels else None, seed=seed,
-                                         copies=method.training_copies(test["audio"]) if copies else ())
+    predictions = enrollment_predictions(method.adaptive, states, references, test["speaker"],
+                                         neutral_label=labels.index("neutral") if "neutral" in labels else None,
+                                         seed=seed, copies=copies)
     collect_enrollment(collected, predictions, references, test["speaker"])
 
 
@@ -260,12 +259,19 @@ def cross_validate(run: Run, progress: bool = True,
     def fit_fold(fold: Fold) -> FoldResult:
         method, test, report, probabilities = _fit_fold(run, dataset, fold, labels, progress)
         copies = getattr(method, "has_training_copies", False) and getattr(method.settings, "fit", None) == "linear"
-        if getattr(method, "adaptive", None) is not None:
-            _collect_speaker_adaptive(adaptive, method, test, labels, run.data.fold_seed)
-            if copies:
-                _collect_speaker_adaptive(adaptive_copies, method, test, labels, run.data.fold_seed, copies=True)
+        adapts = getattr(method, "adaptive", None) is not None
+        # The test clips' pooled states (and their copies'), read from the cache once for every row below.
         if copies:
-            with_copies[fold.name] = (fold.test, method.predict_proba_with_copies(test))
+            versions = method.versions(test)
+        else:
+            versions = [method.features(test["audio"])] if adapts else []
+        if adapts:
+            _collect_speaker_adaptive(adaptive, method, test, labels, run.data.fold_seed, versions[0])
+            if copies:
+                _collect_speaker_adaptive(adaptive_copies, method, test, labels, run.data.fold_seed, versions[0],
+                                          versions[1:])
+        if copies:
+            with_copies[fold.name] = (fold.test, method.predict_proba_with_copies(test, versions))
         return FoldResult(report, probabilities)
 
     model = run.model.model_name_or_path

@@ -390,21 +390,25 @@ class ProbeMethod:
     def has_training_copies(self) -> bool:
         return bool(self.settings.speed_copies or self.settings.noise_copies)
 
-    def predict_proba_with_copies(self, dataset) -> np.ndarray:
+    def versions(self, dataset) -> list[np.ndarray]:
+        """The pooled states of the dataset's clips, then of each of their training copies."""
+        return [self.features(dataset["audio"]), *self.training_copies(dataset["audio"])]
+
+    def predict_proba_with_copies(self, dataset, versions: list[np.ndarray] | None = None) -> np.ndarray:
         """Probabilities from each clip and its training copies, log-probabilities averaged: what the saved
         checkpoint gives through ``EmotionRecognizer(test_time_copies=True)`` (``ser-hf predict --test-time-copies``).
+        ``versions`` are the dataset's :meth:`versions` when the caller has them already.
 
         Raises:
             SERError: before fit(), or when the probe trained on no copies.
         """
+        from ser_hf.models.linear_head import log_softmax, mean_log_probability
+
         if self.head is None or not self.has_training_copies:
             raise SERError("ProbeMethod.predict_proba_with_copies needs a fitted probe with training copies "
                            "(probe_speed_copies or probe_noise_copies).")
-        paths = dataset["audio"]
-        versions = [self.features(paths), *self.training_copies(paths)]
-        log_probs = torch.stack([torch.log_softmax(torch.as_tensor(predict_logits(self.head, states)), dim=-1)
-                                 for states in versions])
-        return torch.softmax(log_probs.mean(dim=0), dim=-1).numpy()
+        versions = self.versions(dataset) if versions is None else versions
+        return mean_log_probability([log_softmax(predict_logits(self.head, states)) for states in versions])
 
     @property
     def training_log(self) -> list[dict]:

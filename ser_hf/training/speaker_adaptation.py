@@ -46,7 +46,7 @@ from ser_hf.models.adaptive_head import (
     save_adaptation,
     speaker_offset,
 )
-from ser_hf.models.linear_head import head_logits, log_softmax
+from ser_hf.models.linear_head import head_logits, log_softmax, mean_log_probability
 from ser_hf.training.linear_probe import (
     DEFAULT_LAYER_MIXES,
     corpora_to_balance,
@@ -263,7 +263,7 @@ def enrollment_predictions(probe: AdaptiveProbe, features: np.ndarray, labels: n
 
     With ``copies`` (the states of every clip's training copies, each shaped like ``features``), every clip is
     scored with its copies too (test-time copies): each version with its own offset, enrolled from the same
-    clips' version, and the versions' log-probabilities summed. The same ``seed`` draws the same clips as without.
+    clips' version, and the versions' mean log-probability scores it. The same ``seed`` draws the same clips as without.
 
     Returns:
         ``{setting: {"rows", "adaptive", "global", "fallback_speakers", "speakers", "draws", "estimator",
@@ -279,11 +279,9 @@ def enrollment_predictions(probe: AdaptiveProbe, features: np.ndarray, labels: n
 
     def predicted(rows: np.ndarray, enrolled: np.ndarray | None = None) -> np.ndarray:
         """Classes of ``rows`` by the adaptive head (offsets from ``enrolled``) or, without, the global head."""
-        total = 0.0
-        for states in versions:
-            offset = None if enrolled is None else probe.enroll(states[enrolled])
-            total = total + log_softmax(probe.logits(states[rows], offset))
-        return np.asarray(total).argmax(axis=1)
+        return mean_log_probability([
+            log_softmax(probe.logits(states[rows], None if enrolled is None else probe.enroll(states[enrolled])))
+            for states in versions]).argmax(axis=1)
 
     rng = np.random.default_rng(seed)
     rows_by_speaker = {speaker: np.flatnonzero(speakers == speaker) for speaker in sorted(set(speakers.tolist()))}

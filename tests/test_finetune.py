@@ -217,6 +217,24 @@ def test_trainer_weighs_every_corpus_and_emotion_alike_for_several_corpora(asset
     assert _trainer(assets, tmp_path, own).train_dataset[LOSS_WEIGHT_COLUMN] == [2.0] * len(train)
 
 
+# (A column of text holds text in every row: the first is named.)
+@pytest.mark.parametrize("bad, found", [("heavy", r"'1\.0' at row 0"), (float("nan"), r"nan at row 1"),
+                                        (-1.0, r"-1\.0 at row 1"), (None, r"None at row 1")])
+def test_a_loss_weight_column_the_loss_cannot_use_is_refused_naming_row_and_value(assets, split, tmp_path, bad, found):
+    from ser_hf.training.data import LOSS_WEIGHT_COLUMN
+
+    train = split["train"]
+    weights = [1.0] * len(train)
+    weights[1] = bad
+    column = train.add_column(LOSS_WEIGHT_COLUMN, [str(w) for w in weights] if isinstance(bad, str) else weights)
+    with pytest.raises(SERError, match=rf"train_dataset column 'loss_weight' holds {found}; expected a finite number "
+                                       r">= 0.*or remove the column"):
+        _trainer(assets, tmp_path, column)
+    with pytest.raises(SERError, match=r"eval_dataset column 'loss_weight' is 0 for every clip"):
+        _trainer(assets, tmp_path, train, split["validation"].add_column(LOSS_WEIGHT_COLUMN,
+                                                                        [0.0] * len(split["validation"])))
+
+
 def test_class_weighted_loss_without_loss_weights_is_torch_weighted_cross_entropy(assets, split, tmp_path):
     trainer = _trainer(assets, tmp_path, split["train"])
     batch = trainer.train_data_collator([split["train"][i] for i in range(6)])

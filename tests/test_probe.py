@@ -339,6 +339,9 @@ def test_speed_and_noise_copies_are_cached_apart_and_the_checkpoint_stays_standa
     # Test-time copies: the cached copies' scores are what the saved checkpoint gives through the recognizer.
     from ser_hf.inference.recognizer import EmotionRecognizer
 
+    with pytest.raises(SERError, match="needs a fitted probe with training copies"):
+        ProbeMethod(base, labels, ModelOptions(max_source_positions=50), ProbeSettings(projector_size=8),
+                    cache_dir=tmp_path / "cache", progress=False).predict_proba_with_copies(corpus.select(range(3)))
     with_copies = method.predict_proba_with_copies(corpus.select(range(3)))
     assert not np.allclose(with_copies, probabilities, atol=1e-4)
     recognizer = EmotionRecognizer.from_pretrained(tmp_path / "model",

@@ -223,3 +223,6 @@ def test_test_time_copies_refuse_what_cannot_work(checkpoint, tmp_path):
     (trained / "ser_hf_run.json").write_text(json.dumps({"data": {}, "probe": {"probe_speed_copies": [0.9, "x"]}}))
     with pytest.raises(ModelError, match=r"ser_hf_run.json: probe.probe_speed_copies is \[0.9, 'x'\]; expected a list"):
         EmotionRecognizer.from_pretrained(trained, test_time_copies=True)
+    (trained / "ser_hf_run.json").write_text(json.dumps({"data": {}, "probe": [0.9]}))
+    with pytest.raises(ModelError, match=r"ser_hf_run.json: 'probe' must be an object of probe arguments, found list"):
+        EmotionRecognizer.from_pretrained(trained, test_time_copies=True)

@@ -304,6 +304,13 @@ def test_test_time_copies_give_every_copy_its_own_offset(adaptive, tmp_path):
         fresh.predict(clips[4], speaker="SM1")
     plain.load_enrollments(tmp_path / "with")  # copies' offsets a recognizer without copies does not use
     assert plain.predict(clips[4], speaker="SM1")["adapted"] is True
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(tmp_path / "with.safetensors"))
+    del tensors["offset.0.copy.1"]  # a copy's offset lost from the file
+    save_file(tensors, str(tmp_path / "with.safetensors"))
+    with pytest.raises(SERError, match=r"speaker 'SM1' has no usable offset .*enroll the speakers again"):
+        EmotionRecognizer.from_pretrained(checkpoint, test_time_copies=COPIES).load_enrollments(tmp_path / "with")
     # A stream adapting online keeps every version's windows.
     audio = np.concatenate([load_audio(clip) for clip in clips])
     stream = recognizer.stream(window=0.4, hop=0.4, vad_threshold_db=None, adapt=True)

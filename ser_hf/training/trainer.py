@@ -145,6 +145,22 @@ def _forced(args):
     return args
 
 
+def _check_loss_weights(dataset, name: str) -> None:
+    """Refuse a :data:`~ser_hf.training.data.LOSS_WEIGHT_COLUMN` the loss cannot use, naming the row and value."""
+    if dataset is None or LOSS_WEIGHT_COLUMN not in getattr(dataset, "column_names", ()):
+        return
+    fix = "Give every clip a finite weight >= 0 (not all 0), or remove the column to use the default weights."
+    values = list(dataset[LOSS_WEIGHT_COLUMN])
+    for row, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(value) or value < 0:
+            raise SERError(f"SERTrainer: {name} column {LOSS_WEIGHT_COLUMN!r} holds {value!r} at row {row}; expected "
+                           f"a finite number >= 0, the weight of that clip's loss. {fix}")
+    if not any(values):
+        raise SERError(f"SERTrainer: {name} column {LOSS_WEIGHT_COLUMN!r} is 0 for every clip, so nothing would be "
+                       f"learnt. {fix}")
+
+
 def _check_columns(dataset, name: str, required: Sequence[str]) -> None:
     if dataset is None:
         return
@@ -185,6 +201,8 @@ class SERTrainer(Trainer):
         args = _forced(args)
         _check_columns(train_dataset, "train_dataset", self.REQUIRED_COLUMNS)
         _check_columns(eval_dataset, "eval_dataset", self.REQUIRED_COLUMNS)
+        for dataset, name in ((train_dataset, "train_dataset"), (eval_dataset, "eval_dataset")):
+            _check_loss_weights(dataset, name)
         callbacks = list(callbacks or [])
         patience = getattr(args, "early_stopping_patience", None)
         if patience and args.eval_strategy != IntervalStrategy.NO:

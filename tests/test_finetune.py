@@ -217,6 +217,38 @@ def test_trainer_weighs_every_corpus_and_emotion_alike_for_several_corpora(asset
     assert _trainer(assets, tmp_path, own).train_dataset[LOSS_WEIGHT_COLUMN] == [2.0] * len(train)
 
 
+def test_several_validation_corpora_pick_the_checkpoint_by_the_mean_of_their_uas(assets, split, tmp_path):
+    from ser_hf.training.linear_probe import corpus_balanced_ua
+    from ser_hf.training.search import objective_name
+    from ser_hf.training.trainer import CORPUS_MEAN_UA
+
+    validation = _small_and_large_corpora(split["validation"])
+    # Unequal stored durations, so evaluation (in order of duration) visits the clips out of their stored order.
+    validation = validation.remove_columns("duration").add_column(
+        "duration", np.random.default_rng(0).permutation(len(validation)).astype(float).tolist())
+    trainer = _trainer(assets, tmp_path, split["train"], validation, eval_strategy="epoch")
+    assert trainer.args.metric_for_best_model == CORPUS_MEAN_UA
+    assert objective_name(trainer.args) == f"eval_{CORPUS_MEAN_UA}"  # a search optimises the same
+    metrics = trainer.evaluate()
+    output = trainer.predict(validation)
+    order = trainer._eval_order(validation)
+    assert not np.array_equal(order, np.arange(len(validation)))
+    # Predictions come in evaluation order: the labels returned beside them are the clips' labels in that order.
+    np.testing.assert_array_equal(output.label_ids, np.asarray(validation["label"])[order])
+    corpora, predicted = np.asarray(validation["corpus"])[order], output.predictions.argmax(axis=1)
+    assert metrics[f"eval_{CORPUS_MEAN_UA}"] == pytest.approx(
+        corpus_balanced_ua(output.label_ids, predicted, 4, corpora))
+    for corpus in ("small", "large"):
+        assert metrics[f"eval_unweighted_accuracy_{corpus}"] == pytest.approx(corpus_balanced_ua(
+            output.label_ids[corpora == corpus], predicted[corpora == corpus], 4, corpora=None))
+    # A metric the user chose is kept; one corpus adds no corpus metrics and keeps the pooled UA.
+    assert _trainer(assets, tmp_path, split["train"], validation,
+                    metric_for_best_model="macro_f1").args.metric_for_best_model == "macro_f1"
+    one = _trainer(assets, tmp_path, split["train"], split["validation"], eval_strategy="epoch")
+    assert one.args.metric_for_best_model == "unweighted_accuracy"
+    assert not any("corpus" in name for name in one.evaluate())
+
+
 # (A column of text holds text in every row: the first is named.)
 @pytest.mark.parametrize("bad, found", [("heavy", r"'1\.0' at row 0"), (float("nan"), r"nan at row 1"),
                                         (-1.0, r"-1\.0 at row 1"), (None, r"None at row 1")])
@@ -389,6 +421,7 @@ def test_hyperparameter_search_scores_on_speaker_disjoint_validation(assets, tmp
     assert set(best.hyperparameters) == {"learning_rate", "warmup_steps", "weight_decay", "per_device_train_batch_size"}
     assert 0 <= best.objective <= 1
     record = json.loads((tmp_path / "hp_search.json").read_text())
+    assert record["objective"] == "eval_unweighted_accuracy"  # one corpus: the pooled validation UA
     assert record["validation_speakers"] and not set(record["validation_speakers"]) & set(record["test_speakers_held_out"])
 
 

@@ -212,7 +212,8 @@ class SERTrainingArguments(TrainingArguments):
 
     output_dir: str = field(default="outputs/ser-model", metadata=_help("Where checkpoints and reports go."))
     metric_for_best_model: str = field(default="unweighted_accuracy", metadata=_help(
-        "Metric that picks the best checkpoint; unweighted accuracy (mean per-class recall) by default."))
+        "Metric that picks the best checkpoint; unweighted accuracy (mean per-class recall) by default, and the mean "
+        "of the corpora's UAs (corpus_mean_unweighted_accuracy) when the validation set holds several corpora."))
     greater_is_better: bool = field(default=True, metadata=_help("Whether a larger metric is better."))
     report_to: str = field(default="none", metadata=_help("Experiment trackers to log to (none by default)."))
     remove_unused_columns: bool = field(default=False, metadata=_help(

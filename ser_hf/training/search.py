@@ -2,7 +2,8 @@
 
 Trials are scored on a validation split that is speaker-disjoint from both the training clips and the test
 clips of :func:`~ser_hf.splits.speaker_split` (the same split ``ser-hf train`` makes with the same seed), so
-the test speakers never influence the chosen hyperparameters. The objective is the validation UA.
+the test speakers never influence the chosen hyperparameters. The objective is the metric that picks the best
+checkpoint (:func:`objective_name`): the validation UA, or the mean of the corpora's UAs for several corpora.
 
 Needs optuna (``pip install 'ser-hf[search]'``).
 
@@ -32,9 +33,8 @@ from ser_hf.splits import speaker_split
 from ser_hf.training.experiment import load_run_dataset
 from ser_hf.training.run import SAMPLING_RATE, Run
 
-__all__ = ["default_hp_space", "hyperparameter_search"]
+__all__ = ["default_hp_space", "hyperparameter_search", "objective_name"]
 
-OBJECTIVE = "eval_unweighted_accuracy"
 
 
 def default_hp_space(trial) -> dict[str, Any]:
@@ -54,15 +54,26 @@ def default_hp_space(trial) -> dict[str, Any]:
     }
 
 
-def _objective(metrics: dict[str, float]) -> float:
-    if OBJECTIVE not in metrics:
-        raise SERError(f"hyperparameter_search: the evaluation returned no {OBJECTIVE!r} (got {sorted(metrics)}).")
-    return metrics[OBJECTIVE]
+def objective_name(args) -> str:
+    """The validation metric a search optimises: the one that picks the best checkpoint (``metric_for_best_model``:
+    UA, or the mean of the corpora's UAs for a validation set of several corpora; see ``SERTrainer``)."""
+    metric = args.metric_for_best_model
+    return metric if metric.startswith("eval_") else f"eval_{metric}"
+
+
+def _objective(name: str) -> Callable[[dict[str, float]], float]:
+    def objective(metrics: dict[str, float]) -> float:
+        if name not in metrics:
+            raise SERError(f"hyperparameter_search: the evaluation returned no {name!r} (got {sorted(metrics)}).")
+        return metrics[name]
+
+    return objective
 
 
 def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any], dict[str, Any]] | None = None,
                           seed: int | None = None, **study_kwargs: Any) -> BestRun:
-    """Search fine-tuning hyperparameters of ``run`` with optuna, maximising validation UA.
+    """Search fine-tuning hyperparameters of ``run`` with optuna, maximising validation UA (the metric that picks
+    the best checkpoint: the mean of the corpora's UAs for a validation set of several corpora).
 
     Args:
         run: The run (data, model, training arguments); ``run.model.mode`` must be ``"finetune"`` and
@@ -103,16 +114,19 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
                             preprocessor=run.data.preprocessor(SAMPLING_RATE))
     trainer = method.make_trainer(split["train"], split["validation"], model_init=lambda trial: method.build()[0])
     sampler = optuna.samplers.TPESampler(seed=run.training.seed if seed is None else seed)
-    best = trainer.hyperparameter_search(hp_space=hp_space or default_hp_space, compute_objective=_objective,
-                                         n_trials=n_trials, direction="maximize", backend="optuna",
-                                         sampler=sampler, **study_kwargs)
-    _write_record(Path(run.training.output_dir), best, n_trials, split)
+    objective = objective_name(trainer.args)
+    best = trainer.hyperparameter_search(hp_space=hp_space or default_hp_space, compute_objective=_objective(objective),
+                                         n_trials=n_trials,
+                                         direction="maximize" if trainer.args.greater_is_better else "minimize",
+                                         backend="optuna", sampler=sampler, **study_kwargs)
+    _write_record(Path(run.training.output_dir), best, n_trials, split, objective)
     return best
 
 
-def _write_record(out: Path, best: BestRun, n_trials: int, split) -> None:
-    """``hp_search.json``: the best trial and which speakers scored it (never the test speakers)."""
-    record = {"objective": OBJECTIVE, "n_trials": n_trials,
+def _write_record(out: Path, best: BestRun, n_trials: int, split, objective: str) -> None:
+    """``hp_search.json``: the best trial, the metric it was chosen by and which speakers scored it (never the test
+    speakers)."""
+    record = {"objective": objective, "n_trials": n_trials,
               "best_run": {"run_id": best.run_id, "objective": best.objective, "hyperparameters": best.hyperparameters},
               "validation_speakers": sorted(set(split["validation"]["speaker"])),
               "test_speakers_held_out": sorted(set(split["test"]["speaker"])) if "test" in split else []}

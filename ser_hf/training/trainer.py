@@ -11,7 +11,9 @@ It forces only what SER fine-tuning needs and leaves everything else to ``Traini
 - samplers: length-grouped batches on the ``duration`` column (``train_sampling_strategy="group_by_length"``),
   or class-balanced sampling (``balanced_sampler``, over (corpus, emotion) cells for several corpora); evaluation in
   order of duration (little padding);
-- SER metrics (UA first) always, merged with a user ``compute_metrics``;
+- SER metrics (UA first) always, merged with a user ``compute_metrics``; on a validation set of several corpora
+  also each corpus's UA and their mean (:data:`CORPUS_MEAN_UA`), which then picks the best checkpoint unless
+  ``metric_for_best_model`` names another metric, so every corpus counts the same there too;
 - early stopping on ``metric_for_best_model`` (UA) with ``early_stopping_patience``;
 - :meth:`SERTrainer.calibrate`: temperature scaling on the validation speakers, folded into the classifier.
 
@@ -48,12 +50,16 @@ from transformers.trainer_utils import IntervalStrategy
 from ser_hf.errors import SERError
 from ser_hf.evaluation.metrics import make_compute_metrics
 from ser_hf.training.data import LOSS_WEIGHT_COLUMN
-from ser_hf.training.linear_probe import balanced_weights, corpora_to_balance
+from ser_hf.training.linear_probe import balanced_weights, corpora_to_balance, corpus_balanced_ua
 from ser_hf.training.probe import class_weights, weighted_cross_entropy
 
-__all__ = ["SERTrainer", "apply_lora", "check_resume_checkpoint", "merge_lora", "resolve_resume_checkpoint"]
+__all__ = ["CORPUS_MEAN_UA", "SERTrainer", "apply_lora", "check_resume_checkpoint", "merge_lora", "resolve_resume_checkpoint"]
 
 logger = logging.getLogger(__name__)
+
+#: The validation metric of several corpora: the mean of the corpora's UAs (each pooled over its clips), what the
+#: probe's inner CV and the gradient probe's early stopping maximise too.
+CORPUS_MEAN_UA = "corpus_mean_unweighted_accuracy"
 
 
 class _EarlyStopping(EarlyStoppingCallback):
@@ -138,11 +144,23 @@ class _BalancedSampler(_EpochSeeded, WeightedRandomSampler):
         return super().__iter__()
 
 
-def _forced(args):
+def _forced(args, eval_dataset=None):
     if args.remove_unused_columns:
         # The audio path column must reach the collator, though the model's forward never takes it.
-        return dataclasses.replace(args, remove_unused_columns=False)
+        args = dataclasses.replace(args, remove_unused_columns=False)
+    if args.metric_for_best_model == "unweighted_accuracy" and _eval_corpora(eval_dataset) is not None:
+        # Pooled UA would let the corpus with most validation clips pick the checkpoint.
+        logger.info("SERTrainer: the validation set holds several corpora; the mean of their UAs (%s) picks the "
+                    "best checkpoint and drives early stopping", CORPUS_MEAN_UA)
+        args = dataclasses.replace(args, metric_for_best_model=CORPUS_MEAN_UA)
     return args
+
+
+def _eval_corpora(dataset) -> np.ndarray | None:
+    """Each clip's corpus when ``dataset`` (a ``datasets.Dataset``) holds clips of several corpora, else None."""
+    if dataset is None or "corpus" not in getattr(dataset, "column_names", ()):
+        return None
+    return corpora_to_balance(dataset["corpus"], len(dataset))
 
 
 def _check_loss_weights(dataset, name: str) -> None:
@@ -198,7 +216,7 @@ class SERTrainer(Trainer):
                  compute_metrics: Callable[[Any], dict[str, float]] | None = None, callbacks=None, **kwargs):
         if args is None:
             raise SERError("SERTrainer needs args=SERTrainingArguments(output_dir=...).")
-        args = _forced(args)
+        args = _forced(args, eval_dataset)
         _check_columns(train_dataset, "train_dataset", self.REQUIRED_COLUMNS)
         _check_columns(eval_dataset, "eval_dataset", self.REQUIRED_COLUMNS)
         for dataset, name in ((train_dataset, "train_dataset"), (eval_dataset, "eval_dataset")):
@@ -273,11 +291,38 @@ class SERTrainer(Trainer):
         ser = make_compute_metrics(self.class_names)
 
         def compute_metrics(eval_pred) -> dict[str, float]:
-            metrics = ser(eval_pred)
+            metrics = {**ser(eval_pred), **self._corpus_metrics(eval_pred)}
             extra = user(eval_pred) if user is not None else {}
             return {**metrics, **{k: v for k, v in extra.items() if k not in metrics}}
 
         return compute_metrics
+
+    def _corpus_metrics(self, eval_pred) -> dict[str, float]:
+        """Each corpus's UA (``unweighted_accuracy_<corpus>``) and their mean (:data:`CORPUS_MEAN_UA`) when the
+        clips being evaluated come from several corpora; ``{}`` otherwise."""
+        corpora = getattr(self, "_evaluated_corpora", None)
+        predictions, references = np.asarray(eval_pred.predictions), np.asarray(eval_pred.label_ids)
+        if corpora is None or len(corpora) != len(references):
+            return {}
+        if predictions.ndim == 2:
+            predictions = predictions.argmax(axis=-1)
+        labels = len(self.class_names)
+        metrics = {f"unweighted_accuracy_{corpus}": corpus_balanced_ua(
+                       references[corpora == corpus], predictions[corpora == corpus], labels, corpora=None)
+                   for corpus in sorted(set(corpora.tolist()))}
+        return {CORPUS_MEAN_UA: corpus_balanced_ua(references, predictions, labels, corpora), **metrics}
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):
+        """The Trainer's loop, told each clip's corpus in the order its predictions come (see :meth:`_eval_order`)."""
+        dataset = getattr(dataloader, "dataset", None)
+        corpora = _eval_corpora(dataset)
+        self._evaluated_corpora = None if corpora is None else corpora[self._eval_order(dataset)]
+        try:
+            return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
+                                           metric_key_prefix)
+        finally:
+            self._evaluated_corpora = None
 
     def _class_weights(self) -> torch.Tensor | None:
         if self.train_dataset is None:
@@ -347,9 +392,16 @@ class SERTrainer(Trainer):
                                          lengths=self._lengths(dataset), seed=seed)
         return super()._get_train_sampler(train_dataset)
 
+    def _eval_order(self, dataset) -> np.ndarray:
+        """The order evaluation visits ``dataset``'s clips in (and returns their predictions in): by duration when
+        there is a length column (little padding per batch), else as stored."""
+        if self.args.length_column_name in getattr(dataset, "column_names", ()):
+            return np.argsort(self._lengths(dataset), kind="stable")
+        return np.arange(len(dataset))
+
     def _get_eval_sampler(self, eval_dataset) -> Sampler | None:
         if eval_dataset is not None and self.args.length_column_name in getattr(eval_dataset, "column_names", ()):
-            return _OrderedSampler(np.argsort(self._lengths(eval_dataset), kind="stable").tolist())
+            return _OrderedSampler(self._eval_order(eval_dataset).tolist())
         return super()._get_eval_sampler(eval_dataset)
 
     def get_train_dataloader(self):

@@ -1,8 +1,7 @@
 """Render the README's result tables from benchmarks/results/*.json (never type a figure by hand).
 
     .venv/bin/python benchmarks/tables.py            # prints Markdown to paste into README.md
-    .venv/bin/python benchmarks/tables.py --readme   # fills README.md's tables in place: released models,
-                                                     # accuracy, input length, speed copies
+    .venv/bin/python benchmarks/tables.py --readme   # fills README.md's tables in place (README_TABLES)
 """
 
 from __future__ import annotations
@@ -10,13 +9,13 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import yaml
 from common import RESULTS_DIR
 
 README = RESULTS_DIR.parents[1] / "README.md"
-RELEASED_BEGIN = "<!-- released-models:begin (benchmarks/tables.py --readme fills this from benchmarks/results/release_models.json) -->"
-RELEASED_END = "<!-- released-models:end -->"
 
 
 def _pct(value: float | None) -> str:
@@ -202,10 +201,6 @@ def _released_adaptive(runs: list[dict]) -> str:
         "|---|---|" + "---|" * len(RELEASED_ADAPTIVE_COLUMNS), *rows])
 
 
-ACCURACY_BEGIN = "<!-- accuracy:begin (benchmarks/tables.py --readme fills this from benchmarks/results/accuracy.json) -->"
-ACCURACY_END = "<!-- accuracy:end -->"
-
-
 def _ci(scores: dict) -> str:
     low, high = scores["confidence_intervals"]["unweighted_accuracy"]
     return f"{_pct(scores['unweighted_accuracy'])} [{_pct(low)}-{_pct(high)}]"
@@ -327,35 +322,6 @@ def _estimators(settings: dict) -> str:
     return "; ".join(f"{label} x{count}" for label, count in counts.items())
 
 
-def _fill(text: str, begin: str, end: str, table: str) -> str:
-    if begin not in text or end not in text:
-        raise SystemExit(f"README.md: markers {begin!r} ... {end!r} not found.")
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{begin}\n{table}\n{end}{tail}"
-
-
-def _fill_file(readme, begin: str, end: str, table: str) -> str:
-    """Write ``table`` between the markers ``begin`` and ``end`` of the file ``readme``; returns the table."""
-    readme.write_text(_fill(readme.read_text(), begin, end, table))
-    return table
-
-
-def fill_accuracy(readme=README) -> str:
-    """Replace the accuracy tables between their markers in README.md; returns them."""
-    return _fill_file(readme, ACCURACY_BEGIN, ACCURACY_END, accuracy_tables())
-
-
-def fill_readme(readme=README) -> str:
-    """Replace the released-models table between its markers in README.md; returns the table."""
-    return _fill_file(readme, RELEASED_BEGIN, RELEASED_END, released_models_table())
-
-
-INPUT_LENGTH_BEGIN = ("<!-- input-length:begin (benchmarks/tables.py --readme fills this from "
-                      "benchmarks/results/input_length.json) -->")
-INPUT_LENGTH_END = "<!-- input-length:end -->"
-
-
 def _assignments_corpus(run: dict) -> str:
     return f"{run['corpus'].split('/')[0]} ({len(run['labels'])})"
 
@@ -394,11 +360,6 @@ def input_length_table(name: str = "input_length") -> str:
     return "\n".join(lines)
 
 
-SPEED_COPIES_BEGIN = ("<!-- speed-copies:begin (benchmarks/tables.py --readme fills this from "
-                      "benchmarks/results/speed_copies.json) -->")
-SPEED_COPIES_END = "<!-- speed-copies:end -->"
-
-
 def speed_copies_table(name: str = "speed_copies") -> str:
     """Pooled UA without and with speed-perturbed training copies over several fold assignments
     (``benchmarks/speed_copies.py``)."""
@@ -423,11 +384,6 @@ def speed_copies_table(name: str = "speed_copies") -> str:
         f"(copies in {sum(c['variant'] != 'none' for c in run['inner_cv_choice']['per_fold'])} of "
         f"{len(run['inner_cv_choice']['per_fold'])} folds)" for runs in groups.values() for run in runs) + ".")
     return "\n".join(lines)
-
-
-AUDIO_VARIANTS_BEGIN = ("<!-- audio-variants:begin (benchmarks/tables.py --readme fills this from "
-                        "benchmarks/results/probe_audio_variants.json) -->")
-AUDIO_VARIANTS_END = "<!-- audio-variants:end -->"
 
 
 def audio_variants_table(name: str = "probe_audio_variants", first: str = "none",
@@ -457,48 +413,6 @@ def audio_variants_table(name: str = "probe_audio_variants", first: str = "none"
     return "\n".join(lines)
 
 
-def fill_audio_variants(readme=README) -> str:
-    """Replace the audio-variants table between its markers in README.md; returns it."""
-    return _fill_file(readme, AUDIO_VARIANTS_BEGIN, AUDIO_VARIANTS_END, audio_variants_table())
-
-
-NOISE_COPIES_BEGIN = ("<!-- noise-copies:begin (benchmarks/tables.py --readme fills this from "
-                      "benchmarks/results/noise_copies.json) -->")
-NOISE_COPIES_END = "<!-- noise-copies:end -->"
-
-
-def fill_noise_copies(readme=README) -> str:
-    """Replace the noise-copies table between its markers in README.md; returns it."""
-    return _fill_file(readme, NOISE_COPIES_BEGIN, NOISE_COPIES_END,
-                      audio_variants_table("noise_copies", first="the recipe's own copies (first row)"))
-
-
-LAYER_MIXES_BEGIN = ("<!-- layer-mixes:begin (benchmarks/tables.py --readme fills this from "
-                     "benchmarks/results/layer_mixes.json) -->")
-LAYER_MIXES_END = "<!-- layer-mixes:end -->"
-
-
-def fill_layer_mixes(readme=README) -> str:
-    """Replace the layer-mixes table between its markers in README.md; returns it."""
-    return _fill_file(readme, LAYER_MIXES_BEGIN, LAYER_MIXES_END, audio_variants_table(
-        "layer_mixes", first="the default mixes (first row)", what="layer mixes the inner CV chooses from"))
-
-
-def fill_input_length(readme=README) -> str:
-    """Replace the input-length table between its markers in README.md; returns it."""
-    return _fill_file(readme, INPUT_LENGTH_BEGIN, INPUT_LENGTH_END, input_length_table())
-
-
-def fill_speed_copies(readme=README) -> str:
-    """Replace the speed-copies table between its markers in README.md; returns it."""
-    return _fill_file(readme, SPEED_COPIES_BEGIN, SPEED_COPIES_END, speed_copies_table())
-
-
-CORPUS_BALANCE_BEGIN = ("<!-- corpus-balance:begin (benchmarks/tables.py --readme fills this from "
-                        "benchmarks/results/corpus_balance.json) -->")
-CORPUS_BALANCE_END = "<!-- corpus-balance:end -->"
-
-
 def corpus_balance_table(name: str = "corpus_balance", variant: str = "fit") -> str:
     """Variants over several fold assignments, scored per corpus (``benchmarks/corpus_balance.py`` and the scripts
     built on it, whose variants the column ``variant`` names): pooled UA and, for several corpora, each corpus's
@@ -523,55 +437,59 @@ def corpus_balance_table(name: str = "corpus_balance", variant: str = "fit") -> 
     return "\n".join(lines)
 
 
-def fill_corpus_balance(readme=README) -> str:
-    """Replace the corpus-balance table between its markers in README.md; returns it."""
-    return _fill_file(readme, CORPUS_BALANCE_BEGIN, CORPUS_BALANCE_END, corpus_balance_table())
+@dataclass(frozen=True)
+class ReadmeTable:
+    """A README table rendered from one result file: between the markers named ``marker``, which say the file."""
+
+    marker: str
+    result: str  # benchmarks/results/<result>.json
+    render: Callable[[], str]
+
+    @property
+    def begin(self) -> str:
+        return (f"<!-- {self.marker}:begin (benchmarks/tables.py --readme fills this from "
+                f"benchmarks/results/{self.result}.json) -->")
+
+    @property
+    def end(self) -> str:
+        return f"<!-- {self.marker}:end -->"
+
+    def fill(self, readme=README) -> str:
+        """Write the table between its markers in the file ``readme`` (which must hold them); returns the table."""
+        text = readme.read_text()
+        if self.begin not in text or self.end not in text:
+            raise SystemExit(f"{readme}: markers {self.begin!r} ... {self.end!r} not found.")
+        table = self.render()
+        head, rest = text.split(self.begin, 1)
+        _, tail = rest.split(self.end, 1)
+        readme.write_text(f"{head}{self.begin}\n{table}\n{self.end}{tail}")
+        return table
 
 
-GRADIENT_CORPUS_BALANCE_BEGIN = ("<!-- gradient-corpus-balance:begin (benchmarks/tables.py --readme fills this from "
-                                 "benchmarks/results/gradient_corpus_balance.json) -->")
-GRADIENT_CORPUS_BALANCE_END = "<!-- gradient-corpus-balance:end -->"
-
-
-def fill_gradient_corpus_balance(readme=README) -> str:
-    """Replace the gradient probe's corpus-balance table (``benchmarks/gradient_corpus_balance.py``) between its
-    markers in README.md; returns it."""
-    return _fill_file(readme, GRADIENT_CORPUS_BALANCE_BEGIN, GRADIENT_CORPUS_BALANCE_END,
-                      corpus_balance_table("gradient_corpus_balance"))
-
-
-TEST_TIME_COPIES_BEGIN = ("<!-- test-time-copies:begin (benchmarks/tables.py --readme fills this from "
-                          "benchmarks/results/test_time_copies.json) -->")
-TEST_TIME_COPIES_END = "<!-- test-time-copies:end -->"
-
-
-def fill_test_time_copies(readme=README) -> str:
-    """Replace the test-time copies table (``benchmarks/test_time_copies.py``) between its markers in README.md."""
-    return _fill_file(readme, TEST_TIME_COPIES_BEGIN, TEST_TIME_COPIES_END,
-                      corpus_balance_table("test_time_copies", variant="scored"))
+#: Every table ``--readme`` fills, by marker name (in README order where that matters to a reader of the code).
+README_TABLES = {table.marker: table for table in (
+    ReadmeTable("released-models", "release_models", released_models_table),
+    ReadmeTable("accuracy", "accuracy", accuracy_tables),
+    ReadmeTable("input-length", "input_length", input_length_table),
+    ReadmeTable("speed-copies", "speed_copies", speed_copies_table),
+    ReadmeTable("audio-variants", "probe_audio_variants", audio_variants_table),
+    ReadmeTable("noise-copies", "noise_copies", lambda: audio_variants_table(
+        "noise_copies", first="the recipe's own copies (first row)")),
+    ReadmeTable("layer-mixes", "layer_mixes", lambda: audio_variants_table(
+        "layer_mixes", first="the default mixes (first row)", what="layer mixes the inner CV chooses from")),
+    ReadmeTable("corpus-balance", "corpus_balance", corpus_balance_table),
+    ReadmeTable("gradient-corpus-balance", "gradient_corpus_balance",
+                lambda: corpus_balance_table("gradient_corpus_balance")),
+    ReadmeTable("test-time-copies", "test_time_copies",
+                lambda: corpus_balance_table("test_time_copies", variant="scored")),
+)}
 
 
 if __name__ == "__main__":
     if "--readme" in sys.argv[1:]:
-        print(fill_readme())
-        if (RESULTS_DIR / "accuracy.json").is_file():
-            print(fill_accuracy())
-        if (RESULTS_DIR / "input_length.json").is_file():
-            print(fill_input_length())
-        if (RESULTS_DIR / "speed_copies.json").is_file():
-            print(fill_speed_copies())
-        if (RESULTS_DIR / "probe_audio_variants.json").is_file():
-            print(fill_audio_variants())
-        if (RESULTS_DIR / "noise_copies.json").is_file():
-            print(fill_noise_copies())
-        if (RESULTS_DIR / "layer_mixes.json").is_file():
-            print(fill_layer_mixes())
-        if (RESULTS_DIR / "corpus_balance.json").is_file():
-            print(fill_corpus_balance())
-        if (RESULTS_DIR / "gradient_corpus_balance.json").is_file():
-            print(fill_gradient_corpus_balance())
-        if (RESULTS_DIR / "test_time_copies.json").is_file():
-            print(fill_test_time_copies())
+        for table in README_TABLES.values():
+            if (RESULTS_DIR / f"{table.result}.json").is_file():
+                print(table.fill())
         sys.exit(0)
     print(accuracy_table("probe_accuracy", "reference_probe", "finetune_accuracy_ravdess8_gpu",
                          "finetune_accuracy_ravdess8_gpu_lr5e-5", "finetune_accuracy_ravdess4_gpu", "baseline_accuracy"))

@@ -34,11 +34,11 @@ def _length(seconds, values, first):
                                     "assignments_worse": sum(d < 0 for d in differences)}}
 
 
-def _filled(tmp_path, begin, end, fill):
-    """``fill`` run on a README holding only the markers ``begin`` and ``end``: the text it put between them."""
+def _filled(tmp_path, table):
+    """``table`` filled into a README holding only its markers: the text it put between them."""
     readme = tmp_path / "README.md"
-    readme.write_text(f"{begin}\n{end}\n")
-    return fill(readme)
+    readme.write_text(f"{table.begin}\n{table.end}\n")
+    return table.fill(readme)
 
 
 def _write_runs(tmp_path, name, runs):
@@ -56,9 +56,10 @@ def test_input_length_table_renders_every_length_from_the_result_file(tables, tm
                                "per_fold": [{"positions": "0"}, {"positions": "500"}]}}
     _write_runs(tmp_path, "input_length", [run])
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{tables.INPUT_LENGTH_BEGIN}\nold table\n{tables.INPUT_LENGTH_END}\nrest\n")
+    table = tables.README_TABLES["input-length"]
+    readme.write_text(f"intro\n{table.begin}\nold table\n{table.end}\nrest\n")
 
-    text = tables.fill_input_length(readme)
+    text = table.fill(readme)
 
     assert "| urdu (4) | whisper-tiny.en | 30 s | 79.0 (78.0-80.0) | (first) |" in text
     # 10 s: mean 81.0, two assignments better (+3.0, +4.0), one worse (-1.0).
@@ -76,7 +77,7 @@ def test_speed_copies_table_renders_both_variants_from_the_result_file(tables, t
                                              "per_fold": [{"variant": "none"}, {"variant": "0.9,1.1"}]}}
     _write_runs(tmp_path, "speed_copies", [run])
 
-    text = _filled(tmp_path, tables.SPEED_COPIES_BEGIN, tables.SPEED_COPIES_END, tables.fill_speed_copies)
+    text = _filled(tmp_path, tables.README_TABLES["speed-copies"])
 
     assert "| ravdess (8) | whisper-base, 6 s input | none | 75.0 (74.0-76.0) | (first) |" in text
     # mean 76.0; +2.0, -1.0, +2.0 against no copies.
@@ -99,7 +100,7 @@ def test_audio_variants_table_renders_every_variant_against_none(tables, tmp_pat
                {"variant": "none"}, {"variant": "pitch copies"}, {"variant": "none"}]}}
     _write_runs(tmp_path, "probe_audio_variants", [run])
 
-    text = _filled(tmp_path, tables.AUDIO_VARIANTS_BEGIN, tables.AUDIO_VARIANTS_END, tables.fill_audio_variants)
+    text = _filled(tmp_path, tables.README_TABLES["audio-variants"])
 
     assert "| ravdess (4) | whisper-tiny.en, 6 s input | none | 72.0 (71.0-73.0) | (first) |" in text
     # -2.0, -2.0, +1.0 against none.
@@ -115,7 +116,7 @@ def test_layer_mixes_table_renders_the_candidate_sets_against_the_default(tables
                     "default mixes + balanced-bottom": _length(10.0, bottom, default)}}
     _write_runs(tmp_path, "layer_mixes", [run])
 
-    text = _filled(tmp_path, tables.LAYER_MIXES_BEGIN, tables.LAYER_MIXES_END, tables.fill_layer_mixes)
+    text = _filled(tmp_path, tables.README_TABLES["layer-mixes"])
 
     assert "| layer mixes the inner CV chooses from |" in text
     assert "| urdu (4) | whisper-tiny.en, 10 s input | default mixes | 79.0 (78.0-80.0) | (first) |" in text
@@ -124,7 +125,8 @@ def test_layer_mixes_table_renders_the_candidate_sets_against_the_default(tables
             "+0.7 (-1.0 to +2.0), 2 / 1 |") in text
     assert "inner CV instead" not in text  # a candidate set's choice is no variant's choice
     _write_runs(tmp_path, "layer_mixes", [{**run, "config": "urdu:whisper-tiny.en:0"}])
-    assert "| urdu (4) | whisper-tiny.en, 30 s padding | default mixes |" in tables.fill_layer_mixes(tmp_path / "README.md")
+    filled = tables.README_TABLES["layer-mixes"].fill(tmp_path / "README.md")
+    assert "| urdu (4) | whisper-tiny.en, 30 s padding | default mixes |" in filled
 
 
 def test_corpus_balance_table_renders_pooled_and_in_corpus_ua_against_the_first_fit(tables, tmp_path):
@@ -139,7 +141,7 @@ def test_corpus_balance_table_renders_pooled_and_in_corpus_ua_against_the_first_
                     "urdu": rows([0.62, 0.63], [0.70, 0.69]), "mean of corpora": rows([0.71, 0.72], [0.745, 0.745])}}
     _write_runs(tmp_path, "corpus_balance", [run])
 
-    text = _filled(tmp_path, tables.CORPUS_BALANCE_BEGIN, tables.CORPUS_BALANCE_END, tables.fill_corpus_balance)
+    text = _filled(tmp_path, tables.README_TABLES["corpus-balance"])
 
     assert ("| ravdess + urdu (4) | whisper-base, 6 s input | emotions balanced over all clips | 73.5 (73.0-74.0) | "
             "(first) | ravdess 80.5, urdu 62.5, mean of corpora 71.5 |") in text
@@ -154,7 +156,7 @@ def test_test_time_copies_table_names_what_is_scored_and_skips_corpora_for_one(t
            "labels": list("abcdefgh"), "rows": {"pooled": rows, "ravdess": rows, "mean of corpora": rows}}
     _write_runs(tmp_path, "test_time_copies", [run])
 
-    text = _filled(tmp_path, tables.TEST_TIME_COPIES_BEGIN, tables.TEST_TIME_COPIES_END, tables.fill_test_time_copies)
+    text = _filled(tmp_path, tables.README_TABLES["test-time-copies"])
 
     assert "| corpora (classes) | backbone, input | scored | pooled UA" in text and "vs the first scored" in text
     assert ("| ravdess (8) | whisper-base, 6 s input, speed copies 0.9x and 1.1x, noise copies at 20 dB SNR | the clip "
@@ -228,7 +230,7 @@ def test_filling_a_readme_without_the_markers_fails_and_names_them(tables, tmp_p
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")
     with pytest.raises(SystemExit, match="input-length:begin"):
-        tables._fill(readme.read_text(), tables.INPUT_LENGTH_BEGIN, tables.INPUT_LENGTH_END, "table")
+        tables.README_TABLES["input-length"].fill(readme)
 
 
 def test_the_speaker_adaptive_legend_says_how_many_enrollment_draws_a_cell_pools(tables):

@@ -464,8 +464,9 @@ def test_release_script_trains_writes_and_checks_against_the_committed_head(
     import tables  # the README table is rendered from the result file
 
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{tables.RELEASED_BEGIN}\nplaceholder\n{tables.RELEASED_END}\nrest\n")
-    tables.fill_readme(readme)
+    table = tables.README_TABLES["released-models"]
+    readme.write_text(f"intro\n{table.begin}\nplaceholder\n{table.end}\nrest\n")
+    table.fill(readme)
     text = readme.read_text()
     ua = f"{100 * row['pooled']['unweighted_accuracy']:.1f}"
     assert "placeholder" not in text and text.startswith("intro\n") and text.endswith("rest\n")

@@ -113,6 +113,19 @@ def test_predict_file_matches_recognizer(client, recognizer):
     assert len(top["scores"]) == 2 and next(iter(top["scores"])) == top["label"]
 
 
+def test_a_service_with_test_time_copies_scores_each_clip_with_them_and_says_so(checkpoint, client, recognizer):
+    copies = EmotionRecognizer.from_pretrained(checkpoint, test_time_copies={"speed": [0.9, 1.1], "noise": [20]})
+    wave = voice(1.5, seed=3)
+    with TestClient(create_app(copies, SETTINGS)) as with_copies:
+        assert with_copies.get("/health").json()["test_time_copies"] == ["0.9x speed", "1.1x speed", "20 dB noise"]
+        response = upload(with_copies, wav_bytes(wave, subtype="FLOAT"))
+    assert response.status_code == 200, response.text
+    scores = response.json()["scores"]
+    assert scores == pytest.approx(copies.predict(wave)["scores"], abs=1e-5)
+    assert scores != pytest.approx(recognizer.predict(wave)["scores"], abs=1e-6)  # not the clip alone
+    assert client.get("/health").json()["test_time_copies"] == []  # off by default
+
+
 def test_predict_resamples_and_downmixes(client, recognizer):
     stereo = voice(1.0, rate=44100, channels=2)
     result = upload(client, wav_bytes(stereo, 44100, subtype="FLOAT"), name="cd.wav").json()
@@ -508,8 +521,9 @@ def test_cli_serve_flags(monkeypatch, checkpoint):
     monkeypatch.setattr("ser_hf.service.server.serve", lambda model, **kw: captured.update(model=model, **kw))
     assert main(["serve", "--model", str(checkpoint), "--port", "9123", "--max-upload-mb", "1.5",
                  "--max-duration", "30", "--max-concurrent", "3", "--micro-batch", "8", "--threads", "1",
-                 "--device", "cpu"]) == 0
+                 "--device", "cpu", "--test-time-copies"]) == 0
     settings = captured["settings"]
+    assert captured["test_time_copies"] is True
     assert captured["port"] == 9123 and captured["host"] == "127.0.0.1" and captured["model"] == str(checkpoint)
     assert settings.max_upload_bytes == int(1.5 * 2**20) and settings.max_duration == 30
     assert settings.max_concurrent == 3 and settings.micro_batch == 8

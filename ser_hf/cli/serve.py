@@ -94,6 +94,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     access.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                         help="a browser origin (scheme://host[:port]) allowed besides the server's own, for "
                              "/stream and POSTs; repeatable; * allows any (default: same origin only)")
+    parser.add_argument("--test-time-copies", action="store_true",
+                        help="score every clip, window and stream also as the copies the model's probe trained on "
+                             "(0.9x/1.1x speed, light noise; as ser-hf predict --test-time-copies): 1 + copies "
+                             "forward passes each, so for batch use more than for live audio; /health lists them")
     parser.add_argument("--device", default=None, help="where the model runs: cpu (default) or e.g. cuda")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="torch threads (default: one per core; fewer help on a machine shared with other work)")
@@ -123,5 +127,5 @@ def run_serve(args: argparse.Namespace) -> int:
                           allowed_origins=tuple(args.allowed_origin), max_key_failures=args.max_key_failures,
                           key_failure_window=args.key_failure_window)
     serve(args.model, host=args.host, port=args.port, settings=settings, log_level=args.log_level,
-          device=args.device, threads=args.threads, access=access)
+          device=args.device, threads=args.threads, access=access, test_time_copies=args.test_time_copies)
     return 0

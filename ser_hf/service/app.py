@@ -157,7 +157,7 @@ class _Service:
                       waiting=admission.waiting if admission else 0, streams=self.state["streams"],
                       forward_passes=self.runner.batches, batched_clips=self.runner.batched_clips,
                       limits=self.settings.public(), speaker_adaptation=self.speaker_adaptation,
-                      api_key_required=self.access.key_required)
+                      test_time_copies=self.recognizer.test_time_copies, api_key_required=self.access.key_required)
 
     def reserve(self, nbytes: int, what: str):
         """Hold ``nbytes`` of the decoding budget for one request (413 / 503 with Retry-After when it cannot)."""

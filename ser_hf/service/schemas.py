@@ -68,6 +68,9 @@ class Health(BaseModel):
     limits: dict[str, int | float] = Field(description="Limits a client must respect (bytes, seconds, files).")
     speaker_adaptation: bool = Field(default=False, description="Whether the model adapts to a speaker: enrollment "
                                      "(/speakers), ?speaker= and a stream's 'speaker' or 'adapt'.")
+    test_time_copies: list[str] = Field(default_factory=list, description="The altered copies every clip, window "
+                                        "and stream is also scored as (ser-hf serve --test-time-copies); empty: "
+                                        "each is scored alone, as pipeline() scores it.")
     api_key_required: bool = Field(default=False, description="Whether every endpoint but /health and the web page "
                                    "needs an API key (header 'Authorization: Bearer KEY' or 'X-API-Key: KEY').")
 

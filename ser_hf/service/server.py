@@ -53,7 +53,8 @@ def is_loopback(host: str) -> bool:
 
 def serve(model: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
           settings: ServiceSettings | None = None, batch_size: int = 8, log_level: str = "info",
-          device: str | None = None, threads: int | None = None, access: AccessPolicy | None = None) -> None:
+          device: str | None = None, threads: int | None = None, access: AccessPolicy | None = None,
+          test_time_copies: bool | dict = False) -> None:
     """Load ``model`` and serve it until interrupted.
 
     Args:
@@ -69,6 +70,8 @@ def serve(model: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
             other work, fewer threads than cores avoid threads waiting for each other.
         access: API key and allowed browser origins (:class:`~ser_hf.service.access.AccessPolicy`); without
             a key on a non-loopback ``host``, a warning is logged.
+        test_time_copies: Score every clip with altered copies too (``EmotionRecognizer.from_pretrained``'s
+            argument: ``True`` for the copies the model's probe trained on); ``/health`` lists them.
 
     Raises:
         ModelError: when the model cannot be loaded (before the server starts).
@@ -88,7 +91,8 @@ def serve(model: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
 
         torch.set_num_threads(threads)
     recognizer = EmotionRecognizer.from_pretrained(model, device=device,
-                                                   batch_size=max(batch_size, settings.micro_batch))
+                                                   batch_size=max(batch_size, settings.micro_batch),
+                                                   test_time_copies=test_time_copies)
     # Only the last part of the name: /health must not reveal server paths.
     name = Path(os.fspath(model)).name or os.fspath(model)
     app = create_app(recognizer, settings, model_name=name, access=access)

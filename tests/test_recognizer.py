@@ -212,7 +212,7 @@ def test_test_time_copies_average_the_clip_and_its_copies(checkpoint, recognizer
 def test_test_time_copies_refuse_what_cannot_work(checkpoint, tmp_path):
     from ser_hf.errors import ModelError
 
-    with pytest.raises(SERError, match=r"records no training copies .*Name the copies instead"):
+    with pytest.raises(SERError, match=r"records no training copies .*without --test-time-copies.*name the copies instead"):
         EmotionRecognizer.from_pretrained(checkpoint, test_time_copies=True)
     for bad, match in (({"speed": [5]}, r"test_time_copies\['speed'\] must be a list of"),
                        ({"noise": "20"}, r"test_time_copies\['noise'\] must be a list of"),

@@ -126,8 +126,9 @@ def _recorded_copies(model: str | os.PathLike, resolved: str) -> dict[str, tuple
     if not speeds and not snrs:
         raise SERError(f"test_time_copies=True: {display_path(model)!r} records no training copies (its probe trained "
                        f"without probe_speed_copies or probe_noise_copies, or {RUN_RECORD} is missing), so there "
-                       f"is nothing to score besides the clip. Name the copies instead, e.g. "
-                       f"test_time_copies={{'speed': [0.9, 1.1]}}, or leave them off.")
+                       f"is nothing to score besides the clip. Leave them off (without --test-time-copies on the "
+                       f"command line), or in Python name the copies instead, e.g. "
+                       f"test_time_copies={{'speed': [0.9, 1.1]}}.")
     return {"speed": speeds, "noise": snrs}
 
 

@@ -437,6 +437,26 @@ def corpus_balance_table(name: str = "corpus_balance", variant: str = "fit") -> 
     return "\n".join(lines)
 
 
+def head_headroom_table(name: str = "head_headroom") -> str:
+    """The probe against the best standard heads chosen with the test labels (``benchmarks/head_headroom.py``)."""
+    data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
+    lines = [f"<!-- from benchmarks/results/{name}.json -->",
+             "| corpus (classes) | backbone, input | probe (its inner CV's choice) | reference (not a checkpoint) | "
+             "inner CV choosing from every candidate head | best of the probe's 3 mixes, chosen with the test labels | "
+             "best candidate head, chosen with the test labels (head, ridge strength) |",
+             "|---|---|---|---|---|---|---|"]
+    for run in data["results"]["runs"]:
+        corpus, model = run["config"].split(":")[:2]
+        best = run["best_chosen_with_test_labels"]
+        lines.append(
+            f"| {corpus.split('/')[0]} ({len(run['labels'])}) | {model}, {_probe_input(run['config'])} | "
+            f"{_pct(run['probe_pooled_ua'])} | {_pct(run['reference_pooled_ua'])} | "
+            f"{_pct(run['inner_cv_offered_every_candidate_pooled_ua'])} | "
+            f"{_pct(run['best_of_the_probe_mixes_chosen_with_test_labels']['pooled_ua'])} | "
+            f"{_pct(best['pooled_ua'])} ({best['head']}, {best['ridge_alpha']:g}) |")
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class ReadmeTable:
     """A README table rendered from one result file: between the markers named ``marker``, which say the file."""
@@ -482,6 +502,7 @@ README_TABLES = {table.marker: table for table in (
                 lambda: corpus_balance_table("gradient_corpus_balance")),
     ReadmeTable("test-time-copies", "test_time_copies",
                 lambda: corpus_balance_table("test_time_copies", variant="scored")),
+    ReadmeTable("head-headroom", "head_headroom", head_headroom_table),
 )}
 
 

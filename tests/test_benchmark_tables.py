@@ -163,6 +163,20 @@ def test_test_time_copies_table_names_what_is_scored_and_skips_corpora_for_one(t
             "and its training copies | 78.0 (78.0-78.0) | +1.5 (+1.0 to +2.0), 2 / 0 | (one corpus) |") in text
 
 
+def test_the_headroom_table_puts_the_probe_beside_the_heads_chosen_with_test_labels(tables, tmp_path):
+    run = {"config": "urdu:whisper-tiny.en:500", "labels": ["neutral", "happy", "sad", "angry"],
+           "probe_pooled_ua": 0.835, "reference_pooled_ua": 0.8575, "inner_cv_offered_every_candidate_pooled_ua": 0.83,
+           "best_of_the_probe_mixes_chosen_with_test_labels": {"head": "balanced", "ridge_alpha": 300.0,
+                                                               "pooled_ua": 0.8375},
+           "best_chosen_with_test_labels": {"head": "layers 0+1", "ridge_alpha": 100.0, "pooled_ua": 0.89}}
+    _write_runs(tmp_path, "head_headroom", [run])
+
+    text = _filled(tmp_path, tables.README_TABLES["head-headroom"])
+
+    assert "<!-- from benchmarks/results/head_headroom.json -->" in text
+    assert "| urdu (4) | whisper-tiny.en, 10 s input | 83.5 | 85.8 | 83.0 | 83.8 | 89.0 (layers 0+1, 100) |" in text
+
+
 def test_the_accuracy_tables_add_test_time_copies_only_where_a_probe_row_has_them(tables, tmp_path):
     def scores(ua):
         return {"unweighted_accuracy": ua, "confidence_intervals": {"unweighted_accuracy": [ua - 0.04, ua + 0.04]},

@@ -191,3 +191,20 @@ def test_test_time_copies_are_recorded_and_never_mixed_with_plain_scores(setup, 
     assert summary["skipped"] == 2 and summary["predicted"] == 1
     with pytest.raises(SERError, match=r"a loaded EmotionRecognizer keeps its own"):
         predict_files(recognizer, setup["good"], tmp_path / "r.jsonl", progress=False, test_time_copies=True)
+    # A CSV output says so in a column of its own, and is guarded the same way in both directions.
+    table = tmp_path / "p.csv"
+    predict_files(model, setup["good"][:2], table, progress=False, test_time_copies=True)
+    rows = list(csv.DictReader(table.open(newline="", encoding="utf-8")))
+    assert [row["test_time_copies"] for row in rows] == ["true", "true"]
+    assert float(rows[0]["score"]) == pytest.approx(max(recognizer.predict(rows[0]["path"])["scores"].values()),
+                                                    abs=1e-6)
+    with pytest.raises(SERError, match=r"p\.csv' holds predictions made with test-time copies \(its "
+                                       r"'test_time_copies' column\); this job runs without them"):
+        predict_files(model, setup["good"], table, progress=False)
+    assert predict_files(model, setup["good"], table, progress=False, test_time_copies=True)["skipped"] == 2
+    assert [row["test_time_copies"] for row in csv.DictReader(table.open(newline="", encoding="utf-8"))] == ["true"] * 3
+    plain_table = tmp_path / "plain.csv"
+    predict_files(model, setup["good"][:1], plain_table, progress=False)
+    assert "test_time_copies" not in plain_table.read_text().splitlines()[0]  # the plain format is unchanged
+    with pytest.raises(SERError, match=r"made without test-time copies \(its 'test_time_copies' column\)"):
+        predict_files(model, setup["good"], plain_table, progress=False, test_time_copies=True)

@@ -19,8 +19,9 @@ Crash safety, so a rerun after a kill or a crash finishes the job exactly once p
   cut off (the file is truncated to the last complete line) and its files are predicted again.
 - **CSV**: a CSV cannot be appended safely with a header, so every chunk rewrites the whole file into
   a temporary file beside it (fsync-ed) and swaps it in with ``os.replace``, which is atomic: the file
-  is always the old or the new complete table. Columns: ``path, label, score, error``, one probability
-  column per emotion (``prob_<emotion>``, blank outside ``top_k``) and ``path_base64``.
+  is always the old or the new complete table. Columns: ``path, label, score, error``, ``test_time_copies``
+  (``true``; only in an output scored with them), one probability column per emotion (``prob_<emotion>``, blank
+  outside ``top_k``) and ``path_base64``.
 
 Records are keyed by absolute path (``os.path.abspath``, symlinks not resolved). A file name that is not
 UTF-8 is recorded like any other (``path`` shows its undecodable bytes as ``\\xNN``, ``path_base64`` holds
@@ -139,7 +140,7 @@ def _merge_shards(out: Path, chosen: str, paths: Sequence[str], labels: Callable
     merged = _in_input_order(read_records(out, chosen) + read_shards(out), paths)
     with _writing(out, lambda: f"{display_path(out)!r} and the shard files are as they were; the next run merges them."):
         if chosen == "csv":
-            write_csv(out, merged, labels())
+            write_csv(out, merged, labels(), bool(header["job"].get("test_time_copies")))
         else:
             write_jsonl(out, merged, header)
         for shard in shards:
@@ -404,7 +405,7 @@ def predict_files(
                 if chosen == "jsonl":
                     append_jsonl(out, records, header)
                 else:
-                    write_csv(out, rows + records, recognizer.labels)
+                    write_csv(out, rows + records, recognizer.labels, bool(header["job"].get("test_time_copies")))
                     rows.extend(records)
             new.extend(records)
 

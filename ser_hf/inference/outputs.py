@@ -45,6 +45,9 @@ HEADER_KEY = "ser_hf_predictions"
 FORMAT_VERSION = 1
 BASE_COLUMNS = ["path", "label", "score", "error"]
 PATH_BYTES_COLUMN = "path_base64"
+#: A CSV column, after the base ones, that only outputs scored with test-time copies have (``true`` in every row):
+#: the CSV's counterpart of the JSONL header's ``test_time_copies``, so a resumed job cannot mix the two kinds.
+COPIES_COLUMN = "test_time_copies"
 # Bytes read to recognise a JSONL file by its first line, before anything else of it is read.
 _HEAD_LIMIT = 1 << 20
 _FIX = ("ser-hf predict resumes only outputs it wrote and changes no other file; choose another --out, or delete "
@@ -196,6 +199,8 @@ def _read_csv(path: Path, role: str = "--out") -> list[dict[str, Any]]:
 
 def _is_our_header(columns: list[str]) -> bool:
     rest = columns[len(BASE_COLUMNS):]
+    if rest and rest[0] == COPIES_COLUMN:
+        rest = rest[1:]
     if rest and rest[-1] == PATH_BYTES_COLUMN:
         rest = rest[:-1]  # CSVs from before path_base64 end with the prob_ columns
     return columns[:len(BASE_COLUMNS)] == BASE_COLUMNS and bool(rest) and all(c.startswith("prob_") for c in rest)
@@ -229,7 +234,8 @@ def check_same_job(out: Path, format: str, job: dict[str, Any], labels: Sequence
 
     A JSONL output's header names its model (``model_id``: a checkpoint's real path, the same from any working
     folder; outputs written before it by the displayed name); a CSV has one ``prob_`` column per emotion of the
-    model that wrote it, compared with ``labels`` once the model is loaded.
+    model that wrote it, compared with ``labels`` once the model is loaded. Neither is resumed by a job that differs
+    in scoring with test-time copies (the header's ``test_time_copies``, the CSV's :data:`COPIES_COLUMN`).
 
     Args:
         job: This job's header ``job`` entry (:func:`job_header`).
@@ -247,20 +253,32 @@ def check_same_job(out: Path, format: str, job: dict[str, Any], labels: Sequence
             raise SERError(f"--out {name!r} holds predictions of model {written.get('model')!r} (its header line); "
                            f"this job runs {job.get('model')!r}. Resuming would mix two models' records in one file. "
                            f"Choose another --out, or delete {name!r} to start over.")
-        if key in written and written.get("test_time_copies", False) != job.get("test_time_copies", False):
-            said = "with" if written.get("test_time_copies") else "without"
-            raise SERError(f"--out {name!r} holds predictions made {said} test-time copies (its header line); this "
-                           f"job runs {'without' if said == 'with' else 'with'} them. Resuming would mix two kinds of "
-                           f"scores in one file. Run it {said} --test-time-copies, choose another --out, or delete "
-                           f"{name!r} to start over.")
-    elif labels is not None:
+        if key in written:
+            _check_same_copies(name, bool(written.get("test_time_copies", False)), job, "its header line")
+        return
+    try:
         with out.open(newline="", encoding="utf-8") as handle:
             columns = next(csv.reader(handle), [])
+    except (UnicodeDecodeError, csv.Error):
+        return  # not a CSV ser-hf predict wrote: read_records refuses it, saying why
+    if not _is_our_header(columns):
+        return
+    _check_same_copies(name, COPIES_COLUMN in columns, job, f"its {COPIES_COLUMN!r} column")
+    if labels is not None:
         written = [c[len("prob_"):] for c in columns if c.startswith("prob_")]
         if written != list(labels):
             raise SERError(f"--out {name!r} holds predictions over the emotions {written} (its prob_ columns); this "
                            f"job's model predicts {list(labels)}. Resuming would mix two models' records in one file. "
                            f"Choose another --out, or delete {name!r} to start over.")
+
+
+def _check_same_copies(name: str, written: bool, job: dict[str, Any], where: str) -> None:
+    """Refuse to resume an output scored with test-time copies in a job without them, or the other way round."""
+    if written != bool(job.get("test_time_copies", False)):
+        said = "with" if written else "without"
+        raise SERError(f"--out {name!r} holds predictions made {said} test-time copies ({where}); this job runs "
+                       f"{'without' if written else 'with'} them. Resuming would mix two kinds of scores in one file. "
+                       f"Run it {said} --test-time-copies, choose another --out, or delete {name!r} to start over.")
 
 
 def _first_line_header(path: Path) -> dict[str, Any] | None:
@@ -345,13 +363,15 @@ def csv_row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def write_csv(out: Path, rows: Iterable[dict[str, Any]], labels: Sequence[str]) -> None:
-    """Write the whole CSV output atomically (a CSV cannot be appended safely with its header)."""
-    columns = BASE_COLUMNS + [f"prob_{label}" for label in labels] + [PATH_BYTES_COLUMN]
+def write_csv(out: Path, rows: Iterable[dict[str, Any]], labels: Sequence[str], test_time_copies: bool = False) -> None:
+    """Write the whole CSV output atomically (a CSV cannot be appended safely with its header); rows scored with
+    test-time copies are marked so in :data:`COPIES_COLUMN`."""
+    marks = [COPIES_COLUMN] if test_time_copies else []
+    columns = BASE_COLUMNS + marks + [f"prob_{label}" for label in labels] + [PATH_BYTES_COLUMN]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", restval="")
     writer.writeheader()
-    writer.writerows(csv_row(row) for row in rows)
+    writer.writerows({**csv_row(row), **dict.fromkeys(marks, "true")} for row in rows)
     atomic_write_bytes(out, buffer.getvalue().encode("utf-8", "backslashreplace"), fsync=True)
 
 

@@ -12,8 +12,14 @@ Whisper's 30 s padding; the speed factors, e.g. ``0.9,1.1``, set ``probe_speed_c
   per enrollment setting, with the global head's UA on the very same clips beside it (these rows are
   never the standard headline);
 - ``probe, bfloat16 frozen forward`` - the probe with the backbone run in bfloat16, with ``--bfloat16``;
+- ``partial fine-tuning, top K layer(s), seed S`` - ``recipes/ravdess/whisper-base-partial.yaml``'s training
+  (``mode: partial``, the head starting from the probe's fit, early stopping on the fold's validation speakers)
+  with the config's corpus, backbone, input and copies, for seeds 0, 1 and 2, with ``--partial K``;
 - ``reference`` - logistic regression on all layers' concatenated states (not a checkpoint), copied with
-  its provenance from ``results/reference_probe.json`` when that file has the configuration.
+  its provenance from ``results/reference_probe.json`` when that file has the configuration;
+- ``fine-tune, ...`` and ``baseline: ...`` - rows other scripts measured on the same folds, copied with their
+  provenance (command, date, machine) from :data:`EARLIER_RESULTS` every time the file is written: full fine-tuning
+  where a GPU ran it (``finetune_accuracy.py``) and the classic and neural baselines (``baseline_accuracy.py``).
 
 A configuration may join corpora with ``+`` (``urdu+ravdess/4class:whisper-base:300``, emotions default
 ``4class``): one model on all of them (``corpus: urdu,ravdess``). Its rows are ``probe`` (folds within each
@@ -41,7 +47,15 @@ from common import RECIPE_SEED, RESULTS_DIR, SHARED_DATA, cv_scores, provenance,
 from probe_accuracy import copy_keys, probe_run
 
 from ser_hf.training.experiment import cross_validate, leave_one_corpus_out
-from ser_hf.training.recipes import parse_run
+from ser_hf.training.recipes import parse_run, read_recipe
+
+#: The partial fine-tuning recipe whose training settings ``--partial`` rows use (corpus, backbone, input replaced).
+PARTIAL_RECIPE = RESULTS_DIR.parents[1] / "recipes" / "ravdess" / "whisper-base-partial.yaml"
+#: Seeds of the stochastic rows (partial fine-tuning, the gradient head).
+SEEDS = (0, 1, 2)
+#: Result files of methods measured on the same folds by their own scripts, whose rows this file carries too.
+EARLIER_RESULTS = ("finetune_accuracy_ravdess8_gpu", "finetune_accuracy_ravdess8_gpu_lr5e-5",
+                   "finetune_accuracy_ravdess4_gpu", "baseline_accuracy")
 
 
 def multi_corpus_run(spec: str, output_dir: str):
@@ -60,10 +74,21 @@ def _is_multi_corpus(spec: str) -> bool:
     return "+" in spec.split(":")[0]
 
 
-def _cv_row(spec: str, method: str, **overrides) -> tuple[dict, object]:
+def partial_run(spec: str, layers: int, seed: int, output_dir: str):
+    """The partial fine-tuning run of a single-corpus config: :data:`PARTIAL_RECIPE`'s training, the config's data,
+    backbone, input and copies, the top ``layers`` encoder layers trained."""
+    corpus_part, model, positions, *copies = spec.split(":")
+    corpus, _, emotions = corpus_part.partition("/")
+    return parse_run(PARTIAL_RECIPE, corpus=corpus, data_dir=str(SHARED_DATA / corpus), emotions=emotions or None,
+                     model_name_or_path=model, max_source_positions=int(positions) or None, train_top_layers=layers,
+                     output_dir=output_dir, seed=seed, disable_tqdm=True, **copy_keys(copies))
+
+
+def _cv_row(spec: str, method: str, run=None, **overrides) -> tuple[dict, object]:
     output_dir = tempfile.mkdtemp(prefix="ser_hf_accuracy_")
-    run = multi_corpus_run(spec, output_dir) if _is_multi_corpus(spec) else \
-        probe_run(spec, cache_dir=None, output_dir=output_dir)
+    if run is None:
+        run = multi_corpus_run(spec, output_dir) if _is_multi_corpus(spec) else \
+            probe_run(spec, cache_dir=None, output_dir=output_dir)
     for key, value in overrides.items():  # probe_* and embedding_* keys live in the probe's own group
         setattr(run.probe if hasattr(run.probe, key) else run.training, key, value)
     start = time.perf_counter()
@@ -86,6 +111,33 @@ def _reference_row(spec: str) -> dict | None:
     return None
 
 
+def earlier_rows() -> list[dict]:
+    """The rows of :data:`EARLIER_RESULTS` (those present), keyed like this file's: fine-tuning by its recipe's
+    corpus, backbone and input, a baseline by ``corpus:classifier``."""
+    rows = []
+    for name in EARLIER_RESULTS:
+        path = RESULTS_DIR / f"{name}.json"
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        results = data["results"]
+        for run in results.get("runs", [results]):
+            if "classifier" in run:  # baseline_accuracy.py
+                config, method = run["config"], f"baseline: {run['classifier']}"
+            else:  # finetune_accuracy.py: one run of a recipe
+                settings = {**read_recipe(RESULTS_DIR.parents[1] / run["recipe"]), **run["overrides"]}
+                emotions = f"/{settings['emotions']}" if settings.get("emotions") else ""
+                config = (f"{settings['corpus']}{emotions}:{settings['model_name_or_path']}:"
+                          f"{settings.get('max_source_positions') or 0}")
+                method = (f"fine-tune, lr {float(settings['learning_rate']):g} "
+                          f"({data['machine'].get('accelerator') or 'CPU'}{', bf16' if settings.get('bf16') else ''})")
+            rows.append({"config": config, "method": method, "source": f"results/{name}.json",
+                         **{key: run[key] for key in ("mean_std", "pooled", "seconds") if key in run},
+                         "command": run.get("command", data["command"]), "date": run.get("date", data["date"]),
+                         "machine": run.get("machine", data["machine"])})
+    return rows
+
+
 def multi_corpus_rows(spec: str) -> list[dict]:
     """The probe row (pooled and per-corpus in-corpus UA) and one leave-one-corpus-out row per corpus."""
     probe, result = _cv_row(spec, "probe")
@@ -102,9 +154,22 @@ def multi_corpus_rows(spec: str) -> list[dict]:
     return rows
 
 
-def run_config(spec: str, gradient: bool, bfloat16: bool = False, probe_only: bool = False) -> list[dict]:
+def partial_rows(spec: str, layers: int) -> list[dict]:
+    """One row per seed of :data:`SEEDS`: partial fine-tuning of the top ``layers`` layers, every fold."""
+    rows = []
+    for seed in SEEDS:
+        run = partial_run(spec, layers, seed, tempfile.mkdtemp(prefix="ser_hf_accuracy_partial_"))
+        row, _ = _cv_row(spec, f"partial fine-tuning, top {layers} layer{'s' * (layers > 1)}, seed {seed}", run)
+        rows.append(row)
+    return rows
+
+
+def run_config(spec: str, gradient: bool, bfloat16: bool = False, probe_only: bool = False,
+               partial: int | None = None) -> list[dict]:
     if _is_multi_corpus(spec):
         return multi_corpus_rows(spec)
+    if partial:
+        return partial_rows(spec, partial)
     rows = []
     probe, _ = _cv_row(spec, "probe")
     rows.append(probe)
@@ -116,7 +181,7 @@ def run_config(spec: str, gradient: bool, bfloat16: bool = False, probe_only: bo
         adaptive["speaker_adaptive_test_time_copies"] = result.speaker_adaptive_test_time_copies
     rows.append(adaptive)
     if gradient:
-        for seed in (0, 1, 2):
+        for seed in SEEDS:
             row, _ = _cv_row(spec, f"probe-gradient seed {seed}", probe_fit="gradient", seed=seed)
             rows.append(row)
     if bfloat16:
@@ -138,13 +203,17 @@ def main() -> None:
                         help="also run the probe with its frozen forward in bfloat16 (embedding_dtype)")
     parser.add_argument("--probe-only", action="store_true",
                         help="run only the probe row of single-corpus configs (the file keeps their other rows)")
+    parser.add_argument("--partial", type=int, default=None, metavar="K",
+                        help="run only partial fine-tuning of the top K layers (3 seeds) of single-corpus configs")
     parser.add_argument("--name", default="accuracy", help="result file name (benchmarks/results/NAME.json)")
     args = parser.parse_args()
     previous = RESULTS_DIR / f"{args.name}.json"
     rows = {(r["config"], r["method"]): r for r in json.loads(previous.read_text())["results"]["rows"]} \
         if previous.exists() else {}
+    rows.update({(row["config"], row["method"]): row for row in earlier_rows()})
+    write_result(args.name, {"rows": list(rows.values())})
     for spec in args.configs:
-        for row in run_config(spec, args.gradient, args.bfloat16, args.probe_only):
+        for row in run_config(spec, args.gradient, args.bfloat16, args.probe_only, args.partial):
             rows[(row["config"], row["method"])] = row
             print(f"{row['pooled']['unweighted_accuracy']:.4f}", spec, row["method"], flush=True)
             if "test_time_copies" in row:

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import json
+import re
+import statistics
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -271,6 +273,13 @@ def accuracy_tables(name: str = "accuracy") -> str:
                      "with the copies its probe trained on; not what `pipeline()` gives):", "",
                      "| corpus (classes) | backbone, input | the clip alone (as above) | with test-time copies | "
                      "difference |", "|---|---|---|---|---|", *copies]
+    partial = _partial_rows(rows)
+    if partial:
+        standard += ["", "Partial fine-tuning (`mode: partial`: the top encoder layers and the head trained on cached "
+                     "layer inputs, starting from the probe's fit, early stopping on each fold's validation speakers; "
+                     "`accuracy.py --partial K`), same folds, one run per seed:", "",
+                     "| corpus (classes) | backbone, input | layers trained | pooled UA [95% CI], seeds 0, 1, 2 | "
+                     "mean of the seeds | probe (as above) |", "|---|---|---|---|---|---|", *partial]
     notes = ["", "Frozen forward in bfloat16 (`embedding_dtype: bfloat16`), same folds: " + "; ".join(precision) + "."]
     adaptive_rows = [row for (_, method), measured in rows.items() if method == "probe + speaker adaptation"
                      for row in measured.get("speaker_adaptive") or []]
@@ -283,6 +292,29 @@ def accuracy_tables(name: str = "accuracy") -> str:
                  if any(measured.get("speaker_adaptive_test_time_copies") for measured in rows.values()) else ""))
     return "\n".join([source, *standard, *(notes if precision else []), "",
                       "Speaker-adaptive rows (not the standard headline):", "", legend, "", *adaptive])
+
+
+#: How accuracy.py names a partial fine-tuning row: layers trained and seed.
+PARTIAL_METHOD = re.compile(r"partial fine-tuning, top (\d+) layers?, seed (\d+)")
+
+
+def _partial_rows(rows: dict) -> list[str]:
+    """One table line per (config, layers trained): every seed's pooled UA, their mean, the probe's."""
+    runs = {}
+    for (config, method), row in rows.items():
+        if match := PARTIAL_METHOD.fullmatch(method):
+            runs.setdefault((config, int(match[1])), []).append((int(match[2]), row))
+    lines = []
+    for (config, layers), seeded in runs.items():
+        seeded.sort(key=lambda pair: pair[0])
+        corpus, system = _system(config)
+        probe = rows.get((config, "probe"))
+        lines.append(f"| {corpus.split('/')[0]} ({len(seeded[0][1]['pooled']['labels'])}) | "
+                     f"{system.replace(' probe', '')} | top {layers} | "
+                     + ", ".join(_ci(row["pooled"]) for _, row in seeded) + " | "
+                     f"{_pct(statistics.mean(row['pooled']['unweighted_accuracy'] for _, row in seeded))} | "
+                     f"{_ci(probe['pooled']) if probe else 'not run'} |")
+    return lines
 
 
 #: Enrollment settings shown in the README's speaker-adaptive table (the result file has 1 to 20 clips).

@@ -204,6 +204,13 @@ def test_the_accuracy_tables_add_test_time_copies_only_where_a_probe_row_has_the
     assert ("| ravdess (8) | whisper-base, 6 s input, speed copies 0.9x and 1.1x, noise copies at 20 dB SNR | "
             "77.0 [73.0-81.0] | 78.5 [74.5-82.5] | +1.5 |") in text
     assert text.count("| ravdess (8) | whisper-base, 6 s input | 77.0") == 1  # no copies: no test-time row
+    assert "Partial fine-tuning" not in text  # none was run
+    partial = [{"config": "ravdess:whisper-base:300", "method": f"partial fine-tuning, top 1 layer, seed {seed}",
+                "pooled": scores(ua)} for seed, ua in ((2, 0.70), (0, 0.74), (1, 0.72))]
+    rows["results"]["rows"] += partial
+    (results / "accuracy.json").write_text(json.dumps(rows))
+    assert ("| ravdess (8) | whisper-base, 6 s input | top 1 | 74.0 [70.0-78.0], 72.0 [68.0-76.0], 70.0 [66.0-74.0] "
+            "| 72.0 | 77.0 [73.0-81.0] |") in tables.accuracy_tables()  # seeds in order, beside the probe
 
 
 def test_perturbation_table_puts_the_recipe_without_its_copies_beside_it(tables, tmp_path):

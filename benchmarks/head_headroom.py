@@ -46,26 +46,29 @@ def candidate_mixes(features: np.ndarray) -> dict[str, np.ndarray]:
     return mixes
 
 
-def test_pooled_uas(data: CachedStates, name: str) -> list[float]:
-    """Pooled test UA of candidate ``name`` at every ridge strength, one fit per shared fold (mix from its training
-    clips' states, as ``fit_chosen`` builds it)."""
+def test_pooled_uas(data: CachedStates) -> dict[str, list[float]]:
+    """Every candidate's pooled test UA at every ridge strength, one fit per shared fold (the mixes built once per
+    fold from its training clips' states, as ``fit_chosen`` builds them)."""
     num_labels = len(data.labels)
-    predictions = np.zeros((len(RIDGE_ALPHAS), len(data.classes)), dtype=np.int64)
+    predictions = {}  # candidate -> (strengths, clips) test predictions
     for fold in data.folds:
         train = np.concatenate([fold.train, fold.validation])
-        heads = fit_rows(data.features[train], [copy[train] for copy in data.copies], data.classes[train],
-                         candidate_mixes(data.features[train])[name], num_labels)
-        for index, head in enumerate(heads):
-            predictions[index, fold.test] = head.logits(data.features[fold.test]).argmax(axis=1)
+        for name, mix in candidate_mixes(data.features[train]).items():
+            heads = fit_rows(data.features[train], [copy[train] for copy in data.copies], data.classes[train], mix,
+                             num_labels)
+            rows = predictions.setdefault(name, np.zeros((len(RIDGE_ALPHAS), len(data.classes)), dtype=np.int64))
+            for index, head in enumerate(heads):
+                rows[index, fold.test] = head.logits(data.features[fold.test]).argmax(axis=1)
     tested = np.concatenate([fold.test for fold in data.folds])
-    return [linear_probe.corpus_balanced_ua(data.classes[tested], row[tested], num_labels, None) for row in predictions]
+    return {name: [linear_probe.corpus_balanced_ua(data.classes[tested], row[tested], num_labels, None) for row in rows]
+            for name, rows in predictions.items()}
 
 
 def fit_rows(features: np.ndarray, copies: list[np.ndarray], labels: np.ndarray, mix: np.ndarray, num_labels: int,
              alphas=RIDGE_ALPHAS) -> list[linear_probe.LinearFit]:
     """Ridge heads of one mix at every strength of ``alphas``, fitted on clips and copies as ``fit_chosen`` fits."""
     mixed = np.einsum("nlh,l->nh", np.concatenate([features, *copies]), mix)
-    mean, scale = mixed.mean(axis=0), mixed.std(axis=0) + 1e-5  # linear_probe's standardisation
+    mean, scale = linear_probe._standardise(mixed)
     path = linear_probe.ridge_path((mixed - mean) / scale, np.tile(labels, 1 + len(copies)), num_labels, alphas=alphas)
     return [linear_probe.LinearFit(mix, mean, scale, weight, bias) for weight, bias in path]
 
@@ -105,7 +108,7 @@ def run_config(spec: str) -> dict:
         data.features[train], [copy[train] for copy in data.copies], data.classes[train], data.speakers[train],
         len(data.labels)))
     candidates = [{"head": name, "ridge_alpha": alpha, "pooled_ua": ua}
-                  for name in candidate_mixes(data.features) for alpha, ua in zip(RIDGE_ALPHAS, test_pooled_uas(data, name))]
+                  for name, uas in test_pooled_uas(data).items() for alpha, ua in zip(RIDGE_ALPHAS, uas)]
     candidates.sort(key=lambda row: -row["pooled_ua"])
     reference = reference_ua(spec)
     best_of_probe_choices = next(row for row in candidates if row["head"] in DEFAULT_LAYER_MIXES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -61,3 +62,35 @@ def tiny_adaptive_checkpoint(tmp_path_factory):
     method.fit(corpus)
     method.adaptive.enabled = True  # a tiny random model shows no gain; the fallback rule is tested elsewhere
     return corpus, method.save(tmp / "model")
+
+
+@pytest.fixture
+def python_memory_peak():
+    """A context manager yielding a dict that gets ``megabytes``: the peak of Python allocations (``tracemalloc``)
+    inside the block. "Refused before it expands" tests bound this, not the wall-clock time, which depends on how
+    loaded the machine is; the expansions they guard against allocate gigabytes of Python objects."""
+    import tracemalloc
+
+    @contextlib.contextmanager
+    def measure():
+        result = {}
+        tracemalloc.start()
+        try:
+            yield result
+        finally:
+            result["megabytes"] = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+
+    return measure
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail the test if anything opens a network connection (what would retry, and hang, offline)."""
+    import socket
+
+    def refuse(self, address, *args, **kwargs):
+        raise AssertionError(f"a network connection to {address!r} was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import struct
-import time
 import zipfile
 from pathlib import Path
 
@@ -199,10 +198,8 @@ def test_a_checkpoint_folder_whose_name_is_not_utf8_is_named_not_a_traceback(mad
 def test_config_edits_are_refused_before_anything_is_allocated(made, tmp_path, no_allocation, model_type, edit,
                                                                 pattern):
     path = _edit_config(_copy(made, model_type, tmp_path / "edited"), **edit)
-    start = time.perf_counter()
     with pytest.raises(ModelError, match=pattern):
         load_classifier(path)
-    assert time.perf_counter() - start < 5
 
 
 @pytest.mark.parametrize("model_type,edit,pattern", [
@@ -219,12 +216,12 @@ def test_backbone_config_edits_are_refused_before_anything_is_allocated(made, tm
         build_model(path, FOUR)
 
 
-def test_huge_num_labels_is_refused_before_transformers_builds_its_labels(made, tmp_path):
+def test_huge_num_labels_is_refused_before_transformers_builds_its_labels(made, tmp_path, python_memory_peak):
     path = _edit_config(_copy(made, "wav2vec2", tmp_path / "many"), drop=("id2label", "label2id"), num_labels=10**9)
-    start = time.perf_counter()
-    with pytest.raises(ModelError, match=r"many/config\.json: num_labels is 1000000000; expected an integer from 1 to"):
+    with python_memory_peak() as peak, pytest.raises(
+            ModelError, match=r"many/config\.json: num_labels is 1000000000; expected an integer from 1 to"):
         load_classifier(path)
-    assert time.perf_counter() - start < 2
+    assert peak["megabytes"] < 50  # a billion labels would be tens of gigabytes of Python strings
 
 
 @pytest.mark.parametrize("text,pattern", [

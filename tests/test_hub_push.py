@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -64,12 +63,12 @@ def run_cli(argv):
     return args.func(args)
 
 
-def test_offline_fails_fast_naming_offline_mode(folder, monkeypatch, no_requests):
+def test_offline_fails_fast_naming_offline_mode(folder, monkeypatch, no_requests, no_network):
+    # Fast because nothing is tried: no request is sent and no connection opened (which would retry offline).
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    start = time.perf_counter()
     with pytest.raises(HubError, match=r"Cannot push to 'me/ser': Hugging Face Hub offline mode is on \(HF_HUB_OFFLINE"):
         run_cli(["--model", str(folder), "--repo-id", "me/ser"])
-    assert time.perf_counter() - start < 5 and no_requests == []
+    assert no_requests == []
 
 
 def test_incomplete_folder_names_what_is_missing(folder):

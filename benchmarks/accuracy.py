@@ -16,7 +16,8 @@ Whisper's 30 s padding; the speed factors, e.g. ``0.9,1.1``, set ``probe_speed_c
   (``mode: partial``, the head starting from the probe's fit, early stopping on the fold's validation speakers)
   with the config's corpus, backbone, input and copies, for seeds 0, 1 and 2, with ``--partial K``;
 - ``reference`` - logistic regression on all layers' concatenated states (not a checkpoint), copied with
-  its provenance from ``results/reference_probe.json`` when that file has the configuration;
+  its provenance from ``results/reference_probe.json`` (when that file has the configuration) for every
+  configuration with a probe row, every time the file is written;
 - ``fine-tune, ...`` and ``baseline: ...`` - rows other scripts measured on the same folds, copied with their
   provenance (command, date, machine) from :data:`EARLIER_RESULTS` every time the file is written: full fine-tuning
   where a GPU ran it (``finetune_accuracy.py``) and the classic and neural baselines (``baseline_accuracy.py``).
@@ -34,6 +35,7 @@ reported; the gradient head is run with three seeds.
     .venv/bin/python benchmarks/accuracy.py --configs urdu:whisper-tiny.en:0 ravdess:whisper-base:300
     .venv/bin/python benchmarks/accuracy.py --configs urdu+ravdess/4class:whisper-base:300
     .venv/bin/python benchmarks/accuracy.py --configs urdu+ravdess/4class:whisper-tiny.en:300:0.9,1.1  # with copies
+    .venv/bin/python benchmarks/accuracy.py  # no configuration: only copy the other scripts' rows in again
 """
 
 from __future__ import annotations
@@ -138,6 +140,13 @@ def earlier_rows() -> list[dict]:
     return rows
 
 
+def with_copied_rows(rows: dict) -> dict:
+    """``rows`` (keyed by configuration and method) with the rows other scripts measured copied in afresh: those of
+    :data:`EARLIER_RESULTS`, and the reference of every configuration that has a probe row."""
+    copied = earlier_rows() + [_reference_row(config) for config, method in list(rows) if method == "probe"]
+    return {**rows, **{(row["config"], row["method"]): row for row in copied if row is not None}}
+
+
 def multi_corpus_rows(spec: str) -> list[dict]:
     """The probe row (pooled and per-corpus in-corpus UA) and one leave-one-corpus-out row per corpus."""
     probe, result = _cv_row(spec, "probe")
@@ -187,15 +196,12 @@ def run_config(spec: str, gradient: bool, bfloat16: bool = False, probe_only: bo
     if bfloat16:
         row, _ = _cv_row(spec, "probe, bfloat16 frozen forward", embedding_dtype="bfloat16")
         rows.append(row)
-    reference = _reference_row(spec)
-    if reference is not None:
-        rows.append(reference)
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", required=True,
+    parser.add_argument("--configs", nargs="*", default=[],
                         help="corpus[/emotions]:model:max_source_positions[:speed factors[:noise SNRs]]; corpora joined "
                              "by + for one multi-corpus model")
     parser.add_argument("--gradient", action="store_true", help="also run the gradient-trained head (3 seeds)")
@@ -210,7 +216,7 @@ def main() -> None:
     previous = RESULTS_DIR / f"{args.name}.json"
     rows = {(r["config"], r["method"]): r for r in json.loads(previous.read_text())["results"]["rows"]} \
         if previous.exists() else {}
-    rows.update({(row["config"], row["method"]): row for row in earlier_rows()})
+    rows = with_copied_rows(rows)
     write_result(args.name, {"rows": list(rows.values())})
     for spec in args.configs:
         for row in run_config(spec, args.gradient, args.bfloat16, args.probe_only, args.partial):
@@ -225,6 +231,7 @@ def main() -> None:
                     print(f"    enrollment {adaptive['enrollment']}{copies}: {adaptive['unweighted_accuracy']:.4f} "
                           f"(global on same clips {adaptive['global_unweighted_accuracy_same_clips']:.4f})",
                           flush=True)
+        rows = with_copied_rows(rows)
         write_result(args.name, {"rows": list(rows.values())})
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def shared_corpus(name: str) -> Path:
@@ -94,3 +97,21 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+
+
+@pytest.fixture
+def benchmark_module(monkeypatch, tmp_path):
+    """``name -> module``: imports a script of ``benchmarks/`` afresh, its results folder ``tmp_path/results``
+    (``SER_HF_RESULTS_DIR``). The scripts are forgotten before and after the test, so every test's ``common``
+    reads its own results folder."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setenv("SER_HF_RESULTS_DIR", str(tmp_path / "results"))
+    scripts = [path.stem for path in BENCHMARKS.glob("*.py")]
+
+    def forget():
+        for script in scripts:
+            sys.modules.pop(script, None)
+
+    forget()
+    yield importlib.import_module
+    forget()

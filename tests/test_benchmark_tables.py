@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture
-def tables(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    monkeypatch.setenv("SER_HF_RESULTS_DIR", str(tmp_path / "results"))
-    for module in ("common", "tables"):
-        sys.modules.pop(module, None)
-    import tables
-
-    yield tables
-    for module in ("common", "tables"):
-        sys.modules.pop(module, None)
+def tables(benchmark_module):
+    return benchmark_module("tables")
 
 
 def _length(seconds, values, first):
@@ -177,6 +165,21 @@ def test_the_headroom_table_puts_the_probe_beside_the_heads_chosen_with_test_lab
     assert "| urdu (4) | whisper-tiny.en, 10 s input | 83.5 | 85.8 | 83.0 | 83.8 | 89.0 (layers 0+1, 100) |" in text
 
 
+def test_the_probe_vs_reference_table_shows_the_paired_difference(tables, tmp_path):
+    run = {"config": "urdu:whisper-tiny.en:500", "labels": ["neutral", "happy", "sad", "angry"],
+           "probe_pooled_ua": 0.835, "reference_pooled_ua": 0.8575, "difference": -0.0225,
+           "difference_interval_95": [-0.0625, 0.0488], "share_of_resamples_probe_at_least_reference": 0.241,
+           "probe_interval_95": [0.678, 0.902], "reference_interval_95": [0.686, 0.904],
+           "clips_only_probe_right": 12, "clips_only_reference_right": 21}
+    _write_runs(tmp_path, "probe_vs_reference", [run])
+
+    text = _filled(tmp_path, tables.README_TABLES["probe-vs-reference"])
+
+    assert "<!-- from benchmarks/results/probe_vs_reference.json -->" in text
+    assert ("| urdu (4) | whisper-tiny.en, 10 s input | 83.5 [67.8-90.2] | 85.8 [68.6-90.4] | -2.2 [-6.2 to +4.9] | "
+            "24% | 12 / 21 |") in text
+
+
 def test_the_accuracy_tables_add_test_time_copies_only_where_a_probe_row_has_them(tables, tmp_path):
     def scores(ua):
         return {"unweighted_accuracy": ua, "confidence_intervals": {"unweighted_accuracy": [ua - 0.04, ua + 0.04]},
@@ -213,9 +216,8 @@ def test_the_accuracy_tables_add_test_time_copies_only_where_a_probe_row_has_the
             "| 72.0 | 77.0 [73.0-81.0] |") in tables.accuracy_tables()  # seeds in order, beside the probe
 
 
-def test_perturbation_table_puts_the_recipe_without_its_copies_beside_it(tables, tmp_path):
-    sys.modules.pop("perturbation", None)
-    import perturbation
+def test_perturbation_table_puts_the_recipe_without_its_copies_beside_it(benchmark_module, tmp_path):
+    perturbation = benchmark_module("perturbation")
 
     def row(condition, ua, change):
         return {"condition": condition, "description": condition, "unweighted_accuracy": ua, "weighted_accuracy": ua,
@@ -244,7 +246,6 @@ def test_perturbation_table_puts_the_recipe_without_its_copies_beside_it(tables,
     (tmp_path / "results" / "perturbation.json").write_text(json.dumps(
         {"date": "today", "machine": {"load_average": [1.0], "cpu_count": 2}, "results": result}))
     assert "without the recipe" not in perturbation.readme_table()
-    sys.modules.pop("perturbation", None)
 
 
 def test_filling_a_readme_without_the_markers_fails_and_names_them(tables, tmp_path):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,8 @@ RESULTS = BENCHMARKS / "results"
 
 
 @pytest.fixture
-def common(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    monkeypatch.setenv("SER_HF_RESULTS_DIR", str(tmp_path / "results"))
-    sys.modules.pop("common", None)
-    import common
-
-    yield common
-    sys.modules.pop("common", None)
+def common(benchmark_module):
+    return benchmark_module("common")
 
 
 class FakeClock:

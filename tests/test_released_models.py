@@ -52,7 +52,6 @@ from ser_hf.splits import check_speaker_disjoint, corpus_folds
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 LABELS = ["neutral", "happy", "sad", "angry"]
 NAME = "emotion-tiny"
 
@@ -415,16 +414,8 @@ def test_push_refuses_a_backbone_preset_and_fails_offline_before_building(tiny, 
 
 
 @pytest.fixture
-def release_script(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    monkeypatch.setenv("SER_HF_RESULTS_DIR", str(tmp_path / "results"))
-    for module in ("common", "release_evidence", "release_models", "tables"):
-        sys.modules.pop(module, None)
-    import release_models
-
-    yield release_models
-    for module in ("common", "release_evidence", "release_models", "tables"):
-        sys.modules.pop(module, None)
+def release_script(benchmark_module):
+    return benchmark_module("release_models")
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from ser_hf.evaluation import (
     compute_ser_metrics,
     expected_calibration_error,
     folds_to_markdown,
+    paired_bootstrap_scores,
     reliability_bins,
 )
 from ser_hf.evaluation.bootstrap import bootstrap_confusions
@@ -119,6 +120,30 @@ def test_group_bootstrap_is_wider_for_correlated_speakers() -> None:
     assert by_speaker[1] - by_speaker[0] > 2 * (by_sample[1] - by_sample[0])
     report = EvaluationReport.from_predictions(refs, preds, label_names=LABELS, groups=speakers)
     assert report.bootstrap["unit"] == "group" and "speakers/groups" in report.to_markdown()
+
+
+def test_paired_bootstrap_draws_the_same_speakers_for_every_system() -> None:
+    # Speakers of very different difficulty: each system's own interval is wide, their difference is not.
+    rng = np.random.default_rng(0)
+    refs = np.tile(np.arange(4), 100)
+    speakers = np.repeat(np.arange(10), 40)
+    hard = speakers < 5
+    first = np.where(hard & (rng.random(400) < 0.7), (refs + 1) % 4, refs)
+    second = np.where(rng.random(400) < 0.1, (first + 2) % 4, first)  # the first, plus a few more errors
+    samples = paired_bootstrap_scores(refs, {"first": first, "second": second}, 4, groups=speakers, seed=3)
+    alone = bootstrap_confidence_intervals(refs, first, 4, groups=speakers, seed=3)["unweighted_accuracy"]
+    # One system's samples are exactly the ones its own interval comes from (same seed, same draws).
+    assert np.percentile(samples["first"], [2.5, 97.5]).tolist() == pytest.approx(list(alone))
+    change = samples["second"] - samples["first"]
+    assert np.all(change <= 0)  # the second only adds errors, so it never wins a paired resample
+    low, high = np.percentile(change, [2.5, 97.5])
+    assert high - low < 0.5 * (alone[1] - alone[0])
+    same = paired_bootstrap_scores(refs, {"a": first, "b": first.copy()}, 4, groups=speakers)
+    assert np.array_equal(same["a"], same["b"])
+    with pytest.raises(EvaluationError, match="metric"):
+        paired_bootstrap_scores(refs, {"a": first}, 4, metric="accuracy")
+    with pytest.raises(EvaluationError, match="n_resamples"):
+        paired_bootstrap_scores(refs, {"a": first}, 4, n_resamples=0)
 
 
 # ----------------------------------------------------------------------------- calibration

@@ -13,7 +13,7 @@ bootstrap), which gives wider, more honest intervals.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -132,3 +132,50 @@ def bootstrap_confidence_intervals(
     # Percentile bounds: simple, reproducible and always inside [0, 1]; BCa would add a jackknife pass.
     bounds = {name: np.percentile(scores[name], [tail, 100.0 - tail]) for name in metrics}
     return {name: (float(low), float(high)) for name, (low, high) in bounds.items()}
+
+
+def paired_bootstrap_scores(
+    references: Any,
+    predictions: Mapping[str, Any],
+    num_labels: int,
+    *,
+    groups: Sequence[Any] | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    metric: str = "unweighted_accuracy",
+) -> dict[str, np.ndarray]:
+    """``metric`` of every system of ``predictions`` on the same bootstrap resamples of one test set.
+
+    Each resample draws the same clips (or, with ``groups``, the same speakers) for every system, so
+    ``samples[a] - samples[b]`` is the bootstrap distribution of the *difference* between two systems: its
+    interval is far narrower than the two systems' own intervals suggest when they err on the same clips.
+
+    Args:
+        references: True class ids, length N.
+        predictions: System name -> predicted class ids, length N each.
+        num_labels: Number of classes.
+        groups: Optional group of each example (e.g. speaker id); whole groups are resampled.
+        n_resamples: Number of bootstrap resamples.
+        seed: Seed of the draws (the same for every system: what pairs them).
+        metric: One of :data:`~ser_hf.evaluation.metrics.core.SCALAR_METRICS`.
+
+    Returns:
+        System name -> ``(n_resamples,)`` scores.
+
+    Example:
+        ```python
+        >>> samples = paired_bootstrap_scores([0, 1] * 50, {"a": [0, 1] * 50, "b": [0, 0] * 50}, num_labels=2)
+        >>> change = samples["b"] - samples["a"]
+        ```
+    """
+    if int(n_resamples) < 1:
+        raise EvaluationError(f"`n_resamples` must be a positive integer, found {n_resamples}; 1000 is typical.")
+    if metric not in SCALAR_METRICS:
+        raise EvaluationError(f"`metric` must be one of {list(SCALAR_METRICS)}, found {metric!r}.")
+    samples = {}
+    for name, system in predictions.items():
+        refs, preds, labels = validate_labels(references, system, num_labels)
+        rng = np.random.default_rng(seed)  # the same draws for every system
+        samples[name] = scores_from_confusion(
+            bootstrap_confusions(refs, preds, labels, int(n_resamples), rng, groups))[metric]
+    return samples

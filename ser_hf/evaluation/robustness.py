@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 
 from ser_hf.errors import EvaluationError
-from ser_hf.evaluation.bootstrap import bootstrap_confusions
-from ser_hf.evaluation.metrics.core import compute_scores, scores_from_confusion
+from ser_hf.evaluation.bootstrap import paired_bootstrap_scores
+from ser_hf.evaluation.metrics.core import compute_scores
 from ser_hf.evaluation.perturbations import Perturbation, parse_perturbations
 from ser_hf.evaluation.tables import markdown_table, percent, percent_range
 from ser_hf.progress import progress_bar
@@ -224,13 +224,8 @@ def robustness_rows(
     if CLEAN not in predictions:
         raise EvaluationError(f"robustness_rows needs the clean predictions under {CLEAN!r}; found {sorted(predictions)}.")
     refs = np.asarray(references, dtype=np.int64)
-    samples = {}
-    if n_resamples:
-        for name, preds in predictions.items():
-            rng = np.random.default_rng(seed)  # the same draws for every condition
-            matrices = bootstrap_confusions(refs, np.asarray(preds, dtype=np.int64), len(label_names),
-                                            int(n_resamples), rng, groups)
-            samples[name] = scores_from_confusion(matrices)["unweighted_accuracy"]
+    samples = paired_bootstrap_scores(refs, predictions, len(label_names), groups=groups, n_resamples=n_resamples,
+                                      seed=seed) if n_resamples else {}
     clean = compute_scores(refs, predictions[CLEAN], label_names=label_names)["unweighted_accuracy"]
     rows = []
     for name, preds in predictions.items():

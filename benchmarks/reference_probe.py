@@ -11,7 +11,9 @@ This script scores that reference on the very features and speaker-grouped folds
 - folds: ``corpus_folds`` (URDU 5 speaker-grouped folds, RAVDESS 6 folds of 4 actors); the model trains
   on all non-test speakers (it needs no early stopping);
 - the L2 strength ``C`` is chosen per fold by UA (balanced accuracy) in a speaker-grouped inner CV on
-  the training speakers, never on the test fold.
+  the training speakers, never on the test fold. That inner CV is flat on these corpora, so states that differ
+  only by float32 rounding (extracted on another machine) can make it choose another ``C`` and move a row by up
+  to a point; ``probe_vs_reference.py`` measures it, and its paired interval of the probe's difference to this.
 
     .venv/bin/python benchmarks/reference_probe.py --configs urdu:whisper-tiny.en:0 ravdess:whisper-base:300
 """

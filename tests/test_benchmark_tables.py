@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -170,14 +171,15 @@ def test_the_probe_vs_reference_table_shows_the_paired_difference(tables, tmp_pa
            "probe_pooled_ua": 0.835, "reference_pooled_ua": 0.8575, "difference": -0.0225,
            "difference_interval_95": [-0.0625, 0.0488], "share_of_resamples_probe_at_least_reference": 0.241,
            "probe_interval_95": [0.678, 0.902], "reference_interval_95": [0.686, 0.904],
-           "clips_only_probe_right": 12, "clips_only_reference_right": 21}
+           "clips_only_probe_right": 12, "clips_only_reference_right": 21,
+           "jitter": {"probe_pooled_ua": [0.835, 0.835, 0.8351], "reference_pooled_ua": [0.8575, 0.85, 0.8625]}}
     _write_runs(tmp_path, "probe_vs_reference", [run])
 
     text = _filled(tmp_path, tables.README_TABLES["probe-vs-reference"])
 
     assert "<!-- from benchmarks/results/probe_vs_reference.json -->" in text
     assert ("| urdu (4) | whisper-tiny.en, 10 s input | 83.5 [67.8-90.2] | 85.8 [68.6-90.4] | -2.2 [-6.2 to +4.9] | "
-            "24% | 12 / 21 |") in text
+            "24% | 12 / 21 | 83.5 / 85.0-86.2 |") in text
 
 
 def test_the_accuracy_tables_add_test_time_copies_only_where_a_probe_row_has_them(tables, tmp_path):
@@ -274,3 +276,15 @@ def test_the_released_notes_point_from_the_combined_models_to_the_one_corpus_one
             {"name": "a-rav", "corpora": ["ravdess"]}]
     assert tables._one_corpus_models(runs) == " (shipped: `a-rav` for RAVDESS, `b-urdu` for URDU), or train one"
     assert tables._one_corpus_models(runs[1:2]) == ", trained with ser_hf"
+
+
+def test_the_readme_holds_every_table_as_rendered_from_the_committed_results(benchmark_module, monkeypatch):
+    # A result file rerun without `tables.py --readme` leaves the README quoting stale figures: this catches it.
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("SER_HF_RESULTS_DIR", str(root / "benchmarks" / "results"))
+    tables = benchmark_module("tables")
+    readme = (root / "README.md").read_text()
+    for table in tables.README_TABLES.values():
+        assert table.begin in readme and table.end in readme, table.marker
+        between = readme.split(table.begin, 1)[1].split(table.end, 1)[0]
+        assert between == f"\n{table.render()}\n", f"README table {table.marker!r} is stale: run tables.py --readme"

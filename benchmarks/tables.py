@@ -469,47 +469,49 @@ def corpus_balance_table(name: str = "corpus_balance", variant: str = "fit") -> 
     return "\n".join(lines)
 
 
-def head_headroom_table(name: str = "head_headroom") -> str:
-    """The probe against the best standard heads chosen with the test labels (``benchmarks/head_headroom.py``)."""
+def _per_config_table(name: str, columns: list[str], cells: Callable[[dict], list[str]]) -> str:
+    """A table of ``results/<name>.json``'s runs, one per probe config: corpus (classes), backbone and input, then
+    ``columns`` filled by ``cells(run)``."""
     data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
     lines = [f"<!-- from benchmarks/results/{name}.json -->",
-             "| corpus (classes) | backbone, input | probe (its inner CV's choice) | reference (not a checkpoint) | "
-             "inner CV choosing from every candidate head | best of the probe's 3 mixes, chosen with the test labels | "
-             "best candidate head, chosen with the test labels (head, ridge strength) |",
-             "|---|---|---|---|---|---|---|"]
+             f"| corpus (classes) | backbone, input | {' | '.join(columns)} |", "|---" * (len(columns) + 2) + "|"]
     for run in data["results"]["runs"]:
         corpus, model = run["config"].split(":")[:2]
-        best = run["best_chosen_with_test_labels"]
-        lines.append(
-            f"| {corpus.split('/')[0]} ({len(run['labels'])}) | {model}, {_probe_input(run['config'])} | "
-            f"{_pct(run['probe_pooled_ua'])} | {_pct(run['reference_pooled_ua'])} | "
-            f"{_pct(run['inner_cv_offered_every_candidate_pooled_ua'])} | "
-            f"{_pct(run['best_of_the_probe_mixes_chosen_with_test_labels']['pooled_ua'])} | "
-            f"{_pct(best['pooled_ua'])} ({best['head']}, {best['ridge_alpha']:g}) |")
+        lines.append(f"| {corpus.split('/')[0]} ({len(run['labels'])}) | {model}, {_probe_input(run['config'])} | "
+                     f"{' | '.join(cells(run))} |")
     return "\n".join(lines)
+
+
+def head_headroom_table(name: str = "head_headroom") -> str:
+    """The probe against the best standard heads chosen with the test labels (``benchmarks/head_headroom.py``)."""
+    def cells(run: dict) -> list[str]:
+        best = run["best_chosen_with_test_labels"]
+        return [_pct(run["probe_pooled_ua"]), _pct(run["reference_pooled_ua"]),
+                _pct(run["inner_cv_offered_every_candidate_pooled_ua"]),
+                _pct(run["best_of_the_probe_mixes_chosen_with_test_labels"]["pooled_ua"]),
+                f"{_pct(best['pooled_ua'])} ({best['head']}, {best['ridge_alpha']:g})"]
+
+    return _per_config_table(name, [
+        "probe (its inner CV's choice)", "reference (not a checkpoint)", "inner CV choosing from every candidate head",
+        "best of the probe's 3 mixes, chosen with the test labels",
+        "best candidate head, chosen with the test labels (head, ridge strength)"], cells)
 
 
 def probe_vs_reference_table(name: str = "probe_vs_reference") -> str:
     """The probe minus the reference with a paired speaker-bootstrap interval (``benchmarks/probe_vs_reference.py``)."""
-    data = json.loads((RESULTS_DIR / f"{name}.json").read_text())
-    lines = [f"<!-- from benchmarks/results/{name}.json -->",
-             "| corpus (classes) | backbone, input | probe [95% CI] | reference [95% CI] | probe minus reference "
-             "[paired 95% CI] | resamples with the probe at least as high | clips only the probe / only the "
-             "reference gets right | refitted on states changed at float32 rounding level (3 draws): probe / "
-             "reference |",
-             "|---|---|---|---|---|---|---|---|"]
-    for run in data["results"]["runs"]:
-        corpus, model = run["config"].split(":")[:2]
+    def cells(run: dict) -> list[str]:
         low, high = run["difference_interval_95"]
-        lines.append(
-            f"| {corpus.split('/')[0]} ({len(run['labels'])}) | {model}, {_probe_input(run['config'])} | "
-            f"{_pct(run['probe_pooled_ua'])} [{'-'.join(map(_pct, run['probe_interval_95']))}] | "
-            f"{_pct(run['reference_pooled_ua'])} [{'-'.join(map(_pct, run['reference_interval_95']))}] | "
-            f"{100 * run['difference']:+.1f} [{100 * low:+.1f} to {100 * high:+.1f}] | "
-            f"{100 * run['share_of_resamples_probe_at_least_reference']:.0f}% | "
-            f"{run['clips_only_probe_right']} / {run['clips_only_reference_right']} | "
-            f"{_spread(run['jitter']['probe_pooled_ua'])} / {_spread(run['jitter']['reference_pooled_ua'])} |")
-    return "\n".join(lines)
+        return [f"{_pct(run['probe_pooled_ua'])} [{'-'.join(map(_pct, run['probe_interval_95']))}]",
+                f"{_pct(run['reference_pooled_ua'])} [{'-'.join(map(_pct, run['reference_interval_95']))}]",
+                f"{100 * run['difference']:+.1f} [{100 * low:+.1f} to {100 * high:+.1f}]",
+                f"{100 * run['share_of_resamples_probe_at_least_reference']:.0f}%",
+                f"{run['clips_only_probe_right']} / {run['clips_only_reference_right']}",
+                f"{_spread(run['jitter']['probe_pooled_ua'])} / {_spread(run['jitter']['reference_pooled_ua'])}"]
+
+    return _per_config_table(name, [
+        "probe [95% CI]", "reference [95% CI]", "probe minus reference [paired 95% CI]",
+        "resamples with the probe at least as high", "clips only the probe / only the reference gets right",
+        "refitted on states changed at float32 rounding level (3 draws): probe / reference"], cells)
 
 
 def _spread(values: list[float]) -> str:

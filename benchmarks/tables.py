@@ -284,7 +284,8 @@ def accuracy_tables(name: str = "accuracy") -> str:
     adaptive_rows = [row for (_, method), measured in rows.items() if method == "probe + speaker adaptation"
                      for row in measured.get("speaker_adaptive") or []]
     legend = ("Each cell: speaker-adaptive pooled UA [95% CI], then the gain over the global head on the very same "
-              "clips, and how many test speakers fell back to the global head (too few clips, or adaptation off). "
+              "clips [its paired 95% CI: each resample draws the same speakers for both heads], and how many test "
+              "speakers fell back to the global head (too few clips, or adaptation off). "
               "Enrollment clips are drawn at random per test speaker and never scored, except \"all\" "
               "(transductive)." + _draws_sentence(adaptive_rows)
               + (" Rows \"with test-time copies\" score every clip with its training copies too (each copy with its own "
@@ -337,8 +338,12 @@ def _adaptive_cell(row: dict | None) -> str:
         return "not run"
     low, high = row["confidence_interval"]
     fallback = f", {row['fallback_speakers']}/{row['speakers']} fell back" if row["fallback_speakers"] else ""
+    paired = ""
+    if row.get("gain_interval"):  # rows measured before the paired interval have none
+        gain_low, gain_high = row["gain_interval"]
+        paired = f" [{100 * gain_low:+.1f} to {100 * gain_high:+.1f}]"
     return (f"{_pct(row['unweighted_accuracy'])} [{_pct(low)}-{_pct(high)}] "
-            f"({100 * row['gain']:+.1f}{fallback})")
+            f"({100 * row['gain']:+.1f}{paired}{fallback})")
 
 
 def _estimators(settings: dict) -> str:

@@ -196,7 +196,8 @@ def test_the_accuracy_tables_add_test_time_copies_only_where_a_probe_row_has_the
         {**probe, "config": "ravdess:whisper-base:300"},
         {**probe, "config": "ravdess:whisper-base:300:0.9,1.1:20", "test_time_copies": scores(0.785)}]}}))
     adaptive = {"enrollment": "10", "unweighted_accuracy": 0.82, "confidence_interval": [0.78, 0.86], "gain": 0.05,
-                "fallback_speakers": 0, "speakers": 24, "offset_estimator_by_fold": ["speaker mean"]}
+                "gain_interval": [0.02, 0.081], "fallback_speakers": 0, "speakers": 24,
+                "offset_estimator_by_fold": ["speaker mean"]}
     rows = json.loads((results / "accuracy.json").read_text())
     rows["results"]["rows"].append({"config": "ravdess:whisper-base:300:0.9,1.1:20",
                                     "method": "probe + speaker adaptation", "speaker_adaptive": [adaptive],
@@ -204,7 +205,7 @@ def test_the_accuracy_tables_add_test_time_copies_only_where_a_probe_row_has_the
     (results / "accuracy.json").write_text(json.dumps(rows))
     text = tables.accuracy_tables()
     assert ("| ravdess (8) | whisper-base, 6 s input, speed copies 0.9x and 1.1x, noise copies at 20 dB SNR, with "
-            "test-time copies | speaker mean x1 | not run | 83.0 [78.0-86.0] (+5.0) |") in text
+            "test-time copies | speaker mean x1 | not run | 83.0 [78.0-86.0] (+5.0 [+2.0 to +8.1]) |") in text
     assert "The same probes with test-time copies" in text
     assert ("| ravdess (8) | whisper-base, 6 s input, speed copies 0.9x and 1.1x, noise copies at 20 dB SNR | "
             "77.0 [73.0-81.0] | 78.5 [74.5-82.5] | +1.5 |") in text

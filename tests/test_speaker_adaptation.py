@@ -141,6 +141,22 @@ def test_a_random_enrollment_row_pools_several_draws_and_all_clips_are_enrolled_
             enrollment_predictions(probe, features[test], labels[test], speakers[test], draws=draws)
 
 
+def test_the_gain_has_a_paired_interval_that_tells_help_from_noise():
+    features, labels, speakers = voices()
+    test = np.isin(speakers, [f"s{n}" for n in range(6, 12)])
+    probe = fit_adaptive_probe(features[~test], labels[~test], speakers[~test], LABELS, projector_size=4)
+    predictions = enrollment_predictions(probe, features[test], labels[test], speakers[test], settings=(5,))
+    collected = {}
+    collect_enrollment(collected, predictions, labels[test], speakers[test])
+    (row,) = summarise_enrollment(collected, ["a", "b", "c"], model=None, corpus=None)
+    low, high = row["gain_interval"]
+    assert 0 < low <= row["gain"] <= high  # strong voices: adaptation helps by more than the noise
+    # The same predictions for both heads: no gain in any resample.
+    same = {"5": {**collected["5"], "adaptive": collected["5"]["global"]}}
+    (row,) = summarise_enrollment(same, ["a", "b", "c"], model=None, corpus=None)
+    assert row["gain"] == 0 and row["gain_interval"] == [0.0, 0.0]
+
+
 def test_every_head_of_the_adaptive_probe_trains_on_the_copies_too():
     features, labels, speakers = voices(speakers=8)
     copies = [features + shift for shift in (-0.5, 0.5)]
@@ -236,4 +252,7 @@ def test_cv_adds_speaker_adaptive_rows_beside_the_standard_ones(tmp_path):
     assert [row["enrollment"] for row in written] == settings
     table = (tmp_path / "cv" / "cv" / "speaker_adaptive.md").read_text()
     assert "not the standard headline" in table and f"each random row pools {ENROLLMENT_DRAWS} draws" in table
+    assert "| gain [paired 95% CI] |" in table
+    low, high = written[0]["gain_interval"]
+    assert f"{100 * written[0]['gain']:+.1f} [{100 * low:+.1f} to {100 * high:+.1f}]" in table
     assert result.pooled.num_samples == 48  # the standard row is unchanged: every clip once

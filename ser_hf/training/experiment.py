@@ -190,12 +190,14 @@ def _collect_speaker_adaptive(collected: dict, method, test: datasets.Dataset, l
 
 
 def _adaptive_table(rows: list[dict[str, Any]]) -> list[str]:
-    lines = ["| enrollment | speaker-adaptive UA [95% CI] | global head, same clips | gain | clips | fallback speakers |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| enrollment | speaker-adaptive UA [95% CI] | global head, same clips | gain [paired 95% CI] | clips "
+             "| fallback speakers |", "|---|---|---|---|---|---|"]
     for row in rows:
         low, high = row["confidence_interval"] or (float("nan"), float("nan"))
+        gain_low, gain_high = row.get("gain_interval") or (float("nan"), float("nan"))
         lines.append(f"| {row['enrollment']} | {100 * row['unweighted_accuracy']:.1f} [{100 * low:.1f}-{100 * high:.1f}] "
                      f"| {100 * row['global_unweighted_accuracy_same_clips']:.1f} | {100 * row['gain']:+.1f} "
+                     f"[{100 * gain_low:+.1f} to {100 * gain_high:+.1f}] "
                      f"| {row['clips_scored']} | {row['fallback_speakers']} of {row['speakers']} |")
     return lines
 

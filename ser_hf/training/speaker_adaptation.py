@@ -322,11 +322,12 @@ def summarise_enrollment(collected: dict, label_names, *, model: str | None, cor
 
     Returns:
         Rows with the adaptive UA and its interval (over all draws; the speaker bootstrap resamples a speaker
-        with every draw of theirs), the global head's UA on the very same clips, the gain, the clips scored per
-        draw, the draws, the speakers that fell back to the global head and each fold's offset estimator and
-        enrollment shrinkage.
+        with every draw of theirs), the global head's UA on the very same clips, the gain with its paired interval
+        (each resample draws the same speakers for both heads, so the interval says whether adaptation helped or
+        hurt by more than noise), the clips scored per draw, the draws, the speakers that fell back to the global
+        head and each fold's offset estimator and enrollment shrinkage.
     """
-    from ser_hf.evaluation import EvaluationReport
+    from ser_hf.evaluation import EvaluationReport, paired_bootstrap_scores
 
     rows = []
     for setting, parts in collected.items():
@@ -338,6 +339,10 @@ def summarise_enrollment(collected: dict, label_names, *, model: str | None, cor
             references, np.concatenate(parts[name]), label_names=label_names, groups=groups, model=model,
             corpus=corpus, split=f"speaker-adaptive, enrollment {setting}") for name in ("adaptive", "global")}
         adaptive, global_ = reports["adaptive"], reports["global"]
+        # The reports' own bootstrap settings (1000 resamples, seed 0), so the adaptive samples are its interval's.
+        samples = paired_bootstrap_scores(references, {name: np.concatenate(parts[name]) for name in reports},
+                                          len(label_names), groups=groups, n_resamples=1000, seed=0)
+        gain_samples = samples["adaptive"] - samples["global"]
         draws = int(parts.get("draws", 1))
         pooled = f", pooled over {draws} random draws" if draws > 1 else ""
         rows.append({
@@ -353,6 +358,7 @@ def summarise_enrollment(collected: dict, label_names, *, model: str | None, cor
             "confidence_interval": adaptive.confidence_intervals.get("unweighted_accuracy"),
             "global_unweighted_accuracy_same_clips": global_.unweighted_accuracy,
             "gain": adaptive.unweighted_accuracy - global_.unweighted_accuracy,
+            "gain_interval": np.percentile(gain_samples, [2.5, 97.5]).tolist(),
             "clips_scored": int(len(references)) // draws,  # per draw (each draw scores as many clips)
             "speakers": int(parts["test_speakers"]),
             "fallback_speakers": int(parts["fallback_speakers"]),

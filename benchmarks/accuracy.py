@@ -100,17 +100,18 @@ def _cv_row(spec: str, method: str, run=None, **overrides) -> tuple[dict, object
     return row, result
 
 
-def _reference_row(spec: str) -> dict | None:
-    """The reference's row for the config's corpus, model and input (it has no training copies)."""
+def reference_rows(configs) -> list[dict]:
+    """The reference's row of each of ``configs`` that ``results/reference_probe.json`` has, found by the config's
+    corpus, model and input (the reference has no training copies)."""
     path = RESULTS_DIR / "reference_probe.json"
-    if not path.exists():
-        return None
-    features = ":".join(spec.split(":")[:3])
-    for run in json.loads(path.read_text())["results"]["runs"]:
-        if run["spec"] == features:
-            return {"config": spec, "method": "reference", "source": "results/reference_probe.json",
-                    **{k: run[k] for k in ("mean_std", "pooled", "seconds", "command", "date")}}
-    return None
+    runs = {run["spec"]: run for run in json.loads(path.read_text())["results"]["runs"]} if path.exists() else {}
+    rows = []
+    for config in configs:
+        run = runs.get(":".join(config.split(":")[:3]))
+        if run is not None:
+            rows.append({"config": config, "method": "reference", "source": "results/reference_probe.json",
+                         **{k: run[k] for k in ("mean_std", "pooled", "seconds", "command", "date")}})
+    return rows
 
 
 def earlier_rows() -> list[dict]:
@@ -143,8 +144,8 @@ def earlier_rows() -> list[dict]:
 def with_copied_rows(rows: dict) -> dict:
     """``rows`` (keyed by configuration and method) with the rows other scripts measured copied in afresh: those of
     :data:`EARLIER_RESULTS`, and the reference of every configuration that has a probe row."""
-    copied = earlier_rows() + [_reference_row(config) for config, method in list(rows) if method == "probe"]
-    return {**rows, **{(row["config"], row["method"]): row for row in copied if row is not None}}
+    copied = earlier_rows() + reference_rows([config for config, method in rows if method == "probe"])
+    return {**rows, **{(row["config"], row["method"]): row for row in copied}}
 
 
 def multi_corpus_rows(spec: str) -> list[dict]:

@@ -131,6 +131,13 @@ def run_configs(description: str, default_name: str, run_config: Callable[[str],
         write_result(args.name, {"runs": list(rows.values())})
 
 
+def accuracy_row_ua(config: str, method: str) -> float | None:
+    """The pooled UA of ``method``'s row for ``config`` in ``results/accuracy.json`` (None when it has none)."""
+    rows = json.loads((RESULTS_DIR / "accuracy.json").read_text())["results"]["rows"]
+    return next((row["pooled"]["unweighted_accuracy"] for row in rows
+                 if row["method"] == method and row["config"] == config), None)
+
+
 def report_scores(report) -> dict:
     """The figures of an :class:`~ser_hf.evaluation.EvaluationReport` that results record."""
     return {

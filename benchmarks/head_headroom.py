@@ -21,11 +21,10 @@ when it may choose from every candidate here: whether offering the heads that wi
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
-from common import RESULTS_DIR, run_configs
+from common import accuracy_row_ua, run_configs
 from probe_layer_mix import CachedStates, cached_states, outer_pooled_ua
 
 from ser_hf.training import linear_probe
@@ -91,13 +90,6 @@ def inner_choice(features: np.ndarray, copies: list[np.ndarray], labels: np.ndar
     return fit_rows(features, copies, labels, best[1], num_labels, alphas=(best[2],))[0]
 
 
-def reference_ua(spec: str) -> float | None:
-    """The reference row's pooled UA in ``accuracy.json`` (the reference ignores training copies)."""
-    rows = json.loads((RESULTS_DIR / "accuracy.json").read_text())["results"]["rows"]
-    return next((row["pooled"]["unweighted_accuracy"] for row in rows
-                 if row["method"] == "reference" and row["config"] == spec), None)
-
-
 def run_config(spec: str) -> dict:
     start = time.perf_counter()
     data = cached_states(spec)
@@ -110,7 +102,7 @@ def run_config(spec: str) -> dict:
     candidates = [{"head": name, "ridge_alpha": alpha, "pooled_ua": ua}
                   for name, uas in test_pooled_uas(data).items() for alpha, ua in zip(RIDGE_ALPHAS, uas)]
     candidates.sort(key=lambda row: -row["pooled_ua"])
-    reference = reference_ua(spec)
+    reference = accuracy_row_ua(spec, "reference")
     best_of_probe_choices = next(row for row in candidates if row["head"] in DEFAULT_LAYER_MIXES)
     print(spec, f"probe {probe:.4f}, reference {reference}, best {candidates[0]}, "
           f"best of the probe's mixes {best_of_probe_choices}, inner CV offered every candidate "

@@ -22,15 +22,14 @@ on URDU, and a rounding-level change can pick another).
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
-from common import RESULTS_DIR, run_configs
+from common import accuracy_row_ua, run_configs
 from probe_layer_mix import CachedStates, cached_states
 from reference_probe import fit_reference
 
-from ser_hf.evaluation import paired_bootstrap_scores
+from ser_hf.evaluation import paired_bootstrap_scores, percentile_interval
 from ser_hf.evaluation.metrics.core import compute_scores
 from ser_hf.training import linear_probe
 
@@ -40,13 +39,6 @@ RESAMPLES = 2000
 JITTER = 1e-6
 #: Refits of both systems on jittered states.
 JITTER_DRAWS = 3
-
-
-def accuracy_row_ua(spec: str, method: str) -> float | None:
-    """The pooled UA of ``method``'s row for ``spec`` in ``accuracy.json`` (None when it has no such row)."""
-    rows = json.loads((RESULTS_DIR / "accuracy.json").read_text())["results"]["rows"]
-    return next((row["pooled"]["unweighted_accuracy"] for row in rows
-                 if row["method"] == method and row["config"] == spec), None)
 
 
 def jittered(states: np.ndarray, seed: int) -> np.ndarray:
@@ -104,10 +96,10 @@ def run_config(spec: str) -> dict:
     row = {"config": spec, "labels": labels, "clips": len(rows), "speakers": len(set(speakers.tolist())),
            "probe_pooled_ua": ua["probe"], "reference_pooled_ua": ua["reference"],
            "difference": ua["probe"] - ua["reference"],
-           "difference_interval_95": np.percentile(difference, [2.5, 97.5]).tolist(),
+           "difference_interval_95": percentile_interval(difference),
            "share_of_resamples_probe_at_least_reference": float(np.mean(difference >= 0)),
-           "probe_interval_95": np.percentile(samples["probe"], [2.5, 97.5]).tolist(),
-           "reference_interval_95": np.percentile(samples["reference"], [2.5, 97.5]).tolist(),
+           "probe_interval_95": percentile_interval(samples["probe"]),
+           "reference_interval_95": percentile_interval(samples["reference"]),
            "clips_only_probe_right": int(np.sum((predictions["probe"] == references) &
                                                 (predictions["reference"] != references))),
            "clips_only_reference_right": int(np.sum((predictions["reference"] == references) &

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import yaml
 from common import RESULTS_DIR
 
+from ser_hf.evaluation.tables import signed_percent_range
+
 README = RESULTS_DIR.parents[1] / "README.md"
 
 
@@ -338,10 +340,8 @@ def _adaptive_cell(row: dict | None) -> str:
         return "not run"
     low, high = row["confidence_interval"]
     fallback = f", {row['fallback_speakers']}/{row['speakers']} fell back" if row["fallback_speakers"] else ""
-    paired = ""
-    if row.get("gain_interval"):  # rows measured before the paired interval have none
-        gain_low, gain_high = row["gain_interval"]
-        paired = f" [{100 * gain_low:+.1f} to {100 * gain_high:+.1f}]"
+    # rows measured before the paired interval have none
+    paired = f" [{signed_percent_range(row['gain_interval'])}]" if row.get("gain_interval") else ""
     return (f"{_pct(row['unweighted_accuracy'])} [{_pct(low)}-{_pct(high)}] "
             f"({100 * row['gain']:+.1f}{paired}{fallback})")
 
@@ -505,10 +505,9 @@ def head_headroom_table(name: str = "head_headroom") -> str:
 def probe_vs_reference_table(name: str = "probe_vs_reference") -> str:
     """The probe minus the reference with a paired speaker-bootstrap interval (``benchmarks/probe_vs_reference.py``)."""
     def cells(run: dict) -> list[str]:
-        low, high = run["difference_interval_95"]
         return [f"{_pct(run['probe_pooled_ua'])} [{'-'.join(map(_pct, run['probe_interval_95']))}]",
                 f"{_pct(run['reference_pooled_ua'])} [{'-'.join(map(_pct, run['reference_interval_95']))}]",
-                f"{100 * run['difference']:+.1f} [{100 * low:+.1f} to {100 * high:+.1f}]",
+                f"{100 * run['difference']:+.1f} [{signed_percent_range(run['difference_interval_95'])}]",
                 f"{100 * run['share_of_resamples_probe_at_least_reference']:.0f}%",
                 f"{run['clips_only_probe_right']} / {run['clips_only_reference_right']}",
                 f"{_spread(run['jitter']['probe_pooled_ua'])} / {_spread(run['jitter']['reference_pooled_ua'])}"]

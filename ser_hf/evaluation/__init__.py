@@ -25,7 +25,12 @@ Example:
 
 from __future__ import annotations
 
-from ser_hf.evaluation.bootstrap import CI_METRICS, bootstrap_confidence_intervals, paired_bootstrap_scores
+from ser_hf.evaluation.bootstrap import (
+    CI_METRICS,
+    bootstrap_confidence_intervals,
+    paired_bootstrap_scores,
+    percentile_interval,
+)
 from ser_hf.evaluation.calibration import expected_calibration_error, reliability_bins
 from ser_hf.evaluation.folds import aggregate_folds, folds_to_markdown, summarise_folds, write_cv_summary
 from ser_hf.evaluation.metrics import (
@@ -50,6 +55,7 @@ __all__ = [
     "load_ser_metric",
     "make_compute_metrics",
     "paired_bootstrap_scores",
+    "percentile_interval",
     "reliability_bins",
     "summarise_folds",
     "write_cv_summary",

@@ -118,8 +118,7 @@ def bootstrap_confidence_intervals(
         >>> low, high = cis["unweighted_accuracy"]
         ```
     """
-    if int(n_resamples) < 1:
-        raise EvaluationError(f"`n_resamples` must be a positive integer, found {n_resamples}; 1000 is typical.")
+    _check_resamples(n_resamples)
     if not 0.0 < confidence_level < 1.0:
         raise EvaluationError(f"`confidence_level` must be in (0, 1), found {confidence_level}; e.g. 0.95.")
     unknown = sorted(set(metrics) - set(SCALAR_METRICS))
@@ -128,10 +127,20 @@ def bootstrap_confidence_intervals(
     refs, preds, num_labels = validate_labels(references, predictions, num_labels)
     rng = np.random.default_rng(seed)
     scores = scores_from_confusion(bootstrap_confusions(refs, preds, num_labels, int(n_resamples), rng, groups))
-    tail = 100.0 * (1.0 - confidence_level) / 2.0
     # Percentile bounds: simple, reproducible and always inside [0, 1]; BCa would add a jackknife pass.
-    bounds = {name: np.percentile(scores[name], [tail, 100.0 - tail]) for name in metrics}
-    return {name: (float(low), float(high)) for name, (low, high) in bounds.items()}
+    return {name: tuple(percentile_interval(scores[name], confidence_level)) for name in metrics}
+
+
+def percentile_interval(samples: np.ndarray, confidence_level: float = 0.95) -> list[float]:
+    """The central ``confidence_level`` percentile interval ``[low, high]`` of bootstrap ``samples`` (of one
+    system's scores, or of the paired differences between two: see :func:`paired_bootstrap_scores`)."""
+    tail = 100.0 * (1.0 - confidence_level) / 2.0
+    return [float(bound) for bound in np.percentile(samples, [tail, 100.0 - tail])]
+
+
+def _check_resamples(n_resamples: int) -> None:
+    if int(n_resamples) < 1:
+        raise EvaluationError(f"`n_resamples` must be a positive integer, found {n_resamples}; 1000 is typical.")
 
 
 def paired_bootstrap_scores(
@@ -168,8 +177,7 @@ def paired_bootstrap_scores(
         >>> change = samples["b"] - samples["a"]
         ```
     """
-    if int(n_resamples) < 1:
-        raise EvaluationError(f"`n_resamples` must be a positive integer, found {n_resamples}; 1000 is typical.")
+    _check_resamples(n_resamples)
     if metric not in SCALAR_METRICS:
         raise EvaluationError(f"`metric` must be one of {list(SCALAR_METRICS)}, found {metric!r}.")
     samples = {}

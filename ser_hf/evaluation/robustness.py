@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ser_hf.errors import EvaluationError
-from ser_hf.evaluation.bootstrap import paired_bootstrap_scores
+from ser_hf.evaluation.bootstrap import paired_bootstrap_scores, percentile_interval
 from ser_hf.evaluation.metrics.core import compute_scores
 from ser_hf.evaluation.perturbations import Perturbation, parse_perturbations
 from ser_hf.evaluation.tables import markdown_table, percent, percent_range
@@ -187,11 +187,6 @@ class _Predictor:
         return np.stack([np.load(target, allow_pickle=False) for target in targets])
 
 
-def _percentiles(values: np.ndarray, confidence_level: float) -> list[float]:
-    tail = 100.0 * (1.0 - confidence_level) / 2.0
-    return [float(x) for x in np.percentile(values, [tail, 100.0 - tail])]
-
-
 def robustness_rows(
     references: Any,
     predictions: Mapping[str, Any],
@@ -234,9 +229,9 @@ def robustness_rows(
             "condition": name, "description": (descriptions or {}).get(name, "no degradation" if name == CLEAN else ""),
             **{key: scores[key] for key in ("unweighted_accuracy", "weighted_accuracy", "macro_f1", "weighted_f1",
                                             "num_samples")},
-            "confidence_interval": _percentiles(samples[name], confidence_level) if samples else None,
+            "confidence_interval": percentile_interval(samples[name], confidence_level) if samples else None,
             "ua_change": scores["unweighted_accuracy"] - clean,
-            "ua_change_interval": _percentiles(samples[name] - samples[CLEAN], confidence_level) if samples else None,
+            "ua_change_interval": percentile_interval(samples[name] - samples[CLEAN], confidence_level) if samples else None,
         })
     return rows
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["markdown_table", "percent", "percent_range"]
+__all__ = ["markdown_table", "percent", "percent_range", "signed_percent_range"]
 
 
 def percent(value: float | None) -> str:
@@ -16,6 +16,11 @@ def percent(value: float | None) -> str:
 def percent_range(bounds: Sequence[float] | None) -> str:
     """An interval of fractions as ``"52.1-70.3"``; empty text for `None`."""
     return "" if not bounds else f"{percent(bounds[0])}-{percent(bounds[1])}"
+
+
+def signed_percent_range(bounds: Sequence[float]) -> str:
+    """An interval of differences of fractions, signs shown, as ``"-1.4 to +4.6"`` (a paired bootstrap's)."""
+    return f"{100.0 * bounds[0]:+.1f} to {100.0 * bounds[1]:+.1f}"
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

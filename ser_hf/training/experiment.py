@@ -31,6 +31,7 @@ from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leav
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport, write_cv_summary
 from ser_hf.evaluation.folds import FoldResult, corpus_rows_markdown, cross_validate_folds, reports_by_group
+from ser_hf.evaluation.tables import signed_percent_range
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.splits import (
     Fold,
@@ -194,10 +195,9 @@ def _adaptive_table(rows: list[dict[str, Any]]) -> list[str]:
              "| fallback speakers |", "|---|---|---|---|---|---|"]
     for row in rows:
         low, high = row["confidence_interval"] or (float("nan"), float("nan"))
-        gain_low, gain_high = row.get("gain_interval") or (float("nan"), float("nan"))
         lines.append(f"| {row['enrollment']} | {100 * row['unweighted_accuracy']:.1f} [{100 * low:.1f}-{100 * high:.1f}] "
                      f"| {100 * row['global_unweighted_accuracy_same_clips']:.1f} | {100 * row['gain']:+.1f} "
-                     f"[{100 * gain_low:+.1f} to {100 * gain_high:+.1f}] "
+                     f"[{signed_percent_range(row['gain_interval'])}] "
                      f"| {row['clips_scored']} | {row['fallback_speakers']} of {row['speakers']} |")
     return lines
 

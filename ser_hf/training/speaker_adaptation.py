@@ -327,7 +327,7 @@ def summarise_enrollment(collected: dict, label_names, *, model: str | None, cor
         hurt by more than noise), the clips scored per draw, the draws, the speakers that fell back to the global
         head and each fold's offset estimator and enrollment shrinkage.
     """
-    from ser_hf.evaluation import EvaluationReport, paired_bootstrap_scores
+    from ser_hf.evaluation import EvaluationReport, paired_bootstrap_scores, percentile_interval
 
     rows = []
     for setting, parts in collected.items():
@@ -335,14 +335,13 @@ def summarise_enrollment(collected: dict, label_names, *, model: str | None, cor
         if len(references) == 0:
             continue  # e.g. 20 enrollment clips when no test speaker has more than 20
         groups = np.concatenate(parts["speakers"]).tolist()
-        reports = {name: EvaluationReport.from_predictions(
-            references, np.concatenate(parts[name]), label_names=label_names, groups=groups, model=model,
-            corpus=corpus, split=f"speaker-adaptive, enrollment {setting}") for name in ("adaptive", "global")}
-        adaptive, global_ = reports["adaptive"], reports["global"]
+        predictions = {name: np.concatenate(parts[name]) for name in ("adaptive", "global")}
+        adaptive, global_ = (EvaluationReport.from_predictions(
+            references, predictions[name], label_names=label_names, groups=groups, model=model, corpus=corpus,
+            split=f"speaker-adaptive, enrollment {setting}") for name in ("adaptive", "global"))
         # The reports' own bootstrap settings (1000 resamples, seed 0), so the adaptive samples are its interval's.
-        samples = paired_bootstrap_scores(references, {name: np.concatenate(parts[name]) for name in reports},
-                                          len(label_names), groups=groups, n_resamples=1000, seed=0)
-        gain_samples = samples["adaptive"] - samples["global"]
+        samples = paired_bootstrap_scores(references, predictions, len(label_names), groups=groups, n_resamples=1000,
+                                          seed=0)
         draws = int(parts.get("draws", 1))
         pooled = f", pooled over {draws} random draws" if draws > 1 else ""
         rows.append({
@@ -358,7 +357,7 @@ def summarise_enrollment(collected: dict, label_names, *, model: str | None, cor
             "confidence_interval": adaptive.confidence_intervals.get("unweighted_accuracy"),
             "global_unweighted_accuracy_same_clips": global_.unweighted_accuracy,
             "gain": adaptive.unweighted_accuracy - global_.unweighted_accuracy,
-            "gain_interval": np.percentile(gain_samples, [2.5, 97.5]).tolist(),
+            "gain_interval": percentile_interval(samples["adaptive"] - samples["global"]),
             "clips_scored": int(len(references)) // draws,  # per draw (each draw scores as many clips)
             "speakers": int(parts["test_speakers"]),
             "fallback_speakers": int(parts["fallback_speakers"]),

@@ -144,6 +144,9 @@ def test_paired_bootstrap_draws_the_same_speakers_for_every_system() -> None:
         paired_bootstrap_scores(refs, {"a": first}, 4, metric="accuracy")
     with pytest.raises(EvaluationError, match="n_resamples"):
         paired_bootstrap_scores(refs, {"a": first}, 4, n_resamples=0)
+    with pytest.raises(EvaluationError, match=r"predictions\['short'\]: `predictions` has 399 items but `references` "
+                                              r"has 400"):
+        paired_bootstrap_scores(refs, {"a": first, "short": first[:-1]}, 4)
 
 
 # ----------------------------------------------------------------------------- calibration

@@ -182,7 +182,10 @@ def paired_bootstrap_scores(
         raise EvaluationError(f"`metric` must be one of {list(SCALAR_METRICS)}, found {metric!r}.")
     samples = {}
     for name, system in predictions.items():
-        refs, preds, labels = validate_labels(references, system, num_labels)
+        try:
+            refs, preds, labels = validate_labels(references, system, num_labels)
+        except EvaluationError as error:  # say which system's predictions are wrong
+            raise EvaluationError(f"predictions[{name!r}]: {error}") from error
         rng = np.random.default_rng(seed)  # the same draws for every system
         samples[name] = scores_from_confusion(
             bootstrap_confusions(refs, preds, labels, int(n_resamples), rng, groups))[metric]

@@ -140,7 +140,7 @@ def _merge_shards(out: Path, chosen: str, paths: Sequence[str], labels: Callable
     merged = _in_input_order(read_records(out, chosen) + read_shards(out), paths)
     with _writing(out, lambda: f"{display_path(out)!r} and the shard files are as they were; the next run merges them."):
         if chosen == "csv":
-            write_csv(out, merged, labels(), bool(header["job"].get("test_time_copies")))
+            write_csv(out, merged, labels(), header)
         else:
             write_jsonl(out, merged, header)
         for shard in shards:
@@ -405,7 +405,7 @@ def predict_files(
                 if chosen == "jsonl":
                     append_jsonl(out, records, header)
                 else:
-                    write_csv(out, rows + records, recognizer.labels, bool(header["job"].get("test_time_copies")))
+                    write_csv(out, rows + records, recognizer.labels, header)
                     rows.extend(records)
             new.extend(records)
 

@@ -363,10 +363,11 @@ def csv_row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def write_csv(out: Path, rows: Iterable[dict[str, Any]], labels: Sequence[str], test_time_copies: bool = False) -> None:
-    """Write the whole CSV output atomically (a CSV cannot be appended safely with its header); rows scored with
-    test-time copies are marked so in :data:`COPIES_COLUMN`."""
-    marks = [COPIES_COLUMN] if test_time_copies else []
+def write_csv(out: Path, rows: Iterable[dict[str, Any]], labels: Sequence[str], header: dict[str, Any]) -> None:
+    """Write the whole CSV output atomically (a CSV cannot be appended safely with its header); rows of a job
+    whose ``header`` says it scored with test-time copies are marked so in :data:`COPIES_COLUMN` (a CSV has no
+    header line of its own to say it, as a JSONL output does)."""
+    marks = [COPIES_COLUMN] if header["job"].get("test_time_copies") else []
     columns = BASE_COLUMNS + marks + [f"prob_{label}" for label in labels] + [PATH_BYTES_COLUMN]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", restval="")

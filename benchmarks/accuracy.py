@@ -14,7 +14,8 @@ Whisper's 30 s padding; the speed factors, e.g. ``0.9,1.1``, set ``probe_speed_c
 - ``probe, bfloat16 frozen forward`` - the probe with the backbone run in bfloat16, with ``--bfloat16``;
 - ``partial fine-tuning, top K layer(s), seed S`` - ``recipes/ravdess/whisper-base-partial.yaml``'s training
   (``mode: partial``, the head starting from the probe's fit, early stopping on the fold's validation speakers)
-  with the config's corpus, backbone, input and copies, for seeds 0, 1 and 2, with ``--partial K``;
+  with the config's corpus, backbone, input and copies, for seeds 0, 1 and 2 (``--seeds`` for fewer), with
+  ``--partial K``;
 - ``reference`` - logistic regression on all layers' concatenated states (not a checkpoint), copied with
   its provenance from ``results/reference_probe.json`` (when that file has the configuration) for every
   configuration with a probe row, every time the file is written;
@@ -164,10 +165,10 @@ def multi_corpus_rows(spec: str) -> list[dict]:
     return rows
 
 
-def partial_rows(spec: str, layers: int) -> list[dict]:
-    """One row per seed of :data:`SEEDS`: partial fine-tuning of the top ``layers`` layers, every fold."""
+def partial_rows(spec: str, layers: int, seeds=SEEDS) -> list[dict]:
+    """One row per seed of ``seeds``: partial fine-tuning of the top ``layers`` layers, every fold."""
     rows = []
-    for seed in SEEDS:
+    for seed in seeds:
         run = partial_run(spec, layers, seed, tempfile.mkdtemp(prefix="ser_hf_accuracy_partial_"))
         row, _ = _cv_row(spec, f"partial fine-tuning, top {layers} layer{'s' * (layers > 1)}, seed {seed}", run)
         rows.append(row)
@@ -175,11 +176,11 @@ def partial_rows(spec: str, layers: int) -> list[dict]:
 
 
 def run_config(spec: str, gradient: bool, bfloat16: bool = False, probe_only: bool = False,
-               partial: int | None = None) -> list[dict]:
+               partial: int | None = None, seeds=SEEDS) -> list[dict]:
     if _is_multi_corpus(spec):
         return multi_corpus_rows(spec)
     if partial:
-        return partial_rows(spec, partial)
+        return partial_rows(spec, partial, seeds)
     rows = []
     probe, _ = _cv_row(spec, "probe")
     rows.append(probe)
@@ -212,6 +213,9 @@ def main() -> None:
                         help="run only the probe row of single-corpus configs (the file keeps their other rows)")
     parser.add_argument("--partial", type=int, default=None, metavar="K",
                         help="run only partial fine-tuning of the top K layers (3 seeds) of single-corpus configs")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS),
+                        help="seeds of the --partial rows (default: 0 1 2; fewer where a run takes hours on a CPU; "
+                             "the file keeps rows of other seeds)")
     parser.add_argument("--name", default="accuracy", help="result file name (benchmarks/results/NAME.json)")
     args = parser.parse_args()
     previous = RESULTS_DIR / f"{args.name}.json"
@@ -220,7 +224,8 @@ def main() -> None:
     rows = with_copied_rows(rows)
     write_result(args.name, {"rows": list(rows.values())})
     for spec in args.configs:
-        for row in run_config(spec, args.gradient, args.bfloat16, args.probe_only, args.partial):
+        for row in run_config(spec, args.gradient, args.bfloat16, args.probe_only, args.partial,
+                              args.seeds):
             rows[(row["config"], row["method"])] = row
             print(f"{row['pooled']['unweighted_accuracy']:.4f}", spec, row["method"], flush=True)
             if "test_time_copies" in row:

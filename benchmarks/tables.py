@@ -176,6 +176,13 @@ def _released_notes(runs: list[dict]) -> str:
                      f"{'; '.join(costs)}. It still does far better on the other corpus than a model trained on one "
                      "(see the cross-corpus drop below); for speech like one corpus, use a model trained on that corpus "
                      f"alone{_one_corpus_models(runs)}.")
+    copies = [f"`{run['name']}` {_ci(run['test_time_copies'])} against {_pct(run['pooled']['unweighted_accuracy'])} "
+              f"(gain [{signed_percent_range(run['test_time_copies']['gain_interval'])}])"
+              for run in runs if run.get("test_time_copies")]
+    if copies:
+        notes.append("**Test-time copies** (`ser-hf predict --test-time-copies`: each clip also scored as the copies its "
+                     "head learned from, log-probabilities averaged; not what `pipeline()` gives), the same CV, pooled "
+                     f"UA [95% CI] against the clip alone (the gain's paired 95% CI): {'; '.join(copies)}.")
     adaptive = _released_adaptive(runs)
     return "".join(f"\n\n{note}" for note in notes) + (f"\n\n{adaptive}" if adaptive else "")
 
@@ -280,7 +287,7 @@ def accuracy_tables(name: str = "accuracy") -> str:
         standard += ["", "Partial fine-tuning (`mode: partial`: the top encoder layers and the head trained on cached "
                      "layer inputs, starting from the probe's fit, early stopping on each fold's validation speakers; "
                      "`accuracy.py --partial K`), same folds, one run per seed:", "",
-                     "| corpus (classes) | backbone, input | layers trained | pooled UA [95% CI], seeds 0, 1, 2 | "
+                     "| corpus (classes) | backbone, input | layers trained | pooled UA [95% CI] of each seed run | "
                      "mean of the seeds | probe (as above) |", "|---|---|---|---|---|---|", *partial]
     notes = ["", "Frozen forward in bfloat16 (`embedding_dtype: bfloat16`), same folds: " + "; ".join(precision) + "."]
     adaptive_rows = [row for (_, method), measured in rows.items() if method == "probe + speaker adaptation"
@@ -314,8 +321,9 @@ def _partial_rows(rows: dict) -> list[str]:
         probe = rows.get((config, "probe"))
         lines.append(f"| {corpus.split('/')[0]} ({len(seeded[0][1]['pooled']['labels'])}) | "
                      f"{system.replace(' probe', '')} | top {layers} | "
-                     + ", ".join(_ci(row["pooled"]) for _, row in seeded) + " | "
-                     f"{_pct(statistics.mean(row['pooled']['unweighted_accuracy'] for _, row in seeded))} | "
+                     + "; ".join(f"seed {seed}: {_ci(row['pooled'])}" for seed, row in seeded) + " | "
+                     + (f"{_pct(statistics.mean(row['pooled']['unweighted_accuracy'] for _, row in seeded))}"
+                        if len(seeded) > 1 else "one seed run") + " | "
                      f"{_ci(probe['pooled']) if probe else 'not run'} |")
     return lines
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from common import RESULTS_DIR
 
+from ser_hf.evaluation.tables import signed_percent_range
 from ser_hf.models.released import RELEASES, ReleaseSpec
 
 CROSS_CORPUS = "cross_corpus_ravdess_to_urdu"
@@ -55,15 +56,21 @@ def _limitations(spec: ReleaseSpec, input_length: dict, comparison: dict, cv: di
                      "the training data is acted, prototypical emotion.")
     items += _comparison_limitation(spec, comparison)
     items.append(_adaptation_limitation(cv))
+    if cv.get("test_time_copies"):
+        items.append(_copies_limitation(spec, cv))
     return items + _cross_corpus_limitation()
 
 
 def _adaptation_limitation(cv: dict) -> str:
     """What enrolling a speaker is measured to do for this recipe (the CV's speaker-adaptive rows)."""
     rows = {row["enrollment"]: row for row in cv.get("speaker_adaptive", [])}
+    def gain(row: dict) -> str:  # the paired interval says whether the gain is beyond noise
+        return (f"gain paired 95% CI {signed_percent_range(row['gain_interval'])}; "
+                if row.get("gain_interval") else "")
+
     figures = "; ".join(
         f"{label}: {100 * rows[key]['unweighted_accuracy']:.1f} UA vs {100 * rows[key]['global_unweighted_accuracy_same_clips']:.1f} "
-        f"without ({rows[key]['fallback_speakers']} of {rows[key]['speakers']} speakers fell back)"
+        f"without ({gain(rows[key])}{rows[key]['fallback_speakers']} of {rows[key]['speakers']} speakers fell back)"
         for key, label in (("10", "10 random clips enrolled"), ("all", "all clips, transductive"),
                            ("neutral", "up to 10 neutral clips")) if key in rows)
     draws = max((row.get("enrollment_draws", 1) for key, row in rows.items() if key != "all"), default=1)
@@ -72,6 +79,19 @@ def _adaptation_limitation(cv: dict) -> str:
             "--speaker-pattern` remove a speaker's offset estimated from their unlabelled clips; in this recipe's "
             f"speaker-independent CV (same folds{pooled}): {figures}. Enrollment clips that are all one emotion can "
             "hurt.")
+
+
+def _copies_limitation(spec: ReleaseSpec, cv: dict) -> str:
+    """What scoring each clip with its training copies too is measured to do for this recipe."""
+    copies = cv["test_time_copies"]
+    made = [f"{factor:g}x speed" for factor in spec.speed_copies] + [f"noise at {snr:g} dB SNR" for snr in spec.noise_copies]
+    return (f"**Test-time copies are an option, not the default.** The head also learned from copies of every training "
+            f"clip ({', '.join(made)}). `ser-hf predict --test-time-copies` (`EmotionRecognizer.from_pretrained(..., "
+            f"test_time_copies=True)`) scores each clip and the same copies of it, averaging their log-probabilities, "
+            f"at {1 + len(made)} times the compute; in this recipe's CV (same folds): "
+            f"{100 * copies['unweighted_accuracy']:.1f} UA against {100 * cv['pooled']['unweighted_accuracy']:.1f} for "
+            f"the clip alone (gain paired 95% CI {signed_percent_range(copies['gain_interval'])}). `pipeline()` "
+            "scores the clip alone.")
 
 
 def _config(corpus: str, emotions: str | None, backbone: str, positions: int | None) -> str:

@@ -421,7 +421,7 @@ def release_script(benchmark_module):
 @pytest.mark.slow
 def test_release_script_trains_writes_and_checks_against_the_committed_head(
         release_script, backbone, trees, tmp_path, monkeypatch, single_torch_thread, capsys):
-    spec = _spec(backbone, tmp_path / "package" / NAME)
+    spec = _spec(backbone, tmp_path / "package" / NAME, noise_copies=(20.0,))
     monkeypatch.setitem(RELEASES, NAME, spec)
     monkeypatch.setenv("SER_HF_CACHE", str(tmp_path / "cache"))
     common = ["--models", NAME, "--data-root", str(trees), "--cache-dir", str(tmp_path / "features")]
@@ -448,6 +448,18 @@ def test_release_script_trains_writes_and_checks_against_the_committed_head(
     limitation = next(item for item in record["limitations"]
                       if item.startswith("**Speaker adaptation is measured, not guaranteed.**"))
     assert "random clips pooled over 5 draws per speaker" in limitation  # the CV's random enrollment rows
+    assert re.search(r"all clips, transductive: \d+\.\d UA vs \d+\.\d without \(gain paired 95% CI [+-]\d+\.\d to "
+                     r"[+-]\d+\.\d; \d+ of \d+ speakers fell back\)", limitation)
+    # The head learned from noise copies: the CV also scores each clip with them, and the card says what that gives.
+    copies = row["test_time_copies"]
+    assert copies["num_samples"] == row["pooled"]["num_samples"] and copies["labels"] == LABELS
+    low, high = copies["gain_interval"]
+    assert low <= copies["unweighted_accuracy"] - row["pooled"]["unweighted_accuracy"] <= high
+    assert record["scores"]["test_time_copies"] == copies
+    limitation = next(item for item in record["limitations"] if item.startswith("**Test-time copies are an option"))
+    assert "(noise at 20 dB SNR)" in limitation and "at 2 times the compute" in limitation
+    assert f"{100 * copies['unweighted_accuracy']:.1f} UA against {100 * row['pooled']['unweighted_accuracy']:.1f}" \
+        in limitation
     from ser_hf.inference.recognizer import EmotionRecognizer
 
     enrollment = EmotionRecognizer.from_pretrained(NAME).enroll("s1", sorted(map(str, (trees / "urdu").rglob("*.wav")))[:4])
@@ -461,7 +473,8 @@ def test_release_script_trains_writes_and_checks_against_the_committed_head(
     text = readme.read_text()
     ua = f"{100 * row['pooled']['unweighted_accuracy']:.1f}"
     assert "placeholder" not in text and text.startswith("intro\n") and text.endswith("rest\n")
-    assert f"| `{NAME}` | 4: neutral, happy, sad, angry | URDU + RAVDESS (112 clips) | {ua} [" in text
+    assert f"| `{NAME}` | 4: neutral, happy, sad, angry | URDU + RAVDESS (112 clips, with 20 dB noise copies) | {ua} [" in text
+    assert f"`{NAME}` {100 * copies['unweighted_accuracy']:.1f} [" in text.split("**Test-time copies**")[1]
     assert "non-commercial (RAVDESS: CC BY-NC-SA 4.0); URDU: research use only" in text
     adaptive_ua = f"{100 * row['speaker_adaptive'][0]['unweighted_accuracy']:.1f} ["
     assert "**Speaker adaptation ships with every model**" in text and "pools 5 draws of them" in text

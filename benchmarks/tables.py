@@ -205,7 +205,7 @@ def _released_adaptive(runs: list[dict]) -> str:
     return "\n".join([
         "**Speaker adaptation ships with every model** (`recognizer.enroll(speaker, clips)`, see Speaker-adaptive below): the same CV with "
         "unlabelled clips of each test speaker enrolled. Each cell: pooled UA [95% CI], the gain over the "
-        "standard head on the very same clips, and how many test speakers fell back to it (the fold's inner check "
+        "standard head on the very same clips [its paired 95% CI, where measured], and how many test speakers fell back to it (the fold's inner check "
         "switched adaptation off, or too few clips); enrollment clips are never scored, except \"all\"."
         + _draws_sentence([row for run in runs for row in run.get("speaker_adaptive") or []]), "",
         "| model | offset estimator, enrollment shrinkage k (folds) | " + " | ".join(label for _, label in RELEASED_ADAPTIVE_COLUMNS) + " |",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -255,13 +256,21 @@ def test_the_starting_point_is_kept_when_no_epoch_beats_it_on_validation(assets,
     monkeypatch.setattr(PartialMethod, "_starting_point", staticmethod(unbeatable))
     method.fit(split["train"], split["validation"])
     assert method.training_report["kept"] == "starting point" and method.training_report["starting_validation_ua"] == 1
-    initial = _method(assets, tmp_path, "wav2vec2", head_init="probe")
-    initial.top = initial.build_top()
-    initial.init_head_from_probe(split["train"], initial.store(split["train"]))
-    temperature = method.calibration["temperature"]  # then fitted on validation and folded into the classifier
-    for name, value in initial.top.state_dict().items():
-        expected = value / temperature if name.startswith("classifier.") else value
-        torch.testing.assert_close(method.top.state_dict()[name], expected)
+    # The top layers are the pretrained ones again, so the model is the probe, whose head is then fitted on the
+    # validation speakers too (they were held out only to choose an epoch), with its own inner-CV temperature.
+    assert method.training_report["head_refitted_with_validation"] and method.calibration is None
+    everyone = datasets.concatenate_datasets([split["train"], split["validation"]])
+    probe = _method(assets, tmp_path, "wav2vec2", head_init="probe")
+    probe.top = probe.build_top()
+    probe.init_head_from_probe(everyone, probe.store(everyone))
+    for name, value in probe.top.state_dict().items():
+        torch.testing.assert_close(method.top.state_dict()[name], value)
+    assert method.head_fit_record == probe.head_fit_record
+    # Without head_init: probe there is no probe to refit: the starting point is kept as it was, then calibrated.
+    plain = _method(assets, tmp_path, "wav2vec2", learning_rate=1e-2)
+    plain.fit(split["train"], split["validation"])
+    assert plain.training_report["kept"] == "starting point"
+    assert not plain.training_report["head_refitted_with_validation"] and plain.calibration is not None
 
 
 def test_head_init_from_the_probe_trains_on_the_probe_recipes_copies(assets, tmp_path):

@@ -133,7 +133,8 @@ def cross_validate_release(spec: ReleaseSpec, run, dataset, folds) -> dict[str, 
     labels = dataset.features["label"].names
     neutral = labels.index("neutral") if "neutral" in labels else None
     enrollment: dict = {}
-    with_copies: list[tuple[list[int], np.ndarray]] = []  # (test rows, probabilities with test-time copies)
+    # Per fold with training copies: (test rows, probabilities of the clip alone, with its test-time copies).
+    with_copies: list[tuple[list[int], np.ndarray, np.ndarray]] = []
 
     def fit_fold(fold: Fold) -> FoldResult:
         train, test = dataset.select(fold.train), dataset.select(fold.test)
@@ -143,7 +144,7 @@ def cross_validate_release(spec: ReleaseSpec, run, dataset, folds) -> dict[str, 
         # The test clips' pooled states, then their copies' (what `--test-time-copies` scores), read once.
         versions = method.versions(test) if method.has_training_copies else [method.features(test["audio"])]
         if method.has_training_copies:
-            with_copies.append((fold.test, method.predict_proba_with_copies(test, versions)))
+            with_copies.append((fold.test, probabilities, method.predict_proba_with_copies(test, versions)))
         collect_enrollment(enrollment, enrollment_predictions(
             method.adaptive, versions[0], references, test["speaker"], settings=ENROLLMENT,
             neutral_label=neutral, seed=run.data.fold_seed), references, test["speaker"])
@@ -170,21 +171,19 @@ def cross_validate_release(spec: ReleaseSpec, run, dataset, folds) -> dict[str, 
     scores = cv_scores(SimpleNamespace(aggregate=aggregate, pooled=pooled))
     adaptive = [{k: v for k, v in row.items() if k != "confusion_matrix"}
                 for row in summarise_enrollment(enrollment, labels, model=spec.name, corpus=run.data.corpus)]
-    copies = {"test_time_copies": _test_time_copies(with_copies, rows, result.probabilities, dataset, labels, spec,
-                                                    run.data.corpus)} if with_copies else {}
+    copies = {"test_time_copies": _test_time_copies(with_copies, dataset, labels, spec, run.data.corpus)} \
+        if with_copies else {}
     return {**scores, "pooled_report": pooled.to_dict(), "per_corpus": per_corpus, "folds": len(folds),
             "fold_names": [fold.name for fold in folds], "speaker_adaptive": adaptive, **copies}
 
 
-def _test_time_copies(with_copies, rows, probabilities, dataset, labels, spec, corpus) -> dict[str, Any]:
+def _test_time_copies(with_copies, dataset, labels, spec, corpus) -> dict[str, Any]:
     """Pooled scores with test-time copies (``ser-hf predict --test-time-copies``) and the paired interval of their
     gain over the clip alone (each resample draws the same speakers for both)."""
-    position = {row: i for i, row in enumerate(np.concatenate([fold_rows for fold_rows, _ in with_copies]))}
-    copied = np.concatenate([fold_probabilities for _, fold_probabilities in with_copies])[
-        [position[row] for row in rows]]  # in the pooled order, beside the clip-alone probabilities
+    rows, alone, copied = (np.concatenate(parts) for parts in zip(*with_copies))
     references = np.asarray(dataset["label"])[rows]
     speakers = np.asarray(dataset["speaker"], dtype=object)[rows].tolist()
-    samples = paired_bootstrap_scores(references, {"alone": probabilities.argmax(axis=1), "copies": copied.argmax(axis=1)},
+    samples = paired_bootstrap_scores(references, {"alone": alone.argmax(axis=1), "copies": copied.argmax(axis=1)},
                                       len(labels), groups=speakers)
     report = EvaluationReport.from_predictions(references, probabilities=copied, label_names=labels, groups=speakers,
                                                model=spec.name, corpus=corpus,

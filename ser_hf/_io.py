@@ -3,6 +3,8 @@
 - :func:`atomic_write_bytes` (and ``_text``, ``_json``): the data goes to a temporary file beside the target and is
   renamed over it (``os.replace`` is atomic), so a reader (another process sharing a cache, a rerun after a crash)
   sees either the old file or the complete new one, never half a file.
+- :func:`default_permissions`: what ``open()``/``mkdir`` would give, for files and folders that a tool made private
+  (safetensors' ``0600``, ``mkdtemp``'s ``0700``) and that become outputs others read; atomic writes do the same.
 - :func:`file_sha256`: the SHA-256 of a file's bytes, read in 1 MiB blocks (``hashlib.file_digest`` needs 3.11).
 - :func:`read_json`: a settings file read defensively (size bounded, valid UTF-8 JSON, no repeated keys, an object).
 - :func:`cache_root`: where ser_hf caches what it computes (``$SER_HF_CACHE``, else ``~/.cache/ser_hf``); each
@@ -31,7 +33,7 @@ from typing import Any
 from ser_hf.errors import ModelError
 
 __all__ = ["CACHE_ENV", "MAX_JSON_BYTES", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "cache_root",
-           "file_sha256", "read_json", "temporary_file", "unique_keys"]
+           "default_permissions", "file_sha256", "read_json", "temporary_file", "unique_keys"]
 
 #: The environment variable that moves every ser_hf cache.
 CACHE_ENV = "SER_HF_CACHE"
@@ -53,12 +55,56 @@ def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (``os.umask`` can only be read by setting
+    it, which for a moment would give files other threads create right then the wrong permissions)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(folder: bool = False) -> int:
+    """What ``open()`` (``0666``) or ``mkdir`` (``0777``) gives a new file or folder under the umask, the owner always
+    keeping read and write (and, for a folder, entry): ser_hf writes into them after this."""
+    return ((0o777 if folder else 0o666) & ~_umask()) | (0o700 if folder else 0o600)
+
+
+def default_permissions(*paths: str | os.PathLike) -> None:
+    """Give files and folders that a tool created private the permissions a plain ``open()``/``mkdir`` would have.
+
+    safetensors writes its files ``0600`` and ``tempfile.mkdtemp`` makes folders ``0700``; a checkpoint, a model
+    cache or a built corpus is an output others read (a service running as another account, a group's shared
+    folder, a container that copies the folder), so every such file ser_hf writes goes through this.
+    """
+    for path in map(Path, paths):
+        path.chmod(_default_mode(folder=path.is_dir()))
+
+
 def temporary_file(out: str | os.PathLike) -> Path:
     """A new, empty temporary file beside ``out`` (``.OUT.<random>.tmp``): a unique name, so no file of the
-    user's that happens to be called like it is ever overwritten."""
+    user's that happens to be called like it is ever overwritten.
+
+    It gets the permissions the file it will replace has, or, for a new file, those ``open()`` would give it
+    (:func:`default_permissions`): ``mkstemp``'s private ``0600`` would otherwise become the output's once it is
+    renamed into place. The owner can always read and write it (the caller writes it after this returns).
+    """
     out = Path(out)
     handle, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(handle)
+    try:
+        try:
+            mode = (out.stat().st_mode & 0o777) | 0o600 if out.is_file() else _default_mode()
+        except OSError:
+            mode = _default_mode()
+        os.fchmod(handle, mode)
+    finally:
+        os.close(handle)
     return Path(name)
 
 

@@ -38,6 +38,7 @@ import datasets
 import numpy as np
 import torch
 
+from ser_hf._io import default_permissions
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.baseline.classic_model import (
     _FIX,
@@ -134,6 +135,7 @@ class NeuralBaselineModel(BaselineModel):
         out.mkdir(parents=True, exist_ok=True)
         state = {name: tensor.detach().contiguous() for name, tensor in self.pipeline.network.state_dict().items()}
         save_file(state, out / WEIGHTS_NAME, metadata={"format": "ser_hf-baseline", "classifier": str(self.classifier)})
+        default_permissions(out / WEIGHTS_NAME)
         # A scikit-learn model saved here before would no longer match baseline_config.json.
         (out / MODEL_NAME).unlink(missing_ok=True)
         (out / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2, default=str) + "\n", encoding="utf-8")

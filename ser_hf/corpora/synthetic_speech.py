@@ -47,6 +47,7 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
+from ser_hf._io import default_permissions
 from ser_hf.emotions import EMOTION_SETS, EMOTIONS, canonical_emotion, sort_emotions
 from ser_hf.errors import CorpusError
 
@@ -423,6 +424,7 @@ def make_synthetic_corpus(
     _check_replaceable(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     built = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
+    default_permissions(built)  # mkdtemp's 0700 would stay the corpus folder's once it is renamed into place
     try:
         _write_corpus(built, params)
         _install(built, root, params)

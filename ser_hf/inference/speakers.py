@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ser_hf._io import default_permissions
 from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import ModelError, SERError
 from ser_hf.models.adaptive_head import ADAPTATION_WEIGHTS, load_adaptation
@@ -193,6 +194,7 @@ class SpeakerEnrollments:
             speakers.append(record)
         base.parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors or {"empty": np.zeros(1, dtype=np.float32)}, str(base.with_suffix(".safetensors")))
+        default_permissions(base.with_suffix(".safetensors"))  # as readable as the JSON beside it
         document = {"format": 1, "adaptation": self.fingerprint, "speakers": speakers}
         text = json.dumps(document, indent=2, ensure_ascii=False)
         if not is_utf8(text):  # an id from a file name that is not UTF-8: \udcNN escapes, read back exactly

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_hf._io import default_permissions
 from ser_hf.errors import ModelError, SERError
 from ser_hf.models.linear_head import head_logits, head_mix, softmax
 from ser_hf.paths import display_path
@@ -157,6 +158,7 @@ def save_adaptation(probe: AdaptiveProbe, checkpoint: str | os.PathLike) -> Path
     tensors = {f"adaptive.{k}": np.asarray(v, dtype=np.float32) for k, v in probe.adaptive_head.items()}
     tensors["class_means"] = probe.means.astype(np.float32)
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(folder / ADAPTATION_WEIGHTS))
+    default_permissions(folder / ADAPTATION_WEIGHTS)  # part of the checkpoint folder, readable like it
     record = {"format": 1, "shrink_clips": probe.shrink, "min_enrollment_clips": probe.min_clips,
               "estimator": probe.estimator, "enabled": probe.enabled, "record": probe.record}
     (folder / ADAPTATION_RECORD).write_text(json.dumps(record, indent=2) + "\n")

@@ -47,6 +47,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from ser_hf._io import default_permissions
 from ser_hf.emotions import EMOTIONS
 from ser_hf.errors import ModelError
 from ser_hf.models.architecture import ARCHITECTURES, SUPPORTED_MODEL_TYPES, Architecture
@@ -454,6 +455,8 @@ def save_checkpoint(model: PreTrainedModel, feature_extractor, out_dir: str | os
     # safetensors needs no pickle to load; transformers 5 always writes it, 4.x needs the flag.
     model.save_pretrained(out, safe_serialization=True)
     feature_extractor.save_pretrained(out)
-    if not any(out.glob("*.safetensors")):
+    weights = sorted(out.glob("*.safetensors"))
+    if not weights:
         raise ModelError(f"save_checkpoint: no *.safetensors file was written to {str(out)!r}; check disk space.")
+    default_permissions(*weights)  # safetensors writes them 0600: a checkpoint is for others to read too
     return out

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 import ser_hf
-from ser_hf._io import file_sha256
+from ser_hf._io import default_permissions, file_sha256
 from ser_hf.checkpoint import CARD_DATA_FILE, MODEL_CARD
 from ser_hf.errors import ModelError
 from ser_hf.models.backbones import PRESETS
@@ -342,6 +342,7 @@ def write_release(name_or_spec: str | ReleaseSpec, head_state: Mapping[str, Any]
     # One metadata key only: safetensors writes metadata in hash-map order, so two keys would make the same
     # tensors give files (and SHA-256s) that differ from one run to the next. The record names the model.
     save_file(tensors, str(folder / HEAD_FILE), metadata={"format": "pt"})
+    default_permissions(folder / HEAD_FILE)
     preset = PRESETS.get(spec.backbone)
     record = {
         "format": RECORD_FORMAT, "name": spec.name, "summary": spec.summary, **dict(fields),

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from ser_hf._io import default_permissions
 from ser_hf.errors import ModelError
 from ser_hf.models.ct2_reader import CT2Model, parse_ct2_bytes
 
@@ -402,7 +403,7 @@ def convert_ct2_whisper(
     _check_finite(state, model.source)
     with atomic_directory(out, overwrite=overwrite) as tmp:
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-        (tmp / WEIGHTS_FILE).chmod(0o644)  # safetensors writes 0600
+        default_permissions(tmp / WEIGHTS_FILE)  # safetensors writes 0600
         config.save_pretrained(tmp)
         WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(tmp)
         record = {**(provenance or {}), **_describe(model, encoder_only)}
@@ -446,7 +447,7 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterato
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     # mkdtemp makes the directory private (0700); a model cache is meant to be readable like any checkpoint.
-    tmp.chmod(0o755)
+    default_permissions(tmp)
     try:
         yield tmp
     except BaseException:

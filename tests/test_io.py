@@ -1,0 +1,71 @@
+"""Atomic writes keep the permissions a user expects of an output, not mkstemp's private 0600."""
+
+import os
+import stat
+
+import pytest
+
+import ser_hf._io as io_helpers
+from ser_hf._io import atomic_write_text, temporary_file
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test and put the old one back."""
+    saved = os.umask(0o022)
+    os.umask(saved)
+    yield lambda mask: os.umask(mask)
+    os.umask(saved)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600), (0o277, 0o600)])
+def test_a_new_file_gets_what_open_would_give_it(tmp_path, umask, mask, expected):
+    umask(mask)
+    out = atomic_write_text(tmp_path / "predictions.csv", "path,label\n")
+    assert mode(out) == expected  # 0o277 would leave the owner unable to write: the owner keeps read and write
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]
+
+
+@pytest.mark.parametrize("before, after", [(0o640, 0o640), (0o664, 0o664), (0o444, 0o644)])
+def test_a_replaced_file_keeps_its_permissions(tmp_path, umask, before, after):
+    umask(0o077)  # would give 0600 to a new file: the old file's mode must win
+    out = tmp_path / "report.json"
+    out.write_text("{}")
+    out.chmod(before)
+    atomic_write_text(out, '{"ok": true}')
+    assert mode(out) == after
+    assert out.read_text() == '{"ok": true}'
+
+
+def test_the_umask_is_read_without_proc_too(tmp_path, umask, monkeypatch):
+    def no_proc(*args, **kwargs):
+        raise OSError("no /proc here")
+
+    umask(0o027)
+    monkeypatch.setattr(io_helpers, "open", no_proc, raising=False)  # shadows the builtin inside ser_hf._io only
+    assert mode(temporary_file(tmp_path / "out.jsonl")) == 0o640
+    assert os.umask(0o027) == 0o027  # and the umask is as it was
+
+
+def test_a_saved_checkpoint_is_readable_by_others(tmp_path, umask):
+    """safetensors writes 0600: a checkpoint copied into a service's image must stay readable by its account."""
+    from ser_hf.testing.models import tiny_classifier
+
+    umask(0o022)
+    model = tiny_classifier("wav2vec2", tmp_path, ["neutral", "happy"])
+    assert {path.name: mode(path) for path in model.iterdir()} == {
+        "config.json": 0o644, "model.safetensors": 0o644, "preprocessor_config.json": 0o644}
+
+
+def test_a_built_synthetic_corpus_folder_is_not_private(tmp_path, umask):
+    """mkdtemp makes its folder 0700, and the rename into place kept that."""
+    from ser_hf.corpora.synthetic_speech import make_synthetic_corpus
+
+    umask(0o022)
+    root = make_synthetic_corpus(tmp_path / "corpus", n_speakers=2, clips_per_speaker_per_emotion=1,
+                                 emotions=("neutral", "angry"))
+    assert mode(root) == 0o755

@@ -262,3 +262,26 @@ def test_model_error_is_an_ser_error():
     assert issubclass(ModelError, SERError) and issubclass(ModelError, ValueError)
     with pytest.raises(ModelError, match="model_type='bert' is not supported"):
         tiny_backbone("bert", "unused")
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(f"{record.name}: {record.getMessage()}")
+
+
+@pytest.mark.parametrize("model_type", ["whisper", "wav2vec2"])
+def test_building_a_model_logs_no_warning(backbones, model_type):
+    """transformers' load report ("newly initialized" head) is expected, and hiding it made transformers 5 warn that
+    no layer "was sharded" for tensor parallelism nobody asked for: a user of build_model sees neither."""
+    records = _Records()
+    library = logging.getLogger("transformers")  # transformers' loggers stop there (propagate=False)
+    library.addHandler(records)
+    try:
+        build_model(backbones[model_type], LABELS)
+    finally:
+        library.removeHandler(records)
+    assert records.messages == []

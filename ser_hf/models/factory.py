@@ -321,8 +321,14 @@ def _load_feature_extractor(checkpoint: str | os.PathLike):
 
 @contextlib.contextmanager
 def _quiet_load_report():
-    """Raise transformers' model-loading loggers to ERROR for the duration (unless debugging is on)."""
-    names = ("transformers.modeling_utils", "transformers.utils.loading_report")
+    """Raise transformers' model-loading loggers to ERROR for the duration (unless debugging is on).
+
+    The tensor-parallel one too: transformers checks a model's tensor-parallel plan, and warns that no layer "was
+    sharded" (no multi-device run was asked for), exactly when ``modeling_utils``' own level is set at WARNING or
+    above, as it is here.
+    """
+    names = ("transformers.modeling_utils", "transformers.utils.loading_report",
+             "transformers.distributed.tensor_parallel")
     loggers = [logging.getLogger(name) for name in names]
     if logger.isEnabledFor(logging.DEBUG):
         yield

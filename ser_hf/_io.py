@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -84,7 +85,10 @@ def default_permissions(*paths: str | os.PathLike) -> None:
     folder, a container that copies the folder), so every such file ser_hf writes goes through this.
     """
     for path in map(Path, paths):
-        path.chmod(_default_mode(folder=path.is_dir()))
+        try:
+            path.chmod(_default_mode(folder=path.is_dir()))
+        except OSError:  # a file system without Unix permissions (FAT, some network shares): nothing to widen
+            pass
 
 
 def temporary_file(out: str | os.PathLike) -> Path:
@@ -102,7 +106,8 @@ def temporary_file(out: str | os.PathLike) -> Path:
             mode = (out.stat().st_mode & 0o777) | 0o600 if out.is_file() else _default_mode()
         except OSError:
             mode = _default_mode()
-        os.fchmod(handle, mode)
+        with contextlib.suppress(OSError):  # a file system without Unix permissions refuses: the write goes on
+            os.fchmod(handle, mode)
     finally:
         os.close(handle)
     return Path(name)

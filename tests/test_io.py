@@ -69,3 +69,15 @@ def test_a_built_synthetic_corpus_folder_is_not_private(tmp_path, umask):
     root = make_synthetic_corpus(tmp_path / "corpus", n_speakers=2, clips_per_speaker_per_emotion=1,
                                  emotions=("neutral", "angry"))
     assert mode(root) == 0o755
+
+
+def test_a_file_system_that_refuses_chmod_does_not_stop_the_write(tmp_path, monkeypatch):
+    """FAT drives and some network shares refuse permission changes: the output is still written."""
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchmod", refuse)
+    monkeypatch.setattr(os, "chmod", refuse)
+    out = atomic_write_text(tmp_path / "predictions.csv", "path,label\n")
+    assert out.read_text() == "path,label\n"
+    io_helpers.default_permissions(out)  # and widening a file there is a no-op, not an error

@@ -125,6 +125,43 @@ def test_progress_bars_only_where_someone_watches(monkeypatch):
     assert "TQDM_DISABLE" not in os.environ
 
 
+def test_the_libraries_bars_are_off_where_ours_are(monkeypatch):
+    """transformers, datasets and the Hub client read their switches when imported, before a command runs: the
+    "Loading weights" bar went into every log file, even with -q."""
+    import datasets.utils.logging as datasets_logging
+    import huggingface_hub.utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    def bars_on() -> list[bool]:
+        return [hf_logging.is_progress_bar_enabled(), datasets_logging.is_progress_bar_enabled(),
+                not hub_utils.are_progress_bars_disabled()]
+
+    before = bars_on()  # on, unless the environment running the suite switched some off
+    for level, stream, progress, shown in ((QUIET, Terminal(), True, False), (NORMAL, io.StringIO(), True, False),
+                                           (NORMAL, Terminal(), False, False), (NORMAL, Terminal(), True, True),
+                                           (VERBOSE, Terminal(), True, True)):
+        with console(level, stream, progress=progress):
+            assert bars_on() == (before if shown else [False] * 3), (level, progress)
+        assert bars_on() == before  # restored
+
+
+def test_predict_writes_no_bar_into_a_log_file(tmp_path):
+    """The end-to-end case: `ser-hf predict ... 2> log` with a tiny checkpoint leaves no bar in the log."""
+    from ser_hf.testing.corpora import write_tone
+    from ser_hf.testing.models import tiny_classifier
+
+    model = tiny_classifier("wav2vec2", tmp_path, ["neutral", "happy"])
+    clip = write_tone(tmp_path / "clip.wav")
+    result = subprocess.run([sys.executable, "-m", "ser_hf", "predict", "--model", str(model), str(clip),
+                             "--out", str(tmp_path / "p.jsonl")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "it/s" not in result.stderr and "%|" not in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize(("argv", "named"), [
     (["predict", "--model", "m", "", "--out", "p.jsonl"], "an input argument"),
     (["predict", "--model", "m", "a.wav", "--out", ""], "argument --out"),

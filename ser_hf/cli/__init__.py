@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "takes_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
-    with console(verbosity(args.quiet, args.verbose)):
+    with console(verbosity(args.quiet, args.verbose), progress=not getattr(args, "no_progress", False)):
         try:
             return int(args.func(args) or 0)
         except SERError as err:

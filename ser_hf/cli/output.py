@@ -8,6 +8,9 @@ Three levels, as in pip and git:
   matplotlib font messages, no library deprecation warnings;
 - ``-v``: ser_hf's debug messages and everything the libraries say.
 
+"No progress bars" means the libraries' too (transformers' "Loading weights", datasets', the Hub client's); a
+command's ``--no-progress`` hides them all at any level.
+
 The settings are undone when the command returns, so calling :func:`ser_hf.cli.main` from Python (or a
 test) leaves the process as it was.
 """
@@ -32,8 +35,11 @@ def verbosity(quiet: bool, verbose: bool) -> int:
 
 
 @contextlib.contextmanager
-def console(level: int, stream=None) -> Iterator[None]:
-    """Configure logging, progress bars and library warnings for one command; restore them afterwards."""
+def console(level: int, stream=None, progress: bool = True) -> Iterator[None]:
+    """Configure logging, progress bars and library warnings for one command; restore them afterwards.
+
+    ``progress=False`` (a command's ``--no-progress``) hides every bar, the libraries' too, as ``-q`` does.
+    """
     stream = stream or sys.stderr
     root, own = logging.getLogger(), logging.getLogger("ser_hf")
     saved_levels = root.level, own.level
@@ -44,9 +50,10 @@ def console(level: int, stream=None) -> Iterator[None]:
     # The root level filters third-party loggers; ser_hf's own logger passes its INFO messages through.
     root.setLevel(logging.INFO if level == VERBOSE else logging.WARNING)
     own.setLevel({QUIET: logging.WARNING, NORMAL: logging.INFO, VERBOSE: logging.DEBUG}[level])
-    if level == QUIET or not _is_terminal(stream):
+    bars_off = level == QUIET or not progress or not _is_terminal(stream)
+    if bars_off:
         os.environ.update(PROGRESS_OFF)
-    with warnings.catch_warnings(), _transformers_verbosity(level):
+    with warnings.catch_warnings(), _transformers_verbosity(level), _library_bars_off(bars_off):
         if level != VERBOSE:
             for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
                 warnings.filterwarnings("ignore", category=category)
@@ -61,6 +68,39 @@ def console(level: int, stream=None) -> Iterator[None]:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _library_bars_off(off: bool) -> Iterator[None]:
+    """Switch off the bars of the Hub client, transformers and datasets where they are already imported.
+
+    They read :data:`PROGRESS_OFF`'s variables once, when imported, and ``ser-hf`` imports them before a command
+    runs: without this, transformers' "Loading weights" bar went into every log file, ``-q`` or not. Undone
+    afterwards.
+    """
+    undo = []
+    if off:
+        for module, disable, enable, enabled in (
+                ("huggingface_hub.utils", "disable_progress_bars", "enable_progress_bars", "are_progress_bars_disabled"),
+                ("transformers.utils.logging", "disable_progress_bar", "enable_progress_bar", "is_progress_bar_enabled"),
+                ("datasets.utils.logging", "disable_progress_bar", "enable_progress_bar", "is_progress_bar_enabled")):
+            library = sys.modules.get(module)
+            if library is None:
+                continue  # imported later, it reads the environment variables
+            is_on = getattr(library, enabled)()
+            is_on = not is_on if enabled.startswith("are_") else is_on
+            if is_on:
+                with warnings.catch_warnings():  # a user's explicit HF_*_PROGRESS_BARS=0 makes them warn
+                    warnings.simplefilter("ignore")
+                    getattr(library, disable)()
+                undo.append(getattr(library, enable))
+    try:
+        yield
+    finally:
+        for enable in reversed(undo):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                enable()
 
 
 def _is_terminal(stream) -> bool:

@@ -149,6 +149,28 @@ def test_the_libraries_bars_are_off_where_ours_are(monkeypatch):
         assert bars_on() == before  # restored
 
 
+def test_the_trainers_bar_follows_the_same_rule(tmp_path, monkeypatch):
+    """TrainingArguments hides the Trainer's bar whenever transformers' logger is above WARNING, which ser-hf sets
+    to hide load reports: `ser-hf train` on a terminal showed raw log dicts and no bar."""
+    from ser_hf.training.arguments import SERTrainingArguments
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    arguments_logger = logging.getLogger("transformers.training_args")
+    before = arguments_logger.level
+    for level, stream, progress, shown in ((NORMAL, Terminal(), True, True), (NORMAL, io.StringIO(), True, False),
+                                           (QUIET, Terminal(), True, False), (NORMAL, Terminal(), False, False),
+                                           (VERBOSE, Terminal(), True, True)):
+        with console(level, stream, progress=progress):
+            assert SERTrainingArguments(output_dir=str(tmp_path)).disable_tqdm is not shown, (level, progress)
+        assert arguments_logger.level == before
+    assert SERTrainingArguments(output_dir=str(tmp_path), disable_tqdm=True).disable_tqdm  # a user's choice wins
+
+
 def test_predict_writes_no_bar_into_a_log_file(tmp_path):
     """The end-to-end case: `ser-hf predict ... 2> log` with a tiny checkpoint leaves no bar in the log."""
     from ser_hf.testing.corpora import write_tone

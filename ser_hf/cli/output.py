@@ -53,7 +53,8 @@ def console(level: int, stream=None, progress: bool = True) -> Iterator[None]:
     bars_off = level == QUIET or not progress or not _is_terminal(stream)
     if bars_off:
         os.environ.update(PROGRESS_OFF)
-    with warnings.catch_warnings(), _transformers_verbosity(level), _library_bars_off(bars_off):
+    with warnings.catch_warnings(), _transformers_verbosity(level), _library_bars_off(bars_off), \
+            _trainer_bar(not bars_off, level == VERBOSE):
         if level != VERBOSE:
             for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
                 warnings.filterwarnings("ignore", category=category)
@@ -127,6 +128,24 @@ def _transformers_verbosity(level: int) -> Iterator[None]:
         os.environ.pop("TRANSFORMERS_VERBOSITY", None)
         if "transformers" in sys.modules:  # imported before or during the command
             _hf_logging().set_verbosity(saved)
+
+
+@contextlib.contextmanager
+def _trainer_bar(shown: bool, verbose: bool = False) -> Iterator[None]:
+    """Let the Trainer's progress bar follow ser-hf's rule (a terminal, not silenced), not transformers' log level.
+
+    ``TrainingArguments`` turns the bar off (and prints raw log dicts instead) whenever its module's logger is above
+    WARNING, which :func:`_transformers_verbosity` makes it: ``ser-hf train`` showed no bar on a terminal. That one
+    logger's level decides it; set it so (``-v`` keeps its INFO messages where the bar shows), and put it back
+    afterwards.
+    """
+    arguments_logger = logging.getLogger("transformers.training_args")
+    saved = arguments_logger.level
+    arguments_logger.setLevel((logging.INFO if verbose else logging.WARNING) if shown else logging.ERROR)
+    try:
+        yield
+    finally:
+        arguments_logger.setLevel(saved)
 
 
 def _hf_logging():

@@ -43,10 +43,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 
-from common import RECIPE_SEED, RESULTS_DIR, SHARED_DATA, cv_scores, provenance, report_scores, write_result
+from common import (
+    RECIPE_SEED,
+    RESULTS_DIR,
+    SHARED_DATA,
+    cv_scores,
+    provenance,
+    report_scores,
+    scratch_dir,
+    write_result,
+)
 from probe_accuracy import copy_keys, probe_run
 
 from ser_hf.training.experiment import cross_validate, leave_one_corpus_out
@@ -88,7 +96,7 @@ def partial_run(spec: str, layers: int, seed: int, output_dir: str):
 
 
 def _cv_row(spec: str, method: str, run=None, **overrides) -> tuple[dict, object]:
-    output_dir = tempfile.mkdtemp(prefix="ser_hf_accuracy_")
+    output_dir = scratch_dir("ser_hf_accuracy_")
     if run is None:
         run = multi_corpus_run(spec, output_dir) if _is_multi_corpus(spec) else \
             probe_run(spec, cache_dir=None, output_dir=output_dir)
@@ -154,7 +162,7 @@ def multi_corpus_rows(spec: str) -> list[dict]:
     probe, result = _cv_row(spec, "probe")
     probe["per_corpus"] = {corpus: report_scores(report) for corpus, report in result.per_corpus.items()}
     rows = [probe]
-    run = multi_corpus_run(spec, tempfile.mkdtemp(prefix="ser_hf_accuracy_loco_"))
+    run = multi_corpus_run(spec, scratch_dir("ser_hf_accuracy_loco_"))
     start = time.perf_counter()
     reports = leave_one_corpus_out(run, progress=False)
     seconds = round(time.perf_counter() - start, 1)
@@ -169,7 +177,7 @@ def partial_rows(spec: str, layers: int, seeds=SEEDS) -> list[dict]:
     """One row per seed of ``seeds``: partial fine-tuning of the top ``layers`` layers, every fold."""
     rows = []
     for seed in seeds:
-        run = partial_run(spec, layers, seed, tempfile.mkdtemp(prefix="ser_hf_accuracy_partial_"))
+        run = partial_run(spec, layers, seed, scratch_dir("ser_hf_accuracy_partial_"))
         row, _ = _cv_row(spec, f"partial fine-tuning, top {layers} layer{'s' * (layers > 1)}, seed {seed}", run)
         rows.append(row)
     return rows

@@ -24,11 +24,10 @@ import argparse
 import dataclasses
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS_DIR, SHARED_DATA, provenance, write_result
+from common import RESULTS_DIR, SHARED_DATA, provenance, scratch_dir, write_result
 
 from ser_hf.baseline.classifiers import is_neural
 from ser_hf.baseline.crossval import cross_validate_baseline
@@ -120,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     previous = RESULTS_DIR / f"{args.name}.json"
     rows = {r["config"]: r for r in json.loads(previous.read_text())["results"]["runs"]} if previous.exists() else {}
-    output_root = tempfile.mkdtemp(prefix="ser_hf_bench_baseline_")
+    output_root = scratch_dir("ser_hf_bench_baseline_")
     for spec in args.configs:
         rows[spec] = run_config(spec, args.cache_dir, output_root, args.jobs, args.workers)
         row = rows[spec]

@@ -14,13 +14,16 @@ wait's outcome, the load average before and after, the repeats (:func:`timing_co
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import datetime as _dt
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
@@ -37,6 +40,17 @@ RECIPE_SEED = 0
 
 PACKAGES = ("ser-hf", "torch", "transformers", "datasets", "evaluate", "accelerate", "librosa",
             "soundfile", "soxr", "scikit-learn", "numpy")
+
+
+def scratch_dir(prefix: str) -> str:
+    """A new temporary folder for what a run writes on the way (checkpoints, reports), removed when the script exits.
+
+    A benchmark's output is its result file; the folds' checkpoints are not kept. Left behind, they filled the
+    disk: a partial fine-tuning row leaves about 450 MB per seed.
+    """
+    folder = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def _accelerator() -> str | None:

@@ -21,14 +21,13 @@ Usage (``corpus+corpus[/emotions]:model:max_source_positions[:speed factors[:noi
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from accuracy import multi_corpus_run
-from common import run_configs
+from common import run_configs, scratch_dir
 from variant_comparison import ASSIGNMENTS, variant_rows
 
 from ser_hf.splits import speaker_folds
@@ -81,7 +80,7 @@ def run_config(spec: str, predict=linear_predictions, fit_name: str = "training.
     """Score the ``variants`` of ``predict`` (``(states, variant, fold) -> (test predictions, record)``) on ``spec``
     (default: :data:`VARIANTS`, and the new fit without copies for a config with training copies)."""
     start = time.perf_counter()
-    run = multi_corpus_run(spec, tempfile.mkdtemp(prefix="ser_hf_corpus_balance_"))
+    run = multi_corpus_run(spec, scratch_dir("ser_hf_corpus_balance_"))
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     method = make_method(run, labels, progress=False)

@@ -10,10 +10,9 @@ model's in-corpus test report on held-out RAVDESS actors.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 
-from common import SHARED_DATA, report_scores, write_result
+from common import SHARED_DATA, report_scores, scratch_dir, write_result
 
 from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
 from ser_hf.training.experiment import train
@@ -27,7 +26,7 @@ def main() -> None:
     parser.add_argument("--source", default="ravdess")
     parser.add_argument("--target", default="urdu")
     args = parser.parse_args()
-    out = tempfile.mkdtemp(prefix="ser_hf_cross_")
+    out = scratch_dir("ser_hf_cross_")
     run = parse_run(None, corpus=args.source, data_dir=str(SHARED_DATA / args.source), emotions="4class",
                     model_name_or_path=args.model, mode="probe", max_source_positions=args.positions,
                     output_dir=f"{out}/model")

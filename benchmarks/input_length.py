@@ -13,11 +13,10 @@ Usage::
 
 from __future__ import annotations
 
-import tempfile
 import time
 
 import numpy as np
-from common import run_configs
+from common import run_configs, scratch_dir
 from probe_accuracy import probe_run
 from variant_comparison import Variant, compare_variants
 
@@ -33,7 +32,7 @@ def run_config(spec: str) -> dict:
     lengths = lengths.split(",")
     start = time.perf_counter()
     runs = {positions: probe_run(f"{corpus_part}:{model}:{positions}", cache_dir=None,
-                                 output_dir=tempfile.mkdtemp(prefix="ser_hf_input_length_"))
+                                 output_dir=scratch_dir("ser_hf_input_length_"))
             for positions in lengths}
     data = runs[lengths[0]].data
     dataset = load_run_dataset(data)  # the same clips for every length: only the model's input differs

@@ -18,13 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import SHARED_DATA, add_timing_arguments, speedup, time_interleaved, timing_conditions, write_result
+from common import (
+    SHARED_DATA,
+    add_timing_arguments,
+    scratch_dir,
+    speedup,
+    time_interleaved,
+    timing_conditions,
+    write_result,
+)
 
 from ser_hf.evaluation import EvaluationReport
 from ser_hf.inference.onnx import export_onnx
@@ -85,7 +92,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     add_timing_arguments(parser)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="ser_hf_onnx_bench_"))
+    tmp = Path(scratch_dir("ser_hf_onnx_bench_"))
     run, trained, train_seconds = _train_probe(tmp, args.emotions, args.positions)
     start = time.perf_counter()
     record = export_onnx(trained.checkpoint, tmp / "export", quantize="int8")

@@ -23,11 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS_DIR, SHARED_DATA, parse_overrides, write_result
+from common import RESULTS_DIR, SHARED_DATA, parse_overrides, scratch_dir, write_result
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -84,7 +83,7 @@ def run_benchmark(recipe: Path, emotions: str | None, spec: str, overrides: dict
 
     overrides = overrides or {}
     fitted = parse_run(recipe, **overrides)  # what the recipe's copies are, to record what the comparison leaves out
-    work = Path(tempfile.mkdtemp(prefix="ser_hf_perturbation_"))
+    work = Path(scratch_dir("ser_hf_perturbation_"))
     start = time.perf_counter()
     checkpoint, tested, seen = fit_fold_one(recipe, emotions, work / "model", **overrides)
     fit_seconds = time.perf_counter() - start

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 
-from common import RECIPE_SEED, RESULTS_DIR, SHARED_DATA, cv_scores, provenance, write_result
+from common import RECIPE_SEED, RESULTS_DIR, SHARED_DATA, cv_scores, provenance, scratch_dir, write_result
 
 from ser_hf.training.experiment import cross_validate
 from ser_hf.training.recipes import parse_run
@@ -56,11 +55,11 @@ def main() -> None:
     parser.add_argument("--fresh-cache", action="store_true", help="time feature extraction from an empty cache")
     parser.add_argument("--name", default="probe_accuracy", help="result file name (benchmarks/results/NAME.json)")
     args = parser.parse_args()
-    cache = tempfile.mkdtemp(prefix="ser_hf_bench_cache_") if args.fresh_cache else None
+    cache = scratch_dir("ser_hf_bench_cache_") if args.fresh_cache else None
     previous = RESULTS_DIR / f"{args.name}.json"
     rows = {r["config"]: r for r in json.loads(previous.read_text())["results"]["runs"]} if previous.exists() else {}
     for spec in args.configs:
-        rows[spec] = {**run_config(spec, cache, tempfile.mkdtemp(prefix="ser_hf_bench_out_")), **provenance()}
+        rows[spec] = {**run_config(spec, cache, scratch_dir("ser_hf_bench_out_")), **provenance()}
         print(json.dumps(rows[spec]["pooled"]["unweighted_accuracy"]), spec, rows[spec]["seconds"], "s", flush=True)
         write_result(args.name, {"fresh_cache": args.fresh_cache, "runs": list(rows.values())})
 

@@ -18,12 +18,11 @@ the other candidates on the same corpus and backbone, each against the recipe's 
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass
 
 import numpy as np
-from common import run_configs
+from common import run_configs, scratch_dir
 from probe_accuracy import probe_run
 from probe_layer_mix import cached_states
 from variant_comparison import Variant, compare_variants
@@ -56,7 +55,7 @@ class PitchShifted:
 
 def states(spec: str, **overrides) -> np.ndarray:
     """The pooled states of the config's clips with recipe ``overrides`` (e.g. ``trim_db``)."""
-    run = probe_run(spec, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_audio_variants_"), **overrides)
+    run = probe_run(spec, cache_dir=None, output_dir=scratch_dir("ser_hf_audio_variants_"), **overrides)
     dataset = load_run_dataset(run.data)
     method = make_method(run, dataset.features["label"].names, progress=False)
     return np.asarray(method.features(dataset["audio"]), dtype=np.float64)

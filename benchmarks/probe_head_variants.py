@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import tempfile
 import time
 import zlib
 
 import numpy as np
-from common import write_result
+from common import scratch_dir, write_result
 from probe_accuracy import probe_run
 from tqdm.auto import tqdm
 
@@ -58,7 +57,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=2, help="augmented copies of each training clip")
     parser.add_argument("--name", default="probe_head_variants")
     args = parser.parse_args()
-    run = probe_run(args.config, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_variants_"))
+    run = probe_run(args.config, cache_dir=None, output_dir=scratch_dir("ser_hf_variants_"))
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     method = make_method(run, labels, progress=True)

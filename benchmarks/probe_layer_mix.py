@@ -20,14 +20,13 @@ were not (see the result file), so the probe kept the fixed mixes.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from common import run_configs
+from common import run_configs, scratch_dir
 from probe_accuracy import probe_run
 
 from ser_hf.evaluation import EvaluationReport
@@ -109,7 +108,7 @@ class CachedStates:
 def cached_states(spec: str) -> CachedStates:
     """The probe's pooled states of a configuration (from ser_hf's feature cache), those of its training copies
     (``ProbeMethod.training_copies``, the code ``ser-hf cv`` trains them with) and ``accuracy.py``'s outer folds."""
-    run = probe_run(spec, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_cached_states_"))
+    run = probe_run(spec, cache_dir=None, output_dir=scratch_dir("ser_hf_cached_states_"))
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     method = make_method(run, labels, progress=False)

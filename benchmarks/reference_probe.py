@@ -20,11 +20,10 @@ This script scores that reference on the very features and speaker-grouped folds
 
 from __future__ import annotations
 
-import tempfile
 import time
 
 import numpy as np
-from common import cv_scores, run_configs
+from common import cv_scores, run_configs, scratch_dir
 from probe_accuracy import probe_run
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedGroupKFold
@@ -49,7 +48,7 @@ def fit_reference(features: np.ndarray, labels: np.ndarray, speakers: np.ndarray
 
 
 def run_config(spec: str) -> dict:
-    run = probe_run(spec, cache_dir=None, output_dir=tempfile.mkdtemp(prefix="ser_hf_reference_"))
+    run = probe_run(spec, cache_dir=None, output_dir=scratch_dir("ser_hf_reference_"))
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     start = time.perf_counter()

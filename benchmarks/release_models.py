@@ -54,7 +54,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from common import RESULTS_DIR, SHARED_DATA, cv_scores, environment, report_scores, write_result
+from common import RESULTS_DIR, SHARED_DATA, cv_scores, environment, report_scores, scratch_dir, write_result
 from release_evidence import (
     REFERENCES,
     _limitations,
@@ -232,7 +232,7 @@ def train_release(spec: ReleaseSpec, data_root: Path, out_dir: Path | None, cach
     start = time.perf_counter()
     dataset, roots = release_dataset(spec, data_root)
     fingerprint = data_fingerprint(dataset, roots)
-    run = release_run(spec, data_root, tempfile.mkdtemp(prefix="ser_hf_release_"), cache_dir)
+    run = release_run(spec, data_root, scratch_dir("ser_hf_release_"), cache_dir)
     cv = cross_validate_release(spec, run, dataset, release_folds(spec, dataset))
     method, head = fit_release(run, dataset)
     input_length, comparison = input_length_evidence(spec), single_corpus_comparison(spec, cv)
@@ -337,7 +337,7 @@ def write_references(cache_dir: str | None = None) -> Path:
 
     rows = {}
     for config in reference_configs():
-        rows[config] = {**run_config(config, cache_dir, tempfile.mkdtemp(prefix="ser_hf_release_ref_")), **provenance()}
+        rows[config] = {**run_config(config, cache_dir, scratch_dir("ser_hf_release_ref_")), **provenance()}
         print(f"{config}: pooled UA {100 * _ua(rows[config]):.1f}", flush=True)
     return write_result(REFERENCES, {"purpose": "single-corpus linear probes the released models' records compare with",
                                      "runs": list(rows.values())})

@@ -208,3 +208,18 @@ def test_gpu_peak_memory_is_read_in_mib_after_a_reset(common, monkeypatch):
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 3 * 2**20 + 2**19)
     assert common.gpu_peak_mib(reset=True) is None and calls == ["reset"]
     assert common.gpu_peak_mib() == 3.5
+
+
+def test_a_runs_scratch_folder_is_gone_when_the_script_exits(tmp_path):
+    """A benchmark's output is its result file: the folds' checkpoints (450 MB per partial seed) used to stay."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from common import scratch_dir; "
+            "import os; folder = scratch_dir('ser_hf_scratch_test_'); open(os.path.join(folder, 'x'), 'w').close(); "
+            "print(folder)")
+    result = subprocess.run([sys.executable, "-c", code, str(BENCHMARKS)], capture_output=True, text=True,
+                            env={"TMPDIR": str(tmp_path), "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    folder = Path(result.stdout.strip())
+    assert folder.parent == tmp_path and not folder.exists()

@@ -96,8 +96,8 @@ def partial_run(spec: str, layers: int, seed: int, output_dir: str):
 
 
 def _cv_row(spec: str, method: str, run=None, **overrides) -> tuple[dict, object]:
-    output_dir = scratch_dir("ser_hf_accuracy_")
     if run is None:
+        output_dir = scratch_dir("ser_hf_accuracy_")
         run = multi_corpus_run(spec, output_dir) if _is_multi_corpus(spec) else \
             probe_run(spec, cache_dir=None, output_dir=output_dir)
     for key, value in overrides.items():  # probe_* and embedding_* keys live in the probe's own group

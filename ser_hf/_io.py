@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -102,15 +103,20 @@ def temporary_file(out: str | os.PathLike) -> Path:
     out = Path(out)
     handle, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
-        try:
-            mode = (out.stat().st_mode & 0o777) | 0o600 if out.is_file() else _default_mode()
-        except OSError:
-            mode = _default_mode()
         with contextlib.suppress(OSError):  # a file system without Unix permissions refuses: the write goes on
-            os.fchmod(handle, mode)
+            os.fchmod(handle, _replacement_mode(out))
     finally:
         os.close(handle)
     return Path(name)
+
+
+def _replacement_mode(out: Path) -> int:
+    """The mode of the regular file ``out`` (the owner keeping read and write), else a new file's."""
+    try:
+        status = out.stat()
+    except OSError:
+        return _default_mode()
+    return (status.st_mode & 0o777) | 0o600 if stat.S_ISREG(status.st_mode) else _default_mode()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = False) -> Path:

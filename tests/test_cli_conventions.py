@@ -16,6 +16,13 @@ from ser_hf.progress import progress_bar
 from ser_hf.testing.corpora import make_corpus_tree
 
 
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal, as a user's console is."""
+
+    def isatty(self):
+        return True
+
+
 def _leaves(parser: argparse.ArgumentParser):
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -112,10 +119,6 @@ def test_transformers_is_quiet_when_first_imported_during_a_command():
 def test_progress_bars_only_where_someone_watches(monkeypatch):
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
 
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
     assert not progress_bar(True, total=2, file=Terminal()).disable
     assert progress_bar(True, total=2, file=io.StringIO()).disable  # a pipe or log file
     assert progress_bar(False, total=2, file=Terminal()).disable
@@ -125,16 +128,12 @@ def test_progress_bars_only_where_someone_watches(monkeypatch):
     assert "TQDM_DISABLE" not in os.environ
 
 
-def test_the_libraries_bars_are_off_where_ours_are(monkeypatch):
+def test_the_libraries_bars_are_off_where_ours_are():
     """transformers, datasets and the Hub client read their switches when imported, before a command runs: the
     "Loading weights" bar went into every log file, even with -q."""
     import datasets.utils.logging as datasets_logging
     import huggingface_hub.utils as hub_utils
     from transformers.utils import logging as hf_logging
-
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
 
     def bars_on() -> list[bool]:
         return [hf_logging.is_progress_bar_enabled(), datasets_logging.is_progress_bar_enabled(),
@@ -155,10 +154,6 @@ def test_the_trainers_bar_follows_the_same_rule(tmp_path, monkeypatch):
     from ser_hf.training.arguments import SERTrainingArguments
 
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
-
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
 
     arguments_logger = logging.getLogger("transformers.training_args")
     before = arguments_logger.level

@@ -22,7 +22,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 QUIET, NORMAL, VERBOSE = -1, 0, 1
 
@@ -71,6 +71,15 @@ def console(level: int, stream=None, progress: bool = True) -> Iterator[None]:
                     os.environ[name] = value
 
 
+#: The libraries whose bars :func:`_library_bars_off` switches: (module, whether its bars are on, off, on again).
+_LIBRARY_BARS = (
+    ("huggingface_hub.utils", lambda hub: not hub.are_progress_bars_disabled(), "disable_progress_bars",
+     "enable_progress_bars"),
+    ("transformers.utils.logging", lambda hf: hf.is_progress_bar_enabled(), "disable_progress_bar", "enable_progress_bar"),
+    ("datasets.utils.logging", lambda ds: ds.is_progress_bar_enabled(), "disable_progress_bar", "enable_progress_bar"),
+)
+
+
 @contextlib.contextmanager
 def _library_bars_off(off: bool) -> Iterator[None]:
     """Switch off the bars of the Hub client, transformers and datasets where they are already imported.
@@ -80,28 +89,23 @@ def _library_bars_off(off: bool) -> Iterator[None]:
     afterwards.
     """
     undo = []
-    if off:
-        for module, disable, enable, enabled in (
-                ("huggingface_hub.utils", "disable_progress_bars", "enable_progress_bars", "are_progress_bars_disabled"),
-                ("transformers.utils.logging", "disable_progress_bar", "enable_progress_bar", "is_progress_bar_enabled"),
-                ("datasets.utils.logging", "disable_progress_bar", "enable_progress_bar", "is_progress_bar_enabled")):
-            library = sys.modules.get(module)
-            if library is None:
-                continue  # imported later, it reads the environment variables
-            is_on = getattr(library, enabled)()
-            is_on = not is_on if enabled.startswith("are_") else is_on
-            if is_on:
-                with warnings.catch_warnings():  # a user's explicit HF_*_PROGRESS_BARS=0 makes them warn
-                    warnings.simplefilter("ignore")
-                    getattr(library, disable)()
-                undo.append(getattr(library, enable))
+    for name, bars_on, disable, enable in _LIBRARY_BARS if off else ():
+        library = sys.modules.get(name)
+        if library is not None and bars_on(library):  # one imported later reads the environment variables
+            _quietly(getattr(library, disable))
+            undo.append(getattr(library, enable))
     try:
         yield
     finally:
-        for enable in reversed(undo):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                enable()
+        for switch_on in reversed(undo):
+            _quietly(switch_on)
+
+
+def _quietly(switch: Callable[[], None]) -> None:
+    """Call a library's bar switch; a user's explicit ``HF_*_PROGRESS_BARS=0`` makes it warn, which says nothing here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        switch()
 
 
 def _is_terminal(stream) -> bool:

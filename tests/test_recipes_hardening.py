@@ -227,6 +227,18 @@ def test_wrong_types_raise_instead_of_exiting(tmp_path, text, pattern):
         parse_run(_write(tmp_path, "r.yaml", text))
 
 
+def test_a_list_written_as_one_value_is_answered_with_both_list_forms(tmp_path):
+    """argparse reads each list item alone, so '[0.9, 1.1]' on the command line (or '0.9, 1.1' in YAML) is one bad
+    float: the error shows how to write the list in both places."""
+    both_forms = (r"expected list\[float\]: on the command line its values separated by spaces "
+                  r"\(--probe_speed_copies 0\.9 1\.1\), in a recipe a YAML list \(probe_speed_copies: \[0\.9, 1\.1\]\)")
+    with pytest.raises(SERError, match=r"invalid float value: '\[0\.9, 1\.1\]' \(set in the command line.*" + both_forms):
+        parse_run(None, ["--probe_speed_copies", "[0.9, 1.1]"])
+    with pytest.raises(SERError, match=r"invalid float value: '0\.9, 1\.1' \(set in recipe .*r\.yaml\).*" + both_forms):
+        parse_run(_write(tmp_path, "r.yaml", "probe_speed_copies: 0.9, 1.1\n"))
+    assert parse_run(None, ["--probe_speed_copies", "0.9", "1.1"]).probe.probe_speed_copies == [0.9, 1.1]
+
+
 def test_transformers_own_checks_become_errors_naming_the_recipe(tmp_path):
     recipe = _write(tmp_path, "r.yaml", "eval_strategy: steps\nsave_strategy: epoch\nload_best_model_at_end: true\n")
     with pytest.raises(SERError, match=r"Invalid training arguments \(.*load_best_model_at_end.*\)\. Fix them in recipe"):

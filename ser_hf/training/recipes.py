@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import typing
 from collections.abc import Hashable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -359,6 +360,14 @@ def _kind(key: str) -> str:
         for item in dataclasses.fields(group):
             if item.name == key:
                 choices = item.metadata.get("choices")
-                kind = getattr(item.type, "__name__", str(item.type)).replace(" | None", "")
-                return f"one of {[c for c in choices if c is not None]}" if choices else kind
+                # list[float].__name__ is "list": keep the item type, which the example below needs
+                kind = (str(item.type) if typing.get_origin(item.type) else
+                        getattr(item.type, "__name__", str(item.type))).replace(" | None", "")
+                if choices:
+                    return f"one of {[c for c in choices if c is not None]}"
+                if kind.startswith("list["):  # argparse reads each value alone, so "[0.9, 1.1]" is one bad float
+                    example = "0.9 1.1" if "float" in kind else "a b"
+                    return (f"{kind}: on the command line its values separated by spaces (--{key} {example}), "
+                            f"in a recipe a YAML list ({key}: [{example.replace(' ', ', ')}])")
+                return kind
     return "another value"

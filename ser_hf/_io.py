@@ -3,6 +3,9 @@
 - :func:`atomic_write_bytes` (and ``_text``, ``_json``): the data goes to a temporary file beside the target and is
   renamed over it (``os.replace`` is atomic), so a reader (another process sharing a cache, a rerun after a crash)
   sees either the old file or the complete new one, never half a file.
+- :func:`atomic_directory`: the same for a folder (a checkpoint): written beside the target, moved in when complete.
+- :func:`check_output_folder`: refuses a folder output that would overwrite a file, the input it is made from, or
+  anything that is not an earlier output of the same kind.
 - :func:`default_permissions`: what ``open()``/``mkdir`` would give, for files and folders that a tool made private
   (safetensors' ``0600``, ``mkdtemp``'s ``0700``) and that become outputs others read; atomic writes do the same.
 - :func:`file_sha256`: the SHA-256 of a file's bytes, read in 1 MiB blocks (``hashlib.file_digest`` needs 3.11).
@@ -25,17 +28,18 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import stat
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ser_hf.errors import ModelError
 
-__all__ = ["CACHE_ENV", "MAX_JSON_BYTES", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "cache_root",
-           "default_permissions", "file_sha256", "read_json", "temporary_file", "unique_keys"]
+__all__ = ["CACHE_ENV", "MAX_JSON_BYTES", "atomic_directory", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "cache_root",
+           "check_output_folder", "default_permissions", "file_sha256", "read_json", "temporary_file", "unique_keys"]
 
 #: The environment variable that moves every ser_hf cache.
 CACHE_ENV = "SER_HF_CACHE"
@@ -131,14 +135,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = Fa
         ``path``.
     """
     path = Path(path)
-    temporary = temporary_file(path)
+    # Through a symlink, replace the file it points at (as appending through it would) and keep the link.
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    temporary = temporary_file(target)
     try:
         with temporary.open("wb") as handle:
             handle.write(data)
             if fsync:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)  # a full disk must not be left fuller
         raise
@@ -153,6 +159,87 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "ut
 def atomic_write_json(path: str | os.PathLike, value: Any, *, fsync: bool = False, **dumps: Any) -> Path:
     """:func:`atomic_write_bytes` of ``json.dumps(value, **dumps)`` and a newline."""
     return atomic_write_text(path, json.dumps(value, **dumps) + "\n", fsync=fsync)
+
+
+@contextlib.contextmanager
+def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yields a temporary sibling directory of ``out`` that replaces ``out`` only if the block succeeds.
+
+    An interrupted or failed write leaves at most a hidden ``.<name>.tmp-*`` directory (removed on
+    errors Python sees), never a half-written ``out`` that would look complete.
+
+    Args:
+        out: The final directory.
+        overwrite: Replace ``out`` if it exists (the old one is moved aside, then deleted).
+
+    Example:
+        ```python
+        >>> with atomic_directory(Path("checkpoint")) as tmp:  # doctest: +SKIP
+        ...     (tmp / "config.json").write_text("{}")
+        ```
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    # mkdtemp makes the directory private (0700); a checkpoint is meant to be readable like any output.
+    default_permissions(tmp)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.exists() and overwrite:
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            os.replace(old, out)  # put the earlier output back rather than leave nothing
+        raise ModelError(f"could not move the new folder into {out} ({err}); it may have been created meanwhile.") \
+            from err
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str, what: str,
+                        sources: Sequence[str | os.PathLike] = (), overwrite: bool = False) -> Path:
+    """Refuse a folder output that would destroy something it should not; returns ``out`` as a Path.
+
+    Refused: ``out`` is a file; ``out`` is one of ``sources`` (the checkpoint being read) or holds one of them; ``out``
+    is a non-empty folder, unless ``overwrite`` is set *and* it holds ``marker``, the file every earlier output of
+    this kind has (so ``overwrite`` replaces an earlier export, never a folder of the user's own files).
+
+    Args:
+        out: The folder to write (created if missing).
+        argument: How the caller names it (``--out``, ``out_dir``), for the message.
+        marker: The file name that marks an earlier output of this kind.
+        what: What is written (``an ONNX export``), for the message.
+        sources: Folders the output is made from.
+        overwrite: Whether an earlier output (holding ``marker``) may be replaced.
+
+    Raises:
+        ModelError: naming the argument, the folder, what was found and what to pass instead.
+    """
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ModelError(f"{argument} {out} is a file; pass a directory for {what} (it is created if missing).")
+    resolved = out.resolve()
+    for source in sources:
+        source = Path(source).expanduser().resolve()
+        if resolved == source or resolved in source.parents:
+            raise ModelError(f"{argument} {out} is (or holds) the checkpoint it is made from, {source}; writing "
+                             f"{what} there would overwrite it. Pass another directory.")
+    found = sorted(item.name for item in out.iterdir()) if out.is_dir() else []
+    if found and not (overwrite and (out / marker).is_file()):
+        shown = f"{found[:8]}{' ...' if len(found) > 8 else ''}"
+        how = (f"it holds no {marker}, so it is not an earlier {what.removeprefix('an ').removeprefix('a ')} that "
+               f"overwrite may replace" if overwrite else f"pass overwrite (--overwrite) to replace an earlier "
+               f"{what.removeprefix('an ').removeprefix('a ')} there")
+        raise ModelError(f"{argument} {out} is not empty (found {shown}); pass an empty or new directory ({how}).")
+    return out
 
 
 def unique_keys(error: Callable[[list[str]], Exception]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:

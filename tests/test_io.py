@@ -1,4 +1,5 @@
-"""Atomic writes keep the permissions a user expects of an output, not mkstemp's private 0600."""
+"""Atomic writes keep the permissions a user expects of an output (not mkstemp's private 0600) and follow symlinks;
+folder outputs never replace a file, their source or a folder of the user's own files."""
 
 import os
 import stat
@@ -6,7 +7,8 @@ import stat
 import pytest
 
 import ser_hf._io as io_helpers
-from ser_hf._io import atomic_write_text, temporary_file
+from ser_hf._io import atomic_directory, atomic_write_text, check_output_folder, temporary_file
+from ser_hf.errors import ModelError
 
 
 @pytest.fixture
@@ -81,3 +83,54 @@ def test_a_file_system_that_refuses_chmod_does_not_stop_the_write(tmp_path, monk
     out = atomic_write_text(tmp_path / "predictions.csv", "path,label\n")
     assert out.read_text() == "path,label\n"
     io_helpers.default_permissions(out)  # and widening a file there is a no-op, not an error
+
+
+def test_an_atomic_write_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    real = tmp_path / "real" / "p.csv"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    assert atomic_write_text(link, "new\n") == link
+    assert link.is_symlink() and real.read_text() == "new\n" and link.read_text() == "new\n"
+
+
+def test_an_output_folder_never_replaces_a_file_its_source_or_the_users_files(tmp_path):
+    kind = {"argument": "out_dir", "marker": "done.json", "what": "a speaker model"}
+    source = tmp_path / "models" / "checkpoint"
+    source.mkdir(parents=True)
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(ModelError, match=r"out_dir .*a-file is a file; pass a directory for a speaker model"):
+        check_output_folder(tmp_path / "a-file", **kind)
+    for folder in (source, source.parent, tmp_path / "models" / "." / "checkpoint"):
+        with pytest.raises(ModelError, match=r"is \(or holds\) the checkpoint it is made from"):
+            check_output_folder(folder, sources=[source], overwrite=True, **kind)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(ModelError, match=r"out_dir .*mine is not empty \(found \['notes.txt'\]\).*pass overwrite"):
+        check_output_folder(mine, **kind)
+    with pytest.raises(ModelError, match=r"holds no done.json, so it is not an earlier speaker model"):
+        check_output_folder(mine, overwrite=True, **kind)
+    (mine / "done.json").write_text("{}")
+    assert check_output_folder(mine, overwrite=True, **kind) == mine
+    assert check_output_folder(tmp_path / "new", **kind) == tmp_path / "new"
+
+
+def test_a_folder_that_cannot_be_moved_in_puts_the_earlier_one_back(tmp_path, monkeypatch):
+    out = tmp_path / "checkpoint"
+    out.mkdir()
+    (out / "config.json").write_text("earlier")
+    real_replace = os.replace
+
+    def refuse_the_new_folder(source, target):
+        if ".tmp-" in str(source):
+            raise OSError("simulated")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", refuse_the_new_folder)
+    with pytest.raises(ModelError, match="could not move the new folder into"):
+        with atomic_directory(out, overwrite=True) as tmp:
+            (tmp / "config.json").write_text("new")
+    assert (out / "config.json").read_text() == "earlier"
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"]

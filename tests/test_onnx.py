@@ -228,11 +228,24 @@ def test_overwrite_keeps_other_files_and_removes_stale_ones(whisper, reuse_trace
     out = shutil.copytree(whisper["export"], tmp_path / "export")
     (out / "notes.txt").write_text("mine")
     (out / "model.int8.onnx").write_bytes(b"stale")
-    with pytest.raises(ModelError, match=r"output directory .* is not empty \(found \['config.json'.*--overwrite"):
+    with pytest.raises(ModelError, match=r"--out .* is not empty \(found \['config.json'.*--overwrite"):
         export_onnx(whisper["checkpoint"], out)
     export_onnx(whisper["checkpoint"], out, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine" and not (out / "model.int8.onnx").exists()
     assert EmotionRecognizer.from_pretrained(out).labels == FOUR
+
+
+def test_overwrite_refuses_a_folder_that_is_not_an_earlier_export(whisper, reuse_trace, tmp_path):
+    """--overwrite replaces an earlier export (it holds ser_hf_export.json), never a folder of the user's files."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name in ("config.json", "ser_hf_run.json", "notes.txt"):
+        (out / name).write_text(f"the user's {name}")
+    with pytest.raises(ModelError, match=r"--out .*mine is not empty .*holds no ser_hf_export.json, so it is not an "
+                                         r"earlier ONNX export"):
+        export_onnx(whisper["checkpoint"], out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "notes.txt", "ser_hf_run.json"]
+    assert all((out / name).read_text() == f"the user's {name}" for name in ("config.json", "ser_hf_run.json"))
 
 
 def test_parity_failure_writes_nothing(whisper, reuse_trace, tmp_path, monkeypatch):
@@ -294,8 +307,14 @@ def test_input_errors(whisper, tmp_path):
         export_onnx(tmp_path / "missing", tmp_path / "out")
     with pytest.raises(ModelError, match="is already an ONNX export; pass the PyTorch checkpoint"):
         export_onnx(whisper["export"], tmp_path / "out")
-    with pytest.raises(ModelError, match="is the checkpoint directory itself"):
+    with pytest.raises(ModelError, match="is \\(or holds\\) the checkpoint it is made from"):
         export_onnx(whisper["checkpoint"], whisper["checkpoint"], overwrite=True)
+    with pytest.raises(ModelError, match="is \\(or holds\\) the checkpoint it is made from"):
+        export_onnx(whisper["checkpoint"], whisper["checkpoint"].parent, overwrite=True)
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(ModelError, match=r"--out .*a-file is a file; pass a directory"):
+        export_onnx(whisper["checkpoint"], tmp_path / "a-file")
+    assert (tmp_path / "a-file").read_text() == "mine"
     with pytest.raises(ModelError, match=r"quantize must be None or one of \['int8'\], got 'int4'"):
         export_onnx(whisper["checkpoint"], tmp_path / "out", quantize="int4")
     SEWConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32).save_pretrained(

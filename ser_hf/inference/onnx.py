@@ -48,6 +48,7 @@ from typing import Any
 
 import torch
 
+from ser_hf._io import check_output_folder
 from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import ModelError
 from ser_hf.inference.onnx_parity import check_batches, features, logits, max_differences, parity, voiced_clips
@@ -122,16 +123,9 @@ def _check_supported(model_dir: Path) -> str:
 
 
 def _check_out_dir(out: Path, model_dir: Path, overwrite: bool) -> None:
-    if out.resolve() == model_dir.resolve():
-        raise ModelError(f"--out {out} is the checkpoint directory itself; pass another directory for the export.")
-    if out.exists() and not out.is_dir():
-        raise ModelError(f"--out {out} is a file; pass a directory (it is created if missing).")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        found = sorted(p.name for p in out.iterdir())
-        raise ModelError(
-            f"output directory {out} is not empty (found {found[:8]}{' ...' if len(found) > 8 else ''}); pass an "
-            f"empty or new directory, or --overwrite (overwrite=True) to replace an earlier export there."
-        )
+    # --overwrite replaces an earlier export (it holds EXPORT_RECORD), never a folder of other files
+    check_output_folder(out, argument="--out", marker=EXPORT_RECORD, what="an ONNX export", sources=[model_dir],
+                        overwrite=overwrite)
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import ser_hf
+from ser_hf._io import atomic_directory
 from ser_hf.checkpoint import write_run_record
 from ser_hf.emotions import resolve_emotions
 from ser_hf.errors import ModelError
@@ -41,7 +42,6 @@ from ser_hf.models.released import (
     verify_card,
     verify_head,
 )
-from ser_hf.models.whisper_convert import atomic_directory
 
 __all__ = ["MARKER_FILE", "ReleaseStatus", "list_released", "prepare_released"]
 

@@ -29,18 +29,14 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ser_hf._io import default_permissions
+from ser_hf._io import atomic_directory, default_permissions
 from ser_hf.errors import ModelError
 from ser_hf.models.ct2_reader import CT2Model, parse_ct2_bytes
 
@@ -424,43 +420,3 @@ def _describe(model: CT2Model, encoder_only: bool) -> dict[str, Any]:
         "converter": f"ser_hf {ser_hf.__version__} (ser_hf.models.whisper_convert)",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-@contextmanager
-def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yields a temporary sibling directory of ``out`` that replaces ``out`` only if the block succeeds.
-
-    An interrupted or failed write leaves at most a hidden ``.<name>.tmp-*`` directory (removed on
-    errors Python sees), never a half-written ``out`` that would look complete.
-
-    Args:
-        out: The final directory.
-        overwrite: Replace ``out`` if it exists (the old one is moved aside, then deleted).
-
-    Example:
-        ```python
-        >>> with atomic_directory(Path("checkpoint")) as tmp:  # doctest: +SKIP
-        ...     (tmp / "config.json").write_text("{}")
-        ```
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    # mkdtemp makes the directory private (0700); a model cache is meant to be readable like any checkpoint.
-    default_permissions(tmp)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if out.exists() and overwrite:
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ModelError(f"could not move the converted model into {out} ({err}); it may have been created meanwhile.") from err
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

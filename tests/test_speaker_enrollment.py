@@ -1,5 +1,7 @@
 """EmotionRecognizer.enroll / predict(speaker=...): files, fallbacks, and a speaker model pipeline() loads."""
 
+import json
+
 import numpy as np
 import pytest
 from transformers import pipeline
@@ -251,7 +253,7 @@ def test_speaker_ids_and_files_that_are_not_utf8_are_shown_as_escapes(adaptive, 
     document = json.loads(saved.read_text(encoding="utf-8"))
     document["speakers"][0]["tensor"] = "missing"
     saved.write_text(json.dumps(document))
-    with pytest.raises(SERError, match=r"people'?: speaker 'spk\\\\xff' has no usable offset") as raised:
+    with pytest.raises(SERError, match=r"people'?: speaker 'spk\\\\xff' \(record 0\) has no usable offset") as raised:
         EmotionRecognizer.from_pretrained(checkpoint).load_enrollments(saved)
     assert "udc" not in str(raised.value)
     from ser_hf.training.speaker_adaptation import load_adaptation
@@ -309,7 +311,12 @@ def test_test_time_copies_give_every_copy_its_own_offset(adaptive, tmp_path):
     tensors = load_file(str(tmp_path / "with.safetensors"))
     del tensors["offset.0.copy.1"]  # a copy's offset lost from the file
     save_file(tensors, str(tmp_path / "with.safetensors"))
-    with pytest.raises(SERError, match=r"speaker 'SM1' has no usable offset .*enroll the speakers again"):
+    with pytest.raises(SERError, match=r"the .safetensors is not the one its .json was saved with"):
+        EmotionRecognizer.from_pretrained(checkpoint, test_time_copies=COPIES).load_enrollments(tmp_path / "with")
+    document = json.loads((tmp_path / "with.json").read_text())
+    del document["weights_sha256"]  # as a file from before the digest was recorded: the offsets are still checked
+    (tmp_path / "with.json").write_text(json.dumps(document))
+    with pytest.raises(SERError, match=r"speaker 'SM1' \(record 0\) has no usable offset .*enroll the speakers again"):
         EmotionRecognizer.from_pretrained(checkpoint, test_time_copies=COPIES).load_enrollments(tmp_path / "with")
     # A stream adapting online keeps every version's windows.
     audio = np.concatenate([load_audio(clip) for clip in clips])
@@ -338,3 +345,118 @@ def test_a_predict_job_with_speakers_and_test_time_copies(adaptive, tmp_path):
     recognizer.enroll("SF2", clips)  # the job enrolls each speaker from all their clips
     for clip, result in zip(clips, recognizer.predict(clips, speaker="SF2")):
         assert records[str(clip)]["scores"] == pytest.approx(result["scores"], abs=1e-5)
+
+
+def test_a_speaker_model_never_overwrites_its_checkpoint_or_other_files(adaptive, tmp_path):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SF2", _clips(corpus, "SF2")[:5])
+    before = {p.name: p.read_bytes() for p in checkpoint.iterdir() if p.is_file()}
+    for target in (checkpoint, checkpoint.parent):
+        with pytest.raises(ModelError, match=r"is \(or holds\) the checkpoint it is made from"):
+            recognizer.save_speaker_model("SF2", target, overwrite=True)
+    assert {p.name: p.read_bytes() for p in checkpoint.iterdir() if p.is_file()} == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text("the user's")
+    with pytest.raises(ModelError, match=r"out_dir .*mine is not empty \(found \['config.json'\]\)"):
+        recognizer.save_speaker_model("SF2", mine)
+    with pytest.raises(ModelError, match=r"holds no ser_hf_speaker.json, so it is not an earlier speaker model"):
+        recognizer.save_speaker_model("SF2", mine, overwrite=True)
+    assert (mine / "config.json").read_text() == "the user's"
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(ModelError, match=r"out_dir .*a-file is a file; pass a directory"):
+        recognizer.save_speaker_model("SF2", tmp_path / "a-file")
+    with pytest.raises(SERError, match="is not enrolled"):
+        recognizer.save_speaker_model("nobody", tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    out = recognizer.save_speaker_model("SF2", tmp_path / "sf2")
+    assert json.loads((out / "ser_hf_speaker.json").read_text())["speaker"] == "SF2"
+    recognizer.enroll("SF2", _clips(corpus, "SF2")[:6])
+    assert recognizer.save_speaker_model("SF2", out, overwrite=True) == out  # an earlier speaker model is replaced
+    assert json.loads((out / "ser_hf_speaker.json").read_text())["clips"] == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "mine", "sf2"]  # no temporary folder left
+
+
+def test_enrollments_keep_their_name_and_replace_only_earlier_enrollments(adaptive, tmp_path):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SM3", _clips(corpus, "SM3")[:4])
+    assert recognizer.save_enrollments(tmp_path / "speakers.v2") == tmp_path / "speakers.v2.json"
+    assert (tmp_path / "speakers.v2.safetensors").is_file()
+    assert recognizer.save_enrollments(tmp_path / "people.safetensors") == tmp_path / "people.json"
+    assert recognizer.save_enrollments(tmp_path / "people.json") == tmp_path / "people.json"  # an earlier pair
+    (tmp_path / "results.json").write_text('{"my": "precious results"}')
+    with pytest.raises(SERError, match=r"results.json' exists and is not an enrollment file, so it is not replaced"):
+        recognizer.save_enrollments(tmp_path / "results.json")
+    (tmp_path / "weights.safetensors").write_bytes(b"not mine to replace")
+    with pytest.raises(SERError, match=r"weights.safetensors' exists and is not an enrollment file"):
+        recognizer.save_enrollments(tmp_path / "weights")
+    assert not (tmp_path / "weights.json").exists() and not (tmp_path / "results.safetensors").exists()
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(SERError, match=r"folder.json' : it is a folder|folder.json'?: it is a folder"):
+        recognizer.save_enrollments(tmp_path / "folder")
+    assert (tmp_path / "results.json").read_text() == '{"my": "precious results"}'
+    assert EmotionRecognizer.from_pretrained(checkpoint).load_enrollments(tmp_path / "speakers.v2") == ["SM3"]
+
+
+@pytest.mark.parametrize("spoil, expected", [
+    (lambda d: d["speakers"].__setitem__(0, 1), r"record 0 has no usable offset or is malformed"),
+    (lambda d: d["speakers"][1].pop("speaker"), r"record 1 has no usable offset or is malformed"),
+    (lambda d: d["speakers"][1].__setitem__("speaker", None), r"record 1 has no usable offset"),
+    (lambda d: d["speakers"][1].__setitem__("adapted", "no"), r"speaker 'SF2' \(record 1\) has no usable offset"),
+    (lambda d: d["speakers"][1].__setitem__("tensor", "offset.0"), None),  # another speaker's offset: still valid
+    (lambda d: d.__setitem__("speakers", {"SM3": 1}), r"is not an enrollment file of this version"),
+    (lambda d: d.__setitem__("format", 99), r"format 99, expected 1"),
+])
+def test_a_tampered_enrollment_file_changes_nothing(adaptive, tmp_path, spoil, expected):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SM3", _clips(corpus, "SM3")[:4])
+    recognizer.enroll("SF2", _clips(corpus, "SF2")[:4])
+    saved = recognizer.save_enrollments(tmp_path / "people")
+    document = json.loads(saved.read_text())
+    spoil(document)
+    saved.write_text(json.dumps(document))
+    fresh = EmotionRecognizer.from_pretrained(checkpoint)
+    fresh.enroll("SF2", _clips(corpus, "SF2")[4:8])
+    offset = fresh.enrollments.speakers["SF2"]["offset"].copy()
+    if expected is None:
+        assert fresh.load_enrollments(saved) == ["SM3", "SF2"]
+        return
+    with pytest.raises(SERError, match=expected):
+        fresh.load_enrollments(saved)
+    assert list(fresh.enrollments.speakers) == ["SF2"]  # nothing loaded, not even the records before the bad one
+    np.testing.assert_array_equal(fresh.enrollments.speakers["SF2"]["offset"], offset)
+
+
+def test_implausible_offsets_are_refused(adaptive, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SM3", _clips(corpus, "SM3")[:4])
+    saved = recognizer.save_enrollments(tmp_path / "people")
+    document = json.loads(saved.read_text())
+    del document["weights_sha256"]
+    saved.write_text(json.dumps(document))
+    tensors = load_file(str(tmp_path / "people.safetensors"))
+    for spoiled in (tensors["offset.0"].astype(np.float64) * 1e300, tensors["offset.0"] * np.float32(1e30)):
+        save_file({"offset.0": spoiled}, str(tmp_path / "people.safetensors"))
+        with pytest.raises(SERError, match=r"speaker 'SM3' \(record 0\) has no usable offset"):
+            EmotionRecognizer.from_pretrained(checkpoint).load_enrollments(saved)
+
+
+def test_speaker_ids_must_name_someone(adaptive):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    clips = _clips(corpus, "SM3")[:4]
+    for bad in (None, "", "   ", True, 1.5, ["a"]):
+        with pytest.raises(SERError, match=r"a speaker id must be a non-empty string"):
+            recognizer.enroll(bad, clips)
+    assert recognizer.enroll(7, clips)["speaker"] == "7"
+    for index in range(12):
+        recognizer.enrollments.speakers[f"{'x' * 500}{index}"] = recognizer.enrollments.speakers["7"]
+    with pytest.raises(SERError, match=r"is not enrolled") as raised:
+        recognizer.predict(clips[0], speaker="y" * 1000)
+    assert len(str(raised.value)) < 1200 and "... 3 more" in str(raised.value)

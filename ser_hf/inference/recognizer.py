@@ -409,9 +409,12 @@ class EmotionRecognizer:
         """Load enrollments saved by :meth:`save_enrollments` with this model; returns the speaker ids."""
         return self.enrollments.load(path)
 
-    def save_speaker_model(self, speaker: str, out_dir: str | os.PathLike) -> Path:
-        """Save a standard checkpoint that scores like ``predict(..., speaker=speaker)``, for ``pipeline()``."""
-        return self.enrollments.save_speaker_model(speaker, out_dir)
+    def save_speaker_model(self, speaker: str, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Save a standard checkpoint that scores like ``predict(..., speaker=speaker)``, for ``pipeline()``.
+
+        ``out_dir`` must be new or empty, or with ``overwrite`` an earlier speaker model; never the checkpoint itself.
+        """
+        return self.enrollments.save_speaker_model(speaker, out_dir, overwrite=overwrite)
 
     def predict_long(self, wave_or_path: RecognizerInput, window: float = 3.0, hop: float = 1.0,
                      vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB,

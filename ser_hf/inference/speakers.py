@@ -31,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from ser_hf._io import default_permissions
+from ser_hf._io import (
+    atomic_directory,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_folder,
+    read_json,
+)
 from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import ModelError, SERError
 from ser_hf.models.adaptive_head import ADAPTATION_WEIGHTS, load_adaptation
@@ -39,6 +46,15 @@ from ser_hf.models.linear_head import log_softmax, mean_log_probability
 from ser_hf.paths import display_path, is_utf8, printable
 
 logger = logging.getLogger(__name__)
+
+#: Marks a speaker model (:meth:`SpeakerEnrollments.save_speaker_model`): whose speaker, from which checkpoint.
+SPEAKER_RECORD = "ser_hf_speaker.json"
+#: The safetensors metadata ``format`` of an enrollment file (how an earlier one is told from other files).
+ENROLLMENT_FORMAT = "ser_hf-enrollments"
+#: A JSON of enrollments: ids and counts, about 200 bytes a speaker.
+MAX_ENROLLMENT_BYTES = 64 * 2**20
+#: No offset of real pooled states comes near this; a larger one is a tampered or corrupt file.
+MAX_OFFSET = 1e4
 
 HEAD_TENSORS = ("layer_weights", "projector.weight", "projector.bias", "classifier.weight", "classifier.bias")
 
@@ -103,7 +119,7 @@ class SpeakerEnrollments:
     def enroll(self, speaker: str, pooled: np.ndarray, copies: list[np.ndarray] | None = None) -> dict[str, Any]:
         """Enroll ``speaker`` from the pooled states of their clips (and of each test-time copy of them, as
         :meth:`versions` gives them); falls back to the global head when it must."""
-        speaker = str(speaker)
+        speaker = speaker_id(speaker)
         entry: dict[str, Any] = {"speaker": speaker, "clips": int(len(pooled)), "adapted": False, "offset": None}
         if not self.adaptation.enabled:
             entry["reason"] = f"speaker adaptation is off for this model ({self.adaptation.record.get('reason')})"
@@ -125,8 +141,10 @@ class SpeakerEnrollments:
 
     def _entry(self, speaker: str) -> dict[str, Any]:
         if str(speaker) not in self.speakers:
-            shown = printable(str(speaker))
-            enrolled = [printable(name) for name in sorted(self.speakers)]
+            shown = printable(str(speaker))[:80]
+            names = sorted(self.speakers)
+            enrolled = [printable(name)[:40] for name in names[:10]] + ([f"... {len(names) - 10} more"] if
+                                                                        len(names) > 10 else [])
             raise SERError(f"speaker {shown!r} is not enrolled (enrolled: {enrolled}); call "
                            f"enroll({shown!r}, clips) first, or predict without a speaker.")
         return self.speakers[str(speaker)]
@@ -158,8 +176,16 @@ class SpeakerEnrollments:
         entry = self._entry(speaker)
         return self.adaptation.speaker_head(entry["offset"]) if entry["adapted"] else self.adaptation.global_head
 
-    def save_speaker_model(self, speaker: str, out_dir: str | os.PathLike) -> Path:
-        """A standard checkpoint whose head is :meth:`speaker_head` (same backbone, same preprocessing record)."""
+    def save_speaker_model(self, speaker: str, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+        """A standard checkpoint whose head is :meth:`speaker_head` (same backbone, same preprocessing record).
+
+        ``out_dir`` must be new or empty, or with ``overwrite`` an earlier speaker model (it holds
+        :data:`SPEAKER_RECORD`); never the checkpoint itself. The folder is written beside it and moved in whole.
+
+        Raises:
+            ModelError: for an ``out_dir`` that is a file, the checkpoint, or a folder of other files.
+            SERError: for a speaker who is not enrolled.
+        """
         import copy
         import shutil
 
@@ -167,22 +193,40 @@ class SpeakerEnrollments:
 
         from ser_hf.models.factory import save_checkpoint
 
+        head = self.speaker_head(speaker)  # an unknown speaker fails before anything is written
+        out = check_output_folder(out_dir, argument="out_dir", marker=SPEAKER_RECORD, what="a speaker model",
+                                  sources=[self.checkpoint], overwrite=overwrite)
         model = copy.deepcopy(self.model)
-        state = {name: torch.as_tensor(np.asarray(value), dtype=torch.float32)
-                 for name, value in self.speaker_head(speaker).items()}
-        model.load_state_dict(state, strict=False)
-        out = save_checkpoint(model, self.feature_extractor, out_dir)
-        if (self.checkpoint / RUN_RECORD).is_file():
-            shutil.copyfile(self.checkpoint / RUN_RECORD, out / RUN_RECORD)
+        model.load_state_dict({name: torch.as_tensor(np.asarray(value), dtype=torch.float32)
+                               for name, value in head.items()}, strict=False)
+        entry = self._entry(speaker)
+        with atomic_directory(out, overwrite=out.exists()) as folder:
+            save_checkpoint(model, self.feature_extractor, folder)
+            if (self.checkpoint / RUN_RECORD).is_file():
+                shutil.copyfile(self.checkpoint / RUN_RECORD, folder / RUN_RECORD)
+            atomic_write_json(folder / SPEAKER_RECORD, {
+                "speaker": entry["speaker"], "adapted": entry["adapted"], "clips": entry["clips"],
+                "source": str(self.checkpoint.resolve()), "adaptation": self.fingerprint}, indent=2)
         return out
 
     # ------------------------------------------------------------------------------------------- files
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``path.safetensors`` (offsets) and ``path.json`` (ids, counts, model fingerprint)."""
-        from safetensors.numpy import save_file
+        """Write ``path.safetensors`` (offsets) and ``path.json`` (ids, counts, model fingerprint); returns the JSON.
 
-        base = Path(path).with_suffix("")
+        ``path`` may end in ``.json`` or ``.safetensors`` (either names the pair); any other name is kept whole
+        (``speakers.v2`` -> ``speakers.v2.json``). Only an earlier enrollment pair is replaced, never another file,
+        and each file is written whole (a temporary file, then a rename), the offsets first: the JSON records their
+        SHA-256, so a pair left half-replaced by a crash is refused at load, not read wrong.
+
+        Raises:
+            SERError: when either file exists and is not an earlier enrollment file, or is a folder.
+        """
+        from safetensors.numpy import save
+
+        json_path, weights_path = _pair(path)
+        for existing in (json_path, weights_path):
+            _check_replaceable(existing, json_path)
         tensors, speakers = {}, []
         for index, entry in enumerate(self.speakers.values()):
             record = {k: v for k, v in entry.items() if k not in ("offset", "copy_offsets")}
@@ -192,48 +236,125 @@ class SpeakerEnrollments:
                 for number, offset in enumerate(entry.get("copy_offsets") or []):
                     tensors[f"offset.{index}.copy.{number}"] = np.ascontiguousarray(offset, dtype=np.float32)
             speakers.append(record)
-        base.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors or {"empty": np.zeros(1, dtype=np.float32)}, str(base.with_suffix(".safetensors")))
-        default_permissions(base.with_suffix(".safetensors"))  # as readable as the JSON beside it
-        document = {"format": 1, "adaptation": self.fingerprint, "speakers": speakers}
+        data = save(tensors or {"empty": np.zeros(1, dtype=np.float32)}, metadata={"format": ENROLLMENT_FORMAT})
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(weights_path, data)
+        document = {"format": 1, "adaptation": self.fingerprint, "weights_sha256": hashlib.sha256(data).hexdigest(),
+                    "speakers": speakers}
         text = json.dumps(document, indent=2, ensure_ascii=False)
         if not is_utf8(text):  # an id from a file name that is not UTF-8: \udcNN escapes, read back exactly
             text = json.dumps(document, indent=2)
-        base.with_suffix(".json").write_text(text + "\n", encoding="utf-8")
-        return base.with_suffix(".json")
+        atomic_write_text(json_path, text + "\n")
+        return json_path
 
     def load(self, path: str | os.PathLike) -> list[str]:
-        """Add the enrollments saved at ``path`` (``.json`` + ``.safetensors``); returns the speaker ids."""
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
+        """Add the enrollments saved at ``path`` (``.json`` + ``.safetensors``); returns the speaker ids.
 
-        base = Path(path).with_suffix("")
+        Every record is checked before any is added, so a bad file changes nothing.
+
+        Raises:
+            SERError: naming the file and what is wrong (unreadable, another model, a bad record or offset).
+        """
+        from safetensors import SafetensorError
+        from safetensors.numpy import load
+
+        json_path, weights_path = _pair(path)
+        shown = display_path(json_path.with_suffix(""))
+        again = "enroll the speakers again."
         try:
-            document = json.loads(base.with_suffix(".json").read_text(encoding="utf-8"))
-            tensors = load_file(str(base.with_suffix(".safetensors")))
-            speakers = list(document["speakers"])
-            adaptation = document["adaptation"]
-        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as error:
-            raise SERError(f"enrollments {display_path(base)!r}.json/.safetensors cannot be read ({error}); enroll the "
-                           f"speakers again.") from error
-        if adaptation != self.fingerprint:
-            raise SERError(f"enrollments {display_path(base)!r} were made with another model (adaptation "
-                           f"{adaptation}, this model {self.fingerprint}); enroll the speakers again with this model.")
+            document = read_json(json_path, fix=again, max_bytes=MAX_ENROLLMENT_BYTES)
+            data = weights_path.read_bytes()
+            tensors = load(data)
+        except (OSError, SafetensorError, ModelError) as error:
+            raise SERError(f"enrollments {shown!r}.json/.safetensors cannot be read ({error}); {again}") from None
+        if document.get("format") != 1 or not isinstance(document.get("speakers"), list):
+            raise SERError(f"enrollments {shown!r}.json is not an enrollment file of this version (format "
+                           f"{document.get('format')!r}, expected 1, with a list of speakers); {again}")
+        if document.get("adaptation") != self.fingerprint:
+            raise SERError(f"enrollments {shown!r} were made with another model (adaptation "
+                           f"{document.get('adaptation')}, this model {self.fingerprint}); enroll the speakers again "
+                           f"with this model.")
+        digest = document.get("weights_sha256")
+        if digest is not None and digest != hashlib.sha256(data).hexdigest():
+            raise SERError(f"enrollments {shown!r}: the .safetensors is not the one its .json was saved with (a save "
+                           f"interrupted, or files of two saves); {again}")
+        loaded = {}
+        for number, record in enumerate(document["speakers"]):
+            speaker, entry = self._loaded_entry(record, tensors)
+            if entry is None:
+                what = f"speaker {printable(speaker)[:80]!r} (record {number})" if speaker else f"record {number}"
+                raise SERError(f"enrollments {shown!r}: {what} has no usable offset or is malformed (expected a "
+                               f"speaker id, a clip count, adapted true/false and, when adapted, a finite float32 "
+                               f"offset of shape {self.adaptation.means.shape[1:]}); {again}")
+            loaded[speaker] = entry
+        self.speakers.update(loaded)
+        return list(loaded)
+
+    def _loaded_entry(self, record, tensors) -> tuple[str | None, dict | None]:
+        """``(speaker, entry)`` from one saved record, the entry None when the record or its offsets are unusable."""
+        if not isinstance(record, dict) or not isinstance(record.get("speaker"), str) or not record["speaker"]:
+            return None, None
+        speaker, copies = record["speaker"], record.get("copies") or []
+        if not isinstance(record.get("adapted"), bool) or not isinstance(record.get("clips"), int) or \
+                not isinstance(copies, list) or not all(isinstance(name, str) for name in copies):
+            return speaker, None
+        name = str(record.get("tensor", ""))
+        offsets = [tensors.get(name)] if record["adapted"] else []
+        offsets += [tensors.get(f"{name}.copy.{number}") for number in range(len(copies))] if offsets else []
         expected = self.adaptation.means.shape[1:]
-        for record in speakers:
-            name = record.get("tensor", "")
-            offsets = [tensors.get(name)] if record.get("adapted") else []
-            offsets += [tensors.get(f"{name}.copy.{number}") for number in range(len(record.get("copies") or []))]
-            if any(offset is None or offset.shape != expected or not np.isfinite(offset).all() for offset in offsets):
-                speaker = printable(str(record.get("speaker")))
-                raise SERError(f"enrollments {display_path(base)!r}: speaker {speaker!r} has no usable offset "
-                               f"(expected shape {expected}); enroll the speakers again.")
-            entry = {k: v for k, v in record.items() if k != "tensor"}
-            entry["offset"] = offsets[0].astype(np.float64) if offsets else None
-            if record.get("copies") and offsets:
-                entry["copy_offsets"] = [offset.astype(np.float64) for offset in offsets[1:]]
-            self.speakers[str(record["speaker"])] = entry
-        return [str(record["speaker"]) for record in speakers]
+        if any(offset is None or offset.dtype != np.float32 or offset.shape != expected or
+               not np.isfinite(offset).all() or np.abs(offset).max(initial=0.0) > MAX_OFFSET for offset in offsets):
+            return speaker, None
+        entry = {k: v for k, v in record.items() if k != "tensor"}
+        entry["offset"] = offsets[0].astype(np.float64) if offsets else None
+        if copies and offsets:
+            entry["copy_offsets"] = [offset.astype(np.float64) for offset in offsets[1:]]
+        return speaker, entry
+
+
+def speaker_id(speaker: Any) -> str:
+    """A speaker id as enrollments keep it: a non-empty string (an integer id is taken as its digits).
+
+    ``None`` means "no speaker" everywhere else (``predict(speaker=None)``), so it cannot be an id either.
+    """
+    if isinstance(speaker, bool) or not isinstance(speaker, (str, int, np.integer)) or not str(speaker).strip():
+        raise SERError(f"a speaker id must be a non-empty string (or an integer), got {printable(repr(speaker))[:80]}; "
+                       f"name the speaker, e.g. enroll('alice', clips).")
+    return str(speaker)
+
+
+def _pair(path: str | os.PathLike) -> tuple[Path, Path]:
+    """The ``.json`` and ``.safetensors`` an enrollment ``path`` names (a ``.json``/``.safetensors`` suffix is the
+    pair's; any other name is kept whole)."""
+    path = Path(path)
+    base = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
+    return base.with_name(base.name + ".json"), base.with_name(base.name + ".safetensors")
+
+
+def _check_replaceable(existing: Path, json_path: Path) -> None:
+    """Refuse to overwrite a folder or a file that is not an earlier enrollment file."""
+    if not existing.exists() and not existing.is_symlink():
+        return
+    if existing.is_dir():
+        raise SERError(f"cannot save enrollments to {display_path(existing)!r}: it is a folder; pass a file name "
+                       f"(e.g. {display_path(existing / 'speakers')!r}).")
+    if not _is_enrollment_file(existing):
+        raise SERError(f"cannot save enrollments to {display_path(json_path.with_suffix(''))!r}: "
+                       f"{display_path(existing)!r} exists and is not an enrollment file, so it is not replaced; "
+                       f"pass another name.")
+
+
+def _is_enrollment_file(path: Path) -> bool:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="numpy") as handle:
+                return (handle.metadata() or {}).get("format") == ENROLLMENT_FORMAT
+        document = read_json(path, fix="", max_bytes=MAX_ENROLLMENT_BYTES)
+        return document.get("format") == 1 and "adaptation" in document and "speakers" in document
+    except (OSError, SafetensorError, ModelError):
+        return False
 
 
 class EnrolledSpeaker:

@@ -317,8 +317,9 @@ def test_an_output_of_another_models_job_is_refused_not_mixed(setup, audio, tmp_
     predict_files(setup["model"], audio[:1], out, progress=False)
     before = out.read_bytes()
     other = tiny_classifier("wav2vec2", tmp_path / "other", ["neutral", "happy", "sad", "angry", "fearful"])
-    pattern = (r"holds predictions of model '.*hostile.*model'.*this job runs '.*other.*model'" if suffix == ".jsonl" else
-               r"holds predictions over the emotions \['neutral', 'happy', 'sad', 'angry'\].*predicts .*'fearful'")
+    # A CSV records its job in its job file .mix.csv.job.json, as a JSONL output does in its header line.
+    where = "its header line" if suffix == ".jsonl" else r"its job file '.*\.mix\.csv\.job\.json'"
+    pattern = rf"holds predictions of model '.*hostile.*model' \({where}\).*this job runs '.*other.*model'"
     with pytest.raises(SERError, match=pattern + r".*mix two models' records.*Choose another --out"):
         predict_files(other, audio, out, progress=False)
     assert out.read_bytes() == before  # nothing written, nothing cut

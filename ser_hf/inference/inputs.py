@@ -23,12 +23,13 @@ import functools
 import glob
 import os
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ser_hf.audio import is_audio_path
 from ser_hf.errors import SERError
-from ser_hf.paths import display_path, walk_files
+from ser_hf.paths import display_path, printable, walk_files
 
 __all__ = ["OutputFiles", "expand_inputs", "glob_files"]
 
@@ -83,7 +84,7 @@ def _refuse_output(item: str, outputs: OutputFiles) -> SERError:
 
 def _manifest_paths(path: Path) -> list[str]:
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's "CSV UTF-8" starts with a BOM
             reader = csv.DictReader(handle)
             if "path" not in (reader.fieldnames or []):
                 raise SERError(
@@ -211,45 +212,84 @@ def expand_inputs(inputs: Iterable[str | os.PathLike], output: str | os.PathLike
 
 def speakers_of(paths: Sequence[str], inputs: Iterable[str | os.PathLike], *, pattern: str | None = None,
                 column: str | None = None) -> dict[str, str | None]:
-    """The speaker of every path: a regex's first group (or whole match) on the path, or a manifest column.
+    """The speaker of every path: a regex's first group on the path, or a manifest column.
+
+    A speaker is stripped of surrounding whitespace; an empty one (an empty group, a blank cell) is no speaker.
 
     Args:
         paths: The expanded inputs.
         inputs: The inputs as given (manifest CSVs among them are read for ``column``).
-        pattern: A regular expression searched in each path, e.g. ``'Actor_(\\d+)'``.
+        pattern: A regular expression with a group, searched in each path, e.g. ``'Actor_(\\d+)'``.
         column: A column of the manifest CSVs naming each row's speaker.
 
     Returns:
-        ``{path: speaker}``; None where the pattern does not match or the column is empty (those files are
-        scored by the global head).
+        ``{path: speaker}``; None where the pattern does not match or the cell is blank (those files are scored
+        by the global head; a warning counts them).
 
     Raises:
-        SERError: for both or neither option, a pattern that does not compile, or a manifest without ``column``.
+        SERError: for both or neither option, a pattern that does not compile or has no group, a manifest without
+            ``column``, a file listed with two different speakers, or no input with a speaker at all.
     """
     if (pattern is None) == (column is None):
         raise SERError("give exactly one of --speaker-pattern (a regex on each path) or --speaker-column (a column "
                        "of the manifest CSVs).")
     if pattern is not None:
-        try:
-            regex = re.compile(pattern)
-        except re.error as err:
-            raise SERError(f"--speaker-pattern {pattern!r} is not a valid regular expression ({err}).") from err
-        found = {path: regex.search(path) for path in paths}
-        return {path: (m.group(1) if m and m.groups() else m.group(0) if m else None) for path, m in found.items()}
+        speakers = _pattern_speakers(paths, pattern)
+        option, fix = f"--speaker-pattern {pattern!r}", "check the pattern against the path shown"
+    else:
+        speakers = _column_speakers(paths, inputs, column)
+        option, fix = f"--speaker-column {column!r}", f"fill the {column!r} cells of the manifest"
+    missing = [path for path in paths if speakers[path] is None]
+    if missing and len(missing) == len(paths):
+        raise SERError(f"{option} finds no speaker in any of the {len(paths)} input(s) (e.g. "
+                       f"{display_path(paths[0])!r}); expected a speaker name for most files. {fix.capitalize()}, "
+                       f"or leave the option out to score every file with the global model.")
+    if missing:
+        warnings.warn(f"{option} finds no speaker for {len(missing)} of {len(paths)} input(s) (e.g. "
+                      f"{display_path(missing[0])!r}): the global model scores them. To adapt them too, {fix}.",
+                      UserWarning, stacklevel=2)
+    return speakers
+
+
+def _speaker(value: str | None) -> str | None:
+    return (value or "").strip() or None
+
+
+def _pattern_speakers(paths: Sequence[str], pattern: str) -> dict[str, str | None]:
+    try:
+        regex = re.compile(pattern)
+    except re.error as err:
+        raise SERError(f"--speaker-pattern {pattern!r} is not a valid regular expression ({err}).") from err
+    if regex.groups == 0:
+        raise SERError(f"--speaker-pattern {pattern!r} has no group; expected a regex whose first group (in "
+                       f"parentheses) is the speaker in each path, e.g. 'Actor_(\\d+)'. Put the speaker part of the "
+                       f"pattern in parentheses.")
+    found = {path: regex.search(path) for path in paths}
+    return {path: _speaker(m.group(1)) if m else None for path, m in found.items()}
+
+
+def _column_speakers(paths: Sequence[str], inputs: Iterable[str | os.PathLike], column: str) -> dict[str, str | None]:
     speakers: dict[str, str | None] = {}
     for item in inputs:
         manifest = Path(os.fspath(item)).expanduser()
         if manifest.suffix.lower() != ".csv" or not manifest.is_file():
             continue
-        with manifest.open(newline="", encoding="utf-8") as handle:
+        with manifest.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             if column not in (reader.fieldnames or []):
                 raise SERError(f"manifest {display_path(manifest)!r} has no {column!r} column (found "
                                f"{sorted(reader.fieldnames or [])}); pass --speaker-column with one of them.")
             for row in reader:
-                if (row.get("path") or "").strip():
-                    path = os.path.abspath(manifest.parent / row["path"].strip())
-                    speakers[path] = (row.get(column) or "").strip() or None
+                if not (row.get("path") or "").strip():
+                    continue
+                path = os.path.abspath(manifest.parent / row["path"].strip())
+                speaker = _speaker(row.get(column))
+                if path in speakers and speakers[path] != speaker:
+                    shown = [printable(s) if s is not None else "(blank)" for s in (speakers[path], speaker)]
+                    raise SERError(f"file {display_path(path)!r} is listed twice with different speakers in the "
+                                   f"{column!r} column ({shown[0]!r}, then {shown[1]!r}, in {display_path(manifest)!r}"
+                                   f"); expected one speaker per file. Fix or remove one of the rows.")
+                speakers[path] = speaker
     if not speakers:
         raise SERError(f"--speaker-column {column!r} needs manifest CSV inputs (with 'path' and {column!r} columns).")
     return {path: speakers.get(path) for path in paths}

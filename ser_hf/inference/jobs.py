@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -69,6 +70,7 @@ from ser_hf.inference.outputs import (
     check_same_job,
     format_for,
     job_header,
+    lock_output,
     prepare_jsonl,
     prepare_shards,
     read_records,
@@ -137,6 +139,8 @@ def _merge_shards(out: Path, chosen: str, paths: Sequence[str], labels: Callable
     Returns the merged records.
     """
     shards = shard_files(out)
+    if chosen == "csv":
+        check_same_job(out, chosen, header["job"], labels())  # the rows kept must be over this model's emotions
     merged = _in_input_order(read_records(out, chosen) + read_shards(out), paths)
     with _writing(out, lambda: f"{display_path(out)!r} and the shard files are as they were; the next run merges them."):
         if chosen == "csv":
@@ -210,49 +214,86 @@ def _predict_into(recognizer: EmotionRecognizer, todo: Sequence[str], write: Cal
     return errors
 
 
+def _pool_chunk(recognizer: EmotionRecognizer, paths: Sequence[str],
+                records: dict[str, dict[str, Any]]) -> dict[str, list[np.ndarray]]:
+    """Each decodable file's pooled states (of the clip, then of each test-time copy: one row each); a file that
+    cannot be decoded or encoded gets its error record in ``records`` instead. The waves are dropped on return."""
+    enrollments, waves = recognizer.enrollments, {}
+    for path in paths:
+        try:
+            waves[path] = recognizer.load(path)
+        except (SERError, OSError, RuntimeError) as err:
+            records[path] = _error_record(path, err)
+    if not waves:
+        return {}
+    try:
+        versions = enrollments.versions(list(waves.values()), recognizer.batch_size)
+        return {path: [states[i:i + 1] for states in versions] for i, path in enumerate(waves)}
+    except (SERError, RuntimeError):  # one clip broke the batch: one by one
+        pooled = {}
+        for path, wave in waves.items():
+            try:
+                pooled[path] = enrollments.versions([wave], recognizer.batch_size)
+            except (SERError, RuntimeError) as err:
+                records[path] = _error_record(path, err)
+        return pooled
+
+
+def _score_speaker(recognizer: EmotionRecognizer, speaker: str, pooled: Mapping[str, list[np.ndarray]],
+                   path: str, top_k: int | None) -> dict[str, Any]:
+    enrollments = recognizer.enrollments
+    clip, *copies = pooled[path]
+    try:
+        row = enrollments.probabilities(speaker, clip, copies)[0]
+        adapted = bool(enrollments.summary(speaker)["adapted"])
+        # A name's bytes as \xNN, like "path".
+        return {**path_fields(path), **recognizer.result(row, top_k), "speaker": printable(speaker), "adapted": adapted}
+    except SERError as err:
+        return _error_record(path, err)
+
+
 def _predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], todo: Sequence[str],
                         speakers: dict[str, str | None], write: Callable[[list[dict]], None], top_k: int | None,
-                        bar) -> int:
+                        chunk_size: int, bar) -> int:
     """Speaker-adaptive job: enroll each speaker from all their clips in the job, then score their clips.
 
-    Enrollment uses every clip of the speaker in the job (done ones too), so a resumed job computes the very
-    same offset; each clip's pooled states serve both enrollment and scoring (one encoder pass per clip).
-    Files without a speaker are scored by the global head. Records gain ``speaker`` and ``adapted``.
+    Per speaker, two passes of ``chunk_size`` files: the first keeps only each clip's pooled states (small vectors,
+    never the waves) and enrolls the speaker from all of them; the second scores the clips still to do from those
+    states and writes them chunk by chunk, so a kill loses at most one chunk of records. Enrollment uses every clip
+    of the speaker in the job (done ones too), so a resumed job computes the very same offset. Files without a
+    speaker are scored by the global head, chunk by chunk. Records gain ``speaker`` and ``adapted``.
     """
-    enrollments, errors, pending = recognizer.enrollments, 0, set(todo)
+    errors, pending = 0, set(todo)
     groups: dict[str | None, list[str]] = {}
     for path in paths:
         groups.setdefault(speakers.get(path), []).append(path)
+
+    def emit(records: list[dict]) -> None:
+        nonlocal errors
+        errors += sum(_is_error(record) for record in records)
+        write(records)
+        bar.update(len(records))
+
     for speaker, members in groups.items():
-        if not pending.intersection(members):
+        mine = [path for path in members if path in pending]
+        if not mine:
             continue
-        records, waves = {}, {}
-        for path in members:
-            try:
-                waves[path] = recognizer.load(path)
-            except (SERError, OSError, RuntimeError) as err:
-                records[path] = _error_record(path, err)
-        # The pooled states of every clip, then of each of its test-time copies (none without them).
-        versions = enrollments.versions(list(waves.values()), recognizer.batch_size) if waves else []
-        if speaker is not None:
-            enrollments.enroll(speaker, versions[0] if versions else np.zeros((0,)), versions[1:])
-        for index, path in enumerate(waves):
-            if path not in pending:
-                continue
-            clip, *copies = [states[index:index + 1] for states in versions]
-            row = (enrollments.probabilities(speaker, clip, copies) if speaker is not None else
-                   recognizer.predict_waves([waves[path]]))[0]
-            try:
-                adapted = speaker is not None and enrollments.summary(speaker)["adapted"]
-                shown = None if speaker is None else printable(speaker)  # a name's bytes as \xNN, like "path"
-                records[path] = {**path_fields(path), **recognizer.result(row, top_k), "speaker": shown,
-                                 "adapted": adapted}
-            except SERError as err:
-                records[path] = _error_record(path, err)
-        chunk = [records[path] for path in members if path in pending]
-        errors += sum(_is_error(record) for record in chunk)
-        write(chunk)
-        bar.update(len(chunk))
+        if speaker is None:
+            for start in range(0, len(mine), chunk_size):
+                chunk = _predict_chunk(recognizer, mine[start: start + chunk_size], top_k)
+                emit([{**record, "speaker": None, "adapted": False} if not _is_error(record) else record
+                      for record in chunk])
+            continue
+        records: dict[str, dict[str, Any]] = {}
+        pooled: dict[str, list[np.ndarray]] = {}
+        for start in range(0, len(members), chunk_size):
+            pooled.update(_pool_chunk(recognizer, members[start: start + chunk_size], records))
+        kept = [pooled[path] for path in members if path in pooled]
+        versions = [np.concatenate(rows) for rows in zip(*kept)] if kept else []
+        recognizer.enrollments.enroll(speaker, versions[0] if versions else np.zeros((0,)), versions[1:])
+        for start in range(0, len(mine), chunk_size):
+            emit([records.get(path) or _score_speaker(recognizer, speaker, pooled, path, top_k)
+                  for path in mine[start: start + chunk_size]])
     return errors
 
 
@@ -269,6 +310,47 @@ def _load(model: str | os.PathLike | EmotionRecognizer, batch_size: int, device:
         EmotionRecognizer.from_pretrained(model, device=device, test_time_copies=test_time_copies)
     recognizer.batch_size = batch_size
     return recognizer
+
+
+def _available_devices() -> list[str]:
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += ["cuda"] + [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found
+
+
+def check_device(device: Any) -> None:
+    """Refuse a ``--device`` torch cannot parse or this machine does not have, before the model loads.
+
+    Raises:
+        SERError: naming --device, what was given and the devices available here.
+    """
+    if device is None:
+        return
+    import torch
+
+    available = _available_devices()
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda", "mps"):
+        what = "is not a device torch knows" if parsed is None else "is not a device ser-hf predict runs on"
+        raise SERError(f"--device {printable(str(device))!r} {what}; expected cpu, cuda, cuda:N or mps. Available "
+                       f"here: {available}; pass one of them, or leave --device out for the CPU.")
+    if parsed.type == "cpu" or str(parsed) in available or (parsed.type == "cuda" and "cuda" in available
+                                                              and parsed.index is None):
+        return
+    reason = ("no CUDA GPU is visible (or torch was built without CUDA)" if parsed.type == "cuda" and "cuda" not in
+              available else "this torch has no MPS (Apple GPU) backend here" if parsed.type == "mps" else
+              f"this machine has {torch.cuda.device_count()} CUDA device(s)")
+    raise SERError(f"--device {str(parsed)!r} is not available: {reason}. Available here: {available}; pass one of "
+                   f"them, or leave --device out for the CPU.")
 
 
 def _check_settings(chunk_size: int, batch_size: int, top_k: int | None) -> None:
@@ -294,6 +376,46 @@ def _model_id(model: str | os.PathLike | EmotionRecognizer) -> str:
         model = getattr(model.model, "name_or_path", "") or type(model.model).__name__
     text = os.fspath(model)
     return os.path.realpath(text) if os.path.exists(text) else text
+
+
+# Files of a checkpoint folder that do not change a prediction (a rewritten card must not stop a resume).
+_NOT_MODEL_FILES = ("README.md", "ser_hf_card.json")
+
+
+def _model_fingerprint(model: str | os.PathLike | EmotionRecognizer) -> str | None:
+    """SHA-256 (first 16 hex digits) of the model's files: names, sizes and bytes of the checkpoint folder's files
+    (weights, configs, ``ser_hf_run.json``, speaker adaptation), or of an ONNX file; None for a Hub id not on disk.
+
+    A checkpoint replaced at the same path gives another fingerprint, so a job is not resumed with it. Reading the
+    files costs about what loading them does (and leaves them in the page cache for it).
+    """
+    if isinstance(model, EmotionRecognizer):
+        target = model.checkpoint_dir
+    else:
+        from ser_hf.models.presets import resolve_model_path
+
+        text = os.path.expanduser(os.fspath(model))
+        target = Path(text) if os.path.exists(text) else Path(resolve_model_path(text)).expanduser()
+    if target is None or not target.exists():
+        return None
+    files = [target] if target.is_file() else sorted(
+        path for path in target.iterdir()
+        if path.is_file() and not path.name.startswith(".") and path.name not in _NOT_MODEL_FILES)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode("utf-8", "surrogateescape"))
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _job_header(model: str | os.PathLike | EmotionRecognizer, *, copies: bool, top_k: int | None,
+                speaker_pattern: str | None, speaker_column: str | None) -> dict[str, Any]:
+    """The job's header: its model and everything that changes what a record holds (see check_same_job)."""
+    return job_header(_model_name(model), model_id=_model_id(model), model_fingerprint=_model_fingerprint(model),
+                      top_k=top_k, speaker_pattern=speaker_pattern, speaker_column=speaker_column,
+                      **({"test_time_copies": True} if copies else {}))
 
 
 def predict_files(
@@ -360,35 +482,49 @@ def predict_files(
     """
     if not os.fspath(out):  # Path("") is the current folder
         raise SERError("out is an empty string; expected the output file, e.g. predictions.jsonl.")
+    check_output_path(out)  # before Path() drops a trailing separator
     out = Path(out)
     chosen = format_for(out, format)
     _check_settings(chunk_size, batch_size, top_k)
-    check_output_path(out)
     paths = expand_inputs(inputs, output=out)
     if test_time_copies and isinstance(model, EmotionRecognizer):
         raise SERError("test_time_copies=True needs a model path or name; a loaded EmotionRecognizer keeps its own "
                        "(build it with EmotionRecognizer.from_pretrained(..., test_time_copies=True)).")
-    copies = bool(test_time_copies or (isinstance(model, EmotionRecognizer) and model.test_time_copies))
-    header = job_header(_model_name(model), model_id=_model_id(model), **({"test_time_copies": True} if copies else {}))
-    check_same_job(out, chosen, header["job"])  # before anything changes; CSV labels once the model loads
     processes = launched_processes()
     speakers = None
     if speaker_pattern is not None or speaker_column is not None:
-        speakers = speakers_of(paths, inputs, pattern=speaker_pattern, column=speaker_column)
         if processes.world > 1:
             raise SERError("speaker-adaptive prediction (--speaker-pattern/--speaker-column) runs in one process: "
                            "every clip of a speaker is needed to enroll them. Run it without accelerate launch.")
+        speakers = speakers_of(paths, inputs, pattern=speaker_pattern, column=speaker_column)
+    if processes.world == 1 and not isinstance(model, EmotionRecognizer):
+        check_device(device)
+    copies = bool(test_time_copies or (isinstance(model, EmotionRecognizer) and model.test_time_copies))
+    header = _job_header(model, copies=copies, top_k=top_k, speaker_pattern=speaker_pattern,
+                         speaker_column=speaker_column)
+    settings = {"batch_size": batch_size, "top_k": top_k, "chunk_size": chunk_size, "progress": progress,
+                "fields": _with_fields(record_fields), "test_time_copies": test_time_copies}
     if processes.world > 1:
-        return _predict_sharded(model, paths, out, chosen, processes, header, batch_size=batch_size, top_k=top_k,
-                                chunk_size=chunk_size, progress=progress, fields=_with_fields(record_fields),
-                                test_time_copies=test_time_copies)
+        return _predict_sharded(model, paths, out, chosen, processes, header, **settings)
+    with contextlib.ExitStack() as job:
+        with _writing(out, lambda: "Nothing was changed."):  # an unwritable folder: a clear error
+            job.enter_context(lock_output(out))  # a second job on this --out is refused until this one ends
+        return _predict_single(model, paths, out, chosen, header, speakers, device=device, **settings)
+
+
+def _predict_single(model, paths: list[str], out: Path, chosen: str, header: dict,
+                    speakers: dict[str, str | None] | None, *, device: Any, batch_size: int, top_k: int | None,
+                    chunk_size: int, progress: bool, fields: Callable[[list[dict]], list[dict]],
+                    test_time_copies: bool) -> dict[str, Any]:
+    """A one-process job, holding the lock on ``out`` (see :func:`predict_files`)."""
+    check_same_job(out, chosen, header["job"])  # before anything changes; CSV labels once the model loads
     existing = read_records(out, chosen)  # refuses a file ser-hf predict did not write, before changing anything
     leftovers = read_shards(out)  # a killed multi-process run's work counts as done
     done = {record_key(record) for record in existing + leftovers}
     todo = [path for path in paths if path not in done]
     summary = {"out": display_path(out), "inputs": len(paths), "skipped": len(paths) - len(todo), "predicted": 0,
                "errors": 0}
-    recognizer, new, fields = None, [], _with_fields(record_fields)
+    recognizer, new = None, []
     if todo:
         with _writing(out, lambda: "Nothing was changed."):
             _check_writable(out)
@@ -414,7 +550,8 @@ def predict_files(
             if speakers is None:
                 summary["errors"] = _predict_into(recognizer, todo, write, top_k, chunk_size, bar)
             else:
-                summary["errors"] = _predict_by_speaker(recognizer, paths, todo, speakers, write, top_k, bar)
+                summary["errors"] = _predict_by_speaker(recognizer, paths, todo, speakers, write, top_k, chunk_size,
+                                                        bar)
         summary["predicted"] = len(todo) - summary["errors"]
     if leftovers:
         _merge_shards(out, chosen, paths, lambda: (recognizer or _load(model, batch_size)).labels, header)
@@ -424,15 +561,37 @@ def predict_files(
 def _predict_sharded(model, paths: list[str], out: Path, chosen: str, processes: Processes, header: dict, *,
                      batch_size: int, top_k: int | None, chunk_size: int, progress: bool,
                      fields: Callable[[list[dict]], list[dict]], test_time_copies: bool = False) -> dict[str, Any]:
-    """One process's part of a multi-process job (see :func:`predict_files`)."""
-    if processes.is_main:
-        # Only the main process changes OUT and leftover shards (cuts torn last lines, after checking they are
-        # ser_hf's), before anyone reads them.
-        with _writing(out, lambda: "Nothing was changed."):
-            _check_writable(out)
-            if chosen == "jsonl":
-                prepare_jsonl(out, header)
-            prepare_shards(out, header)
+    """One process's part of a multi-process job (see :func:`predict_files`).
+
+    The main process holds the lock on ``out`` for the whole job (each other process writes only its own shard);
+    if it cannot take it, or refuses to resume, it fails and the launcher stops the others.
+    """
+    with contextlib.ExitStack() as job:
+        recognizer = None
+        if processes.is_main:
+            with _writing(out, lambda: "Nothing was changed."):
+                job.enter_context(lock_output(out))
+            # The same resume checks as one process: the jobs of OUT and every shard; a CSV's emotions too.
+            check_same_job(out, chosen, header["job"])
+            if chosen == "csv":
+                recognizer = _load(model, batch_size, device=processes.device, test_time_copies=test_time_copies)
+                check_same_job(out, chosen, header["job"], recognizer.labels)
+            # Only the main process changes OUT and leftover shards (cuts torn last lines, after checking they are
+            # ser_hf's), before anyone reads them.
+            with _writing(out, lambda: "Nothing was changed."):
+                _check_writable(out)
+                if chosen == "jsonl":
+                    prepare_jsonl(out, header)
+                prepare_shards(out, header)
+        return _shard_and_merge(model, paths, out, chosen, processes, header, recognizer, batch_size=batch_size,
+                                top_k=top_k, chunk_size=chunk_size, progress=progress, fields=fields,
+                                test_time_copies=test_time_copies)
+
+
+def _shard_and_merge(model, paths: list[str], out: Path, chosen: str, processes: Processes, header: dict,
+                     recognizer: EmotionRecognizer | None, *, batch_size: int, top_k: int | None, chunk_size: int,
+                     progress: bool, fields: Callable[[list[dict]], list[dict]],
+                     test_time_copies: bool) -> dict[str, Any]:
     processes.barrier()
     done = {record_key(record) for record in read_records(out, chosen) + read_shards(out)}
     todo = [path for path in paths if path not in done]
@@ -440,9 +599,9 @@ def _predict_sharded(model, paths: list[str], out: Path, chosen: str, processes:
     processes.barrier()
     block = _block(todo, processes.rank, processes.world)
     shard = shard_path(out, processes.rank, processes.world)
-    errors, recognizer = 0, None
+    errors = 0
     if block:
-        recognizer = _load(model, batch_size, device=processes.device, test_time_copies=test_time_copies)
+        recognizer = recognizer or _load(model, batch_size, device=processes.device, test_time_copies=test_time_copies)
 
         def write(records: list[dict]) -> None:
             with _writing(shard, lambda: "The records written before are kept in it."):

@@ -194,3 +194,27 @@ def test_refuses_to_overwrite_other_data(tmp_path: Path):
     with pytest.raises(CorpusError, match=r"not a synthetic corpus .*refusing to overwrite.*new or empty folder"):
         make_synthetic_corpus(tmp_path / "mine", **TINY)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_a_folder_is_replaced_only_when_it_holds_nothing_but_an_earlier_corpus(tmp_path: Path):
+    """A user's own synthetic.json, or a file of theirs put inside an earlier corpus, keeps the folder."""
+    mine = tmp_path / "mine"
+    (mine / "photos").mkdir(parents=True)
+    (mine / "photos" / "precious.txt").write_text("keep me")
+    (mine / "synthetic.json").write_text('{"my": "own settings"}')
+    with pytest.raises(CorpusError, match=r"not a synthetic corpus .*refusing to overwrite"):
+        make_synthetic_corpus(mine, **TINY)
+    (mine / "synthetic.json").write_text('{"synthetic": true, "version": 1}')  # looks like ours, holds photos
+    with pytest.raises(CorpusError, match=r"holds files a synthetic corpus does not write"):
+        make_synthetic_corpus(mine, **TINY)
+    assert (mine / "photos" / "precious.txt").read_text() == "keep me"
+
+    earlier = make_synthetic_corpus(tmp_path / "corpus", **TINY)
+    speaker = sorted(p for p in earlier.iterdir() if p.is_dir())[0]
+    (speaker / "my-take.wav").write_bytes(b"mine")
+    with pytest.raises(CorpusError, match=r"refusing to overwrite"):
+        make_synthetic_corpus(earlier, **{**TINY, "seed": 1})
+    assert (speaker / "my-take.wav").read_bytes() == b"mine"
+    (speaker / "my-take.wav").unlink()
+    assert make_synthetic_corpus(earlier, **{**TINY, "seed": 1}) == earlier  # nothing but the corpus: replaced
+    assert json.loads((earlier / "synthetic.json").read_text())["seed"] == 1

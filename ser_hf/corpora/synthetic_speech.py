@@ -346,12 +346,35 @@ def _write_corpus(target: Path, params: dict) -> None:
 
 
 def _check_replaceable(root: Path) -> None:
-    """Refuse to overwrite anything but an empty folder or an earlier synthetic corpus."""
-    if root.is_file() or (root.is_dir() and any(root.iterdir()) and not (root / "synthetic.json").is_file()):
+    """Refuse to overwrite anything but an empty folder or an earlier synthetic corpus (replacing one deletes it)."""
+    if root.is_file() or (root.is_dir() and any(root.iterdir()) and not _only_an_earlier_corpus(root)):
         raise CorpusError(
-            f"make_synthetic_corpus: root {str(root)!r} exists and is not a synthetic corpus (no synthetic.json); "
-            f"refusing to overwrite it. Pass a new or empty folder as root."
+            f"make_synthetic_corpus: root {str(root)!r} exists and is not a synthetic corpus (its synthetic.json is "
+            f"missing or not ser_hf's, or it holds files a synthetic corpus does not write); refusing to overwrite "
+            f"it. Pass a new or empty folder as root."
         )
+
+
+def _only_an_earlier_corpus(root: Path) -> bool:
+    """Whether ``root`` holds ser_hf's ``synthetic.json`` and nothing but the files its manifest lists.
+
+    A file of the user's that merely happens to be called ``synthetic.json`` must not get their folder deleted, nor
+    may anything they put inside an earlier corpus.
+    """
+    try:
+        params = json.loads((root / "synthetic.json").read_text(encoding="utf-8"))
+        with open(root / "manifest.csv", newline="", encoding="utf-8") as handle:
+            listed = {row["path"] for row in csv.DictReader(handle)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if not isinstance(params, dict) or params.get("synthetic") is not True or "version" not in params:
+        return False
+    allowed = {"manifest.csv", "synthetic.json"} | listed | {str(Path(path).parent) for path in listed}
+    for folder, subfolders, files in os.walk(root):
+        relative = Path(folder).relative_to(root)
+        if any(str(relative / name) not in allowed for name in (*subfolders, *files)):
+            return False
+    return True
 
 
 def _install(built: Path, root: Path, params: dict) -> None:

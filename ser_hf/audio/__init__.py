@@ -2,7 +2,8 @@
 
 - :mod:`ser_hf.audio.decoding` - reading files: which paths are audio, header checks (sampling rate, channels,
   clip duration, sample range) and decoding to one mono float32 array at the model's rate, in blocks
-  (:func:`load_audio`, :func:`load_audio_bytes`, :class:`MonoDecoder`).
+  (:func:`load_audio`, :func:`load_audio_bytes`, :class:`MonoDecoder`); in-memory arrays held to the same
+  limits (:func:`array_to_mono`, :func:`check_sampling_rate`).
 - :mod:`ser_hf.audio.clean` - cleaning decoded arrays: trim silence, reduce noise, normalise the level,
   crop and pad, chained in a fixed order by :class:`AudioPreprocessor` (with a
   :meth:`~AudioPreprocessor.fingerprint` caches key on); :func:`load_many` decodes many files on threads.
@@ -43,10 +44,13 @@ from ser_hf.audio.decoding import (
     AudioInfo,
     MonoDecoder,
     PathLike,
+    array_to_mono,
     audio_info,
     check_clip_duration,
     check_samples,
+    check_sampling_rate,
     decode,
+    float_samples,
     is_audio_path,
     load_audio,
     load_audio_bytes,
@@ -68,10 +72,13 @@ __all__ = [
     "AudioInfo",
     "MonoDecoder",
     "PathLike",
+    "array_to_mono",
     "audio_info",
     "check_clip_duration",
     "check_samples",
+    "check_sampling_rate",
     "decode",
+    "float_samples",
     "is_audio_path",
     "load_audio",
     "load_audio_bytes",

@@ -48,11 +48,12 @@ from ser_hf.audio import (
     MAX_CLIP_DURATION,
     MIN_CLIP_DURATION,
     AudioPreprocessor,
+    array_to_mono,
     check_clip_duration,
+    check_sampling_rate,
     clip_copies,
     load_audio,
     resample,
-    to_mono,
 )
 from ser_hf.checkpoint import RUN_RECORD, read_run_record, recorded_preprocessor, recorded_training_copies
 from ser_hf.errors import AudioError, SERError
@@ -61,7 +62,8 @@ from ser_hf.inference.predict import load_classifier, model_labels, predict_prob
 from ser_hf.inference.streaming import (  # RecognizerStream and window_level_db also keep their old import path here
     DEFAULT_VAD_THRESHOLD_DB,
     RecognizerStream,
-    _check_windowing,
+    _check_options,
+    _check_top_k,
     _peak_db,
     _window_spans,
     gate_windows,
@@ -73,7 +75,9 @@ from ser_hf.paths import display_path
 
 __all__ = ["EmotionRecognizer", "RecognizerStream", "window_level_db"]
 
-#: One input: a file path, a 1-D array at the model's rate, or ``(array, sampling_rate)``.
+#: One input: a file path, an array at the model's rate, or ``(array, sampling_rate)``. An array holds float samples
+#: within [-1, 1] or signed integer PCM (int16, int32: scaled to [-1, 1] as a WAV file's samples are); it is 1-D,
+#: or 2-D as (frames, channels) or (channels, frames), the channels averaged (see :func:`ser_hf.audio.array_to_mono`).
 RecognizerInput = Union[str, "os.PathLike[str]", np.ndarray, tuple]
 
 
@@ -227,34 +231,51 @@ class EmotionRecognizer:
 
     # ----------------------------------------------------------------------------------------- loading
 
-    def load(self, item: RecognizerInput) -> np.ndarray:
+    def load(self, item: RecognizerInput, what: str | None = None) -> np.ndarray:
         """Decode (or take) one input as one clip: a 1-D float32 array at the model's rate, preprocessing applied.
 
+        Args:
+            item: A file path, an array or ``(array, sampling_rate)`` (see :data:`RecognizerInput`).
+            what: How messages name it (default: the file, or "the audio array").
+
         Raises:
-            AudioError: for an unreadable file; an array that is empty, not 1-D/2-D, or not finite; or a clip
-                outside :data:`~ser_hf.audio.MIN_CLIP_DURATION` .. :data:`~ser_hf.audio.MAX_CLIP_DURATION`
-                (too short for the encoder's first frame, or so long that it belongs in :meth:`predict_long`).
+            AudioError: as :meth:`load_raw`, or for a clip longer than :data:`~ser_hf.audio.MAX_CLIP_DURATION`
+                (so long that it belongs in :meth:`predict_long`).
+        """
+        return self.prepare(self.load_raw(item, MAX_CLIP_DURATION, what))
+
+    def load_raw(self, item: RecognizerInput, max_duration: float | None = None,
+                 what: str | None = None) -> np.ndarray:
+        """Decode (or take) one input as a 1-D float32 array at the model's rate, without preprocessing.
+
+        Its length is checked before it is decoded or resampled (a file's from its header), so a clip of a low
+        rate cannot grow in memory before it is refused.
+
+        Args:
+            item: A file path, an array or ``(array, sampling_rate)`` (see :data:`RecognizerInput`).
+            max_duration: Longest accepted duration in seconds (``None``: no limit).
+            what: How messages name it (default: the file, or "the audio array").
+
+        Raises:
+            AudioError: for an unreadable file; an array of another dtype than float or signed integer PCM, empty,
+                not 1-D/2-D, with NaN, infinite or out-of-range samples (as files,
+                :func:`~ser_hf.audio.check_samples`); a sampling rate outside
+                :data:`~ser_hf.audio.MIN_SAMPLING_RATE` .. :data:`~ser_hf.audio.MAX_SAMPLING_RATE` Hz; or audio
+                shorter than :data:`~ser_hf.audio.MIN_CLIP_DURATION` (the encoder's first frame) or longer than
+                ``max_duration``.
         """
         if isinstance(item, (str, os.PathLike)):
-            check_clip_duration(item)  # from the header: an hour-long file is refused before it is decoded
-            return self.prepare(self.load_raw(item))
-        wave = self.load_raw(item)
-        seconds = wave.size / self.sampling_rate
-        if not MIN_CLIP_DURATION <= seconds <= MAX_CLIP_DURATION:
-            raise AudioError(
-                f"the audio array lasts {seconds:.3f} s; one clip must last {MIN_CLIP_DURATION:g} to "
-                f"{MAX_CLIP_DURATION:g} s. Pad a short clip, or score a long recording with predict_long."
-            )
-        return self.prepare(wave)
-
-    def load_raw(self, item: RecognizerInput) -> np.ndarray:
-        """Decode (or take) one input as a 1-D float32 array at the model's rate, without preprocessing."""
-        if isinstance(item, (str, os.PathLike)):
+            check_clip_duration(item, max_duration=max_duration)  # from the header, before decoding
             return load_audio(item, self.sampling_rate)
+        what = what or _describe(item, 0, True)
         if isinstance(item, tuple):
             if len(item) != 2 or not isinstance(item[0], np.ndarray):
-                raise AudioError(f"a tuple input must be (array, sampling_rate), got a tuple of {len(item)} items.")
+                kinds = ", ".join(type(part).__name__ for part in item[:3])
+                raise AudioError(f"{what}: a tuple input must be (array, sampling_rate), got a tuple of ({kinds}"
+                                 f"{', ...' if len(item) > 3 else ''}). Pass several clips as a list.")
             wave, rate = item
+            rate = check_sampling_rate(rate, f"The sampling rate of {what} (the tuple's second item)",
+                                       " Pass several clips as a list, not a tuple.")
         elif isinstance(item, np.ndarray):
             wave, rate = item, self.sampling_rate
         else:
@@ -262,12 +283,16 @@ class EmotionRecognizer:
                 f"expected an audio file path, a 1-D array at {self.sampling_rate} Hz or (array, sampling_rate); "
                 f"got {type(item).__name__}."
             )
-        if wave.ndim not in (1, 2) or wave.size == 0:
-            raise AudioError(f"expected a non-empty 1-D audio array (or frames x channels), got shape {wave.shape}.")
-        wave = resample(to_mono(np.asarray(wave, dtype=np.float32)), int(rate), self.sampling_rate)
-        if not np.isfinite(wave).all():
-            raise AudioError("the audio array holds NaN or infinite samples; clean or drop it.")
-        return wave
+        wave = array_to_mono(wave, what)
+        seconds, found = wave.size / rate, f"{wave.size} samples at {rate} Hz"
+        if seconds < MIN_CLIP_DURATION:
+            raise AudioError(f"{what} lasts {seconds * 1000:.1f} ms ({found}); expected at least "
+                             f"{MIN_CLIP_DURATION * 1000:g} ms (speech encoders need 25 ms for one frame). Pad it, "
+                             f"or drop it.")
+        if max_duration is not None and seconds > max_duration:
+            raise AudioError(f"{what} lasts {seconds:.1f} s ({found}); expected at most {max_duration:g} s for one "
+                             f"clip. Cut it, or score it in windows with predict_long.")
+        return resample(wave, rate, self.sampling_rate)
 
     def prepare(self, wave: np.ndarray) -> np.ndarray:
         """Apply the checkpoint's preprocessing (if any) to a 1-D array at the model's rate."""
@@ -307,7 +332,9 @@ class EmotionRecognizer:
         Raises:
             AudioError: when the row holds NaN or infinite values (e.g. samples so large that the feature
                 extractor's normalisation overflowed).
+            SERError: for a ``top_k`` that is not a positive integer or None.
         """
+        _check_top_k(top_k)
         probabilities = np.asarray(probabilities)
         if not np.isfinite(probabilities).all():
             raise AudioError(
@@ -315,7 +342,7 @@ class EmotionRecognizer:
                 "prediction; its samples are probably absurdly large or otherwise unusable. Check the recording "
                 "(samples are expected within [-1, 1])."
             )
-        order = np.argsort(-probabilities, kind="stable")[: top_k or len(self.labels)]
+        order = np.argsort(-probabilities, kind="stable")[:top_k]
         scores = {self.labels[i]: float(probabilities[i]) for i in order}
         return {"label": self.labels[order[0]], "score": float(probabilities[order[0]]), "scores": scores}
 
@@ -324,9 +351,13 @@ class EmotionRecognizer:
         """Predict the emotion of one clip or a list of clips.
 
         Args:
-            inputs: A file path, a 1-D float array at the model's rate (16 kHz), ``(array, sampling_rate)``
-                (resampled with soxr), or a list of these.
-            top_k: Keep only the ``top_k`` most probable emotions in ``scores`` (default: all).
+            inputs: A file path, an array at the model's rate (16 kHz), ``(array, sampling_rate)`` (resampled
+                with soxr; the rate from 1000 to 384000 Hz, as for files), or a list of these. An array holds float
+                samples within [-1, 1] or signed integer PCM (int16, int32), which is scaled to [-1, 1] as
+                soundfile scales a WAV file's samples; it is 1-D, or 2-D as (frames, channels) or, as librosa
+                returns it, (channels, frames) (up to 64 channels, averaged). Other dtypes (unsigned, bool,
+                complex, strings) are refused, as are samples beyond 1e4 (see :func:`ser_hf.audio.float_samples`).
+            top_k: Keep only the ``top_k`` most probable emotions in ``scores`` (a positive integer; default: all).
             progress: Show a progress bar.
             speaker: An enrolled speaker (see :meth:`enroll`): their clips are scored by the speaker-adaptive
                 head; the result then also says ``speaker`` and ``adapted`` (False: the global head scored it,
@@ -338,6 +369,7 @@ class EmotionRecognizer:
 
         Raises:
             AudioError: naming the file or array that cannot be used.
+            SERError: for a ``top_k`` that is not a positive integer or None.
 
         Example:
             ```python
@@ -345,12 +377,11 @@ class EmotionRecognizer:
             [{'label': 'sad', 'score': 0.7, 'scores': {'sad': 0.7}}, {'label': 'happy', ...}]
             ```
         """
-        if top_k is not None and top_k < 1:
-            raise SERError(f"top_k must be a positive integer or None, got {top_k}.")
+        _check_top_k(top_k)
         single = not isinstance(inputs, list)
         items = [inputs] if single else inputs
         scorer = self._speaker_scorer(speaker)  # an unknown speaker fails before any decoding
-        waves = [self.load(item) for item in items]
+        waves = [self.load(item, _describe(item, index, single)) for index, item in enumerate(items)]
         probabilities, extra = self._probabilities(waves, scorer, progress=progress)
         results = []
         for index, (item, row) in enumerate(zip(items, probabilities)):
@@ -397,7 +428,7 @@ class EmotionRecognizer:
             'happy'
             ```
         """
-        waves = [self.load(clip) for clip in clips]
+        waves = [self.load(clip, _describe(clip, index, False)) for index, clip in enumerate(clips)]
         clips_states, *copies_states = self.enrollments.versions(waves, self.batch_size)
         return self.enrollments.enroll(speaker, clips_states, copies_states)
 
@@ -422,12 +453,14 @@ class EmotionRecognizer:
         """Emotions over time in a long recording, with silent windows gated out.
 
         Args:
-            wave_or_path: A file path, a 1-D array at the model's rate, or ``(array, sampling_rate)``.
-            window: Window length in seconds.
-            hop: Seconds between window starts (``hop < window`` overlaps them).
+            wave_or_path: A file path, an array at the model's rate, or ``(array, sampling_rate)`` (as
+                :meth:`predict` takes them), at least :data:`~ser_hf.audio.MIN_CLIP_DURATION` (0.1 s) long.
+            window: Window length in seconds, 0.1 to 300 (each window is scored as one clip).
+            hop: Seconds between window starts, from 0.1 (as the HTTP service allows) to ``window``
+                (``hop < window`` overlaps them).
             vad_threshold_db: Skip windows whose RMS level is more than this many dB below the recording's
-                peak sample (a negative number, e.g. -40); ``None`` scores every window.
-            top_k: Emotions kept in each window's ``scores`` (default: all).
+                peak sample (-200 to 0, e.g. -40); ``None`` scores every window.
+            top_k: Emotions kept in each window's ``scores`` (a positive integer; default: all).
             speaker: An enrolled speaker (see :meth:`enroll`): every window is scored as
                 ``predict(window, speaker=speaker)`` scores it, and says ``adapted``.
 
@@ -438,6 +471,10 @@ class EmotionRecognizer:
             With ``speaker``, also ``"speaker"``, ``"adapted"`` and, when not adapted (the global head
             scored), ``"reason"``.
 
+        Raises:
+            AudioError: naming the input, as :meth:`predict` does, or for audio shorter than 0.1 s.
+            SERError: for ``window``, ``hop``, ``vad_threshold_db`` or ``top_k`` outside the ranges above.
+
         Example:
             ```python
             >>> recognizer.enroll("alice", ["alice/01.wav", "alice/02.wav", "alice/03.wav"])
@@ -446,7 +483,7 @@ class EmotionRecognizer:
             (True, True)
             ```
         """
-        _check_windowing(window, hop)
+        _check_options(window, hop, vad_threshold_db, top_k)
         scorer = self._speaker_scorer(speaker)
         # Preprocess each window, not the recording: training-time cropping or trimming is per clip.
         wave = self.load_raw(wave_or_path)
@@ -476,8 +513,8 @@ class EmotionRecognizer:
 
         Args:
             window, hop, vad_threshold_db, top_k: As in :meth:`predict_long`.
-            sampling_rate: Rate of the pushed chunks (default: the model's rate); other rates are
-                resampled on the fly with a streaming soxr resampler.
+            sampling_rate: Rate of the pushed chunks in Hz, 1000 to 384000 (default: the model's rate); other rates
+                are resampled on the fly with a streaming soxr resampler.
             adapt: Adapt to the (one) speaker of the stream online: every voiced window so far (the last
                 :data:`~ser_hf.inference.speakers.STREAM_WINDOWS`) enrolls them; until there are enough
                 windows, and when the model's adaptation is off, the global head scores (results say
@@ -489,7 +526,9 @@ class EmotionRecognizer:
             A :class:`RecognizerStream`.
 
         Raises:
-            SERError: for ``adapt`` together with ``speaker``, or a speaker who is not enrolled.
+            SERError: for ``adapt`` together with ``speaker``, a speaker who is not enrolled, or ``window``, ``hop``,
+                ``vad_threshold_db`` or ``top_k`` outside :meth:`predict_long`'s ranges.
+            AudioError: for a ``sampling_rate`` that is not a whole number of Hz from 1000 to 384000.
             ModelError: for ``adapt`` or ``speaker`` on a model without speaker adaptation files.
         """
         return RecognizerStream(self, window=window, hop=hop, vad_threshold_db=vad_threshold_db, top_k=top_k,

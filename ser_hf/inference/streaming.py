@@ -15,14 +15,17 @@ Scoring stays with the recognizer: a stream is made by
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 import numpy as np
 
+from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, check_sampling_rate, float_samples
 from ser_hf.errors import AudioError, SERError
+from ser_hf.ranges import COUNT, Range
 
-__all__ = ["DEFAULT_VAD_THRESHOLD_DB", "RecognizerStream", "WindowScorer", "gate_windows", "window_level_db",
-           "window_samples"]
+__all__ = ["DEFAULT_VAD_THRESHOLD_DB", "MIN_HOP", "VAD_THRESHOLD_DB", "WINDOW_SECONDS", "RecognizerStream",
+           "WindowScorer", "gate_windows", "window_level_db", "window_samples"]
 
 #: Default gate: windows more than 40 dB below the peak sample are silence.
 DEFAULT_VAD_THRESHOLD_DB = -40.0
@@ -61,14 +64,38 @@ def gate_windows(windows: list, peak_db: float, threshold: float | None) -> tupl
     return voiced, skipped
 
 
-def _check_windowing(window: float, hop: float) -> None:
-    if not window > 0:
-        raise SERError(f"window must be a positive number of seconds, got {window}; e.g. window=3.0.")
-    if not 0 < hop <= window:
-        raise SERError(
-            f"hop must be in (0, window={window}] seconds, got {hop}; windows would overlap by window - hop, "
-            f"so e.g. hop=1.0 for window=3.0."
-        )
+#: Windows are scored as clips, so they last as long as a clip may (:meth:`EmotionRecognizer.predict` refuses
+#: shorter or longer arrays).
+WINDOW_SECONDS = Range(MIN_CLIP_DURATION, MAX_CLIP_DURATION, noun="a number of seconds")
+#: Shortest hop (seconds), as the HTTP service allows (its ``hop`` query and ``/stream`` config): each hop is one
+#: more window to score, so a hop of 1e-6 s would ask for a million windows per second of audio.
+MIN_HOP = 0.1
+#: Gate thresholds: 0 dB gates every window quieter than the peak sample, and levels are floored at -200 dB
+#: (digital silence), so anything above 0 gates everything and anything below -200 nothing.
+VAD_THRESHOLD_DB = Range(_SILENCE_DB, 0, noun="a level in dB")
+
+
+def _check(name: str, value: Any, allowed: Range, fix: str) -> None:
+    shown = value.item() if isinstance(value, np.generic) else value  # np.int64(2) is a fine top_k
+    if shown not in allowed:  # Range also refuses bool, strings and non-finite floats
+        raise SERError(f"{name} must be {allowed}, got {value!r}; {fix}.")
+
+
+def _check_top_k(top_k: Any) -> None:
+    if top_k is not None:
+        _check("top_k", top_k, COUNT, "pass None to keep every emotion")
+
+
+def _check_options(window: Any, hop: Any, vad_threshold_db: Any, top_k: Any) -> None:
+    """Refuse windowing, gating and top_k values before any audio is decoded or scored."""
+    _check("window", window, WINDOW_SECONDS, "it is scored as one clip, e.g. window=3.0")
+    _check("hop", hop, Range(MIN_HOP, float(window), noun="a number of seconds"),
+           "a window starts every hop seconds (a shorter hop only multiplies the work, hop > window would leave "
+           "gaps), so e.g. hop=1.0 for window=3.0")
+    if vad_threshold_db is not None:
+        _check("vad_threshold_db", vad_threshold_db, VAD_THRESHOLD_DB,
+               "e.g. -40 skips windows 40 dB below the loudest sample; None scores every window")
+    _check_top_k(top_k)
 
 
 def _window_spans(n_samples: int, win: int, hop: int) -> list[tuple[int, int]]:
@@ -104,13 +131,16 @@ class RecognizerStream:
     def __init__(self, recognizer: WindowScorer, window: float, hop: float,
                  vad_threshold_db: float | None, top_k: int | None, sampling_rate: int | None,
                  adapt: bool = False, speaker: str | None = None) -> None:
-        _check_windowing(window, hop)
+        _check_options(window, hop, vad_threshold_db, top_k)
+        rate = recognizer.sampling_rate if sampling_rate is None else check_sampling_rate(
+            sampling_rate, "stream(sampling_rate=...)", " Pass None for the model's own rate.")
         self._speaker = recognizer._speaker_scorer(speaker, adapt)
         self.recognizer = recognizer
         self.win = window_samples(window, recognizer.sampling_rate)
         self.hop = window_samples(hop, recognizer.sampling_rate)
+        # A tail shorter than a clip (predict refuses it) is not scored: the encoder needs 25 ms for one frame.
+        self.min_samples = math.ceil(MIN_CLIP_DURATION * recognizer.sampling_rate)
         self.vad_threshold_db, self.top_k = vad_threshold_db, top_k
-        rate = sampling_rate or recognizer.sampling_rate
         self._resampler = None
         if rate != recognizer.sampling_rate:
             import soxr
@@ -131,25 +161,34 @@ class RecognizerStream:
         """Add audio; return the results of the windows this chunk completed (voiced ones only).
 
         Args:
-            chunk: 1-D float samples (at the stream's ``sampling_rate``), any length.
+            chunk: 1-D samples (at the stream's ``sampling_rate``), any length: floats within [-1, 1], or signed
+                integer PCM (int16, int32), scaled to [-1, 1] as a WAV file's samples are (see
+                :func:`~ser_hf.audio.float_samples`).
 
         Returns:
             ``[{"start", "end", "label", "score", "scores"}]`` in time order (plus ``"adapted"`` for a stream
             with ``adapt`` or ``speaker``); empty when no window completed or every completed window was silent.
+
+        Raises:
+            AudioError: for a chunk that is not 1-D, of another dtype (unsigned, complex, strings, bytes...), or
+                with NaN, infinite or out-of-range samples (beyond :data:`~ser_hf.audio.MAX_ABS_SAMPLE`).
         """
         if self._closed:
             raise SERError("this stream was flushed; start a new one with recognizer.stream(...).")
-        chunk = np.asarray(chunk, dtype=np.float32)
+        chunk = float_samples(chunk, "the chunk given to stream.push")
         if chunk.ndim != 1:
-            raise AudioError(f"stream.push expects a 1-D array of samples, got shape {chunk.shape}.")
-        if not np.isfinite(chunk).all():
-            raise AudioError("stream.push: the chunk holds NaN or infinite samples.")
+            raise AudioError(f"stream.push expects a 1-D array of samples, got shape {chunk.shape}; downmix "
+                             f"(frames, channels) audio first, e.g. chunk.mean(axis=1).")
         if self._resampler is not None:
             chunk = self._resampler.resample_chunk(chunk)
         return self._append(chunk)
 
     def flush(self) -> list[dict[str, Any]]:
-        """End the stream: return the end-aligned tail window (or the whole audio if shorter than a window)."""
+        """End the stream: return the end-aligned tail window (or the whole audio if shorter than a window).
+
+        A stream shorter than :data:`~ser_hf.audio.MIN_CLIP_DURATION` has no window to score (a clip that short
+        is refused by ``predict``): its flush returns ``[]``, as the WebSocket ``/stream`` ends without a window.
+        """
         if self._closed:
             return []
         results = []
@@ -160,7 +199,7 @@ class RecognizerStream:
         if total == 0:
             spans = []
         elif total <= self.win:
-            spans = [(0, total)] if self._next == 0 else []
+            spans = [(0, total)] if self._next == 0 and total >= self.min_samples else []
         else:
             spans = [(total - self.win, total)] if self._next - self.hop + self.win < total else []
         return results + self._score(spans)

@@ -1,0 +1,240 @@
+"""EmotionRecognizer's array inputs and options are held to the rules files and the HTTP service enforce.
+
+Integer PCM is scaled as soundfile scales a WAV file; other dtypes, samples beyond 1e4, sampling rates outside
+1000-384000 Hz, audio shorter than 0.1 s and out-of-range window/hop/vad_threshold_db/top_k values get an error
+naming the argument (never a raw numpy/soxr error or a silent wrong answer).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser_hf.audio import array_to_mono, check_sampling_rate, float_samples, load_audio
+from ser_hf.errors import AudioError, SERError
+from ser_hf.inference import recognizer as recognizer_module
+from ser_hf.inference.recognizer import EmotionRecognizer
+from ser_hf.testing.models import tiny_classifier
+
+FOUR = ["neutral", "happy", "sad", "angry"]
+RATE = 16000
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def recognizer(tmp_path_factory):
+    return EmotionRecognizer.from_pretrained(tiny_classifier("wav2vec2", tmp_path_factory.mktemp("arrays"), FOUR))
+
+
+@pytest.fixture(scope="module")
+def wave():
+    return (0.1 * np.random.default_rng(0).standard_normal(RATE)).astype(np.float32)
+
+
+def _scores(result):
+    return pytest.approx(result["scores"], abs=1e-6)
+
+
+# --- defect 1: dtypes and sample range ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("subtype, dtype", [("PCM_16", np.int16), ("PCM_32", np.int32)])
+def test_integer_pcm_is_scaled_as_its_wav_file(recognizer, wave, tmp_path, subtype, dtype):
+    path = tmp_path / "pcm.wav"
+    sf.write(path, wave, RATE, subtype=subtype)
+    pcm, _ = sf.read(path, dtype=dtype.__name__)
+    assert recognizer.predict(pcm)["scores"] == _scores(recognizer.predict(str(path)))
+    np.testing.assert_allclose(float_samples(pcm, "x"), load_audio(path), atol=1e-7)
+    # A stream takes int16 chunks as the WebSocket does (scaled by 32768).
+    ints, floats = recognizer.stream(window=0.5, hop=0.5), recognizer.stream(window=0.5, hop=0.5)
+    got = ints.push(pcm) + ints.flush()
+    expected = floats.push(load_audio(path)) + floats.flush()
+    assert [w["scores"] for w in got] == [_scores(w) for w in expected] and got
+
+
+@pytest.mark.parametrize("make, found", [
+    (lambda w: (w * 127 + 128).astype(np.uint8), r"dtype uint8.*\(wave.astype\(np.float32\) - 128\) / 128"),
+    (lambda w: (w * 32767).astype(np.uint16), "dtype uint16.*Unsigned PCM"),
+    (lambda w: (w * 32767).astype(np.int64), "dtype int64.*No PCM format has 64-bit"),
+    (lambda w: w > 0, "dtype bool.*Pass numbers"),
+    (lambda w: w.astype(np.complex64), r"dtype complex64.*wave.real"),
+    (lambda w: w.astype(object), "dtype object"),
+    (lambda w: w.astype(str), "dtype <U"),
+    (lambda w: w.astype(bytes), "dtype |S"),
+])
+def test_other_dtypes_are_refused(recognizer, wave, make, found):
+    bad = make(wave)
+    match = "the audio array has dtype .*expected float samples within \\[-1, 1\\] or signed integer PCM"
+    for call in (recognizer.predict, recognizer.predict_long, lambda b: recognizer.predict((b, 8000))):
+        with pytest.raises(AudioError, match=match):
+            call(bad)
+        with pytest.raises(AudioError, match=found.replace("|", r"\|")):
+            call(bad)
+    with pytest.raises(AudioError, match="the chunk given to stream.push has dtype"):
+        recognizer.stream().push(bad)
+
+
+@pytest.mark.parametrize("scale, dtype", [(1e6, np.float32), (1e6, np.float64), (1e300, np.float64)])
+def test_samples_beyond_full_scale_are_refused_as_files_are(recognizer, wave, scale, dtype):
+    loud = wave.astype(dtype) * scale
+    for call in (recognizer.predict, recognizer.predict_long, recognizer.load):
+        with pytest.raises(AudioError, match=r"the audio array has samples as large as .*divided by 32768"):
+            call(loud)
+    with pytest.raises(AudioError, match="the chunk given to stream.push has samples as large as"):
+        recognizer.stream().push(loud)
+    with pytest.raises(AudioError, match="the audio array at index 1 contains NaN or infinite samples"):
+        recognizer.predict([wave, np.full(RATE, np.nan, np.float32)])
+    # Within 1e4 (float headroom, as a float WAV file may have) is accepted, as for files.
+    assert recognizer.predict(wave * 100)["label"] in FOUR
+
+
+# --- defect 2: sampling rates --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [0, -16000, None, float("nan"), float("inf"), 1, 999, 384001, 22050.5, "16000",
+                                  True, np.float64("nan"), [16000]])
+def test_bad_sampling_rates_are_refused(recognizer, wave, rate):
+    with pytest.raises(AudioError, match=r"The sampling rate of the audio array \(the tuple's second item\) must be a "
+                                         r"whole number of Hz from 1000 to 384000"):
+        recognizer.predict((wave, rate))
+    if rate is not None:  # a stream's default: the model's rate
+        with pytest.raises(AudioError, match=r"stream\(sampling_rate=...\) must be a whole number of Hz from 1000"):
+            recognizer.stream(sampling_rate=rate)
+
+
+def test_good_sampling_rates_are_accepted(recognizer, wave):
+    assert check_sampling_rate(np.int64(44100), "x") == 44100 and check_sampling_rate(48000.0, "x") == 48000
+    assert recognizer.predict((wave, np.int32(16000)))["scores"] == _scores(recognizer.predict(wave))
+    assert recognizer.stream(sampling_rate=1000).push(np.zeros(100, np.float32)) == []
+
+
+def test_duration_is_checked_before_resampling(recognizer, monkeypatch):
+    def no_resampling(*args, **kwargs):
+        raise AssertionError("resampled before the duration check")
+
+    monkeypatch.setattr(recognizer_module, "resample", no_resampling)
+    with pytest.raises(AudioError, match=r"the audio array lasts 301.0 s \(301000 samples at 1000 Hz\); expected "
+                                         r"at most 300 s for one clip. Cut it, or score it in windows with predict_long"):
+        recognizer.predict((np.zeros(301_000, np.float32), 1000))
+    with pytest.raises(AudioError, match=r"lasts 50.0 ms .*expected at least 100 ms .*Pad it, or drop it"):
+        recognizer.predict_long((np.zeros(2205, np.float32), 44100))
+
+
+def test_two_arrays_in_a_tuple(recognizer, wave):
+    with pytest.raises(AudioError, match=r"got an array of shape \(16000,\). Pass several clips as a list"):
+        recognizer.predict((wave, wave))
+    with pytest.raises(AudioError, match=r"a tuple input must be \(array, sampling_rate\), got a tuple of \(ndarray, "
+                                         r"ndarray, ndarray\). Pass several clips as a list"):
+        recognizer.predict((wave, wave, wave))
+
+
+# --- defect 3: channels --------------------------------------------------------------------------------------
+
+
+def test_channels_first_and_frames_first_are_both_averaged(recognizer, wave):
+    other = np.roll(wave, 100)
+    mono = (wave + other) / 2
+    expected = recognizer.predict(mono)
+    channels_first = np.stack([wave, other])  # librosa's (channels, frames)
+    assert recognizer.predict(channels_first)["scores"] == _scores(expected)
+    assert recognizer.predict(channels_first.T)["scores"] == _scores(expected)  # soundfile's (frames, channels)
+    assert recognizer.predict((channels_first.astype(np.float64), RATE))["scores"] == _scores(expected)
+    long = recognizer.predict_long(np.stack([wave, other] * 3), window=0.5, hop=0.5)
+    assert long["duration"] == pytest.approx(1.0) and len(long["timeline"]) == 2
+    np.testing.assert_allclose(array_to_mono(channels_first, "x"), mono, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(100, 100), (2, 2, 8000), (0,), (0, 2), ()])
+def test_shapes_that_are_not_one_recording_are_refused(recognizer, shape):
+    with pytest.raises(AudioError, match=re.escape(f"the audio array has shape {shape}; expected a non-empty 1-D")):
+        recognizer.predict(np.zeros(shape, np.float32))
+
+
+# --- defect 4: window, hop, gate, top_k; audio shorter than a clip ----------------------------------------------
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"top_k": -1}, r"top_k must be a positive integer \(>= 1\), got -1; pass None to keep every emotion"),
+    ({"top_k": 0}, "top_k must be a positive integer .*got 0"),
+    ({"top_k": 2.5}, "top_k must be a positive integer .*got 2.5"),
+    ({"top_k": "2"}, "top_k must be a positive integer .*got '2'"),
+    ({"top_k": True}, "top_k must be a positive integer .*got True"),
+    ({"vad_threshold_db": 10}, r"vad_threshold_db must be a level in dB in \[-200, 0\], got 10; e.g. -40"),
+    ({"vad_threshold_db": float("nan")}, "vad_threshold_db must be .*got nan"),
+    ({"vad_threshold_db": -201}, "vad_threshold_db must be .*got -201"),
+    ({"vad_threshold_db": "-40"}, "vad_threshold_db must be .*got '-40'"),
+    ({"window": float("inf")}, r"window must be a number of seconds in \[0.1, 300\], got inf; it is scored as one"),
+    ({"window": 1e-6, "hop": 1e-6}, "window must be .*got 1e-06"),
+    ({"window": 0.05, "hop": 0.05}, "window must be .*got 0.05"),
+    ({"window": 301.0}, "window must be .*got 301.0"),
+    ({"window": "3"}, "window must be .*got '3'"),
+    ({"window": 3.0, "hop": 1e-6}, r"hop must be a number of seconds in \[0.1, 3\], got 1e-06"),
+    ({"window": 1.0, "hop": 0.01}, r"hop must be .* in \[0.1, 1\], got 0.01"),
+    ({"window": 1.0, "hop": 2.0}, "hop must be .*got 2.0; a window starts every hop seconds"),
+    ({"hop": float("nan")}, "hop must be .*got nan"),
+])
+def test_bad_options_are_refused_before_any_scoring(recognizer, wave, monkeypatch, options, match):
+    monkeypatch.setattr(recognizer, "_score_windows", lambda *a: pytest.fail("scored before refusing"))
+    with pytest.raises(SERError, match=match):
+        recognizer.predict_long(wave, **options)
+    with pytest.raises(SERError, match=match):
+        recognizer.stream(**options)
+    if set(options) == {"top_k"}:
+        with pytest.raises(SERError, match=match):
+            recognizer.predict(wave, **options)
+        with pytest.raises(SERError, match=match):
+            recognizer.result(np.full(4, 0.25), **options)
+
+
+def test_top_k_keeps_that_many_everywhere(recognizer, wave):
+    for top_k in (1, np.int64(2)):
+        long = recognizer.predict_long(wave, window=0.5, hop=0.5, top_k=top_k)
+        assert len(long["overall"]["scores"]) == top_k and all(len(w["scores"]) == top_k for w in long["timeline"])
+        stream = recognizer.stream(window=0.5, hop=0.5, top_k=top_k)
+        assert all(len(w["scores"]) == top_k for w in stream.push(wave) + stream.flush())
+    assert len(recognizer.predict(wave, top_k=None)["scores"]) == len(FOUR)
+
+
+def test_smallest_window_and_hop_are_accepted(recognizer, wave):
+    result = recognizer.predict_long(wave[:4000], window=0.1, hop=0.1, vad_threshold_db=0)
+    assert len(result["timeline"]) + len(result["skipped"]) == 3  # 0.25 s: two windows and the end-aligned tail
+
+
+def test_audio_shorter_than_a_clip(recognizer, wave):
+    with pytest.raises(AudioError, match=r"the audio array lasts 0.1 ms \(1 samples at 16000 Hz\); expected at "
+                                         r"least 100 ms \(speech encoders need 25 ms for one frame\). Pad it, or drop it"):
+        recognizer.predict_long(wave[:1])
+    with pytest.raises(AudioError, match=r"lasts 99.9 ms \(1599 samples"):
+        recognizer.predict(wave[:1599])
+    # A stream ends without a window rather than scoring too little audio, as the WebSocket /stream does.
+    for samples in (1, 1599):
+        stream = recognizer.stream()
+        assert stream.push(wave[:samples]) == [] and stream.flush() == []
+    stream = recognizer.stream()
+    stream.push(wave[:1600])
+    assert [(w["start"], w["end"]) for w in stream.flush()] == [(0.0, 0.1)]
+    assert recognizer.predict_long(wave[:1600])["timeline"][0]["end"] == pytest.approx(0.1)
+
+
+# --- defect 5: stream chunks and paths -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk, match", [
+    ("abc", "dtype <U3"), (b"abc", r"dtype \|S3"), ([[0.1], [0.1, 0.2]], "is not an array of samples"),
+    (np.zeros((2, 800), np.float32), r"stream.push expects a 1-D array of samples, got shape \(2, 800\); downmix"),
+])
+def test_stream_push_refuses_what_is_not_samples(recognizer, chunk, match):
+    with pytest.raises(AudioError, match=match):
+        recognizer.stream().push(chunk)
+
+
+def test_a_path_with_an_overlong_name(recognizer, tmp_path):
+    path = str(tmp_path / ("a" * 300 + ".wav"))
+    for call in (recognizer.predict, recognizer.predict_long, load_audio):
+        with pytest.raises(AudioError, match=re.escape(f"Audio path '{path}' cannot be looked up (File name too "
+                                                       f"long). Check the path")):
+            call(path)

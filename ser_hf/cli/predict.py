@@ -33,8 +33,11 @@ CSVs with a 'path' column. Run the same command again to resume: files already i
 A file that cannot be decoded (or whose scores are not finite) is written as {"path", "error"} and the
 job goes on. --out must be a new file or an earlier output of ser-hf predict (a JSONL output starts
 with a {"ser_hf_predictions": 1, ...} header line): any other existing file, and any input, is refused
-and left as it was. A file name that is not UTF-8 is recorded with its bytes as \\xNN in "path" and
-exactly, base64-encoded, in "path_base64".
+and left as it was, and so is an output of another job: another model (or the same checkpoint path
+holding other files), other --top-k, speaker options or --test-time-copies (a CSV records its job in
+.<name>.job.json beside it). One job per --out: a second job on an --out being written is refused (a
+lock, .<name>.lock, that a killed job never leaves blocking). A file name that is not UTF-8 is
+recorded with its bytes as \\xNN in "path" and exactly, base64-encoded, in "path_base64".
 
 Scale-out: under `accelerate launch` (or torchrun) with several processes, each process predicts a
 block of the files into OUT.shard-<rank>-of-<world> beside --out, and the main process merges the
@@ -47,15 +50,17 @@ Speaker-adaptive jobs (a model trained with probe_speaker_adaptation: true): --s
 --speaker-column groups the inputs by speaker; each speaker is enrolled from all of their clips in the
 job (unlabelled), then their clips are scored with their voice offset removed. JSONL records gain
 "speaker" (bytes that are not UTF-8 as \\xNN, as in "path") and "adapted" (false: too few clips, or
-adaptation off for this model; the global model scored it). Files with no speaker are scored by the
-global model.
+adaptation off for this model; the global model scored it); CSV gets both columns. Files with no speaker
+are scored by the global model (a warning counts them; none at all is refused). A speaker's clips are
+encoded --chunk-size at a time (only their pooled states are kept), then scored and written
+--chunk-size at a time: a kill loses at most one chunk of records.
   ser-hf predict --model outputs/rav8-adaptive ../shared/data/ravdess --speaker-pattern 'Actor_(\\d+)' --out p.jsonl
 
 A `datasets` dataset instead of files: --dataset_name (a Hub id, a save_to_disk folder, parquet/arrow
 tables or an audiofolder directory) predicts every row of its --eval_split_name split (default validation).
 Each row gets one file of its own under $SER_HF_CACHE/datasets/ (embedded bytes written once; a path cell
 linked), so the job keeps exactly one record per row and a rerun resumes; JSONL records start with
-"dataset", "split" and "row". A cell that is not audio becomes that row's error record.
+"dataset", "split" and "row" (CSV: columns of those names). A cell that is not audio becomes that row's error record.
   ser-hf predict --model outputs/rav4 --dataset_name my_parquet_dir --eval_split_name test --out p.jsonl
 
 exit status: 0 when the job finished, even if some files became error records (they are data: the
@@ -88,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="where one process runs the model: cpu (default), cuda, cuda:1, mps; under "
                              "accelerate launch each process uses the device accelerate assigns")
     parser.add_argument("--speaker-pattern", metavar="REGEX", default=None,
-                        help="speaker-adaptive: a regex whose first group in each path names the speaker, e.g. "
+                        help="speaker-adaptive: a regex whose first group (required) in each path names the speaker, e.g. "
                              "'Actor_(\\d+)'; each speaker is enrolled from all their clips in the job, then scored "
                              "(needs a model trained with probe_speaker_adaptation)")
     parser.add_argument("--speaker-column", metavar="COLUMN", default=None,

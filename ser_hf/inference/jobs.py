@@ -20,8 +20,16 @@ Crash safety, so a rerun after a kill or a crash finishes the job exactly once p
 - **CSV**: a CSV cannot be appended safely with a header, so every chunk rewrites the whole file into
   a temporary file beside it (fsync-ed) and swaps it in with ``os.replace``, which is atomic: the file
   is always the old or the new complete table. Columns: ``path, label, score, error``, ``test_time_copies``
-  (``true``; only in an output scored with them), one probability column per emotion (``prob_<emotion>``, blank
-  outside ``top_k``) and ``path_base64``.
+  (``true``; only in an output scored with them), ``dataset, split, row`` (``--dataset_name`` jobs), ``speaker,
+  adapted`` (speaker-adaptive jobs), one probability column per emotion (``prob_<emotion>``, blank outside
+  ``top_k``) and ``path_base64``. The job goes to the sidecar ``.<name>.job.json``, so the CSV stays a plain CSV.
+
+One job per output: a job holds an exclusive lock (``fcntl.flock`` on ``.<name>.lock`` beside ``OUT``) until it
+ends, and a second job on the same ``OUT`` is refused, naming it (the kernel releases the lock of a killed job: the
+lock file left by ``kill -9`` blocks nothing). A job resumes only its own work: the model's path, a SHA-256 of its
+files (a checkpoint replaced at the same path is another model), test-time copies, ``top_k`` and the speaker
+options are recorded (JSONL and shard header lines; a CSV's sidecar ``.<name>.job.json``) and checked against
+``OUT`` and every leftover shard before anything changes (see :func:`~ser_hf.inference.outputs.check_same_job`).
 
 Records are keyed by absolute path (``os.path.abspath``, symlinks not resolved). A file name that is not
 UTF-8 is recorded like any other (``path`` shows its undecodable bytes as ``\\xNN``, ``path_base64`` holds

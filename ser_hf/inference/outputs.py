@@ -8,8 +8,10 @@ was (an audio input, a manifest, a config file, notes: nothing it did not write 
   then one record per line: ``{"path", "label", "score", "scores"}`` or ``{"path", "error"}``. Outputs of
   ser_hf versions before the header are still resumed when they are unambiguous: every complete line is
   such a record (only the last line may be torn). They get the header when the job next writes them.
-- **CSV**: columns ``path, label, score, error, prob_<emotion>..., path_base64``, in that order (files
-  without ``path_base64``, from earlier versions, are read too). A CSV with any other columns is not ours.
+- **CSV**: columns ``path, label, score, error``, the optional ``test_time_copies`` and :data:`EXTRA_COLUMNS`,
+  ``prob_<emotion>..., path_base64``, in that order (files without ``path_base64``, from earlier versions, are read
+  too). A CSV with any other columns is not ours. Its job (the JSONL header's ``job``) is the sidecar
+  ``.<name>.job.json`` beside it (:func:`job_sidecar`), written before the CSV.
 - An empty file holds nothing to lose and is used as a new output.
 - **Shards** ``OUT.shard-<rank>-of-<world>`` of a multi-process run are JSONL outputs with a header too.
 

@@ -15,6 +15,9 @@ Example:
 
 from __future__ import annotations
 
+import logging
+import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +28,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from ser_hf.corpora import CORPORA
 from ser_hf.errors import SplitError
+
+logger = logging.getLogger(__name__)
 
 #: How a run's parts were made, as reports, run records and cards name it.
 SPEAKER_INDEPENDENT = "speaker-independent"
@@ -88,26 +93,94 @@ def check_speaker_disjoint(dataset: datasets.Dataset, parts: Mapping[str, np.nda
             seen[speaker] = name
 
 
-def _grouped_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
-    """Test-row positions of ``n_folds`` speaker-grouped, emotion-stratified folds."""
+def _grouped_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: int,
+                   setting: str = "n_folds (--folds, --num_folds)") -> list[np.ndarray]:
+    """Test-row positions of ``n_folds`` speaker-grouped, emotion-stratified folds, none of them empty.
+
+    scikit-learn's ``StratifiedGroupKFold`` makes them. Where it cannot -- it raises when every emotion has
+    fewer clips than folds, and it may leave a fold without speakers -- the same greedy stratification is
+    done here without that guard, and empty folds get a speaker from the fold with the most. Where
+    scikit-learn succeeds, its folds are returned unchanged (so published fold assignments do not move).
+    """
     n_groups = len(set(groups))
     if n_folds < 2 or n_folds > n_groups:
         raise SplitError(
-            f"Cannot make {n_folds} speaker-grouped folds from {n_groups} speakers; choose 2 <= folds <= {n_groups}."
+            f"{setting}={n_folds}: Cannot make {n_folds} speaker-grouped folds from {n_groups} speakers; "
+            f"expected 2 <= folds <= {n_groups}. Choose fewer folds, or use data with more speakers."
         )
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    return [test for _, test in splitter.split(np.zeros(len(labels)), labels, groups)]
+    with warnings.catch_warnings():
+        # "The least populated class in y has only N members": expected with few speakers; said in our
+        # own words by _note_missing_classes, once.
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        try:
+            folds = [np.asarray(test, dtype=np.int64) for _, test in splitter.split(np.zeros(len(labels)), labels, groups)]
+        except ValueError:  # every emotion has fewer clips than folds
+            logger.info("Every emotion has fewer clips than the %d folds asked for, so scikit-learn cannot "
+                        "stratify them; ser_hf balances the emotions across folds itself.", n_folds)
+            folds = _balanced_grouped_folds(labels, groups, n_folds, seed)
+    if any(len(test) == 0 for test in folds):
+        logger.info("Stratifying %d speakers into %d folds left a fold without speakers; a speaker was moved "
+                    "into each empty fold from the fold with the most.", n_groups, n_folds)
+        folds = _fill_empty_folds(folds, groups)
+    return folds
 
 
-def _holdout(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> tuple:
-    """Split ``rows`` into (kept, held out) with about ``fraction`` of them held out, by speaker."""
+def _balanced_grouped_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
+    """Speakers to folds by ``StratifiedGroupKFold``'s greedy rule (each speaker, most uneven first, to the
+    fold that keeps every emotion's share across folds most even; ties to the fold with fewest clips)."""
+    speakers, speaker_of_row = np.unique(groups.astype(str), return_inverse=True)
+    classes, class_of_row = np.unique(labels, return_inverse=True)
+    counts = np.zeros((len(speakers), len(classes)))
+    np.add.at(counts, (speaker_of_row, class_of_row), 1)
+    totals = counts.sum(axis=0)
+    order = np.random.default_rng(seed).permutation(len(speakers))
+    order = order[np.argsort(-counts[order].std(axis=1), kind="mergesort")]
+    per_fold = np.zeros((n_folds, len(classes)))
+    fold_of = np.zeros(len(speakers), dtype=np.int64)
+    for speaker in order:
+        scores = []
+        for fold in range(n_folds):
+            per_fold[fold] += counts[speaker]
+            scores.append((float(np.mean(np.std(per_fold / totals, axis=0))), float(per_fold[fold].sum() - counts[speaker].sum())))
+            per_fold[fold] -= counts[speaker]
+        fold_of[speaker] = min(range(n_folds), key=lambda f: (round(scores[f][0], 12), scores[f][1], f))
+        per_fold[fold_of[speaker]] += counts[speaker]
+    return [np.flatnonzero(fold_of[speaker_of_row] == fold) for fold in range(n_folds)]
+
+
+def _fill_empty_folds(folds: list[np.ndarray], groups: np.ndarray) -> list[np.ndarray]:
+    """Give every empty fold one speaker: the one with fewest clips, from the fold with the most speakers."""
+    groups = groups.astype(str)
+    owner = {speaker: number for number, test in enumerate(folds) for speaker in set(groups[test])}
+    for empty in [number for number, test in enumerate(folds) if len(test) == 0]:
+        speakers_per_fold = Counter(owner.values())
+        donor = max(speakers_per_fold, key=lambda f: (speakers_per_fold[f], -f))
+        moved = min((s for s, f in owner.items() if f == donor), key=lambda s: (int(np.sum(groups == s)), s))
+        owner[moved] = empty
+    fold_of_row = np.asarray([owner[speaker] for speaker in groups], dtype=np.int64)
+    return [np.flatnonzero(fold_of_row == number) for number in range(len(folds))]
+
+
+def _holdout(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int,
+             part: str = "validation", setting: str = "validation_size", within: str = "") -> tuple:
+    """Split ``rows`` into (kept, held out) with about ``fraction`` of them held out, by speaker.
+
+    ``part``, ``setting`` and ``within`` only word the error: which part is held out, the setting that asks
+    for it, and where from (e.g. "fold2's training speakers").
+    """
     if fraction <= 0:
         return rows, np.zeros(0, dtype=np.int64)
     n_folds = max(2, round(1 / fraction))
-    n_groups = len(set(groups[rows]))
-    if n_groups < 2:
-        raise SplitError(f"Only {n_groups} speaker left; a held-out part needs at least 2 speakers.")
-    held = _grouped_folds(labels[rows], groups[rows], min(n_folds, n_groups), seed)[0]
+    speakers = sorted(set(groups[rows]))
+    if len(speakers) < 2:
+        where = within or "the speakers left"
+        raise SplitError(
+            f"{setting} asks for a {part} part, but {where} are only {len(speakers)} ({speakers}), and a "
+            f"speaker-independent {part} part needs at least 2 (one to hold out, one to train on). Set "
+            f"{setting} 0 (--{setting} 0) to make no {part} part, or use fewer folds or data with more speakers."
+        )
+    held = _grouped_folds(labels[rows], groups[rows], min(n_folds, len(speakers)), seed, setting=setting)[0]
     mask = np.zeros(len(rows), dtype=bool)
     mask[held] = True
     return rows[~mask], rows[mask]
@@ -125,9 +198,12 @@ def speaker_split(
             raise SplitError(f"{name} must be a fraction in [0, 1), got {value}.")
     labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
     rows = np.arange(len(dataset))
-    rest, test = _holdout(rows, labels, groups, test_size, seed)
-    train, validation = _holdout(rest, labels, groups, validation_size / max(1e-9, 1 - test_size), seed + 1)
-    return select_fold(dataset, Fold("split", train, test, validation))
+    rest, test = _holdout(rows, labels, groups, test_size, seed, "test", "test_size", "the corpus's speakers")
+    train, validation = _holdout(rest, labels, groups, validation_size / max(1e-9, 1 - test_size), seed + 1,
+                                 within="the speakers left after the test part")
+    fold = Fold("split", train, test, validation)
+    _note_missing_classes(dataset, [fold])
+    return select_fold(dataset, fold)
 
 
 def split_with_test(
@@ -146,8 +222,11 @@ def split_with_test(
         raise SplitError(f"{len(shared)} speaker(s) of the test part also speak in the training rows (e.g. "
                          f"{shared[:5]}), so its scores would not be speaker-independent. Use a test split of other "
                          f"speakers, or leave the test split unset to hold speakers out of the training rows.")
-    train, validation = _holdout(rest, labels, groups, validation_size, seed + 1)
-    return select_fold(dataset, Fold("split", train, np.asarray(test, dtype=np.int64), validation))
+    train, validation = _holdout(rest, labels, groups, validation_size, seed + 1,
+                                 within="the speakers outside the test part")
+    fold = Fold("split", train, np.asarray(test, dtype=np.int64), validation)
+    _note_missing_classes(dataset, [fold])
+    return select_fold(dataset, fold)
 
 
 def speaker_folds(
@@ -165,8 +244,10 @@ def speaker_folds(
     folds = []
     for number, test in enumerate(_grouped_folds(labels, groups, n_folds, seed), start=1):
         train = np.setdiff1d(np.arange(len(dataset)), test)
-        train, validation = _holdout(train, labels, groups, validation_size, seed + number)
+        train, validation = _holdout(train, labels, groups, validation_size, seed + number,
+                                     within=f"fold{number}'s training speakers")
         folds.append(_checked(dataset, Fold(f"fold{number}", train, test, validation)))
+    _note_missing_classes(dataset, folds)
     return folds
 
 
@@ -174,10 +255,12 @@ def leave_one_speaker_out(dataset: datasets.Dataset) -> list[Fold]:
     """One fold per speaker, tested on that speaker alone."""
     groups = speakers_of(dataset)
     rows = np.arange(len(dataset))
-    return [
+    folds = [
         _checked(dataset, Fold(f"speaker_{speaker}", rows[groups != speaker], rows[groups == speaker]))
         for speaker in sorted(set(groups))
     ]
+    _note_missing_classes(dataset, folds)
+    return folds
 
 
 def predefined_folds(dataset: datasets.Dataset, column: str) -> list[Fold]:
@@ -186,10 +269,12 @@ def predefined_folds(dataset: datasets.Dataset, column: str) -> list[Fold]:
         raise SplitError(f"Column {column!r} is missing; found {sorted(dataset.column_names)}.")
     values = np.asarray(dataset[column], dtype=object)
     rows = np.arange(len(dataset))
-    return [
+    folds = [
         _checked(dataset, Fold(f"{column}{value}", rows[values != value], rows[values == value]))
         for value in sorted(set(values))
     ]
+    _note_missing_classes(dataset, folds)
+    return folds
 
 
 def corpus_folds(dataset: datasets.Dataset, n_folds: int = 5, seed: int = 0) -> list[Fold]:
@@ -219,8 +304,30 @@ def predefined_split(dataset: datasets.Dataset, column: str = "split") -> datase
 def add_validation(dataset: datasets.Dataset, fold: Fold, validation_size: float, seed: int = 0) -> Fold:
     """The same fold with about ``validation_size`` of its training clips (whole speakers) held out."""
     labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
-    train, validation = _holdout(fold.train, labels, groups, validation_size, seed)
+    train, validation = _holdout(fold.train, labels, groups, validation_size, seed,
+                                 within=f"{fold.name}'s training speakers")
     return _checked(dataset, Fold(fold.name, train, fold.test, validation))
+
+
+def _note_missing_classes(dataset: datasets.Dataset, folds: Sequence[Fold]) -> None:
+    """Say once which emotions some folds train without (a warning: their models cannot predict them) and
+    which some folds test without (a note: pooled scores still cover them), naming the emotions and folds."""
+    names = dataset.features["label"].names if isinstance(dataset.features.get("label"), datasets.ClassLabel) else None
+    labels, speakers = np.asarray(dataset["label"]), np.asarray(dataset["speaker"], dtype=object)
+    for part, say in (("train", logger.warning), ("test", logger.info)):
+        missing: dict[int, list[str]] = {}
+        for fold in folds:
+            present = set(labels[getattr(fold, part)].tolist())
+            for label in sorted(set(labels.tolist()) - present):
+                missing.setdefault(label, []).append(fold.name)
+        for label, fold_names in missing.items():
+            name = names[label] if names else str(label)
+            voices = sorted(set(speakers[labels == label].tolist()))
+            shown = ", ".join(fold_names[:10]) + (f" and {len(fold_names) - 10} more" if len(fold_names) > 10 else "")
+            consequence = ("their models never see it, so they cannot predict it" if part == "train"
+                           else "pooled scores over all folds still include it")
+            say("Emotion %r has clips from only %d speaker(s) (%s), so %s %s without it: %s.", name, len(voices),
+                ", ".join(map(str, voices[:5])) + (" ..." if len(voices) > 5 else ""), shown, part, consequence)
 
 
 def _checked(dataset: datasets.Dataset, fold: Fold) -> Fold:

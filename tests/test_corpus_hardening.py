@@ -124,3 +124,44 @@ def test_normal_corpora_keep_their_fold_assignment(tmp_path):
     parts = speaker_split(ds, 0.2, 0.15, 0)
     assert {k: sorted(set(v["speaker"])) for k, v in parts.items()} == {
         "train": ["01", "02", "09", "13"], "validation": ["06", "14"], "test": ["05", "10"]}
+
+
+_SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"
+# sha256 (first 16 hex) of the speakers of every part of every fold, computed before the small-corpus fallbacks.
+_PINNED = {
+    "urdu": {"corpus_folds": "8123c496e246987d", "speaker_folds5_v15": "8306a1ffcb1159cc", "split": "f3cc01902aafd09b",
+             "4c_folds": "f41ae645e26ebaf4", "4c_split": "e08dc4461c46e3f7"},
+    "ravdess": {"corpus_folds": "d5f26cba8a53ae6a", "speaker_folds5_v15": "b913a2ef0b68a16e",
+                "split": "873b1efb1454c887", "4c_folds": "d5f26cba8a53ae6a", "4c_split": "ca9d403e11dda743"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(_PINNED))
+def test_real_corpora_keep_their_fold_assignment(name):
+    import hashlib
+    import json
+
+    from ser_hf.corpora import load_corpus
+    from ser_hf.splits import corpus_folds
+
+    if not (_SHARED / name).is_dir():
+        pytest.skip(f"the {name} corpus is not in {_SHARED}")
+
+    def folds_digest(ds, folds):
+        speakers = np.asarray(ds["speaker"], dtype=object)
+        parts = [[sorted(set(speakers[r])) for r in (f.train, f.validation, f.test)] for f in folds]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+    def split_digest(parts):
+        named = {key: sorted(set(part["speaker"])) for key, part in parts.items()}
+        return hashlib.sha256(json.dumps(named, sort_keys=True).encode()).hexdigest()[:16]
+
+    ds = load_corpus(name, _SHARED / name, check_audio=False)
+    four = load_corpus(name, _SHARED / name, check_audio=False, emotions="4class")
+    assert {
+        "corpus_folds": folds_digest(ds, corpus_folds(ds)),
+        "speaker_folds5_v15": folds_digest(ds, speaker_folds(ds, 5, 0, 0.15)),
+        "split": split_digest(speaker_split(ds, 0.2, 0.15, 0)),
+        "4c_folds": folds_digest(four, corpus_folds(four, 5, 1)),
+        "4c_split": split_digest(speaker_split(four, 0.2, 0.1, 2)),
+    } == _PINNED[name]

@@ -211,10 +211,13 @@ def test_cuda_on_a_machine_without_it_names_what_is_available(models, audio, tmp
 
 # ------------------------------------------------------------------------------ 15. --out names a file
 
-def test_an_out_ending_with_a_separator_is_refused(models, audio, tmp_path):
-    with pytest.raises(SERError, match=r"--out '.*newdir/' ends with a path separator.*--out is the output file, "
-                                       r"e.g. --out '?.*newdir/predictions.jsonl"):
-        predict_files(models["a"], audio, f"{tmp_path}/newdir/", progress=False)
+@pytest.mark.parametrize("name", ["newdir/", "newdir//", "newdir/.", "newdir/sub/.."])
+def test_an_out_naming_a_folder_to_be_is_refused(models, audio, tmp_path, name, capsys):
+    with pytest.raises(SERError, match=r"--out '.*newdir/.*' names a folder.*--out is the output file, "
+                                       r"e.g. --out .*newdir.*/predictions.jsonl"):
+        predict_files(models["a"], audio, f"{tmp_path}/{name}", progress=False)
+    assert main(["predict", "--model", str(models["a"]), *audio, "--out", f"{tmp_path}/{name}", "--no-progress"]) == 2
+    assert "names a folder" in capsys.readouterr().err
     assert not (tmp_path / "newdir").exists()
 
 

@@ -351,8 +351,9 @@ def check_device(device: Any) -> None:
         what = "is not a device torch knows" if parsed is None else "is not a device ser-hf predict runs on"
         raise SERError(f"--device {printable(str(device))!r} {what}; expected cpu, cuda, cuda:N or mps. Available "
                        f"here: {available}; pass one of them, or leave --device out for the CPU.")
-    if parsed.type == "cpu" or str(parsed) in available or (parsed.type == "cuda" and "cuda" in available
-                                                              and parsed.index is None):
+    if parsed.type == "cpu" or (parsed.type == "mps" and "mps" in available):
+        return
+    if parsed.type == "cuda" and "cuda" in available and (parsed.index or 0) < torch.cuda.device_count():
         return
     reason = ("no CUDA GPU is visible (or torch was built without CUDA)" if parsed.type == "cuda" and "cuda" not in
               available else "this torch has no MPS (Apple GPU) backend here" if parsed.type == "mps" else

@@ -89,10 +89,12 @@ def check_output_path(out: str | os.PathLike) -> None:
     """Refuse an output path that cannot be a file ser-hf predict writes: a folder (or a name ending with a path
     separator, a folder to be), a FIFO or device, a path under a file."""
     text = os.fspath(out)
-    if text.endswith((os.sep, os.altsep or os.sep)):
-        folder = text.rstrip(os.sep + (os.altsep or ""))
-        raise SERError(f"--out {display_path(text)!r} ends with a path separator, naming a folder; --out is the output "
-                       f"file, e.g. --out {display_path(folder or '.')}/predictions.jsonl (its folder is made if needed).")
+    separators = os.sep + (os.altsep or "")
+    if text.endswith(tuple(separators)) or os.path.basename(text) in (".", ".."):
+        folder = text.rstrip(separators)
+        raise SERError(f"--out {display_path(text)!r} names a folder (it ends with a path separator, '.' or '..'); "
+                       f"--out is the output file, e.g. --out {display_path(folder or '.')}/predictions.jsonl (its "
+                       f"folder is made if needed).")
     out = Path(out)
     name = display_path(out)
     if out.is_dir():

@@ -325,3 +325,14 @@ def test_a_csv_speaker_job_keeps_speaker_and_adapted(adaptive, tmp_path):
         assert predict_files(checkpoint, [urdu], out, speaker_pattern=SPEAKER, progress=False)["skipped"] == 48
     with pytest.raises(SERError, match=r"made with --speaker-pattern .*this job runs with --speaker-pattern '/\(S"):
         predict_files(checkpoint, [urdu], out, speaker_pattern=r"/(S[MF])\d_", progress=False)
+
+
+def test_a_csv_keeps_the_dataset_row_of_each_record(models, audio, tmp_path):
+    out = tmp_path / "p.csv"
+    fields = {path: {"dataset": "d", "split": "train", "row": i} for i, path in enumerate(audio)}
+    predict_files(models["a"], audio[:3], out, progress=False, record_fields=fields)
+    predict_files(models["a"], audio, out, progress=False, record_fields=fields, chunk_size=2)
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:7] == ["path", "label", "score", "error", "dataset", "split", "row"]
+    assert [(row["path"], row["row"]) for row in rows] == [(path, str(i)) for i, path in enumerate(audio)]

@@ -204,21 +204,21 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterato
         shutil.rmtree(old, ignore_errors=True)
 
 
-def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str, what: str,
+def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | Sequence[str], what: str,
                         sources: Sequence[str | os.PathLike] = (), overwrite: bool = False) -> Path:
     """Refuse a folder output that would destroy something it should not; returns ``out`` as a Path.
 
     Refused: ``out`` is a file; ``out`` is one of ``sources`` (the checkpoint being read) or holds one of them; ``out``
-    is a non-empty folder, unless ``overwrite`` is set *and* it holds ``marker``, the file every earlier output of
-    this kind has (so ``overwrite`` replaces an earlier export, never a folder of the user's own files).
+    is a non-empty folder, unless it holds ``marker`` (a file or folder every earlier output of this kind has; any of
+    several) *and* ``overwrite`` is set. So an earlier output may be replaced, never a folder of the user's own files.
 
     Args:
         out: The folder to write (created if missing).
         argument: How the caller names it (``--out``, ``out_dir``), for the message.
-        marker: The file name that marks an earlier output of this kind.
+        marker: The name(s) that mark an earlier output of this kind.
         what: What is written (``an ONNX export``), for the message.
         sources: Folders the output is made from.
-        overwrite: Whether an earlier output (holding ``marker``) may be replaced.
+        overwrite: Whether an earlier output may be replaced (a training run's ``output_dir``: always).
 
     Raises:
         ModelError: naming the argument, the folder, what was found and what to pass instead.
@@ -233,12 +233,18 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str, w
             raise ModelError(f"{argument} {out} is (or holds) the checkpoint it is made from, {source}; writing "
                              f"{what} there would overwrite it. Pass another directory.")
     found = sorted(item.name for item in out.iterdir()) if out.is_dir() else []
-    if found and not (overwrite and (out / marker).is_file()):
-        shown = f"{found[:8]}{' ...' if len(found) > 8 else ''}"
-        how = (f"it holds no {marker}, so it is not an earlier {what.removeprefix('an ').removeprefix('a ')} that "
-               f"overwrite may replace" if overwrite else f"pass overwrite (--overwrite) to replace an earlier "
-               f"{what.removeprefix('an ').removeprefix('a ')} there")
-        raise ModelError(f"{argument} {out} is not empty (found {shown}); pass an empty or new directory ({how}).")
+    if not found:
+        return out
+    markers = [marker] if isinstance(marker, str) else list(marker)
+    shown = f"{found[:8]}{' ...' if len(found) > 8 else ''}"
+    kind = what.removeprefix("an ").removeprefix("a ")
+    if not any((out / name).exists() for name in markers):
+        named = f"no {markers[0]}" if len(markers) == 1 else f"none of {markers}"
+        raise ModelError(f"{argument} {out} is not empty (found {shown}) and holds {named}, so it is not an "
+                         f"earlier {kind} that may be replaced; pass a new or empty directory.")
+    if not overwrite:
+        raise ModelError(f"{argument} {out} already holds an earlier {kind} (found {shown}); pass overwrite "
+                         f"(--overwrite) to replace it, or a new or empty directory.")
     return out
 
 

@@ -108,12 +108,19 @@ def test_an_output_folder_never_replaces_a_file_its_source_or_the_users_files(tm
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
-    with pytest.raises(ModelError, match=r"out_dir .*mine is not empty \(found \['notes.txt'\]\).*pass overwrite"):
-        check_output_folder(mine, **kind)
-    with pytest.raises(ModelError, match=r"holds no done.json, so it is not an earlier speaker model"):
-        check_output_folder(mine, overwrite=True, **kind)
+    for overwrite in (False, True):
+        with pytest.raises(ModelError, match=r"out_dir .*mine is not empty \(found \['notes.txt'\]\) and holds no "
+                                             r"done.json, so it is not an earlier speaker model"):
+            check_output_folder(mine, overwrite=overwrite, **kind)
     (mine / "done.json").write_text("{}")
+    with pytest.raises(ModelError, match=r"already holds an earlier speaker model .*pass overwrite \(--overwrite\)"):
+        check_output_folder(mine, **kind)
     assert check_output_folder(mine, overwrite=True, **kind) == mine
+    several = {**kind, "marker": ["run.json", "cv"]}
+    with pytest.raises(ModelError, match=r"holds none of \['run.json', 'cv'\], so"):
+        check_output_folder(mine, overwrite=True, **several)
+    (mine / "cv").mkdir()  # a folder marks an earlier output too
+    assert check_output_folder(mine, overwrite=True, **several) == mine
     assert check_output_folder(tmp_path / "new", **kind) == tmp_path / "new"
 
 

@@ -228,7 +228,7 @@ def test_overwrite_keeps_other_files_and_removes_stale_ones(whisper, reuse_trace
     out = shutil.copytree(whisper["export"], tmp_path / "export")
     (out / "notes.txt").write_text("mine")
     (out / "model.int8.onnx").write_bytes(b"stale")
-    with pytest.raises(ModelError, match=r"--out .* is not empty \(found \['config.json'.*--overwrite"):
+    with pytest.raises(ModelError, match=r"--out .* already holds an earlier ONNX export \(found \['config.json'.*--overwrite"):
         export_onnx(whisper["checkpoint"], out)
     export_onnx(whisper["checkpoint"], out, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine" and not (out / "model.int8.onnx").exists()

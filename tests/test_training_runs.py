@@ -189,3 +189,40 @@ def test_cross_validate_reports_each_fold_as_it_finishes(setup):
     seen = []
     result = cross_validate(run, progress=False, on_fold=lambda report: seen.append(report.split))
     assert seen == ["fold1", "fold2"] == [report.split for report in result.folds]
+
+
+def test_output_dir_is_checked_before_any_work(setup, tmp_path, capsys):
+    """A file, or a folder of the user's own files, is refused before the corpus is even read."""
+    _, common = setup
+    (tmp_path / "afile.txt").write_text("hi")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "README.md").write_text("my own notes")
+    (mine / "config.json").write_text('{"mine": 1}')
+    nowhere = ["--corpus", "urdu", "--data_dir", str(tmp_path / "nowhere")]  # never reached
+    for command in ("train", "cv"):
+        assert main([command, *nowhere, "--output_dir", str(tmp_path / "afile.txt")]) == 2
+        assert "output_dir" in (err := capsys.readouterr().err) and "afile.txt is a file" in err
+        assert main([command, *nowhere, "--output_dir", str(mine)]) == 2
+        assert "mine is not empty (found ['README.md', 'config.json']) and holds none of" in capsys.readouterr().err
+    assert (mine / "README.md").read_text() == "my own notes" and (tmp_path / "afile.txt").read_text() == "hi"
+
+
+def test_a_new_run_in_an_earlier_runs_folder_leaves_nothing_of_it_behind(setup):
+    """Retraining without speaker adaptation drops the earlier adaptation (the new model would load it); a CV with
+    fewer folds drops the earlier folds."""
+    from ser_hf.inference.recognizer import EmotionRecognizer
+    from ser_hf.training.experiment import cross_validate, train
+
+    tmp, common = setup
+    out = tmp / "rerun"
+    train(parse_run(None, [*common, "--output_dir", str(out), "--probe_speaker_adaptation", "true"]), progress=False)
+    assert (out / "speaker_adaptation.json").exists()
+    train(parse_run(None, [*common, "--output_dir", str(out), "--test_size", "0"]), progress=False)
+    assert not (out / "speaker_adaptation.json").exists() and not (out / "speaker_adaptation.safetensors").exists()
+    assert not (out / "eval").exists()  # no test part this time: the earlier test report is gone too
+    with pytest.raises(SERError, match="no speaker adaptation"):
+        EmotionRecognizer.from_pretrained(out).enroll("x", [])
+    cross_validate(parse_run(None, [*common, "--output_dir", str(out), "--num_folds", "3"]), progress=False)
+    cross_validate(parse_run(None, [*common, "--output_dir", str(out), "--num_folds", "2"]), progress=False)
+    assert sorted(p.name for p in (out / "cv").iterdir() if p.is_dir()) == ["fold1", "fold2", "pooled"]

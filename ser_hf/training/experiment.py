@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,9 @@ from typing import Any
 import datasets
 import numpy as np
 
+from ser_hf._io import check_output_folder
 from ser_hf.cards import card_from_run, write_model_card
-from ser_hf.checkpoint import write_run_record
+from ser_hf.checkpoint import RUN_RECORD, write_run_record
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leave_one_corpus_out_folds, load_combined
 from ser_hf.errors import SERError
@@ -51,6 +53,32 @@ logger = logging.getLogger(__name__)
 
 #: The name :func:`~ser_hf.training.run.evaluate_method` had here (benchmarks import it).
 _evaluate = evaluate_method
+
+#: What a run writes into ``output_dir`` besides the checkpoint; any of them marks an earlier run's folder, which a
+#: new run may reuse (``checkpoints`` holds an interrupted fine-tuning's, for ``resume_from_checkpoint``).
+RUN_OUTPUTS = (RUN_RECORD, "cv", "checkpoints", "leave_one_corpus_out", "eval", "hp_search", "hp_search.json")
+#: Files of an earlier run that a new one may not write again, so they would be left to contradict it: an earlier
+#: probe's speaker adaptation beside a model trained without it, an earlier test report beside a run without one.
+_STALE_TRAIN_OUTPUTS = ("speaker_adaptation.safetensors", "speaker_adaptation.json", "eval")
+
+
+def run_output_dir(run: Run) -> Path:
+    """``output_dir``, checked before any work: new, empty or an earlier run's; never a file or a folder of the
+    user's own files (a run writes ``config.json``, ``README.md``, ... there).
+
+    Raises:
+        ModelError: naming ``output_dir`` and what it holds.
+    """
+    return check_output_folder(run.training.output_dir, argument="output_dir", marker=RUN_OUTPUTS,
+                               what="a ser_hf run's output", overwrite=True)
+
+
+def _fresh_subfolder(folder: Path) -> None:
+    """Remove ``folder`` (a run's own ``cv``, ``leave_one_corpus_out``) with an earlier run's reports, which would
+    otherwise sit beside the new ones (folds of another fold count, rows of another setting)."""
+    if folder.is_dir() and is_main_process():
+        logger.info("replacing the earlier run's %s", folder)
+        shutil.rmtree(folder)
 
 
 def _load_dataset_run(data: DataArguments, include_eval: bool) -> datasets.Dataset:
@@ -142,6 +170,13 @@ def train(run: Run, progress: bool = True) -> TrainResult:
     ``output_dir/eval``. With several corpora each corpus is split by speaker on its own
     (:func:`~ser_hf.corpora.combined.combined_speaker_split`), so every part holds every corpus.
     """
+    out = run_output_dir(run)
+    if is_main_process():
+        for name in _STALE_TRAIN_OUTPUTS:
+            if (out / name).is_dir():
+                shutil.rmtree(out / name)
+            else:
+                (out / name).unlink(missing_ok=True)
     if run.data.streaming:
         from ser_hf.training.streaming import train_streaming  # only streamed runs pay for the Trainer's import
 
@@ -150,7 +185,6 @@ def train(run: Run, progress: bool = True) -> TrainResult:
     split = _train_split(run, dataset)
     labels = dataset.features["label"].names
     method = make_method(run, labels, progress).fit(split["train"], split.get("validation"))
-    out = Path(run.training.output_dir)
     checkpoint = method.save(out)
     report = evaluate_method(run, method, split["test"], "test")[0] if "test" in split else None
     if is_main_process():
@@ -251,9 +285,10 @@ def cross_validate(run: Run, progress: bool = True,
     ``cv/test_time_copies/`` and a separate section of the summary: not the headline, which is what ``pipeline()``
     gives the saved checkpoints).
     """
+    out = run_output_dir(run) / "cv"
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
-    out = Path(run.training.output_dir) / "cv"
+    _fresh_subfolder(out)  # once the corpus has loaded: a typo in data_dir must not cost the earlier results
     adaptive: dict = {}
     adaptive_copies: dict = {}
     with_copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # fold name -> (test rows, probabilities)
@@ -347,9 +382,10 @@ def leave_one_corpus_out(run: Run, progress: bool = True) -> dict[str, Evaluatio
         ```
     """
     require_several_corpora(run, "leave_one_corpus_out")
+    out = run_output_dir(run) / "leave_one_corpus_out"
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
-    out = Path(run.training.output_dir) / "leave_one_corpus_out"
+    _fresh_subfolder(out)
     reports = {}
     for fold in leave_one_corpus_out_folds(dataset):
         logger.info("leave one corpus out: testing on %s", fold.name)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ser_hf.audio import AudioPreprocessor
+from ser_hf.emotions import EMOTIONS, canonical_emotion
 from ser_hf.errors import SERError
 from ser_hf.ranges import FOLDS, POSITIVE, SEED, SHARE, UNIT, Range, check_ranges
 
@@ -113,6 +114,7 @@ class DataArguments:
                 raise SERError(f"dataset_name ({self.dataset_name!r}) replaces corpus and data_dir, but corpus="
                                f"{self.corpus!r} and data_dir={self.data_dir!r} are set too; pass only one of them.")
             self.corpus = self.dataset_name  # reports, records and cards name the dataset as the run's data
+        self.label_map_dict()  # a malformed label_map fails at parse time, naming it
         if self.is_multi_corpus():
             self.emotions = self.emotions or MULTI_CORPUS_EMOTIONS
             if self.data_dir is not None:
@@ -149,13 +151,44 @@ class DataArguments:
         return dict(zip(corpora, folders))
 
     def label_map_dict(self) -> dict[str, str] | None:
-        """``label_map`` parsed from 'from=to,...' (``None`` when unset)."""
+        """``label_map`` parsed from 'from=to,...' (``None`` when unset).
+
+        Raises:
+            SERError: an entry that is not 'from=to', has an empty side, maps a label twice, or maps onto
+                something that is not an emotion (a source matching no label of the corpus is warned about when
+                the corpus loads).
+        """
         if not self.label_map:
             return None
-        pairs = [item.split("=") for item in self.label_map.split(",") if item.strip()]
-        if any(len(pair) != 2 for pair in pairs):
-            raise SERError(f"label_map must look like 'excited=happy,joy=happy', got {self.label_map!r}.")
-        return {source.strip(): target.strip() for source, target in pairs}
+        example = "expected 'from=to' entries separated by commas, e.g. 'excited=happy,joy=happy'"
+        mapping: dict[str, str] = {}
+        for item in (item.strip() for item in str(self.label_map).split(",")):
+            if not item:
+                continue
+            pair = item.split("=")
+            if len(pair) != 2 or not pair[0].strip() or not pair[1].strip():
+                raise self._label_map_error(f"label_map entry {item!r} in {self.label_map!r} is not 'from=to' with both "
+                                            f"sides set; {example}.")
+            source, target = pair[0].strip(), pair[1].strip()
+            earlier = next((key for key in mapping if key.lower() == source.lower()), None)  # labels match either case
+            if earlier is not None:
+                raise self._label_map_error(
+                    f"label_map maps {source!r} twice ({earlier}={mapping[earlier]} and {source}={target}) in "
+                    f"{self.label_map!r}; keep one entry per label (several labels may map onto one emotion).")
+            try:
+                canonical_emotion(target)
+            except SERError as err:
+                raise self._label_map_error(
+                    f"label_map maps {source!r} to {target!r}, which is not an emotion: expected one of "
+                    f"{list(EMOTIONS)} (or a known spelling, e.g. 'anger'). Map {source!r} to one of them.") from err
+            mapping[source] = target
+        return mapping
+
+    @staticmethod
+    def _label_map_error(message: str) -> SERError:
+        error = SERError(message)
+        error.field = "label_map"  # lets parse_run say where the value came from
+        return error
 
     def dataset_source(self):
         """The :class:`~ser_hf.corpora.hf_dataset.DatasetSource` that ``dataset_name`` and the column names describe."""

@@ -165,3 +165,156 @@ def test_real_corpora_keep_their_fold_assignment(name):
         "4c_folds": folds_digest(four, corpus_folds(four, 5, 1)),
         "4c_split": split_digest(speaker_split(four, 0.2, 0.1, 2)),
     } == _PINNED[name]
+
+
+# --- loaders: regexes, encodings, label maps, duplicate files, all-unreadable corpora ---------------------------
+
+def _write_manifest(path, text: str | bytes):
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory):
+    """Eight short clips: two speakers x four emotions, as (path, label, speaker)."""
+    from ser_hf.testing.corpora import write_tone
+
+    root = tmp_path_factory.mktemp("tones")
+    clips = []
+    for n, (speaker, label) in enumerate(itertools.product("AB", EMOTIONS4)):
+        clips.append((write_tone(root / f"{speaker}_{label}.wav", frequency=150 + 10 * n, seed=n) or
+                      root / f"{speaker}_{label}.wav", label, speaker))
+    return clips
+
+
+def _manifest_text(clips, header="path,label,speaker") -> str:
+    return header + "\n" + "".join(f"{path},{label},{speaker}\n" for path, label, speaker in clips)
+
+
+@pytest.mark.parametrize("pattern, found", [
+    ("(spk", r"missing \), unterminated subpattern"), ("[a-", "unterminated character set"), ("*x(\\d)", "nothing to repeat"),
+    ("spk\\d+", "has no group"), (("a",), "must be a regular expression"),
+])
+def test_bad_speaker_pattern_names_the_flag_the_regex_and_the_fix(tmp_path, pattern, found):
+    from ser_hf.corpora import load_corpus
+    from ser_hf.errors import CorpusError
+    from ser_hf.testing.corpora import make_corpus_tree
+
+    root = make_corpus_tree("folder", tmp_path / "f")
+    with pytest.raises(CorpusError, match=rf"speaker_pattern \(--speaker-pattern\) .*{found}.*e\.g\. --speaker-pattern"):
+        load_corpus("folder", root, speaker_pattern=pattern)
+
+
+def test_a_speaker_group_matching_empty_text_is_a_problem_not_a_missing_speaker(tmp_path):
+    from ser_hf.corpora import load_corpus
+    from ser_hf.errors import CorpusError
+    from ser_hf.testing.corpora import make_corpus_tree
+
+    root = make_corpus_tree("folder", tmp_path / "f")
+    with pytest.raises(CorpusError, match=r"speaker group is empty"):
+        load_corpus("folder", root, speaker_pattern=r"^(x)?spk")
+
+
+def test_latin1_manifest_names_file_offset_and_fix_and_a_bom_is_accepted(tmp_path, tones):
+    from ser_hf.corpora import load_corpus
+    from ser_hf.errors import CorpusError
+
+    text = _manifest_text(tones, header="path,label,speaker,note").replace(",A\n", ",A,ok\n").replace(",B\n", ",B,ok\n")
+    latin_text = text.replace("ok", "caf\u00e9", 1)
+    latin = _write_manifest(tmp_path / "latin.csv", latin_text.encode("latin-1"))
+    offset = latin_text.index("caf\u00e9") + 3  # the paths before it are ASCII: characters are bytes
+    with pytest.raises(CorpusError, match=rf"latin\.csv' is not UTF-8 text: byte {offset} \(line 2\) is 0xe9.*"
+                                          r"Save it as UTF-8"):
+        load_corpus("manifest", latin)
+    bom = _write_manifest(tmp_path / "bom.csv", b"\xef\xbb\xbf" + text.encode())
+    assert len(load_corpus("manifest", bom)) == len(tones)
+    jsonl = _write_manifest(tmp_path / "m.jsonl", '{"path": "a.wav", "label": "sad\xe9"}\n'.encode("latin-1"))
+    with pytest.raises(CorpusError, match=r"m\.jsonl' is not UTF-8 text: byte 31 \(line 1\) is 0xe9"):
+        load_corpus("manifest", jsonl)
+
+
+@pytest.mark.parametrize("content, found", [
+    (b"path,label\n\"a.wav,happy\n", r"m\.csv:2: the row has no cell for column\(s\) \['label'\]"),  # open quote
+    (b"path,label\x00\na.wav,happy\n", r"lacks column\(s\) \['label'\]; found \['label.x00', 'path'\]"),
+    (b"path,label\n" + b"x" * 200_000 + b",happy\n", r"cannot be read as CSV after line 1: field larger than field limit"),
+    (b"path,label\na.wav,happy,extra\n", r"1 more cell\(s\) than the header"),
+    (b"path,label,speaker\na.wav\n", r"no cell for column\(s\) \['label', 'speaker'\]"),
+    (b"path,label\n,happy\n", r"'path' cell is empty"),
+])
+def test_malformed_manifest_rows_are_named_not_tracebacks(tmp_path, content, found):
+    from ser_hf.corpora import load_corpus
+    from ser_hf.errors import CorpusError
+
+    with pytest.raises(CorpusError, match=found):
+        load_corpus("manifest", _write_manifest(tmp_path / "m.csv", content))
+
+
+def test_label_map_refuses_duplicates_empty_sides_and_non_emotions():
+    from ser_hf.data_arguments import DataArguments
+    from ser_hf.errors import SERError
+
+    assert DataArguments(label_map="joyful=happy, Excited=happy").label_map_dict() == {"joyful": "happy",
+                                                                                        "Excited": "happy"}
+    for value, match in [("angry=happy,angry=sad", r"maps 'angry' twice \(angry=happy and angry=sad\)"),
+                         ("Angry=happy,angry=sad", r"maps 'angry' twice"),
+                         ("joyful=bananas", r"maps 'joyful' to 'bananas', which is not an emotion"),
+                         ("=happy", r"entry '=happy' .* is not 'from=to' with both sides set"),
+                         ("joy=", r"entry 'joy=' .* both sides"), ("a=b=happy", r"entry 'a=b=happy'")]:
+        with pytest.raises(SERError, match=match) as caught:
+            DataArguments(label_map=value)
+        assert caught.value.field == "label_map"
+
+
+def test_label_map_entries_that_match_no_label_are_warned_about(tmp_path, tones, caplog):
+    from ser_hf.corpora import load_corpus
+    from ser_hf.errors import CorpusError
+
+    text = _manifest_text(tones).replace(",happy,", ",joyful,")
+    manifest = _write_manifest(tmp_path / "m.csv", text)
+    with caplog.at_level(logging.WARNING, logger="ser_hf.corpora.base"):
+        ds = load_corpus("manifest", manifest, label_map={"Joyful": "happy", "gleeful": "happy"})
+    assert "happy" in ds.features["label"].names
+    assert "label_map entries {'gleeful': 'happy'} match no label of the manifest corpus" in caplog.text
+    assert "Joyful" not in caplog.text
+    with pytest.raises(CorpusError, match=r"label_map maps 'x' to 'bananas', which is not an emotion"):
+        load_corpus("manifest", manifest, label_map={"x": "bananas"})
+
+
+def test_the_same_file_under_two_speakers_via_a_symlink_is_refused(tmp_path, tones):
+    from ser_hf.corpora import load_corpus
+    from ser_hf.errors import CorpusError
+
+    real = tones[0][0]
+    link = tmp_path / "link.wav"
+    link.symlink_to(real)
+    clips = [*tones, (link, tones[0][1], "C"), (tmp_path / ".." / tmp_path.name / "link.wav", "sad", "D")]
+    manifest = _write_manifest(tmp_path / "m.csv", _manifest_text(clips))
+    with pytest.raises(CorpusError, match=r"1 audio file\(s\) listed more than once \(symlinks and ./ spellings "
+                                          r"resolved\): .*A_neutral\.wav as .*link\.wav.*keep one row"):
+        load_corpus("manifest", manifest)
+    # The folder reader too: a link in another emotion folder is the same recording.
+    root = tmp_path / "folder"
+    for speaker_label in ("happy", "sad"):
+        (root / speaker_label).mkdir(parents=True)
+    (root / "happy" / "spk1_a.wav").symlink_to(real)
+    (root / "sad" / "spk2_a.wav").symlink_to(real)
+    with pytest.raises(CorpusError, match=r"listed more than once"):
+        load_corpus("folder", root, speaker_pattern=r"^(spk\d+)_")
+
+
+def test_summary_of_a_corpus_whose_every_file_is_unusable_lists_them(tmp_path):
+    import os
+
+    from ser_hf.corpora.summary import corpus_summary
+    from ser_hf.errors import CorpusError
+    from ser_hf.testing.corpora import write_tone
+
+    root = tmp_path / "latin"
+    (root / "happy").mkdir(parents=True)
+    (root / "sad").mkdir()
+    for folder in ("happy", "sad"):
+        write_tone(root / folder / "tone.wav")
+        os.rename(os.fsencode(root / folder / "tone.wav"), os.fsencode(root / folder) + b"/spk1_caf\xe9.wav")
+    with pytest.raises(CorpusError, match=r"(?s)No usable folder clips .* 2 file\(s\) in .* could not be used.*"
+                                          r"caf\\xe9\.wav: its file name is not valid UTF-8"):
+        corpus_summary("folder", root)

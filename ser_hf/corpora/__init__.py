@@ -32,6 +32,7 @@ from ser_hf.corpora.base import (
     CorpusScan,
     Problem,
     check_directory,
+    check_label_map,
     report_problems,
     scan_corpus,
     to_dataset,
@@ -93,6 +94,7 @@ def scan(
     :func:`~ser_hf.corpora.base.scan_corpus`; other options go to the corpus.
     """
     corpus = get_corpus(name)
+    check_label_map(label_map)
     if "label_map" in inspect.signature(corpus.list_clips).parameters:
         options["label_map"] = label_map  # user corpora map raw folder/manifest labels themselves
     return scan_corpus(corpus, _root(corpus, data_dir), check_audio=check_audio, **options)

@@ -16,12 +16,14 @@ ser_hf's audio decoding notes). The layout is simple enough to read here, with t
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
 import datasets
 
 from ser_hf.audio import is_audio_path
+from ser_hf.corpora.base import read_utf8
 from ser_hf.errors import CorpusError
 
 #: Split folder names -> split, as ``datasets`` names them.
@@ -48,12 +50,16 @@ def _read_metadata(folder: Path) -> dict[str, dict[str, str]] | None:
         source = folder / name
         if not source.is_file():
             continue
+        text = read_utf8(source, "audiofolder metadata file")
         if name.endswith(".csv"):
-            with open(source, newline="") as handle:
-                rows = list(csv.DictReader(handle))
+            try:
+                rows = list(csv.DictReader(io.StringIO(text, newline="")))
+            except csv.Error as err:
+                raise CorpusError(f"{str(source)!r} cannot be read as CSV ({err}); expected comma-separated text with "
+                                  f"a header row file_name,label,...") from err
         else:
             try:
-                rows = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+                rows = [json.loads(line) for line in text.splitlines() if line.strip()]
             except json.JSONDecodeError as err:
                 raise CorpusError(f"{str(source)!r} is not JSON lines ({err}); one JSON object per line.") from err
         if rows and "file_name" not in rows[0]:

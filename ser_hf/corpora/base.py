@@ -8,6 +8,7 @@ lenient handling of bad files, the uniform columns and their validation -- happe
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import warnings
@@ -49,6 +50,8 @@ class Clip:
     speaker: str | None = None
     gender: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: The label as the data spells it (a folder name, a manifest cell), when a label_map may apply to it.
+    raw_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -229,14 +232,21 @@ def scan_corpus(
     return scan
 
 
+def describe_problems(scan: CorpusScan) -> str:
+    """The files that could not be used, the first few listed with their reasons ("" when there are none)."""
+    if not scan.problems:
+        return ""
+    listed = "\n  ".join(str(p) for p in scan.problems[:_MAX_LISTED])
+    more = len(scan.problems) - _MAX_LISTED
+    listed += f"\n  ... and {more} more" if more > 0 else ""
+    return f"{len(scan.problems)} file(s) in {scan.root!r} could not be used as {scan.corpus} clips:\n  {listed}"
+
+
 def report_problems(scan: CorpusScan, strict: bool) -> None:
     """Raise (strict) or warn (lenient) about every file that could not be used. Never silent."""
     if not scan.problems:
         return
-    listed = "\n  ".join(str(p) for p in scan.problems[:_MAX_LISTED])
-    more = len(scan.problems) - _MAX_LISTED
-    listed += f"\n  ... and {more} more" if more > 0 else ""
-    header = f"{len(scan.problems)} file(s) in {scan.root!r} could not be used as {scan.corpus} clips:\n  {listed}"
+    header = describe_problems(scan)
     if strict:
         raise CorpusError(
             f"{header}\nFix or remove them, or load with strict=False (`ser-hf train ... --strict false`) to skip them."
@@ -271,10 +281,16 @@ def to_dataset(
             rows[name].append(value)
         for name in metadata_features:
             rows[name].append(clip.metadata.get(name))
+    if label_map and dict(label_map) != dict(corpus.default_label_map):
+        _warn_unmatched_label_map(scan, corpus, label_map)
     if not kept:
+        problems = describe_problems(scan)
+        found = dict(Counter(c.emotion for c in scan.clips))
+        if not scan.clips and problems:  # every file was unusable: say so, not just that no label is left
+            raise CorpusError(f"No usable {corpus.name} clips in {scan.root!r}: {problems}\nFix or rename them.")
         raise CorpusError(
             f"No {corpus.name} clips left in {scan.root!r} for emotions {list(subset or [])}: found labels "
-            f"{dict(Counter(c.emotion for c in scan.clips))}. Choose emotions the corpus has."
+            f"{found}. Choose emotions the corpus has." + (f"\n{problems}" if problems else "")
         )
     names = list(subset) if subset is not None else list(sort_emotions(kept))
     rows["label"] = [names.index(e) for e in kept]
@@ -315,7 +331,72 @@ def validate_dataset(dataset: datasets.Dataset, source: str = "the dataset") -> 
             f"{source}: label names {unknown} are not canonical emotions {list(EMOTIONS)}. Map them with "
             f"label_map=... when loading."
         )
-    paths = dataset["audio"]
-    if len(set(paths)) != len(paths):
-        dupes = sorted(p for p, n in Counter(paths).items() if n > 1)[:_MAX_LISTED]
-        raise CorpusError(f"{source}: audio files listed more than once: {dupes}. Remove the duplicates.")
+    _check_no_duplicate_files(dataset["audio"], source)
+
+
+def _check_no_duplicate_files(paths: Sequence[Any], source: str) -> None:
+    """Refuse one audio file listed twice, under any spelling: './a.wav', 'a.wav' or a symlink to it.
+
+    The same recording under two speakers (or twice under one) would put it in the training and the test part of
+    a speaker-independent split, so real paths are compared, whichever reader listed them.
+    """
+    spellings: dict[str, list[str]] = {}
+    for path in paths:
+        key = os.path.realpath(path) if isinstance(path, (str, os.PathLike)) else repr(path)
+        spellings.setdefault(key, []).append(str(path))
+    dupes = {real: names for real, names in spellings.items() if len(names) > 1}
+    if dupes:
+        shown = "; ".join(f"{printable(real)} as {', '.join(printable(n) for n in sorted(set(names))[:3])}"
+                          + (f" ({len(names)} times)" if len(set(names)) < len(names) else "")
+                          for real, names in sorted(dupes.items())[:_MAX_LISTED])
+        raise CorpusError(
+            f"{source}: {len(dupes)} audio file(s) listed more than once (symlinks and ./ spellings resolved): "
+            f"{shown}. A file listed twice could be both trained and tested on; keep one row (one speaker) per file."
+        )
+
+
+def read_utf8(path: Path, what: str) -> str:
+    """The text of a UTF-8 file (a byte-order mark, as Excel's "CSV UTF-8" writes, is dropped).
+
+    Raises:
+        CorpusError: the file is not UTF-8; the message names it, the byte offset and how to fix it.
+    """
+    data = path.read_bytes()
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[bom:].decode("utf-8")
+    except UnicodeDecodeError as err:
+        offset = bom + err.start
+        line = data[:offset].count(b"\n") + 1
+        raise CorpusError(
+            f"{what} {display_path(path)!r} is not UTF-8 text: byte {offset} (line {line}) is "
+            f"0x{data[offset]:02x} ({err.reason}); expected UTF-8 (an ASCII or UTF-8 CSV/JSON file). Save it as UTF-8 "
+            f"(Excel: 'CSV UTF-8'; or `iconv -f latin1 -t utf-8 FILE > NEW`)."
+        ) from err
+
+
+def check_label_map(label_map: Mapping[str, str] | None, setting: str = "label_map") -> None:
+    """Refuse a label map with an empty side or a target that is not an emotion (:data:`ser_hf.emotions.EMOTIONS`)."""
+    for source, target in (label_map or {}).items():
+        if not str(source).strip() or not str(target).strip():
+            raise CorpusError(f"{setting} entry {source!r}={target!r} has an empty side; expected 'from=to' with "
+                              f"both set, e.g. 'joyful=happy'. Remove the entry or fill it.")
+        try:
+            canonical_emotion(str(target))
+        except CorpusError as err:
+            raise CorpusError(f"{setting} maps {source!r} to {target!r}, which is not an emotion: expected one of "
+                              f"{list(EMOTIONS)} (or a known spelling, e.g. 'anger'). Map {source!r} to one of them."
+                              ) from err
+
+
+def _warn_unmatched_label_map(scan: CorpusScan, corpus: Corpus, label_map: Mapping[str, str]) -> None:
+    """Warn, naming them, about label_map entries whose source matches no label of the corpus."""
+    raw = {c.raw_label.lower() for c in scan.clips if c.raw_label is not None}
+    emotions = {c.emotion for c in scan.clips} | set(scan.excluded)
+    unmatched = [key for key in label_map
+                 if str(key).lower() not in raw and str(key) not in emotions and str(key).lower() not in emotions]
+    if unmatched:
+        labels = sorted(raw | {e for e in emotions if e in EMOTIONS})
+        logger.warning("label_map entries %s match no label of the %s corpus in %s (its labels: %s); they change "
+                       "nothing. Check their spelling.", {k: label_map[k] for k in unmatched}, corpus.name,
+                       display_path(scan.root), labels[:20])

@@ -27,21 +27,49 @@ def raw_label_to_emotion(raw: str, label_map: Mapping[str, str] | None) -> str:
     return canonical_emotion(label_map.get(raw) or lowered.get(raw.lower()) or raw)
 
 
+_PATTERN_FIX = "e.g. --speaker-pattern '^(spk\\d+)_' for files named spk01_take1.wav"
+
+
+def compile_speaker_pattern(speaker_pattern: str | None) -> re.Pattern | None:
+    """``speaker_pattern`` compiled, after checking it is a valid regular expression with a group.
+
+    Raises:
+        CorpusError: naming speaker_pattern (--speaker-pattern), the regex, what is wrong and an example.
+    """
+    if not speaker_pattern:
+        return None
+    if not isinstance(speaker_pattern, str):
+        raise CorpusError(f"speaker_pattern (--speaker-pattern) must be a regular expression (text), got "
+                          f"{type(speaker_pattern).__name__} {speaker_pattern!r}; {_PATTERN_FIX}.")
+    try:
+        pattern = re.compile(speaker_pattern)
+    except re.error as err:
+        raise CorpusError(f"speaker_pattern (--speaker-pattern) {speaker_pattern!r} is not a valid regular expression: "
+                          f"{err}. Fix the regex (quote it in the shell; escape literal brackets as \\( ), "
+                          f"{_PATTERN_FIX}.") from err
+    if pattern.groups == 0:
+        raise CorpusError(f"speaker_pattern (--speaker-pattern) {speaker_pattern!r} has no group; wrap the speaker id "
+                          f"in (...), {_PATTERN_FIX}.")
+    return pattern
+
+
 def _speaker(path: Path, pattern: re.Pattern | None) -> str | None:
     if pattern is None:
         return None
     match = pattern.search(path.stem)
     if match is None:
         raise CorpusError(f"speaker_pattern {pattern.pattern!r} does not match file name {path.stem!r}.")
-    return match.groupdict().get("speaker") or match.group(1)
+    speaker = match.groupdict().get("speaker") or match.group(1)
+    if not speaker:
+        raise CorpusError(f"speaker_pattern {pattern.pattern!r} matches file name {path.stem!r}, but its speaker group "
+                          f"is empty there; make the group match the speaker id (e.g. (spk\\d+), not (spk\\d*)?).")
+    return speaker
 
 
 def list_clips(
     root: Path, speaker_pattern: str | None = None, label_map: Mapping[str, str] | None = None
 ) -> Iterator[Clip | Problem]:
-    pattern = re.compile(speaker_pattern) if speaker_pattern else None
-    if pattern is not None and pattern.groups == 0:
-        raise CorpusError(f"speaker_pattern {speaker_pattern!r} has no group; wrap the speaker id in (...).")
+    pattern = compile_speaker_pattern(speaker_pattern)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise CorpusError(f"No emotion sub-folders in {str(root)!r}. Expected e.g. {root}/angry/*.wav.")
@@ -52,7 +80,7 @@ def list_clips(
             raise CorpusError(f"Folder {str(folder)!r}: {err}") from err
         for path in iter_audio_files(folder):
             try:
-                yield Clip(path=str(path), emotion=emotion, speaker=_speaker(path, pattern))
+                yield Clip(path=str(path), emotion=emotion, speaker=_speaker(path, pattern), raw_label=folder.name)
             except CorpusError as err:
                 yield Problem(str(path), str(err))
 

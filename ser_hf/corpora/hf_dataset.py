@@ -36,7 +36,16 @@ import soundfile as sf
 from ser_hf import _io
 from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, is_audio_path
 from ser_hf.corpora.audiofolder import is_audiofolder, read_audiofolder
-from ser_hf.corpora.base import Clip, Corpus, Problem, normalize_gender, report_problems, scan_corpus, to_dataset
+from ser_hf.corpora.base import (
+    Clip,
+    Corpus,
+    Problem,
+    check_label_map,
+    normalize_gender,
+    report_problems,
+    scan_corpus,
+    to_dataset,
+)
 from ser_hf.corpora.folder import raw_label_to_emotion
 from ser_hf.errors import CorpusError
 
@@ -254,7 +263,7 @@ def dataset_clips(source: DatasetSource, split: str, part: datasets.Dataset, lab
             if label is None:
                 raise CorpusError(f"the label cell ({source.label_column!r}) is empty; label the row or drop it.")
             places[path] = where
-            yield Clip(path=path, emotion=raw_label_to_emotion(label, label_map),
+            yield Clip(path=path, emotion=raw_label_to_emotion(label, label_map), raw_label=label,
                        speaker=cell_text(example.get(source.speaker_column), features.get(source.speaker_column)),
                        gender=normalize_gender(cell_text(example.get(source.gender_column),
                                                            features.get(source.gender_column))),
@@ -293,6 +302,7 @@ def load_dataset_corpus(
     Raises:
         CorpusError: unknown dataset, split or column; unusable rows (strict), each named by split and row.
     """
+    check_label_map(label_map)
     parts = open_dataset(source)
     places: dict[str, str] = {}
 

@@ -12,13 +12,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import datasets
 
-from ser_hf.corpora.base import Clip, Corpus, Problem, normalize_gender
+from ser_hf.corpora.base import Clip, Corpus, Problem, normalize_gender, read_utf8
 from ser_hf.corpora.folder import raw_label_to_emotion
 from ser_hf.errors import CorpusError
 
@@ -40,18 +41,43 @@ def find_manifest(data_dir: Path) -> Path:
 
 
 def read_rows(manifest: Path) -> list[dict[str, str]]:
-    """Rows of a CSV (``.csv``/``.tsv``) or JSON-lines manifest as dictionaries of strings."""
+    """Rows of a CSV (``.csv``/``.tsv``) or JSON-lines manifest as dictionaries of strings.
+
+    The file must be UTF-8 (a byte-order mark is fine). A CSV row with more or fewer cells than the header gets
+    the key ``None`` (its extra cells) or ``None`` values (its missing cells); :func:`list_clips` reports it.
+
+    Raises:
+        CorpusError: the file is not UTF-8, not CSV, or has a line that is not a JSON object.
+    """
+    text = read_utf8(manifest, "Manifest")
     if manifest.suffix.lower() in (".jsonl", ".json"):
         rows = []
-        for number, line in enumerate(manifest.read_text().splitlines(), start=1):
+        for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 try:
-                    rows.append({k: "" if v is None else str(v) for k, v in json.loads(line).items()})
+                    rows.append({str(k): "" if v is None else str(v) for k, v in json.loads(line).items()})
                 except (json.JSONDecodeError, AttributeError) as err:
-                    raise CorpusError(f"{manifest}: line {number} is not a JSON object ({err}).") from err
+                    raise CorpusError(f"Manifest {str(manifest)!r}: line {number} is not a JSON object ({err}); "
+                                      f"expected one object per line, e.g. {{\"path\": \"a.wav\", \"label\": "
+                                      f"\"happy\"}}.") from err
         return rows
-    with open(manifest, newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t" if manifest.suffix.lower() == ".tsv" else ","))
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if manifest.suffix.lower() == ".tsv" else ",")
+    try:
+        return list(reader)
+    except csv.Error as err:
+        raise CorpusError(f"Manifest {str(manifest)!r} cannot be read as CSV after line {reader.line_num}: {err}. Expected "
+                          f"comma-separated text (.tsv: tab-separated) with a header row path,label,...; fix or "
+                          f"re-export that line.") from err
+
+
+def _row_problem(row: dict) -> str | None:
+    """Why a CSV row cannot be read (extra or missing cells), or None."""
+    if None in row:
+        return f"the row has {len(row[None])} more cell(s) than the header ({row[None]}); quote cells holding commas"
+    missing = [key for key, value in row.items() if value is None]
+    if missing:
+        return f"the row has no cell for column(s) {missing}; give every row as many cells as the header"
+    return None
 
 
 def list_clips(root: Path, label_map: Mapping[str, str] | None = None) -> Iterator[Clip | Problem]:
@@ -65,11 +91,18 @@ def list_clips(root: Path, label_map: Mapping[str, str] | None = None) -> Iterat
             f"Required: path, label; optional: speaker, gender, split."
         )
     for number, row in enumerate(rows, start=2):
+        problem = _row_problem(row) or next(
+            (f"the {name!r} cell is empty or missing; fill it" for name in REQUIRED if not (row.get(name) or "").strip()),
+            None)
+        if problem is not None:
+            yield Problem(f"{manifest}:{number}", problem)
+            continue
         path = Path(row["path"]).expanduser()
         path = path if path.is_absolute() else manifest.parent / path
         try:
             yield Clip(
                 path=str(path),
+                raw_label=row["label"],
                 emotion=raw_label_to_emotion(row["label"], label_map),
                 speaker=row.get("speaker") or None,
                 gender=normalize_gender(row.get("gender")),
@@ -82,7 +115,7 @@ def list_clips(root: Path, label_map: Mapping[str, str] | None = None) -> Iterat
 def manifest_features(data_dir: Path) -> dict[str, datasets.Value]:
     """The extra string columns a manifest carries (its own metadata), plus ``split``."""
     rows = read_rows(find_manifest(data_dir))
-    extra = [name for name in (rows[0] if rows else {}) if name not in KNOWN]
+    extra = [name for name in (rows[0] if rows else {}) if name is not None and name not in KNOWN]
     return {"split": datasets.Value("string"), **{name: datasets.Value("string") for name in extra}}
 
 

@@ -34,6 +34,7 @@ def corpus_summary(
     corpus = get_corpus(name)
     label_map = corpus.default_label_map if label_map is None else label_map
     result = scan(name, data_dir, label_map=label_map, **options)
+    # to_dataset raises when no clip is left; its message then lists the unusable files, so none is hidden.
     dataset = to_dataset(result, corpus, emotions=emotions, label_map=label_map)
     names = dataset.features["label"].names
     durations = np.asarray(dataset["duration"], dtype=np.float64)

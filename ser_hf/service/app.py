@@ -7,13 +7,15 @@
 | ``GET /labels``        | the emotions the model predicts                                                   |
 | ``POST /predict``      | one uploaded file (multipart field ``file``); long audio also gets a timeline     |
 | ``POST /predict/pcm``  | a raw little-endian PCM body (``?sampling_rate=&dtype=int16|float32&channels=``)  |
-| ``POST /predict/batch``| several files (multipart field ``files``), one prediction each                    |
+| ``POST /predict/batch``| several files (multipart field ``files``), one prediction each (``?speaker=`` too) |
 | ``WS /stream``         | live audio in, one JSON result per window out (see :mod:`ser_hf.service.live`)    |
 | ``GET /docs``          | the OpenAPI documentation (``/openapi.json`` is the schema)                       |
 
 Bad requests get a 4xx with ``{"detail": "what was wrong and how to fix it"}``: 400 empty, 401 no or
 a wrong API key, 403 an origin not allowed, 408 a body too slow to arrive, 413 too many bytes, seconds
-or samples to decode, 415 not audio, 422 unusable audio or parameters; every refusal for load (queue,
+or samples to decode, 415 not audio, 422 unusable audio or parameters (also a query parameter or form field the
+endpoint does not take, or two ``file`` parts to ``/predict``: nothing sent is silently ignored), 404 a speaker
+who is not enrolled, 409 a speaker this server cannot score for; every refusal for load (queue,
 decoding or body budget, connections) is a 503 with ``Retry-After``. Only a bug in the server gives a
 500. Audio is decoded from the request bytes in memory; no endpoint takes a path.
 
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, File, Query, Request, UploadFile, WebSocket
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -67,7 +69,13 @@ from ser_hf.service.live import serve_stream
 from ser_hf.service.runner import Admission, ModelRunner
 from ser_hf.service.schemas import BatchResponse, ErrorResponse, Health, Labels, Prediction
 from ser_hf.service.settings import ServiceSettings
-from ser_hf.service.speakers import add_speaker_routes, can_adapt, enrolled, score_for_speaker, speaker_fields
+from ser_hf.service.speakers import (
+    add_speaker_routes,
+    can_adapt,
+    score_for_speaker,
+    speaker_fields,
+    speaker_refusal,
+)
 
 __all__ = ["create_app"]
 
@@ -75,7 +83,7 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(str(resources.files("ser_hf.service") / "static"))
 
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 408, 413, 415, 422, 503)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 408, 409, 413, 415, 422, 503)}
 
 # Query parameters shared by the prediction endpoints.
 _TOP_K = Query(None, ge=1, le=1000, description="Keep the top_k most probable emotions in `scores` (default: all).")
@@ -88,6 +96,42 @@ _FILES = File(..., description="Audio files (repeat the multipart field `files`)
 _SPEAKER = Query(None, description="An enrolled speaker (POST /speakers/{id}/enroll): score the clip, or every "
                                    "window of a timeline, with their voice offset removed (models trained with "
                                    "probe_speaker_adaptation).")
+_BATCH_SPEAKER = Query(None, description="An enrolled speaker (POST /speakers/{id}/enroll): score every file as "
+                                         "theirs, as POST /predict?speaker= scores one.")
+
+
+async def known_parameters(request: Request) -> None:
+    """Refuse query parameters and form fields the endpoint does not take, and query parameters given twice, with a
+    422 naming them.
+
+    A typo (``?speakr=``) or a parameter of another endpoint (``?timeline=`` on a batch) would otherwise be ignored,
+    and the client would get an answer to a question it did not ask.
+    """
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    endpoint = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    taken = sorted({param.alias for param in dependant.query_params})
+    unknown = sorted(set(request.query_params) - set(taken))
+    if unknown:
+        raise RequestError(422, f"{endpoint} does not take the query parameter(s) {[u[:40] for u in unknown[:8]]}; "
+                                f"it takes {taken}. Remove them (or check their spelling).")
+    repeated = sorted(name for name in set(request.query_params) if len(request.query_params.getlist(name)) > 1)
+    if repeated:  # every query parameter takes one value; the framework would keep one and drop the others
+        raise RequestError(422, f"{endpoint} got the query parameter(s) {repeated} more than once; give each one "
+                                f"value.")
+    fields = sorted({param.alias for param in dependant.body_params})
+    # An endpoint without form fields (POST /predict/pcm) refuses a multipart body itself, with a 415.
+    if fields and request.headers.get("content-type", "").startswith("multipart/form-data"):
+        sent = (await request.form()).keys()
+        unknown = sorted(set(sent) - set(fields))
+        if unknown:
+            raise RequestError(422, f"{endpoint} does not take the form field(s) {[u[:40] for u in unknown[:8]]}; "
+                                    f"it takes {fields}. Send the audio in {fields} only.")
+
+
+_KNOWN = [Depends(known_parameters)]
 
 
 class _Service:
@@ -139,16 +183,19 @@ class _Service:
                 return Prediction(**overall, duration=duration, filename=filename, timeline=result["timeline"],
                                   skipped=result["skipped"], **fields)
             prepared = await run_in_threadpool(recognizer.load, (wave, rate))
-            row = await (self.runner.predict_clip(prepared) if speaker is None else
-                         self.runner.call(score_for_speaker, recognizer, speaker, prepared))
+            if speaker is None:
+                row = await self.runner.predict_clip(prepared)
+            else:
+                row = (await self.runner.call(score_for_speaker, recognizer, speaker, [prepared]))[0]
             # result() refuses a non-finite output: a 422 naming the upload, never a 200 with a null score.
             return Prediction(**recognizer.result(row, top_k), duration=duration, filename=filename, **fields)
         except AudioError as err:
             raise RequestError(422, _named(filename, err)) from err
-        except SERError:
-            if speaker is not None:  # forgotten (DELETE /speakers/{id}) while this request waited: the same 404
-                enrolled(recognizer, speaker)
-            raise
+        except SERError as err:
+            if speaker is None:
+                raise
+            # 404 when forgotten (DELETE /speakers/{id}) while this request waited, else a 409 with the reason.
+            raise speaker_refusal(recognizer, speaker, err) from err
 
     def health(self) -> Health:
         admission = self.admission
@@ -212,11 +259,15 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
     settings = service.settings
     model_rate = int(service.recognizer.sampling_rate)
 
-    @app.post("/predict", response_model=Prediction, responses=_ERRORS, tags=["predict"])
-    async def predict(file: UploadFile = _FILE,
+    @app.post("/predict", response_model=Prediction, responses=_ERRORS, tags=["predict"], dependencies=_KNOWN)
+    async def predict(request: Request, file: UploadFile = _FILE,
                       top_k: int | None = _TOP_K, timeline: bool | None = _TIMELINE,
                       window: float = _WINDOW, hop: float = _HOP, speaker: str | None = _SPEAKER) -> Prediction:
-        """Predict the emotion of one uploaded audio file (multipart field `file`)."""
+        """Predict the emotion of one uploaded audio file (multipart field `file`, once)."""
+        parts = len((await request.form()).getlist("file"))
+        if parts > 1:  # FastAPI would hand over the last one only
+            raise RequestError(422, f"POST /predict scores one file, got {parts} 'file' parts; send one file per "
+                                    f"request, or send them all to POST /predict/batch (repeated field 'files').")
         data = await _read_upload(file, settings)  # the body arrived before the endpoint ran (within body_timeout)
         header = await run_in_threadpool(read_header, data, file.filename, settings)
         timeline = service.wants_timeline(timeline, header.duration, window, hop)
@@ -227,7 +278,7 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
                 return await service.predict(wave, rate, top_k, timeline, window, hop, filename=file.filename,
                                              speaker=speaker)
 
-    @app.post("/predict/pcm", response_model=Prediction, responses=_ERRORS, tags=["predict"],
+    @app.post("/predict/pcm", response_model=Prediction, responses=_ERRORS, tags=["predict"], dependencies=_KNOWN,
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
     async def predict_pcm(request: Request,
@@ -251,19 +302,30 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
                 wave = await run_in_threadpool(decode_pcm, data, sampling_rate, dtype, channels, settings, model_rate)
                 return await service.predict(wave, model_rate, top_k, timeline, window, hop, speaker=speaker)
 
-    @app.post("/predict/batch", response_model=BatchResponse, responses=_ERRORS, tags=["predict"])
-    async def predict_batch(files: list[UploadFile] = _FILES,
-                            top_k: int | None = _TOP_K) -> BatchResponse:
+    @app.post("/predict/batch", response_model=BatchResponse, responses=_ERRORS, tags=["predict"],
+              dependencies=_KNOWN)
+    async def predict_batch(files: list[UploadFile] = _FILES, top_k: int | None = _TOP_K,
+                            speaker: str | None = _BATCH_SPEAKER) -> BatchResponse:
         """Predict the emotion of several files in one request (one whole-clip prediction each).
 
         The batch is all or nothing: one unusable file makes the request fail with a 4xx naming it.
         """
+        recognizer = service.recognizer
+        fields = {} if speaker is None else speaker_fields(recognizer, speaker)  # 404/409 before any decoding
         async with _read_clips(service, files) as clips:
-            rows = await service.runner.predict_clips([wave for _, _, wave in clips])
+            waves = [wave for _, _, wave in clips]
+            try:
+                rows = await (service.runner.predict_clips(waves) if speaker is None else
+                              service.runner.call(score_for_speaker, recognizer, speaker, waves))
+            except SERError as err:
+                if speaker is None:
+                    raise
+                raise speaker_refusal(recognizer, speaker, err) from err
         results = []
         for index, ((name, duration, _), row) in enumerate(zip(clips, rows)):
             try:
-                results.append(Prediction(**service.recognizer.result(row, top_k), duration=duration, filename=name))
+                results.append(Prediction(**recognizer.result(row, top_k), duration=duration, filename=name,
+                                          **fields))
             except AudioError as err:
                 raise RequestError(422, f"files[{index}] ({name!r:.80}): {err}") from err
         return BatchResponse(results=results)
@@ -362,7 +424,7 @@ def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_n
         async with _read_clips(service, files) as clips:
             return [wave for _, _, wave in clips]
 
-    add_speaker_routes(app, service, read_clips)
+    add_speaker_routes(app, service, read_clips, _KNOWN)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:

@@ -4,7 +4,7 @@ Protocol (client -> server, then server -> client):
 
 1. A text frame with a JSON object: ``{"sampling_rate": 48000, "dtype": "float32"}`` and optionally
    ``"channels"`` (default 1, interleaved), ``"window"`` / ``"hop"`` (seconds, default 3 / 1),
-   ``"top_k"`` and ``"vad_threshold_db"`` (default -40; null scores silent windows too). On a model trained
+   ``"top_k"`` (null: all) and ``"vad_threshold_db"`` (default -40; null scores silent windows too). On a model trained
    with ``probe_speaker_adaptation``, one of ``"speaker": ID`` (a speaker enrolled with
    ``POST /speakers/{id}/enroll``: their offset, as enrolled when the stream starts, from the first window)
    or ``"adapt": true`` (the stream's own speaker, learnt online from its voiced windows, as
@@ -18,8 +18,8 @@ Protocol (client -> server, then server -> client):
    ``{"type": "done", "seconds": received}`` and closes with code 1000.
 
 On a bad message the server sends ``{"type": "error", "detail": ...}`` and closes with 1003 (unusable
-data, JSON nested too deeply; a speaker who is not enrolled; ``speaker`` or ``adapt`` on a model without
-speaker adaptation, as ``POST /predict?speaker=`` refuses it with a 409), 1008 (a limit: stream length, a text message over 4096 characters, no audio
+data, JSON nested too deeply; a speaker who is not enrolled or cannot be scored by this server; ``speaker`` or
+``adapt`` on a model without speaker adaptation, as ``POST /predict?speaker=`` refuses them with a 404 or 409), 1008 (a limit: stream length, a text message over 4096 characters, no audio
 for ``stream_idle_timeout`` seconds, or a client that reads nothing; or no/a wrong API key), 1009 (a frame
 too big), 1013 (too
 many streams: retry later) or 1011 (a server bug). Only audio keeps a stream open, by its own length (see
@@ -42,6 +42,7 @@ Example (Python client with the ``websockets`` package):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -49,12 +50,12 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from ser_hf.errors import AudioError
+from ser_hf.errors import AudioError, SERError
 from ser_hf.service.access import STREAM_PROTOCOL
 from ser_hf.service.decoding import PCM_DTYPES, RequestError, check_rate, pcm_to_float
 from ser_hf.service.runner import ModelRunner
 from ser_hf.service.settings import ServiceSettings
-from ser_hf.service.speakers import check_speaker_id, enrollments, speaker_fields
+from ser_hf.service.speakers import check_speaker_id, enrollments, registry_lock, speaker_fields, speaker_refusal
 
 __all__ = ["MAX_TEXT_CHARS", "IdleClock", "StreamConfig", "parse_config", "serve_stream"]
 
@@ -86,14 +87,18 @@ class StreamConfig:
         self.speaker, self.adapt = speaker, adapt
 
 
-def _number(config: dict, key: str, default: Any, low: float, high: float, integer: bool = False) -> Any:
+def _number(config: dict, key: str, default: Any, low: float, high: float, integer: bool = False,
+            nullable: bool = False) -> Any:
+    """``config[key]`` checked to lie in ``[low, high]`` (``default`` when absent); null only where ``nullable``."""
     value = config.get(key, default)
-    if value is None and default is None:
+    if value is None and nullable:
         return None
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok or not (isinstance(value, int) or math.isfinite(value)) or not low <= value <= high:
         kind = "an integer" if integer else "a number"
-        raise _Close(1003, f"config {key!r} must be {kind} from {low:g} to {high:g}, got {value!r}.")
+        also = " or null" if nullable else ""
+        raise _Close(1003, f"config {key!r} must be {kind} from {low:g} to {high:g}{also}, got "
+                           f"{'null' if value is None else repr(value)[:80]}.")
     return value
 
 
@@ -175,8 +180,8 @@ def parse_config(text: str) -> StreamConfig:
     channels = _number(config, "channels", 1, 1, 8, integer=True)
     window = _number(config, "window", 3.0, 0.5, 30.0)
     hop = _number(config, "hop", 1.0, 0.1, window)
-    top_k = _number(config, "top_k", None, 1, 1000, integer=True)
-    vad = _number(config, "vad_threshold_db", -40.0, -200.0, 0.0)
+    top_k = _number(config, "top_k", None, 1, 1000, integer=True, nullable=True)  # null: every emotion
+    vad = _number(config, "vad_threshold_db", -40.0, -200.0, 0.0, nullable=True)  # null: no silence gating
     speaker, adapt = _speaker_config(config)
     return StreamConfig(rate, dtype, channels, float(window), float(hop), top_k, vad, speaker, adapt)
 
@@ -258,13 +263,31 @@ async def _receive(ws: WebSocket, settings: ServiceSettings, clock: IdleClock) -
     return None if message["type"] == "websocket.disconnect" else message
 
 
+def _open_stream(config: StreamConfig, recognizer: Any) -> tuple[dict[str, Any], Any]:
+    """The ready message's speaker fields and the recognizer's stream; 1003 for what the library refuses."""
+    mode = _speaker_mode(config, recognizer)  # 1003 for a model without adaptation or a speaker not enrolled
+    # The speaker's enrollment is read in one locked step with the check: no enrollment or eviction in between.
+    guard = registry_lock(recognizer.enrollments) if config.speaker is not None else contextlib.nullcontext()
+    try:
+        with guard:
+            mode = _speaker_mode(config, recognizer)
+            return mode, recognizer.stream(window=config.window, hop=config.hop,
+                                           vad_threshold_db=config.vad_threshold_db, top_k=config.top_k,
+                                           sampling_rate=config.sampling_rate, adapt=config.adapt,
+                                           speaker=config.speaker)
+    except SERError as err:  # e.g. a speaker enrolled without this server's test-time copies
+        if config.speaker is None:
+            raise _Close(1003, str(err)) from None
+        try:
+            detail = speaker_refusal(recognizer, config.speaker, err).detail
+        except RequestError as refusal:  # forgotten meanwhile: the 404's words
+            detail = refusal.detail
+        raise _Close(1003, detail) from None
+
+
 async def _stream_audio(ws: WebSocket, config: StreamConfig, recognizer: Any, runner: ModelRunner,
                         settings: ServiceSettings, clock: IdleClock) -> None:
-    # No await between the check and the stream's start: the speaker cannot be forgotten in between.
-    mode = _speaker_mode(config, recognizer)
-    stream = recognizer.stream(window=config.window, hop=config.hop, vad_threshold_db=config.vad_threshold_db,
-                               top_k=config.top_k, sampling_rate=config.sampling_rate, adapt=config.adapt,
-                               speaker=config.speaker)
+    mode, stream = _open_stream(config, recognizer)
     timeout = settings.stream_idle_timeout
     await _send(ws, {"type": "ready", "labels": recognizer.labels, "sampling_rate": recognizer.sampling_rate,
                      "window": config.window, "hop": config.hop, **mode}, timeout)

@@ -7,11 +7,19 @@ config; the answer says ``speaker`` and ``adapted`` (false, with the ``reason``,
 clips or adaptation is off for the model: the global head scored it). Enrollments live
 in the server's memory, at most :data:`MAX_SPEAKERS` of them (the oldest is dropped first); they are lost
 on restart. Every endpoint is behind the API key when the server has one.
+
+With test-time copies (``ser-hf serve --test-time-copies``), a speaker is enrolled and scored with every version
+of a clip (the clip, then each copy, each with its own offset), as ``EmotionRecognizer.enroll`` and ``predict``
+do. Requests change and read the enrolled speakers from the event loop and from worker threads, so every read
+or change of the enrollments here holds :func:`registry_lock` (one lock per set of enrollments).
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Path, UploadFile
@@ -41,6 +49,23 @@ class Speakers(BaseModel):
     speakers: list[Enrollment] = Field(description="Enrolled speakers, oldest first.")
 
 
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def registry_lock(registry: Any) -> threading.RLock:
+    """The lock held around every read or change of ``registry.speakers`` by the service.
+
+    One per registry (not per app), so apps serving the same recognizer share it. Hold it only for dictionary
+    work and offset arithmetic, never for a forward pass: the event loop takes it too.
+    """
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(registry)
+        if lock is None:
+            lock = _LOCKS[registry] = threading.RLock()  # re-entrant: a locked step may call speaker_fields
+        return lock
+
+
 def check_speaker_id(speaker: str) -> str:
     if not SPEAKER_ID.fullmatch(speaker):
         raise RequestError(422, f"speaker id {speaker[:80]!r} is not allowed: use 1-64 letters, digits, '_', '-' "
@@ -65,12 +90,18 @@ def can_adapt(recognizer: Any) -> bool:
     return True
 
 
+def _not_enrolled(speaker: str) -> RequestError:
+    return RequestError(404, f"speaker {speaker!r} is not enrolled; POST clips of theirs to "
+                             f"/speakers/{speaker}/enroll first (GET /speakers lists the enrolled ones).")
+
+
 def enrolled(recognizer: Any, speaker: str):
     """The enrollments, after checking that ``speaker`` is enrolled (404 otherwise)."""
     registry = enrollments(recognizer)
-    if check_speaker_id(speaker) not in registry.speakers:
-        raise RequestError(404, f"speaker {speaker!r} is not enrolled; POST clips of theirs to "
-                                f"/speakers/{speaker}/enroll first (GET /speakers lists the enrolled ones).")
+    check_speaker_id(speaker)
+    with registry_lock(registry):
+        if speaker not in registry.speakers:
+            raise _not_enrolled(speaker)
     return registry
 
 
@@ -80,47 +111,85 @@ def speaker_fields(recognizer: Any, speaker: str) -> dict[str, Any]:
     Raises:
         RequestError: 404 for a speaker who is not enrolled, 409 for a model without speaker adaptation.
     """
-    summary = enrolled(recognizer, speaker).summary(speaker)
+    registry = enrollments(recognizer)
+    check_speaker_id(speaker)
+    with registry_lock(registry):  # the check and the read in one step: a DELETE cannot come in between
+        if speaker not in registry.speakers:
+            raise _not_enrolled(speaker)
+        summary = registry.summary(speaker)
     return {"speaker": speaker, "adapted": summary["adapted"],
             **({"reason": summary["reason"]} if summary.get("reason") else {})}
 
 
-def score_for_speaker(recognizer: Any, speaker: str, wave) -> Any:
-    """Probabilities of one prepared clip for an enrolled speaker (run on a model thread)."""
+def speaker_refusal(recognizer: Any, speaker: str, err: SERError) -> RequestError:
+    """The 4xx for a library error met while scoring for ``speaker``: 404 when they were forgotten meanwhile
+    (``DELETE /speakers/{id}`` while the request waited), else 409 with the library's words (e.g. enrollments
+    loaded without this server's test-time copies)."""
+    enrolled(recognizer, speaker)  # raises the 404
+    return RequestError(409, f"cannot score for speaker {speaker!r} on this server: {err} (POST their clips to "
+                             f"/speakers/{speaker}/enroll again to enroll them for this server's model and copies).")
+
+
+def score_for_speaker(recognizer: Any, speaker: str, waves) -> Any:
+    """Probabilities of prepared clips for an enrolled speaker, each version of a clip (the clip, then each
+    test-time copy) with its own offset, as ``EmotionRecognizer.predict(..., speaker=)`` scores them (run on a
+    model thread)."""
     registry = recognizer.enrollments
-    return registry.probabilities(speaker, registry.pooled([wave]))[0]
+    clips, *copies = registry.versions(list(waves), recognizer.batch_size)  # the forward passes, outside the lock
+    with registry_lock(registry):
+        return registry.probabilities(speaker, clips, copies)
 
 
-def add_speaker_routes(app: FastAPI, service: Any, read_clips) -> None:
+def _enroll(registry: Any, speaker: str, versions: list) -> dict[str, Any]:
+    """Enroll, move the speaker to the newest place and drop the oldest beyond :data:`MAX_SPEAKERS`, in one step."""
+    clips, *copies = versions
+    with registry_lock(registry):
+        summary = registry.enroll(speaker, clips, copies)
+        registry.speakers[speaker] = registry.speakers.pop(speaker)  # re-enrolled: now the newest
+        while len(registry.speakers) > MAX_SPEAKERS:
+            registry.speakers.pop(next(iter(registry.speakers)))
+    return summary
+
+
+def add_speaker_routes(app: FastAPI, service: Any, read_clips, dependencies: Sequence = ()) -> None:
     """``POST /speakers/{id}/enroll``, ``GET /speakers``, ``DELETE /speakers/{id}``.
 
     Args:
         read_clips: ``async (files) -> list[prepared waves]``: the app's batch reader (limits, budgets, errors).
+        dependencies: Run before each endpoint (the app's check for parameters an endpoint does not take).
     """
     _id = Path(..., description="Speaker id: 1-64 letters, digits, '_', '-' or '.'.")
 
-    @app.post("/speakers/{speaker}/enroll", response_model=Enrollment, tags=["speakers"])
+    checks = list(dependencies)
+
+    @app.post("/speakers/{speaker}/enroll", response_model=Enrollment, tags=["speakers"], dependencies=checks)
     async def enroll(files: list[UploadFile], speaker: str = _id) -> Enrollment:
-        """Enroll a speaker from their unlabelled clips (multipart field `files`, 3 or more, any emotions)."""
+        """Enroll a speaker from their unlabelled clips (multipart field `files`, 3 or more, any emotions).
+
+        With test-time copies, each copy of the clips is enrolled too (as ``EmotionRecognizer.enroll`` does).
+        """
         registry = enrollments(service.recognizer)
         check_speaker_id(speaker)
         waves = await read_clips(files)
-        pooled = await service.runner.call(registry.pooled, waves)
-        summary = await run_in_threadpool(registry.enroll, speaker, pooled)
-        while len(registry.speakers) > MAX_SPEAKERS:
-            registry.speakers.pop(next(iter(registry.speakers)))
-        return Enrollment(**summary)
+        versions = await service.runner.call(registry.versions, waves, service.recognizer.batch_size)
+        return Enrollment(**await run_in_threadpool(_enroll, registry, speaker, versions))
 
-    @app.get("/speakers", response_model=Speakers, tags=["speakers"])
+    @app.get("/speakers", response_model=Speakers, tags=["speakers"], dependencies=checks)
     async def speakers() -> Speakers:
         """The enrolled speakers."""
         registry = enrollments(service.recognizer)
-        return Speakers(speakers=[Enrollment(**registry.summary(s)) for s in registry.speakers])
+        with registry_lock(registry):
+            summaries = [registry.summary(s) for s in registry.speakers]
+        return Speakers(speakers=[Enrollment(**summary) for summary in summaries])
 
-    @app.delete("/speakers/{speaker}", response_model=Enrollment, tags=["speakers"])
+    @app.delete("/speakers/{speaker}", response_model=Enrollment, tags=["speakers"], dependencies=checks)
     async def forget(speaker: str = _id) -> Enrollment:
         """Forget an enrolled speaker."""
-        registry = enrolled(service.recognizer, speaker)
-        summary = registry.summary(speaker)
-        del registry.speakers[speaker]
+        registry = enrollments(service.recognizer)
+        check_speaker_id(speaker)
+        with registry_lock(registry):  # checked and removed in one step: two DELETEs cannot both pass the check
+            if speaker not in registry.speakers:
+                raise _not_enrolled(speaker)
+            summary = registry.summary(speaker)
+            del registry.speakers[speaker]
         return Enrollment(**summary)

@@ -318,3 +318,18 @@ def test_summary_of_a_corpus_whose_every_file_is_unusable_lists_them(tmp_path):
     with pytest.raises(CorpusError, match=r"(?s)No usable folder clips .* 2 file\(s\) in .* could not be used.*"
                                           r"caf\\xe9\.wav: its file name is not valid UTF-8"):
         corpus_summary("folder", root)
+
+
+def test_baseline_cv_on_a_small_corpus_leaks_no_scikit_learn_warning(caplog):
+    from ser_hf.baseline.crossval import cross_validate_baseline
+
+    # 'angry' from two speakers only: scikit-learn warns on inner folds that cannot all hold it.
+    ds = _dataset([(f"s{s:02d}", label) for s in range(9) for label in range(3)] + [("s00", 3), ("s01", 3)])
+    features = np.random.default_rng(0).normal(size=(len(ds), 5))
+    with warnings.catch_warnings(), caplog.at_level(logging.INFO, logger="ser_hf"):
+        warnings.simplefilter("error")
+        result = cross_validate_baseline(ds, "svm", n_folds=3, inner_folds=3, features=features,
+                                         param_grid={"clf__C": [1.0]}, progress=False)
+    assert len(result.folds) == 3
+    notes = [r.getMessage() for r in caplog.records if "inner fold" in r.getMessage()]
+    assert len(notes) == 1 and "too few training speakers" in notes[0]

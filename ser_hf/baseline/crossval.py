@@ -25,8 +25,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
+import shutil
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +40,7 @@ import datasets
 import numpy as np
 
 from ser_hf.audio import AudioPreprocessor
+from ser_hf.baseline.classic_model import check_baseline_folder
 from ser_hf.baseline.classifiers import (
     FittedClassifier,
     classifier_description,
@@ -51,6 +56,8 @@ from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport
 from ser_hf.evaluation.folds import FoldResult, cross_validate_folds, summarise_folds, write_cv_summary
 from ser_hf.splits import Fold, corpus_folds, speakers_of
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "BaselineCVResult", "baseline_settings", "corpus_name", "cross_validate_baseline", "dataset_features",
@@ -196,21 +203,46 @@ def _checked_features(
     return list(features) if neural else np.asarray(features)
 
 
+# What scikit-learn says, on every inner fold, when a training part has too few speakers per emotion: expected with
+# small corpora, and said once in ser_hf's words by _expected_sklearn_warnings instead.
+_EXPECTED_WARNINGS = ("The least populated class in y", "Number of classes in training fold",
+                      "A single label was found in 'y_true' and 'y_pred'")
+
+
+@contextlib.contextmanager
+def _expected_sklearn_warnings(said: list[bool]):
+    """Hold back scikit-learn's small-class warnings of the inner folds; note them once (``said`` remembers)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    expected = [w for w in caught if any(str(w.message).startswith(text) for text in _EXPECTED_WARNINGS)]
+    for other in (w for w in caught if w not in expected):
+        warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+    if expected and not said[0]:
+        said[0] = True
+        logger.info("Some emotions have too few training speakers for every speaker-grouped inner fold of the "
+                    "hyperparameter search to hold them, so some inner folds train or score without them; the "
+                    "hyperparameters chosen are less reliable (more speakers per emotion fix this).")
+
+
 def _fold_fitter(classifier: str, features, labels: np.ndarray, speakers: np.ndarray, num_labels: int, **options):
     """``fit(train rows, test rows) -> (fitted, test probabilities)`` for a scikit-learn or a neural baseline."""
+    said = [False]
     if is_neural(classifier):
         from ser_hf.baseline.neural import fit_neural
 
         def fit_sequences(train: np.ndarray, test: np.ndarray):
-            fitted = fit_neural([features[i] for i in train], labels[train], speakers[train], classifier,
-                                num_labels=num_labels, config=options["neural_config"], seed=options["seed"])
+            with _expected_sklearn_warnings(said):
+                fitted = fit_neural([features[i] for i in train], labels[train], speakers[train], classifier,
+                                    num_labels=num_labels, config=options["neural_config"], seed=options["seed"])
             return fitted, fitted.model.predict_proba([features[i] for i in test])
 
         return fit_sequences
     options.pop("neural_config")
 
     def fit_matrix(train: np.ndarray, test: np.ndarray):
-        fitted = fit_classifier(features[train], labels[train], speakers[train], classifier, **options)
+        with _expected_sklearn_warnings(said):
+            fitted = fit_classifier(features[train], labels[train], speakers[train], classifier, **options)
         return fitted, probabilities_for(fitted.pipeline, features[test], num_labels)
 
     return fit_matrix
@@ -278,6 +310,10 @@ def cross_validate_baseline(
 
         neural_config = resolve_neural_config(classifier, neural_config)
         check_sequence_config(config)
+    if out_dir is not None:  # before any feature is extracted
+        out_dir = check_baseline_folder(out_dir, "out_dir (--out)")
+        if (out_dir / "cv").is_dir():  # an earlier CV's folds must not sit beside this one's
+            shutil.rmtree(out_dir / "cv")
     folds = list(folds) if folds is not None else corpus_folds(dataset, n_folds=n_folds, seed=seed)
     speakers, labels, names = speakers_of(dataset), np.asarray(dataset["label"]), dataset.features["label"].names
     extract = dict(feature_config=config, preprocessor=preprocessor, cache_dir=cache_dir, num_workers=num_workers,

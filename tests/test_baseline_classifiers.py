@@ -104,6 +104,31 @@ def test_reports_are_written_like_the_transformer_path(corpus, tmp_path):
     assert "Cross-validation: baseline-svm" in (cv / "cv_summary.md").read_text()
 
 
+def test_baseline_outputs_never_replace_a_users_files_and_leave_no_earlier_folds(corpus, tmp_path):
+    dataset, features = corpus
+    fit = dict(features=features, param_grid=SMALL_GRIDS["logreg"], inner_folds=2)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes")
+    (mine / "model.safetensors").write_bytes(b"my own model")
+    with pytest.raises(ModelError, match=r"out_dir \(--out\) .*mine is not empty .* and holds none of "
+                                         r"\['baseline_config.json', 'cv'\]"):
+        cross_validate_baseline(dataset, "logreg", n_folds=3, out_dir=mine, **fit)
+    model = train_baseline(dataset, "logreg", feature_config=CONFIG, **fit)
+    with pytest.raises(ModelError, match=r"directory .*mine is not empty"):
+        model.save(mine)
+    (tmp_path / "afile").write_text("hi")
+    with pytest.raises(ModelError, match=r"afile is a file; pass a directory"):
+        model.save(tmp_path / "afile")
+    assert (mine / "README.md").read_text() == "my notes" and (mine / "model.safetensors").read_bytes() == b"my own model"
+    out = tmp_path / "out"
+    cross_validate_baseline(dataset, "logreg", n_folds=3, out_dir=out, **fit)
+    model.save(out)  # beside its own CV reports
+    cross_validate_baseline(dataset, "logreg", n_folds=2, out_dir=out, **fit)  # an earlier baseline's folder
+    assert sorted(p.name for p in (out / "cv").iterdir() if p.is_dir()) == ["fold1", "fold2", "pooled"]
+    assert load_baseline(out).classifier == "logreg"
+
+
 @pytest.mark.parametrize("classifier", sorted(CLASSIFIERS))
 def test_skops_round_trip_predicts_the_same(corpus, tmp_path, classifier):
     dataset, features = corpus

@@ -49,6 +49,7 @@ from ser_hf.baseline.classic_model import (
     _as_items,
     _settings,
     _version,
+    check_baseline_folder,
     names_neural,
     read_saved_settings,
 )
@@ -131,7 +132,7 @@ class NeuralBaselineModel(BaselineModel):
 
         from ser_hf.baseline.card import write_baseline_card
 
-        out = Path(directory)
+        out = check_baseline_folder(directory, "directory")
         out.mkdir(parents=True, exist_ok=True)
         state = {name: tensor.detach().contiguous() for name, tensor in self.pipeline.network.state_dict().items()}
         save_file(state, out / WEIGHTS_NAME, metadata={"format": "ser_hf-baseline", "classifier": str(self.classifier)})

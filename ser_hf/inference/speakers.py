@@ -136,8 +136,7 @@ class SpeakerEnrollments:
         return self.summary(speaker)
 
     def summary(self, speaker: str) -> dict[str, Any]:
-        entry = self._entry(speaker)
-        return {k: v for k, v in entry.items() if k not in ("offset", "copy_offsets")}
+        return _summary(self._entry(speaker))
 
     def _entry(self, speaker: str) -> dict[str, Any]:
         if str(speaker) not in self.speakers:
@@ -160,7 +159,10 @@ class SpeakerEnrollments:
         Raises:
             SERError: for a speaker not enrolled, or enrolled without this recognizer's test-time copies.
         """
-        entry = self._entry(speaker)
+        return self._offsets(self._entry(speaker), copies)
+
+    def _offsets(self, entry: dict[str, Any], copies: bool) -> list:
+        speaker = entry["speaker"]
         if not copies:
             return [entry["offset"]]
         if not entry["adapted"]:
@@ -173,8 +175,7 @@ class SpeakerEnrollments:
 
     def speaker_head(self, speaker: str) -> dict[str, np.ndarray]:
         """Standard head tensors scoring like :meth:`probabilities` for ``speaker`` (the global head if not adapted)."""
-        entry = self._entry(speaker)
-        return self.adaptation.speaker_head(entry["offset"]) if entry["adapted"] else self.adaptation.global_head
+        return _speaker_head(self.adaptation, self._entry(speaker))
 
     def save_speaker_model(self, speaker: str, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
         """A standard checkpoint whose head is :meth:`speaker_head` (same backbone, same preprocessing record).
@@ -193,13 +194,13 @@ class SpeakerEnrollments:
 
         from ser_hf.models.factory import save_checkpoint
 
-        head = self.speaker_head(speaker)  # an unknown speaker fails before anything is written
+        entry = self._entry(speaker)  # an unknown speaker fails before anything is written
+        head = _speaker_head(self.adaptation, entry)
         out = check_output_folder(out_dir, argument="out_dir", marker=SPEAKER_RECORD, what="a speaker model",
                                   sources=[self.checkpoint], overwrite=overwrite)
         model = copy.deepcopy(self.model)
         model.load_state_dict({name: torch.as_tensor(np.asarray(value), dtype=torch.float32)
                                for name, value in head.items()}, strict=False)
-        entry = self._entry(speaker)
         with atomic_directory(out, overwrite=out.exists()) as folder:
             save_checkpoint(model, self.feature_extractor, folder)
             if (self.checkpoint / RUN_RECORD).is_file():
@@ -312,6 +313,16 @@ class SpeakerEnrollments:
         return speaker, entry
 
 
+def _summary(entry: dict[str, Any]) -> dict[str, Any]:
+    """What an enrollment says of itself (no offsets)."""
+    return {k: v for k, v in entry.items() if k not in ("offset", "copy_offsets")}
+
+
+def _speaker_head(adaptation, entry: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The standard head for an enrollment: the speaker's offset folded in, or the global head if not adapted."""
+    return adaptation.speaker_head(entry["offset"]) if entry["adapted"] else adaptation.global_head
+
+
 def speaker_id(speaker: Any) -> str:
     """A speaker id as enrollments keep it: a non-empty string (an integer id is taken as its digits).
 
@@ -369,8 +380,9 @@ class EnrolledSpeaker:
 
     def __init__(self, enrollments: SpeakerEnrollments, speaker: str):
         self.enrollments = enrollments
-        self.summary = enrollments.summary(speaker)
-        self.offsets = enrollments.offsets(speaker, bool(enrollments.copies))
+        entry = enrollments._entry(speaker)  # one lookup: a re-enrollment meanwhile cannot mix two enrollments
+        self.summary = _summary(entry)
+        self.offsets = enrollments._offsets(entry, bool(enrollments.copies))
 
     def score(self, waves, batch_size: int = 8) -> tuple[np.ndarray, bool]:
         """Probabilities of windows (the global head's when the speaker is not adapted), and whether adapted."""

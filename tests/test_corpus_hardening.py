@@ -289,16 +289,31 @@ def test_the_same_file_under_two_speakers_via_a_symlink_is_refused(tmp_path, ton
     link.symlink_to(real)
     clips = [*tones, (link, tones[0][1], "C"), (tmp_path / ".." / tmp_path.name / "link.wav", "sad", "D")]
     manifest = _write_manifest(tmp_path / "m.csv", _manifest_text(clips))
-    with pytest.raises(CorpusError, match=r"1 audio file\(s\) listed more than once \(symlinks and ./ spellings "
-                                          r"resolved\): .*A_neutral\.wav as .*link\.wav.*keep one row"):
+    with pytest.raises(CorpusError, match=r"link\.wav: the same audio file as .*A_neutral\.wav \(speaker A\), listed "
+                                          r"again under speaker C; .*Keep one"):
         load_corpus("manifest", manifest)
+    with pytest.warns(UserWarning, match=r"2 file\(s\) .* could not be used"):
+        lenient = load_corpus("manifest", manifest, strict=False)
+    assert len(lenient) == len(tones) and str(link) not in lenient["audio"]
+    # Datasets built by hand are checked too, and a split never puts one file in two parts.
+    from ser_hf.corpora import validate_dataset
+    from ser_hf.splits import Fold, select_fold
+
+    doubled = _dataset([("A", 0), ("B", 0), ("C", 1), ("D", 1)])
+    doubled = doubled.remove_columns("audio").add_column("audio", [str(real), str(link), str(tones[1][0]),
+                                                                   str(tones[2][0])])
+    with pytest.raises(CorpusError, match=r"listed more than once \(symlinks and ./ spellings resolved\): "
+                                          r".*A_neutral\.wav as .*\(speaker A\), .*link\.wav \(speaker B\)"):
+        validate_dataset(doubled)
+    with pytest.raises(SplitError, match=r"A_neutral\.wav' is in both 'train' .* and 'test' \(as '.*link\.wav'\)"):
+        select_fold(doubled, Fold("f", np.array([0, 2]), np.array([1, 3])))
     # The folder reader too: a link in another emotion folder is the same recording.
     root = tmp_path / "folder"
     for speaker_label in ("happy", "sad"):
         (root / speaker_label).mkdir(parents=True)
     (root / "happy" / "spk1_a.wav").symlink_to(real)
     (root / "sad" / "spk2_a.wav").symlink_to(real)
-    with pytest.raises(CorpusError, match=r"listed more than once"):
+    with pytest.raises(CorpusError, match=r"spk2_a\.wav: the same audio file as .*spk1_a\.wav \(speaker spk1\)"):
         load_corpus("folder", root, speaker_pattern=r"^(spk\d+)_")
 
 

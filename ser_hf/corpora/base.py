@@ -229,7 +229,24 @@ def scan_corpus(
             continue
         scan.clips.append(clip)
         scan.durations.append(duration)
+    _drop_relisted_files(scan)
     return scan
+
+
+def _drop_relisted_files(scan: CorpusScan) -> None:
+    """Make a problem of every clip whose file (symlinks resolved) an earlier clip already lists, under another
+    spelling and another speaker: one recording under two speakers would leak across a speaker-independent split."""
+    first: dict[str, Clip] = {}
+    kept = []
+    for clip, duration in zip(scan.clips, scan.durations):
+        earlier = first.setdefault(os.path.realpath(clip.path), clip)
+        if earlier is not clip and earlier.path != clip.path and earlier.speaker != clip.speaker:
+            scan.problems.append(Problem(clip.path, (
+                f"the same audio file as {display_path(earlier.path)} (speaker {earlier.speaker}), listed again under "
+                f"speaker {clip.speaker}; one recording under two speakers would be trained and tested on. Keep one.")))
+            continue
+        kept.append((clip, duration))
+    scan.clips, scan.durations = [c for c, _ in kept], [d for _, d in kept]
 
 
 def describe_problems(scan: CorpusScan) -> str:
@@ -331,27 +348,30 @@ def validate_dataset(dataset: datasets.Dataset, source: str = "the dataset") -> 
             f"{source}: label names {unknown} are not canonical emotions {list(EMOTIONS)}. Map them with "
             f"label_map=... when loading."
         )
-    _check_no_duplicate_files(dataset["audio"], source)
+    speakers = dataset["speaker"] if "speaker" in dataset.column_names else [None] * len(dataset)
+    _check_no_duplicate_files(dataset["audio"], speakers, source)
 
 
-def _check_no_duplicate_files(paths: Sequence[Any], source: str) -> None:
-    """Refuse one audio file listed twice, under any spelling: './a.wav', 'a.wav' or a symlink to it.
-
-    The same recording under two speakers (or twice under one) would put it in the training and the test part of
-    a speaker-independent split, so real paths are compared, whichever reader listed them.
+def _check_no_duplicate_files(paths: Sequence[Any], speakers: Sequence[Any], source: str) -> None:
+    """Refuse a file listed twice with the same spelling, or under two speakers with any spelling ('./a.wav',
+    a symlink to it): one recording under two speakers would be trained and tested on in a speaker-independent
+    split. Real paths are compared, whichever reader listed them; the splits also check that no file is in two
+    parts (:func:`ser_hf.splits.check_speaker_disjoint`).
     """
-    spellings: dict[str, list[str]] = {}
-    for path in paths:
+    groups: dict[str, list[tuple[str, Any]]] = {}
+    for path, speaker in zip(paths, speakers):
         key = os.path.realpath(path) if isinstance(path, (str, os.PathLike)) else repr(path)
-        spellings.setdefault(key, []).append(str(path))
-    dupes = {real: names for real, names in spellings.items() if len(names) > 1}
+        groups.setdefault(key, []).append((str(path), speaker))
+    dupes = {real: rows for real, rows in groups.items()
+             if len({p for p, _ in rows}) < len(rows) or len({s for _, s in rows}) > 1}
     if dupes:
-        shown = "; ".join(f"{printable(real)} as {', '.join(printable(n) for n in sorted(set(names))[:3])}"
-                          + (f" ({len(names)} times)" if len(set(names)) < len(names) else "")
-                          for real, names in sorted(dupes.items())[:_MAX_LISTED])
+        shown = "; ".join(
+            f"{printable(real)} as " + ", ".join(f"{printable(p)} (speaker {s})" for p, s in rows[:3])
+            for real, rows in sorted(dupes.items())[:_MAX_LISTED])
         raise CorpusError(
             f"{source}: {len(dupes)} audio file(s) listed more than once (symlinks and ./ spellings resolved): "
-            f"{shown}. A file listed twice could be both trained and tested on; keep one row (one speaker) per file."
+            f"{shown}. A file listed twice, or under two speakers, could be both trained and tested on; keep one row "
+            f"(one speaker) per file."
         )
 
 

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -91,6 +92,24 @@ def check_speaker_disjoint(dataset: datasets.Dataset, parts: Mapping[str, np.nda
             if speaker in seen and seen[speaker] != name:
                 raise SplitError(f"Speaker {speaker!r} is in both {seen[speaker]!r} and {name!r}: the split leaks.")
             seen[speaker] = name
+    _check_files_disjoint(dataset, parts)
+
+
+def _check_files_disjoint(dataset: datasets.Dataset, parts: Mapping[str, np.ndarray]) -> None:
+    """Raise :class:`SplitError` if one audio file (symlinks resolved) is in two parts, e.g. linked under two names."""
+    if "audio" not in dataset.column_names or len(parts) < 2:
+        return
+    audio = dataset["audio"]
+    owner: dict[str, tuple[str, str]] = {}
+    for name, rows in parts.items():
+        for row in np.asarray(rows, dtype=np.int64).tolist():
+            if not isinstance(audio[row], str):
+                return  # decoded or embedded audio: no file to compare
+            real = os.path.realpath(audio[row])
+            first = owner.setdefault(real, (name, audio[row]))
+            if first[0] != name:
+                raise SplitError(f"The audio file {real!r} is in both {first[0]!r} (as {first[1]!r}) and {name!r} (as "
+                                 f"{audio[row]!r}): the split leaks. List each recording once, under one speaker.")
 
 
 def _grouped_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: int,

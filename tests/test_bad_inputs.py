@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import re
 import tracemalloc
 
@@ -51,8 +52,10 @@ def world(tmp_path_factory):
     for n, (speaker, label, take) in enumerate((s, e, t) for s in SPEAKERS for e in FOUR for t in range(2)):
         path = write_tone(tmp / "good" / f"{speaker}_{label}_{take}.wav", duration=0.5, frequency=150 + 10 * n, seed=n)
         rows.append({"path": str(path), "label": label, "speaker": speaker})
+    speaker_of_file: dict[str, str] = {}  # a symlink is its target's recording: the same speaker, as in real data
     for n, case in enumerate(cases):
-        rows.append({"path": str(case.path), "label": FOUR[n % 4], "speaker": SPEAKERS[n % 6]})
+        speaker = speaker_of_file.setdefault(os.path.realpath(case.path), SPEAKERS[n % 6])
+        rows.append({"path": str(case.path), "label": FOUR[n % 4], "speaker": speaker})
     manifest = tmp / "manifest.csv"
     with open(manifest, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["path", "label", "speaker"])

@@ -24,6 +24,7 @@ from ser_hf.corpora.splits import (
     class_counts,
     clips_as_speakers,
     corpus_folds,
+    grouped_kfold,
     leave_one_speaker_out,
     predefined_folds,
     predefined_split,
@@ -37,6 +38,6 @@ from ser_hf.corpora.splits import (
 
 __all__ = [
     "RANDOM_SPLIT", "SPEAKER_INDEPENDENT", "Fold", "add_validation", "check_speaker_disjoint", "class_counts",
-    "clips_as_speakers", "corpus_folds", "leave_one_speaker_out", "predefined_folds", "predefined_split", "select_fold",
+    "clips_as_speakers", "corpus_folds", "grouped_kfold", "leave_one_speaker_out", "predefined_folds", "predefined_split", "select_fold",
     "speaker_folds", "speaker_split", "speakers_of", "split_kind", "split_with_test",
 ]

@@ -348,3 +348,43 @@ def test_baseline_cv_on_a_small_corpus_leaks_no_scikit_learn_warning(caplog):
     assert len(result.folds) == 3
     notes = [r.getMessage() for r in caplog.records if "inner fold" in r.getMessage()]
     assert len(notes) == 1 and "too few training speakers" in notes[0]
+
+
+@pytest.mark.parametrize("ds", list(_layouts()), ids=lambda ds: f"{len(set(ds['speaker']))}spk{len(ds)}clips")
+def test_inner_folds_of_small_training_parts_are_never_empty_nor_raise(ds):
+    """The probe's and the baselines' inner CVs choose settings on the training speakers: the same grouped,
+    stratified folds as the outer ones, so a small corpus neither crashes them nor gives an empty fold."""
+    from ser_hf.baseline.classifiers import inner_speaker_splits
+    from ser_hf.training.linear_probe import _inner_folds
+
+    labels, speakers = np.asarray(ds["label"]), np.asarray(ds["speaker"])
+    rows = set(range(len(labels)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for folds, seed in itertools.product(range(2, len(set(speakers)) + 1), range(4)):
+            for splits in (_inner_folds(labels, speakers, folds, seed), inner_speaker_splits(labels, speakers, folds,
+                                                                                             seed)):
+                assert len(splits) == folds
+                for train, test in splits:
+                    assert len(train) and len(test) and set(train) | set(test) == rows
+                    assert not set(speakers[train]) & set(speakers[test])
+
+
+def test_inner_folds_of_one_speaker_with_one_clip_per_emotion():
+    from ser_hf.training.linear_probe import _inner_folds
+
+    labels = np.arange(4)
+    splits = _inner_folds(labels, np.asarray(["A"] * 4), 3, 0)  # StratifiedKFold would refuse: no class has 2 clips
+    assert sorted(np.concatenate([test for _, test in splits]).tolist()) == [0, 1, 2, 3]
+
+
+def test_an_svm_baseline_on_a_corpus_too_small_to_calibrate_in_one_piece():
+    """Inner training parts of two emotions among four: Platt scaling per inner fold, not a traceback."""
+    from ser_hf.baseline.crossval import cross_validate_baseline
+
+    ds = _dataset([(s, label) for s, labels in {"A": (0, 1), "B": (0, 1), "C": (2, 3), "D": (2, 3)}.items()
+                   for label in labels for _ in range(2)])
+    features = np.random.default_rng(0).normal(size=(len(ds), 5))
+    result = cross_validate_baseline(ds, "svm", n_folds=2, inner_folds=2, features=features,
+                                     param_grid={"clf__C": [1.0]}, progress=False)
+    assert len(result.folds) == 2 and np.isfinite(result.pooled.unweighted_accuracy)

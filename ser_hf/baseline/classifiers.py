@@ -35,7 +35,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+from sklearn.model_selection import GridSearchCV
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -43,6 +43,7 @@ from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
 from ser_hf.errors import SERError, SplitError
+from ser_hf.splits import grouped_kfold
 
 __all__ = [
     "CLASSIFIERS", "NEURAL_CLASSIFIERS", "ClassifierSpec", "FittedClassifier", "check_classifier",
@@ -187,8 +188,8 @@ def inner_speaker_splits(
             f"speakers, found {n_speakers} ({sorted(set(speakers))}). Use 2 <= inner_folds <= {n_speakers}, "
             f"fewer outer folds, or a corpus with more speakers."
         )
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(labels)), labels, speakers))
+    # scikit-learn's folds, except where a small corpus would make it raise or leave a fold empty
+    return grouped_kfold(np.asarray(labels), np.asarray(speakers), n_splits, seed, setting="inner_folds (--inner-folds)")
 
 
 @dataclass
@@ -271,7 +272,10 @@ def fit_classifier(
         if classifier == "svm":
             # Platt scaling on the same speaker-grouped folds, so probabilities are not fitted on seen speakers.
             svm = clone(best.named_steps["clf"])
-            best.set_params(clf=CalibratedClassifierCV(svm, method="sigmoid", cv=splits, ensemble=False))
+            # One calibration on all out-of-fold scores needs every inner training part to hold 3+ emotions
+            # (scikit-learn refuses decision functions of 2 classes among more); a tiny corpus calibrates per fold.
+            few = any(len(np.unique(labels[train])) <= 2 < len(np.unique(labels)) for train, _ in splits)
+            best.set_params(clf=CalibratedClassifierCV(svm, method="sigmoid", cv=splits, ensemble=few))
         best.fit(features, labels)
     return FittedClassifier(
         classifier=classifier,

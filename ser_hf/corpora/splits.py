@@ -145,6 +145,20 @@ def _grouped_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: i
     return folds
 
 
+def grouped_kfold(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: int,
+                  setting: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train, test)`` row positions of speaker-grouped, emotion-stratified folds, as scikit-learn's
+    ``StratifiedGroupKFold.split`` gives them (identical wherever it succeeds), for the inner CVs that choose a
+    model's settings: on a small corpus it neither raises nor leaves a fold empty (see :func:`_grouped_folds`).
+
+    Args:
+        setting: How the user sets ``n_folds`` (``probe_inner_folds``, ``--inner-folds``), for the error.
+    """
+    rows = np.arange(len(labels))
+    return [(np.setdiff1d(rows, test), test)
+            for test in _grouped_folds(np.asarray(labels), np.asarray(groups), n_folds, seed, setting)]
+
+
 def _balanced_grouped_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
     """Speakers to folds by ``StratifiedGroupKFold``'s greedy rule (each speaker, most uneven first, to the
     fold that keeps every emotion's share across folds most even; ties to the fold with fewest clips)."""

@@ -175,17 +175,21 @@ def _pooled_ua(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> 
 
 
 def _inner_folds(labels: np.ndarray, speakers: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from ser_hf.splits import grouped_kfold
 
     n_speakers = len(set(speakers.tolist()))
-    if n_speakers >= 2:
-        splitter = StratifiedGroupKFold(n_splits=min(folds, n_speakers), shuffle=True, random_state=seed)
-        return list(splitter.split(np.zeros(len(labels)), labels, speakers))
+    if n_speakers >= 2:  # scikit-learn's folds, except where a small corpus would make it raise or leave one empty
+        return grouped_kfold(labels, speakers, min(folds, n_speakers), seed, setting="probe_inner_folds")
     logger.warning("linear probe: all training clips come from one speaker, so the inner CV that picks the layer "
                    "mix and regularisation splits clips, not speakers; the choice may overfit that speaker.")
-    smallest = int(np.bincount(labels)[np.bincount(labels) > 0].min())
-    splitter = StratifiedKFold(n_splits=max(2, min(folds, smallest)), shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(labels)), labels))
+    counts = np.bincount(labels)[np.bincount(labels) > 0]
+    n_splits = max(2, min(folds, int(counts.min())))
+    if n_splits > counts.max():  # every emotion has one clip: nothing to stratify
+        return list(KFold(n_splits=min(n_splits, len(labels)), shuffle=True, random_state=seed).split(labels))
+    return list(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(np.zeros(len(labels)),
+                                                                                            labels))
 
 
 def _temperature(scores: np.ndarray, labels: np.ndarray, num_labels: int, corpora=None) -> float:

@@ -2,13 +2,14 @@
 
 - :mod:`ser_hf.audio.decoding` - reading files: which paths are audio, header checks (sampling rate, channels,
   clip duration, sample range) and decoding to one mono float32 array at the model's rate, in blocks
-  (:func:`load_audio`, :func:`load_audio_bytes`, :class:`MonoDecoder`); in-memory arrays held to the same
-  limits (:func:`array_to_mono`, :func:`check_sampling_rate`).
+  (:func:`load_audio`, :func:`load_audio_bytes`, :class:`MonoDecoder`).
+- :mod:`ser_hf.audio.arrays` - in-memory arrays held to the same limits (:func:`float_samples`,
+  :func:`array_to_mono`, :func:`check_sampling_rate`).
 - :mod:`ser_hf.audio.clean` - cleaning decoded arrays: trim silence, reduce noise, normalise the level,
   crop and pad, chained in a fixed order by :class:`AudioPreprocessor` (with a
   :meth:`~AudioPreprocessor.fingerprint` caches key on); :func:`load_many` decodes many files on threads.
 
-Every name of both is importable from here, as ``from ser_hf.audio import X``.
+Every name of these is importable from here, as ``from ser_hf.audio import X``.
 
 Example:
     >>> from ser_hf.audio import AudioPreprocessor
@@ -18,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from ser_hf.audio.arrays import array_to_mono, check_sampling_rate, float_samples
 from ser_hf.audio.clean import (
     AudioPreprocessor,
     NoiseAdded,
@@ -44,13 +46,10 @@ from ser_hf.audio.decoding import (
     AudioInfo,
     MonoDecoder,
     PathLike,
-    array_to_mono,
     audio_info,
     check_clip_duration,
     check_samples,
-    check_sampling_rate,
     decode,
-    float_samples,
     is_audio_path,
     load_audio,
     load_audio_bytes,

@@ -5,8 +5,7 @@ checks (:func:`audio_info`, :func:`check_clip_duration`, the sampling-rate, chan
 decoding to one mono float32 array at the model's rate (:func:`load_audio`, :func:`load_audio_bytes`), block
 by block through :class:`MonoDecoder` so memory holds the output and one block. :func:`decode`,
 :func:`to_mono` and :func:`resample` are the whole-file steps. Arrays handed over in memory are held to the
-same limits (:func:`float_samples`, :func:`array_to_mono`, :func:`check_sampling_rate`). Cleaning the decoded
-samples is :mod:`ser_hf.audio.clean`.
+same limits in :mod:`ser_hf.audio.arrays`. Cleaning the decoded samples is :mod:`ser_hf.audio.clean`.
 
 Example:
     >>> from ser_hf.audio import load_audio
@@ -86,30 +85,6 @@ def _check_rate(path: Path, rate: int) -> None:
         )
 
 
-def check_sampling_rate(rate: object, what: str, fix: str = "") -> int:
-    """The sampling rate a caller gives for in-memory samples, held to the limits a file's header is held to.
-
-    Args:
-        rate: The rate in Hz: an integer (a numpy integer, or a float such as ``44100.0``, is accepted).
-        what: What it is, for the message, e.g. ``"stream(sampling_rate=...)"``.
-        fix: A hint added to the message.
-
-    Returns:
-        The rate as an ``int``.
-
-    Raises:
-        AudioError: naming ``what``, for anything but an integer from :data:`MIN_SAMPLING_RATE` to
-            :data:`MAX_SAMPLING_RATE` Hz (``bool``, strings, NaN and fractions included).
-    """
-    value = rate.item() if isinstance(rate, np.generic) else rate
-    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole or not MIN_SAMPLING_RATE <= value <= MAX_SAMPLING_RATE:
-        found = f"an array of shape {rate.shape}" if isinstance(rate, np.ndarray) else repr(rate)[:80]
-        raise AudioError(f"{what} must be a whole number of Hz from {MIN_SAMPLING_RATE} to {MAX_SAMPLING_RATE} "
-                         f"(e.g. 16000, 44100 or 48000: the rate the samples were recorded at), got {found}.{fix}")
-    return int(value)
-
-
 #: Largest absolute sample accepted after decoding (full scale is 1.0). Integer PCM decodes within [-1, 1);
 #: float files may go beyond it (headroom of a mix: the bad-input corpus's float_overrange clip peaks at
 #: 4.0, +12 dB) but nothing recorded lies 80 dB over full scale. Far beyond (3e38 in a float WAV, 4e18 in a
@@ -139,78 +114,6 @@ def check_samples(wave: np.ndarray, what: str, fix: str = "Re-export it from the
             f"{what} has samples as large as {peak:.3g}, where full scale is 1.0 (at most {MAX_ABS_SAMPLE:g} is "
             f"accepted); its data is corrupt or not audio. {fix}, scaled to [-1, 1]."
         )
-
-
-#: How to fix an in-memory array whose samples :func:`check_samples` refuses. The likeliest cause is integer PCM
-#: converted to float without scaling (samples up to 32767).
-_ARRAY_FIX = ("Pass float samples within [-1, 1] (integer PCM converted to float must be divided by 32768 for "
-              "16-bit or 2147483648 for 32-bit), or the int16/int32 array itself")
-
-#: Why an array of another kind than float or signed integer is not audio, and how to convert it.
-_DTYPE_HINTS = {
-    "u": "Unsigned PCM is offset, not centred on 0 (8-bit WAV is centred on 128): convert it to float, e.g. "
-         "(wave.astype(np.float32) - 128) / 128 for uint8",
-    "c": "Audio samples are real numbers: pass wave.real if the imaginary part is meant to be dropped",
-    "i": "No PCM format has 64-bit integers (a list of Python ints makes them): pass floats within [-1, 1], e.g. "
-         "np.asarray(samples, dtype=np.float32) / 32768 for 16-bit values",
-}
-
-
-def float_samples(wave: object, what: str) -> np.ndarray:
-    """An in-memory array of samples as float32 at full scale 1.0, checked as decoded files are.
-
-    Float samples are kept (and refused, as :func:`check_samples` refuses a file's, when NaN, infinite or beyond
-    :data:`MAX_ABS_SAMPLE`). Signed integer PCM (int8, int16, int32) is scaled by ``2 ** (bits - 1)``, as
-    soundfile and librosa scale a PCM file, so an int16 array gives the samples its WAV file would.
-
-    Args:
-        wave: A numpy array (or anything ``np.asarray`` makes one of), any shape.
-        what: What it is, for messages, e.g. ``"the audio array"``.
-
-    Returns:
-        A float32 array of the same shape.
-
-    Raises:
-        AudioError: naming ``what``, for any other dtype (unsigned, 64-bit integer, bool, complex, strings,
-            objects) or unusable float samples; the message says how to convert them.
-    """
-    try:
-        wave = np.asarray(wave)
-    except (ValueError, TypeError) as err:  # a ragged list
-        raise AudioError(f"{what} is not an array of samples ({err}). Pass a 1-D numpy array of floats.") from None
-    kind, size = wave.dtype.kind, wave.dtype.itemsize
-    if kind == "i" and size <= 4:
-        samples = wave.astype(np.float32)
-        samples *= np.float32(2.0 ** (1 - 8 * size))  # a power of two: exact, as the division soundfile does
-        return samples
-    if kind != "f":
-        hint = _DTYPE_HINTS.get(kind, "Pass numbers, e.g. np.asarray(samples, dtype=np.float32)")
-        raise AudioError(f"{what} has dtype {wave.dtype}; expected float samples within [-1, 1] or signed integer "
-                         f"PCM (int8, int16 or int32, scaled to [-1, 1] as soundfile scales it). {hint}.")
-    check_samples(wave, what, _ARRAY_FIX)  # before the cast: float64 beyond float32's range would become infinite
-    return wave.astype(np.float32, copy=False)
-
-
-def array_to_mono(wave: object, what: str) -> np.ndarray:
-    """An in-memory recording as one 1-D float32 channel at full scale 1.0 (see :func:`float_samples`).
-
-    A 2-D array is ``(frames, channels)``, as soundfile returns it, or ``(channels, frames)``, as librosa
-    returns it: an axis of at most :data:`MAX_CHANNELS` next to a longer one is the channels (audio long enough
-    to score has more frames than that). Channels are averaged.
-
-    Raises:
-        AudioError: naming ``what``, for a dtype :func:`float_samples` refuses, or an array that is empty, not
-            1-D or 2-D, or 2-D with no axis of at most :data:`MAX_CHANNELS` channels.
-    """
-    wave = float_samples(wave, what)
-    if wave.ndim == 2 and wave.shape[0] <= MAX_CHANNELS < wave.shape[1]:
-        wave = wave.T
-    if wave.size == 0 or wave.ndim not in (1, 2) or (wave.ndim == 2 and wave.shape[1] > MAX_CHANNELS):
-        raise AudioError(
-            f"{what} has shape {wave.shape}; expected a non-empty 1-D array of samples, or a 2-D array of "
-            f"(frames, channels) or (channels, frames) with 1 to {MAX_CHANNELS} channels. Pass one recording."
-        )
-    return to_mono(wave)
 
 
 def _soundfile_name(path: Path) -> str | bytes:

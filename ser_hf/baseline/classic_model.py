@@ -49,10 +49,10 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from ser_hf._io import check_output_folder
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.baseline.classifiers import NEURAL_CLASSIFIERS, probabilities_for
 from ser_hf.baseline.features import FEATURES_VERSION, FeatureConfig, extract_features, feature_names
+from ser_hf.baseline.folder import BASELINE_OUTPUTS, CONFIG_NAME, MODEL_NAME, check_baseline_folder
 from ser_hf.errors import AudioError, ModelError
 from ser_hf.models.checkpoint_check import MAX_LABELS, read_json
 from ser_hf.ranges import Range, check_value
@@ -62,25 +62,9 @@ __all__ = [
     "check_baseline_folder", "read_saved_settings",
 ]
 
-MODEL_NAME = "model.skops"
-CONFIG_NAME = "baseline_config.json"
 _NEURAL_WEIGHTS = "model.safetensors"  # ser_hf.baseline.neural_model.WEIGHTS_NAME, named here without torch
 _FORMAT = "ser_hf-baseline"
 _FORMAT_VERSION = 1
-#: What a baseline writes into its folder (the model's settings, the CV reports); either marks an earlier baseline's
-#: folder, which a new one may reuse.
-BASELINE_OUTPUTS = (CONFIG_NAME, "cv")
-
-def check_baseline_folder(directory: str | os.PathLike, argument: str) -> Path:
-    """``directory`` for a baseline's files: new, empty or an earlier baseline's; never a file or a folder of the
-    user's own files (a baseline writes ``README.md`` there).
-
-    Raises:
-        ModelError: naming ``argument`` and what the folder holds.
-    """
-    return check_output_folder(directory, argument=argument, marker=BASELINE_OUTPUTS, what="a baseline's output",
-                               overwrite=True)
-
 
 #: Types the baseline pipelines hold that skops does not trust by default (it trusts scikit-learn's public
 #: estimators and plain numpy/Python containers already): the calibrated SVM's internals, the forest's

@@ -40,7 +40,6 @@ import datasets
 import numpy as np
 
 from ser_hf.audio import AudioPreprocessor
-from ser_hf.baseline.classic_model import check_baseline_folder
 from ser_hf.baseline.classifiers import (
     FittedClassifier,
     classifier_description,
@@ -51,6 +50,7 @@ from ser_hf.baseline.classifiers import (
 )
 from ser_hf.baseline.extraction import extract_dataset_features, extract_dataset_sequences
 from ser_hf.baseline.features import FeatureConfig
+from ser_hf.baseline.folder import check_baseline_folder
 from ser_hf.baseline.sequences import sequence_config
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport

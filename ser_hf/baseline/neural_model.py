@@ -49,12 +49,12 @@ from ser_hf.baseline.classic_model import (
     _as_items,
     _settings,
     _version,
-    check_baseline_folder,
     names_neural,
     read_saved_settings,
 )
 from ser_hf.baseline.crossval import corpus_name, dataset_sequences
 from ser_hf.baseline.features import FeatureConfig
+from ser_hf.baseline.folder import check_baseline_folder
 from ser_hf.baseline.neural import NeuralConfig, SequenceClassifier, SequenceNet, fit_neural, resolve_neural_config
 from ser_hf.baseline.sequences import check_sequence_config, extract_sequence, sequence_config, sequence_names
 from ser_hf.errors import ModelError, SERError

@@ -1,0 +1,33 @@
+"""A baseline's folder: the files it holds, and the check that a folder may receive them.
+
+``ser-hf baseline --out DIR`` writes the CV reports to ``DIR/cv`` and, with ``--save-model``, the model
+(:data:`MODEL_NAME` or a neural model's safetensors), its settings (:data:`CONFIG_NAME`) and a ``README.md`` card.
+:func:`check_baseline_folder` lets that happen only in a new or empty folder or an earlier baseline's, never in a
+folder of the user's own files (the crossval and the model modules both write there, so the rule lives here).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ser_hf._io import check_output_folder
+
+__all__ = ["BASELINE_OUTPUTS", "CONFIG_NAME", "MODEL_NAME", "check_baseline_folder"]
+
+MODEL_NAME = "model.skops"
+CONFIG_NAME = "baseline_config.json"
+#: What a baseline writes into its folder (the model's settings, the CV reports); either marks an earlier baseline's
+#: folder, which a new one may reuse.
+BASELINE_OUTPUTS = (CONFIG_NAME, "cv")
+
+
+def check_baseline_folder(directory: str | os.PathLike, argument: str) -> Path:
+    """``directory`` for a baseline's files: new, empty or an earlier baseline's; never a file or a folder of the
+    user's own files (a baseline writes ``README.md`` there).
+
+    Raises:
+        ModelError: naming ``argument`` and what the folder holds.
+    """
+    return check_output_folder(directory, argument=argument, marker=BASELINE_OUTPUTS, what="a baseline's output",
+                               overwrite=True)

@@ -16,8 +16,9 @@ import pytest
 from ser_hf.cli import main
 from ser_hf.errors import SERError
 from ser_hf.inference import jobs
+from ser_hf.inference.job_identity import lock_output
 from ser_hf.inference.jobs import predict_files, read_records, shard_files
-from ser_hf.inference.outputs import job_sidecar, lock_output
+from ser_hf.inference.outputs import job_sidecar
 from ser_hf.processes import Processes
 from ser_hf.testing.corpora import write_tone
 from ser_hf.testing.models import tiny_classifier
@@ -61,7 +62,7 @@ def test_a_second_job_on_the_same_out_is_refused_while_the_first_runs(models, au
 def test_a_lock_left_by_a_killed_job_does_not_block(models, audio, tmp_path):
     out = tmp_path / "p.jsonl"
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from ser_hf.inference.outputs import lock_output\n"
+                               "from ser_hf.inference.job_identity import lock_output\n"
                                "with lock_output(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(600)",
                                str(out)], stdout=subprocess.PIPE, text=True)
     try:

@@ -3,7 +3,10 @@
 :func:`predict_files` expands the inputs (files, directories searched recursively for audio, glob
 patterns, manifest CSVs with a ``path`` column), skips every file the output already records, and
 predicts the rest in chunks with an :class:`~ser_hf.inference.recognizer.EmotionRecognizer`. A file that
-cannot be decoded or scored becomes an error record ``{"path", "error"}`` and the job goes on.
+cannot be decoded or scored becomes an error record ``{"path", "error"}`` and the job goes on. This module runs the
+job (inputs, resume, lock, shards, merge); the records come from :mod:`ser_hf.inference.chunk_records` (or, for a
+speaker-adaptive job, :mod:`ser_hf.inference.speaker_jobs`), the files' formats are
+:mod:`ser_hf.inference.outputs` and the resume checks :mod:`ser_hf.inference.job_identity`.
 
 Only ser_hf's own outputs are resumed (:mod:`ser_hf.inference.outputs`): a JSONL output starts with a
 ``{"ser_hf_predictions": 1, "job": ...}`` header line, a CSV output has exactly ser_hf's columns. Any other
@@ -29,7 +32,7 @@ ends, and a second job on the same ``OUT`` is refused, naming it (the kernel rel
 lock file left by ``kill -9`` blocks nothing). A job resumes only its own work: the model's path, a SHA-256 of its
 files (a checkpoint replaced at the same path is another model), test-time copies, ``top_k`` and the speaker
 options are recorded (JSONL and shard header lines; a CSV's sidecar ``.<name>.job.json``) and checked against
-``OUT`` and every leftover shard before anything changes (see :func:`~ser_hf.inference.outputs.check_same_job`).
+``OUT`` and every leftover shard before anything changes (see :mod:`ser_hf.inference.job_identity`).
 
 Records are keyed by absolute path (``os.path.abspath``, symlinks not resolved). A file name that is not
 UTF-8 is recorded like any other (``path`` shows its undecodable bytes as ``\\xNN``, ``path_base64`` holds
@@ -60,25 +63,21 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ser_hf._io import temporary_file
 from ser_hf.errors import SERError
+from ser_hf.inference.chunk_records import is_error, predict_into
 from ser_hf.inference.inputs import expand_inputs, speakers_of
+from ser_hf.inference.job_identity import check_same_job, job_header_for, lock_output
 from ser_hf.inference.outputs import (
     FORMATS,
     append_jsonl,
     check_output_path,
-    check_same_job,
     format_for,
-    job_header,
-    lock_output,
     prepare_jsonl,
     prepare_shards,
     read_records,
@@ -90,7 +89,8 @@ from ser_hf.inference.outputs import (
     write_jsonl,
 )
 from ser_hf.inference.recognizer import EmotionRecognizer
-from ser_hf.paths import display_path, path_fields, printable
+from ser_hf.inference.speaker_jobs import predict_by_speaker
+from ser_hf.paths import display_path, printable
 from ser_hf.processes import Processes, launched_processes
 from ser_hf.progress import progress_bar
 
@@ -99,10 +99,6 @@ __all__ = ["FORMATS", "expand_inputs", "predict_files", "read_records", "shard_f
 
 
 # ------------------------------------------------------------------------------------------------ output
-
-def _is_error(record: dict[str, Any]) -> bool:
-    return bool(record.get("error"))  # JSONL: key present; CSV: non-empty cell
-
 
 @contextlib.contextmanager
 def _writing(out: Path, kept: Callable[[], str]) -> Iterator[None]:
@@ -171,140 +167,6 @@ def _block(items: Sequence[str], rank: int, world: int) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------ job
 
-def _error_reason(err: Exception) -> str:
-    return printable(" ".join(f"{type(err).__name__}: {err}".split()))
-
-
-def _error_record(path: str, err: Exception) -> dict[str, Any]:
-    return {**path_fields(path), "error": _error_reason(err)}
-
-
-def _predict_chunk(recognizer: EmotionRecognizer, paths: Sequence[str], top_k: int | None) -> list[dict[str, Any]]:
-    """Records for ``paths`` in order: a prediction, or ``{"path", "error"}`` for a file that failed.
-
-    A file whose model output is not finite (NaN probabilities) gets an error record, never a prediction:
-    :meth:`EmotionRecognizer.result` refuses such a row.
-    """
-    records: dict[str, dict[str, Any]] = {}
-    waves: dict[str, np.ndarray] = {}
-    for path in paths:
-        try:
-            waves[path] = recognizer.load(path)
-        except (SERError, OSError, RuntimeError) as err:
-            records[path] = _error_record(path, err)
-    try:
-        rows = dict(zip(waves, recognizer.predict_waves(list(waves.values()))))
-    except (SERError, RuntimeError):
-        # One clip (e.g. shorter than the model's receptive field) broke the batch: score one by one.
-        rows = {}
-        for path, wave in waves.items():
-            try:
-                rows[path] = recognizer.predict_waves([wave])[0]
-            except (SERError, RuntimeError) as err:
-                records[path] = _error_record(path, err)
-    for path, row in rows.items():
-        try:
-            records[path] = {**path_fields(path), **recognizer.result(row, top_k)}
-        except SERError as err:
-            records[path] = _error_record(path, err)
-    return [records[path] for path in paths]
-
-
-def _predict_into(recognizer: EmotionRecognizer, todo: Sequence[str], write: Callable[[list[dict]], None],
-                  top_k: int | None, chunk_size: int, bar) -> int:
-    """Predict ``todo`` chunk by chunk, handing each chunk's records to ``write``; returns the error count."""
-    errors = 0
-    for start in range(0, len(todo), chunk_size):
-        records = _predict_chunk(recognizer, todo[start: start + chunk_size], top_k)
-        errors += sum(_is_error(record) for record in records)
-        write(records)
-        bar.update(len(records))
-    return errors
-
-
-def _pool_chunk(recognizer: EmotionRecognizer, paths: Sequence[str],
-                records: dict[str, dict[str, Any]]) -> dict[str, list[np.ndarray]]:
-    """Each decodable file's pooled states (of the clip, then of each test-time copy: one row each); a file that
-    cannot be decoded or encoded gets its error record in ``records`` instead. The waves are dropped on return."""
-    enrollments, waves = recognizer.enrollments, {}
-    for path in paths:
-        try:
-            waves[path] = recognizer.load(path)
-        except (SERError, OSError, RuntimeError) as err:
-            records[path] = _error_record(path, err)
-    if not waves:
-        return {}
-    try:
-        versions = enrollments.versions(list(waves.values()), recognizer.batch_size)
-        return {path: [states[i:i + 1] for states in versions] for i, path in enumerate(waves)}
-    except (SERError, RuntimeError):  # one clip broke the batch: one by one
-        pooled = {}
-        for path, wave in waves.items():
-            try:
-                pooled[path] = enrollments.versions([wave], recognizer.batch_size)
-            except (SERError, RuntimeError) as err:
-                records[path] = _error_record(path, err)
-        return pooled
-
-
-def _score_speaker(recognizer: EmotionRecognizer, speaker: str, pooled: Mapping[str, list[np.ndarray]],
-                   path: str, top_k: int | None) -> dict[str, Any]:
-    enrollments = recognizer.enrollments
-    clip, *copies = pooled[path]
-    try:
-        row = enrollments.probabilities(speaker, clip, copies)[0]
-        adapted = bool(enrollments.summary(speaker)["adapted"])
-        # A name's bytes as \xNN, like "path".
-        return {**path_fields(path), **recognizer.result(row, top_k), "speaker": printable(speaker), "adapted": adapted}
-    except SERError as err:
-        return _error_record(path, err)
-
-
-def _predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], todo: Sequence[str],
-                        speakers: dict[str, str | None], write: Callable[[list[dict]], None], top_k: int | None,
-                        chunk_size: int, bar) -> int:
-    """Speaker-adaptive job: enroll each speaker from all their clips in the job, then score their clips.
-
-    Per speaker, two passes of ``chunk_size`` files: the first keeps only each clip's pooled states (small vectors,
-    never the waves) and enrolls the speaker from all of them; the second scores the clips still to do from those
-    states and writes them chunk by chunk, so a kill loses at most one chunk of records. Enrollment uses every clip
-    of the speaker in the job (done ones too), so a resumed job computes the very same offset. Files without a
-    speaker are scored by the global head, chunk by chunk. Records gain ``speaker`` and ``adapted``.
-    """
-    errors, pending = 0, set(todo)
-    groups: dict[str | None, list[str]] = {}
-    for path in paths:
-        groups.setdefault(speakers.get(path), []).append(path)
-
-    def emit(records: list[dict]) -> None:
-        nonlocal errors
-        errors += sum(_is_error(record) for record in records)
-        write(records)
-        bar.update(len(records))
-
-    for speaker, members in groups.items():
-        mine = [path for path in members if path in pending]
-        if not mine:
-            continue
-        if speaker is None:
-            for start in range(0, len(mine), chunk_size):
-                chunk = _predict_chunk(recognizer, mine[start: start + chunk_size], top_k)
-                emit([{**record, "speaker": None, "adapted": False} if not _is_error(record) else record
-                      for record in chunk])
-            continue
-        records: dict[str, dict[str, Any]] = {}
-        pooled: dict[str, list[np.ndarray]] = {}
-        for start in range(0, len(members), chunk_size):
-            pooled.update(_pool_chunk(recognizer, members[start: start + chunk_size], records))
-        kept = [pooled[path] for path in members if path in pooled]
-        versions = [np.concatenate(rows) for rows in zip(*kept)] if kept else []
-        recognizer.enrollments.enroll(speaker, versions[0] if versions else np.zeros((0,)), versions[1:])
-        for start in range(0, len(mine), chunk_size):
-            emit([records.get(path) or _score_speaker(recognizer, speaker, pooled, path, top_k)
-                  for path in mine[start: start + chunk_size]])
-    return errors
-
-
 def _with_fields(record_fields: Mapping[str, Mapping[str, Any]] | None) -> Callable[[list[dict]], list[dict]]:
     """Adds each input's own fields (a dataset row's ``split`` and ``row``) to its records before they are written."""
     if not record_fields:
@@ -370,61 +232,8 @@ def _check_settings(chunk_size: int, batch_size: int, top_k: int | None) -> None
 
 def _error_records(records: Iterable[dict[str, Any]], paths: Sequence[str]) -> int:
     wanted = set(paths)
-    return sum(_is_error(record) for record in records if record_key(record) in wanted)
+    return sum(is_error(record) for record in records if record_key(record) in wanted)
 
-
-def _model_name(model: str | os.PathLike | EmotionRecognizer) -> str:
-    if isinstance(model, EmotionRecognizer):
-        model = getattr(model.model, "name_or_path", "") or type(model.model).__name__
-    return display_path(model)
-
-
-def _model_id(model: str | os.PathLike | EmotionRecognizer) -> str:
-    """Which model a job ran, the same from any working folder: a checkpoint's real path, else its name."""
-    if isinstance(model, EmotionRecognizer):
-        model = getattr(model.model, "name_or_path", "") or type(model.model).__name__
-    text = os.fspath(model)
-    return os.path.realpath(text) if os.path.exists(text) else text
-
-
-# Files of a checkpoint folder that do not change a prediction (a rewritten card must not stop a resume).
-_NOT_MODEL_FILES = ("README.md", "ser_hf_card.json")
-
-
-def _model_fingerprint(model: str | os.PathLike | EmotionRecognizer) -> str | None:
-    """SHA-256 (first 16 hex digits) of the model's files: names, sizes and bytes of the checkpoint folder's files
-    (weights, configs, ``ser_hf_run.json``, speaker adaptation), or of an ONNX file; None for a Hub id not on disk.
-
-    A checkpoint replaced at the same path gives another fingerprint, so a job is not resumed with it. Reading the
-    files costs about what loading them does (and leaves them in the page cache for it).
-    """
-    if isinstance(model, EmotionRecognizer):
-        target = model.checkpoint_dir
-    else:
-        from ser_hf.models.presets import resolve_model_path
-
-        text = os.path.expanduser(os.fspath(model))
-        target = Path(text) if os.path.exists(text) else Path(resolve_model_path(text)).expanduser()
-    if target is None or not target.exists():
-        return None
-    files = [target] if target.is_file() else sorted(
-        path for path in target.iterdir()
-        if path.is_file() and not path.name.startswith(".") and path.name not in _NOT_MODEL_FILES)
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode("utf-8", "surrogateescape"))
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def _job_header(model: str | os.PathLike | EmotionRecognizer, *, copies: bool, top_k: int | None,
-                speaker_pattern: str | None, speaker_column: str | None) -> dict[str, Any]:
-    """The job's header: its model and everything that changes what a record holds (see check_same_job)."""
-    return job_header(_model_name(model), model_id=_model_id(model), model_fingerprint=_model_fingerprint(model),
-                      top_k=top_k, speaker_pattern=speaker_pattern, speaker_column=speaker_column,
-                      **({"test_time_copies": True} if copies else {}))
 
 
 def predict_files(
@@ -509,8 +318,8 @@ def predict_files(
     if processes.world == 1 and not isinstance(model, EmotionRecognizer):
         check_device(device)
     copies = bool(test_time_copies or (isinstance(model, EmotionRecognizer) and model.test_time_copies))
-    header = _job_header(model, copies=copies, top_k=top_k, speaker_pattern=speaker_pattern,
-                         speaker_column=speaker_column)
+    header = job_header_for(model, copies=copies, top_k=top_k, speaker_pattern=speaker_pattern,
+                            speaker_column=speaker_column)
     settings = {"batch_size": batch_size, "top_k": top_k, "chunk_size": chunk_size, "progress": progress,
                 "fields": _with_fields(record_fields), "test_time_copies": test_time_copies}
     if processes.world > 1:
@@ -557,10 +366,10 @@ def _predict_single(model, paths: list[str], out: Path, chosen: str, header: dic
         with progress_bar(progress, total=len(paths), initial=len(paths) - len(todo), desc="predict",
                           unit="file") as bar:
             if speakers is None:
-                summary["errors"] = _predict_into(recognizer, todo, write, top_k, chunk_size, bar)
+                summary["errors"] = predict_into(recognizer, todo, write, top_k, chunk_size, bar)
             else:
-                summary["errors"] = _predict_by_speaker(recognizer, paths, todo, speakers, write, top_k, chunk_size,
-                                                        bar)
+                summary["errors"] = predict_by_speaker(recognizer, paths, todo, speakers, write, top_k, chunk_size,
+                                                       bar)
         summary["predicted"] = len(todo) - summary["errors"]
     if leftovers:
         _merge_shards(out, chosen, paths, lambda: (recognizer or _load(model, batch_size)).labels, header)
@@ -618,7 +427,7 @@ def _shard_and_merge(model, paths: list[str], out: Path, chosen: str, processes:
 
         with progress_bar(progress and processes.is_main, total=len(block),
                           desc=f"predict (main of {processes.world} processes)", unit="file") as bar:
-            errors = _predict_into(recognizer, block, write, top_k, chunk_size, bar)
+            errors = predict_into(recognizer, block, write, top_k, chunk_size, bar)
     processes.barrier()
     summary = {"out": display_path(out), "inputs": len(paths), "skipped": len(paths) - len(todo),
                "predicted": len(block) - errors, "errors": errors, "error_records": errors}
@@ -631,7 +440,7 @@ def _shard_and_merge(model, paths: list[str], out: Path, chosen: str, processes:
         merged = _merge_shards(out, chosen, paths, lambda: (recognizer or _load(model, batch_size)).labels, header)
         wanted = set(todo)
         new = [record for record in merged if record_key(record) in wanted]
-        summary.update(predicted=len(new) - sum(map(_is_error, new)), errors=sum(map(_is_error, new)),
+        summary.update(predicted=len(new) - sum(map(is_error, new)), errors=sum(map(is_error, new)),
                        error_records=_error_records(merged, paths))
     processes.barrier()  # the job is complete, OUT merged, when any process returns
     return {**summary, "processes": processes.world, "process_index": processes.rank}

@@ -1,4 +1,4 @@
-"""The files ``ser-hf predict`` writes, and how it knows one is its own before it resumes (changes) it.
+"""The files ``ser-hf predict`` writes: their formats, recognising one as its own, reading and writing them.
 
 ser-hf predict appends to, cuts a torn last line off, or rewrites only a file it recognises as its own
 output. Any other existing file given as ``--out`` is refused with an error naming it and is left as it
@@ -18,22 +18,21 @@ was (an audio input, a manifest, a config file, notes: nothing it did not write 
 Paths follow :mod:`ser_hf.paths`: ``path`` is the display form and ``path_base64`` (only for names that are
 not UTF-8) the exact bytes; :func:`record_key` gives the absolute path a record stands for, which is what a
 resumed job compares. Records are written with ``allow_nan=False``: a NaN score can never reach a file.
+
+Which job wrote an output, whether a rerun is that job, and the lock that lets one job write it at a time are
+:mod:`ser_hf.inference.job_identity`; this module only stores the job where it belongs (the header line, the CSV's
+sidecar) and reads it back.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import datetime
-import errno
-import fcntl
 import io
 import json
 import math
 import os
 import re
-import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +41,8 @@ from ser_hf._io import atomic_write_bytes, atomic_write_json
 from ser_hf.errors import SERError
 from ser_hf.paths import display_path, record_path
 
-__all__ = ["FORMATS", "HEADER_KEY", "IDENTITY", "check_output_path", "check_same_job", "format_for", "job_header",
-           "job_sidecar", "lock_output", "read_records", "record_key", "shard_files"]
+__all__ = ["FORMATS", "HEADER_KEY", "check_output_path", "format_for", "job_sidecar", "read_records", "record_key",
+           "shard_files"]
 
 FORMATS = ("jsonl", "csv")
 #: Key of the header line that marks a JSONL file as a ser-hf predict output; its value is the format version.
@@ -57,10 +56,6 @@ COPIES_COLUMN = "test_time_copies"
 #: Record fields a CSV keeps in columns of their own when the job's records have them, in this order after the base
 #: columns: a dataset row's origin (``--dataset_name``) and a speaker-adaptive job's ``speaker`` and ``adapted``.
 EXTRA_COLUMNS = ("dataset", "split", "row", "speaker", "adapted")
-#: Job header entries that decide what a record holds, besides the model and ``test_time_copies``: a job resumes
-#: only an output whose header (or CSV sidecar, or shard header) agrees on every one. Value: how users set it.
-IDENTITY = {"model_fingerprint": "the model's files", "top_k": "--top-k", "speaker_pattern": "--speaker-pattern",
-            "speaker_column": "--speaker-column"}
 # Bytes read to recognise a JSONL file by its first line, before anything else of it is read.
 _HEAD_LIMIT = 1 << 20
 _FIX = ("ser-hf predict resumes only outputs it wrote and changes no other file; choose another --out, or delete "
@@ -72,12 +67,6 @@ def format_for(out: Path, format: str | None) -> str:
     if chosen not in FORMATS:
         raise SERError(f"format must be one of {list(FORMATS)}, got {chosen!r}; e.g. --format jsonl.")
     return chosen
-
-
-def job_header(model: str, **extra: Any) -> dict[str, Any]:
-    """The first line of a JSONL output: marks the file as ser_hf's and says which job wrote it."""
-    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return {HEADER_KEY: FORMAT_VERSION, "job": {"tool": "ser-hf predict", "model": model, "created": created, **extra}}
 
 
 def record_key(record: dict[str, Any]) -> str:
@@ -210,7 +199,7 @@ def _read_csv(path: Path, role: str = "--out") -> list[dict[str, Any]]:
             columns = list(reader.fieldnames or [])
             if columns[:1] == [f'{{"{HEADER_KEY}": {FORMAT_VERSION}']:
                 raise _wrong_format(path, role, "jsonl")
-            if not _is_our_header(columns):
+            if not is_output_csv_header(columns):
                 raise _foreign(path, role, f"it is a CSV with columns {columns[:12]}, expected "
                                            f"{BASE_COLUMNS + ['prob_<emotion>', '...', PATH_BYTES_COLUMN]}")
             return list(reader)
@@ -218,7 +207,8 @@ def _read_csv(path: Path, role: str = "--out") -> list[dict[str, Any]]:
         raise _foreign(path, role, f"it is not a UTF-8 CSV ({err})") from err
 
 
-def _is_our_header(columns: list[str]) -> bool:
+def is_output_csv_header(columns: list[str]) -> bool:
+    """Whether ``columns`` (a CSV's first row) are exactly those of a CSV output ser-hf predict writes."""
     rest = columns[len(BASE_COLUMNS):]
     if rest and rest[0] == COPIES_COLUMN:
         rest = rest[1:]
@@ -254,93 +244,9 @@ def read_records(out: str | os.PathLike, format: str | None = None) -> list[dict
     return _read_csv(out) if format_for(out, format) == "csv" else _scan_jsonl(out).records
 
 
-def check_same_job(out: Path, format: str, job: dict[str, Any], labels: Sequence[str] | None = None) -> None:
-    """Refuse to resume an output (or merge a leftover shard) that another job wrote: their records would mix.
-
-    What a job is: its model (``model_id``: a checkpoint's real path, the same from any working folder; outputs
-    written before it by the displayed name), the model's files (``model_fingerprint``: a checkpoint replaced or
-    retrained at the same path is another model), ``test_time_copies`` and the options that change what a record
-    holds (:data:`IDENTITY`: ``top_k``, the speaker options). A JSONL output and every shard record it in their
-    header line; a CSV in its sidecar ``.<name>.job.json`` (:func:`job_sidecar`), and its ``prob_`` columns are
-    compared with ``labels`` once the model is loaded. An output written by an older ser_hf without some of these
-    entries is resumed with a warning naming what could not be checked (a CSV without a sidecar: all but its
-    emotions and test-time copies).
-
-    Args:
-        job: This job's header ``job`` entry (:func:`job_header`).
-
-    Raises:
-        SERError: naming the file, what differs (both values) and the fix.
-    """
-    for shard in shard_files(out):
-        header = _first_line_header(shard)
-        if header is not None:  # shards of versions before the header hold records only: nothing to compare
-            _check_job(shard, header.get("job") or {}, job, "its header line", role="shard of --out")
-    if not out.is_file() or out.stat().st_size == 0:
-        return
-    if format == "jsonl":
-        header = _first_line_header(out)
-        if header is not None:
-            _check_job(out, header.get("job") or {}, job, "its header line")
-        return
-    try:
-        with out.open(newline="", encoding="utf-8") as handle:
-            columns = next(csv.reader(handle), [])
-    except (UnicodeDecodeError, csv.Error):
-        return  # not a CSV ser-hf predict wrote: read_records refuses it, saying why
-    if not _is_our_header(columns):
-        return
-    name = display_path(out)
-    _check_same_copies(name, COPIES_COLUMN in columns, job, f"its {COPIES_COLUMN!r} column")
-    sidecar = job_sidecar(out)
-    recorded = _read_sidecar(sidecar) if sidecar.is_file() else None
-    if recorded is not None:
-        _check_job(out, recorded.get("job") or {}, job, f"its job file {display_path(sidecar)!r}")
-    if labels is not None:
-        written = [c[len("prob_"):] for c in columns if c.startswith("prob_")]
-        if written != list(labels):
-            raise SERError(f"--out {name!r} holds predictions over the emotions {written} (its prob_ columns); this "
-                           f"job's model predicts {list(labels)}. Resuming would mix two models' records in one file. "
-                           f"Choose another --out, or delete {name!r} to start over.")
-    if recorded is None and labels is not None:  # only once the emotions match: it resumes
-        warnings.warn(f"--out {name!r} has no readable job file {display_path(sidecar)!r} (an older ser_hf wrote it, or "
-                      f"a power cut emptied it): only "
-                      f"its emotions and test-time copies can be checked, not its model and options. Resuming it; "
-                      f"choose a new --out if it came from another model or other options.", UserWarning, stacklevel=2)
-
-
-def _shown(value: Any) -> str:
-    return "not given" if value is None else repr(value)
-
-
-def _check_job(path: Path, written: dict[str, Any], job: dict[str, Any], where: str, role: str = "--out") -> None:
-    """Refuse ``path`` (an output or a shard) whose recorded job ``written`` differs from ``job`` (see check_same_job)."""
-    name = display_path(path)
-    start_over = (f"delete the leftover shard {name!r}" if role != "--out" else f"delete {name!r}") + " to start over"
-    key = "model_id" if "model_id" in written else "model"
-    if key not in written:
-        return  # no model recorded: nothing to compare (read_records still checks that it is ser_hf's)
-    if written[key] != job.get(key):
-        raise SERError(f"{role} {name!r} holds predictions of model {written.get('model')!r} ({where}); this job "
-                       f"runs {job.get('model')!r}. Resuming would mix two models' records in one file. Choose "
-                       f"another --out, or {start_over}.")
-    _check_same_copies(name, bool(written.get("test_time_copies", False)), job, where, role)
-    unchecked = [option for key, option in IDENTITY.items() if key not in written]
-    if unchecked:
-        warnings.warn(f"{role} {name!r} was written by an older ser_hf that did not record {unchecked}: they could not "
-                      f"be checked. Resuming it; choose a new --out if they differ.", UserWarning, stacklevel=3)
-    if "model_fingerprint" in written and written["model_fingerprint"] != job.get("model_fingerprint"):
-        raise SERError(f"{role} {name!r} holds predictions of model {written.get('model')!r} whose files have changed "
-                       f"since ({where} records fingerprint {written['model_fingerprint']!r}, the files now give "
-                       f"{job.get('model_fingerprint')!r}): the checkpoint at that path was replaced or retrained. "
-                       f"Resuming would mix two models' records in one file. Choose another --out, or {start_over}.")
-    for key, option in IDENTITY.items():
-        if key != "model_fingerprint" and key in written and written[key] != job.get(key):
-            raise SERError(f"{role} {name!r} holds predictions made with {option} {_shown(written[key])} ({where}); "
-                           f"this job runs with {option} {_shown(job.get(key))}. Resuming would mix records made with "
-                           f"different options in one file. Run it with the same options as before, choose another "
-                           f"--out, or {start_over}.")
-
+# ------------------------------------------------------------------------------------------------ a CSV's job file
+# Here, not in job_identity: write_csv writes it before the CSV (so a kill between the two leaves a job file that
+# agrees with the rows), and job_identity, which compares the job it records, imports this module.
 
 def job_sidecar(out: str | os.PathLike) -> Path:
     """The file beside a CSV output that records its job (a CSV has no header line of its own): ``.<name>.job.json``,
@@ -349,7 +255,7 @@ def job_sidecar(out: str | os.PathLike) -> Path:
     return real.with_name(f".{real.name}.job.json")
 
 
-def _read_sidecar(sidecar: Path) -> dict[str, Any] | None:
+def read_job_sidecar(sidecar: Path) -> dict[str, Any] | None:
     """The job a CSV's job file records; None when it cannot be read (a power cut can leave it empty)."""
     try:
         value = json.loads(sidecar.read_bytes()[:_HEAD_LIMIT])
@@ -361,28 +267,8 @@ def _read_sidecar(sidecar: Path) -> dict[str, Any] | None:
 def _write_sidecar(sidecar: Path, header: dict[str, Any]) -> None:
     # Not fsync-ed (one fsync per chunk, the CSV's): after a power cut an unreadable job file only means the
     # CSV is resumed with the older outputs' warning. Written when it changes: once per job run.
-    if _read_sidecar(sidecar) != header:
+    if read_job_sidecar(sidecar) != header:
         atomic_write_json(sidecar, header)
-
-
-def _check_same_copies(name: str, written: bool, job: dict[str, Any], where: str, role: str = "--out") -> None:
-    """Refuse to resume an output scored with test-time copies in a job without them, or the other way round."""
-    if written != bool(job.get("test_time_copies", False)):
-        said = "with" if written else "without"
-        raise SERError(f"{role} {name!r} holds predictions made {said} test-time copies ({where}); this job runs "
-                       f"{'without' if written else 'with'} them. Resuming would mix two kinds of scores in one file. "
-                       f"Run it {said} --test-time-copies, choose another --out, or delete {name!r} to start over.")
-
-
-def _first_line_header(path: Path) -> dict[str, Any] | None:
-    """The header line of a JSONL output, read alone (the records are read once, by :func:`read_records`)."""
-    with path.open("rb") as handle:
-        first = handle.readline(1 << 20)
-    try:
-        value = json.loads(first)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) and HEADER_KEY in value else None
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -484,52 +370,6 @@ def write_csv(out: Path, rows: Iterable[dict[str, Any]], labels: Sequence[str], 
     _write_sidecar(job_sidecar(out), header)
     atomic_write_bytes(out, buffer.getvalue().encode("utf-8", "backslashreplace"), fsync=True)
 
-
-# ------------------------------------------------------------------------------------------------ lock
-
-@contextlib.contextmanager
-def lock_output(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``out`` for a job: a second job on the same output is refused, not interleaved.
-
-    The lock is :func:`fcntl.flock` on ``.<name>.lock`` beside the (real) output, so the kernel releases it when the
-    job ends in any way (``kill -9`` too): a leftover lock file never blocks a later job. On a filesystem without
-    ``flock`` support the job runs unlocked, with a warning.
-
-    Raises:
-        SERError: when another job holds the lock, naming ``out``.
-    """
-    real = Path(os.path.realpath(out))
-    lock = real.with_name(f".{real.name}.lock")
-    real.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(handle)
-            raise SERError(f"--out {display_path(out)!r} is being written by another ser-hf predict job (it holds the "
-                           f"lock {display_path(lock)!r}). Wait for that job to end, then run this command again (it "
-                           f"resumes), or choose another --out.") from None
-        except OSError as err:
-            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                os.close(handle)
-                raise
-            warnings.warn(f"cannot lock --out {display_path(out)!r} ({err.strerror}): nothing stops another job from "
-                          f"writing it at the same time; run one job per --out.", UserWarning, stacklevel=3)
-            break
-        try:  # the lock file may have been removed by the job that held it before we locked: lock the new one
-            same = os.path.samestat(os.stat(lock), os.fstat(handle))
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(handle)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(lock)  # while still holding it: a job waiting on this file then retries with a new one
-        os.close(handle)
 
 
 # ------------------------------------------------------------------------------------------------ shards

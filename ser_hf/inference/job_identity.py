@@ -1,0 +1,267 @@
+"""Which job wrote a ``ser-hf predict`` output, whether a rerun is that same job, and that one job writes it at a time.
+
+A job is its model (its real path, and a SHA-256 of its files: :func:`job_header_for`), ``test_time_copies`` and the
+options that change what a record holds (:data:`IDENTITY`). The job is recorded where :mod:`ser_hf.inference.outputs`
+keeps it: the header line of a JSONL output or shard, the sidecar ``.<name>.job.json`` of a CSV. Before a job resumes
+(changes) an output or merges a leftover shard, :func:`check_same_job` compares the two and refuses another job's
+file: their records would mix. :func:`lock_output` refuses a second job on the same output while one runs.
+
+Example:
+    ```python
+    >>> header = job_header_for("outputs/rav4", copies=False, top_k=None, speaker_pattern=None, speaker_column=None)
+    >>> with lock_output(Path("predictions.jsonl")):
+    ...     check_same_job(Path("predictions.jsonl"), "jsonl", header["job"])
+    ```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ser_hf.errors import SERError
+from ser_hf.inference.outputs import (
+    COPIES_COLUMN,
+    FORMAT_VERSION,
+    HEADER_KEY,
+    is_output_csv_header,
+    job_sidecar,
+    read_job_sidecar,
+    shard_files,
+)
+from ser_hf.inference.recognizer import EmotionRecognizer
+from ser_hf.paths import display_path
+
+__all__ = ["IDENTITY", "check_same_job", "job_header", "job_header_for", "lock_output"]
+
+#: Job header entries that decide what a record holds, besides the model and ``test_time_copies``: a job resumes
+#: only an output whose header (or CSV sidecar, or shard header) agrees on every one. Value: how users set it.
+IDENTITY = {"model_fingerprint": "the model's files", "top_k": "--top-k", "speaker_pattern": "--speaker-pattern",
+            "speaker_column": "--speaker-column"}
+
+
+def job_header(model: str, **extra: Any) -> dict[str, Any]:
+    """The first line of a JSONL output: marks the file as ser_hf's and says which job wrote it."""
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return {HEADER_KEY: FORMAT_VERSION, "job": {"tool": "ser-hf predict", "model": model, "created": created, **extra}}
+
+
+def _model_name(model: str | os.PathLike | EmotionRecognizer) -> str:
+    if isinstance(model, EmotionRecognizer):
+        model = getattr(model.model, "name_or_path", "") or type(model.model).__name__
+    return display_path(model)
+
+
+def _model_id(model: str | os.PathLike | EmotionRecognizer) -> str:
+    """Which model a job ran, the same from any working folder: a checkpoint's real path, else its name."""
+    if isinstance(model, EmotionRecognizer):
+        model = getattr(model.model, "name_or_path", "") or type(model.model).__name__
+    text = os.fspath(model)
+    return os.path.realpath(text) if os.path.exists(text) else text
+
+
+# Files of a checkpoint folder that do not change a prediction (a rewritten card must not stop a resume).
+_NOT_MODEL_FILES = ("README.md", "ser_hf_card.json")
+
+
+def _model_fingerprint(model: str | os.PathLike | EmotionRecognizer) -> str | None:
+    """SHA-256 (first 16 hex digits) of the model's files: names, sizes and bytes of the checkpoint folder's files
+    (weights, configs, ``ser_hf_run.json``, speaker adaptation), or of an ONNX file; None for a Hub id not on disk.
+
+    A checkpoint replaced at the same path gives another fingerprint, so a job is not resumed with it. Reading the
+    files costs about what loading them does (and leaves them in the page cache for it).
+    """
+    if isinstance(model, EmotionRecognizer):
+        target = model.checkpoint_dir
+    else:
+        from ser_hf.models.presets import resolve_model_path
+
+        text = os.path.expanduser(os.fspath(model))
+        target = Path(text) if os.path.exists(text) else Path(resolve_model_path(text)).expanduser()
+    if target is None or not target.exists():
+        return None
+    files = [target] if target.is_file() else sorted(
+        path for path in target.iterdir()
+        if path.is_file() and not path.name.startswith(".") and path.name not in _NOT_MODEL_FILES)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.name}\0{path.stat().st_size}\0".encode("utf-8", "surrogateescape"))
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def job_header_for(model: str | os.PathLike | EmotionRecognizer, *, copies: bool, top_k: int | None,
+                   speaker_pattern: str | None, speaker_column: str | None) -> dict[str, Any]:
+    """The job's header: its model and everything that changes what a record holds (see check_same_job)."""
+    return job_header(_model_name(model), model_id=_model_id(model), model_fingerprint=_model_fingerprint(model),
+                      top_k=top_k, speaker_pattern=speaker_pattern, speaker_column=speaker_column,
+                      **({"test_time_copies": True} if copies else {}))
+
+
+# ------------------------------------------------------------------------------------------------ same job
+
+def check_same_job(out: Path, format: str, job: dict[str, Any], labels: Sequence[str] | None = None) -> None:
+    """Refuse to resume an output (or merge a leftover shard) that another job wrote: their records would mix.
+
+    What a job is: its model (``model_id``: a checkpoint's real path, the same from any working folder; outputs
+    written before it by the displayed name), the model's files (``model_fingerprint``: a checkpoint replaced or
+    retrained at the same path is another model), ``test_time_copies`` and the options that change what a record
+    holds (:data:`IDENTITY`: ``top_k``, the speaker options). A JSONL output and every shard record it in their
+    header line; a CSV in its sidecar ``.<name>.job.json`` (:func:`~ser_hf.inference.outputs.job_sidecar`), and
+    its ``prob_`` columns are compared with ``labels`` once the model is loaded. An output written by an older
+    ser_hf without some of these entries is resumed with a warning naming what could not be checked (a CSV without
+    a sidecar: all but its emotions and test-time copies).
+
+    Args:
+        job: This job's header ``job`` entry (:func:`job_header`).
+
+    Raises:
+        SERError: naming the file, what differs (both values) and the fix.
+    """
+    for shard in shard_files(out):
+        header = _first_line_header(shard)
+        if header is not None:  # shards of versions before the header hold records only: nothing to compare
+            _check_job(shard, header.get("job") or {}, job, "its header line", role="shard of --out")
+    if not out.is_file() or out.stat().st_size == 0:
+        return
+    if format == "jsonl":
+        header = _first_line_header(out)
+        if header is not None:
+            _check_job(out, header.get("job") or {}, job, "its header line")
+        return
+    try:
+        with out.open(newline="", encoding="utf-8") as handle:
+            columns = next(csv.reader(handle), [])
+    except (UnicodeDecodeError, csv.Error):
+        return  # not a CSV ser-hf predict wrote: read_records refuses it, saying why
+    if not is_output_csv_header(columns):
+        return
+    name = display_path(out)
+    _check_same_copies(name, COPIES_COLUMN in columns, job, f"its {COPIES_COLUMN!r} column")
+    sidecar = job_sidecar(out)
+    recorded = read_job_sidecar(sidecar) if sidecar.is_file() else None
+    if recorded is not None:
+        _check_job(out, recorded.get("job") or {}, job, f"its job file {display_path(sidecar)!r}")
+    if labels is not None:
+        written = [c[len("prob_"):] for c in columns if c.startswith("prob_")]
+        if written != list(labels):
+            raise SERError(f"--out {name!r} holds predictions over the emotions {written} (its prob_ columns); this "
+                           f"job's model predicts {list(labels)}. Resuming would mix two models' records in one file. "
+                           f"Choose another --out, or delete {name!r} to start over.")
+    if recorded is None and labels is not None:  # only once the emotions match: it resumes
+        warnings.warn(f"--out {name!r} has no readable job file {display_path(sidecar)!r} (an older ser_hf wrote it, or "
+                      f"a power cut emptied it): only "
+                      f"its emotions and test-time copies can be checked, not its model and options. Resuming it; "
+                      f"choose a new --out if it came from another model or other options.", UserWarning, stacklevel=2)
+
+
+def _shown(value: Any) -> str:
+    return "not given" if value is None else repr(value)
+
+
+def _check_job(path: Path, written: dict[str, Any], job: dict[str, Any], where: str, role: str = "--out") -> None:
+    """Refuse ``path`` (an output or a shard) whose recorded job ``written`` differs from ``job`` (see check_same_job)."""
+    name = display_path(path)
+    start_over = (f"delete the leftover shard {name!r}" if role != "--out" else f"delete {name!r}") + " to start over"
+    key = "model_id" if "model_id" in written else "model"
+    if key not in written:
+        return  # no model recorded: nothing to compare (read_records still checks that it is ser_hf's)
+    if written[key] != job.get(key):
+        raise SERError(f"{role} {name!r} holds predictions of model {written.get('model')!r} ({where}); this job "
+                       f"runs {job.get('model')!r}. Resuming would mix two models' records in one file. Choose "
+                       f"another --out, or {start_over}.")
+    _check_same_copies(name, bool(written.get("test_time_copies", False)), job, where, role)
+    unchecked = [option for key, option in IDENTITY.items() if key not in written]
+    if unchecked:
+        warnings.warn(f"{role} {name!r} was written by an older ser_hf that did not record {unchecked}: they could not "
+                      f"be checked. Resuming it; choose a new --out if they differ.", UserWarning, stacklevel=3)
+    if "model_fingerprint" in written and written["model_fingerprint"] != job.get("model_fingerprint"):
+        raise SERError(f"{role} {name!r} holds predictions of model {written.get('model')!r} whose files have changed "
+                       f"since ({where} records fingerprint {written['model_fingerprint']!r}, the files now give "
+                       f"{job.get('model_fingerprint')!r}): the checkpoint at that path was replaced or retrained. "
+                       f"Resuming would mix two models' records in one file. Choose another --out, or {start_over}.")
+    for key, option in IDENTITY.items():
+        if key != "model_fingerprint" and key in written and written[key] != job.get(key):
+            raise SERError(f"{role} {name!r} holds predictions made with {option} {_shown(written[key])} ({where}); "
+                           f"this job runs with {option} {_shown(job.get(key))}. Resuming would mix records made with "
+                           f"different options in one file. Run it with the same options as before, choose another "
+                           f"--out, or {start_over}.")
+
+
+def _check_same_copies(name: str, written: bool, job: dict[str, Any], where: str, role: str = "--out") -> None:
+    """Refuse to resume an output scored with test-time copies in a job without them, or the other way round."""
+    if written != bool(job.get("test_time_copies", False)):
+        said = "with" if written else "without"
+        raise SERError(f"{role} {name!r} holds predictions made {said} test-time copies ({where}); this job runs "
+                       f"{'without' if written else 'with'} them. Resuming would mix two kinds of scores in one file. "
+                       f"Run it {said} --test-time-copies, choose another --out, or delete {name!r} to start over.")
+
+
+def _first_line_header(path: Path) -> dict[str, Any] | None:
+    """The header line of a JSONL output, read alone (the records are read once, by :func:`read_records`)."""
+    with path.open("rb") as handle:
+        first = handle.readline(1 << 20)
+    try:
+        value = json.loads(first)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and HEADER_KEY in value else None
+
+
+# ------------------------------------------------------------------------------------------------ lock
+
+@contextlib.contextmanager
+def lock_output(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out`` for a job: a second job on the same output is refused, not interleaved.
+
+    The lock is :func:`fcntl.flock` on ``.<name>.lock`` beside the (real) output, so the kernel releases it when the
+    job ends in any way (``kill -9`` too): a leftover lock file never blocks a later job. On a filesystem without
+    ``flock`` support the job runs unlocked, with a warning.
+
+    Raises:
+        SERError: when another job holds the lock, naming ``out``.
+    """
+    real = Path(os.path.realpath(out))
+    lock = real.with_name(f".{real.name}.lock")
+    real.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise SERError(f"--out {display_path(out)!r} is being written by another ser-hf predict job (it holds the "
+                           f"lock {display_path(lock)!r}). Wait for that job to end, then run this command again (it "
+                           f"resumes), or choose another --out.") from None
+        except OSError as err:
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                os.close(handle)
+                raise
+            warnings.warn(f"cannot lock --out {display_path(out)!r} ({err.strerror}): nothing stops another job from "
+                          f"writing it at the same time; run one job per --out.", UserWarning, stacklevel=3)
+            break
+        try:  # the lock file may have been removed by the job that held it before we locked: lock the new one
+            same = os.path.samestat(os.stat(lock), os.fstat(handle))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(handle)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)  # while still holding it: a job waiting on this file then retries with a new one
+        os.close(handle)

@@ -238,3 +238,12 @@ def test_a_path_with_an_overlong_name(recognizer, tmp_path):
         with pytest.raises(AudioError, match=re.escape(f"Audio path '{path}' cannot be looked up (File name too "
                                                        f"long). Check the path")):
             call(path)
+
+
+def test_a_masked_array_is_refused_not_scored_on_its_hidden_samples(recognizer, wave):
+    masked = np.ma.masked_array(wave.copy(), mask=np.zeros(wave.size, dtype=bool))
+    masked.data[:100], masked.mask[:100] = 1e3, True
+    for call in (lambda: recognizer.predict(masked), lambda: recognizer.stream().push(masked)):
+        with pytest.raises(AudioError, match=r"is a masked array; .* e.g. wave.filled\(0\)"):
+            call()
+    assert recognizer.predict(masked.filled(0))["label"] in FOUR

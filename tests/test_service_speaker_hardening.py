@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from starlette.websockets import WebSocketDisconnect  # noqa: E402
 
 from ser_hf.audio import load_audio  # noqa: E402
+from ser_hf.errors import SERError  # noqa: E402
 from ser_hf.inference.recognizer import EmotionRecognizer  # noqa: E402
 from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint  # noqa: E402
 from ser_hf.service import ServiceSettings, create_app  # noqa: E402
@@ -350,3 +351,41 @@ def test_batch_for_a_speaker_is_scored_for_them_or_refused(setup):
     with TestClient(create_app(EmotionRecognizer.from_pretrained(plain))) as client:
         refused = client.post("/predict/batch", params={"speaker": "SM1"}, files=_files(clips["SM1"][:2]))
         assert refused.status_code == 409 and "no speaker adaptation" in refused.json()["detail"]
+
+
+def test_a_window_shorter_than_the_default_hop_needs_no_hop(setup):
+    """The hop defaults to 1 s, or to the window when that is shorter: a 0.5 s window alone is not refused over a
+    hop nobody passed, on every path that takes windows."""
+    _, plain, _ = setup
+    wave = (0.3 * np.sin(2 * np.pi * 220 * np.arange(2 * RATE) / RATE)).astype(np.float32)
+    recognizer = EmotionRecognizer.from_pretrained(plain)
+    starts = [0.0, 0.5, 1.0, 1.5]
+    assert [w["start"] for w in recognizer.predict_long(wave, window=0.5)["timeline"]] == starts
+    stream = recognizer.stream(window=0.5)
+    assert [w["start"] for w in stream.push(wave) + stream.flush()] == starts
+    assert [w["start"] for w in recognizer.predict_long(wave)["timeline"]] == [0.0]  # 3 s window: one, end-aligned
+    with pytest.raises(SERError, match=r"hop must be a number of seconds in \[0.1, 0.5\], got 1.0"):
+        recognizer.predict_long(wave, window=0.5, hop=1.0)  # a hop given explicitly is still checked
+    with TestClient(create_app(recognizer, ServiceSettings(timeline_after=1.0))) as client:
+        for response in (client.post("/predict", params={"timeline": "true", "window": 0.5},
+                                     files=_files([wave], "file")),
+                         _pcm(client, wave, timeline="true", window=0.5)):
+            assert response.status_code == 200, response.text
+            assert [w["start"] for w in response.json()["timeline"]] == starts
+        ready, windows = _stream(client, {"window": 0.5}, wave)
+        assert ready["hop"] == 0.5 and [w["start"] for w in windows] == starts
+        assert client.post("/predict", params={"timeline": "true", "window": 0.5, "hop": 1.0},
+                           files=_files([wave], "file")).status_code == 422
+
+
+def test_service_endpoints_refuse_unknown_parameters_and_dot_speaker_ids(setup):
+    checkpoint, _, clips = setup
+    with TestClient(create_app(EmotionRecognizer.from_pretrained(checkpoint))) as client:
+        for path in ("/health", "/labels"):
+            assert client.get(path).status_code == 200
+            response = client.get(path, params={"x": 1})
+            assert response.status_code == 422 and "x" in response.text, response.text
+        for dots in ("%2E", "%2E%2E", "..."):
+            response = client.post(f"/speakers/{dots}/enroll", files=_files(clips["SM1"][:3]))
+            assert response.status_code == 422 and "not only dots" in response.text, response.text
+        assert client.post("/speakers/a.b/enroll", files=_files(clips["SM1"][:3])).status_code == 200

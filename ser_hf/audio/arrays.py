@@ -79,6 +79,9 @@ def float_samples(wave: object, what: str) -> np.ndarray:
         AudioError: naming ``what``, for any other dtype (unsigned, 64-bit integer, bool, complex, strings,
             objects) or unusable float samples; the message says how to convert them.
     """
+    if isinstance(wave, np.ma.MaskedArray):  # np.asarray would drop the mask and score the hidden samples
+        raise AudioError(f"{what} is a masked array; its masked samples have no value to score. Fill them first, "
+                         f"e.g. wave.filled(0), or pass only the unmasked part.")
     try:
         wave = np.asarray(wave)
     except (ValueError, TypeError) as err:  # a ragged list

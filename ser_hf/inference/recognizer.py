@@ -447,7 +447,7 @@ class EmotionRecognizer:
         """
         return self.enrollments.save_speaker_model(speaker, out_dir, overwrite=overwrite)
 
-    def predict_long(self, wave_or_path: RecognizerInput, window: float = 3.0, hop: float = 1.0,
+    def predict_long(self, wave_or_path: RecognizerInput, window: float = 3.0, hop: float | None = None,
                      vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB,
                      top_k: int | None = None, speaker: str | None = None) -> dict[str, Any]:
         """Emotions over time in a long recording, with silent windows gated out.
@@ -457,7 +457,7 @@ class EmotionRecognizer:
                 :meth:`predict` takes them), at least :data:`~ser_hf.audio.MIN_CLIP_DURATION` (0.1 s) long.
             window: Window length in seconds, 0.1 to 300 (each window is scored as one clip).
             hop: Seconds between window starts, from 0.1 (as the HTTP service allows) to ``window``
-                (``hop < window`` overlaps them).
+                (``hop < window`` overlaps them); None: 1 s, or ``window`` when it is shorter.
             vad_threshold_db: Skip windows whose RMS level is more than this many dB below the recording's
                 peak sample (-200 to 0, e.g. -40); ``None`` scores every window.
             top_k: Emotions kept in each window's ``scores`` (a positive integer; default: all).
@@ -483,7 +483,7 @@ class EmotionRecognizer:
             (True, True)
             ```
         """
-        _check_options(window, hop, vad_threshold_db, top_k)
+        hop = _check_options(window, hop, vad_threshold_db, top_k)
         scorer = self._speaker_scorer(speaker)
         # Preprocess each window, not the recording: training-time cropping or trimming is per clip.
         wave = self.load_raw(wave_or_path)
@@ -505,7 +505,7 @@ class EmotionRecognizer:
             result.update({k: v for k, v in scorer.summary.items() if k != "clips"})
         return result
 
-    def stream(self, window: float = 3.0, hop: float = 1.0,
+    def stream(self, window: float = 3.0, hop: float | None = None,
                vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB, top_k: int | None = None,
                sampling_rate: int | None = None, adapt: bool = False,
                speaker: str | None = None) -> RecognizerStream:

@@ -70,6 +70,9 @@ WINDOW_SECONDS = Range(MIN_CLIP_DURATION, MAX_CLIP_DURATION, noun="a number of s
 #: Shortest hop (seconds), as the HTTP service allows (its ``hop`` query and ``/stream`` config): each hop is one
 #: more window to score, so a hop of 1e-6 s would ask for a million windows per second of audio.
 MIN_HOP = 0.1
+#: Seconds between window starts when the caller names none: one a second, or every window when windows are shorter
+#: (a fixed 1 s default would refuse every window under 1 s with an error about a hop nobody passed).
+DEFAULT_HOP = 1.0
 #: Gate thresholds: 0 dB gates every window quieter than the peak sample, and levels are floored at -200 dB
 #: (digital silence), so anything above 0 gates everything and anything below -200 nothing.
 VAD_THRESHOLD_DB = Range(_SILENCE_DB, 0, noun="a level in dB")
@@ -86,9 +89,16 @@ def _check_top_k(top_k: Any) -> None:
         _check("top_k", top_k, COUNT, "pass None to keep every emotion")
 
 
-def _check_options(window: Any, hop: Any, vad_threshold_db: Any, top_k: Any) -> None:
-    """Refuse windowing, gating and top_k values before any audio is decoded or scored."""
+def resolve_hop(window: float, hop: float | None) -> float:
+    """``hop``, or for None the default for ``window``: :data:`DEFAULT_HOP`, or ``window`` when it is shorter."""
+    return min(DEFAULT_HOP, float(window)) if hop is None else hop
+
+
+def _check_options(window: Any, hop: Any, vad_threshold_db: Any, top_k: Any) -> float:
+    """Refuse windowing, gating and top_k values before any audio is decoded or scored; returns the hop
+    (:func:`resolve_hop`)."""
     _check("window", window, WINDOW_SECONDS, "it is scored as one clip, e.g. window=3.0")
+    hop = resolve_hop(window, hop)
     _check("hop", hop, Range(MIN_HOP, float(window), noun="a number of seconds"),
            "a window starts every hop seconds (a shorter hop only multiplies the work, hop > window would leave "
            "gaps), so e.g. hop=1.0 for window=3.0")
@@ -96,6 +106,7 @@ def _check_options(window: Any, hop: Any, vad_threshold_db: Any, top_k: Any) -> 
         _check("vad_threshold_db", vad_threshold_db, VAD_THRESHOLD_DB,
                "e.g. -40 skips windows 40 dB below the loudest sample; None scores every window")
     _check_top_k(top_k)
+    return hop
 
 
 def _window_spans(n_samples: int, win: int, hop: int) -> list[tuple[int, int]]:
@@ -128,10 +139,10 @@ class RecognizerStream:
     tail window comes from :meth:`flush`); gating compares each window with the peak sample heard so far.
     """
 
-    def __init__(self, recognizer: WindowScorer, window: float, hop: float,
+    def __init__(self, recognizer: WindowScorer, window: float, hop: float | None,
                  vad_threshold_db: float | None, top_k: int | None, sampling_rate: int | None,
                  adapt: bool = False, speaker: str | None = None) -> None:
-        _check_options(window, hop, vad_threshold_db, top_k)
+        hop = _check_options(window, hop, vad_threshold_db, top_k)
         rate = recognizer.sampling_rate if sampling_rate is None else check_sampling_rate(
             sampling_rate, "stream(sampling_rate=...)", " Pass None for the model's own rate.")
         self._speaker = recognizer._speaker_scorer(speaker, adapt)

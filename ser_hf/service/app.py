@@ -50,6 +50,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from ser_hf.errors import AudioError, SERError
+from ser_hf.inference.streaming import resolve_hop
 from ser_hf.service.access import AccessMiddleware, AccessPolicy
 from ser_hf.service.budget import RETRY_AFTER, ByteBudget
 from ser_hf.service.decoding import (
@@ -90,7 +91,8 @@ _TOP_K = Query(None, ge=1, le=1000, description="Keep the top_k most probable em
 _TIMELINE = Query(None, description="true: windows over time; false: one prediction for the whole clip; "
                                     "default: a timeline when the audio is longer than the server's timeline_after.")
 _WINDOW = Query(3.0, ge=0.5, le=30.0, description="Timeline window length in seconds.")
-_HOP = Query(1.0, ge=0.1, le=30.0, description="Seconds between timeline window starts (at most `window`).")
+_HOP = Query(None, ge=0.1, le=30.0, description="Seconds between timeline window starts (at most `window`; "
+                                                  "default 1, or `window` when it is shorter).")
 _FILE = File(..., description="An audio file: WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF.")
 _FILES = File(..., description="Audio files (repeat the multipart field `files`).")
 _SPEAKER = Query(None, description="An enrolled speaker (POST /speakers/{id}/enroll): score the clip, or every "
@@ -262,7 +264,7 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
     @app.post("/predict", response_model=Prediction, responses=_ERRORS, tags=["predict"], dependencies=_KNOWN)
     async def predict(request: Request, file: UploadFile = _FILE,
                       top_k: int | None = _TOP_K, timeline: bool | None = _TIMELINE,
-                      window: float = _WINDOW, hop: float = _HOP, speaker: str | None = _SPEAKER) -> Prediction:
+                      window: float = _WINDOW, hop: float | None = _HOP, speaker: str | None = _SPEAKER) -> Prediction:
         """Predict the emotion of one uploaded audio file (multipart field `file`, once)."""
         parts = len((await request.form()).getlist("file"))
         if parts > 1:  # FastAPI would hand over the last one only
@@ -270,6 +272,7 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
                                     f"request, or send them all to POST /predict/batch (repeated field 'files').")
         data = await _read_upload(file, settings)  # the body arrived before the endpoint ran (within body_timeout)
         header = await run_in_threadpool(read_header, data, file.filename, settings)
+        hop = resolve_hop(window, hop)
         timeline = service.wants_timeline(timeline, header.duration, window, hop)
         seconds = settings.max_duration if timeline else settings.max_clip_seconds
         with service.reserve(header.decoded_bytes(seconds), header.describe(seconds)):
@@ -286,7 +289,7 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
                           dtype: str = Query("int16", description=f"Sample type, little-endian: {sorted(PCM_DTYPES)}."),
                           channels: int = Query(1, ge=1, le=8, description="Interleaved channels (averaged to mono)."),
                           top_k: int | None = _TOP_K, timeline: bool | None = _TIMELINE,
-                          window: float = _WINDOW, hop: float = _HOP,
+                          window: float = _WINDOW, hop: float | None = _HOP,
                           speaker: str | None = _SPEAKER) -> Prediction:
         """Predict the emotion of raw PCM samples sent as the request body (`application/octet-stream`)."""
         if request.headers.get("content-type", "").startswith("multipart/"):
@@ -295,6 +298,7 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
         # The body first, outside any model slot: a slow sender holds no slot, and at most body_timeout seconds.
         data = await request.body()
         frames = check_pcm(data, sampling_rate, dtype, channels, settings)
+        hop = resolve_hop(window, hop)
         timeline = service.wants_timeline(timeline, frames / sampling_rate, window, hop)
         decoded = pcm_decoded_bytes(len(data), dtype)
         with service.reserve(decoded, f"the PCM body decodes to {megabytes(decoded)} of samples (float32)"):
@@ -430,12 +434,12 @@ def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_n
     async def index() -> HTMLResponse:
         return HTMLResponse((STATIC_DIR / "index.html").read_text(encoding="utf-8"))
 
-    @app.get("/health", response_model=Health, tags=["service"])
+    @app.get("/health", response_model=Health, tags=["service"], dependencies=_KNOWN)
     async def health() -> Health:
         """Status, model, labels, current load and the limits a client must respect."""
         return service.health()
 
-    @app.get("/labels", response_model=Labels, tags=["service"])
+    @app.get("/labels", response_model=Labels, tags=["service"], dependencies=_KNOWN)
     async def labels() -> Labels:
         """The emotions the model predicts, in its output order."""
         return Labels(labels=recognizer.labels)

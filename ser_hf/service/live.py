@@ -3,7 +3,8 @@
 Protocol (client -> server, then server -> client):
 
 1. A text frame with a JSON object: ``{"sampling_rate": 48000, "dtype": "float32"}`` and optionally
-   ``"channels"`` (default 1, interleaved), ``"window"`` / ``"hop"`` (seconds, default 3 / 1),
+   ``"channels"`` (default 1, interleaved), ``"window"`` / ``"hop"`` (seconds, default 3 / 1, the hop no longer
+   than the window),
    ``"top_k"`` (null: all) and ``"vad_threshold_db"`` (default -40; null scores silent windows too). On a model trained
    with ``probe_speaker_adaptation``, one of ``"speaker": ID`` (a speaker enrolled with
    ``POST /speakers/{id}/enroll``: their offset, as enrolled when the stream starts, from the first window)
@@ -51,6 +52,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ser_hf.errors import AudioError, SERError
+from ser_hf.inference.streaming import resolve_hop
 from ser_hf.service.access import STREAM_PROTOCOL
 from ser_hf.service.decoding import PCM_DTYPES, RequestError, check_rate, pcm_to_float
 from ser_hf.service.runner import ModelRunner
@@ -179,7 +181,7 @@ def parse_config(text: str) -> StreamConfig:
         raise _Close(1003, f"config 'dtype' must be one of {sorted(PCM_DTYPES)} (little-endian), got {dtype!r}.")
     channels = _number(config, "channels", 1, 1, 8, integer=True)
     window = _number(config, "window", 3.0, 0.5, 30.0)
-    hop = _number(config, "hop", 1.0, 0.1, window)
+    hop = _number(config, "hop", resolve_hop(window, None), 0.1, window)
     top_k = _number(config, "top_k", None, 1, 1000, integer=True, nullable=True)  # null: every emotion
     vad = _number(config, "vad_threshold_db", -40.0, -200.0, 0.0, nullable=True)  # null: no silence gating
     speaker, adapt = _speaker_config(config)

@@ -67,9 +67,10 @@ def registry_lock(registry: Any) -> threading.RLock:
 
 
 def check_speaker_id(speaker: str) -> str:
-    if not SPEAKER_ID.fullmatch(speaker):
+    # '.' and '..' are path segments: a client's URL library folds /speakers/../enroll away before it is sent.
+    if not SPEAKER_ID.fullmatch(speaker) or set(speaker) == {"."}:
         raise RequestError(422, f"speaker id {speaker[:80]!r} is not allowed: use 1-64 letters, digits, '_', '-' "
-                                f"or '.'.")
+                                f"or '.', not only dots.")
     return speaker
 
 

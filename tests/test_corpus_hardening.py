@@ -82,9 +82,11 @@ def test_too_many_folds_names_the_setting_and_the_fix():
 
 def test_one_training_speaker_left_names_fold_validation_size_and_fix():
     ds = _dataset([(s, label) for s in "ABC" for label in range(4)])
-    with pytest.raises(SplitError, match=r"validation_size asks for a validation part, but fold\d's training speakers "
-                                         r"are only 1 .*--validation_size 0.*fewer folds"):
-        speaker_folds(ds, n_folds=2, seed=0, validation_size=0.15)
+    with pytest.raises(SplitError, match=r"validation_size \(--validation_size\) asks for a validation part, but "
+                                         r"fold\d's training speakers are only 1 .*Set validation_size "
+                                         r"\(--validation_size\) to 0 .*, use fewer folds \(--num_folds\), or use data"):
+        speaker_folds(ds, n_folds=2, seed=0, validation_size=0.15,
+                      settings={"validation_size": "validation_size (--validation_size)", "n_folds": "--num_folds"})
     fold = speaker_folds(ds, n_folds=2, seed=0)[0]
     one = fold if len(set(np.asarray(ds["speaker"])[fold.train])) == 1 else speaker_folds(ds, 2, 0)[1]
     with pytest.raises(SplitError, match=rf"{one.name}'s training speakers are only 1"):
@@ -234,9 +236,9 @@ def test_latin1_manifest_names_file_offset_and_fix_and_a_bom_is_accepted(tmp_pat
 
 
 @pytest.mark.parametrize("content, found", [
-    (b"path,label\n\"a.wav,happy\n", r"m\.csv:2: the row has no cell for column\(s\) \['label'\]"),  # open quote
+    (b"path,label\n\"a.wav,happy\n", r"m\.csv': line 2 opens a quoted cell .* never closed.*Close the quote in line 2"),
     (b"path,label\x00\na.wav,happy\n", r"lacks column\(s\) \['label'\]; found \['label.x00', 'path'\]"),
-    (b"path,label\n" + b"x" * 200_000 + b",happy\n", r"cannot be read as CSV after line 1: field larger than field limit"),
+    (b"path,label\n" + b"x" * 200_000 + b",happy\n", r"cannot be read as CSV at line 2: field larger than field limit"),
     (b"path,label\na.wav,happy,extra\n", r"1 more cell\(s\) than the header"),
     (b"path,label,speaker\na.wav\n", r"no cell for column\(s\) \['label', 'speaker'\]"),
     (b"path,label\n,happy\n", r"'path' cell is empty"),
@@ -302,7 +304,7 @@ def test_the_same_file_under_two_speakers_via_a_symlink_is_refused(tmp_path, ton
     doubled = _dataset([("A", 0), ("B", 0), ("C", 1), ("D", 1)])
     doubled = doubled.remove_columns("audio").add_column("audio", [str(real), str(link), str(tones[1][0]),
                                                                    str(tones[2][0])])
-    with pytest.raises(CorpusError, match=r"listed more than once \(symlinks and ./ spellings resolved\): "
+    with pytest.raises(CorpusError, match=r"listed more than once \(symlinks, hard links and ./ spellings resolved\): "
                                           r".*A_neutral\.wav as .*\(speaker A\), .*link\.wav \(speaker B\)"):
         validate_dataset(doubled)
     with pytest.raises(SplitError, match=r"A_neutral\.wav' is in both 'train' .* and 'test' \(as '.*link\.wav'\)"):
@@ -388,3 +390,204 @@ def test_an_svm_baseline_on_a_corpus_too_small_to_calibrate_in_one_piece():
     result = cross_validate_baseline(ds, "svm", n_folds=2, inner_folds=2, features=features,
                                      param_grid={"clf__C": [1.0]}, progress=False)
     assert len(result.folds) == 2 and np.isfinite(result.pooled.unweighted_accuracy)
+
+
+# --- re-audit: stray quotes, hard links, speaker whitespace, label_map keys, JSON lines, advice, named groups ------
+
+def _stray_quote(manifest, *edits):
+    """The manifest with the last cell of the given data rows (1-based) replaced."""
+    lines = manifest.read_text().splitlines(keepends=True)
+    for row, cell in edits:
+        lines[row] = lines[row].rstrip("\r\n").rsplit(",", 1)[0] + f",{cell}\r\n"
+    manifest.write_text("".join(lines))
+    return manifest
+
+
+def test_a_quote_never_closed_or_closed_rows_later_names_the_line_instead_of_dropping_rows(tmp_path, capsys):
+    from ser_hf.cli import main
+    from ser_hf.corpora import load_corpus
+    from ser_hf.corpora.summary import corpus_summary
+    from ser_hf.errors import CorpusError
+    from ser_hf.testing.corpora import make_corpus_tree
+
+    root = make_corpus_tree("manifest", tmp_path / "m")
+    manifest = root / "manifest.csv"
+    original = manifest.read_text()
+    _stray_quote(manifest, (3, '"mic0'))
+    for load in (lambda: load_corpus("manifest", root), lambda: corpus_summary("manifest", root)):
+        with pytest.raises(CorpusError, match=r"manifest\.csv': line 4 opens a quoted cell \(\"\) that is never closed"
+                                              r".*Close the quote in line 4"):
+            load()
+    assert main(["data", "summary", "--corpus", "manifest", "--data-dir", str(root)]) != 0
+    assert "line 4 opens a quoted cell" in capsys.readouterr().err
+    manifest.write_text(original)
+    _stray_quote(manifest, (3, '"mic0'), (7, 'mic1"'))  # closes 4 lines later: rows 4-8 would be one row
+    with pytest.raises(CorpusError, match=r"the row starting in line 4 runs on to line 8, because a quoted cell holds a "
+                                          r"line break.*Every row must be on one line"):
+        load_corpus("manifest", root, strict=False)
+    manifest.write_text(original)
+    _stray_quote(manifest, (5, '"mic"0'))
+    with pytest.raises(CorpusError, match=r"cannot be read as CSV at line 6: ',' expected after '\"'"):
+        load_corpus("manifest", root)
+    tsv = tmp_path / "m.tsv"
+    tsv.write_text("path\tlabel\n\"a.wav\thappy\nb.wav\tsad\n")
+    with pytest.raises(CorpusError, match=r"m\.tsv': line 2 opens a quoted cell"):
+        load_corpus("manifest", tsv)
+
+
+def test_audiofolder_metadata_is_read_as_strictly_as_a_manifest(tmp_path, tones):
+    import json
+    import shutil
+
+    from ser_hf.corpora.audiofolder import read_audiofolder
+    from ser_hf.errors import CorpusError
+
+    root = tmp_path / "af"
+    root.mkdir()
+    for path, _, _ in tones:
+        shutil.copy(path, root / path.name)
+    rows = [(path.name, label, f" {speaker} ") for path, label, speaker in tones]
+    (root / "metadata.csv").write_text("file_name,label,speaker\n" + "".join(f"{n},{la},{s}\n" for n, la, s in rows))
+    assert set(read_audiofolder(root)["train"]["speaker"]) == {" A ", " B "}  # raw; the loader strips (below)
+    text = (root / "metadata.csv").read_text().replace(",neutral,", ',"neutral,', 1)
+    (root / "metadata.csv").write_text(text)
+    with pytest.raises(CorpusError, match=r"metadata\.csv': line 2 opens a quoted cell"):
+        read_audiofolder(root)
+    (root / "metadata.csv").unlink()
+    (root / "metadata.jsonl").write_text("".join(
+        json.dumps({"file_name": n, "label": la, "speaker": s, "note": "a\u2028b\x85c\x0cd\x1ce"}, ensure_ascii=False)
+        .replace("\\f", "\x0c").replace("\\u001c", "\x1c") + "\r\n" for n, la, s in rows))
+    assert read_audiofolder(root)["train"]["note"] == ["a\u2028b\x85c\x0cd\x1ce"] * len(tones)
+    (root / "metadata.jsonl").write_text('{"file_name": "A_neutral.wav"}\n["not", "an", "object"]\n')
+    with pytest.raises(CorpusError, match=r"metadata\.jsonl': line 2 is not a JSON object \(found list\)"):
+        read_audiofolder(root)
+
+
+def test_json_lines_manifests_may_hold_any_character_inside_a_string(tmp_path, tones):
+    import json
+
+    from ser_hf.corpora import load_corpus
+
+    manifest = tmp_path / "m.jsonl"
+    notes = ["line\u2028separator", "next\x85line", "form\x0cfeed", "file\x1cgroup\x1drecord\x1eunit", "para\u2029"]
+    manifest.write_text("".join(
+        json.dumps({"path": str(p), "label": la, "speaker": s, "note": notes[n % len(notes)]}, ensure_ascii=False)
+        .replace("\\f", "\x0c").replace("\\u001c", "\x1c").replace("\\u001d", "\x1d").replace("\\u001e", "\x1e")
+        + ("\r\n" if n % 2 else "\n") for n, (p, la, s) in enumerate(tones)), encoding="utf-8")
+    assert "\x0c" in manifest.read_text() and "\x1c" in manifest.read_text()
+    ds = load_corpus("manifest", manifest)
+    assert len(ds) == len(tones) and ds["note"][:5] == notes
+
+
+def test_a_hard_link_of_one_recording_under_two_speakers_is_refused(tmp_path, tones):
+    import os
+
+    from ser_hf.corpora import load_corpus, validate_dataset
+    from ser_hf.errors import CorpusError
+    from ser_hf.splits import Fold, select_fold
+    from ser_hf.testing.corpora import make_corpus_tree
+
+    root = make_corpus_tree("manifest", tmp_path / "m")
+    os.link(root / "clips" / "clip00.wav", root / "clips" / "hard00.wav")
+    with (root / "manifest.csv").open("a") as handle:
+        handle.write("clips/hard00.wav,sad,D,M,test,mic0\n")
+    with pytest.raises(CorpusError, match=r"hard00\.wav: the same audio file as .*clip00\.wav \(speaker A\), listed "
+                                          r"again under speaker D"):
+        load_corpus("manifest", root)
+    folder = make_corpus_tree("folder", tmp_path / "f")
+    os.link(folder / "sad" / "spk1_0.wav", folder / "sad" / "spk2_9.wav")
+    with pytest.raises(CorpusError, match=r"spk2_9\.wav: the same audio file as .*spk1_0\.wav \(speaker spk1\)"):
+        load_corpus("folder", folder, speaker_pattern=r"^(spk\d+)_")
+    # Under the same speaker a hard link loads, as a symlink does.
+    os.link(folder / "sad" / "spk1_0.wav", folder / "sad" / "spk1_9.wav")
+    (folder / "sad" / "spk2_9.wav").unlink()
+    assert len(load_corpus("folder", folder, speaker_pattern=r"^(spk\d+)_")) == 33
+    real, hard = tones[0][0], tmp_path / "hard.wav"
+    os.link(real, hard)
+    doubled = _dataset([("A", 0), ("B", 0), ("C", 1), ("D", 1)])
+    doubled = doubled.remove_columns("audio").add_column("audio", [str(real), str(hard), str(tones[1][0]),
+                                                                   str(tones[2][0])])
+    with pytest.raises(CorpusError, match=r"listed more than once \(symlinks, hard links .*hard\.wav \(speaker B\)"):
+        validate_dataset(doubled)
+    with pytest.raises(SplitError, match=r"A_neutral\.wav' is in both 'train' .* and 'test' \(as '.*hard\.wav'\)"):
+        select_fold(doubled, Fold("f", np.array([0, 2]), np.array([1, 3])))
+
+
+def test_manifest_and_dataset_speaker_ids_are_stripped_and_blank_is_no_speaker(tmp_path, tones):
+    import shutil
+
+    from ser_hf.corpora import DatasetSource, load_corpus
+
+    clips = [(p, label, {"A": "A ", "B": " B"}[s] if n % 2 else s) for n, (p, label, s) in enumerate(tones)]
+    ds = load_corpus("manifest", _write_manifest(tmp_path / "m.csv", _manifest_text(clips)))
+    assert sorted(set(ds["speaker"])) == ["A", "B"]
+    blank = [(p, label, "  ") for p, label, _ in tones]
+    assert set(load_corpus("manifest", _write_manifest(tmp_path / "b.csv", _manifest_text(blank)))["speaker"]) == {None}
+    root = tmp_path / "af"
+    root.mkdir()
+    for path, _, _ in tones:
+        shutil.copy(path, root / path.name)
+    (root / "metadata.csv").write_text("file_name,label,speaker\n" + "".join(
+        f"{p.name},{label},{s}\n" for p, label, s in [*clips[:-1], (tones[-1][0], tones[-1][1], " ")]))
+    ds = load_corpus(DatasetSource(str(root)))
+    assert sorted(set(ds["speaker"]) - {None}) == ["A", "B"] and ds["speaker"].count(None) == 1
+
+
+@pytest.mark.parametrize("corpus", ["urdu", "ravdess"])
+def test_label_map_keys_in_any_case_or_spelling_merge_or_are_warned_about(tmp_path, corpus, caplog):
+    from ser_hf.corpora import load_corpus
+    from ser_hf.errors import CorpusError
+    from ser_hf.testing.corpora import make_corpus_tree
+
+    root = make_corpus_tree(corpus, tmp_path / corpus)
+    plain = load_corpus(corpus, root, check_audio=False)
+    for key in ("Angry", "ANGRY", " angry ", "anger", "ANG"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="ser_hf.corpora.base"):
+            merged = load_corpus(corpus, root, check_audio=False, label_map={key: "happy"})
+        assert "angry" not in merged.features["label"].names, key
+        assert merged["label"].count(merged.features["label"].names.index("happy")) == (
+            plain["label"].count(plain.features["label"].names.index("happy"))
+            + plain["label"].count(plain.features["label"].names.index("angry")))
+        assert "match no label" not in caplog.text, key
+    with caplog.at_level(logging.WARNING, logger="ser_hf.corpora.base"):
+        load_corpus(corpus, root, check_audio=False, label_map={"Angryy": "happy"})
+    assert "label_map entries {'Angryy': 'happy'} match no label" in caplog.text
+    with pytest.raises(CorpusError, match=r"label_map maps 'Angry' to 'happy' and 'anger' to 'sad', but both keys are "
+                                          r"the emotion 'angry'"):
+        load_corpus(corpus, root, check_audio=False, label_map={"Angry": "happy", "anger": "sad"})
+
+
+def test_a_manifest_label_map_key_matches_labels_in_any_case_and_surrounding_spaces(tmp_path, tones, caplog):
+    from ser_hf.corpora import load_corpus
+
+    text = _manifest_text(tones).replace(",happy,", ", Joyful ,")
+    with caplog.at_level(logging.WARNING, logger="ser_hf.corpora.base"):
+        ds = load_corpus("manifest", _write_manifest(tmp_path / "m.csv", text), label_map={"JOYFUL ": "happy"})
+    assert "happy" in ds.features["label"].names and "match no label" not in caplog.text
+
+
+def test_data_split_holdout_on_two_speakers_advises_only_what_data_split_can_set(tmp_path, tones, capsys):
+    from ser_hf.cli import main
+
+    manifest = _write_manifest(tmp_path / "m.csv", _manifest_text(tones))
+    assert main(["data", "split", "--corpus", "manifest", "--data-dir", str(manifest), "--holdout"]) != 0
+    err = capsys.readouterr().err
+    assert "the speakers left after the test part are only 1" in err and "Use data with more speakers." in err
+    assert "--validation_size" not in err and "Set validation_size" not in err and "fold" not in err
+    ds = _dataset([(s, label) for s in "AB" for label in range(4)])
+    with pytest.raises(SplitError, match=r"Set validation_size \(--validation_size\) to 0 to make no validation part, "
+                                         r"or use data with more speakers\.$"):
+        speaker_split(ds, settings={"validation_size": "validation_size (--validation_size)"})
+
+
+def test_a_named_speaker_group_is_the_speaker_even_when_it_matches_nothing(tmp_path):
+    from ser_hf.corpora import load_corpus
+    from ser_hf.errors import CorpusError
+    from ser_hf.testing.corpora import make_corpus_tree
+
+    root = make_corpus_tree("folder", tmp_path / "f")
+    with pytest.raises(CorpusError, match=r"matches file name 'spk1_0', but its speaker group is empty"):
+        load_corpus("folder", root, speaker_pattern=r"^(spk\d+)_(?P<speaker>z?)")
+    named = load_corpus("folder", root, speaker_pattern=r"^(spk)(?P<speaker>\d+)_")
+    assert sorted(set(named["speaker"])) == ["1", "2", "3", "4"]

@@ -256,6 +256,39 @@ def test_speaker_inputs_are_checked(audio, tmp_path):
         speakers_of(expand_inputs([clash]), [clash], column="speaker")
 
 
+
+def test_a_manifest_input_with_a_stray_quote_is_refused_naming_the_line(models, audio, tmp_path, capsys):
+    from ser_hf.inference.inputs import expand_inputs
+
+    rows = [(p, f"s{i % 2}") for i, p in enumerate(audio[:4])]
+    unclosed = _manifest(tmp_path / "unclosed.csv", rows)
+    text = open(unclosed).read().splitlines(keepends=True)
+    text[2] = text[2].replace(",s", ',"s')
+    open(unclosed, "w").write("".join(text))
+    with pytest.raises(SERError, match=r"unclosed\.csv': line 3 opens a quoted cell .* never closed"):
+        expand_inputs([unclosed])
+    assert main(["predict", "--model", str(models["a"]), unclosed, "--out", str(tmp_path / "p.jsonl"),
+                 "--no-progress"]) != 0
+    assert "line 3 opens a quoted cell" in capsys.readouterr().err and not (tmp_path / "p.jsonl").exists()
+    closed = tmp_path / "closed.csv"  # the quote closes two rows later: three rows read as one
+    text[4] = text[4].replace(",s1", ',s1"')
+    closed.write_text("".join(text))
+    with pytest.raises(SERError, match=r"the row starting in line 3 runs on to line 5"):
+        expand_inputs([str(closed)])
+
+
+def test_one_file_under_two_names_with_two_speakers_is_refused(audio, tmp_path):
+    from ser_hf.inference.inputs import expand_inputs, speakers_of
+
+    hard = tmp_path / "hard.wav"
+    os.link(audio[0], hard)
+    clash = _manifest(tmp_path / "clash.csv", [(audio[0], "s0"), (audio[1], "s1"), (hard, "s9")])
+    with pytest.raises(SERError, match=r"file '.*hard\.wav' \(also as '.*clip0\.wav', the same file\) is listed twice "
+                                       r"with different speakers .*\('s0', then 's9'"):
+        speakers_of(expand_inputs([clash]), [clash], column="speaker")
+    same = _manifest(tmp_path / "same.csv", [(audio[0], "s0"), (audio[1], "s1"), (hard, " s0 ")])
+    assert speakers_of(expand_inputs([same]), [same], column="speaker")[str(hard)] == "s0"
+
 # ------------------------------------------------------------------------------ 6, 7, 10. speaker-adaptive jobs
 
 @pytest.fixture(scope="module")

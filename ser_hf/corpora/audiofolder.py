@@ -15,15 +15,12 @@ ser_hf's audio decoding notes). The layout is simple enough to read here, with t
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from pathlib import Path
 
 import datasets
 
 from ser_hf.audio import is_audio_path
-from ser_hf.corpora.base import read_utf8
+from ser_hf.corpora.tables import read_csv_rows, read_jsonl_rows
 from ser_hf.errors import CorpusError
 
 #: Split folder names -> split, as ``datasets`` names them.
@@ -50,22 +47,18 @@ def _read_metadata(folder: Path) -> dict[str, dict[str, str]] | None:
         source = folder / name
         if not source.is_file():
             continue
-        text = read_utf8(source, "audiofolder metadata file")
+        what = "audiofolder metadata file"
         if name.endswith(".csv"):
-            try:
-                rows = list(csv.DictReader(io.StringIO(text, newline="")))
-            except csv.Error as err:
-                raise CorpusError(f"{str(source)!r} cannot be read as CSV ({err}); expected comma-separated text with "
-                                  f"a header row file_name,label,...") from err
+            rows = read_csv_rows(source, what, "a header row file_name,label,...")[1]
         else:
-            try:
-                rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-            except json.JSONDecodeError as err:
-                raise CorpusError(f"{str(source)!r} is not JSON lines ({err}); one JSON object per line.") from err
-        if rows and "file_name" not in rows[0]:
-            raise CorpusError(f"{str(source)!r} has no 'file_name' column (found {sorted(rows[0])}); an audiofolder "
-                              f"metadata file names each audio file, relative to its own folder, in 'file_name'.")
-        return {str((folder / str(row["file_name"])).resolve()): row for row in rows}
+            rows = read_jsonl_rows(source, what, '{"file_name": "a.wav", "label": "happy"}')
+        for line, row in rows:
+            if None in row or not str(row.get("file_name") or "").strip():
+                found = f"{len(row[None])} more cell(s) than the header" if None in row else "no 'file_name'"
+                raise CorpusError(f"{str(source)!r} line {line} has {found} (its columns: {sorted(map(str, row))}); "
+                                  f"an audiofolder metadata file names each audio file, relative to its own folder, "
+                                  f"in 'file_name', one row per file. Fix that line.")
+        return {str((folder / str(row["file_name"]).strip()).resolve()): row for _, row in rows}
     return None
 
 

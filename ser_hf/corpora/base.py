@@ -177,6 +177,21 @@ def normalize_gender(raw: str | None) -> str | None:
     raise CorpusError(f"Unknown gender {raw!r}; expected 'male'/'female' (or 'M'/'F'), or leave it empty.")
 
 
+def normalize_speaker(raw: Any) -> str | None:
+    """A speaker id as text without surrounding whitespace (``'A '`` is ``'A'``); empty or blank -> ``None``."""
+    return None if raw is None else (str(raw).strip() or None)
+
+
+def file_identity(path: str | os.PathLike) -> tuple[int, int] | str:
+    """What makes two paths one recording: the file's (device, inode), which symlinks, ``./`` spellings and hard
+    links share; its real path where it cannot be stat'ed (a missing file)."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return os.path.realpath(path)
+    return info.st_dev, info.st_ino
+
+
 def _check_clip(path: str, check_audio: bool | str, min_duration: float | None, max_duration: float | None) -> float:
     """The clip's duration after the checks ``check_audio`` asks for; raises SERError naming the file."""
     if not check_audio:
@@ -234,12 +249,13 @@ def scan_corpus(
 
 
 def _drop_relisted_files(scan: CorpusScan) -> None:
-    """Make a problem of every clip whose file (symlinks resolved) an earlier clip already lists, under another
-    spelling and another speaker: one recording under two speakers would leak across a speaker-independent split."""
-    first: dict[str, Clip] = {}
+    """Make a problem of every clip whose file (:func:`file_identity`: symlinks and hard links resolved) an earlier
+    clip already lists, under another spelling and another speaker: one recording under two speakers would leak
+    across a speaker-independent split."""
+    first: dict[tuple[int, int] | str, Clip] = {}
     kept = []
     for clip, duration in zip(scan.clips, scan.durations):
-        earlier = first.setdefault(os.path.realpath(clip.path), clip)
+        earlier = first.setdefault(file_identity(clip.path), clip)
         if earlier is not clip and earlier.path != clip.path and earlier.speaker != clip.speaker:
             scan.problems.append(Problem(clip.path, (
                 f"the same audio file as {display_path(earlier.path)} (speaker {earlier.speaker}), listed again under "
@@ -283,7 +299,7 @@ def to_dataset(
 ) -> datasets.Dataset:
     """Apply label merges and the emotion subset, then build the uniform ``datasets.Dataset``."""
     metadata_features = corpus.features_for(Path(scan.root))
-    merges = {canonical_emotion(k): canonical_emotion(v) for k, v in (label_map or {}).items() if k in EMOTIONS}
+    merges = emotion_merges(label_map)
     subset = resolve_emotions(emotions)
     rows: dict[str, list] = {name: [] for name in (*BASE_COLUMNS, *metadata_features)}
     kept = []
@@ -354,22 +370,23 @@ def validate_dataset(dataset: datasets.Dataset, source: str = "the dataset") -> 
 
 def _check_no_duplicate_files(paths: Sequence[Any], speakers: Sequence[Any], source: str) -> None:
     """Refuse a file listed twice with the same spelling, or under two speakers with any spelling ('./a.wav',
-    a symlink to it): one recording under two speakers would be trained and tested on in a speaker-independent
-    split. Real paths are compared, whichever reader listed them; the splits also check that no file is in two
-    parts (:func:`ser_hf.splits.check_speaker_disjoint`).
+    a symlink or a hard link to it): one recording under two speakers would be trained and tested on in a
+    speaker-independent split. Files are compared by :func:`file_identity`, whichever reader listed them; the
+    splits also check that no file is in two parts (:func:`ser_hf.splits.check_speaker_disjoint`).
     """
-    groups: dict[str, list[tuple[str, Any]]] = {}
+    groups: dict[Any, list[tuple[str, Any]]] = {}
     for path, speaker in zip(paths, speakers):
-        key = os.path.realpath(path) if isinstance(path, (str, os.PathLike)) else repr(path)
+        key = file_identity(path) if isinstance(path, (str, os.PathLike)) else repr(path)
         groups.setdefault(key, []).append((str(path), speaker))
-    dupes = {real: rows for real, rows in groups.items()
+    dupes = {key if isinstance(key, str) else os.path.realpath(rows[0][0]): rows for key, rows in groups.items()
              if len({p for p, _ in rows}) < len(rows) or len({s for _, s in rows}) > 1}
     if dupes:
         shown = "; ".join(
             f"{printable(real)} as " + ", ".join(f"{printable(p)} (speaker {s})" for p, s in rows[:3])
             for real, rows in sorted(dupes.items())[:_MAX_LISTED])
         raise CorpusError(
-            f"{source}: {len(dupes)} audio file(s) listed more than once (symlinks and ./ spellings resolved): "
+            f"{source}: {len(dupes)} audio file(s) listed more than once (symlinks, hard links and ./ spellings "
+            f"resolved): "
             f"{shown}. A file listed twice, or under two speakers, could be both trained and tested on; keep one row "
             f"(one speaker) per file."
         )
@@ -409,12 +426,55 @@ def check_label_map(label_map: Mapping[str, str] | None, setting: str = "label_m
                               ) from err
 
 
+def label_key(label: Any) -> str:
+    """How label_map keys and labels are compared: any case, surrounding whitespace ignored (``' Angry '`` is
+    ``'angry'``)."""
+    return str(label).strip().lower()
+
+
+def map_raw_label(raw: str, label_map: Mapping[str, str] | None) -> str | None:
+    """The target ``label_map`` gives a raw label (a folder name, a manifest cell), matched exactly first, then by
+    :func:`label_key`; ``None`` when no key matches."""
+    if not label_map:
+        return None
+    if raw in label_map:
+        return label_map[raw]
+    return {label_key(key): target for key, target in label_map.items()}.get(label_key(raw))
+
+
+def _key_emotion(key: Any) -> str | None:
+    try:
+        return canonical_emotion(str(key))
+    except CorpusError:
+        return None
+
+
+def emotion_merges(label_map: Mapping[str, str] | None) -> dict[str, str]:
+    """Canonical emotion -> canonical emotion for every label_map key that spells an emotion in any known way
+    (``'Angry'``, ``'ANGER'``, ``' ang '``), the merges applied to every corpus's clips.
+
+    Raises:
+        CorpusError: two keys spell the same emotion but map it to different targets.
+    """
+    merges: dict[str, tuple[Any, str]] = {}
+    for key, target in (label_map or {}).items():
+        source = _key_emotion(key)
+        if source is None:
+            continue
+        mapped = canonical_emotion(str(target))
+        if source in merges and merges[source][1] != mapped:
+            raise CorpusError(f"label_map maps {merges[source][0]!r} to {merges[source][1]!r} and {key!r} to "
+                              f"{mapped!r}, but both keys are the emotion {source!r}; keep one of the entries.")
+        merges.setdefault(source, (key, mapped))
+    return {source: mapped for source, (_, mapped) in merges.items()}
+
+
 def _warn_unmatched_label_map(scan: CorpusScan, corpus: Corpus, label_map: Mapping[str, str]) -> None:
-    """Warn, naming them, about label_map entries whose source matches no label of the corpus."""
-    raw = {c.raw_label.lower() for c in scan.clips if c.raw_label is not None}
-    emotions = {c.emotion for c in scan.clips} | set(scan.excluded)
-    unmatched = [key for key in label_map
-                 if str(key).lower() not in raw and str(key) not in emotions and str(key).lower() not in emotions]
+    """Warn, naming them, about label_map entries that change nothing: keys that are neither a raw label of the
+    corpus (:func:`label_key`) nor a spelling of an emotion it has (:func:`emotion_merges`)."""
+    raw = {label_key(c.raw_label) for c in scan.clips if c.raw_label is not None}
+    emotions = {c.emotion for c in scan.clips} | {e for e in scan.excluded if e in EMOTIONS}
+    unmatched = [key for key in label_map if label_key(key) not in raw and _key_emotion(key) not in emotions]
     if unmatched:
         labels = sorted(raw | {e for e in emotions if e in EMOTIONS})
         logger.warning("label_map entries %s match no label of the %s corpus in %s (its labels: %s); they change "

@@ -15,16 +15,16 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from ser_hf.corpora.base import Clip, Corpus, Problem, iter_audio_files
+from ser_hf.corpora.base import Clip, Corpus, Problem, iter_audio_files, map_raw_label, normalize_speaker
 from ser_hf.emotions import canonical_emotion
 from ser_hf.errors import CorpusError
 
 
 def raw_label_to_emotion(raw: str, label_map: Mapping[str, str] | None) -> str:
-    """A user label through ``label_map`` first (exact, then case-insensitive), else a known spelling."""
-    label_map = label_map or {}
-    lowered = {key.lower(): value for key, value in label_map.items()}
-    return canonical_emotion(label_map.get(raw) or lowered.get(raw.lower()) or raw)
+    """A user label through ``label_map`` first (exact, then as :func:`~ser_hf.corpora.base.label_key` matches:
+    any case, surrounding spaces), else a known spelling."""
+    target = map_raw_label(raw, label_map)
+    return canonical_emotion(raw if target is None else target)
 
 
 _PATTERN_FIX = "e.g. --speaker-pattern '^(spk\\d+)_' for files named spk01_take1.wav"
@@ -59,8 +59,9 @@ def _speaker(path: Path, pattern: re.Pattern | None) -> str | None:
     match = pattern.search(path.stem)
     if match is None:
         raise CorpusError(f"speaker_pattern {pattern.pattern!r} does not match file name {path.stem!r}.")
-    speaker = match.groupdict().get("speaker") or match.group(1)
-    if not speaker:
+    # A group named 'speaker' is the speaker even where it matched nothing: never fall back to another group.
+    speaker = normalize_speaker(match.group("speaker" if "speaker" in pattern.groupindex else 1))
+    if speaker is None:
         raise CorpusError(f"speaker_pattern {pattern.pattern!r} matches file name {path.stem!r}, but its speaker group "
                           f"is empty there; make the group match the speaker id (e.g. (spk\\d+), not (spk\\d*)?).")
     return speaker

@@ -42,6 +42,7 @@ from ser_hf.corpora.base import (
     Problem,
     check_label_map,
     normalize_gender,
+    normalize_speaker,
     report_problems,
     scan_corpus,
     to_dataset,
@@ -264,7 +265,8 @@ def dataset_clips(source: DatasetSource, split: str, part: datasets.Dataset, lab
                 raise CorpusError(f"the label cell ({source.label_column!r}) is empty; label the row or drop it.")
             places[path] = where
             yield Clip(path=path, emotion=raw_label_to_emotion(label, label_map), raw_label=label,
-                       speaker=cell_text(example.get(source.speaker_column), features.get(source.speaker_column)),
+                       speaker=normalize_speaker(cell_text(example.get(source.speaker_column),
+                                                           features.get(source.speaker_column))),
                        gender=normalize_gender(cell_text(example.get(source.gender_column),
                                                            features.get(source.gender_column))),
                        metadata={"split": split, "row": row})

@@ -11,16 +11,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import datasets
 
-from ser_hf.corpora.base import Clip, Corpus, Problem, normalize_gender, read_utf8
+from ser_hf.corpora.base import Clip, Corpus, Problem, normalize_gender, normalize_speaker
 from ser_hf.corpora.folder import raw_label_to_emotion
+from ser_hf.corpora.tables import read_csv_rows, read_jsonl_rows
 from ser_hf.errors import CorpusError
 
 REQUIRED = ("path", "label")
@@ -40,34 +38,23 @@ def find_manifest(data_dir: Path) -> Path:
     )
 
 
-def read_rows(manifest: Path) -> list[dict[str, str]]:
-    """Rows of a CSV (``.csv``/``.tsv``) or JSON-lines manifest as dictionaries of strings.
+def read_rows(manifest: Path) -> list[tuple[int, dict[str, str]]]:
+    """Rows of a CSV (``.csv``/``.tsv``) or JSON-lines manifest as dictionaries of strings, each with the line it
+    starts on.
 
     The file must be UTF-8 (a byte-order mark is fine). A CSV row with more or fewer cells than the header gets
     the key ``None`` (its extra cells) or ``None`` values (its missing cells); :func:`list_clips` reports it.
 
     Raises:
-        CorpusError: the file is not UTF-8, not CSV, or has a line that is not a JSON object.
+        CorpusError: the file is not UTF-8, not CSV (a quote never closed, a row running over several lines), or
+            has a line that is not a JSON object.
     """
-    text = read_utf8(manifest, "Manifest")
     if manifest.suffix.lower() in (".jsonl", ".json"):
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append({str(k): "" if v is None else str(v) for k, v in json.loads(line).items()})
-                except (json.JSONDecodeError, AttributeError) as err:
-                    raise CorpusError(f"Manifest {str(manifest)!r}: line {number} is not a JSON object ({err}); "
-                                      f"expected one object per line, e.g. {{\"path\": \"a.wav\", \"label\": "
-                                      f"\"happy\"}}.") from err
-        return rows
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if manifest.suffix.lower() == ".tsv" else ",")
-    try:
-        return list(reader)
-    except csv.Error as err:
-        raise CorpusError(f"Manifest {str(manifest)!r} cannot be read as CSV after line {reader.line_num}: {err}. Expected "
-                          f"comma-separated text (.tsv: tab-separated) with a header row path,label,...; fix or "
-                          f"re-export that line.") from err
+        rows = read_jsonl_rows(manifest, "Manifest", '{"path": "a.wav", "label": "happy"}')
+        return [(line, {str(k): "" if v is None else str(v) for k, v in row.items()}) for line, row in rows]
+    _, rows = read_csv_rows(manifest, "Manifest", "a header row path,label,...",
+                            delimiter="\t" if manifest.suffix.lower() == ".tsv" else ",")
+    return rows
 
 
 def _row_problem(row: dict) -> str | None:
@@ -83,14 +70,14 @@ def _row_problem(row: dict) -> str | None:
 def list_clips(root: Path, label_map: Mapping[str, str] | None = None) -> Iterator[Clip | Problem]:
     manifest = find_manifest(root)
     rows = read_rows(manifest)
-    columns = set(rows[0]) if rows else set()
+    columns = set(rows[0][1]) if rows else set()
     missing = [name for name in REQUIRED if name not in columns]
     if missing:
         raise CorpusError(
             f"Manifest {str(manifest)!r} lacks column(s) {missing}; found {sorted(columns)}. "
             f"Required: path, label; optional: speaker, gender, split."
         )
-    for number, row in enumerate(rows, start=2):
+    for number, row in rows:
         problem = _row_problem(row) or next(
             (f"the {name!r} cell is empty or missing; fill it" for name in REQUIRED if not (row.get(name) or "").strip()),
             None)
@@ -104,9 +91,9 @@ def list_clips(root: Path, label_map: Mapping[str, str] | None = None) -> Iterat
                 path=str(path),
                 raw_label=row["label"],
                 emotion=raw_label_to_emotion(row["label"], label_map),
-                speaker=row.get("speaker") or None,
+                speaker=normalize_speaker(row.get("speaker")),
                 gender=normalize_gender(row.get("gender")),
-                metadata={"split": row.get("split") or None, **{k: v for k, v in row.items() if k not in KNOWN}},
+                metadata={"split": (row.get("split") or "").strip() or None, **{k: v for k, v in row.items() if k not in KNOWN}},
             )
         except CorpusError as err:
             yield Problem(f"{manifest}:{number} ({row['path']})", str(err))
@@ -115,7 +102,7 @@ def list_clips(root: Path, label_map: Mapping[str, str] | None = None) -> Iterat
 def manifest_features(data_dir: Path) -> dict[str, datasets.Value]:
     """The extra string columns a manifest carries (its own metadata), plus ``split``."""
     rows = read_rows(find_manifest(data_dir))
-    extra = [name for name in (rows[0] if rows else {}) if name is not None and name not in KNOWN]
+    extra = [name for name in (rows[0][1] if rows else {}) if name is not None and name not in KNOWN]
     return {"split": datasets.Value("string"), **{name: datasets.Value("string") for name in extra}}
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from ser_hf.corpora import CORPORA
+from ser_hf.corpora.base import file_identity
 from ser_hf.errors import SplitError
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ RANDOM_SPLIT = "random split (speakers may overlap)"
 # turns every speaker-grouped splitter into a clip-level stratified one, and the bootstrap into a clip-level one.
 # The prefix is how split_kind recognises such data after any select or concatenation.
 _CLIP_SPEAKER_PREFIX = "random-split-clip-"
+# How ser-hf's commands set the number of folds (data split --folds, cv --num_folds): what fold errors name by default.
+_FOLDS_SETTING = "n_folds (--folds, --num_folds)"
 
 
 @dataclass(frozen=True)
@@ -96,24 +99,25 @@ def check_speaker_disjoint(dataset: datasets.Dataset, parts: Mapping[str, np.nda
 
 
 def _check_files_disjoint(dataset: datasets.Dataset, parts: Mapping[str, np.ndarray]) -> None:
-    """Raise :class:`SplitError` if one audio file (symlinks resolved) is in two parts, e.g. linked under two names."""
+    """Raise :class:`SplitError` if one audio file (:func:`~ser_hf.corpora.base.file_identity`: symlinks and hard
+    links resolved) is in two parts, e.g. linked under two names."""
     if "audio" not in dataset.column_names or len(parts) < 2:
         return
     audio = dataset["audio"]
-    owner: dict[str, tuple[str, str]] = {}
+    owner: dict[tuple[int, int] | str, tuple[str, str]] = {}
     for name, rows in parts.items():
         for row in np.asarray(rows, dtype=np.int64).tolist():
             if not isinstance(audio[row], str):
                 return  # decoded or embedded audio: no file to compare
-            real = os.path.realpath(audio[row])
-            first = owner.setdefault(real, (name, audio[row]))
+            first = owner.setdefault(file_identity(audio[row]), (name, audio[row]))
             if first[0] != name:
+                real = os.path.realpath(first[1])
                 raise SplitError(f"The audio file {real!r} is in both {first[0]!r} (as {first[1]!r}) and {name!r} (as "
                                  f"{audio[row]!r}): the split leaks. List each recording once, under one speaker.")
 
 
 def _grouped_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: int,
-                   setting: str = "n_folds (--folds, --num_folds)") -> list[np.ndarray]:
+                   setting: str = _FOLDS_SETTING) -> list[np.ndarray]:
     """Test-row positions of ``n_folds`` speaker-grouped, emotion-stratified folds, none of them empty.
 
     scikit-learn's ``StratifiedGroupKFold`` makes them. Where it cannot -- it raises when every emotion has
@@ -196,11 +200,12 @@ def _fill_empty_folds(folds: list[np.ndarray], groups: np.ndarray) -> list[np.nd
 
 
 def _holdout(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int,
-             part: str = "validation", setting: str = "validation_size", within: str = "") -> tuple:
+             part: str = "validation", setting: str | None = None, within: str = "", folds: str | None = None) -> tuple:
     """Split ``rows`` into (kept, held out) with about ``fraction`` of them held out, by speaker.
 
-    ``part``, ``setting`` and ``within`` only word the error: which part is held out, the setting that asks
-    for it, and where from (e.g. "fold2's training speakers").
+    ``part``, ``setting``, ``within`` and ``folds`` only word the error: which part is held out, how the user sets
+    its size (``None``: the caller cannot, so the error does not tell them to), where it comes from (e.g. "fold2's
+    training speakers"), and how the user sets the number of folds (``None``: no folds to choose).
     """
     if fraction <= 0:
         return rows, np.zeros(0, dtype=np.int64)
@@ -208,42 +213,58 @@ def _holdout(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, fraction:
     speakers = sorted(set(groups[rows]))
     if len(speakers) < 2:
         where = within or "the speakers left"
+        fixes = ([f"set {setting} to 0 to make no {part} part"] if setting else []) + (
+            [f"use fewer folds ({folds})"] if folds else []) + ["use data with more speakers"]
         raise SplitError(
-            f"{setting} asks for a {part} part, but {where} are only {len(speakers)} ({speakers}), and a "
-            f"speaker-independent {part} part needs at least 2 (one to hold out, one to train on). Set "
-            f"{setting} 0 (--{setting} 0) to make no {part} part, or use fewer folds or data with more speakers."
+            f"{setting or f'{part}_size'} asks for a {part} part, but {where} are only {len(speakers)} ({speakers}), "
+            f"and a speaker-independent {part} part needs at least 2 (one to hold out, one to train on). "
+            + _sentence(fixes)
         )
-    held = _grouped_folds(labels[rows], groups[rows], min(n_folds, len(speakers)), seed, setting=setting)[0]
+    held = _grouped_folds(labels[rows], groups[rows], min(n_folds, len(speakers)), seed,
+                          setting=setting or f"{part}_size")[0]
     mask = np.zeros(len(rows), dtype=bool)
     mask[held] = True
     return rows[~mask], rows[mask]
 
 
+def _sentence(fixes: Sequence[str]) -> str:
+    text = f"{', '.join(fixes[:-1])}, or {fixes[-1]}." if len(fixes) > 1 else f"{fixes[0]}."
+    return text[0].upper() + text[1:]
+
+
 def speaker_split(
-    dataset: datasets.Dataset, test_size: float = 0.2, validation_size: float = 0.1, seed: int = 0
+    dataset: datasets.Dataset, test_size: float = 0.2, validation_size: float = 0.1, seed: int = 0, *,
+    settings: Mapping[str, str] | None = None,
 ) -> datasets.DatasetDict:
     """One speaker-independent train/validation/test split, stratified by emotion.
 
     Sizes are fractions of clips, met as closely as whole speakers allow.
+
+    Args:
+        settings: How the caller's user sets each size, by parameter name (``{"validation_size":
+            "validation_size (--validation_size)"}``); errors advise changing only the settings named here.
     """
+    settings = settings or {}
     for name, value in (("test_size", test_size), ("validation_size", validation_size)):
         if not 0 <= value < 1:
             raise SplitError(f"{name} must be a fraction in [0, 1), got {value}.")
     labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
     rows = np.arange(len(dataset))
-    rest, test = _holdout(rows, labels, groups, test_size, seed, "test", "test_size", "the corpus's speakers")
+    rest, test = _holdout(rows, labels, groups, test_size, seed, "test", settings.get("test_size"),
+                          "the corpus's speakers")
     train, validation = _holdout(rest, labels, groups, validation_size / max(1e-9, 1 - test_size), seed + 1,
-                                 within="the speakers left after the test part")
+                                 setting=settings.get("validation_size"), within="the speakers left after the test part")
     fold = Fold("split", train, test, validation)
     _note_missing_classes(dataset, [fold])
     return select_fold(dataset, fold)
 
 
 def split_with_test(
-    dataset: datasets.Dataset, test: np.ndarray, validation_size: float = 0.1, seed: int = 0
+    dataset: datasets.Dataset, test: np.ndarray, validation_size: float = 0.1, seed: int = 0, *,
+    settings: Mapping[str, str] | None = None,
 ) -> datasets.DatasetDict:
     """Train/validation/test with a given test part (e.g. a dataset's own test split); validation speakers are
-    held out of the other rows as in :func:`speaker_split`.
+    held out of the other rows as in :func:`speaker_split` (``settings`` as there).
 
     Raises:
         SplitError: when a test speaker also has clips outside the test part.
@@ -256,6 +277,7 @@ def split_with_test(
                          f"{shared[:5]}), so its scores would not be speaker-independent. Use a test split of other "
                          f"speakers, or leave the test split unset to hold speakers out of the training rows.")
     train, validation = _holdout(rest, labels, groups, validation_size, seed + 1,
+                                 setting=(settings or {}).get("validation_size"),
                                  within="the speakers outside the test part")
     fold = Fold("split", train, np.asarray(test, dtype=np.int64), validation)
     _note_missing_classes(dataset, [fold])
@@ -263,7 +285,8 @@ def split_with_test(
 
 
 def speaker_folds(
-    dataset: datasets.Dataset, n_folds: int = 5, seed: int = 0, validation_size: float = 0.0
+    dataset: datasets.Dataset, n_folds: int = 5, seed: int = 0, validation_size: float = 0.0, *,
+    settings: Mapping[str, str] | None = None,
 ) -> list[Fold]:
     """K folds grouped by speaker and stratified by emotion; each fold's test speakers are unseen in training.
 
@@ -272,13 +295,18 @@ def speaker_folds(
         seed: Seed of the shuffle; the same seed gives the same folds.
         validation_size: If > 0, also hold out about this fraction of each fold's training clips (by
             speaker) for model selection, so the test fold is never used for early stopping.
+        settings: How the caller's user sets ``n_folds`` and ``validation_size``, by parameter name
+            (``{"n_folds": "--num_folds"}``); errors advise changing only the settings named here (``n_folds``
+            defaults to ``"n_folds (--folds, --num_folds)"``).
     """
+    settings = {"n_folds": _FOLDS_SETTING, **(settings or {})}
     labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
     folds = []
-    for number, test in enumerate(_grouped_folds(labels, groups, n_folds, seed), start=1):
+    for number, test in enumerate(_grouped_folds(labels, groups, n_folds, seed, settings["n_folds"]), start=1):
         train = np.setdiff1d(np.arange(len(dataset)), test)
         train, validation = _holdout(train, labels, groups, validation_size, seed + number,
-                                     within=f"fold{number}'s training speakers")
+                                     setting=settings.get("validation_size"),
+                                     within=f"fold{number}'s training speakers", folds=settings["n_folds"])
         folds.append(_checked(dataset, Fold(f"fold{number}", train, test, validation)))
     _note_missing_classes(dataset, folds)
     return folds
@@ -334,11 +362,18 @@ def predefined_split(dataset: datasets.Dataset, column: str = "split") -> datase
     return datasets.DatasetDict({name: dataset.select(rows) for name, rows in parts.items()})
 
 
-def add_validation(dataset: datasets.Dataset, fold: Fold, validation_size: float, seed: int = 0) -> Fold:
-    """The same fold with about ``validation_size`` of its training clips (whole speakers) held out."""
+def add_validation(dataset: datasets.Dataset, fold: Fold, validation_size: float, seed: int = 0, *,
+                   settings: Mapping[str, str] | None = None) -> Fold:
+    """The same fold with about ``validation_size`` of its training clips (whole speakers) held out.
+
+    ``settings``: how the caller's user sets ``validation_size`` and ``n_folds`` (see :func:`speaker_folds`);
+    errors advise changing only those.
+    """
+    settings = settings or {}
     labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
     train, validation = _holdout(fold.train, labels, groups, validation_size, seed,
-                                 within=f"{fold.name}'s training speakers")
+                                 setting=settings.get("validation_size"), within=f"{fold.name}'s training speakers",
+                                 folds=settings.get("n_folds"))
     return _checked(dataset, Fold(fold.name, train, fold.test, validation))
 
 

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import functools
 import glob
@@ -82,20 +81,28 @@ def _refuse_output(item: str, outputs: OutputFiles) -> SERError:
     )
 
 
+_MANIFEST_EXPECTED = "a header row naming a 'path' column that lists audio files (relative to the manifest's folder)"
+
+
+def _manifest_rows(path: Path, column: str = "path") -> list[dict]:
+    """The rows of a manifest CSV that name a file, after checking it has ``column``.
+
+    The CSV is read strictly (:func:`ser_hf.corpora.tables.read_csv_rows`): a quote never closed, or a row that
+    runs over several lines, is an error naming the line, never rows silently swallowed into one cell.
+    """
+    from ser_hf.corpora.tables import read_csv_rows  # ser_hf.corpora imports datasets: only for manifest inputs
+
+    header, rows = read_csv_rows(path, "manifest", _MANIFEST_EXPECTED)
+    for name in dict.fromkeys(("path", column)):
+        if name not in header:
+            raise SERError(f"manifest {display_path(path)!r} has no {name!r} column (found {sorted(header)}); "
+                           + ("expected a CSV whose 'path' column lists audio files (relative to the manifest's "
+                              "folder)." if name == "path" else "pass --speaker-column with one of them."))
+    return [row for _, row in rows if (row.get("path") or "").strip()]
+
+
 def _manifest_paths(path: Path) -> list[str]:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's "CSV UTF-8" starts with a BOM
-            reader = csv.DictReader(handle)
-            if "path" not in (reader.fieldnames or []):
-                raise SERError(
-                    f"manifest {display_path(path)!r} has no 'path' column (found {sorted(reader.fieldnames or [])}); "
-                    f"expected a CSV whose 'path' column lists audio files (relative to the manifest's folder)."
-                )
-            rows = [row["path"] for row in reader if (row.get("path") or "").strip()]
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise SERError(f"manifest {display_path(path)!r} is not a readable UTF-8 CSV ({err}); expected a CSV "
-                       f"with a 'path' column listing audio files.") from err
-    return [os.path.abspath(path.parent / row.strip()) for row in rows]
+    return [os.path.abspath(path.parent / row["path"].strip()) for row in _manifest_rows(path)]
 
 
 def _directory_paths(path: Path, outputs: OutputFiles | None) -> list[str]:
@@ -269,27 +276,26 @@ def _pattern_speakers(paths: Sequence[str], pattern: str) -> dict[str, str | Non
 
 
 def _column_speakers(paths: Sequence[str], inputs: Iterable[str | os.PathLike], column: str) -> dict[str, str | None]:
+    from ser_hf.corpora.base import file_identity  # ser_hf.corpora imports datasets: only for manifest inputs
+
     speakers: dict[str, str | None] = {}
+    first: dict[tuple[int, int] | str, tuple[str, str | None]] = {}
     for item in inputs:
         manifest = Path(os.fspath(item)).expanduser()
         if manifest.suffix.lower() != ".csv" or not manifest.is_file():
             continue
-        with manifest.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            if column not in (reader.fieldnames or []):
-                raise SERError(f"manifest {display_path(manifest)!r} has no {column!r} column (found "
-                               f"{sorted(reader.fieldnames or [])}); pass --speaker-column with one of them.")
-            for row in reader:
-                if not (row.get("path") or "").strip():
-                    continue
-                path = os.path.abspath(manifest.parent / row["path"].strip())
-                speaker = _speaker(row.get(column))
-                if path in speakers and speakers[path] != speaker:
-                    shown = [printable(s) if s is not None else "(blank)" for s in (speakers[path], speaker)]
-                    raise SERError(f"file {display_path(path)!r} is listed twice with different speakers in the "
-                                   f"{column!r} column ({shown[0]!r}, then {shown[1]!r}, in {display_path(manifest)!r}"
-                                   f"); expected one speaker per file. Fix or remove one of the rows.")
-                speakers[path] = speaker
+        for row in _manifest_rows(manifest, column):
+            path = os.path.abspath(manifest.parent / row["path"].strip())
+            speaker = _speaker(row.get(column))
+            # One file under two names (a symlink, a hard link) is one file: compared by identity.
+            earlier, said = first.setdefault(file_identity(path), (path, speaker))
+            if said != speaker:
+                shown = [printable(s) if s is not None else "(blank)" for s in (said, speaker)]
+                also = "" if earlier == path else f" (also as {display_path(earlier)!r}, the same file)"
+                raise SERError(f"file {display_path(path)!r}{also} is listed twice with different speakers in the "
+                               f"{column!r} column ({shown[0]!r}, then {shown[1]!r}, in {display_path(manifest)!r}"
+                               f"); expected one speaker per file. Fix or remove one of the rows.")
+            speakers[path] = speaker
     if not speakers:
         raise SERError(f"--speaker-column {column!r} needs manifest CSV inputs (with 'path' and {column!r} columns).")
     return {path: speakers.get(path) for path in paths}

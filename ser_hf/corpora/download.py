@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
-import shutil
+import os
 import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
 
-from ser_hf._io import file_sha256
+from ser_hf._io import atomic_write_json, file_sha256
 from ser_hf.errors import DownloadError
 from ser_hf.progress import progress_bar
 
@@ -50,23 +51,121 @@ def download_file(url: str, target: Path, *, sha256: str | None = None, timeout:
 def download_and_extract(url: str, target_dir: str | Path, archive_name: str, *, sha256: str | None = None) -> Path:
     """Download a zip archive once and unpack it into ``target_dir``; returns ``target_dir``.
 
-    Unpacking goes to a temporary folder first and is moved into place at the end, so an interrupted
-    run leaves no half-extracted corpus behind.
+    Unpacking goes to a temporary folder inside ``target_dir`` first. Each top-level entry is then moved into place
+    only where nothing is there yet, or where an earlier unpacking of this archive put it (recorded in
+    ``.<archive>.extracted.json``, with every file it unpacked) and nothing else has been added since: a folder of
+    the user's that happens to share a name with an entry is never replaced; the run is refused before anything
+    changes. Unpacking the same archive again is a no-op.
+
+    Args:
+        url: Where to download the archive from when ``target_dir`` does not hold it yet.
+        target_dir: The folder to download and unpack into (created if missing).
+        archive_name: The archive's file name in ``target_dir``.
+        sha256: The archive's SHA-256, checked on download and on an archive already in ``target_dir``.
+
+    Raises:
+        DownloadError: the download fails, the archive's checksum differs or it is no zip, or an entry of the
+            archive would replace something it did not put there.
+
+    Example:
+        ```python
+        >>> download_and_extract(URL, "~/corpora/emodb", "emodb.zip")  # doctest: +SKIP
+        PosixPath('/home/me/corpora/emodb')
+        ```
     """
     target_dir = Path(target_dir).expanduser()
+    target_dir.mkdir(parents=True, exist_ok=True)
     archive = target_dir / archive_name
-    if not archive.exists():
+    if archive.exists():
+        _check_existing_archive(archive, sha256)
+    else:
         download_file(url, archive, sha256=sha256)
-    with tempfile.TemporaryDirectory(dir=target_dir) as tmp:
+    digest = sha256 or file_sha256(archive)
+    record_path = target_dir / f".{archive_name}.extracted.json"
+    earlier = _read_record(record_path)
+    if earlier.get("sha256") == digest and earlier.get("entries") and all(
+            os.path.lexists(target_dir / name) for name in earlier["entries"]):
+        logger.info("%s is already unpacked in %s (recorded in %s)", archive, target_dir, record_path.name)
+        return target_dir
+    with tempfile.TemporaryDirectory(prefix=f".{archive_name}.unpack-", dir=target_dir) as tmp:
         try:
             with zipfile.ZipFile(archive) as zipped:
                 zipped.extractall(tmp)
         except zipfile.BadZipFile as err:
             raise DownloadError(f"{archive} is not a valid zip archive ({err}). Delete it and download again.") from err
-        for item in Path(tmp).iterdir():
-            destination = target_dir / item.name
-            if destination.exists():
-                shutil.rmtree(destination) if destination.is_dir() else destination.unlink()
-            item.replace(destination)
+        _move_into_place(Path(tmp), target_dir, archive, record_path, earlier, digest)
     logger.info("unpacked %s into %s", archive, target_dir)
     return target_dir
+
+
+def _check_existing_archive(archive: Path, sha256: str | None) -> None:
+    """Verify an archive found in the target folder against ``sha256``, or say it is reused unverified."""
+    if sha256 is None:
+        logger.warning("reusing %s, already in the folder, unverified (no checksum is known for it); delete it to "
+                       "download it again", archive)
+        return
+    digest = file_sha256(archive)
+    if digest != sha256:
+        raise DownloadError(f"{archive}, already in the folder, has SHA-256 {digest}, expected {sha256}: it is "
+                            f"incomplete or another file. Delete it (or move it away) and run again to download it.")
+    logger.info("reusing %s (SHA-256 verified)", archive)
+
+
+def _read_record(path: Path) -> dict:
+    """The record of an earlier unpacking (entries and files it put there), or ``{}`` when none is readable."""
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        logger.warning("ignoring %s: not a readable record of an earlier unpacking", path)
+        return {}
+    ok = (isinstance(record, dict) and isinstance(record.get("entries"), list)
+          and isinstance(record.get("files"), list))
+    return record if ok else {}
+
+
+def _files_under(path: Path, root: Path) -> set[str]:
+    """Every file (and link) at or under ``path``, as paths relative to ``root``; folders are not listed."""
+    if path.is_symlink() or not path.is_dir():
+        return {path.relative_to(root).as_posix()}
+    found = set()
+    for folder, dirs, files in os.walk(path):
+        links = [name for name in dirs if os.path.islink(os.path.join(folder, name))]
+        found.update((Path(folder) / name).relative_to(root).as_posix() for name in files + links)
+    return found
+
+
+def _move_into_place(unpacked: Path, target_dir: Path, archive: Path, record_path: Path, earlier: dict,
+                     digest: str) -> None:
+    """Move the unpacked top-level entries into ``target_dir``, after checking that none replaces anything an
+    earlier unpacking of this archive (``earlier``) did not put there; refuses before changing anything."""
+    entries = sorted(item.name for item in unpacked.iterdir())
+    files = sorted(_files_under(unpacked, unpacked))
+    recorded_entries, recorded_files = set(earlier.get("entries", [])), set(earlier.get("files", []))
+    for name in entries:
+        destination = target_dir / name
+        if not os.path.lexists(destination):
+            continue
+        if name not in recorded_entries:
+            raise DownloadError(
+                f"{archive} holds a top-level {name!r}, but {destination} already exists and was not unpacked from "
+                f"this archive; unpacking would replace it. Nothing was changed. Pass another --out (an empty or "
+                f"new folder), or move {destination} away and run again.")
+        added = sorted(_files_under(destination, target_dir) - recorded_files)
+        if added:
+            raise DownloadError(
+                f"{destination} was unpacked from {archive.name} earlier but now also holds files the archive did "
+                f"not put there ({added[:5]}{' ...' if len(added) > 5 else ''}); unpacking again would delete them. "
+                f"Nothing was changed. Move those files (or {destination}) away, or pass another --out.")
+    # Recorded before the moves (with the earlier entries), so an interrupted run can be resumed by running again.
+    both = {"entries": sorted(recorded_entries | set(entries)), "files": sorted(recorded_files | set(files))}
+    atomic_write_json(record_path, {"archive": archive.name, "sha256": None, **both}, indent=1)
+    aside = Path(tempfile.mkdtemp(prefix=".replaced-", dir=unpacked))  # deleted with ``unpacked``
+    for name in entries:
+        destination = target_dir / name
+        if os.path.lexists(destination):
+            os.replace(destination, aside / name)
+        os.replace(unpacked / name, destination)
+    atomic_write_json(record_path, {"archive": archive.name, "sha256": digest, "entries": entries, "files": files},
+                      indent=1)

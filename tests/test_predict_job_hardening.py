@@ -370,3 +370,158 @@ def test_a_csv_keeps_the_dataset_row_of_each_record(models, audio, tmp_path):
         rows = list(csv.DictReader(handle))
     assert list(rows[0])[:7] == ["path", "label", "score", "error", "dataset", "split", "row"]
     assert [(row["path"], row["row"]) for row in rows] == [(path, str(i)) for i, path in enumerate(audio)]
+
+
+# ------------------------------------------------------------------------------ re-audit: the model fingerprint
+
+def test_the_fingerprint_covers_only_what_a_prediction_reads(models, tmp_path):
+    from ser_hf.inference.job_identity import fingerprinted_files
+
+    model = tmp_path / "mdl"
+    shutil.copytree(models["a"], model)
+    for name in ("speaker_adaptation.json", "speaker_adaptation.safetensors", "ser_hf_run.json"):
+        (model / name).write_text("{}")
+    names = [path.name for path in fingerprinted_files(model, speakers=False)]
+    assert names == ["config.json", "model.safetensors", "preprocessor_config.json", "ser_hf_run.json"]
+    assert {"speaker_adaptation.json", "speaker_adaptation.safetensors"} <= {
+        path.name for path in fingerprinted_files(model, speakers=True)}
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_reports_written_into_the_checkpoint_do_not_stop_a_resume(models, audio, tmp_path, suffix):
+    # `ser-hf evaluate --model u2 --out u2` writes its reports into the checkpoint folder: the model is the same.
+    model, out = tmp_path / "u2", tmp_path / f"p.{suffix}"
+    shutil.copytree(models["a"], model)
+    predict_files(model, audio[:2], out, progress=False)
+    for name in ("report.json", "report.md", "predictions.csv", "confusion_matrix.png", "notes.txt"):
+        (model / name).write_text("written after the job started")
+    (model / "eval").mkdir()
+    (model / "eval" / "report.json").write_text("{}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not even a warning: the fingerprint is comparable and equal
+        assert predict_files(model, audio, out, progress=False)["skipped"] == 2
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "final_dropout": 0.5}))  # a file it reads: refused
+    with pytest.raises(SERError, match=r"whose files have changed since.*config\.json.*replaced or retrained"):
+        predict_files(model, audio + [audio[0]], out, progress=False)
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_an_output_fingerprinted_by_an_earlier_definition_resumes_with_a_warning(models, audio, tmp_path, suffix):
+    model, out = tmp_path / "u2", tmp_path / f"p.{suffix}"
+    shutil.copytree(models["a"], model)
+    predict_files(model, audio[:2], out, progress=False)
+    where = job_sidecar(out) if suffix == "csv" else out
+    header, *rest = where.read_text().splitlines(keepends=True)
+    job = json.loads(header)
+    del job["job"]["model_fingerprint_version"]  # what ser_hf wrote before the version was recorded
+    job["job"]["model_fingerprint"] = "0123456789abcdef"  # it hashed every file, the reports too
+    where.write_text(json.dumps(job) + "\n" + "".join(rest))
+    with pytest.warns(UserWarning, match=r"fingerprint of another definition.*version 1.*could not be checked.*"
+                                         r"Resuming it"):
+        summary = predict_files(model, audio, out, progress=False)
+    assert summary["skipped"] == 2 and summary["predicted"] == 4
+
+
+def test_a_resume_with_other_speaker_options_names_the_option_not_a_retrained_model(adaptive, tmp_path):
+    checkpoint, urdu = adaptive
+    out = tmp_path / "p.jsonl"
+    predict_files(checkpoint, [urdu], out, progress=False, chunk_size=64)
+    with pytest.raises(SERError, match=r"made with --speaker-pattern not given .*this job runs with --speaker-pattern"):
+        predict_files(checkpoint, [urdu], out, progress=False, speaker_pattern=SPEAKER)
+
+
+# ------------------------------------------------------------------------------ re-audit: job and lock files
+
+def _predict_cli(model, audio, out, capsys) -> tuple[int, str]:
+    code = main(["predict", "--model", str(model), *audio, "--out", str(out), "--no-progress"])
+    return code, capsys.readouterr().err
+
+
+def test_a_symlinked_csv_job_file_is_refused_and_its_target_left_as_it_was(models, audio, tmp_path, capsys,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mysettings.json").write_text('{"my":"settings"}\n')
+    os.symlink("mysettings.json", tmp_path / ".c1.csv.job.json")
+    code, err = _predict_cli(models["a"], audio, "c1.csv", capsys)
+    assert code == 2 and "Traceback" not in err
+    assert ".c1.csv.job.json" in err and "is a symbolic link (to 'mysettings.json')" in err and "Remove it" in err
+    assert (tmp_path / "mysettings.json").read_text() == '{"my":"settings"}\n'
+    assert not (tmp_path / "c1.csv").exists()
+    os.unlink(tmp_path / ".c1.csv.job.json")
+    assert predict_files(models["a"], audio, "c1.csv", progress=False)["predicted"] == len(audio)
+    # Put there later (between two runs): still refused, never written through.
+    os.unlink(tmp_path / ".c1.csv.job.json")
+    os.symlink("mysettings.json", tmp_path / ".c1.csv.job.json")
+    with pytest.raises(SERError, match="is a symbolic link"):
+        predict_files(models["a"], audio, "c1.csv", progress=False)
+    assert (tmp_path / "mysettings.json").read_text() == '{"my":"settings"}\n'
+
+
+def test_a_csv_job_file_is_replaced_by_its_name_never_written_through_a_link(tmp_path):
+    from ser_hf.inference.outputs import write_csv
+
+    out = tmp_path / "c.csv"
+    header = {"ser_hf_predictions": 1, "job": {"model": "m"}}
+    write_csv(out, [], ["happy"], header)
+    assert json.loads(job_sidecar(out).read_text()) == header
+    os.replace(job_sidecar(out), tmp_path / "elsewhere.json")
+    os.symlink(tmp_path / "elsewhere.json", job_sidecar(out))  # a link slipped in after the up-front check
+    with pytest.raises(SERError, match="job file of --out.*symbolic link"):
+        write_csv(out, [], ["happy"], {**header, "job": {"model": "n"}})
+    assert json.loads((tmp_path / "elsewhere.json").read_text()) == header
+
+
+@pytest.mark.parametrize("name", [".c1.csv.job.json", ".c1.csv.lock"])
+def test_a_folder_at_a_job_file_is_refused_before_any_work(models, audio, tmp_path, name, monkeypatch):
+    (tmp_path / name).mkdir()
+    monkeypatch.setattr(jobs, "_load", lambda *a, **k: pytest.fail("the model loaded before the check"))
+    with pytest.raises(SERError, match=rf"{name.replace('.', '[.]')}'.*is a folder.*Remove it.*Nothing was changed"):
+        predict_files(models["a"], audio, tmp_path / "c1.csv", progress=False)
+    assert not (tmp_path / "c1.csv").exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("target", ["missing.txt", "nofolder/missing.txt", "real.txt"])
+def test_a_lock_path_that_is_a_symlink_is_refused_and_nothing_is_made_at_its_target(models, audio, tmp_path,
+                                                                                  target, capsys):
+    (tmp_path / "real.txt").write_text("mine")
+    os.symlink(target, tmp_path / ".q4.jsonl.lock")
+    code, err = _predict_cli(models["a"], audio, tmp_path / "q4.jsonl", capsys)
+    assert code == 2 and "Traceback" not in err and "cannot write the output" not in err
+    assert ".q4.jsonl.lock" in err and "the lock file of --out" in err and "symbolic link" in err and "rm " in err
+    assert not (tmp_path / "missing.txt").exists() and not (tmp_path / "nofolder").exists()
+    assert (tmp_path / "real.txt").read_text() == "mine" and not (tmp_path / "q4.jsonl").exists()
+    with pytest.raises(SERError, match="symbolic link"):  # the lock itself refuses it too (library callers)
+        with lock_output(tmp_path / "q4.jsonl"):
+            pass
+    assert (tmp_path / ".q4.jsonl.lock").is_symlink()
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_an_output_with_another_name_hard_linked_to_it_is_refused(models, audio, tmp_path, suffix, capsys):
+    out, other = tmp_path / f"cc.{suffix}", tmp_path / f"cchard.{suffix}"
+    predict_files(models["a"], audio[:2], out, progress=False)
+    os.link(out, other)
+    before = out.read_bytes()
+    with lock_output(out):  # a job holds cc: the same file by its other name must not run beside it
+        code, err = _predict_cli(models["a"], audio, other, capsys)
+    assert code == 2 and "has 2 names (hard links" in err and "copy the file" in err and "Traceback" not in err
+    code, err = _predict_cli(models["a"], audio, out, capsys)
+    assert code == 2 and "has 2 names" in err
+    assert out.read_bytes() == before
+    other.unlink()
+    assert predict_files(models["a"], audio, out, progress=False)["skipped"] == 2
+
+
+# ------------------------------------------------------------------------------ re-audit: ~ in --out
+
+def test_a_tilde_in_out_after_an_equals_sign_is_the_home_folder(models, audio, tmp_path, monkeypatch, capsys):
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    assert main(["predict", "--model", str(models["a"]), *audio, "--out=~/pp.jsonl", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["out"] == str(home / "pp.jsonl")
+    assert not (work / "~").exists() and len(read_records(home / "pp.jsonl")) == len(audio)
+    assert predict_files(models["a"], audio, "~/pp.jsonl", progress=False)["skipped"] == len(audio)

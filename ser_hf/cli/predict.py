@@ -78,7 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="checkpoint directory, preset name (see `ser-hf models list`) or Hub id")
     parser.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="audio files, folders, glob patterns or manifest CSVs (or --dataset_name instead)")
-    parser.add_argument("--out", required=True, metavar="FILE", help="output file; rerun with the same file to resume")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="output file; rerun with the same file to resume (~ is expanded, also in --out=~/p.jsonl)")
     parser.add_argument("--format", choices=FORMAT_CHOICES, default=None,
                         help="output format (default: csv for a .csv --out, else jsonl)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="clips per forward pass (default 8)")
@@ -112,7 +113,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from ser_hf.errors import SERError
     from ser_hf.inference.jobs import predict_files
-    from ser_hf.paths import display_path
 
     inputs, fields = args.inputs, None
     if bool(inputs) == (args.dataset_name is not None):
@@ -133,7 +133,7 @@ def run_predict(args: argparse.Namespace) -> int:
     print(json.dumps(summary))
     if summary["error_records"]:
         print(f"ser-hf predict: {summary['error_records']} of {summary['inputs']} input(s) could not be decoded or "
-              f"scored; their records in {display_path(args.out)} hold the reason in 'error'.", file=sys.stderr)
+              f"scored; their records in {summary['out']} hold the reason in 'error'.", file=sys.stderr)
         if args.fail_on_error:
             return EXIT_ERROR_RECORDS
     return 0

@@ -1,6 +1,6 @@
 """Which job wrote a ``ser-hf predict`` output, whether a rerun is that same job, and that one job writes it at a time.
 
-A job is its model (its real path, and a SHA-256 of its files: :func:`job_header_for`), ``test_time_copies`` and the
+A job is its model (its real path, and a SHA-256 of the files a prediction reads: :func:`fingerprinted_files`), ``test_time_copies`` and the
 options that change what a record holds (:data:`IDENTITY`). The job is recorded where :mod:`ser_hf.inference.outputs`
 keeps it: the header line of a JSONL output or shard, the sidecar ``.<name>.job.json`` of a CSV. Before a job resumes
 (changes) an output or merges a leftover shard, :func:`check_same_job` compares the two and refuses another job's
@@ -24,25 +24,32 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import SERError
+from ser_hf.inference.onnx_runtime import MODEL_FILE as ONNX_MODEL_FILE
+from ser_hf.inference.onnx_runtime import is_onnx_export
 from ser_hf.inference.outputs import (
     COPIES_COLUMN,
     FORMAT_VERSION,
     HEADER_KEY,
+    check_job_file,
     is_output_csv_header,
     job_sidecar,
     read_job_sidecar,
     shard_files,
 )
 from ser_hf.inference.recognizer import EmotionRecognizer
+from ser_hf.models.adaptive_head import ADAPTATION_RECORD, ADAPTATION_WEIGHTS
+from ser_hf.models.safetensors_header import INDEX_NAME
 from ser_hf.paths import display_path
 
-__all__ = ["IDENTITY", "check_same_job", "job_header", "job_header_for", "lock_output"]
+__all__ = ["IDENTITY", "check_job_files", "check_same_job", "job_header", "job_header_for", "lock_output"]
 
 #: Job header entries that decide what a record holds, besides the model and ``test_time_copies``: a job resumes
 #: only an output whose header (or CSV sidecar, or shard header) agrees on every one. Value: how users set it.
@@ -67,19 +74,56 @@ def _model_id(model: str | os.PathLike | EmotionRecognizer) -> str:
     if isinstance(model, EmotionRecognizer):
         model = getattr(model.model, "name_or_path", "") or type(model.model).__name__
     text = os.fspath(model)
-    return os.path.realpath(text) if os.path.exists(text) else text
+    expanded = os.path.expanduser(text)  # --model=~/m (no shell expansion after '=') is the same model as ~/m
+    return os.path.realpath(expanded) if os.path.exists(expanded) else text
 
 
-# Files of a checkpoint folder that do not change a prediction (a rewritten card must not stop a resume).
-_NOT_MODEL_FILES = ("README.md", "ser_hf_card.json")
+#: Version of :func:`_model_fingerprint`'s definition, recorded beside it (``model_fingerprint_version``): an output
+#: fingerprinted under another definition (or before the version was recorded) cannot be compared with today's
+#: fingerprint, and is resumed with a warning instead of refused as "replaced or retrained".
+#: 1 (unrecorded): every top-level file but README.md and ser_hf_card.json. 2: only the files a prediction reads.
+FINGERPRINT_VERSION = 2
+# What EmotionRecognizer.from_pretrained reads (besides the weights): the config (labels, architecture), the
+# feature extractor and ser_hf_run.json (preprocessing, test-time copies). Reports, cards, plots or notes written
+# into the folder later (`ser-hf evaluate --out MODEL`) change no prediction and must not stop a resume.
+_MODEL_CONFIGS = ("config.json", "preprocessor_config.json", RUN_RECORD)
+# What from_pretrained(use_safetensors=True) loads as weights: one file, or an index and the shards it names; and a
+# PEFT adapter when one is saved there.
+_WEIGHTS = ("model.safetensors", "adapter_config.json", "adapter_model.safetensors")
 
 
-def _model_fingerprint(model: str | os.PathLike | EmotionRecognizer) -> str | None:
-    """SHA-256 (first 16 hex digits) of the model's files: names, sizes and bytes of the checkpoint folder's files
-    (weights, configs, ``ser_hf_run.json``, speaker adaptation), or of an ONNX file; None for a Hub id not on disk.
+def _weight_files(folder: Path) -> list[Path]:
+    """The weights a checkpoint folder loads with: safetensors (and shards), or an ONNX export's ``model.onnx``."""
+    if is_onnx_export(folder):
+        return [folder / ONNX_MODEL_FILE]  # what load_onnx_classifier runs for a folder (an int8 file is named alone)
+    files = [folder / name for name in _WEIGHTS]
+    index = folder / INDEX_NAME
+    if index.is_file():
+        try:
+            shards = json.loads(index.read_bytes()).get("weight_map", {}).values()
+        except (OSError, ValueError, AttributeError):
+            shards = []  # loading the model reports a broken index
+        files += [index, *(folder / name for name in sorted(set(map(str, shards))) if "/" not in name)]
+    return files
 
-    A checkpoint replaced at the same path gives another fingerprint, so a job is not resumed with it. Reading the
-    files costs about what loading them does (and leaves them in the page cache for it).
+
+def fingerprinted_files(target: Path, speakers: bool) -> list[Path]:
+    """The files of a model that a prediction depends on: weights, configs, ``ser_hf_run.json`` and, for a
+    speaker-adaptive job (``speakers``), ``speaker_adaptation.*``. ``target`` is a checkpoint or export folder, or
+    one ``.onnx`` file (its configs lie beside it)."""
+    folder, files = (target.parent, [target]) if target.is_file() else (target, _weight_files(target))
+    names = _MODEL_CONFIGS + ((ADAPTATION_WEIGHTS, ADAPTATION_RECORD) if speakers else ())
+    files += [folder / name for name in names]
+    return sorted({path for path in files if path.is_file()}, key=lambda path: path.name)
+
+
+def _model_fingerprint(model: str | os.PathLike | EmotionRecognizer, speakers: bool = False) -> str | None:
+    """SHA-256 (first 16 hex digits) of the names, sizes and bytes of :func:`fingerprinted_files`; None for a Hub
+    id not on disk.
+
+    A checkpoint replaced at the same path gives another fingerprint, so a job is not resumed with it; files that
+    change no prediction (reports, a card) are left out. Reading the files costs about what loading them does (and
+    leaves them in the page cache for it).
     """
     if isinstance(model, EmotionRecognizer):
         target = model.checkpoint_dir
@@ -90,11 +134,8 @@ def _model_fingerprint(model: str | os.PathLike | EmotionRecognizer) -> str | No
         target = Path(text) if os.path.exists(text) else Path(resolve_model_path(text)).expanduser()
     if target is None or not target.exists():
         return None
-    files = [target] if target.is_file() else sorted(
-        path for path in target.iterdir()
-        if path.is_file() and not path.name.startswith(".") and path.name not in _NOT_MODEL_FILES)
     digest = hashlib.sha256()
-    for path in files:
+    for path in fingerprinted_files(target, speakers):
         digest.update(f"{path.name}\0{path.stat().st_size}\0".encode("utf-8", "surrogateescape"))
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
@@ -105,8 +146,10 @@ def _model_fingerprint(model: str | os.PathLike | EmotionRecognizer) -> str | No
 def job_header_for(model: str | os.PathLike | EmotionRecognizer, *, copies: bool, top_k: int | None,
                    speaker_pattern: str | None, speaker_column: str | None) -> dict[str, Any]:
     """The job's header: its model and everything that changes what a record holds (see check_same_job)."""
-    return job_header(_model_name(model), model_id=_model_id(model), model_fingerprint=_model_fingerprint(model),
-                      top_k=top_k, speaker_pattern=speaker_pattern, speaker_column=speaker_column,
+    speakers = speaker_pattern is not None or speaker_column is not None
+    return job_header(_model_name(model), model_id=_model_id(model),
+                      model_fingerprint=_model_fingerprint(model, speakers),
+                      model_fingerprint_version=FINGERPRINT_VERSION, top_k=top_k, speaker_pattern=speaker_pattern, speaker_column=speaker_column,
                       **({"test_time_copies": True} if copies else {}))
 
 
@@ -151,6 +194,7 @@ def check_same_job(out: Path, format: str, job: dict[str, Any], labels: Sequence
     name = display_path(out)
     _check_same_copies(name, COPIES_COLUMN in columns, job, f"its {COPIES_COLUMN!r} column")
     sidecar = job_sidecar(out)
+    check_job_file(sidecar, "the job file of --out")  # never read through a symlink or a folder
     recorded = read_job_sidecar(sidecar) if sidecar.is_file() else None
     if recorded is not None:
         _check_job(out, recorded.get("job") or {}, job, f"its job file {display_path(sidecar)!r}")
@@ -187,17 +231,38 @@ def _check_job(path: Path, written: dict[str, Any], job: dict[str, Any], where: 
     if unchecked:
         warnings.warn(f"{role} {name!r} was written by an older ser_hf that did not record {unchecked}: they could not "
                       f"be checked. Resuming it; choose a new --out if they differ.", UserWarning, stacklevel=3)
-    if "model_fingerprint" in written and written["model_fingerprint"] != job.get("model_fingerprint"):
-        raise SERError(f"{role} {name!r} holds predictions of model {written.get('model')!r} whose files have changed "
-                       f"since ({where} records fingerprint {written['model_fingerprint']!r}, the files now give "
-                       f"{job.get('model_fingerprint')!r}): the checkpoint at that path was replaced or retrained. "
-                       f"Resuming would mix two models' records in one file. Choose another --out, or {start_over}.")
+    # The options first: a job with other speaker options fingerprints other files, and must be told the option.
     for key, option in IDENTITY.items():
         if key != "model_fingerprint" and key in written and written[key] != job.get(key):
             raise SERError(f"{role} {name!r} holds predictions made with {option} {_shown(written[key])} ({where}); "
                            f"this job runs with {option} {_shown(job.get(key))}. Resuming would mix records made with "
                            f"different options in one file. Run it with the same options as before, choose another "
                            f"--out, or {start_over}.")
+    _check_fingerprint(name, written, job, where, role, start_over)
+
+
+def _check_fingerprint(name: str, written: dict[str, Any], job: dict[str, Any], where: str, role: str,
+                       start_over: str) -> None:
+    """Refuse an output whose model's files changed; warn when its fingerprint has another definition (version)."""
+    if written.get("model_fingerprint") is None or job.get("model_fingerprint") is None:
+        if "model_fingerprint" in written and written["model_fingerprint"] != job.get("model_fingerprint"):
+            warnings.warn(f"{role} {name!r}: the model's files could not be compared (one of the two jobs ran a "
+                          f"model not on disk). Resuming it; choose a new --out if the model changed.", UserWarning,
+                          stacklevel=4)
+        return
+    version = written.get("model_fingerprint_version")
+    if version != job.get("model_fingerprint_version"):
+        warnings.warn(f"{role} {name!r} records a model fingerprint of another definition ({where}: version "
+                      f"{version or 1}, this ser_hf computes version {job.get('model_fingerprint_version')}): whether "
+                      f"the model's files changed since could not be checked. Resuming it; choose a new --out if the "
+                      f"checkpoint was replaced or retrained.", UserWarning, stacklevel=4)
+        return
+    if written["model_fingerprint"] != job["model_fingerprint"]:
+        raise SERError(f"{role} {name!r} holds predictions of model {written.get('model')!r} whose files have changed "
+                       f"since ({where} records fingerprint {written['model_fingerprint']!r}, the files now give "
+                       f"{job['model_fingerprint']!r}: its weights, config.json, preprocessor_config.json, "
+                       f"ser_hf_run.json or speaker adaptation): the checkpoint at that path was replaced or retrained. "
+                       f"Resuming would mix two models' records in one file. Choose another --out, or {start_over}.")
 
 
 def _check_same_copies(name: str, written: bool, job: dict[str, Any], where: str, role: str = "--out") -> None:
@@ -222,22 +287,64 @@ def _first_line_header(path: Path) -> dict[str, Any] | None:
 
 # ------------------------------------------------------------------------------------------------ lock
 
+def lock_path(out: str | os.PathLike) -> Path:
+    """The lock file of ``out``: ``.<name>.lock`` beside the real output (through a symlink ``out``)."""
+    real = Path(os.path.realpath(out))
+    return real.with_name(f".{real.name}.lock")
+
+
+def check_job_files(out: str | os.PathLike, format: str) -> None:
+    """Before any work: refuse an ``out`` whose lock (or a CSV's job file) is not a regular file, or that has
+    other names (hard links).
+
+    A hard-linked output is refused rather than locked by its inode: the other name may lie in another folder
+    (whose lock this job would not see), and ser-hf predict replaces a CSV, a merged output or an old output's
+    header by renaming a new file over the name, which splits the names anyway: one would keep the old records.
+
+    Raises:
+        SERError: naming the file and the fix.
+    """
+    check_job_file(lock_path(out), "the lock file of --out")
+    if format == "csv":
+        check_job_file(job_sidecar(out), "the job file of --out")
+    try:
+        links = os.stat(out).st_nlink
+    except OSError:
+        return  # a new output (check_output_path refused the rest)
+    if links > 1:
+        name = display_path(out)
+        raise SERError(f"--out {name!r} has {links} names (hard links: the same file under {links - 1} other "
+                       f"name(s)). ser-hf predict cannot lock every name of it, and it replaces its output by "
+                       f"renaming, which would leave the other names with old records. Remove the other name(s), or "
+                       f"copy the file (cp {name!r} NEW) and pass the copy as --out.")
+
+
 @contextlib.contextmanager
 def lock_output(out: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``out`` for a job: a second job on the same output is refused, not interleaved.
 
     The lock is :func:`fcntl.flock` on ``.<name>.lock`` beside the (real) output, so the kernel releases it when the
-    job ends in any way (``kill -9`` too): a leftover lock file never blocks a later job. On a filesystem without
-    ``flock`` support the job runs unlocked, with a warning.
+    job ends in any way (``kill -9`` too): a leftover lock file never blocks a later job. A lock path that is a
+    symlink (followed, it would create or lock a file elsewhere), a folder or another non-regular file is refused.
+    On a filesystem without ``flock`` support the job runs unlocked, with a warning.
 
     Raises:
-        SERError: when another job holds the lock, naming ``out``.
+        SERError: when another job holds the lock, naming ``out``; when the lock path is not a regular file.
     """
-    real = Path(os.path.realpath(out))
-    lock = real.with_name(f".{real.name}.lock")
-    real.parent.mkdir(parents=True, exist_ok=True)
+    lock = lock_path(out)
+    lock.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        check_job_file(lock, "the lock file of --out")
+        try:  # O_NOFOLLOW: a symlink put there after the check is refused too (ELOOP), never followed
+            handle = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+        except OSError as err:
+            if err.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+                check_job_file(lock, "the lock file of --out")  # raises, naming what is there now
+            raise
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            os.close(handle)
+            check_job_file(lock, "the lock file of --out")
+            raise SERError(f"{display_path(lock)!r}, the lock file of --out, is not a regular file; remove it.")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -253,7 +360,7 @@ def lock_output(out: Path) -> Iterator[None]:
                           f"writing it at the same time; run one job per --out.", UserWarning, stacklevel=3)
             break
         try:  # the lock file may have been removed by the job that held it before we locked: lock the new one
-            same = os.path.samestat(os.stat(lock), os.fstat(handle))
+            same = os.path.samestat(os.lstat(lock), os.fstat(handle))
         except FileNotFoundError:
             same = False
         if same:

@@ -29,8 +29,8 @@ Crash safety, so a rerun after a kill or a crash finishes the job exactly once p
 
 One job per output: a job holds an exclusive lock (``fcntl.flock`` on ``.<name>.lock`` beside ``OUT``) until it
 ends, and a second job on the same ``OUT`` is refused, naming it (the kernel releases the lock of a killed job: the
-lock file left by ``kill -9`` blocks nothing). A job resumes only its own work: the model's path, a SHA-256 of its
-files (a checkpoint replaced at the same path is another model), test-time copies, ``top_k`` and the speaker
+lock file left by ``kill -9`` blocks nothing). A job resumes only its own work: the model's path, a SHA-256 of the
+files a prediction reads (a checkpoint replaced at the same path is another model; reports written into it are not), test-time copies, ``top_k`` and the speaker
 options are recorded (JSONL and shard header lines; a CSV's sidecar ``.<name>.job.json``) and checked against
 ``OUT`` and every leftover shard before anything changes (see :mod:`ser_hf.inference.job_identity`).
 
@@ -72,7 +72,7 @@ from ser_hf._io import temporary_file
 from ser_hf.errors import SERError
 from ser_hf.inference.chunk_records import is_error, predict_into
 from ser_hf.inference.inputs import expand_inputs, speakers_of
-from ser_hf.inference.job_identity import check_same_job, job_header_for, lock_output
+from ser_hf.inference.job_identity import check_job_files, check_same_job, job_header_for, lock_output
 from ser_hf.inference.outputs import (
     FORMATS,
     append_jsonl,
@@ -288,8 +288,9 @@ def predict_files(
         counts cover the whole job (the others count their own block).
 
     Raises:
-        SERError: for bad inputs (see :func:`expand_inputs`), a bad ``format``/``chunk_size``, or an output
-            file that ser-hf predict did not write. Unreadable audio never raises: it is recorded.
+        SERError: for bad inputs (see :func:`expand_inputs`), a bad ``format``/``chunk_size``, an output
+            file that ser-hf predict did not write, an output with other names (hard links), or a lock or job
+            file beside it that is a symlink, a folder or not a regular file. Unreadable audio never raises: it is recorded.
 
     Example:
         ```python
@@ -300,11 +301,14 @@ def predict_files(
     """
     if not os.fspath(out):  # Path("") is the current folder
         raise SERError("out is an empty string; expected the output file, e.g. predictions.jsonl.")
+    # The one place --out's ~ is expanded (the shell does not after '=': --out=~/p.jsonl); inputs expand their own.
+    out = os.path.expanduser(os.fspath(out))
     check_output_path(out)  # before Path() drops a trailing separator
     out = Path(out)
     chosen = format_for(out, format)
     _check_settings(chunk_size, batch_size, top_k)
     paths = expand_inputs(inputs, output=out)
+    check_job_files(out, chosen)  # its lock and job file are regular files, it has no other names: before any work
     if test_time_copies and isinstance(model, EmotionRecognizer):
         raise SERError("test_time_copies=True needs a model path or name; a loaded EmotionRecognizer keeps its own "
                        "(build it with EmotionRecognizer.from_pretrained(..., test_time_copies=True)).")

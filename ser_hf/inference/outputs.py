@@ -32,16 +32,17 @@ import json
 import math
 import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ser_hf._io import atomic_write_bytes, atomic_write_json
+from ser_hf._io import atomic_write_bytes, temporary_file
 from ser_hf.errors import SERError
 from ser_hf.paths import display_path, record_path
 
-__all__ = ["FORMATS", "HEADER_KEY", "check_output_path", "format_for", "job_sidecar", "read_records", "record_key",
+__all__ = ["FORMATS", "HEADER_KEY", "check_job_file", "check_output_path", "format_for", "job_sidecar", "read_records", "record_key",
            "shard_files"]
 
 FORMATS = ("jsonl", "csv")
@@ -264,11 +265,45 @@ def read_job_sidecar(sidecar: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and HEADER_KEY in value else None
 
 
+def check_job_file(path: Path, what: str) -> None:
+    """Refuse a file of ser-hf predict's own beside ``--out`` (a CSV's job file, the lock) that is a symlink, a
+    folder or anything but a regular file: writing it would replace a user's file through the link, or fail late.
+
+    Raises:
+        SERError: naming ``path``, what it is and the fix (remove it; ser-hf predict makes its own).
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(mode):
+        return
+    name = display_path(path)
+    if stat.S_ISLNK(mode):
+        found, remove = f"a symbolic link (to {display_path(os.readlink(path))!r})", f"rm {name!r}"
+    elif stat.S_ISDIR(mode):
+        found, remove = "a folder", f"move the folder {name!r} away"
+    else:
+        found, remove = "not a regular file (a FIFO, socket or device)", f"rm {name!r}"
+    raise SERError(f"{name!r}, {what} of ser-hf predict, is {found}; ser-hf predict writes this file itself and will "
+                   f"not write through or over it. Remove it ({remove}) and run the command again, or choose another "
+                   f"--out. Nothing was changed.")
+
+
 def _write_sidecar(sidecar: Path, header: dict[str, Any]) -> None:
     # Not fsync-ed (one fsync per chunk, the CSV's): after a power cut an unreadable job file only means the
     # CSV is resumed with the older outputs' warning. Written when it changes: once per job run.
+    check_job_file(sidecar, "the job file of --out")  # a symlink is refused, never followed to a user's file
     if read_job_sidecar(sidecar) != header:
-        atomic_write_json(sidecar, header)
+        # Not _io.atomic_write_json, which writes through a symlink on purpose (for outputs): the rename replaces
+        # whatever name sits at ``sidecar`` itself, never a link's target.
+        temporary = temporary_file(sidecar)
+        try:
+            temporary.write_bytes((json.dumps(header) + "\n").encode("utf-8"))
+            os.replace(temporary, sidecar)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
 
 
 # ------------------------------------------------------------------------------------------------ writing

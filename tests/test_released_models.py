@@ -245,6 +245,31 @@ def test_prepare_reuses_the_cache_and_rebuilds_a_stale_one(tiny):
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []  # no temporary leftovers
 
 
+def test_prepare_never_replaces_a_cache_folder_that_is_not_an_earlier_build(tiny, tmp_path):
+    target = tmp_path / "mc" / NAME
+    target.mkdir(parents=True)
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(ModelError, match=rf"the cache folder of released model '{NAME}' .* is not empty \(found "
+                                         rf"\['notes.txt'\]\) and holds no {MARKER_FILE}.*Move .* away, or pass another --cache-dir"):
+        prepare_released(NAME, cache_dir=tmp_path / "mc")
+    assert sorted(p.name for p in target.iterdir()) == ["notes.txt"] and (target / "notes.txt").read_text() == "mine"
+    (target / MARKER_FILE).write_text(json.dumps({"name": "something-else"}))
+    with pytest.raises(ModelError, match=rf"holds a {MARKER_FILE} that is not the record of an earlier build"):
+        prepare_released(NAME, cache_dir=tmp_path / "mc", force=True)
+    assert (target / "notes.txt").read_text() == "mine"
+
+
+def test_a_rebuild_never_deletes_files_added_to_an_earlier_build(tiny):
+    path = prepare_released(NAME)
+    assert MARKER_FILE in json.loads((path / MARKER_FILE).read_text())["files"]
+    (path / "my_notes.txt").write_text("mine")
+    with pytest.raises(ModelError, match=r"is an earlier build but also holds \['my_notes.txt'\].*Move .* away"):
+        prepare_released(NAME, force=True)
+    assert (path / "my_notes.txt").read_text() == "mine"
+    (path / "my_notes.txt").unlink()
+    assert prepare_released(NAME, force=True) == path
+
+
 def test_the_same_head_always_gives_the_same_file(backbone, tmp_path):
     """safetensors writes metadata in hash-map order: a head file must not depend on it (retrains compare SHA-256s)."""
     digests = {file_sha256(write_release(_spec(backbone, tmp_path / str(i)), _head(), FIELDS) / "head.safetensors")

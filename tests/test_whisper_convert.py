@@ -131,10 +131,57 @@ def test_failed_conversion_leaves_nothing_behind(tiny_ct2, tmp_path, monkeypatch
 
 
 def test_existing_output_needs_overwrite(tiny_ct2, tmp_path):
-    (tmp_path / "out").mkdir()
-    with pytest.raises(ModelError, match=r"output directory .*out already exists.*overwrite=True"):
+    (tmp_path / "out").mkdir()  # an empty folder is as good as a new one
+    stamp = (convert_whisper(tiny_ct2[0], tmp_path / "out") / CONVERSION_FILE).stat().st_mtime_ns
+    with pytest.raises(ModelError, match=r"out_dir .*out already holds an earlier conversion; pass overwrite=True \(--force\)"):
         convert_whisper(tiny_ct2[0], tmp_path / "out")
     assert (convert_whisper(tiny_ct2[0], tmp_path / "out", overwrite=True) / "model.safetensors").is_file()
+    assert (tmp_path / "out" / CONVERSION_FILE).stat().st_mtime_ns != stamp
+    assert json.loads((tmp_path / "out" / CONVERSION_FILE).read_text())["files"] == sorted(
+        p.name for p in (tmp_path / "out").iterdir())
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_force_never_replaces_a_folder_of_the_users_files(tiny_ct2, tmp_path, capsys):
+    photos = tmp_path / "myphotos"
+    photos.mkdir()
+    (photos / "img1.jpg").write_text("photo")
+    with pytest.raises(ModelError, match=r"OUT_DIR .*myphotos is not empty \(found \['img1.jpg'\]\) and holds no "
+                                         r"conversion.json.*new or empty directory"):
+        _run_cli("models", "convert", str(tiny_ct2[0]), str(photos), "--force")
+    assert _tree(photos) == {"img1.jpg": b"photo"}
+    (photos / CONVERSION_FILE).write_text('{"converter": "another tool"}')  # a record ser_hf did not write
+    with pytest.raises(ModelError, match=r"holds a conversion.json that ser_hf did not write"):
+        convert_whisper(tiny_ct2[0], photos, overwrite=True)
+    assert (photos / "img1.jpg").read_text() == "photo"
+
+
+def test_force_never_replaces_the_source_or_a_folder_holding_it(tiny_ct2, tmp_path):
+    source = _copy_source(tiny_ct2, tmp_path)
+    before = _tree(source)
+    with pytest.raises(ModelError, match=r"OUT_DIR .*src is \(or holds\) the checkpoint it is made from"):
+        _run_cli("models", "convert", str(source), str(source), "--force")
+    parent = tmp_path / "parent"
+    inner = Path(shutil.copytree(source, parent / "ct2inner"))
+    with pytest.raises(ModelError, match=r"OUT_DIR .*parent is \(or holds\) the checkpoint it is made from"):
+        _run_cli("models", "convert", str(inner), str(parent), "--force")
+    assert _tree(source) == before and _tree(inner) == before
+
+
+def test_force_never_deletes_files_added_to_an_earlier_conversion(tiny_ct2, tmp_path):
+    out = convert_whisper(tiny_ct2[0], tmp_path / "hf", encoder_only=True)
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ModelError, match=r"is an earlier conversion but also holds \['notes.txt'\].*Move them away"):
+        convert_whisper(tiny_ct2[0], out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
+    record = json.loads((out / CONVERSION_FILE).read_text())
+    del record["files"]  # a conversion by an older ser_hf, which did not list its files: its known files stand in
+    (out / CONVERSION_FILE).write_text(json.dumps(record))
+    assert (convert_whisper(tiny_ct2[0], out, overwrite=True) / "model.safetensors").is_file()
 
 
 def _copy_source(tiny_ct2, tmp_path: Path) -> Path:
@@ -228,14 +275,30 @@ def test_prepare_preset_converts_once_then_reuses(fake_preset, tmp_path):
 
 def test_half_written_or_stale_cache_entry_is_redone(fake_preset):
     target = models_cache_dir() / "whisper-fake"
-    target.mkdir(parents=True)
-    (target / "config.json").write_text("{}")  # as if an older, non-atomic writer had stopped here
+    assert (prepare_preset("whisper-fake") / "model.safetensors").is_file()
+    (target / "model.safetensors").unlink()  # half deleted
     assert not {s.name: s for s in list_presets()}["whisper-fake"].ready
     assert (prepare_preset("whisper-fake") / "model.safetensors").is_file()
     record = json.loads((target / CONVERSION_FILE).read_text())
     (target / CONVERSION_FILE).write_text(json.dumps({**record, "source_sha256": "0" * 64}))
     assert not {s.name: s for s in list_presets()}["whisper-fake"].ready
     assert json.loads((prepare_preset("whisper-fake") / CONVERSION_FILE).read_text())["source_sha256"] == fake_preset.sha256
+
+
+def test_prepare_never_replaces_a_cache_folder_that_is_not_a_conversion(fake_preset, tmp_path):
+    target = tmp_path / "mc" / "whisper-fake"
+    target.mkdir(parents=True)
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(ModelError, match=r"the cache folder of preset 'whisper-fake' .*whisper-fake is not empty "
+                                         r"\(found \['notes.txt'\]\).*Move .*whisper-fake away, or pass another --cache-dir"):
+        _run_cli("models", "prepare", "whisper-fake", "--cache-dir", str(tmp_path / "mc"))
+    assert _tree(target) == {"notes.txt": b"mine"}
+    (target / "notes.txt").unlink()
+    path = prepare_preset("whisper-fake", cache_dir=tmp_path / "mc")
+    (path / "notes.txt").write_text("mine")  # added to a conversion: a rebuild would delete it
+    with pytest.raises(ModelError, match=r"also holds \['notes.txt'\]"):
+        prepare_preset("whisper-fake", cache_dir=tmp_path / "mc", force=True)
+    assert (path / "notes.txt").read_text() == "mine"
 
 
 def test_checksum_mismatch_is_reported(fake_preset, monkeypatch):
@@ -316,7 +379,7 @@ def test_cli_list_prepare_convert(fake_preset, tiny_ct2, tmp_path, capsys):
     assert str(tmp_path / "c" / "whisper-fake") in capsys.readouterr().out
     assert _run_cli("models", "convert", str(tiny_ct2[0]), str(tmp_path / "out"), "--encoder-only") == 0
     assert (tmp_path / "out" / "model.safetensors").is_file()
-    with pytest.raises(ModelError, match="already exists"):
+    with pytest.raises(ModelError, match=r"OUT_DIR .*out already holds an earlier conversion; .*--force"):
         _run_cli("models", "convert", str(tiny_ct2[0]), str(tmp_path / "out"))
     with pytest.raises(SystemExit):
         _run_cli("models", "prepare", "not-a-preset")

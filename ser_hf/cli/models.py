@@ -70,9 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example: ser-hf models convert ~/faster-whisper-small ~/models/whisper-small-hf --encoder-only",
     )
     convert.add_argument("src_dir", metavar="SRC_DIR", help="faster-whisper model directory (holds model.bin)")
-    convert.add_argument("out_dir", metavar="OUT_DIR", help="where to write the checkpoint (must not exist unless --force)")
+    convert.add_argument("out_dir", metavar="OUT_DIR", help="where to write the checkpoint: a new or empty folder (or an earlier conversion, with --force)")
     convert.add_argument("--encoder-only", action="store_true", help="write only the encoder (all audio classification uses)")
-    convert.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
+    convert.add_argument("--force", action="store_true", help="replace OUT_DIR if it is an earlier conversion (never a folder of other files, nor SRC_DIR or a folder holding it)")
     convert.set_defaults(func=run_convert)
 
 
@@ -133,7 +133,8 @@ def run_convert(args: argparse.Namespace) -> int:
     from ser_hf.models.whisper_convert import convert_whisper
 
     start = time.perf_counter()
-    path = convert_whisper(args.src_dir, args.out_dir, encoder_only=args.encoder_only, overwrite=args.force)
+    path = convert_whisper(args.src_dir, args.out_dir, encoder_only=args.encoder_only, overwrite=args.force,
+                           argument="OUT_DIR")
     print(path)
     print(f"converted in {time.perf_counter() - start:.1f} s")
     return 0

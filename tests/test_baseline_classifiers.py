@@ -112,7 +112,7 @@ def test_baseline_outputs_never_replace_a_users_files_and_leave_no_earlier_folds
     (mine / "README.md").write_text("my notes")
     (mine / "model.safetensors").write_bytes(b"my own model")
     with pytest.raises(ModelError, match=r"out_dir \(--out\) .*mine is not empty .* and holds none of "
-                                         r"\['baseline_config.json', 'cv'\]"):
+                                         r"\['baseline_config.json', 'cv/cv_summary.json'"):
         cross_validate_baseline(dataset, "logreg", n_folds=3, out_dir=mine, **fit)
     model = train_baseline(dataset, "logreg", feature_config=CONFIG, **fit)
     with pytest.raises(ModelError, match=r"directory .*mine is not empty"):

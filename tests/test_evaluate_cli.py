@@ -12,7 +12,7 @@ from transformers import Wav2Vec2FeatureExtractor, pipeline
 
 from ser_hf.audio import load_audio
 from ser_hf.cli import evaluate as evaluate_cli
-from ser_hf.errors import CorpusError, SERError
+from ser_hf.errors import CorpusError, ModelError, SERError
 from ser_hf.evaluation.corpus_eval import evaluate_checkpoint, map_labels, notes_markdown, parse_label_map
 from ser_hf.inference.predict import batch_padding_is_exact, load_classifier, predict_proba
 from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint
@@ -191,3 +191,15 @@ def test_every_command_that_loads_a_corpus_can_skip_bad_files(command):
     strict = parser.parse_args([*command, "--corpus", "ravdess"])
     lenient = parser.parse_args([*command, "--corpus", "ravdess", "--skip-bad-files"])
     assert "strict" not in corpus_options(strict) and corpus_options(lenient)["strict"] is False
+
+
+def test_reports_go_only_to_a_new_folder_or_an_earlier_report(setup, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my thesis report")
+    base = ["--model", str(setup["model"]), "--corpus", "ravdess", "--data-dir", str(setup["ravdess"]), "--no-progress"]
+    with pytest.raises(ModelError, match=r"mine is not empty \(found \['report.md'\]\) and holds no report.json"):
+        run_cli([*base, "--out", str(mine)])
+    assert (mine / "report.md").read_text() == "my thesis report"
+    with pytest.raises(ModelError, match=r"is \(or holds\) the checkpoint it is made from"):
+        run_cli([*base, "--out", str(setup["model"])])  # reports written into the checkpoint itself

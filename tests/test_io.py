@@ -116,12 +116,39 @@ def test_an_output_folder_never_replaces_a_file_its_source_or_the_users_files(tm
     with pytest.raises(ModelError, match=r"already holds an earlier speaker model .*pass overwrite \(--overwrite\)"):
         check_output_folder(mine, **kind)
     assert check_output_folder(mine, overwrite=True, **kind) == mine
-    several = {**kind, "marker": ["run.json", "cv"]}
-    with pytest.raises(ModelError, match=r"holds none of \['run.json', 'cv'\], so"):
+    several = {**kind, "marker": ["run.json", "cv/*/report.json"]}
+    with pytest.raises(ModelError, match=r"holds none of \['run.json', 'cv/\*/report.json'\], so"):
         check_output_folder(mine, overwrite=True, **several)
-    (mine / "cv").mkdir()  # a folder marks an earlier output too
+    (mine / "cv" / "fold1").mkdir(parents=True)  # a folder named like an output marks nothing,
+    (mine / "run.json").mkdir()  # nor one named like a marker file,
+    (mine / "cv" / "fold1" / "report.json").symlink_to(mine / "notes.txt")  # nor a symlink to a user's file
+    with pytest.raises(ModelError, match=r"holds none of"):
+        check_output_folder(mine, overwrite=True, **several)
+    (mine / "cv" / "fold1" / "report.json").unlink()
+    (mine / "cv" / "fold1" / "report.json").write_text("{}")  # a marker file, under a glob pattern
     assert check_output_folder(mine, overwrite=True, **several) == mine
+    with pytest.raises(ModelError, match=r"holds another kind of output \(notes.txt\), not an earlier speaker"):
+        check_output_folder(mine, overwrite=True, foreign=["notes.txt"], **several)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere" / "deep")
+    with pytest.raises(ModelError, match=r"out_dir .*dangling is a symbolic link to .*nowhere/deep', which does not"):
+        check_output_folder(tmp_path / "dangling", **kind)
     assert check_output_folder(tmp_path / "new", **kind) == tmp_path / "new"
+
+
+def test_settings_files_that_are_not_regular_files_are_refused_not_read(tmp_path):
+    os.mkfifo(tmp_path / "pipe.json")  # reading a FIFO blocks until someone writes: it must not be opened
+    with pytest.raises(ModelError, match=r"pipe.json is not a regular file .* enroll again"):
+        io_helpers.read_json(tmp_path / "pipe.json", fix="enroll again")
+
+
+def test_an_atomic_folder_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "old.txt").write_text("earlier")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with atomic_directory(tmp_path / "link", overwrite=True) as folder:
+        (folder / "new.txt").write_text("new")
+    assert (tmp_path / "link").is_symlink() and sorted(p.name for p in (tmp_path / "real").iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]  # nothing left beside them
 
 
 def test_a_folder_that_cannot_be_moved_in_puts_the_earlier_one_back(tmp_path, monkeypatch):

@@ -226,3 +226,32 @@ def test_a_new_run_in_an_earlier_runs_folder_leaves_nothing_of_it_behind(setup):
     cross_validate(parse_run(None, [*common, "--output_dir", str(out), "--num_folds", "3"]), progress=False)
     cross_validate(parse_run(None, [*common, "--output_dir", str(out), "--num_folds", "2"]), progress=False)
     assert sorted(p.name for p in (out / "cv").iterdir() if p.is_dir()) == ["fold1", "fold2", "pooled"]
+
+
+def test_only_an_earlier_runs_own_files_mark_its_folder(setup, tmp_path, capsys):
+    """Folders named like a run's (eval/, checkpoints/, cv/), another command's output and the checkpoint a run
+    starts from are not an earlier run's folder; a typo in data_dir costs the earlier run nothing."""
+    tmp, common = setup
+    user = tmp_path / "userproj"
+    (user / "eval").mkdir(parents=True)
+    (user / "checkpoints").mkdir()
+    (user / "eval" / "results.txt").write_text("precious")
+    (user / "README.md").write_text("my notes")
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "ser_hf_run.json").write_text("{}")
+    (export / "ser_hf_export.json").write_text("{}")
+    for folder, said in ((user, "holds none of"), (export, "holds another kind of output (ser_hf_export.json)")):
+        assert main(["train", *common, "--output_dir", str(folder)]) == 2
+        assert said in capsys.readouterr().err
+    assert (user / "eval" / "results.txt").read_text() == "precious" and (user / "README.md").read_text() == "my notes"
+    out = tmp / "earlier"
+    assert main(["train", *common, "--output_dir", str(out), "--probe_speaker_adaptation", "true"]) == 0
+    model_at = common.index("--model_name_or_path") + 1
+    starts_from_it = [*common[:model_at], str(out), *common[model_at + 1:]]
+    assert main(["train", *starts_from_it, "--output_dir", str(out)]) == 2
+    assert "is (or holds) the checkpoint it is made from" in capsys.readouterr().err
+    data_at = common.index("--data_dir") + 1
+    typo = [*common[:data_at], common[data_at] + "-typo", *common[data_at + 1:]]
+    assert main(["train", *typo, "--output_dir", str(out)]) == 2
+    assert (out / "speaker_adaptation.json").exists() and (out / "eval" / "report.json").exists()

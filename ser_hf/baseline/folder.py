@@ -13,13 +13,16 @@ from pathlib import Path
 
 from ser_hf._io import check_output_folder
 
-__all__ = ["BASELINE_OUTPUTS", "CONFIG_NAME", "MODEL_NAME", "check_baseline_folder"]
+__all__ = ["BASELINE_OUTPUTS", "CONFIG_NAME", "FOREIGN_OUTPUTS", "MODEL_NAME", "check_baseline_folder"]
 
 MODEL_NAME = "model.skops"
 CONFIG_NAME = "baseline_config.json"
-#: What a baseline writes into its folder (the model's settings, the CV reports); either marks an earlier baseline's
-#: folder, which a new one may reuse.
-BASELINE_OUTPUTS = (CONFIG_NAME, "cv")
+#: Files a baseline writes into its folder (the model's settings, the CV reports); any of them marks an earlier
+#: baseline's folder, which a new one may reuse.
+BASELINE_OUTPUTS = (CONFIG_NAME, "cv/cv_summary.json", "cv/*/report.json")
+#: Marker files of other commands' outputs (a training run, an ONNX export, a speaker model): not a baseline's folder.
+FOREIGN_OUTPUTS = ("ser_hf_run.json", "ser_hf_export.json", "ser_hf_speaker.json", "hp_search.json",
+                   "checkpoints/*/checkpoint-*/trainer_state.json")
 
 
 def check_baseline_folder(directory: str | os.PathLike, argument: str) -> Path:
@@ -30,4 +33,4 @@ def check_baseline_folder(directory: str | os.PathLike, argument: str) -> Path:
         ModelError: naming ``argument`` and what the folder holds.
     """
     return check_output_folder(directory, argument=argument, marker=BASELINE_OUTPUTS, what="a baseline's output",
-                               overwrite=True)
+                               overwrite=True, foreign=FOREIGN_OUTPUTS)

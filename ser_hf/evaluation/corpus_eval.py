@@ -36,6 +36,7 @@ from typing import Any
 import datasets
 import numpy as np
 
+from ser_hf._io import check_output_folder
 from ser_hf.checkpoint import read_run_record, recorded_preprocessor
 from ser_hf.corpora import load_corpus
 from ser_hf.emotions import canonical_emotion
@@ -444,6 +445,10 @@ def evaluate_checkpoint(
     """
     if isinstance(label_map, str):
         label_map = parse_label_map(label_map)
+    if out_dir is not None:  # before any work: never into the checkpoint itself nor over a folder of the user's
+        local = Path(str(model_dir)).expanduser()
+        check_output_folder(out_dir, argument="out_dir (--out)", marker="report.json", what="an evaluation report",
+                            overwrite=True, sources=[local] if local.is_dir() else [])
     from ser_hf.inference.predict import load_classifier
 
     model, feature_extractor = load_classifier(model_dir)  # fail on a bad checkpoint before reading audio

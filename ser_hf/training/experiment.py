@@ -56,7 +56,11 @@ _evaluate = evaluate_method
 
 #: What a run writes into ``output_dir`` besides the checkpoint; any of them marks an earlier run's folder, which a
 #: new run may reuse (``checkpoints`` holds an interrupted fine-tuning's, for ``resume_from_checkpoint``).
-RUN_OUTPUTS = (RUN_RECORD, "cv", "checkpoints", "leave_one_corpus_out", "eval", "hp_search", "hp_search.json")
+RUN_OUTPUTS = (RUN_RECORD, "eval/report.json", "cv/cv_summary.json", "cv/*/report.json", "hp_search.json",
+               "leave_one_corpus_out/*/report.json", "checkpoints/*/checkpoint-*/trainer_state.json")
+#: Marker files of other commands' outputs: a run must not write its checkpoint among them (an ONNX export's
+#: model.onnx would keep scoring the earlier model; a baseline's model.skops would sit beside a transformers one).
+FOREIGN_OUTPUTS = ("ser_hf_export.json", "baseline_config.json", "ser_hf_speaker.json")
 #: Files of an earlier run that a new one may not write again, so they would be left to contradict it: an earlier
 #: probe's speaker adaptation beside a model trained without it, an earlier test report beside a run without one.
 _STALE_TRAIN_OUTPUTS = ("speaker_adaptation.safetensors", "speaker_adaptation.json", "eval")
@@ -69,8 +73,21 @@ def run_output_dir(run: Run) -> Path:
     Raises:
         ModelError: naming ``output_dir`` and what it holds.
     """
+    model = Path(str(run.model.model_name_or_path)).expanduser()  # a local checkpoint the run starts from
     return check_output_folder(run.training.output_dir, argument="output_dir", marker=RUN_OUTPUTS,
-                               what="a ser_hf run's output", overwrite=True)
+                               what="a ser_hf run's output", overwrite=True, foreign=FOREIGN_OUTPUTS,
+                               sources=[model] if model.is_dir() else [])
+
+
+def _remove_stale_outputs(out: Path) -> None:
+    """Remove what an earlier run in ``out`` wrote that this one may not write again (:data:`_STALE_TRAIN_OUTPUTS`)."""
+    if not is_main_process():
+        return
+    for name in _STALE_TRAIN_OUTPUTS:
+        if (out / name).is_dir() and not (out / name).is_symlink():
+            shutil.rmtree(out / name)
+        elif (out / name).is_file() or (out / name).is_symlink():
+            (out / name).unlink()
 
 
 def _fresh_subfolder(folder: Path) -> None:
@@ -171,17 +188,13 @@ def train(run: Run, progress: bool = True) -> TrainResult:
     (:func:`~ser_hf.corpora.combined.combined_speaker_split`), so every part holds every corpus.
     """
     out = run_output_dir(run)
-    if is_main_process():
-        for name in _STALE_TRAIN_OUTPUTS:
-            if (out / name).is_dir():
-                shutil.rmtree(out / name)
-            else:
-                (out / name).unlink(missing_ok=True)
     if run.data.streaming:
         from ser_hf.training.streaming import train_streaming  # only streamed runs pay for the Trainer's import
 
+        _remove_stale_outputs(out)
         return train_streaming(run, progress)
     dataset = load_run_dataset(run.data, include_eval=True)
+    _remove_stale_outputs(out)  # once the corpus has loaded: a typo in data_dir must not cost the earlier run's files
     split = _train_split(run, dataset)
     labels = dataset.features["label"].names
     method = make_method(run, labels, progress).fit(split["train"], split.get("validation"))

@@ -58,6 +58,9 @@ _evaluate = evaluate_method
 #: new run may reuse (``checkpoints`` holds an interrupted fine-tuning's, for ``resume_from_checkpoint``).
 RUN_OUTPUTS = (RUN_RECORD, "eval/report.json", "cv/cv_summary.json", "cv/*/report.json", "hp_search.json",
                "leave_one_corpus_out/*/report.json", "checkpoints/*/checkpoint-*/trainer_state.json")
+#: How a run's user sets the split sizes, for split errors to advise (train, cv and search take the same keys).
+RUN_SETTINGS = {"validation_size": "validation_size (--validation_size)", "test_size": "test_size (--test_size)",
+                "n_folds": "num_folds (--num_folds)"}
 #: Marker files of other commands' outputs: a run must not write its checkpoint among them (an ONNX export's
 #: model.onnx would keep scoring the earlier model; a baseline's model.skops would sit beside a transformers one).
 FOREIGN_OUTPUTS = ("ser_hf_export.json", "baseline_config.json", "ser_hf_speaker.json")
@@ -175,9 +178,13 @@ def _train_split(run: Run, dataset: datasets.Dataset) -> datasets.DatasetDict:
     data = run.data
     if data.dataset_name is not None and data.eval_split_name not in (None, data.train_split_name):
         test = np.flatnonzero(np.asarray(dataset["split"]) == data.eval_split_name)
-        return split_with_test(dataset, test, validation_size=data.validation_size, seed=data.fold_seed)
-    make_split = combined_speaker_split if data.is_multi_corpus() else speaker_split
-    return make_split(dataset, test_size=data.test_size, validation_size=data.validation_size, seed=data.fold_seed)
+        return split_with_test(dataset, test, validation_size=data.validation_size, seed=data.fold_seed,
+                               settings=RUN_SETTINGS)
+    if data.is_multi_corpus():
+        return combined_speaker_split(dataset, test_size=data.test_size, validation_size=data.validation_size,
+                                      seed=data.fold_seed)
+    return speaker_split(dataset, test_size=data.test_size, validation_size=data.validation_size, seed=data.fold_seed,
+                         settings=RUN_SETTINGS)
 
 
 def train(run: Run, progress: bool = True) -> TrainResult:
@@ -270,7 +277,7 @@ def _write_speaker_adaptive(out: Path, rows: list[dict[str, Any]],
 def _fold_with_validation(dataset: datasets.Dataset, fold: Fold, run: Run) -> Fold:
     if run.data.validation_size <= 0:
         return fold
-    return add_validation(dataset, fold, run.data.validation_size, seed=run.data.fold_seed)
+    return add_validation(dataset, fold, run.data.validation_size, seed=run.data.fold_seed, settings=RUN_SETTINGS)
 
 
 def _fit_fold(run: Run, dataset: datasets.Dataset, fold: Fold, labels: list[str], progress: bool,

@@ -30,7 +30,7 @@ from transformers.trainer_utils import BestRun
 from ser_hf.errors import SERError
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.splits import speaker_split
-from ser_hf.training.experiment import load_run_dataset, run_output_dir
+from ser_hf.training.experiment import RUN_SETTINGS, load_run_dataset, run_output_dir
 from ser_hf.training.run import SAMPLING_RATE, Run
 
 __all__ = ["default_hp_space", "hyperparameter_search", "objective_name"]
@@ -105,7 +105,7 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
     run_output_dir(run)  # a file or a folder of the user's own files is refused before any trial
     dataset = load_run_dataset(run.data)
     split = speaker_split(dataset, test_size=run.data.test_size, validation_size=run.data.validation_size,
-                          seed=run.data.fold_seed)
+                          seed=run.data.fold_seed, settings=RUN_SETTINGS)
     if "validation" not in split:
         raise SERError(f"hyperparameter_search: the corpus has too few speakers for a validation split "
                        f"(validation_size={run.data.validation_size}); it needs at least 3 speakers.")

@@ -32,14 +32,15 @@ import shutil
 import stat
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ser_hf.errors import ModelError
 
 __all__ = ["CACHE_ENV", "MAX_JSON_BYTES", "atomic_directory", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "cache_root",
-           "check_output_folder", "default_permissions", "file_sha256", "read_json", "temporary_file", "unique_keys"]
+           "check_output_folder", "default_permissions", "file_sha256", "check_own_folder", "read_json", "remove_own_folder", "temporary_file",
+           "unique_keys"]
 
 #: The environment variable that moves every ser_hf cache.
 CACHE_ENV = "SER_HF_CACHE"
@@ -206,14 +207,59 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterato
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _holds(folder: Path, patterns: Sequence[str]) -> list[str]:
-    """The ``patterns`` (globs relative to ``folder``) that match a regular file there: a folder or a symlink named
-    like a marker marks nothing (a user's ``eval/`` folder is not an earlier run's report)."""
-    return [pattern for pattern in patterns
-            if any(path.is_file() and not path.is_symlink() for path in folder.glob(pattern))]
+#: A marker: a glob pattern, or a pattern and the keys a JSON marker must hold (so a user's own ``report.json`` or
+#: ``hp_search.json`` does not pass for ser_hf's).
+Marker = str | tuple[str, Sequence[str]]
 
 
-def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | Sequence[str], what: str,
+def _holds(folder: Path, markers: Sequence[Marker]) -> list[str]:
+    """The patterns of ``markers`` (globs relative to ``folder``) that match a regular file there (holding the
+    marker's JSON keys, where it names some): a folder or a symlink named like a marker marks nothing (a user's
+    ``eval/`` folder is not an earlier run's report)."""
+    found = []
+    for marker in markers:
+        pattern, keys = (marker, ()) if isinstance(marker, str) else marker
+        for path in folder.glob(pattern):
+            if path.is_file() and not path.is_symlink() and (not keys or _json_has(path, keys)):
+                found.append(pattern)
+                break
+    return found
+
+
+def _json_has(path: Path, keys: Sequence[str]) -> bool:
+    try:
+        value = read_json(path, fix="")
+    except (ModelError, OSError):
+        return False
+    return all(key in value for key in keys)
+
+
+def check_own_folder(folder: Path, own_names: Collection[str]) -> None:
+    """Refuse ``folder`` (an earlier ser_hf output about to be replaced) if it holds anything ser_hf did not write
+    there: a name not in ``own_names``, a link, anything but a regular file.
+
+    Raises:
+        ModelError: naming the first foreign entry and how to keep it.
+    """
+    if not folder.exists() and not folder.is_symlink():
+        return
+    entries = [folder] if folder.is_symlink() or not folder.is_dir() else list(folder.rglob("*"))
+    foreign = [entry for entry in entries if entry.is_symlink() or
+               (not entry.is_dir() and not (entry.is_file() and entry.name in own_names))]
+    if foreign:
+        raise ModelError(f"{folder} would be replaced, but it holds {foreign[0]}"
+                         f"{f' (and {len(foreign) - 1} more)' if len(foreign) > 1 else ''}, which ser_hf did not "
+                         f"write there; move it away (or pass another output folder) and run again.")
+
+
+def remove_own_folder(folder: Path, own_names: Collection[str]) -> None:
+    """Delete ``folder``, an earlier ser_hf output, after :func:`check_own_folder` (nothing is deleted if it refuses)."""
+    check_own_folder(folder, own_names)
+    if folder.exists():
+        shutil.rmtree(folder)
+
+
+def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | Sequence[Marker], what: str,
                         sources: Sequence[str | os.PathLike] = (), overwrite: bool = False,
                         foreign: Sequence[str] = ()) -> Path:
     """Refuse a folder output that would destroy something it should not; returns ``out`` as a Path.
@@ -259,7 +305,8 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
         raise ModelError(f"{argument} {out} holds another kind of output ({others[0]}), not an earlier {kind}; pass "
                          f"a new or empty directory.")
     if not _holds(out, markers):
-        named = f"no {markers[0]}" if len(markers) == 1 else f"none of {markers}"
+        patterns = [item if isinstance(item, str) else item[0] for item in markers]
+        named = f"no {patterns[0]}" if len(patterns) == 1 else f"none of {patterns}"
         raise ModelError(f"{argument} {out} is not empty (found {shown}) and holds {named}, so it is not an "
                          f"earlier {kind} that may be replaced; pass a new or empty directory.")
     if not overwrite:

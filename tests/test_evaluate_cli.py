@@ -203,3 +203,13 @@ def test_reports_go_only_to_a_new_folder_or_an_earlier_report(setup, tmp_path):
     assert (mine / "report.md").read_text() == "my thesis report"
     with pytest.raises(ModelError, match=r"is \(or holds\) the checkpoint it is made from"):
         run_cli([*base, "--out", str(setup["model"])])  # reports written into the checkpoint itself
+
+
+def test_a_users_own_report_json_is_not_an_earlier_report(setup, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "report.json").write_text('{"my": "own report from another tool"}')
+    base = ["--model", str(setup["model"]), "--corpus", "ravdess", "--data-dir", str(setup["ravdess"]), "--no-progress"]
+    with pytest.raises(ModelError, match=r"holds no report.json, so it is not an earlier evaluation report"):
+        run_cli([*base, "--out", str(results)])
+    assert json.loads((results / "report.json").read_text()) == {"my": "own report from another tool"}

@@ -385,6 +385,12 @@ def test_the_fingerprint_covers_only_what_a_prediction_reads(models, tmp_path):
     assert names == ["config.json", "model.safetensors", "preprocessor_config.json", "ser_hf_run.json"]
     assert {"speaker_adaptation.json", "speaker_adaptation.safetensors"} <= {
         path.name for path in fingerprinted_files(model, speakers=True)}
+    export = tmp_path / "export"  # an ONNX graph with its weights in an external file beside it
+    export.mkdir()
+    for name in ("model.onnx", "model.onnx.data", "config.json", "ser_hf_export.json", "report.md"):
+        (export / name).write_text("x")
+    assert {"model.onnx", "model.onnx.data"} <= {path.name for path in fingerprinted_files(export / "model.onnx",
+                                                                                           speakers=False)}
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "csv"])

@@ -460,3 +460,14 @@ def test_speaker_ids_must_name_someone(adaptive):
     with pytest.raises(SERError, match=r"is not enrolled") as raised:
         recognizer.predict(clips[0], speaker="y" * 1000)
     assert len(str(raised.value)) < 1200 and "... 3 more" in str(raised.value)
+
+
+def test_overwriting_a_speaker_model_keeps_files_added_to_it(adaptive, tmp_path):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SF2", _clips(corpus, "SF2")[:5])
+    out = recognizer.save_speaker_model("SF2", tmp_path / "sf2")
+    (out / "my_notes.txt").write_text("mine")
+    with pytest.raises(ModelError, match=r"holds .*my_notes.txt, which ser_hf did not write there"):
+        recognizer.save_speaker_model("SF2", out, overwrite=True)
+    assert (out / "my_notes.txt").read_text() == "mine"

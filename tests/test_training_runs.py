@@ -255,3 +255,22 @@ def test_only_an_earlier_runs_own_files_mark_its_folder(setup, tmp_path, capsys)
     typo = [*common[:data_at], common[data_at] + "-typo", *common[data_at + 1:]]
     assert main(["train", *typo, "--output_dir", str(out)]) == 2
     assert (out / "speaker_adaptation.json").exists() and (out / "eval" / "report.json").exists()
+
+
+def test_files_named_like_a_runs_are_not_its_marks_and_a_users_file_stops_a_replacement(setup, tmp_path, capsys):
+    """An `ser-hf evaluate` report in eval/, or a user's hp_search.json, does not make a folder an earlier run's;
+    a file of the user's inside an earlier run's cv/ or eval/ stops the new run before it deletes anything."""
+    tmp, common = setup
+    project = tmp_path / "project"
+    (project / "eval").mkdir(parents=True)
+    (project / "eval" / "report.json").write_text('{"unweighted_accuracy": 0.5, "confusion_matrix": [], "labels": []}')
+    (project / "hp_search.json").write_text('{"trials": "my own optuna log"}')
+    (project / "README.md").write_text("my notes")
+    assert main(["train", *common, "--output_dir", str(project)]) == 2
+    assert "holds none of" in capsys.readouterr().err and (project / "README.md").read_text() == "my notes"
+    out = tmp / "earlier-cv"
+    assert main(["cv", *common, "--num_folds", "2", "--output_dir", str(out)]) == 0
+    (out / "cv" / "fold1" / "my_analysis.txt").write_text("mine")
+    assert main(["cv", *common, "--num_folds", "2", "--output_dir", str(out)]) == 2
+    assert "my_analysis.txt, which ser_hf did not write there; move it away" in capsys.readouterr().err
+    assert (out / "cv" / "fold1" / "my_analysis.txt").read_text() == "mine" and (out / "cv" / "fold2").is_dir()

@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from typing import Any
 import datasets
 import numpy as np
 
+from ser_hf._io import remove_own_folder
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.baseline.classifiers import (
     FittedClassifier,
@@ -55,6 +55,7 @@ from ser_hf.baseline.sequences import sequence_config
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport
 from ser_hf.evaluation.folds import FoldResult, cross_validate_folds, summarise_folds, write_cv_summary
+from ser_hf.evaluation.report import REPORT_FILES
 from ser_hf.splits import Fold, corpus_folds, speakers_of
 
 logger = logging.getLogger(__name__)
@@ -312,8 +313,8 @@ def cross_validate_baseline(
         check_sequence_config(config)
     if out_dir is not None:  # before any feature is extracted
         out_dir = check_baseline_folder(out_dir, "out_dir (--out)")
-        if (out_dir / "cv").is_dir():  # an earlier CV's folds must not sit beside this one's
-            shutil.rmtree(out_dir / "cv")
+        # An earlier CV's folds must not sit beside this one's; a file of the user's there stops it, deleting nothing.
+        remove_own_folder(out_dir / "cv", REPORT_FILES)
     folds = list(folds) if folds is not None else corpus_folds(dataset, n_folds=n_folds, seed=seed)
     speakers, labels, names = speakers_of(dataset), np.asarray(dataset["label"]), dataset.features["label"].names
     extract = dict(feature_config=config, preprocessor=preprocessor, cache_dir=cache_dir, num_workers=num_workers,

@@ -41,7 +41,7 @@ from ser_hf.checkpoint import read_run_record, recorded_preprocessor
 from ser_hf.corpora import load_corpus
 from ser_hf.emotions import canonical_emotion
 from ser_hf.errors import EvaluationError, SERError
-from ser_hf.evaluation.report import EvaluationReport, markdown_table
+from ser_hf.evaluation.report import REPORT_KEYS, EvaluationReport, markdown_table
 from ser_hf.evaluation.robustness import PerturbationSettings, score_under_perturbations
 
 __all__ = [
@@ -447,8 +447,8 @@ def evaluate_checkpoint(
         label_map = parse_label_map(label_map)
     if out_dir is not None:  # before any work: never into the checkpoint itself nor over a folder of the user's
         local = Path(str(model_dir)).expanduser()
-        check_output_folder(out_dir, argument="out_dir (--out)", marker="report.json", what="an evaluation report",
-                            overwrite=True, sources=[local] if local.is_dir() else [])
+        check_output_folder(out_dir, argument="out_dir (--out)", marker=[("report.json", REPORT_KEYS)],
+                            what="an evaluation report", overwrite=True, sources=[local] if local.is_dir() else [])
     from ser_hf.inference.predict import load_classifier
 
     model, feature_extractor = load_classifier(model_dir)  # fail on a bad checkpoint before reading audio

@@ -112,6 +112,8 @@ def fingerprinted_files(target: Path, speakers: bool) -> list[Path]:
     speaker-adaptive job (``speakers``), ``speaker_adaptation.*``. ``target`` is a checkpoint or export folder, or
     one ``.onnx`` file (its configs lie beside it)."""
     folder, files = (target.parent, [target]) if target.is_file() else (target, _weight_files(target))
+    # An ONNX graph may keep its weights in an external file beside it (onnx's default name: <graph>.data).
+    files += [path.with_name(path.name + ".data") for path in files if path.suffix == ".onnx"]
     names = _MODEL_CONFIGS + ((ADAPTATION_WEIGHTS, ADAPTATION_RECORD) if speakers else ())
     files += [folder / name for name in names]
     return sorted({path for path in files if path.is_file()}, key=lambda path: path.name)

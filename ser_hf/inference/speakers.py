@@ -37,6 +37,7 @@ from ser_hf._io import (
     atomic_write_json,
     atomic_write_text,
     check_output_folder,
+    check_own_folder,
     read_json,
 )
 from ser_hf.checkpoint import RUN_RECORD
@@ -49,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 #: Marks a speaker model (:meth:`SpeakerEnrollments.save_speaker_model`): whose speaker, from which checkpoint.
 SPEAKER_RECORD = "ser_hf_speaker.json"
+#: Every file a speaker model holds (config, weights, feature extractor, run record, :data:`SPEAKER_RECORD`).
+SPEAKER_MODEL_FILES = frozenset({"config.json", "model.safetensors", "preprocessor_config.json", "ser_hf_run.json",
+                                 SPEAKER_RECORD})
 #: The safetensors metadata ``format`` of an enrollment file (how an earlier one is told from other files).
 ENROLLMENT_FORMAT = "ser_hf-enrollments"
 #: A JSON of enrollments: ids and counts, about 200 bytes a speaker.
@@ -201,6 +205,7 @@ class SpeakerEnrollments:
         model = copy.deepcopy(self.model)
         model.load_state_dict({name: torch.as_tensor(np.asarray(value), dtype=torch.float32)
                                for name, value in head.items()}, strict=False)
+        check_own_folder(out, SPEAKER_MODEL_FILES)  # overwrite replaces an earlier speaker model, not files added to it
         with atomic_directory(out, overwrite=out.exists()) as folder:
             save_checkpoint(model, self.feature_extractor, folder)
             if (self.checkpoint / RUN_RECORD).is_file():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import datasets
 import numpy as np
 
-from ser_hf._io import check_output_folder
+from ser_hf._io import check_output_folder, remove_own_folder
 from ser_hf.cards import card_from_run, write_model_card
 from ser_hf.checkpoint import RUN_RECORD, write_run_record
 from ser_hf.corpora import load_corpus
@@ -33,6 +32,7 @@ from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leav
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport, write_cv_summary
 from ser_hf.evaluation.folds import FoldResult, corpus_rows_markdown, cross_validate_folds, reports_by_group
+from ser_hf.evaluation.report import CV_SUMMARY_KEYS, REPORT_FILES
 from ser_hf.evaluation.tables import signed_percent_range
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.splits import (
@@ -56,8 +56,10 @@ _evaluate = evaluate_method
 
 #: What a run writes into ``output_dir`` besides the checkpoint; any of them marks an earlier run's folder, which a
 #: new run may reuse (``checkpoints`` holds an interrupted fine-tuning's, for ``resume_from_checkpoint``).
-RUN_OUTPUTS = (RUN_RECORD, "eval/report.json", "cv/cv_summary.json", "cv/*/report.json", "hp_search.json",
-               "leave_one_corpus_out/*/report.json", "checkpoints/*/checkpoint-*/trainer_state.json")
+RUN_OUTPUTS = ((RUN_RECORD, ("data", "model", "training")), ("cv/cv_summary.json", CV_SUMMARY_KEYS),
+               ("hp_search.json", ("objective", "n_trials")),
+               ("leave_one_corpus_out/leave_one_corpus_out.json", ("reports", "settings")),
+               ("checkpoints/*/checkpoint-*/trainer_state.json", ("global_step",)))
 #: How a run's user sets the split sizes, for split errors to advise (train, cv and search take the same keys).
 RUN_SETTINGS = {"validation_size": "validation_size (--validation_size)", "test_size": "test_size (--test_size)",
                 "n_folds": "num_folds (--num_folds)"}
@@ -65,8 +67,9 @@ RUN_SETTINGS = {"validation_size": "validation_size (--validation_size)", "test_
 #: model.onnx would keep scoring the earlier model; a baseline's model.skops would sit beside a transformers one).
 FOREIGN_OUTPUTS = ("ser_hf_export.json", "baseline_config.json", "ser_hf_speaker.json")
 #: Files of an earlier run that a new one may not write again, so they would be left to contradict it: an earlier
-#: probe's speaker adaptation beside a model trained without it, an earlier test report beside a run without one.
-_STALE_TRAIN_OUTPUTS = ("speaker_adaptation.safetensors", "speaker_adaptation.json", "eval")
+#: probe's speaker adaptation beside a model trained without it (and ``eval/``, an earlier test report beside a run
+#: without one).
+_STALE_TRAIN_OUTPUTS = ("speaker_adaptation.safetensors", "speaker_adaptation.json")
 
 
 def run_output_dir(run: Run) -> Path:
@@ -86,10 +89,9 @@ def _remove_stale_outputs(out: Path) -> None:
     """Remove what an earlier run in ``out`` wrote that this one may not write again (:data:`_STALE_TRAIN_OUTPUTS`)."""
     if not is_main_process():
         return
+    remove_own_folder(out / "eval", REPORT_FILES)  # refused, deleting nothing, if it holds a file of the user's
     for name in _STALE_TRAIN_OUTPUTS:
-        if (out / name).is_dir() and not (out / name).is_symlink():
-            shutil.rmtree(out / name)
-        elif (out / name).is_file() or (out / name).is_symlink():
+        if (out / name).is_file() and not (out / name).is_symlink():
             (out / name).unlink()
 
 
@@ -98,7 +100,7 @@ def _fresh_subfolder(folder: Path) -> None:
     otherwise sit beside the new ones (folds of another fold count, rows of another setting)."""
     if folder.is_dir() and is_main_process():
         logger.info("replacing the earlier run's %s", folder)
-        shutil.rmtree(folder)
+        remove_own_folder(folder, REPORT_FILES)  # refused, deleting nothing, if it holds a file of the user's
 
 
 def _load_dataset_run(data: DataArguments, include_eval: bool) -> datasets.Dataset:

@@ -87,6 +87,19 @@ def test_files_added_to_an_earlier_unpacking_are_never_deleted(tmp_path):
     assert (tmp_path / "wav" / "03a01Fa.wav").read_text() == "old"
 
 
+def test_files_edited_since_an_earlier_unpacking_are_never_replaced(tmp_path):
+    _emodb_zip(tmp_path / "emodb.zip", text="old")
+    download_and_extract(NEVER, tmp_path, "emodb.zip")
+    (tmp_path / "wav" / "03a01Fa.wav").write_text("USER EDITED")
+    _emodb_zip(tmp_path / "emodb.zip", text="new")
+    with pytest.raises(DownloadError, match=r"\['wav/03a01Fa.wav'\] changed since; unpacking again would replace"):
+        download_and_extract(NEVER, tmp_path, "emodb.zip")
+    assert (tmp_path / "wav" / "03a01Fa.wav").read_text() == "USER EDITED"
+    (tmp_path / "wav" / "03a01Fa.wav").write_text("old")  # back as unpacked: the new archive replaces it
+    download_and_extract(NEVER, tmp_path, "emodb.zip")
+    assert (tmp_path / "wav" / "03a01Fa.wav").read_text() == "new"
+
+
 def test_an_archive_in_the_folder_is_verified_when_a_checksum_is_known(tmp_path):
     archive = _emodb_zip(tmp_path / "emodb.zip")
     with pytest.raises(DownloadError, match=r"already in the folder, has SHA-256 .* expected 0+.*Delete it"):

@@ -136,6 +136,11 @@ def _files_under(path: Path, root: Path) -> set[str]:
     return found
 
 
+def _digest(path: Path) -> str | None:
+    """A file's SHA-256 (None for a link or a folder: only regular files are compared)."""
+    return file_sha256(path) if path.is_file() and not path.is_symlink() else None
+
+
 def _move_into_place(unpacked: Path, target_dir: Path, archive: Path, record_path: Path, earlier: dict,
                      digest: str) -> None:
     """Move the unpacked top-level entries into ``target_dir``, after checking that none replaces anything an
@@ -152,14 +157,25 @@ def _move_into_place(unpacked: Path, target_dir: Path, archive: Path, record_pat
                 f"{archive} holds a top-level {name!r}, but {destination} already exists and was not unpacked from "
                 f"this archive; unpacking would replace it. Nothing was changed. Pass another --out (an empty or "
                 f"new folder), or move {destination} away and run again.")
-        added = sorted(_files_under(destination, target_dir) - recorded_files)
+        present = _files_under(destination, target_dir)
+        added = sorted(present - recorded_files)
         if added:
             raise DownloadError(
                 f"{destination} was unpacked from {archive.name} earlier but now also holds files the archive did "
                 f"not put there ({added[:5]}{' ...' if len(added) > 5 else ''}); unpacking again would delete them. "
                 f"Nothing was changed. Move those files (or {destination}) away, or pass another --out.")
+        recorded_digests = earlier.get("digests") if isinstance(earlier.get("digests"), dict) else {}
+        edited = sorted(name for name in present if name in recorded_digests
+                        and _digest(target_dir / name) != recorded_digests[name])
+        if edited:
+            raise DownloadError(
+                f"{destination} was unpacked from {archive.name} earlier, but {edited[:5]}"
+                f"{' ...' if len(edited) > 5 else ''} changed since; unpacking again would replace the edits. Nothing "
+                f"was changed. Move {destination} away (or copy the edited files), or pass another --out.")
+    digests = {name: _digest(unpacked / name) for name in files}
     # Recorded before the moves (with the earlier entries), so an interrupted run can be resumed by running again.
-    both = {"entries": sorted(recorded_entries | set(entries)), "files": sorted(recorded_files | set(files))}
+    both = {"entries": sorted(recorded_entries | set(entries)), "files": sorted(recorded_files | set(files)),
+            "digests": {**(earlier.get("digests") if isinstance(earlier.get("digests"), dict) else {}), **digests}}
     atomic_write_json(record_path, {"archive": archive.name, "sha256": None, **both}, indent=1)
     aside = Path(tempfile.mkdtemp(prefix=".replaced-", dir=unpacked))  # deleted with ``unpacked``
     for name in entries:
@@ -167,5 +183,5 @@ def _move_into_place(unpacked: Path, target_dir: Path, archive: Path, record_pat
         if os.path.lexists(destination):
             os.replace(destination, aside / name)
         os.replace(unpacked / name, destination)
-    atomic_write_json(record_path, {"archive": archive.name, "sha256": digest, "entries": entries, "files": files},
-                      indent=1)
+    atomic_write_json(record_path, {"archive": archive.name, "sha256": digest, "entries": entries, "files": files,
+                                    "digests": digests}, indent=1)

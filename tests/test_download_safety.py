@@ -114,3 +114,12 @@ def test_an_archive_in_the_folder_without_a_checksum_is_reused_unverified(tmp_pa
     with caplog.at_level(logging.INFO, logger="ser_hf.corpora.download"):
         download_and_extract(NEVER, tmp_path, "emodb.zip")
     assert "reusing" in caplog.text and "unverified" in caplog.text
+
+
+def test_an_archive_that_cannot_be_unpacked_here_changes_nothing(tmp_path):
+    with zipfile.ZipFile(tmp_path / "emodb.zip", "w") as zipped:
+        zipped.writestr("a", "a file")
+        zipped.writestr("a/b", "a file under a file")
+    with pytest.raises(DownloadError, match=r"emodb.zip cannot be unpacked .*nothing was changed"):
+        download_and_extract(NEVER, tmp_path, "emodb.zip")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emodb.zip"]

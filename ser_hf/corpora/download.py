@@ -93,6 +93,9 @@ def download_and_extract(url: str, target_dir: str | Path, archive_name: str, *,
                 zipped.extractall(tmp)
         except zipfile.BadZipFile as err:
             raise DownloadError(f"{archive} is not a valid zip archive ({err}). Delete it and download again.") from err
+        except OSError as err:  # entries that cannot be files here (a name under a file, a link stored as a file, ...)
+            raise DownloadError(f"{archive} cannot be unpacked ({err}); nothing was changed in {target_dir}. Delete "
+                                f"the archive and download it again, or unpack it by hand.") from err
         _move_into_place(Path(tmp), target_dir, archive, record_path, earlier, digest)
     logger.info("unpacked %s into %s", archive, target_dir)
     return target_dir

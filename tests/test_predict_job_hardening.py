@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -292,24 +293,9 @@ def test_one_file_under_two_names_with_two_speakers_is_refused(audio, tmp_path):
 # ------------------------------------------------------------------------------ 6, 7, 10. speaker-adaptive jobs
 
 @pytest.fixture(scope="module")
-def adaptive(tmp_path_factory):
-    from ser_hf.corpora import load_corpus
-    from ser_hf.models.factory import ModelOptions
-    from ser_hf.testing.corpora import make_corpus_tree
-    from ser_hf.testing.models import tiny_backbone
-    from ser_hf.training.probe import ProbeMethod, ProbeSettings
-    from ser_hf.training.speaker_adaptation import save_adaptation
-
-    tmp = tmp_path_factory.mktemp("adaptive")
-    corpus = load_corpus("urdu", make_corpus_tree("urdu", tmp / "urdu", duration=0.4))
-    method = ProbeMethod(tiny_backbone("whisper", tmp / "base"), corpus.features["label"].names,
-                         ModelOptions(max_source_positions=50), ProbeSettings(projector_size=8, speaker_adaptation=True),
-                         cache_dir=tmp / "cache", progress=False)
-    method.fit(corpus)
-    method.adaptive.enabled = True
-    checkpoint = method.save(tmp / "model")
-    save_adaptation(method.adaptive, checkpoint)
-    return checkpoint, str(tmp / "urdu")
+def adaptive(tiny_adaptive_checkpoint):
+    corpus, checkpoint = tiny_adaptive_checkpoint
+    return checkpoint, str(Path(corpus[0]["audio"]).parents[1])  # the URDU tree: ROOT/<emotion>/<clip>
 
 
 SPEAKER = r"/(S[MF]\d)_"

@@ -39,7 +39,8 @@ from typing import Any
 from ser_hf.errors import ModelError
 
 __all__ = ["CACHE_ENV", "MAX_JSON_BYTES", "atomic_directory", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "cache_root",
-           "check_output_folder", "default_permissions", "file_sha256", "check_own_folder", "read_json", "remove_own_folder", "temporary_file",
+           "check_output_folder", "check_own_folder", "default_permissions", "file_sha256", "read_json",
+           "remove_own_folder", "temporary_file",
            "unique_keys"]
 
 #: The environment variable that moves every ser_hf cache.
@@ -234,27 +235,40 @@ def _json_has(path: Path, keys: Sequence[str]) -> bool:
     return all(key in value for key in keys)
 
 
-def check_own_folder(folder: Path, own_names: Collection[str]) -> None:
+def check_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collection[str] = ()) -> None:
     """Refuse ``folder`` (an earlier ser_hf output about to be replaced) if it holds anything ser_hf did not write
-    there: a name not in ``own_names``, a link, anything but a regular file.
+    there: a subfolder not in ``own_dirs`` (paths relative to ``folder``, e.g. a CV's ``fold1``), a file not named in
+    ``own_names`` or lying outside those folders, a link, anything but a regular file.
 
     Raises:
         ModelError: naming the first foreign entry and how to keep it.
     """
     if not folder.exists() and not folder.is_symlink():
         return
-    entries = [folder] if folder.is_symlink() or not folder.is_dir() else list(folder.rglob("*"))
-    foreign = [entry for entry in entries if entry.is_symlink() or
-               (not entry.is_dir() and not (entry.is_file() and entry.name in own_names))]
+    if folder.is_symlink() or not folder.is_dir():
+        foreign = [folder]
+    else:
+        def ours(entry: Path) -> bool:
+            place = entry.relative_to(folder)
+            if entry.is_symlink():
+                return False
+            if entry.is_dir():
+                return place.as_posix() in own_dirs
+            parent = place.parent.as_posix()
+            return entry.is_file() and entry.name in own_names and (parent == "." or parent in own_dirs)
+
+        foreign = [entry for entry in folder.rglob("*") if not ours(entry)]
+        outside = {entry for entry in foreign if entry.is_dir() and not entry.is_symlink()}
+        foreign = [entry for entry in foreign if not outside.intersection(entry.parents)]  # a foreign folder, once
     if foreign:
         raise ModelError(f"{folder} would be replaced, but it holds {foreign[0]}"
                          f"{f' (and {len(foreign) - 1} more)' if len(foreign) > 1 else ''}, which ser_hf did not "
                          f"write there; move it away (or pass another output folder) and run again.")
 
 
-def remove_own_folder(folder: Path, own_names: Collection[str]) -> None:
+def remove_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collection[str] = ()) -> None:
     """Delete ``folder``, an earlier ser_hf output, after :func:`check_own_folder` (nothing is deleted if it refuses)."""
-    check_own_folder(folder, own_names)
+    check_own_folder(folder, own_names, own_dirs)
     if folder.exists():
         shutil.rmtree(folder)
 

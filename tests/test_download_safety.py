@@ -123,3 +123,24 @@ def test_an_archive_that_cannot_be_unpacked_here_changes_nothing(tmp_path):
     with pytest.raises(DownloadError, match=r"emodb.zip cannot be unpacked .*nothing was changed"):
         download_and_extract(NEVER, tmp_path, "emodb.zip")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["emodb.zip"]
+
+
+def test_an_unpacking_interrupted_among_its_moves_finishes_when_run_again(tmp_path, monkeypatch):
+    import os
+
+    _emodb_zip(tmp_path / "emodb.zip", text="old")
+    download_and_extract(NEVER, tmp_path, "emodb.zip")
+    _emodb_zip(tmp_path / "emodb.zip", text="new")
+    real_replace = os.replace
+
+    def interrupted(source, target):
+        if str(target).endswith(os.sep + "wav"):
+            raise KeyboardInterrupt  # Ctrl-C after the record, before the unpacked folder is moved in
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        download_and_extract(NEVER, tmp_path, "emodb.zip")
+    monkeypatch.setattr(os, "replace", real_replace)
+    download_and_extract(NEVER, tmp_path, "emodb.zip")  # the earlier archive's files are ours too: no refusal
+    assert (tmp_path / "wav" / "03a01Fa.wav").read_text() == "new"

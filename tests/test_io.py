@@ -168,3 +168,18 @@ def test_a_folder_that_cannot_be_moved_in_puts_the_earlier_one_back(tmp_path, mo
             (tmp / "config.json").write_text("new")
     assert (out / "config.json").read_text() == "earlier"
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"]
+
+
+def test_only_folders_an_earlier_output_wrote_may_be_deleted_with_it(tmp_path):
+    folder = tmp_path / "cv"
+    (folder / "fold1").mkdir(parents=True)
+    (folder / "fold1" / "report.json").write_text("{}")
+    (folder / "archive_v1").mkdir()
+    (folder / "archive_v1" / "report.md").write_text("my notes, named like a report")
+    with pytest.raises(ModelError, match=r"holds .*archive_v1, which ser_hf did not write there"):
+        io_helpers.remove_own_folder(folder, {"report.json", "report.md"}, {"fold1"})
+    assert (folder / "archive_v1" / "report.md").read_text() == "my notes, named like a report"
+    (folder / "archive_v1" / "report.md").unlink()
+    (folder / "archive_v1").rmdir()
+    io_helpers.remove_own_folder(folder, {"report.json", "report.md"}, {"fold1"})
+    assert not folder.exists()

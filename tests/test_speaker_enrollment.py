@@ -471,3 +471,15 @@ def test_overwriting_a_speaker_model_keeps_files_added_to_it(adaptive, tmp_path)
     with pytest.raises(ModelError, match=r"holds .*my_notes.txt, which ser_hf did not write there"):
         recognizer.save_speaker_model("SF2", out, overwrite=True)
     assert (out / "my_notes.txt").read_text() == "mine"
+
+
+def test_overwriting_a_speaker_model_keeps_a_folder_added_to_it(adaptive, tmp_path):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SF2", _clips(corpus, "SF2")[:5])
+    out = recognizer.save_speaker_model("SF2", tmp_path / "sf2")
+    (out / "v1").mkdir()
+    (out / "v1" / "config.json").write_text('{"mine": 1}')
+    with pytest.raises(ModelError, match=r"holds .*v1, which ser_hf did not write there"):
+        recognizer.save_speaker_model("SF2", out, overwrite=True)
+    assert (out / "v1" / "config.json").read_text() == '{"mine": 1}'

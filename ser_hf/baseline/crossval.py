@@ -54,7 +54,13 @@ from ser_hf.baseline.folder import check_baseline_folder
 from ser_hf.baseline.sequences import sequence_config
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport
-from ser_hf.evaluation.folds import FoldResult, cross_validate_folds, summarise_folds, write_cv_summary
+from ser_hf.evaluation.folds import (
+    FoldResult,
+    cross_validate_folds,
+    summarise_folds,
+    summarised_report_folders,
+    write_cv_summary,
+)
 from ser_hf.evaluation.report import REPORT_FILES
 from ser_hf.splits import Fold, corpus_folds, speakers_of
 
@@ -314,7 +320,7 @@ def cross_validate_baseline(
     if out_dir is not None:  # before any feature is extracted
         out_dir = check_baseline_folder(out_dir, "out_dir (--out)")
         # An earlier CV's folds must not sit beside this one's; a file of the user's there stops it, deleting nothing.
-        remove_own_folder(out_dir / "cv", REPORT_FILES)
+        remove_own_folder(out_dir / "cv", REPORT_FILES, summarised_report_folders(out_dir / "cv"))
     folds = list(folds) if folds is not None else corpus_folds(dataset, n_folds=n_folds, seed=seed)
     speakers, labels, names = speakers_of(dataset), np.asarray(dataset["label"]), dataset.features["label"].names
     extract = dict(feature_config=config, preprocessor=preprocessor, cache_dir=cache_dir, num_workers=num_workers,

@@ -144,6 +144,11 @@ def _digest(path: Path) -> str | None:
     return file_sha256(path) if path.is_file() and not path.is_symlink() else None
 
 
+def _as_list(digest) -> list:
+    """A recorded digest (a string, or the list an interrupted unpacking records) as a list."""
+    return list(digest) if isinstance(digest, list) else [digest]
+
+
 def _move_into_place(unpacked: Path, target_dir: Path, archive: Path, record_path: Path, earlier: dict,
                      digest: str) -> None:
     """Move the unpacked top-level entries into ``target_dir``, after checking that none replaces anything an
@@ -169,16 +174,20 @@ def _move_into_place(unpacked: Path, target_dir: Path, archive: Path, record_pat
                 f"Nothing was changed. Move those files (or {destination}) away, or pass another --out.")
         recorded_digests = earlier.get("digests") if isinstance(earlier.get("digests"), dict) else {}
         edited = sorted(name for name in present if name in recorded_digests
-                        and _digest(target_dir / name) != recorded_digests[name])
+                        and _digest(target_dir / name) not in _as_list(recorded_digests[name]))
         if edited:
             raise DownloadError(
                 f"{destination} was unpacked from {archive.name} earlier, but {edited[:5]}"
                 f"{' ...' if len(edited) > 5 else ''} changed since; unpacking again would replace the edits. Nothing "
                 f"was changed. Move {destination} away (or copy the edited files), or pass another --out.")
     digests = {name: _digest(unpacked / name) for name in files}
-    # Recorded before the moves (with the earlier entries), so an interrupted run can be resumed by running again.
+    # Recorded before the moves (with the earlier entries), so an interrupted run can be resumed by running again:
+    # until the moves end, a file may hold the earlier archive's bytes or this one's, and both are ours.
+    earlier_digests = earlier.get("digests") if isinstance(earlier.get("digests"), dict) else {}
+    either = {name: sorted({*_as_list(earlier_digests.get(name)), *_as_list(digests.get(name))} - {None})
+              for name in set(earlier_digests) | set(digests)}
     both = {"entries": sorted(recorded_entries | set(entries)), "files": sorted(recorded_files | set(files)),
-            "digests": {**(earlier.get("digests") if isinstance(earlier.get("digests"), dict) else {}), **digests}}
+            "digests": either}
     atomic_write_json(record_path, {"archive": archive.name, "sha256": None, **both}, indent=1)
     aside = Path(tempfile.mkdtemp(prefix=".replaced-", dir=unpacked))  # deleted with ``unpacked``
     for name in entries:

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ser_hf.errors import EvaluationError
+from ser_hf._io import read_json
+from ser_hf.errors import EvaluationError, ModelError
 from ser_hf.evaluation.metrics.core import SCALAR_METRICS, scores_from_confusion
 from ser_hf.evaluation.report import METRIC_TITLES, EvaluationReport, confusion_markdown, markdown_table, percent
 
@@ -292,6 +293,26 @@ def write_cv_summary(
                      + test_time_copies.to_markdown() + "\n")
     (out / "cv_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     (out / "cv_summary.md").write_text(markdown)
+
+
+def summarised_report_folders(folder: Path) -> set[str]:
+    """The report folders an earlier CV (``cv_summary.json``) or leave-one-corpus-out summary in ``folder`` says it
+    wrote there (``fold1``, ``pooled``, ``per_corpus/urdu``, ...): the only subfolders a new run may delete."""
+    found: set[str] = set()
+    for name, key in (("cv_summary.json", "folds"), ("leave_one_corpus_out.json", "reports")):
+        try:
+            summary = read_json(folder / name, fix="")
+        except (ModelError, OSError):
+            continue
+        listed = summary.get(key)
+        found |= {str(item) for item in (listed if isinstance(listed, (list, dict)) else [])}
+        if name == "cv_summary.json":
+            found.add("pooled")
+            if "test_time_copies" in summary:
+                found.add("test_time_copies")
+            if isinstance(summary.get("per_corpus"), dict):
+                found |= {"per_corpus", *(f"per_corpus/{corpus}" for corpus in summary["per_corpus"])}
+    return {item for item in found if item and ".." not in Path(item).parts and not Path(item).is_absolute()}
 
 
 @dataclass

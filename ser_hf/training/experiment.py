@@ -31,7 +31,13 @@ from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leave_one_corpus_out_folds, load_combined
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport, write_cv_summary
-from ser_hf.evaluation.folds import FoldResult, corpus_rows_markdown, cross_validate_folds, reports_by_group
+from ser_hf.evaluation.folds import (
+    FoldResult,
+    corpus_rows_markdown,
+    cross_validate_folds,
+    reports_by_group,
+    summarised_report_folders,
+)
 from ser_hf.evaluation.report import CV_SUMMARY_KEYS, REPORT_FILES
 from ser_hf.evaluation.tables import signed_percent_range
 from ser_hf.models.presets import resolve_model_path
@@ -100,7 +106,8 @@ def _fresh_subfolder(folder: Path) -> None:
     otherwise sit beside the new ones (folds of another fold count, rows of another setting)."""
     if folder.is_dir() and is_main_process():
         logger.info("replacing the earlier run's %s", folder)
-        remove_own_folder(folder, REPORT_FILES)  # refused, deleting nothing, if it holds a file of the user's
+        # refused, deleting nothing, if it holds a file or a folder of the user's
+        remove_own_folder(folder, REPORT_FILES, summarised_report_folders(folder))
 
 
 def _load_dataset_run(data: DataArguments, include_eval: bool) -> datasets.Dataset:

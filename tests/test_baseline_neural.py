@@ -125,7 +125,7 @@ def test_cross_validation_writes_the_usual_reports(corpus, tmp_path):
 def test_safetensors_round_trip_predicts_the_same(corpus, tmp_path, classifier):
     dataset, sequences = corpus
     (tmp_path / MODEL_NAME).write_bytes(b"an older scikit-learn model")  # an earlier baseline saved here
-    (tmp_path / CONFIG_NAME).write_text("{}")
+    (tmp_path / CONFIG_NAME).write_text(json.dumps({"format": "ser_hf-baseline", "classifier": "svm", "labels": []}))
     model = train_baseline(dataset, classifier, features=sequences[classifier], neural_config=QUICK)
     assert isinstance(model, NeuralBaselineModel)
     model.save(tmp_path)

@@ -27,6 +27,7 @@ from ser_hf.service import ServiceSettings, create_app  # noqa: E402
 from ser_hf.service import speakers as speaker_routes  # noqa: E402
 from ser_hf.service.live import parse_config  # noqa: E402
 from ser_hf.service.speakers import registry_lock  # noqa: E402
+from ser_hf.service.testing import stream_over_websocket  # noqa: E402
 from ser_hf.testing.models import tiny_backbone  # noqa: E402
 
 COPIES = {"speed": [1.1], "noise": [20]}
@@ -61,19 +62,6 @@ def _pcm(client, wave: np.ndarray, **params):
                        content=wave.astype("<f4").tobytes(), headers={"content-type": "application/octet-stream"})
 
 
-def _stream(client, config: dict, wave: np.ndarray) -> tuple[dict, list[dict]]:
-    with client.websocket_connect("/stream") as ws:
-        ws.send_text(json.dumps({"sampling_rate": RATE, "dtype": "float32", **config}))
-        ready = ws.receive_json()
-        assert ready["type"] == "ready", ready
-        for start in range(0, wave.size, 1600):
-            ws.send_bytes(wave[start:start + 1600].astype("<f4").tobytes())
-        ws.send_text('{"type": "end"}')
-        messages = []
-        while (message := ws.receive_json())["type"] not in ("done", "error"):
-            messages.append(message)
-        assert message["type"] == "done", message
-    return ready, messages
 
 
 def _refused_stream(client, config: dict) -> tuple[str, int]:
@@ -127,7 +115,7 @@ def test_a_server_with_test_time_copies_enrolls_and_scores_every_version(setup):
         assert pcm.status_code == 200, pcm.text
         _scores(pcm.json()["timeline"], own["timeline"])
 
-        ready, windows = _stream(client, {"speaker": "SM1", "window": 0.5, "hop": 0.5}, long)
+        ready, windows = stream_over_websocket(client, {"speaker": "SM1", "window": 0.5, "hop": 0.5}, long)
         assert ready["adapted"] is True and windows and all(w["adapted"] for w in windows)
         stream = local.stream(window=0.5, hop=0.5, speaker="SM1")
         expected = [r for s in range(0, long.size, 1600) for r in stream.push(long[s:s + 1600])] + stream.flush()
@@ -218,7 +206,7 @@ def test_every_service_access_to_the_enrolled_speakers_holds_the_lock(setup):
                            files={"file": ("x.wav", _wav(clips["SM1"][5]), "audio/wav")}).status_code == 200
         assert client.post("/predict/batch", params={"speaker": "SF2"},
                            files=_files(clips["SF2"][3:5])).status_code == 200
-        _stream(client, {"speaker": "SF2", "window": 0.5, "hop": 0.5}, np.concatenate(clips["SF2"][3:6]))
+        stream_over_websocket(client, {"speaker": "SF2", "window": 0.5, "hop": 0.5}, np.concatenate(clips["SF2"][3:6]))
         assert client.delete("/speakers/SM1").status_code == 200
         assert client.delete("/speakers/SM1").status_code == 404
     assert guarded.unlocked == []
@@ -269,8 +257,8 @@ def test_vad_threshold_null_scores_silent_windows_too(setup):
     t = np.arange(RATE) / RATE
     wave = np.concatenate([0.3 * np.sin(2 * np.pi * 220 * t), 1e-4 * rng.standard_normal(RATE)]).astype(np.float32)
     with TestClient(create_app(EmotionRecognizer.from_pretrained(plain))) as client:
-        _, gated = _stream(client, {"window": 0.5, "hop": 0.5}, wave)
-        _, every = _stream(client, {"window": 0.5, "hop": 0.5, "vad_threshold_db": None}, wave)
+        _, gated = stream_over_websocket(client, {"window": 0.5, "hop": 0.5}, wave)
+        _, every = stream_over_websocket(client, {"window": 0.5, "hop": 0.5, "vad_threshold_db": None}, wave)
     assert [w["start"] for w in gated] == [0.0, 0.5]  # the quiet second is skipped by default
     assert [w["start"] for w in every] == [0.0, 0.5, 1.0, 1.5]
 
@@ -372,7 +360,7 @@ def test_a_window_shorter_than_the_default_hop_needs_no_hop(setup):
                          _pcm(client, wave, timeline="true", window=0.5)):
             assert response.status_code == 200, response.text
             assert [w["start"] for w in response.json()["timeline"]] == starts
-        ready, windows = _stream(client, {"window": 0.5}, wave)
+        ready, windows = stream_over_websocket(client, {"window": 0.5}, wave)
         assert ready["hop"] == 0.5 and [w["start"] for w in windows] == starts
         assert client.post("/predict", params={"timeline": "true", "window": 0.5, "hop": 1.0},
                            files=_files([wave], "file")).status_code == 422

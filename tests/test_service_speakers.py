@@ -15,6 +15,7 @@ from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint
 from ser_hf.service import ServiceSettings
 from ser_hf.service.app import create_app
+from ser_hf.service.testing import stream_over_websocket  # noqa: E402
 from ser_hf.testing.models import tiny_backbone
 
 
@@ -156,22 +157,6 @@ def test_a_timeline_for_an_unknown_speaker_is_a_404(setup):
 # ----------------------------------------------------------------------------------- streams for a speaker
 
 
-def _stream(client, config: dict, wave: np.ndarray, between=None) -> tuple[dict, list[dict]]:
-    """Stream ``wave`` in 0.1 s float32 frames; ``between()`` runs after the ready message. Returns ready, windows."""
-    with client.websocket_connect("/stream") as ws:
-        ws.send_text(json.dumps({"sampling_rate": 16000, "dtype": "float32", **config}))
-        ready = ws.receive_json()
-        assert ready["type"] == "ready", ready
-        if between is not None:
-            between()
-        for start in range(0, wave.size, 1600):
-            ws.send_bytes(wave[start:start + 1600].astype("<f4").tobytes())
-        ws.send_text('{"type": "end"}')
-        messages = []
-        while (message := ws.receive_json())["type"] not in ("done", "error"):
-            messages.append(message)
-        assert message["type"] == "done", message
-    return ready, messages
 
 
 def _local(recognizer, wave, **options) -> list[dict]:
@@ -188,7 +173,7 @@ def test_a_stream_for_an_enrolled_speaker_is_adapted_from_the_first_window(setup
         local = _local(recognizer, wave, speaker="SM1")
         _window_parity(recognizer, wave, local, "SM1")
         # Forgetting the speaker once the stream has started cannot change it: it took their enrollment at the start.
-        ready, windows = _stream(client, {"window": 0.5, "hop": 0.5, "speaker": "SM1"}, wave,
+        ready, windows = stream_over_websocket(client, {"window": 0.5, "hop": 0.5, "speaker": "SM1"}, wave,
                                  between=lambda: client.delete("/speakers/SM1"))
         assert client.get("/speakers").json() == {"speakers": []}
     assert ready["speaker"] == "SM1" and ready["adapted"] is True and "reason" not in ready
@@ -202,7 +187,7 @@ def test_a_stream_with_adapt_learns_its_speaker_online(setup):
     recognizer = EmotionRecognizer.from_pretrained(checkpoint)
     wave = _long(clips["SF2"][:6])
     with TestClient(create_app(recognizer)) as client:
-        ready, windows = _stream(client, {"window": 0.5, "hop": 0.5, "adapt": True}, wave)
+        ready, windows = stream_over_websocket(client, {"window": 0.5, "hop": 0.5, "adapt": True}, wave)
     assert ready["adapt"] is True and "speaker" not in ready
     local = _local(recognizer, wave, adapt=True)
     assert [w["adapted"] for w in windows] == [w["adapted"] for w in local] == [False, False] + [True] * 3

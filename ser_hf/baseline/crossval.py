@@ -38,7 +38,6 @@ from typing import Any
 import datasets
 import numpy as np
 
-from ser_hf._io import remove_own_folder
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.baseline.classifiers import (
     FittedClassifier,
@@ -57,11 +56,10 @@ from ser_hf.evaluation import EvaluationReport
 from ser_hf.evaluation.folds import (
     FoldResult,
     cross_validate_folds,
+    remove_earlier_reports,
     summarise_folds,
-    summarised_report_folders,
     write_cv_summary,
 )
-from ser_hf.evaluation.report import REPORT_FILES
 from ser_hf.splits import Fold, corpus_folds, speakers_of
 
 logger = logging.getLogger(__name__)
@@ -320,7 +318,7 @@ def cross_validate_baseline(
     if out_dir is not None:  # before any feature is extracted
         out_dir = check_baseline_folder(out_dir, "out_dir (--out)")
         # An earlier CV's folds must not sit beside this one's; a file of the user's there stops it, deleting nothing.
-        remove_own_folder(out_dir / "cv", REPORT_FILES, summarised_report_folders(out_dir / "cv"))
+        remove_earlier_reports(out_dir / "cv")
     folds = list(folds) if folds is not None else corpus_folds(dataset, n_folds=n_folds, seed=seed)
     speakers, labels, names = speakers_of(dataset), np.asarray(dataset["label"]), dataset.features["label"].names
     extract = dict(feature_config=config, preprocessor=preprocessor, cache_dir=cache_dir, num_workers=num_workers,

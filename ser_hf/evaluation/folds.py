@@ -22,10 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ser_hf._io import read_json
+from ser_hf._io import read_json, remove_own_folder
 from ser_hf.errors import EvaluationError, ModelError
 from ser_hf.evaluation.metrics.core import SCALAR_METRICS, scores_from_confusion
-from ser_hf.evaluation.report import METRIC_TITLES, EvaluationReport, confusion_markdown, markdown_table, percent
+from ser_hf.evaluation.report import (
+    METRIC_TITLES,
+    REPORT_FILES,
+    EvaluationReport,
+    confusion_markdown,
+    markdown_table,
+    percent,
+)
 
 if TYPE_CHECKING:
     from ser_hf.splits import Fold
@@ -313,6 +320,12 @@ def summarised_report_folders(folder: Path) -> set[str]:
             if isinstance(summary.get("per_corpus"), dict):
                 found |= {"per_corpus", *(f"per_corpus/{corpus}" for corpus in summary["per_corpus"])}
     return {item for item in found if item and ".." not in Path(item).parts and not Path(item).is_absolute()}
+
+
+def remove_earlier_reports(folder: Path) -> None:
+    """Delete an earlier CV's (or leave-one-corpus-out's) report ``folder`` before a new one is written there; refused,
+    deleting nothing, if it holds a file or folder ser_hf did not write (see :func:`ser_hf._io.check_own_folder`)."""
+    remove_own_folder(folder, REPORT_FILES, summarised_report_folders(folder))
 
 
 @dataclass

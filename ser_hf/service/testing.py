@@ -2,7 +2,8 @@
 
 A real server (uvicorn, real sockets, the real CLI) is what browsers, load tests and latency figures
 need; a child process also lets the caller measure the server's own memory. The server listens on
-127.0.0.1 only and is stopped (terminate, then kill) when the ``with`` block ends.
+127.0.0.1 only and is stopped (terminate, then kill) when the ``with`` block ends. :func:`stream_over_websocket`
+plays a recording through ``/stream`` on a test client and collects the windows.
 
 Example:
     ```python
@@ -16,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ServerProcess", "free_port", "peak_rss_bytes", "running_server", "serving_in_thread"]
+__all__ = ["ServerProcess", "free_port", "peak_rss_bytes", "running_server", "serving_in_thread", "stream_over_websocket"]
 
 
 @dataclass
@@ -162,3 +164,25 @@ def serving_in_thread(app: Any, settings: Any = None, log_level: str = "warning"
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+def stream_over_websocket(client: Any, config: dict, wave: Any, between: Any = None) -> tuple[dict, list[dict]]:
+    """Stream ``wave`` (16 kHz float samples) to ``client``'s ``/stream`` in 0.1 s float32 frames.
+
+    ``config`` is added to ``{"sampling_rate": 16000, "dtype": "float32"}``; ``between()`` runs after the ready
+    message. Returns the ready message and every window message, after checking the stream ended with ``done``.
+    """
+    with client.websocket_connect("/stream") as ws:
+        ws.send_text(json.dumps({"sampling_rate": 16000, "dtype": "float32", **config}))
+        ready = ws.receive_json()
+        assert ready["type"] == "ready", ready
+        if between is not None:
+            between()
+        for start in range(0, wave.size, 1600):
+            ws.send_bytes(wave[start:start + 1600].astype("<f4").tobytes())
+        ws.send_text('{"type": "end"}')
+        messages = []
+        while (message := ws.receive_json())["type"] not in ("done", "error"):
+            messages.append(message)
+        assert message["type"] == "done", message
+    return ready, messages

@@ -35,8 +35,8 @@ from ser_hf.evaluation.folds import (
     FoldResult,
     corpus_rows_markdown,
     cross_validate_folds,
+    remove_earlier_reports,
     reports_by_group,
-    summarised_report_folders,
 )
 from ser_hf.evaluation.report import CV_SUMMARY_KEYS, REPORT_FILES
 from ser_hf.evaluation.tables import signed_percent_range
@@ -107,7 +107,7 @@ def _fresh_subfolder(folder: Path) -> None:
     if folder.is_dir() and is_main_process():
         logger.info("replacing the earlier run's %s", folder)
         # refused, deleting nothing, if it holds a file or a folder of the user's
-        remove_own_folder(folder, REPORT_FILES, summarised_report_folders(folder))
+        remove_earlier_reports(folder)
 
 
 def _load_dataset_run(data: DataArguments, include_eval: bool) -> datasets.Dataset:

@@ -129,6 +129,26 @@ def test_baseline_outputs_never_replace_a_users_files_and_leave_no_earlier_folds
     assert load_baseline(out).classifier == "logreg"
 
 
+def test_an_interrupted_baseline_cv_can_be_rerun_into_its_folder(corpus, tmp_path, monkeypatch):
+    """Stopped after its folds, before the summary: its plan (cv/cv_plan.json) marks the folder as a baseline's."""
+    from ser_hf.baseline import crossval
+
+    dataset, features = corpus
+    fit = dict(features=features, param_grid=SMALL_GRIDS["logreg"], inner_folds=2)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(crossval, "write_cv_summary", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            cross_validate_baseline(dataset, "logreg", n_folds=3, out_dir=tmp_path / "out", **fit)
+    assert json.loads((tmp_path / "out" / "cv" / "cv_plan.json").read_text())["folds"] == ["fold1", "fold2", "fold3"]
+    cross_validate_baseline(dataset, "logreg", n_folds=2, out_dir=tmp_path / "out", **fit)
+    cv = tmp_path / "out" / "cv"
+    assert sorted(p.name for p in cv.iterdir()) == ["cv_summary.json", "cv_summary.md", "fold1", "fold2", "pooled"]
+
+
 @pytest.mark.parametrize("classifier", sorted(CLASSIFIERS))
 def test_skops_round_trip_predicts_the_same(corpus, tmp_path, classifier):
     dataset, features = corpus

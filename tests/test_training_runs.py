@@ -9,7 +9,7 @@ from transformers import pipeline
 
 from ser_hf.audio import load_audio
 from ser_hf.cli import main
-from ser_hf.errors import SERError
+from ser_hf.errors import ModelError, SERError
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone
 from ser_hf.training.arguments import ProbeArguments, SERTrainingArguments
@@ -128,6 +128,33 @@ def test_cv_reports_every_fold_and_the_pooled_predictions(setup, capsys):
     assert summary["pooled"]["num_samples"] == 48  # every clip tested exactly once
     for fold in ("fold1", "fold2", "fold3", "pooled"):
         assert (out / "cv" / fold / "confusion_matrix.png").exists()
+
+
+def test_an_interrupted_cv_can_be_rerun_into_the_same_folder(setup):
+    """A CV stopped after its first fold has no summary yet; its plan still marks the folder as ser_hf's."""
+    from ser_hf.training.experiment import cross_validate
+    from ser_hf.training.recipes import parse_run
+
+    tmp, common = setup
+    out = tmp / "cv-interrupted"
+
+    def stop(report):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cross_validate(parse_run(None, [*common, "--num_folds", "3", "--output_dir", str(out)]), progress=False,
+                       on_fold=stop)
+    plan = json.loads((out / "cv" / "cv_plan.json").read_text())
+    assert plan == {"folds": ["fold1", "fold2", "fold3"], "complete": False}
+    assert (out / "cv" / "fold1" / "report.json").is_file() and not (out / "cv" / "cv_summary.json").exists()
+    (out / "cv" / "fold1" / "notes.txt").write_text("mine")  # a file of the user's inside: refused, nothing deleted
+    with pytest.raises(ModelError, match="notes.txt"):
+        cross_validate(parse_run(None, [*common, "--num_folds", "3", "--output_dir", str(out)]), progress=False)
+    assert (out / "cv" / "fold1" / "report.json").is_file()
+    (out / "cv" / "fold1" / "notes.txt").unlink()
+    result = cross_validate(parse_run(None, [*common, "--num_folds", "2", "--output_dir", str(out)]), progress=False)
+    assert result.pooled.num_samples == 48 and not (out / "cv" / "cv_plan.json").exists()
+    assert sorted(p.name for p in (out / "cv").iterdir() if p.is_dir()) == ["fold1", "fold2", "pooled"]
 
 
 def test_cv_of_a_probe_with_copies_also_scores_test_time_copies_apart_from_the_headline(setup, capsys):

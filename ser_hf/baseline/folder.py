@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ser_hf._io import check_output_folder
-from ser_hf.evaluation.report import CV_SUMMARY_KEYS
+from ser_hf.evaluation.report import CV_PLAN, CV_PLAN_KEYS, CV_SUMMARY_KEYS
 
 __all__ = ["BASELINE_OUTPUTS", "CONFIG_NAME", "FOREIGN_OUTPUTS", "MODEL_NAME", "check_baseline_folder"]
 
@@ -20,7 +20,8 @@ MODEL_NAME = "model.skops"
 CONFIG_NAME = "baseline_config.json"
 #: Files a baseline writes into its folder (the model's settings, the CV reports); any of them marks an earlier
 #: baseline's folder, which a new one may reuse.
-BASELINE_OUTPUTS = ((CONFIG_NAME, ("format", "classifier", "labels")), ("cv/cv_summary.json", CV_SUMMARY_KEYS))
+BASELINE_OUTPUTS = ((CONFIG_NAME, ("format", "classifier", "labels")), ("cv/cv_summary.json", CV_SUMMARY_KEYS),
+                    (f"cv/{CV_PLAN}", CV_PLAN_KEYS))
 #: Marker files of other commands' outputs (a training run, an ONNX export, a speaker model): not a baseline's folder.
 FOREIGN_OUTPUTS = ("ser_hf_run.json", "ser_hf_export.json", "ser_hf_speaker.json", "hp_search.json",
                    "checkpoints/*/checkpoint-*/trainer_state.json")

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ser_hf._io import read_json, remove_own_folder
+from ser_hf._io import atomic_write_bytes, read_json, remove_own_folder
 from ser_hf.errors import EvaluationError, ModelError
 from ser_hf.evaluation.metrics.core import SCALAR_METRICS, scores_from_confusion
 from ser_hf.evaluation.report import (
+    CV_PLAN,
     METRIC_TITLES,
     REPORT_FILES,
     EvaluationReport,
@@ -300,13 +301,15 @@ def write_cv_summary(
                      + test_time_copies.to_markdown() + "\n")
     (out / "cv_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     (out / "cv_summary.md").write_text(markdown)
+    (out / CV_PLAN).unlink(missing_ok=True)  # the summary marks the folder from now on
 
 
 def summarised_report_folders(folder: Path) -> set[str]:
-    """The report folders an earlier CV (``cv_summary.json``) or leave-one-corpus-out summary in ``folder`` says it
-    wrote there (``fold1``, ``pooled``, ``per_corpus/urdu``, ...): the only subfolders a new run may delete."""
+    """The report folders an earlier CV (``cv_summary.json``, or the plan of one interrupted before its summary) or
+    leave-one-corpus-out summary in ``folder`` says it wrote there (``fold1``, ``pooled``, ``per_corpus/urdu``, ...):
+    the only subfolders a new run may delete."""
     found: set[str] = set()
-    for name, key in (("cv_summary.json", "folds"), ("leave_one_corpus_out.json", "reports")):
+    for name, key in ((CV_PLAN, "folds"), ("cv_summary.json", "folds"), ("leave_one_corpus_out.json", "reports")):
         try:
             summary = read_json(folder / name, fix="")
         except (ModelError, OSError):
@@ -376,7 +379,9 @@ def cross_validate_folds(
         model: Model name for the pooled report.
         corpus: Corpus name for the pooled report.
         genders: Gender of every dataset row (``None`` where unknown), for per-gender scores.
-        out_dir: If given, each fold's report is written to ``out_dir/<fold name>/`` as soon as it ends.
+        out_dir: If given, each fold's report is written to ``out_dir/<fold name>/`` as soon as it ends, after
+            ``out_dir/cv_plan.json`` names every fold (so an interrupted CV's folder is known as ser_hf's; the
+            summary replaces it).
         on_fold: Called with each fold's report as soon as it exists (long runs can save partial results).
 
     Returns:
@@ -385,6 +390,10 @@ def cross_validate_folds(
     references = np.asarray(references)
     speakers = np.asarray(speakers, dtype=object)
     results = []
+    if out_dir is not None:
+        plan = {"folds": [fold.name for fold in folds], "complete": False}
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(Path(out_dir) / CV_PLAN, (json.dumps(plan, indent=2) + "\n").encode())
     for number, fold in enumerate(folds, start=1):
         logger.info("fold %d/%d: %s", number, len(folds), fold.name)
         result = fit_fold(fold)

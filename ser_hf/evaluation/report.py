@@ -419,7 +419,8 @@ class EvaluationReport:
         return paths
 
 
-__all__ = ["CI_METRICS", "CV_SUMMARY_KEYS", "METRIC_TITLES", "REPORT_FILES", "REPORT_KEYS", "EvaluationReport",
+__all__ = ["CI_METRICS", "CV_PLAN", "CV_PLAN_KEYS", "CV_SUMMARY_KEYS", "METRIC_TITLES", "REPORT_FILES", "REPORT_KEYS",
+           "EvaluationReport",
            "confusion_markdown", "markdown_table",
            "percent"]
 
@@ -427,9 +428,13 @@ __all__ = ["CI_METRICS", "CV_SUMMARY_KEYS", "METRIC_TITLES", "REPORT_FILES", "RE
 #: only files ser_hf deletes when a new run replaces an earlier run's report folders (``eval/``, ``cv/``, ...).
 REPORT_FILES = frozenset({
     "report.json", "report.md", "confusion_matrix.png", "per_class.png", "speakers.png", "reliability.png",
-    "cv_summary.json", "cv_summary.md", "speaker_adaptive.json", "speaker_adaptive.md", "leave_one_corpus_out.json",
-    "leave_one_corpus_out.md"})
+    "cv_plan.json", "cv_summary.json", "cv_summary.md", "speaker_adaptive.json", "speaker_adaptive.md",
+    "leave_one_corpus_out.json", "leave_one_corpus_out.md"})
 #: The keys a report's ``report.json`` holds: a user's own ``report.json`` without them is not ser_hf's.
 REPORT_KEYS = ("unweighted_accuracy", "confusion_matrix", "labels")
 #: The keys of a CV's ``cv_summary.json`` (a run's or a baseline's).
 CV_SUMMARY_KEYS = ("folds", "aggregate", "pooled")
+#: What a CV writes before its first fold and removes once its summary exists: the folds it will write, so a CV
+#: that was interrupted (no summary yet) still marks its folder as ser_hf's and a rerun may replace it.
+CV_PLAN = "cv_plan.json"
+CV_PLAN_KEYS = ("folds", "complete")

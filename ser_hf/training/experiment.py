@@ -38,7 +38,7 @@ from ser_hf.evaluation.folds import (
     remove_earlier_reports,
     reports_by_group,
 )
-from ser_hf.evaluation.report import CV_SUMMARY_KEYS, REPORT_FILES
+from ser_hf.evaluation.report import CV_PLAN, CV_PLAN_KEYS, CV_SUMMARY_KEYS, REPORT_FILES
 from ser_hf.evaluation.tables import signed_percent_range
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.splits import (
@@ -63,6 +63,7 @@ _evaluate = evaluate_method
 #: What a run writes into ``output_dir`` besides the checkpoint; any of them marks an earlier run's folder, which a
 #: new run may reuse (``checkpoints`` holds an interrupted fine-tuning's, for ``resume_from_checkpoint``).
 RUN_OUTPUTS = ((RUN_RECORD, ("data", "model", "training")), ("cv/cv_summary.json", CV_SUMMARY_KEYS),
+               (f"cv/{CV_PLAN}", CV_PLAN_KEYS),
                ("hp_search.json", ("objective", "n_trials")),
                ("leave_one_corpus_out/leave_one_corpus_out.json", ("reports", "settings")),
                ("checkpoints/*/checkpoint-*/trainer_state.json", ("global_step",)))

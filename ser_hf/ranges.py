@@ -43,6 +43,7 @@ from ser_hf.errors import SERError
 
 __all__ = [
     "COUNT",
+    "DBFS",
     "FINITE",
     "NON_NEGATIVE",
     "NON_NEGATIVE_INT",
@@ -122,6 +123,8 @@ SEED = Range(0, 2**32 - 1, integer=True, noun="a seed (an integer)")
 """Random seeds: numpy accepts 0 .. 2**32 - 1."""
 UNIT = Range(0, 1, noun="a number")
 """Strengths and ratios: [0, 1]."""
+DBFS = Range(None, 0, noun="a level in dBFS")
+"""Target levels relative to full scale: <= 0 dBFS (above it, samples would clip)."""
 SPEED_FACTOR = Range(0.5, 2, noun="a speed factor")
 """Speed perturbation (audio played this many times faster): [0.5, 2]."""
 NOISE_SNR = Range(0, 60, noun="a signal-to-noise ratio in dB")

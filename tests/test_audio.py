@@ -119,6 +119,34 @@ def test_preprocessor_rejects_bad_settings():
         AudioPreprocessor(min_duration=5, max_duration=1)
     with pytest.raises(AudioError, match="sampling_rate"):
         AudioPreprocessor()(np.zeros(10, dtype=np.float32))
+    for setting, value in (("trim_db", -10), ("denoise", 1.5), ("target_dbfs", 3.0), ("min_duration", 0),
+                           ("max_duration", float("nan")), ("trim_db", "30")):
+        with pytest.raises(AudioError, match=rf"AudioPreprocessor\.{setting} must be .*got"):
+            AudioPreprocessor(**{setting: value})
+    for rate in (0, -16000, 16000.5, "16000", True):
+        with pytest.raises(AudioError, match=r"AudioPreprocessor\(sampling_rate=\.\.\.\) must be a whole number"):
+            AudioPreprocessor(sampling_rate=rate)
+    assert AudioPreprocessor(sampling_rate=16000.0).sampling_rate == 16000
+
+
+def test_preprocessor_holds_arrays_to_a_decoded_files_limits(tmp_path):
+    """An array goes through the checks a decoded file does: int16 PCM scaled as its WAV file, channels, rate."""
+    prep = AudioPreprocessor(sampling_rate=SR)
+    path = write_tone(tmp_path / "a.wav", duration=0.5, sampling_rate=SR)
+    pcm = sf.read(path, dtype="int16")[0]
+    np.testing.assert_allclose(prep(pcm, sampling_rate=SR), prep(path), atol=1e-6)  # not 32767 times louder
+    stereo = np.stack([pcm, pcm])  # (channels, frames), as librosa gives it
+    np.testing.assert_allclose(prep(stereo, sampling_rate=SR), prep(path), atol=1e-6)
+    floats = (pcm / 32768).tolist()  # a list is an array (of Python ints it would be int64, refused: no such PCM)
+    np.testing.assert_allclose(prep(floats, sampling_rate=SR), prep(path), atol=1e-6)
+    for bad, message in ((np.zeros(SR, dtype=np.uint8), "dtype uint8"), (np.zeros(0, np.float32), "shape"),
+                         (np.full(SR, np.nan, np.float32), "NaN"), (np.zeros((3, 3, SR), np.float32), "shape"),
+                         (np.ma.masked_array(np.zeros(SR)), "masked")):
+        with pytest.raises(AudioError, match=rf"AudioPreprocessor: the audio array .*{message}"):
+            prep(bad, sampling_rate=SR)
+    for rate in (0, -1, 16000.5, "16000", None):
+        with pytest.raises(AudioError, match="sampling_rate"):
+            prep(pcm, sampling_rate=rate)
 
 
 # ----------------------------------------------------------------- decompression bombs (issue 18)

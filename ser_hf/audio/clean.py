@@ -21,13 +21,14 @@ import math
 import os
 import zlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
-from ser_hf.audio.decoding import PathLike, load_audio, resample, to_mono
+from ser_hf.audio.arrays import array_to_mono, check_sampling_rate
+from ser_hf.audio.decoding import PathLike, load_audio, resample
 from ser_hf.errors import AudioError
-from ser_hf.ranges import NOISE_SNR, SPEED_FACTOR
+from ser_hf.ranges import DBFS, NOISE_SNR, POSITIVE, SPEED_FACTOR, UNIT, Range, check_ranges
 
 
 def trim_silence(wave: np.ndarray, top_db: float = 30.0, frame_length: int = 1024, hop_length: int = 256) -> np.ndarray:
@@ -138,13 +139,17 @@ class AudioPreprocessor:
     min_duration: float | None = None
     max_duration: float | None = None
 
+    #: What each numeric setting accepts (see :mod:`ser_hf.ranges`; None leaves a step out), checked on creation.
+    RANGES: ClassVar[dict[str, Range]] = {"trim_db": POSITIVE, "denoise": UNIT, "target_dbfs": DBFS,
+                                          "min_duration": POSITIVE, "max_duration": POSITIVE}
+
     def __post_init__(self) -> None:
         if self.normalize not in (None, "peak", "loudness"):
             raise AudioError(
                 f"AudioPreprocessor(normalize=...) must be 'peak', 'loudness' or None, got {self.normalize!r}."
             )
-        if self.sampling_rate <= 0:
-            raise AudioError(f"AudioPreprocessor(sampling_rate=...) must be positive, got {self.sampling_rate}.")
+        self.sampling_rate = check_sampling_rate(self.sampling_rate, "AudioPreprocessor(sampling_rate=...)")
+        check_ranges(self, error=AudioError)
         if self.min_duration and self.max_duration and self.min_duration > self.max_duration:
             raise AudioError(
                 f"AudioPreprocessor: min_duration ({self.min_duration}) is larger than max_duration "
@@ -153,12 +158,14 @@ class AudioPreprocessor:
 
     def __call__(self, audio: PathLike | np.ndarray, sampling_rate: int | None = None) -> np.ndarray:
         """Preprocess a file path, or an array recorded at ``sampling_rate`` Hz."""
-        if isinstance(audio, np.ndarray):
+        if not isinstance(audio, (str, bytes, os.PathLike)):
+            # In-memory samples are held to a decoded file's limits: int16 PCM scaled as its WAV file would be,
+            # a rate a file could declare (see ser_hf.audio.arrays).
             if sampling_rate is None:
-                raise AudioError("AudioPreprocessor: pass sampling_rate=... together with an array.")
-            wave = resample(to_mono(np.asarray(audio, dtype=np.float32)), sampling_rate, self.sampling_rate)
-            if wave.size == 0 or not np.isfinite(wave).all():
-                raise AudioError("AudioPreprocessor: the array is empty or holds NaN/Inf samples.")
+                raise AudioError("AudioPreprocessor: pass sampling_rate=... (the rate the samples were recorded "
+                                 "at, in Hz) together with an array.")
+            rate = check_sampling_rate(sampling_rate, "AudioPreprocessor(..., sampling_rate=...)")
+            wave = resample(array_to_mono(audio, "AudioPreprocessor: the audio array"), rate, self.sampling_rate)
         else:
             # Without trimming, what is kept is known before decoding: the rest of the file is never decoded.
             wave = load_audio(audio, self.sampling_rate, max_duration=None if self.trim_db is not None else

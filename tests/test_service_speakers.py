@@ -59,6 +59,38 @@ def test_enroll_then_predict_for_the_speaker(setup):
         assert client.get("/speakers").json() == {"speakers": []}
 
 
+def test_enrollment_holds_a_model_slot_while_its_clips_are_encoded(setup):
+    """Enrollment's forward passes wait their turn like predictions: with one slot and no queue, a prediction
+    sent while a speaker is being enrolled is told the server is busy (it used to bypass the limit)."""
+    import threading
+
+    checkpoint, _, clips = setup
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    registry, started, release = recognizer.enrollments, threading.Event(), threading.Event()
+    encode = registry.versions
+
+    def slow_versions(*args, **kwargs):
+        started.set()
+        release.wait(10)
+        return encode(*args, **kwargs)
+
+    registry.versions = slow_versions
+    with TestClient(create_app(recognizer, ServiceSettings(max_concurrent=1, max_queued=0,
+                                                           queue_timeout=1.0))) as client:
+        enrolled = {}
+        thread = threading.Thread(target=lambda: enrolled.update(
+            answer=client.post("/speakers/SM1/enroll", files=_files(clips["SM1"][:4]))))
+        thread.start()
+        assert started.wait(10)
+        busy = client.post("/predict", files={"file": ("x.wav", _wav(clips["SM1"][5]), "audio/wav")})
+        assert busy.status_code == 503 and "busy" in busy.json()["detail"]
+        assert client.get("/health").json()["active"] == 1
+        release.set()
+        thread.join(10)
+        assert enrolled["answer"].status_code == 200, enrolled["answer"].text
+        assert client.get("/health").json()["active"] == 0
+
+
 def test_speaker_errors_are_clear_json(setup):
     checkpoint, plain, clips = setup
     with TestClient(create_app(EmotionRecognizer.from_pretrained(checkpoint))) as client:

@@ -424,11 +424,7 @@ def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_n
     _add_error_handlers(app)
     _add_prediction_routes(app, service)
 
-    async def read_clips(files: list[UploadFile]) -> list[np.ndarray]:
-        async with _read_clips(service, files) as clips:
-            return [wave for _, _, wave in clips]
-
-    add_speaker_routes(app, service, read_clips, _KNOWN)
+    add_speaker_routes(app, service, lambda files: _read_clips(service, files), _KNOWN)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:

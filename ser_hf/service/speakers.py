@@ -156,7 +156,9 @@ def add_speaker_routes(app: FastAPI, service: Any, read_clips, dependencies: Seq
     """``POST /speakers/{id}/enroll``, ``GET /speakers``, ``DELETE /speakers/{id}``.
 
     Args:
-        read_clips: ``async (files) -> list[prepared waves]``: the app's batch reader (limits, budgets, errors).
+        read_clips: ``(files) -> async context manager of [(filename, seconds, prepared wave)]``: the app's batch
+            reader (limits, budgets, errors), holding a model slot until the block ends, so enrollment's forward
+            passes wait their turn like predictions do.
         dependencies: Run before each endpoint (the app's check for parameters an endpoint does not take).
     """
     _id = Path(..., description="Speaker id: 1-64 letters, digits, '_', '-' or '.'.")
@@ -171,8 +173,9 @@ def add_speaker_routes(app: FastAPI, service: Any, read_clips, dependencies: Seq
         """
         registry = enrollments(service.recognizer)
         check_speaker_id(speaker)
-        waves = await read_clips(files)
-        versions = await service.runner.call(registry.versions, waves, service.recognizer.batch_size)
+        async with read_clips(files) as clips:
+            versions = await service.runner.call(registry.versions, [wave for _, _, wave in clips],
+                                                 service.recognizer.batch_size)
         return Enrollment(**await run_in_threadpool(_enroll, registry, speaker, versions))
 
     @app.get("/speakers", response_model=Speakers, tags=["speakers"], dependencies=checks)

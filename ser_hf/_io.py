@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ser_hf.errors import ModelError
+from ser_hf.paths import display_path, is_utf8, printable
 
 __all__ = ["CACHE_ENV", "MAX_JSON_BYTES", "atomic_directory", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "cache_root",
            "check_output_folder", "check_own_folder", "default_permissions", "file_sha256", "read_json",
@@ -278,8 +279,11 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
                         foreign: Sequence[str] = ()) -> Path:
     """Refuse a folder output that would destroy something it should not; returns ``out`` as a Path.
 
-    Refused: ``out`` is a file or a dangling symlink; ``out`` is one of ``sources`` (the checkpoint being read) or
-    holds one of them; ``out`` is a non-empty folder, unless it holds ``marker`` (a regular file every earlier output
+    Refused, before any work: ``out`` is a file or a dangling symlink, or lies below a file (it could never be
+    created); its path is not valid UTF-8 (safetensors, onnxruntime and the Hub client cannot open the files written
+    there); ``out`` is one of ``sources`` (the checkpoint being read), holds one, or lies inside one (it would mix
+    with the checkpoint's own files: ``eval/`` is the record of the speakers it was tested on); ``out`` is a non-empty
+    folder, unless it holds ``marker`` (a regular file every earlier output
     of this kind has; glob patterns, any of several), holds none of ``foreign`` (the marker files of other kinds of
     output, which must not be mixed with this one) *and* ``overwrite`` is set. So an earlier output may be replaced,
     never a folder of the user's own files nor another command's output.
@@ -297,34 +301,47 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
         ModelError: naming the argument, the folder, what was found and what to pass instead.
     """
     out = Path(out).expanduser()
+    shown_out = display_path(out)
+    if not is_utf8(str(out)):
+        raise ModelError(f"{argument} {shown_out}: its path is not valid UTF-8, and the libraries that read {what} "
+                         f"(safetensors, onnxruntime, the Hub client) cannot open files there. Pass a UTF-8 path.")
     if out.is_symlink() and not out.exists():
-        raise ModelError(f"{argument} {out} is a symbolic link to {os.readlink(out)!r}, which does not exist; pass "
-                         f"the folder itself, or create the link's target first.")
+        raise ModelError(f"{argument} {shown_out} is a symbolic link to {display_path(os.readlink(out))!r}, which "
+                         f"does not exist; pass the folder itself, or create the link's target first.")
     if out.exists() and not out.is_dir():
-        raise ModelError(f"{argument} {out} is a file; pass a directory for {what} (it is created if missing).")
+        raise ModelError(f"{argument} {shown_out} is a file; pass a directory for {what} (it is created if missing).")
+    blocking = next((parent for parent in out.absolute().parents if parent.exists() or parent.is_symlink()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise ModelError(f"{argument} {shown_out} cannot be created: {display_path(blocking)} is a file, not a "
+                         f"folder. Pass a directory path whose parents are folders.")
     resolved = out.resolve()
     for source in sources:
         source = Path(source).expanduser().resolve()
         if resolved == source or resolved in source.parents:
-            raise ModelError(f"{argument} {out} is (or holds) the checkpoint it is made from, {source}; writing "
-                             f"{what} there would overwrite it. Pass another directory.")
+            raise ModelError(f"{argument} {shown_out} is (or holds) the checkpoint it is made from, "
+                             f"{display_path(source)}; writing {what} there would overwrite it. Pass another "
+                             f"directory.")
+        if source in resolved.parents:
+            raise ModelError(f"{argument} {shown_out} is inside the checkpoint it is made from, "
+                             f"{display_path(source)}; {what} there would mix with the checkpoint's own files (its "
+                             f"eval/ is the record of the speakers it was tested on). Pass a directory outside it.")
     found = sorted(item.name for item in out.iterdir()) if out.is_dir() else []
     if not found:
         return out
     markers = [marker] if isinstance(marker, str) else list(marker)
-    shown = f"{found[:8]}{' ...' if len(found) > 8 else ''}"
+    shown = f"{[printable(name) for name in found[:8]]}{' ...' if len(found) > 8 else ''}"
     kind = what.removeprefix("an ").removeprefix("a ")
     others = _holds(out, foreign)
     if others:
-        raise ModelError(f"{argument} {out} holds another kind of output ({others[0]}), not an earlier {kind}; pass "
+        raise ModelError(f"{argument} {shown_out} holds another kind of output ({others[0]}), not an earlier {kind}; pass "
                          f"a new or empty directory.")
     if not _holds(out, markers):
         patterns = [item if isinstance(item, str) else item[0] for item in markers]
         named = f"no {patterns[0]}" if len(patterns) == 1 else f"none of {patterns}"
-        raise ModelError(f"{argument} {out} is not empty (found {shown}) and holds {named}, so it is not an "
+        raise ModelError(f"{argument} {shown_out} is not empty (found {shown}) and holds {named}, so it is not an "
                          f"earlier {kind} that may be replaced; pass a new or empty directory.")
     if not overwrite:
-        raise ModelError(f"{argument} {out} already holds an earlier {kind} (found {shown}); pass overwrite "
+        raise ModelError(f"{argument} {shown_out} already holds an earlier {kind} (found {shown}); pass overwrite "
                          f"(--overwrite) to replace it, or a new or empty directory.")
     return out
 

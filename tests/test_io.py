@@ -135,6 +135,28 @@ def test_an_output_folder_never_replaces_a_file_its_source_or_the_users_files(tm
     assert check_output_folder(tmp_path / "new", **kind) == tmp_path / "new"
 
 
+def test_an_output_folder_is_refused_before_any_work_where_it_could_not_be_written_or_read(tmp_path):
+    """Below a file, inside the checkpoint it is made from, or at a path that is not UTF-8: refused up front
+    (these used to fail after all the work, or to overwrite the checkpoint's record of its test speakers)."""
+    kind = {"argument": "--out", "marker": "report.json", "what": "an evaluation report"}
+    (tmp_path / "a.txt").write_text("mine")
+    for below in (tmp_path / "a.txt" / "x", tmp_path / "a.txt" / "x" / "y"):
+        with pytest.raises(ModelError, match=r"--out .*a.txt/x.* cannot be created: .*a.txt is a file, not a folder"):
+            check_output_folder(below, **kind)
+    source = tmp_path / "checkpoint"
+    (source / "eval").mkdir(parents=True)
+    (source / "eval" / "report.json").write_text("{}")  # the record of the speakers it was tested on
+    for inside in (source / "eval", source / "reports" / "new"):
+        with pytest.raises(ModelError, match=r"is inside the checkpoint it is made from, .*checkpoint; an evaluation "
+                                             r"report there would mix with the checkpoint's own files"):
+            check_output_folder(inside, sources=[source], overwrite=True, **kind)
+    odd = os.fsdecode(bytes(tmp_path) + b"/out\xff")
+    with pytest.raises(ModelError, match=r"--out .*out\\xff: its path is not valid UTF-8") as caught:
+        check_output_folder(odd, **kind)
+    str(caught.value).encode("utf-8")  # the message itself prints on a UTF-8 terminal
+    assert not os.path.lexists(odd)
+
+
 def test_settings_files_that_are_not_regular_files_are_refused_not_read(tmp_path):
     os.mkfifo(tmp_path / "pipe.json")  # reading a FIFO blocks until someone writes: it must not be opened
     with pytest.raises(ModelError, match=r"pipe.json is not a regular file .* enroll again"):

@@ -108,10 +108,12 @@ def safetensors_header(path: str | os.PathLike) -> dict[str, TensorInfo]:
                              f"comes first). It is truncated or empty: fetch or copy it again.")
         (length,) = struct.unpack("<Q", prefix)
         if length > min(MAX_HEADER_BYTES, size - 8):
+            # Both bounds, each with its own number: which one the length breaks, and by how much.
             limit = "safetensors' limit" if length > MAX_HEADER_BYTES else "the file's size"
             raise ModelError(
-                f"{path} claims a {length}-byte header, beyond {limit} ({min(MAX_HEADER_BYTES, size - 8)} bytes); "
-                f"it is truncated or not a safetensors file: {_RESAVE}."
+                f"{path} claims a {length}-byte header, beyond {limit}: a safetensors header may be at most "
+                f"{MAX_HEADER_BYTES} bytes, and this file is {size} bytes in all, so at most {size - 8} can follow "
+                f"its 8-byte length field. It is truncated or not a safetensors file: {_RESAVE}."
             )
         header = read_json(path, fix=f"The safetensors header is corrupt: {_RESAVE}.", max_bytes=MAX_HEADER_BYTES,
                            data=handle.read(length))

@@ -177,6 +177,9 @@ def test_train_takes_a_licence(tmp_path, capsys):
     assert main(["train", *common, "--output_dir", str(tmp_path / "bad"), "--license", "CC BY"]) == 2
     assert "--license 'CC BY' is not a Hub licence id" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()  # refused before any training
+    assert main(["train", *common, "--output_dir", str(tmp_path / "bad"), "--license", "notalicense"]) == 2
+    assert "--license 'notalicense' is not a Hub licence id; expected one of the ids" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
     out = tmp_path / "model"
     assert main(["train", *common, "--output_dir", str(out), "--license", "cc-by-nc-sa-4.0"]) == 0
     card = ModelCard.load(out / "README.md")
@@ -205,6 +208,11 @@ def test_push_with_a_licence_offline_leaves_the_card_alone(trained, monkeypatch)
         push_model("emotion-whisper-base", "me/emotion", license="mit")
     with pytest.raises(SERError, match=r"--license 'MIT' is not a Hub licence id"):
         push_model(checkpoint, "me/ser-urdu", license="MIT")
+    card_data = (checkpoint / CARD_DATA_FILE).read_bytes()
+    for licence in ("notalicense", "gpl-4.0", "cc-by-nc-sa"):  # lowercase ids the Hub does not list
+        with pytest.raises(HubError, match=rf"--license '{licence}' is not a Hub licence id; expected one of the ids"):
+            push_model(checkpoint, "me/ser-urdu", license=licence)
+    assert (checkpoint / CARD_DATA_FILE).read_bytes() == card_data
     with pytest.raises(SERError, match=r"--license-link describe terms that no Hub licence id fits"):
         push_model(checkpoint, "me/ser-urdu", license="mit", license_link="LICENSE")
     with pytest.raises(HubError, match=r"--license-name 'mine' for the released model 'emotion-whisper-tiny.en-urdu': "

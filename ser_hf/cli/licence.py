@@ -21,9 +21,13 @@ def license_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The model-card fields the arguments set (none given: empty), checked first.
 
     Raises:
-        SERError: naming the argument, for a licence that is not a Hub licence id or terms given without
-            ``--license other`` (see :func:`ser_hf.cards.license_card_fields`).
+        SERError: naming the argument, for a licence that is not one of the Hub's licence ids
+            (:data:`ser_hf.hub.HUB_LICENSES`) or terms given without ``--license other`` (see
+            :func:`ser_hf.cards.license_card_fields`).
     """
     from ser_hf.cards import license_card_fields
+    from ser_hf.hub import check_hub_license
 
-    return license_card_fields(args.license, args.license_name, args.license_link)
+    fields = license_card_fields(args.license, args.license_name, args.license_link)
+    check_hub_license(args.license)
+    return fields

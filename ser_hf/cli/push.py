@@ -10,8 +10,10 @@ DESCRIPTION = """\
 Upload a checkpoint folder, or a model ser_hf ships (see `ser-hf models list`), to a Hugging Face Hub
 model repo (created if missing). A released model is prepared first and uploaded with its model card.
 
-The folder is checked first: config.json, *.safetensors, preprocessor_config.json and README.md (the
-model card `ser-hf train` writes) must be there, and pickle files (*.bin, *.pt, ...) are refused.
+Everything local is checked before any request: config.json, *.safetensors, preprocessor_config.json and
+README.md (the model card `ser-hf train` writes, its YAML header readable) must be there; pickle files
+(*.bin, *.pt, ...), symlinks to files outside the folder, dangling links and FIFOs are refused. The
+folder is only read: --license goes into the uploaded card, not into the folder's README.md.
 The Trainer's intermediate checkpoint-*/ folders and runs/ logs are never uploaded."""
 
 EPILOG = """\
@@ -35,13 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repo-id", required=True, metavar="NAME", help="Hub repo, 'user/name' or 'org/name'")
     parser.add_argument("--private", action="store_true", help="create the repo as private")
     parser.add_argument("--token", default=None, metavar="TOKEN", help="Hub token with write access (see below)")
-    parser.add_argument("--commit-message", default=None, metavar="TEXT", help="message of the upload commit")
+    parser.add_argument("--commit-message", default=None, metavar="TEXT", help="message of the upload commit (first line: summary; the rest: description)")
     parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                         help="leave matching files out (repeatable), e.g. training_args.bin")
-    parser.add_argument("--revision", default=None, metavar="BRANCH", help="branch to push to (default: main)")
-    add_license_arguments(parser, "set the model's licence (a Hub licence id, e.g. cc-by-nc-sa-4.0) in the card before "
-                                  "uploading; the folder's README.md is rewritten. Released models keep their data's "
-                                  "licence")
+    parser.add_argument("--revision", default=None, metavar="BRANCH", help="existing branch to push to (default: main)")
+    add_license_arguments(parser, "set the model's licence (a Hub licence id, e.g. cc-by-nc-sa-4.0, or other) in the "
+                                  "uploaded card; the folder's README.md is left as it is. Released models keep their "
+                                  "data's licence")
     parser.set_defaults(func=run_push)
 
 

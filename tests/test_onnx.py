@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pathlib
 import shutil
 import sys
 from types import SimpleNamespace
@@ -10,8 +12,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import SEWConfig, Wav2Vec2FeatureExtractor
 
+from ser_hf.checkpoint import read_run_record, recorded_training_copies
 from ser_hf.cli import main as cli_main
 from ser_hf.errors import ModelError
 from ser_hf.inference import onnx as onnx_export_module
@@ -258,7 +262,7 @@ def test_parity_failure_writes_nothing(whisper, reuse_trace, tmp_path, monkeypat
     with pytest.raises(ModelError, match=r"does not match PyTorch: max abs logit difference 0.5 > tolerance 0.0001 "
                                          r".*onnxruntime is 0.5 off where PyTorch float32 is 1e-06"):
         export_onnx(whisper["checkpoint"], out)
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # not even an empty folder
 
 
 class _LargeLogits(torch.nn.Module):
@@ -367,3 +371,220 @@ def test_cli_constants_match_the_export_module():
 
     assert (cli.ONNX_MODEL_TYPES, cli.DEFAULT_OPSET, cli.QUANTIZE_CHOICES) == (
         onnx.ONNX_MODEL_TYPES, onnx.DEFAULT_OPSET, onnx.QUANTIZE_CHOICES)
+
+
+# ------------------------------------------------------------------------- checked before any work is done
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Loading the weights or tracing fails the test: every check under test must come before both."""
+    def started(*args, **kwargs):
+        raise AssertionError("the export started working before refusing its inputs")
+
+    monkeypatch.setattr(onnx_export_module, "_load_checkpoint", started)
+    monkeypatch.setattr(onnx_export_module, "_trace", started)
+
+
+def _checkpoint_copy(whisper, tmp_path):
+    return shutil.copytree(whisper["checkpoint"], tmp_path / "model")
+
+
+@pytest.mark.parametrize("opset", [-5, 0, 3, 17, 24, 99, 10**6, True, 18.0, "18", None])
+def test_opset_out_of_range_is_refused_before_any_work(whisper, no_work, tmp_path, opset):
+    out = tmp_path / "a" / "out"
+    with pytest.raises(ModelError, match=rf"opset \(--opset\) must be an integer from 18 to 23, the ONNX opset "
+                                         rf"versions torch .*got {opset!r}\. Pass e\.g\. --opset 18"):
+        export_onnx(whisper["checkpoint"], out, opset=opset)
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("opset", ["-5", "0", "3", "17", "24", "99", "abc", "18.5"])
+def test_cli_opset_out_of_range_exits_2_before_any_work(whisper, no_work, tmp_path, capsys, opset):
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["export-onnx", "--model", str(whisper["checkpoint"]), "--out", str(tmp_path / "out"),
+                  "--opset", opset])
+    assert exited.value.code == 2
+    assert (f"argument --opset: expected an ONNX opset version from 18 to 23 (those torch.onnx's exporter writes), "
+            f"got {opset!r}; pass e.g. --opset 18") in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_opset_range_is_the_installed_exporters():
+    from torch.onnx._constants import ONNX_MAX_OPSET
+    from torch.onnx._internal.exporter._constants import TORCHLIB_OPSET
+
+    from ser_hf.cli import export as cli
+
+    assert (onnx_export_module.MIN_OPSET, onnx_export_module.MAX_OPSET) == (TORCHLIB_OPSET, ONNX_MAX_OPSET)
+    assert (cli.MIN_OPSET, cli.MAX_OPSET) == (onnx_export_module.MIN_OPSET, onnx_export_module.MAX_OPSET)
+
+
+def test_record_holds_the_opset_the_file_imports(whisper, reuse_trace, tmp_path):
+    """The exporter may write another opset than asked for: the record says the file's (the reused graph's: 18)."""
+    record = export_onnx(whisper["checkpoint"], tmp_path / "export", opset=20)
+    assert record["opset"] == 18 and record["requested_opset"] == 20
+    assert json.loads((tmp_path / "export" / "ser_hf_export.json").read_text())["opset"] == 18
+    assert "requested_opset" not in whisper["record"] and whisper["record"]["opset"] == 18
+
+
+@pytest.mark.parametrize("failure", ["trace", "parity", "interrupt"])
+def test_a_failed_export_leaves_no_folder_it_made(whisper, reuse_trace, tmp_path, monkeypatch, failure):
+    def fail(*args, **kwargs):
+        if failure == "interrupt":
+            raise KeyboardInterrupt
+        raise ModelError(f"{failure} failed")
+
+    monkeypatch.setattr(onnx_export_module, "_trace" if failure == "trace" else "parity", fail)
+    expected = KeyboardInterrupt if failure == "interrupt" else ModelError
+    with pytest.raises(expected):
+        export_onnx(whisper["checkpoint"], tmp_path / "new" / "deeper" / "out")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "mine").mkdir()  # a folder that was there before stays, empty as it was
+    with pytest.raises(expected):
+        export_onnx(whisper["checkpoint"], tmp_path / "mine")
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"] and list((tmp_path / "mine").iterdir()) == []
+
+
+@pytest.mark.parametrize("content,pattern", [
+    ('{"data": {"max_duration": "abc"}}', r"ser_hf_run\.json: data\.max_duration is 'abc'; expected float \| None"),
+    ('{"data": {"normalize": "loud"}}', r"ser_hf_run\.json: data\.normalize is 'loud'; expected one of"),
+    ('{"data": {"max_duration": -3}}', r"ser_hf_run\.json: .*max_duration"),
+    ('{"data": []}', r"ser_hf_run\.json: 'data' must be an object"),
+    ('{"probe": {"probe_speed_copies": [7]}}', r"ser_hf_run\.json: probe\.probe_speed_copies is \[7\]"),
+    ("not json", r"ser_hf_run\.json is not valid JSON"),
+    ("[]", r"ser_hf_run\.json must hold a JSON object, found list"),
+    ('{"data": {}, "data": {}}', r"ser_hf_run\.json: key\(s\) \['data'\] appear more than once"),
+])
+def test_an_invalid_run_record_is_refused_before_any_work(whisper, no_work, tmp_path, content, pattern):
+    """The record is copied into the export, where evaluate and EmotionRecognizer read it: refused as they would."""
+    checkpoint = _checkpoint_copy(whisper, tmp_path)
+    (checkpoint / "ser_hf_run.json").write_text(content)
+    reader = recorded_training_copies if "probe" in content else read_run_record
+    with pytest.raises(ModelError, match=pattern):
+        reader(checkpoint)  # as loading the export would refuse it
+    with pytest.raises(ModelError, match=pattern):
+        export_onnx(checkpoint, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_invalid_test_speaker_record_is_refused_before_any_work(whisper, no_work, tmp_path):
+    checkpoint = _checkpoint_copy(whisper, tmp_path)
+    (checkpoint / "eval").mkdir()
+    (checkpoint / "eval" / "report.json").write_text('{"metadata": {"speakers": "01"}}')
+    with pytest.raises(ModelError, match=r"eval/report\.json: metadata\.speakers must be a list of speaker ids"):
+        export_onnx(checkpoint, tmp_path / "out")
+
+
+def _break(checkpoint: pathlib.Path, name: str, how: str) -> None:
+    (checkpoint / name).unlink()
+    if how == "dangling link":
+        (checkpoint / name).symlink_to(checkpoint / "gone.json")
+    elif how == "folder":
+        (checkpoint / name).mkdir()
+    elif how == "pipe":
+        os.mkfifo(checkpoint / name)
+
+
+@pytest.mark.parametrize("name", ["config.json", "preprocessor_config.json", "model.safetensors"])
+@pytest.mark.parametrize("how,pattern", [
+    ("missing", r"model directory '.*model' has no (config\.json|preprocessor_config\.json|\*\.safetensors)"),
+    ("dangling link", r"checkpoint .*model: {name} is a symbolic link to '.*gone\.json', which does not exist"),
+    ("folder", r"checkpoint .*model: {name} is not a regular file \(a folder, a pipe or a device\)"),
+    ("pipe", r"checkpoint .*model: {name} is not a regular file \(a folder, a pipe or a device\)"),
+])
+def test_missing_or_broken_checkpoint_files_are_refused_before_any_work(whisper, no_work, tmp_path, name, how,
+                                                                        pattern):
+    checkpoint = _checkpoint_copy(whisper, tmp_path)
+    _break(checkpoint, name, how)
+    with pytest.raises(ModelError, match=pattern.format(name=name.replace(".", r"\."))):
+        export_onnx(checkpoint, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dangling_run_record_is_refused(whisper, no_work, tmp_path):
+    checkpoint = _checkpoint_copy(whisper, tmp_path)
+    (checkpoint / "ser_hf_run.json").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(ModelError, match=r"ser_hf_run\.json is a symbolic link to '.*elsewhere\.json', which does "
+                                         r"not exist"):
+        export_onnx(checkpoint, tmp_path / "out")
+
+
+def test_an_unreadable_checkpoint_file_is_named(whisper, no_work, tmp_path, monkeypatch):
+    checkpoint = _checkpoint_copy(whisper, tmp_path)
+    read_bytes = pathlib.Path.read_bytes
+
+    def denied(path):
+        if path.name == "config.json":
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", denied)
+    with pytest.raises(ModelError, match=r"checkpoint .*model: .*model/config\.json could not be read \(Permission "
+                                         r"denied\)\. Make it readable"):
+        export_onnx(checkpoint, tmp_path / "out")
+
+
+def test_cli_broken_config_exits_2_with_the_message(whisper, no_work, tmp_path, capsys):
+    checkpoint = _checkpoint_copy(whisper, tmp_path)
+    _break(checkpoint, "config.json", "dangling link")
+    assert cli_main(["export-onnx", "--model", str(checkpoint), "--out", str(tmp_path / "out")]) == 2
+    assert "config.json is a symbolic link to" in capsys.readouterr().err
+    (checkpoint / "config.json").unlink()
+    assert cli_main(["export-onnx", "--model", str(checkpoint), "--out", str(tmp_path / "out")]) == 2
+    assert "has no config.json" in capsys.readouterr().err
+
+
+def _set_tensor(checkpoint: pathlib.Path, name: str, value: float) -> None:
+    tensors = load_file(checkpoint / "model.safetensors")
+    tensors[name] = torch.full_like(tensors[name], value)
+    save_file(tensors, checkpoint / "model.safetensors", metadata={"format": "pt"})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_weights_are_named_not_blamed_on_the_export(whisper, reuse_trace, tmp_path, value):
+    checkpoint = _checkpoint_copy(whisper, tmp_path)
+    _set_tensor(checkpoint, "classifier.weight", value)
+    with pytest.raises(ModelError, match=r"checkpoint .*model: its weights hold NaN or infinite values "
+                                         r"\(\['classifier\.weight'\]\), so every prediction it makes is NaN"):
+        export_onnx(checkpoint, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_finite_logits_of_finite_weights_are_named(whisper, reuse_trace, tmp_path):
+    checkpoint = _checkpoint_copy(whisper, tmp_path)
+    _set_tensor(checkpoint, "classifier.weight", 3e38)  # finite, but any sum of them overflows float32
+    with pytest.raises(ModelError, match=r"checkpoint .*model: its weights are finite, but its PyTorch logits on "
+                                         r"synthetic voiced clips .* are NaN or infinite"):
+        export_onnx(checkpoint, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_finite_onnx_logits_are_named(whisper, reuse_trace, tmp_path, monkeypatch):
+    def nan_difference(*args, **kwargs):
+        return {"max_abs_logit_diff": float("nan"), "max_abs_prob_diff": float("nan"), "tolerance": 1e-4,
+                "batches_seconds": [[1.0]], "float64_reference": {"torch_fp32_vs_fp64": 1e-6,
+                                                                  "onnx_vs_fp64": float("nan")}, "passed": False}
+
+    monkeypatch.setattr(onnx_export_module, "parity", nan_difference)
+    with pytest.raises(ModelError, match=r"onnxruntime's logits on synthetic clips of \[\[1\.0\]\] s are NaN or "
+                                         r"infinite where PyTorch's are finite \(opset 18\)"):
+        export_onnx(whisper["checkpoint"], tmp_path / "out")
+
+
+@pytest.mark.parametrize("below", ["caf\udce9", "caf\udce9/export", "ok/\udcff"])
+def test_cli_refuses_a_non_utf8_out_before_any_work(whisper, no_work, tmp_path, capsys, below):
+    out = os.path.join(str(tmp_path), below)
+    assert cli_main(["export-onnx", "--model", str(whisper["checkpoint"]), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "its path is not valid UTF-8" in err and "Pass a UTF-8 path" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("below", ["x", "x/y"])
+def test_cli_refuses_an_out_below_a_file_before_any_work(whisper, no_work, tmp_path, capsys, below):
+    (tmp_path / "FILE").write_text("mine")
+    out = tmp_path / "FILE" / below
+    assert cli_main(["export-onnx", "--model", str(whisper["checkpoint"]), "--out", str(out)]) == 2
+    assert f"--out {out} cannot be created: {tmp_path / 'FILE'} is a file, not a folder" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["FILE"] and (tmp_path / "FILE").read_text() == "mine"

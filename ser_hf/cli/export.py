@@ -13,8 +13,9 @@ EmotionRecognizer.from_pretrained(OUT), `ser-hf predict --model OUT`, `ser-hf ev
 
 It holds model.onnx (inputs named as the feature extractor returns them; batch and, for wav2vec2-style
 models, time are dynamic; Whisper keeps its fixed frame count), config.json with the labels,
-preprocessor_config.json, ser_hf_run.json when the checkpoint has one (its recorded audio cleaning is
-applied at inference too) and ser_hf_export.json (opset, versions, inputs, parity).
+preprocessor_config.json, ser_hf_run.json when the checkpoint has one (checked as loading reads it; its
+recorded audio cleaning is applied at inference too) and ser_hf_export.json (the opset model.onnx imports,
+versions, inputs, parity).
 
 After writing, the export is checked: onnxruntime and PyTorch score batches of synthetic voiced clips
 of several lengths, and the export fails (writing nothing) if their logits differ by more than 1e-4 --
@@ -44,7 +45,21 @@ in Python:
 # `ser-hf` command would pay while building its parser. tests/test_onnx.py checks they agree.
 ONNX_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper", "audio-spectrogram-transformer")
 DEFAULT_OPSET = 18
+MIN_OPSET, MAX_OPSET = 18, 23  # what torch.onnx's exporter writes (ser_hf.inference.onnx reads them from torch)
 QUANTIZE_CHOICES = ("int8",)
+
+
+def _opset(text: str) -> int:
+    """--opset, checked before any work (a released model name would otherwise be fetched first)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not MIN_OPSET <= value <= MAX_OPSET:
+        raise argparse.ArgumentTypeError(
+            f"expected an ONNX opset version from {MIN_OPSET} to {MAX_OPSET} (those torch.onnx's exporter writes), "
+            f"got {text!r}; pass e.g. --opset {DEFAULT_OPSET}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,8 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="directory to write (new or empty)")
     parser.add_argument("--quantize", choices=QUANTIZE_CHOICES, default=None,
                         help="also write model.int8.onnx, dynamically quantised")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N",
-                        help=f"ONNX opset version (default {DEFAULT_OPSET})")
+    parser.add_argument("--opset", type=_opset, default=DEFAULT_OPSET, metavar="N",
+                        help=f"ONNX opset version, {MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET})")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier export's files in --out (other files there are kept)")
     parser.set_defaults(func=run_export)

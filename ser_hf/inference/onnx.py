@@ -12,12 +12,14 @@
 - ``model.int8.onnx`` with ``quantize="int8"``: dynamic quantisation (int8 weights of MatMul/Gemm, per
   channel, the activations quantised on the fly); see :func:`quantize_int8`.
 - ``config.json`` (``id2label``/``label2id``), ``preprocessor_config.json``, and ``ser_hf_run.json`` when
-  the checkpoint has one, so the recorded audio cleaning is applied at inference as well.
-- ``ser_hf_export.json``: source, opset, versions, inputs with their dynamic axes, and the parity measured
-  after writing: onnxruntime against PyTorch on batches of synthetic voiced clips of several lengths. An
-  export whose max abs logit difference exceeds ``tolerance`` (1e-4) fails and writes nothing, unless a
-  float64 run of the model shows that PyTorch's own float32 error is that large and onnxruntime is no less
-  accurate (large-logit models, see :func:`export_onnx`).
+  the checkpoint has one (checked first, as loading reads it), so the recorded audio cleaning is applied at
+  inference as well.
+- ``ser_hf_export.json``: source, opset (the one ``model.onnx`` imports), versions, inputs with their dynamic
+  axes, and the parity measured after writing: onnxruntime against PyTorch on batches of synthetic voiced
+  clips of several lengths. An export whose max abs logit difference exceeds ``tolerance`` (1e-4) fails and
+  writes nothing (not even ``out_dir``, when it made it), unless a float64 run of the model shows that
+  PyTorch's own float32 error is that large and onnxruntime is no less accurate (large-logit models, see
+  :func:`export_onnx`). Weights or PyTorch logits that are NaN or infinite are refused before tracing.
 
 Example:
     ```python
@@ -35,8 +37,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import itertools
 import json
 import logging
+import math
+import operator
 import os
 import shutil
 import tempfile
@@ -49,9 +54,17 @@ from typing import Any
 import torch
 
 from ser_hf._io import check_output_folder
-from ser_hf.checkpoint import RUN_RECORD
+from ser_hf.checkpoint import RUN_RECORD, check_checkpoint_dir, read_run_record, recorded_training_copies
 from ser_hf.errors import ModelError
-from ser_hf.inference.onnx_parity import check_batches, features, logits, max_differences, parity, voiced_clips
+from ser_hf.inference.onnx_parity import (
+    PARITY_SECONDS,
+    check_batches,
+    features,
+    logits,
+    max_differences,
+    parity,
+    voiced_clips,
+)
 from ser_hf.inference.onnx_runtime import (
     EXPORT_RECORD,
     INT8_FILE,
@@ -61,18 +74,39 @@ from ser_hf.inference.onnx_runtime import (
     require_onnxruntime,
 )
 from ser_hf.models.checkpoint_check import load_config
+from ser_hf.models.safetensors_header import INDEX_NAME
+from ser_hf.paths import display_path, printable
 
-__all__ = ["DEFAULT_OPSET", "ONNX_MODEL_TYPES", "PARITY_TOLERANCE", "QUANTIZE_CHOICES", "export_onnx", "quantize_int8"]
+__all__ = ["DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "ONNX_MODEL_TYPES", "PARITY_TOLERANCE", "QUANTIZE_CHOICES",
+           "export_onnx", "quantize_int8"]
 
 #: Architectures whose export is verified (tests: tiny random models of each, and the real whisper-tiny.en).
 ONNX_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper", "audio-spectrogram-transformer")
 DEFAULT_OPSET = 18
+
+
+def _exporter_opsets() -> tuple[int, int]:
+    """The opsets torch.onnx's (torch.export-based) exporter writes: from the opset its operator library is
+    written in (a lower one is converted down where possible, else silently kept at that opset) to the highest
+    torch.onnx declares."""
+    try:  # private modules: another torch may move them; these are torch 2.13's values
+        from torch.onnx._constants import ONNX_MAX_OPSET
+        from torch.onnx._internal.exporter._constants import TORCHLIB_OPSET
+    except ImportError:
+        return 18, 23
+    return TORCHLIB_OPSET, ONNX_MAX_OPSET
+
+
+#: The range of ``opset`` export_onnx accepts (ser_hf.cli.export spells it out; a test checks they agree).
+MIN_OPSET, MAX_OPSET = _exporter_opsets()
 PARITY_TOLERANCE = 1e-4
 QUANTIZE_CHOICES = ("int8",)
 
 # Files an export writes; --overwrite removes exactly these from the output directory, nothing else.
 _EXPORT_FILES = (MODEL_FILE, MODEL_FILE + ".data", INT8_FILE, "config.json", "preprocessor_config.json",
                  RUN_RECORD, EXPORT_RECORD)
+# Files of the checkpoint the export reads or copies (besides *.safetensors weights).
+_CHECKPOINT_FILES = ("config.json", "preprocessor_config.json", RUN_RECORD, INDEX_NAME)
 _QUANTIZED_OPS = ("MatMul", "Gemm")
 _VERSIONED = ("ser-hf", "torch", "transformers", "onnx", "onnxscript", "onnxruntime")
 
@@ -109,6 +143,87 @@ def _dynamic_axes(model_type: str, feature_extractor: Any) -> dict[str, dict[int
     if getattr(feature_extractor, "return_attention_mask", False):
         axes["attention_mask"] = {0: "batch", 1: "time"}
     return axes
+
+
+def _check_opset(opset: Any) -> int:
+    try:
+        value = None if isinstance(opset, bool) else operator.index(opset)
+    except TypeError:
+        value = None
+    if value is None or not MIN_OPSET <= value <= MAX_OPSET:
+        raise ModelError(
+            f"opset (--opset) must be an integer from {MIN_OPSET} to {MAX_OPSET}, the ONNX opset versions torch "
+            f"{torch.__version__}'s exporter writes (below {MIN_OPSET} it keeps {MIN_OPSET}), got {opset!r}. Pass "
+            f"e.g. --opset {DEFAULT_OPSET}."
+        )
+    return value
+
+
+@contextlib.contextmanager
+def _readable(model_dir: Path) -> Iterator[None]:
+    """A checkpoint file that cannot be opened or read (gone meanwhile, permissions) as a ModelError naming it."""
+    try:
+        yield
+    except OSError as err:
+        name = display_path(err.filename) if err.filename is not None else display_path(model_dir)
+        raise ModelError(
+            f"checkpoint {display_path(model_dir)}: {name} could not be read ({err.strerror or err}). Make it "
+            f"readable (check its permissions), or restore the checkpoint's files, and run again."
+        ) from None
+
+
+def _check_file_kinds(model_dir: Path) -> None:
+    """A checkpoint file that is a broken link, a folder or a pipe, named as such (not as "missing")."""
+    for path in sorted(model_dir.iterdir()):
+        if path.name not in _CHECKPOINT_FILES and path.suffix != ".safetensors":
+            continue
+        where = f"checkpoint {display_path(model_dir)}: {printable(path.name)}"
+        if path.is_symlink() and not path.exists():
+            raise ModelError(f"{where} is a symbolic link to {display_path(os.readlink(path))!r}, which does not "
+                             f"exist. Restore the file it points to, or put the file itself in the checkpoint.")
+        if not path.is_file():
+            raise ModelError(f"{where} is not a regular file (a folder, a pipe or a device); expected the file "
+                             f"save_pretrained (or `ser-hf train`) writes there. Restore it from where the "
+                             f"checkpoint came.")
+
+
+def _check_checkpoint(model_dir: Path) -> str:
+    """Every file of the checkpoint the export reads or copies, checked before any work; returns the model_type."""
+    with _readable(model_dir):
+        _check_file_kinds(model_dir)
+        if not (model_dir / "config.json").is_file():
+            check_checkpoint_dir(model_dir)  # names the missing config.json and what the folder holds
+        model_type = _check_supported(model_dir)  # first: restoring other files would not make it exportable
+        check_checkpoint_dir(model_dir)  # weights, preprocessor_config.json: each named if missing
+        # ser_hf_run.json is copied into the export as-is: read as every loader reads it (and eval/report.json, as
+        # evaluate does), so an export that would not load is never written.
+        read_run_record(model_dir)
+        recorded_training_copies(model_dir)
+    return model_type
+
+
+def _check_finite(model: torch.nn.Module, feature_extractor: Any, model_type: str, model_dir: Path) -> None:
+    """Refuse weights, or logits on the parity check's clips, that are NaN or infinite: the export could only fail
+    its parity check with a NaN difference, blamed on the exporter."""
+    broken = [name for name, tensor in itertools.chain(model.named_parameters(), model.named_buffers())
+              if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if broken:
+        raise ModelError(
+            f"checkpoint {model_dir}: its weights hold NaN or infinite values ({broken[:5]}"
+            f"{f' and {len(broken) - 5} more' if len(broken) > 5 else ''}), so every prediction it makes is NaN; "
+            f"there is nothing to export, and nothing was written. Training diverged or the file was damaged: "
+            f"export an earlier checkpoint of the run, or train again (e.g. with a lower learning rate)."
+        )
+    batches = check_batches(feature_extractor, _dynamic_axes(model_type, feature_extractor))
+    with torch.no_grad():
+        finite = all(bool(torch.isfinite(model(**batch).logits).all()) for batch in batches)
+    if not finite:
+        raise ModelError(
+            f"checkpoint {model_dir}: its weights are finite, but its PyTorch logits on synthetic voiced clips of "
+            f"{[list(seconds) for seconds in PARITY_SECONDS]} s are NaN or infinite (float32 overflows in the "
+            f"model), so no export can be checked against them; nothing was written. Check the checkpoint with "
+            f"`ser-hf evaluate`, or export an earlier checkpoint of the run."
+        )
 
 
 def _check_supported(model_dir: Path) -> str:
@@ -163,7 +278,7 @@ def _trace(model: torch.nn.Module, axes: dict[str, dict[int, str]], example: dic
         reason = " ".join(str(err).split())[:600]
         raise ModelError(
             f"torch.onnx.export failed for model_type={model.config.model_type!r} at opset {opset} ({reason}). Try "
-            f"another --opset (e.g. 17 or 20), or upgrade torch and onnxscript."
+            f"another --opset (from {MIN_OPSET} to {MAX_OPSET}), or upgrade torch and onnxscript."
         ) from err
 
 
@@ -207,6 +322,24 @@ class _DropMessage(logging.Filter):
         return self.text not in record.getMessage()
 
 
+def _folders_to_create(out: Path) -> list[Path]:
+    """The folders ``out.mkdir(parents=True)`` is about to create, deepest first."""
+    missing = []
+    for folder in (out, *out.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()  # only ever an empty folder: anything written there meanwhile is kept
+        except OSError:
+            return
+
+
 def _versions() -> dict[str, str | None]:
     versions = {}
     for name in _VERSIONED:
@@ -225,12 +358,24 @@ def _load_checkpoint(model_dir: Path) -> tuple[torch.nn.Module, Any]:
     return model.float().eval(), feature_extractor
 
 
+def _file_opset(path: Path) -> int | None:
+    """The default-domain opset ``model.onnx`` imports (the exporter may write another than it was asked for)."""
+    import onnx
+
+    imports = onnx.load(str(path), load_external_data=False).opset_import
+    return next((item.version for item in imports if item.domain in ("", "ai.onnx")), None)
+
+
 def _write_export(model, feature_extractor, model_type: str, model_dir: Path, tmp: Path, opset: int,
                   quantize: str | None, tolerance: float) -> dict[str, Any]:
     """Write every export file into ``tmp`` and return the record; raise if parity is not met."""
     axes = _dynamic_axes(model_type, feature_extractor)
     example = features(feature_extractor, voiced_clips((1.0, 1.5), feature_extractor.sampling_rate, 99), axes)
     _trace(model, axes, example, tmp / MODEL_FILE, opset)
+    written_opset = _file_opset(tmp / MODEL_FILE)
+    if written_opset != opset:
+        logger.warning("torch.onnx.export wrote opset %s where opset %s was asked for; the record says %s",
+                       written_opset, opset, written_opset)
     model.config.save_pretrained(tmp)
     feature_extractor.save_pretrained(tmp)
     if (model_dir / RUN_RECORD).is_file():
@@ -238,18 +383,26 @@ def _write_export(model, feature_extractor, model_type: str, model_dir: Path, tm
     onnx_model = OnnxAudioClassifier(tmp / MODEL_FILE)
     batches = check_batches(feature_extractor, axes)
     measured = parity(model, onnx_model, batches, tolerance)
+    if not measured["passed"] and not math.isfinite(measured["max_abs_logit_diff"]):
+        raise ModelError(
+            f"the ONNX export of {model_dir} does not match PyTorch: onnxruntime's logits on synthetic clips of "
+            f"{measured['batches_seconds']} s are NaN or infinite where PyTorch's are finite (opset "
+            f"{written_opset}). Nothing was written. Try another --opset (from {MIN_OPSET} to {MAX_OPSET}), or "
+            f"report model_type={model_type!r} with your torch, onnxscript and onnxruntime versions."
+        )
     if not measured["passed"]:
         reference = measured["float64_reference"]
         raise ModelError(
             f"the ONNX export of {model_dir} does not match PyTorch: max abs logit difference "
             f"{measured['max_abs_logit_diff']:.3g} > tolerance {tolerance:g} on synthetic clips of "
-            f"{measured['batches_seconds']} s (opset {opset}), and against a float64 run onnxruntime is "
+            f"{measured['batches_seconds']} s (opset {written_opset}), and against a float64 run onnxruntime is "
             f"{reference['onnx_vs_fp64']:.3g} off where PyTorch float32 is {reference['torch_fp32_vs_fp64']:.3g}. "
-            f"Nothing was written. Try another --opset, or report model_type={model_type!r} with your torch and "
-            f"onnxscript versions."
+            f"Nothing was written. Try another --opset (from {MIN_OPSET} to {MAX_OPSET}), or report "
+            f"model_type={model_type!r} with your torch and onnxscript versions."
         )
     record = {
-        "format": "onnx", "source": str(model_dir), "model_type": model_type, "opset": opset,
+        "format": "onnx", "source": str(model_dir), "model_type": model_type, "opset": written_opset,
+        **({} if written_opset == opset else {"requested_opset": opset}),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "versions": _versions(),
         "inputs": [{"name": item.name, "type": item.type, "shape": item.shape} for item in onnx_model.session.get_inputs()],
         "outputs": [{"name": item.name, "type": item.type, "shape": item.shape}
@@ -277,7 +430,8 @@ def export_onnx(model: str | os.PathLike, out_dir: str | os.PathLike, *, quantiz
             the ``output_dir`` of ``ser-hf train``, of one of :data:`ONNX_MODEL_TYPES`.
         out_dir: Directory to write (created; must be empty unless ``overwrite``).
         quantize: ``"int8"`` also writes ``model.int8.onnx`` (dynamic quantisation) and records its change.
-        opset: ONNX opset version.
+        opset: ONNX opset version, :data:`MIN_OPSET` to :data:`MAX_OPSET` (what torch.onnx's exporter writes);
+            the record holds the opset ``model.onnx`` imports.
         overwrite: Replace the export files of an earlier export in ``out_dir`` (other files are kept).
         tolerance: Largest accepted max abs logit difference between onnxruntime and PyTorch on the check
             clips. Beyond it, the model also runs in float64: where PyTorch float32 is itself further than
@@ -288,8 +442,11 @@ def export_onnx(model: str | os.PathLike, out_dir: str | os.PathLike, *, quantiz
         The export record, also written to ``out_dir/ser_hf_export.json``.
 
     Raises:
-        ModelError: a missing or unusable checkpoint, an unsupported ``model_type`` (named, with the supported
-            ones), a non-empty ``out_dir``, onnxruntime not installed, an export failure or a parity failure.
+        ModelError: an opset out of range, a missing, unreadable or unusable checkpoint file (``ser_hf_run.json``
+            included, read as loading reads it), weights or logits that are NaN or infinite, an unsupported
+            ``model_type`` (named, with the supported ones), a non-empty ``out_dir``, onnxruntime not installed, an
+            export failure or a parity failure. Every check on the inputs runs before any work, and a failure
+            leaves no ``out_dir`` that was not there before.
 
     Example:
         ```python
@@ -300,6 +457,7 @@ def export_onnx(model: str | os.PathLike, out_dir: str | os.PathLike, *, quantiz
     """
     if quantize not in (None, *QUANTIZE_CHOICES):
         raise ModelError(f"quantize must be None or one of {list(QUANTIZE_CHOICES)}, got {quantize!r}.")
+    opset = _check_opset(opset)
     model_dir, out = Path(model).expanduser(), Path(out_dir).expanduser()
     if not model_dir.is_dir():
         raise ModelError(
@@ -310,16 +468,24 @@ def export_onnx(model: str | os.PathLike, out_dir: str | os.PathLike, *, quantiz
         raise ModelError(f"--model {model_dir} is already an ONNX export; pass the PyTorch checkpoint it came from.")
     _check_out_dir(out, model_dir, overwrite)
     require_onnxruntime()
-    model_type = _check_supported(model_dir)
-    loaded, feature_extractor = _load_checkpoint(model_dir)
+    model_type = _check_checkpoint(model_dir)
+    with _readable(model_dir):
+        loaded, feature_extractor = _load_checkpoint(model_dir)
+    _check_finite(loaded, feature_extractor, model_type, model_dir)
+    created = _folders_to_create(out)
     out.mkdir(parents=True, exist_ok=True)
-    # Write next to the destination and move in only after parity holds, so a failed export leaves nothing.
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
-        record = _write_export(loaded, feature_extractor, model_type, model_dir, Path(tmp), opset, quantize, tolerance)
-        (Path(tmp) / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-        for name in _EXPORT_FILES:
-            (out / name).unlink(missing_ok=True)
-        for item in sorted(Path(tmp).iterdir()):
-            item.replace(out / item.name)
+    try:
+        # Write next to the destination and move in only after parity holds, so a failed export leaves nothing.
+        with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
+            record = _write_export(loaded, feature_extractor, model_type, model_dir, Path(tmp), opset, quantize,
+                                   tolerance)
+            (Path(tmp) / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+            for name in _EXPORT_FILES:
+                (out / name).unlink(missing_ok=True)
+            for item in sorted(Path(tmp).iterdir()):
+                item.replace(out / item.name)
+    except BaseException:
+        _remove_empty(created)  # an interrupted or failed export leaves no folder it made
+        raise
     logger.info("exported %s to %s (max abs logit diff %.2g)", model_dir, out, record["parity"]["max_abs_logit_diff"])
     return record

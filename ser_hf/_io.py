@@ -39,10 +39,9 @@ from typing import Any
 from ser_hf.errors import ModelError
 from ser_hf.paths import display_path, is_utf8, printable
 
-__all__ = ["CACHE_ENV", "MAX_JSON_BYTES", "atomic_directory", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "cache_root",
-           "check_output_folder", "check_own_folder", "default_permissions", "file_sha256", "read_json",
-           "remove_own_folder", "temporary_file",
-           "unique_keys"]
+__all__ = ["CACHE_ENV", "MAX_JSON_BYTES", "atomic_directory", "atomic_write_bytes", "atomic_write_json",
+           "atomic_write_text", "cache_root", "check_output_folder", "check_own_folder", "default_permissions",
+           "file_sha256", "read_json", "remove_own_folder", "temporary_file", "unique_keys", "write_output_file"]
 
 #: The environment variable that moves every ser_hf cache.
 CACHE_ENV = "SER_HF_CACHE"
@@ -126,20 +125,25 @@ def _replacement_mode(out: Path) -> int:
     return (status.st_mode & 0o777) | 0o600 if stat.S_ISREG(status.st_mode) else _default_mode()
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = False) -> Path:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = False,
+                       follow_symlinks: bool = True) -> Path:
     """Write ``data`` to ``path`` through a temporary file beside it and a rename.
 
     Args:
         path: The file to write (its folder must exist).
         data: The bytes.
         fsync: Flush the bytes to disk before the rename (for outputs that must survive a power cut, not caches).
+        follow_symlinks: Through a symlink, replace the file it points at and keep the link (a file the user named,
+            such as ``--out predictions.csv``). False replaces the link itself: what a command writes into its own
+            output folder, where a link (or a hard link) left in an earlier output must never carry the new file
+            onto a file elsewhere.
 
     Returns:
         ``path``.
     """
     path = Path(path)
     # Through a symlink, replace the file it points at (as appending through it would) and keep the link.
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    target = Path(os.path.realpath(path)) if follow_symlinks and path.is_symlink() else path
     temporary = temporary_file(target)
     try:
         with temporary.open("wb") as handle:
@@ -154,14 +158,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = Fa
     return path
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "utf-8", fsync: bool = False) -> Path:
+def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "utf-8", fsync: bool = False,
+                      follow_symlinks: bool = True) -> Path:
     """:func:`atomic_write_bytes` of ``text`` encoded."""
-    return atomic_write_bytes(path, text.encode(encoding), fsync=fsync)
+    return atomic_write_bytes(path, text.encode(encoding), fsync=fsync, follow_symlinks=follow_symlinks)
 
 
-def atomic_write_json(path: str | os.PathLike, value: Any, *, fsync: bool = False, **dumps: Any) -> Path:
+def atomic_write_json(path: str | os.PathLike, value: Any, *, fsync: bool = False, follow_symlinks: bool = True,
+                      **dumps: Any) -> Path:
     """:func:`atomic_write_bytes` of ``json.dumps(value, **dumps)`` and a newline."""
-    return atomic_write_text(path, json.dumps(value, **dumps) + "\n", fsync=fsync)
+    return atomic_write_text(path, json.dumps(value, **dumps) + "\n", fsync=fsync, follow_symlinks=follow_symlinks)
+
+
+def write_output_file(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write one file of a command's output folder (a report, a summary, a card, a record): atomically, and
+    replacing whatever is at ``path`` (a symlink or a hard link left there is replaced, never written through)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return atomic_write_bytes(path, raw, follow_symlinks=False)
 
 
 @contextlib.contextmanager

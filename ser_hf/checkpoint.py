@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ser_hf._io import read_json
+from ser_hf._io import read_json, write_output_file
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.data_arguments import DataArguments
 from ser_hf.errors import ModelError, SERError
@@ -100,7 +100,7 @@ def write_run_record(directory: str | os.PathLike, settings: Mapping[str, Any]) 
         The file written.
     """
     path = Path(directory) / RUN_RECORD
-    path.write_text(json.dumps(settings, indent=2, default=str) + "\n", encoding="utf-8")
+    write_output_file(path, json.dumps(settings, indent=2, default=str) + "\n")
     return path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 
 import numpy as np
@@ -213,3 +214,68 @@ def test_a_users_own_report_json_is_not_an_earlier_report(setup, tmp_path):
     with pytest.raises(ModelError, match=r"holds no report.json, so it is not an earlier evaluation report"):
         run_cli([*base, "--out", str(results)])
     assert json.loads((results / "report.json").read_text()) == {"my": "own report from another tool"}
+
+
+def test_reports_never_go_inside_the_checkpoint_nor_write_through_links(setup, tmp_path, capsys):
+    """--out MODEL/eval would overwrite training's record of its test speakers; a link or hard link left in an earlier
+    report folder must be replaced, never written through onto a file elsewhere."""
+    model = tmp_path / "trained"
+    shutil.copytree(setup["model"], model)
+    (model / "eval").mkdir()
+    record = json.dumps({"metadata": {"speakers": ["SF2", "SM5"]}, "unweighted_accuracy": 0.5,
+                         "confusion_matrix": [[1]], "labels": ["neutral"]})
+    (model / "eval" / "report.json").write_text(record)
+    base = ["--model", str(model), "--corpus", "urdu", "--data-dir", str(setup["urdu"]), "--no-progress",
+            "--n-resamples", "0"]
+    for inside in (model / "eval", model / "reports"):
+        with pytest.raises(ModelError, match=r"is inside the checkpoint it is made from"):
+            run_cli([*base, "--out", str(inside)])
+    assert (model / "eval" / "report.json").read_text() == record and not (model / "reports").exists()
+    with pytest.raises(ModelError, match=r"cannot be created: .*config.json is a file"):
+        run_cli([*base, "--out", str(model / "config.json" / "x")])  # refused before scoring, not after
+    out = tmp_path / "out"
+    assert run_cli([*base, "--out", str(out)]) == 0
+    notes, draft = tmp_path / "notes.md", tmp_path / "draft.png"
+    notes.write_text("my notes")
+    draft.write_bytes(b"my figure")
+    (out / "report.md").unlink()
+    (out / "report.md").symlink_to(notes)
+    (out / "per_class.png").unlink()
+    os.link(draft, out / "per_class.png")
+    assert run_cli([*base, "--out", str(out)]) == 0
+    assert notes.read_text() == "my notes" and draft.read_bytes() == b"my figure"
+    assert not (out / "report.md").is_symlink() and (out / "report.md").read_text() != "my notes"
+    assert (out / "per_class.png").stat().st_ino != draft.stat().st_ino
+
+
+def test_a_report_without_speakers_leaves_no_earlier_speaker_figure(setup, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["--model", str(setup["model"]), "--data-dir", str(setup["urdu"]), "--no-progress", "--out", str(out)]
+    assert run_cli([*base, "--corpus", "urdu"]) == 0
+    assert (out / "speakers.png").is_file()
+    assert run_cli([*base, "--corpus", "folder", "--n-resamples", "0"]) == 0  # a folder corpus: no speaker ids
+    assert not (out / "speakers.png").exists()
+    assert "speakers.png" not in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_a_test_part_needs_a_share_strictly_between_0_and_1(setup, tmp_path):
+    base = ["--model", str(setup["model"]), "--corpus", "urdu", "--data-dir", str(setup["urdu"]), "--no-progress",
+            "--split", "test", "--out", str(tmp_path / "out")]
+    for share in ("0", "1", "-0.1", "nan"):
+        with pytest.raises(SERError, match=r"test_size \(--test-size\) must be a share in \(0, 1\), got "):
+            run_cli([*base, "--test-size", share])
+
+
+def test_an_exports_onnx_file_is_evaluated_with_its_folders_training_record(setup, tmp_path):
+    """--model EXPORT/model.onnx reads the export's ser_hf_run.json (its preprocessing, its test speakers), as the
+    folder itself does; it used to be read from the file path, so nothing was found and clips went uncleaned."""
+    from ser_hf.inference.onnx import export_onnx
+
+    model = tmp_path / "trained"
+    shutil.copytree(setup["model"], model)
+    (model / "ser_hf_run.json").write_text(json.dumps({"data": {"corpus": "urdu", "max_duration": 0.5}}))
+    export_onnx(model, tmp_path / "export")
+    by_folder = _evaluate(setup, "urdu", tmp_path / "export", n_resamples=0).metadata
+    by_file = _evaluate(setup, "urdu", tmp_path / "export" / "model.onnx", n_resamples=0).metadata
+    assert by_file["preprocessing"] == by_folder["preprocessing"] and by_file["preprocessing"]["max_duration"] == 0.5
+    assert by_file["warnings"] == by_folder["warnings"] and "trained on 'urdu'" in by_file["warnings"][0]

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ser_hf._io import write_output_file
 from ser_hf.baseline.classifiers import NEURAL_CLASSIFIERS
 from ser_hf.evaluation import folds_to_markdown
 from ser_hf.evaluation.report import markdown_table, percent
@@ -245,5 +246,5 @@ def write_baseline_card(
 ) -> Path:
     """Write :func:`baseline_card` to ``directory/README.md`` and return the path."""
     path = Path(directory) / "README.md"
-    path.write_text(baseline_card(model, cv, directory=str(directory)), encoding="utf-8")
+    write_output_file(path, baseline_card(model, cv, directory=str(directory)))
     return path

@@ -38,7 +38,7 @@ import datasets
 import numpy as np
 import torch
 
-from ser_hf._io import default_permissions
+from ser_hf._io import default_permissions, write_output_file
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.baseline.classic_model import (
     _FIX,
@@ -139,7 +139,7 @@ class NeuralBaselineModel(BaselineModel):
         default_permissions(out / WEIGHTS_NAME)
         # A scikit-learn model saved here before would no longer match baseline_config.json.
         (out / MODEL_NAME).unlink(missing_ok=True)
-        (out / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2, default=str) + "\n", encoding="utf-8")
+        write_output_file(out / CONFIG_NAME, json.dumps(self.config(), indent=2, default=str) + "\n")
         write_baseline_card(out, self, cv)
         return out
 

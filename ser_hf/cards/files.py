@@ -18,6 +18,7 @@ from typing import Any
 
 from huggingface_hub import ModelCard
 
+from ser_hf._io import write_output_file
 from ser_hf.cards.data import SERModelCardData
 from ser_hf.checkpoint import CARD_DATA_FILE, MODEL_CARD
 from ser_hf.errors import EvaluationError, SERError
@@ -161,9 +162,9 @@ def save_model_card(directory: str | os.PathLike, card_data: SERModelCardData,
     """
     directory = Path(directory)
     path = directory / MODEL_CARD
-    path.write_text(render_model_card(card_data, template), encoding="utf-8")
+    write_output_file(path, render_model_card(card_data, template))
     fields = {f.name: getattr(card_data, f.name) for f in dataclasses.fields(card_data)}
-    (directory / CARD_DATA_FILE).write_text(json.dumps(fields, indent=2, default=str) + "\n", encoding="utf-8")
+    write_output_file(directory / CARD_DATA_FILE, json.dumps(fields, indent=2, default=str) + "\n")
     return path
 
 
@@ -232,5 +233,5 @@ def add_to_model_card(checkpoint_dir: str | os.PathLike, report: Any) -> Path:
     source = card_data_file(checkpoint_dir)
     saved = json.loads(source.read_text(encoding="utf-8"))
     saved["robustness"] = card_record(report)
-    source.write_text(json.dumps(saved, indent=2, default=str) + "\n", encoding="utf-8")
+    write_output_file(source, json.dumps(saved, indent=2, default=str) + "\n")
     return update_model_card(checkpoint_dir)

@@ -36,13 +36,14 @@ from typing import Any
 import datasets
 import numpy as np
 
-from ser_hf._io import check_output_folder
+from ser_hf._io import check_output_folder, write_output_file
 from ser_hf.checkpoint import read_run_record, recorded_preprocessor
 from ser_hf.corpora import load_corpus
 from ser_hf.emotions import canonical_emotion
 from ser_hf.errors import EvaluationError, SERError
 from ser_hf.evaluation.report import REPORT_KEYS, EvaluationReport, markdown_table
 from ser_hf.evaluation.robustness import PerturbationSettings, score_under_perturbations
+from ser_hf.ranges import Range, check_value
 
 __all__ = [
     "LabelMapping", "evaluate_checkpoint", "evaluate_model", "format_notes", "map_labels", "notes_markdown",
@@ -217,6 +218,9 @@ def select_split(
             )
         return part, f"test: the {len(keep)} speakers held out when this model was trained"
     if split == "test":
+        # 0 would leave no test part at all, 1 no speakers to split from
+        check_value("test_size (--test-size)", test_size, Range(0, 1, low_open=True, high_open=True, noun="a share"),
+                    EvaluationError)
         part = speaker_split(dataset, test_size=test_size, validation_size=0.0, seed=seed)["test"]
         return part, f"test: speaker_split(test_size={test_size}, seed={seed}), {len(set(part['speaker']))} speakers"
     match = re.fullmatch(r"fold:?(\d+)", split)
@@ -385,7 +389,7 @@ def format_notes(report: EvaluationReport) -> str:
 def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str, Path]:
     """:meth:`EvaluationReport.write`, with the label mapping and warnings added to ``report.md``."""
     paths = report.write(out_dir)
-    paths["markdown"].write_text(report.to_markdown() + "\n" + notes_markdown(report), encoding="utf-8")
+    write_output_file(paths["markdown"], report.to_markdown() + "\n" + notes_markdown(report))
     return paths
 
 
@@ -447,12 +451,14 @@ def evaluate_checkpoint(
         label_map = parse_label_map(label_map)
     if out_dir is not None:  # before any work: never into the checkpoint itself nor over a folder of the user's
         local = Path(str(model_dir)).expanduser()
+        local = local.parent if local.is_file() else local  # an export's model.onnx: its folder is the checkpoint
         check_output_folder(out_dir, argument="out_dir (--out)", marker=[("report.json", REPORT_KEYS)],
                             what="an evaluation report", overwrite=True, sources=[local] if local.is_dir() else [])
     from ser_hf.inference.predict import load_classifier
 
     model, feature_extractor = load_classifier(model_dir)  # fail on a bad checkpoint before reading audio
-    record = read_run_record(Path(model_dir))
+    folder = Path(str(model_dir)).expanduser()
+    record = read_run_record(folder.parent if folder.is_file() else folder)  # an export's model.onnx: its folder
     dataset = load_corpus(corpus, data_dir, emotions=emotions, **dict(corpus_options or {}))
     same_corpus = record.get("data", {}).get("corpus") == corpus
     part, description = select_split(dataset, split, seed=seed, test_size=test_size, num_folds=num_folds,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ser_hf._io import atomic_write_bytes, read_json, remove_own_folder
+from ser_hf._io import atomic_write_bytes, read_json, remove_own_folder, write_output_file
 from ser_hf.errors import EvaluationError, ModelError
 from ser_hf.evaluation.metrics.core import SCALAR_METRICS, scores_from_confusion
 from ser_hf.evaluation.report import (
@@ -299,8 +299,8 @@ def write_cv_summary(
         summary["test_time_copies"] = test_time_copies.to_dict()
         markdown += (f"\n## {TEST_TIME_COPIES_TITLE}\n\n{TEST_TIME_COPIES_NOTE}\n\n"
                      + test_time_copies.to_markdown() + "\n")
-    (out / "cv_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    (out / "cv_summary.md").write_text(markdown)
+    write_output_file(out / "cv_summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    write_output_file(out / "cv_summary.md", markdown)
     (out / CV_PLAN).unlink(missing_ok=True)  # the summary marks the folder from now on
 
 

@@ -7,12 +7,15 @@ on headless servers and inside notebooks alike. ``Figure.savefig`` renders with 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from ser_hf._io import write_output_file
 
 _SCORE_KEYS = ("precision", "recall", "f1")
 
@@ -194,5 +197,6 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
         The path as a ``Path``.
     """
     path = Path(path)
-    fig.savefig(path, dpi=dpi)
-    return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    return write_output_file(path, buffer.getvalue())

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ser_hf._io import write_output_file
 from ser_hf.errors import EvaluationError
 from ser_hf.evaluation.bootstrap import CI_METRICS, bootstrap_confidence_intervals
 from ser_hf.evaluation.breakdown import breakdown_lines, breakdown_markdown, speaker_breakdown
@@ -259,7 +260,7 @@ class EvaluationReport:
         # default=str: metadata often holds paths or dates; NaN is refused so the file stays valid JSON.
         text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=str)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            write_output_file(path, text + "\n")
         return text
 
     @classmethod
@@ -390,7 +391,9 @@ class EvaluationReport:
             dpi: Resolution of the figures.
 
         Returns:
-            Kind (``json``, ``markdown``, ``confusion_matrix``, ``per_class``, ``speakers``, ``reliability``) -> path.
+            Kind (``json``, ``markdown``, ``confusion_matrix``, ``per_class``, ``speakers``, ``reliability``) -> path:
+            the files written. An earlier report's ``speakers.png`` or ``reliability.png`` that this report has no
+            data for is removed; every file replaces what was at its path (a link there is replaced, not followed).
         """
         # Imported here so that scoring (e.g. inside a Trainer) never loads matplotlib.
         from ser_hf.evaluation.plots import (
@@ -405,7 +408,7 @@ class EvaluationReport:
         out.mkdir(parents=True, exist_ok=True)
         paths = {"json": out / "report.json", "markdown": out / "report.md"}
         self.to_json(paths["json"])
-        paths["markdown"].write_text(self.to_markdown(), encoding="utf-8")
+        write_output_file(paths["markdown"], self.to_markdown())
         paths["confusion_matrix"] = save_figure(
             plot_confusion_matrix(self.confusion_matrix, self.labels, title=self.title),
             out / "confusion_matrix.png",
@@ -416,6 +419,10 @@ class EvaluationReport:
             paths["speakers"] = save_figure(plot_speakers(self.by_speaker, title=self.title), out / "speakers.png", dpi)
         if self.calibration is not None:
             paths["reliability"] = save_figure(plot_reliability(self.calibration), out / "reliability.png", dpi)
+        # An earlier report's figure this one has no data for (no speakers, no probabilities) would pass for its own.
+        for name in ("speakers.png", "reliability.png"):
+            if out / name not in paths.values() and ((out / name).is_file() or (out / name).is_symlink()):
+                (out / name).unlink()
         return paths
 
 

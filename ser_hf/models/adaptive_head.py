@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_hf._io import default_permissions
+from ser_hf._io import default_permissions, write_output_file
 from ser_hf.errors import ModelError, SERError
 from ser_hf.models.linear_head import head_logits, head_mix, softmax
 from ser_hf.paths import display_path
@@ -161,7 +161,7 @@ def save_adaptation(probe: AdaptiveProbe, checkpoint: str | os.PathLike) -> Path
     default_permissions(folder / ADAPTATION_WEIGHTS)  # part of the checkpoint folder, readable like it
     record = {"format": 1, "shrink_clips": probe.shrink, "min_enrollment_clips": probe.min_clips,
               "estimator": probe.estimator, "enabled": probe.enabled, "record": probe.record}
-    (folder / ADAPTATION_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    write_output_file(folder / ADAPTATION_RECORD, json.dumps(record, indent=2) + "\n")
     return folder / ADAPTATION_WEIGHTS
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import datasets
 import numpy as np
 
-from ser_hf._io import check_output_folder, remove_own_folder
+from ser_hf._io import check_output_folder, remove_own_folder, write_output_file
 from ser_hf.cards import card_from_run, write_model_card
 from ser_hf.checkpoint import RUN_RECORD, write_run_record
 from ser_hf.corpora import load_corpus
@@ -272,7 +272,7 @@ def _write_speaker_adaptive(out: Path, rows: list[dict[str, Any]],
 
     out.mkdir(parents=True, exist_ok=True)
     marked = [{**row, "test_time_copies": True} for row in with_copies or []]
-    (out / "speaker_adaptive.json").write_text(json.dumps(rows + marked, indent=2) + "\n")
+    write_output_file(out / "speaker_adaptive.json", json.dumps(rows + marked, indent=2) + "\n")
     copies_section = "" if not with_copies else (
         "\n## With test-time copies\n\nThe same enrollment draws; every clip scored with its training copies too, "
         "each version with its own offset from the enrolled clips' same version (`ser-hf predict --test-time-copies "
@@ -425,8 +425,8 @@ def leave_one_corpus_out(run: Run, progress: bool = True) -> dict[str, Evaluatio
             report.write(out / corpus)
         summary = {"reports": {corpus: report.to_dict() for corpus, report in reports.items()},
                    "settings": run.settings()}
-        (out / "leave_one_corpus_out.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        (out / "leave_one_corpus_out.md").write_text(leave_one_corpus_out_markdown(reports))
+        write_output_file(out / "leave_one_corpus_out.json", json.dumps(summary, indent=2, default=str) + "\n")
+        write_output_file(out / "leave_one_corpus_out.md", leave_one_corpus_out_markdown(reports))
     return reports
 
 

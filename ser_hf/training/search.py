@@ -27,6 +27,7 @@ from typing import Any
 
 from transformers.trainer_utils import BestRun
 
+from ser_hf._io import write_output_file
 from ser_hf.errors import SERError
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.splits import speaker_split
@@ -132,4 +133,4 @@ def _write_record(out: Path, best: BestRun, n_trials: int, split, objective: str
               "validation_speakers": sorted(set(split["validation"]["speaker"])),
               "test_speakers_held_out": sorted(set(split["test"]["speaker"])) if "test" in split else []}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "hp_search.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    write_output_file(out / "hp_search.json", json.dumps(record, indent=2, default=str) + "\n")

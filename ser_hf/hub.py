@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import json
 import os
@@ -42,6 +41,7 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RevisionNo
 from huggingface_hub.repocard import REGEX_YAML_BLOCK
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
+from ser_hf.cards.files import HUB_LICENSES, validate_license
 from ser_hf.checkpoint import CARD_DATA_FILE, CHECKPOINT_FILES, MODEL_CARD
 from ser_hf.errors import SERError
 from ser_hf.paths import display_path, is_utf8, printable
@@ -56,21 +56,6 @@ DEFAULT_EXCLUDE = ("checkpoint-*/*", "runs/*", ".git/*", ".cache/*", "__pycache_
 #: Suffixes of pickle-based files: loading one can run arbitrary code, so they are refused.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 
-#: The licence ids a model card's ``license`` may hold. huggingface_hub ships no such list; this is the table of
-#: https://huggingface.co/docs/hub/repositories-licenses (hub-docs ``docs/hub/repositories-licenses.md``, the
-#: ``region licenses`` block). A licence the Hub adds later: use ``other`` with ``license_name`` and
-#: ``license_link`` meanwhile, and add its id here.
-HUB_LICENSES = frozenset({
-    "apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m", "bigscience-bloom-rail-1.0",
-    "bigcode-openrail-m", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd", "bsd-2-clause", "bsd-3-clause",
-    "bsd-3-clause-clear", "c-uda", "cc", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0",
-    "cc-by-sa-3.0", "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0",
-    "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0",
-    "cdla-sharing-1.0", "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0",
-    "etalab-2.0", "eupl-1.1", "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1", "lgpl-3.0", "isc",
-    "lppl-1.3c", "ms-pl", "mpl-2.0", "odc-by", "odbl", "openrail++", "osl-3.0", "postgresql", "ofl-1.1", "ncsa",
-    "unlicense", "zlib", "pddl", "lgpl-lr", "deepfloyd-if-license", "llama2", "gemma", "unknown", "other",
-})
 
 #: The most a card file (README.md, ser_hf_card.json) may hold. ser_hf's cards are a few kB of text; the bound keeps
 #: a stray huge file from being read into memory (and the Hub stores files over 10 MB with LFS, not as text).
@@ -106,21 +91,16 @@ def _network_errors() -> tuple[type[BaseException], ...]:
 
 
 def check_hub_license(license: str | None, argument: str = "--license") -> str | None:
-    """Check that ``license`` is one of the Hub's licence ids (:data:`HUB_LICENSES`; ``None`` passes).
+    """Check that ``license`` is one of the Hub's licence ids (:data:`HUB_LICENSES`; ``None`` passes), as
+    :func:`ser_hf.cards.validate_license` does, for a push.
 
     Raises:
         HubError: naming the argument, what was given and the nearest ids.
     """
-    if license is None or (isinstance(license, str) and license in HUB_LICENSES):
-        return license
-    text = printable(str(license))
-    near = difflib.get_close_matches(text.lower().replace(" ", "-"), sorted(HUB_LICENSES), n=4, cutoff=0.6)
-    raise HubError(
-        f"{argument} {text!r} is not a Hub licence id; expected one of the ids of "
-        f"https://huggingface.co/docs/hub/repositories-licenses{f' (closest: {near})' if near else ''}, e.g. "
-        f"'cc-by-nc-sa-4.0', 'apache-2.0' or 'mit'. For other terms pass {argument} other with --license-name and "
-        f"--license-link. Check that the training corpora's licences allow it."
-    )
+    try:
+        return validate_license(license, argument)
+    except SERError as err:
+        raise HubError(str(err)) from None
 
 
 def _check_repo_id(repo_id: str) -> None:
@@ -470,8 +450,8 @@ def push_model(
     from ser_hf.models.released import RELEASES, read_record
     from ser_hf.models.released_checkpoint import prepare_released
 
-    terms = license_card_fields(license, license_name, license_link)
     check_hub_license(license)
+    terms = license_card_fields(license, license_name, license_link)
     text = os.fspath(model)
     if Path(text).expanduser().is_dir() or text not in {*RELEASES, *PRESETS}:
         return _push(Path(text).expanduser(), repo_id, terms, **kwargs)

@@ -137,11 +137,14 @@ def test_update_model_card_sets_the_licence_and_keeps_the_rest(trained):
         update_model_card(checkpoint / "eval", license="mit")
 
 
-@pytest.mark.parametrize("bad", ["CC BY 4.0", "Apache-2.0", "mit license"])
-def test_licences_must_be_hub_ids(bad):
+@pytest.mark.parametrize("bad", ["CC BY 4.0", "Apache-2.0", "mit license", "notalicense", "cc-by-nc-sa-5.0"])
+def test_licences_must_be_hub_ids(bad, tmp_path):
+    """Every path a licence takes into a card (train, push, update_model_card) holds it to the Hub's list."""
     assert validate_license("cc-by-nc-sa-4.0") == "cc-by-nc-sa-4.0" and validate_license("openrail++")
-    with pytest.raises(SERError, match=rf"--license '{bad}' is not a Hub licence id; expected a lowercase id"):
+    with pytest.raises(SERError, match=rf"--license '{bad}' is not a Hub licence id; expected one of the ids"):
         validate_license(bad)
+    with pytest.raises(SERError, match=rf"license '{bad}' is not a Hub licence id"):
+        update_model_card(tmp_path, license=bad)  # checked before the folder is read
 
 
 def test_terms_no_hub_licence_id_fits_go_with_other_and_reach_the_cards_metadata(trained):

@@ -14,6 +14,8 @@ from huggingface_hub import HfApi, ModelCard, constants
 
 from ser_hf.cards import SERModelCardData, write_model_card
 from ser_hf.cli import push as push_cli
+from ser_hf.cli.licence import license_fields
+from ser_hf.errors import SERError
 from ser_hf.hub import MAX_CARD_BYTES, HubError, check_push_folder, push_to_hub
 from ser_hf.models.factory import build_model, save_checkpoint
 from ser_hf.testing.models import tiny_backbone
@@ -182,7 +184,9 @@ def test_a_licence_that_is_not_a_hub_licence_id_is_refused(folder, no_requests, 
                                        r"https://huggingface.co/docs/hub/repositories-licenses.*--license other"):
         run_cli(["--model", str(folder), "--repo-id", "me/ser", "--license", licence])
     assert snapshot(folder) == before and no_requests == []
-    assert push_cli.license_fields(argparse.Namespace(license="openrail++", license_name=None, license_link=None))
+    assert license_fields(argparse.Namespace(license="openrail++", license_name=None, license_link=None))
+    with pytest.raises(SERError, match=rf"--license '{licence}' is not a Hub licence id"):  # train --license too
+        license_fields(argparse.Namespace(license=licence, license_name=None, license_link=None))
 
 
 def test_a_licence_needs_the_card_data_and_names_the_folder_not_the_staging_copy(folder, online, no_requests):

@@ -9,6 +9,7 @@ it again with other user fields (a licence, a Hub id) and :func:`add_to_model_ca
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import re
@@ -23,8 +24,10 @@ from ser_hf.cards.data import SERModelCardData
 from ser_hf.checkpoint import CARD_DATA_FILE, MODEL_CARD
 from ser_hf.errors import EvaluationError, SERError
 from ser_hf.evaluation.robustness import card_record
+from ser_hf.paths import printable
 
 __all__ = [
+    "HUB_LICENSES",
     "CARD_DATA_FILE", "TEMPLATE_NAME", "add_to_model_card", "card_data_file", "render_model_card", "save_model_card",
     "license_card_fields", "template_path", "update_model_card", "validate_license", "validate_license_terms", "write_model_card",
 ]
@@ -37,18 +40,40 @@ TEMPLATE_NAME = "ser_model_card_template.md"
 _LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 
 
+#: The licence ids a model card's ``license`` may hold. huggingface_hub ships no such list; this is the table of
+#: https://huggingface.co/docs/hub/repositories-licenses (hub-docs ``docs/hub/repositories-licenses.md``, the
+#: ``region licenses`` block). A licence the Hub adds later: use ``other`` with ``license_name`` and
+#: ``license_link`` meanwhile, and add its id here.
+HUB_LICENSES = frozenset({
+    "apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m", "bigscience-bloom-rail-1.0",
+    "bigcode-openrail-m", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd", "bsd-2-clause", "bsd-3-clause",
+    "bsd-3-clause-clear", "c-uda", "cc", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0",
+    "cc-by-sa-3.0", "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0",
+    "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0",
+    "cdla-sharing-1.0", "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0",
+    "etalab-2.0", "eupl-1.1", "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1", "lgpl-3.0", "isc",
+    "lppl-1.3c", "ms-pl", "mpl-2.0", "odc-by", "odbl", "openrail++", "osl-3.0", "postgresql", "ofl-1.1", "ncsa",
+    "unlicense", "zlib", "pddl", "lgpl-lr", "deepfloyd-if-license", "llama2", "gemma", "unknown", "other",
+})
+
+
 def validate_license(license: str | None, argument: str = "--license") -> str | None:
-    """Check that ``license`` looks like a Hub licence id (``cc-by-nc-sa-4.0``, ``apache-2.0``, ``other``).
+    """Check that ``license`` is one of the Hub's licence ids (:data:`HUB_LICENSES`: ``cc-by-nc-sa-4.0``,
+    ``apache-2.0``, ``other``, ...; ``None`` passes).
 
     Raises:
-        SERError: for a licence written in words or with capitals (``"CC BY 4.0"``), naming the argument.
+        SERError: for anything else (a licence written in words or with capitals, ``"CC BY 4.0"``, or an id the Hub
+            does not know), naming the argument and the nearest ids.
     """
-    if license is None or _LICENSE_ID.match(license):
+    if license is None or (isinstance(license, str) and license in HUB_LICENSES):
         return license
+    text = printable(str(license))
+    near = difflib.get_close_matches(text.lower().replace(" ", "-"), sorted(HUB_LICENSES), n=4, cutoff=0.6)
     raise SERError(
-        f"{argument} {license!r} is not a Hub licence id; expected a lowercase id such as 'cc-by-nc-sa-4.0', "
-        f"'apache-2.0', 'mit' or 'other' (the list: https://huggingface.co/docs/hub/repositories-licenses). Check "
-        f"that the training corpora's licences allow it."
+        f"{argument} {text!r} is not a Hub licence id; expected one of the ids of "
+        f"https://huggingface.co/docs/hub/repositories-licenses{f' (closest: {near})' if near else ''}, e.g. "
+        f"'cc-by-nc-sa-4.0', 'apache-2.0' or 'mit'. For other terms pass {argument} other with a licence name and "
+        f"link (--license-name, --license-link). Check that the training corpora's licences allow it."
     )
 
 
@@ -183,6 +208,8 @@ def update_model_card(checkpoint_dir: str | os.PathLike, **user_fields: Any) -> 
     Raises:
         SERError: no ``ser_hf_card.json`` (a card not written by ser_hf, or an older one), or an unknown field.
     """
+    if "license" in user_fields:
+        validate_license(user_fields["license"], "license")  # before the folder is read
     directory = Path(checkpoint_dir)
     source = directory / CARD_DATA_FILE
     if not source.is_file():

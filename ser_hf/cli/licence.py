@@ -22,12 +22,9 @@ def license_fields(args: argparse.Namespace) -> dict[str, Any]:
 
     Raises:
         SERError: naming the argument, for a licence that is not one of the Hub's licence ids
-            (:data:`ser_hf.hub.HUB_LICENSES`) or terms given without ``--license other`` (see
+            (:data:`ser_hf.cards.files.HUB_LICENSES`) or terms given without ``--license other`` (see
             :func:`ser_hf.cards.license_card_fields`).
     """
     from ser_hf.cards import license_card_fields
-    from ser_hf.hub import check_hub_license
 
-    fields = license_card_fields(args.license, args.license_name, args.license_link)
-    check_hub_license(args.license)
-    return fields
+    return license_card_fields(args.license, args.license_name, args.license_link)  # the Hub's ids only

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ser_hf.cli.licence import add_license_arguments, license_fields
+from ser_hf.cli.licence import add_license_arguments
 
 DESCRIPTION = """\
 Upload a checkpoint folder, or a model ser_hf ships (see `ser-hf models list`), to a Hugging Face Hub
@@ -52,6 +52,6 @@ def run_push(args: argparse.Namespace) -> int:
 
     url = push_model(args.model, args.repo_id, private=args.private, token=args.token,
                      commit_message=args.commit_message, exclude=args.exclude, revision=args.revision,
-                     **license_fields(args))
+                     license=args.license, license_name=args.license_name, license_link=args.license_link)
     print(f"pushed {args.model} to {args.repo_id}: {url}")
     return 0

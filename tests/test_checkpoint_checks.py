@@ -251,6 +251,11 @@ def test_a_broken_config_json_is_named(made, tmp_path, text, pattern):
     ({"id2label": {"0": 1, "1": "b", "2": "c", "3": "d"}}, r"id2label names must be distinct non-empty strings"),
     ({"num_labels": 3}, r"num_labels is 3 but id2label names 4 classes"),
     ({"id2label": []}, r"id2label must map 1 to \d+ class ids to names"),
+    # printed in terminal tables, Markdown reports and plots: one short line each
+    ({"id2label": {"0": "hap\npy", "1": "b", "2": "c", "3": "d"}},
+     r"id2label names must be one line of at most 200 characters without control characters .*found \['hap\\\\npy'\]"),
+    ({"id2label": {"0": "a\tb", "1": "b", "2": "c", "3": "\x7f"}}, r"without control characters"),
+    ({"id2label": {"0": "x" * 201, "1": "b", "2": "c", "3": "d"}}, r"one line of at most 200 characters"),
 ])
 def test_labels_that_do_not_match_the_classifier_are_refused(made, tmp_path, no_allocation, edit, pattern):
     path = _edit_config(_copy(made, "wav2vec2", tmp_path / "labels"), **edit)

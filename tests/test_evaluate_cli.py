@@ -141,6 +141,13 @@ def test_label_map_parsing_and_matching():
         map_labels(["neutral", "calm"], FOUR, {"calm": "bored"})
     with pytest.raises(SERError, match=r"--label-map key 'joyful' is not a label of the evaluated corpus"):
         map_labels(["neutral", "calm"], FOUR, {"joyful": "happy"})
+    for spelled in ("Calm", "CALM"):  # two spellings of one corpus label, two targets: refused, not last-wins
+        with pytest.raises(SERError, match=rf"maps the corpus label 'calm' twice: as 'calm' to 'neutral' and as "
+                                           rf"'{spelled.strip()}' to 'happy'"):
+            map_labels(["neutral", "calm"], FOUR, parse_label_map(f"calm=neutral,{spelled}=happy"))
+    with pytest.raises(SERError, match=r"--label-map maps 'calm' twice \('neutral' and 'happy'\)"):
+        parse_label_map("calm=neutral, calm =happy")
+    assert map_labels(["neutral", "calm"], FOUR, {"calm": "neutral", "Calm": "neu"}).mapping["calm"] == "neutral"
 
 
 def test_bad_inputs_fail_clearly(setup, tmp_path):

@@ -316,3 +316,11 @@ def test_bad_folds_and_dicts_raise(report: EvaluationReport) -> None:
 def test_bootstrap_rejects_unknown_metric() -> None:
     with pytest.raises(EvaluationError, match=r"`metrics` holds unknown names \['accuracy'\]"):
         bootstrap_confidence_intervals([0, 1], [0, 1], 2, metrics=["accuracy"])
+
+
+def test_markdown_cells_never_end_a_cell_or_a_row():
+    """A speaker id or class name holding '|' or a line break stays in its cell (ids come from file names)."""
+    from ser_hf.evaluation.tables import markdown_table
+
+    table = markdown_table(["speaker", "UA"], [["a|b", 1], ["line\nbreak", 2]])
+    assert table.splitlines()[2:] == ["| a\\|b | 1 |", "| line\\nbreak | 2 |"]

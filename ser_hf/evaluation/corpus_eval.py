@@ -122,7 +122,7 @@ def _find_model_label(target: str, model_labels: Sequence[str]) -> str | None:
 
 
 def _check_label_map(label_map: Mapping[str, str], corpus_labels: Sequence[str], model_labels: Sequence[str]) -> dict:
-    resolved = {}
+    resolved, given_as = {}, {}
     for source, target in label_map.items():
         key = source if source in corpus_labels else _canonical(source)
         if key not in corpus_labels:
@@ -135,7 +135,13 @@ def _check_label_map(label_map: Mapping[str, str], corpus_labels: Sequence[str],
                 f"--label-map value {target!r} (for {source!r}) is not one of the model's classes "
                 f"{list(model_labels)}. Map corpus labels to model classes, e.g. '{key}={model_labels[0]}'."
             )
-        resolved[key] = target
+        if key in resolved and _find_model_label(resolved[key], model_labels) != _find_model_label(target,
+                                                                                                  model_labels):
+            # 'calm=neutral,Calm=happy': two spellings of one corpus label; the last would silently win
+            raise EvaluationError(
+                f"--label-map maps the corpus label {key!r} twice: as {given_as[key]!r} to {resolved[key]!r} and as "
+                f"{source!r} to {target!r}. Keep one of them.")
+        resolved[key], given_as[key] = target, source
     return resolved
 
 

@@ -24,8 +24,15 @@ def signed_percent_range(bounds: Sequence[float]) -> str:
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-flavoured Markdown table; the first column left-aligned, the rest right-aligned."""
-    lines = ["| " + " | ".join(str(h) for h in header) + " |"]
+    """A GitHub-flavoured Markdown table; the first column left-aligned, the rest right-aligned.
+
+    A cell's ``|`` is escaped and a line break shown as ``\\n`` (a class or speaker name holding one would otherwise
+    end its cell or its row)."""
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |"]
     lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\r", "\\r").replace("\n", "\\n")

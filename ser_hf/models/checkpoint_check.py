@@ -51,6 +51,7 @@ from ser_hf.models.safetensors_header import (
     checkpoint_tensors,
     safetensors_header,
 )
+from ser_hf.paths import printable
 from ser_hf.ranges import FINITE, Range, check_value
 
 try:  # transformers 5 configs are strict dataclasses: a wrong type in config.json raises this
@@ -97,6 +98,10 @@ _NEW_IN_CLASSIFIER = ("masked_spec_embed",)
 CONFIG_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, StrictDataclassError)
 
 
+#: The longest class name a checkpoint may give (emotion names are a few characters; AudioSet's are under 100).
+MAX_LABEL_CHARS = 200
+
+
 # --- config.json -------------------------------------------------------------------------------------------
 
 def _check_labels(config: Mapping[str, Any], path: Path) -> None:
@@ -112,6 +117,13 @@ def _check_labels(config: Mapping[str, Any], path: Path) -> None:
     names = list(id2label.values())
     if not all(isinstance(name, str) and name.strip() for name in names) or len(set(names)) != len(names):
         raise ModelError(f"{path}: id2label names must be distinct non-empty strings, found {names[:20]}. {fix}.")
+    # A label is printed in terminal tables, Markdown reports and plots: a line break or a control character in it
+    # breaks them (rows split across lines), and a name of thousands of characters is no class name.
+    unusable = [name for name in names if len(name) > MAX_LABEL_CHARS or any(ord(c) < 32 or ord(c) == 127 for c in name)]
+    if unusable:
+        shown = [printable(name.encode("unicode_escape").decode("ascii"))[:60] for name in unusable[:5]]
+        raise ModelError(f"{path}: id2label names must be one line of at most {MAX_LABEL_CHARS} characters without "
+                         f"control characters (line breaks, tabs), found {shown}. {fix}.")
     if config.get("num_labels", len(ids)) != len(ids):
         raise ModelError(f"{path}: num_labels is {config['num_labels']} but id2label names {len(ids)} classes. {fix}.")
 

@@ -304,3 +304,33 @@ def test_a_datasets_dataset_is_scored_degraded_too(setup, tmp_path, single_torch
                     "--no-progress", "--n-resamples", "20", "--perturb", "babble:snr=5"]) == 0
     rows = json.loads((out / "report.json").read_text())["robustness"]["conditions"]
     assert [row["condition"] for row in rows] == ["clean", "babble:snr=5"] and rows[1]["num_samples"] == 8
+
+
+def test_a_damaged_cache_is_computed_again_and_a_file_as_cache_folder_is_refused(setup, tmp_path, caplog,
+                                                                                   single_torch_thread):
+    """A truncated or wrong-shaped cached prediction used to stop every rerun (ValueError naming no file)."""
+    model, extractor = load_classifier(setup["model"])
+    clips = sorted(str(p) for p in setup["ravdess"].rglob("*.wav"))[:4]
+    settings = PerturbationSettings.from_spec("noise:snr=0", cache_dir=tmp_path / "cache")
+
+    def score():
+        return score_under_perturbations(model, clips, np.zeros(4, int), settings, feature_extractor=extractor,
+                                         batch_size=4, n_resamples=0, progress=False)
+
+    first_clean, first = score()
+    cached = sorted((tmp_path / "cache").glob("*/*/*.npy"))
+    cached[0].write_bytes(cached[0].read_bytes()[:20])  # truncated
+    np.save(cached[1], np.zeros((2, 3)))  # wrong shape
+    np.save(cached[2], np.full(len(FOUR), np.nan))  # not probabilities
+    again_clean, again = score()
+    assert again["cache"]["predictions_computed"] == 3 and again["cache"]["predictions_reused"] == 5
+    assert sum("computing them again" in r.getMessage() and cached[0].name in r.getMessage()
+               for r in caplog.records) == 1
+    np.testing.assert_allclose(again_clean, first_clean, atol=1e-6)
+    assert again["conditions"] == first["conditions"]
+    (tmp_path / "a-file").write_text("mine")
+    for folder in (tmp_path / "a-file", tmp_path / "a-file" / "x"):
+        settings.cache_dir = folder
+        with pytest.raises(EvaluationError, match=r"perturbation cache folder .*a-file.* \(--perturb-cache-dir\) "
+                                                  r"cannot be used"):
+            score()

@@ -43,6 +43,7 @@ from ser_hf.evaluation.bootstrap import paired_bootstrap_scores, percentile_inte
 from ser_hf.evaluation.metrics.core import compute_scores
 from ser_hf.evaluation.perturbations import Perturbation, parse_perturbations
 from ser_hf.evaluation.tables import markdown_table, percent, percent_range
+from ser_hf.paths import display_path
 from ser_hf.progress import progress_bar
 
 __all__ = [
@@ -139,6 +140,13 @@ class _Predictor:
         self.seed, self.batch_size, self.progress = settings.seed, batch_size, progress
         root = Path(settings.cache_dir).expanduser() if settings.cache_dir else default_cache_dir()
         self.root = root / model_fingerprint(model, feature_extractor, preprocessor)
+        try:  # now, before any clip is scored
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # the folder or one above it is a file, or cannot be written
+            raise EvaluationError(f"the perturbation cache folder {display_path(root)} (--perturb-cache-dir) cannot "
+                                  f"be used: {err.strerror or err}. Pass a folder that can be created and written, "
+                                  f"or leave it out for {display_path(default_cache_dir())}.") from None
+        self.num_labels = int(model.config.num_labels)
         self.computed = self.reused = 0
 
     def _folder(self, condition: Perturbation | None) -> Path:
@@ -171,7 +179,9 @@ class _Predictor:
 
         folder = self._folder(condition)
         targets = [folder / f"{key}.npy" for key in keys]
-        missing = [i for i, target in enumerate(targets) if not target.is_file()]
+        found = {i: self._cached(target) for i, target in enumerate(targets) if target.is_file()}
+        found = {i: row for i, row in found.items() if row is not None}
+        missing = [i for i in range(len(targets)) if i not in found]
         self.computed, self.reused = self.computed + len(missing), self.reused + len(keys) - len(missing)
         name = CLEAN if condition is None else condition.name
         logger.info("%s: %d of %d clips cached in %s", name, len(keys) - len(missing), len(keys), folder)
@@ -183,8 +193,23 @@ class _Predictor:
                     preprocessor=self.preprocessor, batch_size=self.batch_size, progress=False)
                 for i, row in zip(rows, probabilities):
                     _save(targets[i], row)
+                    found[i] = row
                 bar.update(len(rows))
-        return np.stack([np.load(target, allow_pickle=False) for target in targets])
+        return np.stack([found[i] for i in range(len(targets))])
+
+    def _cached(self, target: Path) -> np.ndarray | None:
+        """A clip's cached probabilities, or None (and a warning naming the file) when the file cannot be used: it
+        is computed again and replaced, so a damaged cache never stops a run nor feeds it wrong numbers."""
+        try:
+            row = np.load(target, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            why = f"cannot be read ({err})"
+        else:
+            if row.shape == (self.num_labels,) and row.dtype.kind == "f" and np.isfinite(row).all():
+                return row
+            why = f"holds {row.dtype} values of shape {row.shape}, not {self.num_labels} finite probabilities"
+        logger.warning("cached probabilities %s %s; computing them again", display_path(target), why)
+        return None
 
 
 def robustness_rows(

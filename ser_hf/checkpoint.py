@@ -77,6 +77,11 @@ def check_checkpoint_dir(path: str | os.PathLike) -> Path:
     if not path.is_dir():
         raise ModelError(f"model {str(path)!r} is a file; pass the directory that holds {_LISTED}.")
     found = sorted(p.name for p in path.iterdir())
+    for name in ("config.json", "preprocessor_config.json"):
+        if (path / name).is_symlink() and not (path / name).exists():
+            raise ModelError(f"model directory {str(path)!r}: {name} is a symbolic link to "
+                             f"{os.readlink(path / name)!r}, which does not exist; restore the file it points to, "
+                             f"or put the file itself there.")
     if not (path / "config.json").is_file():
         raise ModelError(f"model directory {str(path)!r} has no config.json (found {found}); expected {_LISTED}.")
     if not any(path.glob("*.safetensors")):
@@ -167,6 +172,14 @@ def read_run_record(model_dir: str | os.PathLike) -> dict[str, Any]:
     """
     record: dict[str, Any] = {}
     run_file, report_file = Path(model_dir) / RUN_RECORD, Path(model_dir) / "eval" / "report.json"
+    fixes = {run_file: _RUN_FIX, report_file: "Restore the eval/report.json `ser-hf train` wrote, or delete it (the "
+                                               "speakers the model was tested on are then unknown)."}
+    for file, fix in fixes.items():  # a record that is there but unreadable must not pass for no record
+        if file.is_symlink() and not file.exists():
+            raise ModelError(f"{file} is a symbolic link to {os.readlink(file)!r}, which does not exist: the model's "
+                             f"training record cannot be read. {fix}")
+        if file.exists() and not file.is_file():
+            raise ModelError(f"{file} is not a regular file (a folder, a pipe or a device). {fix}")
     if run_file.is_file():
         record["data"] = _data_settings(read_json(run_file, fix=_RUN_FIX).get("data", {}), run_file)
     if report_file.is_file():

@@ -434,6 +434,29 @@ def test_held_out_speakers_of_the_wrong_type_are_refused(made, tmp_path):
         training_record(path)
 
 
+def test_a_record_that_is_there_but_unreadable_never_passes_for_no_record(made, tmp_path):
+    """A dangling link or a folder where ser_hf_run.json or eval/report.json belongs was silently ignored: the model
+    then ran without its recorded cleaning, or was scored on speakers it trained on without a warning."""
+    path = _copy(made, "wav2vec2", tmp_path / "model")
+    (path / "eval").mkdir()
+    for name in ("ser_hf_run.json", "eval/report.json"):
+        (path / name).symlink_to(tmp_path / "gone.json")
+        loads = (EmotionRecognizer.from_pretrained, training_record) if name == "ser_hf_run.json" else (training_record,)
+        for load in loads:
+            with pytest.raises(ModelError, match=rf"{re.escape(name)} is a symbolic link to .*gone.json', which does "
+                                                 r"not exist"):
+                load(path)
+        (path / name).unlink()
+        (path / name).mkdir()
+        with pytest.raises(ModelError, match=rf"{re.escape(name)} is not a regular file"):
+            training_record(path)
+        (path / name).rmdir()
+    (path / "config.json").rename(path / "config.moved")
+    (path / "config.json").symlink_to(path / "config.missing")
+    with pytest.raises(ModelError, match=r"config.json is a symbolic link to .*config.missing', which does not exist"):
+        EmotionRecognizer.from_pretrained(path)
+
+
 def test_a_valid_ser_hf_run_json_still_applies(made, tmp_path):
     path = _copy(made, "wav2vec2", tmp_path / "model")
     (path / "ser_hf_run.json").write_text(json.dumps({"data": {"normalize": "peak", "corpus": "urdu", "trim_db": 30,

@@ -89,7 +89,7 @@ def _describe(item: RecognizerInput, index: int, single: bool) -> str:
 
 def _load_run_preprocessor(model_dir: Path, sampling_rate: int) -> AudioPreprocessor | None:
     """The preprocessing ``ser-hf train`` recorded in ``MODEL/ser_hf_run.json`` (None if none)."""
-    if not (model_dir / RUN_RECORD).is_file():
+    if not os.path.lexists(model_dir / RUN_RECORD):  # a dangling link or a folder there is refused, not skipped
         return None
     try:
         record = read_run_record(model_dir)

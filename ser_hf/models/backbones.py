@@ -330,6 +330,9 @@ def _check_checkpoint_dir(path: Path) -> Path:
             f"{path} is a CTranslate2/faster-whisper model, not a transformers checkpoint. Convert it first: "
             f"`ser-hf models convert {path} OUT_DIR` (or ser_hf.models.whisper_convert.convert_whisper)."
         )
+    if config.is_symlink() and not config.exists():
+        raise ModelError(f"{path}: config.json is a symbolic link to {os.readlink(config)!r}, which does not exist; "
+                         f"restore the file it points to, or put the file itself there.")
     if not config.is_file():
         found = describe_listing(path)
         raise ModelError(f"{path} is not a transformers checkpoint: expected a config.json, found {found}.")

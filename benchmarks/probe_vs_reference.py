@@ -15,7 +15,9 @@ reference, its 95% paired interval over 2000 resamples of whole speakers, and th
 probe scores at least as high. Then it refits both on the states multiplied by ``1 + 1e-6 * N(0, 1)`` (three draws:
 changes at the level of float32 rounding, such as recomputing the states on another machine makes) and records their
 pooled UAs: how far each fit moves when nothing but rounding changes (the reference's C is chosen from a flat inner CV
-on URDU, and a rounding-level change can pick another).
+on URDU, and a rounding-level change can pick another). Last, it scores both on :data:`ASSIGNMENTS` ``- 1`` more
+speaker-to-fold assignments of the same corpus (``speaker_folds`` with seeds 1, 2, ..., as the input-length and layer-mix
+tables use): whether the shared folds' difference is the corpus's or that one assignment's.
 
     .venv/bin/python benchmarks/probe_vs_reference.py --configs urdu:whisper-tiny.en:500 ravdess:whisper-base:300:0.9,1.1:20
 """
@@ -28,9 +30,11 @@ import numpy as np
 from common import accuracy_row_ua, run_configs
 from probe_layer_mix import CachedStates, cached_states
 from reference_probe import fit_reference
+from variant_comparison import ASSIGNMENTS
 
 from ser_hf.evaluation import paired_bootstrap_scores, percentile_interval
 from ser_hf.evaluation.metrics.core import compute_scores
+from ser_hf.splits import speaker_folds
 from ser_hf.training import linear_probe
 
 #: Bootstrap resamples of the difference (whole speakers drawn).
@@ -47,9 +51,9 @@ def jittered(states: np.ndarray, seed: int) -> np.ndarray:
     return states * (1.0 + JITTER * rng.standard_normal(states.shape))
 
 
-def out_of_fold_predictions(data: CachedStates, jitter_seed: int | None = None):
-    """Test rows and each system's predictions, pooled over the shared folds, and what each fold's fits chose (the
-    probe's mix and ridge strength, the reference's C); with ``jitter_seed``, both fitted and scored on
+def out_of_fold_predictions(data: CachedStates, jitter_seed: int | None = None, folds=None):
+    """Test rows and each system's predictions, pooled over the shared folds (or ``folds``), and what each fold's fits
+    chose (the probe's mix and ridge strength, the reference's C); with ``jitter_seed``, both fitted and scored on
     :func:`jittered` states (the training copies' too)."""
     settings = data.method.settings
     num_labels = len(data.labels)
@@ -59,7 +63,7 @@ def out_of_fold_predictions(data: CachedStates, jitter_seed: int | None = None):
         copies = [jittered(copy, jitter_seed + 1000 * (index + 1)) for index, copy in enumerate(copies)]
     states = features.astype(np.float32)  # the reference fits float32 states, as the cache gives them
     rows, predictions, choices = [], {"probe": [], "reference": []}, []
-    for fold in data.folds:
+    for fold in data.folds if folds is None else folds:
         train = np.concatenate([fold.train, fold.validation])
         probe, record = linear_probe.fit_linear(
             features[train], data.classes[train], data.speakers[train], num_labels,
@@ -89,6 +93,14 @@ def run_config(spec: str) -> dict:
 
     ua = pooled_uas(predictions)
     under_jitter = [pooled_uas(out_of_fold_predictions(data, seed)[1]) for seed in range(JITTER_DRAWS)]
+    by_assignment = [ua]
+    for seed in range(1, ASSIGNMENTS):
+        folds = speaker_folds(data.dataset, n_folds=len(data.folds), seed=seed)
+        other_rows, other_predictions, _ = out_of_fold_predictions(data, folds=folds)
+        by_assignment.append({name: compute_scores(data.classes[other_rows], system,
+                                                   label_names=labels)["unweighted_accuracy"]
+                              for name, system in other_predictions.items()})
+    differences = [run["probe"] - run["reference"] for run in by_assignment]
     samples = paired_bootstrap_scores(references, predictions, len(labels), groups=speakers.tolist(),
                                       n_resamples=RESAMPLES, seed=0)
     difference = samples["probe"] - samples["reference"]
@@ -108,13 +120,22 @@ def run_config(spec: str) -> dict:
            "jitter": {"relative_scale": JITTER, "draws": JITTER_DRAWS,
                       **{f"{name}_pooled_ua": [draw[name] for draw in under_jitter] for name in ua},
                       "difference": [draw["probe"] - draw["reference"] for draw in under_jitter]},
+           "assignments": {"count": ASSIGNMENTS, "first": "the shared folds",
+                           "probe_pooled_ua": [run["probe"] for run in by_assignment],
+                           "reference_pooled_ua": [run["reference"] for run in by_assignment],
+                           "probe_mean": float(np.mean([run["probe"] for run in by_assignment])),
+                           "reference_mean": float(np.mean([run["reference"] for run in by_assignment])),
+                           "difference_mean": float(np.mean(differences)),
+                           "difference_range": [min(differences), max(differences)],
+                           "probe_better": sum(d > 1e-9 for d in differences),
+                           "probe_worse": sum(d < -1e-9 for d in differences)},
            "accuracy_json": recorded,
            "reproduces_accuracy_json": all(recorded[name] is not None and abs(recorded[name] - ua[name]) < 1e-9
                                            for name in ua),
            "seconds": round(time.perf_counter() - start, 1)}
     print(spec, f"probe {ua['probe']:.4f} reference {ua['reference']:.4f} difference {row['difference']:+.4f} "
           f"{np.round(row['difference_interval_95'], 4).tolist()} reproduces {row['reproduces_accuracy_json']}; "
-          f"under jitter: {row['jitter']}", flush=True)
+          f"under jitter: {row['jitter']}; over {ASSIGNMENTS} assignments: {row['assignments']}", flush=True)
     return row
 
 

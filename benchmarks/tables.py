@@ -518,12 +518,24 @@ def probe_vs_reference_table(name: str = "probe_vs_reference") -> str:
                 f"{100 * run['difference']:+.1f} [{signed_percent_range(run['difference_interval_95'])}]",
                 f"{100 * run['share_of_resamples_probe_at_least_reference']:.0f}%",
                 f"{run['clips_only_probe_right']} / {run['clips_only_reference_right']}",
-                f"{_spread(run['jitter']['probe_pooled_ua'])} / {_spread(run['jitter']['reference_pooled_ua'])}"]
+                f"{_spread(run['jitter']['probe_pooled_ua'])} / {_spread(run['jitter']['reference_pooled_ua'])}",
+                _assignments_cell(run.get("assignments"))]
 
     return _per_config_table(name, [
         "probe [95% CI]", "reference [95% CI]", "probe minus reference [paired 95% CI]",
         "resamples with the probe at least as high", "clips only the probe / only the reference gets right",
-        "refitted on states changed at float32 rounding level (3 draws): probe / reference"], cells)
+        "refitted on states changed at float32 rounding level (3 draws): probe / reference",
+        "mean over 5 fold assignments (the shared folds and 4 more): probe / reference, mean difference (range), "
+        "assignments the probe is better / worse"], cells)
+
+
+def _assignments_cell(assignments: dict | None) -> str:
+    if not assignments:
+        return "not run"
+    low, high = assignments["difference_range"]
+    return (f"{_pct(assignments['probe_mean'])} / {_pct(assignments['reference_mean'])}, "
+            f"{100 * assignments['difference_mean']:+.1f} ({100 * low:+.1f} to {100 * high:+.1f}), "
+            f"{assignments['probe_better']} / {assignments['probe_worse']}")
 
 
 def _spread(values: list[float]) -> str:

@@ -179,7 +179,12 @@ def test_the_probe_vs_reference_table_shows_the_paired_difference(tables, tmp_pa
 
     assert "<!-- from benchmarks/results/probe_vs_reference.json -->" in text
     assert ("| urdu (4) | whisper-tiny.en, 10 s input | 83.5 [67.8-90.2] | 85.8 [68.6-90.4] | -2.2 [-6.2 to +4.9] | "
-            "24% | 12 / 21 | 83.5 / 85.0-86.2 |") in text
+            "24% | 12 / 21 | 83.5 / 85.0-86.2 | not run |") in text
+    run["assignments"] = {"probe_mean": 0.823, "reference_mean": 0.8405, "difference_mean": -0.0175,
+                          "difference_range": [-0.03, 0.005], "probe_better": 1, "probe_worse": 4}
+    _write_runs(tmp_path, "probe_vs_reference", [run])
+    text = _filled(tmp_path, tables.README_TABLES["probe-vs-reference"])
+    assert "| 83.5 / 85.0-86.2 | 82.3 / 84.0, -1.8 (-3.0 to +0.5), 1 / 4 |" in text
 
 
 def test_the_accuracy_tables_add_test_time_copies_only_where_a_probe_row_has_them(tables, tmp_path):

@@ -294,9 +294,9 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
 
     Refused, before any work: ``out`` is a file or a dangling symlink, or lies below a file (it could never be
     created); its path is not valid UTF-8 (safetensors, onnxruntime and the Hub client cannot open the files written
-    there); ``out`` is one of ``sources`` (the checkpoint being read), holds one, or lies inside one (it would mix
-    with the checkpoint's own files: ``eval/`` is the record of the speakers it was tested on); ``out`` is a non-empty
-    folder, unless it holds ``marker`` (a regular file every earlier output
+    there); ``out`` is one of ``sources`` (the checkpoint being read) or holds one; ``out`` is, or lies inside, a
+    checkpoint's ``eval/`` (the record of the speakers it was tested on; any checkpoint's, not only the sources'; a
+    new folder beside it, such as an ONNX export's ``onnx/``, is fine); ``out`` is a non-empty folder, unless it holds ``marker`` (a regular file every earlier output
     of this kind has; glob patterns, any of several), holds none of ``foreign`` (the marker files of other kinds of
     output, which must not be mixed with this one) *and* ``overwrite`` is set. So an earlier output may be replaced,
     never a folder of the user's own files nor another command's output.
@@ -334,10 +334,14 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
             raise ModelError(f"{argument} {shown_out} is (or holds) the checkpoint it is made from, "
                              f"{display_path(source)}; writing {what} there would overwrite it. Pass another "
                              f"directory.")
-        if source in resolved.parents:
-            raise ModelError(f"{argument} {shown_out} is inside the checkpoint it is made from, "
-                             f"{display_path(source)}; {what} there would mix with the checkpoint's own files (its "
-                             f"eval/ is the record of the speakers it was tested on). Pass a directory outside it.")
+    for folder in (resolved, *resolved.parents):
+        checkpoint = folder.parent
+        if folder.name == "eval" and ((checkpoint / "ser_hf_run.json").is_file() or (
+                (checkpoint / "config.json").is_file() and any(checkpoint.glob("*.safetensors")))):
+            raise ModelError(f"{argument} {shown_out} is (or is inside) the eval/ folder of the checkpoint "
+                             f"{display_path(checkpoint)}: it holds the record of the speakers that model was tested "
+                             f"on, which later evaluations read. Pass another directory (e.g. "
+                             f"{display_path(checkpoint / 'eval-test')}).")
     found = sorted(item.name for item in out.iterdir()) if out.is_dir() else []
     if not found:
         return out

@@ -234,10 +234,14 @@ def test_reports_never_go_inside_the_checkpoint_nor_write_through_links(setup, t
     (model / "eval" / "report.json").write_text(record)
     base = ["--model", str(model), "--corpus", "urdu", "--data-dir", str(setup["urdu"]), "--no-progress",
             "--n-resamples", "0"]
-    for inside in (model / "eval", model / "reports"):
-        with pytest.raises(ModelError, match=r"is inside the checkpoint it is made from"):
-            run_cli([*base, "--out", str(inside)])
-    assert (model / "eval" / "report.json").read_text() == record and not (model / "reports").exists()
+    with pytest.raises(ModelError, match=r"is \(or is inside\) the eval/ folder of the checkpoint"):
+        run_cli([*base, "--out", str(model / "eval")])
+    other = tmp_path / "other"  # another model's record, too: evaluating one model must not rewrite another's
+    shutil.copytree(model, other)
+    with pytest.raises(ModelError, match=r"is \(or is inside\) the eval/ folder of the checkpoint .*other"):
+        run_cli(["--model", str(setup["model"]), *base[2:], "--out", str(other / "eval")])
+    assert (model / "eval" / "report.json").read_text() == (other / "eval" / "report.json").read_text() == record
+    assert run_cli([*base, "--out", str(model / "eval-test")]) == 0  # the --help's example: beside it is fine
     with pytest.raises(ModelError, match=r"cannot be created: .*config.json is a file"):
         run_cli([*base, "--out", str(model / "config.json" / "x")])  # refused before scoring, not after
     out = tmp_path / "out"

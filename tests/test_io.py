@@ -143,13 +143,19 @@ def test_an_output_folder_is_refused_before_any_work_where_it_could_not_be_writt
     for below in (tmp_path / "a.txt" / "x", tmp_path / "a.txt" / "x" / "y"):
         with pytest.raises(ModelError, match=r"--out .*a.txt/x.* cannot be created: .*a.txt is a file, not a folder"):
             check_output_folder(below, **kind)
-    source = tmp_path / "checkpoint"
-    (source / "eval").mkdir(parents=True)
-    (source / "eval" / "report.json").write_text("{}")  # the record of the speakers it was tested on
-    for inside in (source / "eval", source / "reports" / "new"):
-        with pytest.raises(ModelError, match=r"is inside the checkpoint it is made from, .*checkpoint; an evaluation "
-                                             r"report there would mix with the checkpoint's own files"):
+    source, other = tmp_path / "checkpoint", tmp_path / "another-checkpoint"
+    for checkpoint in (source, other):
+        (checkpoint / "eval").mkdir(parents=True)
+        (checkpoint / "eval" / "report.json").write_text("{}")  # the record of the speakers it was tested on
+    (source / "config.json").write_text("{}")
+    (source / "model.safetensors").write_bytes(b"")
+    (other / "ser_hf_run.json").write_text("{}")
+    for inside in (source / "eval", source / "eval" / "new", other / "eval"):  # any checkpoint's eval/, not only
+        with pytest.raises(ModelError, match=r"is \(or is inside\) the eval/ folder of the checkpoint .*checkpoint: "
+                                             r"it holds the record of the speakers that model was tested on"):
             check_output_folder(inside, sources=[source], overwrite=True, **kind)
+    for beside in (source / "onnx", source / "eval-test", tmp_path / "eval"):  # new folders beside it are fine
+        assert check_output_folder(beside, sources=[source], overwrite=True, **kind) == beside
     odd = os.fsdecode(bytes(tmp_path) + b"/out\xff")
     with pytest.raises(ModelError, match=r"--out .*out\\xff: its path is not valid UTF-8") as caught:
         check_output_folder(odd, **kind)

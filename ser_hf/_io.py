@@ -40,7 +40,7 @@ from ser_hf.errors import ModelError
 from ser_hf.paths import display_path, is_utf8, printable
 
 __all__ = ["CACHE_ENV", "MAX_JSON_BYTES", "atomic_directory", "atomic_write_bytes", "atomic_write_json",
-           "atomic_write_text", "cache_root", "check_output_folder", "check_own_folder", "default_permissions",
+           "atomic_write_text", "cache_root", "check_output_folder", "check_own_folder", "default_permissions", "detach_for_rewrite",
            "file_sha256", "read_json", "remove_own_folder", "temporary_file", "unique_keys", "write_output_file"]
 
 #: The environment variable that moves every ser_hf cache.
@@ -168,6 +168,20 @@ def atomic_write_json(path: str | os.PathLike, value: Any, *, fsync: bool = Fals
                       **dumps: Any) -> Path:
     """:func:`atomic_write_bytes` of ``json.dumps(value, **dumps)`` and a newline."""
     return atomic_write_text(path, json.dumps(value, **dumps) + "\n", fsync=fsync, follow_symlinks=follow_symlinks)
+
+
+def detach_for_rewrite(folder: str | os.PathLike, patterns: Sequence[str]) -> None:
+    """Before a library (``save_pretrained``, safetensors, skops) writes files matching ``patterns`` into ``folder``
+    with a plain open-for-write, remove the ones that are symlinks or hard links: the write then makes a new file
+    instead of going through the link onto a file elsewhere (the link's target, or the other names of a hard link,
+    as a ``cp -al`` backup has, keep their bytes). Regular files with one name are left to be overwritten."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for pattern in patterns:
+        for path in folder.glob(pattern):
+            if path.is_symlink() or (path.is_file() and path.stat().st_nlink > 1):
+                path.unlink()
 
 
 def write_output_file(path: str | os.PathLike, data: str | bytes) -> Path:

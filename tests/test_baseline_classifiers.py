@@ -127,6 +127,11 @@ def test_baseline_outputs_never_replace_a_users_files_and_leave_no_earlier_folds
     cross_validate_baseline(dataset, "logreg", n_folds=2, out_dir=out, **fit)  # an earlier baseline's folder
     assert sorted(p.name for p in (out / "cv").iterdir() if p.is_dir()) == ["fold1", "fold2", "pooled"]
     assert load_baseline(out).classifier == "logreg"
+    (out / "model.skops").unlink()  # a link left where the model goes must not receive it
+    (tmp_path / "thesis.txt").write_text("my thesis")
+    (out / "model.skops").symlink_to(tmp_path / "thesis.txt")
+    model.save(out)
+    assert (tmp_path / "thesis.txt").read_text() == "my thesis" and not (out / "model.skops").is_symlink()
 
 
 def test_an_interrupted_baseline_cv_can_be_rerun_into_its_folder(corpus, tmp_path, monkeypatch):

@@ -285,3 +285,25 @@ def test_building_a_model_logs_no_warning(backbones, model_type):
     finally:
         library.removeHandler(records)
     assert records.messages == []
+
+
+def test_saving_over_an_earlier_checkpoint_never_writes_through_its_links(backbones, tmp_path):
+    """A symlink left in the folder, or a `cp -al` backup's hard links, used to receive the new files."""
+    import os
+
+    model, extractor = build_model(backbones["wav2vec2"], LABELS)
+    out = save_checkpoint(model, extractor, tmp_path / "ser")
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    for path in out.iterdir():
+        os.link(path, backup / path.name)  # what `cp -al` (or rsync --link-dest) makes
+    kept = {path.name: path.read_bytes() for path in backup.iterdir()}
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"mine": true}')
+    (out / "preprocessor_config.json").unlink()
+    (out / "preprocessor_config.json").symlink_to(mine)
+    other, _ = build_model(backbones["wav2vec2"], list(reversed(LABELS)))
+    save_checkpoint(other, extractor, out)
+    assert mine.read_text() == '{"mine": true}' and not (out / "preprocessor_config.json").is_symlink()
+    assert {path.name: path.read_bytes() for path in backup.iterdir()} == kept  # the backup is still the old model
+    assert AutoConfig.from_pretrained(out).id2label[0] == LABELS[-1]

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from ser_hf._io import write_output_file
+from ser_hf._io import detach_for_rewrite, write_output_file
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.baseline.classifiers import NEURAL_CLASSIFIERS, probabilities_for
 from ser_hf.baseline.features import FEATURES_VERSION, FeatureConfig, extract_features, feature_names
@@ -202,6 +202,7 @@ class BaselineModel:
 
         out = check_baseline_folder(directory, "directory")
         out.mkdir(parents=True, exist_ok=True)
+        detach_for_rewrite(out, [MODEL_NAME])
         skops.io.dump(self.pipeline, out / MODEL_NAME)
         (out / _NEURAL_WEIGHTS).unlink(missing_ok=True)  # a neural model saved here before no longer applies
         write_output_file(out / CONFIG_NAME, json.dumps(self.config(), indent=2, default=str) + "\n")

@@ -38,7 +38,7 @@ import datasets
 import numpy as np
 import torch
 
-from ser_hf._io import default_permissions, write_output_file
+from ser_hf._io import default_permissions, detach_for_rewrite, write_output_file
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.baseline.classic_model import (
     _FIX,
@@ -135,6 +135,7 @@ class NeuralBaselineModel(BaselineModel):
         out = check_baseline_folder(directory, "directory")
         out.mkdir(parents=True, exist_ok=True)
         state = {name: tensor.detach().contiguous() for name, tensor in self.pipeline.network.state_dict().items()}
+        detach_for_rewrite(out, [WEIGHTS_NAME])
         save_file(state, out / WEIGHTS_NAME, metadata={"format": "ser_hf-baseline", "classifier": str(self.classifier)})
         default_permissions(out / WEIGHTS_NAME)
         # A scikit-learn model saved here before would no longer match baseline_config.json.

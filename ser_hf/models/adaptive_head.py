@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_hf._io import default_permissions, write_output_file
+from ser_hf._io import default_permissions, detach_for_rewrite, write_output_file
 from ser_hf.errors import ModelError, SERError
 from ser_hf.models.linear_head import head_logits, head_mix, softmax
 from ser_hf.paths import display_path
@@ -157,6 +157,7 @@ def save_adaptation(probe: AdaptiveProbe, checkpoint: str | os.PathLike) -> Path
     folder = Path(checkpoint)
     tensors = {f"adaptive.{k}": np.asarray(v, dtype=np.float32) for k, v in probe.adaptive_head.items()}
     tensors["class_means"] = probe.means.astype(np.float32)
+    detach_for_rewrite(folder, [ADAPTATION_WEIGHTS])
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(folder / ADAPTATION_WEIGHTS))
     default_permissions(folder / ADAPTATION_WEIGHTS)  # part of the checkpoint folder, readable like it
     record = {"format": 1, "shrink_clips": probe.shrink, "min_enrollment_clips": probe.min_clips,

@@ -47,7 +47,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from ser_hf._io import default_permissions
+from ser_hf._io import default_permissions, detach_for_rewrite
 from ser_hf.emotions import EMOTIONS
 from ser_hf.errors import ModelError
 from ser_hf.models.architecture import ARCHITECTURES, SUPPORTED_MODEL_TYPES, Architecture
@@ -91,6 +91,10 @@ _SUPPORTED = ", ".join(SUPPORTED_MODEL_TYPES)
 _MASK_FIELDS = ("mask_time_prob", "mask_time_length", "mask_feature_prob", "mask_feature_length")
 # Head sizes allocate hidden_size x size weights: a typo like 2560000 must fail here, not after gigabytes.
 LAYER_SIZE = Range(1, 65536, integer=True, noun="a positive integer")
+
+#: What save_checkpoint has transformers write (plain open-for-write, which follows links): detached first.
+CHECKPOINT_WRITES = ("config.json", "preprocessor_config.json", "generation_config.json", "*.safetensors",
+                     "*.safetensors.index.json")
 
 
 def _help(text: str) -> dict:
@@ -458,6 +462,8 @@ def save_checkpoint(model: PreTrainedModel, feature_extractor, out_dir: str | os
     """
     check_whisper_lengths(model.config, feature_extractor)
     out = Path(out_dir)
+    # A link left in an earlier checkpoint (or a `cp -al` backup's hard link) must not carry the new files elsewhere.
+    detach_for_rewrite(out, CHECKPOINT_WRITES)
     # safetensors needs no pickle to load; transformers 5 always writes it, 4.x needs the flag.
     model.save_pretrained(out, safe_serialization=True)
     feature_extractor.save_pretrained(out)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ser_hf._io import default_permissions
+from ser_hf._io import default_permissions, detach_for_rewrite
 from ser_hf.errors import SERError
 from ser_hf.training.linear_probe import DEFAULT_LAYER_MIXES, balanced_weights, corpora_to_balance, corpus_balanced_ua
 
@@ -250,6 +250,7 @@ def save_head(head: ProbeHead, path: Path) -> None:
     """Save the probe head's tensors as safetensors (for reuse without the backbone)."""
     from safetensors.torch import save_file
 
+    detach_for_rewrite(path.parent, [path.name])
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(path))
     default_permissions(path)
 

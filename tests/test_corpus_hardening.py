@@ -265,6 +265,14 @@ def test_label_map_refuses_duplicates_empty_sides_and_non_emotions():
         with pytest.raises(SERError, match=match) as caught:
             DataArguments(label_map=value)
         assert caught.value.field == "label_map"
+    # The Python API and a datasets dataset (--dataset_name) read a mapping as given: two spellings of one raw
+    # label with different targets are refused there too (the last silently won).
+    from ser_hf.corpora.base import check_label_map
+
+    with pytest.raises(SERError, match=r"maps 'Joyful' to 'happy' and 'joyful ' to 'sad', but labels are matched in "
+                                       r"any case and spacing"):
+        check_label_map({"Joyful": "happy", "joyful ": "sad"})
+    check_label_map({"Joyful": "happy", "JOYFUL": "Happy"})  # the same target twice is harmless
 
 
 def test_label_map_entries_that_match_no_label_are_warned_about(tmp_path, tones, caplog):

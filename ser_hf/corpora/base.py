@@ -413,7 +413,17 @@ def read_utf8(path: Path, what: str) -> str:
 
 
 def check_label_map(label_map: Mapping[str, str] | None, setting: str = "label_map") -> None:
-    """Refuse a label map with an empty side or a target that is not an emotion (:data:`ser_hf.emotions.EMOTIONS`)."""
+    """Refuse a label map with an empty side, a target that is not an emotion (:data:`ser_hf.emotions.EMOTIONS`), or
+    two keys that match the same raw labels (:func:`label_key`: ``'Joyful'`` and ``'joyful'``) with different
+    targets (the last would silently win)."""
+    seen: dict[str, tuple[Any, str]] = {}
+    for source, target in (label_map or {}).items():
+        key = label_key(source)
+        if key in seen and _target_emotion(seen[key][1]) != _target_emotion(target):
+            raise CorpusError(f"{setting} maps {seen[key][0]!r} to {seen[key][1]!r} and {source!r} to {target!r}, "
+                              f"but labels are matched in any case and spacing, so both keys match the same raw "
+                              f"labels; keep one of the entries.")
+        seen.setdefault(key, (source, target))
     for source, target in (label_map or {}).items():
         if not str(source).strip() or not str(target).strip():
             raise CorpusError(f"{setting} entry {source!r}={target!r} has an empty side; expected 'from=to' with "
@@ -424,6 +434,13 @@ def check_label_map(label_map: Mapping[str, str] | None, setting: str = "label_m
             raise CorpusError(f"{setting} maps {source!r} to {target!r}, which is not an emotion: expected one of "
                               f"{list(EMOTIONS)} (or a known spelling, e.g. 'anger'). Map {source!r} to one of them."
                               ) from err
+
+
+def _target_emotion(target: Any) -> str:
+    try:
+        return canonical_emotion(str(target))
+    except CorpusError:
+        return str(target)  # refused with its own message below
 
 
 def label_key(label: Any) -> str:

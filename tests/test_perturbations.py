@@ -321,13 +321,24 @@ def test_a_damaged_cache_is_computed_again_and_a_file_as_cache_folder_is_refused
     cached = sorted((tmp_path / "cache").glob("*/*/*.npy"))
     cached[0].write_bytes(cached[0].read_bytes()[:20])  # truncated
     np.save(cached[1], np.zeros((2, 3)))  # wrong shape
-    np.save(cached[2], np.full(len(FOUR), np.nan))  # not probabilities
+    np.save(cached[2], np.full(len(FOUR), np.nan))  # not finite
+    np.save(cached[3], np.zeros(len(FOUR), np.float32))  # finite, but not probabilities (bytes zeroed)
     again_clean, again = score()
-    assert again["cache"]["predictions_computed"] == 3 and again["cache"]["predictions_reused"] == 5
+    assert again["cache"]["predictions_computed"] == 4 and again["cache"]["predictions_reused"] == 4
     assert sum("computing them again" in r.getMessage() and cached[0].name in r.getMessage()
                for r in caplog.records) == 1
     np.testing.assert_allclose(again_clean, first_clean, atol=1e-6)
     assert again["conditions"] == first["conditions"]
+    cached[0].unlink()
+    cached[0].mkdir()  # a folder where a prediction goes: named before any clip is scored
+    with pytest.raises(EvaluationError, match=rf"cache holds .*{cached[0].name}, which is not a regular file"):
+        score()
+    cached[0].rmdir()
+    about = cached[0].parent / "condition.json"
+    about.unlink()
+    about.symlink_to(tmp_path / "outside.json")  # a dangling link there is replaced, not followed
+    score()
+    assert not (tmp_path / "outside.json").exists() and not about.is_symlink()
     (tmp_path / "a-file").write_text("mine")
     for folder in (tmp_path / "a-file", tmp_path / "a-file" / "x"):
         settings.cache_dir = folder

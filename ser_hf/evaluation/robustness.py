@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ser_hf._io import write_output_file
 from ser_hf.errors import EvaluationError
 from ser_hf.evaluation.bootstrap import paired_bootstrap_scores, percentile_interval
 from ser_hf.evaluation.metrics.core import compute_scores
@@ -156,10 +157,10 @@ class _Predictor:
         folder = self.root / name
         folder.mkdir(parents=True, exist_ok=True)
         about = folder / "condition.json"
-        if not about.is_file():  # for a person looking at the cache; never read back
-            about.write_text(json.dumps({"condition": CLEAN if condition is None else condition.name,
-                                         "key": None if condition is None else condition.key,
-                                         "seed": seed}) + "\n")
+        if not about.is_file() or about.is_symlink():  # for a person looking at the cache; never read back
+            write_output_file(about, json.dumps({"condition": CLEAN if condition is None else condition.name,
+                                                 "key": None if condition is None else condition.key,
+                                                 "seed": seed}) + "\n")
         return folder
 
     def _inputs(self, audio: Sequence[Any], keys: Sequence[str], rows: Sequence[int],
@@ -179,6 +180,11 @@ class _Predictor:
 
         folder = self._folder(condition)
         targets = [folder / f"{key}.npy" for key in keys]
+        for target in targets:  # before any clip is scored: a prediction could never be saved there
+            if os.path.lexists(target) and (target.is_symlink() or not target.is_file()):
+                raise EvaluationError(f"the perturbation cache holds {display_path(target)}, which is not a regular "
+                                      f"file (a folder, a link or a pipe); delete it, or pass another "
+                                      f"--perturb-cache-dir.")
         found = {i: self._cached(target) for i, target in enumerate(targets) if target.is_file()}
         found = {i: row for i, row in found.items() if row is not None}
         missing = [i for i in range(len(targets)) if i not in found]
@@ -205,9 +211,10 @@ class _Predictor:
         except (OSError, ValueError, EOFError) as err:
             why = f"cannot be read ({err})"
         else:
-            if row.shape == (self.num_labels,) and row.dtype.kind == "f" and np.isfinite(row).all():
+            if (row.shape == (self.num_labels,) and row.dtype.kind == "f" and np.isfinite(row).all()
+                    and row.min() >= 0 and abs(float(row.sum()) - 1.0) < 1e-3):
                 return row
-            why = f"holds {row.dtype} values of shape {row.shape}, not {self.num_labels} finite probabilities"
+            why = f"holds {row.dtype} values of shape {row.shape}, not {self.num_labels} probabilities summing to 1"
         logger.warning("cached probabilities %s %s; computing them again", display_path(target), why)
         return None
 

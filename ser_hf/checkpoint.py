@@ -174,6 +174,10 @@ def read_run_record(model_dir: str | os.PathLike) -> dict[str, Any]:
     run_file, report_file = Path(model_dir) / RUN_RECORD, Path(model_dir) / "eval" / "report.json"
     fixes = {run_file: _RUN_FIX, report_file: "Restore the eval/report.json `ser-hf train` wrote, or delete it (the "
                                                "speakers the model was tested on are then unknown)."}
+    eval_dir = Path(model_dir) / "eval"
+    if eval_dir.is_symlink() and not eval_dir.exists():
+        raise ModelError(f"{eval_dir} is a symbolic link to {os.readlink(eval_dir)!r}, which does not exist: the record "
+                         f"of the speakers the model was tested on cannot be read. {fixes[report_file]}")
     for file, fix in fixes.items():  # a record that is there but unreadable must not pass for no record
         if file.is_symlink() and not file.exists():
             raise ModelError(f"{file} is a symbolic link to {os.readlink(file)!r}, which does not exist: the model's "

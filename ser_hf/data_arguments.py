@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ser_hf.audio import AudioPreprocessor
+from ser_hf.audio.clean import CLIP_SECONDS
 from ser_hf.emotions import EMOTIONS, canonical_emotion
 from ser_hf.errors import SERError
 from ser_hf.ranges import FOLDS, POSITIVE, SEED, SHARE, UNIT, Range, check_ranges
@@ -104,7 +105,7 @@ class DataArguments:
     #: What each numeric field accepts (see :mod:`ser_hf.ranges`), checked in ``__post_init__``.
     RANGES: ClassVar[dict[str, Range]] = {
         "num_folds": FOLDS, "fold_seed": SEED, "test_size": SHARE, "validation_size": SHARE,
-        "trim_db": POSITIVE, "denoise": UNIT, "max_duration": POSITIVE,
+        "trim_db": POSITIVE, "denoise": UNIT, "max_duration": CLIP_SECONDS,
     }
 
     def __post_init__(self) -> None:

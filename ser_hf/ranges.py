@@ -123,8 +123,9 @@ SEED = Range(0, 2**32 - 1, integer=True, noun="a seed (an integer)")
 """Random seeds: numpy accepts 0 .. 2**32 - 1."""
 UNIT = Range(0, 1, noun="a number")
 """Strengths and ratios: [0, 1]."""
-DBFS = Range(None, 0, noun="a level in dBFS")
-"""Target levels relative to full scale: <= 0 dBFS (above it, samples would clip)."""
+DBFS = Range(-100, 0, noun="a level in dBFS")
+"""Target levels relative to full scale: -100 to 0 dBFS (above 0, samples would clip; below -100, a float32 clip is
+silence)."""
 SPEED_FACTOR = Range(0.5, 2, noun="a speed factor")
 """Speed perturbation (audio played this many times faster): [0.5, 2]."""
 NOISE_SNR = Range(0, 60, noun="a signal-to-noise ratio in dB")

@@ -119,7 +119,8 @@ def test_preprocessor_rejects_bad_settings():
         AudioPreprocessor(min_duration=5, max_duration=1)
     with pytest.raises(AudioError, match="sampling_rate"):
         AudioPreprocessor()(np.zeros(10, dtype=np.float32))
-    for setting, value in (("trim_db", -10), ("denoise", 1.5), ("target_dbfs", 3.0), ("min_duration", 0),
+    for setting, value in (("trim_db", -10), ("denoise", 1.5), ("target_dbfs", 3.0), ("target_dbfs", -1000),
+                           ("min_duration", 0), ("min_duration", 1e12), ("max_duration", 1e-6),
                            ("max_duration", float("nan")), ("trim_db", "30")):
         with pytest.raises(AudioError, match=rf"AudioPreprocessor\.{setting} must be .*got"):
             AudioPreprocessor(**{setting: value})

@@ -451,6 +451,11 @@ def test_a_record_that_is_there_but_unreadable_never_passes_for_no_record(made, 
         with pytest.raises(ModelError, match=rf"{re.escape(name)} is not a regular file"):
             training_record(path)
         (path / name).rmdir()
+    (path / "eval").rmdir()
+    (path / "eval").symlink_to(tmp_path / "nowhere")  # the whole eval/ folder a dangling link
+    with pytest.raises(ModelError, match=r"eval is a symbolic link to .*nowhere', which does not exist"):
+        training_record(path)
+    (path / "eval").unlink()
     (path / "config.json").rename(path / "config.moved")
     (path / "config.json").symlink_to(path / "config.missing")
     with pytest.raises(ModelError, match=r"config.json is a symbolic link to .*config.missing', which does not exist"):

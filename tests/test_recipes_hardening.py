@@ -121,7 +121,7 @@ def test_an_oversized_recipe_is_refused_unread(tmp_path):
     ("hidden_dropout: 2\n", "hidden_dropout", r"a probability in \[0, 1\], got 2\.0"),
     ("classifier_proj_size: 100000000\n", "classifier_proj_size", r"a positive integer in \[1, 65536\], got 100000000"),
     ("per_device_train_batch_size: 0\n", "per_device_train_batch_size", r"a positive integer \(>= 1\), got 0"),
-    ("max_duration: -3\n", "max_duration", r"a positive number \(> 0\), got -3\.0"),
+    ("max_duration: -3\n", "max_duration", r"a duration in seconds in \[0.1, 300\], got -3\.0"),
     ("probe_speed_copies: [0.9, 3]\n", "probe_speed_copies", r"a speed factor in \[0\.5, 2\], got \[0\.9, 3\.0\]"),
     ("probe_noise_copies: [20, -5]\n", "probe_noise_copies",
      r"a signal-to-noise ratio in dB in \[0, 60\], got \[20\.0, -5\.0\]"),

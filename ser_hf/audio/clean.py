@@ -26,7 +26,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from ser_hf.audio.arrays import array_to_mono, check_sampling_rate
-from ser_hf.audio.decoding import PathLike, load_audio, resample
+from ser_hf.audio.decoding import MAX_CLIP_DURATION, MIN_CLIP_DURATION, PathLike, load_audio, resample
 from ser_hf.errors import AudioError
 from ser_hf.ranges import DBFS, NOISE_SNR, POSITIVE, SPEED_FACTOR, UNIT, Range, check_ranges
 
@@ -110,6 +110,11 @@ def limit_duration(
     return wave
 
 
+#: Durations a clip may be cropped or padded to: what a decoded clip may last (a shorter crop leaves too few samples
+#: for an encoder's first frame, a longer pad allocates what no clip is allowed to be).
+CLIP_SECONDS = Range(MIN_CLIP_DURATION, MAX_CLIP_DURATION, noun="a duration in seconds")
+
+
 @dataclass
 class AudioPreprocessor:
     """A reproducible audio cleaning chain, applied to a path or an array.
@@ -141,7 +146,7 @@ class AudioPreprocessor:
 
     #: What each numeric setting accepts (see :mod:`ser_hf.ranges`; None leaves a step out), checked on creation.
     RANGES: ClassVar[dict[str, Range]] = {"trim_db": POSITIVE, "denoise": UNIT, "target_dbfs": DBFS,
-                                          "min_duration": POSITIVE, "max_duration": POSITIVE}
+                                          "min_duration": CLIP_SECONDS, "max_duration": CLIP_SECONDS}
 
     def __post_init__(self) -> None:
         if self.normalize not in (None, "peak", "loudness"):

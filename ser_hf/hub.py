@@ -205,6 +205,11 @@ def _push_files(directory: Path, ignore: Sequence[str]) -> dict[str, str]:
                 continue
             problem = None if is_utf8(rel) else "has a name that is not UTF-8, which the Hub cannot store; rename it"
             problem = problem or _entry_problem(path, root)
+            target = Path(os.path.relpath(os.path.realpath(path), root)).as_posix()
+            if not problem and os.path.islink(path) and _ignored(target, ignore):
+                # e.g. notes.txt -> .git/config: the link would upload what the exclusion keeps out
+                problem = (f"is a symlink to {display_path(target)!r}, which is left out of the upload (excluded): "
+                           f"the Hub would get it anyway. Copy in what should be uploaded, or remove the link")
             if problem:
                 problems.append((rel, problem))
             else:

@@ -248,6 +248,21 @@ def test_links_inside_the_folder_and_hard_links_are_uploaded(folder, tmp_path, o
     assert not any(name.startswith("latest") for name in sent)
 
 
+def test_a_link_to_an_excluded_file_inside_is_refused(folder):
+    """notes.txt -> .git/config would upload what the default exclusion of .git keeps out (a token, say)."""
+    (folder / ".git").mkdir()
+    (folder / ".git" / "config").write_text("[credential]\n\ttoken = secret\n")
+    (folder / "notes.txt").symlink_to(".git/config")
+    with pytest.raises(HubError, match=r"'notes.txt' is a symlink to '.git/config', which is left out of the upload "
+                                       r"\(excluded\): the Hub would get it anyway"):
+        check_push_folder(folder)
+    (folder / "notes.txt").unlink()
+    (folder / "plot.png").symlink_to("eval/confusion_matrix.png")
+    with pytest.raises(HubError, match=r"'plot.png' is a symlink to 'eval/confusion_matrix.png', which is left out"):
+        check_push_folder(folder, exclude=["eval/*"])
+    assert "plot.png" in check_push_folder(folder)
+
+
 def test_fifos_unreadable_files_and_names_that_are_not_utf8_are_refused(folder):
     os.mkfifo(folder / "pipe.wav")
     name = os.fsdecode(b"\xff\xfe.png")

@@ -413,8 +413,9 @@ def test_a_valid_header_reads_without_the_data(made):
     ('{"data": {"normalize": "max"}}', r"data\.normalize is 'max'; expected one of \[None, 'peak', 'loudness'\]"),
     ('{"data": {"corpus": ["urdu"]}}', r"data\.corpus is \['urdu'\]; expected str"),
     ('{"data": {"denoise": 3}}', r"DataArguments\.denoise must be a number in \[0, 1\], got 3"),
-    ('{"data": {"max_duration": -1}}', r"DataArguments\.max_duration must be a positive number \(> 0\), got -1"),
-    ('{"data": {"max_duration": NaN}}', r"max_duration must be a positive number \(> 0\), got nan"),
+    ('{"data": {"max_duration": -1}}', r"DataArguments\.max_duration must be a duration in seconds in \[0.1, 300\], "
+                                       r"got -1"),
+    ('{"data": {"max_duration": NaN}}', r"max_duration must be a duration in seconds in \[0.1, 300\], got nan"),
     ('{"data": {}, "data": {}}', r"key\(s\) \['data'\] appear more than once"),
 ])
 def test_a_bad_ser_hf_run_json_fails_at_load_naming_the_field(made, tmp_path, text, pattern):

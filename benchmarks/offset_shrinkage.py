@@ -38,10 +38,10 @@ import time
 import numpy as np
 from common import run_configs
 from probe_layer_mix import cached_states
+from speaker_spread import PooledScores, enrollment_draws
 
 from ser_hf.models.linear_head import head_logits, log_softmax, softmax
-from ser_hf.training import linear_probe
-from ser_hf.training.speaker_adaptation import _enrollment, fit_adaptive_probe
+from ser_hf.training.speaker_adaptation import fit_adaptive_probe
 
 ENROLLMENT = (3, 5, 10, 20, "all")
 DRAWS = 5
@@ -94,12 +94,10 @@ def run_config(spec: str) -> dict:
     start = time.perf_counter()
     data = cached_states(spec)
     labels, features, copies, classes, speakers = data.labels, data.features, data.copies, data.classes, data.speakers
-    parts: dict = {}
+    pooled = PooledScores()
 
     def add(variant, setting, references, logits):
-        stored = parts.setdefault((variant, str(setting)), ([], []))
-        stored[0].append(references)
-        stored[1].append(logits.argmax(axis=1))
+        pooled.add(variant, setting, references, logits.argmax(axis=1))
 
     chosen = []
     for fold in data.folds:
@@ -109,36 +107,25 @@ def run_config(spec: str) -> dict:
         chosen.append(f"{shipped.estimator}, k={shipped.shrink:g}" if shipped.enabled else "off")
         fixed = {k: dataclasses.replace(shipped, shrink=k) for k in FIXED_SHRINKS}
         direction_wise = DirectionWise(shipped, features[train], speakers[train])
-        rng = np.random.default_rng(data.run.data.fold_seed)
-        for setting in ENROLLMENT:
-            for _ in range(1 if setting == "all" else DRAWS):
-                for speaker in sorted(set(speakers[fold.test].tolist())):
-                    enrolled, scored = _enrollment(fold.test[speakers[fold.test] == speaker], classes, setting, None,
-                                                   rng)
-                    if len(scored) == 0:
-                        continue
-                    references, enrolled, scored = classes[scored], features[enrolled], features[scored]
-                    global_logits = shipped.logits(scored)
-                    add(GLOBAL, setting, references, global_logits)
-                    if not shipped.enabled or len(enrolled) < shipped.min_clips:  # every variant falls back alike
-                        for name in (SHIPPED, AVERAGED, "direction-wise shrinkage", "emotion mix half-trusted",
-                                     *(f"shrinkage k = {k:g}" for k in fixed)):
-                            add(name, setting, references, global_logits)
-                        continue
-                    adaptive_logits = shipped.logits(scored, shipped.enroll(enrolled))
-                    add(SHIPPED, setting, references, adaptive_logits)
-                    add(AVERAGED, setting, references, log_softmax(global_logits) + log_softmax(adaptive_logits))
-                    for k, probe in fixed.items():
-                        add(f"shrinkage k = {k:g}", setting, references, probe.logits(scored, probe.enroll(enrolled)))
-                    add("direction-wise shrinkage", setting, references, direction_wise.logits(enrolled, scored))
-                    add("emotion mix half-trusted", setting, references, half_trusted_mix(shipped, enrolled, scored))
+        for setting, enrolled, scored in enrollment_draws(fold.test, speakers, classes, data.run.data.fold_seed,
+                                                          ENROLLMENT, DRAWS):
+            references, enrolled, scored = classes[scored], features[enrolled], features[scored]
+            global_logits = shipped.logits(scored)
+            add(GLOBAL, setting, references, global_logits)
+            if not shipped.enabled or len(enrolled) < shipped.min_clips:  # every variant falls back alike
+                for name in (SHIPPED, AVERAGED, "direction-wise shrinkage", "emotion mix half-trusted",
+                             *(f"shrinkage k = {k:g}" for k in fixed)):
+                    add(name, setting, references, global_logits)
+                continue
+            adaptive_logits = shipped.logits(scored, shipped.enroll(enrolled))
+            add(SHIPPED, setting, references, adaptive_logits)
+            add(AVERAGED, setting, references, log_softmax(global_logits) + log_softmax(adaptive_logits))
+            for k, probe in fixed.items():
+                add(f"shrinkage k = {k:g}", setting, references, probe.logits(scored, probe.enroll(enrolled)))
+            add("direction-wise shrinkage", setting, references, direction_wise.logits(enrolled, scored))
+            add("emotion mix half-trusted", setting, references, half_trusted_mix(shipped, enrolled, scored))
         print(f"  {spec} {fold.name}: shipped {chosen[-1]}", flush=True)
-    rows: dict = {}
-    for (variant, setting), (references, predicted) in parts.items():
-        ua = linear_probe._pooled_ua(np.concatenate(references), np.concatenate(predicted), len(labels))
-        rows.setdefault(variant, {})[setting] = ua
-    for variant, by_setting in rows.items():
-        print(spec, variant, {s: round(100 * ua, 1) for s, ua in by_setting.items()}, flush=True)
+    rows = pooled.uas(len(labels), spec)
     return {"config": spec, "labels": labels, "speed_factors": data.speed_factors, "enrollment_draws": DRAWS,
             "shipped_choice_by_fold": chosen, "pooled_unweighted_accuracy": rows,
             "seconds": round(time.perf_counter() - start, 1)}

@@ -56,6 +56,41 @@ def standardised_by_speaker(states: np.ndarray, speakers: np.ndarray, pooled_var
     return out
 
 
+def enrollment_draws(test_rows: np.ndarray, speakers: np.ndarray, classes: np.ndarray, seed: int,
+                     settings=ENROLLMENT, draws: int = DRAWS):
+    """``(setting, enrolled rows, scored rows)`` of every test speaker for each setting and draw (``'all'``: once),
+    drawn from one generator seeded with ``seed`` in this order, so every variant of a script scores the same clips."""
+    rng = np.random.default_rng(seed)
+    for setting in settings:
+        for _ in range(1 if setting == "all" else draws):
+            for speaker in sorted(set(speakers[test_rows].tolist())):
+                enrolled, scored = _enrollment(test_rows[speakers[test_rows] == speaker], classes, setting, None, rng)
+                if len(scored):
+                    yield setting, enrolled, scored
+
+
+class PooledScores:
+    """Each (variant, enrollment setting)'s predictions, pooled over folds and draws into one UA."""
+
+    def __init__(self) -> None:
+        self.parts: dict = {}  # (variant, setting) -> (references, predictions)
+
+    def add(self, variant: str, setting, references: np.ndarray, predicted: np.ndarray) -> None:
+        stored = self.parts.setdefault((variant, str(setting)), ([], []))
+        stored[0].append(references)
+        stored[1].append(predicted)
+
+    def uas(self, num_labels: int, spec: str) -> dict[str, dict[str, float]]:
+        """``{variant: {setting: pooled UA}}``, each variant's row printed."""
+        rows: dict = {}
+        for (variant, setting), (references, predicted) in self.parts.items():
+            ua = linear_probe._pooled_ua(np.concatenate(references), np.concatenate(predicted), num_labels)
+            rows.setdefault(variant, {})[setting] = ua
+        for variant, by_setting in rows.items():
+            print(spec, variant, {s: round(100 * ua, 1) for s, ua in by_setting.items()}, flush=True)
+        return rows
+
+
 class SpreadVariant:
     """The z-score variant fitted on one fold's training speakers."""
 
@@ -83,13 +118,7 @@ def run_config(spec: str) -> dict:
     start = time.perf_counter()
     data = cached_states(spec)
     labels, features, copies, classes, speakers = data.labels, data.features, data.copies, data.classes, data.speakers
-    parts: dict = {}  # (variant, setting) -> (references, predictions)
-
-    def add(variant, setting, references, predicted):
-        stored = parts.setdefault((variant, str(setting)), ([], []))
-        stored[0].append(references)
-        stored[1].append(predicted)
-
+    pooled = PooledScores()
     chosen = []
     for fold in data.folds:
         train = np.concatenate([fold.train, fold.validation])
@@ -100,28 +129,16 @@ def run_config(spec: str) -> dict:
         variants = {f"speaker z-score, spread shrinkage k={k:g}": SpreadVariant(
             features[train], train_copies, classes[train], speakers[train], len(labels), k,
             shipped.record["global"]) for k in SPREAD_SHRINKS}
-        rng = np.random.default_rng(data.run.data.fold_seed)
-        for setting in ENROLLMENT:
-            for _ in range(1 if setting == "all" else DRAWS):
-                for speaker in sorted(set(speakers[fold.test].tolist())):
-                    enrolled, scored = _enrollment(fold.test[speakers[fold.test] == speaker], classes, setting, None,
-                                                   rng)
-                    if len(scored) == 0:
-                        continue
-                    references = classes[scored]
-                    add(GLOBAL, setting, references, shipped.logits(features[scored]).argmax(axis=1))
-                    offset = shipped.enroll(features[enrolled]) if shipped.enabled and \
-                        len(enrolled) >= shipped.min_clips else None
-                    add(SHIPPED, setting, references, shipped.logits(features[scored], offset).argmax(axis=1))
-                    for name, variant in variants.items():
-                        add(name, setting, references, variant.predict(features[enrolled], features[scored]))
+        for setting, enrolled, scored in enrollment_draws(fold.test, speakers, classes, data.run.data.fold_seed):
+            references = classes[scored]
+            pooled.add(GLOBAL, setting, references, shipped.logits(features[scored]).argmax(axis=1))
+            offset = shipped.enroll(features[enrolled]) if shipped.enabled and \
+                len(enrolled) >= shipped.min_clips else None
+            pooled.add(SHIPPED, setting, references, shipped.logits(features[scored], offset).argmax(axis=1))
+            for name, variant in variants.items():
+                pooled.add(name, setting, references, variant.predict(features[enrolled], features[scored]))
         print(f"  {spec} {fold.name}: shipped {chosen[-1]}", flush=True)
-    rows: dict = {}
-    for (variant, setting), (references, predicted) in parts.items():
-        ua = linear_probe._pooled_ua(np.concatenate(references), np.concatenate(predicted), len(labels))
-        rows.setdefault(variant, {})[setting] = ua
-    for variant, by_setting in rows.items():
-        print(spec, variant, {s: round(100 * ua, 1) for s, ua in by_setting.items()}, flush=True)
+    rows = pooled.uas(len(labels), spec)
     return {"config": spec, "labels": labels, "speed_factors": data.speed_factors,
             "enrollment_draws": DRAWS, "shipped_estimator_by_fold": chosen,
             "pooled_unweighted_accuracy": rows, "seconds": round(time.perf_counter() - start, 1)}

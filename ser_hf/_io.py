@@ -41,6 +41,7 @@ from ser_hf.paths import display_path, is_utf8, printable
 
 __all__ = ["CACHE_ENV", "MAX_JSON_BYTES", "atomic_directory", "atomic_write_bytes", "atomic_write_json",
            "atomic_write_text", "cache_root", "check_output_folder", "check_own_folder", "default_permissions", "detach_for_rewrite",
+           "refuse_dangling_link",
            "file_sha256", "read_json", "remove_own_folder", "temporary_file", "unique_keys", "write_output_file"]
 
 #: The environment variable that moves every ser_hf cache.
@@ -168,6 +169,15 @@ def atomic_write_json(path: str | os.PathLike, value: Any, *, fsync: bool = Fals
                       **dumps: Any) -> Path:
     """:func:`atomic_write_bytes` of ``json.dumps(value, **dumps)`` and a newline."""
     return atomic_write_text(path, json.dumps(value, **dumps) + "\n", fsync=fsync, follow_symlinks=follow_symlinks)
+
+
+def refuse_dangling_link(path: str | os.PathLike, what: str, fix: str) -> None:
+    """Raise ModelError when ``path`` is a symbolic link to nothing: ``"{what} is a symbolic link to 'T', which does
+    not exist; {fix}"``. A dangling link must not pass for a missing file (silently skipped) nor for a file."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise ModelError(f"{what} is a symbolic link to {display_path(os.readlink(path))!r}, which does not exist; "
+                         f"{fix}")
 
 
 def detach_for_rewrite(folder: str | os.PathLike, patterns: Sequence[str]) -> None:
@@ -332,9 +342,7 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
     if not is_utf8(str(out)):
         raise ModelError(f"{argument} {shown_out}: its path is not valid UTF-8, and the libraries that read {what} "
                          f"(safetensors, onnxruntime, the Hub client) cannot open files there. Pass a UTF-8 path.")
-    if out.is_symlink() and not out.exists():
-        raise ModelError(f"{argument} {shown_out} is a symbolic link to {display_path(os.readlink(out))!r}, which "
-                         f"does not exist; pass the folder itself, or create the link's target first.")
+    refuse_dangling_link(out, f"{argument} {shown_out}", "pass the folder itself, or create the link's target first.")
     if out.exists() and not out.is_dir():
         raise ModelError(f"{argument} {shown_out} is a file; pass a directory for {what} (it is created if missing).")
     blocking = next((parent for parent in out.absolute().parents if parent.exists() or parent.is_symlink()), None)

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ser_hf._io import read_json, write_output_file
+from ser_hf._io import read_json, refuse_dangling_link, write_output_file
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.data_arguments import DataArguments
 from ser_hf.errors import ModelError, SERError
@@ -78,10 +78,8 @@ def check_checkpoint_dir(path: str | os.PathLike) -> Path:
         raise ModelError(f"model {str(path)!r} is a file; pass the directory that holds {_LISTED}.")
     found = sorted(p.name for p in path.iterdir())
     for name in ("config.json", "preprocessor_config.json"):
-        if (path / name).is_symlink() and not (path / name).exists():
-            raise ModelError(f"model directory {str(path)!r}: {name} is a symbolic link to "
-                             f"{os.readlink(path / name)!r}, which does not exist; restore the file it points to, "
-                             f"or put the file itself there.")
+        refuse_dangling_link(path / name, f"model directory {str(path)!r}: {name}",
+                             "restore the file it points to, or put the file itself there.")
     if not (path / "config.json").is_file():
         raise ModelError(f"model directory {str(path)!r} has no config.json (found {found}); expected {_LISTED}.")
     if not any(path.glob("*.safetensors")):
@@ -174,14 +172,10 @@ def read_run_record(model_dir: str | os.PathLike) -> dict[str, Any]:
     run_file, report_file = Path(model_dir) / RUN_RECORD, Path(model_dir) / "eval" / "report.json"
     fixes = {run_file: _RUN_FIX, report_file: "Restore the eval/report.json `ser-hf train` wrote, or delete it (the "
                                                "speakers the model was tested on are then unknown)."}
-    eval_dir = Path(model_dir) / "eval"
-    if eval_dir.is_symlink() and not eval_dir.exists():
-        raise ModelError(f"{eval_dir} is a symbolic link to {os.readlink(eval_dir)!r}, which does not exist: the record "
-                         f"of the speakers the model was tested on cannot be read. {fixes[report_file]}")
+    refuse_dangling_link(Path(model_dir) / "eval", str(Path(model_dir) / "eval"),
+                         f"the record of the speakers the model was tested on cannot be read. {fixes[report_file]}")
     for file, fix in fixes.items():  # a record that is there but unreadable must not pass for no record
-        if file.is_symlink() and not file.exists():
-            raise ModelError(f"{file} is a symbolic link to {os.readlink(file)!r}, which does not exist: the model's "
-                             f"training record cannot be read. {fix}")
+        refuse_dangling_link(file, str(file), f"the model's training record cannot be read. {fix}")
         if file.exists() and not file.is_file():
             raise ModelError(f"{file} is not a regular file (a folder, a pipe or a device). {fix}")
     if run_file.is_file():

@@ -46,6 +46,12 @@ def setup(tmp_path_factory):
     }
 
 
+def _arguments(setup, corpus="ravdess", model=None, *extra):
+    """``ser-hf evaluate`` arguments for a corpus of the fixture (no --out: each test names its own)."""
+    return ["--model", str(model or setup["model"]), "--corpus", corpus, "--data-dir", str(setup[corpus]),
+            "--no-progress", *extra]
+
+
 def run_cli(argv):
     parser = argparse.ArgumentParser(prog="ser-hf")
     evaluate_cli.register(parser.add_subparsers(required=True))
@@ -205,7 +211,7 @@ def test_reports_go_only_to_a_new_folder_or_an_earlier_report(setup, tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "report.md").write_text("my thesis report")
-    base = ["--model", str(setup["model"]), "--corpus", "ravdess", "--data-dir", str(setup["ravdess"]), "--no-progress"]
+    base = _arguments(setup)
     with pytest.raises(ModelError, match=r"mine is not empty \(found \['report.md'\]\) and holds no report.json"):
         run_cli([*base, "--out", str(mine)])
     assert (mine / "report.md").read_text() == "my thesis report"
@@ -217,7 +223,7 @@ def test_a_users_own_report_json_is_not_an_earlier_report(setup, tmp_path):
     results = tmp_path / "results"
     results.mkdir()
     (results / "report.json").write_text('{"my": "own report from another tool"}')
-    base = ["--model", str(setup["model"]), "--corpus", "ravdess", "--data-dir", str(setup["ravdess"]), "--no-progress"]
+    base = _arguments(setup)
     with pytest.raises(ModelError, match=r"holds no report.json, so it is not an earlier evaluation report"):
         run_cli([*base, "--out", str(results)])
     assert json.loads((results / "report.json").read_text()) == {"my": "own report from another tool"}
@@ -232,8 +238,7 @@ def test_reports_never_go_inside_the_checkpoint_nor_write_through_links(setup, t
     record = json.dumps({"metadata": {"speakers": ["SF2", "SM5"]}, "unweighted_accuracy": 0.5,
                          "confusion_matrix": [[1]], "labels": ["neutral"]})
     (model / "eval" / "report.json").write_text(record)
-    base = ["--model", str(model), "--corpus", "urdu", "--data-dir", str(setup["urdu"]), "--no-progress",
-            "--n-resamples", "0"]
+    base = _arguments(setup, "urdu", model, "--n-resamples", "0")
     with pytest.raises(ModelError, match=r"is \(or is inside\) the eval/ folder of the checkpoint"):
         run_cli([*base, "--out", str(model / "eval")])
     other = tmp_path / "other"  # another model's record, too: evaluating one model must not rewrite another's
@@ -270,8 +275,7 @@ def test_a_report_without_speakers_leaves_no_earlier_speaker_figure(setup, tmp_p
 
 
 def test_a_test_part_needs_a_share_strictly_between_0_and_1(setup, tmp_path):
-    base = ["--model", str(setup["model"]), "--corpus", "urdu", "--data-dir", str(setup["urdu"]), "--no-progress",
-            "--split", "test", "--out", str(tmp_path / "out")]
+    base = _arguments(setup, "urdu", None, "--split", "test", "--out", str(tmp_path / "out"))
     for share in ("0", "1", "-0.1", "nan"):
         with pytest.raises(SERError, match=r"test_size \(--test-size\) must be a share in \(0, 1\), got "):
             run_cli([*base, "--test-size", share])

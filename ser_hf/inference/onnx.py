@@ -53,7 +53,7 @@ from typing import Any
 
 import torch
 
-from ser_hf._io import check_output_folder
+from ser_hf._io import check_output_folder, refuse_dangling_link
 from ser_hf.checkpoint import RUN_RECORD, check_checkpoint_dir, read_run_record, recorded_training_copies
 from ser_hf.errors import ModelError
 from ser_hf.inference.onnx_parity import (
@@ -178,9 +178,7 @@ def _check_file_kinds(model_dir: Path) -> None:
         if path.name not in _CHECKPOINT_FILES and path.suffix != ".safetensors":
             continue
         where = f"checkpoint {display_path(model_dir)}: {printable(path.name)}"
-        if path.is_symlink() and not path.exists():
-            raise ModelError(f"{where} is a symbolic link to {display_path(os.readlink(path))!r}, which does not "
-                             f"exist. Restore the file it points to, or put the file itself in the checkpoint.")
+        refuse_dangling_link(path, where, "restore the file it points to, or put the file itself in the checkpoint.")
         if not path.is_file():
             raise ModelError(f"{where} is not a regular file (a folder, a pipe or a device); expected the file "
                              f"save_pretrained (or `ser-hf train`) writes there. Restore it from where the "

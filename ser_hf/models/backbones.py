@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ser_hf._io import CACHE_ENV
+from ser_hf._io import CACHE_ENV, refuse_dangling_link
 from ser_hf.errors import ModelError
 from ser_hf.models.ct2_reader import parse_ct2_bytes
 from ser_hf.models.whisper_convert import (
@@ -330,9 +330,7 @@ def _check_checkpoint_dir(path: Path) -> Path:
             f"{path} is a CTranslate2/faster-whisper model, not a transformers checkpoint. Convert it first: "
             f"`ser-hf models convert {path} OUT_DIR` (or ser_hf.models.whisper_convert.convert_whisper)."
         )
-    if config.is_symlink() and not config.exists():
-        raise ModelError(f"{path}: config.json is a symbolic link to {os.readlink(config)!r}, which does not exist; "
-                         f"restore the file it points to, or put the file itself there.")
+    refuse_dangling_link(config, f"{path}: config.json", "restore the file it points to, or put the file itself there.")
     if not config.is_file():
         found = describe_listing(path)
         raise ModelError(f"{path} is not a transformers checkpoint: expected a config.json, found {found}.")

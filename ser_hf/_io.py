@@ -32,7 +32,7 @@ import shutil
 import stat
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -247,29 +247,34 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterato
 
 
 #: A marker: a glob pattern, or a pattern and the keys a JSON marker must hold (so a user's own ``report.json`` or
-#: ``hp_search.json`` does not pass for ser_hf's).
-Marker = str | tuple[str, Sequence[str]]
+#: ``hp_search.json`` does not pass for ser_hf's), or the values it must hold under keys (a mapping: a run's
+#: ``cv_summary.json`` from a baseline's).
+Marker = str | tuple[str, Sequence[str] | Mapping[str, Any]]
 
 
 def _holds(folder: Path, markers: Sequence[Marker]) -> list[str]:
     """The patterns of ``markers`` (globs relative to ``folder``) that match a regular file there (holding the
-    marker's JSON keys, where it names some): a folder or a symlink named like a marker marks nothing (a user's
-    ``eval/`` folder is not an earlier run's report)."""
+    marker's JSON keys, or values, where it names some), each with the values it matched: a folder or a symlink
+    named like a marker marks nothing (a user's ``eval/`` folder is not an earlier run's report)."""
     found = []
     for marker in markers:
         pattern, keys = (marker, ()) if isinstance(marker, str) else marker
         for path in folder.glob(pattern):
             if path.is_file() and not path.is_symlink() and (not keys or _json_has(path, keys)):
-                found.append(pattern)
+                values = ", ".join(f"{key}: {value}" for key, value in keys.items()) \
+                    if isinstance(keys, Mapping) else ""
+                found.append(f"{pattern} ({values})" if values else pattern)
                 break
     return found
 
 
-def _json_has(path: Path, keys: Sequence[str]) -> bool:
+def _json_has(path: Path, keys: Sequence[str] | Mapping[str, Any]) -> bool:
     try:
         value = read_json(path, fix="")
     except (ModelError, OSError):
         return False
+    if isinstance(keys, Mapping):
+        return all(key in value and value[key] == expected for key, expected in keys.items())
     return all(key in value for key in keys)
 
 
@@ -313,7 +318,7 @@ def remove_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collec
 
 def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | Sequence[Marker], what: str,
                         sources: Sequence[str | os.PathLike] = (), overwrite: bool = False,
-                        foreign: Sequence[str] = ()) -> Path:
+                        foreign: Sequence[Marker] = ()) -> Path:
     """Refuse a folder output that would destroy something it should not; returns ``out`` as a Path.
 
     Refused, before any work: ``out`` is a file or a dangling symlink, or lies below a file (it could never be

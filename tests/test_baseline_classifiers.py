@@ -148,10 +148,23 @@ def test_an_interrupted_baseline_cv_can_be_rerun_into_its_folder(corpus, tmp_pat
         patch.setattr(crossval, "write_cv_summary", interrupted)
         with pytest.raises(KeyboardInterrupt):
             cross_validate_baseline(dataset, "logreg", n_folds=3, out_dir=tmp_path / "out", **fit)
-    assert json.loads((tmp_path / "out" / "cv" / "cv_plan.json").read_text())["folds"] == ["fold1", "fold2", "fold3"]
+    plan = json.loads((tmp_path / "out" / "cv" / "cv_plan.json").read_text())
+    assert plan["folds"] == ["fold1", "fold2", "fold3"] and plan["kind"] == "baseline"
+    _refused_as_a_run_output(tmp_path / "out", "cv/cv_plan.json")
     cross_validate_baseline(dataset, "logreg", n_folds=2, out_dir=tmp_path / "out", **fit)
     cv = tmp_path / "out" / "cv"
     assert sorted(p.name for p in cv.iterdir()) == ["cv_summary.json", "cv_summary.md", "fold1", "fold2", "pooled"]
+    _refused_as_a_run_output(tmp_path / "out", "cv/cv_summary.json")
+
+
+def _refused_as_a_run_output(folder, marker):
+    """A training run (``output_dir``) must not take over a baseline's CV folder: it would delete its folds."""
+    from ser_hf._io import check_output_folder
+    from ser_hf.training.experiment import FOREIGN_OUTPUTS, RUN_OUTPUTS
+
+    with pytest.raises(ModelError, match=rf"another kind of output \({marker} \(kind: baseline\)\)"):
+        check_output_folder(folder, argument="output_dir", marker=RUN_OUTPUTS, what="a ser_hf run's output",
+                            overwrite=True, foreign=FOREIGN_OUTPUTS)
 
 
 @pytest.mark.parametrize("classifier", sorted(CLASSIFIERS))

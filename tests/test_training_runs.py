@@ -145,8 +145,12 @@ def test_an_interrupted_cv_can_be_rerun_into_the_same_folder(setup):
         cross_validate(parse_run(None, [*common, "--num_folds", "3", "--output_dir", str(out)]), progress=False,
                        on_fold=stop)
     plan = json.loads((out / "cv" / "cv_plan.json").read_text())
-    assert plan == {"folds": ["fold1", "fold2", "fold3"], "complete": False}
+    assert plan == {"folds": ["fold1", "fold2", "fold3"], "complete": False, "kind": "run"}
     assert (out / "cv" / "fold1" / "report.json").is_file() and not (out / "cv" / "cv_summary.json").exists()
+    from ser_hf.baseline.folder import check_baseline_folder
+
+    with pytest.raises(ModelError, match=r"another kind of output \(cv/cv_plan.json \(kind: run\)\)"):
+        check_baseline_folder(out, "--out")  # a baseline must not take over (and delete) a run's folds
     (out / "cv" / "fold1" / "notes.txt").write_text("mine")  # a file of the user's inside: refused, nothing deleted
     with pytest.raises(ModelError, match="notes.txt"):
         cross_validate(parse_run(None, [*common, "--num_folds", "3", "--output_dir", str(out)]), progress=False)
@@ -155,6 +159,8 @@ def test_an_interrupted_cv_can_be_rerun_into_the_same_folder(setup):
     result = cross_validate(parse_run(None, [*common, "--num_folds", "2", "--output_dir", str(out)]), progress=False)
     assert result.pooled.num_samples == 48 and not (out / "cv" / "cv_plan.json").exists()
     assert sorted(p.name for p in (out / "cv").iterdir() if p.is_dir()) == ["fold1", "fold2", "pooled"]
+    with pytest.raises(ModelError, match=r"cv/cv_summary.json \(kind: run\)"):
+        check_baseline_folder(out, "--out")
 
 
 def test_cv_of_a_probe_with_copies_also_scores_test_time_copies_apart_from_the_headline(setup, capsys):

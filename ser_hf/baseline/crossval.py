@@ -334,11 +334,11 @@ def cross_validate_baseline(
     genders = dataset["gender"] if "gender" in dataset.column_names else None
     result = cross_validate_folds(folds, fit_fold, references=labels, speakers=speakers, label_names=names,
                                   model=f"baseline-{classifier}", corpus=corpus_name(dataset), genders=genders,
-                                  out_dir=None if out_dir is None else Path(out_dir) / "cv")
+                                  out_dir=None if out_dir is None else Path(out_dir) / "cv", kind="baseline")
     reports, aggregate, pooled = result.reports, result.aggregate, result.pooled
     fits = [fold.fitted for fold in result.folds]
     settings = baseline_settings(dataset, classifier, config, param_grid=param_grid, inner_folds=inner_folds,
                                  seed=seed, preprocessor=preprocessor, neural_config=neural_config)
     if out_dir is not None:
-        write_cv_summary(Path(out_dir) / "cv", aggregate, pooled, settings)
+        write_cv_summary(Path(out_dir) / "cv", aggregate, pooled, settings, kind="baseline")
     return BaselineCVResult(reports, aggregate, pooled, fits, features, settings)

@@ -26,6 +26,7 @@ from ser_hf._io import atomic_write_bytes, read_json, remove_own_folder, write_o
 from ser_hf.errors import EvaluationError, ModelError
 from ser_hf.evaluation.metrics.core import SCALAR_METRICS, scores_from_confusion
 from ser_hf.evaluation.report import (
+    CV_KIND,
     CV_PLAN,
     METRIC_TITLES,
     REPORT_FILES,
@@ -268,6 +269,7 @@ def write_cv_summary(
     settings: Mapping[str, Any],
     per_corpus: Mapping[str, EvaluationReport] | None = None,
     test_time_copies: EvaluationReport | None = None,
+    kind: str | None = None,
 ) -> None:
     """Write ``pooled/`` (the pooled report), ``cv_summary.json`` and ``cv_summary.md`` into ``out_dir``.
 
@@ -280,11 +282,13 @@ def write_cv_summary(
             ``per_corpus/<corpus>/``, to ``cv_summary.json`` (``per_corpus``) and as a table in ``cv_summary.md``.
         test_time_copies: The pooled report of the clips scored with their training copies; written to
             ``test_time_copies/``, ``cv_summary.json`` (``test_time_copies``) and its own section of ``cv_summary.md``.
+        kind: What ran the CV (of :data:`~ser_hf.evaluation.report.CV_KINDS`), recorded so that another kind of
+            output never takes the folder over.
     """
     out = Path(out_dir)
     pooled.write(out / "pooled")
     summary = {"folds": aggregate["folds"], "aggregate": aggregate, "pooled": pooled.to_dict(),
-               "settings": dict(settings)}
+               "settings": dict(settings), **({CV_KIND: kind} if kind else {})}
     markdown = folds_to_markdown(aggregate) + "\n\n" + pooled.to_markdown() + "\n"
     if per_corpus:
         for name, report in per_corpus.items():
@@ -367,6 +371,7 @@ def cross_validate_folds(
     genders: Sequence[str | None] | None = None,
     out_dir: str | os.PathLike | None = None,
     on_fold: Callable[[EvaluationReport], None] | None = None,
+    kind: str | None = None,
 ) -> OutOfFold:
     """The out-of-fold loop: ``fit_fold`` each fold in turn, then pool every test prediction.
 
@@ -383,6 +388,7 @@ def cross_validate_folds(
             ``out_dir/cv_plan.json`` names every fold (so an interrupted CV's folder is known as ser_hf's; the
             summary replaces it).
         on_fold: Called with each fold's report as soon as it exists (long runs can save partial results).
+        kind: What runs the CV (of :data:`~ser_hf.evaluation.report.CV_KINDS`), recorded in the plan.
 
     Returns:
         An :class:`OutOfFold`.
@@ -391,7 +397,7 @@ def cross_validate_folds(
     speakers = np.asarray(speakers, dtype=object)
     results = []
     if out_dir is not None:
-        plan = {"folds": [fold.name for fold in folds], "complete": False}
+        plan = {"folds": [fold.name for fold in folds], "complete": False, **({CV_KIND: kind} if kind else {})}
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(Path(out_dir) / CV_PLAN, (json.dumps(plan, indent=2) + "\n").encode())
     for number, fold in enumerate(folds, start=1):

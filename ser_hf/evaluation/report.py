@@ -426,9 +426,9 @@ class EvaluationReport:
         return paths
 
 
-__all__ = ["CI_METRICS", "CV_PLAN", "CV_PLAN_KEYS", "CV_SUMMARY_KEYS", "METRIC_TITLES", "REPORT_FILES", "REPORT_KEYS",
+__all__ = ["CI_METRICS", "CV_KIND", "CV_KINDS", "CV_PLAN", "CV_PLAN_KEYS", "CV_SUMMARY_KEYS", "METRIC_TITLES", "REPORT_FILES", "REPORT_KEYS",
            "EvaluationReport",
-           "confusion_markdown", "markdown_table",
+           "confusion_markdown", "cv_markers", "markdown_table",
            "percent"]
 
 #: Every file a report (:meth:`EvaluationReport.write`), a CV summary and a leave-one-corpus-out summary write: the
@@ -445,3 +445,13 @@ CV_SUMMARY_KEYS = ("folds", "aggregate", "pooled")
 #: that was interrupted (no summary yet) still marks its folder as ser_hf's and a rerun may replace it.
 CV_PLAN = "cv_plan.json"
 CV_PLAN_KEYS = ("folds", "complete")
+#: The key of ``cv_plan.json`` and ``cv_summary.json`` naming what wrote the CV (:data:`CV_KINDS`): a training run's CV
+#: and a baseline's write the same files, and neither may take over a folder that holds the other's.
+CV_KIND = "kind"
+CV_KINDS = ("run", "baseline")
+
+
+def cv_markers(kind: str) -> tuple[tuple[str, dict[str, str]], ...]:
+    """Markers (for :func:`ser_hf._io.check_output_folder`) of a ``cv/`` folder written by ``kind`` (of
+    :data:`CV_KINDS`): its summary or plan naming that kind. Files written before the kind was recorded name none."""
+    return tuple((f"cv/{name}", {CV_KIND: kind}) for name in ("cv_summary.json", CV_PLAN))

@@ -38,7 +38,7 @@ from ser_hf.evaluation.folds import (
     remove_earlier_reports,
     reports_by_group,
 )
-from ser_hf.evaluation.report import CV_PLAN, CV_PLAN_KEYS, CV_SUMMARY_KEYS, REPORT_FILES
+from ser_hf.evaluation.report import CV_PLAN, CV_PLAN_KEYS, CV_SUMMARY_KEYS, REPORT_FILES, cv_markers
 from ser_hf.evaluation.tables import signed_percent_range
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.splits import (
@@ -72,7 +72,7 @@ RUN_SETTINGS = {"validation_size": "validation_size (--validation_size)", "test_
                 "n_folds": "num_folds (--num_folds)"}
 #: Marker files of other commands' outputs: a run must not write its checkpoint among them (an ONNX export's
 #: model.onnx would keep scoring the earlier model; a baseline's model.skops would sit beside a transformers one).
-FOREIGN_OUTPUTS = ("ser_hf_export.json", "baseline_config.json", "ser_hf_speaker.json")
+FOREIGN_OUTPUTS = ("ser_hf_export.json", "baseline_config.json", "ser_hf_speaker.json", *cv_markers("baseline"))
 #: Files of an earlier run that a new one may not write again, so they would be left to contradict it: an earlier
 #: probe's speaker adaptation beside a model trained without it (and ``eval/``, an earlier test report beside a run
 #: without one).
@@ -346,7 +346,7 @@ def cross_validate(run: Run, progress: bool = True,
     result = cross_validate_folds(run_folds(run, dataset), fit_fold, references=np.asarray(dataset["label"]),
                                   speakers=dataset["speaker"], label_names=labels, model=model,
                                   corpus=run.data.corpus, genders=genders,
-                                  out_dir=out if is_main_process() else None, on_fold=on_fold)
+                                  out_dir=out if is_main_process() else None, on_fold=on_fold, kind="run")
     reports, aggregate, pooled = result.reports, result.aggregate, result.pooled
     pooled.metadata["split_kind"] = split_kind(dataset)
     per_corpus = None
@@ -373,7 +373,7 @@ def cross_validate(run: Run, progress: bool = True,
             adaptive_copies_rows = summarise_enrollment(adaptive_copies, labels, model=model, corpus=run.data.corpus)
     if is_main_process():
         write_cv_summary(out, aggregate, pooled, run.settings(dataset), per_corpus=per_corpus,
-                         test_time_copies=copies_report)
+                         test_time_copies=copies_report, kind="run")
         if adaptive_rows is not None:
             _write_speaker_adaptive(out, adaptive_rows, adaptive_copies_rows)
     return CVResult(reports, aggregate, pooled, speaker_adaptive=adaptive_rows, per_corpus=per_corpus,

@@ -28,9 +28,10 @@ from ser_hf.training.arguments import SERTrainingArguments
 from ser_hf.training.data import AudioCollator, Augmentation, add_noise, apply_gain, change_speed, shift_pitch
 from ser_hf.training.experiment import make_method
 from ser_hf.training.finetune import FinetuneMethod, check_split
+from ser_hf.training.lora import apply_lora
 from ser_hf.training.probe import ProbeSettings
 from ser_hf.training.recipes import parse_run
-from ser_hf.training.trainer import SERTrainer, apply_lora
+from ser_hf.training.trainer import SERTrainer
 
 LABELS = ["neutral", "happy", "sad", "angry"]
 # transformers 5.x renamed gradient_checkpointing (now a deprecated alias) to activation_checkpointing.

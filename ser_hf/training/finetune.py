@@ -38,14 +38,10 @@ from ser_hf.audio import AudioPreprocessor
 from ser_hf.errors import SERError
 from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint
 from ser_hf.training.data import AudioCollator, Augmentation, with_durations
+from ser_hf.training.lora import apply_lora, merge_lora
 from ser_hf.training.probe import ProbeSettings
-from ser_hf.training.trainer import (
-    SERTrainer,
-    apply_lora,
-    check_resume_checkpoint,
-    merge_lora,
-    resolve_resume_checkpoint,
-)
+from ser_hf.training.resume import check_resume_checkpoint, resolve_resume_checkpoint
+from ser_hf.training.trainer import SERTrainer
 
 __all__ = ["FinetuneMethod", "check_split"]
 

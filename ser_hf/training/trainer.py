@@ -18,7 +18,8 @@ It forces only what SER fine-tuning needs and leaves everything else to ``Traini
 - :meth:`SERTrainer.calibrate`: temperature scaling on the validation speakers, folded into the classifier.
 
 Mixed precision falls back to float32 on CPU (see ``SERTrainingArguments``); activation (gradient)
-checkpointing, resuming and best-checkpoint selection are the Trainer's own. :func:`apply_lora` wraps a model in peft LoRA adapters.
+checkpointing, resuming and best-checkpoint selection are the Trainer's own (which checkpoint to resume from, and whether
+it fits the model: :mod:`ser_hf.training.resume`; LoRA adapters: :mod:`ser_hf.training.lora`).
 
 Example:
     >>> trainer = SERTrainer(model=model, args=args, train_dataset=train, eval_dataset=validation,
@@ -30,20 +31,18 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import re
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Sampler, WeightedRandomSampler
-from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer, TrainerCallback
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 from transformers.trainer_utils import IntervalStrategy
 
@@ -53,7 +52,7 @@ from ser_hf.training.data import LOSS_WEIGHT_COLUMN
 from ser_hf.training.linear_probe import balanced_weights, corpora_to_balance, corpus_balanced_ua
 from ser_hf.training.probe import class_weights, weighted_cross_entropy
 
-__all__ = ["CORPUS_MEAN_UA", "SERTrainer", "apply_lora", "check_resume_checkpoint", "merge_lora", "resolve_resume_checkpoint"]
+__all__ = ["CORPUS_MEAN_UA", "SERTrainer", "layerwise_parameter_groups"]
 
 logger = logging.getLogger(__name__)
 
@@ -441,102 +440,3 @@ def layerwise_parameter_groups(model: nn.Module, learning_rate: float, decay: fl
         no_decay = parameter.ndim < 2 or "norm" in name
         groups.setdefault((scale, 0.0 if no_decay else weight_decay), []).append(parameter)
     return [{"params": params, "lr": learning_rate * scale, "weight_decay": wd} for (scale, wd), params in groups.items()]
-
-
-def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | Path) -> str | None:
-    """The checkpoint folder ``resume_from_checkpoint`` names: a path, or ``true``/``last`` for the newest one."""
-    if value is None or value is False or str(value).lower() in ("", "false", "none"):
-        return None
-    if value is True or str(value).lower() in ("true", "last"):
-        last = _last_complete_checkpoint(Path(output_dir))
-        if last is None:
-            raise SERError(f"resume_from_checkpoint={value!r}: there is no checkpoint-* folder in {str(output_dir)!r} "
-                           f"to resume from. Train without it first, or pass a checkpoint folder's path.")
-        return last
-    if not Path(value).is_dir():
-        raise SERError(f"resume_from_checkpoint {str(value)!r} is not a directory. Pass a checkpoint-N folder written "
-                       f"by an earlier run (or 'last' for the newest one in its output_dir).")
-    return str(value)
-
-
-def _last_complete_checkpoint(output_dir: Path) -> str | None:
-    """The newest ``checkpoint-N`` folder the Trainer finished writing (None if there is none).
-
-    The Trainer writes a checkpoint in place and ``trainer_state.json`` last, so a run killed while saving
-    leaves a newest folder without it (or with it cut short); resuming from that one would fail.
-    """
-    folders = [p for p in output_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
-    for folder in sorted(folders, key=lambda p: int(p.name.split("-", 1)[1]), reverse=True):
-        try:
-            json.loads((folder / "trainer_state.json").read_text())
-            return str(folder)
-        except (OSError, ValueError):
-            logger.warning("%s was not completely written (killed while saving?); trying an earlier checkpoint.", folder)
-    return None
-
-
-_ARCHITECTURE_KEYS = ("model_type", "hidden_size", "d_model", "num_hidden_layers", "encoder_layers",
-                      "use_weighted_layer_sum", "classifier_proj_size", "max_source_positions")
-
-
-def check_resume_checkpoint(checkpoint: str | Path, model: PreTrainedModel) -> None:
-    """Raise :class:`SERError` if ``checkpoint`` was written for another architecture or other labels."""
-    folder = Path(checkpoint)
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        if (folder / "adapter_config.json").is_file():
-            return  # LoRA adapters: peft checks their shapes when loading
-        raise SERError(f"resume_from_checkpoint {str(folder)!r} has no config.json; expected a checkpoint-N folder "
-                       f"written by the Trainer of this run.")
-    saved = json.loads(config_file.read_text())
-    current = model.config.to_dict()
-    differences = [f"{key}: checkpoint {saved.get(key)!r}, model {current.get(key)!r}" for key in _ARCHITECTURE_KEYS
-                   if (key in saved or key in current) and saved.get(key) != current.get(key)]
-    saved_labels = [saved.get("id2label", {}).get(str(i)) for i in range(len(saved.get("id2label", {})))]
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if saved_labels != labels:
-        differences.append(f"labels: checkpoint {saved_labels}, model {labels}")
-    if differences:
-        raise SERError(f"resume_from_checkpoint {str(folder)!r} belongs to another model ({'; '.join(differences)}). "
-                       f"Resume only from a checkpoint of the same model_name_or_path, options and emotions, or "
-                       f"drop resume_from_checkpoint to start afresh.")
-
-
-def apply_lora(model: PreTrainedModel, args) -> nn.Module:
-    """Wrap ``model`` in peft LoRA adapters on ``args.lora_target_modules``; the head trains fully.
-
-    Raises:
-        SERError: if peft is not installed, or a target module does not exist in the model.
-    """
-    try:
-        import peft
-    except ImportError:
-        raise SERError("use_lora=True needs the peft package, which is not installed. Install it with "
-                       "pip install 'ser-hf[lora]' (or pip install 'peft>=0.11'), or set use_lora false.") from None
-    targets = [name.strip() for name in args.lora_target_modules.split(",") if name.strip()]
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    unknown = [name for name in targets if name not in present]
-    if unknown:
-        raise SERError(f"lora_target_modules {unknown} do not exist in {model.config.model_type}; linear layers "
-                       f"there include {sorted(n for n, m in _linear_names(model))[:12]}.")
-    head = [name for name, _ in model.named_children() if name in ("projector", "classifier")]
-    config = peft.LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                             target_modules=targets, modules_to_save=head)
-    wrapped = peft.get_peft_model(model, config)
-    if getattr(model.config, "use_weighted_layer_sum", False):
-        model.layer_weights.requires_grad_(True)  # a bare parameter, not a module peft could keep trainable
-    return wrapped
-
-
-def _linear_names(model: nn.Module):
-    seen = set()
-    for name, module in model.named_modules():
-        short = name.rsplit(".", 1)[-1]
-        if isinstance(module, nn.Linear) and short not in seen:
-            seen.add(short)
-            yield short, module
-
-
-def merge_lora(model: nn.Module) -> nn.Module:
-    """Fold LoRA adapters into the base weights (a plain model for ``save_pretrained``); others pass through."""
-    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model

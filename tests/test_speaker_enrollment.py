@@ -237,7 +237,7 @@ def test_speaker_ids_and_files_that_are_not_utf8_are_shown_as_escapes(adaptive, 
     assert main(["predict", "--model", str(checkpoint), os.fsdecode(folder), "--speaker-pattern", "(spk[^_]*)_",
                  "--out", str(out), "--no-progress"]) == 0
     stderr = err.getvalue().decode("utf-8")
-    assert "speaker 'spk\\\\xff': using the global model: 2 clip(s) enrolled" in stderr and "udc" not in stderr
+    assert "speaker 'spk\\\\xff': using the global model: 2 voiced clip(s) enrolled" in stderr and "udc" not in stderr
     records = read_records(out)
     assert [r["speaker"] for r in records] == ["spk\\xff"] * 2 and not any(r["adapted"] for r in records)
     assert "udc" not in out.read_text(encoding="utf-8")

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ from ser_hf._io import (
 )
 from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import ModelError, SERError
+from ser_hf.inference.inputs import speaker_text
+from ser_hf.inference.streaming import DEFAULT_VAD_THRESHOLD_DB
 from ser_hf.models.adaptive_head import ADAPTATION_WEIGHTS, load_adaptation
 from ser_hf.models.linear_head import log_softmax, mean_log_probability
 from ser_hf.paths import display_path, is_utf8, printable
@@ -120,16 +123,21 @@ class SpeakerEnrollments:
         return [self.pooled(waves, batch_size),
                 *(self.pooled([copy.alter(wave) for wave in waves], batch_size) for copy, _ in self.copies)]
 
-    def enroll(self, speaker: str, pooled: np.ndarray, copies: list[np.ndarray] | None = None) -> dict[str, Any]:
-        """Enroll ``speaker`` from the pooled states of their clips (and of each test-time copy of them, as
-        :meth:`versions` gives them); falls back to the global head when it must."""
+    def enroll(self, speaker: str, pooled: np.ndarray, copies: list[np.ndarray] | None = None,
+               silent: int = 0) -> dict[str, Any]:
+        """Enroll ``speaker`` from the pooled states of their voiced clips (and of each test-time copy of them, as
+        :meth:`versions` gives them); falls back to the global head when it must. ``silent``: how many of the
+        speaker's clips were left out as silence (:func:`silent_clips`), said in the enrollment (``silent_clips``)."""
         speaker = speaker_id(speaker)
         entry: dict[str, Any] = {"speaker": speaker, "clips": int(len(pooled)), "adapted": False, "offset": None}
+        if silent:
+            entry["silent_clips"] = int(silent)
+        left_out = f" ({silent} silent clip(s) left out)" if silent else ""
         if not self.adaptation.enabled:
             entry["reason"] = f"speaker adaptation is off for this model ({self.adaptation.record.get('reason')})"
         elif len(pooled) < self.adaptation.min_clips:
-            entry["reason"] = (f"{len(pooled)} clip(s) enrolled, fewer than the {self.adaptation.min_clips} "
-                               f"adaptation needs")
+            entry["reason"] = (f"{len(pooled)} voiced clip(s) enrolled{left_out}, fewer than the "
+                               f"{self.adaptation.min_clips} adaptation needs")
         else:
             entry.update(adapted=True, offset=self.adaptation.enroll(pooled))
             if copies:
@@ -143,14 +151,15 @@ class SpeakerEnrollments:
         return _summary(self._entry(speaker))
 
     def _entry(self, speaker: str) -> dict[str, Any]:
-        if str(speaker) not in self.speakers:
+        speaker = speaker_text(str(speaker))  # the form enroll() keys them by
+        if speaker not in self.speakers:
             shown = printable(str(speaker))[:80]
             names = sorted(self.speakers)
             enrolled = [printable(name)[:40] for name in names[:10]] + ([f"... {len(names) - 10} more"] if
                                                                         len(names) > 10 else [])
             raise SERError(f"speaker {shown!r} is not enrolled (enrolled: {enrolled}); call "
                            f"enroll({shown!r}, clips) first, or predict without a speaker.")
-        return self.speakers[str(speaker)]
+        return self.speakers[speaker]
 
     def probabilities(self, speaker: str, pooled: np.ndarray, copies: list[np.ndarray] | None = None) -> np.ndarray:
         """Softmax probabilities of ``pooled`` clips for an enrolled speaker (with ``copies``, the pooled states of
@@ -300,7 +309,9 @@ class SpeakerEnrollments:
         """``(speaker, entry)`` from one saved record, the entry None when the record or its offsets are unusable."""
         if not isinstance(record, dict) or not isinstance(record.get("speaker"), str) or not record["speaker"]:
             return None, None
-        speaker, copies = record["speaker"], record.get("copies") or []
+        speaker, copies = speaker_text(record["speaker"]), record.get("copies") or []  # files from before NFC ids
+        if not speaker:
+            return None, None
         if not isinstance(record.get("adapted"), bool) or not isinstance(record.get("clips"), int) or \
                 not isinstance(copies, list) or not all(isinstance(name, str) for name in copies):
             return speaker, None
@@ -311,11 +322,24 @@ class SpeakerEnrollments:
         if any(offset is None or offset.dtype != np.float32 or offset.shape != expected or
                not np.isfinite(offset).all() or np.abs(offset).max(initial=0.0) > MAX_OFFSET for offset in offsets):
             return speaker, None
-        entry = {k: v for k, v in record.items() if k != "tensor"}
+        entry = {**{k: v for k, v in record.items() if k != "tensor"}, "speaker": speaker}
         entry["offset"] = offsets[0].astype(np.float64) if offsets else None
         if copies and offsets:
             entry["copy_offsets"] = [offset.astype(np.float64) for offset in offsets[1:]]
         return speaker, entry
+
+
+#: An enrollment clip quieter than this (RMS level, dB full scale) holds no voice to learn an offset from: its pooled
+#: states are the encoder's answer to silence, which would pull the speaker's offset far from their voice.
+ENROLLMENT_SILENCE_DB = -60.0
+
+
+def silent_clips(levels: Sequence[float]) -> list[bool]:
+    """Which of one speaker's enrollment clips are silence, from their RMS levels in dB full scale
+    (:func:`~ser_hf.inference.streaming.window_level_db`): below :data:`ENROLLMENT_SILENCE_DB`, or more than
+    ``-DEFAULT_VAD_THRESHOLD_DB`` (40) dB below the speaker's loudest clip, as a stream gates its windows."""
+    loudest = max(levels, default=ENROLLMENT_SILENCE_DB)
+    return [level < ENROLLMENT_SILENCE_DB or level < loudest + DEFAULT_VAD_THRESHOLD_DB for level in levels]
 
 
 def _summary(entry: dict[str, Any]) -> dict[str, Any]:
@@ -329,14 +353,16 @@ def _speaker_head(adaptation, entry: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def speaker_id(speaker: Any) -> str:
-    """A speaker id as enrollments keep it: a non-empty string (an integer id is taken as its digits).
+    """A speaker id as enrollments keep it: a non-empty string (an integer id is taken as its digits), in the form
+    :func:`~ser_hf.inference.inputs.speaker_text` gives (NFC, no invisible characters or surrounding whitespace), so
+    ``enroll("José", ...)`` and ``predict(..., speaker="Jose\u0301")`` name one speaker, as in a batch job.
 
     ``None`` means "no speaker" everywhere else (``predict(speaker=None)``), so it cannot be an id either.
     """
-    if isinstance(speaker, bool) or not isinstance(speaker, (str, int, np.integer)) or not str(speaker).strip():
+    if isinstance(speaker, bool) or not isinstance(speaker, (str, int, np.integer)) or not speaker_text(str(speaker)):
         raise SERError(f"a speaker id must be a non-empty string (or an integer), got {printable(repr(speaker))[:80]}; "
                        f"name the speaker, e.g. enroll('alice', clips).")
-    return str(speaker)
+    return speaker_text(str(speaker))
 
 
 def _pair(path: str | os.PathLike) -> tuple[Path, Path]:

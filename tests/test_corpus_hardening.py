@@ -599,3 +599,35 @@ def test_a_named_speaker_group_is_the_speaker_even_when_it_matches_nothing(tmp_p
         load_corpus("folder", root, speaker_pattern=r"^(spk\d+)_(?P<speaker>z?)")
     named = load_corpus("folder", root, speaker_pattern=r"^(spk)(?P<speaker>\d+)_")
     assert sorted(set(named["speaker"])) == ["1", "2", "3", "4"]
+
+
+def test_a_column_or_key_named_twice_is_refused_in_manifests_metadata_and_predict_inputs(tmp_path, tones):
+    """A row keeps only the last of two cells (or JSON values) of one name: every reader must refuse it, naming
+    the file, the name and where, instead of silently reading the column the user did not mean."""
+    from ser_hf.corpora import load_corpus
+    from ser_hf.corpora.audiofolder import read_audiofolder
+    from ser_hf.errors import CorpusError
+    from ser_hf.inference.inputs import expand_inputs, speakers_of
+
+    rows = "".join(f"{p},{la},{s},note\n" for p, la, s in tones)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,speaker,speaker\n" + rows)
+    with pytest.raises(CorpusError, match=r"m\.csv': its header names the column 'speaker' 2 times \(columns 3, 4\)"):
+        load_corpus("manifest", manifest)
+    manifest.write_text("path,who,who\n" + "".join(f"{p},{s},note\n" for p, _, s in tones))  # predict's manifest
+    with pytest.raises(CorpusError, match=r"names the column 'who' 2 times \(columns 2, 3\)"):
+        speakers_of(expand_inputs([manifest]), [manifest], column="who")
+    manifest.write_text("path,label,,\n" + "".join(f"{p},{la},,\n" for p, la, _ in tones))  # blank header cells
+    assert len(expand_inputs([manifest])) == len(tones)
+    jsonl = tmp_path / "m.jsonl"
+    jsonl.write_text(f'{{"path": "{tones[0][0]}", "label": "happy", "label": "sad", "speaker": "A"}}\n')
+    with pytest.raises(CorpusError, match=r"m\.jsonl': line 1 names the key\(s\) \['label'\] twice"):
+        load_corpus("manifest", jsonl)
+    import shutil
+
+    folder = tmp_path / "af"
+    folder.mkdir()
+    shutil.copy(tones[0][0], folder / "a.wav")
+    (folder / "metadata.csv").write_text("file_name,label,file_name\na.wav,happy,b.wav\n")
+    with pytest.raises(CorpusError, match=r"metadata\.csv': its header names the column 'file_name' 2 times"):
+        read_audiofolder(folder)

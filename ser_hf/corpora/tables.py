@@ -15,12 +15,29 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ser_hf._io import unique_keys
 from ser_hf.corpora.base import read_utf8
 from ser_hf.errors import CorpusError
-from ser_hf.paths import display_path
+from ser_hf.paths import display_path, printable
 
 #: A row: the physical line it starts on, and its cells by column (see :func:`read_csv_rows`).
 Row = tuple[int, dict]
+
+
+def _unique_columns(header: list[str], what: str, shown: str) -> list[str]:
+    """``header``, refused when it names a column twice: a row would keep only the last of the two cells, so every
+    row would silently read another column than the user meant (an unnamed, blank header cell may repeat)."""
+    positions: dict[str, list[int]] = {}
+    for number, name in enumerate(header, start=1):
+        if name.strip():
+            positions.setdefault(name, []).append(number)
+    repeated = {name: numbers for name, numbers in positions.items() if len(numbers) > 1}
+    if repeated:
+        name, numbers = next(iter(repeated.items()))
+        raise CorpusError(f"{what} {shown!r}: its header names the column {printable(name)!r} {len(numbers)} times "
+                          f"(columns {', '.join(map(str, numbers))}); expected every column name once, or a row would "
+                          f"silently keep only the last of those cells. Rename or remove the repeated column.")
+    return header
 
 
 def read_csv_rows(path: Path, what: str, expected: str, delimiter: str = ",") -> tuple[list[str], list[Row]]:
@@ -56,7 +73,7 @@ def read_csv_rows(path: Path, what: str, expected: str, delimiter: str = ",") ->
                     f"{reader.line_num}), so those lines were read as one row. Every row must be on one line: close "
                     f"or remove that quote, or remove the line break from the cell.")
             if header is None:
-                header = cells
+                header = _unique_columns(cells, what, shown)
                 continue
             row: dict[Any, Any] = dict(zip(header, cells))
             if len(cells) > len(header):
@@ -82,15 +99,19 @@ def read_jsonl_rows(path: Path, what: str, example: str) -> list[Row]:
     :meth:`str.splitlines` breaks on, which may stand inside a JSON string.
 
     Raises:
-        CorpusError: the file is not UTF-8, or a line is not a JSON object; the message names the line.
+        CorpusError: the file is not UTF-8, a line is not a JSON object or names a key twice; the message names
+            the line.
     """
     rows = []
     for number, line in enumerate(read_utf8(path, what).split("\n"), start=1):
         line = line[:-1] if line.endswith("\r") else line
         if not line.strip():
             continue
-        try:
-            value = json.loads(line, strict=False)  # control characters inside strings are data too
+        repeated_keys = unique_keys(lambda repeated, number=number: CorpusError(
+            f"{what} {display_path(path)!r}: line {number} names the key(s) {[printable(k) for k in repeated]} twice; "
+            f"expected each key once (JSON keeps only the last value, silently). Remove or rename the repeated key."))
+        try:  # control characters inside strings are data too
+            value = json.loads(line, strict=False, object_pairs_hook=repeated_keys)
         except json.JSONDecodeError as err:
             value, reason = None, str(err)
         else:

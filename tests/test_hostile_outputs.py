@@ -139,14 +139,20 @@ def test_unusable_out_paths_are_clear_errors(setup, audio, tmp_path, capsys):
     (tmp_path / "folder.jsonl").mkdir()
     (tmp_path / "file.txt").write_text("a file")
     os.mkfifo(tmp_path / "fifo.jsonl")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "dangling.jsonl").symlink_to(outside / "x.jsonl")  # followed, the output would be made there
+    (tmp_path / "gone").symlink_to(tmp_path / "no-such-folder")
     cases = {"folder.jsonl": "is a directory", "file.txt/p.jsonl": "which is a file, not a folder",
-             "fifo.jsonl": "is not a regular file"}
+             "fifo.jsonl": "is not a regular file", "dangling.jsonl": "is a symbolic link to",
+             "gone/p.jsonl": "which is a symbolic link to"}
     for name, fragment in cases.items():
         argv = ["predict", "--model", str(setup["model"]), *audio, "--out", str(tmp_path / name), "--no-progress"]
         assert main(argv) == 2, name
         err = capsys.readouterr().err
         assert err.startswith("ser-hf: error: --out") and fragment in err and "Traceback" not in err, err
     assert (tmp_path / "file.txt").read_text() == "a file"
+    assert not any(outside.iterdir()) and not (tmp_path / "no-such-folder").exists()
 
 
 def _failing_fsync(monkeypatch, after: int, code: int = errno.ENOSPC) -> None:

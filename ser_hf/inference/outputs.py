@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ser_hf._io import atomic_write_bytes, temporary_file
+from ser_hf._io import atomic_write_bytes, refuse_dangling_link, temporary_file
 from ser_hf.errors import SERError
 from ser_hf.paths import display_path, record_path
 
@@ -77,7 +77,7 @@ def record_key(record: dict[str, Any]) -> str:
 
 def check_output_path(out: str | os.PathLike) -> None:
     """Refuse an output path that cannot be a file ser-hf predict writes: a folder (or a name ending with a path
-    separator, a folder to be), a FIFO or device, a path under a file."""
+    separator, a folder to be), a FIFO or device, a path under a file, a symbolic link to nothing (or under one)."""
     text = os.fspath(out)
     separators = os.sep + (os.altsep or "")
     if text.endswith(tuple(separators)) or os.path.basename(text) in (".", ".."):
@@ -87,12 +87,16 @@ def check_output_path(out: str | os.PathLike) -> None:
                        f"folder is made if needed).")
     out = Path(out)
     name = display_path(out)
+    # Followed, a link to nothing would create the output wherever it points (outside --out's folder).
+    refuse_dangling_link(out, f"--out {name!r}", "pass the output file itself, or create the link's target first.")
     if out.is_dir():
         raise SERError(f"--out {name!r} is a directory; expected a file name, e.g. --out {name.rstrip('/')}/predictions.jsonl.")
     if out.exists() and not out.is_file():
         raise SERError(f"--out {name!r} exists and is not a regular file (a FIFO, socket or device); ser-hf predict "
                        f"reads its output back to resume. Choose a file name for --out.")
     for parent in out.parents:
+        refuse_dangling_link(parent, f"--out {name!r} lies under {display_path(parent)!r}, which",
+                             "choose another --out, or create the link's target folder first.")
         if parent.exists():
             if not parent.is_dir():
                 raise SERError(f"--out {name!r} lies under {display_path(parent)!r}, which is a file, not a folder; "

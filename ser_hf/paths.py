@@ -66,10 +66,16 @@ def display_path(path: str | bytes | os.PathLike) -> str:
 
 def path_fields(path: str | bytes | os.PathLike) -> dict[str, str]:
     """``{"path": display}``, plus ``"path_base64"`` (the raw bytes) when the name is not UTF-8."""
-    text = os.fsdecode(path)
+    return text_fields(os.fsdecode(path), "path")
+
+
+def text_fields(text: str, key: str) -> dict[str, str]:
+    """``{key: display}``, plus ``key + "_base64"`` (the raw bytes) when ``text`` (decoded from a name, e.g. a speaker
+    read off a path) is not UTF-8: two texts that display alike (a byte ``\xff`` and the four characters ``\xff``)
+    stay apart."""
     if is_utf8(text):
-        return {"path": text}
-    return {"path": printable(text), "path_base64": base64.b64encode(os.fsencode(text)).decode("ascii")}
+        return {key: text}
+    return {key: printable(text), f"{key}_base64": base64.b64encode(os.fsencode(text)).decode("ascii")}
 
 
 def record_path(record: Mapping[str, Any]) -> str:

@@ -89,7 +89,7 @@ from ser_hf.inference.outputs import (
     write_jsonl,
 )
 from ser_hf.inference.recognizer import EmotionRecognizer
-from ser_hf.inference.speaker_jobs import predict_by_speaker
+from ser_hf.inference.speaker_jobs import check_finished_speakers, predict_by_speaker
 from ser_hf.paths import display_path, printable
 from ser_hf.processes import Processes, launched_processes
 from ser_hf.progress import progress_bar
@@ -342,6 +342,8 @@ def _predict_single(model, paths: list[str], out: Path, chosen: str, header: dic
     check_same_job(out, chosen, header["job"])  # before anything changes; CSV labels once the model loads
     existing = read_records(out, chosen)  # refuses a file ser-hf predict did not write, before changing anything
     leftovers = read_shards(out)  # a killed multi-process run's work counts as done
+    if speakers is not None:  # before anything changes: finished records must be this job's speakers'
+        check_finished_speakers(out, existing + leftovers, speakers)
     done = {record_key(record) for record in existing + leftovers}
     todo = [path for path in paths if path not in done]
     summary = {"out": display_path(out), "inputs": len(paths), "skipped": len(paths) - len(todo), "predicted": 0,

@@ -55,8 +55,10 @@ PATH_BYTES_COLUMN = "path_base64"
 #: the CSV's counterpart of the JSONL header's ``test_time_copies``, so a resumed job cannot mix the two kinds.
 COPIES_COLUMN = "test_time_copies"
 #: Record fields a CSV keeps in columns of their own when the job's records have them, in this order after the base
-#: columns: a dataset row's origin (``--dataset_name``) and a speaker-adaptive job's ``speaker`` and ``adapted``.
-EXTRA_COLUMNS = ("dataset", "split", "row", "speaker", "adapted")
+#: columns: a dataset row's origin (``--dataset_name``) and a speaker-adaptive job's ``speaker`` (with
+#: ``speaker_base64`` for a speaker read off a name that is not UTF-8), ``adapted`` and ``enrollment`` (which of the
+#: speaker's files enrolled them: :func:`~ser_hf.inference.speaker_jobs.enrollment_digest`).
+EXTRA_COLUMNS = ("dataset", "split", "row", "speaker", "speaker_base64", "adapted", "enrollment")
 # Bytes read to recognise a JSONL file by its first line, before anything else of it is read.
 _HEAD_LIMIT = 1 << 20
 _FIX = ("ser-hf predict resumes only outputs it wrote and changes no other file; choose another --out, or delete "
@@ -394,13 +396,14 @@ def write_csv(out: Path, rows: Iterable[dict[str, Any]], labels: Sequence[str], 
 
     Rows of a job whose ``header`` says it scored with test-time copies are marked so in :data:`COPIES_COLUMN`.
     The record fields of :data:`EXTRA_COLUMNS` that any row has get their own columns (a speaker-adaptive job's
-    always: ``speaker`` and ``adapted``, so adapted and global rows can be told apart). The job itself goes to
+    always: ``speaker``, ``adapted`` and ``enrollment``, so adapted and global rows can be told apart). The job itself goes to
     :func:`job_sidecar` first (once per job): a kill between the two leaves a job file that agrees with the rows.
     """
     rows = [csv_row(row) for row in rows]
     marks = [COPIES_COLUMN] if header["job"].get("test_time_copies") else []
     speakers = header["job"].get("speaker_pattern") is not None or header["job"].get("speaker_column") is not None
-    extras = [key for key in EXTRA_COLUMNS if (speakers and key in ("speaker", "adapted")) or any(key in r for r in rows)]
+    extras = [key for key in EXTRA_COLUMNS
+              if (speakers and key in ("speaker", "adapted", "enrollment")) or any(key in r for r in rows)]
     columns = BASE_COLUMNS + marks + extras + [f"prob_{label}" for label in labels] + [PATH_BYTES_COLUMN]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", restval="")

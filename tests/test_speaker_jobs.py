@@ -1,0 +1,107 @@
+"""Speaker-adaptive predict jobs: a resume never mixes two enrollments of one speaker; silence enrolls no one;
+speakers that display alike stay apart."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser_hf.errors import SERError
+from ser_hf.inference.jobs import predict_files, read_records
+
+
+def _clips(corpus, speaker):
+    return [row["audio"] for row in corpus if row["speaker"] == speaker]
+
+
+def _job(checkpoint, folder, out, pattern):
+    """The records of a finished speaker job on ``folder``."""
+    predict_files(checkpoint, [folder], out, speaker_pattern=pattern, progress=False)
+    return read_records(out)
+
+
+def _folder(tmp_path, corpus, speaker, count, name="clips"):
+    folder = tmp_path / name
+    folder.mkdir()
+    for index, clip in enumerate(_clips(corpus, speaker)[:count]):
+        shutil.copyfile(clip, folder / f"{speaker}_{index}.wav")
+    return folder
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_a_resume_whose_manifest_moved_a_file_to_another_speaker_is_refused_and_changes_nothing(adaptive_probe, tmp_path,
+                                                                                                suffix):
+    corpus, checkpoint, _ = adaptive_probe
+    alice, bob = _clips(corpus, "SM1")[:4], _clips(corpus, "SF2")[:4]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,who\n" + "".join(f"{p},alice\n" for p in alice) + "".join(f"{p},bob\n" for p in bob))
+    out = tmp_path / f"p.{suffix}"
+    assert predict_files(checkpoint, [manifest], out, speaker_column="who", progress=False)["predicted"] == 8
+    records = read_records(out)
+    assert {r["speaker"] for r in records} == {"alice", "bob"} and all(r["enrollment"] for r in records)
+    before = out.read_bytes()
+    manifest.write_text("path,who\n" + "".join(f"{p},alice\n" for p in alice[:3])
+                        + "".join(f"{p},bob\n" for p in [alice[3], *bob]))
+    with pytest.raises(SERError, match=r"was scored as speaker 'alice'; the inputs now give it to 'bob'.*two "
+                                       r"enrollments of one speaker"):
+        predict_files(checkpoint, [manifest], out, speaker_column="who", progress=False)
+    assert out.read_bytes() == before
+    manifest.write_text("path,who\n" + "".join(f"{p},alice\n" for p in alice) + "".join(f"{p},bob\n" for p in bob))
+    assert predict_files(checkpoint, [manifest], out, speaker_column="who", progress=False)["skipped"] == 8
+
+
+def test_a_resume_after_a_speaker_gained_a_clip_is_refused_but_a_new_speaker_is_not(adaptive_probe, tmp_path):
+    corpus, checkpoint, _ = adaptive_probe
+    folder = _folder(tmp_path, corpus, "SM1", 4)
+    out = tmp_path / "p.jsonl"
+    pattern = r"/(S[MF]\d)_"
+    assert predict_files(checkpoint, [folder], out, speaker_pattern=pattern, progress=False)["predicted"] == 4
+    before = out.read_bytes()
+    for index, clip in enumerate(_clips(corpus, "SF2")[:3]):  # a new speaker: its records are new, nothing mixes
+        shutil.copyfile(clip, folder / f"SF2_{index}.wav")
+    summary = predict_files(checkpoint, [folder], out, speaker_pattern=pattern, progress=False)
+    assert summary["skipped"] == 4 and summary["predicted"] == 3 and out.read_bytes().startswith(before)
+    shutil.copyfile(_clips(corpus, "SM1")[5], folder / "SM1_9.wav")  # SM1's offset would now be another
+    before = out.read_bytes()
+    with pytest.raises(SERError, match=r"speaker 'SM1' was enrolled from other files when .* was scored \(the inputs "
+                                       r"now give them 5 file\(s\)"):
+        predict_files(checkpoint, [folder], out, speaker_pattern=pattern, progress=False)
+    assert out.read_bytes() == before
+
+
+def test_silent_files_of_a_speaker_are_scored_but_never_enrolled(adaptive_probe, tmp_path):
+    corpus, checkpoint, _ = adaptive_probe
+    folder = _folder(tmp_path, corpus, "SM1", 3)
+    pattern = r"/(S[MF]\d)_"
+    plain = {os.path.basename(r["path"]): r for r in _job(checkpoint, folder, tmp_path / "plain.jsonl", pattern)}
+    for index, level in enumerate((0.0, 1e-5)):  # digital silence, and a hiss 100 dB below full scale
+        noise = level * np.random.default_rng(index).standard_normal(6400)
+        sf.write(folder / f"SM1_quiet{index}.wav", noise.astype(np.float32), 16000)
+    records = {os.path.basename(r["path"]): r for r in _job(checkpoint, folder, tmp_path / "p.jsonl", pattern)}
+    assert len(plain) == 3 and len(records) == 5 and all(r["adapted"] for r in records.values())
+    for name, record in plain.items():  # the same offset: the silent files changed nothing
+        assert record["scores"] == pytest.approx(records[name]["scores"], abs=1e-6)
+    (folder / "SM1_2.wav").unlink()  # two voiced clips and two silent ones: too few to adapt
+    records = _job(checkpoint, folder, tmp_path / "q.jsonl", pattern)
+    assert len(records) == 4 and not any(r["adapted"] for r in records)
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_speakers_that_display_alike_stay_apart_in_records(adaptive_probe, tmp_path, suffix):
+    corpus, checkpoint, _ = adaptive_probe
+    folder = os.path.join(os.fsencode(str(tmp_path)), b"clips")
+    os.makedirs(folder)
+    clips = _clips(corpus, "SM1")
+    for index in range(3):  # the byte 0xff, and the four characters \xff: two speakers that display alike
+        shutil.copyfile(clips[index], os.path.join(folder, b"spk\xff_%d.wav" % index))
+        shutil.copyfile(clips[3 + index], os.path.join(folder, b"spk\\xff_%d.wav" % index))
+    out = tmp_path / f"p.{suffix}"
+    assert predict_files(checkpoint, [os.fsdecode(folder)], out, speaker_pattern=r"(spk[^_]*)_",
+                         progress=False)["predicted"] == 6
+    records = read_records(out)
+    assert {r["speaker"] for r in records} == {"spk\\xff"}  # shown alike ...
+    assert sorted({r.get("speaker_base64") or "" for r in records}) == ["", "c3Br/w=="]  # ... told apart
+    assert predict_files(checkpoint, [os.fsdecode(folder)], out, speaker_pattern=r"(spk[^_]*)_",
+                         progress=False)["skipped"] == 6

@@ -46,7 +46,8 @@ def test_enroll_then_predict_for_the_speaker(setup):
     with TestClient(create_app(recognizer)) as client:
         answer = client.post("/speakers/SM1/enroll", files=_files(clips["SM1"][:4]))
         assert answer.status_code == 200, answer.text
-        assert answer.json() == {"speaker": "SM1", "clips": 4, "adapted": True, "reason": None}
+        assert answer.json() == {"speaker": "SM1", "clips": 4, "adapted": True, "reason": None, "silent_clips": 0,
+                                 "repeated_clips": 0}
         got = client.post("/predict", params={"speaker": "SM1"},
                           files={"file": ("x.wav", _wav(clips["SM1"][5]), "audio/wav")})
         assert got.status_code == 200, got.text
@@ -89,6 +90,38 @@ def test_enrollment_holds_a_model_slot_while_its_clips_are_encoded(setup):
         thread.join(10)
         assert enrolled["answer"].status_code == 200, enrolled["answer"].text
         assert client.get("/health").json()["active"] == 0
+
+
+def _silent_wav(seconds: float = 1.0) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(int(16000 * seconds), np.float32), 16000, format="WAV")
+    return buffer.getvalue()
+
+
+def test_enrollment_leaves_out_silent_and_repeated_clips_before_encoding(setup):
+    checkpoint, _, clips = setup
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    registry, encoded = recognizer.enrollments, []
+    encode = registry.versions
+    registry.versions = lambda waves, *args: encoded.append(len(waves)) or encode(waves, *args)
+    voiced = _files(clips["SM1"][:3])
+    repeat = ("files", ("again.wav", open(clips["SM1"][0], "rb").read(), "audio/wav"))
+    silent = [("files", (f"s{i}.wav", _silent_wav(), "audio/wav")) for i in range(2)]
+    with TestClient(create_app(recognizer)) as client:
+        answer = client.post("/speakers/SM1/enroll", files=voiced + silent + [repeat])
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"speaker": "SM1", "clips": 3, "adapted": True, "reason": None, "silent_clips": 2,
+                                 "repeated_clips": 1}
+        assert encoded == [3]  # the clips left out cost no forward pass
+        alone = EmotionRecognizer.from_pretrained(checkpoint)
+        alone.enroll("SM1", clips["SM1"][:3])
+        np.testing.assert_allclose(registry.speakers["SM1"]["offset"], alone.enrollments.speakers["SM1"]["offset"],
+                                   atol=1e-6)
+        quiet = client.post("/speakers/quiet/enroll", files=silent + silent).json()
+        assert (quiet["adapted"], quiet["clips"], quiet["silent_clips"]) == (False, 0, 4)
+        assert "4 silent clip(s) left out" in quiet["reason"] and encoded[-1] == 0
+        listed = {s["speaker"]: s for s in client.get("/speakers").json()["speakers"]}
+        assert listed["quiet"]["silent_clips"] == 4 and listed["SM1"]["repeated_clips"] == 1
 
 
 def test_speaker_errors_are_clear_json(setup):

@@ -483,3 +483,152 @@ def test_overwriting_a_speaker_model_keeps_a_folder_added_to_it(adaptive, tmp_pa
     with pytest.raises(ModelError, match=r"holds .*v1, which ser_hf did not write there"):
         recognizer.save_speaker_model("SF2", out, overwrite=True)
     assert (out / "v1" / "config.json").read_text() == '{"mine": 1}'
+
+
+# ------------------------------------------------------------------------ which clips enrollment learns from
+
+
+def _encoded(recognizer) -> list[int]:
+    """Records how many waves each call to the encoder gets (``versions``) on ``recognizer``'s enrollments."""
+    registry, calls = recognizer.enrollments, []
+    encode = registry.versions
+
+    def counting(waves, *args, **kwargs):
+        waves = list(waves)
+        calls.append(len(waves))
+        return encode(waves, *args, **kwargs)
+
+    registry.versions = counting
+    return calls
+
+
+def test_silent_clips_are_left_out_before_the_encoder_runs(adaptive):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    calls = _encoded(recognizer)
+    silence = np.zeros(16000, np.float32)
+    hiss = np.random.default_rng(0).normal(0, 1e-4, 16000).astype(np.float32)  # -80 dBFS: no voice either
+    summary = recognizer.enroll("quiet", [silence, silence, hiss])
+    assert summary["adapted"] is False and (summary["clips"], summary["silent_clips"]) == (0, 3)
+    assert "0 voiced clip(s) enrolled (3 silent clip(s) left out), fewer than the 3" in summary["reason"]
+    assert calls == [0]  # no forward pass for an empty batch, no crash
+    clip = _clips(corpus, "SM1")[5]
+    assert recognizer.predict(clip, speaker="quiet")["scores"] == pytest.approx(recognizer.predict(clip)["scores"],
+                                                                                abs=1e-5)
+    voiced = _clips(corpus, "SM1")[:3]
+    alone = recognizer.enroll("SM1", voiced)
+    mixed = recognizer.enroll("SM1 mixed", voiced + [silence] * 5)
+    assert calls[-1] == 3  # the five silent clips cost no forward pass
+    assert (mixed["clips"], mixed["silent_clips"], mixed["adapted"]) == (3, 5, True) and "silent_clips" not in alone
+    speakers = recognizer.enrollments.speakers
+    np.testing.assert_allclose(speakers["SM1 mixed"]["offset"], speakers["SM1"]["offset"])
+
+
+def test_a_recording_given_twice_counts_once(adaptive, tmp_path):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    calls = _encoded(recognizer)
+    clip = _clips(corpus, "SM1")[0]
+    (tmp_path / "link.wav").symlink_to(clip)
+    summary = recognizer.enroll("x", [clip, tmp_path / "link.wav", (load_audio(clip), 16000)])
+    assert (summary["clips"], summary["repeated_clips"], summary["adapted"]) == (1, 2, False)
+    assert "1 voiced clip(s) enrolled (2 repeated clip(s) left out)" in summary["reason"]
+    assert "same samples as an earlier clip" in summary["reason"] and calls == [1]
+    others = _clips(corpus, "SM1")[1:3]
+    again = recognizer.enroll("y", [clip, *others, clip, np.zeros(8000, np.float32)])
+    assert again == {"speaker": "y", "clips": 3, "adapted": True, "silent_clips": 1, "repeated_clips": 1}
+    saved = recognizer.save_enrollments(tmp_path / "people")  # the counts are kept in the file
+    fresh = EmotionRecognizer.from_pretrained(checkpoint)
+    fresh.load_enrollments(saved)
+    assert fresh.enrollments.summary("y") == again and fresh.enrollments.summary("x") == summary
+    # A prediction says whose head scored it, not the enrollment's counts.
+    assert set(fresh.predict(others[0], speaker="y")) == {"label", "score", "scores", "speaker", "adapted"}
+    timeline = fresh.predict_long(others[0], window=0.2, hop=0.2, speaker="x")
+    assert {"speaker", "adapted", "reason"} <= set(timeline) and not {"clips", "repeated_clips"} & set(timeline)
+
+
+@pytest.mark.parametrize("clips, found", [
+    ("one.wav", r"got a single path 'one.wav'; wrap it: enroll\('a', \[clip\]\)"),
+    (np.zeros(16000, np.float32), r"got a single array of shape \(16000,\); wrap it"),
+    (np.zeros((3, 16000), np.float32), r"got a single array of shape \(3, 16000\); wrap it.*one per clip"),
+    ((np.zeros(16000, np.float32), 16000), r"got a single \(array, rate\) pair; wrap it"),
+    ((np.zeros(16000, np.float32), np.int64(8000)), r"got a single \(array, rate\) pair"),
+    (None, r"got None; pass a list of their clips"),
+    ({"a": 1}, r"got a dict; pass a list"),
+    (7, r"got a int; pass a list"),
+])
+def test_one_clip_instead_of_a_list_is_refused(adaptive, clips, found):
+    _, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    with pytest.raises(SERError, match=r"clips must be a list of clips \(paths, arrays or \(array, rate\) pairs\); "
+                                       + found):
+        recognizer.enroll("a", clips)
+
+
+def test_a_path_object_is_one_clip_and_no_clips_is_refused(adaptive):
+    from pathlib import Path
+
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    clips = _clips(corpus, "SM1")[:3]
+    with pytest.raises(SERError, match=r"got a single path '.*SM1.*\.wav'; wrap it"):
+        recognizer.enroll("a", Path(clips[0]))
+    with pytest.raises(SERError, match=r"enrollment needs clips: got an empty list for speaker 'a'"):
+        recognizer.enroll("a", [])
+    assert recognizer.enroll("a", tuple(clips))["clips"] == 3  # a tuple of clips and a generator are lists of clips
+    assert recognizer.enroll("b", (clip for clip in clips))["clips"] == 3
+
+
+# ------------------------------------------------------------------------------------ enrollment file paths
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("", r"at '': it names a folder .* pass e.g. './speakers'"),
+    (".", r"at '.': it names a folder"),
+    ("/", r"at '/': it names a folder .* pass e.g. '/speakers'"),
+    ("sub/", r"at 'sub/': it names a folder .* pass e.g. 'sub/speakers'"),
+    ("sub/..", r"it names a folder"),
+    (".json", r"it is only the suffix of the pair"),
+    ("a\0b", r"the path holds a NUL character"),
+    ("x" * 300, r"its name is 300 bytes; a file name in that folder holds at most \d+.*Pass a shorter name"),
+    ("x" * 300 + "/p", r"File name too long; expected a path whose folders can be reached"),
+    ("file.txt/p", r"it lies under '.*file.txt', which is a file, not a folder"),
+    (None, r"the path must be a str or os.PathLike, got NoneType"),
+])
+def test_enrollment_paths_that_cannot_be_a_file_are_refused(adaptive, tmp_path, monkeypatch, path, expected):
+    corpus, checkpoint, _ = adaptive
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "file.txt").write_text("mine")
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SM3", _clips(corpus, "SM3")[:3])
+    for action, call in (("save", recognizer.save_enrollments), ("load", recognizer.load_enrollments)):
+        with pytest.raises(SERError, match=f"cannot {action} enrollments" + r".*" + expected):
+            call(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "sub"] and not any((tmp_path / "sub").iterdir())
+
+
+def test_a_name_that_fits_with_its_suffix_but_not_with_the_temporary_file_is_refused(adaptive, tmp_path):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SM3", _clips(corpus, "SM3")[:3])
+    with pytest.raises(SERError, match=r"its name is 235 bytes.*at most 229 bytes"):
+        recognizer.save_enrollments(tmp_path / ("x" * 235))
+    assert recognizer.save_enrollments(tmp_path / ("x" * 229)).name == "x" * 229 + ".json"
+    assert not list(tmp_path.glob(".*"))  # no temporary file left
+
+
+def test_a_folder_that_cannot_be_written_is_named(adaptive, tmp_path, monkeypatch):
+    import ser_hf.inference.speakers as speakers
+
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SM3", _clips(corpus, "SM3")[:3])
+
+    def refused(path, *args, **kwargs):  # what a read-only folder gives (root is not refused by permissions)
+        raise PermissionError(13, "Permission denied", str(path.parent / f".{path.name}.abc.tmp"))
+
+    monkeypatch.setattr(speakers, "atomic_write_bytes", refused)
+    with pytest.raises(SERError, match=r"cannot save enrollments to '.*people': Permission denied \('.*\.people\."
+                                       r"safetensors\.abc\.tmp'\); expected a folder you can write"):
+        recognizer.save_enrollments(tmp_path / "people")

@@ -101,6 +101,12 @@ def _load_run_preprocessor(model_dir: Path, sampling_rate: int) -> AudioPreproce
     return recorded_preprocessor(record.get("data", {}), sampling_rate)
 
 
+def _speaker_said(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a prediction for an enrolled speaker says of the enrollment: ``speaker``, ``adapted`` and ``reason`` (not
+    its clip counts or copies)."""
+    return {key: summary[key] for key in ("speaker", "adapted", "reason") if key in summary}
+
+
 #: The smallest probability whose log test-time copies average (a float32 softmax underflows to 0 only for a logit
 #: gap above ~87, far beyond any calibrated head's).
 _TINY = float(np.finfo(np.float32).tiny)
@@ -390,7 +396,7 @@ class EmotionRecognizer:
             except AudioError as err:
                 raise AudioError(f"{_describe(item, index, single)}: {err}") from None
         if scorer is not None:
-            said = {k: v for k, v in scorer.summary.items() if k != "clips"}  # speaker, adapted, reason
+            said = _speaker_said(scorer.summary)
             results = [{**result, **said, **extra} for result in results]
         return results[0] if single else results
 
@@ -415,10 +421,21 @@ class EmotionRecognizer:
     def enroll(self, speaker: str, clips: Sequence[RecognizerInput]) -> dict[str, Any]:
         """Learn a speaker's voice offset from their unlabelled clips (any emotions, ideally 10 or more).
 
+        Silent clips (digital silence, or 40 dB below the speaker's loudest) and a recording given twice (the same
+        samples) are left out before the encoder runs: neither tells anything of the voice.
+
+        Args:
+            speaker: The speaker's id.
+            clips: A list of clips, each as :meth:`predict` takes one (a path, an array, ``(array, rate)``).
+
         Returns:
-            ``{"speaker", "clips", "adapted", "reason"?}``: ``adapted`` is False (with the reason, also logged as
-            a warning) when the speaker has too few clips or the model's adaptation is off; their clips are then
-            scored by the global head.
+            ``{"speaker", "clips", "adapted", "reason"?, "silent_clips"?, "repeated_clips"?}``: ``clips`` counts
+            those enrolled; ``adapted`` is False (with the reason, also logged as a warning) when too few remain or
+            the model's adaptation is off; their clips are then scored by the global head.
+
+        Raises:
+            SERError: for one clip instead of a list (``enroll('a', [clip])``), or an empty list.
+            AudioError: naming a clip that cannot be used.
 
         Example:
             ```python
@@ -428,9 +445,14 @@ class EmotionRecognizer:
             'happy'
             ```
         """
+        from ser_hf.inference.enrollment_inputs import enrollment_inputs
+        from ser_hf.inference.speakers import speaker_id
+
+        clips = enrollment_inputs(clips, speaker_id(speaker))
+        registry = self.enrollments  # a model without adaptation fails before any decoding
         waves = [self.load(clip, _describe(clip, index, False)) for index, clip in enumerate(clips)]
-        clips_states, *copies_states = self.enrollments.versions(waves, self.batch_size)
-        return self.enrollments.enroll(speaker, clips_states, copies_states)
+        (clips_states, *copies_states), left_out = registry.enrollment_versions(waves, self.batch_size)
+        return registry.enroll(speaker, clips_states, copies_states, **left_out)
 
     def save_enrollments(self, path: str | os.PathLike) -> Path:
         """Save every enrolled speaker to ``path.json`` + ``path.safetensors`` (no pickle)."""
@@ -502,7 +524,7 @@ class EmotionRecognizer:
         result = {"timeline": timeline, "skipped": [[s / rate, e / rate] for s, e, _ in skipped],
                   "overall": overall, "duration": wave.size / rate}
         if scorer is not None:
-            result.update({k: v for k, v in scorer.summary.items() if k != "clips"})
+            result.update(_speaker_said(scorer.summary))
         return result
 
     def stream(self, window: float = 3.0, hop: float | None = None,

@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +42,10 @@ from ser_hf._io import (
 )
 from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import ModelError, SERError
+from ser_hf.inference.enrollment_inputs import ENROLLMENT_SILENCE_DB as ENROLLMENT_SILENCE_DB  # its old import path
+from ser_hf.inference.enrollment_inputs import enrollment_pair, screen_clips, shown_path
+from ser_hf.inference.enrollment_inputs import silent_clips as silent_clips  # its old import path
 from ser_hf.inference.inputs import speaker_text
-from ser_hf.inference.streaming import DEFAULT_VAD_THRESHOLD_DB
 from ser_hf.models.adaptive_head import ADAPTATION_WEIGHTS, load_adaptation
 from ser_hf.models.linear_head import log_softmax, mean_log_probability
 from ser_hf.paths import display_path, is_utf8, printable
@@ -115,7 +116,10 @@ class SpeakerEnrollments:
     def pooled(self, waves, batch_size: int = 8) -> np.ndarray:
         from ser_hf.models.pooling import pool_waves
 
-        return pool_waves(self.model, self.feature_extractor, list(waves), batch_size).astype(np.float64)
+        waves = list(waves)
+        if not waves:  # no forward pass; the shape an offset is estimated from
+            return np.zeros((0, *self.adaptation.means.shape[1:]))
+        return pool_waves(self.model, self.feature_extractor, waves, batch_size).astype(np.float64)
 
     def versions(self, waves, batch_size: int = 8) -> list[np.ndarray]:
         """Pooled states of ``waves``, then of each test-time copy of them (just the first without copies)."""
@@ -123,21 +127,35 @@ class SpeakerEnrollments:
         return [self.pooled(waves, batch_size),
                 *(self.pooled([copy.alter(wave) for wave in waves], batch_size) for copy, _ in self.copies)]
 
+    def enrollment_versions(self, waves, batch_size: int = 8) -> tuple[list[np.ndarray], dict[str, int]]:
+        """:meth:`versions` of the clips of ``waves`` that enrollment learns from (:func:`screen_clips`: the voiced
+        ones, each recording once), and how many were left out (``{"silent": n, "repeated": m}``, the keywords of
+        :meth:`enroll`). Clips left out cost no forward pass."""
+        kept, silent, repeated = screen_clips(waves)
+        return self.versions(kept, batch_size), {"silent": silent, "repeated": repeated}
+
     def enroll(self, speaker: str, pooled: np.ndarray, copies: list[np.ndarray] | None = None,
-               silent: int = 0) -> dict[str, Any]:
+               silent: int = 0, repeated: int = 0) -> dict[str, Any]:
         """Enroll ``speaker`` from the pooled states of their voiced clips (and of each test-time copy of them, as
-        :meth:`versions` gives them); falls back to the global head when it must. ``silent``: how many of the
-        speaker's clips were left out as silence (:func:`silent_clips`), said in the enrollment (``silent_clips``)."""
+        :meth:`versions` gives them); falls back to the global head when it must (no clips at all included).
+        ``silent``, ``repeated``: how many of the speaker's clips were left out as silence or as a recording given
+        twice (:func:`screen_clips`), said in the enrollment (``silent_clips``, ``repeated_clips``)."""
         speaker = speaker_id(speaker)
         entry: dict[str, Any] = {"speaker": speaker, "clips": int(len(pooled)), "adapted": False, "offset": None}
         if silent:
             entry["silent_clips"] = int(silent)
-        left_out = f" ({silent} silent clip(s) left out)" if silent else ""
+        if repeated:
+            entry["repeated_clips"] = int(repeated)
+        parts = [f"{count} {kind} clip(s)" for count, kind in ((silent, "silent"), (repeated, "repeated")) if count]
+        left_out = f" ({' and '.join(parts)} left out)" if parts else ""
         if not self.adaptation.enabled:
             entry["reason"] = f"speaker adaptation is off for this model ({self.adaptation.record.get('reason')})"
-        elif len(pooled) < self.adaptation.min_clips:
+        elif len(pooled) < max(1, self.adaptation.min_clips):
             entry["reason"] = (f"{len(pooled)} voiced clip(s) enrolled{left_out}, fewer than the "
-                               f"{self.adaptation.min_clips} adaptation needs")
+                               f"{max(1, self.adaptation.min_clips)} adaptation needs")
+            if parts:
+                entry["reason"] += ("; enroll more recordings of their voice (a silent clip holds none, a repeated "
+                                    "one has the same samples as an earlier clip)")
         else:
             entry.update(adapted=True, offset=self.adaptation.enroll(pooled))
             if copies:
@@ -235,13 +253,24 @@ class SpeakerEnrollments:
         SHA-256, so a pair left half-replaced by a crash is refused at load, not read wrong.
 
         Raises:
-            SERError: when either file exists and is not an earlier enrollment file, or is a folder.
+            SERError: when either file exists and is not an earlier enrollment file, or is a folder; for a path that
+                cannot name the pair (a folder, a NUL, a name too long, under a file) or a folder that cannot be
+                written.
         """
+        json_path, weights_path = enrollment_pair(path, "save")
+        try:
+            for existing in (json_path, weights_path):
+                _check_replaceable(existing, json_path)
+            return self._write(json_path, weights_path)
+        except OSError as error:  # a folder that cannot be written or made, a full disk, a read-only file system
+            where = f" ({display_path(error.filename)!r})" if error.filename else ""
+            raise SERError(f"cannot save enrollments to {shown_path(json_path.with_suffix(''))!r}: "
+                           f"{error.strerror or error}{where}; expected a folder you can write (it is made if "
+                           f"missing). Pass a path there.") from None
+
+    def _write(self, json_path: Path, weights_path: Path) -> Path:
         from safetensors.numpy import save
 
-        json_path, weights_path = _pair(path)
-        for existing in (json_path, weights_path):
-            _check_replaceable(existing, json_path)
         tensors, speakers = {}, []
         for index, entry in enumerate(self.speakers.values()):
             record = {k: v for k, v in entry.items() if k not in ("offset", "copy_offsets")}
@@ -273,8 +302,8 @@ class SpeakerEnrollments:
         from safetensors import SafetensorError
         from safetensors.numpy import load
 
-        json_path, weights_path = _pair(path)
-        shown = display_path(json_path.with_suffix(""))
+        json_path, weights_path = enrollment_pair(path, "load")
+        shown = shown_path(json_path.with_suffix(""))
         again = "enroll the speakers again."
         try:
             document = read_json(json_path, fix=again, max_bytes=MAX_ENROLLMENT_BYTES)
@@ -329,19 +358,6 @@ class SpeakerEnrollments:
         return speaker, entry
 
 
-#: An enrollment clip quieter than this (RMS level, dB full scale) holds no voice to learn an offset from: its pooled
-#: states are the encoder's answer to silence, which would pull the speaker's offset far from their voice.
-ENROLLMENT_SILENCE_DB = -60.0
-
-
-def silent_clips(levels: Sequence[float]) -> list[bool]:
-    """Which of one speaker's enrollment clips are silence, from their RMS levels in dB full scale
-    (:func:`~ser_hf.inference.streaming.window_level_db`): below :data:`ENROLLMENT_SILENCE_DB`, or more than
-    ``-DEFAULT_VAD_THRESHOLD_DB`` (40) dB below the speaker's loudest clip, as a stream gates its windows."""
-    loudest = max(levels, default=ENROLLMENT_SILENCE_DB)
-    return [level < ENROLLMENT_SILENCE_DB or level < loudest + DEFAULT_VAD_THRESHOLD_DB for level in levels]
-
-
 def _summary(entry: dict[str, Any]) -> dict[str, Any]:
     """What an enrollment says of itself (no offsets)."""
     return {k: v for k, v in entry.items() if k not in ("offset", "copy_offsets")}
@@ -363,14 +379,6 @@ def speaker_id(speaker: Any) -> str:
         raise SERError(f"a speaker id must be a non-empty string (or an integer), got {printable(repr(speaker))[:80]}; "
                        f"name the speaker, e.g. enroll('alice', clips).")
     return speaker_text(str(speaker))
-
-
-def _pair(path: str | os.PathLike) -> tuple[Path, Path]:
-    """The ``.json`` and ``.safetensors`` an enrollment ``path`` names (a ``.json``/``.safetensors`` suffix is the
-    pair's; any other name is kept whole)."""
-    path = Path(path)
-    base = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
-    return base.with_name(base.name + ".json"), base.with_name(base.name + ".safetensors")
 
 
 def _check_replaceable(existing: Path, json_path: Path) -> None:

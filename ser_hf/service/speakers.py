@@ -39,10 +39,12 @@ class Enrollment(BaseModel):
     """What enrolling a speaker gave."""
 
     speaker: str = Field(description="The speaker id.")
-    clips: int = Field(description="Clips enrolled.")
+    clips: int = Field(description="Clips enrolled (the voiced ones, each recording once).")
     adapted: bool = Field(description="False: too few clips, or adaptation is off for this model; the global model "
                                       "scores this speaker.")
     reason: str | None = Field(default=None, description="Why the speaker is not adapted.")
+    silent_clips: int = Field(default=0, description="Clips left out as silence (no voice to learn from).")
+    repeated_clips: int = Field(default=0, description="Clips left out as repeats of an earlier one (same samples).")
 
 
 class Speakers(BaseModel):
@@ -141,11 +143,11 @@ def score_for_speaker(recognizer: Any, speaker: str, waves) -> Any:
         return registry.probabilities(speaker, clips, copies)
 
 
-def _enroll(registry: Any, speaker: str, versions: list) -> dict[str, Any]:
+def _enroll(registry: Any, speaker: str, versions: list, left_out: dict[str, int]) -> dict[str, Any]:
     """Enroll, move the speaker to the newest place and drop the oldest beyond :data:`MAX_SPEAKERS`, in one step."""
     clips, *copies = versions
     with registry_lock(registry):
-        summary = registry.enroll(speaker, clips, copies)
+        summary = registry.enroll(speaker, clips, copies, **left_out)
         registry.speakers[speaker] = registry.speakers.pop(speaker)  # re-enrolled: now the newest
         while len(registry.speakers) > MAX_SPEAKERS:
             registry.speakers.pop(next(iter(registry.speakers)))
@@ -169,14 +171,16 @@ def add_speaker_routes(app: FastAPI, service: Any, read_clips, dependencies: Seq
     async def enroll(files: list[UploadFile], speaker: str = _id) -> Enrollment:
         """Enroll a speaker from their unlabelled clips (multipart field `files`, 3 or more, any emotions).
 
-        With test-time copies, each copy of the clips is enrolled too (as ``EmotionRecognizer.enroll`` does).
+        Silent clips and repeats of a clip are left out, and counted (`silent_clips`, `repeated_clips`), as
+        ``EmotionRecognizer.enroll`` does. With test-time copies, each copy of the clips is enrolled too.
         """
         registry = enrollments(service.recognizer)
         check_speaker_id(speaker)
         async with read_clips(files) as clips:
-            versions = await service.runner.call(registry.versions, [wave for _, _, wave in clips],
-                                                 service.recognizer.batch_size)
-        return Enrollment(**await run_in_threadpool(_enroll, registry, speaker, versions))
+            versions, left_out = await service.runner.call(registry.enrollment_versions,
+                                                           [wave for _, _, wave in clips],
+                                                           service.recognizer.batch_size)
+        return Enrollment(**await run_in_threadpool(_enroll, registry, speaker, versions, left_out))
 
     @app.get("/speakers", response_model=Speakers, tags=["speakers"], dependencies=checks)
     async def speakers() -> Speakers:

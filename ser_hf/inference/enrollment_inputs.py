@@ -1,0 +1,184 @@
+"""What speaker enrollment takes in: the ``clips`` argument, the clips an offset is learnt from, and the paths of
+enrollment files (:mod:`ser_hf.inference.speakers` enrolls, scores and saves).
+
+- :func:`enrollment_inputs`: ``enroll(speaker, clips)`` needs a list of clips; one clip (a path, an array, a
+  ``(wave, rate)`` pair) would be taken apart (a path letter by letter, an array sample by sample, a pair as two
+  clips), so it is refused with the fix.
+- :func:`screen_clips`: silent clips (:func:`silent_clips`) and repeats of a clip (the same samples) are left out
+  before the encoder runs: neither tells anything of the speaker's voice, and each would count toward the minimum.
+- :func:`enrollment_pair`: the ``.json`` + ``.safetensors`` an enrollment path names, refused with the fix when no
+  file can be there (a folder, a NUL, a name longer than the file system holds, a place under a file).
+
+Example:
+    ```python
+    >>> import numpy as np
+    >>> voice = np.sin(np.arange(16000, dtype=np.float32) / 5) / 4
+    >>> kept, silent, repeated = screen_clips([voice, np.zeros(16000, np.float32), voice])
+    >>> len(kept), silent, repeated
+    (1, 1, 1)
+    >>> enrollment_pair("out/speakers.json")
+    (PosixPath('out/speakers.json'), PosixPath('out/speakers.safetensors'))
+    ```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ser_hf.errors import SERError
+from ser_hf.inference.streaming import DEFAULT_VAD_THRESHOLD_DB, window_level_db
+from ser_hf.paths import display_path, printable
+
+__all__ = ["ENROLLMENT_SILENCE_DB", "enrollment_inputs", "enrollment_pair", "screen_clips", "shown_path", "silent_clips"]
+
+#: An enrollment clip quieter than this (RMS level, dB full scale) holds no voice to learn an offset from: its pooled
+#: states are the encoder's answer to silence, which would pull the speaker's offset far from their voice.
+ENROLLMENT_SILENCE_DB = -60.0
+
+
+def silent_clips(levels: Sequence[float]) -> list[bool]:
+    """Which of one speaker's enrollment clips are silence, from their RMS levels in dB full scale
+    (:func:`~ser_hf.inference.streaming.window_level_db`): below :data:`ENROLLMENT_SILENCE_DB`, or more than
+    ``-DEFAULT_VAD_THRESHOLD_DB`` (40) dB below the speaker's loudest clip, as a stream gates its windows."""
+    loudest = max(levels, default=ENROLLMENT_SILENCE_DB)
+    return [level < ENROLLMENT_SILENCE_DB or level < loudest + DEFAULT_VAD_THRESHOLD_DB for level in levels]
+
+
+def screen_clips(waves: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int, int]:
+    """The enrollment clips an offset is learnt from: ``(kept, silent, repeated)``.
+
+    Silent clips (:func:`silent_clips`) are left out: the encoder's answer to silence is no voice. So is a clip whose
+    samples are those of an earlier one (the same file twice, a link beside its target): it would count twice toward
+    the minimum of clips while telling nothing new. ``waves`` are ready 1-D arrays at the model's rate.
+    """
+    waves = list(waves)
+    silent = silent_clips([window_level_db(wave) for wave in waves])
+    kept, seen, repeated = [], set(), 0
+    for wave, quiet in zip(waves, silent):
+        if quiet:
+            continue
+        samples = np.ascontiguousarray(wave, dtype=np.float32)
+        key = hashlib.sha256(samples.tobytes()).digest()
+        if key in seen:
+            repeated += 1
+            continue
+        seen.add(key)
+        kept.append(wave)
+    return kept, int(sum(silent)), repeated
+
+
+def enrollment_inputs(clips: Any, speaker: str) -> list:
+    """The ``clips`` of :meth:`~ser_hf.inference.recognizer.EmotionRecognizer.enroll` as a list.
+
+    Raises:
+        SERError: for one clip instead of a list of them (a path would be taken letter by letter, an array sample by
+            sample, ``(wave, rate)`` as two clips), for what is no list of clips at all, or for no clips.
+    """
+    shown = printable(str(speaker))[:40]
+    found = _not_a_list(clips)
+    if found is not None:
+        fix = f"wrap it: enroll({shown!r}, [clip])" if found.startswith("a single") else \
+            f"pass a list of their clips, e.g. enroll({shown!r}, ['01.wav', '02.wav', '03.wav'])"
+        if found.startswith("a single array") and np.ndim(clips) > 1:
+            fix += ", or pass a list of arrays, one per clip"
+        raise SERError(f"clips must be a list of clips (paths, arrays or (array, rate) pairs); got {found}; {fix}.")
+    clips = list(clips)
+    if not clips:
+        raise SERError(f"enrollment needs clips: got an empty list for speaker {shown!r}; pass their clips, e.g. "
+                       f"enroll({shown!r}, ['01.wav', '02.wav', '03.wav']) (3 or more to adapt to them).")
+    return clips
+
+
+def _not_a_list(clips: Any) -> str | None:
+    """What ``clips`` is when it is not a collection of clips (None when it is)."""
+    if isinstance(clips, (str, bytes, os.PathLike)):
+        return f"a single path {shown_path(clips)!r}"
+    if hasattr(clips, "shape") and hasattr(clips, "dtype"):  # a numpy array, a torch tensor
+        return f"a single array of shape {tuple(clips.shape)}"
+    if isinstance(clips, tuple) and len(clips) == 2 and isinstance(clips[1], (int, np.integer)) and \
+            not isinstance(clips[1], bool):  # (wave, rate): one clip, not two
+        return "a single (array, rate) pair"
+    if clips is None or isinstance(clips, Mapping) or not isinstance(clips, Iterable):
+        return "None" if clips is None else f"a {type(clips).__name__}"
+    return None
+
+
+#: The bytes :func:`~ser_hf._io.temporary_file` adds to a name (``.NAME.<8 random>.tmp``) while it writes it.
+_TEMPORARY_NAME_BYTES = 14
+
+
+def enrollment_pair(path: str | os.PathLike, action: str = "save") -> tuple[Path, Path]:
+    """The ``.json`` and ``.safetensors`` an enrollment ``path`` names (a ``.json``/``.safetensors`` suffix is the
+    pair's; any other name is kept whole), after :func:`_check_pair_path`."""
+    text = _check_pair_path(path, action)
+    path = Path(text)
+    base = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
+    return base.with_name(base.name + ".json"), base.with_name(base.name + ".safetensors")
+
+
+def _check_pair_path(path: Any, action: str) -> str:
+    """``path`` as text, refused (SERError naming it and the fix) when it cannot name an enrollment pair: not a path,
+    a NUL in it, a folder (empty, ``.``, ``..``, a trailing separator), only a suffix, a name longer than the file
+    system holds (with the temporary name a save writes first), or a place under a file."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise SERError(f"cannot {action} enrollments: the path must be a str or os.PathLike, got "
+                       f"{type(path).__name__}; pass a file name, e.g. {action}_enrollments('speakers').")
+    text = os.fsdecode(os.fspath(path))
+    shown = shown_path(text)
+    example = "'speakers' (speakers.json + speakers.safetensors)"
+    if "\0" in text:
+        raise SERError(f"cannot {action} enrollments at {shown!r}: the path holds a NUL character, which no file name "
+                       f"can; pass a path without it, e.g. {example}.")
+    separators = os.sep + (os.altsep or "")
+    name = os.path.basename(text)
+    if not name or name in (os.curdir, os.pardir) or text.endswith(tuple(separators)):
+        folder = text.rstrip(separators) or (os.sep if text.startswith(tuple(separators)) else os.curdir)
+        raise SERError(f"cannot {action} enrollments at {shown!r}: it names a folder (empty, '.', '..' or ending with "
+                       f"a path separator), expected a file name for the pair; pass e.g. "
+                       f"{display_path(os.path.join(folder, 'speakers'))!r} (speakers.json + .safetensors there).")
+    if name in (".json", ".safetensors"):
+        raise SERError(f"cannot {action} enrollments at {shown!r}: it is only the suffix of the pair; pass a name "
+                       f"before it, e.g. {example}.")
+    try:
+        _check_name_length(text, action)
+        blocking = next((parent for parent in Path(text).absolute().parents if parent.exists() or
+                         parent.is_symlink()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise SERError(f"cannot {action} enrollments at {shown!r}: it lies under {display_path(blocking)!r}, "
+                           f"which is a file, not a folder; pass a path whose parents are folders.")
+    except OSError as error:  # a folder name longer than the file system holds, a folder that cannot be searched
+        raise SERError(f"cannot {action} enrollments at {shown!r}: {error.strerror or error}; expected a path "
+                       f"whose folders can be reached and whose names fit the file system. Pass another path.") from None
+    return text
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """A path for a message: escapes for bytes that are not UTF-8, shortened when absurdly long."""
+    text = display_path(path)
+    return text if len(text) <= 120 else f"{text[:100]}...{text[-12:]}"
+
+
+def _check_name_length(text: str, action: str) -> None:
+    """Refuse a pair whose longest file name (``NAME.safetensors``, and for a save its temporary name) the folder's
+    file system cannot hold (``NAME_MAX``, 255 bytes on most)."""
+    path = Path(text)
+    base = path.with_suffix("").name if path.suffix in (".json", ".safetensors") else path.name
+    folder = next((parent for parent in path.absolute().parents if parent.is_dir()), None)
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX") if folder is not None else 255
+    except (OSError, ValueError):
+        limit = 255
+    extra = len(".safetensors") + (_TEMPORARY_NAME_BYTES if action == "save" else 0)
+    size = len(os.fsencode(base))
+    if size + extra > limit:
+        written = "NAME.safetensors and the temporary file a save writes first add" if action == "save" else \
+            "NAME.safetensors adds"
+        raise SERError(f"cannot {action} enrollments at {shown_path(text)!r}: its name is {size} bytes; a "
+                       f"file name in that folder holds at most {limit}, and {written} {extra}, so the name may be at "
+                       f"most {limit - extra} bytes. Pass a shorter name.")

@@ -239,7 +239,7 @@ def test_speaker_inputs_are_checked(audio, tmp_path):
         speakers_of(audio, audio, pattern=r"Actor_(\d+)")
     with pytest.warns(UserWarning, match=r"finds no speaker for 3 of 6 input\(s\)"):
         assert set(speakers_of(audio, audio, pattern=r"(spk0)").values()) == {"spk0", None}
-    with pytest.raises(SERError, match=r"has no group.*Put the speaker part of the pattern in parentheses"):
+    with pytest.raises(SERError, match=r"has no group; wrap the speaker id in \(\.\.\.\), e\.g\. "):
         speakers_of(audio, audio, pattern=r"spk\d")
     with pytest.warns(UserWarning, match="finds no speaker for 3"):  # an empty group is no speaker, not ''
         assert speakers_of(audio, audio, pattern=r"spk(0*)/")[audio[1]] is None

@@ -105,3 +105,13 @@ def test_speakers_that_display_alike_stay_apart_in_records(adaptive_probe, tmp_p
     assert sorted({r.get("speaker_base64") or "" for r in records}) == ["", "c3Br/w=="]  # ... told apart
     assert predict_files(checkpoint, [os.fsdecode(folder)], out, speaker_pattern=r"(spk[^_]*)_",
                          progress=False)["skipped"] == 6
+
+
+def test_a_speaker_pattern_that_backtracks_for_ever_stops_at_once_naming_itself(tmp_path):
+    from ser_hf.inference.inputs import speakers_of
+
+    paths = [str(tmp_path / ("a" * 40 + f"{n}.wav")) for n in range(20)]  # each search would take minutes
+    with pytest.raises(SERError, match=r"--speaker-pattern '\(a\|aa\)\+c\(x\)' took more than 1 s on '.*aaaa0\.wav' "
+                                       r"\(catastrophic backtracking"):
+        speakers_of(paths, paths, pattern="(a|aa)+c(x)")
+    assert speakers_of(paths, paths, pattern=r"/(a+)\d")[paths[3]] == "a" * 40  # re's syntax, as before

@@ -23,6 +23,7 @@ import datasets
 from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, check_clip_duration, decode, is_audio_path
 from ser_hf.emotions import EMOTIONS, canonical_emotion, resolve_emotions, sort_emotions
 from ser_hf.errors import CorpusError, SERError
+from ser_hf.names import speaker_text
 from ser_hf.paths import display_path, is_utf8, printable
 
 logger = logging.getLogger(__name__)
@@ -178,8 +179,10 @@ def normalize_gender(raw: str | None) -> str | None:
 
 
 def normalize_speaker(raw: Any) -> str | None:
-    """A speaker id as text without surrounding whitespace (``'A '`` is ``'A'``); empty or blank -> ``None``."""
-    return None if raw is None else (str(raw).strip() or None)
+    """A speaker id as text in the one form of :func:`~ser_hf.names.speaker_text` (NFC, no invisible characters or
+    surrounding whitespace: ``'A '`` is ``'A'``, and ``José`` typed two ways is one speaker, who can never be split
+    across train and test); empty or blank -> ``None``."""
+    return None if raw is None else (speaker_text(str(raw)) or None)
 
 
 def file_identity(path: str | os.PathLike) -> tuple[int, int] | str:

@@ -11,13 +11,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from ser_hf.corpora.base import Clip, Corpus, Problem, iter_audio_files, map_raw_label, normalize_speaker
 from ser_hf.emotions import canonical_emotion
 from ser_hf.errors import CorpusError
+from ser_hf.names import UserPattern
 
 
 def raw_label_to_emotion(raw: str, label_map: Mapping[str, str] | None) -> str:
@@ -30,30 +30,20 @@ def raw_label_to_emotion(raw: str, label_map: Mapping[str, str] | None) -> str:
 _PATTERN_FIX = "e.g. --speaker-pattern '^(spk\\d+)_' for files named spk01_take1.wav"
 
 
-def compile_speaker_pattern(speaker_pattern: str | None) -> re.Pattern | None:
-    """``speaker_pattern`` compiled, after checking it is a valid regular expression with a group.
+def compile_speaker_pattern(speaker_pattern: str | None) -> UserPattern | None:
+    """``speaker_pattern`` compiled, after checking it is a valid regular expression with a group (searched with a
+    time limit: :class:`~ser_hf.names.UserPattern`).
 
     Raises:
         CorpusError: naming speaker_pattern (--speaker-pattern), the regex, what is wrong and an example.
     """
     if not speaker_pattern:
         return None
-    if not isinstance(speaker_pattern, str):
-        raise CorpusError(f"speaker_pattern (--speaker-pattern) must be a regular expression (text), got "
-                          f"{type(speaker_pattern).__name__} {speaker_pattern!r}; {_PATTERN_FIX}.")
-    try:
-        pattern = re.compile(speaker_pattern)
-    except re.error as err:
-        raise CorpusError(f"speaker_pattern (--speaker-pattern) {speaker_pattern!r} is not a valid regular expression: "
-                          f"{err}. Fix the regex (quote it in the shell; escape literal brackets as \\( ), "
-                          f"{_PATTERN_FIX}.") from err
-    if pattern.groups == 0:
-        raise CorpusError(f"speaker_pattern (--speaker-pattern) {speaker_pattern!r} has no group; wrap the speaker id "
-                          f"in (...), {_PATTERN_FIX}.")
-    return pattern
+    return UserPattern(speaker_pattern, option="speaker_pattern (--speaker-pattern)", fix=_PATTERN_FIX,
+                       error=CorpusError)
 
 
-def _speaker(path: Path, pattern: re.Pattern | None) -> str | None:
+def _speaker(path: Path, pattern: UserPattern | None) -> str | None:
     if pattern is None:
         return None
     match = pattern.search(path.stem)
@@ -83,6 +73,8 @@ def list_clips(
             try:
                 yield Clip(path=str(path), emotion=emotion, speaker=_speaker(path, pattern), raw_label=folder.name)
             except CorpusError as err:
+                if pattern is not None and pattern.too_slow:
+                    raise  # the pattern is at fault, not the file: every other file would take as long
                 yield Problem(str(path), str(err))
 
 

@@ -22,13 +22,13 @@ import functools
 import glob
 import os
 import re
-import unicodedata
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ser_hf.audio import is_audio_path
 from ser_hf.errors import SERError
+from ser_hf.names import UserPattern, speaker_text
 from ser_hf.paths import display_path, printable, walk_files
 
 __all__ = ["OutputFiles", "expand_inputs", "glob_files"]
@@ -259,34 +259,13 @@ def speakers_of(paths: Sequence[str], inputs: Iterable[str | os.PathLike], *, pa
     return speakers
 
 
-#: Invisible characters that only ever come into a speaker id by accident (a copy from a web page or a word
-#: processor): zero-width space, word joiner, byte-order mark, soft hyphen and the bidirectional marks. The
-#: zero-width (non-)joiners are kept: in Urdu or Persian they change how a name is written.
-_INVISIBLE = frozenset("\u200b\u2060\ufeff\u00ad\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def speaker_text(value: str) -> str:
-    """A speaker id in the one form ser_hf keys speakers by, wherever it comes from (a manifest, a path, the API):
-    Unicode NFC (``José`` typed as one ``é`` or as ``e`` and a combining accent is one speaker), without the
-    invisible characters of :data:`_INVISIBLE` and surrounding whitespace."""
-    text = unicodedata.normalize("NFC", value)
-    return "".join(char for char in text if char not in _INVISIBLE).strip()
-
-
 def _speaker(value: str | None) -> str | None:
     return speaker_text(value or "") or None
 
 
 def _pattern_speakers(paths: Sequence[str], pattern: str) -> dict[str, str | None]:
-    try:
-        regex = re.compile(pattern)
-    except re.error as err:
-        raise SERError(f"--speaker-pattern {pattern!r} is not a valid regular expression ({err}).") from err
-    if regex.groups == 0:
-        raise SERError(f"--speaker-pattern {pattern!r} has no group; expected a regex whose first group (in "
-                       f"parentheses) is the speaker in each path, e.g. 'Actor_(\\d+)'. Put the speaker part of the "
-                       f"pattern in parentheses.")
-    found = {path: regex.search(path) for path in paths}
+    compiled = UserPattern(pattern, option="--speaker-pattern", fix="e.g. 'Actor_(\\d+)' or '/([^/_]+)_[^/]*$'")
+    found = {path: compiled.search(path) for path in paths}
     return {path: _speaker(m.group(1)) if m else None for path, m in found.items()}
 
 

@@ -23,11 +23,11 @@ import numpy as np
 from ser_hf.audio import MAX_CLIP_DURATION
 from ser_hf.errors import SERError
 from ser_hf.inference.chunk_records import error_record, is_error, predict_chunk
-from ser_hf.inference.inputs import speaker_text
 from ser_hf.inference.outputs import record_key
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.inference.speakers import silent_clips
 from ser_hf.inference.streaming import window_level_db
+from ser_hf.names import speaker_text
 from ser_hf.paths import display_path, path_fields, text_fields
 
 __all__ = ["check_finished_speakers", "enrollment_digest", "predict_by_speaker"]

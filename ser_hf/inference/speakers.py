@@ -45,9 +45,9 @@ from ser_hf.errors import ModelError, SERError
 from ser_hf.inference.enrollment_inputs import ENROLLMENT_SILENCE_DB as ENROLLMENT_SILENCE_DB  # its old import path
 from ser_hf.inference.enrollment_inputs import enrollment_pair, screen_clips, shown_path
 from ser_hf.inference.enrollment_inputs import silent_clips as silent_clips  # its old import path
-from ser_hf.inference.inputs import speaker_text
 from ser_hf.models.adaptive_head import ADAPTATION_WEIGHTS, load_adaptation
 from ser_hf.models.linear_head import log_softmax, mean_log_probability
+from ser_hf.names import speaker_text
 from ser_hf.paths import display_path, is_utf8, printable
 
 logger = logging.getLogger(__name__)

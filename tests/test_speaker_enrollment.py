@@ -522,6 +522,12 @@ def test_silent_clips_are_left_out_before_the_encoder_runs(adaptive):
     assert (mixed["clips"], mixed["silent_clips"], mixed["adapted"]) == (3, 5, True) and "silent_clips" not in alone
     speakers = recognizer.enrollments.speakers
     np.testing.assert_allclose(speakers["SM1 mixed"]["offset"], speakers["SM1"]["offset"])
+    # Silence is judged before the checkpoint's cleaning: normalised to full scale, a hiss is still no voice.
+    from ser_hf.audio import AudioPreprocessor
+
+    normalising = EmotionRecognizer.from_pretrained(checkpoint, preprocessor=AudioPreprocessor(
+        sampling_rate=16000, normalize="peak"))
+    assert normalising.enroll("hiss", [hiss, hiss * 2, hiss * 3])["silent_clips"] == 3
 
 
 def test_a_recording_given_twice_counts_once(adaptive, tmp_path):

@@ -71,7 +71,7 @@ def test_a_resume_after_a_speaker_gained_a_clip_is_refused_but_a_new_speaker_is_
     assert out.read_bytes() == before
 
 
-def test_silent_files_of_a_speaker_are_scored_but_never_enrolled(adaptive_probe, tmp_path):
+def test_silent_files_and_repeats_of_a_speaker_are_scored_but_never_enrolled(adaptive_probe, tmp_path):
     corpus, checkpoint, _ = adaptive_probe
     folder = _folder(tmp_path, corpus, "SM1", 3)
     pattern = r"/(S[MF]\d)_"
@@ -83,9 +83,13 @@ def test_silent_files_of_a_speaker_are_scored_but_never_enrolled(adaptive_probe,
     assert len(plain) == 3 and len(records) == 5 and all(r["adapted"] for r in records.values())
     for name, record in plain.items():  # the same offset: the silent files changed nothing
         assert record["scores"] == pytest.approx(records[name]["scores"], abs=1e-6)
-    (folder / "SM1_2.wav").unlink()  # two voiced clips and two silent ones: too few to adapt
+    shutil.copyfile(folder / "SM1_0.wav", folder / "SM1_copy.wav")  # one recording twice: enrolled once
+    again = {os.path.basename(r["path"]): r for r in _job(checkpoint, folder, tmp_path / "r.jsonl", pattern)}
+    for name, record in plain.items():
+        assert record["scores"] == pytest.approx(again[name]["scores"], abs=1e-6)
+    (folder / "SM1_2.wav").unlink()  # two voiced recordings (one of them twice), two silent clips: too few to adapt
     records = _job(checkpoint, folder, tmp_path / "q.jsonl", pattern)
-    assert len(records) == 4 and not any(r["adapted"] for r in records)
+    assert len(records) == 5 and not any(r["adapted"] for r in records)
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "csv"])

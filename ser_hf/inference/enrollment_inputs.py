@@ -35,7 +35,8 @@ from ser_hf.errors import SERError
 from ser_hf.inference.streaming import DEFAULT_VAD_THRESHOLD_DB, window_level_db
 from ser_hf.paths import display_path, printable
 
-__all__ = ["ENROLLMENT_SILENCE_DB", "enrollment_inputs", "enrollment_pair", "screen_clips", "shown_path", "silent_clips"]
+__all__ = ["ENROLLMENT_SILENCE_DB", "clip_key", "enrollment_inputs", "enrollment_pair", "screen", "screen_clips", "shown_path",
+           "silent_clips"]
 
 #: An enrollment clip quieter than this (RMS level, dB full scale) holds no voice to learn an offset from: its pooled
 #: states are the encoder's answer to silence, which would pull the speaker's offset far from their voice.
@@ -50,27 +51,38 @@ def silent_clips(levels: Sequence[float]) -> list[bool]:
     return [level < ENROLLMENT_SILENCE_DB or level < loudest + DEFAULT_VAD_THRESHOLD_DB for level in levels]
 
 
-def screen_clips(waves: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int, int]:
-    """The enrollment clips an offset is learnt from: ``(kept, silent, repeated)``.
+def clip_key(wave: np.ndarray) -> bytes:
+    """What makes two clips one recording: a SHA-256 of their float32 samples."""
+    return hashlib.sha256(np.ascontiguousarray(wave, dtype=np.float32).tobytes()).digest()
+
+
+def screen(levels: Sequence[float], keys: Sequence[bytes]) -> tuple[list[bool], int, int]:
+    """Which of one speaker's clips enrollment learns from, from each clip's level (RMS dB full scale, measured
+    before the checkpoint's cleaning: a peak-normalised hiss is still silence) and :func:`clip_key`:
+    ``(kept, silent, repeated)``, ``kept`` one flag per clip.
 
     Silent clips (:func:`silent_clips`) are left out: the encoder's answer to silence is no voice. So is a clip whose
     samples are those of an earlier one (the same file twice, a link beside its target): it would count twice toward
-    the minimum of clips while telling nothing new. ``waves`` are ready 1-D arrays at the model's rate.
+    the minimum of clips while telling nothing new.
     """
-    waves = list(waves)
-    silent = silent_clips([window_level_db(wave) for wave in waves])
+    silent = silent_clips(list(levels))
     kept, seen, repeated = [], set(), 0
-    for wave, quiet in zip(waves, silent):
-        if quiet:
-            continue
-        samples = np.ascontiguousarray(wave, dtype=np.float32)
-        key = hashlib.sha256(samples.tobytes()).digest()
-        if key in seen:
-            repeated += 1
-            continue
+    for key, quiet in zip(keys, silent):
+        repeat = not quiet and key in seen
+        repeated += repeat
+        kept.append(not quiet and not repeat)
         seen.add(key)
-        kept.append(wave)
     return kept, int(sum(silent)), repeated
+
+
+def screen_clips(waves: Sequence[np.ndarray], levels: Sequence[float] | None = None
+                 ) -> tuple[list[np.ndarray], int, int]:
+    """The enrollment clips an offset is learnt from, by :func:`screen`: ``(kept waves, silent, repeated)``.
+    ``waves`` are ready 1-D arrays at the model's rate; ``levels`` their levels before cleaning (default: theirs)."""
+    waves = list(waves)
+    levels = [window_level_db(wave) for wave in waves] if levels is None else list(levels)
+    kept, silent, repeated = screen(levels, [clip_key(wave) for wave in waves])
+    return [wave for wave, keep in zip(waves, kept) if keep], silent, repeated
 
 
 def enrollment_inputs(clips: Any, speaker: str) -> list:

@@ -450,8 +450,10 @@ class EmotionRecognizer:
 
         clips = enrollment_inputs(clips, speaker_id(speaker))
         registry = self.enrollments  # a model without adaptation fails before any decoding
-        waves = [self.load(clip, _describe(clip, index, False)) for index, clip in enumerate(clips)]
-        (clips_states, *copies_states), left_out = registry.enrollment_versions(waves, self.batch_size)
+        raw = [self.load_raw(clip, MAX_CLIP_DURATION, _describe(clip, index, False)) for index, clip in enumerate(clips)]
+        levels = [window_level_db(wave) for wave in raw]  # before cleaning: a peak-normalised hiss is still silence
+        (clips_states, *copies_states), left_out = registry.enrollment_versions([self.prepare(wave) for wave in raw],
+                                                                                self.batch_size, levels)
         return registry.enroll(speaker, clips_states, copies_states, **left_out)
 
     def save_enrollments(self, path: str | os.PathLike) -> Path:

@@ -23,9 +23,9 @@ import numpy as np
 from ser_hf.audio import MAX_CLIP_DURATION
 from ser_hf.errors import SERError
 from ser_hf.inference.chunk_records import error_record, is_error, predict_chunk
+from ser_hf.inference.enrollment_inputs import clip_key, screen
 from ser_hf.inference.outputs import record_key
 from ser_hf.inference.recognizer import EmotionRecognizer
-from ser_hf.inference.speakers import silent_clips
 from ser_hf.inference.streaming import window_level_db
 from ser_hf.names import speaker_text
 from ser_hf.paths import display_path, path_fields, text_fields
@@ -93,16 +93,17 @@ def _shown(speaker: str | None) -> str:
 
 
 def _pool_chunk(recognizer: EmotionRecognizer, paths: Sequence[str], records: dict[str, dict[str, Any]],
-                levels: dict[str, float]) -> dict[str, list[np.ndarray]]:
-    """Each decodable file's pooled states (of the clip, then of each test-time copy: one row each), and its level
-    before preprocessing in ``levels`` (a quiet recording normalised to full scale is still silence); a file that
-    cannot be decoded or encoded gets its error record in ``records`` instead. The waves are dropped on return."""
+                screening: dict[str, tuple[float, bytes]]) -> dict[str, list[np.ndarray]]:
+    """Each decodable file's pooled states (of the clip, then of each test-time copy: one row each), and in
+    ``screening`` its level before preprocessing and :func:`~ser_hf.inference.enrollment_inputs.clip_key` (what
+    :func:`~ser_hf.inference.enrollment_inputs.screen` reads); a file that cannot be decoded or encoded gets its error
+    record in ``records`` instead. The waves are dropped on return."""
     enrollments, waves = recognizer.enrollments, {}
     for path in paths:
         try:
             raw = recognizer.load_raw(path, MAX_CLIP_DURATION)
-            levels[path] = window_level_db(raw)
             waves[path] = recognizer.prepare(raw)
+            screening[path] = (window_level_db(raw), clip_key(waves[path]))
         except (SERError, OSError, RuntimeError) as err:
             records[path] = error_record(path, err)
     if not waves:
@@ -141,8 +142,8 @@ def predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], todo
     Per speaker, two passes of ``chunk_size`` files: the first keeps only each clip's pooled states (small vectors,
     never the waves) and enrolls the speaker from all of them; the second scores the clips still to do from those
     states and writes them chunk by chunk, so a kill loses at most one chunk of records. Enrollment uses every clip
-    of the speaker in the job (done ones too; silent ones, by :func:`~ser_hf.inference.speakers.silent_clips`, left
-    out), so a resumed job computes the very same offset (:func:`check_finished_speakers` refuses one whose speakers'
+    of the speaker in the job (done ones too; silent ones and repeats of a recording, by
+    :func:`~ser_hf.inference.enrollment_inputs.screen`, left out), so a resumed job computes the very same offset (:func:`check_finished_speakers` refuses one whose speakers'
     files changed). Files without a speaker are scored by the global head, chunk by chunk. Records gain ``speaker``
     (and ``speaker_base64`` where it is not UTF-8), ``adapted`` and ``enrollment``.
     """
@@ -169,15 +170,15 @@ def predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], todo
             continue
         records: dict[str, dict[str, Any]] = {}
         pooled: dict[str, list[np.ndarray]] = {}
-        levels: dict[str, float] = {}
+        screening: dict[str, tuple[float, bytes]] = {}
         for start in range(0, len(members), chunk_size):
-            pooled.update(_pool_chunk(recognizer, members[start: start + chunk_size], records, levels))
+            pooled.update(_pool_chunk(recognizer, members[start: start + chunk_size], records, screening))
         decoded = [path for path in members if path in pooled]
-        silent = silent_clips([levels[path] for path in decoded])
-        kept = [pooled[path] for path, quiet in zip(decoded, silent) if not quiet]  # silence holds no voice
+        enrolled, silent, repeated = screen(*zip(*(screening[path] for path in decoded))) if decoded else ([], 0, 0)
+        kept = [pooled[path] for path, keep in zip(decoded, enrolled) if keep]  # no silence, each recording once
         versions = [np.concatenate(rows) for rows in zip(*kept)] if kept else []
         recognizer.enrollments.enroll(speaker, versions[0] if versions else np.zeros((0,)), versions[1:],
-                                      silent=sum(silent))
+                                      silent=silent, repeated=repeated)
         enrollment = enrollment_digest(members)
         for start in range(0, len(mine), chunk_size):
             emit([records.get(path) or _score_speaker(recognizer, speaker, pooled, path, top_k, enrollment)

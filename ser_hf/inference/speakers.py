@@ -127,11 +127,13 @@ class SpeakerEnrollments:
         return [self.pooled(waves, batch_size),
                 *(self.pooled([copy.alter(wave) for wave in waves], batch_size) for copy, _ in self.copies)]
 
-    def enrollment_versions(self, waves, batch_size: int = 8) -> tuple[list[np.ndarray], dict[str, int]]:
+    def enrollment_versions(self, waves, batch_size: int = 8,
+                            levels=None) -> tuple[list[np.ndarray], dict[str, int]]:
         """:meth:`versions` of the clips of ``waves`` that enrollment learns from (:func:`screen_clips`: the voiced
-        ones, each recording once), and how many were left out (``{"silent": n, "repeated": m}``, the keywords of
-        :meth:`enroll`). Clips left out cost no forward pass."""
-        kept, silent, repeated = screen_clips(waves)
+        ones, each recording once; ``levels``: each clip's level before the checkpoint's cleaning, default the
+        waves'), and how many were left out (``{"silent": n, "repeated": m}``, the keywords of :meth:`enroll`). Clips
+        left out cost no forward pass."""
+        kept, silent, repeated = screen_clips(waves, levels)
         return self.versions(kept, batch_size), {"silent": silent, "repeated": repeated}
 
     def enroll(self, speaker: str, pooled: np.ndarray, copies: list[np.ndarray] | None = None,

@@ -39,7 +39,7 @@ import contextlib
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile, WebSocket
@@ -50,7 +50,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from ser_hf.errors import AudioError, SERError
-from ser_hf.inference.streaming import resolve_hop
+from ser_hf.inference.streaming import resolve_hop, window_level_db
 from ser_hf.service.access import AccessMiddleware, AccessPolicy
 from ser_hf.service.budget import RETRY_AFTER, ByteBudget
 from ser_hf.service.decoding import (
@@ -317,7 +317,7 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
         recognizer = service.recognizer
         fields = {} if speaker is None else speaker_fields(recognizer, speaker)  # 404/409 before any decoding
         async with _read_clips(service, files) as clips:
-            waves = [wave for _, _, wave in clips]
+            waves = [clip.wave for clip in clips]
             try:
                 rows = await (service.runner.predict_clips(waves) if speaker is None else
                               service.runner.call(score_for_speaker, recognizer, speaker, waves))
@@ -326,7 +326,7 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
                     raise
                 raise speaker_refusal(recognizer, speaker, err) from err
         results = []
-        for index, ((name, duration, _), row) in enumerate(zip(clips, rows)):
+        for index, ((name, duration, *_), row) in enumerate(zip(clips, rows)):
             try:
                 results.append(Prediction(**recognizer.result(row, top_k), duration=duration, filename=name,
                                           **fields))
@@ -335,11 +335,21 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
         return BatchResponse(results=results)
 
 
+class UploadedClip(NamedTuple):
+    """One file of a batch: its name, seconds, the prepared wave, and its level before the checkpoint's cleaning
+    (enrollment leaves out silence by it: a peak-normalised hiss is still silence)."""
+
+    filename: str | None
+    seconds: float
+    wave: np.ndarray
+    level: float
+
+
 @contextlib.asynccontextmanager
 async def _read_clips(service: _Service, files: list[UploadFile]):
     """Decode and prepare several uploads within the batch limits, holding their decoding budget and a model slot.
 
-    Yields ``[(filename, seconds, wave)]``; one unusable file fails the request with a 4xx naming it.
+    Yields :class:`UploadedClip` s; one unusable file fails the request with a 4xx naming it.
     """
     settings, model_rate = service.settings, int(service.recognizer.sampling_rate)
     if len(files) > settings.max_batch_files:
@@ -368,12 +378,13 @@ async def _batch_header(upload: UploadFile, index: int, settings: ServiceSetting
 
 
 async def _batch_clip(service: _Service, upload: UploadFile, data: bytes, index: int,
-                      model_rate: int) -> tuple[str | None, float, np.ndarray]:
-    """Decode and prepare one file of a batch: ``(filename, seconds, wave)``."""
+                      model_rate: int) -> UploadedClip:
+    """Decode and prepare one file of a batch."""
     try:
         wave, rate = await run_in_threadpool(decode_upload, data, upload.filename, service.settings, model_rate,
                                              service.settings.max_clip_seconds)
-        return upload.filename, wave.size / rate, await run_in_threadpool(service.recognizer.load, (wave, rate))
+        return UploadedClip(upload.filename, wave.size / rate, await run_in_threadpool(
+            service.recognizer.load, (wave, rate)), window_level_db(wave))
     except RequestError as err:
         raise RequestError(err.status, f"files[{index}]: {err.detail}", err.headers) from err
     except AudioError as err:

@@ -158,7 +158,8 @@ def add_speaker_routes(app: FastAPI, service: Any, read_clips, dependencies: Seq
     """``POST /speakers/{id}/enroll``, ``GET /speakers``, ``DELETE /speakers/{id}``.
 
     Args:
-        read_clips: ``(files) -> async context manager of [(filename, seconds, prepared wave)]``: the app's batch
+        read_clips: ``(files) -> async context manager of [UploadedClip]`` (filename, seconds, prepared wave, level
+            before cleaning): the app's batch
             reader (limits, budgets, errors), holding a model slot until the block ends, so enrollment's forward
             passes wait their turn like predictions do.
         dependencies: Run before each endpoint (the app's check for parameters an endpoint does not take).
@@ -178,8 +179,9 @@ def add_speaker_routes(app: FastAPI, service: Any, read_clips, dependencies: Seq
         check_speaker_id(speaker)
         async with read_clips(files) as clips:
             versions, left_out = await service.runner.call(registry.enrollment_versions,
-                                                           [wave for _, _, wave in clips],
-                                                           service.recognizer.batch_size)
+                                                           [clip.wave for clip in clips],
+                                                           service.recognizer.batch_size,
+                                                           [clip.level for clip in clips])
         return Enrollment(**await run_in_threadpool(_enroll, registry, speaker, versions, left_out))
 
     @app.get("/speakers", response_model=Speakers, tags=["speakers"], dependencies=checks)

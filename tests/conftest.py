@@ -116,24 +116,3 @@ def benchmark_module(monkeypatch, tmp_path):
     yield importlib.import_module
     forget()
 
-
-@pytest.fixture(scope="module")
-def adaptive_probe(tmp_path_factory):
-    """A tiny whisper probe with speaker adaptation, trained on a fake URDU tree: ``(corpus, checkpoint, folder)``."""
-    from ser_hf.corpora import load_corpus
-    from ser_hf.models.factory import ModelOptions
-    from ser_hf.testing.corpora import make_corpus_tree
-    from ser_hf.testing.models import tiny_backbone
-    from ser_hf.training.probe import ProbeMethod, ProbeSettings
-    from ser_hf.training.speaker_adaptation import save_adaptation
-
-    tmp = tmp_path_factory.mktemp("adaptive")
-    corpus = load_corpus("urdu", make_corpus_tree("urdu", tmp / "urdu", duration=0.4))
-    settings = ProbeSettings(projector_size=8, speaker_adaptation=True)
-    method = ProbeMethod(tiny_backbone("whisper", tmp / "base"), corpus.features["label"].names,
-                         ModelOptions(max_source_positions=50), settings, cache_dir=tmp / "cache", progress=False)
-    method.fit(corpus)
-    method.adaptive.enabled = True  # tiny random models cannot show a gain; the fallback rule is tested elsewhere
-    checkpoint = method.save(tmp / "model")
-    save_adaptation(method.adaptive, checkpoint)
-    return corpus, checkpoint, tmp

@@ -7,29 +7,15 @@ import pytest
 from transformers import pipeline
 
 from ser_hf.audio import load_audio
-from ser_hf.corpora import load_corpus
 from ser_hf.errors import ModelError, SERError
 from ser_hf.inference.recognizer import EmotionRecognizer
-from ser_hf.models.factory import ModelOptions
-from ser_hf.testing.corpora import make_corpus_tree
-from ser_hf.testing.models import tiny_backbone
-from ser_hf.training.probe import ProbeMethod, ProbeSettings
 
 
 @pytest.fixture(scope="module")
-def adaptive(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("adaptive")
-    corpus = load_corpus("urdu", make_corpus_tree("urdu", tmp / "urdu", duration=0.4))
-    settings = ProbeSettings(projector_size=8, speaker_adaptation=True)
-    method = ProbeMethod(tiny_backbone("whisper", tmp / "base"), corpus.features["label"].names,
-                         ModelOptions(max_source_positions=50), settings, cache_dir=tmp / "cache", progress=False)
-    method.fit(corpus)
-    method.adaptive.enabled = True  # tiny random models cannot show a gain; the fallback rule is tested elsewhere
-    checkpoint = method.save(tmp / "model")
-    from ser_hf.training.speaker_adaptation import save_adaptation
-
-    save_adaptation(method.adaptive, checkpoint)
-    return corpus, checkpoint, tmp
+def adaptive(tiny_adaptive_checkpoint):
+    """``(corpus, checkpoint, folder)``: conftest's tiny adaptive probe, and the folder holding it and its corpus."""
+    corpus, checkpoint = tiny_adaptive_checkpoint
+    return corpus, checkpoint, checkpoint.parent
 
 
 def _clips(corpus, speaker):

@@ -31,9 +31,9 @@ def _folder(tmp_path, corpus, speaker, count, name="clips"):
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "csv"])
-def test_a_resume_whose_manifest_moved_a_file_to_another_speaker_is_refused_and_changes_nothing(adaptive_probe, tmp_path,
-                                                                                                suffix):
-    corpus, checkpoint, _ = adaptive_probe
+def test_a_resume_whose_manifest_moved_a_file_to_another_speaker_is_refused_and_changes_nothing(
+        tiny_adaptive_checkpoint, tmp_path, suffix):
+    corpus, checkpoint = tiny_adaptive_checkpoint
     alice, bob = _clips(corpus, "SM1")[:4], _clips(corpus, "SF2")[:4]
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,who\n" + "".join(f"{p},alice\n" for p in alice) + "".join(f"{p},bob\n" for p in bob))
@@ -52,8 +52,9 @@ def test_a_resume_whose_manifest_moved_a_file_to_another_speaker_is_refused_and_
     assert predict_files(checkpoint, [manifest], out, speaker_column="who", progress=False)["skipped"] == 8
 
 
-def test_a_resume_after_a_speaker_gained_a_clip_is_refused_but_a_new_speaker_is_not(adaptive_probe, tmp_path):
-    corpus, checkpoint, _ = adaptive_probe
+def test_a_resume_after_a_speaker_gained_a_clip_is_refused_but_a_new_speaker_is_not(tiny_adaptive_checkpoint,
+                                                                                     tmp_path):
+    corpus, checkpoint = tiny_adaptive_checkpoint
     folder = _folder(tmp_path, corpus, "SM1", 4)
     out = tmp_path / "p.jsonl"
     pattern = r"/(S[MF]\d)_"
@@ -71,8 +72,8 @@ def test_a_resume_after_a_speaker_gained_a_clip_is_refused_but_a_new_speaker_is_
     assert out.read_bytes() == before
 
 
-def test_silent_files_and_repeats_of_a_speaker_are_scored_but_never_enrolled(adaptive_probe, tmp_path):
-    corpus, checkpoint, _ = adaptive_probe
+def test_silent_files_and_repeats_of_a_speaker_are_scored_but_never_enrolled(tiny_adaptive_checkpoint, tmp_path):
+    corpus, checkpoint = tiny_adaptive_checkpoint
     folder = _folder(tmp_path, corpus, "SM1", 3)
     pattern = r"/(S[MF]\d)_"
     plain = {os.path.basename(r["path"]): r for r in _job(checkpoint, folder, tmp_path / "plain.jsonl", pattern)}
@@ -93,8 +94,8 @@ def test_silent_files_and_repeats_of_a_speaker_are_scored_but_never_enrolled(ada
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "csv"])
-def test_speakers_that_display_alike_stay_apart_in_records(adaptive_probe, tmp_path, suffix):
-    corpus, checkpoint, _ = adaptive_probe
+def test_speakers_that_display_alike_stay_apart_in_records(tiny_adaptive_checkpoint, tmp_path, suffix):
+    corpus, checkpoint = tiny_adaptive_checkpoint
     folder = os.path.join(os.fsencode(str(tmp_path)), b"clips")
     os.makedirs(folder)
     clips = _clips(corpus, "SM1")

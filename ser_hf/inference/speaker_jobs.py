@@ -143,9 +143,10 @@ def predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], todo
     never the waves) and enrolls the speaker from all of them; the second scores the clips still to do from those
     states and writes them chunk by chunk, so a kill loses at most one chunk of records. Enrollment uses every clip
     of the speaker in the job (done ones too; silent ones and repeats of a recording, by
-    :func:`~ser_hf.inference.enrollment_inputs.screen`, left out), so a resumed job computes the very same offset (:func:`check_finished_speakers` refuses one whose speakers'
-    files changed). Files without a speaker are scored by the global head, chunk by chunk. Records gain ``speaker``
-    (and ``speaker_base64`` where it is not UTF-8), ``adapted`` and ``enrollment``.
+    :func:`~ser_hf.inference.enrollment_inputs.screen`, left out), so a resumed job computes the very same offset
+    (:func:`check_finished_speakers` refuses one whose speakers' files changed). Files without a speaker are scored
+    by the global head, chunk by chunk. Records gain ``speaker`` (and ``speaker_base64`` where it is not UTF-8),
+    ``adapted`` and ``enrollment``.
     """
     errors, pending = 0, set(todo)
     groups: dict[str | None, list[str]] = {}

@@ -25,11 +25,15 @@ import re
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 from ser_hf.audio import is_audio_path
 from ser_hf.errors import SERError
 from ser_hf.names import UserPattern, speaker_text
 from ser_hf.paths import display_path, printable, walk_files
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["OutputFiles", "expand_inputs", "glob_files"]
 
@@ -216,6 +220,20 @@ def expand_inputs(inputs: Iterable[str | os.PathLike], output: str | os.PathLike
                 raise _refuse_output(text, outputs)
             paths.append(os.path.abspath(path))
     return list(dict.fromkeys(paths))
+
+
+#: One input of :class:`~ser_hf.inference.recognizer.EmotionRecognizer`: a file path, an array at the model's rate, or
+#: ``(array, sampling_rate)``. An array holds float samples within [-1, 1] or signed integer PCM (int16, int32: scaled
+#: to [-1, 1] as a WAV file's samples are); it is 1-D, or 2-D as (frames, channels) or (channels, frames), the
+#: channels averaged (see :func:`ser_hf.audio.array_to_mono`).
+RecognizerInput = Union[str, "os.PathLike[str]", "np.ndarray", tuple]
+
+
+def describe_input(item: RecognizerInput, index: int, single: bool) -> str:
+    """How messages name one input: the file, or the array (with its index among several)."""
+    if isinstance(item, (str, os.PathLike)):
+        return f"Audio file {display_path(item)!r}"
+    return "the audio array" if single else f"the audio array at index {index}"
 
 
 def speakers_of(paths: Sequence[str], inputs: Iterable[str | os.PathLike], *, pattern: str | None = None,

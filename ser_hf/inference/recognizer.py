@@ -39,7 +39,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,8 +57,10 @@ from ser_hf.audio import (
 )
 from ser_hf.checkpoint import RUN_RECORD, read_run_record, recorded_preprocessor, recorded_training_copies
 from ser_hf.errors import AudioError, SERError
+from ser_hf.inference.inputs import RecognizerInput, describe_input
 from ser_hf.inference.onnx_runtime import is_onnx_export
 from ser_hf.inference.predict import load_classifier, model_labels, predict_proba
+from ser_hf.inference.recognizer_speakers import SpeakerAdaptation
 from ser_hf.inference.streaming import (  # RecognizerStream and window_level_db also keep their old import path here
     DEFAULT_VAD_THRESHOLD_DB,
     RecognizerStream,
@@ -75,16 +77,6 @@ from ser_hf.paths import display_path
 
 __all__ = ["EmotionRecognizer", "RecognizerStream", "window_level_db"]
 
-#: One input: a file path, an array at the model's rate, or ``(array, sampling_rate)``. An array holds float samples
-#: within [-1, 1] or signed integer PCM (int16, int32: scaled to [-1, 1] as a WAV file's samples are); it is 1-D,
-#: or 2-D as (frames, channels) or (channels, frames), the channels averaged (see :func:`ser_hf.audio.array_to_mono`).
-RecognizerInput = Union[str, "os.PathLike[str]", np.ndarray, tuple]
-
-
-def _describe(item: RecognizerInput, index: int, single: bool) -> str:
-    if isinstance(item, (str, os.PathLike)):
-        return f"Audio file {display_path(item)!r}"
-    return "the audio array" if single else f"the audio array at index {index}"
 
 
 def _load_run_preprocessor(model_dir: Path, sampling_rate: int) -> AudioPreprocessor | None:
@@ -142,7 +134,7 @@ def _recorded_copies(model: str | os.PathLike, resolved: str) -> dict[str, tuple
     return {"speed": speeds, "noise": snrs}
 
 
-class EmotionRecognizer:
+class EmotionRecognizer(SpeakerAdaptation):
     """Emotion predictions for clips, long recordings and streams, from one audio-classification checkpoint.
 
     Args:
@@ -273,7 +265,7 @@ class EmotionRecognizer:
         if isinstance(item, (str, os.PathLike)):
             check_clip_duration(item, max_duration=max_duration)  # from the header, before decoding
             return load_audio(item, self.sampling_rate)
-        what = what or _describe(item, 0, True)
+        what = what or describe_input(item, 0, True)
         if isinstance(item, tuple):
             if len(item) != 2 or not isinstance(item[0], np.ndarray):
                 kinds = ", ".join(type(part).__name__ for part in item[:3])
@@ -387,89 +379,18 @@ class EmotionRecognizer:
         single = not isinstance(inputs, list)
         items = [inputs] if single else inputs
         scorer = self._speaker_scorer(speaker)  # an unknown speaker fails before any decoding
-        waves = [self.load(item, _describe(item, index, single)) for index, item in enumerate(items)]
+        waves = [self.load(item, describe_input(item, index, single)) for index, item in enumerate(items)]
         probabilities, extra = self._probabilities(waves, scorer, progress=progress)
         results = []
         for index, (item, row) in enumerate(zip(items, probabilities)):
             try:
                 results.append(self.result(row, top_k))
             except AudioError as err:
-                raise AudioError(f"{_describe(item, index, single)}: {err}") from None
+                raise AudioError(f"{describe_input(item, index, single)}: {err}") from None
         if scorer is not None:
             said = _speaker_said(scorer.summary)
             results = [{**result, **said, **extra} for result in results]
         return results[0] if single else results
-
-    # -------------------------------------------------------------------------------- speaker adaptation
-
-    @property
-    def enrollments(self):
-        """The :class:`~ser_hf.inference.speakers.SpeakerEnrollments` of this checkpoint (loaded on first use).
-
-        Raises:
-            ModelError: when the checkpoint has no speaker adaptation files or is an ONNX export.
-        """
-        if self._enrollments is None:
-            from ser_hf.inference.speakers import SpeakerEnrollments
-
-            if self.checkpoint_dir is None:
-                raise SERError("speaker adaptation needs a recognizer loaded with from_pretrained(checkpoint_dir).")
-            self._enrollments = SpeakerEnrollments(self.model, self.feature_extractor, self.checkpoint_dir,
-                                                   copies=self._copies)
-        return self._enrollments
-
-    def enroll(self, speaker: str, clips: Sequence[RecognizerInput]) -> dict[str, Any]:
-        """Learn a speaker's voice offset from their unlabelled clips (any emotions, ideally 10 or more).
-
-        Silent clips (digital silence, or 40 dB below the speaker's loudest) and a recording given twice (the same
-        samples) are left out before the encoder runs: neither tells anything of the voice.
-
-        Args:
-            speaker: The speaker's id.
-            clips: A list of clips, each as :meth:`predict` takes one (a path, an array, ``(array, rate)``).
-
-        Returns:
-            ``{"speaker", "clips", "adapted", "reason"?, "silent_clips"?, "repeated_clips"?}``: ``clips`` counts
-            those enrolled; ``adapted`` is False (with the reason, also logged as a warning) when too few remain or
-            the model's adaptation is off; their clips are then scored by the global head.
-
-        Raises:
-            SERError: for one clip instead of a list (``enroll('a', [clip])``), or an empty list.
-            AudioError: naming a clip that cannot be used.
-
-        Example:
-            ```python
-            >>> recognizer.enroll("alice", ["alice/01.wav", "alice/02.wav", "alice/03.wav"])
-            {'speaker': 'alice', 'clips': 3, 'adapted': True}
-            >>> recognizer.predict("alice/04.wav", speaker="alice")["label"]
-            'happy'
-            ```
-        """
-        from ser_hf.inference.enrollment_inputs import enrollment_inputs
-        from ser_hf.inference.speakers import speaker_id
-
-        clips = enrollment_inputs(clips, speaker_id(speaker))
-        registry = self.enrollments  # a model without adaptation fails before any decoding
-        raw = [self.load_raw(clip, MAX_CLIP_DURATION, _describe(clip, index, False)) for index, clip in enumerate(clips)]
-        levels = [window_level_db(wave) for wave in raw]  # before cleaning: a peak-normalised hiss is still silence
-        (clips_states, *copies_states), left_out = registry.enrollment_versions([self.prepare(wave) for wave in raw],
-                                                                                self.batch_size, levels)
-        return registry.enroll(speaker, clips_states, copies_states, **left_out)
-
-    def save_enrollments(self, path: str | os.PathLike) -> Path:
-        """Save every enrolled speaker to ``path.json`` + ``path.safetensors`` (no pickle)."""
-        return self.enrollments.save(path)
-
-    def load_enrollments(self, path: str | os.PathLike) -> list[str]:
-        """Load enrollments saved by :meth:`save_enrollments` with this model; returns the speaker ids."""
-        return self.enrollments.load(path)
-
-    def save_speaker_model(self, speaker: str, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Save a standard checkpoint that scores like ``predict(..., speaker=speaker)``, for ``pipeline()``.
-
-        ``out_dir`` must be new or empty, or with ``overwrite`` an earlier speaker model; never the checkpoint itself.
-        """
-        return self.enrollments.save_speaker_model(speaker, out_dir, overwrite=overwrite)
 
     def predict_long(self, wave_or_path: RecognizerInput, window: float = 3.0, hop: float | None = None,
                      vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB,
@@ -521,7 +442,7 @@ class EmotionRecognizer:
                 weights = np.array([e - s for s, e, _ in voiced], dtype=np.float64)
                 overall = self.result((weights @ probabilities.astype(np.float64)) / weights.sum(), top_k)
         except AudioError as err:
-            raise AudioError(f"{_describe(wave_or_path, 0, True)}: {err}") from None
+            raise AudioError(f"{describe_input(wave_or_path, 0, True)}: {err}") from None
         rate = self.sampling_rate
         result = {"timeline": timeline, "skipped": [[s / rate, e / rate] for s, e, _ in skipped],
                   "overall": overall, "duration": wave.size / rate}
@@ -563,17 +484,6 @@ class EmotionRecognizer:
     def _window_result(self, start: int, end: int, row: np.ndarray, top_k: int | None) -> dict[str, Any]:
         window = {"start": start / self.sampling_rate, "end": end / self.sampling_rate}
         return {**window, **self.result(row, top_k)}
-
-    def _speaker_scorer(self, speaker: str | None = None, adapt: bool = False):
-        """What scores for a speaker: an enrolled one, a stream's own learnt online, or None (the global head)."""
-        from ser_hf.inference.speakers import EnrolledSpeaker, OnlineSpeaker
-
-        if adapt and speaker is not None:
-            raise SERError(f"adapt=True and speaker={speaker!r} cannot be combined: adapt learns the stream's own "
-                           f"speaker online, speaker uses an enrolled speaker's offset from the start. Pass one.")
-        if adapt:
-            return OnlineSpeaker(self.enrollments)
-        return None if speaker is None else EnrolledSpeaker(self.enrollments, str(speaker))
 
     def _probabilities(self, waves: list[np.ndarray], scorer: Any,
                        progress: bool = False) -> tuple[np.ndarray, dict[str, bool]]:

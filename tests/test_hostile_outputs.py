@@ -449,3 +449,14 @@ def test_non_finite_outputs_are_error_records_never_predictions(setup, audio, tm
         recognizer.predict(loud)
     with pytest.raises(AudioError, match="not finite"):
         recognizer.result(np.array([np.nan, 0.1, 0.2, 0.3]))
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_a_job_resumed_through_a_linked_folder_never_scores_a_file_twice(setup, audio, tmp_path, suffix):
+    folder = os.path.dirname(audio[0])
+    out = tmp_path / f"p.{suffix}"
+    assert predict_files(setup["recognizer"], [folder], out, progress=False)["predicted"] == len(audio)
+    linked = tmp_path / "linked"
+    linked.symlink_to(folder)
+    summary = predict_files(setup["recognizer"], [str(linked)], out, progress=False)
+    assert summary["skipped"] == len(audio) and summary["predicted"] == 0 and len(read_records(out)) == len(audio)

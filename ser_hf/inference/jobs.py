@@ -75,6 +75,7 @@ from ser_hf.inference.inputs import expand_inputs, speakers_of
 from ser_hf.inference.job_identity import check_job_files, check_same_job, job_header_for, lock_output
 from ser_hf.inference.outputs import (
     FORMATS,
+    FinishedFiles,
     append_jsonl,
     check_output_path,
     format_for,
@@ -342,9 +343,10 @@ def _predict_single(model, paths: list[str], out: Path, chosen: str, header: dic
     check_same_job(out, chosen, header["job"])  # before anything changes; CSV labels once the model loads
     existing = read_records(out, chosen)  # refuses a file ser-hf predict did not write, before changing anything
     leftovers = read_shards(out)  # a killed multi-process run's work counts as done
+    recorded = None  # each speaker's enrollment in the finished records
     if speakers is not None:  # before anything changes: finished records must be this job's speakers'
-        check_finished_speakers(out, existing + leftovers, speakers)
-    done = {record_key(record) for record in existing + leftovers}
+        recorded = check_finished_speakers(out, existing + leftovers, speakers)
+    done = FinishedFiles(existing + leftovers)
     todo = [path for path in paths if path not in done]
     summary = {"out": display_path(out), "inputs": len(paths), "skipped": len(paths) - len(todo), "predicted": 0,
                "errors": 0}
@@ -375,7 +377,7 @@ def _predict_single(model, paths: list[str], out: Path, chosen: str, header: dic
                 summary["errors"] = predict_into(recognizer, todo, write, top_k, chunk_size, bar)
             else:
                 summary["errors"] = predict_by_speaker(recognizer, paths, todo, speakers, write, top_k, chunk_size,
-                                                       bar)
+                                                       bar, out, recorded)
         summary["predicted"] = len(todo) - summary["errors"]
     if leftovers:
         _merge_shards(out, chosen, paths, lambda: (recognizer or _load(model, batch_size)).labels, header)
@@ -417,7 +419,7 @@ def _shard_and_merge(model, paths: list[str], out: Path, chosen: str, processes:
                      progress: bool, fields: Callable[[list[dict]], list[dict]],
                      test_time_copies: bool) -> dict[str, Any]:
     processes.barrier()
-    done = {record_key(record) for record in read_records(out, chosen) + read_shards(out)}
+    done = FinishedFiles(read_records(out, chosen) + read_shards(out))
     todo = [path for path in paths if path not in done]
     # Every process must have read OUT and the shards before any appends to a shard: all need the same todo.
     processes.barrier()

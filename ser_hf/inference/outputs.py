@@ -43,6 +43,7 @@ from ser_hf.errors import SERError
 from ser_hf.paths import display_path, record_path
 
 __all__ = ["FORMATS", "HEADER_KEY", "check_job_file", "check_output_path", "format_for", "job_sidecar", "read_records", "record_key",
+           "FinishedFiles",
            "shard_files"]
 
 FORMATS = ("jsonl", "csv")
@@ -75,6 +76,21 @@ def format_for(out: Path, format: str | None) -> str:
 def record_key(record: dict[str, Any]) -> str:
     """The absolute path of the input a record stands for (exact, for names that are not UTF-8 too)."""
     return os.path.abspath(record_path(record))
+
+
+class FinishedFiles:
+    """The inputs an output's records stand for, found by their absolute path or their real one: a job resumed
+    through another route to the same files (a symlinked folder, a folder moved behind a link) skips them too,
+    instead of scoring them again under a second name."""
+
+    def __init__(self, records: Iterable[dict[str, Any]]):
+        self.keys: set[str] = set()
+        for record in records:
+            path = record_path(record)
+            self.keys.update((os.path.abspath(path), os.path.realpath(path)))
+
+    def __contains__(self, path: str | os.PathLike) -> bool:
+        return os.path.abspath(path) in self.keys or os.path.realpath(path) in self.keys
 
 
 def check_output_path(out: str | os.PathLike) -> None:

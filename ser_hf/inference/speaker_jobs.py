@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +28,18 @@ from ser_hf.inference.outputs import record_key
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.inference.streaming import window_level_db
 from ser_hf.names import speaker_text
-from ser_hf.paths import display_path, path_fields, text_fields
+from ser_hf.paths import display_path, path_fields, record_path, text_fields
 
 __all__ = ["check_finished_speakers", "enrollment_digest", "predict_by_speaker"]
 
 
-def enrollment_digest(members: Sequence[str]) -> str:
-    """Which files a speaker was enrolled from, as 16 hex digits (SHA-256 of their absolute paths' bytes, sorted)."""
+def enrollment_digest(clip_keys: Iterable[bytes]) -> str:
+    """Which clips enrolled a speaker, as 16 hex digits: a SHA-256 of the sorted
+    :func:`~ser_hf.inference.enrollment_inputs.clip_key` s (sample hashes) of the clips the offset was learnt from, so
+    a file added, removed, given to another speaker, repaired, broken or re-recorded since changes it."""
     digest = hashlib.sha256()
-    for path in sorted(os.fsencode(os.path.abspath(path)) for path in members):
-        digest.update(path + b"\0")
+    for key in sorted(clip_keys):
+        digest.update(key)
     return digest.hexdigest()[:16]
 
 
@@ -46,50 +48,49 @@ def _speaker_fields(speaker: str | None) -> dict[str, Any]:
     return {"speaker": None} if speaker is None else text_fields(speaker, "speaker")
 
 
-def check_finished_speakers(out: Path, records: Sequence[dict[str, Any]], speakers: dict[str, str | None]) -> None:
-    """Refuse to resume ``out`` when a finished record was scored for another speaker than its file now has, or its
-    speaker was enrolled from other files than the speaker now has in the job (records without ``enrollment``, from
-    an older ser_hf, are checked for their speaker only).
+def check_finished_speakers(out: Path, records: Sequence[dict[str, Any]],
+                            speakers: dict[str, str | None]) -> dict[str, set[str]]:
+    """Before anything changes: refuse to resume ``out`` when a finished record was scored for another speaker than
+    its file now has. Returns each speaker's ``enrollment`` digests in the finished records, for
+    :func:`predict_by_speaker` to compare with the speaker's enrollment now, before it writes their first record
+    (records without one, from an older ser_hf, are checked for their speaker only).
 
     Raises:
-        SERError: naming the output, one file and what changed, and the fixes.
+        SERError: naming the output, the file, both speakers and the fixes.
     """
-    members: dict[str | None, list[str]] = {}
-    for path, speaker in speakers.items():
-        members.setdefault(speaker, []).append(path)
-    current = {os.path.abspath(path): path for path in speakers}
-    finished = [(current[record_key(record)], record) for record in records
-                if "speaker" in record and record_key(record) in current]  # of a speaker job, among the inputs
-    change = None
-    for path, record in finished:  # a file given to another speaker is the change to name first
-        recorded = {key: record.get(key) or None for key in ("speaker", "speaker_base64")}
-        if recorded["speaker"] is not None and recorded["speaker_base64"] is None:
-            recorded["speaker"] = speaker_text(str(recorded["speaker"]))  # ids from before NFC keys
+    current = {os.path.realpath(path): path for path in speakers}  # the files, by whatever route they were given
+    current.update({os.path.abspath(path): path for path in speakers})
+    recorded: dict[str, set[str]] = {}
+    for record in records:
+        path = current.get(record_key(record)) or current.get(os.path.realpath(record_path(record)))
+        if path is None or "speaker" not in record:
+            continue  # a file no longer among the inputs, or a record of a job without speakers
+        was = {key: record.get(key) or None for key in ("speaker", "speaker_base64")}
+        if was["speaker"] is not None and was["speaker_base64"] is None:
+            was["speaker"] = speaker_text(str(was["speaker"]))  # ids from before NFC keys
         now = {"speaker_base64": None, **_speaker_fields(speakers[path])}
-        if recorded != now:
-            change = (f"{display_path(path)!r} was scored as speaker {_shown(recorded['speaker'])}; the inputs now "
-                      f"give it to {_shown(now['speaker'])}")
-            break
-    digests: dict[str, str] = {}
-    for path, record in finished if change is None else ():
-        speaker = speakers[path]
-        if speaker is None or not record.get("enrollment") or is_error(record):
-            continue
-        if record["enrollment"] != digests.setdefault(speaker, enrollment_digest(members[speaker])):
-            change = (f"speaker {_shown(_speaker_fields(speaker)['speaker'])} was enrolled from other files when "
-                      f"{display_path(path)!r} was scored (the inputs now give them {len(members[speaker])} "
-                      f"file(s): files were added, removed or moved to another speaker)")
-            break
-    if change is not None:
-        name = display_path(out)
-        raise SERError(f"--out {name!r} holds records that this job would not write again: {change}. A speaker's "
-                       f"records are scored with an offset estimated from all their files, so resuming would mix two "
-                       f"enrollments of one speaker in one output. Run it with the inputs (and speaker option) of the "
-                       f"first run, choose another --out, or delete {name!r} to start over.")
+        if was != now:
+            raise _mixing(out, f"{display_path(path)!r} was scored as speaker {_shown(was)}; the inputs now give it "
+                               f"to {_shown(now)}")
+        if speakers[path] is not None and record.get("enrollment") and not is_error(record):
+            recorded.setdefault(speakers[path], set()).add(str(record["enrollment"]))
+    return recorded
 
 
-def _shown(speaker: str | None) -> str:
-    return "(none: the global model)" if speaker is None else repr(speaker)
+def _mixing(out: Path, change: str) -> SERError:
+    name = display_path(out)
+    return SERError(f"--out {name!r} holds records that this job would not write again: {change}. A speaker's records "
+                    f"are scored with an offset estimated from all their clips, so resuming would mix two enrollments "
+                    f"of one speaker in one output. Run it with the inputs (and speaker option, and audio files) of the "
+                    f"first run, choose another --out, or delete {name!r} to start over.")
+
+
+def _shown(fields: Mapping[str, Any]) -> str:
+    """A record's speaker for a message: the text, and the exact bytes where they tell two alike-looking ids apart."""
+    if fields.get("speaker") is None:
+        return "(none: the global model)"
+    exact = fields.get("speaker_base64")
+    return repr(fields["speaker"]) + (f" (bytes, base64: {exact})" if exact else "")
 
 
 def _pool_chunk(recognizer: EmotionRecognizer, paths: Sequence[str], records: dict[str, dict[str, Any]],
@@ -136,7 +137,7 @@ def _score_speaker(recognizer: EmotionRecognizer, speaker: str, pooled: Mapping[
 
 def predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], todo: Sequence[str],
                        speakers: dict[str, str | None], write: Callable[[list[dict]], None], top_k: int | None,
-                       chunk_size: int, bar) -> int:
+                       chunk_size: int, bar, out: Path, recorded: Mapping[str, set[str]] | None = None) -> int:
     """Speaker-adaptive job: enroll each speaker from all their voiced clips in the job, then score their clips.
 
     Per speaker, two passes of ``chunk_size`` files: the first keeps only each clip's pooled states (small vectors,
@@ -144,9 +145,10 @@ def predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], todo
     states and writes them chunk by chunk, so a kill loses at most one chunk of records. Enrollment uses every clip
     of the speaker in the job (done ones too; silent ones and repeats of a recording, by
     :func:`~ser_hf.inference.enrollment_inputs.screen`, left out), so a resumed job computes the very same offset
-    (:func:`check_finished_speakers` refuses one whose speakers' files changed). Files without a speaker are scored
-    by the global head, chunk by chunk. Records gain ``speaker`` (and ``speaker_base64`` where it is not UTF-8),
-    ``adapted`` and ``enrollment``.
+    (``recorded``: each speaker's ``enrollment`` digests in ``out``'s finished records, from
+    :func:`check_finished_speakers`; a speaker enrolled from other clips now is refused before their first new record,
+    the records written so far kept). Files without a speaker are scored by the global head, chunk by chunk. Records
+    gain ``speaker`` (and ``speaker_base64`` where it is not UTF-8), ``adapted`` and ``enrollment``.
     """
     errors, pending = 0, set(todo)
     groups: dict[str | None, list[str]] = {}
@@ -176,11 +178,15 @@ def predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], todo
             pooled.update(_pool_chunk(recognizer, members[start: start + chunk_size], records, screening))
         decoded = [path for path in members if path in pooled]
         enrolled, silent, repeated = screen(*zip(*(screening[path] for path in decoded))) if decoded else ([], 0, 0)
-        kept = [pooled[path] for path, keep in zip(decoded, enrolled) if keep]  # no silence, each recording once
-        versions = [np.concatenate(rows) for rows in zip(*kept)] if kept else []
+        kept = [path for path, keep in zip(decoded, enrolled) if keep]  # no silence, each recording once
+        enrollment = enrollment_digest(screening[path][1] for path in kept)
+        if (recorded or {}).get(speaker, {enrollment}) != {enrollment}:
+            raise _mixing(out, f"speaker {_shown(_speaker_fields(speaker))} is enrolled from other clips than when "
+                               f"their finished records were scored ({len(kept)} clip(s) now: files were added, "
+                               f"removed, given to another speaker, changed or became unreadable since)")
+        versions = [np.concatenate(rows) for rows in zip(*(pooled[path] for path in kept))] if kept else []
         recognizer.enrollments.enroll(speaker, versions[0] if versions else np.zeros((0,)), versions[1:],
                                       silent=silent, repeated=repeated)
-        enrollment = enrollment_digest(members)
         for start in range(0, len(mine), chunk_size):
             emit([records.get(path) or _score_speaker(recognizer, speaker, pooled, path, top_k, enrollment)
                   for path in mine[start: start + chunk_size]])

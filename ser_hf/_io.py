@@ -246,36 +246,56 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterato
         shutil.rmtree(old, ignore_errors=True)
 
 
+class Other:
+    """A marker's expected value meaning "present, and anything but ``value``": a ``cv/cv_summary.json`` whose ``kind``
+    is not this command's (another command's, or one this version does not know) marks another kind of output."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def matches(self, found: Any) -> bool:
+        return found != self.value
+
+
 #: A marker: a glob pattern, or a pattern and the keys a JSON marker must hold (so a user's own ``report.json`` or
-#: ``hp_search.json`` does not pass for ser_hf's), or the values it must hold under keys (a mapping: a run's
-#: ``cv_summary.json`` from a baseline's).
+#: ``hp_search.json`` does not pass for ser_hf's), or the values it must hold under keys (a mapping; a value may be
+#: :class:`Other`).
 Marker = str | tuple[str, Sequence[str] | Mapping[str, Any]]
 
 
 def _holds(folder: Path, markers: Sequence[Marker]) -> list[str]:
     """The patterns of ``markers`` (globs relative to ``folder``) that match a regular file there (holding the
-    marker's JSON keys, or values, where it names some), each with the values it matched: a folder or a symlink
-    named like a marker marks nothing (a user's ``eval/`` folder is not an earlier run's report)."""
+    marker's JSON keys, or values, where it names some), each with the values found: a folder or a symlink named like
+    a marker marks nothing (a user's ``eval/`` folder is not an earlier run's report)."""
     found = []
     for marker in markers:
         pattern, keys = (marker, ()) if isinstance(marker, str) else marker
         for path in folder.glob(pattern):
-            if path.is_file() and not path.is_symlink() and (not keys or _json_has(path, keys)):
-                values = ", ".join(f"{key}: {value}" for key, value in keys.items()) \
-                    if isinstance(keys, Mapping) else ""
-                found.append(f"{pattern} ({values})" if values else pattern)
+            if not path.is_file() or path.is_symlink():  # never read a FIFO (it would block) or through a link
+                continue
+            values = _json_match(path, keys) if keys else {}
+            if values is not None:
+                shown = ", ".join(f"{key}: {printable(str(value))[:40]}" for key, value in values.items())
+                found.append(f"{pattern} ({shown})" if shown else pattern)
                 break
     return found
 
 
-def _json_has(path: Path, keys: Sequence[str] | Mapping[str, Any]) -> bool:
+def _json_match(path: Path, keys: Sequence[str] | Mapping[str, Any]) -> dict[str, Any] | None:
+    """The values under ``keys`` of the JSON object at ``path`` when it holds them all (matching the expected values
+    of a mapping): ``{}`` for plain keys; None when it does not match or cannot be read."""
     try:
         value = read_json(path, fix="")
     except (ModelError, OSError):
-        return False
-    if isinstance(keys, Mapping):
-        return all(key in value and value[key] == expected for key, expected in keys.items())
-    return all(key in value for key in keys)
+        return None
+    if not all(key in value for key in keys):
+        return None
+    if not isinstance(keys, Mapping):
+        return {}
+    for key, expected in keys.items():
+        if not (expected.matches(value[key]) if isinstance(expected, Other) else value[key] == expected):
+            return None
+    return {key: value[key] for key in keys}
 
 
 def check_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collection[str] = ()) -> None:

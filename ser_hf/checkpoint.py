@@ -32,6 +32,7 @@ from ser_hf._io import read_json, refuse_dangling_link, write_output_file
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.data_arguments import DataArguments
 from ser_hf.errors import ModelError, SERError
+from ser_hf.names import speaker_text
 from ser_hf.ranges import NOISE_SNR, SPEED_FACTOR
 
 __all__ = [
@@ -153,7 +154,8 @@ def _held_out_speakers(report_file: Path) -> list[str] | None:
     if speakers is not None and not (isinstance(speakers, list) and all(isinstance(s, str) for s in speakers)):
         raise ModelError(f"{report_file}: metadata.speakers must be a list of speaker ids, found "
                          f"{str(speakers)[:100]}. {fix}")
-    return speakers
+    # In the one form corpora give ids now: a record written before (an NFD 'José') still names its speaker.
+    return None if speakers is None else [speaker_text(speaker) for speaker in speakers]
 
 
 def read_run_record(model_dir: str | os.PathLike) -> dict[str, Any]:

@@ -11,12 +11,13 @@ compiled with ``re``'s syntax by the ``regex`` package and every search has a ti
 
 from __future__ import annotations
 
+import time
 import unicodedata
 
 from ser_hf.errors import SERError
 from ser_hf.paths import printable
 
-__all__ = ["PATTERN_SECONDS", "UserPattern", "speaker_text"]
+__all__ = ["PATTERN_SECONDS", "PATTERN_TOTAL_SECONDS", "UserPattern", "speaker_text"]
 
 #: Invisible characters that only ever come into a speaker id by accident (a copy from a web page or a word
 #: processor): zero-width space, word joiner, byte-order mark, soft hyphen and the bidirectional marks. The
@@ -31,8 +32,10 @@ def speaker_text(value: str) -> str:
     return "".join(char for char in text if char not in _INVISIBLE).strip()
 
 
-#: Seconds a user's pattern may take on one name.
+#: Seconds a user's pattern may take on one name, and on all the names of one job (a pattern just under the first
+#: limit on every name would otherwise take hours over thousands; a plain one takes microseconds a name).
 PATTERN_SECONDS = 1.0
+PATTERN_TOTAL_SECONDS = 30.0
 
 
 class UserPattern:
@@ -67,6 +70,7 @@ class UserPattern:
         #: Set once a search ran out of time: the pattern, not one name, is at fault (callers that record per-file
         #: problems stop instead of waiting as long on every other name).
         self.too_slow = False
+        self.seconds, self.searched = 0.0, 0  # spent on, and number of, the names searched so far
 
     def search(self, text: str, shown: str | None = None):
         """The first match in ``text`` (None if none), within :data:`PATTERN_SECONDS`.
@@ -74,6 +78,7 @@ class UserPattern:
         Raises:
             error: when the search takes longer, naming the pattern and ``shown`` (default: ``text``).
         """
+        start = time.perf_counter()
         try:
             return self.compiled.search(text, timeout=PATTERN_SECONDS)
         except TimeoutError:
@@ -83,3 +88,12 @@ class UserPattern:
                 f"(catastrophic backtracking: a repetition of something that can match in several ways, such as "
                 f"(a|aa)+ or (\\w+\\s?)+, retried at every position); expected a pattern that reads each name "
                 f"once. Make the repeated part match one way, {self.fix}.") from None
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.searched += 1
+            if self.seconds > PATTERN_TOTAL_SECONDS and not self.too_slow:
+                self.too_slow = True
+                raise self.error(
+                    f"{self.option} {self.pattern!r} took {self.seconds:.0f} s on the first {self.searched} names "
+                    f"({self.seconds / self.searched:.2f} s each; a plain pattern takes microseconds): it backtracks "
+                    f"on every name. Make the repeated part match one way, {self.fix}.")

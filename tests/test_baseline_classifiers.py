@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 import numpy as np
 import pytest
@@ -155,14 +156,22 @@ def test_an_interrupted_baseline_cv_can_be_rerun_into_its_folder(corpus, tmp_pat
     cv = tmp_path / "out" / "cv"
     assert sorted(p.name for p in cv.iterdir()) == ["cv_summary.json", "cv_summary.md", "fold1", "fold2", "pooled"]
     _refused_as_a_run_output(tmp_path / "out", "cv/cv_summary.json")
+    from ser_hf.baseline.folder import check_baseline_folder
+
+    summary = cv / "cv_summary.json"
+    for kind in (["run"], None, "Run", 1, "a kind of a later version"):  # anything but the command's own is foreign
+        summary.write_text(json.dumps({**json.loads(summary.read_text()), "kind": kind}))
+        _refused_as_a_run_output(tmp_path / "out", "cv/cv_summary.json", kind=re.escape(str(kind)))
+        with pytest.raises(ModelError, match=r"another kind of output \(cv/cv_summary.json \(kind: "):
+            check_baseline_folder(tmp_path / "out", "--out")
 
 
-def _refused_as_a_run_output(folder, marker):
+def _refused_as_a_run_output(folder, marker, kind="baseline"):
     """A training run (``output_dir``) must not take over a baseline's CV folder: it would delete its folds."""
     from ser_hf._io import check_output_folder
     from ser_hf.training.experiment import FOREIGN_OUTPUTS, RUN_OUTPUTS
 
-    with pytest.raises(ModelError, match=rf"another kind of output \({marker} \(kind: baseline\)\)"):
+    with pytest.raises(ModelError, match=rf"another kind of output \({marker} \(kind: {kind}\)\)"):
         check_output_folder(folder, argument="output_dir", marker=RUN_OUTPUTS, what="a ser_hf run's output",
                             overwrite=True, foreign=FOREIGN_OUTPUTS)
 

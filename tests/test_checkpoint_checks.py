@@ -529,3 +529,15 @@ def test_a_skops_zip_bomb_is_refused_unread(baseline, tmp_path):
     with pytest.raises(ModelError, match=r"model\.skops' is a \d+-byte archive of \d+ members that would inflate to "
                                          r"\d+ bytes"):
         load_baseline(folder)
+
+
+def test_held_out_speakers_recorded_before_ids_had_one_form_still_name_their_speakers(tmp_path):
+    """Corpora give speaker ids in NFC now; a checkpoint's eval/report.json written before may hold 'José' in NFD,
+    which --split test must still find (and the leak warning must not count as a training speaker)."""
+    import json
+
+    from ser_hf.checkpoint import read_run_record
+
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "report.json").write_text(json.dumps({"metadata": {"speakers": ["Jose\u0301", "Bo\u200b"]}}))
+    assert read_run_record(tmp_path)["test_speakers"] == ["Jos\u00e9", "Bo"]

@@ -386,6 +386,33 @@ def test_enrollments_keep_their_name_and_replace_only_earlier_enrollments(adapti
     assert EmotionRecognizer.from_pretrained(checkpoint).load_enrollments(tmp_path / "speakers.v2") == ["SM3"]
 
 
+def test_enrollment_paths_start_in_the_home_folder_with_a_tilde(adaptive, tmp_path, monkeypatch):
+    corpus, checkpoint, _ = adaptive
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "home").mkdir()
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SM3", _clips(corpus, "SM3")[:4])
+    assert recognizer.save_enrollments("~/spk") == tmp_path / "home" / "spk.json" and not (tmp_path / "~").exists()
+    assert EmotionRecognizer.from_pretrained(checkpoint).load_enrollments("~/spk") == ["SM3"]
+
+
+def test_a_saved_file_naming_one_speaker_twice_is_refused_not_merged(adaptive, tmp_path):
+    """Files saved before ids had one form may hold 'José' in NFC and in NFD: loading must not drop one silently."""
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("Jos\u00e9", _clips(corpus, "SM3")[:4])
+    recognizer.enroll("Ana", _clips(corpus, "SF2")[:4])
+    saved = recognizer.save_enrollments(tmp_path / "old")
+    document = json.loads(saved.read_text(encoding="utf-8"))
+    document["speakers"][1]["speaker"] = "Jose\u0301"  # as an older ser_hf kept it, apart
+    saved.write_text(json.dumps(document), encoding="utf-8")
+    fresh = EmotionRecognizer.from_pretrained(checkpoint)
+    with pytest.raises(SERError, match=r"records 0 and 1 both name speaker 'José'.*one would silently replace"):
+        fresh.load_enrollments(saved)
+    assert fresh.enrollments.speakers == {}
+
+
 @pytest.mark.parametrize("spoil, expected", [
     (lambda d: d["speakers"].__setitem__(0, 1), r"record 0 has no usable offset or is malformed"),
     (lambda d: d["speakers"][1].pop("speaker"), r"record 1 has no usable offset or is malformed"),
@@ -514,6 +541,11 @@ def test_silent_clips_are_left_out_before_the_encoder_runs(adaptive):
     normalising = EmotionRecognizer.from_pretrained(checkpoint, preprocessor=AudioPreprocessor(
         sampling_rate=16000, normalize="peak"))
     assert normalising.enroll("hiss", [hiss, hiss * 2, hiss * 3])["silent_clips"] == 3
+    # Each clip is judged on its own: quiet speech (-53 dBFS) beside loud sessions is still speech.
+    quiet = load_audio(voiced[0], 16000)
+    quiet = quiet * (10 ** (-53 / 20) / np.sqrt(np.mean(quiet.astype(np.float64) ** 2)))
+    summary = recognizer.enroll("quiet and loud", [*voiced, quiet.astype(np.float32)])
+    assert (summary["clips"], summary.get("silent_clips", 0)) == (4, 0)
 
 
 def test_a_recording_given_twice_counts_once(adaptive, tmp_path):

@@ -142,3 +142,14 @@ def test_a_resume_after_a_finished_file_broke_is_refused_and_one_through_a_linke
                                        r"were scored \(3 clip\(s\) now"):
         predict_files(checkpoint, [folder], out, speaker_pattern=pattern, progress=False)
     assert out.read_bytes() == before
+
+
+def test_a_pattern_slow_on_every_name_stops_at_the_total_budget(tmp_path, monkeypatch):
+    from ser_hf import names
+    from ser_hf.inference.inputs import speakers_of
+
+    paths = [str(tmp_path / f"spk{n}_a.wav") for n in range(50)]
+    monkeypatch.setattr(names, "PATTERN_TOTAL_SECONDS", 1e-4)  # as if every name took most of the per-name limit
+    with pytest.raises(SERError, match=r"--speaker-pattern '/\(spk.*took 0 s on the first \d+ names \(0\.00 s each; "
+                                       r"a plain pattern takes microseconds\): it backtracks on every name"):
+        speakers_of(paths, paths, pattern=r"/(spk\d+)_")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ser_hf._io import check_output_folder
-from ser_hf.evaluation.report import CV_PLAN, CV_PLAN_KEYS, CV_SUMMARY_KEYS, cv_markers
+from ser_hf.evaluation.report import CV_PLAN, CV_PLAN_KEYS, CV_SUMMARY_KEYS, foreign_cv_markers
 
 __all__ = ["BASELINE_OUTPUTS", "CONFIG_NAME", "FOREIGN_OUTPUTS", "MODEL_NAME", "check_baseline_folder"]
 
@@ -24,7 +24,7 @@ BASELINE_OUTPUTS = ((CONFIG_NAME, ("format", "classifier", "labels")), ("cv/cv_s
                     (f"cv/{CV_PLAN}", CV_PLAN_KEYS))
 #: Marker files of other commands' outputs (a training run, an ONNX export, a speaker model): not a baseline's folder.
 FOREIGN_OUTPUTS = ("ser_hf_run.json", "ser_hf_export.json", "ser_hf_speaker.json", "hp_search.json",
-                   "checkpoints/*/checkpoint-*/trainer_state.json", *cv_markers("run"))
+                   "checkpoints/*/checkpoint-*/trainer_state.json", *foreign_cv_markers("baseline"))
 
 
 def check_baseline_folder(directory: str | os.PathLike, argument: str) -> Path:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ser_hf._io import write_output_file
+from ser_hf._io import Other, write_output_file
 from ser_hf.errors import EvaluationError
 from ser_hf.evaluation.bootstrap import CI_METRICS, bootstrap_confidence_intervals
 from ser_hf.evaluation.breakdown import breakdown_lines, breakdown_markdown, speaker_breakdown
@@ -428,7 +428,7 @@ class EvaluationReport:
 
 __all__ = ["CI_METRICS", "CV_KIND", "CV_KINDS", "CV_PLAN", "CV_PLAN_KEYS", "CV_SUMMARY_KEYS", "METRIC_TITLES", "REPORT_FILES", "REPORT_KEYS",
            "EvaluationReport",
-           "confusion_markdown", "cv_markers", "markdown_table",
+           "confusion_markdown", "foreign_cv_markers", "markdown_table",
            "percent"]
 
 #: Every file a report (:meth:`EvaluationReport.write`), a CV summary and a leave-one-corpus-out summary write: the
@@ -451,7 +451,8 @@ CV_KIND = "kind"
 CV_KINDS = ("run", "baseline")
 
 
-def cv_markers(kind: str) -> tuple[tuple[str, dict[str, str]], ...]:
-    """Markers (for :func:`ser_hf._io.check_output_folder`) of a ``cv/`` folder written by ``kind`` (of
-    :data:`CV_KINDS`): its summary or plan naming that kind. Files written before the kind was recorded name none."""
-    return tuple((f"cv/{name}", {CV_KIND: kind}) for name in ("cv_summary.json", CV_PLAN))
+def foreign_cv_markers(kind: str) -> tuple:
+    """Markers (for :func:`ser_hf._io.check_output_folder`'s ``foreign``) of a ``cv/`` folder that another kind than
+    ``kind`` (of :data:`CV_KINDS`) wrote: its summary or plan naming any other kind (or one this version does not
+    know). Files written before the kind was recorded name none, and stay any command's."""
+    return tuple((f"cv/{name}", {CV_KIND: Other(kind)}) for name in ("cv_summary.json", CV_PLAN))

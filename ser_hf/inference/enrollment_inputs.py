@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ser_hf.errors import SERError
-from ser_hf.inference.streaming import DEFAULT_VAD_THRESHOLD_DB, window_level_db
+from ser_hf.inference.streaming import window_level_db
 from ser_hf.paths import display_path, printable
 
 __all__ = ["ENROLLMENT_SILENCE_DB", "clip_key", "enrollment_inputs", "enrollment_pair", "screen", "screen_clips", "shown_path",
@@ -44,11 +44,11 @@ ENROLLMENT_SILENCE_DB = -60.0
 
 
 def silent_clips(levels: Sequence[float]) -> list[bool]:
-    """Which of one speaker's enrollment clips are silence, from their RMS levels in dB full scale
-    (:func:`~ser_hf.inference.streaming.window_level_db`): below :data:`ENROLLMENT_SILENCE_DB`, or more than
-    ``-DEFAULT_VAD_THRESHOLD_DB`` (40) dB below the speaker's loudest clip, as a stream gates its windows."""
-    loudest = max(levels, default=ENROLLMENT_SILENCE_DB)
-    return [level < ENROLLMENT_SILENCE_DB or level < loudest + DEFAULT_VAD_THRESHOLD_DB for level in levels]
+    """Which enrollment clips are silence, from their RMS levels in dB full scale
+    (:func:`~ser_hf.inference.streaming.window_level_db`): below :data:`ENROLLMENT_SILENCE_DB`. Each clip is judged on
+    its own level: enrollment clips are separate recordings, often at different gains, so quiet speech next to a loud
+    session is still speech (a stream gates its windows against its own peak instead)."""
+    return [level < ENROLLMENT_SILENCE_DB for level in levels]
 
 
 def clip_key(wave: np.ndarray) -> bytes:
@@ -141,7 +141,7 @@ def _check_pair_path(path: Any, action: str) -> str:
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise SERError(f"cannot {action} enrollments: the path must be a str or os.PathLike, got "
                        f"{type(path).__name__}; pass a file name, e.g. {action}_enrollments('speakers').")
-    text = os.fsdecode(os.fspath(path))
+    text = os.path.expanduser(os.fsdecode(os.fspath(path)))  # '~/spk' is the home folder's, as everywhere in ser_hf
     shown = shown_path(text)
     example = "'speakers' (speakers.json + speakers.safetensors)"
     if "\0" in text:

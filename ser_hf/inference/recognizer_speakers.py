@@ -48,7 +48,7 @@ class SpeakerAdaptation:
     def enroll(self, speaker: str, clips: Sequence[RecognizerInput]) -> dict[str, Any]:
         """Learn a speaker's voice offset from their unlabelled clips (any emotions, ideally 10 or more).
 
-        Silent clips (digital silence, or 40 dB below the speaker's loudest) and a recording given twice (the same
+        Silent clips (RMS below -60 dBFS before the checkpoint's cleaning) and a recording given twice (the same
         samples) are left out before the encoder runs: neither tells anything of the voice.
 
         Args:

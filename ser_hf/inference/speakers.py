@@ -324,7 +324,7 @@ class SpeakerEnrollments:
         if digest is not None and digest != hashlib.sha256(data).hexdigest():
             raise SERError(f"enrollments {shown!r}: the .safetensors is not the one its .json was saved with (a save "
                            f"interrupted, or files of two saves); {again}")
-        loaded = {}
+        loaded, numbers = {}, {}
         for number, record in enumerate(document["speakers"]):
             speaker, entry = self._loaded_entry(record, tensors)
             if entry is None:
@@ -332,7 +332,12 @@ class SpeakerEnrollments:
                 raise SERError(f"enrollments {shown!r}: {what} has no usable offset or is malformed (expected a "
                                f"speaker id, a clip count, adapted true/false and, when adapted, a finite float32 "
                                f"offset of shape {self.adaptation.means.shape[1:]}); {again}")
-            loaded[speaker] = entry
+            if speaker in loaded:  # ids saved apart before they had one form (NFC), or a file edited by hand
+                raise SERError(f"enrollments {shown!r}: records {numbers[speaker]} and {number} both name speaker "
+                               f"{printable(speaker)[:80]!r} (ids are compared in one form: NFC, without invisible "
+                               f"marks), so one would silently replace the other; remove one of the records, or "
+                               f"{again}")
+            loaded[speaker], numbers[speaker] = entry, number
         self.speakers.update(loaded)
         return list(loaded)
 

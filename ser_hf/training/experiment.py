@@ -38,7 +38,7 @@ from ser_hf.evaluation.folds import (
     remove_earlier_reports,
     reports_by_group,
 )
-from ser_hf.evaluation.report import CV_PLAN, CV_PLAN_KEYS, CV_SUMMARY_KEYS, REPORT_FILES, cv_markers
+from ser_hf.evaluation.report import CV_PLAN, CV_PLAN_KEYS, CV_SUMMARY_KEYS, REPORT_FILES, foreign_cv_markers
 from ser_hf.evaluation.tables import signed_percent_range
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.splits import (
@@ -72,7 +72,7 @@ RUN_SETTINGS = {"validation_size": "validation_size (--validation_size)", "test_
                 "n_folds": "num_folds (--num_folds)"}
 #: Marker files of other commands' outputs: a run must not write its checkpoint among them (an ONNX export's
 #: model.onnx would keep scoring the earlier model; a baseline's model.skops would sit beside a transformers one).
-FOREIGN_OUTPUTS = ("ser_hf_export.json", "baseline_config.json", "ser_hf_speaker.json", *cv_markers("baseline"))
+FOREIGN_OUTPUTS = ("ser_hf_export.json", "baseline_config.json", "ser_hf_speaker.json", *foreign_cv_markers("run"))
 #: Files of an earlier run that a new one may not write again, so they would be left to contradict it: an earlier
 #: probe's speaker adaptation beside a model trained without it (and ``eval/``, an earlier test report beside a run
 #: without one).

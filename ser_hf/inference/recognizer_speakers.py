@@ -75,8 +75,8 @@ class SpeakerAdaptation:
         from ser_hf.inference.enrollment_inputs import enrollment_inputs
         from ser_hf.inference.speakers import speaker_id
 
+        registry = self.enrollments  # a model without adaptation says so first, before its clips are looked at
         clips = enrollment_inputs(clips, speaker_id(speaker))
-        registry = self.enrollments  # a model without adaptation fails before any decoding
         raw = [self.load_raw(clip, MAX_CLIP_DURATION, describe_input(clip, index, False)) for index, clip in enumerate(clips)]
         levels = [window_level_db(wave) for wave in raw]  # before cleaning: a peak-normalised hiss is still silence
         (clips_states, *copies_states), left_out = registry.enrollment_versions([self.prepare(wave) for wave in raw],

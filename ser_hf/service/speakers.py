@@ -143,12 +143,14 @@ def score_for_speaker(recognizer: Any, speaker: str, waves) -> Any:
         return registry.probabilities(speaker, clips, copies)
 
 
-def _enroll(registry: Any, speaker: str, versions: list, left_out: dict[str, int]) -> dict[str, Any]:
-    """Enroll, move the speaker to the newest place and drop the oldest beyond :data:`MAX_SPEAKERS`, in one step."""
+def _enroll(registry: Any, speaker: str, versions: list, left_out: dict[str, int] | None = None) -> dict[str, Any]:
+    """Enroll, move the speaker to the newest place and drop the oldest beyond :data:`MAX_SPEAKERS`, in one step.
+    ``left_out``: the clips screening left out (``{"silent": n, "repeated": m}``)."""
     clips, *copies = versions
     with registry_lock(registry):
-        summary = registry.enroll(speaker, clips, copies, **left_out)
-        registry.speakers[speaker] = registry.speakers.pop(speaker)  # re-enrolled: now the newest
+        summary = registry.enroll(speaker, clips, copies, **(left_out or {}))
+        key = summary["speaker"]  # the id as enrollments keep it
+        registry.speakers[key] = registry.speakers.pop(key)  # re-enrolled: now the newest
         while len(registry.speakers) > MAX_SPEAKERS:
             registry.speakers.pop(next(iter(registry.speakers)))
     return summary

@@ -418,6 +418,9 @@ def test_a_saved_file_naming_one_speaker_twice_is_refused_not_merged(adaptive, t
     (lambda d: d["speakers"][1].pop("speaker"), r"record 1 has no usable offset or is malformed"),
     (lambda d: d["speakers"][1].__setitem__("speaker", None), r"record 1 has no usable offset"),
     (lambda d: d["speakers"][1].__setitem__("adapted", "no"), r"speaker 'SF2' \(record 1\) has no usable offset"),
+    (lambda d: d["speakers"][1].__setitem__("clips", -5), r"speaker 'SF2' \(record 1\) has no usable offset"),
+    (lambda d: d["speakers"][1].__setitem__("clips", True), r"speaker 'SF2' \(record 1\) has no usable offset"),
+    (lambda d: d["speakers"][1].__setitem__("speaker", " \u200b "), r"record 1 has no usable offset or is malformed"),
     (lambda d: d["speakers"][1].__setitem__("tensor", "offset.0"), None),  # another speaker's offset: still valid
     (lambda d: d.__setitem__("speakers", {"SM3": 1}), r"is not an enrollment file of this version"),
     (lambda d: d.__setitem__("format", 99), r"format 99, expected 1"),

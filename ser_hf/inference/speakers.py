@@ -308,7 +308,7 @@ class SpeakerEnrollments:
         shown = shown_path(json_path.with_suffix(""))
         again = "enroll the speakers again."
         try:
-            document = read_json(json_path, fix=again, max_bytes=MAX_ENROLLMENT_BYTES)
+            document = read_json(json_path, fix="", max_bytes=MAX_ENROLLMENT_BYTES)  # the fix is said once, below
             data = weights_path.read_bytes()
             tensors = load(data)
         except (OSError, SafetensorError, ModelError) as error:
@@ -348,8 +348,9 @@ class SpeakerEnrollments:
         speaker, copies = speaker_text(record["speaker"]), record.get("copies") or []  # files from before NFC ids
         if not speaker:
             return None, None
-        if not isinstance(record.get("adapted"), bool) or not isinstance(record.get("clips"), int) or \
-                not isinstance(copies, list) or not all(isinstance(name, str) for name in copies):
+        clips = record.get("clips")
+        if not isinstance(record.get("adapted"), bool) or not isinstance(clips, int) or isinstance(clips, bool) or \
+                clips < 0 or not isinstance(copies, list) or not all(isinstance(name, str) for name in copies):
             return speaker, None
         name = str(record.get("tensor", ""))
         offsets = [tensors.get(name)] if record["adapted"] else []

@@ -127,21 +127,26 @@ def write_result(name: str, results: dict) -> Path:
     return path
 
 
-def run_configs(description: str, default_name: str, run_config: Callable[[str], dict], key: str = "config") -> None:
+def run_configs(description: str, default_name: str, run_config: Callable[..., dict], key: str = "config",
+                options: dict[str, dict] | None = None) -> None:
     """The ``main()`` of a benchmark scored per configuration (``--configs`` ``corpus[/emotions]:model:positions``).
 
     Each configuration's row, with its :func:`provenance`, replaces that configuration's row (found by ``key``) in
     ``benchmarks/results/NAME.json`` and the file is written after every configuration, so a later run can add or
-    redo one configuration and an interrupted run keeps what it finished.
+    redo one configuration and an interrupted run keeps what it finished. ``options``: the benchmark's own flags
+    (``{"--assignments": argparse keywords}``), passed to ``run_config`` as keywords.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--configs", nargs="+", required=True, help="corpus[/emotions]:model:max_source_positions")
     parser.add_argument("--name", default=default_name, help="result file name (benchmarks/results/NAME.json)")
+    for flag, keywords in (options or {}).items():
+        parser.add_argument(flag, **keywords)
     args = parser.parse_args()
+    extra = {name: getattr(args, name) for name in (flag.lstrip("-").replace("-", "_") for flag in options or {})}
     previous = RESULTS_DIR / f"{args.name}.json"
     rows = {r[key]: r for r in json.loads(previous.read_text())["results"]["runs"]} if previous.exists() else {}
     for spec in args.configs:
-        rows[spec] = {**run_config(spec), **provenance()}
+        rows[spec] = {**run_config(spec, **extra), **provenance()}
         write_result(args.name, {"runs": list(rows.values())})
 
 

@@ -292,8 +292,8 @@ def _json_match(path: Path, keys: Sequence[str] | Mapping[str, Any]) -> dict[str
         return None
     if not isinstance(keys, Mapping):
         return {}
-    for key, expected in keys.items():
-        if not (expected.matches(value[key]) if isinstance(expected, Other) else value[key] == expected):
+    for key, expected in keys.items():  # an expected value with .matches (Other, ...) decides for itself
+        if not (expected.matches(value[key]) if hasattr(expected, "matches") else value[key] == expected):
             return None
     return {key: value[key] for key in keys}
 
@@ -336,6 +336,17 @@ def remove_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collec
         shutil.rmtree(folder)
 
 
+def refuse_sources(out: str | os.PathLike, sources: Sequence[str | os.PathLike], argument: str, what: str) -> None:
+    """Raise ModelError when the output folder ``out`` is, or holds, one of the folders it is made from."""
+    resolved = Path(out).expanduser().resolve()
+    for source in sources:
+        source = Path(source).expanduser().resolve()
+        if resolved == source or resolved in source.parents:
+            raise ModelError(f"{argument} {display_path(out)} is (or holds) the checkpoint it is made from, "
+                             f"{display_path(source)}; writing {what} there would overwrite it. Pass another "
+                             f"directory.")
+
+
 def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | Sequence[Marker], what: str,
                         sources: Sequence[str | os.PathLike] = (), overwrite: bool = False,
                         foreign: Sequence[Marker] = ()) -> Path:
@@ -374,13 +385,8 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
     if blocking is not None and not blocking.is_dir():
         raise ModelError(f"{argument} {shown_out} cannot be created: {display_path(blocking)} is a file, not a "
                          f"folder. Pass a directory path whose parents are folders.")
+    refuse_sources(out, sources, argument, what)
     resolved = out.resolve()
-    for source in sources:
-        source = Path(source).expanduser().resolve()
-        if resolved == source or resolved in source.parents:
-            raise ModelError(f"{argument} {shown_out} is (or holds) the checkpoint it is made from, "
-                             f"{display_path(source)}; writing {what} there would overwrite it. Pass another "
-                             f"directory.")
     for folder in (resolved, *resolved.parents):
         checkpoint = folder.parent
         if folder.name == "eval" and ((checkpoint / "ser_hf_run.json").is_file() or (

@@ -541,3 +541,36 @@ def test_held_out_speakers_recorded_before_ids_had_one_form_still_name_their_spe
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "report.json").write_text(json.dumps({"metadata": {"speakers": ["Jose\u0301", "Bo\u200b"]}}))
     assert read_run_record(tmp_path)["test_speakers"] == ["Jos\u00e9", "Bo"]
+
+
+def test_saving_a_checkpoint_never_overwrites_its_backbone_or_a_folder_of_other_files(tmp_path):
+    """ProbeMethod/FinetuneMethod/PartialMethod.save go through save_checkpoint: the folder the model was loaded from
+    (its backbone) and a folder of the user's files are refused; a new folder or an earlier checkpoint are fine."""
+    import hashlib
+
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    from ser_hf.errors import ModelError
+    from ser_hf.models.factory import save_checkpoint
+    from ser_hf.testing.models import tiny_backbone, tiny_classifier
+
+    source = tiny_classifier("wav2vec2", tmp_path / "source", ["neutral", "happy"])
+    model = AutoModelForAudioClassification.from_pretrained(source)
+    extractor = AutoFeatureExtractor.from_pretrained(source)
+    digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in source.iterdir() if p.is_file()}
+    with pytest.raises(ModelError, match=r"out_dir .*source.* is \(or holds\) the checkpoint it is made from"):
+        save_checkpoint(model, extractor, source)
+    with pytest.raises(ModelError, match=r"is \(or holds\) the checkpoint it is made from"):
+        save_checkpoint(model, extractor, source, replace=True)  # a run's checked output_dir: still never the source
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in source.iterdir() if p.is_file()} == digest
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"my": "settings"}')
+    with pytest.raises(ModelError, match=r"mine is not empty .* holds no config.json"):
+        save_checkpoint(model, extractor, mine)
+    backbone = tiny_backbone("wav2vec2", tmp_path / "another-backbone")  # a bare encoder, not a classifier of ours
+    with pytest.raises(ModelError, match=r"another-backbone is not empty"):
+        save_checkpoint(model, extractor, backbone)
+    assert (mine / "config.json").read_text() == '{"my": "settings"}'
+    earlier = save_checkpoint(model, extractor, tmp_path / "new")
+    assert save_checkpoint(model, extractor, earlier) == earlier  # an earlier classifier checkpoint is replaced

@@ -318,3 +318,37 @@ def test_a_users_folder_inside_an_earlier_cv_stops_the_new_one(setup, capsys):
     assert main(["cv", *common, "--num_folds", "2", "--output_dir", str(out)]) == 2
     assert "kept_2025, which ser_hf did not write there" in capsys.readouterr().err
     assert (out / "cv" / "kept_2025" / "report.md").read_text() == "MY NOTES"
+
+
+def test_a_rerun_that_fails_or_is_killed_never_leaves_the_earlier_run_half_replaced(setup, monkeypatch):
+    """A rerun that fails before it has a model keeps the earlier run whole (its test report, card, record); one
+    killed while scoring its test part leaves the new weights with their own record and no card, never the old card
+    beside new weights."""
+    from ser_hf.training import experiment
+    from ser_hf.training.experiment import train
+
+    tmp, common = setup
+    out = tmp / "half"
+    train(parse_run(None, [*common, "--output_dir", str(out)]), progress=False)
+    before = {name: (out / name).read_bytes() for name in ("README.md", "ser_hf_run.json", "eval/report.json")}
+
+    def broken_fit(*args, **kwargs):
+        raise SERError("a clip that decodes to NaN")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(experiment.ProbeMethod, "fit", broken_fit)
+        with pytest.raises(SERError, match="NaN"):
+            train(parse_run(None, [*common, "--output_dir", str(out)]), progress=False)
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(experiment, "evaluate_method", killed)
+        with pytest.raises(KeyboardInterrupt):
+            train(parse_run(None, [*common, "--output_dir", str(out), "--probe_projector_size", "4"]), progress=False)
+    assert not (out / "README.md").exists() and not (out / "eval").exists()  # unfinished, and says so
+    assert json.loads((out / "ser_hf_run.json").read_bytes()) != json.loads(before["ser_hf_run.json"])
+    train(parse_run(None, [*common, "--output_dir", str(out)]), progress=False)  # and a rerun is accepted
+    assert (out / "README.md").is_file() and (out / "eval" / "report.json").is_file()

@@ -47,7 +47,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from ser_hf._io import default_permissions, detach_for_rewrite
+from ser_hf._io import check_output_folder, default_permissions, detach_for_rewrite, refuse_sources
 from ser_hf.emotions import EMOTIONS
 from ser_hf.errors import ModelError
 from ser_hf.models.architecture import ARCHITECTURES, SUPPORTED_MODEL_TYPES, Architecture
@@ -440,20 +440,34 @@ def build_model(checkpoint: str | os.PathLike, labels: Sequence[str], options: M
     return model, feature_extractor
 
 
-def save_checkpoint(model: PreTrainedModel, feature_extractor, out_dir: str | os.PathLike) -> Path:
+class _ClassifierArchitectures:
+    """A ``config.json`` marker value: the ``architectures`` of an audio classifier (what a checkpoint of ours holds,
+    never a bare backbone's ``WhisperModel``)."""
+
+    @staticmethod
+    def matches(found) -> bool:
+        return isinstance(found, list) and any(str(name).endswith(("ForAudioClassification",
+                                                                   "ForSequenceClassification")) for name in found)
+
+
+def save_checkpoint(model: PreTrainedModel, feature_extractor, out_dir: str | os.PathLike,
+                    replace: bool = False) -> Path:
     """Save ``model`` (safetensors) and ``feature_extractor`` so that ``pipeline("audio-classification")`` loads them.
 
     Args:
         model: A model from :func:`build_model` (trained or not).
         feature_extractor: Its feature extractor.
-        out_dir: Directory to write (created if missing).
+        out_dir: Directory to write (created if missing): new, empty or an earlier classifier checkpoint, never the
+            folder the model was built from (its backbone) nor a folder of other files.
+        replace: ``out_dir`` was checked by the caller (a run's ``output_dir``, which may hold an earlier run's
+            reports); the model's own folder is refused all the same.
 
     Returns:
         ``out_dir`` as a :class:`~pathlib.Path`.
 
     Raises:
-        ModelError: if a Whisper model and its feature extractor disagree on the input length (the checkpoint
-            would not run), or if no safetensors weights were written.
+        ModelError: if ``out_dir`` is refused (named, with the fix), if a Whisper model and its feature extractor
+            disagree on the input length (the checkpoint would not run), or if no safetensors weights were written.
 
     Example:
         >>> save_checkpoint(model, extractor, "out/ser-model")  # doctest: +SKIP
@@ -461,7 +475,14 @@ def save_checkpoint(model: PreTrainedModel, feature_extractor, out_dir: str | os
         >>> pipeline("audio-classification", model="out/ser-model")(wave)  # doctest: +SKIP
     """
     check_whisper_lengths(model.config, feature_extractor)
-    out = Path(out_dir)
+    source = Path(str(getattr(model, "name_or_path", "") or "")).expanduser()
+    sources = [source] if str(source) not in ("", ".") and source.is_dir() else []  # a local backbone, not a Hub id
+    if replace:
+        refuse_sources(out_dir, sources, "out_dir", "a checkpoint")
+    else:
+        check_output_folder(out_dir, argument="out_dir", what="a checkpoint", overwrite=True, sources=sources,
+                            marker=[("config.json", {"architectures": _ClassifierArchitectures()})])
+    out = Path(out_dir).expanduser()
     # A link left in an earlier checkpoint (or a `cp -al` backup's hard link) must not carry the new files elsewhere.
     detach_for_rewrite(out, CHECKPOINT_WRITES)
     # safetensors needs no pickle to load; transformers 5 always writes it, 4.x needs the flag.

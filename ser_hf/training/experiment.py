@@ -73,10 +73,12 @@ RUN_SETTINGS = {"validation_size": "validation_size (--validation_size)", "test_
 #: Marker files of other commands' outputs: a run must not write its checkpoint among them (an ONNX export's
 #: model.onnx would keep scoring the earlier model; a baseline's model.skops would sit beside a transformers one).
 FOREIGN_OUTPUTS = ("ser_hf_export.json", "baseline_config.json", "ser_hf_speaker.json", *foreign_cv_markers("run"))
-#: Files of an earlier run that a new one may not write again, so they would be left to contradict it: an earlier
-#: probe's speaker adaptation beside a model trained without it (and ``eval/``, an earlier test report beside a run
-#: without one).
-_STALE_TRAIN_OUTPUTS = ("speaker_adaptation.safetensors", "speaker_adaptation.json")
+#: Files of an earlier run that a new one may not write again, or writes only after its test scoring, so they would be
+#: left to contradict it: an earlier probe's speaker adaptation beside a model trained without it, the earlier model
+#: card (a run killed while scoring its test part must not show the old card beside the new weights), and ``eval/``,
+#: an earlier test report. The run record stays: the new one replaces it right after the weights, and it marks the
+#: folder as a run's for the next run.
+_STALE_TRAIN_OUTPUTS = ("speaker_adaptation.safetensors", "speaker_adaptation.json", "README.md", "ser_hf_card.json")
 
 
 def run_output_dir(run: Run) -> Path:
@@ -208,19 +210,22 @@ def train(run: Run, progress: bool = True) -> TrainResult:
     if run.data.streaming:
         from ser_hf.training.streaming import train_streaming  # only streamed runs pay for the Trainer's import
 
-        _remove_stale_outputs(out)
-        return train_streaming(run, progress)
+        return train_streaming(run, progress, before_save=lambda: _remove_stale_outputs(out))
     dataset = load_run_dataset(run.data, include_eval=True)
-    _remove_stale_outputs(out)  # once the corpus has loaded: a typo in data_dir must not cost the earlier run's files
     split = _train_split(run, dataset)
     labels = dataset.features["label"].names
     method = make_method(run, labels, progress).fit(split["train"], split.get("validation"))
-    checkpoint = method.save(out)
+    # Only now, with a model to save: a run that fails before keeps the earlier run whole. The earlier card goes with
+    # the rest, so a run killed while scoring its test part leaves a folder that says it is unfinished (no card, no
+    # eval/), never new weights beside the old run's card.
+    _remove_stale_outputs(out)
+    checkpoint = method.save(out, replace=True)  # run_output_dir checked it
+    if is_main_process():
+        write_run_record(out, run.settings(dataset))  # at once: the weights' cleaning, before the slow test scoring
     report = evaluate_method(run, method, split["test"], "test")[0] if "test" in split else None
     if is_main_process():
         if report is not None:
             report.write(out / "eval")
-        write_run_record(out, run.settings(dataset))
         write_model_card(checkpoint, card_from_run(run, split, report, checkpoint, method=method))
     return TrainResult(checkpoint, report)
 

@@ -256,7 +256,7 @@ class FinetuneMethod:
                 probabilities[rows] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         return probabilities
 
-    def save(self, out_dir) -> Path:
+    def save(self, out_dir, replace: bool = False) -> Path:
         """Save an ordinary safetensors checkpoint (LoRA merged) that ``pipeline("audio-classification")`` loads.
 
         With several processes (``accelerate launch``) only the main one writes; the others wait for it.
@@ -266,6 +266,6 @@ class FinetuneMethod:
         self.model = merge_lora(self.model)
         out = Path(out_dir)
         if self.trainer.args.should_save:
-            save_checkpoint(self.model, self.feature_extractor, out)
+            save_checkpoint(self.model, self.feature_extractor, out, replace=replace)
         self.trainer.accelerator.wait_for_everyone()
         return out

@@ -436,12 +436,12 @@ class PartialMethod:
         logits = self._batched(dataset["audio"], self.store(dataset), lambda batch: self.top(**batch).logits)
         return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
 
-    def save(self, out_dir) -> Path:
+    def save(self, out_dir, replace: bool = False) -> Path:
         """Save the full model with the trained layers and head: an ordinary ``AutoModelForAudioClassification``."""
         if self.trainer is None:
             raise SERError("PartialMethod.save: call fit() first.")
         out = Path(out_dir)
         if self.trainer.args.should_save:
-            save_checkpoint(self.model, self.feature_extractor, out)
+            save_checkpoint(self.model, self.feature_extractor, out, replace=replace)
         self.trainer.accelerator.wait_for_everyone()
         return out

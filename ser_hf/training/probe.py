@@ -440,8 +440,9 @@ class ProbeMethod:
         """What the linear fit chose (layer mix, ridge strength, inner-CV UA); None for the gradient fit."""
         return getattr(self.head, "fit_record", None)
 
-    def save(self, out_dir) -> Path:
-        """Save an ordinary ``AutoModelForAudioClassification`` checkpoint holding the trained head."""
+    def save(self, out_dir, replace: bool = False) -> Path:
+        """Save an ordinary ``AutoModelForAudioClassification`` checkpoint holding the trained head (``out_dir`` as
+        :func:`~ser_hf.models.factory.save_checkpoint` takes it: never the backbone's folder)."""
         from ser_hf.models.factory import save_checkpoint
 
         if self.head is None:
@@ -454,7 +455,7 @@ class ProbeMethod:
         processes = launched_processes()
         checkpoint = Path(out_dir)
         if processes.is_main:  # every process fitted the same head; one writes it
-            checkpoint = save_checkpoint(self.model, self.feature_extractor, out_dir)
+            checkpoint = save_checkpoint(self.model, self.feature_extractor, out_dir, replace=replace)
             if self.adaptive is not None:
                 from ser_hf.training.speaker_adaptation import save_adaptation
 

@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +136,11 @@ class StreamingFinetuneMethod(FinetuneMethod):
         return self
 
 
-def train_streaming(run: Run, progress: bool = True) -> TrainResult:
+def train_streaming(run: Run, progress: bool = True, before_save: Callable[[], None] | None = None) -> TrainResult:
     """``ser-hf train --streaming``: fine-tune on the streamed training split, save, score ``eval_split_name``.
+
+    ``before_save`` runs once the model is trained, before it is saved (the caller's removal of an earlier run's
+    stale files: a run that fails before keeps the earlier run whole).
 
     Returns:
         A :class:`~ser_hf.training.run.TrainResult` (``report`` is None without ``eval_split_name``).
@@ -154,7 +158,9 @@ def train_streaming(run: Run, progress: bool = True) -> TrainResult:
                                      run.training, preprocessor=data.preprocessor(SAMPLING_RATE))
     method.fit_stream(training_stream(data, labels, run.training.seed), data)
     out = Path(run.training.output_dir)
-    checkpoint = method.save(out)
+    if before_save is not None:
+        before_save()
+    checkpoint = method.save(out, replace=True)  # run_output_dir checked it
     parts, report = {}, None
     if data.eval_split_name not in (None, data.train_split_name):
         parts["test"] = load_corpus(source, splits=[data.eval_split_name], emotions=labels,

@@ -257,6 +257,11 @@ class Other:
         return found != self.value
 
 
+#: Bytes a name derived from an output's (``.NAME.tmp-XXXXXXXX``, ``.NAME.XXXXXXXX.tmp``, ``.NAME.job.json``,
+#: ``NAME.shard-R-of-W``) adds to it, at most.
+DERIVED_NAME_BYTES = 20
+
+
 #: A marker: a glob pattern, or a pattern and the keys a JSON marker must hold (so a user's own ``report.json`` or
 #: ``hp_search.json`` does not pass for ser_hf's), or the values it must hold under keys (a mapping; a value may be
 #: :class:`Other`).
@@ -336,6 +341,23 @@ def remove_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collec
         shutil.rmtree(folder)
 
 
+def check_name_fits(path: str | os.PathLike, extra: int, shown: str) -> None:
+    """Raise ModelError when ``path``'s name, with the ``extra`` bytes of the names ser_hf derives from it (a hidden
+    temporary copy beside it, a lock, a shard), would exceed the longest name the file system holds: caught before any
+    work, not as a raw ``OSError`` at its end."""
+    path = Path(path)
+    place = next((parent for parent in path.absolute().parents if parent.is_dir()), Path("/"))
+    try:
+        name_max = os.pathconf(place, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    size = len(os.fsencode(path.name))
+    if size + extra > name_max:
+        raise ModelError(f"{shown}: its name is {size} bytes; ser_hf also writes hidden files beside it whose names are "
+                         f"up to {extra} bytes longer (a temporary copy, a lock), and this file system holds names of "
+                         f"at most {name_max} bytes. Pass a name of at most {name_max - extra} bytes.")
+
+
 def refuse_sources(out: str | os.PathLike, sources: Sequence[str | os.PathLike], argument: str, what: str) -> None:
     """Raise ModelError when the output folder ``out`` is, or holds, one of the folders it is made from."""
     resolved = Path(out).expanduser().resolve()
@@ -349,7 +371,7 @@ def refuse_sources(out: str | os.PathLike, sources: Sequence[str | os.PathLike],
 
 def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | Sequence[Marker], what: str,
                         sources: Sequence[str | os.PathLike] = (), overwrite: bool = False,
-                        foreign: Sequence[Marker] = ()) -> Path:
+                        foreign: Sequence[Marker] = (), inside: Sequence[str] = ()) -> Path:
     """Refuse a folder output that would destroy something it should not; returns ``out`` as a Path.
 
     Refused, before any work: ``out`` is a file or a dangling symlink, or lies below a file (it could never be
@@ -369,6 +391,8 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
         sources: Folders the output is made from.
         overwrite: Whether an earlier output may be replaced (a training run's ``output_dir``: always).
         foreign: Marker files of other kinds of output.
+        inside: Files that mark a folder whose subfolders belong to another output (a CV's ``cv_summary.json``:
+            its ``pooled/`` and ``fold1/`` are its reports): ``out`` may not lie in such a folder.
 
     Raises:
         ModelError: naming the argument, the folder, what was found and what to pass instead.
@@ -378,6 +402,7 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
     if not is_utf8(str(out)):
         raise ModelError(f"{argument} {shown_out}: its path is not valid UTF-8, and the libraries that read {what} "
                          f"(safetensors, onnxruntime, the Hub client) cannot open files there. Pass a UTF-8 path.")
+    check_name_fits(out, DERIVED_NAME_BYTES, f"{argument} {shown_out}")
     refuse_dangling_link(out, f"{argument} {shown_out}", "pass the folder itself, or create the link's target first.")
     if out.exists() and not out.is_dir():
         raise ModelError(f"{argument} {shown_out} is a file; pass a directory for {what} (it is created if missing).")
@@ -395,8 +420,15 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
                              f"{display_path(checkpoint)}: it holds the record of the speakers that model was tested "
                              f"on, which later evaluations read. Pass another directory (e.g. "
                              f"{display_path(checkpoint / 'eval-test')}).")
+    for folder in (resolved, *resolved.parents):
+        owner = next((folder.parent / name for name in inside if (folder.parent / name).is_file()), None)
+        if owner is not None and folder.parent != folder:
+            raise ModelError(f"{argument} {shown_out} lies in {display_path(folder.parent)}, whose "
+                             f"{owner.name} says its folders are another command's reports ({folder.name}/ among "
+                             f"them); writing {what} there would replace one of them. Pass another directory.")
     found = sorted(item.name for item in out.iterdir()) if out.is_dir() else []
     if not found:
+        _check_writable(out, f"{argument} {shown_out}", what)
         return out
     markers = [marker] if isinstance(marker, str) else list(marker)
     shown = f"{[printable(name) for name in found[:8]]}{' ...' if len(found) > 8 else ''}"
@@ -413,7 +445,27 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
     if not overwrite:
         raise ModelError(f"{argument} {shown_out} already holds an earlier {kind} (found {shown}); pass overwrite "
                          f"(--overwrite) to replace it, or a new or empty directory.")
+    _check_writable(out, f"{argument} {shown_out}", what)
     return out
+
+
+def _check_writable(out: Path, shown: str, what: str) -> None:
+    """Refuse, before any work, a folder that cannot be written (or made): a read-only mount, another user's folder.
+    A file is made and removed there (or a folder beside it, if it is still to be made): permissions alone do not
+    tell (root passes every permission check, yet cannot write a read-only file system)."""
+    place = out if out.is_dir() else next((parent for parent in out.absolute().parents if parent.is_dir()), None)
+    if place is None:
+        return
+    try:
+        if place == out:
+            handle, probe = tempfile.mkstemp(prefix=".ser_hf-write-check-", dir=place)
+            os.close(handle)
+            os.unlink(probe)
+        else:
+            os.rmdir(tempfile.mkdtemp(prefix=".ser_hf-write-check-", dir=place))
+    except OSError as error:
+        raise ModelError(f"{shown} cannot be written: {error.strerror or error} in {display_path(place)}; "
+                         f"{what} could not be saved there after all the work. Pass a folder you can write to.") from None
 
 
 def unique_keys(error: Callable[[list[str]], Exception]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:

@@ -257,3 +257,17 @@ def test_dataset_argument_errors(corpus):
 
 def test_groups_constant_is_complete():
     assert set(FeatureConfig().groups) == set(FEATURE_GROUPS)
+
+
+def test_baseline_cache_dir_that_is_a_file_is_named_before_the_corpus_loads(tmp_path, capsys):
+    from ser_hf.cli import main
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    for cache in (notes, notes / "cache"):
+        argv = ["baseline", "--corpus", "urdu", "--data-dir", str(tmp_path / "nowhere"), "--cache-dir", str(cache),
+                "--out", str(tmp_path / "out")]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "--cache-dir" in err and "notes.txt is not a folder" in err and "Traceback" not in err, err
+    assert notes.read_text() == "mine" and not (tmp_path / "out").exists()

@@ -247,6 +247,15 @@ def test_reports_never_go_inside_the_checkpoint_nor_write_through_links(setup, t
         run_cli(["--model", str(setup["model"]), *base[2:], "--out", str(other / "eval")])
     assert (model / "eval" / "report.json").read_text() == (other / "eval" / "report.json").read_text() == record
     assert run_cli([*base, "--out", str(model / "eval-test")]) == 0  # the --help's example: beside it is fine
+    cv = tmp_path / "baseline" / "cv"  # a CV's (a baseline's, a run's) folders are its reports
+    (cv / "pooled").mkdir(parents=True)
+    (cv / "pooled" / "report.json").write_text(record)
+    (cv / "cv_summary.json").write_text('{"folds": ["fold1"], "aggregate": {}, "pooled": {}, "kind": "baseline"}')
+    for target in (cv / "pooled", cv / "fold1", cv / "pooled" / "deeper"):
+        with pytest.raises(ModelError, match=r"lies in .*cv, whose cv_summary.json says its folders are another "
+                                             r"command's reports"):
+            run_cli([*base, "--out", str(target)])
+    assert (cv / "pooled" / "report.json").read_text() == record and not (cv / "fold1").exists()
     with pytest.raises(ModelError, match=r"cannot be created: .*config.json is a file"):
         run_cli([*base, "--out", str(model / "config.json" / "x")])  # refused before scoring, not after
     out = tmp_path / "out"

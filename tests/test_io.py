@@ -211,3 +211,42 @@ def test_only_folders_an_earlier_output_wrote_may_be_deleted_with_it(tmp_path):
     (folder / "archive_v1").rmdir()
     io_helpers.remove_own_folder(folder, {"report.json", "report.md"}, {"fold1"})
     assert not folder.exists()
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    """A read-only mount (or another user's folder) failed with a raw PermissionError only once train, evaluate or
+    baseline had done all their work; root passes every permission check, so the folder is tried for real."""
+    import errno
+    import tempfile
+
+    from ser_hf._io import check_output_folder
+    from ser_hf.errors import ModelError
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    for out in (tmp_path / "new" / "run", tmp_path):  # to be made, and existing
+        with pytest.raises(ModelError, match=r"--out .* cannot be written: Read-only file system in .*; a report could "
+                                             r"not be saved there after all the work"):
+            check_output_folder(out, argument="--out", marker="report.json", what="a report", overwrite=True)
+    assert not (tmp_path / "new").exists()
+
+
+def test_an_output_name_too_long_for_the_files_written_beside_it_is_refused_before_any_work(tmp_path, capsys):
+    """A legal 250-byte name: its hidden temporary copy, lock or job file would not fit (255 bytes), which failed
+    with a raw OSError at the end of `models convert`, or before a predict job."""
+    from ser_hf._io import check_output_folder
+    from ser_hf.cli import main
+    from ser_hf.errors import ModelError
+
+    long = "n" * 250
+    with pytest.raises(ModelError, match=r"its name is 250 bytes; ser_hf also writes hidden files beside it whose "
+                                         r"names are up to 20 bytes longer .* at most 235 bytes"):
+        check_output_folder(tmp_path / long, argument="out_dir", marker="x", what="a model")
+    for name in (long[:244] + ".jsonl", long + ".jsonl"):  # a legal name, and one too long even alone
+        assert main(["predict", "--model", str(tmp_path / "m"), str(tmp_path), "--out", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert f"--out '{tmp_path / name}': its name is {len(name)} bytes" in err and "Traceback" not in err, err
+    check_output_folder(tmp_path / ("n" * 235), argument="out_dir", marker="x", what="a model")  # fits

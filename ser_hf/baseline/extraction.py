@@ -38,7 +38,7 @@ from ser_hf._io import atomic_write_bytes, file_sha256
 from ser_hf.audio import AudioPreprocessor, PathLike
 from ser_hf.baseline.features import FeatureConfig, extract_features, feature_names
 from ser_hf.baseline.sequences import check_sequence_config, extract_sequence, sequence_names
-from ser_hf.errors import AudioError
+from ser_hf.errors import AudioError, SERError
 
 #: Computes one clip's array from its preprocessed waveform: :func:`extract_features` (a vector) or
 #: :func:`~ser_hf.baseline.sequences.extract_sequence` (frames x dims). Module-level, so workers can receive it.
@@ -118,10 +118,10 @@ class _FeatureCache:
             manifest = self.dir / "manifest.json"
             if not manifest.exists():  # for humans: what the vectors in this folder mean
                 atomic_write_bytes(manifest, json.dumps({**settings, "names": names}, indent=1).encode())
-        except OSError as err:
-            raise ValueError(
-                f"extract_dataset_features(cache_dir={str(root)!r}): cannot create the cache folder ({err}). "
-                f"Pass a writable folder, or cache_dir=None to disable caching."
+        except OSError as err:  # an SERError (a ValueError): the command line names its --cache-dir
+            raise SERError(
+                f"extract_dataset_features(cache_dir={str(root)!r}) (--cache-dir): cannot create the cache folder "
+                f"({err}). Pass a writable folder, or cache_dir=None (--no-cache) to disable caching."
             ) from err
 
     def entry(self, audio_path: str) -> Path | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from ser_hf._io import cache_root
 from ser_hf.cli.data import add_corpus_arguments, add_skip_bad_files_argument, corpus_options
 from ser_hf.errors import SERError
+from ser_hf.paths import display_path
 
 CLASSIFIER_NAMES = ("svm", "logreg", "forest", "mlp", "cnn", "lstm")
 
@@ -91,8 +92,12 @@ def run_baseline(args: argparse.Namespace) -> int:
     from ser_hf.corpora import load_corpus
     from ser_hf.evaluation import folds_to_markdown
 
-    dataset = load_corpus(args.corpus, args.data_dir, emotions=args.emotions, **corpus_options(args))
     cache = None if args.no_cache else Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
+    blocking = cache and next((p for p in (cache, *cache.absolute().parents) if p.exists() or p.is_symlink()), None)
+    if blocking is not None and not blocking.is_dir():  # before the corpus loads, not after
+        raise SERError(f"--cache-dir {display_path(cache)}: {display_path(blocking)} is not a folder; pass a folder "
+                       f"for the feature cache (made if missing), or --no-cache.")
+    dataset = load_corpus(args.corpus, args.data_dir, emotions=args.emotions, **corpus_options(args))
     options = dict(cache_dir=cache, inner_folds=args.inner_folds, seed=args.seed, n_jobs=args.jobs,
                    num_workers=args.workers, neural_config=_neural_config(args))
     result = cross_validate_baseline(dataset, args.classifier, n_folds=args.folds, out_dir=args.out, **options)

@@ -426,7 +426,7 @@ class EvaluationReport:
         return paths
 
 
-__all__ = ["CI_METRICS", "CV_KIND", "CV_KINDS", "CV_PLAN", "CV_PLAN_KEYS", "CV_SUMMARY_KEYS", "METRIC_TITLES", "REPORT_FILES", "REPORT_KEYS",
+__all__ = ["CI_METRICS", "CV_KIND", "CV_KINDS", "CV_OUTPUTS", "CV_PLAN", "CV_PLAN_KEYS", "CV_SUMMARY_KEYS", "METRIC_TITLES", "REPORT_FILES", "REPORT_KEYS",
            "EvaluationReport",
            "confusion_markdown", "foreign_cv_markers", "markdown_table",
            "percent"]
@@ -447,6 +447,8 @@ CV_PLAN = "cv_plan.json"
 CV_PLAN_KEYS = ("folds", "complete")
 #: The key of ``cv_plan.json`` and ``cv_summary.json`` naming what wrote the CV (:data:`CV_KINDS`): a training run's CV
 #: and a baseline's write the same files, and neither may take over a folder that holds the other's.
+#: The files that make a folder a CV's (or a leave-one-corpus-out run's): its subfolders are that run's reports.
+CV_OUTPUTS = ("cv_summary.json", CV_PLAN, "leave_one_corpus_out.json")
 CV_KIND = "kind"
 CV_KINDS = ("run", "baseline")
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ser_hf._io import atomic_write_bytes, refuse_dangling_link, temporary_file
+from ser_hf._io import DERIVED_NAME_BYTES, atomic_write_bytes, check_name_fits, refuse_dangling_link, temporary_file
 from ser_hf.errors import SERError
 from ser_hf.paths import display_path, record_path
 
@@ -105,6 +105,7 @@ def check_output_path(out: str | os.PathLike) -> None:
                        f"folder is made if needed).")
     out = Path(out)
     name = display_path(out)
+    check_name_fits(out, DERIVED_NAME_BYTES, f"--out {name!r}")  # its lock, job file, shards, temporary copy
     # Followed, a link to nothing would create the output wherever it points (outside --out's folder).
     refuse_dangling_link(out, f"--out {name!r}", "pass the output file itself, or create the link's target first.")
     if out.is_dir():

@@ -287,3 +287,16 @@ def test_cli_cross_validates_and_saves(tmp_path, capsys):
     assert json.loads((tmp_path / "out" / "cv" / "cv_summary.json").read_text())["folds"] == ["fold1", "fold2", "fold3"]
     model = load_baseline(tmp_path / "out")
     assert model.num_features == 532 and len(model.predict([next(root.rglob("*.wav"))])) == 1
+    # A rerun stopped between its CV and its refit leaves its new CV alone, never the old model and card beside it.
+    args.classifier = "svm"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("ser_hf.baseline.model.train_baseline", _killed)
+        with pytest.raises(KeyboardInterrupt):
+            args.func(args)
+    out = tmp_path / "out"
+    assert json.loads((out / "cv" / "cv_summary.json").read_text())["settings"]["baseline"]["classifier"] == "svm"
+    assert not any((out / name).exists() for name in ("model.skops", "baseline_config.json", "README.md"))
+
+
+def _killed(*args, **kwargs):
+    raise KeyboardInterrupt

@@ -14,7 +14,8 @@ from pathlib import Path
 from ser_hf._io import check_output_folder
 from ser_hf.evaluation.report import CV_PLAN, CV_PLAN_KEYS, CV_SUMMARY_KEYS, foreign_cv_markers
 
-__all__ = ["BASELINE_OUTPUTS", "CONFIG_NAME", "FOREIGN_OUTPUTS", "MODEL_NAME", "check_baseline_folder"]
+__all__ = ["BASELINE_OUTPUTS", "CONFIG_NAME", "FOREIGN_OUTPUTS", "MODEL_FILES", "MODEL_NAME", "check_baseline_folder",
+           "remove_earlier_model"]
 
 MODEL_NAME = "model.skops"
 CONFIG_NAME = "baseline_config.json"
@@ -36,3 +37,19 @@ def check_baseline_folder(directory: str | os.PathLike, argument: str) -> Path:
     """
     return check_output_folder(directory, argument=argument, marker=BASELINE_OUTPUTS, what="a baseline's output",
                                overwrite=True, foreign=FOREIGN_OUTPUTS)
+
+
+#: The files of a saved baseline model (the classic or the neural weights, the settings, the card).
+MODEL_FILES = (MODEL_NAME, "model.safetensors", CONFIG_NAME, "README.md")
+
+
+def remove_earlier_model(directory: Path) -> None:
+    """Before a rerun with ``--save-model`` replaces an earlier baseline's CV in ``directory``, remove its model files:
+    a run stopped between its CV and its refit would otherwise leave the old model and card beside the new CV.
+    Only in an earlier baseline's folder (:func:`check_baseline_folder` accepts it); links are removed, never followed."""
+    if not any((directory / marker).is_file() for marker in (CONFIG_NAME, "cv/cv_summary.json", f"cv/{CV_PLAN}")):
+        return
+    for name in MODEL_FILES:
+        path = directory / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()

@@ -257,9 +257,10 @@ class Other:
         return found != self.value
 
 
-#: Bytes a name derived from an output's (``.NAME.tmp-XXXXXXXX``, ``.NAME.XXXXXXXX.tmp``, ``.NAME.job.json``,
-#: ``NAME.shard-R-of-W``) adds to it, at most.
-DERIVED_NAME_BYTES = 20
+#: Bytes a name derived from an output's adds to it, at most: ``.NAME.tmp-XXXXXXXX``, ``.NAME.XXXXXXXX.tmp``, a CSV's
+#: job file written through its own temporary copy (``..NAME.job.json.XXXXXXXX.tmp``: 24), a shard's
+#: (``.NAME.shard-12-of-16.XXXXXXXX.tmp``: 29).
+DERIVED_NAME_BYTES = 32
 
 
 #: A marker: a glob pattern, or a pattern and the keys a JSON marker must hold (so a user's own ``report.json`` or
@@ -371,7 +372,7 @@ def refuse_sources(out: str | os.PathLike, sources: Sequence[str | os.PathLike],
 
 def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | Sequence[Marker], what: str,
                         sources: Sequence[str | os.PathLike] = (), overwrite: bool = False,
-                        foreign: Sequence[Marker] = (), inside: Sequence[str] = ()) -> Path:
+                        foreign: Sequence[Marker] = (), inside: Sequence[Marker] = ()) -> Path:
     """Refuse a folder output that would destroy something it should not; returns ``out`` as a Path.
 
     Refused, before any work: ``out`` is a file or a dangling symlink, or lies below a file (it could never be
@@ -391,8 +392,8 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
         sources: Folders the output is made from.
         overwrite: Whether an earlier output may be replaced (a training run's ``output_dir``: always).
         foreign: Marker files of other kinds of output.
-        inside: Files that mark a folder whose subfolders belong to another output (a CV's ``cv_summary.json``:
-            its ``pooled/`` and ``fold1/`` are its reports): ``out`` may not lie in such a folder.
+        inside: Markers of a folder whose subfolders belong to another output (a CV's ``cv_summary.json`` holding its
+            keys: its ``pooled/`` and ``fold1/`` are its reports): ``out`` may not lie in such a folder.
 
     Raises:
         ModelError: naming the argument, the folder, what was found and what to pass instead.
@@ -421,10 +422,10 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
                              f"on, which later evaluations read. Pass another directory (e.g. "
                              f"{display_path(checkpoint / 'eval-test')}).")
     for folder in (resolved, *resolved.parents):
-        owner = next((folder.parent / name for name in inside if (folder.parent / name).is_file()), None)
-        if owner is not None and folder.parent != folder:
+        owner = _holds(folder.parent, inside) if folder.parent != folder else []
+        if owner:
             raise ModelError(f"{argument} {shown_out} lies in {display_path(folder.parent)}, whose "
-                             f"{owner.name} says its folders are another command's reports ({folder.name}/ among "
+                             f"{owner[0]} says its folders are another command's reports ({folder.name}/ among "
                              f"them); writing {what} there would replace one of them. Pass another directory.")
     found = sorted(item.name for item in out.iterdir()) if out.is_dir() else []
     if not found:

@@ -287,6 +287,17 @@ def test_cli_cross_validates_and_saves(tmp_path, capsys):
     assert json.loads((tmp_path / "out" / "cv" / "cv_summary.json").read_text())["folds"] == ["fold1", "fold2", "fold3"]
     model = load_baseline(tmp_path / "out")
     assert model.num_features == 532 and len(model.predict([next(root.rglob("*.wav"))])) == 1
+    # A rerun refused before it starts (a file of the user's among the folds, a fold count the corpus cannot give)
+    # deletes nothing: the earlier model and CV stay.
+    (tmp_path / "out" / "cv" / "fold1" / "mine.txt").write_text("mine")
+    with pytest.raises(SERError, match="mine.txt"):
+        args.func(args)
+    (tmp_path / "out" / "cv" / "fold1" / "mine.txt").unlink()
+    args.folds = 99
+    with pytest.raises(SERError, match="99"):
+        args.func(args)
+    assert load_baseline(tmp_path / "out").classifier == "logreg" and (tmp_path / "out" / "cv" / "fold3").is_dir()
+    args.folds = 3
     # A rerun stopped between its CV and its refit leaves its new CV alone, never the old model and card beside it.
     args.classifier = "svm"
     with pytest.MonkeyPatch.context() as patch:

@@ -574,3 +574,8 @@ def test_saving_a_checkpoint_never_overwrites_its_backbone_or_a_folder_of_other_
     assert (mine / "config.json").read_text() == '{"my": "settings"}'
     earlier = save_checkpoint(model, extractor, tmp_path / "new")
     assert save_checkpoint(model, extractor, earlier) == earlier  # an earlier classifier checkpoint is replaced
+    for other in ("ser_hf_run.json", "ser_hf_export.json", "baseline_config.json"):  # more than a checkpoint
+        (earlier / other).write_text("{}")
+        with pytest.raises(ModelError, match=rf"new holds another kind of output \({other}\)"):
+            save_checkpoint(model, extractor, earlier)
+        (earlier / other).unlink()

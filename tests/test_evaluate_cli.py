@@ -256,6 +256,9 @@ def test_reports_never_go_inside_the_checkpoint_nor_write_through_links(setup, t
                                              r"command's reports"):
             run_cli([*base, "--out", str(target)])
     assert (cv / "pooled" / "report.json").read_text() == record and not (cv / "fold1").exists()
+    (tmp_path / "project").mkdir()  # a user's own file of that name (not ser_hf's: no CV keys) marks nothing
+    (tmp_path / "project" / "cv_plan.json").write_text("my plan for the week")
+    assert run_cli([*base, "--out", str(tmp_path / "project" / "results")]) == 0
     with pytest.raises(ModelError, match=r"cannot be created: .*config.json is a file"):
         run_cli([*base, "--out", str(model / "config.json" / "x")])  # refused before scoring, not after
     out = tmp_path / "out"

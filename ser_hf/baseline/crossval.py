@@ -49,12 +49,13 @@ from ser_hf.baseline.classifiers import (
 )
 from ser_hf.baseline.extraction import extract_dataset_features, extract_dataset_sequences
 from ser_hf.baseline.features import FeatureConfig
-from ser_hf.baseline.folder import check_baseline_folder
+from ser_hf.baseline.folder import check_baseline_folder, remove_earlier_model
 from ser_hf.baseline.sequences import sequence_config
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport
 from ser_hf.evaluation.folds import (
     FoldResult,
+    check_own_reports,
     cross_validate_folds,
     remove_earlier_reports,
     summarise_folds,
@@ -271,6 +272,7 @@ def cross_validate_baseline(
     out_dir: str | os.PathLike | None = None,
     progress: bool = True,
     neural_config: Any = None,
+    replace_model: bool = False,
 ) -> BaselineCVResult:
     """Cross-validate a baseline classifier on speaker-independent folds.
 
@@ -291,6 +293,9 @@ def cross_validate_baseline(
         n_jobs: Parallel fits in each grid search.
         num_workers: Feature extraction processes (``None``: all cores).
         out_dir: If given, reports go to ``out_dir/cv/`` as with ``ser_hf.training.experiment.cross_validate``.
+        replace_model: Also remove an earlier baseline model, settings and card from ``out_dir`` once the run is sure
+            to start (``--save-model`` saves the new one after the CV; a run stopped between them must not leave the
+            old model beside the new CV).
         progress: Show the feature extraction progress bar.
         neural_config: :class:`~ser_hf.baseline.neural.NeuralConfig` of ``cnn``/``lstm`` (``None``: defaults).
 
@@ -317,9 +322,13 @@ def cross_validate_baseline(
         check_sequence_config(config)
     if out_dir is not None:  # before any feature is extracted
         out_dir = check_baseline_folder(out_dir, "out_dir (--out)")
-        # An earlier CV's folds must not sit beside this one's; a file of the user's there stops it, deleting nothing.
-        remove_earlier_reports(out_dir / "cv")
+        check_own_reports(out_dir / "cv")  # a file of the user's there stops it, before anything is deleted
     folds = list(folds) if folds is not None else corpus_folds(dataset, n_folds=n_folds, seed=seed)
+    if out_dir is not None:  # the run will start: only now may the earlier one's files go
+        # An earlier CV's folds must not sit beside this one's.
+        remove_earlier_reports(out_dir / "cv")
+        if replace_model:  # nor its model and card (it is saved again after the CV)
+            remove_earlier_model(out_dir)
     speakers, labels, names = speakers_of(dataset), np.asarray(dataset["label"]), dataset.features["label"].names
     extract = dict(feature_config=config, preprocessor=preprocessor, cache_dir=cache_dir, num_workers=num_workers,
                    progress=progress)

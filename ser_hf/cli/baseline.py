@@ -88,7 +88,6 @@ def _neural_config(args: argparse.Namespace):
 def run_baseline(args: argparse.Namespace) -> int:
     """Load the corpus, cross-validate, print the tables, write the reports and optionally save the model."""
     from ser_hf.baseline.crossval import cross_validate_baseline
-    from ser_hf.baseline.folder import check_baseline_folder, remove_earlier_model
     from ser_hf.baseline.model import train_baseline
     from ser_hf.corpora import load_corpus
     from ser_hf.evaluation import folds_to_markdown
@@ -101,9 +100,9 @@ def run_baseline(args: argparse.Namespace) -> int:
     dataset = load_corpus(args.corpus, args.data_dir, emotions=args.emotions, **corpus_options(args))
     options = dict(cache_dir=cache, inner_folds=args.inner_folds, seed=args.seed, n_jobs=args.jobs,
                    num_workers=args.workers, neural_config=_neural_config(args))
-    if args.save_model:  # the new CV replaces the earlier one from its first fold: its model goes with it
-        remove_earlier_model(check_baseline_folder(args.out, "--out"))
-    result = cross_validate_baseline(dataset, args.classifier, n_folds=args.folds, out_dir=args.out, **options)
+    # With --save-model the new CV replaces the earlier model too, once the run is sure to start.
+    result = cross_validate_baseline(dataset, args.classifier, n_folds=args.folds, out_dir=args.out,
+                                     replace_model=args.save_model, **options)
     print(folds_to_markdown(result.aggregate))
     print(result.pooled.format_table())
     print("best hyperparameters per fold:", *_best_params_lines(result), sep="\n")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ser_hf._io import atomic_write_bytes, read_json, remove_own_folder, write_output_file
+from ser_hf._io import atomic_write_bytes, check_own_folder, read_json, remove_own_folder, write_output_file
 from ser_hf.errors import EvaluationError, ModelError
 from ser_hf.evaluation.metrics.core import SCALAR_METRICS, scores_from_confusion
 from ser_hf.evaluation.report import (
@@ -327,6 +327,12 @@ def summarised_report_folders(folder: Path) -> set[str]:
             if isinstance(summary.get("per_corpus"), dict):
                 found |= {"per_corpus", *(f"per_corpus/{corpus}" for corpus in summary["per_corpus"])}
     return {item for item in found if item and ".." not in Path(item).parts and not Path(item).is_absolute()}
+
+
+def check_own_reports(folder: Path) -> None:
+    """Refuse (deleting nothing) an earlier CV's report ``folder`` that holds a file or folder ser_hf did not write: what
+    :func:`remove_earlier_reports` checks, to be asked before the run is sure to start."""
+    check_own_folder(folder, REPORT_FILES, summarised_report_folders(folder))
 
 
 def remove_earlier_reports(folder: Path) -> None:

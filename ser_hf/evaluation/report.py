@@ -447,8 +447,10 @@ CV_PLAN = "cv_plan.json"
 CV_PLAN_KEYS = ("folds", "complete")
 #: The key of ``cv_plan.json`` and ``cv_summary.json`` naming what wrote the CV (:data:`CV_KINDS`): a training run's CV
 #: and a baseline's write the same files, and neither may take over a folder that holds the other's.
-#: The files that make a folder a CV's (or a leave-one-corpus-out run's): its subfolders are that run's reports.
-CV_OUTPUTS = ("cv_summary.json", CV_PLAN, "leave_one_corpus_out.json")
+#: The files that make a folder a CV's (or a leave-one-corpus-out run's), with the keys ser_hf's hold: its subfolders
+#: are that run's reports.
+CV_OUTPUTS = (("cv_summary.json", CV_SUMMARY_KEYS), (CV_PLAN, CV_PLAN_KEYS),
+              ("leave_one_corpus_out.json", ("reports", "settings")))
 CV_KIND = "kind"
 CV_KINDS = ("run", "baseline")
 

@@ -450,6 +450,13 @@ class _ClassifierArchitectures:
                                                                    "ForSequenceClassification")) for name in found)
 
 
+#: Files beside a classifier's config.json that make the folder more than a checkpoint: a run's record, card and test
+#: report (saving weights alone there would leave them describing the earlier model), an ONNX export, a baseline, a
+#: speaker model. From the Python API such a folder is refused; ``ser-hf train`` replaces a run's as a whole.
+_OTHER_OUTPUTS = ("ser_hf_run.json", "ser_hf_card.json", "eval/report.json", "ser_hf_export.json", "model.onnx",
+                  "baseline_config.json", "ser_hf_speaker.json")
+
+
 def save_checkpoint(model: PreTrainedModel, feature_extractor, out_dir: str | os.PathLike,
                     replace: bool = False) -> Path:
     """Save ``model`` (safetensors) and ``feature_extractor`` so that ``pipeline("audio-classification")`` loads them.
@@ -457,8 +464,10 @@ def save_checkpoint(model: PreTrainedModel, feature_extractor, out_dir: str | os
     Args:
         model: A model from :func:`build_model` (trained or not).
         feature_extractor: Its feature extractor.
-        out_dir: Directory to write (created if missing): new, empty or an earlier classifier checkpoint, never the
-            folder the model was built from (its backbone) nor a folder of other files.
+        out_dir: Directory to write (created if missing): new, empty or an earlier classifier checkpoint (its
+            config.json names an audio classifier, and nothing of another output is beside it: a run's record or
+            card, an export, a baseline; any classifier's, ser_hf cannot tell whose), never the folder the model was
+            built from (its backbone) nor a folder of other files.
         replace: ``out_dir`` was checked by the caller (a run's ``output_dir``, which may hold an earlier run's
             reports); the model's own folder is refused all the same.
 
@@ -481,7 +490,8 @@ def save_checkpoint(model: PreTrainedModel, feature_extractor, out_dir: str | os
         refuse_sources(out_dir, sources, "out_dir", "a checkpoint")
     else:
         check_output_folder(out_dir, argument="out_dir", what="a checkpoint", overwrite=True, sources=sources,
-                            marker=[("config.json", {"architectures": _ClassifierArchitectures()})])
+                            marker=[("config.json", {"architectures": _ClassifierArchitectures()})],
+                            foreign=_OTHER_OUTPUTS)
     out = Path(out_dir).expanduser()
     # A link left in an earlier checkpoint (or a `cp -al` backup's hard link) must not carry the new files elsewhere.
     detach_for_rewrite(out, CHECKPOINT_WRITES)

@@ -161,6 +161,8 @@ def train_streaming(run: Run, progress: bool = True, before_save: Callable[[], N
     if before_save is not None:
         before_save()
     checkpoint = method.save(out, replace=True)  # run_output_dir checked it
+    if is_main_process():  # at once: the weights' settings, before the slow test scoring (a kill there keeps them)
+        write_run_record(out, {**run.settings(), "split_kind": STREAMED_SPLIT})
     parts, report = {}, None
     if data.eval_split_name not in (None, data.train_split_name):
         parts["test"] = load_corpus(source, splits=[data.eval_split_name], emotions=labels,
@@ -170,6 +172,5 @@ def train_streaming(run: Run, progress: bool = True, before_save: Callable[[], N
     if is_main_process():
         if report is not None:
             report.write(out / "eval")
-        write_run_record(out, {**run.settings(), "split_kind": STREAMED_SPLIT})
         write_model_card(checkpoint, card_from_run(run, parts, report, checkpoint, method=method))
     return TrainResult(checkpoint, report)

@@ -579,3 +579,17 @@ def test_saving_a_checkpoint_never_overwrites_its_backbone_or_a_folder_of_other_
         with pytest.raises(ModelError, match=rf"new holds another kind of output \({other}\)"):
             save_checkpoint(model, extractor, earlier)
         (earlier / other).unlink()
+
+
+def test_a_model_built_from_a_relative_path_is_never_saved_over_it_after_a_change_of_folder(tmp_path, monkeypatch):
+    from ser_hf.errors import ModelError
+    from ser_hf.models.factory import build_model, save_checkpoint
+    from ser_hf.testing.models import tiny_backbone
+
+    tiny_backbone("wav2vec2", tmp_path / "bb")
+    monkeypatch.chdir(tmp_path)
+    model, extractor = build_model("bb", ["neutral", "happy"])
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a notebook moving on: "bb" no longer names the backbone from here
+    with pytest.raises(ModelError, match=r"is \(or holds\) the checkpoint it is made from"):
+        save_checkpoint(model, extractor, tmp_path / "bb", replace=True)

@@ -437,6 +437,9 @@ def build_model(checkpoint: str | os.PathLike, labels: Sequence[str], options: M
         arch.freeze_backbone(model)
     elif options.freeze_feature_encoder is not False and arch.freeze_feature_encoder is not None:
         arch.freeze_feature_encoder(model)
+    local = Path(os.fspath(checkpoint)).expanduser()
+    if local.is_dir():  # where it came from, whatever the working folder is later (save_checkpoint never writes there)
+        model.ser_hf_source = local.resolve()
     return model, feature_extractor
 
 
@@ -484,7 +487,7 @@ def save_checkpoint(model: PreTrainedModel, feature_extractor, out_dir: str | os
         >>> pipeline("audio-classification", model="out/ser-model")(wave)  # doctest: +SKIP
     """
     check_whisper_lengths(model.config, feature_extractor)
-    source = Path(str(getattr(model, "name_or_path", "") or "")).expanduser()
+    source = getattr(model, "ser_hf_source", None) or Path(str(getattr(model, "name_or_path", "") or "")).expanduser()
     sources = [source] if str(source) not in ("", ".") and source.is_dir() else []  # a local backbone, not a Hub id
     if replace:
         refuse_sources(out_dir, sources, "out_dir", "a checkpoint")

@@ -39,10 +39,11 @@ from typing import Any
 from ser_hf.errors import ModelError
 from ser_hf.paths import display_path, is_utf8, printable
 
-__all__ = ["CACHE_ENV", "MAX_JSON_BYTES", "atomic_directory", "atomic_write_bytes", "atomic_write_json",
-           "atomic_write_text", "cache_root", "check_output_folder", "check_own_folder", "default_permissions", "detach_for_rewrite",
-           "refuse_dangling_link",
-           "file_sha256", "read_json", "remove_own_folder", "temporary_file", "unique_keys", "write_output_file"]
+__all__ = ["CACHE_ENV", "DERIVED_NAME_BYTES", "MAX_JSON_BYTES", "Other", "atomic_directory", "atomic_write_bytes",
+           "atomic_write_json", "atomic_write_text", "cache_root", "check_name_fits", "check_output_folder",
+           "check_own_folder", "default_permissions", "detach_for_rewrite", "file_sha256", "name_max", "nearest_folder",
+           "read_json", "refuse_dangling_link", "refuse_sources", "remove_own_folder", "temporary_file", "unique_keys",
+           "write_output_file"]
 
 #: The environment variable that moves every ser_hf cache.
 CACHE_ENV = "SER_HF_CACHE"
@@ -342,21 +343,30 @@ def remove_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collec
         shutil.rmtree(folder)
 
 
+def nearest_folder(path: str | os.PathLike) -> Path | None:
+    """The closest existing folder above ``path`` (where it, or the folders to hold it, would be made)."""
+    return next((parent for parent in Path(path).absolute().parents if parent.is_dir()), None)
+
+
+def name_max(path: str | os.PathLike) -> int:
+    """The longest file name, in bytes, the file system that would hold ``path`` takes (255 where it cannot say)."""
+    try:
+        return os.pathconf(nearest_folder(path) or "/", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
 def check_name_fits(path: str | os.PathLike, extra: int, shown: str) -> None:
     """Raise ModelError when ``path``'s name, with the ``extra`` bytes of the names ser_hf derives from it (a hidden
     temporary copy beside it, a lock, a shard), would exceed the longest name the file system holds: caught before any
     work, not as a raw ``OSError`` at its end."""
     path = Path(path)
-    place = next((parent for parent in path.absolute().parents if parent.is_dir()), Path("/"))
-    try:
-        name_max = os.pathconf(place, "PC_NAME_MAX")
-    except (OSError, ValueError):
-        name_max = 255
+    limit = name_max(path)
     size = len(os.fsencode(path.name))
-    if size + extra > name_max:
+    if size + extra > limit:
         raise ModelError(f"{shown}: its name is {size} bytes; ser_hf also writes hidden files beside it whose names are "
                          f"up to {extra} bytes longer (a temporary copy, a lock), and this file system holds names of "
-                         f"at most {name_max} bytes. Pass a name of at most {name_max - extra} bytes.")
+                         f"at most {limit} bytes. Pass a name of at most {limit - extra} bytes.")
 
 
 def refuse_sources(out: str | os.PathLike, sources: Sequence[str | os.PathLike], argument: str, what: str) -> None:
@@ -413,7 +423,7 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
                          f"folder. Pass a directory path whose parents are folders.")
     refuse_sources(out, sources, argument, what)
     resolved = out.resolve()
-    for folder in (resolved, *resolved.parents):
+    for folder in (resolved, *resolved.parents):  # what out lies in: a checkpoint's eval/, a CV's reports
         checkpoint = folder.parent
         if folder.name == "eval" and ((checkpoint / "ser_hf_run.json").is_file() or (
                 (checkpoint / "config.json").is_file() and any(checkpoint.glob("*.safetensors")))):
@@ -421,8 +431,7 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
                              f"{display_path(checkpoint)}: it holds the record of the speakers that model was tested "
                              f"on, which later evaluations read. Pass another directory (e.g. "
                              f"{display_path(checkpoint / 'eval-test')}).")
-    for folder in (resolved, *resolved.parents):
-        owner = _holds(folder.parent, inside) if folder.parent != folder else []
+        owner = _holds(folder.parent, inside) if inside and folder.parent != folder else []
         if owner:
             raise ModelError(f"{argument} {shown_out} lies in {display_path(folder.parent)}, whose "
                              f"{owner[0]} says its folders are another command's reports ({folder.name}/ among "
@@ -454,7 +463,7 @@ def _check_writable(out: Path, shown: str, what: str) -> None:
     """Refuse, before any work, a folder that cannot be written (or made): a read-only mount, another user's folder.
     A file is made and removed there (or a folder beside it, if it is still to be made): permissions alone do not
     tell (root passes every permission check, yet cannot write a read-only file system)."""
-    place = out if out.is_dir() else next((parent for parent in out.absolute().parents if parent.is_dir()), None)
+    place = out if out.is_dir() else nearest_folder(out)
     if place is None:
         return
     try:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ser_hf._io import name_max
 from ser_hf.errors import SERError
 from ser_hf.inference.streaming import window_level_db
 from ser_hf.paths import display_path, printable
@@ -181,11 +182,7 @@ def _check_name_length(text: str, action: str) -> None:
     file system cannot hold (``NAME_MAX``, 255 bytes on most)."""
     path = Path(text)
     base = path.with_suffix("").name if path.suffix in (".json", ".safetensors") else path.name
-    folder = next((parent for parent in path.absolute().parents if parent.is_dir()), None)
-    try:
-        limit = os.pathconf(folder, "PC_NAME_MAX") if folder is not None else 255
-    except (OSError, ValueError):
-        limit = 255
+    limit = name_max(path)
     extra = len(".safetensors") + (_TEMPORARY_NAME_BYTES if action == "save" else 0)
     size = len(os.fsencode(base))
     if size + extra > limit:

@@ -378,15 +378,17 @@ def _speaker_head(adaptation, entry: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def speaker_id(speaker: Any) -> str:
     """A speaker id as enrollments keep it: a non-empty string (an integer id is taken as its digits), in the form
-    :func:`~ser_hf.inference.inputs.speaker_text` gives (NFC, no invisible characters or surrounding whitespace), so
+    :func:`~ser_hf.names.speaker_text` gives (NFC, no invisible characters or surrounding whitespace), so
     ``enroll("José", ...)`` and ``predict(..., speaker="Jose\u0301")`` name one speaker, as in a batch job.
 
     ``None`` means "no speaker" everywhere else (``predict(speaker=None)``), so it cannot be an id either.
     """
-    if isinstance(speaker, bool) or not isinstance(speaker, (str, int, np.integer)) or not speaker_text(str(speaker)):
+    text = "" if isinstance(speaker, bool) or not isinstance(speaker, (str, int, np.integer)) else \
+        speaker_text(str(speaker))
+    if not text:
         raise SERError(f"a speaker id must be a non-empty string (or an integer), got {printable(repr(speaker))[:80]}; "
                        f"name the speaker, e.g. enroll('alice', clips).")
-    return speaker_text(str(speaker))
+    return text
 
 
 def _check_replaceable(existing: Path, json_path: Path) -> None:

@@ -129,3 +129,34 @@ def test_two_processes_stream_their_own_shards(tmp_path):
     assert result.stdout.count("checkpoint:") == 2  # both ranks ran the command to its end
     for rank in (0, 1):
         assert f"process {rank} of 2 reads 2 of the stream's 4 shards" in result.stdout + result.stderr
+
+
+def test_a_streamed_run_killed_while_scoring_its_test_split_keeps_its_own_run_record(tmp_path, monkeypatch,
+                                                                                     single_torch_thread):
+    """Its record is written right after its weights: a kill in the slow test scoring never leaves the new weights
+    beside the earlier run's record (or card)."""
+    from ser_hf.training import streaming
+    from ser_hf.training.experiment import train
+
+    root = _sharded_parquet(tmp_path / "pq")
+    backbone = tiny_backbone("wav2vec2", tmp_path / "tiny-wav2vec2")
+    out = tmp_path / "model"
+
+    def run(emotions):
+        return parse_run(None, ["--streaming", "true", "--dataset_name", str(root), *COLUMNS, "--emotions", emotions,
+                                "--eval_split_name", "test", "--model_name_or_path", str(backbone), "--mode",
+                                "finetune", "--max_steps", "2", "--per_device_train_batch_size", "4",
+                                "--disable_tqdm", "true", "--class_weighted_loss", "false", "--output_dir", str(out)])
+
+    train(run("4class"), progress=False)
+    assert (out / "README.md").is_file()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(streaming, "evaluate_method", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(run("neutral,happy"), progress=False)
+    record = json.loads((out / "ser_hf_run.json").read_text())
+    assert "happy" in json.dumps(record["data"]) and "sad" not in json.dumps(record["data"])
+    assert not (out / "README.md").exists() and not (out / "eval").exists()

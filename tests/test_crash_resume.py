@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -166,3 +167,43 @@ def test_training_killed_after_a_checkpoint_resumes_to_the_same_model(train_setu
     assert metrics == expected_metrics
     assert weights.keys() == expected_weights.keys()
     assert all(weights[k].equal(expected_weights[k]) for k in weights)  # bit-identical on CPU
+
+
+# --------------------------------------------------------------------------------------------------------- cv
+
+def test_cv_killed_after_a_fold_resumes_to_the_same_summary(tmp_path, capsys):
+    from ser_hf.evaluation.report import FOLD_STATE
+    from ser_hf.testing.corpora import make_corpus_tree
+
+    corpus = make_corpus_tree("urdu", tmp_path / "urdu", duration=0.4)
+    argv = ["cv", "--corpus", "urdu", "--data_dir", str(corpus), "--model_name_or_path",
+            str(tiny_backbone("whisper", tmp_path / "tiny")), "--max_source_positions", "50", "--num_folds", "4",
+            "--probe_projector_size", "8", "--probe_speaker_adaptation", "true", "--probe_speed_copies", "0.9",
+            "--embedding_cache_dir", str(tmp_path / "cache")]
+    killed, uninterrupted = tmp_path / "killed", tmp_path / "uninterrupted"
+    process = _start([sys.executable, "-m", "ser_hf", *argv, "--output_dir", str(killed)], tmp_path / "cv.log")
+    threshold = random.randint(1, 3)  # finished folds (of 4) when the kill lands
+
+    def finished(_) -> int:
+        return len(list((killed / "cv").glob(f"fold*/{FOLD_STATE}")))
+
+    killer = threading.Thread(target=_kill_when, args=({"cv": process}, finished, {"cv": threshold}))
+    killer.start()
+    try:
+        assert main([*argv, "--output_dir", str(uninterrupted)]) == 0
+    finally:
+        killer.join()
+    _assert_killed({"cv": process})
+    kept = finished(None)
+    assert 1 <= kept < 4 and not (killed / "cv" / "cv_summary.json").exists(), (tmp_path / "cv.log").read_text()[-3000:]
+    capsys.readouterr()
+    assert main([*argv, "--output_dir", str(killed)]) == 0
+    resumed = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("resumed: "))
+    assert len(re.findall(r"fold\d", resumed)) == kept  # the finished folds were kept, not fitted again
+
+    def concluded(out: Path) -> tuple:
+        summary = json.loads((out / "cv" / "cv_summary.json").read_text())
+        summary.pop("settings")  # names the output folder
+        return summary, json.loads((out / "cv" / "speaker_adaptive.json").read_text())
+
+    assert concluded(killed) == concluded(uninterrupted), f"killed after {kept} folds"

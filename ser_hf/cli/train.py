@@ -64,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cv = _add(subparsers, "cv", "cross-validate a recipe on the corpus's speaker-grouped folds",
               "ser-hf cv recipes/urdu/whisper-base-probe.yaml --data_dir ../shared/data/urdu", run_cv)
     cv.usage = "ser-hf cv [RECIPE.yaml] [--leave-one-corpus-out] [--key value ...]"
+    cv.description += (" Interrupted (a crash, Ctrl-C, a killed job), the same command resumes it: the folds that "
+                       "had finished are kept and only the others run, as long as the settings and the clips are the "
+                       "same (anything else starts the CV afresh).")
     cv.add_argument("--leave-one-corpus-out", "--leave_one_corpus_out", action="store_true",
                     help="several corpora (--corpus urdu,ravdess --data_dir A,B): after the in-corpus folds, also "
                          "train on all corpora but one and test on the one left out, one row per corpus "
@@ -127,6 +130,9 @@ def run_cv(args: argparse.Namespace) -> int:
         print(f"{TEST_TIME_COPIES_TITLE}: {TEST_TIME_COPIES_NOTE}")
         print(result.test_time_copies.format_table())
     print(f"reports: {run.training.output_dir}/cv")
+    if result.resumed_folds:
+        print(f"resumed: {', '.join(result.resumed_folds)} kept from the interrupted CV (same settings and clips); "
+              f"the other folds ran now")
     if args.leave_one_corpus_out:
         print(leave_one_corpus_out_markdown(leave_one_corpus_out(run)))
         print(f"reports: {run.training.output_dir}/leave_one_corpus_out")

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +24,12 @@ import numpy as np
 
 from ser_hf._io import atomic_write_bytes, check_own_folder, read_json, remove_own_folder, write_output_file
 from ser_hf.errors import EvaluationError, ModelError
+from ser_hf.evaluation.fold_state import load_fold_state, save_fold_state
 from ser_hf.evaluation.metrics.core import SCALAR_METRICS, scores_from_confusion
 from ser_hf.evaluation.report import (
     CV_KIND,
     CV_PLAN,
+    FOLD_STATE,
     METRIC_TITLES,
     REPORT_FILES,
     EvaluationReport,
@@ -306,6 +308,8 @@ def write_cv_summary(
     write_output_file(out / "cv_summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     write_output_file(out / "cv_summary.md", markdown)
     (out / CV_PLAN).unlink(missing_ok=True)  # the summary marks the folder from now on
+    for fold in aggregate["folds"]:  # only an interrupted CV resumes, so a finished one needs no fold states
+        (out / str(fold) / FOLD_STATE).unlink(missing_ok=True)
 
 
 def summarised_report_folders(folder: Path) -> set[str]:
@@ -347,7 +351,10 @@ class FoldResult:
 
     report: EvaluationReport  # the fold's test report
     probabilities: np.ndarray  # (n_test, C), in the fold's test order
-    fitted: Any = None  # whatever the caller wants back per fold (a model, a chosen setting)
+    fitted: Any = None  # whatever the caller wants back per fold (a model, a chosen setting); not kept on resume
+    #: What the caller pools after the loop besides the probabilities (nested dicts and lists of numpy arrays,
+    #: strings and numbers): saved with a finished fold, so a resumed CV gets it back as it was.
+    outputs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -359,6 +366,7 @@ class OutOfFold:
     pooled: EvaluationReport
     rows: np.ndarray  # the dataset rows of the pooled predictions, in pooled order
     probabilities: np.ndarray  # (n, C) pooled probabilities
+    resumed: list[str] = field(default_factory=list)  # folds kept from the interrupted CV, not fitted again
 
     @property
     def reports(self) -> list[EvaluationReport]:
@@ -378,6 +386,8 @@ def cross_validate_folds(
     out_dir: str | os.PathLike | None = None,
     on_fold: Callable[[EvaluationReport], None] | None = None,
     kind: str | None = None,
+    fingerprint: str | None = None,
+    resume_dir: str | os.PathLike | None = None,
 ) -> OutOfFold:
     """The out-of-fold loop: ``fit_fold`` each fold in turn, then pool every test prediction.
 
@@ -395,22 +405,38 @@ def cross_validate_folds(
             summary replaces it).
         on_fold: Called with each fold's report as soon as it exists (long runs can save partial results).
         kind: What runs the CV (of :data:`~ser_hf.evaluation.report.CV_KINDS`), recorded in the plan.
+        fingerprint: The CV's :func:`~ser_hf.evaluation.fold_state.cv_fingerprint`: recorded in the plan, and with
+            ``out_dir`` every finished fold also writes its state there (``<fold name>/fold_state.safetensors``).
+        resume_dir: The folder of an interrupted CV with this ``fingerprint`` (see :func:`interrupted_cv`): a
+            fold whose state is there is kept, not fitted again (every process reads it; only ``out_dir`` writes).
 
     Returns:
         An :class:`OutOfFold`.
     """
     references = np.asarray(references)
     speakers = np.asarray(speakers, dtype=object)
-    results = []
+    results, resumed = [], []
     if out_dir is not None:
-        plan = {"folds": [fold.name for fold in folds], "complete": False, **({CV_KIND: kind} if kind else {})}
+        plan = {"folds": [fold.name for fold in folds], "complete": False, **({CV_KIND: kind} if kind else {}),
+                **({"fingerprint": fingerprint} if fingerprint else {})}
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(Path(out_dir) / CV_PLAN, (json.dumps(plan, indent=2) + "\n").encode())
     for number, fold in enumerate(folds, start=1):
-        logger.info("fold %d/%d: %s", number, len(folds), fold.name)
-        result = fit_fold(fold)
+        kept = None
+        if resume_dir is not None and fingerprint:
+            kept = load_fold_state(Path(resume_dir) / fold.name, fingerprint, fold.test)
+        if kept is not None:
+            result = FoldResult(kept[0], kept[1], outputs=kept[2])
+            logger.info("fold %d/%d: %s finished before the CV was interrupted; kept", number, len(folds), fold.name)
+            resumed.append(fold.name)
+        else:
+            logger.info("fold %d/%d: %s", number, len(folds), fold.name)
+            result = fit_fold(fold)
         if out_dir is not None:
             result.report.write(Path(out_dir) / fold.name)
+            if fingerprint and fold.name not in resumed:
+                save_fold_state(Path(out_dir) / fold.name, fingerprint, fold.test, result.report,
+                                result.probabilities, result.outputs)
         if on_fold is not None:
             on_fold(result.report)
         results.append(result)
@@ -419,4 +445,14 @@ def cross_validate_folds(
     aggregate, pooled = summarise_folds([r.report for r in results], [references[f.test] for f in folds],
                                         [r.probabilities for r in results], speakers[rows].tolist(), label_names,
                                         model=model, corpus=corpus, genders=gender_rows)
-    return OutOfFold(results, aggregate, pooled, rows, np.concatenate([r.probabilities for r in results]))
+    return OutOfFold(results, aggregate, pooled, rows, np.concatenate([r.probabilities for r in results]), resumed)
+
+
+def interrupted_cv(folder: str | os.PathLike, fingerprint: str, kind: str | None) -> bool:
+    """Whether ``folder`` holds a CV of ``kind`` that stopped before its summary (its plan is still there) and was
+    run with this very ``fingerprint``: the CV that :func:`cross_validate_folds` may resume there."""
+    try:
+        plan = read_json(Path(folder) / CV_PLAN, fix="")
+    except (ModelError, OSError):
+        return False
+    return isinstance(plan, dict) and plan.get("fingerprint") == fingerprint and plan.get(CV_KIND) == kind

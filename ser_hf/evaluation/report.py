@@ -426,17 +426,21 @@ class EvaluationReport:
         return paths
 
 
-__all__ = ["CI_METRICS", "CV_KIND", "CV_KINDS", "CV_OUTPUTS", "CV_PLAN", "CV_PLAN_KEYS", "CV_SUMMARY_KEYS", "METRIC_TITLES", "REPORT_FILES", "REPORT_KEYS",
+__all__ = ["CI_METRICS", "CV_KIND", "CV_KINDS", "CV_OUTPUTS", "CV_PLAN", "CV_PLAN_KEYS", "CV_SUMMARY_KEYS", "FOLD_STATE",
+           "METRIC_TITLES", "REPORT_FILES", "REPORT_KEYS",
            "EvaluationReport",
            "confusion_markdown", "foreign_cv_markers", "markdown_table",
            "percent"]
 
+#: What each finished fold of a ``ser-hf cv`` writes beside its report until the summary exists, so an interrupted
+#: CV resumes (:mod:`ser_hf.evaluation.fold_state`).
+FOLD_STATE = "fold_state.safetensors"
 #: Every file a report (:meth:`EvaluationReport.write`), a CV summary and a leave-one-corpus-out summary write: the
 #: only files ser_hf deletes when a new run replaces an earlier run's report folders (``eval/``, ``cv/``, ...).
 REPORT_FILES = frozenset({
     "report.json", "report.md", "confusion_matrix.png", "per_class.png", "speakers.png", "reliability.png",
     "cv_plan.json", "cv_summary.json", "cv_summary.md", "speaker_adaptive.json", "speaker_adaptive.md",
-    "leave_one_corpus_out.json", "leave_one_corpus_out.md"})
+    "leave_one_corpus_out.json", "leave_one_corpus_out.md", FOLD_STATE})
 #: The keys a report's ``report.json`` holds: a user's own ``report.json`` without them is not ser_hf's.
 REPORT_KEYS = ("unweighted_accuracy", "confusion_matrix", "labels")
 #: The keys of a CV's ``cv_summary.json`` (a run's or a baseline's).

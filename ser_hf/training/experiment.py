@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,12 @@ from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leave_one_corpus_out_folds, load_combined
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport, write_cv_summary
+from ser_hf.evaluation.fold_state import cv_fingerprint, data_digest
 from ser_hf.evaluation.folds import (
     FoldResult,
     corpus_rows_markdown,
     cross_validate_folds,
+    interrupted_cv,
     remove_earlier_reports,
     reports_by_group,
 )
@@ -244,19 +246,19 @@ class CVResult:
     #: A probe with training copies: the pooled report of every clip scored with its copies too (what
     #: ``ser-hf predict --test-time-copies`` gives; not what ``pipeline()`` gives, so never the headline).
     test_time_copies: EvaluationReport | None = None
+    #: Folds kept from an interrupted CV of the same settings and clips (not fitted again).
+    resumed_folds: list[str] = field(default_factory=list)
 
 
-def _collect_speaker_adaptive(collected: dict, method, test: datasets.Dataset, labels: list[str], seed: int,
-                              states: np.ndarray, copies=()) -> None:
-    """Score the fold's test speakers (pooled ``states``) under every enrollment setting (see
+def _enrollment_outputs(method, test: datasets.Dataset, labels: list[str], seed: int, states: np.ndarray,
+                        copies=()) -> dict:
+    """The fold's test speakers (pooled ``states``) scored under every enrollment setting (see
     ser_hf.training.speaker_adaptation); with ``copies`` (their states), each clip with its copies too."""
-    from ser_hf.training.speaker_adaptation import collect_enrollment, enrollment_predictions
+    from ser_hf.training.speaker_adaptation import enrollment_predictions
 
-    references = np.asarray(test["label"])
-    predictions = enrollment_predictions(method.adaptive, states, references, test["speaker"],
-                                         neutral_label=labels.index("neutral") if "neutral" in labels else None,
-                                         seed=seed, copies=copies)
-    collect_enrollment(collected, predictions, references, test["speaker"])
+    return enrollment_predictions(method.adaptive, states, np.asarray(test["label"]), test["speaker"],
+                                  neutral_label=labels.index("neutral") if "neutral" in labels else None,
+                                  seed=seed, copies=copies)
 
 
 def _adaptive_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -323,36 +325,42 @@ def cross_validate(run: Run, progress: bool = True,
     out = run_output_dir(run) / "cv"
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
-    _fresh_subfolder(out)  # once the corpus has loaded: a typo in data_dir must not cost the earlier results
-    adaptive: dict = {}
-    adaptive_copies: dict = {}
-    with_copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # fold name -> (test rows, probabilities)
+    folds = run_folds(run, dataset)
+    fingerprint = cv_fingerprint(run.settings(dataset), folds, data_digest(dataset))
+    resume = interrupted_cv(out, fingerprint, "run")
+    if resume:
+        logger.info("resuming the interrupted CV in %s (same settings and clips): its finished folds are kept", out)
+    else:
+        _fresh_subfolder(out)  # once the corpus has loaded: a typo in data_dir must not cost the earlier results
 
     def fit_fold(fold: Fold) -> FoldResult:
         method, test, report, probabilities = _fit_fold(run, dataset, fold, labels, progress)
         copies = getattr(method, "has_training_copies", False) and getattr(method.settings, "fit", None) == "linear"
         adapts = getattr(method, "adaptive", None) is not None
-        # The test clips' pooled states (and their copies'), read from the cache once for every row below.
+        # The test clips' pooled states (and their copies'), read from the cache once for every output below.
         if copies:
             versions = method.versions(test)
         else:
             versions = [method.features(test["audio"])] if adapts else []
+        outputs = {}
         if adapts:
-            _collect_speaker_adaptive(adaptive, method, test, labels, run.data.fold_seed, versions[0])
+            outputs["enrollment"] = _enrollment_outputs(method, test, labels, run.data.fold_seed, versions[0])
             if copies:
-                _collect_speaker_adaptive(adaptive_copies, method, test, labels, run.data.fold_seed, versions[0],
-                                          versions[1:])
+                outputs["enrollment_with_copies"] = _enrollment_outputs(method, test, labels, run.data.fold_seed,
+                                                                        versions[0], versions[1:])
         if copies:
-            with_copies[fold.name] = (fold.test, method.predict_proba_with_copies(test, versions))
-        return FoldResult(report, probabilities)
+            outputs["probabilities_with_copies"] = method.predict_proba_with_copies(test, versions)
+        return FoldResult(report, probabilities, outputs=outputs)
 
     model = run.model.model_name_or_path
     genders = dataset["gender"] if "gender" in dataset.column_names else [None] * len(dataset)
-    result = cross_validate_folds(run_folds(run, dataset), fit_fold, references=np.asarray(dataset["label"]),
+    result = cross_validate_folds(folds, fit_fold, references=np.asarray(dataset["label"]),
                                   speakers=dataset["speaker"], label_names=labels, model=model,
                                   corpus=run.data.corpus, genders=genders,
-                                  out_dir=out if is_main_process() else None, on_fold=on_fold, kind="run")
+                                  out_dir=out if is_main_process() else None, on_fold=on_fold, kind="run",
+                                  fingerprint=fingerprint, resume_dir=out if resume else None)
     reports, aggregate, pooled = result.reports, result.aggregate, result.pooled
+    adaptive, adaptive_copies, with_copies = _pool_fold_outputs(dataset, folds, result.folds)
     pooled.metadata["split_kind"] = split_kind(dataset)
     per_corpus = None
     if run.data.is_multi_corpus():
@@ -382,7 +390,28 @@ def cross_validate(run: Run, progress: bool = True,
         if adaptive_rows is not None:
             _write_speaker_adaptive(out, adaptive_rows, adaptive_copies_rows)
     return CVResult(reports, aggregate, pooled, speaker_adaptive=adaptive_rows, per_corpus=per_corpus,
-                    speaker_adaptive_test_time_copies=adaptive_copies_rows, test_time_copies=copies_report)
+                    speaker_adaptive_test_time_copies=adaptive_copies_rows, test_time_copies=copies_report,
+                    resumed_folds=result.resumed)
+
+
+def _pool_fold_outputs(dataset: datasets.Dataset, folds: list[Fold], results: list[FoldResult]):
+    """Every fold's outputs (fitted now or kept from an interrupted CV) gathered for the summary: the enrollment
+    predictions without and with test-time copies (as ``summarise_enrollment`` reads them) and, by fold name, the
+    (test rows, probabilities) of each clip scored with its copies."""
+    from ser_hf.training.speaker_adaptation import collect_enrollment
+
+    references, speakers = np.asarray(dataset["label"]), np.asarray(dataset["speaker"], dtype=object)
+    adaptive: dict = {}
+    adaptive_copies: dict = {}
+    with_copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for fold, result in zip(folds, results):
+        outputs = result.outputs
+        for name, collected in (("enrollment", adaptive), ("enrollment_with_copies", adaptive_copies)):
+            if name in outputs:
+                collect_enrollment(collected, outputs[name], references[fold.test], speakers[fold.test])
+        if "probabilities_with_copies" in outputs:
+            with_copies[fold.name] = (fold.test, outputs["probabilities_with_copies"])
+    return adaptive, adaptive_copies, with_copies
 
 
 def require_several_corpora(run: Run, what: str) -> None:

@@ -1,0 +1,166 @@
+"""What one finished cross-validation fold leaves behind so that an interrupted CV resumes instead of starting over.
+
+A CV can run for hours (fine-tuning six folds, partial fine-tuning on a CPU), and a crash, a killed job or a
+closed laptop in its last fold used to throw every finished fold away: the rerun started afresh. Now each fold,
+once scored, writes :data:`FOLD_STATE` into its report folder: one safetensors file (written atomically, so it is
+there whole or not at all) holding the fold's test rows, its probabilities, its report and whatever else the caller
+pools after the loop (``FoldResult.outputs`` of :mod:`ser_hf.evaluation.folds`: the speaker-adaptive
+predictions, the test-time copies' probabilities), stamped with the CV's *fingerprint*.
+
+The fingerprint (:func:`cv_fingerprint`) is a digest of everything a fold's result depends on: the settings, the
+ser_hf version, the folds' rows and the data (labels, speakers, and each audio file's size and modification time,
+or the clip's own samples). A rerun keeps a fold only when its state carries the very fingerprint of the rerun and
+the very test rows of that fold; any change (another seed, a clip re-recorded, a fold count) starts afresh as before,
+so a resumed CV is the CV its settings describe, never a mix of two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ser_hf._io import atomic_write_bytes
+from ser_hf.evaluation.report import FOLD_STATE, EvaluationReport
+
+if TYPE_CHECKING:
+    import datasets
+
+    from ser_hf.splits import Fold
+
+logger = logging.getLogger(__name__)
+
+#: The safetensors metadata key that holds the fold's JSON part.
+_RECORD = "ser_hf_fold_state"
+#: Separates the levels of a nested output name in the file (``enrollment/10/rows``).
+_SEP = "/"
+
+
+def _digest(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _rows_bytes(rows) -> bytes:
+    return np.ascontiguousarray(np.asarray(rows, dtype=np.int64)).tobytes()
+
+
+def _audio_identity(value: Any) -> bytes:
+    """What identifies one clip's audio: a file by name, size and modification time (re-recording it changes
+    them), samples or bytes by their content."""
+    if isinstance(value, Mapping):
+        content = value.get("bytes") if value.get("bytes") is not None else value.get("array")
+        if content is not None:
+            return b"content:" + (bytes(content) if isinstance(content, (bytes, bytearray))
+                                  else np.ascontiguousarray(np.asarray(content, dtype=np.float64)).tobytes())
+        value = value.get("path")
+    if isinstance(value, (str, os.PathLike)):
+        try:
+            stat = os.stat(value)
+        except OSError:
+            return b"missing:" + os.fsencode(value)
+        return b"file:" + os.fsencode(value) + f":{stat.st_size}:{stat.st_mtime_ns}".encode()
+    return b"other:" + repr(value).encode("utf-8", "backslashreplace")
+
+
+def data_digest(dataset: datasets.Dataset) -> str:
+    """A digest of the clips a CV scores: every row's label and speaker (and corpus), and its audio's identity.
+
+    Paths are read from the dataset's table, never decoded; a dataset whose audio is decoded samples is hashed by
+    their content (small corpora; a big one is better given as files).
+    """
+    columns = [name for name in ("label", "speaker", "corpus") if name in dataset.column_names]
+    table = dataset.select_columns(columns).to_dict() if columns else {}
+    parts = [json.dumps(table, sort_keys=True, default=str).encode()]
+    if "audio" in dataset.column_names:
+        audio = dataset.with_format("arrow")["audio"].to_pylist()  # as stored (paths, samples), never decoded
+        parts.extend(_audio_identity(value) for value in audio)
+    return _digest(*parts)
+
+
+def cv_fingerprint(settings: Mapping[str, Any], folds: Sequence[Fold], data: str) -> str:
+    """The digest a fold's state must carry to be kept: ``settings`` (JSON-able), the ser_hf version, every fold's
+    training, validation and test rows and ``data`` (:func:`data_digest`)."""
+    from ser_hf import __version__
+
+    parts = [json.dumps({"settings": settings, "ser_hf": __version__, "data": data}, sort_keys=True,
+                        default=str).encode()]
+    for fold in folds:
+        parts += [fold.name.encode(), _rows_bytes(fold.train), _rows_bytes(fold.validation),
+                  _rows_bytes(fold.test)]
+    return _digest(*parts)
+
+
+def _flatten(value: Any, prefix: str, arrays: dict[str, np.ndarray]) -> Any:
+    """The JSON part of ``value`` with every numpy array moved to ``arrays`` under its path (replaced by a marker)."""
+    if isinstance(value, np.ndarray):
+        arrays[prefix] = np.ascontiguousarray(value)
+        return {"__array__": prefix}
+    if isinstance(value, Mapping):
+        return {str(key): _flatten(item, f"{prefix}{_SEP}{key}", arrays) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_flatten(item, f"{prefix}{_SEP}{index}", arrays) for index, item in enumerate(value)]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _unflatten(value: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__array__"}:
+            return arrays[value["__array__"]]
+        return {key: _unflatten(item, arrays) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unflatten(item, arrays) for item in value]
+    return value
+
+
+def save_fold_state(folder: str | os.PathLike, fingerprint: str, test_rows, report: EvaluationReport,
+                    probabilities: np.ndarray, outputs: Mapping[str, Any]) -> Path:
+    """Write ``folder/``:data:`FOLD_STATE`: the fold's test rows, report, probabilities and outputs (atomically)."""
+    from safetensors.numpy import save
+
+    arrays: dict[str, np.ndarray] = {"test_rows": np.asarray(test_rows, dtype=np.int64),
+                                     "probabilities": np.asarray(probabilities, dtype=np.float64)}
+    record = {"fingerprint": fingerprint, "report": report.to_dict(),
+              "outputs": _flatten(dict(outputs), "outputs", arrays)}
+    path = Path(folder) / FOLD_STATE
+    atomic_write_bytes(path, save(arrays, metadata={_RECORD: json.dumps(record, default=str)}))
+    return path
+
+
+def load_fold_state(folder: str | os.PathLike, fingerprint: str,
+                    test_rows) -> tuple[EvaluationReport, np.ndarray, dict[str, Any]] | None:
+    """The finished fold in ``folder`` as (report, probabilities, outputs), or None where there is none to keep: no
+    state, an unreadable one, another fingerprint (other settings or data) or other test rows."""
+    from safetensors import safe_open
+
+    path = Path(folder) / FOLD_STATE
+    if not path.is_file() or path.is_symlink():
+        return None
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            record = json.loads((handle.metadata() or {})[_RECORD])
+            if record.get("fingerprint") != fingerprint:
+                logger.info("%s: written by a CV with other settings or data; the fold runs again", path)
+                return None
+            arrays = {name: handle.get_tensor(name) for name in handle.keys()}
+        if not np.array_equal(arrays["test_rows"], np.asarray(test_rows, dtype=np.int64)):
+            return None
+        return (EvaluationReport.from_dict(record["report"]), arrays["probabilities"],
+                _unflatten(record["outputs"], arrays))
+    except Exception as error:  # a damaged or foreign file: the fold is simply run again
+        logger.warning("%s cannot be read (%s: %s); the fold runs again", path, type(error).__name__, error)
+        return None
+
+
+__all__ = ["FOLD_STATE", "cv_fingerprint", "data_digest", "load_fold_state", "save_fold_state"]

@@ -1,0 +1,157 @@
+"""An interrupted `ser-hf cv` resumes: finished folds are kept, and the result equals an uninterrupted CV's."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from ser_hf.evaluation.fold_state import cv_fingerprint, data_digest, load_fold_state, save_fold_state
+from ser_hf.evaluation.report import FOLD_STATE, EvaluationReport
+from ser_hf.testing.corpora import make_corpus_tree
+from ser_hf.testing.models import tiny_backbone
+from ser_hf.training import experiment
+from ser_hf.training.recipes import parse_run
+
+
+@pytest.fixture(scope="module")
+def corpus_and_backbone(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("resume")
+    return make_corpus_tree("urdu", tmp / "urdu", duration=0.4), tiny_backbone("whisper", tmp / "tiny")
+
+
+def make_run(corpus_and_backbone, tmp_path, output: str, **values):
+    corpus, backbone = corpus_and_backbone
+    settings = dict(corpus="urdu", data_dir=str(corpus), model_name_or_path=str(backbone), max_source_positions=50,
+                    probe_projector_size=8, num_folds=3, probe_speaker_adaptation=True,
+                    probe_speed_copies=[0.9, 1.1], embedding_cache_dir=str(tmp_path / "cache"),
+                    output_dir=str(tmp_path / output))
+    return parse_run(None, **{**settings, **values})
+
+
+@pytest.fixture
+def fitted_folds(monkeypatch):
+    """The names of the folds ``cross_validate`` fits (rather than keeps), in order."""
+    fitted = []
+    fit_fold = experiment._fit_fold
+
+    def counting(run, dataset, fold, *args, **kwargs):
+        fitted.append(fold.name)
+        return fit_fold(run, dataset, fold, *args, **kwargs)
+
+    monkeypatch.setattr(experiment, "_fit_fold", counting)
+    return fitted
+
+
+def interrupt_after(folds: int):
+    seen = []
+
+    def on_fold(report):
+        seen.append(report)
+        if len(seen) == folds:
+            raise KeyboardInterrupt
+
+    return on_fold
+
+
+def comparable(cv_folder):
+    """What a CV concluded (summary, speaker-adaptive rows), without the output paths it names."""
+    summary = json.loads((cv_folder / "cv_summary.json").read_text())
+    summary.pop("settings")
+    return summary, json.loads((cv_folder / "speaker_adaptive.json").read_text())
+
+
+def test_an_interrupted_cv_keeps_its_finished_folds_and_ends_as_an_uninterrupted_one(corpus_and_backbone, tmp_path,
+                                                                                       fitted_folds):
+    whole = experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "whole"), progress=False)
+    assert fitted_folds == ["fold1", "fold2", "fold3"] and whole.resumed_folds == []
+    fitted_folds.clear()
+
+    run = make_run(corpus_and_backbone, tmp_path, "stopped")
+    with pytest.raises(KeyboardInterrupt):  # killed after its second fold was written
+        experiment.cross_validate(run, progress=False, on_fold=interrupt_after(2))
+    cv = tmp_path / "stopped" / "cv"
+    assert (cv / "fold1" / FOLD_STATE).is_file() and (cv / "fold2" / FOLD_STATE).is_file()
+    assert not (cv / "fold3").exists() and (cv / "cv_plan.json").is_file()
+    fitted_folds.clear()
+
+    resumed = experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "stopped"), progress=False)
+    assert fitted_folds == ["fold3"] and resumed.resumed_folds == ["fold1", "fold2"]
+    assert comparable(cv) == comparable(tmp_path / "whole" / "cv")  # pooled, per fold, test-time copies, enrollment
+    assert resumed.pooled.to_dict() == whole.pooled.to_dict()
+    assert not (cv / "cv_plan.json").exists() and not list(cv.rglob(FOLD_STATE))  # a finished CV keeps no states
+    assert {p.name for p in (cv / "fold1").iterdir()} == {p.name for p in (cv / "fold3").iterdir()}
+
+    fitted_folds.clear()  # a finished CV is run again whole: only an interrupted one resumes
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "stopped"), progress=False)
+    assert fitted_folds == ["fold1", "fold2", "fold3"]
+
+
+def test_a_cv_resumes_only_with_the_same_settings_and_clips(corpus_and_backbone, tmp_path, fitted_folds, caplog):
+    def interrupted(**values):
+        with pytest.raises(KeyboardInterrupt):
+            experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", **values), progress=False,
+                                      on_fold=interrupt_after(2))
+        fitted_folds.clear()
+
+    interrupted()
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", fold_seed=1), progress=False)
+    assert fitted_folds == ["fold1", "fold2", "fold3"]  # another seed: other folds, so nothing is kept
+
+    interrupted()
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", probe_speed_copies=[0.9]),
+                              progress=False)
+    assert fitted_folds == ["fold1", "fold2", "fold3"]  # same folds, another setting
+
+    interrupted()
+    clip = sorted(corpus_and_backbone[0].rglob("*.wav"))[0]
+    stat = clip.stat()
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a clip re-recorded since
+    try:
+        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+    finally:
+        os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert fitted_folds == ["fold1", "fold2", "fold3"]
+
+    interrupted()
+    state = tmp_path / "cv" / "cv" / "fold1" / FOLD_STATE
+    state.write_bytes(state.read_bytes()[:100])  # damaged (a disk that filled up): that fold alone runs again
+    with caplog.at_level("WARNING"):
+        result = experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+    assert fitted_folds == ["fold1", "fold3"] and result.resumed_folds == ["fold2"]
+    assert f"{state} cannot be read" in caplog.text
+
+
+def test_fold_states_round_trip_nested_outputs_and_refuse_other_fingerprints_or_rows(tmp_path):
+    report = EvaluationReport.from_predictions([0, 1, 1], [0, 1, 0], label_names=["a", "b"])
+    outputs = {"enrollment": {"3": {"rows": np.array([2, 0]), "adaptive": np.zeros(0, dtype=np.int64),
+                                    "estimator": "speaker mean", "shrink_clips": None, "draws": 5}},
+               "copies": [np.ones((2, 2)), 0.5]}
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    save_fold_state(tmp_path, "abc", [4, 5, 6], report, probabilities, outputs)
+    kept_report, kept_probabilities, kept = load_fold_state(tmp_path, "abc", np.array([4, 5, 6]))
+    np.testing.assert_array_equal(kept_probabilities, probabilities)
+    assert kept_report.to_dict() == report.to_dict()
+    enrolled = kept["enrollment"]["3"]
+    assert enrolled["rows"].tolist() == [2, 0] and enrolled["adaptive"].shape == (0,)
+    assert (enrolled["estimator"], enrolled["shrink_clips"], enrolled["draws"]) == ("speaker mean", None, 5)
+    np.testing.assert_array_equal(kept["copies"][0], np.ones((2, 2)))
+    assert kept["copies"][1] == 0.5
+    assert load_fold_state(tmp_path, "other settings", [4, 5, 6]) is None
+    assert load_fold_state(tmp_path, "abc", [4, 5, 7]) is None
+    assert load_fold_state(tmp_path / "none", "abc", [4, 5, 6]) is None
+
+
+def test_the_fingerprint_changes_with_the_data_and_the_folds(tmp_path, corpus_and_backbone):
+    from ser_hf.corpora import load_corpus
+    from ser_hf.corpora.splits import Fold
+
+    dataset = load_corpus("urdu", corpus_and_backbone[0])
+    folds = [Fold("fold1", np.array([0, 1]), np.array([2]))]
+    first = cv_fingerprint({"seed": 0}, folds, data_digest(dataset))
+    assert cv_fingerprint({"seed": 0}, folds, data_digest(dataset)) == first
+    assert cv_fingerprint({"seed": 1}, folds, data_digest(dataset)) != first
+    assert cv_fingerprint({"seed": 0}, [Fold("fold1", np.array([0]), np.array([1, 2]))], data_digest(dataset)) != first
+    relabelled = dataset.map(lambda row: {"label": 0})
+    assert data_digest(relabelled) != data_digest(dataset)
+    assert data_digest(dataset.select([1, 0])) != data_digest(dataset.select([0, 1]))

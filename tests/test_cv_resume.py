@@ -155,3 +155,28 @@ def test_the_fingerprint_changes_with_the_data_and_the_folds(tmp_path, corpus_an
     relabelled = dataset.map(lambda row: {"label": 0})
     assert data_digest(relabelled) != data_digest(dataset)
     assert data_digest(dataset.select([1, 0])) != data_digest(dataset.select([0, 1]))
+
+
+def test_the_data_digest_reads_samples_and_bytes_as_stored_and_files_by_their_state(tmp_path):
+    import datasets
+
+    clip = tmp_path / "a.wav"
+    clip.write_bytes(b"one")
+    samples = datasets.Dataset.from_dict({"audio": [{"array": [0.0, 1.0], "sampling_rate": 16000},
+                                                    {"array": [0.5, 0.5], "sampling_rate": 16000}],
+                                          "label": [0, 1], "speaker": ["a", "b"]})
+    changed = datasets.Dataset.from_dict({"audio": [{"array": [0.0, 1.0], "sampling_rate": 16000},
+                                                    {"array": [0.5, 0.25], "sampling_rate": 16000}],
+                                          "label": [0, 1], "speaker": ["a", "b"]})
+    assert data_digest(samples) != data_digest(changed)
+    assert data_digest(samples.select([0, 1])) == data_digest(samples)  # a view: its rows, not the table under it
+    assert data_digest(samples.select([1])) != data_digest(samples.select([0]))
+    assert data_digest(changed.select([0])) == data_digest(samples.select([0]))
+    stored = datasets.Dataset.from_dict({"audio": [{"bytes": None, "path": str(clip)}], "label": [0]})
+    first = data_digest(stored)
+    clip.write_bytes(b"longer")  # the file named by a {bytes: None, path} entry was re-recorded
+    assert data_digest(stored) != first
+    paths = datasets.Dataset.from_dict({"audio": [str(clip)], "label": [0]})
+    before = data_digest(paths)
+    os.utime(clip, ns=(0, 10**9))
+    assert data_digest(paths) != before

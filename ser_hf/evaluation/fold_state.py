@@ -54,36 +54,54 @@ def _rows_bytes(rows) -> bytes:
     return np.ascontiguousarray(np.asarray(rows, dtype=np.int64)).tobytes()
 
 
-def _audio_identity(value: Any) -> bytes:
-    """What identifies one clip's audio: a file by name, size and modification time (re-recording it changes
-    them), samples or bytes by their content."""
-    if isinstance(value, Mapping):
-        content = value.get("bytes") if value.get("bytes") is not None else value.get("array")
-        if content is not None:
-            return b"content:" + (bytes(content) if isinstance(content, (bytes, bytearray))
-                                  else np.ascontiguousarray(np.asarray(content, dtype=np.float64)).tobytes())
-        value = value.get("path")
-    if isinstance(value, (str, os.PathLike)):
-        try:
-            stat = os.stat(value)
-        except OSError:
-            return b"missing:" + os.fsencode(value)
-        return b"file:" + os.fsencode(value) + f":{stat.st_size}:{stat.st_mtime_ns}".encode()
-    return b"other:" + repr(value).encode("utf-8", "backslashreplace")
+#: Rows hashed at a time by :func:`data_digest` (its memory stays that of one batch, whatever the corpus).
+_DIGEST_BATCH = 256
+
+
+def _file_identity(path: str) -> bytes:
+    """A file by name, size and modification time: re-recording it changes them."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return b"missing:" + os.fsencode(path)
+    return b"file:" + os.fsencode(path) + f":{stat.st_size}:{stat.st_mtime_ns}".encode()
+
+
+def _audio_files(column) -> list[str]:
+    """The files an Arrow audio column names: its strings, or the ``path`` of entries that hold no samples."""
+    import pyarrow as pa
+
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return [path for path in column.to_pylist() if path is not None]
+    if pa.types.is_struct(column.type) and column.type.get_field_index("path") >= 0:
+        held = [name for name in ("bytes", "array") if column.type.get_field_index(name) >= 0]
+        paths = column.field("path").to_pylist()
+        empty = [all(value is None for value in row) for row in zip(*(column.field(n).to_pylist() for n in held))]
+        return [path for path, no_samples in zip(paths, empty or [True] * len(paths)) if path and no_samples]
+    return []
 
 
 def data_digest(dataset: datasets.Dataset) -> str:
-    """A digest of the clips a CV scores: every row's label and speaker (and corpus), and its audio's identity.
+    """A digest of the clips a CV scores: every row's label, speaker and corpus, its audio as stored (a path, or the
+    samples or bytes themselves), and each audio file's size and modification time.
 
-    Paths are read from the dataset's table, never decoded; a dataset whose audio is decoded samples is hashed by
-    their content (small corpora; a big one is better given as files).
+    The dataset's Arrow table is read a batch of rows at a time and never decoded, so hashing a corpus costs a pass
+    over its table (paths: next to nothing) and the memory of one batch.
     """
-    columns = [name for name in ("label", "speaker", "corpus") if name in dataset.column_names]
-    table = dataset.select_columns(columns).to_dict() if columns else {}
-    parts = [json.dumps(table, sort_keys=True, default=str).encode()]
-    if "audio" in dataset.column_names:
-        audio = dataset.with_format("arrow")["audio"].to_pylist()  # as stored (paths, samples), never decoded
-        parts.extend(_audio_identity(value) for value in audio)
+    import pyarrow as pa
+
+    columns = [name for name in ("label", "speaker", "corpus", "audio") if name in dataset.column_names]
+    parts = [json.dumps(columns).encode()]
+    for batch in dataset.with_format("arrow").iter(batch_size=_DIGEST_BATCH):
+        # take() copies the batch's rows out: a slice of a list column still holds its whole parent's values, and
+        # the IPC stream would carry them (a row's digest would then change with its neighbours)
+        table = batch.select(columns).take(pa.array(range(batch.num_rows))).combine_chunks()
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        parts.append(sink.getvalue().to_pybytes())
+        if "audio" in columns:
+            parts.extend(_file_identity(path) for path in _audio_files(table.column("audio").combine_chunks()))
     return _digest(*parts)
 
 

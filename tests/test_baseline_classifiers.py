@@ -135,6 +135,44 @@ def test_baseline_outputs_never_replace_a_users_files_and_leave_no_earlier_folds
     assert (tmp_path / "thesis.txt").read_text() == "my thesis" and not (out / "model.skops").is_symlink()
 
 
+def test_an_interrupted_baseline_cv_resumes_with_its_finished_folds(corpus, tmp_path, monkeypatch):
+    """Killed in its third fold: the rerun keeps the two finished folds (their best parameters read off their reports)
+    and ends as an uninterrupted CV; other features start afresh."""
+    from ser_hf.baseline import crossval
+
+    dataset, features = corpus
+    fit = dict(features=features, param_grid=SMALL_GRIDS["logreg"], inner_folds=2, n_folds=3)
+    whole = cross_validate_baseline(dataset, "logreg", out_dir=tmp_path / "whole", **fit)
+    reported, stops = [], ["fold3"]  # killed in its third fold
+    make_report = crossval._fold_report
+
+    def report_then_stop(fitted, probabilities, test, split, names):
+        reported.append(split)
+        if stops and split == stops[0]:
+            stops.pop()
+            raise KeyboardInterrupt
+        return make_report(fitted, probabilities, test, split, names)
+
+    monkeypatch.setattr(crossval, "_fold_report", report_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        cross_validate_baseline(dataset, "logreg", out_dir=tmp_path / "out", **fit)
+    reported.clear()
+    result = cross_validate_baseline(dataset, "logreg", out_dir=tmp_path / "out", **fit)
+    assert reported == ["fold3"] and result.resumed_folds == ["fold1", "fold2"]
+    assert result.fits[0] is None and result.fits[2] is not None
+    assert result.pooled.to_dict() == whole.pooled.to_dict()
+    assert [r.to_dict() for r in result.folds] == [r.to_dict() for r in whole.folds]
+    assert baseline_cli._best_params_lines(result) == baseline_cli._best_params_lines(whole)
+
+    stops.append("fold3")
+    with pytest.raises(KeyboardInterrupt):  # killed again; the rerun is given other features
+        cross_validate_baseline(dataset, "logreg", out_dir=tmp_path / "other", **fit)
+    monkeypatch.undo()
+    result = cross_validate_baseline(dataset, "logreg", out_dir=tmp_path / "other",
+                                     **{**fit, "features": np.asarray(features) * 2.0})
+    assert result.resumed_folds == [] and all(fitted is not None for fitted in result.fits)
+
+
 def test_an_interrupted_baseline_cv_can_be_rerun_into_its_folder(corpus, tmp_path, monkeypatch):
     """Stopped after its folds, before the summary: its plan (cv/cv_plan.json) marks the folder as a baseline's."""
     from ser_hf.baseline import crossval

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,12 @@ from ser_hf.baseline.folder import check_baseline_folder, remove_earlier_model
 from ser_hf.baseline.sequences import sequence_config
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport
+from ser_hf.evaluation.fold_state import cv_fingerprint, data_digest
 from ser_hf.evaluation.folds import (
     FoldResult,
     check_own_reports,
     cross_validate_folds,
+    interrupted_cv,
     remove_earlier_reports,
     summarise_folds,
     write_cv_summary,
@@ -131,10 +134,13 @@ class BaselineCVResult:
         aggregate: :func:`~ser_hf.evaluation.aggregate_folds` of the fold reports.
         pooled: The report of all out-of-fold predictions together (speaker-level bootstrap CIs).
         fits: Per fold, the tuned :class:`~ser_hf.baseline.classifiers.FittedClassifier` (neural baselines:
-            :class:`~ser_hf.baseline.neural.FittedNeural`).
+            :class:`~ser_hf.baseline.neural.FittedNeural`); ``None`` for a fold kept from an interrupted CV (its
+            report's metadata still holds its best parameters and inner score).
         features: The ``(n, d)`` feature matrix of the whole dataset (reusable for a final fit); for the
             neural baselines, the list of frame sequences.
         settings: What was run (data, classifier, grid, inner folds, seed, features, preprocessing).
+        resumed_folds: The folds kept from an interrupted CV into the same ``out_dir`` with the same settings and
+            clips (not fitted again).
     """
 
     folds: list[EvaluationReport]
@@ -143,6 +149,7 @@ class BaselineCVResult:
     fits: list[Any]
     features: np.ndarray | list[np.ndarray]
     settings: dict[str, Any]
+    resumed_folds: list[str] = field(default_factory=list)  # kept from an interrupted CV (their fits are None)
 
 
 def corpus_name(dataset: datasets.Dataset) -> str | None:
@@ -324,9 +331,14 @@ def cross_validate_baseline(
         out_dir = check_baseline_folder(out_dir, "out_dir (--out)")
         check_own_reports(out_dir / "cv")  # a file of the user's there stops it, before anything is deleted
     folds = list(folds) if folds is not None else corpus_folds(dataset, n_folds=n_folds, seed=seed)
+    settings = baseline_settings(dataset, classifier, config, param_grid=param_grid, inner_folds=inner_folds,
+                                 seed=seed, preprocessor=preprocessor, neural_config=neural_config)
+    fingerprint = resume = None
     if out_dir is not None:  # the run will start: only now may the earlier one's files go
-        # An earlier CV's folds must not sit beside this one's.
-        remove_earlier_reports(out_dir / "cv")
+        fingerprint = cv_fingerprint(settings, folds, data_digest(dataset) + _given_features_digest(features))
+        resume = interrupted_cv(out_dir / "cv", fingerprint, "baseline")  # then its finished folds are kept
+        if not resume:  # an earlier CV's folds must not sit beside this one's
+            remove_earlier_reports(out_dir / "cv")
         if replace_model:  # nor its model and card (it is saved again after the CV)
             remove_earlier_model(out_dir)
     speakers, labels, names = speakers_of(dataset), np.asarray(dataset["label"]), dataset.features["label"].names
@@ -343,11 +355,22 @@ def cross_validate_baseline(
     genders = dataset["gender"] if "gender" in dataset.column_names else None
     result = cross_validate_folds(folds, fit_fold, references=labels, speakers=speakers, label_names=names,
                                   model=f"baseline-{classifier}", corpus=corpus_name(dataset), genders=genders,
-                                  out_dir=None if out_dir is None else Path(out_dir) / "cv", kind="baseline")
+                                  out_dir=None if out_dir is None else Path(out_dir) / "cv", kind="baseline",
+                                  fingerprint=fingerprint, resume_dir=Path(out_dir) / "cv" if resume else None)
     reports, aggregate, pooled = result.reports, result.aggregate, result.pooled
     fits = [fold.fitted for fold in result.folds]
-    settings = baseline_settings(dataset, classifier, config, param_grid=param_grid, inner_folds=inner_folds,
-                                 seed=seed, preprocessor=preprocessor, neural_config=neural_config)
     if out_dir is not None:
         write_cv_summary(Path(out_dir) / "cv", aggregate, pooled, settings, kind="baseline")
-    return BaselineCVResult(reports, aggregate, pooled, fits, features, settings)
+    return BaselineCVResult(reports, aggregate, pooled, fits, features, settings, result.resumed)
+
+
+def _given_features_digest(features) -> str:
+    """A digest of features the caller passed (they, not the audio, are what the folds fit); empty when extracted."""
+    if features is None:
+        return ""
+    digest = hashlib.sha256()
+    for row in features if isinstance(features, list) else [features]:
+        array = np.ascontiguousarray(np.asarray(row, dtype=np.float64))
+        digest.update(repr(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()

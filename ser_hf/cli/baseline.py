@@ -66,9 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _best_params_lines(result) -> list[str]:
-    score = "validation UA" if result.settings["baseline"].get("neural") else "inner UA"
-    return [f"  {report.split}: {fit.best_params} ({score} {100 * fit.inner_score:.1f})"
-            for report, fit in zip(result.folds, result.fits)]
+    """Each fold's chosen hyperparameters, read off its report (a fold kept from an interrupted CV has no fit)."""
+    neural = result.settings["baseline"].get("neural")
+    score, key = (("validation UA", "validation_unweighted_accuracy") if neural
+                  else ("inner UA", "inner_cv_unweighted_accuracy"))
+    return [f"  {report.split}: {report.metadata['best_params']} ({score} {100 * report.metadata[key]:.1f})"
+            for report in result.folds]
 
 
 def _neural_config(args: argparse.Namespace):
@@ -91,6 +94,7 @@ def run_baseline(args: argparse.Namespace) -> int:
     from ser_hf.baseline.model import train_baseline
     from ser_hf.corpora import load_corpus
     from ser_hf.evaluation import folds_to_markdown
+    from ser_hf.evaluation.folds import resumed_note
 
     cache = None if args.no_cache else Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
     blocking = cache and next((p for p in (cache, *cache.absolute().parents) if p.exists() or p.is_symlink()), None)
@@ -107,6 +111,8 @@ def run_baseline(args: argparse.Namespace) -> int:
     print(result.pooled.format_table())
     print("best hyperparameters per fold:", *_best_params_lines(result), sep="\n")
     print(f"reports: {Path(args.out) / 'cv'}")
+    if result.resumed_folds:
+        print(resumed_note(result.resumed_folds))
     if args.save_model:
         options.pop("cache_dir")
         model = train_baseline(dataset, args.classifier, features=result.features, **options)

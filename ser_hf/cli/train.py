@@ -106,7 +106,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_cv(args: argparse.Namespace) -> int:
     from ser_hf.evaluation import folds_to_markdown
-    from ser_hf.evaluation.folds import corpus_rows_markdown
+    from ser_hf.evaluation.folds import corpus_rows_markdown, resumed_note
     from ser_hf.training.experiment import (
         cross_validate,
         leave_one_corpus_out,
@@ -131,8 +131,7 @@ def run_cv(args: argparse.Namespace) -> int:
         print(result.test_time_copies.format_table())
     print(f"reports: {run.training.output_dir}/cv")
     if result.resumed_folds:
-        print(f"resumed: {', '.join(result.resumed_folds)} kept from the interrupted CV (same settings and clips); "
-              f"the other folds ran now")
+        print(resumed_note(result.resumed_folds))
     if args.leave_one_corpus_out:
         print(leave_one_corpus_out_markdown(leave_one_corpus_out(run)))
         print(f"reports: {run.training.output_dir}/leave_one_corpus_out")

@@ -448,6 +448,13 @@ def cross_validate_folds(
     return OutOfFold(results, aggregate, pooled, rows, np.concatenate([r.probabilities for r in results]), resumed)
 
 
+def resumed_note(folds: Sequence[str]) -> str:
+    """The line a command prints after a CV that kept ``folds`` from the interrupted run (empty when it kept none)."""
+    if not folds:
+        return ""
+    return f"resumed: {', '.join(folds)} kept from the interrupted CV (same settings and clips); the other folds ran now"
+
+
 def interrupted_cv(folder: str | os.PathLike, fingerprint: str, kind: str | None) -> bool:
     """Whether ``folder`` holds a CV of ``kind`` that stopped before its summary (its plan is still there) and was
     run with this very ``fingerprint``: the CV that :func:`cross_validate_folds` may resume there."""

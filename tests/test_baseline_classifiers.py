@@ -92,7 +92,8 @@ def test_reports_are_written_like_the_transformer_path(corpus, tmp_path):
         assert {"report.json", "report.md", "confusion_matrix.png", "per_class.png", "reliability.png"} <= {
             p.name for p in (cv / part).iterdir()}
     summary = json.loads((cv / "cv_summary.json").read_text())
-    assert set(summary) == {"folds", "aggregate", "pooled", "settings", "kind"} and summary["kind"] == "baseline"
+    assert set(summary) == {"folds", "aggregate", "pooled", "settings", "kind", "fingerprint"}
+    assert summary["kind"] == "baseline"
     assert summary["folds"] == ["fold1", "fold2", "fold3"]
     assert list(summary["aggregate"]["metrics"])[0] == "unweighted_accuracy"
     assert set(summary["pooled"]["confidence_intervals"]) >= {"unweighted_accuracy", "weighted_accuracy", "macro_f1"}

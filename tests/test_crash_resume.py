@@ -203,7 +203,7 @@ def test_cv_killed_after_a_fold_resumes_to_the_same_summary(tmp_path, capsys):
 
     def concluded(out: Path) -> tuple:
         summary = json.loads((out / "cv" / "cv_summary.json").read_text())
-        summary.pop("settings")  # names the output folder
+        summary.pop("settings"), summary.pop("fingerprint")  # both name the output folder
         return summary, json.loads((out / "cv" / "speaker_adaptive.json").read_text())
 
     assert concluded(killed) == concluded(uninterrupted), f"killed after {kept} folds"

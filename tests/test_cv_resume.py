@@ -1,4 +1,4 @@
-"""An interrupted `ser-hf cv` resumes: finished folds are kept, and the result equals an uninterrupted CV's."""
+"""A `ser-hf cv` run again resumes: finished folds are kept, and the result equals an uninterrupted CV's."""
 
 import json
 import os
@@ -57,7 +57,7 @@ def interrupt_after(folds: int):
 def comparable(cv_folder):
     """What a CV concluded (summary, speaker-adaptive rows), without the output paths it names."""
     summary = json.loads((cv_folder / "cv_summary.json").read_text())
-    summary.pop("settings")
+    summary.pop("settings"), summary.pop("fingerprint")  # both name the output folder
     return summary, json.loads((cv_folder / "speaker_adaptive.json").read_text())
 
 
@@ -79,12 +79,13 @@ def test_an_interrupted_cv_keeps_its_finished_folds_and_ends_as_an_uninterrupted
     assert fitted_folds == ["fold3"] and resumed.resumed_folds == ["fold1", "fold2"]
     assert comparable(cv) == comparable(tmp_path / "whole" / "cv")  # pooled, per fold, test-time copies, enrollment
     assert resumed.pooled.to_dict() == whole.pooled.to_dict()
-    assert not (cv / "cv_plan.json").exists() and not list(cv.rglob(FOLD_STATE))  # a finished CV keeps no states
+    assert not (cv / "cv_plan.json").exists() and len(list(cv.rglob(FOLD_STATE))) == 3
     assert {p.name for p in (cv / "fold1").iterdir()} == {p.name for p in (cv / "fold3").iterdir()}
 
-    fitted_folds.clear()  # a finished CV is run again whole: only an interrupted one resumes
-    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "stopped"), progress=False)
-    assert fitted_folds == ["fold1", "fold2", "fold3"]
+    fitted_folds.clear()  # a finished CV run again (as SpeechBrain reruns a finished recipe): every fold reused
+    again = experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "stopped"), progress=False)
+    assert fitted_folds == [] and again.resumed_folds == ["fold1", "fold2", "fold3"]
+    assert comparable(cv) == comparable(tmp_path / "whole" / "cv")
 
 
 def test_a_cv_resumes_only_with_the_same_settings_and_clips(corpus_and_backbone, tmp_path, fitted_folds, caplog):
@@ -120,6 +121,49 @@ def test_a_cv_resumes_only_with_the_same_settings_and_clips(corpus_and_backbone,
         result = experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
     assert fitted_folds == ["fold1", "fold3"] and result.resumed_folds == ["fold2"]
     assert f"{state} cannot be read" in caplog.text
+
+
+def test_the_code_digest_is_part_of_the_fingerprint(corpus_and_backbone, tmp_path, fitted_folds, monkeypatch):
+    from ser_hf.evaluation import fold_state
+
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+    fitted_folds.clear()
+    monkeypatch.setattr(fold_state, "code_digest", lambda: "an edited ser_hf or an upgraded torch")
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+    assert fitted_folds == ["fold1", "fold2", "fold3"]
+
+
+def test_leave_one_corpus_out_resumes_its_held_out_corpora(tmp_path, fitted_folds):
+    corpora = [make_corpus_tree(name, tmp_path / name, duration=0.4) for name in ("urdu", "ravdess")]
+    backbone = tiny_backbone("whisper", tmp_path / "tiny")
+
+    def run(output):
+        return parse_run(None, corpus="urdu,ravdess", data_dir=",".join(map(str, corpora)),
+                         model_name_or_path=str(backbone), max_source_positions=50, probe_projector_size=8,
+                         embedding_cache_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / output))
+
+    whole = experiment.leave_one_corpus_out(run("whole"), progress=False)
+    fitted_folds.clear()
+    reported = []
+    write = EvaluationReport.write
+
+    def killed_after_the_first(report, *args, **kwargs):
+        reported.append(report.split)
+        if len(reported) == 2:
+            raise KeyboardInterrupt
+        return write(report, *args, **kwargs)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(EvaluationReport, "write", killed_after_the_first), \
+            pytest.raises(KeyboardInterrupt):
+        experiment.leave_one_corpus_out(run("stopped"), progress=False)
+    fitted_folds.clear()
+    resumed = experiment.leave_one_corpus_out(run("stopped"), progress=False)
+    assert fitted_folds == ["ravdess"]  # urdu, held out first, was kept
+    assert {corpus: r.to_dict() for corpus, r in resumed.items()} == {corpus: r.to_dict() for corpus, r in whole.items()}
+    folder = tmp_path / "stopped" / "leave_one_corpus_out"
+    assert not (folder / "cv_plan.json").exists() and (folder / "leave_one_corpus_out.json").is_file()
 
 
 def test_fold_states_round_trip_nested_outputs_and_refuse_other_fingerprints_or_rows(tmp_path):

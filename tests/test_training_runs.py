@@ -306,7 +306,8 @@ def test_files_named_like_a_runs_are_not_its_marks_and_a_users_file_stops_a_repl
     out = tmp / "earlier-cv"
     assert main(["cv", *common, "--num_folds", "2", "--output_dir", str(out)]) == 0
     (out / "cv" / "fold1" / "my_analysis.txt").write_text("mine")
-    assert main(["cv", *common, "--num_folds", "2", "--output_dir", str(out)]) == 2
+    # another CV (the same one would resume, deleting nothing) would replace the folds: refused
+    assert main(["cv", *common, "--num_folds", "2", "--fold_seed", "1", "--output_dir", str(out)]) == 2
     assert "my_analysis.txt, which ser_hf did not write there; move it away" in capsys.readouterr().err
     assert (out / "cv" / "fold1" / "my_analysis.txt").read_text() == "mine" and (out / "cv" / "fold2").is_dir()
 
@@ -317,7 +318,7 @@ def test_a_users_folder_inside_an_earlier_cv_stops_the_new_one(setup, capsys):
     assert main(["cv", *common, "--num_folds", "2", "--output_dir", str(out)]) == 0
     (out / "cv" / "kept_2025").mkdir()
     (out / "cv" / "kept_2025" / "report.md").write_text("MY NOTES")  # named like a report, in a folder of its own
-    assert main(["cv", *common, "--num_folds", "2", "--output_dir", str(out)]) == 2
+    assert main(["cv", *common, "--num_folds", "2", "--fold_seed", "1", "--output_dir", str(out)]) == 2
     assert "kept_2025, which ser_hf did not write there" in capsys.readouterr().err
     assert (out / "cv" / "kept_2025" / "report.md").read_text() == "MY NOTES"
 

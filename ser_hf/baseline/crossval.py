@@ -59,8 +59,8 @@ from ser_hf.evaluation.folds import (
     FoldResult,
     check_own_reports,
     cross_validate_folds,
-    interrupted_cv,
     remove_earlier_reports,
+    resumable_cv,
     summarise_folds,
     write_cv_summary,
 )
@@ -336,7 +336,7 @@ def cross_validate_baseline(
     fingerprint = resume = None
     if out_dir is not None:  # the run will start: only now may the earlier one's files go
         fingerprint = cv_fingerprint(settings, folds, data_digest(dataset) + _given_features_digest(features))
-        resume = interrupted_cv(out_dir / "cv", fingerprint, "baseline")  # then its finished folds are kept
+        resume = resumable_cv(out_dir / "cv", fingerprint, "baseline")  # then its finished folds are kept
         if not resume:  # an earlier CV's folds must not sit beside this one's
             remove_earlier_reports(out_dir / "cv")
         if replace_model:  # nor its model and card (it is saved again after the CV)
@@ -360,7 +360,7 @@ def cross_validate_baseline(
     reports, aggregate, pooled = result.reports, result.aggregate, result.pooled
     fits = [fold.fitted for fold in result.folds]
     if out_dir is not None:
-        write_cv_summary(Path(out_dir) / "cv", aggregate, pooled, settings, kind="baseline")
+        write_cv_summary(Path(out_dir) / "cv", aggregate, pooled, settings, kind="baseline", fingerprint=fingerprint)
     return BaselineCVResult(reports, aggregate, pooled, fits, features, settings, result.resumed)
 
 

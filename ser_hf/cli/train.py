@@ -64,9 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cv = _add(subparsers, "cv", "cross-validate a recipe on the corpus's speaker-grouped folds",
               "ser-hf cv recipes/urdu/whisper-base-probe.yaml --data_dir ../shared/data/urdu", run_cv)
     cv.usage = "ser-hf cv [RECIPE.yaml] [--leave-one-corpus-out] [--key value ...]"
-    cv.description += (" Interrupted (a crash, Ctrl-C, a killed job), the same command resumes it: the folds that "
-                       "had finished are kept and only the others run, as long as the settings and the clips are the "
-                       "same (anything else starts the CV afresh).")
+    cv.description += (" Run again into the same output_dir (after a crash, Ctrl-C, a killed job), the same command "
+                       "resumes: the folds that had finished are kept and only the others run, as long as the "
+                       "settings, the code and the clips are the same (anything else starts the CV afresh; delete "
+                       "OUTPUT_DIR/cv to force it).")
     cv.add_argument("--leave-one-corpus-out", "--leave_one_corpus_out", action="store_true",
                     help="several corpora (--corpus urdu,ravdess --data_dir A,B): after the in-corpus folds, also "
                          "train on all corpora but one and test on the one left out, one row per corpus "

@@ -1,4 +1,4 @@
-"""What one finished cross-validation fold leaves behind so that an interrupted CV resumes instead of starting over.
+"""What a finished cross-validation fold leaves behind so that a CV run again resumes instead of starting over.
 
 A CV can run for hours (fine-tuning six folds, partial fine-tuning on a CPU), and a crash, a killed job or a
 closed laptop in its last fold used to throw every finished fold away: the rerun started afresh. Now each fold,
@@ -8,10 +8,15 @@ pools after the loop (``FoldResult.outputs`` of :mod:`ser_hf.evaluation.folds`: 
 predictions, the test-time copies' probabilities), stamped with the CV's *fingerprint*.
 
 The fingerprint (:func:`cv_fingerprint`) is a digest of everything a fold's result depends on: the settings, the
-ser_hf version, the folds' rows and the data (labels, speakers, and each audio file's size and modification time,
-or the clip's own samples). A rerun keeps a fold only when its state carries the very fingerprint of the rerun and
-the very test rows of that fold; any change (another seed, a clip re-recorded, a fold count) starts afresh as before,
-so a resumed CV is the CV its settings describe, never a mix of two.
+code (:func:`code_digest`: ser_hf's source files, the numerical libraries' versions), the folds' rows and the data
+(labels, speakers, and each audio file's size and modification time, or the clip's own samples). A rerun keeps a
+fold only when its state carries the very fingerprint of the rerun and the very test rows of that fold; any change
+(another seed, a clip re-recorded, a fold count, an edited ser_hf) starts afresh, so a resumed CV is the CV its
+settings describe, never a mix of two. A finished CV keeps its fold states too: run again, it is rebuilt from them
+at once (as SpeechBrain reruns a finished recipe without training it again).
+
+Known limit: a clip rewritten in place with the same size *and* its old modification time restored (``touch -d``)
+is not noticed; hashing every file's samples on every run would cost a pass over the whole corpus.
 """
 
 from __future__ import annotations
@@ -105,12 +110,34 @@ def data_digest(dataset: datasets.Dataset) -> str:
     return _digest(*parts)
 
 
-def cv_fingerprint(settings: Mapping[str, Any], folds: Sequence[Fold], data: str) -> str:
-    """The digest a fold's state must carry to be kept: ``settings`` (JSON-able), the ser_hf version, every fold's
-    training, validation and test rows and ``data`` (:func:`data_digest`)."""
+#: The libraries whose version can change a fold's numbers.
+_LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch", "transformers", "datasets", "librosa", "soundfile")
+
+
+def code_digest() -> str:
+    """The ser_hf version and a digest of its own source files, and the versions of :data:`_LIBRARIES`: a fold's
+    state is only kept by the code that would compute it again (an edited ser_hf, an upgraded torch: afresh)."""
+    from importlib import metadata
+
     from ser_hf import __version__
 
-    parts = [json.dumps({"settings": settings, "ser_hf": __version__, "data": data}, sort_keys=True,
+    package = Path(__file__).resolve().parents[1]
+    sources = sorted(package.rglob("*.py"))
+    versions = {}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return _digest(__version__.encode(), json.dumps(versions, sort_keys=True).encode(),
+                   *(part for path in sources for part in (path.relative_to(package).as_posix().encode(),
+                                                          path.read_bytes())))
+
+
+def cv_fingerprint(settings: Mapping[str, Any], folds: Sequence[Fold], data: str) -> str:
+    """The digest a fold's state must carry to be kept: ``settings`` (JSON-able), the code (:func:`code_digest`),
+    every fold's training, validation and test rows and ``data`` (:func:`data_digest`)."""
+    parts = [json.dumps({"settings": settings, "code": code_digest(), "data": data}, sort_keys=True,
                         default=str).encode()]
     for fold in folds:
         parts += [fold.name.encode(), _rows_bytes(fold.train), _rows_bytes(fold.validation),
@@ -181,4 +208,4 @@ def load_fold_state(folder: str | os.PathLike, fingerprint: str,
         return None
 
 
-__all__ = ["FOLD_STATE", "cv_fingerprint", "data_digest", "load_fold_state", "save_fold_state"]
+__all__ = ["FOLD_STATE", "code_digest", "cv_fingerprint", "data_digest", "load_fold_state", "save_fold_state"]

@@ -29,7 +29,6 @@ from ser_hf.evaluation.metrics.core import SCALAR_METRICS, scores_from_confusion
 from ser_hf.evaluation.report import (
     CV_KIND,
     CV_PLAN,
-    FOLD_STATE,
     METRIC_TITLES,
     REPORT_FILES,
     EvaluationReport,
@@ -272,6 +271,7 @@ def write_cv_summary(
     per_corpus: Mapping[str, EvaluationReport] | None = None,
     test_time_copies: EvaluationReport | None = None,
     kind: str | None = None,
+    fingerprint: str | None = None,
 ) -> None:
     """Write ``pooled/`` (the pooled report), ``cv_summary.json`` and ``cv_summary.md`` into ``out_dir``.
 
@@ -286,11 +286,14 @@ def write_cv_summary(
             ``test_time_copies/``, ``cv_summary.json`` (``test_time_copies``) and its own section of ``cv_summary.md``.
         kind: What ran the CV (of :data:`~ser_hf.evaluation.report.CV_KINDS`), recorded so that another kind of
             output never takes the folder over.
+        fingerprint: The CV's :func:`~ser_hf.evaluation.fold_state.cv_fingerprint`, recorded so that the same CV
+            run again into the folder reuses its folds (:func:`resumable_cv`).
     """
     out = Path(out_dir)
     pooled.write(out / "pooled")
     summary = {"folds": aggregate["folds"], "aggregate": aggregate, "pooled": pooled.to_dict(),
-               "settings": dict(settings), **({CV_KIND: kind} if kind else {})}
+               "settings": dict(settings), **({CV_KIND: kind} if kind else {}),
+               **({"fingerprint": fingerprint} if fingerprint else {})}
     markdown = folds_to_markdown(aggregate) + "\n\n" + pooled.to_markdown() + "\n"
     if per_corpus:
         for name, report in per_corpus.items():
@@ -308,8 +311,6 @@ def write_cv_summary(
     write_output_file(out / "cv_summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     write_output_file(out / "cv_summary.md", markdown)
     (out / CV_PLAN).unlink(missing_ok=True)  # the summary marks the folder from now on
-    for fold in aggregate["folds"]:  # only an interrupted CV resumes, so a finished one needs no fold states
-        (out / str(fold) / FOLD_STATE).unlink(missing_ok=True)
 
 
 def summarised_report_folders(folder: Path) -> set[str]:
@@ -407,8 +408,8 @@ def cross_validate_folds(
         kind: What runs the CV (of :data:`~ser_hf.evaluation.report.CV_KINDS`), recorded in the plan.
         fingerprint: The CV's :func:`~ser_hf.evaluation.fold_state.cv_fingerprint`: recorded in the plan, and with
             ``out_dir`` every finished fold also writes its state there (``<fold name>/fold_state.safetensors``).
-        resume_dir: The folder of an interrupted CV with this ``fingerprint`` (see :func:`interrupted_cv`): a
-            fold whose state is there is kept, not fitted again (every process reads it; only ``out_dir`` writes).
+        resume_dir: The folder of an earlier CV with this ``fingerprint`` (see :func:`resumable_cv`): a fold whose
+            state is there is kept, not fitted again (every process reads it; only ``out_dir`` writes).
 
     Returns:
         An :class:`OutOfFold`.
@@ -427,7 +428,7 @@ def cross_validate_folds(
             kept = load_fold_state(Path(resume_dir) / fold.name, fingerprint, fold.test)
         if kept is not None:
             result = FoldResult(kept[0], kept[1], outputs=kept[2])
-            logger.info("fold %d/%d: %s finished before the CV was interrupted; kept", number, len(folds), fold.name)
+            logger.info("fold %d/%d: %s finished by an earlier run of this CV; kept", number, len(folds), fold.name)
             resumed.append(fold.name)
         else:
             logger.info("fold %d/%d: %s", number, len(folds), fold.name)
@@ -449,17 +450,22 @@ def cross_validate_folds(
 
 
 def resumed_note(folds: Sequence[str]) -> str:
-    """The line a command prints after a CV that kept ``folds`` from the interrupted run (empty when it kept none)."""
+    """The line a command prints after a CV that kept ``folds`` from an earlier run (empty when it kept none)."""
     if not folds:
         return ""
-    return f"resumed: {', '.join(folds)} kept from the interrupted CV (same settings and clips); the other folds ran now"
+    return (f"resumed: {', '.join(folds)} kept from the earlier run of this CV (same settings, code and clips); "
+            f"delete the folder to run every fold afresh")
 
 
-def interrupted_cv(folder: str | os.PathLike, fingerprint: str, kind: str | None) -> bool:
-    """Whether ``folder`` holds a CV of ``kind`` that stopped before its summary (its plan is still there) and was
-    run with this very ``fingerprint``: the CV that :func:`cross_validate_folds` may resume there."""
-    try:
-        plan = read_json(Path(folder) / CV_PLAN, fix="")
-    except (ModelError, OSError):
-        return False
-    return isinstance(plan, dict) and plan.get("fingerprint") == fingerprint and plan.get(CV_KIND) == kind
+def resumable_cv(folder: str | os.PathLike, fingerprint: str, kind: str | None,
+                 summary: str = "cv_summary.json") -> bool:
+    """Whether ``folder`` holds a CV of ``kind`` run with this very ``fingerprint``, interrupted (its plan is there)
+    or finished (its ``summary`` records it): the CV whose folds :func:`cross_validate_folds` may keep."""
+    for name in (CV_PLAN, summary):
+        try:
+            record = read_json(Path(folder) / name, fix="")
+        except (ModelError, OSError):
+            continue
+        if isinstance(record, dict) and record.get("fingerprint") == fingerprint and record.get(CV_KIND) == kind:
+            return True
+    return False

@@ -427,7 +427,7 @@ class EvaluationReport:
 
 
 __all__ = ["CI_METRICS", "CV_KIND", "CV_KINDS", "CV_OUTPUTS", "CV_PLAN", "CV_PLAN_KEYS", "CV_SUMMARY_KEYS", "FOLD_STATE",
-           "METRIC_TITLES", "REPORT_FILES", "REPORT_KEYS",
+           "LEAVE_ONE_CORPUS_OUT", "METRIC_TITLES", "REPORT_FILES", "REPORT_KEYS",
            "EvaluationReport",
            "confusion_markdown", "foreign_cv_markers", "markdown_table",
            "percent"]
@@ -448,6 +448,8 @@ CV_SUMMARY_KEYS = ("folds", "aggregate", "pooled")
 #: What a CV writes before its first fold and removes once its summary exists: the folds it will write, so a CV
 #: that was interrupted (no summary yet) still marks its folder as ser_hf's and a rerun may replace it.
 CV_PLAN = "cv_plan.json"
+#: The summary of a multi-corpus run's leave-one-corpus-out models (its ``leave_one_corpus_out/`` folder).
+LEAVE_ONE_CORPUS_OUT = "leave_one_corpus_out.json"
 CV_PLAN_KEYS = ("folds", "complete")
 #: The key of ``cv_plan.json`` and ``cv_summary.json`` naming what wrote the CV (:data:`CV_KINDS`): a training run's CV
 #: and a baseline's write the same files, and neither may take over a folder that holds the other's.

@@ -36,11 +36,19 @@ from ser_hf.evaluation.folds import (
     FoldResult,
     corpus_rows_markdown,
     cross_validate_folds,
-    interrupted_cv,
     remove_earlier_reports,
     reports_by_group,
+    resumable_cv,
 )
-from ser_hf.evaluation.report import CV_PLAN, CV_PLAN_KEYS, CV_SUMMARY_KEYS, REPORT_FILES, foreign_cv_markers
+from ser_hf.evaluation.report import (
+    CV_KIND,
+    CV_PLAN,
+    CV_PLAN_KEYS,
+    CV_SUMMARY_KEYS,
+    LEAVE_ONE_CORPUS_OUT,
+    REPORT_FILES,
+    foreign_cv_markers,
+)
 from ser_hf.evaluation.tables import signed_percent_range
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.splits import (
@@ -67,7 +75,8 @@ _evaluate = evaluate_method
 RUN_OUTPUTS = ((RUN_RECORD, ("data", "model", "training")), ("cv/cv_summary.json", CV_SUMMARY_KEYS),
                (f"cv/{CV_PLAN}", CV_PLAN_KEYS),
                ("hp_search.json", ("objective", "n_trials")),
-               ("leave_one_corpus_out/leave_one_corpus_out.json", ("reports", "settings")),
+               (f"leave_one_corpus_out/{LEAVE_ONE_CORPUS_OUT}", ("reports", "settings")),
+               (f"leave_one_corpus_out/{CV_PLAN}", CV_PLAN_KEYS),
                ("checkpoints/*/checkpoint-*/trainer_state.json", ("global_step",)))
 #: How a run's user sets the split sizes, for split errors to advise (train, cv and search take the same keys).
 RUN_SETTINGS = {"validation_size": "validation_size (--validation_size)", "test_size": "test_size (--test_size)",
@@ -327,9 +336,9 @@ def cross_validate(run: Run, progress: bool = True,
     labels = dataset.features["label"].names
     folds = run_folds(run, dataset)
     fingerprint = cv_fingerprint(run.settings(dataset), folds, data_digest(dataset))
-    resume = interrupted_cv(out, fingerprint, "run")
+    resume = resumable_cv(out, fingerprint, "run")
     if resume:
-        logger.info("resuming the interrupted CV in %s (same settings and clips): its finished folds are kept", out)
+        logger.info("%s holds this very CV (same settings, code and clips): its finished folds are kept", out)
     else:
         _fresh_subfolder(out)  # once the corpus has loaded: a typo in data_dir must not cost the earlier results
 
@@ -386,7 +395,7 @@ def cross_validate(run: Run, progress: bool = True,
             adaptive_copies_rows = summarise_enrollment(adaptive_copies, labels, model=model, corpus=run.data.corpus)
     if is_main_process():
         write_cv_summary(out, aggregate, pooled, run.settings(dataset), per_corpus=per_corpus,
-                         test_time_copies=copies_report, kind="run")
+                         test_time_copies=copies_report, kind="run", fingerprint=fingerprint)
         if adaptive_rows is not None:
             _write_speaker_adaptive(out, adaptive_rows, adaptive_copies_rows)
     return CVResult(reports, aggregate, pooled, speaker_adaptive=adaptive_rows, per_corpus=per_corpus,
@@ -449,18 +458,30 @@ def leave_one_corpus_out(run: Run, progress: bool = True) -> dict[str, Evaluatio
     out = run_output_dir(run) / "leave_one_corpus_out"
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
-    _fresh_subfolder(out)
-    reports = {}
-    for fold in leave_one_corpus_out_folds(dataset):
+    folds = leave_one_corpus_out_folds(dataset)  # one "fold" per held-out corpus: resumed like the CV's
+    fingerprint = cv_fingerprint({**run.settings(dataset), "leave_one_corpus_out": True}, folds,
+                                 data_digest(dataset))
+    resume = resumable_cv(out, fingerprint, "run", summary=LEAVE_ONE_CORPUS_OUT)
+    if not resume:
+        _fresh_subfolder(out)
+
+    def fit_fold(fold: Fold) -> FoldResult:
         logger.info("leave one corpus out: testing on %s", fold.name)
-        reports[fold.name] = _fit_fold(run, dataset, fold, labels, progress, corpus=fold.name)[2]
+        _, _, report, probabilities = _fit_fold(run, dataset, fold, labels, progress, corpus=fold.name)
+        return FoldResult(report, probabilities)
+
+    result = cross_validate_folds(folds, fit_fold, references=np.asarray(dataset["label"]),
+                                  speakers=dataset["speaker"], label_names=labels,
+                                  model=run.model.model_name_or_path, corpus=None,
+                                  out_dir=out if is_main_process() else None, kind="run", fingerprint=fingerprint,
+                                  resume_dir=out if resume else None)
+    reports = {fold.name: fold_result.report for fold, fold_result in zip(folds, result.folds)}
     if is_main_process():
-        for corpus, report in reports.items():
-            report.write(out / corpus)
         summary = {"reports": {corpus: report.to_dict() for corpus, report in reports.items()},
-                   "settings": run.settings()}
-        write_output_file(out / "leave_one_corpus_out.json", json.dumps(summary, indent=2, default=str) + "\n")
+                   "settings": run.settings(), CV_KIND: "run", "fingerprint": fingerprint}
+        write_output_file(out / LEAVE_ONE_CORPUS_OUT, json.dumps(summary, indent=2, default=str) + "\n")
         write_output_file(out / "leave_one_corpus_out.md", leave_one_corpus_out_markdown(reports))
+        (out / CV_PLAN).unlink(missing_ok=True)  # the summary marks the folder from now on
     return reports
 
 

@@ -41,7 +41,7 @@ from ser_hf.paths import display_path, is_utf8, printable
 
 __all__ = ["CACHE_ENV", "DERIVED_NAME_BYTES", "MAX_JSON_BYTES", "Other", "atomic_directory", "atomic_write_bytes",
            "atomic_write_json", "atomic_write_text", "cache_root", "check_name_fits", "check_output_folder",
-           "check_own_folder", "default_permissions", "detach_for_rewrite", "file_sha256", "name_max", "nearest_folder",
+           "check_own_folder", "check_writable", "default_permissions", "detach_for_rewrite", "file_sha256", "name_max", "nearest_folder",
            "read_json", "refuse_dangling_link", "refuse_sources", "remove_own_folder", "temporary_file", "unique_keys",
            "write_output_file"]
 
@@ -305,10 +305,18 @@ def _json_match(path: Path, keys: Sequence[str] | Mapping[str, Any]) -> dict[str
     return {key: value[key] for key in keys}
 
 
+def _leftover_of(name: str, own_names: Collection[str]) -> bool:
+    """Whether ``name`` is a :func:`temporary_file` of one of ``own_names`` (``.NAME.<random>.tmp``), as a write killed
+    before its rename leaves it: ser_hf's own, so it never stops the run that replaces the folder."""
+    return name.startswith(".") and name.endswith(".tmp") and any(
+        name.startswith(f".{own}.") and len(name) > len(own) + 6 for own in own_names)
+
+
 def check_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collection[str] = ()) -> None:
     """Refuse ``folder`` (an earlier ser_hf output about to be replaced) if it holds anything ser_hf did not write
     there: a subfolder not in ``own_dirs`` (paths relative to ``folder``, e.g. a CV's ``fold1``), a file not named in
-    ``own_names`` or lying outside those folders, a link, anything but a regular file.
+    ``own_names`` (or left by a killed write of one) or lying outside those folders, a link, anything but a regular
+    file.
 
     Raises:
         ModelError: naming the first foreign entry and how to keep it.
@@ -325,7 +333,8 @@ def check_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collect
             if entry.is_dir():
                 return place.as_posix() in own_dirs
             parent = place.parent.as_posix()
-            return entry.is_file() and entry.name in own_names and (parent == "." or parent in own_dirs)
+            return (entry.is_file() and (entry.name in own_names or _leftover_of(entry.name, own_names))
+                    and (parent == "." or parent in own_dirs))
 
         foreign = [entry for entry in folder.rglob("*") if not ours(entry)]
         outside = {entry for entry in foreign if entry.is_dir() and not entry.is_symlink()}
@@ -438,7 +447,7 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
                              f"them); writing {what} there would replace one of them. Pass another directory.")
     found = sorted(item.name for item in out.iterdir()) if out.is_dir() else []
     if not found:
-        _check_writable(out, f"{argument} {shown_out}", what)
+        check_writable(out, f"{argument} {shown_out}", what)
         return out
     markers = [marker] if isinstance(marker, str) else list(marker)
     shown = f"{[printable(name) for name in found[:8]]}{' ...' if len(found) > 8 else ''}"
@@ -450,16 +459,19 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
     if not _holds(out, markers):
         patterns = [item if isinstance(item, str) else item[0] for item in markers]
         named = f"no {patterns[0]}" if len(patterns) == 1 else f"none of {patterns}"
+        damaged = next((pattern for pattern in patterns if any(path.is_file() for path in out.glob(pattern))), None)
+        hint = (f" Its {damaged} is there but cannot be read as ser_hf's (damaged, cut short or edited): if this is an "
+                f"earlier ser_hf output, delete that file (or the folder) to start afresh." if damaged else "")
         raise ModelError(f"{argument} {shown_out} is not empty (found {shown}) and holds {named}, so it is not an "
-                         f"earlier {kind} that may be replaced; pass a new or empty directory.")
+                         f"earlier {kind} that may be replaced; pass a new or empty directory.{hint}")
     if not overwrite:
         raise ModelError(f"{argument} {shown_out} already holds an earlier {kind} (found {shown}); pass overwrite "
                          f"(--overwrite) to replace it, or a new or empty directory.")
-    _check_writable(out, f"{argument} {shown_out}", what)
+    check_writable(out, f"{argument} {shown_out}", what)
     return out
 
 
-def _check_writable(out: Path, shown: str, what: str) -> None:
+def check_writable(out: Path, shown: str, what: str) -> None:
     """Refuse, before any work, a folder that cannot be written (or made): a read-only mount, another user's folder.
     A file is made and removed there (or a folder beside it, if it is still to be made): permissions alone do not
     tell (root passes every permission check, yet cannot write a read-only file system)."""

@@ -92,7 +92,7 @@ def test_reports_are_written_like_the_transformer_path(corpus, tmp_path):
         assert {"report.json", "report.md", "confusion_matrix.png", "per_class.png", "reliability.png"} <= {
             p.name for p in (cv / part).iterdir()}
     summary = json.loads((cv / "cv_summary.json").read_text())
-    assert set(summary) == {"folds", "aggregate", "pooled", "settings", "kind", "fingerprint"}
+    assert set(summary) == {"folds", "aggregate", "pooled", "settings", "kind", "fingerprint", "fingerprint_parts"}
     assert summary["kind"] == "baseline"
     assert summary["folds"] == ["fold1", "fold2", "fold3"]
     assert list(summary["aggregate"]["metrics"])[0] == "unweighted_accuracy"
@@ -329,8 +329,10 @@ def test_cli_cross_validates_and_saves(tmp_path, capsys):
     # A rerun refused before it starts (a file of the user's among the folds, a fold count the corpus cannot give)
     # deletes nothing: the earlier model and CV stay.
     (tmp_path / "out" / "cv" / "fold1" / "mine.txt").write_text("mine")
+    args.seed = 1  # another CV (the same one would resume, deleting nothing)
     with pytest.raises(SERError, match="mine.txt"):
         args.func(args)
+    args.seed = 0
     (tmp_path / "out" / "cv" / "fold1" / "mine.txt").unlink()
     args.folds = 99
     with pytest.raises(SERError, match="99"):

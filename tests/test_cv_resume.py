@@ -6,7 +6,14 @@ import os
 import numpy as np
 import pytest
 
-from ser_hf.evaluation.fold_state import cv_fingerprint, data_digest, load_fold_state, save_fold_state
+from ser_hf.evaluation import fold_state
+from ser_hf.evaluation.fold_state import (
+    cv_fingerprint,
+    data_digest,
+    fingerprint_parts,
+    load_fold_state,
+    save_fold_state,
+)
 from ser_hf.evaluation.report import FOLD_STATE, EvaluationReport
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone
@@ -192,13 +199,23 @@ def test_the_fingerprint_changes_with_the_data_and_the_folds(tmp_path, corpus_an
 
     dataset = load_corpus("urdu", corpus_and_backbone[0])
     folds = [Fold("fold1", np.array([0, 1]), np.array([2]))]
-    first = cv_fingerprint({"seed": 0}, folds, data_digest(dataset))
-    assert cv_fingerprint({"seed": 0}, folds, data_digest(dataset)) == first
-    assert cv_fingerprint({"seed": 1}, folds, data_digest(dataset)) != first
-    assert cv_fingerprint({"seed": 0}, [Fold("fold1", np.array([0]), np.array([1, 2]))], data_digest(dataset)) != first
-    relabelled = dataset.map(lambda row: {"label": 0})
-    assert data_digest(relabelled) != data_digest(dataset)
-    assert data_digest(dataset.select([1, 0])) != data_digest(dataset.select([0, 1]))
+
+    def fingerprint(settings, folds=folds, data=None):
+        return cv_fingerprint(fingerprint_parts(settings, folds, data or data_digest(dataset)))
+
+    first = fingerprint({"seed": 0})
+    assert fingerprint({"seed": 0}) == first
+    assert fingerprint({"seed": 1}) != first
+    assert fingerprint({"seed": 0}, [Fold("fold1", np.array([0]), np.array([1, 2]))]) != first
+    for changed in (dataset.map(lambda row: {"label": 0}), dataset.map(lambda row: {"gender": "x"}),
+                    dataset.select([1, 0, *range(2, len(dataset))])):  # labels, genders (any column), row order
+        assert data_digest(changed) != data_digest(dataset)
+    import datasets
+
+    table = dataset.with_format("arrow")[:]
+    stamp = {**json.loads(table.schema.metadata[b"huggingface"]), "fingerprint": "another load's cache key"}
+    restamped = datasets.Dataset(table.replace_schema_metadata({"huggingface": json.dumps(stamp)}))
+    assert data_digest(restamped) == data_digest(dataset)  # the rows, not how they were loaded
 
 
 def test_the_data_digest_reads_samples_and_bytes_as_stored_and_files_by_their_state(tmp_path):
@@ -224,3 +241,138 @@ def test_the_data_digest_reads_samples_and_bytes_as_stored_and_files_by_their_st
     before = data_digest(paths)
     os.utime(clip, ns=(0, 10**9))
     assert data_digest(paths) != before
+
+
+def test_files_are_known_by_size_inode_and_both_times_and_odd_names_do_not_crash(tmp_path):
+    one, two = tmp_path / "one.wav", tmp_path / "two.wav"
+    one.write_bytes(b"aaaa")
+    two.write_bytes(b"bbbb")
+    for clip in (one, two):
+        os.utime(clip, ns=(10**18, 10**18))  # one size, one modification time: as an archive extracts them
+    before = [fold_state._file_identity(clip) for clip in (one, two)]
+    (tmp_path / "swap").write_bytes(one.read_bytes())
+    os.replace(two, one)
+    os.replace(tmp_path / "swap", two)
+    for clip in (one, two):
+        os.utime(clip, ns=(10**18, 10**18))
+    assert [fold_state._file_identity(clip) for clip in (one, two)] != before  # swapped: other inodes
+    edited = fold_state._file_identity(one)
+    one.write_bytes(b"cccc")  # edited in place, the old modification time put back
+    os.utime(one, ns=(10**18, 10**18))
+    assert fold_state._file_identity(one) != edited  # the change time moved
+    assert fold_state._file_identity("a\0b").startswith(b"missing:")
+
+
+def test_fold_outputs_that_would_not_come_back_as_they_went_are_refused_when_saved(tmp_path):
+    report = EvaluationReport.from_predictions([0, 1], [0, 1], label_names=["a", "b"])
+    for outputs in ({1: np.zeros(2)}, {"a/b": 1}, {"text": np.array(["x"])}, {"objects": np.array([None])}):
+        with pytest.raises(TypeError, match="fold output"):
+            save_fold_state(tmp_path, "f", [0, 1], report, np.eye(2), outputs)
+
+
+def test_a_state_is_trusted_only_when_it_holds_what_the_fold_would(tmp_path, caplog):
+    report = EvaluationReport.from_predictions([0, 1], [0, 1], label_names=["a", "b"], split="fold1")
+    good = np.array([[0.9, 0.1], [0.2, 0.8]])
+    cases = {"fold2": (report, good), "labels": (report, good), "shape": (report, np.ones((2, 3)) / 3),
+             "nan": (report, np.array([[np.nan, 0.5], [0.5, 0.5]])), "sums": (report, good * 2)}
+    for name, (saved_report, probabilities) in cases.items():
+        (tmp_path / name).mkdir()
+        save_fold_state(tmp_path / name, "f", [4, 5], saved_report, probabilities, {})
+    with caplog.at_level("WARNING"):
+        assert load_fold_state(tmp_path / "fold2", "f", [4, 5], split="fold2") is None
+        assert load_fold_state(tmp_path / "labels", "f", [4, 5], split="fold1", label_names=["a", "c"]) is None
+        for name in ("shape", "nan", "sums"):
+            assert load_fold_state(tmp_path / name, "f", [4, 5], split="fold1", label_names=["a", "b"]) is None
+    assert caplog.text.count("cannot be kept") == 5
+    assert load_fold_state(tmp_path / "fold2", "f", [4, 5], split="fold1", label_names=["a", "b"]) is not None
+
+
+def test_a_resume_never_writes_through_a_link_and_refuses_a_folder_in_the_states_place(corpus_and_backbone, tmp_path):
+    run = make_run(corpus_and_backbone, tmp_path, "cv")
+    with pytest.raises(KeyboardInterrupt):
+        experiment.cross_validate(run, progress=False, on_fold=interrupt_after(2))
+    thesis = tmp_path / "thesis.txt"
+    thesis.write_text("my thesis")
+    state = tmp_path / "cv" / "cv" / "fold1" / FOLD_STATE
+    state.unlink()
+    state.symlink_to(thesis)  # fold1 runs again; its new state replaces the link, never the file it names
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+    assert thesis.read_text() == "my thesis" and state.is_file() and not state.is_symlink()
+    state.unlink()
+    state.mkdir()
+    from ser_hf.errors import ModelError
+
+    with pytest.raises(ModelError, match="fold_state.safetensors is a folder"):
+        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+
+
+def test_result_neutral_settings_resume_and_a_real_change_says_what_changed(corpus_and_backbone, tmp_path,
+                                                                            fitted_folds, caplog):
+    with pytest.raises(KeyboardInterrupt):
+        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False,
+                                  on_fold=interrupt_after(2))
+    fitted_folds.clear()
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", logging_steps=7,
+                                       embedding_cache_dir=str(tmp_path / "another-cache"),
+                                       data_dir=str(corpus_and_backbone[0]) + "/"), progress=False)
+    assert fitted_folds == ["fold3"]  # logging, the cache and how data_dir is spelt change no number
+    fitted_folds.clear()
+    with caplog.at_level("WARNING"):
+        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", probe_inner_folds=3), progress=False)
+    assert fitted_folds == ["fold1", "fold2", "fold3"]
+    assert "holds another CV (changed: probe.probe_inner_folds)" in caplog.text
+
+
+def test_a_backbone_replaced_at_the_same_path_starts_afresh(corpus_and_backbone, tmp_path, fitted_folds):
+    backbone = tiny_backbone("whisper", tmp_path / "backbone")
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", model_name_or_path=str(backbone)),
+                              progress=False)
+    fitted_folds.clear()
+    tiny_backbone("whisper", backbone, seed=1)  # retrained (or downloaded again) in place
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", model_name_or_path=str(backbone)),
+                              progress=False)
+    assert fitted_folds == ["fold1", "fold2", "fold3"]
+
+
+def test_a_write_killed_before_its_rename_never_stops_the_next_run(corpus_and_backbone, tmp_path, fitted_folds):
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+    leftover = tmp_path / "cv" / "cv" / "fold1" / f".{FOLD_STATE}.k1ll3d.tmp"
+    leftover.write_bytes(b"half a state")
+    fitted_folds.clear()
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", fold_seed=1), progress=False)
+    assert fitted_folds == ["fold1", "fold2", "fold3"] and not leftover.exists()  # ser_hf's own: replaced
+
+
+def test_a_resume_into_a_folder_that_cannot_be_written_is_refused_before_any_fold(corpus_and_backbone, tmp_path,
+                                                                                  fitted_folds, monkeypatch):
+    import tempfile
+
+    from ser_hf.errors import ModelError
+
+    with pytest.raises(KeyboardInterrupt):
+        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False,
+                                  on_fold=interrupt_after(1))
+    fitted_folds.clear()
+    make_temporary = tempfile.mkstemp
+    fold1 = tmp_path / "cv" / "cv" / "fold1"
+
+    def read_only_fold1(*args, dir=None, **kwargs):  # as a read-only mount refuses (root passes permission checks)
+        if dir is not None and os.path.samefile(dir, fold1):
+            raise PermissionError(13, "Read-only file system")
+        return make_temporary(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only_fold1)
+    with pytest.raises(ModelError, match="fold1 cannot be written: Read-only file system"):
+        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+    assert fitted_folds == []
+
+
+def test_a_damaged_plan_is_named_with_the_way_out(corpus_and_backbone, tmp_path):
+    from ser_hf.errors import ModelError
+
+    with pytest.raises(KeyboardInterrupt):
+        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False,
+                                  on_fold=interrupt_after(1))
+    (tmp_path / "cv" / "cv" / "cv_plan.json").write_text('{"folds": ["fold1"')  # cut short
+    with pytest.raises(ModelError, match=r"Its cv/cv_plan.json is there but cannot be read as ser_hf's .*delete that"):
+        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)

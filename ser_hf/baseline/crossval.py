@@ -54,10 +54,9 @@ from ser_hf.baseline.folder import check_baseline_folder, remove_earlier_model
 from ser_hf.baseline.sequences import sequence_config
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport
-from ser_hf.evaluation.fold_state import cv_fingerprint, data_digest
+from ser_hf.evaluation.fold_state import CVIdentity, data_digest, fingerprint_parts
 from ser_hf.evaluation.folds import (
     FoldResult,
-    check_own_reports,
     cross_validate_folds,
     remove_earlier_reports,
     resumable_cv,
@@ -327,17 +326,16 @@ def cross_validate_baseline(
 
         neural_config = resolve_neural_config(classifier, neural_config)
         check_sequence_config(config)
-    if out_dir is not None:  # before any feature is extracted
-        out_dir = check_baseline_folder(out_dir, "out_dir (--out)")
-        check_own_reports(out_dir / "cv")  # a file of the user's there stops it, before anything is deleted
     folds = list(folds) if folds is not None else corpus_folds(dataset, n_folds=n_folds, seed=seed)
     settings = baseline_settings(dataset, classifier, config, param_grid=param_grid, inner_folds=inner_folds,
                                  seed=seed, preprocessor=preprocessor, neural_config=neural_config)
-    fingerprint = resume = None
-    if out_dir is not None:  # the run will start: only now may the earlier one's files go
-        fingerprint = cv_fingerprint(settings, folds, data_digest(dataset) + _given_features_digest(features))
-        resume = resumable_cv(out_dir / "cv", fingerprint, "baseline")  # then its finished folds are kept
-        if not resume:  # an earlier CV's folds must not sit beside this one's
+    identity = resume = None
+    if out_dir is not None:  # before any feature is extracted
+        out_dir = check_baseline_folder(out_dir, "out_dir (--out)")
+        identity = CVIdentity(fingerprint_parts(settings, folds, data_digest(dataset),
+                                                features=_given_features_digest(features)))
+        resume = resumable_cv(out_dir / "cv", identity, "baseline")  # then its finished folds are kept
+        if not resume:  # an earlier CV's folds must not sit beside this one's; a file of the user's there stops it
             remove_earlier_reports(out_dir / "cv")
         if replace_model:  # nor its model and card (it is saved again after the CV)
             remove_earlier_model(out_dir)
@@ -356,11 +354,11 @@ def cross_validate_baseline(
     result = cross_validate_folds(folds, fit_fold, references=labels, speakers=speakers, label_names=names,
                                   model=f"baseline-{classifier}", corpus=corpus_name(dataset), genders=genders,
                                   out_dir=None if out_dir is None else Path(out_dir) / "cv", kind="baseline",
-                                  fingerprint=fingerprint, resume_dir=Path(out_dir) / "cv" if resume else None)
+                                  identity=identity, resume_dir=Path(out_dir) / "cv" if resume else None)
     reports, aggregate, pooled = result.reports, result.aggregate, result.pooled
     fits = [fold.fitted for fold in result.folds]
     if out_dir is not None:
-        write_cv_summary(Path(out_dir) / "cv", aggregate, pooled, settings, kind="baseline", fingerprint=fingerprint)
+        write_cv_summary(Path(out_dir) / "cv", aggregate, pooled, settings, kind="baseline", identity=identity)
     return BaselineCVResult(reports, aggregate, pooled, fits, features, settings, result.resumed)
 
 

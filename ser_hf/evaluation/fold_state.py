@@ -7,16 +7,19 @@ there whole or not at all) holding the fold's test rows, its probabilities, its 
 pools after the loop (``FoldResult.outputs`` of :mod:`ser_hf.evaluation.folds`: the speaker-adaptive
 predictions, the test-time copies' probabilities), stamped with the CV's *fingerprint*.
 
-The fingerprint (:func:`cv_fingerprint`) is a digest of everything a fold's result depends on: the settings, the
-code (:func:`code_digest`: ser_hf's source files, the numerical libraries' versions), the folds' rows and the data
-(labels, speakers, and each audio file's size and modification time, or the clip's own samples). A rerun keeps a
+The fingerprint (:class:`CVIdentity`) is a digest of everything a fold's result depends on: the settings that can
+change a result, the code (:func:`code_digest`: ser_hf's source files, the numerical libraries' versions), the model
+it starts from (:func:`model_digest`), the folds' rows and the data (:func:`data_digest`: every column, and each
+audio file's identity). Its parts are recorded too, so a run that starts afresh says which part changed. A rerun keeps a
 fold only when its state carries the very fingerprint of the rerun and the very test rows of that fold; any change
 (another seed, a clip re-recorded, a fold count, an edited ser_hf) starts afresh, so a resumed CV is the CV its
 settings describe, never a mix of two. A finished CV keeps its fold states too: run again, it is rebuilt from them
 at once (as SpeechBrain reruns a finished recipe without training it again).
 
-Known limit: a clip rewritten in place with the same size *and* its old modification time restored (``touch -d``)
-is not noticed; hashing every file's samples on every run would cost a pass over the whole corpus.
+Files are known by their metadata (name, size, inode, modification and change times), not their samples: reading
+every clip on every run would cost a pass over the whole corpus. Re-recording a clip, copying another over it,
+swapping two, or restoring an old modification time afterwards (which sets the change time) all start afresh; only a
+change that leaves all of those as they were (a file system without change times) goes unnoticed.
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ser_hf._io import atomic_write_bytes
+from ser_hf._io import write_output_file
 from ser_hf.evaluation.report import FOLD_STATE, EvaluationReport
 
 if TYPE_CHECKING:
@@ -45,6 +49,11 @@ logger = logging.getLogger(__name__)
 _RECORD = "ser_hf_fold_state"
 #: Separates the levels of a nested output name in the file (``enrollment/10/rows``).
 _SEP = "/"
+#: Rows hashed at a time by :func:`data_digest`: its memory stays that of a few rows (clips held as samples can be
+#: megabytes each), whatever the corpus.
+_DIGEST_BATCH = 32
+#: Probabilities of a kept fold must sum to 1 per clip within this.
+_SUM_TOLERANCE = 1e-4
 
 
 def _digest(*parts: bytes) -> str:
@@ -59,17 +68,16 @@ def _rows_bytes(rows) -> bytes:
     return np.ascontiguousarray(np.asarray(rows, dtype=np.int64)).tobytes()
 
 
-#: Rows hashed at a time by :func:`data_digest` (its memory stays that of one batch, whatever the corpus).
-_DIGEST_BATCH = 256
-
-
-def _file_identity(path: str) -> bytes:
-    """A file by name, size and modification time: re-recording it changes them."""
+def _file_identity(path: str | os.PathLike) -> bytes:
+    """A file by name, size, inode, modification and change time: re-recording it, copying another file over it or
+    swapping two files (even of one size and one modification time, as an archive extracts them) changes one of
+    them, and so does putting an old modification time back (``touch -d`` sets the change time)."""
+    name = os.fsencode(path)
     try:
         stat = os.stat(path)
-    except OSError:
-        return b"missing:" + os.fsencode(path)
-    return b"file:" + os.fsencode(path) + f":{stat.st_size}:{stat.st_mtime_ns}".encode()
+    except (OSError, ValueError):  # ValueError: a name with a NUL byte, which no file can have
+        return b"missing:" + name
+    return b"file:" + name + f":{stat.st_size}:{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_ctime_ns}".encode()
 
 
 def _audio_files(column) -> list[str]:
@@ -87,20 +95,22 @@ def _audio_files(column) -> list[str]:
 
 
 def data_digest(dataset: datasets.Dataset) -> str:
-    """A digest of the clips a CV scores: every row's label, speaker and corpus, its audio as stored (a path, or the
-    samples or bytes themselves), and each audio file's size and modification time.
+    """A digest of the clips a CV scores: every column of every row as stored (labels, speakers, genders, the audio
+    as a path or as the samples or bytes themselves, any weights), and each audio file's :func:`_file_identity`.
 
-    The dataset's Arrow table is read a batch of rows at a time and never decoded, so hashing a corpus costs a pass
-    over its table (paths: next to nothing) and the memory of one batch.
+    The dataset's Arrow table is read :data:`_DIGEST_BATCH` rows at a time and never decoded, so hashing a corpus
+    costs a pass over its table (paths: next to nothing) and the memory of a few rows. The schema's metadata (which
+    holds ``datasets``' own cache fingerprint) is left out: the same rows digest the same however they were loaded.
     """
     import pyarrow as pa
 
-    columns = [name for name in ("label", "speaker", "corpus", "audio") if name in dataset.column_names]
+    columns = sorted(dataset.column_names)
     parts = [json.dumps(columns).encode()]
     for batch in dataset.with_format("arrow").iter(batch_size=_DIGEST_BATCH):
         # take() copies the batch's rows out: a slice of a list column still holds its whole parent's values, and
         # the IPC stream would carry them (a row's digest would then change with its neighbours)
         table = batch.select(columns).take(pa.array(range(batch.num_rows))).combine_chunks()
+        table = table.replace_schema_metadata(None)
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
@@ -108,6 +118,25 @@ def data_digest(dataset: datasets.Dataset) -> str:
         if "audio" in columns:
             parts.extend(_file_identity(path) for path in _audio_files(table.column("audio").combine_chunks()))
     return _digest(*parts)
+
+
+def model_digest(name_or_path: str | os.PathLike) -> str:
+    """What identifies the model a CV starts from: a local checkpoint folder by its files' :func:`_file_identity`
+    (a checkpoint retrained or downloaded again at the same path is another model); a Hub id by the snapshot the
+    local cache holds for it, else by its name."""
+    folder = Path(name_or_path).expanduser()
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            config = try_to_load_from_cache(str(name_or_path), "config.json")
+        except Exception:  # not a valid Hub id either: its name is all there is
+            config = None
+        if not isinstance(config, str):
+            return _digest(b"name:" + os.fsencode(str(name_or_path)))
+        folder = Path(config).parent  # snapshots/<commit>/: the commit is in the name
+    files = sorted(path for path in folder.iterdir() if path.is_file())
+    return _digest(os.fsencode(str(folder.resolve())), *(_file_identity(path) for path in files))
 
 
 #: The libraries whose version can change a fold's numbers.
@@ -134,24 +163,75 @@ def code_digest() -> str:
                                                           path.read_bytes())))
 
 
-def cv_fingerprint(settings: Mapping[str, Any], folds: Sequence[Fold], data: str) -> str:
-    """The digest a fold's state must carry to be kept: ``settings`` (JSON-able), the code (:func:`code_digest`),
-    every fold's training, validation and test rows and ``data`` (:func:`data_digest`)."""
-    parts = [json.dumps({"settings": settings, "code": code_digest(), "data": data}, sort_keys=True,
-                        default=str).encode()]
-    for fold in folds:
-        parts += [fold.name.encode(), _rows_bytes(fold.train), _rows_bytes(fold.validation),
-                  _rows_bytes(fold.test)]
-    return _digest(*parts)
+def _settings_items(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"training.learning_rate": 3e-05, ...}``: one entry per setting (nested groups joined by dots)."""
+    items = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            items.update(_settings_items(value, f"{name}."))
+        else:
+            items[name] = value
+    return items
+
+
+def fingerprint_parts(settings: Mapping[str, Any], folds: Sequence[Fold], data: str,
+                      **more: str) -> dict[str, str]:
+    """Everything a fold's result depends on, part by part (so a rerun can say which part changed): each setting of
+    ``settings`` (JSON-able; leave out those that cannot change a result), the code (:func:`code_digest`), the folds'
+    training, validation and test rows, the clips (``data``, :func:`data_digest`) and ``more`` (e.g. the model's
+    :func:`model_digest`)."""
+    parts = {f"setting {name}": _digest(json.dumps(value, sort_keys=True, default=str).encode())
+             for name, value in _settings_items(settings).items()}
+    rows = [part for fold in folds for part in (fold.name.encode(), _rows_bytes(fold.train),
+                                                 _rows_bytes(fold.validation), _rows_bytes(fold.test))]
+    return {**parts, "code": code_digest(), "folds": _digest(*rows), "clips": data, **more}
+
+
+def cv_fingerprint(parts: Mapping[str, str]) -> str:
+    """The one digest a fold's state must carry to be kept: that of every part of :func:`fingerprint_parts`."""
+    return _digest(json.dumps(dict(parts), sort_keys=True).encode())
+
+
+@dataclass(frozen=True)
+class CVIdentity:
+    """What identifies one CV (:func:`fingerprint_parts`): recorded in its plan and summary, stamped on its folds."""
+
+    parts: Mapping[str, str]
+
+    @property
+    def fingerprint(self) -> str:
+        return cv_fingerprint(self.parts)
+
+    def record(self) -> dict[str, Any]:
+        """The keys a plan or summary records: the fingerprint, and its parts (to say what changed)."""
+        return {"fingerprint": self.fingerprint, "fingerprint_parts": dict(self.parts)}
+
+
+def changed_parts(recorded: Any, parts: Mapping[str, str]) -> list[str]:
+    """The parts (of :func:`fingerprint_parts`) that differ from those an earlier CV ``recorded`` (its plan's or
+    summary's ``fingerprint_parts``): what made a rerun start afresh. Empty when nothing was recorded."""
+    if not isinstance(recorded, Mapping):
+        return []
+    names = sorted(set(recorded) | set(parts))
+    return [name.removeprefix("setting ") for name in names if recorded.get(name) != parts.get(name)]
 
 
 def _flatten(value: Any, prefix: str, arrays: dict[str, np.ndarray]) -> Any:
-    """The JSON part of ``value`` with every numpy array moved to ``arrays`` under its path (replaced by a marker)."""
+    """The JSON part of ``value`` with every numpy array moved to ``arrays`` under its path (replaced by a marker).
+
+    Raises TypeError for what would not come back as it went in: a key that is not text or holds the separator, an
+    array of text or objects."""
     if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"fold output {prefix!r}: only numeric arrays are kept, not {value.dtype}")
         arrays[prefix] = np.ascontiguousarray(value)
         return {"__array__": prefix}
     if isinstance(value, Mapping):
-        return {str(key): _flatten(item, f"{prefix}{_SEP}{key}", arrays) for key, item in value.items()}
+        for key in value:
+            if not isinstance(key, str) or _SEP in key or key == "__array__":
+                raise TypeError(f"fold output {prefix!r}: keys must be text without {_SEP!r}, got {key!r}")
+        return {key: _flatten(item, f"{prefix}{_SEP}{key}", arrays) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_flatten(item, f"{prefix}{_SEP}{index}", arrays) for index, item in enumerate(value)]
     if isinstance(value, np.generic):
@@ -169,9 +249,21 @@ def _unflatten(value: Any, arrays: Mapping[str, np.ndarray]) -> Any:
     return value
 
 
+def check_state_path(folder: str | os.PathLike) -> None:
+    """Refuse, before any fold runs, a fold folder whose :data:`FOLD_STATE` name holds a folder: the state could not
+    be written there once the fold had run (a link or any other file is simply replaced, never written through)."""
+    from ser_hf.errors import ModelError
+
+    path = Path(folder) / FOLD_STATE
+    if path.is_dir() and not path.is_symlink():
+        raise ModelError(f"{path} is a folder, but ser_hf writes its fold state there; move it away (or pass another "
+                         f"output_dir) and run again. Nothing was changed.")
+
+
 def save_fold_state(folder: str | os.PathLike, fingerprint: str, test_rows, report: EvaluationReport,
                     probabilities: np.ndarray, outputs: Mapping[str, Any]) -> Path:
-    """Write ``folder/``:data:`FOLD_STATE`: the fold's test rows, report, probabilities and outputs (atomically)."""
+    """Write ``folder/``:data:`FOLD_STATE`: the fold's test rows, report, probabilities and outputs (atomically,
+    replacing a link or hard link left there rather than writing through it)."""
     from safetensors.numpy import save
 
     arrays: dict[str, np.ndarray] = {"test_rows": np.asarray(test_rows, dtype=np.int64),
@@ -179,33 +271,63 @@ def save_fold_state(folder: str | os.PathLike, fingerprint: str, test_rows, repo
     record = {"fingerprint": fingerprint, "report": report.to_dict(),
               "outputs": _flatten(dict(outputs), "outputs", arrays)}
     path = Path(folder) / FOLD_STATE
-    atomic_write_bytes(path, save(arrays, metadata={_RECORD: json.dumps(record, default=str)}))
+    write_output_file(path, save(arrays, metadata={_RECORD: json.dumps(record, default=str)}))
     return path
 
 
-def load_fold_state(folder: str | os.PathLike, fingerprint: str,
-                    test_rows) -> tuple[EvaluationReport, np.ndarray, dict[str, Any]] | None:
-    """The finished fold in ``folder`` as (report, probabilities, outputs), or None where there is none to keep: no
-    state, an unreadable one, another fingerprint (other settings or data) or other test rows."""
+def _check_kept(path: Path, report: EvaluationReport, probabilities: np.ndarray, test_rows: np.ndarray,
+                split: str, label_names: Sequence[str] | None) -> str | None:
+    """Why a fold state whose fingerprint matches still cannot be kept (None: it can)."""
+    if report.split != split:
+        return f"it is the state of {report.split!r}, not of {split!r}"
+    if label_names is not None and list(report.labels) != list(label_names):
+        return f"its labels are {list(report.labels)}, not {list(label_names)}"
+    expected = (len(test_rows), len(report.labels))
+    if probabilities.shape != expected:
+        return f"its probabilities are shaped {probabilities.shape}, not {expected}"
+    if not np.isfinite(probabilities).all() or (probabilities < 0).any() or \
+            not np.allclose(probabilities.sum(axis=1), 1.0, atol=_SUM_TOLERANCE):
+        return "its probabilities are not finite, non-negative and summing to 1"
+    if report.num_samples != len(test_rows):
+        return f"its report scores {report.num_samples} clips, not the fold's {len(test_rows)}"
+    return None
+
+
+def load_fold_state(folder: str | os.PathLike, fingerprint: str, test_rows, split: str | None = None,
+                    label_names: Sequence[str] | None = None) -> tuple[EvaluationReport, np.ndarray, dict] | None:
+    """The finished fold in ``folder`` as (report, probabilities, outputs), or None where there is none to keep (the
+    log says why): no state, an unreadable one, another fingerprint (other settings, code or data), other test rows,
+    or one that does not hold what fold ``split`` with ``label_names`` would (checked before it is trusted)."""
     from safetensors import safe_open
 
     path = Path(folder) / FOLD_STATE
-    if not path.is_file() or path.is_symlink():
+    if not path.exists() and not path.is_symlink():
         return None
+    if path.is_symlink() or not path.is_file():
+        logger.info("%s is not a file ser_hf wrote (a link or a special file); the fold runs again", path)
+        return None
+    test_rows = np.asarray(test_rows, dtype=np.int64)
     try:
         with safe_open(str(path), framework="numpy") as handle:
             record = json.loads((handle.metadata() or {})[_RECORD])
             if record.get("fingerprint") != fingerprint:
-                logger.info("%s: written by a CV with other settings or data; the fold runs again", path)
+                logger.info("%s: written by a CV with other settings, code or data; the fold runs again", path)
                 return None
             arrays = {name: handle.get_tensor(name) for name in handle.keys()}
-        if not np.array_equal(arrays["test_rows"], np.asarray(test_rows, dtype=np.int64)):
+        if not np.array_equal(arrays["test_rows"], test_rows):
+            logger.info("%s holds other test clips than this fold's; the fold runs again", path)
             return None
-        return (EvaluationReport.from_dict(record["report"]), arrays["probabilities"],
-                _unflatten(record["outputs"], arrays))
+        report = EvaluationReport.from_dict(record["report"])
+        probabilities = np.asarray(arrays["probabilities"], dtype=np.float64)
+        reason = _check_kept(path, report, probabilities, test_rows, split or report.split, label_names)
+        if reason is not None:
+            logger.warning("%s cannot be kept: %s; the fold runs again", path, reason)
+            return None
+        return report, probabilities, _unflatten(record["outputs"], arrays)
     except Exception as error:  # a damaged or foreign file: the fold is simply run again
         logger.warning("%s cannot be read (%s: %s); the fold runs again", path, type(error).__name__, error)
         return None
 
 
-__all__ = ["FOLD_STATE", "code_digest", "cv_fingerprint", "data_digest", "load_fold_state", "save_fold_state"]
+__all__ = ["FOLD_STATE", "CVIdentity", "changed_parts", "check_state_path", "code_digest", "cv_fingerprint", "data_digest",
+           "fingerprint_parts", "load_fold_state", "model_digest", "save_fold_state"]

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ser_hf._io import atomic_write_bytes, check_own_folder, read_json, remove_own_folder, write_output_file
+from ser_hf._io import check_own_folder, check_writable, read_json, remove_own_folder, write_output_file
 from ser_hf.errors import EvaluationError, ModelError
-from ser_hf.evaluation.fold_state import load_fold_state, save_fold_state
+from ser_hf.evaluation.fold_state import CVIdentity, changed_parts, check_state_path, load_fold_state, save_fold_state
 from ser_hf.evaluation.metrics.core import SCALAR_METRICS, scores_from_confusion
 from ser_hf.evaluation.report import (
     CV_KIND,
@@ -271,7 +271,7 @@ def write_cv_summary(
     per_corpus: Mapping[str, EvaluationReport] | None = None,
     test_time_copies: EvaluationReport | None = None,
     kind: str | None = None,
-    fingerprint: str | None = None,
+    identity: CVIdentity | None = None,
 ) -> None:
     """Write ``pooled/`` (the pooled report), ``cv_summary.json`` and ``cv_summary.md`` into ``out_dir``.
 
@@ -286,14 +286,14 @@ def write_cv_summary(
             ``test_time_copies/``, ``cv_summary.json`` (``test_time_copies``) and its own section of ``cv_summary.md``.
         kind: What ran the CV (of :data:`~ser_hf.evaluation.report.CV_KINDS`), recorded so that another kind of
             output never takes the folder over.
-        fingerprint: The CV's :func:`~ser_hf.evaluation.fold_state.cv_fingerprint`, recorded so that the same CV
-            run again into the folder reuses its folds (:func:`resumable_cv`).
+        identity: The CV's :class:`~ser_hf.evaluation.fold_state.CVIdentity`, recorded so that the same CV run
+            again into the folder reuses its folds (:func:`resumable_cv`).
     """
     out = Path(out_dir)
     pooled.write(out / "pooled")
     summary = {"folds": aggregate["folds"], "aggregate": aggregate, "pooled": pooled.to_dict(),
                "settings": dict(settings), **({CV_KIND: kind} if kind else {}),
-               **({"fingerprint": fingerprint} if fingerprint else {})}
+               **(identity.record() if identity else {})}
     markdown = folds_to_markdown(aggregate) + "\n\n" + pooled.to_markdown() + "\n"
     if per_corpus:
         for name, report in per_corpus.items():
@@ -387,7 +387,7 @@ def cross_validate_folds(
     out_dir: str | os.PathLike | None = None,
     on_fold: Callable[[EvaluationReport], None] | None = None,
     kind: str | None = None,
-    fingerprint: str | None = None,
+    identity: CVIdentity | None = None,
     resume_dir: str | os.PathLike | None = None,
 ) -> OutOfFold:
     """The out-of-fold loop: ``fit_fold`` each fold in turn, then pool every test prediction.
@@ -406,9 +406,9 @@ def cross_validate_folds(
             summary replaces it).
         on_fold: Called with each fold's report as soon as it exists (long runs can save partial results).
         kind: What runs the CV (of :data:`~ser_hf.evaluation.report.CV_KINDS`), recorded in the plan.
-        fingerprint: The CV's :func:`~ser_hf.evaluation.fold_state.cv_fingerprint`: recorded in the plan, and with
+        identity: The CV's :class:`~ser_hf.evaluation.fold_state.CVIdentity`: recorded in the plan, and with
             ``out_dir`` every finished fold also writes its state there (``<fold name>/fold_state.safetensors``).
-        resume_dir: The folder of an earlier CV with this ``fingerprint`` (see :func:`resumable_cv`): a fold whose
+        resume_dir: The folder of an earlier CV of this ``identity`` (see :func:`resumable_cv`): a fold whose
             state is there is kept, not fitted again (every process reads it; only ``out_dir`` writes).
 
     Returns:
@@ -418,14 +418,22 @@ def cross_validate_folds(
     speakers = np.asarray(speakers, dtype=object)
     results, resumed = [], []
     if out_dir is not None:
+        out = Path(out_dir)
+        if resume_dir is not None:  # before any fold runs: the kept folders are written again
+            for folder in (out, *(out / fold.name for fold in folds if (out / fold.name).is_dir())):
+                check_writable(folder, str(folder), "the CV's reports")
+        if identity is not None:
+            for fold in folds:
+                check_state_path(out / fold.name)
         plan = {"folds": [fold.name for fold in folds], "complete": False, **({CV_KIND: kind} if kind else {}),
-                **({"fingerprint": fingerprint} if fingerprint else {})}
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(Path(out_dir) / CV_PLAN, (json.dumps(plan, indent=2) + "\n").encode())
+                **(identity.record() if identity else {})}
+        out.mkdir(parents=True, exist_ok=True)
+        write_output_file(out / CV_PLAN, json.dumps(plan, indent=2) + "\n")
     for number, fold in enumerate(folds, start=1):
         kept = None
-        if resume_dir is not None and fingerprint:
-            kept = load_fold_state(Path(resume_dir) / fold.name, fingerprint, fold.test)
+        if resume_dir is not None and identity is not None:
+            kept = load_fold_state(Path(resume_dir) / fold.name, identity.fingerprint, fold.test, split=fold.name,
+                                   label_names=label_names)
         if kept is not None:
             result = FoldResult(kept[0], kept[1], outputs=kept[2])
             logger.info("fold %d/%d: %s finished by an earlier run of this CV; kept", number, len(folds), fold.name)
@@ -435,8 +443,8 @@ def cross_validate_folds(
             result = fit_fold(fold)
         if out_dir is not None:
             result.report.write(Path(out_dir) / fold.name)
-            if fingerprint and fold.name not in resumed:
-                save_fold_state(Path(out_dir) / fold.name, fingerprint, fold.test, result.report,
+            if identity is not None and fold.name not in resumed:
+                save_fold_state(Path(out_dir) / fold.name, identity.fingerprint, fold.test, result.report,
                                 result.probabilities, result.outputs)
         if on_fold is not None:
             on_fold(result.report)
@@ -457,15 +465,26 @@ def resumed_note(folds: Sequence[str]) -> str:
             f"delete the folder to run every fold afresh")
 
 
-def resumable_cv(folder: str | os.PathLike, fingerprint: str, kind: str | None,
+def resumable_cv(folder: str | os.PathLike, identity: CVIdentity, kind: str | None,
                  summary: str = "cv_summary.json") -> bool:
-    """Whether ``folder`` holds a CV of ``kind`` run with this very ``fingerprint``, interrupted (its plan is there)
-    or finished (its ``summary`` records it): the CV whose folds :func:`cross_validate_folds` may keep."""
+    """Whether ``folder`` holds a CV of ``kind`` and this very ``identity``, interrupted (its plan is there) or
+    finished (its ``summary`` records it): the CV whose folds :func:`cross_validate_folds` may keep.
+
+    When it holds another CV of ``kind``, the log says which parts (settings, code, model, clips, folds) differ:
+    its folds are about to be replaced, and a user who meant to resume it sees why not."""
+    earlier = []
     for name in (CV_PLAN, summary):
         try:
             record = read_json(Path(folder) / name, fix="")
         except (ModelError, OSError):
             continue
-        if isinstance(record, dict) and record.get("fingerprint") == fingerprint and record.get(CV_KIND) == kind:
+        if record.get(CV_KIND) != kind:
+            continue
+        if record.get("fingerprint") == identity.fingerprint:
             return True
+        earlier.append(changed_parts(record.get("fingerprint_parts"), identity.parts))
+    if earlier:
+        changed = earlier[0] or ["its settings (recorded by an earlier ser_hf version)"]
+        shown = ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
+        logger.warning("%s holds another CV (changed: %s): it is replaced, its finished folds run again", folder, shown)
     return False

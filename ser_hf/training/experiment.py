@@ -31,7 +31,7 @@ from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leave_one_corpus_out_folds, load_combined
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport, write_cv_summary
-from ser_hf.evaluation.fold_state import cv_fingerprint, data_digest
+from ser_hf.evaluation.fold_state import CVIdentity, data_digest, fingerprint_parts, model_digest
 from ser_hf.evaluation.folds import (
     FoldResult,
     corpus_rows_markdown,
@@ -166,6 +166,32 @@ def load_run_dataset(data: DataArguments, include_eval: bool = False) -> dataset
         raise SERError(f"data_dir is not set: pass --data_dir with the folder of the {data.corpus!r} corpus.")
     return load_corpus(data.corpus, data.data_dir, emotions=data.emotions, label_map=data.label_map_dict(),
                        strict=data.strict, **options)
+
+
+#: Settings that cannot change a CV's numbers, left out of its identity so that changing them still resumes it: where
+#: outputs, logs and caches go, progress and logging, resuming, the Hub (where the data lies is in the clips' own
+#: digest). DataLoader workers are here too: every random draw is a function of the seed, the epoch and the clip.
+_RESULT_NEUTRAL = {
+    "data": {"data_dir"},
+    "training": {"output_dir", "logging_steps", "logging_strategy", "logging_first_step", "logging_nan_inf_filter",
+                 "log_level", "log_level_replica", "log_on_each_node", "report_to", "run_name", "project",
+                 "disable_tqdm", "skip_memory_metrics", "dataloader_num_workers", "dataloader_persistent_workers",
+                 "dataloader_prefetch_factor", "dataloader_pin_memory", "dataloader_multiprocessing_context",
+                 "resume_from_checkpoint", "push_to_hub", "hub_model_id", "hub_strategy", "hub_token",
+                 "hub_private_repo", "hub_always_push", "hub_revision", "save_total_limit", "save_on_each_node",
+                 "trackio_bucket_id", "trackio_space_id", "trackio_static_space_id"},
+    "probe": {"embedding_cache_dir"},
+}
+
+
+def cv_identity(run: Run, dataset: datasets.Dataset, folds: list[Fold], **more: str) -> CVIdentity:
+    """What identifies this CV of ``run`` (see :mod:`ser_hf.evaluation.fold_state`): its result-changing settings,
+    the code, the model it starts from, its folds and its clips (``more``: further parts)."""
+    settings = {group: ({key: value for key, value in values.items() if key not in _RESULT_NEUTRAL.get(group, ())}
+                        if isinstance(values, dict) else values)
+                for group, values in run.settings(dataset).items()}
+    model = model_digest(resolve_model_path(run.model.model_name_or_path))
+    return CVIdentity(fingerprint_parts(settings, folds, data_digest(dataset), model=model, **more))
 
 
 def run_folds(run: Run, dataset: datasets.Dataset) -> list[Fold]:
@@ -335,8 +361,8 @@ def cross_validate(run: Run, progress: bool = True,
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     folds = run_folds(run, dataset)
-    fingerprint = cv_fingerprint(run.settings(dataset), folds, data_digest(dataset))
-    resume = resumable_cv(out, fingerprint, "run")
+    identity = cv_identity(run, dataset, folds)
+    resume = resumable_cv(out, identity, "run")
     if resume:
         logger.info("%s holds this very CV (same settings, code and clips): its finished folds are kept", out)
     else:
@@ -367,7 +393,7 @@ def cross_validate(run: Run, progress: bool = True,
                                   speakers=dataset["speaker"], label_names=labels, model=model,
                                   corpus=run.data.corpus, genders=genders,
                                   out_dir=out if is_main_process() else None, on_fold=on_fold, kind="run",
-                                  fingerprint=fingerprint, resume_dir=out if resume else None)
+                                  identity=identity, resume_dir=out if resume else None)
     reports, aggregate, pooled = result.reports, result.aggregate, result.pooled
     adaptive, adaptive_copies, with_copies = _pool_fold_outputs(dataset, folds, result.folds)
     pooled.metadata["split_kind"] = split_kind(dataset)
@@ -395,7 +421,7 @@ def cross_validate(run: Run, progress: bool = True,
             adaptive_copies_rows = summarise_enrollment(adaptive_copies, labels, model=model, corpus=run.data.corpus)
     if is_main_process():
         write_cv_summary(out, aggregate, pooled, run.settings(dataset), per_corpus=per_corpus,
-                         test_time_copies=copies_report, kind="run", fingerprint=fingerprint)
+                         test_time_copies=copies_report, kind="run", identity=identity)
         if adaptive_rows is not None:
             _write_speaker_adaptive(out, adaptive_rows, adaptive_copies_rows)
     return CVResult(reports, aggregate, pooled, speaker_adaptive=adaptive_rows, per_corpus=per_corpus,
@@ -459,9 +485,8 @@ def leave_one_corpus_out(run: Run, progress: bool = True) -> dict[str, Evaluatio
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     folds = leave_one_corpus_out_folds(dataset)  # one "fold" per held-out corpus: resumed like the CV's
-    fingerprint = cv_fingerprint({**run.settings(dataset), "leave_one_corpus_out": True}, folds,
-                                 data_digest(dataset))
-    resume = resumable_cv(out, fingerprint, "run", summary=LEAVE_ONE_CORPUS_OUT)
+    identity = cv_identity(run, dataset, folds, protocol="leave one corpus out")
+    resume = resumable_cv(out, identity, "run", summary=LEAVE_ONE_CORPUS_OUT)
     if not resume:
         _fresh_subfolder(out)
 
@@ -473,12 +498,12 @@ def leave_one_corpus_out(run: Run, progress: bool = True) -> dict[str, Evaluatio
     result = cross_validate_folds(folds, fit_fold, references=np.asarray(dataset["label"]),
                                   speakers=dataset["speaker"], label_names=labels,
                                   model=run.model.model_name_or_path, corpus=None,
-                                  out_dir=out if is_main_process() else None, kind="run", fingerprint=fingerprint,
+                                  out_dir=out if is_main_process() else None, kind="run", identity=identity,
                                   resume_dir=out if resume else None)
     reports = {fold.name: fold_result.report for fold, fold_result in zip(folds, result.folds)}
     if is_main_process():
         summary = {"reports": {corpus: report.to_dict() for corpus, report in reports.items()},
-                   "settings": run.settings(), CV_KIND: "run", "fingerprint": fingerprint}
+                   "settings": run.settings(), CV_KIND: "run", **identity.record()}
         write_output_file(out / LEAVE_ONE_CORPUS_OUT, json.dumps(summary, indent=2, default=str) + "\n")
         write_output_file(out / "leave_one_corpus_out.md", leave_one_corpus_out_markdown(reports))
         (out / CV_PLAN).unlink(missing_ok=True)  # the summary marks the folder from now on

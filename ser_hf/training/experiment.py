@@ -168,30 +168,11 @@ def load_run_dataset(data: DataArguments, include_eval: bool = False) -> dataset
                        strict=data.strict, **options)
 
 
-#: Settings that cannot change a CV's numbers, left out of its identity so that changing them still resumes it: where
-#: outputs, logs and caches go, progress and logging, resuming, the Hub (where the data lies is in the clips' own
-#: digest). DataLoader workers are here too: every random draw is a function of the seed, the epoch and the clip.
-_RESULT_NEUTRAL = {
-    "data": {"data_dir"},
-    "training": {"output_dir", "logging_steps", "logging_strategy", "logging_first_step", "logging_nan_inf_filter",
-                 "log_level", "log_level_replica", "log_on_each_node", "report_to", "run_name", "project",
-                 "disable_tqdm", "skip_memory_metrics", "dataloader_num_workers", "dataloader_persistent_workers",
-                 "dataloader_prefetch_factor", "dataloader_pin_memory", "dataloader_multiprocessing_context",
-                 "resume_from_checkpoint", "push_to_hub", "hub_model_id", "hub_strategy", "hub_token",
-                 "hub_private_repo", "hub_always_push", "hub_revision", "save_total_limit", "save_on_each_node",
-                 "trackio_bucket_id", "trackio_space_id", "trackio_static_space_id"},
-    "probe": {"embedding_cache_dir"},
-}
-
-
 def cv_identity(run: Run, dataset: datasets.Dataset, folds: list[Fold], **more: str) -> CVIdentity:
     """What identifies this CV of ``run`` (see :mod:`ser_hf.evaluation.fold_state`): its result-changing settings,
     the code, the model it starts from, its folds and its clips (``more``: further parts)."""
-    settings = {group: ({key: value for key, value in values.items() if key not in _RESULT_NEUTRAL.get(group, ())}
-                        if isinstance(values, dict) else values)
-                for group, values in run.settings(dataset).items()}
     model = model_digest(resolve_model_path(run.model.model_name_or_path))
-    return CVIdentity(fingerprint_parts(settings, folds, data_digest(dataset), model=model, **more))
+    return CVIdentity(fingerprint_parts(run.result_settings(dataset), folds, data_digest(dataset), model=model, **more))
 
 
 def run_folds(run: Run, dataset: datasets.Dataset) -> list[Fold]:

@@ -23,6 +23,22 @@ from ser_hf.training.arguments import DataArguments, ModelArguments, ProbeArgume
 #: Every supported backbone takes 16 kHz audio.
 SAMPLING_RATE = 16000
 
+#: Settings that cannot change a run's numbers, left out of a CV's identity (:meth:`Run.result_settings`) so that
+#: changing them still resumes it: where outputs, logs and caches go, progress and logging, resuming, the Hub (where
+#: the data lies is in the clips' own digest). DataLoader workers are here too: every random draw is a function of
+#: the seed, the epoch and the clip.
+RESULT_NEUTRAL_SETTINGS = {
+    "data": {"data_dir"},
+    "training": {"output_dir", "logging_steps", "logging_strategy", "logging_first_step", "logging_nan_inf_filter",
+                 "log_level", "log_level_replica", "log_on_each_node", "report_to", "run_name", "project",
+                 "disable_tqdm", "skip_memory_metrics", "dataloader_num_workers", "dataloader_persistent_workers",
+                 "dataloader_prefetch_factor", "dataloader_pin_memory", "dataloader_multiprocessing_context",
+                 "resume_from_checkpoint", "push_to_hub", "hub_model_id", "hub_strategy", "hub_token",
+                 "hub_private_repo", "hub_always_push", "hub_revision", "save_total_limit", "save_on_each_node",
+                 "trackio_bucket_id", "trackio_space_id", "trackio_static_space_id"},
+    "probe": {"embedding_cache_dir"},
+}
+
 
 @dataclass
 class Run:
@@ -40,6 +56,12 @@ class Run:
         kind = {} if dataset is None else {"split_kind": split_kind(dataset)}
         return {"data": asdict(self.data), "model": asdict(self.model), "training": training,
                 "probe": asdict(self.probe), **kind}
+
+    def result_settings(self, dataset: datasets.Dataset | None = None) -> dict[str, Any]:
+        """:meth:`settings` without :data:`RESULT_NEUTRAL_SETTINGS`: those that can change a result."""
+        return {group: ({key: value for key, value in values.items()
+                         if key not in RESULT_NEUTRAL_SETTINGS.get(group, ())} if isinstance(values, dict) else values)
+                for group, values in self.settings(dataset).items()}
 
 
 @dataclass

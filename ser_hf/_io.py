@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -41,7 +42,7 @@ from ser_hf.paths import display_path, is_utf8, printable
 
 __all__ = ["CACHE_ENV", "DERIVED_NAME_BYTES", "MAX_JSON_BYTES", "Other", "atomic_directory", "atomic_write_bytes",
            "atomic_write_json", "atomic_write_text", "cache_root", "check_name_fits", "check_output_folder",
-           "check_own_folder", "check_writable", "default_permissions", "detach_for_rewrite", "file_sha256", "name_max", "nearest_folder",
+           "check_own_folder", "check_writable", "default_permissions", "detach_for_rewrite", "file_sha256", "folder_lock", "name_max", "nearest_folder",
            "read_json", "refuse_dangling_link", "refuse_sources", "remove_own_folder", "temporary_file", "unique_keys",
            "write_output_file"]
 
@@ -305,11 +306,14 @@ def _json_match(path: Path, keys: Sequence[str] | Mapping[str, Any]) -> dict[str
     return {key: value[key] for key in keys}
 
 
+#: A :func:`temporary_file` name: ``.NAME.`` then the 8 characters ``tempfile.mkstemp`` draws, then ``.tmp``.
+_LEFTOVER = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
 def _leftover_of(name: str, own_names: Collection[str]) -> bool:
     """Whether ``name`` is a :func:`temporary_file` of one of ``own_names`` (``.NAME.<random>.tmp``), as a write killed
     before its rename leaves it: ser_hf's own, so it never stops the run that replaces the folder."""
-    return name.startswith(".") and name.endswith(".tmp") and any(
-        name.startswith(f".{own}.") and len(name) > len(own) + 6 for own in own_names)
+    return bool(_LEFTOVER.match(name)) and name[1:-13] in own_names
 
 
 def check_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collection[str] = ()) -> None:
@@ -488,6 +492,30 @@ def check_writable(out: Path, shown: str, what: str) -> None:
     except OSError as error:
         raise ModelError(f"{shown} cannot be written: {error.strerror or error} in {display_path(place)}; "
                          f"{what} could not be saved there after all the work. Pass a folder you can write to.") from None
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, busy: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` itself (made if missing) while the block runs; a second holder is refused
+    with ``busy`` (what to tell the user). :func:`fcntl.flock` on the folder: no lock file to leave behind, and the
+    kernel releases it however the process ends (``kill -9`` too). Where the file system cannot lock, it runs
+    unlocked."""
+    import errno
+    import fcntl
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ModelError(busy) from None
+        except OSError as error:
+            if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
+        yield
+    finally:
+        os.close(handle)
 
 
 def unique_keys(error: Callable[[list[str]], Exception]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:

@@ -304,6 +304,20 @@ def test_a_resume_never_writes_through_a_link_and_refuses_a_folder_in_the_states
 
     with pytest.raises(ModelError, match="fold_state.safetensors is a folder"):
         experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+    state.rmdir()
+    report = state.with_name("report.md")
+    report.unlink()
+    report.mkdir()  # a report's name taken by a folder: refused before any fold, not after one has run
+    with pytest.raises(ModelError, match="report.md is a folder"):
+        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+    report.rmdir()
+    fold3 = state.parent.with_name("fold3")
+    import shutil
+
+    shutil.rmtree(fold3)
+    fold3.write_text("a file where a fold's folder goes")
+    with pytest.raises(ModelError, match="fold3 is not a folder"):
+        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
 
 
 def test_result_neutral_settings_resume_and_a_real_change_says_what_changed(corpus_and_backbone, tmp_path,
@@ -336,11 +350,18 @@ def test_a_backbone_replaced_at_the_same_path_starts_afresh(corpus_and_backbone,
 
 def test_a_write_killed_before_its_rename_never_stops_the_next_run(corpus_and_backbone, tmp_path, fitted_folds):
     experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
-    leftover = tmp_path / "cv" / "cv" / "fold1" / f".{FOLD_STATE}.k1ll3d.tmp"
+    leftover = tmp_path / "cv" / "cv" / "fold1" / f".{FOLD_STATE}.k1ll3d_x.tmp"  # as tempfile.mkstemp names it
     leftover.write_bytes(b"half a state")
     fitted_folds.clear()
     experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", fold_seed=1), progress=False)
     assert fitted_folds == ["fold1", "fold2", "fold3"] and not leftover.exists()  # ser_hf's own: replaced
+    backup = tmp_path / "cv" / "cv" / "fold1" / ".report.json.my-notes-backup.tmp"  # named alike, but the user's
+    backup.write_text("mine")
+    from ser_hf.errors import ModelError
+
+    with pytest.raises(ModelError, match="my-notes-backup"):
+        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", fold_seed=2), progress=False)
+    assert backup.read_text() == "mine"
 
 
 def test_a_resume_into_a_folder_that_cannot_be_written_is_refused_before_any_fold(corpus_and_backbone, tmp_path,
@@ -376,3 +397,44 @@ def test_a_damaged_plan_is_named_with_the_way_out(corpus_and_backbone, tmp_path)
     (tmp_path / "cv" / "cv" / "cv_plan.json").write_text('{"folds": ["fold1"')  # cut short
     with pytest.raises(ModelError, match=r"Its cv/cv_plan.json is there but cannot be read as ser_hf's .*delete that"):
         experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+
+
+def test_a_fine_tuning_cv_resumed_with_resume_from_checkpoint_never_mixes_two_cvs(corpus_and_backbone, tmp_path,
+                                                                                   fitted_folds):
+    """``--resume_from_checkpoint last`` in a CV: each fold continues its own newest checkpoint, a fold that had not
+    started trains afresh; refused where the checkpoints may be another CV's, or for a path (one fold's checkpoint)."""
+    from ser_hf.errors import SERError
+
+    corpus, _ = corpus_and_backbone
+    backbone = tiny_backbone("wav2vec2", tmp_path / "w2v")
+
+    def run(**values):
+        settings = dict(model_name_or_path=str(backbone), mode="finetune", probe_speaker_adaptation=False,
+                        probe_speed_copies=None, validation_size=0, max_steps=2, save_steps=1,
+                        per_device_train_batch_size=8, learning_rate=1e-3, max_duration=0.4, disable_tqdm=True,
+                        max_source_positions=None)
+        return make_run(corpus_and_backbone, tmp_path, "ft", **{**settings, **values})
+
+    with pytest.raises(KeyboardInterrupt):
+        experiment.cross_validate(run(), progress=False, on_fold=interrupt_after(1))
+    fitted_folds.clear()
+    resumed = experiment.cross_validate(run(resume_from_checkpoint="last"), progress=False)
+    assert resumed.resumed_folds == ["fold1"] and fitted_folds == ["fold2", "fold3"]  # no checkpoint yet: afresh
+    with pytest.raises(SERError, match="may be another CV's"):  # another learning rate: its checkpoints are not ours
+        experiment.cross_validate(run(resume_from_checkpoint="last", learning_rate=1e-5), progress=False)
+    checkpoint = next((tmp_path / "ft" / "checkpoints").glob("split-*/checkpoint-*"))
+    with pytest.raises(SERError, match="in a CV a checkpoint folder is one fold's"):
+        experiment.cross_validate(run(resume_from_checkpoint=str(checkpoint)), progress=False)
+
+
+def test_one_cv_at_a_time_per_output_folder(corpus_and_backbone, tmp_path, fitted_folds):
+    """Two CVs into one folder at once would take each other's folds for their own: the second is refused."""
+    from ser_hf._io import folder_lock
+    from ser_hf.errors import ModelError
+
+    with folder_lock(tmp_path / "cv", "held by the test"):  # as another ser-hf cv process holds it
+        with pytest.raises(ModelError, match="is being cross-validated by another ser-hf cv"):
+            experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+    assert fitted_folds == []
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)  # released: runs
+    assert fitted_folds == ["fold1", "fold2", "fold3"]

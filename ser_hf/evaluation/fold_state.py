@@ -56,11 +56,15 @@ _DIGEST_BATCH = 32
 _SUM_TOLERANCE = 1e-4
 
 
+def _add(digest, part: bytes) -> None:
+    digest.update(len(part).to_bytes(8, "little"))  # the length first: ("ab", "c") and ("a", "bc") differ
+    digest.update(part)
+
+
 def _digest(*parts: bytes) -> str:
     digest = hashlib.sha256()
     for part in parts:
-        digest.update(len(part).to_bytes(8, "little"))
-        digest.update(part)
+        _add(digest, part)
     return digest.hexdigest()
 
 
@@ -105,7 +109,8 @@ def data_digest(dataset: datasets.Dataset) -> str:
     import pyarrow as pa
 
     columns = sorted(dataset.column_names)
-    parts = [json.dumps(columns).encode()]
+    digest = hashlib.sha256()  # fed batch by batch: nothing of an earlier batch is kept
+    _add(digest, json.dumps(columns).encode())
     for batch in dataset.with_format("arrow").iter(batch_size=_DIGEST_BATCH):
         # take() copies the batch's rows out: a slice of a list column still holds its whole parent's values, and
         # the IPC stream would carry them (a row's digest would then change with its neighbours)
@@ -114,10 +119,11 @@ def data_digest(dataset: datasets.Dataset) -> str:
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
-        parts.append(sink.getvalue().to_pybytes())
+        _add(digest, sink.getvalue().to_pybytes())
         if "audio" in columns:
-            parts.extend(_file_identity(path) for path in _audio_files(table.column("audio").combine_chunks()))
-    return _digest(*parts)
+            for path in _audio_files(table.column("audio").combine_chunks()):
+                _add(digest, _file_identity(path))
+    return digest.hexdigest()
 
 
 def model_digest(name_or_path: str | os.PathLike) -> str:
@@ -249,15 +255,22 @@ def _unflatten(value: Any, arrays: Mapping[str, np.ndarray]) -> Any:
     return value
 
 
-def check_state_path(folder: str | os.PathLike) -> None:
-    """Refuse, before any fold runs, a fold folder whose :data:`FOLD_STATE` name holds a folder: the state could not
-    be written there once the fold had run (a link or any other file is simply replaced, never written through)."""
+def check_fold_folder(folder: str | os.PathLike) -> None:
+    """Refuse, before any fold runs, a fold's report folder that cannot take what the fold writes once it has run:
+    a file (or link) where the folder goes, or a folder where its state or one of its report files goes (a link or any
+    other file there is simply replaced, never written through)."""
     from ser_hf.errors import ModelError
+    from ser_hf.evaluation.report import REPORT_FILES
 
-    path = Path(folder) / FOLD_STATE
-    if path.is_dir() and not path.is_symlink():
-        raise ModelError(f"{path} is a folder, but ser_hf writes its fold state there; move it away (or pass another "
-                         f"output_dir) and run again. Nothing was changed.")
+    folder = Path(folder)
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise ModelError(f"{folder} is not a folder, but ser_hf writes this fold's reports there; move it away (or "
+                         f"pass another output_dir) and run again. Nothing was changed.")
+    for name in sorted({FOLD_STATE, *REPORT_FILES}):
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            raise ModelError(f"{path} is a folder, but ser_hf writes its {name} there; move it away (or pass another "
+                             f"output_dir) and run again. Nothing was changed.")
 
 
 def save_fold_state(folder: str | os.PathLike, fingerprint: str, test_rows, report: EvaluationReport,
@@ -329,5 +342,5 @@ def load_fold_state(folder: str | os.PathLike, fingerprint: str, test_rows, spli
         return None
 
 
-__all__ = ["FOLD_STATE", "CVIdentity", "changed_parts", "check_state_path", "code_digest", "cv_fingerprint", "data_digest",
+__all__ = ["FOLD_STATE", "CVIdentity", "changed_parts", "check_fold_folder", "code_digest", "cv_fingerprint", "data_digest",
            "fingerprint_parts", "load_fold_state", "model_digest", "save_fold_state"]

@@ -24,7 +24,7 @@ import numpy as np
 
 from ser_hf._io import check_own_folder, check_writable, read_json, remove_own_folder, write_output_file
 from ser_hf.errors import EvaluationError, ModelError
-from ser_hf.evaluation.fold_state import CVIdentity, changed_parts, check_state_path, load_fold_state, save_fold_state
+from ser_hf.evaluation.fold_state import CVIdentity, changed_parts, check_fold_folder, load_fold_state, save_fold_state
 from ser_hf.evaluation.metrics.core import SCALAR_METRICS, scores_from_confusion
 from ser_hf.evaluation.report import (
     CV_KIND,
@@ -422,9 +422,8 @@ def cross_validate_folds(
         if resume_dir is not None:  # before any fold runs: the kept folders are written again
             for folder in (out, *(out / fold.name for fold in folds if (out / fold.name).is_dir())):
                 check_writable(folder, str(folder), "the CV's reports")
-        if identity is not None:
-            for fold in folds:
-                check_state_path(out / fold.name)
+        for fold in folds:
+            check_fold_folder(out / fold.name)
         plan = {"folds": [fold.name for fold in folds], "complete": False, **({CV_KIND: kind} if kind else {}),
                 **(identity.record() if identity else {})}
         out.mkdir(parents=True, exist_ok=True)

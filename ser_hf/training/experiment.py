@@ -14,6 +14,7 @@ and ``save(dir)``: :class:`~ser_hf.training.probe.ProbeMethod` for the frozen pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from typing import Any
 import datasets
 import numpy as np
 
-from ser_hf._io import check_output_folder, remove_own_folder, write_output_file
+from ser_hf._io import check_output_folder, folder_lock, remove_own_folder, write_output_file
 from ser_hf.cards import card_from_run, write_model_card
 from ser_hf.checkpoint import RUN_RECORD, write_run_record
 from ser_hf.corpora import load_corpus
@@ -63,6 +64,7 @@ from ser_hf.splits import (
 )
 from ser_hf.training.arguments import DataArguments
 from ser_hf.training.probe import ProbeMethod
+from ser_hf.training.resume import check_cv_checkpoint_resume
 from ser_hf.training.run import SAMPLING_RATE, Run, TrainResult, evaluate_method, is_main_process
 
 logger = logging.getLogger(__name__)
@@ -181,8 +183,8 @@ def run_folds(run: Run, dataset: datasets.Dataset) -> list[Fold]:
     return make(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed)
 
 
-def make_method(run: Run, labels: list[str], progress: bool = True):
-    """A fresh classifier for the run's mode (``probe``, ``finetune`` or ``partial``)."""
+def make_method(run: Run, labels: list[str], progress: bool = True, fold_of_cv: bool = False):
+    """A fresh classifier for the run's mode (``probe``, ``finetune`` or ``partial``); ``fold_of_cv``: one fold's."""
     checkpoint = resolve_model_path(run.model.model_name_or_path)
     preprocessor = run.data.preprocessor(SAMPLING_RATE)
     # The probe's settings; fine-tuning's ``head_init: probe`` fits its starting head with them too.
@@ -193,8 +195,10 @@ def make_method(run: Run, labels: list[str], progress: bool = True):
     if run.model.mode == "finetune":
         from ser_hf.training.finetune import FinetuneMethod
 
-        return FinetuneMethod(checkpoint, labels, run.model, run.training, preprocessor=preprocessor,
-                              warm_start=settings)
+        method = FinetuneMethod(checkpoint, labels, run.model, run.training, preprocessor=preprocessor,
+                                warm_start=settings)
+        method.fold_of_cv = fold_of_cv
+        return method
     if run.model.mode == "partial":
         from ser_hf.training.partial import PartialMethod
 
@@ -317,7 +321,7 @@ def _fit_fold(run: Run, dataset: datasets.Dataset, fold: Fold, labels: list[str]
               corpus: str | None = None):
     """Fit a fresh method on the fold's training part and score its test part: (method, test, report, probabilities)."""
     parts = select_fold(dataset, _fold_with_validation(dataset, fold, run))
-    method = make_method(run, labels, progress).fit(parts["train"], parts.get("validation"))
+    method = make_method(run, labels, progress, fold_of_cv=True).fit(parts["train"], parts.get("validation"))
     report, probabilities = evaluate_method(run, method, parts["test"], fold.name, corpus=corpus)
     return method, parts["test"], report, probabilities
 
@@ -338,12 +342,29 @@ def cross_validate(run: Run, progress: bool = True,
     ``cv/test_time_copies/`` and a separate section of the summary: not the headline, which is what ``pipeline()``
     gives the saved checkpoints).
     """
+    with _one_cv_at_a_time(run):
+        return _cross_validate(run, progress, on_fold)
+
+
+def _one_cv_at_a_time(run: Run):
+    """The lock a CV holds on its ``output_dir``: two at once would each take the other's folds for their own (with
+    other settings, one's fold reports beside the other's summary). Only the main process of a launch locks."""
+    if not is_main_process():
+        return contextlib.nullcontext()
+    out = run_output_dir(run)
+    return folder_lock(out, f"output_dir {out} is being cross-validated by another ser-hf cv (it holds a lock on the "
+                            f"folder). Wait for it to end, then run this command again (it resumes), or pass another "
+                            f"output_dir.")
+
+
+def _cross_validate(run: Run, progress: bool, on_fold: Callable[[EvaluationReport], None] | None) -> CVResult:
     out = run_output_dir(run) / "cv"
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     folds = run_folds(run, dataset)
     identity = cv_identity(run, dataset, folds)
     resume = resumable_cv(out, identity, "run")
+    check_cv_checkpoint_resume(run.training.resume_from_checkpoint, run_output_dir(run) / "checkpoints", resume)
     if resume:
         logger.info("%s holds this very CV (same settings, code and clips): its finished folds are kept", out)
     else:
@@ -462,12 +483,18 @@ def leave_one_corpus_out(run: Run, progress: bool = True) -> dict[str, Evaluatio
         ```
     """
     require_several_corpora(run, "leave_one_corpus_out")
+    with _one_cv_at_a_time(run):
+        return _leave_one_corpus_out(run, progress)
+
+
+def _leave_one_corpus_out(run: Run, progress: bool) -> dict[str, EvaluationReport]:
     out = run_output_dir(run) / "leave_one_corpus_out"
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     folds = leave_one_corpus_out_folds(dataset)  # one "fold" per held-out corpus: resumed like the CV's
     identity = cv_identity(run, dataset, folds, protocol="leave one corpus out")
     resume = resumable_cv(out, identity, "run", summary=LEAVE_ONE_CORPUS_OUT)
+    check_cv_checkpoint_resume(run.training.resume_from_checkpoint, run_output_dir(run) / "checkpoints", resume)
     if not resume:
         _fresh_subfolder(out)
 

@@ -135,6 +135,8 @@ class FinetuneMethod:
                  preprocessor: AudioPreprocessor | None = None, warm_start: ProbeSettings | None = None):
         self.checkpoint = str(checkpoint)
         self.warm_start = warm_start
+        #: A fold of a CV: ``resume_from_checkpoint: last`` starts a fold that has no checkpoint yet afresh.
+        self.fold_of_cv = False
         self.labels = list(labels)
         self.options = model_options
         self.args = training_args
@@ -203,7 +205,8 @@ class FinetuneMethod:
         if getattr(self.args, "head_init", None) == "probe":
             self.init_head_from_probe(train)
         trainer = self.make_trainer(train, validation)
-        resume = resolve_resume_checkpoint(self.args.resume_from_checkpoint, trainer.args.output_dir)
+        resume = resolve_resume_checkpoint(self.args.resume_from_checkpoint, trainer.args.output_dir,
+                                           missing_ok=self.fold_of_cv)
         if resume is not None:
             check_resume_checkpoint(resume, trainer.accelerator.unwrap_model(trainer.model))
         trainer.train(resume_from_checkpoint=resume)

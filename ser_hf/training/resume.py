@@ -15,17 +15,33 @@ from transformers import PreTrainedModel
 
 from ser_hf.errors import SERError
 
-__all__ = ["check_resume_checkpoint", "resolve_resume_checkpoint"]
+__all__ = ["check_cv_checkpoint_resume", "check_resume_checkpoint", "resolve_resume_checkpoint", "resume_requested",
+           "resumes_newest"]
 
 logger = logging.getLogger(__name__)
 
 
-def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | Path) -> str | None:
-    """The checkpoint folder ``resume_from_checkpoint`` names: a path, or ``true``/``last`` for the newest one."""
-    if value is None or value is False or str(value).lower() in ("", "false", "none"):
+def resume_requested(value: str | bool | None) -> bool:
+    """Whether ``resume_from_checkpoint`` asks to resume at all (not unset, false or none)."""
+    return not (value is None or value is False or str(value).lower() in ("", "false", "none"))
+
+
+def resumes_newest(value: str | bool | None) -> bool:
+    """Whether ``resume_from_checkpoint`` asks for the newest checkpoint (``true``/``last``) rather than a path."""
+    return value is True or str(value).lower() in ("true", "last")
+
+
+def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | Path, missing_ok: bool = False) -> str | None:
+    """The checkpoint folder ``resume_from_checkpoint`` names: a path, or ``true``/``last`` for the newest one.
+
+    ``missing_ok`` (a CV's fold): ``last`` with no checkpoint yet means the fold had not started: it trains afresh."""
+    if not resume_requested(value):
         return None
-    if value is True or str(value).lower() in ("true", "last"):
+    if resumes_newest(value):
         last = _last_complete_checkpoint(Path(output_dir))
+        if last is None and missing_ok:
+            logger.info("no checkpoint of this fold in %s yet: it trains from the start", output_dir)
+            return None
         if last is None:
             raise SERError(f"resume_from_checkpoint={value!r}: there is no checkpoint-* folder in {str(output_dir)!r} "
                            f"to resume from. Train without it first, or pass a checkpoint folder's path.")
@@ -34,6 +50,24 @@ def resolve_resume_checkpoint(value: str | bool | None, output_dir: str | Path) 
         raise SERError(f"resume_from_checkpoint {str(value)!r} is not a directory. Pass a checkpoint-N folder written "
                        f"by an earlier run (or 'last' for the newest one in its output_dir).")
     return str(value)
+
+
+def check_cv_checkpoint_resume(value: str | bool | None, checkpoints: Path, same_cv: bool) -> None:
+    """Refuse ``resume_from_checkpoint`` in a CV where it would mix two CVs' training: a path (one fold's checkpoint,
+    which every fold would start from), or ``last`` when the fine-tuning checkpoints under ``checkpoints`` may be
+    another CV's (not ``same_cv``: the output folder holds no earlier run of this very CV, and the checkpoints are
+    named by each fold's clips only)."""
+    if not resume_requested(value):
+        return
+    if not resumes_newest(value):
+        raise SERError(f"resume_from_checkpoint {str(value)!r}: in a CV a checkpoint folder is one fold's, and every "
+                       f"fold would start from it; pass resume_from_checkpoint last (each fold continues from its own "
+                       f"newest checkpoint) or drop it.")
+    if not same_cv and any(Path(checkpoints).glob("split-*/checkpoint-*")):
+        raise SERError(f"resume_from_checkpoint last: {checkpoints} holds fine-tuning checkpoints, but output_dir holds "
+                       f"no earlier run of this CV (its settings, code, model or clips differ; the log says which), so "
+                       f"they may be another CV's and continuing them would mix two CVs. Drop resume_from_checkpoint "
+                       f"to train every fold afresh, or pass another output_dir.")
 
 
 def _last_complete_checkpoint(output_dir: Path) -> str | None:

@@ -216,6 +216,8 @@ def test_the_fingerprint_changes_with_the_data_and_the_folds(tmp_path, corpus_an
     stamp = {**json.loads(table.schema.metadata[b"huggingface"]), "fingerprint": "another load's cache key"}
     restamped = datasets.Dataset(table.replace_schema_metadata({"huggingface": json.dumps(stamp)}))
     assert data_digest(restamped) == data_digest(dataset)  # the rows, not how they were loaded
+    renamed = dataset.cast_column("label", datasets.ClassLabel(names=["calm", "joy", "grief", "rage"]))
+    assert data_digest(renamed) != data_digest(dataset)  # the same ids under other label names
 
 
 def test_the_data_digest_reads_samples_and_bytes_as_stored_and_files_by_their_state(tmp_path):

@@ -103,14 +103,16 @@ def data_digest(dataset: datasets.Dataset) -> str:
     as a path or as the samples or bytes themselves, any weights), and each audio file's :func:`_file_identity`.
 
     The dataset's Arrow table is read :data:`_DIGEST_BATCH` rows at a time and never decoded, so hashing a corpus
-    costs a pass over its table (paths: next to nothing) and the memory of a few rows. The schema's metadata (which
-    holds ``datasets``' own cache fingerprint) is left out: the same rows digest the same however they were loaded.
+    costs a pass over its table (paths: next to nothing) and the memory of a few rows. The features (label names, audio
+    options) are in; the schema's metadata (which also holds ``datasets``' own cache fingerprint) is left out: the same
+    rows digest the same however they were loaded.
     """
     import pyarrow as pa
 
     columns = sorted(dataset.column_names)
     digest = hashlib.sha256()  # fed batch by batch: nothing of an earlier batch is kept
     _add(digest, json.dumps(columns).encode())
+    _add(digest, json.dumps(dataset.features.to_dict(), sort_keys=True, default=str).encode())  # e.g. label names
     for batch in dataset.with_format("arrow").iter(batch_size=_DIGEST_BATCH):
         # take() copies the batch's rows out: a slice of a list column still holds its whole parent's values, and
         # the IPC stream would carry them (a row's digest would then change with its neighbours)

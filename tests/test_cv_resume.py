@@ -287,6 +287,11 @@ def test_a_state_is_trusted_only_when_it_holds_what_the_fold_would(tmp_path, cap
             assert load_fold_state(tmp_path / name, "f", [4, 5], split="fold1", label_names=["a", "b"]) is None
     assert caplog.text.count("cannot be kept") == 5
     assert load_fold_state(tmp_path / "fold2", "f", [4, 5], split="fold1", label_names=["a", "b"]) is not None
+    assert load_fold_state(tmp_path / "fold2", "f", [4, 5], split="fold1", references=np.array([0, 1])) is not None
+    (tmp_path / "reversed").mkdir()  # the classes' columns swapped: shapes fine, but not the report's predictions
+    save_fold_state(tmp_path / "reversed", "f", [4, 5], report, good[:, ::-1], {})
+    assert load_fold_state(tmp_path / "reversed", "f", [4, 5], split="fold1", references=np.array([0, 1])) is None
+    assert "its report does not match its probabilities" in caplog.text
 
 
 def test_a_resume_never_writes_through_a_link_and_refuses_a_folder_in_the_states_place(corpus_and_backbone, tmp_path):
@@ -328,10 +333,12 @@ def test_result_neutral_settings_resume_and_a_real_change_says_what_changed(corp
         experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False,
                                   on_fold=interrupt_after(2))
     fitted_folds.clear()
+    (tmp_path / "link").symlink_to(corpus_and_backbone[1])
     experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", logging_steps=7,
                                        embedding_cache_dir=str(tmp_path / "another-cache"),
-                                       data_dir=str(corpus_and_backbone[0]) + "/"), progress=False)
-    assert fitted_folds == ["fold3"]  # logging, the cache and how data_dir is spelt change no number
+                                       data_dir=str(corpus_and_backbone[0]) + "/",
+                                       model_name_or_path=str(tmp_path / "link") + "/"), progress=False)
+    assert fitted_folds == ["fold3"]  # logging, the cache, how data_dir and the model are spelt change no number
     fitted_folds.clear()
     with caplog.at_level("WARNING"):
         experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", probe_inner_folds=3), progress=False)

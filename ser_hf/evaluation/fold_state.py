@@ -143,8 +143,9 @@ def model_digest(name_or_path: str | os.PathLike) -> str:
         if not isinstance(config, str):
             return _digest(b"name:" + os.fsencode(str(name_or_path)))
         folder = Path(config).parent  # snapshots/<commit>/: the commit is in the name
+    folder = folder.resolve()  # one model however its path is spelt (relative, a trailing /, through a link)
     files = sorted(path for path in folder.iterdir() if path.is_file())
-    return _digest(os.fsencode(str(folder.resolve())), *(_file_identity(path) for path in files))
+    return _digest(os.fsencode(str(folder)), *(_file_identity(path.resolve()) for path in files))
 
 
 #: The libraries whose version can change a fold's numbers.
@@ -281,8 +282,9 @@ def save_fold_state(folder: str | os.PathLike, fingerprint: str, test_rows, repo
     replacing a link or hard link left there rather than writing through it)."""
     from safetensors.numpy import save
 
-    arrays: dict[str, np.ndarray] = {"test_rows": np.asarray(test_rows, dtype=np.int64),
-                                     "probabilities": np.asarray(probabilities, dtype=np.float64)}
+    # contiguous: safetensors writes an array's buffer as it lies, so a strided view would come back scrambled
+    arrays: dict[str, np.ndarray] = {"test_rows": np.ascontiguousarray(test_rows, dtype=np.int64),
+                                     "probabilities": np.ascontiguousarray(probabilities, dtype=np.float64)}
     record = {"fingerprint": fingerprint, "report": report.to_dict(),
               "outputs": _flatten(dict(outputs), "outputs", arrays)}
     path = Path(folder) / FOLD_STATE
@@ -291,7 +293,7 @@ def save_fold_state(folder: str | os.PathLike, fingerprint: str, test_rows, repo
 
 
 def _check_kept(path: Path, report: EvaluationReport, probabilities: np.ndarray, test_rows: np.ndarray,
-                split: str, label_names: Sequence[str] | None) -> str | None:
+                split: str, label_names: Sequence[str] | None, references: np.ndarray | None) -> str | None:
     """Why a fold state whose fingerprint matches still cannot be kept (None: it can)."""
     if report.split != split:
         return f"it is the state of {report.split!r}, not of {split!r}"
@@ -305,14 +307,22 @@ def _check_kept(path: Path, report: EvaluationReport, probabilities: np.ndarray,
         return "its probabilities are not finite, non-negative and summing to 1"
     if report.num_samples != len(test_rows):
         return f"its report scores {report.num_samples} clips, not the fold's {len(test_rows)}"
+    if references is not None:
+        classes = len(report.labels)
+        counts = np.zeros((classes, classes), dtype=np.int64)
+        np.add.at(counts, (np.asarray(references, dtype=np.int64), probabilities.argmax(axis=1)), 1)
+        if counts.tolist() != [list(map(int, row)) for row in report.confusion_matrix]:
+            return "its report does not match its probabilities"
     return None
 
 
 def load_fold_state(folder: str | os.PathLike, fingerprint: str, test_rows, split: str | None = None,
-                    label_names: Sequence[str] | None = None) -> tuple[EvaluationReport, np.ndarray, dict] | None:
+                    label_names: Sequence[str] | None = None,
+                    references=None) -> tuple[EvaluationReport, np.ndarray, dict] | None:
     """The finished fold in ``folder`` as (report, probabilities, outputs), or None where there is none to keep (the
     log says why): no state, an unreadable one, another fingerprint (other settings, code or data), other test rows,
-    or one that does not hold what fold ``split`` with ``label_names`` would (checked before it is trusted)."""
+    or one that does not hold what fold ``split`` with ``label_names`` would (checked before it is trusted: with
+    ``references``, the test clips' classes, its report must be that of its probabilities)."""
     from safetensors import safe_open
 
     path = Path(folder) / FOLD_STATE
@@ -334,7 +344,7 @@ def load_fold_state(folder: str | os.PathLike, fingerprint: str, test_rows, spli
             return None
         report = EvaluationReport.from_dict(record["report"])
         probabilities = np.asarray(arrays["probabilities"], dtype=np.float64)
-        reason = _check_kept(path, report, probabilities, test_rows, split or report.split, label_names)
+        reason = _check_kept(path, report, probabilities, test_rows, split or report.split, label_names, references)
         if reason is not None:
             logger.warning("%s cannot be kept: %s; the fold runs again", path, reason)
             return None

@@ -432,7 +432,7 @@ def cross_validate_folds(
         kept = None
         if resume_dir is not None and identity is not None:
             kept = load_fold_state(Path(resume_dir) / fold.name, identity.fingerprint, fold.test, split=fold.name,
-                                   label_names=label_names)
+                                   label_names=label_names, references=references[fold.test])
         if kept is not None:
             result = FoldResult(kept[0], kept[1], outputs=kept[2])
             logger.info("fold %d/%d: %s finished by an earlier run of this CV; kept", number, len(folds), fold.name)
@@ -483,7 +483,8 @@ def resumable_cv(folder: str | os.PathLike, identity: CVIdentity, kind: str | No
             return True
         earlier.append(changed_parts(record.get("fingerprint_parts"), identity.parts))
     if earlier:
-        changed = earlier[0] or ["its settings (recorded by an earlier ser_hf version)"]
-        shown = ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
-        logger.warning("%s holds another CV (changed: %s): it is replaced, its finished folds run again", folder, shown)
+        changed = earlier[0]
+        shown = (f"changed: {', '.join(changed[:8])}" + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
+                 if changed else "written by an earlier ser_hf version, which did not record what it depends on")
+        logger.warning("%s holds another CV (%s): it is replaced, its finished folds run again", folder, shown)
     return False

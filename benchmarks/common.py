@@ -26,9 +26,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from ser_hf.versions import installed_versions
 
 # SER_HF_RESULTS_DIR redirects results (e.g. to the folder a GPU machine sends back).
 RESULTS_DIR = Path(os.environ.get("SER_HF_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
@@ -77,12 +78,7 @@ def gpu_peak_mib(reset: bool = False) -> float | None:
 
 def environment() -> dict:
     """Machine, date and versions of the packages that matter for the figures."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
+    versions = installed_versions(PACKAGES)
     return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -42,7 +42,6 @@ import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,7 @@ from ser_hf.baseline.folder import BASELINE_OUTPUTS, CONFIG_NAME, MODEL_NAME, ch
 from ser_hf.errors import AudioError, ModelError
 from ser_hf.models.checkpoint_check import MAX_LABELS, read_json
 from ser_hf.ranges import Range, check_value
+from ser_hf.versions import installed_version
 
 __all__ = [
     "BASELINE_OUTPUTS", "CONFIG_NAME", "MODEL_NAME", "TRUSTED_TYPES", "BaselineModel", "load_classic_baseline", "names_neural",
@@ -252,11 +252,7 @@ def _as_items(inputs: Any) -> list[Any]:
     )
 
 
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
+_version = installed_version
 
 
 _FIX = "Save the model again with BaselineModel.save (or `ser-hf baseline ... --save-model`), or restore the file."

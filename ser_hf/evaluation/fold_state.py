@@ -155,18 +155,12 @@ _LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch", "transformers", "datase
 def code_digest() -> str:
     """The ser_hf version and a digest of its own source files, and the versions of :data:`_LIBRARIES`: a fold's
     state is only kept by the code that would compute it again (an edited ser_hf, an upgraded torch: afresh)."""
-    from importlib import metadata
-
     from ser_hf import __version__
+    from ser_hf.versions import installed_versions
 
     package = Path(__file__).resolve().parents[1]
     sources = sorted(package.rglob("*.py"))
-    versions = {}
-    for name in _LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
+    versions = installed_versions(_LIBRARIES)
     return _digest(__version__.encode(), json.dumps(versions, sort_keys=True).encode(),
                    *(part for path in sources for part in (path.relative_to(package).as_posix().encode(),
                                                           path.read_bytes())))

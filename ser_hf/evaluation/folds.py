@@ -434,16 +434,17 @@ def cross_validate_folds(
             kept = load_fold_state(Path(resume_dir) / fold.name, identity.fingerprint, fold.test, split=fold.name,
                                    label_names=label_names, references=references[fold.test])
         if kept is not None:
-            result = FoldResult(kept[0], kept[1], outputs=kept[2])
+            report, probabilities, outputs = kept
+            result = FoldResult(report, probabilities, outputs=outputs)
             logger.info("fold %d/%d: %s finished by an earlier run of this CV; kept", number, len(folds), fold.name)
             resumed.append(fold.name)
         else:
             logger.info("fold %d/%d: %s", number, len(folds), fold.name)
             result = fit_fold(fold)
         if out_dir is not None:
-            result.report.write(Path(out_dir) / fold.name)
-            if identity is not None and fold.name not in resumed:
-                save_fold_state(Path(out_dir) / fold.name, identity.fingerprint, fold.test, result.report,
+            result.report.write(out / fold.name)
+            if identity is not None and kept is None:
+                save_fold_state(out / fold.name, identity.fingerprint, fold.test, result.report,
                                 result.probabilities, result.outputs)
         if on_fold is not None:
             on_fold(result.report)

@@ -47,7 +47,6 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +75,7 @@ from ser_hf.inference.onnx_runtime import (
 from ser_hf.models.checkpoint_check import load_config
 from ser_hf.models.safetensors_header import INDEX_NAME
 from ser_hf.paths import display_path, printable
+from ser_hf.versions import installed_versions
 
 __all__ = ["DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "ONNX_MODEL_TYPES", "PARITY_TOLERANCE", "QUANTIZE_CHOICES",
            "export_onnx", "quantize_int8"]
@@ -339,13 +339,7 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 def _versions() -> dict[str, str | None]:
-    versions = {}
-    for name in _VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    return installed_versions(_VERSIONED)
 
 
 def _load_checkpoint(model_dir: Path) -> tuple[torch.nn.Module, Any]:

@@ -342,33 +342,41 @@ def cross_validate(run: Run, progress: bool = True,
     ``cv/test_time_copies/`` and a separate section of the summary: not the headline, which is what ``pipeline()``
     gives the saved checkpoints).
     """
-    with _one_cv_at_a_time(run):
-        return _cross_validate(run, progress, on_fold)
+    root = run_output_dir(run)
+    with _one_cv_at_a_time(root):
+        return _cross_validate(run, root / "cv", progress, on_fold)
 
 
-def _one_cv_at_a_time(run: Run):
+def _one_cv_at_a_time(root: Path):
     """The lock a CV holds on its ``output_dir``: two at once would each take the other's folds for their own (with
     other settings, one's fold reports beside the other's summary). Only the main process of a launch locks."""
     if not is_main_process():
         return contextlib.nullcontext()
-    out = run_output_dir(run)
-    return folder_lock(out, f"output_dir {out} is being cross-validated by another ser-hf cv (it holds a lock on the "
-                            f"folder). Wait for it to end, then run this command again (it resumes), or pass another "
-                            f"output_dir.")
+    return folder_lock(root, f"output_dir {root} is being cross-validated by another ser-hf cv (it holds a lock on "
+                             f"the folder). Wait for it to end, then run this command again (it resumes), or pass "
+                             f"another output_dir.")
 
 
-def _cross_validate(run: Run, progress: bool, on_fold: Callable[[EvaluationReport], None] | None) -> CVResult:
-    out = run_output_dir(run) / "cv"
+def _prepare_cv_folder(run: Run, out: Path, identity: CVIdentity, summary: str = "cv_summary.json") -> bool:
+    """Whether ``out`` holds this very CV, whose finished folds are kept; else the earlier one there is removed. Both
+    the CV and the leave-one-corpus-out models start here, once the corpus has loaded (a typo in data_dir must not
+    cost the earlier results)."""
+    resume = resumable_cv(out, identity, "run", summary=summary)
+    check_cv_checkpoint_resume(run.training.resume_from_checkpoint, out.parent / "checkpoints", resume)
+    if resume:
+        logger.info("%s holds this very CV (same settings, code and clips): its finished folds are kept", out)
+    else:
+        _fresh_subfolder(out)
+    return resume
+
+
+def _cross_validate(run: Run, out: Path, progress: bool,
+                    on_fold: Callable[[EvaluationReport], None] | None) -> CVResult:
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     folds = run_folds(run, dataset)
     identity = cv_identity(run, dataset, folds)
-    resume = resumable_cv(out, identity, "run")
-    check_cv_checkpoint_resume(run.training.resume_from_checkpoint, run_output_dir(run) / "checkpoints", resume)
-    if resume:
-        logger.info("%s holds this very CV (same settings, code and clips): its finished folds are kept", out)
-    else:
-        _fresh_subfolder(out)  # once the corpus has loaded: a typo in data_dir must not cost the earlier results
+    resume = _prepare_cv_folder(run, out, identity)
 
     def fit_fold(fold: Fold) -> FoldResult:
         method, test, report, probabilities = _fit_fold(run, dataset, fold, labels, progress)
@@ -483,20 +491,17 @@ def leave_one_corpus_out(run: Run, progress: bool = True) -> dict[str, Evaluatio
         ```
     """
     require_several_corpora(run, "leave_one_corpus_out")
-    with _one_cv_at_a_time(run):
-        return _leave_one_corpus_out(run, progress)
+    root = run_output_dir(run)
+    with _one_cv_at_a_time(root):
+        return _leave_one_corpus_out(run, root / "leave_one_corpus_out", progress)
 
 
-def _leave_one_corpus_out(run: Run, progress: bool) -> dict[str, EvaluationReport]:
-    out = run_output_dir(run) / "leave_one_corpus_out"
+def _leave_one_corpus_out(run: Run, out: Path, progress: bool) -> dict[str, EvaluationReport]:
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     folds = leave_one_corpus_out_folds(dataset)  # one "fold" per held-out corpus: resumed like the CV's
     identity = cv_identity(run, dataset, folds, protocol="leave one corpus out")
-    resume = resumable_cv(out, identity, "run", summary=LEAVE_ONE_CORPUS_OUT)
-    check_cv_checkpoint_resume(run.training.resume_from_checkpoint, run_output_dir(run) / "checkpoints", resume)
-    if not resume:
-        _fresh_subfolder(out)
+    resume = _prepare_cv_folder(run, out, identity, summary=LEAVE_ONE_CORPUS_OUT)
 
     def fit_fold(fold: Fold) -> FoldResult:
         logger.info("leave one corpus out: testing on %s", fold.name)

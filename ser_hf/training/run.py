@@ -25,8 +25,8 @@ SAMPLING_RATE = 16000
 
 #: Settings that cannot change a run's numbers, left out of a CV's identity (:meth:`Run.result_settings`) so that
 #: changing them still resumes it: where outputs, logs and caches go, progress and logging, resuming, the Hub (where
-#: the data lies is in the clips' own digest, which model in the model's). DataLoader workers are here too: every random draw is a function of
-#: the seed, the epoch and the clip.
+#: the data lies is in the clips' own digest, which model in the model's). DataLoader workers are here too: every
+#: random draw is a function of the seed, the epoch and the clip.
 RESULT_NEUTRAL_SETTINGS = {
     "data": {"data_dir"},
     "model": {"model_name_or_path"},  # the model's own digest (its files, or its Hub id) stands for it

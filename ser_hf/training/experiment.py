@@ -50,7 +50,6 @@ from ser_hf.evaluation.report import (
     REPORT_FILES,
     foreign_cv_markers,
 )
-from ser_hf.evaluation.tables import signed_percent_range
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.splits import (
     Fold,
@@ -63,6 +62,7 @@ from ser_hf.splits import (
     split_with_test,
 )
 from ser_hf.training.arguments import DataArguments
+from ser_hf.training.cv_outputs import fold_outputs, pool_fold_outputs, write_speaker_adaptive
 from ser_hf.training.probe import ProbeMethod
 from ser_hf.training.resume import check_cv_checkpoint_resume
 from ser_hf.training.run import SAMPLING_RATE, Run, TrainResult, evaluate_method, is_main_process
@@ -270,47 +270,6 @@ class CVResult:
     resumed_folds: list[str] = field(default_factory=list)
 
 
-def _enrollment_outputs(method, test: datasets.Dataset, labels: list[str], seed: int, states: np.ndarray,
-                        copies=()) -> dict:
-    """The fold's test speakers (pooled ``states``) scored under every enrollment setting (see
-    ser_hf.training.speaker_adaptation); with ``copies`` (their states), each clip with its copies too."""
-    from ser_hf.training.speaker_adaptation import enrollment_predictions
-
-    return enrollment_predictions(method.adaptive, states, np.asarray(test["label"]), test["speaker"],
-                                  neutral_label=labels.index("neutral") if "neutral" in labels else None,
-                                  seed=seed, copies=copies)
-
-
-def _adaptive_table(rows: list[dict[str, Any]]) -> list[str]:
-    lines = ["| enrollment | speaker-adaptive UA [95% CI] | global head, same clips | gain [paired 95% CI] | clips "
-             "| fallback speakers |", "|---|---|---|---|---|---|"]
-    for row in rows:
-        low, high = row["confidence_interval"] or (float("nan"), float("nan"))
-        lines.append(f"| {row['enrollment']} | {100 * row['unweighted_accuracy']:.1f} [{100 * low:.1f}-{100 * high:.1f}] "
-                     f"| {100 * row['global_unweighted_accuracy_same_clips']:.1f} | {100 * row['gain']:+.1f} "
-                     f"[{signed_percent_range(row['gain_interval'])}] "
-                     f"| {row['clips_scored']} | {row['fallback_speakers']} of {row['speakers']} |")
-    return lines
-
-
-def _write_speaker_adaptive(out: Path, rows: list[dict[str, Any]],
-                            with_copies: list[dict[str, Any]] | None = None) -> None:
-    from ser_hf.training.speaker_adaptation import ENROLLMENT_DRAWS
-
-    out.mkdir(parents=True, exist_ok=True)
-    marked = [{**row, "test_time_copies": True} for row in with_copies or []]
-    write_output_file(out / "speaker_adaptive.json", json.dumps(rows + marked, indent=2) + "\n")
-    copies_section = "" if not with_copies else (
-        "\n## With test-time copies\n\nThe same enrollment draws; every clip scored with its training copies too, "
-        "each version with its own offset from the enrolled clips' same version (`ser-hf predict --test-time-copies "
-        "--speaker-pattern ...`).\n\n" + "\n".join(_adaptive_table(with_copies)) + "\n")
-    (out / "speaker_adaptive.md").write_text(
-        "# Speaker-adaptive rows (not the standard headline)\n\nEnrollment clips are the test speaker's own, "
-        "unlabelled, drawn at random with the fold seed and never scored (except 'all', which is transductive); "
-        f"each random row pools {ENROLLMENT_DRAWS} draws, and its clips are those scored per draw.\n\n"
-        + "\n".join(_adaptive_table(rows)) + "\n" + copies_section)
-
-
 def _fold_with_validation(dataset: datasets.Dataset, fold: Fold, run: Run) -> Fold:
     if run.data.validation_size <= 0:
         return fold
@@ -380,22 +339,7 @@ def _cross_validate(run: Run, out: Path, progress: bool,
 
     def fit_fold(fold: Fold) -> FoldResult:
         method, test, report, probabilities = _fit_fold(run, dataset, fold, labels, progress)
-        copies = getattr(method, "has_training_copies", False) and getattr(method.settings, "fit", None) == "linear"
-        adapts = getattr(method, "adaptive", None) is not None
-        # The test clips' pooled states (and their copies'), read from the cache once for every output below.
-        if copies:
-            versions = method.versions(test)
-        else:
-            versions = [method.features(test["audio"])] if adapts else []
-        outputs = {}
-        if adapts:
-            outputs["enrollment"] = _enrollment_outputs(method, test, labels, run.data.fold_seed, versions[0])
-            if copies:
-                outputs["enrollment_with_copies"] = _enrollment_outputs(method, test, labels, run.data.fold_seed,
-                                                                        versions[0], versions[1:])
-        if copies:
-            outputs["probabilities_with_copies"] = method.predict_proba_with_copies(test, versions)
-        return FoldResult(report, probabilities, outputs=outputs)
+        return FoldResult(report, probabilities, outputs=fold_outputs(method, test, labels, run.data.fold_seed))
 
     model = run.model.model_name_or_path
     genders = dataset["gender"] if "gender" in dataset.column_names else [None] * len(dataset)
@@ -405,7 +349,7 @@ def _cross_validate(run: Run, out: Path, progress: bool,
                                   out_dir=out if is_main_process() else None, on_fold=on_fold, kind="run",
                                   identity=identity, resume_dir=out if resume else None)
     reports, aggregate, pooled = result.reports, result.aggregate, result.pooled
-    adaptive, adaptive_copies, with_copies = _pool_fold_outputs(dataset, folds, result.folds)
+    extra = pool_fold_outputs(dataset, folds, result.folds, labels, model=model, corpus=run.data.corpus)
     pooled.metadata["split_kind"] = split_kind(dataset)
     per_corpus = None
     if run.data.is_multi_corpus():
@@ -414,49 +358,14 @@ def _cross_validate(run: Run, out: Path, progress: bool,
                                       np.asarray(dataset["speaker"], dtype=object)[rows].tolist(),
                                       np.asarray(dataset["corpus"], dtype=object)[rows].tolist(), labels,
                                       model=model, split="pooled out-of-fold", genders=[genders[i] for i in rows])
-    copies_report = None
-    if with_copies:
-        rows = np.concatenate([rows for rows, _ in with_copies.values()])
-        copies_report = EvaluationReport.from_predictions(
-            np.asarray(dataset["label"])[rows], label_names=labels,
-            probabilities=np.concatenate([probabilities for _, probabilities in with_copies.values()]),
-            groups=np.asarray(dataset["speaker"], dtype=object)[rows].tolist(), model=model, corpus=run.data.corpus,
-            split="pooled out-of-fold, each clip scored with its training copies (test-time copies)")
-    adaptive_rows = adaptive_copies_rows = None
-    if adaptive:
-        from ser_hf.training.speaker_adaptation import summarise_enrollment
-
-        adaptive_rows = summarise_enrollment(adaptive, labels, model=model, corpus=run.data.corpus)
-        if adaptive_copies:
-            adaptive_copies_rows = summarise_enrollment(adaptive_copies, labels, model=model, corpus=run.data.corpus)
     if is_main_process():
         write_cv_summary(out, aggregate, pooled, run.settings(dataset), per_corpus=per_corpus,
-                         test_time_copies=copies_report, kind="run", identity=identity)
-        if adaptive_rows is not None:
-            _write_speaker_adaptive(out, adaptive_rows, adaptive_copies_rows)
-    return CVResult(reports, aggregate, pooled, speaker_adaptive=adaptive_rows, per_corpus=per_corpus,
-                    speaker_adaptive_test_time_copies=adaptive_copies_rows, test_time_copies=copies_report,
-                    resumed_folds=result.resumed)
-
-
-def _pool_fold_outputs(dataset: datasets.Dataset, folds: list[Fold], results: list[FoldResult]):
-    """Every fold's outputs (fitted now or kept from an interrupted CV) gathered for the summary: the enrollment
-    predictions without and with test-time copies (as ``summarise_enrollment`` reads them) and, by fold name, the
-    (test rows, probabilities) of each clip scored with its copies."""
-    from ser_hf.training.speaker_adaptation import collect_enrollment
-
-    references, speakers = np.asarray(dataset["label"]), np.asarray(dataset["speaker"], dtype=object)
-    adaptive: dict = {}
-    adaptive_copies: dict = {}
-    with_copies: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for fold, result in zip(folds, results):
-        outputs = result.outputs
-        for name, collected in (("enrollment", adaptive), ("enrollment_with_copies", adaptive_copies)):
-            if name in outputs:
-                collect_enrollment(collected, outputs[name], references[fold.test], speakers[fold.test])
-        if "probabilities_with_copies" in outputs:
-            with_copies[fold.name] = (fold.test, outputs["probabilities_with_copies"])
-    return adaptive, adaptive_copies, with_copies
+                         test_time_copies=extra.test_time_copies, kind="run", identity=identity)
+        if extra.speaker_adaptive is not None:
+            write_speaker_adaptive(out, extra.speaker_adaptive, extra.speaker_adaptive_test_time_copies)
+    return CVResult(reports, aggregate, pooled, speaker_adaptive=extra.speaker_adaptive, per_corpus=per_corpus,
+                    speaker_adaptive_test_time_copies=extra.speaker_adaptive_test_time_copies,
+                    test_time_copies=extra.test_time_copies, resumed_folds=result.resumed)
 
 
 def require_several_corpora(run: Run, what: str) -> None:

@@ -32,6 +32,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -494,28 +495,48 @@ def check_writable(out: Path, shown: str, what: str) -> None:
                          f"{what} could not be saved there after all the work. Pass a folder you can write to.") from None
 
 
+#: The folders this process holds a :func:`folder_lock` on, by (device, inode, thread): how many blocks hold each.
+_HELD_FOLDERS: Counter = Counter()
+_HELD_FOLDERS_GUARD = threading.Lock()
+
+
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike, busy: str) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` itself (made if missing) while the block runs; a second holder is refused
     with ``busy`` (what to tell the user). :func:`fcntl.flock` on the folder: no lock file to leave behind, and the
     kernel releases it however the process ends (``kill -9`` too). Where the file system cannot lock, it runs
-    unlocked."""
+    unlocked. A block of the same thread that already holds the folder passes (a command locks its whole output
+    folder, and the CV it runs locks it again; flock alone would refuse the second handle); another thread is
+    refused like another process."""
     import errno
     import fcntl
 
     Path(folder).mkdir(parents=True, exist_ok=True)
     handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    info = os.fstat(handle)
+    key = (info.st_dev, info.st_ino, threading.get_ident())
     try:
+        with _HELD_FOLDERS_GUARD:
+            if any(held[:2] == key[:2] and held[2] != key[2] for held in _HELD_FOLDERS):
+                raise ModelError(busy)  # another thread of this process holds it
+            if not _HELD_FOLDERS[key]:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise ModelError(busy) from None
+                except OSError as error:
+                    if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                        raise
+            _HELD_FOLDERS[key] += 1
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ModelError(busy) from None
-        except OSError as error:
-            if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                raise
-        yield
+            yield
+        finally:
+            with _HELD_FOLDERS_GUARD:
+                _HELD_FOLDERS[key] -= 1
+                if _HELD_FOLDERS[key] <= 0:
+                    del _HELD_FOLDERS[key]
     finally:
-        os.close(handle)
+        os.close(handle)  # the outermost holder's close releases the lock
 
 
 def unique_keys(error: Callable[[list[str]], Exception]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:

@@ -116,3 +116,39 @@ def benchmark_module(monkeypatch, tmp_path):
     yield importlib.import_module
     forget()
 
+
+
+@pytest.fixture
+def locked_elsewhere():
+    """``with locked_elsewhere(folder):`` holds ``ser_hf._io.folder_lock`` on ``folder`` in another process (as a
+    second ser-hf command would) until the block ends; raises the ``ModelError`` that process got where the folder
+    is held already."""
+    import subprocess
+    import textwrap
+
+    @contextlib.contextmanager
+    def hold(folder):
+        holder = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent("""
+                import sys
+                from ser_hf._io import folder_lock
+                from ser_hf.errors import ModelError
+                try:
+                    with folder_lock(sys.argv[1], "busy: held by another process"):
+                        print("held", flush=True)
+                        sys.stdin.read()
+                except ModelError as error:
+                    print(error, flush=True)
+            """), str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            said = holder.stdout.readline().strip()
+            if said != "held":
+                from ser_hf.errors import ModelError
+
+                raise ModelError(said)
+            yield
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=60)
+
+    return hold

@@ -174,6 +174,41 @@ def test_an_interrupted_baseline_cv_resumes_with_its_finished_folds(corpus, tmp_
     assert result.resumed_folds == [] and all(fitted is not None for fitted in result.fits)
 
 
+def test_one_baseline_at_a_time_per_output_folder(corpus, tmp_path, locked_elsewhere, capsys):
+    """Two baselines into one --out at once would remove each other's folds and models: the second is refused before
+    any work, from the API and from the command (which holds the folder through the CV and the model it saves)."""
+    dataset, features = corpus
+    fit = dict(features=features, param_grid=SMALL_GRIDS["logreg"], inner_folds=2, n_folds=2)
+    with locked_elsewhere(tmp_path / "out"):
+        with pytest.raises(ModelError, match=r"--out .*out is in use by another ser-hf baseline .*or pass another --out"):
+            cross_validate_baseline(dataset, "logreg", out_dir=tmp_path / "out", **fit)
+    assert not (tmp_path / "out" / "cv").exists()
+    cross_validate_baseline(dataset, "logreg", out_dir=tmp_path / "out", **fit)  # released: it runs
+
+    root = make_corpus_tree("urdu", tmp_path / "urdu")
+    parser = argparse.ArgumentParser()
+    baseline_cli.register(parser.add_subparsers())
+    args = parser.parse_args(["baseline", "--corpus", "urdu", "--data-dir", str(root), "--classifier", "logreg",
+                              "--folds", "2", "--inner-folds", "2", "--out", str(tmp_path / "cli"), "--save-model",
+                              "--no-cache", "--workers", "1"])
+    held_while_saving = []
+
+    def save_and_check(model, out, **kwargs):
+        with pytest.raises(ModelError, match="held by another process"):  # the command holds --out while it saves
+            with locked_elsewhere(out):
+                pass
+        held_while_saving.append(out)
+        return save(model, out, **kwargs)
+
+    save = BaselineModel.save
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaselineModel, "save", save_and_check)
+        assert args.func(args) == 0
+    assert held_while_saving and load_baseline(tmp_path / "cli").classifier == "logreg"
+    with locked_elsewhere(tmp_path / "cli"):  # released when the command ends
+        pass
+
+
 def test_an_interrupted_baseline_cv_can_be_rerun_into_its_folder(corpus, tmp_path, monkeypatch):
     """Stopped after its folds, before the summary: its plan (cv/cv_plan.json) marks the folder as a baseline's."""
     from ser_hf.baseline import crossval

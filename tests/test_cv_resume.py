@@ -150,6 +150,7 @@ def test_leave_one_corpus_out_resumes_its_held_out_corpora(tmp_path, fitted_fold
                          embedding_cache_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / output))
 
     whole = experiment.leave_one_corpus_out(run("whole"), progress=False)
+    assert whole.resumed == []
     fitted_folds.clear()
     reported = []
     write = EvaluationReport.write
@@ -167,7 +168,7 @@ def test_leave_one_corpus_out_resumes_its_held_out_corpora(tmp_path, fitted_fold
         experiment.leave_one_corpus_out(run("stopped"), progress=False)
     fitted_folds.clear()
     resumed = experiment.leave_one_corpus_out(run("stopped"), progress=False)
-    assert fitted_folds == ["ravdess"]  # urdu, held out first, was kept
+    assert fitted_folds == ["ravdess"] and resumed.resumed == ["urdu"]  # urdu, held out first, was kept
     assert {corpus: r.to_dict() for corpus, r in resumed.items()} == {corpus: r.to_dict() for corpus, r in whole.items()}
     folder = tmp_path / "stopped" / "leave_one_corpus_out"
     assert not (folder / "cv_plan.json").exists() and (folder / "leave_one_corpus_out.json").is_file()
@@ -436,12 +437,11 @@ def test_a_fine_tuning_cv_resumed_with_resume_from_checkpoint_never_mixes_two_cv
         experiment.cross_validate(run(resume_from_checkpoint=str(checkpoint)), progress=False)
 
 
-def test_one_cv_at_a_time_per_output_folder(corpus_and_backbone, tmp_path, fitted_folds):
+def test_one_cv_at_a_time_per_output_folder(corpus_and_backbone, tmp_path, fitted_folds, locked_elsewhere):
     """Two CVs into one folder at once would take each other's folds for their own: the second is refused."""
-    from ser_hf._io import folder_lock
     from ser_hf.errors import ModelError
 
-    with folder_lock(tmp_path / "cv", "held by the test"):  # as another ser-hf cv process holds it
+    with locked_elsewhere(tmp_path / "cv"):  # as another ser-hf cv process holds it
         with pytest.raises(ModelError, match="is being cross-validated by another ser-hf cv"):
             experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
     assert fitted_folds == []

@@ -250,3 +250,35 @@ def test_an_output_name_too_long_for_the_files_written_beside_it_is_refused_befo
         err = capsys.readouterr().err
         assert f"--out '{tmp_path / name}': its name is {len(name)} bytes" in err and "Traceback" not in err, err
     check_output_folder(tmp_path / ("n" * 223), argument="out_dir", marker="x", what="a model")  # fits
+
+
+def test_a_folder_lock_refuses_other_processes_and_threads_but_not_its_own_holder(tmp_path, locked_elsewhere):
+    """A command locks its output folder and the CV it runs locks it again: that passes; anyone else is refused."""
+    import threading
+
+    from ser_hf._io import folder_lock
+
+    with locked_elsewhere(tmp_path / "out"):
+        with pytest.raises(ModelError, match="busy here"):
+            with folder_lock(tmp_path / "out", "busy here"):
+                pass
+    refused = []
+
+    def other_thread():
+        try:
+            with folder_lock(tmp_path / "out", "busy in a thread"):
+                pass
+        except ModelError as error:
+            refused.append(str(error))
+
+    with folder_lock(tmp_path / "out", "outer"):
+        with folder_lock(tmp_path / "out", "inner"):  # the same thread again: passes
+            thread = threading.Thread(target=other_thread)
+            thread.start()
+            thread.join()
+        assert refused == ["busy in a thread"]
+        with pytest.raises(ModelError, match="busy"):  # the inner block's end did not release the outer's lock
+            with locked_elsewhere(tmp_path / "out"):
+                pass
+    with locked_elsewhere(tmp_path / "out"):  # released with the outermost block
+        pass

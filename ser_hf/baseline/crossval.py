@@ -50,7 +50,7 @@ from ser_hf.baseline.classifiers import (
 )
 from ser_hf.baseline.extraction import extract_dataset_features, extract_dataset_sequences
 from ser_hf.baseline.features import FeatureConfig
-from ser_hf.baseline.folder import check_baseline_folder, remove_earlier_model
+from ser_hf.baseline.folder import check_baseline_folder, one_baseline_at_a_time, remove_earlier_model
 from ser_hf.baseline.sequences import sequence_config
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport
@@ -330,36 +330,39 @@ def cross_validate_baseline(
     settings = baseline_settings(dataset, classifier, config, param_grid=param_grid, inner_folds=inner_folds,
                                  seed=seed, preprocessor=preprocessor, neural_config=neural_config)
     identity = resume = None
-    if out_dir is not None:  # before any feature is extracted
-        out_dir = check_baseline_folder(out_dir, "out_dir (--out)")
-        identity = CVIdentity(fingerprint_parts(settings, folds, data_digest(dataset),
-                                                features=_given_features_digest(features)))
-        resume = resumable_cv(out_dir / "cv", identity, "baseline")  # then its finished folds are kept
-        if not resume:  # an earlier CV's folds must not sit beside this one's; a file of the user's there stops it
-            remove_earlier_reports(out_dir / "cv")
-        if replace_model:  # nor its model and card (it is saved again after the CV)
-            remove_earlier_model(out_dir)
-    speakers, labels, names = speakers_of(dataset), np.asarray(dataset["label"]), dataset.features["label"].names
-    extract = dict(feature_config=config, preprocessor=preprocessor, cache_dir=cache_dir, num_workers=num_workers,
-                   progress=progress)
-    features = _checked_features(features, dataset, extract, neural)
-    fit = _fold_fitter(classifier, features, labels, speakers, len(names), param_grid=param_grid,
-                       inner_folds=inner_folds, seed=seed, n_jobs=n_jobs, neural_config=neural_config)
-    def fit_fold(fold: Fold) -> FoldResult:
-        fitted, probabilities = fit(fold.train, fold.test)
-        report = _fold_report(fitted, probabilities, dataset.select(fold.test), fold.name, names)
-        return FoldResult(report, probabilities, fitted)
+    with contextlib.ExitStack() as held:
+        if out_dir is not None:  # before any feature is extracted
+            out_dir = check_baseline_folder(out_dir, "out_dir (--out)")
+            held.enter_context(one_baseline_at_a_time(out_dir))
+            identity = CVIdentity(fingerprint_parts(settings, folds, data_digest(dataset),
+                                                    features=_given_features_digest(features)))
+            resume = resumable_cv(out_dir / "cv", identity, "baseline")  # then its finished folds are kept
+            if not resume:  # an earlier CV's folds must not sit beside this one's; a file of the user's there stops it
+                remove_earlier_reports(out_dir / "cv")
+            if replace_model:  # nor its model and card (it is saved again after the CV)
+                remove_earlier_model(out_dir)
+        speakers, labels, names = speakers_of(dataset), np.asarray(dataset["label"]), dataset.features["label"].names
+        extract = dict(feature_config=config, preprocessor=preprocessor, cache_dir=cache_dir, num_workers=num_workers,
+                       progress=progress)
+        features = _checked_features(features, dataset, extract, neural)
+        fit = _fold_fitter(classifier, features, labels, speakers, len(names), param_grid=param_grid,
+                           inner_folds=inner_folds, seed=seed, n_jobs=n_jobs, neural_config=neural_config)
 
-    genders = dataset["gender"] if "gender" in dataset.column_names else None
-    result = cross_validate_folds(folds, fit_fold, references=labels, speakers=speakers, label_names=names,
-                                  model=f"baseline-{classifier}", corpus=corpus_name(dataset), genders=genders,
-                                  out_dir=None if out_dir is None else Path(out_dir) / "cv", kind="baseline",
-                                  identity=identity, resume_dir=Path(out_dir) / "cv" if resume else None)
-    reports, aggregate, pooled = result.reports, result.aggregate, result.pooled
-    fits = [fold.fitted for fold in result.folds]
-    if out_dir is not None:
-        write_cv_summary(Path(out_dir) / "cv", aggregate, pooled, settings, kind="baseline", identity=identity)
-    return BaselineCVResult(reports, aggregate, pooled, fits, features, settings, result.resumed)
+        def fit_fold(fold: Fold) -> FoldResult:
+            fitted, probabilities = fit(fold.train, fold.test)
+            report = _fold_report(fitted, probabilities, dataset.select(fold.test), fold.name, names)
+            return FoldResult(report, probabilities, fitted)
+
+        genders = dataset["gender"] if "gender" in dataset.column_names else None
+        result = cross_validate_folds(folds, fit_fold, references=labels, speakers=speakers, label_names=names,
+                                      model=f"baseline-{classifier}", corpus=corpus_name(dataset), genders=genders,
+                                      out_dir=None if out_dir is None else Path(out_dir) / "cv", kind="baseline",
+                                      identity=identity, resume_dir=Path(out_dir) / "cv" if resume else None)
+        reports, aggregate, pooled = result.reports, result.aggregate, result.pooled
+        fits = [fold.fitted for fold in result.folds]
+        if out_dir is not None:
+            write_cv_summary(Path(out_dir) / "cv", aggregate, pooled, settings, kind="baseline", identity=identity)
+        return BaselineCVResult(reports, aggregate, pooled, fits, features, settings, result.resumed)
 
 
 def _given_features_digest(features) -> str:

@@ -3,7 +3,8 @@
 ``ser-hf baseline --out DIR`` writes the CV reports to ``DIR/cv`` and, with ``--save-model``, the model
 (:data:`MODEL_NAME` or a neural model's safetensors), its settings (:data:`CONFIG_NAME`) and a ``README.md`` card.
 :func:`check_baseline_folder` lets that happen only in a new or empty folder or an earlier baseline's, never in a
-folder of the user's own files (the crossval and the model modules both write there, so the rule lives here).
+folder of the user's own files (the crossval and the model modules both write there, so the rule lives here), and
+:func:`one_baseline_at_a_time` lets one baseline at a time write there.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ser_hf._io import check_output_folder
+from ser_hf._io import check_output_folder, folder_lock
 from ser_hf.evaluation.report import CV_PLAN, CV_PLAN_KEYS, CV_SUMMARY_KEYS, foreign_cv_markers
 
 __all__ = ["BASELINE_OUTPUTS", "CONFIG_NAME", "FOREIGN_OUTPUTS", "MODEL_FILES", "MODEL_NAME", "check_baseline_folder",
-           "remove_earlier_model"]
+           "one_baseline_at_a_time", "remove_earlier_model"]
 
 MODEL_NAME = "model.skops"
 CONFIG_NAME = "baseline_config.json"
@@ -53,3 +54,12 @@ def remove_earlier_model(directory: Path) -> None:
         path = directory / name
         if path.is_symlink() or path.is_file():
             path.unlink()
+
+
+def one_baseline_at_a_time(directory: Path):
+    """The lock a baseline holds on its folder while it cross-validates and saves: two at once would each take the
+    other's folds for their own (a resumed CV keeps the folds of its own settings only, but the second would remove
+    the first's as it starts) and one's model would land beside the other's reports."""
+    return folder_lock(directory, f"--out {directory} is in use by another ser-hf baseline (it holds a lock on the "
+                                  f"folder). Wait for it to end, then run this command again (it resumes), or pass "
+                                  f"another --out.")

@@ -91,6 +91,7 @@ def _neural_config(args: argparse.Namespace):
 def run_baseline(args: argparse.Namespace) -> int:
     """Load the corpus, cross-validate, print the tables, write the reports and optionally save the model."""
     from ser_hf.baseline.crossval import cross_validate_baseline
+    from ser_hf.baseline.folder import check_baseline_folder, one_baseline_at_a_time
     from ser_hf.baseline.model import train_baseline
     from ser_hf.corpora import load_corpus
     from ser_hf.evaluation import folds_to_markdown
@@ -104,18 +105,20 @@ def run_baseline(args: argparse.Namespace) -> int:
     dataset = load_corpus(args.corpus, args.data_dir, emotions=args.emotions, **corpus_options(args))
     options = dict(cache_dir=cache, inner_folds=args.inner_folds, seed=args.seed, n_jobs=args.jobs,
                    num_workers=args.workers, neural_config=_neural_config(args))
-    # With --save-model the new CV replaces the earlier model too, once the run is sure to start.
-    result = cross_validate_baseline(dataset, args.classifier, n_folds=args.folds, out_dir=args.out,
-                                     replace_model=args.save_model, **options)
-    print(folds_to_markdown(result.aggregate))
-    print(result.pooled.format_table())
-    print("best hyperparameters per fold:", *_best_params_lines(result), sep="\n")
-    print(f"reports: {Path(args.out) / 'cv'}")
-    if result.resumed_folds:
-        print(resumed_note(result.resumed_folds))
-    if args.save_model:
-        options.pop("cache_dir")
-        model = train_baseline(dataset, args.classifier, features=result.features, **options)
-        model.save(args.out, cv=result)
-        print(f"model: {args.out}  (best {model.best_params}; load it with ser_hf.baseline.model.load_baseline)")
+    out = check_baseline_folder(args.out, "--out")
+    with one_baseline_at_a_time(out):  # the CV and the model saved after it, both into --out
+        # With --save-model the new CV replaces the earlier model too, once the run is sure to start.
+        result = cross_validate_baseline(dataset, args.classifier, n_folds=args.folds, out_dir=out,
+                                         replace_model=args.save_model, **options)
+        print(folds_to_markdown(result.aggregate))
+        print(result.pooled.format_table())
+        print("best hyperparameters per fold:", *_best_params_lines(result), sep="\n")
+        print(f"reports: {Path(args.out) / 'cv'}")
+        if result.resumed_folds:
+            print(resumed_note(result.resumed_folds))
+        if args.save_model:
+            options.pop("cache_dir")
+            model = train_baseline(dataset, args.classifier, features=result.features, **options)
+            model.save(out, cv=result)
+            print(f"model: {args.out}  (best {model.best_params}; load it with ser_hf.baseline.model.load_baseline)")
     return 0

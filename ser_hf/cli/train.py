@@ -134,8 +134,11 @@ def run_cv(args: argparse.Namespace) -> int:
     if result.resumed_folds:
         print(resumed_note(result.resumed_folds))
     if args.leave_one_corpus_out:
-        print(leave_one_corpus_out_markdown(leave_one_corpus_out(run)))
+        reports = leave_one_corpus_out(run)
+        print(leave_one_corpus_out_markdown(reports))
         print(f"reports: {run.training.output_dir}/leave_one_corpus_out")
+        if reports.resumed:
+            print(resumed_note(reports.resumed))
     return 0
 
 

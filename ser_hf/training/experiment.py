@@ -375,7 +375,15 @@ def require_several_corpora(run: Run, what: str) -> None:
                        f"with one folder each, e.g. --corpus urdu,ravdess --data_dir data/urdu,data/ravdess.")
 
 
-def leave_one_corpus_out(run: Run, progress: bool = True) -> dict[str, EvaluationReport]:
+class CorpusReports(dict):
+    """Held-out corpus -> report (a plain dict), with ``resumed``: the held-out corpora kept from an interrupted run."""
+
+    def __init__(self, reports: dict[str, EvaluationReport], resumed: list[str]):
+        super().__init__(reports)
+        self.resumed = resumed
+
+
+def leave_one_corpus_out(run: Run, progress: bool = True) -> CorpusReports:
     """Cross-corpus scores of a multi-corpus run: train on every corpus but one, test on all of that one.
 
     One model per corpus of ``corpus`` (fitted as in ``cross_validate``, validation speakers taken from the
@@ -388,7 +396,8 @@ def leave_one_corpus_out(run: Run, progress: bool = True) -> dict[str, Evaluatio
         progress: Show feature-extraction progress bars.
 
     Returns:
-        Held-out corpus -> the report of the model trained on the others, in the run's corpus order.
+        Held-out corpus -> the report of the model trained on the others, in the run's corpus order (a dict whose
+        ``resumed`` lists the held-out corpora kept from an interrupted run of the same settings and clips).
 
     Raises:
         SERError: when the run names a single corpus.
@@ -405,7 +414,7 @@ def leave_one_corpus_out(run: Run, progress: bool = True) -> dict[str, Evaluatio
         return _leave_one_corpus_out(run, root / "leave_one_corpus_out", progress)
 
 
-def _leave_one_corpus_out(run: Run, out: Path, progress: bool) -> dict[str, EvaluationReport]:
+def _leave_one_corpus_out(run: Run, out: Path, progress: bool) -> CorpusReports:
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     folds = leave_one_corpus_out_folds(dataset)  # one "fold" per held-out corpus: resumed like the CV's
@@ -429,7 +438,7 @@ def _leave_one_corpus_out(run: Run, out: Path, progress: bool) -> dict[str, Eval
         write_output_file(out / LEAVE_ONE_CORPUS_OUT, json.dumps(summary, indent=2, default=str) + "\n")
         write_output_file(out / "leave_one_corpus_out.md", leave_one_corpus_out_markdown(reports))
         (out / CV_PLAN).unlink(missing_ok=True)  # the summary marks the folder from now on
-    return reports
+    return CorpusReports(reports, result.resumed)
 
 
 def leave_one_corpus_out_markdown(reports: dict[str, EvaluationReport]) -> str:

@@ -113,11 +113,22 @@ def test_a_cv_resumes_only_with_the_same_settings_and_clips(corpus_and_backbone,
 
     interrupted()
     clip = sorted(corpus_and_backbone[0].rglob("*.wav"))[0]
-    stat = clip.stat()
-    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a clip re-recorded since
+    stat, recorded = clip.stat(), clip.read_bytes()
+    clip.chmod(0o600)  # a permission change, and the clip touched: the same bytes, so the CV resumes
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     try:
         experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
     finally:
+        clip.chmod(stat.st_mode & 0o7777)
+    assert fitted_folds == ["fold3"]
+
+    interrupted()
+    clip.write_bytes(recorded[:-2] + bytes(2))  # a clip re-recorded since, its old modification time put back
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    try:
+        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+    finally:
+        clip.write_bytes(recorded)
         os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert fitted_folds == ["fold1", "fold2", "fold3"]
 
@@ -221,7 +232,7 @@ def test_the_fingerprint_changes_with_the_data_and_the_folds(tmp_path, corpus_an
     assert data_digest(renamed) != data_digest(dataset)  # the same ids under other label names
 
 
-def test_the_data_digest_reads_samples_and_bytes_as_stored_and_files_by_their_state(tmp_path):
+def test_the_data_digest_reads_samples_and_bytes_as_stored_and_files_by_their_bytes(tmp_path):
     import datasets
 
     clip = tmp_path / "a.wav"
@@ -243,10 +254,14 @@ def test_the_data_digest_reads_samples_and_bytes_as_stored_and_files_by_their_st
     paths = datasets.Dataset.from_dict({"audio": [str(clip)], "label": [0]})
     before = data_digest(paths)
     os.utime(clip, ns=(0, 10**9))
-    assert data_digest(paths) != before
+    clip.chmod(0o600)
+    assert data_digest(paths) == before  # touched, its permissions changed: the same clip
+    clip.write_bytes(b"longor")
+    os.utime(clip, ns=(0, 10**9))
+    assert data_digest(paths) != before  # edited, its modification time put back
 
 
-def test_files_are_known_by_size_inode_and_both_times_and_odd_names_do_not_crash(tmp_path):
+def test_files_are_known_by_name_and_bytes_and_odd_files_do_not_block_or_crash(tmp_path):
     one, two = tmp_path / "one.wav", tmp_path / "two.wav"
     one.write_bytes(b"aaaa")
     two.write_bytes(b"bbbb")
@@ -258,12 +273,23 @@ def test_files_are_known_by_size_inode_and_both_times_and_odd_names_do_not_crash
     os.replace(tmp_path / "swap", two)
     for clip in (one, two):
         os.utime(clip, ns=(10**18, 10**18))
-    assert [fold_state._file_identity(clip) for clip in (one, two)] != before  # swapped: other inodes
+    assert [fold_state._file_identity(clip) for clip in (one, two)] != before  # swapped: each name, other bytes
     edited = fold_state._file_identity(one)
     one.write_bytes(b"cccc")  # edited in place, the old modification time put back
     os.utime(one, ns=(10**18, 10**18))
-    assert fold_state._file_identity(one) != edited  # the change time moved
-    assert fold_state._file_identity("a\0b").startswith(b"missing:")
+    assert fold_state._file_identity(one) != edited
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "one.wav").write_bytes(b"cccc")  # restored from a backup: another inode and times, the same bytes
+    assert fold_state._file_content(one) == fold_state._file_content(copy / "one.wav")
+    os.mkfifo(tmp_path / "fifo.wav")  # read, it would block forever
+    assert fold_state._file_content(tmp_path / "fifo.wav").startswith(b"not a file")
+    assert fold_state._file_content(tmp_path).startswith(b"not a file")
+    assert fold_state._file_identity("a\0b").endswith(b"=missing")
+    (tmp_path / "locked.wav").write_bytes(b"x")
+    (tmp_path / "locked.wav").chmod(0)
+    if not os.access(tmp_path / "locked.wav", os.R_OK):  # root reads it anyway
+        assert fold_state._file_content(tmp_path / "locked.wav").startswith(b"unreadable")
 
 
 def test_fold_outputs_that_would_not_come_back_as_they_went_are_refused_when_saved(tmp_path):
@@ -348,10 +374,16 @@ def test_result_neutral_settings_resume_and_a_real_change_says_what_changed(corp
 
 
 def test_a_backbone_replaced_at_the_same_path_starts_afresh(corpus_and_backbone, tmp_path, fitted_folds):
+    import shutil
+
     backbone = tiny_backbone("whisper", tmp_path / "backbone")
     experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", model_name_or_path=str(backbone)),
                               progress=False)
     fitted_folds.clear()
+    moved = shutil.copytree(backbone, tmp_path / "elsewhere" / "backbone")  # the same files in another folder
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", model_name_or_path=str(moved)),
+                              progress=False)
+    assert fitted_folds == []
     tiny_backbone("whisper", backbone, seed=1)  # retrained (or downloaded again) in place
     experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", model_name_or_path=str(backbone)),
                               progress=False)

@@ -16,10 +16,12 @@ fold only when its state carries the very fingerprint of the rerun and the very 
 settings describe, never a mix of two. A finished CV keeps its fold states too: run again, it is rebuilt from them
 at once (as SpeechBrain reruns a finished recipe without training it again).
 
-Files are known by their metadata (name, size, inode, modification and change times), not their samples: reading
-every clip on every run would cost a pass over the whole corpus. Re-recording a clip, copying another over it,
-swapping two, or restoring an old modification time afterwards (which sets the change time) all start afresh; only a
-change that leaves all of those as they were (a file system without change times) goes unnoticed.
+Files are known by their name and the SHA-256 of their bytes, as the probe's embedding cache keys clips (so the probe
+reads every clip on every run anyway; hashing ~50 MB of RAVDESS takes a fraction of a second). Re-recording a clip,
+copying another over it, swapping two or editing one and putting its old modification time back all start afresh,
+whatever the file's metadata says; what leaves the bytes as they were (``chmod -R``, ``cp -a`` or ``rsync`` of the
+corpus to another disk, a checkpoint moved to another folder) resumes. Knowing files by their metadata instead
+(size, inode, both times) restarted CVs for all of those, and missed an edit on a file system without change times.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ser_hf._io import write_output_file
+from ser_hf._io import file_sha256, write_output_file
 from ser_hf.evaluation.report import FOLD_STATE, EvaluationReport
 
 if TYPE_CHECKING:
@@ -73,15 +75,25 @@ def _rows_bytes(rows) -> bytes:
 
 
 def _file_identity(path: str | os.PathLike) -> bytes:
-    """A file by name, size, inode, modification and change time: re-recording it, copying another file over it or
-    swapping two files (even of one size and one modification time, as an archive extracts them) changes one of
-    them, and so does putting an old modification time back (``touch -d`` sets the change time)."""
-    name = os.fsencode(path)
+    """A file by its name and :func:`_file_content`."""
+    return os.fsencode(path) + b"=" + _file_content(path)
+
+
+def _file_content(path: str | os.PathLike) -> bytes:
+    """The SHA-256 of a file's bytes (see the module docstring). Only regular files are read (a FIFO named like a clip
+    would block the read forever); anything else is known by its kind."""
+    import stat
+
     try:
-        stat = os.stat(path)
+        mode = os.stat(path).st_mode
     except (OSError, ValueError):  # ValueError: a name with a NUL byte, which no file can have
-        return b"missing:" + name
-    return b"file:" + name + f":{stat.st_size}:{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_ctime_ns}".encode()
+        return b"missing"
+    if not stat.S_ISREG(mode):
+        return f"not a file:{stat.S_IFMT(mode)}".encode()
+    try:
+        return b"sha256:" + file_sha256(path).encode()
+    except OSError as error:  # unreadable: the CV itself says so when it reads the clip
+        return f"unreadable:{error.errno}".encode()
 
 
 def _audio_files(column) -> list[str]:
@@ -129,9 +141,9 @@ def data_digest(dataset: datasets.Dataset) -> str:
 
 
 def model_digest(name_or_path: str | os.PathLike) -> str:
-    """What identifies the model a CV starts from: a local checkpoint folder by its files' :func:`_file_identity`
-    (a checkpoint retrained or downloaded again at the same path is another model); a Hub id by the snapshot the
-    local cache holds for it, else by its name."""
+    """What identifies the model a CV starts from: a local checkpoint folder by its files' names and bytes (a
+    checkpoint retrained at the same path is another model; the same files moved or copied elsewhere are the same
+    one); a Hub id by the snapshot the local cache holds for it, else by its name."""
     folder = Path(name_or_path).expanduser()
     if not folder.is_dir():
         try:
@@ -143,9 +155,10 @@ def model_digest(name_or_path: str | os.PathLike) -> str:
         if not isinstance(config, str):
             return _digest(b"name:" + os.fsencode(str(name_or_path)))
         folder = Path(config).parent  # snapshots/<commit>/: the commit is in the name
-    folder = folder.resolve()  # one model however its path is spelt (relative, a trailing /, through a link)
     files = sorted(path for path in folder.iterdir() if path.is_file())
-    return _digest(os.fsencode(str(folder)), *(_file_identity(path.resolve()) for path in files))
+    # Each file by its name in the folder (not the folder's path: the same files anywhere are the same model) and the
+    # bytes behind it (a Hub snapshot's files are links to its blobs).
+    return _digest(*(os.fsencode(path.name) + b"=" + _file_content(path.resolve()) for path in files))
 
 
 #: The libraries whose version can change a fold's numbers.

@@ -50,7 +50,8 @@ def fitted_folds(monkeypatch):
     return fitted
 
 
-def interrupt_after(folds: int):
+def cv_interrupted_after(run, folds: int) -> None:
+    """Run ``run``'s CV and stop it, as Ctrl-C would, once ``folds`` folds are written."""
     seen = []
 
     def on_fold(report):
@@ -58,7 +59,8 @@ def interrupt_after(folds: int):
         if len(seen) == folds:
             raise KeyboardInterrupt
 
-    return on_fold
+    with pytest.raises(KeyboardInterrupt):
+        experiment.cross_validate(run, progress=False, on_fold=on_fold)
 
 
 def comparable(cv_folder):
@@ -75,8 +77,7 @@ def test_an_interrupted_cv_keeps_its_finished_folds_and_ends_as_an_uninterrupted
     fitted_folds.clear()
 
     run = make_run(corpus_and_backbone, tmp_path, "stopped")
-    with pytest.raises(KeyboardInterrupt):  # killed after its second fold was written
-        experiment.cross_validate(run, progress=False, on_fold=interrupt_after(2))
+    cv_interrupted_after(run, 2)  # killed after its second fold was written
     cv = tmp_path / "stopped" / "cv"
     assert (cv / "fold1" / FOLD_STATE).is_file() and (cv / "fold2" / FOLD_STATE).is_file()
     assert not (cv / "fold3").exists() and (cv / "cv_plan.json").is_file()
@@ -97,9 +98,7 @@ def test_an_interrupted_cv_keeps_its_finished_folds_and_ends_as_an_uninterrupted
 
 def test_a_cv_resumes_only_with_the_same_settings_and_clips(corpus_and_backbone, tmp_path, fitted_folds, caplog):
     def interrupted(**values):
-        with pytest.raises(KeyboardInterrupt):
-            experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", **values), progress=False,
-                                      on_fold=interrupt_after(2))
+        cv_interrupted_after(make_run(corpus_and_backbone, tmp_path, "cv", **values), 2)
         fitted_folds.clear()
 
     interrupted()
@@ -323,8 +322,7 @@ def test_a_state_is_trusted_only_when_it_holds_what_the_fold_would(tmp_path, cap
 
 def test_a_resume_never_writes_through_a_link_and_refuses_a_folder_in_the_states_place(corpus_and_backbone, tmp_path):
     run = make_run(corpus_and_backbone, tmp_path, "cv")
-    with pytest.raises(KeyboardInterrupt):
-        experiment.cross_validate(run, progress=False, on_fold=interrupt_after(2))
+    cv_interrupted_after(run, 2)
     thesis = tmp_path / "thesis.txt"
     thesis.write_text("my thesis")
     state = tmp_path / "cv" / "cv" / "fold1" / FOLD_STATE
@@ -356,9 +354,7 @@ def test_a_resume_never_writes_through_a_link_and_refuses_a_folder_in_the_states
 
 def test_result_neutral_settings_resume_and_a_real_change_says_what_changed(corpus_and_backbone, tmp_path,
                                                                             fitted_folds, caplog):
-    with pytest.raises(KeyboardInterrupt):
-        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False,
-                                  on_fold=interrupt_after(2))
+    cv_interrupted_after(make_run(corpus_and_backbone, tmp_path, "cv"), 2)
     fitted_folds.clear()
     (tmp_path / "link").symlink_to(corpus_and_backbone[1])
     experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", logging_steps=7,
@@ -412,9 +408,7 @@ def test_a_resume_into_a_folder_that_cannot_be_written_is_refused_before_any_fol
 
     from ser_hf.errors import ModelError
 
-    with pytest.raises(KeyboardInterrupt):
-        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False,
-                                  on_fold=interrupt_after(1))
+    cv_interrupted_after(make_run(corpus_and_backbone, tmp_path, "cv"), 1)
     fitted_folds.clear()
     make_temporary = tempfile.mkstemp
     fold1 = tmp_path / "cv" / "cv" / "fold1"
@@ -433,9 +427,7 @@ def test_a_resume_into_a_folder_that_cannot_be_written_is_refused_before_any_fol
 def test_a_damaged_plan_is_named_with_the_way_out(corpus_and_backbone, tmp_path):
     from ser_hf.errors import ModelError
 
-    with pytest.raises(KeyboardInterrupt):
-        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False,
-                                  on_fold=interrupt_after(1))
+    cv_interrupted_after(make_run(corpus_and_backbone, tmp_path, "cv"), 1)
     (tmp_path / "cv" / "cv" / "cv_plan.json").write_text('{"folds": ["fold1"')  # cut short
     with pytest.raises(ModelError, match=r"Its cv/cv_plan.json is there but cannot be read as ser_hf's .*delete that"):
         experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
@@ -457,8 +449,7 @@ def test_a_fine_tuning_cv_resumed_with_resume_from_checkpoint_never_mixes_two_cv
                         max_source_positions=None)
         return make_run(corpus_and_backbone, tmp_path, "ft", **{**settings, **values})
 
-    with pytest.raises(KeyboardInterrupt):
-        experiment.cross_validate(run(), progress=False, on_fold=interrupt_after(1))
+    cv_interrupted_after(run(), 1)
     fitted_folds.clear()
     resumed = experiment.cross_validate(run(resume_from_checkpoint="last"), progress=False)
     assert resumed.resumed_folds == ["fold1"] and fitted_folds == ["fold2", "fold3"]  # no checkpoint yet: afresh

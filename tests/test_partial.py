@@ -106,7 +106,7 @@ def test_layer_inputs_are_cached_once_and_reused(assets, tmp_path, monkeypatch):
     assert first.computed == 5 and first.states[0].dtype == np.float16 and first.states[0].shape == (1500, 32)
     assert first.lower[0].shape == (2, 32) and first.bytes == sum(p.stat().st_size for p in first.folder.iterdir())
     # Keyed like the pooled cache (backbone, preprocessing, clip), plus the layer.
-    assert first.folder == (tmp_path / "cache" / backbone_fingerprint(model) / AudioPreprocessor().fingerprint()
+    assert first.folder == (tmp_path / "cache" / backbone_fingerprint(model, extractor) / AudioPreprocessor().fingerprint()
                             / "layer-1-input")
     assert len(list(first.folder.glob("*.pooled.npy"))) == 5 and len(list(first.folder.iterdir())) == 10
 

@@ -52,6 +52,29 @@ def test_pooled_states_are_cached_and_reused(tmp_path, corpus, monkeypatch):
     np.testing.assert_array_equal(first, pooled_hidden_states(model, extractor, paths, cache_dir=tmp_path / "cache"))
 
 
+def test_states_of_another_feature_extractor_setting_are_never_reused(tmp_path, corpus):
+    """An edited preprocessor_config.json (wav2vec2's input normalisation off) is another input to the encoder: its
+    states are computed apart, never taken from the cache the first settings filled."""
+    import json
+
+    base = tiny_backbone("wav2vec2", tmp_path / "base")
+    model, extractor = build_model(base, ["neutral", "angry"])
+    paths = corpus["audio"][:3]
+    first = pooled_hidden_states(model, extractor, paths, cache_dir=tmp_path / "cache", progress=False)
+    config = base / "preprocessor_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "do_normalize": False}))
+    _, edited = build_model(base, ["neutral", "angry"])
+    again = pooled_hidden_states(model, edited, paths, cache_dir=tmp_path / "cache", progress=False)
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 6  # computed apart
+    fresh = pooled_hidden_states(model, edited, paths, cache_dir=tmp_path / "empty", progress=False)
+    np.testing.assert_array_equal(again, fresh)
+    assert not np.allclose(again, first)
+    extractor.processor_class = "Wav2Vec2Processor"  # saved by a processor: the same input
+    np.testing.assert_array_equal(first, pooled_hidden_states(model, extractor, paths, cache_dir=tmp_path / "cache",
+                                                              progress=False))
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 6
+
+
 def test_batched_pooling_equals_one_clip_at_a_time(tmp_path, corpus):
     # WavLM's extractor returns an attention mask, so clips of different lengths share a batch.
     model, extractor = build_model(tiny_backbone("wavlm", tmp_path / "base"), ["neutral", "angry"])

@@ -132,7 +132,8 @@ def layer_inputs(model: nn.Module, feature_extractor, paths: Sequence[str], laye
         feature_extractor: Its feature extractor.
         paths: Audio files.
         layer: Index of the layer whose input is cached (``L - k``).
-        fingerprint: The backbone's fingerprint, if already known (default: computed from ``model``).
+        fingerprint: The backbone's fingerprint, if already known (default: computed from ``model`` and
+            ``feature_extractor``).
         preprocessor: Audio cleaning before the feature extractor; defaults to decode + resample only.
         cache_dir: Root of the cache (default :func:`~ser_hf.models.pooling.default_cache_dir`).
         batch_size: Clips per forward pass (1 where padding would change the states).
@@ -143,7 +144,8 @@ def layer_inputs(model: nn.Module, feature_extractor, paths: Sequence[str], laye
     """
     preprocessor = preprocessor or AudioPreprocessor(sampling_rate=feature_extractor.sampling_rate)
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    folder = root / (fingerprint or backbone_fingerprint(model)) / preprocessor.fingerprint() / f"layer-{layer}-input"
+    folder = (root / (fingerprint or backbone_fingerprint(model, feature_extractor)) / preprocessor.fingerprint()
+              / f"layer-{layer}-input")
     targets = [folder / f"{_file_key(str(p))}.npy" for p in paths]
     processes, start = launched_processes(), time.perf_counter()
     todo, mine = processes.missing_share(targets)

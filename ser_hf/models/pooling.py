@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,13 +65,23 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     return device
 
 
-def backbone_fingerprint(model: torch.nn.Module) -> str:
-    """A hash of the model's type, input length, precision and every backbone weight (the head is left out).
+#: Feature-extractor settings that change no input of the encoder (which processor class saved it).
+_EXTRACTOR_BOOKKEEPING = ("processor_class",)
 
-    float32 models keep the key they always had; another precision adds its name, so bfloat16 features never
-    answer for float32 ones.
+
+def backbone_fingerprint(model: torch.nn.Module, feature_extractor=None) -> str:
+    """A hash of the model's type, input length, precision and every backbone weight (the head is left out), and of
+    ``feature_extractor``'s settings when given: they turn the samples into the encoder's input, so a checkpoint whose
+    ``preprocessor_config.json`` was edited (another ``n_fft``, normalisation on or off) must not reuse its states.
+
+    A float32 model keeps the key it had with the same extractor; another precision adds its name, so bfloat16
+    features never answer for float32 ones.
     """
     digest = hashlib.sha256()
+    if feature_extractor is not None:
+        settings = {key: value for key, value in feature_extractor.to_dict().items()
+                    if key not in _EXTRACTOR_BOOKKEEPING and not key.startswith("_")}
+        digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     config = model.config
     digest.update(f"{config.model_type}:{getattr(config, 'max_source_positions', '')}".encode())
     dtype = next(model.parameters()).dtype
@@ -179,7 +190,7 @@ def pooled_hidden_states(
         )
     preprocessor = preprocessor or AudioPreprocessor(sampling_rate=feature_extractor.sampling_rate)
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    folder = root / backbone_fingerprint(model) / preprocessor.fingerprint()
+    folder = root / backbone_fingerprint(model, feature_extractor) / preprocessor.fingerprint()
     targets = [folder / f"{_file_key(str(p))}.npy" for p in paths]
     # Under accelerate launch / torchrun every process computes its share of the missing clips and writes
     # them atomically into the shared cache; after the barrier every process reads them all.

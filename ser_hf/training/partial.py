@@ -266,7 +266,7 @@ class PartialMethod:
             cpu32 = device.type == "cpu" and dtype == torch.float32
             self._encoder = self.model if cpu32 else copy.deepcopy(self.model).to(device=device, dtype=dtype)
             # Once, before training: the copied-back top layers must not change the key (they never change the input).
-            self._fingerprint = backbone_fingerprint(self._encoder)
+            self._fingerprint = backbone_fingerprint(self._encoder, self.feature_extractor)
             logger.info("partial: frozen forward on %s (%s), layers %d.. train", device, self.dtype, self.layer)
         return self._encoder
 

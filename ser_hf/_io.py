@@ -41,7 +41,7 @@ from typing import Any
 from ser_hf.errors import ModelError
 from ser_hf.paths import display_path, is_utf8, printable
 
-__all__ = ["CACHE_ENV", "DERIVED_NAME_BYTES", "MAX_JSON_BYTES", "Other", "atomic_directory", "atomic_write_bytes",
+__all__ = ["CACHE_ENV", "CHECKPOINT_OUTPUT_FILES", "DERIVED_NAME_BYTES", "MAX_JSON_BYTES", "Other", "atomic_directory", "atomic_write_bytes",
            "atomic_write_json", "atomic_write_text", "cache_root", "check_name_fits", "check_output_folder",
            "check_own_folder", "check_writable", "default_permissions", "detach_for_rewrite", "file_sha256", "folder_lock", "name_max", "nearest_folder",
            "read_json", "refuse_dangling_link", "refuse_sources", "remove_own_folder", "temporary_file", "unique_keys",
@@ -394,9 +394,16 @@ def refuse_sources(out: str | os.PathLike, sources: Sequence[str | os.PathLike],
                              f"directory.")
 
 
+#: The files a checkpoint-like output writes (a Hugging Face checkpoint's and its card): :func:`check_output_folder`
+#: refuses a folder left in one of their places before any work, not when the file is written after it.
+CHECKPOINT_OUTPUT_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json",
+                           "preprocessor_config.json", "generation_config.json", "README.md")
+
+
 def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | Sequence[Marker], what: str,
                         sources: Sequence[str | os.PathLike] = (), overwrite: bool = False,
-                        foreign: Sequence[Marker] = (), inside: Sequence[Marker] = ()) -> Path:
+                        foreign: Sequence[Marker] = (), inside: Sequence[Marker] = (),
+                        writes: Collection[str] = CHECKPOINT_OUTPUT_FILES) -> Path:
     """Refuse a folder output that would destroy something it should not; returns ``out`` as a Path.
 
     Refused, before any work: ``out`` is a file or a dangling symlink, or lies below a file (it could never be
@@ -418,6 +425,8 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
         foreign: Marker files of other kinds of output.
         inside: Markers of a folder whose subfolders belong to another output (a CV's ``cv_summary.json`` holding its
             keys: its ``pooled/`` and ``fold1/`` are its reports): ``out`` may not lie in such a folder.
+        writes: The names of the files the output writes into ``out`` (besides the markers): a folder in one of their
+            places is refused now, not with a raw error once the work is done.
 
     Raises:
         ModelError: naming the argument, the folder, what was found and what to pass instead.
@@ -472,6 +481,12 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
     if not overwrite:
         raise ModelError(f"{argument} {shown_out} already holds an earlier {kind} (found {shown}); pass overwrite "
                          f"(--overwrite) to replace it, or a new or empty directory.")
+    named = {item if isinstance(item, str) else item[0] for item in markers}
+    for name in sorted({*writes, *(item for item in named if not any(char in item for char in "*?[/"))}):
+        if (out / name).is_dir() and not (out / name).is_symlink():
+            raise ModelError(f"{argument} {shown_out}: its {name} is a folder, but {what} writes a file of that name "
+                             f"there; move that folder away (or pass another directory) and run again. Nothing was "
+                             f"changed.")
     check_writable(out, f"{argument} {shown_out}", what)
     return out
 
@@ -498,6 +513,25 @@ def check_writable(out: Path, shown: str, what: str) -> None:
 #: The folders this process holds a :func:`folder_lock` on, by (device, inode, thread): how many blocks hold each.
 _HELD_FOLDERS: Counter = Counter()
 _HELD_FOLDERS_GUARD = threading.Lock()
+#: The descriptors that hold those locks.
+_LOCK_HANDLES: set[int] = set()
+
+
+def _release_locks_in_child() -> None:
+    """A forked child (a feature-extraction worker, a DataLoader worker) shares the parent's locked descriptors, and
+    an flock lasts while any process holds one: a worker left waiting after its parent was killed would keep the
+    folder locked for good. The child closes them; the parent's lock is untouched."""
+    global _HELD_FOLDERS_GUARD
+    _HELD_FOLDERS_GUARD = threading.Lock()  # another thread of the parent may have held it at the fork
+    for handle in _LOCK_HANDLES:
+        with contextlib.suppress(OSError):
+            os.close(handle)
+    _LOCK_HANDLES.clear()
+    _HELD_FOLDERS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_release_locks_in_child)
 
 
 @contextlib.contextmanager
@@ -527,6 +561,7 @@ def folder_lock(folder: str | os.PathLike, busy: str) -> Iterator[None]:
                 except OSError as error:
                     if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                         raise
+                _LOCK_HANDLES.add(handle)
             _HELD_FOLDERS[key] += 1
         try:
             yield
@@ -536,6 +571,8 @@ def folder_lock(folder: str | os.PathLike, busy: str) -> Iterator[None]:
                 if _HELD_FOLDERS[key] <= 0:
                     del _HELD_FOLDERS[key]
     finally:
+        with _HELD_FOLDERS_GUARD:
+            _LOCK_HANDLES.discard(handle)
         os.close(handle)  # the outermost holder's close releases the lock
 
 

@@ -7,6 +7,8 @@ always did.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,3 +68,26 @@ def launched_processes() -> Processes:
                        f"work alone. Start the command with accelerate launch or torchrun directly; for several CPU "
                        f"processes of ser-hf train/cv pass --use_cpu true.")
     return Processes(state.process_index, state.num_processes, state.device, state.wait_for_everyone)
+
+
+def exit_with_parent(parent: int) -> None:
+    """Have the kernel end this worker process when its parent (pid ``parent``) dies, on Linux; elsewhere nothing.
+
+    A pool worker forked by a process that is killed (``kill -9``, the OOM killer) otherwise waits on its task queue
+    for good, holding what it inherited (open files, an output folder's lock). PyTorch's DataLoader workers watch
+    their parent for the same reason."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request: nothing would ever signal this worker
+        os._exit(1)
+
+
+#: ``prctl`` option: the signal this process gets when its parent dies (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -207,3 +208,55 @@ def test_cv_killed_after_a_fold_resumes_to_the_same_summary(tmp_path, capsys):
         return summary, json.loads((out / "cv" / "speaker_adaptive.json").read_text())
 
     assert concluded(killed) == concluded(uninterrupted), f"killed after {kept} folds"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()  # after "pid (name) ": state, ppid, ...
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signals and /proc are Linux's")
+def test_a_killed_baseline_leaves_neither_workers_nor_its_lock_behind(tmp_path):
+    """kill -9 of `ser-hf baseline --workers 2` while its forked workers extract features: they end with it, and the
+    lock on --out goes with them (a worker kept it held, and waited on its queue for good, so the rerun was refused)."""
+    from ser_hf._io import folder_lock
+    from ser_hf.testing.corpora import make_corpus_tree
+
+    root = make_corpus_tree("urdu", tmp_path / "urdu", duration=1.5)
+    process = _start([sys.executable, "-m", "ser_hf", "baseline", "--corpus", "urdu", "--data-dir", str(root),
+                      "--classifier", "logreg", "--folds", "2", "--inner-folds", "2", "--no-cache", "--workers", "2",
+                      "--out", str(tmp_path / "out")], tmp_path / "log")
+    try:
+        deadline, workers = time.monotonic() + 120, []
+        while len(workers) < 2 and process.poll() is None and time.monotonic() < deadline:
+            workers = _children(process.pid)
+            time.sleep(0.01)
+        assert len(workers) == 2, (tmp_path / "log").read_text()
+        os.kill(process.pid, signal.SIGKILL)  # the command alone, as the OOM killer would
+        process.wait()
+        with folder_lock(tmp_path / "out", "--out is still locked"):  # free at once: the workers never held it
+            pass
+        deadline = time.monotonic() + 30
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(map(_alive, workers))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)

@@ -260,23 +260,23 @@ def test_the_data_digest_reads_samples_and_bytes_as_stored_and_files_by_their_by
     assert data_digest(paths) != before  # edited, its modification time put back
 
 
-def test_files_are_known_by_name_and_bytes_and_odd_files_do_not_block_or_crash(tmp_path):
+def test_files_are_known_by_their_bytes_and_odd_files_do_not_block_or_crash(tmp_path):
     one, two = tmp_path / "one.wav", tmp_path / "two.wav"
     one.write_bytes(b"aaaa")
     two.write_bytes(b"bbbb")
     for clip in (one, two):
         os.utime(clip, ns=(10**18, 10**18))  # one size, one modification time: as an archive extracts them
-    before = [fold_state._file_identity(clip) for clip in (one, two)]
+    before = [fold_state._file_content(clip) for clip in (one, two)]
     (tmp_path / "swap").write_bytes(one.read_bytes())
     os.replace(two, one)
     os.replace(tmp_path / "swap", two)
     for clip in (one, two):
         os.utime(clip, ns=(10**18, 10**18))
-    assert [fold_state._file_identity(clip) for clip in (one, two)] != before  # swapped: each name, other bytes
-    edited = fold_state._file_identity(one)
+    assert [fold_state._file_content(clip) for clip in (one, two)] == before[::-1]  # swapped: each name, other bytes
+    edited = fold_state._file_content(one)
     one.write_bytes(b"cccc")  # edited in place, the old modification time put back
     os.utime(one, ns=(10**18, 10**18))
-    assert fold_state._file_identity(one) != edited
+    assert fold_state._file_content(one) != edited
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "one.wav").write_bytes(b"cccc")  # restored from a backup: another inode and times, the same bytes
@@ -284,11 +284,71 @@ def test_files_are_known_by_name_and_bytes_and_odd_files_do_not_block_or_crash(t
     os.mkfifo(tmp_path / "fifo.wav")  # read, it would block forever
     assert fold_state._file_content(tmp_path / "fifo.wav").startswith(b"not a file")
     assert fold_state._file_content(tmp_path).startswith(b"not a file")
-    assert fold_state._file_identity("a\0b").endswith(b"=missing")
+    assert fold_state._file_content("a\0b") == b"missing"
     (tmp_path / "locked.wav").write_bytes(b"x")
     (tmp_path / "locked.wav").chmod(0)
     if not os.access(tmp_path / "locked.wav", os.R_OK):  # root reads it anyway
         assert fold_state._file_content(tmp_path / "locked.wav").startswith(b"unreadable")
+
+
+def test_a_corpus_or_model_moved_elsewhere_digests_the_same_and_what_loads_counts(tmp_path):
+    """Where a corpus lies and how its folder is spelt change no clip; a model folder's card and hidden files (a vim
+    swap file, .DS_Store: opening the folder makes them) change no weight. Their bytes and the rows' order do."""
+    import shutil
+
+    import datasets
+
+    from ser_hf.evaluation.fold_state import model_digest
+
+    first = tmp_path / "corpus"
+    first.mkdir()
+    for name, data in (("a.wav", b"aa"), ("b.wav", b"bb")):
+        (first / name).write_bytes(data)
+    moved = shutil.copytree(first, tmp_path / "elsewhere" / "corpus")
+    (tmp_path / "alias").symlink_to(first)
+
+    def rows(folder, order=("a.wav", "b.wav"), as_struct=False):
+        audio = [str(folder / name) for name in order]
+        if as_struct:
+            audio = [{"bytes": None, "path": path} for path in audio]
+        return datasets.Dataset.from_dict({"audio": audio, "label": [0, 1]})
+
+    for as_struct in (False, True):
+        digest = data_digest(rows(first, as_struct=as_struct))
+        assert data_digest(rows(moved, as_struct=as_struct)) == digest
+        assert data_digest(rows(tmp_path / "alias", as_struct=as_struct)) == digest
+        assert data_digest(rows(first, ("b.wav", "a.wav"), as_struct=as_struct)) != digest  # other labels per clip
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights")
+    digest = model_digest(model)
+    (model / "README.md").write_text("a card")
+    (model / ".config.json.swp").write_bytes(b"vim")
+    (model / ".DS_Store").write_bytes(b"finder")
+    assert model_digest(model) == digest == model_digest(shutil.copytree(model, tmp_path / "copied"))
+    (model / "config.json").write_text('{"hidden_size": 8}')
+    assert model_digest(model) != digest
+
+
+def test_the_code_digest_reads_sources_only_and_never_blocks_on_odd_entries(tmp_path):
+    """An editable install's folder holds what editors leave (an Emacs lock: a dangling link named .#x.py) and
+    whatever a user puts there (a FIFO or a folder named like a module, a name that is not UTF-8): none of them may
+    hang or crash every `ser-hf cv`, and only the sources' bytes count."""
+    package = tmp_path / "ser_hf"
+    (package / "training").mkdir(parents=True)
+    (package / "training" / "experiment.py").write_text("x = 1\n")
+    before = fold_state.code_digest(package)
+    (package / "training" / ".#experiment.py").symlink_to(tmp_path / "user@host.123")  # dangling, as Emacs makes it
+    os.mkfifo(package / "scratch.py")
+    (package / "notes.py").mkdir()
+    (package / os.fsdecode(b"caf\xe9.py")).write_text("y = 2\n")
+    with_odd = fold_state.code_digest(package)
+    assert with_odd != before  # new entries in the package: other code
+    os.utime(package / "training" / "experiment.py", ns=(0, 10**9))
+    assert fold_state.code_digest(package) == with_odd  # touched: the same code
+    (package / "training" / "experiment.py").write_text("x = 2\n")
+    assert fold_state.code_digest(package) != with_odd
 
 
 def test_fold_outputs_that_would_not_come_back_as_they_went_are_refused_when_saved(tmp_path):
@@ -350,6 +410,35 @@ def test_a_resume_never_writes_through_a_link_and_refuses_a_folder_in_the_states
     fold3.write_text("a file where a fold's folder goes")
     with pytest.raises(ModelError, match="fold3 is not a folder"):
         experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+
+
+def test_a_finished_cv_run_again_never_writes_its_summary_through_a_link_nor_fails_after_its_folds(
+        corpus_and_backbone, tmp_path, fitted_folds):
+    """Rebuilt from its folds, a CV writes its pooled report and summaries again: a link where the pooled report
+    goes, or a folder where a summary goes, is refused before any fold, never written through or failed on after."""
+    import shutil
+
+    from ser_hf.errors import ModelError
+
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+    cv = tmp_path / "cv" / "cv"
+    outside = tmp_path / "my-reports"
+    outside.mkdir()
+    shutil.rmtree(cv / "pooled")
+    (cv / "pooled").symlink_to(outside)
+    with pytest.raises(ModelError, match="pooled is not a folder, but ser_hf writes the CV's pooled reports there"):
+        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+    assert list(outside.iterdir()) == []
+    (cv / "pooled").unlink()
+    for name in ("speaker_adaptive.md", "cv_summary.md"):
+        (cv / name).unlink()
+        (cv / name).mkdir()
+        fitted_folds.clear()
+        with pytest.raises(ModelError, match=f"{name} is a folder"):
+            experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+        (cv / name).rmdir()
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
+    assert (cv / "pooled" / "report.json").is_file() and (cv / "speaker_adaptive.md").is_file()
 
 
 def test_result_neutral_settings_resume_and_a_real_change_says_what_changed(corpus_and_backbone, tmp_path,

@@ -126,6 +126,9 @@ def test_an_output_folder_never_replaces_a_file_its_source_or_the_users_files(tm
         check_output_folder(mine, overwrite=True, **several)
     (mine / "cv" / "fold1" / "report.json").unlink()
     (mine / "cv" / "fold1" / "report.json").write_text("{}")  # a marker file, under a glob pattern
+    with pytest.raises(ModelError, match=r"its run.json is a folder, but a speaker model writes a file of that name"):
+        check_output_folder(mine, overwrite=True, **several)  # it would fail there once the work is done
+    (mine / "run.json").rmdir()
     assert check_output_folder(mine, overwrite=True, **several) == mine
     with pytest.raises(ModelError, match=r"holds another kind of output \(notes.txt\), not an earlier speaker"):
         check_output_folder(mine, overwrite=True, foreign=["notes.txt"], **several)
@@ -282,3 +285,34 @@ def test_a_folder_lock_refuses_other_processes_and_threads_but_not_its_own_holde
                 pass
     with locked_elsewhere(tmp_path / "out"):  # released with the outermost block
         pass
+
+
+def test_a_folder_where_an_output_writes_a_file_is_refused_before_any_work(tmp_path):
+    """A folder left where an earlier output's file was (config.json, README.md, a baseline's model.skops, a CV's
+    summary) failed with a raw IsADirectoryError once the work was done; every command's folder check refuses it."""
+    import json
+
+    from ser_hf.baseline.folder import check_baseline_folder
+    from ser_hf.training.experiment import run_output_dir
+    from ser_hf.training.recipes import parse_run
+
+    run = parse_run(None, corpus="urdu", data_dir=str(tmp_path), model_name_or_path="whisper-tiny.en",
+                    output_dir=str(tmp_path / "run"))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "ser_hf_run.json").write_text(json.dumps({"data": {}, "model": {}, "training": {}}))
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "baseline_config.json").write_text(
+        json.dumps({"format": 1, "classifier": "svm", "labels": ["a", "b"]}))
+    checks = {"run": (lambda: run_output_dir(run), ["config.json", "README.md", "speaker_adaptation.json"]),
+              "base": (lambda: check_baseline_folder(tmp_path / "base", "--out"), ["model.skops", "README.md"])}
+    for folder, (check, names) in checks.items():
+        check()  # an earlier output: accepted
+        for name in names:
+            (tmp_path / folder / name).mkdir()
+            with pytest.raises(ModelError, match=f"its {name} is a folder, but .* writes a file of that name there; "
+                                                 f"move that folder away"):
+                check()
+            (tmp_path / folder / name).rmdir()
+            (tmp_path / folder / name).symlink_to(tmp_path / "elsewhere")  # a link is replaced when written, never
+            check()                                                      # written through: accepted
+            (tmp_path / folder / name).unlink()

@@ -39,6 +39,7 @@ from ser_hf.audio import AudioPreprocessor, PathLike
 from ser_hf.baseline.features import FeatureConfig, extract_features, feature_names
 from ser_hf.baseline.sequences import check_sequence_config, extract_sequence, sequence_names
 from ser_hf.errors import AudioError, SERError
+from ser_hf.processes import exit_with_parent
 
 #: Computes one clip's array from its preprocessed waveform: :func:`extract_features` (a vector) or
 #: :func:`~ser_hf.baseline.sequences.extract_sequence` (frames x dims). Module-level, so workers can receive it.
@@ -188,8 +189,9 @@ def _limit_blas_threads() -> AbstractContextManager:
     return threadpool_limits(limits=1)
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     _limit_blas_threads()  # applies on creation and lasts for the worker's life
+    exit_with_parent(parent)
 
 
 def _warm_up(config: FeatureConfig, extract: Extractor = extract_features) -> None:
@@ -224,7 +226,8 @@ class _Runner:
     def __enter__(self) -> _Runner:
         if self.workers > 1:
             _warm_up(self.config, self.extract)
-            self.executor = ProcessPoolExecutor(self.workers, mp_context=_pool_context(), initializer=_init_worker)
+            self.executor = ProcessPoolExecutor(self.workers, mp_context=_pool_context(), initializer=_init_worker,
+                                                initargs=(os.getpid(),))
             self.futures = {
                 self.executor.submit(_extract_file, self.paths[i], self.config, self.preprocessor, self.extract): i
                 for i in self.todo

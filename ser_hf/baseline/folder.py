@@ -37,7 +37,7 @@ def check_baseline_folder(directory: str | os.PathLike, argument: str) -> Path:
         ModelError: naming ``argument`` and what the folder holds.
     """
     return check_output_folder(directory, argument=argument, marker=BASELINE_OUTPUTS, what="a baseline's output",
-                               overwrite=True, foreign=FOREIGN_OUTPUTS)
+                               overwrite=True, foreign=FOREIGN_OUTPUTS, writes=MODEL_FILES)
 
 
 #: The files of a saved baseline model (the classic or the neural weights, the settings, the card).

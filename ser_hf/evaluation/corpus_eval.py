@@ -41,7 +41,7 @@ from ser_hf.checkpoint import read_run_record, recorded_preprocessor
 from ser_hf.corpora import load_corpus
 from ser_hf.emotions import canonical_emotion
 from ser_hf.errors import EvaluationError, SERError
-from ser_hf.evaluation.report import CV_OUTPUTS, REPORT_KEYS, EvaluationReport, markdown_table
+from ser_hf.evaluation.report import CV_OUTPUTS, REPORT_FILES, REPORT_KEYS, EvaluationReport, markdown_table
 from ser_hf.evaluation.robustness import PerturbationSettings, score_under_perturbations
 from ser_hf.ranges import Range, check_value
 
@@ -460,7 +460,7 @@ def evaluate_checkpoint(
         local = local.parent if local.is_file() else local  # an export's model.onnx: its folder is the checkpoint
         check_output_folder(out_dir, argument="out_dir (--out)", marker=[("report.json", REPORT_KEYS)],
                             what="an evaluation report", overwrite=True, sources=[local] if local.is_dir() else [],
-                            inside=CV_OUTPUTS)
+                            inside=CV_OUTPUTS, writes=REPORT_FILES)
     from ser_hf.inference.predict import load_classifier
 
     model, feature_extractor = load_classifier(model_dir)  # fail on a bad checkpoint before reading audio

@@ -74,11 +74,6 @@ def _rows_bytes(rows) -> bytes:
     return np.ascontiguousarray(np.asarray(rows, dtype=np.int64)).tobytes()
 
 
-def _file_identity(path: str | os.PathLike) -> bytes:
-    """A file by its name and :func:`_file_content`."""
-    return os.fsencode(path) + b"=" + _file_content(path)
-
-
 def _file_content(path: str | os.PathLike) -> bytes:
     """The SHA-256 of a file's bytes (see the module docstring). Only regular files are read (a FIFO named like a clip
     would block the read forever); anything else is known by its kind."""
@@ -96,23 +91,37 @@ def _file_content(path: str | os.PathLike) -> bytes:
         return f"unreadable:{error.errno}".encode()
 
 
-def _audio_files(column) -> list[str]:
-    """The files an Arrow audio column names: its strings, or the ``path`` of entries that hold no samples."""
+def _audio_parts(table):
+    """``table`` without the file names of its ``audio`` column, and the bytes that stand for each row's file instead:
+    its content (:func:`_file_content`) where the row names a file and holds no samples, else nothing. Where a corpus
+    lies, or how its folder is spelt (a link, a trailing /), changes no clip."""
     import pyarrow as pa
 
+    if "audio" not in table.column_names:
+        return table, []
+    index = table.column_names.index("audio")
+    column = table.column(index).combine_chunks()
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return [path for path in column.to_pylist() if path is not None]
-    if pa.types.is_struct(column.type) and column.type.get_field_index("path") >= 0:
-        held = [name for name in ("bytes", "array") if column.type.get_field_index(name) >= 0]
-        paths = column.field("path").to_pylist()
-        empty = [all(value is None for value in row) for row in zip(*(column.field(n).to_pylist() for n in held))]
-        return [path for path, no_samples in zip(paths, empty or [True] * len(paths)) if path and no_samples]
-    return []
+        paths = column.to_pylist()
+        return table.remove_column(index), [b"none" if path is None else _file_content(path) for path in paths]
+    if not (pa.types.is_struct(column.type) and column.type.get_field_index("path") >= 0):
+        return table, []
+    kept = [i for i in range(column.type.num_fields) if column.type.field(i).name != "path"]
+    paths = column.field("path").to_pylist()
+    held = list(zip(*(column.field(i).to_pylist() for i in kept))) or [()] * len(paths)
+    parts = [_file_content(path) if path and all(value is None for value in samples) else b""
+             for path, samples in zip(paths, held)]
+    if not kept:
+        return table.remove_column(index), parts
+    stripped = pa.StructArray.from_arrays([column.field(i) for i in kept], fields=[column.type.field(i) for i in kept],
+                                          mask=column.is_null())
+    return table.set_column(index, "audio", stripped), parts
 
 
 def data_digest(dataset: datasets.Dataset) -> str:
     """A digest of the clips a CV scores: every column of every row as stored (labels, speakers, genders, the audio
-    as a path or as the samples or bytes themselves, any weights), and each audio file's :func:`_file_identity`.
+    samples or bytes themselves, any weights), and each audio file's bytes in place of its name (see
+    :func:`_audio_parts`).
 
     The dataset's Arrow table is read :data:`_DIGEST_BATCH` rows at a time and never decoded, so hashing a corpus
     costs a pass over its table (paths: next to nothing) and the memory of a few rows. The features (label names, audio
@@ -129,14 +138,13 @@ def data_digest(dataset: datasets.Dataset) -> str:
         # take() copies the batch's rows out: a slice of a list column still holds its whole parent's values, and
         # the IPC stream would carry them (a row's digest would then change with its neighbours)
         table = batch.select(columns).take(pa.array(range(batch.num_rows))).combine_chunks()
-        table = table.replace_schema_metadata(None)
+        table, files = _audio_parts(table.replace_schema_metadata(None))
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
         _add(digest, sink.getvalue().to_pybytes())
-        if "audio" in columns:
-            for path in _audio_files(table.column("audio").combine_chunks()):
-                _add(digest, _file_identity(path))
+        for part in files:
+            _add(digest, part)
     return digest.hexdigest()
 
 
@@ -155,7 +163,10 @@ def model_digest(name_or_path: str | os.PathLike) -> str:
         if not isinstance(config, str):
             return _digest(b"name:" + os.fsencode(str(name_or_path)))
         folder = Path(config).parent  # snapshots/<commit>/: the commit is in the name
-    files = sorted(path for path in folder.iterdir() if path.is_file())
+    # What from_pretrained may read: not a card (README.md) nor an editor's or a file manager's hidden files (a vim
+    # swap file, .DS_Store), which opening the folder makes and which change no weight
+    files = sorted(path for path in folder.iterdir()
+                   if path.is_file() and not path.name.startswith(".") and path.suffix != ".md")
     # Each file by its name in the folder (not the folder's path: the same files anywhere are the same model) and the
     # bytes behind it (a Hub snapshot's files are links to its blobs).
     return _digest(*(os.fsencode(path.name) + b"=" + _file_content(path.resolve()) for path in files))
@@ -165,18 +176,22 @@ def model_digest(name_or_path: str | os.PathLike) -> str:
 _LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch", "transformers", "datasets", "librosa", "soundfile")
 
 
-def code_digest() -> str:
-    """The ser_hf version and a digest of its own source files, and the versions of :data:`_LIBRARIES`: a fold's
-    state is only kept by the code that would compute it again (an edited ser_hf, an upgraded torch: afresh)."""
+def code_digest(package: Path | None = None) -> str:
+    """The ser_hf version and a digest of its own source files (of ``package``, default ser_hf's folder), and the
+    versions of :data:`_LIBRARIES`: a fold's state is only kept by the code that would compute it again (an edited
+    ser_hf, an upgraded torch: afresh)."""
     from ser_hf import __version__
     from ser_hf.versions import installed_versions
 
-    package = Path(__file__).resolve().parents[1]
-    sources = sorted(package.rglob("*.py"))
+    package = package or Path(__file__).resolve().parents[1]
+    # Python imports none of an editor's hidden files (an Emacs lock ``.#experiment.py``, a dangling link); any other
+    # entry is known by its bytes, or by its kind where it is not a file (a folder, a FIFO: never read)
+    sources = sorted(path for path in package.rglob("*.py")
+                     if not any(part.startswith(".") for part in path.relative_to(package).parts))
     versions = installed_versions(_LIBRARIES)
     return _digest(__version__.encode(), json.dumps(versions, sort_keys=True).encode(),
-                   *(part for path in sources for part in (path.relative_to(package).as_posix().encode(),
-                                                          path.read_bytes())))
+                   *(os.fsencode(path.relative_to(package).as_posix()) + b"=" + _file_content(path)
+                     for path in sources))
 
 
 def _settings_items(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -265,7 +280,7 @@ def _unflatten(value: Any, arrays: Mapping[str, np.ndarray]) -> Any:
     return value
 
 
-def check_fold_folder(folder: str | os.PathLike) -> None:
+def check_fold_folder(folder: str | os.PathLike, what: str = "this fold's reports") -> None:
     """Refuse, before any fold runs, a fold's report folder that cannot take what the fold writes once it has run:
     a file (or link) where the folder goes, or a folder where its state or one of its report files goes (a link or any
     other file there is simply replaced, never written through)."""
@@ -274,9 +289,36 @@ def check_fold_folder(folder: str | os.PathLike) -> None:
 
     folder = Path(folder)
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        raise ModelError(f"{folder} is not a folder, but ser_hf writes this fold's reports there; move it away (or "
-                         f"pass another output_dir) and run again. Nothing was changed.")
-    for name in sorted({FOLD_STATE, *REPORT_FILES}):
+        raise ModelError(f"{folder} is not a folder, but ser_hf writes {what} there; move it away (or pass another "
+                         f"output_dir) and run again. Nothing was changed.")
+    _refuse_folders_in_file_places(folder, REPORT_FILES | {FOLD_STATE})
+
+
+#: The report folders a CV writes beside its folds' once they have all run (``per_corpus`` holds one per corpus).
+CV_REPORT_FOLDERS = ("pooled", "test_time_copies", "per_corpus")
+
+
+def check_cv_folder(folder: str | os.PathLike) -> None:
+    """Refuse, before any fold runs, a CV folder (``cv/``, ``leave_one_corpus_out/``) whose summary places cannot take
+    what the CV writes after its last fold: a folder where a summary file goes (``cv_summary.md``,
+    ``speaker_adaptive.json``, ...), or a link or file where a report folder goes (``pooled``, ``per_corpus/<corpus>``):
+    a resumed CV would fail there after all its folds, or write its pooled report through the link."""
+    from ser_hf.evaluation.report import REPORT_FILES
+
+    folder = Path(folder)
+    _refuse_folders_in_file_places(folder, REPORT_FILES)
+    for name in CV_REPORT_FOLDERS:
+        check_fold_folder(folder / name, what="the CV's pooled reports")
+    per_corpus = folder / "per_corpus"
+    if per_corpus.is_dir():
+        for child in sorted(per_corpus.iterdir()):
+            check_fold_folder(child, what="a corpus's pooled report")
+
+
+def _refuse_folders_in_file_places(folder: Path, names) -> None:
+    from ser_hf.errors import ModelError
+
+    for name in sorted(names):
         path = folder / name
         if path.is_dir() and not path.is_symlink():
             raise ModelError(f"{path} is a folder, but ser_hf writes its {name} there; move it away (or pass another "
@@ -361,5 +403,5 @@ def load_fold_state(folder: str | os.PathLike, fingerprint: str, test_rows, spli
         return None
 
 
-__all__ = ["FOLD_STATE", "CVIdentity", "changed_parts", "check_fold_folder", "code_digest", "cv_fingerprint", "data_digest",
+__all__ = ["FOLD_STATE", "CVIdentity", "CV_REPORT_FOLDERS", "changed_parts", "check_cv_folder", "check_fold_folder", "code_digest", "cv_fingerprint", "data_digest",
            "fingerprint_parts", "load_fold_state", "model_digest", "save_fold_state"]

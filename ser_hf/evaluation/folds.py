@@ -24,7 +24,14 @@ import numpy as np
 
 from ser_hf._io import check_own_folder, check_writable, read_json, remove_own_folder, write_output_file
 from ser_hf.errors import EvaluationError, ModelError
-from ser_hf.evaluation.fold_state import CVIdentity, changed_parts, check_fold_folder, load_fold_state, save_fold_state
+from ser_hf.evaluation.fold_state import (
+    CVIdentity,
+    changed_parts,
+    check_cv_folder,
+    check_fold_folder,
+    load_fold_state,
+    save_fold_state,
+)
 from ser_hf.evaluation.metrics.core import SCALAR_METRICS, scores_from_confusion
 from ser_hf.evaluation.report import (
     CV_KIND,
@@ -424,6 +431,7 @@ def cross_validate_folds(
                 check_writable(folder, str(folder), "the CV's reports")
         for fold in folds:
             check_fold_folder(out / fold.name)
+        check_cv_folder(out)
         plan = {"folds": [fold.name for fold in folds], "complete": False, **({CV_KIND: kind} if kind else {}),
                 **(identity.record() if identity else {})}
         out.mkdir(parents=True, exist_ok=True)

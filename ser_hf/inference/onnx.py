@@ -52,7 +52,7 @@ from typing import Any
 
 import torch
 
-from ser_hf._io import check_output_folder, refuse_dangling_link
+from ser_hf._io import CHECKPOINT_OUTPUT_FILES, check_output_folder, refuse_dangling_link
 from ser_hf.checkpoint import RUN_RECORD, check_checkpoint_dir, read_run_record, recorded_training_copies
 from ser_hf.errors import ModelError
 from ser_hf.inference.onnx_parity import (
@@ -238,7 +238,7 @@ def _check_supported(model_dir: Path) -> str:
 def _check_out_dir(out: Path, model_dir: Path, overwrite: bool) -> None:
     # --overwrite replaces an earlier export (it holds EXPORT_RECORD), never a folder of other files
     check_output_folder(out, argument="--out", marker=EXPORT_RECORD, what="an ONNX export", sources=[model_dir],
-                        overwrite=overwrite)
+                        overwrite=overwrite, writes={*CHECKPOINT_OUTPUT_FILES, *_EXPORT_FILES})
 
 
 @contextlib.contextmanager

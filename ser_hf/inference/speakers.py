@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ser_hf._io import (
+    CHECKPOINT_OUTPUT_FILES,
     atomic_directory,
     atomic_write_bytes,
     atomic_write_json,
@@ -230,7 +231,8 @@ class SpeakerEnrollments:
         entry = self._entry(speaker)  # an unknown speaker fails before anything is written
         head = _speaker_head(self.adaptation, entry)
         out = check_output_folder(out_dir, argument="out_dir", marker=SPEAKER_RECORD, what="a speaker model",
-                                  sources=[self.checkpoint], overwrite=overwrite)
+                                  sources=[self.checkpoint], overwrite=overwrite,
+                                  writes={*CHECKPOINT_OUTPUT_FILES, *SPEAKER_MODEL_FILES})
         model = copy.deepcopy(self.model)
         model.load_state_dict({name: torch.as_tensor(np.asarray(value), dtype=torch.float32)
                                for name, value in head.items()}, strict=False)

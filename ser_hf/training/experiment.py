@@ -25,7 +25,7 @@ from typing import Any
 import datasets
 import numpy as np
 
-from ser_hf._io import check_output_folder, folder_lock, remove_own_folder, write_output_file
+from ser_hf._io import CHECKPOINT_OUTPUT_FILES, check_output_folder, folder_lock, remove_own_folder, write_output_file
 from ser_hf.cards import card_from_run, write_model_card
 from ser_hf.checkpoint import RUN_RECORD, write_run_record
 from ser_hf.corpora import load_corpus
@@ -104,7 +104,8 @@ def run_output_dir(run: Run) -> Path:
     model = Path(str(run.model.model_name_or_path)).expanduser()  # a local checkpoint the run starts from
     return check_output_folder(run.training.output_dir, argument="output_dir", marker=RUN_OUTPUTS,
                                what="a ser_hf run's output", overwrite=True, foreign=FOREIGN_OUTPUTS,
-                               sources=[model] if model.is_dir() else [])
+                               sources=[model] if model.is_dir() else [],
+                               writes={*CHECKPOINT_OUTPUT_FILES, *_STALE_TRAIN_OUTPUTS})
 
 
 def _remove_stale_outputs(out: Path) -> None:

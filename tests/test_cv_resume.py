@@ -475,6 +475,50 @@ def test_a_backbone_replaced_at_the_same_path_starts_afresh(corpus_and_backbone,
     assert fitted_folds == ["fold1", "fold2", "fold3"]
 
 
+def test_a_cv_of_a_hub_id_loads_one_snapshot_and_is_known_by_it(corpus_and_backbone, tmp_path, fitted_folds,
+                                                                 monkeypatch):
+    """Every fold loads the snapshot the Hub id means when the CV starts (downloaded then): the rerun of a first run
+    that downloaded it resumes, and a commit pushed to the Hub since starts afresh on it, never mixing the two."""
+    import shutil
+
+    import huggingface_hub
+
+    served = [shutil.copytree(corpus_and_backbone[1], tmp_path / "hub" / "snapshots" / "aaa")]
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **options: str(served[0]))
+    loaded, make_method = [], experiment.make_method
+
+    def recording(run, *args, **kwargs):
+        loaded.append(run.model.model_name_or_path)
+        return make_method(run, *args, **kwargs)
+
+    monkeypatch.setattr(experiment, "make_method", recording)
+    cv_interrupted_after(make_run(corpus_and_backbone, tmp_path, "cv", model_name_or_path="owner/tiny"), 2)
+    assert set(loaded) == {str(served[0])}
+    fitted_folds.clear()
+    result = experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", model_name_or_path="owner/tiny"),
+                                       progress=False)
+    assert fitted_folds == ["fold3"] and result.resumed_folds == ["fold1", "fold2"]
+    assert {report.model for report in [*result.folds, result.pooled]} == {"owner/tiny"}  # named as the user named it
+    served[0] = tiny_backbone("whisper", tmp_path / "hub" / "snapshots" / "bbb", seed=1)  # a new commit on the Hub
+    loaded.clear()
+    fitted_folds.clear()
+    experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv", model_name_or_path="owner/tiny"),
+                              progress=False)
+    assert fitted_folds == ["fold1", "fold2", "fold3"] and set(loaded) == {str(served[0])}
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", _offline_and_not_cached)
+    from ser_hf.errors import ModelError
+
+    with pytest.raises(ModelError, match="owner/tiny"):  # the loader's own error, naming the id
+        experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "other", model_name_or_path="owner/tiny"),
+                                  progress=False)
+
+
+def _offline_and_not_cached(repo_id, **options):
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    raise LocalEntryNotFoundError(f"{repo_id} is not in the cache")
+
+
 def test_a_write_killed_before_its_rename_never_stops_the_next_run(corpus_and_backbone, tmp_path, fitted_folds):
     experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
     leftover = tmp_path / "cv" / "cv" / "fold1" / f".{FOLD_STATE}.k1ll3d_x.tmp"  # as tempfile.mkstemp names it

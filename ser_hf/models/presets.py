@@ -40,8 +40,11 @@ from ser_hf.models.released_checkpoint import prepare_released
 
 __all__ = [
     "CACHE_ENV", "PRESETS", "Preset", "PresetStatus", "available_model_names", "get_preset", "list_presets",
-    "models_cache_dir", "prepare_preset", "resolve_model_argument", "resolve_model_path",
+    "models_cache_dir", "pin_hub_snapshot", "prepare_preset", "resolve_model_argument", "resolve_model_path",
 ]
+
+#: The files of a Hub model that loading it as an audio classifier reads (configs, safetensors weights and index).
+HUB_MODEL_FILES = ["*.json", "*.safetensors"]
 
 
 def available_model_names() -> list[str]:
@@ -116,3 +119,24 @@ def resolve_model_argument(value: str | os.PathLike, cache_dir: str | os.PathLik
     if os.sep in text or text.startswith((".", "~")) or Path(text).expanduser().exists() or HUB_ID.match(text):
         return text
     return resolve_model_path(text, cache_dir=cache_dir)
+
+
+def pin_hub_snapshot(name: str) -> str | None:
+    """The local folder of the snapshot a Hub id ``name`` means now, downloaded if need be; None for anything else
+    (a preset, a released model, a local folder) and where no snapshot can be had (offline and not cached: loading
+    it then fails with the usual clear error).
+
+    Work that loads a model many times and may be resumed (the folds of ``ser-hf cv``) loads this folder instead of
+    the id: every fold then runs the same commit, and the CV is identified by that commit's files. Loading the id
+    itself in each fold would take whatever the Hub serves at that moment (a model updated mid-CV would mix two
+    commits), and the first run, which downloads it, could not be told from its rerun.
+    """
+    text = os.fspath(name)
+    if text in PRESETS or text in RELEASES or Path(text).expanduser().exists() or not HUB_ID.match(text):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(text, allow_patterns=HUB_MODEL_FILES)
+    except Exception:  # not on the Hub, offline and not cached, no network: the loader says so when it tries
+        return None

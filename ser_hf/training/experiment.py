@@ -15,6 +15,7 @@ and ``save(dir)``: :class:`~ser_hf.training.probe.ProbeMethod` for the frozen pr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -50,7 +51,7 @@ from ser_hf.evaluation.report import (
     REPORT_FILES,
     foreign_cv_markers,
 )
-from ser_hf.models.presets import resolve_model_path
+from ser_hf.models.presets import pin_hub_snapshot, resolve_model_path
 from ser_hf.splits import (
     Fold,
     add_validation,
@@ -171,6 +172,17 @@ def load_run_dataset(data: DataArguments, include_eval: bool = False) -> dataset
                        strict=data.strict, **options)
 
 
+def pinned_to_snapshot(run: Run) -> Run:
+    """``run`` itself, or for a Hub id the same run loading the local snapshot the id means now
+    (:func:`~ser_hf.models.presets.pin_hub_snapshot`): what a CV's folds load, so that all of them, and its rerun,
+    run one commit of the model, and the CV is identified by that commit's files."""
+    snapshot = pin_hub_snapshot(run.model.model_name_or_path)
+    if snapshot is None:
+        return run
+    logger.info("%s: every fold loads its snapshot %s", run.model.model_name_or_path, snapshot)
+    return dataclasses.replace(run, model=dataclasses.replace(run.model, model_name_or_path=snapshot))
+
+
 def cv_identity(run: Run, dataset: datasets.Dataset, folds: list[Fold], **more: str) -> CVIdentity:
     """What identifies this CV of ``run`` (see :mod:`ser_hf.evaluation.fold_state`): its result-changing settings,
     the code, the model it starts from, its folds and its clips (``more``: further parts)."""
@@ -278,11 +290,12 @@ def _fold_with_validation(dataset: datasets.Dataset, fold: Fold, run: Run) -> Fo
 
 
 def _fit_fold(run: Run, dataset: datasets.Dataset, fold: Fold, labels: list[str], progress: bool,
-              corpus: str | None = None):
-    """Fit a fresh method on the fold's training part and score its test part: (method, test, report, probabilities)."""
+              corpus: str | None = None, model: str | None = None):
+    """Fit a fresh method on the fold's training part and score its test part: (method, test, report, probabilities);
+    ``model`` names the model in the report (a CV of a Hub id loads a pinned snapshot but reports the id)."""
     parts = select_fold(dataset, _fold_with_validation(dataset, fold, run))
     method = make_method(run, labels, progress, fold_of_cv=True).fit(parts["train"], parts.get("validation"))
-    report, probabilities = evaluate_method(run, method, parts["test"], fold.name, corpus=corpus)
+    report, probabilities = evaluate_method(run, method, parts["test"], fold.name, corpus=corpus, model=model)
     return method, parts["test"], report, probabilities
 
 
@@ -335,14 +348,15 @@ def _cross_validate(run: Run, out: Path, progress: bool,
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     folds = run_folds(run, dataset)
-    identity = cv_identity(run, dataset, folds)
+    model = run.model.model_name_or_path
+    pinned = pinned_to_snapshot(run)
+    identity = cv_identity(pinned, dataset, folds)
     resume = _prepare_cv_folder(run, out, identity)
 
     def fit_fold(fold: Fold) -> FoldResult:
-        method, test, report, probabilities = _fit_fold(run, dataset, fold, labels, progress)
+        method, test, report, probabilities = _fit_fold(pinned, dataset, fold, labels, progress, model=model)
         return FoldResult(report, probabilities, outputs=fold_outputs(method, test, labels, run.data.fold_seed))
 
-    model = run.model.model_name_or_path
     genders = dataset["gender"] if "gender" in dataset.column_names else [None] * len(dataset)
     result = cross_validate_folds(folds, fit_fold, references=np.asarray(dataset["label"]),
                                   speakers=dataset["speaker"], label_names=labels, model=model,
@@ -419,12 +433,14 @@ def _leave_one_corpus_out(run: Run, out: Path, progress: bool) -> CorpusReports:
     dataset = load_run_dataset(run.data)
     labels = dataset.features["label"].names
     folds = leave_one_corpus_out_folds(dataset)  # one "fold" per held-out corpus: resumed like the CV's
-    identity = cv_identity(run, dataset, folds, protocol="leave one corpus out")
+    pinned = pinned_to_snapshot(run)
+    identity = cv_identity(pinned, dataset, folds, protocol="leave one corpus out")
     resume = _prepare_cv_folder(run, out, identity, summary=LEAVE_ONE_CORPUS_OUT)
 
     def fit_fold(fold: Fold) -> FoldResult:
         logger.info("leave one corpus out: testing on %s", fold.name)
-        _, _, report, probabilities = _fit_fold(run, dataset, fold, labels, progress, corpus=fold.name)
+        _, _, report, probabilities = _fit_fold(pinned, dataset, fold, labels, progress, corpus=fold.name,
+                                                model=run.model.model_name_or_path)
         return FoldResult(report, probabilities)
 
     result = cross_validate_folds(folds, fit_fold, references=np.asarray(dataset["label"]),

@@ -76,15 +76,16 @@ def is_main_process() -> bool:
     return launched_processes().is_main
 
 
-def evaluate_method(run: Run, method, part: datasets.Dataset, split: str,
-                    corpus: str | None = None) -> tuple[EvaluationReport, np.ndarray]:
-    """The report of ``method`` on ``part`` (intervals resample whole speakers) and its probabilities."""
+def evaluate_method(run: Run, method, part: datasets.Dataset, split: str, corpus: str | None = None,
+                    model: str | None = None) -> tuple[EvaluationReport, np.ndarray]:
+    """The report of ``method`` on ``part`` (intervals resample whole speakers) and its probabilities; ``model``
+    names the model in the report (default: the run's ``model_name_or_path``)."""
     probabilities = method.predict_proba(part)
     report = EvaluationReport.from_predictions(
         np.asarray(part["label"]), probabilities=probabilities, label_names=method.labels,
         groups=part["speaker"], genders=part["gender"] if "gender" in part.column_names else None,
         temperature=(getattr(method, "calibration", None) or {}).get("temperature"),
-        model=run.model.model_name_or_path, corpus=corpus or run.data.corpus, split=split,
+        model=model or run.model.model_name_or_path, corpus=corpus or run.data.corpus, split=split,
         metadata={"mode": run.model.mode, "speakers": sorted(set(part["speaker"])), "split_kind": split_kind(part)},
     )
     return report, probabilities

@@ -515,6 +515,8 @@ _HELD_FOLDERS: Counter = Counter()
 _HELD_FOLDERS_GUARD = threading.Lock()
 #: The descriptors that hold those locks.
 _LOCK_HANDLES: set[int] = set()
+#: In a forked child: the lock descriptors it closed at the fork.
+_CLOSED_AT_FORK: set[int] = set()
 
 
 def _release_locks_in_child() -> None:
@@ -526,6 +528,7 @@ def _release_locks_in_child() -> None:
     for handle in _LOCK_HANDLES:
         with contextlib.suppress(OSError):
             os.close(handle)
+    _CLOSED_AT_FORK.update(_LOCK_HANDLES)  # a block the child leaves must not close the file that now has the number
     _LOCK_HANDLES.clear()
     _HELD_FOLDERS.clear()
 
@@ -573,7 +576,10 @@ def folder_lock(folder: str | os.PathLike, busy: str) -> Iterator[None]:
     finally:
         with _HELD_FOLDERS_GUARD:
             _LOCK_HANDLES.discard(handle)
-        os.close(handle)  # the outermost holder's close releases the lock
+            closed = handle in _CLOSED_AT_FORK
+            _CLOSED_AT_FORK.discard(handle)
+        if not closed:
+            os.close(handle)  # the outermost holder's close releases the lock
 
 
 def unique_keys(error: Callable[[list[str]], Exception]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:

@@ -313,6 +313,16 @@ def test_a_corpus_or_model_moved_elsewhere_digests_the_same_and_what_loads_count
             audio = [{"bytes": None, "path": path} for path in audio]
         return datasets.Dataset.from_dict({"audio": audio, "label": [0, 1]})
 
+    empty_bytes = datasets.Dataset.from_dict({"audio": [{"bytes": b"", "path": str(first / "a.wav")}], "label": [0]})
+    before = data_digest(empty_bytes)
+    (first / "a.wav").write_bytes(b"AA")  # the loader reads the file when the bytes are empty: so must the digest
+    assert data_digest(empty_bytes) != before
+    (first / "a.wav").write_bytes(b"aa")
+    renamed = tmp_path / "renamed"
+    renamed.mkdir()
+    for name, data in (("c.wav", b"aa"), ("b.wav", b"bb")):
+        (renamed / name).write_bytes(data)
+    assert data_digest(rows(renamed, ("c.wav", "b.wav"))) != data_digest(rows(first))  # training draws by name
     for as_struct in (False, True):
         digest = data_digest(rows(first, as_struct=as_struct))
         assert data_digest(rows(moved, as_struct=as_struct)) == digest
@@ -326,6 +336,8 @@ def test_a_corpus_or_model_moved_elsewhere_digests_the_same_and_what_loads_count
     (model / "README.md").write_text("a card")
     (model / ".config.json.swp").write_bytes(b"vim")
     (model / ".DS_Store").write_bytes(b"finder")
+    (model / "tokenizer.json").write_text("{}")  # what another tool downloads into a Hub snapshot
+    (model / "checkpoint-500").mkdir()
     assert model_digest(model) == digest == model_digest(shutil.copytree(model, tmp_path / "copied"))
     (model / "config.json").write_text('{"hidden_size": 8}')
     assert model_digest(model) != digest
@@ -499,6 +511,7 @@ def test_a_cv_of_a_hub_id_loads_one_snapshot_and_is_known_by_it(corpus_and_backb
                                        progress=False)
     assert fitted_folds == ["fold3"] and result.resumed_folds == ["fold1", "fold2"]
     assert {report.model for report in [*result.folds, result.pooled]} == {"owner/tiny"}  # named as the user named it
+    assert result.aggregate["model"] == "owner/tiny"
     served[0] = tiny_backbone("whisper", tmp_path / "hub" / "snapshots" / "bbb", seed=1)  # a new commit on the Hub
     loaded.clear()
     fitted_folds.clear()
@@ -511,6 +524,32 @@ def test_a_cv_of_a_hub_id_loads_one_snapshot_and_is_known_by_it(corpus_and_backb
     with pytest.raises(ModelError, match="owner/tiny"):  # the loader's own error, naming the id
         experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "other", model_name_or_path="owner/tiny"),
                                   progress=False)
+
+
+def test_a_hub_snapshot_fetches_only_what_loading_reads_and_needs_safetensors(tmp_path, monkeypatch):
+    import fnmatch
+
+    import huggingface_hub
+
+    from ser_hf.models.presets import pin_hub_snapshot
+
+    repo = ["config.json", "preprocessor_config.json", "model.safetensors", "model.safetensors.index.json",
+            "model-00001-of-00002.safetensors", "checkpoint-500/model.safetensors", "onnx/config.json",
+            "tokenizer.json", "pytorch_model.bin", "optimizer_state.safetensors"]
+    fetched = []
+
+    def download(repo_id, allow_patterns, **options):
+        fetched.extend(name for name in repo if any(fnmatch.fnmatch(name, p) for p in allow_patterns))
+        return str(tmp_path / "snapshot")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", download)
+    (tmp_path / "snapshot").mkdir()
+    assert pin_hub_snapshot("owner/bin-only") is None  # no safetensors came: the loader names the id and the fix
+    assert sorted(fetched) == ["config.json", "model-00001-of-00002.safetensors", "model.safetensors",
+                               "model.safetensors.index.json", "preprocessor_config.json"]
+    (tmp_path / "snapshot" / "model.safetensors").write_bytes(b"weights")
+    assert pin_hub_snapshot("owner/model") == str(tmp_path / "snapshot")
+    assert pin_hub_snapshot("whisper-tiny.en") is None and pin_hub_snapshot(str(tmp_path)) is None  # not Hub ids
 
 
 def _offline_and_not_cached(repo_id, **options):

@@ -316,3 +316,64 @@ def test_a_folder_where_an_output_writes_a_file_is_refused_before_any_work(tmp_p
             (tmp_path / folder / name).symlink_to(tmp_path / "elsewhere")  # a link is replaced when written, never
             check()                                                      # written through: accepted
             (tmp_path / folder / name).unlink()
+
+
+def test_a_run_refuses_what_stands_where_it_writes_a_folder_before_any_work(tmp_path):
+    """A file or link named eval, cv or leave_one_corpus_out (or a dangling checkpoints link), and a file of the user's
+    in eval/ that the test report would replace: refused before the corpus even loads, not after the training."""
+    import json
+
+    from ser_hf.training.experiment import run_output_dir, train
+    from ser_hf.training.recipes import parse_run
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "ser_hf_run.json").write_text(json.dumps({"data": {}, "model": {}, "training": {}}))
+    run = parse_run(None, corpus="urdu", data_dir=str(tmp_path / "no-corpus-here"), model_name_or_path="whisper-tiny.en",
+                    output_dir=str(out))
+    for name in ("eval", "cv", "leave_one_corpus_out", "checkpoints"):
+        (out / name).write_text("mine")
+        with pytest.raises(ModelError, match=f"its {name} is a file, but a run writes its {name}/ folder there"):
+            run_output_dir(run)
+        (out / name).unlink()
+        (out / name).symlink_to(tmp_path / "nowhere")
+        with pytest.raises(ModelError, match=f"its {name} is a link"):
+            run_output_dir(run)
+        (out / name).unlink()
+    (tmp_path / "big-disk").mkdir()
+    (out / "checkpoints").symlink_to(tmp_path / "big-disk")  # the Trainer's checkpoints on another disk: fine
+    assert run_output_dir(run) == out
+    (out / "eval").mkdir()
+    (out / "eval" / ".DS_Store").write_bytes(b"finder")
+    with pytest.raises(ModelError, match=r"eval would be replaced, but it holds .*\.DS_Store"):
+        train(run, progress=False)  # before the (missing) corpus is read: nothing trained for nothing
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_releases_inherited_locks_and_never_closes_a_file_of_its_own(tmp_path, locked_elsewhere):
+    """A worker forked inside a lock neither keeps the folder locked once its parent lets go, nor has a file it opened
+    (on the number of the lock's closed descriptor) closed under it when it leaves the parent's blocks."""
+    from ser_hf._io import folder_lock
+
+    said, tell = os.pipe()
+    wait, go = os.pipe()
+    with folder_lock(tmp_path / "out", "outer"), folder_lock(tmp_path / "out", "inner"):
+        child = os.fork()
+        if child == 0:
+            own = os.open(tmp_path / "child.txt", os.O_WRONLY | os.O_CREAT)
+    if child == 0:  # the child, out of both blocks
+        try:
+            os.fstat(own)
+            answer = b"1"
+        except OSError:
+            answer = b"0"
+        os.write(tell, answer)
+        os.read(wait, 1)  # alive until the parent has checked the lock
+        os._exit(0)
+    try:
+        assert os.read(said, 1) == b"1"
+        with locked_elsewhere(tmp_path / "out"):  # free, though the child that inherited it still runs
+            pass
+    finally:
+        os.write(go, b"x")
+        os.waitpid(child, 0)

@@ -26,6 +26,7 @@ corpus to another disk, a checkpoint moved to another folder) resumes. Knowing f
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import logging
@@ -39,6 +40,7 @@ import numpy as np
 
 from ser_hf._io import file_sha256, write_output_file
 from ser_hf.evaluation.report import FOLD_STATE, EvaluationReport
+from ser_hf.models.presets import MODEL_LOAD_FILES
 
 if TYPE_CHECKING:
     import datasets
@@ -92,9 +94,10 @@ def _file_content(path: str | os.PathLike) -> bytes:
 
 
 def _audio_parts(table):
-    """``table`` without the file names of its ``audio`` column, and the bytes that stand for each row's file instead:
-    its content (:func:`_file_content`) where the row names a file and holds no samples, else nothing. Where a corpus
-    lies, or how its folder is spelt (a link, a trailing /), changes no clip."""
+    """``table`` without the file paths of its ``audio`` column, and what stands for each row's file instead: its name
+    (training's random draws are keyed by it: ``ser_hf.training.data``) and its content (:func:`_file_content`) where
+    the row's samples come from the file, else nothing. Where a corpus lies, or how its folder is spelt (a link, a
+    trailing /), changes no clip."""
     import pyarrow as pa
 
     if "audio" not in table.column_names:
@@ -103,19 +106,29 @@ def _audio_parts(table):
     column = table.column(index).combine_chunks()
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         paths = column.to_pylist()
-        return table.remove_column(index), [b"none" if path is None else _file_content(path) for path in paths]
+        return table.remove_column(index), [b"none" if path is None else _named_content(path) for path in paths]
     if not (pa.types.is_struct(column.type) and column.type.get_field_index("path") >= 0):
         return table, []
     kept = [i for i in range(column.type.num_fields) if column.type.field(i).name != "path"]
     paths = column.field("path").to_pylist()
-    held = list(zip(*(column.field(i).to_pylist() for i in kept))) or [()] * len(paths)
-    parts = [_file_content(path) if path and all(value is None for value in samples) else b""
-             for path, samples in zip(paths, held)]
+
+    def values(name: str) -> list:
+        return column.field(name).to_pylist() if column.type.get_field_index(name) >= 0 else [None] * len(paths)
+
+    # Where the clip's samples come from, as the loader decides (ser_hf.audio: its samples, else its bytes when there
+    # are any, else its file): only then is the file's content what counts
+    from_file = [array is None and not data for array, data in zip(values("array"), values("bytes"))]
+    parts = [_named_content(path) if path and file else os.fsencode(os.path.basename(path or ""))
+             for path, file in zip(paths, from_file)]
     if not kept:
         return table.remove_column(index), parts
     stripped = pa.StructArray.from_arrays([column.field(i) for i in kept], fields=[column.type.field(i) for i in kept],
                                           mask=column.is_null())
     return table.set_column(index, "audio", stripped), parts
+
+
+def _named_content(path: str) -> bytes:
+    return os.fsencode(os.path.basename(path)) + b"=" + _file_content(path)
 
 
 def data_digest(dataset: datasets.Dataset) -> str:
@@ -163,17 +176,18 @@ def model_digest(name_or_path: str | os.PathLike) -> str:
         if not isinstance(config, str):
             return _digest(b"name:" + os.fsencode(str(name_or_path)))
         folder = Path(config).parent  # snapshots/<commit>/: the commit is in the name
-    # What from_pretrained may read: not a card (README.md) nor an editor's or a file manager's hidden files (a vim
-    # swap file, .DS_Store), which opening the folder makes and which change no weight
+    # What loading it reads (its configs and safetensors weights), not what else a folder gathers (a card, a
+    # tokenizer another tool downloaded, an editor's swap file), which changes no weight
     files = sorted(path for path in folder.iterdir()
-                   if path.is_file() and not path.name.startswith(".") and path.suffix != ".md")
+                   if path.is_file() and any(fnmatch.fnmatchcase(path.name, name) for name in MODEL_LOAD_FILES))
     # Each file by its name in the folder (not the folder's path: the same files anywhere are the same model) and the
     # bytes behind it (a Hub snapshot's files are links to its blobs).
     return _digest(*(os.fsencode(path.name) + b"=" + _file_content(path.resolve()) for path in files))
 
 
 #: The libraries whose version can change a fold's numbers.
-_LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch", "transformers", "datasets", "librosa", "soundfile")
+_LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch", "transformers", "datasets", "librosa", "soundfile", "soxr",
+              "peft")
 
 
 def code_digest(package: Path | None = None) -> str:

@@ -443,6 +443,7 @@ def cross_validate_folds(
                                    label_names=label_names, references=references[fold.test])
         if kept is not None:
             report, probabilities, outputs = kept
+            report.model = model  # the model as this run names it (a path spelt another way keeps the fold)
             result = FoldResult(report, probabilities, outputs=outputs)
             logger.info("fold %d/%d: %s finished by an earlier run of this CV; kept", number, len(folds), fold.name)
             resumed.append(fold.name)

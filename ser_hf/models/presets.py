@@ -40,11 +40,14 @@ from ser_hf.models.released_checkpoint import prepare_released
 
 __all__ = [
     "CACHE_ENV", "PRESETS", "Preset", "PresetStatus", "available_model_names", "get_preset", "list_presets",
-    "models_cache_dir", "pin_hub_snapshot", "prepare_preset", "resolve_model_argument", "resolve_model_path",
+    "MODEL_LOAD_FILES", "models_cache_dir", "pin_hub_snapshot", "prepare_preset", "resolve_model_argument", "resolve_model_path",
 ]
 
-#: The files of a Hub model that loading it as an audio classifier reads (configs, safetensors weights and index).
-HUB_MODEL_FILES = ["*.json", "*.safetensors"]
+#: The files of a checkpoint folder that loading it as an audio classifier reads: its configs and its safetensors
+#: weights, whole or sharded (patterns for ``fnmatch``, whose ``*`` also matches ``/``: each starts with a top-level
+#: name, so nothing in a subfolder, such as a repo's ``checkpoint-500/`` or ``onnx/``, matches).
+MODEL_LOAD_FILES = ("config.json", "preprocessor_config.json", "model.safetensors", "model.safetensors.index.json",
+                    "model-*-of-*.safetensors")
 
 
 def available_model_names() -> list[str]:
@@ -137,6 +140,8 @@ def pin_hub_snapshot(name: str) -> str | None:
     try:
         from huggingface_hub import snapshot_download
 
-        return snapshot_download(text, allow_patterns=HUB_MODEL_FILES)
+        snapshot = snapshot_download(text, allow_patterns=list(MODEL_LOAD_FILES))
     except Exception:  # not on the Hub, offline and not cached, no network: the loader says so when it tries
         return None
+    # No safetensors weights (a repo of pytorch_model.bin only): the loader, given the id, says what is wrong with it
+    return snapshot if any(Path(snapshot).glob("*.safetensors")) else None

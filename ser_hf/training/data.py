@@ -287,13 +287,16 @@ class AudioCollator:
 
 
 def _clip_key(audio: Any) -> int:
-    """A stable 32-bit id of a clip: its path, or the bytes of an in-memory array or file."""
+    """A stable 32-bit id of a clip: its file's name, or the bytes of an in-memory array or file. The name, not the
+    whole path, so that a corpus moved or reached through a link draws the same (a resumed CV keeps its folds then:
+    :mod:`ser_hf.evaluation.fold_state` knows clips by name and bytes); two clips of one name in two folders share
+    their draws, which biases nothing."""
     if isinstance(audio, dict):
         if audio.get("array") is not None:
             audio = np.ascontiguousarray(audio["array"]).tobytes()
         else:
             audio = bytes(audio["bytes"]) if audio.get("bytes") else audio.get("path")
-    data = audio if isinstance(audio, bytes) else os.fsencode(audio)
+    data = audio if isinstance(audio, bytes) else os.fsencode(os.path.basename(os.fspath(audio)))
     return zlib.crc32(data)
 
 

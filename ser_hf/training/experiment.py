@@ -26,12 +26,19 @@ from typing import Any
 import datasets
 import numpy as np
 
-from ser_hf._io import CHECKPOINT_OUTPUT_FILES, check_output_folder, folder_lock, remove_own_folder, write_output_file
+from ser_hf._io import (
+    CHECKPOINT_OUTPUT_FILES,
+    check_output_folder,
+    check_own_folder,
+    folder_lock,
+    remove_own_folder,
+    write_output_file,
+)
 from ser_hf.cards import card_from_run, write_model_card
 from ser_hf.checkpoint import RUN_RECORD, write_run_record
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leave_one_corpus_out_folds, load_combined
-from ser_hf.errors import SERError
+from ser_hf.errors import ModelError, SERError
 from ser_hf.evaluation import EvaluationReport, write_cv_summary
 from ser_hf.evaluation.fold_state import CVIdentity, data_digest, fingerprint_parts, model_digest
 from ser_hf.evaluation.folds import (
@@ -103,10 +110,31 @@ def run_output_dir(run: Run) -> Path:
         ModelError: naming ``output_dir`` and what it holds.
     """
     model = Path(str(run.model.model_name_or_path)).expanduser()  # a local checkpoint the run starts from
-    return check_output_folder(run.training.output_dir, argument="output_dir", marker=RUN_OUTPUTS,
-                               what="a ser_hf run's output", overwrite=True, foreign=FOREIGN_OUTPUTS,
-                               sources=[model] if model.is_dir() else [],
-                               writes={*CHECKPOINT_OUTPUT_FILES, *_STALE_TRAIN_OUTPUTS})
+    out = check_output_folder(run.training.output_dir, argument="output_dir", marker=RUN_OUTPUTS,
+                              what="a ser_hf run's output", overwrite=True, foreign=FOREIGN_OUTPUTS,
+                              sources=[model] if model.is_dir() else [],
+                              writes={*CHECKPOINT_OUTPUT_FILES, *_STALE_TRAIN_OUTPUTS})
+    _check_run_subfolders(out)
+    return out
+
+
+#: The folders a run writes in ``output_dir``: ser_hf replaces the first three whole (a link there would be written
+#: through, or fail after the work), while the Trainer only adds to ``checkpoints`` (a link to a folder on a bigger
+#: disk is a fair way to put them there).
+_RUN_SUBFOLDERS = ("eval", "cv", "leave_one_corpus_out")
+_TRAINER_SUBFOLDER = "checkpoints"
+
+
+def _check_run_subfolders(out: Path) -> None:
+    """Refuse, before any work, what stands where a run writes a folder and would stop it after the work: a file or
+    a link there (a dangling one for ``checkpoints``)."""
+    for name in (*_RUN_SUBFOLDERS, _TRAINER_SUBFOLDER):
+        path = out / name
+        linked = path.is_symlink() and (name != _TRAINER_SUBFOLDER or not path.is_dir())
+        if linked or (path.exists() and not path.is_dir()):
+            raise ModelError(f"output_dir {out}: its {name} is {'a link' if path.is_symlink() else 'a file'}, but a "
+                             f"run writes its {name}/ folder there; move it away (or pass another output_dir) and "
+                             f"run again. Nothing was changed.")
 
 
 def _remove_stale_outputs(out: Path) -> None:
@@ -242,6 +270,8 @@ def train(run: Run, progress: bool = True) -> TrainResult:
     (:func:`~ser_hf.corpora.combined.combined_speaker_split`), so every part holds every corpus.
     """
     out = run_output_dir(run)
+    if is_main_process():  # the test report replaces eval/ after training: a file of the user's there stops it now
+        check_own_folder(out / "eval", REPORT_FILES)
     if run.data.streaming:
         from ser_hf.training.streaming import train_streaming  # only streamed runs pay for the Trainer's import
 

@@ -129,7 +129,9 @@ class StateCollator:
         items = [self.store[path] for path in paths]
         lengths = [state.shape[0] for state, _ in items]
         states = np.zeros((len(rows), max(lengths), items[0][0].shape[1]), dtype=np.float32)
-        rng = np.random.default_rng([self.seed, self.epoch, zlib.crc32("\n".join(paths).encode()),
+        # keyed by the clips' names, not their folders: a corpus moved elsewhere draws the same (see training.data)
+        names = "\n".join(os.path.basename(path) for path in paths)
+        rng = np.random.default_rng([self.seed, self.epoch, zlib.crc32(os.fsencode(names)),
                                      int(os.environ.get("RANK", "0"))]) if self.train else None
         for row, ((state, _), length) in enumerate(zip(items, lengths)):
             states[row, :length] = state

@@ -317,11 +317,19 @@ def _leftover_of(name: str, own_names: Collection[str]) -> bool:
     return bool(_LEFTOVER.match(name)) and name[1:-13] in own_names
 
 
+#: Files a desktop leaves in a folder someone only looked at (its plots, in Finder or Explorer): no one's work.
+_DESKTOP_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
+def _is_desktop_litter(name: str) -> bool:
+    return name in _DESKTOP_LITTER or name.startswith("._")  # ._x: macOS's AppleDouble file of x on other disks
+
+
 def check_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collection[str] = ()) -> None:
     """Refuse ``folder`` (an earlier ser_hf output about to be replaced) if it holds anything ser_hf did not write
     there: a subfolder not in ``own_dirs`` (paths relative to ``folder``, e.g. a CV's ``fold1``), a file not named in
-    ``own_names`` (or left by a killed write of one) or lying outside those folders, a link, anything but a regular
-    file.
+    ``own_names`` (or left by a killed write of one, or by a desktop that showed the folder: ``.DS_Store``,
+    ``Thumbs.db``) or lying outside those folders, a link, anything but a regular file.
 
     Raises:
         ModelError: naming the first foreign entry and how to keep it.
@@ -338,7 +346,8 @@ def check_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collect
             if entry.is_dir():
                 return place.as_posix() in own_dirs
             parent = place.parent.as_posix()
-            return (entry.is_file() and (entry.name in own_names or _leftover_of(entry.name, own_names))
+            return (entry.is_file() and (entry.name in own_names or _leftover_of(entry.name, own_names)
+                                         or _is_desktop_litter(entry.name))
                     and (parent == "." or parent in own_dirs))
 
         foreign = [entry for entry in folder.rglob("*") if not ours(entry)]
@@ -513,10 +522,15 @@ def check_writable(out: Path, shown: str, what: str) -> None:
 #: The folders this process holds a :func:`folder_lock` on, by (device, inode, thread): how many blocks hold each.
 _HELD_FOLDERS: Counter = Counter()
 _HELD_FOLDERS_GUARD = threading.Lock()
-#: The descriptors that hold those locks.
-_LOCK_HANDLES: set[int] = set()
-#: In a forked child: the lock descriptors it closed at the fork.
-_CLOSED_AT_FORK: set[int] = set()
+class _Lock:
+    """One block's locked descriptor; ``closed`` once a forked child closed its copy (the number may be reused)."""
+
+    def __init__(self, handle: int):
+        self.handle, self.closed = handle, False
+
+
+#: The blocks of this process whose descriptor holds a lock.
+_LOCKS: set[_Lock] = set()
 
 
 def _release_locks_in_child() -> None:
@@ -525,11 +539,11 @@ def _release_locks_in_child() -> None:
     folder locked for good. The child closes them; the parent's lock is untouched."""
     global _HELD_FOLDERS_GUARD
     _HELD_FOLDERS_GUARD = threading.Lock()  # another thread of the parent may have held it at the fork
-    for handle in _LOCK_HANDLES:
+    for lock in _LOCKS:
         with contextlib.suppress(OSError):
-            os.close(handle)
-    _CLOSED_AT_FORK.update(_LOCK_HANDLES)  # a block the child leaves must not close the file that now has the number
-    _LOCK_HANDLES.clear()
+            os.close(lock.handle)
+        lock.closed = True  # a block the child leaves must not close the file that now has the number
+    _LOCKS.clear()
     _HELD_FOLDERS.clear()
 
 
@@ -550,6 +564,7 @@ def folder_lock(folder: str | os.PathLike, busy: str) -> Iterator[None]:
 
     Path(folder).mkdir(parents=True, exist_ok=True)
     handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    lock = _Lock(handle)
     info = os.fstat(handle)
     key = (info.st_dev, info.st_ino, threading.get_ident())
     try:
@@ -564,7 +579,7 @@ def folder_lock(folder: str | os.PathLike, busy: str) -> Iterator[None]:
                 except OSError as error:
                     if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                         raise
-                _LOCK_HANDLES.add(handle)
+                _LOCKS.add(lock)
             _HELD_FOLDERS[key] += 1
         try:
             yield
@@ -575,10 +590,8 @@ def folder_lock(folder: str | os.PathLike, busy: str) -> Iterator[None]:
                     del _HELD_FOLDERS[key]
     finally:
         with _HELD_FOLDERS_GUARD:
-            _LOCK_HANDLES.discard(handle)
-            closed = handle in _CLOSED_AT_FORK
-            _CLOSED_AT_FORK.discard(handle)
-        if not closed:
+            _LOCKS.discard(lock)
+        if not lock.closed:
             os.close(handle)  # the outermost holder's close releases the lock
 
 

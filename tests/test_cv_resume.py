@@ -339,6 +339,10 @@ def test_a_corpus_or_model_moved_elsewhere_digests_the_same_and_what_loads_count
     (model / "tokenizer.json").write_text("{}")  # what another tool downloads into a Hub snapshot
     (model / "checkpoint-500").mkdir()
     assert model_digest(model) == digest == model_digest(shutil.copytree(model, tmp_path / "copied"))
+    for name in ("processor_config.json", "adapter_config.json", "adapter_model.safetensors"):  # read when loading
+        (model / name).write_text("{}")
+        assert model_digest(model) != digest
+        (model / name).unlink()
     (model / "config.json").write_text('{"hidden_size": 8}')
     assert model_digest(model) != digest
 
@@ -533,9 +537,10 @@ def test_a_hub_snapshot_fetches_only_what_loading_reads_and_needs_safetensors(tm
 
     from ser_hf.models.presets import pin_hub_snapshot
 
-    repo = ["config.json", "preprocessor_config.json", "model.safetensors", "model.safetensors.index.json",
-            "model-00001-of-00002.safetensors", "checkpoint-500/model.safetensors", "onnx/config.json",
-            "tokenizer.json", "pytorch_model.bin", "optimizer_state.safetensors"]
+    repo = ["config.json", "preprocessor_config.json", "processor_config.json", "model.safetensors",
+            "model.safetensors.index.json", "model-00001-of-00002.safetensors", "adapter_config.json",
+            "adapter_model.safetensors", "checkpoint-500/model.safetensors", "onnx/config.json", "tokenizer.json",
+            "pytorch_model.bin", "optimizer_state.safetensors"]
     fetched = []
 
     def download(repo_id, allow_patterns, **options):
@@ -545,8 +550,9 @@ def test_a_hub_snapshot_fetches_only_what_loading_reads_and_needs_safetensors(tm
     monkeypatch.setattr(huggingface_hub, "snapshot_download", download)
     (tmp_path / "snapshot").mkdir()
     assert pin_hub_snapshot("owner/bin-only") is None  # no safetensors came: the loader names the id and the fix
-    assert sorted(fetched) == ["config.json", "model-00001-of-00002.safetensors", "model.safetensors",
-                               "model.safetensors.index.json", "preprocessor_config.json"]
+    assert sorted(fetched) == ["adapter_config.json", "adapter_model.safetensors", "config.json",
+                               "model-00001-of-00002.safetensors", "model.safetensors", "model.safetensors.index.json",
+                               "preprocessor_config.json", "processor_config.json"]
     (tmp_path / "snapshot" / "model.safetensors").write_bytes(b"weights")
     assert pin_hub_snapshot("owner/model") == str(tmp_path / "snapshot")
     assert pin_hub_snapshot("whisper-tiny.en") is None and pin_hub_snapshot(str(tmp_path)) is None  # not Hub ids

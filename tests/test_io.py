@@ -344,27 +344,42 @@ def test_a_run_refuses_what_stands_where_it_writes_a_folder_before_any_work(tmp_
     (out / "checkpoints").symlink_to(tmp_path / "big-disk")  # the Trainer's checkpoints on another disk: fine
     assert run_output_dir(run) == out
     (out / "eval").mkdir()
-    (out / "eval" / ".DS_Store").write_bytes(b"finder")
-    with pytest.raises(ModelError, match=r"eval would be replaced, but it holds .*\.DS_Store"):
+    (out / "eval" / "my-notes.txt").write_text("mine")
+    with pytest.raises(ModelError, match=r"eval would be replaced, but it holds .*my-notes.txt"):
         train(run, progress=False)  # before the (missing) corpus is read: nothing trained for nothing
+    (out / "eval" / "my-notes.txt").unlink()
+    for litter in (".DS_Store", "Thumbs.db", "._report.md"):  # left by a desktop that showed the plots: no one's work
+        (out / "eval" / litter).write_bytes(b"x")
+    from ser_hf.errors import CorpusError
+
+    with pytest.raises(CorpusError, match="no-corpus-here"):  # past the check: the missing corpus stops it
+        train(run, progress=False)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
 def test_a_forked_child_releases_inherited_locks_and_never_closes_a_file_of_its_own(tmp_path, locked_elsewhere):
     """A worker forked inside a lock neither keeps the folder locked once its parent lets go, nor has a file it opened
-    (on the number of the lock's closed descriptor) closed under it when it leaves the parent's blocks."""
+    (on the number of the lock's closed descriptor) closed under it when it leaves the parent's blocks, and its own
+    locks come and go as anyone's."""
     from ser_hf._io import folder_lock
 
     said, tell = os.pipe()
     wait, go = os.pipe()
     with folder_lock(tmp_path / "out", "outer"), folder_lock(tmp_path / "out", "inner"):
         child = os.fork()
-        if child == 0:
+        if child == 0:  # the child, still in its parent's blocks, as a pool worker stays
+            try:
+                for _ in range(2):  # its own lock, on the number of a descriptor closed at the fork, comes and goes
+                    with folder_lock(tmp_path / "child-lock", "busy in the child"):
+                        pass
+                locks = True
+            except ModelError:
+                locks = False
             own = os.open(tmp_path / "child.txt", os.O_WRONLY | os.O_CREAT)
     if child == 0:  # the child, out of both blocks
         try:
             os.fstat(own)
-            answer = b"1"
+            answer = b"1" if locks else b"0"
         except OSError:
             answer = b"0"
         os.write(tell, answer)

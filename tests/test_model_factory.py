@@ -307,3 +307,12 @@ def test_saving_over_an_earlier_checkpoint_never_writes_through_its_links(backbo
     assert mine.read_text() == '{"mine": true}' and not (out / "preprocessor_config.json").is_symlink()
     assert {path.name: path.read_bytes() for path in backup.iterdir()} == kept  # the backup is still the old model
     assert AutoConfig.from_pretrained(out).id2label[0] == LABELS[-1]
+
+
+def test_an_adapter_that_does_not_fit_the_checkpoint_is_a_clear_error(tmp_path):
+    """transformers applies a PEFT adapter found beside the weights; one it cannot apply raised a raw ValueError."""
+    base = tiny_backbone("wav2vec2", tmp_path / "base")
+    (base / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "x",
+                                                          "target_modules": ["q_proj"], "r": 2}))
+    with pytest.raises(ModelError, match=r"could not be loaded as an audio classifier .*move the adapter files away"):
+        build_model(base, ["neutral", "angry"])

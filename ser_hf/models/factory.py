@@ -375,6 +375,12 @@ def _load_weights(checkpoint: str | os.PathLike, config: PretrainedConfig, optio
             f"Checkpoint {str(checkpoint)!r}: no usable safetensors weights ({reason}). ser_hf loads only safetensors; "
             f"pass a checkpoint that has model.safetensors."
         ) from err
+    except ValueError as err:  # e.g. a PEFT adapter beside the weights that does not fit them
+        reason = " ".join(str(err).split())
+        raise ModelError(
+            f"Checkpoint {str(checkpoint)!r} could not be loaded as an audio classifier ({reason}). If it holds an "
+            f"adapter (adapter_config.json) that is not for this model, move the adapter files away."
+        ) from err
     check_loading_info(checkpoint, info, backbone=True)
     _start_new_layer_weights_uniform(model, info)
     return model

@@ -43,11 +43,14 @@ __all__ = [
     "MODEL_LOAD_FILES", "models_cache_dir", "pin_hub_snapshot", "prepare_preset", "resolve_model_argument", "resolve_model_path",
 ]
 
-#: The files of a checkpoint folder that loading it as an audio classifier reads: its configs and its safetensors
-#: weights, whole or sharded (patterns for ``fnmatch``, whose ``*`` also matches ``/``: each starts with a top-level
+#: The files of a checkpoint folder that loading it as an audio classifier reads: its configs (the feature
+#: extractor's in preprocessor_config.json or, as transformers 5 saves a processor, processor_config.json) and its
+#: safetensors weights, whole or sharded (patterns for ``fnmatch``, whose ``*`` also matches ``/``: each starts with a top-level
 #: name, so nothing in a subfolder, such as a repo's ``checkpoint-500/`` or ``onnx/``, matches).
-MODEL_LOAD_FILES = ("config.json", "preprocessor_config.json", "model.safetensors", "model.safetensors.index.json",
-                    "model-*-of-*.safetensors")
+MODEL_LOAD_FILES = ("config.json", "preprocessor_config.json", "processor_config.json", "model.safetensors",
+                    "model.safetensors.index.json", "model-*-of-*.safetensors",
+                    # a PEFT adapter beside the weights, which transformers applies when peft is installed
+                    "adapter_config.json", "adapter_model.safetensors")
 
 
 def available_model_names() -> list[str]:

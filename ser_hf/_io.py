@@ -32,7 +32,6 @@ import re
 import shutil
 import stat
 import tempfile
-import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -43,7 +42,7 @@ from ser_hf.paths import display_path, is_utf8, printable
 
 __all__ = ["CACHE_ENV", "CHECKPOINT_OUTPUT_FILES", "DERIVED_NAME_BYTES", "MAX_JSON_BYTES", "Other", "atomic_directory", "atomic_write_bytes",
            "atomic_write_json", "atomic_write_text", "cache_root", "check_name_fits", "check_output_folder",
-           "check_own_folder", "check_writable", "default_permissions", "detach_for_rewrite", "file_sha256", "folder_lock", "name_max", "nearest_folder",
+           "check_own_folder", "check_writable", "default_permissions", "detach_for_rewrite", "file_sha256", "name_max", "nearest_folder",
            "read_json", "refuse_dangling_link", "refuse_sources", "remove_own_folder", "temporary_file", "unique_keys",
            "write_output_file"]
 
@@ -517,82 +516,6 @@ def check_writable(out: Path, shown: str, what: str) -> None:
     except OSError as error:
         raise ModelError(f"{shown} cannot be written: {error.strerror or error} in {display_path(place)}; "
                          f"{what} could not be saved there after all the work. Pass a folder you can write to.") from None
-
-
-#: The folders this process holds a :func:`folder_lock` on, by (device, inode, thread): how many blocks hold each.
-_HELD_FOLDERS: Counter = Counter()
-_HELD_FOLDERS_GUARD = threading.Lock()
-class _Lock:
-    """One block's locked descriptor; ``closed`` once a forked child closed its copy (the number may be reused)."""
-
-    def __init__(self, handle: int):
-        self.handle, self.closed = handle, False
-
-
-#: The blocks of this process whose descriptor holds a lock.
-_LOCKS: set[_Lock] = set()
-
-
-def _release_locks_in_child() -> None:
-    """A forked child (a feature-extraction worker, a DataLoader worker) shares the parent's locked descriptors, and
-    an flock lasts while any process holds one: a worker left waiting after its parent was killed would keep the
-    folder locked for good. The child closes them; the parent's lock is untouched."""
-    global _HELD_FOLDERS_GUARD
-    _HELD_FOLDERS_GUARD = threading.Lock()  # another thread of the parent may have held it at the fork
-    for lock in _LOCKS:
-        with contextlib.suppress(OSError):
-            os.close(lock.handle)
-        lock.closed = True  # a block the child leaves must not close the file that now has the number
-    _LOCKS.clear()
-    _HELD_FOLDERS.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_release_locks_in_child)
-
-
-@contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike, busy: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` itself (made if missing) while the block runs; a second holder is refused
-    with ``busy`` (what to tell the user). :func:`fcntl.flock` on the folder: no lock file to leave behind, and the
-    kernel releases it however the process ends (``kill -9`` too). Where the file system cannot lock, it runs
-    unlocked. A block of the same thread that already holds the folder passes (a command locks its whole output
-    folder, and the CV it runs locks it again; flock alone would refuse the second handle); another thread is
-    refused like another process."""
-    import errno
-    import fcntl
-
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    lock = _Lock(handle)
-    info = os.fstat(handle)
-    key = (info.st_dev, info.st_ino, threading.get_ident())
-    try:
-        with _HELD_FOLDERS_GUARD:
-            if any(held[:2] == key[:2] and held[2] != key[2] for held in _HELD_FOLDERS):
-                raise ModelError(busy)  # another thread of this process holds it
-            if not _HELD_FOLDERS[key]:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise ModelError(busy) from None
-                except OSError as error:
-                    if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                        raise
-                _LOCKS.add(lock)
-            _HELD_FOLDERS[key] += 1
-        try:
-            yield
-        finally:
-            with _HELD_FOLDERS_GUARD:
-                _HELD_FOLDERS[key] -= 1
-                if _HELD_FOLDERS[key] <= 0:
-                    del _HELD_FOLDERS[key]
-    finally:
-        with _HELD_FOLDERS_GUARD:
-            _LOCKS.discard(lock)
-        if not lock.closed:
-            os.close(handle)  # the outermost holder's close releases the lock
 
 
 def unique_keys(error: Callable[[list[str]], Exception]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:

@@ -120,7 +120,7 @@ def benchmark_module(monkeypatch, tmp_path):
 
 @pytest.fixture
 def locked_elsewhere():
-    """``with locked_elsewhere(folder):`` holds ``ser_hf._io.folder_lock`` on ``folder`` in another process (as a
+    """``with locked_elsewhere(folder):`` holds ``ser_hf.locks.folder_lock`` on ``folder`` in another process (as a
     second ser-hf command would) until the block ends; raises the ``ModelError`` that process got where the folder
     is held already."""
     import subprocess
@@ -131,7 +131,7 @@ def locked_elsewhere():
         holder = subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent("""
                 import sys
-                from ser_hf._io import folder_lock
+                from ser_hf.locks import folder_lock
                 from ser_hf.errors import ModelError
                 try:
                     with folder_lock(sys.argv[1], "busy: held by another process"):

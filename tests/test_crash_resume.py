@@ -236,7 +236,7 @@ def _alive(pid: int) -> bool:
 def test_a_killed_baseline_leaves_neither_workers_nor_its_lock_behind(tmp_path):
     """kill -9 of `ser-hf baseline --workers 2` while its forked workers extract features: they end with it, and the
     lock on --out goes with them (a worker kept it held, and waited on its queue for good, so the rerun was refused)."""
-    from ser_hf._io import folder_lock
+    from ser_hf.locks import folder_lock
     from ser_hf.testing.corpora import make_corpus_tree
 
     root = make_corpus_tree("urdu", tmp_path / "urdu", duration=1.5)

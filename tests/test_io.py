@@ -259,7 +259,7 @@ def test_a_folder_lock_refuses_other_processes_and_threads_but_not_its_own_holde
     """A command locks its output folder and the CV it runs locks it again: that passes; anyone else is refused."""
     import threading
 
-    from ser_hf._io import folder_lock
+    from ser_hf.locks import folder_lock
 
     with locked_elsewhere(tmp_path / "out"):
         with pytest.raises(ModelError, match="busy here"):
@@ -361,7 +361,7 @@ def test_a_forked_child_releases_inherited_locks_and_never_closes_a_file_of_its_
     """A worker forked inside a lock neither keeps the folder locked once its parent lets go, nor has a file it opened
     (on the number of the lock's closed descriptor) closed under it when it leaves the parent's blocks, and its own
     locks come and go as anyone's."""
-    from ser_hf._io import folder_lock
+    from ser_hf.locks import folder_lock
 
     said, tell = os.pipe()
     wait, go = os.pipe()

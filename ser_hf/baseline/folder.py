@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ser_hf._io import check_output_folder, folder_lock
+from ser_hf._io import check_output_folder
 from ser_hf.evaluation.report import CV_PLAN, CV_PLAN_KEYS, CV_SUMMARY_KEYS, foreign_cv_markers
+from ser_hf.locks import folder_lock
 
 __all__ = ["BASELINE_OUTPUTS", "CONFIG_NAME", "FOREIGN_OUTPUTS", "MODEL_FILES", "MODEL_NAME", "check_baseline_folder",
            "one_baseline_at_a_time", "remove_earlier_model"]

@@ -30,7 +30,6 @@ from ser_hf._io import (
     CHECKPOINT_OUTPUT_FILES,
     check_output_folder,
     check_own_folder,
-    folder_lock,
     remove_own_folder,
     write_output_file,
 )
@@ -58,6 +57,7 @@ from ser_hf.evaluation.report import (
     REPORT_FILES,
     foreign_cv_markers,
 )
+from ser_hf.locks import folder_lock
 from ser_hf.models.presets import pin_hub_snapshot, resolve_model_path
 from ser_hf.splits import (
     Fold,

@@ -328,7 +328,8 @@ def check_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collect
     """Refuse ``folder`` (an earlier ser_hf output about to be replaced) if it holds anything ser_hf did not write
     there: a subfolder not in ``own_dirs`` (paths relative to ``folder``, e.g. a CV's ``fold1``), a file not named in
     ``own_names`` (or left by a killed write of one, or by a desktop that showed the folder: ``.DS_Store``,
-    ``Thumbs.db``) or lying outside those folders, a link, anything but a regular file.
+    ``Thumbs.db``) or lying outside those folders, a link in any other place, anything but a regular file. A link in
+    the place of an own file is removed with the folder, never followed (what it names stays as it is).
 
     Raises:
         ModelError: naming the first foreign entry and how to keep it.
@@ -340,11 +341,11 @@ def check_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collect
     else:
         def ours(entry: Path) -> bool:
             place = entry.relative_to(folder)
-            if entry.is_symlink():
-                return False
+            parent = place.parent.as_posix()
+            if entry.is_symlink():  # a link in the place of a file ser_hf writes: removing it never touches its target
+                return entry.name in own_names and (parent == "." or parent in own_dirs)
             if entry.is_dir():
                 return place.as_posix() in own_dirs
-            parent = place.parent.as_posix()
             return (entry.is_file() and (entry.name in own_names or _leftover_of(entry.name, own_names)
                                          or _is_desktop_litter(entry.name))
                     and (parent == "." or parent in own_dirs))

@@ -212,8 +212,14 @@ def test_only_folders_an_earlier_output_wrote_may_be_deleted_with_it(tmp_path):
     assert (folder / "archive_v1" / "report.md").read_text() == "my notes, named like a report"
     (folder / "archive_v1" / "report.md").unlink()
     (folder / "archive_v1").rmdir()
+    (tmp_path / "thesis.md").write_text("my thesis")
+    (folder / "fold1" / "report.md").symlink_to(tmp_path / "thesis.md")  # a link where a report goes: removed,
+    (folder / "notes.md").symlink_to(tmp_path / "thesis.md")               # never followed; but one elsewhere is
+    with pytest.raises(ModelError, match=r"holds .*notes.md, which ser_hf did not write there"):  # the user's
+        io_helpers.remove_own_folder(folder, {"report.json", "report.md"}, {"fold1"})
+    (folder / "notes.md").unlink()
     io_helpers.remove_own_folder(folder, {"report.json", "report.md"}, {"fold1"})
-    assert not folder.exists()
+    assert not folder.exists() and (tmp_path / "thesis.md").read_text() == "my thesis"
 
 
 def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):

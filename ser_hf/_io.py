@@ -8,7 +8,10 @@
   anything that is not an earlier output of the same kind.
 - :func:`default_permissions`: what ``open()``/``mkdir`` would give, for files and folders that a tool made private
   (safetensors' ``0600``, ``mkdtemp``'s ``0700``) and that become outputs others read; atomic writes do the same.
-- :func:`file_sha256`: the SHA-256 of a file's bytes, read in 1 MiB blocks (``hashlib.file_digest`` needs 3.11).
+- :func:`file_sha256`: the SHA-256 of a file's bytes, read in 1 MiB blocks (``hashlib.file_digest`` needs 3.11),
+  remembered for the process while the file stays as it was.
+- :func:`refuse_folders_where_files_go`, :func:`refuse_non_folder`: refuse, before any work, a folder standing where a
+  file is written, or a file or link where a folder is made.
 - :func:`read_json`: a settings file read defensively (size bounded, valid UTF-8 JSON, no repeated keys, an object).
 - :func:`cache_root`: where ser_hf caches what it computes (``$SER_HF_CACHE``, else ``~/.cache/ser_hf``); each
   cache is a folder under it (``embeddings``, ``features``, ``datasets``, ``synthetic``, ...).
@@ -32,6 +35,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -43,7 +47,7 @@ from ser_hf.paths import display_path, is_utf8, printable
 __all__ = ["CACHE_ENV", "CHECKPOINT_OUTPUT_FILES", "DERIVED_NAME_BYTES", "MAX_JSON_BYTES", "Other", "atomic_directory", "atomic_write_bytes",
            "atomic_write_json", "atomic_write_text", "cache_root", "check_name_fits", "check_output_folder",
            "check_own_folder", "check_writable", "default_permissions", "detach_for_rewrite", "file_sha256", "name_max", "nearest_folder",
-           "read_json", "refuse_dangling_link", "refuse_sources", "remove_own_folder", "temporary_file", "unique_keys",
+           "read_json", "refuse_dangling_link", "refuse_folders_where_files_go", "refuse_non_folder", "refuse_sources", "remove_own_folder", "temporary_file", "unique_keys",
            "write_output_file"]
 
 #: The environment variable that moves every ser_hf cache.
@@ -57,13 +61,37 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "ser_hf"))
 
 
+#: Digests already computed in this process, by the file's identity and times (see :func:`file_sha256`).
+_DIGESTS: dict[tuple[int, ...], str] = {}
+#: How long a file must have been left alone before its digest is remembered: file systems stamp times in coarse ticks
+#: (a few milliseconds on ext4), so a file rewritten right after it was hashed could show the very same times (git
+#: re-reads such "racy" files for the same reason). A file changed after it was hashed then always shows a later time.
+_SETTLED_NS = 2_000_000_000
+
+
 def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file's bytes, read in blocks of ``chunk_size``."""
-    digest = hashlib.sha256()
+    """SHA-256 hex digest of a file's bytes, read in blocks of ``chunk_size``.
+
+    Remembered for the life of the process by the file's device, inode, size, modification and change times: a CV
+    hashes every clip for its resume record and again for its embedding cache, and now reads each once. Nothing that
+    changes the bytes leaves all of these as they were (putting an old modification time back still sets the change
+    time, which no user can set); a file changed moments before it was hashed is not remembered (:data:`_SETTLED_NS`).
+    """
+    started = time.time_ns()
     with open(path, "rb") as handle:
+        before = os.fstat(handle.fileno())
+        key = (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns)
+        if key in _DIGESTS:
+            return _DIGESTS[key]
+        digest = hashlib.sha256()
         while block := handle.read(chunk_size):
             digest.update(block)
-    return digest.hexdigest()
+        after = os.fstat(handle.fileno())
+    found = digest.hexdigest()
+    unchanged = key == (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns)
+    if unchanged and max(before.st_mtime_ns, before.st_ctime_ns) < started - _SETTLED_NS:
+        _DIGESTS[key] = found
+    return found
 
 
 def _umask() -> int:
@@ -491,13 +519,47 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
         raise ModelError(f"{argument} {shown_out} already holds an earlier {kind} (found {shown}); pass overwrite "
                          f"(--overwrite) to replace it, or a new or empty directory.")
     named = {item if isinstance(item, str) else item[0] for item in markers}
-    for name in sorted({*writes, *(item for item in named if not any(char in item for char in "*?[/"))}):
-        if (out / name).is_dir() and not (out / name).is_symlink():
-            raise ModelError(f"{argument} {shown_out}: its {name} is a folder, but {what} writes a file of that name "
-                             f"there; move that folder away (or pass another directory) and run again. Nothing was "
-                             f"changed.")
+    refuse_folders_where_files_go(out, {*writes, *(item for item in named if not any(char in item for char in "*?[/"))},
+                                  place=f"{argument} {shown_out}", writer=what, instead="directory")
     check_writable(out, f"{argument} {shown_out}", what)
     return out
+
+
+def refuse_folders_where_files_go(folder: Path, names: Collection[str], *, place: str, writer: str,
+                                  instead: str = "output_dir") -> None:
+    """Refuse, before any work, a folder standing in ``folder`` where ``writer`` writes a file of one of ``names``:
+    writing it would fail with a raw ``IsADirectoryError`` once the work is done. A link there is fine: it is replaced
+    when the file is written, never written through.
+
+    Args:
+        folder: The folder the files are written into.
+        names: The names of the files written there.
+        place: How the message names ``folder`` (``--out runs/x``).
+        writer: What writes the files (``ser_hf``, ``an ONNX export``), for the message.
+        instead: What the user may pass instead (``directory``, ``output_dir``).
+    """
+    for name in sorted(names):
+        if (folder / name).is_dir() and not (folder / name).is_symlink():
+            raise ModelError(f"{place}: its {name} is a folder, but {writer} writes a file of that name there; move "
+                             f"that folder away (or pass another {instead}) and run again. Nothing was changed.")
+
+
+def refuse_non_folder(path: Path, *, place: str, writer: str, what: str, linked_folder_ok: bool = False) -> None:
+    """Refuse, before any work, a file or a link standing at ``path`` where ``writer`` makes a folder of ``what``: the
+    work would stop there once done, or write through the link into a folder of the user's.
+
+    Args:
+        path: Where the folder goes.
+        place: How the message names the folder ``path`` lies in (``output_dir runs/x``).
+        writer: What makes it (``a run``, ``ser_hf``), for the message.
+        what: What goes in it (``its cv/ folder``, ``this fold's reports``), for the message.
+        linked_folder_ok: Accept a link to a folder (the Trainer's checkpoints kept on another disk).
+    """
+    linked = path.is_symlink() and not (linked_folder_ok and path.is_dir())
+    if linked or (path.exists() and not path.is_dir()):
+        raise ModelError(f"{place}: its {printable(path.name)} is "
+                         f"{'a link' if path.is_symlink() else 'a file'}, not a folder, but {writer} writes {what} "
+                         f"there; move it away (or pass another output_dir) and run again. Nothing was changed.")
 
 
 def check_writable(out: Path, shown: str, what: str) -> None:

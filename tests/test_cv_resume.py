@@ -424,7 +424,7 @@ def test_a_resume_never_writes_through_a_link_and_refuses_a_folder_in_the_states
 
     shutil.rmtree(fold3)
     fold3.write_text("a file where a fold's folder goes")
-    with pytest.raises(ModelError, match="fold3 is not a folder"):
+    with pytest.raises(ModelError, match="cv: its fold3 is a file, not a folder, but ser_hf writes this fold's reports there"):
         experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
 
 
@@ -442,7 +442,7 @@ def test_a_finished_cv_run_again_never_writes_its_summary_through_a_link_nor_fai
     outside.mkdir()
     shutil.rmtree(cv / "pooled")
     (cv / "pooled").symlink_to(outside)
-    with pytest.raises(ModelError, match="pooled is not a folder, but ser_hf writes the CV's pooled reports there"):
+    with pytest.raises(ModelError, match="its pooled is a link, not a folder, but ser_hf writes the CV's pooled reports there"):
         experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
     assert list(outside.iterdir()) == []
     (cv / "pooled").unlink()

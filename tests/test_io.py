@@ -339,7 +339,7 @@ def test_a_run_refuses_what_stands_where_it_writes_a_folder_before_any_work(tmp_
                     output_dir=str(out))
     for name in ("eval", "cv", "leave_one_corpus_out", "checkpoints"):
         (out / name).write_text("mine")
-        with pytest.raises(ModelError, match=f"its {name} is a file, but a run writes its {name}/ folder there"):
+        with pytest.raises(ModelError, match=f"output_dir .*run: its {name} is a file, not a folder, but a run writes its {name}/ folder there"):
             run_output_dir(run)
         (out / name).unlink()
         (out / name).symlink_to(tmp_path / "nowhere")
@@ -398,3 +398,42 @@ def test_a_forked_child_releases_inherited_locks_and_never_closes_a_file_of_its_
     finally:
         os.write(go, b"x")
         os.waitpid(child, 0)
+
+
+def test_a_file_left_alone_is_hashed_once_and_every_later_change_is_seen(tmp_path, monkeypatch):
+    """A CV hashes each clip for its resume record and for its embedding cache: the second time costs nothing. A
+    rewrite of the same size with the old modification time put back still changes the file's change time."""
+    import hashlib
+    import time
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(io_helpers, "_DIGESTS", {})
+    monkeypatch.setattr(io_helpers, "_SETTLED_NS", -10**10)  # as if every file had been left alone long ago
+    clip = tmp_path / "03-01-05-01-01-01-01.wav"
+    clip.write_bytes(b"RIFF one")
+    first = io_helpers.file_sha256(clip)
+    assert first == hashlib.sha256(b"RIFF one").hexdigest() and list(io_helpers._DIGESTS.values()) == [first]
+    with monkeypatch.context() as patched:
+        patched.setattr(io_helpers, "hashlib", SimpleNamespace(sha256=None))  # reading the bytes again would fail
+        assert io_helpers.file_sha256(clip) == first
+    times = os.stat(clip)
+    time.sleep(0.05)  # past a coarse file system's clock tick
+    clip.write_bytes(b"RIFF two")
+    os.utime(clip, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert io_helpers.file_sha256(clip) == hashlib.sha256(b"RIFF two").hexdigest()
+
+
+def test_a_file_changed_just_before_it_is_hashed_is_not_remembered(tmp_path, monkeypatch):
+    """Within one clock tick of a coarse file system a rewrite can show the very same times: such a file is read again
+    each time (as git re-reads its "racy" files), never given the digest of the bytes it held before."""
+    import hashlib
+
+    monkeypatch.setattr(io_helpers, "_DIGESTS", {})
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(b"RIFF one")
+    times = os.stat(clip)
+    assert io_helpers.file_sha256(clip) == hashlib.sha256(b"RIFF one").hexdigest()
+    assert io_helpers._DIGESTS == {}
+    clip.write_bytes(b"RIFF two")
+    os.utime(clip, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert io_helpers.file_sha256(clip) == hashlib.sha256(b"RIFF two").hexdigest()

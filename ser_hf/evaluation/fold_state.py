@@ -17,10 +17,10 @@ settings describe, never a mix of two. A finished CV keeps its fold states too: 
 at once (as SpeechBrain reruns a finished recipe without training it again).
 
 Files are known by their name and the SHA-256 of their bytes, as the probe's embedding cache keys clips (so the probe
-reads every clip on every run anyway; hashing ~50 MB of RAVDESS takes a fraction of a second). Re-recording a clip,
-copying another over it, swapping two or editing one and putting its old modification time back all start afresh,
-whatever the file's metadata says; what leaves the bytes as they were (``chmod -R``, ``cp -a`` or ``rsync`` of the
-corpus to another disk, a checkpoint moved to another folder) resumes. Knowing files by their metadata instead
+reads every clip on every run anyway, and :func:`ser_hf._io.file_sha256` hashes each once per process).
+Re-recording a clip, copying another over it, swapping two or editing one and putting its old modification time back
+all start afresh, whatever the file's metadata says; what leaves the bytes as they were (``chmod -R``, ``cp -a`` or
+``rsync`` of the corpus to another disk, a checkpoint moved to another folder) resumes. Knowing files by their metadata instead
 (size, inode, both times) restarted CVs for all of those, and missed an edit on a file system without change times.
 """
 
@@ -38,9 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ser_hf._io import file_sha256, write_output_file
+from ser_hf._io import file_sha256, refuse_folders_where_files_go, refuse_non_folder, write_output_file
 from ser_hf.evaluation.report import FOLD_STATE, EvaluationReport
 from ser_hf.models.presets import MODEL_LOAD_FILES
+from ser_hf.paths import display_path
 
 if TYPE_CHECKING:
     import datasets
@@ -298,14 +299,11 @@ def check_fold_folder(folder: str | os.PathLike, what: str = "this fold's report
     """Refuse, before any fold runs, a fold's report folder that cannot take what the fold writes once it has run:
     a file (or link) where the folder goes, or a folder where its state or one of its report files goes (a link or any
     other file there is simply replaced, never written through)."""
-    from ser_hf.errors import ModelError
     from ser_hf.evaluation.report import REPORT_FILES
 
     folder = Path(folder)
-    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        raise ModelError(f"{folder} is not a folder, but ser_hf writes {what} there; move it away (or pass another "
-                         f"output_dir) and run again. Nothing was changed.")
-    _refuse_folders_in_file_places(folder, REPORT_FILES | {FOLD_STATE})
+    refuse_non_folder(folder, place=display_path(folder.parent), writer="ser_hf", what=what)
+    refuse_folders_where_files_go(folder, REPORT_FILES | {FOLD_STATE}, place=display_path(folder), writer="ser_hf")
 
 
 #: The report folders a CV writes beside its folds' once they have all run (``per_corpus`` holds one per corpus).
@@ -320,23 +318,13 @@ def check_cv_folder(folder: str | os.PathLike) -> None:
     from ser_hf.evaluation.report import REPORT_FILES
 
     folder = Path(folder)
-    _refuse_folders_in_file_places(folder, REPORT_FILES)
+    refuse_folders_where_files_go(folder, REPORT_FILES, place=display_path(folder), writer="ser_hf")
     for name in CV_REPORT_FOLDERS:
         check_fold_folder(folder / name, what="the CV's pooled reports")
     per_corpus = folder / "per_corpus"
     if per_corpus.is_dir():
         for child in sorted(per_corpus.iterdir()):
             check_fold_folder(child, what="a corpus's pooled report")
-
-
-def _refuse_folders_in_file_places(folder: Path, names) -> None:
-    from ser_hf.errors import ModelError
-
-    for name in sorted(names):
-        path = folder / name
-        if path.is_dir() and not path.is_symlink():
-            raise ModelError(f"{path} is a folder, but ser_hf writes its {name} there; move it away (or pass another "
-                             f"output_dir) and run again. Nothing was changed.")
 
 
 def save_fold_state(folder: str | os.PathLike, fingerprint: str, test_rows, report: EvaluationReport,

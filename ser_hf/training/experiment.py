@@ -30,6 +30,7 @@ from ser_hf._io import (
     CHECKPOINT_OUTPUT_FILES,
     check_output_folder,
     check_own_folder,
+    refuse_non_folder,
     remove_own_folder,
     write_output_file,
 )
@@ -37,7 +38,7 @@ from ser_hf.cards import card_from_run, write_model_card
 from ser_hf.checkpoint import RUN_RECORD, write_run_record
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leave_one_corpus_out_folds, load_combined
-from ser_hf.errors import ModelError, SERError
+from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport, write_cv_summary
 from ser_hf.evaluation.fold_state import CVIdentity, data_digest, fingerprint_parts, model_digest
 from ser_hf.evaluation.folds import (
@@ -59,6 +60,7 @@ from ser_hf.evaluation.report import (
 )
 from ser_hf.locks import folder_lock
 from ser_hf.models.presets import pin_hub_snapshot, resolve_model_path
+from ser_hf.paths import display_path
 from ser_hf.splits import (
     Fold,
     add_validation,
@@ -129,12 +131,8 @@ def _check_run_subfolders(out: Path) -> None:
     """Refuse, before any work, what stands where a run writes a folder and would stop it after the work: a file or
     a link there (a dangling one for ``checkpoints``)."""
     for name in (*_RUN_SUBFOLDERS, _TRAINER_SUBFOLDER):
-        path = out / name
-        linked = path.is_symlink() and (name != _TRAINER_SUBFOLDER or not path.is_dir())
-        if linked or (path.exists() and not path.is_dir()):
-            raise ModelError(f"output_dir {out}: its {name} is {'a link' if path.is_symlink() else 'a file'}, but a "
-                             f"run writes its {name}/ folder there; move it away (or pass another output_dir) and "
-                             f"run again. Nothing was changed.")
+        refuse_non_folder(out / name, place=f"output_dir {display_path(out)}", writer="a run",
+                          what=f"its {name}/ folder", linked_folder_ok=name == _TRAINER_SUBFOLDER)
 
 
 def _remove_stale_outputs(out: Path) -> None:

@@ -47,7 +47,7 @@ from ser_hf.paths import display_path, is_utf8, printable
 __all__ = ["CACHE_ENV", "CHECKPOINT_OUTPUT_FILES", "DERIVED_NAME_BYTES", "MAX_JSON_BYTES", "Other", "atomic_directory", "atomic_write_bytes",
            "atomic_write_json", "atomic_write_text", "cache_root", "check_name_fits", "check_output_folder",
            "check_own_folder", "check_writable", "default_permissions", "detach_for_rewrite", "file_sha256", "name_max", "nearest_folder",
-           "read_json", "refuse_dangling_link", "refuse_folders_where_files_go", "refuse_non_folder", "refuse_sources", "remove_own_folder", "temporary_file", "unique_keys",
+           "read_bounded", "read_json", "refuse_dangling_link", "refuse_folders_where_files_go", "refuse_non_folder", "refuse_sources", "remove_own_folder", "temporary_file", "unique_keys",
            "write_output_file"]
 
 #: The environment variable that moves every ser_hf cache.
@@ -593,6 +593,25 @@ def unique_keys(error: Callable[[list[str]], Exception]) -> Callable[[list[tuple
     return build
 
 
+def read_bounded(path: str | os.PathLike, max_bytes: int, *, fix: str, what: str = "this file") -> bytes:
+    """The bytes of the regular file ``path``, at most ``max_bytes`` of them.
+
+    Raises:
+        ModelError: for a folder, a pipe or a device (a FIFO would block the read forever, ``/dev/zero`` fill the
+            memory) or a file larger than ``max_bytes`` (also one that grew past it while read), naming the file,
+            the limit (``what`` can need so much) and ``fix``.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ModelError(f"{path} is not a regular file (a folder, a pipe or a device). {fix}")
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(max_bytes + 1) if size <= max_bytes else b""
+    if size > max_bytes or len(data) > max_bytes:
+        raise ModelError(f"{path} is {max(size, len(data))} bytes, more than the {max_bytes} {what} can need. {fix}")
+    return data
+
+
 def read_json(path: str | os.PathLike, *, fix: str, max_bytes: int = MAX_JSON_BYTES, data: bytes | None = None) -> dict:
     """A JSON object from ``path``: size bounded, valid UTF-8 JSON, no duplicate keys, an object at the top.
 
@@ -606,13 +625,12 @@ def read_json(path: str | os.PathLike, *, fix: str, max_bytes: int = MAX_JSON_BY
         ModelError: naming the file, what is wrong with it, and ``fix``.
     """
     path = Path(path)
-    if data is None and path.exists() and not path.is_file():  # a FIFO would block the read forever
-        raise ModelError(f"{path} is not a regular file (a folder, a pipe or a device). {fix}")
-    size = len(data) if data is not None else path.stat().st_size
-    if size > max_bytes:
-        raise ModelError(f"{path} is {size} bytes, more than the {max_bytes} a settings file can need. {fix}")
+    if data is None:
+        data = read_bounded(path, max_bytes, fix=fix, what="a settings file")
+    elif len(data) > max_bytes:
+        raise ModelError(f"{path} is {len(data)} bytes, more than the {max_bytes} a settings file can need. {fix}")
     try:
-        text = (data if data is not None else path.read_bytes()).decode("utf-8")
+        text = data.decode("utf-8")
         value = json.loads(text, object_pairs_hook=unique_keys(lambda repeated: ModelError(
             f"{path}: key(s) {repeated} appear more than once; JSON readers would silently keep one of them. "
             f"Keep one of each.")))

@@ -27,9 +27,12 @@ _INVISIBLE = frozenset("\u200b\u2060\ufeff\u00ad\u200e\u200f\u202a\u202b\u202c\u
 
 def speaker_text(value: str) -> str:
     """A speaker id in the one form ser_hf keys speakers by, wherever it comes from (a corpus, a manifest, a path,
-    the API): Unicode NFC, without the invisible characters of :data:`_INVISIBLE` and surrounding whitespace."""
-    text = unicodedata.normalize("NFC", value)
-    return "".join(char for char in text if char not in _INVISIBLE).strip()
+    the API): Unicode NFC, without the invisible characters of :data:`_INVISIBLE` and surrounding whitespace.
+
+    The invisible characters go first: one between a letter and its accent (``"Jose\u200b\u0301"``, pasted from a
+    web page) would otherwise keep the two apart through NFC, and the id would change when keyed again."""
+    visible = "".join(char for char in value if char not in _INVISIBLE)
+    return unicodedata.normalize("NFC", visible).strip()
 
 
 #: Seconds a user's pattern may take on one name, and on all the names of one job (a pattern just under the first

@@ -221,8 +221,19 @@ def test_adaptation_files_round_trip_and_refuse_another_model(tmp_path):
     del record["estimator"]  # written before the estimator was chosen: the emotion-mix-aware offset
     (tmp_path / "speaker_adaptation.json").write_text(json.dumps(record))
     assert load_adaptation(tmp_path, probe.global_head).estimator == "emotion-mix-aware"
+    for key, value, expected in (("enabled", "false", "enabled must be true or false, found 'false'"),
+                                 ("shrink_clips", float("nan"), r"shrink_clips must be a non-negative number .*nan"),
+                                 ("shrink_clips", -3, r"shrink_clips must be a non-negative number .*found -3"),
+                                 ("shrink_clips", "2", r"shrink_clips must be .*found '2'"),
+                                 ("min_enrollment_clips", 0, r"min_enrollment_clips must be a positive integer"),
+                                 ("min_enrollment_clips", 2.5, r"min_enrollment_clips must be a positive integer"),
+                                 ("format", 9, r"is of format 9; this version of ser_hf reads format 1"),
+                                 ("record", [], r"record must be an object")):
+        (tmp_path / "speaker_adaptation.json").write_text(json.dumps({**record, key: value}))
+        with pytest.raises(ModelError, match=rf"speaker_adaptation.json.*{expected}"):
+            load_adaptation(tmp_path, probe.global_head)
     (tmp_path / "speaker_adaptation.json").write_text("{not json")
-    with pytest.raises(ModelError, match="cannot be read"):
+    with pytest.raises(ModelError, match="not valid JSON"):
         load_adaptation(tmp_path, probe.global_head)
     with pytest.raises(ModelError, match="has no speaker adaptation"):
         load_adaptation(tmp_path / "elsewhere", probe.global_head)

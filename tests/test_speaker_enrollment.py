@@ -471,6 +471,9 @@ def test_speaker_ids_must_name_someone(adaptive):
         with pytest.raises(SERError, match=r"a speaker id must be a non-empty string"):
             recognizer.enroll(bad, clips)
     assert recognizer.enroll(7, clips)["speaker"] == "7"
+    for bad in ("", "   ", "\u200b", True, b"7", 1.5):  # a lookup names someone too, or says how to name nobody
+        with pytest.raises(SERError, match=r"a speaker id must be a non-empty string .* or pass speaker=None"):
+            recognizer.predict(clips[0], speaker=bad)
     for index in range(12):
         recognizer.enrollments.speakers[f"{'x' * 500}{index}"] = recognizer.enrollments.speakers["7"]
     with pytest.raises(SERError, match=r"is not enrolled") as raised:
@@ -659,3 +662,95 @@ def test_a_folder_that_cannot_be_written_is_named(adaptive, tmp_path, monkeypatc
     with pytest.raises(SERError, match=r"cannot save enrollments to '.*people': Permission denied \('.*\.people\."
                                        r"safetensors\.abc\.tmp'\); expected a folder you can write"):
         recognizer.save_enrollments(tmp_path / "people")
+
+
+def test_an_id_with_an_invisible_mark_inside_an_accent_is_one_speaker_everywhere(adaptive):
+    """'Jose' + zero-width space + combining acute (José pasted from a web page) is 'José' in NFC however often it
+    is keyed: enroll() answers, and predict finds the speaker under either spelling."""
+    from ser_hf.names import speaker_text
+
+    for text in ("Jose\u200b\u0301", " \u200e\u0301x ", "\u2000a\u0301\u2001", "A\u030a\u200b\u0301", "\ufeff"):
+        assert speaker_text(speaker_text(text)) == speaker_text(text)
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    clips = _clips(corpus, "SM3")
+    assert recognizer.enroll("Jose\u200b\u0301", clips[:4])["speaker"] == "Jos\u00e9"
+    for spelling in ("Jos\u00e9", "Jose\u0301", "Jose\u200b\u0301"):
+        assert recognizer.predict(clips[5], speaker=spelling)["adapted"] is True
+    assert list(recognizer.enrollments.speakers) == ["Jos\u00e9"]
+
+
+def test_a_constant_clip_is_no_voice_to_enroll(adaptive):
+    """A dead input stuck at a DC bias reads -10 dBFS by its raw RMS, yet holds no sound: left out as silence."""
+    from ser_hf.inference.streaming import window_level_db
+
+    assert window_level_db(np.full(16000, 0.3, np.float32)) == -200.0
+    assert window_level_db(0.3 + 0.1 * np.sin(np.arange(16000) / 5)) == pytest.approx(-23.0, abs=0.1)
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    constant = [np.full(6400, level, np.float32) for level in (0.3, -0.2, 0.5, 0.1)]
+    summary = recognizer.enroll("dead-mic", constant)
+    assert (summary["adapted"], summary["clips"], summary["silent_clips"]) == (False, 0, 4)
+    voiced = recognizer.enroll("SM3", [load_audio(clip) for clip in _clips(corpus, "SM3")[:3]] + constant)
+    assert (voiced["clips"], voiced["silent_clips"]) == (3, 4)
+
+
+def test_an_adapting_stream_never_learns_the_voice_from_room_tone(adaptive):
+    """A stream opening on hiss (its loudest sound so far, so the relative gate lets it through) or with no gate at
+    all scores those windows with the global head and learns nothing from them: the speech after it is scored as if
+    the stream had started with it."""
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    voice = np.concatenate([load_audio(clip) for clip in _clips(corpus, "SF2")[:6]])
+    hiss = (1e-4 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)  # -80 dBFS, 1 s
+    for gate in (-40.0, None):
+        alone = recognizer.stream(window=0.4, hop=0.4, vad_threshold_db=gate, adapt=True).push(voice)
+        stream = recognizer.stream(window=0.4, hop=0.4, vad_threshold_db=gate, adapt=True)
+        results = stream.push(hiss[:12800]) + stream.push(voice)  # the hiss heard before the voice
+        after = [r for r in results if r["start"] >= 0.8]
+        assert [r for r in results if r["start"] < 0.8] and not any(r["adapted"] for r in results if r["start"] < 0.8)
+        assert [r["adapted"] for r in after] == [r["adapted"] for r in alone] and any(r["adapted"] for r in alone)
+        for late, early in zip(after, alone, strict=True):
+            assert late["scores"] == pytest.approx(early["scores"], abs=1e-5)
+
+
+def test_a_speaker_model_of_a_recognizer_with_copies_says_it_scores_each_clip_alone(adaptive, tmp_path, caplog):
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint, test_time_copies=COPIES)
+    recognizer.enroll("SM1", _clips(corpus, "SM1")[:4])
+    with caplog.at_level("WARNING"):
+        out = recognizer.save_speaker_model("SM1", tmp_path / "sm1")
+    assert "leaves out this recognizer's test-time copies ['0.9x speed', '1.1x speed']" in caplog.text
+    record = json.loads((out / "ser_hf_speaker.json").read_text())
+    assert record["test_time_copies"] == {"left_out": ["0.9x speed", "1.1x speed"]}
+    plain = EmotionRecognizer.from_pretrained(checkpoint)
+    plain.enroll("SM1", _clips(corpus, "SM1")[:4])
+    expected = plain.predict(_clips(corpus, "SM1")[5], speaker="SM1")["scores"]
+    assert EmotionRecognizer.from_pretrained(out).predict(_clips(corpus, "SM1")[5])["scores"] == pytest.approx(
+        expected, abs=1e-5)
+
+
+def test_an_offsets_file_that_cannot_be_one_is_refused_before_it_is_read(adaptive, tmp_path):
+    """The .safetensors beside an enrollment .json is read only up to what its speakers' offsets can take: a link
+    to /dev/zero, a FIFO or a huge file is refused at once, naming it."""
+    import os
+
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SM1", _clips(corpus, "SM1")[:4])
+    saved = recognizer.save_enrollments(tmp_path / "spk")
+    weights = saved.with_suffix(".safetensors")
+    assert EmotionRecognizer.from_pretrained(checkpoint).load_enrollments(saved) == ["SM1"]
+    weights.unlink()
+    weights.symlink_to("/dev/zero")
+    with pytest.raises(SERError, match=r"spk.*\.safetensors cannot be read \(.*not a regular file"):
+        EmotionRecognizer.from_pretrained(checkpoint).load_enrollments(saved)
+    weights.unlink()
+    os.mkfifo(weights)
+    with pytest.raises(SERError, match=r"not a regular file"):
+        EmotionRecognizer.from_pretrained(checkpoint).load_enrollments(saved)
+    weights.unlink()
+    with open(weights, "wb") as handle:
+        handle.truncate(2**30)  # sparse: 1 GiB that costs no disk
+    with pytest.raises(SERError, match=r"is 1073741824 bytes, more than the \d+ the offsets its \.json names can need"):
+        EmotionRecognizer.from_pretrained(checkpoint).load_enrollments(saved)

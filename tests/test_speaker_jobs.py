@@ -80,17 +80,35 @@ def test_silent_files_and_repeats_of_a_speaker_are_scored_but_never_enrolled(tin
     for index, level in enumerate((0.0, 1e-5)):  # digital silence, and a hiss 100 dB below full scale
         noise = level * np.random.default_rng(index).standard_normal(6400)
         sf.write(folder / f"SM1_quiet{index}.wav", noise.astype(np.float32), 16000)
+    sf.write(folder / "SM1_dc.wav", np.full(6400, 0.3, np.float32), 16000)  # a dead input stuck at a DC bias
     records = {os.path.basename(r["path"]): r for r in _job(checkpoint, folder, tmp_path / "p.jsonl", pattern)}
-    assert len(plain) == 3 and len(records) == 5 and all(r["adapted"] for r in records.values())
+    assert len(plain) == 3 and len(records) == 6 and all(r["adapted"] for r in records.values())
     for name, record in plain.items():  # the same offset: the silent files changed nothing
         assert record["scores"] == pytest.approx(records[name]["scores"], abs=1e-6)
     shutil.copyfile(folder / "SM1_0.wav", folder / "SM1_copy.wav")  # one recording twice: enrolled once
     again = {os.path.basename(r["path"]): r for r in _job(checkpoint, folder, tmp_path / "r.jsonl", pattern)}
     for name, record in plain.items():
         assert record["scores"] == pytest.approx(again[name]["scores"], abs=1e-6)
-    (folder / "SM1_2.wav").unlink()  # two voiced recordings (one of them twice), two silent clips: too few to adapt
+    (folder / "SM1_2.wav").unlink()  # two voiced recordings (one of them twice), three silent clips: too few to adapt
     records = _job(checkpoint, folder, tmp_path / "q.jsonl", pattern)
-    assert len(records) == 5 and not any(r["adapted"] for r in records)
+    assert len(records) == 6 and not any(r["adapted"] for r in records)
+
+
+def test_a_job_run_with_a_recognizer_leaves_its_enrollments_as_they_were(tiny_adaptive_checkpoint, tmp_path):
+    """A speaker the caller enrolled is scored with the caller's offset after a job whose files name the same
+    speaker: the job enrolls its speakers apart."""
+    from ser_hf.inference.recognizer import EmotionRecognizer
+
+    corpus, checkpoint = tiny_adaptive_checkpoint
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    mine = recognizer.enroll("SM1", _clips(corpus, "SM1")[:3])
+    before = recognizer.predict(_clips(corpus, "SM1")[7], speaker="SM1")
+    folder = _folder(tmp_path, corpus, "SM1", 7)
+    predict_files(recognizer, [folder], tmp_path / "p.jsonl", speaker_pattern=r"/(S[MF]\d)_", progress=False)
+    records = read_records(tmp_path / "p.jsonl")
+    assert len(records) == 7 and all(r["adapted"] for r in records)
+    assert recognizer.enrollments.summary("SM1") == mine
+    assert recognizer.predict(_clips(corpus, "SM1")[7], speaker="SM1")["scores"] == before["scores"]
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "csv"])

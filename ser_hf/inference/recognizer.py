@@ -485,16 +485,18 @@ class EmotionRecognizer(SpeakerAdaptation):
         window = {"start": start / self.sampling_rate, "end": end / self.sampling_rate}
         return {**window, **self.result(row, top_k)}
 
-    def _probabilities(self, waves: list[np.ndarray], scorer: Any,
-                       progress: bool = False) -> tuple[np.ndarray, dict[str, bool]]:
-        """Probabilities of ready waves, by ``scorer`` (then with ``{"adapted": ...}``) or the global head."""
+    def _probabilities(self, waves: list[np.ndarray], scorer: Any, progress: bool = False,
+                       levels: list[float] | None = None) -> tuple[np.ndarray, dict[str, bool]]:
+        """Probabilities of ready waves, by ``scorer`` (then with ``{"adapted": ...}``) or the global head;
+        ``levels``: the waves' levels before cleaning, for a scorer that learns from the voiced ones."""
         if scorer is None or not waves:  # pooling nothing has no shape to score
             return self.predict_waves(waves, progress=progress), {}
-        probabilities, adapted = scorer.score(waves, self.batch_size)
+        probabilities, adapted = scorer.score(waves, self.batch_size, levels=levels)
         return probabilities, {"adapted": adapted}
 
     def _score_windows(self, voiced: list, scorer: Any, top_k: int | None) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Probabilities and results of voiced ``(start, end, samples)`` windows, preprocessed one by one."""
-        probabilities, extra = self._probabilities([self.prepare(w) for _, _, w in voiced], scorer)
+        levels = [window_level_db(w) for _, _, w in voiced]  # before cleaning, as enrollment measures its clips
+        probabilities, extra = self._probabilities([self.prepare(w) for _, _, w in voiced], scorer, levels=levels)
         results = [{**self._window_result(s, e, row, top_k), **extra} for (s, e, _), row in zip(voiced, probabilities)]
         return probabilities, results

@@ -92,7 +92,8 @@ class SpeakerAdaptation:
         return self.enrollments.load(path)
 
     def save_speaker_model(self, speaker: str, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Save a standard checkpoint that scores like ``predict(..., speaker=speaker)``, for ``pipeline()``.
+        """Save a standard checkpoint that scores like ``predict(..., speaker=speaker)``, for ``pipeline()`` (each
+        clip alone: a recognizer's test-time copies are left out, and a warning says so).
 
         ``out_dir`` must be new or empty, or with ``overwrite`` an earlier speaker model; never the checkpoint itself.
         """
@@ -107,4 +108,4 @@ class SpeakerAdaptation:
                            f"speaker online, speaker uses an enrolled speaker's offset from the start. Pass one.")
         if adapt:
             return OnlineSpeaker(self.enrollments)
-        return None if speaker is None else EnrolledSpeaker(self.enrollments, str(speaker))
+        return None if speaker is None else EnrolledSpeaker(self.enrollments, speaker)

@@ -93,13 +93,13 @@ def _shown(fields: Mapping[str, Any]) -> str:
     return repr(fields["speaker"]) + (f" (bytes, base64: {exact})" if exact else "")
 
 
-def _pool_chunk(recognizer: EmotionRecognizer, paths: Sequence[str], records: dict[str, dict[str, Any]],
+def _pool_chunk(recognizer: EmotionRecognizer, enrollments, paths: Sequence[str], records: dict[str, dict[str, Any]],
                 screening: dict[str, tuple[float, bytes]]) -> dict[str, list[np.ndarray]]:
     """Each decodable file's pooled states (of the clip, then of each test-time copy: one row each), and in
     ``screening`` its level before preprocessing and :func:`~ser_hf.inference.enrollment_inputs.clip_key` (what
     :func:`~ser_hf.inference.enrollment_inputs.screen` reads); a file that cannot be decoded or encoded gets its error
     record in ``records`` instead. The waves are dropped on return."""
-    enrollments, waves = recognizer.enrollments, {}
+    waves = {}
     for path in paths:
         try:
             raw = recognizer.load_raw(path, MAX_CLIP_DURATION)
@@ -122,9 +122,8 @@ def _pool_chunk(recognizer: EmotionRecognizer, paths: Sequence[str], records: di
         return pooled
 
 
-def _score_speaker(recognizer: EmotionRecognizer, speaker: str, pooled: Mapping[str, list[np.ndarray]],
+def _score_speaker(recognizer: EmotionRecognizer, enrollments, speaker: str, pooled: Mapping[str, list[np.ndarray]],
                    path: str, top_k: int | None, enrollment: str) -> dict[str, Any]:
-    enrollments = recognizer.enrollments
     clip, *copies = pooled[path]
     try:
         row = enrollments.probabilities(speaker, clip, copies)[0]
@@ -147,10 +146,13 @@ def predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], todo
     :func:`~ser_hf.inference.enrollment_inputs.screen`, left out), so a resumed job computes the very same offset
     (``recorded``: each speaker's ``enrollment`` digests in ``out``'s finished records, from
     :func:`check_finished_speakers`; a speaker enrolled from other clips now is refused before their first new record,
-    the records written so far kept). Files without a speaker are scored by the global head, chunk by chunk. Records
+    the records written so far kept). Speakers are enrolled in a registry of the job's own
+    (:meth:`~ser_hf.inference.speakers.SpeakerEnrollments.without_speakers`): the recognizer's enrollments, the
+    caller's, are never replaced. Files without a speaker are scored by the global head, chunk by chunk. Records
     gain ``speaker`` (and ``speaker_base64`` where it is not UTF-8), ``adapted`` and ``enrollment``.
     """
     errors, pending = 0, set(todo)
+    enrollments = recognizer.enrollments.without_speakers()  # the job's own: the caller's enrollments stay theirs
     groups: dict[str | None, list[str]] = {}
     for path in paths:
         groups.setdefault(speakers.get(path), []).append(path)
@@ -175,7 +177,7 @@ def predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], todo
         pooled: dict[str, list[np.ndarray]] = {}
         screening: dict[str, tuple[float, bytes]] = {}
         for start in range(0, len(members), chunk_size):
-            pooled.update(_pool_chunk(recognizer, members[start: start + chunk_size], records, screening))
+            pooled.update(_pool_chunk(recognizer, enrollments, members[start: start + chunk_size], records, screening))
         decoded = [path for path in members if path in pooled]
         enrolled, silent, repeated = screen(*zip(*(screening[path] for path in decoded))) if decoded else ([], 0, 0)
         kept = [path for path, keep in zip(decoded, enrolled) if keep]  # no silence, each recording once
@@ -185,10 +187,10 @@ def predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], todo
                                f"their finished records were scored ({len(kept)} clip(s) now: files were added, "
                                f"removed, given to another speaker, changed or became unreadable since)")
         versions = [np.concatenate(rows) for rows in zip(*(pooled[path] for path in kept))] if kept else []
-        recognizer.enrollments.enroll(speaker, versions[0] if versions else np.zeros((0,)), versions[1:],
+        enrollments.enroll(speaker, versions[0] if versions else np.zeros((0,)), versions[1:],
                                       silent=silent, repeated=repeated)
         for start in range(0, len(mine), chunk_size):
-            emit([records.get(path) or _score_speaker(recognizer, speaker, pooled, path, top_k, enrollment)
+            emit([records.get(path) or _score_speaker(recognizer, enrollments, speaker, pooled, path, top_k, enrollment)
                   for path in mine[start: start + chunk_size]])
     return errors
 

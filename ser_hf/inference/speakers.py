@@ -22,6 +22,7 @@ softmax of its versions' mean log-probability, each version with its offset.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -39,6 +40,7 @@ from ser_hf._io import (
     atomic_write_text,
     check_output_folder,
     check_own_folder,
+    read_bounded,
     read_json,
 )
 from ser_hf.checkpoint import RUN_RECORD
@@ -46,6 +48,7 @@ from ser_hf.errors import ModelError, SERError
 from ser_hf.inference.enrollment_inputs import ENROLLMENT_SILENCE_DB as ENROLLMENT_SILENCE_DB  # its old import path
 from ser_hf.inference.enrollment_inputs import enrollment_pair, screen_clips, shown_path
 from ser_hf.inference.enrollment_inputs import silent_clips as silent_clips  # its old import path
+from ser_hf.inference.streaming import window_level_db
 from ser_hf.models.adaptive_head import ADAPTATION_WEIGHTS, load_adaptation
 from ser_hf.models.linear_head import log_softmax, mean_log_probability
 from ser_hf.names import speaker_text
@@ -110,6 +113,13 @@ class SpeakerEnrollments:
         self.speakers: dict[str, dict[str, Any]] = {}
         self.copies = list(copies)
 
+    def without_speakers(self) -> SpeakerEnrollments:
+        """A registry of the same model and copies with no speaker enrolled: where a batch job enrolls the speakers
+        of its files, so that it never replaces the caller's own enrollment of a speaker of the same id."""
+        fresh = copy.copy(self)
+        fresh.speakers = {}
+        return fresh
+
     @property
     def copy_names(self) -> list[str]:
         return [name for _, name in self.copies]
@@ -172,9 +182,9 @@ class SpeakerEnrollments:
         return _summary(self._entry(speaker))
 
     def _entry(self, speaker: str) -> dict[str, Any]:
-        speaker = speaker_text(str(speaker))  # the form enroll() keys them by
+        speaker = speaker_id(speaker)  # the form enroll() keys them by; '', '  ' or True name nobody
         if speaker not in self.speakers:
-            shown = printable(str(speaker))[:80]
+            shown = printable(speaker)[:80]
             names = sorted(self.speakers)
             enrolled = [printable(name)[:40] for name in names[:10]] + ([f"... {len(names) - 10} more"] if
                                                                         len(names) > 10 else [])
@@ -214,6 +224,10 @@ class SpeakerEnrollments:
     def save_speaker_model(self, speaker: str, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
         """A standard checkpoint whose head is :meth:`speaker_head` (same backbone, same preprocessing record).
 
+        It scores each clip alone, as ``pipeline()`` does: like ``predict(..., speaker=speaker)`` of a recognizer
+        without test-time copies. With copies (which no single checkpoint can hold), that is said in a warning and in
+        its :data:`SPEAKER_RECORD` (``test_time_copies``: the copies left out).
+
         ``out_dir`` must be new or empty, or with ``overwrite`` an earlier speaker model (it holds
         :data:`SPEAKER_RECORD`); never the checkpoint itself. The folder is written beside it and moved in whole.
 
@@ -221,7 +235,6 @@ class SpeakerEnrollments:
             ModelError: for an ``out_dir`` that is a file, the checkpoint, or a folder of other files.
             SERError: for a speaker who is not enrolled.
         """
-        import copy
         import shutil
 
         import torch
@@ -237,13 +250,18 @@ class SpeakerEnrollments:
         model.load_state_dict({name: torch.as_tensor(np.asarray(value), dtype=torch.float32)
                                for name, value in head.items()}, strict=False)
         check_own_folder(out, SPEAKER_MODEL_FILES)  # overwrite replaces an earlier speaker model, not files added to it
+        if self.copies:
+            logger.warning("the speaker model of %r scores each clip alone, as pipeline() does: it leaves out this "
+                           "recognizer's test-time copies %s, so its scores differ a little from predict(speaker=...)",
+                           printable(entry["speaker"]), self.copy_names)
         with atomic_directory(out, overwrite=out.exists()) as folder:
             save_checkpoint(model, self.feature_extractor, folder)
             if (self.checkpoint / RUN_RECORD).is_file():
                 shutil.copyfile(self.checkpoint / RUN_RECORD, folder / RUN_RECORD)
             atomic_write_json(folder / SPEAKER_RECORD, {
                 "speaker": entry["speaker"], "adapted": entry["adapted"], "clips": entry["clips"],
-                "source": str(self.checkpoint.resolve()), "adaptation": self.fingerprint}, indent=2)
+                "source": str(self.checkpoint.resolve()), "adaptation": self.fingerprint,
+                "test_time_copies": {"left_out": self.copy_names}}, indent=2)
         return out
 
     # ------------------------------------------------------------------------------------------- files
@@ -311,13 +329,17 @@ class SpeakerEnrollments:
         again = "enroll the speakers again."
         try:
             document = read_json(json_path, fix="", max_bytes=MAX_ENROLLMENT_BYTES)  # the fix is said once, below
-            data = weights_path.read_bytes()
-            tensors = load(data)
-        except (OSError, SafetensorError, ModelError) as error:
-            raise SERError(f"enrollments {shown!r}.json/.safetensors cannot be read ({error}); {again}") from None
+        except (OSError, ModelError) as error:
+            raise SERError(f"enrollments {shown!r}.json cannot be read ({error}); {again}") from None
         if document.get("format") != 1 or not isinstance(document.get("speakers"), list):
             raise SERError(f"enrollments {shown!r}.json is not an enrollment file of this version (format "
                            f"{document.get('format')!r}, expected 1, with a list of speakers); {again}")
+        try:  # no larger than the offsets its .json names can take: a link to /dev/zero must not fill the memory
+            data = read_bounded(weights_path, self._weights_bytes(document["speakers"]), fix="",
+                                what="the offsets its .json names")
+            tensors = load(data)
+        except (OSError, SafetensorError, ModelError) as error:
+            raise SERError(f"enrollments {shown!r}.safetensors cannot be read ({error}); {again}") from None
         if document.get("adaptation") != self.fingerprint:
             raise SERError(f"enrollments {shown!r} were made with another model (adaptation "
                            f"{document.get('adaptation')}, this model {self.fingerprint}); enroll the speakers again "
@@ -342,6 +364,13 @@ class SpeakerEnrollments:
             loaded[speaker], numbers[speaker] = entry, number
         self.speakers.update(loaded)
         return list(loaded)
+
+    def _weights_bytes(self, records: list) -> int:
+        """The most bytes the ``.safetensors`` of ``records`` can hold: a float32 offset per adapted speaker and per
+        test-time copy of theirs, each with its header entry, and the header's own metadata."""
+        offset = 4 * int(np.prod(self.adaptation.means.shape[1:])) + 256
+        copies = [record.get("copies") if isinstance(record, dict) else None for record in records]
+        return 2**16 + offset * sum(1 + (len(names) if isinstance(names, list) else 0) for names in copies)
 
     def _loaded_entry(self, record, tensors) -> tuple[str | None, dict | None]:
         """``(speaker, entry)`` from one saved record, the entry None when the record or its offsets are unusable."""
@@ -389,7 +418,7 @@ def speaker_id(speaker: Any) -> str:
         speaker_text(str(speaker))
     if not text:
         raise SERError(f"a speaker id must be a non-empty string (or an integer), got {printable(repr(speaker))[:80]}; "
-                       f"name the speaker, e.g. enroll('alice', clips).")
+                       f"name the speaker, e.g. enroll('alice', clips), or pass speaker=None for the global model.")
     return text
 
 
@@ -435,8 +464,9 @@ class EnrolledSpeaker:
         self.summary = _summary(entry)
         self.offsets = enrollments._offsets(entry, bool(enrollments.copies))
 
-    def score(self, waves, batch_size: int = 8) -> tuple[np.ndarray, bool]:
-        """Probabilities of windows (the global head's when the speaker is not adapted), and whether adapted."""
+    def score(self, waves, batch_size: int = 8, levels=None) -> tuple[np.ndarray, bool]:
+        """Probabilities of windows (the global head's when the speaker is not adapted), and whether adapted
+        (``levels`` are not needed: the offset was learnt at enrollment)."""
         versions = self.enrollments.versions(waves, batch_size)
         return _probabilities(self.enrollments.adaptation, versions, self.offsets), self.summary["adapted"]
 
@@ -446,17 +476,26 @@ STREAM_WINDOWS = 60
 
 
 class OnlineSpeaker:
-    """A stream's speaker, enrolled online from the voiced windows heard so far (the last :data:`STREAM_WINDOWS`)."""
+    """A stream's speaker, enrolled online from the voiced windows heard so far (the last :data:`STREAM_WINDOWS`).
+
+    A window learnt from must be voiced as an enrollment clip is (:func:`silent_clips`: at least
+    :data:`ENROLLMENT_SILENCE_DB` before cleaning): the stream's own gate is relative to the loudest sample *so far*,
+    so a stream opening on room tone (or with no gate) would take the hiss for the voice and shift every later window.
+    """
 
     def __init__(self, enrollments: SpeakerEnrollments):
         self.enrollments = enrollments
         self.kept: list[list[np.ndarray]] = [[] for _ in range(1 + len(enrollments.copies))]  # per version
 
-    def score(self, waves, batch_size: int = 8) -> tuple[np.ndarray, bool]:
-        """Probabilities of new windows, with the offset re-estimated from every window kept, and whether adapted."""
+    def score(self, waves, batch_size: int = 8, levels=None) -> tuple[np.ndarray, bool]:
+        """Probabilities of new windows, with the offset re-estimated from every window kept, and whether adapted
+        (``levels``: the windows' levels before cleaning, default those of ``waves``)."""
         adaptation = self.enrollments.adaptation
+        waves = list(waves)
         versions = self.enrollments.versions(waves, batch_size)
-        self.kept = [(kept + list(states))[-STREAM_WINDOWS:] for kept, states in zip(self.kept, versions)]
+        silent = silent_clips([window_level_db(wave) for wave in waves] if levels is None else levels)
+        self.kept = [(kept + [row for row, quiet in zip(states, silent) if not quiet])[-STREAM_WINDOWS:]
+                     for kept, states in zip(self.kept, versions)]
         adapted = adaptation.enabled and len(self.kept[0]) >= adaptation.min_clips
         offsets = [adaptation.enroll(np.stack(kept)) if adapted else None for kept in self.kept]
         return _probabilities(adaptation, versions, offsets), adapted

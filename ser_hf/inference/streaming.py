@@ -33,8 +33,10 @@ _SILENCE_DB = -200.0
 
 
 def window_level_db(wave: np.ndarray) -> float:
-    """RMS level of ``wave`` in dB full scale, floored at -200 dB (digital silence)."""
-    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
+    """RMS level of ``wave`` about its mean in dB full scale, floored at -200 dB (digital silence). The mean is left
+    out: a constant (a microphone's DC bias, a dead input stuck at one value) is no sound, yet would read as loud."""
+    samples = np.asarray(wave, dtype=np.float64)
+    rms = float(np.sqrt(np.mean(np.square(samples - samples.mean())))) if samples.size else 0.0
     return 20.0 * np.log10(max(rms, 10 ** (_SILENCE_DB / 20)))
 
 

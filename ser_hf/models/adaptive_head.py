@@ -46,10 +46,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_hf._io import default_permissions, detach_for_rewrite, write_output_file
+from ser_hf._io import default_permissions, detach_for_rewrite, read_json, write_output_file
 from ser_hf.errors import ModelError, SERError
 from ser_hf.models.linear_head import head_logits, head_mix, softmax
 from ser_hf.paths import display_path
+from ser_hf.ranges import COUNT, NON_NEGATIVE
 
 #: Shrinkage towards "no offset": the offset of a speaker with n clips is scaled by n / (n + k). Training
 #: speakers (tens of clips each) use SHRINK_CLIPS; at enrollment training's inner check picks k (the
@@ -171,6 +172,33 @@ def has_adaptation(checkpoint: str | os.PathLike) -> bool:
     return (folder / ADAPTATION_WEIGHTS).is_file() and (folder / ADAPTATION_RECORD).is_file()
 
 
+#: What each setting of :data:`ADAPTATION_RECORD` must hold: a value cast instead (``bool("false")`` is True, a
+#: negative shrinkage divides by zero or scales every offset up, NaN fails every clip as if its audio were broken)
+#: would change every adapted prediction without a word.
+_SETTINGS = {"shrink_clips": NON_NEGATIVE, "min_enrollment_clips": COUNT}
+
+
+def _checked_settings(record: dict, path: Path, fix: str) -> tuple[float, int, bool]:
+    """``(shrink, min_clips, enabled)`` of an adaptation record, each checked (and its format).
+
+    Raises:
+        ModelError: naming the file, the key, the value found and what it must be.
+    """
+    shown = display_path(path)
+    if record.get("format") != 1:
+        raise ModelError(f"{shown!r} is of format {record.get('format')!r}; this version of ser_hf reads format 1. "
+                         f"Upgrade ser_hf, or {fix}")
+    for key, allowed in _SETTINGS.items():
+        if record.get(key) not in allowed:
+            raise ModelError(f"{shown!r}: {key} must be {allowed}, found {record.get(key)!r}; {fix}")
+    if not isinstance(record.get("enabled"), bool):
+        raise ModelError(f"{shown!r}: enabled must be true or false, found {record.get('enabled')!r}; {fix}")
+    if not isinstance(record.get("record", {}), dict) or not isinstance(record.get("estimator", ""), str):
+        raise ModelError(f"{shown!r}: record must be an object and estimator a name, found "
+                         f"{type(record.get('record')).__name__} and {record.get('estimator')!r}; {fix}")
+    return float(record["shrink_clips"]), int(record["min_enrollment_clips"]), record["enabled"]
+
+
 def load_adaptation(checkpoint: str | os.PathLike, global_head: dict[str, np.ndarray]) -> AdaptiveProbe:
     """The :class:`AdaptiveProbe` saved beside ``checkpoint``; ``global_head`` comes from the checkpoint's own head.
 
@@ -185,15 +213,15 @@ def load_adaptation(checkpoint: str | os.PathLike, global_head: dict[str, np.nda
         raise ModelError(f"{display_path(folder)!r} has no speaker adaptation ({ADAPTATION_WEIGHTS} + "
                          f"{ADAPTATION_RECORD}); train it with probe_speaker_adaptation: true (mode: probe), or "
                          f"predict without a speaker.")
+    fix = "retrain with probe_speaker_adaptation: true or delete both files."
     try:
-        record = json.loads((folder / ADAPTATION_RECORD).read_text(encoding="utf-8"))
+        record = read_json(folder / ADAPTATION_RECORD, fix=fix)
         tensors = load_file(str(folder / ADAPTATION_WEIGHTS))
-        shrink, min_clips, enabled = float(record["shrink_clips"]), int(record["min_enrollment_clips"]), \
-            bool(record["enabled"])
-        estimator = record.get("estimator", ESTIMATORS[0])  # files written before the choice existed
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, SafetensorError) as error:
+    except (OSError, SafetensorError) as error:
         raise ModelError(f"{display_path(folder / ADAPTATION_RECORD)!r} or its weights cannot be read ({error}); "
-                         f"retrain with probe_speaker_adaptation: true or delete both files.") from error
+                         f"{fix}") from error
+    shrink, min_clips, enabled = _checked_settings(record, folder / ADAPTATION_RECORD, fix)
+    estimator = record.get("estimator", ESTIMATORS[0])  # files written before the choice existed
     if estimator not in ESTIMATORS:
         raise ModelError(f"{display_path(folder / ADAPTATION_RECORD)!r} names the offset estimator {estimator!r}; this "
                          f"version knows {list(ESTIMATORS)}. Upgrade ser_hf or retrain the adaptation.")

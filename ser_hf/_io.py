@@ -41,11 +41,11 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ser_hf.errors import ModelError
+from ser_hf.errors import ModelError, SERError
 from ser_hf.paths import display_path, is_utf8, printable
 
 __all__ = ["CACHE_ENV", "CHECKPOINT_OUTPUT_FILES", "DERIVED_NAME_BYTES", "MAX_JSON_BYTES", "Other", "atomic_directory", "atomic_write_bytes",
-           "atomic_write_json", "atomic_write_text", "cache_root", "check_name_fits", "check_output_folder",
+           "atomic_write_json", "atomic_write_text", "cache_root", "check_folder_path", "check_name_fits", "check_output_folder",
            "check_own_folder", "check_writable", "default_permissions", "detach_for_rewrite", "file_sha256", "name_max", "nearest_folder",
            "read_bounded", "read_json", "refuse_dangling_link", "refuse_folders_where_files_go", "refuse_non_folder", "refuse_sources", "remove_own_folder", "temporary_file", "unique_keys",
            "write_output_file"]
@@ -437,6 +437,42 @@ CHECKPOINT_OUTPUT_FILES = ("config.json", "model.safetensors", "model.safetensor
                            "preprocessor_config.json", "generation_config.json", "README.md")
 
 
+def check_folder_path(out: str | os.PathLike, *, argument: str, what: str, needs_utf8: str | None = None,
+                      error: type[SERError] = ModelError) -> Path:
+    """Refuse, before any work, a path where the folder ``out`` can never be made or used; returns it (``~``
+    expanded). Refused: ``-`` (standard output is no folder), a file, a link to nothing (or a path through one), a
+    path below a file, a name too long for the hidden files written beside it and, where ``needs_utf8`` says which
+    library could not open files there, a path that is not valid UTF-8.
+
+    Raises:
+        error: naming ``argument``, the path, what was found and the fix.
+    """
+    out = Path(out).expanduser()
+    shown = f"{argument} {display_path(out)}"
+    if str(out) == "-":
+        raise error(f"{argument} -: ser_hf writes {what} into a folder, not to standard output; pass a folder (./- "
+                    f"for one named '-').")
+    if needs_utf8 and not is_utf8(str(out)):
+        raise error(f"{shown}: its path is not valid UTF-8, and {needs_utf8} cannot open files there. Pass a UTF-8 "
+                    f"path.")
+    try:
+        check_name_fits(out, DERIVED_NAME_BYTES, shown)
+        refuse_dangling_link(out, shown, "pass the folder itself, or create the link's target first.")
+    except ModelError as refused:
+        raise error(str(refused)) from None
+    if out.exists() and not out.is_dir():
+        raise error(f"{shown} is a file; pass a directory for {what} (it is created if missing).")
+    blocking = next((parent for parent in out.absolute().parents if parent.exists() or parent.is_symlink()), None)
+    if blocking is not None and blocking.is_symlink() and not blocking.exists():
+        raise error(f"{shown} cannot be created: {display_path(blocking)} is a symbolic link to "
+                    f"{display_path(os.readlink(blocking))!r}, which does not exist. Create the link's target, or "
+                    f"pass another directory.")
+    if blocking is not None and not blocking.is_dir():
+        raise error(f"{shown} cannot be created: {display_path(blocking)} is a file, not a folder. Pass a directory "
+                    f"path whose parents are folders.")
+    return out
+
+
 def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | Sequence[Marker], what: str,
                         sources: Sequence[str | os.PathLike] = (), overwrite: bool = False,
                         foreign: Sequence[Marker] = (), inside: Sequence[Marker] = (),
@@ -468,19 +504,9 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
     Raises:
         ModelError: naming the argument, the folder, what was found and what to pass instead.
     """
-    out = Path(out).expanduser()
+    out = check_folder_path(out, argument=argument, what=what,
+                            needs_utf8=f"the libraries that read {what} (safetensors, onnxruntime, the Hub client)")
     shown_out = display_path(out)
-    if not is_utf8(str(out)):
-        raise ModelError(f"{argument} {shown_out}: its path is not valid UTF-8, and the libraries that read {what} "
-                         f"(safetensors, onnxruntime, the Hub client) cannot open files there. Pass a UTF-8 path.")
-    check_name_fits(out, DERIVED_NAME_BYTES, f"{argument} {shown_out}")
-    refuse_dangling_link(out, f"{argument} {shown_out}", "pass the folder itself, or create the link's target first.")
-    if out.exists() and not out.is_dir():
-        raise ModelError(f"{argument} {shown_out} is a file; pass a directory for {what} (it is created if missing).")
-    blocking = next((parent for parent in out.absolute().parents if parent.exists() or parent.is_symlink()), None)
-    if blocking is not None and not blocking.is_dir():
-        raise ModelError(f"{argument} {shown_out} cannot be created: {display_path(blocking)} is a file, not a "
-                         f"folder. Pass a directory path whose parents are folders.")
     refuse_sources(out, sources, argument, what)
     resolved = out.resolve()
     for folder in (resolved, *resolved.parents):  # what out lies in: a checkpoint's eval/, a CV's reports
@@ -604,10 +630,9 @@ def read_bounded(path: str | os.PathLike, max_bytes: int, *, fix: str, what: str
     path = Path(path)
     if path.exists() and not path.is_file():
         raise ModelError(f"{path} is not a regular file (a folder, a pipe or a device). {fix}")
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        data = handle.read(max_bytes + 1) if size <= max_bytes else b""
-    if size > max_bytes or len(data) > max_bytes:
+    size = path.stat().st_size
+    data = path.read_bytes() if size <= max_bytes else b""
+    if size > max_bytes or len(data) > max_bytes:  # grown since: refused all the same
         raise ModelError(f"{path} is {max(size, len(data))} bytes, more than the {max_bytes} {what} can need. {fix}")
     return data
 

@@ -18,7 +18,7 @@ import numpy as np
 from ser_hf.errors import ModelError
 from ser_hf.evaluation import EvaluationReport
 from ser_hf.models.factory import whisper_positions_for
-from ser_hf.training.experiment import load_run_dataset, train
+from ser_hf.training.experiment import load_run_dataset, run_output_dir, train
 from ser_hf.training.recipes import parse_run
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def run_demo(
     """
     run = parse_run(None, corpus=corpus, data_dir=data_dir, model_name_or_path=model, mode="probe",
                     output_dir=output_dir, **overrides)
+    run_output_dir(run)  # a bad output_dir is refused before the corpus is built or loaded
     dataset = load_run_dataset(run.data)
     if "whisper" in model and run.model.max_source_positions is None:
         run.model.max_source_positions = whisper_positions_for(max(dataset["duration"]))

@@ -5,8 +5,10 @@ On Linux a file name is any bytes. Python decodes a name that is not UTF-8 with 
 UTF-8 file or stream raises ``UnicodeEncodeError``. ser_hf writes every path in one scheme:
 
 - **Display** (:func:`display_path`, :func:`printable`): the bytes that are not UTF-8 as ``\\xNN`` escapes
-  (``"\\\\xff\\\\xfe.wav"``, i.e. a backslash, ``x``, ``f``, ``f``, ...). UTF-8 names, non-ASCII ones included,
-  are unchanged. Used in messages, warnings, logs, summaries and the ``path`` field of records.
+  (``"\\\\xff\\\\xfe.wav"``, i.e. a backslash, ``x``, ``f``, ``f``, ...), and control characters the same way
+  (a newline as ``\\x0a``: one name, one line). Other UTF-8 names, non-ASCII ones included, are unchanged. Used in
+  messages, warnings, logs, summaries and the ``path`` field of records of names that are not UTF-8 (that of a
+  UTF-8 name holds it exactly).
 - **Lossless** (:func:`path_fields`, :func:`record_path`): a record of a name that is not UTF-8 also holds
   ``path_base64``, the base64 of the name's raw bytes; :func:`record_path` turns the record back into the
   path that opens the file (``path_base64`` wins over ``path`` when present). A file really named with a
@@ -31,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -48,15 +51,26 @@ def is_utf8(text: str) -> bool:
     return True
 
 
+#: Characters shown as escapes too: C0 and C1 controls and DEL (a newline in a file name would print as a second,
+#: forged log line; an ESC would recolour or clear the terminal), the line and paragraph separators, and the
+#: bidirectional embeddings, overrides and isolates (they reorder the text that follows them on screen).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def printable(text: str) -> str:
-    """``text`` with what cannot be written as UTF-8 shown as escapes (``\\xff`` for an undecodable byte)."""
-    if is_utf8(text):
-        return text
-    try:
-        raw = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte (e.g. from a JSON "\\ud800")
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return raw.decode("utf-8", "backslashreplace")
+    """``text`` as it can be shown and written anywhere, on one line: what cannot be written as UTF-8 as escapes
+    (``\\xff`` for an undecodable byte), and control characters too (``\\x0a`` for a newline)."""
+    if not is_utf8(text):
+        try:
+            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte (e.g. from a JSON "\\ud800")
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROLS.sub(_escape, text)
 
 
 def display_path(path: str | bytes | os.PathLike) -> str:
@@ -94,7 +108,8 @@ def record_path(record: Mapping[str, Any]) -> str:
                        f"{printable(str(encoded))[:80]!r} ({err}); expected the base64 of the file name's bytes.") from err
 
 
-def walk_files(root: str | os.PathLike, max_depth: int | None = None) -> Iterator[str]:
+def walk_files(root: str | os.PathLike, max_depth: int | None = None,
+               unlisted: list[tuple[str, OSError]] | None = None) -> Iterator[str]:
     """Every entry under ``root`` that is not a folder (files, links to files, dangling links, FIFOs).
 
     ``max_depth`` limits how many folders deep below ``root`` the walk goes (0: ``root``'s own entries only).
@@ -103,8 +118,10 @@ def walk_files(root: str | os.PathLike, max_depth: int | None = None) -> Iterato
     a parent, or two links to one folder, end the walk instead of looping (``glob.glob("**")`` follows
     links without such a check: with two links to a parent in a folder it runs for ever, its memory
     growing). Symlinked folders are entered after every folder reached without a link, so a folder that
-    lies under ``root`` is listed under its own path. Folders that cannot be listed are skipped. Paths are
-    ``root`` joined with the names found, in sorted order within each folder.
+    lies under ``root`` is listed under its own path. Folders that cannot be listed (no permission, an I/O error, a
+    path longer than the system allows) are skipped, each with its error added to ``unlisted`` when given: a caller
+    that must account for every file says so. Paths are ``root`` joined with the names found, in sorted order within
+    each folder.
     """
     seen: set[tuple[int, int]] = set()
     root = os.fspath(root)
@@ -119,7 +136,9 @@ def walk_files(root: str | os.PathLike, max_depth: int | None = None) -> Iterato
             seen.add((info.st_dev, info.st_ino))
             with os.scandir(folder) as entries:
                 found = sorted(entries, key=lambda entry: entry.name)
-        except OSError:
+        except OSError as error:
+            if unlisted is not None:
+                unlisted.append((folder, error))
             continue
         folders = []
         for entry in found:

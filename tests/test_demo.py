@@ -24,3 +24,14 @@ def test_demo_command_with_the_real_whisper_preset(tmp_path, capsys, monkeypatch
     assert main(["demo", "--output-dir", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "NOTE: synthetic corpus" in out and "UA" in out and "sample:" in out
+
+
+def test_a_bad_output_dir_is_refused_before_the_corpus_is_built(tmp_path, monkeypatch):
+    import ser_hf.demo
+    from ser_hf.errors import ModelError
+
+    (tmp_path / "notes.txt").write_text("mine")
+    monkeypatch.setattr(ser_hf.demo, "load_run_dataset", lambda *args, **kwargs: pytest.fail("the corpus was loaded"))
+    with pytest.raises(ModelError, match=r"output_dir .*notes.txt is a file"):
+        run_demo(data_dir=str(tmp_path / "synthetic"), output_dir=str(tmp_path / "notes.txt"))
+    assert not (tmp_path / "synthetic").exists()

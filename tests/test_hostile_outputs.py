@@ -145,14 +145,15 @@ def test_unusable_out_paths_are_clear_errors(setup, audio, tmp_path, capsys):
     (tmp_path / "gone").symlink_to(tmp_path / "no-such-folder")
     cases = {"folder.jsonl": "is a directory", "file.txt/p.jsonl": "which is a file, not a folder",
              "fifo.jsonl": "is not a regular file", "dangling.jsonl": "is a symbolic link to",
-             "gone/p.jsonl": "which is a symbolic link to"}
+             "gone/p.jsonl": "which is a symbolic link to", "-": "not to standard output; pass a file name"}
     for name, fragment in cases.items():
-        argv = ["predict", "--model", str(setup["model"]), *audio, "--out", str(tmp_path / name), "--no-progress"]
+        out = name if name == "-" else str(tmp_path / name)
+        argv = ["predict", "--model", str(setup["model"]), *audio, "--out", out, "--no-progress"]
         assert main(argv) == 2, name
         err = capsys.readouterr().err
         assert err.startswith("ser-hf: error: --out") and fragment in err and "Traceback" not in err, err
     assert (tmp_path / "file.txt").read_text() == "a file"
-    assert not any(outside.iterdir()) and not (tmp_path / "no-such-folder").exists()
+    assert not any(outside.iterdir()) and not (tmp_path / "no-such-folder").exists() and not os.path.exists("-")
 
 
 def _failing_fsync(monkeypatch, after: int, code: int = errno.ENOSPC) -> None:
@@ -460,3 +461,55 @@ def test_a_job_resumed_through_a_linked_folder_never_scores_a_file_twice(setup, 
     linked.symlink_to(folder)
     summary = predict_files(setup["recognizer"], [str(linked)], out, progress=False)
     assert summary["skipped"] == len(audio) and summary["predicted"] == 0 and len(read_records(out)) == len(audio)
+
+
+def test_a_folder_that_cannot_be_listed_gets_an_error_record_never_silence(setup, audio, tmp_path, monkeypatch,
+                                                                           caplog):
+    """A folder under an input folder or a glob that cannot be listed (no permission, an I/O error, a path past the
+    system's limit): named in a warning and given an error record, so the job counts it among its errors (its files
+    went missing without a word, and the job said it had done every input)."""
+    import ser_hf.paths
+
+    real = os.scandir
+
+    def scandir(path):
+        if os.path.basename(os.fspath(path)) == "sub":
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(ser_hf.paths.os, "scandir", scandir)
+    folder = os.path.dirname(audio[0])
+    with caplog.at_level("WARNING"):
+        found = expand_inputs([folder])
+    assert found == [*sorted(audio[:2]), os.path.join(folder, "sub")]
+    assert "cannot list the folder" in caplog.text and "sub (Permission denied)" in caplog.text
+    assert glob_files(os.path.join(folder, "**", "*.wav")) == [*sorted(audio[:2]), os.path.join(folder, "sub")]
+    summary = predict_files(setup["recognizer"], [folder], tmp_path / "p.jsonl", progress=False)
+    assert (summary["predicted"], summary["errors"]) == (2, 1)
+    assert [record_path(r) for r in read_records(tmp_path / "p.jsonl") if "error" in r] == [os.path.join(folder, "sub")]
+
+
+def test_control_characters_in_names_are_escaped_wherever_they_are_shown(setup, tmp_path, capsys):
+    """A newline in a file name printed raw reads as two lines, the second a forged one (``INFO all clips decoded
+    fine``); an ESC recolours the terminal, a bidirectional override reorders what follows. Messages, log arguments
+    and summaries show them as escapes; records keep a UTF-8 name exactly (JSON escapes it)."""
+    import logging
+
+    from ser_hf.cli.output import NORMAL, console
+
+    assert printable("a\nINFO b\x1b[2J\u202ec\u0085") == "a\\x0aINFO b\\x1b[2J\\u202ec\\x85"
+    assert printable(printable("a\nb")) == printable("a\nb") and printable("Jos\u00e9 \u200d\u0627") == "Jos\u00e9 \u200d\u0627"
+    stream = io.StringIO()
+    with console(NORMAL, stream):
+        logging.getLogger("ser_hf.test").info("exported %s to %s", tmp_path / "m", "out\nINFO export refused")
+    assert stream.getvalue().count("\n") == 1 and "out\\x0aINFO export refused" in stream.getvalue()
+    corpus = make_corpus_tree("urdu", tmp_path / "urdu", duration=0.3)
+    (corpus / "Angry" / "SM1_F99_A099.wav\nINFO all 49 clips decoded fine.wav").write_bytes(b"not audio")
+    assert main(["data", "summary", "--corpus", "urdu", "--data-dir", str(corpus)]) == 0
+    captured = capsys.readouterr()
+    assert "SM1_F99_A099.wav\\x0aINFO all 49 clips" in captured.out + captured.err
+    assert not any(line.startswith("INFO all 49") for line in (captured.out + captured.err).splitlines())
+    out = tmp_path / "p.jsonl"
+    clip = write_tone(tmp_path / "a\nb.wav", duration=0.3, frequency=200, seed=0)
+    predict_files(setup["recognizer"], [str(clip)], out, progress=False)
+    assert [record_path(r) for r in read_records(out)] == [str(clip)]

@@ -327,13 +327,13 @@ def test_the_hubs_check_of_the_card_is_explained(folder, online, monkeypatch):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--repo-id", os.fsdecode(b"me/\xff")], r"--repo-id 'me/\\\\xff' is not a valid Hub repo id"),
-    (["--repo-id", "me/x\n"], r"--repo-id 'me/x\\n' is not a valid Hub repo id"),
+    (["--repo-id", "me/x\n"], r"--repo-id 'me/x\\\\x0a' is not a valid Hub repo id"),  # one line, as every name
     (["--revision", "my branch"], r"--revision 'my branch' is not a branch name"),
     (["--revision", "a..b"], r"--revision 'a..b' is not a branch name"),
     (["--revision=-f"], r"--revision '-f' is not a branch name"),
     (["--revision", "dev.lock"], r"--revision 'dev.lock' is not a branch name"),
     (["--revision", ""], r"--revision '' is not a branch name"),
-    (["--commit-message", "bad\x00byte"], r"--commit-message 'bad\\x00byte' is not text the Hub can store"),
+    (["--commit-message", "bad\x00byte"], r"--commit-message 'bad\\\\x00byte' is not text the Hub can store"),
     (["--commit-message", os.fsdecode(b"caf\xe9")], r"--commit-message 'caf\\\\xe9' is not text the Hub can store"),
     (["--token", "hf_abc\n"], r"--token is not a Hub token: .*\(value not shown\)"),
     (["--token", ""], r"--token is not a Hub token"),

@@ -437,3 +437,38 @@ def test_a_file_changed_just_before_it_is_hashed_is_not_remembered(tmp_path, mon
     clip.write_bytes(b"RIFF two")
     os.utime(clip, ns=(times.st_atime_ns, times.st_mtime_ns))
     assert io_helpers.file_sha256(clip) == hashlib.sha256(b"RIFF two").hexdigest()
+
+
+def test_a_search_refuses_what_stands_where_its_trials_train_before_any_work(tmp_path):
+    """A file or a link named hp_search (where the trials' checkpoints go), or a file named hp_search/checkpoints:
+    refused before the corpus loads (the Trainer failed on the file after loading everything, and wrote the
+    checkpoints into the folder a link pointed to)."""
+    from ser_hf.errors import SERError
+    from ser_hf.training.recipes import parse_run
+    from ser_hf.training.search import hyperparameter_search
+
+    out, mine = tmp_path / "run", tmp_path / "mine"
+    mine.mkdir()
+    run = parse_run(None, corpus="urdu", data_dir=str(tmp_path / "no-corpus-here"), model_name_or_path="whisper-tiny.en",
+                    mode="finetune", output_dir=str(out))
+    out.mkdir()
+    (out / "hp_search.json").write_text('{"objective": "eval_unweighted_accuracy", "n_trials": 2}')  # a search's
+    (out / "hp_search").write_text("mine")
+    with pytest.raises(ModelError, match=r"output_dir .*run: its hp_search is a file, not a folder, but a search "
+                                         r"writes its hp_search/ folder \(the trials' checkpoints\) there"):
+        hyperparameter_search(run, n_trials=1)
+    (out / "hp_search").unlink()
+    (out / "hp_search").symlink_to(mine)
+    with pytest.raises(ModelError, match=r"its hp_search is a link, not a folder"):
+        hyperparameter_search(run, n_trials=1)
+    (out / "hp_search").unlink()
+    (out / "hp_search").mkdir()
+    (out / "hp_search" / "checkpoints").write_text("mine")
+    with pytest.raises(ModelError, match=r"its checkpoints is a file, not a folder, but a search writes its "
+                                         r"hp_search/checkpoints/ folder"):
+        hyperparameter_search(run, n_trials=1)
+    (out / "hp_search" / "checkpoints").unlink()
+    (out / "hp_search" / "checkpoints").symlink_to(mine)  # the trials' checkpoints on another disk: fine
+    with pytest.raises(SERError) as raised:
+        hyperparameter_search(run, n_trials=1)
+    assert "no-corpus-here" in str(raised.value) and list(mine.iterdir()) == []

@@ -245,6 +245,15 @@ def test_prepare_reuses_the_cache_and_rebuilds_a_stale_one(tiny):
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []  # no temporary leftovers
 
 
+def test_a_cache_dir_that_is_a_link_to_nothing_is_named_as_one(tiny, tmp_path):
+    """Not "a file", with no advice to move away a folder that is not there."""
+    (tmp_path / "dl").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ModelError, match=r"cannot be created: .*dl is a symbolic link to .*nowhere'?, which does not "
+                                         r"exist\. Create the link's target, or pass another directory\. Pass another "
+                                         r"--cache-dir \(cache_dir\)\.$"):
+        prepare_released(NAME, cache_dir=tmp_path / "dl")
+
+
 def test_prepare_never_replaces_a_cache_folder_that_is_not_an_earlier_build(tiny, tmp_path):
     target = tmp_path / "mc" / NAME
     target.mkdir(parents=True)

@@ -196,6 +196,25 @@ def test_refuses_to_overwrite_other_data(tmp_path: Path):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
+def test_a_folder_that_can_be_no_corpus_is_refused_before_a_clip_is_made(tmp_path: Path, monkeypatch):
+    """A link to nothing, a path below a file, a name that is not UTF-8 (soundfile cannot write there): refused
+    naming the folder, before any clip is synthesised (the link's case failed with a raw error after them all)."""
+    import os
+
+    from ser_hf.corpora import synthetic_speech
+
+    monkeypatch.setattr(synthetic_speech, "_write_corpus", lambda *args: pytest.fail("a clip was synthesised"))
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    cases = {"dangling": r"synthetic corpus folder .*dangling is a symbolic link to .*nowhere.*does not exist",
+             "file/sub": r"synthetic corpus folder .*cannot be created: .*file is a file, not a folder",
+             os.fsdecode(b"d\xff"): r"synthetic corpus folder .*d\\xff: its path is not valid UTF-8, and soundfile"}
+    for name, expected in cases.items():
+        with pytest.raises(CorpusError, match=expected):
+            make_synthetic_corpus(tmp_path / name, **TINY)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["dangling", "file"]
+
+
 def test_a_folder_is_replaced_only_when_it_holds_nothing_but_an_earlier_corpus(tmp_path: Path):
     """A user's own synthetic.json, or a file of theirs put inside an earlier corpus, keeps the folder."""
     mine = tmp_path / "mine"

@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return int(args.func(args) or 0)
         except SERError as err:
-            print(f"ser-hf: error: {printable(str(err))}", file=sys.stderr)  # a file name that is not UTF-8 too
+            # each line printable (a file name that is not UTF-8 too); the message's own line breaks kept
+            print("ser-hf: error: " + "\n".join(map(printable, str(err).split("\n"))), file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("ser-hf: interrupted", file=sys.stderr)

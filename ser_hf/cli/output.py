@@ -46,6 +46,7 @@ def console(level: int, stream=None, progress: bool = True) -> Iterator[None]:
     saved_env = {name: os.environ.get(name) for name in PROGRESS_OFF}
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(_printable_arguments)
     root.addHandler(handler)
     # The root level filters third-party loggers; ser_hf's own logger passes its INFO messages through.
     root.setLevel(logging.INFO if level == VERBOSE else logging.WARNING)
@@ -69,6 +70,18 @@ def console(level: int, stream=None, progress: bool = True) -> Iterator[None]:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+
+
+def _printable_arguments(record: logging.LogRecord) -> bool:
+    """Show the text and path arguments of a log message as :func:`~ser_hf.paths.printable` text: a file name holding
+    a newline would otherwise print as a second, forged log line (``INFO all clips decoded fine``), one that is not
+    UTF-8 as ``\\udcff`` rather than ``\\xff``. The message's own text is left as written."""
+    from ser_hf.paths import printable
+
+    if isinstance(record.args, tuple):
+        record.args = tuple(printable(os.fsdecode(arg)) if isinstance(arg, (str, os.PathLike)) else arg
+                            for arg in record.args)
+    return True
 
 
 #: The libraries whose bars :func:`_library_bars_off` switches: (module, whether its bars are on, off, on again).

@@ -23,6 +23,7 @@ from typing import Any
 
 import datasets
 
+from ser_hf._io import check_folder_path
 from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION
 from ser_hf.corpora import crema_d, emodb, folder, iemocap, manifest, ravdess, savee, synthetic, tess, urdu
 from ser_hf.corpora.base import (
@@ -173,6 +174,11 @@ def download_corpus(name: str, target_dir: str | Path) -> Path:
             f"Corpus {name!r} cannot be downloaded automatically (see its licence in ser_hf.corpora.{name}); "
             f"get it from its URL by hand and pass the folder with --data-dir. Downloadable: {downloadable}."
         )
-    target = Path(target_dir).expanduser()
-    target.mkdir(parents=True, exist_ok=True)
-    return corpus.download(target)
+    target = check_folder_path(target_dir, argument="--out", what=f"the {name} corpus", error=DownloadError)
+    made = not target.exists()
+    try:
+        return corpus.download(target)
+    except BaseException:
+        if made and target.is_dir() and not any(target.iterdir()):
+            target.rmdir()  # a failed download leaves no empty folder it made behind
+        raise

@@ -11,7 +11,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from ser_hf._io import atomic_write_json, file_sha256
+from ser_hf._io import atomic_write_json, file_sha256, temporary_file
 from ser_hf.errors import DownloadError
 from ser_hf.progress import progress_bar
 
@@ -25,26 +25,27 @@ def download_file(url: str, target: Path, *, sha256: str | None = None, timeout:
         DownloadError: when the host cannot be reached (offline, firewall) or the checksum differs.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
+    partial = None  # a unique name, made here: never a file of the user's such as a browser's half-done NAME.part
     try:
+        partial = temporary_file(target)
         with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             with progress_bar(total=total, unit="B", unit_scale=True, desc=f"download {target.name}") as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))
+        if sha256 is not None and (digest := file_sha256(partial)) != sha256:
+            raise DownloadError(f"{url} downloaded with SHA-256 {digest}, expected {sha256}. Retry the download.")
+        partial.replace(target)
+        partial = None
     except (urllib.error.URLError, OSError, ValueError) as err:
-        partial.unlink(missing_ok=True)
         raise DownloadError(
             f"Could not download {url} ({err}). This machine may be offline or the host blocked. Download it "
             f"by hand on a connected machine, unpack it, and pass the folder with --data-dir."
         ) from err
-    if sha256 is not None:
-        digest = file_sha256(partial)
-        if digest != sha256:
-            partial.unlink()
-            raise DownloadError(f"{url} downloaded with SHA-256 {digest}, expected {sha256}. Retry the download.")
-    partial.replace(target)
+    finally:  # a failed, refused or interrupted download leaves nothing behind
+        if partial is not None:
+            partial.unlink(missing_ok=True)
     return target
 
 

@@ -47,7 +47,7 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
-from ser_hf._io import default_permissions
+from ser_hf._io import check_folder_path, default_permissions
 from ser_hf.emotions import EMOTION_SETS, EMOTIONS, canonical_emotion, sort_emotions
 from ser_hf.errors import CorpusError
 
@@ -441,7 +441,9 @@ def make_synthetic_corpus(
         "sampling_rate": _positive_int("sampling_rate", sampling_rate, 8000, "Use e.g. 16000 (the default)."),
         "seed": _positive_int("seed", seed, 0, "Pass a non-negative whole number such as 0."),
     }
-    root = Path(os.path.abspath(Path(root).expanduser()))
+    root = check_folder_path(root, argument="the synthetic corpus folder (--data-dir, data_dir)",
+                             what="a synthetic corpus", needs_utf8="soundfile", error=CorpusError)
+    root = Path(os.path.abspath(root))
     if _corpus_matches(root, params):
         return root
     _check_replaceable(root)

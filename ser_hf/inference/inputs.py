@@ -20,6 +20,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import glob
+import logging
 import os
 import re
 import warnings
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["OutputFiles", "expand_inputs", "glob_files"]
+
+logger = logging.getLogger(__name__)
 
 _GLOB_CHARS = set("*?[")
 
@@ -110,9 +113,22 @@ def _manifest_paths(path: Path) -> list[str]:
     return [os.path.abspath(path.parent / row["path"].strip()) for row in _manifest_rows(path)]
 
 
+def _walk(root: str | os.PathLike, max_depth: int | None = None) -> tuple[list[str], list[str]]:
+    """:func:`~ser_hf.paths.walk_files` of ``root``, and the folders under it that could not be listed (no permission,
+    an I/O error, a path longer than the system allows), each named in a warning: a job gives each of them an error
+    record, so its files never go missing without a word."""
+    unlisted: list[tuple[str, OSError]] = []
+    found = list(walk_files(root, max_depth=max_depth, unlisted=unlisted))
+    for folder, error in unlisted:
+        logger.warning("cannot list the folder %s (%s): the files in it are not among the inputs, and it gets an "
+                       "error record", display_path(folder), error.strerror or error)
+    return found, [os.path.abspath(folder) for folder, _ in unlisted]
+
+
 def _directory_paths(path: Path, outputs: OutputFiles | None) -> list[str]:
     # Everything named like audio but a folder: a dangling link or a FIFO gets an error record, not silence.
-    found = sorted(os.path.abspath(p) for p in walk_files(path) if is_audio_path(p))
+    walked, unlisted = _walk(path)
+    found = sorted(os.path.abspath(p) for p in walked if is_audio_path(p)) + unlisted
     found = [p for p in found if outputs is None or p not in outputs]
     if not found:
         raise SERError(
@@ -148,7 +164,8 @@ def _match_parts(patterns: Sequence[str], names: Sequence[str]) -> bool:
 
 
 def glob_files(pattern: str) -> list[str]:
-    """Files (not folders) matching a glob pattern, sorted; ``**`` matches any number of folders.
+    """Files (not folders) matching a glob pattern, sorted; ``**`` matches any number of folders. Then the folders
+    the walk could not list (their files might match): a job gives each an error record.
 
     Every pattern is matched against a walk of its fixed leading folder (:func:`ser_hf.paths.walk_files`:
     each real folder entered once), no deeper than the pattern reaches. :func:`glob.glob` follows symlinked
@@ -167,11 +184,12 @@ def glob_files(pattern: str) -> list[str]:
         return []
     depth = None if "**" in rest else len(rest) - 1
     matches = []
-    for path in walk_files(root, max_depth=depth):
+    walked, unlisted = _walk(root, max_depth=depth)
+    for path in walked:
         names = os.path.relpath(path, root).split(os.sep)
         if _match_parts(tuple(rest), tuple(names)) and os.path.isfile(path):
             matches.append(os.path.join(root, *names) if fixed else os.path.join(*names))
-    return sorted(matches)
+    return sorted(matches) + unlisted
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike], output: str | os.PathLike | None = None) -> list[str]:

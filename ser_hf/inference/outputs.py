@@ -97,6 +97,9 @@ def check_output_path(out: str | os.PathLike) -> None:
     """Refuse an output path that cannot be a file ser-hf predict writes: a folder (or a name ending with a path
     separator, a folder to be), a FIFO or device, a path under a file, a symbolic link to nothing (or under one)."""
     text = os.fspath(out)
+    if text == "-":  # many tools read it as standard output: never make a file of that name unasked
+        raise SERError("--out -: ser-hf predict writes a resumable JSONL or CSV file, not to standard output; pass a "
+                       "file name, e.g. --out predictions.jsonl (./- for a file named '-').")
     separators = os.sep + (os.altsep or "")
     if text.endswith(tuple(separators)) or os.path.basename(text) in (".", ".."):
         folder = text.rstrip(separators)

@@ -43,6 +43,7 @@ from ser_hf.models.whisper_convert import (
     describe_listing,
     read_vocabulary,
 )
+from ser_hf.paths import display_path
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +243,13 @@ def list_presets(cache_dir: str | os.PathLike | None = None) -> list[PresetStatu
     ]
 
 
+def cache_folder_fix(out: Path) -> str:
+    """The fix a refused cache folder ``out`` ends with: move away what stands there (if anything does), or pass
+    another ``--cache-dir``."""
+    there = out.exists() or out.is_symlink()
+    return f"{f'Move {display_path(out)} away, or pass' if there else 'Pass'} another --cache-dir (cache_dir)."
+
+
 def prepare_preset(name: str, cache_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
     """Returns the converted checkpoint of preset ``name``, converting it on first use.
 
@@ -280,7 +288,7 @@ def prepare_preset(name: str, cache_dir: str | os.PathLike | None = None, force:
     try:  # before any work: a folder of the user's own files that happens to have the preset's name is never replaced
         check_conversion_output(out, sources=sources, overwrite=True, argument=argument)
     except ModelError as err:
-        raise ModelError(f"{err} Move {out} away, or pass another --cache-dir (cache_dir).") from None
+        raise ModelError(f"{err} {cache_folder_fix(out)}") from None
     missing = missing_modules(preset)
     if missing:
         raise ModelError(

@@ -30,7 +30,14 @@ from ser_hf._io import atomic_directory, check_output_folder
 from ser_hf.checkpoint import write_run_record
 from ser_hf.emotions import resolve_emotions
 from ser_hf.errors import ModelError
-from ser_hf.models.backbones import PRESETS, checkpoint_location, missing_modules, models_cache_dir, prepare_preset
+from ser_hf.models.backbones import (
+    PRESETS,
+    cache_folder_fix,
+    checkpoint_location,
+    missing_modules,
+    models_cache_dir,
+    prepare_preset,
+)
 from ser_hf.models.released import (
     RELEASES,
     ReleaseSpec,
@@ -234,7 +241,7 @@ def _check_cache_folder(spec: ReleaseSpec, out: Path, sources: list[Path]) -> No
     """Refuse, before any work, a cache folder that is not an earlier build of this released model (a folder of the
     user's own files with its name), is or holds a source, or holds files an earlier build did not write."""
     argument = f"the cache folder of released model {spec.name!r}"
-    fix = f"Move {out} away, or pass another --cache-dir (cache_dir)."
+    fix = cache_folder_fix(out)
     try:
         check_output_folder(out, argument=argument, marker=MARKER_FILE, what="a prepared released model",
                             sources=sources, overwrite=True)

@@ -27,15 +27,19 @@ from typing import Any
 
 from transformers.trainer_utils import BestRun
 
-from ser_hf._io import write_output_file
+from ser_hf._io import refuse_non_folder, write_output_file
 from ser_hf.errors import SERError
 from ser_hf.models.presets import resolve_model_path
+from ser_hf.paths import display_path
 from ser_hf.splits import speaker_split
 from ser_hf.training.experiment import RUN_SETTINGS, load_run_dataset, run_output_dir
 from ser_hf.training.run import SAMPLING_RATE, Run
 
 __all__ = ["default_hp_space", "hyperparameter_search", "objective_name"]
 
+#: Where a search's trials train (the Trainer's output_dir, in the run's): a file or a link there is refused before
+#: any trial (the Trainer failed on it after loading the corpus, or wrote the trials' checkpoints into a linked folder).
+SEARCH_FOLDER = "hp_search"
 
 
 def default_hp_space(trial) -> dict[str, Any]:
@@ -103,7 +107,11 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
     if not run.data.validation_size > 0:
         raise SERError(f"hyperparameter_search scores trials on a validation split: set validation_size > 0 "
                        f"(got {run.data.validation_size}).")
-    run_output_dir(run)  # a file or a folder of the user's own files is refused before any trial
+    out = run_output_dir(run)  # a file or a folder of the user's own files is refused before any trial
+    for folder, linked_folder_ok in ((out / SEARCH_FOLDER, False), (out / SEARCH_FOLDER / "checkpoints", True)):
+        refuse_non_folder(folder, place=f"output_dir {display_path(out)}", writer="a search",
+                          what=f"its {folder.relative_to(out)}/ folder (the trials' checkpoints)",
+                          linked_folder_ok=linked_folder_ok)
     dataset = load_run_dataset(run.data)
     split = speaker_split(dataset, test_size=run.data.test_size, validation_size=run.data.validation_size,
                           seed=run.data.fold_seed, settings=RUN_SETTINGS)
@@ -111,7 +119,7 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
         raise SERError(f"hyperparameter_search: the corpus has too few speakers for a validation split "
                        f"(validation_size={run.data.validation_size}); it needs at least 3 speakers.")
     labels = dataset.features["label"].names
-    training = dataclasses.replace(run.training, output_dir=str(Path(run.training.output_dir) / "hp_search"))
+    training = dataclasses.replace(run.training, output_dir=str(out / SEARCH_FOLDER))
     method = FinetuneMethod(resolve_model_path(run.model.model_name_or_path), labels, run.model, training,
                             preprocessor=run.data.preprocessor(SAMPLING_RATE))
     trainer = method.make_trainer(split["train"], split["validation"], model_init=lambda trial: method.build()[0])

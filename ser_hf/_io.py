@@ -382,7 +382,7 @@ def check_own_folder(folder: Path, own_names: Collection[str], own_dirs: Collect
         outside = {entry for entry in foreign if entry.is_dir() and not entry.is_symlink()}
         foreign = [entry for entry in foreign if not outside.intersection(entry.parents)]  # a foreign folder, once
     if foreign:
-        raise ModelError(f"{folder} would be replaced, but it holds {foreign[0]}"
+        raise ModelError(f"{display_path(folder)} would be replaced, but it holds {display_path(foreign[0])}"
                          f"{f' (and {len(foreign) - 1} more)' if len(foreign) > 1 else ''}, which ser_hf did not "
                          f"write there; move it away (or pass another output folder) and run again.")
 
@@ -629,11 +629,11 @@ def read_bounded(path: str | os.PathLike, max_bytes: int, *, fix: str, what: str
     """
     path = Path(path)
     if path.exists() and not path.is_file():
-        raise ModelError(f"{path} is not a regular file (a folder, a pipe or a device). {fix}")
+        raise ModelError(f"{display_path(path)} is not a regular file (a folder, a pipe or a device). {fix}")
     size = path.stat().st_size
     data = path.read_bytes() if size <= max_bytes else b""
     if size > max_bytes or len(data) > max_bytes:  # grown since: refused all the same
-        raise ModelError(f"{path} is {max(size, len(data))} bytes, more than the {max_bytes} {what} can need. {fix}")
+        raise ModelError(f"{display_path(path)} is {max(size, len(data))} bytes, more than the {max_bytes} {what} can need. {fix}")
     return data
 
 
@@ -653,16 +653,16 @@ def read_json(path: str | os.PathLike, *, fix: str, max_bytes: int = MAX_JSON_BY
     if data is None:
         data = read_bounded(path, max_bytes, fix=fix, what="a settings file")
     elif len(data) > max_bytes:
-        raise ModelError(f"{path} is {len(data)} bytes, more than the {max_bytes} a settings file can need. {fix}")
+        raise ModelError(f"{display_path(path)} is {len(data)} bytes, more than the {max_bytes} a settings file can need. {fix}")
     try:
         text = data.decode("utf-8")
         value = json.loads(text, object_pairs_hook=unique_keys(lambda repeated: ModelError(
-            f"{path}: key(s) {repeated} appear more than once; JSON readers would silently keep one of them. "
+            f"{display_path(path)}: key(s) {repeated} appear more than once; JSON readers would silently keep one of them. "
             f"Keep one of each.")))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelError(f"{path} is not valid JSON ({err}). {fix}") from None
+        raise ModelError(f"{display_path(path)} is not valid JSON ({err}). {fix}") from None
     except RecursionError:
-        raise ModelError(f"{path} nests values too deeply to be a settings file. {fix}") from None
+        raise ModelError(f"{display_path(path)} nests values too deeply to be a settings file. {fix}") from None
     if not isinstance(value, dict):
-        raise ModelError(f"{path} must hold a JSON object, found {type(value).__name__}. {fix}")
+        raise ModelError(f"{display_path(path)} must hold a JSON object, found {type(value).__name__}. {fix}")
     return value

@@ -49,9 +49,11 @@ from ser_hf.paths import display_path, is_utf8, printable
 __all__ = ["DEFAULT_EXCLUDE", "HUB_LICENSES", "MAX_CARD_BYTES", "PICKLE_SUFFIXES", "HubError", "check_hub_license",
            "check_push_folder", "push_model", "push_to_hub"]
 
-#: Never uploaded: the Trainer's intermediate checkpoints (optimizer state, pickles) and TensorBoard logs,
-#: plus what huggingface_hub itself skips (.git, .cache/huggingface).
-DEFAULT_EXCLUDE = ("checkpoint-*/*", "runs/*", ".git/*", ".cache/*", "__pycache__/*", "*/__pycache__/*")
+#: Never uploaded: the Trainer's intermediate checkpoints (optimizer state, pickles; a ser_hf run keeps them in
+#: ``checkpoints/split-<digest>/checkpoint-N/``, a plain Trainer in ``checkpoint-N/``) and TensorBoard logs, plus what
+#: huggingface_hub itself skips (.git, .cache/huggingface).
+DEFAULT_EXCLUDE = ("checkpoint-*/*", "checkpoints/*", "runs/*", ".git/*", ".cache/*", "__pycache__/*",
+                   "*/__pycache__/*")
 
 #: Suffixes of pickle-based files: loading one can run arbitrary code, so they are refused.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
@@ -294,10 +296,22 @@ def _checked_files(model_dir: str | os.PathLike, exclude: Sequence[str]) -> dict
         raise HubError(
             f"Cannot push {display_path(directory)!r}: it holds pickle-format files {pickles}, which can run code when "
             f"loaded. The safetensors weights are enough: delete them, or leave them out with --exclude "
-            f"{pickles[0]!r} (exclude=[...])."
+            f"{_exclusion(pickles)!r} (exclude=[...])."
         )
     _check_card(files[MODEL_CARD], directory)
     return files
+
+
+def _exclusion(names: Sequence[str]) -> str:
+    """One ``--exclude`` pattern leaving out every one of ``names``: the name itself, else the files of the folder
+    they all lie in (``fnmatch``'s ``*`` spans folders), else every file of their kind."""
+    if len(names) == 1:
+        return names[0]
+    folder = os.path.commonpath(names)
+    if folder:
+        return f"{folder}/*"
+    suffixes = {Path(name).suffix for name in names}
+    return f"*{suffixes.pop()}" if len(suffixes) == 1 else names[0]
 
 
 def push_to_hub(

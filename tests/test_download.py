@@ -88,3 +88,22 @@ def test_download_out_that_can_be_no_folder_is_refused_before_anything_is_made(t
             download_corpus("urdu", tmp_path / out if out != "-" else "-")
     assert main(["data", "download", "--corpus", "urdu", "--out", str(tmp_path / "new")]) == 2
     assert sorted(path.name for path in tmp_path.iterdir()) == ["dangling", "file"]
+
+
+def test_something_that_is_no_archive_where_the_archive_goes_is_refused_not_read(tmp_path):
+    """A folder, a FIFO (hashing it would wait for ever) or a link to /dev/zero (for ever too) named like the archive:
+    refused naming it, nothing changed."""
+    import os
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for make in (lambda path: path.mkdir(), os.mkfifo, lambda path: path.symlink_to("/dev/zero"),
+                 lambda path: path.symlink_to(tmp_path / "nowhere")):
+        make(out / "c.zip")
+        with pytest.raises(DownloadError, match=r"c.zip is not a regular file .* Move it away, or pass another --out"):
+            download_and_extract("http://127.0.0.1:9/never-used", out, "c.zip", sha256="0" * 64)
+        assert sorted(path.name for path in out.iterdir()) == ["c.zip"]
+        if (out / "c.zip").is_dir() and not (out / "c.zip").is_symlink():
+            (out / "c.zip").rmdir()
+        else:
+            (out / "c.zip").unlink()

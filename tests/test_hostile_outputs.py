@@ -509,6 +509,21 @@ def test_control_characters_in_names_are_escaped_wherever_they_are_shown(setup, 
     captured = capsys.readouterr()
     assert "SM1_F99_A099.wav\\x0aINFO all 49 clips" in captured.out + captured.err
     assert not any(line.startswith("INFO all 49") for line in (captured.out + captured.err).splitlines())
+    from ser_hf._io import read_json
+    from ser_hf.evaluation.breakdown import breakdown_lines
+    from ser_hf.evaluation.tables import markdown_table
+
+    forged = "A\x1b[2KINFO forged"  # a speaker id from a manifest cell: an ESC erases the terminal line
+    assert markdown_table(["Speaker"], [[forged], ["C\u2028D\u0085E"]]).splitlines()[2:] == [
+        "| A\\x1b[2KINFO forged |", "| C\\u2028D\\x85E |"]
+    who = {"genders": {}, "speakers": [{"speaker": forged, "unweighted_accuracy": 0.125, "num_samples": 5}],
+           "worst_speakers": [forged]}
+    assert breakdown_lines(who)[-1] == "worst speakers: A\\x1b[2KINFO forged 12.5 (n=5)"
+    (tmp_path / "m\nINFO model loaded fine").mkdir()
+    (tmp_path / "m\nINFO model loaded fine" / "config.json").write_text("[]")
+    with pytest.raises(SERError) as raised:  # a name inside a message, not only the message, is one line
+        read_json(tmp_path / "m\nINFO model loaded fine" / "config.json", fix="Restore it.")
+    assert "\n" not in str(raised.value) and "m\\x0aINFO model loaded fine" in str(raised.value)
     out = tmp_path / "p.jsonl"
     clip = write_tone(tmp_path / "a\nb.wav", duration=0.3, frequency=200, seed=0)
     predict_files(setup["recognizer"], [str(clip)], out, progress=False)

@@ -106,6 +106,24 @@ def test_pickle_files_are_refused_unless_excluded(folder):
     assert "training_args.bin" not in check_push_folder(folder, exclude=["training_args.bin"])
 
 
+def test_a_fine_tuned_runs_trainer_checkpoints_are_never_pushed(folder):
+    """ser_hf's fine-tuning keeps the Trainer's checkpoints in checkpoints/split-<digest>/checkpoint-N/ (pickles, a
+    second copy of the weights, the trainer state): left out by default, as a plain Trainer's checkpoint-N/ is."""
+    saved = folder / "checkpoints" / "split-0123456789" / "checkpoint-6"
+    saved.mkdir(parents=True)
+    for name in ("optimizer.pt", "rng_state.pth", "scheduler.pt", "training_args.bin", "model.safetensors",
+                 "trainer_state.json"):
+        (saved / name).write_bytes(b"x")
+    files = check_push_folder(folder)
+    assert not [name for name in files if name.startswith("checkpoints/")] and "model.safetensors" in files
+    for name in ("a.pt", "b.pth"):  # several pickles in one folder: one pattern leaves them all out
+        (folder / "extra" / name).parent.mkdir(exist_ok=True)
+        (folder / "extra" / name).write_bytes(b"pickle")
+    with pytest.raises(HubError, match=r"pickle-format files \['extra/a.pt', 'extra/b.pth'\].*--exclude 'extra/\*'"):
+        check_push_folder(folder)
+    assert "extra/a.pt" not in check_push_folder(folder, exclude=["extra/*"])
+
+
 def test_bad_repo_id_and_missing_folder(folder, tmp_path):
     with pytest.raises(HubError, match=r"--repo-id 'me/bad name' is not a valid Hub repo id"):
         push_to_hub(folder, "me/bad name")

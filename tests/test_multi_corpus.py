@@ -140,3 +140,29 @@ def test_the_probe_on_several_corpora_counts_every_corpus_the_same(setup):
     adaptive = make_method(run, dataset.features["label"].names, progress=False).fit(dataset).adaptive
     assert adaptive.record["global"]["balanced_corpora"] == ["ravdess", "urdu"]
     assert adaptive.record["adaptive"]["balanced_corpora"] == ["ravdess", "urdu"]
+
+
+def test_leave_one_corpus_out_folder_is_checked_before_the_in_corpus_cv(setup, capsys):
+    """What the leave-one-corpus-out models would refuse once they start is refused before the in-corpus CV runs
+    (it ran first, for hours with a real model): a link where a held-out corpus's reports go, a folder where its
+    summary goes, a file of the user's among an earlier run's reports."""
+    tmp, common = setup
+    out, mine = tmp / "loco-checked", tmp / "my-folder"
+    mine.mkdir()
+    out.mkdir()
+    (out / "ser_hf_run.json").write_text(json.dumps({"data": {}, "model": {}, "training": {}}))  # an earlier run's
+    loco = out / "leave_one_corpus_out"
+    loco.mkdir()
+    (loco / "urdu").symlink_to(mine)
+    argv = ["cv", *common, "--output_dir", str(out), "--leave-one-corpus-out"]
+    assert main(argv) == 2
+    assert "its urdu is a link, not a folder, but ser_hf writes this fold's reports there" in capsys.readouterr().err
+    (loco / "urdu").unlink()
+    (loco / "leave_one_corpus_out.md").mkdir()
+    assert main(argv) == 2
+    assert "its leave_one_corpus_out.md is a folder" in capsys.readouterr().err
+    (loco / "leave_one_corpus_out.md").rmdir()
+    (loco / "notes.txt").write_text("mine")
+    assert main(argv) == 2
+    assert "notes.txt, which ser_hf did not write there" in capsys.readouterr().err
+    assert not (out / "cv").exists() and list(mine.iterdir()) == []  # no fold of the in-corpus CV ran

@@ -228,6 +228,8 @@ def test_adaptation_files_round_trip_and_refuse_another_model(tmp_path):
                                  ("min_enrollment_clips", 0, r"min_enrollment_clips must be a positive integer"),
                                  ("min_enrollment_clips", 2.5, r"min_enrollment_clips must be a positive integer"),
                                  ("format", 9, r"is of format 9; this version of ser_hf reads format 1"),
+                                 ("format", True, r"is of format True; this version of ser_hf reads format 1"),
+                                 ("format", 1.0, r"is of format 1.0; this version of ser_hf reads format 1"),
                                  ("record", [], r"record must be an object")):
         (tmp_path / "speaker_adaptation.json").write_text(json.dumps({**record, key: value}))
         with pytest.raises(ModelError, match=rf"speaker_adaptation.json.*{expected}"):

@@ -7,7 +7,7 @@ import json
 
 from ser_hf.corpora import CORPORA, download_corpus, load_corpus
 from ser_hf.corpora.summary import corpus_summary, format_summary
-from ser_hf.paths import display_path
+from ser_hf.paths import display_path, printable
 from ser_hf.splits import class_counts, corpus_folds, leave_one_speaker_out, speaker_folds, speaker_split
 
 CORPUS_HELP = f"corpus name: {', '.join(CORPORA)}"
@@ -142,6 +142,7 @@ def run_split(args: argparse.Namespace) -> int:
     else:
         splits = corpus_folds(dataset, seed=args.seed)
     table = class_counts(dataset, splits)
+    table.index = [printable(str(name)) for name in table.index]  # speaker_<id> folds: an id's ESC or line break
     if args.json:
         print(table.to_json(orient="index", indent=2))
     else:

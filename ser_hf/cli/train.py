@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ser_hf.cli.licence import add_license_arguments, license_fields
+from ser_hf.paths import display_path
 
 
 def _keys_epilog() -> str:
@@ -109,17 +111,17 @@ def run_cv(args: argparse.Namespace) -> int:
     from ser_hf.evaluation import folds_to_markdown
     from ser_hf.evaluation.folds import corpus_rows_markdown, resumed_note
     from ser_hf.training.experiment import (
+        check_leave_one_corpus_out_folder,
         cross_validate,
         leave_one_corpus_out,
         leave_one_corpus_out_markdown,
-        require_several_corpora,
     )
     from ser_hf.training.recipes import parse_run
 
     recipe, overrides = _split_recipe(args)
     run = parse_run(recipe, overrides)
     if args.leave_one_corpus_out:
-        require_several_corpora(run, "--leave-one-corpus-out")  # before the folds' work, not after
+        check_leave_one_corpus_out_folder(run)  # before the in-corpus CV's work, not after it
     result = cross_validate(run)
     print(folds_to_markdown(result.aggregate))
     print(result.pooled.format_table())
@@ -130,13 +132,13 @@ def run_cv(args: argparse.Namespace) -> int:
 
         print(f"{TEST_TIME_COPIES_TITLE}: {TEST_TIME_COPIES_NOTE}")
         print(result.test_time_copies.format_table())
-    print(f"reports: {run.training.output_dir}/cv")
+    print(f"reports: {display_path(Path(run.training.output_dir) / 'cv')}")
     if result.resumed_folds:
         print(resumed_note(result.resumed_folds))
     if args.leave_one_corpus_out:
         reports = leave_one_corpus_out(run)
         print(leave_one_corpus_out_markdown(reports))
-        print(f"reports: {run.training.output_dir}/leave_one_corpus_out")
+        print(f"reports: {display_path(Path(run.training.output_dir) / 'leave_one_corpus_out')}")
         if reports.resumed:
             print(resumed_note(reports.resumed))
     return 0
@@ -152,5 +154,5 @@ def run_search(args: argparse.Namespace) -> int:
     run = parse_run(recipe, overrides)
     best = hyperparameter_search(run, n_trials=args.trials)
     print(json.dumps({"validation_unweighted_accuracy": best.objective, "hyperparameters": best.hyperparameters}))
-    print(f"record: {run.training.output_dir}/hp_search.json  (train with the best values as --key value overrides)")
+    print(f"record: {display_path(Path(run.training.output_dir) / 'hp_search.json')}  (train with the best values as --key value overrides)")
     return 0

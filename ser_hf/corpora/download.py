@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ser_hf._io import atomic_write_json, file_sha256, temporary_file
 from ser_hf.errors import DownloadError
+from ser_hf.paths import display_path, printable
 from ser_hf.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,11 @@ def download_and_extract(url: str, target_dir: str | Path, archive_name: str, *,
     target_dir = Path(target_dir).expanduser()
     target_dir.mkdir(parents=True, exist_ok=True)
     archive = target_dir / archive_name
-    if archive.exists():
+    if archive.exists() or archive.is_symlink():
+        if not archive.is_file():  # a folder, a FIFO (the hash would wait for ever), /dev/zero, a link to nothing
+            raise DownloadError(f"{display_path(archive)} is not a regular file (a folder, a pipe, a device or a link "
+                                f"to nothing), so it is no earlier download of {archive_name}; nothing was changed. "
+                                f"Move it away, or pass another --out.")
         _check_existing_archive(archive, sha256)
     else:
         download_file(url, archive, sha256=sha256)
@@ -93,9 +98,10 @@ def download_and_extract(url: str, target_dir: str | Path, archive_name: str, *,
             with zipfile.ZipFile(archive) as zipped:
                 zipped.extractall(tmp)
         except zipfile.BadZipFile as err:
-            raise DownloadError(f"{archive} is not a valid zip archive ({err}). Delete it and download again.") from err
+            raise DownloadError(f"{display_path(archive)} is not a valid zip archive ({err}). Delete it and download again.") from err
         except OSError as err:  # entries that cannot be files here (a name under a file, a link stored as a file, ...)
-            raise DownloadError(f"{archive} cannot be unpacked ({err}); nothing was changed in {target_dir}. Delete "
+            raise DownloadError(f"{display_path(archive)} cannot be unpacked ({printable(str(err))}); nothing was changed "
+                                f"in {display_path(target_dir)}. Delete "
                                 f"the archive and download it again, or unpack it by hand.") from err
         _move_into_place(Path(tmp), target_dir, archive, record_path, earlier, digest)
     logger.info("unpacked %s into %s", archive, target_dir)
@@ -110,7 +116,7 @@ def _check_existing_archive(archive: Path, sha256: str | None) -> None:
         return
     digest = file_sha256(archive)
     if digest != sha256:
-        raise DownloadError(f"{archive}, already in the folder, has SHA-256 {digest}, expected {sha256}: it is "
+        raise DownloadError(f"{display_path(archive)}, already in the folder, has SHA-256 {digest}, expected {sha256}: it is "
                             f"incomplete or another file. Delete it (or move it away) and run again to download it.")
     logger.info("reusing %s (SHA-256 verified)", archive)
 
@@ -163,24 +169,24 @@ def _move_into_place(unpacked: Path, target_dir: Path, archive: Path, record_pat
             continue
         if name not in recorded_entries:
             raise DownloadError(
-                f"{archive} holds a top-level {name!r}, but {destination} already exists and was not unpacked from "
-                f"this archive; unpacking would replace it. Nothing was changed. Pass another --out (an empty or "
-                f"new folder), or move {destination} away and run again.")
+                f"{display_path(archive)} holds a top-level {printable(name)!r}, but {display_path(destination)} "
+                f"already exists and was not unpacked from this archive; unpacking would replace it. Nothing was changed. Pass another --out (an empty or "
+                f"new folder), or move {display_path(destination)} away and run again.")
         present = _files_under(destination, target_dir)
         added = sorted(present - recorded_files)
         if added:
             raise DownloadError(
-                f"{destination} was unpacked from {archive.name} earlier but now also holds files the archive did "
-                f"not put there ({added[:5]}{' ...' if len(added) > 5 else ''}); unpacking again would delete them. "
-                f"Nothing was changed. Move those files (or {destination}) away, or pass another --out.")
+                f"{display_path(destination)} was unpacked from {display_path(archive.name)} earlier but now also holds "
+                f"files the archive did not put there ({added[:5]}{' ...' if len(added) > 5 else ''}); unpacking again would delete them. "
+                f"Nothing was changed. Move those files (or {display_path(destination)}) away, or pass another --out.")
         recorded_digests = earlier.get("digests") if isinstance(earlier.get("digests"), dict) else {}
         edited = sorted(name for name in present if name in recorded_digests
                         and _digest(target_dir / name) not in _as_list(recorded_digests[name]))
         if edited:
             raise DownloadError(
-                f"{destination} was unpacked from {archive.name} earlier, but {edited[:5]}"
+                f"{display_path(destination)} was unpacked from {display_path(archive.name)} earlier, but {edited[:5]}"
                 f"{' ...' if len(edited) > 5 else ''} changed since; unpacking again would replace the edits. Nothing "
-                f"was changed. Move {destination} away (or copy the edited files), or pass another --out.")
+                f"was changed. Move {display_path(destination)} away (or copy the edited files), or pass another --out.")
     digests = {name: _digest(unpacked / name) for name in files}
     # Recorded before the moves (with the earlier entries), so an interrupted run can be resumed by running again:
     # until the moves end, a file may hold the earlier archive's bytes or this one's, and both are ours.

@@ -76,5 +76,5 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary["excluded"]:
         lines.append("excluded     " + "  ".join(f"{k} {v}" for k, v in summary["excluded"].items()))
     lines.append(f"unreadable   {len(summary['unreadable'])}")
-    lines += [f"  {printable(item['path'])}: {item['reason']}" for item in summary["unreadable"]]
-    return "\n".join(lines)
+    lines += [f"  {item['path']}: {item['reason']}" for item in summary["unreadable"]]
+    return "\n".join(map(printable, lines))  # a speaker id, label or name with an ESC or a line break: one line

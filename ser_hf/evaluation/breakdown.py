@@ -25,6 +25,7 @@ from ser_hf.errors import EvaluationError
 from ser_hf.evaluation.bootstrap import bootstrap_confusions
 from ser_hf.evaluation.metrics.core import confusion_matrix, scores_from_confusion
 from ser_hf.evaluation.tables import markdown_table, percent, percent_range
+from ser_hf.paths import printable
 
 __all__ = ["UNKNOWN_GENDER", "breakdown_lines", "breakdown_markdown", "normalise_genders", "speaker_breakdown"]
 
@@ -266,8 +267,8 @@ def breakdown_markdown(who: dict[str, Any], labels: Sequence[str], heading_level
     parts += _gender_markdown(who, labels, heading_level + 1)
     if who["worst_speakers"]:
         by_name = {row["speaker"]: row for row in who["speakers"]}
-        worst = ", ".join(f"{s} ({percent(by_name[s]['unweighted_accuracy'])} UA, {by_name[s]['num_samples']} clips)"
-                          for s in who["worst_speakers"])
+        worst = ", ".join(f"{printable(str(s))} ({percent(by_name[s]['unweighted_accuracy'])} UA, "
+                          f"{by_name[s]['num_samples']} clips)" for s in who["worst_speakers"])
         parts.append(f"Worst speakers (lowest UA among those with at least {WORST_MIN_CLIPS} clips, if any): {worst}.")
     if every_speaker and who["speakers"]:
         rows = [[row["speaker"], row["gender"], row["num_samples"], percent(row["unweighted_accuracy"]),
@@ -294,6 +295,6 @@ def breakdown_lines(who: dict[str, Any]) -> list[str]:
     by_name = {row["speaker"]: row for row in who["speakers"]}
     if who["worst_speakers"]:
         lines.append("worst speakers: " + ", ".join(
-            f"{s} {percent(by_name[s]['unweighted_accuracy'])} (n={by_name[s]['num_samples']})"
+            f"{printable(str(s))} {percent(by_name[s]['unweighted_accuracy'])} (n={by_name[s]['num_samples']})"
             for s in who["worst_speakers"]))
     return lines

@@ -43,6 +43,7 @@ from ser_hf.evaluation.report import (
     markdown_table,
     percent,
 )
+from ser_hf.paths import display_path
 
 if TYPE_CHECKING:
     from ser_hf.splits import Fold
@@ -428,7 +429,7 @@ def cross_validate_folds(
         out = Path(out_dir)
         if resume_dir is not None:  # before any fold runs: the kept folders are written again
             for folder in (out, *(out / fold.name for fold in folds if (out / fold.name).is_dir())):
-                check_writable(folder, str(folder), "the CV's reports")
+                check_writable(folder, display_path(folder), "the CV's reports")
         for fold in folds:
             check_fold_folder(out / fold.name)
         check_cv_folder(out)

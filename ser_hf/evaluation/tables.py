@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ser_hf.paths import printable
+
 __all__ = ["markdown_table", "percent", "percent_range", "signed_percent_range"]
 
 
@@ -35,4 +37,5 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\r", "\\r").replace("\n", "\\n")
+    """A Markdown table cell: one line, no column break, no control character (a speaker id's ESC)."""
+    return printable(str(value).replace("\r", "\\r").replace("\n", "\\n")).replace("|", "\\|")

@@ -331,7 +331,8 @@ class SpeakerEnrollments:
             document = read_json(json_path, fix="", max_bytes=MAX_ENROLLMENT_BYTES)  # the fix is said once, below
         except (OSError, ModelError) as error:
             raise SERError(f"enrollments {shown!r}.json cannot be read ({error}); {again}") from None
-        if document.get("format") != 1 or not isinstance(document.get("speakers"), list):
+        if type(document.get("format")) is not int or document["format"] != 1 or \
+                not isinstance(document.get("speakers"), list):  # true and 1.0 equal 1 too
             raise SERError(f"enrollments {shown!r}.json is not an enrollment file of this version (format "
                            f"{document.get('format')!r}, expected 1, with a list of speakers); {again}")
         try:  # no larger than the offsets its .json names can take: a link to /dev/zero must not fill the memory

@@ -185,7 +185,7 @@ def _checked_settings(record: dict, path: Path, fix: str) -> tuple[float, int, b
         ModelError: naming the file, the key, the value found and what it must be.
     """
     shown = display_path(path)
-    if record.get("format") != 1:
+    if type(record.get("format")) is not int or record["format"] != 1:  # true and 1.0 equal 1 too
         raise ModelError(f"{shown!r} is of format {record.get('format')!r}; this version of ser_hf reads format 1. "
                          f"Upgrade ser_hf, or {fix}")
     for key, allowed in _SETTINGS.items():

@@ -51,7 +51,7 @@ from ser_hf.models.safetensors_header import (
     checkpoint_tensors,
     safetensors_header,
 )
-from ser_hf.paths import printable
+from ser_hf.paths import display_path, printable
 from ser_hf.ranges import FINITE, Range, check_value
 
 try:  # transformers 5 configs are strict dataclasses: a wrong type in config.json raises this
@@ -112,20 +112,20 @@ def _check_labels(config: Mapping[str, Any], path: Path) -> None:
            "these weights, or number the labels 0 .. N-1 in the classifier's row order")
     ids = sorted(int(key) for key in id2label if str(key).isdecimal())
     if len(ids) != len(id2label) or ids != list(range(len(ids))):
-        raise ModelError(f"{path}: id2label has keys {sorted(id2label, key=str)[:20]}; expected every class id "
+        raise ModelError(f"{display_path(path)}: id2label has keys {sorted(id2label, key=str)[:20]}; expected every class id "
                          f"0 .. {len(id2label) - 1} exactly once. {fix}.")
     names = list(id2label.values())
     if not all(isinstance(name, str) and name.strip() for name in names) or len(set(names)) != len(names):
-        raise ModelError(f"{path}: id2label names must be distinct non-empty strings, found {names[:20]}. {fix}.")
+        raise ModelError(f"{display_path(path)}: id2label names must be distinct non-empty strings, found {names[:20]}. {fix}.")
     # A label is printed in terminal tables, Markdown reports and plots: a line break or a control character in it
     # breaks them (rows split across lines), and a name of thousands of characters is no class name.
     unusable = [name for name in names if len(name) > MAX_LABEL_CHARS or any(ord(c) < 32 or ord(c) == 127 for c in name)]
     if unusable:
         shown = [printable(name.encode("unicode_escape").decode("ascii"))[:60] for name in unusable[:5]]
-        raise ModelError(f"{path}: id2label names must be one line of at most {MAX_LABEL_CHARS} characters without "
+        raise ModelError(f"{display_path(path)}: id2label names must be one line of at most {MAX_LABEL_CHARS} characters without "
                          f"control characters (line breaks, tabs), found {shown}. {fix}.")
     if config.get("num_labels", len(ids)) != len(ids):
-        raise ModelError(f"{path}: num_labels is {config['num_labels']} but id2label names {len(ids)} classes. {fix}.")
+        raise ModelError(f"{display_path(path)}: num_labels is {config['num_labels']} but id2label names {len(ids)} classes. {fix}.")
 
 
 def check_config_file(directory: str | os.PathLike, *, labels: bool = True) -> dict[str, Any]:
@@ -147,10 +147,10 @@ def check_config_file(directory: str | os.PathLike, *, labels: bool = True) -> d
     config = read_json(path, fix="Restore the config.json saved with these weights.")
     count, id2label = config.get("num_labels"), config.get("id2label")
     if count is not None and (type(count) is not int or not 1 <= count <= MAX_LABELS):
-        raise ModelError(f"{path}: num_labels is {count!r}; expected an integer from 1 to {MAX_LABELS}. Restore the "
+        raise ModelError(f"{display_path(path)}: num_labels is {count!r}; expected an integer from 1 to {MAX_LABELS}. Restore the "
                          f"config.json saved with these weights.")
     if id2label is not None and (not isinstance(id2label, dict) or not 1 <= len(id2label) <= MAX_LABELS):
-        raise ModelError(f"{path}: id2label must map 1 to {MAX_LABELS} class ids to names, found "
+        raise ModelError(f"{display_path(path)}: id2label must map 1 to {MAX_LABELS} class ids to names, found "
                          f"{str(id2label)[:200]}. Restore the config.json saved with these weights.")
     if labels:
         _check_labels(config, path)
@@ -176,7 +176,7 @@ def check_preprocessor_file(directory: str | os.PathLike) -> dict[str, Any]:
         try:
             check_value(name, settings.get(name), allowed, ModelError)
         except ModelError as err:
-            raise ModelError(f"{path}: {err} {fix}") from None
+            raise ModelError(f"{display_path(path)}: {err} {fix}") from None
     return settings
 
 

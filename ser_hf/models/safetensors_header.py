@@ -22,6 +22,7 @@ from typing import Any
 
 from ser_hf._io import read_json
 from ser_hf.errors import ModelError
+from ser_hf.paths import display_path
 
 __all__ = [
     "INDEX_NAME",
@@ -60,7 +61,7 @@ class TensorInfo:
 
 
 def _tensor(path: Path, name: str, entry: Any, data_size: int) -> tuple[TensorInfo, int, int]:
-    where = f"{path}: tensor {name!r}"
+    where = f"{display_path(path)}: tensor {name!r}"
     if not isinstance(entry, dict) or set(entry) - {"dtype", "shape", "data_offsets"}:
         raise ModelError(f"{where} is described by {entry!r}, not {{dtype, shape, data_offsets}}. The file is corrupt: "
                          f"{_RESAVE}.")
@@ -76,7 +77,7 @@ def _tensor(path: Path, name: str, entry: Any, data_size: int) -> tuple[TensorIn
     begin, end = offsets
     if end > data_size:
         raise ModelError(
-            f"{path} is truncated: tensor {name!r} ends at byte {end} of the data, but the file holds only "
+            f"{display_path(path)} is truncated: tensor {name!r} ends at byte {end} of the data, but the file holds only "
             f"{data_size} bytes of data. The download or copy was cut short: fetch or copy it again."
         )
     info = TensorInfo(dtype, tuple(shape), str(path))
@@ -104,14 +105,14 @@ def safetensors_header(path: str | os.PathLike) -> dict[str, TensorInfo]:
     with path.open("rb") as handle:
         prefix = handle.read(8)
         if len(prefix) < 8:
-            raise ModelError(f"{path} is {size} bytes, too short for a safetensors file (an 8-byte header length "
+            raise ModelError(f"{display_path(path)} is {size} bytes, too short for a safetensors file (an 8-byte header length "
                              f"comes first). It is truncated or empty: fetch or copy it again.")
         (length,) = struct.unpack("<Q", prefix)
         if length > min(MAX_HEADER_BYTES, size - 8):
             # Both bounds, each with its own number: which one the length breaks, and by how much.
             limit = "safetensors' limit" if length > MAX_HEADER_BYTES else "the file's size"
             raise ModelError(
-                f"{path} claims a {length}-byte header, beyond {limit}: a safetensors header may be at most "
+                f"{display_path(path)} claims a {length}-byte header, beyond {limit}: a safetensors header may be at most "
                 f"{MAX_HEADER_BYTES} bytes, and this file is {size} bytes in all, so at most {size - 8} can follow "
                 f"its 8-byte length field. It is truncated or not a safetensors file: {_RESAVE}."
             )
@@ -119,7 +120,7 @@ def safetensors_header(path: str | os.PathLike) -> dict[str, TensorInfo]:
                            data=handle.read(length))
     metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise ModelError(f"{path}: __metadata__ must map names to strings, found {metadata!r}. {_RESAVE}.")
+        raise ModelError(f"{display_path(path)}: __metadata__ must map names to strings, found {metadata!r}. {_RESAVE}.")
     data_size = size - 8 - length
     tensors, spans = {}, []
     for name, entry in header.items():
@@ -128,11 +129,11 @@ def safetensors_header(path: str | os.PathLike) -> dict[str, TensorInfo]:
     position = 0
     for begin, end, name in sorted(spans):
         if begin != position:
-            raise ModelError(f"{path}: tensor {name!r} starts at byte {begin} of the data, expected {position} (tensors "
+            raise ModelError(f"{display_path(path)}: tensor {name!r} starts at byte {begin} of the data, expected {position} (tensors "
                              f"overlap or leave gaps). The file is corrupt: {_RESAVE}.")
         position = end
     if position != data_size:
-        raise ModelError(f"{path}: its tensors cover {position} bytes but the data section holds {data_size}. The file "
+        raise ModelError(f"{display_path(path)}: its tensors cover {position} bytes but the data section holds {data_size}. The file "
                          f"is corrupt: {_RESAVE}.")
     return tensors
 

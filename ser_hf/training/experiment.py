@@ -40,9 +40,17 @@ from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leave_one_corpus_out_folds, load_combined
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport, write_cv_summary
-from ser_hf.evaluation.fold_state import CVIdentity, data_digest, fingerprint_parts, model_digest
+from ser_hf.evaluation.fold_state import (
+    CVIdentity,
+    check_cv_folder,
+    check_fold_folder,
+    data_digest,
+    fingerprint_parts,
+    model_digest,
+)
 from ser_hf.evaluation.folds import (
     FoldResult,
+    check_own_reports,
     corpus_rows_markdown,
     cross_validate_folds,
     remove_earlier_reports,
@@ -424,6 +432,24 @@ class CorpusReports(dict):
     def __init__(self, reports: dict[str, EvaluationReport], resumed: list[str]):
         super().__init__(reports)
         self.resumed = resumed
+
+
+def check_leave_one_corpus_out_folder(run: Run) -> None:
+    """Refuse now what :func:`leave_one_corpus_out` would refuse in ``output_dir/leave_one_corpus_out`` once it starts:
+    for ``ser-hf cv --leave-one-corpus-out``, which runs the in-corpus CV (hours with a real model) first. A file or
+    link where a held-out corpus's or the pooled reports go, a folder where a summary goes, a file or folder of the
+    user's inside an earlier run's reports (refused even where that run would resume: it would be replaced otherwise).
+
+    Raises:
+        SERError: naming the place and the fix (nothing is changed).
+    """
+    require_several_corpora(run, "--leave-one-corpus-out")
+    out = run_output_dir(run) / "leave_one_corpus_out"
+    for corpus in run.data.corpora():
+        check_fold_folder(out / corpus)
+    check_cv_folder(out)
+    if out.is_dir():
+        check_own_reports(out)
 
 
 def leave_one_corpus_out(run: Run, progress: bool = True) -> CorpusReports:

@@ -713,3 +713,16 @@ def test_shipped_model_loads_in_pipeline_on_the_real_preset(name, real_cache, mo
     assert (Path(path) / "speaker_adaptation.safetensors").is_file()
     assert "by the probe's closed-form linear fit" in card
     assert f"{100 * record['scores']['pooled']['unweighted_accuracy']:.1f}" in card
+
+
+def test_training_into_a_prepared_released_model_is_refused_as_another_kind_of_output(tiny, tmp_path):
+    """Its run record must not pass for an earlier run's, nor the message advise deleting it."""
+    from ser_hf.training.experiment import run_output_dir
+    from ser_hf.training.recipes import parse_run
+
+    prepared = prepare_released(NAME, cache_dir=tmp_path / "mc")
+    run = parse_run(None, corpus="urdu", data_dir=str(tmp_path), model_name_or_path="whisper-tiny.en",
+                    output_dir=str(prepared))
+    with pytest.raises(ModelError, match=r"holds another kind of output \(ser_hf_release.json\)") as raised:
+        run_output_dir(run)
+    assert "delete" not in str(raised.value)

@@ -68,6 +68,7 @@ from ser_hf.evaluation.report import (
 )
 from ser_hf.locks import folder_lock
 from ser_hf.models.presets import pin_hub_snapshot, resolve_model_path
+from ser_hf.models.released_checkpoint import MARKER_FILE as RELEASE_MARKER
 from ser_hf.paths import display_path
 from ser_hf.splits import (
     Fold,
@@ -102,8 +103,10 @@ RUN_OUTPUTS = ((RUN_RECORD, ("data", "model", "training")), ("cv/cv_summary.json
 RUN_SETTINGS = {"validation_size": "validation_size (--validation_size)", "test_size": "test_size (--test_size)",
                 "n_folds": "num_folds (--num_folds)"}
 #: Marker files of other commands' outputs: a run must not write its checkpoint among them (an ONNX export's
-#: model.onnx would keep scoring the earlier model; a baseline's model.skops would sit beside a transformers one).
-FOREIGN_OUTPUTS = ("ser_hf_export.json", "baseline_config.json", "ser_hf_speaker.json", *foreign_cv_markers("run"))
+#: model.onnx would keep scoring the earlier model; a baseline's model.skops would sit beside a transformers one; a
+#: released model prepared in the cache carries a run record too, which must not pass for an earlier run's).
+FOREIGN_OUTPUTS = ("ser_hf_export.json", "baseline_config.json", "ser_hf_speaker.json", RELEASE_MARKER,
+                   *foreign_cv_markers("run"))
 #: Files of an earlier run that a new one may not write again, or writes only after its test scoring, so they would be
 #: left to contradict it: an earlier probe's speaker adaptation beside a model trained without it, the earlier model
 #: card (a run killed while scoring its test part must not show the old card beside the new weights), and ``eval/``,

@@ -486,7 +486,9 @@ def test_a_folder_that_cannot_be_listed_gets_an_error_record_never_silence(setup
     assert glob_files(os.path.join(folder, "**", "*.wav")) == [*sorted(audio[:2]), os.path.join(folder, "sub")]
     summary = predict_files(setup["recognizer"], [folder], tmp_path / "p.jsonl", progress=False)
     assert (summary["predicted"], summary["errors"]) == (2, 1)
-    assert [record_path(r) for r in read_records(tmp_path / "p.jsonl") if "error" in r] == [os.path.join(folder, "sub")]
+    failed = [r for r in read_records(tmp_path / "p.jsonl") if "error" in r]
+    assert [record_path(r) for r in failed] == [os.path.join(folder, "sub")]
+    assert "is a folder that cannot be listed (Permission denied)" in failed[0]["error"]
 
 
 def test_control_characters_in_names_are_escaped_wherever_they_are_shown(setup, tmp_path, capsys):

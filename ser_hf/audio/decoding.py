@@ -144,6 +144,13 @@ def _check_is_file(path: Path) -> None:
                              f"audio file or remove it.")
         raise AudioError(f"Audio file {display_path(path)!r} does not exist. Check the path or the corpus --data-dir.")
     if path.is_dir():
+        try:  # a folder a job could not list is given its own record: say why its files are missing
+            with os.scandir(path):
+                pass
+        except OSError as err:
+            raise AudioError(f"Audio path {display_path(path)!r} is a folder that cannot be listed "
+                             f"({err.strerror or err}), so the audio files in it could not be found. Make it readable "
+                             f"and run again.") from None
         raise AudioError(
             f"Audio path {display_path(path)!r} is a directory, expected an audio file. Pass the files inside it instead."
         )

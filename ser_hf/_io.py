@@ -632,9 +632,13 @@ def read_bounded(path: str | os.PathLike, max_bytes: int, *, fix: str, what: str
         raise ModelError(f"{display_path(path)} is not a regular file (a folder, a pipe or a device). {fix}")
     size = path.stat().st_size
     data = path.read_bytes() if size <= max_bytes else b""
-    if size > max_bytes or len(data) > max_bytes:  # grown since: refused all the same
-        raise ModelError(f"{display_path(path)} is {max(size, len(data))} bytes, more than the {max_bytes} {what} can need. {fix}")
+    _refuse_larger(path, max(size, len(data)), max_bytes, what, fix)  # one grown since it was measured too
     return data
+
+
+def _refuse_larger(path: Path, size: int, max_bytes: int, what: str, fix: str) -> None:
+    if size > max_bytes:
+        raise ModelError(f"{display_path(path)} is {size} bytes, more than the {max_bytes} {what} can need. {fix}")
 
 
 def read_json(path: str | os.PathLike, *, fix: str, max_bytes: int = MAX_JSON_BYTES, data: bytes | None = None) -> dict:
@@ -652,13 +656,12 @@ def read_json(path: str | os.PathLike, *, fix: str, max_bytes: int = MAX_JSON_BY
     path = Path(path)
     if data is None:
         data = read_bounded(path, max_bytes, fix=fix, what="a settings file")
-    elif len(data) > max_bytes:
-        raise ModelError(f"{display_path(path)} is {len(data)} bytes, more than the {max_bytes} a settings file can need. {fix}")
+    _refuse_larger(path, len(data), max_bytes, "a settings file", fix)
     try:
         text = data.decode("utf-8")
         value = json.loads(text, object_pairs_hook=unique_keys(lambda repeated: ModelError(
-            f"{display_path(path)}: key(s) {repeated} appear more than once; JSON readers would silently keep one of them. "
-            f"Keep one of each.")))
+            f"{display_path(path)}: key(s) {repeated} appear more than once; JSON readers would silently keep one of "
+            f"them. Keep one of each.")))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ModelError(f"{display_path(path)} is not valid JSON ({err}). {fix}") from None
     except RecursionError:

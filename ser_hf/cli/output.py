@@ -24,6 +24,8 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 
+from ser_hf.paths import printable
+
 QUIET, NORMAL, VERBOSE = -1, 0, 1
 
 #: Environment switches that turn off the progress bars of tqdm (the Trainer's too), datasets and the Hub client.
@@ -76,8 +78,6 @@ def _printable_arguments(record: logging.LogRecord) -> bool:
     """Show the text and path arguments of a log message as :func:`~ser_hf.paths.printable` text: a file name holding
     a newline would otherwise print as a second, forged log line (``INFO all clips decoded fine``), one that is not
     UTF-8 as ``\\udcff`` rather than ``\\xff``. The message's own text is left as written."""
-    from ser_hf.paths import printable
-
     if isinstance(record.args, tuple):
         record.args = tuple(printable(os.fsdecode(arg)) if isinstance(arg, (str, os.PathLike)) else arg
                             for arg in record.args)

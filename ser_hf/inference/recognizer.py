@@ -496,7 +496,8 @@ class EmotionRecognizer(SpeakerAdaptation):
 
     def _score_windows(self, voiced: list, scorer: Any, top_k: int | None) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Probabilities and results of voiced ``(start, end, samples)`` windows, preprocessed one by one."""
-        levels = [window_level_db(w) for _, _, w in voiced]  # before cleaning, as enrollment measures its clips
+        # before cleaning, as enrollment measures its clips; only a speaker's scorer reads them
+        levels = None if scorer is None else [window_level_db(w) for _, _, w in voiced]
         probabilities, extra = self._probabilities([self.prepare(w) for _, _, w in voiced], scorer, levels=levels)
         results = [{**self._window_result(s, e, row, top_k), **extra} for (s, e, _), row in zip(voiced, probabilities)]
         return probabilities, results

@@ -46,14 +46,18 @@ from ser_hf.checkpoint import CARD_DATA_FILE, CHECKPOINT_FILES, MODEL_CARD
 from ser_hf.errors import SERError
 from ser_hf.paths import display_path, is_utf8, printable
 
-__all__ = ["DEFAULT_EXCLUDE", "HUB_LICENSES", "MAX_CARD_BYTES", "PICKLE_SUFFIXES", "HubError", "check_hub_license",
-           "check_push_folder", "push_model", "push_to_hub"]
+__all__ = ["DEFAULT_EXCLUDE", "HIDDEN_ALLOWED", "HUB_LICENSES", "MAX_CARD_BYTES", "PICKLE_SUFFIXES", "HubError",
+           "check_hub_license", "check_push_folder", "push_model", "push_to_hub"]
 
 #: Never uploaded: the Trainer's intermediate checkpoints (optimizer state, pickles; a ser_hf run keeps them in
 #: ``checkpoints/split-<digest>/checkpoint-N/``, a plain Trainer in ``checkpoint-N/``) and TensorBoard logs, plus what
-#: huggingface_hub itself skips (.git, .cache/huggingface).
+#: huggingface_hub itself skips (.git, .cache/huggingface), and the litter desktops leave in folders.
 DEFAULT_EXCLUDE = ("checkpoint-*/*", "checkpoints/*", "runs/*", ".git/*", ".cache/*", "__pycache__/*",
-                   "*/__pycache__/*")
+                   "*/__pycache__/*", ".DS_Store", "*/.DS_Store", "._*", "*/._*", "Thumbs.db", "*/Thumbs.db",
+                   "desktop.ini", "*/desktop.ini")
+
+#: The one hidden file a model repo may carry: git's attributes (the Hub writes its own LFS rules there).
+HIDDEN_ALLOWED = (".gitattributes",)
 
 #: Suffixes of pickle-based files: loading one can run arbitrary code, so they are refused.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
@@ -295,23 +299,37 @@ def _checked_files(model_dir: str | os.PathLike, exclude: Sequence[str]) -> dict
     if pickles:
         raise HubError(
             f"Cannot push {display_path(directory)!r}: it holds pickle-format files {pickles}, which can run code when "
-            f"loaded. The safetensors weights are enough: delete them, or leave them out with --exclude "
-            f"{_exclusion(pickles)!r} (exclude=[...])."
+            f"loaded. The safetensors weights are enough: delete them, or leave them out with "
+            f"{_exclusion(pickles)} (exclude=[...])."
+        )
+    hidden = [name for name in files if _hidden(name)]
+    if hidden:  # .env, .netrc, .aws/credentials, .ssh/...: a public upload would publish them
+        raise HubError(
+            f"Cannot push {display_path(directory)!r}: it holds hidden files {hidden} (a name starting with '.'), "
+            f"which a model does not need and which often hold secrets (tokens, keys, passwords). Delete them, or "
+            f"leave them out with {_exclusion(hidden)} (exclude=[...])."
         )
     _check_card(files[MODEL_CARD], directory)
     return files
 
 
+def _hidden(name: str) -> bool:
+    """Whether a relative path names a hidden file or lies in a hidden folder (``HIDDEN_ALLOWED`` aside)."""
+    return name not in HIDDEN_ALLOWED and any(part.startswith(".") for part in name.split("/"))
+
+
 def _exclusion(names: Sequence[str]) -> str:
-    """One ``--exclude`` pattern leaving out every one of ``names``: the name itself, else the files of the folder
-    they all lie in (``fnmatch``'s ``*`` spans folders), else every file of their kind."""
-    if len(names) == 1:
-        return names[0]
-    folder = os.path.commonpath(names)
-    if folder:
-        return f"{folder}/*"
+    """The ``--exclude`` options leaving out every one of ``names``: one pattern where one fits (the name itself,
+    the files of the folder they all lie in, as ``fnmatch``'s ``*`` spans folders, or every file of their suffix),
+    else one option per name."""
+    patterns = list(names)
+    folder = os.path.commonpath(names) if len(names) > 1 else ""
     suffixes = {Path(name).suffix for name in names}
-    return f"*{suffixes.pop()}" if len(suffixes) == 1 else names[0]
+    if folder:
+        patterns = [f"{folder}/*"]
+    elif len(names) > 1 and len(suffixes) == 1 and suffixes != {""}:  # no suffix: '*' would leave out everything
+        patterns = [f"*{suffixes.pop()}"]
+    return " ".join(f"--exclude {pattern!r}" for pattern in patterns)
 
 
 def push_to_hub(

@@ -106,6 +106,30 @@ def test_pickle_files_are_refused_unless_excluded(folder):
     assert "training_args.bin" not in check_push_folder(folder, exclude=["training_args.bin"])
 
 
+def test_hidden_files_are_refused_unless_excluded_and_desktop_litter_is_left_out(folder):
+    """A public upload of .env or .aws/credentials would publish the secrets in them: refused, with the --exclude
+    options that leave them out (no suffix: never '*', which would leave out the model too). Desktop litter is
+    never uploaded; .gitattributes is."""
+    (folder / ".env").write_text("HF_TOKEN=hf_secret\n")
+    with pytest.raises(HubError, match=r"hidden files \['.env'\].*secrets.*--exclude '.env' \(exclude"):
+        check_push_folder(folder)
+    (folder / ".aws").mkdir()
+    for name in ("credentials", "config"):
+        (folder / ".aws" / name).write_text("key\n")
+    with pytest.raises(HubError, match=r"hidden files \['.aws/config', '.aws/credentials'\].*--exclude '.aws/\*' \("):
+        check_push_folder(folder, exclude=[".env"])
+    (folder / "eval" / ".netrc").write_text("machine x\n")
+    with pytest.raises(HubError, match=r"--exclude '.aws/config' --exclude '.aws/credentials' --exclude 'eval/.netrc'"):
+        check_push_folder(folder, exclude=[".env"])
+    for name in (".DS_Store", "eval/.DS_Store", "._model.safetensors", "Thumbs.db", "eval/desktop.ini"):
+        (folder / name).write_bytes(b"litter")
+    (folder / ".gitattributes").write_text("*.safetensors filter=lfs diff=lfs merge=lfs -text\n")
+    files = check_push_folder(folder, exclude=[".env", ".aws/*", "eval/.netrc"])
+    assert ".gitattributes" in files and "model.safetensors" in files
+    assert not [name for name in files if name != ".gitattributes" and "/." in f"/{name}" or "Thumbs" in name
+                or "desktop.ini" in name]
+
+
 def test_a_fine_tuned_runs_trainer_checkpoints_are_never_pushed(folder):
     """ser_hf's fine-tuning keeps the Trainer's checkpoints in checkpoints/split-<digest>/checkpoint-N/ (pickles, a
     second copy of the weights, the trainer state): left out by default, as a plain Trainer's checkpoint-N/ is."""

@@ -12,9 +12,10 @@ model repo (created if missing). A released model is prepared first and uploaded
 
 Everything local is checked before any request: config.json, *.safetensors, preprocessor_config.json and
 README.md (the model card `ser-hf train` writes, its YAML header readable) must be there; pickle files
-(*.bin, *.pt, ...), symlinks to files outside the folder, dangling links and FIFOs are refused. The
-folder is only read: --license goes into the uploaded card, not into the folder's README.md.
-The Trainer's intermediate checkpoint-*/ folders and runs/ logs are never uploaded."""
+(*.bin, *.pt, ...), hidden files (.env, .aws/credentials: they often hold secrets), symlinks to files
+outside the folder, dangling links and FIFOs are refused. The folder is only read: --license goes into
+the uploaded card, not into the folder's README.md. The Trainer's intermediate checkpoint-*/ folders,
+runs/ logs and desktop litter (.DS_Store, Thumbs.db) are never uploaded."""
 
 EPILOG = """\
 examples:

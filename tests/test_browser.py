@@ -47,15 +47,14 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from ser_hf.models.factory import build_model, save_checkpoint  # noqa: E402
 from ser_hf.service.testing import running_server  # noqa: E402
+from ser_hf.testing.corpora import voice_like  # noqa: E402
 from ser_hf.testing.models import tiny_backbone  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 def _voice(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    wave = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
-    return (wave + 0.01 * np.random.default_rng(seed).standard_normal(t.size)).astype(np.float32)
+    return voice_like(seconds, 220.0, rate, seed=seed)  # a pitch and a level that move: a voice to adaptation
 
 
 @pytest.fixture(scope="module")

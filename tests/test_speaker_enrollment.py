@@ -529,7 +529,7 @@ def test_silent_clips_are_left_out_before_the_encoder_runs(adaptive):
     hiss = np.random.default_rng(0).normal(0, 1e-4, 16000).astype(np.float32)  # -80 dBFS: no voice either
     summary = recognizer.enroll("quiet", [silence, silence, hiss])
     assert summary["adapted"] is False and (summary["clips"], summary["silent_clips"]) == (0, 3)
-    assert "0 voiced clip(s) enrolled (3 silent clip(s) left out), fewer than the 3" in summary["reason"]
+    assert "0 voiced clip(s) enrolled (3 silent or voiceless clip(s) left out), fewer than the 3" in summary["reason"]
     assert calls == [0]  # no forward pass for an empty batch, no crash
     clip = _clips(corpus, "SM1")[5]
     assert recognizer.predict(clip, speaker="quiet")["scores"] == pytest.approx(recognizer.predict(clip)["scores"],
@@ -712,6 +712,50 @@ def test_an_adapting_stream_never_learns_the_voice_from_room_tone(adaptive):
         assert [r["adapted"] for r in after] == [r["adapted"] for r in alone] and any(r["adapted"] for r in alone)
         for late, early in zip(after, alone, strict=True):
             assert late["scores"] == pytest.approx(early["scores"], abs=1e-5)
+
+
+def _loud_but_voiceless(seconds: float) -> dict[str, np.ndarray]:
+    """Sounds at -30 dBFS or louder that hold no voice: a mains hum, a fan's noise, a buzz switched on and off."""
+    t = np.arange(int(seconds * 16000)) / 16000
+    return {"hum": sum(0.05 / k * np.sin(2 * np.pi * 50 * k * t) for k in (1, 2, 3)).astype(np.float32),
+            "fan": (0.05 * np.random.default_rng(3).standard_normal(t.size)).astype(np.float32),
+            "buzz": (0.1 * np.sign(np.sin(2 * np.pi * 100 * t)) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32)}
+
+
+def test_loud_sounds_with_no_voice_are_never_enrolled(adaptive):
+    """Loud is not voiced: a hum, a fan or a buzz among a speaker's clips is left out as voiceless, never learnt as
+    their voice (the offset is that of their voiced clips alone)."""
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    noises = list(_loud_but_voiceless(1.0).values())
+    summary = recognizer.enroll("room", noises)
+    assert (summary["adapted"], summary["clips"], summary["silent_clips"]) == (False, 0, 3)
+    assert "3 silent or voiceless clip(s) left out" in summary["reason"] and "hum or steady noise" in summary["reason"]
+    voiced = _clips(corpus, "SM3")[:3]
+    alone, mixed = recognizer.enroll("SM3", voiced), recognizer.enroll("SM3 in a room", voiced + noises)
+    assert (alone["adapted"], mixed["clips"], mixed["silent_clips"]) == (True, 3, 3)
+    speakers = recognizer.enrollments.speakers
+    np.testing.assert_allclose(speakers["SM3 in a room"]["offset"], speakers["SM3"]["offset"])
+
+
+@pytest.mark.parametrize("sound", ["hum", "fan", "buzz"])
+def test_an_adapting_stream_never_learns_the_voice_from_a_loud_sound_with_no_voice(adaptive, sound):
+    """A stream opening on a hum, a fan or a buzz louder than the room (the -60 dBFS floor lets it through, and so
+    does the gate, relative to the loudest sound so far) scores those windows with the global head and learns nothing
+    from them."""
+    corpus, checkpoint, _ = adaptive
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    voice = np.concatenate([load_audio(clip) for clip in _clips(corpus, "SF2")[:6]])
+    noise = _loud_but_voiceless(0.8)[sound]
+    for gate in (-40.0, None):
+        alone = recognizer.stream(window=0.4, hop=0.4, vad_threshold_db=gate, adapt=True).push(voice)
+        stream = recognizer.stream(window=0.4, hop=0.4, vad_threshold_db=gate, adapt=True)
+        results = stream.push(noise) + stream.push(voice)
+        early, after = [r for r in results if r["start"] < 0.8], [r for r in results if r["start"] >= 0.8]
+        assert len(early) == 2 and not any(r["adapted"] for r in early)
+        assert [r["adapted"] for r in after] == [r["adapted"] for r in alone] and any(r["adapted"] for r in alone)
+        for late, first in zip(after, alone, strict=True):
+            assert late["scores"] == pytest.approx(first["scores"], abs=1e-5)
 
 
 def test_a_speaker_model_of_a_recognizer_with_copies_says_it_scores_each_clip_alone(adaptive, tmp_path, caplog):

@@ -72,7 +72,7 @@ def test_a_resume_after_a_speaker_gained_a_clip_is_refused_but_a_new_speaker_is_
     assert out.read_bytes() == before
 
 
-def test_silent_files_and_repeats_of_a_speaker_are_scored_but_never_enrolled(tiny_adaptive_checkpoint, tmp_path):
+def test_silent_and_voiceless_files_and_repeats_of_a_speaker_are_scored_but_never_enrolled(tiny_adaptive_checkpoint, tmp_path):
     corpus, checkpoint = tiny_adaptive_checkpoint
     folder = _folder(tmp_path, corpus, "SM1", 3)
     pattern = r"/(S[MF]\d)_"
@@ -81,17 +81,20 @@ def test_silent_files_and_repeats_of_a_speaker_are_scored_but_never_enrolled(tin
         noise = level * np.random.default_rng(index).standard_normal(6400)
         sf.write(folder / f"SM1_quiet{index}.wav", noise.astype(np.float32), 16000)
     sf.write(folder / "SM1_dc.wav", np.full(6400, 0.3, np.float32), 16000)  # a dead input stuck at a DC bias
+    t = np.arange(6400) / 16000  # loud, but no voice: a mains hum, and a fan's noise
+    sf.write(folder / "SM1_hum.wav", sum(0.1 / k * np.sin(2 * np.pi * 50 * k * t) for k in (1, 2, 3)), 16000)
+    sf.write(folder / "SM1_fan.wav", 0.1 * np.random.default_rng(7).standard_normal(6400), 16000)
     records = {os.path.basename(r["path"]): r for r in _job(checkpoint, folder, tmp_path / "p.jsonl", pattern)}
-    assert len(plain) == 3 and len(records) == 6 and all(r["adapted"] for r in records.values())
+    assert len(plain) == 3 and len(records) == 8 and all(r["adapted"] for r in records.values())
     for name, record in plain.items():  # the same offset: the silent files changed nothing
         assert record["scores"] == pytest.approx(records[name]["scores"], abs=1e-6)
     shutil.copyfile(folder / "SM1_0.wav", folder / "SM1_copy.wav")  # one recording twice: enrolled once
     again = {os.path.basename(r["path"]): r for r in _job(checkpoint, folder, tmp_path / "r.jsonl", pattern)}
     for name, record in plain.items():
         assert record["scores"] == pytest.approx(again[name]["scores"], abs=1e-6)
-    (folder / "SM1_2.wav").unlink()  # two voiced recordings (one of them twice), three silent clips: too few to adapt
+    (folder / "SM1_2.wav").unlink()  # two voiced recordings (one of them twice), five voiceless clips: too few
     records = _job(checkpoint, folder, tmp_path / "q.jsonl", pattern)
-    assert len(records) == 6 and not any(r["adapted"] for r in records)
+    assert len(records) == 8 and not any(r["adapted"] for r in records)
 
 
 def test_a_job_run_with_a_recognizer_leaves_its_enrollments_as_they_were(tiny_adaptive_checkpoint, tmp_path):

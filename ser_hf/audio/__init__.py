@@ -5,6 +5,8 @@
   (:func:`load_audio`, :func:`load_audio_bytes`, :class:`MonoDecoder`).
 - :mod:`ser_hf.audio.arrays` - in-memory arrays held to the same limits (:func:`float_samples`,
   :func:`array_to_mono`, :func:`check_sampling_rate`).
+- :mod:`ser_hf.audio.voicing` - whether a clip holds a voice (periodic frames whose pitch and level move), the
+  screen speaker adaptation learns through (:func:`holds_voice`).
 - :mod:`ser_hf.audio.clean` - cleaning decoded arrays: trim silence, reduce noise, normalise the level,
   crop and pad, chained in a fixed order by :class:`AudioPreprocessor` (with a
   :meth:`~AudioPreprocessor.fingerprint` caches key on); :func:`load_many` decodes many files on threads.
@@ -57,6 +59,7 @@ from ser_hf.audio.decoding import (
     resample,
     to_mono,
 )
+from ser_hf.audio.voicing import Voicing, holds_voice, measure_voicing
 
 __all__ = [
     # ser_hf.audio.decoding
@@ -97,4 +100,8 @@ __all__ = [
     "normalize_peak",
     "reduce_noise",
     "trim_silence",
+    # ser_hf.audio.voicing
+    "Voicing",
+    "holds_voice",
+    "measure_voicing",
 ]

@@ -4,16 +4,18 @@ enrollment files (:mod:`ser_hf.inference.speakers` enrolls, scores and saves).
 - :func:`enrollment_inputs`: ``enroll(speaker, clips)`` needs a list of clips; one clip (a path, an array, a
   ``(wave, rate)`` pair) would be taken apart (a path letter by letter, an array sample by sample, a pair as two
   clips), so it is refused with the fix.
-- :func:`screen_clips`: silent clips (:func:`silent_clips`) and repeats of a clip (the same samples) are left out
-  before the encoder runs: neither tells anything of the speaker's voice, and each would count toward the minimum.
+- :func:`screen_clips`: silent and voiceless clips (:func:`enrollment_level_db`, :func:`silent_clips`) and repeats
+  of a clip (the same samples) are left out before the encoder runs: neither tells anything of the speaker's voice,
+  and each would count toward the minimum.
 - :func:`enrollment_pair`: the ``.json`` + ``.safetensors`` an enrollment path names, refused with the fix when no
   file can be there (a folder, a NUL, a name longer than the file system holds, a place under a file).
 
 Example:
     ```python
     >>> import numpy as np
-    >>> voice = np.sin(np.arange(16000, dtype=np.float32) / 5) / 4
-    >>> kept, silent, repeated = screen_clips([voice, np.zeros(16000, np.float32), voice])
+    >>> t = np.arange(16000) / 16000  # a voice-like clip: a pitch that moves, syllables that come and go
+    >>> voice = 0.25 * np.sin(2 * np.pi * (150 * t + 20 * t * t)) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
+    >>> kept, silent, repeated = screen_clips([voice, np.zeros(16000), voice], sampling_rate=16000)
     >>> len(kept), silent, repeated
     (1, 1, 1)
     >>> enrollment_pair("out/speakers.json")
@@ -32,21 +34,35 @@ from typing import Any
 import numpy as np
 
 from ser_hf._io import name_max
+from ser_hf.audio.voicing import holds_voice
 from ser_hf.errors import SERError
 from ser_hf.inference.streaming import window_level_db
 from ser_hf.paths import display_path, printable
 
-__all__ = ["ENROLLMENT_SILENCE_DB", "clip_key", "enrollment_inputs", "enrollment_pair", "screen", "screen_clips", "shown_path",
-           "silent_clips"]
+__all__ = ["ENROLLMENT_SILENCE_DB", "NO_VOICE_DB", "clip_key", "enrollment_inputs", "enrollment_level_db",
+           "enrollment_pair", "screen", "screen_clips", "shown_path", "silent_clips"]
 
 #: An enrollment clip quieter than this (RMS level, dB full scale) holds no voice to learn an offset from: its pooled
 #: states are the encoder's answer to silence, which would pull the speaker's offset far from their voice.
 ENROLLMENT_SILENCE_DB = -60.0
+#: The level :func:`enrollment_level_db` gives a clip that holds no voice: that of digital silence.
+NO_VOICE_DB = -200.0
+
+
+def enrollment_level_db(wave: np.ndarray, sampling_rate: int) -> float:
+    """The level enrollment screens a clip (or a stream's window) by, measured before the checkpoint's cleaning: its
+    RMS level (:func:`~ser_hf.inference.streaming.window_level_db`), or :data:`NO_VOICE_DB` when it holds no voice
+    (:func:`~ser_hf.audio.voicing.holds_voice`: a hum, a buzz, steady noise, clicks). Loud is not voiced: an offset
+    learnt from a hum is the hum's."""
+    level = window_level_db(wave)
+    if level < ENROLLMENT_SILENCE_DB:  # silence needs no voicing analysis
+        return level
+    return level if holds_voice(wave, sampling_rate) else NO_VOICE_DB
 
 
 def silent_clips(levels: Sequence[float]) -> list[bool]:
-    """Which enrollment clips are silence, from their RMS levels in dB full scale
-    (:func:`~ser_hf.inference.streaming.window_level_db`): below :data:`ENROLLMENT_SILENCE_DB`. Each clip is judged on
+    """Which enrollment clips are silent or voiceless, from their levels in dB full scale
+    (:func:`enrollment_level_db`): below :data:`ENROLLMENT_SILENCE_DB`. Each clip is judged on
     its own level: enrollment clips are separate recordings, often at different gains, so quiet speech next to a loud
     session is still speech (a stream gates its windows against its own peak instead)."""
     return [level < ENROLLMENT_SILENCE_DB for level in levels]
@@ -58,13 +74,13 @@ def clip_key(wave: np.ndarray) -> bytes:
 
 
 def screen(levels: Sequence[float], keys: Sequence[bytes]) -> tuple[list[bool], int, int]:
-    """Which of one speaker's clips enrollment learns from, from each clip's level (RMS dB full scale, measured
-    before the checkpoint's cleaning: a peak-normalised hiss is still silence) and :func:`clip_key`:
+    """Which of one speaker's clips enrollment learns from, from each clip's level (:func:`enrollment_level_db`,
+    measured before the checkpoint's cleaning: a peak-normalised hiss is still silence) and :func:`clip_key`:
     ``(kept, silent, repeated)``, ``kept`` one flag per clip.
 
-    Silent clips (:func:`silent_clips`) are left out: the encoder's answer to silence is no voice. So is a clip whose
-    samples are those of an earlier one (the same file twice, a link beside its target): it would count twice toward
-    the minimum of clips while telling nothing new.
+    Silent and voiceless clips (:func:`silent_clips`) are left out: the encoder's answer to silence or a hum is no
+    voice. So is a clip whose samples are those of an earlier one (the same file twice, a link beside its target): it
+    would count twice toward the minimum of clips while telling nothing new.
     """
     silent = silent_clips(list(levels))
     kept, seen, repeated = [], set(), 0
@@ -76,12 +92,17 @@ def screen(levels: Sequence[float], keys: Sequence[bytes]) -> tuple[list[bool], 
     return kept, int(sum(silent)), repeated
 
 
-def screen_clips(waves: Sequence[np.ndarray], levels: Sequence[float] | None = None
-                 ) -> tuple[list[np.ndarray], int, int]:
+def screen_clips(waves: Sequence[np.ndarray], levels: Sequence[float] | None = None, *,
+                 sampling_rate: int | None = None) -> tuple[list[np.ndarray], int, int]:
     """The enrollment clips an offset is learnt from, by :func:`screen`: ``(kept waves, silent, repeated)``.
-    ``waves`` are ready 1-D arrays at the model's rate; ``levels`` their levels before cleaning (default: theirs)."""
+    ``waves`` are ready 1-D arrays at the model's rate; ``levels`` their levels before cleaning
+    (:func:`enrollment_level_db`), measured here when not given (then ``sampling_rate``, the waves' rate, is needed)."""
     waves = list(waves)
-    levels = [window_level_db(wave) for wave in waves] if levels is None else list(levels)
+    if levels is None:
+        if sampling_rate is None:
+            raise TypeError("screen_clips needs the waves' levels or their sampling_rate")
+        levels = [enrollment_level_db(wave, sampling_rate) for wave in waves]
+    levels = list(levels)
     kept, silent, repeated = screen(levels, [clip_key(wave) for wave in waves])
     return [wave for wave, keep in zip(waves, kept) if keep], silent, repeated
 

@@ -57,6 +57,7 @@ from ser_hf.audio import (
 )
 from ser_hf.checkpoint import RUN_RECORD, read_run_record, recorded_preprocessor, recorded_training_copies
 from ser_hf.errors import AudioError, SERError
+from ser_hf.inference.enrollment_inputs import enrollment_level_db
 from ser_hf.inference.inputs import RecognizerInput, describe_input
 from ser_hf.inference.onnx_runtime import is_onnx_export
 from ser_hf.inference.predict import load_classifier, model_labels, predict_proba
@@ -497,7 +498,7 @@ class EmotionRecognizer(SpeakerAdaptation):
     def _score_windows(self, voiced: list, scorer: Any, top_k: int | None) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Probabilities and results of voiced ``(start, end, samples)`` windows, preprocessed one by one."""
         # before cleaning, as enrollment measures its clips; only a speaker's scorer reads them
-        levels = None if scorer is None else [window_level_db(w) for _, _, w in voiced]
+        levels = None if scorer is None else [enrollment_level_db(w, self.sampling_rate) for _, _, w in voiced]
         probabilities, extra = self._probabilities([self.prepare(w) for _, _, w in voiced], scorer, levels=levels)
         results = [{**self._window_result(s, e, row, top_k), **extra} for (s, e, _), row in zip(voiced, probabilities)]
         return probabilities, results

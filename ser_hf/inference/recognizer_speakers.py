@@ -15,8 +15,8 @@ from typing import Any
 
 from ser_hf.audio import MAX_CLIP_DURATION
 from ser_hf.errors import SERError
+from ser_hf.inference.enrollment_inputs import enrollment_inputs, enrollment_level_db
 from ser_hf.inference.inputs import RecognizerInput, describe_input
-from ser_hf.inference.streaming import window_level_db
 
 __all__ = ["SpeakerAdaptation"]
 
@@ -48,8 +48,9 @@ class SpeakerAdaptation:
     def enroll(self, speaker: str, clips: Sequence[RecognizerInput]) -> dict[str, Any]:
         """Learn a speaker's voice offset from their unlabelled clips (any emotions, ideally 10 or more).
 
-        Silent clips (RMS below -60 dBFS before the checkpoint's cleaning) and a recording given twice (the same
-        samples) are left out before the encoder runs: neither tells anything of the voice.
+        Silent clips (RMS below -60 dBFS before the checkpoint's cleaning), voiceless ones (a hum, a buzz, steady
+        noise, clicks: :func:`~ser_hf.audio.voicing.holds_voice`) and a recording given twice (the same samples) are
+        left out before the encoder runs: none tells anything of the voice.
 
         Args:
             speaker: The speaker's id.
@@ -72,13 +73,13 @@ class SpeakerAdaptation:
             'happy'
             ```
         """
-        from ser_hf.inference.enrollment_inputs import enrollment_inputs
         from ser_hf.inference.speakers import speaker_id
 
         registry = self.enrollments  # a model without adaptation says so first, before its clips are looked at
         clips = enrollment_inputs(clips, speaker_id(speaker))
         raw = [self.load_raw(clip, MAX_CLIP_DURATION, describe_input(clip, index, False)) for index, clip in enumerate(clips)]
-        levels = [window_level_db(wave) for wave in raw]  # before cleaning: a peak-normalised hiss is still silence
+        # before cleaning: a peak-normalised hiss is still silence
+        levels = [enrollment_level_db(wave, self.sampling_rate) for wave in raw]
         (clips_states, *copies_states), left_out = registry.enrollment_versions([self.prepare(wave) for wave in raw],
                                                                                 self.batch_size, levels)
         return registry.enroll(speaker, clips_states, copies_states, **left_out)

@@ -23,10 +23,9 @@ import numpy as np
 from ser_hf.audio import MAX_CLIP_DURATION
 from ser_hf.errors import SERError
 from ser_hf.inference.chunk_records import error_record, is_error, predict_chunk
-from ser_hf.inference.enrollment_inputs import clip_key, screen
+from ser_hf.inference.enrollment_inputs import clip_key, enrollment_level_db, screen
 from ser_hf.inference.outputs import record_key
 from ser_hf.inference.recognizer import EmotionRecognizer
-from ser_hf.inference.streaming import window_level_db
 from ser_hf.names import speaker_text
 from ser_hf.paths import display_path, path_fields, record_path, text_fields
 
@@ -96,7 +95,7 @@ def _shown(fields: Mapping[str, Any]) -> str:
 def _pool_chunk(recognizer: EmotionRecognizer, enrollments, paths: Sequence[str], records: dict[str, dict[str, Any]],
                 screening: dict[str, tuple[float, bytes]]) -> dict[str, list[np.ndarray]]:
     """Each decodable file's pooled states (of the clip, then of each test-time copy: one row each), and in
-    ``screening`` its level before preprocessing and :func:`~ser_hf.inference.enrollment_inputs.clip_key` (what
+    ``screening`` its level before preprocessing (:func:`~ser_hf.inference.enrollment_inputs.enrollment_level_db`) and :func:`~ser_hf.inference.enrollment_inputs.clip_key` (what
     :func:`~ser_hf.inference.enrollment_inputs.screen` reads); a file that cannot be decoded or encoded gets its error
     record in ``records`` instead. The waves are dropped on return."""
     waves = {}
@@ -104,7 +103,7 @@ def _pool_chunk(recognizer: EmotionRecognizer, enrollments, paths: Sequence[str]
         try:
             raw = recognizer.load_raw(path, MAX_CLIP_DURATION)
             waves[path] = recognizer.prepare(raw)
-            screening[path] = (window_level_db(raw), clip_key(waves[path]))
+            screening[path] = (enrollment_level_db(raw, recognizer.sampling_rate), clip_key(waves[path]))
         except (SERError, OSError, RuntimeError) as err:
             records[path] = error_record(path, err)
     if not waves:

@@ -46,9 +46,8 @@ from ser_hf._io import (
 from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import ModelError, SERError
 from ser_hf.inference.enrollment_inputs import ENROLLMENT_SILENCE_DB as ENROLLMENT_SILENCE_DB  # its old import path
-from ser_hf.inference.enrollment_inputs import enrollment_pair, screen_clips, shown_path
+from ser_hf.inference.enrollment_inputs import enrollment_level_db, enrollment_pair, screen_clips, shown_path
 from ser_hf.inference.enrollment_inputs import silent_clips as silent_clips  # its old import path
-from ser_hf.inference.streaming import window_level_db
 from ser_hf.models.adaptive_head import ADAPTATION_WEIGHTS, load_adaptation
 from ser_hf.models.linear_head import log_softmax, mean_log_probability
 from ser_hf.names import speaker_text
@@ -107,6 +106,7 @@ class SpeakerEnrollments:
                              "checkpoint directory the export was made from.")
         self.model = model
         self.feature_extractor = feature_extractor
+        self.sampling_rate = int(feature_extractor.sampling_rate)  # the rate of the waves enrolled and scored
         self.checkpoint = Path(checkpoint)
         self.adaptation = load_adaptation(self.checkpoint, model_head(model))
         self.fingerprint = _fingerprint(self.checkpoint)
@@ -141,25 +141,25 @@ class SpeakerEnrollments:
     def enrollment_versions(self, waves, batch_size: int = 8,
                             levels=None) -> tuple[list[np.ndarray], dict[str, int]]:
         """:meth:`versions` of the clips of ``waves`` that enrollment learns from (:func:`screen_clips`: the voiced
-        ones, each recording once; ``levels``: each clip's level before the checkpoint's cleaning, default the
-        waves'), and how many were left out (``{"silent": n, "repeated": m}``, the keywords of :meth:`enroll`). Clips
-        left out cost no forward pass."""
-        kept, silent, repeated = screen_clips(waves, levels)
+        ones, each recording once; ``levels``: each clip's :func:`enrollment_level_db` before the checkpoint's
+        cleaning, default the waves'), and how many were left out (``{"silent": n, "repeated": m}``, the keywords of
+        :meth:`enroll`). Clips left out cost no forward pass."""
+        kept, silent, repeated = screen_clips(waves, levels, sampling_rate=self.sampling_rate)
         return self.versions(kept, batch_size), {"silent": silent, "repeated": repeated}
 
     def enroll(self, speaker: str, pooled: np.ndarray, copies: list[np.ndarray] | None = None,
                silent: int = 0, repeated: int = 0) -> dict[str, Any]:
         """Enroll ``speaker`` from the pooled states of their voiced clips (and of each test-time copy of them, as
         :meth:`versions` gives them); falls back to the global head when it must (no clips at all included).
-        ``silent``, ``repeated``: how many of the speaker's clips were left out as silence or as a recording given
-        twice (:func:`screen_clips`), said in the enrollment (``silent_clips``, ``repeated_clips``)."""
+        ``silent``, ``repeated``: how many of the speaker's clips were left out as silent or voiceless or as a
+        recording given twice (:func:`screen_clips`), said in the enrollment (``silent_clips``, ``repeated_clips``)."""
         speaker = speaker_id(speaker)
         entry: dict[str, Any] = {"speaker": speaker, "clips": int(len(pooled)), "adapted": False, "offset": None}
         if silent:
             entry["silent_clips"] = int(silent)
         if repeated:
             entry["repeated_clips"] = int(repeated)
-        parts = [f"{count} {kind} clip(s)" for count, kind in ((silent, "silent"), (repeated, "repeated")) if count]
+        parts = [f"{count} {kind} clip(s)" for count, kind in ((silent, "silent or voiceless"), (repeated, "repeated")) if count]
         left_out = f" ({' and '.join(parts)} left out)" if parts else ""
         if not self.adaptation.enabled:
             entry["reason"] = f"speaker adaptation is off for this model ({self.adaptation.record.get('reason')})"
@@ -167,8 +167,9 @@ class SpeakerEnrollments:
             entry["reason"] = (f"{len(pooled)} voiced clip(s) enrolled{left_out}, fewer than the "
                                f"{max(1, self.adaptation.min_clips)} adaptation needs")
             if parts:
-                entry["reason"] += ("; enroll more recordings of their voice (a silent clip holds none, a repeated "
-                                    "one has the same samples as an earlier clip)")
+                entry["reason"] += ("; enroll more recordings of their voice (a silent or voiceless clip, such as a "
+                                    "hum or steady noise, holds none; a repeated one has the same samples as an "
+                                    "earlier clip)")
         else:
             entry.update(adapted=True, offset=self.adaptation.enroll(pooled))
             if copies:
@@ -479,9 +480,10 @@ STREAM_WINDOWS = 60
 class OnlineSpeaker:
     """A stream's speaker, enrolled online from the voiced windows heard so far (the last :data:`STREAM_WINDOWS`).
 
-    A window learnt from must be voiced as an enrollment clip is (:func:`silent_clips`: at least
-    :data:`ENROLLMENT_SILENCE_DB` before cleaning): the stream's own gate is relative to the loudest sample *so far*,
-    so a stream opening on room tone (or with no gate) would take the hiss for the voice and shift every later window.
+    A window learnt from must be voiced as an enrollment clip is (:func:`enrollment_level_db`: at least
+    :data:`ENROLLMENT_SILENCE_DB` before cleaning, and holding a voice): the stream's own gate is relative to the
+    loudest sample *so far*, so a stream opening on room tone, a hum or a fan (or with no gate) would take it for the
+    voice and shift every later window.
     """
 
     def __init__(self, enrollments: SpeakerEnrollments):
@@ -494,7 +496,9 @@ class OnlineSpeaker:
         adaptation = self.enrollments.adaptation
         waves = list(waves)
         versions = self.enrollments.versions(waves, batch_size)
-        silent = silent_clips([window_level_db(wave) for wave in waves] if levels is None else levels)
+        if levels is None:
+            levels = [enrollment_level_db(wave, self.enrollments.sampling_rate) for wave in waves]
+        silent = silent_clips(levels)
         self.kept = [(kept + [row for row, quiet in zip(states, silent) if not quiet])[-STREAM_WINDOWS:]
                      for kept, states in zip(self.kept, versions)]
         adapted = adaptation.enabled and len(self.kept[0]) >= adaptation.min_clips

@@ -50,7 +50,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from ser_hf.errors import AudioError, SERError
-from ser_hf.inference.streaming import resolve_hop, window_level_db
+from ser_hf.inference.enrollment_inputs import enrollment_level_db
+from ser_hf.inference.streaming import resolve_hop
 from ser_hf.service.access import AccessMiddleware, AccessPolicy
 from ser_hf.service.budget import RETRY_AFTER, ByteBudget
 from ser_hf.service.decoding import (
@@ -337,7 +338,8 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
 
 class UploadedClip(NamedTuple):
     """One file of a batch: its name, seconds, the prepared wave, and its level before the checkpoint's cleaning
-    (enrollment leaves out silence by it: a peak-normalised hiss is still silence)."""
+    (``enrollment_level_db``: enrollment leaves out silence and voiceless clips by it; a peak-normalised hiss is still
+    silence)."""
 
     filename: str | None
     seconds: float
@@ -384,7 +386,7 @@ async def _batch_clip(service: _Service, upload: UploadFile, data: bytes, index:
         wave, rate = await run_in_threadpool(decode_upload, data, upload.filename, service.settings, model_rate,
                                              service.settings.max_clip_seconds)
         return UploadedClip(upload.filename, wave.size / rate, await run_in_threadpool(
-            service.recognizer.load, (wave, rate)), window_level_db(wave))
+            service.recognizer.load, (wave, rate)), enrollment_level_db(wave, rate))
     except RequestError as err:
         raise RequestError(err.status, f"files[{index}]: {err.detail}", err.headers) from err
     except AudioError as err:

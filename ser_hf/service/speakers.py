@@ -43,7 +43,8 @@ class Enrollment(BaseModel):
     adapted: bool = Field(description="False: too few clips, or adaptation is off for this model; the global model "
                                       "scores this speaker.")
     reason: str | None = Field(default=None, description="Why the speaker is not adapted.")
-    silent_clips: int = Field(default=0, description="Clips left out as silence (no voice to learn from).")
+    silent_clips: int = Field(default=0, description="Clips left out as silent or voiceless (silence, a hum, steady "
+                              "noise: no voice to learn from).")
     repeated_clips: int = Field(default=0, description="Clips left out as repeats of an earlier one (same samples).")
 
 
@@ -174,7 +175,7 @@ def add_speaker_routes(app: FastAPI, service: Any, read_clips, dependencies: Seq
     async def enroll(files: list[UploadFile], speaker: str = _id) -> Enrollment:
         """Enroll a speaker from their unlabelled clips (multipart field `files`, 3 or more, any emotions).
 
-        Silent clips and repeats of a clip are left out, and counted (`silent_clips`, `repeated_clips`), as
+        Silent and voiceless clips (a hum, steady noise) and repeats of a clip are left out, and counted (`silent_clips`, `repeated_clips`), as
         ``EmotionRecognizer.enroll`` does. With test-time copies, each copy of the clips is enrolled too.
         """
         registry = enrollments(service.recognizer)

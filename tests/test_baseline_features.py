@@ -213,12 +213,20 @@ def test_dataset_cache_hit_on_second_call(corpus, tmp_path):
 
 
 def test_dataset_damaged_cache_entry_is_recomputed(corpus, tmp_path):
+    """A truncated or empty entry, or a link in an entry's place (never followed, never written through: the
+    user's file it points at stays as it was), is computed again."""
     good = corpus[:2]
     first = extract_dataset_features(good, cache_dir=tmp_path / "c", num_workers=1, progress=False)
     damaged = sorted((tmp_path / "c").rglob("*.npy"))[0]
-    damaged.write_bytes(damaged.read_bytes()[:20])
-    again = extract_dataset_features(good, cache_dir=tmp_path / "c", num_workers=1, progress=False)
-    assert again.cache_hits == 1 and np.array_equal(first.features, again.features)
+    victim = tmp_path / "notes.npy"
+    np.save(victim, first.features[1])  # a valid vector: read through the link, it would pass for the clip's
+    before = victim.read_bytes()
+    for damage in (lambda: damaged.write_bytes(damaged.read_bytes()[:20]), lambda: damaged.write_bytes(b""),
+                   lambda: (damaged.unlink(), damaged.symlink_to(victim))):
+        damage()
+        again = extract_dataset_features(good, cache_dir=tmp_path / "c", num_workers=1, progress=False)
+        assert again.cache_hits == 1 and np.array_equal(first.features, again.features)
+        assert not damaged.is_symlink() and victim.read_bytes() == before
 
 
 @pytest.mark.parametrize("num_workers", [1, 2])
@@ -257,6 +265,20 @@ def test_dataset_argument_errors(corpus):
 
 def test_groups_constant_is_complete():
     assert set(FeatureConfig().groups) == set(FEATURE_GROUPS)
+
+
+def test_baseline_seed_and_workers_are_checked_before_the_corpus_loads(tmp_path, capsys):
+    from ser_hf.cli import main
+
+    for flag, value, expected in (("--seed", "-1", "--seed must be a seed (an integer) in [0, 4294967295], got -1"),
+                                  ("--seed", str(2**64), "--seed must be a seed"),
+                                  ("--workers", "-2", "--workers must be a non-negative integer")):
+        argv = ["baseline", "--corpus", "urdu", "--data-dir", str(tmp_path / "nowhere"), flag, value,
+                "--out", str(tmp_path / "out")]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_baseline_cache_dir_that_is_a_file_is_named_before_the_corpus_loads(tmp_path, capsys):

@@ -118,7 +118,8 @@ class _FeatureCache:
             self.dir.mkdir(parents=True, exist_ok=True)
             manifest = self.dir / "manifest.json"
             if not manifest.exists():  # for humans: what the vectors in this folder mean
-                atomic_write_bytes(manifest, json.dumps({**settings, "names": names}, indent=1).encode())
+                atomic_write_bytes(manifest, json.dumps({**settings, "names": names}, indent=1).encode(),
+                                   follow_symlinks=False)
         except OSError as err:  # an SERError (a ValueError): the command line names its --cache-dir
             raise SERError(
                 f"extract_dataset_features(cache_dir={str(root)!r}) (--cache-dir): cannot create the cache folder "
@@ -136,12 +137,13 @@ class _FeatureCache:
         return self.dir / digest[:2] / f"{digest}.npy"
 
     def load(self, entry: Path | None) -> np.ndarray | None:
-        """The cached vector, or ``None`` when absent, unreadable or of the wrong shape (recomputed)."""
-        if entry is None or not entry.is_file():
+        """The cached vector, or ``None`` when absent, unreadable or of the wrong shape (recomputed). A link is never
+        followed (ser_hf writes none: it would read another file's numbers for the clip)."""
+        if entry is None or entry.is_symlink() or not entry.is_file():
             return None
         try:
             vector = np.load(entry, allow_pickle=False)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):  # EOFError: an empty file
             return None
         ok = (vector.ndim == self.ndim and vector.shape[-1] == self.dim and vector.shape[0] > 0
               and vector.dtype == np.float32 and np.isfinite(vector).all())
@@ -155,7 +157,7 @@ class _FeatureCache:
         np.save(buffer, vector, allow_pickle=False)
         try:
             entry.parent.mkdir(exist_ok=True)
-            atomic_write_bytes(entry, buffer.getvalue())
+            atomic_write_bytes(entry, buffer.getvalue(), follow_symlinks=False)  # replaces a link, not its target
         except OSError as err:
             if not self._warned:
                 warnings.warn(

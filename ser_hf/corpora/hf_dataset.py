@@ -214,10 +214,11 @@ class AudioCells:
 
     @staticmethod
     def _store(target: Path, data: bytes) -> str:
-        if not (target.is_file() and target.stat().st_size == len(data)):
+        if target.is_symlink() or not (target.is_file() and target.stat().st_size == len(data)):
             target.parent.mkdir(parents=True, exist_ok=True)
-            # Written beside and renamed, so a killed load never leaves a half file that a rerun would reuse.
-            _io.atomic_write_bytes(target, data)
+            # Written beside and renamed, so a killed load never leaves a half file that a rerun would reuse; a link
+            # there (ser_hf writes none) is replaced, never written through or read as the clip.
+            _io.atomic_write_bytes(target, data, follow_symlinks=False)
         return str(target)
 
 

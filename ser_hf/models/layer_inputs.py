@@ -28,15 +28,17 @@ from torch import nn
 from ser_hf.audio import AudioPreprocessor, audio_info
 from ser_hf.errors import ModelError
 from ser_hf.models.architecture import batch_padding_is_exact
+from ser_hf.models.cache_entries import load_entry, save_entry
 from ser_hf.models.pooling import (
     _batches,
     _encoder_hidden_states,
     _file_key,
     _frame_mask,
-    _save_atomic,
     backbone_fingerprint,
+    check_cache_writable,
     default_cache_dir,
     encoder_inputs,
+    finite_array,
 )
 from ser_hf.processes import launched_processes
 from ser_hf.progress import progress_bar
@@ -115,8 +117,20 @@ class CachedInputs:
 def _save_clip(state: np.ndarray, lower: np.ndarray, target: Path) -> None:
     half = state.astype(np.float16)
     # The pooled means go first: a states file on disk means the clip is complete.
-    _save_atomic(target.with_suffix(".pooled.npy"), lower.astype(np.float32))
-    _save_atomic(target, half if np.isfinite(half).all() else state.astype(np.float32))
+    save_entry(target.with_suffix(".pooled.npy"), lower.astype(np.float32))
+    save_entry(target, half if np.isfinite(half).all() else state.astype(np.float32))
+
+
+def _load_clip(target: Path, layer: int, hidden: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A clip's cached ``(states, pooled means)``, or ``None`` when either file is missing or damaged (both are
+    then removed, to be computed again: :mod:`~ser_hf.models.cache_entries`)."""
+    state = load_entry(target, finite_array((-1, hidden), (np.float16, np.float32)))
+    lower = load_entry(target.with_suffix(".pooled.npy"), finite_array((layer + 1, hidden)))
+    if state is None or lower is None:
+        for path in (target, target.with_suffix(".pooled.npy")):
+            path.unlink(missing_ok=True)  # load_entry left only usable regular files
+        return None
+    return state, lower
 
 
 def layer_inputs(model: nn.Module, feature_extractor, paths: Sequence[str], layer: int, *,
@@ -147,10 +161,13 @@ def layer_inputs(model: nn.Module, feature_extractor, paths: Sequence[str], laye
     folder = (root / (fingerprint or backbone_fingerprint(model, feature_extractor)) / preprocessor.fingerprint()
               / f"layer-{layer}-input")
     targets = [folder / f"{_file_key(str(p))}.npy" for p in paths]
+    hidden = int(model.config.hidden_size)
+    loaded = {i: clip for i, target in enumerate(targets) if (clip := _load_clip(target, layer, hidden)) is not None}
     processes, start = launched_processes(), time.perf_counter()
     todo, mine = processes.missing_share(targets)
     logger.info("layer %d inputs: %d of %d clips cached in %s", layer, len(paths) - len(todo), len(paths), folder)
     if mine:
+        check_cache_writable(root)
         model.eval()
         size = batch_size if batch_padding_is_exact(model, feature_extractor) else 1
         batches = _batches([audio_info(paths[i]).duration for i in mine], size)
@@ -163,11 +180,11 @@ def layer_inputs(model: nn.Module, feature_extractor, paths: Sequence[str], laye
     if todo:
         processes.barrier()
     seconds = time.perf_counter() - start
-    missing = [str(targets[i]) for i in todo if not targets[i].exists()]
+    loaded.update({i: clip for i in todo if (clip := _load_clip(targets[i], layer, hidden)) is not None})
+    missing = [str(targets[i]) for i in todo if i not in loaded]
     if missing:
         raise ModelError(f"{len(missing)} cached layer input(s) are missing after every process finished, e.g. "
                          f"{missing[0]}; the cache folder {str(folder)!r} must be shared by all processes.")
-    states = [np.load(target, allow_pickle=False) for target in targets]
-    lower = [np.load(target.with_suffix(".pooled.npy"), allow_pickle=False) for target in targets]
     sizes = [os.path.getsize(t) + os.path.getsize(t.with_suffix(".pooled.npy")) for t in targets]
-    return CachedInputs(states, lower, len(todo), seconds, sizes, folder)
+    return CachedInputs([loaded[i][0] for i in range(len(targets))], [loaded[i][1] for i in range(len(targets))],
+                        len(todo), seconds, sizes, folder)

@@ -14,19 +14,20 @@ what lets a head trained on the cache be saved as an ordinary checkpoint that pr
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ser_hf._io import atomic_write_bytes, cache_root, file_sha256
+from ser_hf._io import cache_root, check_writable, file_sha256
 from ser_hf.audio import AudioPreprocessor, audio_info
 from ser_hf.errors import ModelError
 from ser_hf.models.architecture import POOLABLE_MODEL_TYPES, batch_padding_is_exact
+from ser_hf.models.cache_entries import load_entries, load_entry, save_entry
+from ser_hf.paths import display_path
 from ser_hf.processes import launched_processes
 from ser_hf.progress import progress_bar
 
@@ -67,12 +68,30 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
 
 #: Feature-extractor settings that change no input of the encoder (which processor class saved it).
 _EXTRACTOR_BOOKKEEPING = ("processor_class",)
+#: Config settings that change no frozen encoder output: the head's, bookkeeping, and what acts only in training
+#: (dropout, layer drop, SpecAugment masking, the CTC loss), which a recipe may change without new states.
+_CONFIG_HEAD_AND_BOOKKEEPING = frozenset({
+    "id2label", "label2id", "num_labels", "problem_type", "use_weighted_layer_sum", "classifier_proj_size",
+    "architectures", "finetuning_task", "transformers_version", "torch_dtype", "dtype", "return_dict",
+    "output_hidden_states", "output_attentions", "use_cache", "model_type", "max_source_positions"})
+_CONFIG_TRAINING_ONLY = ("dropout", "layerdrop", "mask_", "apply_spec_augment", "ctc_", "median_filter_width")
+
+
+def _encoder_settings(config) -> str:
+    """The config's settings that may change what the frozen encoder computes, as sorted JSON: ``hidden_act``,
+    ``layer_norm_eps``, ``do_stable_layer_norm``, head counts, ``scale_embedding``... (a ``config.json`` edited with
+    the same weights gives other states)."""
+    values = {key: value for key, value in config.to_dict().items()
+              if not key.startswith("_") and key not in _CONFIG_HEAD_AND_BOOKKEEPING
+              and not any(part in key for part in _CONFIG_TRAINING_ONLY)}
+    return json.dumps(values, sort_keys=True, default=str)
 
 
 def backbone_fingerprint(model: torch.nn.Module, feature_extractor=None) -> str:
-    """A hash of the model's type, input length, precision and every backbone weight (the head is left out), and of
-    ``feature_extractor``'s settings when given: they turn the samples into the encoder's input, so a checkpoint whose
-    ``preprocessor_config.json`` was edited (another ``n_fft``, normalisation on or off) must not reuse its states.
+    """A hash of the model's type, input length, encoder settings (:func:`_encoder_settings`), precision and every
+    backbone weight (the head is left out), and of ``feature_extractor``'s settings when given: they turn the samples
+    into the encoder's input, so a checkpoint whose ``preprocessor_config.json`` or ``config.json`` was edited
+    (another ``n_fft``, normalisation on or off, another activation) must not reuse its states.
 
     A float32 model keeps the key it had with the same extractor; another precision adds its name, so bfloat16
     features never answer for float32 ones.
@@ -84,6 +103,7 @@ def backbone_fingerprint(model: torch.nn.Module, feature_extractor=None) -> str:
         digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     config = model.config
     digest.update(f"{config.model_type}:{getattr(config, 'max_source_positions', '')}".encode())
+    digest.update(_encoder_settings(config).encode())
     dtype = next(model.parameters()).dtype
     if dtype != torch.float32:
         digest.update(f"dtype:{dtype}".encode())
@@ -148,11 +168,24 @@ def _batches(lengths: Sequence[float], batch_size: int) -> list[list[int]]:
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    atomic_write_bytes(path, buffer.getvalue())
+def pooled_shape(model: torch.nn.Module) -> tuple[int, int]:
+    """``(layers, hidden)`` of one clip's pooled states: the embedding output and every encoder layer's."""
+    return int(model.config.num_hidden_layers) + 1, int(model.config.hidden_size)
+
+
+def check_cache_writable(root: Path) -> None:
+    """Refuse, before the backbone runs, a cache folder that cannot be written (a read-only mount, another user's)."""
+    check_writable(root, f"the cache of backbone states {display_path(root)!r} (embedding_cache_dir)",
+                   "the states computed")
+
+
+def finite_array(shape: tuple[int, ...], dtypes: tuple = (np.float32,)) -> Callable[[np.ndarray], bool]:
+    """A cache entry check: an array of ``shape`` (``-1``: any positive length) and one of ``dtypes``, all finite."""
+    def check(array: np.ndarray) -> bool:
+        return (array.dtype in dtypes and array.ndim == len(shape) and array.size > 0
+                and all(want in (-1, got) for want, got in zip(shape, array.shape)) and bool(np.isfinite(array).all()))
+
+    return check
 
 
 def pooled_hidden_states(
@@ -194,20 +227,24 @@ def pooled_hidden_states(
     targets = [folder / f"{_file_key(str(p))}.npy" for p in paths]
     # Under accelerate launch / torchrun every process computes its share of the missing clips and writes
     # them atomically into the shared cache; after the barrier every process reads them all.
+    usable = finite_array(pooled_shape(model))
+    pooled = load_entries(targets, usable)  # a damaged entry is removed here and computed again below
     processes = launched_processes()
     todo, mine = processes.missing_share(targets)
     logger.info("pooled hidden states: %d of %d clips cached in %s", len(paths) - len(todo), len(paths), folder)
     if mine:
+        check_cache_writable(root)
         _compute_missing(model, feature_extractor, [paths[i] for i in mine], [targets[i] for i in mine],
                          preprocessor, batch_size, progress and processes.is_main, desc)
     if todo:
         processes.barrier()
-    missing = [str(targets[i]) for i in todo if not targets[i].exists()]
+    pooled.update({i: array for i in todo if (array := load_entry(targets[i], usable)) is not None})
+    missing = [str(targets[i]) for i in todo if i not in pooled]
     if missing:
         raise ModelError(f"{len(missing)} cached pooled state(s) are missing after every process finished, e.g. "
                          f"{missing[0]}; with several processes (or machines) the cache folder {str(folder)!r} must "
                          f"be shared by all of them (embedding_cache_dir on a shared filesystem).")
-    return np.stack([np.load(target, allow_pickle=False) for target in targets])
+    return np.stack([pooled[i] for i in range(len(targets))])
 
 
 def _compute_missing(model, feature_extractor, paths, targets, preprocessor, batch_size, progress, desc) -> None:
@@ -220,7 +257,7 @@ def _compute_missing(model, feature_extractor, paths, targets, preprocessor, bat
         for batch in batches:
             pooled = pool_batch(model, feature_extractor, [preprocessor(paths[i]) for i in batch])
             for row, index in zip(pooled, batch):
-                _save_atomic(targets[index], row)
+                save_entry(targets[index], row)
             bar.update(len(batch))
 
 

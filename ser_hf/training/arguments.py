@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import torch
 from transformers import TrainingArguments
 
+from ser_hf._io import check_folder_path
 from ser_hf.data_arguments import DataArguments
 from ser_hf.data_arguments import help_metadata as _help
 from ser_hf.errors import SERError
@@ -161,6 +162,13 @@ class ProbeArguments:
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        if self.embedding_cache_dir is not None:  # a file, '-', a link to nothing: refused before the model loads
+            try:
+                check_folder_path(self.embedding_cache_dir, argument="embedding_cache_dir",
+                                  what="the cached backbone states", error=SERError)
+            except SERError as error:
+                error.field = "embedding_cache_dir"
+                raise
         mixes = self.probe_layer_mixes
         if mixes is not None and (not mixes or not set(mixes) <= set(LAYER_MIXES)):
             unknown = [name for name in mixes if name not in LAYER_MIXES]

@@ -72,6 +72,18 @@ def test_trim_removes_leading_and_trailing_silence():
     assert trim_silence(np.zeros(SR, dtype=np.float32)).size == SR  # silence is kept, not emptied
 
 
+def test_trimming_never_makes_a_clip_shorter_than_an_encoder_takes():
+    """A tiny top_db keeps the loudest hop or two of a clip whose level moves: the kept part is widened to 100 ms about
+    its middle (the loaders refuse shorter clips before trimming, the encoders' first convolution needs them)."""
+    swell = np.sin(np.pi * np.arange(SR) / SR)  # loudest in the middle
+    wave = (0.3 * swell * np.sin(2 * np.pi * 200 * np.arange(SR) / SR)).astype(np.float32)
+    assert trim_silence(wave, top_db=0.001).size < SR // 10
+    kept = trim_silence(wave, top_db=0.001, min_length=SR // 10)
+    assert kept.size == SR // 10 and np.shares_memory(kept, wave)
+    assert AudioPreprocessor(sampling_rate=SR, trim_db=0.001)(wave, SR).size >= SR // 10
+    assert trim_silence(wave[:800], top_db=0.001, min_length=SR // 10).size == 800  # never longer than the clip
+
+
 def test_normalisation_levels():
     wave = 0.1 * np.sin(2 * np.pi * 100 * np.arange(SR) / SR).astype(np.float32)
     assert 20 * np.log10(np.max(np.abs(normalize_peak(wave, -3.0)))) == pytest.approx(-3.0, abs=1e-3)

@@ -347,32 +347,35 @@ def test_wrong_inputs_are_clear_errors(corpus):
 def test_cli_cross_validates_and_saves(tmp_path, capsys):
     # A tiny URDU-named tree (6 speakers x 4 emotions x 2 short tones): the CLI extracts the full feature set.
     root = make_corpus_tree("urdu", tmp_path / "urdu")
+    out = tmp_path / "run\nmodel: forged"  # a newline in --out never splits (or forges) a printed line
     parser = argparse.ArgumentParser()
     baseline_cli.register(parser.add_subparsers())
     args = parser.parse_args([
         "baseline", "--corpus", "urdu", "--data-dir", str(root), "--classifier", "logreg", "--folds", "3",
-        "--inner-folds", "2", "--out", str(tmp_path / "out"), "--save-model", "--cache-dir", str(tmp_path / "cache"),
+        "--inner-folds", "2", "--out", str(out), "--save-model", "--cache-dir", str(tmp_path / "cache"),
         "--workers", "1",
     ])
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert printed.index("UA (unweighted accuracy)") < printed.index("WA (weighted accuracy)")
     assert "pooled out-of-fold" in printed and "best hyperparameters per fold" in printed
-    assert json.loads((tmp_path / "out" / "cv" / "cv_summary.json").read_text())["folds"] == ["fold1", "fold2", "fold3"]
-    model = load_baseline(tmp_path / "out")
+    assert not any(line.startswith("model: forged") for line in printed.splitlines())
+    assert "run\\nmodel: forged/cv" in printed or "run\\x0amodel: forged/cv" in printed, printed[-400:]
+    assert json.loads((out / "cv" / "cv_summary.json").read_text())["folds"] == ["fold1", "fold2", "fold3"]
+    model = load_baseline(out)
     assert model.num_features == 532 and len(model.predict([next(root.rglob("*.wav"))])) == 1
     # A rerun refused before it starts (a file of the user's among the folds, a fold count the corpus cannot give)
     # deletes nothing: the earlier model and CV stay.
-    (tmp_path / "out" / "cv" / "fold1" / "mine.txt").write_text("mine")
+    (out / "cv" / "fold1" / "mine.txt").write_text("mine")
     args.seed = 1  # another CV (the same one would resume, deleting nothing)
     with pytest.raises(SERError, match="mine.txt"):
         args.func(args)
     args.seed = 0
-    (tmp_path / "out" / "cv" / "fold1" / "mine.txt").unlink()
+    (out / "cv" / "fold1" / "mine.txt").unlink()
     args.folds = 99
     with pytest.raises(SERError, match="99"):
         args.func(args)
-    assert load_baseline(tmp_path / "out").classifier == "logreg" and (tmp_path / "out" / "cv" / "fold3").is_dir()
+    assert load_baseline(out).classifier == "logreg" and (out / "cv" / "fold3").is_dir()
     args.folds = 3
     # A rerun stopped between its CV and its refit leaves its new CV alone, never the old model and card beside it.
     args.classifier = "svm"
@@ -380,7 +383,7 @@ def test_cli_cross_validates_and_saves(tmp_path, capsys):
         patch.setattr("ser_hf.baseline.model.train_baseline", _killed)
         with pytest.raises(KeyboardInterrupt):
             args.func(args)
-    out = tmp_path / "out"
+    out = out
     assert json.loads((out / "cv" / "cv_summary.json").read_text())["settings"]["baseline"]["classifier"] == "svm"
     assert not any((out / name).exists() for name in ("model.skops", "baseline_config.json", "README.md"))
 

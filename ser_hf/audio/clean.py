@@ -31,15 +31,26 @@ from ser_hf.errors import AudioError
 from ser_hf.ranges import DBFS, NOISE_SNR, POSITIVE, SPEED_FACTOR, UNIT, Range, check_ranges
 
 
-def trim_silence(wave: np.ndarray, top_db: float = 30.0, frame_length: int = 1024, hop_length: int = 256) -> np.ndarray:
-    """Cut leading and trailing parts quieter than ``top_db`` below the clip's peak.
+def trim_silence(wave: np.ndarray, top_db: float = 30.0, frame_length: int = 1024, hop_length: int = 256,
+                 min_length: int = 0) -> np.ndarray:
+    """Cut leading and trailing parts quieter than ``top_db`` below the clip's peak, keeping at least
+    ``min_length`` samples (the kept part widened about its middle, within the clip).
 
-    An all-silent clip is returned unchanged rather than emptied.
+    An all-silent clip is returned unchanged rather than emptied. ``min_length`` keeps a tiny ``top_db`` (0.001 dB
+    keeps one 16 ms hop of a steady clip) from cutting a clip below what an encoder takes: the loaders refuse clips
+    under :data:`~ser_hf.audio.decoding.MIN_CLIP_DURATION` before trimming, so trimming must not make one.
     """
     import librosa  # imported here: numba compilation on first import costs seconds
 
-    trimmed, _ = librosa.effects.trim(wave, top_db=top_db, frame_length=frame_length, hop_length=hop_length)
-    return trimmed if trimmed.size else wave
+    trimmed, (start, end) = librosa.effects.trim(wave, top_db=top_db, frame_length=frame_length,
+                                                 hop_length=hop_length)
+    if not trimmed.size:
+        return wave
+    if end - start < min_length:
+        start = max(0, min((start + end - min_length) // 2, wave.size - min_length))
+        end = min(wave.size, start + min_length)
+        trimmed = wave[start:end]
+    return trimmed
 
 
 def _gain_to(wave: np.ndarray, level: float, target_dbfs: float) -> np.ndarray:
@@ -176,7 +187,7 @@ class AudioPreprocessor:
             wave = load_audio(audio, self.sampling_rate, max_duration=None if self.trim_db is not None else
                               self.max_duration)
         if self.trim_db is not None:
-            wave = trim_silence(wave, self.trim_db)
+            wave = trim_silence(wave, self.trim_db, min_length=int(MIN_CLIP_DURATION * self.sampling_rate))
         # Crop before the costly steps and before normalising, so the level is set on what is kept.
         wave = limit_duration(wave, self.sampling_rate, max_duration=self.max_duration)
         if self.denoise:

@@ -9,6 +9,7 @@ from ser_hf._io import cache_root
 from ser_hf.cli.data import add_corpus_arguments, add_skip_bad_files_argument, corpus_options
 from ser_hf.errors import SERError
 from ser_hf.paths import display_path
+from ser_hf.ranges import NON_NEGATIVE_INT, SEED
 
 CLASSIFIER_NAMES = ("svm", "logreg", "forest", "mlp", "cnn", "lstm")
 
@@ -88,6 +89,16 @@ def _neural_config(args: argparse.Namespace):
     return NeuralConfig(architecture=args.classifier, **overrides)
 
 
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse a seed or worker count no library takes, before the corpus loads (numpy and torch refused them with a
+    traceback, after every clip's features were extracted)."""
+    for flag, value, allowed, fix in (
+            ("--seed", args.seed, SEED, "e.g. --seed 0"),
+            ("--workers", args.workers, NON_NEGATIVE_INT, "0 or 1 extracts in this process; leave it out for all cores")):
+        if value is not None and value not in allowed:
+            raise SERError(f"{flag} must be {allowed}, got {value}; {fix}.")
+
+
 def run_baseline(args: argparse.Namespace) -> int:
     """Load the corpus, cross-validate, print the tables, write the reports and optionally save the model."""
     from ser_hf.baseline.crossval import cross_validate_baseline
@@ -97,6 +108,7 @@ def run_baseline(args: argparse.Namespace) -> int:
     from ser_hf.evaluation import folds_to_markdown
     from ser_hf.evaluation.folds import resumed_note
 
+    _check_numbers(args)
     cache = None if args.no_cache else Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
     blocking = cache and next((p for p in (cache, *cache.absolute().parents) if p.exists() or p.is_symlink()), None)
     if blocking is not None and not blocking.is_dir():  # before the corpus loads, not after
@@ -113,12 +125,13 @@ def run_baseline(args: argparse.Namespace) -> int:
         print(folds_to_markdown(result.aggregate))
         print(result.pooled.format_table())
         print("best hyperparameters per fold:", *_best_params_lines(result), sep="\n")
-        print(f"reports: {Path(args.out) / 'cv'}")
+        print(f"reports: {display_path(Path(args.out) / 'cv')}")
         if result.resumed_folds:
             print(resumed_note(result.resumed_folds))
         if args.save_model:
             options.pop("cache_dir")
             model = train_baseline(dataset, args.classifier, features=result.features, **options)
             model.save(out, cv=result)
-            print(f"model: {args.out}  (best {model.best_params}; load it with ser_hf.baseline.model.load_baseline)")
+            print(f"model: {display_path(args.out)}  (best {model.best_params}; load it with "
+                  f"ser_hf.baseline.model.load_baseline)")
     return 0

@@ -525,6 +525,28 @@ def test_a_hard_link_of_one_recording_under_two_speakers_is_refused(tmp_path, to
         select_fold(doubled, Fold("f", np.array([0, 2]), np.array([1, 3])))
 
 
+def test_a_byte_identical_copy_of_one_recording_under_two_speakers_is_refused(tmp_path):
+    """A copy (not a link: another inode) of one speaker's clip filed under another speaker would be trained and
+    tested on in a speaker-independent split: a problem naming both, as a link is; copies under one speaker load."""
+    import shutil
+
+    from ser_hf.corpora import load_corpus
+    from ser_hf.errors import CorpusError
+    from ser_hf.testing.corpora import make_corpus_tree
+
+    folder = make_corpus_tree("folder", tmp_path / "f")
+    pattern = r"^(spk\d+)_"
+    count = len(load_corpus("folder", folder, speaker_pattern=pattern))
+    shutil.copyfile(folder / "sad" / "spk1_0.wav", folder / "sad" / "spk1_9.wav")  # the same speaker: loads
+    assert len(load_corpus("folder", folder, speaker_pattern=pattern)) == count + 1
+    shutil.copyfile(folder / "sad" / "spk1_0.wav", folder / "Angry" / "spk2_9.wav")
+    with pytest.raises(CorpusError, match=r"spk1_0\.wav: a byte-identical copy of .*spk2_9\.wav \(speaker spk2\), "
+                                          r"listed under speaker spk1"):  # the first listed (Angry/) is kept
+        load_corpus("folder", folder, speaker_pattern=pattern)
+    with pytest.warns(UserWarning, match="byte-identical copy"):  # both of spk1's copies skipped, spk2's kept
+        assert len(load_corpus("folder", folder, speaker_pattern=pattern, strict=False)) == count
+
+
 def test_manifest_and_dataset_speaker_ids_are_stripped_and_blank_is_no_speaker(tmp_path, tones):
     import shutil
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import logging
 import os
+import stat
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import Any, Literal
 
 import datasets
 
+from ser_hf._io import file_sha256
 from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, check_clip_duration, decode, is_audio_path
 from ser_hf.emotions import EMOTIONS, canonical_emotion, resolve_emotions, sort_emotions
 from ser_hf.errors import CorpusError, SERError
@@ -252,20 +254,50 @@ def scan_corpus(
 
 
 def _drop_relisted_files(scan: CorpusScan) -> None:
-    """Make a problem of every clip whose file (:func:`file_identity`: symlinks and hard links resolved) an earlier
-    clip already lists, under another spelling and another speaker: one recording under two speakers would leak
-    across a speaker-independent split."""
-    first: dict[tuple[int, int] | str, Clip] = {}
+    """Make a problem of every clip whose file (:func:`file_identity`: symlinks and hard links resolved) or whose
+    bytes (:func:`_content_keys`: a copy) an earlier clip already lists under another speaker: one recording under
+    two speakers would leak across a speaker-independent split."""
+    contents = _content_keys(scan.clips)
+    first: dict[Any, Clip] = {}
     kept = []
     for clip, duration in zip(scan.clips, scan.durations):
         earlier = first.setdefault(file_identity(clip.path), clip)
+        copied = first.setdefault(contents[clip.path], clip) if clip.path in contents else clip
         if earlier is not clip and earlier.path != clip.path and earlier.speaker != clip.speaker:
             scan.problems.append(Problem(clip.path, (
                 f"the same audio file as {display_path(earlier.path)} (speaker {earlier.speaker}), listed again under "
                 f"speaker {clip.speaker}; one recording under two speakers would be trained and tested on. Keep one.")))
             continue
+        if copied is not clip and copied.speaker != clip.speaker:
+            scan.problems.append(Problem(clip.path, (
+                f"a byte-identical copy of {display_path(copied.path)} (speaker {copied.speaker}), listed under "
+                f"speaker {clip.speaker}; one recording under two speakers would be trained and tested on. Keep one.")))
+            continue
         kept.append((clip, duration))
     scan.clips, scan.durations = [c for c, _ in kept], [d for _, d in kept]
+
+
+def _content_keys(clips: Sequence[Clip]) -> dict[str, tuple[str, str]]:
+    """``{path: ("sha256", digest)}`` for the clips whose bytes may copy another speaker's: regular files whose size
+    another speaker's file shares. Sizes are compared first, so a corpus is read only where a copy is possible
+    (clips of one fixed length in WAV all are: each is then hashed once, remembered by ``file_sha256``)."""
+    by_size: dict[int, list[Clip]] = {}
+    for clip in clips:
+        try:
+            info = os.stat(clip.path)
+        except (OSError, ValueError):
+            continue
+        if stat.S_ISREG(info.st_mode):  # never open a FIFO: it would block
+            by_size.setdefault(info.st_size, []).append(clip)
+    keys = {}
+    for group in by_size.values():
+        if len({clip.speaker for clip in group}) > 1:
+            for clip in group:
+                try:
+                    keys[clip.path] = ("sha256", file_sha256(clip.path))
+                except OSError:
+                    continue
+    return keys
 
 
 def describe_problems(scan: CorpusScan) -> str:

@@ -196,7 +196,8 @@ def _odd_paths(root: Path) -> list[BadInput]:
     link.symlink_to(reference.name)  # relative, so the folder can be moved
     dangling = root / "dangling.wav"
     dangling.symlink_to("no_such_target.wav")
-    unreadable = _write(root / "unreadable.wav", _tone())
+    # Each file its own tone: byte-identical copies under two speakers are refused as one recording (corpora.base).
+    unreadable = _write(root / "unreadable.wav", _tone(frequency=250.0))
     unreadable.chmod(0)
     # root ignores file permissions, so there the file reads like any other.
     privileged = os.access(unreadable, os.R_OK)
@@ -204,8 +205,9 @@ def _odd_paths(root: Path) -> list[BadInput]:
     directory.mkdir()
     cases = [
         _ok("reference", reference, "an ordinary 1 s 16 kHz 16-bit mono WAV (the control case)"),
-        _ok("space", _write(root / "with spaces in name.wav", _tone()), "a file name with spaces"),
-        _ok("non_ascii", _write(root / "émotion_колер_怒り.wav", _tone()), "a file name with non-ASCII characters"),
+        _ok("space", _write(root / "with spaces in name.wav", _tone(frequency=230.0)), "a file name with spaces"),
+        _ok("non_ascii", _write(root / "émotion_колер_怒り.wav", _tone(frequency=240.0)),
+            "a file name with non-ASCII characters"),
         _ok("symlink", link, "a symbolic link to reference.wav"),
         _error("dangling_symlink", dangling, "a symbolic link to a file that does not exist", r"does not exist"),
         (_ok("unreadable", unreadable, "a file with mode 000 (the process runs as root, which reads it anyway)")

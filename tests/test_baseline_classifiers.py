@@ -313,6 +313,14 @@ def test_loading_refuses_untrusted_types(corpus, tmp_path):
 def test_load_errors_name_the_problem(tmp_path):
     with pytest.raises(ModelError, match="is not a saved baseline: expected model.skops"):
         load_baseline(tmp_path)
+    (tmp_path / "baseline_config.json").write_text("{}")
+    (tmp_path / "model.safetensors").mkdir()  # said "expected ... model.safetensors ..., found [..., 'model.safetensors']"
+    with pytest.raises(ModelError, match=r"its model.safetensors is not a regular file \(a folder"):
+        load_baseline(tmp_path)
+    (tmp_path / "model.safetensors").rmdir()
+    (tmp_path / "model.safetensors").symlink_to("/dev/zero")
+    with pytest.raises(ModelError, match=r"its model.safetensors is not a regular file"):
+        load_baseline(tmp_path)
 
 
 def test_unknown_classifier_is_a_clear_error(corpus):

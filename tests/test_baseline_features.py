@@ -272,12 +272,21 @@ def test_baseline_seed_and_workers_are_checked_before_the_corpus_loads(tmp_path,
 
     for flag, value, expected in (("--seed", "-1", "--seed must be a seed (an integer) in [0, 4294967295], got -1"),
                                   ("--seed", str(2**64), "--seed must be a seed"),
-                                  ("--workers", "-2", "--workers must be a non-negative integer")):
+                                  ("--workers", "-2", "--workers must be a non-negative integer"),
+                                  ("--inner-folds", "0", "--inner-folds must be an integer (>= 2), got 0"),
+                                  ("--jobs", "0", "--jobs must be a positive integer or -1")):
         argv = ["baseline", "--corpus", "urdu", "--data-dir", str(tmp_path / "nowhere"), flag, value,
                 "--out", str(tmp_path / "out")]
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert expected in err and "Traceback" not in err, err
+    for classifier in ("cnn", "lstm"):  # flags of the scikit-learn search were accepted and ignored
+        argv = ["baseline", "--corpus", "urdu", "--data-dir", str(tmp_path / "nowhere"), "--classifier", classifier,
+                "--inner-folds", "3", "--jobs", "2", "--out", str(tmp_path / "out")]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"--inner-folds and --jobs apply to the scikit-learn classifiers' hyperparameter search, not to " \
+               f"--classifier {classifier}" in err, err
     assert not (tmp_path / "out").exists()
 
 

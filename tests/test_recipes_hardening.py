@@ -288,3 +288,19 @@ def test_an_empty_recipe_path_is_refused_not_taken_for_the_defaults():
     with pytest.raises(SERError, match=r"The recipe path is an empty string\. Pass a YAML file"):
         parse_run("")
     assert parse_run(None).model.mode  # no recipe at all still means the defaults
+
+
+def test_several_values_for_a_setting_that_takes_one_are_named_as_such(tmp_path):
+    """``train_top_layers: [1, 2]`` failed as "Unknown key(s) ['2'] in the command line", and ``--train_top_layers 1
+    2`` too; a one-item list stays its item (``report_to: [tensorboard]``), a list setting takes its list."""
+    base = "corpus: urdu\nmodel_name_or_path: x\noutput_dir: out\n"
+    recipe = _write(tmp_path, "k.yaml", base + "train_top_layers: [1, 2]\n")
+    with pytest.raises(SERError, match=r"train_top_layers takes one value \(int\), but recipe .*k\.yaml sets it to the "
+                                       r"list \[1, 2\]; write one value, e\.g\. train_top_layers: 1\."):
+        parse_run(recipe)
+    with pytest.raises(SERError, match=r"partial_mixup_alpha takes one value \(float\)"):
+        parse_run(_write(tmp_path, "m.yaml", base + "partial_mixup_alpha: [0.4, 0.5]\n"))
+    with pytest.raises(SERError, match=r"value\(s\) \['2'\] that no setting takes"):
+        parse_run(_write(tmp_path, "ok.yaml", base), ["--train_top_layers", "1", "2"])
+    run = parse_run(_write(tmp_path, "one.yaml", base + "train_top_layers: [2]\nprobe_speed_copies: [0.9, 1.1]\n"))
+    assert run.model.train_top_layers == 2 and run.probe.probe_speed_copies == [0.9, 1.1]

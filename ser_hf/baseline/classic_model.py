@@ -340,6 +340,12 @@ def names_neural(config: dict[str, Any]) -> bool:
 def _read_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG_NAME
     model_file = _model_file(folder) if folder.is_dir() else MODEL_NAME
+    odd = [name for name in (MODEL_NAME, _NEURAL_WEIGHTS, CONFIG_NAME)
+           if folder.is_dir() and os.path.lexists(folder / name) and not (folder / name).is_file()]
+    if odd:  # a folder, a device or a link to one where a saved file goes: "expected X, found [X]" said nothing
+        raise ModelError(f"{str(folder)!r} is not a saved baseline: its {', '.join(odd)} "
+                         f"{'is' if len(odd) == 1 else 'are'} not a regular file (a folder, a device or a link to "
+                         f"nothing). Save the baseline again with `ser-hf baseline ... --save-model`.")
     if not (folder / model_file).is_file() or not path.is_file():
         found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else "no such folder"
         raise ModelError(

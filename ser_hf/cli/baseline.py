@@ -9,7 +9,7 @@ from ser_hf._io import cache_root
 from ser_hf.cli.data import add_corpus_arguments, add_skip_bad_files_argument, corpus_options
 from ser_hf.errors import SERError
 from ser_hf.paths import display_path
-from ser_hf.ranges import NON_NEGATIVE_INT, SEED
+from ser_hf.ranges import COUNT, NON_NEGATIVE_INT, SEED, Range
 
 CLASSIFIER_NAMES = ("svm", "logreg", "forest", "mlp", "cnn", "lstm")
 
@@ -47,8 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--folds", type=int, default=5, metavar="K",
                         help="speaker-grouped folds for corpora without their own protocol (default 5; RAVDESS "
                              "always uses its 6 folds of 4 actors, IEMOCAP its sessions)")
-    parser.add_argument("--inner-folds", type=int, default=3, metavar="K",
-                        help="speaker-grouped inner folds of the hyperparameter search (default 3)")
+    parser.add_argument("--inner-folds", type=int, default=None, metavar="K",
+                        help="scikit-learn classifiers: speaker-grouped inner folds of the hyperparameter search "
+                             "(default 3)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (reports in DIR/cv)")
     parser.add_argument("--save-model", action="store_true",
                         help="also refit on all clips and save the model with its card into DIR")
@@ -56,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"feature cache (default {default_cache_dir()})")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     parser.add_argument("--seed", type=int, default=0, help="seed of the folds and classifiers (default 0)")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel grid-search fits (default 1)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="scikit-learn classifiers: parallel grid-search fits (default 1)")
     parser.add_argument("--epochs", type=int, default=None, metavar="N",
                         help="cnn/lstm: most training epochs (default 30; early stopping usually ends sooner)")
     parser.add_argument("--patience", type=int, default=None, metavar="N",
@@ -79,6 +81,11 @@ def _neural_config(args: argparse.Namespace):
     """The NeuralConfig the flags ask for (``None``: defaults); refuses the flags for scikit-learn classifiers."""
     overrides = {name: value for name, value in (("max_epochs", args.epochs), ("patience", args.patience))
                  if value is not None}
+    searched = [flag for flag, value in (("--inner-folds", args.inner_folds), ("--jobs", args.jobs)) if value is not None]
+    if args.classifier in ("cnn", "lstm") and searched:  # they were accepted and ignored
+        raise SERError(f"{' and '.join(searched)} apply to the scikit-learn classifiers' hyperparameter search, not "
+                       f"to --classifier {args.classifier} (it chooses its epoch on each fold's validation speakers); "
+                       f"drop them.")
     if args.classifier not in ("cnn", "lstm"):
         if overrides:
             raise SERError(f"--epochs and --patience apply to --classifier cnn or lstm only, not {args.classifier!r}; "
@@ -90,11 +97,15 @@ def _neural_config(args: argparse.Namespace):
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
-    """Refuse a seed or worker count no library takes, before the corpus loads (numpy and torch refused them with a
-    traceback, after every clip's features were extracted)."""
+    """Refuse a seed, worker, fold or job count no library takes, before the corpus loads (numpy and torch refused
+    them with a traceback, after every clip's features were extracted)."""
+    if args.jobs is not None and args.jobs != -1 and args.jobs not in COUNT:
+        raise SERError(f"--jobs must be a positive integer or -1 (every core), got {args.jobs}; e.g. --jobs 2.")
     for flag, value, allowed, fix in (
             ("--seed", args.seed, SEED, "e.g. --seed 0"),
-            ("--workers", args.workers, NON_NEGATIVE_INT, "0 or 1 extracts in this process; leave it out for all cores")):
+            ("--workers", args.workers, NON_NEGATIVE_INT, "0 or 1 extracts in this process; leave it out for all cores"),
+            ("--inner-folds", args.inner_folds, Range(2, integer=True, noun="an integer"),
+             "the search needs 2 or more inner folds, e.g. --inner-folds 3")):
         if value is not None and value not in allowed:
             raise SERError(f"{flag} must be {allowed}, got {value}; {fix}.")
 
@@ -109,14 +120,15 @@ def run_baseline(args: argparse.Namespace) -> int:
     from ser_hf.evaluation.folds import resumed_note
 
     _check_numbers(args)
+    neural_config = _neural_config(args)  # before the corpus loads: it refuses flags the classifier does not read
     cache = None if args.no_cache else Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
     blocking = cache and next((p for p in (cache, *cache.absolute().parents) if p.exists() or p.is_symlink()), None)
     if blocking is not None and not blocking.is_dir():  # before the corpus loads, not after
         raise SERError(f"--cache-dir {display_path(cache)}: {display_path(blocking)} is not a folder; pass a folder "
                        f"for the feature cache (made if missing), or --no-cache.")
     dataset = load_corpus(args.corpus, args.data_dir, emotions=args.emotions, **corpus_options(args))
-    options = dict(cache_dir=cache, inner_folds=args.inner_folds, seed=args.seed, n_jobs=args.jobs,
-                   num_workers=args.workers, neural_config=_neural_config(args))
+    options = dict(cache_dir=cache, inner_folds=args.inner_folds or 3, seed=args.seed, n_jobs=args.jobs or 1,
+                   num_workers=args.workers, neural_config=neural_config)
     out = check_baseline_folder(args.out, "--out")
     with one_baseline_at_a_time(out):  # the CV and the model saved after it, both into --out
         # With --save-model the new CV replaces the earlier model too, once the run is sure to start.

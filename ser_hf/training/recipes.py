@@ -320,10 +320,12 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
         unknown = sorted(set(mapping) - valid_keys())
         if unknown:
             raise _unknown_key_error(unknown, source)
-    argv = _cleared(_as_flags(from_file) + list(overrides) + _as_flags(values))
     # exit_on_error=False: a bad value raises ArgumentError (answered below) instead of exiting the process.
     parser = HfArgumentParser(ARGUMENT_GROUPS, exit_on_error=False)
     parser.allow_abbrev = False  # a typo like --num_fold must not silently mean --num_folds
+    for source, mapping in ((f"recipe {recipe}", from_file), ("the keyword arguments", values)):
+        _refuse_lists_for_single_values(parser, mapping, source)
+    argv = _cleared(_as_flags(from_file) + list(overrides) + _as_flags(values))
     try:
         data, model, training, probe, remaining = parser.parse_args_into_dataclasses(
             args=argv, return_remaining_strings=True)
@@ -341,7 +343,10 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
         raise SERError(f"Invalid training arguments ({' '.join(str(err).split())}). Fix them in {where}.") from None
     if remaining:
         flags = [item.lstrip("-").replace("-", "_") for item in remaining if item.startswith("--")]
-        raise _unknown_key_error(flags or remaining, "the command line")
+        if not flags:  # '--train_top_layers 1 2': the 2 is no key
+            raise SERError(f"the command line has value(s) {remaining} that no setting takes: a setting before them "
+                           f"takes one value. Pass one value per setting, e.g. --train_top_layers 2.")
+        raise _unknown_key_error(flags, "the command line")
     for key, finetune_setting in (("probe_speed_copies", "speed_perturb (e.g. 0.9 1.0 1.1)"),
                                   ("probe_noise_copies", "noise_snr_db (e.g. 10 30)")):
         if model.mode != "probe" and getattr(probe, key) and training.head_init != "probe":
@@ -353,6 +358,24 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
                            "mode: %s without head_init: probe ignores it (%s).",
                            key, _origin(key, recipe, overrides, values), model.mode, instead)
     return Run(data, model, training, probe)
+
+
+def _refuse_lists_for_single_values(parser: HfArgumentParser, mapping: dict[str, Any], source: str) -> None:
+    """Refuse a list of several values for a setting that takes one (``train_top_layers: [1, 2]`` failed as an
+    unknown key '2' of the command line). A one-item list stays its item, as it always was (``report_to:
+    [tensorboard]`` is a common way to write it)."""
+    for key, value in mapping.items():
+        if not isinstance(value, list) or len(value) < 2 or key in COMMA_SEPARATED_KEYS:
+            continue
+        action = parser._option_string_actions.get(f"--{key}")
+        declared = next((str(item.type) for group in ARGUMENT_GROUPS for item in dataclasses.fields(group)
+                         if item.name == key), "")
+        # A type that holds a list anywhere (transformers' fsdp, optim_target_modules: str or list) is left to
+        # argparse, as before; a scalar one takes one value.
+        if action is not None and action.nargs in (None, "?") and not any(
+                word in declared.lower() for word in ("list", "dict", "tuple")):
+            raise SERError(f"{key} takes one value ({_kind(key)}), but {source} sets it to the list {value!r}; "
+                           f"write one value, e.g. {key}: {_text(value[0])}.")
 
 
 def _kind(key: str) -> str:

@@ -14,10 +14,10 @@ import pytest
 
 from ser_hf.corpora import load_corpus
 from ser_hf.errors import ModelError
-from ser_hf.models.cache_entries import load_entry, save_entry
+from ser_hf.models.cache_entries import finite_array, load_entry, save_entry
 from ser_hf.models.factory import build_model
 from ser_hf.models.layer_inputs import layer_inputs
-from ser_hf.models.pooling import backbone_fingerprint, finite_array, pooled_hidden_states
+from ser_hf.models.pooling import backbone_fingerprint, pooled_hidden_states
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone
 

@@ -28,10 +28,19 @@ from ser_hf._io import atomic_write_bytes
 from ser_hf.errors import ModelError
 from ser_hf.paths import display_path
 
-__all__ = ["load_entries", "load_entry", "save_entry"]
+__all__ = ["finite_array", "load_entries", "load_entry", "save_entry"]
 
 #: ``check(array) -> bool``: whether an array read from an entry is one the cache could have written.
 Check = Callable[[np.ndarray], bool]
+
+
+def finite_array(shape: tuple[int, ...], dtypes: tuple = (np.float32,)) -> Check:
+    """An entry check: an array of ``shape`` (``-1``: any positive length) and one of ``dtypes``, all finite."""
+    def check(array: np.ndarray) -> bool:
+        return (array.dtype in dtypes and array.ndim == len(shape) and array.size > 0
+                and all(want in (-1, got) for want, got in zip(shape, array.shape)) and bool(np.isfinite(array).all()))
+
+    return check
 
 
 def save_entry(path: Path, array: np.ndarray) -> None:

@@ -28,7 +28,7 @@ from torch import nn
 from ser_hf.audio import AudioPreprocessor, audio_info
 from ser_hf.errors import ModelError
 from ser_hf.models.architecture import batch_padding_is_exact
-from ser_hf.models.cache_entries import load_entry, save_entry
+from ser_hf.models.cache_entries import finite_array, load_entry, save_entry
 from ser_hf.models.pooling import (
     _batches,
     _encoder_hidden_states,
@@ -38,7 +38,6 @@ from ser_hf.models.pooling import (
     check_cache_writable,
     default_cache_dir,
     encoder_inputs,
-    finite_array,
 )
 from ser_hf.processes import launched_processes
 from ser_hf.progress import progress_bar

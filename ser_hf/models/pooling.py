@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from ser_hf._io import cache_root, check_writable, file_sha256
 from ser_hf.audio import AudioPreprocessor, audio_info
 from ser_hf.errors import ModelError
 from ser_hf.models.architecture import POOLABLE_MODEL_TYPES, batch_padding_is_exact
-from ser_hf.models.cache_entries import load_entries, load_entry, save_entry
+from ser_hf.models.cache_entries import finite_array, load_entries, load_entry, save_entry
 from ser_hf.paths import display_path
 from ser_hf.processes import launched_processes
 from ser_hf.progress import progress_bar
@@ -179,15 +179,6 @@ def check_cache_writable(root: Path) -> None:
                    "the states computed")
 
 
-def finite_array(shape: tuple[int, ...], dtypes: tuple = (np.float32,)) -> Callable[[np.ndarray], bool]:
-    """A cache entry check: an array of ``shape`` (``-1``: any positive length) and one of ``dtypes``, all finite."""
-    def check(array: np.ndarray) -> bool:
-        return (array.dtype in dtypes and array.ndim == len(shape) and array.size > 0
-                and all(want in (-1, got) for want, got in zip(shape, array.shape)) and bool(np.isfinite(array).all()))
-
-    return check
-
-
 def pooled_hidden_states(
     model: torch.nn.Module,
     feature_extractor,
@@ -225,10 +216,10 @@ def pooled_hidden_states(
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     folder = root / backbone_fingerprint(model, feature_extractor) / preprocessor.fingerprint()
     targets = [folder / f"{_file_key(str(p))}.npy" for p in paths]
-    # Under accelerate launch / torchrun every process computes its share of the missing clips and writes
-    # them atomically into the shared cache; after the barrier every process reads them all.
     usable = finite_array(pooled_shape(model))
     pooled = load_entries(targets, usable)  # a damaged entry is removed here and computed again below
+    # Under accelerate launch / torchrun every process computes its share of the missing clips and writes
+    # them atomically into the shared cache; after the barrier every process reads them all.
     processes = launched_processes()
     todo, mine = processes.missing_share(targets)
     logger.info("pooled hidden states: %d of %d clips cached in %s", len(paths) - len(todo), len(paths), folder)

@@ -497,8 +497,10 @@ class EmotionRecognizer(SpeakerAdaptation):
 
     def _score_windows(self, voiced: list, scorer: Any, top_k: int | None) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Probabilities and results of voiced ``(start, end, samples)`` windows, preprocessed one by one."""
-        # before cleaning, as enrollment measures its clips; only a speaker's scorer reads them
-        levels = None if scorer is None else [enrollment_level_db(w, self.sampling_rate) for _, _, w in voiced]
+        # before cleaning, as enrollment measures its clips; only a scorer that learns online reads them (the voicing
+        # screen costs a few ms per window)
+        levels = ([enrollment_level_db(w, self.sampling_rate) for _, _, w in voiced]
+                  if scorer is not None and scorer.reads_levels else None)
         probabilities, extra = self._probabilities([self.prepare(w) for _, _, w in voiced], scorer, levels=levels)
         results = [{**self._window_result(s, e, row, top_k), **extra} for (s, e, _), row in zip(voiced, probabilities)]
         return probabilities, results

@@ -460,6 +460,9 @@ class EnrolledSpeaker:
         SERError: when ``speaker`` is not enrolled.
     """
 
+    #: The windows' levels are not read: the offset was learnt at enrollment.
+    reads_levels = False
+
     def __init__(self, enrollments: SpeakerEnrollments, speaker: str):
         self.enrollments = enrollments
         entry = enrollments._entry(speaker)  # one lookup: a re-enrollment meanwhile cannot mix two enrollments
@@ -485,6 +488,9 @@ class OnlineSpeaker:
     loudest sample *so far*, so a stream opening on room tone, a hum or a fan (or with no gate) would take it for the
     voice and shift every later window.
     """
+
+    #: The windows' levels (before cleaning) decide which windows it learns from.
+    reads_levels = True
 
     def __init__(self, enrollments: SpeakerEnrollments):
         self.enrollments = enrollments

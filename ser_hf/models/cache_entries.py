@@ -51,13 +51,6 @@ def save_entry(path: Path, array: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue(), follow_symlinks=False)
 
 
-def _remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:  # another process of the same launch removed it first
-        pass
-
-
 def load_entry(path: Path, check: Check) -> np.ndarray | None:
     """The array of the entry ``path`` if it is one the cache wrote and ``check`` accepts; otherwise ``None``, with
     whatever stood there removed (see the module's description).
@@ -73,7 +66,7 @@ def load_entry(path: Path, check: Check) -> np.ndarray | None:
         raise ModelError(f"{display_path(path)} is a folder where ser_hf's cache of backbone states keeps a file; "
                          f"remove it (or pass another embedding_cache_dir) and run again.")
     if not stat.S_ISREG(info.st_mode):  # a link, a FIFO, a device: never opened
-        _remove(path)
+        path.unlink(missing_ok=True)  # another process of the same launch may have removed it first
         return None
     try:
         array = np.load(path, allow_pickle=False)
@@ -83,7 +76,7 @@ def load_entry(path: Path, check: Check) -> np.ndarray | None:
         array = None
     if isinstance(array, np.ndarray) and check(array):
         return array
-    _remove(path)
+    path.unlink(missing_ok=True)
     return None
 
 

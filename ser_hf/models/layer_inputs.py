@@ -124,7 +124,7 @@ def _load_clip(target: Path, layer: int, hidden: int) -> tuple[np.ndarray, np.nd
     """A clip's cached ``(states, pooled means)``, or ``None`` when either file is missing or damaged (both are
     then removed, to be computed again: :mod:`~ser_hf.models.cache_entries`)."""
     state = load_entry(target, finite_array((-1, hidden), (np.float16, np.float32)))
-    lower = load_entry(target.with_suffix(".pooled.npy"), finite_array((layer + 1, hidden)))
+    lower = None if state is None else load_entry(target.with_suffix(".pooled.npy"), finite_array((layer + 1, hidden)))
     if state is None or lower is None:
         for path in (target, target.with_suffix(".pooled.npy")):
             path.unlink(missing_ok=True)  # load_entry left only usable regular files

@@ -337,21 +337,22 @@ def _add_prediction_routes(app: FastAPI, service: _Service) -> None:
 
 
 class UploadedClip(NamedTuple):
-    """One file of a batch: its name, seconds, the prepared wave, and its level before the checkpoint's cleaning
-    (``enrollment_level_db``: enrollment leaves out silence and voiceless clips by it; a peak-normalised hiss is still
-    silence)."""
+    """One file of a batch: its name, seconds, the prepared wave, and, for enrollment, its level before the
+    checkpoint's cleaning (``enrollment_level_db``: enrollment leaves out silence and voiceless clips by it; a
+    peak-normalised hiss is still silence). ``None`` for a prediction, which reads no level."""
 
     filename: str | None
     seconds: float
     wave: np.ndarray
-    level: float
+    level: float | None
 
 
 @contextlib.asynccontextmanager
-async def _read_clips(service: _Service, files: list[UploadFile]):
+async def _read_clips(service: _Service, files: list[UploadFile], levels: bool = False):
     """Decode and prepare several uploads within the batch limits, holding their decoding budget and a model slot.
 
-    Yields :class:`UploadedClip` s; one unusable file fails the request with a 4xx naming it.
+    Yields :class:`UploadedClip` s, with their levels when ``levels`` (enrollment: the voicing screen costs a few
+    ms per 3 s, which a prediction need not pay); one unusable file fails the request with a 4xx naming it.
     """
     settings, model_rate = service.settings, int(service.recognizer.sampling_rate)
     if len(files) > settings.max_batch_files:
@@ -361,7 +362,7 @@ async def _read_clips(service: _Service, files: list[UploadFile]):
     decoded = sum(header.decoded_bytes(settings.max_clip_seconds) for _, _, header in uploads)
     with service.reserve(decoded, f"the {len(files)} files decode to {megabytes(decoded)} of samples (float32)"):
         async with service.slot():
-            yield [await _batch_clip(service, upload, data, index, model_rate)
+            yield [await _batch_clip(service, upload, data, index, model_rate, levels)
                    for index, (upload, data, _) in enumerate(uploads)]
 
 
@@ -380,13 +381,14 @@ async def _batch_header(upload: UploadFile, index: int, settings: ServiceSetting
 
 
 async def _batch_clip(service: _Service, upload: UploadFile, data: bytes, index: int,
-                      model_rate: int) -> UploadedClip:
-    """Decode and prepare one file of a batch."""
+                      model_rate: int, level: bool) -> UploadedClip:
+    """Decode and prepare one file of a batch (and measure its level for enrollment, off the event loop)."""
     try:
         wave, rate = await run_in_threadpool(decode_upload, data, upload.filename, service.settings, model_rate,
                                              service.settings.max_clip_seconds)
         return UploadedClip(upload.filename, wave.size / rate, await run_in_threadpool(
-            service.recognizer.load, (wave, rate)), enrollment_level_db(wave, rate))
+            service.recognizer.load, (wave, rate)),
+            await run_in_threadpool(enrollment_level_db, wave, rate) if level else None)
     except RequestError as err:
         raise RequestError(err.status, f"files[{index}]: {err.detail}", err.headers) from err
     except AudioError as err:
@@ -437,7 +439,7 @@ def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_n
     _add_error_handlers(app)
     _add_prediction_routes(app, service)
 
-    add_speaker_routes(app, service, lambda files: _read_clips(service, files), _KNOWN)
+    add_speaker_routes(app, service, lambda files: _read_clips(service, files, levels=True), _KNOWN)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:

@@ -367,9 +367,8 @@ def _refuse_lists_for_single_values(parser: HfArgumentParser, mapping: dict[str,
     for key, value in mapping.items():
         if not isinstance(value, list) or len(value) < 2 or key in COMMA_SEPARATED_KEYS:
             continue
-        action = parser._option_string_actions.get(f"--{key}")
-        declared = next((str(item.type) for group in ARGUMENT_GROUPS for item in dataclasses.fields(group)
-                         if item.name == key), "")
+        action, field = parser._option_string_actions.get(f"--{key}"), _field(key)
+        declared = "" if field is None else str(field.type)
         # A type that holds a list anywhere (transformers' fsdp, optim_target_modules: str or list) is left to
         # argparse, as before; a scalar one takes one value.
         if action is not None and action.nargs in (None, "?") and not any(
@@ -378,19 +377,23 @@ def _refuse_lists_for_single_values(parser: HfArgumentParser, mapping: dict[str,
                            f"write one value, e.g. {key}: {_text(value[0])}.")
 
 
+def _field(key: str) -> dataclasses.Field | None:
+    """The dataclass field of the run's argument groups named ``key``."""
+    return next((item for group in ARGUMENT_GROUPS for item in dataclasses.fields(group) if item.name == key), None)
+
+
 def _kind(key: str) -> str:
-    for group in ARGUMENT_GROUPS:
-        for item in dataclasses.fields(group):
-            if item.name == key:
-                choices = item.metadata.get("choices")
-                # list[float].__name__ is "list": keep the item type, which the example below needs
-                kind = (str(item.type) if typing.get_origin(item.type) else
-                        getattr(item.type, "__name__", str(item.type))).replace(" | None", "")
-                if choices:
-                    return f"one of {[c for c in choices if c is not None]}"
-                if kind.startswith("list["):  # argparse reads each value alone, so "[0.9, 1.1]" is one bad float
-                    example = "0.9 1.1" if "float" in kind else "a b"
-                    return (f"{kind}: on the command line its values separated by spaces (--{key} {example}), "
-                            f"in a recipe a YAML list ({key}: [{example.replace(' ', ', ')}])")
-                return kind
-    return "another value"
+    item = _field(key)
+    if item is None:
+        return "another value"
+    choices = item.metadata.get("choices")
+    # list[float].__name__ is "list": keep the item type, which the example below needs
+    kind = (str(item.type) if typing.get_origin(item.type) else
+            getattr(item.type, "__name__", str(item.type))).replace(" | None", "")
+    if choices:
+        return f"one of {[c for c in choices if c is not None]}"
+    if kind.startswith("list["):  # argparse reads each value alone, so "[0.9, 1.1]" is one bad float
+        example = "0.9 1.1" if "float" in kind else "a b"
+        return (f"{kind}: on the command line its values separated by spaces (--{key} {example}), "
+                f"in a recipe a YAML list ({key}: [{example.replace(' ', ', ')}])")
+    return kind

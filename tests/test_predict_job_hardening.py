@@ -178,7 +178,15 @@ def test_an_output_of_an_older_version_resumes_with_a_warning(models, audio, tmp
         del job["job"][key]
     out.write_text(json.dumps(job) + "\n" + "".join(rest))
     with pytest.warns(UserWarning, match=r"older ser_hf that did not record .*--top-k"):
-        assert predict_files(models["a"], audio, out, progress=False)["skipped"] == 2
+        assert predict_files(models["a"], audio[:3], out, progress=False)["skipped"] == 2
+    # The resume gave the output this version's header: the next resume checks every option instead of warning.
+    assert json.loads(out.read_text().splitlines()[0])["job"]["top_k"] is None
+    assert len(out.read_text().splitlines()) == 1 + 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert predict_files(models["a"], audio, out, progress=False)["skipped"] == 3
+    with pytest.raises(SERError, match=r"made with --top-k not given .*this job runs with --top-k 2"):
+        predict_files(models["a"], audio, out, progress=False, top_k=2)
 
 
 # ------------------------------------------------------------------------------ 8. devices

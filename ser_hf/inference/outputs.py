@@ -374,14 +374,18 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]], header: dict[str,
 
 
 def prepare_jsonl(path: Path, header: dict[str, Any], role: str = "--out") -> None:
-    """Make a JSONL output ready for appending: cut a torn last line, give an older output its header.
+    """Make a JSONL output ready for appending: cut a torn last line, give an older output this job's header.
 
-    Only a file recognised as ser_hf's is changed (:func:`_scan_jsonl` refuses any other).
+    An older output's header (none, or a job that did not record every option this one does) is replaced once the
+    job has been found the same (``check_same_job`` warned that the missing options could not be checked), so the
+    next resume checks them instead of warning again. Only a file recognised as ser_hf's is changed
+    (:func:`_scan_jsonl` refuses any other).
     """
     if not path.exists():
         return
     scan = _scan_jsonl(path, role)
-    if scan.header is None and scan.records:
+    unrecorded = scan.header is not None and set(header.get("job") or {}) - set(scan.header.get("job") or {})
+    if (scan.header is None and scan.records) or unrecorded:
         write_jsonl(path, scan.records, header)
     elif scan.good_end < scan.size:
         _truncate(path, scan.good_end)

@@ -135,3 +135,19 @@ def test_integer_labels_without_class_names_go_through_label_map(tmp_path):
         load_corpus(source)
     ds = load_corpus(source, label_map=dict(zip("0123", EMOTIONS)))
     assert ds.features["label"].int2str(ds["label"])[:4] == list(EMOTIONS)
+
+
+def test_embedded_bytes_copied_under_two_speakers_are_refused_naming_both_rows(tmp_path):
+    """Rows whose embedded audio is byte for byte another speaker's would be trained and tested on in a
+    speaker-independent split: a problem naming both rows (never the cache files ser_hf wrote them to)."""
+    rows = emotion_rows(per_emotion=2)
+    assert (rows["actor"][0], rows["actor"][9]) == ("spk1", "spk2")
+    rows["audio"][9] = dict(rows["audio"][0])
+    to_dataset(rows).save_to_disk(str(tmp_path / "ds"))
+    source = DatasetSource(str(tmp_path / "ds"), label_column="emotion", speaker_column="actor", gender_column="sex")
+    with pytest.raises(CorpusError, match=r"split 'train' row 9: a byte-identical copy of dataset '.*ds' split "
+                                          r"'train' row 0 \(speaker spk1\), listed under speaker spk2") as err:
+        load_corpus(source)
+    assert "ser_hf_cache" not in str(err.value) and ".wav" not in str(err.value)
+    with pytest.warns(UserWarning, match=r"row 9: a byte-identical copy of .* row 0"):
+        assert len(load_corpus(source, strict=False)) == len(rows["audio"]) - 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ from ser_hf.corpora.base import (
 )
 from ser_hf.corpora.folder import raw_label_to_emotion
 from ser_hf.errors import CorpusError
+from ser_hf.paths import display_path
 
 #: The columns every clip loaded from a dataset keeps besides the uniform ones.
 METADATA_FEATURES = {"split": datasets.Value("string"), "row": datasets.Value("int64")}
@@ -317,9 +319,20 @@ def load_dataset_corpus(
     check_audio = ("header" if strict else "decode") if check_audio is None else check_audio
     scan = scan_corpus(corpus, Path(source.name), check_audio=check_audio, min_clip_duration=min_clip_duration,
                        max_clip_duration=max_clip_duration)
-    scan.problems = [Problem(places.get(problem.path, problem.path), problem.reason) for problem in scan.problems]
+    scan.problems = [Problem(places.get(problem.path, problem.path), _rows_named(problem.reason, places))
+                     for problem in scan.problems]
     report_problems(scan, strict)
     return to_dataset(scan, corpus, emotions=emotions, label_map=label_map)
+
+
+def _rows_named(reason: str, places: Mapping[str, str]) -> str:
+    """``reason`` with every file ser_hf wrote for a row's embedded audio (a copy check names the earlier clip's)
+    replaced by that row's description: the user knows rows, not ``$SER_HF_CACHE``'s file names."""
+    cached = re.compile(re.escape(display_path(cache_root() / "datasets")) + r"[/\\][0-9a-f]{20}[/\\]\d{9}\.\w+")
+    if not cached.search(reason):
+        return reason
+    shown = {display_path(path): where for path, where in places.items()}
+    return cached.sub(lambda match: shown.get(match.group(0), match.group(0)), reason)
 
 
 def row_files(source: DatasetSource, split: str) -> dict[str, dict[str, Any]]:

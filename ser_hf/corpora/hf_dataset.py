@@ -319,20 +319,28 @@ def load_dataset_corpus(
     check_audio = ("header" if strict else "decode") if check_audio is None else check_audio
     scan = scan_corpus(corpus, Path(source.name), check_audio=check_audio, min_clip_duration=min_clip_duration,
                        max_clip_duration=max_clip_duration)
-    scan.problems = [Problem(places.get(problem.path, problem.path), _rows_named(problem.reason, places))
+    name_rows = _row_namer(places)
+    scan.problems = [Problem(places.get(problem.path, problem.path), name_rows(problem.reason))
                      for problem in scan.problems]
     report_problems(scan, strict)
     return to_dataset(scan, corpus, emotions=emotions, label_map=label_map)
 
 
-def _rows_named(reason: str, places: Mapping[str, str]) -> str:
-    """``reason`` with every file ser_hf wrote for a row's embedded audio (a copy check names the earlier clip's)
-    replaced by that row's description: the user knows rows, not ``$SER_HF_CACHE``'s file names."""
+def _row_namer(places: Mapping[str, str]):
+    """A function giving a problem's reason with every file ser_hf wrote for a row's embedded audio (a copy check
+    names the earlier clip's) replaced by that row's description: the user knows rows, not ``$SER_HF_CACHE``'s
+    file names. The lookup by displayed path is built once, at the first reason that needs it."""
     cached = re.compile(re.escape(display_path(cache_root() / "datasets")) + r"[/\\][0-9a-f]{20}[/\\]\d{9}\.\w+")
-    if not cached.search(reason):
-        return reason
-    shown = {display_path(path): where for path, where in places.items()}
-    return cached.sub(lambda match: shown.get(match.group(0), match.group(0)), reason)
+    shown: dict[str, str] = {}
+
+    def name_rows(reason: str) -> str:
+        if not cached.search(reason):
+            return reason
+        if not shown:
+            shown.update((display_path(path), where) for path, where in places.items())
+        return cached.sub(lambda match: shown.get(match.group(0), match.group(0)), reason)
+
+    return name_rows
 
 
 def row_files(source: DatasetSource, split: str) -> dict[str, dict[str, Any]]:

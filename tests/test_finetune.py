@@ -433,10 +433,64 @@ def test_search_command_writes_the_best_trial(assets, tmp_path, capsys):
             "--eval_strategy", "epoch", "--save_strategy", "no", "--disable_tqdm", "true", "--output_dir", str(tmp_path)]
     assert main(argv) == 0
     # The Trainer prints its own metric dicts on stdout too; the command's summary is the JSON line.
-    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith('{"validation_unweighted_accuracy"'))
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith('{"objective"'))
     printed = json.loads(line)
-    assert 0 <= printed["validation_unweighted_accuracy"] <= 1 and "learning_rate" in printed["hyperparameters"]
+    assert printed["objective"] == "eval_unweighted_accuracy" and 0 <= printed["value"] <= 1
+    assert "learning_rate" in printed["hyperparameters"] and printed["trials"]["complete"] == 2
     assert json.loads((tmp_path / "hp_search.json").read_text())["n_trials"] == 2
+    # A loss as the objective is named as such (it was printed as "validation_unweighted_accuracy").
+    assert main([*argv[:-1], str(tmp_path / "loss"), "--metric_for_best_model", "loss"]) == 0
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith('{"objective"'))
+    assert json.loads(line)["objective"] == "eval_loss"
+
+
+@pytest.mark.parametrize("trials", ["0", "-3", "two"])
+def test_search_refuses_a_trial_count_below_one_before_loading(tmp_path, capsys, trials):
+    argv = ["search", "--trials", trials, "--corpus", "urdu", "--data_dir", str(tmp_path / "missing"),
+            "--mode", "finetune", "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert f"--trials: expected a whole number of trials >= 1, got '{trials}'" in capsys.readouterr().err
+
+
+def test_a_search_keeps_finished_trials_survives_an_out_of_memory_trial_and_resumes(assets, tmp_path, monkeypatch):
+    pytest.importorskip("optuna", reason="optuna is optional (pip install 'ser-hf[search]')")
+    import torch
+
+    from ser_hf.errors import SERError
+    from ser_hf.training.finetune import FinetuneMethod
+    from ser_hf.training.search import JOURNAL, SEARCH_FOLDER, hyperparameter_search
+
+    run = parse_run(None, ["--corpus", "urdu", "--data_dir", str(assets["corpus"]), "--model_name_or_path",
+                           str(assets["wav2vec2"]), "--mode", "finetune", "--num_train_epochs", "1",
+                           "--eval_strategy", "epoch", "--save_strategy", "no", "--disable_tqdm", "true",
+                           "--output_dir", str(tmp_path)])
+    with pytest.raises(SERError, match=r"n_trials must be a whole number >= 1, got 0"):
+        hyperparameter_search(run, n_trials=0)
+    build, built = FinetuneMethod.build, []
+
+    def build_or_run_out_of_memory(self, *args, **kwargs):  # the Trainer's model first, then the trials'
+        built.append(1)
+        if len(built) == 3:  # once, in the first trial
+            raise torch.OutOfMemoryError("CUDA out of memory (a trial's batch size too large)")
+        return build(self, *args, **kwargs)
+
+    monkeypatch.setattr(FinetuneMethod, "build", build_or_run_out_of_memory)
+    hyperparameter_search(run, n_trials=2)  # the second trial fails; the search goes on and reports the first
+    record = json.loads((tmp_path / "hp_search.json").read_text())
+    assert record["trials"] == {"asked": 2, "complete": 1, "fail": 1}
+    assert (tmp_path / SEARCH_FOLDER / JOURNAL).is_file()
+    built[:] = [1] * 10  # no more failures
+    best = hyperparameter_search(run, n_trials=2)  # the same search again: only the missing trial runs
+    resumed_calls = len(built) - 10
+    record = json.loads((tmp_path / "hp_search.json").read_text())
+    assert record["trials"] == {"asked": 2, "complete": 2, "fail": 1} and record["best_run"]["run_id"] == best.run_id
+    built[:] = [1] * 10
+    hyperparameter_search(run, n_trials=2, seed=7)  # another search (seed): a study of its own, both trials run
+    assert json.loads((tmp_path / "hp_search.json").read_text())["trials"] == {"asked": 2, "complete": 2, "fail": 0}
+    assert len(built) - 10 == resumed_calls + 1  # one model more: two trials against the resumed search's one
+    assert json.loads((tmp_path / "hp_search.json").read_text())["study"] != record["study"]
 
 
 # --- layer-wise learning rates and the probe-initialised head ------------------------------------------

@@ -78,9 +78,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                   "search fine-tuning hyperparameters (optuna) on a validation split disjoint from the test speakers",
                   "ser-hf search recipes/urdu/wav2vec2-base-finetune.yaml --trials 20", run_search)
     search.usage = "ser-hf search [RECIPE.yaml] [--trials N] [--key value ...]"
-    search.add_argument("--trials", type=int, default=20, metavar="N",
-                        help="optuna trials, each a fine-tuning run scored by validation UA (default 20); the "
-                             "search space is learning rate, warmup, weight decay and batch size")
+    search.add_argument("--trials", type=_trials, default=20, metavar="N",
+                        help="optuna trials in all, each a fine-tuning run scored by the recipe's "
+                             "metric_for_best_model on the validation speakers (default 20: validation UA); the "
+                             "search space is learning rate, warmup, weight decay and batch size. Finished trials "
+                             "are kept in OUTPUT_DIR/hp_search/trials.journal: a rerun of the same search runs only "
+                             "the trials still missing, and a trial that runs out of memory is recorded as failed")
 
 
 def _split_recipe(args: argparse.Namespace) -> tuple[str | None, list[str]]:
@@ -144,6 +147,17 @@ def run_cv(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trials(text: str) -> int:
+    """--trials, checked before the corpus and the model load."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of trials >= 1, got {text!r}; e.g. --trials 20")
+    return value
+
+
 def run_search(args: argparse.Namespace) -> int:
     import json
 
@@ -153,6 +167,8 @@ def run_search(args: argparse.Namespace) -> int:
     recipe, overrides = _split_recipe(args)
     run = parse_run(recipe, overrides)
     best = hyperparameter_search(run, n_trials=args.trials)
-    print(json.dumps({"validation_unweighted_accuracy": best.objective, "hyperparameters": best.hyperparameters}))
+    record = json.loads((Path(run.training.output_dir) / "hp_search.json").read_text())
+    print(json.dumps({"objective": record["objective"], "value": best.objective, "hyperparameters": best.hyperparameters,
+                      "trials": record["trials"]}))
     print(f"record: {display_path(Path(run.training.output_dir) / 'hp_search.json')}  (train with the best values as --key value overrides)")
     return 0

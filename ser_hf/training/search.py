@@ -5,6 +5,11 @@ clips of :func:`~ser_hf.splits.speaker_split` (the same split ``ser-hf train`` m
 the test speakers never influence the chosen hyperparameters. The objective is the metric that picks the best
 checkpoint (:func:`objective_name`): the validation UA, or the mean of the corpora's UAs for several corpora.
 
+Finished trials are kept as they finish, in an optuna journal (``output_dir/hp_search/trials.journal``), under a study
+named by the run's settings, the search space and the seed: a search stopped by Ctrl-C, a kill or a crash resumes
+when run again, running only the trials still missing; a search with other settings starts a study of its own. A trial
+that runs out of (GPU) memory is recorded as failed and the search goes on (a large batch size often does).
+
 Needs optuna (``pip install 'ser-hf[search]'``).
 
 Example:
@@ -19,12 +24,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers.trainer_utils import BestRun
 
 from ser_hf._io import refuse_non_folder, write_output_file
@@ -40,6 +48,12 @@ __all__ = ["default_hp_space", "hyperparameter_search", "objective_name"]
 #: Where a search's trials train (the Trainer's output_dir, in the run's): a file or a link there is refused before
 #: any trial (the Trainer failed on it after loading the corpus, or wrote the trials' checkpoints into a linked folder).
 SEARCH_FOLDER = "hp_search"
+#: The optuna journal of every trial, in ``SEARCH_FOLDER``: what a rerun resumes from.
+JOURNAL = "trials.journal"
+#: Errors that fail one trial, not the search: its hyperparameters, not the code, are at fault.
+TRIAL_FAILURES = (torch.OutOfMemoryError,)
+
+logger = logging.getLogger(__name__)
 
 
 def default_hp_space(trial) -> dict[str, Any]:
@@ -84,7 +98,7 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
         run: The run (data, model, training arguments); ``run.model.mode`` must be ``"finetune"`` and
             ``run.data.validation_size`` > 0. ``output_dir`` receives the trials' checkpoints and
             ``hp_search.json`` with the best trial.
-        n_trials: Number of trials.
+        n_trials: Number of trials in all, those a stopped run of the same search finished included.
         hp_space: ``trial -> {TrainingArguments field: value}``; default :func:`default_hp_space`.
         seed: Seed of optuna's TPE sampler (default: ``run.training.seed``), so a search can be repeated.
         **study_kwargs: Passed to ``optuna.create_study`` / ``Study.optimize`` (e.g. ``timeout``, ``pruner``).
@@ -93,7 +107,8 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
         transformers' ``BestRun`` (``run_id``, ``objective`` = best validation UA, ``hyperparameters``).
 
     Raises:
-        SERError: if optuna is not installed, the mode is not ``finetune``, or there is no validation split.
+        SERError: if optuna is not installed, ``n_trials`` is below 1, the mode is not ``finetune``, there is no
+            validation split, or no trial finished.
     """
     if importlib.util.find_spec("optuna") is None:
         raise SERError("hyperparameter_search needs optuna, which is not installed: pip install 'ser-hf[search]' "
@@ -102,6 +117,8 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
 
     from ser_hf.training.finetune import FinetuneMethod
 
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise SERError(f"hyperparameter_search: n_trials must be a whole number >= 1, got {n_trials!r}; e.g. 20.")
     if run.model.mode != "finetune":
         raise SERError(f"hyperparameter_search tunes fine-tuning: set mode='finetune' (got {run.model.mode!r}).")
     if not run.data.validation_size > 0:
@@ -123,20 +140,65 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
     method = FinetuneMethod(resolve_model_path(run.model.model_name_or_path), labels, run.model, training,
                             preprocessor=run.data.preprocessor(SAMPLING_RATE))
     trainer = method.make_trainer(split["train"], split["validation"], model_init=lambda trial: method.build()[0])
-    sampler = optuna.samplers.TPESampler(seed=run.training.seed if seed is None else seed)
+    seed = run.training.seed if seed is None else seed
+    hp_space = hp_space or default_hp_space
+    sampler = optuna.samplers.TPESampler(seed=seed)
     objective = objective_name(trainer.args)
-    best = trainer.hyperparameter_search(hp_space=hp_space or default_hp_space, compute_objective=_objective(objective),
-                                         n_trials=n_trials,
-                                         direction="maximize" if trainer.args.greater_is_better else "minimize",
-                                         backend="optuna", sampler=sampler, **study_kwargs)
-    _write_record(Path(run.training.output_dir), best, n_trials, split, objective)
+    (out / SEARCH_FOLDER).mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(out / SEARCH_FOLDER / JOURNAL)))
+    study = _study_name(run, hp_space, seed)
+    finished = _finished_trials(optuna, study, storage)
+    if finished:
+        logger.warning("search: resuming study %s, %d of %d trial(s) already finished", study, finished, n_trials)
+    try:
+        best = trainer.hyperparameter_search(
+            hp_space=hp_space, compute_objective=_objective(objective), n_trials=max(n_trials - finished, 0),
+            direction="maximize" if trainer.args.greater_is_better else "minimize", backend="optuna", sampler=sampler,
+            storage=storage, study_name=study, load_if_exists=True,
+            catch=study_kwargs.pop("catch", TRIAL_FAILURES), **study_kwargs)
+    except ValueError as err:
+        if "No trials are completed" not in str(err):
+            raise
+        raise SERError("hyperparameter_search: none of the trials finished (each failure is logged above, e.g. "
+                       "out of memory); lower the batch sizes of the search space, or fix what the failures name, "
+                       "and run it again.") from None
+    trials = optuna.load_study(study_name=study, storage=storage).trials
+    counts = {"asked": n_trials, **{state.name.lower(): sum(t.state == state for t in trials)
+                                    for state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)}}
+    _write_record(Path(run.training.output_dir), best, counts, split, objective, study)
     return best
 
 
-def _write_record(out: Path, best: BestRun, n_trials: int, split, objective: str) -> None:
-    """``hp_search.json``: the best trial, the metric it was chosen by and which speakers scored it (never the test
-    speakers)."""
-    record = {"objective": objective, "n_trials": n_trials,
+def _study_name(run: Run, hp_space: Callable, seed: int) -> str:
+    """The study a search's trials belong to: the run's settings, the search space and the sampler's seed (a rerun of
+    the same search resumes it; any other search gets a study of its own)."""
+    settings = json.dumps({"run": dataclasses.asdict(run), "hp_space": f"{hp_space.__module__}.{hp_space.__qualname__}",
+                           "seed": seed}, sort_keys=True, default=str)
+    return "ser_hf-" + hashlib.sha256(settings.encode()).hexdigest()[:16]
+
+
+def _finished_trials(optuna, study: str, storage) -> int:
+    try:
+        trials = optuna.load_study(study_name=study, storage=storage).trials
+    except KeyError:  # no such study yet
+        return 0
+    return sum(trial.state == optuna.trial.TrialState.COMPLETE for trial in trials)
+
+
+def _write_record(out: Path, best: BestRun, trials: dict[str, int], split, objective: str, study: str) -> None:
+    """``hp_search.json``: the best trial, the metric it was chosen by, the trials run and which speakers scored it
+    (never the test speakers)."""
+    earlier = out / "hp_search.json"
+    if earlier.is_file():
+        try:
+            other = json.loads(earlier.read_text()).get("study")
+        except (OSError, ValueError, AttributeError):
+            other = None
+        if other != study:
+            logger.warning("search: %s described another search (other settings); replaced by this one's (its "
+                           "trials stay in %s)", display_path(earlier), display_path(out / SEARCH_FOLDER / JOURNAL))
+    record = {"objective": objective, "study": study, "trials": trials, "n_trials": trials["asked"],
               "best_run": {"run_id": best.run_id, "objective": best.objective, "hyperparameters": best.hyperparameters},
               "validation_speakers": sorted(set(split["validation"]["speaker"])),
               "test_speakers_held_out": sorted(set(split["test"]["speaker"])) if "test" in split else []}

@@ -252,6 +252,82 @@ def test_overwrite_refuses_a_folder_that_is_not_an_earlier_export(whisper, reuse
     assert all((out / name).read_text() == f"the user's {name}" for name in ("config.json", "ser_hf_run.json"))
 
 
+@pytest.mark.parametrize("record", ["", "{}", '{"format": "safetensors"}', "not json"])
+def test_a_file_merely_named_like_the_export_record_marks_no_export(whisper, reuse_trace, tmp_path, record):
+    """Only ser_hf's own record marks an earlier export: a checkpoint folder holding an empty ser_hf_export.json lost
+    its config.json (its labels) and its run record to --overwrite."""
+    out = shutil.copytree(whisper["checkpoint"], tmp_path / "checkpoint")
+    (out / "ser_hf_export.json").write_text(record)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(ModelError, match=r"--out .*checkpoint holds another kind of output \(\*\.safetensors\)"):
+        export_onnx(whisper["checkpoint"], out, overwrite=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # Without weights, a record that is not ser_hf's marks no export either.
+    for weights in out.glob("*.safetensors"):
+        weights.unlink()
+    with pytest.raises(ModelError, match=r"is not empty .*holds no ser_hf_export.json"):
+        export_onnx(whisper["checkpoint"], out, overwrite=True)
+    assert (out / "config.json").read_bytes() == before["config.json"]
+    # Weights of a checkpoint mark another kind of output, even beside a true export record.
+    (out / "model.safetensors").write_bytes(before["model.safetensors"])
+    shutil.copyfile(whisper["export"] / "ser_hf_export.json", out / "ser_hf_export.json")
+    with pytest.raises(ModelError, match=r"holds another kind of output \(\*\.safetensors\)"):
+        export_onnx(whisper["checkpoint"], out, overwrite=True)
+
+
+@pytest.mark.parametrize("stop_at", ["model.onnx", "ser_hf_run.json"])
+def test_an_export_stopped_while_moving_in_never_passes_for_a_finished_one(whisper, reuse_trace, tmp_path,
+                                                                          monkeypatch, stop_at):
+    """A kill while the new files replace an earlier export's left a folder that loaded as good (without its run
+    record: the model's audio cleaning silently skipped) or that its own rerun refused; now the record is marked
+    first and written last, loaders refuse the half-moved folder and --overwrite replaces it."""
+    checkpoint = shutil.copytree(whisper["checkpoint"], tmp_path / "checkpoint")
+    (checkpoint / "ser_hf_run.json").write_text(json.dumps({"data": {"normalize": "peak"}}))
+    out = tmp_path / "export"
+    export_onnx(checkpoint, out)
+    assert "ser_hf_run.json" in json.loads((out / "ser_hf_export.json").read_text())["files"]
+    replace, written = pathlib.Path.replace, []
+
+    def stop(self, target):
+        if pathlib.Path(target).name == stop_at and written == []:
+            written.append(stop_at)
+            raise KeyboardInterrupt
+        return replace(self, target)
+
+    monkeypatch.setattr(pathlib.Path, "replace", stop)
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(checkpoint, out, overwrite=True)
+    monkeypatch.setattr(pathlib.Path, "replace", replace)
+    with pytest.raises(ModelError, match=r"was being replaced when the export stopped.*not a finished export.*"
+                                         r"--overwrite"):
+        EmotionRecognizer.from_pretrained(out)
+    export_onnx(checkpoint, out, overwrite=True)  # the rerun replaces it
+    assert EmotionRecognizer.from_pretrained(out).labels == FOUR
+    assert not [p for p in out.iterdir() if p.name.startswith(".export-")]
+    # A finished export missing a file its record lists is refused too.
+    (out / "ser_hf_run.json").unlink()
+    with pytest.raises(ModelError, match=r"lacks \['ser_hf_run.json'\], which its ser_hf_export.json lists"):
+        EmotionRecognizer.from_pretrained(out)
+
+
+def test_a_killed_exports_temporary_folder_does_not_block_the_rerun(whisper, reuse_trace, tmp_path):
+    out = tmp_path / "export"
+    leftover = out / ".export-k1ll3d_x"
+    leftover.mkdir(parents=True)
+    (leftover / "model.onnx").write_bytes(b"half a model")
+    mine = out / ".export-notes"
+    mine.mkdir()
+    (mine / "todo.txt").write_text("mine")  # not an export's: never removed, and --out is not ours to fill
+    with pytest.raises(ModelError, match=r"is not empty \(found \['\.export-notes'\]\)"):
+        export_onnx(whisper["checkpoint"], out)
+    assert (mine / "todo.txt").read_text() == "mine" and not leftover.exists()
+    shutil.rmtree(mine)
+    leftover.mkdir()
+    (leftover / "model.onnx").write_bytes(b"half a model")
+    export_onnx(whisper["checkpoint"], out)
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+
+
 def test_parity_failure_writes_nothing(whisper, reuse_trace, tmp_path, monkeypatch):
     def off_by_half(*args, **kwargs):
         return {"max_abs_logit_diff": 0.5, "max_abs_prob_diff": 0.1, "tolerance": 1e-4, "batches_seconds": [[1.0]],

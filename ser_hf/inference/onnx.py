@@ -52,7 +52,7 @@ from typing import Any
 
 import torch
 
-from ser_hf._io import CHECKPOINT_OUTPUT_FILES, check_output_folder, refuse_dangling_link
+from ser_hf._io import CHECKPOINT_OUTPUT_FILES, atomic_write_bytes, check_output_folder, refuse_dangling_link
 from ser_hf.checkpoint import RUN_RECORD, check_checkpoint_dir, read_run_record, recorded_training_copies
 from ser_hf.errors import ModelError
 from ser_hf.inference.onnx_parity import (
@@ -235,10 +235,34 @@ def _check_supported(model_dir: Path) -> str:
     return config.model_type
 
 
+#: What marks an earlier export: ser_hf's own record (a file merely named like it, e.g. empty, marks nothing).
+_EXPORT_MARKER = (EXPORT_RECORD, {"format": "onnx"})
+#: Other outputs an export must never be mixed into: a checkpoint's weights (its config.json would be replaced by the
+#: export's), a baseline, a speaker model, a search, a converted backbone.
+_FOREIGN_OUTPUTS = ("*.safetensors", "baseline_config.json", "ser_hf_speaker.json", "hp_search.json", "conversion.json",
+                    "checkpoints/*/checkpoint-*/trainer_state.json")
+#: The temporary folder an export writes in, inside ``--out`` (``tempfile``'s random suffix after it).
+_TEMP_PREFIX = ".export-"
+
+
 def _check_out_dir(out: Path, model_dir: Path, overwrite: bool) -> None:
-    # --overwrite replaces an earlier export (it holds EXPORT_RECORD), never a folder of other files
-    check_output_folder(out, argument="--out", marker=EXPORT_RECORD, what="an ONNX export", sources=[model_dir],
-                        overwrite=overwrite, writes={*CHECKPOINT_OUTPUT_FILES, *_EXPORT_FILES})
+    # --overwrite replaces an earlier export (ser_hf's own record), never a folder of other files
+    _remove_killed_exports(out)
+    check_output_folder(out, argument="--out", marker=[_EXPORT_MARKER], what="an ONNX export", sources=[model_dir],
+                        overwrite=overwrite, foreign=_FOREIGN_OUTPUTS,
+                        writes={*CHECKPOINT_OUTPUT_FILES, *_EXPORT_FILES})
+
+
+def _remove_killed_exports(out: Path) -> None:
+    """Remove the temporary folders of exports killed before they finished (a real folder named like ours, holding
+    nothing but export files): left there, they made ``--out`` look like a folder of the user's own files."""
+    if out.is_symlink() or not out.is_dir():
+        return  # check_output_folder says what is wrong with it
+    for item in out.glob(f"{_TEMP_PREFIX}*"):
+        if item.is_dir() and not item.is_symlink() and all(
+                child.name in _EXPORT_FILES and child.is_file() and not child.is_symlink() for child in item.iterdir()):
+            logger.info("removing %s, left by an export that was stopped", item)
+            shutil.rmtree(item)
 
 
 @contextlib.contextmanager
@@ -402,6 +426,8 @@ def _write_export(model, feature_extractor, model_type: str, model_dir: Path, tm
         "dynamic_axes": {name: {str(axis): label for axis, label in dims.items()} for name, dims in axes.items()},
         "parity": measured, "files": {MODEL_FILE: (tmp / MODEL_FILE).stat().st_size},
     }
+    if (tmp / RUN_RECORD).is_file():  # the audio cleaning the model was trained with: a loader must find it
+        record["files"][RUN_RECORD] = (tmp / RUN_RECORD).stat().st_size
     if quantize == "int8":
         quantize_int8(tmp / MODEL_FILE, tmp / INT8_FILE)
         change = max_differences(*logits(model, OnnxAudioClassifier(tmp / INT8_FILE), batches))
@@ -410,6 +436,22 @@ def _write_export(model, feature_extractor, model_type: str, model_dir: Path, tm
                                   "op_types": list(_QUANTIZED_OPS), "change_vs_pytorch": change}
         record["files"][INT8_FILE] = (tmp / INT8_FILE).stat().st_size
     return record
+
+
+def _move_in(tmp: Path, out: Path, record: dict[str, Any]) -> None:
+    """Move a finished export from ``tmp`` into ``out`` so that a kill at any point leaves either the earlier export
+    whole, or a folder whose record says it is being replaced (loaders refuse it; ``--overwrite`` replaces it):
+    the record is marked first and written last; each file is replaced in one rename, and the earlier export's files
+    this one has not (``model.int8.onnx``, ``ser_hf_run.json``) are removed before the new record."""
+    written = {item.name for item in tmp.iterdir()}
+    atomic_write_bytes(out / EXPORT_RECORD, (json.dumps({"format": "onnx", "incomplete": True}) + "\n").encode(),
+                       follow_symlinks=False)
+    for name in sorted(written):
+        (tmp / name).replace(out / name)
+    for name in _EXPORT_FILES:
+        if name not in written and name != EXPORT_RECORD:
+            (out / name).unlink(missing_ok=True)
+    atomic_write_bytes(out / EXPORT_RECORD, (json.dumps(record, indent=2) + "\n").encode(), follow_symlinks=False)
 
 
 def export_onnx(model: str | os.PathLike, out_dir: str | os.PathLike, *, quantize: str | None = None,
@@ -468,14 +510,10 @@ def export_onnx(model: str | os.PathLike, out_dir: str | os.PathLike, *, quantiz
     out.mkdir(parents=True, exist_ok=True)
     try:
         # Write next to the destination and move in only after parity holds, so a failed export leaves nothing.
-        with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
+        with tempfile.TemporaryDirectory(prefix=_TEMP_PREFIX, dir=out) as tmp:
             record = _write_export(loaded, feature_extractor, model_type, model_dir, Path(tmp), opset, quantize,
                                    tolerance)
-            (Path(tmp) / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-            for name in _EXPORT_FILES:
-                (out / name).unlink(missing_ok=True)
-            for item in sorted(Path(tmp).iterdir()):
-                item.replace(out / item.name)
+            _move_in(Path(tmp), out, record)
     except BaseException:
         _remove_empty(created)  # an interrupted or failed export leaves no folder it made
         raise

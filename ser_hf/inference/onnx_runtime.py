@@ -169,6 +169,7 @@ def _locate(path: Path) -> Path:
     if not onnx_file.is_file() or onnx_file.suffix != ".onnx":
         found = sorted(p.name for p in path.iterdir()) if path.is_dir() else [path.name]
         raise ModelError(f"{str(path)!r} holds no {MODEL_FILE} (found {found}); export one with `ser-hf export-onnx`.")
+    _check_export_record(onnx_file.parent)
     for name in ("config.json", "preprocessor_config.json"):
         if not (onnx_file.parent / name).is_file():
             found = sorted(p.name for p in onnx_file.parent.iterdir())
@@ -177,6 +178,24 @@ def _locate(path: Path) -> Path:
                 f"feature extractor live there. Export again with `ser-hf export-onnx`, which writes both."
             )
     return onnx_file
+
+
+def _check_export_record(folder: Path) -> None:
+    """Refuse an export that ``ser-hf export-onnx`` did not finish: its record says it was being replaced
+    (``incomplete``: a kill during the moves), or a file it lists is missing (``ser_hf_run.json``, which holds the
+    audio cleaning the model was trained with, among them). A folder without a record (made by other tools) loads."""
+    from ser_hf._io import read_json
+
+    record_file = folder / EXPORT_RECORD
+    if not record_file.is_file():
+        return
+    rerun = (f"export it again: ser-hf export-onnx --model CHECKPOINT --out {str(folder)!r} --overwrite")
+    record = read_json(record_file, fix=rerun)
+    missing = sorted(name for name in record.get("files") or {} if not (folder / str(name)).is_file())
+    if record.get("incomplete") or missing:
+        what = f"lacks {missing}, which its {EXPORT_RECORD} lists" if missing else \
+            f"was being replaced when the export stopped (its {EXPORT_RECORD} says so)"
+        raise ModelError(f"ONNX export directory {str(folder)!r} {what}: it is not a finished export; {rerun}.")
 
 
 def load_onnx_classifier(path: str | os.PathLike, device: str | torch.device | None = None,

@@ -468,6 +468,11 @@ def test_a_search_keeps_finished_trials_survives_an_out_of_memory_trial_and_resu
                            "--output_dir", str(tmp_path)])
     with pytest.raises(SERError, match=r"n_trials must be a whole number >= 1, got 0"):
         hyperparameter_search(run, n_trials=0)
+    probe = parse_run(None, ["--corpus", "urdu", "--data_dir", str(assets["corpus"]), "--model_name_or_path",
+                             str(assets["wav2vec2"]), "--mode", "probe", "--output_dir", str(tmp_path / "probe")])
+    with pytest.raises(SERError, match=r"this run's mode is 'probe': set mode: finetune in the recipe, or pass "
+                                       r"--mode finetune"):
+        hyperparameter_search(probe, n_trials=2)
     build, built = FinetuneMethod.build, []
 
     def build_or_run_out_of_memory(self, *args, **kwargs):  # the Trainer's model first, then the trials'

@@ -120,7 +120,9 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise SERError(f"hyperparameter_search: n_trials must be a whole number >= 1, got {n_trials!r}; e.g. 20.")
     if run.model.mode != "finetune":
-        raise SERError(f"hyperparameter_search tunes fine-tuning: set mode='finetune' (got {run.model.mode!r}).")
+        raise SERError(f"hyperparameter_search tunes fine-tuning, and this run's mode is {run.model.mode!r}: set "
+                       f"mode: finetune in the recipe, or pass --mode finetune (a fine-tuning recipe such as "
+                       f"recipes/urdu/wav2vec2-base-finetune.yaml has it).")
     if not run.data.validation_size > 0:
         raise SERError(f"hyperparameter_search scores trials on a validation split: set validation_size > 0 "
                        f"(got {run.data.validation_size}).")

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -46,7 +47,7 @@ from ser_hf.paths import display_path, is_utf8, printable
 
 __all__ = ["CACHE_ENV", "CHECKPOINT_OUTPUT_FILES", "DERIVED_NAME_BYTES", "MAX_JSON_BYTES", "Other", "atomic_directory", "atomic_write_bytes",
            "atomic_write_json", "atomic_write_text", "cache_root", "check_folder_path", "check_name_fits", "check_output_folder",
-           "check_own_folder", "check_writable", "default_permissions", "detach_for_rewrite", "file_sha256", "name_max", "nearest_folder",
+           "check_own_folder", "check_writable", "default_permissions", "detach_for_rewrite", "file_sha256", "folder_entries", "link_problem", "name_max", "nearest_folder",
            "read_bounded", "read_json", "refuse_dangling_link", "refuse_folders_where_files_go", "refuse_non_folder", "refuse_sources", "remove_own_folder", "temporary_file", "unique_keys",
            "write_output_file"]
 
@@ -201,13 +202,28 @@ def atomic_write_json(path: str | os.PathLike, value: Any, *, fsync: bool = Fals
     return atomic_write_text(path, json.dumps(value, **dumps) + "\n", fsync=fsync, follow_symlinks=follow_symlinks)
 
 
+def link_problem(path: str | os.PathLike) -> str | None:
+    """What is wrong with ``path`` when it is a symbolic link that leads nowhere: ``"a symbolic link loop"`` (it leads
+    back to itself: ``stat`` fails with ELOOP), ``"a symbolic link to 'T', which does not exist"``; None otherwise."""
+    path = Path(path)
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a symbolic link loop (it leads back to itself, never to a file or folder)"
+        return f"a symbolic link to {display_path(os.readlink(path))!r}, which does not exist"
+    return None
+
+
 def refuse_dangling_link(path: str | os.PathLike, what: str, fix: str) -> None:
     """Raise ModelError when ``path`` is a symbolic link to nothing: ``"{what} is a symbolic link to 'T', which does
-    not exist; {fix}"``. A dangling link must not pass for a missing file (silently skipped) nor for a file."""
-    path = Path(path)
-    if path.is_symlink() and not path.exists():
-        raise ModelError(f"{what} is a symbolic link to {display_path(os.readlink(path))!r}, which does not exist; "
-                         f"{fix}")
+    not exist; {fix}"`` (or ``is a symbolic link loop``). A dangling link must not pass for a missing file (silently
+    skipped) nor for a file."""
+    problem = link_problem(path)
+    if problem is not None:
+        raise ModelError(f"{what} is {problem}; {fix}")
 
 
 def detach_for_rewrite(folder: str | os.PathLike, patterns: Sequence[str]) -> None:
@@ -231,16 +247,37 @@ def write_output_file(path: str | os.PathLike, data: str | bytes) -> Path:
     return atomic_write_bytes(path, raw, follow_symlinks=False)
 
 
+def folder_entries(folder: str | os.PathLike) -> frozenset[str]:
+    """Every path inside ``folder`` (relative, ``/``-separated; links inside it not followed), or none when it is no
+    folder: what :func:`atomic_directory` compares with the folder it replaces."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return frozenset()
+    return frozenset(entry.relative_to(folder).as_posix() for entry in folder.rglob("*"))
+
+
 @contextlib.contextmanager
-def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(out: str | os.PathLike, overwrite: bool = False, *, expected: Collection[str] | None = None,
+                     last: str | None = None) -> Iterator[Path]:
     """Yields a temporary sibling directory of ``out`` that replaces ``out`` only if the block succeeds.
 
     An interrupted or failed write leaves at most a hidden ``.<name>.tmp-*`` directory (removed on
     errors Python sees), never a half-written ``out`` that would look complete.
 
+    Nothing that was not in ``out`` when the caller checked it is ever deleted: a file the user saved there while the
+    work ran stops the replacement (ModelError; ``out`` is left as it is). An existing empty ``out`` is filled in place
+    (the new files are moved into it), so it keeps its permissions, owner, group (a setgid group folder) and ACLs.
+
     Args:
         out: The final directory.
-        overwrite: Replace ``out`` if it exists (the old one is moved aside, then deleted).
+        overwrite: Replace ``out`` if it exists (the old one is moved aside, compared with ``expected``, then deleted).
+        expected: What ``out`` held when the caller checked it (:func:`folder_entries`, taken right after the check);
+            None: what it holds when the block begins.
+        last: The file moved into an existing empty ``out`` last (the output's marker), so a fill cut short is not
+            taken for a complete output.
+
+    Raises:
+        ModelError: ``out`` changed meanwhile (it holds something new, or was made by someone else).
 
     Example:
         ```python
@@ -251,6 +288,7 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterato
     out = Path(out)
     if out.is_symlink():  # replace the folder the link points at, keeping the link (as atomic_write_bytes does)
         out = Path(os.path.realpath(out))
+    expected = folder_entries(out) if expected is None else frozenset(expected)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     # mkdtemp makes the directory private (0700); a checkpoint is meant to be readable like any output.
@@ -260,10 +298,24 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterato
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if out.is_dir() and not any(out.iterdir()):
+        _fill_in_place(tmp, out, last)
+        return
     old = None
     if out.exists() and overwrite:
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)
+        # Compared once moved aside, where nothing more can be saved into it by its name.
+        added = sorted(folder_entries(old) - expected)
+        if added:
+            os.replace(old, out)
+            shutil.rmtree(tmp, ignore_errors=True)
+            more = f" (and {len(added) - 1} more)" if len(added) > 1 else ""
+            raise ModelError(f"{display_path(out)} changed while its replacement was written: it now holds "
+                             f"{display_path(out / added[0])}{more}, which was not there when the work began and "
+                             f"which ser_hf did not write; replacing the folder would delete it. Nothing was replaced "
+                             f"and the new output was not written: move that file away (or pass another output "
+                             f"folder) and run again.")
     try:
         os.replace(tmp, out)
     except OSError as err:
@@ -274,6 +326,45 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterato
             from err
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _fill_in_place(tmp: Path, out: Path, last: str | None) -> None:
+    """Move the entries of ``tmp`` into the empty folder ``out`` (``last`` at the end), never over an entry that
+    appears there meanwhile; files take ``out``'s group where it is a setgid folder, as files made in it would."""
+    group = out.stat().st_gid if out.stat().st_mode & stat.S_ISGID else None
+    for entry in sorted(tmp.iterdir(), key=lambda path: (path.name == last, path.name)):
+        target = out / entry.name
+        try:
+            _move_no_replace(entry, target)
+        except OSError as err:
+            raise ModelError(f"{display_path(out)} changed while the new output was moved into it ({err}): "
+                             f"{display_path(target)} appeared meanwhile and was left as it is. The files not yet "
+                             f"moved are in {display_path(tmp)}; move them in yourself, or delete it and run "
+                             f"again.") from None
+        if group is not None:
+            for path in (target, *(target.rglob("*") if target.is_dir() and not target.is_symlink() else ())):
+                with contextlib.suppress(OSError):  # not a member of that group: the files keep the user's
+                    os.chown(path, -1, group, follow_symlinks=False)
+    tmp.rmdir()
+
+
+def _move_no_replace(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target``, failing (FileExistsError or ENOTEMPTY) rather than replacing what is there: a
+    file goes by a hard link then an unlink (``link`` never replaces), a folder by a rename (which fails over a
+    non-empty folder)."""
+    if source.is_dir() and not source.is_symlink():
+        os.rename(source, target)
+        return
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "exists", str(target)) from None
+        os.rename(source, target)
+        return
+    os.unlink(source)
 
 
 class Other:
@@ -422,9 +513,11 @@ def check_name_fits(path: str | os.PathLike, extra: int, shown: str) -> None:
 
 def refuse_sources(out: str | os.PathLike, sources: Sequence[str | os.PathLike], argument: str, what: str) -> None:
     """Raise ModelError when the output folder ``out`` is, or holds, one of the folders it is made from."""
-    resolved = Path(out).expanduser().resolve()
+    # os.path.realpath, not Path.resolve: a symbolic link loop makes resolve raise RuntimeError (before Python 3.13),
+    # while realpath leaves the loop's link in the path; the callers name such a loop themselves.
+    resolved = Path(os.path.realpath(Path(out).expanduser()))
     for source in sources:
-        source = Path(source).expanduser().resolve()
+        source = Path(os.path.realpath(Path(source).expanduser()))
         if resolved == source or resolved in source.parents:
             raise ModelError(f"{argument} {display_path(out)} is (or holds) the checkpoint it is made from, "
                              f"{display_path(source)}; writing {what} there would overwrite it. Pass another "
@@ -463,9 +556,9 @@ def check_folder_path(out: str | os.PathLike, *, argument: str, what: str, needs
     if out.exists() and not out.is_dir():
         raise error(f"{shown} is a file; pass a directory for {what} (it is created if missing).")
     blocking = next((parent for parent in out.absolute().parents if parent.exists() or parent.is_symlink()), None)
-    if blocking is not None and blocking.is_symlink() and not blocking.exists():
-        raise error(f"{shown} cannot be created: {display_path(blocking)} is a symbolic link to "
-                    f"{display_path(os.readlink(blocking))!r}, which does not exist. Create the link's target, or "
+    problem = link_problem(blocking) if blocking is not None else None
+    if problem is not None:
+        raise error(f"{shown} cannot be created: {display_path(blocking)} is {problem}. Create the link's target, or "
                     f"pass another directory.")
     if blocking is not None and not blocking.is_dir():
         raise error(f"{shown} cannot be created: {display_path(blocking)} is a file, not a folder. Pass a directory "
@@ -508,7 +601,7 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
                             needs_utf8=f"the libraries that read {what} (safetensors, onnxruntime, the Hub client)")
     shown_out = display_path(out)
     refuse_sources(out, sources, argument, what)
-    resolved = out.resolve()
+    resolved = Path(os.path.realpath(out))
     for folder in (resolved, *resolved.parents):  # what out lies in: a checkpoint's eval/, a CV's reports
         checkpoint = folder.parent
         if folder.name == "eval" and ((checkpoint / "ser_hf_run.json").is_file() or (

@@ -134,7 +134,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     path = convert_whisper(args.src_dir, args.out_dir, encoder_only=args.encoder_only, overwrite=args.force,
-                           argument="OUT_DIR")
+                           argument="OUT_DIR", replace_hint="pass --force")
     print(path)
     print(f"converted in {time.perf_counter() - start:.1f} s")
     return 0

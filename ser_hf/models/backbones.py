@@ -35,13 +35,12 @@ from pathlib import Path
 from ser_hf._io import CACHE_ENV, refuse_dangling_link
 from ser_hf.errors import ModelError
 from ser_hf.models.ct2_reader import parse_ct2_bytes
+from ser_hf.models.ct2_source import describe_listing, read_vocabulary
 from ser_hf.models.whisper_convert import (
     CONVERSION_FILE,
     WEIGHTS_FILE,
     check_conversion_output,
     convert_ct2_whisper,
-    describe_listing,
-    read_vocabulary,
 )
 from ser_hf.paths import display_path
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import ser_hf
-from ser_hf._io import atomic_directory, check_output_folder
+from ser_hf._io import atomic_directory, check_output_folder, folder_entries
 from ser_hf.checkpoint import write_run_record
 from ser_hf.emotions import resolve_emotions
 from ser_hf.errors import ModelError
@@ -208,13 +208,14 @@ def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, forc
         return out
     _check_cache_folder(spec, out, sources=[spec.head_path.parent, *(path.parent for path in shipped),
                                             _backbone_folder(spec, cache_dir)])
+    checked = folder_entries(out)  # what the check allowed: a file saved there during the build is never deleted
     backbone = _backbone_checkpoint(spec, record, cache_dir)
     model, extractor = _build(spec, record, backbone, load_head(head))
     from ser_hf.models.factory import save_checkpoint
 
     logger.info("building released model %s into %s", spec.name, out)
     try:
-        with atomic_directory(out, overwrite=out.exists()) as tmp:
+        with atomic_directory(out, overwrite=out.exists(), expected=checked) as tmp:
             save_checkpoint(model, extractor, tmp)
             write_run_record(tmp, _run_settings(record))
             for path in shipped:  # the card, and the adaptation files where a trained adaptive probe leaves them

@@ -37,9 +37,23 @@ from typing import Any
 
 import numpy as np
 
-from ser_hf._io import atomic_directory, check_output_folder, default_permissions
+from ser_hf._io import (
+    atomic_directory,
+    check_output_folder,
+    default_permissions,
+    folder_entries,
+)
 from ser_hf.errors import ModelError
 from ser_hf.models.ct2_reader import CT2Model, parse_ct2_bytes
+from ser_hf.models.ct2_source import (
+    SUPPRESS_KEYS,
+    check_ct2_config,
+    check_source_dir,
+    describe_listing,
+    read_whisper_dir,
+    vocabulary_file,
+)
+from ser_hf.paths import display_path
 
 logger = logging.getLogger(__name__)
 
@@ -174,25 +188,49 @@ def _check_whisper_spec(model: CT2Model) -> None:
         )
 
 
-def _special_token_ids(vocab_size: int, tokens: list[str] | None) -> tuple[int, int]:
-    """Returns (``<|endoftext|>``, ``<|startoftranscript|>``) ids, from the vocabulary when there is one."""
-    if tokens and "<|endoftext|>" in tokens and "<|startoftranscript|>" in tokens:
-        return tokens.index("<|endoftext|>"), tokens.index("<|startoftranscript|>")
+def _special_token_ids(vocab_size: int, tokens: list[str] | None, vocabulary: str) -> tuple[int, int]:
+    """Returns (``<|endoftext|>``, ``<|startoftranscript|>``) ids, from the vocabulary when there is one.
+
+    A vocabulary that is not this model's would give wrong ids silently (or crash transformers), so it must have one
+    token per embedding row and hold both specials side by side, as every Whisper vocabulary does.
+    """
+    fix = "Use the vocabulary shipped with this model.bin."
+    if tokens is not None:
+        if len(tokens) != vocab_size:
+            raise ModelError(f"{vocabulary} has {len(tokens)} tokens, but the model has {vocab_size} (rows of its "
+                             f"decoder/embeddings): it is the vocabulary of another model. {fix}")
+        if "<|endoftext|>" not in tokens or "<|startoftranscript|>" not in tokens:
+            raise ModelError(f"{vocabulary} has no <|endoftext|> or no <|startoftranscript|> token, so it is not a "
+                             f"Whisper vocabulary. {fix}")
+        eot, sot = tokens.index("<|endoftext|>"), tokens.index("<|startoftranscript|>")
+        if sot != eot + 1:
+            raise ModelError(f"{vocabulary} has <|endoftext|> at id {eot} and <|startoftranscript|> at id {sot}; "
+                             f"every Whisper vocabulary has them side by side, so it is damaged or reordered. {fix}")
+        return eot, sot
     # English-only checkpoints have one token fewer (no language tokens shift the specials).
     eot = 50256 if vocab_size == 51864 else 50257
+    if eot + 1 >= vocab_size:
+        raise ModelError(f"{vocabulary} is missing and the model has {vocab_size} token embeddings, too few for "
+                         f"Whisper's usual special-token ids ({eot}, {eot + 1}). Put the vocabulary shipped with this "
+                         f"model.bin (vocabulary.json or vocabulary.txt) beside it.")
     return eot, eot + 1
 
 
-def whisper_config(model: CT2Model, ct2_config: dict[str, Any] | None = None, tokens: list[str] | None = None):
+def whisper_config(model: CT2Model, ct2_config: dict[str, Any] | None = None, tokens: list[str] | None = None, *,
+                   vocabulary: str | None = None):
     """Builds the ``transformers.WhisperConfig`` matching the weights of a CTranslate2 Whisper model.
 
     Args:
         model: The parsed ``model.bin``.
         ct2_config: The model directory's ``config.json`` (suppressed token ids), if any.
         tokens: The vocabulary (one token per id), used to find the special token ids.
+        vocabulary: The file ``tokens`` come from, for messages.
 
     Returns:
         A ``WhisperConfig`` whose dimensions come from the weight shapes.
+
+    Raises:
+        ModelError: ``tokens`` or ``ct2_config`` do not fit the weights (another model's vocabulary or config).
 
     Example:
         ```python
@@ -206,12 +244,14 @@ def whisper_config(model: CT2Model, ct2_config: dict[str, Any] | None = None, to
     _check_whisper_spec(model)
     d_model, num_mel_bins, _ = model["encoder/conv1/weight"].shape
     vocab_size = model["decoder/embeddings/weight"].shape[0]
-    eot, sot = _special_token_ids(vocab_size, tokens)
+    source_dir = model.source.removesuffix("model.bin")
+    eot, sot = _special_token_ids(int(vocab_size), tokens, vocabulary or f"the vocabulary of {source_dir or model.source}")
     extra = {}
-    if ct2_config and ct2_config.get("suppress_ids") is not None:
-        extra["suppress_tokens"] = list(ct2_config["suppress_ids"])
-    if ct2_config and ct2_config.get("suppress_ids_begin") is not None:
-        extra["begin_suppress_tokens"] = list(ct2_config["suppress_ids_begin"])
+    if ct2_config is not None:
+        check_ct2_config(ct2_config, f"{source_dir}config.json" if source_dir else "config.json", int(vocab_size))
+        for key, name in zip(SUPPRESS_KEYS, ("suppress_tokens", "begin_suppress_tokens")):
+            if ct2_config.get(key) is not None:
+                extra[name] = list(ct2_config[key])
     return WhisperConfig(
         vocab_size=int(vocab_size),
         num_mel_bins=int(num_mel_bins),
@@ -265,76 +305,9 @@ def _check_finite(state: dict[str, np.ndarray], source: str) -> None:
             raise ModelError(f"{source} is corrupted: {name} has NaN or infinite values. Re-install or re-download it.")
 
 
-def read_vocabulary(src_dir: str | os.PathLike) -> list[str] | None:
-    """Reads the vocabulary of a CTranslate2 model directory.
-
-    Args:
-        src_dir: The model directory.
-
-    Returns:
-        Tokens by id, from ``vocabulary.txt``, ``vocabulary.json`` or ``tokenizer.json``; None if there is none.
-    """
-    src_dir = Path(src_dir)
-    if (src_dir / "vocabulary.txt").is_file():
-        return (src_dir / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
-    if (src_dir / "vocabulary.json").is_file():
-        return list(json.loads((src_dir / "vocabulary.json").read_text(encoding="utf-8")))
-    if (src_dir / "tokenizer.json").is_file():
-        data = json.loads((src_dir / "tokenizer.json").read_text(encoding="utf-8"))
-        ids = dict(data.get("model", {}).get("vocab", {}))
-        ids.update({t["content"]: t["id"] for t in data.get("added_tokens", [])})
-        tokens = [""] * (max(ids.values(), default=-1) + 1)
-        for token, index in ids.items():
-            tokens[index] = token
-        return tokens
-    return None
-
-
-def describe_listing(directory: Path, limit: int = 8) -> str:
-    """The sorted entries of ``directory`` for an error message, shortened to ``limit`` names."""
-    names = sorted(p.name for p in directory.iterdir())
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return f"{names[:limit]}{more}"
-
-
-def read_whisper_dir(src_dir: str | os.PathLike) -> tuple[bytes, dict[str, Any] | None, list[str] | None]:
-    """Reads the files of a CTranslate2/faster-whisper model directory.
-
-    Args:
-        src_dir: Directory holding ``model.bin`` and usually ``config.json`` and a vocabulary.
-
-    Returns:
-        The ``model.bin`` bytes, the parsed ``config.json`` (None if absent) and the vocabulary (None if absent).
-
-    Raises:
-        ModelError: If the directory or its ``model.bin`` is missing.
-    """
-    src = Path(src_dir)
-    if not src.is_dir():
-        raise ModelError(f"faster-whisper model directory {src} does not exist. Pass a directory holding model.bin.")
-    if not (src / "model.bin").is_file():
-        names = {p.name for p in src.iterdir()}
-        hint = (
-            " It looks like a transformers checkpoint already: load it directly."
-            if "config.json" in names and any(n.endswith((".safetensors", ".bin")) for n in names)
-            else ""
-        )
-        raise ModelError(
-            f"{src} is not a CTranslate2/faster-whisper model directory: expected a model.bin, found "
-            f"{describe_listing(src)}.{hint}"
-        )
-    config = None
-    if (src / "config.json").is_file():
-        try:
-            config = json.loads((src / "config.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ModelError(f"{src / 'config.json'} is not valid JSON ({err}). Re-install or re-download the model.") from err
-    return (src / "model.bin").read_bytes(), config, read_vocabulary(src)
-
-
 def convert_whisper(
     src_dir: str | os.PathLike, out_dir: str | os.PathLike, *, encoder_only: bool = False, overwrite: bool = False,
-    argument: str = "out_dir",
+    argument: str = "out_dir", replace_hint: str = "pass overwrite=True (--force)",
 ) -> Path:
     """Converts a CTranslate2/faster-whisper Whisper directory into a transformers checkpoint.
 
@@ -345,13 +318,15 @@ def convert_whisper(
         overwrite: Replace ``out_dir`` if it is an earlier conversion (a folder holding other files, ``src_dir`` or a
             folder holding it are always refused).
         argument: How the caller names ``out_dir`` in error messages (``OUT_DIR`` on the command line).
+        replace_hint: How the caller's user replaces an earlier conversion, for the message (``pass --force``).
 
     Returns:
         ``out_dir``, holding ``config.json``, ``model.safetensors`` (float32), ``preprocessor_config.json``
         and ``conversion.json`` (source, its SHA-256 and dtype).
 
     Raises:
-        ModelError: If the source is missing, truncated, corrupted or not Whisper, or ``out_dir`` is a file, is (or
+        ModelError: If the source is missing, truncated, corrupted or not Whisper, its vocabulary or config.json is
+            damaged or another model's, or ``out_dir`` is a file, is (or
             holds) ``src_dir``, holds anything but an earlier conversion, or is an earlier conversion and not
             ``overwrite``.
 
@@ -362,13 +337,17 @@ def convert_whisper(
         >>> model = WhisperForAudioClassification.from_pretrained(out, num_labels=4)  # doctest: +SKIP
         ```
     """
-    check_conversion_output(out_dir, sources=[src_dir], overwrite=overwrite, argument=argument)
+    check_source_dir(src_dir)  # before the output check, which resolves it
+    check_conversion_output(out_dir, sources=[src_dir], overwrite=overwrite, argument=argument,
+                            replace_hint=replace_hint)
     data, ct2_config, tokens = read_whisper_dir(src_dir)
     model = parse_ct2_bytes(data, source=str(Path(src_dir) / "model.bin"))
     provenance = {"source": str(Path(src_dir).resolve()), "source_sha256": hashlib.sha256(data).hexdigest()}
+    vocabulary = vocabulary_file(src_dir)
     return convert_ct2_whisper(
         model, out_dir, ct2_config=ct2_config, tokens=tokens, encoder_only=encoder_only, overwrite=overwrite,
-        provenance=provenance, sources=[src_dir], argument=argument,
+        provenance=provenance, sources=[src_dir], argument=argument, replace_hint=replace_hint,
+        vocabulary=display_path(vocabulary) if vocabulary else None,
     )
 
 
@@ -384,6 +363,7 @@ def convert_ct2_whisper(
     sources: Sequence[str | os.PathLike] = (),
     argument: str = "out_dir",
     replace_hint: str = "pass overwrite=True (--force)",
+    vocabulary: str | None = None,
 ) -> Path:
     """Writes a parsed CTranslate2 Whisper model as a transformers checkpoint (see :func:`convert_whisper`).
 
@@ -398,6 +378,7 @@ def convert_ct2_whisper(
         sources: The folders the model was read from, which ``out_dir`` must neither be nor hold.
         argument: How the caller names ``out_dir`` in error messages.
         replace_hint: How the caller's user replaces an earlier conversion, for the message.
+        vocabulary: The file ``tokens`` come from, for messages.
 
     Returns:
         ``out_dir``.
@@ -407,12 +388,14 @@ def convert_ct2_whisper(
 
     out = check_conversion_output(out_dir, sources=sources, overwrite=overwrite, argument=argument,
                                   replace_hint=replace_hint)
-    config = whisper_config(model, ct2_config, tokens)
+    # What the check allowed (nothing, or an earlier conversion's files): the swap refuses anything added since.
+    allowed = folder_entries(out)
+    config = whisper_config(model, ct2_config, tokens, vocabulary=vocabulary)
     state = whisper_state_dict(model, encoder_only=encoder_only)
     _check_against_transformers(state, config, encoder_only)
     _check_finite(state, model.source)
     # The checks above allow only a missing or empty folder or an earlier conversion (holding nothing else) here.
-    with atomic_directory(out, overwrite=out.exists()) as tmp:
+    with atomic_directory(out, overwrite=out.exists(), expected=allowed, last=CONVERSION_FILE) as tmp:
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         default_permissions(tmp / WEIGHTS_FILE)  # safetensors writes 0600
         config.save_pretrained(tmp)

@@ -1,0 +1,174 @@
+"""What a faster-whisper (CTranslate2) Whisper folder holds besides the weights, read and checked: the folder itself,
+its ``config.json`` and its vocabulary (``vocabulary.txt``, ``vocabulary.json`` or ``tokenizer.json``).
+
+These files come from the user's disk, so every way they can be damaged (not UTF-8, not JSON, JSON of the wrong
+shape, a folder or a link loop where a file should be) is a :class:`~ser_hf.errors.ModelError` naming the file, what
+was expected and what was found; :mod:`ser_hf.models.whisper_convert` turns what they hold into a checkpoint.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ser_hf._io import link_problem, read_bounded, read_json
+from ser_hf.errors import ModelError
+from ser_hf.paths import display_path
+
+__all__ = ["REDOWNLOAD", "SUPPRESS_KEYS", "check_ct2_config", "check_source_dir", "describe_listing", "read_vocabulary",
+           "read_whisper_dir", "vocabulary_file"]
+
+#: A Whisper tokenizer.json is ~2.5 MB, a vocabulary.txt ~0.6 MB; far larger is no vocabulary.
+_MAX_VOCABULARY_BYTES = 64 * 2**20
+REDOWNLOAD = "Re-install or re-download the model (its model.bin, config.json and vocabulary come together)."
+#: The keys of a CTranslate2 config.json that hold token ids (Whisper's suppressed tokens).
+SUPPRESS_KEYS = ("suppress_ids", "suppress_ids_begin")
+
+
+def check_ct2_config(config: Any, shown: str, vocab_size: int | None = None) -> dict[str, Any]:
+    """Returns a CTranslate2 ``config.json`` value after checking what the conversion reads of it: an object whose
+    ``suppress_ids`` and ``suppress_ids_begin`` are lists of token ids (below ``vocab_size`` when given).
+
+    Raises:
+        ModelError: naming ``shown`` (the file), the key, what was expected and what was found.
+    """
+    if not isinstance(config, dict):
+        raise ModelError(f"{shown} must hold a JSON object, found {type(config).__name__}. {REDOWNLOAD}")
+    for key in SUPPRESS_KEYS:
+        ids = config.get(key)
+        if ids is None:
+            continue
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise ModelError(f"{shown}: {key} must be a list of token ids (integers), found {str(ids)[:60]}. "
+                             f"{REDOWNLOAD}")
+        outside = [i for i in ids if i < 0 or (vocab_size is not None and i >= vocab_size)]
+        if outside:
+            raise ModelError(f"{shown}: {key} holds token id(s) {outside[:5]} outside the model's vocabulary of "
+                             f"{vocab_size} tokens: it belongs to another model. {REDOWNLOAD}")
+    return config
+
+
+def vocabulary_file(src_dir: str | os.PathLike) -> Path | None:
+    """The file the vocabulary of a CTranslate2 model directory is read from (see :func:`read_vocabulary`), or None."""
+    src_dir = Path(src_dir)
+    return next((src_dir / name for name in ("vocabulary.txt", "vocabulary.json", "tokenizer.json")
+                 if (src_dir / name).is_file()), None)
+
+
+def read_vocabulary(src_dir: str | os.PathLike) -> list[str] | None:
+    """Reads the vocabulary of a CTranslate2 model directory.
+
+    Args:
+        src_dir: The model directory.
+
+    Returns:
+        Tokens by id, from ``vocabulary.txt``, ``vocabulary.json`` or ``tokenizer.json``; None if there is none.
+
+    Raises:
+        ModelError: The file is not UTF-8, not valid JSON, or not a vocabulary (naming it and what was found).
+    """
+    path = vocabulary_file(src_dir)
+    if path is None:
+        return None
+    shown = display_path(path)
+    if path.name == "tokenizer.json":
+        return _tokenizer_tokens(read_json(path, fix=REDOWNLOAD, max_bytes=_MAX_VOCABULARY_BYTES), shown)
+    data = read_bounded(path, _MAX_VOCABULARY_BYTES, fix=REDOWNLOAD, what="a vocabulary")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ModelError(f"{shown} is not UTF-8 text ({err}); expected the model's vocabulary. {REDOWNLOAD}") from None
+    if path.name == "vocabulary.txt":
+        lines = text.split("\n")
+        return lines[:-1] if lines[-1] == "" else lines  # ctranslate2 ends every token's line with a newline
+    try:
+        tokens = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise ModelError(f"{shown} is not valid JSON ({err}); expected the model's vocabulary, a list of "
+                         f"tokens. {REDOWNLOAD}") from None
+    if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
+        found = type(tokens).__name__ if not isinstance(tokens, list) else "a list with non-string items"
+        raise ModelError(f"{shown} must hold a JSON list of tokens (strings), found {found}. {REDOWNLOAD}")
+    return tokens
+
+
+def _tokenizer_tokens(data: dict[str, Any], shown: str) -> list[str]:
+    """Tokens by id from a ``tokenizer.json`` (its ``model.vocab`` and ``added_tokens``)."""
+    vocab = data.get("model", {}).get("vocab", {}) if isinstance(data.get("model", {}), dict) else None
+    added = data.get("added_tokens", [])
+    if not isinstance(vocab, dict) or not isinstance(added, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("content"), str) for t in added):
+        raise ModelError(f"{shown} is not a tokenizers file: expected model.vocab (an object of token: id) and "
+                         f"added_tokens (a list of objects with content and id). {REDOWNLOAD}")
+    ids = {**vocab, **{t["content"]: t.get("id") for t in added}}
+    bad = [token for token, index in ids.items()
+           if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 2**22]
+    if bad:
+        raise ModelError(f"{shown}: token {bad[0]!r} has id {ids[bad[0]]!r}, expected a whole number from 0 to "
+                         f"{2**22 - 1}. {REDOWNLOAD}")
+    tokens = [""] * (max(ids.values(), default=-1) + 1)
+    for token, index in ids.items():
+        tokens[index] = token
+    return tokens
+
+
+def describe_listing(directory: Path, limit: int = 8) -> str:
+    """The sorted entries of ``directory`` for an error message, shortened to ``limit`` names."""
+    names = sorted(p.name for p in directory.iterdir())
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{names[:limit]}{more}"
+
+
+def read_whisper_dir(src_dir: str | os.PathLike) -> tuple[bytes, dict[str, Any] | None, list[str] | None]:
+    """Reads the files of a CTranslate2/faster-whisper model directory.
+
+    Args:
+        src_dir: Directory holding ``model.bin`` and usually ``config.json`` and a vocabulary.
+
+    Returns:
+        The ``model.bin`` bytes, the parsed ``config.json`` (None if absent) and the vocabulary (None if absent).
+
+    Raises:
+        ModelError: If the directory or its ``model.bin`` is missing, or a file of it is damaged.
+    """
+    src = check_source_dir(src_dir)
+    if (src / "model.bin").exists() and not (src / "model.bin").is_file():
+        raise ModelError(f"{display_path(src / 'model.bin')} is not a regular file (a folder, a pipe or a device); "
+                         f"expected the model's weights. {REDOWNLOAD}")
+    if not (src / "model.bin").is_file():
+        names = {p.name for p in src.iterdir()}
+        hint = (
+            " It looks like a transformers checkpoint already: load it directly."
+            if "config.json" in names and any(n.endswith((".safetensors", ".bin")) for n in names)
+            else ""
+        )
+        raise ModelError(
+            f"{src} is not a CTranslate2/faster-whisper model directory: expected a model.bin, found "
+            f"{describe_listing(src)}.{hint}"
+        )
+    config = None
+    if (src / "config.json").is_file():
+        config = check_ct2_config(read_json(src / "config.json", fix=REDOWNLOAD), display_path(src / "config.json"))
+    return (src / "model.bin").read_bytes(), config, read_vocabulary(src)
+
+
+def check_source_dir(src_dir: str | os.PathLike) -> Path:
+    """Refuse a faster-whisper ``src_dir`` that is missing, a file or a symbolic link loop; returns it as a Path."""
+    src = Path(src_dir)
+    problem = link_problem(src)
+    if problem is not None:
+        raise ModelError(f"faster-whisper model directory {display_path(src)} is {problem}. Pass a directory holding "
+                         f"model.bin.")
+    try:
+        src.stat()
+    except OSError as err:
+        found = "does not exist" if err.errno == errno.ENOENT else f"cannot be read ({err.strerror})"
+        raise ModelError(f"faster-whisper model directory {display_path(src)} {found}. Pass a directory holding "
+                         f"model.bin.") from None
+    if not src.is_dir():
+        raise ModelError(f"faster-whisper model directory {display_path(src)} is a file, not a folder. Pass the "
+                         f"directory holding model.bin (for {src.name}: {display_path(src.parent)}).")
+    return src

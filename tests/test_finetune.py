@@ -554,3 +554,60 @@ def test_head_init_from_the_probe_starts_fine_tuning_from_a_fitted_head(assets, 
     with pytest.raises(SERError, match="head_init: probe needs use_weighted_layer_sum"):
         FinetuneMethod(assets["whisper"], LABELS, ModelOptions(max_source_positions=50),
                        _args(tmp_path, head_init="probe")).init_head_from_probe(split["train"])
+
+
+def test_a_search_stopped_in_its_first_run_resumes_and_its_study_is_what_its_trials_score(assets, tmp_path,
+                                                                                         monkeypatch):
+    """A search interrupted before its first record left only its journal, which the rerun refused as a user's folder;
+    the study was named by every setting as typed (a trailing slash or another logging step ran every trial again) and
+    by the search space's name only (an edited range resumed the old study and reported a value outside it)."""
+    pytest.importorskip("optuna", reason="optuna is optional (pip install 'ser-hf[search]')")
+    from ser_hf.errors import SERError
+    from ser_hf.training.finetune import FinetuneMethod
+    from ser_hf.training.search import JOURNAL, SEARCH_FOLDER, _study_name, default_hp_space, hyperparameter_search
+
+    args = ["--corpus", "urdu", "--data_dir", str(assets["corpus"]), "--model_name_or_path", str(assets["wav2vec2"]),
+            "--mode", "finetune", "--num_train_epochs", "1", "--eval_strategy", "epoch", "--save_strategy", "no",
+            "--disable_tqdm", "true", "--output_dir", str(tmp_path / "s")]
+    run = parse_run(None, args)
+    build, built = FinetuneMethod.build, []
+
+    def build_then_stop(self, *a, **k):  # Ctrl-C in the second trial
+        built.append(1)
+        if len(built) == 4:
+            raise KeyboardInterrupt
+        return build(self, *a, **k)
+
+    monkeypatch.setattr(FinetuneMethod, "build", build_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        hyperparameter_search(run, n_trials=2)
+    assert not (tmp_path / "s" / "hp_search.json").exists() and (tmp_path / "s" / SEARCH_FOLDER / JOURNAL).is_file()
+    built[:] = [1] * 10
+    hyperparameter_search(run, n_trials=2)  # resumed, not refused as a folder of the user's files
+    record = json.loads((tmp_path / "s" / "hp_search.json").read_text())
+    assert record["trials"]["complete"] == 2 and (tmp_path / "s" / SEARCH_FOLDER / record["study"]).is_dir()
+
+    same = [parse_run(None, [*args[:-1], str(tmp_path / "s") + "/"]),
+            parse_run(None, [*args, "--logging_steps", "7", "--per_device_eval_batch_size", "4",
+                             "--learning_rate", "0.1"])]
+    assert {_study_name(other, default_hp_space, 0) for other in same} == {_study_name(run, default_hp_space, 0)}
+    assert _study_name(parse_run(None, [*args, "--num_train_epochs", "2"]), default_hp_space, 0) != \
+        _study_name(run, default_hp_space, 0)
+
+    def narrow(trial):
+        return {"learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-4, log=True)}
+
+    narrow_name = _study_name(run, narrow, 0)
+
+    def narrow(trial):  # noqa: F811 - the same function, its range edited
+        return {"learning_rate": trial.suggest_float("learning_rate", 1e-2, 1e-1, log=True)}
+
+    assert _study_name(run, narrow, 0) != narrow_name
+
+    for damage in ("not a journal\n", "folder"):
+        journal = tmp_path / "s" / SEARCH_FOLDER / JOURNAL
+        journal.unlink() if journal.is_file() else None
+        journal.mkdir() if damage == "folder" else journal.write_text(damage)
+        with pytest.raises(SERError, match=rf"its hp_search/trials.journal .*(cannot be read as the optuna journal|"
+                                           rf"is a folder).*move it away"):
+            hyperparameter_search(run, n_trials=2)

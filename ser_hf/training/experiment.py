@@ -96,6 +96,7 @@ _evaluate = evaluate_method
 RUN_OUTPUTS = ((RUN_RECORD, ("data", "model", "training")), ("cv/cv_summary.json", CV_SUMMARY_KEYS),
                (f"cv/{CV_PLAN}", CV_PLAN_KEYS),
                ("hp_search.json", ("objective", "n_trials")),
+               "hp_search/trials.journal",  # a search stopped before its first record: resumed, not refused
                (f"leave_one_corpus_out/{LEAVE_ONE_CORPUS_OUT}", ("reports", "settings")),
                (f"leave_one_corpus_out/{CV_PLAN}", CV_PLAN_KEYS),
                ("checkpoints/*/checkpoint-*/trainer_state.json", ("global_step",)))

@@ -28,6 +28,8 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ from typing import Any
 import torch
 from transformers.trainer_utils import BestRun
 
-from ser_hf._io import refuse_non_folder, write_output_file
+from ser_hf._io import link_problem, refuse_non_folder, write_output_file
 from ser_hf.errors import SERError
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.paths import display_path
@@ -127,10 +129,21 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
         raise SERError(f"hyperparameter_search scores trials on a validation split: set validation_size > 0 "
                        f"(got {run.data.validation_size}).")
     out = run_output_dir(run)  # a file or a folder of the user's own files is refused before any trial
-    for folder, linked_folder_ok in ((out / SEARCH_FOLDER, False), (out / SEARCH_FOLDER / "checkpoints", True)):
+    seed = run.training.seed if seed is None else seed
+    hp_space = hp_space or default_hp_space
+    study = _study_name(run, hp_space, seed)
+    trials_folder = out / SEARCH_FOLDER / study  # each study's trials in their own folders (run-0 is every study's)
+    for folder, linked_folder_ok in ((out / SEARCH_FOLDER, False), (trials_folder, False),
+                                     (trials_folder / "checkpoints", True)):
         refuse_non_folder(folder, place=f"output_dir {display_path(out)}", writer="a search",
                           what=f"its {folder.relative_to(out)}/ folder (the trials' checkpoints)",
                           linked_folder_ok=linked_folder_ok)
+    journal = out / SEARCH_FOLDER / JOURNAL
+    problem = link_problem(journal) or ("a folder" if journal.is_dir() else None) or (
+        "not a regular file" if journal.exists() and not journal.is_file() else None)
+    if problem is not None:
+        raise SERError(f"output_dir {display_path(out)}: its {SEARCH_FOLDER}/{JOURNAL} (where a search keeps its "
+                       f"finished trials) is {problem}; move it away, or pass another output_dir.")
     dataset = load_run_dataset(run.data)
     split = speaker_split(dataset, test_size=run.data.test_size, validation_size=run.data.validation_size,
                           seed=run.data.fold_seed, settings=RUN_SETTINGS)
@@ -138,19 +151,21 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
         raise SERError(f"hyperparameter_search: the corpus has too few speakers for a validation split "
                        f"(validation_size={run.data.validation_size}); it needs at least 3 speakers.")
     labels = dataset.features["label"].names
-    training = dataclasses.replace(run.training, output_dir=str(out / SEARCH_FOLDER))
+    training = dataclasses.replace(run.training, output_dir=str(trials_folder))
     method = FinetuneMethod(resolve_model_path(run.model.model_name_or_path), labels, run.model, training,
                             preprocessor=run.data.preprocessor(SAMPLING_RATE))
     trainer = method.make_trainer(split["train"], split["validation"], model_init=lambda trial: method.build()[0])
-    seed = run.training.seed if seed is None else seed
-    hp_space = hp_space or default_hp_space
     sampler = optuna.samplers.TPESampler(seed=seed)
     objective = objective_name(trainer.args)
     (out / SEARCH_FOLDER).mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
-        str(out / SEARCH_FOLDER / JOURNAL)))
-    study = _study_name(run, hp_space, seed)
-    finished = _finished_trials(optuna, study, storage)
+    try:  # optuna replays the journal lazily, and a file it did not write fails with whatever its parser meets
+        _check_journal(journal)
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+        finished = _finished_trials(optuna, study, storage)
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as err:
+        raise SERError(f"output_dir {display_path(out)}: its {SEARCH_FOLDER}/{JOURNAL} cannot be read as the optuna "
+                       f"journal of a search ({str(err)[:100]}); move it away to start the search afresh (the trials "
+                       f"it held are not resumed), or pass another output_dir.") from None
     if finished:
         logger.warning("search: resuming study %s, %d of %d trial(s) already finished", study, finished, n_trials)
     try:
@@ -172,12 +187,83 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
     return best
 
 
+#: Training settings that do not change what a trial scores: a search that differs only in them is the same search.
+_NOT_THE_OBJECTIVE = re.compile(r"^(output_dir|.*_dir|logging_.*|disable_tqdm|report_to|run_name|save_.*|"
+                                r"per_device_eval_batch_size|eval_batch_size|dataloader_.*|push_to_hub|hub_.*|"
+                                r"resume_from_checkpoint|overwrite_output_dir|local_rank|print_.*|.*_hub_.*)$")
+
+
 def _study_name(run: Run, hp_space: Callable, seed: int) -> str:
-    """The study a search's trials belong to: the run's settings, the search space and the sampler's seed (a rerun of
-    the same search resumes it; any other search gets a study of its own)."""
-    settings = json.dumps({"run": dataclasses.asdict(run), "hp_space": f"{hp_space.__module__}.{hp_space.__qualname__}",
-                           "seed": seed}, sort_keys=True, default=str)
+    """The study a search's trials belong to: what its trials score (the data with its folders resolved, the model,
+    the training settings that change the objective, the search space's distributions, the sampler's seed). A rerun
+    of the same search resumes it, from any working folder and with other logging or saving; another search space
+    (edited ranges too) or other settings get a study of their own."""
+    space, set_by_space = _space_signature(hp_space)
+    training = {key: value for key, value in dataclasses.asdict(run.training).items()
+                if not _NOT_THE_OBJECTIVE.match(key) and key not in set_by_space}
+    data = {key: _resolved(value) if key == "data_dir" else value for key, value in dataclasses.asdict(run.data).items()}
+    model = {key: _resolved(value) if key == "model_name_or_path" else value
+             for key, value in dataclasses.asdict(run.model).items()}
+    settings = json.dumps({"data": data, "model": model, "training": training, "space": space, "seed": seed},
+                          sort_keys=True, default=str)
     return "ser_hf-" + hashlib.sha256(settings.encode()).hexdigest()[:16]
+
+
+def _resolved(value: Any) -> Any:
+    """A local path (or a comma-separated list of them, several corpora) as its real path; anything else as it is."""
+    if not isinstance(value, str) or not value:
+        return value
+    parts = [os.path.realpath(part) if os.path.exists(part) else part for part in value.split(",")]
+    return ",".join(parts)
+
+
+class _SpaceRecorder:
+    """A stand-in for ``optuna.Trial`` that records every ``suggest_*`` call of a search space (name, range, choices)
+    and answers with the lowest value or first choice, so a space is identified by what it asks, not its name."""
+
+    def __init__(self) -> None:
+        self.calls: list = []
+
+    def __getattr__(self, name: str):
+        if not name.startswith("suggest_"):
+            raise AttributeError(name)
+
+        def suggest(*args, **kwargs):
+            self.calls.append([name, list(args), sorted(kwargs.items())])
+            if name == "suggest_categorical":
+                return list(kwargs.get("choices", args[1] if len(args) > 1 else [None]))[0]
+            return kwargs.get("low", args[1] if len(args) > 1 else 0)
+
+        return suggest
+
+
+def _space_signature(hp_space: Callable) -> tuple[Any, set[str]]:
+    """What ``hp_space`` asks (its suggest calls) and the settings it sets; its code where it asks something a
+    recorder cannot answer (e.g. the trial's number)."""
+    recorder = _SpaceRecorder()
+    try:
+        settings = hp_space(recorder)
+        return recorder.calls, set(settings) if isinstance(settings, dict) else set()
+    except Exception:  # noqa: BLE001 - any space a recorder cannot run is identified by its code instead
+        code = getattr(hp_space, "__code__", None)
+        fallback = [f"{getattr(hp_space, '__module__', '')}.{getattr(hp_space, '__qualname__', repr(hp_space))}",
+                    code.co_code.hex() if code else "", repr(code.co_consts) if code else ""]
+        return fallback, set()
+
+
+def _check_journal(journal: Path) -> None:
+    """Raise ValueError unless ``journal`` is missing or an optuna journal: one JSON object with an ``op_code`` per
+    line (a last line without its newline is a write a kill cut short, which optuna skips too)."""
+    if not journal.exists():
+        return
+    lines = journal.read_bytes().split(b"\n")
+    for number, line in enumerate(lines[:-1], start=1):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if not isinstance(entry, dict) or not isinstance(entry.get("op_code"), int):
+            raise ValueError(f"line {number} is not an optuna journal entry")
 
 
 def _finished_trials(optuna, study: str, storage) -> int:

@@ -608,6 +608,6 @@ def test_a_search_stopped_in_its_first_run_resumes_and_its_study_is_what_its_tri
         journal = tmp_path / "s" / SEARCH_FOLDER / JOURNAL
         journal.unlink() if journal.is_file() else None
         journal.mkdir() if damage == "folder" else journal.write_text(damage)
-        with pytest.raises(SERError, match=rf"its hp_search/trials.journal .*(cannot be read as the optuna journal|"
-                                           rf"is a folder).*move it away"):
+        with pytest.raises(SERError, match=r"its hp_search/trials.journal .*(cannot be read as the optuna journal|"
+                                           r"is a folder).*move it away"):
             hyperparameter_search(run, n_trials=2)

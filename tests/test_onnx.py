@@ -311,21 +311,48 @@ def test_an_export_stopped_while_moving_in_never_passes_for_a_finished_one(whisp
 
 
 def test_a_killed_exports_temporary_folder_does_not_block_the_rerun(whisper, reuse_trace, tmp_path):
-    out = tmp_path / "export"
-    leftover = out / ".export-k1ll3d_x"
-    leftover.mkdir(parents=True)
-    (leftover / "model.onnx").write_bytes(b"half a model")
-    mine = out / ".export-notes"
-    mine.mkdir()
-    (mine / "todo.txt").write_text("mine")  # not an export's: never removed, and --out is not ours to fill
-    with pytest.raises(ModelError, match=r"is not empty \(found \['\.export-notes'\]\)"):
-        export_onnx(whisper["checkpoint"], out)
-    assert (mine / "todo.txt").read_text() == "mine" and not leftover.exists()
-    shutil.rmtree(mine)
-    leftover.mkdir()
-    (leftover / "model.onnx").write_bytes(b"half a model")
-    export_onnx(whisper["checkpoint"], out)
-    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+    """Only a temporary folder an export made (its owner file) whose process is gone is removed: a user's
+    .export-backup/ (even of export files) and a running export's folder stay, and --out holding them is refused."""
+    import subprocess
+
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # its pid belongs to no process now
+
+    def leftover(name: str, owner: int | None) -> pathlib.Path:
+        folder = tmp_path / "export" / name
+        folder.mkdir(parents=True)
+        (folder / "model.onnx").write_bytes(b"half a model")
+        if owner is not None:
+            (folder / ".ser_hf_export_owner").write_text(f"{owner}\n")
+        return folder
+
+    killed, backup, running = leftover(".export-k1ll3d_x", finished.pid), leftover(".export-backup", None), \
+        leftover(".export-running", os.getpid())
+    (backup / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match=r"is not empty \(found \['\.export-backup', '\.export-running'\]\)"):
+        export_onnx(whisper["checkpoint"], tmp_path / "export")
+    assert not killed.exists() and (backup / "model.onnx").read_bytes() == b"half a model" and running.is_dir()
+    shutil.rmtree(backup)
+    shutil.rmtree(running)
+    leftover(".export-k1ll3d_x", finished.pid)
+    export_onnx(whisper["checkpoint"], tmp_path / "export")
+    assert sorted(p.name for p in (tmp_path / "export").iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("files, problem", [(5, "lists 5 as its files"), ("abc", "lists abc as its files"),
+                                            ({"../checkpoint/config.json": 1}, "lists .*checkpoint/config.json"),
+                                            ({"/etc/hostname": 1}, "lists .*/etc/hostname"),
+                                            ({"gone.onnx": 1}, r"lacks \['gone.onnx'\]")])
+def test_a_record_listing_files_ser_hf_could_not_have_written_is_refused(whisper, tmp_path, files, problem):
+    out = shutil.copytree(whisper["export"], tmp_path / "export")
+    record = json.loads((out / "ser_hf_export.json").read_text())
+    (out / "ser_hf_export.json").write_text(json.dumps({**record, "files": files}))
+    with pytest.raises(ModelError, match=problem):
+        load_onnx_classifier(out)
+    (out / "ser_hf_export.json").unlink()
+    (out / "ser_hf_export.json").symlink_to(whisper["export"] / "ser_hf_export.json")
+    with pytest.raises(ModelError, match=r"its ser_hf_export.json is not a regular file"):
+        load_onnx_classifier(out)
 
 
 def test_parity_failure_writes_nothing(whisper, reuse_trace, tmp_path, monkeypatch):

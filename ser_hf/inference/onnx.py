@@ -253,16 +253,41 @@ def _check_out_dir(out: Path, model_dir: Path, overwrite: bool) -> None:
                         writes={*CHECKPOINT_OUTPUT_FILES, *_EXPORT_FILES})
 
 
+#: The file an export writes first into its temporary folder: the process that owns it (``pid`` on one line).
+_OWNER_FILE = ".ser_hf_export_owner"
+
+
 def _remove_killed_exports(out: Path) -> None:
-    """Remove the temporary folders of exports killed before they finished (a real folder named like ours, holding
-    nothing but export files): left there, they made ``--out`` look like a folder of the user's own files."""
+    """Remove the temporary folders of exports killed before they finished: left there, they made ``--out`` look
+    like a folder of the user's own files. Only a folder an export made (its owner file, export files beside it)
+    whose process is gone: a user's ``.export-backup/`` and a running export's folder are left as they are."""
     if out.is_symlink() or not out.is_dir():
         return  # check_output_folder says what is wrong with it
     for item in out.glob(f"{_TEMP_PREFIX}*"):
-        if item.is_dir() and not item.is_symlink() and all(
-                child.name in _EXPORT_FILES and child.is_file() and not child.is_symlink() for child in item.iterdir()):
-            logger.info("removing %s, left by an export that was stopped", item)
-            shutil.rmtree(item)
+        owner = item / _OWNER_FILE
+        if item.is_symlink() or not item.is_dir() or owner.is_symlink() or not owner.is_file():
+            continue
+        if not all(child.name in (*_EXPORT_FILES, _OWNER_FILE) and child.is_file() and not child.is_symlink()
+                   for child in item.iterdir()):
+            continue
+        try:
+            pid = int(owner.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            continue
+        if _alive(pid):
+            continue
+        logger.info("removing %s, left by an export that was stopped", item)
+        shutil.rmtree(item)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -443,7 +468,7 @@ def _move_in(tmp: Path, out: Path, record: dict[str, Any]) -> None:
     whole, or a folder whose record says it is being replaced (loaders refuse it; ``--overwrite`` replaces it):
     the record is marked first and written last; each file is replaced in one rename, and the earlier export's files
     this one has not (``model.int8.onnx``, ``ser_hf_run.json``) are removed before the new record."""
-    written = {item.name for item in tmp.iterdir()}
+    written = {item.name for item in tmp.iterdir()} - {_OWNER_FILE}
     atomic_write_bytes(out / EXPORT_RECORD, (json.dumps({"format": "onnx", "incomplete": True}) + "\n").encode(),
                        follow_symlinks=False)
     for name in sorted(written):
@@ -511,6 +536,7 @@ def export_onnx(model: str | os.PathLike, out_dir: str | os.PathLike, *, quantiz
     try:
         # Write next to the destination and move in only after parity holds, so a failed export leaves nothing.
         with tempfile.TemporaryDirectory(prefix=_TEMP_PREFIX, dir=out) as tmp:
+            (Path(tmp) / _OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="ascii")
             record = _write_export(loaded, feature_extractor, model_type, model_dir, Path(tmp), opset, quantize,
                                    tolerance)
             _move_in(Path(tmp), out, record)

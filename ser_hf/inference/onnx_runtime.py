@@ -187,12 +187,20 @@ def _check_export_record(folder: Path) -> None:
     from ser_hf._io import read_json
 
     record_file = folder / EXPORT_RECORD
-    if not record_file.is_file():
+    if not (record_file.exists() or record_file.is_symlink()):
         return
     rerun = (f"export it again: ser-hf export-onnx --model CHECKPOINT --out {str(folder)!r} --overwrite")
+    if record_file.is_symlink() or not record_file.is_file():
+        raise ModelError(f"ONNX export directory {str(folder)!r}: its {EXPORT_RECORD} is not a regular file (a link, "
+                         f"a folder or a device), so it is not ser_hf's record; {rerun}.")
     record = read_json(record_file, fix=rerun)
-    missing = sorted(name for name in record.get("files") or {} if not (folder / str(name)).is_file())
-    if record.get("incomplete") or missing:
+    files = record.get("files", {})
+    if not isinstance(files, dict) or not all(isinstance(name, str) and name and Path(name).name == name
+                                              and name not in (".", "..") for name in files):
+        raise ModelError(f"ONNX export directory {str(folder)!r}: its {EXPORT_RECORD} lists {str(files)[:80]} as its "
+                         f"files, where ser_hf writes an object of file names in the folder; {rerun}.")
+    missing = sorted(name for name in files if not (folder / name).is_file())
+    if record.get("incomplete") is True or missing:
         what = f"lacks {missing}, which its {EXPORT_RECORD} lists" if missing else \
             f"was being replaced when the export stopped (its {EXPORT_RECORD} says so)"
         raise ModelError(f"ONNX export directory {str(folder)!r} {what}: it is not a finished export; {rerun}.")

@@ -330,12 +330,28 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False, *, expecte
 
 def _fill_in_place(tmp: Path, out: Path, last: str | None) -> None:
     """Move the entries of ``tmp`` into the empty folder ``out`` (``last`` at the end), never over an entry that
-    appears there meanwhile; files take ``out``'s group where it is a setgid folder, as files made in it would."""
+    appears there meanwhile; files take ``out``'s group where it is a setgid folder, as files made in it would.
+
+    A JSON-object ``last`` (an output's record) goes in first as a copy marked ``"incomplete": true`` and is replaced
+    by the real one at the end, so a fill stopped midway leaves a folder its own command recognises as its unfinished
+    output (and replaces), never one that looks finished or like a user's files."""
     group = out.stat().st_gid if out.stat().st_mode & stat.S_ISGID else None
+    placeholder = _incomplete_copy(tmp / last) if last else None
+    if placeholder is not None:
+        try:
+            _move_no_replace(placeholder, out / last)
+        except OSError:
+            placeholder.unlink(missing_ok=True)
+            raise ModelError(f"{display_path(out)} changed while the new output was moved into it: "
+                             f"{display_path(out / last)} appeared meanwhile and was left as it is. The new output is "
+                             f"in {display_path(tmp)}; move it in yourself, or delete it and run again.") from None
     for entry in sorted(tmp.iterdir(), key=lambda path: (path.name == last, path.name)):
         target = out / entry.name
         try:
-            _move_no_replace(entry, target)
+            if placeholder is not None and entry.name == last:
+                os.replace(entry, target)  # over the placeholder this fill put there
+            else:
+                _move_no_replace(entry, target)
         except OSError as err:
             raise ModelError(f"{display_path(out)} changed while the new output was moved into it ({err}): "
                              f"{display_path(target)} appeared meanwhile and was left as it is. The files not yet "
@@ -346,6 +362,20 @@ def _fill_in_place(tmp: Path, out: Path, last: str | None) -> None:
                 with contextlib.suppress(OSError):  # not a member of that group: the files keep the user's
                     os.chown(path, -1, group, follow_symlinks=False)
     tmp.rmdir()
+
+
+def _incomplete_copy(record: Path) -> Path | None:
+    """A copy of the JSON object at ``record`` with ``"incomplete": true``, beside ``record``'s folder (None when it is
+    not a JSON object)."""
+    try:
+        value = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    copy = record.parent.with_name(record.parent.name + ".incomplete")
+    copy.write_text(json.dumps({**value, "incomplete": True}) + "\n", encoding="utf-8")
+    return copy
 
 
 def _move_no_replace(source: Path, target: Path) -> None:

@@ -63,6 +63,37 @@ def test_a_file_saved_into_an_empty_out_dir_while_converting_is_kept(tiny_ct2, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left beside it
 
 
+def test_a_fill_stopped_midway_leaves_a_folder_its_rerun_replaces(tiny_ct2, tmp_path, monkeypatch):
+    """A conversion killed while its files move into an existing empty folder left config.json alone there, which its
+    own rerun (even with --force) refused as a folder of the user's files; now the record goes in first, marked
+    incomplete, so the rerun asks for --force and --force replaces it."""
+    import ser_hf._io as io_module
+
+    out = tmp_path / "out"
+    out.mkdir()
+    move, moved = io_module._move_no_replace, []
+
+    def stop_after_two(source, target):
+        if len(moved) == 2:
+            raise KeyboardInterrupt
+        moved.append(target)
+        return move(source, target)
+
+    monkeypatch.setattr(io_module, "_move_no_replace", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        convert_whisper(tiny_ct2, out, encoder_only=True)
+    monkeypatch.setattr(io_module, "_move_no_replace", move)
+    assert json.loads((out / CONVERSION_FILE).read_text())["incomplete"] is True
+    assert len(list(out.iterdir())) == 2  # the marked record and one file
+    with pytest.raises(ModelError, match=r"already holds an earlier conversion; pass overwrite"):
+        convert_whisper(tiny_ct2, out, encoder_only=True)
+    for leftover in tmp_path.glob(".out.tmp-*"):  # what the stopped fill had not moved yet
+        shutil.rmtree(leftover)
+    convert_whisper(tiny_ct2, out, encoder_only=True, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
+    assert "incomplete" not in json.loads((out / CONVERSION_FILE).read_text())
+
+
 def test_an_existing_empty_out_dir_is_filled_in_place(tiny_ct2, tmp_path):
     out = tmp_path / "shared"
     out.mkdir()

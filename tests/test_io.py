@@ -440,12 +440,12 @@ def test_a_file_changed_just_before_it_is_hashed_is_not_remembered(tmp_path, mon
 
 
 def test_a_search_refuses_what_stands_where_its_trials_train_before_any_work(tmp_path):
-    """A file or a link named hp_search (where the trials' checkpoints go), or a file named hp_search/checkpoints:
+    """A file or a link named hp_search (where the trials' checkpoints go), or a file named hp_search/<study>/checkpoints:
     refused before the corpus loads (the Trainer failed on the file after loading everything, and wrote the
     checkpoints into the folder a link pointed to)."""
     from ser_hf.errors import SERError
     from ser_hf.training.recipes import parse_run
-    from ser_hf.training.search import hyperparameter_search
+    from ser_hf.training.search import _study_name, default_hp_space, hyperparameter_search
 
     out, mine = tmp_path / "run", tmp_path / "mine"
     mine.mkdir()
@@ -462,13 +462,14 @@ def test_a_search_refuses_what_stands_where_its_trials_train_before_any_work(tmp
     with pytest.raises(ModelError, match=r"its hp_search is a link, not a folder"):
         hyperparameter_search(run, n_trials=1)
     (out / "hp_search").unlink()
-    (out / "hp_search").mkdir()
-    (out / "hp_search" / "checkpoints").write_text("mine")
-    with pytest.raises(ModelError, match=r"its checkpoints is a file, not a folder, but a search writes its "
-                                         r"hp_search/checkpoints/ folder"):
+    study = out / "hp_search" / _study_name(run, default_hp_space, run.training.seed)  # this search's trials
+    study.mkdir(parents=True)
+    (study / "checkpoints").write_text("mine")
+    with pytest.raises(ModelError, match=rf"its checkpoints is a file, not a folder, but a search writes its "
+                                         rf"hp_search/{study.name}/checkpoints/ folder"):
         hyperparameter_search(run, n_trials=1)
-    (out / "hp_search" / "checkpoints").unlink()
-    (out / "hp_search" / "checkpoints").symlink_to(mine)  # the trials' checkpoints on another disk: fine
+    (study / "checkpoints").unlink()
+    (study / "checkpoints").symlink_to(mine)  # the trials' checkpoints on another disk: fine
     with pytest.raises(SERError) as raised:
         hyperparameter_search(run, n_trials=1)
     assert "no-corpus-here" in str(raised.value) and list(mine.iterdir()) == []

@@ -208,8 +208,9 @@ def _is_ready(preset: Preset, path: Path) -> bool:
     if not (record.is_file() and (path / WEIGHTS_FILE).is_file() and (path / "config.json").is_file()):
         return False
     try:
-        return json.loads(record.read_text(encoding="utf-8")).get("source_sha256") == preset.sha256
-    except (OSError, json.JSONDecodeError):
+        value = json.loads(record.read_text(encoding="utf-8"))
+        return value.get("source_sha256") == preset.sha256 and value.get("incomplete") is not True
+    except (OSError, json.JSONDecodeError, AttributeError):
         return False
 
 

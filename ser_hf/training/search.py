@@ -138,12 +138,7 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
         refuse_non_folder(folder, place=f"output_dir {display_path(out)}", writer="a search",
                           what=f"its {folder.relative_to(out)}/ folder (the trials' checkpoints)",
                           linked_folder_ok=linked_folder_ok)
-    journal = out / SEARCH_FOLDER / JOURNAL
-    problem = link_problem(journal) or ("a folder" if journal.is_dir() else None) or (
-        "not a regular file" if journal.exists() and not journal.is_file() else None)
-    if problem is not None:
-        raise SERError(f"output_dir {display_path(out)}: its {SEARCH_FOLDER}/{JOURNAL} (where a search keeps its "
-                       f"finished trials) is {problem}; move it away, or pass another output_dir.")
+    _check_journal_place(out)
     dataset = load_run_dataset(run.data)
     split = speaker_split(dataset, test_size=run.data.test_size, validation_size=run.data.validation_size,
                           seed=run.data.fold_seed, settings=RUN_SETTINGS)
@@ -157,15 +152,7 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
     trainer = method.make_trainer(split["train"], split["validation"], model_init=lambda trial: method.build()[0])
     sampler = optuna.samplers.TPESampler(seed=seed)
     objective = objective_name(trainer.args)
-    (out / SEARCH_FOLDER).mkdir(parents=True, exist_ok=True)
-    try:  # optuna replays the journal lazily, and a file it did not write fails with whatever its parser meets
-        _check_journal(journal)
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
-        finished = _finished_trials(optuna, study, storage)
-    except (ValueError, KeyError, TypeError, AttributeError, OSError) as err:
-        raise SERError(f"output_dir {display_path(out)}: its {SEARCH_FOLDER}/{JOURNAL} cannot be read as the optuna "
-                       f"journal of a search ({str(err)[:100]}); move it away to start the search afresh (the trials "
-                       f"it held are not resumed), or pass another output_dir.") from None
+    storage, finished = _open_journal(optuna, out, study)
     if finished:
         logger.warning("search: resuming study %s, %d of %d trial(s) already finished", study, finished, n_trials)
     try:
@@ -249,6 +236,30 @@ def _space_signature(hp_space: Callable) -> tuple[Any, set[str]]:
         fallback = [f"{getattr(hp_space, '__module__', '')}.{getattr(hp_space, '__qualname__', repr(hp_space))}",
                     code.co_code.hex() if code else "", repr(code.co_consts) if code else ""]
         return fallback, set()
+
+
+def _check_journal_place(out: Path) -> None:
+    """Refuse, before any work, what stands where the search keeps its journal: a folder, a link, a device."""
+    journal = out / SEARCH_FOLDER / JOURNAL
+    problem = link_problem(journal) or ("a folder" if journal.is_dir() else None) or (
+        "not a regular file" if journal.exists() and not journal.is_file() else None)
+    if problem is not None:
+        raise SERError(f"output_dir {display_path(out)}: its {SEARCH_FOLDER}/{JOURNAL} (where a search keeps its "
+                       f"finished trials) is {problem}; move it away, or pass another output_dir.")
+
+
+def _open_journal(optuna, out: Path, study: str) -> tuple[Any, int]:
+    """The optuna storage of ``out``'s journal and how many trials of ``study`` it holds finished."""
+    journal = out / SEARCH_FOLDER / JOURNAL
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    try:  # optuna replays the journal lazily, and a file it did not write fails with whatever its parser meets
+        _check_journal(journal)
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+        return storage, _finished_trials(optuna, study, storage)
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as err:
+        raise SERError(f"output_dir {display_path(out)}: its {SEARCH_FOLDER}/{JOURNAL} cannot be read as the optuna "
+                       f"journal of a search ({str(err)[:100]}); move it away to start the search afresh (the trials "
+                       f"it held are not resumed), or pass another output_dir.") from None
 
 
 def _check_journal(journal: Path) -> None:

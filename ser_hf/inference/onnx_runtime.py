@@ -32,6 +32,7 @@ import torch
 from transformers import AutoFeatureExtractor
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from ser_hf._io import read_json
 from ser_hf.errors import ModelError
 from ser_hf.models.checkpoint_check import check_preprocessor_file, load_config
 
@@ -184,8 +185,6 @@ def _check_export_record(folder: Path) -> None:
     """Refuse an export that ``ser-hf export-onnx`` did not finish: its record says it was being replaced
     (``incomplete``: a kill during the moves), or a file it lists is missing (``ser_hf_run.json``, which holds the
     audio cleaning the model was trained with, among them). A folder without a record (made by other tools) loads."""
-    from ser_hf._io import read_json
-
     record_file = folder / EXPORT_RECORD
     if not (record_file.exists() or record_file.is_symlink()):
         return

@@ -167,9 +167,7 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
         raise SERError("hyperparameter_search: none of the trials finished (each failure is logged above, e.g. "
                        "out of memory); lower the batch sizes of the search space, or fix what the failures name, "
                        "and run it again.") from None
-    trials = optuna.load_study(study_name=study, storage=storage).trials
-    counts = {"asked": n_trials, **{state.name.lower(): sum(t.state == state for t in trials)
-                                    for state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)}}
+    counts = {"asked": n_trials, **_trial_counts(optuna, study, storage)}
     _write_record(Path(run.training.output_dir), best, counts, split, objective, study)
     return best
 
@@ -255,7 +253,7 @@ def _open_journal(optuna, out: Path, study: str) -> tuple[Any, int]:
     try:  # optuna replays the journal lazily, and a file it did not write fails with whatever its parser meets
         _check_journal(journal)
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
-        return storage, _finished_trials(optuna, study, storage)
+        return storage, _trial_counts(optuna, study, storage)["complete"]
     except (ValueError, KeyError, TypeError, AttributeError, OSError) as err:
         raise SERError(f"output_dir {display_path(out)}: its {SEARCH_FOLDER}/{JOURNAL} cannot be read as the optuna "
                        f"journal of a search ({str(err)[:100]}); move it away to start the search afresh (the trials "
@@ -277,12 +275,14 @@ def _check_journal(journal: Path) -> None:
             raise ValueError(f"line {number} is not an optuna journal entry")
 
 
-def _finished_trials(optuna, study: str, storage) -> int:
+def _trial_counts(optuna, study: str, storage) -> dict[str, int]:
+    """How many trials of ``study`` finished (``complete``) and failed (``fail``); none before its first trial."""
     try:
         trials = optuna.load_study(study_name=study, storage=storage).trials
     except KeyError:  # no such study yet
-        return 0
-    return sum(trial.state == optuna.trial.TrialState.COMPLETE for trial in trials)
+        trials = []
+    return {state.name.lower(): sum(trial.state == state for trial in trials)
+            for state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)}
 
 
 def _write_record(out: Path, best: BestRun, trials: dict[str, int], split, objective: str, study: str) -> None:

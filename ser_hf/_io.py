@@ -31,6 +31,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -47,9 +48,11 @@ from ser_hf.paths import display_path, is_utf8, printable
 
 __all__ = ["CACHE_ENV", "CHECKPOINT_OUTPUT_FILES", "DERIVED_NAME_BYTES", "MAX_JSON_BYTES", "Other", "atomic_directory", "atomic_write_bytes",
            "atomic_write_json", "atomic_write_text", "cache_root", "check_folder_path", "check_name_fits", "check_output_folder",
-           "check_own_folder", "check_writable", "default_permissions", "detach_for_rewrite", "file_sha256", "folder_entries", "link_problem", "name_max", "nearest_folder",
-           "read_bounded", "read_json", "refuse_dangling_link", "refuse_folders_where_files_go", "refuse_non_folder", "refuse_sources", "remove_own_folder", "temporary_file", "unique_keys",
+           "check_own_folder", "check_writable", "default_permissions", "detach_for_rewrite", "file_sha256", "folder_entries", "link_problem", "name_max", "nearest_folder", "process_alive",
+           "read_bounded", "read_json", "recover_replacement", "refuse_dangling_link", "refuse_folders_where_files_go", "refuse_non_folder", "refuse_sources", "remove_own_folder", "temporary_file", "unique_keys",
            "write_output_file"]
+
+logger = logging.getLogger(__name__)
 
 #: The environment variable that moves every ser_hf cache.
 CACHE_ENV = "SER_HF_CACHE"
@@ -261,8 +264,10 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False, *, expecte
                      last: str | None = None) -> Iterator[Path]:
     """Yields a temporary sibling directory of ``out`` that replaces ``out`` only if the block succeeds.
 
-    An interrupted or failed write leaves at most a hidden ``.<name>.tmp-*`` directory (removed on
-    errors Python sees), never a half-written ``out`` that would look complete.
+    An interrupted or failed write never leaves a half-written ``out`` that would look complete, nor (replacing an
+    earlier ``out``) no ``out`` at all: the two folders are swapped in one step where the system can. A process killed
+    meanwhile may leave hidden ``.<name>.ser_hf-*`` folders beside ``out``, which the next check of ``out``
+    (:func:`check_output_folder`, through :func:`recover_replacement`) tidies.
 
     Nothing that was not in ``out`` when the caller checked it is ever deleted: a file the user saved there while the
     work ran stops the replacement (ModelError; ``out`` is left as it is). An existing empty ``out`` is filled in place
@@ -290,7 +295,7 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False, *, expecte
         out = Path(os.path.realpath(out))
     expected = folder_entries(out) if expected is None else frozenset(expected)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_NEW_FOLDER.format(name=out.name, pid=os.getpid()), dir=out.parent))
     # mkdtemp makes the directory private (0700); a checkpoint is meant to be readable like any output.
     default_permissions(tmp)
     try:
@@ -300,32 +305,116 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False, *, expecte
         raise
     if out.is_dir() and not any(out.iterdir()):
         _fill_in_place(tmp, out, last)
-        return
-    old = None
-    if out.exists() and overwrite:
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        # Compared once moved aside, where nothing more can be saved into it by its name.
-        added = sorted(folder_entries(old) - expected)
-        if added:
-            os.replace(old, out)
+    elif out.exists() and overwrite:
+        _replace_folder(tmp, out, expected)
+    else:
+        try:
+            os.replace(tmp, out)
+        except OSError as err:
             shutil.rmtree(tmp, ignore_errors=True)
-            more = f" (and {len(added) - 1} more)" if len(added) > 1 else ""
-            raise ModelError(f"{display_path(out)} changed while its replacement was written: it now holds "
-                             f"{display_path(out / added[0])}{more}, which was not there when the work began and "
-                             f"which ser_hf did not write; replacing the folder would delete it. Nothing was replaced "
-                             f"and the new output was not written: move that file away (or pass another output "
-                             f"folder) and run again.")
-    try:
-        os.replace(tmp, out)
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
+            raise ModelError(f"could not move the new folder into {out} ({err}); it may have been created "
+                             f"meanwhile.") from err
+
+
+#: What :func:`atomic_directory` names its hidden folders beside ``out``: the new output being written, and (where the
+#: system cannot swap two folders in one step) the earlier one moved aside. The pid says whether their writer is alive.
+_NEW_FOLDER, _OLD_FOLDER = ".{name}.ser_hf-tmp-{pid}-", ".{name}.ser_hf-old-{pid}"
+_REPLACEMENT_LEFTOVER = re.compile(r"\.(?P<name>.+)\.ser_hf-(?P<kind>tmp|old)-(?P<pid>[0-9]+)(?:-[^/]*)?")
+
+
+def _replace_folder(new: Path, out: Path, expected: frozenset[str]) -> None:
+    """Put the folder ``new`` in the place of the existing ``out`` and delete the earlier output, unless ``out`` holds
+    an entry not in ``expected`` (ModelError; nothing replaced, ``new`` deleted).
+
+    Where the system can (Linux), the two folders are swapped in one step, so a kill at any moment leaves a whole
+    output in ``out``; elsewhere the earlier output is first moved aside, under a name the next check of ``out``
+    (:func:`recover_replacement`) restores if a kill came before the new one was in place."""
+    swapped = _exchange(new, out)
+    old = new if swapped else out.with_name(_OLD_FOLDER.format(name=out.name, pid=os.getpid()))
+    if not swapped:
+        os.replace(out, old)
+    # Compared once moved aside, where nothing more can be saved into it by its name.
+    added = sorted(folder_entries(old) - expected)
+    if added:
+        if swapped:
+            _exchange(new, out)  # back: ``out`` holds the earlier output again, ``new`` the new one
+        else:
+            os.replace(old, out)
+        shutil.rmtree(new, ignore_errors=True)
+        more = f" (and {len(added) - 1} more)" if len(added) > 1 else ""
+        raise ModelError(f"{display_path(out)} changed while its replacement was written: it now holds "
+                         f"{display_path(out / added[0])}{more}, which was not there when the work began and "
+                         f"which ser_hf did not write; replacing the folder would delete it. Nothing was replaced "
+                         f"and the new output was not written: move that file away (or pass another output "
+                         f"folder) and run again.")
+    if not swapped:
+        try:
+            os.replace(new, out)
+        except OSError as err:
+            shutil.rmtree(new, ignore_errors=True)
             os.replace(old, out)  # put the earlier output back rather than leave nothing
-        raise ModelError(f"could not move the new folder into {out} ({err}); it may have been created meanwhile.") \
-            from err
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+            raise ModelError(f"could not move the new folder into {out} ({err}); it may have been created "
+                             f"meanwhile.") from err
+    shutil.rmtree(old, ignore_errors=True)
+
+
+#: Linux's ``renameat2`` flag that swaps two paths, and the "current folder" descriptor its paths are relative to.
+_RENAME_EXCHANGE, _AT_FDCWD = 2, -100
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two existing folders in one step (``renameat2`` with ``RENAME_EXCHANGE``, Linux 3.15+ with glibc 2.28+);
+    False where the system or the file system cannot, and the caller must use two renames."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError, TypeError):  # not Linux, or an older C library
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system without it (some network shares)
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+def recover_replacement(out: str | os.PathLike) -> None:
+    """Tidy what a replacement of the folder ``out`` by :func:`atomic_directory` left when its process was killed:
+    the earlier output moved aside is put back where ``out`` is missing (with a warning), and the hidden folders of
+    replacements whose process is gone are deleted otherwise. Only names :func:`atomic_directory` gives (with the
+    writer's pid) are touched, and only those of processes that no longer run."""
+    out = Path(os.path.realpath(out))
+    try:
+        matches = map(_REPLACEMENT_LEFTOVER.fullmatch, os.listdir(out.parent))
+        leftovers = [(match, out.parent / match.group(0)) for match in matches
+                     if match and match.group("name") == out.name and not process_alive(int(match.group("pid")))]
+    except OSError:
+        return  # a parent that cannot be listed: the caller's check says what is wrong
+    for match, folder in sorted(leftovers, key=lambda item: item[0].group("kind") != "old"):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        if match.group("kind") == "old" and not os.path.lexists(out):
+            os.rename(folder, out)
+            logger.warning("%s was missing: its replacement was stopped after moving the earlier output aside; put "
+                           "the earlier output back from %s", display_path(out), folder.name)
+        else:
+            logger.info("removing %s, left by a replacement of %s that was stopped", folder.name, display_path(out))
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (another user's process counts as running): what tells the hidden
+    folders of a killed writer from those of one still at work (a writer on another machine sharing the disk is not
+    seen, and a reused pid keeps a dead writer's folder a while longer, which only delays tidying it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _fill_in_place(tmp: Path, out: Path, last: str | None) -> None:
@@ -627,6 +716,7 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
     Raises:
         ModelError: naming the argument, the folder, what was found and what to pass instead.
     """
+    recover_replacement(out)  # a replacement killed midway: the earlier output back in its place first
     out = check_folder_path(out, argument=argument, what=what,
                             needs_utf8=f"the libraries that read {what} (safetensors, onnxruntime, the Hub client)")
     shown_out = display_path(out)

@@ -183,13 +183,15 @@ def test_an_atomic_folder_through_a_symlink_replaces_its_target_and_keeps_the_li
 
 
 def test_a_folder_that_cannot_be_moved_in_puts_the_earlier_one_back(tmp_path, monkeypatch):
+    """Where two folders cannot be swapped in one step, the earlier one is moved aside first."""
     out = tmp_path / "checkpoint"
     out.mkdir()
     (out / "config.json").write_text("earlier")
     real_replace = os.replace
+    monkeypatch.setattr(io_helpers, "_exchange", lambda first, second: False)
 
     def refuse_the_new_folder(source, target):
-        if ".tmp-" in str(source):
+        if "ser_hf-tmp-" in str(source):
             raise OSError("simulated")
         return real_replace(source, target)
 
@@ -199,6 +201,46 @@ def test_a_folder_that_cannot_be_moved_in_puts_the_earlier_one_back(tmp_path, mo
             (tmp / "config.json").write_text("new")
     assert (out / "config.json").read_text() == "earlier"
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"]
+
+
+_KILLED_REPLACEMENT = """
+import os, shutil, signal, sys
+import ser_hf._io as io_helpers
+out, swap = sys.argv[1], sys.argv[2] == "swap"
+kill = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+if swap:  # killed right after the swap, before the earlier output is deleted
+    shutil.rmtree = kill
+else:  # no swap in one step: killed between moving the earlier output aside and moving the new one in
+    io_helpers._exchange = lambda first, second: False
+    replace, calls = os.replace, []
+    os.replace = lambda *args: kill() if calls.append(args) or len(calls) == 2 else replace(*args)
+with io_helpers.atomic_directory(out, overwrite=True) as tmp:
+    (tmp / "config.json").write_text("new")
+"""
+
+
+@pytest.mark.parametrize("swap, kept", [(True, "new"), (False, "earlier")])
+def test_a_replacement_killed_at_any_moment_leaves_a_whole_output_and_its_next_check_tidies(tmp_path, swap, kept,
+                                                                                            caplog):
+    """A kill between the two renames of a replacement used to leave no output and the earlier one hidden for good."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "checkpoint"
+    out.mkdir()
+    (out / "config.json").write_text("earlier")
+    (tmp_path / ".checkpoint.old-backup").mkdir()  # a user's folder named alike, and a live writer's: never touched
+    (tmp_path / f".checkpoint.ser_hf-tmp-{os.getpid()}-abc").mkdir()
+    run = subprocess.run([sys.executable, "-c", _KILLED_REPLACEMENT, str(out), "swap" if swap else "aside"])
+    assert run.returncode == -9
+    hidden = sorted(p.name for p in tmp_path.iterdir() if "ser_hf-" in p.name and str(os.getpid()) not in p.name)
+    assert len(hidden) == (1 if swap else 2) and out.exists() == swap  # the earlier output hidden, and the new one
+    with caplog.at_level("INFO", logger="ser_hf._io"):
+        check_output_folder(out, argument="out_dir", marker="config.json", what="a checkpoint", overwrite=True)
+    assert (out / "config.json").read_text() == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".checkpoint.old-backup",
+                                                          f".checkpoint.ser_hf-tmp-{os.getpid()}-abc", "checkpoint"]
+    assert ("put the earlier output back" in caplog.text) != swap
 
 
 def test_only_folders_an_earlier_output_wrote_may_be_deleted_with_it(tmp_path):

@@ -52,7 +52,13 @@ from typing import Any
 
 import torch
 
-from ser_hf._io import CHECKPOINT_OUTPUT_FILES, atomic_write_bytes, check_output_folder, refuse_dangling_link
+from ser_hf._io import (
+    CHECKPOINT_OUTPUT_FILES,
+    atomic_write_bytes,
+    check_output_folder,
+    process_alive,
+    refuse_dangling_link,
+)
 from ser_hf.checkpoint import RUN_RECORD, check_checkpoint_dir, read_run_record, recorded_training_copies
 from ser_hf.errors import ModelError
 from ser_hf.inference.onnx_parity import (
@@ -274,20 +280,10 @@ def _remove_killed_exports(out: Path) -> None:
             pid = int(owner.read_text(encoding="ascii").strip())
         except (OSError, ValueError):
             continue
-        if _alive(pid):
+        if process_alive(pid):
             continue
         logger.info("removing %s, left by an export that was stopped", item)
         shutil.rmtree(item)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-    return True
 
 
 @contextlib.contextmanager

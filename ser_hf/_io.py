@@ -527,6 +527,25 @@ def _holds(folder: Path, markers: Sequence[Marker]) -> list[str]:
     return found
 
 
+def _rejected_marker(folder: Path, patterns: Sequence[str]) -> str:
+    """Why a file named like one of ``patterns`` in ``folder`` was not taken for an earlier output's marker, as a
+    sentence for the refusal ('' when there is none): saying only that the folder "holds no" marker it visibly holds
+    would send the user looking for the wrong thing."""
+    for pattern in patterns:
+        for path in folder.glob(pattern):
+            name = printable(path.relative_to(folder).as_posix())
+            if path.is_symlink():
+                return (f" Its {name} is a symbolic link, and ser_hf writes that record as a file, so "
+                        f"a link is not taken for one: if this is an earlier ser_hf output, put the file itself there "
+                        f"(or delete the folder) to start afresh.")
+            if not path.is_file():
+                return (f" Its {name} is not a regular file (a folder, a pipe or a device), so it is "
+                        f"not ser_hf's record.")
+            return (f" Its {name} is there but cannot be read as ser_hf's (damaged, cut short or "
+                    f"edited): if this is an earlier ser_hf output, delete that file (or the folder) to start afresh.")
+    return ""
+
+
 def _json_match(path: Path, keys: Sequence[str] | Mapping[str, Any]) -> dict[str, Any] | None:
     """The values under ``keys`` of the JSON object at ``path`` when it holds them all (matching the expected values
     of a mapping): ``{}`` for plain keys; None when it does not match or cannot be read."""
@@ -749,11 +768,9 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
     if not _holds(out, markers):
         patterns = [item if isinstance(item, str) else item[0] for item in markers]
         named = f"no {patterns[0]}" if len(patterns) == 1 else f"none of {patterns}"
-        damaged = next((pattern for pattern in patterns if any(path.is_file() for path in out.glob(pattern))), None)
-        hint = (f" Its {damaged} is there but cannot be read as ser_hf's (damaged, cut short or edited): if this is an "
-                f"earlier ser_hf output, delete that file (or the folder) to start afresh." if damaged else "")
-        raise ModelError(f"{argument} {shown_out} is not empty (found {shown}) and holds {named}, so it is not an "
-                         f"earlier {kind} that may be replaced; pass a new or empty directory.{hint}")
+        raise ModelError(f"{argument} {shown_out} is not empty (found {shown}) and holds {named} that ser_hf wrote, so "
+                         f"it is not an earlier {kind} that may be replaced; pass a new or empty directory."
+                         f"{_rejected_marker(out, patterns)}")
     if not overwrite:
         raise ModelError(f"{argument} {shown_out} already holds an earlier {kind} (found {shown}); pass overwrite "
                          f"(--overwrite) to replace it, or a new or empty directory.")

@@ -224,7 +224,7 @@ def test_a_users_own_report_json_is_not_an_earlier_report(setup, tmp_path):
     results.mkdir()
     (results / "report.json").write_text('{"my": "own report from another tool"}')
     base = _arguments(setup)
-    with pytest.raises(ModelError, match=r"holds no report.json, so it is not an earlier evaluation report"):
+    with pytest.raises(ModelError, match=r"holds no report.json that ser_hf wrote, so it is not an earlier evaluation report"):
         run_cli([*base, "--out", str(results)])
     assert json.loads((results / "report.json").read_text()) == {"my": "own report from another tool"}
 

@@ -110,14 +110,14 @@ def test_an_output_folder_never_replaces_a_file_its_source_or_the_users_files(tm
     (mine / "notes.txt").write_text("mine")
     for overwrite in (False, True):
         with pytest.raises(ModelError, match=r"out_dir .*mine is not empty \(found \['notes.txt'\]\) and holds no "
-                                             r"done.json, so it is not an earlier speaker model"):
+                                             r"done.json that ser_hf wrote, so it is not an earlier speaker model"):
             check_output_folder(mine, overwrite=overwrite, **kind)
     (mine / "done.json").write_text("{}")
     with pytest.raises(ModelError, match=r"already holds an earlier speaker model .*pass overwrite \(--overwrite\)"):
         check_output_folder(mine, **kind)
     assert check_output_folder(mine, overwrite=True, **kind) == mine
     several = {**kind, "marker": ["run.json", "cv/*/report.json"]}
-    with pytest.raises(ModelError, match=r"holds none of \['run.json', 'cv/\*/report.json'\], so"):
+    with pytest.raises(ModelError, match=r"holds none of \['run.json', 'cv/\*/report.json'\] that ser_hf wrote, so"):
         check_output_folder(mine, overwrite=True, **several)
     (mine / "cv" / "fold1").mkdir(parents=True)  # a folder named like an output marks nothing,
     (mine / "run.json").mkdir()  # nor one named like a marker file,

@@ -245,8 +245,8 @@ def test_overwrite_refuses_a_folder_that_is_not_an_earlier_export(whisper, reuse
     out.mkdir()
     for name in ("config.json", "ser_hf_run.json", "notes.txt"):
         (out / name).write_text(f"the user's {name}")
-    with pytest.raises(ModelError, match=r"--out .*mine is not empty .*holds no ser_hf_export.json, so it is not an "
-                                         r"earlier ONNX export"):
+    with pytest.raises(ModelError, match=r"--out .*mine is not empty .*holds no ser_hf_export.json that ser_hf wrote, "
+                                         r"so it is not an earlier ONNX export"):
         export_onnx(whisper["checkpoint"], out, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "notes.txt", "ser_hf_run.json"]
     assert all((out / name).read_text() == f"the user's {name}" for name in ("config.json", "ser_hf_run.json"))
@@ -353,6 +353,20 @@ def test_a_record_listing_files_ser_hf_could_not_have_written_is_refused(whisper
     (out / "ser_hf_export.json").symlink_to(whisper["export"] / "ser_hf_export.json")
     with pytest.raises(ModelError, match=r"its ser_hf_export.json is not a regular file"):
         load_onnx_classifier(out)
+
+
+def test_a_record_that_is_a_link_is_named_as_one_when_refused(whisper, tmp_path):
+    """The refusal said the folder "holds no ser_hf_export.json" while listing one: it now says why it does not count."""
+    out = shutil.copytree(whisper["export"], tmp_path / "export")
+    (out / "ser_hf_export.json").unlink()
+    (out / "ser_hf_export.json").symlink_to(whisper["export"] / "ser_hf_export.json")
+    with pytest.raises(ModelError, match=r"Its ser_hf_export.json is a symbolic link, and ser_hf writes that record as "
+                                         r"a file"):
+        export_onnx(whisper["checkpoint"], out, overwrite=True)
+    (out / "ser_hf_export.json").unlink()
+    (out / "ser_hf_export.json").mkdir()
+    with pytest.raises(ModelError, match=r"Its ser_hf_export.json is not a regular file \(a folder"):
+        export_onnx(whisper["checkpoint"], out, overwrite=True)
 
 
 def test_parity_failure_writes_nothing(whisper, reuse_trace, tmp_path, monkeypatch):

@@ -347,7 +347,7 @@ def test_a_speaker_model_never_overwrites_its_checkpoint_or_other_files(adaptive
     (mine / "config.json").write_text("the user's")
     with pytest.raises(ModelError, match=r"out_dir .*mine is not empty \(found \['config.json'\]\)"):
         recognizer.save_speaker_model("SF2", mine)
-    with pytest.raises(ModelError, match=r"holds no ser_hf_speaker.json, so it is not an earlier speaker model"):
+    with pytest.raises(ModelError, match=r"holds no ser_hf_speaker.json that ser_hf wrote, so it is not an earlier speaker model"):
         recognizer.save_speaker_model("SF2", mine, overwrite=True)
     assert (mine / "config.json").read_text() == "the user's"
     (tmp_path / "a-file").write_text("mine")

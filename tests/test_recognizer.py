@@ -163,7 +163,8 @@ def test_applies_recorded_preprocessing(checkpoint, tmp_path):
 def test_bad_inputs_name_the_problem(recognizer, tmp_path):
     with pytest.raises(SERError, match="does not exist"):
         recognizer.predict(str(tmp_path / "missing.wav"))
-    with pytest.raises(SERError, match=r"expected an audio file path.*got int"):
+    with pytest.raises(SERError, match=r"the audio array: got int; expected an audio file path.*A number is one "
+                                       r"sample, not a clip"):
         recognizer.predict(3)
     with pytest.raises(SERError, match="unknown model"):
         EmotionRecognizer.from_pretrained("no-such-model")

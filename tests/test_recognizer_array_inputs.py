@@ -143,9 +143,21 @@ def test_channels_first_and_frames_first_are_both_averaged(recognizer, wave):
     assert recognizer.predict(channels_first)["scores"] == _scores(expected)
     assert recognizer.predict(channels_first.T)["scores"] == _scores(expected)  # soundfile's (frames, channels)
     assert recognizer.predict((channels_first.astype(np.float64), RATE))["scores"] == _scores(expected)
-    long = recognizer.predict_long(np.stack([wave, other] * 3), window=0.5, hop=0.5)
+    long = recognizer.predict_long(np.stack([wave, other] * 3).T, window=0.5, hop=0.5)  # 6 channels
     assert long["duration"] == pytest.approx(1.0) and len(long["timeline"]) == 2
     np.testing.assert_allclose(array_to_mono(channels_first, "x"), mono, atol=1e-7)
+
+
+def test_clips_stacked_into_one_array_are_refused_not_averaged(recognizer, wave):
+    """np.stack of 3 clips was read as 3 channels of one recording and scored as their average, without a word
+    (pipeline() refuses every 2-D array): only librosa's mono and stereo layouts are taken as (channels, frames)."""
+    stacked = np.stack([wave, np.roll(wave, 100), np.roll(wave, 200)])
+    with pytest.raises(AudioError, match=r"the audio array has shape \(3, 16000\): 3 rows of 16000 samples, which "
+                                         r"look like 3 clips stacked .*Pass the clips as a list \(list\(wave\)\) "
+                                         r"to score each, or, if they are 3 channels of one recording, pass wave.T"):
+        recognizer.predict(stacked)
+    assert len(recognizer.predict(list(stacked))) == 3
+    np.testing.assert_allclose(array_to_mono(stacked.T, "x"), stacked.mean(axis=0), atol=1e-7)
 
 
 @pytest.mark.parametrize("shape", [(100, 100), (2, 2, 8000), (0,), (0, 2), ()])
@@ -225,7 +237,9 @@ def test_audio_shorter_than_a_clip(recognizer, wave):
 
 @pytest.mark.parametrize("chunk, match", [
     ("abc", "dtype <U3"), (b"abc", r"dtype \|S3"), ([[0.1], [0.1, 0.2]], "is not an array of samples"),
-    (np.zeros((2, 800), np.float32), r"stream.push expects a 1-D array of samples, got shape \(2, 800\); downmix"),
+    (np.zeros((2, 800), np.float32),
+     r"stream.push expects a 1-D array of samples \(one channel\), got shape \(2, 800\). Downmix it first: "
+     r"chunk.mean\(axis=1\) for \(frames, channels\).*chunk.mean\(axis=0\) for \(channels, frames\)"),
 ])
 def test_stream_push_refuses_what_is_not_samples(recognizer, chunk, match):
     with pytest.raises(AudioError, match=match):
@@ -247,3 +261,95 @@ def test_a_masked_array_is_refused_not_scored_on_its_hidden_samples(recognizer, 
         with pytest.raises(AudioError, match=r"is a masked array; .* e.g. wave.filled\(0\)"):
             call()
     assert recognizer.predict(masked.filled(0))["label"] in FOUR
+
+
+# --- the audit of session 29: inputs as pipeline() and datasets hand them over ---------------------------------
+
+
+def test_integer_pcm_converted_to_float_without_scaling_is_refused(recognizer, wave):
+    """A quiet 16-bit recording cast with astype(float) stays under the 1e4 sample limit, and was scored 90 dB too
+    loud (a calm voice taken for shouting) without a word."""
+    pcm = np.round(0.5 * wave * 32767).astype(np.int16).astype(np.float32)  # peak under 1e4
+    for call in (recognizer.predict, lambda w: recognizer.stream().push(w)):
+        with pytest.raises(AudioError, match=r"holds only whole numbers, up to \d+: integer PCM converted to float "
+                                             r"without being scaled.*Divide it by 32768"):
+            call(pcm)
+    assert float_samples(np.array([0.0, 1.0, -1.0, 0.5]), "x").dtype == np.float32  # full scale stays audio
+
+
+def test_torch_tensors_are_taken_as_pipeline_takes_them(recognizer, wave):
+    import torch
+
+    expected = _scores(recognizer.predict(wave))
+    for tensor in (torch.from_numpy(wave), torch.from_numpy(wave).requires_grad_(), torch.from_numpy(wave).bfloat16()):
+        scores = recognizer.predict(tensor)["scores"]
+        assert scores == (expected if tensor.dtype == torch.float32 else pytest.approx(expected.expected, abs=1e-2))
+    assert recognizer.predict((torch.from_numpy(wave), RATE))["scores"] == expected
+    stream = recognizer.stream(window=0.5, hop=0.5)
+    assert len(stream.push(torch.from_numpy(wave).requires_grad_())) == 2  # a raw RuntimeError before
+    with pytest.raises(AudioError, match="the audio array is a torch tensor whose values cannot be read"):
+        recognizer.predict(torch.empty(RATE, device="meta"))
+
+
+def test_dicts_and_bytes_are_taken_as_datasets_and_pipeline_give_them(recognizer, wave, tmp_path):
+    path = tmp_path / "clip.wav"
+    sf.write(path, wave, RATE, subtype="FLOAT")
+    expected = _scores(recognizer.predict(str(path)))
+    for item in ({"array": wave, "sampling_rate": RATE, "path": "clip.wav"}, {"raw": wave, "sampling_rate": RATE},
+                 {"bytes": path.read_bytes(), "path": "clip.wav"}, {"bytes": None, "path": str(path)},
+                 path.read_bytes()):
+        assert recognizer.predict(item)["scores"] == expected
+    assert [r["scores"] for r in recognizer.predict([path.read_bytes(), {"raw": wave, "sampling_rate": RATE}])] == \
+        [expected, expected]
+    with pytest.raises(AudioError, match=r"is a dict of samples without their 'sampling_rate'; add it"):
+        recognizer.predict({"array": wave})
+    with pytest.raises(AudioError, match=r"the audio array at index 1 is a dict with keys 'audio'; expected one clip"):
+        recognizer.predict([wave, {"audio": wave}])
+    with pytest.raises(AudioError, match=r"\(19 bytes\) cannot be decoded"):
+        recognizer.predict(b"not a file of audio")
+
+
+@pytest.mark.parametrize("item, hint", [
+    (0.5, r"index 0: got float; .*A number is one sample, not a clip: a list given to predict\(\) is a list of clips"),
+    ((x for x in [1]), r"the audio array: got generator; .*Pass the clips as a list: list\(...\)"),
+    ([[0.1, 0.2]], r"index 0: got list; .*Pass the samples as one array: np.asarray"),
+])
+def test_inputs_of_another_kind_are_named_with_how_to_convert_them(recognizer, item, hint):
+    with pytest.raises(AudioError, match=hint):
+        recognizer.predict(item if not isinstance(item, float) else [item, item])
+
+
+def test_an_empty_path_is_named_as_one(recognizer):
+    with pytest.raises(AudioError, match="is an empty path, which names no file"):
+        recognizer.predict("")
+
+
+def test_predict_waves_checks_each_clip_before_the_batch_runs(recognizer, wave):
+    """It used to score whatever it got: one short clip failed the whole batch with a raw torch error, an int16 clip
+    was not scaled, one array was a raw ValueError."""
+    with pytest.raises(AudioError, match=r"predict_waves takes a list of clips, got one array of shape \(16000,\)"):
+        recognizer.predict_waves(wave)
+    with pytest.raises(AudioError, match=r"waves\[1\] has shape \(300,\); predict_waves takes 1-D arrays of at least "
+                                         r"1600 samples"):
+        recognizer.predict_waves([wave, wave[:300]])
+    with pytest.raises(AudioError, match=r"waves\[0\] has shape \(2, 16000\)"):
+        recognizer.predict_waves([np.stack([wave, wave])])
+    with pytest.raises(AudioError, match=r"waves\[0\] is a str; predict_waves takes 1-D arrays"):
+        recognizer.predict_waves(["clip.wav"])
+    pcm = np.round(wave * 32767).astype(np.int16)
+    np.testing.assert_allclose(recognizer.predict_waves([pcm]), recognizer.predict_waves([pcm / 32768]), atol=1e-5)
+
+
+def test_an_enrollment_given_one_clip_with_a_float_rate_is_told_to_wrap_it(wave):
+    from ser_hf.inference.enrollment_inputs import enrollment_inputs
+
+    with pytest.raises(SERError, match=r"got a single \(array, rate\) pair; wrap it: enroll\('s', \[clip\]\)"):
+        enrollment_inputs((wave, 16000.0), "s")
+    with pytest.raises(SERError, match=r"got a single clip \(a dict of its samples\); wrap it"):
+        enrollment_inputs({"array": wave, "sampling_rate": RATE}, "s")
+
+
+@pytest.mark.parametrize("batch_size", [None, "8", 1.5, True, 0])
+def test_a_batch_size_that_is_no_count_is_refused_when_the_recognizer_is_made(recognizer, batch_size):
+    with pytest.raises(SERError, match=rf"batch_size must be a positive integer \(>= 1\), got {re.escape(repr(batch_size))}"):
+        EmotionRecognizer(recognizer.model, recognizer.feature_extractor, batch_size=batch_size)

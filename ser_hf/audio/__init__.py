@@ -21,7 +21,14 @@ Example:
 
 from __future__ import annotations
 
-from ser_hf.audio.arrays import array_to_mono, check_sampling_rate, float_samples
+from ser_hf.audio.arrays import (
+    AUDIO_KEYS,
+    array_to_mono,
+    audio_in_mapping,
+    check_sampling_rate,
+    float_samples,
+    tensor_samples,
+)
 from ser_hf.audio.clean import (
     AudioPreprocessor,
     NoiseAdded,
@@ -74,7 +81,9 @@ __all__ = [
     "AudioInfo",
     "MonoDecoder",
     "PathLike",
+    "AUDIO_KEYS",
     "array_to_mono",
+    "audio_in_mapping",
     "audio_info",
     "check_clip_duration",
     "check_samples",
@@ -86,6 +95,7 @@ __all__ = [
     "load_audio_bytes",
     "read_mono",
     "resample",
+    "tensor_samples",
     "to_mono",
     # ser_hf.audio.clean
     "AudioPreprocessor",

@@ -14,12 +14,23 @@ Example:
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
+
 import numpy as np
 
 from ser_hf.audio.decoding import MAX_CHANNELS, MAX_SAMPLING_RATE, MIN_SAMPLING_RATE, check_samples, to_mono
 from ser_hf.errors import AudioError
 
-__all__ = ["array_to_mono", "check_sampling_rate", "float_samples"]
+__all__ = ["AUDIO_KEYS", "array_to_mono", "audio_in_mapping", "check_sampling_rate", "float_samples", "tensor_samples"]
+
+#: The keys that make a dict one clip: a decoded ``datasets`` Audio cell (``{"array", "sampling_rate", "path"}``),
+#: ``pipeline()``'s input (``{"raw", "sampling_rate"}``), an undecoded cell (``{"bytes", "path"}``).
+AUDIO_KEYS = frozenset({"array", "raw", "bytes"})
+
+#: The most channels a ``(channels, frames)`` array may have, as librosa returns mono and stereo audio: more rows are
+#: more likely clips stacked with ``np.stack`` (which ``pipeline()`` refuses) than the channels of one recording.
+_CHANNELS_FIRST = 2
 
 
 def check_sampling_rate(rate: object, what: str, fix: str = "") -> int:
@@ -44,6 +55,30 @@ def check_sampling_rate(rate: object, what: str, fix: str = "") -> int:
         raise AudioError(f"{what} must be a whole number of Hz from {MIN_SAMPLING_RATE} to {MAX_SAMPLING_RATE} "
                          f"(e.g. 16000, 44100 or 48000: the rate the samples were recorded at), got {found}.{fix}")
     return int(value)
+
+
+def audio_in_mapping(item: Mapping, what: str) -> tuple[object, object] | bytes | str:
+    """The clip a dict holds, as ``datasets`` and ``pipeline()`` hand audio over: ``(samples, rate)`` for an
+    ``"array"`` (or ``"raw"``) with its ``"sampling_rate"``; the file's bytes for ``"bytes"``; its ``"path"`` where
+    an undecoded cell has no bytes. Other keys are ignored.
+
+    Raises:
+        AudioError: naming ``what``, for a dict without the keys of one clip, or samples without their rate.
+    """
+    samples = item.get("array", item.get("raw"))
+    if samples is not None:
+        if "sampling_rate" not in item:
+            raise AudioError(f"{what} is a dict of samples without their 'sampling_rate'; add it, e.g. "
+                             f"{{'array': wave, 'sampling_rate': 16000}}.")
+        return samples, item["sampling_rate"]
+    if isinstance(item.get("bytes"), (bytes, bytearray)):
+        return bytes(item["bytes"])
+    if item.get("bytes") is None and isinstance(item.get("path"), str) and "bytes" in item:
+        return item["path"]
+    keys = ", ".join(repr(key) for key in list(item)[:6])
+    raise AudioError(f"{what} is a dict with keys {keys or 'none'}; expected one clip as datasets and pipeline() give "
+                     f"it: {{'array': samples, 'sampling_rate': rate}} (or 'raw' for 'array'), or {{'bytes': the "
+                     f"file's bytes, 'path': name}}.")
 
 
 #: How to fix an in-memory array whose samples :func:`check_samples` refuses. The likeliest cause is integer PCM
@@ -82,6 +117,7 @@ def float_samples(wave: object, what: str) -> np.ndarray:
     if isinstance(wave, np.ma.MaskedArray):  # np.asarray would drop the mask and score the hidden samples
         raise AudioError(f"{what} is a masked array; its masked samples have no value to score. Fill them first, "
                          f"e.g. wave.filled(0), or pass only the unmasked part.")
+    wave = tensor_samples(wave, what)
     try:
         wave = np.asarray(wave)
     except (ValueError, TypeError) as err:  # a ragged list
@@ -96,23 +132,60 @@ def float_samples(wave: object, what: str) -> np.ndarray:
         raise AudioError(f"{what} has dtype {wave.dtype}; expected float samples within [-1, 1] or signed integer "
                          f"PCM (int8, int16 or int32, scaled to [-1, 1] as soundfile scales it). {hint}.")
     check_samples(wave, what, _ARRAY_FIX)  # before the cast: float64 beyond float32's range would become infinite
+    _refuse_unscaled_pcm(wave, what)
     return wave.astype(np.float32, copy=False)
+
+
+def _refuse_unscaled_pcm(wave: np.ndarray, what: str) -> None:
+    """Refuse float samples that are all whole numbers beyond full scale: integer PCM converted with
+    ``astype(float)`` and not divided by ``2 ** (bits - 1)``. A quiet 16-bit recording so converted stays under
+    :data:`MAX_ABS_SAMPLE` and would be scored 90 dB too loud (a calm voice taken for shouting), without a word."""
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    if peak > 1 and np.array_equal(wave, np.rint(wave)):
+        raise AudioError(f"{what} holds only whole numbers, up to {peak:g}: integer PCM converted to float without "
+                         f"being scaled, which would be scored as if {20 * np.log10(32768):.0f} dB louder. Divide it "
+                         f"by 32768 (16-bit PCM) or 2147483648 (32-bit), or pass the int16/int32 array itself, which "
+                         f"is scaled as soundfile scales a WAV file.")
+
+
+def tensor_samples(wave: object, what: str) -> object:
+    """A torch tensor as a numpy array of the same values (detached, on the CPU; bfloat16 as float32, which numpy
+    lacks), as ``pipeline()`` takes tensors; anything else as it is.
+
+    Raises:
+        AudioError: naming ``what``, for a tensor whose values cannot be read (on the ``meta`` device).
+    """
+    torch = sys.modules.get("torch")  # never imported here: a tensor can only come from a caller that has it
+    if torch is None or not isinstance(wave, torch.Tensor):
+        return wave
+    try:
+        tensor = wave.detach().cpu()
+        return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+    except (RuntimeError, NotImplementedError, TypeError) as err:
+        raise AudioError(f"{what} is a torch tensor whose values cannot be read ({err}). Pass a tensor that holds "
+                         f"its samples (e.g. on the CPU), or a numpy array.") from None
 
 
 def array_to_mono(wave: object, what: str) -> np.ndarray:
     """An in-memory recording as one 1-D float32 channel at full scale 1.0 (see :func:`float_samples`).
 
-    A 2-D array is ``(frames, channels)``, as soundfile returns it, or ``(channels, frames)``, as librosa
-    returns it: an axis of at most :data:`MAX_CHANNELS` next to a longer one is the channels (audio long enough
-    to score has more frames than that). Channels are averaged.
+    A 2-D array is ``(frames, channels)``, as soundfile returns it, with 1 to :data:`MAX_CHANNELS` channels, or
+    ``(channels, frames)``, as librosa returns mono and stereo audio, with 1 or 2 channels. Channels are averaged.
 
     Raises:
         AudioError: naming ``what``, for a dtype :func:`float_samples` refuses, or an array that is empty, not
-            1-D or 2-D, or 2-D with no axis of at most :data:`MAX_CHANNELS` channels.
+            1-D or 2-D, or 2-D with no axis of at most :data:`MAX_CHANNELS` channels, or of 3 or more short rows
+            of many samples: several clips stacked (``np.stack(clips)``), which would be averaged into one.
     """
     wave = float_samples(wave, what)
-    if wave.ndim == 2 and wave.shape[0] <= MAX_CHANNELS < wave.shape[1]:
+    if wave.ndim == 2 and wave.shape[0] <= _CHANNELS_FIRST < wave.shape[1]:
         wave = wave.T
+    elif wave.ndim == 2 and wave.shape[0] <= MAX_CHANNELS < wave.shape[1]:
+        rows = wave.shape[0]
+        raise AudioError(f"{what} has shape {wave.shape}: {rows} rows of {wave.shape[1]} samples, which look like "
+                         f"{rows} clips stacked into one array (they would be averaged into one clip). Pass the clips "
+                         f"as a list (list(wave)) to score each, or, if they are {rows} channels of one recording, "
+                         f"pass wave.T, as (frames, channels).")
     if wave.size == 0 or wave.ndim not in (1, 2) or (wave.ndim == 2 and wave.shape[1] > MAX_CHANNELS):
         raise AudioError(
             f"{what} has shape {wave.shape}; expected a non-empty 1-D array of samples, or a 2-D array of "

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ser_hf._io import name_max
+from ser_hf.audio.arrays import AUDIO_KEYS
 from ser_hf.audio.voicing import holds_voice
 from ser_hf.errors import SERError
 from ser_hf.inference.streaming import window_level_db
@@ -131,13 +132,17 @@ def enrollment_inputs(clips: Any, speaker: str) -> list:
 
 def _not_a_list(clips: Any) -> str | None:
     """What ``clips`` is when it is not a collection of clips (None when it is)."""
-    if isinstance(clips, (str, bytes, os.PathLike)):
+    if isinstance(clips, (str, os.PathLike)):
         return f"a single path {shown_path(clips)!r}"
+    if isinstance(clips, (bytes, bytearray)):
+        return "a single clip (the bytes of a file)"
     if hasattr(clips, "shape") and hasattr(clips, "dtype"):  # a numpy array, a torch tensor
         return f"a single array of shape {tuple(clips.shape)}"
-    if isinstance(clips, tuple) and len(clips) == 2 and isinstance(clips[1], (int, np.integer)) and \
-            not isinstance(clips[1], bool):  # (wave, rate): one clip, not two
+    if isinstance(clips, tuple) and len(clips) == 2 and isinstance(clips[1], (int, float, np.integer, np.floating)) \
+            and not isinstance(clips[1], bool):  # (wave, rate), the rate 16000 or 16000.0: one clip, not two
         return "a single (array, rate) pair"
+    if isinstance(clips, Mapping) and AUDIO_KEYS & set(clips):
+        return "a single clip (a dict of its samples)"
     if clips is None or isinstance(clips, Mapping) or not isinstance(clips, Iterable):
         return "None" if clips is None else f"a {type(clips).__name__}"
     return None

@@ -24,9 +24,9 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from ser_hf.audio import is_audio_path
 from ser_hf.errors import SERError
@@ -36,7 +36,7 @@ from ser_hf.paths import display_path, printable, walk_files
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["OutputFiles", "expand_inputs", "glob_files"]
+__all__ = ["OutputFiles", "expand_inputs", "glob_files", "input_paths"]
 
 logger = logging.getLogger(__name__)
 
@@ -192,25 +192,91 @@ def glob_files(pattern: str) -> list[str]:
     return sorted(matches) + unlisted
 
 
-def expand_inputs(inputs: Iterable[str | os.PathLike], output: str | os.PathLike | None = None) -> list[str]:
+_PATHS_ONLY = ("predict_files reads audio files: it takes paths (files, folders, glob patterns, manifest CSVs). For "
+               "audio in memory (arrays, (array, rate) pairs, tensors) use EmotionRecognizer.predict.")
+
+
+def _a(value: Any) -> str:
+    """``value`` as messages name it: its type, with the shape of an array or tensor."""
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # a numpy array, a torch tensor
+        return f"an array of shape {tuple(value.shape)} ({name})"
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _not_a_path_list(inputs: Any) -> str | None:
+    """What ``inputs`` is when it cannot be a collection of paths (None when it can be)."""
+    if isinstance(inputs, bytes):  # file contents as often as a path: never guessed
+        return "bytes (one path as bytes goes in a list, [path]; a file's contents are no path)"
+    if hasattr(inputs, "shape") and hasattr(inputs, "dtype"):
+        # An array of file names (numpy strings, a pandas column of objects) is a list of paths; numbers are audio.
+        return None if getattr(inputs.dtype, "kind", None) in ("U", "S", "O") else _a(inputs)
+    if inputs is None or isinstance(inputs, Mapping) or not isinstance(inputs, Iterable):
+        return _a(inputs)
+    return None
+
+
+def _input_path(item: Any, index: int) -> str:
+    """One input as text: a str, an os.PathLike, or bytes (a path in the file system's encoding)."""
+    if isinstance(item, os.PathLike):
+        item = os.fspath(item)
+    if isinstance(item, bytes):
+        if b"\0" in item:  # no path holds a NUL byte: these are more likely a file's contents
+            raise SERError(f"inputs[{index}] is bytes holding a NUL byte ({item[:16]!r}...): not a path, perhaps the "
+                           f"contents of an audio file. {_PATHS_ONLY}")
+        return os.fsdecode(item)
+    if isinstance(item, str):
+        return item
+    raise SERError(f"inputs[{index}] is {_a(item)}, not a path. {_PATHS_ONLY}")
+
+
+def input_paths(inputs: Any) -> list[str]:
+    """The inputs of a job as a list of path strings, refused (SERError) before any of them is read.
+
+    One str or os.PathLike is one input (``"clips/"`` is a folder, never the letters of its name); a bytes item is
+    a path in the file system's encoding (:func:`os.fsdecode`).
+
+    Raises:
+        SERError: for something that is no collection of paths (an array, a mapping, bytes, None, a number), an
+            item that is not a path (its index and type named), or no input at all.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    found = _not_a_path_list(inputs)
+    if found is not None:
+        raise SERError(f"inputs must be a list of paths, e.g. predict_files(model, ['recordings/', 'extra.wav'], out); "
+                       f"got {found}. {_PATHS_ONLY}")
+    paths = [_input_path(item, index) for index, item in enumerate(inputs)]
+    if not paths:
+        raise SERError("no inputs: got an empty list; expected at least one file, folder, glob pattern or manifest "
+                       "CSV, e.g. predict_files(model, ['recordings/'], out) (ser-hf predict --model M recordings/ "
+                       "--out p.jsonl).")
+    return paths
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike | bytes], output: str | os.PathLike | None = None) -> list[str]:
     """Absolute paths of the audio files the inputs name, in order, each once.
 
     Args:
         inputs: Files, directories (searched recursively for audio extensions; symlinked folders are followed,
             each real folder once), glob patterns (``**`` recurses, with the same loop safety) and manifest CSVs
             (``*.csv`` with a ``path`` column; relative paths are taken from the manifest's folder). A file that
-            does not exist is kept: it becomes an error record.
+            does not exist is kept: it becomes an error record. One str or os.PathLike is one input; bytes items
+            are paths in the file system's encoding (see :func:`input_paths`).
         output: The job's output file: left out of what folders and patterns find (with its shards and
             temporary file), refused when named explicitly.
 
     Raises:
-        SERError: for an empty input, a glob that matches nothing, a directory without audio, a manifest without
-            ``path``, or an explicit input that is ``output``.
+        SERError: for inputs that are not paths (see :func:`input_paths`), no inputs (an empty list, or manifests
+            without rows), an empty input, a glob that matches nothing, a directory without audio, a manifest
+            without ``path``, or an explicit input that is ``output``.
     """
+    texts = input_paths(inputs)  # every item checked before any folder is walked
     outputs = OutputFiles(output) if output is not None else None
     paths: list[str] = []
-    for item in inputs:
-        text = os.fspath(item)
+    for text in texts:
         if not text:  # Path("") is the current folder: every recording under it would be scored
             raise SERError("an input is an empty string; expected a file, folder, glob pattern or manifest CSV "
                            "('.' for the current folder).")
@@ -237,14 +303,20 @@ def expand_inputs(inputs: Iterable[str | os.PathLike], output: str | os.PathLike
             if outputs is not None and path in outputs:
                 raise _refuse_output(text, outputs)
             paths.append(os.path.abspath(path))
+    if not paths:  # only manifests without rows get here: folders and patterns that find nothing are refused
+        raise SERError(f"no inputs: {[display_path(text) for text in texts]} list no audio file (manifest CSVs "
+                       f"without rows); expected at least one file to predict. Add rows to the manifest(s), or pass "
+                       f"files or folders.")
     return list(dict.fromkeys(paths))
 
 
-#: One input of :class:`~ser_hf.inference.recognizer.EmotionRecognizer`: a file path, an array at the model's rate, or
-#: ``(array, sampling_rate)``. An array holds float samples within [-1, 1] or signed integer PCM (int16, int32: scaled
-#: to [-1, 1] as a WAV file's samples are); it is 1-D, or 2-D as (frames, channels) or (channels, frames), the
-#: channels averaged (see :func:`ser_hf.audio.array_to_mono`).
-RecognizerInput = Union[str, "os.PathLike[str]", "np.ndarray", tuple]
+#: One input of :class:`~ser_hf.inference.recognizer.EmotionRecognizer`: a file path, an array (or torch tensor) at the
+#: model's rate, ``(array, sampling_rate)``, a dict as ``datasets`` and ``pipeline()`` give one clip
+#: (:func:`ser_hf.audio.audio_in_mapping`), or the bytes of an audio file. An array holds float samples within [-1, 1]
+#: or signed integer PCM (int16, int32: scaled to [-1, 1] as a WAV file's samples are); it is 1-D, or 2-D as (frames,
+#: channels) or, with 1 or 2 channels, (channels, frames), the channels averaged (see
+#: :func:`ser_hf.audio.array_to_mono`).
+RecognizerInput = Union[str, "os.PathLike[str]", "np.ndarray", tuple, Mapping, bytes]
 
 
 def describe_input(item: RecognizerInput, index: int, single: bool) -> str:

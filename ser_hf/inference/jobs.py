@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import numbers
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -71,7 +72,7 @@ from typing import Any
 from ser_hf._io import temporary_file
 from ser_hf.errors import SERError
 from ser_hf.inference.chunk_records import is_error, predict_into
-from ser_hf.inference.inputs import expand_inputs, speakers_of
+from ser_hf.inference.inputs import expand_inputs, input_paths, speakers_of
 from ser_hf.inference.job_identity import check_job_files, check_same_job, job_header_for, lock_output
 from ser_hf.inference.outputs import (
     FORMATS,
@@ -94,6 +95,7 @@ from ser_hf.inference.speaker_jobs import check_finished_speakers, predict_by_sp
 from ser_hf.paths import display_path, printable
 from ser_hf.processes import Processes, launched_processes
 from ser_hf.progress import progress_bar
+from ser_hf.ranges import COUNT
 
 __all__ = ["FORMATS", "expand_inputs", "predict_files", "read_records", "shard_files"]
 
@@ -225,10 +227,25 @@ def check_device(device: Any) -> None:
                    f"them, or leave --device out for the CPU.")
 
 
-def _check_settings(chunk_size: int, batch_size: int, top_k: int | None) -> None:
-    for name, value in (("chunk_size", chunk_size), ("batch_size", batch_size), ("top_k", 1 if top_k is None else top_k)):
-        if value < 1:
-            raise SERError(f"{name} must be a positive integer, got {value}; e.g. --{name.replace('_', '-')} 8.")
+def _check_settings(chunk_size: Any, batch_size: Any, top_k: Any) -> tuple[int, int, int | None]:
+    """Refuse a count that is not an integer >= 1 (``top_k`` may be None) before any work; returns them as ints.
+
+    Checked here, not where they are used: a ``top_k=1.5`` found only when the first file is scored would turn every
+    file of the job into an error record, after the model loaded.
+    """
+    checked = []
+    for name, value, example in (("chunk_size", chunk_size, 64), ("batch_size", batch_size, 8), ("top_k", top_k, 2)):
+        if name == "top_k" and value is None:
+            checked.append(None)
+            continue
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            value = int(value)  # np.int64(8) is a fine count; the job header needs a JSON int
+        if value not in COUNT:  # COUNT also refuses bool, strings, None and floats such as 2.0
+            also = ", or None to keep every emotion" if name == "top_k" else ""
+            raise SERError(f"{name} must be {COUNT}, got {value!r} ({type(value).__name__}); e.g. {name}={example} "
+                           f"(--{name.replace('_', '-')} {example}){also}.")
+        checked.append(value)
+    return checked[0], checked[1], checked[2]
 
 
 def _error_records(records: Iterable[dict[str, Any]], paths: Sequence[str]) -> int:
@@ -239,7 +256,7 @@ def _error_records(records: Iterable[dict[str, Any]], paths: Sequence[str]) -> i
 
 def predict_files(
     model: str | os.PathLike | EmotionRecognizer,
-    inputs: Iterable[str | os.PathLike],
+    inputs: str | os.PathLike | Iterable[str | os.PathLike | bytes],
     out: str | os.PathLike,
     *,
     format: str | None = None,
@@ -262,12 +279,15 @@ def predict_files(
     Args:
         model: A checkpoint directory, preset or Hub id (see :meth:`EmotionRecognizer.from_pretrained`),
             or a loaded :class:`EmotionRecognizer`.
-        inputs: Files, directories, glob patterns and manifest CSVs (see :func:`expand_inputs`).
+        inputs: Files, directories, glob patterns and manifest CSVs (see :func:`expand_inputs`); a single str or
+            os.PathLike is one input (``"clip.wav"``, ``Path("recordings")``), and bytes items are paths in the file
+            system's encoding. Paths only: for audio in memory (arrays, ``(array, rate)`` pairs) use
+            :meth:`EmotionRecognizer.predict`.
         out: Output file; files it (or a leftover shard of it) already records, by absolute path, are skipped.
         format: ``"jsonl"`` or ``"csv"`` (default: ``csv`` for a ``.csv`` name, else ``jsonl``).
-        batch_size: Clips per forward pass.
-        top_k: Emotions kept per record (default: all).
-        chunk_size: Files predicted between two writes of ``out`` (what a crash can lose at most).
+        batch_size: Clips per forward pass (an integer >= 1).
+        top_k: Emotions kept per record (an integer >= 1; default None: all).
+        chunk_size: Files predicted between two writes of ``out`` (what a crash can lose at most; an integer >= 1).
         progress: Show a tqdm progress bar (on the main process only).
         device: Where a single process runs the model (default CPU; e.g. ``"cuda"``). Under ``accelerate
             launch`` each process takes the device accelerate gives it (its own GPU, or the CPU).
@@ -289,7 +309,9 @@ def predict_files(
         counts cover the whole job (the others count their own block).
 
     Raises:
-        SERError: for bad inputs (see :func:`expand_inputs`), a bad ``format``/``chunk_size``, an output
+        SERError: for bad inputs (see :func:`expand_inputs`): no inputs, or something that is not a path (an array, a
+            mapping, bytes, None), a bad ``format``, a ``chunk_size``/``batch_size``/``top_k`` that is not an integer
+            >= 1 (all refused before any work), an output
             file that ser-hf predict did not write, an output with other names (hard links), or a lock or job
             file beside it that is a symlink, a folder or not a regular file. Unreadable audio never raises: it is recorded.
 
@@ -307,7 +329,8 @@ def predict_files(
     check_output_path(out)  # before Path() drops a trailing separator
     out = Path(out)
     chosen = format_for(out, format)
-    _check_settings(chunk_size, batch_size, top_k)
+    chunk_size, batch_size, top_k = _check_settings(chunk_size, batch_size, top_k)
+    inputs = input_paths(inputs)  # a list, read twice (expansion, speakers); "a.wav" alone is one input
     paths = expand_inputs(inputs, output=out)
     check_job_files(out, chosen)  # its lock and job file are regular files, it has no other names: before any work
     if test_time_copies and isinstance(model, EmotionRecognizer):

@@ -36,8 +36,9 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,13 @@ from ser_hf.audio import (
     MIN_CLIP_DURATION,
     AudioPreprocessor,
     array_to_mono,
+    audio_in_mapping,
     check_clip_duration,
     check_sampling_rate,
     clip_copies,
+    float_samples,
     load_audio,
+    load_audio_bytes,
     resample,
 )
 from ser_hf.checkpoint import RUN_RECORD, read_run_record, recorded_preprocessor, recorded_training_copies
@@ -75,6 +79,7 @@ from ser_hf.inference.streaming import (  # RecognizerStream and window_level_db
 )
 from ser_hf.models.linear_head import mean_log_probability
 from ser_hf.paths import display_path
+from ser_hf.ranges import COUNT
 
 __all__ = ["EmotionRecognizer", "RecognizerStream", "window_level_db"]
 
@@ -167,6 +172,10 @@ class EmotionRecognizer(SpeakerAdaptation):
                 f"{self.sampling_rate} Hz; build it with AudioPreprocessor(sampling_rate={self.sampling_rate}, ...)."
             )
         self.preprocessor = preprocessor
+        batch_size = batch_size.item() if isinstance(batch_size, np.integer) else batch_size
+        if batch_size not in COUNT:  # here, not as a raw error at the first predict
+            raise SERError(f"batch_size must be {COUNT}, got {batch_size!r}; e.g. batch_size=8 (clips per forward "
+                           f"pass).")
         self.batch_size = batch_size
         self.labels = model_labels(model)
         self._copies = _parse_copies(test_time_copies, self.sampling_rate)
@@ -263,26 +272,33 @@ class EmotionRecognizer(SpeakerAdaptation):
                 shorter than :data:`~ser_hf.audio.MIN_CLIP_DURATION` (the encoder's first frame) or longer than
                 ``max_duration``.
         """
+        what = what or describe_input(item, 0, True)
+        if isinstance(item, Mapping):  # a datasets Audio cell, pipeline()'s dict
+            item = audio_in_mapping(item, what)
         if isinstance(item, (str, os.PathLike)):
+            if not os.fspath(item):
+                raise AudioError(f"{what} is an empty path, which names no file; pass the path of an audio file.")
             check_clip_duration(item, max_duration=max_duration)  # from the header, before decoding
             return load_audio(item, self.sampling_rate)
-        what = what or describe_input(item, 0, True)
-        if isinstance(item, tuple):
-            if len(item) != 2 or not isinstance(item[0], np.ndarray):
+        if isinstance(item, (bytes, bytearray)):  # a file's bytes, as pipeline() takes them
+            wave, rate = load_audio_bytes(bytes(item), self.sampling_rate, what=what), self.sampling_rate
+        elif isinstance(item, tuple):
+            if len(item) != 2 or not _is_array(item[0]):
                 kinds = ", ".join(type(part).__name__ for part in item[:3])
                 raise AudioError(f"{what}: a tuple input must be (array, sampling_rate), got a tuple of ({kinds}"
                                  f"{', ...' if len(item) > 3 else ''}). Pass several clips as a list.")
             wave, rate = item
             rate = check_sampling_rate(rate, f"The sampling rate of {what} (the tuple's second item)",
                                        " Pass several clips as a list, not a tuple.")
-        elif isinstance(item, np.ndarray):
+        elif _is_array(item):
             wave, rate = item, self.sampling_rate
         else:
-            raise AudioError(
-                f"expected an audio file path, a 1-D array at {self.sampling_rate} Hz or (array, sampling_rate); "
-                f"got {type(item).__name__}."
-            )
-        wave = array_to_mono(wave, what)
+            raise AudioError(f"{what}: got {type(item).__name__}; expected an audio file path, a 1-D array of samples "
+                             f"at {self.sampling_rate} Hz, (array, sampling_rate), a dict such as a datasets Audio "
+                             f"cell ({{'array': ..., 'sampling_rate': ...}}) or the bytes of an audio file."
+                             f"{_conversion_hint(item)}")
+        if not isinstance(item, (bytes, bytearray)):
+            wave = array_to_mono(wave, what)
         seconds, found = wave.size / rate, f"{wave.size} samples at {rate} Hz"
         if seconds < MIN_CLIP_DURATION:
             raise AudioError(f"{what} lasts {seconds * 1000:.1f} ms ({found}); expected at least "
@@ -306,16 +322,37 @@ class EmotionRecognizer(SpeakerAdaptation):
 
         A row is returned as the model gave it, non-finite ones included, so that one bad clip cannot fail the
         others of its batch (the service batches clips of different requests); :meth:`result` refuses such a row.
+
+        Raises:
+            AudioError: naming ``waves[i]``, for an item that is not a 1-D array of samples (checked, and integer
+                PCM scaled, as :meth:`predict` does: :func:`~ser_hf.audio.float_samples`) at least
+                :data:`~ser_hf.audio.MIN_CLIP_DURATION` long, or ``waves`` that is one array, not a list of them.
         """
+        if _is_array(waves):
+            raise AudioError(f"predict_waves takes a list of clips, got one array of shape {tuple(waves.shape)}; "
+                             f"pass [wave].")
+        waves = [self._ready_wave(wave, f"waves[{index}]") for index, wave in enumerate(waves)]
         if not waves:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        probabilities = self._forward(list(waves), progress)
+        probabilities = self._forward(waves, progress)
         if not self._copies:
             return probabilities
         # A non-finite row stays non-finite, so result() still refuses it.
         versions = [probabilities, *(self._forward([copy.alter(wave) for wave in waves], progress)
                                      for copy, _ in self._copies)]
         return mean_log_probability([np.log(np.maximum(p, _TINY)) for p in versions]).astype(np.float32)
+
+    def _ready_wave(self, wave: object, what: str) -> np.ndarray:
+        """One item of :meth:`predict_waves`, checked: a 1-D float32 array long enough for the encoder."""
+        if not _is_array(wave):
+            raise AudioError(f"{what} is a {type(wave).__name__}; predict_waves takes 1-D arrays of samples at "
+                             f"{self.sampling_rate} Hz (use predict for files, rates and other inputs).")
+        wave = float_samples(wave, what)
+        if wave.ndim != 1 or wave.size < MIN_CLIP_DURATION * self.sampling_rate:
+            raise AudioError(f"{what} has shape {wave.shape}; predict_waves takes 1-D arrays of at least "
+                             f"{math.ceil(MIN_CLIP_DURATION * self.sampling_rate)} samples ({MIN_CLIP_DURATION * 1000:g} "
+                             f"ms at {self.sampling_rate} Hz), as predict prepares them.")
+        return wave
 
     def _forward(self, waves: list[np.ndarray], progress: bool) -> np.ndarray:
         probabilities, _ = predict_proba(self.model, waves, feature_extractor=self.feature_extractor,
@@ -350,12 +387,17 @@ class EmotionRecognizer(SpeakerAdaptation):
         """Predict the emotion of one clip or a list of clips.
 
         Args:
-            inputs: A file path, an array at the model's rate (16 kHz), ``(array, sampling_rate)`` (resampled
-                with soxr; the rate from 1000 to 384000 Hz, as for files), or a list of these. An array holds float
-                samples within [-1, 1] or signed integer PCM (int16, int32), which is scaled to [-1, 1] as
-                soundfile scales a WAV file's samples; it is 1-D, or 2-D as (frames, channels) or, as librosa
-                returns it, (channels, frames) (up to 64 channels, averaged). Other dtypes (unsigned, bool,
-                complex, strings) are refused, as are samples beyond 1e4 (see :func:`ser_hf.audio.float_samples`).
+            inputs: A file path, an array (numpy, or a torch tensor) at the model's rate (16 kHz),
+                ``(array, sampling_rate)`` (resampled with soxr; the rate from 1000 to 384000 Hz, as for files), a
+                dict as ``datasets`` and ``pipeline()`` give one clip (``{"array" or "raw": samples,
+                "sampling_rate": rate}``, or an undecoded ``{"bytes": ..., "path": ...}``), the bytes of an audio
+                file, or a list of these. An array holds float samples within [-1, 1] or signed integer PCM
+                (int16, int32), which is scaled to [-1, 1] as soundfile scales a WAV file's samples; it is 1-D, or
+                2-D as (frames, channels) (up to 64 channels, averaged) or, as librosa returns mono and stereo,
+                (channels, frames) with 1 or 2 channels (3 or more short rows look like clips stacked with
+                ``np.stack`` and are refused: pass a list). Other dtypes (unsigned, bool, complex, strings) are
+                refused, as are samples beyond 1e4 and whole numbers beyond 1 (integer PCM cast to float but not
+                scaled; see :func:`ser_hf.audio.float_samples`).
             top_k: Keep only the ``top_k`` most probable emotions in ``scores`` (a positive integer; default: all).
             progress: Show a progress bar.
             speaker: An enrolled speaker (see :meth:`enroll`): their clips are scored by the speaker-adaptive
@@ -504,3 +546,20 @@ class EmotionRecognizer(SpeakerAdaptation):
         probabilities, extra = self._probabilities([self.prepare(w) for _, _, w in voiced], scorer, levels=levels)
         results = [{**self._window_result(s, e, row, top_k), **extra} for (s, e, _), row in zip(voiced, probabilities)]
         return probabilities, results
+
+
+def _is_array(item: object) -> bool:
+    """A numpy array or a torch tensor (taken as pipeline() takes it)."""
+    return isinstance(item, (np.ndarray, torch.Tensor))
+
+
+def _conversion_hint(item: object) -> str:
+    """How to turn an input of an unexpected kind into one, for the message that refuses it."""
+    if isinstance(item, (int, float, np.number)) and not isinstance(item, bool):
+        return (" A number is one sample, not a clip: a list given to predict() is a list of clips, so pass the "
+                "samples as one array, np.asarray(samples, dtype=np.float32).")
+    if isinstance(item, list):
+        return " Pass the samples as one array: np.asarray(samples, dtype=np.float32)."
+    if isinstance(item, Iterator):
+        return " Pass the clips as a list: list(...)."
+    return ""

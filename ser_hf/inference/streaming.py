@@ -190,8 +190,10 @@ class RecognizerStream:
             raise SERError("this stream was flushed; start a new one with recognizer.stream(...).")
         chunk = float_samples(chunk, "the chunk given to stream.push")
         if chunk.ndim != 1:
-            raise AudioError(f"stream.push expects a 1-D array of samples, got shape {chunk.shape}; downmix "
-                             f"(frames, channels) audio first, e.g. chunk.mean(axis=1).")
+            raise AudioError(f"stream.push expects a 1-D array of samples (one channel), got shape {chunk.shape}. "
+                             f"Downmix it first: chunk.mean(axis=1) for (frames, channels) audio, as soundfile and "
+                             f"sounddevice give it, or chunk.mean(axis=0) for (channels, frames), as librosa does (a "
+                             f"chunk can be too short to tell which it is).")
         if self._resampler is not None:
             chunk = self._resampler.resample_chunk(chunk)
         return self._append(chunk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -162,6 +163,41 @@ def test_without_a_vocabulary_special_ids_must_fit_the_model(tiny_ct2, tmp_path)
     with pytest.raises(ModelError, match=r"vocabulary of .*src/ is missing and the model has 80 token embeddings, too "
                                          r"few for Whisper's usual special-token ids \(50257, 50258\)"):
         convert_whisper(src, tmp_path / "out")
+
+
+@pytest.mark.parametrize("damage, warning", [
+    (lambda text: text.replace("\n", "\r\n"), r"has Windows line endings"),
+    (lambda text: text + "\n\n", r"ends with 2 blank line\(s\)"),
+    (lambda text: text.replace("\n", "\r\n") + "\r\n", r"ends with 1 blank line"),
+])
+def test_a_vocabulary_txt_with_damaged_line_endings_is_still_this_models(tiny_ct2, tmp_path, caplog, damage, warning):
+    """An editor's or a git checkout's line endings made this model's vocabulary look like another model's ("has no
+    <|endoftext|>", "has 81 tokens"): they are taken off, with a warning naming the file."""
+    src = _copy(tiny_ct2, tmp_path)
+    tokens = _vocabulary(src)
+    (src / "vocabulary.json").unlink()
+    (src / "vocabulary.txt").write_bytes(damage("".join(f"{token}\n" for token in tokens)).encode("utf-8"))
+    with caplog.at_level("WARNING", logger="ser_hf.models.ct2_source"):
+        config = json.loads((convert_whisper(src, tmp_path / "out", encoder_only=True) / "config.json").read_text())
+    assert (config["eos_token_id"], config["decoder_start_token_id"], config["vocab_size"]) == (76, 77, 80)
+    assert re.search(r"vocabulary\.txt " + warning, caplog.text)
+
+
+@pytest.mark.parametrize("name", ["vocabulary.json", "config.json"])
+@pytest.mark.parametrize("make, problem", [
+    (lambda path: path.symlink_to(path.parent / "gone.json"), r"a symbolic link to .*gone.json', which does not exist"),
+    (lambda path: path.mkdir(), r"not a regular file \(a folder, a pipe or a device\)"),
+])
+def test_a_vocabulary_or_config_that_is_no_file_is_named_not_taken_for_missing(tiny_ct2, tmp_path, name, make,
+                                                                               problem):
+    """A dangling config.json was skipped and its suppressed ids silently dropped; a vocabulary that was a link to
+    nothing or a folder was reported missing (or, for real Whisper sizes, replaced by default ids without a word)."""
+    src = _copy(tiny_ct2, tmp_path)
+    (src / name).unlink()
+    make(src / name)
+    with pytest.raises(ModelError, match=rf"src/{re.escape(name)} is {problem}; expected the model's"):
+        convert_whisper(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_vocabulary_txt_ending_in_a_newline_fits(tiny_ct2, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from ser_hf._io import link_problem, read_bounded, read_json
 from ser_hf.errors import ModelError
 from ser_hf.paths import display_path
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["REDOWNLOAD", "SUPPRESS_KEYS", "check_ct2_config", "check_source_dir", "describe_listing", "read_vocabulary",
            "read_whisper_dir", "vocabulary_file"]
@@ -52,10 +55,50 @@ def check_ct2_config(config: Any, shown: str, vocab_size: int | None = None) -> 
 
 
 def vocabulary_file(src_dir: str | os.PathLike) -> Path | None:
-    """The file the vocabulary of a CTranslate2 model directory is read from (see :func:`read_vocabulary`), or None."""
+    """The file the vocabulary of a CTranslate2 model directory is read from (see :func:`read_vocabulary`), or None.
+
+    Raises:
+        ModelError: naming it, where one of those names is something other than a file (a link to nothing, a link
+            loop, a folder, a pipe): taken for a missing vocabulary, the model would be converted with Whisper's
+            default special-token ids without a word.
+    """
     src_dir = Path(src_dir)
-    return next((src_dir / name for name in ("vocabulary.txt", "vocabulary.json", "tokenizer.json")
-                 if (src_dir / name).is_file()), None)
+    for name in ("vocabulary.txt", "vocabulary.json", "tokenizer.json"):
+        if _present_file(src_dir / name, "the model's vocabulary"):
+            return src_dir / name
+    return None
+
+
+def _present_file(path: Path, what: str) -> bool:
+    """Whether ``path`` is a regular file (followed through a link); False when nothing is there.
+
+    Raises:
+        ModelError: for anything else at that name: a link to nothing or a loop, a folder, a pipe or a device.
+    """
+    problem = link_problem(path)
+    if problem is None and os.path.lexists(path) and not path.is_file():
+        problem = "not a regular file (a folder, a pipe or a device)"
+    if problem is not None:
+        raise ModelError(f"{display_path(path)} is {problem}; expected {what}. {REDOWNLOAD}")
+    return path.is_file()
+
+
+def _vocabulary_lines(text: str, shown: str) -> list[str]:
+    """The tokens of a ``vocabulary.txt``, one per line (ctranslate2 ends every line, the last too, with a newline).
+
+    Windows line endings and blank lines at the end (an editor's or a ``git`` checkout's, never a byte-level BPE
+    token's) are taken off, with a warning naming the file: left on, they made the vocabulary look like another
+    model's ("has no <|endoftext|>", "has 81 tokens")."""
+    lines = text.split("\n")
+    if len(lines) > 1 and all(line.endswith("\r") for line in lines[:-1]):
+        logger.warning("%s has Windows line endings (\\r\\n); reading it without them", shown)
+        lines = [line.removesuffix("\r") for line in lines]
+    blank = 0
+    while len(lines) > blank + 1 and lines[-2 - blank] == "":
+        blank += 1
+    if blank:
+        logger.warning("%s ends with %d blank line(s); reading it without them", shown, blank)
+    return lines[:len(lines) - 1 - blank]
 
 
 def read_vocabulary(src_dir: str | os.PathLike) -> list[str] | None:
@@ -82,8 +125,7 @@ def read_vocabulary(src_dir: str | os.PathLike) -> list[str] | None:
     except UnicodeDecodeError as err:
         raise ModelError(f"{shown} is not UTF-8 text ({err}); expected the model's vocabulary. {REDOWNLOAD}") from None
     if path.name == "vocabulary.txt":
-        lines = text.split("\n")
-        return lines[:-1] if lines[-1] == "" else lines  # ctranslate2 ends every token's line with a newline
+        return _vocabulary_lines(text if text.endswith("\n") else text + "\n", shown)
     try:
         tokens = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as err:
@@ -150,7 +192,7 @@ def read_whisper_dir(src_dir: str | os.PathLike) -> tuple[bytes, dict[str, Any] 
             f"{describe_listing(src)}.{hint}"
         )
     config = None
-    if (src / "config.json").is_file():
+    if _present_file(src / "config.json", "the model's settings (suppressed token ids)"):
         config = check_ct2_config(read_json(src / "config.json", fix=REDOWNLOAD), display_path(src / "config.json"))
     return (src / "model.bin").read_bytes(), config, read_vocabulary(src)
 

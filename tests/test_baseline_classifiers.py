@@ -242,7 +242,7 @@ def test_an_interrupted_baseline_cv_can_be_rerun_into_its_folder(corpus, tmp_pat
 
 def _refused_as_a_run_output(folder, marker, kind="baseline"):
     """A training run (``output_dir``) must not take over a baseline's CV folder: it would delete its folds."""
-    from ser_hf._io import check_output_folder
+    from ser_hf._output_folders import check_output_folder
     from ser_hf.training.experiment import FOREIGN_OUTPUTS, RUN_OUTPUTS
 
     with pytest.raises(ModelError, match=rf"another kind of output \({marker} \(kind: {kind}\)\)"):

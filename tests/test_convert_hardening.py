@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import ser_hf.models.whisper_convert as whisper_convert
-from ser_hf._io import atomic_directory, refuse_dangling_link
+from ser_hf._atomic_folder import atomic_directory
+from ser_hf._io import refuse_dangling_link
 from ser_hf.cli import main
 from ser_hf.errors import ModelError
 from ser_hf.models.whisper_convert import CONVERSION_FILE, convert_whisper
@@ -68,7 +69,7 @@ def test_a_fill_stopped_midway_leaves_a_folder_its_rerun_replaces(tiny_ct2, tmp_
     """A conversion killed while its files move into an existing empty folder left config.json alone there, which its
     own rerun (even with --force) refused as a folder of the user's files; now the record goes in first, marked
     incomplete, so the rerun asks for --force and --force replaces it."""
-    import ser_hf._io as io_module
+    import ser_hf._atomic_folder as io_module
 
     out = tmp_path / "out"
     out.mkdir()

@@ -6,8 +6,11 @@ import stat
 
 import pytest
 
+import ser_hf._atomic_folder as atomic_folder
 import ser_hf._io as io_helpers
-from ser_hf._io import atomic_directory, atomic_write_text, check_output_folder, temporary_file
+from ser_hf._atomic_folder import atomic_directory
+from ser_hf._io import atomic_write_text, temporary_file
+from ser_hf._output_folders import check_output_folder, remove_own_folder
 from ser_hf.errors import ModelError
 
 
@@ -188,7 +191,7 @@ def test_a_folder_that_cannot_be_moved_in_puts_the_earlier_one_back(tmp_path, mo
     out.mkdir()
     (out / "config.json").write_text("earlier")
     real_replace = os.replace
-    monkeypatch.setattr(io_helpers, "_exchange", lambda first, second: False)
+    monkeypatch.setattr(atomic_folder, "_exchange", lambda first, second: False)
 
     def refuse_the_new_folder(source, target):
         if "ser_hf-tmp-" in str(source):
@@ -205,16 +208,16 @@ def test_a_folder_that_cannot_be_moved_in_puts_the_earlier_one_back(tmp_path, mo
 
 _KILLED_REPLACEMENT = """
 import os, shutil, signal, sys
-import ser_hf._io as io_helpers
+import ser_hf._atomic_folder as atomic_folder
 out, swap = sys.argv[1], sys.argv[2] == "swap"
 kill = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
 if swap:  # killed right after the swap, before the earlier output is deleted
     shutil.rmtree = kill
 else:  # no swap in one step: killed between moving the earlier output aside and moving the new one in
-    io_helpers._exchange = lambda first, second: False
+    atomic_folder._exchange = lambda first, second: False
     replace, calls = os.replace, []
     os.replace = lambda *args: kill() if calls.append(args) or len(calls) == 2 else replace(*args)
-with io_helpers.atomic_directory(out, overwrite=True) as tmp:
+with atomic_folder.atomic_directory(out, overwrite=True) as tmp:
     (tmp / "config.json").write_text("new")
 """
 
@@ -235,7 +238,7 @@ def test_a_replacement_killed_at_any_moment_leaves_a_whole_output_and_its_next_c
     assert run.returncode == -9
     hidden = sorted(p.name for p in tmp_path.iterdir() if "ser_hf-" in p.name and str(os.getpid()) not in p.name)
     assert len(hidden) == (1 if swap else 2) and out.exists() == swap  # the earlier output hidden, and the new one
-    with caplog.at_level("INFO", logger="ser_hf._io"):
+    with caplog.at_level("INFO", logger="ser_hf._atomic_folder"):
         check_output_folder(out, argument="out_dir", marker="config.json", what="a checkpoint", overwrite=True)
     assert (out / "config.json").read_text() == kept
     assert sorted(p.name for p in tmp_path.iterdir()) == [".checkpoint.old-backup",
@@ -250,7 +253,7 @@ def test_only_folders_an_earlier_output_wrote_may_be_deleted_with_it(tmp_path):
     (folder / "archive_v1").mkdir()
     (folder / "archive_v1" / "report.md").write_text("my notes, named like a report")
     with pytest.raises(ModelError, match=r"holds .*archive_v1, which ser_hf did not write there"):
-        io_helpers.remove_own_folder(folder, {"report.json", "report.md"}, {"fold1"})
+        remove_own_folder(folder, {"report.json", "report.md"}, {"fold1"})
     assert (folder / "archive_v1" / "report.md").read_text() == "my notes, named like a report"
     (folder / "archive_v1" / "report.md").unlink()
     (folder / "archive_v1").rmdir()
@@ -258,9 +261,9 @@ def test_only_folders_an_earlier_output_wrote_may_be_deleted_with_it(tmp_path):
     (folder / "fold1" / "report.md").symlink_to(tmp_path / "thesis.md")  # a link where a report goes: removed,
     (folder / "notes.md").symlink_to(tmp_path / "thesis.md")               # never followed; but one elsewhere is
     with pytest.raises(ModelError, match=r"holds .*notes.md, which ser_hf did not write there"):  # the user's
-        io_helpers.remove_own_folder(folder, {"report.json", "report.md"}, {"fold1"})
+        remove_own_folder(folder, {"report.json", "report.md"}, {"fold1"})
     (folder / "notes.md").unlink()
-    io_helpers.remove_own_folder(folder, {"report.json", "report.md"}, {"fold1"})
+    remove_own_folder(folder, {"report.json", "report.md"}, {"fold1"})
     assert not folder.exists() and (tmp_path / "thesis.md").read_text() == "my thesis"
 
 
@@ -270,7 +273,7 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tmp_
     import errno
     import tempfile
 
-    from ser_hf._io import check_output_folder
+    from ser_hf._output_folders import check_output_folder
     from ser_hf.errors import ModelError
 
     def read_only(*args, **kwargs):
@@ -288,7 +291,7 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tmp_
 def test_an_output_name_too_long_for_the_files_written_beside_it_is_refused_before_any_work(tmp_path, capsys):
     """A legal 250-byte name: its hidden temporary copy, lock or job file would not fit (255 bytes), which failed
     with a raw OSError at the end of `models convert`, or before a predict job."""
-    from ser_hf._io import check_output_folder
+    from ser_hf._output_folders import check_output_folder
     from ser_hf.cli import main
     from ser_hf.errors import ModelError
 

@@ -22,7 +22,7 @@ PACKAGE = ROOT / "ser_hf"
 #: The floors, bottom first. A unit is a top-level module (``ser_hf/paths.py``) or a sub-package (``ser_hf/models/``);
 #: a unit may import units on its own floor or below, never above.
 FLOORS: list[tuple[str, ...]] = [
-    ("errors", "progress", "paths", "names", "versions", "_io", "locks"),
+    ("errors", "progress", "paths", "names", "versions", "_io", "_atomic_folder", "_output_folders", "locks"),
     ("ranges", "emotions", "processes"),
     ("audio",),
     ("corpora", "splits", "models", "data_arguments", "checkpoint"),

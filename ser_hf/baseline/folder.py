@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ser_hf._io import check_output_folder
+from ser_hf._output_folders import check_output_folder
 from ser_hf.evaluation.report import CV_PLAN, CV_PLAN_KEYS, CV_SUMMARY_KEYS, foreign_cv_markers
 from ser_hf.locks import folder_lock
 

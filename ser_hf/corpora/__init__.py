@@ -23,7 +23,7 @@ from typing import Any
 
 import datasets
 
-from ser_hf._io import check_folder_path
+from ser_hf._output_folders import check_folder_path
 from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION
 from ser_hf.corpora import crema_d, emodb, folder, iemocap, manifest, ravdess, savee, synthetic, tess, urdu
 from ser_hf.corpora.base import (

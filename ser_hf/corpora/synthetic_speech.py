@@ -47,7 +47,8 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
-from ser_hf._io import check_folder_path, default_permissions
+from ser_hf._io import default_permissions
+from ser_hf._output_folders import check_folder_path
 from ser_hf.emotions import EMOTION_SETS, EMOTIONS, canonical_emotion, sort_emotions
 from ser_hf.errors import CorpusError
 

@@ -36,7 +36,8 @@ from typing import Any
 import datasets
 import numpy as np
 
-from ser_hf._io import check_output_folder, write_output_file
+from ser_hf._io import write_output_file
+from ser_hf._output_folders import check_output_folder
 from ser_hf.checkpoint import read_run_record, recorded_preprocessor
 from ser_hf.corpora import load_corpus
 from ser_hf.emotions import canonical_emotion

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ser_hf._io import file_sha256, refuse_folders_where_files_go, refuse_non_folder, write_output_file
+from ser_hf._io import file_sha256, write_output_file
+from ser_hf._output_folders import refuse_folders_where_files_go, refuse_non_folder
 from ser_hf.evaluation.report import FOLD_STATE, EvaluationReport
 from ser_hf.models.presets import MODEL_LOAD_FILES
 from ser_hf.paths import display_path

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ser_hf._io import check_own_folder, check_writable, read_json, remove_own_folder, write_output_file
+from ser_hf._io import read_json, write_output_file
+from ser_hf._output_folders import check_own_folder, check_writable, remove_own_folder
 from ser_hf.errors import EvaluationError, ModelError
 from ser_hf.evaluation.fold_state import (
     CVIdentity,
@@ -350,7 +351,7 @@ def check_own_reports(folder: Path) -> None:
 
 def remove_earlier_reports(folder: Path) -> None:
     """Delete an earlier CV's (or leave-one-corpus-out's) report ``folder`` before a new one is written there; refused,
-    deleting nothing, if it holds a file or folder ser_hf did not write (see :func:`ser_hf._io.check_own_folder`)."""
+    deleting nothing, if it holds a file or folder ser_hf did not write (see :func:`ser_hf._output_folders.check_own_folder`)."""
     remove_own_folder(folder, REPORT_FILES, summarised_report_folders(folder))
 
 

@@ -18,7 +18,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ser_hf._io import Other, write_output_file
+from ser_hf._io import write_output_file
+from ser_hf._output_folders import Other
 from ser_hf.errors import EvaluationError
 from ser_hf.evaluation.bootstrap import CI_METRICS, bootstrap_confidence_intervals
 from ser_hf.evaluation.breakdown import breakdown_lines, breakdown_markdown, speaker_breakdown
@@ -462,7 +463,7 @@ CV_KINDS = ("run", "baseline")
 
 
 def foreign_cv_markers(kind: str) -> tuple:
-    """Markers (for :func:`ser_hf._io.check_output_folder`'s ``foreign``) of a ``cv/`` folder that another kind than
+    """Markers (for :func:`ser_hf._output_folders.check_output_folder`'s ``foreign``) of a ``cv/`` folder that another kind than
     ``kind`` (of :data:`CV_KINDS`) wrote: its summary or plan naming any other kind (or one this version does not
     know). Files written before the kind was recorded name none, and stay any command's."""
     return tuple((f"cv/{name}", {CV_KIND: Other(kind)}) for name in ("cv_summary.json", CV_PLAN))

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ser_hf._io import name_max
+from ser_hf._output_folders import name_max
 from ser_hf.audio.arrays import AUDIO_KEYS
 from ser_hf.audio.voicing import holds_voice
 from ser_hf.errors import SERError

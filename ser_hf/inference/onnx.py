@@ -52,13 +52,9 @@ from typing import Any
 
 import torch
 
-from ser_hf._io import (
-    CHECKPOINT_OUTPUT_FILES,
-    atomic_write_bytes,
-    check_output_folder,
-    process_alive,
-    refuse_dangling_link,
-)
+from ser_hf._atomic_folder import process_alive
+from ser_hf._io import atomic_write_bytes, refuse_dangling_link
+from ser_hf._output_folders import CHECKPOINT_OUTPUT_FILES, check_output_folder
 from ser_hf.checkpoint import RUN_RECORD, check_checkpoint_dir, read_run_record, recorded_training_copies
 from ser_hf.errors import ModelError
 from ser_hf.inference.onnx_parity import (

@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ser_hf._io import DERIVED_NAME_BYTES, atomic_write_bytes, check_name_fits, refuse_dangling_link, temporary_file
+from ser_hf._io import atomic_write_bytes, refuse_dangling_link, temporary_file
+from ser_hf._output_folders import DERIVED_NAME_BYTES, check_name_fits
 from ser_hf.errors import SERError
 from ser_hf.paths import display_path, record_path
 

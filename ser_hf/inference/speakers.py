@@ -32,17 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from ser_hf._io import (
-    CHECKPOINT_OUTPUT_FILES,
-    atomic_directory,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    check_output_folder,
-    check_own_folder,
-    read_bounded,
-    read_json,
-)
+from ser_hf._atomic_folder import atomic_directory
+from ser_hf._io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_bounded, read_json
+from ser_hf._output_folders import CHECKPOINT_OUTPUT_FILES, check_output_folder, check_own_folder
 from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import ModelError, SERError
 from ser_hf.inference.enrollment_inputs import ENROLLMENT_SILENCE_DB as ENROLLMENT_SILENCE_DB  # its old import path

@@ -47,7 +47,8 @@ from transformers import (
     PreTrainedModel,
 )
 
-from ser_hf._io import check_output_folder, default_permissions, detach_for_rewrite, refuse_sources
+from ser_hf._io import default_permissions, detach_for_rewrite
+from ser_hf._output_folders import check_output_folder, refuse_sources
 from ser_hf.emotions import EMOTIONS
 from ser_hf.errors import ModelError
 from ser_hf.models.architecture import ARCHITECTURES, SUPPORTED_MODEL_TYPES, Architecture

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ser_hf._io import cache_root, check_writable, file_sha256
+from ser_hf._io import cache_root, file_sha256
+from ser_hf._output_folders import check_writable
 from ser_hf.audio import AudioPreprocessor, audio_info
 from ser_hf.errors import ModelError
 from ser_hf.models.architecture import POOLABLE_MODEL_TYPES, batch_padding_is_exact

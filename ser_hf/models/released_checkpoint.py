@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import ser_hf
-from ser_hf._io import atomic_directory, check_output_folder, folder_entries
+from ser_hf._atomic_folder import atomic_directory, folder_entries
+from ser_hf._output_folders import check_output_folder
 from ser_hf.checkpoint import write_run_record
 from ser_hf.emotions import resolve_emotions
 from ser_hf.errors import ModelError

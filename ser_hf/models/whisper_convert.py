@@ -37,12 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from ser_hf._io import (
-    atomic_directory,
-    check_output_folder,
-    default_permissions,
-    folder_entries,
-)
+from ser_hf._atomic_folder import atomic_directory, folder_entries
+from ser_hf._io import default_permissions
+from ser_hf._output_folders import check_output_folder
 from ser_hf.errors import ModelError
 from ser_hf.models.ct2_reader import CT2Model, parse_ct2_bytes
 from ser_hf.models.ct2_source import (

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 from transformers import TrainingArguments
 
-from ser_hf._io import check_folder_path
+from ser_hf._output_folders import check_folder_path
 from ser_hf.data_arguments import DataArguments
 from ser_hf.data_arguments import help_metadata as _help
 from ser_hf.errors import SERError

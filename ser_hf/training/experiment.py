@@ -26,13 +26,13 @@ from typing import Any
 import datasets
 import numpy as np
 
-from ser_hf._io import (
+from ser_hf._io import write_output_file
+from ser_hf._output_folders import (
     CHECKPOINT_OUTPUT_FILES,
     check_output_folder,
     check_own_folder,
     refuse_non_folder,
     remove_own_folder,
-    write_output_file,
 )
 from ser_hf.cards import card_from_run, write_model_card
 from ser_hf.checkpoint import RUN_RECORD, write_run_record

@@ -37,7 +37,8 @@ from typing import Any
 import torch
 from transformers.trainer_utils import BestRun
 
-from ser_hf._io import link_problem, refuse_non_folder, write_output_file
+from ser_hf._io import link_problem, write_output_file
+from ser_hf._output_folders import refuse_non_folder
 from ser_hf.errors import SERError
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.paths import display_path

@@ -54,7 +54,7 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False, *, expecte
     An interrupted or failed write never leaves a half-written ``out`` that would look complete, nor (replacing an
     earlier ``out``) no ``out`` at all: the two folders are swapped in one step where the system can. A process killed
     meanwhile may leave hidden ``.<name>.ser_hf-*`` folders beside ``out``, which the next check of ``out``
-    (:func:`check_output_folder`, through :func:`recover_replacement`) tidies.
+    (:func:`ser_hf._output_folders.check_output_folder`, through :func:`recover_replacement`) tidies.
 
     Nothing that was not in ``out`` when the caller checked it is ever deleted: a file the user saved there while the
     work ran stops the replacement (ModelError; ``out`` is left as it is). An existing empty ``out`` is filled in place
@@ -62,7 +62,7 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False, *, expecte
 
     Args:
         out: The final directory.
-        overwrite: Replace ``out`` if it exists (the old one is moved aside, compared with ``expected``, then deleted).
+        overwrite: Replace ``out`` if it exists (the old one is swapped out, compared with ``expected``, then deleted).
         expected: What ``out`` held when the caller checked it (:func:`folder_entries`, taken right after the check);
             None: what it holds when the block begins.
         last: The file moved into an existing empty ``out`` last (the output's marker), so a fill cut short is not

@@ -21,7 +21,7 @@ import errno
 import json
 import logging
 import os
-import re
+import secrets
 import shutil
 import stat
 import tempfile
@@ -30,9 +30,10 @@ from pathlib import Path
 
 from ser_hf._io import default_permissions
 from ser_hf.errors import ModelError
-from ser_hf.paths import display_path
+from ser_hf.locks import claim, claimed
+from ser_hf.paths import display_path, printable
 
-__all__ = ["atomic_directory", "folder_entries", "process_alive", "recover_replacement"]
+__all__ = ["abandoned", "atomic_directory", "folder_entries", "process_alive", "recover_replacement"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,36 +78,39 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False, *, expecte
         ...     (tmp / "config.json").write_text("{}")
         ```
     """
-    out = Path(out)
-    if out.is_symlink():  # replace the folder the link points at, keeping the link (as atomic_write_bytes does)
-        out = Path(os.path.realpath(out))
+    # The real, absolute place: a link is replaced at its target (keeping the link, as atomic_write_bytes does), and
+    # "." or "~/x" get a name and a parent to write beside.
+    out = Path(os.path.realpath(Path(out).expanduser()))
     expected = folder_entries(out) if expected is None else frozenset(expected)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=_NEW_FOLDER.format(name=out.name, pid=os.getpid()), dir=out.parent))
     # mkdtemp makes the directory private (0700); a checkpoint is meant to be readable like any output.
     default_permissions(tmp)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.is_dir() and not any(out.iterdir()):
-        _fill_in_place(tmp, out, last)
-    elif out.exists() and overwrite:
-        _replace_folder(tmp, out, expected)
-    else:
+    with claim(tmp):  # a check of ``out`` meanwhile, from any process or machine, leaves it alone
         try:
-            os.replace(tmp, out)
-        except OSError as err:
+            yield tmp
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise ModelError(f"could not move the new folder into {out} ({err}); it may have been created "
-                             f"meanwhile.") from err
+            raise
+        if out.is_dir() and not any(out.iterdir()):
+            _fill_in_place(tmp, out, last)
+        elif out.exists() and overwrite:
+            _replace_folder(tmp, out, expected)
+        else:
+            try:
+                os.replace(tmp, out)
+            except OSError as err:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise ModelError(f"could not move the new folder into {out} ({err}); it may have been created "
+                                 f"meanwhile.") from err
 
 
 #: What :func:`atomic_directory` names its hidden folders beside ``out``: the new output being written, and (where the
-#: system cannot swap two folders in one step) the earlier one moved aside. The pid says whether their writer is alive.
-_NEW_FOLDER, _OLD_FOLDER = ".{name}.ser_hf-tmp-{pid}-", ".{name}.ser_hf-old-{pid}"
-_REPLACEMENT_LEFTOVER = re.compile(r"\.(?P<name>.+)\.ser_hf-(?P<kind>tmp|old)-(?P<pid>[0-9]+)(?:-[^/]*)?")
+#: system cannot swap two folders in one step) the earlier one moved aside; each with the writer's pid and 8 random
+#: characters, so no folder of the user's is taken for one.
+_NEW_FOLDER, _OLD_FOLDER = ".{name}.ser_hf-tmp-{pid}-", ".{name}.ser_hf-old-{pid}-{random}"
+#: Linux's largest process id (``pid_max`` can be set up to 2**22): a larger number is no writer's.
+_MAX_PID = 2**22
 
 
 def _replace_folder(new: Path, out: Path, expected: frozenset[str]) -> None:
@@ -115,34 +119,54 @@ def _replace_folder(new: Path, out: Path, expected: frozenset[str]) -> None:
 
     Where the system can (Linux), the two folders are swapped in one step, so a kill at any moment leaves a whole
     output in ``out``; elsewhere the earlier output is first moved aside, under a name the next check of ``out``
-    (:func:`recover_replacement`) restores if a kill came before the new one was in place."""
-    swapped = _exchange(new, out)
-    old = new if swapped else out.with_name(_OLD_FOLDER.format(name=out.name, pid=os.getpid()))
-    if not swapped:
-        os.replace(out, old)
-    # Compared once moved aside, where nothing more can be saved into it by its name.
-    added = sorted(folder_entries(old) - expected)
-    if added:
-        if swapped:
-            _exchange(new, out)  # back: ``out`` holds the earlier output again, ``new`` the new one
-        else:
-            os.replace(old, out)
-        shutil.rmtree(new, ignore_errors=True)
-        more = f" (and {len(added) - 1} more)" if len(added) > 1 else ""
-        raise ModelError(f"{display_path(out)} changed while its replacement was written: it now holds "
-                         f"{display_path(out / added[0])}{more}, which was not there when the work began and "
-                         f"which ser_hf did not write; replacing the folder would delete it. Nothing was replaced "
-                         f"and the new output was not written: move that file away (or pass another output "
-                         f"folder) and run again.")
-    if not swapped:
+    (:func:`recover_replacement`) restores if a kill came before the new one was in place. The earlier output is
+    claimed (:func:`~ser_hf.locks.claim`) until it is deleted or back, so no check of ``out`` meanwhile tidies it."""
+    with claim(out):
         try:
-            os.replace(new, out)
-        except OSError as err:
+            swapped = _exchange(new, out)
+            old = new if swapped else out.with_name(_OLD_FOLDER.format(name=out.name, pid=os.getpid(),
+                                                                       random=secrets.token_hex(4)))
+            if not swapped:
+                os.replace(out, old)
+        except OSError as err:  # a mount point (EBUSY), another process's replacement meanwhile
             shutil.rmtree(new, ignore_errors=True)
-            os.replace(old, out)  # put the earlier output back rather than leave nothing
-            raise ModelError(f"could not move the new folder into {out} ({err}); it may have been created "
-                             f"meanwhile.") from err
-    shutil.rmtree(old, ignore_errors=True)
+            raise ModelError(f"could not replace {display_path(out)} ({err.strerror or err}): it is a mount point, or "
+                             f"another process replaced it meanwhile. Nothing was replaced and the new output was not "
+                             f"written; pass a folder inside it (or another output folder) and run again.") from None
+        # Compared once moved aside, where nothing more can be saved into it by its name.
+        added = sorted(folder_entries(old) - expected)
+        if added:
+            if swapped:
+                _exchange(new, out)  # back: ``out`` holds the earlier output again, ``new`` the new one
+            else:
+                _put_back(old, out)
+            shutil.rmtree(new, ignore_errors=True)
+            more = f" (and {len(added) - 1} more)" if len(added) > 1 else ""
+            raise ModelError(f"{display_path(out)} changed while its replacement was written: it now holds "
+                             f"{display_path(out / added[0])}{more}, which was not there when the work began and "
+                             f"which ser_hf did not write; replacing the folder would delete it. Nothing was replaced "
+                             f"and the new output was not written: move that file away (or pass another output "
+                             f"folder) and run again.")
+        if not swapped:
+            try:
+                os.replace(new, out)
+            except OSError as err:
+                shutil.rmtree(new, ignore_errors=True)
+                _put_back(old, out)  # the earlier output rather than nothing
+                raise ModelError(f"could not move the new folder into {out} ({err}); it may have been created "
+                                 f"meanwhile.") from err
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _put_back(old: Path, out: Path) -> None:
+    """Move the earlier output ``old`` back to ``out``; where something took its place meanwhile (another process's
+    replacement), leave it under its hidden name and say where it is."""
+    try:
+        os.replace(old, out)
+    except OSError as err:
+        raise ModelError(f"{display_path(out)} was replaced by another process meanwhile; the earlier output it held "
+                         f"is kept in {display_path(old)} ({err.strerror or err}): move it back by hand if it is the "
+                         f"one you want.") from None
 
 
 #: Linux's ``renameat2`` flag that swaps two paths, and the "current folder" descriptor its paths are relative to.
@@ -169,26 +193,50 @@ def _exchange(first: Path, second: Path) -> bool:
 
 def recover_replacement(out: str | os.PathLike) -> None:
     """Tidy what a replacement of the folder ``out`` by :func:`atomic_directory` left when its process was killed:
-    the earlier output moved aside is put back where ``out`` is missing (with a warning), and the hidden folders of
-    replacements whose process is gone are deleted otherwise. Only names :func:`atomic_directory` gives (with the
-    writer's pid) are touched, and only those of processes that no longer run."""
-    out = Path(os.path.realpath(out))
+    the earlier output moved aside is put back where ``out`` is missing, and the hidden folders of replacements that
+    were stopped are deleted otherwise, each with a warning naming it. Only folders named as :func:`atomic_directory`
+    names them are touched, and only those no writer claims (:func:`abandoned`). A folder that cannot be put back or
+    deleted is left, with a warning; the caller's checks of ``out`` then go on."""
+    out = Path(os.path.realpath(Path(out).expanduser()))
     try:
-        matches = map(_REPLACEMENT_LEFTOVER.fullmatch, os.listdir(out.parent))
-        leftovers = [(match, out.parent / match.group(0)) for match in matches
-                     if match and match.group("name") == out.name and not process_alive(int(match.group("pid")))]
+        leftovers = [(kind, out.parent / name) for name in os.listdir(out.parent)
+                     for kind, pid in [_leftover(name, out.name)] if kind and abandoned(out.parent / name, pid)]
     except OSError:
         return  # a parent that cannot be listed: the caller's check says what is wrong
-    for match, folder in sorted(leftovers, key=lambda item: item[0].group("kind") != "old"):
+    for kind, folder in sorted(leftovers, key=lambda item: item[0] != "old"):
         if folder.is_symlink() or not folder.is_dir():
             continue
-        if match.group("kind") == "old" and not os.path.lexists(out):
-            os.rename(folder, out)
-            logger.warning("%s was missing: its replacement was stopped after moving the earlier output aside; put "
-                           "the earlier output back from %s", display_path(out), folder.name)
-        else:
-            logger.info("removing %s, left by a replacement of %s that was stopped", folder.name, display_path(out))
-            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            if kind == "old" and not os.path.lexists(out):
+                os.rename(folder, out)
+                logger.warning("%s was missing: its replacement was stopped after moving the earlier output aside; "
+                               "put the earlier output back from %s", display_path(out), printable(folder.name))
+            else:
+                shutil.rmtree(folder)
+                logger.warning("removed %s, the %s output of a replacement of %s that was stopped",
+                               printable(folder.name), "earlier" if kind == "old" else "unfinished or earlier",
+                               display_path(out))
+        except OSError as err:
+            logger.warning("could not tidy %s, left by a replacement of %s that was stopped (%s); move it back or "
+                           "delete it by hand", printable(folder.name), display_path(out), err.strerror or err)
+
+
+def _leftover(name: str, out_name: str) -> tuple[str | None, int]:
+    """``(kind, pid)`` of a hidden folder :func:`atomic_directory` names beside ``out_name`` (``"tmp"``: a new output,
+    ``"old"``: an earlier one moved aside); ``(None, 0)`` for any other name."""
+    prefix = f".{out_name}.ser_hf-"
+    kind, _, rest = name[len(prefix):].partition("-") if name.startswith(prefix) else ("", "", "")
+    pid, _, random = rest.partition("-")
+    if kind not in ("tmp", "old") or not (pid.isascii() and pid.isdigit()) or int(pid) > _MAX_PID or len(random) != 8:
+        return None, 0
+    return kind, int(pid)
+
+
+def abandoned(folder: str | os.PathLike, pid: int) -> bool:
+    """Whether the hidden work folder ``folder`` of writer ``pid`` was left by a writer that is gone: no writer claims
+    it (:func:`~ser_hf.locks.claimed`, seen across containers and machines sharing the disk) and no process ``pid``
+    runs here (which also covers the moment between making the folder and claiming it)."""
+    return claimed(folder) is not True and not process_alive(pid)
 
 
 def process_alive(pid: int) -> bool:

@@ -252,7 +252,7 @@ def check_folder_path(out: str | os.PathLike, *, argument: str, what: str, needs
 def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | Sequence[Marker], what: str,
                         sources: Sequence[str | os.PathLike] = (), overwrite: bool = False,
                         foreign: Sequence[Marker] = (), inside: Sequence[Marker] = (),
-                        writes: Collection[str] = CHECKPOINT_OUTPUT_FILES) -> Path:
+                        writes: Collection[str] = CHECKPOINT_OUTPUT_FILES, whole: bool = False) -> Path:
     """Refuse a folder output that would destroy something it should not; returns ``out`` as a Path.
 
     Refused, before any work: ``out`` is a file or a dangling symlink, or lies below a file (it could never be
@@ -276,6 +276,8 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
             keys: its ``pooled/`` and ``fold1/`` are its reports): ``out`` may not lie in such a folder.
         writes: The names of the files the output writes into ``out`` (besides the markers): a folder in one of their
             places is refused now, not with a raw error once the work is done.
+        whole: The output replaces an earlier one whole (:func:`~ser_hf._atomic_folder.atomic_directory` swaps the
+            two folders): a mount point holding one, which cannot be swapped, is refused now.
 
     Raises:
         ModelError: naming the argument, the folder, what was found and what to pass instead.
@@ -322,6 +324,11 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
     named = {item if isinstance(item, str) else item[0] for item in markers}
     refuse_folders_where_files_go(out, {*writes, *(item for item in named if not any(char in item for char in "*?[/"))},
                                   place=f"{argument} {shown_out}", writer=what, instead="directory")
+    if whole and os.path.ismount(out):
+        raise ModelError(f"{argument} {shown_out} is a mount point holding an earlier {kind}: ser_hf replaces an output "
+                         f"by swapping the two folders in one step, which a mount point cannot be, and writing over "
+                         f"the earlier one file by file could leave neither whole. Pass a folder inside it (e.g. "
+                         f"{display_path(out / 'model')}), or empty it first.")
     check_writable(out, f"{argument} {shown_out}", what)
     return out
 

@@ -5,6 +5,10 @@ for their own, or remove them. A lock on the folder (no lock file to leave behin
 process ends, ``kill -9`` too) lets the second be refused at once with what to do. It passes the thread that already
 holds the folder (a command locks its output folder, and the CV it runs locks it again), refuses other threads and
 processes, and is never kept by a forked worker (a worker outliving a killed parent kept the folder locked for good).
+
+A writer also *claims* the hidden folders it works in (:func:`claim`, a shared ``flock``), so that whoever tidies the
+leftovers of killed writers (:func:`claimed`) never takes a folder still at work for one: a process id does not tell
+that across containers or machines sharing the disk, a lock does.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 
 from ser_hf.errors import ModelError
 
-__all__ = ["folder_lock"]
+__all__ = ["claim", "claimed", "folder_lock"]
 
 
 #: The folders this process holds a :func:`folder_lock` on, by (device, inode, thread): how many blocks hold each.
@@ -95,3 +99,62 @@ def folder_lock(folder: str | os.PathLike, busy: str) -> Iterator[None]:
             _LOCKS.discard(lock)
         if not lock.closed:
             os.close(handle)  # the outermost holder's close releases the lock
+
+
+#: The errors of a file system that cannot lock (some network shares): the lock is then no evidence either way.
+_NO_LOCKS = ("ENOLCK", "EOPNOTSUPP", "ENOSYS", "EINVAL")
+
+
+@contextlib.contextmanager
+def claim(*folders: str | os.PathLike) -> Iterator[None]:
+    """Hold a shared lock on each of ``folders`` while the block runs: the mark of a writer at work on them, which
+    :func:`claimed` sees from any process, container or machine sharing the disk. Shared, so claims never block one
+    another; the kernel drops them however the process ends (``kill -9`` too), and a forked worker closes its copies
+    (see :func:`_release_locks_in_child`), so it never keeps a dead writer's folder claimed. A file system that cannot
+    lock leaves the folders unclaimed (:func:`claimed` says it cannot tell)."""
+    import errno
+    import fcntl
+
+    held = []
+    try:
+        for folder in folders:
+            try:
+                lock = _Lock(os.open(folder, os.O_RDONLY | os.O_DIRECTORY))
+            except OSError:  # a folder this user cannot open: unclaimed, as on a file system that cannot lock
+                continue
+            held.append(lock)
+            with _HELD_FOLDERS_GUARD:
+                _LOCKS.add(lock)
+            try:
+                fcntl.flock(lock.handle, fcntl.LOCK_SH)
+            except OSError as error:
+                if errno.errorcode.get(error.errno) not in _NO_LOCKS:
+                    raise
+        yield
+    finally:
+        for lock in held:
+            with _HELD_FOLDERS_GUARD:
+                _LOCKS.discard(lock)
+            if not lock.closed:
+                os.close(lock.handle)
+
+
+def claimed(folder: str | os.PathLike) -> bool | None:
+    """Whether a writer holds a :func:`claim` on ``folder`` (this process's included); None where that cannot be told
+    (the file system cannot lock, or the folder cannot be opened)."""
+    import errno
+    import fcntl
+
+    try:
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while any claim (a shared lock) is held
+    except BlockingIOError:
+        return True
+    except OSError as error:
+        return None if errno.errorcode.get(error.errno) in _NO_LOCKS else True
+    finally:
+        os.close(handle)  # releases the probe's own lock
+    return False

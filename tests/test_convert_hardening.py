@@ -166,14 +166,28 @@ def test_without_a_vocabulary_special_ids_must_fit_the_model(tiny_ct2, tmp_path)
         convert_whisper(src, tmp_path / "out")
 
 
-@pytest.mark.parametrize("damage, warning", [
-    (lambda text: text.replace("\n", "\r\n"), r"has Windows line endings"),
-    (lambda text: text + "\n\n", r"ends with 2 blank line\(s\)"),
-    (lambda text: text.replace("\n", "\r\n") + "\r\n", r"ends with 1 blank line"),
+ENDINGS = r"has Windows \(\\r\\n\) or old Mac \(\\r\) line endings; reading it without them"
+
+
+def _mixed(text: str) -> str:
+    return "".join(line + ("\r\n" if number % 2 else "\n") for number, line in enumerate(text.splitlines()))
+
+
+@pytest.mark.parametrize("damage, warnings", [
+    pytest.param(lambda text: text.replace("\n", "\r\n"), [ENDINGS], id="crlf"),
+    pytest.param(lambda text: text.replace("\n", "\r\n")[:-2], [ENDINGS], id="crlf-no-final-newline"),
+    pytest.param(_mixed, [ENDINGS], id="mixed-crlf-lf"),
+    pytest.param(lambda text: text.replace("\n", "\r"), [ENDINGS], id="cr-old-mac"),
+    pytest.param(lambda text: text.replace("\n", "\r")[:-1], [ENDINGS], id="cr-no-final-newline"),
+    pytest.param(lambda text: text[:-1], [], id="no-final-newline"),
+    pytest.param(lambda text: text + "\n\n", [r"ends with 2 blank line\(s\)"], id="trailing-blank-lines"),
+    pytest.param(lambda text: text.replace("\n", "\r\n") + "\r\n", [ENDINGS, r"ends with 1 blank line"],
+                 id="crlf-trailing-blank-line"),
 ])
-def test_a_vocabulary_txt_with_damaged_line_endings_is_still_this_models(tiny_ct2, tmp_path, caplog, damage, warning):
-    """An editor's or a git checkout's line endings made this model's vocabulary look like another model's ("has no
-    <|endoftext|>", "has 81 tokens"): they are taken off, with a warning naming the file."""
+def test_a_vocabulary_txt_with_damaged_line_endings_is_still_this_models(tiny_ct2, tmp_path, caplog, damage, warnings):
+    """An editor's or a git checkout's line endings (Windows \\r\\n on all lines or some, old Mac \\r, with or without
+    a final one) made this model's vocabulary look like another model's ("has no <|endoftext|>", "has 81 tokens"):
+    they are taken off, with one warning naming the file."""
     src = _copy(tiny_ct2, tmp_path)
     tokens = _vocabulary(src)
     (src / "vocabulary.json").unlink()
@@ -181,7 +195,85 @@ def test_a_vocabulary_txt_with_damaged_line_endings_is_still_this_models(tiny_ct
     with caplog.at_level("WARNING", logger="ser_hf.models.ct2_source"):
         config = json.loads((convert_whisper(src, tmp_path / "out", encoder_only=True) / "config.json").read_text())
     assert (config["eos_token_id"], config["decoder_start_token_id"], config["vocab_size"]) == (76, 77, 80)
-    assert re.search(r"vocabulary\.txt " + warning, caplog.text)
+    assert len(caplog.records) == len(warnings)
+    for warning in warnings:
+        assert re.search(r"src/vocabulary\.txt " + warning, caplog.text)
+
+
+@pytest.mark.parametrize("damage, message", [
+    pytest.param(lambda lines: [*lines[:10], "", *lines[10:]], r"vocabulary\.txt: line 11 is blank;", id="inserted"),
+    pytest.param(lambda lines: [*lines[:10], "", *lines[11:]], r"vocabulary\.txt: line 11 is blank;", id="replaced"),
+    pytest.param(lambda lines: ["", *lines[:5], "", "", *lines[5:]], r"vocabulary\.txt: lines 1, 7, 8 are blank;",
+                 id="several"),
+    pytest.param(lambda lines: [f"{line}\r" for line in [*lines[:10], "", *lines[10:]]],
+                 r"vocabulary\.txt: line 11 is blank;", id="crlf"),
+])
+def test_a_vocabulary_txt_with_a_blank_line_inside_is_refused_by_line_number(tiny_ct2, tmp_path, damage, message):
+    """A blank line before the last token is a token lost or one too many (every later id is off by one), not another
+    model's vocabulary ("has 81 tokens"): refused, naming the file and the line."""
+    src = _copy(tiny_ct2, tmp_path)
+    tokens = _vocabulary(src)
+    (src / "vocabulary.json").unlink()
+    (src / "vocabulary.txt").write_text("".join(f"{line}\n" for line in damage(tokens)), encoding="utf-8",
+                                        newline="")
+    with pytest.raises(ModelError, match=message + r" a Whisper vocabulary has one token per line and no empty token "
+                                       r"\(but the unused id just before <\|endoftext\|>\): the file was edited or "
+                                       r"damaged\. Re-install or re-download"):
+        convert_whisper(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+def test_the_empty_token_just_before_endoftext_is_kept(tiny_ct2, tmp_path, caplog, ending):
+    """Multilingual Whisper's id 50256 (before <|endoftext|> at 50257) is an empty token, a blank line in the
+    vocabulary.txt of every real multilingual faster-whisper model: it is no damage."""
+    src = _copy(tiny_ct2, tmp_path)
+    tokens = _vocabulary(src)
+    assert tokens[76] == "<|endoftext|>"
+    tokens[75] = ""
+    (src / "vocabulary.json").unlink()
+    (src / "vocabulary.txt").write_bytes("".join(f"{token}{ending}" for token in tokens).encode("utf-8"))
+    with caplog.at_level("WARNING", logger="ser_hf.models.ct2_source"):
+        config = json.loads((convert_whisper(src, tmp_path / "out", encoder_only=True) / "config.json").read_text())
+    assert (config["eos_token_id"], config["decoder_start_token_id"], config["vocab_size"]) == (76, 77, 80)
+    assert len(caplog.records) == (ending == "\r\n")
+
+
+@pytest.mark.parametrize("text, found", [
+    ("", r"0 bytes"), ("\n", r"only blank lines, no token"), ("\n\n\n", r"only blank lines, no token"),
+    ("\r\n\r\n", r"only blank lines, no token"), ("\r\r", r"only blank lines, no token"),
+])
+def test_an_empty_vocabulary_txt_is_called_empty(tiny_ct2, tmp_path, caplog, text, found):
+    """An empty vocabulary.txt was "ends with 1 blank line(s)", then "has 0 tokens ... another model"."""
+    src = _copy(tiny_ct2, tmp_path)
+    (src / "vocabulary.json").unlink()
+    (src / "vocabulary.txt").write_bytes(text.encode())
+    with caplog.at_level("WARNING", logger="ser_hf.models.ct2_source"), pytest.raises(
+            ModelError, match=rf"src/vocabulary\.txt is empty \({found}\); expected the model's vocabulary, one token "
+                              rf"per line\. Re-install or re-download"):
+        convert_whisper(src, tmp_path / "out")
+    assert not caplog.records
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda path: path.symlink_to(path.parent / "gone.txt"), r"a symbolic link to .*gone.txt', which does not exist"),
+    (lambda path: path.mkdir(), r"not a regular file \(a folder, a pipe or a device\)"),
+])
+def test_a_broken_vocabulary_txt_beside_a_vocabulary_json_names_it(tiny_ct2, tmp_path, make, problem):
+    """vocabulary.txt is read before vocabulary.json: a broken one is refused, and the message says the conversion
+    uses the vocabulary.json beside it once the broken name is removed."""
+    src = _copy(tiny_ct2, tmp_path)
+    make(src / "vocabulary.txt")
+    with pytest.raises(ModelError, match=rf"src/vocabulary\.txt is {problem}; expected the model's vocabulary\. "
+                                         rf".*src/vocabulary\.json is there too, but vocabulary\.txt is read first: "
+                                         rf"remove the broken vocabulary\.txt and the conversion uses "
+                                         rf"vocabulary\.json\. Or re-install or re-download"):
+        convert_whisper(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    (src / "vocabulary.txt").rmdir() if (src / "vocabulary.txt").is_dir() else (src / "vocabulary.txt").unlink()
+    config = json.loads((convert_whisper(src, tmp_path / "out", encoder_only=True) / "config.json").read_text())
+    assert (config["eos_token_id"], config["vocab_size"]) == (76, 80)
 
 
 @pytest.mark.parametrize("name", ["vocabulary.json", "config.json"])

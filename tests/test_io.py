@@ -3,6 +3,7 @@ folder outputs never replace a file, their source or a folder of the user's own 
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -233,7 +234,7 @@ def test_a_replacement_killed_at_any_moment_leaves_a_whole_output_and_its_next_c
     out.mkdir()
     (out / "config.json").write_text("earlier")
     (tmp_path / ".checkpoint.old-backup").mkdir()  # a user's folder named alike, and a live writer's: never touched
-    (tmp_path / f".checkpoint.ser_hf-tmp-{os.getpid()}-abc").mkdir()
+    (tmp_path / f".checkpoint.ser_hf-tmp-{os.getpid()}-abcdefgh").mkdir()
     run = subprocess.run([sys.executable, "-c", _KILLED_REPLACEMENT, str(out), "swap" if swap else "aside"])
     assert run.returncode == -9
     hidden = sorted(p.name for p in tmp_path.iterdir() if "ser_hf-" in p.name and str(os.getpid()) not in p.name)
@@ -242,8 +243,129 @@ def test_a_replacement_killed_at_any_moment_leaves_a_whole_output_and_its_next_c
         check_output_folder(out, argument="out_dir", marker="config.json", what="a checkpoint", overwrite=True)
     assert (out / "config.json").read_text() == kept
     assert sorted(p.name for p in tmp_path.iterdir()) == [".checkpoint.old-backup",
-                                                          f".checkpoint.ser_hf-tmp-{os.getpid()}-abc", "checkpoint"]
+                                                          f".checkpoint.ser_hf-tmp-{os.getpid()}-abcdefgh",
+                                                          "checkpoint"]
     assert ("put the earlier output back" in caplog.text) != swap
+
+
+#: A process id no process has (above any pid_max a test machine sets, below Linux's ceiling of 2**22).
+_GONE = 4_194_000
+
+
+def _check(out):
+    return check_output_folder(out, argument="out_dir", marker="config.json", what="a checkpoint", overwrite=True,
+                               whole=True)
+
+
+def test_a_writer_still_at_work_is_never_tidied_even_where_its_pid_is_not_seen(tmp_path, caplog):
+    """A writer in another container or on another machine sharing the disk has a pid this process cannot see: its
+    folder was deleted under it. Its claim (a lock on the folder) is what counts."""
+    from ser_hf.locks import claim
+
+    out = tmp_path / "checkpoint"
+    out.mkdir()
+    (out / "config.json").write_text("earlier")
+    at_work = tmp_path / f".checkpoint.ser_hf-tmp-{_GONE}-abcdefgh"
+    at_work.mkdir()
+    with claim(at_work):
+        _check(out)
+        assert at_work.is_dir()
+    with caplog.at_level("WARNING", logger="ser_hf._atomic_folder"):
+        _check(out)
+    assert not at_work.exists() and "removed .checkpoint.ser_hf-tmp-4194000-abcdefgh" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["new\nline", "a.b[c]*(d)+$", "checkpoint"])
+def test_leftovers_of_any_name_are_put_back_and_names_that_are_no_writers_are_left(tmp_path, name):
+    out = tmp_path / name
+    old = tmp_path / f".{name}.ser_hf-old-{_GONE}-12345678"
+    old.mkdir()
+    (old / "config.json").write_text("earlier")
+    not_ours = [tmp_path / f".{name}.ser_hf-old-{10**20}-12345678", tmp_path / f".{name}.ser_hf-old-{_GONE}",
+                tmp_path / f".{name}.ser_hf-tmp-x-12345678"]
+    for folder in not_ours:
+        folder.mkdir()
+    _check(out)
+    assert (out / "config.json").read_text() == "earlier" and all(folder.is_dir() for folder in not_ours)
+
+
+def test_a_home_relative_output_is_recovered_where_it_is(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / f".checkpoint.ser_hf-old-{_GONE}-12345678").mkdir()
+    (tmp_path / f".checkpoint.ser_hf-old-{_GONE}-12345678" / "config.json").write_text("earlier")
+    _check("~/checkpoint")
+    assert (tmp_path / "checkpoint" / "config.json").read_text() == "earlier"
+
+
+def test_a_leftover_that_cannot_be_put_back_is_a_warning_and_the_checks_go_on(tmp_path, monkeypatch, caplog):
+    (tmp_path / f".checkpoint.ser_hf-old-{_GONE}-12345678").mkdir()
+
+    def refuse(*args):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "rename", refuse)
+    with caplog.at_level("WARNING", logger="ser_hf._atomic_folder"):
+        _check(tmp_path / "checkpoint")  # a new folder, as far as the checks go
+    assert "could not tidy .checkpoint.ser_hf-old-4194000-12345678" in caplog.text and "by hand" in caplog.text
+
+
+def test_the_working_folder_is_an_output_like_any_other(tmp_path, monkeypatch):
+    """"." has no name and is its own parent: the new output went inside it, hidden, and the rerun was refused."""
+    out = tmp_path / "here"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    with atomic_directory(".", overwrite=True) as folder:  # empty: filled in place
+        (folder / "config.json").write_text("first")
+    with atomic_directory(".", overwrite=True, expected={"config.json"}) as folder:
+        (folder / "config.json").write_text("second")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]
+    assert [p.name for p in out.iterdir()] == ["config.json"] and (out / "config.json").read_text() == "second"
+
+
+def test_an_output_that_cannot_be_swapped_is_refused_and_left_whole(tmp_path, monkeypatch):
+    """A mount point (a container's volume) cannot be renamed: a raw EBUSY after all the work, the new output left
+    hidden to be deleted later. Refused before the work where it can be seen, and named where it cannot."""
+    import errno
+
+    out = tmp_path / "volume"
+    out.mkdir()
+    (out / "config.json").write_text("earlier")
+    monkeypatch.setattr(os.path, "ismount", lambda path: str(path) == str(out))
+    with pytest.raises(ModelError, match=r"volume is a mount point holding an earlier checkpoint.*Pass a folder inside "
+                                         r"it"):
+        _check(out)
+
+    def busy(first, second):
+        raise OSError(errno.EBUSY, "Device or resource busy")
+
+    monkeypatch.setattr(atomic_folder, "_exchange", busy)
+    with pytest.raises(ModelError, match=r"could not replace .*volume \(Device or resource busy\): it is a mount "
+                                         r"point, or another process replaced it meanwhile. Nothing was replaced"):
+        with atomic_directory(out, overwrite=True) as folder:
+            (folder / "config.json").write_text("new")
+    assert (out / "config.json").read_text() == "earlier" and sorted(p.name for p in tmp_path.iterdir()) == ["volume"]
+
+
+def test_an_earlier_output_another_process_replaced_meanwhile_is_kept_and_named(tmp_path, monkeypatch):
+    """Without the swap in one step, two replacements at once could end in a raw "Directory not empty"."""
+    out = tmp_path / "checkpoint"
+    out.mkdir()
+    (out / "config.json").write_text("earlier")
+    monkeypatch.setattr(atomic_folder, "_exchange", lambda first, second: False)
+    real_replace = os.replace
+
+    def another_process_first(source, target):
+        if "ser_hf-tmp-" in str(source):  # the new output goes in: another process's got there first
+            Path(target).mkdir()
+            (Path(target) / "config.json").write_text("theirs")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", another_process_first)
+    with pytest.raises(ModelError, match=r"checkpoint was replaced by another process meanwhile; the earlier output it "
+                                         r"held is kept in .*\.checkpoint\.ser_hf-old-"):
+        with atomic_directory(out, overwrite=True) as folder:
+            (folder / "config.json").write_text("new")
+    assert (out / "config.json").read_text() == "theirs"
 
 
 def test_only_folders_an_earlier_output_wrote_may_be_deleted_with_it(tmp_path):

@@ -52,7 +52,7 @@ from typing import Any
 
 import torch
 
-from ser_hf._atomic_folder import process_alive
+from ser_hf._atomic_folder import abandoned
 from ser_hf._io import atomic_write_bytes, refuse_dangling_link
 from ser_hf._output_folders import CHECKPOINT_OUTPUT_FILES, check_output_folder
 from ser_hf.checkpoint import RUN_RECORD, check_checkpoint_dir, read_run_record, recorded_training_copies
@@ -74,6 +74,7 @@ from ser_hf.inference.onnx_runtime import (
     is_onnx_export,
     require_onnxruntime,
 )
+from ser_hf.locks import claim
 from ser_hf.models.checkpoint_check import load_config
 from ser_hf.models.safetensors_header import INDEX_NAME
 from ser_hf.paths import display_path, printable
@@ -276,7 +277,7 @@ def _remove_killed_exports(out: Path) -> None:
             pid = int(owner.read_text(encoding="ascii").strip())
         except (OSError, ValueError):
             continue
-        if process_alive(pid):
+        if not abandoned(item, pid):  # its export still runs, maybe in another container or on another machine
             continue
         logger.info("removing %s, left by an export that was stopped", item)
         shutil.rmtree(item)
@@ -527,7 +528,7 @@ def export_onnx(model: str | os.PathLike, out_dir: str | os.PathLike, *, quantiz
     out.mkdir(parents=True, exist_ok=True)
     try:
         # Write next to the destination and move in only after parity holds, so a failed export leaves nothing.
-        with tempfile.TemporaryDirectory(prefix=_TEMP_PREFIX, dir=out) as tmp:
+        with tempfile.TemporaryDirectory(prefix=_TEMP_PREFIX, dir=out) as tmp, claim(tmp):
             (Path(tmp) / _OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="ascii")
             record = _write_export(loaded, feature_extractor, model_type, model_dir, Path(tmp), opset, quantize,
                                    tolerance)

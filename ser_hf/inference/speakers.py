@@ -238,7 +238,7 @@ class SpeakerEnrollments:
         head = _speaker_head(self.adaptation, entry)
         out = check_output_folder(out_dir, argument="out_dir", marker=SPEAKER_RECORD, what="a speaker model",
                                   sources=[self.checkpoint], overwrite=overwrite,
-                                  writes={*CHECKPOINT_OUTPUT_FILES, *SPEAKER_MODEL_FILES})
+                                  writes={*CHECKPOINT_OUTPUT_FILES, *SPEAKER_MODEL_FILES}, whole=True)
         model = copy.deepcopy(self.model)
         model.load_state_dict({name: torch.as_tensor(np.asarray(value), dtype=torch.float32)
                                for name, value in head.items()}, strict=False)

@@ -29,6 +29,7 @@ _MAX_VOCABULARY_BYTES = 64 * 2**20
 REDOWNLOAD = "Re-install or re-download the model (its model.bin, config.json and vocabulary come together)."
 #: The keys of a CTranslate2 config.json that hold token ids (Whisper's suppressed tokens).
 SUPPRESS_KEYS = ("suppress_ids", "suppress_ids_begin")
+_END_OF_TEXT = "<|endoftext|>"
 
 
 def check_ct2_config(config: Any, shown: str, vocab_size: int | None = None) -> dict[str, Any]:
@@ -60,13 +61,34 @@ def vocabulary_file(src_dir: str | os.PathLike) -> Path | None:
     Raises:
         ModelError: naming it, where one of those names is something other than a file (a link to nothing, a link
             loop, a folder, a pipe): taken for a missing vocabulary, the model would be converted with Whisper's
-            default special-token ids without a word.
+            default special-token ids without a word. Where a later name is a file (a valid ``vocabulary.json``
+            beside a dangling ``vocabulary.txt`` link), the message names it and says to remove the broken one.
     """
     src_dir = Path(src_dir)
-    for name in ("vocabulary.txt", "vocabulary.json", "tokenizer.json"):
-        if _present_file(src_dir / name, "the model's vocabulary"):
-            return src_dir / name
+    paths = [src_dir / name for name in ("vocabulary.txt", "vocabulary.json", "tokenizer.json")]
+    for index, path in enumerate(paths):
+        problem = _file_problem(path)
+        if problem is None and path.is_file():
+            return path
+        if problem is not None:
+            other = next((later for later in paths[index + 1:] if _file_problem(later) is None and later.is_file()),
+                         None)
+            if other is None:
+                raise ModelError(f"{display_path(path)} is {problem}; expected the model's vocabulary. {REDOWNLOAD}")
+            raise ModelError(f"{display_path(path)} is {problem}; expected the model's vocabulary. "
+                             f"{display_path(other)} is there too, but {path.name} is read first: remove the broken "
+                             f"{path.name} and the conversion uses {other.name}. Or {REDOWNLOAD[0].lower()}"
+                             f"{REDOWNLOAD[1:]}")
     return None
+
+
+def _file_problem(path: Path) -> str | None:
+    """What is at ``path`` when it is neither a regular file (followed through a link) nor nothing: a link to nothing
+    or a loop, a folder, a pipe or a device; None otherwise."""
+    problem = link_problem(path)
+    if problem is None and os.path.lexists(path) and not path.is_file():
+        problem = "not a regular file (a folder, a pipe or a device)"
+    return problem
 
 
 def _present_file(path: Path, what: str) -> bool:
@@ -75,9 +97,7 @@ def _present_file(path: Path, what: str) -> bool:
     Raises:
         ModelError: for anything else at that name: a link to nothing or a loop, a folder, a pipe or a device.
     """
-    problem = link_problem(path)
-    if problem is None and os.path.lexists(path) and not path.is_file():
-        problem = "not a regular file (a folder, a pipe or a device)"
+    problem = _file_problem(path)
     if problem is not None:
         raise ModelError(f"{display_path(path)} is {problem}; expected {what}. {REDOWNLOAD}")
     return path.is_file()
@@ -86,19 +106,42 @@ def _present_file(path: Path, what: str) -> bool:
 def _vocabulary_lines(text: str, shown: str) -> list[str]:
     """The tokens of a ``vocabulary.txt``, one per line (ctranslate2 ends every line, the last too, with a newline).
 
-    Windows line endings and blank lines at the end (an editor's or a ``git`` checkout's, never a byte-level BPE
-    token's) are taken off, with a warning naming the file: left on, they made the vocabulary look like another
-    model's ("has no <|endoftext|>", "has 81 tokens")."""
-    lines = text.split("\n")
-    if len(lines) > 1 and all(line.endswith("\r") for line in lines[:-1]):
-        logger.warning("%s has Windows line endings (\\r\\n); reading it without them", shown)
-        lines = [line.removesuffix("\r") for line in lines]
+    A byte-level BPE token (Whisper's) never holds a raw ``\\r`` and is never empty, so what an editor or a ``git``
+    checkout does to the file is undone, with a warning naming the file: Windows (``\\r\\n``, on some lines or all)
+    and old Mac (``\\r``) line endings are taken off, and so are blank lines at the end. Left on, they made the
+    vocabulary look like another model's ("has no <|endoftext|>", "has 81 tokens"). The one empty entry a Whisper
+    vocabulary has is the multilingual models' unused id 50256, the line just before ``<|endoftext|>`` (ctranslate2
+    writes it as a blank line): it is kept.
+
+    Raises:
+        ModelError: naming the file, when it holds no token, or a blank line before its last token other than that
+            one (a token lost or one too many: every id after it would be wrong).
+    """
+    if not text.strip("\r\n"):
+        found = "only blank lines, no token" if text else "0 bytes"
+        raise ModelError(f"{shown} is empty ({found}); expected the model's vocabulary, one token per line. "
+                         f"{REDOWNLOAD}")
+    old_mac = "\n" not in text and "\r" in text
+    lines = text.split("\r" if old_mac else "\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    if old_mac or any(line.endswith("\r") for line in lines):
+        logger.warning("%s has Windows (\\r\\n) or old Mac (\\r) line endings; reading it without them", shown)
+        lines = [line.rstrip("\r") for line in lines]
     blank = 0
-    while len(lines) > blank + 1 and lines[-2 - blank] == "":
+    while lines[-1 - blank] == "":
         blank += 1
     if blank:
         logger.warning("%s ends with %d blank line(s); reading it without them", shown, blank)
-    return lines[:len(lines) - 1 - blank]
+        del lines[len(lines) - blank:]
+    inside = [number for number, line in enumerate(lines, start=1)
+              if line == "" and lines[number:number + 1] != [_END_OF_TEXT]]
+    if inside:
+        where = (f"line {inside[0]} is blank" if len(inside) == 1 else
+                 f"lines {', '.join(map(str, inside[:5]))}{', ...' if len(inside) > 5 else ''} are blank")
+        raise ModelError(f"{shown}: {where}; a Whisper vocabulary has one token per line and no empty token (but "
+                         f"the unused id just before {_END_OF_TEXT}): the file was edited or damaged. {REDOWNLOAD}")
+    return lines
 
 
 def read_vocabulary(src_dir: str | os.PathLike) -> list[str] | None:
@@ -125,7 +168,7 @@ def read_vocabulary(src_dir: str | os.PathLike) -> list[str] | None:
     except UnicodeDecodeError as err:
         raise ModelError(f"{shown} is not UTF-8 text ({err}); expected the model's vocabulary. {REDOWNLOAD}") from None
     if path.name == "vocabulary.txt":
-        return _vocabulary_lines(text if text.endswith("\n") else text + "\n", shown)
+        return _vocabulary_lines(text, shown)
     try:
         tokens = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as err:

@@ -246,7 +246,7 @@ def _check_cache_folder(spec: ReleaseSpec, out: Path, sources: list[Path]) -> No
     fix = cache_folder_fix(out)
     try:
         check_output_folder(out, argument=argument, marker=MARKER_FILE, what="a prepared released model",
-                            sources=sources, overwrite=True)
+                            sources=sources, overwrite=True, whole=True)
     except ModelError as err:
         raise ModelError(f"{err} {fix}") from None
     if not out.is_dir() or not any(out.iterdir()):

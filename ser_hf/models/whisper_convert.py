@@ -424,7 +424,7 @@ def check_conversion_output(out_dir: str | os.PathLike, *, sources: Sequence[str
         ModelError: naming the folder, what was found and what to do.
     """
     out = check_output_folder(out_dir, argument=argument, marker=CONVERSION_FILE,
-                              what="a converted Whisper checkpoint", sources=sources, overwrite=True)
+                              what="a converted Whisper checkpoint", sources=sources, overwrite=True, whole=True)
     if not out.is_dir() or not any(out.iterdir()):
         return out
     record = _conversion_record(out / CONVERSION_FILE)

@@ -230,6 +230,11 @@ def cv_identity(run: Run, dataset: datasets.Dataset, folds: list[Fold], **more: 
 
 def run_folds(run: Run, dataset: datasets.Dataset) -> list[Fold]:
     """The run's speaker-grouped folds: the corpus's own protocol, within each corpus for several corpora."""
+    marked = _marked_test_rows(run, dataset)
+    if marked is not None:  # said, so that no one takes the CV for a score on those rows
+        logger.warning("the manifest's split column marks %d clips 'test'; cross-validation does not use it: every "
+                       "speaker is tested in turn, in speaker-grouped folds (ser-hf train tests on those clips)",
+                       marked.size)
     make = combined_folds if run.data.is_multi_corpus() else corpus_folds
     return make(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed)
 
@@ -265,11 +270,25 @@ def _train_split(run: Run, dataset: datasets.Dataset) -> datasets.DatasetDict:
         test = np.flatnonzero(np.asarray(dataset["split"]) == data.eval_split_name)
         return split_with_test(dataset, test, validation_size=data.validation_size, seed=data.fold_seed,
                                settings=RUN_SETTINGS)
+    marked = _marked_test_rows(run, dataset)
+    if marked is not None:
+        logger.info("the test part: the %d clips the manifest's split column marks 'test'", marked.size)
+        return split_with_test(dataset, marked, validation_size=data.validation_size, seed=data.fold_seed,
+                               settings=RUN_SETTINGS)
     if data.is_multi_corpus():
         return combined_speaker_split(dataset, test_size=data.test_size, validation_size=data.validation_size,
                                       seed=data.fold_seed)
     return speaker_split(dataset, test_size=data.test_size, validation_size=data.validation_size, seed=data.fold_seed,
                          settings=RUN_SETTINGS)
+
+
+def _marked_test_rows(run: Run, dataset: datasets.Dataset) -> np.ndarray | None:
+    """The rows a manifest's ``split`` column marks ``test`` (in any case), or None where it marks none (or the run
+    reads a ``datasets`` dataset, whose splits ``eval_split_name`` chooses, or several corpora, each split on its own)."""
+    if run.data.dataset_name is not None or run.data.is_multi_corpus() or "split" not in dataset.column_names:
+        return None
+    marked = np.flatnonzero([str(value or "").strip().casefold() == "test" for value in dataset["split"]])
+    return marked if marked.size else None
 
 
 def train(run: Run, progress: bool = True) -> TrainResult:

@@ -42,7 +42,7 @@ def _listing(folder: Path) -> list[str]:
 
 # ------------------------------------------------------------------------------ a single path is one input
 
-@pytest.mark.parametrize("given", ["a.wav", Path("a.wav"), "absolute"])
+@pytest.mark.parametrize("given", ["a.wav", Path("a.wav"), "absolute", np.array("a.wav")])  # 0-d: no iteration
 def test_a_single_path_is_one_input_not_the_letters_of_its_name(model, folder, given):
     given = str(folder / "a.wav") if given == "absolute" else given  # "/" first: the whole disk, letter by letter
     summary = predict_files(model, given, "p.jsonl", progress=False)

@@ -1,21 +1,26 @@
 """EmotionRecognizer's array inputs and options are held to the rules files and the HTTP service enforce.
 
-Integer PCM is scaled as soundfile scales a WAV file; other dtypes, samples beyond 1e4, sampling rates outside
-1000-384000 Hz, audio shorter than 0.1 s and out-of-range window/hop/vad_threshold_db/top_k values get an error
-naming the argument (never a raw numpy/soxr error or a silent wrong answer).
+Integer PCM is scaled as soundfile scales a WAV file; other dtypes, samples beyond 1e4, float arrays that are integer
+PCM not scaled (beyond 256, or whole numbers beyond 1: a file is held to its decoder's rules only), sampling rates
+outside 1000-384000 Hz, audio shorter than 0.1 s and out-of-range window/hop/vad_threshold_db/top_k values get an
+error naming the argument (never a raw numpy/soxr error or a silent wrong answer).
 """
 
 from __future__ import annotations
 
 import re
+import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_hf.audio import array_to_mono, check_sampling_rate, float_samples, load_audio
+from ser_hf.audio import AudioPreprocessor, array_to_mono, check_sampling_rate, float_samples, load_audio
 from ser_hf.errors import AudioError, SERError
 from ser_hf.inference import recognizer as recognizer_module
+from ser_hf.inference.enrollment_inputs import enrollment_inputs
+from ser_hf.inference.jobs import predict_files, read_records
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.testing.models import tiny_classifier
 
@@ -150,11 +155,14 @@ def test_channels_first_and_frames_first_are_both_averaged(recognizer, wave):
 
 def test_clips_stacked_into_one_array_are_refused_not_averaged(recognizer, wave):
     """np.stack of 3 clips was read as 3 channels of one recording and scored as their average, without a word
-    (pipeline() refuses every 2-D array): only librosa's mono and stereo layouts are taken as (channels, frames)."""
+    (pipeline() refuses every 2-D array): only 1 or 2 rows are taken as (channels, frames). librosa (mono=False) and
+    torchaudio return (channels, frames) for every channel count, so the message says so and gives wave.T."""
     stacked = np.stack([wave, np.roll(wave, 100), np.roll(wave, 200)])
     with pytest.raises(AudioError, match=r"the audio array has shape \(3, 16000\): 3 rows of 16000 samples, which "
                                          r"look like 3 clips stacked .*Pass the clips as a list \(list\(wave\)\) "
-                                         r"to score each, or, if they are 3 channels of one recording, pass wave.T"):
+                                         r"to score each, or, if they are 3 channels of one recording \(librosa with "
+                                         r"mono=False and torchaudio return \(channels, frames\) for any number of "
+                                         r"channels\), pass wave.T, as \(frames, channels\)"):
         recognizer.predict(stacked)
     assert len(recognizer.predict(list(stacked))) == 3
     np.testing.assert_allclose(array_to_mono(stacked.T, "x"), stacked.mean(axis=0), atol=1e-7)
@@ -271,8 +279,8 @@ def test_integer_pcm_converted_to_float_without_scaling_is_refused(recognizer, w
     loud (a calm voice taken for shouting) without a word."""
     pcm = np.round(0.5 * wave * 32767).astype(np.int16).astype(np.float32)  # peak under 1e4
     for call in (recognizer.predict, lambda w: recognizer.stream().push(w)):
-        with pytest.raises(AudioError, match=r"holds only whole numbers, up to \d+: integer PCM converted to float "
-                                             r"without being scaled.*Divide it by 32768"):
+        with pytest.raises(AudioError, match=r"has float samples as large as \d+, \d+ dB above full scale \(1.0\): "
+                                             r"integer PCM converted to float without being scaled.*Divide it by 32768"):
             call(pcm)
     assert float_samples(np.array([0.0, 1.0, -1.0, 0.5]), "x").dtype == np.float32  # full scale stays audio
 
@@ -341,15 +349,135 @@ def test_predict_waves_checks_each_clip_before_the_batch_runs(recognizer, wave):
 
 
 def test_an_enrollment_given_one_clip_with_a_float_rate_is_told_to_wrap_it(wave):
-    from ser_hf.inference.enrollment_inputs import enrollment_inputs
-
     with pytest.raises(SERError, match=r"got a single \(array, rate\) pair; wrap it: enroll\('s', \[clip\]\)"):
         enrollment_inputs((wave, 16000.0), "s")
     with pytest.raises(SERError, match=r"got a single clip \(a dict of its samples\); wrap it"):
         enrollment_inputs({"array": wave, "sampling_rate": RATE}, "s")
 
 
+def test_enrollment_takes_arrays_of_paths_and_names_single_clips_as_one(wave):
+    """A pandas Series or numpy array of paths was "a single array" (predict_files takes them); a pair whose rate is
+    text or a 0-d tensor was enrolled as two clips (a file '16000'); a memoryview was iterated byte by byte."""
+    import pandas as pd
+    import torch
+
+    paths = ["a.wav", "b.wav", "c.wav"]
+    for clips in (pd.Series(paths), np.array(paths), np.array(paths, dtype=object)):
+        assert enrollment_inputs(clips, "s") == paths
+    for rate in ("16000", torch.tensor(16000), np.array(16000)):
+        with pytest.raises(SERError, match=r"got a single \(array, rate\) pair; wrap it: enroll\('s', \[clip\]\)"):
+            enrollment_inputs((wave, rate), "s")
+    assert enrollment_inputs(("a.wav", "b.wav"), "s") == ["a.wav", "b.wav"]  # two paths are two clips
+    for clip in (memoryview(b"RIFF...."), bytearray(b"RIFF....")):
+        with pytest.raises(SERError, match=r"got a single clip \(the bytes of a file\); wrap it"):
+            enrollment_inputs(clip, "s")
+    with pytest.raises(SERError, match=r"got a single path 'a.wav'; wrap it"):
+        enrollment_inputs(np.array("a.wav"), "s")
+
+
 @pytest.mark.parametrize("batch_size", [None, "8", 1.5, True, 0])
 def test_a_batch_size_that_is_no_count_is_refused_when_the_recognizer_is_made(recognizer, batch_size):
     with pytest.raises(SERError, match=rf"batch_size must be a positive integer \(>= 1\), got {re.escape(repr(batch_size))}"):
         EmotionRecognizer(recognizer.model, recognizer.feature_extractor, batch_size=batch_size)
+
+
+# --- the re-audit of session 29: files keep their decoder's rule; a caller's arrays, dicts and decoders -------------
+
+UNSCALED = r"has float samples as large as [\d.]+, {found}: integer PCM converted to float without being scaled"
+
+
+def test_a_float_wav_file_of_whole_numbers_is_scored_as_its_decoder_reads_it(recognizer, wave, tmp_path):
+    """The unscaled-PCM check was made where every wave passes (predict_waves too), so a FLOAT WAV file of whole
+    numbers (the decoder allows up to 1e4) was refused by predict, predict_long and predict_files, naming `waves[0]`
+    and telling the user to pass an int16 array. Only arrays a caller converts are held to it."""
+    path = tmp_path / "floatwhole.wav"
+    sf.write(path, np.round(wave * 3000), RATE, subtype="FLOAT")
+    decoded = load_audio(path)
+    assert decoded.max() > 256 and np.array_equal(decoded, np.rint(decoded))
+    scores = _scores(recognizer.predict(decoded / 3000))
+    assert recognizer.predict(str(path))["scores"] == scores  # the extractor normalises the level
+    assert recognizer.predict(path.read_bytes())["scores"] == scores
+    assert recognizer.predict_long(str(path), window=0.5, hop=0.5)["overall"]["label"] in FOUR
+    assert recognizer.predict_waves([decoded]).shape == (1, len(FOUR))
+    assert predict_files(recognizer, [str(path)], tmp_path / "p.jsonl", progress=False)["predicted"] == 1
+    assert [record["label"] for record in read_records(tmp_path / "p.jsonl")] == [recognizer.predict(str(path))["label"]]
+    # A checkpoint's cleaning does not check the decoded samples again as a caller's array.
+    cleaned = EmotionRecognizer(recognizer.model, recognizer.feature_extractor,
+                                preprocessor=AudioPreprocessor(sampling_rate=RATE, normalize="peak"))
+    assert cleaned.predict(str(path))["label"] in FOUR
+    # Samples a service decoded from an upload say so; the same samples from a caller are refused.
+    assert recognizer.load((decoded, RATE), decoded=True).size == RATE
+    assert recognizer.predict_long((decoded, RATE), decoded=True)["overall"]["label"] in FOUR
+    for call in (recognizer.load, lambda w: AudioPreprocessor(sampling_rate=RATE)(w, sampling_rate=RATE)):
+        with pytest.raises(AudioError, match=UNSCALED.format(found=r"\d+ dB above full scale \(1.0\)")):
+            call(decoded)
+    assert AudioPreprocessor(sampling_rate=RATE)(path).size == RATE  # a file, through the preprocessor alone
+
+
+@pytest.mark.parametrize("change", [
+    lambda pcm: pcm * 0.5,  # a gain
+    lambda pcm: pcm - pcm.mean(),  # DC removed
+    lambda pcm: pcm + 1e-3,  # dither
+    lambda pcm: np.concatenate([pcm[:100] / 32768, pcm[100:]]),  # partly scaled
+])
+def test_unscaled_pcm_is_refused_whether_or_not_its_samples_are_whole_numbers(recognizer, wave, change):
+    """Only the exact cast was refused: the same mistake with a gain, DC removal or dither applied was scored as if
+    90 dB too loud. A float array beyond 256 (48 dB over full scale) is no float recording."""
+    bad = change(np.round(wave * 6000).astype(np.float32))  # a quiet 16-bit recording: peak about 2600
+    match = UNSCALED.format(found=r"\d+ dB above full scale \(1.0\)") + r".*Divide it by 32768"
+    for call in (recognizer.predict, lambda w: recognizer.predict((w, 8000)), lambda w: recognizer.stream().push(w),
+                 lambda w: recognizer.predict({"array": w, "sampling_rate": RATE}),
+                 lambda w: AudioPreprocessor(sampling_rate=RATE)(w, sampling_rate=RATE)):
+        with pytest.raises(AudioError, match=match):
+            call(bad)
+
+
+def test_whole_numbers_just_beyond_full_scale_are_refused_and_float_headroom_is_not(recognizer, wave):
+    with pytest.raises(AudioError, match=UNSCALED.format(found="all of them whole numbers")):
+        recognizer.predict(np.round(wave * 300))  # a quiet 16-bit recording: peak about 120
+    for loud in (wave * 200, np.clip(wave * 2560, -256, 256)):  # not whole, up to 256: a hot float mix
+        assert recognizer.predict(loud)["label"] in FOUR
+
+
+def test_a_dict_is_named_as_a_dict_and_its_list_of_samples_is_taken(recognizer, wave):
+    """datasets' python format gives 'array' as a list, which was refused as "a tuple of (list, int)"; a bad rate
+    was called "the tuple's second item"."""
+    expected = _scores(recognizer.predict(wave))
+    assert recognizer.predict({"array": wave.tolist(), "sampling_rate": RATE})["scores"] == expected
+    for rate in ("16000", 16000.5, None):
+        with pytest.raises(AudioError, match=r"the audio array: its 'sampling_rate' must be a whole number of Hz") as err:
+            recognizer.predict({"array": wave, "sampling_rate": rate})
+        assert "tuple" not in str(err.value)
+
+
+def test_a_torchcodec_decoder_is_taken_as_pipeline_takes_it(recognizer, wave, monkeypatch):
+    """datasets 4+ decodes an Audio cell to a torchcodec AudioDecoder, which pipeline() takes; it was refused.
+    torchcodec's layout is (channels, frames) whatever the channel count, so 3 channels are averaged, not refused."""
+    import torch
+
+    channels = np.stack([wave, np.roll(wave, 100), np.roll(wave, 200)])
+
+    class FakeDecoder:
+        def get_all_samples(self):
+            return SimpleNamespace(data=torch.from_numpy(channels), sample_rate=8000)
+
+    monkeypatch.setitem(sys.modules, "torchcodec", SimpleNamespace(decoders=SimpleNamespace(AudioDecoder=FakeDecoder)))
+    expected = _scores(recognizer.predict((channels.mean(axis=0), 8000)))
+    assert recognizer.predict(FakeDecoder())["scores"] == expected
+    assert [r["scores"] for r in recognizer.predict([FakeDecoder(), FakeDecoder()])] == [expected, expected]
+    assert recognizer.predict_long(FakeDecoder(), window=0.5)["duration"] == pytest.approx(2.0)
+
+
+def test_the_bytes_of_a_file_in_a_memoryview_are_a_file(recognizer, wave, tmp_path):
+    path = tmp_path / "clip.wav"
+    sf.write(path, wave, RATE)
+    expected = _scores(recognizer.predict(str(path)))
+    assert recognizer.predict(memoryview(path.read_bytes()))["scores"] == expected
+    assert recognizer.predict({"bytes": memoryview(path.read_bytes()), "path": "clip.wav"})["scores"] == expected
+
+
+def test_predict_waves_refuses_what_is_no_collection_naming_waves(recognizer):
+    for waves, found in ((None, "None"), (3, "int"), (0.5, "float")):
+        with pytest.raises(AudioError, match=rf"waves must be a list of 1-D arrays of samples at 16000 Hz, got "
+                                             rf"{found}; pass \[wave\] for one clip"):
+            recognizer.predict_waves(waves)

@@ -5,6 +5,10 @@ passes (``EmotionRecognizer.predict(wave)``, ``stream.push(chunk)``) never goes 
 here against the same limits: :func:`float_samples` (dtype and sample range, integer PCM scaled as soundfile scales
 a WAV file), :func:`array_to_mono` (channel layout) and :func:`check_sampling_rate` (a rate a file could declare).
 
+A caller's array is also held to one rule no file is: :func:`caller_samples` refuses float samples that look like
+integer PCM converted to float without being scaled (a mistake made in memory, never by a decoder), which
+:func:`array_to_mono` applies unless told the samples were decoded from a file.
+
 Example:
     >>> import numpy as np
     >>> from ser_hf.audio import array_to_mono
@@ -22,15 +26,23 @@ import numpy as np
 from ser_hf.audio.decoding import MAX_CHANNELS, MAX_SAMPLING_RATE, MIN_SAMPLING_RATE, check_samples, to_mono
 from ser_hf.errors import AudioError
 
-__all__ = ["AUDIO_KEYS", "array_to_mono", "audio_in_mapping", "check_sampling_rate", "float_samples", "tensor_samples"]
+__all__ = ["AUDIO_KEYS", "MAX_CALLER_PEAK", "array_to_mono", "audio_decoder_samples", "audio_in_mapping",
+           "caller_samples", "check_sampling_rate", "float_samples", "tensor_samples"]
 
 #: The keys that make a dict one clip: a decoded ``datasets`` Audio cell (``{"array", "sampling_rate", "path"}``),
 #: ``pipeline()``'s input (``{"raw", "sampling_rate"}``), an undecoded cell (``{"bytes", "path"}``).
 AUDIO_KEYS = frozenset({"array", "raw", "bytes"})
 
-#: The most channels a ``(channels, frames)`` array may have, as librosa returns mono and stereo audio: more rows are
-#: more likely clips stacked with ``np.stack`` (which ``pipeline()`` refuses) than the channels of one recording.
+#: The most rows a ``(channels, frames)`` array is averaged as channels from. librosa (``mono=False``) and torchaudio
+#: return every channel count so, but 3 or more rows are as likely clips stacked with ``np.stack`` (which
+#: ``pipeline()`` refuses) as the channels of one recording, and averaging clips would score a mix no one recorded:
+#: those are refused, and a multichannel recording is passed transposed, ``(frames, channels)``.
 _CHANNELS_FIRST = 2
+
+#: The largest float sample a caller's array may hold (48 dB above full scale). A real float recording overshoots 1.0
+#: by a few times at most (resampling ringing, a hot float mix); integer PCM converted to float without being scaled
+#: sits in the hundreds to thousands, even after a gain, DC removal or resampling that leaves no whole numbers.
+MAX_CALLER_PEAK = 256.0
 
 
 def check_sampling_rate(rate: object, what: str, fix: str = "") -> int:
@@ -57,21 +69,25 @@ def check_sampling_rate(rate: object, what: str, fix: str = "") -> int:
     return int(value)
 
 
-def audio_in_mapping(item: Mapping, what: str) -> tuple[object, object] | bytes | str:
+def audio_in_mapping(item: Mapping, what: str) -> tuple[object, int] | bytes | str:
     """The clip a dict holds, as ``datasets`` and ``pipeline()`` hand audio over: ``(samples, rate)`` for an
     ``"array"`` (or ``"raw"``) with its ``"sampling_rate"``; the file's bytes for ``"bytes"``; its ``"path"`` where
     an undecoded cell has no bytes. Other keys are ignored.
 
+    The samples are returned as they are (an array, a tensor, or a list, as ``datasets`` gives them in its python
+    format: :func:`float_samples` converts them); the rate is checked (:func:`check_sampling_rate`).
+
     Raises:
-        AudioError: naming ``what``, for a dict without the keys of one clip, or samples without their rate.
+        AudioError: naming ``what``, for a dict without the keys of one clip, samples without their rate, or a rate
+            no file could declare.
     """
     samples = item.get("array", item.get("raw"))
     if samples is not None:
         if "sampling_rate" not in item:
             raise AudioError(f"{what} is a dict of samples without their 'sampling_rate'; add it, e.g. "
                              f"{{'array': wave, 'sampling_rate': 16000}}.")
-        return samples, item["sampling_rate"]
-    if isinstance(item.get("bytes"), (bytes, bytearray)):
+        return samples, check_sampling_rate(item["sampling_rate"], f"{what}: its 'sampling_rate'")
+    if isinstance(item.get("bytes"), (bytes, bytearray, memoryview)):
         return bytes(item["bytes"])
     if item.get("bytes") is None and isinstance(item.get("path"), str) and "bytes" in item:
         return item["path"]
@@ -101,7 +117,9 @@ def float_samples(wave: object, what: str) -> np.ndarray:
 
     Float samples are kept (and refused, as :func:`check_samples` refuses a file's, when NaN, infinite or beyond
     :data:`MAX_ABS_SAMPLE`). Signed integer PCM (int8, int16, int32) is scaled by ``2 ** (bits - 1)``, as
-    soundfile and librosa scale a PCM file, so an int16 array gives the samples its WAV file would.
+    soundfile and librosa scale a PCM file, so an int16 array gives the samples its WAV file would. This is the plain
+    conversion, right for samples a decoder gave too (a float WAV file may hold samples beyond 1.0); an array a
+    caller hands over goes through :func:`caller_samples`, which also refuses unscaled integer PCM.
 
     Args:
         wave: A numpy array (or anything ``np.asarray`` makes one of), any shape.
@@ -132,20 +150,51 @@ def float_samples(wave: object, what: str) -> np.ndarray:
         raise AudioError(f"{what} has dtype {wave.dtype}; expected float samples within [-1, 1] or signed integer "
                          f"PCM (int8, int16 or int32, scaled to [-1, 1] as soundfile scales it). {hint}.")
     check_samples(wave, what, _ARRAY_FIX)  # before the cast: float64 beyond float32's range would become infinite
-    _refuse_unscaled_pcm(wave, what)
     return wave.astype(np.float32, copy=False)
 
 
-def _refuse_unscaled_pcm(wave: np.ndarray, what: str) -> None:
-    """Refuse float samples that are all whole numbers beyond full scale: integer PCM converted with
-    ``astype(float)`` and not divided by ``2 ** (bits - 1)``. A quiet 16-bit recording so converted stays under
-    :data:`MAX_ABS_SAMPLE` and would be scored 90 dB too loud (a calm voice taken for shouting), without a word."""
-    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
-    if peak > 1 and np.array_equal(wave, np.rint(wave)):
-        raise AudioError(f"{what} holds only whole numbers, up to {peak:g}: integer PCM converted to float without "
-                         f"being scaled, which would be scored as if {20 * np.log10(32768):.0f} dB louder. Divide it "
-                         f"by 32768 (16-bit PCM) or 2147483648 (32-bit), or pass the int16/int32 array itself, which "
-                         f"is scaled as soundfile scales a WAV file.")
+def caller_samples(wave: object, what: str) -> np.ndarray:
+    """An array a caller hands over in memory as :func:`float_samples` converts it, refusing float samples that are
+    integer PCM converted to float without being scaled (``astype(np.float32)`` without dividing by ``2 ** (bits -
+    1)``). A quiet 16-bit recording so converted stays under :data:`MAX_ABS_SAMPLE` and would be scored 90 dB too
+    loud (a calm voice taken for shouting), without a word.
+
+    Such samples are told by their peak: above :data:`MAX_CALLER_PEAK` (256) whatever they are, or above 1.0 and all
+    whole numbers. A decoder never makes this mistake, so samples decoded from a file are converted with
+    :func:`float_samples` alone: a float WAV file is scored as its samples say.
+
+    Args:
+        wave: A numpy array or torch tensor (or anything ``np.asarray`` makes one of), any shape.
+        what: What it is, for messages, e.g. ``"the chunk given to stream.push"``.
+
+    Returns:
+        A float32 array of the same shape.
+
+    Raises:
+        AudioError: naming ``what``, as :func:`float_samples` does, or for unscaled integer PCM (the message says
+            how to scale it).
+
+    Example:
+        >>> import numpy as np
+        >>> caller_samples(np.array([0.5, -1.0, 3.0]), "x").dtype  # float headroom is no PCM
+        dtype('float32')
+        >>> caller_samples(np.array([1200.0, -800.0]), "x")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ser_hf.errors.AudioError: x has float samples as large as 1200, ...
+    """
+    samples = float_samples(wave, what)
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    whole = 1 < peak <= MAX_CALLER_PEAK and np.array_equal(samples, np.rint(samples))
+    if peak > MAX_CALLER_PEAK or whole:
+        found = "all of them whole numbers" if whole else f"{20 * np.log10(peak):.0f} dB above full scale (1.0)"
+        raise AudioError(
+            f"{what} has float samples as large as {peak:g}, {found}: integer PCM converted to float without being "
+            f"scaled, which would be scored as if {20 * np.log10(32768):.0f} dB louder. Float audio is expected "
+            f"within [-1, 1] (a float recording overshoots it by a few times at most); unscaled 16-bit PCM reaches "
+            f"hundreds to thousands. Divide it by 32768 (16-bit PCM) or 2147483648 (32-bit), or pass the "
+            f"int16/int32 array itself, which is scaled as soundfile scales a WAV file.")
+    return samples
 
 
 def tensor_samples(wave: object, what: str) -> object:
@@ -166,26 +215,60 @@ def tensor_samples(wave: object, what: str) -> object:
                          f"its samples (e.g. on the CPU), or a numpy array.") from None
 
 
-def array_to_mono(wave: object, what: str) -> np.ndarray:
-    """An in-memory recording as one 1-D float32 channel at full scale 1.0 (see :func:`float_samples`).
+def audio_decoder_samples(item: object, what: str) -> tuple[np.ndarray, int] | None:
+    """The samples and rate of a torchcodec ``AudioDecoder`` (what ``datasets`` 4+ gives for an Audio cell), taken
+    as ``pipeline()`` takes one: all its samples, channels averaged; None for anything else.
 
-    A 2-D array is ``(frames, channels)``, as soundfile returns it, with 1 to :data:`MAX_CHANNELS` channels, or
-    ``(channels, frames)``, as librosa returns mono and stereo audio, with 1 or 2 channels. Channels are averaged.
+    Args:
+        item: Any input.
+        what: What it is, for messages.
+
+    Returns:
+        ``(1-D float32 samples, sampling rate)``, or None when ``item`` is no ``AudioDecoder``.
 
     Raises:
-        AudioError: naming ``what``, for a dtype :func:`float_samples` refuses, or an array that is empty, not
-            1-D or 2-D, or 2-D with no axis of at most :data:`MAX_CHANNELS` channels, or of 3 or more short rows
-            of many samples: several clips stacked (``np.stack(clips)``), which would be averaged into one.
+        AudioError: naming ``what``, for decoded samples :func:`float_samples` refuses.
     """
-    wave = float_samples(wave, what)
+    torchcodec = sys.modules.get("torchcodec")  # never imported here: a decoder can only come from a caller that has it
+    decoder_type = getattr(getattr(torchcodec, "decoders", None), "AudioDecoder", None)
+    if decoder_type is None or not isinstance(item, decoder_type):
+        return None
+    decoded = item.get_all_samples()
+    channels = float_samples(decoded.data, f"{what} (a torchcodec AudioDecoder)")
+    # torchcodec's layout is always (channels, frames), so even 3 or more rows are channels, not stacked clips.
+    return np.atleast_2d(channels).mean(axis=0, dtype=np.float32), decoded.sample_rate
+
+
+def array_to_mono(wave: object, what: str, *, decoded: bool = False) -> np.ndarray:
+    """An in-memory recording as one 1-D float32 channel at full scale 1.0.
+
+    A 2-D array is ``(frames, channels)``, as soundfile returns it, with 1 to :data:`MAX_CHANNELS` channels, or
+    ``(channels, frames)`` with 1 or 2 channels. librosa (``mono=False``) and torchaudio return ``(channels,
+    frames)`` for every channel count, but 3 or more rows are refused as clips stacked with ``np.stack``: pass a
+    recording of 3 or more channels transposed, ``wave.T``. Channels are averaged.
+
+    Args:
+        wave: The samples: a numpy array or torch tensor, float or signed integer PCM.
+        what: What it is, for messages, e.g. ``"the audio array"``.
+        decoded: True for samples a decoder produced from a file, converted by :func:`float_samples` alone; False
+            (a caller's array) also refuses unscaled integer PCM (:func:`caller_samples`).
+
+    Raises:
+        AudioError: naming ``what``, for samples :func:`caller_samples` (or, when ``decoded``,
+            :func:`float_samples`) refuses, or an array that is empty, not 1-D or 2-D, or 2-D with no axis of at
+            most :data:`MAX_CHANNELS` channels, or of 3 or more short rows of many samples: several clips stacked
+            (``np.stack(clips)``), which would be averaged into one.
+    """
+    wave = (float_samples if decoded else caller_samples)(wave, what)  # before the channels are averaged into fractions
     if wave.ndim == 2 and wave.shape[0] <= _CHANNELS_FIRST < wave.shape[1]:
         wave = wave.T
     elif wave.ndim == 2 and wave.shape[0] <= MAX_CHANNELS < wave.shape[1]:
         rows = wave.shape[0]
         raise AudioError(f"{what} has shape {wave.shape}: {rows} rows of {wave.shape[1]} samples, which look like "
                          f"{rows} clips stacked into one array (they would be averaged into one clip). Pass the clips "
-                         f"as a list (list(wave)) to score each, or, if they are {rows} channels of one recording, "
-                         f"pass wave.T, as (frames, channels).")
+                         f"as a list (list(wave)) to score each, or, if they are {rows} channels of one recording "
+                         f"(librosa with mono=False and torchaudio return (channels, frames) for any number of "
+                         f"channels), pass wave.T, as (frames, channels).")
     if wave.size == 0 or wave.ndim not in (1, 2) or (wave.ndim == 2 and wave.shape[1] > MAX_CHANNELS):
         raise AudioError(
             f"{what} has shape {wave.shape}; expected a non-empty 1-D array of samples, or a 2-D array of "

@@ -172,8 +172,14 @@ class AudioPreprocessor:
                 f"({self.max_duration}); swap or drop one of them."
             )
 
-    def __call__(self, audio: PathLike | np.ndarray, sampling_rate: int | None = None) -> np.ndarray:
-        """Preprocess a file path, or an array recorded at ``sampling_rate`` Hz."""
+    def __call__(self, audio: PathLike | np.ndarray, sampling_rate: int | None = None, *,
+                 decoded: bool = False) -> np.ndarray:
+        """Preprocess a file path, or an array recorded at ``sampling_rate`` Hz.
+
+        An array is held to a decoded file's limits and, unless ``decoded`` (samples a decoder made from a file, such
+        as a ``datasets`` Audio cell's), refused when its float samples are integer PCM not scaled
+        (:func:`~ser_hf.audio.array_to_mono`); then both go through :meth:`clean`.
+        """
         if not isinstance(audio, (str, bytes, os.PathLike)):
             # In-memory samples are held to a decoded file's limits: int16 PCM scaled as its WAV file would be,
             # a rate a file could declare (see ser_hf.audio.arrays).
@@ -181,11 +187,22 @@ class AudioPreprocessor:
                 raise AudioError("AudioPreprocessor: pass sampling_rate=... (the rate the samples were recorded "
                                  "at, in Hz) together with an array.")
             rate = check_sampling_rate(sampling_rate, "AudioPreprocessor(..., sampling_rate=...)")
-            wave = resample(array_to_mono(audio, "AudioPreprocessor: the audio array"), rate, self.sampling_rate)
+            wave = resample(array_to_mono(audio, "AudioPreprocessor: the audio array", decoded=decoded), rate,
+                            self.sampling_rate)
         else:
             # Without trimming, what is kept is known before decoding: the rest of the file is never decoded.
             wave = load_audio(audio, self.sampling_rate, max_duration=None if self.trim_db is not None else
                               self.max_duration)
+        return self.clean(wave)
+
+    def clean(self, wave: np.ndarray) -> np.ndarray:
+        """The cleaning steps alone (trim, crop, denoise, normalise, pad), on a 1-D float32 array at
+        :attr:`sampling_rate` that was decoded or checked already (what :meth:`__call__` makes before cleaning, or
+        what :meth:`EmotionRecognizer.load_raw <ser_hf.inference.recognizer.EmotionRecognizer.load_raw>` gives).
+
+        Unlike :meth:`__call__` on an array, it does not check the samples again: a decoded float file may hold
+        samples a caller's array may not (see :func:`~ser_hf.audio.caller_samples`).
+        """
         if self.trim_db is not None:
             wave = trim_silence(wave, self.trim_db, min_length=int(MIN_CLIP_DURATION * self.sampling_rate))
         # Crop before the costly steps and before normalising, so the level is set on what is kept.

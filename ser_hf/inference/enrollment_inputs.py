@@ -37,6 +37,7 @@ from ser_hf._output_folders import name_max
 from ser_hf.audio.arrays import AUDIO_KEYS
 from ser_hf.audio.voicing import holds_voice
 from ser_hf.errors import SERError
+from ser_hf.inference.inputs import is_path_array
 from ser_hf.inference.streaming import window_level_db
 from ser_hf.paths import display_path, printable
 
@@ -132,20 +133,35 @@ def enrollment_inputs(clips: Any, speaker: str) -> list:
 
 def _not_a_list(clips: Any) -> str | None:
     """What ``clips`` is when it is not a collection of clips (None when it is)."""
+    if is_path_array(clips) and clips.ndim == 0:  # np.array("a.wav"): one path, which cannot be iterated
+        clips = clips.item()
     if isinstance(clips, (str, os.PathLike)):
         return f"a single path {shown_path(clips)!r}"
-    if isinstance(clips, (bytes, bytearray)):
+    if isinstance(clips, (bytes, bytearray, memoryview)):
         return "a single clip (the bytes of a file)"
-    if hasattr(clips, "shape") and hasattr(clips, "dtype"):  # a numpy array, a torch tensor
+    # A numpy array or tensor of numbers is one clip's samples; one of paths (a pandas column) is a list of clips,
+    # as predict_files takes it.
+    if hasattr(clips, "shape") and hasattr(clips, "dtype") and not is_path_array(clips):
         return f"a single array of shape {tuple(clips.shape)}"
-    if isinstance(clips, tuple) and len(clips) == 2 and isinstance(clips[1], (int, float, np.integer, np.floating)) \
-            and not isinstance(clips[1], bool):  # (wave, rate), the rate 16000 or 16000.0: one clip, not two
+    if isinstance(clips, tuple) and len(clips) == 2 and _looks_like_rate(clips[1]):  # one clip, not two
         return "a single (array, rate) pair"
     if isinstance(clips, Mapping) and AUDIO_KEYS & set(clips):
         return "a single clip (a dict of its samples)"
     if clips is None or isinstance(clips, Mapping) or not isinstance(clips, Iterable):
         return "None" if clips is None else f"a {type(clips).__name__}"
     return None
+
+
+def _looks_like_rate(value: Any) -> bool:
+    """Whether the second item of a 2-tuple is meant as a sampling rate, usable or not: a number (16000, 16000.0),
+    a number as text ("16000"; other text, such as a second path, is a clip), or a 0-d array or tensor
+    (``np.array(16000)``, ``torch.tensor(16000)``). Such a tuple is one ``(wave, rate)`` clip to wrap in a list; it
+    is not enrolled as two clips, the rate then refused as a file named '16000' or as samples of one number."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        return value.strip().replace(".", "", 1).isdigit()
+    return isinstance(value, (int, float, np.integer, np.floating)) or getattr(value, "ndim", None) == 0
 
 
 #: The bytes :func:`~ser_hf._io.temporary_file` adds to a name (``.NAME.<8 random>.tmp``) while it writes it.

@@ -36,7 +36,7 @@ from ser_hf.paths import display_path, printable, walk_files
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["OutputFiles", "expand_inputs", "glob_files", "input_paths"]
+__all__ = ["OutputFiles", "expand_inputs", "glob_files", "input_paths", "is_path_array"]
 
 logger = logging.getLogger(__name__)
 
@@ -206,13 +206,25 @@ def _a(value: Any) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
+def is_path_array(value: Any) -> bool:
+    """Whether ``value`` is an array of file names rather than audio samples: a numpy array or pandas Series of
+    strings, bytes or objects (a column of paths, a list of clips made an object array). An array of numbers, or a
+    tensor, is one clip's samples.
+
+    Example:
+        >>> import numpy as np
+        >>> is_path_array(np.array(["a.wav", "b.wav"])), is_path_array(np.zeros(16000))
+        (True, False)
+    """
+    return hasattr(value, "shape") and getattr(getattr(value, "dtype", None), "kind", None) in ("U", "S", "O")
+
+
 def _not_a_path_list(inputs: Any) -> str | None:
     """What ``inputs`` is when it cannot be a collection of paths (None when it can be)."""
     if isinstance(inputs, bytes):  # file contents as often as a path: never guessed
         return "bytes (one path as bytes goes in a list, [path]; a file's contents are no path)"
     if hasattr(inputs, "shape") and hasattr(inputs, "dtype"):
-        # An array of file names (numpy strings, a pandas column of objects) is a list of paths; numbers are audio.
-        return None if getattr(inputs.dtype, "kind", None) in ("U", "S", "O") else _a(inputs)
+        return None if is_path_array(inputs) else _a(inputs)
     if inputs is None or isinstance(inputs, Mapping) or not isinstance(inputs, Iterable):
         return _a(inputs)
     return None
@@ -235,8 +247,9 @@ def _input_path(item: Any, index: int) -> str:
 def input_paths(inputs: Any) -> list[str]:
     """The inputs of a job as a list of path strings, refused (SERError) before any of them is read.
 
-    One str or os.PathLike is one input (``"clips/"`` is a folder, never the letters of its name); a bytes item is
-    a path in the file system's encoding (:func:`os.fsdecode`).
+    One str or os.PathLike is one input (``"clips/"`` is a folder, never the letters of its name), and so is a 0-d
+    array of one (``np.array("clips/")``, which cannot be iterated); a bytes item is a path in the file system's
+    encoding (:func:`os.fsdecode`).
 
     Raises:
         SERError: for something that is no collection of paths (an array, a mapping, bytes, None, a number), an
@@ -244,6 +257,8 @@ def input_paths(inputs: Any) -> list[str]:
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
+    elif is_path_array(inputs) and inputs.ndim == 0:
+        inputs = [inputs.item()]
     found = _not_a_path_list(inputs)
     if found is not None:
         raise SERError(f"inputs must be a list of paths, e.g. predict_files(model, ['recordings/', 'extra.wav'], out); "
@@ -312,8 +327,9 @@ def expand_inputs(inputs: Iterable[str | os.PathLike | bytes], output: str | os.
 
 #: One input of :class:`~ser_hf.inference.recognizer.EmotionRecognizer`: a file path, an array (or torch tensor) at the
 #: model's rate, ``(array, sampling_rate)``, a dict as ``datasets`` and ``pipeline()`` give one clip
-#: (:func:`ser_hf.audio.audio_in_mapping`), or the bytes of an audio file. An array holds float samples within [-1, 1]
-#: or signed integer PCM (int16, int32: scaled to [-1, 1] as a WAV file's samples are); it is 1-D, or 2-D as (frames,
+#: (:func:`ser_hf.audio.audio_in_mapping`), a torchcodec ``AudioDecoder`` (:func:`ser_hf.audio.audio_decoder_samples`),
+#: or the bytes of an audio file (also a bytearray or memoryview). An array holds float samples within [-1, 1] or
+#: signed integer PCM (int16, int32: scaled to [-1, 1] as a WAV file's samples are); it is 1-D, or 2-D as (frames,
 #: channels) or, with 1 or 2 channels, (channels, frames), the channels averaged (see
 #: :func:`ser_hf.audio.array_to_mono`).
 RecognizerInput = Union[str, "os.PathLike[str]", "np.ndarray", tuple, Mapping, bytes]

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from ser_hf.audio import (
     MIN_CLIP_DURATION,
     AudioPreprocessor,
     array_to_mono,
+    audio_decoder_samples,
     audio_in_mapping,
     check_clip_duration,
     check_sampling_rate,
@@ -239,21 +240,22 @@ class EmotionRecognizer(SpeakerAdaptation):
 
     # ----------------------------------------------------------------------------------------- loading
 
-    def load(self, item: RecognizerInput, what: str | None = None) -> np.ndarray:
+    def load(self, item: RecognizerInput, what: str | None = None, *, decoded: bool = False) -> np.ndarray:
         """Decode (or take) one input as one clip: a 1-D float32 array at the model's rate, preprocessing applied.
 
         Args:
             item: A file path, an array or ``(array, sampling_rate)`` (see :data:`RecognizerInput`).
             what: How messages name it (default: the file, or "the audio array").
+            decoded: As in :meth:`load_raw`.
 
         Raises:
             AudioError: as :meth:`load_raw`, or for a clip longer than :data:`~ser_hf.audio.MAX_CLIP_DURATION`
                 (so long that it belongs in :meth:`predict_long`).
         """
-        return self.prepare(self.load_raw(item, MAX_CLIP_DURATION, what))
+        return self.prepare(self.load_raw(item, MAX_CLIP_DURATION, what, decoded=decoded))
 
     def load_raw(self, item: RecognizerInput, max_duration: float | None = None,
-                 what: str | None = None) -> np.ndarray:
+                 what: str | None = None, *, decoded: bool = False) -> np.ndarray:
         """Decode (or take) one input as a 1-D float32 array at the model's rate, without preprocessing.
 
         Its length is checked before it is decoded or resampled (a file's from its header), so a clip of a low
@@ -263,42 +265,44 @@ class EmotionRecognizer(SpeakerAdaptation):
             item: A file path, an array or ``(array, sampling_rate)`` (see :data:`RecognizerInput`).
             max_duration: Longest accepted duration in seconds (``None``: no limit).
             what: How messages name it (default: the file, or "the audio array").
+            decoded: True when the samples of an array input were decoded from a file (e.g. by a service that
+                decodes uploads): they are then held to the decoder's rules only, as the file would be, not refused
+                as unscaled integer PCM (:func:`~ser_hf.audio.caller_samples`), a mistake only a caller's
+                conversion makes.
 
         Raises:
             AudioError: for an unreadable file; an array of another dtype than float or signed integer PCM, empty,
                 not 1-D/2-D, with NaN, infinite or out-of-range samples (as files,
-                :func:`~ser_hf.audio.check_samples`); a sampling rate outside
-                :data:`~ser_hf.audio.MIN_SAMPLING_RATE` .. :data:`~ser_hf.audio.MAX_SAMPLING_RATE` Hz; or audio
-                shorter than :data:`~ser_hf.audio.MIN_CLIP_DURATION` (the encoder's first frame) or longer than
-                ``max_duration``.
+                :func:`~ser_hf.audio.check_samples`), or float samples that are integer PCM not scaled; a
+                sampling rate outside :data:`~ser_hf.audio.MIN_SAMPLING_RATE` ..
+                :data:`~ser_hf.audio.MAX_SAMPLING_RATE` Hz; or audio shorter than
+                :data:`~ser_hf.audio.MIN_CLIP_DURATION` (the encoder's first frame) or longer than ``max_duration``.
         """
         what = what or describe_input(item, 0, True)
-        if isinstance(item, Mapping):  # a datasets Audio cell, pipeline()'s dict
+        samples = audio_decoder_samples(item, what)  # a datasets Audio cell of datasets 4+, as pipeline() takes it
+        if samples is not None:
+            decoded = True  # a decoder's output: held to a file's rules
+        elif isinstance(item, Mapping):  # a datasets Audio cell of datasets < 4, pipeline()'s dict
             item = audio_in_mapping(item, what)
-        if isinstance(item, (str, os.PathLike)):
+            samples = item if isinstance(item, tuple) else None
+        elif isinstance(item, tuple):
+            samples = _pair(item, what)
+        elif _is_array(item):
+            samples = item, self.sampling_rate
+        if samples is not None:
+            wave, rate = array_to_mono(samples[0], what, decoded=decoded), samples[1]
+        elif isinstance(item, (str, os.PathLike)):
             if not os.fspath(item):
                 raise AudioError(f"{what} is an empty path, which names no file; pass the path of an audio file.")
             check_clip_duration(item, max_duration=max_duration)  # from the header, before decoding
             return load_audio(item, self.sampling_rate)
-        if isinstance(item, (bytes, bytearray)):  # a file's bytes, as pipeline() takes them
+        elif isinstance(item, (bytes, bytearray, memoryview)):  # a file's bytes, as pipeline() takes them
             wave, rate = load_audio_bytes(bytes(item), self.sampling_rate, what=what), self.sampling_rate
-        elif isinstance(item, tuple):
-            if len(item) != 2 or not _is_array(item[0]):
-                kinds = ", ".join(type(part).__name__ for part in item[:3])
-                raise AudioError(f"{what}: a tuple input must be (array, sampling_rate), got a tuple of ({kinds}"
-                                 f"{', ...' if len(item) > 3 else ''}). Pass several clips as a list.")
-            wave, rate = item
-            rate = check_sampling_rate(rate, f"The sampling rate of {what} (the tuple's second item)",
-                                       " Pass several clips as a list, not a tuple.")
-        elif _is_array(item):
-            wave, rate = item, self.sampling_rate
         else:
             raise AudioError(f"{what}: got {type(item).__name__}; expected an audio file path, a 1-D array of samples "
                              f"at {self.sampling_rate} Hz, (array, sampling_rate), a dict such as a datasets Audio "
                              f"cell ({{'array': ..., 'sampling_rate': ...}}) or the bytes of an audio file."
                              f"{_conversion_hint(item)}")
-        if not isinstance(item, (bytes, bytearray)):
-            wave = array_to_mono(wave, what)
         seconds, found = wave.size / rate, f"{wave.size} samples at {rate} Hz"
         if seconds < MIN_CLIP_DURATION:
             raise AudioError(f"{what} lasts {seconds * 1000:.1f} ms ({found}); expected at least "
@@ -310,10 +314,11 @@ class EmotionRecognizer(SpeakerAdaptation):
         return resample(wave, rate, self.sampling_rate)
 
     def prepare(self, wave: np.ndarray) -> np.ndarray:
-        """Apply the checkpoint's preprocessing (if any) to a 1-D array at the model's rate."""
+        """Apply the checkpoint's preprocessing (if any) to a 1-D array at the model's rate, as :meth:`load_raw`
+        gives it (already checked: a decoded file is not held to a caller's array's rules again)."""
         if self.preprocessor is None:
             return wave
-        return self.preprocessor(wave, sampling_rate=self.sampling_rate)
+        return self.preprocessor.clean(wave)
 
     # -------------------------------------------------------------------------------------- prediction
 
@@ -324,13 +329,19 @@ class EmotionRecognizer(SpeakerAdaptation):
         others of its batch (the service batches clips of different requests); :meth:`result` refuses such a row.
 
         Raises:
-            AudioError: naming ``waves[i]``, for an item that is not a 1-D array of samples (checked, and integer
-                PCM scaled, as :meth:`predict` does: :func:`~ser_hf.audio.float_samples`) at least
-                :data:`~ser_hf.audio.MIN_CLIP_DURATION` long, or ``waves`` that is one array, not a list of them.
+            AudioError: naming ``waves[i]``, for an item that is not a 1-D array of samples (integer PCM scaled, and
+                float samples held to a decoded file's limits, :func:`~ser_hf.audio.float_samples`: they are what
+                :meth:`predict` prepared, from a file as often as from a caller's array) at least
+                :data:`~ser_hf.audio.MIN_CLIP_DURATION` long, or ``waves`` that is one array, or no collection at
+                all (None, a number), not a list of them.
         """
         if _is_array(waves):
             raise AudioError(f"predict_waves takes a list of clips, got one array of shape {tuple(waves.shape)}; "
                              f"pass [wave].")
+        if not isinstance(waves, Iterable):
+            raise AudioError(f"waves must be a list of 1-D arrays of samples at {self.sampling_rate} Hz, got "
+                             f"{'None' if waves is None else type(waves).__name__}; pass [wave] for one clip, or [] "
+                             f"for none (use predict for files, rates and other inputs).")
         waves = [self._ready_wave(wave, f"waves[{index}]") for index, wave in enumerate(waves)]
         if not waves:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
@@ -343,7 +354,9 @@ class EmotionRecognizer(SpeakerAdaptation):
         return mean_log_probability([np.log(np.maximum(p, _TINY)) for p in versions]).astype(np.float32)
 
     def _ready_wave(self, wave: object, what: str) -> np.ndarray:
-        """One item of :meth:`predict_waves`, checked: a 1-D float32 array long enough for the encoder."""
+        """One item of :meth:`predict_waves`, checked: a 1-D float32 array long enough for the encoder. Its samples
+        are not refused as unscaled PCM (:func:`~ser_hf.audio.caller_samples`): it scores what :meth:`predict`
+        prepared, which for a float file is the decoder's output, held to the decoder's rules only."""
         if not _is_array(wave):
             raise AudioError(f"{what} is a {type(wave).__name__}; predict_waves takes 1-D arrays of samples at "
                              f"{self.sampling_rate} Hz (use predict for files, rates and other inputs).")
@@ -390,14 +403,17 @@ class EmotionRecognizer(SpeakerAdaptation):
             inputs: A file path, an array (numpy, or a torch tensor) at the model's rate (16 kHz),
                 ``(array, sampling_rate)`` (resampled with soxr; the rate from 1000 to 384000 Hz, as for files), a
                 dict as ``datasets`` and ``pipeline()`` give one clip (``{"array" or "raw": samples,
-                "sampling_rate": rate}``, or an undecoded ``{"bytes": ..., "path": ...}``), the bytes of an audio
-                file, or a list of these. An array holds float samples within [-1, 1] or signed integer PCM
-                (int16, int32), which is scaled to [-1, 1] as soundfile scales a WAV file's samples; it is 1-D, or
-                2-D as (frames, channels) (up to 64 channels, averaged) or, as librosa returns mono and stereo,
-                (channels, frames) with 1 or 2 channels (3 or more short rows look like clips stacked with
-                ``np.stack`` and are refused: pass a list). Other dtypes (unsigned, bool, complex, strings) are
-                refused, as are samples beyond 1e4 and whole numbers beyond 1 (integer PCM cast to float but not
-                scaled; see :func:`ser_hf.audio.float_samples`).
+                "sampling_rate": rate}``, or an undecoded ``{"bytes": ..., "path": ...}``), a torchcodec
+                ``AudioDecoder`` (what ``datasets`` 4+ gives for an Audio cell), the bytes of an audio file, or a
+                list of these. An array holds float samples within [-1, 1] or signed integer PCM (int16, int32),
+                which is scaled to [-1, 1] as soundfile scales a WAV file's samples; it is 1-D, or 2-D as (frames,
+                channels) (up to 64 channels, averaged) or (channels, frames) with 1 or 2 channels. librosa
+                (``mono=False``) and torchaudio return (channels, frames) for any number of channels, but 3 or more
+                rows look like clips stacked with ``np.stack`` and are refused: pass a list of clips, or ``wave.T``
+                for a recording of 3 or more channels. Other dtypes (unsigned, bool, complex, strings) are refused,
+                as are float samples beyond 256 or whole numbers beyond 1: integer PCM cast to float but not scaled
+                (see :func:`ser_hf.audio.caller_samples`). A file is held to its decoder's rules only (a float WAV
+                file may hold samples up to :data:`~ser_hf.audio.MAX_ABS_SAMPLE`).
             top_k: Keep only the ``top_k`` most probable emotions in ``scores`` (a positive integer; default: all).
             progress: Show a progress bar.
             speaker: An enrolled speaker (see :meth:`enroll`): their clips are scored by the speaker-adaptive
@@ -437,7 +453,7 @@ class EmotionRecognizer(SpeakerAdaptation):
 
     def predict_long(self, wave_or_path: RecognizerInput, window: float = 3.0, hop: float | None = None,
                      vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB,
-                     top_k: int | None = None, speaker: str | None = None) -> dict[str, Any]:
+                     top_k: int | None = None, speaker: str | None = None, *, decoded: bool = False) -> dict[str, Any]:
         """Emotions over time in a long recording, with silent windows gated out.
 
         Args:
@@ -451,6 +467,7 @@ class EmotionRecognizer(SpeakerAdaptation):
             top_k: Emotions kept in each window's ``scores`` (a positive integer; default: all).
             speaker: An enrolled speaker (see :meth:`enroll`): every window is scored as
                 ``predict(window, speaker=speaker)`` scores it, and says ``adapted``.
+            decoded: True when an array input was decoded from a file (see :meth:`load_raw`).
 
         Returns:
             ``{"timeline": [{"start", "end", "label", "score", "scores"}], "skipped": [[start, end], ...],
@@ -474,7 +491,7 @@ class EmotionRecognizer(SpeakerAdaptation):
         hop = _check_options(window, hop, vad_threshold_db, top_k)
         scorer = self._speaker_scorer(speaker)
         # Preprocess each window, not the recording: training-time cropping or trimming is per clip.
-        wave = self.load_raw(wave_or_path)
+        wave = self.load_raw(wave_or_path, decoded=decoded)
         win, step = window_samples(window, self.sampling_rate), window_samples(hop, self.sampling_rate)
         windows = [(s, e, wave[s:e]) for s, e in _window_spans(wave.size, win, step)]
         voiced, skipped = gate_windows(windows, _peak_db(wave), vad_threshold_db)
@@ -551,6 +568,17 @@ class EmotionRecognizer(SpeakerAdaptation):
 def _is_array(item: object) -> bool:
     """A numpy array or a torch tensor (taken as pipeline() takes it)."""
     return isinstance(item, (np.ndarray, torch.Tensor))
+
+
+def _pair(item: tuple, what: str) -> tuple[object, int]:
+    """A ``(array, sampling_rate)`` input, its rate checked; refused (AudioError naming ``what``) when it is another
+    tuple, most likely several clips given as a tuple instead of a list."""
+    if len(item) != 2 or not _is_array(item[0]):
+        kinds = ", ".join(type(part).__name__ for part in item[:3])
+        raise AudioError(f"{what}: a tuple input must be (array, sampling_rate), got a tuple of ({kinds}"
+                         f"{', ...' if len(item) > 3 else ''}). Pass several clips as a list.")
+    return item[0], check_sampling_rate(item[1], f"The sampling rate of {what} (the tuple's second item)",
+                                        " Pass several clips as a list, not a tuple.")
 
 
 def _conversion_hint(item: object) -> str:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, check_sampling_rate, float_samples
+from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, caller_samples, check_sampling_rate
 from ser_hf.errors import AudioError, SERError
 from ser_hf.ranges import COUNT, Range
 
@@ -176,19 +176,20 @@ class RecognizerStream:
         Args:
             chunk: 1-D samples (at the stream's ``sampling_rate``), any length: floats within [-1, 1], or signed
                 integer PCM (int16, int32), scaled to [-1, 1] as a WAV file's samples are (see
-                :func:`~ser_hf.audio.float_samples`).
+                :func:`~ser_hf.audio.caller_samples`).
 
         Returns:
             ``[{"start", "end", "label", "score", "scores"}]`` in time order (plus ``"adapted"`` for a stream
             with ``adapt`` or ``speaker``); empty when no window completed or every completed window was silent.
 
         Raises:
-            AudioError: for a chunk that is not 1-D, of another dtype (unsigned, complex, strings, bytes...), or
-                with NaN, infinite or out-of-range samples (beyond :data:`~ser_hf.audio.MAX_ABS_SAMPLE`).
+            AudioError: for a chunk that is not 1-D, of another dtype (unsigned, complex, strings, bytes...), with
+                NaN, infinite or out-of-range samples (beyond :data:`~ser_hf.audio.MAX_ABS_SAMPLE`), or with float
+                samples that are integer PCM not scaled (beyond 256, or whole numbers beyond 1).
         """
         if self._closed:
             raise SERError("this stream was flushed; start a new one with recognizer.stream(...).")
-        chunk = float_samples(chunk, "the chunk given to stream.push")
+        chunk = caller_samples(chunk, "the chunk given to stream.push")
         if chunk.ndim != 1:
             raise AudioError(f"stream.push expects a 1-D array of samples (one channel), got shape {chunk.shape}. "
                              f"Downmix it first: chunk.mean(axis=1) for (frames, channels) audio, as soundfile and "

@@ -181,11 +181,11 @@ class _Service:
         try:
             if self.wants_timeline(timeline, duration, window, hop):
                 result = await self.runner.call(recognizer.predict_long, (wave, rate), window=window, hop=hop,
-                                                top_k=top_k, speaker=speaker)
+                                                top_k=top_k, speaker=speaker, decoded=True)
                 overall = result["overall"] or {"label": None, "score": None, "scores": {}}
                 return Prediction(**overall, duration=duration, filename=filename, timeline=result["timeline"],
                                   skipped=result["skipped"], **fields)
-            prepared = await run_in_threadpool(recognizer.load, (wave, rate))
+            prepared = await run_in_threadpool(recognizer.load, (wave, rate), decoded=True)
             if speaker is None:
                 row = await self.runner.predict_clip(prepared)
             else:
@@ -387,7 +387,7 @@ async def _batch_clip(service: _Service, upload: UploadFile, data: bytes, index:
         wave, rate = await run_in_threadpool(decode_upload, data, upload.filename, service.settings, model_rate,
                                              service.settings.max_clip_seconds)
         return UploadedClip(upload.filename, wave.size / rate, await run_in_threadpool(
-            service.recognizer.load, (wave, rate)),
+            service.recognizer.load, (wave, rate), decoded=True),
             await run_in_threadpool(enrollment_level_db, wave, rate) if level else None)
     except RequestError as err:
         raise RequestError(err.status, f"files[{index}]: {err.detail}", err.headers) from err

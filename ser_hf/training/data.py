@@ -235,10 +235,12 @@ class AudioCollator:
         ``{"bytes", "path"}``); AudioError names the file."""
         if isinstance(audio, dict):
             if audio.get("array") is not None:
-                return self.preprocessor(np.asarray(audio["array"], dtype=np.float32), audio["sampling_rate"])
+                # A decoder's samples (datasets decoded the file): held to a file's rules, not a caller's array's.
+                return self.preprocessor(np.asarray(audio["array"], dtype=np.float32), audio["sampling_rate"],
+                                         decoded=True)
             if audio.get("bytes"):  # an Audio(decode=False) cell of a streamed dataset: decoded here, not by torchcodec
                 what = f"The embedded audio {audio.get('path') or ''}".rstrip()
-                return self.preprocessor(load_audio_bytes(audio["bytes"], self.sampling_rate, what), self.sampling_rate)
+                return self.preprocessor.clean(load_audio_bytes(audio["bytes"], self.sampling_rate, what))
             audio = audio.get("path")
         if not isinstance(audio, (str, os.PathLike)):
             raise AudioError(f"Column {self.audio_column!r} must hold file paths, got {type(audio).__name__}. "

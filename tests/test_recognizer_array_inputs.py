@@ -18,7 +18,7 @@ import soundfile as sf
 
 from ser_hf.audio import AudioPreprocessor, array_to_mono, check_sampling_rate, float_samples, load_audio
 from ser_hf.errors import AudioError, SERError
-from ser_hf.inference import recognizer as recognizer_module
+from ser_hf.inference import clip_inputs
 from ser_hf.inference.enrollment_inputs import enrollment_inputs
 from ser_hf.inference.jobs import predict_files, read_records
 from ser_hf.inference.recognizer import EmotionRecognizer
@@ -121,7 +121,7 @@ def test_duration_is_checked_before_resampling(recognizer, monkeypatch):
     def no_resampling(*args, **kwargs):
         raise AssertionError("resampled before the duration check")
 
-    monkeypatch.setattr(recognizer_module, "resample", no_resampling)
+    monkeypatch.setattr(clip_inputs, "resample", no_resampling)
     with pytest.raises(AudioError, match=r"the audio array lasts 301.0 s \(301000 samples at 1000 Hz\); expected "
                                          r"at most 300 s for one clip. Cut it, or score it in windows with predict_long"):
         recognizer.predict((np.zeros(301_000, np.float32), 1000))

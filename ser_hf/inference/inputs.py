@@ -26,7 +26,7 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from ser_hf.audio import is_audio_path
 from ser_hf.errors import SERError
@@ -34,7 +34,7 @@ from ser_hf.names import UserPattern, speaker_text
 from ser_hf.paths import display_path, printable, walk_files
 
 if TYPE_CHECKING:
-    import numpy as np
+    pass
 
 __all__ = ["OutputFiles", "expand_inputs", "glob_files", "input_paths", "is_path_array"]
 
@@ -323,23 +323,6 @@ def expand_inputs(inputs: Iterable[str | os.PathLike | bytes], output: str | os.
                        f"without rows); expected at least one file to predict. Add rows to the manifest(s), or pass "
                        f"files or folders.")
     return list(dict.fromkeys(paths))
-
-
-#: One input of :class:`~ser_hf.inference.recognizer.EmotionRecognizer`: a file path, an array (or torch tensor) at the
-#: model's rate, ``(array, sampling_rate)``, a dict as ``datasets`` and ``pipeline()`` give one clip
-#: (:func:`ser_hf.audio.audio_in_mapping`), a torchcodec ``AudioDecoder`` (:func:`ser_hf.audio.audio_decoder_samples`),
-#: or the bytes of an audio file (also a bytearray or memoryview). An array holds float samples within [-1, 1] or
-#: signed integer PCM (int16, int32: scaled to [-1, 1] as a WAV file's samples are); it is 1-D, or 2-D as (frames,
-#: channels) or, with 1 or 2 channels, (channels, frames), the channels averaged (see
-#: :func:`ser_hf.audio.array_to_mono`).
-RecognizerInput = Union[str, "os.PathLike[str]", "np.ndarray", tuple, Mapping, bytes]
-
-
-def describe_input(item: RecognizerInput, index: int, single: bool) -> str:
-    """How messages name one input: the file, or the array (with its index among several)."""
-    if isinstance(item, (str, os.PathLike)):
-        return f"Audio file {display_path(item)!r}"
-    return "the audio array" if single else f"the audio array at index {index}"
 
 
 def speakers_of(paths: Sequence[str], inputs: Iterable[str | os.PathLike], *, pattern: str | None = None,

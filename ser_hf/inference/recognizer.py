@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,21 +49,13 @@ from ser_hf.audio import (
     MAX_CLIP_DURATION,
     MIN_CLIP_DURATION,
     AudioPreprocessor,
-    array_to_mono,
-    audio_decoder_samples,
-    audio_in_mapping,
-    check_clip_duration,
-    check_sampling_rate,
     clip_copies,
     float_samples,
-    load_audio,
-    load_audio_bytes,
-    resample,
 )
 from ser_hf.checkpoint import RUN_RECORD, read_run_record, recorded_preprocessor, recorded_training_copies
 from ser_hf.errors import AudioError, SERError
+from ser_hf.inference.clip_inputs import RecognizerInput, clip_samples, describe_input, is_array
 from ser_hf.inference.enrollment_inputs import enrollment_level_db
-from ser_hf.inference.inputs import RecognizerInput, describe_input
 from ser_hf.inference.onnx_runtime import is_onnx_export
 from ser_hf.inference.predict import load_classifier, model_labels, predict_proba
 from ser_hf.inference.recognizer_speakers import SpeakerAdaptation
@@ -278,40 +270,8 @@ class EmotionRecognizer(SpeakerAdaptation):
                 :data:`~ser_hf.audio.MAX_SAMPLING_RATE` Hz; or audio shorter than
                 :data:`~ser_hf.audio.MIN_CLIP_DURATION` (the encoder's first frame) or longer than ``max_duration``.
         """
-        what = what or describe_input(item, 0, True)
-        samples = audio_decoder_samples(item, what)  # a datasets Audio cell of datasets 4+, as pipeline() takes it
-        if samples is not None:
-            decoded = True  # a decoder's output: held to a file's rules
-        elif isinstance(item, Mapping):  # a datasets Audio cell of datasets < 4, pipeline()'s dict
-            item = audio_in_mapping(item, what)
-            samples = item if isinstance(item, tuple) else None
-        elif isinstance(item, tuple):
-            samples = _pair(item, what)
-        elif _is_array(item):
-            samples = item, self.sampling_rate
-        if samples is not None:
-            wave, rate = array_to_mono(samples[0], what, decoded=decoded), samples[1]
-        elif isinstance(item, (str, os.PathLike)):
-            if not os.fspath(item):
-                raise AudioError(f"{what} is an empty path, which names no file; pass the path of an audio file.")
-            check_clip_duration(item, max_duration=max_duration)  # from the header, before decoding
-            return load_audio(item, self.sampling_rate)
-        elif isinstance(item, (bytes, bytearray, memoryview)):  # a file's bytes, as pipeline() takes them
-            wave, rate = load_audio_bytes(bytes(item), self.sampling_rate, what=what), self.sampling_rate
-        else:
-            raise AudioError(f"{what}: got {type(item).__name__}; expected an audio file path, a 1-D array of samples "
-                             f"at {self.sampling_rate} Hz, (array, sampling_rate), a dict such as a datasets Audio "
-                             f"cell ({{'array': ..., 'sampling_rate': ...}}) or the bytes of an audio file."
-                             f"{_conversion_hint(item)}")
-        seconds, found = wave.size / rate, f"{wave.size} samples at {rate} Hz"
-        if seconds < MIN_CLIP_DURATION:
-            raise AudioError(f"{what} lasts {seconds * 1000:.1f} ms ({found}); expected at least "
-                             f"{MIN_CLIP_DURATION * 1000:g} ms (speech encoders need 25 ms for one frame). Pad it, "
-                             f"or drop it.")
-        if max_duration is not None and seconds > max_duration:
-            raise AudioError(f"{what} lasts {seconds:.1f} s ({found}); expected at most {max_duration:g} s for one "
-                             f"clip. Cut it, or score it in windows with predict_long.")
-        return resample(wave, rate, self.sampling_rate)
+        return clip_samples(item, self.sampling_rate, max_duration=max_duration,
+                            what=what or describe_input(item, 0, True), decoded=decoded)
 
     def prepare(self, wave: np.ndarray) -> np.ndarray:
         """Apply the checkpoint's preprocessing (if any) to a 1-D array at the model's rate, as :meth:`load_raw`
@@ -335,7 +295,7 @@ class EmotionRecognizer(SpeakerAdaptation):
                 :data:`~ser_hf.audio.MIN_CLIP_DURATION` long, or ``waves`` that is one array, or no collection at
                 all (None, a number), not a list of them.
         """
-        if _is_array(waves):
+        if is_array(waves):
             raise AudioError(f"predict_waves takes a list of clips, got one array of shape {tuple(waves.shape)}; "
                              f"pass [wave].")
         if not isinstance(waves, Iterable):
@@ -357,7 +317,7 @@ class EmotionRecognizer(SpeakerAdaptation):
         """One item of :meth:`predict_waves`, checked: a 1-D float32 array long enough for the encoder. Its samples
         are not refused as unscaled PCM (:func:`~ser_hf.audio.caller_samples`): it scores what :meth:`predict`
         prepared, which for a float file is the decoder's output, held to the decoder's rules only."""
-        if not _is_array(wave):
+        if not is_array(wave):
             raise AudioError(f"{what} is a {type(wave).__name__}; predict_waves takes 1-D arrays of samples at "
                              f"{self.sampling_rate} Hz (use predict for files, rates and other inputs).")
         wave = float_samples(wave, what)
@@ -563,31 +523,3 @@ class EmotionRecognizer(SpeakerAdaptation):
         probabilities, extra = self._probabilities([self.prepare(w) for _, _, w in voiced], scorer, levels=levels)
         results = [{**self._window_result(s, e, row, top_k), **extra} for (s, e, _), row in zip(voiced, probabilities)]
         return probabilities, results
-
-
-def _is_array(item: object) -> bool:
-    """A numpy array or a torch tensor (taken as pipeline() takes it)."""
-    return isinstance(item, (np.ndarray, torch.Tensor))
-
-
-def _pair(item: tuple, what: str) -> tuple[object, int]:
-    """A ``(array, sampling_rate)`` input, its rate checked; refused (AudioError naming ``what``) when it is another
-    tuple, most likely several clips given as a tuple instead of a list."""
-    if len(item) != 2 or not _is_array(item[0]):
-        kinds = ", ".join(type(part).__name__ for part in item[:3])
-        raise AudioError(f"{what}: a tuple input must be (array, sampling_rate), got a tuple of ({kinds}"
-                         f"{', ...' if len(item) > 3 else ''}). Pass several clips as a list.")
-    return item[0], check_sampling_rate(item[1], f"The sampling rate of {what} (the tuple's second item)",
-                                        " Pass several clips as a list, not a tuple.")
-
-
-def _conversion_hint(item: object) -> str:
-    """How to turn an input of an unexpected kind into one, for the message that refuses it."""
-    if isinstance(item, (int, float, np.number)) and not isinstance(item, bool):
-        return (" A number is one sample, not a clip: a list given to predict() is a list of clips, so pass the "
-                "samples as one array, np.asarray(samples, dtype=np.float32).")
-    if isinstance(item, list):
-        return " Pass the samples as one array: np.asarray(samples, dtype=np.float32)."
-    if isinstance(item, Iterator):
-        return " Pass the clips as a list: list(...)."
-    return ""

@@ -15,8 +15,8 @@ from typing import Any
 
 from ser_hf.audio import MAX_CLIP_DURATION
 from ser_hf.errors import SERError
+from ser_hf.inference.clip_inputs import RecognizerInput, describe_input
 from ser_hf.inference.enrollment_inputs import enrollment_inputs, enrollment_level_db
-from ser_hf.inference.inputs import RecognizerInput, describe_input
 
 __all__ = ["SpeakerAdaptation"]
 

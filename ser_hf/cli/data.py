@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 
 from ser_hf.corpora import CORPORA, download_corpus, load_corpus
 from ser_hf.corpora.summary import corpus_summary, format_summary
+from ser_hf.errors import CorpusError, SplitError
 from ser_hf.paths import display_path, printable
 from ser_hf.splits import class_counts, corpus_folds, leave_one_speaker_out, speaker_folds, speaker_split
 
@@ -60,8 +62,50 @@ def add_skip_bad_files_argument(parser: argparse.ArgumentParser) -> None:
                              "named in a warning, instead of stopping at the first (ser-hf train: --strict false)")
 
 
+def add_label_map_argument(parser: argparse.ArgumentParser) -> None:
+    """--label-map: the raw-label renames of ``ser-hf train --label_map``, for commands that only load a corpus."""
+    parser.add_argument("--label-map", default=None, metavar="FROM=TO,...",
+                        help="map labels of your folder or manifest corpus onto emotions as they load, e.g. "
+                             "'glee=happy,0=neutral' (as ser-hf train --label_map)")
+
+
+def label_map_option(text: str | None) -> dict[str, str] | None:
+    """``--label-map`` text parsed as ``ser-hf train`` parses its ``--label_map`` (``None`` when unset).
+
+    Raises:
+        SERError: an entry that is not ``from=to``, a label mapped twice, or a target that is not an emotion.
+    """
+    from ser_hf.data_arguments import DataArguments
+
+    # One parser for the syntax: the loader's label_map means the same here as in a training run.
+    return DataArguments(label_map=text).label_map_dict() if text else None
+
+
+def _check_speaker_pattern(args: argparse.Namespace) -> None:
+    """Refuse --speaker-pattern for a corpus that does not take it, before anything loads."""
+    from ser_hf.corpora import get_corpus
+
+    corpus = getattr(args, "corpus", None)
+    if corpus is not None and "speaker_pattern" in inspect.signature(get_corpus(corpus).list_clips).parameters:
+        return
+    if corpus is None:
+        where = "a --dataset_name dataset takes each clip's speaker from its --speaker_column_name column"
+    elif corpus == "manifest":
+        where = "a manifest takes each clip's speaker from its 'speaker' column (fill that column instead)"
+    else:
+        where = f"the {corpus!r} corpus takes speakers from its own file naming"
+    raise CorpusError(f"--speaker-pattern '{args.speaker_pattern}' is only for --corpus folder (a regex over the "
+                      f"file names), but {where}. Remove --speaker-pattern.")
+
+
 def corpus_options(args: argparse.Namespace) -> dict:
-    """The load_corpus options the shared corpus arguments ask for."""
+    """The load_corpus options the shared corpus arguments ask for.
+
+    Raises:
+        CorpusError: ``--speaker-pattern`` for a corpus that has speakers of its own.
+    """
+    if args.speaker_pattern:
+        _check_speaker_pattern(args)
     options = {"speaker_pattern": args.speaker_pattern} if args.speaker_pattern else {}
     if getattr(args, "skip_bad_files", False):
         options["strict"] = False
@@ -82,6 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example: ser-hf data summary --corpus urdu --data-dir ../shared/data/urdu --json",
     )
     add_corpus_arguments(summary)
+    add_label_map_argument(summary)
     summary.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     summary.set_defaults(func=run_summary)
 
@@ -99,6 +144,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example: ser-hf data split --corpus urdu --data-dir ../shared/data/urdu --folds 5",
     )
     add_corpus_arguments(split)
+    add_label_map_argument(split)
     add_skip_bad_files_argument(split)
     how = split.add_mutually_exclusive_group()
     how.add_argument("--folds", type=int, metavar="K", help="K folds grouped by speaker (default: the corpus protocol)")
@@ -121,7 +167,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    summary = corpus_summary(args.corpus, args.data_dir, emotions=args.emotions, **corpus_options(args))
+    summary = corpus_summary(args.corpus, args.data_dir, emotions=args.emotions,
+                             label_map=label_map_option(args.label_map), **corpus_options(args))
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
 
@@ -132,12 +179,17 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_split(args: argparse.Namespace) -> int:
-    dataset = load_corpus(args.corpus, args.data_dir, emotions=args.emotions, **corpus_options(args))
+    if args.folds is not None and args.folds < 2:
+        # 0 used to fall through to the default protocol, and a negative count was answered "choose fewer folds"
+        raise SplitError(f"--folds must be an integer >= 2 (each fold tests speakers the others train on), got "
+                         f"{args.folds}. Pass --folds 2 or more, or leave it out for the corpus protocol.")
+    dataset = load_corpus(args.corpus, args.data_dir, emotions=args.emotions,
+                          label_map=label_map_option(args.label_map), **corpus_options(args))
     if args.holdout:
         splits = speaker_split(dataset, seed=args.seed)
     elif args.loso:
         splits = leave_one_speaker_out(dataset)
-    elif args.folds:
+    elif args.folds is not None:
         splits = speaker_folds(dataset, n_folds=args.folds, seed=args.seed)
     else:
         splits = corpus_folds(dataset, seed=args.seed)

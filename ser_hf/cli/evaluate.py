@@ -20,7 +20,9 @@ per_class.png (UA, WA, macro-F1 with bootstrap intervals that resample whole spe
 The corpus's labels are matched to the model's classes by canonical emotion name. Corpus labels with
 no model class (e.g. RAVDESS 'calm' for a 4-class model) are counted and reported as unmapped, never
 scored silently; --label-map sends them to a model class instead. Model classes the corpus lacks keep
-their column in the confusion matrix and are left out of UA.
+their column in the confusion matrix and are left out of UA. For --corpus folder or manifest, an entry whose
+key is no emotion name (your own label, e.g. 'glee=happy' or '0=neutral') maps that raw label onto an emotion
+as the corpus loads, as ser-hf train --label_map does.
 
 --split chooses which speakers are scored, always whole speakers:
   all      every clip (default). Use it for cross-corpus evaluation.
@@ -73,7 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_skip_bad_files_argument(parser)
     parser.add_argument("--split", default="all", metavar="SPLIT", help="all (default), test or fold:N (see above)")
     parser.add_argument("--label-map", "--label_map", default=None, metavar="FROM=TO,...",
-                        help="send corpus labels to model classes, e.g. 'calm=neutral,surprised=happy'")
+                        help="send corpus labels to model classes, e.g. 'calm=neutral,surprised=happy'; for "
+                             "--corpus folder/manifest, raw labels that are no emotion name ('glee=happy') are "
+                             "mapped as the corpus loads")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.json, report.md and figures")
     parser.add_argument("--seed", type=int, default=0, help="seed of --split test / fold:N (default 0, as ser-hf train)")
     parser.add_argument("--test-size", type=float, default=0.2,

@@ -15,13 +15,15 @@ ser_hf's audio decoding notes). The layout is simple enough to read here, with t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import datasets
 
 from ser_hf.audio import is_audio_path
-from ser_hf.corpora.tables import read_csv_rows, read_jsonl_rows
+from ser_hf.corpora.tables import Row, read_csv_rows, read_jsonl_rows
 from ser_hf.errors import CorpusError
+from ser_hf.paths import display_path
 
 #: Split folder names -> split, as ``datasets`` names them.
 SPLIT_FOLDERS = {"train": "train", "test": "test", "validation": "validation", "valid": "validation",
@@ -29,6 +31,8 @@ SPLIT_FOLDERS = {"train": "train", "test": "test", "validation": "validation", "
 METADATA_FILES = ("metadata.csv", "metadata.jsonl")
 # Table files that make a folder a parquet/arrow dataset rather than an audiofolder.
 _TABLE_SUFFIXES = (".parquet", ".arrow")
+# How many unmatched rows or stray files an error lists by name; the rest are counted.
+_LISTED = 5
 
 
 def _audio_files(folder: Path) -> list[Path]:
@@ -41,8 +45,8 @@ def is_audiofolder(root: Path) -> bool:
     return not any(p.suffix.lower() in _TABLE_SUFFIXES for p in files) and any(map(is_audio_path, files))
 
 
-def _read_metadata(folder: Path) -> dict[str, dict[str, str]] | None:
-    """Absolute file path -> its metadata row, from the folder's metadata file (None when it has none)."""
+def _metadata_rows(folder: Path) -> tuple[Path, list[Row]] | None:
+    """The folder's metadata file and its rows, every row checked to name a file (None when it has none)."""
     for name in METADATA_FILES:
         source = folder / name
         if not source.is_file():
@@ -58,8 +62,97 @@ def _read_metadata(folder: Path) -> dict[str, dict[str, str]] | None:
                 raise CorpusError(f"{str(source)!r} line {line} has {found} (its columns: {sorted(map(str, row))}); "
                                   f"an audiofolder metadata file names each audio file, relative to its own folder, "
                                   f"in 'file_name', one row per file. Fix that line.")
-        return {str((folder / str(row["file_name"]).strip()).resolve()): row for _, row in rows}
+        return source, rows
     return None
+
+
+def _file_name(row: dict) -> str:
+    return str(row["file_name"]).strip()
+
+
+def _other_cells(row: dict) -> dict:
+    return {key: value for key, value in row.items() if key != "file_name"}
+
+
+def _read_metadata(folder: Path) -> dict[str, dict[str, str]] | None:
+    """Absolute file path -> its metadata row, from the folder's metadata file (None when it has none).
+
+    Raises:
+        CorpusError: a row without ``file_name``, two rows naming one file, or rows naming no audio file.
+    """
+    found = _metadata_rows(folder)
+    if found is None:
+        return None
+    source, rows = found
+    by_file: dict[str, dict[str, str]] = {}
+    lines: dict[str, int] = {}
+    for line, row in rows:
+        path = str((folder / _file_name(row)).resolve())
+        if path in by_file:
+            # Keeping either row would silently drop the other's speaker or label.
+            first = by_file[path]
+            raise CorpusError(
+                f"{display_path(source)!r}: lines {lines[path]} and {line} both name the audio file "
+                f"{display_path(path)!r} (as {_file_name(first)!r} with {_other_cells(first)} and as "
+                f"{_file_name(row)!r} with {_other_cells(row)}); expected one row per file. Keep one of the two rows.")
+        by_file[path], lines[path] = row, line
+    _check_rows_match_files(source, folder, by_file, lines)
+    return by_file
+
+
+def _check_rows_match_files(source: Path, folder: Path, by_file: dict[str, dict], lines: dict[str, int]) -> None:
+    """Refuse metadata rows whose ``file_name`` is no audio file of the folder the metadata describes.
+
+    Such a row is usually a typo or a case slip: ignoring it would leave the real file without its speaker or
+    label, and nothing would say so.
+    """
+    audio = _audio_files(folder)
+    known = {str(path.resolve()) for path in audio}
+    by_lower = {str(path.relative_to(folder)).lower(): str(path.relative_to(folder)) for path in audio}
+    unmatched = sorted((line, path) for path, line in lines.items() if path not in known)
+    if not unmatched:
+        return
+    shown = []
+    for line, path in unmatched[:_LISTED]:
+        name = _file_name(by_file[path])
+        near = by_lower.get(os.path.normpath(name).lower())
+        hint = f", did you mean {near!r}?" if near else ""
+        shown.append(f"line {line} {name!r} ({_why_unmatched(Path(path), folder)}{hint})")
+    more = f" and {len(unmatched) - _LISTED} more" if len(unmatched) > _LISTED else ""
+    raise CorpusError(
+        f"{display_path(source)!r}: {len(unmatched)} row(s) name no audio file in {display_path(folder)!r}: "
+        f"{'; '.join(shown)}{more}. Expected each file_name to be an audio file there, relative to the metadata "
+        f"file and spelt with the same case. Check the spelling and case, or remove the row(s).")
+
+
+def _why_unmatched(path: Path, folder: Path) -> str:
+    if not path.is_relative_to(folder.resolve()):
+        return "outside that folder"
+    if not path.exists():
+        return "no such file"
+    return "not an audio file ser_hf reads" if path.is_file() else "not a file"
+
+
+def _folder_labels(folder: Path, files: list[Path]) -> list[str] | None:
+    """The class-folder label of every file, or None when the split's files are not all one folder deep.
+
+    Raises:
+        CorpusError: class folders hold files, but other files lie at another depth; they would switch the
+            folder labels off for every file, and the only later sign would be a missing label column.
+    """
+    depths = [len(path.relative_to(folder).parts) for path in files]
+    if set(depths) == {2}:
+        return [path.parent.name for path in files]  # class folders, as audiofolder infers them
+    if 2 not in depths:
+        return None  # no class folders: a tree without labels (e.g. clips to predict)
+    odd = [str(path.relative_to(folder)) for path, depth in zip(files, depths) if depth != 2]
+    more = f" and {len(odd) - _LISTED} more" if len(odd) > _LISTED else ""
+    raise CorpusError(
+        f"audiofolder {display_path(folder)!r}: {len(odd)} audio file(s) are not one folder deep "
+        f"({', '.join(map(repr, odd[:_LISTED]))}{more}), while {depths.count(2)} lie in class folders. Labels come "
+        f"from the class folders only when every file lies one folder deep (e.g. 'happy/a.wav'), so these files "
+        f"switch them off for all {len(files)} files. Move them into a class folder, remove them, or give every "
+        f"file a 'label' in metadata.csv.")
 
 
 def _read_split(folder: Path, root: Path) -> datasets.Dataset:
@@ -67,8 +160,9 @@ def _read_split(folder: Path, root: Path) -> datasets.Dataset:
     metadata = _read_metadata(folder) or _read_metadata(root) or {}
     columns: dict[str, list] = {"audio": [str(path.resolve()) for path in files]}
     extra = sorted({key for row in metadata.values() for key in row if key != "file_name"})
-    if "label" not in extra and {len(p.relative_to(folder).parts) for p in files} == {2}:
-        columns["label"] = [path.parent.name for path in files]  # class folders, as audiofolder infers them
+    labels = None if "label" in extra else _folder_labels(folder, files)
+    if labels is not None:
+        columns["label"] = labels
     for key in extra:
         columns[key] = [None if (value := metadata.get(audio, {}).get(key)) in (None, "") else str(value)
                         for audio in columns["audio"]]
@@ -79,7 +173,8 @@ def read_audiofolder(root: Path) -> dict[str, datasets.Dataset]:
     """Split name -> a dataset of ``audio`` (absolute paths), ``label`` and the metadata columns.
 
     Raises:
-        CorpusError: a metadata file without ``file_name``, or a split folder without audio files.
+        CorpusError: a metadata file without ``file_name``, two rows for one file, rows naming no audio file, a
+            split folder without audio files, or files outside the class folders that switch folder labels off.
     """
     found = {SPLIT_FOLDERS[d.name.lower()]: d for d in sorted(root.iterdir())
              if d.is_dir() and d.name.lower() in SPLIT_FOLDERS}

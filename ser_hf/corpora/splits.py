@@ -126,7 +126,16 @@ def _grouped_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: i
     scikit-learn succeeds, its folds are returned unchanged (so published fold assignments do not move).
     """
     n_groups = len(set(groups))
-    if n_folds < 2 or n_folds > n_groups:
+    if n_folds < 2:
+        # Too few folds is never fixed by "fewer"; one fold would test on every speaker and train on none.
+        raise SplitError(
+            f"{setting}={n_folds}: the number of speaker-grouped folds must be an integer >= 2 (each fold tests "
+            f"speakers the others train on), got {n_folds}. Choose 2 to {n_groups} folds."
+            if n_groups >= 2 else
+            f"{setting}={n_folds}: the number of speaker-grouped folds must be an integer >= 2, got {n_folds}, and "
+            f"the data has {n_groups} speaker(s); use data with at least 2 speakers."
+        )
+    if n_folds > n_groups:
         raise SplitError(
             f"{setting}={n_folds}: Cannot make {n_folds} speaker-grouped folds from {n_groups} speakers; "
             f"expected 2 <= folds <= {n_groups}. Choose fewer folds, or use data with more speakers."
@@ -313,12 +322,22 @@ def speaker_folds(
 
 
 def leave_one_speaker_out(dataset: datasets.Dataset) -> list[Fold]:
-    """One fold per speaker, tested on that speaker alone."""
+    """One fold per speaker, tested on that speaker alone.
+
+    Raises:
+        SplitError: fewer than 2 speakers (a fold would have no training speakers), or a clip without one.
+    """
     groups = speakers_of(dataset)
+    speakers = sorted(set(groups))
+    if len(speakers) < 2:
+        raise SplitError(
+            f"Leave-one-speaker-out needs at least 2 speakers (each fold trains on the others), but the data has "
+            f"{len(speakers)} ({speakers}). Use data with more speakers, or fill the speaker ids if they are wrong."
+        )
     rows = np.arange(len(dataset))
     folds = [
         _checked(dataset, Fold(f"speaker_{speaker}", rows[groups != speaker], rows[groups == speaker]))
-        for speaker in sorted(set(groups))
+        for speaker in speakers
     ]
     _note_missing_classes(dataset, folds)
     return folds

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import os
 import re
@@ -47,8 +48,8 @@ from ser_hf.evaluation.robustness import PerturbationSettings, score_under_pertu
 from ser_hf.ranges import Range, check_value
 
 __all__ = [
-    "LabelMapping", "evaluate_checkpoint", "evaluate_model", "format_notes", "map_labels", "notes_markdown",
-    "parse_label_map", "select_split", "write_evaluation",
+    "LabelMapping", "as_label_map", "evaluate_checkpoint", "evaluate_model", "format_notes", "loader_label_map",
+    "map_labels", "notes_markdown", "parse_label_map", "select_split", "write_evaluation",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,56 @@ def parse_label_map(text: str | None) -> dict[str, str]:
             raise EvaluationError(f"--label-map maps {source!r} twice ({mapping[source]!r} and {target!r}); keep one.")
         mapping[source] = target
     return mapping
+
+
+def as_label_map(label_map: Mapping[str, str] | str | None) -> dict[str, str]:
+    """A ``label_map`` argument as a dict: a mapping as given, ``"calm=neutral,..."`` text parsed, None as ``{}``.
+
+    Raises:
+        EvaluationError: a value of another type (a list of pairs...), or text :func:`parse_label_map` refuses.
+    """
+    if label_map is None:
+        return {}
+    if isinstance(label_map, str):
+        return parse_label_map(label_map)
+    if not isinstance(label_map, Mapping):
+        raise EvaluationError(
+            f"label_map must be a mapping {{corpus label: model class}} or 'from=to,...' text, got "
+            f"{type(label_map).__name__} ({label_map!r}). Pass e.g. {{'calm': 'neutral'}} or 'calm=neutral' "
+            f"(from the command line: --label-map calm=neutral).")
+    return dict(label_map)
+
+
+def loader_label_map(label_map: Mapping[str, str], corpus: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """Split a ``--label-map`` into the entries the corpus loader applies and those that meet the model's classes.
+
+    A ``folder`` or ``manifest`` corpus carries the user's own labels (folder names, manifest cells); one that
+    is no known emotion spelling (``glee``, ``0``) fails to load unless the loader maps it, as its error says.
+    Such keys go to the loader; keys that spell an emotion keep their meaning, corpus label -> model class
+    (``calm=neutral``). Built-in corpora and ``datasets`` sources are left to the caller: everything stays with
+    the model.
+
+    Args:
+        label_map: The parsed map.
+        corpus: The corpus name given to :func:`~ser_hf.corpora.load_corpus` (or a ``DatasetSource``).
+
+    Returns:
+        ``(for the loader, for the model)``.
+
+    Example:
+        ```python
+        >>> loader_label_map({"glee": "happy", "calm": "neutral"}, "manifest")
+        ({'glee': 'happy'}, {'calm': 'neutral'})
+        ```
+    """
+    from ser_hf.corpora import CORPORA
+
+    maps_raw_labels = isinstance(corpus, str) and corpus in CORPORA and (
+        "label_map" in inspect.signature(CORPORA[corpus].list_clips).parameters)  # as load_corpus decides
+    if not maps_raw_labels:
+        return {}, dict(label_map)
+    raw = {source: target for source, target in label_map.items() if _canonical(source) is None}
+    return raw, {source: target for source, target in label_map.items() if source not in raw}
 
 
 def _canonical(name: str) -> str | None:
@@ -147,21 +198,22 @@ def _check_label_map(label_map: Mapping[str, str], corpus_labels: Sequence[str],
 
 
 def map_labels(
-    corpus_labels: Sequence[str], model_labels: Sequence[str], label_map: Mapping[str, str] | None = None
+    corpus_labels: Sequence[str], model_labels: Sequence[str], label_map: Mapping[str, str] | str | None = None
 ) -> LabelMapping:
     """Match corpus labels to model classes: same canonical emotion, or as ``label_map`` says.
 
     Args:
         corpus_labels: The corpus's label names.
         model_labels: The model's class names (canonical ser_hf names, or spellings such as ``"ang"``).
-        label_map: Corpus label -> model class, overriding the match by name (``{"calm": "neutral"}``).
+        label_map: Corpus label -> model class, overriding the match by name: a mapping (``{"calm": "neutral"}``)
+            or ``--label-map`` text (``"calm=neutral"``).
 
     Returns:
         A :class:`LabelMapping`.
 
     Raises:
-        EvaluationError: a ``label_map`` key that is not a corpus label or value that is not a model
-            class, or no corpus label with any counterpart among the model's classes.
+        EvaluationError: a ``label_map`` that is neither a mapping nor text, a key that is not a corpus label or
+            value that is not a model class, or no corpus label with any counterpart among the model's classes.
 
     Example:
         ```python
@@ -171,7 +223,7 @@ def map_labels(
         ```
     """
     corpus_labels, model_labels = [str(x) for x in corpus_labels], [str(x) for x in model_labels]
-    explicit = _check_label_map(label_map or {}, corpus_labels, model_labels)
+    explicit = _check_label_map(as_label_map(label_map), corpus_labels, model_labels)
     mapping, unmapped = {}, []
     for label in corpus_labels:
         target = _find_model_label(explicit.get(label, label), model_labels)
@@ -267,7 +319,7 @@ def evaluate_model(
     model: Any,
     dataset: datasets.Dataset,
     *,
-    label_map: Mapping[str, str] | None = None,
+    label_map: Mapping[str, str] | str | None = None,
     feature_extractor: Any = None,
     preprocessor: Any = None,
     batch_size: int = 8,
@@ -283,7 +335,7 @@ def evaluate_model(
     Args:
         model: A checkpoint directory or a loaded ``AutoModelForAudioClassification``.
         dataset: A ser_hf corpus (``audio`` paths, ``label`` ``ClassLabel``, ``speaker``).
-        label_map: Corpus label -> model class (see :func:`map_labels`).
+        label_map: Corpus label -> model class, a mapping or ``"calm=neutral,..."`` text (see :func:`map_labels`).
         feature_extractor: With a model object: its feature extractor.
         preprocessor: Audio cleaning before the extractor (an :class:`~ser_hf.audio.AudioPreprocessor`).
         batch_size: Clips per forward pass.
@@ -443,7 +495,10 @@ def evaluate_checkpoint(
         data_dir: The corpus folder.
         emotions: Keep only these corpus emotions (``"4class"``, a list...).
         split: ``"all"``, ``"test"`` or ``"fold:N"`` (see :func:`select_split`).
-        label_map: Corpus label -> model class, as a dict or ``"calm=neutral,..."`` text.
+        label_map: Corpus label -> model class, as a dict or ``"calm=neutral,..."`` text. For a ``folder`` or
+            ``manifest`` corpus, entries whose key is no emotion spelling (a raw label such as ``glee`` or ``0``)
+            are applied by the loader instead, mapping that raw label onto an emotion (see
+            :func:`loader_label_map`).
         seed: Seed of ``test`` / ``fold:N``.
         test_size: Share of clips (whole speakers) in ``test``.
         num_folds: Folds for ``fold:N`` on corpora without their own protocol.
@@ -454,8 +509,11 @@ def evaluate_checkpoint(
     Returns:
         The :class:`EvaluationReport` (metadata: ``split_description``, ``warnings``, label mapping...).
     """
-    if isinstance(label_map, str):
-        label_map = parse_label_map(label_map)
+    label_map = as_label_map(label_map)
+    raw_map, label_map = loader_label_map(label_map, corpus)
+    if raw_map:  # e.g. a manifest's 'glee': only the loader can map it, as its "Unknown emotion label" error says
+        corpus_options = {**dict(corpus_options or {}),
+                          "label_map": {**dict((corpus_options or {}).get("label_map") or {}), **raw_map}}
     if out_dir is not None:  # before any work: never into the checkpoint itself nor over a folder of the user's
         local = Path(str(model_dir)).expanduser()
         local = local.parent if local.is_file() else local  # an export's model.onnx: its folder is the checkpoint

@@ -118,7 +118,7 @@ def test_manifest_as_file_and_bad_manifest(tmp_path):
 
 def test_manifest_jsonl(tmp_path):
     write_tone(tmp_path / "a.wav")
-    write_tone(tmp_path / "b.wav")
+    write_tone(tmp_path / "b.wav", frequency=330.0)  # another recording: a byte copy with another label is refused
     (tmp_path / "manifest.jsonl").write_text('{"path": "a.wav", "label": "anger"}\n{"path": "b.wav", "label": "sad"}\n')
     ds = load_corpus("manifest", tmp_path)
     assert ds.features["label"].names == ["sad", "angry"] and ds["speaker"] == [None, None]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import codecs
 import logging
+import math
 import os
+import re
 import stat
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +28,7 @@ from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, check_clip_durati
 from ser_hf.emotions import EMOTIONS, canonical_emotion, resolve_emotions, sort_emotions
 from ser_hf.errors import CorpusError, SERError
 from ser_hf.names import speaker_text
-from ser_hf.paths import display_path, is_utf8, printable
+from ser_hf.paths import display_path, is_utf8, printable, walk_files
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ class Clip:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     #: The label as the data spells it (a folder name, a manifest cell), when a label_map may apply to it.
     raw_label: str | None = None
+    #: Where the clip is listed, for messages (``"m.csv line 5"``), when its path alone does not say it.
+    where: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,8 +147,20 @@ def check_directory(data_dir: str | Path, corpus: str) -> Path:
 
 
 def iter_audio_files(root: Path) -> Iterator[Path]:
-    """All audio files under ``root`` (any extension libsndfile reads), sorted for reproducibility."""
-    return iter(sorted(path for path in root.rglob("*") if is_audio_path(path) and not path.name.startswith(".")))
+    """All audio files under ``root`` (any extension libsndfile reads; hidden files such as macOS's ``._x.wav`` left
+    out), sorted for reproducibility.
+
+    The walk is :func:`ser_hf.paths.walk_files`: a symlinked sub-folder is entered (``Path.rglob`` skips it, so its
+    clips went missing without a word), each real folder once, so a link loop still ends. A folder that cannot be
+    listed is named in a warning: its clips are missing.
+    """
+    unlisted: list[tuple[str, OSError]] = []
+    found = sorted(Path(path) for path in walk_files(root, unlisted=unlisted)
+                   if is_audio_path(path) and not os.path.basename(path).startswith("."))
+    for folder, error in unlisted:
+        logger.warning("cannot list the folder %s (%s): the clips in it are not loaded. Make it readable, or move "
+                       "it out of %s.", display_path(folder), error.strerror or error, display_path(root))
+    return iter(found)
 
 
 def clips_from_file_names(
@@ -168,23 +184,50 @@ def clips_from_file_names(
         )
 
 
-def normalize_gender(raw: str | None) -> str | None:
-    """``'M'``/``'male'`` -> ``'male'``, ``'F'``/``'female'`` -> ``'female'``, empty -> ``None``."""
-    if raw is None or not str(raw).strip():
+#: Cells that spell "no value" (pandas, R and spreadsheets write them for a missing cell), in any case: they are
+#: read like a blank cell, so a missing speaker can never become one pseudo-speaker named ``NA``.
+MISSING_MARKERS = frozenset({"na", "n/a", "nan", "none", "null"})
+
+
+def is_missing(raw: Any) -> bool:
+    """Whether a cell holds no value: ``None``, a float NaN, blank text, or one of :data:`MISSING_MARKERS`."""
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+        return True
+    return isinstance(raw, str) and (not raw.strip() or raw.strip().casefold() in MISSING_MARKERS)
+
+
+def normalize_gender(raw: Any) -> str | None:
+    """``'M'``/``'male'`` -> ``'male'``, ``'F'``/``'female'`` -> ``'female'``, a missing cell (:func:`is_missing`)
+    -> ``None``; any other value is returned stripped, as written, and :func:`scan_corpus` turns it into ``None``
+    with one warning for the whole corpus: gender is optional metadata, and must never cost a clip."""
+    if is_missing(raw):
         return None
     key = str(raw).strip().lower()
     if key in ("m", "male", "man"):
         return "male"
     if key in ("f", "female", "woman"):
         return "female"
-    raise CorpusError(f"Unknown gender {raw!r}; expected 'male'/'female' (or 'M'/'F'), or leave it empty.")
+    return str(raw).strip()
 
 
 def normalize_speaker(raw: Any) -> str | None:
     """A speaker id as text in the one form of :func:`~ser_hf.names.speaker_text` (NFC, no invisible characters or
     surrounding whitespace: ``'A '`` is ``'A'``, and ``José`` typed two ways is one speaker, who can never be split
-    across train and test); empty or blank -> ``None``."""
-    return None if raw is None else (speaker_text(str(raw)) or None)
+    across train and test); a missing cell (:func:`is_missing`: blank, ``NA``, ``null``, a NaN) -> ``None``, which the
+    splits refuse as a clip of unknown speaker; a whole float (a JSON ``1.0``) -> ``'1'``.
+
+    Raises:
+        CorpusError: the id is a bool, a list or another value that is neither text nor a number.
+    """
+    if is_missing(raw):
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise CorpusError(f"the speaker is a {type(raw).__name__} ({printable(repr(raw))[:80]}); expected a speaker id "
+                          f"as text or a number (e.g. \"spk01\"), or nothing when unknown. Fix the speaker value.")
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)  # JSON writers turn integer ids into 1.0 (pandas does when a column has a NaN)
+    text = speaker_text(str(raw))
+    return None if is_missing(text) else text
 
 
 def file_identity(path: str | os.PathLike) -> tuple[int, int] | str:
@@ -250,37 +293,71 @@ def scan_corpus(
         scan.clips.append(clip)
         scan.durations.append(duration)
     _drop_relisted_files(scan)
+    _drop_unknown_genders(scan)
+    _warn_similar_speakers(scan)
     return scan
 
 
 def _drop_relisted_files(scan: CorpusScan) -> None:
-    """Make a problem of every clip whose file (:func:`file_identity`: symlinks and hard links resolved) or whose
-    bytes (:func:`_content_keys`: a copy) an earlier clip already lists under another speaker: one recording under
-    two speakers would leak across a speaker-independent split."""
+    """Make a problem of every clip whose file another clip already lists, by any spelling (:func:`file_identity`:
+    ``./`` and ``x/../`` spellings, symlinks, hard links, a linked emotion folder), whatever the speakers and labels:
+    the recording would be counted twice, or trained with two labels, or trained and tested on under two speakers.
+    The listing reached without a link is kept (else the first), so the link is the one named. Also of every
+    byte-identical copy (:func:`_content_keys`: another inode) of an earlier clip under another speaker or another
+    label; copies under one speaker and label are left alone."""
+    identities = [file_identity(clip.path) for clip in scan.clips]
+    keepers: dict[Any, int] = {}
+    for index, (clip, key) in enumerate(zip(scan.clips, identities)):
+        if key not in keepers or (_through_link(scan.clips[keepers[key]]) and not _through_link(clip)):
+            keepers[key] = index
     contents = _content_keys(scan.clips)
-    first: dict[Any, Clip] = {}
+    copies: dict[Any, Clip] = {}
     kept = []
-    for clip, duration in zip(scan.clips, scan.durations):
-        earlier = first.setdefault(file_identity(clip.path), clip)
-        copied = first.setdefault(contents[clip.path], clip) if clip.path in contents else clip
-        if earlier is not clip and earlier.path != clip.path and earlier.speaker != clip.speaker:
-            scan.problems.append(Problem(clip.path, (
-                f"the same audio file as {display_path(earlier.path)} (speaker {earlier.speaker}), listed again under "
-                f"speaker {clip.speaker}; one recording under two speakers would be trained and tested on. Keep one.")))
+    for index, (clip, duration, key) in enumerate(zip(scan.clips, scan.durations, identities)):
+        if keepers[key] != index:
+            pair = sorted((keepers[key], index))
+            scan.problems.append(Problem(clip.path, _relisted(scan.clips[keepers[key]], clip, "the same audio file as",
+                                                              "listed again", [scan.clips[i] for i in pair])))
             continue
-        if copied is not clip and copied.speaker != clip.speaker:
-            scan.problems.append(Problem(clip.path, (
-                f"a byte-identical copy of {display_path(copied.path)} (speaker {copied.speaker}), listed under "
-                f"speaker {clip.speaker}; one recording under two speakers would be trained and tested on. Keep one.")))
+        copied = copies.setdefault(contents[clip.path], clip) if clip.path in contents else clip
+        if copied is not clip and (copied.speaker != clip.speaker or copied.emotion != clip.emotion):
+            scan.problems.append(Problem(clip.path, _relisted(copied, clip, "a byte-identical copy of", "listed",
+                                                              [copied, clip])))
             continue
         kept.append((clip, duration))
     scan.clips, scan.durations = [c for c, _ in kept], [d for _, d in kept]
 
 
+def _through_link(clip: Clip) -> bool:
+    """Whether the clip's path reaches its file through a symbolic link (the file or a folder above it)."""
+    return os.path.realpath(clip.path) != os.path.abspath(clip.path)
+
+
+def _relisted(kept: Clip, clip: Clip, relation: str, listed: str, in_order: list[Clip]) -> str:
+    """Why ``clip`` cannot be loaded beside ``kept`` (the same recording): both listings (``in_order``, as listed),
+    with their labels, what would go wrong and the fix."""
+    if clip.speaker != kept.speaker:
+        harm = "one recording under two speakers would be trained and tested on"
+    elif clip.emotion != kept.emotion:
+        harm = "one recording with two labels would be trained on with both"
+    else:
+        harm = "it would be counted twice in training and scores"
+    return (f"{relation} {display_path(kept.path)} (speaker {kept.speaker}), {listed} under speaker "
+            f"{clip.speaker}; first {_listing(in_order[0])}, then {_listing(in_order[1])}: {harm}. Keep one.")
+
+
+def _listing(clip: Clip) -> str:
+    """How a clip is listed, for messages: where (a manifest line, a linked emotion folder, else its path) and its
+    label as written."""
+    label = clip.raw_label if clip.raw_label is not None else clip.emotion
+    return f"{printable(clip.where) if clip.where else display_path(clip.path)} as {printable(label)!r}"
+
+
 def _content_keys(clips: Sequence[Clip]) -> dict[str, tuple[str, str]]:
-    """``{path: ("sha256", digest)}`` for the clips whose bytes may copy another speaker's: regular files whose size
-    another speaker's file shares. Sizes are compared first, so a corpus is read only where a copy is possible
-    (clips of one fixed length in WAV all are: each is then hashed once, remembered by ``file_sha256``)."""
+    """``{path: ("sha256", digest)}`` for the clips whose bytes may copy a clip of another speaker or label: regular
+    files whose size such a clip's file shares. Sizes are compared first, so a corpus is read only where a copy
+    could matter (clips of one fixed length in WAV all are: each is then hashed once, remembered by
+    ``file_sha256``)."""
     by_size: dict[int, list[Clip]] = {}
     for clip in clips:
         try:
@@ -291,13 +368,49 @@ def _content_keys(clips: Sequence[Clip]) -> dict[str, tuple[str, str]]:
             by_size.setdefault(info.st_size, []).append(clip)
     keys = {}
     for group in by_size.values():
-        if len({clip.speaker for clip in group}) > 1:
+        if len({(clip.speaker, clip.emotion) for clip in group}) > 1:
             for clip in group:
                 try:
                     keys[clip.path] = ("sha256", file_sha256(clip.path))
                 except OSError:
                     continue
     return keys
+
+
+def _drop_unknown_genders(scan: CorpusScan) -> None:
+    """Set every gender :func:`normalize_gender` did not recognise (``unknown``, ``nonbinary``, ``w``) to ``None``,
+    with one warning naming the values and how many clips had each: gender is optional metadata, never a reason to
+    refuse or drop a clip."""
+    unknown = Counter(clip.gender for clip in scan.clips if clip.gender not in (None, "male", "female"))
+    if not unknown:
+        return
+    scan.clips = [replace(clip, gender=None) if clip.gender in unknown else clip for clip in scan.clips]
+    logger.warning("gender values %s (clips: %s) in the %s corpus in %s are neither male nor female (M/F); those "
+                   "clips load with no gender. Write male/female, or leave the cell empty, if that is not what you "
+                   "meant.", sorted(printable(g) for g in unknown), dict(unknown.most_common()), scan.corpus,
+                   display_path(scan.root))
+
+
+def _speaker_key(speaker: str) -> str:
+    """What two spellings of one id likely share: any case, no leading zeros in its numbers (``Spk01`` is ``spk1``)."""
+    return re.sub(r"\d+", lambda number: str(int(number.group())), speaker.casefold())
+
+
+def _warn_similar_speakers(scan: CorpusScan) -> None:
+    """Warn, listing them, about speaker ids that differ only by case or leading zeros (``Alice``/``alice``,
+    ``1``/``01``): they count as different speakers, so if they are one person a speaker-independent split may put
+    them on both sides. They are never merged: ser_hf cannot know."""
+    groups: dict[str, set[str]] = {}
+    for speaker in {clip.speaker for clip in scan.clips if clip.speaker is not None}:
+        groups.setdefault(_speaker_key(speaker), set()).add(speaker)
+    similar = sorted(sorted(group) for group in groups.values() if len(group) > 1)
+    if similar:
+        shown = "; ".join(", ".join(repr(printable(s)) for s in group) for group in similar[:_MAX_LISTED])
+        more = f" and {len(similar) - _MAX_LISTED} more group(s)" if len(similar) > _MAX_LISTED else ""
+        logger.warning("speaker ids in the %s corpus in %s differ only by case or leading zeros: %s%s. They count as "
+                       "different speakers; if each group is one person, write their id one way in the speaker "
+                       "column (or file names), or a speaker-independent split may train and test on them.",
+                       scan.corpus, display_path(scan.root), shown, more)
 
 
 def describe_problems(scan: CorpusScan) -> str:
@@ -332,14 +445,28 @@ def to_dataset(
     emotions: str | Sequence[str] | None = None,
     label_map: Mapping[str, str] | None = None,
 ) -> datasets.Dataset:
-    """Apply label merges and the emotion subset, then build the uniform ``datasets.Dataset``."""
+    """Apply label merges and the emotion subset, then build the uniform ``datasets.Dataset``.
+
+    ``label_map`` is applied once per clip: a clip that carries its raw label (folder, manifest, HF dataset) was
+    mapped by its corpus module, as written; only a clip without one (a built-in corpus, whose
+    ``default_label_map`` merges emotions, e.g. IEMOCAP's excited into happy) gets the emotion-level merges of
+    :func:`emotion_merges`. Applying both relabelled every ``happy`` clip for ``{"joy": "excited"}`` and undid a swap.
+
+    Raises:
+        CorpusError: no clip is left, or the corpus declares a metadata column named like one of :data:`BASE_COLUMNS`.
+    """
     metadata_features = corpus.features_for(Path(scan.root))
-    merges = emotion_merges(label_map)
+    reserved = [name for name in metadata_features if name in BASE_COLUMNS]
+    if reserved:  # each clip would add two values to that column: Arrow fails on unequal column lengths
+        raise CorpusError(f"Corpus {corpus.name!r} declares metadata column(s) {reserved}, which are names of the "
+                          f"columns ser_hf sets itself {list(BASE_COLUMNS)}; rename them in the corpus's features and "
+                          f"clip metadata.")
+    merges = emotion_merges(label_map) if any(clip.raw_label is None for clip in scan.clips) else {}
     subset = resolve_emotions(emotions)
     rows: dict[str, list] = {name: [] for name in (*BASE_COLUMNS, *metadata_features)}
     kept = []
     for clip, duration in zip(scan.clips, scan.durations):
-        emotion = merges.get(clip.emotion, clip.emotion)
+        emotion = clip.emotion if clip.raw_label is not None else merges.get(clip.emotion, clip.emotion)
         if subset is not None and emotion not in subset:
             scan.excluded[emotion] += 1
             continue
@@ -404,17 +531,18 @@ def validate_dataset(dataset: datasets.Dataset, source: str = "the dataset") -> 
 
 
 def _check_no_duplicate_files(paths: Sequence[Any], speakers: Sequence[Any], source: str) -> None:
-    """Refuse a file listed twice with the same spelling, or under two speakers with any spelling ('./a.wav',
-    a symlink or a hard link to it): one recording under two speakers would be trained and tested on in a
-    speaker-independent split. Files are compared by :func:`file_identity`, whichever reader listed them; the
-    splits also check that no file is in two parts (:func:`ser_hf.splits.check_speaker_disjoint`).
+    """Refuse a file listed twice by any spelling ('./a.wav', a symlink or a hard link to it), whatever the speakers:
+    under one speaker it would be counted twice (with two labels, trained on with both), under two it would be
+    trained and tested on in a speaker-independent split. Files are compared by :func:`file_identity`, whichever
+    reader listed them; the splits also check that no file is in two parts
+    (:func:`ser_hf.splits.check_speaker_disjoint`).
     """
     groups: dict[Any, list[tuple[str, Any]]] = {}
     for path, speaker in zip(paths, speakers):
         key = file_identity(path) if isinstance(path, (str, os.PathLike)) else repr(path)
         groups.setdefault(key, []).append((str(path), speaker))
     dupes = {key if isinstance(key, str) else os.path.realpath(rows[0][0]): rows for key, rows in groups.items()
-             if len({p for p, _ in rows}) < len(rows) or len({s for _, s in rows}) > 1}
+             if len(rows) > 1}
     if dupes:
         shown = "; ".join(
             f"{printable(real)} as " + ", ".join(f"{printable(p)} (speaker {s})" for p, s in rows[:3])
@@ -422,8 +550,8 @@ def _check_no_duplicate_files(paths: Sequence[Any], speakers: Sequence[Any], sou
         raise CorpusError(
             f"{source}: {len(dupes)} audio file(s) listed more than once (symlinks, hard links and ./ spellings "
             f"resolved): "
-            f"{shown}. A file listed twice, or under two speakers, could be both trained and tested on; keep one row "
-            f"(one speaker) per file."
+            f"{shown}. A file listed twice would be counted twice, or, under two speakers, both trained and tested "
+            f"on; keep one row per file."
         )
 
 
@@ -450,7 +578,12 @@ def read_utf8(path: Path, what: str) -> str:
 def check_label_map(label_map: Mapping[str, str] | None, setting: str = "label_map") -> None:
     """Refuse a label map with an empty side, a target that is not an emotion (:data:`ser_hf.emotions.EMOTIONS`), or
     two keys that match the same raw labels (:func:`label_key`: ``'Joyful'`` and ``'joyful'``) with different
-    targets (the last would silently win)."""
+    targets (the last would silently win), or a value that is no mapping at all (``"glee=happy"``: text belongs to
+    the command line, which parses it)."""
+    if label_map is not None and not isinstance(label_map, Mapping):
+        raise CorpusError(f"{setting} must be a mapping {{raw label: emotion}}, e.g. {{'glee': 'happy'}}, got "
+                          f"{type(label_map).__name__} {printable(repr(label_map))[:80]}; from the command line use "
+                          f"--label_map glee=happy (ser-hf train, cv; --label-map in ser-hf data and evaluate).")
     seen: dict[str, tuple[Any, str]] = {}
     for source, target in (label_map or {}).items():
         key = label_key(source)
@@ -523,9 +656,12 @@ def emotion_merges(label_map: Mapping[str, str] | None) -> dict[str, str]:
 
 def _warn_unmatched_label_map(scan: CorpusScan, corpus: Corpus, label_map: Mapping[str, str]) -> None:
     """Warn, naming them, about label_map entries that change nothing: keys that are neither a raw label of the
-    corpus (:func:`label_key`) nor a spelling of an emotion it has (:func:`emotion_merges`)."""
+    corpus (:func:`label_key`) nor a spelling of an emotion its clips without a raw label have
+    (:func:`emotion_merges` apply to those only, see :func:`to_dataset`)."""
     raw = {label_key(c.raw_label) for c in scan.clips if c.raw_label is not None}
-    emotions = {c.emotion for c in scan.clips} | {e for e in scan.excluded if e in EMOTIONS}
+    emotions = {c.emotion for c in scan.clips if c.raw_label is None}
+    if emotions or not raw:
+        emotions |= {e for e in scan.excluded if e in EMOTIONS}
     unmatched = [key for key in label_map if label_key(key) not in raw and _key_emotion(key) not in emotions]
     if unmatched:
         labels = sorted(raw | {e for e in emotions if e in EMOTIONS})

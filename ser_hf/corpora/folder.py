@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ser_hf.corpora.base import Clip, Corpus, Problem, iter_audio_files, map_raw
 from ser_hf.emotions import canonical_emotion
 from ser_hf.errors import CorpusError
 from ser_hf.names import UserPattern
+from ser_hf.paths import display_path
 
 
 def raw_label_to_emotion(raw: str, label_map: Mapping[str, str] | None) -> str:
@@ -53,8 +55,19 @@ def _speaker(path: Path, pattern: UserPattern | None) -> str | None:
     speaker = normalize_speaker(match.group("speaker" if "speaker" in pattern.groupindex else 1))
     if speaker is None:
         raise CorpusError(f"speaker_pattern {pattern.pattern!r} matches file name {path.stem!r}, but its speaker group "
-                          f"is empty there; make the group match the speaker id (e.g. (spk\\d+), not (spk\\d*)?).")
+                          f"is empty there, or a missing-value marker such as NA; make the group match the speaker id "
+                          f"(e.g. (spk\\d+), not (spk\\d*)?).")
     return speaker
+
+
+def _linked_folder(folder: Path) -> str | None:
+    """``"(through the emotion folder 'angry', a symbolic link to '/data/happy')"`` for a linked emotion folder, to
+    name it where its clips are refused as listed twice (a link to another emotion folder); ``None`` for a real
+    folder."""
+    if not folder.is_symlink():
+        return None
+    return (f"(through the emotion folder {display_path(folder.name)!r}, a symbolic link to "
+            f"{display_path(os.path.realpath(folder))!r})")
 
 
 def list_clips(
@@ -69,9 +82,11 @@ def list_clips(
             emotion = raw_label_to_emotion(folder.name, label_map)
         except CorpusError as err:
             raise CorpusError(f"Folder {str(folder)!r}: {err}") from err
+        where = _linked_folder(folder)
         for path in iter_audio_files(folder):
             try:
-                yield Clip(path=str(path), emotion=emotion, speaker=_speaker(path, pattern), raw_label=folder.name)
+                yield Clip(path=str(path), emotion=emotion, speaker=_speaker(path, pattern), raw_label=folder.name,
+                           where=where and f"{display_path(path)} {where}")
             except CorpusError as err:
                 if pattern is not None and pattern.too_slow:
                     raise  # the pattern is at fault, not the file: every other file would take as long

@@ -1,0 +1,346 @@
+"""Folder and manifest corpora given mistaken or hostile input: columns named like ser_hf's own, label maps,
+one recording listed twice, missing-value markers, odd genders, linked sub-folders, speaker ids typed two ways,
+and manifests written with another separator, spelling or path form.
+
+Every clip is a distinct tone (its own seed), so only the copies a test makes are byte-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ser_hf.corpora import load_corpus, validate_dataset
+from ser_hf.errors import CorpusError, SplitError
+from ser_hf.testing.corpora import write_tone
+
+BASE_LOGGER = "ser_hf.corpora.base"
+MANIFEST_LOGGER = "ser_hf.corpora.manifest"
+
+
+def _tones(folder: Path, rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """Write one distinct tone per row's file (relative to ``folder``) and return the rows."""
+    for n, (name, _, _) in enumerate(rows):
+        if not (folder / name).exists():
+            write_tone(folder / name, frequency=150.0 + 11.0 * n, seed=n)
+    return rows
+
+
+def _csv(path: Path, rows: list[tuple[str, str, str]], header: str = "path,label,speaker") -> Path:
+    path.write_text(header + "\n" + "".join(",".join(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def _labels(ds) -> dict[str, str]:
+    """File name -> loaded label."""
+    return {Path(path).name: ds.features["label"].int2str(label) for path, label in zip(ds["audio"], ds["label"])}
+
+
+# --- 1. columns named like ser_hf's own ----------------------------------------------------------------
+
+@pytest.mark.parametrize("column", ["duration", "corpus", "audio", " Duration"])
+def test_a_manifest_column_named_like_a_column_ser_hf_sets_is_left_out_with_a_warning(tmp_path, caplog, column):
+    rows = _tones(tmp_path, [(f"s{n}_{label}.wav", label, f"s{n}") for n in range(2) for label in ("happy", "sad")])
+    manifest = _csv(tmp_path / "m.csv", [(*row, "0.3", "0.3") for row in rows],
+                    header=f"path,label,speaker,{column},mic")
+    with caplog.at_level(logging.WARNING, logger=MANIFEST_LOGGER):
+        ds = load_corpus("manifest", manifest)
+    name = column.strip().lower()
+    assert len(ds) == 4 and ds["corpus"] == ["manifest"] * 4 and ds["mic"] == ["0.3"] * 4
+    assert all(0.2 < d < 0.3 for d in ds["duration"]) and ds["audio"][0].endswith("s0_happy.wav")
+    assert sorted(ds.column_names) == ["audio", "corpus", "duration", "gender", "label", "mic", "speaker", "split"]
+    assert f"manifest {manifest}: column(s) ['{name}'] are not kept: ser_hf sets them itself" in caplog.text
+    assert "duration: read from the audio" in caplog.text
+
+
+def test_a_jsonl_manifest_key_named_duration_is_left_out(tmp_path, caplog):
+    rows = _tones(tmp_path, [("a.wav", "happy", "s0"), ("b.wav", "sad", "s1")])
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"path": p, "label": lab, "speaker": s, "duration": 9.5}) + "\n"
+                                for p, lab, s in rows))
+    with caplog.at_level(logging.WARNING, logger=MANIFEST_LOGGER):
+        ds = load_corpus("manifest", manifest)
+    assert len(ds) == 2 and max(ds["duration"]) < 1 and "['duration'] are not kept" in caplog.text
+
+
+def test_a_corpus_module_declaring_a_base_column_as_metadata_is_refused(tmp_path):
+    import datasets
+
+    from ser_hf.corpora.base import Clip, Corpus, scan_corpus, to_dataset
+
+    write_tone(tmp_path / "a.wav")
+    corpus = Corpus(name="mine", list_clips=lambda root: [Clip(str(root / "a.wav"), "happy", metadata={"corpus": 1})],
+                    features={"corpus": datasets.Value("string")})
+    scan = scan_corpus(corpus, tmp_path)
+    with pytest.raises(CorpusError, match=r"Corpus 'mine' declares metadata column\(s\) \['corpus'\], which are names "
+                                          r"of the columns ser_hf sets itself"):
+        to_dataset(scan, corpus)
+
+
+# --- 2. label_map applied once, to the raw label ---------------------------------------------------------
+
+def test_label_map_applies_once_to_raw_labels_never_again_to_the_emotion_its_key_spells(tmp_path):
+    rows = _tones(tmp_path, [(f"{s}_{label}.wav", label, s) for s in "ABC" for label in ("joy", "happy", "sad")])
+    manifest = _csv(tmp_path / "m.csv", rows)
+    labels = _labels(load_corpus("manifest", manifest, label_map={"joy": "excited"}))
+    assert Counter(labels.values()) == {"excited": 3, "happy": 3, "sad": 3}
+    assert labels["A_joy.wav"] == "excited" and labels["A_happy.wav"] == "happy"
+    # A swap swaps (applied twice it cancelled out), and a chain stops after one step.
+    swapped = _labels(load_corpus("manifest", manifest, label_map={"happy": "sad", "sad": "happy"}))
+    assert swapped["A_happy.wav"] == "sad" and swapped["A_sad.wav"] == "happy" and swapped["A_joy.wav"] == "happy"
+    chained = _labels(load_corpus("manifest", manifest, label_map={"joy": "happy", "happy": "neutral"}))
+    assert chained["B_joy.wav"] == "happy" and chained["B_happy.wav"] == "neutral"
+    # Two keys spelling one emotion may map different raw labels to different emotions.
+    both = _labels(load_corpus("manifest", manifest, label_map={"joy": "excited", "happy": "calm"}))
+    assert both["C_joy.wav"] == "excited" and both["C_happy.wav"] == "calm"
+
+
+def test_folder_label_map_applies_once_and_a_key_matching_no_raw_label_is_warned_about(tmp_path, caplog):
+    for n, folder in enumerate(("joy", "happy", "sad")):
+        for s in range(2):
+            write_tone(tmp_path / "f" / folder / f"spk{s}_{n}.wav", frequency=200.0 + 30 * n + 7 * s, seed=10 * n + s)
+    labels = _labels(load_corpus("folder", tmp_path / "f", label_map={"joy": "excited"}))
+    assert labels["spk0_0.wav"] == "excited" and labels["spk0_1.wav"] == "happy"
+    rows = _tones(tmp_path, [("a.wav", "happy", "s0"), ("b.wav", "sad", "s1")])
+    with caplog.at_level(logging.WARNING, logger=BASE_LOGGER):
+        ds = load_corpus("manifest", _csv(tmp_path / "m.csv", rows), label_map={"joy": "excited"})
+    assert ds.features["label"].names == ["happy", "sad"]
+    assert "label_map entries {'joy': 'excited'} match no label of the manifest corpus" in caplog.text
+
+
+# --- 3. one recording listed twice --------------------------------------------------------------------
+
+def test_one_recording_listed_twice_by_any_spelling_under_one_speaker_is_refused_naming_both_rows(tmp_path):
+    rows = _tones(tmp_path, [("a.wav", "happy", "s0"), ("b.wav", "sad", "s1"), ("c.wav", "sad", "s2")])
+    (tmp_path / "x").mkdir()
+    manifest = _csv(tmp_path / "m.csv", [*rows, ("./x/../a.wav", "angry", "s0")])
+    with pytest.raises(CorpusError, match=r"x/\.\./a\.wav: the same audio file as .*/a\.wav \(speaker s0\), listed "
+                                          r"again under speaker s0; first m\.csv line 2 as 'happy', then m\.csv line 5 "
+                                          r"as 'angry': one recording with two labels"):
+        load_corpus("manifest", manifest)
+    with pytest.warns(UserWarning, match=r"1 file\(s\) .* could not be used"):
+        lenient = load_corpus("manifest", manifest, strict=False)
+    assert len(lenient) == 3 and _labels(lenient)["a.wav"] == "happy"
+    # The same row twice (one spelling) names both lines too, and is skipped when lenient.
+    again = _csv(tmp_path / "again.csv", [*rows, rows[0]])
+    with pytest.raises(CorpusError, match=r"first again\.csv line 2 as 'happy', then again\.csv line 5 as 'happy': "
+                                          r"it would be counted twice"):
+        load_corpus("manifest", again)
+    with pytest.warns(UserWarning, match="could not be used"):
+        assert len(load_corpus("manifest", again, strict=False)) == 3
+    # A hard link, and with no speaker column at all.
+    os.link(tmp_path / "a.wav", tmp_path / "hard.wav")
+    bare = [(p, label) for p, label, _ in rows]
+    (tmp_path / "bare.csv").write_text("path,label\n" + "".join(f"{p},{lab}\n" for p, lab in [*bare, ("hard.wav",
+                                                                                                         "happy")]))
+    with pytest.raises(CorpusError, match=r"hard\.wav: the same audio file as .*a\.wav \(speaker None\)"):
+        load_corpus("manifest", tmp_path / "bare.csv")
+
+
+def test_the_same_path_under_two_speakers_is_never_called_a_copy_of_itself(tmp_path):
+    rows = _tones(tmp_path, [("a.wav", "happy", "s0"), ("b.wav", "sad", "s1")])
+    with pytest.raises(CorpusError) as caught:
+        load_corpus("manifest", _csv(tmp_path / "m.csv", [*rows, ("a.wav", "happy", "s9")]))
+    message = str(caught.value)
+    assert "byte-identical" not in message
+    assert "the same audio file as" in message and "listed again under speaker s9" in message
+
+
+def test_a_byte_identical_copy_with_another_label_under_one_speaker_is_refused_one_with_the_same_label_loads(
+        tmp_path):
+    rows = _tones(tmp_path, [("a.wav", "happy", "s0"), ("b.wav", "sad", "s1")])
+    shutil.copyfile(tmp_path / "a.wav", tmp_path / "same.wav")
+    assert len(load_corpus("manifest", _csv(tmp_path / "ok.csv", [*rows, ("same.wav", "happy", "s0")]))) == 3
+    shutil.copyfile(tmp_path / "a.wav", tmp_path / "other.wav")
+    with pytest.raises(CorpusError, match=r"other\.wav: a byte-identical copy of .*a\.wav \(speaker s0\), listed under "
+                                          r"speaker s0; first m\.csv line 2 as 'happy', then m\.csv line 4 as 'sad'"):
+        load_corpus("manifest", _csv(tmp_path / "m.csv", [*rows, ("other.wav", "sad", "s0")]))
+
+
+def test_an_emotion_folder_that_links_to_another_is_named_and_its_clips_are_not_loaded_twice(tmp_path):
+    root = tmp_path / "f"
+    for n in range(3):
+        for e, label in enumerate(("happy", "sad")):
+            write_tone(root / label / f"spk{n}_{label}.wav", frequency=150.0 + 40 * n + 200 * e, seed=2 * n + e)
+    os.symlink(root / "happy", root / "angry")  # sorts first, but the real folder's clips are kept
+    with pytest.raises(CorpusError, match=r"(?s)3 file\(s\).*angry/spk0_happy\.wav: the same audio file as "
+                                          r".*happy/spk0_happy\.wav \(speaker spk0\).* \(through the emotion folder "
+                                          r"'angry', a symbolic link to '.*/f/happy'\) as 'angry'"):
+        load_corpus("folder", root, speaker_pattern=r"^(spk\d+)_")
+    with pytest.warns(UserWarning, match="could not be used"):
+        lenient = load_corpus("folder", root, speaker_pattern=r"^(spk\d+)_", strict=False)
+    assert Counter(_labels(lenient).values()) == {"happy": 3, "sad": 3}
+    assert not any("/angry/" in path for path in lenient["audio"])
+
+
+def test_of_a_file_and_a_link_to_it_the_link_is_refused_wherever_it_sorts(tmp_path):
+    root = tmp_path / "f"
+    write_tone(root / "happy" / "z_real.wav", seed=1)
+    write_tone(root / "sad" / "b.wav", frequency=400.0, seed=2)
+    os.symlink("z_real.wav", root / "happy" / "a_link.wav")
+    with pytest.raises(CorpusError, match=r"a_link\.wav: the same audio file as .*z_real\.wav \(speaker None\), listed "
+                                          r"again under speaker None; first .*a_link\.wav as 'happy', then "
+                                          r".*z_real\.wav as 'happy': it would be counted twice"):
+        load_corpus("folder", root)
+    with pytest.warns(UserWarning, match="could not be used"):
+        assert sorted(_labels(load_corpus("folder", root, strict=False))) == ["b.wav", "z_real.wav"]
+
+
+def test_validate_dataset_refuses_one_file_twice_under_one_speaker(tmp_path):
+    import datasets
+
+    write_tone(tmp_path / "a.wav")
+    os.symlink(tmp_path / "a.wav", tmp_path / "link.wav")
+    doubled = datasets.Dataset.from_dict(
+        {"audio": [str(tmp_path / "a.wav"), str(tmp_path / "link.wav")], "label": [0, 1], "speaker": ["A", "A"]},
+        features=datasets.Features({"audio": datasets.Value("string"),
+                                    "label": datasets.ClassLabel(names=["happy", "sad"]),
+                                    "speaker": datasets.Value("string")}))
+    with pytest.raises(CorpusError, match=r"listed more than once .*a\.wav as .*a\.wav \(speaker A\), .*link\.wav "
+                                          r"\(speaker A\)\. A file listed twice would be counted twice"):
+        validate_dataset(doubled)
+
+
+# --- 5. missing-value markers and JSON types in the speaker column --------------------------------------
+
+def test_missing_value_markers_in_the_speaker_column_are_no_speaker_and_the_split_refuses_them(tmp_path):
+    from ser_hf.splits import speaker_split
+
+    markers = ["NA", "N/A", "NaN", "nan", "None", "null", "NULL", " na "]
+    rows = _tones(tmp_path, [(f"c{n}.wav", ("happy", "sad")[n % 2], s)
+                             for n, s in enumerate(["A", "B", "C", "D", "A", "B", "C", "D", *markers])])
+    ds = load_corpus("manifest", _csv(tmp_path / "m.csv", rows))
+    assert Counter(ds["speaker"])[None] == len(markers) and set(ds["speaker"]) == {"A", "B", "C", "D", None}
+    with pytest.raises(SplitError, match=rf"{len(markers)} of {len(rows)} clips have no speaker"):
+        speaker_split(ds, test_size=0.3, validation_size=0)
+
+
+def test_json_speaker_values_nan_whole_floats_and_non_scalars(tmp_path):
+    rows = _tones(tmp_path, [(f"c{n}.wav", ("happy", "sad")[n % 2], "") for n in range(6)])
+    lines = ['{"path": "c0.wav", "label": "happy", "speaker": NaN}',
+             '{"path": "c1.wav", "label": "sad", "speaker": 1.0}',
+             '{"path": "c2.wav", "label": "happy", "speaker": 1}',
+             '{"path": "c3.wav", "label": "sad", "speaker": ["s0"]}',
+             '{"path": "c4.wav", "label": "happy", "speaker": true}',
+             '{"path": "c5.wav", "label": "sad", "speaker": {"id": 1}}']
+    assert len(rows) == len(lines)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CorpusError) as caught:
+        load_corpus("manifest", manifest)
+    message = str(caught.value)
+    assert message.startswith("3 file(s)")
+    for line, kind in ((4, "list"), (5, "bool"), (6, "dict")):
+        assert f"m.jsonl:{line}: the 'speaker' value is a JSON {kind}" in message
+    with pytest.warns(UserWarning, match="could not be used"):
+        ds = load_corpus("manifest", manifest, strict=False)
+    assert ds["speaker"] == [None, "1", "1"]
+
+
+# --- 11. a label_map that is no mapping -----------------------------------------------------------------
+
+@pytest.mark.parametrize("label_map, kind", [("glee=happy", "str"), ([("glee", "happy")], "list")])
+def test_a_label_map_that_is_no_mapping_is_refused_with_the_command_line_spelling(tmp_path, label_map, kind):
+    rows = _tones(tmp_path, [("a.wav", "happy", "s0"), ("b.wav", "sad", "s1")])
+    with pytest.raises(CorpusError, match=rf"label_map must be a mapping \{{raw label: emotion\}}.*got {kind} .*from "
+                                          rf"the command line use --label_map glee=happy"):
+        load_corpus("manifest", _csv(tmp_path / "m.csv", rows), label_map=label_map)
+
+
+# --- 9. gender values that are neither male nor female ----------------------------------------------------
+
+def test_unexpected_gender_values_load_as_no_gender_with_one_warning(tmp_path, caplog):
+    genders = ["M", "F", "unknown", "U", "NA", "n/a", "nonbinary", "w", "unknown", ""]
+    rows = _tones(tmp_path, [(f"c{n}.wav", ("happy", "sad")[n % 2], f"s{n % 3}") for n in range(len(genders))])
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,speaker,gender\n" + "".join(f"{p},{lab},{s},{g}\n"
+                                                                for (p, lab, s), g in zip(rows, genders)))
+    for strict in (True, False):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger=BASE_LOGGER):
+            ds = load_corpus("manifest", manifest, strict=strict)
+        assert len(ds) == len(genders)
+        assert ds["gender"] == ["male", "female"] + [None] * 8
+        warned = [r.getMessage() for r in caplog.records if "gender values" in r.getMessage()]
+        assert len(warned) == 1
+        assert "['U', 'nonbinary', 'unknown', 'w']" in warned[0] and "'unknown': 2" in warned[0]
+        assert "'NA'" not in warned[0] and "'n/a'" not in warned[0]  # missing markers are simply no gender
+
+
+# --- 6. symlinked sub-folders inside an emotion folder ---------------------------------------------------
+
+def test_clips_in_a_symlinked_sub_folder_of_an_emotion_folder_are_loaded(tmp_path):
+    root, elsewhere = tmp_path / "f", tmp_path / "elsewhere"
+    for n in range(2):
+        write_tone(root / "happy" / f"spk{n}_a.wav", frequency=150.0 + 10 * n, seed=n)
+        write_tone(root / "sad" / f"spk{n}_b.wav", frequency=300.0 + 10 * n, seed=10 + n)
+        write_tone(elsewhere / "session2" / f"spk{n}_c.wav", frequency=500.0 + 10 * n, seed=20 + n)
+    write_tone(root / "happy" / "._spk0_a.wav", seed=30)  # macOS's resource fork: hidden, never a clip
+    os.symlink(elsewhere / "session2", root / "happy" / "session2")
+    os.symlink(root / "happy", root / "happy" / "session2" / "loop")  # a link back up still ends
+    ds = load_corpus("folder", root, speaker_pattern=r"^(spk\d+)_")
+    assert sorted(_labels(ds).items()) == [("spk0_a.wav", "happy"), ("spk0_b.wav", "sad"), ("spk0_c.wav", "happy"),
+                                           ("spk1_a.wav", "happy"), ("spk1_b.wav", "sad"), ("spk1_c.wav", "happy")]
+
+
+# --- 12. speaker ids typed two ways -------------------------------------------------------------------
+
+def test_speaker_ids_differing_only_by_case_or_leading_zeros_are_warned_about_not_merged(tmp_path, caplog):
+    speakers = ["Alice", "alice", "1", "01", "Bob", "bob", "BOB", "Carol"]
+    rows = _tones(tmp_path, [(f"c{n}.wav", ("happy", "sad")[n % 2], s) for n, s in enumerate(speakers)])
+    with caplog.at_level(logging.WARNING, logger=BASE_LOGGER):
+        ds = load_corpus("manifest", _csv(tmp_path / "m.csv", rows))
+    assert sorted(set(ds["speaker"])) == sorted(speakers)
+    warned = [r.getMessage() for r in caplog.records if "differ only by case or leading zeros" in r.getMessage()]
+    assert len(warned) == 1
+    assert "'01', '1'; 'Alice', 'alice'; 'BOB', 'Bob', 'bob'" in warned[0] and "Carol" not in warned[0]
+    assert "count as different speakers" in warned[0]
+
+
+# --- 13. manifests written another way ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name, separator, hint", [
+    ("m.csv", ";", r"holding semicolons: the file is semicolon-separated, but a \.csv manifest is read as "
+                   r"comma-separated; save it comma-separated"),
+    ("m.csv", "\t", r"holding tabs: the file is tab-separated, .*name the file \.tsv \(a \.tsv manifest is "
+                    r"tab-separated\)"),
+    ("m.tsv", ",", r"holding commas: the file is comma-separated, but a \.tsv manifest is read as tab-separated; "
+                   r"name the file \.csv"),
+])
+def test_a_manifest_with_another_separator_says_so(tmp_path, name, separator, hint):
+    rows = _tones(tmp_path, [("a.wav", "happy", "s0")])
+    (tmp_path / name).write_text(separator.join(("path", "label", "speaker")) + "\n" + separator.join(rows[0]) + "\n")
+    with pytest.raises(CorpusError, match=r"lacks column\(s\) \['path', 'label'\].*" + hint):
+        load_corpus("manifest", tmp_path / name)
+
+
+def test_header_names_in_any_case_with_spaces_and_whitespace_only_lines_are_read(tmp_path):
+    _tones(tmp_path, [("a.wav", "happy", "s0"), ("b.wav", "sad", "s1")])
+    text = "Path, Label ,SPEAKER,Mic\n" + "a.wav,happy,s0,x\n   \n,,,\n\t\nb.wav,sad,s1,y\n"
+    (tmp_path / "m.csv").write_text(text)
+    ds = load_corpus("manifest", tmp_path / "m.csv")
+    assert _labels(ds) == {"a.wav": "happy", "b.wav": "sad"} and ds["speaker"] == ["s0", "s1"]
+    assert ds["Mic"] == ["x", "y"]  # other columns keep their names as written
+    (tmp_path / "twice.csv").write_text("path,Path,label\na.wav,a.wav,happy\n")
+    with pytest.raises(CorpusError, match=r"names the column 'path' twice, as 'path' and 'Path'"):
+        load_corpus("manifest", tmp_path / "twice.csv")
+
+
+def test_urls_and_relative_paths_to_nothing_say_why(tmp_path):
+    rows = _tones(tmp_path / "data", [("a.wav", "happy", "s0"), ("b.wav", "sad", "s1")])
+    manifest = _csv(tmp_path / "data" / "m.csv", [*rows, ("https://example.org/c.wav", "sad", "s2"),
+                                                   ("file:///tmp/d.wav", "sad", "s2"), ("data/b.wav", "sad", "s3")])
+    with pytest.raises(CorpusError) as caught:
+        load_corpus("manifest", manifest)
+    message = str(caught.value)
+    assert "m.csv:4 (https://example.org/c.wav): 'https://example.org/c.wav' is a URL; ser_hf reads local audio " \
+           "files only, never URLs. Download the files" in message
+    assert "m.csv:5 (file:///tmp/d.wav): 'file:///tmp/d.wav' is a URL" in message
+    assert (f"m.csv:6 (data/b.wav): '{tmp_path}/data/data/b.wav' does not exist: relative paths are resolved against "
+            f"the manifest's folder '{tmp_path}/data', not the working folder") in message

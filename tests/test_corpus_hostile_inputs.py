@@ -163,12 +163,17 @@ def test_a_byte_identical_copy_with_another_label_under_one_speaker_is_refused_o
         load_corpus("manifest", _csv(tmp_path / "m.csv", [*rows, ("other.wav", "sad", "s0")]))
 
 
-def test_an_emotion_folder_that_links_to_another_is_named_and_its_clips_are_not_loaded_twice(tmp_path):
-    root = tmp_path / "f"
+@pytest.mark.parametrize("linked_root", [False, True])
+def test_an_emotion_folder_that_links_to_another_is_named_and_its_clips_are_not_loaded_twice(tmp_path, linked_root):
+    real = tmp_path / "f"
     for n in range(3):
         for e, label in enumerate(("happy", "sad")):
-            write_tone(root / label / f"spk{n}_{label}.wav", frequency=150.0 + 40 * n + 200 * e, seed=2 * n + e)
-    os.symlink(root / "happy", root / "angry")  # sorts first, but the real folder's clips are kept
+            write_tone(real / label / f"spk{n}_{label}.wav", frequency=150.0 + 40 * n + 200 * e, seed=2 * n + e)
+    os.symlink(real / "happy", real / "angry")  # sorts first, but the real folder's clips are kept
+    root = real
+    if linked_root:  # the corpus reached through a link (~/data -> /mnt/data): that link is on every clip's path
+        root = tmp_path / "link"
+        os.symlink(real, root)
     with pytest.raises(CorpusError, match=r"(?s)3 file\(s\).*angry/spk0_happy\.wav: the same audio file as "
                                           r".*happy/spk0_happy\.wav \(speaker spk0\).* \(through the emotion folder "
                                           r"'angry', a symbolic link to '.*/f/happy'\) as 'angry'"):
@@ -192,6 +197,23 @@ def test_of_a_file_and_a_link_to_it_the_link_is_refused_wherever_it_sorts(tmp_pa
         assert sorted(_labels(load_corpus("folder", root, strict=False))) == ["b.wav", "z_real.wav"]
 
 
+def test_one_file_listed_under_another_speaker_and_another_label_names_both_harms(tmp_path):
+    rows = _tones(tmp_path, [("a.wav", "happy", "s0"), ("b.wav", "sad", "s1")])
+    os.link(tmp_path / "a.wav", tmp_path / "hard.wav")
+    with pytest.raises(CorpusError, match=r"hard\.wav: the same audio file as .*: one recording under two speakers "
+                                          r"would be trained and tested on; one recording with two labels would be "
+                                          r"trained on with both\. Keep one"):
+        load_corpus("manifest", _csv(tmp_path / "m.csv", [*rows, ("hard.wav", "sad", "s1")]))
+
+
+def test_unchecked_empty_files_under_two_speakers_are_not_called_copies_of_one_recording(tmp_path):
+    for name in ("a.wav", "b.wav"):
+        (tmp_path / name).write_bytes(b"")
+    rows = [("a.wav", "happy", "s0"), ("b.wav", "sad", "s1")]
+    ds = load_corpus("manifest", _csv(tmp_path / "m.csv", rows), check_audio=False)
+    assert ds["speaker"] == ["s0", "s1"]
+
+
 def test_validate_dataset_refuses_one_file_twice_under_one_speaker(tmp_path):
     import datasets
 
@@ -212,7 +234,8 @@ def test_validate_dataset_refuses_one_file_twice_under_one_speaker(tmp_path):
 def test_missing_value_markers_in_the_speaker_column_are_no_speaker_and_the_split_refuses_them(tmp_path):
     from ser_hf.splits import speaker_split
 
-    markers = ["NA", "N/A", "NaN", "nan", "None", "null", "NULL", " na "]
+    markers = ["NA", "N/A", "NaN", "nan", "None", "null", "NULL", " na ", "-", "?", "#N/A", "<NA>", "nil", "Missing",
+               "unknown", " UNKNOWN "]
     rows = _tones(tmp_path, [(f"c{n}.wav", ("happy", "sad")[n % 2], s)
                              for n, s in enumerate(["A", "B", "C", "D", "A", "B", "C", "D", *markers])])
     ds = load_corpus("manifest", _csv(tmp_path / "m.csv", rows))
@@ -269,8 +292,9 @@ def test_unexpected_gender_values_load_as_no_gender_with_one_warning(tmp_path, c
         assert ds["gender"] == ["male", "female"] + [None] * 8
         warned = [r.getMessage() for r in caplog.records if "gender values" in r.getMessage()]
         assert len(warned) == 1
-        assert "['U', 'nonbinary', 'unknown', 'w']" in warned[0] and "'unknown': 2" in warned[0]
-        assert "'NA'" not in warned[0] and "'n/a'" not in warned[0]  # missing markers are simply no gender
+        assert "['U', 'nonbinary', 'w']" in warned[0] and "'w': 1" in warned[0]
+        for marker in ("NA", "n/a", "unknown"):  # missing markers are simply no gender
+            assert f"'{marker}'" not in warned[0]
 
 
 # --- 6. symlinked sub-folders inside an emotion folder ---------------------------------------------------
@@ -287,6 +311,41 @@ def test_clips_in_a_symlinked_sub_folder_of_an_emotion_folder_are_loaded(tmp_pat
     ds = load_corpus("folder", root, speaker_pattern=r"^(spk\d+)_")
     assert sorted(_labels(ds).items()) == [("spk0_a.wav", "happy"), ("spk0_b.wav", "sad"), ("spk0_c.wav", "happy"),
                                            ("spk1_a.wav", "happy"), ("spk1_b.wav", "sad"), ("spk1_c.wav", "happy")]
+
+
+def test_an_audiofolder_reads_clips_in_symlinked_sub_folders(tmp_path):
+    from ser_hf.corpora.audiofolder import is_audiofolder, read_audiofolder
+
+    root, elsewhere = tmp_path / "af", tmp_path / "elsewhere"
+    write_tone(root / "happy.wav", seed=1)
+    for n in range(2):
+        write_tone(elsewhere / f"x{n}.wav", frequency=300.0 + 10 * n, seed=2 + n)
+    os.symlink(elsewhere, root / "more")
+    os.symlink(root, elsewhere / "loop")  # a link back up still ends
+    assert is_audiofolder(root)
+    (root / "metadata.csv").write_text("file_name,label\nhappy.wav,happy\nmore/x0.wav,sad\nmore/x1.wav,angry\n")
+    train = read_audiofolder(root)["train"]
+    assert sorted(zip(map(os.path.basename, train["audio"]), train["label"])) == [
+        ("happy.wav", "happy"), ("x0.wav", "sad"), ("x1.wav", "angry")]
+
+
+def test_audiofolder_metadata_headers_are_read_in_any_case_and_backslashes_get_a_hint(tmp_path):
+    from ser_hf.corpora.audiofolder import read_audiofolder
+
+    for label in ("happy", "sad"):
+        write_tone(tmp_path / label / f"{label[0]}0.wav", frequency=200.0 + len(label), seed=len(label))
+    metadata = tmp_path / "metadata.csv"
+    metadata.write_text("File_Name ,Speaker, label\nhappy/h0.wav,a,sad\nsad/s0.wav,b,sad\n")
+    train = read_audiofolder(tmp_path)["train"]
+    assert sorted(train.column_names) == ["audio", "label", "speaker"]
+    assert train["label"] == ["sad", "sad"] and train["speaker"] == ["a", "b"]  # the metadata's label wins
+    metadata.write_text("file_name,label,Label\nhappy/h0.wav,sad,sad\n")
+    with pytest.raises(CorpusError, match=r"its header names the column 'label' twice"):
+        read_audiofolder(tmp_path)
+    metadata.write_text("file_name,speaker\nhappy\\h0.wav,a\nsad/s0.wav,b\n")
+    with pytest.raises(CorpusError, match=r"line 2 'happy\\\\h0\.wav' \(no such file, did you mean 'happy/h0\.wav'\?; "
+                                          r"separate folders with '/', not a backslash\)"):
+        read_audiofolder(tmp_path)
 
 
 # --- 12. speaker ids typed two ways -------------------------------------------------------------------

@@ -3,6 +3,7 @@ ignored, and a speaker the user marked for training could end up tested); ``ser-
 
 import csv
 import json
+import types
 
 import numpy as np
 import pytest
@@ -67,4 +68,37 @@ def test_cv_says_it_does_not_use_the_split_column(world, caplog, single_torch_th
     with caplog.at_level("WARNING", logger="ser_hf.training.experiment"):
         assert main(["cv", *common, "--data_dir", str(manifest), "--output_dir", str(tmp / "cv"),
                      "--num_folds", "3"]) == 0
-    assert "the manifest's split column marks 16 clips 'test'; cross-validation does not use it" in caplog.text
+    assert "the manifest's split column marks 16 clips as test; cross-validation does not use it" in caplog.text
+
+
+@pytest.mark.parametrize("validation_size", [None, "0"])
+def test_a_split_column_marking_every_row_test_is_refused_before_training(world, capsys, validation_size):
+    tmp, rows, common = world
+    manifest = _manifest(tmp, [{**row, "split": "test"} for row in rows], "all_test.csv")
+    extra = [] if validation_size is None else ["--validation_size", validation_size]
+    out = tmp / f"all_test_{validation_size}"
+    assert main(["train", *common, *extra, "--data_dir", str(manifest), "--output_dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "the manifest's split column marks all 48 clips as test" in err and "leaves none to train on" in err
+    assert "clear the split column" in err
+    assert not (out / "model.safetensors").exists()
+
+
+def test_split_column_spellings_of_test_mark_test_rows_and_unknown_values_are_warned_about(caplog):
+    import datasets
+
+    from ser_hf.training.experiment import _marked_test_rows
+
+    values = ["Testing", " EVAL", "evaluation", "test", "train", "Validation", "dev", "val", "", None, "holdout",
+              "holdout", "tset"]
+    run = types.SimpleNamespace(data=types.SimpleNamespace(dataset_name=None, is_multi_corpus=lambda: False))
+    dataset = datasets.Dataset.from_dict({"split": values})
+    with caplog.at_level("WARNING", logger="ser_hf.training.experiment"):
+        assert _marked_test_rows(run, dataset).tolist() == [0, 1, 2, 3]
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "{'holdout': 2, 'tset': 1}" in warned[0]
+    assert "treats those clips as training rows" in warned[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ser_hf.training.experiment"):
+        assert _marked_test_rows(run, datasets.Dataset.from_dict({"split": ["train", "validation", ""]})) is None
+    assert not caplog.records

@@ -167,3 +167,22 @@ def test_numpy_integer_counts_are_taken_as_ints(model, folder):
     assert summary["predicted"] == 1
     [record] = read_records(folder / "p.jsonl")
     assert len(record["scores"]) == 2
+
+
+def test_a_dataframe_is_refused_naming_the_column_to_pass(model, folder):
+    """Iterated, a DataFrame gives its column names: predict_files wrote an error record for a file named 'path' and
+    returned 0 predictions without raising; enroll took the column names as clips."""
+    import pandas as pd
+
+    from ser_hf.inference.enrollment_inputs import enrollment_inputs
+
+    table = pd.DataFrame({"speaker": ["s1"], "path": ["a.wav"]})
+    found = r"got a DataFrame with columns \['speaker', 'path'\] \(iterated, a table gives its column names, not its " \
+            r"rows\); pass one column, e.g. df\['path'\]"
+    with pytest.raises(SERError, match=found):
+        predict_files(model, table, folder / "p.jsonl", progress=False)
+    assert not (folder / "p.jsonl").exists()
+    with pytest.raises(SERError, match=r"clips must be a list of clips .*got a DataFrame with columns \['p'\] .*"
+                                       r"pass one column, e.g. df\['p'\]\.$"):
+        enrollment_inputs(pd.DataFrame({"p": ["a.wav"]}), "s")
+    assert predict_files(model, table["path"], folder / "p.jsonl", progress=False)["predicted"] == 1  # the fix works

@@ -481,3 +481,55 @@ def test_predict_waves_refuses_what_is_no_collection_naming_waves(recognizer):
         with pytest.raises(AudioError, match=rf"waves must be a list of 1-D arrays of samples at 16000 Hz, got "
                                              rf"{found}; pass \[wave\] for one clip"):
             recognizer.predict_waves(waves)
+
+
+@pytest.mark.parametrize("data, rate, match", [
+    (np.zeros((1, 4800), np.float32), 0, r"The sampling rate of the audio array \(a torchcodec AudioDecoder\) must be "
+                                         r"a whole number of Hz from 1000 to 384000.*got 0\."),
+    (np.zeros((100, 4800), np.float32), RATE, r"the audio array \(a torchcodec AudioDecoder\) decoded samples of "
+                                              r"shape \(100, 4800\); expected \(channels, frames\) with 1 to 64 "
+                                              r"channels"),
+    (np.zeros((1, 0), np.float32), RATE, r"the audio array \(a torchcodec AudioDecoder\) decoded samples of shape "
+                                         r"\(1, 0\): no samples"),
+])
+def test_a_torchcodec_decoder_is_held_to_a_files_rate_and_channels(recognizer, monkeypatch, data, rate, match):
+    """Rate 0 was a raw ZeroDivisionError, 100 channels were averaged and scored, an empty decoder printed numpy's
+    "Mean of empty slice" warning before an error that did not name the decoder."""
+    import warnings
+
+    import torch
+
+    class FakeDecoder:
+        def get_all_samples(self):
+            return SimpleNamespace(data=torch.from_numpy(data), sample_rate=rate)
+
+    monkeypatch.setitem(sys.modules, "torchcodec", SimpleNamespace(decoders=SimpleNamespace(AudioDecoder=FakeDecoder)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AudioError, match=match):
+            recognizer.predict(FakeDecoder())
+
+
+def test_arrays_of_clips_and_views_of_samples_are_told_how_to_pass_them(recognizer, wave, tmp_path):
+    """A numpy array of paths or of waves was told to "pass numbers"; a float memoryview was decoded as a file's bytes
+    ("re-encode it")."""
+    paths = [str(tmp_path / name) for name in ("a.wav", "b.wav")]
+    for path in paths:
+        sf.write(path, wave, RATE)
+    for array, fix in ((np.array(paths), r"pass them as a list, list\(array\)"),
+                       (np.array(paths, dtype=object), r"pass them as a list, list\(array\)"),
+                       (np.array([p.encode() for p in paths]), r"pass them as a list of str, \[os.fsdecode\(p\)")):
+        with pytest.raises(AudioError, match=r"the audio array is a numpy array of shape \(2,\) \(dtype .*\) holding "
+                                             r"paths, not samples.*" + fix):
+            recognizer.predict(array)
+    assert [r["label"] for r in recognizer.predict(list(np.array(paths)))] == \
+        [r["label"] for r in recognizer.predict(paths)]  # the fix works
+    waves = np.empty(2, dtype=object)
+    waves[0], waves[1] = wave, wave[:8000]
+    with pytest.raises(AudioError, match=r"holding clips \(ndarray items\), not samples.*Pass the clips as a list, "
+                                         r"list\(array\)"):
+        recognizer.predict(waves)
+    with pytest.raises(AudioError, match=r"the audio array is a memoryview of 'f' items \(shape \(16000,\)\), not the "
+                                         r"bytes of an audio file.*np.asarray\(view\)"):
+        recognizer.predict(memoryview(wave))
+    assert recognizer.predict(np.asarray(memoryview(wave)))["scores"] == _scores(recognizer.predict(wave))

@@ -23,7 +23,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ser_hf.audio.decoding import MAX_CHANNELS, MAX_SAMPLING_RATE, MIN_SAMPLING_RATE, check_samples, to_mono
+from ser_hf.audio.decoding import (
+    MAX_CHANNELS,
+    MAX_SAMPLING_RATE,
+    MIN_CLIP_DURATION,
+    MIN_SAMPLING_RATE,
+    check_samples,
+    to_mono,
+)
 from ser_hf.errors import AudioError
 
 __all__ = ["AUDIO_KEYS", "MAX_CALLER_PEAK", "array_to_mono", "audio_decoder_samples", "audio_in_mapping",
@@ -227,16 +234,28 @@ def audio_decoder_samples(item: object, what: str) -> tuple[np.ndarray, int] | N
         ``(1-D float32 samples, sampling rate)``, or None when ``item`` is no ``AudioDecoder``.
 
     Raises:
-        AudioError: naming ``what``, for decoded samples :func:`float_samples` refuses.
+        AudioError: naming ``what``, for decoded samples :func:`float_samples` refuses, a sampling rate no file could
+            declare (:func:`check_sampling_rate`), more than :data:`MAX_CHANNELS` channels, or no samples.
     """
     torchcodec = sys.modules.get("torchcodec")  # never imported here: a decoder can only come from a caller that has it
     decoder_type = getattr(getattr(torchcodec, "decoders", None), "AudioDecoder", None)
     if decoder_type is None or not isinstance(item, decoder_type):
         return None
+    what = f"{what} (a torchcodec AudioDecoder)"
     decoded = item.get_all_samples()
-    channels = float_samples(decoded.data, f"{what} (a torchcodec AudioDecoder)")
+    rate = decoded.sample_rate
+    rate = check_sampling_rate(rate.item() if getattr(rate, "ndim", None) == 0 else rate, f"The sampling rate of {what}")
     # torchcodec's layout is always (channels, frames), so even 3 or more rows are channels, not stacked clips.
-    return np.atleast_2d(channels).mean(axis=0, dtype=np.float32), decoded.sample_rate
+    channels = np.atleast_2d(float_samples(decoded.data, what))
+    found = f"{what} decoded samples of shape {tuple(channels.shape)}"
+    if channels.ndim != 2 or channels.shape[0] > MAX_CHANNELS:  # held to the channel count a file is held to
+        raise AudioError(f"{found}; expected (channels, frames) with 1 to {MAX_CHANNELS} channels, as a file may "
+                         f"hold. Pass a decoder of one recording with fewer channels, or a mix of its channels as "
+                         f"(wave, rate).")
+    if channels.size == 0:  # refused here: averaging no frames would print numpy's "Mean of empty slice" warning
+        raise AudioError(f"{found}: no samples, so there is nothing to score; expected at least "
+                         f"{MIN_CLIP_DURATION * 1000:g} ms of audio. Pass a decoder of a recording that holds audio.")
+    return channels.mean(axis=0, dtype=np.float32), rate
 
 
 def array_to_mono(wave: object, what: str, *, decoded: bool = False) -> np.ndarray:

@@ -10,7 +10,10 @@ ser_hf's audio decoding notes). The layout is simple enough to read here, with t
   one folder deep.
 - An optional ``metadata.csv`` or ``metadata.jsonl`` (in the split folder or the root) whose ``file_name``
   column names each file relative to the metadata file; its other columns (``speaker``, ``gender``,
-  ``label``...) are joined to the files. A ``label`` column there wins over the folder names.
+  ``label``...) are joined to the files. A ``label`` column there wins over the folder names. ``file_name`` and
+  ser_hf's own column names are read in any case, surrounding spaces ignored, as a manifest's are.
+
+Symlinked sub-folders are entered, each real folder once (:func:`ser_hf.corpora.base.iter_audio_files`).
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from pathlib import Path
 import datasets
 
 from ser_hf.audio import is_audio_path
+from ser_hf.corpora.base import iter_audio_files
+from ser_hf.corpora.manifest import _rename_columns
 from ser_hf.corpora.tables import Row, read_csv_rows, read_jsonl_rows
 from ser_hf.errors import CorpusError
-from ser_hf.paths import display_path
+from ser_hf.paths import display_path, printable, walk_files
 
 #: Split folder names -> split, as ``datasets`` names them.
 SPLIT_FOLDERS = {"train": "train", "test": "test", "validation": "validation", "valid": "validation",
@@ -36,13 +41,30 @@ _LISTED = 5
 
 
 def _audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if is_audio_path(p) and p.is_file() and not p.name.startswith("."))
+    """The folder's audio files, walked as every corpus is (``Path.rglob`` skips symlinked sub-folders, and their
+    clips went missing without a word)."""
+    return [path for path in iter_audio_files(folder) if path.is_file()]
 
 
 def is_audiofolder(root: Path) -> bool:
     """Whether ``root`` is a folder of audio files holding no parquet/arrow tables."""
-    files = [p for p in root.rglob("*") if p.is_file()]
+    files = [Path(path) for path in walk_files(root) if os.path.isfile(path)]
     return not any(p.suffix.lower() in _TABLE_SUFFIXES for p in files) and any(map(is_audio_path, files))
+
+
+def _read_columns(row: dict, where: str) -> dict:
+    """``row`` with its column names read as a manifest's are (``' Label'`` is ``label``, ``'Speaker'`` is
+    ``speaker``; two spellings of one refused) and ``file_name`` in any case too: else a metadata ``Label`` column
+    would be a column of its own, and the label it gives ignored without a word."""
+    named = _rename_columns(row, where)
+    spellings = [key for key in named if isinstance(key, str) and key.strip().casefold() == "file_name"]
+    if len(spellings) > 1:
+        raise CorpusError(f"{where} names the column 'file_name' twice, as {printable(spellings[0])!r} and "
+                          f"{printable(spellings[1])!r}; column names are matched in any case and surrounding spaces "
+                          f"ignored. Remove or rename one of them.")
+    if spellings and spellings[0] != "file_name":
+        named["file_name"] = named.pop(spellings[0])
+    return named
 
 
 def _metadata_rows(folder: Path) -> tuple[Path, list[Row]] | None:
@@ -51,11 +73,14 @@ def _metadata_rows(folder: Path) -> tuple[Path, list[Row]] | None:
         source = folder / name
         if not source.is_file():
             continue
-        what = "audiofolder metadata file"
+        what, shown = "audiofolder metadata file", display_path(source)
         if name.endswith(".csv"):
-            rows = read_csv_rows(source, what, "a header row file_name,label,...")[1]
+            header, rows = read_csv_rows(source, what, "a header row file_name,label,...")
+            _read_columns(dict.fromkeys(header), f"{shown!r}: its header")  # a doubled column is named once, here
+            rows = [(line, _read_columns(row, f"{shown!r}: its header")) for line, row in rows]
         else:
-            rows = read_jsonl_rows(source, what, '{"file_name": "a.wav", "label": "happy"}')
+            rows = [(line, _read_columns(row, f"{shown!r} line {line}"))
+                    for line, row in read_jsonl_rows(source, what, '{"file_name": "a.wav", "label": "happy"}')]
         for line, row in rows:
             if None in row or not str(row.get("file_name") or "").strip():
                 found = f"{len(row[None])} more cell(s) than the header" if None in row else "no 'file_name'"
@@ -115,8 +140,10 @@ def _check_rows_match_files(source: Path, folder: Path, by_file: dict[str, dict]
     shown = []
     for line, path in unmatched[:_LISTED]:
         name = _file_name(by_file[path])
-        near = by_lower.get(os.path.normpath(name).lower())
+        near = by_lower.get(os.path.normpath(name.replace("\\", "/")).lower())
         hint = f", did you mean {near!r}?" if near else ""
+        if "\\" in name:  # a path copied from Windows: '\\' is part of a file name here, not a separator
+            hint += "; separate folders with '/', not a backslash"
         shown.append(f"line {line} {name!r} ({_why_unmatched(Path(path), folder)}{hint})")
     more = f" and {len(unmatched) - _LISTED} more" if len(unmatched) > _LISTED else ""
     raise CorpusError(

@@ -184,9 +184,13 @@ def clips_from_file_names(
         )
 
 
-#: Cells that spell "no value" (pandas, R and spreadsheets write them for a missing cell), in any case: they are
-#: read like a blank cell, so a missing speaker can never become one pseudo-speaker named ``NA``.
-MISSING_MARKERS = frozenset({"na", "n/a", "nan", "none", "null"})
+#: Cells that spell "no value", in any case: pandas, R and spreadsheets write ``NA``, ``NaN``, ``#N/A``, ``<NA>``
+#: (``pd.NA`` as text), ``NULL``/``nil`` for a missing cell, and people type ``-``, ``?``, ``missing`` or ``unknown``.
+#: They are read like a blank cell, so a missing speaker can never become one pseudo-speaker named ``NA``. A speaker
+#: literally called ``unknown`` is no person either but every unknown one: as one speaker, a speaker-independent split
+#: would put those people on both sides.
+MISSING_MARKERS = frozenset({"na", "n/a", "#n/a", "<na>", "nan", "none", "null", "nil", "-", "?", "missing",
+                             "unknown"})
 
 
 def is_missing(raw: Any) -> bool:
@@ -213,8 +217,8 @@ def normalize_gender(raw: Any) -> str | None:
 def normalize_speaker(raw: Any) -> str | None:
     """A speaker id as text in the one form of :func:`~ser_hf.names.speaker_text` (NFC, no invisible characters or
     surrounding whitespace: ``'A '`` is ``'A'``, and ``José`` typed two ways is one speaker, who can never be split
-    across train and test); a missing cell (:func:`is_missing`: blank, ``NA``, ``null``, a NaN) -> ``None``, which the
-    splits refuse as a clip of unknown speaker; a whole float (a JSON ``1.0``) -> ``'1'``.
+    across train and test); a missing cell (:func:`is_missing`: blank, ``NA``, ``null``, ``unknown``, ``-``, a NaN) ->
+    ``None``, which the splits refuse as a clip of unknown speaker; a whole float (a JSON ``1.0``) -> ``'1'``.
 
     Raises:
         CorpusError: the id is a bool, a list or another value that is neither text nor a number.
@@ -302,13 +306,15 @@ def _drop_relisted_files(scan: CorpusScan) -> None:
     """Make a problem of every clip whose file another clip already lists, by any spelling (:func:`file_identity`:
     ``./`` and ``x/../`` spellings, symlinks, hard links, a linked emotion folder), whatever the speakers and labels:
     the recording would be counted twice, or trained with two labels, or trained and tested on under two speakers.
-    The listing reached without a link is kept (else the first), so the link is the one named. Also of every
+    The listing reached without a link below the corpus root (:func:`_through_link`) is kept (else the first), so the
+    link is the one named. Also of every
     byte-identical copy (:func:`_content_keys`: another inode) of an earlier clip under another speaker or another
     label; copies under one speaker and label are left alone."""
     identities = [file_identity(clip.path) for clip in scan.clips]
+    linked = [_through_link(clip.path, scan.root) for clip in scan.clips]
     keepers: dict[Any, int] = {}
-    for index, (clip, key) in enumerate(zip(scan.clips, identities)):
-        if key not in keepers or (_through_link(scan.clips[keepers[key]]) and not _through_link(clip)):
+    for index, key in enumerate(identities):
+        if key not in keepers or (linked[keepers[key]] and not linked[index]):
             keepers[key] = index
     contents = _content_keys(scan.clips)
     copies: dict[Any, Clip] = {}
@@ -328,20 +334,31 @@ def _drop_relisted_files(scan: CorpusScan) -> None:
     scan.clips, scan.durations = [c for c, _ in kept], [d for _, d in kept]
 
 
-def _through_link(clip: Clip) -> bool:
-    """Whether the clip's path reaches its file through a symbolic link (the file or a folder above it)."""
-    return os.path.realpath(clip.path) != os.path.abspath(clip.path)
+def _through_link(path: str, root: str) -> bool:
+    """Whether ``path`` reaches its file through a symbolic link below the corpus ``root`` (the file, or a folder
+    between it and the root); for a path outside the root (a manifest's clip elsewhere), anywhere on the path.
+
+    The root itself may be a link, or lie under one (``~/data -> /mnt/data``, macOS's ``/tmp``): that link is on every
+    clip's path, so counting it would make every listing "linked" and keep a linked emotion folder's listing instead
+    of the real file's.
+    """
+    absolute = os.path.abspath(path)
+    base = root if os.path.isdir(root) else os.path.dirname(root)  # a manifest passed as the file itself
+    relative = os.path.relpath(absolute, base)
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return os.path.realpath(absolute) != absolute
+    return os.path.realpath(absolute) != os.path.normpath(os.path.join(os.path.realpath(base), relative))
 
 
 def _relisted(kept: Clip, clip: Clip, relation: str, listed: str, in_order: list[Clip]) -> str:
     """Why ``clip`` cannot be loaded beside ``kept`` (the same recording): both listings (``in_order``, as listed),
     with their labels, what would go wrong and the fix."""
+    harms = []
     if clip.speaker != kept.speaker:
-        harm = "one recording under two speakers would be trained and tested on"
-    elif clip.emotion != kept.emotion:
-        harm = "one recording with two labels would be trained on with both"
-    else:
-        harm = "it would be counted twice in training and scores"
+        harms.append("one recording under two speakers would be trained and tested on")
+    if clip.emotion != kept.emotion:
+        harms.append("one recording with two labels would be trained on with both")
+    harm = "; ".join(harms) or "it would be counted twice in training and scores"
     return (f"{relation} {display_path(kept.path)} (speaker {kept.speaker}), {listed} under speaker "
             f"{clip.speaker}; first {_listing(in_order[0])}, then {_listing(in_order[1])}: {harm}. Keep one.")
 
@@ -353,10 +370,16 @@ def _listing(clip: Clip) -> str:
     return f"{printable(clip.where) if clip.where else display_path(clip.path)} as {printable(label)!r}"
 
 
+# Files no larger than this hold an audio header at most (a WAV header is 44 bytes, 80 when extensible; FLAC's at
+# least 42), no recording: two of them alike are not "one recording" under two speakers. check_audio refuses them as
+# too short; without it they are left to the caller, as every clip is.
+_HEADER_ONLY_BYTES = 128
+
+
 def _content_keys(clips: Sequence[Clip]) -> dict[str, tuple[str, str]]:
     """``{path: ("sha256", digest)}`` for the clips whose bytes may copy a clip of another speaker or label: regular
-    files whose size such a clip's file shares. Sizes are compared first, so a corpus is read only where a copy
-    could matter (clips of one fixed length in WAV all are: each is then hashed once, remembered by
+    files larger than a bare header (:data:`_HEADER_ONLY_BYTES`) whose size such a clip's file shares. Sizes are
+    compared first, so a corpus is read only where a copy could matter (clips of one fixed length in WAV all are: each is then hashed once, remembered by
     ``file_sha256``)."""
     by_size: dict[int, list[Clip]] = {}
     for clip in clips:
@@ -364,7 +387,7 @@ def _content_keys(clips: Sequence[Clip]) -> dict[str, tuple[str, str]]:
             info = os.stat(clip.path)
         except (OSError, ValueError):
             continue
-        if stat.S_ISREG(info.st_mode):  # never open a FIFO: it would block
+        if stat.S_ISREG(info.st_mode) and info.st_size > _HEADER_ONLY_BYTES:  # never open a FIFO: it would block
             by_size.setdefault(info.st_size, []).append(clip)
     keys = {}
     for group in by_size.values():

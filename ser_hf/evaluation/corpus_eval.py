@@ -136,6 +136,27 @@ def loader_label_map(label_map: Mapping[str, str], corpus: Any) -> tuple[dict[st
     return raw, {source: target for source, target in label_map.items() if source not in raw}
 
 
+def _refuse_chained_entries(loader_map: Mapping[str, str], model_map: Mapping[str, str]) -> None:
+    """Refuse a loader entry whose target a model-side entry maps again (``glee=happy,happy=sad``).
+
+    One ``--label-map`` reads as one mapping from corpus labels to targets, but the loader's entries relabel the raw
+    clips first and the model-side entries then apply to every clip of the label they name: the glee clips would be
+    scored as sad, the double mapping load_corpus refuses to do. Which of the two the user meant cannot be told.
+
+    Raises:
+        EvaluationError: naming both entries and the fix.
+    """
+    for source, target in loader_map.items():
+        final = _canonical(target)
+        for key, value in model_map.items():
+            if key == target or (final is not None and _canonical(key) == final):
+                raise EvaluationError(
+                    f"--label-map maps {source!r} to {target!r} (applied to the corpus's raw labels by the loader) "
+                    f"and {key!r} to {value!r} (applied to the loaded labels), so the {source!r} clips would be "
+                    f"relabelled twice and scored as {value!r}; expected each corpus label mapped once. Map the raw "
+                    f"label straight to its final class (e.g. '{source}={value}'), or drop one of the two entries.")
+
+
 def _canonical(name: str) -> str | None:
     try:
         return canonical_emotion(name)
@@ -498,7 +519,8 @@ def evaluate_checkpoint(
         label_map: Corpus label -> model class, as a dict or ``"calm=neutral,..."`` text. For a ``folder`` or
             ``manifest`` corpus, entries whose key is no emotion spelling (a raw label such as ``glee`` or ``0``)
             are applied by the loader instead, mapping that raw label onto an emotion (see
-            :func:`loader_label_map`).
+            :func:`loader_label_map`). A raw-label entry whose target another entry maps again
+            (``glee=happy,happy=sad``) is refused before anything is loaded: map the raw label to its final class.
         seed: Seed of ``test`` / ``fold:N``.
         test_size: Share of clips (whole speakers) in ``test``.
         num_folds: Folds for ``fold:N`` on corpora without their own protocol.
@@ -514,6 +536,8 @@ def evaluate_checkpoint(
     if raw_map:  # e.g. a manifest's 'glee': only the loader can map it, as its "Unknown emotion label" error says
         corpus_options = {**dict(corpus_options or {}),
                           "label_map": {**dict((corpus_options or {}).get("label_map") or {}), **raw_map}}
+    # before anything is loaded: the loader's map (the user's corpus_options one too) must not feed the model's
+    _refuse_chained_entries(dict((corpus_options or {}).get("label_map") or {}), label_map)
     if out_dir is not None:  # before any work: never into the checkpoint itself nor over a folder of the user's
         local = Path(str(model_dir)).expanduser()
         local = local.parent if local.is_file() else local  # an export's model.onnx: its folder is the checkpoint

@@ -27,6 +27,7 @@ from ser_hf.audio import (
     resample,
 )
 from ser_hf.errors import AudioError
+from ser_hf.inference.inputs import is_path_array
 from ser_hf.paths import display_path
 
 __all__ = ["RecognizerInput", "clip_samples", "describe_input", "is_array"]
@@ -62,6 +63,7 @@ def clip_samples(item: RecognizerInput, model_rate: int, *, max_duration: float 
     elif isinstance(item, tuple):
         samples = _pair(item, what)
     elif is_array(item):
+        _refuse_array_of_clips(item, what)
         samples = item, model_rate
     if samples is not None:
         wave, rate = array_to_mono(samples[0], what, decoded=decoded), samples[1]
@@ -70,6 +72,11 @@ def clip_samples(item: RecognizerInput, model_rate: int, *, max_duration: float 
             raise AudioError(f"{what} is an empty path, which names no file; pass the path of an audio file.")
         check_clip_duration(item, max_duration=max_duration)  # from the header, before decoding
         return load_audio(item, model_rate)
+    elif isinstance(item, memoryview) and item.format not in _BYTE_FORMATS:
+        # a view of numbers (memoryview(float_array)) holds samples, not a file: decoding it fails as a bad file
+        raise AudioError(f"{what} is a memoryview of {item.format!r} items (shape {item.shape}), not the bytes of an "
+                         f"audio file (a view of bytes has format 'B'). Pass its samples as an array, np.asarray(view), "
+                         f"with their rate if it is not {model_rate} Hz: (np.asarray(view), rate).")
     elif isinstance(item, (bytes, bytearray, memoryview)):  # a file's bytes, as pipeline() takes them
         wave, rate = load_audio_bytes(bytes(item), model_rate, what=what), model_rate
     else:
@@ -93,6 +100,47 @@ def is_array(item: object) -> bool:
     return isinstance(item, (np.ndarray, torch.Tensor))
 
 
+#: The formats of a memoryview of a file's bytes (``memoryview(data)``, ``memoryview(bytearray)``, a char view).
+_BYTE_FORMATS = ("B", "b", "c")
+
+
+def _refuse_array_of_clips(item: object, what: str) -> None:
+    """Refuse a numpy array that holds clips, not samples: an array of paths (a column of file names, dtype ``U``/``S``
+    or objects that are paths) or an object array of waves. Each is one input to predict(), whose array is one clip's
+    samples; :func:`~ser_hf.audio.float_samples` would refuse it as numbers of the wrong dtype, telling the user to
+    pass numbers, the wrong advice for a list of clips.
+
+    Raises:
+        AudioError: naming ``what``, the array and the conversion (``list(array)``) that makes it a list of clips.
+    """
+    if not isinstance(item, np.ndarray) or item.dtype.kind not in ("U", "S", "O") or item.size == 0:
+        return  # numbers (float_samples checks them), an empty array (refused as empty)
+    found = f"{what} is a numpy array of shape {item.shape} (dtype {item.dtype})"
+    first = item.flat[0]
+    if isinstance(first, (np.ndarray, torch.Tensor, list, tuple, Mapping)):
+        raise AudioError(f"{found} holding clips ({type(first).__name__} items), not samples: predict() takes one "
+                         f"array per clip. Pass the clips as a list, list(array), to score each.")
+    if isinstance(first, (str, bytes)) and _is_number(first):  # samples as text (wave.astype(str)), no paths
+        return  # float_samples names the dtype and says to pass numbers
+    if item.dtype.kind == "S" or isinstance(first, bytes):  # bytes items would be read as a file's contents
+        fix = "pass them as a list of str, [os.fsdecode(p) for p in array] (or use predict_files)"
+    elif item.dtype.kind == "U" or isinstance(first, (str, os.PathLike)):
+        fix = "pass the path itself, array.item()" if item.ndim == 0 else \
+            "pass them as a list, list(array) (or use predict_files)"
+    else:
+        return  # objects of another kind: float_samples names the dtype
+    raise AudioError(f"{found} holding paths, not samples: predict() takes an array as one clip's samples. To score "
+                     f"the files, {fix}.")
+
+
+def _is_number(text: str | bytes) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _pair(item: tuple, what: str) -> tuple[object, int]:
     """A ``(array, sampling_rate)`` input, its rate checked; refused (AudioError naming ``what``) when it is another
     tuple, most likely several clips given as a tuple instead of a list."""
@@ -111,6 +159,6 @@ def _conversion_hint(item: object) -> str:
                 "samples as one array, np.asarray(samples, dtype=np.float32).")
     if isinstance(item, list):
         return " Pass the samples as one array: np.asarray(samples, dtype=np.float32)."
-    if isinstance(item, Iterator):
+    if isinstance(item, Iterator) or is_path_array(item):  # a generator, a pandas Series of paths
         return " Pass the clips as a list: list(...)."
     return ""

@@ -37,7 +37,7 @@ from ser_hf._output_folders import name_max
 from ser_hf.audio.arrays import AUDIO_KEYS
 from ser_hf.audio.voicing import holds_voice
 from ser_hf.errors import SERError
-from ser_hf.inference.inputs import is_path_array
+from ser_hf.inference.inputs import describe_table, is_path_array
 from ser_hf.inference.streaming import window_level_db
 from ser_hf.paths import display_path, printable
 
@@ -114,16 +114,22 @@ def enrollment_inputs(clips: Any, speaker: str) -> list:
 
     Raises:
         SERError: for one clip instead of a list of them (a path would be taken letter by letter, an array sample by
-            sample, ``(wave, rate)`` as two clips), for what is no list of clips at all, or for no clips.
+            sample, ``(wave, rate)`` as two clips), for a table (its column names would be the clips), for what is no
+            list of clips at all, or for no clips.
     """
     shown = printable(str(speaker))[:40]
     found = _not_a_list(clips)
     if found is not None:
-        fix = f"wrap it: enroll({shown!r}, [clip])" if found.startswith("a single") else \
-            f"pass a list of their clips, e.g. enroll({shown!r}, ['01.wav', '02.wav', '03.wav'])"
+        if describe_table(clips) is not None:  # what it found already says which column to pass
+            fix = ""
+        elif found.startswith("a single"):
+            fix = f"wrap it: enroll({shown!r}, [clip])"
+        else:
+            fix = f"pass a list of their clips, e.g. enroll({shown!r}, ['01.wav', '02.wav', '03.wav'])"
         if found.startswith("a single array") and np.ndim(clips) > 1:
             fix += ", or pass a list of arrays, one per clip"
-        raise SERError(f"clips must be a list of clips (paths, arrays or (array, rate) pairs); got {found}; {fix}.")
+        raise SERError(f"clips must be a list of clips (paths, arrays or (array, rate) pairs); got {found}"
+                       f"{'; ' + fix if fix else ''}.")
     clips = list(clips)
     if not clips:
         raise SERError(f"enrollment needs clips: got an empty list for speaker {shown!r}; pass their clips, e.g. "
@@ -133,6 +139,9 @@ def enrollment_inputs(clips: Any, speaker: str) -> list:
 
 def _not_a_list(clips: Any) -> str | None:
     """What ``clips`` is when it is not a collection of clips (None when it is)."""
+    table = describe_table(clips)
+    if table is not None:
+        return table
     if is_path_array(clips) and clips.ndim == 0:  # np.array("a.wav"): one path, which cannot be iterated
         clips = clips.item()
     if isinstance(clips, (str, os.PathLike)):

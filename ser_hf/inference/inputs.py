@@ -36,7 +36,7 @@ from ser_hf.paths import display_path, printable, walk_files
 if TYPE_CHECKING:
     pass
 
-__all__ = ["OutputFiles", "expand_inputs", "glob_files", "input_paths", "is_path_array"]
+__all__ = ["OutputFiles", "describe_table", "expand_inputs", "glob_files", "input_paths", "is_path_array"]
 
 logger = logging.getLogger(__name__)
 
@@ -219,8 +219,31 @@ def is_path_array(value: Any) -> bool:
     return hasattr(value, "shape") and getattr(getattr(value, "dtype", None), "kind", None) in ("U", "S", "O")
 
 
+def describe_table(value: Any) -> str | None:
+    """``value`` named with its columns and the fix when it is a table (a pandas DataFrame: it has ``columns`` and
+    ``iloc``), None otherwise. Iterated, a table gives its column names, not its rows, so a list of clips taken from
+    one would be its header: ``predict_files`` wrote an error record for a file named ``path`` and returned 0
+    predictions, ``enroll`` took the column names as clips.
+
+    Example:
+        >>> import pandas as pd
+        >>> describe_table(pd.DataFrame({"path": ["a.wav"], "speaker": ["s1"]}))[:46]
+        "a DataFrame with columns ['path', 'speaker'] ("
+    """
+    if not (hasattr(value, "columns") and hasattr(value, "iloc")):
+        return None
+    columns = [str(column) for column in list(value.columns)]
+    shown = columns[:6] + (["..."] if len(columns) > 6 else [])
+    column = "path" if "path" in columns else (columns[0] if columns else "path")
+    return (f"{_a(value)} with columns {shown} (iterated, a table gives its column names, not its rows); pass one "
+            f"column, e.g. df[{column!r}]")
+
+
 def _not_a_path_list(inputs: Any) -> str | None:
     """What ``inputs`` is when it cannot be a collection of paths (None when it can be)."""
+    table = describe_table(inputs)
+    if table is not None:
+        return table
     if isinstance(inputs, bytes):  # file contents as often as a path: never guessed
         return "bytes (one path as bytes goes in a list, [path]; a file's contents are no path)"
     if hasattr(inputs, "shape") and hasattr(inputs, "dtype"):
@@ -252,7 +275,7 @@ def input_paths(inputs: Any) -> list[str]:
     encoding (:func:`os.fsdecode`).
 
     Raises:
-        SERError: for something that is no collection of paths (an array, a mapping, bytes, None, a number), an
+        SERError: for something that is no collection of paths (an array, a mapping, a table, bytes, None, a number), an
             item that is not a path (its index and type named), or no input at all.
     """
     if isinstance(inputs, (str, os.PathLike)):

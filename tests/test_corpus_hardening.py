@@ -271,7 +271,7 @@ def test_label_map_refuses_duplicates_empty_sides_and_non_emotions():
         assert caught.value.field == "label_map"
     # The Python API and a datasets dataset (--dataset_name) read a mapping as given: two spellings of one raw
     # label with different targets are refused there too (the last silently won).
-    from ser_hf.corpora.base import check_label_map
+    from ser_hf.corpora.label_maps import check_label_map
 
     with pytest.raises(SERError, match=r"maps 'Joyful' to 'happy' and 'joyful ' to 'sad', but labels are matched in "
                                        r"any case and spacing"):

@@ -33,13 +33,13 @@ from ser_hf.corpora.base import (
     CorpusScan,
     Problem,
     check_directory,
-    check_label_map,
     report_problems,
     scan_corpus,
     to_dataset,
     validate_dataset,
 )
 from ser_hf.corpora.hf_dataset import DatasetSource, load_dataset_corpus
+from ser_hf.corpora.label_maps import check_label_map
 from ser_hf.errors import CorpusError, DownloadError
 
 #: Registry of corpus name -> :class:`Corpus`. Names are what ``--corpus`` accepts.

@@ -3,7 +3,9 @@
 
 A corpus module only knows its naming scheme: it lists clips (or :class:`Problem` records for files it
 cannot interpret). Everything else -- checking the audio headers, label subsets and merges, strict or
-lenient handling of bad files, the uniform columns and their validation -- happens here, once.
+lenient handling of bad files, the uniform columns and their validation -- happens here, once, with two
+modules of its own: a user's ``label_map`` (:mod:`ser_hf.corpora.label_maps`) and one recording listed once
+(:mod:`ser_hf.corpora.listings`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import logging
 import math
 import os
 import re
-import stat
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -23,9 +24,13 @@ from typing import Any, Literal
 
 import datasets
 
-from ser_hf._io import file_sha256
 from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, check_clip_duration, decode, is_audio_path
-from ser_hf.emotions import EMOTIONS, canonical_emotion, resolve_emotions, sort_emotions
+from ser_hf.corpora.label_maps import (
+    emotion_merges,
+    warn_unmatched_label_map,
+)
+from ser_hf.corpora.listings import file_identity, relisted_clips
+from ser_hf.emotions import EMOTIONS, resolve_emotions, sort_emotions
 from ser_hf.errors import CorpusError, SERError
 from ser_hf.names import speaker_text
 from ser_hf.paths import display_path, is_utf8, printable, walk_files
@@ -234,16 +239,6 @@ def normalize_speaker(raw: Any) -> str | None:
     return None if is_missing(text) else text
 
 
-def file_identity(path: str | os.PathLike) -> tuple[int, int] | str:
-    """What makes two paths one recording: the file's (device, inode), which symlinks, ``./`` spellings and hard
-    links share; its real path where it cannot be stat'ed (a missing file)."""
-    try:
-        info = os.stat(path)
-    except (OSError, ValueError):
-        return os.path.realpath(path)
-    return info.st_dev, info.st_ino
-
-
 def _check_clip(path: str, check_audio: bool | str, min_duration: float | None, max_duration: float | None) -> float:
     """The clip's duration after the checks ``check_audio`` asks for; raises SERError naming the file."""
     if not check_audio:
@@ -303,101 +298,13 @@ def scan_corpus(
 
 
 def _drop_relisted_files(scan: CorpusScan) -> None:
-    """Make a problem of every clip whose file another clip already lists, by any spelling (:func:`file_identity`:
-    ``./`` and ``x/../`` spellings, symlinks, hard links, a linked emotion folder), whatever the speakers and labels:
-    the recording would be counted twice, or trained with two labels, or trained and tested on under two speakers.
-    The listing reached without a link below the corpus root (:func:`_through_link`) is kept (else the first), so the
-    link is the one named. Also of every
-    byte-identical copy (:func:`_content_keys`: another inode) of an earlier clip under another speaker or another
-    label; copies under one speaker and label are left alone."""
-    identities = [file_identity(clip.path) for clip in scan.clips]
-    linked = [_through_link(clip.path, scan.root) for clip in scan.clips]
-    keepers: dict[Any, int] = {}
-    for index, key in enumerate(identities):
-        if key not in keepers or (linked[keepers[key]] and not linked[index]):
-            keepers[key] = index
-    contents = _content_keys(scan.clips)
-    copies: dict[Any, Clip] = {}
-    kept = []
-    for index, (clip, duration, key) in enumerate(zip(scan.clips, scan.durations, identities)):
-        if keepers[key] != index:
-            pair = sorted((keepers[key], index))
-            scan.problems.append(Problem(clip.path, _relisted(scan.clips[keepers[key]], clip, "the same audio file as",
-                                                              "listed again", [scan.clips[i] for i in pair])))
-            continue
-        copied = copies.setdefault(contents[clip.path], clip) if clip.path in contents else clip
-        if copied is not clip and (copied.speaker != clip.speaker or copied.emotion != clip.emotion):
-            scan.problems.append(Problem(clip.path, _relisted(copied, clip, "a byte-identical copy of", "listed",
-                                                              [copied, clip])))
-            continue
-        kept.append((clip, duration))
+    """Make a problem of every clip that lists a recording another clip already lists
+    (:func:`~ser_hf.corpora.listings.relisted_clips`: by any spelling, or a byte copy under another speaker or label)."""
+    reasons = relisted_clips(scan.clips, scan.root)
+    scan.problems.extend(Problem(scan.clips[index].path, reason) for index, reason in reasons.items())
+    kept = [(clip, duration) for index, (clip, duration) in enumerate(zip(scan.clips, scan.durations))
+            if index not in reasons]
     scan.clips, scan.durations = [c for c, _ in kept], [d for _, d in kept]
-
-
-def _through_link(path: str, root: str) -> bool:
-    """Whether ``path`` reaches its file through a symbolic link below the corpus ``root`` (the file, or a folder
-    between it and the root); for a path outside the root (a manifest's clip elsewhere), anywhere on the path.
-
-    The root itself may be a link, or lie under one (``~/data -> /mnt/data``, macOS's ``/tmp``): that link is on every
-    clip's path, so counting it would make every listing "linked" and keep a linked emotion folder's listing instead
-    of the real file's.
-    """
-    absolute = os.path.abspath(path)
-    base = root if os.path.isdir(root) else os.path.dirname(root)  # a manifest passed as the file itself
-    relative = os.path.relpath(absolute, base)
-    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
-        return os.path.realpath(absolute) != absolute
-    return os.path.realpath(absolute) != os.path.normpath(os.path.join(os.path.realpath(base), relative))
-
-
-def _relisted(kept: Clip, clip: Clip, relation: str, listed: str, in_order: list[Clip]) -> str:
-    """Why ``clip`` cannot be loaded beside ``kept`` (the same recording): both listings (``in_order``, as listed),
-    with their labels, what would go wrong and the fix."""
-    harms = []
-    if clip.speaker != kept.speaker:
-        harms.append("one recording under two speakers would be trained and tested on")
-    if clip.emotion != kept.emotion:
-        harms.append("one recording with two labels would be trained on with both")
-    harm = "; ".join(harms) or "it would be counted twice in training and scores"
-    return (f"{relation} {display_path(kept.path)} (speaker {kept.speaker}), {listed} under speaker "
-            f"{clip.speaker}; first {_listing(in_order[0])}, then {_listing(in_order[1])}: {harm}. Keep one.")
-
-
-def _listing(clip: Clip) -> str:
-    """How a clip is listed, for messages: where (a manifest line, a linked emotion folder, else its path) and its
-    label as written."""
-    label = clip.raw_label if clip.raw_label is not None else clip.emotion
-    return f"{printable(clip.where) if clip.where else display_path(clip.path)} as {printable(label)!r}"
-
-
-# Files no larger than this hold an audio header at most (a WAV header is 44 bytes, 80 when extensible; FLAC's at
-# least 42), no recording: two of them alike are not "one recording" under two speakers. check_audio refuses them as
-# too short; without it they are left to the caller, as every clip is.
-_HEADER_ONLY_BYTES = 128
-
-
-def _content_keys(clips: Sequence[Clip]) -> dict[str, tuple[str, str]]:
-    """``{path: ("sha256", digest)}`` for the clips whose bytes may copy a clip of another speaker or label: regular
-    files larger than a bare header (:data:`_HEADER_ONLY_BYTES`) whose size such a clip's file shares. Sizes are
-    compared first, so a corpus is read only where a copy could matter (clips of one fixed length in WAV all are: each is then hashed once, remembered by
-    ``file_sha256``)."""
-    by_size: dict[int, list[Clip]] = {}
-    for clip in clips:
-        try:
-            info = os.stat(clip.path)
-        except (OSError, ValueError):
-            continue
-        if stat.S_ISREG(info.st_mode) and info.st_size > _HEADER_ONLY_BYTES:  # never open a FIFO: it would block
-            by_size.setdefault(info.st_size, []).append(clip)
-    keys = {}
-    for group in by_size.values():
-        if len({(clip.speaker, clip.emotion) for clip in group}) > 1:
-            for clip in group:
-                try:
-                    keys[clip.path] = ("sha256", file_sha256(clip.path))
-                except OSError:
-                    continue
-    return keys
 
 
 def _drop_unknown_genders(scan: CorpusScan) -> None:
@@ -473,7 +380,7 @@ def to_dataset(
     ``label_map`` is applied once per clip: a clip that carries its raw label (folder, manifest, HF dataset) was
     mapped by its corpus module, as written; only a clip without one (a built-in corpus, whose
     ``default_label_map`` merges emotions, e.g. IEMOCAP's excited into happy) gets the emotion-level merges of
-    :func:`emotion_merges`. Applying both relabelled every ``happy`` clip for ``{"joy": "excited"}`` and undid a swap.
+    :func:`~ser_hf.corpora.label_maps.emotion_merges`. Applying both relabelled every ``happy`` clip for ``{"joy": "excited"}`` and undid a swap.
 
     Raises:
         CorpusError: no clip is left, or the corpus declares a metadata column named like one of :data:`BASE_COLUMNS`.
@@ -500,7 +407,7 @@ def to_dataset(
         for name in metadata_features:
             rows[name].append(clip.metadata.get(name))
     if label_map and dict(label_map) != dict(corpus.default_label_map):
-        _warn_unmatched_label_map(scan, corpus, label_map)
+        warn_unmatched_label_map(scan, corpus, label_map)
     if not kept:
         problems = describe_problems(scan)
         found = dict(Counter(c.emotion for c in scan.clips))
@@ -556,7 +463,7 @@ def validate_dataset(dataset: datasets.Dataset, source: str = "the dataset") -> 
 def _check_no_duplicate_files(paths: Sequence[Any], speakers: Sequence[Any], source: str) -> None:
     """Refuse a file listed twice by any spelling ('./a.wav', a symlink or a hard link to it), whatever the speakers:
     under one speaker it would be counted twice (with two labels, trained on with both), under two it would be
-    trained and tested on in a speaker-independent split. Files are compared by :func:`file_identity`, whichever
+    trained and tested on in a speaker-independent split. Files are compared by :func:`~ser_hf.corpora.listings.file_identity`, whichever
     reader listed them; the splits also check that no file is in two parts
     (:func:`ser_hf.splits.check_speaker_disjoint`).
     """
@@ -598,96 +505,3 @@ def read_utf8(path: Path, what: str) -> str:
         ) from err
 
 
-def check_label_map(label_map: Mapping[str, str] | None, setting: str = "label_map") -> None:
-    """Refuse a label map with an empty side, a target that is not an emotion (:data:`ser_hf.emotions.EMOTIONS`), or
-    two keys that match the same raw labels (:func:`label_key`: ``'Joyful'`` and ``'joyful'``) with different
-    targets (the last would silently win), or a value that is no mapping at all (``"glee=happy"``: text belongs to
-    the command line, which parses it)."""
-    if label_map is not None and not isinstance(label_map, Mapping):
-        raise CorpusError(f"{setting} must be a mapping {{raw label: emotion}}, e.g. {{'glee': 'happy'}}, got "
-                          f"{type(label_map).__name__} {printable(repr(label_map))[:80]}; from the command line use "
-                          f"--label_map glee=happy (ser-hf train, cv; --label-map in ser-hf data and evaluate).")
-    seen: dict[str, tuple[Any, str]] = {}
-    for source, target in (label_map or {}).items():
-        key = label_key(source)
-        if key in seen and _target_emotion(seen[key][1]) != _target_emotion(target):
-            raise CorpusError(f"{setting} maps {seen[key][0]!r} to {seen[key][1]!r} and {source!r} to {target!r}, "
-                              f"but labels are matched in any case and spacing, so both keys match the same raw "
-                              f"labels; keep one of the entries.")
-        seen.setdefault(key, (source, target))
-    for source, target in (label_map or {}).items():
-        if not str(source).strip() or not str(target).strip():
-            raise CorpusError(f"{setting} entry {source!r}={target!r} has an empty side; expected 'from=to' with "
-                              f"both set, e.g. 'joyful=happy'. Remove the entry or fill it.")
-        try:
-            canonical_emotion(str(target))
-        except CorpusError as err:
-            raise CorpusError(f"{setting} maps {source!r} to {target!r}, which is not an emotion: expected one of "
-                              f"{list(EMOTIONS)} (or a known spelling, e.g. 'anger'). Map {source!r} to one of them."
-                              ) from err
-
-
-def _target_emotion(target: Any) -> str:
-    try:
-        return canonical_emotion(str(target))
-    except CorpusError:
-        return str(target)  # refused with its own message below
-
-
-def label_key(label: Any) -> str:
-    """How label_map keys and labels are compared: any case, surrounding whitespace ignored (``' Angry '`` is
-    ``'angry'``)."""
-    return str(label).strip().lower()
-
-
-def map_raw_label(raw: str, label_map: Mapping[str, str] | None) -> str | None:
-    """The target ``label_map`` gives a raw label (a folder name, a manifest cell), matched exactly first, then by
-    :func:`label_key`; ``None`` when no key matches."""
-    if not label_map:
-        return None
-    if raw in label_map:
-        return label_map[raw]
-    return {label_key(key): target for key, target in label_map.items()}.get(label_key(raw))
-
-
-def _key_emotion(key: Any) -> str | None:
-    try:
-        return canonical_emotion(str(key))
-    except CorpusError:
-        return None
-
-
-def emotion_merges(label_map: Mapping[str, str] | None) -> dict[str, str]:
-    """Canonical emotion -> canonical emotion for every label_map key that spells an emotion in any known way
-    (``'Angry'``, ``'ANGER'``, ``' ang '``), the merges applied to every corpus's clips.
-
-    Raises:
-        CorpusError: two keys spell the same emotion but map it to different targets.
-    """
-    merges: dict[str, tuple[Any, str]] = {}
-    for key, target in (label_map or {}).items():
-        source = _key_emotion(key)
-        if source is None:
-            continue
-        mapped = canonical_emotion(str(target))
-        if source in merges and merges[source][1] != mapped:
-            raise CorpusError(f"label_map maps {merges[source][0]!r} to {merges[source][1]!r} and {key!r} to "
-                              f"{mapped!r}, but both keys are the emotion {source!r}; keep one of the entries.")
-        merges.setdefault(source, (key, mapped))
-    return {source: mapped for source, (_, mapped) in merges.items()}
-
-
-def _warn_unmatched_label_map(scan: CorpusScan, corpus: Corpus, label_map: Mapping[str, str]) -> None:
-    """Warn, naming them, about label_map entries that change nothing: keys that are neither a raw label of the
-    corpus (:func:`label_key`) nor a spelling of an emotion its clips without a raw label have
-    (:func:`emotion_merges` apply to those only, see :func:`to_dataset`)."""
-    raw = {label_key(c.raw_label) for c in scan.clips if c.raw_label is not None}
-    emotions = {c.emotion for c in scan.clips if c.raw_label is None}
-    if emotions or not raw:
-        emotions |= {e for e in scan.excluded if e in EMOTIONS}
-    unmatched = [key for key in label_map if label_key(key) not in raw and _key_emotion(key) not in emotions]
-    if unmatched:
-        labels = sorted(raw | {e for e in emotions if e in EMOTIONS})
-        logger.warning("label_map entries %s match no label of the %s corpus in %s (its labels: %s); they change "
-                       "nothing. Check their spelling.", {k: label_map[k] for k in unmatched}, corpus.name,
-                       display_path(scan.root), labels[:20])

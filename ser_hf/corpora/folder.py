@@ -15,7 +15,8 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from ser_hf.corpora.base import Clip, Corpus, Problem, iter_audio_files, map_raw_label, normalize_speaker
+from ser_hf.corpora.base import Clip, Corpus, Problem, iter_audio_files, normalize_speaker
+from ser_hf.corpora.label_maps import map_raw_label
 from ser_hf.emotions import canonical_emotion
 from ser_hf.errors import CorpusError
 from ser_hf.names import UserPattern
@@ -23,7 +24,7 @@ from ser_hf.paths import display_path
 
 
 def raw_label_to_emotion(raw: str, label_map: Mapping[str, str] | None) -> str:
-    """A user label through ``label_map`` first (exact, then as :func:`~ser_hf.corpora.base.label_key` matches:
+    """A user label through ``label_map`` first (exact, then as :func:`~ser_hf.corpora.label_maps.label_key` matches:
     any case, surrounding spaces), else a known spelling."""
     target = map_raw_label(raw, label_map)
     return canonical_emotion(raw if target is None else target)

@@ -41,7 +41,6 @@ from ser_hf.corpora.base import (
     Clip,
     Corpus,
     Problem,
-    check_label_map,
     normalize_gender,
     normalize_speaker,
     report_problems,
@@ -49,6 +48,7 @@ from ser_hf.corpora.base import (
     to_dataset,
 )
 from ser_hf.corpora.folder import raw_label_to_emotion
+from ser_hf.corpora.label_maps import check_label_map
 from ser_hf.errors import CorpusError
 from ser_hf.paths import display_path
 

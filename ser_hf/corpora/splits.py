@@ -28,7 +28,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from ser_hf.corpora import CORPORA
-from ser_hf.corpora.base import file_identity
+from ser_hf.corpora.listings import file_identity
 from ser_hf.errors import SplitError
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def check_speaker_disjoint(dataset: datasets.Dataset, parts: Mapping[str, np.nda
 
 
 def _check_files_disjoint(dataset: datasets.Dataset, parts: Mapping[str, np.ndarray]) -> None:
-    """Raise :class:`SplitError` if one audio file (:func:`~ser_hf.corpora.base.file_identity`: symlinks and hard
+    """Raise :class:`SplitError` if one audio file (:func:`~ser_hf.corpora.listings.file_identity`: symlinks and hard
     links resolved) is in two parts, e.g. linked under two names."""
     if "audio" not in dataset.column_names or len(parts) < 2:
         return

@@ -400,7 +400,7 @@ def _pattern_speakers(paths: Sequence[str], pattern: str) -> dict[str, str | Non
 
 
 def _column_speakers(paths: Sequence[str], inputs: Iterable[str | os.PathLike], column: str) -> dict[str, str | None]:
-    from ser_hf.corpora.base import file_identity  # ser_hf.corpora imports datasets: only for manifest inputs
+    from ser_hf.corpora.listings import file_identity  # ser_hf.corpora imports datasets: only for manifest inputs
 
     speakers: dict[str, str | None] = {}
     first: dict[tuple[int, int] | str, tuple[str, str | None]] = {}

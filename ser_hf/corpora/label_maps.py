@@ -1,0 +1,117 @@
+"""A user's ``label_map``: checked once (:func:`check_label_map`), matched to raw labels in any case and spacing
+(:func:`map_raw_label`), turned into emotion merges for clips without a raw label (:func:`emotion_merges`), and its
+entries that change nothing named (:func:`warn_unmatched_label_map`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from ser_hf.emotions import EMOTIONS, canonical_emotion
+from ser_hf.errors import CorpusError
+from ser_hf.paths import display_path, printable
+
+#: :class:`ser_hf.corpora.base.CorpusScan` and :class:`~ser_hf.corpora.base.Corpus`: named so, not imported, since
+#: ``corpora.base`` calls this module.
+CorpusScan = Corpus = Any
+
+__all__ = ["check_label_map", "emotion_merges", "label_key", "map_raw_label", "warn_unmatched_label_map"]
+
+logger = logging.getLogger(__name__)
+
+
+def check_label_map(label_map: Mapping[str, str] | None, setting: str = "label_map") -> None:
+    """Refuse a label map with an empty side, a target that is not an emotion (:data:`ser_hf.emotions.EMOTIONS`), or
+    two keys that match the same raw labels (:func:`label_key`: ``'Joyful'`` and ``'joyful'``) with different
+    targets (the last would silently win), or a value that is no mapping at all (``"glee=happy"``: text belongs to
+    the command line, which parses it)."""
+    if label_map is not None and not isinstance(label_map, Mapping):
+        raise CorpusError(f"{setting} must be a mapping {{raw label: emotion}}, e.g. {{'glee': 'happy'}}, got "
+                          f"{type(label_map).__name__} {printable(repr(label_map))[:80]}; from the command line use "
+                          f"--label_map glee=happy (ser-hf train, cv; --label-map in ser-hf data and evaluate).")
+    seen: dict[str, tuple[Any, str]] = {}
+    for source, target in (label_map or {}).items():
+        key = label_key(source)
+        if key in seen and _target_emotion(seen[key][1]) != _target_emotion(target):
+            raise CorpusError(f"{setting} maps {seen[key][0]!r} to {seen[key][1]!r} and {source!r} to {target!r}, "
+                              f"but labels are matched in any case and spacing, so both keys match the same raw "
+                              f"labels; keep one of the entries.")
+        seen.setdefault(key, (source, target))
+    for source, target in (label_map or {}).items():
+        if not str(source).strip() or not str(target).strip():
+            raise CorpusError(f"{setting} entry {source!r}={target!r} has an empty side; expected 'from=to' with "
+                              f"both set, e.g. 'joyful=happy'. Remove the entry or fill it.")
+        try:
+            canonical_emotion(str(target))
+        except CorpusError as err:
+            raise CorpusError(f"{setting} maps {source!r} to {target!r}, which is not an emotion: expected one of "
+                              f"{list(EMOTIONS)} (or a known spelling, e.g. 'anger'). Map {source!r} to one of them."
+                              ) from err
+
+
+def _target_emotion(target: Any) -> str:
+    try:
+        return canonical_emotion(str(target))
+    except CorpusError:
+        return str(target)  # refused with its own message below
+
+
+def label_key(label: Any) -> str:
+    """How label_map keys and labels are compared: any case, surrounding whitespace ignored (``' Angry '`` is
+    ``'angry'``)."""
+    return str(label).strip().lower()
+
+
+def map_raw_label(raw: str, label_map: Mapping[str, str] | None) -> str | None:
+    """The target ``label_map`` gives a raw label (a folder name, a manifest cell), matched exactly first, then by
+    :func:`label_key`; ``None`` when no key matches."""
+    if not label_map:
+        return None
+    if raw in label_map:
+        return label_map[raw]
+    return {label_key(key): target for key, target in label_map.items()}.get(label_key(raw))
+
+
+def _key_emotion(key: Any) -> str | None:
+    try:
+        return canonical_emotion(str(key))
+    except CorpusError:
+        return None
+
+
+def emotion_merges(label_map: Mapping[str, str] | None) -> dict[str, str]:
+    """Canonical emotion -> canonical emotion for every label_map key that spells an emotion in any known way
+    (``'Angry'``, ``'ANGER'``, ``' ang '``), the merges applied to every corpus's clips.
+
+    Raises:
+        CorpusError: two keys spell the same emotion but map it to different targets.
+    """
+    merges: dict[str, tuple[Any, str]] = {}
+    for key, target in (label_map or {}).items():
+        source = _key_emotion(key)
+        if source is None:
+            continue
+        mapped = canonical_emotion(str(target))
+        if source in merges and merges[source][1] != mapped:
+            raise CorpusError(f"label_map maps {merges[source][0]!r} to {merges[source][1]!r} and {key!r} to "
+                              f"{mapped!r}, but both keys are the emotion {source!r}; keep one of the entries.")
+        merges.setdefault(source, (key, mapped))
+    return {source: mapped for source, (_, mapped) in merges.items()}
+
+
+def warn_unmatched_label_map(scan: CorpusScan, corpus: Corpus, label_map: Mapping[str, str]) -> None:
+    """Warn, naming them, about label_map entries that change nothing: keys that are neither a raw label of the
+    corpus (:func:`label_key`) nor a spelling of an emotion its clips without a raw label have
+    (:func:`emotion_merges` apply to those only, see :func:`to_dataset`)."""
+    raw = {label_key(c.raw_label) for c in scan.clips if c.raw_label is not None}
+    emotions = {c.emotion for c in scan.clips if c.raw_label is None}
+    if emotions or not raw:
+        emotions |= {e for e in scan.excluded if e in EMOTIONS}
+    unmatched = [key for key in label_map if label_key(key) not in raw and _key_emotion(key) not in emotions]
+    if unmatched:
+        labels = sorted(raw | {e for e in emotions if e in EMOTIONS})
+        logger.warning("label_map entries %s match no label of the %s corpus in %s (its labels: %s); they change "
+                       "nothing. Check their spelling.", {k: label_map[k] for k in unmatched}, corpus.name,
+                       display_path(scan.root), labels[:20])

@@ -476,6 +476,12 @@ def test_the_bytes_of_a_file_in_a_memoryview_are_a_file(recognizer, wave, tmp_pa
     assert recognizer.predict({"bytes": memoryview(path.read_bytes()), "path": "clip.wav"})["scores"] == expected
 
 
+def test_predict_waves_takes_an_object_array_of_clips_as_their_list(recognizer, wave):
+    clips = np.empty(2, dtype=object)
+    clips[0], clips[1] = wave, wave[:8000]
+    np.testing.assert_allclose(recognizer.predict_waves(clips), recognizer.predict_waves([wave, wave[:8000]]))
+
+
 def test_predict_waves_refuses_what_is_no_collection_naming_waves(recognizer):
     for waves, found in ((None, "None"), (3, "int"), (0.5, "float")):
         with pytest.raises(AudioError, match=rf"waves must be a list of 1-D arrays of samples at 16000 Hz, got "

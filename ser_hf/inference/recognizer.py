@@ -295,6 +295,8 @@ class EmotionRecognizer(SpeakerAdaptation):
                 :data:`~ser_hf.audio.MIN_CLIP_DURATION` long, or ``waves`` that is one array, or no collection at
                 all (None, a number), not a list of them.
         """
+        if is_array(waves) and waves.dtype == object and waves.ndim == 1:  # np.array(clips, dtype=object)
+            waves = list(waves)
         if is_array(waves):
             raise AudioError(f"predict_waves takes a list of clips, got one array of shape {tuple(waves.shape)}; "
                              f"pass [wave].")

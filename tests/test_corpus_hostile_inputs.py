@@ -348,6 +348,19 @@ def test_audiofolder_metadata_headers_are_read_in_any_case_and_backslashes_get_a
         read_audiofolder(tmp_path)
 
 
+def test_an_audiofolder_metadata_column_named_audio_never_replaces_the_clips(tmp_path, caplog):
+    """Each row's clip is the file its file_name names; a metadata column 'audio' replaced every clip's path."""
+    from ser_hf.corpora.audiofolder import read_audiofolder
+
+    for label in ("happy", "sad"):
+        write_tone(tmp_path / label / f"{label[0]}0.wav", frequency=200.0 + len(label), seed=len(label))
+    (tmp_path / "metadata.csv").write_text("file_name,audio\nhappy/h0.wav,other.wav\nsad/s0.wav,other.wav\n")
+    with caplog.at_level(logging.WARNING, logger="ser_hf.corpora.audiofolder"):
+        train = read_audiofolder(tmp_path)["train"]
+    assert [Path(path).name for path in train["audio"]] == ["h0.wav", "s0.wav"]
+    assert "has a column 'audio'; it is left out" in caplog.text
+
+
 # --- 12. speaker ids typed two ways -------------------------------------------------------------------
 
 def test_speaker_ids_differing_only_by_case_or_leading_zeros_are_warned_about_not_merged(tmp_path, caplog):

@@ -18,6 +18,7 @@ Symlinked sub-folders are entered, each real folder once (:func:`ser_hf.corpora.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from ser_hf.corpora.manifest import _rename_columns
 from ser_hf.corpora.tables import Row, read_csv_rows, read_jsonl_rows
 from ser_hf.errors import CorpusError
 from ser_hf.paths import display_path, printable, walk_files
+
+logger = logging.getLogger(__name__)
 
 #: Split folder names -> split, as ``datasets`` names them.
 SPLIT_FOLDERS = {"train": "train", "test": "test", "validation": "validation", "valid": "validation",
@@ -187,6 +190,11 @@ def _read_split(folder: Path, root: Path) -> datasets.Dataset:
     metadata = _read_metadata(folder) or _read_metadata(root) or {}
     columns: dict[str, list] = {"audio": [str(path.resolve()) for path in files]}
     extra = sorted({key for row in metadata.values() for key in row if key != "file_name"})
+    if "audio" in extra:  # the clip is the file its file_name names: a column of that name would replace it
+        extra.remove("audio")
+        logger.warning("the metadata.csv of the audiofolder %s has a column 'audio'; it is left out: each row's clip "
+                       "is the file its file_name names. Rename the column to keep what it holds.",
+                       display_path(folder))
     labels = None if "label" in extra else _folder_labels(folder, files)
     if labels is not None:
         columns["label"] = labels

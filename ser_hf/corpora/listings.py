@@ -43,10 +43,11 @@ def relisted_clips(clips: Sequence[Clip], root: str) -> dict[int, str]:
     (else the first), so the link is the one named.
     """
     identities = [file_identity(clip.path) for clip in clips]
-    linked = [_through_link(clip.path, root) for clip in clips]
     keepers: dict[Any, int] = {}
     for index, key in enumerate(identities):
-        if key not in keepers or (linked[keepers[key]] and not linked[index]):
+        # Links are resolved only where a file is listed again, not for every clip of the corpus.
+        if key not in keepers or (_through_link(clips[keepers[key]].path, root)
+                                  and not _through_link(clips[index].path, root)):
             keepers[key] = index
     contents = _content_keys(clips)
     copies: dict[Any, Clip] = {}

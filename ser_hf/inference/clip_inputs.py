@@ -113,7 +113,7 @@ def _refuse_array_of_clips(item: object, what: str) -> None:
     Raises:
         AudioError: naming ``what``, the array and the conversion (``list(array)``) that makes it a list of clips.
     """
-    if not isinstance(item, np.ndarray) or item.dtype.kind not in ("U", "S", "O") or item.size == 0:
+    if not isinstance(item, np.ndarray) or not is_path_array(item) or item.size == 0:
         return  # numbers (float_samples checks them), an empty array (refused as empty)
     found = f"{what} is a numpy array of shape {item.shape} (dtype {item.dtype})"
     first = item.flat[0]

@@ -26,15 +26,12 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ser_hf.audio import is_audio_path
 from ser_hf.errors import SERError
 from ser_hf.names import UserPattern, speaker_text
 from ser_hf.paths import display_path, printable, walk_files
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["OutputFiles", "describe_table", "expand_inputs", "glob_files", "input_paths", "is_path_array"]
 

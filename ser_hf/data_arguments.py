@@ -13,7 +13,6 @@ from typing import ClassVar
 
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.audio.clean import CLIP_SECONDS
-from ser_hf.emotions import EMOTIONS, canonical_emotion
 from ser_hf.errors import SERError
 from ser_hf.ranges import FOLDS, POSITIVE, SEED, SHARE, UNIT, Range, check_ranges
 
@@ -155,34 +154,19 @@ class DataArguments:
         """``label_map`` parsed from 'from=to,...' (``None`` when unset).
 
         Raises:
-            SERError: an entry that is not 'from=to', has an empty side, maps a label twice, or maps onto
-                something that is not an emotion (a source matching no label of the corpus is warned about when
-                the corpus loads).
+            SERError: an entry that is not 'from=to', has an empty side, maps a label twice (in any case and
+                spacing) onto two emotions, or maps onto something that is not an emotion (a source matching no
+                label of the corpus is warned about when the corpus loads).
         """
         if not self.label_map:
             return None
-        example = "expected 'from=to' entries separated by commas, e.g. 'excited=happy,joy=happy'"
-        mapping: dict[str, str] = {}
-        for item in (item.strip() for item in str(self.label_map).split(",")):
-            if not item:
-                continue
-            pair = item.split("=")
-            if len(pair) != 2 or not pair[0].strip() or not pair[1].strip():
-                raise self._label_map_error(f"label_map entry {item!r} in {self.label_map!r} is not 'from=to' with both "
-                                            f"sides set; {example}.")
-            source, target = pair[0].strip(), pair[1].strip()
-            earlier = next((key for key in mapping if key.lower() == source.lower()), None)  # labels match either case
-            if earlier is not None:
-                raise self._label_map_error(
-                    f"label_map maps {source!r} twice ({earlier}={mapping[earlier]} and {source}={target}) in "
-                    f"{self.label_map!r}; keep one entry per label (several labels may map onto one emotion).")
-            try:
-                canonical_emotion(target)
-            except SERError as err:
-                raise self._label_map_error(
-                    f"label_map maps {source!r} to {target!r}, which is not an emotion: expected one of "
-                    f"{list(EMOTIONS)} (or a known spelling, e.g. 'anger'). Map {source!r} to one of them.") from err
-            mapping[source] = target
+        from ser_hf.corpora.label_maps import check_label_map, parse_label_map_text  # corpora load datasets: lazily
+
+        mapping = parse_label_map_text(self.label_map, "label_map", self._label_map_error)
+        try:
+            check_label_map(mapping)
+        except SERError as err:
+            raise self._label_map_error(str(err)) from err
         return mapping
 
     @staticmethod

@@ -141,7 +141,7 @@ def test_label_map_parsing_and_matching():
     assert parse_label_map(" calm = neutral ,surprised=happy,") == {"calm": "neutral", "surprised": "happy"}
     mapping = map_labels(["neutral", "calm", "happy"], ["neu", "hap", "sad", "ang"], {"calm": "neu"})
     assert mapping.mapping == {"neutral": "neu", "calm": "neu", "happy": "hap"} and mapping.unmapped == []
-    with pytest.raises(SERError, match=r"--label-map item 'calm:neutral' is not 'corpus_label=model_label'"):
+    with pytest.raises(SERError, match=r"--label-map entry 'calm:neutral' in 'calm:neutral' is not 'from=to'"):
         parse_label_map("calm:neutral")
     with pytest.raises(SERError, match=r"--label-map value 'bored' \(for 'calm'\) is not one of the model's classes"):
         map_labels(["neutral", "calm"], FOUR, {"calm": "bored"})
@@ -151,7 +151,7 @@ def test_label_map_parsing_and_matching():
         with pytest.raises(SERError, match=rf"maps the corpus label 'calm' twice: as 'calm' to 'neutral' and as "
                                            rf"'{spelled.strip()}' to 'happy'"):
             map_labels(["neutral", "calm"], FOUR, parse_label_map(f"calm=neutral,{spelled}=happy"))
-    with pytest.raises(SERError, match=r"--label-map maps 'calm' twice \('neutral' and 'happy'\)"):
+    with pytest.raises(SERError, match=r"--label-map maps 'calm' twice \(calm=neutral and calm=happy\)"):
         parse_label_map("calm=neutral, calm =happy")
     assert map_labels(["neutral", "calm"], FOUR, {"calm": "neutral", "Calm": "neu"}).mapping["calm"] == "neutral"
 
@@ -167,7 +167,7 @@ def test_bad_inputs_fail_clearly(setup, tmp_path):
     (pickled / "pytorch_model.bin").write_bytes(b"not loaded")
     with pytest.raises(SERError, match=r"has no \*\.safetensors weights \(found \[.*'pytorch_model.bin'"):
         run_cli(["--model", str(pickled), *common])
-    with pytest.raises(SERError, match=r"--label-map item 'calm' is not 'corpus_label=model_label'"):
+    with pytest.raises(SERError, match=r"--label-map entry 'calm' in 'calm' is not 'from=to'"):
         run_cli(["--model", str(setup["model"]), "--label-map", "calm", *common])
     with pytest.raises(SERError, match=r"fold 9 does not exist; this corpus has 5 folds"):
         run_cli(["--model", str(setup["model"]), "--split", "fold:9", *common])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 
 from ser_hf.corpora import CORPORA, download_corpus, load_corpus
@@ -86,7 +85,7 @@ def _check_speaker_pattern(args: argparse.Namespace) -> None:
     from ser_hf.corpora import get_corpus
 
     corpus = getattr(args, "corpus", None)
-    if corpus is not None and "speaker_pattern" in inspect.signature(get_corpus(corpus).list_clips).parameters:
+    if corpus is not None and get_corpus(corpus).takes("speaker_pattern"):
         return
     if corpus is None:
         where = "a --dataset_name dataset takes each clip's speaker from its --speaker_column_name column"

@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -96,7 +95,7 @@ def scan(
     """
     corpus = get_corpus(name)
     check_label_map(label_map)
-    if "label_map" in inspect.signature(corpus.list_clips).parameters:
+    if corpus.takes("label_map"):
         options["label_map"] = label_map  # user corpora map raw folder/manifest labels themselves
     return scan_corpus(corpus, _root(corpus, data_dir), check_audio=check_audio, **options)
 

@@ -11,6 +11,7 @@ modules of its own: a user's ``label_map`` (:mod:`ser_hf.corpora.label_maps`) an
 from __future__ import annotations
 
 import codecs
+import inspect
 import logging
 import math
 import os
@@ -129,6 +130,11 @@ class Corpus:
     citation: str | None = None
     language: str | None = None
     doc: str = ""
+
+    def takes(self, option: str) -> bool:
+        """Whether :attr:`list_clips` takes ``option``: the user's corpora (``folder``, ``manifest``, ...) take
+        ``label_map`` and ``speaker_pattern`` themselves, the built-in ones name their labels and speakers."""
+        return option in inspect.signature(self.list_clips).parameters
 
     def features_for(self, root: Path) -> Mapping[str, datasets.Value]:
         return self.features(root) if callable(self.features) else self.features

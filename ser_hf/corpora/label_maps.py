@@ -6,7 +6,7 @@ entries that change nothing named (:func:`warn_unmatched_label_map`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ser_hf.emotions import EMOTIONS, canonical_emotion
@@ -17,9 +17,45 @@ from ser_hf.paths import display_path, printable
 #: ``corpora.base`` calls this module.
 CorpusScan = Corpus = Any
 
-__all__ = ["check_label_map", "emotion_merges", "label_key", "map_raw_label", "warn_unmatched_label_map"]
+__all__ = [
+    "check_label_map", "emotion_merges", "label_key", "map_raw_label", "parse_label_map_text", "warn_unmatched_label_map",
+]
 
 logger = logging.getLogger(__name__)
+
+
+def parse_label_map_text(text: str, setting: str,
+                         error: Callable[[str], Exception] = CorpusError) -> dict[str, str]:
+    """``'from=to,...'`` text, as every command line option and recipe setting gives a label map, as ``{from: to}``.
+
+    The one parser of that syntax (training's ``label_map``, ``ser-hf data --label-map``, ``ser-hf evaluate
+    --label-map``); what a target may be is the caller's to check (an emotion for a corpus, a model class for
+    evaluation). Keys that differ only in case or spacing are the callers' too: both match them to labels.
+
+    Raises:
+        ``error(message)`` (a :class:`~ser_hf.errors.CorpusError` by default) for an entry that is not ``from=to``
+        with both sides set, or a key given twice with two targets (the last would silently win).
+
+    Example:
+        ```python
+        >>> parse_label_map_text(" calm = neutral ,surprised=happy,", "--label-map")
+        {'calm': 'neutral', 'surprised': 'happy'}
+        ```
+    """
+    mapping: dict[str, str] = {}
+    for item in (part.strip() for part in str(text).split(",")):
+        if not item:
+            continue
+        sides = [side.strip() for side in item.split("=")]
+        if len(sides) != 2 or not all(sides):
+            raise error(f"{setting} entry {item!r} in {text!r} is not 'from=to' with both sides set; expected "
+                        f"'from=to' entries separated by commas, e.g. 'calm=neutral,excited=happy'.")
+        source, target = sides
+        if mapping.get(source, target) != target:
+            raise error(f"{setting} maps {source!r} twice ({source}={mapping[source]} and {source}={target}) in "
+                        f"{text!r}; keep one entry per label (several labels may map onto one target).")
+        mapping[source] = target
+    return mapping
 
 
 def check_label_map(label_map: Mapping[str, str] | None, setting: str = "label_map") -> None:

@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import os
 import re
@@ -41,6 +40,7 @@ from ser_hf._io import write_output_file
 from ser_hf._output_folders import check_output_folder
 from ser_hf.checkpoint import read_run_record, recorded_preprocessor
 from ser_hf.corpora import load_corpus
+from ser_hf.corpora.label_maps import parse_label_map_text
 from ser_hf.emotions import canonical_emotion
 from ser_hf.errors import EvaluationError, SERError
 from ser_hf.evaluation.report import CV_OUTPUTS, REPORT_FILES, REPORT_KEYS, EvaluationReport, markdown_table
@@ -54,14 +54,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_PAIR = re.compile(r"^\s*([^=,\s][^=,]*?)\s*=\s*([^=,\s][^=,]*?)\s*$")
-
-
 def parse_label_map(text: str | None) -> dict[str, str]:
     """Parse ``--label-map`` text, ``"calm=neutral,surprised=happy"``, into ``{corpus label: model label}``.
 
     Raises:
-        EvaluationError: for an item that is not ``from=to`` or a corpus label given twice.
+        EvaluationError: for an item that is not ``from=to`` or a corpus label given twice with two targets.
 
     Example:
         ```python
@@ -69,21 +66,7 @@ def parse_label_map(text: str | None) -> dict[str, str]:
         {'calm': 'neutral', 'surprised': 'happy'}
         ```
     """
-    mapping: dict[str, str] = {}
-    for item in (text or "").split(","):
-        if not item.strip():
-            continue
-        match = _PAIR.match(item)
-        if match is None:
-            raise EvaluationError(
-                f"--label-map item {item.strip()!r} is not 'corpus_label=model_label'. Expected comma-separated "
-                f"pairs such as 'calm=neutral,surprised=happy'; found {text!r}."
-            )
-        source, target = match.groups()
-        if source in mapping and mapping[source] != target:
-            raise EvaluationError(f"--label-map maps {source!r} twice ({mapping[source]!r} and {target!r}); keep one.")
-        mapping[source] = target
-    return mapping
+    return parse_label_map_text(text or "", "--label-map", EvaluationError)
 
 
 def as_label_map(label_map: Mapping[str, str] | str | None) -> dict[str, str]:
@@ -128,8 +111,7 @@ def loader_label_map(label_map: Mapping[str, str], corpus: Any) -> tuple[dict[st
     """
     from ser_hf.corpora import CORPORA
 
-    maps_raw_labels = isinstance(corpus, str) and corpus in CORPORA and (
-        "label_map" in inspect.signature(CORPORA[corpus].list_clips).parameters)  # as load_corpus decides
+    maps_raw_labels = isinstance(corpus, str) and corpus in CORPORA and CORPORA[corpus].takes("label_map")
     if not maps_raw_labels:
         return {}, dict(label_map)
     raw = {source: target for source, target in label_map.items() if _canonical(source) is None}

@@ -244,6 +244,16 @@ def test_missing_value_markers_in_the_speaker_column_are_no_speaker_and_the_spli
         speaker_split(ds, test_size=0.3, validation_size=0)
 
 
+def test_the_summary_counts_clips_without_a_speaker_apart_from_the_speakers(tmp_path):
+    from ser_hf.corpora.summary import corpus_summary, format_summary
+
+    rows = _tones(tmp_path, [(f"c{n}.wav", ("happy", "sad")[n % 2], s) for n, s in enumerate(["A", "A", "", "unknown"])])
+    summary = corpus_summary("manifest", _csv(tmp_path / "m.csv", rows))
+    assert summary["speakers"] == {"A": 2} and summary["clips_without_speaker"] == 2 and summary["num_speakers"] == 1
+    text = format_summary(summary)
+    assert "per speaker  A:2\n" in text and "no speaker   2 clips (a blank or 'unknown' speaker)" in text
+
+
 def test_json_speaker_values_nan_whole_floats_and_non_scalars(tmp_path):
     rows = _tones(tmp_path, [(f"c{n}.wav", ("happy", "sad")[n % 2], "") for n in range(6)])
     lines = ['{"path": "c0.wav", "label": "happy", "speaker": NaN}',

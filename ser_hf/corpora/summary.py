@@ -26,7 +26,9 @@ def corpus_summary(
 
     Returns:
         A JSON-serialisable dict with ``corpus``, ``data_dir``, ``num_clips``, ``num_speakers``,
-        ``labels`` (emotion -> count), ``speakers`` (speaker -> count), ``genders``, ``hours``,
+        ``labels`` (emotion -> count), ``speakers`` (speaker -> count), ``clips_without_speaker`` (clips whose
+        speaker is missing: a blank cell or a marker such as ``unknown``, see
+        :data:`~ser_hf.corpora.base.MISSING_MARKERS`; never counted as one speaker), ``genders``, ``hours``,
         ``duration_seconds`` (min/median/max/mean), ``unreadable`` (path and reason of each file that
         could not be used; a name that is not UTF-8 is shown with ``\\xNN`` escapes and also given exactly in
         ``path_base64``, see :mod:`ser_hf.paths`) and ``excluded`` (label -> count of clips left out by label).
@@ -45,7 +47,8 @@ def corpus_summary(
         "num_clips": len(dataset),
         "num_speakers": len({s for s in dataset["speaker"] if s}),
         "labels": {emotion: labels[emotion] for emotion in names},
-        "speakers": dict(sorted(Counter(s or "unknown" for s in dataset["speaker"]).items())),
+        "speakers": dict(sorted(Counter(s for s in dataset["speaker"] if s).items())),
+        "clips_without_speaker": sum(1 for s in dataset["speaker"] if not s),
         "genders": dict(sorted(Counter(g or "unknown" for g in dataset["gender"]).items())),
         "hours": round(float(durations.sum()) / 3600, 6),
         "duration_seconds": {
@@ -73,6 +76,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         "genders      " + "  ".join(f"{k} {v}" for k, v in summary["genders"].items()),
         "per speaker  " + "  ".join(f"{k}:{v}" for k, v in summary["speakers"].items()),
     ]
+    if summary["clips_without_speaker"]:
+        lines.append(f"no speaker   {summary['clips_without_speaker']} clips (a blank or 'unknown' speaker): speaker-"
+                     f"independent splits refuse them; fill their speaker column or pass --speaker-pattern")
     if summary["excluded"]:
         lines.append("excluded     " + "  ".join(f"{k} {v}" for k, v in summary["excluded"].items()))
     lines.append(f"unreadable   {len(summary['unreadable'])}")

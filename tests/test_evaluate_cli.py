@@ -13,7 +13,7 @@ from transformers import Wav2Vec2FeatureExtractor, pipeline
 
 from ser_hf.audio import load_audio
 from ser_hf.cli import evaluate as evaluate_cli
-from ser_hf.errors import CorpusError, ModelError, SERError
+from ser_hf.errors import CorpusError, EvaluationError, ModelError, SERError
 from ser_hf.evaluation.corpus_eval import evaluate_checkpoint, map_labels, notes_markdown, parse_label_map
 from ser_hf.inference.predict import batch_padding_is_exact, load_classifier, predict_proba
 from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint
@@ -135,6 +135,28 @@ def test_a_model_trained_on_the_corpus_is_scored_on_its_held_out_speakers(setup)
     report = _evaluate(setup, "urdu", model, n_resamples=0)
     assert "4 of the 6 evaluated speakers were in its training data" in report.metadata["warnings"][0]
     assert "**Warning:** this model was trained on 'urdu'" in notes_markdown(report)
+
+
+def test_a_model_trained_on_several_corpora_is_scored_on_its_held_out_speakers_of_the_evaluated_one(setup):
+    """A run on several corpora records 'urdu,ravdess' (the released models 'urdu+ravdess') and its held-out
+    speakers with their corpus ('urdu/SM5'): evaluated on URDU, it is a model that heard URDU, held out SM5."""
+    model = setup["tmp"] / "trained-on-both"
+    shutil.copytree(setup["model"], model)
+    (model / "ser_hf_run.json").write_text(json.dumps({"data": {"corpus": "urdu,ravdess"}}))
+    (model / "eval").mkdir()
+    report_file = model / "eval" / "report.json"
+    report_file.write_text(json.dumps({"metadata": {"speakers": ["ravdess/05", "urdu/SM5"]}}))
+    held_out = _evaluate(setup, "urdu", model, split="test", n_resamples=0).metadata
+    assert held_out["speakers"] == ["SM5"] and held_out["warnings"] == []
+    everyone = _evaluate(setup, "urdu", model, n_resamples=0).metadata["warnings"]
+    assert len(everyone) == 1 and "this model was trained on 'urdu': 5 of the 6 evaluated speakers" in everyone[0]
+    report_file.write_text(json.dumps({"metadata": {"speakers": ["ravdess/05"]}}))  # none of URDU held out
+    with pytest.raises(EvaluationError, match=r"--split test: the model was trained on this corpus and held out none"):
+        _evaluate(setup, "urdu", model, split="test", n_resamples=0)
+    report_file.unlink()
+    (model / "ser_hf_run.json").write_text(json.dumps({"data": {"corpus": "urdu+ravdess"}}))  # a released model's
+    unknown = _evaluate(setup, "ravdess", model, n_resamples=0).metadata["warnings"]
+    assert "trained on 'ravdess' and its held-out speakers are unknown" in unknown[0]
 
 
 def test_label_map_parsing_and_matching():

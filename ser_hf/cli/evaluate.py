@@ -27,7 +27,8 @@ as the corpus loads, as ser-hf train --label_map does.
 --split chooses which speakers are scored, always whole speakers:
   all      every clip (default). Use it for cross-corpus evaluation.
   test     the test part of a speaker-independent split: for a model `ser-hf train` trained on the same
-           corpus, exactly the speakers it held out (read from MODEL/eval/report.json); otherwise
+           corpus (alone or among others: --corpus urdu,ravdess), exactly the speakers of it that it held out
+           (read from MODEL/eval/report.json; refused when it held out none of them); otherwise
            ser_hf.splits.speaker_split with --test-size and --seed (stratified on the loaded emotions).
   fold:N   the test speakers of fold N (1-based) of the corpus protocol (ser_hf.splits.corpus_folds:
            RAVDESS's six 4-actor folds, IEMOCAP's sessions, else --num-folds folds grouped by speaker).

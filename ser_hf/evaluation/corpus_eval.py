@@ -40,6 +40,7 @@ from ser_hf._io import write_output_file
 from ser_hf._output_folders import check_output_folder
 from ser_hf.checkpoint import read_run_record, recorded_preprocessor
 from ser_hf.corpora import load_corpus
+from ser_hf.corpora.combined import SPEAKER_SEPARATOR
 from ser_hf.corpora.label_maps import parse_label_map_text
 from ser_hf.emotions import canonical_emotion
 from ser_hf.errors import EvaluationError, SERError
@@ -258,7 +259,8 @@ def select_split(
         seed: Seed of the speaker assignment.
         test_size: Share of clips (whole speakers) in ``test``.
         num_folds: Folds for corpora without a protocol of their own.
-        speakers: For ``"test"``: the held-out speakers recorded at training time.
+        speakers: For ``"test"``: the held-out speakers recorded at training time (``None``: unknown, a fresh
+            split is drawn; ``[]``: none of this corpus was held out, refused).
 
     Returns:
         ``(part, description)``.
@@ -270,9 +272,15 @@ def select_split(
 
     if split == "all":
         return dataset, f"all {len(dataset)} clips"
-    if split == "test" and speakers:
+    if split == "test" and speakers is not None:
         keep = set(speakers)
         part = dataset.select([i for i, speaker in enumerate(dataset["speaker"]) if speaker in keep])
+        if not keep:  # a run on several corpora that held out none of this one: a fresh split would be heard speakers
+            raise EvaluationError(
+                "--split test: the model was trained on this corpus and held out none of its speakers, so every "
+                "speaker of it was heard in training. Evaluate on a corpus it never heard, or use --split all and "
+                "read its results as training-set scores."
+            )
         if len(part) == 0:
             raise EvaluationError(
                 f"--split test: none of the held-out speakers recorded with the model ({sorted(keep)}) is in this "
@@ -455,11 +463,33 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str,
     return paths
 
 
+def _trained_corpora(record: Mapping[str, Any]) -> list[str]:
+    """The corpora a run record says the model learnt from: one name, or several joined by ``,`` (``ser-hf train
+    --corpus urdu,ravdess``) or ``+`` (the released models' records)."""
+    named = str(record.get("data", {}).get("corpus") or "")
+    return [name.strip() for name in re.split(r"[,+]", named) if name.strip()]
+
+
+def _held_out_speakers(record: Mapping[str, Any], corpus: str) -> list[str] | None:
+    """The speakers of ``corpus`` the model was tested on and never trained on, as that corpus's loader names them;
+    ``None`` when unknown (no ``eval/report.json``).
+
+    A run on several corpora records them with their corpus (``urdu/SM1``, see
+    :data:`~ser_hf.corpora.combined.SPEAKER_SEPARATOR`); only the evaluated corpus's are kept, without it, so a run
+    that held out no speaker of this corpus gives ``[]``: every speaker of it was heard.
+    """
+    held = record.get("test_speakers")
+    if held is None or len(_trained_corpora(record)) < 2:
+        return held
+    prefix = f"{corpus}{SPEAKER_SEPARATOR}"
+    return [speaker[len(prefix):] for speaker in held if speaker.startswith(prefix)]
+
+
 def _leak_warnings(record: Mapping[str, Any], corpus: str, evaluated: Sequence[str]) -> list[str]:
-    if record.get("data", {}).get("corpus") != corpus:
+    if corpus not in _trained_corpora(record):
         return []
-    held_out = record.get("test_speakers")
-    if not held_out:
+    held_out = _held_out_speakers(record, corpus)
+    if held_out is None:
         return [f"this model was trained on {corpus!r} and its held-out speakers are unknown (no eval/report.json): "
                 "the evaluated speakers may include training speakers."]
     seen = sorted(set(evaluated) - set(held_out))
@@ -532,9 +562,9 @@ def evaluate_checkpoint(
     folder = Path(str(model_dir)).expanduser()
     record = read_run_record(folder.parent if folder.is_file() else folder)  # an export's model.onnx: its folder
     dataset = load_corpus(corpus, data_dir, emotions=emotions, **dict(corpus_options or {}))
-    same_corpus = record.get("data", {}).get("corpus") == corpus
+    held_out = _held_out_speakers(record, corpus) if corpus in _trained_corpora(record) else None
     part, description = select_split(dataset, split, seed=seed, test_size=test_size, num_folds=num_folds,
-                                     speakers=record.get("test_speakers") if same_corpus else None)
+                                     speakers=held_out)
     warnings = _leak_warnings(record, corpus, part["speaker"])
     for text in warnings:
         logger.warning(text)

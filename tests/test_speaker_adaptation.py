@@ -269,3 +269,48 @@ def test_cv_adds_speaker_adaptive_rows_beside_the_standard_ones(tmp_path):
     low, high = written[0]["gain_interval"]
     assert f"{100 * written[0]['gain']:+.1f} [{100 * low:+.1f} to {100 * high:+.1f}]" in table
     assert result.pooled.num_samples == 48  # the standard row is unchanged: every clip once
+
+
+def test_the_inner_check_never_scores_a_clip_the_speaker_enrolled(monkeypatch):
+    """A speaker with no more clips than an enrollment size is skipped for it, as ser-hf cv's rows skip it (before,
+    its enrolled clips were scored too: a transductive check on URDU's many 2-10-clip speakers)."""
+    from ser_hf.training import speaker_adaptation
+
+    features, labels, speakers = voices(speakers=12, clips=12)
+    keep = np.concatenate([np.flatnonzero(speakers == f"s{s}")[: (4, 10, 12)[s % 3]] for s in range(12)])
+    features, labels, speakers = features[keep], labels[keep], speakers[keep]
+    features[:, 0, -1] = np.arange(len(labels))  # each clip's row, readable from the states the global head scores
+    real_refit, real_estimate, real_logits = (speaker_adaptation._refit, speaker_adaptation.estimate_offset,
+                                              speaker_adaptation.head_logits)
+    seen = {"refits": 0, "global heads": [], "scored": set(), "checked": 0}
+
+    def refit(*args, **kwargs):  # per inner fold: the global head first, then one adaptive head per estimator
+        head = real_refit(*args, **kwargs)
+        if seen["refits"] % (1 + len(ESTIMATORS)) == 0:
+            seen["global heads"].append(head)
+        seen["refits"] += 1
+        return head
+
+    def logits(head, states):  # the global head scores a speaker's clips just before their offset is estimated
+        if any(head is known for known in seen["global heads"]):
+            seen["scored"] = set(states[:, 0, -1].astype(int))
+        return real_logits(head, states)
+
+    def estimate(enrolled, *args, **kwargs):
+        assert not set(enrolled[:, 0, -1].astype(int)) & seen["scored"]
+        seen["checked"] += 1
+        return real_estimate(enrolled, *args, **kwargs)
+
+    monkeypatch.setattr(speaker_adaptation, "_refit", refit)
+    monkeypatch.setattr(speaker_adaptation, "head_logits", logits)
+    monkeypatch.setattr(speaker_adaptation, "estimate_offset", estimate)
+    probe = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=8, inner_folds=3)
+    assert seen["checked"] > 0 and probe.record["inner_check"]["global_ua"] is not None
+
+
+def test_the_inner_check_switches_adaptation_off_when_no_speaker_has_clips_to_score_after_enrolling():
+    features, labels, speakers = voices(speakers=12, clips=3)
+    probe = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=8, inner_folds=3)
+    assert not probe.enabled and probe.record["inner_check"]["global_ua"] is None
+    assert probe.record["reason"] == ("no training speaker has more than 3 clips, so the inner CV could not score "
+                                      "adaptation on clips a speaker did not enroll")

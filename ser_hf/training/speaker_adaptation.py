@@ -117,7 +117,9 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
     """Inner speaker-grouped CV on the training speakers: the global head's pooled UA, and that of every
     (estimator, enrollment shrinkage) pair, each the mean over :data:`CHECK_ENROLLMENT_SIZES` random
     enrollment clips per held-out speaker (the same clips for every pair; the global head scores the same
-    clips as the adaptive ones). With ``corpora`` (several), UAs and fits count every corpus the same, as
+    clips as the adaptive ones), scoring the speaker's other clips: a speaker with no more clips than a size is
+    not scored for it, as ``ser-hf cv``'s reported rows do (scoring the enrolled clips too would judge the choices
+    transductively). UAs are NaN when no speaker had clips to score. With ``corpora`` (several), UAs and fits count every corpus the same, as
     :func:`~ser_hf.training.linear_probe.fit_linear` does."""
     from ser_hf.training.linear_probe import _inner_folds, corpus_balanced_ua
 
@@ -143,8 +145,10 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
             rows = held_out[speakers[held_out] == speaker]
             order = rng.permutation(rows)
             for size in CHECK_ENROLLMENT_SIZES:
+                if len(rows) <= size:  # no clip left to score once it enrolled: skipped, as ser-hf cv's rows skip it
+                    continue
                 enrolled = order[:size]
-                scored = np.setdiff1d(rows, enrolled) if len(rows) > size else rows
+                scored = np.setdiff1d(rows, enrolled)
                 references[size].append(labels[scored])
                 scored_corpora[size].append(clip_corpora[scored])
                 global_pred[size].append(head_logits(global_head, features[scored]).argmax(axis=1))
@@ -158,9 +162,11 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
                     adaptive_pred[(estimator, shrink), size].append(predicted)
 
     def mean_ua(predictions_by_size) -> float:
-        return float(np.mean([corpus_balanced_ua(np.concatenate(references[size]), np.concatenate(predictions),
-                                                 num_labels, np.concatenate(scored_corpora[size]))
-                              for size, predictions in predictions_by_size.items()]))
+        """The mean over the enrollment sizes some speaker had clips to score for; NaN when none had."""
+        uas = [corpus_balanced_ua(np.concatenate(references[size]), np.concatenate(predictions), num_labels,
+                                  np.concatenate(scored_corpora[size]))
+               for size, predictions in predictions_by_size.items() if references[size]]
+        return float(np.mean(uas)) if uas else float("nan")
 
     return (mean_ua(global_pred),
             {choice: mean_ua({size: adaptive_pred[choice, size] for size in CHECK_ENROLLMENT_SIZES})
@@ -209,17 +215,26 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
     adaptive_ua = adaptive_uas[estimator, shrink]
     best_by_estimator = {name: max(ua for (other, _), ua in adaptive_uas.items() if other == name)
                          for name in estimators}
-    enabled = adaptive_ua >= global_ua - CHECK_MARGIN
+    checked = not np.isnan(global_ua)  # NaN: no training speaker had more clips than the enrollment sizes
+    enabled = checked and adaptive_ua >= global_ua - CHECK_MARGIN
+
+    def measured(ua: float) -> float | None:
+        return round(ua, 4) if checked else None  # never a made-up score in the record
+
     record = {"estimator": estimator, "shrink_clips": shrink,
               "min_enrollment_clips": MIN_ENROLLMENT_CLIPS, "enrollment_rounds": ENROLLMENT_ROUNDS,
-              "inner_check": {"enrollment_clips": list(CHECK_ENROLLMENT_SIZES), "global_ua": round(global_ua, 4),
-                              "adaptive_ua": round(adaptive_ua, 4),
-                              "adaptive_ua_by_estimator": {k: round(v, 4) for k, v in best_by_estimator.items()},
-                              "adaptive_ua_by_choice": [{"estimator": name, "shrink_clips": k, "ua": round(ua, 4)}
+              "inner_check": {"enrollment_clips": list(CHECK_ENROLLMENT_SIZES), "global_ua": measured(global_ua),
+                              "adaptive_ua": measured(adaptive_ua),
+                              "adaptive_ua_by_estimator": {k: measured(v) for k, v in best_by_estimator.items()},
+                              "adaptive_ua_by_choice": [{"estimator": name, "shrink_clips": k, "ua": measured(ua)}
                                                         for (name, k), ua in adaptive_uas.items()]},
               "global": {k: v for k, v in global_record.items() if k != "candidates"},
               "adaptive": {k: v for k, v in adaptive_records[estimator].items() if k != "candidates"}}
-    if not enabled:
+    if not checked:
+        record["reason"] = (f"no training speaker has more than {min(CHECK_ENROLLMENT_SIZES)} clips, so the inner "
+                            f"CV could not score adaptation on clips a speaker did not enroll")
+        logger.warning("speaker adaptation switched off: %s", record["reason"])
+    elif not enabled:
         record["reason"] = (f"in the inner CV on the training speakers, adaptation scored {adaptive_ua:.3f} UA "
                             f"against {global_ua:.3f} without it")
         logger.warning("speaker adaptation switched off: %s", record["reason"])

@@ -207,3 +207,26 @@ def test_speaker_pattern_with_a_manifest_says_where_manifests_take_speakers(tmp_
     assert "a manifest takes each clip's speaker from its 'speaker' column" in err and "unexpected" not in err
     assert main(["data", "split", "--corpus", "urdu", "--data-dir", str(tmp_path), "--speaker-pattern", "x(y)"]) == 2
     assert "the 'urdu' corpus takes speakers from its own file naming" in capsys.readouterr().err
+
+
+# Audit 30a finding 15: `data split` for a manifest with a split column shows what `ser-hf train` will test on.
+
+def test_data_split_holdout_shows_the_test_rows_the_split_column_marks(tmp_path, capsys, caplog):
+    lines = ["path,label,speaker,split"]
+    for number in range(8):
+        write_tone(tmp_path / f"c{number}.wav", frequency=120 + 13 * number, seed=number)
+        lines.append(f"c{number}.wav,{('happy', 'sad')[number % 2]},s{number // 2},{' TEST' if number >= 6 else 'train'}")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    common = ["data", "split", "--corpus", "manifest", "--data-dir", str(manifest), "--json"]
+    assert main([*common, "--holdout"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["test"] == {"happy": 1, "sad": 1, "total": 2, "speakers": 1}  # speaker s3's two rows, as train uses
+    assert table["train"]["total"] + table["validation"]["total"] == 6
+    with caplog.at_level("WARNING", logger="ser_hf.cli.data"):
+        assert main([*common, "--folds", "2"]) == 0
+    assert "the manifest's split column marks 2 clips as test; these folds do not use it" in caplog.text
+    assert "ser-hf train tests on those clips; --holdout shows that split" in caplog.text
+    (tmp_path / "all_test.csv").write_text("\n".join(lines[:1] + [line.rsplit(",", 1)[0] + ",test" for line in lines[1:]]))
+    assert main(["data", "split", "--corpus", "manifest", "--data-dir", str(tmp_path / "all_test.csv"), "--holdout"]) == 2
+    assert "the manifest's split column marks all 8 clips as test" in capsys.readouterr().err

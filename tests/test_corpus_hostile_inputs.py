@@ -426,3 +426,128 @@ def test_urls_and_relative_paths_to_nothing_say_why(tmp_path):
     assert "m.csv:5 (file:///tmp/d.wav): 'file:///tmp/d.wav' is a URL" in message
     assert (f"m.csv:6 (data/b.wav): '{tmp_path}/data/data/b.wav' does not exist: relative paths are resolved against "
             f"the manifest's folder '{tmp_path}/data', not the working folder") in message
+
+
+# --- audit 30a: split folders spelt two ways, metadata read twice, JSONL keys of later rows, label maps that
+# leave other spellings of an emotion behind, path cells with surrounding spaces, the listing lenient loading keeps.
+
+def _split_tree(root: Path, splits: tuple[str, ...]) -> Path:
+    """An audiofolder with happy/sad class folders in each split folder of ``splits``, one distinct tone per file."""
+    for n, split in enumerate(splits):
+        for m, emotion in enumerate(("happy", "sad")):
+            write_tone(root / split / emotion / f"{split}_{emotion}.wav", frequency=150.0 + 10 * (2 * n + m),
+                       seed=2 * n + m)
+    return root
+
+
+@pytest.mark.parametrize("splits, named", [
+    (("Train", "train", "valid", "validation"), r"'Train' and 'train' all name the split 'train'; 'valid' and "
+                                                r"'validation' all name the split 'validation'"),
+    (("dev", "test", "train", "val"), r"'dev' and 'val' all name the split 'validation'"),
+    (("EVAL", "test", "train"), r"'EVAL' and 'test' all name the split 'test'"),
+])
+def test_audiofolder_split_folders_naming_one_split_are_refused_never_one_dropped(tmp_path, splits, named):
+    from ser_hf.corpora.audiofolder import read_audiofolder
+
+    root = _split_tree(tmp_path / "af", splits)
+    with pytest.raises(CorpusError, match=named + r" .*Merge them into one folder, or rename or move the others"):
+        read_audiofolder(root)
+
+
+def test_audiofolder_split_folders_in_every_spelling_datasets_reads_are_loaded(tmp_path, caplog):
+    from ser_hf.corpora.audiofolder import read_audiofolder
+
+    root = _split_tree(tmp_path / "af", ("Training", "val", "Eval"))
+    write_tone(root / "stray" / "x.wav", seed=40)
+    with caplog.at_level(logging.WARNING, logger="ser_hf.corpora.audiofolder"):
+        parts = read_audiofolder(root)
+    assert {split: len(part) for split, part in parts.items()} == {"test": 2, "train": 2, "validation": 2}
+    assert "1 audio file(s) lie outside its split folders ['Eval', 'Training', 'val'] ('stray/x.wav')" in caplog.text
+
+
+def test_audiofolder_metadata_that_would_be_ignored_is_refused(tmp_path):
+    from ser_hf.corpora.audiofolder import read_audiofolder
+
+    root = _split_tree(tmp_path / "af", ("test", "train"))
+    (root / "metadata.csv").write_text("file_name,speaker\ntrain/happy/train_happy.wav,A\n")
+    (root / "metadata.jsonl").write_text('{"file_name": "train/happy/train_happy.wav", "speaker": "B"}\n')
+    with pytest.raises(CorpusError, match=r"af' holds both metadata\.csv and metadata\.jsonl; expected one metadata "
+                                          r"file per folder.*Merge their rows into one file"):
+        read_audiofolder(root)
+    (root / "metadata.jsonl").unlink()
+    assert read_audiofolder(root)["train"]["speaker"] == ["A", None]  # the root's rows, for a split without its own
+    (root / "train" / "metadata.csv").write_text("file_name,speaker\nhappy/train_happy.wav,C\nsad/train_sad.wav,C\n")
+    with pytest.raises(CorpusError, match=r"split folder '.*train' has its own metadata file, and the root's metadata "
+                                          r"file also names 1 of its files \('.*train_happy\.wav'\).*Keep those rows"):
+        read_audiofolder(root)
+    (root / "metadata.csv").write_text("file_name,speaker\ntest/happy/test_happy.wav,D\n")  # the other split's only
+    parts = read_audiofolder(root)
+    assert parts["train"]["speaker"] == ["C", "C"] and parts["test"]["speaker"] == ["D", None]
+
+
+def test_jsonl_manifest_keys_of_later_rows_are_kept_and_reserved_ones_named(tmp_path, caplog):
+    _tones(tmp_path, [(f"{name}.wav", "", "") for name in "abce"])
+    rows = [{"path": "a.wav", "label": "happy", "speaker": "s1"},
+            {"path": "b.wav", "label": "sad", "speaker": "s1", "mic": "x"},
+            {"path": "c.wav", "label": "happy", "speaker": "s2", "Duration": "9"},
+            {"path": "e.wav", "label": "sad", "speaker": "s2", "Split": "test"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with caplog.at_level(logging.WARNING, logger=MANIFEST_LOGGER):
+        ds = load_corpus("manifest", tmp_path / "m.jsonl")
+    assert ds["mic"] == [None, "x", None, None] and ds["split"] == [None, None, None, "test"]
+    assert all(d < 1 for d in ds["duration"])  # read from the audio, not the row's 'Duration' 9
+    assert "column(s) ['duration'] are not kept: ser_hf sets them itself" in caplog.text
+
+
+def test_a_label_map_moving_one_spelling_of_an_emotion_warns_about_the_others(tmp_path, caplog):
+    rows = _tones(tmp_path, [("a.wav", "glee", "s0"), ("b.wav", "happy", "s0"), ("c.wav", "Sad", "s1"),
+                             ("d.wav", "joy", "s1"), ("e.wav", "JOY ", "s2")])
+    manifest = _csv(tmp_path / "m.csv", rows)
+    logger = "ser_hf.corpora.label_maps"
+    with caplog.at_level(logging.WARNING, logger=logger):
+        ds = load_corpus("manifest", manifest, label_map={"glee": "happy", "happy": "sad"})
+    assert _labels(ds) == {"a.wav": "happy", "b.wav": "sad", "c.wav": "sad", "d.wav": "happy", "e.wav": "happy"}
+    warned = [r.getMessage() for r in caplog.records if r.name == logger]
+    assert len(warned) == 1 and "{'happy=sad': ['JOY ', 'joy']}" in warned[0]
+    assert "one emotion ends up in two classes. Map them too (e.g. JOY=sad)" in warned[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=logger):  # every spelling moved, or a swap: nothing to say
+        load_corpus("manifest", manifest, label_map={"glee": "happy", "happy": "sad", "joy": "sad"})
+        swapped = load_corpus("manifest", _csv(tmp_path / "swap.csv", [r for r in rows if r[1] in ("happy", "Sad")]),
+                              label_map={"happy": "sad", "sad": "happy"})
+    assert _labels(swapped) == {"b.wav": "sad", "c.wav": "happy"}
+    assert not [r for r in caplog.records if r.name == logger]
+
+
+def test_a_path_cell_with_surrounding_spaces_names_the_file_without_them(tmp_path):
+    _tones(tmp_path, [("sub/a.wav", "", ""), ("sub/b.wav", "", ""), (f"{tmp_path}/abs.wav", "", "")])
+    manifest = _csv(tmp_path / "m.csv", [("sub/a.wav ", "happy", "s0"), (" sub/b.wav", "sad", "s1"),
+                                         (f" {tmp_path}/abs.wav\t", "sad", "s2")])
+    ds = load_corpus("manifest", manifest)  # as ser-hf predict reads the same cells
+    assert ds["audio"] == [str(tmp_path / "sub" / "a.wav"), str(tmp_path / "sub" / "b.wav"), str(tmp_path / "abs.wav")]
+    shutil.copy(tmp_path / "sub" / "a.wav", tmp_path / "sub" / "a.wav ")  # a file named with the space, beside it
+    manifest = _csv(tmp_path / "m.csv", [("sub/a.wav ", "happy", "s0"), ("sub/c.wav ", "sad", "s1")])
+    with pytest.raises(CorpusError) as caught:
+        load_corpus("manifest", manifest)
+    assert (f"the path cell 'sub/a.wav ' has surrounding spaces, and both '{tmp_path}/sub/a.wav ' and "
+            f"'{tmp_path}/sub/a.wav' exist; ser_hf cannot tell which is meant") in str(caught.value)
+    assert (f"'{tmp_path}/sub/c.wav' does not exist (the path cell 'sub/c.wav ' has surrounding spaces, which are "
+            f"ignored; the path with them does not exist either): relative paths are resolved") in str(caught.value)
+
+
+def test_lenient_loading_says_which_listing_of_one_file_it_keeps_and_why(tmp_path):
+    _tones(tmp_path, [("real/o.wav", "", ""), ("real/p.wav", "", "")])
+    (tmp_path / "ext").mkdir()
+    os.symlink(tmp_path / "real" / "o.wav", tmp_path / "ext" / "lx1.wav")
+    os.symlink(tmp_path / "ext" / "lx1.wav", tmp_path / "ext" / "lx2.wav")
+    os.link(tmp_path / "real" / "p.wav", tmp_path / "real" / "p_hard.wav")
+    manifest = _csv(tmp_path / "m.csv", [("ext/lx2.wav", "sad", "a"), ("ext/lx1.wav", "happy", "a"),
+                                         ("real/p_hard.wav", "sad", "b"), ("real/p.wav", "happy", "b")])
+    with pytest.warns(UserWarning) as caught:
+        ds = load_corpus("manifest", manifest, strict=False)
+    assert sorted(_labels(ds)) == ["lx2.wav", "p_hard.wav"]
+    message = str(caught[0].message)
+    assert ("Keep one (strict=False keeps m.csv line 2 as 'sad': listed first, since both listings go through "
+            "symbolic links and neither is the file's own path)") in message
+    assert ("Keep one (strict=False keeps m.csv line 4 as 'sad': listed first, since both name the file without a "
+            "symbolic link (hard links, or two spellings of one path))") in message

@@ -102,3 +102,35 @@ def test_split_column_spellings_of_test_mark_test_rows_and_unknown_values_are_wa
     with caplog.at_level("WARNING", logger="ser_hf.training.experiment"):
         assert _marked_test_rows(run, datasets.Dataset.from_dict({"split": ["train", "validation", ""]})) is None
     assert not caplog.records
+
+
+def test_predefined_split_and_train_read_split_values_one_way(tmp_path, caplog):
+    """Audit 30a finding 5: predefined_split made a part per raw text ('Test', 'TEST ', 'testing', 'NA')."""
+    import datasets
+
+    from ser_hf.corpora import load_corpus
+    from ser_hf.errors import SplitError
+    from ser_hf.splits import predefined_split
+    from ser_hf.testing.corpora import write_tone
+    from ser_hf.training import experiment
+
+    values = ["train", "Training", "Test", "test", "TEST ", "testing", "Eval", "validation", " dev", "VAL", "holdout"]
+    lines = ["path,label,speaker,split"]
+    for number, value in enumerate(values):
+        write_tone(tmp_path / f"{number}.wav", frequency=150 + 9 * number, seed=number)
+        lines.append(f"{number}.wav,{('happy', 'sad')[number % 2]},s{number},{value}")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    ds = load_corpus("manifest", tmp_path / "m.csv")
+    with caplog.at_level("WARNING", logger="ser_hf.corpora.splits"):
+        parts = predefined_split(ds)
+    assert {name: part["speaker"] for name, part in parts.items()} == {
+        "train": ["s0", "s1"], "validation": ["s7", "s8", "s9"], "test": ["s2", "s3", "s4", "s5", "s6"],
+        "holdout": ["s10"]}
+    assert "the 'split' column holds {'holdout': 1} (value: clips), none of the split names" in caplog.text
+    run = types.SimpleNamespace(data=types.SimpleNamespace(dataset_name=None, is_multi_corpus=lambda: False))
+    assert experiment._marked_test_rows(run, ds).tolist() == [2, 3, 4, 5, 6]  # the rows of predefined_split's test
+    for missing in ("NA", " ", "null"):
+        marked = datasets.Dataset.from_dict({"split": ["train", missing], "speaker": ["a", "b"]})
+        with pytest.raises(SplitError, match=r"1 of 2 clips have no 'split' value \(rows \[1\]: .*missing-value marker"):
+            predefined_split(marked)
+        assert experiment._marked_test_rows(run, marked) is None  # a training row, as a blank one, not warned about

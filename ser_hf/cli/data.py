@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 
 from ser_hf.corpora import CORPORA, download_corpus, load_corpus
+from ser_hf.corpora.split_names import check_some_rows_to_train_on, marked_test_rows
 from ser_hf.corpora.summary import corpus_summary, format_summary
 from ser_hf.errors import CorpusError, SplitError
 from ser_hf.paths import display_path, printable
-from ser_hf.splits import class_counts, corpus_folds, leave_one_speaker_out, speaker_folds, speaker_split
+from ser_hf.splits import (
+    class_counts,
+    corpus_folds,
+    leave_one_speaker_out,
+    speaker_folds,
+    speaker_split,
+    split_with_test,
+)
+
+logger = logging.getLogger(__name__)
 
 CORPUS_HELP = f"corpus name: {', '.join(CORPORA)}"
 EMOTIONS_HELP = "keep only these emotions: '4class', 'basic7', 'ravdess8' or a list like 'neutral,happy,sad,angry'"
@@ -148,7 +159,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     how = split.add_mutually_exclusive_group()
     how.add_argument("--folds", type=int, metavar="K", help="K folds grouped by speaker (default: the corpus protocol)")
     how.add_argument("--loso", action="store_true", help="leave one speaker out")
-    how.add_argument("--holdout", action="store_true", help="one train/validation/test split (70/10/20 by clips)")
+    how.add_argument("--holdout", action="store_true",
+                     help="one train/validation/test split (70/10/20 by clips), as ser-hf train makes it: a "
+                          "manifest's split column, where it marks test rows, gives the test part")
     split.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default 0)")
     split.add_argument("--json", action="store_true", help="print the folds' test speakers and counts as JSON")
     split.set_defaults(func=run_split)
@@ -177,6 +190,29 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _splits(args: argparse.Namespace, dataset):
+    """The parts ``data split`` shows; with ``--holdout``, the split ``ser-hf train`` makes, which tests on the rows a
+    manifest's split column marks as test (:func:`~ser_hf.corpora.split_names.marked_test_rows`); speaker folds ignore
+    that column, as ``ser-hf cv`` does, and say so."""
+    marked = marked_test_rows(dataset["split"]) if "split" in dataset.column_names else None
+    if marked is not None and marked.size and args.holdout:
+        check_some_rows_to_train_on(marked, len(dataset))
+        logger.info("the test part: the %d clips the manifest's split column marks as test, as ser-hf train uses "
+                    "them; validation speakers are held out of the other rows", marked.size)
+        return split_with_test(dataset, marked, validation_size=0.1, seed=args.seed)
+    if marked is not None and marked.size:
+        logger.warning("the manifest's split column marks %d clips as test; these folds do not use it (nor does "
+                       "ser-hf cv): every speaker is tested in turn. ser-hf train tests on those clips; --holdout "
+                       "shows that split.", marked.size)
+    if args.holdout:
+        return speaker_split(dataset, seed=args.seed)
+    if args.loso:
+        return leave_one_speaker_out(dataset)
+    if args.folds is not None:
+        return speaker_folds(dataset, n_folds=args.folds, seed=args.seed)
+    return corpus_folds(dataset, seed=args.seed)
+
+
 def run_split(args: argparse.Namespace) -> int:
     if args.folds is not None and args.folds < 2:
         # 0 used to fall through to the default protocol, and a negative count was answered "choose fewer folds"
@@ -184,14 +220,7 @@ def run_split(args: argparse.Namespace) -> int:
                          f"{args.folds}. Pass --folds 2 or more, or leave it out for the corpus protocol.")
     dataset = load_corpus(args.corpus, args.data_dir, emotions=args.emotions,
                           label_map=label_map_option(args.label_map), **corpus_options(args))
-    if args.holdout:
-        splits = speaker_split(dataset, seed=args.seed)
-    elif args.loso:
-        splits = leave_one_speaker_out(dataset)
-    elif args.folds is not None:
-        splits = speaker_folds(dataset, n_folds=args.folds, seed=args.seed)
-    else:
-        splits = corpus_folds(dataset, seed=args.seed)
+    splits = _splits(args, dataset)
     table = class_counts(dataset, splits)
     table.index = [printable(str(name)) for name in table.index]  # speaker_<id> folds: an id's ESC or line break
     if args.json:

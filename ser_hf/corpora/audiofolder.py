@@ -4,13 +4,17 @@
 every clip while it prepares the dataset, which needs ``torchcodec``; that does not install everywhere (see
 ser_hf's audio decoding notes). The layout is simple enough to read here, with the same conventions:
 
-- Split folders ``train/``, ``test/``, ``validation/`` (also ``valid/``, ``dev/``) at the top; without them
-  every file is in the ``train`` split.
+- Split folders ``train/``, ``test/``, ``validation/`` at the top, in any spelling ``datasets`` reads (``training/``,
+  ``valid/``, ``dev/``, ``val/``, ``testing/``, ``eval/``, ``evaluation/``; any case:
+  :data:`ser_hf.corpora.split_names.SPLIT_SPELLINGS`); without them every file is in the ``train`` split. Two folders
+  naming one split (``Train/`` and ``train/``, ``dev/`` and ``validation/``) are refused, never one of them dropped;
+  audio files outside the split folders are named in a warning (they are not loaded).
 - A label per class folder: ``train/angry/clip1.wav`` has label ``angry`` when every file of the split lies
   one folder deep.
 - An optional ``metadata.csv`` or ``metadata.jsonl`` (in the split folder or the root) whose ``file_name``
   column names each file relative to the metadata file; its other columns (``speaker``, ``gender``,
-  ``label``...) are joined to the files. A ``label`` column there wins over the folder names. ``file_name`` and
+  ``label``...) are joined to the files. One metadata file per folder, and a root one naming no file of a split
+  folder that has its own: else one of them would be ignored without a word. A ``label`` column there wins over the folder names. ``file_name`` and
   ser_hf's own column names are read in any case, surrounding spaces ignored, as a manifest's are.
 
 Symlinked sub-folders are entered, each real folder once (:func:`ser_hf.corpora.base.iter_audio_files`).
@@ -27,15 +31,13 @@ import datasets
 from ser_hf.audio import is_audio_path
 from ser_hf.corpora.base import iter_audio_files
 from ser_hf.corpora.manifest import _rename_columns
+from ser_hf.corpora.split_names import SPLIT_SPELLINGS, split_name
 from ser_hf.corpora.tables import Row, read_csv_rows, read_jsonl_rows
 from ser_hf.errors import CorpusError
 from ser_hf.paths import display_path, printable, walk_files
 
 logger = logging.getLogger(__name__)
 
-#: Split folder names -> split, as ``datasets`` names them.
-SPLIT_FOLDERS = {"train": "train", "test": "test", "validation": "validation", "valid": "validation",
-                 "dev": "validation"}
 METADATA_FILES = ("metadata.csv", "metadata.jsonl")
 # Table files that make a folder a parquet/arrow dataset rather than an audiofolder.
 _TABLE_SUFFIXES = (".parquet", ".arrow")
@@ -71,27 +73,34 @@ def _read_columns(row: dict, where: str) -> dict:
 
 
 def _metadata_rows(folder: Path) -> tuple[Path, list[Row]] | None:
-    """The folder's metadata file and its rows, every row checked to name a file (None when it has none)."""
-    for name in METADATA_FILES:
-        source = folder / name
-        if not source.is_file():
-            continue
-        what, shown = "audiofolder metadata file", display_path(source)
-        if name.endswith(".csv"):
-            header, rows = read_csv_rows(source, what, "a header row file_name,label,...")
-            _read_columns(dict.fromkeys(header), f"{shown!r}: its header")  # a doubled column is named once, here
-            rows = [(line, _read_columns(row, f"{shown!r}: its header")) for line, row in rows]
-        else:
-            rows = [(line, _read_columns(row, f"{shown!r} line {line}"))
-                    for line, row in read_jsonl_rows(source, what, '{"file_name": "a.wav", "label": "happy"}')]
-        for line, row in rows:
-            if None in row or not str(row.get("file_name") or "").strip():
-                found = f"{len(row[None])} more cell(s) than the header" if None in row else "no 'file_name'"
-                raise CorpusError(f"{str(source)!r} line {line} has {found} (its columns: {sorted(map(str, row))}); "
-                                  f"an audiofolder metadata file names each audio file, relative to its own folder, "
-                                  f"in 'file_name', one row per file. Fix that line.")
-        return source, rows
-    return None
+    """The folder's metadata file and its rows, every row checked to name a file (None when it has none).
+
+    Raises:
+        CorpusError: the folder holds both metadata.csv and metadata.jsonl (one would be ignored), or a bad row.
+    """
+    present = [folder / name for name in METADATA_FILES if (folder / name).is_file()]
+    if len(present) > 1:
+        raise CorpusError(f"audiofolder {display_path(folder)!r} holds both {' and '.join(p.name for p in present)}; "
+                          f"expected one metadata file per folder, as only one of them would be read. Merge their "
+                          f"rows into one file and remove the other.")
+    if not present:
+        return None
+    source = present[0]
+    what, shown = "audiofolder metadata file", display_path(source)
+    if source.name.endswith(".csv"):
+        header, rows = read_csv_rows(source, what, "a header row file_name,label,...")
+        _read_columns(dict.fromkeys(header), f"{shown!r}: its header")  # a doubled column is named once, here
+        rows = [(line, _read_columns(row, f"{shown!r}: its header")) for line, row in rows]
+    else:
+        rows = [(line, _read_columns(row, f"{shown!r} line {line}"))
+                for line, row in read_jsonl_rows(source, what, '{"file_name": "a.wav", "label": "happy"}')]
+    for line, row in rows:
+        if None in row or not str(row.get("file_name") or "").strip():
+            found = f"{len(row[None])} more cell(s) than the header" if None in row else "no 'file_name'"
+            raise CorpusError(f"{str(source)!r} line {line} has {found} (its columns: {sorted(map(str, row))}); "
+                              f"an audiofolder metadata file names each audio file, relative to its own folder, "
+                              f"in 'file_name', one row per file. Fix that line.")
+    return source, rows
 
 
 def _file_name(row: dict) -> str:
@@ -185,9 +194,28 @@ def _folder_labels(folder: Path, files: list[Path]) -> list[str] | None:
         f"file a 'label' in metadata.csv.")
 
 
-def _read_split(folder: Path, root: Path) -> datasets.Dataset:
+def _split_metadata(folder: Path, shared: dict[str, dict[str, str]] | None) -> dict[str, dict[str, str]]:
+    """The metadata of the split folder ``folder``: its own metadata file's, else the root's (``shared``).
+
+    Raises:
+        CorpusError: both have one and the root's names files of this split: those rows would be ignored.
+    """
+    own = _read_metadata(folder)
+    if own is None:
+        return shared or {}
+    inside = sorted(path for path in (shared or {}) if Path(path).is_relative_to(folder.resolve()))
+    if inside:
+        names = ", ".join(repr(display_path(path)) for path in inside[:_LISTED])
+        more = f" and {len(inside) - _LISTED} more" if len(inside) > _LISTED else ""
+        raise CorpusError(f"audiofolder split folder {display_path(folder)!r} has its own metadata file, and the root's "
+                          f"metadata file also names {len(inside)} of its files ({names}{more}); only the split "
+                          f"folder's would be read for them. Keep those rows in one of the two files.")
+    return own
+
+
+def _read_split(folder: Path, shared: dict[str, dict[str, str]] | None) -> datasets.Dataset:
     files = _audio_files(folder)
-    metadata = _read_metadata(folder) or _read_metadata(root) or {}
+    metadata = _split_metadata(folder, shared)
     columns: dict[str, list] = {"audio": [str(path.resolve()) for path in files]}
     extra = sorted({key for row in metadata.values() for key in row if key != "file_name"})
     if "audio" in extra:  # the clip is the file its file_name names: a column of that name would replace it
@@ -211,11 +239,47 @@ def read_audiofolder(root: Path) -> dict[str, datasets.Dataset]:
         CorpusError: a metadata file without ``file_name``, two rows for one file, rows naming no audio file, a
             split folder without audio files, or files outside the class folders that switch folder labels off.
     """
-    found = {SPLIT_FOLDERS[d.name.lower()]: d for d in sorted(root.iterdir())
-             if d.is_dir() and d.name.lower() in SPLIT_FOLDERS}
+    found = _split_folders(root)
+    shared = _read_metadata(root) if found else None  # without split folders the root's is the split's own
     splits = {}
     for split, folder in (found or {"train": root}).items():
         if not _audio_files(folder):
             raise CorpusError(f"audiofolder split folder {str(folder)!r} holds no audio files; add clips or remove it.")
-        splits[split] = _read_split(folder, root)
+        splits[split] = _read_split(folder, shared)
+    if found:
+        _warn_outside_splits(root, found)
     return splits
+
+
+def _split_folders(root: Path) -> dict[str, Path]:
+    """Split -> its folder among ``root``'s sub-folders, named by :func:`~ser_hf.corpora.split_names.split_name`.
+
+    Raises:
+        CorpusError: two folders name one split (``Train``/``train``, ``dev``/``validation``): keeping one of them
+            would drop the other's clips without a word.
+    """
+    by_split: dict[str, list[Path]] = {}
+    for folder in sorted(root.iterdir()):
+        split = split_name(folder.name) if folder.is_dir() else None
+        if split in SPLIT_SPELLINGS:
+            by_split.setdefault(split, []).append(folder)
+    doubled = {split: folders for split, folders in by_split.items() if len(folders) > 1}
+    if doubled:
+        shown = "; ".join(f"{' and '.join(repr(f.name) for f in folders)} all name the split {split!r}"
+                          for split, folders in doubled.items())
+        spellings = "; ".join(f"{split}: {', '.join(names)}" for split, names in SPLIT_SPELLINGS.items())
+        raise CorpusError(f"audiofolder {display_path(root)!r}: split folders {shown} (split folder names are read in "
+                          f"any case, in these spellings: {spellings}). Each split needs one folder, or the clips of "
+                          f"all but one would be dropped. Merge them into one folder, or rename or move the others.")
+    return {split: folders[0] for split, folders in by_split.items()}
+
+
+def _warn_outside_splits(root: Path, found: dict[str, Path]) -> None:
+    """Warn, naming them, about audio files beside the split folders: no split holds them, so they are not loaded."""
+    inside = {folder.name for folder in found.values()}
+    outside = [str(path.relative_to(root)) for path in _audio_files(root) if path.relative_to(root).parts[0] not in inside]
+    if outside:
+        more = f" and {len(outside) - _LISTED} more" if len(outside) > _LISTED else ""
+        logger.warning("audiofolder %s: %d audio file(s) lie outside its split folders %s (%s%s); they belong to no "
+                       "split and are not loaded. Move them into a split folder to load them.", display_path(root),
+                       len(outside), sorted(inside), ", ".join(map(repr, outside[:_LISTED])), more)

@@ -140,7 +140,9 @@ def emotion_merges(label_map: Mapping[str, str] | None) -> dict[str, str]:
 def warn_unmatched_label_map(scan: CorpusScan, corpus: Corpus, label_map: Mapping[str, str]) -> None:
     """Warn, naming them, about label_map entries that change nothing: keys that are neither a raw label of the
     corpus (:func:`label_key`) nor a spelling of an emotion its clips without a raw label have
-    (:func:`emotion_merges` apply to those only, see :func:`to_dataset`)."""
+    (:func:`emotion_merges` apply to those only, see :func:`to_dataset`); and about entries that move an emotion's
+    raw label while its other spellings stay (:func:`_warn_emotion_split`)."""
+    _warn_emotion_split(scan, corpus, label_map)
     raw = {label_key(c.raw_label) for c in scan.clips if c.raw_label is not None}
     emotions = {c.emotion for c in scan.clips if c.raw_label is None}
     if emotions or not raw:
@@ -151,3 +153,26 @@ def warn_unmatched_label_map(scan: CorpusScan, corpus: Corpus, label_map: Mappin
         logger.warning("label_map entries %s match no label of the %s corpus in %s (its labels: %s); they change "
                        "nothing. Check their spelling.", {k: label_map[k] for k in unmatched}, corpus.name,
                        display_path(scan.root), labels[:20])
+
+
+def _warn_emotion_split(scan: CorpusScan, corpus: Corpus, label_map: Mapping[str, str]) -> None:
+    """Warn once about label_map keys that spell an emotion and map it elsewhere (``happy=sad``) while the corpus has
+    other raw labels spelling that emotion which no entry maps (``joy``): the map applies once, to the raw label, so
+    those clips keep the emotion and one emotion of the data ends up in two classes. A swap (``happy=sad,sad=happy``)
+    is fine: it moves every spelling its entries name."""
+    unmapped: dict[str, set[str]] = {}
+    for clip in scan.clips:
+        if clip.raw_label is not None and map_raw_label(clip.raw_label, label_map) is None:
+            unmapped.setdefault(clip.emotion, set()).add(str(clip.raw_label))
+    split = {}
+    for key, target in label_map.items():
+        emotion = _key_emotion(key)
+        if emotion in unmapped and _target_emotion(target) != emotion:
+            split[f"{key}={target}"] = sorted(printable(label) for label in unmapped[emotion])
+    if split:
+        logger.warning("label_map entries move raw labels of an emotion while other raw labels of the %s corpus in %s "
+                       "spell the same emotion and no entry maps them (entry: unmapped labels) %s: a label_map applies "
+                       "once, to the raw label as written, so those clips keep the emotion, and one emotion ends up in "
+                       "two classes. Map them too (e.g. %s).", corpus.name, display_path(scan.root), split,
+                       ",".join(f"{label.strip()}={entry.split('=', 1)[1]}" for entry, labels in split.items()
+                                for label in labels[:1]))

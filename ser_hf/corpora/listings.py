@@ -56,12 +56,22 @@ def relisted_clips(clips: Sequence[Clip], root: str) -> dict[int, str]:
         if keepers[key] != index:
             pair = sorted((keepers[key], index))
             reasons[index] = _relisted(clips[keepers[key]], clip, "the same audio file as", "listed again",
-                                       [clips[i] for i in pair])
+                                       [clips[i] for i in pair], _why_kept(clips[keepers[key]], clip, root))
             continue
         copied = copies.setdefault(contents[clip.path], clip) if clip.path in contents else clip
         if copied is not clip and (copied.speaker != clip.speaker or copied.emotion != clip.emotion):
-            reasons[index] = _relisted(copied, clip, "a byte-identical copy of", "listed", [copied, clip])
+            reasons[index] = _relisted(copied, clip, "a byte-identical copy of", "listed", [copied, clip],
+                                       "listed first")
     return reasons
+
+
+def _why_kept(kept: Clip, clip: Clip, root: str) -> str:
+    """Why ``kept`` is the listing of one file kept over ``clip`` (by :func:`relisted_clips`' rule), for messages."""
+    if not _through_link(kept.path, root) and _through_link(clip.path, root):
+        return "the file's own path; the other listing goes through a symbolic link"
+    if _through_link(kept.path, root):
+        return "listed first, since both listings go through symbolic links and neither is the file's own path"
+    return "listed first, since both name the file without a symbolic link (hard links, or two spellings of one path)"
 
 
 def _through_link(path: str, root: str) -> bool:
@@ -80,9 +90,9 @@ def _through_link(path: str, root: str) -> bool:
     return os.path.realpath(absolute) != os.path.normpath(os.path.join(os.path.realpath(base), relative))
 
 
-def _relisted(kept: Clip, clip: Clip, relation: str, listed: str, in_order: list[Clip]) -> str:
+def _relisted(kept: Clip, clip: Clip, relation: str, listed: str, in_order: list[Clip], why_kept: str) -> str:
     """Why ``clip`` cannot be loaded beside ``kept`` (the same recording): both listings (``in_order``, as listed),
-    with their labels, what would go wrong and the fix."""
+    with their labels, what would go wrong, the fix, and which listing lenient loading keeps (``why_kept``: why)."""
     harms = []
     if clip.speaker != kept.speaker:
         harms.append("one recording under two speakers would be trained and tested on")
@@ -90,7 +100,8 @@ def _relisted(kept: Clip, clip: Clip, relation: str, listed: str, in_order: list
         harms.append("one recording with two labels would be trained on with both")
     harm = "; ".join(harms) or "it would be counted twice in training and scores"
     return (f"{relation} {display_path(kept.path)} (speaker {kept.speaker}), {listed} under speaker "
-            f"{clip.speaker}; first {_listing(in_order[0])}, then {_listing(in_order[1])}: {harm}. Keep one.")
+            f"{clip.speaker}; first {_listing(in_order[0])}, then {_listing(in_order[1])}: {harm}. Keep one "
+            f"(strict=False keeps {_listing(kept)}: {why_kept}).")
 
 
 def _listing(clip: Clip) -> str:

@@ -1,10 +1,12 @@
 """Your own data listed in a CSV or JSON-lines manifest, one row per clip.
 
-- Required columns: ``path`` (absolute, or relative to the manifest's folder) and ``label`` (an emotion
-  in any known spelling; map others with ``label_map``).
+- Required columns: ``path`` (absolute, or relative to the manifest's folder; surrounding spaces ignored, as
+  ``ser-hf predict`` ignores them) and ``label`` (an emotion in any known spelling; map others with ``label_map``).
 - Optional columns: ``speaker`` (blank, ``NA``, ``null``, ``NaN``: unknown), ``gender`` (male/female/M/F;
-  other values load as unknown, with a warning), ``split`` (e.g. train/validation/test, used by
-  :func:`ser_hf.splits.predefined_split`). Any other column is kept as a string column, except one named
+  other values load as unknown, with a warning), ``split`` (train/validation/test in any case and the spellings
+  ``datasets`` reads, e.g. ``testing``, ``dev``: :func:`ser_hf.corpora.split_names.split_name`; used by
+  :func:`ser_hf.splits.predefined_split` and ``ser-hf train``). A JSON-lines manifest's columns are the keys of all
+  its rows (a row without one has no value there). Any other column is kept as a string column, except one named
   like a column ser_hf sets itself (``audio``, ``duration``, ``corpus``): that one is left out, with a
   warning. Column names are matched in any case, surrounding spaces ignored (``Path``, `` label``).
 - Pass the manifest file as ``data_dir`` (``--data-dir my_manifest.csv``) or a folder holding
@@ -26,6 +28,7 @@ import datasets
 
 from ser_hf.corpora.base import BASE_COLUMNS, Clip, Corpus, Problem, normalize_gender, normalize_speaker
 from ser_hf.corpora.folder import raw_label_to_emotion
+from ser_hf.corpora.listings import file_identity
 from ser_hf.corpora.tables import read_csv_rows, read_jsonl_rows
 from ser_hf.errors import CorpusError
 from ser_hf.paths import display_path, printable
@@ -143,22 +146,50 @@ def _row_problem(row: dict) -> str | None:
                  if not (row.get(name) or "").strip()), None)
 
 
+def _resolve(manifest: Path, cell: str) -> Path:
+    path = Path(cell).expanduser()
+    return path if path.is_absolute() else manifest.parent / path
+
+
 def _clip_path(manifest: Path, cell: str) -> tuple[Path, str | None]:
     """The file a ``path`` cell names (relative to the manifest's folder), and why it cannot be one (a URL; a
     relative path to nothing, with where it was looked for) or None; other missing files are left to the audio
-    check."""
+    check.
+
+    A cell with surrounding spaces names the file without them, as ``ser-hf predict`` reads a manifest's paths
+    (spreadsheets keep such spaces), unless only the file as written exists (:func:`_spaced_path`).
+    """
     if _URL.match(cell.strip()):
         return Path(cell), (f"{printable(cell)!r} is a URL; ser_hf reads local audio files only, never URLs. Download "
                             f"the files and list their local paths (absolute, or relative to the manifest's folder)")
-    path = Path(cell).expanduser()
-    if path.is_absolute():
-        return path, None
-    resolved = manifest.parent / path
-    if not os.path.lexists(resolved):
-        return resolved, (f"{display_path(resolved)!r} does not exist: relative paths are resolved against the "
-                          f"manifest's folder {display_path(manifest.parent)!r}, not the working folder. Write the "
-                          f"path relative to that folder, or absolute")
-    return resolved, None
+    path, problem = _resolve(manifest, cell), None
+    if cell != cell.strip():
+        path, problem = _spaced_path(cell, path, _resolve(manifest, cell.strip()))
+    if Path(cell.strip()).expanduser().is_absolute():
+        return path, problem
+    if problem is None and not os.path.lexists(path):
+        problem = f"{display_path(path)!r} does not exist"
+    if problem is not None and not os.path.lexists(path):
+        problem += (f": relative paths are resolved against the manifest's folder {display_path(manifest.parent)!r}, "
+                    f"not the working folder. Write the path relative to that folder, or absolute")
+    return path, problem
+
+
+def _spaced_path(cell: str, written: Path, stripped: Path) -> tuple[Path, str | None]:
+    """The file a cell with surrounding spaces names: the one without them (as ``ser-hf predict`` reads it) unless
+    only the one as written exists; with a problem where both exist as different files (which one is meant cannot be
+    told) or neither does (the message says the spaces were ignored)."""
+    found = [os.path.lexists(written), os.path.lexists(stripped)]
+    if found == [True, False]:
+        return written, None
+    if found == [False, True] or (all(found) and file_identity(written) == file_identity(stripped)):
+        return stripped, None
+    if all(found):
+        return stripped, (f"the path cell {printable(cell)!r} has surrounding spaces, and both "
+                          f"{printable(str(written))!r} and {display_path(stripped)!r} exist; ser_hf cannot tell which "
+                          f"is meant. Rename the file whose name has the spaces, or remove them from the cell")
+    return stripped, (f"{display_path(stripped)!r} does not exist (the path cell {printable(cell)!r} has surrounding "
+                      f"spaces, which are ignored; the path with them does not exist either)")
 
 
 def _missing_columns(manifest: Path, columns: list, missing: list[str]) -> CorpusError:
@@ -190,10 +221,16 @@ def _warn_set_by_ser_hf(manifest: Path, columns: list) -> None:
                        "(e.g. 'given_duration') to keep them as metadata.", display_path(manifest), dropped)
 
 
+def _columns(rows: list[tuple[int, dict[str, Any]]]) -> list:
+    """Every row's column names, in the order first seen: a JSON-lines row may hold keys that earlier rows lack
+    (rows without a key get no value), and taking the first row's alone lost them without a word."""
+    return list(dict.fromkeys(key for _, row in rows for key in row))
+
+
 def list_clips(root: Path, label_map: Mapping[str, str] | None = None) -> Iterator[Clip | Problem]:
     manifest = find_manifest(root)
     rows = read_rows(manifest)
-    columns = list(rows[0][1]) if rows else []
+    columns = _columns(rows)
     missing = [name for name in REQUIRED if name not in columns]
     if missing:
         raise _missing_columns(manifest, columns, missing)
@@ -224,7 +261,7 @@ def manifest_features(data_dir: Path) -> dict[str, datasets.Value]:
     """The extra string columns a manifest carries (its own metadata), plus ``split``; columns named like those
     ser_hf sets itself (:data:`SET_BY_SER_HF`) are not among them."""
     rows = read_rows(find_manifest(data_dir))
-    extra = [name for name in (rows[0][1] if rows else {})
+    extra = [name for name in _columns(rows)
              if name is not None and name not in KNOWN and name not in SET_BY_SER_HF]
     return {"split": datasets.Value("string"), **{name: datasets.Value("string") for name in extra}}
 

@@ -29,6 +29,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from ser_hf.corpora import CORPORA
 from ser_hf.corpora.listings import file_identity
+from ser_hf.corpora.split_names import SPLIT_SPELLINGS, split_name, unknown_split_values
 from ser_hf.errors import SplitError
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ RANDOM_SPLIT = "random split (speakers may overlap)"
 _CLIP_SPEAKER_PREFIX = "random-split-clip-"
 # How ser-hf's commands set the number of folds (data split --folds, cv --num_folds): what fold errors name by default.
 _FOLDS_SETTING = "n_folds (--folds, --num_folds)"
+
 
 
 @dataclass(frozen=True)
@@ -370,13 +372,32 @@ def corpus_folds(dataset: datasets.Dataset, n_folds: int = 5, seed: int = 0) -> 
 
 
 def predefined_split(dataset: datasets.Dataset, column: str = "split") -> datasets.DatasetDict:
-    """Split by a column of split names (a manifest's ``split``), checking speakers do not overlap."""
+    """Split by a column of split names (a manifest's ``split``), checking speakers do not overlap.
+
+    Values are read by :func:`split_name`: ``Test``, ``TEST `` and ``testing`` are all the ``test`` part, ``dev`` the
+    ``validation`` part. Another value becomes a part of its own, named in a warning.
+
+    Raises:
+        SplitError: the column is missing, a clip has no split (blank, ``NA``), or the parts share a speaker.
+    """
     if column not in dataset.column_names:
         raise SplitError(f"Column {column!r} is missing; found {sorted(dataset.column_names)}.")
-    values = np.asarray(dataset[column], dtype=object)
-    if any(v is None or v == "" for v in values):
-        raise SplitError(f"Some clips have an empty {column!r}; fill it (train/validation/test) for every row.")
-    parts = {name: np.flatnonzero(values == name) for name in sorted(set(values))}
+    raw = dataset[column]
+    names = [split_name(value) for value in raw]
+    blank = [row for row, name in enumerate(names) if name is None]
+    if blank:
+        shown = sorted({repr(raw[row]) for row in blank})[:5]
+        raise SplitError(f"{len(blank)} of {len(names)} clips have no {column!r} value (rows {blank[:5]}"
+                         f"{' ...' if len(blank) > 5 else ''}: {', '.join(shown)}, blank or a missing-value marker); "
+                         f"expected a split name for every row. Fill it (train/validation/test) for those rows.")
+    other = unknown_split_values(names)
+    if other:
+        logger.warning("the %r column holds %s (value: clips), none of the split names %s; each such value is a part "
+                       "of its own. Write train, validation or test if that is what they mean.", column,
+                       dict(other.most_common()), {split: list(spellings) for split, spellings in SPLIT_SPELLINGS.items()})
+    order = [split for split in SPLIT_SPELLINGS if split in names] + sorted(other)
+    values = np.asarray(names, dtype=object)
+    parts = {name: np.flatnonzero(values == name) for name in order}
     check_speaker_disjoint(dataset, parts)
     return datasets.DatasetDict({name: dataset.select(rows) for name, rows in parts.items()})
 

@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,8 @@ from ser_hf.cards import card_from_run, write_model_card
 from ser_hf.checkpoint import RUN_RECORD, write_run_record
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leave_one_corpus_out_folds, load_combined
-from ser_hf.errors import SERError, SplitError
+from ser_hf.corpora.split_names import check_some_rows_to_train_on, marked_test_rows
+from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport, write_cv_summary
 from ser_hf.evaluation.fold_state import (
     CVIdentity,
@@ -273,11 +273,7 @@ def _train_split(run: Run, dataset: datasets.Dataset) -> datasets.DatasetDict:
                                settings=RUN_SETTINGS)
     marked = _marked_test_rows(run, dataset)
     if marked is not None:
-        if marked.size == len(dataset):  # else the split ends with no train part (a KeyError) or a vague SplitError
-            raise SplitError(
-                f"the manifest's split column marks all {marked.size} clips as test ({list(TEST_SPLIT_VALUES)}), which "
-                f"leaves none to train on; expected training rows too. Mark the clips to train on 'train' (or leave "
-                f"their split cell empty), or clear the split column to let ser_hf hold out test speakers itself.")
+        check_some_rows_to_train_on(marked, len(dataset))  # else the split ends with no train part (a KeyError)
         logger.info("the test part: the %d clips the manifest's split column marks as test", marked.size)
         return split_with_test(dataset, marked, validation_size=data.validation_size, seed=data.fold_seed,
                                settings=RUN_SETTINGS)
@@ -288,33 +284,15 @@ def _train_split(run: Run, dataset: datasets.Dataset) -> datasets.DatasetDict:
                          settings=RUN_SETTINGS)
 
 
-#: Split-column values (any case, surrounding spaces ignored) that mark a manifest row as a test clip.
-TEST_SPLIT_VALUES = ("test", "testing", "eval", "evaluation")
-#: Values of rows to train on; blanks too. ser_hf holds its own validation speakers out of all training rows, so
-#: ``validation`` rows are training rows like the rest.
-TRAIN_SPLIT_VALUES = ("train", "training", "validation", "valid", "val", "dev")
-
-
 def _marked_test_rows(run: Run, dataset: datasets.Dataset) -> np.ndarray | None:
-    """The rows a manifest's ``split`` column marks as test clips (:data:`TEST_SPLIT_VALUES`: ``test``, ``testing``,
-    ``eval``, ``evaluation``, in any case), or None where it marks none (or the run reads a ``datasets`` dataset, whose
-    splits ``eval_split_name`` chooses, or several corpora, each split on its own).
-
-    Every other row is a training row: ``train``, ``validation``, ``dev`` (:data:`TRAIN_SPLIT_VALUES`) and blanks
-    alike, since ser_hf holds its own validation speakers out of the training rows (``validation_size``). Any other
-    value is warned about once, with its count, as a training row: a typo of ``test`` would otherwise train on the
-    clips meant to test on, without a word.
-    """
+    """The rows a manifest's ``split`` column marks as test clips (:func:`~ser_hf.corpora.split_names.marked_test_rows`:
+    ``test``, ``testing``, ``eval``, ``evaluation``, in any case; unknown values warned about), or None where it marks
+    none (or the run reads a ``datasets`` dataset, whose splits ``eval_split_name`` chooses, or several corpora, each
+    split on its own). Every other row is a training row: ser_hf holds its own validation speakers out of them
+    (``validation_size``)."""
     if run.data.dataset_name is not None or run.data.is_multi_corpus() or "split" not in dataset.column_names:
         return None
-    values = [str(value or "").strip().casefold() for value in dataset["split"]]
-    other = Counter(value for value in values if value and value not in TEST_SPLIT_VALUES + TRAIN_SPLIT_VALUES)
-    if other:
-        logger.warning("the manifest's split column holds %s (value: clips), neither a test value %s nor a training "
-                       "value %s; ser-hf train treats those clips as training rows. Write 'test' in the split column "
-                       "for the clips to test on.", dict(other.most_common()), list(TEST_SPLIT_VALUES),
-                       list(TRAIN_SPLIT_VALUES))
-    marked = np.flatnonzero([value in TEST_SPLIT_VALUES for value in values])
+    marked = marked_test_rows(dataset["split"])
     return marked if marked.size else None
 
 

@@ -539,3 +539,159 @@ def test_arrays_of_clips_and_views_of_samples_are_told_how_to_pass_them(recogniz
                                          r"bytes of an audio file.*np.asarray\(view\)"):
         recognizer.predict(memoryview(wave))
     assert recognizer.predict(np.asarray(memoryview(wave)))["scores"] == _scores(recognizer.predict(wave))
+
+
+# --- the re-audit of session 30: unscaled and uncentred PCM, dicts as pipeline() reads them, objects, 0-d rates -------
+
+GRID = UNSCALED.format(found=r"all of them on a grid of step [\d.]+ \(whole numbers after a gain, a DC shift or "
+                             r"channels averaged\)") + r".*Divide it by 32768"
+
+
+@pytest.mark.parametrize("change", [
+    lambda pcm: pcm - pcm.mean(),  # DC removed
+    lambda pcm: pcm * 1.01,  # a gain
+    lambda pcm: pcm * 0.999,
+    lambda pcm: np.stack([pcm, np.roll(pcm, 1)], axis=1).mean(axis=1),  # stereo averaged by the caller: x.5 values
+    lambda pcm: (pcm - pcm.mean()) * 0.5 + 0.25,
+])
+def test_quiet_unscaled_pcm_shifted_scaled_or_averaged_is_refused(recognizer, wave, change):
+    """Unscaled PCM under 256 (a recording below -42 dBFS) was refused only when every sample was a whole number: DC
+    removal, a gain or averaged channels left fractions, and it was scored 90 dB too loud without a word."""
+    bad = change(np.round(wave * 300).astype(np.float32))  # peak about 126
+    for call in (recognizer.predict, lambda w: recognizer.stream().push(w),
+                 lambda w: recognizer.predict({"array": w, "sampling_rate": RATE}),
+                 lambda w: AudioPreprocessor(sampling_rate=RATE)(w, sampling_rate=RATE)):
+        with pytest.raises(AudioError, match=GRID):
+            call(bad)
+
+
+def test_float_audio_on_no_coarse_grid_keeps_its_headroom(recognizer, wave):
+    """The grid rule never takes float audio for PCM: a 16-bit recording made +40 dB hot lies on a grid of step
+    0.003, continuous float audio on none, and a three-level test signal has too few levels to be one."""
+    from ser_hf.audio import caller_samples
+
+    hot_16_bit = np.round(wave * 32767) / 32768 * 100
+    for loud in (hot_16_bit, wave * 100 + 0.37, np.tile([-1.5, 0.0, 1.5], 6000)):
+        assert caller_samples(loud, "x").shape == loud.shape
+    assert recognizer.predict(hot_16_bit)["label"] in FOUR
+
+
+@pytest.mark.parametrize("make", [
+    lambda u8: u8.astype(np.float32) / 128,
+    lambda u8: u8.astype(np.float32) / 255,
+    lambda u8: u8.astype(np.float32),  # not scaled either: whole numbers, but centring is the first fix
+])
+def test_unsigned_pcm_scaled_but_not_centred_is_refused(recognizer, wave, make):
+    """uint8 / 128 or / 255 (every sample >= 0, a mean of 1.0 or 0.5) was scored without a word."""
+    bad = make(np.clip(wave * 127 + 128, 0, 255).astype(np.uint8))
+    match = (r"has float samples that are all >= 0 \(from [\d.]+ to [\d.]+, mean [\d.]+\): unsigned PCM .*without being "
+             r"centred on 0.*\(wave - 128\) / 128 for uint8 values.*wave \* 2 - 1 for values scaled to \[0, 1\]")
+    for call in (recognizer.predict, lambda w: recognizer.stream().push(w), recognizer.predict_long,
+                 lambda w: recognizer.predict({"raw": w, "sampling_rate": RATE})):
+        with pytest.raises(AudioError, match=match):
+            call(bad)
+    assert recognizer.predict((bad / bad.max() * 2 - 1) * 0.5)["label"] in FOUR  # centred, it is audio
+
+
+def test_a_constant_or_a_short_all_positive_array_is_not_taken_for_unsigned_pcm(recognizer, wave):
+    """A constant is silence at any offset (a dead input stuck at a DC bias), and a short chunk may lie between two
+    zero crossings of a low sound: neither is refused."""
+    from ser_hf.audio import caller_samples
+
+    assert recognizer.predict(np.full(RATE, 0.5, np.float32))["label"] in FOUR
+    half_wave = np.abs(np.sin(np.linspace(0, np.pi, 8000))).astype(np.float32)  # 8000 samples >= 0
+    assert caller_samples(half_wave, "x").size == 8000
+    assert recognizer.stream().push(half_wave) == []
+
+
+def test_a_dict_with_raw_and_array_is_read_as_pipeline_reads_it(recognizer, wave):
+    """pipeline() takes "raw" first and "array" only when "raw" is None; "array" was taken first (another clip's
+    answer), and {"array": None, "raw": wave} was refused."""
+    other = np.roll(wave, 4000) * 0.5
+    expected, expected_other = _scores(recognizer.predict(wave)), _scores(recognizer.predict(other))
+    assert recognizer.predict({"raw": other, "array": wave, "sampling_rate": RATE})["scores"] == expected_other
+    for item in ({"array": None, "raw": wave, "sampling_rate": RATE}, {"raw": None, "array": wave, "sampling_rate": RATE}):
+        assert recognizer.predict(item)["scores"] == expected
+
+
+def test_a_dicts_bytes_and_path_of_the_wrong_type_are_named(recognizer, wave, tmp_path):
+    """A memoryview of samples in "bytes" was decoded as a file ("re-encode it"); a str, an array or None in
+    "bytes" and a Path in "path" got a message listing the keys the user had given."""
+    from pathlib import Path
+
+    path = tmp_path / "clip.wav"
+    sf.write(path, wave, RATE)
+    expected = _scores(recognizer.predict(str(path)))
+    for item in ({"path": Path(path), "bytes": None}, {"path": str(path)}, {"array": None, "path": path}):
+        assert recognizer.predict(item)["scores"] == expected
+    view = r"the audio array: its 'bytes' is a memoryview of '{}' items \(shape \(16000,\)\): samples, not the bytes"
+    for item, match in (
+        ({"bytes": memoryview(wave), "path": None}, view.format("f") + r".*\{'array': np.asarray\(value\)"),
+        ({"bytes": memoryview((wave * 32767).astype(np.int16)), "path": None}, view.format("h")),
+        ({"bytes": np.frombuffer(path.read_bytes(), np.uint8), "path": None},
+         r"its 'bytes' is a numpy array \(dtype uint8, shape \(\d+,\)\), not the bytes of an audio file.*"
+         r"value.tobytes\(\) if it holds a file's contents"),
+        ({"bytes": "abc", "path": str(path)}, r"its 'bytes' is a str \(3 characters\), not the bytes.*open\(path, 'rb'\)"),
+        ({"bytes": None}, r"the audio array is a dict whose 'bytes' is None, so it holds no audio"),
+        ({"bytes": None, "path": None}, r"a dict whose 'bytes' and 'path' are None, so it holds no audio"),
+        ({"bytes": None, "path": 3}, r"its 'path' is an int \(3\), not a path; expected the file's path as a str"),
+        ({"bytes": None, "path": bytes(path)}, r"its 'path' is a bytes .*pass os.fsdecode\(path\)"),
+        ({"array": str(path), "sampling_rate": RATE}, r"its 'array' is a str, not samples.*predict\(path\)"),
+        ({"raw": {"array": wave, "sampling_rate": RATE}, "sampling_rate": RATE},
+         r"its 'raw' is a dict, not samples.*pass the inner dict itself"),
+    ):
+        with pytest.raises(AudioError, match=match):
+            recognizer.predict(item)
+
+
+def test_an_object_array_is_named_by_what_it_holds(wave):
+    """Every object array was "has dtype object ... Pass numbers", whether it held numbers, None or a dict."""
+    head = r"x has dtype object; expected float samples within \[-1, 1\] or signed integer PCM.*: it holds "
+    with_dict = np.stack([wave, wave], axis=1).astype(object)
+    with_dict[3, 1] = {"array": wave}
+    for samples, match in (
+        (wave.astype(object), r"numbers as Python objects. Convert them: np.asarray\(wave, dtype=np.float32\)"),
+        (np.stack([wave, wave], axis=1).astype(object), r"numbers as Python objects"),
+        (np.round(wave * 2000).astype(np.int16).astype(object), r"numbers .*np.asarray\(wave, dtype=np.int16\)"),
+        (np.array([0.1, None] * 800, dtype=object), r"None at index 1, not an int or float. A missing sample has no value"),
+        ([0.1, 0.2, None], r"None at index 2"),
+        (with_dict, r"a dict at index \(3, 1\), not an int or float"),
+        (np.array([0.1, "a.wav"], dtype=object), r"a str at index 1, not an int or float"),
+    ):
+        with pytest.raises(AudioError, match=head + match):
+            float_samples(samples, "x")
+
+
+def test_what_is_no_array_is_named_by_its_type_where_samples_are_expected(recognizer, wave, tmp_path):
+    from pathlib import Path
+
+    for thing, match in ((None, r"is None, not an array of samples"),
+                         ({"a": 1}, r"is a dict, not an array of samples.*item\['array'\]"),
+                         (Path(tmp_path), r"is a PosixPath, not an array of samples.*load_audio\(path, sampling_rate\)"),
+                         ((x for x in wave), r"is a generator, not an array of samples.*np.fromiter"),
+                         (np.array(None, dtype=object), r"is None, not an array of samples")):
+        if isinstance(thing, Path) and sys.platform == "win32":
+            continue
+        with pytest.raises(AudioError, match="x " + match):
+            float_samples(thing, "x")
+    with pytest.raises(AudioError, match=r"the audio array is a generator, not an array of samples"):
+        recognizer.predict({"array": (x for x in wave), "sampling_rate": RATE})
+
+
+def test_rates_given_as_0_d_arrays_and_tensors_are_taken_as_numpy_scalars_are(recognizer, wave):
+    """np.array(16000) and torch.tensor(16000) were refused as "not a whole number" (showing an array of shape ())."""
+    import torch
+
+    expected = _scores(recognizer.predict(wave))
+    for rate in (np.array(16000), torch.tensor(16000), np.array(16000.0), torch.tensor(16000.0)):
+        assert recognizer.predict((wave, rate))["scores"] == expected
+        assert recognizer.predict({"array": wave, "sampling_rate": rate})["scores"] == expected
+        assert check_sampling_rate(rate, "x") == 16000 and type(check_sampling_rate(rate, "x")) is int
+    assert recognizer.predict((torch.from_numpy(wave), torch.tensor(16000)))["scores"] == expected
+    assert recognizer.stream(sampling_rate=np.array(8000)).push(wave[:400]) == []
+    for rate, found in ((np.array(16000.5), r"array\(16000.5\)"), (np.array(np.nan), r"array\(nan\)"),
+                        (torch.tensor(True), r"tensor\(True\)"), (np.array(True), r"array\(True\)"),
+                        (np.array(10**6), r"array\(1000000\)"), (torch.tensor(999), r"tensor\(999\)"),
+                        (np.array([16000]), r"an array of shape \(1,\)"), (np.array("16000"), r"array\('16000'")):
+        with pytest.raises(AudioError, match=r"must be a whole number of Hz from 1000 to 384000.*got " + found):
+            check_sampling_rate(rate, "x")

@@ -5,9 +5,9 @@ passes (``EmotionRecognizer.predict(wave)``, ``stream.push(chunk)``) never goes 
 here against the same limits: :func:`float_samples` (dtype and sample range, integer PCM scaled as soundfile scales
 a WAV file), :func:`array_to_mono` (channel layout) and :func:`check_sampling_rate` (a rate a file could declare).
 
-A caller's array is also held to one rule no file is: :func:`caller_samples` refuses float samples that look like
-integer PCM converted to float without being scaled (a mistake made in memory, never by a decoder), which
-:func:`array_to_mono` applies unless told the samples were decoded from a file.
+A caller's array is also held to rules no file is: :func:`caller_samples` refuses float samples that look like
+integer PCM converted to float without being scaled, or unsigned PCM not centred on 0 (mistakes made in memory, never
+by a decoder), which :func:`array_to_mono` applies unless told the samples were decoded from a file.
 
 Example:
     >>> import numpy as np
@@ -18,8 +18,10 @@ Example:
 
 from __future__ import annotations
 
+import numbers
+import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -33,8 +35,8 @@ from ser_hf.audio.decoding import (
 )
 from ser_hf.errors import AudioError
 
-__all__ = ["AUDIO_KEYS", "MAX_CALLER_PEAK", "array_to_mono", "audio_decoder_samples", "audio_in_mapping",
-           "caller_samples", "check_sampling_rate", "float_samples", "tensor_samples"]
+__all__ = ["AUDIO_KEYS", "BYTE_FORMATS", "MAX_CALLER_PEAK", "array_to_mono", "audio_decoder_samples",
+           "audio_in_mapping", "caller_samples", "check_sampling_rate", "float_samples", "tensor_samples"]
 
 #: The keys that make a dict one clip: a decoded ``datasets`` Audio cell (``{"array", "sampling_rate", "path"}``),
 #: ``pipeline()``'s input (``{"raw", "sampling_rate"}``), an undecoded cell (``{"bytes", "path"}``).
@@ -48,15 +50,41 @@ _CHANNELS_FIRST = 2
 
 #: The largest float sample a caller's array may hold (48 dB above full scale). A real float recording overshoots 1.0
 #: by a few times at most (resampling ringing, a hot float mix); integer PCM converted to float without being scaled
-#: sits in the hundreds to thousands, even after a gain, DC removal or resampling that leaves no whole numbers.
+#: sits in the hundreds to thousands, even after a gain, DC removal or resampling that leaves no whole numbers. Below
+#: it, float headroom is accepted (tests pin a hot float mix up to 256) and unscaled PCM is told by the grid its
+#: samples lie on (:data:`_MIN_PCM_STEP`); a quiet recording cast and then resampled or dithered is not caught there.
 MAX_CALLER_PEAK = 256.0
+
+#: The finest grid a caller's float samples between 1.0 and :data:`MAX_CALLER_PEAK` may lie on before they are taken
+#: for integer PCM converted without being scaled and then shifted, scaled or averaged (DC removal, a gain, stereo
+#: channels averaged: ``gain * k + offset`` for whole ``k``, a grid of step ``gain / channels``). Correctly scaled PCM
+#: lies on a grid of step ``2 ** -15`` (16-bit) or ``2 ** -7`` (8-bit): even 8-bit audio needs a gain of 16 (+24 dB)
+#: to reach a step of 1/8, and a float recording lies on no grid at all.
+_MIN_PCM_STEP = 1 / 8
+
+#: The fewest distinct levels taken as a grid: a square wave or a three-level test signal is one by chance.
+_MIN_GRID_LEVELS = 8
+
+#: The fewest samples a caller's float array must hold before all of them being >= 0, with a mean far from 0, is taken
+#: for unsigned PCM scaled but not centred. Real audio crosses 0 at least twice a period of its lowest sound (20 Hz: 25
+#: ms, under 8192 samples at any rate up to 384 kHz), so only a large DC offset keeps that many samples >= 0.
+_MIN_OFFSET_SAMPLES = 8192
+
+#: The mean above which non-negative samples are unsigned PCM not centred: uint8 / 255 has a mean near 0.5, uint8 / 128
+#: near 1.0, a real recording near 0 (a DC offset of a few percent of full scale at most).
+_MAX_OFFSET_MEAN = 0.25
+
+#: The formats of a memoryview of a file's bytes (``memoryview(data)``, ``memoryview(bytearray)``, a char view); any
+#: other format is a view of numbers, i.e. samples (``memoryview(float_array)``), which decoding would call a bad file.
+BYTE_FORMATS = ("B", "b", "c")
 
 
 def check_sampling_rate(rate: object, what: str, fix: str = "") -> int:
     """The sampling rate a caller gives for in-memory samples, held to the limits a file's header is held to.
 
     Args:
-        rate: The rate in Hz: an integer (a numpy integer, or a float such as ``44100.0``, is accepted).
+        rate: The rate in Hz: an integer (a numpy integer, a 0-d numpy array or torch tensor such as
+            ``np.array(16000)`` or ``torch.tensor(16000)``, or a float such as ``44100.0``, is accepted).
         what: What it is, for the message, e.g. ``"stream(sampling_rate=...)"``.
         fix: A hint added to the message.
 
@@ -67,41 +95,110 @@ def check_sampling_rate(rate: object, what: str, fix: str = "") -> int:
         AudioError: naming ``what``, for anything but an integer from :data:`MIN_SAMPLING_RATE` to
             :data:`MAX_SAMPLING_RATE` Hz (``bool``, strings, NaN and fractions included).
     """
-    value = rate.item() if isinstance(rate, np.generic) else rate
+    # One number however it is held: a numpy scalar, a 0-d numpy array or torch tensor (a dataset's rate column, a
+    # torchaudio result) give their value as a Python number; the checks below then refuse bool, NaN and fractions.
+    value = rate
+    if getattr(rate, "ndim", None) == 0 and hasattr(rate, "item") and not np.ma.is_masked(rate):
+        try:
+            value = rate.item()
+        except (RuntimeError, NotImplementedError, TypeError, ValueError):  # a tensor on the meta device: no value
+            pass
     whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
     if isinstance(value, bool) or not whole or not MIN_SAMPLING_RATE <= value <= MAX_SAMPLING_RATE:
-        found = f"an array of shape {rate.shape}" if isinstance(rate, np.ndarray) else repr(rate)[:80]
+        found = f"an array of shape {rate.shape}" if isinstance(rate, np.ndarray) and rate.ndim else repr(rate)[:80]
         raise AudioError(f"{what} must be a whole number of Hz from {MIN_SAMPLING_RATE} to {MAX_SAMPLING_RATE} "
                          f"(e.g. 16000, 44100 or 48000: the rate the samples were recorded at), got {found}.{fix}")
     return int(value)
 
 
 def audio_in_mapping(item: Mapping, what: str) -> tuple[object, int] | bytes | str:
-    """The clip a dict holds, as ``datasets`` and ``pipeline()`` hand audio over: ``(samples, rate)`` for an
-    ``"array"`` (or ``"raw"``) with its ``"sampling_rate"``; the file's bytes for ``"bytes"``; its ``"path"`` where
-    an undecoded cell has no bytes. Other keys are ignored.
+    """The clip a dict holds, as ``datasets`` and ``pipeline()`` hand audio over: ``(samples, rate)`` for a
+    ``"raw"`` (or, where ``"raw"`` is None or absent, an ``"array"``, as ``pipeline()`` reads them) with its
+    ``"sampling_rate"``; the file's bytes for ``"bytes"``; its ``"path"`` (a str or ``os.PathLike``) where the dict
+    holds neither samples nor bytes. Other keys are ignored.
 
     The samples are returned as they are (an array, a tensor, or a list, as ``datasets`` gives them in its python
     format: :func:`float_samples` converts them); the rate is checked (:func:`check_sampling_rate`).
 
     Raises:
-        AudioError: naming ``what``, for a dict without the keys of one clip, samples without their rate, or a rate
-            no file could declare.
+        AudioError: naming ``what``, for a dict without the keys of one clip, a key holding a value of the wrong type
+            (naming the key, the type found and the fix), samples without their rate, or a rate no file could declare.
     """
-    samples = item.get("array", item.get("raw"))
+    key = "raw" if item.get("raw") is not None else "array"  # pipeline() pops "raw" first, "array" only without it
+    samples = item.get(key)
     if samples is not None:
+        _check_samples_value(samples, f"{what}: its {key!r}")
         if "sampling_rate" not in item:
             raise AudioError(f"{what} is a dict of samples without their 'sampling_rate'; add it, e.g. "
-                             f"{{'array': wave, 'sampling_rate': 16000}}.")
+                             f"{{{key!r}: wave, 'sampling_rate': 16000}}.")
         return samples, check_sampling_rate(item["sampling_rate"], f"{what}: its 'sampling_rate'")
-    if isinstance(item.get("bytes"), (bytes, bytearray, memoryview)):
-        return bytes(item["bytes"])
-    if item.get("bytes") is None and isinstance(item.get("path"), str) and "bytes" in item:
-        return item["path"]
+    if item.get("bytes") is not None:
+        return _file_bytes(item["bytes"], f"{what}: its 'bytes'")
+    if item.get("path") is not None:
+        return _cell_path(item["path"], f"{what}: its 'path'")
     keys = ", ".join(repr(key) for key in list(item)[:6])
-    raise AudioError(f"{what} is a dict with keys {keys or 'none'}; expected one clip as datasets and pipeline() give "
-                     f"it: {{'array': samples, 'sampling_rate': rate}} (or 'raw' for 'array'), or {{'bytes': the "
-                     f"file's bytes, 'path': name}}.")
+    empty = [repr(key) for key in ("array", "raw", "bytes", "path") if key in item]
+    found = f"whose {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} None, so it holds no audio" if empty \
+        else f"with keys {keys or 'none'}"
+    raise AudioError(f"{what} is a dict {found}; expected one clip as datasets and pipeline() give it: {{'array': "
+                     f"samples, 'sampling_rate': rate}} (or 'raw' for 'array'), or {{'bytes': the file's bytes, "
+                     f"'path': name}} (or {{'bytes': None, 'path': the file's path}}).")
+
+
+def _describe(value: object) -> str:
+    """A value's type as messages name it: ``None``, ``a dict``, ``a numpy array (dtype uint8, shape (44,))``."""
+    if value is None:
+        return "None"
+    if isinstance(value, np.ndarray):
+        return f"a numpy array (dtype {value.dtype}, shape {value.shape})"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiouAEIOU' else 'a'} {name}"
+
+
+def _check_samples_value(samples: object, what: str) -> None:
+    """Refuse a dict's samples that are a file or another clip, not numbers (:func:`float_samples` would call them
+    an array of dtype object or of strings, without naming the key)."""
+    if isinstance(samples, Mapping):
+        fix = "a clip inside a clip: pass the inner dict itself"
+    elif isinstance(samples, (str, os.PathLike)):
+        fix = "a file is passed as its path (predict(path)) or as {'bytes': None, 'path': path}"
+    elif isinstance(samples, (bytes, bytearray, memoryview)):
+        fix = ("a file's contents are passed as {'bytes': data}; raw 16-bit PCM bytes as samples, "
+               "np.frombuffer(data, dtype=np.int16)")
+    else:
+        return  # an array, a tensor, a list: float_samples converts or refuses it
+    raise AudioError(f"{what} is {_describe(samples)}, not samples; expected an array of samples, e.g. {{'array': "
+                     f"wave, 'sampling_rate': 16000}}. For {fix}.")
+
+
+def _file_bytes(data: object, what: str) -> bytes:
+    """A dict's ``"bytes"`` as the file's contents, held to the rule top-level bytes-likes are held to: a memoryview
+    of numbers (format 'f', 'h', ...) holds samples, which decoding would call a bad file."""
+    if isinstance(data, (bytes, bytearray)) or (isinstance(data, memoryview) and data.format in BYTE_FORMATS):
+        return bytes(data)
+    samples = "{'array': np.asarray(value), 'sampling_rate': rate}"
+    if isinstance(data, memoryview):
+        found, fix = f"a memoryview of {data.format!r} items (shape {data.shape}): samples", f"Pass them as {samples}"
+    elif isinstance(data, np.ndarray):
+        found, fix = _describe(data), f"Pass value.tobytes() if it holds a file's contents, or {samples} for samples"
+    elif isinstance(data, str):
+        found = f"a str ({len(data)} characters)"
+        fix = "Pass the file's contents (open(path, 'rb').read()), or its path as {'bytes': None, 'path': path}"
+    else:
+        found, fix = _describe(data), "Pass the file's contents, e.g. open(path, 'rb').read()"
+    raise AudioError(f"{what} is {found}, not the bytes of an audio file (bytes, a bytearray, or a memoryview of "
+                     f"format 'B'). {fix}.")
+
+
+def _cell_path(path: object, what: str) -> str:
+    """A dict's ``"path"`` as a str: a ``pathlib.Path`` (any ``os.PathLike``) is taken as open() takes it."""
+    name = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if isinstance(name, str):
+        return name
+    fix = "pass os.fsdecode(path)" if isinstance(name, bytes) else "pass the file's path as a str, e.g. 'clip.wav'"
+    raise AudioError(f"{what} is {_describe(name)} ({repr(name)[:60]}), not a path; expected the file's path as a "
+                     f"str; {fix}.")
+
 
 
 #: How to fix an in-memory array whose samples :func:`check_samples` refuses. The likeliest cause is integer PCM
@@ -144,10 +241,14 @@ def float_samples(wave: object, what: str) -> np.ndarray:
                          f"e.g. wave.filled(0), or pass only the unmasked part.")
     wave = tensor_samples(wave, what)
     try:
-        wave = np.asarray(wave)
+        array = np.asarray(wave)
     except (ValueError, TypeError) as err:  # a ragged list
         raise AudioError(f"{what} is not an array of samples ({err}). Pass a 1-D numpy array of floats.") from None
-    kind, size = wave.dtype.kind, wave.dtype.itemsize
+    if array.dtype == object and array.size:
+        raise _objects_error(array, what)
+    if array.dtype == object:  # no items: refused as empty by the shape checks, not as objects
+        array = array.astype(np.float32)
+    wave, kind, size = array, array.dtype.kind, array.dtype.itemsize
     if kind == "i" and size <= 4:
         samples = wave.astype(np.float32)
         samples *= np.float32(2.0 ** (1 - 8 * size))  # a power of two: exact, as the division soundfile does
@@ -160,6 +261,46 @@ def float_samples(wave: object, what: str) -> np.ndarray:
     return wave.astype(np.float32, copy=False)
 
 
+def _is_real(item: object) -> bool:
+    return isinstance(item, numbers.Real) and not isinstance(item, bool)
+
+
+def _objects_error(array: np.ndarray, what: str) -> AudioError:
+    """The error for samples ``np.asarray`` made an object array of: the thing itself when it is no array (None, a
+    dict, a path, a generator), else what the array holds (numbers as Python objects, or its first item that is no
+    number, by type and index)."""
+    if array.ndim == 0:  # None, a dict, a Path, a generator: np.asarray wraps anything in a 0-d object array
+        thing = array.item()
+        if isinstance(thing, Mapping):
+            fix = "Pass the samples it holds, e.g. item['array'], at the rate they are expected at"
+        elif isinstance(thing, (str, os.PathLike)):
+            fix = "A file's samples are read with ser_hf.audio.load_audio(path, sampling_rate)"
+        elif isinstance(thing, Iterator):
+            fix = "Collect its samples into one array, e.g. np.fromiter(samples, dtype=np.float32)"
+        else:
+            fix = "Pass a 1-D numpy array of float samples"
+        return AudioError(f"{what} is {_describe(thing)}, not an array of samples; expected float samples within "
+                          f"[-1, 1] or signed integer PCM. {fix}.")
+    head = (f"{what} has dtype object; expected float samples within [-1, 1] or signed integer PCM (int8, int16 or "
+            f"int32, scaled to [-1, 1] as soundfile scales it)")
+    index, item = next(((i, x) for i, x in np.ndenumerate(array) if not _is_real(x)), (None, None))
+    if index is None:
+        if all(isinstance(x, numbers.Integral) for x in array.flat):
+            fix = ("np.asarray(wave, dtype=np.int16) for 16-bit PCM values (scaled by 32768), or np.asarray(wave, "
+                   "dtype=np.float32) for float samples")
+        else:
+            fix = "np.asarray(wave, dtype=np.float32)"
+        return AudioError(f"{head}: it holds numbers as Python objects. Convert them: {fix}.")
+    if item is None:
+        fix = "A missing sample has no value: fill it (e.g. with 0.0) or drop it"
+    elif isinstance(item, (np.ndarray, list, tuple, Mapping)) or hasattr(item, "__array__"):
+        fix = "An array holds one clip's samples: pass several clips as a list, or np.concatenate them into one"
+    else:
+        fix = "Pass numbers, e.g. np.asarray(samples, dtype=np.float32)"
+    position = index[0] if len(index) == 1 else index
+    return AudioError(f"{head}: it holds {_describe(item)} at index {position}, not an int or float. {fix}.")
+
+
 def caller_samples(wave: object, what: str) -> np.ndarray:
     """An array a caller hands over in memory as :func:`float_samples` converts it, refusing float samples that are
     integer PCM converted to float without being scaled (``astype(np.float32)`` without dividing by ``2 ** (bits -
@@ -167,8 +308,11 @@ def caller_samples(wave: object, what: str) -> np.ndarray:
     loud (a calm voice taken for shouting), without a word.
 
     Such samples are told by their peak: above :data:`MAX_CALLER_PEAK` (256) whatever they are, or above 1.0 and all
-    whole numbers. A decoder never makes this mistake, so samples decoded from a file are converted with
-    :func:`float_samples` alone: a float WAV file is scored as its samples say.
+    whole numbers, or all on a coarse grid of whole numbers scaled or shifted (``gain * k + offset``: a gain, DC
+    removal or channels averaged after the cast). Unsigned PCM scaled but not centred (``uint8 / 128``, ``uint8 /
+    255``: every sample >= 0, the mean far from 0) is refused too, in arrays long enough that real audio would cross 0.
+    A decoder never makes these mistakes, so samples decoded from a file are converted with :func:`float_samples`
+    alone: a float WAV file is scored as its samples say.
 
     Args:
         wave: A numpy array or torch tensor (or anything ``np.asarray`` makes one of), any shape.
@@ -178,8 +322,8 @@ def caller_samples(wave: object, what: str) -> np.ndarray:
         A float32 array of the same shape.
 
     Raises:
-        AudioError: naming ``what``, as :func:`float_samples` does, or for unscaled integer PCM (the message says
-            how to scale it).
+        AudioError: naming ``what``, as :func:`float_samples` does, or for unscaled integer PCM or uncentred
+            unsigned PCM (the message says how to convert it).
 
     Example:
         >>> import numpy as np
@@ -191,17 +335,70 @@ def caller_samples(wave: object, what: str) -> np.ndarray:
         ser_hf.errors.AudioError: x has float samples as large as 1200, ...
     """
     samples = float_samples(wave, what)
+    _refuse_uncentred(samples, what)  # first: uint8 values cast to float are whole numbers too, but need centring
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
-    whole = 1 < peak <= MAX_CALLER_PEAK and np.array_equal(samples, np.rint(samples))
-    if peak > MAX_CALLER_PEAK or whole:
-        found = "all of them whole numbers" if whole else f"{20 * np.log10(peak):.0f} dB above full scale (1.0)"
+    found = _unscaled_pcm_sign(samples, peak)
+    if found:
         raise AudioError(
             f"{what} has float samples as large as {peak:g}, {found}: integer PCM converted to float without being "
             f"scaled, which would be scored as if {20 * np.log10(32768):.0f} dB louder. Float audio is expected "
             f"within [-1, 1] (a float recording overshoots it by a few times at most); unscaled 16-bit PCM reaches "
-            f"hundreds to thousands. Divide it by 32768 (16-bit PCM) or 2147483648 (32-bit), or pass the "
+            f"hundreds to thousands. Divide it by 32768 (16-bit PCM), 128 (8-bit) or 2147483648 (32-bit), or pass the "
             f"int16/int32 array itself, which is scaled as soundfile scales a WAV file.")
     return samples
+
+
+def _unscaled_pcm_sign(samples: np.ndarray, peak: float) -> str | None:
+    """What shows ``samples`` (peak ``peak``) are integer PCM converted to float without being scaled, or None."""
+    if peak > MAX_CALLER_PEAK:
+        return f"{20 * np.log10(peak):.0f} dB above full scale (1.0)"
+    if peak <= 1:
+        return None
+    if np.array_equal(samples, np.rint(samples)):
+        return "all of them whole numbers"
+    step = _pcm_grid_step(samples)
+    if step is not None:
+        return (f"all of them on a grid of step {step:.4g} (whole numbers after a gain, a DC shift or channels "
+                f"averaged)")
+    return None
+
+
+def _pcm_grid_step(samples: np.ndarray) -> float | None:
+    """The step of the grid ``step * k + offset`` (whole ``k``) every sample lies on, when it is at least
+    :data:`_MIN_PCM_STEP` with :data:`_MIN_GRID_LEVELS` levels; None for any other samples (float audio)."""
+    flat = samples.ravel()
+    levels = np.unique(flat[:: max(1, flat.size // 65536)]).astype(np.float64)  # a strided probe finds the grid
+    if levels.size < _MIN_GRID_LEVELS:
+        return None
+    step, low = float(np.diff(levels).min()), levels[0]
+    if step < _MIN_PCM_STEP:
+        return None
+    # The step measured between two float32 samples is off by an ulp or two: refined over ever longer spans (each
+    # short enough that the error cannot round a level to its neighbour), so that levels 4096 steps apart still fit.
+    for span in (16, 256, 4096):
+        far = levels[levels <= low + span * step][-1]
+        if far > low:
+            step = (far - low) / round((far - low) / step)
+    position = flat - np.float32(low)  # in place from here: the whole array may be an hour of audio
+    position /= np.float32(step)
+    position -= np.rint(position)
+    return step if float(np.max(np.abs(position))) <= 0.02 else None
+
+
+def _refuse_uncentred(samples: np.ndarray, what: str) -> None:
+    """Refuse unsigned PCM scaled but not centred on 0: at least :data:`_MIN_OFFSET_SAMPLES` samples, all >= 0, with
+    a mean above :data:`_MAX_OFFSET_MEAN`. A constant is left alone: it is silence at any offset (a dead input)."""
+    if samples.size < _MIN_OFFSET_SAMPLES:
+        return
+    low, high = float(samples.min()), float(samples.max())
+    mean = float(samples.mean(dtype=np.float64))
+    if low < 0 or mean <= _MAX_OFFSET_MEAN or low == high:
+        return
+    raise AudioError(f"{what} has float samples that are all >= 0 (from {low:g} to {high:g}, mean {mean:.3g}): "
+                     f"unsigned PCM (8-bit WAV is centred on 128) converted to float without being centred on 0, "
+                     f"which would be scored as another sound (a recording's mean is near 0). Centre it: (wave - "
+                     f"128) / 128 for uint8 values (0 to 255), wave * 2 - 1 for values scaled to [0, 1] (uint8 / 255), "
+                     f"wave - 1 for uint8 / 128; or wave - wave.mean() for a recording with a large DC offset.")
 
 
 def tensor_samples(wave: object, what: str) -> object:

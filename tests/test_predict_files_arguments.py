@@ -186,3 +186,31 @@ def test_a_dataframe_is_refused_naming_the_column_to_pass(model, folder):
                                        r"pass one column, e.g. df\['p'\]\.$"):
         enrollment_inputs(pd.DataFrame({"p": ["a.wav"]}), "s")
     assert predict_files(model, table["path"], folder / "p.jsonl", progress=False)["predicted"] == 1  # the fix works
+
+
+# ------------------------------------------------------------------------------ bytes-likes and rows, never walked
+
+@pytest.mark.parametrize("make", [bytearray, memoryview])
+def test_a_bytearray_or_memoryview_is_refused_whole_as_bytes_are(folder, make):
+    """A bytearray or memoryview path was walked byte by byte ("inputs[0] is an int"), while bytes are refused whole."""
+    with pytest.raises(SERError, match=rf"inputs must be a list of paths.*got a {make.__name__} \(one path as bytes "
+                                       rf"goes in a list, \[path\]; a file's contents are no path\).*{IN_MEMORY}"):
+        predict_files("unused-model", make(os.fsencode(folder / "a.wav")), "p.jsonl", progress=False)
+    assert not (folder / "p.jsonl").exists()
+
+
+def test_bytes_like_items_are_paths_as_bytes_items_are(folder):
+    items = [bytearray(b"a.wav"), memoryview(b"a.wav"), b"a.wav"]
+    assert expand_inputs(items) == [str(folder / "a.wav")]
+    with pytest.raises(SERError, match=r"inputs\[0\] is bytes holding a NUL byte"):
+        expand_inputs([bytearray(b"RIFF\0\0")])
+
+
+def test_an_array_of_rows_is_refused_naming_its_path_column(folder):
+    """df[["label", "path"]].values was walked row by row: "inputs[0] is an array of shape (2,)"."""
+    rows = np.array([["happy", "a.wav"], ["sad", "a.wav"]], dtype=object)
+    with pytest.raises(SERError, match=r"got an array of shape \(2, 2\) \(ndarray\): rows, not paths \(a table's "
+                                       r"values, e.g. df\[\['path', 'label'\]\].values, are rows\); pass its path "
+                                       r"column, e.g. list\(array\[:, 1\]\)"):
+        predict_files("unused-model", rows, "p.jsonl", progress=False)
+    assert expand_inputs(list(rows[:, 1])) == [str(folder / "a.wav")]  # the fix works

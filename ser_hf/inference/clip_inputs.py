@@ -8,34 +8,46 @@ held to (:mod:`ser_hf.audio.arrays`), and refuses what is no clip with the conve
 
 from __future__ import annotations
 
+import array
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Union
 
 import numpy as np
 import torch
 
 from ser_hf.audio import (
+    AUDIO_KEYS,
     MIN_CLIP_DURATION,
     array_to_mono,
     audio_decoder_samples,
     audio_in_mapping,
     check_clip_duration,
     check_sampling_rate,
+    is_audio_path,
     load_audio,
     load_audio_bytes,
     resample,
 )
 from ser_hf.errors import AudioError
-from ser_hf.inference.inputs import is_path_array
+from ser_hf.inference.enrollment_inputs import not_a_list_of_clips
+from ser_hf.inference.inputs import (
+    describe_rows,
+    describe_table,
+    has_array_shape,
+    is_bytes_like,
+    is_path_array,
+    is_sample,
+)
 from ser_hf.paths import display_path
 
-__all__ = ["RecognizerInput", "clip_samples", "describe_input", "is_array"]
+__all__ = ["RecognizerInput", "clip_samples", "describe_input", "is_array", "waves_to_walk"]
 
 #: One input of :class:`~ser_hf.inference.recognizer.EmotionRecognizer`: a file path, an array (or torch tensor) at the
 #: model's rate, ``(array, sampling_rate)``, a dict as ``datasets`` and ``pipeline()`` give one clip
 #: (:func:`ser_hf.audio.audio_in_mapping`), a torchcodec ``AudioDecoder`` (:func:`ser_hf.audio.audio_decoder_samples`),
-#: or the bytes of an audio file (also a bytearray or memoryview). An array holds float samples within [-1, 1] or
+#: or the bytes of an audio file (also a bytearray or memoryview; never a path). A dict that names its file
+#: (``"path"``) holds a decoder's samples, held to a file's limits. An array holds float samples within [-1, 1] or
 #: signed integer PCM (int16, int32: scaled to [-1, 1] as a WAV file's samples are); it is 1-D, or 2-D as (frames,
 #: channels) or, with 1 or 2 channels, (channels, frames), the channels averaged (see
 #: :func:`ser_hf.audio.array_to_mono`).
@@ -43,9 +55,11 @@ RecognizerInput = Union[str, "os.PathLike[str]", "np.ndarray", tuple, Mapping, b
 
 
 def describe_input(item: RecognizerInput, index: int, single: bool) -> str:
-    """How messages name one input: the file, or the array (with its index among several)."""
+    """How messages name one input: the file, the bytes or the array (with its index among several)."""
     if isinstance(item, (str, os.PathLike)):
         return f"Audio file {display_path(item)!r}"
+    if is_bytes_like(item):  # a file's contents, or a path as bytes: no array either way
+        return "the bytes given" if single else f"the bytes at index {index}"
     return "the audio array" if single else f"the audio array at index {index}"
 
 
@@ -58,6 +72,7 @@ def clip_samples(item: RecognizerInput, model_rate: int, *, max_duration: float 
     if samples is not None:
         decoded = True  # a decoder's output: held to a file's rules
     elif isinstance(item, Mapping):  # a datasets Audio cell of datasets < 4, pipeline()'s dict
+        decoded = decoded or _names_its_file(item)
         item = audio_in_mapping(item, what)
         samples = item if isinstance(item, tuple) else None
     elif isinstance(item, tuple):
@@ -72,13 +87,13 @@ def clip_samples(item: RecognizerInput, model_rate: int, *, max_duration: float 
             raise AudioError(f"{what} is an empty path, which names no file; pass the path of an audio file.")
         check_clip_duration(item, max_duration=max_duration)  # from the header, before decoding
         return load_audio(item, model_rate)
-    elif isinstance(item, memoryview) and item.format not in _BYTE_FORMATS:
+    elif isinstance(item, memoryview) and not is_bytes_like(item):
         # a view of numbers (memoryview(float_array)) holds samples, not a file: decoding it fails as a bad file
         raise AudioError(f"{what} is a memoryview of {item.format!r} items (shape {item.shape}), not the bytes of an "
                          f"audio file (a view of bytes has format 'B'). Pass its samples as an array, np.asarray(view), "
                          f"with their rate if it is not {model_rate} Hz: (np.asarray(view), rate).")
     elif isinstance(item, (bytes, bytearray, memoryview)):  # a file's bytes, as pipeline() takes them
-        wave, rate = load_audio_bytes(bytes(item), model_rate, what=what), model_rate
+        wave, rate = _file_bytes(bytes(item), model_rate, what), model_rate
     else:
         raise AudioError(f"{what}: got {type(item).__name__}; expected an audio file path, a 1-D array of samples "
                          f"at {model_rate} Hz, (array, sampling_rate), a dict such as a datasets Audio "
@@ -95,13 +110,86 @@ def clip_samples(item: RecognizerInput, model_rate: int, *, max_duration: float 
     return resample(wave, rate, model_rate)
 
 
+def waves_to_walk(waves: object, sampling_rate: int) -> Iterable:
+    """The ``waves`` of :meth:`EmotionRecognizer.predict_waves
+    <ser_hf.inference.recognizer.EmotionRecognizer.predict_waves>` as a collection to walk, each item a clip.
+
+    Raises:
+        AudioError: before anything is walked, for one clip (an array, a 1-D object array of numbers, a path, bytes,
+            a dict, a ``(wave, rate)`` pair), a table, or no collection at all (None, a number): a str would be walked
+            letter by letter, bytes byte by byte, a dict by its keys, a table by its column names.
+    """
+    expected = f"waves must be a list of 1-D arrays of samples at {sampling_rate} Hz"
+    if is_array(waves) and waves.dtype == object and waves.ndim == 1:  # np.array(clips, dtype=object)
+        if waves.size and is_sample(waves[0]):  # wave.astype(object): one clip's samples held as objects
+            raise AudioError(f"{expected}, got a 1-D object array of {waves.size} numbers: one clip's samples. Pass "
+                             f"them as numbers, [np.asarray(wave, dtype=np.float32)] (or the array to predict, as one "
+                             f"clip).")
+        return list(waves)
+    if is_array(waves):
+        raise AudioError(f"predict_waves takes a list of clips, got one array of shape {tuple(waves.shape)}; pass "
+                         f"[wave].")
+    if not isinstance(waves, Iterable):
+        raise AudioError(f"{expected}, got {'None' if waves is None else type(waves).__name__}; pass [wave] for one "
+                         f"clip, or [] for none (use predict for files, rates and other inputs).")
+    found = not_a_list_of_clips(waves)
+    if found is not None:
+        raise AudioError(f"{expected}, got {found}. Pass [wave] for one array of samples; for one clip of another kind "
+                         f"(a path, bytes, a dict, (wave, rate)) use predict, which takes each of them.")
+    return waves
+
+
 def is_array(item: object) -> bool:
-    """A numpy array or a torch tensor (taken as pipeline() takes it)."""
+    """A numpy array or a torch tensor: the arrays whose samples ``pipeline()`` takes as one clip.
+
+    Narrower than :func:`~ser_hf.inference.inputs.has_array_shape` (anything with a shape and a dtype), which also
+    holds a pandas Series: a Series is a column (of paths, of clips) as often as samples, so it is no clip until the
+    caller says which (``series.to_numpy()``, ``list(series)``).
+    """
     return isinstance(item, (np.ndarray, torch.Tensor))
 
 
-#: The formats of a memoryview of a file's bytes (``memoryview(data)``, ``memoryview(bytearray)``, a char view).
-_BYTE_FORMATS = ("B", "b", "c")
+def _names_its_file(item: Mapping) -> bool:
+    """Whether a dict names the file its samples were decoded from: a ``datasets`` (< 4) Audio cell, ``{"array",
+    "sampling_rate", "path"}``. Its samples are the decoder's, held to the decoder's limits as the same file given as
+    a path, bytes or a torchcodec decoder is (a float WAV file may hold samples beyond 256); a dict without a path is
+    a caller's array, held to the caller-array rule (:func:`~ser_hf.audio.caller_samples`)."""
+    path = item.get("path")
+    return isinstance(path, (str, os.PathLike)) and bool(os.fspath(path))
+
+
+#: The longest bytes taken for a path when they fail to decode as a file (PATH_MAX on Linux).
+_LONGEST_PATH = 4096
+
+
+def _file_bytes(data: bytes, model_rate: int, what: str) -> np.ndarray:
+    """The samples of a file's bytes; bytes that do not decode but name a file (``b"clip.wav"``, a path in the file
+    system's encoding) are refused with the fix, not as a bad file to re-encode."""
+    try:
+        return load_audio_bytes(data, model_rate, what=what)
+    except AudioError as err:
+        path = _path_in_bytes(data)
+        if path is None:
+            raise
+        exists = "an existing file" if os.path.isfile(path) else "a path to an audio file"
+        raise AudioError(f"{what} ({len(data)} bytes) cannot be decoded as an audio file's contents: they name "
+                         f"{exists}, {display_path(path)!r}. Bytes are read as a file's contents (as pipeline() "
+                         f"reads them); pass the path as text, os.fsdecode(path).") from err
+
+
+def _path_in_bytes(data: bytes) -> str | None:
+    """The path ``data`` spells (short, without NUL, and naming an existing file or, as UTF-8 text, ending in an
+    audio extension), None when it is no path."""
+    if not data or len(data) > _LONGEST_PATH or b"\0" in data:
+        return None
+    path = os.fsdecode(data)
+    if os.path.isfile(path):
+        return path
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if text.isprintable() and is_audio_path(text) else None
 
 
 def _refuse_array_of_clips(item: object, what: str) -> None:
@@ -122,7 +210,13 @@ def _refuse_array_of_clips(item: object, what: str) -> None:
                          f"array per clip. Pass the clips as a list, list(array), to score each.")
     if isinstance(first, (str, bytes)) and _is_number(first):  # samples as text (wave.astype(str)), no paths
         return  # float_samples names the dtype and says to pass numbers
-    if item.dtype.kind == "S" or isinstance(first, bytes):  # bytes items would be read as a file's contents
+    rows = describe_rows(item)  # df[["path", "label"]].values: list(array) would give rows, not paths
+    if rows is not None:
+        raise AudioError(f"{what} is {rows} (predict() takes an array as one clip's samples and a list of paths "
+                         f"as clips; predict_files takes the column itself).")
+    if (item.dtype.kind == "S" or isinstance(first, bytes)) and item.ndim == 0:
+        fix = "pass the path itself as text, os.fsdecode(array.item())"  # bytes would be read as a file's contents
+    elif item.dtype.kind == "S" or isinstance(first, bytes):
         fix = "pass them as a list of str, [os.fsdecode(p) for p in array] (or use predict_files)"
     elif item.dtype.kind == "U" or isinstance(first, (str, os.PathLike)):
         fix = "pass the path itself, array.item()" if item.ndim == 0 else \
@@ -152,13 +246,46 @@ def _pair(item: tuple, what: str) -> tuple[object, int]:
                                         " Pass several clips as a list, not a tuple.")
 
 
+#: How :func:`_conversion_hint` tells a DataFrame to be passed (``{column}``: its path column, or its first).
+_TABLE_FIX = ("pass one column of clips as a list, e.g. predict(list(df[{column!r}])), or the column of file paths to "
+              "predict_files(recognizer, df[{column!r}], out)")
+
+
 def _conversion_hint(item: object) -> str:
-    """How to turn an input of an unexpected kind into one, for the message that refuses it."""
-    if isinstance(item, (int, float, np.number)) and not isinstance(item, bool):
+    """How to turn an input of an unexpected kind into one, for the message that refuses it: a collection of clips
+    into a list, a collection of samples into one array (never ``list(...)`` of samples: each would be a clip)."""
+    if is_sample(item):
         return (" A number is one sample, not a clip: a list given to predict() is a list of clips, so pass the "
                 "samples as one array, np.asarray(samples, dtype=np.float32).")
     if isinstance(item, list):
         return " Pass the samples as one array: np.asarray(samples, dtype=np.float32)."
-    if isinstance(item, Iterator) or is_path_array(item):  # a generator, a pandas Series of paths
+    table = describe_table(item, _TABLE_FIX)
+    if table is not None:
+        return f" It is {table}."
+    index = getattr(item, "index", None)  # a pandas Series made of a dict has its keys as index
+    if has_array_shape(item) and isinstance(index, Collection) and any(key in index for key in AUDIO_KEYS):
+        return (" It is one clip's dict held as a pandas Series (its index holds the dict's keys): pass the dict, "
+                "series.to_dict().")
+    if isinstance(item, array.array):
+        dtype = np.asarray(item).dtype
+        return f" Pass its samples as a numpy array, np.asarray(a), which keeps their type (dtype {dtype})."
+    if isinstance(item, Iterator):  # a generator: what it yields cannot be looked at without using it up
         return " Pass the clips as a list: list(...)."
+    if isinstance(item, Collection) and not isinstance(item, (str, Mapping)):  # a Series, a deque, dict.values()
+        return _collection_hint(item)
     return ""
+
+
+def _collection_hint(item: Collection) -> str:
+    """:func:`_conversion_hint` for a collection that is no list: its clips as a list, or, when its first item is a
+    number, its samples as one array."""
+    try:
+        first = next(iter(item), None)
+    except TypeError:  # a 0-d array-like, which has no items
+        return ""
+    if not is_sample(first):
+        return " Pass the clips as a list: list(...)."
+    if hasattr(item, "to_numpy"):  # a pandas Series: numbers held as objects would stay objects in the array
+        as_numbers = "" if getattr(getattr(item, "dtype", None), "kind", "O") in "iuf" else "dtype=np.float32"
+        return f" Pass its samples as one array: series.to_numpy({as_numbers})."
+    return " Pass the samples as one array: np.asarray(list(samples), dtype=np.float32)."

@@ -37,12 +37,12 @@ from ser_hf._output_folders import name_max
 from ser_hf.audio.arrays import AUDIO_KEYS
 from ser_hf.audio.voicing import holds_voice
 from ser_hf.errors import SERError
-from ser_hf.inference.inputs import describe_table, is_path_array
+from ser_hf.inference.inputs import describe_rows, describe_table, has_array_shape, is_path_array
 from ser_hf.inference.streaming import window_level_db
 from ser_hf.paths import display_path, printable
 
 __all__ = ["ENROLLMENT_SILENCE_DB", "NO_VOICE_DB", "clip_key", "enrollment_inputs", "enrollment_level_db",
-           "enrollment_pair", "screen", "screen_clips", "shown_path", "silent_clips"]
+           "enrollment_pair", "not_a_list_of_clips", "screen", "screen_clips", "shown_path", "silent_clips"]
 
 #: An enrollment clip quieter than this (RMS level, dB full scale) holds no voice to learn an offset from: its pooled
 #: states are the encoder's answer to silence, which would pull the speaker's offset far from their voice.
@@ -112,15 +112,20 @@ def screen_clips(waves: Sequence[np.ndarray], levels: Sequence[float] | None = N
 def enrollment_inputs(clips: Any, speaker: str) -> list:
     """The ``clips`` of :meth:`~ser_hf.inference.recognizer.EmotionRecognizer.enroll` as a list.
 
+    A numpy array of bytes (dtype ``S``) holds paths in the file system's encoding, as ``predict_files`` takes it
+    (:func:`os.fsdecode` of each): numpy drops the trailing NUL bytes of its items, so it cannot hold a file's bytes.
+
     Raises:
         SERError: for one clip instead of a list of them (a path would be taken letter by letter, an array sample by
-            sample, ``(wave, rate)`` as two clips), for a table (its column names would be the clips), for what is no
-            list of clips at all, or for no clips.
+            sample, ``(wave, rate)`` as two clips), for a table (its column names would be the clips) or an array of
+            its rows, for what is no list of clips at all, or for no clips.
     """
     shown = printable(str(speaker))[:40]
-    found = _not_a_list(clips)
+    if isinstance(clips, np.ndarray) and clips.dtype.kind == "S":
+        clips = np.vectorize(os.fsdecode, otypes=[object])(clips) if clips.size else clips.astype(object)
+    found = not_a_list_of_clips(clips)
     if found is not None:
-        if describe_table(clips) is not None:  # what it found already says which column to pass
+        if describe_table(clips) is not None or describe_rows(clips) is not None:  # it says which column to pass
             fix = ""
         elif found.startswith("a single"):
             fix = f"wrap it: enroll({shown!r}, [clip])"
@@ -137,11 +142,13 @@ def enrollment_inputs(clips: Any, speaker: str) -> list:
     return clips
 
 
-def _not_a_list(clips: Any) -> str | None:
-    """What ``clips`` is when it is not a collection of clips (None when it is)."""
-    table = describe_table(clips)
-    if table is not None:
-        return table
+def not_a_list_of_clips(clips: Any) -> str | None:
+    """What ``clips`` is, for a message, when it is not a collection of clips (None when it is): one clip (a path,
+    bytes, an array of numbers, a ``(wave, rate)`` pair, a dict of samples), a table or an array of its rows, None, a
+    mapping or what cannot be iterated."""
+    found = describe_table(clips) or describe_rows(clips)
+    if found is not None:
+        return found
     if is_path_array(clips) and clips.ndim == 0:  # np.array("a.wav"): one path, which cannot be iterated
         clips = clips.item()
     if isinstance(clips, (str, os.PathLike)):
@@ -150,7 +157,7 @@ def _not_a_list(clips: Any) -> str | None:
         return "a single clip (the bytes of a file)"
     # A numpy array or tensor of numbers is one clip's samples; one of paths (a pandas column) is a list of clips,
     # as predict_files takes it.
-    if hasattr(clips, "shape") and hasattr(clips, "dtype") and not is_path_array(clips):
+    if has_array_shape(clips) and not is_path_array(clips):
         return f"a single array of shape {tuple(clips.shape)}"
     if isinstance(clips, tuple) and len(clips) == 2 and _looks_like_rate(clips[1]):  # one clip, not two
         return "a single (array, rate) pair"

@@ -28,12 +28,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ser_hf.audio import is_audio_path
 from ser_hf.errors import SERError
 from ser_hf.names import UserPattern, speaker_text
 from ser_hf.paths import display_path, printable, walk_files
 
-__all__ = ["OutputFiles", "describe_table", "expand_inputs", "glob_files", "input_paths", "is_path_array"]
+__all__ = ["OutputFiles", "describe_kind", "describe_rows", "describe_table", "expand_inputs", "glob_files",
+           "has_array_shape", "input_paths", "is_bytes_like", "is_path_array", "is_sample"]
 
 logger = logging.getLogger(__name__)
 
@@ -193,14 +196,39 @@ _PATHS_ONLY = ("predict_files reads audio files: it takes paths (files, folders,
                "audio in memory (arrays, (array, rate) pairs, tensors) use EmotionRecognizer.predict.")
 
 
-def _a(value: Any) -> str:
+def describe_kind(value: Any) -> str:
     """``value`` as messages name it: its type, with the shape of an array or tensor."""
     if value is None:
         return "None"
     name = type(value).__name__
-    if hasattr(value, "shape") and hasattr(value, "dtype"):  # a numpy array, a torch tensor
+    if has_array_shape(value):
         return f"an array of shape {tuple(value.shape)} ({name})"
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def has_array_shape(value: Any) -> bool:
+    """Whether ``value`` is array-like for messages and for telling one clip from a collection: it has a ``shape`` and
+    a ``dtype`` (a numpy array, a torch tensor, a pandas Series). Iterating such a value walks its items (samples, or
+    the paths of a column), never one clip. :func:`ser_hf.inference.clip_inputs.is_array` asks the narrower question
+    of which arrays hold samples as ``pipeline()`` takes them."""
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+#: The formats of a memoryview of bytes (``memoryview(data)``, ``memoryview(bytearray)``, a char view).
+_BYTE_FORMATS = ("B", "b", "c")
+
+
+def is_bytes_like(value: Any) -> bool:
+    """Whether ``value`` is bytes, a bytearray or a memoryview of bytes: a file's contents or a path in the file
+    system's encoding, never samples (a memoryview of numbers, ``memoryview(float_array)``, is a view of samples)."""
+    if isinstance(value, memoryview):
+        return value.format in _BYTE_FORMATS
+    return isinstance(value, (bytes, bytearray))
+
+
+def is_sample(value: Any) -> bool:
+    """Whether ``value`` is one number, a sample: never a clip, whatever collection holds it."""
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
 
 
 def is_path_array(value: Any) -> bool:
@@ -213,10 +241,30 @@ def is_path_array(value: Any) -> bool:
         >>> is_path_array(np.array(["a.wav", "b.wav"])), is_path_array(np.zeros(16000))
         (True, False)
     """
-    return hasattr(value, "shape") and getattr(getattr(value, "dtype", None), "kind", None) in ("U", "S", "O")
+    return has_array_shape(value) and getattr(value.dtype, "kind", None) in ("U", "S", "O")  # a tensor's has no kind
 
 
-def describe_table(value: Any) -> str | None:
+def describe_rows(value: Any) -> str | None:
+    """``value`` named with the fix when it is a 2-D array of paths (a table's rows, ``df[["path", "label"]].values``),
+    None otherwise. Iterated, it gives rows, each an array, so neither ``list(array)`` nor ``predict_files`` makes paths
+    of it: its path column does.
+
+    Example:
+        >>> import numpy as np
+        >>> describe_rows(np.array([["happy", "a.wav"]], dtype=object))[-44:]
+        'pass its path column, e.g. list(array[:, 1])'
+    """
+    if not is_path_array(value) or getattr(value, "ndim", None) != 2 or not len(value):
+        return None
+    texts = [index for index, cell in enumerate(value[0]) if isinstance(cell, (str, bytes, os.PathLike))]
+    if not texts:  # numbers held as objects: no paths, rows or not
+        return None
+    column = next((index for index in texts if is_audio_path(os.fsdecode(value[0][index]))), texts[0])
+    return (f"{describe_kind(value)}: rows, not paths (a table's values, e.g. df[['path', 'label']].values, are "
+            f"rows); pass its path column, e.g. list(array[:, {column}])")
+
+
+def describe_table(value: Any, fix: str = "pass one column, e.g. df[{column!r}]") -> str | None:
     """``value`` named with its columns and the fix when it is a table (a pandas DataFrame: it has ``columns`` and
     ``iloc``), None otherwise. Iterated, a table gives its column names, not its rows, so a list of clips taken from
     one would be its header: ``predict_files`` wrote an error record for a file named ``path`` and returned 0
@@ -226,14 +274,18 @@ def describe_table(value: Any) -> str | None:
         >>> import pandas as pd
         >>> describe_table(pd.DataFrame({"path": ["a.wav"], "speaker": ["s1"]}))[:46]
         "a DataFrame with columns ['path', 'speaker'] ("
+
+    Args:
+        value: Anything.
+        fix: What to do with it, ``{column}`` standing for its path column (or its first).
     """
     if not (hasattr(value, "columns") and hasattr(value, "iloc")):
         return None
     columns = [str(column) for column in list(value.columns)]
     shown = columns[:6] + (["..."] if len(columns) > 6 else [])
     column = "path" if "path" in columns else (columns[0] if columns else "path")
-    return (f"{_a(value)} with columns {shown} (iterated, a table gives its column names, not its rows); pass one "
-            f"column, e.g. df[{column!r}]")
+    return (f"{describe_kind(value)} with columns {shown} (iterated, a table gives its column names, not its rows); "
+            f"{fix.format(column=column)}")
 
 
 def _not_a_path_list(inputs: Any) -> str | None:
@@ -241,19 +293,25 @@ def _not_a_path_list(inputs: Any) -> str | None:
     table = describe_table(inputs)
     if table is not None:
         return table
-    if isinstance(inputs, bytes):  # file contents as often as a path: never guessed
-        return "bytes (one path as bytes goes in a list, [path]; a file's contents are no path)"
-    if hasattr(inputs, "shape") and hasattr(inputs, "dtype"):
-        return None if is_path_array(inputs) else _a(inputs)
+    if is_bytes_like(inputs):  # file contents as often as a path: never guessed, nor walked byte by byte
+        kind = "bytes" if isinstance(inputs, bytes) else describe_kind(inputs)
+        return f"{kind} (one path as bytes goes in a list, [path]; a file's contents are no path)"
+    if isinstance(inputs, memoryview):  # a view of samples (memoryview(float_array)): audio in memory
+        return describe_kind(inputs)
+    if has_array_shape(inputs):
+        return describe_rows(inputs) if is_path_array(inputs) else describe_kind(inputs)
     if inputs is None or isinstance(inputs, Mapping) or not isinstance(inputs, Iterable):
-        return _a(inputs)
+        return describe_kind(inputs)
     return None
 
 
 def _input_path(item: Any, index: int) -> str:
-    """One input as text: a str, an os.PathLike, or bytes (a path in the file system's encoding)."""
+    """One input as text: a str, an os.PathLike, or bytes (a path in the file system's encoding; a bytearray or a
+    memoryview of bytes too, as bytes are)."""
     if isinstance(item, os.PathLike):
         item = os.fspath(item)
+    if is_bytes_like(item):
+        item = bytes(item)
     if isinstance(item, bytes):
         if b"\0" in item:  # no path holds a NUL byte: these are more likely a file's contents
             raise SERError(f"inputs[{index}] is bytes holding a NUL byte ({item[:16]!r}...): not a path, perhaps the "
@@ -261,7 +319,7 @@ def _input_path(item: Any, index: int) -> str:
         return os.fsdecode(item)
     if isinstance(item, str):
         return item
-    raise SERError(f"inputs[{index}] is {_a(item)}, not a path. {_PATHS_ONLY}")
+    raise SERError(f"inputs[{index}] is {describe_kind(item)}, not a path. {_PATHS_ONLY}")
 
 
 def input_paths(inputs: Any) -> list[str]:

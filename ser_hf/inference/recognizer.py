@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ from ser_hf.audio import (
 )
 from ser_hf.checkpoint import RUN_RECORD, read_run_record, recorded_preprocessor, recorded_training_copies
 from ser_hf.errors import AudioError, SERError
-from ser_hf.inference.clip_inputs import RecognizerInput, clip_samples, describe_input, is_array
+from ser_hf.inference.clip_inputs import RecognizerInput, clip_samples, describe_input, is_array, waves_to_walk
 from ser_hf.inference.enrollment_inputs import enrollment_level_db
 from ser_hf.inference.onnx_runtime import is_onnx_export
 from ser_hf.inference.predict import load_classifier, model_labels, predict_proba
@@ -292,18 +292,11 @@ class EmotionRecognizer(SpeakerAdaptation):
             AudioError: naming ``waves[i]``, for an item that is not a 1-D array of samples (integer PCM scaled, and
                 float samples held to a decoded file's limits, :func:`~ser_hf.audio.float_samples`: they are what
                 :meth:`predict` prepared, from a file as often as from a caller's array) at least
-                :data:`~ser_hf.audio.MIN_CLIP_DURATION` long, or ``waves`` that is one array, or no collection at
-                all (None, a number), not a list of them.
+                :data:`~ser_hf.audio.MIN_CLIP_DURATION` long, or ``waves`` that is one clip (an array, a 1-D object
+                array of numbers, a path, bytes, a dict), a table, or no collection at all (None, a number), not a
+                list of them.
         """
-        if is_array(waves) and waves.dtype == object and waves.ndim == 1:  # np.array(clips, dtype=object)
-            waves = list(waves)
-        if is_array(waves):
-            raise AudioError(f"predict_waves takes a list of clips, got one array of shape {tuple(waves.shape)}; "
-                             f"pass [wave].")
-        if not isinstance(waves, Iterable):
-            raise AudioError(f"waves must be a list of 1-D arrays of samples at {self.sampling_rate} Hz, got "
-                             f"{'None' if waves is None else type(waves).__name__}; pass [wave] for one clip, or [] "
-                             f"for none (use predict for files, rates and other inputs).")
+        waves = waves_to_walk(waves, self.sampling_rate)  # one clip or a table refused before it is walked
         waves = [self._ready_wave(wave, f"waves[{index}]") for index, wave in enumerate(waves)]
         if not waves:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
@@ -375,7 +368,9 @@ class EmotionRecognizer(SpeakerAdaptation):
                 for a recording of 3 or more channels. Other dtypes (unsigned, bool, complex, strings) are refused,
                 as are float samples beyond 256 or whole numbers beyond 1: integer PCM cast to float but not scaled
                 (see :func:`ser_hf.audio.caller_samples`). A file is held to its decoder's rules only (a float WAV
-                file may hold samples up to :data:`~ser_hf.audio.MAX_ABS_SAMPLE`).
+                file may hold samples up to :data:`~ser_hf.audio.MAX_ABS_SAMPLE`), and so is a dict that names the
+                file it was decoded from (a ``datasets`` < 4 Audio cell, ``{"array", "sampling_rate", "path"}``).
+                Bytes are a file's contents: a path given as bytes is refused with the fix, ``os.fsdecode(path)``.
             top_k: Keep only the ``top_k`` most probable emotions in ``scores`` (a positive integer; default: all).
             progress: Show a progress bar.
             speaker: An enrolled speaker (see :meth:`enroll`): their clips are scored by the speaker-adaptive

@@ -16,12 +16,15 @@ Scoring stays with the recognizer: a stream is made by
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterator, Mapping, Set
 from typing import Any, Protocol
 
 import numpy as np
 
 from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, caller_samples, check_sampling_rate
 from ser_hf.errors import AudioError, SERError
+from ser_hf.inference.inputs import describe_kind, is_bytes_like, is_sample
 from ser_hf.ranges import COUNT, Range
 
 __all__ = ["DEFAULT_VAD_THRESHOLD_DB", "MIN_HOP", "VAD_THRESHOLD_DB", "WINDOW_SECONDS", "RecognizerStream",
@@ -121,6 +124,53 @@ def _window_spans(n_samples: int, win: int, hop: int) -> list[tuple[int, int]]:
     return spans
 
 
+def _refuse_what_is_no_samples(chunk: Any) -> None:
+    """Refuse a chunk that holds no samples, naming its kind and the fix, before numpy makes an array of it: bytes
+    become one string (or uint8 values), None, a dict, a path or a generator one object, and the dtype message that
+    would follow gives advice that fails or, for int16 PCM read as uint8, turns the speech into noise.
+
+    Raises:
+        AudioError: for raw bytes (as pyaudio and ``sounddevice.RawInputStream`` give them), None, a mapping, a path,
+            an iterator or a set.
+    """
+    if is_bytes_like(chunk):
+        size = memoryview(chunk).nbytes
+        kind = f"raw bytes ({type(chunk).__name__}, {size} bytes)"
+        fix = ("microphone libraries (pyaudio, sounddevice.RawInputStream) give int16 PCM as bytes, the format the "
+               "service's WebSocket takes: push np.frombuffer(chunk, dtype=np.int16), which is scaled as a WAV file's "
+               "samples (or that divided by 32768 as float32)")
+        if size % 2:
+            fix += f"; {size} bytes are no whole number of 2-byte samples: keep the odd byte for the next chunk"
+    elif chunk is None:
+        kind, fix = "None", "push nothing when no audio came, and call flush() when the stream ends"
+    elif isinstance(chunk, tuple) and len(chunk) == 2 and not is_sample(chunk[0]) and is_sample(chunk[1]):
+        kind = "a (wave, sampling_rate) pair"
+        fix = ("a stream's rate is set once, so make it at that rate, recognizer.stream(sampling_rate=rate), and "
+               "push the wave alone")
+    else:
+        fix = next((fix for kinds, fix in _NO_SAMPLES_FIXES if isinstance(chunk, kinds)), None)
+        if fix is None:  # samples, or what float_samples names by its dtype
+            return
+        kind = describe_kind(chunk)
+    try:
+        as_array = f" (np.asarray makes it dtype {np.asarray(chunk).dtype}, not numbers)"
+    except (ValueError, TypeError):
+        as_array = ""
+    raise AudioError(f"the chunk given to stream.push is {kind}, not samples{as_array}; push takes one chunk of "
+                     f"samples, a 1-D array: {fix}.")
+
+
+#: How :func:`_refuse_what_is_no_samples` fixes each kind of chunk (other than bytes and None) that holds no samples.
+_NO_SAMPLES_FIXES = (
+    (Mapping, "for a dict of one clip's samples, push chunk['array'] to a stream made at its rate, "
+              "recognizer.stream(sampling_rate=chunk['sampling_rate'])"),
+    ((str, os.PathLike), "a path names a file: score it with recognizer.predict_long(path), or push its samples, "
+                         "soundfile.read(path, dtype='float32')[0]"),
+    ((Iterator, Set), "push each chunk in turn (for chunk in chunks: stream.push(chunk)), or the samples as one "
+                      "array, np.asarray(list(samples), dtype=np.float32)"),
+)
+
+
 class WindowScorer(Protocol):
     """What a :class:`RecognizerStream` needs of its recognizer (an ``EmotionRecognizer`` provides it)."""
 
@@ -183,12 +233,14 @@ class RecognizerStream:
             with ``adapt`` or ``speaker``); empty when no window completed or every completed window was silent.
 
         Raises:
-            AudioError: for a chunk that is not 1-D, of another dtype (unsigned, complex, strings, bytes...), with
-                NaN, infinite or out-of-range samples (beyond :data:`~ser_hf.audio.MAX_ABS_SAMPLE`), or with float
-                samples that are integer PCM not scaled (beyond 256, or whole numbers beyond 1).
+            AudioError: for a chunk that is not 1-D, of another dtype (unsigned, complex, strings...), with NaN,
+                infinite or out-of-range samples (beyond :data:`~ser_hf.audio.MAX_ABS_SAMPLE`), or with float
+                samples that are integer PCM not scaled (beyond 256, or whole numbers beyond 1); for raw bytes
+                (``np.frombuffer(chunk, dtype=np.int16)`` gives their samples), None, a dict, a path or an iterator.
         """
         if self._closed:
             raise SERError("this stream was flushed; start a new one with recognizer.stream(...).")
+        _refuse_what_is_no_samples(chunk)
         chunk = caller_samples(chunk, "the chunk given to stream.push")
         if chunk.ndim != 1:
             raise AudioError(f"stream.push expects a 1-D array of samples (one channel), got shape {chunk.shape}. "

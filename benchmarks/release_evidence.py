@@ -232,9 +232,16 @@ def _measured_length(spec: ReleaseSpec) -> dict[str, Any]:
                     f"{run['assignments']} speaker-grouped fold assignments, {rank} ({others}{against}; "
                     f"`{INPUT_LENGTH}.json`).")
         by_length = {_length_name(length): row["mean"] for length, row in lengths.items()}
-        return {"decision": decision,
-                "evidence": {"mean_pooled_ua_by_length": by_length, "assignments": run["assignments"],
-                             "sources": [f"benchmarks/results/{INPUT_LENGTH}.json"]}}
+        evidence = {"mean_pooled_ua_by_length": by_length, "assignments": run["assignments"],
+                    "sources": [f"benchmarks/results/{INPUT_LENGTH}.json"]}
+        nested = (run.get("inner_cv_choice") or {}).get("pooled_ua_shared_folds")
+        if nested is not None and len(lengths) > 1 and rank.startswith("the most"):
+            # The assignments above include the CV's own folds: a length picked by them flatters that CV's UA.
+            decision += (f" The length was chosen by these scores, whose speakers include every one the CV UA of this "
+                         f"card is measured on, so that UA is optimistic: choosing the length inside each fold from "
+                         f"its training speakers alone scores {100 * nested:.1f} pooled UA on the same folds.")
+            evidence["nested_pooled_ua"] = nested
+        return {"decision": decision, "evidence": evidence}
     return {}
 
 

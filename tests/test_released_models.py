@@ -531,7 +531,8 @@ def test_a_one_corpus_model_says_why_its_input_length_from_the_input_length_benc
         return {"max_source_positions": positions, "mean": mean, "difference_to_first": {"assignments_better": better}}
 
     runs = [{"corpus": "urdu", "model": str(backbone), "assignments": 5,
-             "lengths": [length(1500, 0.70, 0), length(300, 0.66, 0), length(500, 0.75, 4)]}]
+             "lengths": [length(1500, 0.70, 0), length(300, 0.66, 0), length(500, 0.75, 4)],
+             "inner_cv_choice": {"pooled_ua_shared_folds": 0.71}}]
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "input_length.json").write_text(json.dumps({"results": {"runs": runs}}))
     evidence = sys.modules["release_evidence"].input_length_evidence
@@ -539,11 +540,15 @@ def test_a_one_corpus_model_says_why_its_input_length_from_the_input_length_benc
     assert shipped["decision"] == (
         f"On URDU, {backbone}'s probe (the default linear fit) scores 75.0 mean pooled UA at 10 s over 5 speaker-grouped "
         "fold assignments, the most of the lengths measured (30 s padding 70.0, 6 s 66.0; better than 30 s padding in "
-        "4 of 5 assignments; `input_length.json`).")
+        "4 of 5 assignments; `input_length.json`). The length was chosen by these scores, whose speakers include "
+        "every one the CV UA of this card is measured on, so that UA is optimistic: choosing the length inside each "
+        "fold from its training speakers alone scores 71.0 pooled UA on the same folds.")
     assert shipped["evidence"]["mean_pooled_ua_by_length"] == {"30 s padding": 0.70, "6 s": 0.66, "10 s": 0.75}
+    assert shipped["evidence"]["nested_pooled_ua"] == 0.71
     padded = evidence(_spec(backbone, tmp_path, corpora=("urdu",), max_source_positions=None))["decision"]
     assert "70.0 mean pooled UA at 30 s padding" in padded and "below the best length measured" in padded
     assert "better than" not in padded  # the differences are to 30 s padding itself
+    assert "chosen by these scores" not in padded  # not the best length measured: not chosen by them
     # No row for the length, corpus or backbone, or several corpora: no decision rather than a wrong one.
     for changes in ({"corpora": ("urdu",), "max_source_positions": 750},
                     {"corpora": ("ravdess",), "max_source_positions": 500},

@@ -154,9 +154,10 @@ def test_a_model_trained_on_several_corpora_is_scored_on_its_held_out_speakers_o
     with pytest.raises(EvaluationError, match=r"--split test: the model was trained on this corpus and held out none"):
         _evaluate(setup, "urdu", model, split="test", n_resamples=0)
     report_file.unlink()
-    (model / "ser_hf_run.json").write_text(json.dumps({"data": {"corpus": "urdu+ravdess"}}))  # a released model's
-    unknown = _evaluate(setup, "ravdess", model, n_resamples=0).metadata["warnings"]
-    assert "trained on 'ravdess' and its held-out speakers are unknown" in unknown[0]
+    for named in ("urdu+ravdess", "URDU+RAVDESS", "urdu; ravdess", "urdu ravdess", "urdu+ravdess/4class"):
+        (model / "ser_hf_run.json").write_text(json.dumps({"data": {"corpus": named}}))  # a released model's, edited
+        unknown = _evaluate(setup, "ravdess", model, n_resamples=0).metadata["warnings"]
+        assert "trained on 'ravdess' and its held-out speakers are unknown" in unknown[0], named
 
 
 def test_label_map_parsing_and_matching():

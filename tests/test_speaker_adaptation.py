@@ -314,3 +314,10 @@ def test_the_inner_check_switches_adaptation_off_when_no_speaker_has_clips_to_sc
     assert not probe.enabled and probe.record["inner_check"]["global_ua"] is None
     assert probe.record["reason"] == ("no training speaker has more than 3 clips, so the inner CV could not score "
                                       "adaptation on clips a speaker did not enroll")
+
+
+def test_adaptation_trained_on_one_speaker_is_switched_off_for_want_of_a_speaker_independent_check():
+    features, labels, speakers = voices(speakers=1, clips=60)
+    probe = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=8, inner_folds=3)
+    assert not probe.enabled and probe.record["inner_check"]["global_ua"] is None
+    assert probe.record["reason"].startswith("all training clips come from one speaker")

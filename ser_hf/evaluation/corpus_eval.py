@@ -464,10 +464,18 @@ def write_evaluation(report: EvaluationReport, out_dir: str | Path) -> dict[str,
 
 
 def _trained_corpora(record: Mapping[str, Any]) -> list[str]:
-    """The corpora a run record says the model learnt from: one name, or several joined by ``,`` (``ser-hf train
-    --corpus urdu,ravdess``) or ``+`` (the released models' records)."""
+    """The corpora a run record says the model learnt from, casefolded: one name, or several joined by ``,``
+    (``ser-hf train --corpus urdu,ravdess``), ``+`` (the released models' records), ``;`` or spaces; a name written
+    with its emotion set (``ravdess/4class``) is the corpus."""
     named = str(record.get("data", {}).get("corpus") or "")
-    return [name.strip() for name in re.split(r"[,+]", named) if name.strip()]
+    return [piece.split("/")[0].casefold() for piece in re.split(r"[,+;\s]+", named) if piece.split("/")[0]]
+
+
+def _trained_on(record: Mapping[str, Any], corpus: str) -> bool:
+    """Whether the record names ``corpus`` among what the model learnt from (in any case; a dataset whose own name
+    holds ``+`` or ``,`` is matched whole)."""
+    named = str(record.get("data", {}).get("corpus") or "").strip().casefold()
+    return bool(named) and (named == corpus.casefold() or corpus.casefold() in _trained_corpora(record))
 
 
 def _held_out_speakers(record: Mapping[str, Any], corpus: str) -> list[str] | None:
@@ -479,14 +487,15 @@ def _held_out_speakers(record: Mapping[str, Any], corpus: str) -> list[str] | No
     that held out no speaker of this corpus gives ``[]``: every speaker of it was heard.
     """
     held = record.get("test_speakers")
-    if held is None or len(_trained_corpora(record)) < 2:
+    named = str(record.get("data", {}).get("corpus") or "").strip().casefold()
+    if held is None or named == corpus.casefold() or len(_trained_corpora(record)) < 2:
         return held
-    prefix = f"{corpus}{SPEAKER_SEPARATOR}"
-    return [speaker[len(prefix):] for speaker in held if speaker.startswith(prefix)]
+    prefix = f"{corpus}{SPEAKER_SEPARATOR}".casefold()
+    return [speaker[len(prefix):] for speaker in held if speaker.casefold().startswith(prefix)]
 
 
 def _leak_warnings(record: Mapping[str, Any], corpus: str, evaluated: Sequence[str]) -> list[str]:
-    if corpus not in _trained_corpora(record):
+    if not _trained_on(record, corpus):
         return []
     held_out = _held_out_speakers(record, corpus)
     if held_out is None:
@@ -562,7 +571,7 @@ def evaluate_checkpoint(
     folder = Path(str(model_dir)).expanduser()
     record = read_run_record(folder.parent if folder.is_file() else folder)  # an export's model.onnx: its folder
     dataset = load_corpus(corpus, data_dir, emotions=emotions, **dict(corpus_options or {}))
-    held_out = _held_out_speakers(record, corpus) if corpus in _trained_corpora(record) else None
+    held_out = _held_out_speakers(record, corpus) if _trained_on(record, corpus) else None
     part, description = select_split(dataset, split, seed=seed, test_size=test_size, num_folds=num_folds,
                                      speakers=held_out)
     warnings = _leak_warnings(record, corpus, part["speaker"])

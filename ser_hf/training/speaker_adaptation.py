@@ -215,7 +215,11 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
     adaptive_ua = adaptive_uas[estimator, shrink]
     best_by_estimator = {name: max(ua for (other, _), ua in adaptive_uas.items() if other == name)
                          for name in estimators}
-    checked = not np.isnan(global_ua)  # NaN: no training speaker had more clips than the enrollment sizes
+    # One training speaker: the inner folds split that speaker's clips, and the held-out "speaker" is the one whose
+    # offset the adaptive head was fitted with, so the check would be transductive. NaN: no training speaker had
+    # more clips than the enrollment sizes.
+    one_speaker = len(set(speakers.tolist())) < 2
+    checked = not one_speaker and not np.isnan(global_ua)
     enabled = checked and adaptive_ua >= global_ua - CHECK_MARGIN
 
     def measured(ua: float) -> float | None:
@@ -230,7 +234,11 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
                                                         for (name, k), ua in adaptive_uas.items()]},
               "global": {k: v for k, v in global_record.items() if k != "candidates"},
               "adaptive": {k: v for k, v in adaptive_records[estimator].items() if k != "candidates"}}
-    if not checked:
+    if one_speaker:
+        record["reason"] = ("all training clips come from one speaker, so no inner CV can score adaptation on a "
+                            "speaker it did not learn from")
+        logger.warning("speaker adaptation switched off: %s", record["reason"])
+    elif not checked:
         record["reason"] = (f"no training speaker has more than {min(CHECK_ENROLLMENT_SIZES)} clips, so the inner "
                             f"CV could not score adaptation on clips a speaker did not enroll")
         logger.warning("speaker adaptation switched off: %s", record["reason"])

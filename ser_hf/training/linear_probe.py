@@ -254,6 +254,11 @@ def inner_candidates(features: np.ndarray, labels: np.ndarray, num_labels: int, 
 
     ``copies`` join the training rows of their clip's inner fold and are never scored. With ``corpora`` (several
     corpora, see :func:`fit_linear`) the UA is the mean of the corpora's pooled UAs.
+
+    The mixes' per-layer scales (:func:`layer_mixes`) are taken once from every clip given, the inner held-out ones
+    too: an unlabelled statistic of the training speakers only (no test speaker of the outer fold is ever here), so
+    the inner UAs that choose among the mixes are very slightly optimistic, not the reported ones. Standardisation
+    and the ridge fit are per inner fold.
     """
     corpora = corpora_to_balance(corpora, len(labels))
     candidates = []

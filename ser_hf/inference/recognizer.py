@@ -49,6 +49,7 @@ from ser_hf.audio import (
     MAX_CLIP_DURATION,
     MIN_CLIP_DURATION,
     AudioPreprocessor,
+    audio_info,
     clip_copies,
     float_samples,
 )
@@ -72,7 +73,7 @@ from ser_hf.inference.streaming import (  # RecognizerStream and window_level_db
 )
 from ser_hf.models.linear_head import mean_log_probability
 from ser_hf.paths import display_path
-from ser_hf.ranges import COUNT
+from ser_hf.ranges import COUNT, Range, check_value
 
 __all__ = ["EmotionRecognizer", "RecognizerStream", "window_level_db"]
 
@@ -131,6 +132,31 @@ def _recorded_copies(model: str | os.PathLike, resolved: str) -> dict[str, tuple
                        f"command line), or in Python name the copies instead, e.g. "
                        f"test_time_copies={{'speed': [0.9, 1.1]}}.")
     return {"speed": speeds, "noise": snrs}
+
+
+#: The longest file :meth:`EmotionRecognizer.predict_long` decodes unless told otherwise (seconds). It holds the whole
+#: recording at the model's rate in memory (float32: 230 MB an hour at 16 kHz) with working copies of it, so a
+#: recording of many hours would take gigabytes without a word; a stream fed block by block keeps one window.
+MAX_LONG_DURATION = 4 * 3600.0
+
+
+def _refuse_too_long(item: RecognizerInput, max_duration: float | None) -> None:
+    """Refuse, from its header, a file longer than ``max_duration`` seconds, naming the stream that scores it in
+    bounded memory. Arrays are already in the caller's memory, and bytes are in it whole: only files are checked."""
+    if max_duration is None or not isinstance(item, (str, os.PathLike)):
+        return
+    check_value("max_duration", max_duration, Range(MIN_CLIP_DURATION, math.inf, noun="a number of seconds"),
+                SERError)
+    info = audio_info(item)
+    if info.duration <= max_duration:
+        return
+    raise AudioError(
+        f"{describe_input(item, 0, True)} lasts {info.duration:.0f} s ({info.duration / 3600:.1f} h), more than "
+        f"predict_long's max_duration of {max_duration:g} s ({max_duration / 3600:.1f} h): it holds a whole recording in memory at the model's rate, with "
+        f"working copies. Score it as a stream, block by block: stream = recognizer.stream(sampling_rate="
+        f"{info.sampling_rate}); for block in soundfile.blocks(path, blocksize=65536, dtype='float32'): results += "
+        f"stream.push(block.mean(axis=1) if block.ndim > 1 else block); then results += stream.flush(). Or pass "
+        f"max_duration=None where the memory is there.")
 
 
 class EmotionRecognizer(SpeakerAdaptation):
@@ -410,7 +436,8 @@ class EmotionRecognizer(SpeakerAdaptation):
 
     def predict_long(self, wave_or_path: RecognizerInput, window: float = 3.0, hop: float | None = None,
                      vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB,
-                     top_k: int | None = None, speaker: str | None = None, *, decoded: bool = False) -> dict[str, Any]:
+                     top_k: int | None = None, speaker: str | None = None, *, decoded: bool = False,
+                     max_duration: float | None = MAX_LONG_DURATION) -> dict[str, Any]:
         """Emotions over time in a long recording, with silent windows gated out.
 
         Args:
@@ -425,6 +452,9 @@ class EmotionRecognizer(SpeakerAdaptation):
             speaker: An enrolled speaker (see :meth:`enroll`): every window is scored as
                 ``predict(window, speaker=speaker)`` scores it, and says ``adapted``.
             decoded: True when an array input was decoded from a file (see :meth:`load_raw`).
+            max_duration: Longest file, in seconds, decoded (:data:`MAX_LONG_DURATION`, 4 h, by default; ``None``: no
+                limit). The whole recording is held in memory at the model's rate, with working copies; a longer
+                one is refused from its header, before decoding, naming a stream that keeps one window instead.
 
         Returns:
             ``{"timeline": [{"start", "end", "label", "score", "scores"}], "skipped": [[start, end], ...],
@@ -434,7 +464,8 @@ class EmotionRecognizer(SpeakerAdaptation):
             scored), ``"reason"``.
 
         Raises:
-            AudioError: naming the input, as :meth:`predict` does, or for audio shorter than 0.1 s.
+            AudioError: naming the input, as :meth:`predict` does, or for audio shorter than 0.1 s, or a file longer
+                than ``max_duration``.
             SERError: for ``window``, ``hop``, ``vad_threshold_db`` or ``top_k`` outside the ranges above.
 
         Example:
@@ -447,6 +478,7 @@ class EmotionRecognizer(SpeakerAdaptation):
         """
         hop = _check_options(window, hop, vad_threshold_db, top_k)
         scorer = self._speaker_scorer(speaker)
+        _refuse_too_long(wave_or_path, max_duration)
         # Preprocess each window, not the recording: training-time cropping or trimming is per clip.
         wave = self.load_raw(wave_or_path, decoded=decoded)
         win, step = window_samples(window, self.sampling_rate), window_samples(hop, self.sampling_rate)

@@ -1,7 +1,7 @@
 """EmotionRecognizer's array inputs and options are held to the rules files and the HTTP service enforce.
 
 Integer PCM is scaled as soundfile scales a WAV file; other dtypes, samples beyond 1e4, float arrays that are integer
-PCM not scaled (beyond 256, or whole numbers beyond 1: a file is held to its decoder's rules only), sampling rates
+PCM not scaled (beyond 16, or whole numbers beyond 1: a file is held to its decoder's rules only), sampling rates
 outside 1000-384000 Hz, audio shorter than 0.1 s and out-of-range window/hop/vad_threshold_db/top_k values get an
 error naming the argument (never a raw numpy/soxr error or a silent wrong answer).
 """
@@ -93,8 +93,8 @@ def test_samples_beyond_full_scale_are_refused_as_files_are(recognizer, wave, sc
         recognizer.stream().push(loud)
     with pytest.raises(AudioError, match="the audio array at index 1 contains NaN or infinite samples"):
         recognizer.predict([wave, np.full(RATE, np.nan, np.float32)])
-    # Within 1e4 (float headroom, as a float WAV file may have) is accepted, as for files.
-    assert recognizer.predict(wave * 100)["label"] in FOUR
+    # Float headroom up to 16 (+24 dB) is accepted; a file's samples are held to its decoder's 1e4 alone.
+    assert recognizer.predict(wave * 30)["label"] in FOUR
 
 
 # --- defect 2: sampling rates --------------------------------------------------------------------------------
@@ -435,7 +435,7 @@ def test_unscaled_pcm_is_refused_whether_or_not_its_samples_are_whole_numbers(re
 def test_whole_numbers_just_beyond_full_scale_are_refused_and_float_headroom_is_not(recognizer, wave):
     with pytest.raises(AudioError, match=UNSCALED.format(found="all of them whole numbers")):
         recognizer.predict(np.round(wave * 300))  # a quiet 16-bit recording: peak about 120
-    for loud in (wave * 200, np.clip(wave * 2560, -256, 256)):  # not whole, up to 256: a hot float mix
+    for loud in (wave * 30, np.clip(wave * 160, -16, 16)):  # not whole, up to 16 (+24 dB): a hot float mix
         assert recognizer.predict(loud)["label"] in FOUR
 
 
@@ -566,12 +566,12 @@ def test_quiet_unscaled_pcm_shifted_scaled_or_averaged_is_refused(recognizer, wa
 
 
 def test_float_audio_on_no_coarse_grid_keeps_its_headroom(recognizer, wave):
-    """The grid rule never takes float audio for PCM: a 16-bit recording made +40 dB hot lies on a grid of step
-    0.003, continuous float audio on none, and a three-level test signal has too few levels to be one."""
+    """The grid rule never takes float audio for PCM: a 16-bit recording made +30 dB hot lies on a grid of step
+    0.0009, continuous float audio on none, and a three-level test signal has too few levels to be one."""
     from ser_hf.audio import caller_samples
 
-    hot_16_bit = np.round(wave * 32767) / 32768 * 100
-    for loud in (hot_16_bit, wave * 100 + 0.37, np.tile([-1.5, 0.0, 1.5], 6000)):
+    hot_16_bit = np.round(wave * 32767) / 32768 * 30
+    for loud in (hot_16_bit, wave * 30 + 0.37, np.tile([-1.5, 0.0, 1.5], 6000)):
         assert caller_samples(loud, "x").shape == loud.shape
     assert recognizer.predict(hot_16_bit)["label"] in FOUR
 
@@ -695,3 +695,179 @@ def test_rates_given_as_0_d_arrays_and_tensors_are_taken_as_numpy_scalars_are(re
                         (np.array([16000]), r"an array of shape \(1,\)"), (np.array("16000"), r"array\('16000'")):
         with pytest.raises(AudioError, match=r"must be a whole number of Hz from 1000 to 384000.*got " + found):
             check_sampling_rate(rate, "x")
+
+
+# --- the re-audit 30c: a dict's path, unscaled PCM up to 256, uncentred PCM resampled or short or streamed -----------
+
+# A "recording" at full scale, and the forms the audit built of it: 8-bit, unsigned 8-bit, quiet 16-bit.
+def _full_scale(wave):
+    return (wave / np.abs(wave).max()).astype(np.float32)
+
+
+def _uint8_over_255(wave):
+    """A loud 8-bit recording, clipped as often at full scale: resampled, over 1% of it rings below 0."""
+    loud = _full_scale(np.clip(wave, -0.2, 0.2))
+    return (np.clip(np.round(loud * 127.5 + 127.5), 0, 255).astype(np.uint8) / 255).astype(np.float32)
+
+
+def _stream_in_chunks(recognizer, samples, size=160, **options):
+    stream = recognizer.stream(**options)
+    results = []
+    for start in range(0, len(samples), size):
+        results += stream.push(samples[start:start + size])
+    return results + stream.flush()
+
+
+def test_a_dicts_path_relaxes_the_caller_rule_only_for_a_float_file_on_disk(recognizer, wave, tmp_path):
+    """Any non-empty "path" (an id, a name not on disk, a PCM file) made a dict's samples a decoder's: unscaled 16-bit
+    PCM and uncentred uint8 / 255 were scored without a word. Only a float file's header (never its samples) relaxes it."""
+    import os
+    from pathlib import Path
+
+    unscaled = np.round(wave * 5000).astype(np.float32)  # peak about 2000
+    pcm_file, float_file = tmp_path / "pcm.wav", tmp_path / "float.wav"
+    sf.write(pcm_file, wave, RATE, subtype="PCM_16")
+    sf.write(float_file, unscaled, RATE, subtype="FLOAT")
+    names = ["clip.wav", "spk1_utt3", str(pcm_file), Path(pcm_file), str(tmp_path), str(tmp_path / "gone.wav")]
+    if hasattr(os, "mkfifo"):  # a FIFO is never opened: it could block
+        os.mkfifo(tmp_path / "fifo.wav")
+        names.append(str(tmp_path / "fifo.wav"))
+    for name in names:
+        for key in ("array", "raw"):
+            with pytest.raises(AudioError, match=UNSCALED.format(found=r"\d+ dB above full scale \(1.0\)")):
+                recognizer.predict({key: unscaled, "sampling_rate": RATE, "path": name})
+    with pytest.raises(AudioError, match="has float samples that are all >= 0"):
+        recognizer.predict({"raw": _uint8_over_255(wave), "sampling_rate": RATE, "path": "clip.wav"})
+    with pytest.raises(AudioError, match=UNSCALED.format(found=r"\d+ dB above full scale \(1.0\)")):
+        recognizer.predict({"array": np.stack([unscaled, unscaled], 1), "sampling_rate": RATE, "path": "clip.wav"})
+    expected = _scores(recognizer.predict(str(float_file)))
+    for name in (str(float_file), float_file):
+        assert recognizer.predict({"array": sf.read(float_file, dtype="float32")[0], "sampling_rate": RATE,
+                                   "path": name})["scores"] == expected
+
+
+@pytest.mark.parametrize("change", [
+    lambda pcm: (clip_inputs.resample(pcm, RATE, 22050), 22050),  # resampled: no whole numbers left
+    lambda pcm: pcm + np.random.default_rng(1).uniform(-0.5, 0.5, pcm.size).astype(np.float32),  # dither
+    lambda pcm: pcm * np.minimum(1, np.minimum(np.arange(pcm.size), pcm.size - np.arange(pcm.size)) / 4000),  # fades
+    lambda pcm: np.append(pcm[:1], pcm[1:] - 0.97 * pcm[:-1]),  # pre-emphasis
+    lambda pcm: 0.7 * pcm + 0.3 * np.roll(pcm, 3000),  # a mix of two
+])
+@pytest.mark.parametrize("peak", [127, 200, 30])  # 8-bit PCM not scaled; a quiet 16-bit recording; near 16
+def test_unscaled_pcm_up_to_256_is_refused_after_any_transform(recognizer, wave, change, peak):
+    """Unscaled PCM peaking at 256 or less was refused only while every sample was a whole number (or on a grid):
+    every 8-bit recording and quiet 16-bit resampled, dithered, faded or mixed was scored as if tens of dB louder."""
+    pcm = np.round(_full_scale(wave) * peak).astype(np.float32)
+    bad = change(pcm)
+    samples = bad[0] if isinstance(bad, tuple) else bad
+    assert np.abs(samples).max() > 16 and not np.array_equal(samples, np.rint(samples))
+    with pytest.raises(AudioError, match=UNSCALED.format(found=r"\d+ dB above full scale \(1.0\)") +
+                       r", which would be scored at that level.*float headroom up to 16, \+24 dB.*Divide it by 32768"):
+        recognizer.predict(bad)
+    with pytest.raises(AudioError, match=r"the chunk given to stream.push has float samples as large as"):
+        recognizer.stream().push(samples)
+
+
+def test_the_message_states_the_level_the_samples_would_be_scored_at(recognizer, wave):
+    """The message said "scored as if 90 dB louder" whatever the peak; a grid at a peak of 127 is 42 dB over."""
+    on_a_grid = np.round(_full_scale(wave) * 127) * 0.999
+    with pytest.raises(AudioError, match=GRID) as err:
+        recognizer.predict(on_a_grid)
+    assert "which would be scored as audio peaking 42 dB above full scale" in str(err.value)
+    assert "90 dB" not in str(err.value)
+
+
+@pytest.mark.parametrize("make", [
+    lambda v: (clip_inputs.resample(v, RATE, 22050), 22050),  # ringing takes a few samples below 0
+    lambda v: (clip_inputs.resample(v, RATE, 24000), 24000),
+    lambda v: (clip_inputs.resample(v * 255 / 128, RATE, 22050), 22050),  # uint8 / 128: a mean of 1.0
+    lambda v: np.append(np.float32(-1e-4), v[1:]),  # one negative sample
+    lambda v: v[8000:8000 + 4800],  # 0.3 s: under the count a lone array of unknown rate is judged on
+])
+def test_uncentred_unsigned_pcm_is_refused_by_its_mean_and_share_of_samples_above_0(recognizer, wave, make):
+    """One negative sample (a resampler's ringing) or a clip under 8192 samples disabled the check: uint8 / 255 was
+    scored as another sound."""
+    bad = make(_uint8_over_255(wave))
+    assert np.min(bad[0] if isinstance(bad, tuple) else bad) < 0 or len(bad) < 8192
+    with pytest.raises(AudioError, match=r"has float samples that are all (but \d+ of \d+ )?>= 0 \(from [-\de.]+ to "
+                                         r"[\d.]+, mean [\d.]+\): unsigned PCM .*wave \* 2 - 1 for values scaled to"):
+        recognizer.predict(bad)
+
+
+def test_a_stream_is_judged_for_an_offset_on_all_it_has_received(recognizer, wave):
+    """Each 160-sample chunk was judged alone, so a stream of uint8 / 255 was scored window after window."""
+    bad = np.tile(_uint8_over_255(wave), 2)
+    match = (r"the audio pushed to the stream \(\d+ samples so far; push each chunk centred\) has float samples that "
+             r"are all (but \d+ of \d+ )?>= 0 .*wave \* 2 - 1")
+    with pytest.raises(AudioError, match=match):
+        _stream_in_chunks(recognizer, bad)
+    # Before the count a lone array is judged on has arrived, no window is scored unjudged.
+    stream, received = recognizer.stream(window=0.2, hop=0.2), 0
+    with pytest.raises(AudioError, match=match):
+        for start in range(0, bad.size, 160):
+            stream.push(bad[start:start + 160])
+            received += 160
+    assert received <= 3200  # the first 0.2 s window
+    with pytest.raises(AudioError, match=match):  # a resampled stream too
+        _stream_in_chunks(recognizer, clip_inputs.resample(bad, RATE, 22050), sampling_rate=22050)
+
+
+def test_float_audio_with_headroom_is_not_taken_for_pcm_on_a_grid(recognizer, wave):
+    """8-bit audio correctly scaled then made 24 dB louder, normalised to a peak of 2, a staircase and a square wave
+    at 2 were refused as unscaled PCM (on a grid, or whole numbers), in predict and part-way through a stream."""
+    q8 = np.round(_full_scale(wave) * 0.8 * 127).astype(np.float32) / 128
+    t = np.arange(2 * RATE) / RATE
+    for loud in (q8 * 16, q8 / np.abs(q8).max() * 2, np.round(_full_scale(wave) * 12).astype(np.float32) / 128 * 32,
+                 ((np.floor(((t * 100) % 1) * 16) / 8 - 1) * 2).astype(np.float32),
+                 (2 * np.sign(np.sin(2 * np.pi * 100 * t))).astype(np.float32)):
+        assert np.abs(loud).max() > 1
+        assert recognizer.predict(loud)["label"] in FOUR
+        assert _stream_in_chunks(recognizer, loud, window=0.5, hop=0.5)
+    with pytest.raises(AudioError, match=UNSCALED.format(found="all of them whole numbers")):
+        recognizer.predict(np.round(_full_scale(wave) * 12))  # the untouched cast of quiet 8-bit PCM still is
+
+
+def test_real_audio_of_every_kind_the_audit_tried_is_still_taken(recognizer, wave):
+    t = np.arange(RATE) / RATE
+    tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    q8 = np.round(_full_scale(wave) * 0.9 * 127).astype(np.float32) / 128
+    noise = np.random.default_rng(2).uniform(-1, 1, RATE).astype(np.float32)
+    for good in (0.1 + 0.5 * tone, 0.1 + 0.05 * tone, q8 * 10, noise, np.stack([wave, 0.8 * wave], 1),
+                 np.stack([wave, 0.8 * wave]), wave[:4800], 3 * tone):
+        assert recognizer.predict(good)["label"] in FOUR
+        assert recognizer.predict((good, RATE))["label"] in FOUR
+        if good.ndim == 1:
+            assert _stream_in_chunks(recognizer, good, window=0.2, hop=0.2)
+
+
+def test_smaller_input_forms_of_the_re_audit(recognizer, wave, tmp_path):
+    """A longdouble rate was refused; a dict of samples and a file's bytes scored the samples without a word; a
+    transposed table was told to pass list(array[:, 0]), which gives a path and a label; enroll refused a Series of
+    bytes paths that predict_files takes."""
+    import pandas as pd
+
+    expected = _scores(recognizer.predict(wave))
+    for rate in (np.longdouble(16000), np.array(16000, np.longdouble)):
+        assert recognizer.predict((wave, rate))["scores"] == expected
+        assert check_sampling_rate(rate, "x") == 16000
+    with pytest.raises(AudioError, match=r"must be a whole number of Hz"):
+        check_sampling_rate(np.longdouble(16000.5), "x")
+    path = tmp_path / "clip.wav"
+    sf.write(path, wave, RATE)
+    for key in ("array", "raw"):
+        with pytest.raises(AudioError, match=rf"the audio array is a dict holding two clips' sources: samples in "
+                                             rf"'{key}' and a file's contents in 'bytes'.*pass one"):
+            recognizer.predict({key: wave, "bytes": path.read_bytes(), "sampling_rate": RATE})
+    assert recognizer.predict({"array": wave, "bytes": None, "sampling_rate": RATE})["scores"] == expected
+    rows = np.array([[str(path), "happy"], [str(path), "sad"]], dtype=object)
+    with pytest.raises(AudioError, match=r"columns, not paths \(a table transposed, e.g. rows.T, has its path column "
+                                         r"as a row\); pass its path row, e.g. list\(array\[0\]\)"):
+        recognizer.predict(rows.T)
+    assert recognizer.predict(list(rows.T[0]))[0]["scores"] == _scores(recognizer.predict(str(path)))  # the fix works
+    with pytest.raises(SERError, match=r"pass its path row, e.g. list\(array\[1\]\)"):
+        enrollment_inputs(rows[:, ::-1].T, "s")
+    for column in (pd.Series([b"a.wav", b"b.wav"]), pd.Index([b"a.wav", b"b.wav"]),
+                   np.array([b"a.wav", b"b.wav"], dtype=object)):
+        assert enrollment_inputs(column, "s") == ["a.wav", "b.wav"]
+    contents = path.read_bytes()  # bytes holding a NUL are a file's contents, kept as they are
+    assert enrollment_inputs(pd.Series([contents, b"b.wav"]), "s") == [contents, "b.wav"]

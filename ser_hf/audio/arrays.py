@@ -6,8 +6,9 @@ here against the same limits: :func:`float_samples` (dtype and sample range, int
 a WAV file), :func:`array_to_mono` (channel layout) and :func:`check_sampling_rate` (a rate a file could declare).
 
 A caller's array is also held to rules no file is: :func:`caller_samples` refuses float samples that look like
-integer PCM converted to float without being scaled, or unsigned PCM not centred on 0 (mistakes made in memory, never
-by a decoder), which :func:`array_to_mono` applies unless told the samples were decoded from a file.
+integer PCM converted to float without being scaled, or unsigned PCM not centred on 0 (:class:`SampleOffset`; mistakes
+made in memory, never by a decoder), which :func:`array_to_mono` applies unless told the samples were decoded from a
+file.
 
 Example:
     >>> import numpy as np
@@ -18,10 +19,12 @@ Example:
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,8 +38,9 @@ from ser_hf.audio.decoding import (
 )
 from ser_hf.errors import AudioError
 
-__all__ = ["AUDIO_KEYS", "BYTE_FORMATS", "MAX_CALLER_PEAK", "array_to_mono", "audio_decoder_samples",
-           "audio_in_mapping", "caller_samples", "check_sampling_rate", "float_samples", "tensor_samples"]
+__all__ = ["AUDIO_KEYS", "BYTE_FORMATS", "MAX_CALLER_PEAK", "SampleOffset", "array_to_mono", "audio_decoder_samples",
+           "audio_in_mapping", "caller_samples", "check_sampling_rate", "float_samples", "offset_span",
+           "tensor_samples"]
 
 #: The keys that make a dict one clip: a decoded ``datasets`` Audio cell (``{"array", "sampling_rate", "path"}``),
 #: ``pipeline()``'s input (``{"raw", "sampling_rate"}``), an undecoded cell (``{"bytes", "path"}``).
@@ -48,31 +52,52 @@ AUDIO_KEYS = frozenset({"array", "raw", "bytes"})
 #: those are refused, and a multichannel recording is passed transposed, ``(frames, channels)``.
 _CHANNELS_FIRST = 2
 
-#: The largest float sample a caller's array may hold (48 dB above full scale). A real float recording overshoots 1.0
+#: The largest float sample a caller's array may hold (24 dB above full scale). A real float recording overshoots 1.0
 #: by a few times at most (resampling ringing, a hot float mix); integer PCM converted to float without being scaled
-#: sits in the hundreds to thousands, even after a gain, DC removal or resampling that leaves no whole numbers. Below
-#: it, float headroom is accepted (tests pin a hot float mix up to 256) and unscaled PCM is told by the grid its
-#: samples lie on (:data:`_MIN_PCM_STEP`); a quiet recording cast and then resampled or dithered is not caught there.
-MAX_CALLER_PEAK = 256.0
+#: does not: unscaled 8-bit PCM peaks up to 128, unscaled 16-bit in the hundreds to thousands even when quiet, and
+#: neither loses its level to a gain, DC removal, resampling, dither or a fade that leaves no whole numbers. Up to it,
+#: float headroom is accepted; what is left uncaught below it is told in :func:`_unscaled_pcm_sign`.
+MAX_CALLER_PEAK = 16.0
 
-#: The finest grid a caller's float samples between 1.0 and :data:`MAX_CALLER_PEAK` may lie on before they are taken
-#: for integer PCM converted without being scaled and then shifted, scaled or averaged (DC removal, a gain, stereo
-#: channels averaged: ``gain * k + offset`` for whole ``k``, a grid of step ``gain / channels``). Correctly scaled PCM
-#: lies on a grid of step ``2 ** -15`` (16-bit) or ``2 ** -7`` (8-bit): even 8-bit audio needs a gain of 16 (+24 dB)
-#: to reach a step of 1/8, and a float recording lies on no grid at all.
+#: Above :data:`MAX_CALLER_PEAK` every caller's array is refused; up to this peak the message names the grid of whole
+#: numbers it lies on when it does (the proof of PCM a reader needs for a level a hot mix might be thought to reach),
+#: beyond it the level alone (no float audio comes near 48 dB over full scale), without a pass over the samples.
+_GRID_NAMED_UP_TO = 256.0
+
+#: The finest grid a caller's float samples between :data:`MAX_CALLER_PEAK` and :data:`_GRID_NAMED_UP_TO` may lie on
+#: to be named as integer PCM converted without being scaled and then shifted, scaled or averaged (DC removal, a
+#: gain, stereo channels averaged: ``gain * k + offset`` for whole ``k``, a grid of step ``gain / channels``).
 _MIN_PCM_STEP = 1 / 8
 
-#: The fewest distinct levels taken as a grid: a square wave or a three-level test signal is one by chance.
+#: The fewest distinct levels taken as a grid, or, up to :data:`MAX_CALLER_PEAK`, as whole numbers: a square wave, a
+#: click or a three-level test signal is one by chance, unscaled PCM of a recording has many.
 _MIN_GRID_LEVELS = 8
 
-#: The fewest samples a caller's float array must hold before all of them being >= 0, with a mean far from 0, is taken
-#: for unsigned PCM scaled but not centred. Real audio crosses 0 at least twice a period of its lowest sound (20 Hz: 25
-#: ms, under 8192 samples at any rate up to 384 kHz), so only a large DC offset keeps that many samples >= 0.
-_MIN_OFFSET_SAMPLES = 8192
+#: The lowest frequency of a sound (Hz), the bound of hearing. A sound without DC goes below 0 within every half period
+#: of it; in a span of more than half a period, for at least the share beyond that half.
+_LOWEST_SOUND_HZ = 20
 
-#: The mean above which non-negative samples are unsigned PCM not centred: uint8 / 255 has a mean near 0.5, uint8 / 128
-#: near 1.0, a real recording near 0 (a DC offset of a few percent of full scale at most).
+#: The share of a caller's samples that must be >= 0 for it to be taken for unsigned PCM scaled but not centred. Not
+#: all of them: a resampler's ringing takes a few samples of full-scale 8-bit audio below 0 (uint8 / 255 resampled
+#: reaches -0.03), and a run of samples at 0 (a clipped trough) comes out of a resampler as noise about 0.
+_MIN_NON_NEGATIVE_SHARE = 0.95
+
+#: The mean above which non-negative samples are unsigned PCM not centred: uint8 / 255 and uint16 / 65535 have a mean
+#: near 0.5, uint8 / 128 near 1.0; a recording's DC offset is a few percent of full scale (a cheap sound card's), and
+#: a tone of 0.05 on a DC of 0.1 (all samples >= 0, the largest offset a real signal shows) is still accepted: the line
+#: sits at half the smallest uncentred mean, 2.5 times that offset.
 _MAX_OFFSET_MEAN = 0.25
+
+
+def offset_span(sampling_rate: int | None) -> int:
+    """The fewest samples a caller's array (or a stream so far) must hold to be judged for a DC offset by
+    :class:`SampleOffset`: more than half a period of the lowest sound (:data:`_LOWEST_SOUND_HZ`), by the share of
+    samples it lets lie below 0, so a loud low sound caught between two zero crossings is never taken for an offset.
+    At 16 kHz that is 422 samples (every clip, 0.1 s at least, holds more); without a rate, the count at the highest
+    rate a file may declare (10106 at 384 kHz), which covers every rate."""
+    rate = MAX_SAMPLING_RATE if sampling_rate is None else sampling_rate
+    return math.ceil(rate / (2 * _LOWEST_SOUND_HZ * _MIN_NON_NEGATIVE_SHARE))
+
 
 #: The formats of a memoryview of a file's bytes (``memoryview(data)``, ``memoryview(bytearray)``, a char view); any
 #: other format is a view of numbers, i.e. samples (``memoryview(float_array)``), which decoding would call a bad file.
@@ -84,7 +109,8 @@ def check_sampling_rate(rate: object, what: str, fix: str = "") -> int:
 
     Args:
         rate: The rate in Hz: an integer (a numpy integer, a 0-d numpy array or torch tensor such as
-            ``np.array(16000)`` or ``torch.tensor(16000)``, or a float such as ``44100.0``, is accepted).
+            ``np.array(16000)`` or ``torch.tensor(16000)``, or a float such as ``44100.0`` or ``np.longdouble(16000)``,
+            is accepted).
         what: What it is, for the message, e.g. ``"stream(sampling_rate=...)"``.
         fix: A hint added to the message.
 
@@ -103,6 +129,8 @@ def check_sampling_rate(rate: object, what: str, fix: str = "") -> int:
             value = rate.item()
         except (RuntimeError, NotImplementedError, TypeError, ValueError):  # a tensor on the meta device: no value
             pass
+    if isinstance(value, np.floating) and float(value) == value:  # .item() keeps a longdouble, which is no float
+        value = float(value)
     whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
     if isinstance(value, bool) or not whole or not MIN_SAMPLING_RATE <= value <= MAX_SAMPLING_RATE:
         found = f"an array of shape {rate.shape}" if isinstance(rate, np.ndarray) and rate.ndim else repr(rate)[:80]
@@ -117,17 +145,25 @@ def audio_in_mapping(item: Mapping, what: str) -> tuple[object, int] | bytes | s
     ``"sampling_rate"``; the file's bytes for ``"bytes"``; its ``"path"`` (a str or ``os.PathLike``) where the dict
     holds neither samples nor bytes. Other keys are ignored.
 
+    Samples and bytes together are refused, naming both keys: ``pipeline()`` would take the samples and drop the
+    file's bytes without a word, yet nothing says which of the two the caller meant to be scored.
+
     The samples are returned as they are (an array, a tensor, or a list, as ``datasets`` gives them in its python
     format: :func:`float_samples` converts them); the rate is checked (:func:`check_sampling_rate`).
 
     Raises:
         AudioError: naming ``what``, for a dict without the keys of one clip, a key holding a value of the wrong type
-            (naming the key, the type found and the fix), samples without their rate, or a rate no file could declare.
+            (naming the key, the type found and the fix), samples together with a file's bytes, samples without their
+            rate, or a rate no file could declare.
     """
     key = "raw" if item.get("raw") is not None else "array"  # pipeline() pops "raw" first, "array" only without it
     samples = item.get(key)
     if samples is not None:
         _check_samples_value(samples, f"{what}: its {key!r}")
+        if item.get("bytes") is not None:
+            raise AudioError(f"{what} is a dict holding two clips' sources: samples in {key!r} and a file's contents in "
+                             f"'bytes', which may be different recordings; pass one: {{{key!r}: samples, "
+                             f"'sampling_rate': rate}}, or {{'bytes': data}} for the file.")
         if "sampling_rate" not in item:
             raise AudioError(f"{what} is a dict of samples without their 'sampling_rate'; add it, e.g. "
                              f"{{{key!r}: wave, 'sampling_rate': 16000}}.")
@@ -301,22 +337,23 @@ def _objects_error(array: np.ndarray, what: str) -> AudioError:
     return AudioError(f"{head}: it holds {_describe(item)} at index {position}, not an int or float. {fix}.")
 
 
-def caller_samples(wave: object, what: str) -> np.ndarray:
+def caller_samples(wave: object, what: str, sampling_rate: int | None = None) -> np.ndarray:
     """An array a caller hands over in memory as :func:`float_samples` converts it, refusing float samples that are
     integer PCM converted to float without being scaled (``astype(np.float32)`` without dividing by ``2 ** (bits -
-    1)``). A quiet 16-bit recording so converted stays under :data:`MAX_ABS_SAMPLE` and would be scored 90 dB too
+    1)``). A quiet 16-bit recording so converted stays under :data:`MAX_ABS_SAMPLE` and would be scored tens of dB too
     loud (a calm voice taken for shouting), without a word.
 
-    Such samples are told by their peak: above :data:`MAX_CALLER_PEAK` (256) whatever they are, or above 1.0 and all
-    whole numbers, or all on a coarse grid of whole numbers scaled or shifted (``gain * k + offset``: a gain, DC
-    removal or channels averaged after the cast). Unsigned PCM scaled but not centred (``uint8 / 128``, ``uint8 /
-    255``: every sample >= 0, the mean far from 0) is refused too, in arrays long enough that real audio would cross 0.
-    A decoder never makes these mistakes, so samples decoded from a file are converted with :func:`float_samples`
-    alone: a float WAV file is scored as its samples say.
+    Such samples are told by their peak: above :data:`MAX_CALLER_PEAK` (16, +24 dB) whatever they are, or above 1.0
+    and all whole numbers of many levels (the untouched cast). Unsigned PCM scaled but not centred (``uint8 / 128``,
+    ``uint8 / 255``: nearly every sample >= 0, the mean far from 0) is refused too (:class:`SampleOffset`), in arrays
+    long enough that real audio would cross 0. A decoder never makes these mistakes, so samples decoded from a file
+    are converted with :func:`float_samples` alone: a float WAV file is scored as its samples say.
 
     Args:
         wave: A numpy array or torch tensor (or anything ``np.asarray`` makes one of), any shape.
         what: What it is, for messages, e.g. ``"the chunk given to stream.push"``.
+        sampling_rate: The samples' rate, when known: it sets how many samples show a DC offset
+            (:func:`offset_span`); without it, the count that holds at any rate.
 
     Returns:
         A float32 array of the same shape.
@@ -335,39 +372,61 @@ def caller_samples(wave: object, what: str) -> np.ndarray:
         ser_hf.errors.AudioError: x has float samples as large as 1200, ...
     """
     samples = float_samples(wave, what)
-    _refuse_uncentred(samples, what)  # first: uint8 values cast to float are whole numbers too, but need centring
+    # First: uint8 values cast to float are whole numbers too, but need centring before scaling.
+    SampleOffset.of(samples).refuse_uncentred(what, offset_span(sampling_rate))
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     found = _unscaled_pcm_sign(samples, peak)
     if found:
+        level = f"{20 * np.log10(peak):.0f} dB above full scale"
+        scored = "at that level" if found.startswith(level) else f"as audio peaking {level}"
+        unsigned = (" All of them are >= 0: if they are unsigned PCM (uint8, 0 to 255), centre them first, (wave - "
+                    "128) / 128.") if samples.size and float(samples.min()) >= 0 else ""
         raise AudioError(
             f"{what} has float samples as large as {peak:g}, {found}: integer PCM converted to float without being "
-            f"scaled, which would be scored as if {20 * np.log10(32768):.0f} dB louder. Float audio is expected "
-            f"within [-1, 1] (a float recording overshoots it by a few times at most); unscaled 16-bit PCM reaches "
-            f"hundreds to thousands. Divide it by 32768 (16-bit PCM), 128 (8-bit) or 2147483648 (32-bit), or pass the "
-            f"int16/int32 array itself, which is scaled as soundfile scales a WAV file.")
+            f"scaled, which would be scored {scored}. Float audio is expected within [-1, 1] (float headroom up to "
+            f"{MAX_CALLER_PEAK:g}, +{20 * np.log10(MAX_CALLER_PEAK):.0f} dB, is accepted). Divide it by 32768 (16-bit "
+            f"PCM), 128 (8-bit) or 2147483648 (32-bit), or pass the int16/int32 array itself, which is scaled as "
+            f"soundfile scales a WAV file.{unsigned}")
     return samples
 
 
 def _unscaled_pcm_sign(samples: np.ndarray, peak: float) -> str | None:
-    """What shows ``samples`` (peak ``peak``) are integer PCM converted to float without being scaled, or None."""
-    if peak > MAX_CALLER_PEAK:
-        return f"{20 * np.log10(peak):.0f} dB above full scale (1.0)"
+    """What shows ``samples`` (peak ``peak``) are integer PCM converted to float without being scaled, or None.
+
+    Up to :data:`MAX_CALLER_PEAK` only the untouched cast is refused: all whole numbers, of :data:`_MIN_GRID_LEVELS`
+    levels or more (a square wave of amplitude 2 has two). A grid of whole numbers after a gain is not: 8-bit audio
+    correctly scaled and then made 24 dB louder, or normalised to a peak of 2, lies on such a grid too, and so does a
+    staircase test signal. What passes unseen: unscaled PCM peaking at 16 or less that a gain, DC removal, resampling
+    or dither took off whole numbers, i.e. an 8-bit recording quieter than -18 dBFS or a 16-bit one quieter than -66
+    dBFS (silence) so converted; such samples are those of real float audio up to +24 dB, with no sign to tell them.
+    """
     if peak <= 1:
         return None
-    if np.array_equal(samples, np.rint(samples)):
+    level = f"{20 * np.log10(peak):.0f} dB above full scale (1.0)"
+    if peak > _GRID_NAMED_UP_TO:
+        return level
+    whole = np.array_equal(samples, np.rint(samples))
+    if peak <= MAX_CALLER_PEAK:
+        return "all of them whole numbers" if whole and _levels(samples).size >= _MIN_GRID_LEVELS else None
+    if whole:
         return "all of them whole numbers"
     step = _pcm_grid_step(samples)
     if step is not None:
         return (f"all of them on a grid of step {step:.4g} (whole numbers after a gain, a DC shift or channels "
                 f"averaged)")
-    return None
+    return level
+
+
+def _levels(samples: np.ndarray) -> np.ndarray:
+    """The distinct values of a strided probe of ``samples`` (up to 65536 of them), sorted, as float64."""
+    flat = samples.ravel()
+    return np.unique(flat[:: max(1, flat.size // 65536)]).astype(np.float64)
 
 
 def _pcm_grid_step(samples: np.ndarray) -> float | None:
     """The step of the grid ``step * k + offset`` (whole ``k``) every sample lies on, when it is at least
     :data:`_MIN_PCM_STEP` with :data:`_MIN_GRID_LEVELS` levels; None for any other samples (float audio)."""
-    flat = samples.ravel()
-    levels = np.unique(flat[:: max(1, flat.size // 65536)]).astype(np.float64)  # a strided probe finds the grid
+    levels = _levels(samples)  # a strided probe finds the grid
     if levels.size < _MIN_GRID_LEVELS:
         return None
     step, low = float(np.diff(levels).min()), levels[0]
@@ -379,26 +438,64 @@ def _pcm_grid_step(samples: np.ndarray) -> float | None:
         far = levels[levels <= low + span * step][-1]
         if far > low:
             step = (far - low) / round((far - low) / step)
-    position = flat - np.float32(low)  # in place from here: the whole array may be an hour of audio
+    position = samples.ravel() - np.float32(low)  # in place from here: the whole array may be an hour of audio
     position /= np.float32(step)
     position -= np.rint(position)
     return step if float(np.max(np.abs(position))) <= 0.02 else None
 
 
-def _refuse_uncentred(samples: np.ndarray, what: str) -> None:
-    """Refuse unsigned PCM scaled but not centred on 0: at least :data:`_MIN_OFFSET_SAMPLES` samples, all >= 0, with
-    a mean above :data:`_MAX_OFFSET_MEAN`. A constant is left alone: it is silence at any offset (a dead input)."""
-    if samples.size < _MIN_OFFSET_SAMPLES:
-        return
-    low, high = float(samples.min()), float(samples.max())
-    mean = float(samples.mean(dtype=np.float64))
-    if low < 0 or mean <= _MAX_OFFSET_MEAN or low == high:
-        return
-    raise AudioError(f"{what} has float samples that are all >= 0 (from {low:g} to {high:g}, mean {mean:.3g}): "
-                     f"unsigned PCM (8-bit WAV is centred on 128) converted to float without being centred on 0, "
-                     f"which would be scored as another sound (a recording's mean is near 0). Centre it: (wave - "
-                     f"128) / 128 for uint8 values (0 to 255), wave * 2 - 1 for values scaled to [0, 1] (uint8 / 255), "
-                     f"wave - 1 for uint8 / 128; or wave - wave.mean() for a recording with a large DC offset.")
+@dataclass
+class SampleOffset:
+    """What tells unsigned PCM scaled but not centred on 0 (``uint8 / 255``, ``uint8 / 128``) from audio: the count,
+    sum and non-negative count of samples, and their range. Kept for one array (:meth:`of`) or added to chunk by
+    chunk (:meth:`add`), as a stream judges all it has received: a short chunk alone is never enough to judge.
+
+    Example:
+        >>> import numpy as np
+        >>> SampleOffset.of(np.full(1000, 0.5) + np.linspace(0, 0.1, 1000)).refuse_uncentred("x", 400)
+        Traceback (most recent call last):
+        ...
+        ser_hf.errors.AudioError: x has float samples that are all >= 0 (from 0.5 to 0.6, mean 0.55): unsigned PCM...
+    """
+
+    count: int = 0
+    total: float = 0.0
+    non_negative: int = 0
+    low: float = math.inf
+    high: float = -math.inf
+
+    @classmethod
+    def of(cls, samples: np.ndarray) -> SampleOffset:
+        offset = cls()
+        offset.add(samples)
+        return offset
+
+    def add(self, samples: np.ndarray) -> None:
+        """Count ``samples`` (float, any shape) in."""
+        if not samples.size:
+            return
+        self.count += int(samples.size)
+        self.total += float(samples.sum(dtype=np.float64))
+        self.non_negative += int(np.count_nonzero(samples >= 0))
+        self.low, self.high = min(self.low, float(samples.min())), max(self.high, float(samples.max()))
+
+    def refuse_uncentred(self, what: str, minimum: int) -> None:
+        """Refuse (AudioError naming ``what`` and the fix) at least ``minimum`` samples (:func:`offset_span`), at
+        least :data:`_MIN_NON_NEGATIVE_SHARE` of them >= 0, with a mean above :data:`_MAX_OFFSET_MEAN`. A constant is
+        left alone: it is silence at any offset (a dead input)."""
+        if self.count < max(minimum, 1) or self.low == self.high:
+            return
+        mean = self.total / self.count
+        if mean <= _MAX_OFFSET_MEAN or self.non_negative < _MIN_NON_NEGATIVE_SHARE * self.count:
+            return
+        negative = self.count - self.non_negative
+        share = "all" if not negative else f"all but {negative} of {self.count}"
+        raise AudioError(f"{what} has float samples that are {share} >= 0 (from {self.low:g} to {self.high:g}, mean "
+                         f"{mean:.3g}): unsigned PCM (8-bit WAV is centred on 128) converted to float without being "
+                         f"centred on 0 (and perhaps resampled), which would be scored as another sound (a recording's "
+                         f"mean is near 0). Centre it: (wave - 128) / 128 for uint8 values (0 to 255), wave * 2 - 1 "
+                         f"for values scaled to [0, 1] (uint8 / 255), wave - 1 for uint8 / 128; or wave - wave.mean() "
+                         f"for a recording with a large DC offset.")
 
 
 def tensor_samples(wave: object, what: str) -> object:
@@ -455,7 +552,7 @@ def audio_decoder_samples(item: object, what: str) -> tuple[np.ndarray, int] | N
     return channels.mean(axis=0, dtype=np.float32), rate
 
 
-def array_to_mono(wave: object, what: str, *, decoded: bool = False) -> np.ndarray:
+def array_to_mono(wave: object, what: str, *, decoded: bool = False, sampling_rate: int | None = None) -> np.ndarray:
     """An in-memory recording as one 1-D float32 channel at full scale 1.0.
 
     A 2-D array is ``(frames, channels)``, as soundfile returns it, with 1 to :data:`MAX_CHANNELS` channels, or
@@ -468,6 +565,7 @@ def array_to_mono(wave: object, what: str, *, decoded: bool = False) -> np.ndarr
         what: What it is, for messages, e.g. ``"the audio array"``.
         decoded: True for samples a decoder produced from a file, converted by :func:`float_samples` alone; False
             (a caller's array) also refuses unscaled integer PCM (:func:`caller_samples`).
+        sampling_rate: The samples' rate, when known (:func:`caller_samples` judges a DC offset by it).
 
     Raises:
         AudioError: naming ``what``, for samples :func:`caller_samples` (or, when ``decoded``,
@@ -475,7 +573,8 @@ def array_to_mono(wave: object, what: str, *, decoded: bool = False) -> np.ndarr
             most :data:`MAX_CHANNELS` channels, or of 3 or more short rows of many samples: several clips stacked
             (``np.stack(clips)``), which would be averaged into one.
     """
-    wave = (float_samples if decoded else caller_samples)(wave, what)  # before the channels are averaged into fractions
+    # Before the channels are averaged into fractions.
+    wave = float_samples(wave, what) if decoded else caller_samples(wave, what, sampling_rate)
     if wave.ndim == 2 and wave.shape[0] <= _CHANNELS_FIRST < wave.shape[1]:
         wave = wave.T
     elif wave.ndim == 2 and wave.shape[0] <= MAX_CHANNELS < wave.shape[1]:

@@ -22,6 +22,7 @@ from ser_hf.audio import (
     array_to_mono,
     audio_decoder_samples,
     audio_in_mapping,
+    audio_info,
     check_clip_duration,
     check_sampling_rate,
     is_audio_path,
@@ -46,8 +47,8 @@ __all__ = ["RecognizerInput", "clip_samples", "describe_input", "is_array", "wav
 #: One input of :class:`~ser_hf.inference.recognizer.EmotionRecognizer`: a file path, an array (or torch tensor) at the
 #: model's rate, ``(array, sampling_rate)``, a dict as ``datasets`` and ``pipeline()`` give one clip
 #: (:func:`ser_hf.audio.audio_in_mapping`), a torchcodec ``AudioDecoder`` (:func:`ser_hf.audio.audio_decoder_samples`),
-#: or the bytes of an audio file (also a bytearray or memoryview; never a path). A dict that names its file
-#: (``"path"``) holds a decoder's samples, held to a file's limits. An array holds float samples within [-1, 1] or
+#: or the bytes of an audio file (also a bytearray or memoryview; never a path). A dict whose ``"path"`` is an existing
+#: float file holds that file's samples, held to a file's limits. An array holds float samples within [-1, 1] or
 #: signed integer PCM (int16, int32: scaled to [-1, 1] as a WAV file's samples are); it is 1-D, or 2-D as (frames,
 #: channels) or, with 1 or 2 channels, (channels, frames), the channels averaged (see
 #: :func:`ser_hf.audio.array_to_mono`).
@@ -72,7 +73,7 @@ def clip_samples(item: RecognizerInput, model_rate: int, *, max_duration: float 
     if samples is not None:
         decoded = True  # a decoder's output: held to a file's rules
     elif isinstance(item, Mapping):  # a datasets Audio cell of datasets < 4, pipeline()'s dict
-        decoded = decoded or _names_its_file(item)
+        decoded = decoded or _names_a_float_file(item)
         item = audio_in_mapping(item, what)
         samples = item if isinstance(item, tuple) else None
     elif isinstance(item, tuple):
@@ -81,7 +82,7 @@ def clip_samples(item: RecognizerInput, model_rate: int, *, max_duration: float 
         _refuse_array_of_clips(item, what)
         samples = item, model_rate
     if samples is not None:
-        wave, rate = array_to_mono(samples[0], what, decoded=decoded), samples[1]
+        wave, rate = array_to_mono(samples[0], what, decoded=decoded, sampling_rate=samples[1]), samples[1]
     elif isinstance(item, (str, os.PathLike)):
         if not os.fspath(item):
             raise AudioError(f"{what} is an empty path, which names no file; pass the path of an audio file.")
@@ -149,13 +150,28 @@ def is_array(item: object) -> bool:
     return isinstance(item, (np.ndarray, torch.Tensor))
 
 
-def _names_its_file(item: Mapping) -> bool:
-    """Whether a dict names the file its samples were decoded from: a ``datasets`` (< 4) Audio cell, ``{"array",
-    "sampling_rate", "path"}``. Its samples are the decoder's, held to the decoder's limits as the same file given as
-    a path, bytes or a torchcodec decoder is (a float WAV file may hold samples beyond 256); a dict without a path is
-    a caller's array, held to the caller-array rule (:func:`~ser_hf.audio.caller_samples`)."""
+def _names_a_float_file(item: Mapping) -> bool:
+    """Whether a dict's samples may be taken as a float file's, held to the decoder's limits (a float WAV file may hold
+    samples beyond :data:`~ser_hf.audio.MAX_CALLER_PEAK`, which its path, bytes or a torchcodec decoder are scored
+    with): its ``"path"`` names an existing file whose header (read alone, never its samples) says FLOAT or DOUBLE.
+
+    Every other dict is held to the caller-array rule (:func:`~ser_hf.audio.caller_samples`): a decoder gives a PCM
+    file's samples within [-1, 1], so the relaxation holds nothing else, while ``{"array", "sampling_rate", "path"}``
+    is the form a caller copies from a datasets cell, with an id or a made-up name for a path. A hub dataset's cell
+    names a file inside its archive, not on disk: samples beyond 16 in it are refused, and its float file is scored
+    as stored when passed undecoded (``{"bytes": ..., "path": ...}``, ``Audio(decode=False)``).
+    """
     path = item.get("path")
-    return isinstance(path, (str, os.PathLike)) and bool(os.fspath(path))
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        return False
+    try:
+        return audio_info(path).subtype in _FLOAT_SUBTYPES
+    except (AudioError, OSError, ValueError):  # no file there (or none that can be read): the caller's array
+        return False
+
+
+#: The subtypes of files whose samples a decoder gives as they are stored, beyond [-1, 1] where they are.
+_FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 
 
 #: The longest bytes taken for a path when they fail to decode as a file (PATH_MAX on Linux).

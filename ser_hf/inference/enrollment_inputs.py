@@ -112,8 +112,11 @@ def screen_clips(waves: Sequence[np.ndarray], levels: Sequence[float] | None = N
 def enrollment_inputs(clips: Any, speaker: str) -> list:
     """The ``clips`` of :meth:`~ser_hf.inference.recognizer.EmotionRecognizer.enroll` as a list.
 
-    A numpy array of bytes (dtype ``S``) holds paths in the file system's encoding, as ``predict_files`` takes it
-    (:func:`os.fsdecode` of each): numpy drops the trailing NUL bytes of its items, so it cannot hold a file's bytes.
+    A column of bytes (a numpy array of dtype ``S`` or of objects, a pandas Series or Index) holds paths in the file
+    system's encoding, as ``predict_files`` takes it (:func:`os.fsdecode` of each): numpy drops the trailing NUL bytes
+    of an ``S`` array's items, so it cannot hold a file's bytes, and bytes holding a NUL (every audio file's header
+    has one) are a file's contents, kept as they are. A list of bytes is a list of clips as ``predict`` takes it
+    (each a file's contents).
 
     Raises:
         SERError: for one clip instead of a list of them (a path would be taken letter by letter, an array sample by
@@ -123,6 +126,8 @@ def enrollment_inputs(clips: Any, speaker: str) -> list:
     shown = printable(str(speaker))[:40]
     if isinstance(clips, np.ndarray) and clips.dtype.kind == "S":
         clips = np.vectorize(os.fsdecode, otypes=[object])(clips) if clips.size else clips.astype(object)
+    elif is_path_array(clips) and np.ndim(clips) == 1:  # a Series, an Index or an object array: paths as bytes
+        clips = [_bytes_path(clip) for clip in clips]
     found = not_a_list_of_clips(clips)
     if found is not None:
         if describe_table(clips) is not None or describe_rows(clips) is not None:  # it says which column to pass
@@ -140,6 +145,12 @@ def enrollment_inputs(clips: Any, speaker: str) -> list:
         raise SERError(f"enrollment needs clips: got an empty list for speaker {shown!r}; pass their clips, e.g. "
                        f"enroll({shown!r}, ['01.wav', '02.wav', '03.wav']) (3 or more to adapt to them).")
     return clips
+
+
+def _bytes_path(clip: Any) -> Any:
+    """One item of a column of clips: bytes without a NUL as the path they spell (:func:`os.fsdecode`), as
+    ``predict_files`` reads them; anything else as it is."""
+    return os.fsdecode(clip) if isinstance(clip, bytes) and b"\0" not in clip else clip
 
 
 def not_a_list_of_clips(clips: Any) -> str | None:

@@ -245,23 +245,36 @@ def is_path_array(value: Any) -> bool:
 
 
 def describe_rows(value: Any) -> str | None:
-    """``value`` named with the fix when it is a 2-D array of paths (a table's rows, ``df[["path", "label"]].values``),
-    None otherwise. Iterated, it gives rows, each an array, so neither ``list(array)`` nor ``predict_files`` makes paths
-    of it: its path column does.
+    """``value`` named with the fix when it is a 2-D array of paths (a table's rows, ``df[["path", "label"]].values``,
+    or its columns, ``rows.T``), None otherwise. Iterated, it gives rows, each an array, so neither ``list(array)`` nor
+    ``predict_files`` makes paths of it: its path column does (its path row, when the paths run along a row).
 
     Example:
         >>> import numpy as np
         >>> describe_rows(np.array([["happy", "a.wav"]], dtype=object))[-44:]
         'pass its path column, e.g. list(array[:, 1])'
+        >>> describe_rows(np.array([["a.wav", "b.wav"], ["happy", "sad"]], dtype=object))[-38:]
+        'pass its path row, e.g. list(array[0])'
     """
     if not is_path_array(value) or getattr(value, "ndim", None) != 2 or not len(value):
         return None
-    texts = [index for index, cell in enumerate(value[0]) if isinstance(cell, (str, bytes, os.PathLike))]
+    corner = value[:_CORNER, :_CORNER]  # the paths' layout shows in the first rows and columns
+    texts = [(row, column) for (row, column), cell in np.ndenumerate(corner) if isinstance(cell, (str, bytes,
+                                                                                                  os.PathLike))]
     if not texts:  # numbers held as objects: no paths, rows or not
         return None
-    column = next((index for index in texts if is_audio_path(os.fsdecode(value[0][index]))), texts[0])
+    paths = [(row, column) for row, column in texts if is_audio_path(os.fsdecode(corner[row, column]))] or texts[:1]
+    rows, columns = {row for row, _ in paths}, {column for _, column in paths}
+    # A table has its paths down one column; paths along one row are a table transposed (rows.T, df.to_numpy().T).
+    if len(rows) < len(columns):
+        return (f"{describe_kind(value)}: columns, not paths (a table transposed, e.g. rows.T, has its path column as "
+                f"a row); pass its path row, e.g. list(array[{min(rows)}])")
     return (f"{describe_kind(value)}: rows, not paths (a table's values, e.g. df[['path', 'label']].values, are "
-            f"rows); pass its path column, e.g. list(array[:, {column}])")
+            f"rows); pass its path column, e.g. list(array[:, {min(columns)}])")
+
+
+#: How many of a 2-D array's first rows and columns :func:`describe_rows` reads to find its paths.
+_CORNER = 8
 
 
 def describe_table(value: Any, fix: str = "pass one column, e.g. df[{column!r}]") -> str | None:

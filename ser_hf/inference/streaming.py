@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, caller_samples, check_sampling_rate
+from ser_hf.audio.arrays import SampleOffset, offset_span
 from ser_hf.errors import AudioError, SERError
 from ser_hf.inference.inputs import describe_kind, is_bytes_like, is_sample
 from ser_hf.ranges import COUNT, Range
@@ -189,6 +190,12 @@ class RecognizerStream:
     plus the chunk being pushed, however long the stream runs. Windows are the same as
     :meth:`~ser_hf.inference.recognizer.EmotionRecognizer.predict_long` makes on the whole audio (the end-aligned
     tail window comes from :meth:`flush`); gating compares each window with the peak sample heard so far.
+
+    A chunk is held to the rules a caller's array is (:func:`~ser_hf.audio.caller_samples`), and the stream as a whole
+    to the rule for unsigned PCM not centred on 0 (:class:`~ser_hf.audio.arrays.SampleOffset`), on everything pushed
+    so far: a chunk of a few milliseconds may lie between two zero crossings of a low sound, so it is never enough
+    alone, but a stream is judged before any window of it is scored, and as soon as it holds the samples a lone array
+    of unknown rate is judged on (:func:`~ser_hf.audio.arrays.offset_span`).
     """
 
     def __init__(self, recognizer: WindowScorer, window: float, hop: float | None,
@@ -205,6 +212,7 @@ class RecognizerStream:
         self.min_samples = math.ceil(MIN_CLIP_DURATION * recognizer.sampling_rate)
         self.vad_threshold_db, self.top_k = vad_threshold_db, top_k
         self._resampler = None
+        self._rate, self._heard = rate, SampleOffset()  # the caller's samples so far, judged for a DC offset
         if rate != recognizer.sampling_rate:
             import soxr
 
@@ -235,8 +243,9 @@ class RecognizerStream:
         Raises:
             AudioError: for a chunk that is not 1-D, of another dtype (unsigned, complex, strings...), with NaN,
                 infinite or out-of-range samples (beyond :data:`~ser_hf.audio.MAX_ABS_SAMPLE`), or with float
-                samples that are integer PCM not scaled (beyond 256, or whole numbers beyond 1); for raw bytes
-                (``np.frombuffer(chunk, dtype=np.int16)`` gives their samples), None, a dict, a path or an iterator.
+                samples that are integer PCM not scaled (beyond 16, or whole numbers beyond 1); for the stream so far
+                when it is unsigned PCM not centred on 0 (see the class); for raw bytes (``np.frombuffer(chunk,
+                dtype=np.int16)`` gives their samples), None, a dict, a path or an iterator.
         """
         if self._closed:
             raise SERError("this stream was flushed; start a new one with recognizer.stream(...).")
@@ -247,6 +256,8 @@ class RecognizerStream:
                              f"Downmix it first: chunk.mean(axis=1) for (frames, channels) audio, as soundfile and "
                              f"sounddevice give it, or chunk.mean(axis=0) for (channels, frames), as librosa does (a "
                              f"chunk can be too short to tell which it is).")
+        self._heard.add(chunk)
+        self._refuse_uncentred(offset_span(None))
         if self._resampler is not None:
             chunk = self._resampler.resample_chunk(chunk)
         return self._append(chunk)
@@ -288,9 +299,14 @@ class RecognizerStream:
             self._offset = keep_from
         return results
 
+    def _refuse_uncentred(self, minimum: int) -> None:
+        self._heard.refuse_uncentred(f"the audio pushed to the stream ({self._heard.count} samples so far; push "
+                                     f"each chunk centred)", minimum)
+
     def _score(self, spans: list[tuple[int, int]]) -> list[dict[str, Any]]:
         if not spans:
             return []
+        self._refuse_uncentred(offset_span(self._rate))  # no window is scored before the stream is judged
         recognizer = self.recognizer
         windows = [(s, e, self._buffer[s - self._offset: e - self._offset]) for s, e in spans]
         voiced, _ = gate_windows(windows, _amplitude_db(self._peak), self.vad_threshold_db)

@@ -551,3 +551,131 @@ def test_lenient_loading_says_which_listing_of_one_file_it_keeps_and_why(tmp_pat
             "symbolic links and neither is the file's own path)") in message
     assert ("Keep one (strict=False keeps m.csv line 4 as 'sad': listed first, since both name the file without a "
             "symbolic link (hard links, or two spellings of one path))") in message
+
+
+# --- audit 30c: split folder names read as datasets reads them, look-alikes refused, metadata files in any case,
+# JSON-lines keys spelt two ways, label-map advice that never moves an emotion's own name unasked.
+
+AUDIOFOLDER_LOGGER = "ser_hf.corpora.audiofolder"
+
+
+@pytest.mark.parametrize("splits, expected", [
+    (("train_data", "test_data"), {"train": 2, "test": 2}),  # merged into one train split before
+    (("train", "test1"), {"train": 2, "test": 2}),
+    (("train", "Test-set"), {"train": 2, "test": 2}),
+    (("training", "eval 2"), {"train": 2, "test": 2}),
+    (("Train.2024", "dev-set", "my_test"), {"train": 2, "validation": 2, "test": 2}),
+    (("ｔｒａｉｎ", "ｔｅｓｔ"), {"train": 2, "test": 2}),  # full-width: NFKC
+])
+def test_audiofolder_split_folders_are_read_as_datasets_reads_them(tmp_path, caplog, splits, expected):
+    from ser_hf.corpora.audiofolder import read_audiofolder
+
+    root = _split_tree(tmp_path / "af", splits)
+    with caplog.at_level(logging.WARNING, logger=AUDIOFOLDER_LOGGER):
+        parts = read_audiofolder(root)
+    assert {split: len(part) for split, part in parts.items()} == expected
+    assert all(part["label"] == ["happy", "sad"] for part in parts.values()) and not caplog.records
+
+
+@pytest.mark.parametrize("splits, named", [
+    (("train", "tëst"), r"the folder 'tëst' looks like the split folder name 'test' but is not one"),
+    (("train", "test\u200b"), r"the folder 'test\\u200b' looks like the split folder name 'test'"),
+    (("train", "test(2)"), r"the folder 'test\(2\)' looks like the split folder name 'test'.*left out of every split"),
+    (("train", "__eval"), r"the folder '__eval' looks like the split folder name 'test'.*leading '\.' or '__'"),
+    (("tëst", "träin"), r"the folder 'träin' looks like the split folder name 'train'.*merged into the train split"),
+    (("train", "train_test"), r"the folder 'train_test' names the splits \['test', 'train'\] at once"),
+    (("train", "test", "test.old"), r"'test' and 'test\.old' all name the split 'test' .*Merge them"),
+    (("data/train", "data/test"), r"has no split folder at its top, but folders deeper down are named as splits "
+                                  r"\('data/test', 'data/train'\).*Pass the folder that holds the split folders "
+                                  r"\(e\.g\. '.*af/data'\)"),
+])
+def test_audiofolder_folders_that_only_look_like_split_folders_are_refused(tmp_path, splits, named):
+    from ser_hf.corpora.audiofolder import read_audiofolder
+
+    root = _split_tree(tmp_path / "af", splits)
+    with pytest.raises(CorpusError, match=named):
+        read_audiofolder(root)
+
+
+def test_audiofolder_keywords_glued_to_letters_are_warned_about_and_folders_without_audio_are_no_split(
+        tmp_path, caplog):
+    from ser_hf.corpora.audiofolder import read_audiofolder
+
+    root = _split_tree(tmp_path / "glued", ("trainset", "testset"))
+    with caplog.at_level(logging.WARNING, logger=AUDIOFOLDER_LOGGER):
+        assert {split: len(part) for split, part in read_audiofolder(root).items()} == {"train": 4}
+    for name, split in (("testset", "test"), ("trainset", "train")):
+        assert (f"the folder '{name}' looks like the split folder name '{split}' but is not one" in caplog.text
+                and "its 2 audio file(s) are merged into the train split with every other file" in caplog.text)
+    caplog.clear()
+    flat = tmp_path / "flat"  # class folders hold their clips directly: 'contest' is no split folder
+    for n, label in enumerate(("happy", "contest")):
+        write_tone(flat / label / f"{n}.wav", seed=n)
+    scripts = _split_tree(tmp_path / "scripts", ("test", "train"))
+    for name in ("eval_scripts", "train_test_notes"):  # named like splits, but holding no audio
+        (scripts / name).mkdir()
+        (scripts / name / "notes.txt").write_text("x\n")
+    with caplog.at_level(logging.WARNING, logger=AUDIOFOLDER_LOGGER):
+        assert read_audiofolder(flat)["train"]["label"] == ["contest", "happy"]
+        assert sorted(read_audiofolder(scripts)) == ["test", "train"]
+    assert not caplog.records
+
+
+def test_audiofolder_metadata_files_are_read_in_any_case_and_every_spelling_counts(tmp_path, caplog):
+    from ser_hf.corpora.audiofolder import read_audiofolder
+
+    root = _split_tree(tmp_path / "af", ("test", "train"))
+    (root / "Metadata.CSV").write_text("file_name,speaker\ntrain/happy/train_happy.wav,A\n")
+    assert read_audiofolder(root)["train"]["speaker"] == ["A", None]  # ignored, the speaker lost, before
+    (root / "Metadata.CSV").unlink()
+    (root / "train" / "METADATA.jsonl").write_text('{"file_name": "happy/train_happy.wav", "speaker": "B"}\n')
+    assert read_audiofolder(root)["train"]["speaker"] == ["B", None]
+    (root / "train" / "metadata.jsonl").write_text('{"file_name": "sad/train_sad.wav", "speaker": "C"}\n')
+    with pytest.raises(CorpusError, match=r"train' holds both METADATA\.jsonl and metadata\.jsonl; expected one "
+                                          r"metadata file per folder \(.*its name read in any case\)"):
+        read_audiofolder(root)
+    (root / "train" / "METADATA.jsonl").unlink()
+    (root / "train" / "sad" / "metadata.csv").write_text("file_name,speaker\ntrain_sad.wav,D\n")
+    (root / "metadata.tsv").write_text("file_name\tspeaker\n")
+    with caplog.at_level(logging.WARNING, logger=AUDIOFOLDER_LOGGER):
+        assert read_audiofolder(root)["train"]["speaker"] == [None, "C"]
+    assert ("2 file(s) named like a metadata file are not read ('metadata.tsv', 'train/sad/metadata.csv')"
+            in caplog.text)
+
+
+def test_jsonl_keys_spelt_two_ways_across_rows_are_one_column_and_in_one_row_refused(tmp_path):
+    from ser_hf.corpora.audiofolder import read_audiofolder
+
+    _tones(tmp_path, [(f"{name}.wav", "", "") for name in "abc"])
+    rows = [{"path": "a.wav", "label": "happy", "speaker": "s1", "Mic": "x"},
+            {"path": "b.wav", "label": "sad", "speaker": "s1", "mic": "y"},
+            {"path": "c.wav", "label": "sad", "speaker": "s2", "mic ": "z"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    ds = load_corpus("manifest", tmp_path / "m.jsonl")
+    assert ds["Mic"] == ["x", "y", "z"] and "mic" not in ds.column_names and "mic " not in ds.column_names
+    (tmp_path / "two.jsonl").write_text(json.dumps({**rows[0], "mic": "q"}) + "\n")
+    with pytest.raises(CorpusError, match=r"line 1 names the column 'Mic' twice, as 'Mic' and 'mic'; column names "
+                                          r"are matched in any case"):
+        load_corpus("manifest", tmp_path / "two.jsonl")
+    _csv(tmp_path / "two.csv", [("a.wav", "happy", "s1", "x", "y")], header="path,label,speaker,Mic,MIC ")
+    with pytest.raises(CorpusError, match=r"its header names the column 'Mic' twice, as 'Mic' and 'MIC '"):
+        load_corpus("manifest", tmp_path / "two.csv")
+    root = _split_tree(tmp_path / "af", ("train",))
+    (root / "metadata.jsonl").write_text('{"file_name": "train/happy/train_happy.wav", "Mic": "x"}\n'
+                                         '{"file_name": "train/sad/train_sad.wav", " MIC": "y"}\n')
+    assert read_audiofolder(root)["train"]["Mic"] == ["x", "y"]
+
+
+def test_a_label_map_moving_a_synonym_never_suggests_moving_the_emotions_own_name(tmp_path, caplog):
+    rows = _tones(tmp_path, [("a.wav", "happy", "s0"), ("b.wav", "Happy", "s0"), ("c.wav", "joy", "s1"),
+                             ("d.wav", "glad", "s1"), ("e.wav", "sad", "s2")])
+    manifest = _csv(tmp_path / "m.csv", rows)
+    logger = "ser_hf.corpora.label_maps"
+    with caplog.at_level(logging.WARNING, logger=logger):
+        ds = load_corpus("manifest", manifest, label_map={"joy": "sad"})
+    assert _labels(ds) == {"a.wav": "happy", "b.wav": "happy", "c.wav": "sad", "d.wav": "happy", "e.wav": "sad"}
+    warned = [r.getMessage() for r in caplog.records if r.name == logger]
+    assert len(warned) == 1 and "{'joy=sad': ['Happy', 'glad', 'happy']}" in warned[0]
+    assert ("Map them too if every clip of that emotion belongs in the new class, or keep them if you mean the "
+            "emotion split into two classes on purpose") in warned[0]
+    assert "e.g." not in warned[0] and "happy=sad" not in warned[0].lower()

@@ -134,3 +134,27 @@ def test_predefined_split_and_train_read_split_values_one_way(tmp_path, caplog):
         with pytest.raises(SplitError, match=r"1 of 2 clips have no 'split' value \(rows \[1\]: .*missing-value marker"):
             predefined_split(marked)
         assert experiment._marked_test_rows(run, marked) is None  # a training row, as a blank one, not warned about
+
+
+def test_split_column_values_are_read_as_datasets_reads_split_folders_and_look_alikes_named(caplog):
+    """Audit 30c finding 5: 'test1', 'Test-set' and a full-width 'ｔｅｓｔ' were training rows (with a warning), while
+    datasets reads them as the test split; the column and audiofolder split folders now share one reading."""
+    import datasets
+
+    from ser_hf.corpora.split_names import marked_test_rows
+    from ser_hf.splits import predefined_split
+
+    test = ["test1", "Test-set", "ｔｅｓｔ", "test_data", "eval 2", "my-test"]
+    other = ["tëst", "testset", "train-test", "test\u200b"]
+    values = ["train", "Train_2", "dev-set", *test, *other]
+    with caplog.at_level("WARNING", logger="ser_hf.corpora.split_names"):
+        assert marked_test_rows(values).tolist() == list(range(3, 3 + len(test)))
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "{'tëst': 1, 'testset': 1, 'train-test': 1, 'test\\u200b': 1}" in warned[0]
+    assert ("Of those, 'tëst' (looks like 'test'), 'testset' (looks like 'test'), 'train-test' (looks like 'test' and "
+            "'train'), 'test\\u200b' (looks like 'test') are not read as a split name") in warned[0]
+    dataset = datasets.Dataset.from_dict({"split": values[:3 + len(test)],
+                                          "speaker": [f"s{n}" for n in range(3 + len(test))]})
+    parts = predefined_split(dataset)
+    assert {name: part["split"] for name, part in parts.items()} == {
+        "train": ["train", "Train_2"], "validation": ["dev-set"], "test": test}

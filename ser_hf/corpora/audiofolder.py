@@ -4,18 +4,25 @@
 every clip while it prepares the dataset, which needs ``torchcodec``; that does not install everywhere (see
 ser_hf's audio decoding notes). The layout is simple enough to read here, with the same conventions:
 
-- Split folders ``train/``, ``test/``, ``validation/`` at the top, in any spelling ``datasets`` reads (``training/``,
-  ``valid/``, ``dev/``, ``val/``, ``testing/``, ``eval/``, ``evaluation/``; any case:
-  :data:`ser_hf.corpora.split_names.SPLIT_SPELLINGS`); without them every file is in the ``train`` split. Two folders
-  naming one split (``Train/`` and ``train/``, ``dev/`` and ``validation/``) are refused, never one of them dropped;
-  audio files outside the split folders are named in a warning (they are not loaded).
+- Split folders at the top, their names read as ``datasets`` reads them (:func:`ser_hf.corpora.split_names.split_name`:
+  a keyword such as ``train``, ``dev``, ``testing`` or ``eval`` alone or joined to other text by ``-._``, a space or a
+  digit: ``test1/``, ``Test-set/``, ``train_data/``, ``eval 2/``; any case, full-width letters too); without them every
+  file is in the ``train`` split. Two folders naming one split (``Train/`` and ``train/``, ``dev/`` and
+  ``validation/``), a folder naming two (``train_test/``), a folder that looks like a split name but is not one
+  (``tëst/``, ``test(2)/``) and, in a tree without top-level split folders, split folders deeper down
+  (``data/test/``, which ``datasets`` reads as splits) are refused: each would merge or drop clips without a word. A
+  keyword glued to letters (``testset/``) is warned about; audio files outside the split folders are named in a
+  warning (they are not loaded).
 - A label per class folder: ``train/angry/clip1.wav`` has label ``angry`` when every file of the split lies
   one folder deep.
-- An optional ``metadata.csv`` or ``metadata.jsonl`` (in the split folder or the root) whose ``file_name``
-  column names each file relative to the metadata file; its other columns (``speaker``, ``gender``,
-  ``label``...) are joined to the files. One metadata file per folder, and a root one naming no file of a split
-  folder that has its own: else one of them would be ignored without a word. A ``label`` column there wins over the folder names. ``file_name`` and
-  ser_hf's own column names are read in any case, surrounding spaces ignored, as a manifest's are.
+- An optional ``metadata.csv`` or ``metadata.jsonl``, its name in any case (``Metadata.CSV``; ``datasets`` itself
+  matches the lower-case names only, and would ignore it), in the split folder or the root, whose ``file_name``
+  column names each file relative to the metadata file; its other columns (``speaker``, ``gender``, ``label``...)
+  are joined to the files. One metadata file per folder (``metadata.csv`` and ``Metadata.csv`` are two), and a root
+  one naming no file of a split folder that has its own: else one of them would be ignored without a word. Other
+  files named ``metadata.*`` (``metadata.tsv``, one in a class folder) are named in a warning: they are not read. A
+  ``label`` column there wins over the folder names. ``file_name`` and every other column name are read in any case,
+  surrounding spaces ignored, as a manifest's are.
 
 Symlinked sub-folders are entered, each real folder once (:func:`ser_hf.corpora.base.iter_audio_files`).
 """
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from pathlib import Path
 
 import datasets
@@ -31,7 +39,7 @@ import datasets
 from ser_hf.audio import is_audio_path
 from ser_hf.corpora.base import iter_audio_files
 from ser_hf.corpora.manifest import _rename_columns
-from ser_hf.corpora.split_names import SPLIT_SPELLINGS, split_name
+from ser_hf.corpora.split_names import SPLIT_NAME_RULE, SPLIT_SPELLINGS, split_lookalike, splits_named
 from ser_hf.corpora.tables import Row, read_csv_rows, read_jsonl_rows
 from ser_hf.errors import CorpusError
 from ser_hf.paths import display_path, printable, walk_files
@@ -57,11 +65,12 @@ def is_audiofolder(root: Path) -> bool:
     return not any(p.suffix.lower() in _TABLE_SUFFIXES for p in files) and any(map(is_audio_path, files))
 
 
-def _read_columns(row: dict, where: str) -> dict:
+def _read_columns(row: dict, where: str, spellings: dict | None = None) -> dict:
     """``row`` with its column names read as a manifest's are (``' Label'`` is ``label``, ``'Speaker'`` is
-    ``speaker``; two spellings of one refused) and ``file_name`` in any case too: else a metadata ``Label`` column
-    would be a column of its own, and the label it gives ignored without a word."""
-    named = _rename_columns(row, where)
+    ``speaker``, ``mic`` after ``Mic`` is ``Mic``: ``spellings`` is shared by the rows of one file; two spellings in
+    one row refused) and ``file_name`` in any case too: else a metadata ``Label`` column would be a column of its own,
+    and the label it gives ignored without a word."""
+    named = _rename_columns(row, where, spellings)
     spellings = [key for key in named if isinstance(key, str) and key.strip().casefold() == "file_name"]
     if len(spellings) > 1:
         raise CorpusError(f"{where} names the column 'file_name' twice, as {printable(spellings[0])!r} and "
@@ -72,27 +81,42 @@ def _read_columns(row: dict, where: str) -> dict:
     return named
 
 
+def _folded(name: str) -> str:
+    """A file name as metadata file names are matched: NFKC, any case, surrounding spaces ignored."""
+    return unicodedata.normalize("NFKC", name).casefold().strip()
+
+
+def _metadata_files(folder: Path) -> list[Path]:
+    """The folder's metadata files, their names in any case (``Metadata.CSV``): one passed over for its case lost its
+    speakers or labels without a word."""
+    return sorted(path for path in folder.iterdir() if _folded(path.name) in METADATA_FILES and path.is_file())
+
+
 def _metadata_rows(folder: Path) -> tuple[Path, list[Row]] | None:
     """The folder's metadata file and its rows, every row checked to name a file (None when it has none).
 
     Raises:
-        CorpusError: the folder holds both metadata.csv and metadata.jsonl (one would be ignored), or a bad row.
+        CorpusError: the folder holds two metadata files (``metadata.csv`` and ``metadata.jsonl``, or
+            ``metadata.csv`` and ``Metadata.csv``: one would be ignored), or a bad row.
     """
-    present = [folder / name for name in METADATA_FILES if (folder / name).is_file()]
+    present = _metadata_files(folder)
     if len(present) > 1:
-        raise CorpusError(f"audiofolder {display_path(folder)!r} holds both {' and '.join(p.name for p in present)}; "
-                          f"expected one metadata file per folder, as only one of them would be read. Merge their "
-                          f"rows into one file and remove the other.")
+        names = [printable(path.name) for path in present]
+        listed = f"both {names[0]} and {names[1]}" if len(names) == 2 else f"{', '.join(names[:-1])} and {names[-1]}"
+        raise CorpusError(f"audiofolder {display_path(folder)!r} holds {listed}; expected one metadata file per "
+                          f"folder (metadata.csv or metadata.jsonl, its name read in any case), as only one of them "
+                          f"would be read. Merge their rows into one file and remove the other(s).")
     if not present:
         return None
     source = present[0]
     what, shown = "audiofolder metadata file", display_path(source)
-    if source.name.endswith(".csv"):
+    spellings: dict = {}
+    if _folded(source.name).endswith(".csv"):
         header, rows = read_csv_rows(source, what, "a header row file_name,label,...")
-        _read_columns(dict.fromkeys(header), f"{shown!r}: its header")  # a doubled column is named once, here
-        rows = [(line, _read_columns(row, f"{shown!r}: its header")) for line, row in rows]
+        _read_columns(dict.fromkeys(header), f"{shown!r}: its header", spellings)  # a doubled column is named here
+        rows = [(line, _read_columns(row, f"{shown!r}: its header", spellings)) for line, row in rows]
     else:
-        rows = [(line, _read_columns(row, f"{shown!r} line {line}"))
+        rows = [(line, _read_columns(row, f"{shown!r} line {line}", spellings))
                 for line, row in read_jsonl_rows(source, what, '{"file_name": "a.wav", "label": "happy"}')]
     for line, row in rows:
         if None in row or not str(row.get("file_name") or "").strip():
@@ -237,7 +261,8 @@ def read_audiofolder(root: Path) -> dict[str, datasets.Dataset]:
 
     Raises:
         CorpusError: a metadata file without ``file_name``, two rows for one file, rows naming no audio file, a
-            split folder without audio files, or files outside the class folders that switch folder labels off.
+            split folder without audio files, files outside the class folders that switch folder labels off, or
+            split folders that cannot be told apart (:func:`_split_folders`).
     """
     found = _split_folders(root)
     shared = _read_metadata(root) if found else None  # without split folders the root's is the split's own
@@ -248,30 +273,111 @@ def read_audiofolder(root: Path) -> dict[str, datasets.Dataset]:
         splits[split] = _read_split(folder, shared)
     if found:
         _warn_outside_splits(root, found)
+    _warn_unread_metadata(root, [root, *found.values()])
     return splits
 
 
 def _split_folders(root: Path) -> dict[str, Path]:
     """Split -> its folder among ``root``'s sub-folders, named by :func:`~ser_hf.corpora.split_names.split_name`.
 
+    A folder named like a split by joining a keyword to other text (``eval_scripts``, ``train_test_notes``) that
+    holds no audio file is none, as ``datasets`` makes no split of it; a bare keyword (``test/``) with no audio is
+    refused later.
+
     Raises:
-        CorpusError: two folders name one split (``Train``/``train``, ``dev``/``validation``): keeping one of them
-            would drop the other's clips without a word.
+        CorpusError: two folders name one split (``Train``/``train``, ``dev``/``validation``), a folder names two
+            (``train_test``), a folder only looks like a split name (:func:`_check_lookalikes`), or, with no split
+            folder at the top, folders deeper down are named as splits (:func:`_check_no_deeper_splits`): each
+            would drop clips, or merge them into another split, without a word.
     """
     by_split: dict[str, list[Path]] = {}
     for folder in sorted(root.iterdir()):
-        split = split_name(folder.name) if folder.is_dir() else None
-        if split in SPLIT_SPELLINGS:
-            by_split.setdefault(split, []).append(folder)
+        if not folder.is_dir() or folder.name.startswith((".", "__")):  # folders datasets skips
+            continue
+        named = splits_named(folder.name)
+        bare = any(folder.name.strip().casefold() in SPLIT_SPELLINGS[split] for split in named)
+        if not named or not (bare or _audio_files(folder)):
+            continue  # datasets makes no split of a folder without audio files
+        if len(named) > 1:
+            raise CorpusError(f"audiofolder {display_path(root)!r}: the folder {printable(folder.name)!r} names the "
+                              f"splits {sorted(named)} at once (a split folder name is {SPLIT_NAME_RULE}); datasets "
+                              f"would put its clips in each of them. Rename it to name one split.")
+        by_split.setdefault(named.pop(), []).append(folder)
     doubled = {split: folders for split, folders in by_split.items() if len(folders) > 1}
     if doubled:
-        shown = "; ".join(f"{' and '.join(repr(f.name) for f in folders)} all name the split {split!r}"
+        shown = "; ".join(f"{' and '.join(repr(printable(f.name)) for f in folders)} all name the split {split!r}"
                           for split, folders in doubled.items())
-        spellings = "; ".join(f"{split}: {', '.join(names)}" for split, names in SPLIT_SPELLINGS.items())
-        raise CorpusError(f"audiofolder {display_path(root)!r}: split folders {shown} (split folder names are read in "
-                          f"any case, in these spellings: {spellings}). Each split needs one folder, or the clips of "
-                          f"all but one would be dropped. Merge them into one folder, or rename or move the others.")
-    return {split: folders[0] for split, folders in by_split.items()}
+        raise CorpusError(f"audiofolder {display_path(root)!r}: split folders {shown} (a split folder name is "
+                          f"{SPLIT_NAME_RULE}). Each split needs one folder, or the clips of all but one would be "
+                          f"dropped. Merge them into one folder, or rename or move the others.")
+    found = {split: folders[0] for split, folders in by_split.items()}
+    _check_lookalikes(root, found)
+    if not found:
+        _check_no_deeper_splits(root)
+    return found
+
+
+def _check_lookalikes(root: Path, found: dict[str, Path]) -> None:
+    """Refuse a top-level folder of audio files whose name looks like a split name but is not read as one (``tëst``,
+    ``test\\u200b``, ``test(2)``, ``.test``: :func:`~ser_hf.corpora.split_names.split_lookalike`), and warn about
+    one with a keyword glued to letters (``testset``) that holds folders of clips, as a split folder does (a class
+    folder such as ``contest/`` holds its clips directly): its clips would be left out of every split, or merged
+    into the train split with every other file, without a word."""
+    inside = set(found.values())
+    for folder in sorted(root.iterdir()):
+        if folder in inside or not folder.is_dir():
+            continue
+        hidden = folder.name.startswith((".", "__")) and len(splits_named(folder.name)) == 1
+        look = (next(iter(splits_named(folder.name))), True) if hidden else split_lookalike(folder.name)
+        files = _audio_files(folder) if look is not None else []
+        if not files:
+            continue
+        split, near = look
+        fate = "left out of every split" if found else "merged into the train split with every other file"
+        name, shown = printable(folder.name), display_path(root)
+        if near:
+            raise CorpusError(
+                f"audiofolder {shown!r}: the folder {name!r} looks like the split folder name {split!r} but is not "
+                f"one (a split folder name is {SPLIT_NAME_RULE}; accents, invisible characters, other punctuation or "
+                f"a leading '.' or '__', which datasets skips, make another name); its {len(files)} audio file(s) "
+                f"would be {fate} without a word. Rename it (e.g. to {split!r}, or '{split}_2' beside another), "
+                f"or move it out of {shown!r}.")
+        if any(len(path.relative_to(folder).parts) > 1 for path in files):
+            logger.warning("audiofolder %s: the folder %r looks like the split folder name %r but is not one (a split "
+                           "folder name is %s); its %d audio file(s) are %s. Rename it (e.g. to '%s' or '%s_set') to "
+                           "make it that split, or ignore this if it is no split folder.", shown, name, split,
+                           SPLIT_NAME_RULE, len(files), fate, split, split)
+
+
+def _check_no_deeper_splits(root: Path) -> None:
+    """Refuse, in a tree without split folders at its top, folders deeper down named as splits (``data/test/``):
+    ``datasets`` reads a split folder at any depth, and ser_hf at the top only, so their clips would be merged into
+    one train split without a word."""
+    deeper = sorted({"/".join(parts[:depth + 1]) for path in _audio_files(root)
+                     for parts in [path.relative_to(root).parts[:-1]] for depth in range(1, len(parts))
+                     if not parts[depth].startswith((".", "__")) and splits_named(parts[depth])})
+    if deeper:
+        more = f" and {len(deeper) - _LISTED} more" if len(deeper) > _LISTED else ""
+        raise CorpusError(
+            f"audiofolder {display_path(root)!r} has no split folder at its top, but folders deeper down are named "
+            f"as splits ({', '.join(repr(printable(name)) for name in deeper[:_LISTED])}{more}); datasets reads those "
+            f"as splits, ser_hf reads split folders at the top of the audiofolder only, so their clips would all be "
+            f"merged into one train split. Pass the folder that holds the split folders (e.g. "
+            f"{display_path(root / Path(deeper[0]).parent)!r}), or move the split folders to the top.")
+
+
+def _warn_unread_metadata(root: Path, folders: list[Path]) -> None:
+    """Warn, naming them, about files named ``metadata.*`` that are not read (``metadata.tsv``, one in a class folder
+    or deeper): their speakers or labels would be lost without a word."""
+    read = {path for folder in folders for path in _metadata_files(folder)}
+    unread = [str(path.relative_to(root)) for path in map(Path, walk_files(root))
+              if _folded(path.name).partition(".")[0] == "metadata" and path not in read]
+    if unread:
+        more = f" and {len(unread) - _LISTED} more" if len(unread) > _LISTED else ""
+        logger.warning("audiofolder %s: %d file(s) named like a metadata file are not read (%s%s): ser_hf reads one "
+                       "metadata.csv or metadata.jsonl (its name in any case) in the audiofolder's root or in a split "
+                       "folder. Move or convert them there to use their rows, or rename them.", display_path(root),
+                       len(unread), ", ".join(repr(printable(name)) for name in unread[:_LISTED]), more)
 
 
 def _warn_outside_splits(root: Path, found: dict[str, Path]) -> None:

@@ -159,20 +159,35 @@ def _warn_emotion_split(scan: CorpusScan, corpus: Corpus, label_map: Mapping[str
     """Warn once about label_map keys that spell an emotion and map it elsewhere (``happy=sad``) while the corpus has
     other raw labels spelling that emotion which no entry maps (``joy``): the map applies once, to the raw label, so
     those clips keep the emotion and one emotion of the data ends up in two classes. A swap (``happy=sad,sad=happy``)
-    is fine: it moves every spelling its entries name."""
+    is fine: it moves every spelling its entries name. The warning names the unmapped labels and offers both
+    choices (map them too, or keep the split on purpose); it suggests an entry (``joy=sad``) only where the entries
+    already move the emotion's own name (``happy=sad``): after ``joy=sad`` alone, an entry ``happy=sad`` would move
+    every happy clip, which the user may well not mean."""
     unmapped: dict[str, set[str]] = {}
     for clip in scan.clips:
         if clip.raw_label is not None and map_raw_label(clip.raw_label, label_map) is None:
             unmapped.setdefault(clip.emotion, set()).add(str(clip.raw_label))
-    split = {}
+    split, suggested = {}, []
     for key, target in label_map.items():
         emotion = _key_emotion(key)
         if emotion in unmapped and _target_emotion(target) != emotion:
-            split[f"{key}={target}"] = sorted(printable(label) for label in unmapped[emotion])
-    if split:
-        logger.warning("label_map entries move raw labels of an emotion while other raw labels of the %s corpus in %s "
-                       "spell the same emotion and no entry maps them (entry: unmapped labels) %s: a label_map applies "
-                       "once, to the raw label as written, so those clips keep the emotion, and one emotion ends up in "
-                       "two classes. Map them too (e.g. %s).", corpus.name, display_path(scan.root), split,
-                       ",".join(f"{label.strip()}={entry.split('=', 1)[1]}" for entry, labels in split.items()
-                                for label in labels[:1]))
+            labels = sorted(printable(label) for label in unmapped[emotion])
+            split[f"{key}={target}"] = labels
+            if _moves_own_name(label_map, emotion):
+                suggested.append(f"{labels[0].strip()}={target}")
+    if not split:
+        return
+    advice = (f"Map them too (e.g. {','.join(suggested)}), or keep them if you mean that split"
+              if len(suggested) == len(split) else
+              "Map them too if every clip of that emotion belongs in the new class, or keep them if you mean the "
+              "emotion split into two classes on purpose; map the emotion's own name only to move all its clips")
+    logger.warning("label_map entries move raw labels of an emotion while other raw labels of the %s corpus in %s "
+                   "spell the same emotion and no entry maps them (entry: unmapped labels) %s: a label_map applies "
+                   "once, to the raw label as written, so those clips keep the emotion, and one emotion ends up in "
+                   "two classes. %s.", corpus.name, display_path(scan.root), split, advice)
+
+
+def _moves_own_name(label_map: Mapping[str, str], emotion: str) -> bool:
+    """Whether a label_map entry maps the emotion's own name (``HAPPY=sad``) to another emotion: then the map already
+    moves the emotion's clips as such, and suggesting its other spellings follow is safe."""
+    return any(label_key(key) == emotion and _target_emotion(target) != emotion for key, target in label_map.items())

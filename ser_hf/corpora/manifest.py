@@ -4,11 +4,14 @@
   ``ser-hf predict`` ignores them) and ``label`` (an emotion in any known spelling; map others with ``label_map``).
 - Optional columns: ``speaker`` (blank, ``NA``, ``null``, ``NaN``: unknown), ``gender`` (male/female/M/F;
   other values load as unknown, with a warning), ``split`` (train/validation/test in any case and the spellings
-  ``datasets`` reads, e.g. ``testing``, ``dev``: :func:`ser_hf.corpora.split_names.split_name`; used by
+  ``datasets`` reads split folders in, e.g. ``testing``, ``dev``, ``test1``, ``Test-set``:
+  :func:`ser_hf.corpora.split_names.split_name`, the reading of audiofolder split folders too; used by
   :func:`ser_hf.splits.predefined_split` and ``ser-hf train``). A JSON-lines manifest's columns are the keys of all
   its rows (a row without one has no value there). Any other column is kept as a string column, except one named
   like a column ser_hf sets itself (``audio``, ``duration``, ``corpus``): that one is left out, with a
-  warning. Column names are matched in any case, surrounding spaces ignored (``Path``, `` label``).
+  warning. Column names are matched in any case, surrounding spaces ignored (``Path``, `` label``); a column of
+  your own spelt two ways (``Mic`` in one JSON-lines row, ``mic `` in another) is one column, named as first spelt,
+  and two spellings in one row (or one header) are refused.
 - Pass the manifest file as ``data_dir`` (``--data-dir my_manifest.csv``) or a folder holding
   ``manifest.csv`` / ``manifest.jsonl``.
 - Licence and citation: those of your data.
@@ -75,12 +78,19 @@ def column_name(name: Any) -> Any:
     return key if key in KNOWN or key in SET_BY_SER_HF else name
 
 
-def _rename_columns(row: dict, where: str) -> dict:
-    """``row`` with its keys read by :func:`column_name`; refused when two keys become one (``path`` and ``Path``)."""
+def _rename_columns(row: dict, where: str, spellings: dict[str, Any] | None = None) -> dict:
+    """``row`` with its keys read by :func:`column_name`, and every other key that differs from one seen before only
+    in case or surrounding spaces (``mic``, ``Mic``, ``mic ``) read as the spelling seen first: ``spellings`` (fold
+    -> that spelling) is shared by the rows of one file, else a JSON-lines file's rows spelling one key two ways made
+    two columns, each holding part of the values, without a word. Refused when two keys of one row become one
+    (``path`` and ``Path``, ``mic`` and ``Mic``): which value is meant cannot be told."""
+    spellings = {} if spellings is None else spellings
     renamed: dict = {}
     spelled: dict = {}
     for key, value in row.items():
         name = column_name(key)
+        if isinstance(name, str):
+            name = spellings.setdefault(name.strip().casefold(), name)
         if name in renamed:
             raise CorpusError(f"{where} names the column {name!r} twice, as {printable(str(spelled[name]))!r} and "
                               f"{printable(str(key))!r}; column names are matched in any case and surrounding spaces "
@@ -112,7 +122,7 @@ def read_rows(manifest: Path) -> list[tuple[int, dict[str, Any]]]:
     """Rows of a CSV (``.csv``/``.tsv``) or JSON-lines manifest as dictionaries of strings, each with the line it
     starts on; rows holding nothing (blank or whitespace-only lines, only commas) are skipped.
 
-    The file must be UTF-8 (a byte-order mark is fine). Column names are read by :func:`column_name`. A CSV row
+    The file must be UTF-8 (a byte-order mark is fine). Column names are read by :func:`_rename_columns`. A CSV row
     with more or fewer cells than the header gets the key ``None`` (its extra cells) or ``None`` values (its
     missing cells); a JSON value that is a bool, list or object stays as it is; :func:`list_clips` reports them.
 
@@ -123,8 +133,9 @@ def read_rows(manifest: Path) -> list[tuple[int, dict[str, Any]]]:
     shown = display_path(manifest)
     if _is_json(manifest):
         rows = read_jsonl_rows(manifest, "Manifest", '{"path": "a.wav", "label": "happy"}')
+        spellings: dict[str, Any] = {}
         return [(line, _rename_columns({str(k): _json_cell(v) for k, v in row.items()},
-                                       f"Manifest {shown!r} line {line}")) for line, row in rows]
+                                       f"Manifest {shown!r} line {line}", spellings)) for line, row in rows]
     header, rows = read_csv_rows(manifest, "Manifest", "a header row path,label,...", delimiter=_delimiter(manifest))
     _rename_columns(dict.fromkeys(header), f"Manifest {shown!r}: its header")
     return [(line, {column_name(k): v for k, v in row.items()}) for line, row in rows if not _blank(row)]

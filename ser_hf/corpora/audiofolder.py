@@ -53,6 +53,12 @@ _TABLE_SUFFIXES = (".parquet", ".arrow")
 _LISTED = 5
 
 
+def _listing(names: list[str]) -> str:
+    """The first :data:`_LISTED` names, quoted and printable, and how many more there are: ``'a', 'b' and 3 more``."""
+    more = f" and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
+    return ", ".join(repr(printable(name)) for name in names[:_LISTED]) + more
+
+
 def _audio_files(folder: Path) -> list[Path]:
     """The folder's audio files, walked as every corpus is (``Path.rglob`` skips symlinked sub-folders, and their
     clips went missing without a word)."""
@@ -209,10 +215,9 @@ def _folder_labels(folder: Path, files: list[Path]) -> list[str] | None:
     if 2 not in depths:
         return None  # no class folders: a tree without labels (e.g. clips to predict)
     odd = [str(path.relative_to(folder)) for path, depth in zip(files, depths) if depth != 2]
-    more = f" and {len(odd) - _LISTED} more" if len(odd) > _LISTED else ""
     raise CorpusError(
         f"audiofolder {display_path(folder)!r}: {len(odd)} audio file(s) are not one folder deep "
-        f"({', '.join(map(repr, odd[:_LISTED]))}{more}), while {depths.count(2)} lie in class folders. Labels come "
+        f"({_listing(odd)}), while {depths.count(2)} lie in class folders. Labels come "
         f"from the class folders only when every file lies one folder deep (e.g. 'happy/a.wav'), so these files "
         f"switch them off for all {len(files)} files. Move them into a class folder, remove them, or give every "
         f"file a 'label' in metadata.csv.")
@@ -229,10 +234,9 @@ def _split_metadata(folder: Path, shared: dict[str, dict[str, str]] | None) -> d
         return shared or {}
     inside = sorted(path for path in (shared or {}) if Path(path).is_relative_to(folder.resolve()))
     if inside:
-        names = ", ".join(repr(display_path(path)) for path in inside[:_LISTED])
-        more = f" and {len(inside) - _LISTED} more" if len(inside) > _LISTED else ""
+        shown = _listing([display_path(path) for path in inside])
         raise CorpusError(f"audiofolder split folder {display_path(folder)!r} has its own metadata file, and the root's "
-                          f"metadata file also names {len(inside)} of its files ({names}{more}); only the split "
+                          f"metadata file also names {len(inside)} of its files ({shown}); only the split "
                           f"folder's would be read for them. Keep those rows in one of the two files.")
     return own
 
@@ -357,10 +361,9 @@ def _check_no_deeper_splits(root: Path) -> None:
                      for parts in [path.relative_to(root).parts[:-1]] for depth in range(1, len(parts))
                      if not parts[depth].startswith((".", "__")) and splits_named(parts[depth])})
     if deeper:
-        more = f" and {len(deeper) - _LISTED} more" if len(deeper) > _LISTED else ""
         raise CorpusError(
             f"audiofolder {display_path(root)!r} has no split folder at its top, but folders deeper down are named "
-            f"as splits ({', '.join(repr(printable(name)) for name in deeper[:_LISTED])}{more}); datasets reads those "
+            f"as splits ({_listing(deeper)}); datasets reads those "
             f"as splits, ser_hf reads split folders at the top of the audiofolder only, so their clips would all be "
             f"merged into one train split. Pass the folder that holds the split folders (e.g. "
             f"{display_path(root / Path(deeper[0]).parent)!r}), or move the split folders to the top.")
@@ -373,11 +376,10 @@ def _warn_unread_metadata(root: Path, folders: list[Path]) -> None:
     unread = [str(path.relative_to(root)) for path in map(Path, walk_files(root))
               if _folded(path.name).partition(".")[0] == "metadata" and path not in read]
     if unread:
-        more = f" and {len(unread) - _LISTED} more" if len(unread) > _LISTED else ""
-        logger.warning("audiofolder %s: %d file(s) named like a metadata file are not read (%s%s): ser_hf reads one "
+        logger.warning("audiofolder %s: %d file(s) named like a metadata file are not read (%s): ser_hf reads one "
                        "metadata.csv or metadata.jsonl (its name in any case) in the audiofolder's root or in a split "
                        "folder. Move or convert them there to use their rows, or rename them.", display_path(root),
-                       len(unread), ", ".join(repr(printable(name)) for name in unread[:_LISTED]), more)
+                       len(unread), _listing(unread))
 
 
 def _warn_outside_splits(root: Path, found: dict[str, Path]) -> None:
@@ -385,7 +387,6 @@ def _warn_outside_splits(root: Path, found: dict[str, Path]) -> None:
     inside = {folder.name for folder in found.values()}
     outside = [str(path.relative_to(root)) for path in _audio_files(root) if path.relative_to(root).parts[0] not in inside]
     if outside:
-        more = f" and {len(outside) - _LISTED} more" if len(outside) > _LISTED else ""
-        logger.warning("audiofolder %s: %d audio file(s) lie outside its split folders %s (%s%s); they belong to no "
+        logger.warning("audiofolder %s: %d audio file(s) lie outside its split folders %s (%s); they belong to no "
                        "split and are not loaded. Move them into a split folder to load them.", display_path(root),
-                       len(outside), sorted(inside), ", ".join(map(repr, outside[:_LISTED])), more)
+                       len(outside), sorted(inside), _listing(outside))

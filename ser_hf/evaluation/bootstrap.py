@@ -9,10 +9,16 @@ resamples of 1000 utterances take milliseconds.
 Resampling units are utterances by default. Utterances of one speaker are correlated, so when the
 test set holds few speakers pass ``groups`` (speaker ids): whole speakers are resampled (cluster
 bootstrap), which gives wider, more honest intervals.
+
+A bootstrap needs units to vary: over one speaker (or one clip) every resample is the same clips, so its
+"interval" has zero width. :func:`bootstrap_confidence_intervals` then gives no interval (``None``), and
+:func:`interval_caveat` says so in words a report can print; with a handful of units it flags the
+interval as coarse.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +33,16 @@ CI_METRICS = ("unweighted_accuracy", "weighted_accuracy", "macro_f1")
 # Bound on the (resamples x units) draw matrix per chunk, so memory stays ~32 MB for any test set.
 _MAX_CHUNK_CELLS = 4_000_000
 
+#: Fewer resampling units (speakers, or clips without groups) than this: no interval. One unit gives every
+#: resample the same clips, so the percentile interval would have zero width: falsely precise, not narrow.
+MIN_INTERVAL_UNITS = 2
+#: Fewer units than this: the interval is given with a warning that it is coarse. k units allow only
+#: C(2k-1, k) distinct resamples (3 for 2 speakers, 10 for 3, 35 for 4, 126 for 5), so the 2.5% and 97.5%
+#: percentiles jump between a few values, and the bootstrap's spread is sqrt((k-1)/k) of the units' own
+#: (29% too narrow with 2 speakers, 13% with 4). From 5 on the resamples are many and the shrinkage ~10%;
+#: a common SER test fold (one IEMOCAP session: 2 speakers) still gets the warning.
+FEW_INTERVAL_UNITS = 5
+
 
 def _group_ids(groups: Sequence[Any], num_samples: int) -> np.ndarray:
     group_array = np.asarray(groups)
@@ -36,6 +52,42 @@ def _group_ids(groups: Sequence[Any], num_samples: int) -> np.ndarray:
             "pass one group (e.g. speaker id) per example, or `groups=None`."
         )
     return np.unique(group_array, return_inverse=True)[1].reshape(-1)
+
+
+def resampling_units(num_samples: int, groups: Sequence[Any] | None = None) -> int:
+    """How many units a bootstrap of ``num_samples`` examples resamples: the distinct ``groups``, else the examples."""
+    if groups is None:
+        return int(num_samples)
+    return int(_group_ids(groups, num_samples).max()) + 1 if num_samples else 0
+
+
+def interval_caveat(num_units: int, grouped: bool, confidence_level: float = 0.95) -> tuple[str, str] | None:
+    """What a report must say about intervals resting on ``num_units`` units; `None` when there are enough.
+
+    Args:
+        num_units: :func:`resampling_units`.
+        grouped: Whether the units are groups (speakers) rather than single clips.
+        confidence_level: Coverage of the intervals, for the wording.
+
+    Returns:
+        ``(note, warning)``: a short note for a table caption, and a full warning (the count, why, and the fix)
+        for a report's ``metadata["warnings"]``; `None` from :data:`FEW_INTERVAL_UNITS` units on.
+    """
+    if num_units >= FEW_INTERVAL_UNITS:
+        return None
+    level = f"{100 * confidence_level:g}%"
+    unit = ("speaker" if num_units == 1 else "speakers") if grouped else ("clip" if num_units == 1 else "clips")
+    fix = (f"Score a part with at least {FEW_INTERVAL_UNITS} speakers (e.g. fewer, larger folds) for a usable interval."
+           if grouped else f"Score at least {FEW_INTERVAL_UNITS} clips for a usable interval.")
+    if num_units < MIN_INTERVAL_UNITS:
+        what = "whole speakers are resampled, so" if grouped else "so"
+        return (f"the scored clips come from {num_units} {unit}, so every resample is the same clips",
+                f"no {level} confidence intervals (shown as n/a): the scored clips come from {num_units} {unit}; "
+                f"{what} every bootstrap resample is the same clips and the interval would have zero width. {fix}")
+    distinct = math.comb(2 * num_units - 1, num_units)
+    return (f"only {num_units} {unit}, so the intervals are coarse",
+            f"the {level} confidence intervals rest on only {num_units} {unit}: a bootstrap over so few can draw only "
+            f"{distinct} distinct resamples and understates the spread, so the intervals are coarse. {fix}")
 
 
 def bootstrap_confusions(
@@ -95,7 +147,7 @@ def bootstrap_confidence_intervals(
     confidence_level: float = 0.95,
     seed: int | None = 0,
     metrics: Sequence[str] = CI_METRICS,
-) -> dict[str, tuple[float, float]]:
+) -> dict[str, tuple[float, float] | None]:
     """Percentile bootstrap confidence intervals for SER metrics.
 
     Args:
@@ -110,7 +162,8 @@ def bootstrap_confidence_intervals(
             ``macro_f1``, ``weighted_f1``).
 
     Returns:
-        Metric name -> ``(low, high)``, in [0, 1].
+        Metric name -> ``(low, high)``, in [0, 1]; `None` for every metric when fewer than
+        :data:`MIN_INTERVAL_UNITS` groups (or examples) are resampled (see :func:`interval_caveat`).
 
     Example:
         ```python
@@ -125,6 +178,8 @@ def bootstrap_confidence_intervals(
     if unknown:
         raise EvaluationError(f"`metrics` holds unknown names {unknown}; choose from {list(SCALAR_METRICS)}.")
     refs, preds, num_labels = validate_labels(references, predictions, num_labels)
+    if resampling_units(refs.size, groups) < MIN_INTERVAL_UNITS:
+        return dict.fromkeys(metrics)
     rng = np.random.default_rng(seed)
     scores = scores_from_confusion(bootstrap_confusions(refs, preds, num_labels, int(n_resamples), rng, groups))
     # Percentile bounds: simple, reproducible and always inside [0, 1]; BCa would add a jackknife pass.
@@ -158,6 +213,8 @@ def paired_bootstrap_scores(
     Each resample draws the same clips (or, with ``groups``, the same speakers) for every system, so
     ``samples[a] - samples[b]`` is the bootstrap distribution of the *difference* between two systems: its
     interval is far narrower than the two systems' own intervals suggest when they err on the same clips.
+    Over fewer than :data:`MIN_INTERVAL_UNITS` units every resample is the same clips: check
+    :func:`resampling_units` (and :func:`interval_caveat`) before quoting an interval of these samples.
 
     Args:
         references: True class ids, length N.

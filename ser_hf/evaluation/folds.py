@@ -255,8 +255,7 @@ def corpus_rows_markdown(reports: Mapping[str, EvaluationReport], heading: str, 
     """A Markdown section with one row per corpus: UA with its interval, WA, macro-F1 and clips (in %)."""
     rows = []
     for name, report in reports.items():
-        low, high = report.confidence_intervals.get("unweighted_accuracy") or (None, None)
-        interval = "" if low is None else f"{percent(low)}-{percent(high)}"
+        interval = report.interval_text("unweighted_accuracy")
         speakers = report.metadata.get("speakers")
         rows.append([name, percent(report.unweighted_accuracy), interval, percent(report.weighted_accuracy),
                      percent(report.macro_f1), report.num_samples, len(speakers) if speakers else ""])

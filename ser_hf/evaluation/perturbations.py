@@ -42,7 +42,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,8 +51,8 @@ from ser_hf.audio import resample
 from ser_hf.errors import EvaluationError
 
 __all__ = [
-    "KINDS", "Perturbation", "add_reverb", "babble_noise", "mix_at_snr", "parse_perturbations", "perturbation_rng",
-    "speech_shaped_noise", "telephone_band",
+    "KINDS", "Perturbation", "add_reverb", "babble_noise", "check_distinct", "mix_at_snr", "parse_perturbations",
+    "perturbation_rng", "speech_shaped_noise", "telephone_band",
 ]
 
 #: Bumped whenever a degradation's algorithm changes, so predictions cached for the old one are not reused.
@@ -191,6 +191,20 @@ def _resample(wave: np.ndarray, sampling_rate: int, rng: np.random.Generator, ra
 # ----------------------------------------------------------------------------- the registry
 
 
+def _number(value: float) -> str:
+    """``value`` exactly, as briefly as it reads back: ``{:g}`` when that round-trips (``10``, ``-6``, ``0.6``: the
+    names and cache keys conditions always had), else the shortest repr (``12.345678``, ``10.0000001``). Six
+    digits alone gave two different conditions one name, one row and one cache folder."""
+    value = float(value) + 0.0  # -0.0 becomes 0.0: one value, so one name, key and cache folder
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
+
+
+def _signed(value: float) -> str:
+    """:func:`_number` with its sign, ``+`` included (a gain reads ``+6 dB``)."""
+    return ("+" if value >= 0 else "") + _number(value)
+
+
 @dataclass(frozen=True)
 class Parameter:
     """One parameter of a kind: its range and unit, and its default (None: required)."""
@@ -224,23 +238,21 @@ class Kind:
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("noise", (Parameter("snr", "dB", -20, 60),), _white,
-         lambda snr: f"white noise, SNR {snr:g} dB", "noise:snr=10"),
+         lambda snr: f"white noise, SNR {_number(snr)} dB", "noise:snr=10"),
     Kind("babble", (Parameter("snr", "dB", -20, 60), Parameter("talkers", "voices", 1, 32, 6, integer=True)), _babble,
-         lambda snr, talkers: f"babble-like noise ({talkers:g} talkers), SNR {snr:g} dB", "babble:snr=10"),
+         lambda snr, talkers: f"babble-like noise ({_number(talkers)} talkers), SNR {_number(snr)} dB",
+         "babble:snr=10"),
     Kind("telephone", (Parameter("low", "Hz", 100, 1000, 300), Parameter("high", "Hz", 2000, 3900, 3400)), _telephone,
-         lambda low, high: f"telephone band {low:g}-{high:g} Hz at 8 kHz", "telephone", random=False),
-    Kind("gain", (Parameter("db", "dB", -60, 40),), _gain, lambda db: f"gain {db:+g} dB (no clipping)", "gain:db=-20",
-         random=False),
+         lambda low, high: f"telephone band {_number(low)}-{_number(high)} Hz at 8 kHz", "telephone", random=False),
+    Kind("gain", (Parameter("db", "dB", -60, 40),), _gain, lambda db: f"gain {_signed(db)} dB (no clipping)",
+         "gain:db=-20", random=False),
     Kind("reverb", (Parameter("rt60", "s", 0.05, 5), Parameter("drr", "dB", -20, 30, 0)), add_reverb,
-         lambda rt60, drr: f"synthetic room, RT60 {rt60:g} s, direct-to-reverberant {drr:g} dB", "reverb:rt60=0.6"),
+         lambda rt60, drr: f"synthetic room, RT60 {_number(rt60)} s, direct-to-reverberant {_number(drr)} dB",
+         "reverb:rt60=0.6"),
     Kind("resample", (Parameter("rate", "Hz", 1000, 48000, integer=True),), _resample,
-         lambda rate: f"resampled through {rate:g} Hz", "resample:rate=8000", random=False),
+         lambda rate: f"resampled through {_number(rate)} Hz", "resample:rate=8000", random=False),
 )}
 """Every kind of degradation, by the name the spec uses."""
-
-
-def _number(value: float) -> str:
-    return f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -291,15 +303,47 @@ class Perturbation:
         """The degraded clip: float32, as long as ``wave``, at ``sampling_rate``.
 
         Args:
-            wave: A mono float clip.
+            wave: A mono clip: a 1-D array of finite samples, at least one.
             sampling_rate: Its rate in Hz.
             seed: The run's seed.
             clip_key: What identifies the clip (its content hash), so each clip gets its own draws.
+
+        Raises:
+            EvaluationError: an empty, multi-channel or non-numeric clip, one with NaN or infinite samples, or one
+                so loud that the degradation overflows float32; the message names ``clip_key``.
         """
         self.check_sampling_rate(sampling_rate)
+        wave = self._checked(wave, clip_key)
         rng = perturbation_rng(self, seed, clip_key)
-        wave = np.asarray(wave, dtype=np.float32)
-        return KINDS[self.kind].function(wave, sampling_rate, rng, **dict(self.params))
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below, in words
+            out = KINDS[self.kind].function(wave, sampling_rate, rng, **dict(self.params))
+        if not np.isfinite(out).all():  # e.g. samples near float32's limit, overflowing under gain or noise
+            raise self._refuse(clip_key, f"gives non-finite samples (peak input {float(np.abs(wave).max()):.3g})",
+                               "Scale the clip to [-1, 1] (decoded audio is).")
+        return out
+
+    def _refuse(self, clip_key: str, problem: str, fix: str) -> EvaluationError:
+        clip = f"clip {clip_key!r}" if clip_key else "the clip"
+        return EvaluationError(f"{self.name!r} cannot degrade {clip}: it {problem}. {fix}")
+
+    def _checked(self, wave: np.ndarray, clip_key: str) -> np.ndarray:
+        """``wave`` as float32, refused when empty, not mono or not finite: the degradations would otherwise fail
+        inside numpy (an FFT of 0 points) or return NaN with only a RuntimeWarning."""
+        raw = np.asarray(wave)
+        if raw.dtype.kind not in "fiu":
+            raise self._refuse(clip_key, f"holds {raw.dtype} values, not audio samples", "Pass a float array.")
+        if raw.size == 0:
+            raise self._refuse(clip_key, "holds no samples", "Drop the empty clip.")
+        if raw.ndim != 1:
+            raise self._refuse(clip_key, f"has shape {raw.shape}, not one channel of samples",
+                               "Pass a 1-D array (average the channels of a stereo clip).")
+        with np.errstate(over="ignore"):  # beyond float32's range becomes inf, refused just below
+            samples = raw.astype(np.float32)
+        bad = int(np.count_nonzero(~np.isfinite(samples)))
+        if bad:
+            raise self._refuse(clip_key, f"holds {bad} of {samples.size} samples that are NaN, infinite or beyond "
+                               "float32's range", "Repair or drop the clip.")
+        return samples
 
 
 def perturbation_rng(perturbation: Perturbation, seed: int, clip_key: str) -> np.random.Generator:
@@ -322,7 +366,8 @@ def _value(argument: str, item: str, kind: Kind, pair: str) -> tuple[Parameter, 
     parameter = next((p for p in kind.parameters if p.name == name.lower()), None)
     if parameter is None:
         known = [p.name for p in kind.parameters]
-        raise _fail(argument, item, f"{name!r} is not a parameter of '{kind.name}' (it has {known})", kind.usage() + ".")
+        raise _fail(argument, item, f"{name!r} is not a parameter of '{kind.name}' (it has {known})",
+                    kind.usage() + ".")
     try:
         value = float(text)
     except ValueError:
@@ -385,12 +430,26 @@ def parse_perturbations(text: str | None, argument: str = "--perturb") -> list[P
     if text is None or not text.strip():
         return []
     conditions: list[Perturbation] = []
+    items: dict[str, str] = {}  # condition key -> the item that asked for it
     for item in text.split(","):
         if not item.strip():
             raise EvaluationError(f"{argument}: {text!r} has an empty condition (two commas, or a comma at an end). "
                                   f"Separate conditions with single commas, {_EXAMPLE}.")
         condition = parse_condition(item.strip(), argument)
-        if condition in conditions:
-            raise EvaluationError(f"{argument}: {condition.name!r} is listed twice in {text!r}; keep one.")
+        if condition.key in items:
+            raise EvaluationError(f"{argument}: {condition.name!r} is listed twice in {text!r} (as "
+                                  f"{items[condition.key]!r} and {item.strip()!r}, the same values); keep one.")
+        items[condition.key] = item.strip()
         conditions.append(condition)
     return conditions
+
+
+def check_distinct(conditions: Sequence[Perturbation], argument: str = "conditions") -> None:
+    """Refuse two conditions with one key: they would share a row of the report and a cache folder, so one of them
+    would silently disappear (``argument`` names where they came from)."""
+    seen: set[str] = set()
+    for condition in conditions:
+        if condition.key in seen:
+            raise EvaluationError(f"{argument}: {condition.name!r} is listed twice ({condition.key}); each condition "
+                                  "is one row of the report. Keep one.")
+        seen.add(condition.key)

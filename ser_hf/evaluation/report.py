@@ -11,6 +11,7 @@ combined with :func:`ser_hf.evaluation.folds.aggregate_folds`.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -21,7 +22,12 @@ import numpy as np
 from ser_hf._io import write_output_file
 from ser_hf._output_folders import Other
 from ser_hf.errors import EvaluationError
-from ser_hf.evaluation.bootstrap import CI_METRICS, bootstrap_confidence_intervals
+from ser_hf.evaluation.bootstrap import (
+    CI_METRICS,
+    bootstrap_confidence_intervals,
+    interval_caveat,
+    resampling_units,
+)
 from ser_hf.evaluation.breakdown import breakdown_lines, breakdown_markdown, speaker_breakdown
 from ser_hf.evaluation.calibration import (
     expected_calibration_error,
@@ -42,6 +48,8 @@ METRIC_TITLES = {
 }
 """Display names used in every table, so Markdown, terminal and cards read the same."""
 
+logger = logging.getLogger(__name__)
+
 _REQUIRED_KEYS = (*SCALAR_METRICS, "per_class", "confusion_matrix", "labels", "num_samples")
 
 
@@ -59,10 +67,11 @@ def _bootstrap_fields(
     n_resamples: int,
     confidence_level: float,
     seed: int | None,
-) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    """The report's ``confidence_intervals`` and ``bootstrap`` fields; empty when `n_resamples` is 0."""
+) -> tuple[dict[str, list[float] | None], dict[str, Any], str | None]:
+    """The report's ``confidence_intervals`` and ``bootstrap`` fields, and a warning when the intervals rest on too
+    few speakers (or clips) to mean much; empty when `n_resamples` is 0."""
     if not n_resamples:
-        return {}, {}
+        return {}, {}, None
     intervals = bootstrap_confidence_intervals(
         references,
         predictions,
@@ -79,7 +88,20 @@ def _bootstrap_fields(
         "seed": None if seed is None else int(seed),
         "unit": "sample" if groups is None else "group",
     }
-    return {name: list(bounds) for name, bounds in intervals.items()}, settings
+    caveat = interval_caveat(resampling_units(references.size, groups), groups is not None, confidence_level)
+    if caveat is not None:  # kept with the settings, so a report read back from JSON renders the same caption
+        settings["note"] = caveat[0]
+    bounds = {name: None if pair is None else list(pair) for name, pair in intervals.items()}
+    return bounds, settings, None if caveat is None else caveat[1]
+
+
+def _with_warning(metadata: dict[str, Any] | None, warning: str | None) -> dict[str, Any]:
+    """A copy of ``metadata`` with ``warning`` added to its ``warnings`` list (the list the reports print)."""
+    out = dict(metadata or {})
+    if warning is not None:
+        logger.warning(warning)
+        out["warnings"] = [*(out.get("warnings") or []), warning]
+    return out
 
 
 def _temperature_scaling(probabilities: np.ndarray, references: np.ndarray, temperature: float, n_bins: int,
@@ -112,9 +134,11 @@ class EvaluationReport:
         model: Model name or path.
         corpus: Corpus name.
         split: Split or fold name (``"test"``, ``"fold-3"``...).
-        confidence_intervals: Metric -> ``[low, high]`` bootstrap interval.
+        confidence_intervals: Metric -> ``[low, high]`` bootstrap interval; `None` (shown as n/a) when the
+            clips come from one speaker (or are one clip), so resampling cannot vary them.
         bootstrap: How the intervals were made: ``method``, ``n_resamples``, ``confidence_level``,
-            ``seed``, ``unit`` (``"sample"`` or ``"group"``).
+            ``seed``, ``unit`` (``"sample"`` or ``"group"``), and ``note`` when the intervals are missing or
+            coarse for lack of speakers (the full text is then in ``metadata["warnings"]``).
         expected_calibration_error: Top-label ECE when probabilities were given, else `None`.
         calibration: Reliability bins (see :func:`~ser_hf.evaluation.calibration.reliability_bins`).
         metadata: Anything else worth keeping (checkpoint, seed, date...).
@@ -137,7 +161,7 @@ class EvaluationReport:
     model: str | None = None
     corpus: str | None = None
     split: str | None = None
-    confidence_intervals: dict[str, list[float]] = field(default_factory=dict)
+    confidence_intervals: dict[str, list[float] | None] = field(default_factory=dict)
     bootstrap: dict[str, Any] = field(default_factory=dict)
     expected_calibration_error: float | None = None
     calibration: dict[str, Any] | None = None
@@ -178,7 +202,8 @@ class EvaluationReport:
                 top class of each row, so it describes `predictions` only when they are that argmax.
             groups: Optional speaker id per example; the bootstrap then resamples whole speakers, which
                 is more honest when a test set has few speakers, and the report gains scores per speaker
-                (and per gender with `genders`).
+                (and per gender with `genders`). With one speaker the intervals are `None` and, below
+                :data:`~ser_hf.evaluation.bootstrap.FEW_INTERVAL_UNITS` speakers, ``metadata["warnings"]`` says why.
             genders: Optional gender per example (``None`` where unknown; never guessed); needs `groups`.
             temperature: The temperature folded into the model's classifier (``config.ser_hf_calibration``);
                 with `probabilities`, the report gives the ECE before scaling too.
@@ -218,7 +243,7 @@ class EvaluationReport:
             predictions = probs.argmax(axis=1)
         scores = compute_scores(refs, predictions, label_names=names)
         calibration = None if probs is None else reliability_bins(probs, refs, n_bins=n_bins)
-        intervals, bootstrap = _bootstrap_fields(
+        intervals, bootstrap, interval_warning = _bootstrap_fields(
             refs, predictions, len(names), groups, n_resamples, confidence_level, seed
         )
         if genders is not None and groups is None:
@@ -236,7 +261,7 @@ class EvaluationReport:
             bootstrap=bootstrap,
             expected_calibration_error=None if calibration is None else calibration["expected_calibration_error"],
             calibration=calibration,
-            metadata=dict(metadata or {}),
+            metadata=_with_warning(metadata, interval_warning),
             by_speaker=by_speaker,
             temperature_scaling=None if probs is None or temperature is None
             else _temperature_scaling(probs, refs, temperature, n_bins, calibration),
@@ -292,12 +317,19 @@ class EvaluationReport:
             text += f" on {self.corpus}"
         return text + (f" ({self.split})" if self.split else "")
 
+    def interval_text(self, name: str, separator: str = "-") -> str:
+        """``name``'s interval in percent, ``"62.5-70.3"``; ``"n/a"`` when it could not be computed (the clips come
+        from one speaker), ``""`` when none was asked for (``n_resamples=0``)."""
+        if name not in self.confidence_intervals:
+            return ""
+        bounds = self.confidence_intervals[name]
+        return "n/a" if bounds is None else f"{percent(bounds[0])}{separator}{percent(bounds[1])}"
+
     def _scalar_rows(self) -> list[list[str]]:
         rows = []
         for name in SCALAR_METRICS:
-            bounds = self.confidence_intervals.get(name)
-            ci = f"[{percent(bounds[0])}, {percent(bounds[1])}]" if bounds else ""
-            rows.append([METRIC_TITLES[name], percent(getattr(self, name)), ci])
+            ci = self.interval_text(name, ", ")
+            rows.append([METRIC_TITLES[name], percent(getattr(self, name)), f"[{ci}]" if ci else ""])
         if self.expected_calibration_error is not None:
             n_bins = (self.calibration or {}).get("n_bins", "?")
             rows.append([f"ECE ({n_bins} bins)", percent(self.expected_calibration_error), ""])
@@ -313,10 +345,13 @@ class EvaluationReport:
         if not self.confidence_intervals:
             return "No confidence intervals were computed."
         b = self.bootstrap
+        if all(bounds is None for bounds in self.confidence_intervals.values()):
+            return f"No {self._ci_level()}% CIs: {b.get('note') or 'too few speakers to resample'}."
         unit = "speakers/groups" if b.get("unit") == "group" else "utterances"
+        note = f" Note: {b['note']}." if b.get("note") else ""
         return (
             f"{self._ci_level()}% CIs: percentile bootstrap, {b.get('n_resamples')} resamples over {unit} "
-            f"(seed {b.get('seed')})."
+            f"(seed {b.get('seed')}).{note}"
         )
 
     def to_markdown(self, heading_level: int = 2, by_speaker: bool = True) -> str:
@@ -357,8 +392,8 @@ class EvaluationReport:
         """A compact plain-text summary for terminals: headline metrics, then per-class and confusion rows."""
         head = []
         for name, short in zip(SCALAR_METRICS, ("UA", "WA", "macro-F1", "weighted-F1"), strict=True):
-            bounds = self.confidence_intervals.get(name)
-            ci = f" [{percent(bounds[0])}-{percent(bounds[1])}]" if bounds else ""
+            ci = self.interval_text(name)
+            ci = f" [{ci}]" if ci else ""
             head.append(f"{short} {percent(getattr(self, name))}{ci}")
         if self.expected_calibration_error is not None:
             before = (self.temperature_scaling or {}).get("expected_calibration_error_before")

@@ -31,7 +31,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +40,15 @@ import numpy as np
 
 from ser_hf._io import write_output_file
 from ser_hf.errors import EvaluationError
-from ser_hf.evaluation.bootstrap import paired_bootstrap_scores, percentile_interval
+from ser_hf.evaluation.bootstrap import (
+    MIN_INTERVAL_UNITS,
+    interval_caveat,
+    paired_bootstrap_scores,
+    percentile_interval,
+    resampling_units,
+)
 from ser_hf.evaluation.metrics.core import compute_scores
-from ser_hf.evaluation.perturbations import Perturbation, parse_perturbations
+from ser_hf.evaluation.perturbations import Perturbation, check_distinct, parse_perturbations
 from ser_hf.evaluation.tables import markdown_table, percent, percent_range
 from ser_hf.paths import display_path
 from ser_hf.progress import progress_bar
@@ -171,8 +177,15 @@ class _Predictor:
             return [audio[i] for i in rows]  # exactly what the clean evaluation decodes
         rate = self.feature_extractor.sampling_rate
         # Arrays are taken to be at the model's rate already, as predict_proba does.
-        waves = [audio[i] if isinstance(audio[i], np.ndarray) else load_audio(audio[i], rate) for i in rows]
-        return [condition.apply(wave, rate, seed=self.seed, clip_key=keys[i]) for wave, i in zip(waves, rows)]
+        degraded = []
+        for i in rows:
+            wave = audio[i] if isinstance(audio[i], np.ndarray) else load_audio(audio[i], rate)
+            try:
+                degraded.append(condition.apply(wave, rate, seed=self.seed, clip_key=keys[i]))
+            except EvaluationError as err:  # the clip's hash alone would not tell the user which clip it is
+                where = f"audio[{i}]" if isinstance(audio[i], np.ndarray) else display_path(audio[i])
+                raise EvaluationError(f"{where}: {err}") from None
+        return degraded
 
     def probabilities(self, audio: Sequence[Any], keys: Sequence[str], condition: Perturbation | None) -> np.ndarray:
         """``(len(audio), num_labels)`` probabilities; only clips missing from the cache run through the model."""
@@ -238,7 +251,8 @@ def robustness_rows(
         label_names: Class names in id order.
         descriptions: Condition name -> plain words for the row.
         groups: Speaker of each clip: whole speakers are resampled (else clips).
-        n_resamples: Bootstrap resamples; 0 leaves the intervals out (None).
+        n_resamples: Bootstrap resamples; 0 leaves the intervals out (None), as does a single speaker (or clip):
+            resampling it gives the same clips every time (see :func:`~ser_hf.evaluation.bootstrap.interval_caveat`).
         confidence_level: Coverage of the intervals.
         seed: Bootstrap seed. Every condition uses the same draws, which is what pairs the intervals
             of the change (with the report's default seed 0, the clean interval is the report's).
@@ -249,10 +263,12 @@ def robustness_rows(
         negative when worse) and ``ua_change_interval``.
     """
     if CLEAN not in predictions:
-        raise EvaluationError(f"robustness_rows needs the clean predictions under {CLEAN!r}; found {sorted(predictions)}.")
+        raise EvaluationError(f"robustness_rows needs the clean predictions under {CLEAN!r}; "
+                              f"found {sorted(predictions)}.")
     refs = np.asarray(references, dtype=np.int64)
+    resample = bool(n_resamples) and resampling_units(refs.size, groups) >= MIN_INTERVAL_UNITS
     samples = paired_bootstrap_scores(refs, predictions, len(label_names), groups=groups, n_resamples=n_resamples,
-                                      seed=seed) if n_resamples else {}
+                                      seed=seed) if resample else {}
     clean = compute_scores(refs, predictions[CLEAN], label_names=label_names)["unweighted_accuracy"]
     rows = []
     for name, preds in predictions.items():
@@ -263,7 +279,8 @@ def robustness_rows(
                                             "num_samples")},
             "confidence_interval": percentile_interval(samples[name], confidence_level) if samples else None,
             "ua_change": scores["unweighted_accuracy"] - clean,
-            "ua_change_interval": percentile_interval(samples[name] - samples[CLEAN], confidence_level) if samples else None,
+            "ua_change_interval": (percentile_interval(samples[name] - samples[CLEAN], confidence_level)
+                                   if samples else None),
         })
     return rows
 
@@ -297,11 +314,16 @@ def score_under_perturbations(
 
     Returns:
         ``(clean probabilities, section)``; the section (``EvaluationReport.robustness``) holds ``seed``,
-        ``conditions`` (:func:`robustness_rows`, clean first), ``bootstrap`` and ``cache`` (folder, predictions
-        computed and reused by this call).
+        ``conditions`` (:func:`robustness_rows`, clean first), ``bootstrap`` (with a ``note`` when the intervals
+        are missing or coarse for lack of speakers) and ``cache`` (folder, predictions computed and reused by
+        this call).
+
+    Raises:
+        EvaluationError: two conditions of ``settings`` are the same (each must be its own row and cache folder).
     """
     from ser_hf.inference.predict import model_labels
 
+    check_distinct(settings.conditions, "settings.conditions")
     for condition in settings.conditions:
         condition.check_sampling_rate(feature_extractor.sampling_rate)
     predictor = _Predictor(model, feature_extractor, preprocessor, settings, batch_size, progress)
@@ -312,10 +334,13 @@ def score_under_perturbations(
         predictions[condition.name] = predictor.probabilities(audio, keys, condition).argmax(axis=1)
     rows = robustness_rows(references, predictions, model_labels(model), groups=groups, n_resamples=n_resamples,
                            descriptions={c.name: c.description() for c in settings.conditions})
+    bootstrap = {"method": "percentile, paired across conditions", "n_resamples": int(n_resamples),
+                 "confidence_level": 0.95, "seed": 0, "unit": "sample" if groups is None else "group"}
+    caveat = interval_caveat(resampling_units(len(keys), groups), groups is not None) if n_resamples else None
+    if caveat is not None:
+        bootstrap["note"] = caveat[0]
     section = {
-        "seed": settings.seed, "conditions": rows,
-        "bootstrap": {"method": "percentile, paired across conditions", "n_resamples": int(n_resamples),
-                      "confidence_level": 0.95, "seed": 0, "unit": "sample" if groups is None else "group"},
+        "seed": settings.seed, "conditions": rows, "bootstrap": bootstrap,
         "cache": {"folder": str(predictor.root), "predictions_computed": predictor.computed,
                   "predictions_reused": predictor.reused},
     }
@@ -325,24 +350,45 @@ def score_under_perturbations(
 # ----------------------------------------------------------------------------- rendering
 
 
-def _change(row: Mapping[str, Any]) -> str:
+def _interval_text(bounds: Sequence[float] | None, section: Mapping[str, Any],
+                   render: Callable[[Sequence[float]], str]) -> str:
+    """``render(bounds)``; ``n/a`` when intervals were asked for but could not be computed (one speaker), empty
+    when none were asked for (``n_resamples`` 0)."""
+    if bounds:
+        return render(bounds)
+    return "n/a" if (section.get("bootstrap") or {}).get("n_resamples") else ""
+
+
+def _ua_interval(row: Mapping[str, Any], section: Mapping[str, Any]) -> str:
+    return _interval_text(row["confidence_interval"], section, percent_range)
+
+
+def _change(row: Mapping[str, Any], section: Mapping[str, Any]) -> str:
     if row["condition"] == CLEAN:
         return ""
-    low_high = row.get("ua_change_interval")
-    interval = f" [{100 * low_high[0]:+.1f}, {100 * low_high[1]:+.1f}]" if low_high else ""
-    return f"{100 * row['ua_change']:+.1f}{interval}"
+    interval = _interval_text(row.get("ua_change_interval"), section,
+                              lambda bounds: f"{100 * bounds[0]:+.1f}, {100 * bounds[1]:+.1f}")
+    return f"{100 * row['ua_change']:+.1f}" + (f" [{interval}]" if interval else "")
+
+
+def _intervals_sentence(section: Mapping[str, Any]) -> str:
+    """How the intervals were made, with the bootstrap's note (too few speakers); why there are none, if so."""
+    boot = section.get("bootstrap") or {}
+    note = boot.get("note")
+    if not section["conditions"][0]["confidence_interval"]:
+        return f" No intervals: {note}." if note else ""
+    level = round(100 * boot.get("confidence_level", 0.95))
+    unit = "speakers" if boot.get("unit") == "group" else "clips"
+    return (f" {level}% intervals: percentile bootstrap over {unit} ({boot.get('n_resamples')} resamples); the UA "
+            f"change is paired: each resample scores the same {unit} clean and degraded."
+            + (f" Note: {note}." if note else ""))
 
 
 def _intro(section: Mapping[str, Any]) -> str:
-    rows, boot = section["conditions"], section.get("bootstrap") or {}
-    level = round(100 * boot.get("confidence_level", 0.95))
-    unit = "speakers" if boot.get("unit") == "group" else "clips"
-    ci = (f" {level}% intervals: percentile bootstrap over {unit} ({boot.get('n_resamples')} resamples); the UA change "
-          f"is paired: each resample scores the same {unit} clean and degraded." if rows[0]["confidence_interval"]
-          else "")
-    return (f"The same {rows[0]['num_samples']} clips, clean and degraded (`ser-hf evaluate --perturb`, seed "
-            f"{section.get('seed')}; noise and room responses are drawn per condition and clip).{ci} The degradation "
-            "is applied to the decoded audio, before the audio cleaning the model was trained with.")
+    return (f"The same {section['conditions'][0]['num_samples']} clips, clean and degraded (`ser-hf evaluate "
+            f"--perturb`, seed {section.get('seed')}; noise and room responses are drawn per condition and clip)."
+            f"{_intervals_sentence(section)} The degradation is applied to the decoded audio, before the audio "
+            "cleaning the model was trained with.")
 
 
 def robustness_markdown(section: Mapping[str, Any], heading_level: int | None = 2) -> str:
@@ -353,8 +399,8 @@ def robustness_markdown(section: Mapping[str, Any], heading_level: int | None = 
         heading_level: Level of its heading; None for no heading (a model card places its own).
     """
     rows = [[f"`{row['condition']}`", row["description"], percent(row["unweighted_accuracy"]),
-             percent_range(row["confidence_interval"]), percent(row["weighted_accuracy"]), percent(row["macro_f1"]),
-             _change(row)] for row in section["conditions"]]
+             _ua_interval(row, section), percent(row["weighted_accuracy"]), percent(row["macro_f1"]),
+             _change(row, section)] for row in section["conditions"]]
     table = markdown_table(["Condition", "What", "UA (%)", "UA 95% CI (%)", "WA (%)", "Macro-F1 (%)",
                             "UA change vs clean (points) [95% CI]"], rows).replace("|:---|---:|", "|:---|:---|", 1)
     heading = [] if heading_level is None else [f"{'#' * heading_level} Accuracy under degraded audio"]
@@ -368,9 +414,10 @@ def robustness_lines(section: Mapping[str, Any]) -> list[str]:
     lines = [f"degraded audio (seed {section.get('seed')}; UA change vs clean with a paired interval):",
              f"  {'condition'.ljust(width)}  {'UA [95% CI]':<18} {'WA':>5} {'F1':>5}  UA change [95% CI]"]
     for row in rows:
-        interval = f"[{percent_range(row['confidence_interval'])}]" if row["confidence_interval"] else ""
+        interval = _ua_interval(row, section)
+        interval = f"[{interval}]" if interval else ""
         lines.append(f"  {row['condition'].ljust(width)}  {(percent(row['unweighted_accuracy']) + ' ' + interval):<18} "
-                     f"{percent(row['weighted_accuracy']):>5} {percent(row['macro_f1']):>5}  {_change(row)}")
+                     f"{percent(row['weighted_accuracy']):>5} {percent(row['macro_f1']):>5}  {_change(row, section)}")
     cache = section.get("cache")
     if cache:
         lines.append(f"  predictions cached in {cache['folder']} ({cache['predictions_computed']} computed, "
@@ -383,9 +430,9 @@ def card_record(report: Any) -> dict[str, Any]:
     if not report.robustness:
         raise EvaluationError("This report has no robustness section: evaluate with --perturb (perturb=...) first.")
     meta = report.metadata
-    return {**{k: v for k, v in report.robustness.items() if k != "cache"}, "corpus": report.corpus, "split": report.split,
-            "split_description": meta.get("split_description"), "speakers": len(meta.get("speakers") or []),
-            "warnings": list(meta.get("warnings") or [])}
+    return {**{k: v for k, v in report.robustness.items() if k != "cache"}, "corpus": report.corpus,
+            "split": report.split, "split_description": meta.get("split_description"),
+            "speakers": len(meta.get("speakers") or []), "warnings": list(meta.get("warnings") or [])}
 
 
 def card_markdown(record: Mapping[str, Any]) -> str:

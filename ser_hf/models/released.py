@@ -436,7 +436,8 @@ def scores_summary(record: Mapping[str, Any]) -> str:
     pooled = scores.get("pooled", {})
     if "unweighted_accuracy" not in pooled:
         return "not scored"
-    low, high = pooled.get("confidence_intervals", {}).get("unweighted_accuracy", (None, None))
+    # None where the scored clips came from too few speakers to resample (see evaluation.bootstrap.interval_caveat)
+    low, high = pooled.get("confidence_intervals", {}).get("unweighted_accuracy") or (None, None)
     interval = f" [{100 * low:.1f}-{100 * high:.1f}]" if low is not None else ""
     per_corpus = [f"{corpus} {100 * values['unweighted_accuracy']:.1f}"
                   for corpus, values in scores.get("per_corpus", {}).items()]

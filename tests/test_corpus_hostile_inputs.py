@@ -597,6 +597,18 @@ def test_audiofolder_folders_that_only_look_like_split_folders_are_refused(tmp_p
         read_audiofolder(root)
 
 
+def test_a_lone_folder_named_like_a_split_below_the_top_is_warned_about_not_refused(tmp_path, caplog):
+    """A speaker folder ``dev_01`` inside class folders was refused as a split folder below the top, with advice to
+    pass ``angry/`` (re-audit 31: 2); only sibling folders naming two splits or more are a split set."""
+    from ser_hf.corpora.audiofolder import read_audiofolder
+
+    root = _split_tree(tmp_path / "af", ("angry/dev_01", "angry/spk2", "sad/spk3"))
+    with caplog.at_level(logging.WARNING):
+        parts = read_audiofolder(root)
+    assert {split: len(part) for split, part in parts.items()} == {"train": 6}
+    assert "'angry/dev_01'" in caplog.text and "load in the train split" in caplog.text
+
+
 def test_audiofolder_keywords_glued_to_letters_are_warned_about_and_folders_without_audio_are_no_split(
         tmp_path, caplog):
     from ser_hf.corpora.audiofolder import read_audiofolder

@@ -871,3 +871,17 @@ def test_smaller_input_forms_of_the_re_audit(recognizer, wave, tmp_path):
         assert enrollment_inputs(column, "s") == ["a.wav", "b.wav"]
     contents = path.read_bytes()  # bytes holding a NUL are a file's contents, kept as they are
     assert enrollment_inputs(pd.Series([contents, b"b.wav"]), "s") == [contents, "b.wav"]
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 48000, 384000])
+def test_a_loud_20_hz_sound_between_two_zero_crossings_is_never_taken_for_an_offset(rate):
+    """At exactly offset_span(rate) samples, half a period of 20 Hz left 21 of 422 samples below 0 at 16 kHz (both zero
+    crossings count as >= 0): a loud low sound was refused as unsigned PCM not centred (re-audit 31: 1)."""
+    from ser_hf.audio import caller_samples
+    from ser_hf.audio.arrays import offset_span
+
+    size = offset_span(rate)
+    tone = (0.8 * np.sin(2 * np.pi * 20 * np.arange(size) / rate)).astype(np.float32)
+    assert caller_samples(tone, "x", rate).shape == (size,)
+    with pytest.raises(AudioError, match="unsigned PCM"):  # the rule itself still holds at that length
+        caller_samples(0.5 + 0.1 * tone, "x", rate)

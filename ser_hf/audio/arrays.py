@@ -93,10 +93,11 @@ def offset_span(sampling_rate: int | None) -> int:
     """The fewest samples a caller's array (or a stream so far) must hold to be judged for a DC offset by
     :class:`SampleOffset`: more than half a period of the lowest sound (:data:`_LOWEST_SOUND_HZ`), by the share of
     samples it lets lie below 0, so a loud low sound caught between two zero crossings is never taken for an offset.
-    At 16 kHz that is 422 samples (every clip, 0.1 s at least, holds more); without a rate, the count at the highest
-    rate a file may declare (10106 at 384 kHz), which covers every rate."""
+    A half period of ``n`` samples holds ``n + 1`` samples >= 0 (both zero crossings count), hence the ``+ 1``. At
+    16 kHz that is 423 samples (every clip, 0.1 s at least, holds more); without a rate, the count at the highest rate
+    a file may declare (10107 at 384 kHz), which covers every rate."""
     rate = MAX_SAMPLING_RATE if sampling_rate is None else sampling_rate
-    return math.ceil(rate / (2 * _LOWEST_SOUND_HZ * _MIN_NON_NEGATIVE_SHARE))
+    return math.ceil((rate / (2 * _LOWEST_SOUND_HZ) + 1) / _MIN_NON_NEGATIVE_SHARE)
 
 
 #: The formats of a memoryview of a file's bytes (``memoryview(data)``, ``memoryview(bytearray)``, a char view); any

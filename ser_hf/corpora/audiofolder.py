@@ -354,19 +354,33 @@ def _check_lookalikes(root: Path, found: dict[str, Path]) -> None:
 
 
 def _check_no_deeper_splits(root: Path) -> None:
-    """Refuse, in a tree without split folders at its top, folders deeper down named as splits (``data/test/``):
-    ``datasets`` reads a split folder at any depth, and ser_hf at the top only, so their clips would be merged into
-    one train split without a word."""
-    deeper = sorted({"/".join(parts[:depth + 1]) for path in _audio_files(root)
-                     for parts in [path.relative_to(root).parts[:-1]] for depth in range(1, len(parts))
-                     if not parts[depth].startswith((".", "__")) and splits_named(parts[depth])})
-    if deeper:
+    """In a tree without split folders at its top, refuse sibling folders deeper down that name two splits or more
+    (``data/train/`` beside ``data/test/``): ``datasets`` reads a split folder at any depth, and ser_hf at the top
+    only, so the test clips would be merged into one train split with the rest, without a word. A lone folder named
+    like a split among folders that name none (a speaker folder ``angry/dev_01/``) is warned about: it is far more
+    likely a name of the corpus's own than a split, and the tree loads as one train split."""
+    by_parent: dict[str, dict[str, str]] = {}  # parent -> split -> the first folder below it naming that split
+    for path in _audio_files(root):
+        parts = path.relative_to(root).parts[:-1]
+        for depth in range(1, len(parts)):
+            named = splits_named(parts[depth]) if not parts[depth].startswith((".", "__")) else set()
+            if len(named) == 1:
+                by_parent.setdefault("/".join(parts[:depth]), {}).setdefault(named.pop(), "/".join(parts[:depth + 1]))
+    sets = {parent: splits for parent, splits in sorted(by_parent.items()) if len(splits) > 1}
+    if sets:
+        parent, splits = next(iter(sets.items()))
         raise CorpusError(
             f"audiofolder {display_path(root)!r} has no split folder at its top, but folders deeper down are named "
-            f"as splits ({_listing(deeper)}); datasets reads those "
-            f"as splits, ser_hf reads split folders at the top of the audiofolder only, so their clips would all be "
+            f"as splits ({_listing(sorted(f for s in sets.values() for f in s.values()))}); datasets reads those as "
+            f"splits, ser_hf reads split folders at the top of the audiofolder only, so their clips would all be "
             f"merged into one train split. Pass the folder that holds the split folders (e.g. "
-            f"{display_path(root / Path(deeper[0]).parent)!r}), or move the split folders to the top.")
+            f"{display_path(root / parent)!r}), or move the split folders to the top.")
+    lone = sorted(folder for splits in by_parent.values() for folder in splits.values())
+    if lone:
+        logger.warning("audiofolder %s: folders below its top are named like split folders (%s); ser_hf reads split "
+                       "folders at the top only, so they load in the train split with every other clip (datasets "
+                       "would read them as splits). Rename them if they are no split, or move them to the top if "
+                       "they are.", display_path(root), _listing(lone))
 
 
 def _warn_unread_metadata(root: Path, folders: list[Path]) -> None:

@@ -609,6 +609,24 @@ def test_a_lone_folder_named_like_a_split_below_the_top_is_warned_about_not_refu
     assert "'angry/dev_01'" in caplog.text and "load in the train split" in caplog.text
 
 
+def test_a_class_folder_named_like_a_split_never_drops_the_other_classes(tmp_path, caplog):
+    """``test-anxiety/`` beside ``calm/`` was read as the only split, test, every other class dropped with a warning
+    (re-audit 31: 3): a joined split name beside folders of audio is refused; a bare split folder keeps the warning."""
+    from ser_hf.corpora.audiofolder import read_audiofolder
+
+    root = tmp_path / "af"
+    write_tone(root / "test-anxiety" / "a.wav", frequency=150.0, seed=0)
+    write_tone(root / "calm" / "b.wav", frequency=160.0, seed=1)
+    with pytest.raises(CorpusError, match=r"the folder\(s\) 'test-anxiety' are read as split folders .*the 1 audio "
+                                          r"file\(s\) in its other folders \('calm/b.wav'\) would belong to no split"):
+        read_audiofolder(root)
+    (root / "test-anxiety").rename(root / "test")  # a bare split folder: files beside it are warned about, as before
+    with caplog.at_level(logging.WARNING):
+        parts = read_audiofolder(root)
+    assert {split: len(part) for split, part in parts.items()} == {"test": 1}
+    assert "'calm/b.wav'); they belong to no split and are not loaded" in caplog.text
+
+
 def test_audiofolder_keywords_glued_to_letters_are_warned_about_and_folders_without_audio_are_no_split(
         tmp_path, caplog):
     from ser_hf.corpora.audiofolder import read_audiofolder

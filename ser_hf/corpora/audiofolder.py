@@ -299,8 +299,7 @@ def _split_folders(root: Path) -> dict[str, Path]:
         if not folder.is_dir() or folder.name.startswith((".", "__")):  # folders datasets skips
             continue
         named = splits_named(folder.name)
-        bare = any(folder.name.strip().casefold() in SPLIT_SPELLINGS[split] for split in named)
-        if not named or not (bare or _audio_files(folder)):
+        if not named or not (_is_bare_keyword(folder.name) or _audio_files(folder)):
             continue  # datasets makes no split of a folder without audio files
         if len(named) > 1:
             raise CorpusError(f"audiofolder {display_path(root)!r}: the folder {printable(folder.name)!r} names the "
@@ -396,10 +395,27 @@ def _warn_unread_metadata(root: Path, folders: list[Path]) -> None:
                        len(unread), _listing(unread))
 
 
+def _is_bare_keyword(name: str) -> bool:
+    """Whether a folder name is a split keyword alone (``test``, ``Dev``), not one joined to other text (``test1``)."""
+    return any(name.strip().casefold() in spellings for spellings in SPLIT_SPELLINGS.values())
+
+
 def _warn_outside_splits(root: Path, found: dict[str, Path]) -> None:
-    """Warn, naming them, about audio files beside the split folders: no split holds them, so they are not loaded."""
+    """Warn, naming them, about audio files beside the split folders: no split holds them, so they are not loaded.
+
+    Refused instead when every split folder joins a keyword to other text (``test-anxiety/``) and other folders hold
+    audio (``calm/``): those are class folders, one of them named like a split, and reading it as the only split (as
+    ``datasets`` does) would drop every other class.
+    """
     inside = {folder.name for folder in found.values()}
     outside = [str(path.relative_to(root)) for path in _audio_files(root) if path.relative_to(root).parts[0] not in inside]
+    if outside and not any(map(_is_bare_keyword, inside)):
+        raise CorpusError(
+            f"audiofolder {display_path(root)!r}: the folder(s) {_listing(sorted(inside))} are read as split folders "
+            f"(a split folder name is {SPLIT_NAME_RULE}), so the {len(outside)} audio file(s) in its other folders "
+            f"({_listing(outside)}) would belong to no split and be dropped; they look like class folders. Rename the "
+            f"split-like folder(s) (e.g. 'anxiety' for 'test-anxiety'), or put the class folders in split folders "
+            f"('train/', 'test/').")
     if outside:
         logger.warning("audiofolder %s: %d audio file(s) lie outside its split folders %s (%s); they belong to no "
                        "split and are not loaded. Move them into a split folder to load them.", display_path(root),

@@ -19,7 +19,7 @@ from ser_hf.baseline.neural_model import WEIGHTS_NAME, NeuralBaselineModel
 from ser_hf.baseline.sequences import extract_sequence, sequence_config, sequence_names
 from ser_hf.cli import baseline as baseline_cli
 from ser_hf.corpora import load_corpus
-from ser_hf.errors import ModelError, SERError, SplitError
+from ser_hf.errors import AudioError, ModelError, SERError, SplitError
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.synthetic import make_synthetic_corpus
 
@@ -227,3 +227,15 @@ def test_cli_trains_evaluates_and_saves_a_cnn(tmp_path, capsys):
     args = parser.parse_args([*common, "--classifier", "svm", "--epochs", "3", "--out", str(tmp_path / "svm")])
     with pytest.raises(SERError, match="--epochs and --patience apply to --classifier cnn or lstm only"):
         args.func(args)
+
+
+def test_a_neural_baseline_refuses_a_too_short_or_silent_clip_as_the_classic_one_does(corpus, tmp_path):
+    """NeuralBaselineModel.featurize called the preprocessor directly: a 1-sample clip was zero-padded and silence
+    scored as a confident emotion (found by the baseline audit's fixer, re-audit 31)."""
+    _saved(corpus, tmp_path)
+    model = NeuralBaselineModel.from_pretrained(tmp_path)
+    rate = model.feature_config.sampling_rate
+    with pytest.raises(AudioError, match=r"the audio array lasts .* \(1 samples at \d+ Hz\); expected at least 100 ms"):
+        model.predict(np.full(1, 0.1, np.float32))
+    with pytest.raises(AudioError, match=r"inputs\[1\] \(the audio array\) holds no sound"):
+        model.predict([np.sin(np.arange(rate) / 8).astype(np.float32) * 0.3, np.zeros(rate, np.float32)])

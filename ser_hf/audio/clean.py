@@ -53,21 +53,29 @@ def trim_silence(wave: np.ndarray, top_db: float = 30.0, frame_length: int = 102
     return trimmed
 
 
+#: Level (dB full scale) below which a clip holds no sound to normalise or to recognise: one step of 16-bit PCM is
+#: -90.3 dBFS, so what lies below is rounding noise, dither or a stray sample in digital silence. Raising such a clip
+#: to -1 dBFS peak or -23 dBFS RMS amplified it by 100-200 dB into full-scale clicks or hiss.
+SILENCE_DBFS = -90.0
+
+
 def _gain_to(wave: np.ndarray, level: float, target_dbfs: float) -> np.ndarray:
-    if level <= 1e-10:  # silence: there is nothing to scale
+    if level < 10 ** (SILENCE_DBFS / 20):  # (near) silence: there is nothing to scale, see SILENCE_DBFS
         return wave
     return (wave * (10 ** (target_dbfs / 20) / level)).astype(np.float32)
 
 
 def normalize_peak(wave: np.ndarray, target_dbfs: float = -1.0) -> np.ndarray:
-    """Scale so the largest absolute sample sits at ``target_dbfs``."""
+    """Scale so the largest absolute sample sits at ``target_dbfs``; a clip peaking below :data:`SILENCE_DBFS` is
+    returned unscaled."""
     return _gain_to(wave, float(np.max(np.abs(wave))), target_dbfs)
 
 
 def normalize_loudness(wave: np.ndarray, target_dbfs: float = -23.0) -> np.ndarray:
     """Scale so the RMS level is ``target_dbfs`` (an RMS proxy for loudness, not ITU BS.1770 LUFS).
 
-    Samples are clipped to [-1, 1] afterwards so loud targets cannot produce invalid audio.
+    Samples are clipped to [-1, 1] afterwards so loud targets cannot produce invalid audio. A clip whose RMS level
+    lies below :data:`SILENCE_DBFS` is returned unscaled.
     """
     rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
     return np.clip(_gain_to(wave, rms, target_dbfs), -1.0, 1.0)
@@ -136,7 +144,8 @@ class AudioPreprocessor:
         denoise: Apply stationary noise reduction (:func:`reduce_noise`) with this strength (0-1);
             ``None`` or 0 disables it.
         normalize: ``"peak"``, ``"loudness"`` (RMS) or ``None``.
-        target_dbfs: Level for ``normalize``; defaults to -1 dBFS (peak) or -23 dBFS (loudness).
+        target_dbfs: Level for ``normalize`` (refused without it); defaults to -1 dBFS (peak) or -23 dBFS
+            (loudness). Clips below :data:`SILENCE_DBFS` are left unscaled.
         min_duration: Zero-pad shorter clips to this many seconds.
         max_duration: Keep only the first this many seconds.
 
@@ -166,6 +175,11 @@ class AudioPreprocessor:
             )
         self.sampling_rate = check_sampling_rate(self.sampling_rate, "AudioPreprocessor(sampling_rate=...)")
         check_ranges(self, error=AudioError)
+        if self.target_dbfs is not None and self.normalize is None:  # it was accepted and did nothing
+            raise AudioError(
+                f"AudioPreprocessor(target_dbfs={self.target_dbfs}) only applies with normalize='peak' or 'loudness', "
+                f"but normalize is None; pass normalize='peak' (or 'loudness') too, or drop target_dbfs."
+            )
         if self.min_duration and self.max_duration and self.min_duration > self.max_duration:
             raise AudioError(
                 f"AudioPreprocessor: min_duration ({self.min_duration}) is larger than max_duration "
@@ -180,6 +194,12 @@ class AudioPreprocessor:
         as a ``datasets`` Audio cell's), refused when its float samples are integer PCM not scaled
         (:func:`~ser_hf.audio.array_to_mono`); then both go through :meth:`clean`.
         """
+        return self.clean(self.load(audio, sampling_rate, decoded=decoded))
+
+    def load(self, audio: PathLike | np.ndarray, sampling_rate: int | None = None, *,
+             decoded: bool = False) -> np.ndarray:
+        """What :meth:`__call__` cleans: the file decoded, or the array checked, both at :attr:`sampling_rate`
+        (a caller that checks the audio itself, e.g. its duration, does so here, before padding can hide it)."""
         if not isinstance(audio, (str, bytes, os.PathLike)):
             # In-memory samples are held to a decoded file's limits: int16 PCM scaled as its WAV file would be,
             # a rate a file could declare (see ser_hf.audio.arrays).
@@ -187,13 +207,11 @@ class AudioPreprocessor:
                 raise AudioError("AudioPreprocessor: pass sampling_rate=... (the rate the samples were recorded "
                                  "at, in Hz) together with an array.")
             rate = check_sampling_rate(sampling_rate, "AudioPreprocessor(..., sampling_rate=...)")
-            wave = resample(array_to_mono(audio, "AudioPreprocessor: the audio array", decoded=decoded), rate,
-                            self.sampling_rate)
-        else:
-            # Without trimming, what is kept is known before decoding: the rest of the file is never decoded.
-            wave = load_audio(audio, self.sampling_rate, max_duration=None if self.trim_db is not None else
-                              self.max_duration)
-        return self.clean(wave)
+            wave = array_to_mono(audio, "AudioPreprocessor: the audio array", decoded=decoded, sampling_rate=rate)
+            return resample(wave, rate, self.sampling_rate)
+        # Without trimming, what is kept is known before decoding: the rest of the file is never decoded.
+        return load_audio(audio, self.sampling_rate, max_duration=None if self.trim_db is not None else
+                          self.max_duration)
 
     def clean(self, wave: np.ndarray) -> np.ndarray:
         """The cleaning steps alone (trim, crop, denoise, normalise, pad), on a 1-D float32 array at

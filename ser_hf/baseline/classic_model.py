@@ -49,11 +49,13 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from ser_hf._io import detach_for_rewrite, write_output_file
-from ser_hf.audio import AudioPreprocessor
+from ser_hf.audio import MIN_CLIP_DURATION, AudioPreprocessor, check_sampling_rate
+from ser_hf.audio.clean import SILENCE_DBFS
 from ser_hf.baseline.classifiers import NEURAL_CLASSIFIERS, probabilities_for
-from ser_hf.baseline.features import FEATURES_VERSION, FeatureConfig, extract_features, feature_names
+from ser_hf.baseline.features import FEATURE_RANGES, FEATURES_VERSION, FeatureConfig, extract_features, feature_names
 from ser_hf.baseline.folder import BASELINE_OUTPUTS, CONFIG_NAME, MODEL_NAME, check_baseline_folder
 from ser_hf.errors import AudioError, ModelError
+from ser_hf.inference.streaming import window_level_db
 from ser_hf.models.checkpoint_check import MAX_LABELS, read_json
 from ser_hf.ranges import Range, check_value
 from ser_hf.versions import installed_version
@@ -134,17 +136,39 @@ class BaselineModel:
 
         Returns:
             ``(n_inputs, num_features)`` float32 array.
+
+        Raises:
+            AudioError: naming the input, for one :meth:`prepared_waves` refuses (shorter than 100 ms, no sound,
+                unreadable) or a ``sampling_rate`` that is no rate (0 included).
         """
-        items = _as_items(inputs)
-        rate = sampling_rate or self.feature_config.sampling_rate
-        rows = [
-            extract_features(
-                self.preprocessor(item, sampling_rate=rate if isinstance(item, np.ndarray) else None),
-                self.feature_config,
-            )
-            for item in items
-        ]
+        rows = [extract_features(wave, self.feature_config) for wave in self.prepared_waves(inputs, sampling_rate)]
         return np.stack(rows) if rows else np.zeros((0, self.num_features), np.float32)
+
+    def prepared_waves(self, inputs: AudioInput | Sequence[AudioInput], sampling_rate: int | None = None
+                       ) -> list[np.ndarray]:
+        """Each input decoded (or checked), refused when it cannot be recognised, then cleaned by the preprocessor.
+
+        Refused, as :meth:`EmotionRecognizer.predict <ser_hf.inference.recognizer.EmotionRecognizer.predict>` refuses
+        them: clips shorter than :data:`~ser_hf.audio.MIN_CLIP_DURATION` (its encoders' first frame; here a 1-sample
+        clip was zero-padded and scored at probability 1.0). Digital silence (an RMS level about the mean below
+        :data:`~ser_hf.audio.clean.SILENCE_DBFS`) is refused too: it has no emotion, and as
+        ``EmotionRecognizer.predict_long`` gives no label to silent windows, the baseline gives none to a silent clip,
+        by refusing it rather than scoring it as a confident emotion.
+
+        Raises:
+            AudioError: naming the input (``inputs[i]`` in a list) for a sampling rate that is no rate (0 included),
+                an unreadable or unusable input, a clip shorter than 100 ms, or digital silence.
+        """
+        rate = self.feature_config.sampling_rate if sampling_rate is None else check_sampling_rate(
+            sampling_rate, "BaselineModel(..., sampling_rate=...)")  # 0 is a mistake, not "the model's rate"
+        items = _as_items(inputs)
+        single = not isinstance(inputs, Sequence) or isinstance(inputs, (str, np.ndarray))
+        waves = []
+        for index, item in enumerate(items):
+            raw = self.preprocessor.load(item, sampling_rate=rate if isinstance(item, np.ndarray) else None)
+            _check_recognisable(raw, self.preprocessor.sampling_rate, _describe(item, index, single))
+            waves.append(self.preprocessor.clean(raw))
+        return waves
 
     def predict_proba_features(self, features: np.ndarray) -> np.ndarray:
         """``(n, len(labels))`` probabilities of precomputed feature rows (from :meth:`featurize`)."""
@@ -252,6 +276,29 @@ def _as_items(inputs: Any) -> list[Any]:
     )
 
 
+def _describe(item: Any, index: int, single: bool) -> str:
+    name = repr(os.fspath(item)) if isinstance(item, (str, os.PathLike)) else "the audio array"
+    return name if single else f"inputs[{index}] ({name})"
+
+
+def _check_recognisable(wave: np.ndarray, sampling_rate: int, what: str) -> None:
+    """Refuse a decoded clip too short, or too silent, to have an emotion (see :meth:`BaselineModel.prepared_waves`)."""
+    if wave.size < MIN_CLIP_DURATION * sampling_rate:
+        raise AudioError(
+            f"{what} lasts {1000 * wave.size / sampling_rate:.3g} ms ({wave.size} samples at {sampling_rate} Hz); "
+            f"expected at least {MIN_CLIP_DURATION * 1000:g} ms, as EmotionRecognizer.predict does: a shorter clip "
+            f"holds no emotion to recognise. Pass the whole recording."
+        )
+    level = window_level_db(wave)  # about the mean: a constant (a stuck input, a DC offset) is no sound either
+    if level < SILENCE_DBFS:
+        raise AudioError(
+            f"{what} holds no sound: its RMS level about its mean is {level:.0f} dBFS, below {SILENCE_DBFS:g} dBFS "
+            f"(digital silence, or one constant value); expected a recording of a voice. Without a voice it has no "
+            f"emotion (EmotionRecognizer.predict_long gives silent windows no label). Leave it out, or check the "
+            f"recording's input and gain."
+        )
+
+
 _version = installed_version
 
 
@@ -259,13 +306,11 @@ _FIX = "Save the model again with BaselineModel.save (or `ser-hf baseline ... --
 
 #: Bounds on settings read back from baseline_config.json. The dataclasses accept anything consistent, but an
 #: edited file must not make prediction allocate a billion mel bands or resample to a terahertz.
+#: The feature settings' bounds are FeatureConfig's own (one table, :data:`~ser_hf.baseline.features.FEATURE_RANGES`);
+#: FeatureConfig also refuses, naming the file here, settings each in range whose combination would need gigabytes per
+#: clip (:data:`~ser_hf.baseline.features.MAX_ANALYSIS_PER_SECOND`).
 SETTING_LIMITS: dict[str, Range] = {
-    "sampling_rate": Range(1000, 384000, integer=True), "frame_ms": Range(1, 1000), "hop_ms": Range(0.1, 1000),
-    "n_fft": Range(16, 65536, integer=True), "n_mfcc": Range(1, 256, integer=True),
-    "mfcc_delta_order": Range(0, 2, integer=True), "delta_width": Range(3, 99, integer=True),
-    "n_mels": Range(1, 512, integer=True), "contrast_bands": Range(1, 16, integer=True),
-    "contrast_fmin": Range(1, 192000), "f0_min": Range(1, 192000), "f0_max": Range(1, 192000),
-    "pitch_frame_ms": Range(1, 1000), "voicing_threshold": Range(0, 1), "voicing_db": Range(0, 400),
+    **FEATURE_RANGES,
     "trim_db": Range(0, 400, low_open=True), "denoise": Range(0, 1), "target_dbfs": Range(-400, 0),
     "min_duration": Range(0, 3600), "max_duration": Range(0, 3600, low_open=True),
 }
@@ -440,8 +485,17 @@ def read_saved_settings(folder: Path) -> tuple[dict[str, Any], FeatureConfig, Au
     config = _read_config(folder)
     path = folder / CONFIG_NAME
     feature_config = _settings(FeatureConfig, config.get("feature_config"), path, "feature_config")
-    preprocessor = _settings(AudioPreprocessor, config.get("preprocessor"), path, "preprocessor")
+    preprocessor = _settings(AudioPreprocessor, _without_idle_target(config.get("preprocessor")), path, "preprocessor")
     return config, feature_config, preprocessor
+
+
+def _without_idle_target(values: Any) -> Any:
+    """The saved preprocessor settings less a ``target_dbfs`` saved with ``normalize`` None: it did nothing (files
+    written before AudioPreprocessor refused the pair hold it), so the model loads with the cleaning it was trained
+    with."""
+    if isinstance(values, dict) and values.get("normalize") is None and values.get("target_dbfs") is not None:
+        return {**values, "target_dbfs": None}
+    return values
 
 
 def load_classic_baseline(

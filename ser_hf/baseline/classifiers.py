@@ -24,8 +24,9 @@ Example:
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,8 @@ from ser_hf.errors import SERError, SplitError
 from ser_hf.splits import grouped_kfold
 
 __all__ = [
-    "CLASSIFIERS", "NEURAL_CLASSIFIERS", "ClassifierSpec", "FittedClassifier", "check_classifier",
+    "CLASSIFIERS", "JOBS_PER_CORE", "NEURAL_CLASSIFIERS", "ClassifierSpec", "FittedClassifier", "available_cores",
+    "check_classifier", "check_inner_folds", "check_n_jobs",
     "classifier_description", "default_param_grid", "fit_classifier", "get_classifier", "inner_speaker_splits",
     "is_neural", "make_pipeline", "probabilities_for",
 ]
@@ -164,6 +166,72 @@ def _unprefixed(params: Mapping[str, Any]) -> dict[str, Any]:
     return {key.removeprefix("clf__"): value for key, value in params.items()}
 
 
+#: Most parallel grid-search fits per available core. Each fit is a process (joblib's loky) holding its own copy of
+#: the features, so more processes than cores only add memory and start-up time; past a few per core a number is a
+#: typo (``--jobs 100000`` started that many processes). Refused rather than lowered: the user learns the number was
+#: wrong, and ``-1`` (every core) is the portable way to ask for all.
+JOBS_PER_CORE = 4
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, where the system tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def check_n_jobs(n_jobs: Any, setting: str = "n_jobs") -> None:
+    """Refuse a grid-search parallelism scikit-learn would misuse: anything but ``None``, ``-1`` (every core) or
+    1 to :data:`JOBS_PER_CORE` x the available cores.
+
+    Args:
+        n_jobs: The value given.
+        setting: How the user sets it (``"--jobs"``), for the message.
+
+    Raises:
+        SERError: naming ``setting``, the value and the values allowed here.
+    """
+    cores = available_cores()
+    whole = isinstance(n_jobs, (int, np.integer)) and not isinstance(n_jobs, bool)
+    if n_jobs is None or (whole and (n_jobs == -1 or 1 <= n_jobs <= JOBS_PER_CORE * cores)):
+        return
+    raise SERError(
+        f"{setting} must be a positive integer or -1 (every core), at most {JOBS_PER_CORE * cores} ({JOBS_PER_CORE} "
+        f"per core, {cores} core(s) here), got {n_jobs!r}: each parallel fit is a process, so more than the cores "
+        f"only cost memory. Use -1, or a number from 1 to {cores}."
+    )
+
+
+def check_inner_folds(inner_folds: Any, parts: Mapping[str, Collection[Any]],
+                      too_few: str = "Train on data with more speakers.") -> None:
+    """Refuse an ``inner_folds`` that the speakers of some training part cannot make, advising one that all can.
+
+    Args:
+        inner_folds: The number of speaker-grouped inner folds asked for.
+        parts: The speakers of each training part the search runs on, by a name for the message (``"fold2's
+            training speakers"``); the smallest part decides.
+        too_few: The fix when the smallest part has fewer than 2 speakers, where no ``inner_folds`` works.
+
+    Raises:
+        SplitError: naming the smallest part and its speakers, with a value every part can make (computed from
+            them), or, below 2 speakers, ``too_few``.
+    """
+    smallest = min(parts, key=lambda name: len(set(parts[name])))
+    speakers = sorted({str(speaker) for speaker in parts[smallest]})
+    count = len(speakers)
+    whole = isinstance(inner_folds, (int, np.integer)) and not isinstance(inner_folds, bool)
+    if whole and 2 <= inner_folds <= count:
+        return
+    if count >= 2:
+        every = "; every part can make that" if len(parts) > 1 else ""
+        fix = f"Use 2 <= inner_folds <= {count} (e.g. --inner-folds {min(3, count)}){every}."
+    else:
+        fix = f"No inner_folds works: a speaker-grouped search needs at least 2 training speakers. {too_few}"
+    raise SplitError(
+        f"inner_folds={inner_folds!r} cannot be made: the hyperparameter search splits {smallest} into inner_folds "
+        f"speaker groups, so it needs an integer from 2 to their number; found {count} ({speakers[:10]}"
+        f"{' ...' if count > 10 else ''}). {fix}"
+    )
+
+
 def inner_speaker_splits(
     labels: np.ndarray, speakers: np.ndarray, n_splits: int = 3, seed: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -179,15 +247,10 @@ def inner_speaker_splits(
         ``n_splits`` pairs of position arrays into ``labels``.
 
     Raises:
-        SplitError: if there are fewer training speakers than ``n_splits``.
+        SplitError: if ``n_splits`` is below 2 or above the number of training speakers; the advice is a value that
+            works with these speakers (or, with fewer than 2, says that none does).
     """
-    n_speakers = len(set(speakers))
-    if n_splits < 2 or n_splits > n_speakers:
-        raise SplitError(
-            f"inner_folds={n_splits} speaker-grouped inner folds need at least {max(n_splits, 2)} training "
-            f"speakers, found {n_speakers} ({sorted(set(speakers))}). Use 2 <= inner_folds <= {n_speakers}, "
-            f"fewer outer folds, or a corpus with more speakers."
-        )
+    check_inner_folds(n_splits, {"the training speakers": set(speakers)})
     # scikit-learn's folds, except where a small corpus would make it raise or leave a fold empty
     return grouped_kfold(np.asarray(labels), np.asarray(speakers), n_splits, seed, setting="inner_folds (--inner-folds)")
 
@@ -242,7 +305,8 @@ def fit_classifier(
         param_grid: Grid to search (keys with or without ``clf__``); ``None`` uses :func:`default_param_grid`.
         inner_folds: Number of speaker-grouped inner folds.
         seed: Seed of the inner folds and of the classifier.
-        n_jobs: Parallel fits in the grid search (keep it at the number of free cores).
+        n_jobs: Parallel fits in the grid search (keep it at the number of free cores; -1: every core; at most
+            :data:`JOBS_PER_CORE` per core, see :func:`check_n_jobs`).
 
     Returns:
         A :class:`FittedClassifier`.
@@ -252,6 +316,7 @@ def fit_classifier(
         >>> fitted.best_params, round(fitted.inner_score, 3)  # doctest: +SKIP
         ({'C': 0.01}, 0.612)
     """
+    check_n_jobs(n_jobs)
     speakers = np.asarray(speakers, dtype=object)
     labels = np.asarray(labels)
     splits = inner_speaker_splits(labels, speakers, inner_folds, seed)

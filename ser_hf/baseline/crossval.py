@@ -42,6 +42,8 @@ import numpy as np
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.baseline.classifiers import (
     FittedClassifier,
+    check_inner_folds,
+    check_n_jobs,
     classifier_description,
     default_param_grid,
     fit_classifier,
@@ -49,9 +51,10 @@ from ser_hf.baseline.classifiers import (
     probabilities_for,
 )
 from ser_hf.baseline.extraction import extract_dataset_features, extract_dataset_sequences
-from ser_hf.baseline.features import FeatureConfig
+from ser_hf.baseline.features import FeatureConfig, extract_features, feature_names
 from ser_hf.baseline.folder import check_baseline_folder, one_baseline_at_a_time, remove_earlier_model
-from ser_hf.baseline.sequences import sequence_config
+from ser_hf.baseline.sequences import extract_sequence, sequence_config
+from ser_hf.corpora.splits import note_missing_classes  # corpus_folds says it for its own folds; given ones too
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport
 from ser_hf.evaluation.fold_state import CVIdentity, data_digest, fingerprint_parts
@@ -69,7 +72,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BaselineCVResult", "baseline_settings", "corpus_name", "cross_validate_baseline", "dataset_features",
-    "dataset_sequences", "default_feature_config", "summarise_folds", "write_cv_summary",
+    "check_clips_hold_sound", "dataset_sequences", "default_feature_config", "soundless_clips", "summarise_folds",
+    "write_cv_summary",
 ]
 
 
@@ -94,11 +98,18 @@ def dataset_features(
 
     Returns:
         A ``(len(dataset), d)`` float32 array.
+
+    Raises:
+        SERError: every clip gives the same features (e.g. all digital silence): there is nothing to learn.
+
+    Warns:
+        UserWarning: naming how many clips (and the first few) hold no sound (:func:`soundless_clips`).
     """
     matrix = extract_dataset_features(
         dataset["audio"], feature_config, preprocessor=preprocessor, cache_dir=cache_dir,
         num_workers=num_workers, strict=True, progress=progress,
     )
+    check_clips_hold_sound(matrix.features, feature_config or FeatureConfig(), dataset)
     return matrix.features
 
 
@@ -111,12 +122,79 @@ def dataset_sequences(
     num_workers: int | None = None,
     progress: bool = True,
 ) -> list[np.ndarray]:
-    """The frame sequences of a corpus (neural baselines), one ``(frames, dims)`` array per dataset row, cached."""
+    """The frame sequences of a corpus (neural baselines), one ``(frames, dims)`` array per dataset row, cached;
+    checked as :func:`dataset_features` checks its rows."""
     sequences = extract_dataset_sequences(
         dataset["audio"], feature_config, preprocessor=preprocessor, cache_dir=cache_dir, num_workers=num_workers,
         strict=True, progress=progress,
     )
+    check_clips_hold_sound(sequences.sequences, feature_config, dataset)
     return sequences.sequences
+
+
+def _silence_of(config: FeatureConfig, neural: bool) -> np.ndarray:
+    """What digital silence gives: the classic vector, or (frame sequences) one frame, every frame being alike."""
+    zeros = np.zeros(config.min_samples(), np.float32)
+    return extract_sequence(zeros, config)[0] if neural else extract_features(zeros, config)
+
+
+def soundless_clips(features: np.ndarray | Sequence[np.ndarray], config: FeatureConfig) -> np.ndarray:
+    """Which clips hold no sound, read off their features: a boolean per row (classic vector) or per sequence.
+
+    A clip of digital silence gives the features of an all-zero clip whatever its length (every frame is alike);
+    with the ``zcr`` group, a clip without one zero crossing in any frame is one constant value (a stuck input, a DC
+    offset) and counts too. Features of another width than ``config`` gives (passed by a caller) are not judged.
+    """
+    neural = isinstance(features, list)
+    silence = _silence_of(config, neural)
+    if neural:
+        return np.asarray([np.shape(item)[-1:] == silence.shape and np.allclose(item, silence, rtol=1e-5, atol=1e-4)
+                           for item in features], dtype=bool)
+    features = np.asarray(features)
+    if features.ndim != 2 or features.shape[1] != silence.size:
+        return np.zeros(len(features), dtype=bool)
+    soundless = np.all(np.isclose(features, silence, rtol=1e-5, atol=1e-4), axis=1)
+    names = feature_names(config)
+    crossings = next((names.index(name) for name in ("zcr_max", "zcr_mean") if name in names), None)
+    return soundless if crossings is None else soundless | (features[:, crossings] == 0)
+
+
+def _clip_names(dataset: datasets.Dataset, rows: np.ndarray, shown: int = 5) -> str:
+    """The files of the first ``shown`` rows (decoding none), and how many more."""
+    audio = dataset.select(rows[:shown].tolist())["audio"] if len(rows) else []
+    names = [item.get("path") if isinstance(item, dict) else item for item in audio]
+    return ", ".join(map(repr, names)) + (f" and {len(rows) - shown} more" if len(rows) > shown else "")
+
+
+def check_clips_hold_sound(features: np.ndarray | list[np.ndarray], config: FeatureConfig,
+                           dataset: datasets.Dataset) -> None:
+    """Refuse features that are all alike (nothing to learn); warn, naming them, about clips that hold no sound.
+
+    A clip without sound has no emotion, yet its label teaches the classifier one for silence; a corpus of nothing
+    else gave a model and a report that meant nothing, without a word.
+
+    Raises:
+        SERError: every clip holds no sound, or every clip gives the same classic feature vector.
+
+    Warns:
+        UserWarning: some clips hold no sound (how many, and the first files).
+    """
+    soundless = np.flatnonzero(soundless_clips(features, config))
+    count = len(features)
+    alike = not isinstance(features, list) and count > 1 and bool(np.all(np.asarray(features) == features[0]))
+    if count and (len(soundless) == count or alike):
+        what = f"all {count} clips {'hold no sound' if len(soundless) == count else 'give the same features'}"
+        raise SERError(
+            f"The corpus cannot train a baseline: {what} (digital silence, or one constant value; e.g. "
+            f"{_clip_names(dataset, np.arange(count), 3)}), so there is nothing to tell the emotions apart by. Check "
+            f"that the files hold the recordings (not placeholders), and their gain."
+        )
+    if len(soundless):
+        warnings.warn(
+            f"{len(soundless)} of {count} clips hold no sound (digital silence, or one constant value): "
+            f"{_clip_names(dataset, soundless)}. They have no emotion, yet their labels teach the classifier one for "
+            f"silence, and their scores mean nothing; remove them from the corpus.", UserWarning, stacklevel=3,
+        )
 
 
 def default_feature_config(classifier: str) -> FeatureConfig:
@@ -212,7 +290,9 @@ def _checked_features(
             f"`features` has {len(features)} rows but the dataset has {len(dataset)} clips; pass one row per "
             f"clip in dataset order, or features=None to extract them."
         )
-    return list(features) if neural else np.asarray(features)
+    features = list(features) if neural else np.asarray(features)
+    check_clips_hold_sound(features, extract["feature_config"], dataset)  # extracted ones were checked on extraction
+    return features
 
 
 # What scikit-learn says, on every inner fold, when a training part has too few speakers per emotion: expected with
@@ -296,7 +376,8 @@ def cross_validate_baseline(
         param_grid: Grid to search; ``None`` uses :func:`~ser_hf.baseline.classifiers.default_param_grid`.
         inner_folds: Speaker-grouped inner folds of each grid search.
         seed: Seed of the folds, inner folds and classifiers.
-        n_jobs: Parallel fits in each grid search.
+        n_jobs: Parallel fits in each grid search (-1: every core; at most
+            :data:`~ser_hf.baseline.classifiers.JOBS_PER_CORE` per core).
         num_workers: Feature extraction processes (``None``: all cores).
         out_dir: If given, reports go to ``out_dir/cv/`` as with ``ser_hf.training.experiment.cross_validate``.
         replace_model: Also remove an earlier baseline model, settings and card from ``out_dir`` once the run is sure
@@ -309,8 +390,16 @@ def cross_validate_baseline(
         A :class:`BaselineCVResult`.
 
     Raises:
-        SERError: unknown classifier, or ``features`` of the wrong length.
-        SplitError: too few speakers for the outer folds, or training speakers for the inner folds.
+        SERError: unknown classifier, ``features`` of the wrong length, an ``n_jobs`` beyond
+            :func:`~ser_hf.baseline.classifiers.check_n_jobs`, or clips that all give the same features
+            (:func:`check_clips_hold_sound`).
+        SplitError: too few speakers for the outer folds, or an ``inner_folds`` some fold's training speakers cannot
+            make (checked before extraction, with a value every fold can make).
+
+    Warns:
+        UserWarning: clips that hold no sound, named (:func:`check_clips_hold_sound`). Caller-given ``folds`` whose
+            training part lacks an emotion are named in a logged warning, as :func:`~ser_hf.splits.corpus_folds`
+            names its own.
 
     Example:
         ```python
@@ -326,7 +415,13 @@ def cross_validate_baseline(
 
         neural_config = resolve_neural_config(classifier, neural_config)
         check_sequence_config(config)
-    folds = list(folds) if folds is not None else corpus_folds(dataset, n_folds=n_folds, seed=seed)
+    given = folds is not None
+    folds = list(folds) if given else corpus_folds(dataset, n_folds=n_folds, seed=seed)
+    speakers = speakers_of(dataset)
+    if given:  # a fold that trains without an emotion never predicts it (corpus_folds says so of its own folds)
+        note_missing_classes(dataset, folds)
+    if not neural:  # before any feature is extracted
+        _check_search(inner_folds, n_jobs, folds, speakers, given)
     settings = baseline_settings(dataset, classifier, config, param_grid=param_grid, inner_folds=inner_folds,
                                  seed=seed, preprocessor=preprocessor, neural_config=neural_config)
     identity = resume = None
@@ -341,7 +436,7 @@ def cross_validate_baseline(
                 remove_earlier_reports(out_dir / "cv")
             if replace_model:  # nor its model and card (it is saved again after the CV)
                 remove_earlier_model(out_dir)
-        speakers, labels, names = speakers_of(dataset), np.asarray(dataset["label"]), dataset.features["label"].names
+        labels, names = np.asarray(dataset["label"]), dataset.features["label"].names
         extract = dict(feature_config=config, preprocessor=preprocessor, cache_dir=cache_dir, num_workers=num_workers,
                        progress=progress)
         features = _checked_features(features, dataset, extract, neural)
@@ -363,6 +458,22 @@ def cross_validate_baseline(
         if out_dir is not None:
             write_cv_summary(Path(out_dir) / "cv", aggregate, pooled, settings, kind="baseline", identity=identity)
         return BaselineCVResult(reports, aggregate, pooled, fits, features, settings, result.resumed)
+
+
+def _check_search(inner_folds: int, n_jobs: int, folds: Sequence[Fold], speakers: np.ndarray, given: bool) -> None:
+    """Refuse search settings some fold cannot use, with a fix that works for every fold (computed from its speakers),
+    before the features are extracted: the inner-fold error came at the first fold too small, after the rest."""
+    check_n_jobs(n_jobs, "n_jobs (--jobs)")
+    total = len(set(speakers))
+    if given:
+        too_few = "Pass folds whose training parts hold 2 or more speakers each."
+    elif total >= 3:  # more outer folds, not fewer, leave more speakers to train on
+        too_few = (f"Use more outer folds: with n_folds={total} (--folds {total}: one test speaker each) every fold "
+                   f"trains on {total - 1} speakers (corpora with their own folds keep them).")
+    else:
+        too_few = f"Use data with at least 3 speakers (the corpus has {total}): 2 to train on in each fold, 1 to test."
+    parts = {f"{fold.name}'s training speakers": set(speakers[fold.train]) for fold in folds}
+    check_inner_folds(inner_folds, parts, too_few=too_few)
 
 
 def _given_features_digest(features) -> str:

@@ -28,17 +28,20 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
-from ser_hf.errors import AudioError
+from ser_hf.audio import MAX_SAMPLING_RATE, MIN_SAMPLING_RATE
+from ser_hf.errors import AudioError, SERError
+from ser_hf.ranges import Range, check_value
 
 # Bump when the computation changes in a way that changes vectors, so old caches are not reused.
 FEATURES_VERSION = 1
@@ -55,6 +58,42 @@ _ABSOLUTE_SILENCE_DB = -80.0
 
 def _next_pow2(n: int) -> int:
     return 1 << max(0, math.ceil(math.log2(max(n, 1))))
+
+
+#: What each numeric setting accepts: checked by :class:`FeatureConfig` on creation, and so on every
+#: ``baseline_config.json`` read back (:data:`ser_hf.baseline.classic_model.SETTING_LIMITS` is built from it). The
+#: bounds are far beyond any speech analysis; they keep one setting from asking for terabytes (``n_fft=2**24``) or
+#: from failing later inside librosa (``n_fft=401.5``, ``frame_ms=0.001``: no sample in a window).
+FEATURE_RANGES: dict[str, Range] = {
+    "sampling_rate": Range(MIN_SAMPLING_RATE, MAX_SAMPLING_RATE, integer=True), "frame_ms": Range(1, 1000),
+    "hop_ms": Range(0.1, 1000), "n_fft": Range(16, 65536, integer=True), "n_mfcc": Range(1, 256, integer=True),
+    "mfcc_delta_order": Range(0, 2, integer=True), "delta_width": Range(3, 99, integer=True),
+    "n_mels": Range(1, 512, integer=True), "contrast_bands": Range(1, 16, integer=True),
+    "contrast_fmin": Range(1, MAX_SAMPLING_RATE / 2), "f0_min": Range(1, MAX_SAMPLING_RATE / 2),
+    "f0_max": Range(1, MAX_SAMPLING_RATE / 2), "pitch_frame_ms": Range(1, 1000), "voicing_threshold": Range(0, 1),
+    "voicing_db": Range(0, 400),
+}
+
+#: Largest analysis, in values per second of audio (frames per second x FFT bins), of the spectral and of the pitch
+#: analysis. The defaults need 25,700 (100 frames/s x 257 bins) for each; librosa holds several float64/complex
+#: arrays of that size per clip, so memory grows with this number times the clip's duration. The cap is 64 times the
+#: defaults: it admits every sampling rate up to 384 kHz with the default millisecond settings (819,300 at 384 kHz),
+#: a 1 ms hop at 48 kHz (1,025,000) and a 1 Hz f0_min at 16 kHz (1,638,500), and keeps one second of audio under
+#: ~13 MB per array; the settings each in range but together absurd (a 0.1 ms hop with a 1 s window at 16 kHz: 66
+#: million values per second, 1.6 GB per complex64 array of a 3 s clip) are refused.
+MAX_ANALYSIS_PER_SECOND = 64 * 25_700
+
+
+@functools.lru_cache(maxsize=64)
+def _window_problem(window: str) -> str | None:
+    """Why ``scipy.signal.get_window`` refuses ``window`` (None if it takes it): asked once per name."""
+    from scipy.signal import get_window
+
+    try:
+        get_window(window, 16)
+    except (ValueError, TypeError) as err:
+        return str(err)
+    return None
 
 
 @dataclass(frozen=True)
@@ -88,6 +127,12 @@ class FeatureConfig:
         stats: Statistics over frames: ``mean``, ``std``, ``min``, ``max``, ``median``, ``skew``,
             ``kurtosis`` (excess) and percentiles written ``p10``, ``p90``, ...
 
+    Raises:
+        SERError: (a ``ValueError``) naming the setting, for a number outside :data:`FEATURE_RANGES` (NaN, a string or
+            a fraction where an integer belongs included), a window scipy does not know, settings that contradict
+            each other (``n_fft`` shorter than the window, ``f0_min >= f0_max``), or settings whose analysis exceeds
+            :data:`MAX_ANALYSIS_PER_SECOND` (e.g. ``hop_ms=0.1`` with ``frame_ms=1000``).
+
     Example:
         >>> FeatureConfig(n_mfcc=13, stats=("mean", "std")).hop_length
         160
@@ -113,12 +158,14 @@ class FeatureConfig:
     groups: tuple[str, ...] = FEATURE_GROUPS
     stats: tuple[str, ...] = ("mean", "std", "min", "max")
 
+    RANGES: ClassVar[dict[str, Range]] = FEATURE_RANGES
+
     def __post_init__(self) -> None:
         # Lists are accepted for convenience; tuples keep the dataclass hashable and frozen.
         groups = tuple(self.groups) if not isinstance(self.groups, str) else (self.groups,)
         unknown = sorted(set(groups) - set(FEATURE_GROUPS))
         if unknown or not groups:
-            raise ValueError(
+            raise SERError(
                 f"FeatureConfig(groups=...) got unknown or no groups {unknown or list(groups)}; "
                 f"expected a non-empty subset of {list(FEATURE_GROUPS)}."
             )
@@ -126,49 +173,96 @@ class FeatureConfig:
         stats = tuple(self.stats) if not isinstance(self.stats, str) else (self.stats,)
         bad = [s for s in stats if s not in _PLAIN_STATS and not _PERCENTILE.match(s)]
         if bad or not stats or len(set(stats)) != len(stats):
-            raise ValueError(
+            raise SERError(
                 f"FeatureConfig(stats=...) got {list(stats)} (invalid: {bad}); expected distinct entries "
                 f"from {list(_PLAIN_STATS)} or percentiles like 'p10', 'p90'."
             )
         object.__setattr__(self, "stats", stats)
+        self._check_ranges()
+        self._check_window()
         self._check_numbers()
+        self._check_analysis_size()
+
+    def _check_ranges(self) -> None:
+        """Each number within :data:`FEATURE_RANGES`, before anything is computed from them (NaN, a string or a fraction
+        for an integer otherwise failed inside librosa, at the first clip of a corpus)."""
+        for name, allowed in self.RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, np.generic):  # np.int64(16000) is a fine rate; JSON and Range want Python numbers
+                value = value.item()
+                object.__setattr__(self, name, value)
+            default = next(f.default for f in dataclasses.fields(self) if f.name == name)
+            fix = f"Pass a value in that range (default: {default!r})."
+            if isinstance(value, (list, tuple)):  # check_value takes lists item by item; one number is wanted here
+                raise SERError(
+                    f"FeatureConfig.{name} must be {allowed}, got the {type(value).__name__} {value!r}. {fix}")
+            try:
+                check_value(f"FeatureConfig.{name}", value, allowed)
+            except SERError as err:
+                raise SERError(f"{err} {fix}") from None
+
+    def _check_window(self) -> None:
+        problem = _window_problem(self.window) if isinstance(self.window, str) else "not a string"
+        if problem:
+            raise SERError(
+                f"FeatureConfig.window must be a window name scipy.signal.get_window accepts without parameters "
+                f"(e.g. 'hann', 'hamming', 'blackman'), got {self.window!r} ({problem})."
+            )
+
+    def analysis_sizes(self) -> dict[str, float]:
+        """Values per second of audio (frames per second x FFT bins) of the spectral analysis and, when the pitch or
+        voice-quality groups are computed, of the pitch analysis; see :data:`MAX_ANALYSIS_PER_SECOND`."""
+        frames = self.sampling_rate / self.hop_length
+        sizes = {"spectral": frames * (self.fft_size // 2 + 1)}
+        if "pitch" in self.groups or "voice_quality" in self.groups:
+            sizes["pitch"] = frames * (self.pitch_frame_length // 2 + 1)
+        return sizes
+
+    def _check_analysis_size(self) -> None:
+        fixes = {"spectral": ("sampling_rate, frame_ms, hop_ms, n_fft", "raise hop_ms or lower frame_ms/n_fft"),
+                 "pitch": ("sampling_rate, hop_ms, pitch_frame_ms, f0_min",
+                           "raise hop_ms or f0_min, or lower pitch_frame_ms")}
+        for analysis, size in self.analysis_sizes().items():
+            if size > MAX_ANALYSIS_PER_SECOND:
+                fields, fix = fixes[analysis]
+                raise SERError(
+                    f"FeatureConfig: the {analysis} analysis of these settings ({fields}: "
+                    f"{', '.join(f'{n}={getattr(self, n)!r}' for n in fields.split(', '))}) holds {size:,.0f} values "
+                    f"per second of audio (frames per second x FFT bins), more than the {MAX_ANALYSIS_PER_SECOND:,} "
+                    f"allowed (64 x the defaults'), which would need gigabytes per clip; {fix}."
+                )
 
     def _check_numbers(self) -> None:
-        if self.sampling_rate <= 0 or self.hop_ms <= 0 or self.frame_ms <= 0:
-            raise ValueError(
-                f"FeatureConfig: sampling_rate ({self.sampling_rate}), frame_ms ({self.frame_ms}) and "
-                f"hop_ms ({self.hop_ms}) must all be positive."
-            )
         if self.n_fft is not None and self.n_fft < self.win_length:
-            raise ValueError(
+            raise SERError(
                 f"FeatureConfig(n_fft={self.n_fft}) is shorter than the {self.frame_ms} ms window "
                 f"({self.win_length} samples); raise n_fft or leave it None."
             )
         if self.mfcc_delta_order not in (0, 1, 2) or self.delta_width < 3 or self.delta_width % 2 == 0:
-            raise ValueError(
+            raise SERError(
                 f"FeatureConfig: mfcc_delta_order must be 0, 1 or 2 (got {self.mfcc_delta_order}) and "
                 f"delta_width an odd number >= 3 (got {self.delta_width})."
             )
         if not 1 <= self.n_mfcc <= self.n_mels:
-            raise ValueError(
+            raise SERError(
                 f"FeatureConfig: n_mfcc ({self.n_mfcc}) must be between 1 and n_mels ({self.n_mels}), since the "
                 f"MFCCs are the first cepstral coefficients of the log-mel bands; lower n_mfcc or raise n_mels."
             )
         if self.pitch_method not in ("yin", "pyin"):
-            raise ValueError(f"FeatureConfig(pitch_method=...) must be 'yin' or 'pyin', got {self.pitch_method!r}.")
+            raise SERError(f"FeatureConfig(pitch_method=...) must be 'yin' or 'pyin', got {self.pitch_method!r}.")
         nyquist = self.sampling_rate / 2
         if not 0 < self.f0_min < self.f0_max <= nyquist:
-            raise ValueError(
+            raise SERError(
                 f"FeatureConfig: need 0 < f0_min < f0_max <= {nyquist} Hz (Nyquist), "
                 f"got f0_min={self.f0_min}, f0_max={self.f0_max}."
             )
         if self.pitch_frame_length < 2 * math.ceil(self.sampling_rate / self.f0_min) + 1:
-            raise ValueError(
+            raise SERError(
                 f"FeatureConfig(pitch_frame_ms={self.pitch_frame_ms}) is too short for two periods of "
                 f"f0_min={self.f0_min} Hz; use at least {2000 / self.f0_min + 0.2:.1f} ms or leave it None."
             )
         if self.contrast_fmin * 2 ** (self.contrast_bands - 1) >= nyquist or self.contrast_bands < 1:
-            raise ValueError(
+            raise SERError(
                 f"FeatureConfig: contrast band {self.contrast_bands} starts at "
                 f"{self.contrast_fmin * 2 ** (self.contrast_bands - 1):.0f} Hz, at or above Nyquist ({nyquist} Hz); "
                 f"lower contrast_bands or contrast_fmin."

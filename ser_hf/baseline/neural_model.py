@@ -46,7 +46,6 @@ from ser_hf.baseline.classic_model import (
     MODEL_NAME,
     AudioInput,
     BaselineModel,
-    _as_items,
     _settings,
     _version,
     names_neural,
@@ -88,15 +87,10 @@ class NeuralBaselineModel(BaselineModel):
         return len(sequence_names(self.feature_config))
 
     def featurize(self, inputs: AudioInput | Sequence[AudioInput], sampling_rate: int | None = None) -> list:
-        """Frame sequences (one ``(frames, num_features)`` array per input) of audio files and/or waveforms."""
-        rate = sampling_rate or self.feature_config.sampling_rate
-        return [
-            extract_sequence(
-                self.preprocessor(item, sampling_rate=rate if isinstance(item, np.ndarray) else None),
-                self.feature_config,
-            )
-            for item in _as_items(inputs)
-        ]
+        """Frame sequences (one ``(frames, num_features)`` array per input) of audio files and/or waveforms, each
+        input checked as :meth:`~ser_hf.baseline.classic_model.BaselineModel.prepared_waves` checks it (a clip under
+        100 ms or digital silence is refused, not zero-padded and scored)."""
+        return [extract_sequence(wave, self.feature_config) for wave in self.prepared_waves(inputs, sampling_rate)]
 
     def predict_proba_features(self, features: Sequence[np.ndarray]) -> np.ndarray:
         """``(n, len(labels))`` probabilities of precomputed frame sequences (from :meth:`featurize`)."""

@@ -9,7 +9,7 @@ from ser_hf._io import cache_root
 from ser_hf.cli.data import add_corpus_arguments, add_skip_bad_files_argument, corpus_options
 from ser_hf.errors import SERError
 from ser_hf.paths import display_path
-from ser_hf.ranges import COUNT, NON_NEGATIVE_INT, SEED, Range
+from ser_hf.ranges import NON_NEGATIVE_INT, SEED, Range
 
 CLASSIFIER_NAMES = ("svm", "logreg", "forest", "mlp", "cnn", "lstm")
 
@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     parser.add_argument("--seed", type=int, default=0, help="seed of the folds and classifiers (default 0)")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
-                        help="scikit-learn classifiers: parallel grid-search fits (default 1)")
+                        help="scikit-learn classifiers: parallel grid-search fits (default 1; -1: every core). Each "
+                             "is a process: numbers far beyond the available cores are refused")
     parser.add_argument("--epochs", type=int, default=None, metavar="N",
                         help="cnn/lstm: most training epochs (default 30; early stopping usually ends sooner)")
     parser.add_argument("--patience", type=int, default=None, metavar="N",
@@ -98,9 +99,10 @@ def _neural_config(args: argparse.Namespace):
 
 def _check_numbers(args: argparse.Namespace) -> None:
     """Refuse a seed, worker, fold or job count no library takes, before the corpus loads (numpy and torch refused
-    them with a traceback, after every clip's features were extracted)."""
-    if args.jobs is not None and args.jobs != -1 and args.jobs not in COUNT:
-        raise SERError(f"--jobs must be a positive integer or -1 (every core), got {args.jobs}; e.g. --jobs 2.")
+    them with a traceback, after every clip's features were extracted; --jobs 100000 started that many processes)."""
+    from ser_hf.baseline.classifiers import check_n_jobs  # scikit-learn: imported once a command runs, not for --help
+
+    check_n_jobs(args.jobs, "--jobs")
     for flag, value, allowed, fix in (
             ("--seed", args.seed, SEED, "e.g. --seed 0"),
             ("--workers", args.workers, NON_NEGATIVE_INT, "0 or 1 extracts in this process; leave it out for all cores"),

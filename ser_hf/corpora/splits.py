@@ -145,7 +145,7 @@ def _grouped_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: i
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         # "The least populated class in y has only N members": expected with few speakers; said in our
-        # own words by _note_missing_classes, once.
+        # own words by note_missing_classes, once.
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         try:
             folds = [np.asarray(test, dtype=np.int64) for _, test in splitter.split(np.zeros(len(labels)), labels, groups)]
@@ -266,7 +266,7 @@ def speaker_split(
     train, validation = _holdout(rest, labels, groups, validation_size / max(1e-9, 1 - test_size), seed + 1,
                                  setting=settings.get("validation_size"), within="the speakers left after the test part")
     fold = Fold("split", train, test, validation)
-    _note_missing_classes(dataset, [fold])
+    note_missing_classes(dataset, [fold])
     return select_fold(dataset, fold)
 
 
@@ -291,7 +291,7 @@ def split_with_test(
                                  setting=(settings or {}).get("validation_size"),
                                  within="the speakers outside the test part")
     fold = Fold("split", train, np.asarray(test, dtype=np.int64), validation)
-    _note_missing_classes(dataset, [fold])
+    note_missing_classes(dataset, [fold])
     return select_fold(dataset, fold)
 
 
@@ -319,7 +319,7 @@ def speaker_folds(
                                      setting=settings.get("validation_size"),
                                      within=f"fold{number}'s training speakers", folds=settings["n_folds"])
         folds.append(_checked(dataset, Fold(f"fold{number}", train, test, validation)))
-    _note_missing_classes(dataset, folds)
+    note_missing_classes(dataset, folds)
     return folds
 
 
@@ -341,7 +341,7 @@ def leave_one_speaker_out(dataset: datasets.Dataset) -> list[Fold]:
         _checked(dataset, Fold(f"speaker_{speaker}", rows[groups != speaker], rows[groups == speaker]))
         for speaker in speakers
     ]
-    _note_missing_classes(dataset, folds)
+    note_missing_classes(dataset, folds)
     return folds
 
 
@@ -355,7 +355,7 @@ def predefined_folds(dataset: datasets.Dataset, column: str) -> list[Fold]:
         _checked(dataset, Fold(f"{column}{value}", rows[values != value], rows[values == value]))
         for value in sorted(set(values))
     ]
-    _note_missing_classes(dataset, folds)
+    note_missing_classes(dataset, folds)
     return folds
 
 
@@ -417,7 +417,7 @@ def add_validation(dataset: datasets.Dataset, fold: Fold, validation_size: float
     return _checked(dataset, Fold(fold.name, train, fold.test, validation))
 
 
-def _note_missing_classes(dataset: datasets.Dataset, folds: Sequence[Fold]) -> None:
+def note_missing_classes(dataset: datasets.Dataset, folds: Sequence[Fold]) -> None:
     """Say once which emotions some folds train without (a warning: their models cannot predict them) and
     which some folds test without (a note: pooled scores still cover them), naming the emotions and folds."""
     names = dataset.features["label"].names if isinstance(dataset.features.get("label"), datasets.ClassLabel) else None

@@ -5,10 +5,12 @@ corpora of silence, inner-fold advice that cannot work, and a target level that 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import re
 import shutil
+import warnings
 
 import datasets
 import numpy as np
@@ -27,7 +29,7 @@ from ser_hf.baseline.classifiers import (
     fit_classifier,
     inner_speaker_splits,
 )
-from ser_hf.baseline.crossval import cross_validate_baseline, dataset_features, soundless_clips
+from ser_hf.baseline.crossval import clip_levels, cross_validate_baseline, dataset_features, soundless_clips
 from ser_hf.baseline.features import MAX_ANALYSIS_PER_SECOND, FeatureConfig, extract_features, feature_names
 from ser_hf.baseline.model import load_baseline
 from ser_hf.corpora import load_corpus
@@ -169,7 +171,8 @@ def test_a_clip_shorter_than_100_ms_is_refused_not_scored(model):
 def test_silence_and_a_constant_are_refused_not_scored(model):
     for wave in (np.zeros(RATE, np.float32), np.full(RATE, 0.25, np.float32),
                  (np.random.default_rng(0).standard_normal(RATE) * 1e-6).astype(np.float32)):  # -120 dBFS: rounding
-        with pytest.raises(AudioError, match=r"holds no sound: its RMS level about its mean is -\d+ dBFS, below -90"):
+        with pytest.raises(AudioError, match=r"holds no sound: its RMS level about its mean .* is -\d+ dBFS, "
+                                             r"below -90"):
             model.predict_proba(wave)
 
 
@@ -211,13 +214,22 @@ def test_given_folds_that_train_without_an_emotion_are_named(caplog):
 def _corpus(root, silent: set[int], constant: set[int] = frozenset()) -> datasets.Dataset:
     """4 speakers x 4 emotions of 0.3 s tones; the clips numbered in ``silent`` are zeros, in ``constant`` 0.2 (of
     lengths that differ: the loader refuses byte-identical copies)."""
+    def clip(n: int, label: str) -> np.ndarray:
+        if n in silent or n in constant:
+            return np.full(int(0.3 * RATE) + n, 0.2 if n in constant else 0.0, np.float32)
+        return voice_like(0.3, 120.0 + 15 * n, RATE, seed=n)
+
+    return _corpus_of(root, clip)
+
+
+def _corpus_of(root, clip) -> datasets.Dataset:
+    """4 speakers x 4 emotions, clip ``n`` of emotion ``label`` being ``clip(n, label)``, written as float WAV (16-bit
+    PCM would round a -100 dBFS hiss to zeros)."""
     rows = []
+    root.mkdir(exist_ok=True)
     for n, (speaker, label) in enumerate((s, e) for s in "ABCD" for e in EMOTIONS):
         path = root / f"{speaker}_{label}.wav"
-        if n in silent or n in constant:
-            sf.write(str(path), np.full(int(0.3 * RATE) + n, 0.2 if n in constant else 0.0, np.float32), RATE)
-        else:
-            write_tone(path, 0.3, frequency=120.0 + 15 * n, seed=n)
+        sf.write(str(path), clip(n, label), RATE, subtype="FLOAT")
         rows.append({"path": str(path), "label": label, "speaker": speaker})
     with open(root / "manifest.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["path", "label", "speaker"])
@@ -230,8 +242,9 @@ def test_silent_and_constant_clips_are_named_in_a_warning(tmp_path):
     dataset = _corpus(tmp_path, silent={1, 6}, constant={9})
     with pytest.warns(UserWarning, match=r"3 of 16 clips hold no sound \(digital silence, or one constant value\): "
                                          r"'.*A_happy\.wav', '.*B_sad\.wav', '.*C_happy\.wav'\."):
-        features = dataset_features(dataset, SMALL, num_workers=0, progress=False)
-    assert soundless_clips(features, SMALL).tolist() == [n in (1, 6, 9) for n in range(16)]
+        dataset_features(dataset, SMALL, num_workers=0, progress=False)
+    levels = clip_levels(dataset["audio"], RATE, num_workers=0, progress=False)
+    assert soundless_clips(levels).tolist() == [n in (1, 6, 9) for n in range(16)]
 
 
 def test_a_corpus_of_silence_is_refused(tmp_path):
@@ -246,10 +259,30 @@ def test_given_features_all_alike_are_refused_before_any_fit():
         cross_validate_baseline(dataset, "logreg", n_folds=2, inner_folds=2, features=np.ones((32, 5)), **FIT)
 
 
-def test_silence_reads_the_same_whatever_its_length():
-    rows = np.stack([extract_features(np.zeros(n, np.float32), SMALL) for n in (10, 1600, 48000)])
-    tone = extract_features(voice_like(0.5, 200.0, RATE), SMALL)
-    assert soundless_clips(np.vstack([rows, tone]), SMALL).tolist() == [True, True, True, False]
+def test_training_and_prediction_agree_on_what_holds_no_sound(tmp_path, model):
+    """Training read "no sound" off the features (those of zeros, or no zero crossing) and prediction off the level
+    about the mean: a class of -100 dBFS hiss was learnt without a word and refused at prediction, and a corpus of
+    voices over a DC offset was refused for training while prediction took them (re-audit 31: B2)."""
+    hiss = {n: np.random.default_rng(n).normal(0, 1e-5, int(0.3 * RATE) + n).astype(np.float32) for n in range(16)}
+    dataset = _corpus_of(tmp_path / "hiss", lambda n, label: hiss[n] if label == "sad" else
+                         voice_like(0.3, 120.0 + 15 * n, RATE, seed=n))
+    with pytest.warns(UserWarning, match=r"4 of 16 clips hold no sound .*A_sad\.wav"):
+        dataset_features(dataset, SMALL, num_workers=0, progress=False)
+    with pytest.raises(AudioError, match=r"holds no sound"):
+        model.predict(hiss[2])
+    offset = {n: 0.1 + voice_like(0.3, 120.0 + 15 * n, RATE, amplitude=0.05, seed=n) for n in range(16)}
+    dataset = _corpus_of(tmp_path / "offset", lambda n, label: offset[n])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not one clip called soundless
+        assert dataset_features(dataset, SMALL, num_workers=0, progress=False).shape[0] == 16
+    assert len(model.predict(offset[0])) == 1
+
+
+def test_the_sound_levels_are_cached_beside_the_features(tmp_path):
+    dataset = _corpus(tmp_path, silent={1})
+    with pytest.warns(UserWarning, match=r"1 of 16 clips"):
+        dataset_features(dataset, SMALL, cache_dir=tmp_path / "cache", num_workers=0, progress=False)
+    assert [len(list(folder.rglob("*.npy"))) for folder in sorted((tmp_path / "cache").glob("levels-*"))] == [16]
 
 
 # --- 11: inner-fold advice that works ------------------------------------------------------------------------
@@ -326,3 +359,91 @@ def test_the_preprocessor_judges_a_short_uncentred_array_at_its_own_rate():
     uncentred = ((np.round(np.sin(2 * np.pi * 200 * t) * 127.5 + 127.5)) / 255).astype(np.float32)
     with pytest.raises(AudioError, match=r"AudioPreprocessor: the audio array has float samples that are all >= 0"):
         AudioPreprocessor()(uncentred, sampling_rate=RATE)
+
+
+# --- re-audit 31: B1, B5-B7, B9, B10 ---------------------------------------------------------------------------
+
+def test_the_part_scored_is_judged_for_sound_as_an_array_and_as_a_file(model, tmp_path):
+    """With max_duration=1, 2 s of zeros then 1 s of voice is 1 s of silence once cropped: a file (cropped as it is
+    decoded) was refused, the same samples as an array (cropped only when cleaned) scored (re-audit 31: B1)."""
+    cropping = BaselineModel(model.pipeline, EMOTIONS, SMALL, AudioPreprocessor(max_duration=1.0))
+    silence_first = np.concatenate([np.zeros(2 * RATE, np.float32), voice_like(1.0, 200.0, RATE)])
+    path = tmp_path / "silence_first.wav"
+    sf.write(str(path), silence_first, RATE, subtype="FLOAT")
+    for item in (silence_first, path):
+        with pytest.raises(AudioError, match=r"holds no sound"):
+            cropping.predict(item)
+    voice_first = silence_first[::-1].copy()
+    sf.write(str(path), voice_first, RATE, subtype="FLOAT")
+    assert len(cropping.predict([voice_first, path])) == 2
+
+
+@pytest.mark.parametrize("settings", [
+    dict(frame_ms=2, groups=("contrast",)), dict(frame_ms=1, groups=("contrast",)),
+    dict(sampling_rate=1000, hop_ms=0.1, contrast_fmin=10, contrast_bands=3, groups=("contrast",)),
+])
+def test_a_contrast_band_without_an_fft_bin_is_refused_naming_the_settings(settings):
+    """librosa raised a bare IndexError inside spectral_contrast at the first clip (re-audit 31: B5)."""
+    with pytest.raises(SERError, match=r"spectral contrast band 0 \(0-\d+ Hz\) holds 1 FFT bin\(s\), needs 2: .*"
+                                       r"n_fft=\d+ from frame_ms=.*raise frame_ms or n_fft"):
+        FeatureConfig(**settings)
+    assert extract_features(voice_like(0.3, 200.0, RATE), FeatureConfig(groups=("contrast",))).size == 7 * 4
+
+
+def test_settings_of_a_group_not_computed_are_not_held_against_the_config():
+    """An 11025 or 8000 Hz config without contrast was refused over the contrast band defaults, a 1000 Hz one without
+    pitch over the f0 defaults (re-audit 31: B7)."""
+    for rate in (11025, 8000):
+        config = FeatureConfig(sampling_rate=rate, groups=("mfcc", "rms", "zcr"))
+        assert extract_features(voice_like(0.3, 200.0, rate), config).size == len(feature_names(config))
+    assert FeatureConfig(sampling_rate=1000, groups=("mfcc",)).sampling_rate == 1000
+    with pytest.raises(SERError, match=r"contrast band 6 starts at 6400 Hz, at or above Nyquist"):
+        FeatureConfig(sampling_rate=8000)
+    with pytest.raises(SERError, match=r"f0_max=600\.0"):
+        FeatureConfig(sampling_rate=1000, groups=("voice_quality",))
+
+
+def test_a_pyin_range_that_would_take_a_minute_per_clip_is_refused():
+    """f0 1-8000 Hz with pyin took 35 s per 3 s clip (re-audit 31: B6); speech ranges stay accepted."""
+    with pytest.raises(SERError, match=r"pitch_method='pyin', f0_min=1, f0_max=8000\) searches 12\.97 octaves, more "
+                                       r"than the 5 allowed .*or use pitch_method='yin'"):
+        FeatureConfig(f0_min=1, f0_max=8000, pitch_method="pyin", groups=("pitch",))
+    for low, high in ((75, 600), (50, 600), (60, 1000), (40, 1280)):
+        FeatureConfig(f0_min=low, f0_max=high, pitch_method="pyin")
+    assert FeatureConfig(f0_min=1, f0_max=8000, groups=("pitch",)).f0_max == 8000  # yin's cost does not grow so
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(stats=(1,)), r"FeatureConfig\(stats=\.\.\.\) got \[1\] \(invalid: \[1\]\)"),
+    (dict(stats=("p10\n",)), r"FeatureConfig\(stats=\.\.\.\) got \['p10\\n'\]"),
+    (dict(stats=(["mean"],)), r"FeatureConfig\(stats=\.\.\.\) got \[\['mean'\]\]"),
+    (dict(groups=(1, "x")), r"FeatureConfig\(groups=\.\.\.\) got unknown or no groups \[1, 'x'\]"),
+])
+def test_stats_and_groups_that_are_none_are_named(settings, message):
+    """A bare TypeError for stats=(1,), and 'p10\\n' accepted ($ matches before a newline) (re-audit 31: B9, B10)."""
+    with pytest.raises(SERError, match=message):
+        FeatureConfig(**settings)
+    assert FeatureConfig(stats=("p10", "p99.5", "p100")).stats == ("p10", "p99.5", "p100")
+
+
+def test_a_clip_just_short_of_100_ms_is_not_said_to_last_100_ms(model):
+    """1102 samples at 11025 Hz (99.95 ms) were refused as lasting "100 ms" (re-audit 31: B10b)."""
+    rate = 11025
+    config = dataclasses.replace(SMALL, sampling_rate=rate)
+    slow = BaselineModel(model.pipeline, EMOTIONS, config)
+    with pytest.raises(AudioError, match=r"lasts 99\.95\d* ms \(1102 samples at 11025 Hz\); expected at least 100 ms "
+                                         r"\(1103 samples\)"):
+        slow.predict(voice_like(0.2, 200.0, rate)[:1102])
+    assert len(slow.predict(voice_like(0.2, 200.0, rate)[:1103])) == 1
+
+
+def test_a_list_of_numbers_is_named_as_one(model):
+    """A list of Python floats was read as a batch of scalar clips, each refused for want of a sampling_rate that
+    was passed (re-audit 31: B10c)."""
+    samples = voice_like(0.5, 200.0, RATE).tolist()
+    with pytest.raises(AudioError, match=r"got a list of 8000 numbers; a list is a batch of clips .*"
+                                         r"np\.asarray\(samples, dtype=np\.float32\)"):
+        model.predict(samples, sampling_rate=RATE)
+    with pytest.raises(AudioError, match=r"inputs\[1\] is a list; each item of a batch must be a path or a 1-D"):
+        model.predict([np.asarray(samples, np.float32), samples], sampling_rate=RATE)
+    assert len(model.predict(np.asarray(samples, np.float32), sampling_rate=RATE)) == 1

@@ -59,6 +59,17 @@ def trim_silence(wave: np.ndarray, top_db: float = 30.0, frame_length: int = 102
 SILENCE_DBFS = -90.0
 
 
+def holds_no_sound(level_db: float | np.ndarray) -> bool | np.ndarray:
+    """Whether a clip of this RMS level about its mean (dBFS, as
+    :func:`ser_hf.inference.streaming.window_level_db` measures it) holds no sound: below :data:`SILENCE_DBFS`.
+
+    The one criterion of the baselines' prediction (:meth:`BaselineModel.prepared_waves
+    <ser_hf.baseline.classic_model.BaselineModel.prepared_waves>`) and training
+    (:func:`ser_hf.baseline.crossval.check_clips_hold_sound`), both on what :meth:`AudioPreprocessor.kept` keeps.
+    About the mean, so a constant (a stuck input, a DC offset) is no sound, while a voice over a DC offset is."""
+    return level_db < SILENCE_DBFS
+
+
 def _gain_to(wave: np.ndarray, level: float, target_dbfs: float) -> np.ndarray:
     if level < 10 ** (SILENCE_DBFS / 20):  # (near) silence: there is nothing to scale, see SILENCE_DBFS
         return wave
@@ -221,10 +232,18 @@ class AudioPreprocessor:
         Unlike :meth:`__call__` on an array, it does not check the samples again: a decoded float file may hold
         samples a caller's array may not (see :func:`~ser_hf.audio.caller_samples`).
         """
+        return self.finish(self.kept(wave))
+
+    def kept(self, wave: np.ndarray) -> np.ndarray:
+        """The part of a decoded or checked clip that :meth:`clean` goes on with: trimmed and cropped, not yet
+        denoised, normalised or padded (what a caller judges, e.g. for sound, before padding can hide it)."""
         if self.trim_db is not None:
             wave = trim_silence(wave, self.trim_db, min_length=int(MIN_CLIP_DURATION * self.sampling_rate))
         # Crop before the costly steps and before normalising, so the level is set on what is kept.
-        wave = limit_duration(wave, self.sampling_rate, max_duration=self.max_duration)
+        return limit_duration(wave, self.sampling_rate, max_duration=self.max_duration)
+
+    def finish(self, wave: np.ndarray) -> np.ndarray:
+        """The rest of :meth:`clean` on what :meth:`kept` gives: denoise, normalise, pad."""
         if self.denoise:
             wave = reduce_noise(wave, self.sampling_rate, strength=self.denoise)
         if self.normalize == "peak":

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
@@ -50,7 +51,7 @@ from sklearn.pipeline import Pipeline
 
 from ser_hf._io import detach_for_rewrite, write_output_file
 from ser_hf.audio import MIN_CLIP_DURATION, AudioPreprocessor, check_sampling_rate
-from ser_hf.audio.clean import SILENCE_DBFS
+from ser_hf.audio.clean import SILENCE_DBFS, holds_no_sound
 from ser_hf.baseline.classifiers import NEURAL_CLASSIFIERS, probabilities_for
 from ser_hf.baseline.features import FEATURE_RANGES, FEATURES_VERSION, FeatureConfig, extract_features, feature_names
 from ser_hf.baseline.folder import BASELINE_OUTPUTS, CONFIG_NAME, MODEL_NAME, check_baseline_folder
@@ -150,10 +151,14 @@ class BaselineModel:
 
         Refused, as :meth:`EmotionRecognizer.predict <ser_hf.inference.recognizer.EmotionRecognizer.predict>` refuses
         them: clips shorter than :data:`~ser_hf.audio.MIN_CLIP_DURATION` (its encoders' first frame; here a 1-sample
-        clip was zero-padded and scored at probability 1.0). Digital silence (an RMS level about the mean below
-        :data:`~ser_hf.audio.clean.SILENCE_DBFS`) is refused too: it has no emotion, and as
-        ``EmotionRecognizer.predict_long`` gives no label to silent windows, the baseline gives none to a silent clip,
-        by refusing it rather than scoring it as a confident emotion.
+        clip was zero-padded and scored at probability 1.0), judged on the decoded (or checked) input. A clip that
+        holds no sound (:func:`~ser_hf.audio.clean.holds_no_sound`: digital silence, or one constant value) is refused
+        too: it has no emotion, and as ``EmotionRecognizer.predict_long`` gives no label to silent windows, the
+        baseline gives none to a silent clip, by refusing it rather than scoring it as a confident emotion. Sound is
+        judged on what is scored: the part the preprocessor keeps (:meth:`AudioPreprocessor.kept
+        <ser_hf.audio.AudioPreprocessor.kept>`: trimmed, cropped to ``max_duration``), before padding, so that a file
+        and the same samples as an array get the same answer (the file is cropped as it is decoded, the array only
+        when cleaned).
 
         Raises:
             AudioError: naming the input (``inputs[i]`` in a list) for a sampling rate that is no rate (0 included),
@@ -166,8 +171,9 @@ class BaselineModel:
         waves = []
         for index, item in enumerate(items):
             raw = self.preprocessor.load(item, sampling_rate=rate if isinstance(item, np.ndarray) else None)
-            _check_recognisable(raw, self.preprocessor.sampling_rate, _describe(item, index, single))
-            waves.append(self.preprocessor.clean(raw))
+            kept = self.preprocessor.kept(raw)
+            _check_recognisable(raw, kept, self.preprocessor.sampling_rate, _describe(item, index, single))
+            waves.append(self.preprocessor.finish(kept))
         return waves
 
     def predict_proba_features(self, features: np.ndarray) -> np.ndarray:
@@ -270,10 +276,29 @@ def _as_items(inputs: Any) -> list[Any]:
             )
         return [inputs]
     if isinstance(inputs, Sequence):
+        _check_batch(inputs)
         return list(inputs)
     raise AudioError(
         f"BaselineModel: expected a path, a 1-D numpy waveform or a list of them, got {type(inputs).__name__}."
     )
+
+
+def _check_batch(inputs: Sequence[Any]) -> None:
+    """Refuse a list that is no batch of clips: a list of numbers is one clip's samples (each number was taken as a
+    clip of its own, and refused as an array without a rate although the rate was passed)."""
+    clip = (str, bytes, os.PathLike, np.ndarray)
+    if inputs and all(isinstance(item, (int, float, np.number)) and not isinstance(item, bool) for item in inputs):
+        raise AudioError(
+            f"BaselineModel: got a list of {len(inputs)} numbers; a list is a batch of clips (paths or 1-D numpy "
+            f"waveforms), so each number would be a clip of its own. Pass the samples as one waveform: "
+            f"np.asarray(samples, dtype=np.float32)."
+        )
+    for index, item in enumerate(inputs):
+        if not isinstance(item, clip):
+            raise AudioError(
+                f"BaselineModel: inputs[{index}] is a {type(item).__name__}; each item of a batch must be a path or "
+                f"a 1-D numpy waveform. Convert it with np.asarray(item, dtype=np.float32)."
+            )
 
 
 def _describe(item: Any, index: int, single: bool) -> str:
@@ -281,19 +306,32 @@ def _describe(item: Any, index: int, single: bool) -> str:
     return name if single else f"inputs[{index}] ({name})"
 
 
-def _check_recognisable(wave: np.ndarray, sampling_rate: int, what: str) -> None:
-    """Refuse a decoded clip too short, or too silent, to have an emotion (see :meth:`BaselineModel.prepared_waves`)."""
-    if wave.size < MIN_CLIP_DURATION * sampling_rate:
+def _below(value: float, limit: float) -> str:
+    """``value`` (< ``limit``) written with as few digits as keep it below ``limit`` (99.95 ms is not "100 ms")."""
+    for digits in range(3, 17):
+        text = f"{value:.{digits}g}"
+        if float(text) < limit:
+            return text
+    return repr(value)
+
+
+def _check_recognisable(raw: np.ndarray, kept: np.ndarray, sampling_rate: int, what: str) -> None:
+    """Refuse a clip too short (``raw``: as decoded or checked) or too silent (``kept``: the part the preprocessor
+    keeps) to have an emotion (see :meth:`BaselineModel.prepared_waves`)."""
+    minimum = MIN_CLIP_DURATION * 1000
+    if raw.size < MIN_CLIP_DURATION * sampling_rate:
         raise AudioError(
-            f"{what} lasts {1000 * wave.size / sampling_rate:.3g} ms ({wave.size} samples at {sampling_rate} Hz); "
-            f"expected at least {MIN_CLIP_DURATION * 1000:g} ms, as EmotionRecognizer.predict does: a shorter clip "
-            f"holds no emotion to recognise. Pass the whole recording."
+            f"{what} lasts {_below(1000 * raw.size / sampling_rate, minimum)} ms ({raw.size} samples at "
+            f"{sampling_rate} Hz); expected at least {minimum:g} ms ({math.ceil(MIN_CLIP_DURATION * sampling_rate)} "
+            f"samples), as EmotionRecognizer.predict does: a shorter clip holds no emotion to recognise. Pass the "
+            f"whole recording."
         )
-    level = window_level_db(wave)  # about the mean: a constant (a stuck input, a DC offset) is no sound either
-    if level < SILENCE_DBFS:
+    level = window_level_db(kept)
+    if holds_no_sound(level):
         raise AudioError(
-            f"{what} holds no sound: its RMS level about its mean is {level:.0f} dBFS, below {SILENCE_DBFS:g} dBFS "
-            f"(digital silence, or one constant value); expected a recording of a voice. Without a voice it has no "
+            f"{what} holds no sound: its RMS level about its mean (over the part scored, after trim_db and "
+            f"max_duration) is {_below(level, SILENCE_DBFS)} dBFS, below {SILENCE_DBFS:g} dBFS (digital silence, or "
+            f"one constant value); expected a recording of a voice. Without a voice it has no "
             f"emotion (EmotionRecognizer.predict_long gives silent windows no label). Leave it out, or check the "
             f"recording's input and gain."
         )

@@ -40,6 +40,7 @@ import datasets
 import numpy as np
 
 from ser_hf.audio import AudioPreprocessor
+from ser_hf.audio.clean import holds_no_sound
 from ser_hf.baseline.classifiers import (
     FittedClassifier,
     check_inner_folds,
@@ -50,10 +51,10 @@ from ser_hf.baseline.classifiers import (
     is_neural,
     probabilities_for,
 )
-from ser_hf.baseline.extraction import extract_dataset_features, extract_dataset_sequences
-from ser_hf.baseline.features import FeatureConfig, extract_features, feature_names
+from ser_hf.baseline.extraction import extract_all, extract_dataset_features, extract_dataset_sequences
+from ser_hf.baseline.features import FeatureConfig
 from ser_hf.baseline.folder import check_baseline_folder, one_baseline_at_a_time, remove_earlier_model
-from ser_hf.baseline.sequences import extract_sequence, sequence_config
+from ser_hf.baseline.sequences import sequence_config
 from ser_hf.corpora.splits import note_missing_classes  # corpus_folds says it for its own folds; given ones too
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport
@@ -66,14 +67,15 @@ from ser_hf.evaluation.folds import (
     summarise_folds,
     write_cv_summary,
 )
+from ser_hf.inference.streaming import window_level_db
 from ser_hf.splits import Fold, corpus_folds, speakers_of
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "BaselineCVResult", "baseline_settings", "corpus_name", "cross_validate_baseline", "dataset_features",
-    "check_clips_hold_sound", "dataset_sequences", "default_feature_config", "soundless_clips", "summarise_folds",
-    "write_cv_summary",
+    "check_clips_hold_sound", "clip_levels", "dataset_sequences", "default_feature_config", "soundless_clips",
+    "summarise_folds", "write_cv_summary",
 ]
 
 
@@ -105,11 +107,14 @@ def dataset_features(
     Warns:
         UserWarning: naming how many clips (and the first few) hold no sound (:func:`soundless_clips`).
     """
+    config = feature_config or FeatureConfig()
     matrix = extract_dataset_features(
-        dataset["audio"], feature_config, preprocessor=preprocessor, cache_dir=cache_dir,
+        dataset["audio"], config, preprocessor=preprocessor, cache_dir=cache_dir,
         num_workers=num_workers, strict=True, progress=progress,
     )
-    check_clips_hold_sound(matrix.features, feature_config or FeatureConfig(), dataset)
+    levels = clip_levels(dataset["audio"], config.sampling_rate, preprocessor=preprocessor, cache_dir=cache_dir,
+                         num_workers=num_workers, progress=progress)
+    check_clips_hold_sound(matrix.features, dataset, levels)
     return matrix.features
 
 
@@ -128,35 +133,49 @@ def dataset_sequences(
         dataset["audio"], feature_config, preprocessor=preprocessor, cache_dir=cache_dir, num_workers=num_workers,
         strict=True, progress=progress,
     )
-    check_clips_hold_sound(sequences.sequences, feature_config, dataset)
+    levels = clip_levels(dataset["audio"], feature_config.sampling_rate, preprocessor=preprocessor,
+                         cache_dir=cache_dir, num_workers=num_workers, progress=progress)
+    check_clips_hold_sound(sequences.sequences, dataset, levels)
     return sequences.sequences
 
 
-def _silence_of(config: FeatureConfig, neural: bool) -> np.ndarray:
-    """What digital silence gives: the classic vector, or (frame sequences) one frame, every frame being alike."""
-    zeros = np.zeros(config.min_samples(), np.float32)
-    return extract_sequence(zeros, config)[0] if neural else extract_features(zeros, config)
+def _level_row(wave: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The level pass's extractor: the clip's :func:`~ser_hf.inference.streaming.window_level_db`, as a 1 x 1 row."""
+    return np.full((1, 1), window_level_db(wave), np.float32)
 
 
-def soundless_clips(features: np.ndarray | Sequence[np.ndarray], config: FeatureConfig) -> np.ndarray:
-    """Which clips hold no sound, read off their features: a boolean per row (classic vector) or per sequence.
+def clip_levels(
+    paths: Sequence[str], sampling_rate: int, *, preprocessor: AudioPreprocessor | None = None,
+    cache_dir: str | os.PathLike | None = None, num_workers: int | None = None, progress: bool = True,
+) -> np.ndarray:
+    """The RMS level about the mean (dBFS) of the part of each file the preprocessor keeps: what
+    :func:`soundless_clips` judges, as prediction judges a clip (:meth:`BaselineModel.prepared_waves
+    <ser_hf.baseline.classic_model.BaselineModel.prepared_waves>`).
 
-    A clip of digital silence gives the features of an all-zero clip whatever its length (every frame is alike);
-    with the ``zcr`` group, a clip without one zero crossing in any frame is one constant value (a stuck input, a DC
-    offset) and counts too. Features of another width than ``config`` gives (passed by a caller) are not judged.
+    Features cannot tell it (noise 100 dB down gives features unlike silence's; a voice over a DC offset gives a row
+    without zero crossings), so the files are read for it. Design: a second pass of the cached feature extractor
+    (:mod:`ser_hf.baseline.extraction`) whose "features" are the level, computed on what
+    :meth:`AudioPreprocessor.kept <ser_hf.audio.AudioPreprocessor.kept>` gives (the preprocessor without its
+    denoising, normalising and padding: trimmed and cropped only), cached beside the features in
+    ``<cache_dir>/levels-<key>/`` (the key names that preprocessor and the rate alone, so one pass serves every feature
+    setting; the feature caches are untouched). It costs a second decode of each file once, then a hash per file.
     """
-    neural = isinstance(features, list)
-    silence = _silence_of(config, neural)
-    if neural:
-        return np.asarray([np.shape(item)[-1:] == silence.shape and np.allclose(item, silence, rtol=1e-5, atol=1e-4)
-                           for item in features], dtype=bool)
-    features = np.asarray(features)
-    if features.ndim != 2 or features.shape[1] != silence.size:
-        return np.zeros(len(features), dtype=bool)
-    soundless = np.all(np.isclose(features, silence, rtol=1e-5, atol=1e-4), axis=1)
-    names = feature_names(config)
-    crossings = next((names.index(name) for name in ("zcr_max", "zcr_mean") if name in names), None)
-    return soundless if crossings is None else soundless | (features[:, crossings] == 0)
+    base = preprocessor or AudioPreprocessor(sampling_rate=sampling_rate)
+    kept_only = dataclasses.replace(base, denoise=None, normalize=None, target_dbfs=None, min_duration=None)
+    rows = extract_all(
+        "clip_levels", paths, FeatureConfig(sampling_rate=sampling_rate, groups=("rms",)), kept_only, ["level_db"],
+        cache_dir=cache_dir, num_workers=num_workers, strict=True, progress=progress, kind="levels",
+        extract=_level_row,
+    )[1]
+    return np.asarray([row[0, 0] for row in rows], dtype=np.float64)
+
+
+def soundless_clips(levels: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Which clips hold no sound, from their :func:`clip_levels`: a boolean per clip, by the criterion prediction
+    uses (:func:`~ser_hf.audio.clean.holds_no_sound`: below
+    :data:`~ser_hf.audio.clean.SILENCE_DBFS` about the mean, so a constant is silence, a voice over a DC offset is
+    not, and noise 100 dB down is silence whatever features it gives)."""
+    return np.asarray(holds_no_sound(np.asarray(levels, dtype=np.float64)), dtype=bool)
 
 
 def _clip_names(dataset: datasets.Dataset, rows: np.ndarray, shown: int = 5) -> str:
@@ -166,12 +185,14 @@ def _clip_names(dataset: datasets.Dataset, rows: np.ndarray, shown: int = 5) -> 
     return ", ".join(map(repr, names)) + (f" and {len(rows) - shown} more" if len(rows) > shown else "")
 
 
-def check_clips_hold_sound(features: np.ndarray | list[np.ndarray], config: FeatureConfig,
-                           dataset: datasets.Dataset) -> None:
+def check_clips_hold_sound(features: np.ndarray | list[np.ndarray], dataset: datasets.Dataset,
+                           levels: np.ndarray | None = None) -> None:
     """Refuse features that are all alike (nothing to learn); warn, naming them, about clips that hold no sound.
 
     A clip without sound has no emotion, yet its label teaches the classifier one for silence; a corpus of nothing
-    else gave a model and a report that meant nothing, without a word.
+    else gave a model and a report that meant nothing, without a word. Sound is judged from the clips'
+    :func:`clip_levels` (:func:`soundless_clips`); without them (features a caller passed, whose audio is not read)
+    only features all alike are refused.
 
     Raises:
         SERError: every clip holds no sound, or every clip gives the same classic feature vector.
@@ -179,7 +200,7 @@ def check_clips_hold_sound(features: np.ndarray | list[np.ndarray], config: Feat
     Warns:
         UserWarning: some clips hold no sound (how many, and the first files).
     """
-    soundless = np.flatnonzero(soundless_clips(features, config))
+    soundless = np.flatnonzero(soundless_clips(levels)) if levels is not None else np.zeros(0, int)
     count = len(features)
     alike = not isinstance(features, list) and count > 1 and bool(np.all(np.asarray(features) == features[0]))
     if count and (len(soundless) == count or alike):
@@ -291,7 +312,7 @@ def _checked_features(
             f"clip in dataset order, or features=None to extract them."
         )
     features = list(features) if neural else np.asarray(features)
-    check_clips_hold_sound(features, extract["feature_config"], dataset)  # extracted ones were checked on extraction
+    check_clips_hold_sound(features, dataset)  # extracted ones were checked on extraction, with their levels
     return features
 
 

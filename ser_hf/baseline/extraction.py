@@ -306,7 +306,7 @@ def extract_dataset_features(
     """
     config = config or FeatureConfig()
     names = feature_names(config)
-    paths, vectors, errors, hits = _extract_all(
+    paths, vectors, errors, hits = extract_all(
         "extract_dataset_features", paths, config, preprocessor, names, cache_dir=cache_dir, num_workers=num_workers,
         strict=strict, progress=progress, kind="features", extract=extract_features,
     )
@@ -354,7 +354,7 @@ def extract_dataset_sequences(
         (241, 64)
     """
     names = sequence_names(check_sequence_config(config))
-    paths, arrays, errors, hits = _extract_all(
+    paths, arrays, errors, hits = extract_all(
         "extract_dataset_sequences", paths, config, preprocessor, names, cache_dir=cache_dir,
         num_workers=num_workers, strict=strict, progress=progress, kind="sequences", extract=extract_sequence,
     )
@@ -365,7 +365,7 @@ def extract_dataset_sequences(
     )
 
 
-def _extract_all(
+def extract_all(
     caller: str, paths: Sequence[PathLike], config: FeatureConfig, preprocessor: AudioPreprocessor | None,
     names: list[str], *, cache_dir: PathLike | None, num_workers: int | None, strict: bool, progress: bool,
     kind: str, extract: Extractor,

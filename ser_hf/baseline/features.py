@@ -50,7 +50,7 @@ FEATURE_GROUPS = ("mfcc", "chroma", "mel", "contrast", "tonnetz", "zcr", "rms", 
 _SPECTRAL_SHAPE = ("spectral_centroid", "spectral_bandwidth", "spectral_rolloff", "spectral_flatness")
 _VOICE_QUALITY = ("jitter_rel", "shimmer_rel", "shimmer_db")
 _PLAIN_STATS = ("mean", "std", "min", "max", "median", "skew", "kurtosis")
-_PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?|100)$")
+_PERCENTILE = re.compile(r"p(\d{1,2}(\.\d+)?|100)")  # matched whole (fullmatch): "p10\n" is no statistic
 # RMS floor (dBFS) for digital silence, and below which a frame is never called voiced.
 _RMS_FLOOR_DB = -100.0
 _ABSOLUTE_SILENCE_DB = -80.0
@@ -82,6 +82,12 @@ FEATURE_RANGES: dict[str, Range] = {
 #: ~13 MB per array; the settings each in range but together absurd (a 0.1 ms hop with a 1 s window at 16 kHz: 66
 #: million values per second, 1.6 GB per complex64 array of a 3 s clip) are refused.
 MAX_ANALYSIS_PER_SECOND = 64 * 25_700
+
+#: Widest pitch range (f0_max / f0_min, in octaves) searched with ``pitch_method="pyin"``. librosa's pYIN tracks
+#: 120 pitch states per octave (0.1 semitone) and its Viterbi decoding costs the square of their number per frame:
+#: the default 75-600 Hz (3 octaves) takes ~0.3 s per 3 s clip, 1-8000 Hz (13 octaves) took 35 s. Five octaves
+#: admit every speech range (50-600, 60-1000, 40-1280 Hz) at up to ~4x the defaults' cost (1.1 s for 40-1280 Hz).
+MAX_PYIN_OCTAVES = 5.0
 
 
 @functools.lru_cache(maxsize=64)
@@ -130,8 +136,11 @@ class FeatureConfig:
     Raises:
         SERError: (a ``ValueError``) naming the setting, for a number outside :data:`FEATURE_RANGES` (NaN, a string or
             a fraction where an integer belongs included), a window scipy does not know, settings that contradict
-            each other (``n_fft`` shorter than the window, ``f0_min >= f0_max``), or settings whose analysis exceeds
-            :data:`MAX_ANALYSIS_PER_SECOND` (e.g. ``hop_ms=0.1`` with ``frame_ms=1000``).
+            each other (``n_fft`` shorter than the window, ``f0_min >= f0_max``), settings whose analysis exceeds
+            :data:`MAX_ANALYSIS_PER_SECOND` (e.g. ``hop_ms=0.1`` with ``frame_ms=1000``), a spectral-contrast band
+            above Nyquist or holding no FFT bin, or a pyin range wider than :data:`MAX_PYIN_OCTAVES`. The f0 and pitch
+            frame settings are checked only when ``pitch`` or ``voice_quality`` is in ``groups``, the contrast
+            settings only when ``contrast`` is (an 8 kHz config without contrast is not refused over its bands).
 
     Example:
         >>> FeatureConfig(n_mfcc=13, stats=("mean", "std")).hop_length
@@ -163,7 +172,7 @@ class FeatureConfig:
     def __post_init__(self) -> None:
         # Lists are accepted for convenience; tuples keep the dataclass hashable and frozen.
         groups = tuple(self.groups) if not isinstance(self.groups, str) else (self.groups,)
-        unknown = sorted(set(groups) - set(FEATURE_GROUPS))
+        unknown = [group for group in groups if not isinstance(group, str) or group not in FEATURE_GROUPS]
         if unknown or not groups:
             raise SERError(
                 f"FeatureConfig(groups=...) got unknown or no groups {unknown or list(groups)}; "
@@ -171,7 +180,7 @@ class FeatureConfig:
             )
         object.__setattr__(self, "groups", tuple(g for g in FEATURE_GROUPS if g in groups))
         stats = tuple(self.stats) if not isinstance(self.stats, str) else (self.stats,)
-        bad = [s for s in stats if s not in _PLAIN_STATS and not _PERCENTILE.match(s)]
+        bad = [s for s in stats if not isinstance(s, str) or (s not in _PLAIN_STATS and not _PERCENTILE.fullmatch(s))]
         if bad or not stats or len(set(stats)) != len(stats):
             raise SERError(
                 f"FeatureConfig(stats=...) got {list(stats)} (invalid: {bad}); expected distinct entries "
@@ -181,6 +190,10 @@ class FeatureConfig:
         self._check_ranges()
         self._check_window()
         self._check_numbers()
+        if self.computes_pitch:
+            self._check_pitch()
+        if "contrast" in self.groups:
+            self._check_contrast()
         self._check_analysis_size()
 
     def _check_ranges(self) -> None:
@@ -214,7 +227,7 @@ class FeatureConfig:
         voice-quality groups are computed, of the pitch analysis; see :data:`MAX_ANALYSIS_PER_SECOND`."""
         frames = self.sampling_rate / self.hop_length
         sizes = {"spectral": frames * (self.fft_size // 2 + 1)}
-        if "pitch" in self.groups or "voice_quality" in self.groups:
+        if self.computes_pitch:
             sizes["pitch"] = frames * (self.pitch_frame_length // 2 + 1)
         return sizes
 
@@ -250,6 +263,14 @@ class FeatureConfig:
             )
         if self.pitch_method not in ("yin", "pyin"):
             raise SERError(f"FeatureConfig(pitch_method=...) must be 'yin' or 'pyin', got {self.pitch_method!r}.")
+
+    @property
+    def computes_pitch(self) -> bool:
+        """Whether a group that needs the pitch track (``pitch``, ``voice_quality``) is computed: the f0 and pitch
+        frame settings are checked, and used, only then."""
+        return "pitch" in self.groups or "voice_quality" in self.groups
+
+    def _check_pitch(self) -> None:
         nyquist = self.sampling_rate / 2
         if not 0 < self.f0_min < self.f0_max <= nyquist:
             raise SERError(
@@ -261,12 +282,37 @@ class FeatureConfig:
                 f"FeatureConfig(pitch_frame_ms={self.pitch_frame_ms}) is too short for two periods of "
                 f"f0_min={self.f0_min} Hz; use at least {2000 / self.f0_min + 0.2:.1f} ms or leave it None."
             )
-        if self.contrast_fmin * 2 ** (self.contrast_bands - 1) >= nyquist or self.contrast_bands < 1:
+        octaves = math.log2(self.f0_max / self.f0_min)
+        if self.pitch_method == "pyin" and octaves > MAX_PYIN_OCTAVES:
+            raise SERError(
+                f"FeatureConfig(pitch_method='pyin', f0_min={self.f0_min}, f0_max={self.f0_max}) searches "
+                f"{octaves:.2f} octaves, more than the {MAX_PYIN_OCTAVES:g} allowed with pyin (its decoding costs the "
+                f"square of its 120 pitch states per octave: 13 octaves took 35 s per 3 s clip); narrow the range "
+                f"(f0_max <= {2 ** MAX_PYIN_OCTAVES:g} x f0_min, e.g. 50-600 Hz) or use pitch_method='yin'."
+            )
+
+    def _check_contrast(self) -> None:
+        """Every spectral-contrast band must lie below Nyquist and hold FFT bins: librosa raises a bare IndexError on
+        a band without one, and gives NaN for a first band holding only the 0 Hz bin (it drops each band's top bin)."""
+        nyquist = self.sampling_rate / 2
+        if self.contrast_fmin * 2 ** (self.contrast_bands - 1) >= nyquist:
             raise SERError(
                 f"FeatureConfig: contrast band {self.contrast_bands} starts at "
                 f"{self.contrast_fmin * 2 ** (self.contrast_bands - 1):.0f} Hz, at or above Nyquist ({nyquist} Hz); "
                 f"lower contrast_bands or contrast_fmin."
             )
+        bins = np.fft.rfftfreq(self.fft_size, 1 / self.sampling_rate)  # the frequencies librosa's bands select
+        edges = np.concatenate([[0.0], self.contrast_fmin * 2.0 ** np.arange(self.contrast_bands + 1)])
+        for band, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+            held, needed = int(np.count_nonzero((bins >= low) & (bins <= high))), 2 if band == 0 else 1
+            if held < needed:
+                raise SERError(
+                    f"FeatureConfig: spectral contrast band {band} ({low:g}-{high:g} Hz) holds {held} FFT bin(s), "
+                    f"needs {needed}: bins lie {self.sampling_rate / self.fft_size:g} Hz apart (sampling_rate="
+                    f"{self.sampling_rate}, n_fft={self.fft_size} from frame_ms={self.frame_ms}, contrast_fmin="
+                    f"{self.contrast_fmin}, contrast_bands={self.contrast_bands}); raise frame_ms or n_fft, or "
+                    f"contrast_fmin, or leave 'contrast' out of groups."
+                )
 
     @property
     def win_length(self) -> int:
@@ -293,7 +339,7 @@ class FeatureConfig:
     def min_samples(self) -> int:
         """Length below which clips are zero-padded: one window, one pitch frame, one delta window."""
         needed = [self.fft_size, (self.delta_width - 1) * self.hop_length]
-        if "pitch" in self.groups or "voice_quality" in self.groups:
+        if self.computes_pitch:
             needed.append(self.pitch_frame_length)
         return max(needed)
 

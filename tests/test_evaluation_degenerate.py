@@ -1,18 +1,23 @@
 """Evaluation on degenerate inputs: intervals over too few speakers, perturbation values that differ only in their
-seventh digit, and clips that cannot be degraded (empty, NaN, multichannel)."""
+seventh digit, clips that cannot be degraded (empty, NaN, multichannel), bootstrap settings out of range, conditions
+built directly, and speaker ids with gaps."""
 
 from __future__ import annotations
 
+import argparse
 import logging
+import math
 import warnings
 
 import numpy as np
 import pytest
 
+from ser_hf.cli import evaluate as evaluate_cli
 from ser_hf.errors import EvaluationError
-from ser_hf.evaluation.bootstrap import FEW_INTERVAL_UNITS, bootstrap_confidence_intervals
+from ser_hf.evaluation.bootstrap import FEW_INTERVAL_UNITS, bootstrap_confidence_intervals, paired_bootstrap_scores
+from ser_hf.evaluation.corpus_eval import evaluate_checkpoint, evaluate_model
 from ser_hf.evaluation.folds import corpus_rows_markdown
-from ser_hf.evaluation.perturbations import KINDS, check_distinct, parse_perturbations
+from ser_hf.evaluation.perturbations import KINDS, Perturbation, check_distinct, parse_perturbations
 from ser_hf.evaluation.report import EvaluationReport
 from ser_hf.evaluation.robustness import (
     PerturbationSettings,
@@ -24,6 +29,8 @@ from ser_hf.evaluation.robustness import (
 from ser_hf.inference.predict import load_classifier
 from ser_hf.models.factory import build_model, save_checkpoint
 from ser_hf.testing.models import tiny_backbone
+from ser_hf.training.cv_outputs import write_speaker_adaptive
+from ser_hf.training.speaker_adaptation import summarise_enrollment
 
 RATE = 16000
 LABELS = ["neutral", "happy"]
@@ -198,3 +205,146 @@ def test_an_overflowing_clip_is_refused_naming_where_it_came_from(tiny_classifie
     with pytest.raises(EvaluationError, match=r"^audio\[2\]: 'gain:db=40' cannot degrade clip '[0-9a-f]+'"):
         score_under_perturbations(model, loud, [0, 1, 0], PerturbationSettings([gain], cache_dir=tmp_path),
                                   feature_extractor=extractor, n_resamples=0, progress=False)
+
+
+# ----------------------------------------------------------------------------- re-audit 31, E3: enrollment rows
+
+
+def enrollment_rows(speakers: list[str]) -> list[dict]:
+    """summarise_enrollment over one setting whose adaptive head gets a quarter of the clips wrong, the global half."""
+    refs = np.tile([0, 1, 2, 3], 10)
+    adaptive, global_ = refs.copy(), refs.copy()
+    adaptive[:10], global_[:20] = (refs[:10] + 1) % 4, (refs[:20] + 1) % 4
+    collected = {"all": {"references": [refs], "adaptive": [adaptive], "global": [global_],
+                         "speakers": [np.array(speakers, dtype=object)], "fallback_speakers": 0,
+                         "test_speakers": len(set(speakers)), "estimators": ["x"], "shrinks": [0], "draws": 1}}
+    return summarise_enrollment(collected, ["neutral", "happy", "sad", "angry"], model="m", corpus="c")
+
+
+def test_one_speaker_enrollment_rows_have_no_intervals_and_say_why(tmp_path):
+    (row,) = enrollment_rows(["s1"] * 40)
+    assert row["confidence_interval"] is None and row["gain_interval"] is None  # was [0.25, 0.25]: zero width
+    assert row["gain"] == pytest.approx(0.25)
+    assert row["interval_note"] == "the scored clips come from 1 speaker, so every resample is the same clips"
+    write_speaker_adaptive(tmp_path, [row])
+    markdown = (tmp_path / "speaker_adaptive.md").read_text()
+    assert "| all | 75.0 [n/a] | 50.0 | +25.0 [n/a] | 40 | 0 of 1 |" in markdown and "nan" not in markdown
+    assert "Note (all): the scored clips come from 1 speaker, so every resample is the same clips." in markdown
+
+
+def test_few_speaker_enrollment_rows_are_flagged_as_coarse(tmp_path):
+    (two,) = enrollment_rows(["s1"] * 20 + ["s2"] * 20)
+    low, high = two["gain_interval"]
+    assert low <= two["gain"] <= high and two["interval_note"] == "only 2 speakers, so the intervals are coarse"
+    (many,) = enrollment_rows([f"s{i % FEW_INTERVAL_UNITS}" for i in range(40)])
+    assert many["interval_note"] is None
+    write_speaker_adaptive(tmp_path, [two], with_copies=[many])
+    markdown = (tmp_path / "speaker_adaptive.md").read_text()
+    assert markdown.count("Note (all):") == 1
+    assert "Note (all): only 2 speakers, so the intervals are coarse." in markdown
+
+
+# ----------------------------------------------------------------------------- re-audit 31, E4: n_resamples
+
+
+BAD_RESAMPLES = [1, -5, 9, 1.9, 1000.0, math.nan, True, "1000", 10**5 + 1, 10**9, 10**12]
+
+
+@pytest.mark.parametrize("n_resamples", BAD_RESAMPLES, ids=repr)
+def test_a_resample_count_out_of_range_or_not_an_integer_is_refused(n_resamples):
+    refs, preds = [0, 1, 1, 0] * 5, [0, 1, 0, 0] * 5
+    expected = r"^`n_resamples` must be a positive integer from 10 to 100000, found "
+    with pytest.raises(EvaluationError, match=expected):
+        bootstrap_confidence_intervals(refs, preds, 2, n_resamples=n_resamples)
+    with pytest.raises(EvaluationError, match=expected):
+        paired_bootstrap_scores(refs, {"a": preds}, 2, n_resamples=n_resamples)
+    # robustness rows check it even when one speaker leaves nothing to resample
+    with pytest.raises(EvaluationError, match=r"^`n_resamples` must be 0 \(no intervals\) or a positive integer"):
+        robustness_rows(refs, {"clean": preds}, LABELS, groups=["s1"] * 20, n_resamples=n_resamples)
+
+
+def test_the_resample_bounds_and_zero_are_accepted():
+    refs, preds, speakers = [0, 1, 1, 0] * 5, [0, 1, 0, 0] * 5, ["a", "b"] * 10
+    for n_resamples in (10, np.int64(50), 100_000):
+        assert bootstrap_confidence_intervals(refs, preds, 2, groups=speakers, n_resamples=n_resamples)["macro_f1"]
+    assert robustness_rows(refs, {"clean": preds}, LABELS, n_resamples=0)[0]["confidence_interval"] is None
+
+
+@pytest.mark.parametrize("n_resamples", [1, -5, 1.9, math.nan, 10**9], ids=repr)
+def test_evaluation_refuses_a_bad_resample_count_before_loading_or_scoring(n_resamples, tmp_path):
+    message = r"^n_resamples \(--n-resamples\) must be 0 \(no intervals\) or a positive integer from 10 to 100000"
+    with pytest.raises(EvaluationError, match=message):  # nothing here could be loaded or scored
+        evaluate_model(tmp_path / "no-model", None, n_resamples=n_resamples)
+    with pytest.raises(EvaluationError, match=message):
+        evaluate_checkpoint(tmp_path / "no-model", "urdu", tmp_path / "no-data", n_resamples=n_resamples)
+    with pytest.raises(EvaluationError, match=r"^`n_resamples` must be 0 \(no intervals\)"):
+        score_under_perturbations(None, [], [], PerturbationSettings(parse_perturbations("telephone")),
+                                  feature_extractor=None, n_resamples=n_resamples)
+
+
+@pytest.mark.parametrize("text", ["1", "-5", "1.9", "nan", "10**9", "1000000000"])
+def test_the_n_resamples_flag_refuses_a_bad_count_as_it_is_parsed(text, tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="ser-hf")
+    evaluate_cli.register(parser.add_subparsers(required=True))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evaluate", "--model", str(tmp_path / "no-model"), "--corpus", "urdu", "--out",
+                           str(tmp_path / "out"), "--n-resamples", text])
+    assert ("argument --n-resamples: the value must be 0 (no intervals) or a positive integer from 10 to 100000, "
+            f"found {text if text.lstrip('-').isdigit() else repr(text)}") in capsys.readouterr().err
+    args = parser.parse_args(["evaluate", "--model", "m", "--corpus", "urdu", "--out", "o", "--n-resamples", "0"])
+    assert args.n_resamples == 0
+
+
+# ----------------------------------------------------------------------------- re-audit 31, E8: built conditions
+
+
+@pytest.mark.parametrize(("kind", "params", "message"), [
+    ("noise", (("snr", math.nan),), r"snr must be between -20 and 60 dB, found nan\. 'noise' takes snr"),
+    ("gain", (("db", 1e6),), r"db must be between -60 and 40 dB, found 1e\+06"),
+    ("noise", (("snr", "10"),), r"snr='10' is not a number"),
+    ("noise", (("snr", True),), r"snr=True is not a number"),
+    ("babble", (("snr", 10.0), ("talkers", 0)), r"talkers must be between 1 and 32 voices, found 0"),
+    ("resample", (("rate", 8000.7),), r"rate must be a whole number, found 8000\.7"),
+    ("noise", (("snr", None),), r"'noise' needs snr"),
+    ("babble", (("snr", 10.0),), r"params must give every parameter of 'babble', in this order: \['snr', 'talkers'\]"
+                                 r".* Build it with parse_condition\('babble:snr=10'\)"),
+    ("noise", "snr=10", r"params must give every parameter of 'noise'"),
+    ("nois", (("snr", 10.0),), r"'nois' is not a kind of degradation; expected one of \['babble'"),
+], ids=lambda value: value if isinstance(value, str) else None)
+def test_a_condition_built_directly_is_checked_as_a_parsed_one(kind, params, message):
+    with pytest.raises(EvaluationError, match=rf"^Perturbation\({kind!r}, .*\): {message}"):
+        Perturbation(kind, params)
+
+
+def test_a_condition_built_directly_equals_the_parsed_one():
+    (parsed,) = parse_perturbations("babble:snr=10")
+    built = Perturbation("babble", (("snr", 10), ("talkers", np.int64(6))))
+    assert built == parsed and built.key == parsed.key and hash(built) == hash(parsed)
+    assert [type(value) for _, value in built.params] == [float, float]  # one type, whatever was given
+
+
+def test_integer_pcm_is_degraded_at_its_decoded_level():
+    pcm = (np.random.default_rng(0).uniform(-0.5, 0.5, RATE // 10) * 32768).astype(np.int16)
+    for spec in ("gain:db=-6", "noise:snr=10"):
+        (condition,) = parse_perturbations(spec)
+        from_pcm = condition.apply(pcm, RATE, clip_key="k")
+        assert np.abs(from_pcm).max() < 1  # was 32768 times too loud
+        np.testing.assert_array_equal(from_pcm, condition.apply(pcm.astype(np.float32) / 32768, RATE, clip_key="k"))
+    with pytest.raises(EvaluationError, match=r"^'gain:db=-6' cannot degrade clip 'k': the array has dtype uint8; .*"
+                                              r"Unsigned PCM is offset"):
+        parse_perturbations("gain:db=-6")[0].apply(np.full(100, 128, np.uint8), RATE, clip_key="k")
+
+
+# ----------------------------------------------------------------------------- re-audit 31, E9: groups, coverage
+
+
+def test_groups_with_a_missing_speaker_are_refused_in_words():
+    with pytest.raises(EvaluationError, match=r"^`groups` is None for 10 of 20 examples \(first at index 1\): whole "
+                                              r"groups .* or pass `groups=None` to resample single examples"):
+        bootstrap_confidence_intervals([0, 1] * 10, [0, 1] * 10, 2, groups=["a", None] * 10)
+
+
+@pytest.mark.parametrize("level", [1.5, 0, math.nan, "0.95", True])
+def test_robustness_rows_refuse_a_coverage_out_of_range(level):
+    with pytest.raises(EvaluationError, match=r"^`confidence_level` must be in \(0, 1\), found .*; e\.g\. 0\.95"):
+        robustness_rows([0, 1] * 10, {"clean": [0, 1] * 10}, LABELS, confidence_level=level)

@@ -63,6 +63,22 @@ examples:
       --out outputs/rav4-degraded"""
 
 
+def _resamples(text: str) -> int:
+    """--n-resamples, checked before the model and the corpus load (the bounds are explained with
+    ser_hf.evaluation.bootstrap.MIN_RESAMPLES and MAX_RESAMPLES)."""
+    from ser_hf.errors import EvaluationError
+    from ser_hf.evaluation.bootstrap import check_resamples
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = text  # refused below, with the range, as a float or a word is
+    try:
+        return check_resamples(value, "the value", zero_skips=True)  # argparse names --n-resamples before it
+    except EvaluationError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="score a saved model on a corpus (speaker-independent parts, cross-corpus label mapping)",
@@ -86,8 +102,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-folds", type=int, default=5,
                         help="folds for --split fold:N on corpora without their own protocol (default 5)")
     parser.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
-    parser.add_argument("--n-resamples", type=int, default=1000,
-                        help="bootstrap resamples for the 95%% intervals; 0 skips them (default 1000)")
+    parser.add_argument("--n-resamples", type=_resamples, default=1000, metavar="N",
+                        help="bootstrap resamples for the 95%% intervals, 10 to 100000 (fewer give no real interval, "
+                             "more only cost time); 0 skips them (default 1000)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     group = parser.add_argument_group("degraded audio")
     group.add_argument("--perturb", default=None, metavar="LIST",

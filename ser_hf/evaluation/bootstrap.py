@@ -43,6 +43,49 @@ MIN_INTERVAL_UNITS = 2
 #: a common SER test fold (one IEMOCAP session: 2 speakers) still gets the warning.
 FEW_INTERVAL_UNITS = 5
 
+#: Fewest bootstrap resamples accepted (0 aside, which means no intervals). One resample gives a zero-width
+#: "interval", and a handful give 2.5% and 97.5% bounds that are just the most extreme draws. 10 is the floor
+#: rather than ~20 so that quick smoke runs (the test suite's ``--n-resamples 10``) stay possible; intervals worth
+#: reporting want 1000 (bounds stable to ~0.5 points).
+MIN_RESAMPLES = 10
+#: Most bootstrap resamples accepted. 100000 already gives bounds stable to ~0.05 points, far finer than any test
+#: set's own noise, and takes seconds (1000 clips: ~1 s); more only costs time (10**9 would run for hours).
+MAX_RESAMPLES = 100_000
+
+
+def check_resamples(n_resamples: Any, argument: str = "`n_resamples`", *, zero_skips: bool = False) -> int:
+    """``n_resamples`` as an int, refused unless a whole number from :data:`MIN_RESAMPLES` to :data:`MAX_RESAMPLES`.
+
+    Args:
+        n_resamples: The number of bootstrap resamples asked for.
+        argument: How errors name it (``"--n-resamples"`` from the command line).
+        zero_skips: Whether 0 is accepted too, meaning "no intervals" (a report's setting; a function that exists
+            to draw resamples refuses 0).
+
+    Raises:
+        EvaluationError: a bool, a float (``1.9``, ``nan``), anything not an integer, or one out of range; the
+            message names ``argument``, the range and the value found.
+    """
+    whole = isinstance(n_resamples, (int, np.integer)) and not isinstance(n_resamples, bool)
+    if whole and (MIN_RESAMPLES <= n_resamples <= MAX_RESAMPLES or (zero_skips and n_resamples == 0)):
+        return int(n_resamples)
+    kind = "" if whole or isinstance(n_resamples, str) else f" (a {type(n_resamples).__name__})"
+    off = "0 (no intervals) or " if zero_skips else ""
+    raise EvaluationError(
+        f"{argument} must be {off}a positive integer from {MIN_RESAMPLES} to {MAX_RESAMPLES}, found "
+        f"{n_resamples!r}{kind}: fewer than {MIN_RESAMPLES} resamples give no real interval, more than {MAX_RESAMPLES} "
+        f"only cost time. Pass e.g. 1000 (bounds stable to about half a point).")
+
+
+def check_confidence_level(confidence_level: Any, argument: str = "`confidence_level`") -> float:
+    """``confidence_level`` as a float, refused unless a number strictly between 0 and 1 (``nan``, ``95``, a bool)."""
+    number = isinstance(confidence_level, (int, float, np.integer, np.floating)) and not isinstance(
+        confidence_level, bool)
+    if not number or not 0.0 < confidence_level < 1.0:
+        raise EvaluationError(f"{argument} must be in (0, 1), found {confidence_level!r}; e.g. 0.95 for 95% "
+                              "intervals.")
+    return float(confidence_level)
+
 
 def _group_ids(groups: Sequence[Any], num_samples: int) -> np.ndarray:
     group_array = np.asarray(groups)
@@ -51,7 +94,17 @@ def _group_ids(groups: Sequence[Any], num_samples: int) -> np.ndarray:
             f"`groups` has {group_array.size} items but `references` has {num_samples}: "
             "pass one group (e.g. speaker id) per example, or `groups=None`."
         )
-    return np.unique(group_array, return_inverse=True)[1].reshape(-1)
+    missing = [i for i, group in enumerate(group_array) if group is None] if group_array.dtype == object else []
+    if missing:  # np.unique cannot sort None among ids; and a clip without a speaker belongs to no cluster
+        raise EvaluationError(
+            f"`groups` is None for {len(missing)} of {num_samples} examples (first at index {missing[0]}): whole "
+            "groups (speakers) are resampled, so every example needs one. Give those examples their speaker, or "
+            "pass `groups=None` to resample single examples (what `ser-hf evaluate` does when a clip has no speaker).")
+    try:
+        return np.unique(group_array, return_inverse=True)[1].reshape(-1)
+    except TypeError as err:  # ids of kinds that cannot be ordered together, e.g. tuples beside strings
+        raise EvaluationError(f"`groups` mixes ids that cannot be compared ({err}); pass ids of one kind, e.g. "
+                              "[str(speaker) for speaker in groups].") from None
 
 
 def resampling_units(num_samples: int, groups: Sequence[Any] | None = None) -> int:
@@ -155,7 +208,8 @@ def bootstrap_confidence_intervals(
         predictions: Predicted class ids, length N.
         num_labels: Number of classes.
         groups: Optional group of each example (e.g. speaker id); whole groups are resampled.
-        n_resamples: Number of bootstrap resamples (1000 gives stable 95% bounds to ~0.5 points).
+        n_resamples: Number of bootstrap resamples, :data:`MIN_RESAMPLES` to :data:`MAX_RESAMPLES` (1000 gives
+            stable 95% bounds to ~0.5 points).
         confidence_level: Central coverage of the interval, in (0, 1).
         seed: Seed of the resampling; the default makes reports reproducible, `None` draws fresh.
         metrics: Which scalar metrics to bound (any of ``unweighted_accuracy``, ``weighted_accuracy``,
@@ -165,15 +219,19 @@ def bootstrap_confidence_intervals(
         Metric name -> ``(low, high)``, in [0, 1]; `None` for every metric when fewer than
         :data:`MIN_INTERVAL_UNITS` groups (or examples) are resampled (see :func:`interval_caveat`).
 
+    Raises:
+        EvaluationError: ``n_resamples`` or ``confidence_level`` out of range (:func:`check_resamples`), unknown
+            metrics, bad labels, or ``groups`` of the wrong length or with ``None`` among them (a clip without a
+            speaker belongs to no cluster: give it one, or pass ``groups=None``).
+
     Example:
         ```python
         >>> cis = bootstrap_confidence_intervals([0, 1, 1, 0] * 25, [0, 1, 0, 0] * 25, num_labels=2)
         >>> low, high = cis["unweighted_accuracy"]
         ```
     """
-    _check_resamples(n_resamples)
-    if not 0.0 < confidence_level < 1.0:
-        raise EvaluationError(f"`confidence_level` must be in (0, 1), found {confidence_level}; e.g. 0.95.")
+    n_resamples = check_resamples(n_resamples)
+    confidence_level = check_confidence_level(confidence_level)
     unknown = sorted(set(metrics) - set(SCALAR_METRICS))
     if unknown:
         raise EvaluationError(f"`metrics` holds unknown names {unknown}; choose from {list(SCALAR_METRICS)}.")
@@ -181,7 +239,7 @@ def bootstrap_confidence_intervals(
     if resampling_units(refs.size, groups) < MIN_INTERVAL_UNITS:
         return dict.fromkeys(metrics)
     rng = np.random.default_rng(seed)
-    scores = scores_from_confusion(bootstrap_confusions(refs, preds, num_labels, int(n_resamples), rng, groups))
+    scores = scores_from_confusion(bootstrap_confusions(refs, preds, num_labels, n_resamples, rng, groups))
     # Percentile bounds: simple, reproducible and always inside [0, 1]; BCa would add a jackknife pass.
     return {name: tuple(percentile_interval(scores[name], confidence_level)) for name in metrics}
 
@@ -191,11 +249,6 @@ def percentile_interval(samples: np.ndarray, confidence_level: float = 0.95) -> 
     system's scores, or of the paired differences between two: see :func:`paired_bootstrap_scores`)."""
     tail = 100.0 * (1.0 - confidence_level) / 2.0
     return [float(bound) for bound in np.percentile(samples, [tail, 100.0 - tail])]
-
-
-def _check_resamples(n_resamples: int) -> None:
-    if int(n_resamples) < 1:
-        raise EvaluationError(f"`n_resamples` must be a positive integer, found {n_resamples}; 1000 is typical.")
 
 
 def paired_bootstrap_scores(
@@ -221,7 +274,7 @@ def paired_bootstrap_scores(
         predictions: System name -> predicted class ids, length N each.
         num_labels: Number of classes.
         groups: Optional group of each example (e.g. speaker id); whole groups are resampled.
-        n_resamples: Number of bootstrap resamples.
+        n_resamples: Number of bootstrap resamples, :data:`MIN_RESAMPLES` to :data:`MAX_RESAMPLES`.
         seed: Seed of the draws (the same for every system: what pairs them).
         metric: One of :data:`~ser_hf.evaluation.metrics.core.SCALAR_METRICS`.
 
@@ -234,7 +287,7 @@ def paired_bootstrap_scores(
         >>> change = samples["b"] - samples["a"]
         ```
     """
-    _check_resamples(n_resamples)
+    n_resamples = check_resamples(n_resamples)
     if metric not in SCALAR_METRICS:
         raise EvaluationError(f"`metric` must be one of {list(SCALAR_METRICS)}, found {metric!r}.")
     samples = {}
@@ -245,5 +298,5 @@ def paired_bootstrap_scores(
             raise EvaluationError(f"predictions[{name!r}]: {error}") from error
         rng = np.random.default_rng(seed)  # the same draws for every system
         samples[name] = scores_from_confusion(
-            bootstrap_confusions(refs, preds, labels, int(n_resamples), rng, groups))[metric]
+            bootstrap_confusions(refs, preds, labels, n_resamples, rng, groups))[metric]
     return samples

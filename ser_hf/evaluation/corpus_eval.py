@@ -41,9 +41,11 @@ from ser_hf._output_folders import check_output_folder
 from ser_hf.checkpoint import read_run_record, recorded_preprocessor
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import SPEAKER_SEPARATOR
+from ser_hf.corpora.hf_dataset import DatasetSource
 from ser_hf.corpora.label_maps import parse_label_map_text
 from ser_hf.emotions import canonical_emotion
 from ser_hf.errors import EvaluationError, SERError
+from ser_hf.evaluation.bootstrap import check_resamples
 from ser_hf.evaluation.report import CV_OUTPUTS, REPORT_FILES, REPORT_KEYS, EvaluationReport, markdown_table
 from ser_hf.evaluation.robustness import PerturbationSettings, score_under_perturbations
 from ser_hf.ranges import Range, check_value
@@ -308,6 +310,10 @@ def select_split(
     return part, f"{fold.name}: test speakers of fold {number}/{len(folds)} ({len(set(part['speaker']))} speakers)"
 
 
+#: How errors name ``n_resamples``: the function's argument and the command line's flag.
+_RESAMPLES_ARGUMENT = "n_resamples (--n-resamples)"
+
+
 def _groups(part: datasets.Dataset) -> list[str] | None:
     speakers = part["speaker"] if "speaker" in part.column_names else []
     # Without a speaker for every clip the bootstrap falls back to utterances (recorded in the report).
@@ -350,7 +356,9 @@ def evaluate_model(
         feature_extractor: With a model object: its feature extractor.
         preprocessor: Audio cleaning before the extractor (an :class:`~ser_hf.audio.AudioPreprocessor`).
         batch_size: Clips per forward pass.
-        n_resamples: Bootstrap resamples for the intervals (whole speakers are resampled); 0 skips them.
+        n_resamples: Bootstrap resamples for the intervals (whole speakers are resampled); 0 skips them. Checked
+            before anything is loaded or scored (:func:`~ser_hf.evaluation.bootstrap.check_resamples`). A clip
+            without a speaker makes the bootstrap resample single clips instead (``bootstrap["unit"]`` ``sample``).
         model_name: Name written in the report (default: the directory).
         split: Split name written in the report.
         metadata: Extra facts kept in the report's metadata.
@@ -374,6 +382,7 @@ def evaluate_model(
     """
     from ser_hf.inference.predict import load_classifier, model_labels, predict_proba
 
+    n_resamples = check_resamples(n_resamples, _RESAMPLES_ARGUMENT, zero_skips=True)
     if not isinstance(model, (str, os.PathLike)):
         loaded = model
     else:
@@ -552,6 +561,8 @@ def evaluate_checkpoint(
     Returns:
         The :class:`EvaluationReport` (metadata: ``split_description``, ``warnings``, label mapping...).
     """
+    if "n_resamples" in kwargs:  # before the model and the corpus load, not only before the clips are scored
+        check_resamples(kwargs["n_resamples"], _RESAMPLES_ARGUMENT, zero_skips=True)
     label_map = as_label_map(label_map)
     raw_map, label_map = loader_label_map(label_map, corpus)
     if raw_map:  # e.g. a manifest's 'glee': only the loader can map it, as its "Unknown emotion label" error says
@@ -571,10 +582,11 @@ def evaluate_checkpoint(
     folder = Path(str(model_dir)).expanduser()
     record = read_run_record(folder.parent if folder.is_file() else folder)  # an export's model.onnx: its folder
     dataset = load_corpus(corpus, data_dir, emotions=emotions, **dict(corpus_options or {}))
-    held_out = _held_out_speakers(record, corpus) if _trained_on(record, corpus) else None
+    named = corpus.name if isinstance(corpus, DatasetSource) else corpus  # as the run record names what it learnt
+    held_out = _held_out_speakers(record, named) if _trained_on(record, named) else None
     part, description = select_split(dataset, split, seed=seed, test_size=test_size, num_folds=num_folds,
                                      speakers=held_out)
-    warnings = _leak_warnings(record, corpus, part["speaker"])
+    warnings = _leak_warnings(record, named, part["speaker"])
     for text in warnings:
         logger.warning(text)
     preprocessor = recorded_preprocessor(record.get("data", {}), feature_extractor.sampling_rate)

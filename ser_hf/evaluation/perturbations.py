@@ -42,13 +42,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ser_hf.audio import resample
-from ser_hf.errors import EvaluationError
+from ser_hf.audio import float_samples, resample
+from ser_hf.errors import AudioError, EvaluationError
 
 __all__ = [
     "KINDS", "Perturbation", "add_reverb", "babble_noise", "check_distinct", "mix_at_snr", "parse_perturbations",
@@ -255,17 +257,73 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
 """Every kind of degradation, by the name the spec uses."""
 
 
+class _InvalidCondition(EvaluationError):
+    """A condition :meth:`Perturbation.__post_init__` refuses; ``problem`` and ``fix`` let :func:`parse_condition` say
+    the same about the spec item it came from."""
+
+    def __init__(self, where: str, problem: str, fix: str) -> None:
+        super().__init__(f"{where}: {problem}. {fix}")
+        self.problem, self.fix = problem, fix
+
+
+def _value_problem(parameter: Parameter, value: Any) -> str | None:
+    """What is wrong with ``value`` for ``parameter``: no number, outside its range (NaN and infinities are), or not
+    whole where it must be; None when nothing is."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return f"{parameter.name}={value!r} is not a number"
+    shown = str(value) if isinstance(value, numbers.Integral) else _number(value)  # str: a huge int overflows a float
+    if not parameter.low <= value <= parameter.high:  # NaN fails every comparison
+        return (f"{parameter.name} must be between {parameter.low:g} and {parameter.high:g} {parameter.unit}, "
+                f"found {shown}")
+    if parameter.integer and not float(value).is_integer():
+        return f"{parameter.name} must be a whole number, found {shown}"
+    return None
+
+
 @dataclass(frozen=True)
 class Perturbation:
     """One degradation condition: a kind and the value of every one of its parameters.
 
+    Built by :func:`parse_condition` from a spec item, or directly; either way it is checked here, once.
+
     Args:
         kind: A name of :data:`KINDS`.
-        params: ``(name, value)`` for every parameter of the kind, in the kind's order, defaults included.
+        params: ``(name, value)`` for every parameter of the kind, in the kind's order, defaults included; each value
+            a number within the parameter's range (whole where the parameter counts), kept as a float.
+
+    Raises:
+        EvaluationError: an unknown kind, parameters missing, unknown or out of order, or a value that is no number,
+            out of range or not whole where it must be; the message names the condition, the range and the fix.
     """
 
     kind: str
     params: tuple[tuple[str, float], ...]
+
+    def __post_init__(self) -> None:
+        kind = KINDS.get(self.kind) if isinstance(self.kind, str) else None
+        where = f"Perturbation({self.kind!r}, {self.params!r})"
+        if kind is None:
+            raise _InvalidCondition(where, f"{self.kind!r} is not a kind of degradation; expected one of "
+                                           f"{sorted(KINDS)}", f"Write KIND or KIND:NAME=VALUE, {_EXAMPLE}.")
+        expected = tuple(p.name for p in kind.parameters)
+        try:
+            names = tuple(name for name, _ in self.params)
+        except (TypeError, ValueError):  # not a sequence of pairs
+            names = None
+        if names != expected:
+            raise _InvalidCondition(where, f"params must give every parameter of '{kind.name}', in this order: "
+                                           f"{list(expected)}, as (name, value) pairs",
+                                    f"Build it with parse_condition('{kind.example}'), which fills in the defaults.")
+        values = dict(self.params)
+        missing = [name for name in expected if values[name] is None]
+        if missing:
+            raise _InvalidCondition(where, f"'{kind.name}' needs {', '.join(missing)}", kind.usage() + ".")
+        for parameter in kind.parameters:
+            problem = _value_problem(parameter, values[parameter.name])
+            if problem is not None:
+                raise _InvalidCondition(where, problem, kind.usage() + ".")
+        # One type for every value: a condition built with 10 is the one parsed from "10" (equal, one hash).
+        object.__setattr__(self, "params", tuple((name, float(values[name])) for name in expected))
 
     @property
     def name(self) -> str:
@@ -303,14 +361,16 @@ class Perturbation:
         """The degraded clip: float32, as long as ``wave``, at ``sampling_rate``.
 
         Args:
-            wave: A mono clip: a 1-D array of finite samples, at least one.
+            wave: A mono clip: a 1-D array of finite samples, at least one. Signed integer PCM (int8, int16,
+                int32) is scaled to [-1, 1] as :func:`ser_hf.audio.float_samples` scales it (a decoded file's level).
             sampling_rate: Its rate in Hz.
             seed: The run's seed.
             clip_key: What identifies the clip (its content hash), so each clip gets its own draws.
 
         Raises:
-            EvaluationError: an empty, multi-channel or non-numeric clip, one with NaN or infinite samples, or one
-                so loud that the degradation overflows float32; the message names ``clip_key``.
+            EvaluationError: an empty, multi-channel or non-numeric clip, integer samples that are no signed PCM
+                (unsigned, 64-bit), one with NaN or infinite samples, or one so loud that the degradation overflows
+                float32; the message names ``clip_key``.
         """
         self.check_sampling_rate(sampling_rate)
         wave = self._checked(wave, clip_key)
@@ -323,12 +383,14 @@ class Perturbation:
         return out
 
     def _refuse(self, clip_key: str, problem: str, fix: str) -> EvaluationError:
-        clip = f"clip {clip_key!r}" if clip_key else "the clip"
-        return EvaluationError(f"{self.name!r} cannot degrade {clip}: it {problem}. {fix}")
+        return EvaluationError(f"{self._cannot(clip_key)}: it {problem}. {fix}")
+
+    def _cannot(self, clip_key: str) -> str:
+        return f"{self.name!r} cannot degrade " + (f"clip {clip_key!r}" if clip_key else "the clip")
 
     def _checked(self, wave: np.ndarray, clip_key: str) -> np.ndarray:
-        """``wave`` as float32, refused when empty, not mono or not finite: the degradations would otherwise fail
-        inside numpy (an FFT of 0 points) or return NaN with only a RuntimeWarning."""
+        """``wave`` as float32 (integer PCM scaled to full scale 1.0), refused when empty, not mono or not finite: the
+        degradations would otherwise fail inside numpy (an FFT of 0 points) or return NaN with only a RuntimeWarning."""
         raw = np.asarray(wave)
         if raw.dtype.kind not in "fiu":
             raise self._refuse(clip_key, f"holds {raw.dtype} values, not audio samples", "Pass a float array.")
@@ -337,6 +399,11 @@ class Perturbation:
         if raw.ndim != 1:
             raise self._refuse(clip_key, f"has shape {raw.shape}, not one channel of samples",
                                "Pass a 1-D array (average the channels of a stereo clip).")
+        if raw.dtype.kind in "iu":  # PCM: at full scale 1.0, as decoded; unscaled, int16 came out 32768 times too loud
+            try:
+                return float_samples(raw, "the array")
+            except AudioError as err:  # unsigned or 64-bit integers: float_samples says how to convert them
+                raise EvaluationError(f"{self._cannot(clip_key)}: {err}") from None
         with np.errstate(over="ignore"):  # beyond float32's range becomes inf, refused just below
             samples = raw.astype(np.float32)
         bad = int(np.count_nonzero(~np.isfinite(samples)))
@@ -372,12 +439,7 @@ def _value(argument: str, item: str, kind: Kind, pair: str) -> tuple[Parameter, 
         value = float(text)
     except ValueError:
         raise _fail(argument, item, f"{name}={text!r} is not a number", kind.usage() + ".") from None
-    if not math.isfinite(value) or not parameter.low <= value <= parameter.high:
-        raise _fail(argument, item, f"{name} must be between {parameter.low:g} and {parameter.high:g} "
-                    f"{parameter.unit}, found {text}", kind.usage() + ".")
-    if parameter.integer and not value.is_integer():
-        raise _fail(argument, item, f"{name} must be a whole number, found {text}", kind.usage() + ".")
-    return parameter, value
+    return parameter, value  # its range is checked by Perturbation, as a condition built directly is
 
 
 def parse_condition(item: str, argument: str = "--perturb") -> Perturbation:
@@ -385,7 +447,8 @@ def parse_condition(item: str, argument: str = "--perturb") -> Perturbation:
 
     Raises:
         EvaluationError: an unknown kind or parameter, a value that is not a number or out of range, a
-            parameter given twice or missing; the message names ``argument``, the item and the fix.
+            parameter given twice or missing; the message names ``argument``, the item and the fix. Ranges and
+            missing values are :class:`Perturbation`'s own checks, said about the item.
     """
     head, *pairs = item.split(":")
     kind = KINDS.get(head.strip().lower())
@@ -401,10 +464,10 @@ def parse_condition(item: str, argument: str = "--perturb") -> Perturbation:
         if parameter.name in values:
             raise _fail(argument, item, f"{parameter.name} is given twice", "Keep one value.")
         values[parameter.name] = value
-    missing = [p.name for p in kind.parameters if p.default is None and p.name not in values]
-    if missing:
-        raise _fail(argument, item, f"'{kind.name}' needs {', '.join(missing)}", kind.usage() + ".")
-    return Perturbation(kind.name, tuple((p.name, values.get(p.name, p.default)) for p in kind.parameters))
+    try:
+        return Perturbation(kind.name, tuple((p.name, values.get(p.name, p.default)) for p in kind.parameters))
+    except _InvalidCondition as err:  # said about the item the user wrote, not the Perturbation built from it
+        raise _fail(argument, item, err.problem, err.fix) from None
 
 
 def parse_perturbations(text: str | None, argument: str = "--perturb") -> list[Perturbation]:

@@ -42,6 +42,8 @@ from ser_hf._io import write_output_file
 from ser_hf.errors import EvaluationError
 from ser_hf.evaluation.bootstrap import (
     MIN_INTERVAL_UNITS,
+    check_confidence_level,
+    check_resamples,
     interval_caveat,
     paired_bootstrap_scores,
     percentile_interval,
@@ -251,9 +253,10 @@ def robustness_rows(
         label_names: Class names in id order.
         descriptions: Condition name -> plain words for the row.
         groups: Speaker of each clip: whole speakers are resampled (else clips).
-        n_resamples: Bootstrap resamples; 0 leaves the intervals out (None), as does a single speaker (or clip):
-            resampling it gives the same clips every time (see :func:`~ser_hf.evaluation.bootstrap.interval_caveat`).
-        confidence_level: Coverage of the intervals.
+        n_resamples: Bootstrap resamples (see :func:`~ser_hf.evaluation.bootstrap.check_resamples`); 0 leaves the
+            intervals out (None), as does a single speaker (or clip): resampling it gives the same clips every time
+            (see :func:`~ser_hf.evaluation.bootstrap.interval_caveat`).
+        confidence_level: Coverage of the intervals, in (0, 1).
         seed: Bootstrap seed. Every condition uses the same draws, which is what pairs the intervals
             of the change (with the report's default seed 0, the clean interval is the report's).
 
@@ -261,7 +264,13 @@ def robustness_rows(
         Rows with ``condition``, ``description``, ``unweighted_accuracy``, ``weighted_accuracy``, ``macro_f1``,
         ``weighted_f1``, ``num_samples``, ``confidence_interval`` (UA), ``ua_change`` (degraded minus clean UA,
         negative when worse) and ``ua_change_interval``.
+
+    Raises:
+        EvaluationError: no ``"clean"`` predictions, ``n_resamples`` or ``confidence_level`` out of range (checked
+            even when one speaker leaves nothing to resample), or what the bootstrap refuses.
     """
+    n_resamples = check_resamples(n_resamples, zero_skips=True)
+    confidence_level = check_confidence_level(confidence_level)
     if CLEAN not in predictions:
         raise EvaluationError(f"robustness_rows needs the clean predictions under {CLEAN!r}; "
                               f"found {sorted(predictions)}.")
@@ -309,7 +318,8 @@ def score_under_perturbations(
         preprocessor: The audio cleaning the model was trained with, applied after the degradation.
         groups: Speaker of each clip, for the bootstrap.
         batch_size: Clips per forward pass.
-        n_resamples: Bootstrap resamples for the intervals; 0 skips them.
+        n_resamples: Bootstrap resamples for the intervals (see
+            :func:`~ser_hf.evaluation.bootstrap.check_resamples`); 0 skips them.
         progress: Show a progress bar per condition.
 
     Returns:
@@ -319,10 +329,12 @@ def score_under_perturbations(
         this call).
 
     Raises:
-        EvaluationError: two conditions of ``settings`` are the same (each must be its own row and cache folder).
+        EvaluationError: two conditions of ``settings`` are the same (each must be its own row and cache folder), or
+            ``n_resamples`` out of range; both before any clip is scored.
     """
     from ser_hf.inference.predict import model_labels
 
+    n_resamples = check_resamples(n_resamples, zero_skips=True)
     check_distinct(settings.conditions, "settings.conditions")
     for condition in settings.conditions:
         condition.check_sampling_rate(feature_extractor.sampling_rate)

@@ -20,9 +20,10 @@ def percent_range(bounds: Sequence[float] | None) -> str:
     return "" if not bounds else f"{percent(bounds[0])}-{percent(bounds[1])}"
 
 
-def signed_percent_range(bounds: Sequence[float]) -> str:
-    """An interval of differences of fractions, signs shown, as ``"-1.4 to +4.6"`` (a paired bootstrap's)."""
-    return f"{100.0 * bounds[0]:+.1f} to {100.0 * bounds[1]:+.1f}"
+def signed_percent_range(bounds: Sequence[float] | None) -> str:
+    """An interval of differences of fractions, signs shown, as ``"-1.4 to +4.6"`` (a paired bootstrap's); ``n/a``
+    for `None`, the interval of too few speakers to resample (:func:`~ser_hf.evaluation.bootstrap.interval_caveat`)."""
+    return "n/a" if bounds is None else f"{100.0 * bounds[0]:+.1f} to {100.0 * bounds[1]:+.1f}"
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 from ser_hf._io import write_output_file
 from ser_hf.evaluation import EvaluationReport
 from ser_hf.evaluation.folds import FoldResult
-from ser_hf.evaluation.tables import signed_percent_range
+from ser_hf.evaluation.tables import percent, percent_range, signed_percent_range
 from ser_hf.splits import Fold
 
 __all__ = ["PooledOutputs", "fold_outputs", "pool_fold_outputs", "write_speaker_adaptive"]
@@ -104,15 +104,18 @@ def pool_fold_outputs(dataset: datasets.Dataset, folds: list[Fold], results: lis
 
 
 def _adaptive_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The rows as a Markdown table, an interval shown as ``n/a`` where too few speakers left none, followed by each
+    row's note on its intervals (missing or coarse for lack of speakers)."""
     lines = ["| enrollment | speaker-adaptive UA [95% CI] | global head, same clips | gain [paired 95% CI] | clips "
              "| fallback speakers |", "|---|---|---|---|---|---|"]
     for row in rows:
-        low, high = row["confidence_interval"] or (float("nan"), float("nan"))
-        lines.append(f"| {row['enrollment']} | {100 * row['unweighted_accuracy']:.1f} [{100 * low:.1f}-{100 * high:.1f}] "
-                     f"| {100 * row['global_unweighted_accuracy_same_clips']:.1f} | {100 * row['gain']:+.1f} "
-                     f"[{signed_percent_range(row['gain_interval'])}] "
-                     f"| {row['clips_scored']} | {row['fallback_speakers']} of {row['speakers']} |")
-    return lines
+        interval = percent_range(row["confidence_interval"]) or "n/a"
+        gain_interval = signed_percent_range(row["gain_interval"]) if row["gain_interval"] else "n/a"
+        lines.append(f"| {row['enrollment']} | {percent(row['unweighted_accuracy'])} [{interval}] "
+                     f"| {percent(row['global_unweighted_accuracy_same_clips'])} | {100 * row['gain']:+.1f} "
+                     f"[{gain_interval}] | {row['clips_scored']} | {row['fallback_speakers']} of {row['speakers']} |")
+    notes = [f"Note ({row['enrollment']}): {row['interval_note']}." for row in rows if row.get("interval_note")]
+    return lines + ([""] + notes if notes else [])
 
 
 def write_speaker_adaptive(out: Path, rows: list[dict[str, Any]],

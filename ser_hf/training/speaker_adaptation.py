@@ -348,9 +348,14 @@ def summarise_enrollment(collected: dict, label_names, *, model: str | None, cor
         with every draw of theirs), the global head's UA on the very same clips, the gain with its paired interval
         (each resample draws the same speakers for both heads, so the interval says whether adaptation helped or
         hurt by more than noise), the clips scored per draw, the draws, the speakers that fell back to the global
-        head and each fold's offset estimator and enrollment shrinkage.
+        head and each fold's offset estimator and enrollment shrinkage. Under
+        :data:`~ser_hf.evaluation.bootstrap.MIN_INTERVAL_UNITS` speakers both intervals are None (every resample
+        would be the same clips: a zero-width interval); under
+        :data:`~ser_hf.evaluation.bootstrap.FEW_INTERVAL_UNITS` ``interval_note`` says why they are missing or
+        coarse (:func:`~ser_hf.evaluation.bootstrap.interval_caveat`), else it is None.
     """
     from ser_hf.evaluation import EvaluationReport, paired_bootstrap_scores, percentile_interval
+    from ser_hf.evaluation.bootstrap import MIN_INTERVAL_UNITS, interval_caveat, resampling_units
 
     rows = []
     for setting, parts in collected.items():
@@ -362,9 +367,11 @@ def summarise_enrollment(collected: dict, label_names, *, model: str | None, cor
         adaptive, global_ = (EvaluationReport.from_predictions(
             references, predictions[name], label_names=label_names, groups=groups, model=model, corpus=corpus,
             split=f"speaker-adaptive, enrollment {setting}") for name in ("adaptive", "global"))
+        units = resampling_units(len(references), groups)
+        caveat = interval_caveat(units, grouped=True)
         # The reports' own bootstrap settings (1000 resamples, seed 0), so the adaptive samples are its interval's.
         samples = paired_bootstrap_scores(references, predictions, len(label_names), groups=groups, n_resamples=1000,
-                                          seed=0)
+                                          seed=0) if units >= MIN_INTERVAL_UNITS else None
         draws = int(parts.get("draws", 1))
         pooled = f", pooled over {draws} random draws" if draws > 1 else ""
         rows.append({
@@ -380,7 +387,8 @@ def summarise_enrollment(collected: dict, label_names, *, model: str | None, cor
             "confidence_interval": adaptive.confidence_intervals.get("unweighted_accuracy"),
             "global_unweighted_accuracy_same_clips": global_.unweighted_accuracy,
             "gain": adaptive.unweighted_accuracy - global_.unweighted_accuracy,
-            "gain_interval": percentile_interval(samples["adaptive"] - samples["global"]),
+            "gain_interval": None if samples is None else percentile_interval(samples["adaptive"] - samples["global"]),
+            "interval_note": None if caveat is None else caveat[0],
             "clips_scored": int(len(references)) // draws,  # per draw (each draw scores as many clips)
             "speakers": int(parts["test_speakers"]),
             "fallback_speakers": int(parts["fallback_speakers"]),

@@ -348,3 +348,12 @@ def test_groups_with_a_missing_speaker_are_refused_in_words():
 def test_robustness_rows_refuse_a_coverage_out_of_range(level):
     with pytest.raises(EvaluationError, match=r"^`confidence_level` must be in \(0, 1\), found .*; e\.g\. 0\.95"):
         robustness_rows([0, 1] * 10, {"clean": [0, 1] * 10}, LABELS, confidence_level=level)
+
+
+def test_a_model_cards_interval_says_n_a_where_one_could_not_be_drawn():
+    """The card's results table showed an empty cell, as if no interval had been asked for (re-audit 31)."""
+    from ser_hf.cards.tables import interval
+
+    assert interval({"confidence_intervals": {"unweighted_accuracy": None}}, "unweighted_accuracy") == "n/a"
+    assert interval({"confidence_intervals": {}}, "unweighted_accuracy") == ""
+    assert interval({"confidence_intervals": {"unweighted_accuracy": [0.5, 0.75]}}, "unweighted_accuracy") == "50.0-75.0"

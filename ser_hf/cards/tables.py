@@ -35,7 +35,12 @@ def fmt(value: Any) -> str:
 
 
 def interval(scores: Mapping[str, Any], metric: str) -> str:
-    low, high = (scores.get("confidence_intervals") or {}).get(metric) or (None, None)
+    """The metric's interval as ``"52.1-70.3"``; ``n/a`` where one was asked for but too few speakers could be
+    resampled (stored as None, :func:`~ser_hf.evaluation.bootstrap.interval_caveat`); empty where none was asked."""
+    intervals = scores.get("confidence_intervals") or {}
+    if metric in intervals and intervals[metric] is None:
+        return "n/a"
+    low, high = intervals.get(metric) or (None, None)
     return "" if low is None else f"{percent(low)}-{percent(high)}"
 
 

@@ -357,3 +357,11 @@ def test_a_model_cards_interval_says_n_a_where_one_could_not_be_drawn():
     assert interval({"confidence_intervals": {"unweighted_accuracy": None}}, "unweighted_accuracy") == "n/a"
     assert interval({"confidence_intervals": {}}, "unweighted_accuracy") == ""
     assert interval({"confidence_intervals": {"unweighted_accuracy": [0.5, 0.75]}}, "unweighted_accuracy") == "50.0-75.0"
+
+
+def test_a_report_refuses_a_clip_without_a_speaker_even_without_a_bootstrap():
+    """With n_resamples=0 no bootstrap ran, so groups holding None slipped through and the per-speaker breakdown
+    listed a speaker named None (re-audit 31)."""
+    with pytest.raises(EvaluationError, match=r"`groups` is None for 1 of 4 examples \(first at index 2\)"):
+        EvaluationReport.from_predictions([0, 1, 0, 1], [0, 1, 1, 1], label_names=["a", "b"],
+                                          groups=["s1", "s1", None, "s2"], n_resamples=0)

@@ -249,6 +249,8 @@ class EvaluationReport:
         if genders is not None and groups is None:
             raise EvaluationError("`genders` needs `groups` (the speaker of every example): per-gender intervals "
                                   "resample whole speakers. Pass both, or neither.")
+        if groups is not None:  # a clip without a speaker is refused with or without a bootstrap (n_resamples=0)
+            resampling_units(refs.size, groups)
         by_speaker = None if groups is None else speaker_breakdown(
             refs, as_label_ids(predictions, "predictions"), names, groups, genders,
             n_resamples=n_resamples, confidence_level=confidence_level, seed=seed)

@@ -48,6 +48,25 @@ def single_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="module")
+def four_class_recognizer(tmp_path_factory):
+    """An EmotionRecognizer on a tiny random wav2vec2 of the four shared emotions, one per test module (a module's
+    enrollments stay in it); the input-form tests' ``recognizer``."""
+    from ser_hf.inference.recognizer import EmotionRecognizer
+    from ser_hf.testing.models import tiny_classifier
+
+    labels = ["neutral", "happy", "sad", "angry"]
+    return EmotionRecognizer.from_pretrained(tiny_classifier("wav2vec2", tmp_path_factory.mktemp("four"), labels))
+
+
+@pytest.fixture(scope="module")
+def noise_wave():
+    """One second of quiet Gaussian noise at 16 kHz, float32: a clip every recognizer takes."""
+    import numpy as np
+
+    return (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+
+
 @pytest.fixture(scope="session")
 def tiny_adaptive_checkpoint(tmp_path_factory):
     """``(corpus, checkpoint)``: a tiny Whisper probe with speaker adaptation, fitted on a synthetic URDU tree."""

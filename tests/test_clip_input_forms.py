@@ -22,7 +22,6 @@ from ser_hf.inference.clip_inputs import is_array
 from ser_hf.inference.enrollment_inputs import enrollment_inputs
 from ser_hf.inference.inputs import has_array_shape, is_path_array
 from ser_hf.inference.recognizer import EmotionRecognizer
-from ser_hf.testing.models import tiny_classifier
 
 FOUR = ["neutral", "happy", "sad", "angry"]
 RATE = 16000
@@ -31,13 +30,13 @@ pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def recognizer(tmp_path_factory):
-    return EmotionRecognizer.from_pretrained(tiny_classifier("wav2vec2", tmp_path_factory.mktemp("forms"), FOUR))
+def recognizer(four_class_recognizer):
+    return four_class_recognizer
 
 
 @pytest.fixture(scope="module")
-def wave():
-    return (0.1 * np.random.default_rng(0).standard_normal(RATE)).astype(np.float32)
+def wave(noise_wave):
+    return noise_wave
 
 
 @pytest.fixture

@@ -499,15 +499,25 @@ def test_jsonl_manifest_keys_of_later_rows_are_kept_and_reserved_ones_named(tmp_
     assert "column(s) ['duration'] are not kept: ser_hf sets them itself" in caplog.text
 
 
-def test_a_label_map_moving_one_spelling_of_an_emotion_warns_about_the_others(tmp_path, caplog):
-    rows = _tones(tmp_path, [("a.wav", "glee", "s0"), ("b.wav", "happy", "s0"), ("c.wav", "Sad", "s1"),
-                             ("d.wav", "joy", "s1"), ("e.wav", "JOY ", "s2")])
+_LABEL_MAPS_LOGGER = "ser_hf.corpora.label_maps"
+
+
+def _mapped_with_warnings(tmp_path, caplog, clips, label_map):
+    """Load a manifest of ``clips`` (file, raw label, speaker) with ``label_map``: its rows, the manifest, each clip's
+    label, and the label-map warnings logged."""
+    rows = _tones(tmp_path, clips)
     manifest = _csv(tmp_path / "m.csv", rows)
-    logger = "ser_hf.corpora.label_maps"
-    with caplog.at_level(logging.WARNING, logger=logger):
-        ds = load_corpus("manifest", manifest, label_map={"glee": "happy", "happy": "sad"})
-    assert _labels(ds) == {"a.wav": "happy", "b.wav": "sad", "c.wav": "sad", "d.wav": "happy", "e.wav": "happy"}
-    warned = [r.getMessage() for r in caplog.records if r.name == logger]
+    with caplog.at_level(logging.WARNING, logger=_LABEL_MAPS_LOGGER):
+        ds = load_corpus("manifest", manifest, label_map=label_map)
+    return rows, manifest, _labels(ds), [r.getMessage() for r in caplog.records if r.name == _LABEL_MAPS_LOGGER]
+
+
+def test_a_label_map_moving_one_spelling_of_an_emotion_warns_about_the_others(tmp_path, caplog):
+    rows, manifest, labels, warned = _mapped_with_warnings(
+        tmp_path, caplog, [("a.wav", "glee", "s0"), ("b.wav", "happy", "s0"), ("c.wav", "Sad", "s1"),
+                           ("d.wav", "joy", "s1"), ("e.wav", "JOY ", "s2")], {"glee": "happy", "happy": "sad"})
+    logger = _LABEL_MAPS_LOGGER
+    assert labels == {"a.wav": "happy", "b.wav": "sad", "c.wav": "sad", "d.wav": "happy", "e.wav": "happy"}
     assert len(warned) == 1 and "{'happy=sad': ['JOY ', 'joy']}" in warned[0]
     assert "one emotion ends up in two classes. Map them too (e.g. JOY=sad)" in warned[0]
     caplog.clear()
@@ -697,14 +707,10 @@ def test_jsonl_keys_spelt_two_ways_across_rows_are_one_column_and_in_one_row_ref
 
 
 def test_a_label_map_moving_a_synonym_never_suggests_moving_the_emotions_own_name(tmp_path, caplog):
-    rows = _tones(tmp_path, [("a.wav", "happy", "s0"), ("b.wav", "Happy", "s0"), ("c.wav", "joy", "s1"),
-                             ("d.wav", "glad", "s1"), ("e.wav", "sad", "s2")])
-    manifest = _csv(tmp_path / "m.csv", rows)
-    logger = "ser_hf.corpora.label_maps"
-    with caplog.at_level(logging.WARNING, logger=logger):
-        ds = load_corpus("manifest", manifest, label_map={"joy": "sad"})
-    assert _labels(ds) == {"a.wav": "happy", "b.wav": "happy", "c.wav": "sad", "d.wav": "happy", "e.wav": "sad"}
-    warned = [r.getMessage() for r in caplog.records if r.name == logger]
+    _, _, labels, warned = _mapped_with_warnings(
+        tmp_path, caplog, [("a.wav", "happy", "s0"), ("b.wav", "Happy", "s0"), ("c.wav", "joy", "s1"),
+                           ("d.wav", "glad", "s1"), ("e.wav", "sad", "s2")], {"joy": "sad"})
+    assert labels == {"a.wav": "happy", "b.wav": "happy", "c.wav": "sad", "d.wav": "happy", "e.wav": "sad"}
     assert len(warned) == 1 and "{'joy=sad': ['Happy', 'glad', 'happy']}" in warned[0]
     assert ("Map them too if every clip of that emotion belongs in the new class, or keep them if you mean the "
             "emotion split into two classes on purpose") in warned[0]

@@ -85,8 +85,8 @@ MAX_ANALYSIS_PER_SECOND = 64 * 25_700
 
 #: Widest pitch range (f0_max / f0_min, in octaves) searched with ``pitch_method="pyin"``. librosa's pYIN tracks
 #: 120 pitch states per octave (0.1 semitone) and its Viterbi decoding costs the square of their number per frame:
-#: the default 75-600 Hz (3 octaves) takes ~0.3 s per 3 s clip, 1-8000 Hz (13 octaves) took 35 s. Five octaves
-#: admit every speech range (50-600, 60-1000, 40-1280 Hz) at up to ~4x the defaults' cost (1.1 s for 40-1280 Hz).
+#: against the default 75-600 Hz (3 octaves), 1-8000 Hz (13 octaves) is (13 / 3) ** 2, about 19 times the decoding
+#: work. Five octaves admit every speech range (50-600, 60-1000, 40-1280 Hz) at (5 / 3) ** 2, under 3 times it.
 MAX_PYIN_OCTAVES = 5.0
 
 
@@ -287,7 +287,8 @@ class FeatureConfig:
             raise SERError(
                 f"FeatureConfig(pitch_method='pyin', f0_min={self.f0_min}, f0_max={self.f0_max}) searches "
                 f"{octaves:.2f} octaves, more than the {MAX_PYIN_OCTAVES:g} allowed with pyin (its decoding costs the "
-                f"square of its 120 pitch states per octave: 13 octaves took 35 s per 3 s clip); narrow the range "
+                f"square of its 120 pitch states per octave: {(octaves / 3) ** 2:.0f} times the default 3 octaves' "
+                f"work); narrow the range "
                 f"(f0_max <= {2 ** MAX_PYIN_OCTAVES:g} x f0_min, e.g. 50-600 Hz) or use pitch_method='yin'."
             )
 

@@ -49,7 +49,7 @@ FEW_INTERVAL_UNITS = 5
 #: reporting want 1000 (bounds stable to ~0.5 points).
 MIN_RESAMPLES = 10
 #: Most bootstrap resamples accepted. 100000 already gives bounds stable to ~0.05 points, far finer than any test
-#: set's own noise, and takes seconds (1000 clips: ~1 s); more only costs time (10**9 would run for hours).
+#: set's own noise; the work grows with the count, so more only costs time (10**9 would run for hours).
 MAX_RESAMPLES = 100_000
 
 

@@ -49,6 +49,11 @@ class Processes:
         return todo, self.share(todo)
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, where the system tells it; else every core)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def launched_processes() -> Processes:
     """The processes ``accelerate launch``/``torchrun`` started (one :class:`Processes` when run plainly)."""
     from accelerate.utils import get_int_from_env

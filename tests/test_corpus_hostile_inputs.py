@@ -7,6 +7,7 @@ Every clip is a distinct tone (its own seed), so only the copies a test makes ar
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -715,3 +716,29 @@ def test_a_label_map_moving_a_synonym_never_suggests_moving_the_emotions_own_nam
     assert ("Map them too if every clip of that emotion belongs in the new class, or keep them if you mean the "
             "emotion split into two classes on purpose") in warned[0]
     assert "e.g." not in warned[0] and "happy=sad" not in warned[0].lower()
+
+
+# --- fix 31: an audiofolder is walked once per load --------------------------------------------------------------
+
+def test_an_audiofolder_folder_that_cannot_be_listed_is_warned_about_once_per_load(tmp_path, monkeypatch, caplog):
+    """Every split and every check walked the tree again, and each walk named the folder it could not list: one
+    such folder gave three warnings or more. (``os.scandir`` is made to fail: ``chmod 000`` does not stop root.)"""
+    import ser_hf.paths
+    from ser_hf.corpora.audiofolder import read_audiofolder
+
+    root = _split_tree(tmp_path / "af", ("train", "test"))
+    (root / "train" / "locked").mkdir()
+    (root / "metadata.csv").write_text("file_name,speaker\ntrain/happy/train_happy.wav,s1\n")
+    real = os.scandir
+
+    def scandir(path):
+        if os.path.basename(os.fspath(path)) == "locked":
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(ser_hf.paths.os, "scandir", scandir)
+    with caplog.at_level(logging.WARNING, logger="ser_hf"):
+        parts = read_audiofolder(root)
+    assert {split: len(part) for split, part in parts.items()} == {"train": 2, "test": 2}
+    warned = [r.getMessage() for r in caplog.records if "cannot list the folder" in r.getMessage()]
+    assert len(warned) == 1 and "locked (Permission denied): the clips in it are not loaded" in warned[0]

@@ -39,8 +39,8 @@ from ser_hf.audio.decoding import (
 from ser_hf.errors import AudioError
 
 __all__ = ["AUDIO_KEYS", "BYTE_FORMATS", "MAX_CALLER_PEAK", "SampleOffset", "array_to_mono", "audio_decoder_samples",
-           "audio_in_mapping", "caller_samples", "check_sampling_rate", "float_samples", "offset_span",
-           "tensor_samples"]
+           "audio_in_mapping", "caller_samples", "caller_samples_and_offset", "check_sampling_rate", "float_samples",
+           "offset_span", "tensor_samples"]
 
 #: The keys that make a dict one clip: a decoded ``datasets`` Audio cell (``{"array", "sampling_rate", "path"}``),
 #: ``pipeline()``'s input (``{"raw", "sampling_rate"}``), an undecoded cell (``{"bytes", "path"}``).
@@ -372,23 +372,31 @@ def caller_samples(wave: object, what: str, sampling_rate: int | None = None) ->
         ...
         ser_hf.errors.AudioError: x has float samples as large as 1200, ...
     """
+    return caller_samples_and_offset(wave, what, sampling_rate)[0]
+
+
+def caller_samples_and_offset(wave: object, what: str, sampling_rate: int | None = None
+                              ) -> tuple[np.ndarray, SampleOffset]:
+    """:func:`caller_samples`, with the :class:`SampleOffset` it judged them by (a stream adds it to what it has
+    heard instead of counting the chunk again)."""
     samples = float_samples(wave, what)
+    offset = SampleOffset.of(samples)
     # First: uint8 values cast to float are whole numbers too, but need centring before scaling.
-    SampleOffset.of(samples).refuse_uncentred(what, offset_span(sampling_rate))
-    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    offset.refuse_uncentred(what, offset_span(sampling_rate))
+    peak = max(-offset.low, offset.high) if samples.size else 0.0  # finite: float_samples refused NaN and inf
     found = _unscaled_pcm_sign(samples, peak)
     if found:
         level = f"{20 * np.log10(peak):.0f} dB above full scale"
         scored = "at that level" if found.startswith(level) else f"as audio peaking {level}"
         unsigned = (" All of them are >= 0: if they are unsigned PCM (uint8, 0 to 255), centre them first, (wave - "
-                    "128) / 128.") if samples.size and float(samples.min()) >= 0 else ""
+                    "128) / 128.") if samples.size and offset.low >= 0 else ""
         raise AudioError(
             f"{what} has float samples as large as {peak:g}, {found}: integer PCM converted to float without being "
             f"scaled, which would be scored {scored}. Float audio is expected within [-1, 1] (float headroom up to "
             f"{MAX_CALLER_PEAK:g}, +{20 * np.log10(MAX_CALLER_PEAK):.0f} dB, is accepted). Divide it by 32768 (16-bit "
             f"PCM), 128 (8-bit) or 2147483648 (32-bit), or pass the int16/int32 array itself, which is scaled as "
             f"soundfile scales a WAV file.{unsigned}")
-    return samples
+    return samples, offset
 
 
 def _unscaled_pcm_sign(samples: np.ndarray, peak: float) -> str | None:
@@ -479,6 +487,13 @@ class SampleOffset:
         self.total += float(samples.sum(dtype=np.float64))
         self.non_negative += int(np.count_nonzero(samples >= 0))
         self.low, self.high = min(self.low, float(samples.min())), max(self.high, float(samples.max()))
+
+    def merge(self, other: SampleOffset) -> None:
+        """Count in the samples ``other`` counted (a chunk already judged alone)."""
+        self.count += other.count
+        self.total += other.total
+        self.non_negative += other.non_negative
+        self.low, self.high = min(self.low, other.low), max(self.high, other.high)
 
     def refuse_uncentred(self, what: str, minimum: int) -> None:
         """Refuse (AudioError naming ``what`` and the fix) at least ``minimum`` samples (:func:`offset_span`), at

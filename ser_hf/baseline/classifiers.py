@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
 from ser_hf.errors import SERError, SplitError
+from ser_hf.processes import available_cores
 from ser_hf.splits import grouped_kfold
 
 __all__ = [
@@ -171,11 +171,6 @@ def _unprefixed(params: Mapping[str, Any]) -> dict[str, Any]:
 #: typo (``--jobs 100000`` started that many processes). Refused rather than lowered: the user learns the number was
 #: wrong, and ``-1`` (every core) is the portable way to ask for all.
 JOBS_PER_CORE = 4
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its affinity, where the system tells it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def check_n_jobs(n_jobs: Any, setting: str = "n_jobs") -> None:

@@ -41,7 +41,6 @@ import contextlib
 import copy
 import dataclasses
 import math
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from torch import nn
 from ser_hf.baseline.classifiers import NEURAL_CLASSIFIERS, inner_speaker_splits
 from ser_hf.baseline.networks import NeuralConfig, SequenceNet
 from ser_hf.errors import SERError, SplitError
+from ser_hf.processes import available_cores
 
 __all__ = ["FittedNeural", "NeuralConfig", "SequenceClassifier", "SequenceNet", "fit_neural"]
 
@@ -63,8 +63,7 @@ __all__ = ["FittedNeural", "NeuralConfig", "SequenceClassifier", "SequenceNet", 
 def torch_threads(count: int | None) -> Iterator[None]:
     """Run with ``count`` torch threads (``None``: the cores this process may use), restored afterwards."""
     before = torch.get_num_threads()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    torch.set_num_threads(count or cores)
+    torch.set_num_threads(count or available_cores())
     try:
         yield
     finally:

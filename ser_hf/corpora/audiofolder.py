@@ -32,12 +32,12 @@ from __future__ import annotations
 import logging
 import os
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 
 from ser_hf.audio import is_audio_path
-from ser_hf.corpora.base import iter_audio_files
 from ser_hf.corpora.manifest import _rename_columns
 from ser_hf.corpora.split_names import SPLIT_NAME_RULE, SPLIT_SPELLINGS, split_lookalike, splits_named
 from ser_hf.corpora.tables import Row, read_csv_rows, read_jsonl_rows
@@ -59,10 +59,35 @@ def _listing(names: list[str]) -> str:
     return ", ".join(repr(printable(name)) for name in names[:_LISTED]) + more
 
 
-def _audio_files(folder: Path) -> list[Path]:
-    """The folder's audio files, walked as every corpus is (``Path.rglob`` skips symlinked sub-folders, and their
-    clips went missing without a word)."""
-    return [path for path in iter_audio_files(folder) if path.is_file()]
+@dataclass(frozen=True)
+class _Tree:
+    """One walk of an audiofolder, shared by every check of a load: walking it again for each split and check
+    cost 4 to 6 walks of a large tree, and named a folder that cannot be listed once per walk."""
+
+    files: list[Path]  # every entry that is no folder, in walk order
+    audio: list[Path]  # the audio files among them, sorted, as :func:`~ser_hf.corpora.base.iter_audio_files` finds
+
+
+def _walk(root: Path, *, warn: bool = True) -> _Tree:
+    """Every file under ``root``, walked as every corpus is (:func:`~ser_hf.corpora.base.iter_audio_files`:
+    ``Path.rglob`` skips symlinked sub-folders, and their clips went missing without a word), and its audio files:
+    hidden ones (macOS's ``._x.wav``) and anything but a file (a dangling link) left out. A folder that cannot be
+    listed is named in a warning."""
+    unlisted: list[tuple[str, OSError]] = []
+    files = [Path(path) for path in walk_files(root, unlisted=unlisted)]
+    for folder, error in unlisted if warn else ():
+        logger.warning("cannot list the folder %s (%s): the clips in it are not loaded. Make it readable, or move "
+                       "it out of %s.", display_path(folder), error.strerror or error, display_path(root))
+    audio = sorted(path for path in files if is_audio_path(path) and not path.name.startswith(".") and path.is_file())
+    return _Tree(files, audio)
+
+
+def _under(audio: list[Path], folder: Path) -> list[Path]:
+    """The files of ``audio`` (a walk's, sorted) that lie below ``folder``, a folder of the walked tree; a folder
+    that is a link is walked on its own (the tree's walk enters each real folder once, under its first path)."""
+    if folder.is_symlink():
+        return _walk(folder, warn=False).audio
+    return [path for path in audio if path.is_relative_to(folder)]
 
 
 def is_audiofolder(root: Path) -> bool:
@@ -141,8 +166,9 @@ def _other_cells(row: dict) -> dict:
     return {key: value for key, value in row.items() if key != "file_name"}
 
 
-def _read_metadata(folder: Path) -> dict[str, dict[str, str]] | None:
-    """Absolute file path -> its metadata row, from the folder's metadata file (None when it has none).
+def _read_metadata(folder: Path, audio: list[Path]) -> dict[str, dict[str, str]] | None:
+    """Absolute file path -> its metadata row, from the folder's metadata file (None when it has none); ``audio`` is
+    the folder's audio files.
 
     Raises:
         CorpusError: a row without ``file_name``, two rows naming one file, or rows naming no audio file.
@@ -163,17 +189,17 @@ def _read_metadata(folder: Path) -> dict[str, dict[str, str]] | None:
                 f"{display_path(path)!r} (as {_file_name(first)!r} with {_other_cells(first)} and as "
                 f"{_file_name(row)!r} with {_other_cells(row)}); expected one row per file. Keep one of the two rows.")
         by_file[path], lines[path] = row, line
-    _check_rows_match_files(source, folder, by_file, lines)
+    _check_rows_match_files(source, folder, by_file, lines, audio)
     return by_file
 
 
-def _check_rows_match_files(source: Path, folder: Path, by_file: dict[str, dict], lines: dict[str, int]) -> None:
-    """Refuse metadata rows whose ``file_name`` is no audio file of the folder the metadata describes.
+def _check_rows_match_files(source: Path, folder: Path, by_file: dict[str, dict], lines: dict[str, int],
+                            audio: list[Path]) -> None:
+    """Refuse metadata rows whose ``file_name`` is no audio file of the folder the metadata describes (``audio``).
 
     Such a row is usually a typo or a case slip: ignoring it would leave the real file without its speaker or
     label, and nothing would say so.
     """
-    audio = _audio_files(folder)
     known = {str(path.resolve()) for path in audio}
     by_lower = {str(path.relative_to(folder)).lower(): str(path.relative_to(folder)) for path in audio}
     unmatched = sorted((line, path) for path, line in lines.items() if path not in known)
@@ -223,13 +249,15 @@ def _folder_labels(folder: Path, files: list[Path]) -> list[str] | None:
         f"file a 'label' in metadata.csv.")
 
 
-def _split_metadata(folder: Path, shared: dict[str, dict[str, str]] | None) -> dict[str, dict[str, str]]:
-    """The metadata of the split folder ``folder``: its own metadata file's, else the root's (``shared``).
+def _split_metadata(folder: Path, shared: dict[str, dict[str, str]] | None,
+                    files: list[Path]) -> dict[str, dict[str, str]]:
+    """The metadata of the split folder ``folder`` (its audio ``files``): its own metadata file's, else the root's
+    (``shared``).
 
     Raises:
         CorpusError: both have one and the root's names files of this split: those rows would be ignored.
     """
-    own = _read_metadata(folder)
+    own = _read_metadata(folder, files)
     if own is None:
         return shared or {}
     inside = sorted(path for path in (shared or {}) if Path(path).is_relative_to(folder.resolve()))
@@ -241,9 +269,9 @@ def _split_metadata(folder: Path, shared: dict[str, dict[str, str]] | None) -> d
     return own
 
 
-def _read_split(folder: Path, shared: dict[str, dict[str, str]] | None) -> datasets.Dataset:
-    files = _audio_files(folder)
-    metadata = _split_metadata(folder, shared)
+def _read_split(folder: Path, shared: dict[str, dict[str, str]] | None, files: list[Path]) -> datasets.Dataset:
+    """The split in ``folder``, its audio ``files`` labelled by the metadata or their class folders."""
+    metadata = _split_metadata(folder, shared, files)
     columns: dict[str, list] = {"audio": [str(path.resolve()) for path in files]}
     extra = sorted({key for row in metadata.values() for key in row if key != "file_name"})
     if "audio" in extra:  # the clip is the file its file_name names: a column of that name would replace it
@@ -268,21 +296,26 @@ def read_audiofolder(root: Path) -> dict[str, datasets.Dataset]:
             split folder without audio files, files outside the class folders that switch folder labels off, or
             split folders that cannot be told apart (:func:`_split_folders`).
     """
-    found = _split_folders(root)
-    shared = _read_metadata(root) if found else None  # without split folders the root's is the split's own
+    tree = _walk(root)
+    found = _split_folders(root, tree.audio)
+    shared = _read_metadata(root, tree.audio) if found else None  # without split folders the root's is the split's own
     splits = {}
     for split, folder in (found or {"train": root}).items():
-        if not _audio_files(folder):
+        # Each split folder walked on its own, as a split: a link inside one to another's clips keeps them in both
+        # (the root's walk enters each real folder once); a folder that cannot be listed was named by the root's.
+        files = _walk(folder, warn=False).audio if found else tree.audio
+        if not files:
             raise CorpusError(f"audiofolder split folder {str(folder)!r} holds no audio files; add clips or remove it.")
-        splits[split] = _read_split(folder, shared)
+        splits[split] = _read_split(folder, shared, files)
     if found:
-        _warn_outside_splits(root, found)
-    _warn_unread_metadata(root, [root, *found.values()])
+        _warn_outside_splits(root, found, tree.audio)
+    _warn_unread_metadata(root, [root, *found.values()], tree.files)
     return splits
 
 
-def _split_folders(root: Path) -> dict[str, Path]:
-    """Split -> its folder among ``root``'s sub-folders, named by :func:`~ser_hf.corpora.split_names.split_name`.
+def _split_folders(root: Path, audio: list[Path]) -> dict[str, Path]:
+    """Split -> its folder among ``root``'s sub-folders, named by :func:`~ser_hf.corpora.split_names.split_name`;
+    ``audio`` is every audio file under ``root``.
 
     A folder named like a split by joining a keyword to other text (``eval_scripts``, ``train_test_notes``) that
     holds no audio file is none, as ``datasets`` makes no split of it; a bare keyword (``test/``) with no audio is
@@ -299,7 +332,7 @@ def _split_folders(root: Path) -> dict[str, Path]:
         if not folder.is_dir() or folder.name.startswith((".", "__")):  # folders datasets skips
             continue
         named = splits_named(folder.name)
-        if not named or not (_is_bare_keyword(folder.name) or _audio_files(folder)):
+        if not named or not (_is_bare_keyword(folder.name) or _under(audio, folder)):
             continue  # datasets makes no split of a folder without audio files
         if len(named) > 1:
             raise CorpusError(f"audiofolder {display_path(root)!r}: the folder {printable(folder.name)!r} names the "
@@ -314,13 +347,13 @@ def _split_folders(root: Path) -> dict[str, Path]:
                           f"{SPLIT_NAME_RULE}). Each split needs one folder, or the clips of all but one would be "
                           f"dropped. Merge them into one folder, or rename or move the others.")
     found = {split: folders[0] for split, folders in by_split.items()}
-    _check_lookalikes(root, found)
+    _check_lookalikes(root, found, audio)
     if not found:
-        _check_no_deeper_splits(root)
+        _check_no_deeper_splits(root, audio)
     return found
 
 
-def _check_lookalikes(root: Path, found: dict[str, Path]) -> None:
+def _check_lookalikes(root: Path, found: dict[str, Path], audio: list[Path]) -> None:
     """Refuse a top-level folder of audio files whose name looks like a split name but is not read as one (``tëst``,
     ``test\\u200b``, ``test(2)``, ``.test``: :func:`~ser_hf.corpora.split_names.split_lookalike`), and warn about
     one with a keyword glued to letters (``testset``) that holds folders of clips, as a split folder does (a class
@@ -332,7 +365,7 @@ def _check_lookalikes(root: Path, found: dict[str, Path]) -> None:
             continue
         hidden = folder.name.startswith((".", "__")) and len(splits_named(folder.name)) == 1
         look = (next(iter(splits_named(folder.name))), True) if hidden else split_lookalike(folder.name)
-        files = _audio_files(folder) if look is not None else []
+        files = _under(audio, folder) if look is not None else []
         if not files:
             continue
         split, near = look
@@ -352,14 +385,14 @@ def _check_lookalikes(root: Path, found: dict[str, Path]) -> None:
                            SPLIT_NAME_RULE, len(files), fate, split, split)
 
 
-def _check_no_deeper_splits(root: Path) -> None:
+def _check_no_deeper_splits(root: Path, audio: list[Path]) -> None:
     """In a tree without split folders at its top, refuse sibling folders deeper down that name two splits or more
     (``data/train/`` beside ``data/test/``): ``datasets`` reads a split folder at any depth, and ser_hf at the top
     only, so the test clips would be merged into one train split with the rest, without a word. A lone folder named
     like a split among folders that name none (a speaker folder ``angry/dev_01/``) is warned about: it is far more
     likely a name of the corpus's own than a split, and the tree loads as one train split."""
     by_parent: dict[str, dict[str, str]] = {}  # parent -> split -> the first folder below it naming that split
-    for path in _audio_files(root):
+    for path in audio:
         parts = path.relative_to(root).parts[:-1]
         for depth in range(1, len(parts)):
             named = splits_named(parts[depth]) if not parts[depth].startswith((".", "__")) else set()
@@ -382,11 +415,11 @@ def _check_no_deeper_splits(root: Path) -> None:
                        "they are.", display_path(root), _listing(lone))
 
 
-def _warn_unread_metadata(root: Path, folders: list[Path]) -> None:
-    """Warn, naming them, about files named ``metadata.*`` that are not read (``metadata.tsv``, one in a class folder
-    or deeper): their speakers or labels would be lost without a word."""
+def _warn_unread_metadata(root: Path, folders: list[Path], files: list[Path]) -> None:
+    """Warn, naming them, about ``root``'s ``files`` named ``metadata.*`` that are not read (``metadata.tsv``, one in
+    a class folder or deeper): their speakers or labels would be lost without a word."""
     read = {path for folder in folders for path in _metadata_files(folder)}
-    unread = [str(path.relative_to(root)) for path in map(Path, walk_files(root))
+    unread = [str(path.relative_to(root)) for path in files
               if _folded(path.name).partition(".")[0] == "metadata" and path not in read]
     if unread:
         logger.warning("audiofolder %s: %d file(s) named like a metadata file are not read (%s): ser_hf reads one "
@@ -400,7 +433,7 @@ def _is_bare_keyword(name: str) -> bool:
     return any(name.strip().casefold() in spellings for spellings in SPLIT_SPELLINGS.values())
 
 
-def _warn_outside_splits(root: Path, found: dict[str, Path]) -> None:
+def _warn_outside_splits(root: Path, found: dict[str, Path], audio: list[Path]) -> None:
     """Warn, naming them, about audio files beside the split folders: no split holds them, so they are not loaded.
 
     Refused instead when every split folder joins a keyword to other text (``test-anxiety/``) and other folders hold
@@ -408,7 +441,7 @@ def _warn_outside_splits(root: Path, found: dict[str, Path]) -> None:
     ``datasets`` does) would drop every other class.
     """
     inside = {folder.name for folder in found.values()}
-    outside = [str(path.relative_to(root)) for path in _audio_files(root) if path.relative_to(root).parts[0] not in inside]
+    outside = [str(path.relative_to(root)) for path in audio if path.relative_to(root).parts[0] not in inside]
     if outside and not any(map(_is_bare_keyword, inside)):
         raise CorpusError(
             f"audiofolder {display_path(root)!r}: the folder(s) {_listing(sorted(inside))} are read as split folders "

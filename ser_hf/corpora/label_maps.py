@@ -164,9 +164,9 @@ def _warn_emotion_split(scan: CorpusScan, corpus: Corpus, label_map: Mapping[str
     already move the emotion's own name (``happy=sad``): after ``joy=sad`` alone, an entry ``happy=sad`` would move
     every happy clip, which the user may well not mean."""
     unmapped: dict[str, set[str]] = {}
-    for clip in scan.clips:
-        if clip.raw_label is not None and map_raw_label(clip.raw_label, label_map) is None:
-            unmapped.setdefault(clip.emotion, set()).add(str(clip.raw_label))
+    for emotion, raw in {(clip.emotion, clip.raw_label) for clip in scan.clips if clip.raw_label is not None}:
+        if map_raw_label(raw, label_map) is None:  # each distinct (emotion, raw label) once, not once per clip
+            unmapped.setdefault(emotion, set()).add(str(raw))
     split, suggested = {}, []
     for key, target in label_map.items():
         emotion = _key_emotion(key)

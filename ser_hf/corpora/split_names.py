@@ -37,7 +37,8 @@ except ImportError:  # pragma: no cover - mirrored from datasets 5.2, src/datase
 
 __all__ = [
     "SPLIT_NAME_RULE", "SPLIT_SPELLINGS", "TEST_SPLIT_VALUES", "TRAIN_SPLIT_VALUES", "check_some_rows_to_train_on",
-    "lookalike_note", "marked_test_rows", "split_lookalike", "split_name", "splits_named", "unknown_split_values",
+    "lookalike_note", "marked_test_rows", "split_lookalike", "split_name", "split_names", "splits_named",
+    "unknown_split_values",
 ]
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,22 @@ def split_name(value: Any) -> str | None:
     return named.pop() if len(named) == 1 else _split_key(value)
 
 
+def split_names(values: Sequence[Any]) -> list[str | None]:
+    """:func:`split_name` of each value, each distinct value read once: a split column holds a handful of values
+    over thousands of rows, and each reading tries every keyword pattern."""
+    read: dict[Any, str | None] = {}
+    names = []
+    for value in values:
+        try:
+            name = read[value]
+        except KeyError:
+            name = read[value] = split_name(value)
+        except TypeError:  # an unhashable cell (a JSON list in a manifest): read on its own
+            name = split_name(value)
+        names.append(name)
+    return names
+
+
 def _loose_key(value: Any) -> str:
     """``value`` with accents and invisible characters dropped and every other non-alphanumeric character made a
     space: how a name that only looks like a split name (``tëst``, ``test\\u200b``, ``test(2)``) is told."""
@@ -146,7 +163,7 @@ def marked_test_rows(values: Sequence[Any]) -> np.ndarray:
     own validation speakers out of those. Any other value is warned about once, with its count, and those that look
     like a split name (``tëst``, ``testset``) are named so: a typo of ``test`` would otherwise train on the clips
     meant to test on, without a word."""
-    names = [split_name(value) for value in values]
+    names = split_names(values)
     other = unknown_split_values(names)
     if other:
         note = lookalike_note(list(other))

@@ -29,7 +29,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from ser_hf.corpora import CORPORA
 from ser_hf.corpora.listings import file_identity
-from ser_hf.corpora.split_names import SPLIT_SPELLINGS, split_name, unknown_split_values
+from ser_hf.corpora.split_names import SPLIT_SPELLINGS, split_names, unknown_split_values
 from ser_hf.errors import SplitError
 
 logger = logging.getLogger(__name__)
@@ -383,7 +383,7 @@ def predefined_split(dataset: datasets.Dataset, column: str = "split") -> datase
     if column not in dataset.column_names:
         raise SplitError(f"Column {column!r} is missing; found {sorted(dataset.column_names)}.")
     raw = dataset[column]
-    names = [split_name(value) for value in raw]
+    names = split_names(raw)
     blank = [row for row, name in enumerate(names) if name is None]
     if blank:
         shown = sorted({repr(raw[row]) for row in blank})[:5]

@@ -503,10 +503,11 @@ def _held_out_speakers(record: Mapping[str, Any], corpus: str) -> list[str] | No
     return [speaker[len(prefix):] for speaker in held if speaker.casefold().startswith(prefix)]
 
 
-def _leak_warnings(record: Mapping[str, Any], corpus: str, evaluated: Sequence[str]) -> list[str]:
-    if not _trained_on(record, corpus):
+def _leak_warnings(corpus: str, trained: bool, held_out: list[str] | None, evaluated: Sequence[str]) -> list[str]:
+    """What to warn about the evaluated speakers of a model ``trained`` on ``corpus`` or not, given the speakers
+    its run held out (:func:`_held_out_speakers`)."""
+    if not trained:
         return []
-    held_out = _held_out_speakers(record, corpus)
     if held_out is None:
         return [f"this model was trained on {corpus!r} and its held-out speakers are unknown (no eval/report.json): "
                 "the evaluated speakers may include training speakers."]
@@ -583,10 +584,11 @@ def evaluate_checkpoint(
     record = read_run_record(folder.parent if folder.is_file() else folder)  # an export's model.onnx: its folder
     dataset = load_corpus(corpus, data_dir, emotions=emotions, **dict(corpus_options or {}))
     named = corpus.name if isinstance(corpus, DatasetSource) else corpus  # as the run record names what it learnt
-    held_out = _held_out_speakers(record, named) if _trained_on(record, named) else None
+    trained = _trained_on(record, named)
+    held_out = _held_out_speakers(record, named) if trained else None
     part, description = select_split(dataset, split, seed=seed, test_size=test_size, num_folds=num_folds,
                                      speakers=held_out)
-    warnings = _leak_warnings(record, named, part["speaker"])
+    warnings = _leak_warnings(named, trained, held_out, part["speaker"])
     for text in warnings:
         logger.warning(text)
     preprocessor = recorded_preprocessor(record.get("data", {}), feature_extractor.sampling_rate)

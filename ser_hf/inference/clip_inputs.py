@@ -73,9 +73,10 @@ def clip_samples(item: RecognizerInput, model_rate: int, *, max_duration: float 
     if samples is not None:
         decoded = True  # a decoder's output: held to a file's rules
     elif isinstance(item, Mapping):  # a datasets Audio cell of datasets < 4, pipeline()'s dict
-        decoded = decoded or _names_a_float_file(item)
-        item = audio_in_mapping(item, what)
+        cell, item = item, audio_in_mapping(item, what)
         samples = item if isinstance(item, tuple) else None
+        # Only samples are held to one rule or the other: a dict of bytes or a path is decoded as a file anyway.
+        decoded = decoded or (samples is not None and _names_a_float_file(cell))
     elif isinstance(item, tuple):
         samples = _pair(item, what)
     elif is_array(item):

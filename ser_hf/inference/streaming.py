@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, caller_samples, check_sampling_rate
-from ser_hf.audio.arrays import SampleOffset, offset_span
+from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, check_sampling_rate
+from ser_hf.audio.arrays import SampleOffset, caller_samples_and_offset, offset_span
 from ser_hf.errors import AudioError, SERError
 from ser_hf.inference.inputs import describe_kind, is_bytes_like, is_sample
 from ser_hf.ranges import COUNT, Range
@@ -212,7 +212,8 @@ class RecognizerStream:
         self.min_samples = math.ceil(MIN_CLIP_DURATION * recognizer.sampling_rate)
         self.vad_threshold_db, self.top_k = vad_threshold_db, top_k
         self._resampler = None
-        self._rate, self._heard = rate, SampleOffset()  # the caller's samples so far, judged for a DC offset
+        # The caller's samples so far, judged for a DC offset once they span offset_span at the stream's rate.
+        self._heard, self._offset_span = SampleOffset(), offset_span(rate)
         if rate != recognizer.sampling_rate:
             import soxr
 
@@ -250,13 +251,13 @@ class RecognizerStream:
         if self._closed:
             raise SERError("this stream was flushed; start a new one with recognizer.stream(...).")
         _refuse_what_is_no_samples(chunk)
-        chunk = caller_samples(chunk, "the chunk given to stream.push")
+        chunk, heard = caller_samples_and_offset(chunk, "the chunk given to stream.push")
         if chunk.ndim != 1:
             raise AudioError(f"stream.push expects a 1-D array of samples (one channel), got shape {chunk.shape}. "
                              f"Downmix it first: chunk.mean(axis=1) for (frames, channels) audio, as soundfile and "
                              f"sounddevice give it, or chunk.mean(axis=0) for (channels, frames), as librosa does (a "
                              f"chunk can be too short to tell which it is).")
-        self._heard.add(chunk)
+        self._heard.merge(heard)
         self._refuse_uncentred(offset_span(None))
         if self._resampler is not None:
             chunk = self._resampler.resample_chunk(chunk)
@@ -306,7 +307,7 @@ class RecognizerStream:
     def _score(self, spans: list[tuple[int, int]]) -> list[dict[str, Any]]:
         if not spans:
             return []
-        self._refuse_uncentred(offset_span(self._rate))  # no window is scored before the stream is judged
+        self._refuse_uncentred(self._offset_span)  # no window is scored before the stream is judged
         recognizer = self.recognizer
         windows = [(s, e, self._buffer[s - self._offset: e - self._offset]) for s, e in spans]
         voiced, _ = gate_windows(windows, _amplitude_db(self._peak), self.vad_threshold_db)

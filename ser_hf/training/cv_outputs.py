@@ -110,10 +110,9 @@ def _adaptive_table(rows: list[dict[str, Any]]) -> list[str]:
              "| fallback speakers |", "|---|---|---|---|---|---|"]
     for row in rows:
         interval = percent_range(row["confidence_interval"]) or "n/a"
-        gain_interval = signed_percent_range(row["gain_interval"]) if row["gain_interval"] else "n/a"
         lines.append(f"| {row['enrollment']} | {percent(row['unweighted_accuracy'])} [{interval}] "
                      f"| {percent(row['global_unweighted_accuracy_same_clips'])} | {100 * row['gain']:+.1f} "
-                     f"[{gain_interval}] | {row['clips_scored']} | {row['fallback_speakers']} of {row['speakers']} |")
+                     f"[{signed_percent_range(row['gain_interval'])}] | {row['clips_scored']} | {row['fallback_speakers']} of {row['speakers']} |")
     notes = [f"Note ({row['enrollment']}): {row['interval_note']}." for row in rows if row.get("interval_note")]
     return lines + ([""] + notes if notes else [])
 

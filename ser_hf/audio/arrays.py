@@ -40,7 +40,7 @@ from ser_hf.errors import AudioError
 
 __all__ = ["AUDIO_KEYS", "BYTE_FORMATS", "MAX_CALLER_PEAK", "SampleOffset", "array_to_mono", "audio_decoder_samples",
            "audio_in_mapping", "caller_samples", "caller_samples_and_offset", "check_sampling_rate", "float_samples",
-           "offset_span", "tensor_samples"]
+           "is_bytes_like", "offset_span", "tensor_samples"]
 
 #: The keys that make a dict one clip: a decoded ``datasets`` Audio cell (``{"array", "sampling_rate", "path"}``),
 #: ``pipeline()``'s input (``{"raw", "sampling_rate"}``), an undecoded cell (``{"bytes", "path"}``).
@@ -103,6 +103,14 @@ def offset_span(sampling_rate: int | None) -> int:
 #: The formats of a memoryview of a file's bytes (``memoryview(data)``, ``memoryview(bytearray)``, a char view); any
 #: other format is a view of numbers, i.e. samples (``memoryview(float_array)``), which decoding would call a bad file.
 BYTE_FORMATS = ("B", "b", "c")
+
+
+def is_bytes_like(value: object) -> bool:
+    """Whether ``value`` is bytes, a bytearray or a memoryview of bytes: a file's contents or a path in the file
+    system's encoding, never samples (a memoryview of numbers, ``memoryview(float_array)``, is a view of samples)."""
+    if isinstance(value, memoryview):
+        return value.format in BYTE_FORMATS
+    return isinstance(value, (bytes, bytearray))
 
 
 def check_sampling_rate(rate: object, what: str, fix: str = "") -> int:
@@ -211,7 +219,7 @@ def _check_samples_value(samples: object, what: str) -> None:
 def _file_bytes(data: object, what: str) -> bytes:
     """A dict's ``"bytes"`` as the file's contents, held to the rule top-level bytes-likes are held to: a memoryview
     of numbers (format 'f', 'h', ...) holds samples, which decoding would call a bad file."""
-    if isinstance(data, (bytes, bytearray)) or (isinstance(data, memoryview) and data.format in BYTE_FORMATS):
+    if is_bytes_like(data):
         return bytes(data)
     samples = "{'array': np.asarray(value), 'sampling_rate': rate}"
     if isinstance(data, memoryview):

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ser_hf.audio import is_audio_path
+from ser_hf.audio.arrays import is_bytes_like  # re-exported: where callers of the inference layer look for it
 from ser_hf.errors import SERError
 from ser_hf.names import UserPattern, speaker_text
 from ser_hf.paths import display_path, printable, walk_files
@@ -212,18 +213,6 @@ def has_array_shape(value: Any) -> bool:
     the paths of a column), never one clip. :func:`ser_hf.inference.clip_inputs.is_array` asks the narrower question
     of which arrays hold samples as ``pipeline()`` takes them."""
     return hasattr(value, "shape") and hasattr(value, "dtype")
-
-
-#: The formats of a memoryview of bytes (``memoryview(data)``, ``memoryview(bytearray)``, a char view).
-_BYTE_FORMATS = ("B", "b", "c")
-
-
-def is_bytes_like(value: Any) -> bool:
-    """Whether ``value`` is bytes, a bytearray or a memoryview of bytes: a file's contents or a path in the file
-    system's encoding, never samples (a memoryview of numbers, ``memoryview(float_array)``, is a view of samples)."""
-    if isinstance(value, memoryview):
-        return value.format in _BYTE_FORMATS
-    return isinstance(value, (bytes, bytearray))
 
 
 def is_sample(value: Any) -> bool:

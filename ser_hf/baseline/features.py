@@ -41,7 +41,7 @@ import numpy as np
 
 from ser_hf.audio import MAX_SAMPLING_RATE, MIN_SAMPLING_RATE
 from ser_hf.errors import AudioError, SERError
-from ser_hf.ranges import Range, check_value
+from ser_hf.ranges import Range, check_ranges
 
 # Bump when the computation changes in a way that changes vectors, so old caches are not reused.
 FEATURES_VERSION = 1
@@ -202,17 +202,18 @@ class FeatureConfig:
         for name, allowed in self.RANGES.items():
             value = getattr(self, name)
             if isinstance(value, np.generic):  # np.int64(16000) is a fine rate; JSON and Range want Python numbers
-                value = value.item()
-                object.__setattr__(self, name, value)
-            default = next(f.default for f in dataclasses.fields(self) if f.name == name)
-            fix = f"Pass a value in that range (default: {default!r})."
-            if isinstance(value, (list, tuple)):  # check_value takes lists item by item; one number is wanted here
-                raise SERError(
-                    f"FeatureConfig.{name} must be {allowed}, got the {type(value).__name__} {value!r}. {fix}")
-            try:
-                check_value(f"FeatureConfig.{name}", value, allowed)
-            except SERError as err:
-                raise SERError(f"{err} {fix}") from None
+                object.__setattr__(self, name, value.item())
+            elif isinstance(value, (list, tuple)):  # check_ranges takes lists item by item; one number is wanted
+                raise SERError(f"FeatureConfig.{name} must be {allowed}, got the {type(value).__name__} {value!r}. "
+                               f"{self._range_fix(name)}")
+        try:
+            check_ranges(self)
+        except SERError as err:
+            raise SERError(f"{err} {self._range_fix(err.field)}") from None
+
+    def _range_fix(self, name: str) -> str:
+        default = next(f.default for f in dataclasses.fields(self) if f.name == name)
+        return f"Pass a value in that range (default: {default!r})."
 
     def _check_window(self) -> None:
         problem = _window_problem(self.window) if isinstance(self.window, str) else "not a string"

@@ -742,3 +742,15 @@ def test_an_audiofolder_folder_that_cannot_be_listed_is_warned_about_once_per_lo
     assert {split: len(part) for split, part in parts.items()} == {"train": 2, "test": 2}
     warned = [r.getMessage() for r in caplog.records if "cannot list the folder" in r.getMessage()]
     assert len(warned) == 1 and "locked (Permission denied): the clips in it are not loaded" in warned[0]
+
+
+def test_one_file_in_two_audiofolder_splits_is_refused(tmp_path):
+    """A link in train/ to a class folder of test/ put the same clips in both splits: trained on, then tested on
+    (found by the review of the single-walk refactor, which kept it as it was)."""
+    from ser_hf.corpora.audiofolder import read_audiofolder
+
+    root = _split_tree(tmp_path / "af", ("train", "test"))
+    os.symlink(root / "test" / "happy", root / "train" / "link")
+    with pytest.raises(CorpusError, match=r"1 audio file\(s\) are in two splits, e\.g\. '.*test_happy\.wav' in both "
+                                          r"'(train|test)' and '(train|test)' \(through a link\)"):
+        read_audiofolder(root)

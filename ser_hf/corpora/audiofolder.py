@@ -307,10 +307,28 @@ def read_audiofolder(root: Path) -> dict[str, datasets.Dataset]:
         if not files:
             raise CorpusError(f"audiofolder split folder {str(folder)!r} holds no audio files; add clips or remove it.")
         splits[split] = _read_split(folder, shared, files)
+    _check_splits_share_no_file(root, splits)
     if found:
         _warn_outside_splits(root, found, tree.audio)
     _warn_unread_metadata(root, [root, *found.values()], tree.files)
     return splits
+
+
+def _check_splits_share_no_file(root: Path, splits: dict[str, datasets.Dataset]) -> None:
+    """Refuse one real file in two splits (a link in ``train/`` to a class folder of ``test/``): its clip would be
+    trained on and tested on, and every score on that test split would be optimistic without a word."""
+    first: dict[str, str] = {}
+    shared: dict[str, tuple[str, str]] = {}
+    for split, part in splits.items():
+        for audio in part["audio"]:  # resolved paths: a link and its target are one file
+            if first.setdefault(audio, split) != split:
+                shared.setdefault(audio, (first[audio], split))
+    if shared:
+        (audio, (one, other)), *_ = shared.items()
+        raise CorpusError(
+            f"audiofolder {display_path(root)!r}: {len(shared)} audio file(s) are in two splits, e.g. "
+            f"{display_path(audio)!r} in both {one!r} and {other!r} (through a link); a clip in a test split must "
+            f"never be trained on. Remove the link, or copy the clips each split should hold.")
 
 
 def _split_folders(root: Path, audio: list[Path]) -> dict[str, Path]:

@@ -51,7 +51,14 @@ from ser_hf.baseline.classifiers import (
     is_neural,
     probabilities_for,
 )
-from ser_hf.baseline.extraction import extract_all, extract_dataset_features, extract_dataset_sequences
+from ser_hf.baseline.extraction import (
+    LEVEL_NAMES,
+    extract_all,
+    extract_dataset_features,
+    extract_dataset_sequences,
+    level_row,
+    level_settings,
+)
 from ser_hf.baseline.features import FeatureConfig
 from ser_hf.baseline.folder import check_baseline_folder, one_baseline_at_a_time, remove_earlier_model
 from ser_hf.baseline.sequences import sequence_config
@@ -67,7 +74,6 @@ from ser_hf.evaluation.folds import (
     summarise_folds,
     write_cv_summary,
 )
-from ser_hf.inference.streaming import window_level_db
 from ser_hf.splits import Fold, corpus_folds, speakers_of
 
 logger = logging.getLogger(__name__)
@@ -110,10 +116,10 @@ def dataset_features(
     config = feature_config or FeatureConfig()
     matrix = extract_dataset_features(
         dataset["audio"], config, preprocessor=preprocessor, cache_dir=cache_dir,
-        num_workers=num_workers, strict=True, progress=progress,
+        num_workers=num_workers, strict=True, progress=progress, cache_levels=True,
     )
     levels = clip_levels(dataset["audio"], config.sampling_rate, preprocessor=preprocessor, cache_dir=cache_dir,
-                         num_workers=num_workers, progress=progress)
+                         num_workers=num_workers, progress=progress, known=matrix.levels)
     check_clips_hold_sound(matrix.features, dataset, levels)
     return matrix.features
 
@@ -131,42 +137,51 @@ def dataset_sequences(
     checked as :func:`dataset_features` checks its rows."""
     sequences = extract_dataset_sequences(
         dataset["audio"], feature_config, preprocessor=preprocessor, cache_dir=cache_dir, num_workers=num_workers,
-        strict=True, progress=progress,
+        strict=True, progress=progress, cache_levels=True,
     )
     levels = clip_levels(dataset["audio"], feature_config.sampling_rate, preprocessor=preprocessor,
-                         cache_dir=cache_dir, num_workers=num_workers, progress=progress)
+                         cache_dir=cache_dir, num_workers=num_workers, progress=progress, known=sequences.levels)
     check_clips_hold_sound(sequences.sequences, dataset, levels)
     return sequences.sequences
-
-
-def _level_row(wave: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """The level pass's extractor: the clip's :func:`~ser_hf.inference.streaming.window_level_db`, as a 1 x 1 row."""
-    return np.full((1, 1), window_level_db(wave), np.float32)
 
 
 def clip_levels(
     paths: Sequence[str], sampling_rate: int, *, preprocessor: AudioPreprocessor | None = None,
     cache_dir: str | os.PathLike | None = None, num_workers: int | None = None, progress: bool = True,
+    known: Sequence[float | None] | None = None,
 ) -> np.ndarray:
     """The RMS level about the mean (dBFS) of the part of each file the preprocessor keeps: what
     :func:`soundless_clips` judges, as prediction judges a clip (:meth:`BaselineModel.prepared_waves
     <ser_hf.baseline.classic_model.BaselineModel.prepared_waves>`).
 
     Features cannot tell it (noise 100 dB down gives features unlike silence's; a voice over a DC offset gives a row
-    without zero crossings), so the files are read for it. Design: a second pass of the cached feature extractor
-    (:mod:`ser_hf.baseline.extraction`) whose "features" are the level, computed on what
-    :meth:`AudioPreprocessor.kept <ser_hf.audio.AudioPreprocessor.kept>` gives (the preprocessor without its
-    denoising, normalising and padding: trimmed and cropped only), cached beside the features in
-    ``<cache_dir>/levels-<key>/`` (the key names that preprocessor and the rate alone, so one pass serves every feature
-    setting; the feature caches are untouched). It costs a second decode of each file once, then a hash per file.
+    without zero crossings), so the files are read for it: the feature extractor (:mod:`ser_hf.baseline.extraction`)
+    measures it on what :meth:`AudioPreprocessor.kept <ser_hf.audio.AudioPreprocessor.kept>` gives (trimmed and
+    cropped only, before denoising, normalising and padding) in the pass that decodes each file for its features, and
+    caches it in ``<cache_dir>/levels-<key>/`` (the key names the rate and what ``kept`` does alone, so one cache serves
+    every feature setting). ``known`` takes those levels (:attr:`FeatureMatrix.levels
+    <ser_hf.baseline.extraction.FeatureMatrix.levels>`, one per path, ``None`` where unknown); only the paths without
+    one are read here, by a level pass of the same extractor and cache (decode once, then a hash per file).
     """
-    base = preprocessor or AudioPreprocessor(sampling_rate=sampling_rate)
-    kept_only = dataclasses.replace(base, denoise=None, normalize=None, target_dbfs=None, min_duration=None)
-    rows = extract_all(
-        "clip_levels", paths, FeatureConfig(sampling_rate=sampling_rate, groups=("rms",)), kept_only, ["level_db"],
-        cache_dir=cache_dir, num_workers=num_workers, strict=True, progress=progress, kind="levels",
-        extract=_level_row,
-    )[1]
+    if known is None:
+        return _measured_levels(paths, sampling_rate, preprocessor, cache_dir, num_workers, progress)
+    if len(known) != len(paths):
+        raise ValueError(f"clip_levels(known=...) holds {len(known)} levels for {len(paths)} paths; pass one level "
+                         f"(or None) per path, e.g. FeatureMatrix.levels of a strict extraction of the same paths.")
+    levels = np.asarray([np.nan if level is None else level for level in known], dtype=np.float64)
+    missing = np.flatnonzero(np.isnan(levels))
+    if len(missing):
+        levels[missing] = _measured_levels([paths[i] for i in missing], sampling_rate, preprocessor, cache_dir,
+                                           num_workers, progress)
+    return levels
+
+
+def _measured_levels(paths: Sequence[str], sampling_rate: int, preprocessor: AudioPreprocessor | None,
+                     cache_dir: str | os.PathLike | None, num_workers: int | None, progress: bool) -> np.ndarray:
+    """The level pass of :func:`clip_levels`: the cached extractor, whose "features" are the level."""
+    config, kept_only = level_settings(preprocessor, sampling_rate)
+    rows = extract_all("clip_levels", paths, config, kept_only, LEVEL_NAMES, cache_dir=cache_dir,
+                       num_workers=num_workers, strict=True, progress=progress, kind="levels", extract=level_row).arrays
     return np.asarray([row[0, 0] for row in rows], dtype=np.float64)
 
 

@@ -9,6 +9,12 @@ by the SHA-256 of the audio file's bytes. Content hashing rather than path + siz
 copied, moved, re-downloaded or touched (new mtimes, same bytes) and when a file is rewritten in place
 within the mtime resolution.
 
+The same pass measures each clip's level (:func:`level_row`: what
+:func:`ser_hf.baseline.crossval.clip_levels` judges sound by) on the way, so training decodes no file twice:
+:attr:`FeatureMatrix.levels` / :attr:`FeatureSequences.levels` carry the levels back, and with ``cache_levels=True``
+they are cached beside the features under ``<cache_dir>/levels-<key>/`` (the key names the rate and what
+:meth:`AudioPreprocessor.kept <ser_hf.audio.AudioPreprocessor.kept>` does alone: :func:`level_settings`).
+
 Example:
     >>> from ser_hf.baseline import FeatureConfig, extract_dataset_features
     >>> matrix = extract_dataset_features(["a.flac", "b.flac"], FeatureConfig(), cache_dir="cache")  # doctest: +SKIP
@@ -18,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -31,6 +38,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,11 +47,31 @@ from ser_hf.audio import AudioPreprocessor, PathLike
 from ser_hf.baseline.features import FeatureConfig, extract_features, feature_names
 from ser_hf.baseline.sequences import check_sequence_config, extract_sequence, sequence_names
 from ser_hf.errors import AudioError, SERError
+from ser_hf.inference.streaming import window_level_db
 from ser_hf.processes import exit_with_parent
 
 #: Computes one clip's array from its preprocessed waveform: :func:`extract_features` (a vector) or
 #: :func:`~ser_hf.baseline.sequences.extract_sequence` (frames x dims). Module-level, so workers can receive it.
 Extractor = Callable[[np.ndarray, FeatureConfig], np.ndarray]
+
+#: The level cache's one column (:func:`level_row`).
+LEVEL_NAMES = ["level_db"]
+
+
+def level_row(wave: np.ndarray, config: FeatureConfig | None = None) -> np.ndarray:
+    """A clip's :func:`~ser_hf.inference.streaming.window_level_db` as a 1 x 1 float32 row: what the level cache
+    stores (an :data:`Extractor`, so the level pass of :func:`~ser_hf.baseline.crossval.clip_levels` can run it)."""
+    return np.full((1, 1), window_level_db(wave), np.float32)
+
+
+def level_settings(preprocessor: AudioPreprocessor | None, sampling_rate: int) -> tuple[FeatureConfig,
+                                                                                         AudioPreprocessor]:
+    """The config and preprocessor that key the level cache: the rate, and the preprocessor without its denoising,
+    normalising and padding (the level is measured on what :meth:`AudioPreprocessor.kept` keeps, so one cache serves
+    every feature setting and every later step)."""
+    base = preprocessor or AudioPreprocessor(sampling_rate=sampling_rate)
+    kept_only = dataclasses.replace(base, denoise=None, normalize=None, target_dbfs=None, min_duration=None)
+    return FeatureConfig(sampling_rate=sampling_rate, groups=("rms",)), kept_only
 
 
 @dataclass
@@ -56,6 +84,8 @@ class FeatureMatrix:
         paths: The file of each row, in the input order.
         failures: ``(path, reason)`` of each file that could not be used (only with ``strict=False``).
         cache_hits: How many rows came from the cache.
+        levels: Each row's clip level in dBFS (:func:`level_row`, as :func:`~ser_hf.baseline.crossval.clip_levels`
+            gives it), ``None`` where the row came from a cache that holds no level for it.
     """
 
     features: np.ndarray
@@ -63,6 +93,7 @@ class FeatureMatrix:
     paths: list[str]
     failures: list[tuple[str, str]] = field(default_factory=list)
     cache_hits: int = 0
+    levels: list[float | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -78,6 +109,7 @@ class FeatureSequences:
         paths: The file of each sequence, in the input order.
         failures: ``(path, reason)`` of each file that could not be used (only with ``strict=False``).
         cache_hits: How many sequences came from the cache.
+        levels: Each sequence's clip level in dBFS, ``None`` where unknown (as :attr:`FeatureMatrix.levels`).
     """
 
     sequences: list[np.ndarray]
@@ -85,6 +117,7 @@ class FeatureSequences:
     paths: list[str]
     failures: list[tuple[str, str]] = field(default_factory=list)
     cache_hits: int = 0
+    levels: list[float | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -136,6 +169,10 @@ class _FeatureCache:
             return None
         return self.dir / digest[:2] / f"{digest}.npy"
 
+    def beside(self, entry: Path | None) -> Path | None:
+        """Where this cache keeps the file whose entry in another cache is ``entry`` (same digest, no second hash)."""
+        return None if entry is None else self.dir / entry.parent.name / entry.name
+
     def load(self, entry: Path | None) -> np.ndarray | None:
         """The cached vector, or ``None`` when absent, unreadable or of the wrong shape (recomputed). A link is never
         followed (ser_hf writes none: it would read another file's numbers for the clip)."""
@@ -170,15 +207,18 @@ class _FeatureCache:
 
 def _extract_file(
     path: str, config: FeatureConfig, preprocessor: AudioPreprocessor, extract: Extractor = extract_features
-) -> tuple[np.ndarray | None, str | None]:
-    """Decode and featurise one file; problems come back as a message naming the file, never raised."""
+) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+    """Decode and featurise one file, and measure its :func:`level_row` on what the preprocessor keeps from the same
+    decode (the features see ``preprocessor(path)``, which is this); problems come back as a message naming the file,
+    never raised."""
     try:
-        return extract(preprocessor(path), config), None
+        kept = preprocessor.kept(preprocessor.load(path))
+        return extract(preprocessor.finish(kept), config), level_row(kept), None
     except AudioError as err:
         message = str(err)
-        return None, message if path in message else f"{path!r}: {message}"
+        return None, None, message if path in message else f"{path!r}: {message}"
     except Exception as err:  # noqa: BLE001 - one odd file must not kill a pool of 10,000; strict decides
-        return None, f"Feature extraction failed for {path!r}: {type(err).__name__}: {err}"
+        return None, None, f"Feature extraction failed for {path!r}: {type(err).__name__}: {err}"
 
 
 def _limit_blas_threads() -> AbstractContextManager:
@@ -209,7 +249,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 
 class _Runner:
-    """Context manager yielding ``(index, vector, error)`` for the files to compute, in completion order.
+    """Context manager yielding ``(index, vector, level row, error)`` for the files to compute, in completion order.
 
     Entering starts the worker processes, before the caller opens its progress bar (whose monitor
     thread should not exist when forking); leaving cancels queued files, so a strict error or Ctrl-C
@@ -236,7 +276,7 @@ class _Runner:
             }
         return self
 
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray | None, np.ndarray | None, str | None]]:
         if self.executor is None:
             with _limit_blas_threads():
                 for index in self.todo:
@@ -275,6 +315,7 @@ def extract_dataset_features(
     num_workers: int | None = None,
     strict: bool = True,
     progress: bool = True,
+    cache_levels: bool = False,
 ) -> FeatureMatrix:
     """Extract :func:`~ser_hf.baseline.extract_features` vectors for many audio files in parallel.
 
@@ -291,6 +332,8 @@ def extract_dataset_features(
         strict: ``True`` raises on the first unusable file; ``False`` skips such files and lists them
             in :attr:`FeatureMatrix.failures`.
         progress: Show a tqdm progress bar.
+        cache_levels: Also read and write the clip levels (:attr:`FeatureMatrix.levels`) in the level cache of
+            :func:`~ser_hf.baseline.crossval.clip_levels` under ``cache_dir``, so it need not read these files again.
 
     Returns:
         A :class:`FeatureMatrix` whose rows follow the order of ``paths`` (failed files left out).
@@ -306,18 +349,19 @@ def extract_dataset_features(
     """
     config = config or FeatureConfig()
     names = feature_names(config)
-    paths, vectors, errors, hits = extract_all(
+    done = extract_all(
         "extract_dataset_features", paths, config, preprocessor, names, cache_dir=cache_dir, num_workers=num_workers,
-        strict=strict, progress=progress, kind="features", extract=extract_features,
+        strict=strict, progress=progress, kind="features", extract=extract_features, cache_levels=cache_levels,
     )
-    kept = [i for i in range(len(paths)) if i not in errors]
-    features = np.stack([vectors[i] for i in kept]) if kept else np.zeros((0, len(names)), np.float32)
+    kept = done.kept()
+    features = np.stack([done.arrays[i] for i in kept]) if kept else np.zeros((0, len(names)), np.float32)
     return FeatureMatrix(
         features=features,
         names=names,
-        paths=[paths[i] for i in kept],
-        failures=[(paths[i], errors[i]) for i in sorted(errors)],
-        cache_hits=hits,
+        paths=[done.paths[i] for i in kept],
+        failures=done.failures(),
+        cache_hits=done.cache_hits,
+        levels=[done.levels[i] for i in kept],
     )
 
 
@@ -330,6 +374,7 @@ def extract_dataset_sequences(
     num_workers: int | None = None,
     strict: bool = True,
     progress: bool = True,
+    cache_levels: bool = False,
 ) -> FeatureSequences:
     """Frame sequences (:func:`~ser_hf.baseline.sequences.extract_sequence`) of many files, in parallel and cached.
 
@@ -344,6 +389,7 @@ def extract_dataset_sequences(
         num_workers: Worker processes; ``None`` uses every available core, 0 or 1 runs in this process.
         strict: ``True`` raises on the first unusable file; ``False`` skips it and lists it in ``failures``.
         progress: Show a tqdm progress bar.
+        cache_levels: Also keep the clip levels in the level cache (as :func:`extract_dataset_features`).
 
     Returns:
         A :class:`FeatureSequences` whose sequences follow the order of ``paths``.
@@ -354,23 +400,50 @@ def extract_dataset_sequences(
         (241, 64)
     """
     names = sequence_names(check_sequence_config(config))
-    paths, arrays, errors, hits = extract_all(
+    done = extract_all(
         "extract_dataset_sequences", paths, config, preprocessor, names, cache_dir=cache_dir,
         num_workers=num_workers, strict=strict, progress=progress, kind="sequences", extract=extract_sequence,
+        cache_levels=cache_levels,
     )
-    kept = [i for i in range(len(paths)) if i not in errors]
+    kept = done.kept()
     return FeatureSequences(
-        sequences=[arrays[i] for i in kept], names=names, paths=[paths[i] for i in kept],
-        failures=[(paths[i], errors[i]) for i in sorted(errors)], cache_hits=hits,
+        sequences=[done.arrays[i] for i in kept], names=names, paths=[done.paths[i] for i in kept],
+        failures=done.failures(), cache_hits=done.cache_hits, levels=[done.levels[i] for i in kept],
     )
+
+
+class Extracted(NamedTuple):
+    """What :func:`extract_all` gives: per input file (in the input order) its path, its array and its clip level
+    in dBFS (``None`` for a failed file, and for a cached array whose level is not cached), plus the errors by index
+    and how many arrays came from the cache."""
+
+    paths: list[str]
+    arrays: list[np.ndarray | None]
+    errors: dict[int, str]
+    cache_hits: int
+    levels: list[float | None]
+
+    def kept(self) -> list[int]:
+        """The indices of the files that succeeded."""
+        return [i for i in range(len(self.paths)) if i not in self.errors]
+
+    def failures(self) -> list[tuple[str, str]]:
+        """``(path, reason)`` of each failed file, in the input order."""
+        return [(self.paths[i], self.errors[i]) for i in sorted(self.errors)]
+
+
+def _level_of(row: np.ndarray | None) -> float | None:
+    return None if row is None else float(row[0, 0])
 
 
 def extract_all(
     caller: str, paths: Sequence[PathLike], config: FeatureConfig, preprocessor: AudioPreprocessor | None,
     names: list[str], *, cache_dir: PathLike | None, num_workers: int | None, strict: bool, progress: bool,
-    kind: str, extract: Extractor,
-) -> tuple[list[str], list[np.ndarray | None], dict[int, str], int]:
-    """Cache look-ups, then the pool for the rest: ``(paths, arrays, errors by index, cache hits)``."""
+    kind: str, extract: Extractor, cache_levels: bool = False,
+) -> Extracted:
+    """Cache look-ups, then the pool for the rest, measuring the level of each file it decodes (with
+    ``cache_levels``, read from and stored in the level cache too: the level pass, ``kind="levels"``, has it as its
+    own cache)."""
     from ser_hf.progress import progress_bar
 
     if isinstance(paths, (str, os.PathLike)):
@@ -381,16 +454,21 @@ def extract_all(
         raise ValueError(f"{caller}(num_workers={num_workers}): use None (all cores), 0/1 or more.")
     preprocessor = _check_preprocessor(preprocessor, config)
     paths = [os.fspath(path) for path in paths]
-    cache = _FeatureCache(Path(cache_dir).expanduser(), config, preprocessor, names, kind) if cache_dir else None
+    root = Path(cache_dir).expanduser() if cache_dir else None
+    cache = _FeatureCache(root, config, preprocessor, names, kind) if root else None
+    level_cache = (_FeatureCache(root, *level_settings(preprocessor, config.sampling_rate), LEVEL_NAMES, "levels")
+                   if root and cache_levels and kind != "levels" else None)
     entries = [cache.entry(path) for path in paths] if cache else [None] * len(paths)
     arrays = [cache.load(entry) for entry in entries] if cache else [None] * len(paths)
+    levels = [_level_of(level_cache.load(level_cache.beside(entry))) if level_cache and array is not None else None
+              for entry, array in zip(entries, arrays)]  # the files to decode are measured then
     todo = [i for i, array in enumerate(arrays) if array is None]
     workers = _default_workers(len(todo)) if num_workers is None else min(num_workers, max(1, len(todo)))
     errors: dict[int, str] = {}
     # The runner forks its workers before tqdm starts its monitor thread.
     with _Runner(paths, todo, config, preprocessor, workers, extract) as runner, \
             progress_bar(progress, total=len(paths), initial=len(paths) - len(todo), unit="file", desc=kind) as bar:
-        for index, array, error in runner:
+        for index, array, level, error in runner:
             bar.update()
             if error is not None and strict:
                 raise AudioError(
@@ -400,7 +478,9 @@ def extract_all(
             if error is not None:
                 errors[index] = error
             else:
-                arrays[index] = array
+                arrays[index], levels[index] = array, _level_of(level)
                 if cache is not None:
                     cache.save(entries[index], array)
-    return paths, arrays, errors, len(paths) - len(todo)
+                if level_cache is not None:
+                    level_cache.save(level_cache.beside(entries[index]), level)
+    return Extracted(paths, arrays, errors, len(paths) - len(todo), levels)

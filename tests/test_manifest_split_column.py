@@ -94,13 +94,13 @@ def test_split_column_spellings_of_test_mark_test_rows_and_unknown_values_are_wa
     run = types.SimpleNamespace(data=types.SimpleNamespace(dataset_name=None, is_multi_corpus=lambda: False))
     dataset = datasets.Dataset.from_dict({"split": values})
     with caplog.at_level("WARNING", logger="ser_hf.training.experiment"):
-        assert _marked_test_rows(run, dataset).tolist() == [0, 1, 2, 3]
+        assert _marked_test_rows(run.data, dataset).tolist() == [0, 1, 2, 3]
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1 and "{'holdout': 2, 'tset': 1}" in warned[0]
     assert "treats those clips as training rows" in warned[0]
     caplog.clear()
     with caplog.at_level("WARNING", logger="ser_hf.training.experiment"):
-        assert _marked_test_rows(run, datasets.Dataset.from_dict({"split": ["train", "validation", ""]})) is None
+        assert _marked_test_rows(run.data, datasets.Dataset.from_dict({"split": ["train", "validation", ""]})) is None
     assert not caplog.records
 
 
@@ -128,12 +128,12 @@ def test_predefined_split_and_train_read_split_values_one_way(tmp_path, caplog):
         "holdout": ["s10"]}
     assert "the 'split' column holds {'holdout': 1} (value: clips), none of the split names" in caplog.text
     run = types.SimpleNamespace(data=types.SimpleNamespace(dataset_name=None, is_multi_corpus=lambda: False))
-    assert experiment._marked_test_rows(run, ds).tolist() == [2, 3, 4, 5, 6]  # the rows of predefined_split's test
+    assert experiment._marked_test_rows(run.data, ds).tolist() == [2, 3, 4, 5, 6]  # the rows of predefined_split's test
     for missing in ("NA", " ", "null"):
         marked = datasets.Dataset.from_dict({"split": ["train", missing], "speaker": ["a", "b"]})
         with pytest.raises(SplitError, match=r"1 of 2 clips have no 'split' value \(rows \[1\]: .*missing-value marker"):
             predefined_split(marked)
-        assert experiment._marked_test_rows(run, marked) is None  # a training row, as a blank one, not warned about
+        assert experiment._marked_test_rows(run.data, marked) is None  # a training row, as a blank one, not warned about
 
 
 def test_split_column_values_are_read_as_datasets_reads_split_folders_and_look_alikes_named(caplog):

@@ -7,23 +7,20 @@ import json
 import logging
 
 from ser_hf.corpora import CORPORA, download_corpus, load_corpus
-from ser_hf.corpora.split_names import check_some_rows_to_train_on, marked_test_rows
+from ser_hf.corpora.split_names import marked_test_rows
 from ser_hf.corpora.summary import corpus_summary, format_summary
-from ser_hf.errors import CorpusError, SplitError
+from ser_hf.data_arguments import DataArguments
+from ser_hf.errors import CorpusError, SERError, SplitError
 from ser_hf.paths import display_path, printable
-from ser_hf.splits import (
-    class_counts,
-    corpus_folds,
-    leave_one_speaker_out,
-    speaker_folds,
-    speaker_split,
-    split_with_test,
-)
+from ser_hf.splits import class_counts, corpus_folds, leave_one_speaker_out, speaker_folds
 
 logger = logging.getLogger(__name__)
 
 CORPUS_HELP = f"corpus name: {', '.join(CORPORA)}"
 EMOTIONS_HELP = "keep only these emotions: '4class', 'basic7', 'ravdess8' or a list like 'neutral,happy,sad,angry'"
+#: ``ser-hf train``'s settings of its holdout split -> the ``data split`` flag that sets each (train's flag names; every
+#: ser-hf flag is also taken with _), for errors to name.
+HOLDOUT_FLAGS = {"fold_seed": "--seed", "test_size": "--test-size", "validation_size": "--validation-size"}
 
 
 def add_corpus_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -160,11 +157,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     how.add_argument("--folds", type=int, metavar="K", help="K folds grouped by speaker (default: the corpus protocol)")
     how.add_argument("--loso", action="store_true", help="leave one speaker out")
     how.add_argument("--holdout", action="store_true",
-                     help="one train/validation/test split (70/10/20 by clips), as ser-hf train makes it: a "
-                          "manifest's split column, where it marks test rows, gives the test part")
-    split.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default 0)")
+                     help="the train/validation/test split ser-hf train makes with the same --seed, --test-size and "
+                          "--validation-size: a manifest's split column, where it marks test rows, gives the test part")
+    split.add_argument("--seed", "--fold-seed", dest="seed", type=int, default=DataArguments.fold_seed,
+                       help=f"seed of the fold assignment, and of the --holdout split as ser-hf train's --fold_seed "
+                            f"(default {DataArguments.fold_seed})")
+    _add_holdout_size_arguments(split)
     split.add_argument("--json", action="store_true", help="print the folds' test speakers and counts as JSON")
     split.set_defaults(func=run_split)
+
+
+def _add_holdout_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """--test-size and --validation-size: ``ser-hf train``'s flags of the same names and defaults."""
+    group = parser.add_argument_group("sizes of the --holdout split, as ser-hf train takes them")
+    # None: unset, so that DataArguments gives train's default and a size passed to folds can be refused
+    group.add_argument(HOLDOUT_FLAGS["test_size"], type=float, default=None, metavar="SHARE",
+                       help=f"share of the clips (by whole speakers) held out for the test report, unless a "
+                            f"manifest's split column marks test rows (default {DataArguments.test_size})")
+    group.add_argument(HOLDOUT_FLAGS["validation_size"], type=float, default=None, metavar="SHARE",
+                       help=f"share of the clips (by whole speakers) held out of the training rows for model "
+                            f"selection and early stopping (default {DataArguments.validation_size})")
+
+
+def _holdout_arguments(args: argparse.Namespace) -> DataArguments:
+    """The data arguments of a ``ser-hf train`` run that splits as ``data split --holdout`` asks, for
+    :func:`~ser_hf.training.experiment.train_split`; unset sizes are train's defaults.
+
+    Raises:
+        SplitError: a size or seed outside what ``ser-hf train`` accepts, naming the flag.
+    """
+    sizes = {name: getattr(args, name) for name in ("test_size", "validation_size") if getattr(args, name) is not None}
+    try:
+        return DataArguments(corpus=args.corpus, fold_seed=args.seed, **sizes)
+    except SERError as err:
+        flag = HOLDOUT_FLAGS.get(getattr(err, "field", None))
+        if flag is None:
+            raise
+        raise SplitError(f"{err} Set in the command line ({flag}): change it there.") from err
+
+
+def _check_sizes_are_for_holdout(args: argparse.Namespace) -> None:
+    """Refuse --test-size or --validation-size for folds, which would not use them, before anything loads."""
+    given = [HOLDOUT_FLAGS[name] for name in ("test_size", "validation_size") if getattr(args, name) is not None]
+    if given and not args.holdout:
+        flags = " and ".join(given)
+        raise SplitError(f"{flags} {'are' if len(given) > 1 else 'is'} only for --holdout (the sizes of ser-hf train's "
+                         f"split), but these are speaker folds: each tests its own speakers and none holds a "
+                         f"validation part out. Add --holdout to see ser-hf train's split, or drop {flags}.")
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -190,22 +229,18 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
-def _splits(args: argparse.Namespace, dataset):
-    """The parts ``data split`` shows; with ``--holdout``, the split ``ser-hf train`` makes, which tests on the rows a
-    manifest's split column marks as test (:func:`~ser_hf.corpora.split_names.marked_test_rows`); speaker folds ignore
-    that column, as ``ser-hf cv`` does, and say so."""
+def _splits(args: argparse.Namespace, dataset, holdout: DataArguments | None):
+    """The parts ``data split`` shows: with ``holdout``, what ``ser-hf train`` makes of those data arguments (one
+    function makes both); speaker folds ignore a manifest's split column, as ``ser-hf cv`` does, and say so."""
+    if holdout is not None:
+        from ser_hf.training.experiment import train_split  # the trainer's imports take seconds: only --holdout waits
+
+        return train_split(holdout, dataset, settings=HOLDOUT_FLAGS)
     marked = marked_test_rows(dataset["split"]) if "split" in dataset.column_names else None
-    if marked is not None and marked.size and args.holdout:
-        check_some_rows_to_train_on(marked, len(dataset))
-        logger.info("the test part: the %d clips the manifest's split column marks as test, as ser-hf train uses "
-                    "them; validation speakers are held out of the other rows", marked.size)
-        return split_with_test(dataset, marked, validation_size=0.1, seed=args.seed)
     if marked is not None and marked.size:
         logger.warning("the manifest's split column marks %d clips as test; these folds do not use it (nor does "
                        "ser-hf cv): every speaker is tested in turn. ser-hf train tests on those clips; --holdout "
                        "shows that split.", marked.size)
-    if args.holdout:
-        return speaker_split(dataset, seed=args.seed)
     if args.loso:
         return leave_one_speaker_out(dataset)
     if args.folds is not None:
@@ -218,9 +253,11 @@ def run_split(args: argparse.Namespace) -> int:
         # 0 used to fall through to the default protocol, and a negative count was answered "choose fewer folds"
         raise SplitError(f"--folds must be an integer >= 2 (each fold tests speakers the others train on), got "
                          f"{args.folds}. Pass --folds 2 or more, or leave it out for the corpus protocol.")
+    _check_sizes_are_for_holdout(args)
+    holdout = _holdout_arguments(args) if args.holdout else None
     dataset = load_corpus(args.corpus, args.data_dir, emotions=args.emotions,
                           label_map=label_map_option(args.label_map), **corpus_options(args))
-    splits = _splits(args, dataset)
+    splits = _splits(args, dataset, holdout)
     table = class_counts(dataset, splits)
     table.index = [printable(str(name)) for name in table.index]  # speaker_<id> folds: an id's ESC or line break
     if args.json:

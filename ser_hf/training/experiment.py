@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,7 +231,7 @@ def cv_identity(run: Run, dataset: datasets.Dataset, folds: list[Fold], **more: 
 
 def run_folds(run: Run, dataset: datasets.Dataset) -> list[Fold]:
     """The run's speaker-grouped folds: the corpus's own protocol, within each corpus for several corpora."""
-    marked = _marked_test_rows(run, dataset)
+    marked = _marked_test_rows(run.data, dataset)
     if marked is not None:  # said, so that no one takes the CV for a score on those rows
         logger.warning("the manifest's split column marks %d clips as test; cross-validation does not use it: every "
                        "speaker is tested in turn, in speaker-grouped folds (ser-hf train tests on those clips)",
@@ -264,33 +264,53 @@ def make_method(run: Run, labels: list[str], progress: bool = True, fold_of_cv: 
     raise SERError(f"mode must be 'probe', 'finetune' or 'partial', got {run.model.mode!r}.")
 
 
-def _train_split(run: Run, dataset: datasets.Dataset) -> datasets.DatasetDict:
-    """``train``'s parts: speakers held out of the data, or a dataset's own ``eval_split_name`` split as the test part."""
-    data = run.data
+def train_split(data: DataArguments, dataset: datasets.Dataset, *,
+                settings: Mapping[str, str] = RUN_SETTINGS) -> datasets.DatasetDict:
+    """The train/validation/test parts ``ser-hf train`` fits and scores on; the one place they are made, so that
+    ``ser-hf data split --holdout`` shows the same parts.
+
+    The test part is a ``datasets`` dataset's ``eval_split_name`` split, else the rows a manifest's ``split`` column
+    marks as test (:func:`_marked_test_rows`), else about ``test_size`` of the clips by whole speakers (within each
+    corpus for several corpora, :func:`~ser_hf.corpora.combined.combined_speaker_split`). Validation speakers are held
+    out of the rest (``validation_size``); ``fold_seed`` seeds both.
+
+    Args:
+        data: The run's data arguments; only the settings named above are read.
+        dataset: The run's dataset, as :func:`load_run_dataset` (with ``include_eval=True``) loads it.
+        settings: How the caller's user sets each size, for split errors to advise (see
+            :func:`~ser_hf.splits.speaker_split`); a run's keys and flags by default.
+
+    Returns:
+        A ``DatasetDict`` with ``train`` and, where not empty, ``validation`` and ``test``.
+
+    Raises:
+        SplitError: too few speakers for the parts asked for, a test speaker who also speaks in the training rows,
+            or a split column that marks every row as test.
+    """
     if data.dataset_name is not None and data.eval_split_name not in (None, data.train_split_name):
         test = np.flatnonzero(np.asarray(dataset["split"]) == data.eval_split_name)
         return split_with_test(dataset, test, validation_size=data.validation_size, seed=data.fold_seed,
-                               settings=RUN_SETTINGS)
-    marked = _marked_test_rows(run, dataset)
+                               settings=settings)
+    marked = _marked_test_rows(data, dataset)
     if marked is not None:
         check_some_rows_to_train_on(marked, len(dataset))  # else the split ends with no train part (a KeyError)
         logger.info("the test part: the %d clips the manifest's split column marks as test", marked.size)
         return split_with_test(dataset, marked, validation_size=data.validation_size, seed=data.fold_seed,
-                               settings=RUN_SETTINGS)
+                               settings=settings)
     if data.is_multi_corpus():
         return combined_speaker_split(dataset, test_size=data.test_size, validation_size=data.validation_size,
                                       seed=data.fold_seed)
     return speaker_split(dataset, test_size=data.test_size, validation_size=data.validation_size, seed=data.fold_seed,
-                         settings=RUN_SETTINGS)
+                         settings=settings)
 
 
-def _marked_test_rows(run: Run, dataset: datasets.Dataset) -> np.ndarray | None:
+def _marked_test_rows(data: DataArguments, dataset: datasets.Dataset) -> np.ndarray | None:
     """The rows a manifest's ``split`` column marks as test clips (:func:`~ser_hf.corpora.split_names.marked_test_rows`:
     ``test``, ``testing``, ``eval``, ``evaluation``, in any case; unknown values warned about), or None where it marks
-    none (or the run reads a ``datasets`` dataset, whose splits ``eval_split_name`` chooses, or several corpora, each
+    none (or ``data`` reads a ``datasets`` dataset, whose splits ``eval_split_name`` chooses, or several corpora, each
     split on its own). Every other row is a training row: ser_hf holds its own validation speakers out of them
     (``validation_size``)."""
-    if run.data.dataset_name is not None or run.data.is_multi_corpus() or "split" not in dataset.column_names:
+    if data.dataset_name is not None or data.is_multi_corpus() or "split" not in dataset.column_names:
         return None
     marked = marked_test_rows(dataset["split"])
     return marked if marked.size else None
@@ -311,7 +331,7 @@ def train(run: Run, progress: bool = True) -> TrainResult:
 
         return train_streaming(run, progress, before_save=lambda: _remove_stale_outputs(out))
     dataset = load_run_dataset(run.data, include_eval=True)
-    split = _train_split(run, dataset)
+    split = train_split(run.data, dataset)
     labels = dataset.features["label"].names
     method = make_method(run, labels, progress).fit(split["train"], split.get("validation"))
     # Only now, with a model to save: a run that fails before keeps the earlier run whole. The earlier card goes with
@@ -501,8 +521,11 @@ def leave_one_corpus_out(run: Run, progress: bool = True) -> CorpusReports:
 
     Example:
         ```python
+        >>> from ser_hf.training.recipes import parse_run
         >>> run = parse_run(None, corpus="urdu,ravdess", data_dir="data/urdu,data/ravdess")
-        >>> {corpus: report.unweighted_accuracy for corpus, report in leave_one_corpus_out(run).items()}
+        >>> reports = leave_one_corpus_out(run)  # doctest: +SKIP
+        >>> {corpus: report.unweighted_accuracy for corpus, report in reports.items()}  # doctest: +SKIP
+
         ```
     """
     require_several_corpora(run, "leave_one_corpus_out")

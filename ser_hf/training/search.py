@@ -1,8 +1,9 @@
 """Hyperparameter search for fine-tuning, with optuna through ``Trainer.hyperparameter_search``.
 
-Trials are scored on a validation split that is speaker-disjoint from both the training clips and the test
-clips of :func:`~ser_hf.splits.speaker_split` (the same split ``ser-hf train`` makes with the same seed), so
-the test speakers never influence the chosen hyperparameters. The objective is the metric that picks the best
+Trials train and are scored on the training and validation parts of the very split ``ser-hf train`` makes
+(:func:`~ser_hf.training.experiment.train_split`, the same seed and sizes: a manifest's marked test rows, a
+``datasets`` dataset's ``eval_split_name`` split, or held-out speakers within each corpus), so the test clips
+never influence the chosen hyperparameters. The objective is the metric that picks the best
 checkpoint (:func:`objective_name`): the validation UA, or the mean of the corpora's UAs for several corpora.
 
 Finished trials are kept as they finish, in an optuna journal (``output_dir/hp_search/trials.journal``), under a study
@@ -42,8 +43,7 @@ from ser_hf._output_folders import refuse_non_folder
 from ser_hf.errors import SERError
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.paths import display_path
-from ser_hf.splits import speaker_split
-from ser_hf.training.experiment import RUN_SETTINGS, load_run_dataset, run_output_dir
+from ser_hf.training.experiment import load_run_dataset, run_output_dir, train_split
 from ser_hf.training.run import SAMPLING_RATE, Run
 
 __all__ = ["default_hp_space", "hyperparameter_search", "objective_name"]
@@ -140,9 +140,8 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
                           what=f"its {folder.relative_to(out)}/ folder (the trials' checkpoints)",
                           linked_folder_ok=linked_folder_ok)
     _check_journal_place(out)
-    dataset = load_run_dataset(run.data)
-    split = speaker_split(dataset, test_size=run.data.test_size, validation_size=run.data.validation_size,
-                          seed=run.data.fold_seed, settings=RUN_SETTINGS)
+    dataset = load_run_dataset(run.data, include_eval=True)
+    split = train_split(run.data, dataset)  # train's own parts: its test clips never choose a hyperparameter
     if "validation" not in split:
         raise SERError(f"hyperparameter_search: the corpus has too few speakers for a validation split "
                        f"(validation_size={run.data.validation_size}); it needs at least 3 speakers.")

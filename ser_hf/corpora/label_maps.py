@@ -1,12 +1,13 @@
 """A user's ``label_map``: checked once (:func:`check_label_map`), matched to raw labels in any case and spacing
 (:func:`map_raw_label`), turned into emotion merges for clips without a raw label (:func:`emotion_merges`), and its
-entries that change nothing named (:func:`warn_unmatched_label_map`).
+entries that change nothing or split an emotion named (:func:`warn_unmatched_label_map` for a corpus scan,
+:func:`warn_label_map_mismatches` for labels known otherwise, e.g. a streamed dataset's).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from ser_hf.emotions import EMOTIONS, canonical_emotion
@@ -18,7 +19,8 @@ from ser_hf.paths import display_path, printable
 CorpusScan = Corpus = Any
 
 __all__ = [
-    "check_label_map", "emotion_merges", "label_key", "map_raw_label", "parse_label_map_text", "warn_unmatched_label_map",
+    "check_label_map", "emotion_merges", "label_key", "map_raw_label", "parse_label_map_text", "warn_emotion_split",
+    "warn_label_map_mismatches", "warn_unmatched_label_map", "warn_unused_entries",
 ]
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ def parse_label_map_text(text: str, setting: str,
         ```python
         >>> parse_label_map_text(" calm = neutral ,surprised=happy,", "--label-map")
         {'calm': 'neutral', 'surprised': 'happy'}
+
         ```
     """
     mapping: dict[str, str] = {}
@@ -141,31 +144,59 @@ def warn_unmatched_label_map(scan: CorpusScan, corpus: Corpus, label_map: Mappin
     """Warn, naming them, about label_map entries that change nothing: keys that are neither a raw label of the
     corpus (:func:`label_key`) nor a spelling of an emotion its clips without a raw label have
     (:func:`emotion_merges` apply to those only, see :func:`to_dataset`); and about entries that move an emotion's
-    raw label while its other spellings stay (:func:`_warn_emotion_split`)."""
-    _warn_emotion_split(scan, corpus, label_map)
-    raw = {label_key(c.raw_label) for c in scan.clips if c.raw_label is not None}
+    raw label while its other spellings stay (:func:`warn_emotion_split`)."""
+    labelled = {(c.emotion, c.raw_label) for c in scan.clips if c.raw_label is not None}
     emotions = {c.emotion for c in scan.clips if c.raw_label is None}
-    if emotions or not raw:
+    if emotions or not labelled:
         emotions |= {e for e in scan.excluded if e in EMOTIONS}
+    warn_label_map_mismatches(label_map, labelled, corpus.name, scan.root, emotions)
+
+
+def warn_label_map_mismatches(label_map: Mapping[str, str], labelled: Collection[tuple[str, str]], corpus: str,
+                              root: str, unlabelled: Collection[str] = ()) -> None:
+    """The warnings of :func:`warn_unmatched_label_map` for data known by its labels rather than a corpus scan (a
+    streamed dataset's ``ClassLabel`` names): :func:`warn_emotion_split`, then :func:`warn_unused_entries`.
+
+    Args:
+        label_map: The user's map, already checked (:func:`check_label_map`).
+        labelled: Each distinct ``(emotion, raw label)`` of the data, the emotion being what the raw label maps to
+            (:func:`~ser_hf.corpora.folder.raw_label_to_emotion`).
+        corpus: The name the warnings give the data (a corpus, or a dataset's ``--dataset_name``).
+        root: Where the data is, as the warnings name it.
+        unlabelled: Emotions of clips that carry no raw label (a built-in corpus's), which emotion merges apply to.
+    """
+    warn_emotion_split(label_map, labelled, corpus, root)
+    warn_unused_entries(label_map, {raw for _, raw in labelled}, corpus, root, unlabelled)
+
+
+def warn_unused_entries(label_map: Mapping[str, str], raw_labels: Collection[str], corpus: str, root: str,
+                        unlabelled: Collection[str] = ()) -> None:
+    """Warn once, naming them, about label_map keys that match none of ``raw_labels`` (:func:`label_key`) and spell
+    none of the ``unlabelled`` emotions: they change nothing, most likely a typo. ``raw_labels`` must be every raw
+    label of the data: a key is unused only once all of them are known."""
+    raw = {label_key(label) for label in raw_labels}
+    emotions = set(unlabelled)
     unmatched = [key for key in label_map if label_key(key) not in raw and _key_emotion(key) not in emotions]
     if unmatched:
         labels = sorted(raw | {e for e in emotions if e in EMOTIONS})
         logger.warning("label_map entries %s match no label of the %s corpus in %s (its labels: %s); they change "
-                       "nothing. Check their spelling.", {k: label_map[k] for k in unmatched}, corpus.name,
-                       display_path(scan.root), labels[:20])
+                       "nothing. Check their spelling.", {k: label_map[k] for k in unmatched}, corpus,
+                       display_path(root), labels[:20])
 
 
-def _warn_emotion_split(scan: CorpusScan, corpus: Corpus, label_map: Mapping[str, str]) -> None:
-    """Warn once about label_map keys that spell an emotion and map it elsewhere (``happy=sad``) while the corpus has
-    other raw labels spelling that emotion which no entry maps (``joy``): the map applies once, to the raw label, so
-    those clips keep the emotion and one emotion of the data ends up in two classes. A swap (``happy=sad,sad=happy``)
-    is fine: it moves every spelling its entries name. The warning names the unmapped labels and offers both
-    choices (map them too, or keep the split on purpose); it suggests an entry (``joy=sad``) only where the entries
-    already move the emotion's own name (``happy=sad``): after ``joy=sad`` alone, an entry ``happy=sad`` would move
-    every happy clip, which the user may well not mean."""
+def warn_emotion_split(label_map: Mapping[str, str], labelled: Collection[tuple[str, str]], corpus: str,
+                       root: str) -> None:
+    """Warn once about label_map keys that spell an emotion and map it elsewhere (``happy=sad``) while ``labelled``
+    (distinct ``(emotion, raw label)`` pairs, see :func:`warn_label_map_mismatches`) has other raw labels spelling
+    that emotion which no entry maps (``joy``): the map applies once, to the raw label, so those clips keep the
+    emotion and one emotion of the data ends up in two classes. A swap (``happy=sad,sad=happy``) is fine: it moves
+    every spelling its entries name. The warning names the unmapped labels and offers both choices (map them too, or
+    keep the split on purpose); it suggests an entry (``joy=sad``) only where the entries already move the emotion's
+    own name (``happy=sad``): after ``joy=sad`` alone, an entry ``happy=sad`` would move every happy clip, which the
+    user may well not mean. Each pair may be given alone, as it first turns up: the warning then names that label."""
     unmapped: dict[str, set[str]] = {}
-    for emotion, raw in {(clip.emotion, clip.raw_label) for clip in scan.clips if clip.raw_label is not None}:
-        if map_raw_label(raw, label_map) is None:  # each distinct (emotion, raw label) once, not once per clip
+    for emotion, raw in set(labelled):
+        if map_raw_label(raw, label_map) is None:
             unmapped.setdefault(emotion, set()).add(str(raw))
     split, suggested = {}, []
     for key, target in label_map.items():
@@ -184,7 +215,7 @@ def _warn_emotion_split(scan: CorpusScan, corpus: Corpus, label_map: Mapping[str
     logger.warning("label_map entries move raw labels of an emotion while other raw labels of the %s corpus in %s "
                    "spell the same emotion and no entry maps them (entry: unmapped labels) %s: a label_map applies "
                    "once, to the raw label as written, so those clips keep the emotion, and one emotion ends up in "
-                   "two classes. %s.", corpus.name, display_path(scan.root), split, advice)
+                   "two classes. %s.", corpus, display_path(root), split, advice)
 
 
 def _moves_own_name(label_map: Mapping[str, str], emotion: str) -> bool:

@@ -11,6 +11,7 @@ Example:
     ```python
     >>> with atomic_directory(Path("checkpoint"), overwrite=True) as tmp:  # doctest: +SKIP
     ...     (tmp / "config.json").write_text("{}")
+
     ```
 """
 
@@ -76,6 +77,7 @@ def atomic_directory(out: str | os.PathLike, overwrite: bool = False, *, expecte
         ```python
         >>> with atomic_directory(Path("checkpoint")) as tmp:  # doctest: +SKIP
         ...     (tmp / "config.json").write_text("{}")
+
         ```
     """
     # The real, absolute place: a link is replaced at its target (keeping the link, as atomic_write_bytes does), and

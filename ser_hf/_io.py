@@ -16,10 +16,16 @@ Folders have two modules of their own: :mod:`ser_hf._atomic_folder` writes one s
 
 Example:
     ```python
+    >>> import tempfile
+    >>> from pathlib import Path
     >>> from ser_hf._io import atomic_write_json, cache_root, file_sha256
-    >>> path = atomic_write_json(cache_root() / "note.json", {"ok": True})
-    >>> len(file_sha256(path))
-    64
+    >>> cache_root()  # doctest: +SKIP
+    PosixPath('/home/me/.cache/ser_hf')
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = atomic_write_json(Path(folder) / "note.json", {"ok": True})
+    ...     path.read_text(), len(file_sha256(path))
+    ('{"ok": true}\\n', 64)
+
     ```
 """
 

@@ -14,6 +14,7 @@ Example:
     >>> from ser_hf.checkpoint import read_run_record, recorded_preprocessor
     >>> record = read_run_record("outputs/rav4")
     >>> preprocessor = recorded_preprocessor(record.get("data", {}), 16000)  # None: trained on plain audio
+
     ```
 """
 

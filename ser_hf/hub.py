@@ -15,10 +15,11 @@ snippet then names the Hub repo.
 Example:
     ```python
     >>> from ser_hf.hub import push_model, push_to_hub
-    >>> push_to_hub("outputs/rav4", "me/whisper-base-ser-ravdess", private=True)
+    >>> push_to_hub("outputs/rav4", "me/whisper-base-ser-ravdess", private=True)  # doctest: +SKIP
     'https://huggingface.co/me/whisper-base-ser-ravdess/commit/...'
-    >>> push_model("emotion-whisper-base", "me/emotion-whisper-base")
+    >>> push_model("emotion-whisper-base", "me/emotion-whisper-base")  # doctest: +SKIP
     'https://huggingface.co/me/emotion-whisper-base/commit/...'
+
     ```
 """
 

@@ -25,6 +25,7 @@ Example:
     {'path': '/data/\\\\xff\\\\xfe.wav', 'path_base64': 'L2RhdGEv//4ud2F2'}
     >>> record_path(path_fields(name)) == name
     True
+
     ```
 """
 

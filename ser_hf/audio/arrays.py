@@ -469,7 +469,8 @@ class SampleOffset:
 
     Example:
         >>> import numpy as np
-        >>> SampleOffset.of(np.full(1000, 0.5) + np.linspace(0, 0.1, 1000)).refuse_uncentred("x", 400)
+        >>> offset = SampleOffset.of(np.full(1000, 0.5) + np.linspace(0, 0.1, 1000))
+        >>> offset.refuse_uncentred("x", 400)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ser_hf.errors.AudioError: x has float samples that are all >= 0 (from 0.5 to 0.6, mean 0.55): unsigned PCM...

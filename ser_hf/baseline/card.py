@@ -9,7 +9,8 @@ model safely, and its limitations.
 Example:
     ```python
     >>> from ser_hf.baseline.card import baseline_card
-    >>> print(baseline_card(model, cv_result))
+    >>> print(baseline_card(model, cv_result))  # doctest: +SKIP
+
     ```
 """
 

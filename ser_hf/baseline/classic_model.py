@@ -25,9 +25,10 @@ types the caller names; anything else in the file is refused with its type names
 Example:
     ```python
     >>> from ser_hf.baseline.classic_model import BaselineModel
-    >>> model = BaselineModel.from_pretrained("outputs/urdu-svm")
-    >>> model.predict(["clip1.wav", "clip2.wav"])
+    >>> model = BaselineModel.from_pretrained("outputs/urdu-svm")  # doctest: +SKIP
+    >>> model.predict(["clip1.wav", "clip2.wav"])  # doctest: +SKIP
     ['angry', 'neutral']
+
     ```
 """
 
@@ -98,9 +99,10 @@ class BaselineModel:
 
     Example:
         ```python
-        >>> model = BaselineModel.from_pretrained("outputs/urdu-svm")
-        >>> model.predict_proba([wave], sampling_rate=16000).round(2)
+        >>> model = BaselineModel.from_pretrained("outputs/urdu-svm")  # doctest: +SKIP
+        >>> model.predict_proba([wave], sampling_rate=16000).round(2)  # doctest: +SKIP
         array([[0.05, 0.1 , 0.8 , 0.05]])
+
         ```
     """
 

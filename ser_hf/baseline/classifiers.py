@@ -17,8 +17,9 @@ predictions are the argmax of calibrated probabilities for every classifier.
 Example:
     ```python
     >>> from ser_hf.baseline.classifiers import fit_classifier
-    >>> fitted = fit_classifier(features, labels, speakers, "svm", inner_folds=3)
-    >>> fitted.best_params, fitted.inner_speakers[0]["test"]
+    >>> fitted = fit_classifier(features, labels, speakers, "svm", inner_folds=3)  # doctest: +SKIP
+    >>> fitted.best_params, fitted.inner_speakers[0]["test"]  # doctest: +SKIP
+
     ```
 """
 

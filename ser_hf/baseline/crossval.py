@@ -17,9 +17,11 @@ Example:
     ```python
     >>> from ser_hf.corpora import load_corpus
     >>> from ser_hf.baseline.crossval import cross_validate_baseline
-    >>> ds = load_corpus("urdu", "../shared/data/urdu")
-    >>> result = cross_validate_baseline(ds, "svm", cache_dir="~/.cache/ser_hf/features", out_dir="outputs/urdu-svm")
-    >>> result.aggregate["metrics"]["unweighted_accuracy"]["mean"], result.pooled.confidence_intervals
+    >>> ds = load_corpus("urdu", "../shared/data/urdu")  # doctest: +SKIP
+    >>> result = cross_validate_baseline(ds, "svm", cache_dir="~/.cache/ser_hf/features",  # doctest: +SKIP
+    ...                                  out_dir="outputs/urdu-svm")
+    >>> result.aggregate["metrics"]["unweighted_accuracy"]["mean"], result.pooled.confidence_intervals  # doctest: +SKIP
+
     ```
 """
 
@@ -439,8 +441,11 @@ def cross_validate_baseline(
 
     Example:
         ```python
-        >>> result = cross_validate_baseline(ds, "logreg", cache_dir="feature_cache", out_dir="outputs/urdu-logreg")
-        >>> print(folds_to_markdown(result.aggregate)); print(result.pooled.format_table())
+        >>> from ser_hf.evaluation import folds_to_markdown
+        >>> result = cross_validate_baseline(ds, "logreg", cache_dir="feature_cache",  # doctest: +SKIP
+        ...                                  out_dir="outputs/urdu-logreg")
+        >>> print(folds_to_markdown(result.aggregate)); print(result.pooled.format_table())  # doctest: +SKIP
+
         ```
     """
     config = feature_config or default_feature_config(classifier)  # fails on a bad name before extracting

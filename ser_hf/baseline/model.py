@@ -12,11 +12,12 @@ model's names, so that ``ser_hf.baseline.model`` is the one import a user needs.
 Example:
     ```python
     >>> from ser_hf.baseline.model import load_baseline, train_baseline
-    >>> model = train_baseline(dataset, "svm", cache_dir="feature_cache")
-    >>> model.save("outputs/urdu-svm")
-    >>> model = load_baseline("outputs/urdu-svm")
-    >>> model.predict(["clip1.wav", "clip2.wav"])
+    >>> model = train_baseline(dataset, "svm", cache_dir="feature_cache")  # doctest: +SKIP
+    >>> model.save("outputs/urdu-svm")  # doctest: +SKIP
+    >>> model = load_baseline("outputs/urdu-svm")  # doctest: +SKIP
+    >>> model.predict(["clip1.wav", "clip2.wav"])  # doctest: +SKIP
     ['angry', 'neutral']
+
     ```
 """
 
@@ -72,9 +73,10 @@ def load_baseline(directory: str | os.PathLike, trusted: Sequence[str] = ()) -> 
 
     Example:
         ```python
-        >>> model = load_baseline("outputs/urdu-svm")
-        >>> model.labels
+        >>> model = load_baseline("outputs/urdu-svm")  # doctest: +SKIP
+        >>> model.labels  # doctest: +SKIP
         ['neutral', 'happy', 'sad', 'angry']
+
         ```
     """
     folder = Path(directory).expanduser()

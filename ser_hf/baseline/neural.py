@@ -29,9 +29,10 @@ louder than sad). The statistics are buffers of the model, saved with its weight
 Example:
     ```python
     >>> from ser_hf.baseline.neural import NeuralConfig, fit_neural
-    >>> fitted = fit_neural(sequences, labels, speakers, "cnn", config=NeuralConfig(max_epochs=20))
-    >>> fitted.best_params, fitted.inner_score  # best epoch, validation UA
-    >>> fitted.model.predict_proba(test_sequences).argmax(axis=1)
+    >>> fitted = fit_neural(sequences, labels, speakers, "cnn", config=NeuralConfig(max_epochs=20))  # doctest: +SKIP
+    >>> fitted.best_params, fitted.inner_score  # best epoch, validation UA  # doctest: +SKIP
+    >>> fitted.model.predict_proba(test_sequences).argmax(axis=1)  # doctest: +SKIP
+
     ```
 """
 

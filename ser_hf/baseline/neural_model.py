@@ -18,10 +18,11 @@ tensor name, shape and dtype with the safetensors header before reading any weig
 Example:
     ```python
     >>> from ser_hf.baseline.model import load_baseline, train_baseline
-    >>> model = train_baseline(dataset, "cnn", cache_dir="feature_cache")
-    >>> model.save("outputs/urdu-cnn")
-    >>> load_baseline("outputs/urdu-cnn").predict(["clip.wav"])
+    >>> model = train_baseline(dataset, "cnn", cache_dir="feature_cache")  # doctest: +SKIP
+    >>> model.save("outputs/urdu-cnn")  # doctest: +SKIP
+    >>> load_baseline("outputs/urdu-cnn").predict(["clip.wav"])  # doctest: +SKIP
     ['angry']
+
     ```
 """
 

@@ -9,9 +9,11 @@ beside its head (:mod:`~ser_hf.cards.release`).
 Example:
     ```python
     >>> from ser_hf.cards import SERModelCardData, card_from_run, write_model_card
-    >>> card = card_from_run(run, split, report, checkpoint, license="cc-by-nc-sa-4.0", model_id="me/ser-rav4")
-    >>> write_model_card(checkpoint, card)
+    >>> card = card_from_run(run, split, report, checkpoint, license="cc-by-nc-sa-4.0",  # doctest: +SKIP
+    ...                      model_id="me/ser-rav4")
+    >>> write_model_card(checkpoint, card)  # doctest: +SKIP
     PosixPath('outputs/rav4/README.md')
+
     ```
 """
 

@@ -13,6 +13,7 @@ Example:
     >>> from ser_hf.cards.release import ship_release_card
     >>> ship_release_card("emotion-whisper-base")  # after editing the template  # doctest: +SKIP
     PosixPath('.../ser_hf/models/released_heads/emotion-whisper-base/README.md')
+
     ```
 """
 

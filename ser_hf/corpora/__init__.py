@@ -67,6 +67,7 @@ def corpus_languages(names: Sequence[str]) -> list[str]:
         ```python
         >>> corpus_languages(["urdu", "ravdess", "tess", "manifest"])
         ['ur', 'en']
+
         ```
     """
     return list(dict.fromkeys(language for name in names if (language := get_corpus(name).language)))

@@ -15,11 +15,13 @@ corpus is split by speaker on its own, so every corpus has its share in every pa
 Example:
     ```python
     >>> from ser_hf.corpora.combined import combined_folds, load_combined
-    >>> ds = load_combined({"urdu": "../shared/data/urdu", "ravdess": "../shared/data/ravdess"}, emotions="4class")
-    >>> ds.features["label"].names, sorted(set(ds["corpus"]))
+    >>> ds = load_combined({"urdu": "../shared/data/urdu", "ravdess": "../shared/data/ravdess"},  # doctest: +SKIP
+    ...                    emotions="4class")
+    >>> ds.features["label"].names, sorted(set(ds["corpus"]))  # doctest: +SKIP
     (['neutral', 'happy', 'sad', 'angry'], ['ravdess', 'urdu'])
-    >>> len(combined_folds(ds))
+    >>> len(combined_folds(ds))  # doctest: +SKIP
     6
+
     ```
 """
 

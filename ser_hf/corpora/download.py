@@ -73,6 +73,7 @@ def download_and_extract(url: str, target_dir: str | Path, archive_name: str, *,
         ```python
         >>> download_and_extract(URL, "~/corpora/emodb", "emodb.zip")  # doctest: +SKIP
         PosixPath('/home/me/corpora/emodb')
+
         ```
     """
     target_dir = Path(target_dir).expanduser()

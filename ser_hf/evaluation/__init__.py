@@ -16,10 +16,12 @@ and the confusion matrix; see :mod:`ser_hf.evaluation.metrics.core` for exact de
 Example:
     ```python
     >>> from ser_hf.evaluation import EvaluationReport
-    >>> report = EvaluationReport.from_predictions(refs, preds, label_names=names, probabilities=probs,
-    ...                                            model="wav2vec2-base", corpus="ravdess", split="test")
-    >>> print(report.format_table())
-    >>> report.write("outputs/eval")  # report.json, report.md, confusion_matrix.png, per_class.png, ...
+    >>> report = EvaluationReport.from_predictions(refs, preds, label_names=names,  # doctest: +SKIP
+    ...                                            probabilities=probs, model="wav2vec2-base", corpus="ravdess",
+    ...                                            split="test")
+    >>> print(report.format_table())  # doctest: +SKIP
+    >>> report.write("outputs/eval")  # doctest: +SKIP
+
     ```
 """
 

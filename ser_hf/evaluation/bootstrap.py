@@ -228,6 +228,7 @@ def bootstrap_confidence_intervals(
         ```python
         >>> cis = bootstrap_confidence_intervals([0, 1, 1, 0] * 25, [0, 1, 0, 0] * 25, num_labels=2)
         >>> low, high = cis["unweighted_accuracy"]
+
         ```
     """
     n_resamples = check_resamples(n_resamples)
@@ -285,6 +286,7 @@ def paired_bootstrap_scores(
         ```python
         >>> samples = paired_bootstrap_scores([0, 1] * 50, {"a": [0, 1] * 50, "b": [0, 0] * 50}, num_labels=2)
         >>> change = samples["b"] - samples["a"]
+
         ```
     """
     n_resamples = check_resamples(n_resamples)

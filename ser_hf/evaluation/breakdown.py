@@ -186,6 +186,7 @@ def speaker_breakdown(
         ...                         ["a", "a", "b", "b"], ["F", "F", "M", "M"], n_resamples=0)
         >>> who["genders"]["female"]["unweighted_accuracy"], who["worst_speakers"]
         (1.0, ['b'])
+
         ```
     """
     refs, preds = np.asarray(references, dtype=np.int64), np.asarray(predictions, dtype=np.int64)

@@ -90,6 +90,7 @@ def reliability_bins(probabilities: Any, references: Any, n_bins: int = 15) -> d
         >>> bins = reliability_bins([[0.9, 0.1], [0.6, 0.4]], [0, 1], n_bins=10)
         >>> round(bins["expected_calibration_error"], 4)  # (|1 - 0.9| + |0 - 0.6|) / 2
         0.35
+
         ```
     """
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
@@ -138,6 +139,7 @@ def expected_calibration_error(probabilities: Any, references: Any, n_bins: int 
         ```python
         >>> expected_calibration_error([[1.0, 0.0], [0.0, 1.0]], [0, 1])
         0.0
+
         ```
     """
     return reliability_bins(probabilities, references, n_bins)["expected_calibration_error"]
@@ -171,6 +173,7 @@ def fit_temperature(logits: Any, references: Any, *, class_balanced: bool = Fals
         >>> logits = np.array([[4.0, 0.0], [4.0, 0.0], [0.0, 4.0], [0.0, 4.0]])
         >>> round(fit_temperature(logits, [0, 1, 1, 0]), 2)  # half wrong: flatten the scores
         20.0
+
         ```
     """
     refs = as_label_ids(references, "references")
@@ -286,8 +289,10 @@ def calibrate_classifier(model: Any, logits: Any, references: Any, speakers: Any
 
     Example:
         ```python
-        >>> record = calibrate_classifier(model, validation_logits, validation_labels, validation_speakers)
-        >>> record["temperature"], record["expected_calibration_error_after"]
+        >>> record = calibrate_classifier(model, validation_logits, validation_labels,  # doctest: +SKIP
+        ...                               validation_speakers)
+        >>> record["temperature"], record["expected_calibration_error_after"]  # doctest: +SKIP
+
         ```
     """
     temperature = fit_temperature(logits, references)

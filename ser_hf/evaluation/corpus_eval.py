@@ -15,9 +15,11 @@ speaker-level bootstrap intervals and write the report with :meth:`EvaluationRep
 Example:
     ```python
     >>> from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
-    >>> report = evaluate_checkpoint("outputs/rav4", "urdu", "../shared/data/urdu", out_dir="outputs/rav4-on-urdu")
-    >>> report.metadata["unmapped"]
+    >>> report = evaluate_checkpoint("outputs/rav4", "urdu", "../shared/data/urdu",  # doctest: +SKIP
+    ...                              out_dir="outputs/rav4-on-urdu")
+    >>> report.metadata["unmapped"]  # doctest: +SKIP
     {}
+
     ```
 """
 
@@ -67,6 +69,7 @@ def parse_label_map(text: str | None) -> dict[str, str]:
         ```python
         >>> parse_label_map("calm=neutral, surprised = happy")
         {'calm': 'neutral', 'surprised': 'happy'}
+
         ```
     """
     return parse_label_map_text(text or "", "--label-map", EvaluationError)
@@ -110,6 +113,7 @@ def loader_label_map(label_map: Mapping[str, str], corpus: Any) -> tuple[dict[st
         ```python
         >>> loader_label_map({"glee": "happy", "calm": "neutral"}, "manifest")
         ({'glee': 'happy'}, {'calm': 'neutral'})
+
         ```
     """
     from ser_hf.corpora import CORPORA
@@ -226,6 +230,7 @@ def map_labels(
         >>> m = map_labels(["neutral", "calm", "happy"], ["neutral", "happy", "sad", "angry"], {"calm": "neutral"})
         >>> m.mapping, m.unmapped
         ({'neutral': 'neutral', 'calm': 'neutral', 'happy': 'happy'}, [])
+
         ```
     """
     corpus_labels, model_labels = [str(x) for x in corpus_labels], [str(x) for x in model_labels]
@@ -375,9 +380,12 @@ def evaluate_model(
 
     Example:
         ```python
-        >>> report = evaluate_model("outputs/rav4", load_corpus("ravdess", "data/ravdess"), label_map={"calm": "neutral"})
-        >>> report.metadata["unmapped"]
+        >>> from ser_hf.corpora import load_corpus
+        >>> report = evaluate_model("outputs/rav4", load_corpus("ravdess", "data/ravdess"),  # doctest: +SKIP
+        ...                         label_map={"calm": "neutral"})
+        >>> report.metadata["unmapped"]  # doctest: +SKIP
         {'fearful': 192, 'disgust': 192, 'surprised': 192}
+
         ```
     """
     from ser_hf.inference.predict import load_classifier, model_labels, predict_proba

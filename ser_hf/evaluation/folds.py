@@ -93,9 +93,10 @@ def aggregate_folds(reports: Sequence[EvaluationReport], ddof: int = 1) -> dict[
 
     Example:
         ```python
-        >>> summary = aggregate_folds([report_fold1, report_fold2, report_fold3])
-        >>> summary["metrics"]["unweighted_accuracy"]["mean"]
-        >>> print(folds_to_markdown(summary))
+        >>> summary = aggregate_folds([report_fold1, report_fold2, report_fold3])  # doctest: +SKIP
+        >>> summary["metrics"]["unweighted_accuracy"]["mean"]  # doctest: +SKIP
+        >>> print(folds_to_markdown(summary))  # doctest: +SKIP
+
         ```
     """
     reports = list(reports)

@@ -33,7 +33,14 @@ Example:
     >>> conditions = parse_perturbations("noise:snr=10,telephone")
     >>> [c.name for c in conditions]
     ['noise:snr=10', 'telephone']
+    >>> import numpy as np
+    >>> wave = 0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
     >>> noisy = conditions[0].apply(wave, 16000, seed=0, clip_key="abc")
+    >>> noisy.shape, noisy.dtype
+    ((16000,), dtype('float32'))
+    >>> np.array_equal(noisy, conditions[0].apply(wave, 16000, seed=0, clip_key="abc"))  # the same clip, the same noise
+    True
+
     ```
 """
 
@@ -488,6 +495,7 @@ def parse_perturbations(text: str | None, argument: str = "--perturb") -> list[P
         ```python
         >>> [c.name for c in parse_perturbations("babble:snr=5:talkers=6, reverb:rt60=0.6:drr=-3")]
         ['babble:snr=5', 'reverb:rt60=0.6:drr=-3']
+
         ```
     """
     if text is None or not text.strip():

@@ -56,7 +56,8 @@ def plot_confusion_matrix(confusion_matrix: Any, labels: Sequence[str], title: s
     Example:
         ```python
         >>> fig = plot_confusion_matrix([[5, 1], [2, 4]], ["neutral", "angry"])
-        >>> fig.savefig("confusion_matrix.png")
+        >>> fig.savefig("confusion_matrix.png")  # doctest: +SKIP
+
         ```
     """
     counts = np.asarray(confusion_matrix, dtype=np.int64)

@@ -229,7 +229,14 @@ class EvaluationReport:
             ...     [0, 1, 2, 2], [0, 1, 1, 2], label_names=["neutral", "happy", "sad"], model="tiny", corpus="demo"
             ... )
             >>> print(report.format_table())
-            >>> report.write("outputs/eval")
+            tiny on demo: N=4, 3 classes
+            UA 83.3 [50.0-100.0]  WA 75.0 [25.0-100.0]  macro-F1 77.8 [20.0-100.0]  weighted-F1 75.0
+            class     prec   rec    f1     n | neutr happy   sad
+            neutral  100.0 100.0 100.0     1 |     1     0     0
+            happy     50.0 100.0  66.7     1 |     0     1     0
+            sad      100.0  50.0  66.7     2 |     0     1     1
+            >>> report.write("outputs/eval")  # doctest: +SKIP
+
             ```
         """
         if label_names is None:

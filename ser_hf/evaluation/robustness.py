@@ -18,9 +18,10 @@ subset of the clips reuses them (default ``$SER_HF_CACHE/perturbations`` or ``~/
 Example:
     ```python
     >>> from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
-    >>> report = evaluate_checkpoint("outputs/rav4", "ravdess", "data/ravdess", split="fold:1",
+    >>> report = evaluate_checkpoint("outputs/rav4", "ravdess", "data/ravdess", split="fold:1",  # doctest: +SKIP
     ...                              perturb=PerturbationSettings.from_spec("noise:snr=10,telephone"))
-    >>> [(row["condition"], row["unweighted_accuracy"]) for row in report.robustness["conditions"]]
+    >>> [(row["condition"], row["unweighted_accuracy"]) for row in report.robustness["conditions"]]  # doctest: +SKIP
+
     ```
 """
 

@@ -20,6 +20,7 @@ Example:
     (1, 1, 1)
     >>> enrollment_pair("out/speakers.json")
     (PosixPath('out/speakers.json'), PosixPath('out/speakers.safetensors'))
+
     ```
 """
 

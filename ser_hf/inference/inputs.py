@@ -10,8 +10,9 @@ temporary file found in a folder or by a pattern are left out.
 
 Example:
     ```python
-    >>> expand_inputs(["recordings/", "extra/**/*.flac", "list.csv"], output="predictions.jsonl")
+    >>> expand_inputs(["recordings/", "extra/**/*.flac", "list.csv"], output="predictions.jsonl")  # doctest: +SKIP
     ['/abs/recordings/a.wav', '/abs/extra/x/b.flac', '/abs/c.wav']
+
     ```
 """
 

@@ -11,6 +11,7 @@ Example:
     >>> header = job_header_for("outputs/rav4", copies=False, top_k=None, speaker_pattern=None, speaker_column=None)
     >>> with lock_output(Path("predictions.jsonl")):
     ...     check_same_job(Path("predictions.jsonl"), "jsonl", header["job"])
+
     ```
 """
 

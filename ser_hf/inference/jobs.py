@@ -49,8 +49,9 @@ leftovers. ``OUT`` must lie on a filesystem every process sees (a shared one acr
 Example:
     ```python
     >>> from ser_hf.inference.jobs import predict_files
-    >>> predict_files("outputs/rav4", ["recordings/", "extra/*.flac"], "predictions.jsonl")
+    >>> predict_files("outputs/rav4", ["recordings/", "extra/*.flac"], "predictions.jsonl")  # doctest: +SKIP
     {'out': 'predictions.jsonl', 'inputs': 120, 'skipped': 0, 'predicted': 119, 'errors': 1, 'error_records': 1}
+
     ```
 
     The same job on two GPUs (or ``--multi_gpu`` with ``CUDA_VISIBLE_DEVICES=""`` for two CPU processes)::
@@ -317,9 +318,10 @@ def predict_files(
 
     Example:
         ```python
-        >>> summary = predict_files("outputs/rav4", ["calls/"], "calls.csv", top_k=2, chunk_size=16)
-        >>> summary["error_records"]  # files that could not be decoded, now or in an earlier run
+        >>> summary = predict_files("outputs/rav4", ["calls/"], "calls.csv", top_k=2, chunk_size=16)  # doctest: +SKIP
+        >>> summary["error_records"]  # files that could not be decoded, now or in an earlier run  # doctest: +SKIP
         0
+
         ```
     """
     if not os.fspath(out):  # Path("") is the current folder

@@ -8,9 +8,10 @@ passes when onnxruntime is no further from float64 than PyTorch float32 is.
 
 Example:
     ```python
-    >>> batches = check_batches(feature_extractor, {"input_values": {0: "batch", 1: "time"}})
-    >>> parity(model, onnx_model, batches, tolerance=1e-4)["passed"]
+    >>> batches = check_batches(feature_extractor, {"input_values": {0: "batch", 1: "time"}})  # doctest: +SKIP
+    >>> parity(model, onnx_model, batches, tolerance=1e-4)["passed"]  # doctest: +SKIP
     'within tolerance'
+
     ```
 """
 

@@ -14,10 +14,11 @@ what its checkpoint predicts. Only JSON and ONNX files are read: no pickle, no r
 Example:
     ```python
     >>> from ser_hf.inference.onnx_runtime import load_onnx_classifier
-    >>> model, extractor = load_onnx_classifier("exports/rav4")            # model.onnx
-    >>> model, extractor = load_onnx_classifier("exports/rav4/model.int8.onnx")
-    >>> model.config.id2label[0], model.input_names
+    >>> model, extractor = load_onnx_classifier("exports/rav4")            # model.onnx  # doctest: +SKIP
+    >>> model, extractor = load_onnx_classifier("exports/rav4/model.int8.onnx")  # doctest: +SKIP
+    >>> model.config.id2label[0], model.input_names  # doctest: +SKIP
     ('neutral', ['input_values', 'attention_mask'])
+
     ```
 """
 
@@ -222,9 +223,10 @@ def load_onnx_classifier(path: str | os.PathLike, device: str | torch.device | N
 
     Example:
         ```python
-        >>> model, extractor = load_onnx_classifier("exports/rav4")
-        >>> model(**extractor(wave, sampling_rate=16000, return_tensors="pt")).logits.shape
+        >>> model, extractor = load_onnx_classifier("exports/rav4")  # doctest: +SKIP
+        >>> model(**extractor(wave, sampling_rate=16000, return_tensors="pt")).logits.shape  # doctest: +SKIP
         torch.Size([1, 4])
+
         ```
     """
     onnx_file = _locate(Path(path).expanduser())

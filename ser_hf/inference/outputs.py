@@ -450,8 +450,9 @@ def shard_files(out: str | os.PathLike) -> list[Path]:
 
     Example:
         ```python
-        >>> shard_files("predictions.jsonl")  # after a 2-process run was killed
+        >>> shard_files("predictions.jsonl")  # after a 2-process run was killed  # doctest: +SKIP
         [PosixPath('predictions.jsonl.shard-0-of-2'), PosixPath('predictions.jsonl.shard-1-of-2')]
+
         ```
     """
     out = Path(out)

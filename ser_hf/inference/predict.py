@@ -23,11 +23,12 @@ A directory written by ``ser-hf export-onnx`` (or one ``.onnx`` file in it) load
 Example:
     ```python
     >>> from ser_hf.inference.predict import predict_proba
-    >>> probabilities, labels = predict_proba("outputs/rav4", ["a.wav", "b.wav"])
-    >>> labels
+    >>> probabilities, labels = predict_proba("outputs/rav4", ["a.wav", "b.wav"])  # doctest: +SKIP
+    >>> labels  # doctest: +SKIP
     ['neutral', 'happy', 'sad', 'angry']
-    >>> probabilities.shape
+    >>> probabilities.shape  # doctest: +SKIP
     (2, 4)
+
     ```
 """
 
@@ -87,7 +88,8 @@ def load_classifier(model_dir: str | os.PathLike, device: str | torch.device | N
 
     Example:
         ```python
-        >>> model, extractor = load_classifier("outputs/rav4")
+        >>> model, extractor = load_classifier("outputs/rav4")  # doctest: +SKIP
+
         ```
     """
     text = os.fspath(model_dir)

@@ -18,18 +18,19 @@ recognizer (loading, clips, speakers, scoring windows) and re-exports ``Recogniz
 Example:
     ```python
     >>> from ser_hf.inference.recognizer import EmotionRecognizer
-    >>> recognizer = EmotionRecognizer.from_pretrained("outputs/rav4")
-    >>> recognizer.predict("clip.wav", top_k=2)
+    >>> recognizer = EmotionRecognizer.from_pretrained("outputs/rav4")  # doctest: +SKIP
+    >>> recognizer.predict("clip.wav", top_k=2)  # doctest: +SKIP
     {'label': 'angry', 'score': 0.81, 'scores': {'angry': 0.81, 'happy': 0.11}}
-    >>> onnx = EmotionRecognizer.from_pretrained("exports/rav4")  # `ser-hf export-onnx --model outputs/rav4 ...`
-    >>> int8 = EmotionRecognizer.from_pretrained("exports/rav4/model.int8.onnx")
-    >>> result = recognizer.predict_long("interview.wav", window=3.0, hop=1.0)
-    >>> result["timeline"][0]
+    >>> onnx = EmotionRecognizer.from_pretrained("exports/rav4")  # ser-hf export-onnx's output  # doctest: +SKIP
+    >>> int8 = EmotionRecognizer.from_pretrained("exports/rav4/model.int8.onnx")  # doctest: +SKIP
+    >>> result = recognizer.predict_long("interview.wav", window=3.0, hop=1.0)  # doctest: +SKIP
+    >>> result["timeline"][0]  # doctest: +SKIP
     {'start': 0.0, 'end': 3.0, 'label': 'neutral', 'score': 0.64, 'scores': {...}}
-    >>> stream = recognizer.stream(window=3.0, hop=1.0)
-    >>> for chunk in microphone_chunks():  # 1-D float32 arrays at 16 kHz
+    >>> stream = recognizer.stream(window=3.0, hop=1.0)  # doctest: +SKIP
+    >>> for chunk in microphone_chunks():  # 1-D float32 arrays at 16 kHz  # doctest: +SKIP
     ...     for window in stream.push(chunk):
     ...         print(window["start"], window["label"])
+
     ```
 """
 
@@ -232,9 +233,10 @@ class EmotionRecognizer(SpeakerAdaptation):
 
         Example:
             ```python
-            >>> recognizer = EmotionRecognizer.from_pretrained("outputs/rav4")
-            >>> recognizer.labels
+            >>> recognizer = EmotionRecognizer.from_pretrained("outputs/rav4")  # doctest: +SKIP
+            >>> recognizer.labels  # doctest: +SKIP
             ['neutral', 'happy', 'sad', 'angry']
+
             ```
         """
         from ser_hf.models.presets import resolve_model_path
@@ -413,8 +415,9 @@ class EmotionRecognizer(SpeakerAdaptation):
 
         Example:
             ```python
-            >>> recognizer.predict(["a.wav", (wave_44k, 44100)], top_k=1)
+            >>> recognizer.predict(["a.wav", (wave_44k, 44100)], top_k=1)  # doctest: +SKIP
             [{'label': 'sad', 'score': 0.7, 'scores': {'sad': 0.7}}, {'label': 'happy', ...}]
+
             ```
         """
         _check_top_k(top_k)
@@ -470,10 +473,11 @@ class EmotionRecognizer(SpeakerAdaptation):
 
         Example:
             ```python
-            >>> recognizer.enroll("alice", ["alice/01.wav", "alice/02.wav", "alice/03.wav"])
-            >>> result = recognizer.predict_long("alice/interview.wav", speaker="alice")
-            >>> result["adapted"], result["timeline"][0]["adapted"]
+            >>> recognizer.enroll("alice", ["alice/01.wav", "alice/02.wav", "alice/03.wav"])  # doctest: +SKIP
+            >>> result = recognizer.predict_long("alice/interview.wav", speaker="alice")  # doctest: +SKIP
+            >>> result["adapted"], result["timeline"][0]["adapted"]  # doctest: +SKIP
             (True, True)
+
             ```
         """
         hop = _check_options(window, hop, vad_threshold_db, top_k)

@@ -13,6 +13,7 @@ Example:
     >>> from ser_hf.models.architecture import SUPPORTED_MODEL_TYPES
     >>> "whisper" in SUPPORTED_MODEL_TYPES
     True
+
     ```
 """
 

@@ -17,6 +17,7 @@ Example:
     >>> from ser_hf.models.backbones import prepare_preset
     >>> path = prepare_preset("whisper-tiny.en")  # converts once, then reuses the cache  # doctest: +SKIP
     >>> model = AutoModelForAudioClassification.from_pretrained(path, num_labels=4)  # doctest: +SKIP
+
     ```
 """
 
@@ -227,6 +228,7 @@ def list_presets(cache_dir: str | os.PathLike | None = None) -> list[PresetStatu
         ```python
         >>> [(s.name, s.installed, s.ready) for s in list_presets()]  # doctest: +SKIP
         [('whisper-base', True, False), ('whisper-tiny.en', True, True)]
+
         ```
     """
     root = models_cache_dir(cache_dir)
@@ -276,6 +278,7 @@ def prepare_preset(name: str, cache_dir: str | os.PathLike | None = None, force:
         ```python
         >>> prepare_preset("whisper-tiny.en")  # doctest: +SKIP
         PosixPath('/root/.cache/ser_hf/models/whisper-tiny.en')
+
         ```
     """
     preset = get_preset(name)

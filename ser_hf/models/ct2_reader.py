@@ -200,6 +200,7 @@ def parse_ct2_bytes(data: bytes | memoryview, source: str = "<bytes>") -> CT2Mod
         >>> model = parse_ct2_bytes(Path("faster-whisper-tiny/model.bin").read_bytes())  # doctest: +SKIP
         >>> model.spec, model["encoder/conv1/weight"].shape  # doctest: +SKIP
         ('WhisperSpec', (384, 80, 3))
+
         ```
     """
     cur = _Cursor(data, source)
@@ -238,6 +239,7 @@ def read_ct2_model(path: str | os.PathLike | Sequence[str | os.PathLike]) -> CT2
         >>> model = read_ct2_model("faster-whisper-tiny")  # doctest: +SKIP
         >>> model.names("encoder/layer_0/self_attention")[:2]  # doctest: +SKIP
         ['encoder/layer_0/self_attention/layer_norm/beta', 'encoder/layer_0/self_attention/layer_norm/gamma']
+
         ```
     """
     parts = [Path(p) for p in path] if isinstance(path, Sequence) and not isinstance(path, str) else [Path(path)]

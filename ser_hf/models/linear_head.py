@@ -15,6 +15,7 @@ Example:
     ...         "classifier.weight": np.eye(2), "classifier.bias": np.zeros(2)}
     >>> softmax(head_logits(head, np.ones((1, 2, 3)))).round(2).tolist()
     [[0.5, 0.5]]
+
     ```
 """
 

@@ -13,6 +13,7 @@ Example:
     >>> from ser_hf.models.presets import resolve_model_path
     >>> path = resolve_model_path("whisper-tiny.en")  # converts once, then reuses the cache  # doctest: +SKIP
     >>> model = AutoModelForAudioClassification.from_pretrained(path, num_labels=4)  # doctest: +SKIP
+
     ```
 """
 
@@ -83,6 +84,7 @@ def resolve_model_path(name_or_path: str | os.PathLike, cache_dir: str | os.Path
         ```python
         >>> resolve_model_path("facebook/wav2vec2-base")
         'facebook/wav2vec2-base'
+
         ```
     """
     text = os.fspath(name_or_path)
@@ -117,6 +119,7 @@ def resolve_model_argument(value: str | os.PathLike, cache_dir: str | os.PathLik
         ```python
         >>> resolve_model_argument("exports/rav4/model.int8.onnx")
         'exports/rav4/model.int8.onnx'
+
         ```
     """
     text = os.fspath(value)

@@ -39,6 +39,7 @@ Example:
     >>> from ser_hf.models.released_checkpoint import prepare_released
     >>> path = prepare_released("emotion-whisper-base")  # builds once, then reuses the cache  # doctest: +SKIP
     >>> pipeline("audio-classification", model=str(path))(wave_16khz)  # doctest: +SKIP
+
     ```
 """
 

@@ -11,6 +11,7 @@ Example:
     >>> from transformers import pipeline
     >>> path = prepare_released("emotion-whisper-base")  # builds once, then reuses the cache  # doctest: +SKIP
     >>> pipeline("audio-classification", model=str(path))(wave_16khz)  # doctest: +SKIP
+
     ```
 """
 
@@ -199,6 +200,7 @@ def prepare_released(name: str, cache_dir: str | os.PathLike | None = None, forc
         ```python
         >>> prepare_released("emotion-whisper-base")  # doctest: +SKIP
         PosixPath('/root/.cache/ser_hf/models/emotion-whisper-base')
+
         ```
     """
     spec = get_release(name)
@@ -274,6 +276,7 @@ def list_released(cache_dir: str | os.PathLike | None = None) -> list[ReleaseSta
         >>> [(s.name, s.shipped) for s in list_released()]  # doctest: +SKIP
         [('emotion-whisper-base', True), ('emotion-whisper-base-ravdess8', True), ('emotion-whisper-tiny.en', True),
          ('emotion-whisper-tiny.en-urdu', True)]
+
         ```
     """
     statuses = []

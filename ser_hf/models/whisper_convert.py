@@ -142,6 +142,7 @@ def whisper_state_dict(model: CT2Model, encoder_only: bool = False) -> dict[str,
         >>> state = whisper_state_dict(read_ct2_model("faster-whisper-tiny"), encoder_only=True)  # doctest: +SKIP
         >>> state["model.encoder.conv1.weight"].shape  # doctest: +SKIP
         (384, 80, 3)
+
         ```
     """
     _check_whisper_spec(model)
@@ -234,6 +235,7 @@ def whisper_config(model: CT2Model, ct2_config: dict[str, Any] | None = None, to
         >>> config = whisper_config(read_ct2_model("faster-whisper-base"))  # doctest: +SKIP
         >>> config.d_model, config.encoder_layers, config.vocab_size  # doctest: +SKIP
         (512, 6, 51865)
+
         ```
     """
     from transformers import WhisperConfig
@@ -332,6 +334,7 @@ def convert_whisper(
         >>> from transformers import WhisperForAudioClassification
         >>> out = convert_whisper("faster-whisper-small", "whisper-small-hf", encoder_only=True)  # doctest: +SKIP
         >>> model = WhisperForAudioClassification.from_pretrained(out, num_labels=4)  # doctest: +SKIP
+
         ```
     """
     check_source_dir(src_dir)  # before the output check, which resolves it

@@ -10,7 +10,8 @@ Needs the ``serve`` extra (``pip install 'ser-hf[serve]'``: FastAPI, uvicorn, py
 Example:
     ```python
     >>> from ser_hf.service import ServiceSettings, serve
-    >>> serve("outputs/rav4", host="127.0.0.1", port=8000, settings=ServiceSettings(max_duration=120))
+    >>> serve("outputs/rav4", host="127.0.0.1", port=8000, settings=ServiceSettings(max_duration=120))  # doctest: +SKIP
+
     ```
 """
 

@@ -19,8 +19,11 @@
 
 Example:
     ```python
-    >>> app = create_app(recognizer, access=AccessPolicy(api_key="s3cret-key", allowed_origins=("https://app.example",)))
-    >>> httpx.post(url + "/predict", files=..., headers={"X-API-Key": "s3cret-key"})
+    >>> from ser_hf.service import create_app
+    >>> app = create_app(recognizer,  # doctest: +SKIP
+    ...                  access=AccessPolicy(api_key="s3cret-key", allowed_origins=("https://app.example",)))
+    >>> httpx.post(url + "/predict", files=..., headers={"X-API-Key": "s3cret-key"})  # doctest: +SKIP
+
     ```
 """
 

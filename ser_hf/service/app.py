@@ -28,8 +28,11 @@ Example:
     ```python
     >>> from ser_hf.inference.recognizer import EmotionRecognizer
     >>> from ser_hf.service import ServiceSettings, create_app
-    >>> app = create_app(EmotionRecognizer.from_pretrained("outputs/rav4"), ServiceSettings(max_duration=120))
-    >>> import uvicorn; uvicorn.run(app, host="127.0.0.1", port=8000)  # or: ser-hf serve --model outputs/rav4
+    >>> app = create_app(EmotionRecognizer.from_pretrained("outputs/rav4"),  # doctest: +SKIP
+    ...                  ServiceSettings(max_duration=120))
+    >>> import uvicorn
+    >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # or: ser-hf serve --model outputs/rav4  # doctest: +SKIP
+
     ```
 """
 
@@ -412,9 +415,11 @@ def create_app(recognizer: Any, settings: ServiceSettings | None = None, model_n
 
     Example:
         ```python
-        >>> with TestClient(create_app(recognizer)) as client:
+        >>> from fastapi.testclient import TestClient
+        >>> with TestClient(create_app(recognizer)) as client:  # doctest: +SKIP
         ...     client.post("/predict", files={"file": open("clip.wav", "rb")}).json()["label"]
         'happy'
+
         ```
     """
     settings = settings or ServiceSettings()

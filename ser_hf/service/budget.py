@@ -9,8 +9,17 @@ total over the budget gets 503 with ``Retry-After`` (it can be served once other
 Example:
     ```python
     >>> budget = ByteBudget("decoding", capacity=2**30, per_request=2**28, retry_after=2)
-    >>> with budget.reserve(300_000_000, "file 'x.flac' decodes to 300 MB of samples", "send it as mono"):
-    ...     ...  # decode and score; a concurrent request above the budget gets 503 meanwhile
+    >>> with budget.reserve(200_000_000, "file 'x.flac' decodes to 200 MB of samples", "send it as mono"):
+    ...     budget.in_use  # decode and score; a concurrent request above the budget gets 503 meanwhile
+    200000000
+    >>> budget.in_use
+    0
+    >>> budget.reserve(300_000_000, "file 'y.flac' decodes to 300 MB of samples",  # doctest: +ELLIPSIS
+    ...                "send it as mono")
+    Traceback (most recent call last):
+    ...
+    ser_hf.service.decoding.RequestError: file 'y.flac' decodes to 300 MB of samples; ... at most 268 MB ...
+
     ```
 """
 

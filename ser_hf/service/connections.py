@@ -17,7 +17,8 @@ streams theirs (:class:`~ser_hf.service.live.IdleClock`).
 
 Example:
     ```python
-    >>> uvicorn.run(app, http=guarded_protocol(ServiceSettings()), timeout_keep_alive=5)
+    >>> uvicorn.run(app, http=guarded_protocol(ServiceSettings()), timeout_keep_alive=5)  # doctest: +SKIP
+
     ```
 """
 

@@ -11,11 +11,17 @@ every channel of minutes of audio.
 
 Example:
     ```python
+    >>> import io
+    >>> import numpy as np
+    >>> import soundfile as sf
     >>> from ser_hf.service.decoding import decode_upload
     >>> from ser_hf.service.settings import ServiceSettings
-    >>> wave, rate = decode_upload(open("clip.wav", "rb").read(), "clip.wav", ServiceSettings())
-    >>> wave.dtype, wave.ndim
-    (dtype('float32'), 1)
+    >>> upload = io.BytesIO()  # a client's file: 1 s of stereo at 44.1 kHz
+    >>> sf.write(upload, np.zeros((44100, 2), dtype=np.float32), 44100, format="WAV")
+    >>> wave, rate = decode_upload(upload.getvalue(), "clip.wav", ServiceSettings(), sampling_rate=16000)
+    >>> wave.dtype, wave.shape, rate
+    (dtype('float32'), (16000,), 16000)
+
     ```
 """
 

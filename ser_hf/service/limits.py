@@ -17,8 +17,9 @@ middle of its body is logged as one INFO line, not an error with a traceback.
 
 Example:
     ```python
-    >>> app.add_middleware(BodyLimitMiddleware, limit_for=lambda path: 1_000_000, timeout=60.0,
+    >>> app.add_middleware(BodyLimitMiddleware, limit_for=lambda path: 1_000_000, timeout=60.0,  # doctest: +SKIP
     ...                    budget=ByteBudget("request bodies", 2**30, 2**30, retry_after=5))
+
     ```
 """
 

@@ -30,13 +30,14 @@ sending faster than the model scores is slowed down by TCP rather than filling t
 
 Example (Python client with the ``websockets`` package):
     ```python
-    >>> async with websockets.connect("ws://127.0.0.1:8000/stream") as ws:
+    >>> async with websockets.connect("ws://127.0.0.1:8000/stream") as ws:  # doctest: +SKIP
     ...     await ws.send(json.dumps({"sampling_rate": 16000, "dtype": "int16"}))
     ...     ready = json.loads(await ws.recv())
     ...     await ws.send(pcm_bytes)
     ...     await ws.send(json.dumps({"type": "end"}))
     ...     async for message in ws:
     ...         print(json.loads(message))
+
     ```
 """
 

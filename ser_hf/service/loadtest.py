@@ -16,9 +16,10 @@ Example:
     ```python
     >>> from ser_hf.service.loadtest import mixed_cases, run_load
     >>> report = run_load("http://127.0.0.1:8000", mixed_cases(max_upload_bytes=2**18, max_duration=12),
-    ...                   clients=8, requests_per_client=200, server_pid=pid)
-    >>> report.unexpected, report.summary()["latency_ms"]["p95"]
+    ...                   clients=8, requests_per_client=200, server_pid=pid)  # doctest: +SKIP
+    >>> report.unexpected, report.summary()["latency_ms"]["p95"]  # doctest: +SKIP
     ([], 41.3)
+
     ```
 """
 

@@ -16,11 +16,12 @@ no other request (health checks included) would be answered. So:
 
 Example:
     ```python
-    >>> runner = ModelRunner(recognizer, ServiceSettings())
-    >>> await runner.start()
-    >>> row = await runner.predict_clip(wave)   # probabilities, in recognizer.labels order
-    >>> result = await runner.call(recognizer.predict_long, (wave, 16000))
-    >>> await runner.stop()
+    >>> runner = ModelRunner(recognizer, ServiceSettings())  # doctest: +SKIP
+    >>> await runner.start()  # doctest: +SKIP
+    >>> row = await runner.predict_clip(wave)   # probabilities, in recognizer.labels order  # doctest: +SKIP
+    >>> result = await runner.call(recognizer.predict_long, (wave, 16000))  # doctest: +SKIP
+    >>> await runner.stop()  # doctest: +SKIP
+
     ```
 """
 

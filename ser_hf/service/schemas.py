@@ -4,6 +4,7 @@ Example:
     ```python
     >>> Prediction(label="angry", score=0.8, scores={"angry": 0.8, "sad": 0.2}, duration=2.0).model_dump()["label"]
     'angry'
+
     ```
 """
 

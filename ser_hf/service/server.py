@@ -3,7 +3,8 @@
 Example:
     ```python
     >>> from ser_hf.service.server import serve
-    >>> serve("outputs/rav4", port=8000)  # blocks; Ctrl-C stops it
+    >>> serve("outputs/rav4", port=8000)  # blocks; Ctrl-C stops it  # doctest: +SKIP
+
     ```
 """
 

@@ -12,6 +12,7 @@ Example:
     >>> settings = ServiceSettings(max_upload_bytes=5 * 2**20, max_duration=120.0)
     >>> settings.max_request_bytes(batch=True) > settings.max_upload_bytes
     True
+
     ```
 """
 

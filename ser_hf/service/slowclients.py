@@ -17,10 +17,12 @@ read. Both mean the server ended the connection; an answer that was read before 
 
 Example:
     ```python
-    >>> report = run_load(url, mixed_cases(2**18, 12), clients=8, requests_per_client=50,
+    >>> from ser_hf.service.loadtest import mixed_cases, run_load
+    >>> report = run_load(url, mixed_cases(2**18, 12), clients=8, requests_per_client=50,  # doctest: +SKIP
     ...                   slow_clients={"idle": 60, "half_headers": 30, "slow_pcm_body": 8})
-    >>> report.slow_summary()["idle"]["ended_by_server"]
+    >>> report.slow_summary()["idle"]["ended_by_server"]  # doctest: +SKIP
     412
+
     ```
 """
 

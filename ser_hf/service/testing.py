@@ -8,9 +8,10 @@ plays a recording through ``/stream`` on a test client and collects the windows.
 Example:
     ```python
     >>> from ser_hf.service.testing import running_server
-    >>> with running_server("outputs/rav4", "--max-duration", "30") as server:
+    >>> with running_server("outputs/rav4", "--max-duration", "30") as server:  # doctest: +SKIP
     ...     httpx.get(server.url + "/health").json()["status"]
     'ok'
+
     ```
 """
 
@@ -138,9 +139,10 @@ def serving_in_thread(app: Any, settings: Any = None, log_level: str = "warning"
 
     Example:
         ```python
-        >>> with serving_in_thread(create_app(recognizer, settings), settings) as url:
+        >>> with serving_in_thread(create_app(recognizer, settings), settings) as url:  # doctest: +SKIP
         ...     httpx.get(url + "/health").status_code
         200
+
         ```
     """
     import uvicorn

@@ -98,6 +98,7 @@ class ProbeArguments:
         ```python
         >>> ProbeArguments(probe_fit="gradient", probe_max_epochs=50).settings(seed=1).max_epochs
         50
+
         ```
     """
 

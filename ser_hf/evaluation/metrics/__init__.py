@@ -41,6 +41,7 @@ def load_ser_metric(**kwargs: Any) -> evaluate.EvaluationModule:
         >>> metric = load_ser_metric()
         >>> metric.compute(references=[0, 1], predictions=[0, 0], label_names=["neu", "ang"])["unweighted_accuracy"]
         0.5
+
         ```
     """
     # Imported here: `import evaluate` pulls in transformers' pipelines (seconds), which the
@@ -80,6 +81,7 @@ def compute_ser_metrics(
         >>> scores = compute_ser_metrics([0, 0, 1, 2], [0, 1, 1, 2], label_names=["neu", "hap", "sad"])
         >>> scores["unweighted_accuracy"], scores["weighted_accuracy"]
         (0.8333333333333334, 0.75)
+
         ```
     """
     return compute_scores(references, predictions, label_names=label_names, num_labels=num_labels)
@@ -111,8 +113,15 @@ def make_compute_metrics(label_names: Sequence[str], per_class: bool = False) ->
 
     Example:
         ```python
+        >>> import numpy as np
+        >>> from transformers import EvalPrediction
         >>> compute_metrics = make_compute_metrics(["neutral", "happy", "sad", "angry"])
-        >>> trainer = Trainer(model=model, args=args, compute_metrics=compute_metrics, ...)
+        >>> prediction = EvalPrediction(predictions=np.eye(4), label_ids=np.array([0, 1, 2, 0]))  # logits, labels
+        >>> compute_metrics(prediction)["weighted_accuracy"]
+        0.75
+        >>> trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=validation,  # doctest: +SKIP
+        ...                   compute_metrics=compute_metrics)
+
         ```
     """
     names = list(label_names)

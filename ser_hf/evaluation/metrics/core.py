@@ -119,6 +119,7 @@ def confusion_matrix(references: np.ndarray, predictions: np.ndarray, num_labels
         ```python
         >>> confusion_matrix(np.array([0, 1, 1]), np.array([0, 0, 1]), 3).tolist()
         [[1, 0, 0], [1, 1, 0], [0, 0, 0]]
+
         ```
     """
     flat = references * num_labels + predictions

@@ -46,6 +46,8 @@ Returns:
     num_samples (`int`): Number of examples.
 
 Examples:
+    >>> import evaluate
+    >>> from ser_hf.evaluation import SER_METRIC_PATH
     >>> metric = evaluate.load(str(SER_METRIC_PATH))
     >>> results = metric.compute(references=[0, 1, 1, 2], predictions=[0, 1, 0, 2], label_names=["neu", "hap", "sad"])
     >>> round(results["unweighted_accuracy"], 4), results["weighted_accuracy"]

@@ -326,14 +326,15 @@ def test_adaptation_that_trails_the_global_head_in_the_inner_check_by_any_amount
     # A margin of 0.01 let a point's loss through: adaptation must never make a corpus worse.
     features, labels, speakers = voices(speakers=8)
     choices = [(name, k) for name in ESTIMATORS for k in SHRINK_CHOICES]
+    scored = {3: {"speakers": 4, "clips": 40}, 10: {"speakers": 4, "clips": 40}}
     monkeypatch.setattr(speaker_adaptation, "_inner_check", lambda *args, **kwargs: (
-        {3: 0.80, 10: 0.80}, {choice: {3: 0.795, 10: 0.80} for choice in choices}))
+        scored, {3: 0.80, 10: 0.80}, {choice: {3: 0.795, 10: 0.80} for choice in choices}))
     probe = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4)
     assert not probe.enabled
-    assert probe.record["reason"] == "in the inner CV on the training speakers, adaptation scored 0.798 UA against " \
-                                     "0.800 without it"
+    assert probe.record["reason"] == "in the inner CV on the training speakers, adaptation scored 0.7975 UA against " \
+                                     "0.8000 without it"
     monkeypatch.setattr(speaker_adaptation, "_inner_check", lambda *args, **kwargs: (
-        {3: 0.80, 10: 0.80}, {choice: {3: 0.80, 10: 0.80} for choice in choices}))
+        scored, {3: 0.80, 10: 0.80}, {choice: {3: 0.80, 10: 0.80} for choice in choices}))
     assert fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4).enabled  # as good: kept on
 
 
@@ -343,6 +344,24 @@ def test_the_inner_check_scores_twenty_enrolled_clips_where_speakers_have_more(c
     features, labels, speakers = voices(speakers=8, clips=clips)
     probe = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4, inner_folds=2)
     check = probe.record["inner_check"]
-    assert list(check["global_ua_by_size"]) == list(check["adaptive_ua_by_size"]) == sizes
-    assert check["global_ua"] == pytest.approx(np.mean(list(check["global_ua_by_size"].values())), abs=1e-4)
-    assert check["adaptive_ua"] == pytest.approx(np.mean(list(check["adaptive_ua_by_size"].values())), abs=1e-4)
+    assert list(check["global_ua_by_size"]) == list(check["adaptive_ua_by_size"]) == list(check["scored_by_size"]) \
+        == sizes
+    # every held-out speaker has more clips than each size: scored at each, on its clips it did not enroll
+    assert [scored["speakers"] for scored in check["scored_by_size"].values()] == [8] * len(sizes)
+    assert [scored["clips"] for scored in check["scored_by_size"].values()] == [8 * (clips - int(s)) for s in sizes]
+    weights = [scored["clips"] for scored in check["scored_by_size"].values()]
+    for head in ("global", "adaptive"):
+        uas = list(check[f"{head}_ua_by_size"].values())
+        assert check[f"{head}_ua"] == pytest.approx(np.average(uas, weights=weights), abs=1e-4)
+
+
+def test_a_size_scored_on_a_few_clips_weighs_what_they_are_worth_in_the_inner_check(monkeypatch):
+    # One speaker with one clip left to score at 20 decided the check on its own when every size weighed the same.
+    features, labels, speakers = voices(speakers=8)
+    choices = [(name, k) for name in ESTIMATORS for k in SHRINK_CHOICES]
+    scored = {3: {"speakers": 6, "clips": 54}, 10: {"speakers": 6, "clips": 12}, 20: {"speakers": 1, "clips": 1}}
+    monkeypatch.setattr(speaker_adaptation, "_inner_check", lambda *args, **kwargs: (
+        scored, {3: 0.86, 10: 0.86, 20: 1.0}, {choice: {3: 0.90, 10: 0.90, 20: 0.0} for choice in choices}))
+    probe = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4)
+    assert probe.enabled, probe.record
+    assert probe.record["inner_check"]["adaptive_ua"] == round((0.90 * 66) / 67, 4)

@@ -94,7 +94,8 @@ def adapt_training_speakers(features: np.ndarray, labels: np.ndarray, speakers: 
 #: number of neutral clips in the "neutral" enrollment setting).
 CHECK_ENROLLMENT_CLIPS = 10
 #: The enrollment sizes the inner check scores every choice with (its criterion: the mean of their pooled
-#: UAs), so the shrinkage suits a user with a few clips as well as one with twenty. 20 is there because the check
+#: UAs, weighted by the clips each scored, :func:`_mean_ua`), so the shrinkage suits a user with a few
+#: clips as well as one with twenty. 20 is there because the check
 #: must see the sizes ``ser-hf cv`` reports: judged on 3 and 10 only, URDU's whisper-tiny.en 6 s probe kept
 #: adaptation on in folds where 20 clips of its few large single-emotion speakers made it worse (-2.2 UA
 #: [-4.1 to -0.8] against the global head in ``benchmarks/results/accuracy.json`` as of commit 95d7b65). A size no
@@ -119,8 +120,10 @@ def _refit(features, labels, num_labels, record, copies=(), corpora=None) -> dic
 
 
 def _inner_check(features, labels, speakers, num_labels, global_record, adaptive_records, shrinks, inner_folds,
-                 seed, copies=(), corpora=None) -> tuple[dict[int, float], dict[tuple[str, float], dict[int, float]]]:
-    """Inner speaker-grouped CV on the training speakers: the global head's pooled UA, and that of every
+                 seed, copies=(), corpora=None) -> tuple[dict[int, dict[str, int]], dict[int, float],
+                                                         dict[tuple[str, float], dict[int, float]]]:
+    """Inner speaker-grouped CV on the training speakers: the held-out speakers and clips scored at each size, the
+    global head's pooled UA, and that of every
     (estimator, enrollment shrinkage) pair, at each of :data:`CHECK_ENROLLMENT_SIZES` random
     enrollment clips per held-out speaker (the same clips for every pair; the global head scores the same
     clips as the adaptive ones), scoring the speaker's other clips: a speaker with no more clips than a size is
@@ -173,14 +176,22 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
                                                num_labels, np.concatenate(scored_corpora[size])))
                 for size, predictions in predictions_by_size.items() if references[size]}
 
-    return (ua_by_size(global_pred),
+    scored_by_size = {size: {"speakers": len(scored), "clips": sum(map(len, scored))}  # one entry per speaker
+                      for size, scored in references.items() if scored}
+    return (scored_by_size, ua_by_size(global_pred),
             {choice: ua_by_size({size: adaptive_pred[choice, size] for size in CHECK_ENROLLMENT_SIZES})
              for choice in choices})
 
 
-def _mean_ua(ua_by_size: dict[int, float]) -> float:
-    """The check's criterion: the mean over the scored enrollment sizes; NaN when none was scored."""
-    return float(np.mean(list(ua_by_size.values()))) if ua_by_size else float("nan")
+def _mean_ua(ua_by_size: dict[int, float], scored_by_size: dict[int, dict[str, int]]) -> float:
+    """The check's criterion: the sizes' UAs averaged with the number of clips each scored as weights, so a size
+    that only a few speakers reach with a few clips left to score (20 clips on URDU) weighs what its evidence is
+    worth, not as much as a size every held-out speaker reaches (an audit found one clip of one speaker at 20 deciding
+    the check on its own); NaN when no size was scored."""
+    if not ua_by_size:
+        return float("nan")
+    return float(np.average([ua_by_size[size] for size in ua_by_size],
+                            weights=[scored_by_size[size]["clips"] for size in ua_by_size]))
 
 
 def _adapted(features, copies, labels, speakers, means, estimator) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -219,10 +230,11 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
         adaptive_fits[estimator], adaptive_records[estimator] = fit_linear(
             adapted, labels, speakers, num_labels, inner_folds=inner_folds, seed=seed, copies=adapted_copies,
             mixes=mixes, corpora=corpora)
-    global_by_size, adaptive_by_size = _inner_check(features, labels, speakers, num_labels, global_record,
-                                                    adaptive_records, tuple(shrinks), inner_folds, seed, copies, corpora)
-    global_ua = _mean_ua(global_by_size)
-    adaptive_uas = {choice: _mean_ua(by_size) for choice, by_size in adaptive_by_size.items()}
+    scored_by_size, global_by_size, adaptive_by_size = _inner_check(
+        features, labels, speakers, num_labels, global_record, adaptive_records, tuple(shrinks), inner_folds, seed,
+        copies, corpora)
+    global_ua = _mean_ua(global_by_size, scored_by_size)
+    adaptive_uas = {choice: _mean_ua(by_size, scored_by_size) for choice, by_size in adaptive_by_size.items()}
     estimator, shrink = max(adaptive_uas, key=adaptive_uas.__getitem__)  # max keeps the first of equals
     adaptive_ua = adaptive_uas[estimator, shrink]
     best_by_estimator = {name: max(ua for (other, _), ua in adaptive_uas.items() if other == name)
@@ -241,6 +253,7 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
               "min_enrollment_clips": MIN_ENROLLMENT_CLIPS, "enrollment_rounds": ENROLLMENT_ROUNDS,
               "inner_check": {"enrollment_clips": list(CHECK_ENROLLMENT_SIZES), "global_ua": measured(global_ua),
                               "adaptive_ua": measured(adaptive_ua),
+                              "scored_by_size": {str(size): scored for size, scored in scored_by_size.items()},
                               "global_ua_by_size": {str(size): measured(ua) for size, ua in global_by_size.items()},
                               "adaptive_ua_by_size": {str(size): measured(ua)
                                                       for size, ua in adaptive_by_size[estimator, shrink].items()},
@@ -258,8 +271,8 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
                             f"CV could not score adaptation on clips a speaker did not enroll")
         logger.warning("speaker adaptation switched off: %s", record["reason"])
     elif not enabled:
-        record["reason"] = (f"in the inner CV on the training speakers, adaptation scored {adaptive_ua:.3f} UA "
-                            f"against {global_ua:.3f} without it")
+        record["reason"] = (f"in the inner CV on the training speakers, adaptation scored {adaptive_ua:.4f} UA "
+                            f"against {global_ua:.4f} without it")
         logger.warning("speaker adaptation switched off: %s", record["reason"])
     logger.info("speaker adaptation: %s offset, shrinkage %g clips, inner UA %.4f (global %.4f)", estimator, shrink,
                 adaptive_ua, global_ua)

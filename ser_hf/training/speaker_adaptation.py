@@ -57,6 +57,7 @@ from ser_hf.training.linear_probe import (
 
 __all__ = [
     "ADAPTATION_RECORD", "ADAPTATION_WEIGHTS", "CHECK_ENROLLMENT_CLIPS", "CHECK_ENROLLMENT_SIZES", "CHECK_MARGIN",
+    "CHECK_MIN_SPEAKERS",
     "ENROLLMENT_DRAWS", "ENROLLMENT_ROUNDS", "ENROLLMENT_SETTINGS", "ESTIMATORS", "MIN_ENROLLMENT_CLIPS", "SHRINK_CHOICES", "SHRINK_CLIPS",
     "AdaptiveProbe", "adapt_training_speakers", "class_means", "collect_enrollment", "enrollment_predictions",
     "estimate_offset", "fit_adaptive_probe", "has_adaptation", "load_adaptation", "save_adaptation", "speaker_offset",
@@ -93,15 +94,17 @@ def adapt_training_speakers(features: np.ndarray, labels: np.ndarray, speakers: 
 #: Enrollment clips per held-out speaker in the inner check that decides whether adaptation is on (and the
 #: number of neutral clips in the "neutral" enrollment setting).
 CHECK_ENROLLMENT_CLIPS = 10
-#: The enrollment sizes the inner check scores every choice with (its criterion: the mean of their pooled
-#: UAs, weighted by the clips each scored, :func:`_mean_ua`), so the shrinkage suits a user with a few
-#: clips as well as one with twenty. 20 is there because the check
+#: The enrollment sizes the inner check scores every choice with (its criterion: the mean of their pooled UAs over
+#: the sizes at least :data:`CHECK_MIN_SPEAKERS` held-out speakers reach, :func:`_mean_ua`), so the shrinkage suits
+#: a user with a few clips as well as one with twenty. 20 is there because the check
 #: must see the sizes ``ser-hf cv`` reports: judged on 3 and 10 only, URDU's whisper-tiny.en 6 s probe kept
 #: adaptation on in folds where 20 clips of its few large single-emotion speakers made it worse (-2.2 UA
 #: [-4.1 to -0.8] against the global head in ``benchmarks/results/accuracy.json`` as of commit 95d7b65). A size no
 #: held-out speaker has more clips than is left out of the mean; 3 and 10 clips are drawn as before (each held-out
 #: speaker's clips are permuted once and every size enrolls the first clips), so adding 20 changed no other draw.
 CHECK_ENROLLMENT_SIZES = (3, CHECK_ENROLLMENT_CLIPS, 20)
+#: The fewest held-out speakers an enrollment size must be scored on to count in the inner check.
+CHECK_MIN_SPEAKERS = 2
 #: Adaptation is switched off when its inner-CV UA trails the global head's by more than this: by any amount, as
 #: adaptation must never make a corpus worse (it was 0.01, which let a point's loss through).
 CHECK_MARGIN = 0.0
@@ -184,14 +187,16 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
 
 
 def _mean_ua(ua_by_size: dict[int, float], scored_by_size: dict[int, dict[str, int]]) -> float:
-    """The check's criterion: the sizes' UAs averaged with the number of clips each scored as weights, so a size
-    that only a few speakers reach with a few clips left to score (20 clips on URDU) weighs what its evidence is
-    worth, not as much as a size every held-out speaker reaches (an audit found one clip of one speaker at 20 deciding
-    the check on its own); NaN when no size was scored."""
-    if not ua_by_size:
-        return float("nan")
-    return float(np.average([ua_by_size[size] for size in ua_by_size],
-                            weights=[scored_by_size[size]["clips"] for size in ua_by_size]))
+    """The check's criterion: the mean UA over the enrollment sizes at least :data:`CHECK_MIN_SPEAKERS` held-out
+    speakers were scored at, each size counting the same (the check is for users of every size alike); NaN when
+    none was.
+
+    A size fewer speakers reach is left out rather than weighed down: one speaker's clips left to score (one clip
+    at 20 of a 21-clip speaker) could decide the check on their own (found by an audit), while weighing sizes by the
+    clips they scored let 3-clip enrollment outvote 20 clips, which is how URDU's few large single-emotion speakers
+    lost by more than noise at 20 clips."""
+    kept = [ua for size, ua in ua_by_size.items() if scored_by_size[size]["speakers"] >= CHECK_MIN_SPEAKERS]
+    return float(np.mean(kept)) if kept else float("nan")
 
 
 def _adapted(features, copies, labels, speakers, means, estimator) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -240,8 +245,8 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
     best_by_estimator = {name: max(ua for (other, _), ua in adaptive_uas.items() if other == name)
                          for name in estimators}
     # One training speaker: the inner folds split that speaker's clips, and the held-out "speaker" is the one whose
-    # offset the adaptive head was fitted with, so the check would be transductive. NaN: no training speaker had
-    # more clips than the enrollment sizes.
+    # offset the adaptive head was fitted with, so the check would be transductive. NaN: fewer than
+    # CHECK_MIN_SPEAKERS training speakers had more clips than an enrollment size.
     one_speaker = len(set(speakers.tolist())) < 2
     checked = not one_speaker and not np.isnan(global_ua)
     enabled = checked and adaptive_ua >= global_ua - CHECK_MARGIN
@@ -267,8 +272,9 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
                             "speaker it did not learn from")
         logger.warning("speaker adaptation switched off: %s", record["reason"])
     elif not checked:
-        record["reason"] = (f"no training speaker has more than {min(CHECK_ENROLLMENT_SIZES)} clips, so the inner "
-                            f"CV could not score adaptation on clips a speaker did not enroll")
+        record["reason"] = (f"fewer than {CHECK_MIN_SPEAKERS} training speakers have more than "
+                            f"{min(CHECK_ENROLLMENT_SIZES)} clips, so the inner CV could not score adaptation on clips "
+                            f"speakers did not enroll")
         logger.warning("speaker adaptation switched off: %s", record["reason"])
     elif not enabled:
         record["reason"] = (f"in the inner CV on the training speakers, adaptation scored {adaptive_ua:.4f} UA "

@@ -57,11 +57,16 @@ class DataArguments:
         "Fail on unusable files; with --strict false they are skipped and every one is reported."))
     num_folds: int = field(default=5, metadata=help_metadata(
         "Speaker-grouped folds for corpora without a protocol of their own (RAVDESS and IEMOCAP have one)."))
-    fold_seed: int = field(default=0, metadata=help_metadata("Seed of the speaker-to-fold assignment."))
+    fold_seed: int = field(default=0, metadata=help_metadata(
+        "Seed of the speaker-to-fold assignment and of the speakers 'ser-hf train' holds out for test and validation "
+        "(as 'ser-hf data split --seed'); seed seeds training, not the split."))
     test_size: float = field(default=0.2, metadata=help_metadata(
-        "'ser-hf train': share of clips (by whole speakers) held out for the final test report."))
+        "'ser-hf train': share of clips (by whole speakers) held out for the final test report, at most 0.5 (the "
+        "part is one of at least 2 speaker-grouped folds). Not used where a manifest's split column or "
+        "eval_split_name gives the test part."))
     validation_size: float = field(default=0.15, metadata=help_metadata(
-        "Share of training clips (by whole speakers) held out for model selection and early stopping."))
+        "Share of training clips (by whole speakers) held out for model selection and early stopping: at most half "
+        "of the clips the test part leaves, so test_size + validation_size stays below 1."))
     trim_db: float | None = field(default=None, metadata=help_metadata(
         "Trim leading/trailing audio quieter than this many dB below the peak. Default: no trimming."))
     denoise: float | None = field(default=None, metadata=help_metadata(

@@ -616,7 +616,8 @@ def test_data_split_holdout_on_two_speakers_advises_only_what_data_split_can_set
     assert main(["data", "split", "--corpus", "manifest", "--data-dir", str(manifest), "--holdout"]) != 0
     err = capsys.readouterr().err
     assert "the speakers left after the test part are only 1" in err
-    assert "Set --validation-size to 0 to make no validation part, or use data with more speakers." in err
+    assert ("Set --validation-size to 0 to make no validation part, hold fewer speakers out for test (a lower "
+            "--test-size, or 0 for no test part), or use data with more speakers.") in err
     assert "validation_size (--validation_size)" not in err and "fold" not in err
     ds = _dataset([(s, label) for s in "AB" for label in range(4)])
     with pytest.raises(SplitError, match=r"Set validation_size \(--validation_size\) to 0 to make no validation part, "

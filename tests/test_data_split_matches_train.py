@@ -119,7 +119,8 @@ def test_a_holdout_split_error_advises_the_data_split_flag(tmp_path, capsys):
     assert main(["data", "split", "--corpus", "manifest", "--data-dir", str(manifest), "--holdout"]) == 2
     err = capsys.readouterr().err
     assert "--validation-size asks for a validation part, but the speakers left after the test part are only 1" in err
-    assert "Set --validation-size to 0 to make no validation part, or use data with more speakers." in err
+    assert ("Set --validation-size to 0 to make no validation part, hold fewer speakers out for test (a lower "
+            "--test-size, or 0 for no test part), or use data with more speakers.") in err
     assert main(["data", "split", "--corpus", "manifest", "--data-dir", str(manifest), "--holdout",
                  "--validation-size", "0"]) == 0
 

@@ -157,11 +157,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     how.add_argument("--folds", type=int, metavar="K", help="K folds grouped by speaker (default: the corpus protocol)")
     how.add_argument("--loso", action="store_true", help="leave one speaker out")
     how.add_argument("--holdout", action="store_true",
-                     help="the train/validation/test split ser-hf train makes with the same --seed, --test-size and "
-                          "--validation-size: a manifest's split column, where it marks test rows, gives the test part")
+                     help="the train/validation/test split ser-hf train makes with --fold_seed, --test_size and "
+                          "--validation_size as --seed, --test-size and --validation-size here (train's own --seed "
+                          "seeds training, not the split): a manifest's split column, where it marks test rows, gives "
+                          "the test part")
     split.add_argument("--seed", "--fold-seed", dest="seed", type=int, default=DataArguments.fold_seed,
-                       help=f"seed of the fold assignment, and of the --holdout split as ser-hf train's --fold_seed "
-                            f"(default {DataArguments.fold_seed})")
+                       help=f"seed of the speaker-to-fold assignment: ser-hf train's and cv's --fold_seed, not their "
+                            f"--seed, which seeds training (an integer 0 .. 2**32 - 1, default "
+                            f"{DataArguments.fold_seed})")
     _add_holdout_size_arguments(split)
     split.add_argument("--json", action="store_true", help="print the folds' test speakers and counts as JSON")
     split.set_defaults(func=run_split)
@@ -172,28 +175,31 @@ def _add_holdout_size_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sizes of the --holdout split, as ser-hf train takes them")
     # None: unset, so that DataArguments gives train's default and a size passed to folds can be refused
     group.add_argument(HOLDOUT_FLAGS["test_size"], type=float, default=None, metavar="SHARE",
-                       help=f"share of the clips (by whole speakers) held out for the test report, unless a "
-                            f"manifest's split column marks test rows (default {DataArguments.test_size})")
+                       help=f"share of the clips (by whole speakers) held out for the test report, at most 0.5, "
+                            f"unless a manifest's split column marks test rows (default {DataArguments.test_size})")
     group.add_argument(HOLDOUT_FLAGS["validation_size"], type=float, default=None, metavar="SHARE",
                        help=f"share of the clips (by whole speakers) held out of the training rows for model "
-                            f"selection and early stopping (default {DataArguments.validation_size})")
+                            f"selection and early stopping, at most half of what the test part leaves (default "
+                            f"{DataArguments.validation_size})")
 
 
 def _holdout_arguments(args: argparse.Namespace) -> DataArguments:
-    """The data arguments of a ``ser-hf train`` run that splits as ``data split --holdout`` asks, for
-    :func:`~ser_hf.training.experiment.train_split`; unset sizes are train's defaults.
+    """The data arguments of a ``ser-hf train`` run that splits as ``data split`` asks, for
+    :func:`~ser_hf.training.experiment.train_split` with ``--holdout``; unset sizes are train's defaults. Made in
+    every mode, so that folds check ``--seed`` as train checks ``--fold_seed``.
 
     Raises:
         SplitError: a size or seed outside what ``ser-hf train`` accepts, naming the flag.
     """
     sizes = {name: getattr(args, name) for name in ("test_size", "validation_size") if getattr(args, name) is not None}
     try:
-        return DataArguments(corpus=args.corpus, fold_seed=args.seed, **sizes)
+        return DataArguments(corpus=args.corpus, data_dir=args.data_dir, fold_seed=args.seed, **sizes)
     except SERError as err:
-        flag = HOLDOUT_FLAGS.get(getattr(err, "field", None))
-        if flag is None:
+        name = getattr(err, "field", None)
+        if name not in HOLDOUT_FLAGS:
             raise
-        raise SplitError(f"{err} Set in the command line ({flag}): change it there.") from err
+        train_name = ", ser-hf train's --fold_seed" if name == "fold_seed" else ""
+        raise SplitError(f"{err} Set in the command line ({HOLDOUT_FLAGS[name]}{train_name}): change it there.") from err
 
 
 def _check_sizes_are_for_holdout(args: argparse.Namespace) -> None:
@@ -235,7 +241,7 @@ def _splits(args: argparse.Namespace, dataset, holdout: DataArguments | None):
     if holdout is not None:
         from ser_hf.training.experiment import train_split  # the trainer's imports take seconds: only --holdout waits
 
-        return train_split(holdout, dataset, settings=HOLDOUT_FLAGS)
+        return train_split(holdout, dataset, settings=HOLDOUT_FLAGS, test_size_given=args.test_size is not None)
     marked = marked_test_rows(dataset["split"]) if "split" in dataset.column_names else None
     if marked is not None and marked.size:
         logger.warning("the manifest's split column marks %d clips as test; these folds do not use it (nor does "
@@ -254,10 +260,10 @@ def run_split(args: argparse.Namespace) -> int:
         raise SplitError(f"--folds must be an integer >= 2 (each fold tests speakers the others train on), got "
                          f"{args.folds}. Pass --folds 2 or more, or leave it out for the corpus protocol.")
     _check_sizes_are_for_holdout(args)
-    holdout = _holdout_arguments(args) if args.holdout else None
+    arguments = _holdout_arguments(args)
     dataset = load_corpus(args.corpus, args.data_dir, emotions=args.emotions,
                           label_map=label_map_option(args.label_map), **corpus_options(args))
-    splits = _splits(args, dataset, holdout)
+    splits = _splits(args, dataset, arguments if args.holdout else None)
     table = class_counts(dataset, splits)
     table.index = [printable(str(name)) for name in table.index]  # speaker_<id> folds: an id's ESC or line break
     if args.json:

@@ -43,6 +43,10 @@ RANDOM_SPLIT = "random split (speakers may overlap)"
 _CLIP_SPEAKER_PREFIX = "random-split-clip-"
 # How ser-hf's commands set the number of folds (data split --folds, cv --num_folds): what fold errors name by default.
 _FOLDS_SETTING = "n_folds (--folds, --num_folds)"
+#: Seeds are taken modulo this: scikit-learn and numpy take 0 .. 2**32 - 1.
+SEED_LIMIT = 2**32
+#: The largest share a hold-out can be of the clips it is taken from: it is one of at least 2 speaker-grouped folds.
+MAX_HOLDOUT_SHARE = 0.5
 
 
 
@@ -125,7 +129,8 @@ def _grouped_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: i
     scikit-learn's ``StratifiedGroupKFold`` makes them. Where it cannot -- it raises when every emotion has
     fewer clips than folds, and it may leave a fold without speakers -- the same greedy stratification is
     done here without that guard, and empty folds get a speaker from the fold with the most. Where
-    scikit-learn succeeds, its folds are returned unchanged (so published fold assignments do not move).
+    scikit-learn succeeds, its folds are returned unchanged (so published fold assignments do not move). ``seed`` is
+    taken modulo :data:`SEED_LIMIT`.
     """
     n_groups = len(set(groups))
     if n_folds < 2:
@@ -142,17 +147,19 @@ def _grouped_folds(labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: i
             f"{setting}={n_folds}: Cannot make {n_folds} speaker-grouped folds from {n_groups} speakers; "
             f"expected 2 <= folds <= {n_groups}. Choose fewer folds, or use data with more speakers."
         )
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        # "The least populated class in y has only N members": expected with few speakers; said in our
-        # own words by note_missing_classes, once.
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        try:
-            folds = [np.asarray(test, dtype=np.int64) for _, test in splitter.split(np.zeros(len(labels)), labels, groups)]
-        except ValueError:  # every emotion has fewer clips than folds
-            logger.info("Every emotion has fewer clips than the %d folds asked for, so scikit-learn cannot "
-                        "stratify them; ser_hf balances the emotions across folds itself.", n_folds)
-            folds = _balanced_grouped_folds(labels, groups, n_folds, seed)
+    seed %= SEED_LIMIT  # a seed derived past the largest (fold_seed + 1, for validation) wraps round, not fails
+    if np.all(np.unique(labels, return_counts=True)[1] < n_folds):  # scikit-learn's refusal: no other ValueError
+        logger.info("Every emotion has fewer clips than the %d folds asked for, so scikit-learn cannot "
+                    "stratify them; ser_hf balances the emotions across folds itself.", n_folds)
+        folds = _balanced_grouped_folds(labels, groups, n_folds, seed)
+    else:
+        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():
+            # "The least populated class in y has only N members": expected with few speakers; said in our
+            # own words by note_missing_classes, once.
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            folds = [np.asarray(test, dtype=np.int64)
+                     for _, test in splitter.split(np.zeros(len(labels)), labels, groups)]
     if any(len(test) == 0 for test in folds):
         logger.info("Stratifying %d speakers into %d folds left a fold without speakers; a speaker was moved "
                     "into each empty fold from the fold with the most.", n_groups, n_folds)
@@ -211,31 +218,71 @@ def _fill_empty_folds(folds: list[np.ndarray], groups: np.ndarray) -> list[np.nd
 
 
 def _holdout(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int,
-             part: str = "validation", setting: str | None = None, within: str = "", folds: str | None = None) -> tuple:
-    """Split ``rows`` into (kept, held out) with about ``fraction`` of them held out, by speaker.
+             part: str = "validation", setting: str | None = None, within: str = "",
+             frees: Sequence[str] = ()) -> tuple:
+    """Split ``rows`` into (kept, held out) with about ``fraction`` of them held out, by speaker: the first of
+    ``round(1 / fraction)`` speaker-grouped folds (at most one per speaker), so never more than about half of them.
 
-    ``part``, ``setting``, ``within`` and ``folds`` only word the error: which part is held out, how the user sets
+    ``part``, ``setting``, ``within`` and ``frees`` only word the errors: which part is held out, how the user sets
     its size (``None``: the caller cannot, so the error does not tell them to), where it comes from (e.g. "fold2's
-    training speakers"), and how the user sets the number of folds (``None``: no folds to choose).
+    training speakers"), and how else the user can leave it more speakers (e.g. "use fewer folds (--num_folds)").
+
+    Raises:
+        SplitError: ``fraction`` above :data:`MAX_HOLDOUT_SHARE`, or fewer than 2 speakers in ``rows``; the second
+            has a ``part`` attribute (``part``), for a caller that needs that part to say why.
     """
     if fraction <= 0:
         return rows, np.zeros(0, dtype=np.int64)
+    name, where = setting or f"{part}_size", within or "the speakers left"
+    _refuse_over_half(name, fraction, fraction, f"the clips of {where}", part, MAX_HOLDOUT_SHARE)
     n_folds = max(2, round(1 / fraction))
     speakers = sorted(set(groups[rows]))
     if len(speakers) < 2:
-        where = within or "the speakers left"
-        fixes = ([f"set {setting} to 0 to make no {part} part"] if setting else []) + (
-            [f"use fewer folds ({folds})"] if folds else []) + ["use data with more speakers"]
-        raise SplitError(
-            f"{setting or f'{part}_size'} asks for a {part} part, but {where} are only {len(speakers)} ({speakers}), "
-            f"and a speaker-independent {part} part needs at least 2 (one to hold out, one to train on). "
-            + _sentence(fixes)
+        fixes = ([f"set {setting} to 0 to make no {part} part"] if setting else []) + list(frees) + [
+            "use data with more speakers"]
+        error = SplitError(
+            f"{name} asks for a {part} part, but {where} are only {len(speakers)} ({speakers}), and a "
+            f"speaker-independent {part} part needs at least 2 (one to hold out, one to train on). " + _sentence(fixes)
         )
-    held = _grouped_folds(labels[rows], groups[rows], min(n_folds, len(speakers)), seed,
-                          setting=setting or f"{part}_size")[0]
+        error.part = part
+        raise error
+    held = _grouped_folds(labels[rows], groups[rows], min(n_folds, len(speakers)), seed, setting=name)[0]
     mask = np.zeros(len(rows), dtype=bool)
     mask[held] = True
     return rows[~mask], rows[mask]
+
+
+def _refuse_over_half(name: str, value: float, share: float, of: str, part: str, largest: float,
+                      fixes: Sequence[str] = ()) -> None:
+    """Refuse a hold-out of ``share`` (above :data:`MAX_HOLDOUT_SHARE`) of the clips ``of`` names, which
+    :func:`_holdout` would silently make about half of them: ``largest``, as the user sets it (``name``)."""
+    if share > MAX_HOLDOUT_SHARE + 1e-9:  # the tolerance: the largest value an error advises must pass
+        raise SplitError(
+            f"{name} {value:g} asks for a {part} part of {share:.0%} of {of}, but a {part} part is held out as one of "
+            f"at least 2 speaker-grouped folds, so it is at most half of the clips it is taken from ({name} {value:g} "
+            f"would silently be about {largest:g}). " + _sentence([f"set {name} to {largest:g} or less", *fixes]))
+
+
+def _check_split_sizes(test_size: float, validation_size: float, settings: Mapping[str, str]) -> None:
+    """Refuse sizes :func:`speaker_split` cannot give: parts that take every clip, or a part over half of the clips
+    it is taken from (the validation part is taken from what the test part leaves)."""
+    test, validation = settings.get("test_size", "test_size"), settings.get("validation_size", "validation_size")
+    if test_size + validation_size >= 1:
+        raise SplitError(
+            f"{test} {test_size:g} and {validation} {validation_size:g} add up to {test_size + validation_size:g}, so "
+            f"the test and validation parts would take every clip and leave none to train on; expected a sum below 1. "
+            f"Lower one or both (each part is at most half of the clips it is taken from), e.g. {test} 0.2 and "
+            f"{validation} 0.15.")
+    _refuse_over_half(test, test_size, test_size, "the clips", "test", MAX_HOLDOUT_SHARE)
+    left = 1 - test_size
+    _refuse_over_half(validation, validation_size, validation_size / left,
+                      f"the clips the test part leaves ({test} {test_size:g} leaves {left:.0%})" if test_size else
+                      "the clips", "validation", MAX_HOLDOUT_SHARE * left, [f"lower {test}"] if test_size else [])
+
+
+def _fewer_folds(settings: Mapping[str, str]) -> list[str]:
+    """The fix "use fewer folds", where the user sets the number of folds (``settings``' ``n_folds``)."""
+    return [f"use fewer folds ({settings['n_folds']})"] if settings.get("n_folds") else []
 
 
 def _sentence(fixes: Sequence[str]) -> str:
@@ -249,22 +296,32 @@ def speaker_split(
 ) -> datasets.DatasetDict:
     """One speaker-independent train/validation/test split, stratified by emotion.
 
-    Sizes are fractions of clips, met as closely as whole speakers allow.
+    Sizes are fractions of clips, met as closely as whole speakers allow: each part is held out as one of
+    ``round(1 / share)`` speaker-grouped folds (the validation part's share is of the clips the test part leaves),
+    so no part is more than half of the clips it is taken from.
 
     Args:
         settings: How the caller's user sets each size, by parameter name (``{"validation_size":
             "validation_size (--validation_size)"}``); errors advise changing only the settings named here.
+
+    Raises:
+        SplitError: sizes outside [0, 1), adding up to 1 or more, or a part over half of the clips it is taken from
+            (it would silently be about half); too few speakers for the parts asked for.
     """
     settings = settings or {}
     for name, value in (("test_size", test_size), ("validation_size", validation_size)):
         if not 0 <= value < 1:
             raise SplitError(f"{name} must be a fraction in [0, 1), got {value}.")
+    _check_split_sizes(test_size, validation_size, settings)
     labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
     rows = np.arange(len(dataset))
     rest, test = _holdout(rows, labels, groups, test_size, seed, "test", settings.get("test_size"),
                           "the corpus's speakers")
+    frees = [f"hold fewer speakers out for test (a lower {settings['test_size']}, or 0 for no test part)"] if (
+        test_size and "test_size" in settings) else []
     train, validation = _holdout(rest, labels, groups, validation_size / max(1e-9, 1 - test_size), seed + 1,
-                                 setting=settings.get("validation_size"), within="the speakers left after the test part")
+                                 setting=settings.get("validation_size"), within="the speakers left after the test part",
+                                 frees=frees)
     fold = Fold("split", train, test, validation)
     note_missing_classes(dataset, [fold])
     return select_fold(dataset, fold)
@@ -272,10 +329,14 @@ def speaker_split(
 
 def split_with_test(
     dataset: datasets.Dataset, test: np.ndarray, validation_size: float = 0.1, seed: int = 0, *,
-    settings: Mapping[str, str] | None = None,
+    settings: Mapping[str, str] | None = None, marked_by: str | None = None,
 ) -> datasets.DatasetDict:
     """Train/validation/test with a given test part (e.g. a dataset's own test split); validation speakers are
     held out of the other rows as in :func:`speaker_split` (``settings`` as there).
+
+    Args:
+        marked_by: What marks the ``test`` rows, where the user marks them row by row (e.g. "the split column of
+            manifest data/m.csv"), for the error to say where to fix a speaker with rows on both sides.
 
     Raises:
         SplitError: when a test speaker also has clips outside the test part.
@@ -283,6 +344,11 @@ def split_with_test(
     labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
     rest = np.setdiff1d(np.arange(len(dataset)), test)
     shared = sorted(set(groups[rest]) & set(groups[np.asarray(test, dtype=np.int64)]))
+    if shared and marked_by:
+        raise SplitError(f"{len(shared)} speaker(s) have rows that {marked_by} marks as test and rows it does not "
+                         f"(e.g. {shared[:5]}), so the test scores would not be speaker-independent. Mark all of a "
+                         f"speaker's rows test there, or none of them (or clear the marks to let ser_hf hold test "
+                         f"speakers out itself).")
     if shared:
         raise SplitError(f"{len(shared)} speaker(s) of the test part also speak in the training rows (e.g. "
                          f"{shared[:5]}), so its scores would not be speaker-independent. Use a test split of other "
@@ -317,7 +383,7 @@ def speaker_folds(
         train = np.setdiff1d(np.arange(len(dataset)), test)
         train, validation = _holdout(train, labels, groups, validation_size, seed + number,
                                      setting=settings.get("validation_size"),
-                                     within=f"fold{number}'s training speakers", folds=settings["n_folds"])
+                                     within=f"fold{number}'s training speakers", frees=_fewer_folds(settings))
         folds.append(_checked(dataset, Fold(f"fold{number}", train, test, validation)))
     note_missing_classes(dataset, folds)
     return folds
@@ -413,7 +479,7 @@ def add_validation(dataset: datasets.Dataset, fold: Fold, validation_size: float
     labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
     train, validation = _holdout(fold.train, labels, groups, validation_size, seed,
                                  setting=settings.get("validation_size"), within=f"{fold.name}'s training speakers",
-                                 folds=settings.get("n_folds"))
+                                 frees=_fewer_folds(settings))
     return _checked(dataset, Fold(fold.name, train, fold.test, validation))
 
 
@@ -425,6 +491,8 @@ def note_missing_classes(dataset: datasets.Dataset, folds: Sequence[Fold]) -> No
     for part, say in (("train", logger.warning), ("test", logger.info)):
         missing: dict[int, list[str]] = {}
         for fold in folds:
+            if not len(getattr(fold, part)):
+                continue  # no such part (test_size 0): nothing is tested without an emotion
             present = set(labels[getattr(fold, part)].tolist())
             for label in sorted(set(labels.tolist()) - present):
                 missing.setdefault(label, []).append(fold.name)

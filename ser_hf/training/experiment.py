@@ -38,6 +38,7 @@ from ser_hf.cards import card_from_run, write_model_card
 from ser_hf.checkpoint import RUN_RECORD, write_run_record
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leave_one_corpus_out_folds, load_combined
+from ser_hf.corpora.manifest import find_manifest
 from ser_hf.corpora.split_names import check_some_rows_to_train_on, marked_test_rows
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport, write_cv_summary
@@ -264,8 +265,8 @@ def make_method(run: Run, labels: list[str], progress: bool = True, fold_of_cv: 
     raise SERError(f"mode must be 'probe', 'finetune' or 'partial', got {run.model.mode!r}.")
 
 
-def train_split(data: DataArguments, dataset: datasets.Dataset, *,
-                settings: Mapping[str, str] = RUN_SETTINGS) -> datasets.DatasetDict:
+def train_split(data: DataArguments, dataset: datasets.Dataset, *, settings: Mapping[str, str] = RUN_SETTINGS,
+                test_size_given: bool | None = None) -> datasets.DatasetDict:
     """The train/validation/test parts ``ser-hf train`` fits and scores on; the one place they are made, so that
     ``ser-hf data split --holdout`` shows the same parts.
 
@@ -279,13 +280,16 @@ def train_split(data: DataArguments, dataset: datasets.Dataset, *,
         dataset: The run's dataset, as :func:`load_run_dataset` (with ``include_eval=True``) loads it.
         settings: How the caller's user sets each size, for split errors to advise (see
             :func:`~ser_hf.splits.speaker_split`); a run's keys and flags by default.
+        test_size_given: Whether the user set ``test_size``, which marked test rows leave unused (a warning says
+            so); ``None``: where it differs from the default, all a run's arguments can tell.
 
     Returns:
         A ``DatasetDict`` with ``train`` and, where not empty, ``validation`` and ``test``.
 
     Raises:
-        SplitError: too few speakers for the parts asked for, a test speaker who also speaks in the training rows,
-            or a split column that marks every row as test.
+        SplitError: sizes the split cannot give (see :func:`~ser_hf.splits.speaker_split`), too few speakers for the
+            parts asked for, a test speaker who also speaks in the training rows, or a split column that marks every
+            row as test.
     """
     if data.dataset_name is not None and data.eval_split_name not in (None, data.train_split_name):
         test = np.flatnonzero(np.asarray(dataset["split"]) == data.eval_split_name)
@@ -294,9 +298,17 @@ def train_split(data: DataArguments, dataset: datasets.Dataset, *,
     marked = _marked_test_rows(data, dataset)
     if marked is not None:
         check_some_rows_to_train_on(marked, len(dataset))  # else the split ends with no train part (a KeyError)
-        logger.info("the test part: the %d clips the manifest's split column marks as test", marked.size)
+        column = (f"the 'split' column of manifest {display_path(find_manifest(Path(data.data_dir)))}"
+                  if data.corpus == "manifest" and data.data_dir else "the dataset's 'split' column")
+        logger.info("the test part: the %d clips %s marks as test", marked.size, column)
+        given = data.test_size != DataArguments.test_size if test_size_given is None else test_size_given
+        if given:
+            test_size = settings.get("test_size", "test_size")
+            logger.warning("%s is %g but not used: %s marks the test part (%d clips). Leave %s out, or clear the "
+                           "column to hold that share of the clips out by speaker instead.", test_size,
+                           data.test_size, column, marked.size, test_size)
         return split_with_test(dataset, marked, validation_size=data.validation_size, seed=data.fold_seed,
-                               settings=settings)
+                               settings=settings, marked_by=column)
     if data.is_multi_corpus():
         return combined_speaker_split(dataset, test_size=data.test_size, validation_size=data.validation_size,
                                       seed=data.fold_seed)

@@ -40,10 +40,10 @@ from transformers.trainer_utils import BestRun
 
 from ser_hf._io import link_problem, write_output_file
 from ser_hf._output_folders import refuse_non_folder
-from ser_hf.errors import SERError
+from ser_hf.errors import SERError, SplitError
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.paths import display_path
-from ser_hf.training.experiment import load_run_dataset, run_output_dir, train_split
+from ser_hf.training.experiment import RUN_SETTINGS, load_run_dataset, run_output_dir, train_split
 from ser_hf.training.run import SAMPLING_RATE, Run
 
 __all__ = ["default_hp_space", "hyperparameter_search", "objective_name"]
@@ -55,6 +55,8 @@ SEARCH_FOLDER = "hp_search"
 JOURNAL = "trials.journal"
 #: Errors that fail one trial, not the search: its hyperparameters, not the code, are at fault.
 TRIAL_FAILURES = (torch.OutOfMemoryError,)
+#: The settings a split error may advise changing: train's, less validation_size, which a search cannot set to 0.
+_SPLIT_SETTINGS = {key: setting for key, setting in RUN_SETTINGS.items() if key != "validation_size"}
 
 logger = logging.getLogger(__name__)
 
@@ -141,10 +143,7 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
                           linked_folder_ok=linked_folder_ok)
     _check_journal_place(out)
     dataset = load_run_dataset(run.data, include_eval=True)
-    split = train_split(run.data, dataset)  # train's own parts: its test clips never choose a hyperparameter
-    if "validation" not in split:
-        raise SERError(f"hyperparameter_search: the corpus has too few speakers for a validation split "
-                       f"(validation_size={run.data.validation_size}); it needs at least 3 speakers.")
+    split = _search_split(run, dataset)
     labels = dataset.features["label"].names
     training = dataclasses.replace(run.training, output_dir=str(trials_folder))
     method = FinetuneMethod(resolve_model_path(run.model.model_name_or_path), labels, run.model, training,
@@ -170,6 +169,23 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
     counts = {"asked": n_trials, **_trial_counts(optuna, study, storage)}
     _write_record(Path(run.training.output_dir), best, counts, split, objective, study)
     return best
+
+
+def _search_split(run: Run, dataset) -> Any:
+    """``ser-hf train``'s parts (:func:`~ser_hf.training.experiment.train_split`: its test clips never choose a
+    hyperparameter); with validation_size > 0 they have a validation part, or the split fails saying why.
+
+    Raises:
+        SplitError: too few speakers outside the test part for a validation part, saying what a search needs.
+    """
+    try:
+        return train_split(run.data, dataset, settings=_SPLIT_SETTINGS)
+    except SplitError as err:
+        if getattr(err, "part", None) != "validation":
+            raise
+        raise SplitError(f"hyperparameter_search scores every trial on a validation part of speakers held out of the "
+                         f"training rows, so it needs at least 2 speakers outside the test part: 3 or more in all, or "
+                         f"fewer test speakers. {err}") from None
 
 
 #: Training settings that do not change what a trial scores: a search that differs only in them is the same search.

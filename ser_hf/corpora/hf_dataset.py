@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
 import soundfile as sf
 
 from ser_hf import _io
@@ -54,6 +55,9 @@ from ser_hf.paths import display_path
 
 #: The columns every clip loaded from a dataset keeps besides the uniform ones.
 METADATA_FEATURES = {"split": datasets.Value("string"), "row": datasets.Value("int64")}
+#: The column a local dataset's splits gain when streamed (:func:`open_dataset` with ``streaming``): each row's index
+#: in its split.
+ROW_COLUMN = "__ser_hf_row__"
 _FORMAT_SUFFIXES = {"WAV": ".wav", "WAVEX": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3", "AIFF": ".aiff"}
 
 
@@ -113,8 +117,21 @@ def open_dataset(source: DatasetSource, streaming: bool = False) -> Mapping[str,
     else:
         return _load(str(path), source.config, streaming)
     if streaming:  # local tables are already on disk: iterate them shard by shard like a streamed one
-        return {name: part.to_iterable_dataset(num_shards=min(len(part), 64) or 1) for name, part in parts.items()}
+        return {name: _numbered_stream(part, name) for name, part in parts.items()}
     return parts
+
+
+def _numbered_stream(part: datasets.Dataset, split: str) -> datasets.IterableDataset:
+    """A local split read shard by shard like a streamed one, each row carrying its index in the split
+    (:data:`ROW_COLUMN`) and the stream its length (``info.splits``): a stream read shard by shard, shuffled, can
+    count neither, and errors name rows as a non-streamed load does."""
+    rows = len(part)
+    # Given, not derived: deriving a fingerprint would hash the whole index column.
+    fingerprint = hashlib.sha256(f"{part._fingerprint}\0{ROW_COLUMN}".encode()).hexdigest()[:16]
+    numbered = part.add_column(ROW_COLUMN, np.arange(rows), new_fingerprint=fingerprint)
+    stream = numbered.to_iterable_dataset(num_shards=min(rows, 64) or 1)
+    stream.info.splits = datasets.SplitDict({split: datasets.SplitInfo(split, num_examples=rows)})
+    return stream
 
 
 def select_split(parts: Mapping[str, Any], split: str, source: DatasetSource):
@@ -287,6 +304,7 @@ def load_dataset_corpus(
     check_audio: bool | str | None = None,
     min_clip_duration: float | None = MIN_CLIP_DURATION,
     max_clip_duration: float | None = MAX_CLIP_DURATION,
+    labelled: set[tuple[str, str]] | None = None,
 ) -> datasets.Dataset:
     """Load splits of a ``datasets`` dataset as one ser_hf corpus (the uniform columns, plus ``split``, ``row``).
 
@@ -303,6 +321,9 @@ def load_dataset_corpus(
         check_audio: ``"header"`` or ``"decode"`` (see :func:`~ser_hf.corpora.load_corpus`); default as there.
         min_clip_duration: Shortest clip accepted (seconds).
         max_clip_duration: Longest clip accepted (seconds).
+        labelled: If given, receives each distinct ``(emotion, raw label)`` of the loaded rows, and this load gives
+            no label_map warnings: its caller judges the map over these with the dataset's other labels, as one load
+            of all of them would (a streamed training split's, which this load does not read).
 
     Raises:
         CorpusError: unknown dataset, split or column; unusable rows (strict), each named by split and row.
@@ -323,6 +344,10 @@ def load_dataset_corpus(
     scan.problems = [Problem(places.get(problem.path, problem.path), name_rows(problem.reason))
                      for problem in scan.problems]
     report_problems(scan, strict)
+    if labelled is not None:
+        labelled.update((clip.emotion, clip.raw_label) for clip in scan.clips)
+        # Every clip carries its raw label, already mapped above: to_dataset would use the map only to warn.
+        label_map = None
     return to_dataset(scan, corpus, emotions=emotions, label_map=label_map)
 
 

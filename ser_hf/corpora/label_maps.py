@@ -19,11 +19,14 @@ from ser_hf.paths import display_path, printable
 CorpusScan = Corpus = Any
 
 __all__ = [
-    "check_label_map", "emotion_merges", "label_key", "map_raw_label", "parse_label_map_text", "warn_emotion_split",
-    "warn_label_map_mismatches", "warn_unmatched_label_map", "warn_unused_entries",
+    "check_label_map", "emotion_merges", "label_key", "map_raw_label", "parse_label_map_text", "splits_an_emotion",
+    "warn_emotion_split", "warn_label_map_mismatches", "warn_unmatched_label_map", "warn_unused_entries",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Labels a label_map warning names before it says how many more there are.
+LISTED_LABELS = 20
 
 
 def parse_label_map_text(text: str, setting: str,
@@ -173,7 +176,8 @@ def warn_unused_entries(label_map: Mapping[str, str], raw_labels: Collection[str
                         unlabelled: Collection[str] = ()) -> None:
     """Warn once, naming them, about label_map keys that match none of ``raw_labels`` (:func:`label_key`) and spell
     none of the ``unlabelled`` emotions: they change nothing, most likely a typo. ``raw_labels`` must be every raw
-    label of the data: a key is unused only once all of them are known."""
+    label of the data: a key is unused only once all of them are known. The data's labels are listed, the first 20
+    and then how many more."""
     raw = {label_key(label) for label in raw_labels}
     emotions = set(unlabelled)
     unmatched = [key for key in label_map if label_key(key) not in raw and _key_emotion(key) not in emotions]
@@ -181,7 +185,7 @@ def warn_unused_entries(label_map: Mapping[str, str], raw_labels: Collection[str
         labels = sorted(raw | {e for e in emotions if e in EMOTIONS})
         logger.warning("label_map entries %s match no label of the %s corpus in %s (its labels: %s); they change "
                        "nothing. Check their spelling.", {k: label_map[k] for k in unmatched}, corpus,
-                       display_path(root), labels[:20])
+                       display_path(root), _listed(labels))
 
 
 def warn_emotion_split(label_map: Mapping[str, str], labelled: Collection[tuple[str, str]], corpus: str,
@@ -190,32 +194,57 @@ def warn_emotion_split(label_map: Mapping[str, str], labelled: Collection[tuple[
     (distinct ``(emotion, raw label)`` pairs, see :func:`warn_label_map_mismatches`) has other raw labels spelling
     that emotion which no entry maps (``joy``): the map applies once, to the raw label, so those clips keep the
     emotion and one emotion of the data ends up in two classes. A swap (``happy=sad,sad=happy``) is fine: it moves
-    every spelling its entries name. The warning names the unmapped labels and offers both choices (map them too, or
-    keep the split on purpose); it suggests an entry (``joy=sad``) only where the entries already move the emotion's
-    own name (``happy=sad``): after ``joy=sad`` alone, an entry ``happy=sad`` would move every happy clip, which the
-    user may well not mean. Each pair may be given alone, as it first turns up: the warning then names that label."""
-    unmapped: dict[str, set[str]] = {}
-    for emotion, raw in set(labelled):
-        if map_raw_label(raw, label_map) is None:
-            unmapped.setdefault(emotion, set()).add(str(raw))
-    split, suggested = {}, []
-    for key, target in label_map.items():
-        emotion = _key_emotion(key)
-        if emotion in unmapped and _target_emotion(target) != emotion:
-            labels = sorted(printable(label) for label in unmapped[emotion])
-            split[f"{key}={target}"] = labels
-            if _moves_own_name(label_map, emotion):
-                suggested.append(f"{labels[0].strip()}={target}")
+    every spelling its entries name. The warning names the unmapped labels (the first 20 of an entry, then how many
+    more) and offers both choices (map them too, or keep the split on purpose); it suggests an entry (``joy=sad``)
+    only where the entries already move the emotion's own name (``happy=sad``): after ``joy=sad`` alone, an entry
+    ``happy=sad`` would move every happy clip, which the user may well not mean. Keys that move one emotion to one
+    target are one entry, named by the first (``happy=sad,HAPPY=sad`` is ``happy=sad``). Each pair may be given
+    alone, as it first turns up: the warning then names that label."""
+    split = _split_entries(label_map, labelled)
     if not split:
         return
+    suggested = [f"{labels[0].strip()}={target}" for (emotion, _), (_, target, labels) in split.items()
+                 if _moves_own_name(label_map, emotion)]
     advice = (f"Map them too (e.g. {','.join(suggested)}), or keep them if you mean that split"
               if len(suggested) == len(split) else
               "Map them too if every clip of that emotion belongs in the new class, or keep them if you mean the "
               "emotion split into two classes on purpose; map the emotion's own name only to move all its clips")
+    entries = "{" + ", ".join(f"{entry!r}: {_listed(labels)}" for entry, _, labels in split.values()) + "}"
     logger.warning("label_map entries move raw labels of an emotion while other raw labels of the %s corpus in %s "
                    "spell the same emotion and no entry maps them (entry: unmapped labels) %s: a label_map applies "
                    "once, to the raw label as written, so those clips keep the emotion, and one emotion ends up in "
-                   "two classes. %s.", corpus, display_path(root), split, advice)
+                   "two classes. %s.", corpus, display_path(root), entries, advice)
+
+
+def splits_an_emotion(label_map: Mapping[str, str], emotion: str, raw: str) -> bool:
+    """Whether a raw label (``joy``, of the emotion happy) is one :func:`warn_emotion_split` names: no entry maps it,
+    while an entry moves its emotion (``happy=sad``)."""
+    return bool(_split_entries(label_map, [(emotion, raw)]))
+
+
+def _split_entries(label_map: Mapping[str, str],
+                   labelled: Collection[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str, list[str]]]:
+    """(emotion, target emotion) -> (the first entry moving it there as ``key=target``, its target as written, the
+    emotion's raw labels of ``labelled`` that no entry maps, sorted and printable)."""
+    unmapped: dict[str, set[str]] = {}
+    for emotion, raw in set(labelled):
+        if map_raw_label(raw, label_map) is None:
+            unmapped.setdefault(emotion, set()).add(str(raw))
+    split: dict[tuple[str, str], tuple[str, str, list[str]]] = {}
+    for key, target in label_map.items():
+        emotion, moved = _key_emotion(key), _target_emotion(target)
+        if emotion in unmapped and moved != emotion and (emotion, moved) not in split:
+            labels = sorted(printable(label) for label in unmapped[emotion])
+            split[(emotion, moved)] = (f"{key}={target}", target, labels)
+    return split
+
+
+def _listed(labels: list[str]) -> str:
+    """Labels as a warning prints them: a list's ``repr``, cut after the first :data:`LISTED_LABELS` with how many
+    more there are (a dataset may spell one emotion hundreds of ways)."""
+    more = len(labels) - LISTED_LABELS
+    shown = ", ".join(repr(label) for label in labels[:LISTED_LABELS])
+    return f"[{shown}, ... and {more} more]" if more > 0 else f"[{shown}]"
 
 
 def _moves_own_name(label_map: Mapping[str, str], emotion: str) -> bool:

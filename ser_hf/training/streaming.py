@@ -5,9 +5,14 @@ read shard by shard, so memory holds a shuffle buffer and a few batches, never t
   path); nothing is written to disk.
 - Labels go through the emotion vocabulary and ``label_map`` row by row, so the label set must be known before
   the first row: ``emotions`` (e.g. ``4class``), or the names of a ``ClassLabel`` label column.
-- ``label_map`` entries that change nothing or split an emotion get the warnings a non-streamed load gives
-  (:func:`~ser_hf.corpora.label_maps.warn_label_map_mismatches`): before training for a ``ClassLabel`` column,
-  whose names are every raw label; as rows arrive for string labels (:class:`LabelMapWatch`).
+- A row with an unusable cell (an empty or unknown label, an empty audio cell) is refused as a non-streamed load
+  refuses it, when it is read: with ``strict`` (the default) the run stops naming it, else it is skipped with a
+  warning. A local dataset's rows are named by their index in the split; a stream read from files cannot count
+  its rows (shards are read in shuffled order), so its rows are named by their audio's file name.
+- ``label_map`` entries that change nothing or split an emotion get the warnings a non-streamed load of the
+  training and test splits gives (:func:`~ser_hf.corpora.label_maps.warn_label_map_mismatches`): before training
+  for a ``ClassLabel`` column, whose names are every raw label; as rows arrive for string labels
+  (:class:`LabelMapWatch`).
 - Several processes (``accelerate launch``): each reads its own shards. The Trainer hands the training
   DataLoader to accelerate's ``prepare``, which, with ``dispatch_batches`` off (set here), gives each process
   ``IterableDataset.shard(num_processes, rank)`` -- what ``datasets.distributed.split_dataset_by_node`` does --
@@ -16,8 +21,9 @@ read shard by shard, so memory holds a shuffle buffer and a few batches, never t
   data. (With ``dispatch_batches`` on, the default for iterable data, the main process alone would read.)
 - A stream has no length: ``max_steps`` says how long to train. The class-weighted loss, length grouping and
   balanced sampling need the whole split and are off; there is no validation split (no model selection).
-- ``eval_split_name``, if set, is loaded as usual (bounded) and scored as the test part. Whether its speakers
-  also speak in the training split is not checked while streaming; the report says so in ``split_kind``.
+- ``eval_split_name``, if set, is loaded as usual (bounded), before training, and scored as the test part. Whether
+  its speakers also speak in the training split is not checked while streaming; the report says so in
+  ``split_kind``.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +44,17 @@ from ser_hf.cards import card_from_run, write_model_card
 from ser_hf.checkpoint import write_run_record
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.folder import raw_label_to_emotion
-from ser_hf.corpora.hf_dataset import audio_cells, cell_text, open_dataset, select_split
-from ser_hf.corpora.label_maps import warn_emotion_split, warn_label_map_mismatches, warn_unused_entries
+from ser_hf.corpora.hf_dataset import ROW_COLUMN, AudioCells, audio_cells, cell_text, open_dataset, select_split
+from ser_hf.corpora.label_maps import (
+    splits_an_emotion,
+    warn_emotion_split,
+    warn_label_map_mismatches,
+    warn_unused_entries,
+)
 from ser_hf.emotions import resolve_emotions, sort_emotions
 from ser_hf.errors import CorpusError, SERError
 from ser_hf.models.presets import resolve_model_path
+from ser_hf.paths import printable
 from ser_hf.training.arguments import DataArguments
 from ser_hf.training.finetune import FinetuneMethod
 from ser_hf.training.run import SAMPLING_RATE, Run, TrainResult, evaluate_method, is_main_process
@@ -53,22 +66,20 @@ logger = logging.getLogger(__name__)
 STREAMED_SPLIT = "the dataset's own train/test splits (speaker overlap not checked while streaming)"
 #: Rows held for shuffling (a larger buffer mixes better and holds more clips in memory).
 SHUFFLE_BUFFER = 1000
+#: Skipped rows a stream names in a warning each (``strict`` off) before it says only that more are skipped.
+SKIPPED_NAMED = 10
 
 
 def stream_labels(data: DataArguments, part: Any) -> list[str]:
     """The model's emotions for a stream: ``emotions``, else the label column's ``ClassLabel`` names mapped.
 
-    A ``ClassLabel`` column's ``label_map`` warnings (:func:`warn_class_label_map`) are given here, before training.
-
     Raises:
         SERError: string labels and no ``emotions`` (the label set would need a pass over the whole split).
     """
-    feature = (part.features or {}).get(data.label_column_name)
-    if isinstance(feature, datasets.ClassLabel):
-        warn_class_label_map(data, feature.names)
     subset = resolve_emotions(data.emotions)
     if subset is not None:
         return list(subset)
+    feature = (part.features or {}).get(data.label_column_name)
     if isinstance(feature, datasets.ClassLabel):
         return list(sort_emotions(raw_label_to_emotion(name, data.label_map_dict()) for name in feature.names))
     raise SERError(f"--streaming: the label column {data.label_column_name!r} holds strings, so its label set is "
@@ -81,106 +92,213 @@ def _warned_as(data: DataArguments) -> tuple[str, str]:
     return data.dataset_name, str(Path(data.dataset_name))
 
 
-def warn_class_label_map(data: DataArguments, names: list[str]) -> None:
+def warn_class_label_map(data: DataArguments, names: list[str], labelled: Collection[tuple[str, str]] = ()) -> None:
     """The label_map warnings a non-streamed load of the split gives, from a ``ClassLabel`` column's names.
 
     The names are the split's raw labels, known before the first row; a name no emotion spells is left out (its
-    rows fail naming it when they are read, as the non-streamed load refuses them).
+    rows fail naming it when they are read, as the non-streamed load refuses them). ``labelled``: the ``(emotion, raw
+    label)`` pairs of the dataset's other loaded splits (the test part), judged with the names.
     """
     label_map = data.label_map_dict()
     if not label_map:
         return
-    labelled = set()
+    known = set(labelled)
     for name in names:
         try:
-            labelled.add((raw_label_to_emotion(name, label_map), name))
+            known.add((raw_label_to_emotion(name, label_map), name))
         except CorpusError:
             continue
-    warn_label_map_mismatches(label_map, labelled, *_warned_as(data))
+    warn_label_map_mismatches(label_map, known, *_warned_as(data))
 
 
 class LabelMapWatch(TrainerCallback):
     """The label_map warnings of a non-streamed load for a stream of string labels, known only as rows arrive.
 
-    - An entry that splits an emotion (:func:`~ser_hf.corpora.label_maps.warn_emotion_split`) is warned about when
-      the first row showing it is read, once per raw label: the rows that fill the shuffle buffer are read before
-      the first step, so a label that is not rare shows it before training starts. Each process reading rows has
-      its own watch: with ``dataloader_num_workers`` every worker warns, anew each pass unless workers persist.
+    - An entry that splits an emotion (:func:`~ser_hf.corpora.label_maps.warn_emotion_split`): the first raw label
+      showing it is warned about when its row is read (the rows that fill the shuffle buffer are read before the
+      first step, so a label that is not rare shows it before training starts); raw labels showing it later are
+      gathered and named together in one more warning, when the first pass over the stream ends or else when
+      training does. So a watch gives at most two such warnings, however many spellings the data has (a non-streamed
+      load gives one). Labels known before the stream (``labelled``: the test part's) are judged at once, as the
+      first warning.
     - An entry that matches no raw label (:func:`~ser_hf.corpora.label_maps.warn_unused_entries`) is only known
-      once every row has been read: it is warned about when the first pass over the stream ends (an epoch that
-      ends before ``max_steps``), where this process read every row itself (one process, no dataloader workers).
-      A run whose ``max_steps`` end before the stream does gets no such warning.
+      once every row has been read: it is judged when the first pass ends, where this process read every row itself
+      (one process, no dataloader workers). The pass ends when ``rows`` rows have been read (a local dataset's
+      stream knows its length, so a pass that ends exactly at ``max_steps`` counts), or, for a stream of unknown
+      length, at an epoch that ends before ``max_steps``. A run whose ``max_steps`` end before the stream does gets
+      no such warning.
+    - Each process reading rows has its own watch: with ``dataloader_num_workers`` every worker warns of the first
+      splitting label, anew each pass unless workers persist, and the labels it gathers are not named. Within a
+      process, ``datasets`` reads several shards at once, each in a thread: :meth:`see` takes a lock.
 
     Args:
         label_map: The run's ``label_map``.
         corpus: The name the warnings give the dataset.
         root: Where the dataset is, as the warnings name it.
+        rows: The stream's number of rows, if known.
+        labelled: ``(emotion, raw label)`` pairs of the dataset's other loaded splits, judged with the stream's.
     """
 
-    def __init__(self, label_map: dict[str, str], corpus: str, root: str) -> None:
-        self.label_map, self.corpus, self.root = label_map, corpus, root
-        self.labelled: set[tuple[str, str]] = set()
-        self.checked_unused = False
+    def __init__(self, label_map: dict[str, str], corpus: str, root: str, rows: int | None = None,
+                 labelled: Collection[tuple[str, str]] = ()) -> None:
+        self.label_map, self.corpus, self.root, self.rows = label_map, corpus, root, rows
+        self.labelled: set[tuple[str, str]] = set(labelled)
+        self.gathered: set[tuple[str, str]] = set()  # splitting labels not warned about yet
+        self.warned_split = any(splits_an_emotion(label_map, *pair) for pair in self.labelled)
+        self.read, self.read_here, self.checked_unused = 0, True, False
+        self.lock = threading.Lock()
+        warn_emotion_split(label_map, self.labelled, corpus, root)
 
     @classmethod
-    def for_split(cls, data: DataArguments, part: Any) -> LabelMapWatch | None:
-        """The watch for a split of string labels with a ``label_map``; ``None`` otherwise (a ``ClassLabel``
-        column's warnings come before training, from :func:`stream_labels`)."""
+    def for_split(cls, data: DataArguments, part: Any,
+                  labelled: Collection[tuple[str, str]] = ()) -> LabelMapWatch | None:
+        """The watch for a split of string labels with a ``label_map``; ``None`` otherwise. A ``ClassLabel``
+        column's warnings, whose names are every raw label, are given here at once (:func:`warn_class_label_map`).
+        ``labelled``: the ``(emotion, raw label)`` pairs of the dataset's other loaded splits, judged with the
+        split's own."""
         label_map = data.label_map_dict()
-        if not label_map or isinstance((part.features or {}).get(data.label_column_name), datasets.ClassLabel):
+        feature = (part.features or {}).get(data.label_column_name)
+        if isinstance(feature, datasets.ClassLabel):
+            warn_class_label_map(data, feature.names, labelled)
+        if not label_map or isinstance(feature, datasets.ClassLabel):
             return None
-        return cls(label_map, *_warned_as(data))
+        # Only a local dataset's stream (its rows numbered) has a length of ser_hf's own counting: a Hub card's
+        # may be out of date, and a short one would judge entries before every row is read.
+        numbered = ROW_COLUMN in (part.column_names or [])
+        rows = part.info.splits[data.train_split_name].num_examples if numbered else None
+        return cls(label_map, *_warned_as(data), rows=rows, labelled=labelled)
 
-    def see(self, emotion: str, raw: str) -> None:
-        """A row's raw label and the emotion it maps to."""
-        if (emotion, raw) not in self.labelled:
-            self.labelled.add((emotion, raw))
-            warn_emotion_split(self.label_map, [(emotion, raw)], self.corpus, self.root)
+    def see(self, emotion: str | None, raw: str | None) -> None:
+        """A row read: the emotion its raw label maps to and that label, or ``None`` twice for a skipped row."""
+        with self.lock:
+            self.read += 1
+            if emotion is not None and (emotion, raw) not in self.labelled:
+                self.labelled.add((emotion, raw))
+                if splits_an_emotion(self.label_map, emotion, raw):
+                    if self.warned_split:
+                        self.gathered.add((emotion, raw))
+                    else:
+                        self.warned_split = True
+                        warn_emotion_split(self.label_map, [(emotion, raw)], self.corpus, self.root)
+            if self.read == self.rows:
+                self._first_pass_read()
+
+    def _first_pass_read(self) -> None:
+        if self.read_here and self.labelled and not self.checked_unused:
+            self.checked_unused = True
+            self._name_gathered()
+            warn_unused_entries(self.label_map, {raw for _, raw in self.labelled}, self.corpus, self.root)
+
+    def _name_gathered(self) -> None:
+        if self.gathered:
+            warn_emotion_split(self.label_map, self.gathered, self.corpus, self.root)
+            self.gathered = set()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.read_here = args.world_size == 1 and args.dataloader_num_workers == 0
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        stream_ended = state.global_step < state.max_steps  # else max_steps ended the epoch, maybe before the rows
-        read_here = args.world_size == 1 and args.dataloader_num_workers == 0
-        if stream_ended and read_here and self.labelled and not self.checked_unused:
-            self.checked_unused = True
-            warn_unused_entries(self.label_map, {raw for _, raw in self.labelled}, self.corpus, self.root)
+        if state.global_step < state.max_steps:  # the stream ran out before max_steps: every row was read
+            with self.lock:
+                self._first_pass_read()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        with self.lock:  # the stream's threads may still be reading ahead
+            self._name_gathered()
+
+
+class _SkippedRows:
+    """The warnings of rows skipped for an unusable cell (``strict`` off), worded as a non-streamed load's: each row
+    once however many passes read it, the first :data:`SKIPPED_NAMED` by name, then one warning that more are.
+    Locked: ``datasets`` reads several shards at once, each in a thread."""
+
+    def __init__(self) -> None:
+        self.named: set[str] = set()
+        self.more = False
+        self.lock = threading.Lock()
+
+    def warn(self, problem: str) -> None:
+        with self.lock:
+            if problem in self.named or self.more:
+                return
+            if len(self.named) < SKIPPED_NAMED:
+                self.named.add(problem)
+                logger.warning("skipped %s", problem)
+            else:
+                self.more = True
+                logger.warning("skipped more than %d rows of the stream with unusable cells (strict=False); the "
+                               "others are not named.", SKIPPED_NAMED)
+
+
+def _row_name(row: int | None, audio: Any) -> str:
+    """How errors name a streamed row: its index in the split where the stream knows it (a local dataset's), else
+    its audio's file name; a stream read shard by shard, shuffled, cannot count its rows."""
+    if row is not None:
+        return f"row {row}"
+    name = audio if isinstance(audio, str) else audio.get("path") if isinstance(audio, dict) else None
+    return f"row with audio {printable(name)!r}" if name else "row with unnamed audio (a stream does not number rows)"
 
 
 def training_stream(data: DataArguments, labels: list[str], seed: int,
                     watch: LabelMapWatch | None = None) -> datasets.IterableDataset:
     """The training split as an ``IterableDataset`` of ``{"audio": cell, "label": id}``, shuffled with ``seed``.
 
-    Rows whose emotion is not among ``labels`` are left out (an emotion subset); a row whose label is unknown
-    raises :class:`~ser_hf.errors.CorpusError` naming it when it is read. ``watch`` sees every row's raw label.
+    Rows whose emotion is not among ``labels`` are left out (an emotion subset), as a non-streamed load leaves
+    them out. A row with an unusable cell (an empty or unknown label, an empty audio cell) is refused as a
+    non-streamed load refuses it, when it is read: with ``strict`` a :class:`~ser_hf.errors.CorpusError` names it,
+    else it is skipped with a warning naming it (:class:`_SkippedRows`). A row is named by its index in the split
+    where the stream knows it (a local dataset), else by its audio's file name. ``watch`` sees every row read.
     """
     source, split = data.dataset_source(), data.train_split_name
     part = select_split(open_dataset(source, streaming=True), split, source)
     feature = (part.features or {}).get(source.label_column)
-    cells, ids, label_map = audio_cells(source, split, part), {name: i for i, name in enumerate(labels)}, data.label_map_dict()
+    cells, label_map, skipped = audio_cells(source, split, part), data.label_map_dict(), _SkippedRows()
+    ids = {name: i for i, name in enumerate(labels)}
 
-    def to_row(example: dict[str, Any], index: int) -> dict[str, Any]:
+    def to_row(example: dict[str, Any]) -> dict[str, Any]:
+        audio, row = example[source.audio_column], example.get(ROW_COLUMN)
         try:
+            cell = _audio_cell(audio, cells, split, row)
             text = cell_text(example[source.label_column], feature)
-            emotion = None if text is None else raw_label_to_emotion(text, label_map)
+            if text is None:
+                raise CorpusError(f"the label cell ({source.label_column!r}) is empty; label the row or drop it.")
+            emotion = raw_label_to_emotion(text, label_map)
         except CorpusError as err:
-            raise CorpusError(f"dataset {source.name!r} split {split!r} row {index} (counted in the stream): {err}") from err
-        if watch is not None and emotion is not None:
+            problem = f"dataset {source.name!r} split {split!r} {_row_name(row, audio)}: {err}"
+            if data.strict:
+                raise CorpusError(f"{problem}\nFix or remove the row, or train with --strict false to skip such "
+                                  f"rows.") from err
+            skipped.warn(problem)
+            if watch is not None:
+                watch.see(None, None)
+            return {"audio": {"bytes": None, "path": ""}, "label": -1}
+        if watch is not None:
             watch.see(emotion, text)
-        audio = example[source.audio_column]
-        if isinstance(audio, dict) and audio.get("bytes"):
-            # The cell's name is only a label for embedded bytes: make it name the row for decoding errors.
-            name = f" ({audio['path']})" if audio.get("path") else ""
-            return {"audio": {"bytes": audio["bytes"], "path": f"of split {split!r} row {index}{name}"},
-                    "label": ids.get(emotion, -1)}
-        path = audio if isinstance(audio, str) else audio.get("path") if isinstance(audio, dict) else None
-        if not path:
-            raise CorpusError(f"dataset {source.name!r} split {split!r} row {index} (counted in the stream): the "
-                              f"audio cell is empty; expected embedded audio bytes or a path.")
-        # A relative path is relative to the local dataset's folder, wherever the job runs.
-        return {"audio": {"bytes": None, "path": str(cells.locate(path))}, "label": ids.get(emotion, -1)}
+        return {"audio": cell, "label": ids.get(emotion, -1)}
 
-    stream = part.select_columns([source.audio_column, source.label_column]).map(to_row, with_indices=True)
-    stream = stream.remove_columns([c for c in (source.audio_column, source.label_column) if c not in ("audio", "label")])
+    numbered = ROW_COLUMN in (part.column_names or [])
+    read = [source.audio_column, source.label_column, *([ROW_COLUMN] if numbered else [])]
+    stream = part.select_columns(read).map(to_row)
+    stream = stream.remove_columns([c for c in read if c not in ("audio", "label")])
     return stream.filter(lambda row: row["label"] >= 0).shuffle(seed=seed, buffer_size=SHUFFLE_BUFFER)
+
+
+def _audio_cell(audio: Any, cells: AudioCells, split: str, row: int | None) -> dict[str, Any]:
+    """A row's audio cell as the collator reads it: embedded bytes, named after the row for decoding errors, or a
+    path.
+
+    Raises:
+        CorpusError: an empty cell.
+    """
+    if isinstance(audio, dict) and audio.get("bytes"):
+        # The cell's name is only a label for embedded bytes: make it name the row for decoding errors.
+        name = f" ({printable(audio['path'])})" if audio.get("path") and row is not None else ""
+        return {"bytes": audio["bytes"], "path": f"of split {split!r} {_row_name(row, audio)}{name}"}
+    path = audio if isinstance(audio, str) else audio.get("path") if isinstance(audio, dict) else None
+    if not path:
+        raise CorpusError("the audio cell is empty; expected embedded audio bytes or a path.")
+    # A relative path is relative to the local dataset's folder, wherever the job runs.
+    return {"bytes": None, "path": str(cells.locate(path))}
 
 
 class StreamingFinetuneMethod(FinetuneMethod):
@@ -220,7 +338,8 @@ class StreamingFinetuneMethod(FinetuneMethod):
 
 
 def train_streaming(run: Run, progress: bool = True, before_save: Callable[[], None] | None = None) -> TrainResult:
-    """``ser-hf train --streaming``: fine-tune on the streamed training split, save, score ``eval_split_name``.
+    """``ser-hf train --streaming``: load ``eval_split_name`` (before training), fine-tune on the streamed training
+    split, save, score the test part.
 
     ``before_save`` runs once the model is trained, before it is saved (the caller's removal of an earlier run's
     stale files: a run that fails before keeps the earlier run whole).
@@ -237,7 +356,15 @@ def train_streaming(run: Run, progress: bool = True, before_save: Callable[[], N
                        f"finetune (got dataset_name={data.dataset_name!r}, mode={run.model.mode!r}).")
     source = data.dataset_source()
     part = select_split(open_dataset(source, streaming=True), data.train_split_name, source)
-    labels, watch = stream_labels(data, part), LabelMapWatch.for_split(data, part)
+    labels = stream_labels(data, part)
+    parts, report, test_labelled = {}, None, set()
+    if data.eval_split_name not in (None, data.train_split_name):
+        # Before training: its unusable rows stop the run before the long part, and the label_map warnings judge
+        # its labels with the stream's, as a non-streamed load of both splits does (alone, it would call an entry
+        # that only training rows use unused).
+        parts["test"] = load_corpus(source, splits=[data.eval_split_name], emotions=labels,
+                                    label_map=data.label_map_dict(), strict=data.strict, labelled=test_labelled)
+    watch = LabelMapWatch.for_split(data, part, test_labelled)
     method = StreamingFinetuneMethod(resolve_model_path(run.model.model_name_or_path), labels, run.model,
                                      run.training, preprocessor=data.preprocessor(SAMPLING_RATE))
     method.fit_stream(training_stream(data, labels, run.training.seed, watch), data,
@@ -248,10 +375,7 @@ def train_streaming(run: Run, progress: bool = True, before_save: Callable[[], N
     checkpoint = method.save(out, replace=True)  # run_output_dir checked it
     if is_main_process():  # at once: the weights' settings, before the slow test scoring (a kill there keeps them)
         write_run_record(out, {**run.settings(), "split_kind": STREAMED_SPLIT})
-    parts, report = {}, None
-    if data.eval_split_name not in (None, data.train_split_name):
-        parts["test"] = load_corpus(source, splits=[data.eval_split_name], emotions=labels,
-                                    label_map=data.label_map_dict(), strict=data.strict)
+    if parts:
         report = evaluate_method(run, method, parts["test"], "test")[0]
         report.metadata["split_kind"] = STREAMED_SPLIT
     if is_main_process():

@@ -301,7 +301,31 @@ def accuracy_tables(name: str = "accuracy") -> str:
                  "offset), on the same enrollment draws; their gain is over the global head with the same copies."
                  if any(measured.get("speaker_adaptive_test_time_copies") for measured in rows.values()) else ""))
     return "\n".join([source, *standard, *(notes if precision else []), "",
-                      "Speaker-adaptive rows (not the standard headline):", "", legend, "", *adaptive])
+                      "Speaker-adaptive rows (not the standard headline):", "", legend, "", *adaptive, "",
+                      _gain_tally(rows)])
+
+
+def _gain_tally(rows: dict) -> str:
+    """How many speaker-adaptive cells of the file (every enrollment setting, with and without test-time copies)
+    have a paired gain interval wholly below zero (adaptation worse than the global head by more than noise),
+    naming them, and how many wholly above it."""
+    cells = []
+    for (config, method), measured in rows.items():
+        if method != "probe + speaker adaptation":
+            continue
+        corpus, system = _system(config)
+        for key, suffix in (("speaker_adaptive", ""), ("speaker_adaptive_test_time_copies", ", with test-time copies")):
+            for row in measured.get(key) or []:
+                if row.get("gain_interval"):
+                    where = (f"{corpus.split('/')[0]} ({len(row['confusion_matrix'])}) "
+                             f"{system.replace(' probe', '')}{suffix}, enrollment {row['enrollment']}")
+                    cells.append((where, row))
+    worse = [f"{where}: {100 * row['gain']:+.1f} [{signed_percent_range(row['gain_interval'])}]"
+             for where, row in cells if row["gain_interval"][1] < 0]
+    better = sum(row["gain_interval"][0] > 0 for _, row in cells)
+    return (f"Of these {len(cells)} speaker-adaptive cells (with their paired gain interval), {better} gain by more "
+            f"than noise (the interval wholly above zero) and {len(worse)} lose by more than noise (wholly below zero)"
+            + (": " + "; ".join(worse) + "." if worse else "."))
 
 
 #: How accuracy.py names a partial fine-tuning row: layers trained and seed.

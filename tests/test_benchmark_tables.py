@@ -298,3 +298,22 @@ def test_the_readme_holds_every_table_as_rendered_from_the_committed_results(ben
         assert table.begin in readme and table.end in readme, table.marker
         between = readme.split(table.begin, 1)[1].split(table.end, 1)[0]
         assert between == f"\n{table.render()}\n", f"README table {table.marker!r} is stale: run tables.py --readme"
+
+
+def test_the_adaptive_gain_tally_counts_cells_beyond_noise_and_names_the_worse_ones(tables):
+    def cell(enrollment, gain, interval):
+        return {"enrollment": enrollment, "gain": gain, "gain_interval": interval, "confusion_matrix": [[1] * 4] * 4}
+
+    rows = {("urdu:whisper-tiny.en:300", "probe + speaker adaptation"): {
+                "speaker_adaptive": [cell("10", 0.03, [0.01, 0.05]), cell("20", -0.022, [-0.041, -0.008]),
+                                     cell("all", 0.0, [-0.01, 0.01]), {"enrollment": "1", "gain": 0.0}],
+                "speaker_adaptive_test_time_copies": [cell("3", -0.01, [-0.02, -0.001])]},
+            ("urdu:whisper-tiny.en:300", "probe"): {}}
+    assert tables._gain_tally(rows) == (
+        "Of these 4 speaker-adaptive cells (with their paired gain interval), 1 gain by more than noise (the interval "
+        "wholly above zero) and 2 lose by more than noise (wholly below zero): urdu (4) whisper-tiny.en, 6 s input, "
+        "enrollment 20: -2.2 [-4.1 to -0.8]; urdu (4) whisper-tiny.en, 6 s input, with test-time copies, enrollment 3: "
+        "-1.0 [-2.0 to -0.1].")
+    rows[("urdu:whisper-tiny.en:300", "probe + speaker adaptation")] = {"speaker_adaptive": [cell("10", 0.0, [0, 0])]}
+    assert tables._gain_tally(rows).endswith("0 gain by more than noise (the interval wholly above zero) and 0 lose by "
+                                             "more than noise (wholly below zero).")

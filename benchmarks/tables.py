@@ -314,10 +314,11 @@ def _gain_tally(rows: dict) -> str:
         if method != "probe + speaker adaptation":
             continue
         corpus, system = _system(config)
+        classes = len(rows[config, "probe"]["pooled"]["labels"])
         for key, suffix in (("speaker_adaptive", ""), ("speaker_adaptive_test_time_copies", ", with test-time copies")):
             for row in measured.get(key) or []:
                 if row.get("gain_interval"):
-                    where = (f"{corpus.split('/')[0]} ({len(row['confusion_matrix'])}) "
+                    where = (f"{corpus.split('/')[0]} ({classes}) "
                              f"{system.replace(' probe', '')}{suffix}, enrollment {row['enrollment']}")
                     cells.append((where, row))
     worse = [f"{where}: {100 * row['gain']:+.1f} [{signed_percent_range(row['gain_interval'])}]"

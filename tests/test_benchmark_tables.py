@@ -302,13 +302,13 @@ def test_the_readme_holds_every_table_as_rendered_from_the_committed_results(ben
 
 def test_the_adaptive_gain_tally_counts_cells_beyond_noise_and_names_the_worse_ones(tables):
     def cell(enrollment, gain, interval):
-        return {"enrollment": enrollment, "gain": gain, "gain_interval": interval, "confusion_matrix": [[1] * 4] * 4}
+        return {"enrollment": enrollment, "gain": gain, "gain_interval": interval}
 
     rows = {("urdu:whisper-tiny.en:300", "probe + speaker adaptation"): {
                 "speaker_adaptive": [cell("10", 0.03, [0.01, 0.05]), cell("20", -0.022, [-0.041, -0.008]),
                                      cell("all", 0.0, [-0.01, 0.01]), {"enrollment": "1", "gain": 0.0}],
                 "speaker_adaptive_test_time_copies": [cell("3", -0.01, [-0.02, -0.001])]},
-            ("urdu:whisper-tiny.en:300", "probe"): {}}
+            ("urdu:whisper-tiny.en:300", "probe"): {"pooled": {"labels": list("nhsa")}}}
     assert tables._gain_tally(rows) == (
         "Of these 4 speaker-adaptive cells (with their paired gain interval), 1 gain by more than noise (the interval "
         "wholly above zero) and 2 lose by more than noise (wholly below zero): urdu (4) whisper-tiny.en, 6 s input, "

@@ -42,7 +42,7 @@ def _cross_corpus_limitation() -> list[str]:
     ]
 
 
-def _limitations(spec: ReleaseSpec, input_length: dict, comparison: dict, cv: dict) -> list[str]:
+def _limitations(spec: ReleaseSpec, input_length: dict, comparison: dict, cv: dict, adaptive=None) -> list[str]:
     seconds = "30" if spec.max_source_positions is None else f"{spec.max_source_positions // 50}"
     question = "Why not longer" if spec.max_source_positions == SHIPPED_POSITIONS else "Why this length"
     why = f" {question}: {input_length['decision']}" if input_length.get("decision") else ""
@@ -55,14 +55,15 @@ def _limitations(spec: ReleaseSpec, input_length: dict, comparison: dict, cv: di
         items.append("**Acted speech.** RAVDESS is 24 North American actors reading two fixed sentences; its share of "
                      "the training data is acted, prototypical emotion.")
     items += _comparison_limitation(spec, comparison)
-    items.append(_adaptation_limitation(cv))
+    items.append(_adaptation_limitation(cv, adaptive))
     if cv.get("test_time_copies"):
         items.append(_copies_limitation(spec, cv))
     return items + _cross_corpus_limitation()
 
 
-def _adaptation_limitation(cv: dict) -> str:
-    """What enrolling a speaker is measured to do for this recipe (the CV's speaker-adaptive rows)."""
+def _adaptation_limitation(cv: dict, adaptive=None) -> str:
+    """What enrolling a speaker is measured to do for this recipe (the CV's speaker-adaptive rows), and, where the
+    shipped head's own inner check (``adaptive``, the fitted ``AdaptiveProbe``) switched it off, that it is off."""
     rows = {row["enrollment"]: row for row in cv.get("speaker_adaptive", [])}
     def gain(row: dict) -> str:  # the paired interval says whether the gain is beyond noise
         return (f"gain paired 95% CI {signed_percent_range(row['gain_interval'])}; "
@@ -78,7 +79,15 @@ def _adaptation_limitation(cv: dict) -> str:
     return ("**Speaker adaptation is measured, not guaranteed.** `EmotionRecognizer.enroll` / `ser-hf predict "
             "--speaker-pattern` remove a speaker's offset estimated from their unlabelled clips; in this recipe's "
             f"speaker-independent CV (same folds{pooled}): {figures}. Enrollment clips that are all one emotion can "
-            "hurt.")
+            "hurt." + _switched_off(adaptive))
+
+
+def _switched_off(adaptive) -> str:
+    """The sentence saying the shipped head's adaptation is off and why (empty where it is on)."""
+    if adaptive is None or adaptive.enabled:
+        return ""
+    return (f" **This model ships with adaptation switched off:** {adaptive.record.get('reason')}, so enrolled speakers "
+            f"are scored by the standard head, with that reason.")
 
 
 def _copies_limitation(spec: ReleaseSpec, cv: dict) -> str:

@@ -249,7 +249,7 @@ def train_release(spec: ReleaseSpec, data_root: Path, out_dir: Path | None, cach
         "scores": {**scores, "single_corpus_probes": comparison},
         "input_length": input_length,
         "speaker_adaptation": _ship_adaptation(method.adaptive, out_dir or spec.folder),
-        "limitations": _limitations(spec, input_length, comparison, cv),
+        "limitations": _limitations(spec, input_length, comparison, cv, method.adaptive),
     }
     folder = write_release(spec, head, fields, directory=out_dir)
     ship_release_card(spec, folder)

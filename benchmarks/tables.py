@@ -202,14 +202,27 @@ def _released_adaptive(runs: list[dict]) -> str:
                         + " | ".join(_adaptive_cell(settings.get(key)) for key, _ in RELEASED_ADAPTIVE_COLUMNS) + " |")
     if not rows:
         return ""
+    off = [f"`{run['name']}`" for run in runs if _shipped_adaptation_off(run)]
+    switched_off = (f" The inner check on all of a model's training speakers switched the shipped adaptation of "
+                    f"{', '.join(off)} off (it scored below the standard head): its enrolled speakers are scored by the standard head, "
+                    f"with the reason; "
+                    f"its row below is the CV's, where each fold's check decided for itself." if off else "")
     return "\n".join([
         "**Speaker adaptation ships with every model** (`recognizer.enroll(speaker, clips)`, see Speaker-adaptive below): the same CV with "
         "unlabelled clips of each test speaker enrolled. Each cell: pooled UA [95% CI], the gain over the "
         "standard head on the very same clips [its paired 95% CI, where measured], and how many test speakers fell back to it (the fold's inner check "
         "switched adaptation off, or too few clips); enrollment clips are never scored, except \"all\"."
-        + _draws_sentence([row for run in runs for row in run.get("speaker_adaptive") or []]), "",
+        + _draws_sentence([row for run in runs for row in run.get("speaker_adaptive") or []]) + switched_off, "",
         "| model | offset estimator, enrollment shrinkage k (folds) | " + " | ".join(label for _, label in RELEASED_ADAPTIVE_COLUMNS) + " |",
         "|---|---|" + "---|" * len(RELEASED_ADAPTIVE_COLUMNS), *rows])
+
+
+def _shipped_adaptation_off(run: dict) -> bool:
+    """Whether the committed head of a released model (its ``record.json``) ships with adaptation switched off."""
+    record = README.parent / run.get("folder", "") / "record.json"
+    if not run.get("folder") or not record.is_file():
+        return False
+    return json.loads(record.read_text()).get("speaker_adaptation", {}).get("enabled") is False
 
 
 def _ci(scores: dict) -> str:

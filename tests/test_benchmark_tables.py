@@ -317,3 +317,16 @@ def test_the_adaptive_gain_tally_counts_cells_beyond_noise_and_names_the_worse_o
     rows[("urdu:whisper-tiny.en:300", "probe + speaker adaptation")] = {"speaker_adaptive": [cell("10", 0.0, [0, 0])]}
     assert tables._gain_tally(rows).endswith("0 gain by more than noise (the interval wholly above zero) and 0 lose by "
                                              "more than noise (wholly below zero).")
+
+
+def test_the_released_adaptive_notes_name_models_whose_shipped_adaptation_is_off(tables, tmp_path, monkeypatch):
+    monkeypatch.setattr(tables, "README", tmp_path / "README.md")
+    for name, enabled in (("off-model", False), ("on-model", True)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "record.json").write_text(json.dumps({"speaker_adaptation": {"enabled": enabled}}))
+    row = {"enrollment": "10", "unweighted_accuracy": 0.8, "confidence_interval": [0.7, 0.9], "gain": 0.01,
+           "gain_interval": [-0.01, 0.03], "fallback_speakers": 0, "speakers": 4, "offset_estimator_by_fold": ["off"]}
+    runs = [{"name": name, "folder": name, "speaker_adaptive": [row]} for name in ("off-model", "on-model", "gone")]
+    text = tables._released_adaptive(runs)
+    assert "switched the shipped adaptation of `off-model` off" in text and "`on-model` off" not in text
+    assert "shipped adaptation of" not in tables._released_adaptive(runs[1:])

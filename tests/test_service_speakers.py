@@ -3,6 +3,7 @@
 
 import io
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -295,8 +296,12 @@ def test_stream_speaker_options_need_an_adaptive_model(setup, config):
         assert client.get("/health").json()["streams"] == 0
 
 
-def test_health_says_whether_the_model_adapts_to_speakers(setup):
+def test_health_says_whether_the_model_adapts_to_speakers(setup, tmp_path):
     checkpoint, plain, _ = setup
-    for model, expected in ((checkpoint, True), (plain, False)):
+    # adaptation files whose inner check switched adaptation off (the released emotion-whisper-base): no adapting
+    switched_off = shutil.copytree(checkpoint, tmp_path / "off")
+    record = json.loads((switched_off / "speaker_adaptation.json").read_text())
+    (switched_off / "speaker_adaptation.json").write_text(json.dumps({**record, "enabled": False}))
+    for model, expected in ((checkpoint, True), (plain, False), (switched_off, False)):
         with TestClient(create_app(EmotionRecognizer.from_pretrained(model))) as client:
             assert client.get("/health").json()["speaker_adaptation"] is expected

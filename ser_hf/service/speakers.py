@@ -86,12 +86,14 @@ def enrollments(recognizer: Any):
 
 
 def can_adapt(recognizer: Any) -> bool:
-    """Whether the recognizer's model has speaker adaptation (enrollment, ``?speaker=``, a stream's ``adapt``)."""
+    """Whether the recognizer's model adapts to speakers (enrollment, ``?speaker=``, a stream's ``adapt``): it has
+    speaker adaptation files, and its inner check left adaptation on (switched off, as in the released
+    ``emotion-whisper-base``, every speaker is scored by the global head, with the reason)."""
     try:
-        _ = recognizer.enrollments  # the property raises when the model has no adaptation
+        speakers = recognizer.enrollments  # the property raises when the model has no adaptation
     except (ModelError, SERError, AttributeError):
         return False
-    return True
+    return bool(speakers.adaptation.enabled)
 
 
 def _not_enrolled(speaker: str) -> RequestError:

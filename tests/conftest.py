@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import os
 import sys
@@ -171,3 +172,18 @@ def locked_elsewhere():
             holder.wait(timeout=60)
 
     return hold
+
+
+def fail_listing(monkeypatch, name: str) -> None:
+    """Make every folder named ``name`` unlistable to ser_hf (``os.scandir`` raises EACCES): ``chmod 000`` does not
+    stop root, which the tests may run as."""
+    import ser_hf.paths
+
+    real = os.scandir
+
+    def scandir(path):
+        if os.path.basename(os.fspath(path)) == name:
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(ser_hf.paths.os, "scandir", scandir)

@@ -7,7 +7,6 @@ Every clip is a distinct tone (its own seed), so only the copies a test makes ar
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import fail_listing
 
 from ser_hf.corpora import load_corpus, validate_dataset
 from ser_hf.errors import CorpusError, SplitError
@@ -723,20 +723,12 @@ def test_a_label_map_moving_a_synonym_never_suggests_moving_the_emotions_own_nam
 def test_an_audiofolder_folder_that_cannot_be_listed_is_warned_about_once_per_load(tmp_path, monkeypatch, caplog):
     """Every split and every check walked the tree again, and each walk named the folder it could not list: one
     such folder gave three warnings or more. (``os.scandir`` is made to fail: ``chmod 000`` does not stop root.)"""
-    import ser_hf.paths
     from ser_hf.corpora.audiofolder import read_audiofolder
 
     root = _split_tree(tmp_path / "af", ("train", "test"))
     (root / "train" / "locked").mkdir()
     (root / "metadata.csv").write_text("file_name,speaker\ntrain/happy/train_happy.wav,s1\n")
-    real = os.scandir
-
-    def scandir(path):
-        if os.path.basename(os.fspath(path)) == "locked":
-            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
-        return real(path)
-
-    monkeypatch.setattr(ser_hf.paths.os, "scandir", scandir)
+    fail_listing(monkeypatch, "locked")
     with caplog.at_level(logging.WARNING, logger="ser_hf"):
         parts = read_audiofolder(root)
     assert {split: len(part) for split, part in parts.items()} == {"train": 2, "test": 2}

@@ -22,6 +22,7 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import fail_listing
 
 from ser_hf.audio import MAX_ABS_SAMPLE, load_audio
 from ser_hf.cli import main
@@ -468,16 +469,7 @@ def test_a_folder_that_cannot_be_listed_gets_an_error_record_never_silence(setup
     """A folder under an input folder or a glob that cannot be listed (no permission, an I/O error, a path past the
     system's limit): named in a warning and given an error record, so the job counts it among its errors (its files
     went missing without a word, and the job said it had done every input)."""
-    import ser_hf.paths
-
-    real = os.scandir
-
-    def scandir(path):
-        if os.path.basename(os.fspath(path)) == "sub":
-            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
-        return real(path)
-
-    monkeypatch.setattr(ser_hf.paths.os, "scandir", scandir)
+    fail_listing(monkeypatch, "sub")
     folder = os.path.dirname(audio[0])
     with caplog.at_level("WARNING"):
         found = expand_inputs([folder])

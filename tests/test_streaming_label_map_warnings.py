@@ -1,6 +1,6 @@
 """`--streaming` gives the label_map warnings a non-streamed load of the same dataset gives, worded alike: entries
 that match no raw label (a typo) and entries that move one spelling of an emotion while another stays (one emotion
-in two classes). A ClassLabel column warns before training; string labels as their rows are read."""
+in two classes). A ClassLabel column's labels, like strings, are judged as their rows are read."""
 
 import logging
 import re
@@ -71,13 +71,15 @@ def _split(run):
 
 
 @pytest.mark.parametrize("emotions", [[], ["--emotions", "4class"]])
-def test_a_class_label_column_warns_before_training_as_a_non_streamed_load_does(tmp_path, caplog, emotions):
+def test_a_class_label_column_warns_as_its_rows_are_read_as_a_non_streamed_load_does(tmp_path, caplog, emotions):
     root = _dataset(tmp_path / "d", class_labels=True)
     expected = _non_streamed_warnings(root, caplog)
     run = _run(root, *emotions)
-    assert streaming.stream_labels(run.data, _split(run)) == ["neutral", "happy", "sad", "angry"]
+    labels = streaming.stream_labels(run.data, _split(run))
+    assert labels == ["neutral", "happy", "sad", "angry"]
+    watch = streaming.LabelMapWatch.for_split(run.data, _split(run))
     with caplog.at_level(logging.WARNING):
-        assert streaming.LabelMapWatch.for_split(run.data, _split(run)) is None  # nothing left to warn about later
+        assert len(list(streaming.training_stream(run.data, labels, seed=0, watch=watch))) == 24
     assert _warnings(caplog) == expected
 
 

@@ -1,7 +1,8 @@
 """A user's ``label_map``: checked once (:func:`check_label_map`), matched to raw labels in any case and spacing
 (:func:`map_raw_label`), turned into emotion merges for clips without a raw label (:func:`emotion_merges`), and its
 entries that change nothing or split an emotion named (:func:`warn_unmatched_label_map` for a corpus scan,
-:func:`warn_label_map_mismatches` for labels known otherwise, e.g. a streamed dataset's).
+:func:`warn_label_map_mismatches` for labels known otherwise; a stream, whose labels arrive row by row, calls its two
+parts, :func:`warn_emotion_split` and :func:`warn_unused_entries`, as they become known).
 """
 
 from __future__ import annotations
@@ -157,8 +158,8 @@ def warn_unmatched_label_map(scan: CorpusScan, corpus: Corpus, label_map: Mappin
 
 def warn_label_map_mismatches(label_map: Mapping[str, str], labelled: Collection[tuple[str, str]], corpus: str,
                               root: str, unlabelled: Collection[str] = ()) -> None:
-    """The warnings of :func:`warn_unmatched_label_map` for data known by its labels rather than a corpus scan (a
-    streamed dataset's ``ClassLabel`` names): :func:`warn_emotion_split`, then :func:`warn_unused_entries`.
+    """The warnings of :func:`warn_unmatched_label_map` for data known by its labels rather than a corpus scan:
+    :func:`warn_emotion_split`, then :func:`warn_unused_entries`.
 
     Args:
         label_map: The user's map, already checked (:func:`check_label_map`).

@@ -4,15 +4,18 @@ read shard by shard, so memory holds a shuffle buffer and a few batches, never t
 - Rows keep their ``Audio(decode=False)`` cells: the collator decodes embedded bytes in memory (or reads a
   path); nothing is written to disk.
 - Labels go through the emotion vocabulary and ``label_map`` row by row, so the label set must be known before
-  the first row: ``emotions`` (e.g. ``4class``), or the names of a ``ClassLabel`` label column.
+  the first row: ``emotions`` (e.g. ``4class``), or the names of a ``ClassLabel`` label column that spell an emotion
+  (mapped). A non-streamed load's label set is the emotions its rows use: a declared name no training row uses is a
+  class nothing trains here, named in a warning with the ``emotions`` that leave it out once every row has been read
+  (:class:`LabelMapWatch`); a declared name that spells no emotion is no class, and a row using it is refused.
 - A row with an unusable cell (an empty or unknown label, an empty audio cell) is refused as a non-streamed load
   refuses it, when it is read: with ``strict`` (the default) the run stops naming it, else it is skipped with a
   warning. A local dataset's rows are named by their index in the split; a stream read from files cannot count
   its rows (shards are read in shuffled order), so its rows are named by their audio's file name.
 - ``label_map`` entries that change nothing or split an emotion get the warnings a non-streamed load of the
-  training and test splits gives (:func:`~ser_hf.corpora.label_maps.warn_label_map_mismatches`): before training
-  for a ``ClassLabel`` column, whose names are every raw label; as rows arrive for string labels
-  (:class:`LabelMapWatch`).
+  training and test splits gives (:func:`~ser_hf.corpora.label_maps.warn_label_map_mismatches`), judged on the raw
+  labels rows use as they arrive (:class:`LabelMapWatch`), for a ``ClassLabel`` column too: a name it declares that
+  no row uses is no raw label of the data.
 - Several processes (``accelerate launch``): each reads its own shards. The Trainer hands the training
   DataLoader to accelerate's ``prepare``, which, with ``dispatch_batches`` off (set here), gives each process
   ``IterableDataset.shard(num_processes, rank)`` -- what ``datasets.distributed.split_dataset_by_node`` does --
@@ -45,16 +48,11 @@ from ser_hf.checkpoint import write_run_record
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.folder import raw_label_to_emotion
 from ser_hf.corpora.hf_dataset import ROW_COLUMN, AudioCells, audio_cells, cell_text, open_dataset, select_split
-from ser_hf.corpora.label_maps import (
-    splits_an_emotion,
-    warn_emotion_split,
-    warn_label_map_mismatches,
-    warn_unused_entries,
-)
-from ser_hf.emotions import resolve_emotions, sort_emotions
+from ser_hf.corpora.label_maps import splits_an_emotion, warn_emotion_split, warn_unused_entries
+from ser_hf.emotions import EMOTIONS, resolve_emotions, sort_emotions
 from ser_hf.errors import CorpusError, SERError
 from ser_hf.models.presets import resolve_model_path
-from ser_hf.paths import printable
+from ser_hf.paths import display_path, printable
 from ser_hf.training.arguments import DataArguments
 from ser_hf.training.finetune import FinetuneMethod
 from ser_hf.training.run import SAMPLING_RATE, Run, TrainResult, evaluate_method, is_main_process
@@ -71,20 +69,44 @@ SKIPPED_NAMED = 10
 
 
 def stream_labels(data: DataArguments, part: Any) -> list[str]:
-    """The model's emotions for a stream: ``emotions``, else the label column's ``ClassLabel`` names mapped.
+    """The model's emotions for a stream: ``emotions``, else the emotions the label column's ``ClassLabel`` names
+    spell (mapped; see :func:`declared_classes`).
 
     Raises:
-        SERError: string labels and no ``emotions`` (the label set would need a pass over the whole split).
+        SERError: string labels and no ``emotions`` (the label set would need a pass over the whole split), or a
+            ``ClassLabel`` none of whose names spells an emotion.
     """
     subset = resolve_emotions(data.emotions)
     if subset is not None:
         return list(subset)
     feature = (part.features or {}).get(data.label_column_name)
-    if isinstance(feature, datasets.ClassLabel):
-        return list(sort_emotions(raw_label_to_emotion(name, data.label_map_dict()) for name in feature.names))
-    raise SERError(f"--streaming: the label column {data.label_column_name!r} holds strings, so its label set is "
-                   f"unknown until the whole split is read. Pass --emotions (e.g. 4class, or neutral,happy,sad,angry), "
-                   f"or store the labels as a ClassLabel.")
+    if not isinstance(feature, datasets.ClassLabel):
+        raise SERError(f"--streaming: the label column {data.label_column_name!r} holds strings, so its label set is "
+                       f"unknown until the whole split is read. Pass --emotions (e.g. 4class, or "
+                       f"neutral,happy,sad,angry), or store the labels as a ClassLabel.")
+    classes = declared_classes(feature.names, data.label_map_dict())
+    if not classes:
+        example = ",".join(f"{name}=<emotion>" for name in feature.names[:3])
+        raise SERError(f"--streaming: none of the ClassLabel names {feature.names} of the label column "
+                       f"{data.label_column_name!r} spells an emotion (expected one of {list(EMOTIONS)} or a known "
+                       f"spelling, e.g. 'anger'), so the model would have no class. Map them with "
+                       f"--label_map '{example}{',...' if len(feature.names) > 3 else ''}'.")
+    return list(classes)
+
+
+def declared_classes(names: Collection[str], label_map: dict[str, str] | None) -> dict[str, list[str]]:
+    """The emotions a ``ClassLabel``'s names spell (through ``label_map``), in canonical order, each with its names.
+
+    A name that spells no emotion gives no class: a non-streamed load refuses only the rows that use it, so a row
+    using it is refused when it is read, naming the row, and a name no row uses changes nothing.
+    """
+    classes: dict[str, list[str]] = {}
+    for name in names:
+        try:
+            classes.setdefault(raw_label_to_emotion(name, label_map), []).append(name)
+        except CorpusError:
+            continue
+    return {emotion: classes[emotion] for emotion in sort_emotions(classes)}
 
 
 def _warned_as(data: DataArguments) -> tuple[str, str]:
@@ -92,27 +114,10 @@ def _warned_as(data: DataArguments) -> tuple[str, str]:
     return data.dataset_name, str(Path(data.dataset_name))
 
 
-def warn_class_label_map(data: DataArguments, names: list[str], labelled: Collection[tuple[str, str]] = ()) -> None:
-    """The label_map warnings a non-streamed load of the split gives, from a ``ClassLabel`` column's names.
-
-    The names are the split's raw labels, known before the first row; a name no emotion spells is left out (its
-    rows fail naming it when they are read, as the non-streamed load refuses them). ``labelled``: the ``(emotion, raw
-    label)`` pairs of the dataset's other loaded splits (the test part), judged with the names.
-    """
-    label_map = data.label_map_dict()
-    if not label_map:
-        return
-    known = set(labelled)
-    for name in names:
-        try:
-            known.add((raw_label_to_emotion(name, label_map), name))
-        except CorpusError:
-            continue
-    warn_label_map_mismatches(label_map, known, *_warned_as(data))
-
-
 class LabelMapWatch(TrainerCallback):
-    """The label_map warnings of a non-streamed load for a stream of string labels, known only as rows arrive.
+    """The label_map warnings of a non-streamed load for a stream, whose raw labels are known only as rows arrive
+    (a ``ClassLabel``'s names too: a name it declares that no row uses is no label of the data); and, where the
+    model's classes are a ``ClassLabel``'s names, the warning that names those no training row uses.
 
     - An entry that splits an emotion (:func:`~ser_hf.corpora.label_maps.warn_emotion_split`): the first raw label
       showing it is warned about when its row is read (the rows that fill the shuffle buffer are read before the
@@ -127,22 +132,31 @@ class LabelMapWatch(TrainerCallback):
       stream knows its length, so a pass that ends exactly at ``max_steps`` counts), or, for a stream of unknown
       length, at an epoch that ends before ``max_steps``. A run whose ``max_steps`` end before the stream does gets
       no such warning.
+    - A class of ``declared`` that no training row has: a non-streamed load, whose classes are the emotions its rows
+      use, has no such class, but a stream fixes its classes before the first row. Named when the first pass ends,
+      as unused entries are, with the ``--emotions`` that leave it out.
     - Each process reading rows has its own watch: with ``dataloader_num_workers`` every worker warns of the first
       splitting label, anew each pass unless workers persist, and the labels it gathers are not named. Within a
       process, ``datasets`` reads several shards at once, each in a thread: :meth:`see` takes a lock.
 
     Args:
-        label_map: The run's ``label_map``.
+        label_map: The run's ``label_map`` (may be empty).
         corpus: The name the warnings give the dataset.
         root: Where the dataset is, as the warnings name it.
         rows: The stream's number of rows, if known.
         labelled: ``(emotion, raw label)`` pairs of the dataset's other loaded splits, judged with the stream's.
+        declared: The model's classes where they come from the label column's ``ClassLabel``, each with the names
+            that spell it (:func:`declared_classes`); empty where ``emotions`` sets them.
+        column: The label column, as the warning about ``declared`` names it.
     """
 
     def __init__(self, label_map: dict[str, str], corpus: str, root: str, rows: int | None = None,
-                 labelled: Collection[tuple[str, str]] = ()) -> None:
+                 labelled: Collection[tuple[str, str]] = (), declared: dict[str, list[str]] | None = None,
+                 column: str = "label") -> None:
         self.label_map, self.corpus, self.root, self.rows = label_map, corpus, root, rows
+        self.declared, self.column = declared or {}, column
         self.labelled: set[tuple[str, str]] = set(labelled)
+        self.trained: set[str] = set()  # emotions of the training rows read
         self.gathered: set[tuple[str, str]] = set()  # splitting labels not warned about yet
         self.warned_split = any(splits_an_emotion(label_map, *pair) for pair in self.labelled)
         self.read, self.read_here, self.checked_unused = 0, True, False
@@ -152,26 +166,28 @@ class LabelMapWatch(TrainerCallback):
     @classmethod
     def for_split(cls, data: DataArguments, part: Any,
                   labelled: Collection[tuple[str, str]] = ()) -> LabelMapWatch | None:
-        """The watch for a split of string labels with a ``label_map``; ``None`` otherwise. A ``ClassLabel``
-        column's warnings, whose names are every raw label, are given here at once (:func:`warn_class_label_map`).
-        ``labelled``: the ``(emotion, raw label)`` pairs of the dataset's other loaded splits, judged with the
-        split's own."""
-        label_map = data.label_map_dict()
+        """The watch for a split with a ``label_map``, or whose ``ClassLabel`` names are the model's classes (no
+        ``emotions``); ``None`` otherwise. ``labelled``: the ``(emotion, raw label)`` pairs of the dataset's other
+        loaded splits, judged with the split's own."""
+        label_map = data.label_map_dict() or {}
         feature = (part.features or {}).get(data.label_column_name)
-        if isinstance(feature, datasets.ClassLabel):
-            warn_class_label_map(data, feature.names, labelled)
-        if not label_map or isinstance(feature, datasets.ClassLabel):
+        from_names = isinstance(feature, datasets.ClassLabel) and resolve_emotions(data.emotions) is None
+        declared = declared_classes(feature.names, label_map) if from_names else {}
+        if not label_map and not declared:
             return None
         # Only a local dataset's stream (its rows numbered) has a length of ser_hf's own counting: a Hub card's
         # may be out of date, and a short one would judge entries before every row is read.
         numbered = ROW_COLUMN in (part.column_names or [])
         rows = part.info.splits[data.train_split_name].num_examples if numbered else None
-        return cls(label_map, *_warned_as(data), rows=rows, labelled=labelled)
+        return cls(label_map, *_warned_as(data), rows=rows, labelled=labelled, declared=declared,
+                   column=data.label_column_name)
 
     def see(self, emotion: str | None, raw: str | None) -> None:
         """A row read: the emotion its raw label maps to and that label, or ``None`` twice for a skipped row."""
         with self.lock:
             self.read += 1
+            if emotion is not None:
+                self.trained.add(emotion)
             if emotion is not None and (emotion, raw) not in self.labelled:
                 self.labelled.add((emotion, raw))
                 if splits_an_emotion(self.label_map, emotion, raw):
@@ -188,6 +204,19 @@ class LabelMapWatch(TrainerCallback):
             self.checked_unused = True
             self._name_gathered()
             warn_unused_entries(self.label_map, {raw for _, raw in self.labelled}, self.corpus, self.root)
+            self._name_untrained()
+
+    def _name_untrained(self) -> None:
+        untrained = {emotion: [printable(name) for name in names] for emotion, names in self.declared.items()
+                     if emotion not in self.trained}
+        if untrained:
+            trained = [emotion for emotion in self.declared if emotion in self.trained]
+            logger.warning("The ClassLabel of the label column %r of the %s dataset in %s declares names no training "
+                           "row uses (class: names) %s: the streamed model's classes are the ClassLabel's names, "
+                           "fixed before the first row, so it has classes nothing trained, which a non-streamed load "
+                           "(its classes are the emotions its rows use) leaves out; train with --emotions %s to leave "
+                           "them out.", self.column, self.corpus, display_path(self.root), untrained,
+                           ",".join(trained))
 
     def _name_gathered(self) -> None:
         if self.gathered:
@@ -256,7 +285,7 @@ def training_stream(data: DataArguments, labels: list[str], seed: int,
     ids = {name: i for i, name in enumerate(labels)}
 
     def to_row(example: dict[str, Any]) -> dict[str, Any]:
-        audio, row = example[source.audio_column], example.get(ROW_COLUMN)
+        audio, row, text = example[source.audio_column], example.get(ROW_COLUMN), None
         try:
             cell = _audio_cell(audio, cells, split, row)
             text = cell_text(example[source.label_column], feature)
@@ -266,7 +295,9 @@ def training_stream(data: DataArguments, labels: list[str], seed: int,
         except CorpusError as err:
             problem = f"dataset {source.name!r} split {split!r} {_row_name(row, audio)}: {err}"
             if data.strict:
-                raise CorpusError(f"{problem}\nFix or remove the row, or train with --strict false to skip such "
+                # A label read but spelling no emotion: the fix is on ser-hf train's command line.
+                fix = f"Map the label with --label_map '{printable(text)}=<emotion>', fix" if text is not None else "Fix"
+                raise CorpusError(f"{problem}\n{fix} or remove the row, or train with --strict false to skip such "
                                   f"rows.") from err
             skipped.warn(problem)
             if watch is not None:

@@ -13,13 +13,16 @@ bootstrap), which gives wider, more honest intervals.
 A bootstrap needs units to vary: over one speaker (or one clip) every resample is the same clips, so its
 "interval" has zero width. :func:`bootstrap_confidence_intervals` then gives no interval (``None``), and
 :func:`interval_caveat` says so in words a report can print; with a handful of units it flags the
-interval as coarse.
+interval as coarse. A cross-validation logs that once, not once per fold: its folds are built within
+:func:`fold_interval_warnings_muted`, and :func:`few_speaker_folds_warning` is its one line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -141,6 +144,48 @@ def interval_caveat(num_units: int, grouped: bool, confidence_level: float = 0.9
     return (f"only {num_units} {unit}, so the intervals are coarse",
             f"the {level} confidence intervals rest on only {num_units} {unit}: a bootstrap over so few can draw only "
             f"{distinct} distinct resamples and understates the spread, so the intervals are coarse. {fix}")
+
+
+#: Whether a report being built is one fold's of a cross-validation, whose interval warning the CV says once.
+_IN_CV_FOLD = contextvars.ContextVar("ser_hf_in_cv_fold", default=False)
+
+
+@contextlib.contextmanager
+def fold_interval_warnings_muted() -> Iterator[None]:
+    """Within it, a report's :func:`interval_caveat` warning is kept in its ``metadata["warnings"]`` but not logged:
+    every fold of a CV on a corpus of few speakers a fold (RAVDESS: 4) would log the same warning, while the pooled
+    report, the one quoted, rests on all of them. The CV logs :func:`few_speaker_folds_warning` once instead."""
+    token = _IN_CV_FOLD.set(True)
+    try:
+        yield
+    finally:
+        _IN_CV_FOLD.reset(token)
+
+
+def interval_warning_logged() -> bool:
+    """Whether a report built now logs its interval warning (not within :func:`fold_interval_warnings_muted`)."""
+    return not _IN_CV_FOLD.get()
+
+
+def few_speaker_folds_warning(fold_speakers: Sequence[int], num_folds: int, pooled_speakers: int,
+                              confidence_level: float = 0.95) -> str:
+    """The one line a cross-validation logs for its folds' coarse or missing intervals.
+
+    Args:
+        fold_speakers: The speakers of each fold whose report carries an :func:`interval_caveat` (at least one).
+        num_folds: How many folds the CV has.
+        pooled_speakers: The speakers the pooled out-of-fold report resamples.
+        confidence_level: Coverage of the intervals, for the wording.
+    """
+    low, high = min(fold_speakers), max(fold_speakers)
+    count = f"{low}" if low == high else f"{low}-{high}"
+    state = ("missing (n/a)" if high < MIN_INTERVAL_UNITS else "coarse" if low >= MIN_INTERVAL_UNITS
+             else "coarse or missing (n/a)")
+    pooled = f"rest on {pooled_speakers} speakers" + (", the intervals to quote" if pooled_speakers >= FEW_INTERVAL_UNITS
+                                                       else "")
+    return (f"the per-fold {100 * confidence_level:g}% confidence intervals of {len(fold_speakers)} of {num_folds} "
+            f"folds rest on only {count} {'speaker' if high == 1 else 'speakers'} each, so they are {state} (each "
+            f"fold's report says why; fewer, larger folds give each more); the pooled out-of-fold intervals {pooled}.")
 
 
 def bootstrap_confusions(

@@ -25,6 +25,7 @@ import numpy as np
 from ser_hf._io import read_json, write_output_file
 from ser_hf._output_folders import check_own_folder, check_writable, remove_own_folder
 from ser_hf.errors import EvaluationError, ModelError
+from ser_hf.evaluation.bootstrap import few_speaker_folds_warning, fold_interval_warnings_muted
 from ser_hf.evaluation.fold_state import (
     CVIdentity,
     changed_parts,
@@ -451,7 +452,8 @@ def cross_validate_folds(
             resumed.append(fold.name)
         else:
             logger.info("fold %d/%d: %s", number, len(folds), fold.name)
-            result = fit_fold(fold)
+            with fold_interval_warnings_muted():  # said once below, beside the pooled report's speakers
+                result = fit_fold(fold)
         if out_dir is not None:
             result.report.write(out / fold.name)
             if identity is not None and kept is None:
@@ -465,7 +467,18 @@ def cross_validate_folds(
     aggregate, pooled = summarise_folds([r.report for r in results], [references[f.test] for f in folds],
                                         [r.probabilities for r in results], speakers[rows].tolist(), label_names,
                                         model=model, corpus=corpus, genders=gender_rows)
+    _warn_few_speaker_folds(folds, [r.report for r in results], speakers, len(set(speakers[rows])))
     return OutOfFold(results, aggregate, pooled, rows, np.concatenate([r.probabilities for r in results]), resumed)
+
+
+def _warn_few_speaker_folds(folds: Sequence[Fold], reports: Sequence[EvaluationReport], speakers: np.ndarray,
+                            pooled_speakers: int) -> None:
+    """Log once which folds' intervals are coarse or missing for lack of speakers (each report has a ``note``)."""
+    flagged = [(fold, report) for fold, report in zip(folds, reports, strict=True) if report.bootstrap.get("note")]
+    if flagged:
+        level = flagged[0][1].bootstrap.get("confidence_level", 0.95)
+        logger.warning(few_speaker_folds_warning([len(set(speakers[fold.test])) for fold, _ in flagged], len(folds),
+                                                 pooled_speakers, level))
 
 
 def resumed_note(folds: Sequence[str]) -> str:

@@ -26,6 +26,7 @@ from ser_hf.evaluation.bootstrap import (
     CI_METRICS,
     bootstrap_confidence_intervals,
     interval_caveat,
+    interval_warning_logged,
     resampling_units,
 )
 from ser_hf.evaluation.breakdown import breakdown_lines, breakdown_markdown, speaker_breakdown
@@ -96,10 +97,12 @@ def _bootstrap_fields(
 
 
 def _with_warning(metadata: dict[str, Any] | None, warning: str | None) -> dict[str, Any]:
-    """A copy of ``metadata`` with ``warning`` added to its ``warnings`` list (the list the reports print)."""
+    """A copy of ``metadata`` with ``warning`` added to its ``warnings`` list (the list the reports print); logged too,
+    but by a CV's fold only once for all folds (:func:`~ser_hf.evaluation.bootstrap.fold_interval_warnings_muted`)."""
     out = dict(metadata or {})
     if warning is not None:
-        logger.warning(warning)
+        if interval_warning_logged():
+            logger.warning(warning)
         out["warnings"] = [*(out.get("warnings") or []), warning]
     return out
 

@@ -32,7 +32,8 @@ from variant_comparison import ASSIGNMENTS, variant_rows
 
 from ser_hf.splits import speaker_folds
 from ser_hf.training import linear_probe
-from ser_hf.training.experiment import load_run_dataset, make_method, run_folds
+from ser_hf.training.experiment import make_method
+from ser_hf.training.run_data import load_run_dataset, run_folds
 
 #: The fits compared: the old one, the new one, and (for a config with training copies) the new one without them.
 VARIANTS = ("emotions balanced over all clips", "every corpus counts the same")

@@ -31,7 +31,8 @@ from common import run_configs, scratch_dir
 from ser_hf.evaluation.report import EvaluationReport
 from ser_hf.models.adaptive_head import estimate_offset
 from ser_hf.training import linear_probe
-from ser_hf.training.experiment import load_run_dataset, make_method
+from ser_hf.training.experiment import make_method
+from ser_hf.training.run_data import load_run_dataset
 from ser_hf.training.speaker_adaptation import fit_adaptive_probe
 
 #: Random target clips the corpus mean is taken from, and how many draws of them.

@@ -20,7 +20,8 @@ from common import run_configs, scratch_dir
 from probe_accuracy import probe_run
 from variant_comparison import Variant, compare_variants
 
-from ser_hf.training.experiment import load_run_dataset, make_method
+from ser_hf.training.experiment import make_method
+from ser_hf.training.run_data import load_run_dataset
 
 
 def _seconds(positions: str) -> float:

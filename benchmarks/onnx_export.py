@@ -37,8 +37,9 @@ from ser_hf.evaluation import EvaluationReport
 from ser_hf.inference.onnx import export_onnx
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.splits import speaker_split
-from ser_hf.training.experiment import load_run_dataset, train
+from ser_hf.training.experiment import train
 from ser_hf.training.recipes import parse_run
+from ser_hf.training.run_data import load_run_dataset
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ravdess" / "whisper-tiny.en-probe.yaml"
 

@@ -33,8 +33,9 @@ from transformers import pipeline
 
 from ser_hf.audio import load_audio
 from ser_hf.models.layer_inputs import forward_to_layer
-from ser_hf.training.experiment import _fit_fold, load_run_dataset, run_folds
+from ser_hf.training.experiment import _fit_fold
 from ser_hf.training.recipes import parse_run
+from ser_hf.training.run_data import load_run_dataset, run_folds
 
 DEFAULT_RECIPE = str(Path(__file__).resolve().parents[1] / "recipes" / "ravdess" / "whisper-base-partial.yaml")
 

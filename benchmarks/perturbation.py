@@ -46,8 +46,9 @@ def fit_fold_one(recipe: Path, emotions: str | None, out: Path, **overrides) -> 
     """Fit the recipe (with ``overrides`` of its keys) on the actors outside fold 1, as `ser-hf cv` does; save it
     with its record and test report."""
     from ser_hf.splits import add_validation, select_fold
-    from ser_hf.training.experiment import _evaluate, load_run_dataset, make_method, run_folds
+    from ser_hf.training.experiment import _evaluate, make_method
     from ser_hf.training.recipes import parse_run
+    from ser_hf.training.run_data import load_run_dataset, run_folds
 
     run = parse_run(recipe, data_dir=str(SHARED_DATA / "ravdess"), emotions=emotions, output_dir=str(out),
                     **overrides)

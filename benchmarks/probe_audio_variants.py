@@ -28,7 +28,8 @@ from probe_layer_mix import cached_states
 from variant_comparison import Variant, compare_variants
 
 from ser_hf.audio import AudioPreprocessor
-from ser_hf.training.experiment import load_run_dataset, make_method
+from ser_hf.training.experiment import make_method
+from ser_hf.training.run_data import load_run_dataset
 
 SPEED_FACTORS = (0.9, 1.1)
 PITCH_STEPS = (-1.5, 1.5)

@@ -31,9 +31,10 @@ from ser_hf.evaluation.folds import FoldResult, cross_validate_folds
 from ser_hf.models.pooling import pool_batch
 from ser_hf.splits import Fold, add_validation, corpus_folds
 from ser_hf.training.data import Augmentation
-from ser_hf.training.experiment import SAMPLING_RATE, load_run_dataset, make_method
+from ser_hf.training.experiment import SAMPLING_RATE, make_method
 from ser_hf.training.linear_probe import softmax
 from ser_hf.training.probe import predict_logits, train_probe
+from ser_hf.training.run_data import load_run_dataset
 
 SEEDS = (0, 1, 2)
 AUGMENTATION = Augmentation(speed_perturb=(0.9, 1.1), gain_db=(-6, 6), noise_snr_db=(15, 30), probability=0.8)

@@ -33,7 +33,8 @@ from ser_hf.evaluation import EvaluationReport
 from ser_hf.evaluation.folds import FoldResult, cross_validate_folds
 from ser_hf.splits import Fold, corpus_folds
 from ser_hf.training import linear_probe
-from ser_hf.training.experiment import load_run_dataset, make_method
+from ser_hf.training.experiment import make_method
+from ser_hf.training.run_data import load_run_dataset
 
 SEEDS = (0, 1, 2, 3, 4)
 

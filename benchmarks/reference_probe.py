@@ -33,7 +33,8 @@ from sklearn.preprocessing import StandardScaler
 from ser_hf.evaluation import EvaluationReport
 from ser_hf.evaluation.folds import FoldResult, cross_validate_folds
 from ser_hf.splits import Fold, corpus_folds
-from ser_hf.training.experiment import CVResult, load_run_dataset, make_method
+from ser_hf.training.experiment import CVResult, make_method
+from ser_hf.training.run_data import load_run_dataset
 
 C_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1.0)
 

@@ -18,8 +18,9 @@ import numpy as np
 from ser_hf.errors import ModelError
 from ser_hf.evaluation import EvaluationReport
 from ser_hf.models.factory import whisper_positions_for
-from ser_hf.training.experiment import load_run_dataset, run_output_dir, train
+from ser_hf.training.experiment import run_output_dir, train
 from ser_hf.training.recipes import parse_run
+from ser_hf.training.run_data import load_run_dataset
 
 logger = logging.getLogger(__name__)
 

@@ -89,7 +89,7 @@ def test_a_split_column_marking_every_row_test_is_refused_before_training(world,
 def test_split_column_spellings_of_test_mark_test_rows_and_unknown_values_are_warned_about(caplog):
     import datasets
 
-    from ser_hf.training.experiment import _marked_test_rows
+    from ser_hf.training.run_data import _marked_test_rows
 
     values = ["Testing", " EVAL", "evaluation", "test", "train", "Validation", "dev", "val", "", None, "holdout",
               "holdout", "tset"]
@@ -114,7 +114,7 @@ def test_predefined_split_and_train_read_split_values_one_way(tmp_path, caplog):
     from ser_hf.errors import SplitError
     from ser_hf.splits import predefined_split
     from ser_hf.testing.corpora import write_tone
-    from ser_hf.training import experiment
+    from ser_hf.training import run_data
 
     values = ["train", "Training", "Test", "test", "TEST ", "testing", "Eval", "validation", " dev", "VAL", "holdout"]
     lines = ["path,label,speaker,split"]
@@ -130,12 +130,12 @@ def test_predefined_split_and_train_read_split_values_one_way(tmp_path, caplog):
         "holdout": ["s10"]}
     assert "the 'split' column holds {'holdout': 1} (value: clips), none of the split names" in caplog.text
     run = types.SimpleNamespace(data=types.SimpleNamespace(dataset_name=None, is_multi_corpus=lambda: False))
-    assert experiment._marked_test_rows(run.data, ds).tolist() == [2, 3, 4, 5, 6]  # the rows of predefined_split's test
+    assert run_data._marked_test_rows(run.data, ds).tolist() == [2, 3, 4, 5, 6]  # the rows of predefined_split's test
     for missing in ("NA", " ", "null"):
         marked = datasets.Dataset.from_dict({"split": ["train", missing], "speaker": ["a", "b"]})
         with pytest.raises(SplitError, match=r"1 of 2 clips have no 'split' value \(rows \[1\]: .*missing-value marker"):
             predefined_split(marked)
-        assert experiment._marked_test_rows(run.data, marked) is None  # a training row, as a blank one, not warned about
+        assert run_data._marked_test_rows(run.data, marked) is None  # a training row, as a blank one, not warned about
 
 
 def test_split_column_values_are_read_as_datasets_reads_split_folders_and_look_alikes_named(caplog):

@@ -11,8 +11,9 @@ from ser_hf.corpora.combined import combined_speaker_split, leave_one_corpus_out
 from ser_hf.errors import SERError
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone
-from ser_hf.training.experiment import load_run_dataset, require_several_corpora, run_folds
+from ser_hf.training.experiment import require_several_corpora
 from ser_hf.training.recipes import parse_run
+from ser_hf.training.run_data import load_run_dataset, run_folds
 
 URDU_CLIPS, RAVDESS_CLIPS = 48, 64  # the synthetic trees: 6 speakers x 8 clips; 8 actors x 8 clips of 4 emotions
 

@@ -62,7 +62,7 @@ def _data_split(manifest, *flags) -> list[str]:
 def _train_split(manifest, **sizes):
     """The parts ``ser-hf train`` makes of ``manifest`` with these data arguments."""
     from ser_hf.corpora import load_corpus
-    from ser_hf.training.experiment import train_split
+    from ser_hf.training.run_data import train_split
 
     return train_split(DataArguments(corpus="manifest", data_dir=str(manifest), **sizes),
                        load_corpus("manifest", str(manifest)))

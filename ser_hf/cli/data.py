@@ -185,7 +185,7 @@ def _add_holdout_size_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _holdout_arguments(args: argparse.Namespace) -> DataArguments:
     """The data arguments of a ``ser-hf train`` run that splits as ``data split`` asks, for
-    :func:`~ser_hf.training.experiment.train_split` with ``--holdout``; unset sizes are train's defaults. Made in
+    :func:`~ser_hf.training.run_data.train_split` with ``--holdout``; unset sizes are train's defaults. Made in
     every mode, so that folds check ``--seed`` as train checks ``--fold_seed``.
 
     Raises:
@@ -239,7 +239,7 @@ def _splits(args: argparse.Namespace, dataset, holdout: DataArguments | None):
     """The parts ``data split`` shows: with ``holdout``, what ``ser-hf train`` makes of those data arguments (one
     function makes both); speaker folds ignore a manifest's split column, as ``ser-hf cv`` does, and say so."""
     if holdout is not None:
-        from ser_hf.training.experiment import train_split  # the trainer's imports take seconds: only --holdout waits
+        from ser_hf.training.run_data import train_split  # the trainer's imports take seconds: only --holdout waits
 
         return train_split(holdout, dataset, settings=HOLDOUT_FLAGS, test_size_given=args.test_size is not None)
     marked = marked_test_rows(dataset["split"]) if "split" in dataset.column_names else None

@@ -167,7 +167,8 @@ def _corpus_rows(dataset: datasets.Dataset, caller: str) -> dict[str, np.ndarray
 
 
 def combined_speaker_split(
-    dataset: datasets.Dataset, test_size: float = 0.2, validation_size: float = 0.1, seed: int = 0
+    dataset: datasets.Dataset, test_size: float = 0.2, validation_size: float = 0.1, seed: int = 0, *,
+    settings: Mapping[str, str] | None = None,
 ) -> datasets.DatasetDict:
     """One speaker-independent train/validation/test split of a combined dataset, made within each corpus.
 
@@ -180,6 +181,8 @@ def combined_speaker_split(
         test_size: Share of each corpus's clips held out for test.
         validation_size: Share of each corpus's clips held out for validation.
         seed: Seed of every corpus's split.
+        settings: How the caller's user sets each size, for split errors to name it as a single corpus's do (see
+            :func:`~ser_hf.splits.speaker_split`).
 
     Returns:
         A ``DatasetDict`` with the non-empty parts among ``train``, ``validation`` and ``test``.
@@ -190,6 +193,7 @@ def combined_speaker_split(
     """
     parts: dict[str, list[datasets.Dataset]] = {}
     for rows in _corpus_rows(dataset, "combined_speaker_split").values():
-        for name, part in speaker_split(dataset.select(rows), test_size, validation_size, seed).items():
+        for name, part in speaker_split(dataset.select(rows), test_size, validation_size, seed,
+                                        settings=settings).items():
             parts.setdefault(name, []).append(part)
     return datasets.DatasetDict({name: datasets.concatenate_datasets(pieces) for name, pieces in parts.items()})

@@ -30,6 +30,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from ser_hf.corpora import CORPORA
 from ser_hf.corpora.listings import file_identity
 from ser_hf.corpora.split_names import SPLIT_SPELLINGS, split_names, unknown_split_values
+from ser_hf.corpora.split_sizes import MAX_HOLDOUT_SHARE, as_sentence, check_split_sizes, fewer_folds, refuse_over_half
 from ser_hf.errors import SplitError
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,6 @@ _CLIP_SPEAKER_PREFIX = "random-split-clip-"
 _FOLDS_SETTING = "n_folds (--folds, --num_folds)"
 #: Seeds are taken modulo this: scikit-learn and numpy take 0 .. 2**32 - 1.
 SEED_LIMIT = 2**32
-#: The largest share a hold-out can be of the clips it is taken from: it is one of at least 2 speaker-grouped folds.
-MAX_HOLDOUT_SHARE = 0.5
 
 
 
@@ -234,7 +233,7 @@ def _holdout(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, fraction:
     if fraction <= 0:
         return rows, np.zeros(0, dtype=np.int64)
     name, where = setting or f"{part}_size", within or "the speakers left"
-    _refuse_over_half(name, fraction, fraction, f"the clips of {where}", part, MAX_HOLDOUT_SHARE)
+    refuse_over_half(name, fraction, fraction, f"the clips of {where}", part, MAX_HOLDOUT_SHARE)
     n_folds = max(2, round(1 / fraction))
     speakers = sorted(set(groups[rows]))
     if len(speakers) < 2:
@@ -242,7 +241,7 @@ def _holdout(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, fraction:
             "use data with more speakers"]
         error = SplitError(
             f"{name} asks for a {part} part, but {where} are only {len(speakers)} ({speakers}), and a "
-            f"speaker-independent {part} part needs at least 2 (one to hold out, one to train on). " + _sentence(fixes)
+            f"speaker-independent {part} part needs at least 2 (one to hold out, one to train on). " + as_sentence(fixes)
         )
         error.part = part
         raise error
@@ -250,44 +249,6 @@ def _holdout(rows: np.ndarray, labels: np.ndarray, groups: np.ndarray, fraction:
     mask = np.zeros(len(rows), dtype=bool)
     mask[held] = True
     return rows[~mask], rows[mask]
-
-
-def _refuse_over_half(name: str, value: float, share: float, of: str, part: str, largest: float,
-                      fixes: Sequence[str] = ()) -> None:
-    """Refuse a hold-out of ``share`` (above :data:`MAX_HOLDOUT_SHARE`) of the clips ``of`` names, which
-    :func:`_holdout` would silently make about half of them: ``largest``, as the user sets it (``name``)."""
-    if share > MAX_HOLDOUT_SHARE + 1e-9:  # the tolerance: the largest value an error advises must pass
-        raise SplitError(
-            f"{name} {value:g} asks for a {part} part of {share:.0%} of {of}, but a {part} part is held out as one of "
-            f"at least 2 speaker-grouped folds, so it is at most half of the clips it is taken from ({name} {value:g} "
-            f"would silently be about {largest:g}). " + _sentence([f"set {name} to {largest:g} or less", *fixes]))
-
-
-def _check_split_sizes(test_size: float, validation_size: float, settings: Mapping[str, str]) -> None:
-    """Refuse sizes :func:`speaker_split` cannot give: parts that take every clip, or a part over half of the clips
-    it is taken from (the validation part is taken from what the test part leaves)."""
-    test, validation = settings.get("test_size", "test_size"), settings.get("validation_size", "validation_size")
-    if test_size + validation_size >= 1:
-        raise SplitError(
-            f"{test} {test_size:g} and {validation} {validation_size:g} add up to {test_size + validation_size:g}, so "
-            f"the test and validation parts would take every clip and leave none to train on; expected a sum below 1. "
-            f"Lower one or both (each part is at most half of the clips it is taken from), e.g. {test} 0.2 and "
-            f"{validation} 0.15.")
-    _refuse_over_half(test, test_size, test_size, "the clips", "test", MAX_HOLDOUT_SHARE)
-    left = 1 - test_size
-    _refuse_over_half(validation, validation_size, validation_size / left,
-                      f"the clips the test part leaves ({test} {test_size:g} leaves {left:.0%})" if test_size else
-                      "the clips", "validation", MAX_HOLDOUT_SHARE * left, [f"lower {test}"] if test_size else [])
-
-
-def _fewer_folds(settings: Mapping[str, str]) -> list[str]:
-    """The fix "use fewer folds", where the user sets the number of folds (``settings``' ``n_folds``)."""
-    return [f"use fewer folds ({settings['n_folds']})"] if settings.get("n_folds") else []
-
-
-def _sentence(fixes: Sequence[str]) -> str:
-    text = f"{', '.join(fixes[:-1])}, or {fixes[-1]}." if len(fixes) > 1 else f"{fixes[0]}."
-    return text[0].upper() + text[1:]
 
 
 def speaker_split(
@@ -312,7 +273,7 @@ def speaker_split(
     for name, value in (("test_size", test_size), ("validation_size", validation_size)):
         if not 0 <= value < 1:
             raise SplitError(f"{name} must be a fraction in [0, 1), got {value}.")
-    _check_split_sizes(test_size, validation_size, settings)
+    check_split_sizes(test_size, validation_size, settings)
     labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
     rows = np.arange(len(dataset))
     rest, test = _holdout(rows, labels, groups, test_size, seed, "test", settings.get("test_size"),
@@ -383,7 +344,7 @@ def speaker_folds(
         train = np.setdiff1d(np.arange(len(dataset)), test)
         train, validation = _holdout(train, labels, groups, validation_size, seed + number,
                                      setting=settings.get("validation_size"),
-                                     within=f"fold{number}'s training speakers", frees=_fewer_folds(settings))
+                                     within=f"fold{number}'s training speakers", frees=fewer_folds(settings))
         folds.append(_checked(dataset, Fold(f"fold{number}", train, test, validation)))
     note_missing_classes(dataset, folds)
     return folds
@@ -479,7 +440,7 @@ def add_validation(dataset: datasets.Dataset, fold: Fold, validation_size: float
     labels, groups = np.asarray(dataset["label"]), speakers_of(dataset)
     train, validation = _holdout(fold.train, labels, groups, validation_size, seed,
                                  setting=settings.get("validation_size"), within=f"{fold.name}'s training speakers",
-                                 frees=_fewer_folds(settings))
+                                 frees=fewer_folds(settings))
     return _checked(dataset, Fold(fold.name, train, fold.test, validation))
 
 

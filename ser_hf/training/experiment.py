@@ -1,6 +1,6 @@
 """Runs made of the four argument groups: ``train`` (one speaker-independent split, a saved checkpoint
 and its test report) and ``cross_validate`` (the corpus's speaker-grouped folds, mean ± std and the
-pooled out-of-fold report).
+pooled out-of-fold report). The dataset, parts and folds they run on come from :mod:`ser_hf.training.run_data`.
 
 A run may name several corpora (``corpus: urdu,ravdess``): they are loaded as one dataset
 (:mod:`ser_hf.corpora.combined`: speakers prefixed by corpus, a ``corpus`` column), split within each
@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +36,7 @@ from ser_hf._output_folders import (
 )
 from ser_hf.cards import card_from_run, write_model_card
 from ser_hf.checkpoint import RUN_RECORD, write_run_record
-from ser_hf.corpora import load_corpus
-from ser_hf.corpora.combined import combined_folds, combined_speaker_split, leave_one_corpus_out_folds, load_combined
-from ser_hf.corpora.manifest import find_manifest
-from ser_hf.corpora.split_names import check_some_rows_to_train_on, marked_test_rows
+from ser_hf.corpora.combined import leave_one_corpus_out_folds
 from ser_hf.errors import SERError
 from ser_hf.evaluation import EvaluationReport, write_cv_summary
 from ser_hf.evaluation.fold_state import (
@@ -75,18 +72,14 @@ from ser_hf.paths import display_path
 from ser_hf.splits import (
     Fold,
     add_validation,
-    clips_as_speakers,
-    corpus_folds,
     select_fold,
-    speaker_split,
     split_kind,
-    split_with_test,
 )
-from ser_hf.training.arguments import DataArguments
 from ser_hf.training.cv_outputs import fold_outputs, pool_fold_outputs, write_speaker_adaptive
 from ser_hf.training.probe import ProbeMethod
 from ser_hf.training.resume import check_cv_checkpoint_resume
 from ser_hf.training.run import SAMPLING_RATE, Run, TrainResult, evaluate_method, is_main_process
+from ser_hf.training.run_data import RUN_SETTINGS, load_run_dataset, run_folds, train_split
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +95,6 @@ RUN_OUTPUTS = ((RUN_RECORD, ("data", "model", "training")), ("cv/cv_summary.json
                (f"leave_one_corpus_out/{LEAVE_ONE_CORPUS_OUT}", ("reports", "settings")),
                (f"leave_one_corpus_out/{CV_PLAN}", CV_PLAN_KEYS),
                ("checkpoints/*/checkpoint-*/trainer_state.json", ("global_step",)))
-#: How a run's user sets the split sizes, for split errors to advise (train, cv and search take the same keys).
-RUN_SETTINGS = {"validation_size": "validation_size (--validation_size)", "test_size": "test_size (--test_size)",
-                "n_folds": "num_folds (--num_folds)"}
 #: Marker files of other commands' outputs: a run must not write its checkpoint among them (an ONNX export's
 #: model.onnx would keep scoring the earlier model; a baseline's model.skops would sit beside a transformers one; a
 #: released model prepared in the cache carries a run record too, which must not pass for an earlier run's).
@@ -168,50 +158,6 @@ def _fresh_subfolder(folder: Path) -> None:
         remove_earlier_reports(folder)
 
 
-def _load_dataset_run(data: DataArguments, include_eval: bool) -> datasets.Dataset:
-    """The run's ``datasets`` dataset; without speaker ids, clips as their own speakers if a random split is allowed."""
-    splits = [data.train_split_name]
-    if include_eval and data.eval_split_name not in (None, data.train_split_name):
-        splits.append(data.eval_split_name)
-    dataset = load_corpus(data.dataset_source(), splits=splits, emotions=data.emotions,
-                          label_map=data.label_map_dict(), strict=data.strict)
-    if any(dataset["speaker"]):
-        return dataset
-    if not data.allow_random_split:
-        raise SERError(
-            f"dataset {data.dataset_name!r} has no speaker ids (speaker_column_name={data.speaker_column_name!r} is "
-            f"absent or empty), so no split can keep test voices out of training. Name the column that holds speaker "
-            f"ids with --speaker_column_name, or pass --allow_random_split to split clips at random (reports and the "
-            f"model card then say 'random split (speakers may overlap)')."
-        )
-    logger.warning("dataset %r has no speaker ids: random split (speakers may overlap)", data.dataset_name)
-    return clips_as_speakers(dataset)
-
-
-def load_run_dataset(data: DataArguments, include_eval: bool = False) -> datasets.Dataset:
-    """The corpus the run's data arguments describe; several corpora as one dataset (``load_combined``).
-
-    For a ``datasets`` dataset (``dataset_name``): its training split, and with ``include_eval`` also its
-    ``eval_split_name`` split (the ``split`` column tells them apart).
-
-    Raises:
-        SERError: with ``streaming``, which only ``train`` (fine-tuning) reads, through its own path.
-    """
-    if data.streaming:
-        raise SERError("--streaming is for 'ser-hf train --mode finetune' (fine-tuning reads the stream once, step "
-                       "by step); cross-validation, search and the probe need the whole split: drop --streaming.")
-    if data.dataset_name is not None:
-        return _load_dataset_run(data, include_eval)
-    options = {"speaker_pattern": data.speaker_pattern} if data.speaker_pattern else {}
-    if data.is_multi_corpus():
-        return load_combined(data.sources(), emotions=data.emotions, label_map=data.label_map_dict(),
-                             strict=data.strict, **options)
-    if data.data_dir is None and data.corpus != "synthetic":
-        raise SERError(f"data_dir is not set: pass --data_dir with the folder of the {data.corpus!r} corpus.")
-    return load_corpus(data.corpus, data.data_dir, emotions=data.emotions, label_map=data.label_map_dict(),
-                       strict=data.strict, **options)
-
-
 def pinned_to_snapshot(run: Run) -> Run:
     """``run`` itself, or for a Hub id the same run loading the local snapshot the id means now
     (:func:`~ser_hf.models.presets.pin_hub_snapshot`): what a CV's folds load, so that all of them, and its rerun,
@@ -228,17 +174,6 @@ def cv_identity(run: Run, dataset: datasets.Dataset, folds: list[Fold], **more: 
     the code, the model it starts from, its folds and its clips (``more``: further parts)."""
     model = model_digest(resolve_model_path(run.model.model_name_or_path))
     return CVIdentity(fingerprint_parts(run.result_settings(dataset), folds, data_digest(dataset), model=model, **more))
-
-
-def run_folds(run: Run, dataset: datasets.Dataset) -> list[Fold]:
-    """The run's speaker-grouped folds: the corpus's own protocol, within each corpus for several corpora."""
-    marked = _marked_test_rows(run.data, dataset)
-    if marked is not None:  # said, so that no one takes the CV for a score on those rows
-        logger.warning("the manifest's split column marks %d clips as test; cross-validation does not use it: every "
-                       "speaker is tested in turn, in speaker-grouped folds (ser-hf train tests on those clips)",
-                       marked.size)
-    make = combined_folds if run.data.is_multi_corpus() else corpus_folds
-    return make(dataset, n_folds=run.data.num_folds, seed=run.data.fold_seed)
 
 
 def make_method(run: Run, labels: list[str], progress: bool = True, fold_of_cv: bool = False):
@@ -263,69 +198,6 @@ def make_method(run: Run, labels: list[str], progress: bool = True, fold_of_cv: 
         return PartialMethod(checkpoint, labels, run.model, run.training, preprocessor=preprocessor, progress=progress,
                              warm_start=settings, **run.probe.frozen_forward())
     raise SERError(f"mode must be 'probe', 'finetune' or 'partial', got {run.model.mode!r}.")
-
-
-def train_split(data: DataArguments, dataset: datasets.Dataset, *, settings: Mapping[str, str] = RUN_SETTINGS,
-                test_size_given: bool | None = None) -> datasets.DatasetDict:
-    """The train/validation/test parts ``ser-hf train`` fits and scores on; the one place they are made, so that
-    ``ser-hf data split --holdout`` shows the same parts.
-
-    The test part is a ``datasets`` dataset's ``eval_split_name`` split, else the rows a manifest's ``split`` column
-    marks as test (:func:`_marked_test_rows`), else about ``test_size`` of the clips by whole speakers (within each
-    corpus for several corpora, :func:`~ser_hf.corpora.combined.combined_speaker_split`). Validation speakers are held
-    out of the rest (``validation_size``); ``fold_seed`` seeds both.
-
-    Args:
-        data: The run's data arguments; only the settings named above are read.
-        dataset: The run's dataset, as :func:`load_run_dataset` (with ``include_eval=True``) loads it.
-        settings: How the caller's user sets each size, for split errors to advise (see
-            :func:`~ser_hf.splits.speaker_split`); a run's keys and flags by default.
-        test_size_given: Whether the user set ``test_size``, which marked test rows leave unused (a warning says
-            so); ``None``: where it differs from the default, all a run's arguments can tell.
-
-    Returns:
-        A ``DatasetDict`` with ``train`` and, where not empty, ``validation`` and ``test``.
-
-    Raises:
-        SplitError: sizes the split cannot give (see :func:`~ser_hf.splits.speaker_split`), too few speakers for the
-            parts asked for, a test speaker who also speaks in the training rows, or a split column that marks every
-            row as test.
-    """
-    if data.dataset_name is not None and data.eval_split_name not in (None, data.train_split_name):
-        test = np.flatnonzero(np.asarray(dataset["split"]) == data.eval_split_name)
-        return split_with_test(dataset, test, validation_size=data.validation_size, seed=data.fold_seed,
-                               settings=settings)
-    marked = _marked_test_rows(data, dataset)
-    if marked is not None:
-        check_some_rows_to_train_on(marked, len(dataset))  # else the split ends with no train part (a KeyError)
-        column = (f"the 'split' column of manifest {display_path(find_manifest(Path(data.data_dir)))}"
-                  if data.corpus == "manifest" and data.data_dir else "the dataset's 'split' column")
-        logger.info("the test part: the %d clips %s marks as test", marked.size, column)
-        given = data.test_size != DataArguments.test_size if test_size_given is None else test_size_given
-        if given:
-            test_size = settings.get("test_size", "test_size")
-            logger.warning("%s is %g but not used: %s marks the test part (%d clips). Leave %s out, or clear the "
-                           "column to hold that share of the clips out by speaker instead.", test_size,
-                           data.test_size, column, marked.size, test_size)
-        return split_with_test(dataset, marked, validation_size=data.validation_size, seed=data.fold_seed,
-                               settings=settings, marked_by=column)
-    if data.is_multi_corpus():
-        return combined_speaker_split(dataset, test_size=data.test_size, validation_size=data.validation_size,
-                                      seed=data.fold_seed)
-    return speaker_split(dataset, test_size=data.test_size, validation_size=data.validation_size, seed=data.fold_seed,
-                         settings=settings)
-
-
-def _marked_test_rows(data: DataArguments, dataset: datasets.Dataset) -> np.ndarray | None:
-    """The rows a manifest's ``split`` column marks as test clips (:func:`~ser_hf.corpora.split_names.marked_test_rows`:
-    ``test``, ``testing``, ``eval``, ``evaluation``, in any case; unknown values warned about), or None where it marks
-    none (or ``data`` reads a ``datasets`` dataset, whose splits ``eval_split_name`` chooses, or several corpora, each
-    split on its own). Every other row is a training row: ser_hf holds its own validation speakers out of them
-    (``validation_size``)."""
-    if data.dataset_name is not None or data.is_multi_corpus() or "split" not in dataset.column_names:
-        return None
-    marked = marked_test_rows(dataset["split"])
-    return marked if marked.size else None
 
 
 def train(run: Run, progress: bool = True) -> TrainResult:

@@ -1,7 +1,7 @@
 """Hyperparameter search for fine-tuning, with optuna through ``Trainer.hyperparameter_search``.
 
 Trials train and are scored on the training and validation parts of the very split ``ser-hf train`` makes
-(:func:`~ser_hf.training.experiment.train_split`, the same seed and sizes: a manifest's marked test rows, a
+(:func:`~ser_hf.training.run_data.train_split`, the same seed and sizes: a manifest's marked test rows, a
 ``datasets`` dataset's ``eval_split_name`` split, or held-out speakers within each corpus), so the test clips
 never influence the chosen hyperparameters. The objective is the metric that picks the best
 checkpoint (:func:`objective_name`): the validation UA, or the mean of the corpora's UAs for several corpora.
@@ -43,8 +43,9 @@ from ser_hf._output_folders import refuse_non_folder
 from ser_hf.errors import SERError, SplitError
 from ser_hf.models.presets import resolve_model_path
 from ser_hf.paths import display_path
-from ser_hf.training.experiment import RUN_SETTINGS, load_run_dataset, run_output_dir, train_split
+from ser_hf.training.experiment import run_output_dir
 from ser_hf.training.run import SAMPLING_RATE, Run
+from ser_hf.training.run_data import RUN_SETTINGS, load_run_dataset, train_split
 
 __all__ = ["default_hp_space", "hyperparameter_search", "objective_name"]
 
@@ -172,7 +173,7 @@ def hyperparameter_search(run: Run, n_trials: int = 20, hp_space: Callable[[Any]
 
 
 def _search_split(run: Run, dataset) -> Any:
-    """``ser-hf train``'s parts (:func:`~ser_hf.training.experiment.train_split`: its test clips never choose a
+    """``ser-hf train``'s parts (:func:`~ser_hf.training.run_data.train_split`: its test clips never choose a
     hyperparameter); with validation_size > 0 they have a validation part, or the split fails saying why.
 
     Raises:

@@ -119,7 +119,21 @@ def test_a_declared_emotion_no_training_row_uses_is_named_with_the_emotions_that
     (warned,) = _messages(caplog, "ClassLabel")
     assert "declares names no training row uses (class: names) {'fearful': ['fear']}" in warned
     assert "train with --emotions neutral,happy,sad,angry to leave them out" in warned
-    assert streaming.LabelMapWatch.for_split(_run(root, "--emotions", "4class").data, _split(run)) is None
+    caplog.clear()
+    _read_whole_stream(_run(root, "--emotions", "4class"), tmp_path / "four", caplog)
+    assert not _messages(caplog, "ClassLabel") and not _messages(caplog, "emotions asked for")
+
+
+def test_an_emotion_asked_for_that_no_training_row_has_is_named_as_a_non_streamed_load_names_it(tmp_path, caplog):
+    root = _save(tmp_path / "d", FOUR)
+    with caplog.at_level(logging.WARNING):
+        load_corpus(DatasetSource(root, label_column="emotion", speaker_column="actor"), emotions="neutral,happy,sad,angry,fearful")
+    (loaded,) = _messages(caplog, "emotions asked for")
+    caplog.clear()
+    _read_whole_stream(_run(root, "--emotions", "neutral,happy,sad,angry,fearful"), tmp_path, caplog)
+    (streamed,) = _messages(caplog, "emotions asked for")
+    for warned in (loaded, streamed):
+        assert "include ['fearful']" in warned and "Leave them out: emotions (--emotions) neutral,happy,sad,angry" in warned
 
 
 def test_a_training_run_names_the_declared_emotion_it_never_trained(tmp_path, caplog, single_torch_thread):

@@ -133,10 +133,14 @@ def test_a_stream_of_unknown_length_names_the_unused_entry_when_an_epoch_ends_be
     assert _warnings(caplog) == [unused_warning]
 
 
-def test_string_labels_without_a_label_map_need_no_watch(tmp_path):
+def test_string_labels_without_a_label_map_whose_rows_train_every_class_warn_of_nothing(tmp_path, caplog):
     root = _dataset(tmp_path / "d", class_labels=False)
     run = parse_run(None, ["--streaming", "true", "--dataset_name", root, *COLUMNS, "--emotions", "4class"])
-    assert streaming.LabelMapWatch.for_split(run.data, _split(run)) is None
+    watch = streaming.LabelMapWatch.for_split(run.data, _split(run))  # it watches for classes no row trains
+    with caplog.at_level(logging.WARNING):
+        rows = list(streaming.training_stream(run.data, ["neutral", "happy", "sad", "angry"], seed=0, watch=watch))
+    assert len(rows) == 24 and watch.read == 24
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 @pytest.mark.parametrize("max_steps", [3, 4])

@@ -424,6 +424,13 @@ def to_dataset(
             f"{found}. Choose emotions the corpus has." + (f"\n{problems}" if problems else "")
         )
     names = list(subset) if subset is not None else list(sort_emotions(kept))
+    present = set(kept)
+    absent = [emotion for emotion in names if emotion not in present]
+    if absent:  # a class nothing trains: a model keeps it and never learns it (``emotions: ravdess8`` on URDU)
+        logger.warning("The emotions asked for include %s, which no %s clip in %s has (its clips: %s): a model "
+                       "trained on these clips gets a class nothing trains, and a report on them scores none of it. "
+                       "Leave them out: emotions (--emotions) %s.", absent, corpus.name,
+                       display_path(scan.root), dict(Counter(kept)), ",".join(e for e in names if e not in absent))
     rows["label"] = [names.index(e) for e in kept]
     features = datasets.Features({
         "audio": datasets.Value("string"),

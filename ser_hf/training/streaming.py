@@ -116,8 +116,8 @@ def _warned_as(data: DataArguments) -> tuple[str, str]:
 
 class LabelMapWatch(TrainerCallback):
     """The label_map warnings of a non-streamed load for a stream, whose raw labels are known only as rows arrive
-    (a ``ClassLabel``'s names too: a name it declares that no row uses is no label of the data); and, where the
-    model's classes are a ``ClassLabel``'s names, the warning that names those no training row uses.
+    (a ``ClassLabel``'s names too: a name it declares that no row uses is no label of the data); and the warning
+    that names the model's classes no training row has.
 
     - An entry that splits an emotion (:func:`~ser_hf.corpora.label_maps.warn_emotion_split`): the first raw label
       showing it is warned about when its row is read (the rows that fill the shuffle buffer are read before the
@@ -133,8 +133,9 @@ class LabelMapWatch(TrainerCallback):
       length, at an epoch that ends before ``max_steps``. A run whose ``max_steps`` end before the stream does gets
       no such warning.
     - A class of ``declared`` that no training row has: a non-streamed load, whose classes are the emotions its rows
-      use, has no such class, but a stream fixes its classes before the first row. Named when the first pass ends,
-      as unused entries are, with the ``--emotions`` that leave it out.
+      use, has no such class from a ``ClassLabel`` (and warns of one ``emotions`` names), but a stream fixes its
+      classes before the first row. Named when the first pass ends, as unused entries are, with the ``--emotions``
+      that leave it out.
     - Each process reading rows has its own watch: with ``dataloader_num_workers`` every worker warns of the first
       splitting label, anew each pass unless workers persist, and the labels it gathers are not named. Within a
       process, ``datasets`` reads several shards at once, each in a thread: :meth:`see` takes a lock.
@@ -145,8 +146,8 @@ class LabelMapWatch(TrainerCallback):
         root: Where the dataset is, as the warnings name it.
         rows: The stream's number of rows, if known.
         labelled: ``(emotion, raw label)`` pairs of the dataset's other loaded splits, judged with the stream's.
-        declared: The model's classes where they come from the label column's ``ClassLabel``, each with the names
-            that spell it (:func:`declared_classes`); empty where ``emotions`` sets them.
+        declared: The model's classes, each with the label column's ``ClassLabel`` names that spell it where they
+            come from them (:func:`declared_classes`), with none where ``emotions`` sets them.
         column: The label column, as the warning about ``declared`` names it.
     """
 
@@ -166,13 +167,15 @@ class LabelMapWatch(TrainerCallback):
     @classmethod
     def for_split(cls, data: DataArguments, part: Any,
                   labelled: Collection[tuple[str, str]] = ()) -> LabelMapWatch | None:
-        """The watch for a split with a ``label_map``, or whose ``ClassLabel`` names are the model's classes (no
-        ``emotions``); ``None`` otherwise. ``labelled``: the ``(emotion, raw label)`` pairs of the dataset's other
-        loaded splits, judged with the split's own."""
+        """The watch for a split: of its ``label_map`` entries, and of the model's classes (``emotions``, or the
+        ``ClassLabel`` names) no training row has; ``None`` where there is nothing to watch. ``labelled``: the
+        ``(emotion, raw label)`` pairs of the dataset's other loaded splits, judged with the split's own."""
         label_map = data.label_map_dict() or {}
         feature = (part.features or {}).get(data.label_column_name)
-        from_names = isinstance(feature, datasets.ClassLabel) and resolve_emotions(data.emotions) is None
-        declared = declared_classes(feature.names, label_map) if from_names else {}
+        subset = resolve_emotions(data.emotions)
+        from_names = isinstance(feature, datasets.ClassLabel) and subset is None
+        # every class of the model, each with the ClassLabel names that spell it (none for --emotions' classes)
+        declared = declared_classes(feature.names, label_map) if from_names else {emotion: [] for emotion in subset or ()}
         if not label_map and not declared:
             return None
         # Only a local dataset's stream (its rows numbered) has a length of ser_hf's own counting: a Hub card's
@@ -209,14 +212,19 @@ class LabelMapWatch(TrainerCallback):
     def _name_untrained(self) -> None:
         untrained = {emotion: [printable(name) for name in names] for emotion, names in self.declared.items()
                      if emotion not in self.trained}
-        if untrained:
-            trained = [emotion for emotion in self.declared if emotion in self.trained]
-            logger.warning("The ClassLabel of the label column %r of the %s dataset in %s declares names no training "
-                           "row uses (class: names) %s: the streamed model's classes are the ClassLabel's names, "
-                           "fixed before the first row, so it has classes nothing trained, which a non-streamed load "
-                           "(its classes are the emotions its rows use) leaves out; train with --emotions %s to leave "
-                           "them out.", self.column, self.corpus, display_path(self.root), untrained,
-                           ",".join(trained))
+        if not untrained:
+            return
+        trained = ",".join(emotion for emotion in self.declared if emotion in self.trained)
+        if not any(untrained.values()):  # the classes --emotions named, as a non-streamed load warns of them
+            logger.warning("The emotions asked for include %s, which no training row of the %s dataset in %s has: the "
+                           "streamed model has a class nothing trained. Leave them out: emotions (--emotions) %s.",
+                           list(untrained), self.corpus, display_path(self.root), trained)
+            return
+        logger.warning("The ClassLabel of the label column %r of the %s dataset in %s declares names no training "
+                       "row uses (class: names) %s: the streamed model's classes are the ClassLabel's names, "
+                       "fixed before the first row, so it has classes nothing trained, which a non-streamed load "
+                       "(its classes are the emotions its rows use) leaves out; train with --emotions %s to leave "
+                       "them out.", self.column, self.corpus, display_path(self.root), untrained, trained)
 
     def _name_gathered(self) -> None:
         if self.gathered:

@@ -376,6 +376,19 @@ class StreamingFinetuneMethod(FinetuneMethod):
         return self
 
 
+def _warn_unused_split_sizes(data: DataArguments) -> None:
+    """Say which split sizes the user set that a streamed run does not use: it holds no speakers out of a stream (its
+    test part is the ``eval_split_name`` split, its training runs ``max_steps`` with no validation part)."""
+    unused = [name for name in ("test_size", "validation_size") if getattr(data, name) != getattr(DataArguments, name)]
+    if unused:
+        test = (f"its test part is the {data.eval_split_name!r} split (--eval_split_name)"
+                if data.eval_split_name not in (None, data.train_split_name) else "it has no test part")
+        logger.warning("%s set but not used: a streamed run holds no speakers out of the stream (%s, and it trains "
+                       "max_steps with no validation part). Leave %s out.",
+                       " and ".join(f"{name} (--{name}) {getattr(data, name):g}" for name in unused), test,
+                       " and ".join(f"--{name}" for name in unused))
+
+
 def train_streaming(run: Run, progress: bool = True, before_save: Callable[[], None] | None = None) -> TrainResult:
     """``ser-hf train --streaming``: load ``eval_split_name`` (before training), fine-tune on the streamed training
     split, save, score the test part.
@@ -396,6 +409,7 @@ def train_streaming(run: Run, progress: bool = True, before_save: Callable[[], N
     source = data.dataset_source()
     part = select_split(open_dataset(source, streaming=True), data.train_split_name, source)
     labels = stream_labels(data, part)
+    _warn_unused_split_sizes(data)
     parts, report, test_labelled = {}, None, set()
     if data.eval_split_name not in (None, data.train_split_name):
         # Before training: its unusable rows stop the run before the long part, and the label_map warnings judge

@@ -72,6 +72,7 @@ from ser_hf.inference.streaming import (  # RecognizerStream and window_level_db
     window_level_db,
     window_samples,
 )
+from ser_hf.inference.window_chunks import score_in_chunks
 from ser_hf.models.linear_head import mean_log_probability
 from ser_hf.paths import display_path
 from ser_hf.ranges import COUNT, Range, check_value
@@ -440,7 +441,7 @@ class EmotionRecognizer(SpeakerAdaptation):
     def predict_long(self, wave_or_path: RecognizerInput, window: float = 3.0, hop: float | None = None,
                      vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB,
                      top_k: int | None = None, speaker: str | None = None, *, decoded: bool = False,
-                     max_duration: float | None = MAX_LONG_DURATION) -> dict[str, Any]:
+                     max_duration: float | None = MAX_LONG_DURATION, progress: bool = False) -> dict[str, Any]:
         """Emotions over time in a long recording, with silent windows gated out.
 
         Args:
@@ -456,8 +457,12 @@ class EmotionRecognizer(SpeakerAdaptation):
                 ``predict(window, speaker=speaker)`` scores it, and says ``adapted``.
             decoded: True when an array input was decoded from a file (see :meth:`load_raw`).
             max_duration: Longest file, in seconds, decoded (:data:`MAX_LONG_DURATION`, 4 h, by default; ``None``: no
-                limit). The whole recording is held in memory at the model's rate, with working copies; a longer
-                one is refused from its header, before decoding, naming a stream that keeps one window instead.
+                limit). The whole recording is held in memory at the model's rate (0.9 GB for 4 h at 16 kHz), with
+                transient working copies while it is decoded and gated; its windows are then prepared and scored a
+                few batches at a time (:mod:`~ser_hf.inference.window_chunks`), so they add a bounded amount, not
+                copies of the recording. A longer file is refused from its header, before decoding, naming a stream
+                that keeps one window instead.
+            progress: Show a progress bar over the voiced windows.
 
         Returns:
             ``{"timeline": [{"start", "end", "label", "score", "scores"}], "skipped": [[start, end], ...],
@@ -489,7 +494,8 @@ class EmotionRecognizer(SpeakerAdaptation):
         windows = [(s, e, wave[s:e]) for s, e in _window_spans(wave.size, win, step)]
         voiced, skipped = gate_windows(windows, _peak_db(wave), vad_threshold_db)
         try:
-            probabilities, timeline = self._score_windows(voiced, scorer, top_k)
+            probabilities, timeline = score_in_chunks(lambda chunk: self._score_windows(chunk, scorer, top_k),
+                                                      voiced, self.batch_size, progress)
             overall = None
             if len(voiced):
                 weights = np.array([e - s for s, e, _ in voiced], dtype=np.float64)

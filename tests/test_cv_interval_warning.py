@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 
+from ser_hf.evaluation.bootstrap import few_speaker_folds_warning
 from ser_hf.evaluation.folds import FoldResult, cross_validate_folds
 from ser_hf.evaluation.report import EvaluationReport
 from ser_hf.splits import Fold
@@ -81,3 +82,8 @@ def test_a_single_evaluation_still_warns_on_its_own(caplog):
                                           n_resamples=100)
     (warning,) = _warnings(caplog)
     assert "the 95% confidence intervals rest on only 4 speakers" in warning
+
+
+def test_the_line_advises_fewer_folds_only_where_there_can_be_fewer():
+    assert "fewer, larger folds" in few_speaker_folds_warning([4, 4, 4], 3, 12)
+    assert "fewer, larger folds" not in few_speaker_folds_warning([3, 3], 2, 6)  # 2 folds are the fewest a CV has

@@ -2,6 +2,7 @@
 leave-one-corpus-out rows, the speaker split and the model card, on synthetic trees and a tiny model."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -167,3 +168,19 @@ def test_leave_one_corpus_out_folder_is_checked_before_the_in_corpus_cv(setup, c
     assert main(argv) == 2
     assert "notes.txt, which ser_hf did not write there" in capsys.readouterr().err
     assert not (out / "cv").exists() and list(mine.iterdir()) == []  # no fold of the in-corpus CV ran
+
+
+def test_emotions_one_corpus_lacks_are_warned_about_only_when_no_corpus_has_them(setup, caplog):
+    """Judged on the clips together: synthetic URDU has 4 emotions, RAVDESS all 8 (audit 33, F1: each corpus was
+    judged alone, so `ravdess8` on URDU + RAVDESS was said to give classes nothing trains)."""
+    tmp, _ = setup
+    sources = ["--data_dir", f"{tmp / 'urdu'},{tmp / 'ravdess'}"]
+    with caplog.at_level(logging.WARNING):
+        load_run_dataset(parse_run(None, ["--corpus", "urdu,ravdess", *sources, "--emotions", "ravdess8"]).data)
+    assert not [r for r in caplog.records if "emotions asked for" in r.getMessage()]
+    with caplog.at_level(logging.WARNING):
+        load_run_dataset(parse_run(None, ["--corpus", "urdu", "--data_dir", str(tmp / "urdu"), "--emotions",
+                                          "ravdess8"]).data)
+    (warned,) = [r.getMessage() for r in caplog.records if "emotions asked for" in r.getMessage()]
+    assert "['calm', 'fearful', 'disgust', 'surprised'], which no clip of urdu in" in warned
+    assert "Leave them out: emotions (--emotions) neutral,happy,sad,angry" in warned

@@ -6,6 +6,7 @@ as a class, is named in a warning once every row has been read, with the `--emot
 non-streamed load does."""
 
 import logging
+import re
 
 import datasets
 import pytest
@@ -16,6 +17,7 @@ from ser_hf.errors import CorpusError, SERError
 from ser_hf.testing.hf_datasets import emotion_rows
 from ser_hf.training import streaming
 from ser_hf.training.recipes import parse_run
+from ser_hf.training.run_data import load_run_dataset
 
 COLUMNS = ["--label_column_name", "emotion", "--speaker_column_name", "actor"]
 FOUR = ["neutral", "happy", "sad", "angry"]
@@ -124,16 +126,53 @@ def test_a_declared_emotion_no_training_row_uses_is_named_with_the_emotions_that
     assert not _messages(caplog, "ClassLabel") and not _messages(caplog, "emotions asked for")
 
 
-def test_an_emotion_asked_for_that_no_training_row_has_is_named_as_a_non_streamed_load_names_it(tmp_path, caplog):
+def test_an_emotion_asked_for_that_no_training_row_has_is_named_as_a_non_streamed_run_names_it(tmp_path, caplog):
     root = _save(tmp_path / "d", FOUR)
+    five = ["--emotions", "neutral,happy,sad,angry,fearful"]
     with caplog.at_level(logging.WARNING):
-        load_corpus(DatasetSource(root, label_column="emotion", speaker_column="actor"), emotions="neutral,happy,sad,angry,fearful")
+        load_run_dataset(parse_run(None, ["--dataset_name", root, *COLUMNS, *five]).data)
     (loaded,) = _messages(caplog, "emotions asked for")
     caplog.clear()
-    _read_whole_stream(_run(root, "--emotions", "neutral,happy,sad,angry,fearful"), tmp_path, caplog)
+    _read_whole_stream(_run(root, *five), tmp_path, caplog)
     (streamed,) = _messages(caplog, "emotions asked for")
     for warned in (loaded, streamed):
-        assert "include ['fearful']" in warned and "Leave them out: emotions (--emotions) neutral,happy,sad,angry" in warned
+        assert "include ['fearful']" in warned and "Leave it out: emotions (--emotions) neutral,happy,sad,angry" in warned
+
+
+@pytest.mark.parametrize(("name", "advice"), [
+    ("xyz", "Map it with --label_map 'xyz=<emotion>'"),
+    ("a=b", "Rename the labels ['a=b'] in the dataset"),
+    ("x,y", "Rename the labels ['x,y'] in the dataset"),
+    ("new\nline", "Rename the labels"),
+])
+def test_the_fix_for_a_label_spelling_no_emotion_is_one_the_user_can_type(tmp_path, name, advice):
+    root = _save(tmp_path / "d", [*FOUR, name], {13: name})
+    run = _run(root)
+    with pytest.raises(CorpusError, match=re.escape(advice)):
+        list(streaming.training_stream(run.data, streaming.stream_labels(run.data, _split(run)), seed=0))
+    only = _run(_save(tmp_path / "only", [name], {row: name for row in range(24)}))
+    with pytest.raises(SERError, match=re.escape(advice)):
+        streaming.stream_labels(only.data, _split(only))
+
+
+def test_test_split_emotions_the_streamed_model_lacks_are_named(tmp_path, caplog):
+    """The test split's ClassLabel has `fear`, which the training split's has not: without --emotions its clips are
+    left out of the test report, and a warning names them with the --emotions that would learn them."""
+    source = _save(tmp_path / "src", [*FOUR, "fear"], {1: "fear", 5: "fear"})
+    train = datasets.load_from_disk(_save(tmp_path / "train", FOUR))
+    test = datasets.load_from_disk(source)["train"]
+    root = str(tmp_path / "d")
+    datasets.DatasetDict({"train": train["train"], "test": test}).save_to_disk(root)
+    labelled = set()
+    load_corpus(DatasetSource(root, label_column="emotion", speaker_column="actor"), splits=["test"], emotions=FOUR,
+                labelled=labelled)
+    with caplog.at_level(logging.WARNING):
+        streaming._warn_test_emotions_left_out(_run(root, "--eval_split_name", "test").data, FOUR, labelled)
+        streaming._warn_test_emotions_left_out(_run(root, "--eval_split_name", "test", "--emotions", "4class").data,
+                                               FOUR, labelled)
+    (warned,) = _messages(caplog, "no class for")
+    assert "'test' split (--eval_split_name)" in warned and "clips of ['fearful'] (raw labels ['fear'])" in warned
+    assert "train with --emotions neutral,happy,sad,angry,fearful" in warned
 
 
 def test_a_training_run_names_the_declared_emotion_it_never_trained(tmp_path, caplog, single_torch_thread):
@@ -161,7 +200,7 @@ def test_a_row_whose_declared_name_spells_no_emotion_stops_the_stream_naming_it(
     labels = streaming.stream_labels(run.data, _split(run))
     assert labels == FOUR
     with pytest.raises(CorpusError, match=rf"dataset '.*' split 'train' {row}: Unknown emotion label 'xyz'\. Expected "
-                                          rf"one of the canonical emotions .*\nMap the label with --label_map "
+                                          rf"one of the canonical emotions .*\nMap it with --label_map "
                                           rf"'xyz=<emotion>', fix or remove the row, or train with --strict false"):
         list(streaming.training_stream(run.data, labels, seed=0))
 

@@ -118,6 +118,7 @@ def run_baseline(args: argparse.Namespace) -> int:
     from ser_hf.baseline.folder import check_baseline_folder, one_baseline_at_a_time
     from ser_hf.baseline.model import train_baseline
     from ser_hf.corpora import load_corpus
+    from ser_hf.corpora.base import warn_emotions_without_clips
     from ser_hf.evaluation import folds_to_markdown
     from ser_hf.evaluation.folds import resumed_note
 
@@ -129,6 +130,8 @@ def run_baseline(args: argparse.Namespace) -> int:
         raise SERError(f"--cache-dir {display_path(cache)}: {display_path(blocking)} is not a folder; pass a folder "
                        f"for the feature cache (made if missing), or --no-cache.")
     dataset = load_corpus(args.corpus, args.data_dir, emotions=args.emotions, **corpus_options(args))
+    if args.emotions is not None:
+        warn_emotions_without_clips(dataset.features["label"].names, dataset["label"], f"{args.corpus} in {args.data_dir}")
     options = dict(cache_dir=cache, inner_folds=args.inner_folds or 3, seed=args.seed, n_jobs=args.jobs or 1,
                    num_workers=args.workers, neural_config=neural_config)
     out = check_baseline_folder(args.out, "--out")

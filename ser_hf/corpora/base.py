@@ -424,13 +424,6 @@ def to_dataset(
             f"{found}. Choose emotions the corpus has." + (f"\n{problems}" if problems else "")
         )
     names = list(subset) if subset is not None else list(sort_emotions(kept))
-    present = set(kept)
-    absent = [emotion for emotion in names if emotion not in present]
-    if absent:  # a class nothing trains: a model keeps it and never learns it (``emotions: ravdess8`` on URDU)
-        logger.warning("The emotions asked for include %s, which no %s clip in %s has (its clips: %s): a model "
-                       "trained on these clips gets a class nothing trains, and a report on them scores none of it. "
-                       "Leave them out: emotions (--emotions) %s.", absent, corpus.name,
-                       display_path(scan.root), dict(Counter(kept)), ",".join(e for e in names if e not in absent))
     rows["label"] = [names.index(e) for e in kept]
     features = datasets.Features({
         "audio": datasets.Value("string"),
@@ -444,6 +437,22 @@ def to_dataset(
     dataset = datasets.Dataset.from_dict(rows, features=features)
     validate_dataset(dataset, source=scan.root)
     return dataset
+
+
+def warn_emotions_without_clips(names: Sequence[str], labels: Iterable[int], where: str) -> None:
+    """Warn of the classes ``names`` (the emotions a training run asked for) that no clip's label (an index into
+    ``names``) has: a model keeps such a class and never learns it (``--emotions ravdess8`` on URDU). Judged on all
+    the clips a model trains on (several corpora together: RAVDESS trains the emotions URDU lacks); ``where`` names
+    them."""
+    counts = Counter(labels)
+    absent = [name for index, name in enumerate(names) if not counts[index]]
+    if absent and len(absent) < len(names):
+        kept = [name for name in names if name not in absent]
+        logger.warning("The emotions asked for include %s, which no clip of %s has (its clips: %s): a model trained "
+                       "on them gets %s nothing trains. Leave %s out: emotions (--emotions) %s.", absent, where,
+                       {name: counts[index] for index, name in enumerate(names) if counts[index]},
+                       "a class" if len(absent) == 1 else "classes", "it" if len(absent) == 1 else "them",
+                       ",".join(kept))
 
 
 def validate_dataset(dataset: datasets.Dataset, source: str = "the dataset") -> None:

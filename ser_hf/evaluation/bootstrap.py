@@ -185,7 +185,8 @@ def few_speaker_folds_warning(fold_speakers: Sequence[int], num_folds: int, pool
                                                        else "")
     return (f"the per-fold {100 * confidence_level:g}% confidence intervals of {len(fold_speakers)} of {num_folds} "
             f"folds rest on only {count} {'speaker' if high == 1 else 'speakers'} each, so they are {state} (each "
-            f"fold's report says why; fewer, larger folds give each more); the pooled out-of-fold intervals {pooled}.")
+            f"fold's report says why{'; fewer, larger folds give each more' if num_folds > 2 else ''}); the pooled "
+            f"out-of-fold intervals {pooled}.")
 
 
 def bootstrap_confusions(

@@ -16,6 +16,7 @@ import datasets
 import numpy as np
 
 from ser_hf.corpora import load_corpus
+from ser_hf.corpora.base import warn_emotions_without_clips
 from ser_hf.corpora.combined import combined_folds, combined_speaker_split, load_combined
 from ser_hf.corpora.manifest import find_manifest
 from ser_hf.corpora.split_names import check_some_rows_to_train_on, marked_test_rows
@@ -66,7 +67,21 @@ def load_run_dataset(data: DataArguments, include_eval: bool = False) -> dataset
         raise SERError("--streaming is for 'ser-hf train --mode finetune' (fine-tuning reads the stream once, step "
                        "by step); cross-validation, search and the probe need the whole split: drop --streaming.")
     if data.dataset_name is not None:
-        return _load_dataset_run(data, include_eval)
+        dataset = _load_dataset_run(data, include_eval)
+        where = f"the {data.train_split_name!r} split of {data.dataset_name}"
+        labels = np.asarray(dataset["label"])
+        if "split" in dataset.column_names:  # the eval split's clips test, they train nothing
+            labels = labels[np.asarray(dataset["split"]) == data.train_split_name]
+    else:
+        dataset = _load_corpora(data)
+        where = " + ".join(data.sources()) if data.is_multi_corpus() else f"{data.corpus} in {data.data_dir}"
+        labels = dataset["label"]
+    if data.emotions is not None:
+        warn_emotions_without_clips(dataset.features["label"].names, labels, where)
+    return dataset
+
+
+def _load_corpora(data: DataArguments) -> datasets.Dataset:
     options = {"speaker_pattern": data.speaker_pattern} if data.speaker_pattern else {}
     if data.is_multi_corpus():
         return load_combined(data.sources(), emotions=data.emotions, label_map=data.label_map_dict(),

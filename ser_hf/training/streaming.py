@@ -36,7 +36,7 @@ import hashlib
 import logging
 import threading
 import warnings
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +86,21 @@ def stream_labels(data: DataArguments, part: Any) -> list[str]:
                        f"neutral,happy,sad,angry), or store the labels as a ClassLabel.")
     classes = declared_classes(feature.names, data.label_map_dict())
     if not classes:
-        example = ",".join(f"{name}=<emotion>" for name in feature.names[:3])
-        raise SERError(f"--streaming: none of the ClassLabel names {feature.names} of the label column "
-                       f"{data.label_column_name!r} spells an emotion (expected one of {list(EMOTIONS)} or a known "
-                       f"spelling, e.g. 'anger'), so the model would have no class. Map them with "
-                       f"--label_map '{example}{',...' if len(feature.names) > 3 else ''}'.")
+        raise SERError(f"--streaming: none of the ClassLabel names {[printable(n) for n in feature.names]} of the label "
+                       f"column {data.label_column_name!r} spells an emotion (expected one of {list(EMOTIONS)} or a "
+                       f"known spelling, e.g. 'anger'), so the model would have no class. "
+                       f"{_mapping_fix(feature.names)}.")
     return list(classes)
+
+
+def _mapping_fix(labels: Sequence[str]) -> str:
+    """How to map raw ``labels`` onto emotions: a ``--label_map`` of up to 3 of them, unless one holds what its
+    ``from=to,...`` text cannot (a comma, an equals sign, a control character), which only renaming fixes."""
+    if any("," in label or "=" in label or not label.isprintable() for label in labels):
+        return (f"Rename the labels {[printable(label) for label in labels[:3]]} in the dataset to emotion names (a "
+                f"--label_map entry cannot hold ',', '=' or control characters)")
+    entries = ",".join(f"{label}=<emotion>" for label in labels[:3]) + (",..." if len(labels) > 3 else "")
+    return f"Map {'it' if len(labels) == 1 else 'them'} with --label_map '{entries}'"
 
 
 def declared_classes(names: Collection[str], label_map: dict[str, str] | None) -> dict[str, list[str]]:
@@ -217,8 +226,10 @@ class LabelMapWatch(TrainerCallback):
         trained = ",".join(emotion for emotion in self.declared if emotion in self.trained)
         if not any(untrained.values()):  # the classes --emotions named, as a non-streamed load warns of them
             logger.warning("The emotions asked for include %s, which no training row of the %s dataset in %s has: the "
-                           "streamed model has a class nothing trained. Leave them out: emotions (--emotions) %s.",
-                           list(untrained), self.corpus, display_path(self.root), trained)
+                           "streamed model has %s nothing trained. Leave %s out: emotions (--emotions) %s.",
+                           list(untrained), self.corpus, display_path(self.root),
+                           "a class" if len(untrained) == 1 else "classes", "it" if len(untrained) == 1 else "them",
+                           trained or "with emotions the training rows have")
             return
         logger.warning("The ClassLabel of the label column %r of the %s dataset in %s declares names no training "
                        "row uses (class: names) %s: the streamed model's classes are the ClassLabel's names, "
@@ -304,7 +315,7 @@ def training_stream(data: DataArguments, labels: list[str], seed: int,
             problem = f"dataset {source.name!r} split {split!r} {_row_name(row, audio)}: {err}"
             if data.strict:
                 # A label read but spelling no emotion: the fix is on ser-hf train's command line.
-                fix = f"Map the label with --label_map '{printable(text)}=<emotion>', fix" if text is not None else "Fix"
+                fix = f"{_mapping_fix([text])}, fix" if text is not None else "Fix"
                 raise CorpusError(f"{problem}\n{fix} or remove the row, or train with --strict false to skip such "
                                   f"rows.") from err
             skipped.warn(problem)
@@ -376,6 +387,22 @@ class StreamingFinetuneMethod(FinetuneMethod):
         return self
 
 
+def _warn_test_emotions_left_out(data: DataArguments, labels: list[str], labelled: Collection[tuple[str, str]]) -> None:
+    """Name the test split's emotions the model has no class for, where its classes are the training split's
+    ``ClassLabel`` names (no ``emotions``): a non-streamed load of both splits would have made them classes; here
+    their clips are left out of the test report. (With ``emotions`` the user chose to leave them out.)"""
+    outside = sorted({(emotion, printable(raw)) for emotion, raw in labelled if emotion not in labels})
+    if outside and resolve_emotions(data.emotions) is None:
+        wanted = sort_emotions({*labels, *(emotion for emotion, _ in outside)})
+        logger.warning("The %r split (--eval_split_name) of %s has clips of %s (raw labels %s), which the streamed "
+                       "model has no class for: its classes are the names of the training split's ClassLabel (%s). "
+                       "Those clips are left out of the test report. To learn them, train with --emotions %s (the "
+                       "training split needs clips of them too), or map them onto the model's classes with "
+                       "--label_map.", data.eval_split_name, data.dataset_name,
+                       sorted({emotion for emotion, _ in outside}), [raw for _, raw in outside], ",".join(labels),
+                       ",".join(wanted))
+
+
 def _warn_unused_split_sizes(data: DataArguments) -> None:
     """Say which split sizes the user set that a streamed run does not use: it holds no speakers out of a stream (its
     test part is the ``eval_split_name`` split, its training runs ``max_steps`` with no validation part)."""
@@ -417,6 +444,7 @@ def train_streaming(run: Run, progress: bool = True, before_save: Callable[[], N
         # that only training rows use unused).
         parts["test"] = load_corpus(source, splits=[data.eval_split_name], emotions=labels,
                                     label_map=data.label_map_dict(), strict=data.strict, labelled=test_labelled)
+        _warn_test_emotions_left_out(data, labels, test_labelled)
     watch = LabelMapWatch.for_split(data, part, test_labelled)
     method = StreamingFinetuneMethod(resolve_model_path(run.model.model_name_or_path), labels, run.model,
                                      run.training, preprocessor=data.preprocessor(SAMPLING_RATE))

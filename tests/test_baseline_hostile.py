@@ -506,3 +506,15 @@ def test_neural_training_decodes_each_clip_once(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match=r"1 of 16 clips hold no sound .*A_happy\.wav"):
         dataset_sequences(dataset, sequence_config("cnn"), num_workers=0, progress=False)
     assert sorted(decoded) == sorted(dataset["audio"])
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    (dict(trim_db=0.0), r"preprocessor\.trim_db must be a positive number"),
+    (dict(target_dbfs=-300.0, normalize="peak"), r"preprocessor\.target_dbfs must be a level in dBFS in \[-100, 0\]"),
+    (dict(max_duration=3000.0), r"preprocessor\.max_duration must be a duration in seconds"),
+])
+def test_an_edited_preprocessor_is_held_to_the_bounds_audio_preprocessor_has(saved, tmp_path, changes, message):
+    """One table of bounds (AudioPreprocessor.RANGES): a baseline file read back is checked against it, naming the
+    file and the setting, not against looser copies of it (trim_db up to 400, target_dbfs to -400)."""
+    with pytest.raises(ModelError, match=rf"{CONFIG_NAME}.*{message}"):
+        load_baseline(_edited(saved, tmp_path, "preprocessor", **changes))

@@ -346,14 +346,10 @@ _FIX = "Save the model again with BaselineModel.save (or `ser-hf baseline ... --
 
 #: Bounds on settings read back from baseline_config.json. The dataclasses accept anything consistent, but an
 #: edited file must not make prediction allocate a billion mel bands or resample to a terahertz.
-#: The feature settings' bounds are FeatureConfig's own (one table, :data:`~ser_hf.baseline.features.FEATURE_RANGES`);
-#: FeatureConfig also refuses, naming the file here, settings each in range whose combination would need gigabytes per
-#: clip (:data:`~ser_hf.baseline.features.MAX_ANALYSIS_PER_SECOND`).
-SETTING_LIMITS: dict[str, Range] = {
-    **FEATURE_RANGES,
-    "trim_db": Range(0, 400, low_open=True), "denoise": Range(0, 1), "target_dbfs": Range(-400, 0),
-    "min_duration": Range(0, 3600), "max_duration": Range(0, 3600, low_open=True),
-}
+#: The bounds are the settings' own, one table each: FeatureConfig's (:data:`~ser_hf.baseline.features.FEATURE_RANGES`)
+#: and AudioPreprocessor's (``AudioPreprocessor.RANGES``). FeatureConfig also refuses, naming the file here, settings
+#: each in range whose combination would need gigabytes per clip (:data:`~ser_hf.baseline.features.MAX_ANALYSIS_PER_SECOND`).
+SETTING_LIMITS: dict[str, Range] = {**FEATURE_RANGES, **AudioPreprocessor.RANGES}
 
 
 def _is_a(value: Any, hint: Any) -> bool:

@@ -22,7 +22,10 @@ that estimate less noisy or less harmful, all on the shipped fit of every fold (
   speaker mean's) and the mix of class means the adaptive head's posteriors give the enrollment clips (the
   emotion-mix-aware estimator's), two rounds, the shipped k;
 - ``global and adaptive heads averaged``: the mean of the two heads' log-probabilities (hedging the offset; not
-  one standard head unless both use the same layer mix).
+  one standard head unless both use the same layer mix);
+- ``inner check over k in {0, 1, 2, 5, 10}``: the shipped fit with the lighter shrinkages (and none) among the inner
+  check's choices, which the training speakers' inner CV then picks from (and may switch adaptation off with) as
+  it picks from :data:`~ser_hf.training.speaker_adaptation.SHRINK_CHOICES`; a fixed k above is chosen by no one.
 
 Each scores :data:`ENROLLMENT` random clips per test speaker on the speaker's other clips (:data:`DRAWS` draws
 pooled) and all clips (transductive); the global head's UA on the same clips is beside them.
@@ -41,14 +44,16 @@ from probe_layer_mix import cached_states
 from speaker_spread import PooledScores, enrollment_draws
 
 from ser_hf.models.linear_head import head_logits, log_softmax, softmax
-from ser_hf.training.speaker_adaptation import fit_adaptive_probe
+from ser_hf.training.speaker_adaptation import SHRINK_CHOICES, fit_adaptive_probe
 
 ENROLLMENT = (3, 5, 10, 20, "all")
 DRAWS = 5
 FIXED_SHRINKS = (0.0, 1.0)
+WIDER_GRID = (*SHRINK_CHOICES, 1.0, 0.0)  # the most cautious first, as the shipped grid (it wins ties)
 RIDGE = 0.1
 MIX_TRUST = 0.5
 GLOBAL, SHIPPED, AVERAGED = "global head, same clips", "shipped", "global and adaptive heads averaged"
+WIDER = "inner check over k in {0, 1, 2, 5, 10}"
 
 
 class DirectionWise:
@@ -99,12 +104,16 @@ def run_config(spec: str) -> dict:
     def add(variant, setting, references, logits):
         pooled.add(variant, setting, references, logits.argmax(axis=1))
 
-    chosen = []
+    chosen, wider_chosen = [], []
     for fold in data.folds:
         train = np.concatenate([fold.train, fold.validation])
         shipped = fit_adaptive_probe(features[train], classes[train], speakers[train], len(labels),
                                      projector_size=len(labels), copies=[copy[train] for copy in copies])
         chosen.append(f"{shipped.estimator}, k={shipped.shrink:g}" if shipped.enabled else "off")
+        wider = fit_adaptive_probe(features[train], classes[train], speakers[train], len(labels),
+                                   projector_size=len(labels), copies=[copy[train] for copy in copies],
+                                   shrinks=WIDER_GRID)
+        wider_chosen.append(f"{wider.estimator}, k={wider.shrink:g}" if wider.enabled else "off")
         fixed = {k: dataclasses.replace(shipped, shrink=k) for k in FIXED_SHRINKS}
         direction_wise = DirectionWise(shipped, features[train], speakers[train])
         for setting, enrolled, scored in enrollment_draws(fold.test, speakers, classes, data.run.data.fold_seed,
@@ -112,6 +121,8 @@ def run_config(spec: str) -> dict:
             references, enrolled, scored = classes[scored], features[enrolled], features[scored]
             global_logits = shipped.logits(scored)
             add(GLOBAL, setting, references, global_logits)
+            usable = wider.enabled and len(enrolled) >= wider.min_clips
+            add(WIDER, setting, references, wider.logits(scored, wider.enroll(enrolled)) if usable else global_logits)
             if not shipped.enabled or len(enrolled) < shipped.min_clips:  # every variant falls back alike
                 for name in (SHIPPED, AVERAGED, "direction-wise shrinkage", "emotion mix half-trusted",
                              *(f"shrinkage k = {k:g}" for k in fixed)):
@@ -124,10 +135,11 @@ def run_config(spec: str) -> dict:
                 add(f"shrinkage k = {k:g}", setting, references, probe.logits(scored, probe.enroll(enrolled)))
             add("direction-wise shrinkage", setting, references, direction_wise.logits(enrolled, scored))
             add("emotion mix half-trusted", setting, references, half_trusted_mix(shipped, enrolled, scored))
-        print(f"  {spec} {fold.name}: shipped {chosen[-1]}", flush=True)
+        print(f"  {spec} {fold.name}: shipped {chosen[-1]}; wider grid {wider_chosen[-1]}", flush=True)
     rows = pooled.uas(len(labels), spec)
     return {"config": spec, "labels": labels, "speed_factors": data.speed_factors, "enrollment_draws": DRAWS,
-            "shipped_choice_by_fold": chosen, "pooled_unweighted_accuracy": rows,
+            "shipped_choice_by_fold": chosen, "wider_grid_choice_by_fold": wider_chosen,
+            "pooled_unweighted_accuracy": rows,
             "seconds": round(time.perf_counter() - start, 1)}
 
 

@@ -58,7 +58,9 @@ def load_run_dataset(data: DataArguments, include_eval: bool = False) -> dataset
     """The corpus the run's data arguments describe; several corpora as one dataset (``load_combined``).
 
     For a ``datasets`` dataset (``dataset_name``): its training split, and with ``include_eval`` also its
-    ``eval_split_name`` split (the ``split`` column tells them apart).
+    ``eval_split_name`` split (the ``split`` column tells them apart). Emotions asked for (``emotions``) that no
+    training clip has are warned about (:func:`~ser_hf.corpora.base.warn_emotions_without_clips`), several corpora
+    judged together.
 
     Raises:
         SERError: with ``streaming``, which only ``train`` (fine-tuning) reads, through its own path.
@@ -82,6 +84,7 @@ def load_run_dataset(data: DataArguments, include_eval: bool = False) -> dataset
 
 
 def _load_corpora(data: DataArguments) -> datasets.Dataset:
+    """The run's corpus, or its corpora as one dataset."""
     options = {"speaker_pattern": data.speaker_pattern} if data.speaker_pattern else {}
     if data.is_multi_corpus():
         return load_combined(data.sources(), emotions=data.emotions, label_map=data.label_map_dict(),

@@ -458,7 +458,7 @@ class EmotionRecognizer(SpeakerAdaptation):
             decoded: True when an array input was decoded from a file (see :meth:`load_raw`).
             max_duration: Longest file, in seconds, decoded (:data:`MAX_LONG_DURATION`, 4 h, by default; ``None``: no
                 limit). The whole recording is held in memory at the model's rate (0.9 GB for 4 h at 16 kHz), with
-                transient working copies while it is decoded and gated; its windows are then prepared and scored a
+                a transient working copy while it is decoded; its windows are then prepared and scored a
                 few batches at a time (:mod:`~ser_hf.inference.window_chunks`), so they add a bounded amount, not
                 copies of the recording. A longer file is refused from its header, before decoding, naming a stream
                 that keeps one window instead.

@@ -12,7 +12,12 @@ inside, against what ships, on the probe's own cached states, training copies an
   the training speakers' pooled within-speaker variance as ``(n var + k pooled) / (n + k)`` (a few clips give a
   noisy spread); training speakers (and each of their speed copies) use all their clips; the linear probe's
   fit (``fit_linear``) on the result. A per-speaker affine map on the mixed states, so it would still fold into a
-  standard head.
+  standard head;
+- ``shipped + spread of its scores, shrinkage k``: the shipped offset, then each class's score of the adaptive head
+  scaled about the enrolled clips' mean score by the training speakers' typical spread of that score over the
+  speaker's own (its variance shrunk towards the typical one as above): a speaker's expressiveness in as many numbers
+  as there are classes, not thousands, so that a few clips can estimate it (a per-speaker scale of the classifier's
+  rows and a bias, so it would fold into a standard head too).
 
 Every variant scores the very same enrollment draws: :data:`ENROLLMENT` random clips per test speaker (scored on
 the speaker's other clips, :data:`DRAWS` draws pooled) and all clips (transductive). The global head's UA on the
@@ -29,11 +34,14 @@ import numpy as np
 from common import run_configs
 from probe_layer_mix import cached_states
 
+from ser_hf.models.linear_head import head_logits
 from ser_hf.training import linear_probe
-from ser_hf.training.speaker_adaptation import _enrollment, fit_adaptive_probe
+from ser_hf.training.speaker_adaptation import _enrollment, adapt_training_speakers, fit_adaptive_probe
 
-#: Spread shrinkage strengths (in clips) of the z-score variant.
+#: Spread shrinkage strengths (in clips) of the z-score variant, and of the variant that scales the adaptive head's
+#: scores.
 SPREAD_SHRINKS = (5.0, 30.0)
+SCORE_SHRINKS = (3.0, 10.0, 30.0)
 ENROLLMENT = (3, 10, "all")
 DRAWS = 5
 GLOBAL, SHIPPED = "global head, same clips", "shipped (offset only)"
@@ -114,6 +122,24 @@ class SpreadVariant:
         return self.fit.logits(z[:, None, :]).argmax(axis=1)
 
 
+class ScoreSpread:
+    """The shipped offset, then each class's adaptive score scaled by the speaker's spread of it (fitted on one fold's
+    training speakers: their typical within-speaker variance of each score, their offsets from all their clips)."""
+
+    def __init__(self, shipped, features, labels, speakers, shrink):
+        adapted = adapt_training_speakers(features, labels, speakers, shipped.means, shipped.shrink, shipped.estimator)
+        scores = head_logits(shipped.adaptive_head, adapted)
+        self.typical = np.mean([scores[speakers == speaker].var(axis=0) for speaker in np.unique(speakers)], axis=0)
+        self.shipped, self.shrink = shipped, shrink
+
+    def predict(self, enrolled, scored) -> np.ndarray:
+        offset = self.shipped.enroll(enrolled)
+        enrolled_scores, scores = self.shipped.logits(enrolled, offset), self.shipped.logits(scored, offset)
+        n, centre = len(enrolled), enrolled_scores.mean(axis=0)
+        variance = (n * enrolled_scores.var(axis=0) + self.shrink * self.typical) / (n + self.shrink)
+        return (centre + (scores - centre) * np.sqrt(self.typical / variance)).argmax(axis=1)
+
+
 def run_config(spec: str) -> dict:
     start = time.perf_counter()
     data = cached_states(spec)
@@ -129,12 +155,17 @@ def run_config(spec: str) -> dict:
         variants = {f"speaker z-score, spread shrinkage k={k:g}": SpreadVariant(
             features[train], train_copies, classes[train], speakers[train], len(labels), k,
             shipped.record["global"]) for k in SPREAD_SHRINKS}
+        score_spreads = {f"shipped + spread of its scores, shrinkage k={k:g}": ScoreSpread(
+            shipped, features[train], classes[train], speakers[train], k) for k in SCORE_SHRINKS}
         for setting, enrolled, scored in enrollment_draws(fold.test, speakers, classes, data.run.data.fold_seed):
             references = classes[scored]
             pooled.add(GLOBAL, setting, references, shipped.logits(features[scored]).argmax(axis=1))
             offset = shipped.enroll(features[enrolled]) if shipped.enabled and \
                 len(enrolled) >= shipped.min_clips else None
             pooled.add(SHIPPED, setting, references, shipped.logits(features[scored], offset).argmax(axis=1))
+            for name, variant in score_spreads.items():  # falls back to the global head where the shipped one does
+                pooled.add(name, setting, references, shipped.logits(features[scored]).argmax(axis=1) if offset is None
+                           else variant.predict(features[enrolled], features[scored]))
             for name, variant in variants.items():
                 pooled.add(name, setting, references, variant.predict(features[enrolled], features[scored]))
         print(f"  {spec} {fold.name}: shipped {chosen[-1]}", flush=True)

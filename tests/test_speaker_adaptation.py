@@ -325,7 +325,7 @@ def test_adaptation_trained_on_one_speaker_is_switched_off_for_want_of_a_speaker
 def test_adaptation_that_trails_the_global_head_in_the_inner_check_by_any_amount_is_switched_off(monkeypatch):
     # A margin of 0.01 let a point's loss through: adaptation must never make a corpus worse.
     features, labels, speakers = voices(speakers=8)
-    choices = [(name, k) for name in ESTIMATORS for k in SHRINK_CHOICES]
+    choices = [(name, k, None) for name in ESTIMATORS for k in SHRINK_CHOICES]
     scored = {3: {"speakers": 4, "clips": 40}, 10: {"speakers": 4, "clips": 40}}
     monkeypatch.setattr(speaker_adaptation, "_inner_check", lambda *args, **kwargs: (
         scored, {3: 0.80, 10: 0.80}, {choice: {3: 0.795, 10: 0.80} for choice in choices}))
@@ -357,7 +357,7 @@ def test_the_inner_check_scores_twenty_enrolled_clips_where_speakers_have_more(c
 def test_a_size_only_one_held_out_speaker_reaches_is_left_out_of_the_inner_check(monkeypatch):
     # One clip of one speaker at 20 decided the check on its own when every scored size counted.
     features, labels, speakers = voices(speakers=8)
-    choices = [(name, k) for name in ESTIMATORS for k in SHRINK_CHOICES]
+    choices = [(name, k, None) for name in ESTIMATORS for k in SHRINK_CHOICES]
     scored = {3: {"speakers": 6, "clips": 54}, 10: {"speakers": 6, "clips": 12}, 20: {"speakers": 1, "clips": 1}}
     monkeypatch.setattr(speaker_adaptation, "_inner_check", lambda *args, **kwargs: (
         scored, {3: 0.86, 10: 0.86, 20: 1.0}, {choice: {3: 0.90, 10: 0.88, 20: 0.0} for choice in choices}))
@@ -367,3 +367,30 @@ def test_a_size_only_one_held_out_speaker_reaches_is_left_out_of_the_inner_check
     # Two speakers reach it: it counts as much as the others.
     scored[20] = {"speakers": 2, "clips": 2}
     assert not fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4).enabled
+
+
+def test_a_speakers_score_spread_is_brought_to_the_typical_one_with_shrinkage():
+    from ser_hf.models.adaptive_head import score_spread, typical_score_variance
+
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(40, LABELS)) * [1.0, 2.0, 4.0]
+    typical = typical_score_variance(np.concatenate([scores, 3 * scores]), np.repeat(["a", "b"], 40))
+    np.testing.assert_allclose(typical, 5 * scores.var(axis=0))  # the mean of 1x and 9x the variance
+    centre, scale = score_spread(scores, typical, shrink=0.0)
+    np.testing.assert_allclose(centre, scores.mean(axis=0))
+    np.testing.assert_allclose(scale, np.sqrt(5.0))  # the quiet speaker's scores are spread out to the typical
+    _, shrunk = score_spread(scores[:3], typical, shrink=1e9)
+    np.testing.assert_allclose(shrunk, 1.0)  # a few clips against infinite shrinkage: left as they are
+
+
+def test_the_inner_check_offers_the_score_spread_beside_the_offset_alone_and_records_its_choice():
+    features, labels, speakers = voices()
+    plain = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4)
+    assert plain.spread_shrink is None and plain.score_variance is None  # not offered: the offset alone
+    assert plain.record["spread_shrink_clips"] is None
+    offered = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4, spreads=(None, 10.0))
+    choices = offered.record["inner_check"]["adaptive_ua_by_choice"]
+    assert sorted({c["spread_shrink_clips"] for c in choices}, key=str) == [10.0, None]
+    best = max(choices, key=lambda c: c["ua"])  # the first of equals wins, as the fit's max does
+    assert offered.record["spread_shrink_clips"] == offered.spread_shrink == best["spread_shrink_clips"]
+    assert offered.record["inner_check"]["adaptive_ua"] == best["ua"]

@@ -99,6 +99,8 @@ class AdaptiveProbe:
     enabled: bool = True
     record: dict = field(default_factory=dict)
     estimator: str = ESTIMATORS[0]
+    spread_shrink: float | None = None  # None: the offset alone; else each class score's spread is adapted too
+    score_variance: np.ndarray | None = None  # (labels,) the training speakers' typical variance of each score
 
     def enroll(self, features: np.ndarray) -> np.ndarray:
         """A speaker's offset ``(layers, hidden)`` from the pooled states of their (unlabelled) clips."""
@@ -112,12 +114,25 @@ class AdaptiveProbe:
         return estimate_offset(features, self.global_head, self.adaptive_head, self.means, self.shrink,
                                self.estimator)
 
-    def logits(self, features: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
-        """The adaptive head's logits for a speaker's offset; the global head's when ``offset`` is None."""
+    def logits(self, features: np.ndarray, offset: np.ndarray | None = None, spread=None) -> np.ndarray:
+        """The adaptive head's logits for a speaker's offset (and ``spread``, :meth:`spread`); the global head's
+        when ``offset`` is None."""
         features = np.asarray(features, dtype=np.float64)
         if offset is None:
             return head_logits(self.global_head, features)
-        return head_logits(self.adaptive_head, features - offset)
+        scores = head_logits(self.adaptive_head, features - offset)
+        if spread is None:
+            return scores
+        centre, scale = spread
+        return centre + scale * (scores - centre)
+
+    def spread(self, features: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """A speaker's ``(centre, scale)`` of each class score (:func:`score_spread`) from their enrolled clips and
+        offset; None when the model adapts the offset alone."""
+        if self.spread_shrink is None:
+            return None
+        scores = head_logits(self.adaptive_head, np.asarray(features, dtype=np.float64) - offset)
+        return score_spread(scores, self.score_variance, self.spread_shrink)
 
     def speaker_head(self, offset: np.ndarray) -> dict[str, np.ndarray]:
         """The standard head tensors that compute :meth:`logits` for one speaker's offset.
@@ -129,6 +144,26 @@ class AdaptiveProbe:
         shift = np.einsum("lh,l->h", offset, head_mix(head))
         head["projector.bias"] = np.asarray(head["projector.bias"]) - np.asarray(head["projector.weight"]) @ shift
         return head
+
+
+def typical_score_variance(scores: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+    """The training speakers' typical within-speaker variance of each class score ``(labels,)``: the mean over
+    speakers with two clips or more of the variance of their clips' scores (a speaker's expressiveness in as many
+    numbers as there are classes)."""
+    speakers = np.asarray(speakers, dtype=object)
+    variances = [scores[speakers == speaker].var(axis=0) for speaker in np.unique(speakers)
+                 if np.count_nonzero(speakers == speaker) > 1]
+    return np.mean(variances, axis=0) if variances else np.ones(scores.shape[1])
+
+
+def score_spread(enrolled_scores: np.ndarray, typical: np.ndarray, shrink: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(centre, scale)`` of a speaker's class scores from the adaptive head's scores of their enrolled clips: the
+    clips' mean score, and the factor that brings the speaker's spread of each score to the typical one, the
+    speaker's variance shrunk towards ``typical`` by ``shrink`` clips, ``(n var + k typical) / (n + k)`` (a few
+    clips give a noisy variance). Scores are then ``centre + scale * (score - centre)``."""
+    n = len(enrolled_scores)
+    variance = (n * enrolled_scores.var(axis=0) + shrink * typical) / (n + shrink)
+    return enrolled_scores.mean(axis=0), np.sqrt(typical / np.maximum(variance, 1e-12))
 
 
 def estimate_offset(features, global_head, adaptive_head, means, shrink=SHRINK_CLIPS,
@@ -155,6 +190,9 @@ def save_adaptation(probe: AdaptiveProbe, checkpoint: str | os.PathLike) -> Path
     """Write the adaptive head, class means and settings beside ``checkpoint`` (safetensors + JSON)."""
     from safetensors.numpy import save_file
 
+    if probe.spread_shrink is not None:
+        raise SERError("this version of ser_hf cannot save a speaker adaptation that adapts the score spread; fit it "
+                       "without spreads.")
     folder = Path(checkpoint)
     tensors = {f"adaptive.{k}": np.asarray(v, dtype=np.float32) for k, v in probe.adaptive_head.items()}
     tensors["class_means"] = probe.means.astype(np.float32)

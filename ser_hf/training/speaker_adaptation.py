@@ -44,7 +44,9 @@ from ser_hf.models.adaptive_head import (
     has_adaptation,
     load_adaptation,
     save_adaptation,
+    score_spread,
     speaker_offset,
+    typical_score_variance,
 )
 from ser_hf.models.linear_head import head_logits, log_softmax, mean_log_probability
 from ser_hf.training.linear_probe import (
@@ -123,11 +125,11 @@ def _refit(features, labels, num_labels, record, copies=(), corpora=None) -> dic
 
 
 def _inner_check(features, labels, speakers, num_labels, global_record, adaptive_records, shrinks, inner_folds,
-                 seed, copies=(), corpora=None) -> tuple[dict[int, dict[str, int]], dict[int, float],
-                                                         dict[tuple[str, float], dict[int, float]]]:
+                 seed, copies=(), corpora=None, spreads=(None,)) -> tuple[dict[int, dict[str, int]], dict[int, float],
+                                                                        dict[tuple, dict[int, float]]]:
     """Inner speaker-grouped CV on the training speakers: the held-out speakers and clips scored at each size, the
     global head's pooled UA, and that of every
-    (estimator, enrollment shrinkage) pair, at each of :data:`CHECK_ENROLLMENT_SIZES` random
+    (estimator, enrollment shrinkage, score-spread shrinkage) choice (None: the offset alone), at each of :data:`CHECK_ENROLLMENT_SIZES` random
     enrollment clips per held-out speaker (the same clips for every pair; the global head scores the same
     clips as the adaptive ones), scoring the speaker's other clips: a speaker with no more clips than a size is
     not scored for it, as ``ser-hf cv``'s reported rows do (scoring the enrolled clips too would judge the choices
@@ -136,7 +138,8 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
     from ser_hf.training.linear_probe import _inner_folds, corpus_balanced_ua
 
     rng = np.random.default_rng(seed)
-    choices = [(estimator, shrink) for estimator in adaptive_records for shrink in shrinks]
+    choices = [(estimator, shrink, spread) for estimator in adaptive_records for shrink in shrinks
+               for spread in spreads]
     references = {size: [] for size in CHECK_ENROLLMENT_SIZES}
     scored_corpora = {size: [] for size in CHECK_ENROLLMENT_SIZES}
     clip_corpora = np.zeros(len(labels), dtype=object) if corpora is None else corpora  # one corpus: the pooled UA
@@ -147,12 +150,14 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
         train_corpora = None if corpora is None else corpora[train]
         global_head = _refit(features[train], labels[train], num_labels, global_record,
                              [copy[train] for copy in copies], train_corpora)
-        adaptive_heads = {}
+        adaptive_heads, typical = {}, {}
         for estimator, record in adaptive_records.items():
             adapted, adapted_copies = _adapted(features[train], [copy[train] for copy in copies], labels[train],
                                                speakers[train], means, estimator)
             adaptive_heads[estimator] = _refit(adapted, labels[train], num_labels, record, adapted_copies,
                                                train_corpora)
+            typical[estimator] = typical_score_variance(head_logits(adaptive_heads[estimator], adapted),
+                                                        speakers[train])
         for speaker in np.unique(speakers[held_out]):
             rows = held_out[speakers[held_out] == speaker]
             order = rng.permutation(rows)
@@ -164,14 +169,23 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
                 references[size].append(labels[scored])
                 scored_corpora[size].append(clip_corpora[scored])
                 global_pred[size].append(head_logits(global_head, features[scored]).argmax(axis=1))
-                for estimator, shrink in choices:
+                offsets = {}  # the spread choices of one (estimator, shrinkage) share its offset
+                for estimator, shrink, spread in choices:
                     if len(enrolled) < MIN_ENROLLMENT_CLIPS:
                         predicted = global_pred[size][-1]
                     else:
-                        offset = estimate_offset(features[enrolled], global_head, adaptive_heads[estimator], means,
-                                                 shrink, estimator)
-                        predicted = head_logits(adaptive_heads[estimator], features[scored] - offset).argmax(axis=1)
-                    adaptive_pred[(estimator, shrink), size].append(predicted)
+                        head = adaptive_heads[estimator]
+                        if (estimator, shrink) not in offsets:
+                            offsets[estimator, shrink] = estimate_offset(features[enrolled], global_head, head,
+                                                                         means, shrink, estimator)
+                        offset = offsets[estimator, shrink]
+                        scores = head_logits(head, features[scored] - offset)
+                        if spread is not None:
+                            centre, scale = score_spread(head_logits(head, features[enrolled] - offset),
+                                                         typical[estimator], spread)
+                            scores = centre + scale * (scores - centre)
+                        predicted = scores.argmax(axis=1)
+                    adaptive_pred[(estimator, shrink, spread), size].append(predicted)
 
     def ua_by_size(predictions_by_size) -> dict[int, float]:
         """The pooled UA at each enrollment size some speaker had clips to score for."""
@@ -209,7 +223,7 @@ def _adapted(features, copies, labels, speakers, means, estimator) -> tuple[np.n
 def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_labels: int, *,
                        projector_size: int, inner_folds: int = 4, seed: int = 0,
                        shrinks=SHRINK_CHOICES, estimators=ESTIMATORS, copies=(),
-                       mixes=DEFAULT_LAYER_MIXES, corpora=None) -> AdaptiveProbe:
+                       mixes=DEFAULT_LAYER_MIXES, corpora=None, spreads=(None,)) -> AdaptiveProbe:
     """Fit the global head and one adaptive head per offset estimator (each by :func:`fit_linear`'s inner CV).
 
     ``copies`` (altered states of the same clips, e.g. sped up) are trained on beside the clips by every head,
@@ -237,12 +251,12 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
             mixes=mixes, corpora=corpora)
     scored_by_size, global_by_size, adaptive_by_size = _inner_check(
         features, labels, speakers, num_labels, global_record, adaptive_records, tuple(shrinks), inner_folds, seed,
-        copies, corpora)
+        copies, corpora, tuple(spreads))
     global_ua = _mean_ua(global_by_size, scored_by_size)
     adaptive_uas = {choice: _mean_ua(by_size, scored_by_size) for choice, by_size in adaptive_by_size.items()}
-    estimator, shrink = max(adaptive_uas, key=adaptive_uas.__getitem__)  # max keeps the first of equals
-    adaptive_ua = adaptive_uas[estimator, shrink]
-    best_by_estimator = {name: max(ua for (other, _), ua in adaptive_uas.items() if other == name)
+    estimator, shrink, spread = max(adaptive_uas, key=adaptive_uas.__getitem__)  # max keeps the first of equals
+    adaptive_ua = adaptive_uas[estimator, shrink, spread]
+    best_by_estimator = {name: max(ua for (other, *_), ua in adaptive_uas.items() if other == name)
                          for name in estimators}
     # One training speaker: the inner folds split that speaker's clips, and the held-out "speaker" is the one whose
     # offset the adaptive head was fitted with, so the check would be transductive. NaN: fewer than
@@ -254,17 +268,18 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
     def measured(ua: float) -> float | None:
         return round(ua, 4) if checked else None  # never a made-up score in the record
 
-    record = {"estimator": estimator, "shrink_clips": shrink,
+    record = {"estimator": estimator, "shrink_clips": shrink, "spread_shrink_clips": spread,
               "min_enrollment_clips": MIN_ENROLLMENT_CLIPS, "enrollment_rounds": ENROLLMENT_ROUNDS,
               "inner_check": {"enrollment_clips": list(CHECK_ENROLLMENT_SIZES), "global_ua": measured(global_ua),
                               "adaptive_ua": measured(adaptive_ua),
                               "scored_by_size": {str(size): scored for size, scored in scored_by_size.items()},
                               "global_ua_by_size": {str(size): measured(ua) for size, ua in global_by_size.items()},
                               "adaptive_ua_by_size": {str(size): measured(ua)
-                                                      for size, ua in adaptive_by_size[estimator, shrink].items()},
+                                                      for size, ua in adaptive_by_size[estimator, shrink, spread].items()},
                               "adaptive_ua_by_estimator": {k: measured(v) for k, v in best_by_estimator.items()},
-                              "adaptive_ua_by_choice": [{"estimator": name, "shrink_clips": k, "ua": measured(ua)}
-                                                        for (name, k), ua in adaptive_uas.items()]},
+                              "adaptive_ua_by_choice": [{"estimator": name, "shrink_clips": k,
+                                                         "spread_shrink_clips": spread_k, "ua": measured(ua)}
+                                                        for (name, k, spread_k), ua in adaptive_uas.items()]},
               "global": {k: v for k, v in global_record.items() if k != "candidates"},
               "adaptive": {k: v for k, v in adaptive_records[estimator].items() if k != "candidates"}}
     if one_speaker:
@@ -282,8 +297,12 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
         logger.warning("speaker adaptation switched off: %s", record["reason"])
     logger.info("speaker adaptation: %s offset, shrinkage %g clips, inner UA %.4f (global %.4f)", estimator, shrink,
                 adaptive_ua, global_ua)
-    return AdaptiveProbe(head_tensors(global_fit, projector_size), head_tensors(adaptive_fits[estimator], projector_size),
-                         means, shrink, enabled=enabled, record=record, estimator=estimator)
+    adaptive_head = head_tensors(adaptive_fits[estimator], projector_size)
+    variance = None if spread is None else typical_score_variance(
+        head_logits(adaptive_head, adapt_training_speakers(features, labels, speakers, means, SHRINK_CLIPS, estimator)),
+        speakers)
+    return AdaptiveProbe(head_tensors(global_fit, projector_size), adaptive_head, means, shrink, enabled=enabled,
+                         record=record, estimator=estimator, spread_shrink=spread, score_variance=variance)
 
 
 #: The enrollment settings ``ser-hf cv`` reports: numbers of random clips, every clip, neutral clips only.

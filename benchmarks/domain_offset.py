@@ -29,7 +29,7 @@ from accuracy import multi_corpus_run
 from common import run_configs, scratch_dir
 
 from ser_hf.evaluation.report import EvaluationReport
-from ser_hf.models.adaptive_head import estimate_offset
+from ser_hf.models.adaptive_head import SpeakerShift, estimate_offset
 from ser_hf.training import linear_probe
 from ser_hf.training.experiment import make_method
 from ser_hf.training.run_data import load_run_dataset
@@ -77,7 +77,8 @@ def _transfer(features, classes, speakers, source, target, labels, settings, see
                                mixes=settings.layer_mixes)
 
     def offset(x):
-        return estimate_offset(x, probe.global_head, probe.adaptive_head, probe.means, probe.shrink, probe.estimator)
+        return SpeakerShift(estimate_offset(x, probe.global_head, probe.adaptive_head, probe.means, probe.shrink,
+                                            probe.estimator))
 
     x = features[target]
     rows["adaptive head, one offset for the corpus"] = score(probe.logits(x, offset(x)).argmax(axis=1))

@@ -43,6 +43,7 @@ from common import run_configs
 from probe_layer_mix import cached_states
 from speaker_spread import PooledScores, enrollment_draws
 
+from ser_hf.models.adaptive_head import SpeakerShift
 from ser_hf.models.linear_head import head_logits, log_softmax, softmax
 from ser_hf.training.speaker_adaptation import SHRINK_CHOICES, fit_adaptive_probe
 
@@ -89,10 +90,10 @@ def half_trusted_mix(probe, enrolled, scored, trust=MIX_TRUST, rounds=2):
     factor = n / (n + probe.shrink)
     offset = factor * (enrolled.mean(axis=0) - centre)
     for _ in range(rounds):
-        mix = softmax(probe.logits(enrolled, offset)).mean(axis=0)
+        mix = softmax(probe.logits(enrolled, SpeakerShift(offset))).mean(axis=0)
         explained = trust * np.einsum("k,klh->lh", mix, probe.means) + (1 - trust) * centre
         offset = factor * (enrolled.mean(axis=0) - explained)
-    return probe.logits(scored, offset)
+    return probe.logits(scored, SpeakerShift(offset))
 
 
 def run_config(spec: str) -> dict:

@@ -180,8 +180,7 @@ def run_config(spec: str) -> dict:
             for name, variant in variants.items():
                 pooled.add(name, setting, references, variant.predict(features[enrolled], features[scored]))
             if with_spread.enabled and len(enrolled) >= with_spread.min_clips:
-                offset = with_spread.enroll(features[enrolled])
-                logits = with_spread.logits(features[scored], offset, with_spread.spread(features[enrolled], offset))
+                logits = with_spread.logits(features[scored], with_spread.enroll(features[enrolled]))
             else:
                 logits = with_spread.logits(features[scored])
             pooled.add(CHOSEN, setting, references, logits.argmax(axis=1))

@@ -116,7 +116,7 @@ def test_enrollment_leaves_out_silent_and_repeated_clips_before_encoding(setup):
         assert encoded == [3]  # the clips left out cost no forward pass
         alone = EmotionRecognizer.from_pretrained(checkpoint)
         alone.enroll("SM1", clips["SM1"][:3])
-        np.testing.assert_allclose(registry.speakers["SM1"]["offset"], alone.enrollments.speakers["SM1"]["offset"],
+        np.testing.assert_allclose(registry.speakers["SM1"]["shift"].offset, alone.enrollments.speakers["SM1"]["shift"].offset,
                                    atol=1e-6)
         quiet = client.post("/speakers/quiet/enroll", files=silent + silent).json()
         assert (quiet["adapted"], quiet["clips"], quiet["silent_clips"]) == (False, 0, 4)

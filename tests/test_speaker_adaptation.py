@@ -95,7 +95,7 @@ def test_the_inner_check_picks_the_enrollment_shrinkage_with_the_estimator():
     assert fixed.shrink == 7.0
     clips = features[speakers == speakers[0]][:4]
     expected = estimate_offset(clips, fixed.global_head, fixed.adaptive_head, fixed.means, 7.0, fixed.estimator)
-    np.testing.assert_allclose(fixed.enroll(clips), expected)
+    np.testing.assert_allclose(fixed.enroll(clips).offset, expected)
 
 
 def test_shrinkage_pulls_few_clips_towards_no_offset():
@@ -228,9 +228,9 @@ def test_adaptation_files_round_trip_and_refuse_another_model(tmp_path):
                                  ("shrink_clips", "2", r"shrink_clips must be .*found '2'"),
                                  ("min_enrollment_clips", 0, r"min_enrollment_clips must be a positive integer"),
                                  ("min_enrollment_clips", 2.5, r"min_enrollment_clips must be a positive integer"),
-                                 ("format", 9, r"is of format 9; this version of ser_hf reads format 1"),
-                                 ("format", True, r"is of format True; this version of ser_hf reads format 1"),
-                                 ("format", 1.0, r"is of format 1.0; this version of ser_hf reads format 1"),
+                                 ("format", 9, r"is of format 9; this version of ser_hf reads formats 1 and 2"),
+                                 ("format", True, r"is of format True; this version of ser_hf reads formats 1 and 2"),
+                                 ("format", 1.0, r"is of format 1.0; this version of ser_hf reads formats 1 and 2"),
                                  ("record", [], r"record must be an object")):
         (tmp_path / "speaker_adaptation.json").write_text(json.dumps({**record, key: value}))
         with pytest.raises(ModelError, match=rf"speaker_adaptation.json.*{expected}"):

@@ -436,14 +436,14 @@ def test_a_tampered_enrollment_file_changes_nothing(adaptive, tmp_path, spoil, e
     saved.write_text(json.dumps(document))
     fresh = EmotionRecognizer.from_pretrained(checkpoint)
     fresh.enroll("SF2", _clips(corpus, "SF2")[4:8])
-    offset = fresh.enrollments.speakers["SF2"]["offset"].copy()
+    offset = fresh.enrollments.speakers["SF2"]["shift"].offset.copy()
     if expected is None:
         assert fresh.load_enrollments(saved) == ["SM3", "SF2"]
         return
     with pytest.raises(SERError, match=expected):
         fresh.load_enrollments(saved)
     assert list(fresh.enrollments.speakers) == ["SF2"]  # nothing loaded, not even the records before the bad one
-    np.testing.assert_array_equal(fresh.enrollments.speakers["SF2"]["offset"], offset)
+    np.testing.assert_array_equal(fresh.enrollments.speakers["SF2"]["shift"].offset, offset)
 
 
 def test_implausible_offsets_are_refused(adaptive, tmp_path):
@@ -540,7 +540,7 @@ def test_silent_clips_are_left_out_before_the_encoder_runs(adaptive):
     assert calls[-1] == 3  # the five silent clips cost no forward pass
     assert (mixed["clips"], mixed["silent_clips"], mixed["adapted"]) == (3, 5, True) and "silent_clips" not in alone
     speakers = recognizer.enrollments.speakers
-    np.testing.assert_allclose(speakers["SM1 mixed"]["offset"], speakers["SM1"]["offset"])
+    np.testing.assert_allclose(speakers["SM1 mixed"]["shift"].offset, speakers["SM1"]["shift"].offset)
     # Silence is judged before the checkpoint's cleaning: normalised to full scale, a hiss is still no voice.
     from ser_hf.audio import AudioPreprocessor
 
@@ -735,7 +735,7 @@ def test_loud_sounds_with_no_voice_are_never_enrolled(adaptive):
     alone, mixed = recognizer.enroll("SM3", voiced), recognizer.enroll("SM3 in a room", voiced + noises)
     assert (alone["adapted"], mixed["clips"], mixed["silent_clips"]) == (True, 3, 3)
     speakers = recognizer.enrollments.speakers
-    np.testing.assert_allclose(speakers["SM3 in a room"]["offset"], speakers["SM3"]["offset"])
+    np.testing.assert_allclose(speakers["SM3 in a room"]["shift"].offset, speakers["SM3"]["shift"].offset)
 
 
 @pytest.mark.parametrize("sound", ["hum", "fan", "buzz"])

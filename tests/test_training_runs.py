@@ -53,7 +53,8 @@ def test_recipe_values_and_overrides(tmp_path):
     assert run.model.freeze_backbone is True and run.probe.probe_max_epochs == 7
 
 
-PROBE_KEYS = {"probe_fit", "probe_inner_folds", "probe_layer_mixes", "probe_speaker_adaptation", "probe_speed_copies", "probe_noise_copies",
+PROBE_KEYS = {"probe_fit", "probe_inner_folds", "probe_layer_mixes", "probe_speaker_adaptation", "probe_speaker_spread",
+              "probe_speed_copies", "probe_noise_copies",
               "probe_projector_size", "probe_learning_rate",
               "probe_weight_decay", "probe_dropout", "probe_batch_size", "probe_max_epochs", "probe_patience",
               "embedding_cache_dir", "embedding_batch_size", "embedding_device", "embedding_dtype"}

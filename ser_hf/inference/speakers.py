@@ -12,12 +12,13 @@ Where adaptation cannot help (it was switched off in training, or a speaker has 
 minimum), the speaker is kept on the global head, and the enrollment says so (``adapted: False`` and a
 ``reason``); predictions say which head scored them.
 
-Enrollments are saved as ``<name>.safetensors`` (offsets) + ``<name>.json`` (speaker ids, clip counts,
+Enrollments are saved as ``<name>.safetensors`` (each speaker's :class:`~ser_hf.models.adaptive_head.SpeakerShift`:
+their offset, and the spread of their scores where the model adapts it) + ``<name>.json`` (speaker ids, clip counts,
 and a fingerprint of the adaptation they belong to), never as a pickle.
 
 With test-time copies (``EmotionRecognizer(test_time_copies=...)``), every version of a clip (the clip, then each
-copy) has its own offset, enrolled from the same version of the speaker's clips, and a clip's probabilities are the
-softmax of its versions' mean log-probability, each version with its offset.
+copy) has its own shift, enrolled from the same version of the speaker's clips, and a clip's probabilities are the
+softmax of its versions' mean log-probability, each version with its shift.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from ser_hf.errors import ModelError, SERError
 from ser_hf.inference.enrollment_inputs import ENROLLMENT_SILENCE_DB as ENROLLMENT_SILENCE_DB  # its old import path
 from ser_hf.inference.enrollment_inputs import enrollment_level_db, enrollment_pair, screen_clips, shown_path
 from ser_hf.inference.enrollment_inputs import silent_clips as silent_clips  # its old import path
-from ser_hf.models.adaptive_head import ADAPTATION_WEIGHTS, load_adaptation
+from ser_hf.models.adaptive_head import ADAPTATION_WEIGHTS, MAX_SHIFT, load_adaptation
 from ser_hf.models.linear_head import log_softmax, mean_log_probability
 from ser_hf.names import speaker_text
 from ser_hf.paths import display_path, is_utf8, printable
@@ -56,8 +57,7 @@ SPEAKER_MODEL_FILES = frozenset({"config.json", "model.safetensors", "preprocess
 ENROLLMENT_FORMAT = "ser_hf-enrollments"
 #: A JSON of enrollments: ids and counts, about 200 bytes a speaker.
 MAX_ENROLLMENT_BYTES = 64 * 2**20
-#: No offset of real pooled states comes near this; a larger one is a tampered or corrupt file.
-MAX_OFFSET = 1e4
+MAX_OFFSET = MAX_SHIFT  # its old name
 
 HEAD_TENSORS = ("layer_weights", "projector.weight", "projector.bias", "classifier.weight", "classifier.bias")
 
@@ -72,10 +72,10 @@ def model_head(model) -> dict[str, np.ndarray]:
     return {name: state[name].detach().cpu().double().numpy() for name in HEAD_TENSORS}
 
 
-def _probabilities(adaptation, versions: list[np.ndarray], offsets: list) -> np.ndarray:
-    """Probabilities from the versions (the clips, then each copy), each with its offset (None: the global head)."""
-    return mean_log_probability([log_softmax(adaptation.logits(states, offset))
-                                 for states, offset in zip(versions, offsets)])
+def _probabilities(adaptation, versions: list[np.ndarray], shifts: list) -> np.ndarray:
+    """Probabilities from the versions (the clips, then each copy), each with its shift (None: the global head)."""
+    return mean_log_probability([log_softmax(adaptation.logits(states, shift))
+                                 for states, shift in zip(versions, shifts)])
 
 
 def _fingerprint(checkpoint: Path) -> str:
@@ -83,7 +83,7 @@ def _fingerprint(checkpoint: Path) -> str:
 
 
 class SpeakerEnrollments:
-    """Enrolled speakers of one adaptive checkpoint: their offsets, and scoring with them.
+    """Enrolled speakers of one adaptive checkpoint: their shifts, and scoring with them.
 
     Args:
         model: The loaded PyTorch classifier (ONNX exports hold no pooled states).
@@ -146,7 +146,7 @@ class SpeakerEnrollments:
         ``silent``, ``repeated``: how many of the speaker's clips were left out as silent or voiceless or as a
         recording given twice (:func:`screen_clips`), said in the enrollment (``silent_clips``, ``repeated_clips``)."""
         speaker = speaker_id(speaker)
-        entry: dict[str, Any] = {"speaker": speaker, "clips": int(len(pooled)), "adapted": False, "offset": None}
+        entry: dict[str, Any] = {"speaker": speaker, "clips": int(len(pooled)), "adapted": False, "shift": None}
         if silent:
             entry["silent_clips"] = int(silent)
         if repeated:
@@ -163,9 +163,9 @@ class SpeakerEnrollments:
                                     "hum or steady noise, holds none; a repeated one has the same samples as an "
                                     "earlier clip)")
         else:
-            entry.update(adapted=True, offset=self.adaptation.enroll(pooled))
+            entry.update(adapted=True, shift=self.adaptation.enroll(pooled))
             if copies:
-                entry.update(copies=self.copy_names, copy_offsets=[self.adaptation.enroll(copy) for copy in copies])
+                entry.update(copies=self.copy_names, copy_shifts=[self.adaptation.enroll(copy) for copy in copies])
         if not entry["adapted"]:
             logger.warning("speaker %r: using the global model: %s", printable(speaker), entry["reason"])
         self.speakers[speaker] = entry
@@ -188,27 +188,27 @@ class SpeakerEnrollments:
     def probabilities(self, speaker: str, pooled: np.ndarray, copies: list[np.ndarray] | None = None) -> np.ndarray:
         """Softmax probabilities of ``pooled`` clips for an enrolled speaker (with ``copies``, the pooled states of
         each test-time copy of them, averaged as the module docstring says)."""
-        return _probabilities(self.adaptation, [pooled, *(copies or [])], self.offsets(speaker, bool(copies)))
+        return _probabilities(self.adaptation, [pooled, *(copies or [])], self.shifts(speaker, bool(copies)))
 
-    def offsets(self, speaker: str, copies: bool) -> list:
-        """The speaker's offset (None: the global head), then with ``copies`` each test-time copy's.
+    def shifts(self, speaker: str, copies: bool) -> list:
+        """The speaker's shift (None: the global head), then with ``copies`` each test-time copy's.
 
         Raises:
             SERError: for a speaker not enrolled, or enrolled without this recognizer's test-time copies.
         """
-        return self._offsets(self._entry(speaker), copies)
+        return self._shifts(self._entry(speaker), copies)
 
-    def _offsets(self, entry: dict[str, Any], copies: bool) -> list:
+    def _shifts(self, entry: dict[str, Any], copies: bool) -> list:
         speaker = entry["speaker"]
         if not copies:
-            return [entry["offset"]]
+            return [entry["shift"]]
         if not entry["adapted"]:
             return [None] * (1 + len(self.copies))
-        if entry.get("copies") != self.copy_names or entry.get("copy_offsets") is None:
+        if entry.get("copies") != self.copy_names or entry.get("copy_shifts") is None:
             shown = printable(str(speaker))
             raise SERError(f"speaker {shown!r} was enrolled without the test-time copies {self.copy_names} (with "
                            f"{entry.get('copies') or 'none'}); enroll {shown!r} again with this recognizer.")
-        return [entry["offset"], *entry["copy_offsets"]]
+        return [entry["shift"], *entry["copy_shifts"]]
 
     def speaker_head(self, speaker: str) -> dict[str, np.ndarray]:
         """Standard head tensors scoring like :meth:`probabilities` for ``speaker`` (the global head if not adapted)."""
@@ -260,11 +260,11 @@ class SpeakerEnrollments:
     # ------------------------------------------------------------------------------------------- files
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``path.safetensors`` (offsets) and ``path.json`` (ids, counts, model fingerprint); returns the JSON.
+        """Write ``path.safetensors`` (shifts) and ``path.json`` (ids, counts, model fingerprint); returns the JSON.
 
         ``path`` may end in ``.json`` or ``.safetensors`` (either names the pair); any other name is kept whole
         (``speakers.v2`` -> ``speakers.v2.json``). Only an earlier enrollment pair is replaced, never another file,
-        and each file is written whole (a temporary file, then a rename), the offsets first: the JSON records their
+        and each file is written whole (a temporary file, then a rename), the shifts first: the JSON records their
         SHA-256, so a pair left half-replaced by a crash is refused at load, not read wrong.
 
         Raises:
@@ -288,12 +288,12 @@ class SpeakerEnrollments:
 
         tensors, speakers = {}, []
         for index, entry in enumerate(self.speakers.values()):
-            record = {k: v for k, v in entry.items() if k not in ("offset", "copy_offsets")}
+            record = _summary(entry)
             if entry["adapted"]:
-                record["tensor"] = f"offset.{index}"
-                tensors[record["tensor"]] = np.ascontiguousarray(entry["offset"], dtype=np.float32)
-                for number, offset in enumerate(entry.get("copy_offsets") or []):
-                    tensors[f"offset.{index}.copy.{number}"] = np.ascontiguousarray(offset, dtype=np.float32)
+                record["tensor"] = f"offset.{index}"  # the name of files saved before shifts had a spread
+                tensors.update(entry["shift"].tensors(record["tensor"]))
+                for number, shift in enumerate(entry.get("copy_shifts") or []):
+                    tensors.update(shift.tensors(f"offset.{index}.copy.{number}"))
             speakers.append(record)
         data = save(tensors or {"empty": np.zeros(1, dtype=np.float32)}, metadata={"format": ENROLLMENT_FORMAT})
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -312,7 +312,7 @@ class SpeakerEnrollments:
         Every record is checked before any is added, so a bad file changes nothing.
 
         Raises:
-            SERError: naming the file and what is wrong (unreadable, another model, a bad record or offset).
+            SERError: naming the file and what is wrong (unreadable, another model, a bad record or shift).
         """
         from safetensors import SafetensorError
         from safetensors.numpy import load
@@ -328,7 +328,7 @@ class SpeakerEnrollments:
                 not isinstance(document.get("speakers"), list):  # true and 1.0 equal 1 too
             raise SERError(f"enrollments {shown!r}.json is not an enrollment file of this version (format "
                            f"{document.get('format')!r}, expected 1, with a list of speakers); {again}")
-        try:  # no larger than the offsets its .json names can take: a link to /dev/zero must not fill the memory
+        try:  # no larger than the shifts its .json names can take: a link to /dev/zero must not fill the memory
             data = read_bounded(weights_path, self._weights_bytes(document["speakers"]), fix="",
                                 what="the offsets its .json names")
             tensors = load(data)
@@ -347,9 +347,12 @@ class SpeakerEnrollments:
             speaker, entry = self._loaded_entry(record, tensors)
             if entry is None:
                 what = f"speaker {printable(speaker)[:80]!r} (record {number})" if speaker else f"record {number}"
+                spread = "" if self.adaptation.spread_shrink is None else \
+                    f" and a spread of shape (2, {len(self.adaptation.means)}) with scales above 0"
                 raise SERError(f"enrollments {shown!r}: {what} has no usable offset or is malformed (expected a "
                                f"speaker id, a clip count, adapted true/false and, when adapted, a finite float32 "
-                               f"offset of shape {self.adaptation.means.shape[1:]}); {again}")
+                               f"offset of shape {self.adaptation.means.shape[1:]}{spread}, each value within "
+                               f"{MAX_SHIFT:g}); {again}")
             if speaker in loaded:  # ids saved apart before they had one form (NFC), or a file edited by hand
                 raise SERError(f"enrollments {shown!r}: records {numbers[speaker]} and {number} both name speaker "
                                f"{printable(speaker)[:80]!r} (ids are compared in one form: NFC, without invisible "
@@ -360,14 +363,15 @@ class SpeakerEnrollments:
         return list(loaded)
 
     def _weights_bytes(self, records: list) -> int:
-        """The most bytes the ``.safetensors`` of ``records`` can hold: a float32 offset per adapted speaker and per
-        test-time copy of theirs, each with its header entry, and the header's own metadata."""
-        offset = 4 * int(np.prod(self.adaptation.means.shape[1:])) + 256
+        """The most bytes the ``.safetensors`` of ``records`` can hold: a float32 shift (an offset and a spread of
+        the class scores) per adapted speaker and per test-time copy of theirs, each with its header entries, and the
+        header's own metadata."""
+        shift = 4 * (int(np.prod(self.adaptation.means.shape[1:])) + 2 * len(self.adaptation.means)) + 512
         copies = [record.get("copies") if isinstance(record, dict) else None for record in records]
-        return 2**16 + offset * sum(1 + (len(names) if isinstance(names, list) else 0) for names in copies)
+        return 2**16 + shift * sum(1 + (len(names) if isinstance(names, list) else 0) for names in copies)
 
     def _loaded_entry(self, record, tensors) -> tuple[str | None, dict | None]:
-        """``(speaker, entry)`` from one saved record, the entry None when the record or its offsets are unusable."""
+        """``(speaker, entry)`` from one saved record, the entry None when the record or its shifts are unusable."""
         if not isinstance(record, dict) or not isinstance(record.get("speaker"), str) or not record["speaker"]:
             return None, None
         speaker, copies = speaker_text(record["speaker"]), record.get("copies") or []  # files from before NFC ids
@@ -378,27 +382,25 @@ class SpeakerEnrollments:
                 clips < 0 or not isinstance(copies, list) or not all(isinstance(name, str) for name in copies):
             return speaker, None
         name = str(record.get("tensor", ""))
-        offsets = [tensors.get(name)] if record["adapted"] else []
-        offsets += [tensors.get(f"{name}.copy.{number}") for number in range(len(copies))] if offsets else []
-        expected = self.adaptation.means.shape[1:]
-        if any(offset is None or offset.dtype != np.float32 or offset.shape != expected or
-               not np.isfinite(offset).all() or np.abs(offset).max(initial=0.0) > MAX_OFFSET for offset in offsets):
+        names = [name, *(f"{name}.copy.{number}" for number in range(len(copies)))] if record["adapted"] else []
+        shifts = [self.adaptation.shift_from_tensors(tensors, tensor) for tensor in names]
+        if any(shift is None for shift in shifts):
             return speaker, None
         entry = {**{k: v for k, v in record.items() if k != "tensor"}, "speaker": speaker}
-        entry["offset"] = offsets[0].astype(np.float64) if offsets else None
-        if copies and offsets:
-            entry["copy_offsets"] = [offset.astype(np.float64) for offset in offsets[1:]]
+        entry["shift"] = shifts[0] if shifts else None
+        if copies and shifts:
+            entry["copy_shifts"] = shifts[1:]
         return speaker, entry
 
 
 def _summary(entry: dict[str, Any]) -> dict[str, Any]:
-    """What an enrollment says of itself (no offsets)."""
-    return {k: v for k, v in entry.items() if k not in ("offset", "copy_offsets")}
+    """What an enrollment says of itself (no shifts)."""
+    return {k: v for k, v in entry.items() if k not in ("shift", "copy_shifts")}
 
 
 def _speaker_head(adaptation, entry: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The standard head for an enrollment: the speaker's offset folded in, or the global head if not adapted."""
-    return adaptation.speaker_head(entry["offset"]) if entry["adapted"] else adaptation.global_head
+    """The standard head for an enrollment: the speaker's shift folded in, or the global head if not adapted."""
+    return adaptation.speaker_head(entry["shift"]) if entry["adapted"] else adaptation.global_head
 
 
 def speaker_id(speaker: Any) -> str:
@@ -459,13 +461,13 @@ class EnrolledSpeaker:
         self.enrollments = enrollments
         entry = enrollments._entry(speaker)  # one lookup: a re-enrollment meanwhile cannot mix two enrollments
         self.summary = _summary(entry)
-        self.offsets = enrollments._offsets(entry, bool(enrollments.copies))
+        self.shifts = enrollments._shifts(entry, bool(enrollments.copies))
 
     def score(self, waves, batch_size: int = 8, levels=None) -> tuple[np.ndarray, bool]:
         """Probabilities of windows (the global head's when the speaker is not adapted), and whether adapted
         (``levels`` are not needed: the offset was learnt at enrollment)."""
         versions = self.enrollments.versions(waves, batch_size)
-        return _probabilities(self.enrollments.adaptation, versions, self.offsets), self.summary["adapted"]
+        return _probabilities(self.enrollments.adaptation, versions, self.shifts), self.summary["adapted"]
 
 
 #: Voiced windows a stream keeps to estimate its speaker's offset online (a bounded, recent memory).
@@ -500,5 +502,5 @@ class OnlineSpeaker:
         self.kept = [(kept + [row for row, quiet in zip(states, silent) if not quiet])[-STREAM_WINDOWS:]
                      for kept, states in zip(self.kept, versions)]
         adapted = adaptation.enabled and len(self.kept[0]) >= adaptation.min_clips
-        offsets = [adaptation.enroll(np.stack(kept)) if adapted else None for kept in self.kept]
-        return _probabilities(adaptation, versions, offsets), adapted
+        shifts = [adaptation.enroll(np.stack(kept)) if adapted else None for kept in self.kept]
+        return _probabilities(adaptation, versions, shifts), adapted

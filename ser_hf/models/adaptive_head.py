@@ -30,10 +30,16 @@ when they do not (URDU: 47.5 against 85.3).
 Only a mean is removed, never a spread: a per-dimension spread from a handful of clips was measured to hurt (5
 clips, RAVDESS), emotion-mix-aware spreads did not help either (RAVDESS all clips 80.1), and an offset is an affine
 map that folds into the standard head's projector bias (:meth:`AdaptiveProbe.speaker_head`), so a speaker-specific
-model is still an ordinary ``pipeline()`` checkpoint.
+model is still an ordinary ``pipeline()`` checkpoint. What a few clips *can* estimate is the spread of the head's class
+scores (as many numbers as classes): a model trained with ``probe_speaker_spread`` (its inner check may choose it)
+also scales each class score of an enrolled speaker about the mean score of their enrolled clips, so that its spread
+matches the training speakers' typical one (:func:`score_spread`, shrunk towards it by ``spread_shrink`` clips). That
+is a per-speaker scale of the classifier's rows and a shift of its bias, so it folds into the head too. Enrolling
+gives a :class:`SpeakerShift` (the offset, and the spread when the model adapts it).
 
 The adaptation is saved beside the checkpoint, which itself stays standard, as :data:`ADAPTATION_WEIGHTS` (the
-adaptive head and the class means) and :data:`ADAPTATION_RECORD` (the settings and training's record):
+adaptive head, the class means and, with a spread, the typical variance of each score) and :data:`ADAPTATION_RECORD`
+(the settings and training's record; format 2 when the spread is adapted, else format 1):
 :func:`save_adaptation`, :func:`has_adaptation`, :func:`load_adaptation`.
 """
 
@@ -64,6 +70,30 @@ ENROLLMENT_ROUNDS = 2
 ESTIMATORS = ("emotion-mix-aware", "speaker mean")
 
 
+#: No offset of real pooled states, nor a class score's centre or scale, comes near this; a larger one is a tampered
+#: or corrupt enrollment file.
+MAX_SHIFT = 1e4
+
+
+@dataclass(frozen=True)
+class SpeakerShift:
+    """What enrolling a speaker learns: their ``offset`` ``(layers, hidden)`` and, from a model that adapts the
+    spread of its class scores too (:attr:`AdaptiveProbe.spread_shrink`), the ``centre`` and ``scale`` of each
+    class score ``(labels,)``: the speaker's scores become ``centre + scale * (score - centre)``."""
+
+    offset: np.ndarray
+    centre: np.ndarray | None = None
+    scale: np.ndarray | None = None
+
+    def tensors(self, name: str) -> dict[str, np.ndarray]:
+        """The shift as float32 tensors of a safetensors file: ``name`` (the offset) and ``name.spread`` (centre and
+        scale stacked, only with a spread)."""
+        tensors = {name: np.ascontiguousarray(self.offset, dtype=np.float32)}
+        if self.centre is not None:
+            tensors[f"{name}.spread"] = np.ascontiguousarray(np.stack([self.centre, self.scale]), dtype=np.float32)
+        return tensors
+
+
 def speaker_offset(features: np.ndarray, posteriors: np.ndarray, means: np.ndarray,
                    shrink: float = SHRINK_CLIPS, estimator: str = ESTIMATORS[0]) -> np.ndarray:
     """One speaker's offset ``(layers, hidden)`` by ``estimator`` (see the module docstring).
@@ -82,7 +112,8 @@ def speaker_offset(features: np.ndarray, posteriors: np.ndarray, means: np.ndarr
 
 @dataclass
 class AdaptiveProbe:
-    """Everything enrollment needs, as plain arrays: two standard heads, the class means, the shrinkage.
+    """Everything enrollment needs, as plain arrays: two standard heads, the class means, the shrinkage (and, when
+    the score spread is adapted too, its shrinkage and the training speakers' typical variance of each score).
 
     ``global_head`` is what the checkpoint itself holds (no enrollment); ``adaptive_head`` was trained on
     speaker-adapted states and is used with a speaker's offset. Both are dicts of the HF head's tensors
@@ -102,8 +133,8 @@ class AdaptiveProbe:
     spread_shrink: float | None = None  # None: the offset alone; else each class score's spread is adapted too
     score_variance: np.ndarray | None = None  # (labels,) the training speakers' typical variance of each score
 
-    def enroll(self, features: np.ndarray) -> np.ndarray:
-        """A speaker's offset ``(layers, hidden)`` from the pooled states of their (unlabelled) clips."""
+    def enroll(self, features: np.ndarray) -> SpeakerShift:
+        """A speaker's :class:`SpeakerShift` from the pooled states of their (unlabelled) clips."""
         if not self.enabled:
             raise SERError(f"speaker adaptation is off for this model: {self.record.get('reason', 'disabled')}. "
                            f"Predict without a speaker.")
@@ -111,39 +142,56 @@ class AdaptiveProbe:
         if len(features) < self.min_clips:
             raise SERError(f"enrollment needs at least {self.min_clips} clips of the speaker, got {len(features)}; "
                            f"predict without a speaker (the global model) or enroll more clips.")
-        return estimate_offset(features, self.global_head, self.adaptive_head, self.means, self.shrink,
-                               self.estimator)
-
-    def logits(self, features: np.ndarray, offset: np.ndarray | None = None, spread=None) -> np.ndarray:
-        """The adaptive head's logits for a speaker's offset (and ``spread``, :meth:`spread`); the global head's
-        when ``offset`` is None."""
-        features = np.asarray(features, dtype=np.float64)
-        if offset is None:
-            return head_logits(self.global_head, features)
-        scores = head_logits(self.adaptive_head, features - offset)
-        if spread is None:
-            return scores
-        centre, scale = spread
-        return centre + scale * (scores - centre)
-
-    def spread(self, features: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """A speaker's ``(centre, scale)`` of each class score (:func:`score_spread`) from their enrolled clips and
-        offset; None when the model adapts the offset alone."""
+        offset = estimate_offset(features, self.global_head, self.adaptive_head, self.means, self.shrink,
+                                 self.estimator)
         if self.spread_shrink is None:
-            return None
-        scores = head_logits(self.adaptive_head, np.asarray(features, dtype=np.float64) - offset)
-        return score_spread(scores, self.score_variance, self.spread_shrink)
+            return SpeakerShift(offset)
+        centre, scale = score_spread(head_logits(self.adaptive_head, features - offset), self.score_variance,
+                                     self.spread_shrink)
+        return SpeakerShift(offset, centre, scale)
 
-    def speaker_head(self, offset: np.ndarray) -> dict[str, np.ndarray]:
-        """The standard head tensors that compute :meth:`logits` for one speaker's offset.
+    def logits(self, features: np.ndarray, shift: SpeakerShift | None = None) -> np.ndarray:
+        """The adaptive head's logits for a speaker's :class:`SpeakerShift`; the global head's when ``shift`` is
+        None."""
+        features = np.asarray(features, dtype=np.float64)
+        if shift is None:
+            return head_logits(self.global_head, features)
+        scores = head_logits(self.adaptive_head, features - shift.offset)
+        return scores if shift.centre is None else shift.centre + shift.scale * (scores - shift.centre)
+
+    def speaker_head(self, shift: SpeakerShift) -> dict[str, np.ndarray]:
+        """The standard head tensors that compute :meth:`logits` for one speaker's shift.
 
         The offset only moves the projector's bias: ``P (sum_l w_l (h_l - o_l)) + b`` is
-        ``P (sum_l w_l h_l) + (b - P sum_l w_l o_l)``; so a speaker-specific model is an ordinary checkpoint.
+        ``P (sum_l w_l h_l) + (b - P sum_l w_l o_l)``; a spread scales each class's classifier row and moves its
+        bias, ``c + s (W z + b - c)`` being ``(s W) z + (s b + (1 - s) c)``. So a speaker-specific model is an
+        ordinary checkpoint.
         """
         head = dict(self.adaptive_head)
-        shift = np.einsum("lh,l->h", offset, head_mix(head))
-        head["projector.bias"] = np.asarray(head["projector.bias"]) - np.asarray(head["projector.weight"]) @ shift
+        moved = np.einsum("lh,l->h", shift.offset, head_mix(head))
+        head["projector.bias"] = np.asarray(head["projector.bias"]) - np.asarray(head["projector.weight"]) @ moved
+        if shift.centre is not None:
+            head["classifier.weight"] = shift.scale[:, None] * np.asarray(head["classifier.weight"])
+            head["classifier.bias"] = shift.scale * np.asarray(head["classifier.bias"]) + \
+                (1 - shift.scale) * shift.centre
         return head
+
+    def shift_from_tensors(self, tensors: dict[str, np.ndarray], name: str) -> SpeakerShift | None:
+        """The :class:`SpeakerShift` saved as ``name`` by :meth:`SpeakerShift.tensors`; None when it is missing,
+        of the wrong type or shape, not finite, beyond :data:`MAX_SHIFT`, a scale not above 0, or when it has a
+        spread and this model adapts none, or the other way round."""
+        offset, spread = tensors.get(name), tensors.get(f"{name}.spread")
+        labels = len(self.means)
+        usable = [(offset, self.means.shape[1:])] + ([] if spread is None else [(spread, (2, labels))])
+        if offset is None or (spread is None) != (self.spread_shrink is None) or any(
+                value.dtype != np.float32 or value.shape != shape or not np.isfinite(value).all() or
+                np.abs(value).max(initial=0.0) > MAX_SHIFT for value, shape in usable):
+            return None
+        if spread is None:
+            return SpeakerShift(offset.astype(np.float64))
+        if not (spread[1] > 0).all():
+            return None
+        return SpeakerShift(offset.astype(np.float64), spread[0].astype(np.float64), spread[1].astype(np.float64))
 
 
 def typical_score_variance(scores: np.ndarray, speakers: np.ndarray) -> np.ndarray:
@@ -190,17 +238,19 @@ def save_adaptation(probe: AdaptiveProbe, checkpoint: str | os.PathLike) -> Path
     """Write the adaptive head, class means and settings beside ``checkpoint`` (safetensors + JSON)."""
     from safetensors.numpy import save_file
 
-    if probe.spread_shrink is not None:
-        raise SERError("this version of ser_hf cannot save a speaker adaptation that adapts the score spread; fit it "
-                       "without spreads.")
     folder = Path(checkpoint)
     tensors = {f"adaptive.{k}": np.asarray(v, dtype=np.float32) for k, v in probe.adaptive_head.items()}
     tensors["class_means"] = probe.means.astype(np.float32)
+    spread = {} if probe.spread_shrink is None else {"spread_shrink_clips": probe.spread_shrink}
+    if spread:
+        tensors["score_variance"] = np.asarray(probe.score_variance, dtype=np.float32)
     detach_for_rewrite(folder, [ADAPTATION_WEIGHTS])
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(folder / ADAPTATION_WEIGHTS))
     default_permissions(folder / ADAPTATION_WEIGHTS)  # part of the checkpoint folder, readable like it
-    record = {"format": 1, "shrink_clips": probe.shrink, "min_enrollment_clips": probe.min_clips,
-              "estimator": probe.estimator, "enabled": probe.enabled, "record": probe.record}
+    # Format 2 adds the score spread; a model without it stays format 1, which earlier versions read.
+    record = {"format": 2 if spread else 1, "shrink_clips": probe.shrink, **spread,
+              "min_enrollment_clips": probe.min_clips, "estimator": probe.estimator, "enabled": probe.enabled,
+              "record": probe.record}
     write_output_file(folder / ADAPTATION_RECORD, json.dumps(record, indent=2) + "\n")
     return folder / ADAPTATION_WEIGHTS
 
@@ -223,10 +273,11 @@ def _checked_settings(record: dict, path: Path, fix: str) -> tuple[float, int, b
         ModelError: naming the file, the key, the value found and what it must be.
     """
     shown = display_path(path)
-    if type(record.get("format")) is not int or record["format"] != 1:  # true and 1.0 equal 1 too
-        raise ModelError(f"{shown!r} is of format {record.get('format')!r}; this version of ser_hf reads format 1. "
-                         f"Upgrade ser_hf, or {fix}")
-    for key, allowed in _SETTINGS.items():
+    if type(record.get("format")) is not int or record["format"] not in (1, 2):  # true and 1.0 equal 1 too
+        raise ModelError(f"{shown!r} is of format {record.get('format')!r}; this version of ser_hf reads formats 1 "
+                         f"and 2. Upgrade ser_hf, or {fix}")
+    settings = {**_SETTINGS, **({"spread_shrink_clips": NON_NEGATIVE} if record["format"] == 2 else {})}
+    for key, allowed in settings.items():
         if record.get(key) not in allowed:
             raise ModelError(f"{shown!r}: {key} must be {allowed}, found {record.get(key)!r}; {fix}")
     if not isinstance(record.get("enabled"), bool):
@@ -277,5 +328,14 @@ def load_adaptation(checkpoint: str | os.PathLike, global_head: dict[str, np.nda
                          f"model: retrain.")
     if not np.isfinite(means).all() or not all(np.isfinite(v).all() for v in adaptive.values()):
         raise ModelError(f"{display_path(folder / ADAPTATION_WEIGHTS)!r} holds NaN or infinite values; retrain it.")
+    spread_shrink, variance = None, None
+    if record["format"] == 2:  # the score spread is adapted too: its typical variance of each class score
+        spread_shrink, variance = float(record["spread_shrink_clips"]), tensors.get("score_variance")
+        if variance is None or variance.shape != (num_labels,) or not np.isfinite(variance).all() or \
+                not (variance > 0).all():
+            raise ModelError(f"{display_path(folder / ADAPTATION_WEIGHTS)!r} lacks the score variance its format-2 "
+                             f"record needs (a positive, finite value for each of the {num_labels} classes; found "
+                             f"{None if variance is None else variance.shape}); retrain it.")
+        variance = variance.astype(np.float64)
     return AdaptiveProbe(global_head, adaptive, means.astype(np.float64), shrink, min_clips, enabled,
-                         record.get("record", {}), estimator)
+                         record.get("record", {}), estimator, spread_shrink, variance)

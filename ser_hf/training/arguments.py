@@ -119,6 +119,12 @@ class ProbeArguments:
         "the emotion-mix-aware or the speaker-mean estimator), "
         "saved beside the standard checkpoint for EmotionRecognizer.enroll; 'ser-hf cv' then adds speaker-adaptive "
         "rows for 1, 3, 5, 10, 20, all and neutral-only enrollment clips."))
+    probe_speaker_spread: bool = field(default=False, metadata=_help(
+        "Probe, speaker-adaptive: also offer the inner CV a second step after the offset, each class score of an "
+        "enrolled speaker scaled to the training speakers' typical spread of it (shrinkage 30, 10 or 3 clips; the "
+        "offset alone stays a choice). Lifted URDU, whose speakers are nearly single-emotion (10 clips 89.9 against "
+        "86.7 UA), cost RAVDESS-8 whisper-tiny.en 0.6 (benchmarks/speaker_spread.py). Needs "
+        "probe_speaker_adaptation."))
     probe_speed_copies: list[float] | None = field(default=None, metadata=_help(
         "Probe, linear fit: also train on a copy of every training clip played this many times faster, one copy "
         "per factor, e.g. 0.9 1.1 (Kaldi-style speed perturbation: tempo and pitch change together, like another "
@@ -187,6 +193,11 @@ class ProbeArguments:
                 error = SERError(f"{key} must list distinct {what}; got {values}.")
                 error.field = key
                 raise error
+        if self.probe_speaker_spread and not self.probe_speaker_adaptation:
+            error = SERError("probe_speaker_spread adapts the score spread of the speaker-adaptive head: it needs "
+                             "probe_speaker_adaptation: true.")
+            error.field = "probe_speaker_spread"
+            raise error
 
     def settings(self, *, class_weighted: bool = True, seed: int = 0) -> ProbeSettings:
         """The :class:`~ser_hf.training.probe.ProbeSettings` the probe is fitted with.
@@ -197,6 +208,7 @@ class ProbeArguments:
         """
         return ProbeSettings(
             fit=self.probe_fit, inner_folds=self.probe_inner_folds, speaker_adaptation=self.probe_speaker_adaptation,
+            speaker_spread=self.probe_speaker_spread,
             layer_mixes=tuple(self.probe_layer_mixes or DEFAULT_LAYER_MIXES),
             speed_copies=tuple(float(f) for f in self.probe_speed_copies or ()),
             noise_copies=tuple(float(snr) for snr in self.probe_noise_copies or ()),

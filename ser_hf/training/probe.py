@@ -36,7 +36,8 @@ class ProbeSettings:
     """How the probe head is trained (the HF head's shapes come from ``projector_size``).
 
     ``fit="linear"`` (default) fits the head in closed form (:mod:`ser_hf.training.linear_probe`) and uses
-    only ``projector_size``, ``inner_folds``, ``layer_mixes``, ``speaker_adaptation``, ``speed_copies``,
+    only ``projector_size``, ``inner_folds``, ``layer_mixes``, ``speaker_adaptation`` (and ``speaker_spread``),
+    ``speed_copies``,
     ``noise_copies`` and ``seed``;
     ``fit="gradient"`` trains it with AdamW and early stopping, using the other fields.
     """
@@ -45,6 +46,7 @@ class ProbeSettings:
     inner_folds: int = 4
     layer_mixes: tuple[str, ...] = DEFAULT_LAYER_MIXES
     speaker_adaptation: bool = False
+    speaker_spread: bool = False
     speed_copies: tuple[float, ...] = ()
     noise_copies: tuple[float, ...] = ()
     projector_size: int = 256
@@ -56,6 +58,11 @@ class ProbeSettings:
     patience: int = 30
     class_weighted: bool = True
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.speaker_spread and not self.speaker_adaptation:
+            raise SERError("probe_speaker_spread adapts the score spread of the speaker-adaptive head: it needs "
+                           "probe_speaker_adaptation: true.")
 
     def copy_preprocessors(self, base) -> list[tuple[Any, str]]:
         """``(preprocessor, name)`` of every training copy, made from ``base`` (the run's own preprocessing): played
@@ -71,7 +78,7 @@ def warm_start_settings(settings: ProbeSettings | None, projector_size: int, see
     mixes, training copies; the default ones when None) with the model's projector size, and always the linear fit of one
     global head (a starting point has no use for the gradient fit or for speaker adaptation)."""
     return dataclasses.replace(settings or ProbeSettings(seed=seed), projector_size=projector_size, fit="linear",
-                               speaker_adaptation=False)
+                               speaker_adaptation=False, speaker_spread=False)
 
 
 class ProbeHead(nn.Module):
@@ -351,13 +358,15 @@ class ProbeMethod:
                                             corpora)
                 return self
             from ser_hf.training.linear_probe import load_tensors_into_head
-            from ser_hf.training.speaker_adaptation import fit_adaptive_probe
+            from ser_hf.training.speaker_adaptation import SPREAD_CHOICES, fit_adaptive_probe
 
             _check(features, np.asarray(labels, dtype=np.int64), len(self.labels))
             self.adaptive = fit_adaptive_probe(features, labels, speakers, len(self.labels),
                                                projector_size=self.settings.projector_size,
                                                inner_folds=self.settings.inner_folds, seed=self.settings.seed,
-                                               copies=copies, mixes=self.settings.layer_mixes, corpora=corpora)
+                                               copies=copies, mixes=self.settings.layer_mixes, corpora=corpora,
+                                               spreads=(None, *SPREAD_CHOICES) if self.settings.speaker_spread
+                                               else (None,))
             self.head = ProbeHead(features.shape[1], features.shape[2], self.settings.projector_size, len(self.labels))
             load_tensors_into_head(self.adaptive.global_head, self.head)
             self.head.fit_record = {**self.adaptive.record["global"], "speaker_adaptation": self.adaptive.record}

@@ -40,6 +40,7 @@ from ser_hf.models.adaptive_head import (
     MIN_ENROLLMENT_CLIPS,
     SHRINK_CLIPS,
     AdaptiveProbe,
+    SpeakerShift,
     estimate_offset,
     has_adaptation,
     load_adaptation,
@@ -61,6 +62,7 @@ __all__ = [
     "ADAPTATION_RECORD", "ADAPTATION_WEIGHTS", "CHECK_ENROLLMENT_CLIPS", "CHECK_ENROLLMENT_SIZES", "CHECK_MARGIN",
     "CHECK_MIN_SPEAKERS",
     "ENROLLMENT_DRAWS", "ENROLLMENT_ROUNDS", "ENROLLMENT_SETTINGS", "ESTIMATORS", "MIN_ENROLLMENT_CLIPS", "SHRINK_CHOICES", "SHRINK_CLIPS",
+    "SPREAD_CHOICES", "SpeakerShift",
     "AdaptiveProbe", "adapt_training_speakers", "class_means", "collect_enrollment", "enrollment_predictions",
     "estimate_offset", "fit_adaptive_probe", "has_adaptation", "load_adaptation", "save_adaptation", "speaker_offset",
     "summarise_enrollment",
@@ -71,6 +73,9 @@ logger = logging.getLogger(__name__)
 #: The enrollment shrinkage (k of :data:`SHRINK_CLIPS`) the inner check chooses from, the most cautious first (it
 #: wins ties).
 SHRINK_CHOICES = (10.0, 5.0, 2.0)
+#: The score-spread shrinkages (in clips, :func:`~ser_hf.models.adaptive_head.score_spread`) the inner check is
+#: offered beside the offset alone with ``probe_speaker_spread``, the most cautious first; the offset alone wins ties.
+SPREAD_CHOICES = (30.0, 10.0, 3.0)
 
 
 def class_means(features: np.ndarray, labels: np.ndarray, num_labels: int) -> np.ndarray:
@@ -382,7 +387,8 @@ def enrollment_predictions(probe: AdaptiveProbe, features: np.ndarray, labels: n
             "rows": rows, "adaptive": np.concatenate(adaptive) if adaptive else rows,
             "global": predicted(rows) if len(rows) else rows,
             "fallback_speakers": len(fallback), "speakers": len(scored_speakers), "draws": setting_draws,
-            "estimator": probe.estimator if probe.enabled else "off",
+            "estimator": (probe.estimator + ("" if probe.spread_shrink is None else
+                                             f" + score spread k={probe.spread_shrink:g}")) if probe.enabled else "off",
             "shrink_clips": probe.shrink if probe.enabled else None}
     return results
 

@@ -11,6 +11,8 @@ Whisper's 30 s padding; the speed factors, e.g. ``0.9,1.1``, set ``probe_speed_c
 - ``speaker-adaptive (enrollment N)`` - the same probe with ``probe_speaker_adaptation: true``: one row
   per enrollment setting, with the global head's UA on the very same clips beside it (these rows are
   never the standard headline);
+- ``probe + speaker adaptation, score spread offered`` - the same with ``probe_speaker_spread: true`` too (the
+  inner check may adapt the spread of a speaker's class scores as well), with ``--speaker-spread`` (only this row);
 - ``probe, bfloat16 frozen forward`` - the probe with the backbone run in bfloat16, with ``--bfloat16``;
 - ``partial fine-tuning, top K layer(s), seed S`` - ``recipes/ravdess/whisper-base-partial.yaml``'s training
   (``mode: partial``, the head starting from the probe's fit, early stopping on the fold's validation speakers)
@@ -183,22 +185,29 @@ def partial_rows(spec: str, layers: int, seeds=SEEDS) -> list[dict]:
     return rows
 
 
+def adaptive_row(spec: str, method: str, **overrides) -> dict:
+    """The speaker-adaptive CV row of ``spec``: the probe row's scores and every enrollment setting's row."""
+    adaptive, result = _cv_row(spec, method, probe_speaker_adaptation=True, **overrides)
+    adaptive["speaker_adaptive"] = result.speaker_adaptive
+    if result.speaker_adaptive_test_time_copies:
+        adaptive["speaker_adaptive_test_time_copies"] = result.speaker_adaptive_test_time_copies
+    return adaptive
+
+
 def run_config(spec: str, gradient: bool, bfloat16: bool = False, probe_only: bool = False,
-               partial: int | None = None, seeds=SEEDS) -> list[dict]:
+               partial: int | None = None, seeds=SEEDS, speaker_spread: bool = False) -> list[dict]:
     if _is_multi_corpus(spec):
         return multi_corpus_rows(spec)
     if partial:
         return partial_rows(spec, partial, seeds)
+    if speaker_spread:
+        return [adaptive_row(spec, "probe + speaker adaptation, score spread offered", probe_speaker_spread=True)]
     rows = []
     probe, _ = _cv_row(spec, "probe")
     rows.append(probe)
     if probe_only:
         return rows
-    adaptive, result = _cv_row(spec, "probe + speaker adaptation", probe_speaker_adaptation=True)
-    adaptive["speaker_adaptive"] = result.speaker_adaptive
-    if result.speaker_adaptive_test_time_copies:
-        adaptive["speaker_adaptive_test_time_copies"] = result.speaker_adaptive_test_time_copies
-    rows.append(adaptive)
+    rows.append(adaptive_row(spec, "probe + speaker adaptation"))
     if gradient:
         for seed in SEEDS:
             row, _ = _cv_row(spec, f"probe-gradient seed {seed}", probe_fit="gradient", seed=seed)
@@ -221,6 +230,8 @@ def main() -> None:
                         help="run only the probe row of single-corpus configs (the file keeps their other rows)")
     parser.add_argument("--partial", type=int, default=None, metavar="K",
                         help="run only partial fine-tuning of the top K layers (3 seeds) of single-corpus configs")
+    parser.add_argument("--speaker-spread", action="store_true",
+                        help="run only the speaker-adaptive row with probe_speaker_spread of single-corpus configs")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS),
                         help="seeds of the --partial rows (default: 0 1 2; fewer where a run takes hours on a CPU; "
                              "the file keeps rows of other seeds)")
@@ -233,7 +244,7 @@ def main() -> None:
     write_result(args.name, {"rows": list(rows.values())})
     for spec in args.configs:
         for row in run_config(spec, args.gradient, args.bfloat16, args.probe_only, args.partial,
-                              args.seeds):
+                              args.seeds, args.speaker_spread):
             rows[(row["config"], row["method"])] = row
             print(f"{row['pooled']['unweighted_accuracy']:.4f}", spec, row["method"], flush=True)
             if "test_time_copies" in row:

@@ -265,12 +265,14 @@ def accuracy_tables(name: str = "accuracy") -> str:
                         f"{_mean_std(probe['mean_std']['unweighted_accuracy'])} | "
                         f"{_ci(reference['pooled']) if reference else 'not run'} | {_old_probe(config)} | "
                         f"{probe['seconds']:.0f} |")
-        measured = rows.get((config, "probe + speaker adaptation")) or {}
-        for key, suffix in (("speaker_adaptive", ""), ("speaker_adaptive_test_time_copies", ", with test-time copies")):
-            settings = {row["enrollment"]: row for row in measured.get(key) or []}
-            if settings:
-                adaptive.append(f"| {label} | {backbone}{suffix} | {_estimators(settings)} | "
-                                + " | ".join(_adaptive_cell(settings.get(k)) for k, _ in ADAPTIVE_COLUMNS) + " |")
+        for method, variant in ADAPTIVE_METHODS.items():
+            measured = rows.get((config, method)) or {}
+            for key, suffix in (("speaker_adaptive", ""),
+                                ("speaker_adaptive_test_time_copies", ", with test-time copies")):
+                settings = {row["enrollment"]: row for row in measured.get(key) or []}
+                if settings:
+                    adaptive.append(f"| {label} | {backbone}{suffix}{variant} | {_estimators(settings)} | "
+                                    + " | ".join(_adaptive_cell(settings.get(k)) for k, _ in ADAPTIVE_COLUMNS) + " |")
     source = f"<!-- from benchmarks/results/{name}.json ({data['date']}) -->"
     precision = [f"{_system(config)[0]} ({_system(config)[1].replace(' probe', '')}): bfloat16 "
                  f"{_pct(row['pooled']['unweighted_accuracy'])} vs float32 "
@@ -303,7 +305,7 @@ def accuracy_tables(name: str = "accuracy") -> str:
                      "| corpus (classes) | backbone, input | layers trained | pooled UA [95% CI] of each seed run | "
                      "mean of the seeds | probe (as above) |", "|---|---|---|---|---|---|", *partial]
     notes = ["", "Frozen forward in bfloat16 (`embedding_dtype: bfloat16`), same folds: " + "; ".join(precision) + "."]
-    adaptive_rows = [row for (_, method), measured in rows.items() if method == "probe + speaker adaptation"
+    adaptive_rows = [row for (_, method), measured in rows.items() if method in ADAPTIVE_METHODS
                      for row in measured.get("speaker_adaptive") or []]
     legend = ("Each cell: speaker-adaptive pooled UA [95% CI], then the gain over the global head on the very same "
               "clips [its paired 95% CI: each resample draws the same speakers for both heads], and how many test "
@@ -318,13 +320,18 @@ def accuracy_tables(name: str = "accuracy") -> str:
                       _gain_tally(rows)])
 
 
+#: The speaker-adaptive methods of ``accuracy.py`` the table shows, each with what its rows add to the backbone's name.
+ADAPTIVE_METHODS = {"probe + speaker adaptation": "",
+                    "probe + speaker adaptation, score spread offered": ", score spread offered (opt-in)"}
+
+
 def _gain_tally(rows: dict) -> str:
     """How many speaker-adaptive cells of the file (every enrollment setting, with and without test-time copies)
     have a paired gain interval wholly below zero (adaptation worse than the global head by more than noise),
     naming them, and how many wholly above it."""
     cells = []
     for (config, method), measured in rows.items():
-        if method != "probe + speaker adaptation":
+        if method not in ADAPTIVE_METHODS:
             continue
         corpus, system = _system(config)
         classes = len(rows[config, "probe"]["pooled"]["labels"])
@@ -332,7 +339,8 @@ def _gain_tally(rows: dict) -> str:
             for row in measured.get(key) or []:
                 if row.get("gain_interval"):
                     where = (f"{corpus.split('/')[0]} ({classes}) "
-                             f"{system.replace(' probe', '')}{suffix}, enrollment {row['enrollment']}")
+                             f"{system.replace(' probe', '')}{suffix}{ADAPTIVE_METHODS[method]}, "
+                             f"enrollment {row['enrollment']}")
                     cells.append((where, row))
     worse = [f"{where}: {100 * row['gain']:+.1f} [{signed_percent_range(row['gain_interval'])}]"
              for where, row in cells if row["gain_interval"][1] < 0]
@@ -399,8 +407,12 @@ def _estimators(settings: dict) -> str:
     if not chosen:
         return "emotion-mix-aware (before the choice existed)"
     shrinks = row.get("enrollment_shrink_by_fold") or [None] * len(chosen)
-    labels = [name if name == "off" or shrink is None else f"{name}, k={shrink:g}"
-              for name, shrink in zip(chosen, shrinks)]
+    def label(name: str, shrink) -> str:  # "speaker mean + score spread k=10" (probe_speaker_spread): k, then spread
+        estimator, spread, spread_k = name.partition(" + score spread k=")
+        return name if name == "off" or shrink is None else \
+            f"{estimator}, k={shrink:g}" + (f", score spread k={spread_k}" if spread else "")
+
+    labels = [label(name, shrink) for name, shrink in zip(chosen, shrinks)]
     counts = {label: labels.count(label) for label in dict.fromkeys(labels)}
     return "; ".join(f"{label} x{count}" for label, count in counts.items())
 

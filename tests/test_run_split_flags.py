@@ -97,3 +97,46 @@ def test_sizes_that_no_corpus_can_give_name_the_flags():
     with pytest.raises(SplitError, match=r"^validation_size \(--validation_size\) 0\.45 asks .*\(test_size "
                                          r"\(--test_size\) 0\.45 leaves 55%\).* or lower test_size \(--test_size\)\."):
         train_split(data, dataset)
+
+
+@pytest.mark.parametrize(("flags", "given"), [([], set()), (["--test_size", "0.2"], {"test_size"}),
+                                              (["--test_size=0.2"], {"test_size"}),
+                                              (["--validation_size", "0.2"], {"validation_size"})])
+def test_a_run_knows_which_settings_the_user_set_even_at_their_default(flags, given):
+    # A run's arguments alone cannot tell --test_size 0.2 from no --test_size: parse_run records what was set.
+    from ser_hf.training.recipes import parse_run
+
+    run = parse_run(None, [*flags, "--corpus", "urdu"], output_dir="out")
+    assert run.was_given(run.data, "test_size") == ("test_size" in given)
+    assert run.was_given(run.data, "validation_size") == ("validation_size" in given)
+    assert run.given >= given | {"corpus", "output_dir"}
+
+
+def test_a_run_built_without_parse_run_counts_a_setting_as_given_where_it_differs_from_its_default():
+    from ser_hf.training.arguments import ModelArguments, SERTrainingArguments
+    from ser_hf.training.run import Run
+
+    run = Run(DataArguments(test_size=0.3), ModelArguments(), SERTrainingArguments(output_dir="out"))
+    assert run.given is None
+    assert run.was_given(run.data, "test_size") and not run.was_given(run.data, "validation_size")
+
+
+def test_train_warns_of_a_test_size_typed_at_its_default_beside_an_eval_split(tmp_path, caplog, monkeypatch):
+    # What ser-hf train passes train_split: whether the user set test_size, not whether it differs from 0.2.
+    from ser_hf.training import experiment
+    from ser_hf.training.recipes import parse_run
+
+    seen = {}
+
+    def stop(data, dataset, **keywords):
+        seen.update(keywords)
+        raise SplitError("stop here")
+
+    monkeypatch.setattr(experiment, "load_run_dataset", lambda data, include_eval: _hf_dataset())
+    monkeypatch.setattr(experiment, "train_split", stop)
+    for flags, expected in (([], False), (["--test_size", "0.2"], True)):
+        run = parse_run(None, [*flags, "--dataset_name", "my/emotions", "--eval_split_name", "test"],
+                        output_dir=str(tmp_path / "out"))
+        with pytest.raises(SplitError, match="stop here"):
+            experiment.train(run, progress=False)
+        assert seen["test_size_given"] is expected

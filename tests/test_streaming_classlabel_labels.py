@@ -235,16 +235,17 @@ def test_a_class_label_with_no_emotion_among_its_names_is_refused_before_trainin
 
 @pytest.mark.parametrize(("extra", "named", "test_part"), [
     (["--test_size", "0.3"], ["test_size (--test_size) 0.3"], "no test part"),
+    (["--test_size", "0.2"], ["test_size (--test_size) 0.2"], "no test part"),  # typed at its default: set all the same
     (["--validation_size", "0.2", "--eval_split_name", "test"], ["validation_size (--validation_size) 0.2"],
      "'test' split (--eval_split_name)"),
 ])
 def test_split_sizes_a_stream_cannot_use_are_named(extra, named, test_part, caplog):
     run = parse_run(None, ["--streaming", "true", "--dataset_name", "d", *COLUMNS, *extra])
     with caplog.at_level(logging.WARNING):
-        streaming._warn_unused_split_sizes(run.data)
+        streaming._warn_unused_split_sizes(run)
     (warned,) = _messages(caplog, "not used")
     assert all(name in warned for name in named) and test_part in warned and "holds no speakers out" in warned
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        streaming._warn_unused_split_sizes(parse_run(None, ["--streaming", "true", "--dataset_name", "d", *COLUMNS]).data)
+        streaming._warn_unused_split_sizes(parse_run(None, ["--streaming", "true", "--dataset_name", "d", *COLUMNS]))
     assert not _messages(caplog, "not used")

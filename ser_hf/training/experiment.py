@@ -215,7 +215,7 @@ def train(run: Run, progress: bool = True) -> TrainResult:
 
         return train_streaming(run, progress, before_save=lambda: _remove_stale_outputs(out))
     dataset = load_run_dataset(run.data, include_eval=True)
-    split = train_split(run.data, dataset)
+    split = train_split(run.data, dataset, test_size_given=run.was_given(run.data, "test_size"))
     labels = dataset.features["label"].names
     method = make_method(run, labels, progress).fit(split["train"], split.get("validation"))
     # Only now, with a model to save: a run that fails before keeps the earlier run whole. The earlier card goes with

@@ -357,7 +357,8 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
             logger.warning("%s (set in %s) trains the frozen probe and the starting head of head_init: probe; "
                            "mode: %s without head_init: probe ignores it (%s).",
                            key, _origin(key, recipe, overrides, values), model.mode, instead)
-    return Run(data, model, training, probe)
+    given = {*from_file, *values, *(_flag_key(item) for item in overrides if item.startswith("--"))}
+    return Run(data, model, training, probe, given=frozenset(given))
 
 
 def _refuse_lists_for_single_values(parser: HfArgumentParser, mapping: dict[str, Any], source: str) -> None:

@@ -49,6 +49,14 @@ class Run:
     model: ModelArguments
     training: SERTrainingArguments
     probe: ProbeArguments = field(default_factory=ProbeArguments)
+    #: The settings the user set (in the recipe, on the command line or as keywords; :func:`parse_run` fills it), so
+    #: a warning about a setting left unused can tell a value typed equal to its default from no value at all; None
+    #: where the run was built otherwise: a setting then counts as set where it differs from its default.
+    given: frozenset[str] | None = None
+
+    def was_given(self, group, key: str) -> bool:
+        """Whether the user set ``key`` of the argument ``group`` (see :attr:`given`)."""
+        return key in self.given if self.given is not None else getattr(group, key) != getattr(type(group), key)
 
     def settings(self, dataset: datasets.Dataset | None = None) -> dict[str, Any]:
         """The arguments as JSON-friendly dicts (recorded beside every result); with the run's ``dataset``, also

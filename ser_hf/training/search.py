@@ -180,7 +180,8 @@ def _search_split(run: Run, dataset) -> Any:
         SplitError: too few speakers outside the test part for a validation part, saying what a search needs.
     """
     try:
-        return train_split(run.data, dataset, settings=_SPLIT_SETTINGS)
+        return train_split(run.data, dataset, settings=_SPLIT_SETTINGS,
+                           test_size_given=run.was_given(run.data, "test_size"))
     except SplitError as err:
         if getattr(err, "part", None) != "validation":
             raise

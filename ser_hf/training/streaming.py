@@ -403,10 +403,11 @@ def _warn_test_emotions_left_out(data: DataArguments, labels: list[str], labelle
                        ",".join(wanted))
 
 
-def _warn_unused_split_sizes(data: DataArguments) -> None:
+def _warn_unused_split_sizes(run: Run) -> None:
     """Say which split sizes the user set that a streamed run does not use: it holds no speakers out of a stream (its
     test part is the ``eval_split_name`` split, its training runs ``max_steps`` with no validation part)."""
-    unused = [name for name in ("test_size", "validation_size") if getattr(data, name) != getattr(DataArguments, name)]
+    data = run.data
+    unused = [name for name in ("test_size", "validation_size") if run.was_given(data, name)]
     if unused:
         test = (f"its test part is the {data.eval_split_name!r} split (--eval_split_name)"
                 if data.eval_split_name not in (None, data.train_split_name) else "it has no test part")
@@ -436,7 +437,7 @@ def train_streaming(run: Run, progress: bool = True, before_save: Callable[[], N
     source = data.dataset_source()
     part = select_split(open_dataset(source, streaming=True), data.train_split_name, source)
     labels = stream_labels(data, part)
-    _warn_unused_split_sizes(data)
+    _warn_unused_split_sizes(run)
     parts, report, test_labelled = {}, None, set()
     if data.eval_split_name not in (None, data.train_split_name):
         # Before training: its unusable rows stop the run before the long part, and the label_map warnings judge

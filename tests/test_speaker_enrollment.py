@@ -796,5 +796,5 @@ def test_an_offsets_file_that_cannot_be_one_is_refused_before_it_is_read(adaptiv
     weights.unlink()
     with open(weights, "wb") as handle:
         handle.truncate(2**30)  # sparse: 1 GiB that costs no disk
-    with pytest.raises(SERError, match=r"is 1073741824 bytes, more than the \d+ the offsets its \.json names can need"):
+    with pytest.raises(SERError, match=r"is 1073741824 bytes, more than the \d+ the offsets \(and score spreads\) its \.json names can need"):
         EmotionRecognizer.from_pretrained(checkpoint).load_enrollments(saved)

@@ -46,9 +46,9 @@ def test_an_adaptation_with_a_spread_round_trips_as_format_2_and_is_checked(spre
     shift = loaded.enroll(features[:9])
     np.testing.assert_allclose(loaded.logits(features[9:20], shift),
                                probe.logits(features[9:20], probe.enroll(features[:9])), atol=1e-4)
-    for value in (-1, float("nan"), "10", None):
+    for value in (-1, 0, float("nan"), "10", None):
         (tmp_path / "speaker_adaptation.json").write_text(json.dumps({**record, "spread_shrink_clips": value}))
-        with pytest.raises(ModelError, match="spread_shrink_clips must be a non-negative number"):
+        with pytest.raises(ModelError, match="spread_shrink_clips must be a positive number"):
             load_adaptation(tmp_path, probe.global_head)
     (tmp_path / "speaker_adaptation.json").write_text(json.dumps(record))
     from safetensors.numpy import load_file, save_file
@@ -199,3 +199,10 @@ def test_cv_with_the_spread_offered_records_the_choices_and_names_them_in_its_ro
     offered = {choice["spread_shrink_clips"] for choice in record["record"]["inner_check"]["adaptive_ua_by_choice"]}
     assert offered == {None, *SPREAD_CHOICES}
     assert record["format"] == (1 if record["record"]["spread_shrink_clips"] is None else 2)
+
+
+@pytest.mark.parametrize("spreads", [(), (0.0,), (None, -3.0), (float("inf"),), ("10",)])
+def test_the_fit_refuses_spread_shrinkages_that_cannot_be_saved(spreads):
+    features, labels, speakers = voices()
+    with pytest.raises(SERError, match="spreads must list score-spread shrinkages above 0"):
+        fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=4, spreads=spreads)

@@ -330,7 +330,7 @@ class SpeakerEnrollments:
                            f"{document.get('format')!r}, expected 1, with a list of speakers); {again}")
         try:  # no larger than the shifts its .json names can take: a link to /dev/zero must not fill the memory
             data = read_bounded(weights_path, self._weights_bytes(document["speakers"]), fix="",
-                                what="the offsets its .json names")
+                                what="the offsets (and score spreads) its .json names")
             tensors = load(data)
         except (OSError, SafetensorError, ModelError) as error:
             raise SERError(f"enrollments {shown!r}.safetensors cannot be read ({error}); {again}") from None
@@ -344,12 +344,13 @@ class SpeakerEnrollments:
                            f"interrupted, or files of two saves); {again}")
         loaded, numbers = {}, {}
         for number, record in enumerate(document["speakers"]):
-            speaker, entry = self._loaded_entry(record, tensors)
+            speaker, entry, problem = self._loaded_entry(record, tensors)
             if entry is None:
                 what = f"speaker {printable(speaker)[:80]!r} (record {number})" if speaker else f"record {number}"
                 spread = "" if self.adaptation.spread_shrink is None else \
                     f" and a spread of shape (2, {len(self.adaptation.means)}) with scales above 0"
-                raise SERError(f"enrollments {shown!r}: {what} has no usable offset or is malformed (expected a "
+                problem = f": {problem}" if problem else ""
+                raise SERError(f"enrollments {shown!r}: {what} has no usable offset or is malformed{problem} (expected a "
                                f"speaker id, a clip count, adapted true/false and, when adapted, a finite float32 "
                                f"offset of shape {self.adaptation.means.shape[1:]}{spread}, each value within "
                                f"{MAX_SHIFT:g}); {again}")
@@ -370,27 +371,29 @@ class SpeakerEnrollments:
         copies = [record.get("copies") if isinstance(record, dict) else None for record in records]
         return 2**16 + shift * sum(1 + (len(names) if isinstance(names, list) else 0) for names in copies)
 
-    def _loaded_entry(self, record, tensors) -> tuple[str | None, dict | None]:
-        """``(speaker, entry)`` from one saved record, the entry None when the record or its shifts are unusable."""
+    def _loaded_entry(self, record, tensors) -> tuple[str | None, dict | None, str | None]:
+        """``(speaker, entry, problem)`` from one saved record: the entry None when the record or its shifts are
+        unusable, and then what is wrong with a shift (None for a malformed record)."""
         if not isinstance(record, dict) or not isinstance(record.get("speaker"), str) or not record["speaker"]:
-            return None, None
+            return None, None, None
         speaker, copies = speaker_text(record["speaker"]), record.get("copies") or []  # files from before NFC ids
         if not speaker:
-            return None, None
+            return None, None, None
         clips = record.get("clips")
         if not isinstance(record.get("adapted"), bool) or not isinstance(clips, int) or isinstance(clips, bool) or \
                 clips < 0 or not isinstance(copies, list) or not all(isinstance(name, str) for name in copies):
-            return speaker, None
+            return speaker, None, None
         name = str(record.get("tensor", ""))
         names = [name, *(f"{name}.copy.{number}" for number in range(len(copies)))] if record["adapted"] else []
-        shifts = [self.adaptation.shift_from_tensors(tensors, tensor) for tensor in names]
-        if any(shift is None for shift in shifts):
-            return speaker, None
+        try:
+            shifts = [self.adaptation.shift_from_tensors(tensors, tensor) for tensor in names]
+        except ValueError as error:
+            return speaker, None, str(error)
         entry = {**{k: v for k, v in record.items() if k != "tensor"}, "speaker": speaker}
         entry["shift"] = shifts[0] if shifts else None
         if copies and shifts:
             entry["copy_shifts"] = shifts[1:]
-        return speaker, entry
+        return speaker, entry, None
 
 
 def _summary(entry: dict[str, Any]) -> dict[str, Any]:

@@ -56,7 +56,7 @@ from ser_hf._io import default_permissions, detach_for_rewrite, read_json, write
 from ser_hf.errors import ModelError, SERError
 from ser_hf.models.linear_head import head_logits, head_mix, softmax
 from ser_hf.paths import display_path
-from ser_hf.ranges import COUNT, NON_NEGATIVE
+from ser_hf.ranges import COUNT, NON_NEGATIVE, POSITIVE
 
 #: Shrinkage towards "no offset": the offset of a speaker with n clips is scaled by n / (n + k). Training
 #: speakers (tens of clips each) use SHRINK_CLIPS; at enrollment training's inner check picks k (the
@@ -73,6 +73,8 @@ ESTIMATORS = ("emotion-mix-aware", "speaker mean")
 #: No offset of real pooled states, nor a class score's centre or scale, comes near this; a larger one is a tampered
 #: or corrupt enrollment file.
 MAX_SHIFT = 1e4
+#: The least variance of a class score a spread is computed with (a class no clip has, clips of one score).
+MIN_VARIANCE = 1e-12
 
 
 @dataclass(frozen=True)
@@ -176,22 +178,37 @@ class AdaptiveProbe:
                 (1 - shift.scale) * shift.centre
         return head
 
-    def shift_from_tensors(self, tensors: dict[str, np.ndarray], name: str) -> SpeakerShift | None:
-        """The :class:`SpeakerShift` saved as ``name`` by :meth:`SpeakerShift.tensors`; None when it is missing,
-        of the wrong type or shape, not finite, beyond :data:`MAX_SHIFT`, a scale not above 0, or when it has a
-        spread and this model adapts none, or the other way round."""
-        offset, spread = tensors.get(name), tensors.get(f"{name}.spread")
-        labels = len(self.means)
-        usable = [(offset, self.means.shape[1:])] + ([] if spread is None else [(spread, (2, labels))])
-        if offset is None or (spread is None) != (self.spread_shrink is None) or any(
-                value.dtype != np.float32 or value.shape != shape or not np.isfinite(value).all() or
-                np.abs(value).max(initial=0.0) > MAX_SHIFT for value, shape in usable):
-            return None
-        if spread is None:
-            return SpeakerShift(offset.astype(np.float64))
-        if not (spread[1] > 0).all():
-            return None
-        return SpeakerShift(offset.astype(np.float64), spread[0].astype(np.float64), spread[1].astype(np.float64))
+    def shift_from_tensors(self, tensors: dict[str, np.ndarray], name: str) -> SpeakerShift:
+        """The :class:`SpeakerShift` saved as ``name`` by :meth:`SpeakerShift.tensors`.
+
+        Raises:
+            ValueError: saying which tensor is missing, of the wrong type or shape, not finite, beyond
+                :data:`MAX_SHIFT` or with a scale not above 0, or a spread this model does not adapt (or the
+                other way round).
+        """
+        spread_name = f"{name}.spread"
+        if (spread_name in tensors) != (self.spread_shrink is not None):
+            raise ValueError(f"tensor {spread_name!r} is missing: this model adapts the spread of each score"
+                             if self.spread_shrink is not None else
+                             f"tensor {spread_name!r} holds a score spread, which this model does not adapt")
+        expected = {name: self.means.shape[1:], spread_name: (2, len(self.means))}
+        for key in expected if self.spread_shrink is not None else (name,):
+            value = tensors.get(key)
+            if value is None:
+                raise ValueError(f"tensor {key!r} is missing")
+            if value.dtype != np.float32 or value.shape != expected[key]:
+                raise ValueError(f"tensor {key!r} is {value.dtype} of shape {value.shape}, not float32 of shape "
+                                 f"{expected[key]}")
+            if not np.isfinite(value).all() or np.abs(value).max(initial=0.0) > MAX_SHIFT:
+                raise ValueError(f"tensor {key!r} holds {np.abs(value).max():.3g} (NaN or infinite, or beyond "
+                                 f"{MAX_SHIFT:g})")
+        offset = tensors[name].astype(np.float64)
+        if self.spread_shrink is None:
+            return SpeakerShift(offset)
+        centre, scale = tensors[spread_name].astype(np.float64)
+        if not (scale > 0).all():
+            raise ValueError(f"tensor {spread_name!r} has a scale of {scale.min():.3g}, where every scale is above 0")
+        return SpeakerShift(offset, centre, scale)
 
 
 def typical_score_variance(scores: np.ndarray, speakers: np.ndarray) -> np.ndarray:
@@ -201,7 +218,9 @@ def typical_score_variance(scores: np.ndarray, speakers: np.ndarray) -> np.ndarr
     speakers = np.asarray(speakers, dtype=object)
     variances = [scores[speakers == speaker].var(axis=0) for speaker in np.unique(speakers)
                  if np.count_nonzero(speakers == speaker) > 1]
-    return np.mean(variances, axis=0) if variances else np.ones(scores.shape[1])
+    # A class no training clip has scores the same everywhere (variance 0): floored, so its speakers' scale stays
+    # finite (sqrt((n + k) / k) at most) and the file holds a positive variance.
+    return np.maximum(np.mean(variances, axis=0), MIN_VARIANCE) if variances else np.ones(scores.shape[1])
 
 
 def score_spread(enrolled_scores: np.ndarray, typical: np.ndarray, shrink: float) -> tuple[np.ndarray, np.ndarray]:
@@ -209,9 +228,10 @@ def score_spread(enrolled_scores: np.ndarray, typical: np.ndarray, shrink: float
     clips' mean score, and the factor that brings the speaker's spread of each score to the typical one, the
     speaker's variance shrunk towards ``typical`` by ``shrink`` clips, ``(n var + k typical) / (n + k)`` (a few
     clips give a noisy variance). Scores are then ``centre + scale * (score - centre)``."""
-    n = len(enrolled_scores)
-    variance = (n * enrolled_scores.var(axis=0) + shrink * typical) / (n + shrink)
-    return enrolled_scores.mean(axis=0), np.sqrt(typical / np.maximum(variance, 1e-12))
+    trust = len(enrolled_scores) / (len(enrolled_scores) + shrink)  # a weight, so a huge k cannot overflow
+    variance = np.maximum(trust * enrolled_scores.var(axis=0) + (1 - trust) * typical, MIN_VARIANCE)
+    # A scale beyond MAX_SHIFT (clips of one score with a tiny k) could not be saved and loaded again.
+    return enrolled_scores.mean(axis=0), np.minimum(np.sqrt(typical / variance), MAX_SHIFT)
 
 
 def estimate_offset(features, global_head, adaptive_head, means, shrink=SHRINK_CLIPS,
@@ -276,7 +296,10 @@ def _checked_settings(record: dict, path: Path, fix: str) -> tuple[float, int, b
     if type(record.get("format")) is not int or record["format"] not in (1, 2):  # true and 1.0 equal 1 too
         raise ModelError(f"{shown!r} is of format {record.get('format')!r}; this version of ser_hf reads formats 1 "
                          f"and 2. Upgrade ser_hf, or {fix}")
-    settings = {**_SETTINGS, **({"spread_shrink_clips": NON_NEGATIVE} if record["format"] == 2 else {})}
+    if record["format"] == 1 and "spread_shrink_clips" in record:  # a format-2 file whose format was edited
+        raise ModelError(f"{shown!r} is of format 1, which adapts no score spread, yet names spread_shrink_clips "
+                         f"{record['spread_shrink_clips']!r}; {fix}")
+    settings = {**_SETTINGS, **({"spread_shrink_clips": POSITIVE} if record["format"] == 2 else {})}
     for key, allowed in settings.items():
         if record.get(key) not in allowed:
             raise ModelError(f"{shown!r}: {key} must be {allowed}, found {record.get(key)!r}; {fix}")
@@ -333,9 +356,10 @@ def load_adaptation(checkpoint: str | os.PathLike, global_head: dict[str, np.nda
         spread_shrink, variance = float(record["spread_shrink_clips"]), tensors.get("score_variance")
         if variance is None or variance.shape != (num_labels,) or not np.isfinite(variance).all() or \
                 not (variance > 0).all():
+            found = "none" if variance is None else f"shape {variance.shape}: {np.round(variance, 6).tolist()}"
             raise ModelError(f"{display_path(folder / ADAPTATION_WEIGHTS)!r} lacks the score variance its format-2 "
-                             f"record needs (a positive, finite value for each of the {num_labels} classes; found "
-                             f"{None if variance is None else variance.shape}); retrain it.")
+                             f"record needs (tensor score_variance, a positive, finite value for each of the "
+                             f"{num_labels} classes; found {found}); retrain it.")
         variance = variance.astype(np.float64)
     return AdaptiveProbe(global_head, adaptive, means.astype(np.float64), shrink, min_clips, enabled,
                          record.get("record", {}), estimator, spread_shrink, variance)

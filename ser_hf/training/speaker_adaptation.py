@@ -240,6 +240,10 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
     ``estimators``, the first of ``shrinks``) and keeps adaptation on only if it is not worse than the
     global head (:data:`CHECK_MARGIN`); the record keeps both heads' inner UA at each size.
     """
+    if not spreads or any(spread is not None and not (isinstance(spread, (int, float)) and 0 < spread < np.inf)
+                          for spread in spreads):
+        raise SERError(f"spreads must list score-spread shrinkages above 0 (in clips) or None for the offset alone, "
+                       f"got {list(spreads)}.")
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     speakers = np.asarray(speakers, dtype=object)

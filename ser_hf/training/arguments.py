@@ -122,8 +122,8 @@ class ProbeArguments:
     probe_speaker_spread: bool = field(default=False, metadata=_help(
         "Probe, speaker-adaptive: also offer the inner CV a second step after the offset, each class score of an "
         "enrolled speaker scaled to the training speakers' typical spread of it (shrinkage 30, 10 or 3 clips; the "
-        "offset alone stays a choice). Lifted URDU, whose speakers are nearly single-emotion (10 clips 89.9 against "
-        "86.7 UA), cost RAVDESS-8 whisper-tiny.en 0.6 (benchmarks/speaker_spread.py). Needs "
+        "offset alone stays a choice). Helps corpora whose speakers are nearly single-emotion (URDU), not RAVDESS: the "
+        "README's speaker-adaptive table has both (benchmarks/accuracy.py --speaker-spread). Needs "
         "probe_speaker_adaptation."))
     probe_speed_copies: list[float] | None = field(default=None, metadata=_help(
         "Probe, linear fit: also train on a copy of every training clip played this many times faster, one copy "

@@ -31,18 +31,13 @@ minutes each on 2 cores). Not adopted.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from common import run_configs
 from probe_layer_mix import cached_states
 from scipy.optimize import minimize
-from variant_comparison import ASSIGNMENTS, INNER_SEEDS, variant_rows
+from variant_comparison import ASSIGNMENTS, score_fits
 
-from ser_hf.splits import speaker_folds
 from ser_hf.training import linear_probe
-
-VARIANTS = ("shipped", "bias calibrated")
 
 
 def calibrated_bias(scores: np.ndarray, labels: np.ndarray, num_labels: int) -> tuple[float, np.ndarray]:
@@ -90,28 +85,7 @@ def fits(data, train: np.ndarray, seed: int) -> dict[str, linear_probe.LinearFit
 
 
 def run_config(spec: str, assignments: int = ASSIGNMENTS) -> dict:
-    start = time.perf_counter()
-    data = cached_states(spec)
-    num_labels = len(data.labels)
-    by_variant = {variant: [] for variant in VARIANTS}
-    runs = []
-    for assignment in range(assignments):
-        folds = data.folds if assignment == 0 else speaker_folds(data.dataset, n_folds=len(data.folds), seed=assignment)
-        references = np.concatenate([data.classes[fold.test] for fold in folds])
-        for seed in INNER_SEEDS:
-            predicted = {variant: [] for variant in VARIANTS}
-            for fold in folds:
-                for variant, fitted in fits(data, np.concatenate([fold.train, fold.validation]), seed).items():
-                    predicted[variant].append(fitted.logits(data.features[fold.test]).argmax(axis=1))
-            for variant in VARIANTS:
-                by_variant[variant].append(
-                    linear_probe._pooled_ua(references, np.concatenate(predicted[variant]), num_labels))
-            runs.append({"assignment": assignment, "inner_seed": seed})
-            print(spec, runs[-1], {v: round(100 * u[-1], 2) for v, u in by_variant.items()}, flush=True)
-    rows = variant_rows(by_variant)
-    print(spec, {v: round(100 * row["mean"], 2) for v, row in rows.items()}, flush=True)
-    return {"config": spec, "labels": data.labels, "assignments": assignments, "inner_seeds": list(INNER_SEEDS),
-            "runs_in_order": runs, "rows": rows, "seconds": round(time.perf_counter() - start, 1)}
+    return score_fits(spec, cached_states(spec), fits, assignments)
 
 
 if __name__ == "__main__":

@@ -28,14 +28,11 @@ The probe keeps choosing by pooled UA.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from common import run_configs
 from probe_layer_mix import cached_states
-from variant_comparison import ASSIGNMENTS, INNER_SEEDS, variant_rows
+from variant_comparison import ASSIGNMENTS, score_fits
 
-from ser_hf.splits import speaker_folds
 from ser_hf.training import linear_probe
 
 CRITERIA = ("pooled UA", "log loss", "one-SE")
@@ -84,28 +81,7 @@ def fits(data, train: np.ndarray, seed: int) -> dict[str, linear_probe.LinearFit
 
 
 def run_config(spec: str, assignments: int = ASSIGNMENTS) -> dict:
-    start = time.perf_counter()
-    data = cached_states(spec)
-    num_labels = len(data.labels)
-    by_criterion = {criterion: [] for criterion in CRITERIA}
-    runs = []
-    for assignment in range(assignments):
-        folds = data.folds if assignment == 0 else speaker_folds(data.dataset, n_folds=len(data.folds), seed=assignment)
-        references = np.concatenate([data.classes[fold.test] for fold in folds])
-        for seed in INNER_SEEDS:
-            predicted = {criterion: [] for criterion in CRITERIA}
-            for fold in folds:
-                for criterion, fitted in fits(data, np.concatenate([fold.train, fold.validation]), seed).items():
-                    predicted[criterion].append(fitted.logits(data.features[fold.test]).argmax(axis=1))
-            for criterion in CRITERIA:
-                by_criterion[criterion].append(
-                    linear_probe._pooled_ua(references, np.concatenate(predicted[criterion]), num_labels))
-            runs.append({"assignment": assignment, "inner_seed": seed})
-            print(spec, runs[-1], {c: round(100 * v[-1], 2) for c, v in by_criterion.items()}, flush=True)
-    rows = variant_rows(by_criterion)
-    print(spec, {c: round(100 * row["mean"], 2) for c, row in rows.items()}, flush=True)
-    return {"config": spec, "labels": data.labels, "assignments": assignments, "inner_seeds": list(INNER_SEEDS),
-            "runs_in_order": runs, "rows": rows, "seconds": round(time.perf_counter() - start, 1)}
+    return score_fits(spec, cached_states(spec), fits, assignments)
 
 
 if __name__ == "__main__":

@@ -110,3 +110,37 @@ def variant_rows(by_variant: dict[str, list[float]]) -> dict[str, dict]:
                                     "assignments_worse": int(np.sum(change < 0))},
         }
     return rows
+
+
+def score_fits(spec: str, data, fits, assignments: int = ASSIGNMENTS) -> dict:
+    """Score ways of fitting the probe on the cached states ``data`` (``probe_layer_mix.cached_states``) run by run:
+    the shared folds and ``assignments - 1`` more speaker-grouped assignments, each with inner-CV seeds
+    :data:`INNER_SEEDS`. ``fits(data, train_rows, seed)`` gives ``{name: LinearFit}`` fitted on the training rows of
+    one fold, the first name the baseline the others are paired with (:func:`variant_rows`).
+
+    Returns:
+        The benchmark's row for ``spec``: labels, the runs in order, each variant's row and the seconds taken.
+    """
+    import time
+
+    start = time.perf_counter()
+    num_labels = len(data.labels)
+    by_variant: dict[str, list[float]] = {}
+    runs = []
+    for assignment in range(assignments):
+        folds = data.folds if assignment == 0 else speaker_folds(data.dataset, n_folds=len(data.folds), seed=assignment)
+        references = np.concatenate([data.classes[fold.test] for fold in folds])
+        for seed in INNER_SEEDS:
+            predicted: dict[str, list[np.ndarray]] = {}
+            for fold in folds:
+                for name, fitted in fits(data, np.concatenate([fold.train, fold.validation]), seed).items():
+                    predicted.setdefault(name, []).append(fitted.logits(data.features[fold.test]).argmax(axis=1))
+            for name, parts in predicted.items():
+                by_variant.setdefault(name, []).append(
+                    linear_probe._pooled_ua(references, np.concatenate(parts), num_labels))
+            runs.append({"assignment": assignment, "inner_seed": seed})
+            print(spec, runs[-1], {name: round(100 * uas[-1], 2) for name, uas in by_variant.items()}, flush=True)
+    rows = variant_rows(by_variant)
+    print(spec, {name: round(100 * row["mean"], 2) for name, row in rows.items()}, flush=True)
+    return {"config": spec, "labels": data.labels, "assignments": assignments, "inner_seeds": list(INNER_SEEDS),
+            "runs_in_order": runs, "rows": rows, "seconds": round(time.perf_counter() - start, 1)}

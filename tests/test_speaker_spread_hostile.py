@@ -216,6 +216,23 @@ def _spoiled(recognizer, path, spoil):
     return saved
 
 
+@pytest.mark.parametrize("spoil", [
+    lambda t: t.pop("offset.0.spread"),
+    lambda t: t.__setitem__("offset.0.spread", np.stack([t["offset.0.spread"][0], 0 * t["offset.0.spread"][1]])),
+    lambda t: t.__setitem__("offset.0.spread", np.stack([t["offset.0.spread"][0], -t["offset.0.spread"][1]])),
+    lambda t: t.__setitem__("offset.0.spread", np.stack([t["offset.0.spread"][0] + np.float32(1e30),
+                                                         t["offset.0.spread"][1]])),
+    lambda t: t.__setitem__("offset.0.spread", t["offset.0.spread"][:, :-1].copy()),
+], ids=["drop", "zero scale", "negative scale", "huge centre", "wrong shape"])
+def test_an_enrollment_file_with_a_bad_spread_is_refused(spread_checkpoint, tmp_path, spoil):
+    corpus, checkpoint = spread_checkpoint
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    recognizer.enroll("SM3", _clips(corpus, "SM3")[:4])
+    saved = _spoiled(recognizer, tmp_path / "people", spoil)
+    with pytest.raises(SERError, match=r"speaker 'SM3' \(record 0\) has no usable offset .* and a spread of shape"):
+        EmotionRecognizer.from_pretrained(checkpoint).load_enrollments(saved)
+
+
 def _set_scale(value):
     def spoil(tensors):
         tensors["offset.0.spread"][1, 0] = value

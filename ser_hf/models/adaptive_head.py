@@ -356,7 +356,9 @@ def load_adaptation(checkpoint: str | os.PathLike, global_head: dict[str, np.nda
         spread_shrink, variance = float(record["spread_shrink_clips"]), tensors.get("score_variance")
         if variance is None or variance.shape != (num_labels,) or not np.isfinite(variance).all() or \
                 not (variance > 0).all():
-            found = "none" if variance is None else f"shape {variance.shape}: {np.round(variance, 6).tolist()}"
+            shown_values = np.round(variance.ravel()[:8], 6).tolist() if variance is not None else None
+            found = "none" if variance is None else \
+                f"shape {variance.shape}: {shown_values}{' ...' if variance.size > 8 else ''}"
             raise ModelError(f"{display_path(folder / ADAPTATION_WEIGHTS)!r} lacks the score variance its format-2 "
                              f"record needs (tensor score_variance, a positive, finite value for each of the "
                              f"{num_labels} classes; found {found}); retrain it.")

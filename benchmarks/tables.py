@@ -18,6 +18,7 @@ import yaml
 from common import RESULTS_DIR
 
 from ser_hf.evaluation.tables import signed_percent_range
+from ser_hf.models.adaptive_head import choice_label
 
 README = RESULTS_DIR.parents[1] / "README.md"
 
@@ -407,12 +408,7 @@ def _estimators(settings: dict) -> str:
     if not chosen:
         return "emotion-mix-aware (before the choice existed)"
     shrinks = row.get("enrollment_shrink_by_fold") or [None] * len(chosen)
-    def label(name: str, shrink) -> str:  # "speaker mean + score spread k=10" (probe_speaker_spread): k, then spread
-        estimator, spread, spread_k = name.partition(" + score spread k=")
-        return name if name == "off" or shrink is None else \
-            f"{estimator}, k={shrink:g}" + (f", score spread k={spread_k}" if spread else "")
-
-    labels = [label(name, shrink) for name, shrink in zip(chosen, shrinks)]
+    labels = [choice_label(name, shrink) for name, shrink in zip(chosen, shrinks)]
     counts = {label: labels.count(label) for label in dict.fromkeys(labels)}
     return "; ".join(f"{label} x{count}" for label, count in counts.items())
 

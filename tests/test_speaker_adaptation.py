@@ -12,6 +12,8 @@ from ser_hf.training.speaker_adaptation import (
     ENROLLMENT_DRAWS,
     ESTIMATORS,
     SHRINK_CHOICES,
+    choice_label,
+    choice_name,
     class_means,
     collect_enrollment,
     enrollment_predictions,
@@ -270,6 +272,34 @@ def test_cv_adds_speaker_adaptive_rows_beside_the_standard_ones(tmp_path):
     low, high = written[0]["gain_interval"]
     assert f"{100 * written[0]['gain']:+.1f} [{100 * low:+.1f} to {100 * high:+.1f}]" in table
     assert result.pooled.num_samples == 48  # the standard row is unchanged: every clip once
+    assert (tmp_path / "cv" / "cv" / "speaker_adaptive.png").stat().st_size > 0  # the enrollment curve
+    chosen = written[0]["offset_estimator_by_fold"]
+    assert f"fold 3: {choice_label(chosen[2], written[0]['enrollment_shrink_by_fold'][2])}" in table
+
+
+def test_a_folds_choice_is_named_in_words():
+    assert choice_name("speaker mean", None) == "speaker mean"
+    assert choice_name("emotion-mix-aware", 10.0) == "emotion-mix-aware + score spread k=10"
+    assert choice_label("speaker mean", 2.0) == "speaker mean, k=2"
+    assert choice_label(choice_name("emotion-mix-aware", 10.0), 5.0) == "emotion-mix-aware, k=5, score spread k=10"
+    assert choice_label("off", None) == "off"
+
+
+def test_the_enrollment_curve_draws_every_setting_with_its_interval_and_the_global_head(tmp_path):
+    from ser_hf.evaluation.plots import plot_enrollment_curve, save_figure
+
+    def row(setting, ua, interval):
+        return {"enrollment": setting, "unweighted_accuracy": ua, "confidence_interval": interval,
+                "global_unweighted_accuracy_same_clips": 0.7}
+
+    rows = [row("1", 0.7, [0.6, 0.8]), row("10", 0.8, [0.7, 0.9]), row("all", 0.85, None), row("neutral", 0.72,
+                                                                                                 [0.6, 0.8])]
+    figure = plot_enrollment_curve(rows, [row("10", 0.82, [0.75, 0.9])])
+    axes = figure.axes[0]
+    assert [tick.get_text() for tick in axes.get_xticklabels()] == ["1 clip", "10 clips", "all", "neutral clips"]
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == [
+        "global head on the same clips", "speaker-adaptive (95% CI)", "speaker-adaptive, test-time copies (95% CI)"]
+    assert save_figure(figure, tmp_path / "curve.png").stat().st_size > 0
 
 
 def test_the_inner_check_never_scores_a_clip_the_speaker_enrolled(monkeypatch):

@@ -1,4 +1,5 @@
-"""Figures for evaluation reports: confusion matrices, per-class scores, UA per speaker, reliability diagram.
+"""Figures for evaluation reports: confusion matrices, per-class scores, UA per speaker, reliability diagram, and the
+speaker-adaptive UA by enrollment size.
 
 Built with matplotlib's object API (``matplotlib.figure.Figure``), never ``pyplot``: no backend is
 selected, no global state is touched and no window opens, so importing or calling this module is safe
@@ -183,6 +184,45 @@ def plot_speakers(by_speaker: Mapping[str, Any], title: str | None = None) -> Fi
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False, fontsize=8)
     ax.set_title(title or "UA per speaker")
+    return fig
+
+
+def plot_enrollment_curve(rows: Sequence[Mapping[str, Any]], with_copies: Sequence[Mapping[str, Any]] = (),
+                          title: str | None = None) -> Figure:
+    """Speaker-adaptive UA against the enrollment clips (``ser-hf cv``'s rows, from
+    :func:`~ser_hf.training.speaker_adaptation.summarise_enrollment`): each setting's UA with its 95% interval, the
+    global head's UA on the very same clips beside it, and, with ``with_copies``, the rows scored with test-time copies.
+
+    The settings are categories in the rows' order (1, 3, 5, 10, 20 clips, then all clips and neutral clips), not a
+    numeric axis: "all" and "neutral" are not sizes, and a row of a size no test speaker reached is simply absent.
+
+    Returns:
+        A ``matplotlib.figure.Figure``.
+    """
+    names = list(dict.fromkeys(str(row["enrollment"]) for row in [*rows, *with_copies]))
+    positions = {name: index for index, name in enumerate(names)}
+    fig = Figure(figsize=(max(5.0, 0.8 * len(names) + 2.5), 4.0), layout="constrained")
+    ax = fig.subplots()
+    series = [(rows, "speaker-adaptive", "tab:blue", -0.08), (with_copies, "speaker-adaptive, test-time copies",
+                                                                "tab:green", 0.08)]
+    for part, label, colour, nudge in series:
+        if not part:
+            continue
+        x = np.array([positions[str(row["enrollment"])] for row in part]) + nudge
+        y = np.array([row["unweighted_accuracy"] for row in part])
+        intervals = [row.get("confidence_interval") or (value, value) for row, value in zip(part, y)]
+        errors = np.array([[value - low, high - value] for value, (low, high) in zip(y, intervals)]).T
+        ax.errorbar(x, y, yerr=errors, fmt="o", color=colour, capsize=3, label=f"{label} (95% CI)")
+        ax.plot(x, [row["global_unweighted_accuracy_same_clips"] for row in part], "_", color=colour, markersize=14,
+                markeredgewidth=2, alpha=0.6, label="global head on the same clips" if nudge < 0 else None)
+    shown = {"1": "1 clip", "neutral": "neutral clips"}
+    ax.set_xticks(range(len(names)), labels=[shown.get(name, f"{name} clips" if name.isdigit() else name)
+                                             for name in names])
+    ax.set_xlabel("clips of the test speaker enrolled (never scored, except 'all')")
+    ax.set_ylabel("pooled UA")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title or "Speaker adaptation by enrollment size")
     return fig
 
 

@@ -234,6 +234,25 @@ def score_spread(enrolled_scores: np.ndarray, typical: np.ndarray, shrink: float
     return enrolled_scores.mean(axis=0), np.minimum(np.sqrt(typical / variance), MAX_SHIFT)
 
 
+#: How a choice's name marks the score spread (:func:`choice_name`, read back by :func:`choice_label`).
+_SPREAD_MARK = " + score spread k="
+
+
+def choice_name(estimator: str, spread_shrink: float | None) -> str:
+    """The name ``ser-hf cv``'s rows give one fold's choice: the offset estimator, and the score spread's shrinkage
+    when it adapts one (``"speaker mean + score spread k=10"``)."""
+    return estimator if spread_shrink is None else f"{estimator}{_SPREAD_MARK}{spread_shrink:g}"
+
+
+def choice_label(name: str, shrink: float | None) -> str:
+    """A :func:`choice_name` with the offset's enrollment shrinkage, in words: ``"speaker mean, k=2"``,
+    ``"emotion-mix-aware, k=5, score spread k=10"``, or ``"off"`` (a fold whose adaptation was switched off)."""
+    if name == "off" or shrink is None:
+        return name
+    estimator, spread, spread_k = name.partition(_SPREAD_MARK)
+    return f"{estimator}, k={shrink:g}" + (f", score spread k={spread_k}" if spread else "")
+
+
 def estimate_offset(features, global_head, adaptive_head, means, shrink=SHRINK_CLIPS,
                     estimator: str = ESTIMATORS[0]) -> np.ndarray:
     """Posteriors from the global head, then rounds of (offset, posteriors of the adaptive head).

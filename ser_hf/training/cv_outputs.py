@@ -117,9 +117,24 @@ def _adaptive_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines + ([""] + notes if notes else [])
 
 
+def _fold_choices(rows: list[dict[str, Any]]) -> str:
+    """What each fold's inner check chose (offset estimator, enrollment shrinkage, and with ``probe_speaker_spread``
+    the score spread's), as one line of the Markdown: the same for every row, so read off the first."""
+    if not rows or not rows[0].get("offset_estimator_by_fold"):
+        return ""
+    from ser_hf.models.adaptive_head import choice_label
+
+    shrinks = rows[0].get("enrollment_shrink_by_fold") or [None] * len(rows[0]["offset_estimator_by_fold"])
+    chosen = [choice_label(name, shrink) for name, shrink in zip(rows[0]["offset_estimator_by_fold"], shrinks)]
+    return ("Offset estimator and enrollment shrinkage k chosen by each fold's inner check on its training speakers: "
+            + "; ".join(f"fold {number}: {name}" for number, name in enumerate(chosen, start=1)) + ".\n\n")
+
+
 def write_speaker_adaptive(out: Path, rows: list[dict[str, Any]],
                            with_copies: list[dict[str, Any]] | None = None) -> None:
-    """``out/speaker_adaptive.json`` and ``.md``: the speaker-adaptive rows, and those with test-time copies."""
+    """``out/speaker_adaptive.json``, ``.md`` and ``.png`` (UA by enrollment size): the speaker-adaptive rows, and
+    those with test-time copies."""
+    from ser_hf.evaluation.plots import plot_enrollment_curve, save_figure
     from ser_hf.training.speaker_adaptation import ENROLLMENT_DRAWS
 
     out.mkdir(parents=True, exist_ok=True)
@@ -133,4 +148,7 @@ def write_speaker_adaptive(out: Path, rows: list[dict[str, Any]],
                       "# Speaker-adaptive rows (not the standard headline)\n\nEnrollment clips are the test speaker's "
                       "own, unlabelled, drawn at random with the fold seed and never scored (except 'all', which is "
                       f"transductive); each random row pools {ENROLLMENT_DRAWS} draws, and its clips are those scored "
-                      "per draw.\n\n" + "\n".join(_adaptive_table(rows)) + "\n" + copies_section)
+                      "per draw. The curve: `speaker_adaptive.png`.\n\n" + _fold_choices(rows)
+                      + "\n".join(_adaptive_table(rows)) + "\n" + copies_section)
+    if rows:
+        save_figure(plot_enrollment_curve(rows, with_copies or ()), out / "speaker_adaptive.png")

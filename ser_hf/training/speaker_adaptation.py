@@ -41,6 +41,8 @@ from ser_hf.models.adaptive_head import (
     SHRINK_CLIPS,
     AdaptiveProbe,
     SpeakerShift,
+    choice_label,
+    choice_name,
     estimate_offset,
     has_adaptation,
     load_adaptation,
@@ -63,7 +65,7 @@ __all__ = [
     "CHECK_MIN_SPEAKERS",
     "ENROLLMENT_DRAWS", "ENROLLMENT_ROUNDS", "ENROLLMENT_SETTINGS", "ESTIMATORS", "MIN_ENROLLMENT_CLIPS", "SHRINK_CHOICES", "SHRINK_CLIPS",
     "SPREAD_CHOICES", "SpeakerShift",
-    "AdaptiveProbe", "adapt_training_speakers", "class_means", "collect_enrollment", "enrollment_predictions",
+    "AdaptiveProbe", "adapt_training_speakers", "choice_label", "choice_name", "class_means", "collect_enrollment", "enrollment_predictions",
     "estimate_offset", "fit_adaptive_probe", "has_adaptation", "load_adaptation", "save_adaptation", "speaker_offset",
     "summarise_enrollment",
 ]
@@ -391,8 +393,7 @@ def enrollment_predictions(probe: AdaptiveProbe, features: np.ndarray, labels: n
             "rows": rows, "adaptive": np.concatenate(adaptive) if adaptive else rows,
             "global": predicted(rows) if len(rows) else rows,
             "fallback_speakers": len(fallback), "speakers": len(scored_speakers), "draws": setting_draws,
-            "estimator": (probe.estimator + ("" if probe.spread_shrink is None else
-                                             f" + score spread k={probe.spread_shrink:g}")) if probe.enabled else "off",
+            "estimator": choice_name(probe.estimator, probe.spread_shrink) if probe.enabled else "off",
             "shrink_clips": probe.shrink if probe.enabled else None}
     return results
 

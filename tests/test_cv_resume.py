@@ -446,7 +446,7 @@ def test_a_finished_cv_run_again_never_writes_its_summary_through_a_link_nor_fai
         experiment.cross_validate(make_run(corpus_and_backbone, tmp_path, "cv"), progress=False)
     assert list(outside.iterdir()) == []
     (cv / "pooled").unlink()
-    for name in ("speaker_adaptive.md", "cv_summary.md"):
+    for name in ("speaker_adaptive.md", "speaker_adaptive.png", "cv_summary.md"):
         (cv / name).unlink()
         (cv / name).mkdir()
         fitted_folds.clear()

@@ -488,6 +488,7 @@ FOLD_STATE = "fold_state.safetensors"
 REPORT_FILES = frozenset({
     "report.json", "report.md", "confusion_matrix.png", "per_class.png", "speakers.png", "reliability.png",
     "cv_plan.json", "cv_summary.json", "cv_summary.md", "speaker_adaptive.json", "speaker_adaptive.md",
+    "speaker_adaptive.png",
     "leave_one_corpus_out.json", "leave_one_corpus_out.md", FOLD_STATE})
 #: The keys a report's ``report.json`` holds: a user's own ``report.json`` without them is not ser_hf's.
 REPORT_KEYS = ("unweighted_accuracy", "confusion_matrix", "labels")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ser_hf.errors import ModelError, SERError
+from ser_hf.models import adaptive_head
 from ser_hf.models.linear_head import head_logits
 from ser_hf.training import speaker_adaptation
 from ser_hf.training.speaker_adaptation import (
@@ -332,7 +333,8 @@ def test_the_inner_check_never_scores_a_clip_the_speaker_enrolled(monkeypatch):
 
     monkeypatch.setattr(speaker_adaptation, "_refit", refit)
     monkeypatch.setattr(speaker_adaptation, "head_logits", logits)
-    monkeypatch.setattr(speaker_adaptation, "estimate_offset", estimate)
+    # The check enrolls through AdaptiveProbe.enroll, as a user's speaker is enrolled.
+    monkeypatch.setattr(adaptive_head, "estimate_offset", estimate)
     probe = fit_adaptive_probe(features, labels, speakers, LABELS, projector_size=8, inner_folds=3)
     assert seen["checked"] > 0 and probe.record["inner_check"]["global_ua"] is not None
 

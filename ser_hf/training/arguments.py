@@ -39,7 +39,7 @@ from ser_hf.ranges import (
 )
 from ser_hf.training.data import Augmentation
 from ser_hf.training.linear_probe import DEFAULT_LAYER_MIXES, LAYER_MIXES
-from ser_hf.training.probe import ProbeSettings
+from ser_hf.training.probe import SPREAD_NEEDS_ADAPTATION, ProbeSettings
 
 __all__ = ["TRAINING_RANGES", "DataArguments", "ModelArguments", "ProbeArguments", "SERTrainingArguments"]
 
@@ -194,8 +194,7 @@ class ProbeArguments:
                 error.field = key
                 raise error
         if self.probe_speaker_spread and not self.probe_speaker_adaptation:
-            error = SERError("probe_speaker_spread adapts the score spread of the speaker-adaptive head: it needs "
-                             "probe_speaker_adaptation: true.")
+            error = SERError(SPREAD_NEEDS_ADAPTATION)
             error.field = "probe_speaker_spread"
             raise error
 

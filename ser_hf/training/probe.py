@@ -31,6 +31,11 @@ from ser_hf.training.linear_probe import DEFAULT_LAYER_MIXES, balanced_weights, 
 logger = logging.getLogger(__name__)
 
 
+#: Why ``speaker_spread`` (``probe_speaker_spread``) is refused without speaker adaptation.
+SPREAD_NEEDS_ADAPTATION = ("probe_speaker_spread adapts the score spread of the speaker-adaptive head: it needs "
+                           "probe_speaker_adaptation: true.")
+
+
 @dataclass
 class ProbeSettings:
     """How the probe head is trained (the HF head's shapes come from ``projector_size``).
@@ -61,8 +66,7 @@ class ProbeSettings:
 
     def __post_init__(self) -> None:
         if self.speaker_spread and not self.speaker_adaptation:
-            raise SERError("probe_speaker_spread adapts the score spread of the speaker-adaptive head: it needs "
-                           "probe_speaker_adaptation: true.")
+            raise SERError(SPREAD_NEEDS_ADAPTATION)
 
     def copy_preprocessors(self, base) -> list[tuple[Any, str]]:
         """``(preprocessor, name)`` of every training copy, made from ``base`` (the run's own preprocessing): played

@@ -47,7 +47,6 @@ from ser_hf.models.adaptive_head import (
     has_adaptation,
     load_adaptation,
     save_adaptation,
-    score_spread,
     speaker_offset,
     typical_score_variance,
 )
@@ -163,8 +162,13 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
                                                speakers[train], means, estimator)
             adaptive_heads[estimator] = _refit(adapted, labels[train], num_labels, record, adapted_copies,
                                                train_corpora)
-            typical[estimator] = typical_score_variance(head_logits(adaptive_heads[estimator], adapted),
-                                                        speakers[train])
+            if any(spread is not None for spread in spreads):
+                typical[estimator] = typical_score_variance(head_logits(adaptive_heads[estimator], adapted),
+                                                            speakers[train])
+        # Each choice scored as enrollment scores a user's speaker with it (AdaptiveProbe.enroll and .logits).
+        probes = {(estimator, shrink, spread): AdaptiveProbe(
+            global_head, adaptive_heads[estimator], means, shrink, estimator=estimator, spread_shrink=spread,
+            score_variance=None if spread is None else typical[estimator]) for estimator, shrink, spread in choices}
         for speaker in np.unique(speakers[held_out]):
             rows = held_out[speakers[held_out] == speaker]
             order = rng.permutation(rows)
@@ -176,23 +180,12 @@ def _inner_check(features, labels, speakers, num_labels, global_record, adaptive
                 references[size].append(labels[scored])
                 scored_corpora[size].append(clip_corpora[scored])
                 global_pred[size].append(head_logits(global_head, features[scored]).argmax(axis=1))
-                offsets = {}  # the spread choices of one (estimator, shrinkage) share its offset
-                for estimator, shrink, spread in choices:
+                for choice, probe in probes.items():
                     if len(enrolled) < MIN_ENROLLMENT_CLIPS:
                         predicted = global_pred[size][-1]
                     else:
-                        head = adaptive_heads[estimator]
-                        if (estimator, shrink) not in offsets:
-                            offsets[estimator, shrink] = estimate_offset(features[enrolled], global_head, head,
-                                                                         means, shrink, estimator)
-                        offset = offsets[estimator, shrink]
-                        scores = head_logits(head, features[scored] - offset)
-                        if spread is not None:
-                            centre, scale = score_spread(head_logits(head, features[enrolled] - offset),
-                                                         typical[estimator], spread)
-                            scores = centre + scale * (scores - centre)
-                        predicted = scores.argmax(axis=1)
-                    adaptive_pred[(estimator, shrink, spread), size].append(predicted)
+                        predicted = probe.logits(features[scored], probe.enroll(features[enrolled])).argmax(axis=1)
+                    adaptive_pred[choice, size].append(predicted)
 
     def ua_by_size(predictions_by_size) -> dict[int, float]:
         """The pooled UA at each enrollment size some speaker had clips to score for."""
@@ -254,12 +247,15 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
     global_fit, global_record = fit_linear(features, labels, speakers, num_labels, inner_folds=inner_folds, seed=seed,
                                            copies=copies, mixes=mixes, corpora=corpora)
     means = class_means(features, labels, num_labels)
-    adaptive_fits, adaptive_records = {}, {}
+    adaptive_heads, adaptive_records, typical = {}, {}, {}
     for estimator in estimators:
         adapted, adapted_copies = _adapted(features, copies, labels, speakers, means, estimator)
-        adaptive_fits[estimator], adaptive_records[estimator] = fit_linear(
+        fit, adaptive_records[estimator] = fit_linear(
             adapted, labels, speakers, num_labels, inner_folds=inner_folds, seed=seed, copies=adapted_copies,
             mixes=mixes, corpora=corpora)
+        adaptive_heads[estimator] = head_tensors(fit, projector_size)
+        if any(spread is not None for spread in spreads):  # the training speakers' typical spread of each score
+            typical[estimator] = typical_score_variance(head_logits(adaptive_heads[estimator], adapted), speakers)
     scored_by_size, global_by_size, adaptive_by_size = _inner_check(
         features, labels, speakers, num_labels, global_record, adaptive_records, tuple(shrinks), inner_folds, seed,
         copies, corpora, tuple(spreads))
@@ -308,12 +304,9 @@ def fit_adaptive_probe(features: np.ndarray, labels: np.ndarray, speakers, num_l
         logger.warning("speaker adaptation switched off: %s", record["reason"])
     logger.info("speaker adaptation: %s offset, shrinkage %g clips, inner UA %.4f (global %.4f)", estimator, shrink,
                 adaptive_ua, global_ua)
-    adaptive_head = head_tensors(adaptive_fits[estimator], projector_size)
-    variance = None if spread is None else typical_score_variance(
-        head_logits(adaptive_head, adapt_training_speakers(features, labels, speakers, means, SHRINK_CLIPS, estimator)),
-        speakers)
-    return AdaptiveProbe(head_tensors(global_fit, projector_size), adaptive_head, means, shrink, enabled=enabled,
-                         record=record, estimator=estimator, spread_shrink=spread, score_variance=variance)
+    return AdaptiveProbe(head_tensors(global_fit, projector_size), adaptive_heads[estimator], means, shrink,
+                         enabled=enabled, record=record, estimator=estimator, spread_shrink=spread,
+                         score_variance=None if spread is None else typical[estimator])
 
 
 #: The enrollment settings ``ser-hf cv`` reports: numbers of random clips, every clip, neutral clips only.

@@ -214,6 +214,31 @@ def test_balanced_weights_give_every_corpus_and_emotion_the_same_total():
     np.testing.assert_allclose(balanced_weights(labels, 2, np.array(["a"] * 10)), balanced_weights(labels, 2))
 
 
+def test_balanced_weights_share_an_emotion_among_its_speakers_by_the_power_asked():
+    """``benchmarks/speaker_balance.py`` weighs fits this way (not a default: it lost on URDU)."""
+    from ser_hf.training.linear_probe import balanced_weights, fit_chosen
+
+    labels = np.array([0] * 6 + [1] * 4)
+    speakers = np.array(["big"] * 5 + ["small"] + ["x", "x", "y", "y"], dtype=object)
+    np.testing.assert_allclose(balanced_weights(labels, 2, speakers=speakers), balanced_weights(labels, 2))
+    np.testing.assert_allclose(balanced_weights(labels, 2, speakers=speakers, speaker_power=0.0),
+                               balanced_weights(labels, 2))
+    equal = balanced_weights(labels, 2, speakers=speakers, speaker_power=1.0)
+    assert equal[:5].sum() == pytest.approx(equal[5])  # both speakers of emotion 0 count the same
+    assert equal[labels == 0].sum() == pytest.approx(equal[labels == 1].sum()) == pytest.approx(5.0)
+    half = balanced_weights(labels, 2, speakers=speakers, speaker_power=0.5)
+    assert half[:5].sum() / half[5] == pytest.approx(np.sqrt(5))  # a speaker's share grows as sqrt(clips)
+    # The same speaker name under two emotions is two cells; the fit takes the weights, copies tiled with their clips.
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(10, 2, 4)) + labels[:, None, None]
+    plain = fit_chosen(features, labels, 2, "uniform", 1.0, copies=[features + 0.1])
+    shared = fit_chosen(features, labels, 2, "uniform", 1.0, copies=[features + 0.1], speakers=speakers,
+                        speaker_power=1.0)
+    assert not np.allclose(plain.weight, shared.weight)
+    np.testing.assert_allclose(fit_chosen(features, labels, 2, "uniform", 1.0, copies=[features + 0.1],
+                                          speakers=speakers).weight, plain.weight)  # power 0: every clip the same
+
+
 def test_a_fit_on_several_corpora_counts_every_corpus_the_same():
     from ser_hf.training.linear_probe import _inner_folds, _pooled_ua, fit_linear, inner_candidates
 

@@ -101,14 +101,24 @@ class LinearFit:
         return self.temperature * (z @ self.weight.T + self.bias)
 
 
-def balanced_weights(labels: np.ndarray, num_labels: int, corpora: np.ndarray | None = None) -> np.ndarray:
+def balanced_weights(labels: np.ndarray, num_labels: int, corpora: np.ndarray | None = None,
+                     speakers: np.ndarray | None = None, speaker_power: float = 0.0) -> np.ndarray:
     """Sample weights giving every emotion (of every corpus, when ``corpora`` names each clip's) the same total,
     summing to the number of clips: the linear fit's weights, and the loss weights of every other training mode
-    (the gradient probe, :class:`~ser_hf.training.trainer.SERTrainer`), so all count corpora and emotions alike."""
+    (the gradient probe, :class:`~ser_hf.training.trainer.SERTrainer`), so all count corpora and emotions alike.
+
+    With ``speakers`` and ``speaker_power`` p > 0, an emotion's total is shared among its speakers too: each clip of a
+    speaker with n clips of that emotion weighs ``n**-p`` before the emotion is scaled to its total (p = 1: every
+    speaker of an emotion counts the same; p = 0: every clip does)."""
     cells = labels if corpora is None else \
         np.unique(np.asarray(corpora).astype(str), return_inverse=True)[1].reshape(-1) * num_labels + labels
     counts = np.bincount(cells).astype(np.float64)
-    return len(labels) / (np.count_nonzero(counts) * counts[cells])
+    if speakers is None or speaker_power == 0:
+        return len(labels) / (np.count_nonzero(counts) * counts[cells])
+    speaker_ids = np.unique(np.asarray(speakers).astype(str), return_inverse=True)[1].reshape(-1)
+    pairs = np.unique(np.stack([cells, speaker_ids], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+    raw = np.bincount(pairs).astype(np.float64)[pairs] ** -float(speaker_power)
+    return len(labels) / np.count_nonzero(counts) * raw / np.bincount(cells, weights=raw)[cells]
 
 
 def corpora_to_balance(corpora, clips: int) -> np.ndarray | None:
@@ -133,13 +143,15 @@ def corpus_balanced_ua(labels: np.ndarray, predictions: np.ndarray, num_labels: 
                           for corpus in sorted(set(corpora.tolist()))]))
 
 
-def ridge_path(z: np.ndarray, labels: np.ndarray, num_labels: int, alphas=RIDGE_ALPHAS, corpora=None):
+def ridge_path(z: np.ndarray, labels: np.ndarray, num_labels: int, alphas=RIDGE_ALPHAS, corpora=None,
+               speakers=None, speaker_power: float = 0.0):
     """Class-balanced ridge on +1/-1 targets for every alpha: a list of ``(weight, bias)``.
 
     The intercept is not penalised (features are centred with the sample weights first); one SVD
-    serves every alpha. With ``corpora`` (each row's corpus), every (corpus, emotion) cell weighs the same.
+    serves every alpha. With ``corpora`` (each row's corpus), every (corpus, emotion) cell weighs the same;
+    ``speakers`` (each row's) and ``speaker_power`` share each cell among its speakers (:func:`balanced_weights`).
     """
-    sample = balanced_weights(labels, num_labels, corpora)
+    sample = balanced_weights(labels, num_labels, corpora, speakers, speaker_power)
     targets = np.where(np.eye(num_labels)[labels] > 0, 1.0, -1.0)
     total = sample.sum()
     z_mean = sample @ z / total
@@ -248,12 +260,13 @@ def fit_linear(features: np.ndarray, labels: np.ndarray, speakers, num_labels: i
 
 
 def inner_candidates(features: np.ndarray, labels: np.ndarray, num_labels: int, folds, copies=(),
-                     mixes=DEFAULT_LAYER_MIXES, corpora=None) -> list[tuple]:
+                     mixes=DEFAULT_LAYER_MIXES, corpora=None, speakers=None, speaker_power: float = 0.0) -> list[tuple]:
     """Every (layer mix of ``mixes``, ridge strength) scored by the inner CV ``folds``: ``(pooled UA, mix name,
     alpha, out-of-fold scores)`` in mix then alpha order (the first of equal UAs is the one :func:`fit_linear` keeps).
 
     ``copies`` join the training rows of their clip's inner fold and are never scored. With ``corpora`` (several
-    corpora, see :func:`fit_linear`) the UA is the mean of the corpora's pooled UAs.
+    corpora, see :func:`fit_linear`) the UA is the mean of the corpora's pooled UAs. ``speakers`` (each clip's) and
+    ``speaker_power`` weigh the fits as :func:`balanced_weights` says; the UA stays that of every held-out clip.
 
     The mixes' per-layer scales (:func:`layer_mixes`) are taken once from every clip given, the inner held-out ones
     too: an unlabelled statistic of the training speakers only (no test speaker of the outer fold is ever here), so
@@ -270,7 +283,9 @@ def inner_candidates(features: np.ndarray, labels: np.ndarray, num_labels: int, 
             trained = np.concatenate([mixed[train], *(copy[train] for copy in mixed_copies)])
             mean, scale = _standardise(trained)
             path = ridge_path((trained - mean) / scale, np.tile(labels[train], 1 + len(copies)), num_labels,
-                              corpora=None if corpora is None else np.tile(corpora[train], 1 + len(copies)))
+                              corpora=None if corpora is None else np.tile(corpora[train], 1 + len(copies)),
+                              speakers=None if speakers is None else np.tile(speakers[train], 1 + len(copies)),
+                              speaker_power=speaker_power)
             z = (mixed[held_out] - mean) / scale
             for index, (weight, bias) in enumerate(path):
                 scores[index, held_out] = z @ weight.T + bias
@@ -281,9 +296,9 @@ def inner_candidates(features: np.ndarray, labels: np.ndarray, num_labels: int, 
 
 
 def fit_chosen(features: np.ndarray, labels: np.ndarray, num_labels: int, mix_name: str, alpha: float,
-               copies=(), corpora=None) -> LinearFit:
-    """Refit a chosen mix and ridge strength on every clip and its ``copies`` (temperature 1; ``corpora`` as in
-    :func:`fit_linear`).
+               copies=(), corpora=None, speakers=None, speaker_power: float = 0.0) -> LinearFit:
+    """Refit a chosen mix and ridge strength on every clip and its ``copies`` (temperature 1; ``corpora``,
+    ``speakers`` and ``speaker_power`` as in :func:`inner_candidates`).
 
     The mix is built from the clips' own states, so copies change the weights, never which layers are mixed.
     """
@@ -294,7 +309,10 @@ def fit_chosen(features: np.ndarray, labels: np.ndarray, num_labels: int, mix_na
     mean, scale = _standardise(mixed)
     ((weight, bias),) = ridge_path((mixed - mean) / scale, np.tile(labels, 1 + len(copies)), num_labels,
                                    alphas=(alpha,),
-                                   corpora=None if corpora is None else np.tile(corpora, 1 + len(copies)))
+                                   corpora=None if corpora is None else np.tile(corpora, 1 + len(copies)),
+                                   speakers=None if speakers is None else np.tile(np.asarray(speakers, dtype=object),
+                                                                                  1 + len(copies)),
+                                   speaker_power=speaker_power)
     return LinearFit(mix, mean, scale, weight, bias)
 
 

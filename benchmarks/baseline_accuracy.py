@@ -32,7 +32,7 @@ from common import RESULTS_DIR, SHARED_DATA, provenance, scratch_dir, write_resu
 from ser_hf.baseline.classifiers import is_neural
 from ser_hf.baseline.crossval import cross_validate_baseline
 from ser_hf.baseline.extraction import extract_dataset_features, extract_dataset_sequences
-from ser_hf.baseline.features import FeatureConfig
+from ser_hf.baseline.feature_config import FeatureConfig
 from ser_hf.baseline.sequences import sequence_config
 from ser_hf.corpora import load_corpus
 

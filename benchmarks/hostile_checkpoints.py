@@ -161,7 +161,8 @@ def _baseline(root: Path) -> Path:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
-    from ser_hf.baseline.features import FeatureConfig, feature_names
+    from ser_hf.baseline.feature_config import FeatureConfig
+    from ser_hf.baseline.features import feature_names
     try:
         from ser_hf.baseline.model import BaselineModel
     except ImportError:

@@ -76,7 +76,7 @@ def run_inputs(root: Path, include_long: bool) -> tuple[list, dict]:
 
     from ser_hf.audio import load_audio
     from ser_hf.baseline.extraction import extract_dataset_features
-    from ser_hf.baseline.features import FeatureConfig
+    from ser_hf.baseline.feature_config import FeatureConfig
     from ser_hf.corpora import load_corpus
     from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
     from ser_hf.inference.jobs import predict_files, read_records

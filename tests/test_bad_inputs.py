@@ -22,7 +22,7 @@ import torch
 from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, audio_info, check_clip_duration, load_audio
 from ser_hf.baseline.crossval import cross_validate_baseline
 from ser_hf.baseline.extraction import extract_dataset_features, file_digest
-from ser_hf.baseline.features import FeatureConfig
+from ser_hf.baseline.feature_config import FeatureConfig
 from ser_hf.cli import main
 from ser_hf.corpora import load_corpus, scan
 from ser_hf.errors import AudioError, CorpusError

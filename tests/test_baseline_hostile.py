@@ -36,7 +36,8 @@ from ser_hf.baseline.crossval import (
     dataset_sequences,
     soundless_clips,
 )
-from ser_hf.baseline.features import MAX_ANALYSIS_PER_SECOND, FeatureConfig, extract_features, feature_names
+from ser_hf.baseline.feature_config import MAX_ANALYSIS_PER_SECOND, FeatureConfig
+from ser_hf.baseline.features import extract_features, feature_names
 from ser_hf.baseline.model import load_baseline
 from ser_hf.baseline.sequences import sequence_config
 from ser_hf.corpora import load_corpus

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from ser_hf.audio import load_audio
 from ser_hf.baseline.crossval import cross_validate_baseline, dataset_sequences
 from ser_hf.baseline.extraction import extract_dataset_sequences
-from ser_hf.baseline.features import FeatureConfig
+from ser_hf.baseline.feature_config import FeatureConfig
 from ser_hf.baseline.model import CONFIG_NAME, MODEL_NAME, BaselineModel, load_baseline, train_baseline
 from ser_hf.baseline.neural import NeuralConfig, SequenceClassifier, fit_neural
 from ser_hf.baseline.neural_model import WEIGHTS_NAME, NeuralBaselineModel

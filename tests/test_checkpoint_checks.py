@@ -24,7 +24,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from transformers import AutoModelForAudioClassification
 
-from ser_hf.baseline.features import FeatureConfig, feature_names
+from ser_hf.baseline.feature_config import FeatureConfig
+from ser_hf.baseline.features import feature_names
 from ser_hf.baseline.model import CONFIG_NAME, MODEL_NAME, BaselineModel, load_baseline
 from ser_hf.checkpoint import read_run_record as training_record
 from ser_hf.errors import ModelError

@@ -11,7 +11,8 @@ import pytest
 from ser_hf.cli import main
 from ser_hf.corpora.audiofolder import read_audiofolder
 from ser_hf.errors import CorpusError, EvaluationError, SplitError
-from ser_hf.evaluation.corpus_eval import as_label_map, evaluate_checkpoint, loader_label_map, map_labels
+from ser_hf.evaluation.corpus_eval import evaluate_checkpoint
+from ser_hf.evaluation.label_mapping import as_label_map, loader_label_map, map_labels
 from ser_hf.splits import leave_one_speaker_out, speaker_folds
 from ser_hf.testing.corpora import write_tone
 

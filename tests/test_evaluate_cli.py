@@ -14,7 +14,8 @@ from transformers import Wav2Vec2FeatureExtractor, pipeline
 from ser_hf.audio import load_audio
 from ser_hf.cli import evaluate as evaluate_cli
 from ser_hf.errors import CorpusError, EvaluationError, ModelError, SERError
-from ser_hf.evaluation.corpus_eval import evaluate_checkpoint, map_labels, notes_markdown, parse_label_map
+from ser_hf.evaluation.corpus_eval import evaluate_checkpoint, notes_markdown
+from ser_hf.evaluation.label_mapping import map_labels, parse_label_map
 from ser_hf.inference.predict import batch_padding_is_exact, load_classifier, predict_proba
 from ser_hf.models.factory import ModelOptions, build_model, save_checkpoint
 from ser_hf.testing.corpora import make_corpus_tree, write_tone

@@ -877,7 +877,7 @@ def test_a_loud_20_hz_sound_between_two_zero_crossings_is_never_taken_for_an_off
     """At exactly offset_span(rate) samples, half a period of 20 Hz left 21 of 422 samples below 0 at 16 kHz (both zero
     crossings count as >= 0): a loud low sound was refused as unsigned PCM not centred (re-audit 31: 1)."""
     from ser_hf.audio import caller_samples
-    from ser_hf.audio.arrays import offset_span
+    from ser_hf.audio.caller_mistakes import offset_span
 
     size = offset_span(rate)
     tone = (0.8 * np.sin(2 * np.pi * 20 * np.arange(size) / rate)).astype(np.float32)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from ser_hf.baseline.crossval import cross_validate_baseline
-from ser_hf.baseline.features import FeatureConfig
+from ser_hf.baseline.feature_config import FeatureConfig
 from ser_hf.corpora import load_corpus
 from ser_hf.errors import EvaluationError
 from ser_hf.evaluation import EvaluationReport, summarise_folds

@@ -4,8 +4,9 @@
   clip duration, sample range) and decoding to one mono float32 array at the model's rate, in blocks
   (:func:`load_audio`, :func:`load_audio_bytes`, :class:`MonoDecoder`).
 - :mod:`ser_hf.audio.arrays` - in-memory arrays held to the same limits (:func:`float_samples`,
-  :func:`array_to_mono`, :func:`check_sampling_rate`), and a caller's arrays refused when they are integer PCM
-  converted to float without scaling (:func:`caller_samples`).
+  :func:`array_to_mono`, :func:`check_sampling_rate`, :func:`caller_samples`).
+- :mod:`ser_hf.audio.caller_mistakes` - what a caller's float samples are refused for: integer PCM converted
+  without scaling, unsigned PCM not centred on 0 (:class:`SampleOffset`).
 - :mod:`ser_hf.audio.voicing` - whether a clip holds a voice (periodic frames whose pitch and level move), the
   screen speaker adaptation learns through (:func:`holds_voice`).
 - :mod:`ser_hf.audio.clean` - cleaning decoded arrays: trim silence, reduce noise, normalise the level,
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 from ser_hf.audio.arrays import (
     AUDIO_KEYS,
-    MAX_CALLER_PEAK,
     array_to_mono,
     audio_decoder_samples,
     audio_in_mapping,
@@ -33,6 +33,7 @@ from ser_hf.audio.arrays import (
     float_samples,
     tensor_samples,
 )
+from ser_hf.audio.caller_mistakes import MAX_CALLER_PEAK
 from ser_hf.audio.clean import (
     AudioPreprocessor,
     NoiseAdded,

@@ -21,13 +21,8 @@ from ser_hf.baseline.extraction import (
     extract_dataset_features,
     extract_dataset_sequences,
 )
-from ser_hf.baseline.features import (
-    FEATURE_GROUPS,
-    FeatureConfig,
-    extract_features,
-    feature_names,
-    frame_stats,
-)
+from ser_hf.baseline.feature_config import FEATURE_GROUPS, FeatureConfig
+from ser_hf.baseline.features import extract_features, feature_names, frame_stats
 from ser_hf.baseline.model import BaselineModel, load_baseline, train_baseline
 from ser_hf.baseline.sequences import extract_sequence, sequence_config, sequence_names
 

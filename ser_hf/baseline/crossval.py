@@ -61,7 +61,7 @@ from ser_hf.baseline.extraction import (
     level_row,
     level_settings,
 )
-from ser_hf.baseline.features import FeatureConfig
+from ser_hf.baseline.feature_config import FeatureConfig
 from ser_hf.baseline.folder import check_baseline_folder, one_baseline_at_a_time, remove_earlier_model
 from ser_hf.baseline.sequences import sequence_config
 from ser_hf.corpora.splits import note_missing_classes  # corpus_folds says it for its own folds; given ones too

@@ -44,7 +44,8 @@ import numpy as np
 
 from ser_hf._io import atomic_write_bytes, file_sha256
 from ser_hf.audio import AudioPreprocessor, PathLike
-from ser_hf.baseline.features import FeatureConfig, extract_features, feature_names
+from ser_hf.baseline.feature_config import FeatureConfig
+from ser_hf.baseline.features import extract_features, feature_names
 from ser_hf.baseline.sequences import check_sequence_config, extract_sequence, sequence_names
 from ser_hf.errors import AudioError, SERError
 from ser_hf.inference.streaming import window_level_db

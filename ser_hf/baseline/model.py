@@ -34,19 +34,21 @@ import numpy as np
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.baseline.classic_model import (
     CONFIG_NAME,
-    MAX_INFLATION,
     MODEL_NAME,
-    SETTING_LIMITS,
-    TRUSTED_TYPES,
     AudioInput,
     BaselineModel,
     load_classic_baseline,
-    names_neural,
-    read_saved_settings,
 )
 from ser_hf.baseline.classifiers import fit_classifier, is_neural
 from ser_hf.baseline.crossval import corpus_name, dataset_features
-from ser_hf.baseline.features import FeatureConfig
+from ser_hf.baseline.feature_config import FeatureConfig
+from ser_hf.baseline.saved_files import (
+    MAX_INFLATION,
+    SETTING_LIMITS,
+    TRUSTED_TYPES,
+    names_neural,
+    read_saved_settings,
+)
 from ser_hf.splits import speakers_of
 
 __all__ = [

@@ -42,20 +42,17 @@ import torch
 from ser_hf._io import default_permissions, detach_for_rewrite, write_output_file
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.baseline.classic_model import (
-    _FIX,
     CONFIG_NAME,
     MODEL_NAME,
     AudioInput,
     BaselineModel,
-    _settings,
     _version,
-    names_neural,
-    read_saved_settings,
 )
 from ser_hf.baseline.crossval import corpus_name, dataset_sequences
-from ser_hf.baseline.features import FeatureConfig
+from ser_hf.baseline.feature_config import FeatureConfig
 from ser_hf.baseline.folder import check_baseline_folder
 from ser_hf.baseline.neural import NeuralConfig, SequenceClassifier, SequenceNet, fit_neural, resolve_neural_config
+from ser_hf.baseline.saved_files import _FIX, _settings, names_neural, read_saved_settings
 from ser_hf.baseline.sequences import check_sequence_config, extract_sequence, sequence_config, sequence_names
 from ser_hf.errors import ModelError, SERError
 from ser_hf.models.checkpoint_check import safetensors_header

@@ -2,7 +2,7 @@
 
 The CNN learns from a log-mel spectrogram (64 bands), the BiLSTM from MFCCs with deltas and delta-deltas
 (20 + 20 + 20); both on 25 ms windows every 10 ms at 16 kHz. A sequence is described by a
-:class:`~ser_hf.baseline.features.FeatureConfig` whose ``groups`` are ``mel`` and/or ``mfcc``: the same
+:class:`~ser_hf.baseline.feature_config.FeatureConfig` whose ``groups`` are ``mel`` and/or ``mfcc``: the same
 settings, validation, fingerprint and analysis code (:func:`~ser_hf.baseline.features.spectral_frames`)
 as the classic features, so a saved model's settings are checked by the same loader. ``stats`` play no
 part. Rows are frames and columns follow :func:`sequence_names` (``logmel_00`` .. or ``mfcc_00`` ..,
@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ser_hf.baseline.features import FeatureConfig, spectral_frames, track_names
+from ser_hf.baseline.feature_config import FeatureConfig
+from ser_hf.baseline.features import spectral_frames, track_names
 
 __all__ = ["SEQUENCE_GROUPS", "check_sequence_config", "extract_sequence", "sequence_config", "sequence_names"]
 

@@ -121,7 +121,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     from ser_hf.cards import add_to_model_card, card_data_file
     from ser_hf.errors import SERError
-    from ser_hf.evaluation.corpus_eval import evaluate_checkpoint, format_notes, parse_label_map
+    from ser_hf.evaluation.corpus_eval import evaluate_checkpoint, format_notes
+    from ser_hf.evaluation.label_mapping import parse_label_map
     from ser_hf.evaluation.robustness import PerturbationSettings
     from ser_hf.models.presets import resolve_model_argument
     from ser_hf.paths import display_path

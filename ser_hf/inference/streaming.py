@@ -23,7 +23,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from ser_hf.audio import MAX_CLIP_DURATION, MIN_CLIP_DURATION, check_sampling_rate
-from ser_hf.audio.arrays import SampleOffset, caller_samples_and_offset, offset_span
+from ser_hf.audio.arrays import caller_samples_and_offset
+from ser_hf.audio.caller_mistakes import SampleOffset, offset_span
 from ser_hf.errors import AudioError, SERError
 from ser_hf.inference.inputs import describe_kind, is_bytes_like, is_sample
 from ser_hf.ranges import COUNT, Range
@@ -193,10 +194,10 @@ class RecognizerStream:
     tail window comes from :meth:`flush`); gating compares each window with the peak sample heard so far.
 
     A chunk is held to the rules a caller's array is (:func:`~ser_hf.audio.caller_samples`), and the stream as a whole
-    to the rule for unsigned PCM not centred on 0 (:class:`~ser_hf.audio.arrays.SampleOffset`), on everything pushed
+    to the rule for unsigned PCM not centred on 0 (:class:`~ser_hf.audio.caller_mistakes.SampleOffset`), on everything pushed
     so far: a chunk of a few milliseconds may lie between two zero crossings of a low sound, so it is never enough
     alone, but a stream is judged before any window of it is scored, and as soon as it holds the samples a lone array
-    of unknown rate is judged on (:func:`~ser_hf.audio.arrays.offset_span`).
+    of unknown rate is judged on (:func:`~ser_hf.audio.caller_mistakes.offset_span`).
     """
 
     def __init__(self, recognizer: WindowScorer, window: float, hop: float | None,

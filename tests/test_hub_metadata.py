@@ -25,8 +25,9 @@ from ser_hf.corpora import load_corpus
 from ser_hf.errors import SERError
 from ser_hf.evaluation import SER_METRIC_PATH, EvaluationReport
 from ser_hf.evaluation.metrics.ser_metrics.ser_metrics import SerMetrics
-from ser_hf.hub import HubError, push_model
+from ser_hf.hub import push_model
 from ser_hf.models.factory import build_model, save_checkpoint
+from ser_hf.push_folder import HubError
 from ser_hf.splits import RANDOM_SPLIT, speaker_split
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone

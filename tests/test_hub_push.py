@@ -16,8 +16,9 @@ from ser_hf.cards import SERModelCardData, write_model_card
 from ser_hf.cli import push as push_cli
 from ser_hf.cli.licence import license_fields
 from ser_hf.errors import SERError
-from ser_hf.hub import MAX_CARD_BYTES, HubError, check_push_folder, push_to_hub
+from ser_hf.hub import push_to_hub
 from ser_hf.models.factory import build_model, save_checkpoint
+from ser_hf.push_folder import MAX_CARD_BYTES, HubError, check_push_folder
 from ser_hf.testing.models import tiny_backbone
 
 

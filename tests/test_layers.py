@@ -29,7 +29,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("inference", "testing"),
     ("evaluation", "service"),
     ("baseline", "cards"),
-    ("training", "hub"),
+    ("training", "hub", "push_folder"),
     ("demo", "cli", "__main__", "__init__"),
 ]
 

@@ -30,7 +30,7 @@ from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import combined_folds, load_combined
 from ser_hf.errors import CorpusError, ModelError
 from ser_hf.evaluation import EvaluationReport
-from ser_hf.hub import HubError, check_push_folder, push_model
+from ser_hf.hub import push_model
 from ser_hf.models import backbones, released, released_checkpoint
 from ser_hf.models.presets import PRESETS, resolve_model_argument, resolve_model_path
 from ser_hf.models.released import (
@@ -48,6 +48,7 @@ from ser_hf.models.released import (
     write_release,
 )
 from ser_hf.models.released_checkpoint import MARKER_FILE, list_released, prepare_released
+from ser_hf.push_folder import HubError, check_push_folder
 from ser_hf.splits import check_speaker_disjoint, corpus_folds
 from ser_hf.testing.corpora import make_corpus_tree
 from ser_hf.testing.models import tiny_backbone

@@ -5,15 +5,14 @@ A corpus module only knows its naming scheme: it lists clips (or :class:`Problem
 cannot interpret). Everything else -- checking the audio headers, label subsets and merges, strict or
 lenient handling of bad files, the uniform columns and their validation -- happens here, once, with two
 modules of its own: a user's ``label_map`` (:mod:`ser_hf.corpora.label_maps`) and one recording listed once
-(:mod:`ser_hf.corpora.listings`).
+(:mod:`ser_hf.corpora.listings`). The values a corpus module reads from tables and names (a missing cell, a gender,
+a speaker id) are read the one way of :mod:`ser_hf.corpora.cell_values`.
 """
 
 from __future__ import annotations
 
-import codecs
 import inspect
 import logging
-import math
 import os
 import re
 import warnings
@@ -33,7 +32,6 @@ from ser_hf.corpora.label_maps import (
 from ser_hf.corpora.listings import file_identity, relisted_clips
 from ser_hf.emotions import EMOTIONS, resolve_emotions, sort_emotions
 from ser_hf.errors import CorpusError, SERError
-from ser_hf.names import speaker_text
 from ser_hf.paths import display_path, is_utf8, printable, walk_files
 
 logger = logging.getLogger(__name__)
@@ -195,56 +193,6 @@ def clips_from_file_names(
         )
 
 
-#: Cells that spell "no value", in any case: pandas, R and spreadsheets write ``NA``, ``NaN``, ``#N/A``, ``<NA>``
-#: (``pd.NA`` as text), ``NULL``/``nil`` for a missing cell, and people type ``-``, ``?``, ``missing`` or ``unknown``.
-#: They are read like a blank cell, so a missing speaker can never become one pseudo-speaker named ``NA``. A speaker
-#: literally called ``unknown`` is no person either but every unknown one: as one speaker, a speaker-independent split
-#: would put those people on both sides.
-MISSING_MARKERS = frozenset({"na", "n/a", "#n/a", "<na>", "nan", "none", "null", "nil", "-", "?", "missing",
-                             "unknown"})
-
-
-def is_missing(raw: Any) -> bool:
-    """Whether a cell holds no value: ``None``, a float NaN, blank text, or one of :data:`MISSING_MARKERS`."""
-    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
-        return True
-    return isinstance(raw, str) and (not raw.strip() or raw.strip().casefold() in MISSING_MARKERS)
-
-
-def normalize_gender(raw: Any) -> str | None:
-    """``'M'``/``'male'`` -> ``'male'``, ``'F'``/``'female'`` -> ``'female'``, a missing cell (:func:`is_missing`)
-    -> ``None``; any other value is returned stripped, as written, and :func:`scan_corpus` turns it into ``None``
-    with one warning for the whole corpus: gender is optional metadata, and must never cost a clip."""
-    if is_missing(raw):
-        return None
-    key = str(raw).strip().lower()
-    if key in ("m", "male", "man"):
-        return "male"
-    if key in ("f", "female", "woman"):
-        return "female"
-    return str(raw).strip()
-
-
-def normalize_speaker(raw: Any) -> str | None:
-    """A speaker id as text in the one form of :func:`~ser_hf.names.speaker_text` (NFC, no invisible characters or
-    surrounding whitespace: ``'A '`` is ``'A'``, and ``José`` typed two ways is one speaker, who can never be split
-    across train and test); a missing cell (:func:`is_missing`: blank, ``NA``, ``null``, ``unknown``, ``-``, a NaN) ->
-    ``None``, which the splits refuse as a clip of unknown speaker; a whole float (a JSON ``1.0``) -> ``'1'``.
-
-    Raises:
-        CorpusError: the id is a bool, a list or another value that is neither text nor a number.
-    """
-    if is_missing(raw):
-        return None
-    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-        raise CorpusError(f"the speaker is a {type(raw).__name__} ({printable(repr(raw))[:80]}); expected a speaker id "
-                          f"as text or a number (e.g. \"spk01\"), or nothing when unknown. Fix the speaker value.")
-    if isinstance(raw, float) and raw.is_integer():
-        raw = int(raw)  # JSON writers turn integer ids into 1.0 (pandas does when a column has a NaN)
-    text = speaker_text(str(raw))
-    return None if is_missing(text) else text
-
-
 def _check_clip(path: str, check_audio: bool | str, min_duration: float | None, max_duration: float | None) -> float:
     """The clip's duration after the checks ``check_audio`` asks for; raises SERError naming the file."""
     if not check_audio:
@@ -314,7 +262,7 @@ def _drop_relisted_files(scan: CorpusScan) -> None:
 
 
 def _drop_unknown_genders(scan: CorpusScan) -> None:
-    """Set every gender :func:`normalize_gender` did not recognise (``unknown``, ``nonbinary``, ``w``) to ``None``,
+    """Set every gender :func:`~ser_hf.corpora.cell_values.normalize_gender` did not recognise (``unknown``, ``nonbinary``, ``w``) to ``None``,
     with one warning naming the values and how many clips had each: gender is optional metadata, never a reason to
     refuse or drop a clip."""
     unknown = Counter(clip.gender for clip in scan.clips if clip.gender not in (None, "male", "female"))
@@ -505,25 +453,3 @@ def _check_no_duplicate_files(paths: Sequence[Any], speakers: Sequence[Any], sou
             f"{shown}. A file listed twice would be counted twice, or, under two speakers, both trained and tested "
             f"on; keep one row per file."
         )
-
-
-def read_utf8(path: Path, what: str) -> str:
-    """The text of a UTF-8 file (a byte-order mark, as Excel's "CSV UTF-8" writes, is dropped).
-
-    Raises:
-        CorpusError: the file is not UTF-8; the message names it, the byte offset and how to fix it.
-    """
-    data = path.read_bytes()
-    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    try:
-        return data[bom:].decode("utf-8")
-    except UnicodeDecodeError as err:
-        offset = bom + err.start
-        line = data[:offset].count(b"\n") + 1
-        raise CorpusError(
-            f"{what} {display_path(path)!r} is not UTF-8 text: byte {offset} (line {line}) is "
-            f"0x{data[offset]:02x} ({err.reason}); expected UTF-8 (an ASCII or UTF-8 CSV/JSON file). Save it as UTF-8 "
-            f"(Excel: 'CSV UTF-8'; or `iconv -f latin1 -t utf-8 FILE > NEW`)."
-        ) from err
-
-

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import datasets
 
-from ser_hf.corpora.base import Clip, Corpus, clips_from_file_names, normalize_gender
+from ser_hf.corpora.base import Clip, Corpus, clips_from_file_names
+from ser_hf.corpora.cell_values import normalize_gender
 from ser_hf.errors import CorpusError
 
 LABELS = {"ANG": "angry", "DIS": "disgust", "FEA": "fearful", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}

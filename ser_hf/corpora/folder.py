@@ -15,7 +15,8 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from ser_hf.corpora.base import Clip, Corpus, Problem, iter_audio_files, normalize_speaker
+from ser_hf.corpora.base import Clip, Corpus, Problem, iter_audio_files
+from ser_hf.corpora.cell_values import normalize_speaker
 from ser_hf.corpora.label_maps import map_raw_label
 from ser_hf.emotions import canonical_emotion
 from ser_hf.errors import CorpusError

@@ -42,12 +42,11 @@ from ser_hf.corpora.base import (
     Clip,
     Corpus,
     Problem,
-    normalize_gender,
-    normalize_speaker,
     report_problems,
     scan_corpus,
     to_dataset,
 )
+from ser_hf.corpora.cell_values import normalize_gender, normalize_speaker
 from ser_hf.corpora.folder import raw_label_to_emotion
 from ser_hf.corpora.label_maps import check_label_map
 from ser_hf.errors import CorpusError

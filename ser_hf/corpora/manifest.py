@@ -29,7 +29,8 @@ from typing import Any
 
 import datasets
 
-from ser_hf.corpora.base import BASE_COLUMNS, Clip, Corpus, Problem, normalize_gender, normalize_speaker
+from ser_hf.corpora.base import BASE_COLUMNS, Clip, Corpus, Problem
+from ser_hf.corpora.cell_values import normalize_gender, normalize_speaker
 from ser_hf.corpora.folder import raw_label_to_emotion
 from ser_hf.corpora.listings import file_identity
 from ser_hf.corpora.tables import read_csv_rows, read_jsonl_rows

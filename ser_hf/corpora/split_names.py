@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ser_hf.corpora.base import is_missing
+from ser_hf.corpora.cell_values import is_missing
 from ser_hf.errors import SplitError
 from ser_hf.paths import printable
 
@@ -89,7 +89,7 @@ def splits_named(value: Any) -> set[str]:
 def split_name(value: Any) -> str | None:
     """The split a split-column value or split folder names: ``'train'``, ``'validation'`` or ``'test'`` for a name
     :func:`splits_named` reads as one split (``'TEST '``, ``'Dev'``, ``'test1'``, ``'Test-set'``, ``'ｔｅｓｔ'``);
-    ``None`` for a blank cell or a missing-value marker (``NA``, ``null``: :func:`~ser_hf.corpora.base.is_missing`);
+    ``None`` for a blank cell or a missing-value marker (``NA``, ``null``: :func:`~ser_hf.corpora.cell_values.is_missing`);
     any other value (``'holdout'``, ``'train_test'``) as its :func:`_split_key`, which callers name in a warning."""
     if is_missing(value):
         return None

@@ -28,7 +28,7 @@ def corpus_summary(
         A JSON-serialisable dict with ``corpus``, ``data_dir``, ``num_clips``, ``num_speakers``,
         ``labels`` (emotion -> count), ``speakers`` (speaker -> count), ``clips_without_speaker`` (clips whose
         speaker is missing: a blank cell or a marker such as ``unknown``, see
-        :data:`~ser_hf.corpora.base.MISSING_MARKERS`; never counted as one speaker), ``genders``, ``hours``,
+        :data:`~ser_hf.corpora.cell_values.MISSING_MARKERS`; never counted as one speaker), ``genders``, ``hours``,
         ``duration_seconds`` (min/median/max/mean), ``unreadable`` (path and reason of each file that
         could not be used; a name that is not UTF-8 is shown with ``\\xNN`` escapes and also given exactly in
         ``path_base64``, see :mod:`ser_hf.paths`) and ``excluded`` (label -> count of clips left out by label).

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ser_hf._io import unique_keys
-from ser_hf.corpora.base import read_utf8
+from ser_hf.corpora.cell_values import read_utf8
 from ser_hf.errors import CorpusError
 from ser_hf.paths import display_path, printable
 

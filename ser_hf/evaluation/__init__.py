@@ -9,7 +9,8 @@ and the confusion matrix; see :mod:`ser_hf.evaluation.metrics.core` for exact de
   terminal table and figures.
 - :func:`aggregate_folds` / :func:`folds_to_markdown` - cross-validation summaries.
 - :mod:`ser_hf.evaluation.perturbations` / :mod:`ser_hf.evaluation.robustness` - the same clips scored under
-  named, seeded degradations (noise, babble, telephone, gain, reverb, resampling; ``ser-hf evaluate --perturb``).
+  named, seeded degradations (noise, babble, telephone, gain, reverb, resampling; ``ser-hf evaluate --perturb``),
+  whose signal processing is :mod:`ser_hf.evaluation.degradations`.
 - :mod:`ser_hf.evaluation.plots` - the figures on their own (imported on demand, so scoring never
   loads matplotlib).
 

@@ -21,6 +21,9 @@
   PyTorch's own float32 error is that large and onnxruntime is no less accurate (large-logit models, see
   :func:`export_onnx`). Weights or PyTorch logits that are NaN or infinite are refused before tracing.
 
+How the files land in ``out_dir`` (written in a temporary folder beside them, moved in whole, an earlier export
+replaced, a killed export's leftovers removed) lives in :mod:`ser_hf.inference.onnx_out_folder`.
+
 Example:
     ```python
     >>> from ser_hf.inference.onnx import export_onnx
@@ -39,7 +42,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import itertools
-import json
 import logging
 import math
 import operator
@@ -53,11 +55,17 @@ from typing import Any
 
 import torch
 
-from ser_hf._atomic_folder import abandoned
-from ser_hf._io import atomic_write_bytes, refuse_dangling_link
-from ser_hf._output_folders import CHECKPOINT_OUTPUT_FILES, check_output_folder
+from ser_hf._io import refuse_dangling_link
 from ser_hf.checkpoint import RUN_RECORD, check_checkpoint_dir, read_run_record, recorded_training_copies
 from ser_hf.errors import ModelError
+from ser_hf.inference.onnx_out_folder import (
+    OWNER_FILE,
+    TEMP_PREFIX,
+    check_out_dir,
+    folders_to_create,
+    move_in,
+    remove_empty,
+)
 from ser_hf.inference.onnx_parity import (
     PARITY_SECONDS,
     check_batches,
@@ -68,7 +76,6 @@ from ser_hf.inference.onnx_parity import (
     voiced_clips,
 )
 from ser_hf.inference.onnx_runtime import (
-    EXPORT_RECORD,
     INT8_FILE,
     MODEL_FILE,
     OnnxAudioClassifier,
@@ -106,9 +113,6 @@ MIN_OPSET, MAX_OPSET = _exporter_opsets()
 PARITY_TOLERANCE = 1e-4
 QUANTIZE_CHOICES = ("int8",)
 
-# Files an export writes; --overwrite removes exactly these from the output directory, nothing else.
-_EXPORT_FILES = (MODEL_FILE, MODEL_FILE + ".data", INT8_FILE, "config.json", "preprocessor_config.json",
-                 RUN_RECORD, EXPORT_RECORD)
 # Files of the checkpoint the export reads or copies (besides *.safetensors weights).
 _CHECKPOINT_FILES = ("config.json", "preprocessor_config.json", RUN_RECORD, INDEX_NAME)
 _QUANTIZED_OPS = ("MatMul", "Gemm")
@@ -239,51 +243,6 @@ def _check_supported(model_dir: Path) -> str:
     return config.model_type
 
 
-#: What marks an earlier export: ser_hf's own record (a file merely named like it, e.g. empty, marks nothing).
-_EXPORT_MARKER = (EXPORT_RECORD, {"format": "onnx"})
-#: Other outputs an export must never be mixed into: a checkpoint's weights (its config.json would be replaced by the
-#: export's), a baseline, a speaker model, a search, a converted backbone.
-_FOREIGN_OUTPUTS = ("*.safetensors", "baseline_config.json", "ser_hf_speaker.json", "hp_search.json", "conversion.json",
-                    "checkpoints/*/checkpoint-*/trainer_state.json")
-#: The temporary folder an export writes in, inside ``--out`` (``tempfile``'s random suffix after it).
-_TEMP_PREFIX = ".export-"
-
-
-def _check_out_dir(out: Path, model_dir: Path, overwrite: bool) -> None:
-    # --overwrite replaces an earlier export (ser_hf's own record), never a folder of other files
-    _remove_killed_exports(out)
-    check_output_folder(out, argument="--out", marker=[_EXPORT_MARKER], what="an ONNX export", sources=[model_dir],
-                        overwrite=overwrite, foreign=_FOREIGN_OUTPUTS,
-                        writes={*CHECKPOINT_OUTPUT_FILES, *_EXPORT_FILES})
-
-
-#: The file an export writes first into its temporary folder: the process that owns it (``pid`` on one line).
-_OWNER_FILE = ".ser_hf_export_owner"
-
-
-def _remove_killed_exports(out: Path) -> None:
-    """Remove the temporary folders of exports killed before they finished: left there, they made ``--out`` look
-    like a folder of the user's own files. Only a folder an export made (its owner file, export files beside it)
-    whose process is gone: a user's ``.export-backup/`` and a running export's folder are left as they are."""
-    if out.is_symlink() or not out.is_dir():
-        return  # check_output_folder says what is wrong with it
-    for item in out.glob(f"{_TEMP_PREFIX}*"):
-        owner = item / _OWNER_FILE
-        if item.is_symlink() or not item.is_dir() or owner.is_symlink() or not owner.is_file():
-            continue
-        if not all(child.name in (*_EXPORT_FILES, _OWNER_FILE) and child.is_file() and not child.is_symlink()
-                   for child in item.iterdir()):
-            continue
-        try:
-            pid = int(owner.read_text(encoding="ascii").strip())
-        except (OSError, ValueError):
-            continue
-        if not abandoned(item, pid):  # its export still runs, maybe in another container or on another machine
-            continue
-        logger.info("removing %s, left by an export that was stopped", item)
-        shutil.rmtree(item)
-
-
 @contextlib.contextmanager
 def _quiet_export() -> Iterator[None]:
     """Silence the exporter's notes that say nothing to a user (a verified export is the real check)."""
@@ -364,24 +323,6 @@ class _DropMessage(logging.Filter):
         return self.text not in record.getMessage()
 
 
-def _folders_to_create(out: Path) -> list[Path]:
-    """The folders ``out.mkdir(parents=True)`` is about to create, deepest first."""
-    missing = []
-    for folder in (out, *out.parents):
-        if folder.exists() or folder.is_symlink():
-            break
-        missing.append(folder)
-    return missing
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    for folder in folders:
-        try:
-            folder.rmdir()  # only ever an empty folder: anything written there meanwhile is kept
-        except OSError:
-            return
-
-
 def _versions() -> dict[str, str | None]:
     return installed_versions(_VERSIONED)
 
@@ -458,22 +399,6 @@ def _write_export(model, feature_extractor, model_type: str, model_dir: Path, tm
     return record
 
 
-def _move_in(tmp: Path, out: Path, record: dict[str, Any]) -> None:
-    """Move a finished export from ``tmp`` into ``out`` so that a kill at any point leaves either the earlier export
-    whole, or a folder whose record says it is being replaced (loaders refuse it; ``--overwrite`` replaces it):
-    the record is marked first and written last; each file is replaced in one rename, and the earlier export's files
-    this one has not (``model.int8.onnx``, ``ser_hf_run.json``) are removed before the new record."""
-    written = {item.name for item in tmp.iterdir()} - {_OWNER_FILE}
-    atomic_write_bytes(out / EXPORT_RECORD, (json.dumps({"format": "onnx", "incomplete": True}) + "\n").encode(),
-                       follow_symlinks=False)
-    for name in sorted(written):
-        (tmp / name).replace(out / name)
-    for name in _EXPORT_FILES:
-        if name not in written and name != EXPORT_RECORD:
-            (out / name).unlink(missing_ok=True)
-    atomic_write_bytes(out / EXPORT_RECORD, (json.dumps(record, indent=2) + "\n").encode(), follow_symlinks=False)
-
-
 def export_onnx(model: str | os.PathLike, out_dir: str | os.PathLike, *, quantize: str | None = None,
                 opset: int = DEFAULT_OPSET, overwrite: bool = False,
                 tolerance: float = PARITY_TOLERANCE) -> dict[str, Any]:
@@ -521,23 +446,23 @@ def export_onnx(model: str | os.PathLike, out_dir: str | os.PathLike, *, quantiz
         )
     if is_onnx_export(model_dir):
         raise ModelError(f"--model {model_dir} is already an ONNX export; pass the PyTorch checkpoint it came from.")
-    _check_out_dir(out, model_dir, overwrite)
+    check_out_dir(out, model_dir, overwrite)
     require_onnxruntime()
     model_type = _check_checkpoint(model_dir)
     with _readable(model_dir):
         loaded, feature_extractor = _load_checkpoint(model_dir)
     _check_finite(loaded, feature_extractor, model_type, model_dir)
-    created = _folders_to_create(out)
+    created = folders_to_create(out)
     out.mkdir(parents=True, exist_ok=True)
     try:
         # Write next to the destination and move in only after parity holds, so a failed export leaves nothing.
-        with tempfile.TemporaryDirectory(prefix=_TEMP_PREFIX, dir=out) as tmp, claim(tmp):
-            (Path(tmp) / _OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="ascii")
+        with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=out) as tmp, claim(tmp):
+            (Path(tmp) / OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="ascii")
             record = _write_export(loaded, feature_extractor, model_type, model_dir, Path(tmp), opset, quantize,
                                    tolerance)
-            _move_in(Path(tmp), out, record)
+            move_in(Path(tmp), out, record)
     except BaseException:
-        _remove_empty(created)  # an interrupted or failed export leaves no folder it made
+        remove_empty(created)  # an interrupted or failed export leaves no folder it made
         raise
     logger.info("exported %s to %s (max abs logit diff %.2g)", model_dir, out, record["parity"]["max_abs_logit_diff"])
     return record

@@ -4,9 +4,9 @@
 directory, a preset or a Hub id) or its ONNX export (a ``ser-hf export-onnx`` directory, run by
 onnxruntime). It reuses :func:`ser_hf.inference.predict.predict_proba` for batching
 (clips sorted by length, padded only where padding is exact), so a clip scores exactly as
-``pipeline("audio-classification", model=DIR)`` scores it. When ``ser_hf_run.json`` lies beside the
-checkpoint, the audio cleaning recorded at training time (trim, denoise, normalise, crop) is applied
-to every clip, every window of a long recording and every window of a stream.
+``pipeline("audio-classification", model=DIR)`` scores it. How the checkpoint's recorded settings are read
+(the audio cleaning of ``ser_hf_run.json``, applied to every clip and window, and the training copies
+``test_time_copies=True`` scores with) lives in :mod:`ser_hf.inference.recognizer_settings`.
 
 Long recordings are cut into windows of ``window`` seconds every ``hop`` seconds (the last one aligned with the
 end), and a window more than ``-vad_threshold_db`` dB below the recording's peak sample is treated as silence and
@@ -36,7 +36,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -51,15 +50,14 @@ from ser_hf.audio import (
     MIN_CLIP_DURATION,
     AudioPreprocessor,
     audio_info,
-    clip_copies,
     float_samples,
 )
-from ser_hf.checkpoint import RUN_RECORD, read_run_record, recorded_preprocessor, recorded_training_copies
 from ser_hf.errors import AudioError, SERError
 from ser_hf.inference.clip_inputs import RecognizerInput, clip_samples, describe_input, is_array, waves_to_walk
 from ser_hf.inference.enrollment_inputs import enrollment_level_db
 from ser_hf.inference.onnx_runtime import is_onnx_export
 from ser_hf.inference.predict import load_classifier, model_labels, predict_proba
+from ser_hf.inference.recognizer_settings import load_run_preprocessor, parse_copies, recorded_copies
 from ser_hf.inference.recognizer_speakers import SpeakerAdaptation
 from ser_hf.inference.streaming import (  # RecognizerStream and window_level_db also keep their old import path here
     DEFAULT_VAD_THRESHOLD_DB,
@@ -74,25 +72,9 @@ from ser_hf.inference.streaming import (  # RecognizerStream and window_level_db
 )
 from ser_hf.inference.window_chunks import score_in_chunks
 from ser_hf.models.linear_head import mean_log_probability
-from ser_hf.paths import display_path
 from ser_hf.ranges import COUNT, Range, check_value
 
 __all__ = ["EmotionRecognizer", "RecognizerStream", "window_level_db"]
-
-
-
-def _load_run_preprocessor(model_dir: Path, sampling_rate: int) -> AudioPreprocessor | None:
-    """The preprocessing ``ser-hf train`` recorded in ``MODEL/ser_hf_run.json`` (None if none)."""
-    if not os.path.lexists(model_dir / RUN_RECORD):  # a dangling link or a folder there is refused, not skipped
-        return None
-    try:
-        record = read_run_record(model_dir)
-    except json.JSONDecodeError as err:
-        raise SERError(
-            f"{model_dir / RUN_RECORD} is not valid JSON ({err}); expected the file `ser-hf train` writes. "
-            f"Restore it, or pass preprocessor=None to EmotionRecognizer.from_pretrained to ignore it."
-        ) from err
-    return recorded_preprocessor(record.get("data", {}), sampling_rate)
 
 
 def _speaker_said(summary: dict[str, Any]) -> dict[str, Any]:
@@ -104,36 +86,6 @@ def _speaker_said(summary: dict[str, Any]) -> dict[str, Any]:
 #: The smallest probability whose log test-time copies average (a float32 softmax underflows to 0 only for a logit
 #: gap above ~87, far beyond any calibrated head's).
 _TINY = float(np.finfo(np.float32).tiny)
-
-
-def _parse_copies(test_time_copies: Any, sampling_rate: int) -> list[tuple[Any, str]]:
-    """The ``(copy, name)`` pairs ``test_time_copies`` (``{"speed": [...], "noise": [...]}`` or None) asks for."""
-    from ser_hf.ranges import NOISE_SNR, SPEED_FACTOR
-
-    if not test_time_copies:
-        return []
-    if not isinstance(test_time_copies, dict) or set(test_time_copies) - {"speed", "noise"}:
-        raise SERError(f"test_time_copies must map 'speed' and/or 'noise' to lists of numbers, e.g. "
-                       f"{{'speed': [0.9, 1.1], 'noise': [20]}}; got {str(test_time_copies)[:100]}.")
-    for key, allowed in (("speed", SPEED_FACTOR), ("noise", NOISE_SNR)):
-        values = test_time_copies.get(key) or []
-        if not isinstance(values, (list, tuple)) or not all(value in allowed for value in values):
-            raise SERError(f"test_time_copies[{key!r}] must be a list of {allowed}; got {str(values)[:100]}.")
-    return clip_copies(AudioPreprocessor(sampling_rate=sampling_rate), test_time_copies.get("speed") or (),
-                       test_time_copies.get("noise") or ())
-
-
-def _recorded_copies(model: str | os.PathLike, resolved: str) -> dict[str, tuple[float, ...]]:
-    """The training copies the checkpoint's run record names, for ``test_time_copies=True``."""
-    path = Path(resolved).expanduser()
-    speeds, snrs = recorded_training_copies(path.parent if path.is_file() else path)
-    if not speeds and not snrs:
-        raise SERError(f"test_time_copies=True: {display_path(model)!r} records no training copies (its probe trained "
-                       f"without probe_speed_copies or probe_noise_copies, or {RUN_RECORD} is missing), so there "
-                       f"is nothing to score besides the clip. Leave them off (without --test-time-copies on the "
-                       f"command line), or in Python name the copies instead, e.g. "
-                       f"test_time_copies={{'speed': [0.9, 1.1]}}.")
-    return {"speed": speeds, "noise": snrs}
 
 
 #: The longest file :meth:`EmotionRecognizer.predict_long` decodes unless told otherwise (seconds). It holds the whole
@@ -199,7 +151,7 @@ class EmotionRecognizer(SpeakerAdaptation):
                            f"pass).")
         self.batch_size = batch_size
         self.labels = model_labels(model)
-        self._copies = _parse_copies(test_time_copies, self.sampling_rate)
+        self._copies = parse_copies(test_time_copies, self.sampling_rate)
         self.checkpoint_dir: Path | None = None  # set by from_pretrained; speaker adaptation files live there
         self._enrollments = None
 
@@ -250,10 +202,10 @@ class EmotionRecognizer(SpeakerAdaptation):
                 raise SERError(f"preprocessor must be 'auto', None or an AudioPreprocessor, got {preprocessor!r}.")
             path = Path(resolved).expanduser()
             path = path.parent if path.is_file() else path  # ser_hf_run.json lies beside an exported .onnx file
-            preprocessor = (_load_run_preprocessor(path, int(feature_extractor.sampling_rate))
+            preprocessor = (load_run_preprocessor(path, int(feature_extractor.sampling_rate))
                             if path.is_dir() else None)
         if test_time_copies is True:
-            test_time_copies = _recorded_copies(model, resolved)
+            test_time_copies = recorded_copies(model, resolved)
         recognizer = cls(loaded, feature_extractor, preprocessor=preprocessor, batch_size=batch_size,
                          test_time_copies=test_time_copies or None)
         recognizer.checkpoint_dir = Path(resolved).expanduser() if Path(resolved).expanduser().is_dir() else None

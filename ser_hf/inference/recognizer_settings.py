@@ -1,0 +1,66 @@
+"""What an :class:`~ser_hf.inference.recognizer.EmotionRecognizer` takes from its checkpoint's recorded settings.
+
+When ``ser_hf_run.json`` lies beside the checkpoint (or beside an exported ``.onnx`` file), the audio cleaning recorded
+at training time (trim, denoise, normalise, crop) is applied to every clip, every window of a long recording and every
+window of a stream: :func:`load_run_preprocessor` reads it. ``test_time_copies`` also scores altered copies of every
+clip: :func:`parse_copies` checks the copies a caller names, and :func:`recorded_copies` reads those the model's probe
+trained on, for ``test_time_copies=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ser_hf.audio import AudioPreprocessor, clip_copies
+from ser_hf.checkpoint import RUN_RECORD, read_run_record, recorded_preprocessor, recorded_training_copies
+from ser_hf.errors import SERError
+from ser_hf.paths import display_path
+
+__all__ = ["load_run_preprocessor", "parse_copies", "recorded_copies"]
+
+
+def load_run_preprocessor(model_dir: Path, sampling_rate: int) -> AudioPreprocessor | None:
+    """The preprocessing ``ser-hf train`` recorded in ``MODEL/ser_hf_run.json`` (None if none)."""
+    if not os.path.lexists(model_dir / RUN_RECORD):  # a dangling link or a folder there is refused, not skipped
+        return None
+    try:
+        record = read_run_record(model_dir)
+    except json.JSONDecodeError as err:
+        raise SERError(
+            f"{model_dir / RUN_RECORD} is not valid JSON ({err}); expected the file `ser-hf train` writes. "
+            f"Restore it, or pass preprocessor=None to EmotionRecognizer.from_pretrained to ignore it."
+        ) from err
+    return recorded_preprocessor(record.get("data", {}), sampling_rate)
+
+
+def parse_copies(test_time_copies: Any, sampling_rate: int) -> list[tuple[Any, str]]:
+    """The ``(copy, name)`` pairs ``test_time_copies`` (``{"speed": [...], "noise": [...]}`` or None) asks for."""
+    from ser_hf.ranges import NOISE_SNR, SPEED_FACTOR
+
+    if not test_time_copies:
+        return []
+    if not isinstance(test_time_copies, dict) or set(test_time_copies) - {"speed", "noise"}:
+        raise SERError(f"test_time_copies must map 'speed' and/or 'noise' to lists of numbers, e.g. "
+                       f"{{'speed': [0.9, 1.1], 'noise': [20]}}; got {str(test_time_copies)[:100]}.")
+    for key, allowed in (("speed", SPEED_FACTOR), ("noise", NOISE_SNR)):
+        values = test_time_copies.get(key) or []
+        if not isinstance(values, (list, tuple)) or not all(value in allowed for value in values):
+            raise SERError(f"test_time_copies[{key!r}] must be a list of {allowed}; got {str(values)[:100]}.")
+    return clip_copies(AudioPreprocessor(sampling_rate=sampling_rate), test_time_copies.get("speed") or (),
+                       test_time_copies.get("noise") or ())
+
+
+def recorded_copies(model: str | os.PathLike, resolved: str) -> dict[str, tuple[float, ...]]:
+    """The training copies the checkpoint's run record names, for ``test_time_copies=True``."""
+    path = Path(resolved).expanduser()
+    speeds, snrs = recorded_training_copies(path.parent if path.is_file() else path)
+    if not speeds and not snrs:
+        raise SERError(f"test_time_copies=True: {display_path(model)!r} records no training copies (its probe trained "
+                       f"without probe_speed_copies or probe_noise_copies, or {RUN_RECORD} is missing), so there "
+                       f"is nothing to score besides the clip. Leave them off (without --test-time-copies on the "
+                       f"command line), or in Python name the copies instead, e.g. "
+                       f"test_time_copies={{'speed': [0.9, 1.1]}}.")
+    return {"speed": speeds, "noise": snrs}

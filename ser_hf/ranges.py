@@ -130,6 +130,10 @@ SPEED_FACTOR = Range(0.5, 2, noun="a speed factor")
 """Speed perturbation (audio played this many times faster): [0.5, 2]."""
 NOISE_SNR = Range(0, 60, noun="a signal-to-noise ratio in dB")
 """Noise copies' signal-to-noise ratio: [0, 60] dB (0: as loud as the speech; 60: inaudible)."""
+MAX_COPIES = 8
+"""Most altered copies of a clip (speed and noise together), in training (``probe_speed_copies`` +
+``probe_noise_copies``) and at test time: each one is another frozen forward of every clip, and an enrollment file
+holds a shift per copy, so its reader bounds what it reads by this count, not by what a file claims."""
 FOLDS = Range(2, integer=True, noun="an integer")
 """Numbers of folds: integers >= 2."""
 FINITE = Range()

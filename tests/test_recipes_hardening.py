@@ -142,6 +142,19 @@ def test_speed_copies_must_be_distinct_and_not_the_clip_itself(tmp_path):
         parse_run(_write(tmp_path, "r.yaml", "probe_noise_copies: [20, 20]\n"))
 
 
+def test_more_copies_than_the_bound_are_refused_naming_both_lists(tmp_path):
+    from ser_hf.ranges import MAX_COPIES
+
+    speeds = [round(0.6 + 0.1 * i, 1) for i in range(MAX_COPIES - 1) if round(0.6 + 0.1 * i, 1) != 1.0]
+    noise = [10, 20, 30]
+    assert len(speeds) + len(noise) > MAX_COPIES
+    with pytest.raises(SERError, match=rf"probe_speed_copies and probe_noise_copies ask for {len(speeds) + 3} copies "
+                                       rf"of every clip; at most {MAX_COPIES} are allowed .*Set in recipe .*r\.yaml"):
+        parse_run(_write(tmp_path, "r.yaml", f"probe_speed_copies: {speeds}\nprobe_noise_copies: {noise}\n"))
+    parse_run(_write(tmp_path, "r.yaml", f"probe_speed_copies: {speeds[:MAX_COPIES - 3]}\n"
+                                         f"probe_noise_copies: {noise}\n"))  # exactly the bound is fine
+
+
 def test_a_recipes_copies_can_be_turned_off_with_none(tmp_path):
     recipe = _write(tmp_path, "r.yaml", "mode: probe\nprobe_speed_copies: [0.9, 1.1]\nprobe_noise_copies: [20]\n")
 

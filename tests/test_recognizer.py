@@ -233,7 +233,10 @@ def test_test_time_copies_refuse_what_cannot_work(checkpoint, tmp_path):
         EmotionRecognizer.from_pretrained(checkpoint, test_time_copies=True)
     for bad, match in (({"speed": [5]}, r"test_time_copies\['speed'\] must be a list of"),
                        ({"noise": "20"}, r"test_time_copies\['noise'\] must be a list of"),
-                       ({"pitch": [1]}, r"must map 'speed' and/or 'noise'"), ([0.9], r"must map")):
+                       ({"pitch": [1]}, r"must map 'speed' and/or 'noise'"), ([0.9], r"must map"),
+                       ({"speed": [0.9, 0.9]}, r"at most 8 distinct copies; got 2 with repeats \(0\.9x speed, 0\.9x"),
+                       ({"speed": [0.6, 0.7, 0.8, 0.9, 1.1, 1.2], "noise": [10, 20, 30]},
+                        r"at most 8 distinct copies; got 9 \(0\.6x speed, .*30 dB noise\)")):
         with pytest.raises(SERError, match=match):
             EmotionRecognizer.from_pretrained(checkpoint, test_time_copies=bad)
     trained = shutil.copytree(checkpoint, tmp_path / "trained")

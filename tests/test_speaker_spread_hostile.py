@@ -340,6 +340,29 @@ def test_a_file_of_many_speakers_with_copies_and_spreads_is_never_too_large(spre
     assert len(fresh.load_enrollments(saved)) == count
 
 
+@pytest.mark.parametrize("names", [[f"{i}" for i in range(100000)], ["0.9x speed", "0.9x speed"]],
+                         ids=["a hundred thousand copies", "one copy twice"])
+def test_a_record_claiming_too_many_or_repeated_copies_cannot_raise_the_read_bound(spread_checkpoint, tmp_path,
+                                                                                    names):
+    """A tampered .json listing a huge ``copies`` list must not let its .safetensors (say, a link to /dev/zero) be
+    read up to gigabytes: the bound counts at most MAX_COPIES copies a record, and the record is refused, named."""
+    from ser_hf.ranges import MAX_COPIES
+
+    corpus, checkpoint = spread_checkpoint
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint, test_time_copies=COPIES)
+    recognizer.enroll("SM1", _clips(corpus, "SM1")[:4])
+    saved, _ = _saved_enrollments(recognizer, tmp_path / "people")
+    document = json.loads(saved.read_text())
+    document["speakers"][0]["copies"] = names
+    saved.write_text(json.dumps(document))
+    enrollments = recognizer.enrollments
+    most = enrollments._weights_bytes([{"copies": [f"{i}" for i in range(MAX_COPIES)]}])
+    assert enrollments._weights_bytes(document["speakers"]) <= most
+    with pytest.raises(SERError, match=rf"speaker 'SM1' \(record 0\) has no usable offset or is malformed .*at most "
+                                       rf"{MAX_COPIES} distinct test-time copy names"):
+        EmotionRecognizer.from_pretrained(checkpoint, test_time_copies=COPIES).load_enrollments(saved)
+
+
 # ----------------------------------------------------------------------------------------- speaker model, service
 
 

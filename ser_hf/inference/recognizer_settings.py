@@ -38,7 +38,7 @@ def load_run_preprocessor(model_dir: Path, sampling_rate: int) -> AudioPreproces
 
 def parse_copies(test_time_copies: Any, sampling_rate: int) -> list[tuple[Any, str]]:
     """The ``(copy, name)`` pairs ``test_time_copies`` (``{"speed": [...], "noise": [...]}`` or None) asks for."""
-    from ser_hf.ranges import NOISE_SNR, SPEED_FACTOR
+    from ser_hf.ranges import MAX_COPIES, NOISE_SNR, SPEED_FACTOR
 
     if not test_time_copies:
         return []
@@ -49,8 +49,15 @@ def parse_copies(test_time_copies: Any, sampling_rate: int) -> list[tuple[Any, s
         values = test_time_copies.get(key) or []
         if not isinstance(values, (list, tuple)) or not all(value in allowed for value in values):
             raise SERError(f"test_time_copies[{key!r}] must be a list of {allowed}; got {str(values)[:100]}.")
-    return clip_copies(AudioPreprocessor(sampling_rate=sampling_rate), test_time_copies.get("speed") or (),
-                       test_time_copies.get("noise") or ())
+    copies = clip_copies(AudioPreprocessor(sampling_rate=sampling_rate), test_time_copies.get("speed") or (),
+                         test_time_copies.get("noise") or ())
+    names = [name for _, name in copies]
+    if len(set(names)) < len(names) or len(names) > MAX_COPIES:
+        # every copy is scored (and enrolled, and saved with a speaker's enrollment) under its name
+        raise SERError(f"test_time_copies must name at most {MAX_COPIES} distinct copies; got {len(names)}"
+                       f"{' with repeats' if len(set(names)) < len(names) else ''} ({', '.join(names)[:200]}). Keep "
+                       f"each once, e.g. {{'speed': [0.9, 1.1], 'noise': [20]}}.")
+    return copies
 
 
 def recorded_copies(model: str | os.PathLike, resolved: str) -> dict[str, tuple[float, ...]]:

@@ -45,6 +45,7 @@ from ser_hf.models.adaptive_head import ADAPTATION_WEIGHTS, MAX_SHIFT, load_adap
 from ser_hf.models.linear_head import log_softmax, mean_log_probability
 from ser_hf.names import speaker_text
 from ser_hf.paths import display_path, is_utf8, printable
+from ser_hf.ranges import MAX_COPIES
 
 logger = logging.getLogger(__name__)
 
@@ -351,7 +352,8 @@ class SpeakerEnrollments:
                     f" and a spread of shape (2, {len(self.adaptation.means)}) with scales above 0"
                 problem = f": {problem}" if problem else ""
                 raise SERError(f"enrollments {shown!r}: {what} has no usable offset or is malformed{problem} (expected a "
-                               f"speaker id, a clip count, adapted true/false and, when adapted, a finite float32 "
+                               f"speaker id, a clip count, adapted true/false, at most {MAX_COPIES} distinct test-time "
+                               f"copy names and, when adapted, a finite float32 "
                                f"offset of shape {self.adaptation.means.shape[1:]}{spread}, each value within "
                                f"{MAX_SHIFT:g}); {again}")
             if speaker in loaded:  # ids saved apart before they had one form (NFC), or a file edited by hand
@@ -365,11 +367,13 @@ class SpeakerEnrollments:
 
     def _weights_bytes(self, records: list) -> int:
         """The most bytes the ``.safetensors`` of ``records`` can hold: a float32 shift (an offset and a spread of
-        the class scores) per adapted speaker and per test-time copy of theirs, each with its header entries, and the
-        header's own metadata."""
+        the class scores) per adapted speaker and per test-time copy of theirs (at most :data:`MAX_COPIES`, whatever a
+        record claims: a longer list makes the record malformed, see :meth:`_loaded_entry`), each with its header
+        entries, and the header's own metadata."""
         shift = 4 * (int(np.prod(self.adaptation.means.shape[1:])) + 2 * len(self.adaptation.means)) + 512
         copies = [record.get("copies") if isinstance(record, dict) else None for record in records]
-        return 2**16 + shift * sum(1 + (len(names) if isinstance(names, list) else 0) for names in copies)
+        return 2**16 + shift * sum(1 + (min(len(names), MAX_COPIES) if isinstance(names, list) else 0)
+                                   for names in copies)
 
     def _loaded_entry(self, record, tensors) -> tuple[str | None, dict | None, str | None]:
         """``(speaker, entry, problem)`` from one saved record: the entry None when the record or its shifts are
@@ -381,7 +385,8 @@ class SpeakerEnrollments:
             return None, None, None
         clips = record.get("clips")
         if not isinstance(record.get("adapted"), bool) or not isinstance(clips, int) or isinstance(clips, bool) or \
-                clips < 0 or not isinstance(copies, list) or not all(isinstance(name, str) for name in copies):
+                clips < 0 or not isinstance(copies, list) or not all(isinstance(name, str) for name in copies) or \
+                len(copies) > MAX_COPIES or len(set(copies)) < len(copies):
             return speaker, None, None
         name = str(record.get("tensor", ""))
         names = [name, *(f"{name}.copy.{number}" for number in range(len(copies)))] if record["adapted"] else []

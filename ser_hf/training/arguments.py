@@ -26,6 +26,7 @@ from ser_hf.errors import SERError
 from ser_hf.models.factory import LAYER_SIZE, ModelOptions
 from ser_hf.ranges import (
     COUNT,
+    MAX_COPIES,
     NOISE_SNR,
     NON_NEGATIVE,
     NON_NEGATIVE_INT,
@@ -193,6 +194,14 @@ class ProbeArguments:
                 error = SERError(f"{key} must list distinct {what}; got {values}.")
                 error.field = key
                 raise error
+        copies = len(self.probe_speed_copies or ()) + len(self.probe_noise_copies or ())
+        if copies > MAX_COPIES:
+            error = SERError(f"probe_speed_copies and probe_noise_copies ask for {copies} copies of every clip; at most "
+                             f"{MAX_COPIES} are allowed (each is another frozen forward of every clip, and test-time "
+                             f"copies score them all): keep the few that help, e.g. probe_speed_copies 0.9 1.1 "
+                             f"probe_noise_copies 20.")
+            error.field = "probe_speed_copies" if self.probe_speed_copies else "probe_noise_copies"
+            raise error
         if self.probe_speaker_spread and not self.probe_speaker_adaptation:
             error = SERError(SPREAD_NEEDS_ADAPTATION)
             error.field = "probe_speaker_spread"

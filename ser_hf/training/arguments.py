@@ -130,8 +130,8 @@ class ProbeArguments:
         "Probe, linear fit: also train on a copy of every training clip played this many times faster, one copy "
         "per factor, e.g. 0.9 1.1 (Kaldi-style speed perturbation: tempo and pitch change together, like another "
         "voice). The copies' frozen states are cached like the clips'; only unaltered clips are scored, in the inner "
-        "CV and in testing. Costs one more frozen forward per factor. Also used by head_init: probe. Default: off; "
-        "'none' turns a recipe's copies off."))
+        "CV and in testing. Costs one more frozen forward per factor; at most 8 copies with probe_noise_copies. Also "
+        "used by head_init: probe. Default: off; 'none' turns a recipe's copies off."))
     probe_noise_copies: list[float] | None = field(default=None, metadata=_help(
         "Probe, linear fit: also train on a copy of every training clip with white noise this many dB below its "
         "power, one copy per SNR, e.g. 20 (the same noise for a clip every time, so its states cache like the "

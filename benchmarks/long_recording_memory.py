@@ -1,10 +1,13 @@
-"""Peak memory and wall time of ``EmotionRecognizer.predict_long`` on a long file: windows scored in chunks vs all at once.
+"""Peak memory and wall time of ``EmotionRecognizer.predict_long`` on a long file: read block by block vs held whole.
 
-``predict_long`` prepares and scores the voiced windows of a recording a few batches at a time
-(:mod:`ser_hf.inference.window_chunks`); before, it prepared every window of the recording before scoring the first.
-This measures both on a synthetic recording (``--minutes`` of tones with a little noise, silent gaps between them, at
-16 kHz, written to a temporary 16-bit WAV file and passed as a path, so its decoding is measured too) with the default
-3 s windows every 1 s. "All at once" is the old behaviour, reached here only, by making one chunk hold every window.
+``predict_long`` reads a file twice, block by block (its length and loudest sample, then its windows:
+:mod:`ser_hf.inference.recording_windows`), and prepares and scores the voiced windows a few batches at a time
+(:mod:`ser_hf.inference.window_chunks`), so neither the recording nor its windows are held whole. Measured against the
+two ways it worked before, each still reachable here: the file decoded whole first (``predict_long(load_raw(path))``,
+as an array input still is), its windows scored in chunks; and the file decoded whole with every window prepared
+before the first is scored (one chunk holding every window). The recording is synthetic (``--minutes`` of tones with a
+little noise, silent gaps between them, written to a temporary 16-bit WAV file at ``--rate`` Hz, ``--channels``
+channels; at another rate than 16 kHz every block is resampled, which the second read repeats); 3 s windows every 1 s.
 
 Model: a tiny random Whisper classifier (``ser_hf.testing.models``: 2 layers of width 32) in ser_hf's variable-length
 mode (``max_source_positions=150``: the extractor pads each window to exactly 3 s, not 30 s), batch 8, so the model
@@ -12,13 +15,13 @@ itself adds little and the figures are those of the audio predict_long holds. Se
 the recording: nothing to hold); peak normalisation as a checkpoint's ``ser_hf_run.json`` may record it (each window
 becomes a new array); and test-time copies (speed 0.9 and 1.1: two altered copies of every window besides).
 
-Memory, from one process per setup and method: the growth of the resident set during the call (its peak, ``VmHWM``,
+Memory, from one process per setup and method (the decoding inside the call in every method): the growth of the resident set during the call (its peak, ``VmHWM``,
 reset through ``/proc/self/clear_refs`` just before the call, less ``VmRSS`` then, after a warm-up call on 10 s of a
 tone: what the operating system sees, torch's tensors included; Linux only), and the peak of Python allocations during
 a second, traced call (``tracemalloc``: numpy arrays and Python objects; not torch's tensors, which hold one batch at a
 time either way, nor soxr's resampled arrays, so not the test-time speed copies). Wall time comes from separate,
 untraced calls in this process, after a warm-up round, in interleaved rounds on a machine waited on to go quiet, with
-1 torch thread by default: on a shared 2-core machine a second thread mostly waits (``benchmarks/common.py``). Both
+1 torch thread by default: on a shared 2-core machine a second thread mostly waits (``benchmarks/common.py``). The
 methods' results are checked identical.
 
 Usage:
@@ -49,7 +52,11 @@ RATE = 16000
 LABELS = ["neutral", "happy", "sad", "angry"]
 #: One chunk holding every window: predict_long as it was before chunking.
 EVERY_WINDOW = 10**9
-METHODS = {"chunked": window_chunks.CHUNK_BATCHES, "all_at_once": EVERY_WINDOW}
+#: Each method: whether the file is decoded whole first, and the chunk size. The first is predict_long's own.
+METHODS = {"block_by_block": (False, window_chunks.CHUNK_BATCHES),
+           "decoded_whole_chunked": (True, window_chunks.CHUNK_BATCHES),
+           "decoded_whole_all_at_once": (True, EVERY_WINDOW)}
+NEW = "block_by_block"
 SETUPS = {
     "no cleaning": {},
     "peak-normalised windows": {"preprocessor": AudioPreprocessor(sampling_rate=RATE, normalize="peak")},
@@ -57,19 +64,19 @@ SETUPS = {
 }
 
 
-def synthetic_recording(minutes: float, path: Path, seed: int = 0) -> Path:
+def synthetic_recording(minutes: float, path: Path, rate: int = RATE, channels: int = 1, seed: int = 0) -> Path:
     """``minutes`` of 2-6 s tones (random pitch, a slow tremolo) and 0.5-6 s silent gaps, with faint noise."""
     rng = np.random.default_rng(seed)
-    total = int(minutes * 60 * RATE)
+    total = int(minutes * 60 * rate)
     wave = (0.001 * rng.standard_normal(total)).astype(np.float32)
     position = 0
     while position < total:
-        length = min(int(rng.uniform(2, 6) * RATE), total - position)
-        t = np.arange(length) / RATE
+        length = min(int(rng.uniform(2, 6) * rate), total - position)
+        t = np.arange(length) / rate
         tone = 0.3 * np.sin(2 * np.pi * rng.uniform(120, 400) * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
         wave[position: position + length] += tone.astype(np.float32)
-        position += length + int(rng.uniform(0.5, 6) * RATE)
-    sf.write(path, wave, RATE, subtype="PCM_16")
+        position += length + int(rng.uniform(0.5, 6) * rate)
+    sf.write(path, np.repeat(wave[:, None], channels, axis=1), rate, subtype="PCM_16")
     return path
 
 
@@ -86,12 +93,13 @@ def tiny_whisper(folder: Path) -> Path:
     return save_checkpoint(model, extractor, folder / "model")
 
 
-def predict_long(recognizer: EmotionRecognizer, path: Path, chunk_batches: int, args: argparse.Namespace) -> dict:
+def predict_long(recognizer: EmotionRecognizer, path: Path, method: str, args: argparse.Namespace) -> dict:
+    whole, chunk_batches = METHODS[method]
     window_chunks.CHUNK_BATCHES = chunk_batches
     try:
-        return recognizer.predict_long(path, window=args.window, hop=args.hop)
+        return recognizer.predict_long(recognizer.load_raw(path) if whole else path, window=args.window, hop=args.hop)
     finally:
-        window_chunks.CHUNK_BATCHES = METHODS["chunked"]
+        window_chunks.CHUNK_BATCHES = METHODS[NEW][1]
 
 
 def _recognizer(args: argparse.Namespace, setup: str) -> EmotionRecognizer:
@@ -110,7 +118,7 @@ def _status_mib(field: str) -> float:
 def worker(args: argparse.Namespace) -> None:
     """One method on one setup, in a process of its own: print its memory figures and its result as JSON."""
     recognizer = _recognizer(args, args.setup)
-    run = functools.partial(predict_long, recognizer, Path(args.recording), METHODS[args.method], args)
+    run = functools.partial(predict_long, recognizer, Path(args.recording), args.method, args)
     tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(10 * RATE) / RATE)).astype(np.float32)
     recognizer.predict_long(tone, window=args.window, hop=args.hop)  # warm-up: one-off allocations
     gc.collect()
@@ -140,38 +148,42 @@ def _memory(args: argparse.Namespace, setup: str, method: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _ratio(figures: dict[str, float]) -> float | None:
-    """All at once over chunked (None where chunked grew nothing: freed pages were reused)."""
-    return round(figures["all_at_once"] / figures["chunked"], 2) if figures["chunked"] > 0 else None
+def _ratios(figures: dict[str, float]) -> dict[str, float | None]:
+    """Each earlier method's figure over predict_long's own (None where its own grew nothing)."""
+    return {method: round(value / figures[NEW], 2) if figures[NEW] > 0 else None
+            for method, value in figures.items() if method != NEW}
 
 
-def measure(args: argparse.Namespace, setup: str, recording_mib: float) -> dict:
+def measure(args: argparse.Namespace, setup: str) -> dict:
     """Each method's memory (a process each) and wall time (interleaved, in this process), and the ratios."""
     memory = {method: _memory(args, setup, method) for method in METHODS}
     results = {method: figures.pop("result") for method, figures in memory.items()}
     recognizer = _recognizer(args, setup)
-    runs = {method: functools.partial(predict_long, recognizer, args.recording, batches, args)
-            for method, batches in METHODS.items()}
+    runs = {method: functools.partial(predict_long, recognizer, args.recording, method, args) for method in METHODS}
     times, _ = time_interleaved(runs, args.repeats)
     traced = {method: figures["peak_traced_mib"] for method, figures in memory.items()}
     growth = {method: figures["rss_growth_mib"] for method, figures in memory.items()}
     return {
-        "windows_scored": len(results["chunked"]["timeline"]),
-        "windows_gated_as_silence": len(results["chunked"]["skipped"]),
-        "identical_results": results["chunked"] == results["all_at_once"],
+        "windows_scored": len(results[NEW]["timeline"]),
+        "windows_gated_as_silence": len(results[NEW]["skipped"]),
+        "identical_results": all(result == results[NEW] for result in results.values()),
         "memory": memory,
-        "traced_beyond_the_recording_mib": {method: round(peak - recording_mib, 1) for method, peak in traced.items()},
-        "traced_ratio_all_at_once_over_chunked": _ratio(traced),
-        "rss_growth_ratio_all_at_once_over_chunked": _ratio(growth),
+        "traced_peak_mib": traced,
+        "rss_growth_mib": growth,
+        "traced_ratio_over_block_by_block": _ratios(traced),
+        "rss_growth_ratio_over_block_by_block": _ratios(growth),
         "seconds": {method: timed["seconds"] for method, timed in times.items()},
         "cpu_seconds": {method: timed["cpu_seconds"] for method, timed in times.items()},
-        "speedup_of_chunked": speedup(times["all_at_once"]["seconds"], times["chunked"]["seconds"]),
+        "speedup_of_block_by_block": {method: speedup(times[method]["seconds"], times[NEW]["seconds"])
+                                      for method in METHODS if method != NEW},
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=15.0, help="length of the synthetic recording")
+    parser.add_argument("--rate", type=int, default=RATE, help="its sampling rate (another than 16000 is resampled)")
+    parser.add_argument("--channels", type=int, default=1, help="its channels (averaged to mono as it is decoded)")
     parser.add_argument("--window", type=float, default=3.0)
     parser.add_argument("--hop", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -187,25 +199,26 @@ def main() -> None:
         return
 
     folder = Path(scratch_dir("ser_hf_long_memory_"))
-    args.recording = synthetic_recording(args.minutes, folder / "recording.wav")
+    args.recording = synthetic_recording(args.minutes, folder / "recording.wav", args.rate, args.channels)
     args.checkpoint = tiny_whisper(folder)
     recording_mib = round(args.minutes * 60 * RATE * 4 / 2**20, 1)
-    results = {"settings": {"minutes": args.minutes, "window": args.window, "hop": args.hop,
-                            "batch_size": args.batch_size, "chunk_batches": METHODS["chunked"],
-                            "torch_threads": args.threads, "repeats": args.repeats},
+    results = {"settings": {"minutes": args.minutes, "rate": args.rate, "channels": args.channels,
+                            "window": args.window, "hop": args.hop, "batch_size": args.batch_size,
+                            "chunk_batches": METHODS[NEW][1], "torch_threads": args.threads, "repeats": args.repeats},
                "recording_float32_mib": recording_mib, "setups": {}}
     with timing_conditions(args, "one predict_long call per method, methods interleaved, after a warm-up round; "
                                  "memory from one process per setup and method") as conditions:
         for setup in SETUPS:
-            results["setups"][setup] = measure(args, setup, recording_mib)
+            results["setups"][setup] = measure(args, setup)
             print(setup, json.dumps(results["setups"][setup]), flush=True)
     results["timing"] = conditions
     results["model"] = ("tiny random Whisper classifier (ser_hf.testing.models.tiny_backbone('whisper'), "
                         "max_source_positions=150): the audio predict_long holds, not a model's size, is measured")
-    results["note"] = ("Before any window is scored, decoding holds a transient copy of the recording (about 1.5x "
-                       "it at its peak): the chunked peak is that, the windows add one chunk after it. All at once, "
-                       "every voiced window's cleaned or speed-changed copy is held too (3 s windows every 1 s: about "
-                       "3x the voiced audio per copy).")
+    results["note"] = ("recording_float32_mib is the recording at 16 kHz as float32, what a method that decodes it whole "
+                       "holds (with a transient working copy while it is decoded). Block by block, a call holds about "
+                       "one decode block, one window buffer and one chunk of windows, whatever the recording's length. "
+                       "All at once, every voiced window's cleaned or speed-changed copy is held too (3 s windows "
+                       "every 1 s: about 3x the voiced audio per copy).")
     write_result(args.name, results)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from ser_hf.audio import AudioPreprocessor
 from ser_hf.inference import window_chunks
@@ -112,7 +113,7 @@ def test_peak_memory_is_one_chunk_of_prepared_windows_not_the_recording_again(ch
         f"copies")
 
 
-def test_progress_bar_counts_the_voiced_windows(recognizer, monkeypatch):
+def test_progress_bar_counts_every_window_a_chunk_at_a_time(recognizer, monkeypatch):
     bars = []
 
     class Bar:
@@ -134,7 +135,8 @@ def test_progress_bar_counts_the_voiced_windows(recognizer, monkeypatch):
     wave = np.concatenate([_voice(3.0), np.zeros(2 * RATE, np.float32)])
     recognizer.predict_long(wave, window=1.0, hop=1.0, progress=True)
     (bar,) = bars
-    assert (bar.enabled, bar.kwargs["total"], bar.steps) == (True, 3, [2, 1])  # silent windows are not scored
+    # 5 windows, the last 2 silent (gated, not scored): the bar moves when a chunk (2 windows) is scored, then by the rest
+    assert (bar.enabled, bar.kwargs["total"], bar.steps) == (True, 5, [2, 3])
 
 
 class _LearningScorer:
@@ -179,3 +181,89 @@ def test_an_enrolled_speakers_timeline_is_the_same_in_chunks(tiny_adaptive_check
     chunked = _predict_long(recognizer, monkeypatch, 1, audio, window=0.5, hop=0.25, speaker="SM3")
     assert len(expected["timeline"]) > 2 * BATCH and expected["adapted"]
     assert chunked == expected
+
+
+# ----------------------------------------------------------------------------------- a file read block by block
+
+
+def _recording_file(path, rate: int = 44100, channels: int = 2):
+    """Voice, silence and voice, not at the model's rate and in stereo, so every block is downmixed and resampled."""
+    from ser_hf.audio import resample
+
+    wave = np.concatenate([_voice(3.0, seed=7), np.zeros(2 * RATE, np.float32), _voice(2.6, seed=8)])
+    wave = resample(wave, RATE, rate)
+    sf.write(path, np.stack([wave * (0.5 + 0.5 * c) for c in range(channels)], axis=1), rate, subtype="FLOAT")
+    return path
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Decode blocks of 1024 frames (64 ms at 16 kHz): several per window, so windows are cut across blocks."""
+    from ser_hf.inference import recording_windows
+
+    monkeypatch.setattr(recording_windows, "BLOCK_BYTES", 1024)
+
+
+def test_a_files_blocks_are_the_samples_load_audio_gives(tmp_path):
+    from ser_hf.audio import load_audio
+    from ser_hf.audio.decoding import mono_blocks
+
+    for rate, channels in ((44100, 2), (16000, 1), (8000, 1)):
+        path = _recording_file(tmp_path / f"r{rate}.wav", rate, channels)
+        blocks = list(mono_blocks(path, RATE, block_bytes=1024))
+        assert len(blocks) > 10
+        np.testing.assert_array_equal(np.concatenate(blocks), load_audio(path, RATE))
+
+
+@pytest.mark.parametrize("options", [{"window": 1.0, "hop": 0.5, "vad_threshold_db": -40, "top_k": 2},
+                                     {"window": 3.0, "hop": 1.0, "vad_threshold_db": None},
+                                     {"window": 2.0, "hop": 2.0}], ids=["overlapping, gated", "every window", "tiled"])
+def test_a_file_scores_exactly_as_its_samples_held_in_memory(recognizer, monkeypatch, tmp_path, small_blocks, options):
+    path = _recording_file(tmp_path / "interview.wav")
+    expected = _predict_long(recognizer, monkeypatch, 1, recognizer.load_raw(path), **options)
+    assert _predict_long(recognizer, monkeypatch, 1, path, **options) == expected
+    assert expected["timeline"] and expected["duration"] == pytest.approx(7.6, abs=1e-3)
+
+
+def test_a_files_windows_are_scored_while_it_is_decoded(recognizer, monkeypatch, tmp_path, small_blocks):
+    """The file is never held whole: its first windows are scored before its last block is decoded (the second
+    time; the first decode only measures it)."""
+    from ser_hf.inference import recording_windows
+
+    path, events = _recording_file(tmp_path / "interview.wav"), []
+    blocks, score = recording_windows.mono_blocks, recognizer._score_windows
+
+    def logged_blocks(*args):
+        events.append("decode")
+        for block in blocks(*args):
+            events.append("block")
+            yield block
+
+    def logged_score(chunk, *args):
+        events.append("score")
+        return score(chunk, *args)
+
+    monkeypatch.setattr(recording_windows, "mono_blocks", logged_blocks)
+    monkeypatch.setattr(recognizer, "_score_windows", logged_score)
+    _predict_long(recognizer, monkeypatch, 1, path, window=1.0, hop=1.0)
+    second = events[events.index("decode", 1):]
+    assert "score" not in events[:events.index("decode", 1)]  # measuring it scores nothing
+    assert second.index("score") < len(second) - 1 - second[::-1].index("block")  # scored before the last block
+
+
+def test_a_file_that_shrinks_between_its_two_reads_is_refused_naming_it(recognizer, monkeypatch, tmp_path):
+    from ser_hf.errors import AudioError
+    from ser_hf.inference import recording_windows
+
+    path, reads = _recording_file(tmp_path / "growing.wav"), []
+    blocks = recording_windows.mono_blocks
+
+    def shrinking(*args):  # the second read stops half way, as if the file had been cut meanwhile
+        reads.append(1)
+        samples = np.concatenate(list(blocks(*args)))
+        yield samples if len(reads) == 1 else samples[: samples.size // 2]
+
+    monkeypatch.setattr(recording_windows, "mono_blocks", shrinking)
+    with pytest.raises(AudioError, match=r"growing\.wav' decoded to 60800 samples at 16000 Hz the second time it was "
+                                         r"read, 121600 the first: it changed while it was scored"):
+        recognizer.predict_long(path, window=1.0, hop=1.0)

@@ -20,7 +20,7 @@ import errno
 import io
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -320,18 +320,29 @@ class MonoDecoder:
         self._out[self._size:end] = samples
         self._size = end
 
-    def add(self, block: np.ndarray) -> None:
-        """Add ``(frames, channels)`` float32 samples (a 1-D array is one channel)."""
+    def convert(self, block: np.ndarray) -> np.ndarray:
+        """The mono output of ``(frames, channels)`` float32 samples (a 1-D array is one channel), without keeping
+        it: the resampler carries its state to the next block, so the outputs of every block, then :meth:`flush`,
+        joined, are what :meth:`finish` would give."""
         block = block.reshape(len(block), -1)
         self.check(block, self.what)
         self.frames += block.shape[0]
         mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
-        self._append(mono if self._resampler is None else self._resampler.resample_chunk(mono))
+        return mono if self._resampler is None else self._resampler.resample_chunk(mono)
+
+    def flush(self) -> np.ndarray:
+        """The resampler's last output samples, once every block is converted (none without resampling)."""
+        if self._resampler is None:
+            return np.zeros(0, np.float32)
+        return self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+
+    def add(self, block: np.ndarray) -> None:
+        """Add ``(frames, channels)`` float32 samples (a 1-D array is one channel)."""
+        self._append(self.convert(block))
 
     def finish(self) -> np.ndarray:
         """The mono output (float32, 1-D); the decoder cannot be used afterwards."""
-        if self._resampler is not None:
-            self._append(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        self._append(self.flush())
         out, self._out = self._out, np.empty(0, np.float32)
         # A small overshoot of the header's estimate stays in place; a large one (a header that lied) is copied.
         return out[: self._size] if out.size - self._size <= 64 else out[: self._size].copy()
@@ -367,6 +378,45 @@ def read_mono(sound: sf.SoundFile, what: str, sampling_rate: int | None = None, 
         if data.shape[0] < want:
             break
     return decoder.finish(), decoder.frames
+
+
+def mono_blocks(path: PathLike, sampling_rate: int = 16000, block_bytes: int | None = None) -> Iterator[np.ndarray]:
+    """The samples :func:`load_audio` gives for ``path``, in consecutive blocks of about ``block_bytes`` (default
+    :data:`DECODE_BLOCK_BYTES`) of the file's float32 samples, never held whole: for work that walks a recording once
+    (a long recording's windows).
+
+    The header is checked before the first block; every block as :func:`load_audio` checks it. Joined, the blocks are
+    bit for bit :func:`load_audio`'s array; a file that decodes to no sample yields none.
+
+    Raises:
+        AudioError: naming the file, as :func:`load_audio` does, when the first block is asked for (header) or when a
+            block is (its data).
+    """
+    path = Path(path)
+    _check_is_file(path)
+    what = f"Audio file {display_path(path)!r}"
+    try:
+        with sf.SoundFile(_soundfile_name(path)) as sound:
+            rate = int(sound.samplerate)
+            _check_rate(path, rate)
+            _check_channels(path, int(sound.channels))
+            decoder = MonoDecoder(rate, sampling_rate, what)
+            block = max(1024, (block_bytes or DECODE_BLOCK_BYTES) // (4 * max(1, sound.channels)))
+            while True:
+                data = sound.read(frames=block, dtype="float32", always_2d=True)
+                if data.shape[0]:
+                    samples = decoder.convert(data)
+                    if samples.size:
+                        yield samples
+                if data.shape[0] < block:
+                    break
+            tail = decoder.flush()
+            if tail.size:
+                yield tail
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
+        raise _decode_error(path, err) from err
 
 
 def to_mono(wave: np.ndarray) -> np.ndarray:

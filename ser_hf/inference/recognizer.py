@@ -49,7 +49,7 @@ from ser_hf.audio import (
     MAX_CLIP_DURATION,
     MIN_CLIP_DURATION,
     AudioPreprocessor,
-    audio_info,
+    check_clip_duration,
     float_samples,
 )
 from ser_hf.errors import AudioError, SERError
@@ -59,14 +59,14 @@ from ser_hf.inference.onnx_runtime import is_onnx_export
 from ser_hf.inference.predict import load_classifier, model_labels, predict_proba
 from ser_hf.inference.recognizer_settings import load_run_preprocessor, parse_copies, recorded_copies
 from ser_hf.inference.recognizer_speakers import SpeakerAdaptation
+from ser_hf.inference.recording_windows import Recording, array_recording, file_recording
 from ser_hf.inference.streaming import (  # RecognizerStream and window_level_db also keep their old import path here
     DEFAULT_VAD_THRESHOLD_DB,
     RecognizerStream,
     _check_options,
     _check_top_k,
-    _peak_db,
     _window_spans,
-    gate_windows,
+    is_voiced,
     window_level_db,
     window_samples,
 )
@@ -88,29 +88,13 @@ def _speaker_said(summary: dict[str, Any]) -> dict[str, Any]:
 _TINY = float(np.finfo(np.float32).tiny)
 
 
-#: The longest file :meth:`EmotionRecognizer.predict_long` decodes unless told otherwise (seconds). It holds the whole
-#: recording at the model's rate in memory (float32: 230 MB an hour at 16 kHz) with working copies of it, so a
-#: recording of many hours would take gigabytes without a word; a stream fed block by block keeps one window.
-MAX_LONG_DURATION = 4 * 3600.0
-
-
-def _refuse_too_long(item: RecognizerInput, max_duration: float | None) -> None:
-    """Refuse, from its header, a file longer than ``max_duration`` seconds, naming the stream that scores it in
-    bounded memory. Arrays are already in the caller's memory, and bytes are in it whole: only files are checked."""
-    if max_duration is None or not isinstance(item, (str, os.PathLike)):
-        return
-    check_value("max_duration", max_duration, Range(MIN_CLIP_DURATION, math.inf, noun="a number of seconds"),
-                SERError)
-    info = audio_info(item)
-    if info.duration <= max_duration:
-        return
-    raise AudioError(
-        f"{describe_input(item, 0, True)} lasts {info.duration:.0f} s ({info.duration / 3600:.1f} h), more than "
-        f"predict_long's max_duration of {max_duration:g} s ({max_duration / 3600:.1f} h): it holds a whole recording in memory at the model's rate, with "
-        f"working copies. Score it as a stream, block by block: stream = recognizer.stream(sampling_rate="
-        f"{info.sampling_rate}); for block in soundfile.blocks(path, blocksize=65536, dtype='float32'): results += "
-        f"stream.push(block.mean(axis=1) if block.ndim > 1 else block); then results += stream.flush(). Or pass "
-        f"max_duration=None where the memory is there.")
+def _too_long(what: str, seconds: float, max_duration: float | None) -> None:
+    """Refuse a recording longer than the ``max_duration`` a caller set for predict_long (a bound on the work)."""
+    if max_duration is not None and seconds > max_duration:
+        raise AudioError(f"{what} lasts {seconds:.0f} s ({seconds / 3600:.1f} h), more than predict_long's "
+                         f"max_duration of {max_duration:g} s ({max_duration / 3600:.1f} h). Pass a larger "
+                         f"max_duration, or None (no bound: a file of any length is read block by block, never held "
+                         f"whole).")
 
 
 class EmotionRecognizer(SpeakerAdaptation):
@@ -393,7 +377,7 @@ class EmotionRecognizer(SpeakerAdaptation):
     def predict_long(self, wave_or_path: RecognizerInput, window: float = 3.0, hop: float | None = None,
                      vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB,
                      top_k: int | None = None, speaker: str | None = None, *, decoded: bool = False,
-                     max_duration: float | None = MAX_LONG_DURATION, progress: bool = False) -> dict[str, Any]:
+                     max_duration: float | None = None, progress: bool = False) -> dict[str, Any]:
         """Emotions over time in a long recording, with silent windows gated out.
 
         Args:
@@ -408,13 +392,13 @@ class EmotionRecognizer(SpeakerAdaptation):
             speaker: An enrolled speaker (see :meth:`enroll`): every window is scored as
                 ``predict(window, speaker=speaker)`` scores it, and says ``adapted``.
             decoded: True when an array input was decoded from a file (see :meth:`load_raw`).
-            max_duration: Longest file, in seconds, decoded (:data:`MAX_LONG_DURATION`, 4 h, by default; ``None``: no
-                limit). The whole recording is held in memory at the model's rate (0.9 GB for 4 h at 16 kHz), with
-                a transient working copy while it is decoded; its windows are then prepared and scored a
-                few batches at a time (:mod:`~ser_hf.inference.window_chunks`), so they add a bounded amount, not
-                copies of the recording. A longer file is refused from its header, before decoding, naming a stream
-                that keeps one window instead.
-            progress: Show a progress bar over the voiced windows.
+            max_duration: Longest recording scored, in seconds (``None``, the default: no bound), a bound on the work;
+                a file is refused from its header, before it is decoded. Memory does not grow with the recording: a
+                file is decoded twice, block by block (its length and loudest sample first, then its windows:
+                :mod:`~ser_hf.inference.recording_windows`), never held whole, and windows are prepared and scored a
+                few batches at a time (:mod:`~ser_hf.inference.window_chunks`). An array is in memory already; its
+                windows are views of it.
+            progress: Show a progress bar over the windows.
 
         Returns:
             ``{"timeline": [{"start", "end", "label", "score", "scores"}], "skipped": [[start, end], ...],
@@ -438,28 +422,52 @@ class EmotionRecognizer(SpeakerAdaptation):
             ```
         """
         hop = _check_options(window, hop, vad_threshold_db, top_k)
+        if max_duration is not None:
+            check_value("max_duration", max_duration, Range(MIN_CLIP_DURATION, math.inf, noun="a number of seconds"),
+                        SERError)
         scorer = self._speaker_scorer(speaker)
-        _refuse_too_long(wave_or_path, max_duration)
-        # Preprocess each window, not the recording: training-time cropping or trimming is per clip.
-        wave = self.load_raw(wave_or_path, decoded=decoded)
+        recording = self._recording(wave_or_path, decoded, max_duration)
         win, step = window_samples(window, self.sampling_rate), window_samples(hop, self.sampling_rate)
-        windows = [(s, e, wave[s:e]) for s, e in _window_spans(wave.size, win, step)]
-        voiced, skipped = gate_windows(windows, _peak_db(wave), vad_threshold_db)
-        try:
-            probabilities, timeline = score_in_chunks(lambda chunk: self._score_windows(chunk, scorer, top_k),
-                                                      voiced, self.batch_size, progress)
-            overall = None
-            if len(voiced):
-                weights = np.array([e - s for s, e, _ in voiced], dtype=np.float64)
+        spans = _window_spans(recording.size, win, step)
+        lengths = []  # of the voiced windows, which weigh the overall scores
+
+        what = describe_input(wave_or_path, 0, True)
+
+        def score(chunk: list) -> tuple[np.ndarray, list[dict[str, Any]]]:
+            # Preprocess each window, not the recording: training-time cropping or trimming is per clip.
+            lengths.extend(e - s for s, e, _ in chunk)
+            try:
+                return self._score_windows(chunk, scorer, top_k)
+            except AudioError as err:  # a window's: named by the recording (a file's own errors name it already)
+                raise AudioError(f"{what}: {err}") from None
+
+        probabilities, timeline, skipped = score_in_chunks(
+            score, recording.windows(spans), lambda samples: is_voiced(samples, recording.peak_db, vad_threshold_db),
+            self.batch_size, progress, total=len(spans))
+        overall = None
+        if lengths:
+            weights = np.array(lengths, dtype=np.float64)
+            try:
                 overall = self.result((weights @ probabilities.astype(np.float64)) / weights.sum(), top_k)
-        except AudioError as err:
-            raise AudioError(f"{describe_input(wave_or_path, 0, True)}: {err}") from None
+            except AudioError as err:
+                raise AudioError(f"{what}: {err}") from None
         rate = self.sampling_rate
-        result = {"timeline": timeline, "skipped": [[s / rate, e / rate] for s, e, _ in skipped],
-                  "overall": overall, "duration": wave.size / rate}
+        result = {"timeline": timeline, "skipped": [[s / rate, e / rate] for s, e in skipped],
+                  "overall": overall, "duration": recording.size / rate}
         if scorer is not None:
             result.update(_speaker_said(scorer.summary))
         return result
+
+    def _recording(self, item: RecognizerInput, decoded: bool, max_duration: float | None) -> Recording:
+        """A file read block by block (its length checked from the header first), or any other input decoded whole,
+        as :meth:`load_raw` takes it."""
+        what = describe_input(item, 0, True)  # as load_raw and the decoder name it
+        if isinstance(item, (str, os.PathLike)) and os.fspath(item):  # an empty path is refused by load_raw
+            _too_long(what, check_clip_duration(item, max_duration=None).duration, max_duration)
+            return file_recording(item, self.sampling_rate)
+        wave = self.load_raw(item, decoded=decoded)
+        _too_long(what, wave.size / self.sampling_rate, max_duration)
+        return array_recording(wave)
 
     def stream(self, window: float = 3.0, hop: float | None = None,
                vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB, top_k: int | None = None,

@@ -30,7 +30,7 @@ from ser_hf.inference.inputs import describe_kind, is_bytes_like, is_sample
 from ser_hf.ranges import COUNT, Range
 
 __all__ = ["DEFAULT_VAD_THRESHOLD_DB", "MIN_HOP", "VAD_THRESHOLD_DB", "WINDOW_SECONDS", "RecognizerStream",
-           "WindowScorer", "gate_windows", "window_level_db", "window_samples"]
+           "WindowScorer", "gate_windows", "is_voiced", "window_level_db", "window_samples"]
 
 #: Default gate: windows more than 40 dB below the peak sample are silence.
 DEFAULT_VAD_THRESHOLD_DB = -40.0
@@ -50,7 +50,7 @@ def _amplitude_db(amplitude: float) -> float:
 
 
 def _peak_db(wave: np.ndarray) -> float:
-    # max and -min, not max(abs): abs would copy the whole recording (0.9 GB for predict_long's 4 hours)
+    # max and -min, not max(abs): abs would copy a whole recording held in memory (0.9 GB for 4 hours at 16 kHz)
     return _amplitude_db(max(float(wave.max()), -float(wave.min())) if wave.size else 0.0)
 
 
@@ -59,16 +59,23 @@ def window_samples(seconds: float, sampling_rate: int) -> int:
     return max(1, int(round(seconds * sampling_rate)))
 
 
+def is_voiced(samples: np.ndarray, peak_db: float, threshold: float | None) -> bool:
+    """Whether a window is scored: not more than ``-threshold`` dB below ``peak_db`` (``threshold=None``: every
+    window is)."""
+    if threshold is None:
+        return True
+    level = window_level_db(samples)
+    # Digital silence is never voiced, even in an all-silent recording (where it equals the peak).
+    return level >= peak_db + threshold and level > _SILENCE_DB
+
+
 def gate_windows(windows: list, peak_db: float, threshold: float | None) -> tuple[list, list]:
-    """Split ``(start, end, samples)`` windows into (voiced, skipped): skipped lie more than ``-threshold`` dB below
-    ``peak_db``; ``threshold=None`` keeps every window."""
+    """Split ``(start, end, samples)`` windows into (voiced, skipped) by :func:`is_voiced`."""
     if threshold is None:
         return windows, []
     voiced, skipped = [], []
     for item in windows:
-        level = window_level_db(item[2])
-        # Digital silence is never voiced, even in an all-silent recording (where it equals the peak).
-        (voiced if level >= peak_db + threshold and level > _SILENCE_DB else skipped).append(item)
+        (voiced if is_voiced(item[2], peak_db, threshold) else skipped).append(item)
     return voiced, skipped
 
 

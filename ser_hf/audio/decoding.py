@@ -225,7 +225,7 @@ def check_clip_duration(
         raise AudioError(
             f"Audio file {display_path(info.path)!r} is too long for one emotion clip: {seconds:.1f} s, expected at most "
             f"{max_duration:g} s. Cut it into utterances, or score it in windows with "
-            f"EmotionRecognizer.predict_long."
+            f"EmotionRecognizer.predict_long (ser-hf predict --window 3 on the command line)."
         )
     return info
 

@@ -16,7 +16,7 @@ from ser_hf.errors import SERError
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.paths import path_fields, printable
 
-__all__ = ["error_record", "is_error", "predict_chunk", "predict_into"]
+__all__ = ["ChunkScorer", "error_record", "is_error", "predict_chunk", "predict_into"]
 
 
 def is_error(record: dict[str, Any]) -> bool:
@@ -64,12 +64,17 @@ def predict_chunk(recognizer: EmotionRecognizer, paths: Sequence[str], top_k: in
     return [records[path] for path in paths]
 
 
+#: Scores a chunk of files into their records, in order (:func:`predict_chunk`, or a timeline job's scorer).
+ChunkScorer = Callable[[EmotionRecognizer, Sequence[str], int | None], list[dict[str, Any]]]
+
+
 def predict_into(recognizer: EmotionRecognizer, todo: Sequence[str], write: Callable[[list[dict]], None],
-                 top_k: int | None, chunk_size: int, bar) -> int:
-    """Predict ``todo`` chunk by chunk, handing each chunk's records to ``write``; returns the error count."""
+                 top_k: int | None, chunk_size: int, bar, score: ChunkScorer = predict_chunk) -> int:
+    """Score ``todo`` chunk by chunk with ``score``, handing each chunk's records to ``write``; returns the error
+    count."""
     errors = 0
     for start in range(0, len(todo), chunk_size):
-        records = predict_chunk(recognizer, todo[start: start + chunk_size], top_k)
+        records = score(recognizer, todo[start: start + chunk_size], top_k)
         errors += sum(is_error(record) for record in records)
         write(records)
         bar.update(len(records))

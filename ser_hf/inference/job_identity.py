@@ -1,10 +1,12 @@
 """Which job wrote a ``ser-hf predict`` output, whether a rerun is that same job, and that one job writes it at a time.
 
-A job is its model (its real path, and a SHA-256 of the files a prediction reads: :func:`fingerprinted_files`), ``test_time_copies`` and the
-options that change what a record holds (:data:`IDENTITY`). The job is recorded where :mod:`ser_hf.inference.outputs`
-keeps it: the header line of a JSONL output or shard, the sidecar ``.<name>.job.json`` of a CSV. Before a job resumes
-(changes) an output or merges a leftover shard, :func:`check_same_job` compares the two and refuses another job's
-file: their records would mix. :func:`lock_output` refuses a second job on the same output while one runs.
+A job is its model (its real path, and a SHA-256 of the files a prediction reads: :func:`fingerprinted_files`),
+``test_time_copies``, the options that change what a record holds (:data:`IDENTITY`) and, for a timeline job
+(``--window``), its window settings (:data:`TIMELINE`; a clip job records none, so its header is what it was before
+timeline jobs). The job is recorded where :mod:`ser_hf.inference.outputs` keeps it: the header line of a JSONL
+output or shard, the sidecar ``.<name>.job.json`` of a CSV. Before a job resumes (changes) an output or merges a
+leftover shard, :func:`check_same_job` compares the two and refuses another job's file: their records would mix.
+:func:`lock_output` refuses a second job on the same output while one runs.
 
 Example:
     ```python
@@ -43,6 +45,7 @@ from ser_hf.inference.outputs import (
     is_output_csv_header,
     job_sidecar,
     read_job_sidecar,
+    read_records,
     shard_files,
 )
 from ser_hf.inference.recognizer import EmotionRecognizer
@@ -50,12 +53,16 @@ from ser_hf.models.adaptive_head import ADAPTATION_RECORD, ADAPTATION_WEIGHTS
 from ser_hf.models.safetensors_header import INDEX_NAME
 from ser_hf.paths import display_path
 
-__all__ = ["IDENTITY", "check_job_files", "check_same_job", "job_header", "job_header_for", "lock_output"]
+__all__ = ["IDENTITY", "TIMELINE", "check_job_files", "check_same_job", "job_header", "job_header_for", "lock_output"]
 
 #: Job header entries that decide what a record holds, besides the model and ``test_time_copies``: a job resumes
 #: only an output whose header (or CSV sidecar, or shard header) agrees on every one. Value: how users set it.
 IDENTITY = {"model_fingerprint": "the model's files", "top_k": "--top-k", "speaker_pattern": "--speaker-pattern",
             "speaker_column": "--speaker-column"}
+#: A timeline job's settings (``ser-hf predict --window``: :mod:`ser_hf.inference.timeline_records`), and how users
+#: set them. A clip job records none of them, so an output without them (every output of a clip job, older ones too)
+#: holds one prediction per file, and is never resumed by a timeline job.
+TIMELINE = {"window": "--window", "hop": "--hop", "vad_threshold_db": "--vad-threshold-db"}
 
 
 def job_header(model: str, **extra: Any) -> dict[str, Any]:
@@ -147,13 +154,17 @@ def _model_fingerprint(model: str | os.PathLike | EmotionRecognizer, speakers: b
 
 
 def job_header_for(model: str | os.PathLike | EmotionRecognizer, *, copies: bool, top_k: int | None,
-                   speaker_pattern: str | None, speaker_column: str | None) -> dict[str, Any]:
-    """The job's header: its model and everything that changes what a record holds (see check_same_job)."""
+                   speaker_pattern: str | None, speaker_column: str | None,
+                   timeline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The job's header: its model and everything that changes what a record holds (see check_same_job).
+
+    ``timeline``: a timeline job's :data:`TIMELINE` settings; a clip job's header (None) is what it always was.
+    """
     speakers = speaker_pattern is not None or speaker_column is not None
     return job_header(_model_name(model), model_id=_model_id(model),
                       model_fingerprint=_model_fingerprint(model, speakers),
                       model_fingerprint_version=FINGERPRINT_VERSION, top_k=top_k, speaker_pattern=speaker_pattern, speaker_column=speaker_column,
-                      **({"test_time_copies": True} if copies else {}))
+                      **({"test_time_copies": True} if copies else {}), **(timeline or {}))
 
 
 # ------------------------------------------------------------------------------------------------ same job
@@ -163,10 +174,12 @@ def check_same_job(out: Path, format: str, job: dict[str, Any], labels: Sequence
 
     What a job is: its model (``model_id``: a checkpoint's real path, the same from any working folder; outputs
     written before it by the displayed name), the model's files (``model_fingerprint``: a checkpoint replaced or
-    retrained at the same path is another model), ``test_time_copies`` and the options that change what a record
-    holds (:data:`IDENTITY`: ``top_k``, the speaker options). A JSONL output and every shard record it in their
-    header line; a CSV in its sidecar ``.<name>.job.json`` (:func:`~ser_hf.inference.outputs.job_sidecar`), and
-    its ``prob_`` columns are compared with ``labels`` once the model is loaded. An output written by an older
+    retrained at the same path is another model), ``test_time_copies``, the options that change what a record
+    holds (:data:`IDENTITY`: ``top_k``, the speaker options) and a timeline job's window settings (:data:`TIMELINE`:
+    a clip job never resumes a timeline job's output, nor the other way round). A JSONL output and every shard
+    record it in their header line; a CSV in its sidecar ``.<name>.job.json``
+    (:func:`~ser_hf.inference.outputs.job_sidecar`), and its ``prob_`` columns are compared with ``labels`` once the
+    model is loaded. An output written by an older
     ser_hf without some of these entries is resumed with a warning naming what could not be checked (a CSV without
     a sidecar: all but its emotions and test-time copies).
 
@@ -186,6 +199,9 @@ def check_same_job(out: Path, format: str, job: dict[str, Any], labels: Sequence
         header = _first_line_header(out)
         if header is not None:
             _check_job(out, header.get("job") or {}, job, "its header line")
+        elif job.get("window") is not None and read_records(out, format):  # refuses a file that is not ser_hf's
+            _check_same_timeline(display_path(out), {}, job, "it has no header line, as the outputs of ser_hf "
+                                 "versions before it", "--out", f"delete {display_path(out)!r} to start over")
         return
     try:
         with out.open(newline="", encoding="utf-8") as handle:
@@ -230,6 +246,7 @@ def _check_job(path: Path, written: dict[str, Any], job: dict[str, Any], where: 
                        f"runs {job.get('model')!r}. Resuming would mix two models' records in one file. Choose "
                        f"another --out, or {start_over}.")
     _check_same_copies(name, bool(written.get("test_time_copies", False)), job, where, role)
+    _check_same_timeline(name, written, job, where, role, start_over)
     unchecked = [option for key, option in IDENTITY.items() if key not in written]
     if unchecked:
         warnings.warn(f"{role} {name!r} was written by an older ser_hf that did not record {unchecked}: they could not "
@@ -275,6 +292,28 @@ def _check_same_copies(name: str, written: bool, job: dict[str, Any], where: str
         raise SERError(f"{role} {name!r} holds predictions made {said} test-time copies ({where}); this job runs "
                        f"{'without' if written else 'with'} them. Resuming would mix two kinds of scores in one file. "
                        f"Run it {said} --test-time-copies, choose another --out, or delete {name!r} to start over.")
+
+
+def _timeline_flags(job: dict[str, Any]) -> str:
+    shown = {key: "none" if job.get(key) is None else f"{job[key]:g}" for key in TIMELINE}
+    return " ".join(f"{flag} {shown[key]}" for key, flag in TIMELINE.items())
+
+
+def _check_same_timeline(name: str, written: dict[str, Any], job: dict[str, Any], where: str, role: str,
+                         start_over: str) -> None:
+    """Refuse to resume a timeline job's output in a clip job, or with other windows or gate, or the other way round."""
+    if all(written.get(key) == job.get(key) for key in TIMELINE):
+        return
+    mixed = "timelines and one-clip predictions"
+    if written.get("window") is None:
+        made, runs, same = "one prediction per file (made without --window)", f"with {_timeline_flags(job)}", \
+            "without --window"
+    else:
+        made, same = f"timelines made with {_timeline_flags(written)}", f"with {_timeline_flags(written)}"
+        runs = "without --window" if job.get("window") is None else f"with {_timeline_flags(job)}"
+        mixed = mixed if job.get("window") is None else "timelines of different windows or gates"
+    raise SERError(f"{role} {name!r} holds {made} ({where}); this job runs {runs}. Resuming would mix {mixed} in one "
+                   f"file. Run it {same}, choose another --out, or {start_over}.")
 
 
 def _first_line_header(path: Path) -> dict[str, Any] | None:

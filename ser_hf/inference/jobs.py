@@ -8,6 +8,11 @@ job (inputs, resume, lock, shards, merge); the records come from :mod:`ser_hf.in
 speaker-adaptive job, :mod:`ser_hf.inference.speaker_jobs`), the files' formats are
 :mod:`ser_hf.inference.outputs` and the resume checks :mod:`ser_hf.inference.job_identity`.
 
+Timeline jobs (``window=``, ``ser-hf predict --window``): each file is scored with
+:meth:`~ser_hf.inference.recognizer.EmotionRecognizer.predict_long` instead, a file of any length, into one record
+holding its overall emotion and its windows (:mod:`ser_hf.inference.timeline_records`); JSONL only, the window
+settings recorded in the header.
+
 Only ser_hf's own outputs are resumed (:mod:`ser_hf.inference.outputs`): a JSONL output starts with a
 ``{"ser_hf_predictions": 1, "job": ...}`` header line, a CSV output has exactly ser_hf's columns. Any other
 existing file given as ``out`` is refused and left as it was, as is an ``out`` that is one of the inputs
@@ -72,7 +77,7 @@ from typing import Any
 
 from ser_hf._io import temporary_file
 from ser_hf.errors import SERError
-from ser_hf.inference.chunk_records import is_error, predict_into
+from ser_hf.inference.chunk_records import ChunkScorer, is_error, predict_chunk, predict_into
 from ser_hf.inference.inputs import expand_inputs, input_paths, speakers_of
 from ser_hf.inference.job_identity import check_job_files, check_same_job, job_header_for, lock_output
 from ser_hf.inference.outputs import (
@@ -93,6 +98,8 @@ from ser_hf.inference.outputs import (
 )
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.inference.speaker_jobs import check_finished_speakers, predict_by_speaker
+from ser_hf.inference.streaming import DEFAULT_VAD_THRESHOLD_DB
+from ser_hf.inference.timeline_records import check_timeline_job, timeline_scorer, timeline_settings
 from ser_hf.paths import display_path, printable
 from ser_hf.processes import Processes, launched_processes
 from ser_hf.progress import progress_bar
@@ -270,6 +277,9 @@ def predict_files(
     speaker_column: str | None = None,
     record_fields: Mapping[str, Mapping[str, Any]] | None = None,
     test_time_copies: bool = False,
+    window: float | None = None,
+    hop: float | None = None,
+    vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB,
 ) -> dict[str, Any]:
     """Predict the emotion of every input file into ``out``, resuming where an earlier run stopped.
 
@@ -301,6 +311,15 @@ def predict_files(
         test_time_copies: Score every clip with the copies the model's probe trained on too (see
             :meth:`EmotionRecognizer.from_pretrained`); for a loaded recognizer, build it with them instead. The
             JSONL header records it, and a job is not resumed with the other setting.
+        window: A timeline job: score each file in windows of this many seconds (0.1 to 300) with
+            :meth:`EmotionRecognizer.predict_long`, a file of any length, into one record with the overall emotion,
+            ``duration``, ``timeline`` and ``skipped`` (see :mod:`ser_hf.inference.timeline_records`); JSONL only, not
+            with the speaker options. None (default): each file is scored as one clip of at most 300 s. A long
+            recording is minutes of work: ``chunk_size=1`` writes each record as soon as it is scored.
+        hop: Seconds between window starts (0.1 to ``window``; default 1 s, or ``window`` when shorter).
+        vad_threshold_db: Windows more than this many dB below the file's peak sample are skipped as silence (-200 to
+            0, default -40); None scores every window. ``window``, ``hop`` and ``vad_threshold_db`` are recorded in
+            the JSONL header: a job with other values (or a clip job) does not resume the output.
 
     Returns:
         ``{"out", "inputs", "skipped", "predicted", "errors", "error_records"}``: counts of this run
@@ -312,7 +331,8 @@ def predict_files(
     Raises:
         SERError: for bad inputs (see :func:`expand_inputs`): no inputs, or something that is not a path (an array, a
             mapping, bytes, None), a bad ``format``, a ``chunk_size``/``batch_size``/``top_k`` that is not an integer
-            >= 1 (all refused before any work), an output
+            >= 1, ``window``/``hop``/``vad_threshold_db`` outside their ranges, ``hop``/``vad_threshold_db`` without
+            ``window``, ``window`` with CSV or the speaker options (all refused before any work), an output
             file that ser-hf predict did not write, an output with other names (hard links), or a lock or job
             file beside it that is a symlink, a folder or not a regular file. Unreadable audio never raises: it is recorded.
 
@@ -332,6 +352,8 @@ def predict_files(
     out = Path(out)
     chosen = format_for(out, format)
     chunk_size, batch_size, top_k = _check_settings(chunk_size, batch_size, top_k)
+    timeline = timeline_settings(window, hop, vad_threshold_db)
+    check_timeline_job(timeline, chosen, speakers=speaker_pattern is not None or speaker_column is not None)
     inputs = input_paths(inputs)  # a list, read twice (expansion, speakers); "a.wav" alone is one input
     paths = expand_inputs(inputs, output=out)
     check_job_files(out, chosen)  # its lock and job file are regular files, it has no other names: before any work
@@ -349,9 +371,10 @@ def predict_files(
         check_device(device)
     copies = bool(test_time_copies or (isinstance(model, EmotionRecognizer) and model.test_time_copies))
     header = job_header_for(model, copies=copies, top_k=top_k, speaker_pattern=speaker_pattern,
-                            speaker_column=speaker_column)
+                            speaker_column=speaker_column, timeline=timeline and timeline.job_entries())
     settings = {"batch_size": batch_size, "top_k": top_k, "chunk_size": chunk_size, "progress": progress,
-                "fields": _with_fields(record_fields), "test_time_copies": test_time_copies}
+                "fields": _with_fields(record_fields), "test_time_copies": test_time_copies,
+                "score": predict_chunk if timeline is None else timeline_scorer(timeline)}
     if processes.world > 1:
         return _predict_sharded(model, paths, out, chosen, processes, header, **settings)
     with contextlib.ExitStack() as job:
@@ -363,7 +386,7 @@ def predict_files(
 def _predict_single(model, paths: list[str], out: Path, chosen: str, header: dict,
                     speakers: dict[str, str | None] | None, *, device: Any, batch_size: int, top_k: int | None,
                     chunk_size: int, progress: bool, fields: Callable[[list[dict]], list[dict]],
-                    test_time_copies: bool) -> dict[str, Any]:
+                    test_time_copies: bool, score: ChunkScorer) -> dict[str, Any]:
     """A one-process job, holding the lock on ``out`` (see :func:`predict_files`)."""
     check_same_job(out, chosen, header["job"])  # before anything changes; CSV labels once the model loads
     existing = read_records(out, chosen)  # refuses a file ser-hf predict did not write, before changing anything
@@ -399,7 +422,7 @@ def _predict_single(model, paths: list[str], out: Path, chosen: str, header: dic
         with progress_bar(progress, total=len(paths), initial=len(paths) - len(todo), desc="predict",
                           unit="file") as bar:
             if speakers is None:
-                summary["errors"] = predict_into(recognizer, todo, write, top_k, chunk_size, bar)
+                summary["errors"] = predict_into(recognizer, todo, write, top_k, chunk_size, bar, score)
             else:
                 summary["errors"] = predict_by_speaker(recognizer, paths, todo, speakers, write, top_k, chunk_size,
                                                        bar, out, recorded)
@@ -411,7 +434,8 @@ def _predict_single(model, paths: list[str], out: Path, chosen: str, header: dic
 
 def _predict_sharded(model, paths: list[str], out: Path, chosen: str, processes: Processes, header: dict, *,
                      batch_size: int, top_k: int | None, chunk_size: int, progress: bool,
-                     fields: Callable[[list[dict]], list[dict]], test_time_copies: bool = False) -> dict[str, Any]:
+                     fields: Callable[[list[dict]], list[dict]], test_time_copies: bool,
+                     score: ChunkScorer) -> dict[str, Any]:
     """One process's part of a multi-process job (see :func:`predict_files`).
 
     The main process holds the lock on ``out`` for the whole job (each other process writes only its own shard);
@@ -436,13 +460,13 @@ def _predict_sharded(model, paths: list[str], out: Path, chosen: str, processes:
                 prepare_shards(out, header)
         return _shard_and_merge(model, paths, out, chosen, processes, header, recognizer, batch_size=batch_size,
                                 top_k=top_k, chunk_size=chunk_size, progress=progress, fields=fields,
-                                test_time_copies=test_time_copies)
+                                test_time_copies=test_time_copies, score=score)
 
 
 def _shard_and_merge(model, paths: list[str], out: Path, chosen: str, processes: Processes, header: dict,
                      recognizer: EmotionRecognizer | None, *, batch_size: int, top_k: int | None, chunk_size: int,
                      progress: bool, fields: Callable[[list[dict]], list[dict]],
-                     test_time_copies: bool) -> dict[str, Any]:
+                     test_time_copies: bool, score: ChunkScorer) -> dict[str, Any]:
     processes.barrier()
     done = FinishedFiles(read_records(out, chosen) + read_shards(out))
     todo = [path for path in paths if path not in done]
@@ -460,7 +484,7 @@ def _shard_and_merge(model, paths: list[str], out: Path, chosen: str, processes:
 
         with progress_bar(progress and processes.is_main, total=len(block),
                           desc=f"predict (main of {processes.world} processes)", unit="file") as bar:
-            errors = predict_into(recognizer, block, write, top_k, chunk_size, bar)
+            errors = predict_into(recognizer, block, write, top_k, chunk_size, bar, score)
     processes.barrier()
     summary = {"out": display_path(out), "inputs": len(paths), "skipped": len(paths) - len(todo),
                "predicted": len(block) - errors, "errors": errors, "error_records": errors}

@@ -5,7 +5,9 @@ output. Any other existing file given as ``--out`` is refused with an error nami
 was (an audio input, a manifest, a config file, notes: nothing it did not write is ever truncated).
 
 - **JSONL**: the first line is a header, ``{"ser_hf_predictions": 1, "job": {"tool", "model", "created", ...}}``,
-  then one record per line: ``{"path", "label", "score", "scores"}`` or ``{"path", "error"}``. Outputs of
+  then one record per line: ``{"path", "label", "score", "scores"}`` (a timeline job's, ``--window``, adds
+  ``"silent", "duration", "timeline", "skipped"``: :mod:`ser_hf.inference.timeline_records`) or ``{"path",
+  "error"}``. Outputs of
   ser_hf versions before the header are still resumed when they are unambiguous: every complete line is
   such a record (only the last line may be torn). They get the header when the job next writes them.
 - **CSV**: columns ``path, label, score, error``, the optional ``test_time_copies`` and :data:`EXTRA_COLUMNS`,

@@ -61,6 +61,17 @@ class AudioInfo:
     def duration(self) -> float:
         return self.frames / self.sampling_rate
 
+    @property
+    def length_known(self) -> bool:
+        """Whether the header says how many frames the file holds (libsndfile gives a huge count when it cannot
+        tell: :data:`UNKNOWN_FRAMES`), so that :attr:`duration` means something."""
+        return self.frames < UNKNOWN_FRAMES
+
+
+#: Frame counts from this one on are libsndfile's "length unknown" (``SF_COUNT_MAX``), not a length: no file holds
+#: as many frames (2**40 is 2.2 years at 16 kHz).
+UNKNOWN_FRAMES = 2**40
+
 
 #: Shortest audio accepted as one emotion clip (seconds). wav2vec2-family encoders need 400 samples (25 ms
 #: at 16 kHz) for their first frame and fail on less; a tenth of a second is shorter than any syllable.
@@ -217,8 +228,11 @@ def check_clip_duration(
     info = audio if isinstance(audio, AudioInfo) else audio_info(audio)
     seconds = info.duration
     if min_duration is not None and seconds < min_duration:
+        shown = f"{seconds * 1000:.0f}"
+        if float(shown) >= min_duration * 1000:  # 99.94 ms is not "100 ms, expected at least 100 ms"
+            shown = f"{seconds * 1000:.2f}"
         raise AudioError(
-            f"Audio file {display_path(info.path)!r} is too short for an emotion clip: {seconds * 1000:.0f} ms, expected at least "
+            f"Audio file {display_path(info.path)!r} is too short for an emotion clip: {shown} ms, expected at least "
             f"{min_duration * 1000:.0f} ms (speech encoders need 25 ms for one frame). Remove it, or pad it."
         )
     if max_duration is not None and seconds > max_duration:
@@ -366,7 +380,7 @@ def read_mono(sound: sf.SoundFile, what: str, sampling_rate: int | None = None, 
         soundfile.LibsndfileError: when the file's data cannot be decoded (callers name the file);
             whatever ``check`` raises.
     """
-    known = sound.frames if 0 < sound.frames < 2**40 else None  # libsndfile's "unknown" is a huge count
+    known = sound.frames if 0 < sound.frames < UNKNOWN_FRAMES else None
     expected = known if max_frames is None else min(known or max_frames, max_frames)
     decoder = MonoDecoder(int(sound.samplerate), sampling_rate, what, check, expected_frames=expected)
     block = max(1024, DECODE_BLOCK_BYTES // (4 * max(1, sound.channels)))

@@ -26,6 +26,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import numbers
 import os
 import stat
 import warnings
@@ -51,7 +52,7 @@ from ser_hf.inference.outputs import (
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.models.adaptive_head import ADAPTATION_RECORD, ADAPTATION_WEIGHTS
 from ser_hf.models.safetensors_header import INDEX_NAME
-from ser_hf.paths import display_path
+from ser_hf.paths import display_path, printable
 
 __all__ = ["IDENTITY", "TIMELINE", "check_job_files", "check_same_job", "job_header", "job_header_for", "lock_output"]
 
@@ -294,9 +295,20 @@ def _check_same_copies(name: str, written: bool, job: dict[str, Any], where: str
                        f"Run it {said} --test-time-copies, choose another --out, or delete {name!r} to start over.")
 
 
+def _timeline_value(value: Any) -> str:
+    """A window setting as a flag takes it: short (``3``, ``0.5``), but never hiding what tells two settings apart
+    (``0.10000000149011612``, a float32 0.1, is not ``0.1``), and a header's value that is no number (edited by hand) as
+    it was found."""
+    if value is None:
+        return "none"
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(float(value))
+    return printable(repr(value))[:40]
+
+
 def _timeline_flags(job: dict[str, Any]) -> str:
-    shown = {key: "none" if job.get(key) is None else f"{job[key]:g}" for key in TIMELINE}
-    return " ".join(f"{flag} {shown[key]}" for key, flag in TIMELINE.items())
+    return " ".join(f"{flag} {_timeline_value(job.get(key))}" for key, flag in TIMELINE.items())
 
 
 def _check_same_timeline(name: str, written: dict[str, Any], job: dict[str, Any], where: str, role: str,

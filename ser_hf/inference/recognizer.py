@@ -36,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Sequence
@@ -91,7 +92,8 @@ _TINY = float(np.finfo(np.float32).tiny)
 def _too_long(what: str, seconds: float, max_duration: float | None) -> None:
     """Refuse a recording longer than the ``max_duration`` a caller set for predict_long (a bound on the work)."""
     if max_duration is not None and seconds > max_duration:
-        raise AudioError(f"{what} lasts {seconds:.0f} s ({seconds / 3600:.1f} h), more than predict_long's "
+        shown = f"{seconds:.0f}" if round(seconds) > max_duration else f"{seconds:.3f}"  # not "2 s, more than 2 s"
+        raise AudioError(f"{what} lasts {shown} s ({seconds / 3600:.1f} h), more than predict_long's "
                          f"max_duration of {max_duration:g} s ({max_duration / 3600:.1f} h). Pass a larger "
                          f"max_duration, or None (no bound: a file of any length is read block by block, never held "
                          f"whole).")
@@ -408,8 +410,9 @@ class EmotionRecognizer(SpeakerAdaptation):
             scored), ``"reason"``.
 
         Raises:
-            AudioError: naming the input, as :meth:`predict` does, or for audio shorter than 0.1 s, or a file longer
-                than ``max_duration``.
+            AudioError: naming the input, as :meth:`predict` does, or for audio shorter than 0.1 s, a recording longer
+                than ``max_duration`` (a file's header, then what it decodes to), or a file that changed while it was
+                read (:mod:`~ser_hf.inference.recording_windows`).
             SERError: for ``window``, ``hop``, ``vad_threshold_db`` or ``top_k`` outside the ranges above.
 
         Example:
@@ -441,9 +444,11 @@ class EmotionRecognizer(SpeakerAdaptation):
             except AudioError as err:  # a window's: named by the recording (a file's own errors name it already)
                 raise AudioError(f"{what}: {err}") from None
 
-        probabilities, timeline, skipped = score_in_chunks(
-            score, recording.windows(spans), lambda samples: is_voiced(samples, recording.peak_db, vad_threshold_db),
-            self.batch_size, progress, total=len(spans))
+        # closed however scoring ends: an error held by the caller must not keep a file's second read open
+        with contextlib.closing(recording.windows(spans)) as windows:
+            probabilities, timeline, skipped = score_in_chunks(
+                score, windows, lambda samples: is_voiced(samples, recording.peak_db, vad_threshold_db),
+                self.batch_size, progress, total=len(spans))
         overall = None
         if lengths:
             weights = np.array(lengths, dtype=np.float64)
@@ -463,11 +468,15 @@ class EmotionRecognizer(SpeakerAdaptation):
         as :meth:`load_raw` takes it."""
         what = describe_input(item, 0, True)  # as load_raw and the decoder name it
         if isinstance(item, (str, os.PathLike)) and os.fspath(item):  # an empty path is refused by load_raw
-            _too_long(what, check_clip_duration(item, max_duration=None).duration, max_duration)
-            return file_recording(item, self.sampling_rate)
-        wave = self.load_raw(item, decoded=decoded)
-        _too_long(what, wave.size / self.sampling_rate, max_duration)
-        return array_recording(wave)
+            header = check_clip_duration(item, max_duration=None)
+            if header.length_known:  # else libsndfile's huge "unknown" count: the decoded length is checked below
+                _too_long(what, header.duration, max_duration)
+            recording = file_recording(item, self.sampling_rate)
+        else:
+            recording = array_recording(self.load_raw(item, decoded=decoded))
+        # a file's header may say less than it holds: the bound is on what was decoded too, before any window is scored
+        _too_long(what, recording.size / self.sampling_rate, max_duration)
+        return recording
 
     def stream(self, window: float = 3.0, hop: float | None = None,
                vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB, top_k: int | None = None,

@@ -16,6 +16,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from transformers import TrainingArguments
 
@@ -85,6 +86,34 @@ class ModelArguments(ModelOptions):
 
     #: What each numeric field accepts beyond ModelOptions' (the upper bound of train_top_layers is the model's).
     RANGES: ClassVar[dict[str, Range]] = {"train_top_layers": COUNT}
+
+
+def _number_list(values: Any) -> Any:
+    """A copy list given as a 1-D numpy array, or holding numpy numbers, as a list of Python numbers; anything else
+    as it is (the range check refuses what is no list of numbers)."""
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        return values.tolist()
+    if isinstance(values, (list, tuple)) and any(isinstance(value, np.generic) for value in values):
+        return [value.item() if isinstance(value, np.generic) else value for value in values]
+    return values
+
+
+def _repeats(key: str, values: list) -> str | None:
+    """What a message adds when the list field ``key`` repeats itself ("" when its values do, as written), None when
+    it does not. Copies are compared by name, as the probe caches them and test-time copies score them: values equal
+    to 6 significant digits are one copy, and a speed copy named 1x is the clip itself."""
+    if len(set(values)) < len(values) or (key == "probe_speed_copies" and 1.0 in values):
+        return ""
+    if key not in ("probe_speed_copies", "probe_noise_copies"):
+        return None
+    from ser_hf.audio import AudioPreprocessor, clip_copies
+
+    speeds, snrs = (values, ()) if key == "probe_speed_copies" else ((), values)
+    names = [name for _, name in clip_copies(AudioPreprocessor(), speeds, snrs)]
+    itself = clip_copies(AudioPreprocessor(), [1.0])[0][1] if key == "probe_speed_copies" else None
+    if len(set(names)) == len(names) and itself not in names:
+        return None
+    return f" ({', '.join(names)}: a copy is named and cached by its value to 6 significant digits)"
 
 
 @dataclass
@@ -169,6 +198,8 @@ class ProbeArguments:
     }
 
     def __post_init__(self) -> None:
+        for key in ("probe_speed_copies", "probe_noise_copies"):  # np.linspace(0.8, 1.2, 5) is a list of factors too
+            setattr(self, key, _number_list(getattr(self, key)))
         check_ranges(self)
         if self.embedding_cache_dir is not None:  # a file, '-', a link to nothing: refused before the model loads
             try:
@@ -190,8 +221,9 @@ class ProbeArguments:
                           ("probe_noise_copies", "SNRs in dB, e.g. 20"),
                           ("probe_layer_mixes", "layer mixes, e.g. balanced balanced-bottom")):
             values = getattr(self, key) or []
-            if len(set(values)) < len(values) or (key == "probe_speed_copies" and 1.0 in values):
-                error = SERError(f"{key} must list distinct {what}; got {values}.")
+            repeats = _repeats(key, values)
+            if repeats is not None:
+                error = SERError(f"{key} must list distinct {what}; got {values}{repeats}.")
                 error.field = key
                 raise error
         copies = len(self.probe_speed_copies or ()) + len(self.probe_noise_copies or ())

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import math
@@ -406,27 +407,33 @@ def mono_blocks(path: PathLike, sampling_rate: int = 16000, block_bytes: int | N
         AudioError: naming the file, as :func:`load_audio` does, when the first block is asked for (header) or when a
             block is (its data).
     """
+    with _checked_file(path) as (sound, what):
+        decoder = MonoDecoder(int(sound.samplerate), sampling_rate, what)
+        block = max(1024, (block_bytes or DECODE_BLOCK_BYTES) // (4 * max(1, sound.channels)))
+        while True:
+            data = sound.read(frames=block, dtype="float32", always_2d=True)
+            if data.shape[0]:
+                samples = decoder.convert(data)
+                if samples.size:
+                    yield samples
+            if data.shape[0] < block:
+                break
+        tail = decoder.flush()
+        if tail.size:
+            yield tail
+
+
+@contextlib.contextmanager
+def _checked_file(path: PathLike) -> Iterator[tuple[sf.SoundFile, str]]:
+    """The open file, its header's rate and channels checked, and how messages name it; what fails to decode inside
+    the block is an :class:`AudioError` naming the file, as every other refusal here."""
     path = Path(path)
     _check_is_file(path)
-    what = f"Audio file {display_path(path)!r}"
     try:
         with sf.SoundFile(_soundfile_name(path)) as sound:
-            rate = int(sound.samplerate)
-            _check_rate(path, rate)
+            _check_rate(path, int(sound.samplerate))
             _check_channels(path, int(sound.channels))
-            decoder = MonoDecoder(rate, sampling_rate, what)
-            block = max(1024, (block_bytes or DECODE_BLOCK_BYTES) // (4 * max(1, sound.channels)))
-            while True:
-                data = sound.read(frames=block, dtype="float32", always_2d=True)
-                if data.shape[0]:
-                    samples = decoder.convert(data)
-                    if samples.size:
-                        yield samples
-                if data.shape[0] < block:
-                    break
-            tail = decoder.flush()
-            if tail.size:
-                yield tail
+            yield sound, f"Audio file {display_path(path)!r}"
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
@@ -463,21 +470,11 @@ def load_audio(path: PathLike, sampling_rate: int = 16000, max_duration: float |
             channels, or when it is so short that resampling leaves no sample (e.g. one frame at 32 kHz
             resampled to 16 kHz).
     """
-    path = Path(path)
-    _check_is_file(path)
-    what = f"Audio file {display_path(path)!r}"
-    try:
-        with sf.SoundFile(_soundfile_name(path)) as sound:
-            rate = int(sound.samplerate)
-            _check_rate(path, rate)
-            _check_channels(path, int(sound.channels))
-            # A margin past the cut, longer than the resampler's filter, so the samples kept are exact.
-            max_frames = None if max_duration is None else math.ceil(max_duration * rate) + rate // 10 + 64
-            wave, frames = read_mono(sound, what, sampling_rate, max_frames)
-    except AudioError:
-        raise
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
-        raise _decode_error(path, err) from err
+    with _checked_file(path) as (sound, what):
+        rate = int(sound.samplerate)
+        # A margin past the cut, longer than the resampler's filter, so the samples kept are exact.
+        max_frames = None if max_duration is None else math.ceil(max_duration * rate) + rate // 10 + 64
+        wave, frames = read_mono(sound, what, sampling_rate, max_frames)
     if frames == 0:
         raise AudioError(f"Audio file {display_path(path)!r} decodes to 0 samples. Re-export or remove it.")
     if max_duration is not None:

@@ -429,12 +429,11 @@ class EmotionRecognizer(SpeakerAdaptation):
             check_value("max_duration", max_duration, Range(MIN_CLIP_DURATION, math.inf, noun="a number of seconds"),
                         SERError)
         scorer = self._speaker_scorer(speaker)
-        recording = self._recording(wave_or_path, decoded, max_duration)
+        what = describe_input(wave_or_path, 0, True)  # as load_raw and the decoder name it
+        recording = self._recording(wave_or_path, what, decoded, max_duration)
         win, step = window_samples(window, self.sampling_rate), window_samples(hop, self.sampling_rate)
         spans = _window_spans(recording.size, win, step)
         lengths = []  # of the voiced windows, which weigh the overall scores
-
-        what = describe_input(wave_or_path, 0, True)
 
         def score(chunk: list) -> tuple[np.ndarray, list[dict[str, Any]]]:
             # Preprocess each window, not the recording: training-time cropping or trimming is per clip.
@@ -463,10 +462,9 @@ class EmotionRecognizer(SpeakerAdaptation):
             result.update(_speaker_said(scorer.summary))
         return result
 
-    def _recording(self, item: RecognizerInput, decoded: bool, max_duration: float | None) -> Recording:
+    def _recording(self, item: RecognizerInput, what: str, decoded: bool, max_duration: float | None) -> Recording:
         """A file read block by block (its length checked from the header first), or any other input decoded whole,
         as :meth:`load_raw` takes it."""
-        what = describe_input(item, 0, True)  # as load_raw and the decoder name it
         if isinstance(item, (str, os.PathLike)) and os.fspath(item):  # an empty path is refused by load_raw
             header = check_clip_duration(item, max_duration=None)
             if header.length_known:  # else libsndfile's huge "unknown" count: the decoded length is checked below

@@ -23,7 +23,7 @@ from typing import Any
 from ser_hf._atomic_folder import recover_replacement
 from ser_hf._io import link_problem, read_json, refuse_dangling_link
 from ser_hf.errors import ModelError, SERError
-from ser_hf.paths import display_path, is_utf8, printable
+from ser_hf.paths import display_path, is_utf8, path_text, printable
 
 __all__ = ["check_folder_path", "check_name_fits", "check_output_folder", "check_own_folder", "check_writable",
            "CHECKPOINT_OUTPUT_FILES", "DERIVED_NAME_BYTES", "Marker", "name_max", "nearest_folder", "Other",
@@ -223,7 +223,7 @@ def check_folder_path(out: str | os.PathLike, *, argument: str, what: str, needs
     Raises:
         error: naming ``argument``, the path, what was found and the fix.
     """
-    out = Path(out).expanduser()
+    out = Path(path_text(out, argument, error=error)).expanduser()
     shown = f"{argument} {display_path(out)}"
     if str(out) == "-":
         raise error(f"{argument} -: ser_hf writes {what} into a folder, not to standard output; pass a folder (./- "
@@ -282,6 +282,7 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
     Raises:
         ModelError: naming the argument, the folder, what was found and what to pass instead.
     """
+    out = path_text(out, argument, error=ModelError)  # a path-like may give bytes, which pathlib refuses
     recover_replacement(out)  # a replacement killed midway: the earlier output back in its place first
     out = check_folder_path(out, argument=argument, what=what,
                             needs_utf8=f"the libraries that read {what} (safetensors, onnxruntime, the Hub client)")

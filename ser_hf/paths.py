@@ -74,9 +74,28 @@ def printable(text: str) -> str:
     return _CONTROLS.sub(_escape, text)
 
 
+def path_text(path: str | bytes | os.PathLike, what: str, error: type[SERError] = SERError) -> str:
+    """A path given as a str, bytes or an ``os.PathLike`` (whose ``__fspath__`` gives either) as text, bytes decoded
+    as the file system does (see the module docstring): ``pathlib.Path`` refuses a path-like that gives bytes.
+
+    Raises:
+        SERError (or ``error``): naming ``what``, for anything else, e.g. an ``__fspath__`` that returns a number.
+    """
+    try:
+        text = os.fspath(path)
+    except TypeError as err:  # no path at all, or an __fspath__ that gives neither str nor bytes
+        raise error(f"{what} gives no path: {err}. Expected a str, bytes or an os.PathLike whose __fspath__ returns a "
+                    f"str or bytes; pass the path as a str.") from None
+    return os.fsdecode(text)
+
+
 def display_path(path: str | bytes | os.PathLike) -> str:
-    """A path as text that can be written anywhere (see the module docstring)."""
-    return printable(os.fsdecode(path))
+    """A path as text that can be written anywhere (see the module docstring); never raises, as it names paths in
+    messages, those of refusals included."""
+    try:
+        return printable(os.fsdecode(path))
+    except TypeError:  # a path-like whose __fspath__ gives no path: path_text refuses it, naming it
+        return f"<{type(path).__name__} giving no path>"
 
 
 def path_fields(path: str | bytes | os.PathLike) -> dict[str, str]:

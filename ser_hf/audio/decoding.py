@@ -31,9 +31,9 @@ import soundfile as sf
 import soxr
 
 from ser_hf.errors import AudioError
-from ser_hf.paths import display_path, is_utf8
+from ser_hf.paths import display_path, is_utf8, path_text
 
-PathLike = Union[str, "os.PathLike[str]"]
+PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 # Extensions of the container formats libsndfile reads (WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, ...).
 # RAW is left out: headerless files cannot be decoded without being told their format.
@@ -45,7 +45,7 @@ AUDIO_EXTENSIONS = (
 
 def is_audio_path(path: PathLike) -> bool:
     """Whether ``path`` has an extension libsndfile can decode (case-insensitive)."""
-    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+    return Path(_file_path(path)).suffix.lower() in AUDIO_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,11 @@ def check_samples(wave: np.ndarray, what: str, fix: str = "Re-export it from the
         )
 
 
+def _file_path(path: PathLike) -> Path:
+    """The file a caller named (bytes and path-likes that give bytes included), or an AudioError naming what it got."""
+    return Path(path_text(path, "The audio path", error=AudioError))
+
+
 def _soundfile_name(path: Path) -> str | bytes:
     # soundfile encodes a str name as UTF-8, which fails for a name that is not UTF-8 (decoded with
     # surrogateescape); its raw bytes open it. UTF-8 names stay str, so libsndfile's messages read as before.
@@ -187,7 +192,7 @@ def audio_info(path: PathLike) -> AudioInfo:
             unreadable, not audio libsndfile reads, holds no samples or declares an implausible sampling rate.
             The message names the file.
     """
-    path = Path(path)
+    path = _file_path(path)
     _check_is_file(path)
     try:
         info = sf.info(_soundfile_name(path))
@@ -255,7 +260,7 @@ def decode(path: PathLike) -> tuple[np.ndarray, int]:
         AudioError: naming the file, if it cannot be decoded, is empty, declares an implausible sampling
             rate (outside :data:`MIN_SAMPLING_RATE` .. :data:`MAX_SAMPLING_RATE`) or holds NaN/Inf samples.
     """
-    path = Path(path)
+    path = _file_path(path)
     _check_is_file(path)
     try:
         wave, rate = sf.read(_soundfile_name(path), dtype="float32", always_2d=True)
@@ -427,7 +432,7 @@ def mono_blocks(path: PathLike, sampling_rate: int = 16000, block_bytes: int | N
 def _checked_file(path: PathLike) -> Iterator[tuple[sf.SoundFile, str]]:
     """The open file, its header's rate and channels checked, and how messages name it; what fails to decode inside
     the block is an :class:`AudioError` naming the file, as every other refusal here."""
-    path = Path(path)
+    path = _file_path(path)
     _check_is_file(path)
     try:
         with sf.SoundFile(_soundfile_name(path)) as sound:

@@ -40,6 +40,7 @@ from ser_hf.corpora.base import (
 from ser_hf.corpora.hf_dataset import DatasetSource, load_dataset_corpus
 from ser_hf.corpora.label_maps import check_label_map
 from ser_hf.errors import CorpusError, DownloadError
+from ser_hf.paths import path_text
 
 #: Registry of corpus name -> :class:`Corpus`. Names are what ``--corpus`` accepts.
 CORPORA: dict[str, Corpus] = {
@@ -78,6 +79,7 @@ def _root(corpus: Corpus, data_dir: str | Path | None) -> Path:
         if corpus.default_dir is None:
             raise CorpusError(f"Corpus {corpus.name!r} needs a data directory: pass --data-dir (data_dir=...).")
         data_dir = corpus.default_dir()
+    data_dir = path_text(data_dir, "--data-dir (data_dir)", error=CorpusError)  # one that gives bytes too
     if corpus.prepare is not None:
         corpus.prepare(Path(data_dir))
     if corpus.name in ("manifest", "synthetic") and Path(data_dir).is_file():

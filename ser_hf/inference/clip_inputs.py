@@ -40,7 +40,7 @@ from ser_hf.inference.inputs import (
     is_path_array,
     is_sample,
 )
-from ser_hf.paths import display_path
+from ser_hf.paths import display_path, path_text
 
 __all__ = ["RecognizerInput", "clip_samples", "describe_input", "is_array", "waves_to_walk"]
 
@@ -58,7 +58,11 @@ RecognizerInput = Union[str, "os.PathLike[str]", "np.ndarray", tuple, Mapping, b
 def describe_input(item: RecognizerInput, index: int, single: bool) -> str:
     """How messages name one input: the file, the bytes or the array (with its index among several)."""
     if isinstance(item, (str, os.PathLike)):
-        return f"Audio file {display_path(item)!r}"
+        try:
+            return f"Audio file {display_path(os.fspath(item))!r}"
+        except TypeError:  # an __fspath__ that gives neither str nor bytes
+            kind = type(item).__name__
+            return f"the {kind} given" if single else f"the {kind} at index {index}"
     if is_bytes_like(item):  # a file's contents, or a path as bytes: no array either way
         return "the bytes given" if single else f"the bytes at index {index}"
     return "the audio array" if single else f"the audio array at index {index}"
@@ -85,7 +89,8 @@ def clip_samples(item: RecognizerInput, model_rate: int, *, max_duration: float 
     if samples is not None:
         wave, rate = array_to_mono(samples[0], what, decoded=decoded, sampling_rate=samples[1]), samples[1]
     elif isinstance(item, (str, os.PathLike)):
-        if not os.fspath(item):
+        item = path_text(item, what, error=AudioError)  # a path-like may give bytes, which pathlib refuses
+        if not item:
             raise AudioError(f"{what} is an empty path, which names no file; pass the path of an audio file.")
         check_clip_duration(item, max_duration=max_duration)  # from the header, before decoding
         return load_audio(item, model_rate)

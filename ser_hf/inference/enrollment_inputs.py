@@ -40,7 +40,7 @@ from ser_hf.audio.voicing import holds_voice
 from ser_hf.errors import SERError
 from ser_hf.inference.inputs import describe_rows, describe_table, has_array_shape, is_path_array
 from ser_hf.inference.streaming import window_level_db
-from ser_hf.paths import display_path, printable
+from ser_hf.paths import display_path, path_text, printable
 
 __all__ = ["ENROLLMENT_SILENCE_DB", "NO_VOICE_DB", "clip_key", "enrollment_inputs", "enrollment_level_db",
            "enrollment_pair", "not_a_list_of_clips", "screen", "screen_clips", "shown_path", "silent_clips"]
@@ -212,7 +212,7 @@ def _check_pair_path(path: Any, action: str) -> str:
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise SERError(f"cannot {action} enrollments: the path must be a str or os.PathLike, got "
                        f"{type(path).__name__}; pass a file name, e.g. {action}_enrollments('speakers').")
-    text = os.path.expanduser(os.fsdecode(os.fspath(path)))  # '~/spk' is the home folder's, as everywhere in ser_hf
+    text = os.path.expanduser(path_text(path, f"the path to {action} enrollments"))  # '~/spk' is the home folder's, as everywhere in ser_hf
     shown = shown_path(text)
     example = "'speakers' (speakers.json + speakers.safetensors)"
     if "\0" in text:

@@ -35,7 +35,7 @@ from ser_hf.audio import is_audio_path
 from ser_hf.audio.arrays import is_bytes_like  # re-exported: where callers of the inference layer look for it
 from ser_hf.errors import SERError
 from ser_hf.names import UserPattern, speaker_text
-from ser_hf.paths import display_path, printable, walk_files
+from ser_hf.paths import display_path, path_text, printable, walk_files
 
 __all__ = ["OutputFiles", "describe_kind", "describe_rows", "describe_table", "expand_inputs", "glob_files",
            "has_array_shape", "input_paths", "is_bytes_like", "is_path_array", "is_sample"]
@@ -312,7 +312,7 @@ def _input_path(item: Any, index: int) -> str:
     """One input as text: a str, an os.PathLike, or bytes (a path in the file system's encoding; a bytearray or a
     memoryview of bytes too, as bytes are)."""
     if isinstance(item, os.PathLike):
-        item = os.fspath(item)
+        item = path_text(item, f"inputs[{index}]")
     if is_bytes_like(item):
         item = bytes(item)
     if isinstance(item, bytes):

@@ -52,7 +52,7 @@ from ser_hf.inference.outputs import (
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.models.adaptive_head import ADAPTATION_RECORD, ADAPTATION_WEIGHTS
 from ser_hf.models.safetensors_header import INDEX_NAME
-from ser_hf.paths import display_path, printable
+from ser_hf.paths import display_path, path_text, printable
 
 __all__ = ["IDENTITY", "TIMELINE", "check_job_files", "check_same_job", "job_header", "job_header_for", "lock_output"]
 
@@ -82,7 +82,7 @@ def _model_id(model: str | os.PathLike | EmotionRecognizer) -> str:
     """Which model a job ran, the same from any working folder: a checkpoint's real path, else its name."""
     if isinstance(model, EmotionRecognizer):
         model = getattr(model.model, "name_or_path", "") or type(model.model).__name__
-    text = os.fspath(model)
+    text = path_text(model, "the model")
     expanded = os.path.expanduser(text)  # --model=~/m (no shell expansion after '=') is the same model as ~/m
     return os.path.realpath(expanded) if os.path.exists(expanded) else text
 
@@ -141,7 +141,7 @@ def _model_fingerprint(model: str | os.PathLike | EmotionRecognizer, speakers: b
     else:
         from ser_hf.models.presets import resolve_model_path
 
-        text = os.path.expanduser(os.fspath(model))
+        text = os.path.expanduser(path_text(model, "the model"))
         target = Path(text) if os.path.exists(text) else Path(resolve_model_path(text)).expanduser()
     if target is None or not target.exists():
         return None

@@ -100,7 +100,7 @@ from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.inference.speaker_jobs import check_finished_speakers, predict_by_speaker
 from ser_hf.inference.streaming import DEFAULT_VAD_THRESHOLD_DB
 from ser_hf.inference.timeline_records import check_timeline_job, timeline_scorer, timeline_settings
-from ser_hf.paths import display_path, printable
+from ser_hf.paths import display_path, path_text, printable
 from ser_hf.processes import Processes, launched_processes
 from ser_hf.progress import progress_bar
 from ser_hf.ranges import COUNT
@@ -344,10 +344,11 @@ def predict_files(
 
         ```
     """
-    if not os.fspath(out):  # Path("") is the current folder
+    out = path_text(out, "out")
+    if not out:  # Path("") is the current folder
         raise SERError("out is an empty string; expected the output file, e.g. predictions.jsonl.")
     # The one place --out's ~ is expanded (the shell does not after '=': --out=~/p.jsonl); inputs expand their own.
-    out = os.path.expanduser(os.fspath(out))
+    out = os.path.expanduser(out)
     check_output_path(out)  # before Path() drops a trailing separator
     out = Path(out)
     chosen = format_for(out, format)

@@ -53,7 +53,7 @@ from ser_hf.audio import (
     check_clip_duration,
     float_samples,
 )
-from ser_hf.errors import AudioError, SERError
+from ser_hf.errors import AudioError, ModelError, SERError
 from ser_hf.inference.clip_inputs import RecognizerInput, clip_samples, describe_input, is_array, waves_to_walk
 from ser_hf.inference.enrollment_inputs import enrollment_level_db
 from ser_hf.inference.onnx_runtime import is_onnx_export
@@ -73,6 +73,7 @@ from ser_hf.inference.streaming import (  # RecognizerStream and window_level_db
 )
 from ser_hf.inference.window_chunks import score_in_chunks
 from ser_hf.models.linear_head import mean_log_probability
+from ser_hf.paths import path_text
 from ser_hf.ranges import COUNT, Range, check_value
 
 __all__ = ["EmotionRecognizer", "RecognizerStream", "window_level_db"]
@@ -180,8 +181,9 @@ class EmotionRecognizer(SpeakerAdaptation):
         """
         from ser_hf.models.presets import resolve_model_path
 
+        model = path_text(model, "model", error=ModelError)  # a path-like may give bytes, which pathlib refuses
         # A .onnx file is neither a preset nor a checkpoint directory; load_classifier takes it as it is.
-        resolved = os.fspath(model) if is_onnx_export(model) else resolve_model_path(model)
+        resolved = model if is_onnx_export(model) else resolve_model_path(model)
         loaded, feature_extractor = load_classifier(resolved, device=device)
         if isinstance(preprocessor, str):
             if preprocessor != "auto":
@@ -465,7 +467,9 @@ class EmotionRecognizer(SpeakerAdaptation):
     def _recording(self, item: RecognizerInput, what: str, decoded: bool, max_duration: float | None) -> Recording:
         """A file read block by block (its length checked from the header first), or any other input decoded whole,
         as :meth:`load_raw` takes it."""
-        if isinstance(item, (str, os.PathLike)) and os.fspath(item):  # an empty path is refused by load_raw
+        if isinstance(item, os.PathLike):  # one that gives bytes too, which pathlib refuses
+            item = path_text(item, what, error=AudioError)
+        if isinstance(item, str) and item:  # an empty path is refused by load_raw
             header = check_clip_duration(item, max_duration=None)
             if header.length_known:  # else libsndfile's huge "unknown" count: the decoded length is checked below
                 _too_long(what, header.duration, max_duration)

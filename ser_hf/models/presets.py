@@ -38,6 +38,7 @@ from ser_hf.models.backbones import (
 )
 from ser_hf.models.released import RELEASES
 from ser_hf.models.released_checkpoint import prepare_released
+from ser_hf.paths import path_text
 
 __all__ = [
     "CACHE_ENV", "PRESETS", "Preset", "PresetStatus", "available_model_names", "get_preset", "list_presets",
@@ -87,7 +88,7 @@ def resolve_model_path(name_or_path: str | os.PathLike, cache_dir: str | os.Path
 
         ```
     """
-    text = os.fspath(name_or_path)
+    text = path_text(name_or_path, "the model", error=ModelError)
     if not text:  # Path("") is the current folder, which would then be loaded as a checkpoint
         raise ModelError("the model is an empty string; expected a preset or released model name, a checkpoint "
                          "directory or a Hub id. See `ser-hf models list`.")
@@ -122,7 +123,7 @@ def resolve_model_argument(value: str | os.PathLike, cache_dir: str | os.PathLik
 
         ```
     """
-    text = os.fspath(value)
+    text = path_text(value, "the model", error=ModelError)
     if not text:
         return resolve_model_path(text, cache_dir=cache_dir)  # refused there, with the same message
     if os.sep in text or text.startswith((".", "~")) or Path(text).expanduser().exists() or HUB_ID.match(text):

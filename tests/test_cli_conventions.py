@@ -52,6 +52,20 @@ def test_every_long_flag_takes_both_spellings_and_help_shows_the_dashed_one():
     assert checked > 50
 
 
+@pytest.mark.parametrize("value, expected", [("-40", -40.0), ("-1e2", -100.0), ("-1.5E+1", -15.0), ("-.5", -0.5),
+                                             ("-2.", -2.0)])
+def test_a_negative_number_in_any_notation_is_a_value_not_a_flag(value, expected):
+    args = build_parser().parse_args(["predict", "clip.wav", "--model", "m", "--out", "p.jsonl", "--window", "3",
+                                      "--vad-threshold-db", value])
+    assert args.vad_threshold_db == expected
+
+
+def test_a_flag_after_a_flag_that_takes_a_number_is_still_a_flag(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["predict", "clip.wav", "--model", "m", "--out", "p.jsonl", "--vad-threshold-db", "--e2"])
+    assert "expected one argument" in capsys.readouterr().err
+
+
 def test_both_spellings_run_the_same_command(tmp_path, capsys):
     root = make_corpus_tree("urdu", tmp_path)
     assert main(["data", "summary", "--corpus", "urdu", "--data_dir", str(root), "--json"]) == 0

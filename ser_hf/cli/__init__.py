@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from ser_hf import __version__
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.epilog = ("all commands:\n" + "\n".join(f"  {name:24s} {purpose}" for name, purpose in _commands(subparsers))
                      + "\n\n" + CONVENTIONS)
     _both_spellings(parser)
+    _numbers_in_any_notation(parser)
     return parser
 
 
@@ -92,6 +94,20 @@ def _both_spellings(parser: argparse.ArgumentParser) -> None:
             for alias in (dashed, "--" + flag[2:].replace("-", "_")):
                 parser._option_string_actions.setdefault(alias, action)
         action.option_strings = shown
+
+
+#: What a negative number looks like, ``-1e2`` and ``-1.`` included: argparse (before Python 3.13) takes only ``-40``
+#: and ``-0.5`` for one, so ``--vad-threshold-db -1e2`` was read as an unknown flag. No ser-hf flag starts with a digit.
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _numbers_in_any_notation(parser: argparse.ArgumentParser) -> None:
+    """Let every parser (each sub-command has its own) take a negative number in any notation as a value."""
+    parser._negative_number_matcher = NEGATIVE_NUMBER
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _numbers_in_any_notation(sub)
 
 
 def _commands(subparsers: argparse._SubParsersAction, prefix: str = "") -> list[tuple[str, str]]:

@@ -295,3 +295,24 @@ def test_the_help_teaches_window_jobs(capsys):
                  "ser-hf predict --model outputs/rav4 interviews/ --out timelines.jsonl --window 3 --hop 1",
                  '"timeline": [{"start", "end", "label", "score", "scores"}, ...]', "JSONL only"):
         assert said in text
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_a_window_job_shows_each_files_windows_on_a_bar_of_their_own(recognizer, audio, tmp_path, monkeypatch,
+                                                                     progress):
+    """The job's bar moves once per file: a bar over a long file's windows shows that it is moving."""
+    from tqdm.auto import tqdm
+
+    from ser_hf.inference import window_chunks
+
+    bars = []
+
+    def spy(enabled=True, **kwargs):
+        bars.append((enabled, kwargs))
+        return tqdm(disable=True, **kwargs)  # the test's output stays clean either way
+
+    monkeypatch.setattr(window_chunks, "progress_bar", spy)
+    predict_files(recognizer, [audio["long"], audio["clip"]], tmp_path / "t.jsonl", progress=progress, **WINDOW)
+    assert [enabled for enabled, _ in bars] == [progress, progress]
+    assert bars[0][1]["total"] == LONG_SECONDS - 2 and bars[0][1]["unit"] == "window"  # 3 s windows every 1 s
+    assert bars[0][1]["leave"] is None  # under the job's bar, gone once its file is done

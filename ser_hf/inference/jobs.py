@@ -375,7 +375,7 @@ def predict_files(
                             speaker_column=speaker_column, timeline=timeline and timeline.job_entries())
     settings = {"batch_size": batch_size, "top_k": top_k, "chunk_size": chunk_size, "progress": progress,
                 "fields": _with_fields(record_fields), "test_time_copies": test_time_copies,
-                "score": predict_chunk if timeline is None else timeline_scorer(timeline)}
+                "score": predict_chunk if timeline is None else timeline_scorer(timeline, progress and processes.is_main)}
     if processes.world > 1:
         return _predict_sharded(model, paths, out, chosen, processes, header, **settings)
     with contextlib.ExitStack() as job:

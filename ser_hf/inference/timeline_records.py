@@ -141,11 +141,12 @@ def check_timeline_job(settings: TimelineSettings | None, format: str, speakers:
 
 
 def timeline_record(recognizer: EmotionRecognizer, path: str, settings: TimelineSettings,
-                    top_k: int | None) -> dict[str, Any]:
-    """The record of one file (see the module docstring): ``predict_long``'s result, or an error record."""
+                    top_k: int | None, progress: bool = False) -> dict[str, Any]:
+    """The record of one file (see the module docstring): ``predict_long``'s result, or an error record.
+    ``progress`` shows a bar over the file's windows (under the job's bar, gone once the file is done)."""
     try:
         result = recognizer.predict_long(path, window=settings.window, hop=settings.hop,
-                                         vad_threshold_db=settings.vad_threshold_db, top_k=top_k)
+                                         vad_threshold_db=settings.vad_threshold_db, top_k=top_k, progress=progress)
     except (SERError, OSError, RuntimeError) as err:
         return error_record(path, err)
     overall = result["overall"]
@@ -154,6 +155,9 @@ def timeline_record(recognizer: EmotionRecognizer, path: str, settings: Timeline
             "skipped": result["skipped"]}
 
 
-def timeline_scorer(settings: TimelineSettings) -> ChunkScorer:
-    """A chunk scorer for :func:`~ser_hf.inference.chunk_records.predict_into`: each file's :func:`timeline_record`."""
-    return lambda recognizer, paths, top_k: [timeline_record(recognizer, path, settings, top_k) for path in paths]
+def timeline_scorer(settings: TimelineSettings, progress: bool = False) -> ChunkScorer:
+    """A chunk scorer for :func:`~ser_hf.inference.chunk_records.predict_into`: each file's :func:`timeline_record`,
+    with a bar over its windows where ``progress`` is set (the job's bar moves a file at a time, so an hour-long file
+    would show no movement)."""
+    return lambda recognizer, paths, top_k: [timeline_record(recognizer, path, settings, top_k, progress)
+                                             for path in paths]

@@ -60,7 +60,8 @@ def score_in_chunks(score: Callable[[list], Scored], windows: Iterable[tuple[int
         results.extend(chunk_results)
         chunk.clear()
 
-    with progress_bar(progress, total=total, desc="predict_long", unit="window") as bar:
+    # leave=None: a bar of its own stays once done; one under a job's bar (a file's windows) goes
+    with progress_bar(progress, total=total, desc="predict_long", unit="window", leave=None) as bar:
         passed = 0  # windows gated or queued since the bar last moved: it moves a chunk at a time
         for window in windows:
             passed += 1

@@ -197,11 +197,8 @@ def test_an_output_of_a_version_before_the_header_line_is_a_clip_job(model, audi
      r"--window writes each file's timeline .* a CSV row cannot hold .*format 'csv'.*Use a JSONL --out, e\.g\. --out "
      r"timelines\.jsonl"),
     (["--window", "3"], "p.csv", r"a CSV row cannot hold .*Use a JSONL --out"),
-    (["--window", "3", "--speaker-pattern", "(clip)"], "p.jsonl",
-     r"--window does not combine with --speaker-pattern/--speaker-column yet.*Run the speaker-adaptive job without "
-     r"--window"),
 ], ids=["short-window", "long-window", "nan-window", "short-hop", "hop-over-window", "gate-above-0", "gate-below-200",
-        "hop-alone", "hop-and-gate-alone", "gate-alone", "format-csv", "csv-out", "speakers"])
+        "hop-alone", "hop-and-gate-alone", "gate-alone", "format-csv", "csv-out"])
 def test_bad_window_flags_are_refused_before_anything_is_written(model, audio, tmp_path, capsys, flags, name,
                                                                   message):
     out = tmp_path / "new" / name
@@ -227,8 +224,7 @@ def test_the_python_api_checks_the_same_settings(model, audio, tmp_path):
                               ({"vad_threshold_db": None}, r"vad_threshold_db \(--vad-threshold-db\) only applies"),
                               ({"window": "3"}, r"window \(--window\) must be a number of seconds .*got '3'"),
                               ({"window": True}, r"window \(--window\) must be .*got True"),
-                              ({"window": 3.0, "format": "csv"}, r"a CSV row cannot hold"),
-                              ({"window": 3.0, "speaker_column": "speaker"}, r"does not combine with --speaker")]:
+                              ({"window": 3.0, "format": "csv"}, r"a CSV row cannot hold")]:
         with pytest.raises(SERError, match=message):
             predict_files(model, [audio["clip"]], tmp_path / "new" / "p.jsonl", progress=False, **settings)
     assert not (tmp_path / "new").exists()

@@ -54,9 +54,10 @@ error record). With it each file is scored in windows of --window seconds every 
 "silent" (true: every window was silence; label, score and scores are then null), "duration" (seconds),
 "timeline": [{"start", "end", "label", "score", "scores"}, ...], "skipped": [[start, end], ...]}; --top-k applies
 to every window. Window, hop and gate are part of the job: a resume with others is refused. JSONL only (a CSV
-row cannot hold a timeline); not with --speaker-pattern/--speaker-column; with --dataset_name and under
-accelerate launch as without it. --chunk-size defaults to 1 here: each timeline is written as soon as its file
-is scored.
+row cannot hold a timeline); with --dataset_name and under accelerate launch as without it. --chunk-size
+defaults to 1 here: each timeline is written as soon as its file is scored. With --speaker-pattern or
+--speaker-column (below) each speaker is enrolled from all their voiced windows in the job, then each of their
+files' windows is scored for them (the encoder runs once per window; records and windows gain "adapted").
 
 Scale-out: under `accelerate launch` (or torchrun) with several processes, each process predicts a
 block of the files into OUT.shard-<rank>-of-<world> beside --out, and the main process merges the
@@ -72,7 +73,8 @@ job (unlabelled), then their clips are scored with their voice offset removed. J
 adaptation off for this model; the global model scored it); CSV gets both columns. Files with no speaker
 are scored by the global model (a warning counts them; none at all is refused). A speaker's clips are
 encoded --chunk-size at a time (only their pooled states are kept), then scored and written
---chunk-size at a time: a kill loses at most one chunk of records.
+--chunk-size at a time: a kill loses at most one chunk of records. With --window, a speaker's files are
+read twice (their windows' states first, then their timelines, written file by file).
   ser-hf predict --model outputs/rav8-adaptive ../shared/data/ravdess --speaker-pattern 'Actor_(\\d+)' --out p.jsonl
 
 A `datasets` dataset instead of files: --dataset_name (a Hub id, a save_to_disk folder, parquet/arrow

@@ -99,7 +99,13 @@ from ser_hf.inference.outputs import (
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.inference.speaker_jobs import check_finished_speakers, predict_by_speaker
 from ser_hf.inference.streaming import DEFAULT_VAD_THRESHOLD_DB
-from ser_hf.inference.timeline_records import check_timeline_job, timeline_scorer, timeline_settings
+from ser_hf.inference.timeline_records import (
+    TimelineSettings,
+    check_timeline_job,
+    timeline_scorer,
+    timeline_settings,
+)
+from ser_hf.inference.timeline_speakers import predict_timelines_by_speaker
 from ser_hf.paths import display_path, path_text, printable
 from ser_hf.processes import Processes, launched_processes
 from ser_hf.progress import progress_bar
@@ -313,8 +319,9 @@ def predict_files(
             JSONL header records it, and a job is not resumed with the other setting.
         window: A timeline job: score each file in windows of this many seconds (0.1 to 300) with
             :meth:`EmotionRecognizer.predict_long`, a file of any length, into one record with the overall emotion,
-            ``duration``, ``timeline`` and ``skipped`` (see :mod:`ser_hf.inference.timeline_records`); JSONL only, not
-            with the speaker options. None (default): each file is scored as one clip of at most 300 s. A long
+            ``duration``, ``timeline`` and ``skipped`` (see :mod:`ser_hf.inference.timeline_records`); JSONL only.
+            With the speaker options, each speaker is enrolled from all their voiced windows in the job, and their
+            files' windows are scored for them (:mod:`ser_hf.inference.timeline_speakers`). None (default): each file is scored as one clip of at most 300 s. A long
             recording is minutes of work: ``chunk_size=1`` writes each record as soon as it is scored.
         hop: Seconds between window starts (0.1 to ``window``; default 1 s, or ``window`` when shorter).
         vad_threshold_db: Windows more than this many dB below the file's peak sample are skipped as silence (-200 to
@@ -332,7 +339,7 @@ def predict_files(
         SERError: for bad inputs (see :func:`expand_inputs`): no inputs, or something that is not a path (an array, a
             mapping, bytes, None), a bad ``format``, a ``chunk_size``/``batch_size``/``top_k`` that is not an integer
             >= 1, ``window``/``hop``/``vad_threshold_db`` outside their ranges, ``hop``/``vad_threshold_db`` without
-            ``window``, ``window`` with CSV or the speaker options (all refused before any work), an output
+            ``window``, ``window`` with CSV (all refused before any work), an output
             file that ser-hf predict did not write, an output with other names (hard links), or a lock or job
             file beside it that is a symlink, a folder or not a regular file. Unreadable audio never raises: it is recorded.
 
@@ -354,7 +361,7 @@ def predict_files(
     chosen = format_for(out, format)
     chunk_size, batch_size, top_k = _check_settings(chunk_size, batch_size, top_k)
     timeline = timeline_settings(window, hop, vad_threshold_db)
-    check_timeline_job(timeline, chosen, speakers=speaker_pattern is not None or speaker_column is not None)
+    check_timeline_job(timeline, chosen)
     inputs = input_paths(inputs)  # a list, read twice (expansion, speakers); "a.wav" alone is one input
     paths = expand_inputs(inputs, output=out)
     check_job_files(out, chosen)  # its lock and job file are regular files, it has no other names: before any work
@@ -381,13 +388,15 @@ def predict_files(
     with contextlib.ExitStack() as job:
         with _writing(out, lambda: "Nothing was changed."):  # an unwritable folder: a clear error
             job.enter_context(lock_output(out))  # a second job on this --out is refused until this one ends
-        return _predict_single(model, paths, out, chosen, header, speakers, device=device, **settings)
+        return _predict_single(model, paths, out, chosen, header, speakers, device=device, timeline=timeline,
+                               **settings)
 
 
 def _predict_single(model, paths: list[str], out: Path, chosen: str, header: dict,
                     speakers: dict[str, str | None] | None, *, device: Any, batch_size: int, top_k: int | None,
                     chunk_size: int, progress: bool, fields: Callable[[list[dict]], list[dict]],
-                    test_time_copies: bool, score: ChunkScorer) -> dict[str, Any]:
+                    test_time_copies: bool, score: ChunkScorer,
+                    timeline: TimelineSettings | None = None) -> dict[str, Any]:
     """A one-process job, holding the lock on ``out`` (see :func:`predict_files`)."""
     check_same_job(out, chosen, header["job"])  # before anything changes; CSV labels once the model loads
     existing = read_records(out, chosen)  # refuses a file ser-hf predict did not write, before changing anything
@@ -424,9 +433,12 @@ def _predict_single(model, paths: list[str], out: Path, chosen: str, header: dic
                           unit="file") as bar:
             if speakers is None:
                 summary["errors"] = predict_into(recognizer, todo, write, top_k, chunk_size, bar, score)
-            else:
+            elif timeline is None:
                 summary["errors"] = predict_by_speaker(recognizer, paths, todo, speakers, write, top_k, chunk_size,
                                                        bar, out, recorded)
+            else:
+                summary["errors"] = predict_timelines_by_speaker(recognizer, paths, todo, speakers, write, top_k, bar,
+                                                                 out, timeline, progress, recorded)
         summary["predicted"] = len(todo) - summary["errors"]
     if leftovers:
         _merge_shards(out, chosen, paths, lambda: (recognizer or _load(model, batch_size)).labels, header)

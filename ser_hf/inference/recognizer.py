@@ -426,11 +426,22 @@ class EmotionRecognizer(SpeakerAdaptation):
 
             ```
         """
+        return self.score_timeline(wave_or_path, self._speaker_scorer(speaker), window, hop, vad_threshold_db, top_k,
+                                   decoded=decoded, max_duration=max_duration, progress=progress)
+
+    def score_timeline(self, wave_or_path: RecognizerInput, scorer: Any, window: float = 3.0, hop: float | None = None,
+                       vad_threshold_db: float | None = DEFAULT_VAD_THRESHOLD_DB, top_k: int | None = None, *,
+                       decoded: bool = False, max_duration: float | None = None,
+                       progress: bool = False) -> dict[str, Any]:
+        """:meth:`predict_long` with the voiced windows scored by ``scorer`` (None: the global head), the layer under
+        it: ``predict_long(speaker=...)`` passes an enrolled speaker's, a speaker-adaptive window job its two passes'
+        (:mod:`~ser_hf.inference.timeline_speakers`). A scorer has ``score(waves, batch_size, levels)`` returning
+        ``(probabilities, adapted)``, ``reads_levels`` (whether it needs the windows' levels before cleaning) and
+        ``summary`` (what the result says of the speaker, or None)."""
         hop = _check_options(window, hop, vad_threshold_db, top_k)
         if max_duration is not None:
             check_value("max_duration", max_duration, Range(MIN_CLIP_DURATION, math.inf, noun="a number of seconds"),
                         SERError)
-        scorer = self._speaker_scorer(speaker)
         what = describe_input(wave_or_path, 0, True)  # as load_raw and the decoder name it
         recording = self._recording(wave_or_path, what, decoded, max_duration)
         win, step = window_samples(window, self.sampling_rate), window_samples(hop, self.sampling_rate)
@@ -460,7 +471,7 @@ class EmotionRecognizer(SpeakerAdaptation):
         rate = self.sampling_rate
         result = {"timeline": timeline, "skipped": [[s / rate, e / rate] for s, e in skipped],
                   "overall": overall, "duration": recording.size / rate}
-        if scorer is not None:
+        if scorer is not None and scorer.summary is not None:
             result.update(_speaker_said(scorer.summary))
         return result
 

@@ -103,7 +103,7 @@ class SpeakerAdaptation:
 
     def _speaker_scorer(self, speaker: str | None = None, adapt: bool = False):
         """What scores for a speaker: an enrolled one, a stream's own learnt online, or None (the global head)."""
-        from ser_hf.inference.speakers import EnrolledSpeaker, OnlineSpeaker
+        from ser_hf.inference.speaker_scorers import EnrolledSpeaker, OnlineSpeaker
 
         if adapt and speaker is not None:
             raise SERError(f"adapt=True and speaker={speaker!r} cannot be combined: adapt learns the stream's own "

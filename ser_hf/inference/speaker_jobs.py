@@ -29,7 +29,8 @@ from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.names import speaker_text
 from ser_hf.paths import display_path, path_fields, record_path, text_fields
 
-__all__ = ["check_finished_speakers", "enrollment_digest", "predict_by_speaker"]
+__all__ = ["check_finished_speakers", "enrollment_digest", "mixing_error", "predict_by_speaker", "shown_speaker",
+           "speaker_fields"]
 
 
 def enrollment_digest(clip_keys: Iterable[bytes]) -> str:
@@ -42,7 +43,7 @@ def enrollment_digest(clip_keys: Iterable[bytes]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _speaker_fields(speaker: str | None) -> dict[str, Any]:
+def speaker_fields(speaker: str | None) -> dict[str, Any]:
     """A record's ``speaker`` (shown as text, \\xNN for bytes that are not UTF-8) and, for those, ``speaker_base64``."""
     return {"speaker": None} if speaker is None else text_fields(speaker, "speaker")
 
@@ -67,16 +68,18 @@ def check_finished_speakers(out: Path, records: Sequence[dict[str, Any]],
         was = {key: record.get(key) or None for key in ("speaker", "speaker_base64")}
         if was["speaker"] is not None and was["speaker_base64"] is None:
             was["speaker"] = speaker_text(str(was["speaker"]))  # ids from before NFC keys
-        now = {"speaker_base64": None, **_speaker_fields(speakers[path])}
+        now = {"speaker_base64": None, **speaker_fields(speakers[path])}
         if was != now:
-            raise _mixing(out, f"{display_path(path)!r} was scored as speaker {_shown(was)}; the inputs now give it "
-                               f"to {_shown(now)}")
+            raise mixing_error(out, f"{display_path(path)!r} was scored as speaker {shown_speaker(was)}; the inputs now give it "
+                               f"to {shown_speaker(now)}")
         if speakers[path] is not None and record.get("enrollment") and not is_error(record):
             recorded.setdefault(speakers[path], set()).add(str(record["enrollment"]))
     return recorded
 
 
-def _mixing(out: Path, change: str) -> SERError:
+def mixing_error(out: Path, change: str) -> SERError:
+    """The refusal to resume ``out`` whose finished records were scored for a speaker enrolled otherwise (``change``
+    says how)."""
     name = display_path(out)
     return SERError(f"--out {name!r} holds records that this job would not write again: {change}. A speaker's records "
                     f"are scored with an offset estimated from all their clips, so resuming would mix two enrollments "
@@ -84,7 +87,7 @@ def _mixing(out: Path, change: str) -> SERError:
                     f"first run, choose another --out, or delete {name!r} to start over.")
 
 
-def _shown(fields: Mapping[str, Any]) -> str:
+def shown_speaker(fields: Mapping[str, Any]) -> str:
     """A record's speaker for a message: the text, and the exact bytes where they tell two alike-looking ids apart."""
     if fields.get("speaker") is None:
         return "(none: the global model)"
@@ -127,7 +130,7 @@ def _score_speaker(recognizer: EmotionRecognizer, enrollments, speaker: str, poo
     try:
         row = enrollments.probabilities(speaker, clip, copies)[0]
         adapted = bool(enrollments.summary(speaker)["adapted"])
-        return {**path_fields(path), **recognizer.result(row, top_k), **_speaker_fields(speaker), "adapted": adapted,
+        return {**path_fields(path), **recognizer.result(row, top_k), **speaker_fields(speaker), "adapted": adapted,
                 "enrollment": enrollment}
     except SERError as err:
         return error_record(path, err)
@@ -182,7 +185,7 @@ def predict_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[str], todo
         kept = [path for path, keep in zip(decoded, enrolled) if keep]  # no silence, each recording once
         enrollment = enrollment_digest(screening[path][1] for path in kept)
         if (recorded or {}).get(speaker, {enrollment}) != {enrollment}:
-            raise _mixing(out, f"speaker {_shown(_speaker_fields(speaker))} is enrolled from other clips than when "
+            raise mixing_error(out, f"speaker {shown_speaker(speaker_fields(speaker))} is enrolled from other clips than when "
                                f"their finished records were scored ({len(kept)} clip(s) now: files were added, "
                                f"removed, given to another speaker, changed or became unreadable since)")
         versions = [np.concatenate(rows) for rows in zip(*(pooled[path] for path in kept))] if kept else []

@@ -39,10 +39,14 @@ from ser_hf._output_folders import CHECKPOINT_OUTPUT_FILES, check_output_folder,
 from ser_hf.checkpoint import RUN_RECORD
 from ser_hf.errors import ModelError, SERError
 from ser_hf.inference.enrollment_inputs import ENROLLMENT_SILENCE_DB as ENROLLMENT_SILENCE_DB  # its old import path
-from ser_hf.inference.enrollment_inputs import enrollment_level_db, enrollment_pair, screen_clips, shown_path
+from ser_hf.inference.enrollment_inputs import enrollment_level_db as enrollment_level_db  # its old import path
+from ser_hf.inference.enrollment_inputs import enrollment_pair, screen_clips, shown_path
 from ser_hf.inference.enrollment_inputs import silent_clips as silent_clips  # its old import path
+from ser_hf.inference.speaker_scorers import STREAM_WINDOWS as STREAM_WINDOWS  # their old import path
+from ser_hf.inference.speaker_scorers import EnrolledSpeaker as EnrolledSpeaker
+from ser_hf.inference.speaker_scorers import OnlineSpeaker as OnlineSpeaker
+from ser_hf.inference.speaker_scorers import enrollment_summary, speaker_probabilities
 from ser_hf.models.adaptive_head import ADAPTATION_WEIGHTS, MAX_SHIFT, load_adaptation
-from ser_hf.models.linear_head import log_softmax, mean_log_probability
 from ser_hf.names import speaker_text
 from ser_hf.paths import display_path, is_utf8, printable
 from ser_hf.ranges import MAX_COPIES
@@ -71,12 +75,6 @@ def model_head(model) -> dict[str, np.ndarray]:
         raise ModelError(f"speaker adaptation needs a weighted-layer-sum head; the model lacks {missing}. "
                          f"Use a probe checkpoint trained with probe_speaker_adaptation: true.")
     return {name: state[name].detach().cpu().double().numpy() for name in HEAD_TENSORS}
-
-
-def _probabilities(adaptation, versions: list[np.ndarray], shifts: list) -> np.ndarray:
-    """Probabilities from the versions (the clips, then each copy), each with its shift (None: the global head)."""
-    return mean_log_probability([log_softmax(adaptation.logits(states, shift))
-                                 for states, shift in zip(versions, shifts)])
 
 
 def _fingerprint(checkpoint: Path) -> str:
@@ -173,7 +171,7 @@ class SpeakerEnrollments:
         return self.summary(speaker)
 
     def summary(self, speaker: str) -> dict[str, Any]:
-        return _summary(self._entry(speaker))
+        return enrollment_summary(self._entry(speaker))
 
     def _entry(self, speaker: str) -> dict[str, Any]:
         speaker = speaker_id(speaker)  # the form enroll() keys them by; '', '  ' or True name nobody
@@ -189,7 +187,7 @@ class SpeakerEnrollments:
     def probabilities(self, speaker: str, pooled: np.ndarray, copies: list[np.ndarray] | None = None) -> np.ndarray:
         """Softmax probabilities of ``pooled`` clips for an enrolled speaker (with ``copies``, the pooled states of
         each test-time copy of them, averaged as the module docstring says)."""
-        return _probabilities(self.adaptation, [pooled, *(copies or [])], self.shifts(speaker, bool(copies)))
+        return speaker_probabilities(self.adaptation, [pooled, *(copies or [])], self.shifts(speaker, bool(copies)))
 
     def shifts(self, speaker: str, copies: bool) -> list:
         """The speaker's shift (None: the global head), then with ``copies`` each test-time copy's.
@@ -289,7 +287,7 @@ class SpeakerEnrollments:
 
         tensors, speakers = {}, []
         for index, entry in enumerate(self.speakers.values()):
-            record = _summary(entry)
+            record = enrollment_summary(entry)
             if entry["adapted"]:
                 record["tensor"] = f"offset.{index}"  # the name of files saved before shifts had a spread
                 tensors.update(entry["shift"].tensors(record["tensor"]))
@@ -401,11 +399,6 @@ class SpeakerEnrollments:
         return speaker, entry, None
 
 
-def _summary(entry: dict[str, Any]) -> dict[str, Any]:
-    """What an enrollment says of itself (no shifts)."""
-    return {k: v for k, v in entry.items() if k not in ("shift", "copy_shifts")}
-
-
 def _speaker_head(adaptation, entry: dict[str, Any]) -> dict[str, np.ndarray]:
     """The standard head for an enrollment: the speaker's shift folded in, or the global head if not adapted."""
     return adaptation.speaker_head(entry["shift"]) if entry["adapted"] else adaptation.global_head
@@ -450,65 +443,3 @@ def _is_enrollment_file(path: Path) -> bool:
         return document.get("format") == 1 and "adaptation" in document and "speakers" in document
     except (OSError, SafetensorError, ModelError):
         return False
-
-
-class EnrolledSpeaker:
-    """An enrolled speaker scoring windows of a timeline or a stream with their offset from the first window.
-
-    The enrollment is taken as it is when this is made, so forgetting or re-enrolling the speaker meanwhile
-    (e.g. ``DELETE /speakers/{id}`` in the service) cannot change or break a stream under way.
-
-    Raises:
-        SERError: when ``speaker`` is not enrolled.
-    """
-
-    #: The windows' levels are not read: the offset was learnt at enrollment.
-    reads_levels = False
-
-    def __init__(self, enrollments: SpeakerEnrollments, speaker: str):
-        self.enrollments = enrollments
-        entry = enrollments._entry(speaker)  # one lookup: a re-enrollment meanwhile cannot mix two enrollments
-        self.summary = _summary(entry)
-        self.shifts = enrollments._shifts(entry, bool(enrollments.copies))
-
-    def score(self, waves, batch_size: int = 8, levels=None) -> tuple[np.ndarray, bool]:
-        """Probabilities of windows (the global head's when the speaker is not adapted), and whether adapted
-        (``levels`` are not needed: the offset was learnt at enrollment)."""
-        versions = self.enrollments.versions(waves, batch_size)
-        return _probabilities(self.enrollments.adaptation, versions, self.shifts), self.summary["adapted"]
-
-
-#: Voiced windows a stream keeps to estimate its speaker's offset online (a bounded, recent memory).
-STREAM_WINDOWS = 60
-
-
-class OnlineSpeaker:
-    """A stream's speaker, enrolled online from the voiced windows heard so far (the last :data:`STREAM_WINDOWS`).
-
-    A window learnt from must be voiced as an enrollment clip is (:func:`enrollment_level_db`: at least
-    :data:`ENROLLMENT_SILENCE_DB` before cleaning, and holding a voice): the stream's own gate is relative to the
-    loudest sample *so far*, so a stream opening on room tone, a hum or a fan (or with no gate) would take it for the
-    voice and shift every later window.
-    """
-
-    #: The windows' levels (before cleaning) decide which windows it learns from.
-    reads_levels = True
-
-    def __init__(self, enrollments: SpeakerEnrollments):
-        self.enrollments = enrollments
-        self.kept: list[list[np.ndarray]] = [[] for _ in range(1 + len(enrollments.copies))]  # per version
-
-    def score(self, waves, batch_size: int = 8, levels=None) -> tuple[np.ndarray, bool]:
-        """Probabilities of new windows, with the offset re-estimated from every window kept, and whether adapted
-        (``levels``: the windows' levels before cleaning, default those of ``waves``)."""
-        adaptation = self.enrollments.adaptation
-        waves = list(waves)
-        versions = self.enrollments.versions(waves, batch_size)
-        if levels is None:
-            levels = [enrollment_level_db(wave, self.enrollments.sampling_rate) for wave in waves]
-        silent = silent_clips(levels)
-        self.kept = [(kept + [row for row, quiet in zip(states, silent) if not quiet])[-STREAM_WINDOWS:]
-                     for kept, states in zip(self.kept, versions)]
-        adapted = adaptation.enabled and len(self.kept[0]) >= adaptation.min_clips
-        shifts = [adaptation.enroll(np.stack(kept)) if adapted else None for kept in self.kept]
-        return _probabilities(adaptation, versions, shifts), adapted

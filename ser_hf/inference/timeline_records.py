@@ -49,8 +49,8 @@ from ser_hf.inference.streaming import (
 from ser_hf.paths import path_fields
 from ser_hf.ranges import Range
 
-__all__ = ["TimelineSettings", "check_timeline_job", "refuse_without_window", "timeline_record", "timeline_scorer",
-           "timeline_settings"]
+__all__ = ["TimelineSettings", "check_timeline_job", "refuse_without_window", "score_file", "timeline_record",
+           "timeline_scorer", "timeline_settings"]
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,8 @@ def timeline_settings(window: Any, hop: Any = None,
     return TimelineSettings(window, hop, vad_threshold_db)
 
 
-def check_timeline_job(settings: TimelineSettings | None, format: str, speakers: bool) -> None:
-    """Refuse what a timeline job cannot write, before any work: a CSV output, speaker-adaptive options.
+def check_timeline_job(settings: TimelineSettings | None, format: str) -> None:
+    """Refuse what a timeline job cannot write, before any work: a CSV output.
 
     Raises:
         SERError: naming the option and the fix.
@@ -133,26 +133,28 @@ def check_timeline_job(settings: TimelineSettings | None, format: str, speakers:
         raise SERError(f"--window writes each file's timeline (a list of windows), which a CSV row cannot hold (format "
                        f"{format!r}, or an --out ending in .csv). Use a JSONL --out, e.g. --out timelines.jsonl, or "
                        f"leave --window out for one row per file.")
-    if speakers:
-        raise SERError("--window does not combine with --speaker-pattern/--speaker-column yet: a timeline job scores "
-                       "each file alone. Run the speaker-adaptive job without --window, the timeline job without the "
-                       "speaker options, or in Python enroll each speaker (EmotionRecognizer.enroll) and call "
-                       "predict_long(path, speaker=...).")
 
 
 def timeline_record(recognizer: EmotionRecognizer, path: str, settings: TimelineSettings,
-                    top_k: int | None, progress: bool = False) -> dict[str, Any]:
+                    top_k: int | None, progress: bool = False, scorer: Any = None) -> dict[str, Any]:
     """The record of one file (see the module docstring): ``predict_long``'s result, or an error record.
-    ``progress`` shows a bar over the file's windows (under the job's bar, gone once the file is done)."""
+    ``progress`` shows a bar over the file's windows (under the job's bar, gone once the file is done); ``scorer``
+    scores them (:meth:`~ser_hf.inference.recognizer.EmotionRecognizer.score_timeline`; None: the global head)."""
     try:
-        result = recognizer.predict_long(path, window=settings.window, hop=settings.hop,
-                                         vad_threshold_db=settings.vad_threshold_db, top_k=top_k, progress=progress)
+        result = score_file(recognizer, path, settings, top_k, progress, scorer)
     except (SERError, OSError, RuntimeError) as err:
         return error_record(path, err)
     overall = result["overall"]
     return {**path_fields(path), **(overall or dict.fromkeys(("label", "score", "scores"))),
             "silent": overall is None, "duration": result["duration"], "timeline": result["timeline"],
             "skipped": result["skipped"]}
+
+
+def score_file(recognizer: EmotionRecognizer, path: str, settings: TimelineSettings, top_k: int | None,
+               progress: bool, scorer: Any) -> dict[str, Any]:
+    """``predict_long``'s result for one file with the job's settings, its windows scored by ``scorer``."""
+    return recognizer.score_timeline(path, scorer, window=settings.window, hop=settings.hop,
+                                     vad_threshold_db=settings.vad_threshold_db, top_k=top_k, progress=progress)
 
 
 def timeline_scorer(settings: TimelineSettings, progress: bool = False) -> ChunkScorer:

@@ -130,3 +130,26 @@ def test_the_command_line_runs_a_speaker_adaptive_window_job(tiny_adaptive_check
     assert header["job"]["speaker_pattern"] == PATTERN and header["job"]["window"] == 0.4
     assert [(r["speaker"], r["adapted"]) for r in records] == [("SM1", True), ("SM1", True)]
     assert all(window["adapted"] for r in records for window in r["timeline"])
+
+
+def test_silent_and_broken_files_enroll_nothing_and_a_speaker_with_only_those_falls_back(tiny_adaptive_checkpoint,
+                                                                                        recordings, tmp_path):
+    _, checkpoint = tiny_adaptive_checkpoint
+    sf.write(tmp_path / "SM1_silent.wav", np.zeros(16000, np.float32), 16000)
+    sf.write(tmp_path / "SF4_silent.wav", np.zeros(16000, np.float32), 16000)
+    (tmp_path / "SF4_broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really audio")
+    inputs = [*recordings["SM1"], str(tmp_path / "SM1_silent.wav"), str(tmp_path / "SF4_silent.wav"),
+              str(tmp_path / "SF4_broken.wav")]
+    summary = predict_files(checkpoint, inputs, tmp_path / "t.jsonl", speaker_pattern=PATTERN, progress=False,
+                            **WINDOW)
+    records = {record["path"]: record for record in read_records(tmp_path / "t.jsonl")}
+    assert summary["errors"] == 1 and "SF4_broken.wav" in records[str(tmp_path / "SF4_broken.wav")]["error"]
+    only = predict_files(checkpoint, recordings["SM1"], tmp_path / "only.jsonl", speaker_pattern=PATTERN,
+                         progress=False, **WINDOW)
+    assert only["errors"] == 0  # a silent file adds no window to SM1's enrollment
+    alone = {record["path"]: record for record in read_records(tmp_path / "only.jsonl")}
+    assert records[recordings["SM1"][0]]["enrollment"] == alone[recordings["SM1"][0]]["enrollment"]
+    silent = records[str(tmp_path / "SM1_silent.wav")]
+    assert silent["silent"] and silent["timeline"] == [] and silent["adapted"] is True  # SM1 is adapted
+    nothing = records[str(tmp_path / "SF4_silent.wav")]
+    assert (nothing["speaker"], nothing["adapted"], nothing["silent"]) == ("SF4", False, True)

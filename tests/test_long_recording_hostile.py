@@ -21,7 +21,7 @@ import soundfile as sf
 from ser_hf.audio import resample
 from ser_hf.audio.decoding import AudioInfo
 from ser_hf.errors import AudioError, SERError
-from ser_hf.inference import recognizer as recognizer_module
+from ser_hf.inference import recognizer_timelines as timelines_module
 from ser_hf.inference import recording_windows, window_chunks
 from ser_hf.inference.jobs import predict_files, read_records
 from ser_hf.inference.recognizer import EmotionRecognizer
@@ -154,13 +154,13 @@ def test_max_duration_bounds_what_a_file_holds_whatever_its_header_says(recogniz
     """The header is only a first, cheap look: one that says less than the file holds cannot lift the bound, and
     libsndfile's huge "length unknown" count is no duration."""
     path = _write(tmp_path / "long.wav", 3.0)
-    check = recognizer_module.check_clip_duration
+    check = timelines_module.check_clip_duration
 
     def header(item, **kwargs):
         found = check(item, **kwargs)
         return AudioInfo(found.path, RATE, 1, int(header_seconds * RATE), found.subtype)
 
-    monkeypatch.setattr(recognizer_module, "check_clip_duration", header)
+    monkeypatch.setattr(timelines_module, "check_clip_duration", header)
     with pytest.raises(AudioError, match=r"long\.wav' lasts 3 s \(0\.0 h\), more than predict_long's max_duration of "
                                          r"2 s"):
         recognizer.predict_long(path, max_duration=2.0)

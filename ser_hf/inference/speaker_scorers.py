@@ -29,13 +29,19 @@ from ser_hf.models.linear_head import log_softmax, mean_log_probability
 SpeakerEnrollments = Any
 
 __all__ = ["STREAM_WINDOWS", "EnrolledSpeaker", "OnlineSpeaker", "WindowCollector", "WindowReplay",
-           "enrollment_summary", "speaker_probabilities"]
+           "enrollment_summary", "speaker_probabilities", "speaker_said"]
 
 
 def speaker_probabilities(adaptation, versions: list[np.ndarray], shifts: list) -> np.ndarray:
     """Probabilities from the versions (the clips, then each copy), each with its shift (None: the global head)."""
     return mean_log_probability([log_softmax(adaptation.logits(states, shift))
                                  for states, shift in zip(versions, shifts)])
+
+
+def speaker_said(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a prediction for an enrolled speaker says of the enrollment: ``speaker``, ``adapted`` and ``reason`` (not
+    its clip counts or copies)."""
+    return {key: summary[key] for key in ("speaker", "adapted", "reason") if key in summary}
 
 
 def enrollment_summary(entry: dict[str, Any]) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def _check(name: str, value: Any, allowed: Range, fix: str) -> None:
         raise SERError(f"{name} must be {allowed}, got {value!r}; {fix}.")
 
 
-def _check_top_k(top_k: Any) -> None:
+def check_top_k(top_k: Any) -> None:
     if top_k is not None:
         _check("top_k", top_k, COUNT, "pass None to keep every emotion")
 
@@ -109,7 +109,7 @@ def resolve_hop(window: float, hop: float | None) -> float:
     return min(DEFAULT_HOP, float(window)) if hop is None else hop
 
 
-def _check_options(window: Any, hop: Any, vad_threshold_db: Any, top_k: Any) -> float:
+def check_window_options(window: Any, hop: Any, vad_threshold_db: Any, top_k: Any) -> float:
     """Refuse windowing, gating and top_k values before any audio is decoded or scored; returns the hop
     (:func:`resolve_hop`)."""
     _check("window", window, WINDOW_SECONDS, "it is scored as one clip, e.g. window=3.0")
@@ -120,11 +120,11 @@ def _check_options(window: Any, hop: Any, vad_threshold_db: Any, top_k: Any) -> 
     if vad_threshold_db is not None:
         _check("vad_threshold_db", vad_threshold_db, VAD_THRESHOLD_DB,
                "e.g. -40 skips windows 40 dB below the loudest sample; None scores every window")
-    _check_top_k(top_k)
+    check_top_k(top_k)
     return hop
 
 
-def _window_spans(n_samples: int, win: int, hop: int) -> list[tuple[int, int]]:
+def window_spans(n_samples: int, win: int, hop: int) -> list[tuple[int, int]]:
     """Sample spans of the windows of a recording: every ``hop`` samples, then one end-aligned tail window."""
     if n_samples <= win:
         return [(0, n_samples)]
@@ -210,7 +210,7 @@ class RecognizerStream:
     def __init__(self, recognizer: WindowScorer, window: float, hop: float | None,
                  vad_threshold_db: float | None, top_k: int | None, sampling_rate: int | None,
                  adapt: bool = False, speaker: str | None = None) -> None:
-        hop = _check_options(window, hop, vad_threshold_db, top_k)
+        hop = check_window_options(window, hop, vad_threshold_db, top_k)
         rate = recognizer.sampling_rate if sampling_rate is None else check_sampling_rate(
             sampling_rate, "stream(sampling_rate=...)", " Pass None for the model's own rate.")
         self._speaker = recognizer._speaker_scorer(speaker, adapt)

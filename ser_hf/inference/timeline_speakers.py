@@ -35,6 +35,7 @@ import numpy as np
 
 from ser_hf.errors import SERError
 from ser_hf.inference.chunk_records import error_record, is_error
+from ser_hf.inference.clip_inputs import describe_input
 from ser_hf.inference.enrollment_inputs import screen
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.inference.speaker_jobs import enrollment_digest, mixing_error, shown_speaker, speaker_fields
@@ -57,13 +58,14 @@ def _collect(recognizer: EmotionRecognizer, enrollments, path: str, settings: Ti
 
 def _enroll(enrollments, speaker: str, collected: Mapping[str, WindowCollector]) -> str:
     """Enroll ``speaker`` from the screened windows of every file collected; returns the enrollment digest."""
-    levels = [level for collector in collected.values() for level in collector.levels]
-    keys = [key for collector in collected.values() for key in collector.keys]
+    voiced = [collector for collector in collected.values() if collector.keys]  # a silent file has no window
+    levels = [level for collector in voiced for level in collector.levels]
+    keys = [key for collector in voiced for key in collector.keys]
     kept, silent, repeated = screen(levels, keys) if keys else ([], 0, 0)
     mask = np.asarray(kept, dtype=bool)
-    versions = [np.concatenate([collector.states()[index] for collector in collected.values() if collector.keys])
-                [mask].astype(np.float64) if keys else np.zeros((0,))
-                for index in range(1 + len(enrollments.copies))]
+    states = [collector.states() for collector in voiced]
+    versions = ([np.concatenate(per_version)[mask].astype(np.float64) for per_version in zip(*states)] if states
+                else [np.zeros((0,))])
     enrollments.enroll(speaker, versions[0], versions[1:], silent=silent, repeated=repeated)
     return enrollment_digest(key for key, keep in zip(keys, kept) if keep)
 
@@ -115,7 +117,7 @@ def predict_timelines_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[
             if path not in collected:
                 emit(firsts[path])
                 continue
-            replay = WindowReplay(enrollments, speaker, collected[path], f"Audio file {path!r}")
+            replay = WindowReplay(enrollments, speaker, collected[path], describe_input(path, 0, True))
             record = timeline_record(recognizer, path, settings, top_k, progress, replay)
             if not is_error(record):
                 try:

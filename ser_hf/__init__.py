@@ -33,7 +33,7 @@ PUBLIC_API = {
     "train": "ser_hf.training.experiment",
     "cross_validate": "ser_hf.training.experiment",
     "build_model": "ser_hf.models.factory",
-    "save_checkpoint": "ser_hf.models.factory",
+    "save_checkpoint": "ser_hf.models.checkpoint_save",
     # evaluate
     "evaluate_checkpoint": "ser_hf.evaluation.corpus_eval",
     "EvaluationReport": "ser_hf.evaluation.report",

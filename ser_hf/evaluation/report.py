@@ -5,7 +5,8 @@ confusion matrix; calibration when probabilities are given (and ECE before and a
 scaling when the model's temperature is given); with speaker ids, scores per speaker and per gender
 (:mod:`ser_hf.evaluation.breakdown`). The report renders itself as JSON,
 Markdown (for model cards and READMEs), a terminal table and PNG figures. Cross-validation folds are
-combined with :func:`ser_hf.evaluation.folds.aggregate_folds`.
+combined with :func:`ser_hf.evaluation.folds.aggregate_folds`. The names of the files reports and CVs write, and the
+keys that mark them as ser_hf's, are in :mod:`ser_hf.evaluation.report_files` (re-exported here).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ser_hf._io import write_output_file
-from ser_hf._output_folders import Other
 from ser_hf.errors import EvaluationError
 from ser_hf.evaluation.bootstrap import (
     CI_METRICS,
@@ -37,6 +37,19 @@ from ser_hf.evaluation.calibration import (
     validate_probabilities,
 )
 from ser_hf.evaluation.metrics.core import SCALAR_METRICS, as_label_ids, compute_scores, resolve_label_names
+from ser_hf.evaluation.report_files import (
+    CV_KIND,
+    CV_KINDS,
+    CV_OUTPUTS,
+    CV_PLAN,
+    CV_PLAN_KEYS,
+    CV_SUMMARY_KEYS,
+    FOLD_STATE,
+    LEAVE_ONE_CORPUS_OUT,
+    REPORT_FILES,
+    REPORT_KEYS,
+    foreign_cv_markers,
+)
 from ser_hf.evaluation.tables import markdown_table, percent
 
 METRIC_TITLES = {
@@ -479,39 +492,3 @@ __all__ = ["CI_METRICS", "CV_KIND", "CV_KINDS", "CV_OUTPUTS", "CV_PLAN", "CV_PLA
            "EvaluationReport",
            "confusion_markdown", "foreign_cv_markers", "markdown_table",
            "percent"]
-
-#: What each finished fold of a ``ser-hf cv`` writes beside its report until the summary exists, so an interrupted
-#: CV resumes (:mod:`ser_hf.evaluation.fold_state`).
-FOLD_STATE = "fold_state.safetensors"
-#: Every file a report (:meth:`EvaluationReport.write`), a CV summary and a leave-one-corpus-out summary write: the
-#: only files ser_hf deletes when a new run replaces an earlier run's report folders (``eval/``, ``cv/``, ...).
-REPORT_FILES = frozenset({
-    "report.json", "report.md", "confusion_matrix.png", "per_class.png", "speakers.png", "reliability.png",
-    "cv_plan.json", "cv_summary.json", "cv_summary.md", "speaker_adaptive.json", "speaker_adaptive.md",
-    "speaker_adaptive.png",
-    "leave_one_corpus_out.json", "leave_one_corpus_out.md", FOLD_STATE})
-#: The keys a report's ``report.json`` holds: a user's own ``report.json`` without them is not ser_hf's.
-REPORT_KEYS = ("unweighted_accuracy", "confusion_matrix", "labels")
-#: The keys of a CV's ``cv_summary.json`` (a run's or a baseline's).
-CV_SUMMARY_KEYS = ("folds", "aggregate", "pooled")
-#: What a CV writes before its first fold and removes once its summary exists: the folds it will write, so a CV
-#: that was interrupted (no summary yet) still marks its folder as ser_hf's and a rerun may replace it.
-CV_PLAN = "cv_plan.json"
-#: The summary of a multi-corpus run's leave-one-corpus-out models (its ``leave_one_corpus_out/`` folder).
-LEAVE_ONE_CORPUS_OUT = "leave_one_corpus_out.json"
-CV_PLAN_KEYS = ("folds", "complete")
-#: The key of ``cv_plan.json`` and ``cv_summary.json`` naming what wrote the CV (:data:`CV_KINDS`): a training run's CV
-#: and a baseline's write the same files, and neither may take over a folder that holds the other's.
-#: The files that make a folder a CV's (or a leave-one-corpus-out run's), with the keys ser_hf's hold: its subfolders
-#: are that run's reports.
-CV_OUTPUTS = (("cv_summary.json", CV_SUMMARY_KEYS), (CV_PLAN, CV_PLAN_KEYS),
-              ("leave_one_corpus_out.json", ("reports", "settings")))
-CV_KIND = "kind"
-CV_KINDS = ("run", "baseline")
-
-
-def foreign_cv_markers(kind: str) -> tuple:
-    """Markers (for :func:`ser_hf._output_folders.check_output_folder`'s ``foreign``) of a ``cv/`` folder that another kind than
-    ``kind`` (of :data:`CV_KINDS`) wrote: its summary or plan naming any other kind (or one this version does not
-    know). Files written before the kind was recorded name none, and stay any command's."""
-    return tuple((f"cv/{name}", {CV_KIND: Other(kind)}) for name in ("cv_summary.json", CV_PLAN))

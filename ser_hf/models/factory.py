@@ -6,7 +6,8 @@ config (``id2label`` with int keys), plus the matching feature extractor. :class
 choices that differ between fine-tuning recipes (what to freeze, weighted layer sum, dropout,
 SpecAugment masking, Whisper's input length); every option that changes the model is written into its
 config, so a checkpoint saved by :func:`save_checkpoint` reloads with plain ``transformers`` and no
-custom code, e.g. in ``pipeline("audio-classification", model=DIR)``.
+custom code, e.g. in ``pipeline("audio-classification", model=DIR)``. Saving lives in
+:mod:`ser_hf.models.checkpoint_save` (the folder checks are its own concern); it is re-exported here.
 
 Not every architecture has every knob; an option set for an architecture that cannot honour it raises
 :class:`~ser_hf.errors.ModelError` naming the option, the model type and what is supported, rather than
@@ -47,8 +48,6 @@ from transformers import (
     PreTrainedModel,
 )
 
-from ser_hf._io import default_permissions, detach_for_rewrite
-from ser_hf._output_folders import check_output_folder, refuse_sources
 from ser_hf.emotions import EMOTIONS
 from ser_hf.errors import ModelError
 from ser_hf.models.architecture import ARCHITECTURES, SUPPORTED_MODEL_TYPES, Architecture
@@ -60,9 +59,10 @@ from ser_hf.models.checkpoint_check import (
     checkpoint_directory,
     load_config,
 )
+from ser_hf.models.checkpoint_save import CHECKPOINT_WRITES as CHECKPOINT_WRITES  # its old import path
+from ser_hf.models.checkpoint_save import save_checkpoint  # in __all__: its old import path
 from ser_hf.models.whisper_lengths import (
     WHISPER_POSITIONS_PER_SECOND,
-    check_whisper_lengths,
     prepare_whisper,
     set_whisper_max_source_positions,
     whisper_positions_for,
@@ -92,10 +92,6 @@ _SUPPORTED = ", ".join(SUPPORTED_MODEL_TYPES)
 _MASK_FIELDS = ("mask_time_prob", "mask_time_length", "mask_feature_prob", "mask_feature_length")
 # Head sizes allocate hidden_size x size weights: a typo like 2560000 must fail here, not after gigabytes.
 LAYER_SIZE = Range(1, 65536, integer=True, noun="a positive integer")
-
-#: What save_checkpoint has transformers write (plain open-for-write, which follows links): detached first.
-CHECKPOINT_WRITES = ("config.json", "preprocessor_config.json", "generation_config.json", "*.safetensors",
-                     "*.safetensors.index.json")
 
 
 def _help(text: str) -> dict:
@@ -448,68 +444,3 @@ def build_model(checkpoint: str | os.PathLike, labels: Sequence[str], options: M
     if local.is_dir():  # where it came from, whatever the working folder is later (save_checkpoint never writes there)
         model.ser_hf_source = local.resolve()
     return model, feature_extractor
-
-
-class _ClassifierArchitectures:
-    """A ``config.json`` marker value: the ``architectures`` of an audio classifier (what a checkpoint of ours holds,
-    never a bare backbone's ``WhisperModel``)."""
-
-    @staticmethod
-    def matches(found) -> bool:
-        return isinstance(found, list) and any(str(name).endswith(("ForAudioClassification",
-                                                                   "ForSequenceClassification")) for name in found)
-
-
-#: Files beside a classifier's config.json that make the folder more than a checkpoint: a run's record, card and test
-#: report (saving weights alone there would leave them describing the earlier model), an ONNX export, a baseline, a
-#: speaker model. From the Python API such a folder is refused; ``ser-hf train`` replaces a run's as a whole.
-_OTHER_OUTPUTS = ("ser_hf_run.json", "ser_hf_card.json", "eval/report.json", "ser_hf_export.json", "model.onnx",
-                  "baseline_config.json", "ser_hf_speaker.json")
-
-
-def save_checkpoint(model: PreTrainedModel, feature_extractor, out_dir: str | os.PathLike,
-                    replace: bool = False) -> Path:
-    """Save ``model`` (safetensors) and ``feature_extractor`` so that ``pipeline("audio-classification")`` loads them.
-
-    Args:
-        model: A model from :func:`build_model` (trained or not).
-        feature_extractor: Its feature extractor.
-        out_dir: Directory to write (created if missing): new, empty or an earlier classifier checkpoint (its
-            config.json names an audio classifier, and nothing of another output is beside it: a run's record or
-            card, an export, a baseline; any classifier's, ser_hf cannot tell whose), never the folder the model was
-            built from (its backbone) nor a folder of other files.
-        replace: ``out_dir`` was checked by the caller (a run's ``output_dir``, which may hold an earlier run's
-            reports); the model's own folder is refused all the same.
-
-    Returns:
-        ``out_dir`` as a :class:`~pathlib.Path`.
-
-    Raises:
-        ModelError: if ``out_dir`` is refused (named, with the fix), if a Whisper model and its feature extractor
-            disagree on the input length (the checkpoint would not run), or if no safetensors weights were written.
-
-    Example:
-        >>> save_checkpoint(model, extractor, "out/ser-model")  # doctest: +SKIP
-        >>> from transformers import pipeline
-        >>> pipeline("audio-classification", model="out/ser-model")(wave)  # doctest: +SKIP
-    """
-    check_whisper_lengths(model.config, feature_extractor)
-    source = getattr(model, "ser_hf_source", None) or Path(str(getattr(model, "name_or_path", "") or "")).expanduser()
-    sources = [source] if str(source) not in ("", ".") and source.is_dir() else []  # a local backbone, not a Hub id
-    if replace:
-        refuse_sources(out_dir, sources, "out_dir", "a checkpoint")
-    else:
-        check_output_folder(out_dir, argument="out_dir", what="a checkpoint", overwrite=True, sources=sources,
-                            marker=[("config.json", {"architectures": _ClassifierArchitectures()})],
-                            foreign=_OTHER_OUTPUTS)
-    out = Path(out_dir).expanduser()
-    # A link left in an earlier checkpoint (or a `cp -al` backup's hard link) must not carry the new files elsewhere.
-    detach_for_rewrite(out, CHECKPOINT_WRITES)
-    # safetensors needs no pickle to load; transformers 5 always writes it, 4.x needs the flag.
-    model.save_pretrained(out, safe_serialization=True)
-    feature_extractor.save_pretrained(out)
-    weights = sorted(out.glob("*.safetensors"))
-    if not weights:
-        raise ModelError(f"save_checkpoint: no *.safetensors file was written to {str(out)!r}; check disk space.")
-    default_permissions(*weights)  # safetensors writes them 0600: a checkpoint is for others to read too
-    return out

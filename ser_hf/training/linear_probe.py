@@ -29,8 +29,10 @@ Balancing emotions over the pooled clips instead gave the larger corpus more say
 mix and strength: in the URDU + RAVDESS models it cost URDU 7.0 (whisper-base) and 5.4 (whisper-tiny.en) points of
 in-corpus UA, on average over 5 fold assignments (``benchmarks/corpus_balance.py``).
 
-Ridge was chosen over multinomial logistic regression and shrinkage LDA on the same mixes after a
-comparison on the shared corpora's folds (ridge was as good or better and 10-50x faster to select).
+Ridge is kept over multinomial logistic regression and shrinkage LDA on the same mixes, chosen the same way
+(``benchmarks/probe_loss.py``, URDU's three configurations over 5 fold assignments x 3 inner seeds): logistic
+regression lost on all three (by 0.2 to 5.2 points of mean pooled UA), LDA on two (by 1.1 and 2.3; +0.3 on the third),
+and both took 5-21 times ridge's time to choose and refit.
 
 What a head computes from its tensors (:func:`head_mix`, :func:`head_logits`, :func:`softmax`) lives in
 :mod:`ser_hf.models.linear_head`, below training, and is re-exported here so its old import path keeps working.

@@ -10,8 +10,9 @@ speaker-adaptive job, :mod:`ser_hf.inference.speaker_jobs`), the files' formats 
 
 Timeline jobs (``window=``, ``ser-hf predict --window``): each file is scored with
 :meth:`~ser_hf.inference.recognizer.EmotionRecognizer.predict_long` instead, a file of any length, into one record
-holding its overall emotion and its windows (:mod:`ser_hf.inference.timeline_records`); JSONL only, the window
-settings recorded in the header.
+holding its overall emotion and its windows (:mod:`ser_hf.inference.timeline_records`; with the speaker options,
+:mod:`ser_hf.inference.timeline_speakers`); JSONL only, the window settings recorded in the header. ``--device`` is
+checked by :mod:`ser_hf.inference.devices`.
 
 Only ser_hf's own outputs are resumed (:mod:`ser_hf.inference.outputs`): a JSONL output starts with a
 ``{"ser_hf_predictions": 1, "job": ...}`` header line, a CSV output has exactly ser_hf's columns. Any other
@@ -78,6 +79,7 @@ from typing import Any
 from ser_hf._io import temporary_file
 from ser_hf.errors import SERError
 from ser_hf.inference.chunk_records import ChunkScorer, is_error, predict_chunk, predict_into
+from ser_hf.inference.devices import check_device as check_device  # its old import path
 from ser_hf.inference.inputs import expand_inputs, input_paths, speakers_of
 from ser_hf.inference.job_identity import check_job_files, check_same_job, job_header_for, lock_output
 from ser_hf.inference.outputs import (
@@ -197,48 +199,6 @@ def _load(model: str | os.PathLike | EmotionRecognizer, batch_size: int, device:
         EmotionRecognizer.from_pretrained(model, device=device, test_time_copies=test_time_copies)
     recognizer.batch_size = batch_size
     return recognizer
-
-
-def _available_devices() -> list[str]:
-    import torch
-
-    found = ["cpu"]
-    if torch.cuda.is_available():
-        found += ["cuda"] + [f"cuda:{index}" for index in range(torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        found.append("mps")
-    return found
-
-
-def check_device(device: Any) -> None:
-    """Refuse a ``--device`` torch cannot parse or this machine does not have, before the model loads.
-
-    Raises:
-        SERError: naming --device, what was given and the devices available here.
-    """
-    if device is None:
-        return
-    import torch
-
-    available = _available_devices()
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        parsed = None
-    if parsed is None or parsed.type not in ("cpu", "cuda", "mps"):
-        what = "is not a device torch knows" if parsed is None else "is not a device ser-hf predict runs on"
-        raise SERError(f"--device {printable(str(device))!r} {what}; expected cpu, cuda, cuda:N or mps. Available "
-                       f"here: {available}; pass one of them, or leave --device out for the CPU.")
-    if parsed.type == "cpu" or (parsed.type == "mps" and "mps" in available):
-        return
-    if parsed.type == "cuda" and "cuda" in available and (parsed.index or 0) < torch.cuda.device_count():
-        return
-    reason = ("no CUDA GPU is visible (or torch was built without CUDA)" if parsed.type == "cuda" and "cuda" not in
-              available else "this torch has no MPS (Apple GPU) backend here" if parsed.type == "mps" else
-              f"this machine has {torch.cuda.device_count()} CUDA device(s)")
-    raise SERError(f"--device {str(parsed)!r} is not available: {reason}. Available here: {available}; pass one of "
-                   f"them, or leave --device out for the CPU.")
 
 
 def _check_settings(chunk_size: Any, batch_size: Any, top_k: Any) -> tuple[int, int, int | None]:

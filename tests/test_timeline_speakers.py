@@ -153,3 +153,25 @@ def test_silent_and_broken_files_enroll_nothing_and_a_speaker_with_only_those_fa
     assert silent["silent"] and silent["timeline"] == [] and silent["adapted"] is True  # SM1 is adapted
     nothing = records[str(tmp_path / "SF4_silent.wav")]
     assert (nothing["speaker"], nothing["adapted"], nothing["silent"]) == ("SF4", False, True)
+
+
+def test_speakers_may_come_from_a_manifest_column_and_a_model_without_adaptation_is_refused_writing_nothing(
+        tiny_adaptive_checkpoint, recordings, tmp_path):
+    from ser_hf.errors import ModelError
+    from ser_hf.testing.models import tiny_classifier
+
+    _, checkpoint = tiny_adaptive_checkpoint
+    manifest = tmp_path / "calls.csv"
+    manifest.write_text("path,agent\n" + "".join(f"{path},ann\n" for path in recordings["SM1"]))
+    predict_files(checkpoint, [manifest], tmp_path / "t.jsonl", speaker_column="agent", progress=False, **WINDOW)
+    by_column = read_records(tmp_path / "t.jsonl")
+    predict_files(checkpoint, recordings["SM1"], tmp_path / "p.jsonl", speaker_pattern=PATTERN, progress=False,
+                  **WINDOW)
+    by_pattern = read_records(tmp_path / "p.jsonl")
+    assert [(r["speaker"], r["adapted"]) for r in by_column] == [("ann", True), ("ann", True)]
+    assert [r["timeline"] for r in by_column] == [r["timeline"] for r in by_pattern]  # the same windows enrolled
+    plain = tiny_classifier("wav2vec2", tmp_path / "plain", ["neutral", "happy", "sad", "angry"])
+    with pytest.raises(ModelError, match=r"speaker adaptation needs a weighted-layer-sum head.*probe_speaker_adaptation"):
+        predict_files(plain, recordings["SM1"], tmp_path / "new.jsonl", speaker_pattern=PATTERN, progress=False,
+                      **WINDOW)
+    assert not (tmp_path / "new.jsonl").exists()

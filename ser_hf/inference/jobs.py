@@ -84,7 +84,6 @@ from ser_hf.inference.inputs import expand_inputs, input_paths, speakers_of
 from ser_hf.inference.job_identity import check_job_files, check_same_job, job_header_for, lock_output
 from ser_hf.inference.outputs import (
     FORMATS,
-    FinishedFiles,
     append_jsonl,
     check_output_path,
     format_for,
@@ -95,6 +94,7 @@ from ser_hf.inference.outputs import (
     record_key,
     shard_files,
     shard_path,
+    unfinished_inputs,
     write_csv,
     write_jsonl,
 )
@@ -364,8 +364,7 @@ def _predict_single(model, paths: list[str], out: Path, chosen: str, header: dic
     recorded = None  # each speaker's enrollment in the finished records
     if speakers is not None:  # before anything changes: finished records must be this job's speakers'
         recorded = check_finished_speakers(out, existing + leftovers, speakers)
-    done = FinishedFiles(existing + leftovers)
-    todo = [path for path in paths if path not in done]
+    todo = unfinished_inputs(paths, existing + leftovers)
     summary = {"out": display_path(out), "inputs": len(paths), "skipped": len(paths) - len(todo), "predicted": 0,
                "errors": 0}
     recognizer, new = None, []
@@ -441,8 +440,7 @@ def _shard_and_merge(model, paths: list[str], out: Path, chosen: str, processes:
                      progress: bool, fields: Callable[[list[dict]], list[dict]],
                      test_time_copies: bool, score: ChunkScorer) -> dict[str, Any]:
     processes.barrier()
-    done = FinishedFiles(read_records(out, chosen) + read_shards(out))
-    todo = [path for path in paths if path not in done]
+    todo = unfinished_inputs(paths, read_records(out, chosen) + read_shards(out))
     # Every process must have read OUT and the shards before any appends to a shard: all need the same todo.
     processes.barrier()
     block = _block(todo, processes.rank, processes.world)

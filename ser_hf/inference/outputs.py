@@ -46,8 +46,7 @@ from ser_hf.errors import SERError
 from ser_hf.paths import display_path, record_path
 
 __all__ = ["FORMATS", "HEADER_KEY", "check_job_file", "check_output_path", "format_for", "job_sidecar", "read_records", "record_key",
-           "FinishedFiles",
-           "shard_files"]
+           "shard_files", "unfinished_inputs"]
 
 FORMATS = ("jsonl", "csv")
 #: Key of the header line that marks a JSONL file as a ser-hf predict output; its value is the format version.
@@ -81,19 +80,44 @@ def record_key(record: dict[str, Any]) -> str:
     return os.path.abspath(record_path(record))
 
 
-class FinishedFiles:
-    """The inputs an output's records stand for, found by their absolute path or their real one: a job resumed
-    through another route to the same files (a symlinked folder, a folder moved behind a link) skips them too,
-    instead of scoring them again under a second name."""
+def unfinished_inputs(paths: Sequence[str], records: Iterable[dict[str, Any]]) -> list[str]:
+    """The inputs in ``paths`` that no record in ``records`` stands for, in input order: a resumed job's todo list.
 
-    def __init__(self, records: Iterable[dict[str, Any]]):
-        self.keys: set[str] = set()
-        for record in records:
-            path = record_path(record)
-            self.keys.update((os.path.abspath(path), os.path.realpath(path)))
+    A record stands for exactly one input, so a resumed job ends with the records of an uninterrupted one:
 
-    def __contains__(self, path: str | os.PathLike) -> bool:
-        return os.path.abspath(path) in self.keys or os.path.realpath(path) in self.keys
+    - the input of its own path, when that path is one of the job's inputs. A file and a link to it, both inputs, get
+      a record each in an uninterrupted run: one's record never finishes the other.
+    - otherwise (the job reached by another route: a symlinked folder, a folder moved behind a link), one input still
+      without a record that is the same file: the one of the same name in the same real folder first, else any of the
+      same real path, so the finished files are skipped instead of scored again under a second name.
+    """
+    inputs = {os.path.abspath(path) for path in paths}
+    keys = {record_key(record) for record in records}
+    todo = [path for path in paths if os.path.abspath(path) not in keys]
+    routes = sorted(keys - inputs)
+    finished: set[str] = set()
+    for same_file in (_in_real_folder, os.path.realpath):  # the closest match first, then any other name of the file
+        if not routes or len(finished) == len(todo):
+            break
+        waiting: dict[str, list[str]] = {}
+        for path in todo:
+            if path not in finished:
+                waiting.setdefault(same_file(path), []).append(path)
+        unmatched = []
+        for route in routes:
+            matches = waiting.get(same_file(route))
+            if matches:
+                finished.add(matches.pop(0))
+            else:
+                unmatched.append(route)
+        routes = unmatched
+    return [path for path in todo if path not in finished]
+
+
+def _in_real_folder(path: str) -> str:
+    """``path`` with the links on its folders resolved, not a link in its own name."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(os.path.realpath(folder), name)
 
 
 def check_output_path(out: str | os.PathLike) -> None:

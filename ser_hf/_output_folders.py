@@ -223,7 +223,7 @@ def check_folder_path(out: str | os.PathLike, *, argument: str, what: str, needs
     Raises:
         error: naming ``argument``, the path, what was found and the fix.
     """
-    out = Path(path_text(out, argument, error=error)).expanduser()
+    out = Path(path_text(out, argument, error=error, refuse_empty=True)).expanduser()
     shown = f"{argument} {display_path(out)}"
     if str(out) == "-":
         raise error(f"{argument} -: ser_hf writes {what} into a folder, not to standard output; pass a folder (./- "
@@ -282,7 +282,8 @@ def check_output_folder(out: str | os.PathLike, *, argument: str, marker: str | 
     Raises:
         ModelError: naming the argument, the folder, what was found and what to pass instead.
     """
-    out = path_text(out, argument, error=ModelError)  # a path-like may give bytes, which pathlib refuses
+    # a path-like may give bytes, which pathlib refuses; "" would be the current folder
+    out = path_text(out, argument, error=ModelError, refuse_empty=True)
     recover_replacement(out)  # a replacement killed midway: the earlier output back in its place first
     out = check_folder_path(out, argument=argument, what=what,
                             needs_utf8=f"the libraries that read {what} (safetensors, onnxruntime, the Hub client)")

@@ -42,7 +42,7 @@ from huggingface_hub.utils import validate_repo_id
 from ser_hf.cards.files import HUB_LICENSES, validate_license
 from ser_hf.checkpoint import CARD_DATA_FILE, MODEL_CARD
 from ser_hf.errors import SERError
-from ser_hf.paths import display_path, is_utf8, printable
+from ser_hf.paths import display_path, is_utf8, path_text, printable
 from ser_hf.push_folder import (
     DEFAULT_EXCLUDE,
     HIDDEN_ALLOWED,
@@ -296,7 +296,7 @@ def push_model(
 
     check_hub_license(license)
     terms = license_card_fields(license, license_name, license_link)
-    text = os.fspath(model)
+    text = path_text(model, "--model", error=HubError, refuse_empty=True)  # "" would push the current folder
     if Path(text).expanduser().is_dir() or text not in {*RELEASES, *PRESETS}:
         return _push(Path(text).expanduser(), repo_id, terms, **kwargs)
     if text in PRESETS:

@@ -74,19 +74,32 @@ def printable(text: str) -> str:
     return _CONTROLS.sub(_escape, text)
 
 
-def path_text(path: str | bytes | os.PathLike, what: str, error: type[SERError] = SERError) -> str:
+def path_text(path: str | bytes | os.PathLike, what: str, error: type[SERError] = SERError, *,
+              refuse_empty: bool = False) -> str:
     """A path given as a str, bytes or an ``os.PathLike`` (whose ``__fspath__`` gives either) as text, bytes decoded
     as the file system does (see the module docstring): ``pathlib.Path`` refuses a path-like that gives bytes.
 
     Raises:
-        SERError (or ``error``): naming ``what``, for anything else, e.g. an ``__fspath__`` that returns a number.
+        SERError (or ``error``): naming ``what``, for anything else (e.g. an ``__fspath__`` that returns a number or
+            raises), for a path holding a NUL byte (no file name can: the OS would refuse it with a raw
+            ``ValueError``), and with ``refuse_empty`` for an empty path (which ``pathlib`` reads as the current
+            folder).
     """
     try:
-        text = os.fspath(path)
+        text = os.fsdecode(os.fspath(path))
     except TypeError as err:  # no path at all, or an __fspath__ that gives neither str nor bytes
         raise error(f"{what} gives no path: {err}. Expected a str, bytes or an os.PathLike whose __fspath__ returns a "
                     f"str or bytes; pass the path as a str.") from None
-    return os.fsdecode(text)
+    except Exception as err:  # a caller's own __fspath__ that fails: theirs to fix, named as ours
+        raise error(f"{what} gives no path: its __fspath__ raised {type(err).__name__}: {err}. Pass the path as a "
+                    f"str.") from err
+    if "\0" in text:
+        raise error(f"{what} {display_path(text)!r} holds a NUL byte, which no file or folder name can hold; pass the "
+                    f"path without it.")
+    if refuse_empty and not text:
+        raise error(f"{what} is an empty path, which names no file or folder (the current folder is '.'); pass a "
+                    f"path.")
+    return text
 
 
 def display_path(path: str | bytes | os.PathLike) -> str:
@@ -94,7 +107,7 @@ def display_path(path: str | bytes | os.PathLike) -> str:
     messages, those of refusals included."""
     try:
         return printable(os.fsdecode(path))
-    except TypeError:  # a path-like whose __fspath__ gives no path: path_text refuses it, naming it
+    except Exception:  # a path-like whose __fspath__ gives no path or fails: path_text refuses it, naming it
         return f"<{type(path).__name__} giving no path>"
 
 

@@ -29,7 +29,7 @@ from huggingface_hub.utils import filter_repo_objects
 
 from ser_hf.checkpoint import CHECKPOINT_FILES, MODEL_CARD
 from ser_hf.errors import SERError
-from ser_hf.paths import display_path, is_utf8, printable
+from ser_hf.paths import display_path, is_utf8, path_text, printable
 
 __all__ = ["DEFAULT_EXCLUDE", "HIDDEN_ALLOWED", "MAX_CARD_BYTES", "PICKLE_SUFFIXES", "HubError", "check_push_folder"]
 
@@ -189,7 +189,7 @@ def check_push_folder(model_dir: str | os.PathLike, exclude: Sequence[str] = ())
 
 
 def _checked_files(model_dir: str | os.PathLike, exclude: Sequence[str]) -> dict[str, str]:
-    directory = Path(model_dir)
+    directory = Path(path_text(model_dir, "--model", error=HubError, refuse_empty=True))  # "" is the current folder
     if not directory.is_dir():
         raise HubError(f"--model {display_path(directory)!r} is not a directory; pass the checkpoint folder "
                        f"(e.g. outputs/rav4).")

@@ -34,8 +34,10 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +47,7 @@ __all__ = [
     "COUNT",
     "DBFS",
     "FINITE",
+    "NEGATIVE_NUMBER",
     "NON_NEGATIVE",
     "NON_NEGATIVE_INT",
     "POSITIVE",
@@ -55,6 +58,7 @@ __all__ = [
     "check_ranges",
     "check_value",
     "ranges_of",
+    "take_negative_numbers",
 ]
 
 
@@ -187,3 +191,18 @@ def check_ranges(obj: Any, *, error: type[SERError] = SERError) -> None:
     owner = type(obj).__name__
     for item in dataclasses.fields(obj):
         check_value(f"{owner}.{item.name}", getattr(obj, item.name, None), allowed.get(item.name), error)
+
+
+#: What a negative number looks like on a command line, ``-1e2``, ``-1.`` and ``-inf`` included: argparse (before
+#: Python 3.13) takes only ``-40`` and ``-0.5`` for one and reads the others as unknown flags, so a value out of range
+#: got "expected one argument" instead of its range. No ser-hf flag starts with a digit or spells a number.
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
+
+
+def take_negative_numbers(parser: argparse.ArgumentParser) -> None:
+    """Let ``parser`` and every sub-command's parser take a negative number in any notation as a value."""
+    parser._negative_number_matcher = NEGATIVE_NUMBER
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                take_negative_numbers(sub)

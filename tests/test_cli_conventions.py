@@ -60,6 +60,21 @@ def test_a_negative_number_in_any_notation_is_a_value_not_a_flag(value, expected
     assert args.vad_threshold_db == expected
 
 
+@pytest.mark.parametrize("value", ["-inf", "-Infinity", "-nan"])
+def test_a_negative_infinity_reaches_the_range_check_with_its_message(value, tmp_path, capsys):
+    assert main(["predict", "--model", "m", "a.wav", "--out", str(tmp_path / "p.jsonl"), "--window", "3",
+                 "--vad-threshold-db", value]) == 2
+    assert "vad_threshold_db (--vad-threshold-db) must be" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("values, expected", [(["-1e1", "0"], [-10.0, 0.0]), (["-6.", "0"], [-6.0, 0.0]),
+                                              (["-.5", "0"], [-0.5, 0.0])])
+def test_recipe_overrides_take_negative_numbers_in_any_notation(values, expected):
+    from ser_hf.training.recipes import parse_run
+
+    assert parse_run(None, ["--gain_db", *values]).training.gain_db == expected
+
+
 def test_a_flag_after_a_flag_that_takes_a_number_is_still_a_flag(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["predict", "clip.wav", "--model", "m", "--out", "p.jsonl", "--vad-threshold-db", "--e2"])
@@ -200,6 +215,8 @@ def test_predict_writes_no_bar_into_a_log_file(tmp_path):
     (["predict", "--model", "", "a.wav", "--out", "p.jsonl"], "argument --model"),
     (["cv", ""], "an input argument"),
     (["predict", "--model", "m", "-v", "", "--out", "p.jsonl"], "an input argument"),  # -v takes no value
+    (["predict", "--model", "m", "a.wav", "--window", "3", "--vad-threshold-db", "-40", "", "--out", "p.jsonl"],
+     "an input argument"),  # -40 is the value before it, not a flag
     (["evaluate", "--model", "m", "--data-dir", "", "--out", "r"], "argument --data-dir"),
 ])
 def test_an_empty_argument_is_refused_before_anything_runs(argv, named, tmp_path, monkeypatch, capsys):

@@ -121,8 +121,8 @@ def test_enrollments_and_speaker_models_take_path_likes_giving_bytes_and_refuse_
     saved = recognizer.save_enrollments(BytesPath(tmp_path / "speakers"))
     assert recognizer.load_enrollments(BytesPath(saved.with_suffix(""))) == [speaker]
     assert (recognizer.save_speaker_model(speaker, BytesPath(tmp_path / "model")) / "config.json").is_file()
-    for call, what in [(recognizer.save_enrollments, "the path to save enrollments"),
-                       (recognizer.load_enrollments, "the path to load enrollments"),
+    for call, what in [(recognizer.save_enrollments, "cannot save enrollments: the path"),
+                       (recognizer.load_enrollments, "cannot load enrollments: the path"),
                        (lambda path: recognizer.save_speaker_model(speaker, path), "out_dir")]:
         with pytest.raises(SERError, match=f"{what} {NO_PATH}"):
             call(NoPath())

@@ -619,7 +619,7 @@ def test_a_path_object_is_one_clip_and_no_clips_is_refused(adaptive):
     ("sub/", r"at 'sub/': it names a folder .* pass e.g. 'sub/speakers'"),
     ("sub/..", r"it names a folder"),
     (".json", r"it is only the suffix of the pair"),
-    ("a\0b", r"the path holds a NUL character"),
+    ("a\0b", r"the path 'a\\\\x00b' holds a NUL byte, which no file or folder name can hold"),
     ("x" * 300, r"its name is 300 bytes; a file name in that folder holds at most \d+.*Pass a shorter name"),
     ("x" * 300 + "/p", r"File name too long; expected a path whose folders can be reached"),
     ("file.txt/p", r"it lies under '.*file.txt', which is a file, not a folder"),

@@ -5,6 +5,7 @@ resumes never mix two enrollments; a file changed between the passes is an error
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -175,3 +176,18 @@ def test_speakers_may_come_from_a_manifest_column_and_a_model_without_adaptation
         predict_files(plain, recordings["SM1"], tmp_path / "new.jsonl", speaker_pattern=PATTERN, progress=False,
                       **WINDOW)
     assert not (tmp_path / "new.jsonl").exists()
+
+
+def test_a_resume_refused_for_a_file_that_became_unreadable_names_it(tiny_adaptive_checkpoint, recordings, tmp_path):
+    import shutil
+
+    _, checkpoint = tiny_adaptive_checkpoint
+    files = [shutil.copy(path, tmp_path / os.path.basename(path)) for path in recordings["SM1"]]
+    out = tmp_path / "t.jsonl"
+    predict_files(checkpoint, [str(f) for f in files], out, speaker_pattern=PATTERN, progress=False, **WINDOW)
+    whole = out.read_text().splitlines()
+    out.write_text("\n".join(whole[:-1]) + "\n")  # killed before SM1_b's record
+    (tmp_path / "SM1_a.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really audio")  # finished, now broken
+    with pytest.raises(SERError, match=r"\(2 file\(s\) now, 1 unreadable: \['.*SM1_a\.wav'\]; files were"):
+        predict_files(checkpoint, [str(f) for f in files], out, speaker_pattern=PATTERN, progress=False, **WINDOW)
+    assert out.read_text().splitlines() == whole[:-1]

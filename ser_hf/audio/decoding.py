@@ -45,7 +45,11 @@ AUDIO_EXTENSIONS = (
 
 def is_audio_path(path: PathLike) -> bool:
     """Whether ``path`` has an extension libsndfile can decode (case-insensitive)."""
-    return Path(_file_path(path)).suffix.lower() in AUDIO_EXTENSIONS
+    try:
+        text = os.fsdecode(os.fspath(path))  # bytes and path-likes giving them too
+    except Exception:  # no path at all: a question, not a refusal
+        return False
+    return Path(text).suffix.lower() in AUDIO_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ def check_samples(wave: np.ndarray, what: str, fix: str = "Re-export it from the
 
 def _file_path(path: PathLike) -> Path:
     """The file a caller named (bytes and path-likes that give bytes included), or an AudioError naming what it got."""
-    return Path(path_text(path, "The audio path", error=AudioError))
+    return Path(path_text(path, "The audio path", error=AudioError, refuse_empty=True))
 
 
 def _soundfile_name(path: Path) -> str | bytes:

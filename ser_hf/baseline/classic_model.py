@@ -64,6 +64,7 @@ from ser_hf.baseline.saved_files import (
 )
 from ser_hf.errors import AudioError, ModelError
 from ser_hf.inference.streaming import window_level_db
+from ser_hf.paths import path_text
 from ser_hf.versions import installed_version
 
 # TRUSTED_TYPES, names_neural and read_saved_settings are saved_files', re-exported: they were defined here.
@@ -248,7 +249,7 @@ class BaselineModel:
             ModelError: not a saved classic baseline, another format or features version, ``model.skops`` not a
                 skops file (e.g. a pickle), untrusted types in the file.
         """
-        folder = Path(directory).expanduser()
+        folder = Path(path_text(directory, "the baseline folder", error=ModelError, refuse_empty=True)).expanduser()
         config, feature_config, preprocessor = read_saved_settings(folder)
         if names_neural(config):
             raise ModelError(

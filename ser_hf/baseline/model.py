@@ -49,6 +49,8 @@ from ser_hf.baseline.saved_files import (
     names_neural,
     read_saved_settings,
 )
+from ser_hf.errors import ModelError
+from ser_hf.paths import path_text
 from ser_hf.splits import speakers_of
 
 __all__ = [
@@ -81,7 +83,7 @@ def load_baseline(directory: str | os.PathLike, trusted: Sequence[str] = ()) -> 
 
         ```
     """
-    folder = Path(directory).expanduser()
+    folder = Path(path_text(directory, "the baseline folder", error=ModelError, refuse_empty=True)).expanduser()
     config, feature_config, preprocessor = read_saved_settings(folder)
     if names_neural(config):
         from ser_hf.baseline.neural_model import load_neural_baseline

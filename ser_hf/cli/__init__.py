@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import re
 import sys
 
 from ser_hf import __version__
 from ser_hf.cli.output import console, verbosity
 from ser_hf.errors import SERError
 from ser_hf.paths import printable
+from ser_hf.ranges import NEGATIVE_NUMBER, take_negative_numbers
 
 # Modules under ser_hf.cli, in the order their commands appear in `ser-hf --help`.
 COMMAND_MODULES = ("demo", "data", "models", "train", "evaluate", "predict", "serve", "export", "push", "baseline")
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.epilog = ("all commands:\n" + "\n".join(f"  {name:24s} {purpose}" for name, purpose in _commands(subparsers))
                      + "\n\n" + CONVENTIONS)
     _both_spellings(parser)
-    _numbers_in_any_notation(parser)
+    take_negative_numbers(parser)
     return parser
 
 
@@ -96,20 +96,6 @@ def _both_spellings(parser: argparse.ArgumentParser) -> None:
         action.option_strings = shown
 
 
-#: What a negative number looks like, ``-1e2`` and ``-1.`` included: argparse (before Python 3.13) takes only ``-40``
-#: and ``-0.5`` for one, so ``--vad-threshold-db -1e2`` was read as an unknown flag. No ser-hf flag starts with a digit.
-NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
-
-
-def _numbers_in_any_notation(parser: argparse.ArgumentParser) -> None:
-    """Let every parser (each sub-command has its own) take a negative number in any notation as a value."""
-    parser._negative_number_matcher = NEGATIVE_NUMBER
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                _numbers_in_any_notation(sub)
-
-
 def _commands(subparsers: argparse._SubParsersAction, prefix: str = "") -> list[tuple[str, str]]:
     """(full command, one-line purpose) for every command, nested groups included."""
     purposes = {action.dest: action.help for action in subparsers._choices_actions}
@@ -145,7 +131,8 @@ def empty_argument(argv: list[str], switches: set[str] = frozenset()) -> str | N
     for index, token in enumerate(argv):
         if token == "":
             before = argv[index - 1] if index else ""
-            takes_value = before.startswith("-") and "=" not in before and before not in switches
+            takes_value = (before.startswith("-") and not NEGATIVE_NUMBER.match(before) and "=" not in before
+                           and before not in switches)  # a value such as -40 is no flag
             return f"argument {before}" if takes_value else "an input argument"
         if token.startswith("--") and token.endswith("="):
             return f"argument {token[:-1]}"

@@ -79,7 +79,7 @@ def _root(corpus: Corpus, data_dir: str | Path | None) -> Path:
         if corpus.default_dir is None:
             raise CorpusError(f"Corpus {corpus.name!r} needs a data directory: pass --data-dir (data_dir=...).")
         data_dir = corpus.default_dir()
-    data_dir = path_text(data_dir, "--data-dir (data_dir)", error=CorpusError)  # one that gives bytes too
+    data_dir = path_text(data_dir, "--data-dir (data_dir)", error=CorpusError, refuse_empty=True)  # bytes too; "" is no folder
     if corpus.prepare is not None:
         corpus.prepare(Path(data_dir))
     if corpus.name in ("manifest", "synthetic") and Path(data_dir).is_file():

@@ -42,7 +42,7 @@ from ser_hf.checkpoint import read_run_record, recorded_preprocessor
 from ser_hf.corpora import load_corpus
 from ser_hf.corpora.combined import SPEAKER_SEPARATOR
 from ser_hf.corpora.hf_dataset import DatasetSource
-from ser_hf.errors import EvaluationError
+from ser_hf.errors import EvaluationError, ModelError
 from ser_hf.evaluation.bootstrap import check_resamples
 from ser_hf.evaluation.label_mapping import (
     LabelMapping,
@@ -54,6 +54,7 @@ from ser_hf.evaluation.label_mapping import (
 )
 from ser_hf.evaluation.report import CV_OUTPUTS, REPORT_FILES, REPORT_KEYS, EvaluationReport, markdown_table
 from ser_hf.evaluation.robustness import PerturbationSettings, score_under_perturbations
+from ser_hf.paths import path_text
 from ser_hf.ranges import Range, check_value
 
 # LabelMapping, as_label_map, loader_label_map, map_labels and parse_label_map are label_mapping's, re-exported:
@@ -394,10 +395,11 @@ def evaluate_checkpoint(
                           "label_map": {**dict((corpus_options or {}).get("label_map") or {}), **raw_map}}
     # before anything is loaded: the loader's map (the user's corpus_options one too) must not feed the model's
     _refuse_chained_entries(dict((corpus_options or {}).get("label_map") or {}), label_map)
+    model_dir = path_text(model_dir, "model_dir (--model)", error=ModelError, refuse_empty=True)  # bytes paths too
     if out_dir is not None:  # before any work: never into the checkpoint itself nor over a folder of the user's
-        local = Path(str(model_dir)).expanduser()
+        local = Path(model_dir).expanduser()
         local = local.parent if local.is_file() else local  # an export's model.onnx: its folder is the checkpoint
-        check_output_folder(out_dir, argument="out_dir (--out)", marker=[("report.json", REPORT_KEYS)],
+        out_dir = check_output_folder(out_dir, argument="out_dir (--out)", marker=[("report.json", REPORT_KEYS)],
                             what="an evaluation report", overwrite=True, sources=[local] if local.is_dir() else [],
                             inside=CV_OUTPUTS, writes=REPORT_FILES)
     from ser_hf.inference.predict import load_classifier

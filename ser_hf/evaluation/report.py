@@ -51,6 +51,7 @@ from ser_hf.evaluation.report_files import (
     foreign_cv_markers,
 )
 from ser_hf.evaluation.tables import markdown_table, percent
+from ser_hf.paths import path_text
 
 METRIC_TITLES = {
     "unweighted_accuracy": "UA (unweighted accuracy)",
@@ -465,7 +466,7 @@ class EvaluationReport:
             save_figure,
         )
 
-        out = Path(out_dir)
+        out = Path(path_text(out_dir, "out_dir", error=EvaluationError, refuse_empty=True))  # bytes paths too
         out.mkdir(parents=True, exist_ok=True)
         paths = {"json": out / "report.json", "markdown": out / "report.md"}
         self.to_json(paths["json"])

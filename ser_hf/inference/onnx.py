@@ -85,7 +85,7 @@ from ser_hf.inference.onnx_runtime import (
 from ser_hf.locks import claim
 from ser_hf.models.checkpoint_check import load_config
 from ser_hf.models.safetensors_header import INDEX_NAME
-from ser_hf.paths import display_path, printable
+from ser_hf.paths import display_path, path_text, printable
 from ser_hf.versions import installed_versions
 
 __all__ = ["DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "ONNX_MODEL_TYPES", "PARITY_TOLERANCE", "QUANTIZE_CHOICES",
@@ -298,6 +298,9 @@ def quantize_int8(onnx_file: str | os.PathLike, out_file: str | os.PathLike) -> 
 
         ```
     """
+    # the quantiser takes text: str() of a path-like or bytes would name another file, "" the current folder's
+    onnx_file = path_text(onnx_file, "onnx_file", error=ModelError, refuse_empty=True)
+    out_file = path_text(out_file, "out_file", error=ModelError, refuse_empty=True)
     require_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -307,8 +310,8 @@ def quantize_int8(onnx_file: str | os.PathLike, out_file: str | os.PathLike) -> 
     hint = _DropMessage("pre-processing before quantization")
     root.addFilter(hint)
     try:
-        quantize_dynamic(str(onnx_file), str(out_file), weight_type=QuantType.QInt8, per_channel=True,
-                         reduce_range=True, op_types_to_quantize=list(_QUANTIZED_OPS))
+        quantize_dynamic(onnx_file, out_file, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                         op_types_to_quantize=list(_QUANTIZED_OPS))
     finally:
         root.removeFilter(hint)
     return Path(out_file)
@@ -438,10 +441,11 @@ def export_onnx(model: str | os.PathLike, out_dir: str | os.PathLike, *, quantiz
     if quantize not in (None, *QUANTIZE_CHOICES):
         raise ModelError(f"quantize must be None or one of {list(QUANTIZE_CHOICES)}, got {quantize!r}.")
     opset = _check_opset(opset)
-    model_dir, out = Path(model).expanduser(), Path(out_dir).expanduser()
+    model_dir = Path(path_text(model, "--model", error=ModelError, refuse_empty=True)).expanduser()
+    out = Path(path_text(out_dir, "--out", error=ModelError, refuse_empty=True)).expanduser()
     if not model_dir.is_dir():
         raise ModelError(
-            f"--model {model_dir} is not a directory; pass a checkpoint directory (config.json, model.safetensors, "
+            f"--model {display_path(model_dir)} is not a directory; pass a checkpoint directory (config.json, model.safetensors, "
             f"preprocessor_config.json), e.g. the output_dir of `ser-hf train`."
         )
     if is_onnx_export(model_dir):

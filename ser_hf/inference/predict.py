@@ -51,7 +51,7 @@ from ser_hf.errors import ModelError
 from ser_hf.inference.onnx_runtime import OnnxAudioClassifier, is_onnx_export, load_onnx_classifier
 from ser_hf.models.architecture import FIXED_LENGTH_MODEL_TYPES, batch_padding_is_exact
 from ser_hf.models.checkpoint_check import check_checkpoint, check_loading_info
-from ser_hf.paths import printable
+from ser_hf.paths import path_text, printable
 from ser_hf.progress import progress_bar
 
 __all__ = ["FIXED_LENGTH_MODEL_TYPES", "batch_padding_is_exact", "load_classifier", "model_labels", "predict_proba"]
@@ -92,7 +92,7 @@ def load_classifier(model_dir: str | os.PathLike, device: str | torch.device | N
 
         ```
     """
-    text = os.fspath(model_dir)
+    text = path_text(model_dir, "the model", error=ModelError, refuse_empty=True)  # "" would be the current folder
     path = Path(text).expanduser()
     if is_onnx_export(path):
         return load_onnx_classifier(path, device=device)

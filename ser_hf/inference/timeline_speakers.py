@@ -20,7 +20,8 @@ model's minimum falls back to the global head and the records say so (``adapted:
 Records are the timeline job's (:mod:`~ser_hf.inference.timeline_records`) plus ``speaker`` (and ``speaker_base64``
 where it is not UTF-8), ``adapted`` (also in every window) and ``enrollment``
 (:func:`~ser_hf.inference.speaker_jobs.enrollment_digest` of the enrolled windows' samples: a resumed job whose
-speaker would now be enrolled from other windows is refused before it writes). Memory: the kept states of one
+speaker would now be enrolled from other windows is refused before it writes that speaker's first record; the
+records of speakers scored before it in the same run are kept, valid). Memory: the kept states of one
 speaker's windows, ``4 * layers * hidden`` bytes per window and test-time copy (about 14 KB with whisper-base: 50 MB
 for an hour of a speaker's audio at the default 1 s hop).
 """
@@ -41,6 +42,7 @@ from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.inference.speaker_jobs import enrollment_digest, mixing_error, shown_speaker, speaker_fields
 from ser_hf.inference.speaker_scorers import WindowCollector, WindowReplay
 from ser_hf.inference.timeline_records import TimelineSettings, score_file, timeline_record
+from ser_hf.paths import display_path
 
 __all__ = ["predict_timelines_by_speaker"]
 
@@ -110,9 +112,12 @@ def predict_timelines_by_speaker(recognizer: EmotionRecognizer, paths: Sequence[
         collected = {path: first for path, first in firsts.items() if isinstance(first, WindowCollector)}
         enrollment = _enroll(enrollments, speaker, collected)
         if (recorded or {}).get(speaker, {enrollment}) != {enrollment}:
+            unreadable = [display_path(path) for path in members if path not in collected]
+            now = f"{len(members)} file(s) now" + (f", {len(unreadable)} unreadable: {unreadable[:5]}" if unreadable
+                                                   else "")
             raise mixing_error(out, f"speaker {shown_speaker(speaker_fields(speaker))} is enrolled from other windows "
-                                    f"than when their finished records were scored (files were added, removed, given "
-                                    f"to another speaker, changed or became unreadable since)")
+                                    f"than when their finished records were scored ({now}; files were added, removed, "
+                                    f"given to another speaker, changed or became unreadable since)")
         for path in mine:
             if path not in collected:
                 emit(firsts[path])

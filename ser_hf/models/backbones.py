@@ -329,7 +329,7 @@ def checkpoint_location(text: str) -> str | None:
     if HUB_ID.match(text):
         return text
     if os.sep in text or text.startswith((".", "~")):
-        raise ModelError(f"model directory {path} does not exist. Pass an existing checkpoint directory, a model name "
+        raise ModelError(f"model directory {display_path(path)} does not exist. Pass an existing checkpoint directory, a model name "
                          f"(see `ser-hf models list`) or a Hub id.")
     return None
 

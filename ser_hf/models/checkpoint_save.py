@@ -16,6 +16,7 @@ from ser_hf._io import default_permissions, detach_for_rewrite
 from ser_hf._output_folders import check_output_folder, refuse_sources
 from ser_hf.errors import ModelError
 from ser_hf.models.whisper_lengths import check_whisper_lengths
+from ser_hf.paths import path_text
 
 __all__ = ["CHECKPOINT_WRITES", "save_checkpoint"]
 
@@ -67,6 +68,7 @@ def save_checkpoint(model: PreTrainedModel, feature_extractor, out_dir: str | os
         >>> from transformers import pipeline
         >>> pipeline("audio-classification", model="out/ser-model")(wave)  # doctest: +SKIP
     """
+    out_dir = path_text(out_dir, "out_dir", error=ModelError, refuse_empty=True)  # bytes too, never "" (the cwd)
     check_whisper_lengths(model.config, feature_extractor)
     source = getattr(model, "ser_hf_source", None) or Path(str(getattr(model, "name_or_path", "") or "")).expanduser()
     sources = [source] if str(source) not in ("", ".") and source.is_dir() else []  # a local backbone, not a Hub id

@@ -35,6 +35,8 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from ser_hf._io import unique_keys
 from ser_hf.errors import SERError
+from ser_hf.paths import path_text
+from ser_hf.ranges import take_negative_numbers
 from ser_hf.training.arguments import DataArguments, ModelArguments, ProbeArguments, SERTrainingArguments
 from ser_hf.training.run import Run
 
@@ -189,7 +191,8 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
             that expand to more than :data:`MAX_RECIPE_VALUES` values, or a value that is not a single value
             or a flat list.
     """
-    if not os.fspath(path):  # Path("") is the current folder, and "" must not quietly mean "the defaults"
+    path = path_text(path, "The recipe path")  # bytes and path-likes giving them too
+    if not path:  # Path("") is the current folder, and "" must not quietly mean "the defaults"
         raise SERError("The recipe path is an empty string. Pass a YAML file such as "
                        "recipes/urdu/whisper-base-probe.yaml, or no recipe for the defaults.")
     path = Path(path)
@@ -211,7 +214,9 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, key: str = "a recipe value") -> str:
+    if isinstance(value, (bytes, os.PathLike)):  # a path (data_dir, output_dir, ...): str() would give its repr
+        return path_text(value, key)
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
@@ -266,7 +271,7 @@ def _cleared(argv: list[str]) -> list[str]:
 
 
 def _joined(key: str, value: list) -> str:
-    items = [_text(item) for item in value]
+    items = [_text(item, key) for item in value]
     if any("," in item for item in items):
         raise SERError(f"{key}: the list {value!r} has an item with a comma; {key} items are joined with commas, so "
                        f"an item cannot hold one (rename the folder, or use a symlink without a comma).")
@@ -285,7 +290,7 @@ def _as_flags(values: dict[str, Any]) -> list[str]:
         elif isinstance(value, list):
             flags += [f"--{key}", *map(_list_item, value)]
         else:
-            flags.append(f"--{key}={_text(value)}")  # '=': values such as -1e-5 or -inf stay values
+            flags.append(f"--{key}={_text(value, key)}")  # '=': values such as -1e-5 or -inf stay values
     return flags
 
 
@@ -322,6 +327,7 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
             raise _unknown_key_error(unknown, source)
     # exit_on_error=False: a bad value raises ArgumentError (answered below) instead of exiting the process.
     parser = HfArgumentParser(ARGUMENT_GROUPS, exit_on_error=False)
+    take_negative_numbers(parser)  # --gain_db -1e1 0 is two numbers, as on every other ser-hf command
     parser.allow_abbrev = False  # a typo like --num_fold must not silently mean --num_folds
     for source, mapping in ((f"recipe {recipe}", from_file), ("the keyword arguments", values)):
         _refuse_lists_for_single_values(parser, mapping, source)

@@ -137,3 +137,12 @@ def test_an_audio_path_that_names_no_file_is_refused_as_such(tmp_path, monkeypat
     assert not is_audio_path("") and not is_audio_path(Failing()) and is_audio_path(BytesPath("x.flac"))
     sf.write(tmp_path / "x.wav", np.zeros(1600, np.float32), 16000)
     assert load_audio(BytesPath(tmp_path / "x.wav"), 16000).size == 1600
+
+
+def test_a_missing_corpus_folder_that_is_not_utf8_is_named_printably(tmp_path):
+    from ser_hf.corpora import load_corpus
+
+    missing = os.fsdecode(os.fsencode(tmp_path) + b"/nope\xff")
+    with pytest.raises(CorpusError, match=r"Corpus directory '.*nope\\\\xff' does not exist") as raised:
+        load_corpus("urdu", missing)
+    str(raised.value).encode("utf-8")  # writable to a UTF-8 log: no lone surrogate left in it

@@ -147,11 +147,11 @@ def check_directory(data_dir: str | Path, corpus: str) -> Path:
     root = Path(os.path.abspath(Path(data_dir).expanduser()))  # absolute paths keep caches valid from any cwd
     fix = f"Pass the folder that holds the {corpus} corpus with --data-dir (or data_dir=...)."
     if not root.exists():
-        raise CorpusError(f"Corpus directory {str(root)!r} does not exist. {fix}")
+        raise CorpusError(f"Corpus directory {display_path(root)!r} does not exist. {fix}")
     if not root.is_dir():
-        raise CorpusError(f"Corpus path {str(root)!r} is a file, expected a directory. {fix}")
+        raise CorpusError(f"Corpus path {display_path(root)!r} is a file, expected a directory. {fix}")
     if not any(root.iterdir()):
-        raise CorpusError(f"Corpus directory {str(root)!r} is empty. {fix}")
+        raise CorpusError(f"Corpus directory {display_path(root)!r} is empty. {fix}")
     return root
 
 

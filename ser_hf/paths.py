@@ -40,7 +40,7 @@ from typing import Any
 
 from ser_hf.errors import SERError
 
-__all__ = ["display_path", "is_utf8", "path_fields", "printable", "record_path", "walk_files"]
+__all__ = ["display_path", "is_utf8", "path_fields", "path_key", "path_text", "printable", "record_path", "walk_files"]
 
 
 def is_utf8(text: str) -> bool:
@@ -94,12 +94,43 @@ def path_text(path: str | bytes | os.PathLike, what: str, error: type[SERError] 
         raise error(f"{what} gives no path: its __fspath__ raised {type(err).__name__}: {err}. Pass the path as a "
                     f"str.") from err
     if "\0" in text:
-        raise error(f"{what} {display_path(text)!r} holds a NUL byte, which no file or folder name can hold; pass the "
-                    f"path without it.")
+        shown = display_path(text)
+        named = "" if repr(shown) in what else f" {shown!r}"  # a ``what`` such as "Audio file '...'" names it already
+        raise error(f"{what}{named} holds a NUL byte, which no file or folder name can hold; pass the path without "
+                    f"it.")
     if refuse_empty and not text:
         raise error(f"{what} is an empty path, which names no file or folder (the current folder is '.'); pass a "
                     f"path.")
     return text
+
+
+def path_key(path: str | os.PathLike) -> str:
+    """The absolute path that keys an input and its records: the file the kernel opens for ``path``, by that name.
+
+    A path without ``..`` is :func:`os.path.abspath`'s, as ever. The kernel applies a ``..`` to the folder it has
+    reached, after following the links before it (``top/link/../a.wav``, ``link -> elsewhere/deep``, opens
+    ``elsewhere/a.wav``), where ``abspath`` drops ``link`` by the text and names ``top/a.wav``, another file. So the
+    part up to the last ``..`` is resolved (:func:`os.path.realpath`) and the rest, which no ``..`` crosses, kept as
+    named: a link in the file's own name stays that link. When that part leads to no folder (a name missing, a file),
+    the path keeps its ``..``: opening it fails as the kernel's does, rather than reaching a file the kernel would not.
+    A key is its own key, so a record's path (:func:`record_key`) keys it the same way in every run.
+
+    Example:
+        >>> path_key("/data/./clips//a.wav")
+        '/data/clips/a.wav'
+    """
+    text = os.fspath(path)
+    absolute = text if os.path.isabs(text) else os.path.join(os.getcwd(), text)  # absolute ones need no cwd, as ever
+    parts = absolute.split(os.sep)
+    if os.pardir not in parts:
+        return os.path.abspath(absolute)
+    last = len(parts) - parts[::-1].index(os.pardir)
+    through = os.sep.join(parts[:last])
+    try:
+        os.stat(through)  # ENOENT, ENOTDIR, ELOOP, EACCES: the kernel would not get past it either
+    except OSError:
+        return absolute
+    return os.path.normpath(os.path.join(os.path.realpath(through), *parts[last:]))
 
 
 def display_path(path: str | bytes | os.PathLike) -> str:

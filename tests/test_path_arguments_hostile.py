@@ -146,3 +146,95 @@ def test_a_missing_corpus_folder_that_is_not_utf8_is_named_printably(tmp_path):
     with pytest.raises(CorpusError, match=r"Corpus directory '.*nope\\\\xff' does not exist") as raised:
         load_corpus("urdu", missing)
     str(raised.value).encode("utf-8")  # writable to a UTF-8 log: no lone surrogate left in it
+
+
+# --- a second audit round: the entry points the first pass still missed -------------------------------------------
+
+def _calls(tmp_path, checkpoint):
+    """Each entry point with its path argument ``bad``, and how its message names that argument."""
+    from ser_hf.baseline.extraction import extract_dataset_features
+    from ser_hf.baseline.feature_config import FeatureConfig
+    from ser_hf.cards.files import card_data_file, update_model_card
+    from ser_hf.corpora.hf_dataset import DatasetSource
+    from ser_hf.evaluation.cv_summary import write_cv_summary
+    from ser_hf.evaluation.report import EvaluationReport
+    from ser_hf.evaluation.robustness import PerturbationSettings, _Predictor
+    from ser_hf.inference.onnx_runtime import load_onnx_classifier
+    from ser_hf.models.backbones import models_cache_dir
+    from ser_hf.models.ct2_reader import read_ct2_model
+    from ser_hf.models.ct2_source import check_source_dir
+    from ser_hf.models.factory import load_backbone_config
+    from ser_hf.service.access import resolve_api_key
+
+    report = EvaluationReport.from_predictions(np.array([0, 1]), probabilities=np.eye(4)[[0, 1]],
+                                               label_names=["neutral", "happy", "sad", "angry"])
+    return {
+        "models_cache_dir": (lambda bad: models_cache_dir(bad), r"--cache-dir \(cache_dir\)"),
+        "extract_dataset_features": (lambda bad: extract_dataset_features([], FeatureConfig(), cache_dir=bad),
+                                     r"cache_dir=\.\.\.\) \(--cache-dir\)"),
+        "perturbation cache": (lambda bad: _Predictor(None, None, None, PerturbationSettings((), 0, bad), 1, False),
+                               r"the perturbation cache folder \(--perturb-cache-dir\)"),
+        "write_cv_summary": (lambda bad: write_cv_summary(bad, {"folds": []}, report, {}), "out_dir"),
+        "to_json": (lambda bad: report.to_json(bad), "path"),
+        "from_json": (lambda bad: EvaluationReport.from_json(bad), "path"),
+        "load_onnx_classifier": (lambda bad: load_onnx_classifier(bad), "the ONNX export"),
+        "load_backbone_config": (lambda bad: load_backbone_config(bad), r"the backbone \(model_name_or_path\)"),
+        "check_source_dir": (lambda bad: check_source_dir(bad), r"faster-whisper model directory \(src_dir\)"),
+        "read_ct2_model": (lambda bad: read_ct2_model(bad), "the CTranslate2 model file"),
+        "resolve_api_key": (lambda bad: resolve_api_key(api_key_file=bad), "--api-key-file"),
+        "update_model_card": (lambda bad: update_model_card(bad), "checkpoint_dir"),
+        "card_data_file": (lambda bad: card_data_file(bad), "checkpoint_dir"),
+        "DatasetSource": (lambda bad: DatasetSource(bad), "--dataset_name"),
+    }
+
+
+CALLS = ["models_cache_dir", "extract_dataset_features", "perturbation cache", "write_cv_summary", "to_json",
+         "from_json", "load_onnx_classifier", "load_backbone_config", "check_source_dir", "read_ct2_model",
+         "resolve_api_key", "update_model_card", "card_data_file", "DatasetSource"]
+
+
+@pytest.mark.parametrize("call", CALLS)
+@pytest.mark.parametrize("bad, says", [(Failing(), "gives no path"), ("", "is an empty path"),
+                                       (BytesPath(""), "is an empty path"), ("a\0b", "holds a NUL byte")],
+                         ids=["failing", "empty", "empty-path-like", "nul"])
+def test_every_other_entry_point_refuses_what_names_no_path_and_writes_nothing(checkpoint, tmp_path, monkeypatch,
+                                                                              call, bad, says):
+    monkeypatch.chdir(tmp_path)  # "" must not reach the current folder: it would be this one
+    function, argument = _calls(tmp_path, checkpoint)[call]
+    with pytest.raises(SERError, match=f"{argument}.*{says}"):
+        function(bad)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_other_entry_points_take_bytes_paths(checkpoint, tmp_path):
+    from ser_hf.corpora.hf_dataset import DatasetSource
+    from ser_hf.evaluation.report import EvaluationReport
+    from ser_hf.inference.onnx_runtime import is_onnx_export
+    from ser_hf.models.backbones import models_cache_dir
+    from ser_hf.models.factory import load_backbone_config
+    from ser_hf.service.access import resolve_api_key
+
+    assert models_cache_dir(BytesPath(tmp_path / "models")) == tmp_path / "models"
+    report = EvaluationReport.from_predictions(np.array([0, 1]), probabilities=np.eye(4)[[0, 1]],
+                                               label_names=["neutral", "happy", "sad", "angry"])
+    report.to_json(BytesPath(tmp_path / "r.json"))
+    assert EvaluationReport.from_json(os.fsencode(tmp_path / "r.json")).to_dict() == report.to_dict()
+    assert load_backbone_config(BytesPath(checkpoint)).model_type == "wav2vec2"
+    (tmp_path / "key").write_text("secret\n")
+    assert resolve_api_key(api_key_file=BytesPath(tmp_path / "key")) == "secret"
+    assert DatasetSource(BytesPath(tmp_path / "data")).name == str(tmp_path / "data")
+    assert not is_onnx_export(b"") and not is_onnx_export(Failing()) and not is_onnx_export(os.fsencode(checkpoint))
+
+
+def test_a_clip_path_that_fails_or_holds_a_nul_byte_is_named_once(checkpoint):
+    from ser_hf.errors import AudioError
+    from ser_hf.inference.recognizer import EmotionRecognizer
+
+    recognizer = EmotionRecognizer.from_pretrained(checkpoint)
+    with pytest.raises(AudioError) as raised:
+        recognizer.predict("a\0b.wav")
+    message = str(raised.value)
+    assert message.count("x00b.wav") == 1 and "holds a NUL byte" in message, message
+    for call in (recognizer.predict, recognizer.load_raw, lambda item: recognizer.predict_long(item, window=1.0)):
+        with pytest.raises(AudioError, match=r"the Failing given gives no path: its __fspath__ raised ValueError"):
+            call(Failing())

@@ -49,6 +49,7 @@ from ser_hf.baseline.features import extract_features, feature_names
 from ser_hf.baseline.sequences import check_sequence_config, extract_sequence, sequence_names
 from ser_hf.errors import AudioError, SERError
 from ser_hf.inference.streaming import window_level_db
+from ser_hf.paths import path_text
 from ser_hf.processes import exit_with_parent
 
 #: Computes one clip's array from its preprocessed waveform: :func:`extract_features` (a vector) or
@@ -455,7 +456,9 @@ def extract_all(
         raise ValueError(f"{caller}(num_workers={num_workers}): use None (all cores), 0/1 or more.")
     preprocessor = _check_preprocessor(preprocessor, config)
     paths = [os.fspath(path) for path in paths]
-    root = Path(cache_dir).expanduser() if cache_dir else None
+    # None: no cache; "" is no folder (it would fill the current one), and a path-like giving "" is truthy
+    root = (Path(path_text(cache_dir, f"{caller}(cache_dir=...) (--cache-dir)", refuse_empty=True)).expanduser()
+            if cache_dir is not None else None)
     cache = _FeatureCache(root, config, preprocessor, names, kind) if root else None
     level_cache = (_FeatureCache(root, *level_settings(preprocessor, config.sampling_rate), LEVEL_NAMES, "levels")
                    if root and cache_levels and kind != "levels" else None)

@@ -24,7 +24,7 @@ from ser_hf.cards.data import SERModelCardData
 from ser_hf.checkpoint import CARD_DATA_FILE, MODEL_CARD
 from ser_hf.errors import EvaluationError, SERError
 from ser_hf.evaluation.robustness import card_record
-from ser_hf.paths import printable
+from ser_hf.paths import path_text, printable
 
 __all__ = [
     "HUB_LICENSES",
@@ -210,7 +210,7 @@ def update_model_card(checkpoint_dir: str | os.PathLike, **user_fields: Any) -> 
     """
     if "license" in user_fields:
         validate_license(user_fields["license"], "license")  # before the folder is read
-    directory = Path(checkpoint_dir)
+    directory = Path(path_text(checkpoint_dir, "checkpoint_dir", refuse_empty=True))
     source = directory / CARD_DATA_FILE
     if not source.is_file():
         raise SERError(
@@ -241,7 +241,7 @@ def card_data_file(checkpoint_dir: str | os.PathLike) -> Path:
     Raises:
         EvaluationError: the directory has none (a checkpoint not trained or prepared by ser_hf, an ONNX file).
     """
-    source = Path(checkpoint_dir) / CARD_DATA_FILE
+    source = Path(path_text(checkpoint_dir, "checkpoint_dir", error=EvaluationError, refuse_empty=True)) / CARD_DATA_FILE
     if not source.is_file():
         raise EvaluationError(
             f"--update-card: {str(checkpoint_dir)!r} has no {CARD_DATA_FILE} (the card data `ser-hf train` and "

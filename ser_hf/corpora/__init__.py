@@ -40,7 +40,7 @@ from ser_hf.corpora.base import (
 from ser_hf.corpora.hf_dataset import DatasetSource, load_dataset_corpus
 from ser_hf.corpora.label_maps import check_label_map
 from ser_hf.errors import CorpusError, DownloadError
-from ser_hf.paths import path_text
+from ser_hf.paths import path_key, path_text
 
 #: Registry of corpus name -> :class:`Corpus`. Names are what ``--corpus`` accepts.
 CORPORA: dict[str, Corpus] = {
@@ -83,7 +83,7 @@ def _root(corpus: Corpus, data_dir: str | Path | None) -> Path:
     if corpus.prepare is not None:
         corpus.prepare(Path(data_dir))
     if corpus.name in ("manifest", "synthetic") and Path(data_dir).is_file():
-        return Path(os.path.abspath(Path(data_dir).expanduser()))  # a manifest may be passed as the file itself
+        return Path(path_key(os.path.expanduser(data_dir)))  # a manifest may be passed as the file itself
     return check_directory(data_dir, corpus.name)
 
 

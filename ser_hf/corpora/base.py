@@ -32,7 +32,7 @@ from ser_hf.corpora.label_maps import (
 from ser_hf.corpora.listings import file_identity, relisted_clips
 from ser_hf.emotions import EMOTIONS, resolve_emotions, sort_emotions
 from ser_hf.errors import CorpusError, SERError
-from ser_hf.paths import display_path, is_utf8, printable, walk_files
+from ser_hf.paths import display_path, is_utf8, path_key, printable, walk_files
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,8 @@ class Corpus:
 
 def check_directory(data_dir: str | Path, corpus: str) -> Path:
     """Return ``data_dir`` as a Path after checking it is an existing, non-empty directory."""
-    root = Path(os.path.abspath(Path(data_dir).expanduser()))  # absolute paths keep caches valid from any cwd
+    # absolute paths keep caches valid from any cwd; a ".." after a linked folder is the kernel's, not the text's
+    root = Path(path_key(os.path.expanduser(data_dir)))
     fix = f"Pass the folder that holds the {corpus} corpus with --data-dir (or data_dir=...)."
     if not root.exists():
         raise CorpusError(f"Corpus directory {display_path(root)!r} does not exist. {fix}")

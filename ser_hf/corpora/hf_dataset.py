@@ -50,7 +50,7 @@ from ser_hf.corpora.cell_values import normalize_gender, normalize_speaker
 from ser_hf.corpora.folder import raw_label_to_emotion
 from ser_hf.corpora.label_maps import check_label_map
 from ser_hf.errors import CorpusError
-from ser_hf.paths import display_path
+from ser_hf.paths import display_path, path_key, path_text
 
 #: The columns every clip loaded from a dataset keeps besides the uniform ones.
 METADATA_FEATURES = {"split": datasets.Value("string"), "row": datasets.Value("int64")}
@@ -80,6 +80,10 @@ class DatasetSource:
     label_column: str = "label"
     speaker_column: str | None = "speaker"
     gender_column: str | None = "gender"
+
+    def __post_init__(self) -> None:
+        # a folder given as bytes or a path-like is its text everywhere the name is used; "" would be the current folder
+        object.__setattr__(self, "name", path_text(self.name, "--dataset_name", error=CorpusError, refuse_empty=True))
 
 
 def _load(name: str, config: str | None, streaming: bool, **options: Any):
@@ -185,7 +189,7 @@ class AudioCells:
     def locate(self, text: str) -> Path:
         """Where a path cell points: relative paths are taken from the local dataset's folder."""
         path = Path(text).expanduser()
-        return Path(os.path.abspath(self.base / path if not path.is_absolute() and self.base is not None else path))
+        return Path(path_key(self.base / path if not path.is_absolute() and self.base is not None else path))
 
     def _resolve(self, text: str) -> str:
         path = self.locate(text)

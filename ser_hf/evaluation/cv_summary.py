@@ -30,6 +30,7 @@ from ser_hf.evaluation.report import (
     markdown_table,
     percent,
 )
+from ser_hf.paths import path_text
 
 _PER_CLASS_KEYS = ("precision", "recall", "f1")
 
@@ -278,7 +279,7 @@ def write_cv_summary(
         identity: The CV's :class:`~ser_hf.evaluation.fold_state.CVIdentity`, recorded so that the same CV run
             again into the folder reuses its folds (:func:`~ser_hf.evaluation.folds.resumable_cv`).
     """
-    out = Path(out_dir)
+    out = Path(path_text(out_dir, "out_dir", error=EvaluationError, refuse_empty=True))  # "" is the current folder
     pooled.write(out / "pooled")
     summary = {"folds": aggregate["folds"], "aggregate": aggregate, "pooled": pooled.to_dict(),
                "settings": dict(settings), **({CV_KIND: kind} if kind else {}),

@@ -312,7 +312,7 @@ class EvaluationReport:
         # default=str: metadata often holds paths or dates; NaN is refused so the file stays valid JSON.
         text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=str)
         if path is not None:
-            write_output_file(path, text + "\n")
+            write_output_file(path_text(path, "path", error=EvaluationError, refuse_empty=True), text + "\n")
         return text
 
     @classmethod
@@ -331,7 +331,8 @@ class EvaluationReport:
     @classmethod
     def from_json(cls, path: str | Path) -> EvaluationReport:
         """Load a report written by :meth:`to_json` or :meth:`write` (``report.json``)."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        path = Path(path_text(path, "path", error=EvaluationError, refuse_empty=True))
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
     # ----------------------------------------------------------------- rendering
 

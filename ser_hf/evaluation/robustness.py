@@ -53,7 +53,7 @@ from ser_hf.evaluation.bootstrap import (
 from ser_hf.evaluation.metrics.core import compute_scores
 from ser_hf.evaluation.perturbations import Perturbation, check_distinct, parse_perturbations
 from ser_hf.evaluation.tables import markdown_table, percent, percent_range
-from ser_hf.paths import display_path
+from ser_hf.paths import display_path, path_text
 from ser_hf.progress import progress_bar
 
 __all__ = [
@@ -148,7 +148,9 @@ class _Predictor:
                  batch_size: int, progress: bool) -> None:
         self.model, self.feature_extractor, self.preprocessor = model, feature_extractor, preprocessor
         self.seed, self.batch_size, self.progress = settings.seed, batch_size, progress
-        root = Path(settings.cache_dir).expanduser() if settings.cache_dir else default_cache_dir()
+        root = (Path(path_text(settings.cache_dir, "the perturbation cache folder (--perturb-cache-dir)",
+                               error=EvaluationError, refuse_empty=True)).expanduser()
+                if settings.cache_dir is not None else default_cache_dir())
         self.root = root / model_fingerprint(model, feature_extractor, preprocessor)
         try:  # now, before any clip is scored
             self.root.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ def describe_input(item: RecognizerInput, index: int, single: bool) -> str:
     if isinstance(item, (str, os.PathLike)):
         try:
             return f"Audio file {display_path(os.fspath(item))!r}"
-        except TypeError:  # an __fspath__ that gives neither str nor bytes
+        except Exception:  # an __fspath__ that gives neither str nor bytes, or fails
             kind = type(item).__name__
             return f"the {kind} given" if single else f"the {kind} at index {index}"
     if is_bytes_like(item):  # a file's contents, or a path as bytes: no array either way

@@ -4,6 +4,11 @@ Folders and ``**`` patterns are walked with :func:`ser_hf.paths.walk_files`, whi
 folders but enters each real folder once, so a symlink loop cannot hang the expansion. Patterns without
 ``**`` go to :func:`glob.glob`, which reads one folder level per pattern part and so always ends.
 
+Every input is named by the absolute path of the file the kernel opens for it
+(:func:`ser_hf.paths.path_key`): a ``..`` after a symlinked folder (``top/link/../a.wav``, or a manifest
+row ``../a.wav`` of a manifest reached through a linked folder) goes up from the folder the link points to, as the
+kernel takes it, never out of ``top/link`` by the text; a path without ``..`` is :func:`os.path.abspath`'s.
+
 The job's own output is never an input: an input named explicitly (a file, or a manifest row) that is the
 output (the same file, through a symlink or a hard link too) is refused; the output, its shards and its
 temporary file found in a folder or by a pattern are left out.
@@ -35,7 +40,7 @@ from ser_hf.audio import is_audio_path
 from ser_hf.audio.arrays import is_bytes_like  # re-exported: where callers of the inference layer look for it
 from ser_hf.errors import SERError
 from ser_hf.names import UserPattern, speaker_text
-from ser_hf.paths import display_path, path_text, printable, walk_files
+from ser_hf.paths import display_path, path_key, path_text, printable, walk_files
 
 __all__ = ["OutputFiles", "describe_kind", "describe_rows", "describe_table", "expand_inputs", "glob_files",
            "has_array_shape", "input_paths", "is_bytes_like", "is_path_array", "is_sample"]
@@ -52,8 +57,8 @@ class OutputFiles:
     inode, so through symlinks and hard links) for those that exist.
     """
 
-    def __init__(self, out: str | os.PathLike) -> None:
-        out = Path(os.path.abspath(Path(out).expanduser()))
+    def __init__(self, out: str | bytes | os.PathLike) -> None:
+        out = Path(path_key(os.path.expanduser(path_text(out, "output", refuse_empty=True))))
         self.out = out
         self.folder = os.path.realpath(out.parent)
         name = re.escape(out.name)
@@ -72,7 +77,7 @@ class OutputFiles:
     def __contains__(self, path: str | os.PathLike) -> bool:
         text = os.fspath(path)
         name = os.path.basename(text)
-        if self.pattern.fullmatch(name) and os.path.realpath(os.path.dirname(os.path.abspath(text))) == self.folder:
+        if self.pattern.fullmatch(name) and os.path.realpath(os.path.dirname(path_key(text))) == self.folder:
             return True
         if not self.ids:
             return False
@@ -111,8 +116,14 @@ def _manifest_rows(path: Path, column: str = "path") -> list[dict]:
     return [row for _, row in rows if (row.get("path") or "").strip()]
 
 
+def _row_path(manifest: Path, row: Mapping[str, str]) -> str:
+    """The file a manifest row names (:func:`~ser_hf.paths.path_key`: a ``../clip.wav`` row of a manifest
+    reached through a symlinked folder is the clip beside the folder the link leads to, as the kernel opens it)."""
+    return path_key(manifest.parent / row["path"].strip())
+
+
 def _manifest_paths(path: Path) -> list[str]:
-    return [os.path.abspath(path.parent / row["path"].strip()) for row in _manifest_rows(path)]
+    return [_row_path(path, row) for row in _manifest_rows(path)]
 
 
 def _walk(root: str | os.PathLike, max_depth: int | None = None) -> tuple[list[str], list[str]]:
@@ -124,13 +135,13 @@ def _walk(root: str | os.PathLike, max_depth: int | None = None) -> tuple[list[s
     for folder, error in unlisted:
         logger.warning("cannot list the folder %s (%s): the files in it are not among the inputs, and it gets an "
                        "error record", display_path(folder), error.strerror or error)
-    return found, [os.path.abspath(folder) for folder, _ in unlisted]
+    return found, [path_key(folder) for folder, _ in unlisted]
 
 
 def _directory_paths(path: Path, outputs: OutputFiles | None) -> list[str]:
     # Everything named like audio but a folder: a dangling link or a FIFO gets an error record, not silence.
     walked, unlisted = _walk(path)
-    found = sorted(os.path.abspath(p) for p in walked if is_audio_path(p)) + unlisted
+    found = sorted(path_key(p) for p in walked if is_audio_path(p)) + unlisted
     found = [p for p in found if outputs is None or p not in outputs]
     if not found:
         raise SERError(
@@ -310,9 +321,10 @@ def _not_a_path_list(inputs: Any) -> str | None:
 
 def _input_path(item: Any, index: int) -> str:
     """One input as text: a str, an os.PathLike, or bytes (a path in the file system's encoding; a bytearray or a
-    memoryview of bytes too, as bytes are)."""
-    if isinstance(item, os.PathLike):
-        item = path_text(item, f"inputs[{index}]")
+    memoryview of bytes too, as bytes are). A str or path-like holding a NUL byte, or a path-like giving no path, is
+    refused (:func:`~ser_hf.paths.path_text`), as bytes holding one are: no file name can hold it."""
+    if isinstance(item, (str, os.PathLike)):
+        return path_text(item, f"inputs[{index}]")
     if is_bytes_like(item):
         item = bytes(item)
     if isinstance(item, bytes):
@@ -320,8 +332,6 @@ def _input_path(item: Any, index: int) -> str:
             raise SERError(f"inputs[{index}] is bytes holding a NUL byte ({item[:16]!r}...): not a path, perhaps the "
                            f"contents of an audio file. {_PATHS_ONLY}")
         return os.fsdecode(item)
-    if isinstance(item, str):
-        return item
     raise SERError(f"inputs[{index}] is {describe_kind(item)}, not a path. {_PATHS_ONLY}")
 
 
@@ -352,8 +362,10 @@ def input_paths(inputs: Any) -> list[str]:
     return paths
 
 
-def expand_inputs(inputs: Iterable[str | os.PathLike | bytes], output: str | os.PathLike | None = None) -> list[str]:
-    """Absolute paths of the audio files the inputs name, in order, each once.
+def expand_inputs(inputs: Iterable[str | os.PathLike | bytes],
+                  output: str | bytes | os.PathLike | None = None) -> list[str]:
+    """Absolute paths of the audio files the inputs name, in order, each once (named as
+    :func:`~ser_hf.paths.path_key` names them, the key of their records).
 
     Args:
         inputs: Files, directories (searched recursively for audio extensions; symlinked folders are followed,
@@ -361,13 +373,14 @@ def expand_inputs(inputs: Iterable[str | os.PathLike | bytes], output: str | os.
             (``*.csv`` with a ``path`` column; relative paths are taken from the manifest's folder). A file that
             does not exist is kept: it becomes an error record. One str or os.PathLike is one input; bytes items
             are paths in the file system's encoding (see :func:`input_paths`).
-        output: The job's output file: left out of what folders and patterns find (with its shards and
-            temporary file), refused when named explicitly.
+        output: The job's output file (a str, bytes or os.PathLike): left out of what folders and patterns find
+            (with its shards and temporary file), refused when named explicitly.
 
     Raises:
         SERError: for inputs that are not paths (see :func:`input_paths`), no inputs (an empty list, or manifests
             without rows), an empty input, a glob that matches nothing, a directory without audio, a manifest
-            without ``path``, or an explicit input that is ``output``.
+            without ``path``, or an explicit input that is ``output``; for an ``output`` that is empty, holds a NUL
+            byte or gives no path.
     """
     texts = input_paths(inputs)  # every item checked before any folder is walked
     outputs = OutputFiles(output) if output is not None else None
@@ -394,11 +407,11 @@ def expand_inputs(inputs: Iterable[str | os.PathLike | bytes], output: str | os.
                 what = "only the output file --out, never read as an input" if found else "no file"
                 raise SERError(f"input pattern {display_path(text)!r} matches {what}; check the pattern or "
                                f"quote it in the shell.")
-            paths += [os.path.abspath(m) for m in matches]
+            paths += [path_key(m) for m in matches]
         else:
             if outputs is not None and path in outputs:
                 raise _refuse_output(text, outputs)
-            paths.append(os.path.abspath(path))
+            paths.append(path_key(path))
     if not paths:  # only manifests without rows get here: folders and patterns that find nothing are refused
         raise SERError(f"no inputs: {[display_path(text) for text in texts]} list no audio file (manifest CSVs "
                        f"without rows); expected at least one file to predict. Add rows to the manifest(s), or pass "
@@ -467,7 +480,7 @@ def _column_speakers(paths: Sequence[str], inputs: Iterable[str | os.PathLike], 
         if manifest.suffix.lower() != ".csv" or not manifest.is_file():
             continue
         for row in _manifest_rows(manifest, column):
-            path = os.path.abspath(manifest.parent / row["path"].strip())
+            path = _row_path(manifest, row)
             speaker = _speaker(row.get(column))
             # One file under two names (a symlink, a hard link) is one file: compared by identity.
             earlier, said = first.setdefault(file_identity(path), (path, speaker))

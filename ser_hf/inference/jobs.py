@@ -40,7 +40,8 @@ files a prediction reads (a checkpoint replaced at the same path is another mode
 options are recorded (JSONL and shard header lines; a CSV's sidecar ``.<name>.job.json``) and checked against
 ``OUT`` and every leftover shard before anything changes (see :mod:`ser_hf.inference.job_identity`).
 
-Records are keyed by absolute path (``os.path.abspath``, symlinks not resolved). A file name that is not
+Records are keyed by absolute path (:func:`ser_hf.paths.path_key`: ``os.path.abspath``, symlinks not
+resolved, but a ``..`` after a symlinked folder taken as the kernel takes it, from the folder the link points to). A file name that is not
 UTF-8 is recorded like any other (``path`` shows its undecodable bytes as ``\\xNN``, ``path_base64`` holds
 them exactly; see :mod:`ser_hf.paths`), and a resumed job recognises it by those bytes.
 

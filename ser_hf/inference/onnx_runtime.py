@@ -36,6 +36,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from ser_hf._io import read_json
 from ser_hf.errors import ModelError
 from ser_hf.models.checkpoint_check import check_preprocessor_file, load_config
+from ser_hf.paths import path_text
 
 __all__ = [
     "EXPORT_RECORD",
@@ -72,7 +73,13 @@ def require_onnxruntime():
 
 def is_onnx_export(path: str | os.PathLike) -> bool:
     """Whether ``path`` is an ``.onnx`` file, or a directory with ``model.onnx`` and no safetensors weights."""
-    path = Path(path).expanduser()
+    try:
+        text = os.fsdecode(os.fspath(path))  # bytes and path-likes giving them too
+    except Exception:  # no path at all: a question, not a refusal
+        return False
+    if not text or "\0" in text:  # "" would be the current folder; a NUL names no file
+        return False
+    path = Path(text).expanduser()
     if path.is_file():
         return path.suffix == ".onnx"
     return path.is_dir() and (path / MODEL_FILE).is_file() and not any(path.glob("*.safetensors"))
@@ -229,7 +236,7 @@ def load_onnx_classifier(path: str | os.PathLike, device: str | torch.device | N
 
         ```
     """
-    onnx_file = _locate(Path(path).expanduser())
+    onnx_file = _locate(Path(path_text(path, "the ONNX export", error=ModelError, refuse_empty=True)).expanduser())
     model = OnnxAudioClassifier(onnx_file, device=device, num_threads=num_threads)
     check_preprocessor_file(onnx_file.parent)  # bounded before the extractor builds its filter bank
     return model, AutoFeatureExtractor.from_pretrained(str(onnx_file.parent), trust_remote_code=False)

@@ -18,8 +18,10 @@ was (an audio input, a manifest, a config file, notes: nothing it did not write 
 - **Shards** ``OUT.shard-<rank>-of-<world>`` of a multi-process run are JSONL outputs with a header too.
 
 Paths follow :mod:`ser_hf.paths`: ``path`` is the display form and ``path_base64`` (only for names that are
-not UTF-8) the exact bytes; :func:`record_key` gives the absolute path a record stands for, which is what a
-resumed job compares. Records are written with ``allow_nan=False``: a NaN score can never reach a file.
+not UTF-8) the exact bytes; :func:`record_key` gives the absolute path a record stands for (:func:`path_key`: the
+file the kernel opens, a ``..`` after a symlinked folder taken as the kernel takes it), which is what a resumed job
+compares, and :func:`paired_records` which input each record stands for. Records are written with
+``allow_nan=False``: a NaN score can never reach a file.
 
 Which job wrote an output, whether a rerun is that job, and the lock that lets one job write it at a time are
 :mod:`ser_hf.inference.job_identity`; this module only stores the job where it belongs (the header line, the CSV's
@@ -43,10 +45,10 @@ from typing import Any
 from ser_hf._io import atomic_write_bytes, refuse_dangling_link, temporary_file
 from ser_hf._output_folders import DERIVED_NAME_BYTES, check_name_fits
 from ser_hf.errors import SERError
-from ser_hf.paths import display_path, record_path
+from ser_hf.paths import display_path, path_key, record_path
 
-__all__ = ["FORMATS", "HEADER_KEY", "check_job_file", "check_output_path", "format_for", "job_sidecar", "read_records", "record_key",
-           "shard_files", "unfinished_inputs"]
+__all__ = ["FORMATS", "HEADER_KEY", "check_job_file", "check_output_path", "format_for", "job_sidecar",
+           "paired_records", "path_key", "read_records", "record_key", "shard_files", "unfinished_inputs"]
 
 FORMATS = ("jsonl", "csv")
 #: Key of the header line that marks a JSONL file as a ser-hf predict output; its value is the format version.
@@ -76,12 +78,21 @@ def format_for(out: Path, format: str | None) -> str:
 
 
 def record_key(record: dict[str, Any]) -> str:
-    """The absolute path of the input a record stands for (exact, for names that are not UTF-8 too)."""
-    return os.path.abspath(record_path(record))
+    """The absolute path of the input a record stands for (:func:`path_key`; exact, for names that are not UTF-8
+    too)."""
+    return path_key(record_path(record))
 
 
 def unfinished_inputs(paths: Sequence[str], records: Iterable[dict[str, Any]]) -> list[str]:
-    """The inputs in ``paths`` that no record in ``records`` stands for, in input order: a resumed job's todo list.
+    """The inputs in ``paths`` that no record in ``records`` stands for (:func:`paired_records`), in input order: a
+    resumed job's todo list."""
+    paired = paired_records(paths, records)
+    finished = set(paired.values())
+    return [path for path in paths if path_key(path) not in paired and path not in finished]
+
+
+def paired_records(paths: Sequence[str], records: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """``{record key: the input in paths it stands for}`` (:func:`record_key`), for the records that stand for one.
 
     A record stands for exactly one input, so a resumed job ends with the records of an uninterrupted one:
 
@@ -90,33 +101,39 @@ def unfinished_inputs(paths: Sequence[str], records: Iterable[dict[str, Any]]) -
     - otherwise (the job reached by another route: a symlinked folder, a folder moved behind a link), one input still
       without a record that is the same file: the one of the same name in the same real folder first, else any of the
       same real path, so the finished files are skipped instead of scored again under a second name.
+
+    What a resumed job skips (:func:`unfinished_inputs`) and what its finished records are checked against (a speaker
+    job's, :func:`~ser_hf.inference.speaker_jobs.check_finished_speakers`) are both this pairing, so the two never
+    disagree on which input a record is.
     """
-    inputs = {os.path.abspath(path) for path in paths}
+    inputs = {path_key(path): path for path in paths}
     keys = {record_key(record) for record in records}
-    todo = [path for path in paths if os.path.abspath(path) not in keys]
-    routes = sorted(keys - inputs)
-    finished: set[str] = set()
+    paired = {key: inputs[key] for key in keys if key in inputs}
+    todo = [path for path in paths if path_key(path) not in keys]
+    routes = sorted(keys - inputs.keys())
+    taken: set[str] = set()
     for same_file in (_in_real_folder, os.path.realpath):  # the closest match first, then any other name of the file
-        if not routes or len(finished) == len(todo):
+        if not routes or len(taken) == len(todo):
             break
         waiting: dict[str, list[str]] = {}
         for path in todo:
-            if path not in finished:
+            if path not in taken:
                 waiting.setdefault(same_file(path), []).append(path)
         unmatched = []
         for route in routes:
             matches = waiting.get(same_file(route))
             if matches:
-                finished.add(matches.pop(0))
+                paired[route] = matches.pop(0)
+                taken.add(paired[route])
             else:
                 unmatched.append(route)
         routes = unmatched
-    return [path for path in todo if path not in finished]
+    return paired
 
 
 def _in_real_folder(path: str) -> str:
     """``path`` with the links on its folders resolved, not a link in its own name."""
-    folder, name = os.path.split(os.path.abspath(path))
+    folder, name = os.path.split(path_key(path))
     return os.path.join(os.path.realpath(folder), name)
 
 

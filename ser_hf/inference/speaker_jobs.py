@@ -13,7 +13,6 @@ two enrollments of one speaker in one output.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,10 @@ from ser_hf.audio import MAX_CLIP_DURATION
 from ser_hf.errors import SERError
 from ser_hf.inference.chunk_records import error_record, is_error, predict_chunk
 from ser_hf.inference.enrollment_inputs import clip_key, enrollment_level_db, screen
-from ser_hf.inference.outputs import record_key
+from ser_hf.inference.outputs import paired_records, record_key
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.names import speaker_text
-from ser_hf.paths import display_path, path_fields, record_path, text_fields
+from ser_hf.paths import display_path, path_fields, text_fields
 
 __all__ = ["check_finished_speakers", "enrollment_digest", "mixing_error", "predict_by_speaker", "shown_speaker",
            "speaker_fields"]
@@ -51,18 +50,21 @@ def speaker_fields(speaker: str | None) -> dict[str, Any]:
 def check_finished_speakers(out: Path, records: Sequence[dict[str, Any]],
                             speakers: dict[str, str | None]) -> dict[str, set[str]]:
     """Before anything changes: refuse to resume ``out`` when a finished record was scored for another speaker than
-    its file now has. Returns each speaker's ``enrollment`` digests in the finished records, for
-    :func:`predict_by_speaker` to compare with the speaker's enrollment now, before it writes their first record
-    (records without one, from an older ser_hf, are checked for their speaker only).
+    its input now has. ``speakers`` is ``{input: speaker}`` in input order; the input a record stands for is the one
+    its resume skips (:func:`~ser_hf.inference.outputs.paired_records`). Returns each speaker's ``enrollment``
+    digests in the finished records, for :func:`predict_by_speaker` to compare with the speaker's enrollment now,
+    before it writes their first record (records without one, from an older ser_hf, are checked for their speaker
+    only).
 
     Raises:
         SERError: naming the output, the file, both speakers and the fixes.
     """
-    current = {os.path.realpath(path): path for path in speakers}  # the files, by whatever route they were given
-    current.update({os.path.abspath(path): path for path in speakers})
+    # The input each record stands for by the very rule that skips it (a job reached by another route too), so a
+    # record is never checked against one input and counted as finishing another.
+    paired = paired_records(list(speakers), records)
     recorded: dict[str, set[str]] = {}
     for record in records:
-        path = current.get(record_key(record)) or current.get(os.path.realpath(record_path(record)))
+        path = paired.get(record_key(record))
         if path is None or "speaker" not in record:
             continue  # a file no longer among the inputs, or a record of a job without speakers
         was = {key: record.get(key) or None for key in ("speaker", "speaker_base64")}

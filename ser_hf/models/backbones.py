@@ -43,7 +43,7 @@ from ser_hf.models.whisper_convert import (
     check_conversion_output,
     convert_ct2_whisper,
 )
-from ser_hf.paths import display_path
+from ser_hf.paths import display_path, path_text
 
 logger = logging.getLogger(__name__)
 
@@ -134,8 +134,8 @@ def models_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     Returns:
         The directory (not created).
     """
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
+    if cache_dir is not None:  # "" would be the current folder, filled with converted models
+        return Path(path_text(cache_dir, "--cache-dir (cache_dir)", error=ModelError, refuse_empty=True)).expanduser()
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser() / "models"
     return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "ser_hf" / "models"

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_hf.errors import ModelError
+from ser_hf.paths import path_text
 
 # Order of ctranslate2's DataType enum (include/ctranslate2/types.h, `_dtype_to_type_id`).
 CT2_DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
@@ -242,7 +243,9 @@ def read_ct2_model(path: str | os.PathLike | Sequence[str | os.PathLike]) -> CT2
 
         ```
     """
-    parts = [Path(p) for p in path] if isinstance(path, Sequence) and not isinstance(path, str) else [Path(path)]
+    many = isinstance(path, Sequence) and not isinstance(path, (str, bytes))  # bytes are one path, not its parts
+    parts = [Path(path_text(part, "the CTranslate2 model file", error=ModelError, refuse_empty=True))
+             for part in (path if many else [path])]
     if len(parts) == 1 and parts[0].is_dir():
         parts = [parts[0] / "model.bin"]
     for part in parts:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ser_hf._io import link_problem, read_bounded, read_json
 from ser_hf.errors import ModelError
-from ser_hf.paths import display_path
+from ser_hf.paths import display_path, path_text
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ def read_whisper_dir(src_dir: str | os.PathLike) -> tuple[bytes, dict[str, Any] 
 
 def check_source_dir(src_dir: str | os.PathLike) -> Path:
     """Refuse a faster-whisper ``src_dir`` that is missing, a file or a symbolic link loop; returns it as a Path."""
-    src = Path(src_dir)
+    src = Path(path_text(src_dir, "faster-whisper model directory (src_dir)", error=ModelError, refuse_empty=True))
     problem = link_problem(src)
     if problem is not None:
         raise ModelError(f"faster-whisper model directory {display_path(src)} is {problem}. Pass a directory holding "

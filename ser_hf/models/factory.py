@@ -67,6 +67,7 @@ from ser_hf.models.whisper_lengths import (
     set_whisper_max_source_positions,
     whisper_positions_for,
 )
+from ser_hf.paths import path_text
 from ser_hf.ranges import COUNT, PROBABILITY, Range, check_ranges
 
 __all__ = [
@@ -206,6 +207,7 @@ def load_backbone_config(checkpoint: str | os.PathLike) -> PretrainedConfig:
         ModelError: if the directory does not exist, has no ``config.json``, is not a valid Hub id, cannot be
             fetched, or has an unsupported ``model_type``. The message lists the supported model types.
     """
+    checkpoint = path_text(checkpoint, "the backbone (model_name_or_path)", error=ModelError, refuse_empty=True)
     path = Path(checkpoint).expanduser()
     if path.is_dir():
         return _config_from_directory(path)

@@ -47,6 +47,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ser_hf.errors import SERError
+from ser_hf.paths import display_path, path_text
 from ser_hf.service.limits import json_response
 
 __all__ = ["API_KEY_ENV", "KEY_PROTOCOL", "STREAM_PROTOCOL", "AccessMiddleware", "AccessPolicy", "KeyFailureLimiter",
@@ -143,11 +144,12 @@ def resolve_api_key(api_key: str | None = None, api_key_file: str | os.PathLike 
     if api_key is not None and api_key_file is not None:
         raise SERError("give --api-key or --api-key-file, not both.")
     if api_key_file is not None:
-        path = Path(api_key_file)
+        path = Path(path_text(api_key_file, "--api-key-file", refuse_empty=True))
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as err:
-            raise SERError(f"--api-key-file {str(path)!r} cannot be read ({err}); write the key on its first line.") from err
+            raise SERError(f"--api-key-file {display_path(path)!r} cannot be read ({err}); write the key on its first "
+                           f"line.") from err
         api_key = lines[0].strip() if lines else ""
         if not api_key:
             raise SERError(f"--api-key-file {str(path)!r} is empty; write the key on its first line.")

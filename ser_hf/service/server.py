@@ -15,6 +15,7 @@ import logging
 import os
 from pathlib import Path
 
+from ser_hf.paths import path_text
 from ser_hf.service.access import API_KEY_ENV, AccessPolicy
 from ser_hf.service.connections import guarded_protocol
 from ser_hf.service.settings import ServiceSettings
@@ -95,7 +96,8 @@ def serve(model: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
                                                    batch_size=max(batch_size, settings.micro_batch),
                                                    test_time_copies=test_time_copies)
     # Only the last part of the name: /health must not reveal server paths.
-    name = Path(os.fspath(model)).name or os.fspath(model)
+    text = path_text(model, "--model")  # from_pretrained took it: a path-like giving bytes too
+    name = Path(text).name or text
     app = create_app(recognizer, settings, model_name=name, access=access)
     logger.info("serving %s (%s) on http://%s:%d%s", name, ", ".join(recognizer.labels), host, port,
                 " (API key required)" if access.key_required else "")

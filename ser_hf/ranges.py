@@ -193,10 +193,13 @@ def check_ranges(obj: Any, *, error: type[SERError] = SERError) -> None:
         check_value(f"{owner}.{item.name}", getattr(obj, item.name, None), allowed.get(item.name), error)
 
 
-#: What a negative number looks like on a command line, ``-1e2``, ``-1.`` and ``-inf`` included: argparse (before
-#: Python 3.13) takes only ``-40`` and ``-0.5`` for one and reads the others as unknown flags, so a value out of range
-#: got "expected one argument" instead of its range. No ser-hf flag starts with a digit or spells a number.
-NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
+#: What a negative number looks like on a command line, ``-1e2``, ``-1.``, ``-inf`` and ``-1_000`` included: argparse
+#: (before Python 3.13) takes only ``-40`` and ``-0.5`` for one and reads the others as unknown flags, so a value out of
+#: range got "expected one argument" instead of its range. Digits may be grouped by single underscores, as ``int()`` and
+#: ``float()`` read them. No ser-hf flag starts with a digit or spells a number.
+_DIGITS = r"\d(?:_?\d)*"
+NEGATIVE_NUMBER = re.compile(rf"^-({_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][-+]?{_DIGITS})?$"
+                             r"|^-(inf|infinity|nan)$", re.IGNORECASE)
 
 
 def take_negative_numbers(parser: argparse.ArgumentParser) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from ser_hf._io import cache_root
 from ser_hf.cli.data import add_corpus_arguments, add_skip_bad_files_argument, corpus_options
+from ser_hf.cli.numbers import check_flags
 from ser_hf.errors import SERError
 from ser_hf.paths import display_path
-from ser_hf.ranges import NON_NEGATIVE_INT, SEED, Range
+from ser_hf.ranges import FOLDS, NON_NEGATIVE_INT, SEED, ranges_of
 
 CLASSIFIER_NAMES = ("svm", "logreg", "forest", "mlp", "cnn", "lstm")
 
@@ -98,18 +99,20 @@ def _neural_config(args: argparse.Namespace):
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
-    """Refuse a seed, worker, fold or job count no library takes, before the corpus loads (numpy and torch refused
-    them with a traceback, after every clip's features were extracted; --jobs 100000 started that many processes)."""
+    """Refuse a seed, worker, fold, epoch or job count no library takes, before the corpus loads (numpy and torch
+    refused them with a traceback, after every clip's features were extracted; --jobs 100000 started that many
+    processes; --folds 0 was refused once the corpus loaded, --epochs 0 as NeuralConfig.max_epochs)."""
     from ser_hf.baseline.classifiers import check_n_jobs  # scikit-learn: imported once a command runs, not for --help
+    from ser_hf.baseline.networks import NeuralConfig
 
     check_n_jobs(args.jobs, "--jobs")
-    for flag, value, allowed, fix in (
-            ("--seed", args.seed, SEED, "e.g. --seed 0"),
-            ("--workers", args.workers, NON_NEGATIVE_INT, "0 or 1 extracts in this process; leave it out for all cores"),
-            ("--inner-folds", args.inner_folds, Range(2, integer=True, noun="an integer"),
-             "the search needs 2 or more inner folds, e.g. --inner-folds 3")):
-        if value is not None and value not in allowed:
-            raise SERError(f"{flag} must be {allowed}, got {value}; {fix}.")
+    neural = ranges_of(NeuralConfig)
+    check_flags(("--seed", args.seed, SEED, "e.g. --seed 0"),
+                ("--workers", args.workers, NON_NEGATIVE_INT, "0 or 1 extracts in this process; leave it out for all cores"),
+                ("--folds", args.folds, FOLDS, "each fold tests speakers the others train on, e.g. --folds 5"),
+                ("--inner-folds", args.inner_folds, FOLDS, "the search needs 2 or more inner folds, e.g. --inner-folds 3"),
+                ("--epochs", args.epochs, neural["max_epochs"], f"e.g. --epochs {NeuralConfig.max_epochs}"),
+                ("--patience", args.patience, neural["patience"], f"e.g. --patience {NeuralConfig.patience}"))
 
 
 def run_baseline(args: argparse.Namespace) -> int:

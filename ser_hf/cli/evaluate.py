@@ -12,6 +12,12 @@ from ser_hf.cli.data import (
     corpus_options,
     dataset_source,
 )
+from ser_hf.cli.numbers import check_flags
+from ser_hf.ranges import COUNT, FOLDS, SEED, Range, check_value
+
+#: What --split test takes for --test-size, as ser_hf.evaluation.corpus_eval.select_split checks it (0 would leave no
+#: test part, 1 no speakers to split from).
+TEST_SHARE = Range(0, 1, low_open=True, high_open=True, noun="a share")
 
 DESCRIPTION = """\
 Evaluate a saved checkpoint on a corpus and write report.json, report.md, confusion_matrix.png and
@@ -96,7 +102,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "--corpus folder/manifest, raw labels that are no emotion name ('glee=happy') are "
                              "mapped as the corpus loads")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for report.json, report.md and figures")
-    parser.add_argument("--seed", type=int, default=0, help="seed of --split test / fold:N (default 0, as ser-hf train)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of --split test / fold:N, 0 to 2**32 - 1 (default 0, as ser-hf train)")
     parser.add_argument("--test-size", type=float, default=0.2,
                         help="share of clips, by whole speakers, in --split test (default 0.2, as ser-hf train)")
     parser.add_argument("--num-folds", type=int, default=5,
@@ -110,12 +117,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--perturb", default=None, metavar="LIST",
                        help="also score the clips degraded, e.g. 'noise:snr=10,babble:snr=5,telephone,gain:db=-20,"
                             "reverb:rt60=0.6,resample:rate=8000' (see above)")
-    group.add_argument("--perturb-seed", type=int, default=0, help="seed of the noise and room draws (default 0)")
+    group.add_argument("--perturb-seed", type=int, default=0,
+                       help="seed of the noise and room draws, 0 to 2**32 - 1 (default 0)")
     group.add_argument("--perturb-cache-dir", default=None, metavar="DIR",
                        help="prediction cache (default $SER_HF_CACHE/perturbations or ~/.cache/ser_hf/perturbations)")
     group.add_argument("--update-card", action="store_true",
                        help="add the degraded-audio table to MODEL's model card (README.md beside the checkpoint)")
     parser.set_defaults(func=run_evaluate)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse a seed, share, fold count or batch size before anything loads: the library refused a share, batch size
+    or fold count only once the model and the corpus had loaded (the last two naming its argument, not the flag), and
+    took any seed."""
+    from ser_hf.errors import EvaluationError
+
+    if args.split == "test":  # with the library's own message: only the test part reads it
+        check_value("test_size (--test-size)", args.test_size, TEST_SHARE, EvaluationError)
+    check_flags(("--seed", args.seed, SEED, "e.g. --seed 0"),
+                ("--perturb-seed", args.perturb_seed, SEED, "e.g. --perturb-seed 0"),
+                ("--num-folds", args.num_folds, FOLDS,
+                 "each fold tests speakers the others train on, e.g. --num-folds 5"),
+                ("--batch-size", args.batch_size, COUNT, "e.g. --batch-size 8"))
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -127,6 +150,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ser_hf.models.presets import resolve_model_argument
     from ser_hf.paths import display_path
 
+    _check_numbers(args)
     label_map = parse_label_map(args.label_map)  # a syntax error fails before any model or audio is loaded
     perturb = PerturbationSettings.from_spec(args.perturb, args.perturb_seed, args.perturb_cache_dir)
     if args.update_card and not perturb.conditions:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+
+from ser_hf.cli.numbers import check_flags, number
+from ser_hf.ranges import Range
 
 EPILOG = """\
 examples:
@@ -52,6 +56,11 @@ SETTINGS_FLAGS = {"max_duration": "SECONDS", "max_concurrent": "N", "max_queued"
 #: ServiceSettings byte sizes that ``ser-hf serve`` takes in MiB: field -> flag.
 MIB_FLAGS = {"max_upload_bytes": "max-upload-mb", "max_decoded_bytes": "max-decode-mb",
              "decode_budget_bytes": "decode-budget-mb", "body_budget_bytes": "body-budget-mb"}
+#: What a size flag takes: more than 0 (ServiceSettings refuses 0 bytes) and at most a pebibyte, far past any upload
+#: or memory, so that the size in bytes stays a finite float (1e308 MiB would be infinite bytes).
+SIZE_MIB = Range(0, 2**30, low_open=True, noun="a size in MiB")
+#: What --port takes: a TCP port; 0 asks the system for any free one, which uvicorn's log line shows.
+PORT = Range(0, 65535, integer=True, noun="a TCP port (an integer)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,12 +78,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"(default: {DEFAULT_MODEL}, shipped with ser_hf; non-commercial use only)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0: the network)")
-    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    parser.add_argument("--port", type=number(PORT, "e.g. --port 8000, or 0 for any free port"), default=8000,
+                        help="TCP port, 0 to 65535 (default 8000; 0: any free port, shown in uvicorn's log)")
     for name, flag in MIB_FLAGS.items():
         spec = next(f for f in dataclasses.fields(ServiceSettings) if f.name == name)
         default = getattr(defaults, name) / MIB
-        parser.add_argument(f"--{flag}", type=float, default=default, metavar="MB",
-                            help=f"{spec.metadata['help']} In MiB (default {default:g} MiB).")
+        parser.add_argument(f"--{flag}", type=number(SIZE_MIB, f"e.g. --{flag} {default:g} (the default)"),
+                            default=default, metavar="MB", help=f"{spec.metadata['help']} In MiB (default {default:g} MiB).")
     for name, metavar in SETTINGS_FLAGS.items():
         # Help text and default come from ServiceSettings itself, so the flag and the library never disagree.
         spec = next(f for f in dataclasses.fields(ServiceSettings) if f.name == name)
@@ -100,7 +110,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "forward passes each, so for batch use more than for live audio; /health lists them")
     parser.add_argument("--device", default=None, help="where the model runs: cpu (default) or e.g. cuda")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="torch threads (default: one per core; fewer help on a machine shared with other work)")
+                        help="torch threads, at most one per core (default: one per core; fewer help on a machine shared "
+                             "with other work)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                         help="uvicorn log level (default info)")
     parser.set_defaults(func=run_serve)
@@ -110,7 +121,13 @@ def run_serve(args: argparse.Namespace) -> int:
     import importlib.util
 
     from ser_hf.errors import SERError
+    from ser_hf.processes import available_cores
 
+    cores = available_cores()
+    # torch takes up to 2**31 - 1 threads (more raised a raw ValueError) and starts them all at the first forward pass;
+    # its intra-op threads beyond the cores only wait for each other
+    check_flags(("--threads", args.threads, Range(1, cores, integer=True, noun="a positive integer"),
+                 f"at most one per core this process may use ({cores} here); leave it out for one per core"))
     missing = [name for name in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(name) is None]
     if missing:
         raise SERError(f"`ser-hf serve` needs {', '.join(missing)}, which are not installed; install the serve extra: "
@@ -119,10 +136,9 @@ def run_serve(args: argparse.Namespace) -> int:
     from ser_hf.service.server import serve
     from ser_hf.service.settings import MIB, ServiceSettings
 
-    sizes = {name: int(getattr(args, flag.replace("-", "_")) * MIB) for name, flag in MIB_FLAGS.items()}
+    # rounded up: a size of a few bytes in MiB (1e-7) is still a positive size, not 0 bytes
+    sizes = {name: math.ceil(getattr(args, flag.replace("-", "_")) * MIB) for name, flag in MIB_FLAGS.items()}
     settings = ServiceSettings(**sizes, **{name: getattr(args, name) for name in SETTINGS_FLAGS})
-    if args.threads is not None and args.threads < 1:
-        raise SERError(f"--threads must be a positive integer, got {args.threads}.")
     access = AccessPolicy(api_key=resolve_api_key(args.api_key, args.api_key_file),
                           allowed_origins=tuple(args.allowed_origin), max_key_failures=args.max_key_failures,
                           key_failure_window=args.key_failure_window)

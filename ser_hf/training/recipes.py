@@ -35,7 +35,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from ser_hf._io import unique_keys
 from ser_hf.errors import SERError
-from ser_hf.paths import path_text
+from ser_hf.paths import display_path, path_text
 from ser_hf.ranges import take_negative_numbers
 from ser_hf.training.arguments import DataArguments, ModelArguments, ProbeArguments, SERTrainingArguments
 from ser_hf.training.run import Run
@@ -150,7 +150,7 @@ def _json_object(source: str):
 
 
 def _parse(text: str, path: Path) -> Any:
-    source = str(path)
+    source = display_path(path)
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text, object_pairs_hook=_json_object(source))
@@ -183,7 +183,7 @@ def _check_values(values: dict, source: str) -> None:
             raise SERError(f"{key} must hold finite numbers, got {value!r}. Set in recipe {source}: change it there.")
 
 
-def read_recipe(path: str | Path) -> dict[str, Any]:
+def read_recipe(path: str | bytes | os.PathLike) -> dict[str, Any]:
     """The key/value mapping of a YAML (or JSON, by its ``.json`` suffix) recipe file.
 
     Raises:
@@ -195,22 +195,22 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     if not path:  # Path("") is the current folder, and "" must not quietly mean "the defaults"
         raise SERError("The recipe path is an empty string. Pass a YAML file such as "
                        "recipes/urdu/whisper-base-probe.yaml, or no recipe for the defaults.")
-    path = Path(path)
+    shown, path = display_path(path), Path(path)  # shown: a name that is not UTF-8 as \xNN, never lone surrogates
     if not path.is_file():
-        raise SERError(f"Recipe {str(path)!r} does not exist. Pass a YAML file such as recipes/urdu/whisper-base-probe.yaml.")
+        raise SERError(f"Recipe {shown!r} does not exist. Pass a YAML file such as recipes/urdu/whisper-base-probe.yaml.")
     size = path.stat().st_size
     if size > MAX_RECIPE_BYTES:
-        raise SERError(f"Recipe {path} is {size} bytes; recipes are small key: value files (at most "
+        raise SERError(f"Recipe {shown} is {size} bytes; recipes are small key: value files (at most "
                        f"{MAX_RECIPE_BYTES} bytes). Check that this is the file you meant.")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise SERError(f"Recipe {path} is not UTF-8 text ({err}); save it as UTF-8.") from None
+        raise SERError(f"Recipe {shown} is not UTF-8 text ({err}); save it as UTF-8.") from None
     values = _parse(text, path)
     values = {} if values is None else values
     if not isinstance(values, dict):
-        raise SERError(f"Recipe {str(path)!r} must be a mapping of keys to values, found {type(values).__name__}.")
-    _check_values(values, str(path))
+        raise SERError(f"Recipe {shown!r} must be a mapping of keys to values, found {type(values).__name__}.")
+    _check_values(values, shown)
     return values
 
 
@@ -298,18 +298,18 @@ def _flag_key(item: str) -> str:
     return item.lstrip("-").split("=", 1)[0].replace("-", "_")
 
 
-def _origin(key: str, recipe: str | Path | None, overrides: Sequence[str], values: dict[str, Any]) -> str:
+def _origin(key: str, recipe: str | None, overrides: Sequence[str], values: dict[str, Any]) -> str:
     """Where the value of ``key`` that won came from (keywords override flags, which override the recipe)."""
     if key in values:
         return f"the keyword argument {key}="
     if any(item.startswith("--") and _flag_key(item) == key for item in overrides):
         return f"the command line (--{key})"
     if recipe is not None:
-        return f"recipe {recipe}"
+        return f"recipe {display_path(recipe)}"
     return "the defaults"
 
 
-def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), **values: Any) -> Run:
+def parse_run(recipe: str | bytes | os.PathLike | None = None, overrides: Sequence[str] = (), **values: Any) -> Run:
     """Build a :class:`Run` from a recipe file, then ``--key value`` overrides, then keyword values.
 
     Every value is checked where it is parsed: types, and the range each field declares
@@ -320,8 +320,11 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
             :func:`read_recipe`), or a value of the wrong type or out of range; the message names the key,
             the value, what is allowed and where the value was set (recipe file, command line, keyword).
     """
+    # converted once: messages name a bytes or path-like recipe by its path, never by its repr
+    recipe = None if recipe is None else path_text(recipe, "The recipe path")
     from_file = read_recipe(recipe) if recipe is not None else {}
-    for source, mapping in ((f"recipe {recipe}", from_file), ("the keyword arguments", values)):
+    in_recipe = f"recipe {display_path(recipe)}" if recipe is not None else "the recipe"
+    for source, mapping in ((in_recipe, from_file), ("the keyword arguments", values)):
         unknown = sorted(set(mapping) - valid_keys())
         if unknown:
             raise _unknown_key_error(unknown, source)
@@ -329,7 +332,7 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
     parser = HfArgumentParser(ARGUMENT_GROUPS, exit_on_error=False)
     take_negative_numbers(parser)  # --gain_db -1e1 0 is two numbers, as on every other ser-hf command
     parser.allow_abbrev = False  # a typo like --num_fold must not silently mean --num_folds
-    for source, mapping in ((f"recipe {recipe}", from_file), ("the keyword arguments", values)):
+    for source, mapping in ((in_recipe, from_file), ("the keyword arguments", values)):
         _refuse_lists_for_single_values(parser, mapping, source)
     argv = _cleared(_as_flags(from_file) + list(overrides) + _as_flags(values))
     try:
@@ -345,10 +348,10 @@ def parse_run(recipe: str | Path | None = None, overrides: Sequence[str] = (), *
             raise
         raise type(err)(f"{err} Set in {_origin(key, recipe, overrides, values)}: change it there.") from None
     except ValueError as err:  # transformers' own consistency checks in TrainingArguments.__post_init__
-        where = f"recipe {recipe} and the command line" if recipe else "the command line"
+        where = f"{in_recipe} and the command line" if recipe else "the command line"
         raise SERError(f"Invalid training arguments ({' '.join(str(err).split())}). Fix them in {where}.") from None
     if remaining:
-        flags = [item.lstrip("-").replace("-", "_") for item in remaining if item.startswith("--")]
+        flags = [_flag_key(item) for item in remaining if item.startswith("--")]  # --key=-.5 names key alone
         if not flags:  # '--train_top_layers 1 2': the 2 is no key
             raise SERError(f"the command line has value(s) {remaining} that no setting takes: a setting before them "
                            f"takes one value. Pass one value per setting, e.g. --train_top_layers 2.")

@@ -53,7 +53,7 @@ def test_every_long_flag_takes_both_spellings_and_help_shows_the_dashed_one():
 
 
 @pytest.mark.parametrize("value, expected", [("-40", -40.0), ("-1e2", -100.0), ("-1.5E+1", -15.0), ("-.5", -0.5),
-                                             ("-2.", -2.0)])
+                                             ("-2.", -2.0), ("-1_0", -10.0), ("-1_0.2_5e-0_1", -1.025)])
 def test_a_negative_number_in_any_notation_is_a_value_not_a_flag(value, expected):
     args = build_parser().parse_args(["predict", "clip.wav", "--model", "m", "--out", "p.jsonl", "--window", "3",
                                       "--vad-threshold-db", value])
@@ -68,11 +68,27 @@ def test_a_negative_infinity_reaches_the_range_check_with_its_message(value, tmp
 
 
 @pytest.mark.parametrize("values, expected", [(["-1e1", "0"], [-10.0, 0.0]), (["-6.", "0"], [-6.0, 0.0]),
-                                              (["-.5", "0"], [-0.5, 0.0])])
+                                              (["-.5", "0"], [-0.5, 0.0]), (["-1_0", "0"], [-10.0, 0.0])])
 def test_recipe_overrides_take_negative_numbers_in_any_notation(values, expected):
     from ser_hf.training.recipes import parse_run
 
     assert parse_run(None, ["--gain_db", *values]).training.gain_db == expected
+
+
+@pytest.mark.parametrize("text", ["-1_0", "-1_000.5e-1_0", "-.1_2", "-1_0.", "-1E+1_0", "-١٢"])
+def test_a_negative_number_groups_digits_with_underscores_as_python_reads_it(text):
+    from ser_hf.ranges import NEGATIVE_NUMBER
+
+    assert NEGATIVE_NUMBER.match(text) and float(text) < 0
+
+
+@pytest.mark.parametrize("text", ["-1__0", "-_1", "-1_", "-1_.5", "-1._5", "-1e_5", "-1e5_", "-.", "-e5"])
+def test_what_python_reads_as_no_number_is_no_negative_number(text):
+    from ser_hf.ranges import NEGATIVE_NUMBER
+
+    assert not NEGATIVE_NUMBER.match(text)
+    with pytest.raises(ValueError):
+        float(text)
 
 
 def test_a_flag_after_a_flag_that_takes_a_number_is_still_a_flag(capsys):

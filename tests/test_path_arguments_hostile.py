@@ -238,3 +238,17 @@ def test_a_clip_path_that_fails_or_holds_a_nul_byte_is_named_once(checkpoint):
     for call in (recognizer.predict, recognizer.load_raw, lambda item: recognizer.predict_long(item, window=1.0)):
         with pytest.raises(AudioError, match=r"the Failing given gives no path: its __fspath__ raised ValueError"):
             call(Failing())
+
+
+def test_the_server_names_a_model_given_as_bytes_by_its_folder(checkpoint, monkeypatch):
+    import uvicorn
+
+    from ser_hf.service import server
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    server.serve(BytesPath(checkpoint), port=0)  # returns once "running" ends: here at once
+    from fastapi.testclient import TestClient
+
+    assert served["port"] == 0
+    assert TestClient(served["app"]).get("/health").json()["model"] == os.path.basename(checkpoint)

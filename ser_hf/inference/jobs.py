@@ -81,6 +81,7 @@ from ser_hf._io import temporary_file
 from ser_hf.errors import SERError
 from ser_hf.inference.chunk_records import ChunkScorer, is_error, predict_chunk, predict_into
 from ser_hf.inference.devices import check_device as check_device  # its old import path
+from ser_hf.inference.finished_inputs import unfinished_inputs
 from ser_hf.inference.inputs import expand_inputs, input_paths, speakers_of
 from ser_hf.inference.job_identity import check_job_files, check_same_job, job_header_for, lock_output
 from ser_hf.inference.outputs import (
@@ -95,7 +96,6 @@ from ser_hf.inference.outputs import (
     record_key,
     shard_files,
     shard_path,
-    unfinished_inputs,
     write_csv,
     write_jsonl,
 )

@@ -20,7 +20,8 @@ was (an audio input, a manifest, a config file, notes: nothing it did not write 
 Paths follow :mod:`ser_hf.paths`: ``path`` is the display form and ``path_base64`` (only for names that are
 not UTF-8) the exact bytes; :func:`record_key` gives the absolute path a record stands for (:func:`path_key`: the
 file the kernel opens, a ``..`` after a symlinked folder taken as the kernel takes it), which is what a resumed job
-compares, and :func:`paired_records` which input each record stands for. Records are written with
+compares (which input each record stands for is
+:func:`~ser_hf.inference.finished_inputs.paired_records`). Records are written with
 ``allow_nan=False``: a NaN score can never reach a file.
 
 Which job wrote an output, whether a rerun is that job, and the lock that lets one job write it at a time are
@@ -47,8 +48,8 @@ from ser_hf._output_folders import DERIVED_NAME_BYTES, check_name_fits
 from ser_hf.errors import SERError
 from ser_hf.paths import display_path, path_key, record_path
 
-__all__ = ["FORMATS", "HEADER_KEY", "check_job_file", "check_output_path", "format_for", "job_sidecar",
-           "paired_records", "path_key", "read_records", "record_key", "shard_files", "unfinished_inputs"]
+__all__ = ["FORMATS", "HEADER_KEY", "check_job_file", "check_output_path", "format_for", "job_sidecar", "path_key",
+           "read_records", "record_key", "shard_files"]
 
 FORMATS = ("jsonl", "csv")
 #: Key of the header line that marks a JSONL file as a ser-hf predict output; its value is the format version.
@@ -81,60 +82,6 @@ def record_key(record: dict[str, Any]) -> str:
     """The absolute path of the input a record stands for (:func:`path_key`; exact, for names that are not UTF-8
     too)."""
     return path_key(record_path(record))
-
-
-def unfinished_inputs(paths: Sequence[str], records: Iterable[dict[str, Any]]) -> list[str]:
-    """The inputs in ``paths`` that no record in ``records`` stands for (:func:`paired_records`), in input order: a
-    resumed job's todo list."""
-    paired = paired_records(paths, records)
-    finished = set(paired.values())
-    return [path for path in paths if path_key(path) not in paired and path not in finished]
-
-
-def paired_records(paths: Sequence[str], records: Iterable[dict[str, Any]]) -> dict[str, str]:
-    """``{record key: the input in paths it stands for}`` (:func:`record_key`), for the records that stand for one.
-
-    A record stands for exactly one input, so a resumed job ends with the records of an uninterrupted one:
-
-    - the input of its own path, when that path is one of the job's inputs. A file and a link to it, both inputs, get
-      a record each in an uninterrupted run: one's record never finishes the other.
-    - otherwise (the job reached by another route: a symlinked folder, a folder moved behind a link), one input still
-      without a record that is the same file: the one of the same name in the same real folder first, else any of the
-      same real path, so the finished files are skipped instead of scored again under a second name.
-
-    What a resumed job skips (:func:`unfinished_inputs`) and what its finished records are checked against (a speaker
-    job's, :func:`~ser_hf.inference.speaker_jobs.check_finished_speakers`) are both this pairing, so the two never
-    disagree on which input a record is.
-    """
-    inputs = {path_key(path): path for path in paths}
-    keys = {record_key(record) for record in records}
-    paired = {key: inputs[key] for key in keys if key in inputs}
-    todo = [path for path in paths if path_key(path) not in keys]
-    routes = sorted(keys - inputs.keys())
-    taken: set[str] = set()
-    for same_file in (_in_real_folder, os.path.realpath):  # the closest match first, then any other name of the file
-        if not routes or len(taken) == len(todo):
-            break
-        waiting: dict[str, list[str]] = {}
-        for path in todo:
-            if path not in taken:
-                waiting.setdefault(same_file(path), []).append(path)
-        unmatched = []
-        for route in routes:
-            matches = waiting.get(same_file(route))
-            if matches:
-                paired[route] = matches.pop(0)
-                taken.add(paired[route])
-            else:
-                unmatched.append(route)
-        routes = unmatched
-    return paired
-
-
-def _in_real_folder(path: str) -> str:
-    """``path`` with the links on its folders resolved, not a link in its own name."""
-    folder, name = os.path.split(path_key(path))
-    return os.path.join(os.path.realpath(folder), name)
 
 
 def check_output_path(out: str | os.PathLike) -> None:

@@ -23,7 +23,8 @@ from ser_hf.audio import MAX_CLIP_DURATION
 from ser_hf.errors import SERError
 from ser_hf.inference.chunk_records import error_record, is_error, predict_chunk
 from ser_hf.inference.enrollment_inputs import clip_key, enrollment_level_db, screen
-from ser_hf.inference.outputs import paired_records, record_key
+from ser_hf.inference.finished_inputs import paired_records
+from ser_hf.inference.outputs import record_key
 from ser_hf.inference.recognizer import EmotionRecognizer
 from ser_hf.names import speaker_text
 from ser_hf.paths import display_path, path_fields, text_fields
@@ -51,7 +52,7 @@ def check_finished_speakers(out: Path, records: Sequence[dict[str, Any]],
                             speakers: dict[str, str | None]) -> dict[str, set[str]]:
     """Before anything changes: refuse to resume ``out`` when a finished record was scored for another speaker than
     its input now has. ``speakers`` is ``{input: speaker}`` in input order; the input a record stands for is the one
-    its resume skips (:func:`~ser_hf.inference.outputs.paired_records`). Returns each speaker's ``enrollment``
+    its resume skips (:func:`~ser_hf.inference.finished_inputs.paired_records`). Returns each speaker's ``enrollment``
     digests in the finished records, for :func:`predict_by_speaker` to compare with the speaker's enrollment now,
     before it writes their first record (records without one, from an older ser_hf, are checked for their speaker
     only).

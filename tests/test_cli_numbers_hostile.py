@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+from test_cli_conventions import _leaves
 
 from ser_hf.cli import build_parser, main
 from ser_hf.cli.serve import SETTINGS_FLAGS
@@ -143,12 +144,7 @@ def test_baseline_names_the_flag_of_a_count_out_of_range_before_the_corpus_loads
 
 def _command_parsers(parser: argparse.ArgumentParser):
     """(command, parser) for every ser-hf command, nested ones (``data split``) included."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                yield from _command_parsers(sub)
-            return
-    yield parser.prog.removeprefix("ser-hf "), parser
+    return [(leaf.prog.removeprefix("ser-hf "), leaf) for leaf in _leaves(parser)]
 
 
 def _numeric_options() -> set[tuple[str, str]]:

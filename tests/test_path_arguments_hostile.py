@@ -9,18 +9,11 @@ import os
 import numpy as np
 import pytest
 import soundfile as sf
+from test_path_like_inputs import BytesPath
 
 from ser_hf.errors import CorpusError, ModelError, SERError
 from ser_hf.hub import HubError
 from ser_hf.paths import display_path, path_text
-
-
-class BytesPath:
-    def __init__(self, path):
-        self.path = os.fsencode(path)
-
-    def __fspath__(self):
-        return self.path
 
 
 class Failing:
